@@ -1,0 +1,80 @@
+package kernel
+
+import (
+	"sort"
+	"sync"
+)
+
+// Envelope is one message as it arrives.
+type Envelope struct {
+	From NodeID
+	Port string
+	Body []byte
+}
+
+// Network is a node's message endpoint. Messages go between node IDs to a
+// named port. The contract is a datagram's, deliberately weaker than a TCP
+// stream's so that the same components run over the simulator's faulty
+// network and over production gRPC streams: a message may be lost, delayed,
+// duplicated or reordered, and Send never reports delivery. Protocols retry
+// and deduplicate.
+type Network interface {
+	// Send transmits body to port on node to. It never blocks. The runtime
+	// owns body after the call.
+	Send(to NodeID, port string, body []byte)
+	// Listen returns the inbox of a port on this node, creating it on first
+	// use. A full inbox drops arriving messages.
+	Listen(port string) *Mailbox[Envelope]
+}
+
+// InboxCapacity bounds every port's inbox.
+const InboxCapacity = 4096
+
+// Inboxes is the receiving half that both runtimes share: one mailbox per
+// port, created on first Listen.
+type Inboxes struct {
+	rt    Runtime
+	mu    sync.Mutex
+	ports map[string]*Mailbox[Envelope]
+}
+
+// NewInboxes returns the inbox set of a node.
+func NewInboxes(rt Runtime) *Inboxes {
+	return &Inboxes{rt: rt, ports: map[string]*Mailbox[Envelope]{}}
+}
+
+// Listen returns the port's inbox, creating it if needed.
+func (in *Inboxes) Listen(port string) *Mailbox[Envelope] {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	m, ok := in.ports[port]
+	if !ok {
+		m = NewMailbox[Envelope](in.rt, "port "+port, InboxCapacity)
+		in.ports[port] = m
+	}
+	return m
+}
+
+// Deliver hands env to its port and reports whether it was queued: false when
+// nobody listens on the port or its inbox is full.
+func (in *Inboxes) Deliver(env Envelope) bool {
+	in.mu.Lock()
+	m, ok := in.ports[env.Port]
+	in.mu.Unlock()
+	return ok && m.Send(env)
+}
+
+// Close closes every inbox, waking their receivers.
+func (in *Inboxes) Close() {
+	in.mu.Lock()
+	names := make([]string, 0, len(in.ports))
+	for name := range in.ports {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	ports := in.ports
+	in.mu.Unlock()
+	for _, name := range names {
+		ports[name].Close()
+	}
+}

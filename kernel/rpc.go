@@ -1,0 +1,145 @@
+package kernel
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// RemoteError is a failure the remote handler reported. Unlike a context
+// error from Call, it is definite: the handler ran and said no.
+type RemoteError struct{ Msg string }
+
+func (e *RemoteError) Error() string { return "remote: " + e.Msg }
+
+// errMalformed marks a message that does not parse; it is dropped.
+var errMalformed = errors.New("kernel: malformed rpc message")
+
+// Message kinds on the wire.
+const (
+	rpcRequest byte = iota + 1
+	rpcReplyOK
+	rpcReplyErr
+)
+
+// RPC is request/reply on top of Network. A Call either returns the
+// handler's reply, a *RemoteError (the handler failed: definite), or the
+// context's error (a timeout: the request may or may not have run). The
+// network may duplicate requests, so a handler may run more than once for one
+// Call; handlers must be idempotent or deduplicate.
+type RPC struct {
+	rt        Runtime
+	replyPort string
+
+	mu      sync.Mutex
+	nextID  uint64
+	pending map[uint64]*Future[[]byte]
+}
+
+// NewRPC starts an RPC endpoint named name on rt (one task routes replies).
+// Names must be unique per node.
+func NewRPC(rt Runtime, name string) *RPC {
+	r := &RPC{
+		rt:        rt,
+		replyPort: "rpc.reply." + name,
+		// A random start keeps a restarted node's call IDs apart from replies
+		// still in flight to its previous incarnation.
+		nextID:  rt.Rand().Uint64(),
+		pending: map[uint64]*Future[[]byte]{},
+	}
+	inbox := rt.Net().Listen(r.replyPort)
+	rt.Go("rpc-replies "+name, func(ctx context.Context) {
+		for {
+			env, err := inbox.Recv(ctx)
+			if err != nil {
+				return
+			}
+			kind, id, _, body, err := decodeRPC(env.Body)
+			if err != nil || kind == rpcRequest {
+				continue
+			}
+			r.mu.Lock()
+			f := r.pending[id]
+			r.mu.Unlock()
+			if f == nil {
+				continue // a late or duplicated reply
+			}
+			if kind == rpcReplyErr {
+				f.Set(nil, &RemoteError{Msg: string(body)})
+			} else {
+				f.Set(body, nil)
+			}
+		}
+	})
+	return r
+}
+
+// Call sends req to port on node to and waits for the reply or ctx's end.
+func (r *RPC) Call(ctx context.Context, to NodeID, port string, req []byte) ([]byte, error) {
+	r.mu.Lock()
+	r.nextID++
+	id := r.nextID
+	f := NewFuture[[]byte](r.rt, fmt.Sprintf("rpc %s to node %d", port, to))
+	r.pending[id] = f
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.pending, id)
+		r.mu.Unlock()
+	}()
+	r.rt.Net().Send(to, port, encodeRPC(rpcRequest, id, r.replyPort, req))
+	return f.Wait(ctx)
+}
+
+// Handler serves one request. A returned error reaches the caller as a
+// *RemoteError.
+type Handler func(ctx context.Context, from NodeID, req []byte) ([]byte, error)
+
+// Serve starts a task that answers requests on port with h, one at a time in
+// arrival order.
+func Serve(rt Runtime, port string, h Handler) {
+	inbox := rt.Net().Listen(port)
+	rt.Go("rpc-serve "+port, func(ctx context.Context) {
+		for {
+			env, err := inbox.Recv(ctx)
+			if err != nil {
+				return
+			}
+			kind, id, replyPort, body, err := decodeRPC(env.Body)
+			if err != nil || kind != rpcRequest {
+				continue
+			}
+			resp, herr := h(ctx, env.From, body)
+			if herr != nil {
+				rt.Net().Send(env.From, replyPort, encodeRPC(rpcReplyErr, id, "", []byte(herr.Error())))
+			} else {
+				rt.Net().Send(env.From, replyPort, encodeRPC(rpcReplyOK, id, "", resp))
+			}
+		}
+	})
+}
+
+// Wire format: kind(1) id(8) len(replyPort)(uvarint) replyPort body.
+func encodeRPC(kind byte, id uint64, replyPort string, body []byte) []byte {
+	b := make([]byte, 0, 1+8+binary.MaxVarintLen64+len(replyPort)+len(body))
+	b = append(b, kind)
+	b = binary.BigEndian.AppendUint64(b, id)
+	b = binary.AppendUvarint(b, uint64(len(replyPort)))
+	b = append(b, replyPort...)
+	return append(b, body...)
+}
+
+func decodeRPC(b []byte) (kind byte, id uint64, replyPort string, body []byte, err error) {
+	if len(b) < 9 {
+		return 0, 0, "", nil, errMalformed
+	}
+	kind, id = b[0], binary.BigEndian.Uint64(b[1:9])
+	n, w := binary.Uvarint(b[9:])
+	if w <= 0 || uint64(len(b)-9-w) < n {
+		return 0, 0, "", nil, errMalformed
+	}
+	rest := b[9+w:]
+	return kind, id, string(rest[:n]), rest[n:], nil
+}

@@ -1,0 +1,142 @@
+package sim
+
+import (
+	"slices"
+	"time"
+
+	"github.com/orbitkernel/orbit/kernel"
+)
+
+// Network is the simulated packet network between nodes. By default it is
+// perfect apart from latency and keeps each link in order; every fault is a
+// knob the fault plan (or a test) turns.
+type Network struct {
+	s *Sim
+
+	// LatencyMin is the least one-way delay; LatencyMean the mean of the
+	// exponential tail added to it, capped at LatencyMin+10*LatencyMean.
+	LatencyMin, LatencyMean time.Duration
+	// Loss and Dup are per-message probabilities of dropping and of
+	// delivering a second copy.
+	Loss, Dup float64
+	// Reorder lets messages on one link overtake each other; off, each link
+	// is FIFO.
+	Reorder bool
+
+	blocked map[link]bool  // partitions: messages on these links vanish
+	clogged map[link]int64 // links holding their messages until a time
+	lastAt  map[link]int64 // last delivery time per link, for FIFO
+
+	// Sent, Delivered and Dropped count messages (copies included).
+	Sent, Delivered, Dropped uint64
+}
+
+type link struct{ from, to kernel.NodeID }
+
+func newNetwork(s *Sim) *Network {
+	return &Network{
+		s:          s,
+		LatencyMin: 500 * time.Microsecond, LatencyMean: 500 * time.Microsecond,
+		blocked: map[link]bool{}, clogged: map[link]int64{}, lastAt: map[link]int64{},
+	}
+}
+
+// Partition cuts every link between the two groups, both ways.
+func (n *Network) Partition(a, b []kernel.NodeID) {
+	n.PartitionOneWay(a, b)
+	n.PartitionOneWay(b, a)
+}
+
+// PartitionOneWay cuts the links from every node in from to every node in
+// to; replies still flow the other way.
+func (n *Network) PartitionOneWay(from, to []kernel.NodeID) {
+	for _, f := range from {
+		for _, t := range to {
+			if f != t {
+				n.blocked[link{f, t}] = true
+			}
+		}
+	}
+	n.s.logf(0, "network: cut %v -> %v", from, to)
+}
+
+// Isolate cuts a node off from every other node, both ways.
+func (n *Network) Isolate(id kernel.NodeID) {
+	var others []kernel.NodeID
+	for _, o := range n.s.Nodes() {
+		if o.id != id {
+			others = append(others, o.id)
+		}
+	}
+	n.Partition([]kernel.NodeID{id}, others)
+}
+
+// Clog holds every message sent from one node to another for d, then lets
+// them through in order (FoundationDB's "swizzle" of a single link).
+func (n *Network) Clog(from, to kernel.NodeID, d time.Duration) {
+	n.clogged[link{from, to}] = n.s.now + int64(d)
+	n.s.logf(0, "network: clog %d -> %d for %v", from, to, d)
+}
+
+// Blocked reports whether messages from one node to another are cut now.
+func (n *Network) Blocked(from, to kernel.NodeID) bool { return n.blocked[link{from, to}] }
+
+// Heal removes every partition and clog; loss, duplication and reordering
+// stay as set.
+func (n *Network) Heal() {
+	clear(n.blocked)
+	clear(n.clogged)
+	n.s.logf(0, "network: healed")
+}
+
+func (n *Network) send(src *Node, to kernel.NodeID, port string, body []byte) {
+	l := link{src.id, to}
+	n.Sent++
+	if n.blocked[l] || (n.Loss > 0 && n.s.rng.Float64() < n.Loss) {
+		n.Dropped++
+		return
+	}
+	env := kernel.Envelope{From: src.id, Port: port, Body: slices.Clone(body)}
+	n.schedule(l, env)
+	if n.Dup > 0 && n.s.rng.Float64() < n.Dup {
+		n.Sent++
+		n.schedule(l, env)
+	}
+}
+
+func (n *Network) schedule(l link, env kernel.Envelope) {
+	s := n.s
+	at := s.now + n.latency()
+	if !n.Reorder {
+		at = max(at, n.lastAt[l])
+		n.lastAt[l] = at
+	}
+	if until, ok := n.clogged[l]; ok {
+		if until > s.now {
+			at = max(at, until)
+		} else {
+			delete(n.clogged, l)
+		}
+	}
+	dst := s.nodes[l.to]
+	s.push(event{at: at, kind: evCall, node: dst, label: "deliver", fn: func() { n.deliver(l, env) }})
+}
+
+func (n *Network) latency() int64 {
+	d := int64(n.LatencyMin)
+	if n.LatencyMean > 0 {
+		d += min(int64(n.s.rng.ExpFloat64()*float64(n.LatencyMean)), 10*int64(n.LatencyMean))
+	}
+	return d
+}
+
+// deliver hands a message to its port, unless a partition cut the link
+// while it was in flight or its destination is down.
+func (n *Network) deliver(l link, env kernel.Envelope) {
+	dst := n.s.nodes[l.to]
+	if n.blocked[l] || dst == nil || !dst.up || !dst.inbox.Deliver(env) {
+		n.Dropped++
+		return
+	}
+	n.Delivered++
+}
