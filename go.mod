@@ -5,6 +5,7 @@ go 1.26.8
 require github.com/cockroachdb/pebble/v2 v2.1.7
 
 require (
+	github.com/anishathalye/porcupine v1.3.1 // indirect
 	github.com/cockroachdb/crlib v0.0.0-20241112164430-1264a2edc35b // indirect
 	github.com/cockroachdb/errors v1.11.3 // indirect
 	github.com/cockroachdb/logtags v0.0.0-20230118201751-21c54148d20b // indirect

@@ -245,11 +245,11 @@ func (r *nodeRuntime) NewCond(l sync.Locker, what string) kernel.Cond {
 	return &simCond{s: r.n.s, l: l, what: what}
 }
 
-func (r *nodeRuntime) Rand() *rand.Rand        { return r.rng }
-func (r *nodeRuntime) FS() vfs.FS              { return r.n.disk.fs }
-func (r *nodeRuntime) Net() kernel.Network     { return endpoint{r} }
+func (r *nodeRuntime) Rand() *rand.Rand         { return r.rng }
+func (r *nodeRuntime) FS() vfs.FS               { return r.n.disk.fs }
+func (r *nodeRuntime) Net() kernel.Network      { return endpoint{r} }
 func (r *nodeRuntime) Buggify(site string) bool { return r.n.s.buggify.fire(site) }
-func (r *nodeRuntime) Logger() *slog.Logger    { return r.logger }
+func (r *nodeRuntime) Logger() *slog.Logger     { return r.logger }
 
 // simCond is kernel.Cond in the simulator.
 type simCond struct {

@@ -41,13 +41,13 @@ type Sim struct {
 	trace  uint64 // FNV-1a over every executed event
 	events uint64
 
-	running  *task        // the task holding the processor, if any
+	running *task // the task holding the processor, if any
 	// runningGoid is the running task's goroutine, readable from any
 	// goroutine (the disk asks whether its caller is the running task).
 	runningGoid atomic.Uint64
-	yield    chan struct{} // a running task gives the processor back here
-	nextTask uint64
-	live     map[uint64]*task
+	yield       chan struct{} // a running task gives the processor back here
+	nextTask    uint64
+	live        map[uint64]*task
 
 	nodes   map[kernel.NodeID]*Node
 	ctxs    map[<-chan struct{}]*vctx // runtime contexts by their Done channel

@@ -128,9 +128,6 @@ func (s *Sim) current(op string) *task {
 // park gives the processor back until a wake-up for t's current generation
 // runs. The caller has bumped t.gen and registered its wake-ups.
 func (s *Sim) park(t *task, what string) {
-	if t.owed > 0 {
-		s.payOwed(t)
-	}
 	t.state = taskParked
 	t.what = what
 	s.yield <- struct{}{}
@@ -175,6 +172,22 @@ func (s *Sim) wake(w waiter) {
 // again.
 func (s *Sim) block(ctx context.Context, what string, wakeAt int64, register func(waiter), before, after func()) error {
 	t := s.current(what)
+	if t.owed > 0 {
+		// Pay before registering (paying parks at a generation of its own),
+		// and never while holding the caller's lock: with a lock, release
+		// it, pay, take it back and report a spurious wake-up, so the caller
+		// re-checks its condition.
+		if before == nil {
+			s.payOwed(t)
+		} else {
+			before()
+			func() {
+				defer after()
+				s.payOwed(t)
+			}()
+			return ctx.Err()
+		}
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}

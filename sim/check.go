@@ -1,0 +1,113 @@
+package sim
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// KVModel is the sequential specification of a key-value store, partitioned
+// by key: a history is linearizable if and only if each key's is. The state
+// of one key is its value ("" when missing).
+var KVModel = porcupine.Model{
+	Partition: func(ops []porcupine.Operation) [][]porcupine.Operation {
+		byKey := map[string][]porcupine.Operation{}
+		var keys []string
+		for _, op := range ops {
+			k := op.Input.(KVInput).Key
+			if _, ok := byKey[k]; !ok {
+				keys = append(keys, k)
+			}
+			byKey[k] = append(byKey[k], op)
+		}
+		out := make([][]porcupine.Operation, 0, len(keys))
+		for _, k := range keys {
+			out = append(out, byKey[k])
+		}
+		return out
+	},
+	Init: func() any { return "" },
+	Step: func(state, input, output any) (bool, any) {
+		st, in, out := state.(string), input.(KVInput), output.(KVOutput)
+		switch in.Op {
+		case OpGet:
+			return out.Unknown || out.Value == st, st
+		case OpPut:
+			return true, in.Value
+		case OpDelete:
+			return true, ""
+		case OpCAS:
+			swap := st == in.Expect
+			if !out.Unknown && out.OK != swap {
+				return false, st
+			}
+			if swap {
+				return true, in.Value
+			}
+			return true, st
+		}
+		return false, st
+	},
+	DescribeOperation: func(input, output any) string {
+		in, out := input.(KVInput), output.(KVOutput)
+		switch {
+		case out.Unknown:
+			return in.String() + " -> ?"
+		case in.Op == OpGet:
+			return fmt.Sprintf("%s -> %q", in, out.Value)
+		case in.Op == OpCAS:
+			return fmt.Sprintf("%s -> %v", in, out.OK)
+		}
+		return in.String()
+	},
+	DescribeState: func(state any) string { return fmt.Sprintf("%q", state) },
+}
+
+// LinearizabilityError reports a history that no sequential execution
+// explains, with the path of Porcupine's visualization of it.
+type LinearizabilityError struct {
+	Ops  int
+	Path string // HTML visualization; empty if it could not be written
+}
+
+func (e *LinearizabilityError) Error() string {
+	return fmt.Sprintf("linearizability: the history of %d operations is not linearizable; visualization: %s", e.Ops, e.Path)
+}
+
+// CheckTimeout bounds one linearizability check. A check that runs out is
+// reported as such, never as a pass.
+var CheckTimeout = time.Minute
+
+// CheckLinearizable checks h against the key-value model. On failure it
+// writes Porcupine's visualization to vizPath.
+func CheckLinearizable(h *History, vizPath string) error {
+	res, info := porcupine.CheckOperationsVerbose(KVModel, h.ops, CheckTimeout)
+	switch res {
+	case porcupine.Ok:
+		return nil
+	case porcupine.Unknown:
+		return fmt.Errorf("linearizability: the check of %d operations did not finish in %v", len(h.ops), CheckTimeout)
+	}
+	err := &LinearizabilityError{Ops: len(h.ops)}
+	if vizPath != "" {
+		if werr := os.MkdirAll(filepath.Dir(vizPath), 0o755); werr == nil {
+			if werr = porcupine.VisualizePath(KVModel, info, vizPath); werr == nil {
+				err.Path = vizPath
+			}
+		}
+	}
+	return err
+}
+
+// VizPath is where a failing run's visualization goes: $ORBIT_SIM_OUT, or
+// orbit-sim under the system's temporary directory.
+func VizPath(scenario string, seed uint64) string {
+	dir := os.Getenv("ORBIT_SIM_OUT")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "orbit-sim")
+	}
+	return filepath.Join(dir, fmt.Sprintf("%s-seed%d.html", scenario, seed))
+}

@@ -1,0 +1,96 @@
+package sim
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// History records operations as clients see them: the virtual time of the
+// call and of the return. An operation whose outcome the client cannot know
+// (a timeout, a lost reply) stays open: it may have taken effect at any point
+// after its call, or never.
+type History struct {
+	s   *Sim
+	ops []porcupine.Operation
+}
+
+// NewHistory returns an empty history timed by s.
+func (s *Sim) NewHistory() *History { return &History{s: s} }
+
+// Pending is an operation that has been called and not yet returned.
+type Pending struct {
+	h  *History
+	op porcupine.Operation
+}
+
+// Call records the start of an operation by client (numbered from 0).
+func (h *History) Call(client int, input KVInput) *Pending {
+	return &Pending{h: h, op: porcupine.Operation{ClientId: client, Input: input, Call: h.s.now}}
+}
+
+// Return records a definite outcome.
+func (p *Pending) Return(out KVOutput) {
+	p.op.Output = out
+	p.op.Return = p.h.s.now
+	p.h.ops = append(p.h.ops, p.op)
+}
+
+// Unknown records that the outcome is unknown. A read with an unknown
+// outcome cannot constrain anything and is dropped; a write stays in the
+// history with no return, so the checker may place it anywhere after its
+// call, including after everything else (which is "it never happened").
+func (p *Pending) Unknown() {
+	if p.op.Input.(KVInput).Op == OpGet {
+		return
+	}
+	p.op.Output = KVOutput{Unknown: true}
+	p.op.Return = math.MaxInt64
+	p.h.ops = append(p.h.ops, p.op)
+}
+
+// Len is the number of recorded operations.
+func (h *History) Len() int { return len(h.ops) }
+
+// Operations returns the recorded operations.
+func (h *History) Operations() []porcupine.Operation { return h.ops }
+
+// KVOp is the kind of a key-value operation.
+type KVOp uint8
+
+const (
+	OpGet KVOp = iota + 1
+	OpPut
+	OpCAS // set Value if the current value is Expect
+	OpDelete
+)
+
+// KVInput is a key-value operation as called. A missing key reads as "".
+type KVInput struct {
+	Op     KVOp
+	Key    string
+	Value  string // OpPut, OpCAS: the new value
+	Expect string // OpCAS: the value it must replace
+}
+
+// KVOutput is a key-value operation's outcome.
+type KVOutput struct {
+	Value   string // OpGet: what it read
+	OK      bool   // OpCAS: whether it swapped
+	Unknown bool   // the client cannot know what happened
+}
+
+func (in KVInput) String() string {
+	switch in.Op {
+	case OpGet:
+		return fmt.Sprintf("get(%s)", in.Key)
+	case OpPut:
+		return fmt.Sprintf("put(%s, %q)", in.Key, in.Value)
+	case OpCAS:
+		return fmt.Sprintf("cas(%s, %q -> %q)", in.Key, in.Expect, in.Value)
+	case OpDelete:
+		return fmt.Sprintf("delete(%s)", in.Key)
+	}
+	return "?"
+}

@@ -1,0 +1,204 @@
+package sim
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The command line of the simulator:
+//
+//	go test ./sim -seed=N          run exactly seed N (twice: the traces must match)
+//	go test ./sim -seeds=K         sweep K seeds from a random start (printed)
+//	go test ./sim -seed=N -seeds=K sweep K seeds from N
+//	-v                             also show each run's plan, faults and last events
+//
+// With -seed or -seeds, only the sweep runs (TestSim and the scenario tests
+// that replay a seed); the long default suites skip.
+var (
+	flagSeed  = flag.Uint64("seed", 1, "the seed to run, or the first seed of a sweep")
+	flagSeeds = flag.Int("seeds", 0, "how many seeds to sweep (0: just -seed)")
+
+	seedSet, seedsSet bool
+)
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	flag.Visit(func(f *flag.Flag) {
+		seedSet = seedSet || f.Name == "seed"
+		seedsSet = seedsSet || f.Name == "seeds"
+	})
+	os.Exit(m.Run())
+}
+
+// replaying reports whether the command line asked for particular seeds.
+func replaying() bool { return seedSet || seedsSet }
+
+// chosenSeeds is the seeds the command line asks for, or def without flags.
+func chosenSeeds(def []uint64) []uint64 {
+	if !replaying() {
+		return def
+	}
+	first, count := *flagSeed, max(*flagSeeds, 1)
+	if seedsSet && !seedSet {
+		first = uint64(time.Now().UnixNano()) % 1_000_000_000
+		fmt.Printf("sweeping %d seeds from random start %d\n", count, first)
+	}
+	out := make([]uint64, count)
+	for i := range out {
+		out[i] = first + uint64(i)
+	}
+	return out
+}
+
+func seedRange(first uint64, n int) []uint64 {
+	out := make([]uint64, n)
+	for i := range out {
+		out[i] = first + uint64(i)
+	}
+	return out
+}
+
+// sweep runs sc on every seed, on as many workers as there are cores (each
+// run is single-threaded and shares nothing), and returns results in seed
+// order.
+func sweep(sc Scenario, seeds []uint64) []*Result {
+	results := make([]*Result, len(seeds))
+	var next sync.Mutex
+	i := 0
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				next.Lock()
+				j := i
+				i++
+				next.Unlock()
+				if j >= len(seeds) {
+					return
+				}
+				results[j] = Run(sc, seeds[j])
+			}
+		}()
+	}
+	wg.Wait()
+	return results
+}
+
+// replayCommand is the command that reruns one seed of a test.
+func replayCommand(test string, seed uint64) string {
+	return fmt.Sprintf("go test ./sim -run '^%s$' -seed=%d -v", test, seed)
+}
+
+// report prints a run's line (always) and, with -v or on failure, its story.
+func report(t *testing.T, r *Result) {
+	t.Helper()
+	fmt.Println(r.Line())
+	if r.Err != nil || testing.Verbose() {
+		fmt.Println(indent(r.Report(replayCommand(t.Name(), r.Seed))))
+	}
+}
+
+func indent(s string) string {
+	return "    " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n    ")
+}
+
+// TestSim runs the default scenario: seeds 1–10 by default, or those the
+// command line names. A single named seed runs twice and must give the same
+// trace.
+func TestSim(t *testing.T) {
+	for _, r := range sweep(registerScenario, chosenSeeds(seedRange(1, 10))) {
+		report(t, r)
+		if r.Err != nil {
+			t.Errorf("seed %d failed in %s: %v\nreplay: %s", r.Seed, r.Phase, r.Err, replayCommand(t.Name(), r.Seed))
+		}
+	}
+	if seedSet && !seedsSet {
+		again := Run(registerScenario, *flagSeed)
+		if again.Trace != 0 {
+			first := Run(registerScenario, *flagSeed)
+			if first.Trace != again.Trace {
+				t.Errorf("seed %d is not reproducible: traces %016x and %016x", *flagSeed, first.Trace, again.Trace)
+			}
+		}
+	}
+}
+
+// TestCorrectRegisterPasses1000Seeds: the correct register must survive
+// every fault plan.
+func TestCorrectRegisterPasses1000Seeds(t *testing.T) {
+	if replaying() {
+		t.Skip("seeds named on the command line: only the sweep runs")
+	}
+	start := time.Now()
+	results := sweep(registerScenario, seedRange(1, 1000))
+	ops, failed := 0, 0
+	var virtual time.Duration
+	for _, r := range results {
+		virtual += r.Virtual
+		if r.Err != nil {
+			failed++
+			if failed <= 3 {
+				report(t, r)
+				t.Errorf("seed %d failed in %s: %v\nreplay: %s", r.Seed, r.Phase, r.Err, replayCommand("TestSim", r.Seed))
+			}
+		}
+		ops += int(r.Events)
+	}
+	fmt.Printf("correct register: %d/%d seeds passed; %.0f virtual s in %.1f wall s (%.0fx real time)\n",
+		len(results)-failed, len(results), virtual.Seconds(), time.Since(start).Seconds(), virtual.Seconds()/time.Since(start).Seconds())
+}
+
+// TestBrokenRegisterIsCaught: the broken register must be found
+// non-linearizable within 100 seeds, with a visualization and a replay
+// command.
+func TestBrokenRegisterIsCaught(t *testing.T) {
+	seeds := chosenSeeds(seedRange(1, 100))
+	for n, seed := range seeds {
+		r := Run(brokenScenario, seed)
+		if r.Err == nil {
+			if replaying() {
+				report(t, r)
+			}
+			continue
+		}
+		fmt.Printf("broken register caught at seed %d, after %d seed(s): %s: %v\n", seed, n+1, r.Phase, r.Err)
+		if testing.Verbose() {
+			fmt.Println(indent(r.Report(replayCommand(t.Name(), seed))))
+		}
+		fmt.Printf("replay: %s\n", replayCommand(t.Name(), seed))
+		var lin *LinearizabilityError
+		if r.Phase != "check" || r.Viz == "" {
+			t.Fatalf("caught, but not as a linearizability failure with a visualization: %s: %v", r.Phase, r.Err)
+		}
+		if _, err := os.Stat(r.Viz); err != nil || !strings.Contains(r.Report("x"), r.Viz) {
+			t.Fatalf("visualization %q missing from disk or report: %v", r.Viz, err)
+		}
+		_ = lin
+		return
+	}
+	t.Fatalf("the broken register passed %d seeds: the simulator or the checker does not bite", len(seeds))
+}
+
+// TestDeterminism runs a sample of seeds twice, for both scenarios, and
+// requires identical traces.
+func TestDeterminism(t *testing.T) {
+	if replaying() {
+		t.Skip("seeds named on the command line: TestSim checks them")
+	}
+	for _, sc := range []Scenario{registerScenario, brokenScenario} {
+		for _, seed := range []uint64{1, 2, 3, 42, 1000} {
+			a, b := Run(sc, seed), Run(sc, seed)
+			if a.Trace != b.Trace || a.Events != b.Events {
+				t.Errorf("%s seed %d is not reproducible: %s vs %s", sc.Name, seed, a.Line(), b.Line())
+			}
+		}
+	}
+}

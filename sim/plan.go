@@ -1,0 +1,269 @@
+package sim
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/orbitkernel/orbit/kernel"
+)
+
+// Fault is a kind of trouble the fault plan can cause.
+type Fault string
+
+const (
+	FaultPartition Fault = "partition" // split the targets into two sides, both ways
+	FaultOneWay    Fault = "one-way"   // cut links in one direction only
+	FaultIsolate   Fault = "isolate"   // cut one node off from everyone
+	FaultClog      Fault = "clog"      // hold one link's messages for a while
+	FaultCrash     Fault = "crash"     // kill a node; restart it later
+	FaultPause     Fault = "pause"     // stop scheduling a node; resume it later
+	FaultClock     Fault = "clock"     // step a node's clock and change its drift
+	FaultDisk      Fault = "disk"      // make a node's disk fail I/O for a while
+)
+
+// AllFaults lists every fault kind, in a fixed order.
+var AllFaults = []Fault{FaultPartition, FaultOneWay, FaultIsolate, FaultClog, FaultCrash, FaultPause, FaultClock, FaultDisk}
+
+// Plan is one run's fault settings. Swarm testing draws a different plan for
+// every seed, so that some runs hammer one fault hard while others mix many
+// lightly; a bug that needs a rare combination then shows up in some seed.
+type Plan struct {
+	// Network knobs, in force for the whole fault phase.
+	LatencyMin, LatencyMean time.Duration
+	Loss, Dup               float64
+	Reorder                 bool
+	// Faults the nemesis chooses from; none means a calm run.
+	Faults []Fault
+	// Interval is the mean time between two faults; Duration the mean time
+	// a fault lasts before it is undone.
+	Interval, Duration time.Duration
+	// ClockRatePPM bounds the drift of a clock fault (parts per million)
+	// and ClockStep its step, either way.
+	ClockRatePPM float64
+	ClockStep    time.Duration
+	// Disk faults: error rates while a disk fault lasts, sync latency for
+	// the whole fault phase, and how much unsynced data a crash may keep.
+	DiskWriteErrorRate, DiskReadErrorRate float64
+	DiskSyncLatency                       time.Duration
+	TornPercent                           int
+	// Buggify turns the components' perturbation points on.
+	Buggify bool
+}
+
+// Calm is a plan without faults: latency only.
+func Calm() Plan {
+	return Plan{LatencyMin: 500 * time.Microsecond, LatencyMean: 500 * time.Microsecond}
+}
+
+// DrawPlan draws a swarm plan from rng.
+func DrawPlan(rng *rand.Rand) Plan {
+	p := Plan{
+		LatencyMin:   time.Duration(100+rng.IntN(2000)) * time.Microsecond,
+		LatencyMean:  time.Duration(100+rng.IntN(5000)) * time.Microsecond,
+		Reorder:      rng.IntN(2) == 0,
+		Interval:     time.Duration(100+rng.IntN(900)) * time.Millisecond,
+		Duration:     time.Duration(50+rng.IntN(950)) * time.Millisecond,
+		ClockRatePPM: float64(rng.IntN(500)),
+		ClockStep:    time.Duration(rng.IntN(500)) * time.Millisecond,
+		Buggify:      rng.IntN(4) != 0,
+	}
+	if rng.IntN(2) == 0 {
+		p.Loss = rng.Float64() * 0.1
+	}
+	if rng.IntN(2) == 0 {
+		p.Dup = rng.Float64() * 0.1
+	}
+	for _, f := range AllFaults {
+		if rng.IntN(2) == 0 {
+			p.Faults = append(p.Faults, f)
+		}
+	}
+	if len(p.Faults) == 0 {
+		p.Faults = []Fault{AllFaults[rng.IntN(len(AllFaults))]}
+	}
+	if p.Has(FaultDisk) {
+		p.DiskWriteErrorRate = rng.Float64() * 0.05
+		p.DiskReadErrorRate = rng.Float64() * 0.02
+	}
+	if rng.IntN(3) == 0 {
+		p.DiskSyncLatency = time.Duration(rng.IntN(2000)) * time.Microsecond
+	}
+	if rng.IntN(2) == 0 {
+		p.TornPercent = rng.IntN(101)
+	}
+	return p
+}
+
+// Has reports whether the plan uses fault f.
+func (p Plan) Has(f Fault) bool { return slices.Contains(p.Faults, f) }
+
+func (p Plan) String() string {
+	fs := make([]string, len(p.Faults))
+	for i, f := range p.Faults {
+		fs[i] = string(f)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "faults=[%s] every~%v for~%v\n", strings.Join(fs, " "), p.Interval, p.Duration)
+	fmt.Fprintf(&b, "network: latency=%v+exp(%v) loss=%.3f dup=%.3f reorder=%v\n", p.LatencyMin, p.LatencyMean, p.Loss, p.Dup, p.Reorder)
+	fmt.Fprintf(&b, "clock: drift<=%.0fppm step<=%v\n", p.ClockRatePPM, p.ClockStep)
+	fmt.Fprintf(&b, "disk: write-errors=%.4f read-errors=%.4f sync-latency=%v torn=%d%%\n", p.DiskWriteErrorRate, p.DiskReadErrorRate, p.DiskSyncLatency, p.TornPercent)
+	fmt.Fprintf(&b, "buggify=%v", p.Buggify)
+	return b.String()
+}
+
+// nemesis carries out a plan against a set of target nodes, from the
+// scheduler, until healed.
+type nemesis struct {
+	s       *Sim
+	plan    Plan
+	targets []kernel.NodeID
+	healed  bool
+	// Log lists every fault applied, with its virtual time.
+	log []string
+}
+
+// startNemesis applies the plan's global knobs and starts causing faults.
+func (s *Sim) startNemesis(p Plan, targets []kernel.NodeID) *nemesis {
+	nm := &nemesis{s: s, plan: p, targets: slices.Clone(targets)}
+	s.net.LatencyMin, s.net.LatencyMean = p.LatencyMin, p.LatencyMean
+	s.net.Loss, s.net.Dup, s.net.Reorder = p.Loss, p.Dup, p.Reorder
+	s.EnableBuggify(p.Buggify)
+	for _, id := range nm.targets {
+		n := s.nodes[id]
+		n.disk.SyncLatency = p.DiskSyncLatency
+		n.disk.TornPercent = p.TornPercent
+		n.onDown = nm.restartLater
+	}
+	if len(p.Faults) > 0 && len(nm.targets) > 0 {
+		nm.scheduleNext()
+	}
+	return nm
+}
+
+func (nm *nemesis) note(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	nm.log = append(nm.log, fmt.Sprintf("%12v %s", nm.s.Elapsed(), msg))
+	nm.s.logf(0, "nemesis: %s", msg)
+}
+
+func (nm *nemesis) exp(mean time.Duration) time.Duration {
+	return time.Duration(nm.s.rng.ExpFloat64() * float64(mean))
+}
+
+func (nm *nemesis) scheduleNext() {
+	nm.s.After(nm.exp(nm.plan.Interval), "nemesis", func() {
+		if nm.healed {
+			return
+		}
+		nm.act()
+		nm.scheduleNext()
+	})
+}
+
+// undoLater runs undo after a drawn fault duration, unless healed first.
+func (nm *nemesis) undoLater(label string, undo func()) {
+	nm.s.After(nm.exp(nm.plan.Duration), label, func() {
+		if !nm.healed {
+			undo()
+		}
+	})
+}
+
+func (nm *nemesis) pick() *Node {
+	return nm.s.nodes[nm.targets[nm.s.rng.IntN(len(nm.targets))]]
+}
+
+func (nm *nemesis) act() {
+	s, net := nm.s, nm.s.net
+	switch f := nm.plan.Faults[s.rng.IntN(len(nm.plan.Faults))]; f {
+	case FaultPartition, FaultOneWay:
+		// Split every node, clients included: a client cut off from a
+		// server is as real as two servers cut off from each other.
+		var ids []kernel.NodeID
+		for _, n := range s.Nodes() {
+			ids = append(ids, n.id)
+		}
+		s.rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+		cut := 1 + s.rng.IntN(max(1, len(ids)-1))
+		a, b := ids[:cut], ids[cut:]
+		net.Heal()
+		if f == FaultPartition {
+			nm.note("partition %v | %v", a, b)
+			net.Partition(a, b)
+		} else {
+			nm.note("one-way cut %v -> %v", a, b)
+			net.PartitionOneWay(a, b)
+		}
+		nm.undoLater("nemesis heal", func() { nm.note("heal network"); net.Heal() })
+	case FaultIsolate:
+		n := nm.pick()
+		net.Heal()
+		nm.note("isolate n%d", n.id)
+		net.Isolate(n.id)
+		nm.undoLater("nemesis heal", func() { nm.note("heal network"); net.Heal() })
+	case FaultClog:
+		from, to := nm.pick(), nm.pick()
+		d := nm.exp(nm.plan.Duration)
+		nm.note("clog n%d -> n%d for %v", from.id, to.id, d)
+		net.Clog(from.id, to.id, d)
+	case FaultCrash:
+		n := nm.pick()
+		if n.up {
+			nm.note("crash n%d", n.id)
+			n.Crash() // restartLater brings it back
+		}
+	case FaultPause:
+		n := nm.pick()
+		if n.up && !n.paused {
+			nm.note("pause n%d", n.id)
+			n.Pause()
+			nm.undoLater("nemesis resume", func() { nm.note("resume n%d", n.id); n.Resume() })
+		}
+	case FaultClock:
+		n := nm.pick()
+		rate := 1 + (s.rng.Float64()*2-1)*nm.plan.ClockRatePPM*1e-6
+		step := time.Duration((s.rng.Float64()*2 - 1) * float64(nm.plan.ClockStep))
+		nm.note("clock n%d: step %v, rate %.6f", n.id, step, rate)
+		n.ShiftClock(step)
+		n.SetClockRate(rate)
+	case FaultDisk:
+		n := nm.pick()
+		nm.note("disk faults on n%d (write %.3f, read %.3f)", n.id, nm.plan.DiskWriteErrorRate, nm.plan.DiskReadErrorRate)
+		n.disk.WriteErrorRate, n.disk.ReadErrorRate = nm.plan.DiskWriteErrorRate, nm.plan.DiskReadErrorRate
+		nm.undoLater("nemesis disk heal", func() { nm.note("heal disk n%d", n.id); n.disk.Heal() })
+	}
+}
+
+// restartLater brings back a crashed node after a drawn downtime, whether
+// the nemesis crashed it or it crashed itself (a disk fault).
+func (nm *nemesis) restartLater(n *Node) {
+	d := nm.exp(nm.plan.Duration)
+	if nm.healed {
+		d = 0
+	}
+	nm.s.After(d, "nemesis restart", func() {
+		if !n.up {
+			nm.note("restart n%d", n.id)
+			n.Restart()
+		}
+	})
+}
+
+// heal ends every fault: the network is whole and lossless, every node runs,
+// every disk works. Clock drift stays, as it would in life.
+func (nm *nemesis) heal() {
+	nm.healed = true
+	nm.note("heal everything")
+	s := nm.s
+	s.net.Heal()
+	s.net.Loss, s.net.Dup = 0, 0
+	for _, id := range nm.targets {
+		n := s.nodes[id]
+		n.disk.Heal()
+		n.Resume()
+		n.Restart()
+	}
+}

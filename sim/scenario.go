@@ -1,0 +1,148 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/orbitkernel/orbit/kernel"
+)
+
+// Scenario is the shape of every simulated run, after FoundationDB's tests:
+// set up → run under faults → heal → require progress → quiesce → check.
+type Scenario struct {
+	// Name identifies the scenario in file names and reports.
+	Name string
+	// Setup builds the world (nodes, clients) and returns its workload.
+	Setup func(s *Sim) Workload
+	// FaultTime is how long the workload runs under the fault plan.
+	FaultTime time.Duration
+	// ProgressTime bounds how long, after healing, the workload may take to
+	// show progress (Workload.Progressed).
+	ProgressTime time.Duration
+	// QuiesceTime is how long the world runs after the workload stops, so
+	// that in-flight work settles before the check.
+	QuiesceTime time.Duration
+}
+
+// Workload is what runs in a scenario and knows how to judge it.
+type Workload interface {
+	// Targets are the nodes the fault plan may hurt (servers; clients stay
+	// up so that the history stays whole).
+	Targets() []kernel.NodeID
+	// Healed is called when the faults end; progress counts from here.
+	Healed()
+	// Progressed reports whether the system has served every client since
+	// Healed.
+	Progressed() bool
+	// Stop tells the clients to issue no more operations.
+	Stop()
+	// Check judges the run after quiescence. vizPath is where a
+	// linearizability failure should write its visualization.
+	Check(vizPath string) error
+}
+
+// Result is the outcome of one seed.
+type Result struct {
+	Scenario string
+	Seed     uint64
+	Plan     Plan
+	Trace    uint64
+	Events   uint64
+	Virtual  time.Duration
+	Wall     time.Duration
+	// Phase is where the run failed ("faults", "progress", "quiesce",
+	// "check"); Err says what failed.
+	Phase string
+	Err   error
+	// Viz is the path of the Porcupine visualization, if one was written.
+	Viz string
+	// Faults is the nemesis's log; LastEvents the end of the trace;
+	// Buggify the perturbation sites met.
+	Faults     []string
+	LastEvents []string
+	Buggify    []string
+}
+
+// Line is the one-line summary every run prints.
+func (r *Result) Line() string {
+	status := ""
+	if r.Err != nil {
+		status = " FAIL"
+	}
+	return fmt.Sprintf("seed=%d trace=%016x events=%d virtual=%.1fs wall=%.2fs%s",
+		r.Seed, r.Trace, r.Events, r.Virtual.Seconds(), r.Wall.Seconds(), status)
+}
+
+// Report is the full story of a failed (or verbose) run: plan, faults,
+// perturbation sites, last events and the error.
+func (r *Result) Report(replay string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s\nscenario %s\nplan:\n  %s\n", r.Line(), r.Scenario, strings.ReplaceAll(r.Plan.String(), "\n", "\n  "))
+	if len(r.Faults) > 0 {
+		fmt.Fprintf(&b, "faults (%d):\n  %s\n", len(r.Faults), strings.Join(r.Faults, "\n  "))
+	}
+	if len(r.Buggify) > 0 {
+		fmt.Fprintf(&b, "buggify:\n  %s\n", strings.Join(r.Buggify, "\n  "))
+	}
+	fmt.Fprintf(&b, "last events:\n  %s\n", strings.Join(r.LastEvents, "\n  "))
+	if r.Err != nil {
+		fmt.Fprintf(&b, "FAILED in %s: %v\n", r.Phase, r.Err)
+		if r.Viz != "" {
+			fmt.Fprintf(&b, "visualization: %s\n", r.Viz)
+		}
+		fmt.Fprintf(&b, "replay: %s\n", replay)
+	}
+	return b.String()
+}
+
+// Run runs scenario sc on seed with the swarm plan the seed draws.
+func Run(sc Scenario, seed uint64) *Result {
+	s := New(seed)
+	return s.Run(sc, DrawPlan(s.rng))
+}
+
+// Run runs scenario sc on this world under plan p.
+func (s *Sim) Run(sc Scenario, p Plan) (r *Result) {
+	wallStart := time.Now()
+	r = &Result{Scenario: sc.Name, Seed: s.seed, Plan: p}
+	defer s.Close()
+	defer func() {
+		r.Trace, r.Events, r.Virtual = s.trace, s.events, s.Elapsed()
+		r.Wall = time.Since(wallStart)
+		r.LastEvents = s.LastEvents()
+		r.Buggify = s.BuggifyReport()
+	}()
+	fail := func(phase string, err error) *Result {
+		r.Phase, r.Err = phase, err
+		var lin *LinearizabilityError
+		if errors.As(err, &lin) {
+			r.Viz = lin.Path
+		}
+		return r
+	}
+
+	w := sc.Setup(s)
+	nm := s.startNemesis(p, w.Targets())
+	defer func() { r.Faults = nm.log }()
+	if err := s.RunFor(sc.FaultTime); err != nil {
+		return fail("faults", err)
+	}
+	nm.heal()
+	w.Healed()
+	if err := s.RunUntil(w.Progressed, sc.ProgressTime); err != nil {
+		if errors.Is(err, ErrTimeout) {
+			err = fmt.Errorf("no progress: clients were not all served within %v of healing", sc.ProgressTime)
+		}
+		return fail("progress", err)
+	}
+	w.Stop()
+	if err := s.RunFor(sc.QuiesceTime); err != nil {
+		return fail("quiesce", err)
+	}
+	if err := w.Check(VizPath(sc.Name, s.seed)); err != nil {
+		return fail("check", err)
+	}
+	return r
+}

@@ -1,0 +1,187 @@
+package sim
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/orbitkernel/orbit/kernel"
+)
+
+// This file holds the key-value client workload that the register scenarios
+// share: a few clients on their own nodes, a small hot key set, every
+// operation recorded in a History and judged by Porcupine.
+
+// firstClient is the node ID of client 0; clients are never fault targets.
+const firstClient kernel.NodeID = 101
+
+// kvCaller performs one operation for one client against some service.
+type kvCaller func(ctx context.Context, in KVInput) (KVOutput, error)
+
+type kvWorkload struct {
+	s       *Sim
+	hist    *History
+	servers []kernel.NodeID
+	keys    []string
+	stopped bool
+	healed  int64   // virtual time of the heal; -1 before
+	served  []int64 // per client: virtual time of its last definite answer
+	// Counters for reports and sanity checks.
+	ok, unknown, refused int
+}
+
+// newKVWorkload starts clients; newCaller builds each client's way to reach
+// the service (it runs on the client's node, at the client's start).
+func newKVWorkload(s *Sim, servers []kernel.NodeID, clients int, newCaller func(rt kernel.Runtime, client int) kvCaller) *kvWorkload {
+	w := &kvWorkload{s: s, hist: s.NewHistory(), servers: servers,
+		keys: []string{"x", "y", "z"}, healed: -1, served: make([]int64, clients)}
+	for i := range clients {
+		s.AddNode(firstClient+kernel.NodeID(i), func(rt kernel.Runtime) {
+			rt.Go("client", func(ctx context.Context) { w.client(ctx, rt, i, newCaller(rt, i)) })
+		})
+	}
+	return w
+}
+
+func (w *kvWorkload) client(ctx context.Context, rt kernel.Runtime, i int, call kvCaller) {
+	rng := rt.Rand()
+	for n := 0; !w.stopped; n++ {
+		in := w.nextOp(rng, i, n)
+		p := w.hist.Call(i, in)
+		cctx, cancel := rt.WithTimeout(ctx, 200*time.Millisecond)
+		out, err := call(cctx, in)
+		cancel()
+		var remote *kernel.RemoteError
+		switch {
+		case err == nil:
+			p.Return(out)
+			w.ok++
+			w.served[i] = w.s.now
+		case errors.As(err, &remote):
+			// The service definitely did not perform it: nothing to record.
+			w.refused++
+			w.served[i] = w.s.now
+		default:
+			p.Unknown()
+			w.unknown++
+		}
+		rt.Sleep(ctx, time.Duration(rng.ExpFloat64()*float64(10*time.Millisecond)))
+	}
+}
+
+func (w *kvWorkload) nextOp(rng *rand.Rand, client, n int) KVInput {
+	key := w.keys[rng.IntN(len(w.keys))]
+	val := fmt.Sprintf("c%d.%d", client, n)
+	switch r := rng.IntN(10); {
+	case r < 5:
+		return KVInput{Op: OpGet, Key: key}
+	case r < 8:
+		return KVInput{Op: OpPut, Key: key, Value: val}
+	default:
+		// Expect a value a client recently wrote, or "" for a fresh key.
+		expect := ""
+		if n > 0 {
+			expect = fmt.Sprintf("c%d.%d", rng.IntN(len(w.served)), rng.IntN(n))
+		}
+		return KVInput{Op: OpCAS, Key: key, Value: val, Expect: expect}
+	}
+}
+
+func (w *kvWorkload) Targets() []kernel.NodeID { return w.servers }
+func (w *kvWorkload) Healed()                  { w.healed = w.s.now }
+func (w *kvWorkload) Stop()                    { w.stopped = true }
+
+func (w *kvWorkload) Progressed() bool {
+	for _, t := range w.served {
+		if t <= w.healed {
+			return false
+		}
+	}
+	return true
+}
+
+func (w *kvWorkload) Check(vizPath string) error {
+	// Progress was required, so a run without answers is a broken harness,
+	// not a pass.
+	if w.ok == 0 {
+		return errors.New("no operation completed: the history is empty")
+	}
+	return CheckLinearizable(w.hist, vizPath)
+}
+
+// Request encoding shared by the register services:
+// op(1) session(8) seq(8) key value expect (each uvarint-length-prefixed).
+type kvRequest struct {
+	in       KVInput
+	session  uint64
+	sequence uint64
+}
+
+func encodeKV(r kvRequest) []byte {
+	b := []byte{byte(r.in.Op)}
+	b = binary.BigEndian.AppendUint64(b, r.session)
+	b = binary.BigEndian.AppendUint64(b, r.sequence)
+	for _, s := range []string{r.in.Key, r.in.Value, r.in.Expect} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	return b
+}
+
+var errBadRequest = errors.New("malformed request")
+
+func decodeKV(b []byte) (kvRequest, error) {
+	if len(b) < 17 {
+		return kvRequest{}, errBadRequest
+	}
+	r := kvRequest{in: KVInput{Op: KVOp(b[0])}, session: binary.BigEndian.Uint64(b[1:]), sequence: binary.BigEndian.Uint64(b[9:])}
+	b = b[17:]
+	fields := []*string{&r.in.Key, &r.in.Value, &r.in.Expect}
+	for _, f := range fields {
+		n, w := binary.Uvarint(b)
+		if w <= 0 || uint64(len(b)-w) < n {
+			return kvRequest{}, errBadRequest
+		}
+		*f = string(b[w : w+int(n)])
+		b = b[w+int(n):]
+	}
+	return r, nil
+}
+
+// Reply encoding: ok(1) value.
+func encodeReply(out KVOutput) []byte {
+	b := []byte{0}
+	if out.OK {
+		b[0] = 1
+	}
+	return append(b, out.Value...)
+}
+
+func decodeReply(b []byte) (KVOutput, error) {
+	if len(b) < 1 {
+		return KVOutput{}, errBadRequest
+	}
+	return KVOutput{OK: b[0] == 1, Value: string(b[1:])}, nil
+}
+
+// rpcCaller sends each operation to the node target() names, with a fresh
+// sequence number under a random session.
+func rpcCaller(rt kernel.Runtime, target func(in KVInput) kernel.NodeID, onTimeout func(in KVInput)) kvCaller {
+	rpc := kernel.NewRPC(rt, "kv")
+	session := rt.Rand().Uint64()
+	var seq uint64
+	return func(ctx context.Context, in KVInput) (KVOutput, error) {
+		seq++
+		resp, err := rpc.Call(ctx, target(in), "reg", encodeKV(kvRequest{in: in, session: session, sequence: seq}))
+		if err != nil {
+			if ctx.Err() != nil && onTimeout != nil {
+				onTimeout(in)
+			}
+			return KVOutput{}, err
+		}
+		return decodeReply(resp)
+	}
+}
