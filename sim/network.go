@@ -107,16 +107,18 @@ func (n *Network) send(src *Node, to kernel.NodeID, port string, body []byte) {
 func (n *Network) schedule(l link, env kernel.Envelope) {
 	s := n.s
 	at := s.now + n.latency()
-	if !n.Reorder {
-		at = max(at, n.lastAt[l])
-		n.lastAt[l] = at
-	}
 	if until, ok := n.clogged[l]; ok {
 		if until > s.now {
 			at = max(at, until)
 		} else {
 			delete(n.clogged, l)
 		}
+	}
+	if !n.Reorder {
+		// Strictly after the previous message: equal times would let the
+		// seeded tie-break reorder them.
+		at = max(at, n.lastAt[l]+1)
+		n.lastAt[l] = at
 	}
 	dst := s.nodes[l.to]
 	s.push(event{at: at, kind: evCall, node: dst, label: "deliver", fn: func() { n.deliver(l, env) }})

@@ -167,7 +167,10 @@ type clock struct {
 }
 
 func (c *clock) local(v int64) int64 {
-	return c.baseL + int64(float64(v-c.baseV)*c.rate)
+	// Only the drift goes through floating point, rounded, so an exact
+	// clock stays exact and 10s at 1.001 reads 10.01s, not 10.009999999s.
+	dv := v - c.baseV
+	return c.baseL + dv + int64(math.Round(float64(dv)*(c.rate-1)))
 }
 
 func (c *clock) setRate(v int64, rate float64) {
