@@ -121,6 +121,8 @@ type nemesis struct {
 	plan    Plan
 	targets []kernel.NodeID
 	healed  bool
+	// netFault counts network faults; an undo heals only its own.
+	netFault int
 	// Log lists every fault applied, with its virtual time.
 	log []string
 }
@@ -197,13 +199,13 @@ func (nm *nemesis) act() {
 			nm.note("one-way cut %v -> %v", a, b)
 			net.PartitionOneWay(a, b)
 		}
-		nm.undoLater("nemesis heal", func() { nm.note("heal network"); net.Heal() })
+		nm.healNetworkLater()
 	case FaultIsolate:
 		n := nm.pick()
 		net.Heal()
 		nm.note("isolate n%d", n.id)
 		net.Isolate(n.id)
-		nm.undoLater("nemesis heal", func() { nm.note("heal network"); net.Heal() })
+		nm.healNetworkLater()
 	case FaultClog:
 		from, to := nm.pick(), nm.pick()
 		d := nm.exp(nm.plan.Duration)
@@ -235,6 +237,19 @@ func (nm *nemesis) act() {
 		n.disk.WriteErrorRate, n.disk.ReadErrorRate = nm.plan.DiskWriteErrorRate, nm.plan.DiskReadErrorRate
 		nm.undoLater("nemesis disk heal", func() { nm.note("heal disk n%d", n.id); n.disk.Heal() })
 	}
+}
+
+// healNetworkLater undoes the network fault just made, unless a newer one
+// has replaced it by then.
+func (nm *nemesis) healNetworkLater() {
+	nm.netFault++
+	mine := nm.netFault
+	nm.undoLater("nemesis heal", func() {
+		if nm.netFault == mine {
+			nm.note("heal network")
+			nm.s.net.Heal()
+		}
+	})
 }
 
 // restartLater brings back a crashed node after a drawn downtime, whether

@@ -1,0 +1,37 @@
+# Orbit. `make run` and `make test` are the two commands a newcomer needs.
+GO      ?= go
+SEEDS   ?= 500
+SEED    ?= 1
+
+.PHONY: run test lint sim bench race help
+
+## run: the demo cluster in the simulator (the server arrives with `orbit serve`)
+run:
+	$(GO) run ./cmd/orbit demo -seed $(SEED)
+
+## test: every unit test, 1,000 seeds of the register scenario, the
+## broken-register check and the determinism self-check (about a minute)
+test:
+	$(GO) test ./...
+
+## lint: gofmt, go vet, staticcheck (pinned in go.mod) and the runtime-contract lint (internal/lint)
+lint:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) test -count=1 ./internal/lint
+	$(GO) tool staticcheck ./...
+
+## sim: a longer sweep of the default scenario, seeds SEED..SEED+SEEDS-1
+sim:
+	$(GO) test ./sim -run '^TestSim$$' -seed=$(SEED) -seeds=$(SEEDS) -timeout 0
+
+## bench: the simulator's speed (events/s, virtual s per wall s)
+bench:
+	$(GO) test ./sim -run '^$$' -bench . -benchtime 3s
+
+## race: the kernel and simulator under the race detector
+race:
+	$(GO) test -race -short ./kernel/... ./sim
+
+help:
+	@grep -E '^## ' Makefile | sed 's/^## //'
