@@ -122,11 +122,9 @@ func (t *simTimer) Stop() bool {
 // and dies with a crash.
 func (s *Sim) afterOn(n *Node, vd int64, label string, fn func()) *simTimer {
 	tm := &simTimer{}
-	s.push(event{at: s.now + vd, kind: evCall, node: n, inc: n.inc, label: label, fn: func() {
-		if !tm.stopped {
-			tm.fired = true
-			fn()
-		}
+	s.push(event{at: s.now + vd, kind: evCall, node: n, inc: n.inc, label: label, timer: tm, fn: func() {
+		tm.fired = true
+		fn()
 	}})
 	return tm
 }

@@ -178,6 +178,20 @@ func (nm *nemesis) pick() *Node {
 	return nm.s.nodes[nm.targets[nm.s.rng.IntN(len(nm.targets))]]
 }
 
+// pickOther picks any node other than not, clients included: a link from a
+// server to a client clogs as well.
+func (nm *nemesis) pickOther(not *Node) *Node {
+	nodes := nm.s.Nodes()
+	if len(nodes) < 2 {
+		return not
+	}
+	for {
+		if n := nodes[nm.s.rng.IntN(len(nodes))]; n != not {
+			return n
+		}
+	}
+}
+
 func (nm *nemesis) act() {
 	s, net := nm.s, nm.s.net
 	switch f := nm.plan.Faults[s.rng.IntN(len(nm.plan.Faults))]; f {
@@ -207,7 +221,8 @@ func (nm *nemesis) act() {
 		net.Isolate(n.id)
 		nm.healNetworkLater()
 	case FaultClog:
-		from, to := nm.pick(), nm.pick()
+		from := nm.pick()
+		to := nm.pickOther(from)
 		d := nm.exp(nm.plan.Duration)
 		nm.note("clog n%d -> n%d for %v", from.id, to.id, d)
 		net.Clog(from.id, to.id, d)

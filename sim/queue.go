@@ -20,6 +20,9 @@ type event struct {
 	task *task  // evResume: who to run
 	gen  uint64 // evResume: the park generation this wake-up is for
 	fn   func() // evCall
+	// timer, when set, can cancel an evCall: a stopped timer's event is
+	// skipped without a trace entry.
+	timer *simTimer
 	// node, when set, ties the event to a node: it is held while the node is
 	// paused, and dropped if the node's incarnation is no longer inc (inc
 	// 0 means any incarnation, for packets that outlive a process).

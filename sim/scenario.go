@@ -75,11 +75,12 @@ func (r *Result) Line() string {
 		r.Seed, r.Trace, r.Events, r.Virtual.Seconds(), r.Wall.Seconds(), status)
 }
 
-// Report is the full story of a failed (or verbose) run: plan, faults,
-// perturbation sites, last events and the error.
+// Report is the full story of a failed (or verbose) run, to print after its
+// Line: plan, faults, perturbation sites, last events, the error, the
+// visualization and the replay command.
 func (r *Result) Report(replay string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s\nscenario %s\nplan:\n  %s\n", r.Line(), r.Scenario, strings.ReplaceAll(r.Plan.String(), "\n", "\n  "))
+	fmt.Fprintf(&b, "scenario %s\nplan:\n  %s\n", r.Scenario, strings.ReplaceAll(r.Plan.String(), "\n", "\n  "))
 	if len(r.Faults) > 0 {
 		fmt.Fprintf(&b, "faults (%d):\n  %s\n", len(r.Faults), strings.Join(r.Faults, "\n  "))
 	}

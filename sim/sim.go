@@ -150,6 +150,9 @@ func (s *Sim) step() bool {
 	if e.kind == evResume && (e.task.state != taskParked || e.task.gen != e.gen) {
 		return true // a stale wake-up: the task was woken another way
 	}
+	if e.timer != nil && e.timer.stopped {
+		return true // a stopped timer
+	}
 	s.events++
 	s.fold(uint64(e.at), e.seq, uint64(e.kind))
 	s.tail.add(s, &e)
