@@ -2,8 +2,10 @@ package sim
 
 import (
 	"context"
+	cryptorand "crypto/rand"
 	"errors"
 	"io"
+	"math/big"
 	"testing"
 	"time"
 
@@ -379,5 +381,27 @@ func TestBuggifyIsPerSeedAndOffByDefault(t *testing.T) {
 	}
 	if active < 20 || active > 80 {
 		t.Fatalf("%d of 200 seeds enabled the site; want about a quarter", active)
+	}
+}
+
+// etcd Raft draws election timeouts from crypto/rand.Reader; inside a task
+// that must follow the seed.
+func TestCryptoRandFollowsTheSeed(t *testing.T) {
+	draw := func(seed uint64) int64 {
+		s := New(seed)
+		defer s.Close()
+		var got int64
+		s.AddNode(1, func(rt kernel.Runtime) {
+			n, err := cryptorand.Int(cryptorand.Reader, big.NewInt(1<<62))
+			if err != nil {
+				panic(err)
+			}
+			got = n.Int64()
+		})
+		s.RunFor(time.Second)
+		return got
+	}
+	if a, b, c := draw(1), draw(1), draw(2); a != b || a == c {
+		t.Fatalf("crypto/rand in a task: seed 1 gave %d and %d, seed 2 gave %d", a, b, c)
 	}
 }

@@ -76,6 +76,7 @@ func New(seed uint64) *Sim {
 		nodes: map[kernel.NodeID]*Node{},
 		ctxs:  map[<-chan struct{}]*vctx{},
 	}
+	installCryptoReader()
 	s.net = newNetwork(s)
 	s.buggify = newBuggify(s)
 	return s

@@ -58,6 +58,7 @@ func (s *Sim) spawn(n *Node, name string, fn func(ctx context.Context)) {
 
 func (s *Sim) taskMain(t *task, ctx context.Context, fn func(ctx context.Context)) {
 	t.goid = goid()
+	taskOfGoid.Store(t.goid, t)
 	<-t.resume
 	s.runningGoid.Store(t.goid)
 	defer func() {
@@ -77,6 +78,7 @@ func (s *Sim) taskMain(t *task, ctx context.Context, fn func(ctx context.Context
 			s.fail(&TaskPanic{Node: t.node.id, Task: t.name, Value: p, Stack: string(debug.Stack())})
 		}
 		t.state = taskDone
+		taskOfGoid.Delete(t.goid)
 		delete(s.live, t.id)
 		delete(t.node.tasks, t.id)
 		s.yield <- struct{}{}
