@@ -24,11 +24,15 @@ const (
 	rpcReplyErr
 )
 
-// RPC is request/reply on top of Network. A Call either returns the
-// handler's reply, a *RemoteError (the handler failed: definite), or the
-// context's error (a timeout: the request may or may not have run). The
-// network may duplicate requests, so a handler may run more than once for one
-// Call; handlers must be idempotent or deduplicate.
+// RPC is request/reply on top of Network. A Call returns the handler's
+// reply, a *RemoteError (the handler reported a failure), or the context's
+// error (a timeout: the request may or may not have run).
+//
+// The network may duplicate requests, so a handler may run more than once for
+// one Call, and the reply that arrives may be a duplicate's. Handlers must be
+// idempotent or deduplicate, and a service whose RemoteError means "did not
+// happen" must answer a duplicate with the original outcome (the register in
+// sim/register_test.go shows how).
 type RPC struct {
 	rt        Runtime
 	replyPort string

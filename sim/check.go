@@ -64,6 +64,9 @@ var KVModel = porcupine.Model{
 		return in.String()
 	},
 	DescribeState: func(state any) string { return fmt.Sprintf("%q", state) },
+	DescribeOperationMetadata: func(info any) string {
+		return fmt.Sprintf("called at %v (virtual)", info)
+	},
 }
 
 // LinearizabilityError reports a history that no sequential execution

@@ -8,6 +8,12 @@ import (
 // vctx is a context whose cancellation and deadline live in virtual time and
 // are visible to the scheduler: a task blocked on it is woken by an event,
 // never by a goroutine the scheduler cannot see.
+//
+// Deadline() reports the node's clock reading at creation plus the timeout;
+// the context ends after that much virtual time, so a clock step in between
+// makes the two disagree (production compares monotonic readings and never
+// sees steps). Decide timeouts by the context, not by comparing Now with
+// Deadline.
 type vctx struct {
 	s        *Sim
 	parent   context.Context
@@ -53,6 +59,12 @@ func (s *Sim) withTimeout(parent context.Context, n *Node, d time.Duration) *vct
 	}
 	c.hasDL = true
 	c.deadline = n.now().Add(d)
+	if d <= 0 {
+		// As in production: a deadline already past ends the context now,
+		// so a loop polling ctx.Err() cannot spin forever.
+		c.cancel(context.DeadlineExceeded)
+		return c
+	}
 	if pd, ok := parent.Deadline(); ok && pd.Before(c.deadline) {
 		c.deadline = pd // the parent ends first and will cancel us
 	}

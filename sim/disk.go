@@ -4,6 +4,8 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"os"
+	"path"
 	"sort"
 	"sync"
 	"time"
@@ -13,35 +15,105 @@ import (
 )
 
 // Disk is a node's simulated disk: Pebble's crashable in-memory filesystem
-// behind an errorfs injector.
+// behind an errorfs injector, seen by each incarnation of the node through a
+// view of its own.
 //
 // Every fault decision is a hash of (seed, node, incarnation, path, kind of
 // operation, index of that operation on that path), never a draw from a
-// shared random stream. Pebble runs goroutines of its own that the scheduler
-// does not order; per-path decisions stay the same however those goroutines
-// interleave.
+// shared random stream, and each incarnation counts its own operations. A
+// crashed incarnation's leftover goroutines (Pebble's) can therefore not shift
+// the decisions of the next one, and a path used by one goroutine sees the
+// same faults however the others interleave.
 type Disk struct {
-	n   *Node
+	n    *Node
+	view *diskView // the running (or last) incarnation's
+
+	mu             sync.Mutex // Pebble's goroutines read the knobs too
+	writeErrorRate float64
+	readErrorRate  float64
+	syncLatency    time.Duration
+	tornPercent    int
+	injected       uint64
+}
+
+func newDisk(n *Node) *Disk {
+	return &Disk{n: n, view: newDiskView(nil, 0, vfs.NewCrashableMem())}
+}
+
+// SetErrorRates sets the probabilities that a write (write, sync, create,
+// rename, remove, ...) or a read fails with an injected I/O error.
+func (d *Disk) SetErrorRates(write, read float64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.writeErrorRate, d.readErrorRate = write, read
+}
+
+// SetSyncLatency sets the mean virtual time a sync takes when a task of the
+// node calls it directly; the task pays it at its next wait. Pebble syncs
+// its WAL on a goroutine of its own, which is outside virtual time: see the
+// README, "How the simulator works".
+func (d *Disk) SetSyncLatency(mean time.Duration) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.syncLatency = mean
+}
+
+// SetTornPercent sets, for crashes, the chance that each unsynced 4 KiB block
+// of a file, or each unsynced directory entry, survives anyway. Zero keeps
+// exactly the synced state.
+func (d *Disk) SetTornPercent(pct int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.tornPercent = pct
+}
+
+// HealErrors stops injecting I/O errors; latency stays.
+func (d *Disk) HealErrors() { d.SetErrorRates(0, 0) }
+
+// Injected is the number of I/O errors injected so far.
+func (d *Disk) Injected() uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.injected
+}
+
+// mount gives a new incarnation its view of the disk as the last crash left it.
+func (d *Disk) mount() {
+	d.view = newDiskView(d, d.n.inc, d.view.mem)
+}
+
+// crash replaces the disk's contents with what a crash leaves.
+func (d *Disk) crash() {
+	d.mu.Lock()
+	pct := d.tornPercent
+	d.mu.Unlock()
+	v := d.view
+	v.mu.Lock()
+	dirty := make(map[string]bool, len(v.dirty))
+	for p := range v.dirty {
+		dirty[p] = true
+	}
+	v.mu.Unlock()
+	mem := tornClone(v.mem, dirty, pct, mix(d.n.s.seed, uint64(d.n.id), uint64(d.n.inc), 0x70726e))
+	d.view = newDiskView(d, d.n.inc, mem) // read-only until the next mount
+}
+
+// diskView is one incarnation's filesystem: an errorfs injector with its own
+// operation counters, and a record of which names changed since their
+// directory was last synced.
+type diskView struct {
+	d   *Disk
+	inc uint32
 	mem *vfs.MemFS
 	fs  vfs.FS
 
-	// WriteErrorRate and ReadErrorRate are the probabilities that a write
-	// (write, sync, create, rename, remove, ...) or a read fails with an
-	// injected I/O error.
-	WriteErrorRate, ReadErrorRate float64
-	// SyncLatency is the mean virtual time a sync takes when a task of the
-	// node calls it directly; the task pays it at its next wait. (Pebble
-	// syncs its WAL on a goroutine of its own, which is outside virtual time:
-	// see the package README.)
-	SyncLatency time.Duration
-	// TornPercent is, at a crash, the chance that each unsynced 4 KiB block
-	// or directory entry survives anyway. Zero keeps exactly the synced
-	// state.
-	TornPercent int
-
-	mu       sync.Mutex // Pebble's goroutines call MaybeError too
-	ops      map[opKey]uint64
-	Injected uint64 // errors injected so far
+	mu  sync.Mutex
+	ops map[opKey]uint64
+	// dirty holds the paths whose directory entry changed (created,
+	// renamed, linked, removed) since their parent directory's last sync:
+	// after a crash such a name may point to its old file, to its new one,
+	// or (if new) to nothing.
+	dirty map[string]bool
 }
 
 type opKey struct {
@@ -49,76 +121,145 @@ type opKey struct {
 	kind errorfs.OpKind
 }
 
-func newDisk(n *Node) *Disk {
-	d := &Disk{n: n, mem: vfs.NewCrashableMem(), ops: map[opKey]uint64{}}
-	d.fs = errorfs.Wrap(d.mem, d)
-	return d
-}
-
-// mount starts an incarnation's view of the disk.
-func (d *Disk) mount() {
-	d.mu.Lock()
-	clear(d.ops)
-	d.mu.Unlock()
-}
-
-// Heal stops injecting errors and latency.
-func (d *Disk) Heal() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.WriteErrorRate, d.ReadErrorRate, d.SyncLatency = 0, 0, 0
+func newDiskView(d *Disk, inc uint32, mem *vfs.MemFS) *diskView {
+	v := &diskView{d: d, inc: inc, mem: mem, ops: map[opKey]uint64{}, dirty: map[string]bool{}}
+	v.fs = namesFS{FS: errorfs.Wrap(mem, v), v: v}
+	return v
 }
 
 // String implements errorfs.Injector.
-func (d *Disk) String() string { return "sim disk" }
+func (v *diskView) String() string { return "sim disk" }
 
 // MaybeError implements errorfs.Injector: it decides, per operation, whether
 // the operation fails, and charges sync latency to the calling task.
-func (d *Disk) MaybeError(op errorfs.Op) error {
-	d.mu.Lock()
+func (v *diskView) MaybeError(op errorfs.Op) error {
+	d := v.d
+	v.mu.Lock()
 	k := opKey{op.Path, op.Kind}
-	idx := d.ops[k]
-	d.ops[k] = idx + 1
-	wr, rd, lat := d.WriteErrorRate, d.ReadErrorRate, d.SyncLatency
+	idx := v.ops[k]
+	v.ops[k] = idx + 1
+	v.mu.Unlock()
+	d.mu.Lock()
+	wr, rd, lat := d.writeErrorRate, d.readErrorRate, d.syncLatency
 	d.mu.Unlock()
 
-	h := mix(d.n.s.seed, uint64(d.n.id), uint64(d.n.inc), strHash(op.Path), uint64(op.Kind), idx)
+	h := mix(d.n.s.seed, uint64(d.n.id), uint64(v.inc), strHash(op.Path), uint64(op.Kind), idx)
 	rate := rd
 	if op.Kind.ReadOrWrite() == errorfs.OpIsWrite {
 		rate = wr
 	}
 	if rate > 0 && unit(h) < rate {
 		d.mu.Lock()
-		d.Injected++
+		d.injected++
 		d.mu.Unlock()
 		return errorfs.ErrInjected
 	}
 	if lat > 0 && isSync(op.Kind) {
-		d.chargeLatency(lat, mix(h, 0x5ca1ab1e))
+		v.chargeLatency(lat, mix(h, 0x5ca1ab1e))
 	}
 	return nil
 }
 
 // chargeLatency bills a sync to the running task if it is the caller.
-func (d *Disk) chargeLatency(mean time.Duration, h uint64) {
-	s := d.n.s
+func (v *diskView) chargeLatency(mean time.Duration, h uint64) {
+	s := v.d.n.s
 	if s.runningGoid.Load() != goid() {
 		return // a goroutine of Pebble's, outside virtual time
 	}
 	// We are the running task's own goroutine: reading s.running is safe.
-	t := s.running
-	t.owed += int64(float64(mean) * expFromUnit(unit(h)))
+	s.running.owed += int64(float64(mean) * expFromUnit(unit(h)))
 }
 
 func isSync(k errorfs.OpKind) bool {
 	return k == errorfs.OpFileSync || k == errorfs.OpFileSyncData || k == errorfs.OpFileSyncTo
 }
 
-// crash replaces the disk's contents with what a crash leaves: the synced
-// state and, with TornPercent, a deterministic subset of the rest.
-func (d *Disk) crash() {
-	d.mem = tornClone(d.mem, d.TornPercent, mix(d.n.s.seed, uint64(d.n.id), uint64(d.n.inc), 0x70726e))
-	d.fs = errorfs.Wrap(d.mem, d)
+func canon(p string) string { return path.Clean("/" + p) }
+
+func (v *diskView) markDirty(names ...string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, n := range names {
+		v.dirty[canon(n)] = true
+	}
+}
+
+// synced records a directory sync: its entries now are the durable ones.
+func (v *diskView) synced(dir string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	dir = canon(dir)
+	for p := range v.dirty {
+		if path.Dir(p) == dir {
+			delete(v.dirty, p)
+		}
+	}
+}
+
+// namesFS tracks directory-entry changes on their way to errorfs.
+type namesFS struct {
+	vfs.FS
+	v *diskView
+}
+
+func (fs namesFS) Create(name string, c vfs.DiskWriteCategory) (vfs.File, error) {
+	fs.v.markDirty(name) // Create replaces any file of that name
+	return fs.FS.Create(name, c)
+}
+
+func (fs namesFS) Link(oldname, newname string) error {
+	fs.v.markDirty(newname)
+	return fs.FS.Link(oldname, newname)
+}
+
+func (fs namesFS) Rename(oldname, newname string) error {
+	fs.v.markDirty(oldname, newname)
+	return fs.FS.Rename(oldname, newname)
+}
+
+func (fs namesFS) ReuseForWrite(oldname, newname string, c vfs.DiskWriteCategory) (vfs.File, error) {
+	fs.v.markDirty(oldname, newname)
+	return fs.FS.ReuseForWrite(oldname, newname, c)
+}
+
+func (fs namesFS) Remove(name string) error {
+	fs.v.markDirty(name)
+	return fs.FS.Remove(name)
+}
+
+func (fs namesFS) RemoveAll(name string) error {
+	fs.v.markDirty(name)
+	return fs.FS.RemoveAll(name)
+}
+
+func (fs namesFS) MkdirAll(dir string, perm os.FileMode) error {
+	for p := canon(dir); p != "/"; p = path.Dir(p) {
+		fs.v.markDirty(p)
+	}
+	return fs.FS.MkdirAll(dir, perm)
+}
+
+func (fs namesFS) OpenDir(name string) (vfs.File, error) {
+	f, err := fs.FS.OpenDir(name)
+	if err != nil {
+		return nil, err
+	}
+	return dirFile{File: f, v: fs.v, name: name}, nil
+}
+
+// dirFile notices when a directory is synced.
+type dirFile struct {
+	vfs.File
+	v    *diskView
+	name string
+}
+
+func (f dirFile) Sync() error {
+	err := f.File.Sync()
+	if err == nil {
+		f.v.synced(f.name)
+	}
+	return err
 }
 
 // ErrTorn wraps a failure to build the torn image of a disk: a bug in the
@@ -127,10 +268,18 @@ var ErrTorn = errors.New("sim: cannot build torn disk image")
 
 // tornClone is Pebble's MemFS.CrashClone made deterministic. CrashClone draws
 // its random numbers while ranging over Go maps, so which file gets which
-// draw changes from run to run. Here every decision hashes the path and block
-// index instead: keep each unsynced directory entry and each unsynced 4 KiB
-// block with probability pct%, as CrashClone does.
-func tornClone(mem *vfs.MemFS, pct int, seed uint64) *vfs.MemFS {
+// draw changes from run to run; here every decision hashes the path (and
+// block index) instead.
+//
+// It starts from exactly the synced state, then:
+//   - a file whose name did not change since its directory's last sync is
+//     the same file before and after: each of its 4 KiB blocks written since
+//     its last sync survives with probability pct%, as in CrashClone;
+//   - a name that changed (or is new) either keeps its synced meaning or,
+//     with probability pct%, takes the current file whole. CrashClone would
+//     also tear that file's unsynced blocks, but our view cannot tell its
+//     synced blocks from the rest, and tearing a synced block would be a lie.
+func tornClone(mem *vfs.MemFS, dirty map[string]bool, pct int, seed uint64) *vfs.MemFS {
 	synced := mem.CrashClone(vfs.CrashCloneCfg{})
 	if pct <= 0 {
 		return synced
@@ -139,45 +288,58 @@ func tornClone(mem *vfs.MemFS, pct int, seed uint64) *vfs.MemFS {
 	keep := func(words ...uint64) bool {
 		return int(mix(append([]uint64{seed}, words...)...)%100) < pct
 	}
-	if err := tornDir(synced, full, "/", keep); err != nil {
+	if err := tornDir(synced, full, "/", dirty, keep); err != nil {
 		panic(errors.Join(ErrTorn, err))
 	}
 	return synced
 }
 
-func tornDir(out, full *vfs.MemFS, dir string, keep func(...uint64) bool) error {
+func tornDir(out, full *vfs.MemFS, dir string, dirty map[string]bool, keep func(...uint64) bool) error {
 	names, err := full.List(dir)
 	if err != nil {
 		return err
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		p := full.PathJoin(dir, name)
+		p := canon(full.PathJoin(dir, name))
 		st, err := full.Stat(p)
 		if err != nil {
 			return err
 		}
-		_, statErr := out.Stat(p)
+		old, statErr := out.Stat(p)
 		present := statErr == nil
-		if !present && !keep(strHash(p), 0) {
-			continue // the unsynced directory entry is lost
-		}
 		if st.IsDir() {
-			if err := out.MkdirAll(p, 0o755); err != nil {
-				return err
+			if !present {
+				if !keep(strHash(p), 0) {
+					continue // the new directory's entry is lost
+				}
+				if err := out.MkdirAll(p, 0o755); err != nil {
+					return err
+				}
+			} else if !old.IsDir() {
+				continue
 			}
-			if err := tornDir(out, full, p, keep); err != nil {
+			if err := tornDir(out, full, p, dirty, keep); err != nil {
 				return err
 			}
 			continue
 		}
-		var base []byte
-		if present {
-			if base, err = readAll(out, p); err != nil {
-				return err
-			}
+		if present && old.IsDir() {
+			continue
 		}
 		cur, err := readAll(full, p)
+		if err != nil {
+			return err
+		}
+		if !present || dirty[p] {
+			if keep(strHash(p), 0) {
+				if err := writeSynced(out, p, cur); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		base, err := readAll(out, p)
 		if err != nil {
 			return err
 		}
@@ -196,11 +358,11 @@ func tornDir(out, full *vfs.MemFS, dir string, keep func(...uint64) bool) error 
 			return err
 		}
 	}
-	if f, err := out.OpenDir(dir); err == nil {
-		err = errors.Join(f.Sync(), f.Close())
+	f, err := out.OpenDir(dir)
+	if err != nil {
 		return err
 	}
-	return nil
+	return errors.Join(f.Sync(), f.Close())
 }
 
 func readAll(fs vfs.FS, p string) ([]byte, error) {
@@ -223,13 +385,14 @@ func writeSynced(fs vfs.FS, p string, data []byte) error {
 
 // Files lists every file on the disk with its size, for tests and reports.
 func (d *Disk) Files() map[string]int64 {
+	mem := d.view.mem
 	out := map[string]int64{}
 	var walk func(dir string)
 	walk = func(dir string) {
-		names, _ := d.mem.List(dir)
+		names, _ := mem.List(dir)
 		for _, name := range names {
-			p := d.mem.PathJoin(dir, name)
-			if st, err := d.mem.Stat(p); err == nil {
+			p := mem.PathJoin(dir, name)
+			if st, err := mem.Stat(p); err == nil {
 				if st.IsDir() {
 					walk(p)
 				} else {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"math/big"
+	"runtime"
 	"testing"
 	"time"
 
@@ -223,7 +224,7 @@ func TestTornCrashIsDeterministic(t *testing.T) {
 			d.Close()
 		})
 		_ = found
-		n.Disk().TornPercent = pct
+		n.Disk().SetTornPercent(pct)
 		s.RunFor(time.Second)
 		n.Crash()
 		return n.Disk().Files()
@@ -314,7 +315,7 @@ func TestDiskErrorCrashesNodeNotRun(t *testing.T) {
 			kernel.Crash("wal write: %v", err)
 		}
 	})
-	n.Disk().WriteErrorRate = 1
+	n.Disk().SetErrorRates(1, 0)
 	if err := s.RunFor(time.Second); err != nil {
 		t.Fatalf("a disk fault failed the run instead of crashing the node: %v", err)
 	}
@@ -339,7 +340,7 @@ func TestSyncLatencyCostsVirtualTime(t *testing.T) {
 			took = s.Elapsed() - start
 		})
 	})
-	n.Disk().SyncLatency = 5 * time.Millisecond
+	n.Disk().SetSyncLatency(5 * time.Millisecond)
 	s.RunFor(10 * time.Second)
 	// Ten exponential draws of mean 5ms: the total is far from zero.
 	if took < 10*time.Millisecond {
@@ -403,5 +404,118 @@ func TestCryptoRandFollowsTheSeed(t *testing.T) {
 	}
 	if a, b, c := draw(1), draw(1), draw(2); a != b || a == c {
 		t.Fatalf("crypto/rand in a task: seed 1 gave %d and %d, seed 2 gave %d", a, b, c)
+	}
+}
+
+// A synced file whose new name was never made durable may vanish or appear
+// whole after a torn crash, but its synced data is never damaged.
+func TestTornCrashNeverDamagesSyncedData(t *testing.T) {
+	for seed := uint64(1); seed <= 40; seed++ {
+		s := New(seed)
+		n := s.AddNode(1, func(rt kernel.Runtime) {
+			fs := rt.FS()
+			f, _ := fs.Create("/tmp-file", vfs.WriteCategoryUnspecified)
+			f.Write(make([]byte, 12<<10))
+			f.Sync()
+			f.Close()
+			fs.Rename("/tmp-file", "/final") // the directory is not synced
+		})
+		n.Disk().SetTornPercent(50)
+		s.RunFor(time.Second)
+		n.Crash()
+		if size, ok := n.Disk().Files()["/final"]; ok && size != 12<<10 {
+			t.Fatalf("seed %d: /final survived with %d of %d synced bytes", seed, size, 12<<10)
+		}
+		s.Close()
+	}
+}
+
+// Messages that arrive while a node is paused are delivered, in order, when
+// it resumes.
+func TestPauseKeepsLinksFIFO(t *testing.T) {
+	s := New(1)
+	defer s.Close()
+	got := map[kernel.NodeID][]byte{}
+	counter(s, 1, map[kernel.NodeID][]byte{})
+	n := counter2(s, 2, got)
+	s.RunFor(time.Millisecond)
+	n.Pause()
+	for b := byte('a'); b <= 'z'; b++ {
+		sendFrom(s, 1, 2, b)
+	}
+	s.RunFor(time.Second)
+	if len(got[1]) != 0 {
+		t.Fatalf("a paused node received %q", got[1])
+	}
+	n.Resume()
+	s.RunFor(time.Second)
+	if string(got[1]) != "abcdefghijklmnopqrstuvwxyz" {
+		t.Fatalf("after resume got %q", got[1])
+	}
+}
+
+func counter2(s *Sim, id kernel.NodeID, got map[kernel.NodeID][]byte) *Node {
+	counter(s, id, got)
+	return s.Node(id)
+}
+
+// A panic in a timer callback is a bug report like a task's; NodeCrash there
+// crashes the node.
+func TestAfterFuncPanics(t *testing.T) {
+	s := New(1)
+	defer s.Close()
+	n := s.AddNode(1, func(rt kernel.Runtime) {
+		rt.AfterFunc(time.Millisecond, func() { kernel.Crash("from a timer") })
+	})
+	if err := s.RunFor(time.Second); err != nil || n.Up() {
+		t.Fatalf("NodeCrash in a timer: run error %v, node up %v", err, n.Up())
+	}
+	s2 := New(1)
+	defer s2.Close()
+	s2.AddNode(1, func(rt kernel.Runtime) {
+		rt.AfterFunc(time.Millisecond, func() { panic("bug in a timer") })
+	})
+	var tp *TaskPanic
+	if err := s2.RunFor(time.Second); !errors.As(err, &tp) {
+		t.Fatalf("a panicking timer: %v, want a TaskPanic", err)
+	}
+}
+
+// Close ends every task, even one whose deferred code tries to start more.
+func TestCloseLeavesNoGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	for range 50 {
+		s := New(1)
+		s.AddNode(1, func(rt kernel.Runtime) {
+			rt.Go("stubborn", func(ctx context.Context) {
+				defer rt.Go("respawn", func(ctx context.Context) { rt.Sleep(ctx, time.Hour) })
+				rt.Sleep(ctx, time.Hour)
+			})
+		})
+		s.RunFor(time.Second)
+		s.Close()
+	}
+	// Goroutines that returned may take a moment to be reaped.
+	for range 100 {
+		if runtime.NumGoroutine() <= before+2 {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatalf("goroutines: %d before, %d after 50 closed sims", before, runtime.NumGoroutine())
+}
+
+func TestZeroTimeoutIsAlreadyOver(t *testing.T) {
+	s := New(1)
+	defer s.Close()
+	var err error
+	s.AddNode(1, func(rt kernel.Runtime) {
+		ctx, cancel := rt.WithTimeout(context.Background(), 0)
+		defer cancel()
+		err = ctx.Err()
+	})
+	s.RunFor(time.Second)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a zero timeout: ctx.Err() = %v", err)
 	}
 }

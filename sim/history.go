@@ -11,9 +11,20 @@ import (
 // call and of the return. An operation whose outcome the client cannot know
 // (a timeout, a lost reply) stays open: it may have taken effect at any point
 // after its call, or never.
+//
+// Calls and returns are stamped with a logical clock that ticks on every
+// stamp, not with virtual time: an operation that starts at the very instant
+// another returns must still count as after it (Porcupine treats equal times
+// as overlapping). Virtual time goes along as metadata for the report.
 type History struct {
-	s   *Sim
-	ops []porcupine.Operation
+	s     *Sim
+	clock int64
+	ops   []porcupine.Operation
+}
+
+func (h *History) tick() int64 {
+	h.clock++
+	return h.clock
 }
 
 // NewHistory returns an empty history timed by s.
@@ -27,13 +38,13 @@ type Pending struct {
 
 // Call records the start of an operation by client (numbered from 0).
 func (h *History) Call(client int, input KVInput) *Pending {
-	return &Pending{h: h, op: porcupine.Operation{ClientId: client, Input: input, Call: h.s.now}}
+	return &Pending{h: h, op: porcupine.Operation{ClientId: client, Input: input, Call: h.tick(), Metadata: h.s.Elapsed()}}
 }
 
 // Return records a definite outcome.
 func (p *Pending) Return(out KVOutput) {
 	p.op.Output = out
-	p.op.Return = p.h.s.now
+	p.op.Return = p.h.tick()
 	p.h.ops = append(p.h.ops, p.op)
 }
 

@@ -204,3 +204,31 @@ func TestDeterminism(t *testing.T) {
 		}
 	}
 }
+
+// TestUnsyncedRegisterIsCaughtByCrashes: a register that acknowledges
+// writes before syncing them is correct until a crash, so the calm plan must
+// pass it and the swarm plans must catch it: proof that the crash fault and
+// the durability it tests bite.
+func TestUnsyncedRegisterIsCaughtByCrashes(t *testing.T) {
+	if replaying() {
+		t.Skip("seeds named on the command line: only the sweep runs")
+	}
+	for seed := uint64(1); seed <= 10; seed++ {
+		s := New(seed)
+		if r := s.Run(unsyncedScenario, Calm()); r.Err != nil {
+			t.Fatalf("calm seed %d failed the unsynced register, so something other than crashes catches it: %v", seed, r.Err)
+		}
+	}
+	for seed := uint64(1); seed <= 100; seed++ {
+		r := Run(unsyncedScenario, seed)
+		if r.Err == nil {
+			continue
+		}
+		if !r.Plan.Has(FaultCrash) && !r.Plan.Has(FaultDisk) { // disk errors crash the node too
+			t.Fatalf("seed %d caught the unsynced register without crashes: %v", seed, r.Err)
+		}
+		fmt.Printf("unsynced register caught at seed %d: %s: %v\n", seed, r.Phase, r.Err)
+		return
+	}
+	t.Fatal("the unsynced register passed 100 seeds: crashes do not test durability")
+}

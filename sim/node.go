@@ -84,13 +84,26 @@ func (n *Node) start() {
 	n.inbox = kernel.NewInboxes(n.rt)
 	n.ctx = n.s.newCtx(context.Background(), n)
 	n.disk.mount()
+	n.rt.fs = n.disk.view.fs
 	n.s.spawn(n, "boot", func(context.Context) { n.boot(n.rt) })
 }
 
 // Crash kills the node now: its tasks end, timers and queued wake-ups die,
 // and its disk keeps what was synced (plus a torn part of the rest, as the
 // disk's TornPercent says).
-func (n *Node) Crash() { n.crash("crashed by the fault plan") }
+//
+// Called from a running task, the crash happens when that task gives the
+// processor back (at once if it is one of the node's own tasks).
+func (n *Node) Crash() {
+	if t := n.s.running; t != nil {
+		n.s.crashing, n.s.crashReason = n, "crashed by a task"
+		if t.node == n {
+			panic(errKilled{})
+		}
+		return
+	}
+	n.crash("crashed by the fault plan")
+}
 
 func (n *Node) crash(reason string) {
 	if !n.up {
@@ -143,9 +156,14 @@ func (n *Node) Resume() {
 	n.paused = false
 	held := n.held
 	n.held = nil
+	// Everything due while paused happens now, in the order it came due:
+	// one shared tie and increasing sequence numbers keep FIFO links FIFO.
+	tie := n.s.rng.Uint64()
 	for _, e := range held {
-		e.at = n.s.now
-		n.s.push(e)
+		e.at, e.tie = n.s.now, tie
+		n.s.seq++
+		e.seq = n.s.seq
+		n.s.agenda.push(e)
 	}
 }
 
@@ -196,6 +214,7 @@ type nodeRuntime struct {
 	inc    uint32
 	rng    *rand.Rand
 	logger *slog.Logger
+	fs     vfs.FS // this incarnation's view of the disk
 }
 
 var _ kernel.Runtime = (*nodeRuntime)(nil)
@@ -249,7 +268,7 @@ func (r *nodeRuntime) NewCond(l sync.Locker, what string) kernel.Cond {
 }
 
 func (r *nodeRuntime) Rand() *rand.Rand         { return r.rng }
-func (r *nodeRuntime) FS() vfs.FS               { return r.n.disk.fs }
+func (r *nodeRuntime) FS() vfs.FS               { return r.fs }
 func (r *nodeRuntime) Net() kernel.Network      { return endpoint{r} }
 func (r *nodeRuntime) Buggify(site string) bool { return r.n.s.buggify.fire(site) }
 func (r *nodeRuntime) Logger() *slog.Logger     { return r.logger }

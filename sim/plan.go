@@ -135,8 +135,8 @@ func (s *Sim) startNemesis(p Plan, targets []kernel.NodeID) *nemesis {
 	s.EnableBuggify(p.Buggify)
 	for _, id := range nm.targets {
 		n := s.nodes[id]
-		n.disk.SyncLatency = p.DiskSyncLatency
-		n.disk.TornPercent = p.TornPercent
+		n.disk.SetSyncLatency(p.DiskSyncLatency)
+		n.disk.SetTornPercent(p.TornPercent)
 		n.onDown = nm.restartLater
 	}
 	if len(p.Faults) > 0 && len(nm.targets) > 0 {
@@ -249,8 +249,8 @@ func (nm *nemesis) act() {
 	case FaultDisk:
 		n := nm.pick()
 		nm.note("disk faults on n%d (write %.3f, read %.3f)", n.id, nm.plan.DiskWriteErrorRate, nm.plan.DiskReadErrorRate)
-		n.disk.WriteErrorRate, n.disk.ReadErrorRate = nm.plan.DiskWriteErrorRate, nm.plan.DiskReadErrorRate
-		nm.undoLater("nemesis disk heal", func() { nm.note("heal disk n%d", n.id); n.disk.Heal() })
+		n.disk.SetErrorRates(nm.plan.DiskWriteErrorRate, nm.plan.DiskReadErrorRate)
+		nm.undoLater("nemesis disk heal", func() { nm.note("heal disk n%d", n.id); n.disk.HealErrors() })
 	}
 }
 
@@ -292,7 +292,8 @@ func (nm *nemesis) heal() {
 	s.net.Loss, s.net.Dup = 0, 0
 	for _, id := range nm.targets {
 		n := s.nodes[id]
-		n.disk.Heal()
+		n.disk.HealErrors()
+		n.disk.SetSyncLatency(0)
 		n.Resume()
 		n.Restart()
 	}

@@ -30,7 +30,7 @@ var registerScenario = Scenario{
 
 func setupRegister(s *Sim) Workload {
 	const server kernel.NodeID = 1
-	s.AddNode(server, registerServer)
+	s.AddNode(server, registerServer(true))
 	return newKVWorkload(s, []kernel.NodeID{server}, 4, func(rt kernel.Runtime, _ int) kvCaller {
 		return rpcCaller(rt, func(KVInput) kernel.NodeID { return server }, nil)
 	})
@@ -42,7 +42,15 @@ func setupRegister(s *Sim) Workload {
 // it, so a duplicated or delayed request never applies twice, even after a
 // restart, and a duplicate of the latest write gets the original answer. Any disk error crashes the node: after a failed sync, what is on
 // disk is unknown, and only recovery from the log is safe.
-func registerServer(rt kernel.Runtime) {
+//
+// With syncWrites false it answers before its log is synced: still correct
+// until a crash loses an acknowledged write, so only the crash fault can
+// catch it.
+func registerServer(syncWrites bool) func(rt kernel.Runtime) {
+	return func(rt kernel.Runtime) { serveRegister(rt, syncWrites) }
+}
+
+func serveRegister(rt kernel.Runtime, syncWrites bool) {
 	fs := rt.FS()
 	values, applied, log := recoverRegister(fs)
 	kernel.Serve(rt, "reg", func(ctx context.Context, _ kernel.NodeID, b []byte) ([]byte, error) {
@@ -70,8 +78,10 @@ func registerServer(rt kernel.Runtime) {
 		if _, err := log.Write(rec.encode()); err != nil {
 			kernel.Crash("register log write: %v", err)
 		}
-		if err := log.Sync(); err != nil {
-			kernel.Crash("register log sync: %v", err)
+		if syncWrites {
+			if err := log.Sync(); err != nil {
+				kernel.Crash("register log sync: %v", err)
+			}
 		}
 		applied[req.session] = lastWrite{req.sequence, swap}
 		if swap {
@@ -257,4 +267,19 @@ func brokenServer(rt kernel.Runtime) {
 		rt.Net().Send(peer, "repl", encodeKV(kvRequest{in: KVInput{Op: OpPut, Key: in.Key, Value: in.Value}}))
 		return encodeReply(KVOutput{OK: true}), nil
 	})
+}
+
+// unsyncedScenario runs the register that acknowledges before syncing.
+var unsyncedScenario = Scenario{
+	Name: "unsynced-register",
+	Setup: func(s *Sim) Workload {
+		const server kernel.NodeID = 1
+		s.AddNode(server, registerServer(false))
+		return newKVWorkload(s, []kernel.NodeID{server}, 4, func(rt kernel.Runtime, _ int) kvCaller {
+			return rpcCaller(rt, func(KVInput) kernel.NodeID { return server }, nil)
+		})
+	},
+	FaultTime:    4 * time.Second,
+	ProgressTime: 20 * time.Second,
+	QuiesceTime:  time.Second,
 }

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -155,12 +156,25 @@ func (s *Sim) step() bool {
 		return true // a stopped timer
 	}
 	s.events++
-	s.fold(uint64(e.at), e.seq, uint64(e.kind))
+	// The hash covers what ran, not only when: the task, or the node and
+	// label of a call. Two runs that wake tasks in different orders differ.
+	who := uint64(0)
+	if e.kind == evResume {
+		who = e.task.id
+	} else {
+		if e.node != nil {
+			who = uint64(e.node.id)
+		}
+		who = who<<32 ^ strHash(e.label)
+	}
+	s.fold(uint64(e.at), e.seq, uint64(e.kind), who)
 	s.tail.add(s, &e)
-	switch e.kind {
-	case evResume:
+	switch {
+	case e.kind == evResume:
 		s.switchTo(e.task)
-	case evCall:
+	case e.node != nil:
+		s.callOn(e.node, e.fn)
+	default:
 		e.fn()
 	}
 	return true
@@ -228,6 +242,11 @@ func (s *Sim) deadlock() error {
 	for _, t := range s.liveTasks() {
 		err.Blocked = append(err.Blocked, fmt.Sprintf("node %d task %q (#%d): %s", t.node.id, t.name, t.id, t.what))
 	}
+	for _, n := range s.Nodes() {
+		if n.paused && len(n.held) > 0 {
+			err.Blocked = append(err.Blocked, fmt.Sprintf("node %d is paused, holding %d events (nothing will resume it)", n.id, len(n.held)))
+		}
+	}
 	return err
 }
 
@@ -242,9 +261,34 @@ func (s *Sim) liveTasks() []*task {
 
 // Close ends every task so that no goroutine outlives the world.
 func (s *Sim) Close() {
-	for _, t := range s.liveTasks() {
-		s.kill(t)
+	// Nodes go down first, so that a dying task's deferred code can start
+	// nothing new; then kill until no task is left.
+	for _, n := range s.Nodes() {
+		n.up = false
 	}
+	for len(s.live) > 0 {
+		for _, t := range s.liveTasks() {
+			s.kill(t)
+		}
+	}
+}
+
+// callOn runs a node's scheduler-side code (a timer callback, a delivery)
+// with the same panic rules as its tasks: kernel.NodeCrash crashes the node,
+// any other panic is a bug the run reports.
+func (s *Sim) callOn(n *Node, fn func()) {
+	defer func() {
+		p := recover()
+		var crash kernel.NodeCrash
+		switch {
+		case p == nil:
+		case asCrash(p, &crash):
+			n.crash(crash.Error())
+		default:
+			s.fail(&TaskPanic{Node: n.id, Task: "(callback)", Value: p, Stack: string(debug.Stack())})
+		}
+	}()
+	fn()
 }
 
 // fail records the first bug; the run stops after the current event.
