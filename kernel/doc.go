@@ -17,4 +17,10 @@
 //  5. Network only through Runtime.Net: messages between node IDs.
 //  6. Nothing observable depends on map iteration order or select choice.
 //  7. A task owns its state; tasks talk by messages.
+//
+// Two more that the simulator depends on: only a task may block (never a
+// timer callback, never a goroutine a library started), and a component never
+// swallows a panic it did not raise — the simulator unwinds the tasks of a
+// crashed node with a panic, and a recover() that eats it leaves a ghost
+// task spinning on a dead node.
 package kernel
