@@ -104,6 +104,18 @@ type Handler func(ctx context.Context, from NodeID, req []byte) ([]byte, error)
 // Serve starts a task that answers requests on port with h, one at a time in
 // arrival order.
 func Serve(rt Runtime, port string, h Handler) {
+	ServeAsync(rt, port, func(ctx context.Context, from NodeID, req []byte, reply func([]byte, error)) {
+		reply(h(ctx, from, req))
+	})
+}
+
+// AsyncHandler takes a request and answers it later, once, by calling reply
+// (from any task). It must not block: it hands the request to the task that
+// will do the work.
+type AsyncHandler func(ctx context.Context, from NodeID, req []byte, reply func([]byte, error))
+
+// ServeAsync starts a task that passes requests on port to h as they arrive.
+func ServeAsync(rt Runtime, port string, h AsyncHandler) {
 	inbox := rt.Net().Listen(port)
 	rt.Go("rpc-serve "+port, func(ctx context.Context) {
 		for {
@@ -115,12 +127,14 @@ func Serve(rt Runtime, port string, h Handler) {
 			if err != nil || kind != rpcRequest {
 				continue
 			}
-			resp, herr := h(ctx, env.From, body)
-			if herr != nil {
-				rt.Net().Send(env.From, replyPort, encodeRPC(rpcReplyErr, id, "", []byte(herr.Error())))
-			} else {
-				rt.Net().Send(env.From, replyPort, encodeRPC(rpcReplyOK, id, "", resp))
-			}
+			from := env.From
+			h(ctx, from, body, func(resp []byte, herr error) {
+				if herr != nil {
+					rt.Net().Send(from, replyPort, encodeRPC(rpcReplyErr, id, "", []byte(herr.Error())))
+				} else {
+					rt.Net().Send(from, replyPort, encodeRPC(rpcReplyOK, id, "", resp))
+				}
+			})
 		}
 	})
 }
