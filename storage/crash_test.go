@@ -1,0 +1,163 @@
+package storage
+
+import (
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	crerrors "github.com/cockroachdb/errors"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+	"github.com/orbitkernel/orbit/kernel"
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// failing is an errorfs injector that, once armed, fails the writes and
+// syncs of files whose name contains substr.
+type failing struct {
+	substr string
+	armed  atomic.Bool
+}
+
+func (f *failing) String() string { return "failing(" + f.substr + ")" }
+
+func (f *failing) MaybeError(op errorfs.Op) error {
+	if f.armed.Load() && strings.Contains(op.Path, f.substr) &&
+		(op.Kind == errorfs.OpFileWrite || op.Kind == errorfs.OpFileWriteAt || op.Kind == errorfs.OpFileSync ||
+			op.Kind == errorfs.OpFileSyncData || op.Kind == errorfs.OpFileFlush) {
+		return errorfs.ErrInjected
+	}
+	return nil
+}
+
+// TestWALErrorCrashesNode: a failed WAL write panics with kernel.NodeCrash
+// in the committing goroutine (which, in a task, crashes its node), never
+// returns as if the write had happened; afterwards the engine refuses all
+// work the same way.
+func TestWALErrorCrashesNode(t *testing.T) {
+	inj := &failing{substr: ".log"}
+	fs := errorfs.Wrap(vfs.NewMem(), inj)
+	e := openEngine(t, fs, testOptions())
+	s := openStore(t, e, 1)
+	commit(t, e, func(b *Batch) { s.Append(b, ents(1, 4, 1, 8)) })
+
+	inj.armed.Store(true)
+	b := e.NewBatch()
+	s.Append(b, ents(4, 6, 1, 8))
+	crash, ok := crashOf(func() { _ = b.Commit(true) })
+	if !ok {
+		t.Fatal("a commit whose WAL write failed returned")
+	}
+	if !errors.Is(crash.Reason, ErrFatal) || !errors.Is(crash.Reason, errorfs.ErrInjected) {
+		t.Fatalf("crash reason %v does not wrap ErrFatal and the injected error", crash.Reason)
+	}
+	if s.durable.last != 3 {
+		t.Fatalf("last index %d after a failed commit, want 3: the store ran ahead of the disk", s.durable.last)
+	}
+
+	for name, fn := range map[string]func(){
+		"Get":      func() { _, _ = e.Get([]byte("k")) },
+		"NewBatch": func() { e.NewBatch() },
+		"Entries":  func() { _, _ = s.Entries(1, 2, 100) },
+	} {
+		if c, ok := crashOf(fn); !ok || !errors.Is(c.Reason, ErrFatal) {
+			t.Errorf("%s on a failed engine: crashed %t with %v", name, ok, c.Reason)
+		}
+	}
+	if err := e.Close(); !errors.Is(err, ErrFatal) {
+		t.Fatalf("Close of a failed engine = %v, want the fatal error", err)
+	}
+}
+
+// TestBackgroundFatal: a fatal error on one of Pebble's own goroutines (a
+// flush whose MANIFEST update fails) goes to OnBackgroundFatal, and the
+// engine is poisoned for its callers.
+func TestBackgroundFatal(t *testing.T) {
+	inj := &failing{substr: "MANIFEST"}
+	got := make(chan error, 1)
+	park := make(chan struct{}) // never closed: the hook parks Pebble's goroutine
+	opts := testOptions()
+	opts.OnBackgroundFatal = func(reason error) {
+		got <- reason
+		<-park
+	}
+	e := openEngine(t, errorfs.Wrap(vfs.NewMem(), inj), opts)
+	if err := e.Set([]byte("k"), []byte("v"), true); err != nil {
+		t.Fatal(err)
+	}
+	inj.armed.Store(true)
+	go func() {
+		defer func() { _ = recover() }() // the flush may see the poisoned engine
+		_ = e.Flush()                    // waits for the parked flush: leaks, as a crashed node does
+	}()
+	select {
+	case reason := <-got:
+		if !errors.Is(reason, ErrFatal) || !errors.Is(reason, errorfs.ErrInjected) {
+			t.Fatalf("background reason %v", reason)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("OnBackgroundFatal not called within 10s of a failed MANIFEST write")
+	}
+	if c, ok := crashOf(func() { _, _ = e.Get([]byte("k")) }); !ok || !errors.Is(c.Reason, ErrFatal) {
+		t.Fatalf("Get after a background fatal: crashed %t with %v", ok, c.Reason)
+	}
+}
+
+// TestCrashOnPanic: Pebble's error panics become node crashes; its
+// assertion failures and other panics stay bugs.
+func TestCrashOnPanic(t *testing.T) {
+	run := func(v any) (recovered any) {
+		defer func() { recovered = recover() }()
+		f := &fatalState{}
+		defer f.crashOnPanic("test")
+		panic(v)
+	}
+	io := errors.New("disk on fire")
+	if c, ok := run(io).(kernel.NodeCrash); !ok || !errors.Is(c.Reason, io) || !errors.Is(c.Reason, ErrFatal) {
+		t.Errorf("an error panic became %v", run(io))
+	}
+	assertion := crerrors.AssertionFailedf("broken invariant")
+	if got := run(assertion); got != assertion {
+		t.Errorf("an assertion failure became %v", got)
+	}
+	if got := run("a string"); got != "a string" {
+		t.Errorf("a string panic became %v", got)
+	}
+	crash := kernel.NodeCrash{Reason: io}
+	if got := run(crash); got != crash {
+		t.Errorf("a NodeCrash became %v", got)
+	}
+}
+
+// TestReadErrorCrashesNode: Raft cannot go on without its log, so a read
+// error in raft.Storage crashes the node rather than returning an error
+// Raft would panic on.
+func TestReadErrorCrashesNode(t *testing.T) {
+	var armed atomic.Bool
+	inj := errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if armed.Load() && op.Kind.ReadOrWrite() == errorfs.OpIsRead && strings.HasSuffix(op.Path, ".sst") {
+			return errorfs.ErrInjected
+		}
+		return nil
+	})
+	opts := testOptions()
+	opts.EntryCacheBytes = -1
+	opts.BlockCacheBytes = 1 // nothing stays cached: reads reach the file
+	e := openEngine(t, errorfs.Wrap(vfs.NewMem(), inj), opts)
+	s := openStore(t, e, 1)
+	commit(t, e, func(b *Batch) { s.Append(b, ents(1, 50, 1, 100)) })
+	if err := e.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	armed.Store(true)
+	var got []raftpb.Entry
+	c, ok := crashOf(func() { got, _ = s.Entries(1, 50, 1<<20) })
+	if !ok {
+		t.Fatalf("Entries with failing reads returned %d entries", len(got))
+	}
+	if !errors.Is(c.Reason, errorfs.ErrInjected) {
+		t.Fatalf("crash reason %v", c.Reason)
+	}
+}

@@ -1,0 +1,329 @@
+package storage
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/orbitkernel/orbit/kernel"
+)
+
+// formatVersion is the version of the key layout (see the package doc),
+// stored under \x00"version". Bump it on any incompatible change.
+const formatVersion = 1
+
+// ErrFormat is returned by Open for a store written in another layout
+// version, or one whose metadata is missing while it holds data.
+var ErrFormat = errors.New("storage: unsupported store format")
+
+// ErrNotFound is returned by reads of a key, or of node metadata, that is
+// not there.
+var ErrNotFound = errors.New("storage: not found")
+
+// ErrCorrupt is returned when a stored value does not decode: the disk
+// returned something other than what was written.
+var ErrCorrupt = errors.New("storage: corrupt value")
+
+// Engine is a node's store: one Pebble instance on the runtime's vfs.FS.
+//
+// Reads and batch commits are safe from any goroutine, as Pebble's are; a
+// LogStore, however, belongs to one task.
+type Engine struct {
+	db    *pebble.DB
+	opts  Options
+	fatal *fatalState
+	// Invariant: once closed is set, every method but Close panics.
+	closed atomic.Bool
+
+	mu sync.Mutex
+	// open holds the ranges with an open LogStore. Guarded by mu.
+	open map[RangeID]bool
+}
+
+// Open opens (creating it if need be) the store in dir on fs.
+//
+// A fatal disk error while opening panics with kernel.NodeCrash, as it does
+// later; any other problem (bad options, a store in another format) is
+// returned.
+func Open(fs vfs.FS, dir string, opts Options) (*Engine, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	fatal := &fatalState{}
+	defer fatal.crashOnPanic("open")
+	cache := pebble.NewCache(opts.BlockCacheBytes)
+	defer cache.Unref() // Pebble holds its own reference while open.
+	popts := &pebble.Options{
+		FS:                          fs,
+		Cache:                       cache,
+		Logger:                      &pebbleLogger{log: opts.Logger, fatal: fatal, onBackground: opts.OnBackgroundFatal},
+		MemTableSize:                opts.MemTableBytes,
+		DisableAutomaticCompactions: opts.DisableAutomaticCompactions,
+		// A fixed format, so that the same binary writes the same files.
+		FormatMajorVersion: pebble.FormatNewest,
+	}
+	db, err := pebble.Open(dir, popts)
+	if err != nil {
+		return nil, fmt.Errorf("storage: opening %q: %w", dir, err)
+	}
+	e := &Engine{db: db, opts: opts, fatal: fatal, open: map[RangeID]bool{}}
+	if err := e.checkFormat(); err != nil {
+		return nil, errors.Join(err, db.Close())
+	}
+	return e, nil
+}
+
+// checkFormat writes the format version into a new store and checks it in
+// an existing one.
+func (e *Engine) checkFormat() error {
+	v, err := e.getUint64(metaKey(metaVersion))
+	switch {
+	case err == nil && v == formatVersion:
+		return nil
+	case err == nil:
+		return fmt.Errorf("%w: layout version %d, this binary reads %d", ErrFormat, v, formatVersion)
+	case !errors.Is(err, ErrNotFound):
+		return err
+	}
+	it, err := e.db.NewIter(nil)
+	if err != nil {
+		return err
+	}
+	nonEmpty := it.First()
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return err
+	}
+	if nonEmpty {
+		return fmt.Errorf("%w: the store holds data but no layout version", ErrFormat)
+	}
+	b := e.NewBatch()
+	defer b.Close()
+	b.setUint64(metaKey(metaVersion), formatVersion)
+	return b.Commit(true)
+}
+
+// claimRange records an open LogStore of range id, panicking if there is
+// one already.
+func (e *Engine) claimRange(id RangeID) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.open[id] {
+		panic(fmt.Sprintf("storage: range %d already has an open LogStore", id))
+	}
+	e.open[id] = true
+}
+
+func (e *Engine) releaseRange(id RangeID) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.open, id)
+}
+
+// Options returns the options the engine was opened with, defaults filled.
+func (e *Engine) Options() Options { return e.opts }
+
+// live panics if the engine may not be used: it is closed (a bug in the
+// caller) or has seen a fatal error (the node must die).
+func (e *Engine) live() {
+	if e.closed.Load() {
+		panic("storage: engine used after Close")
+	}
+	e.fatal.check()
+}
+
+// NewBatch starts an atomic write. Its reads (Get, Scan) see its own writes
+// on top of the engine's committed state.
+func (e *Engine) NewBatch() *Batch {
+	e.live()
+	return &Batch{e: e, b: e.db.NewIndexedBatch()}
+}
+
+// Get returns a copy of the value of user key, or ErrNotFound.
+func (e *Engine) Get(key []byte) ([]byte, error) {
+	e.live()
+	defer e.fatal.crashOnPanic("get")
+	return get(e.db, dataKey(key))
+}
+
+// Scan returns up to limit user keys in [start, end) in order, with their
+// values; a nil end means no upper bound. If more keys remain, resume is
+// the key to start the next page at; otherwise it is nil. limit must be
+// positive: every scan is bounded.
+func (e *Engine) Scan(start, end []byte, limit int) (kvs []KeyValue, resume []byte, err error) {
+	e.live()
+	defer e.fatal.crashOnPanic("scan")
+	return scan(e.db, dataSpace, start, end, limit)
+}
+
+// GetRangeLocal returns a copy of the value of key in range id's
+// range-local data (see Batch.GetRangeLocal), or ErrNotFound.
+func (e *Engine) GetRangeLocal(id RangeID, key []byte) ([]byte, error) {
+	e.live()
+	defer e.fatal.crashOnPanic("get")
+	return get(e.db, localSpace(id).key(key))
+}
+
+// ScanRangeLocal is Scan over range id's range-local data.
+func (e *Engine) ScanRangeLocal(id RangeID, start, end []byte, limit int) (kvs []KeyValue, resume []byte, err error) {
+	e.live()
+	defer e.fatal.crashOnPanic("scan")
+	return scan(e.db, localSpace(id), start, end, limit)
+}
+
+// Set writes one user key in a batch of its own. With sync, it is durable
+// when Set returns.
+func (e *Engine) Set(key, value []byte, sync bool) error {
+	b := e.NewBatch()
+	defer b.Close()
+	b.Set(key, value)
+	return b.Commit(sync)
+}
+
+// Delete removes one user key in a batch of its own.
+func (e *Engine) Delete(key []byte, sync bool) error {
+	b := e.NewBatch()
+	defer b.Close()
+	b.Delete(key)
+	return b.Commit(sync)
+}
+
+// Ident is who owns the store: written once, when the node first joins a
+// cluster, and checked at every start so that a disk never serves another
+// node or cluster.
+type Ident struct {
+	ClusterID uint64
+	NodeID    kernel.NodeID
+}
+
+// Ident returns the store's identity, or ErrNotFound if it has none yet.
+func (e *Engine) Ident() (Ident, error) {
+	e.live()
+	defer e.fatal.crashOnPanic("ident")
+	cluster, err := e.getUint64(metaKey(metaClusterID))
+	if err != nil {
+		return Ident{}, err
+	}
+	node, err := e.getUint64(metaKey(metaNodeID))
+	if err != nil {
+		return Ident{}, err
+	}
+	return Ident{ClusterID: cluster, NodeID: kernel.NodeID(node)}, nil
+}
+
+// RangeIDs lists, in order, every range with state in the store: the
+// replicas a restarting node must bring back.
+func (e *Engine) RangeIDs() ([]RangeID, error) {
+	e.live()
+	defer e.fatal.crashOnPanic("range ids")
+	it, err := e.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixRange}, UpperBound: []byte{prefixRange + 1}})
+	if err != nil {
+		return nil, err
+	}
+	var ids []RangeID
+	for valid := it.First(); valid; {
+		k := it.Key()
+		if len(k) < rangePrefixLen {
+			return nil, errors.Join(fmt.Errorf("%w: %s", ErrBadKey, FormatKey(k)), it.Close())
+		}
+		id := RangeID(binary.BigEndian.Uint64(k[1:]))
+		ids = append(ids, id)
+		if id == ^RangeID(0) {
+			break
+		}
+		valid = it.SeekGE(rangePrefix(id + 1))
+	}
+	return ids, errors.Join(it.Error(), it.Close())
+}
+
+// Flush writes the memtable to an sstable and waits for it. The simulator
+// calls it (and Compact) at moments of its choosing instead of leaving them
+// to Pebble's timing.
+func (e *Engine) Flush() error {
+	e.live()
+	defer e.fatal.crashOnPanic("flush")
+	return e.db.Flush()
+}
+
+// Compact compacts the whole keyspace and waits for it.
+func (e *Engine) Compact() error {
+	e.live()
+	defer e.fatal.crashOnPanic("compact")
+	return e.db.Compact(context.Background(), []byte{prefixMeta}, []byte{prefixData + 1}, false)
+}
+
+// NewView returns a consistent, point-in-time read-only view of the user
+// and range-local data (a Pebble snapshot; not to be confused with a Raft snapshot, though
+// it is what one streams a Raft snapshot's data from). Close it.
+func (e *Engine) NewView() *View {
+	e.live()
+	return &View{e: e, s: e.db.NewSnapshot()}
+}
+
+// Close closes the engine. After a fatal error it only reports that error:
+// Pebble's commit pipeline may be stuck, and the node is dying anyway.
+func (e *Engine) Close() error {
+	if e.closed.Load() {
+		return nil
+	}
+	e.closed.Store(true)
+	if err := e.fatal.load(); err != nil {
+		return err
+	}
+	return e.db.Close()
+}
+
+func (e *Engine) getUint64(key []byte) (uint64, error) {
+	v, err := get(e.db, key)
+	if err != nil {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("%w: %s holds %d bytes, want 8", ErrCorrupt, FormatKey(key), len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// View is a point-in-time read of the user data. It must be closed.
+type View struct {
+	e *Engine
+	s *pebble.Snapshot
+}
+
+// Get is Engine.Get as of the view's creation.
+func (v *View) Get(key []byte) ([]byte, error) {
+	v.e.live()
+	defer v.e.fatal.crashOnPanic("view get")
+	return get(v.s, dataKey(key))
+}
+
+// Scan is Engine.Scan as of the view's creation.
+func (v *View) Scan(start, end []byte, limit int) (kvs []KeyValue, resume []byte, err error) {
+	v.e.live()
+	defer v.e.fatal.crashOnPanic("view scan")
+	return scan(v.s, dataSpace, start, end, limit)
+}
+
+// GetRangeLocal is Engine.GetRangeLocal as of the view's creation.
+func (v *View) GetRangeLocal(id RangeID, key []byte) ([]byte, error) {
+	v.e.live()
+	defer v.e.fatal.crashOnPanic("view get")
+	return get(v.s, localSpace(id).key(key))
+}
+
+// ScanRangeLocal is Engine.ScanRangeLocal as of the view's creation: with
+// View.Scan over the range's span, what a Raft snapshot of the range
+// streams.
+func (v *View) ScanRangeLocal(id RangeID, start, end []byte, limit int) (kvs []KeyValue, resume []byte, err error) {
+	v.e.live()
+	defer v.e.fatal.crashOnPanic("view scan")
+	return scan(v.s, localSpace(id), start, end, limit)
+}
+
+// Close releases the view.
+func (v *View) Close() error { return v.s.Close() }
