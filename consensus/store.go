@@ -1,0 +1,480 @@
+package consensus
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/orbitkernel/orbit/kernel"
+	"github.com/orbitkernel/orbit/storage"
+)
+
+// Ports the store listens on.
+const (
+	raftPort = "raft" // batches of Raft messages between nodes
+	kvPort   = "kv"   // client requests (kernel RPC)
+)
+
+// Timing, in ticks (STYLE.md: logical time in the core, durations at the
+// edge).
+const (
+	TickInterval  = 20 * time.Millisecond
+	electionTicks = 10 // 200 ms
+	heartbeatTick = 2  // 40 ms
+)
+
+// ErrNotLeader is the prefix of the refusal a replica that is not the leader
+// sends; the rest of the message is the leader it knows of ("0": none).
+const errNotLeaderPrefix = "not leader; try "
+
+// Store is a node's share of the cluster: a replica of every range placed on
+// the node, all driven by one task (the driver), which owns every replica's
+// RawNode and LogStore. Other tasks talk to the driver through its mailbox.
+type Store struct {
+	rt     kernel.Runtime
+	eng    *storage.Engine
+	layout Layout
+	// replicas by range, and their IDs sorted: Ready cycles visit replicas
+	// in this order, never in map order.
+	replicas map[storage.RangeID]*replica
+	ids      []storage.RangeID
+	events   *kernel.Mailbox[event]
+	nextID   uint64 // proposal and read IDs
+}
+
+// replica is one range on this node. Only the driver touches it.
+type replica struct {
+	desc Descriptor
+	rn   *raft.RawNode
+	log  *storage.LogStore
+	// waiting maps a proposal ID to the reply of the client who waits for
+	// it on this node.
+	waiting map[uint64]func(Response, error)
+	// reads wait for their ReadIndex (readAt == 0 until Raft answers), then
+	// for the applied index to reach it.
+	reads []*read
+}
+
+type read struct {
+	id     uint64
+	req    Request
+	readAt uint64
+	reply  func(Response, error)
+}
+
+// event is what the driver's mailbox carries.
+type event struct {
+	tick  bool
+	raft  []byte // a batch of Raft messages
+	req   *Request
+	reply func(Response, error)
+}
+
+// Open starts a node's store on an engine already opened on the node's disk:
+// it bootstraps the ranges placed here on first start, loads them on later
+// ones, and starts the driver and the request server.
+func Open(rt kernel.Runtime, eng *storage.Engine, layout Layout) (*Store, error) {
+	s := &Store{rt: rt, eng: eng, layout: layout, replicas: map[storage.RangeID]*replica{},
+		events: kernel.NewMailbox[event](rt, "consensus driver", 16384), nextID: rt.Rand().Uint64()}
+	for _, d := range layout.On(rt.NodeID()) {
+		r, err := s.openReplica(d)
+		if err != nil {
+			return nil, err
+		}
+		s.replicas[d.ID] = r
+		s.ids = append(s.ids, d.ID)
+	}
+	sort.Slice(s.ids, func(i, j int) bool { return s.ids[i] < s.ids[j] })
+
+	inbox := rt.Net().Listen(raftPort)
+	rt.Go("raft-inbox", func(ctx context.Context) {
+		for {
+			env, err := inbox.Recv(ctx)
+			if err != nil {
+				return
+			}
+			s.events.Send(event{raft: env.Body})
+		}
+	})
+	var tick func()
+	tick = func() {
+		s.events.Send(event{tick: true})
+		rt.AfterFunc(TickInterval, tick)
+	}
+	rt.AfterFunc(TickInterval, tick)
+	kernel.ServeAsync(rt, kvPort, func(_ context.Context, _ kernel.NodeID, b []byte, reply func([]byte, error)) {
+		req, err := decodeRequest(b)
+		if err != nil {
+			reply(nil, err)
+			return
+		}
+		if !s.events.Send(event{req: &req, reply: func(r Response, err error) { reply(r.encode(), err) }}) {
+			reply(nil, errors.New("overloaded; retry"))
+		}
+	})
+	rt.Go("consensus driver", s.drive)
+	return s, nil
+}
+
+func (s *Store) openReplica(d Descriptor) (*replica, error) {
+	log, err := storage.OpenLogStore(s.eng, d.ID)
+	if err != nil {
+		return nil, err
+	}
+	if last, _ := log.LastIndex(); last == 0 {
+		// First start: bootstrap from a snapshot that carries the range's
+		// configuration, as every replica of the range does identically.
+		var voters []uint64
+		for _, n := range d.Replicas {
+			voters = append(voters, uint64(n))
+		}
+		snap := raftpb.Snapshot{Metadata: raftpb.SnapshotMetadata{Index: 1, Term: 1, ConfState: raftpb.ConfState{Voters: voters}}}
+		b := s.eng.NewBatch()
+		if err := log.ApplySnapshot(b, snap); err != nil {
+			return nil, err
+		}
+		log.SetApplied(b, 1)
+		if err := b.Commit(true); err != nil {
+			return nil, err
+		}
+	}
+	rn, err := raft.NewRawNode(&raft.Config{
+		ID:              uint64(s.rt.NodeID()),
+		ElectionTick:    electionTicks,
+		HeartbeatTick:   heartbeatTick,
+		Storage:         log,
+		Applied:         log.Applied(),
+		MaxSizePerMsg:   1 << 20,
+		MaxInflightMsgs: 256,
+		CheckQuorum:     true,
+		PreVote:         true,
+		ReadOnlyOption:  raft.ReadOnlySafe,
+		Logger:          raftLogger{s.rt},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consensus: range %d: %w", d.ID, err)
+	}
+	return &replica{desc: d, rn: rn, log: log, waiting: map[uint64]func(Response, error){}}, nil
+}
+
+// drive is the driver task: take events, then run one Ready cycle over
+// every replica.
+func (s *Store) drive(ctx context.Context) {
+	for {
+		ev, err := s.events.Recv(ctx)
+		if err != nil {
+			return
+		}
+		s.handle(ev)
+		// Take everything already queued before the cycle, bounded, so
+		// that one synced write carries as much as possible (group commit).
+		for range 256 {
+			ev, ok := s.events.TryRecv()
+			if !ok {
+				break
+			}
+			s.handle(ev)
+		}
+		s.cycle()
+	}
+}
+
+func (s *Store) handle(ev event) {
+	switch {
+	case ev.tick:
+		for _, id := range s.ids {
+			s.replicas[id].rn.Tick()
+		}
+	case ev.raft != nil:
+		_ = decodeRaftBatch(ev.raft, func(id storage.RangeID, m raftpb.Message) {
+			if r := s.replicas[id]; r != nil {
+				_ = r.rn.Step(m) // Raft drops what does not apply
+			}
+		})
+	case ev.req != nil:
+		s.serve(*ev.req, ev.reply)
+	}
+}
+
+// serve starts a client request on the replica of its key's range, if this
+// node leads it.
+func (s *Store) serve(req Request, reply func(Response, error)) {
+	d := s.layout.Lookup(req.Key)
+	r := s.replicas[d.ID]
+	if r == nil {
+		reply(Response{}, fmt.Errorf("%s%d", errNotLeaderPrefix, d.Replicas[0]))
+		return
+	}
+	st := r.rn.BasicStatus()
+	if st.RaftState != raft.StateLeader {
+		reply(Response{}, fmt.Errorf("%s%d", errNotLeaderPrefix, st.Lead))
+		return
+	}
+	s.nextID++
+	id := s.nextID
+	if req.Op == OpGet {
+		var rctx [8]byte
+		binary.BigEndian.PutUint64(rctx[:], id)
+		r.reads = append(r.reads, &read{id: id, req: req, reply: reply})
+		r.rn.ReadIndex(rctx[:])
+		return
+	}
+	if err := r.rn.Propose(encodeProposal(id, req)); err != nil {
+		reply(Response{}, fmt.Errorf("%s%d", errNotLeaderPrefix, st.Lead))
+		return
+	}
+	r.waiting[id] = reply
+}
+
+// cycle runs one Ready cycle: persist every replica's new entries and hard
+// state in one synced batch, then send messages (never before what they
+// depend on is durable), then apply what is committed.
+func (s *Store) cycle() {
+	type ready struct {
+		r  *replica
+		rd raft.Ready
+	}
+	var readies []ready
+	b := s.eng.NewBatch()
+	for _, id := range s.ids {
+		r := s.replicas[id]
+		if !r.rn.HasReady() {
+			continue
+		}
+		rd := r.rn.Ready()
+		if !raft.IsEmptySnap(rd.Snapshot) {
+			if err := r.log.ApplySnapshot(b, rd.Snapshot); err != nil {
+				kernel.Crash("range %d: apply snapshot: %v", id, err)
+			}
+		}
+		r.log.Append(b, rd.Entries)
+		if !raft.IsEmptyHardState(rd.HardState) {
+			r.log.SetHardState(b, rd.HardState)
+		}
+		readies = append(readies, ready{r, rd})
+	}
+	if len(readies) == 0 {
+		b.Close()
+		return
+	}
+	if err := b.Commit(true); err != nil {
+		kernel.Crash("persist raft state: %v", err)
+	}
+	s.send(readies2msgs(readies, func(x ready) (storage.RangeID, []raftpb.Message) { return x.r.desc.ID, x.rd.Messages }))
+	for _, x := range readies {
+		s.apply(x.r, x.rd.CommittedEntries)
+		for _, rs := range x.rd.ReadStates {
+			id := binary.BigEndian.Uint64(rs.RequestCtx)
+			for _, rd := range x.r.reads {
+				if rd.id == id {
+					rd.readAt = rs.Index
+				}
+			}
+		}
+		if x.rd.SoftState != nil && x.rd.SoftState.RaftState != raft.StateLeader {
+			s.abandon(x.r)
+		}
+		s.serveReads(x.r)
+		x.r.rn.Advance(x.rd)
+	}
+}
+
+func readies2msgs[T any](xs []T, get func(T) (storage.RangeID, []raftpb.Message)) map[kernel.NodeID]*outbox {
+	out := map[kernel.NodeID]*outbox{}
+	for _, x := range xs {
+		id, msgs := get(x)
+		for _, m := range msgs {
+			to := kernel.NodeID(m.To)
+			ob := out[to]
+			if ob == nil {
+				ob = &outbox{}
+				out[to] = ob
+			}
+			ob.ids = append(ob.ids, id)
+			ob.msgs = append(ob.msgs, m)
+		}
+	}
+	return out
+}
+
+type outbox struct {
+	ids  []storage.RangeID
+	msgs []raftpb.Message
+}
+
+// send coalesces messages per destination node: one network message each.
+func (s *Store) send(out map[kernel.NodeID]*outbox) {
+	nodes := make([]kernel.NodeID, 0, len(out))
+	for n := range out {
+		nodes = append(nodes, n)
+	}
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i] < nodes[j] })
+	for _, n := range nodes {
+		s.rt.Net().Send(n, raftPort, encodeRaftBatch(out[n].ids, out[n].msgs))
+	}
+}
+
+// abandon answers the waiting clients of a replica that lost leadership.
+// Their writes may still commit under the new leader, so the answer is
+// silence: the client's timeout reports "may have happened".
+func (s *Store) abandon(r *replica) {
+	clear(r.waiting)
+	r.reads = nil
+}
+
+// serveReads answers the reads whose read index has been applied.
+func (s *Store) serveReads(r *replica) {
+	applied := r.log.Applied()
+	kept := r.reads[:0]
+	for _, rd := range r.reads {
+		if rd.readAt == 0 || rd.readAt > applied {
+			kept = append(kept, rd)
+			continue
+		}
+		v, err := s.eng.Get(rd.req.Key)
+		switch {
+		case err == nil:
+			rd.reply(Response{Value: v, Found: true}, nil)
+		case errors.Is(err, storage.ErrNotFound):
+			rd.reply(Response{}, nil)
+		default:
+			kernel.Crash("range %d: read: %v", r.desc.ID, err)
+		}
+	}
+	r.reads = kept
+}
+
+// apply applies committed entries to the state machine: the user data, the
+// range's client table (so that a retried write applies at most once) and
+// the applied index, in one atomic batch.
+func (s *Store) apply(r *replica, ents []raftpb.Entry) {
+	if len(ents) == 0 {
+		return
+	}
+	b := s.eng.NewBatch()
+	type answer struct {
+		reply func(Response, error)
+		resp  Response
+	}
+	var answers []answer
+	for _, e := range ents {
+		switch e.Type {
+		case raftpb.EntryNormal:
+			if len(e.Data) == 0 {
+				continue // a new leader's empty entry
+			}
+			id, req, err := decodeProposal(e.Data)
+			if err != nil {
+				kernel.Crash("range %d: undecodable entry %d: %v", r.desc.ID, e.Index, err)
+			}
+			resp := s.applyRequest(b, r.desc.ID, req)
+			if reply := r.waiting[id]; reply != nil {
+				delete(r.waiting, id)
+				answers = append(answers, answer{reply, resp})
+			}
+		case raftpb.EntryConfChange, raftpb.EntryConfChangeV2:
+			var cc raftpb.ConfChangeV2
+			if e.Type == raftpb.EntryConfChange {
+				var v1 raftpb.ConfChange
+				if err := v1.Unmarshal(e.Data); err != nil {
+					kernel.Crash("range %d: conf change %d: %v", r.desc.ID, e.Index, err)
+				}
+				cc = v1.AsV2()
+			} else if err := cc.Unmarshal(e.Data); err != nil {
+				kernel.Crash("range %d: conf change %d: %v", r.desc.ID, e.Index, err)
+			}
+			r.log.SetConfState(b, *r.rn.ApplyConfChange(cc))
+		}
+	}
+	r.log.SetApplied(b, ents[len(ents)-1].Index)
+	// Not synced: the log is, and the applied index moves with the effects
+	// in one atomic batch, so a crash at worst re-applies whole entries.
+	if err := b.Commit(false); err != nil {
+		kernel.Crash("range %d: apply: %v", r.desc.ID, err)
+	}
+	for _, a := range answers {
+		a.reply(a.resp, nil)
+	}
+}
+
+// applyRequest applies one write and returns its outcome; a duplicate of a
+// client's latest write returns the outcome recorded the first time.
+func (s *Store) applyRequest(b *storage.Batch, id storage.RangeID, req Request) Response {
+	if seq, ok := lastApplied(b, id, req.Client); ok && req.Seq <= seq.seq {
+		return Response{OK: seq.ok}
+	}
+	resp := Response{OK: true}
+	switch req.Op {
+	case OpPut:
+		b.Set(req.Key, req.Value)
+	case OpDelete:
+		b.Delete(req.Key)
+	case OpCAS:
+		cur, err := b.Get(req.Key)
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			kernel.Crash("range %d: cas read: %v", id, err)
+		}
+		if string(cur) == string(req.Expect) {
+			b.Set(req.Key, req.Value)
+		} else {
+			resp.OK = false
+		}
+	}
+	recordApplied(b, id, req.Client, clientEntry{seq: req.Seq, ok: resp.OK})
+	return resp
+}
+
+// clientEntry is a client's latest applied write, kept in the range's
+// replicated client table.
+type clientEntry struct {
+	seq uint64
+	ok  bool
+}
+
+func clientKey(client uint64) []byte { return binary.BigEndian.AppendUint64([]byte("client/"), client) }
+
+func lastApplied(b *storage.Batch, id storage.RangeID, client uint64) (clientEntry, bool) {
+	v, err := b.GetRangeLocal(id, clientKey(client))
+	if errors.Is(err, storage.ErrNotFound) {
+		return clientEntry{}, false
+	}
+	if err != nil || len(v) != 9 {
+		kernel.Crash("range %d: client table: %v", id, err)
+	}
+	return clientEntry{seq: binary.BigEndian.Uint64(v), ok: v[8] == 1}, true
+}
+
+func recordApplied(b *storage.Batch, id storage.RangeID, client uint64, e clientEntry) {
+	v := binary.BigEndian.AppendUint64(nil, e.seq)
+	if e.ok {
+		v = append(v, 1)
+	} else {
+		v = append(v, 0)
+	}
+	b.SetRangeLocal(id, clientKey(client), v)
+}
+
+// raftLogger sends etcd Raft's log lines to the node's logger; Panic and
+// Fatal keep their meaning (the node must stop).
+type raftLogger struct{ rt kernel.Runtime }
+
+func (l raftLogger) Debug(v ...any)                 {}
+func (l raftLogger) Debugf(format string, v ...any) {}
+func (l raftLogger) Info(v ...any)                  {}
+func (l raftLogger) Infof(format string, v ...any)  {}
+func (l raftLogger) Error(v ...any)                 { l.rt.Logger().Error(fmt.Sprint(v...)) }
+func (l raftLogger) Errorf(format string, v ...any) { l.rt.Logger().Error(fmt.Sprintf(format, v...)) }
+func (l raftLogger) Warning(v ...any)               { l.rt.Logger().Warn(fmt.Sprint(v...)) }
+func (l raftLogger) Warningf(format string, v ...any) {
+	l.rt.Logger().Warn(fmt.Sprintf(format, v...))
+}
+func (l raftLogger) Fatal(v ...any)                 { panic(fmt.Sprint(v...)) }
+func (l raftLogger) Fatalf(format string, v ...any) { panic(fmt.Sprintf(format, v...)) }
+func (l raftLogger) Panic(v ...any)                 { panic(fmt.Sprint(v...)) }
+func (l raftLogger) Panicf(format string, v ...any) { panic(fmt.Sprintf(format, v...)) }

@@ -1,0 +1,165 @@
+package consensus
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/orbitkernel/orbit/storage"
+)
+
+// errMalformed marks bytes that do not decode; the message is dropped (a
+// request gets an error reply).
+var errMalformed = errors.New("consensus: malformed message")
+
+// Raft messages travel between nodes in batches: every message one Ready
+// cycle produced for a node, whatever its range, goes in one network
+// message. Format: count (uvarint), then per message: range ID (uvarint),
+// length (uvarint), raftpb.Message bytes.
+func encodeRaftBatch(rangeIDs []storage.RangeID, msgs []raftpb.Message) []byte {
+	var b []byte
+	b = binary.AppendUvarint(b, uint64(len(msgs)))
+	for i := range msgs {
+		data, err := msgs[i].Marshal()
+		if err != nil {
+			panic(fmt.Sprintf("consensus: marshal raft message: %v", err)) // a bug: our own struct
+		}
+		b = binary.AppendUvarint(b, uint64(rangeIDs[i]))
+		b = binary.AppendUvarint(b, uint64(len(data)))
+		b = append(b, data...)
+	}
+	return b
+}
+
+func decodeRaftBatch(b []byte, visit func(storage.RangeID, raftpb.Message)) error {
+	n, w := binary.Uvarint(b)
+	if w <= 0 {
+		return errMalformed
+	}
+	b = b[w:]
+	for range n {
+		id, w := binary.Uvarint(b)
+		if w <= 0 {
+			return errMalformed
+		}
+		b = b[w:]
+		size, w := binary.Uvarint(b)
+		if w <= 0 || uint64(len(b)-w) < size {
+			return errMalformed
+		}
+		var m raftpb.Message
+		if err := m.Unmarshal(b[w : w+int(size)]); err != nil {
+			return errMalformed
+		}
+		b = b[w+int(size):]
+		visit(storage.RangeID(id), m)
+	}
+	return nil
+}
+
+// Op is a key-value operation.
+type Op uint8
+
+const (
+	OpGet Op = iota + 1
+	OpPut
+	OpDelete
+	OpCAS // set Value if the current value is Expect ("" matches a missing key)
+)
+
+// Request is one key-value operation from a client. Client and Seq identify
+// it: a retried write carries the same pair and is applied at most once.
+type Request struct {
+	Client, Seq uint64
+	Op          Op
+	Key         []byte
+	Value       []byte
+	Expect      []byte
+}
+
+// Response is the outcome of a Request.
+type Response struct {
+	Value []byte // OpGet: the value; nil when missing
+	Found bool   // OpGet: whether the key exists
+	OK    bool   // OpCAS: whether it swapped
+}
+
+func appendBytes(b, v []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(v)))
+	return append(b, v...)
+}
+
+func readBytes(b []byte) (v, rest []byte, err error) {
+	n, w := binary.Uvarint(b)
+	if w <= 0 || uint64(len(b)-w) < n {
+		return nil, nil, errMalformed
+	}
+	return b[w : w+int(n)], b[w+int(n):], nil
+}
+
+// Encoding: client(8) seq(8) op(1) key value expect.
+func (r Request) encode() []byte {
+	b := binary.BigEndian.AppendUint64(nil, r.Client)
+	b = binary.BigEndian.AppendUint64(b, r.Seq)
+	b = append(b, byte(r.Op))
+	b = appendBytes(b, r.Key)
+	b = appendBytes(b, r.Value)
+	return appendBytes(b, r.Expect)
+}
+
+func decodeRequest(b []byte) (Request, error) {
+	if len(b) < 17 {
+		return Request{}, errMalformed
+	}
+	r := Request{Client: binary.BigEndian.Uint64(b), Seq: binary.BigEndian.Uint64(b[8:]), Op: Op(b[16])}
+	if r.Op < OpGet || r.Op > OpCAS {
+		return Request{}, errMalformed
+	}
+	var err error
+	b = b[17:]
+	for _, f := range []*[]byte{&r.Key, &r.Value, &r.Expect} {
+		if *f, b, err = readBytes(b); err != nil {
+			return Request{}, err
+		}
+	}
+	return r, nil
+}
+
+// Encoding: flags(1: found, ok) value.
+func (r Response) encode() []byte {
+	var flags byte
+	if r.Found {
+		flags |= 1
+	}
+	if r.OK {
+		flags |= 2
+	}
+	return append([]byte{flags}, r.Value...)
+}
+
+func decodeResponse(b []byte) (Response, error) {
+	if len(b) < 1 {
+		return Response{}, errMalformed
+	}
+	r := Response{Found: b[0]&1 != 0, OK: b[0]&2 != 0}
+	if r.Found {
+		r.Value = append([]byte{}, b[1:]...)
+	}
+	return r, nil
+}
+
+// A proposal is what goes into the Raft log: the proposing node's proposal
+// ID (to find who waits for it) and the request. Format: id(8) request.
+func encodeProposal(id uint64, r Request) []byte {
+	return append(binary.BigEndian.AppendUint64(nil, id), r.encode()...)
+}
+
+func decodeProposal(b []byte) (uint64, Request, error) {
+	if len(b) < 8 {
+		return 0, Request{}, errMalformed
+	}
+	r, err := decodeRequest(b[8:])
+	return binary.BigEndian.Uint64(b), r, err
+}
