@@ -232,3 +232,13 @@ func TestUnsyncedRegisterIsCaughtByCrashes(t *testing.T) {
 	}
 	t.Fatal("the unsynced register passed 100 seeds: crashes do not test durability")
 }
+
+// TestKV runs the replicated key-value scenario: seeds 1–20 by default.
+func TestKV(t *testing.T) {
+	for _, r := range sweep(kvScenario, chosenSeeds(seedRange(1, 20))) {
+		report(t, r)
+		if r.Err != nil {
+			t.Errorf("seed %d failed in %s: %v\nreplay: %s", r.Seed, r.Phase, r.Err, replayCommand(t.Name(), r.Seed))
+		}
+	}
+}

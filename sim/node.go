@@ -112,6 +112,9 @@ func (n *Node) crash(reason string) {
 	n.up, n.paused, n.held = false, false, nil
 	n.Crashes++
 	n.s.logf(n.id, "CRASH: %s", reason)
+	// The disk image is taken first: what the dying tasks' deferred code
+	// writes (a library's Close syncing its log) must not become durable.
+	n.disk.crash()
 	n.ctx.cancel(context.Canceled)
 	ids := make([]uint64, 0, len(n.tasks))
 	for id := range n.tasks {
@@ -123,7 +126,6 @@ func (n *Node) crash(reason string) {
 			n.s.kill(t)
 		}
 	}
-	n.disk.crash()
 	if n.onDown != nil {
 		n.onDown(n)
 	}

@@ -8,12 +8,17 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/orbitkernel/orbit/consensus"
 	"github.com/orbitkernel/orbit/kernel"
 )
 
 // This file holds the key-value client workload that the register scenarios
 // share: a few clients on their own nodes, a small hot key set, every
 // operation recorded in a History and judged by Porcupine.
+
+// errNotApplied marks a caller's failure as definite: the operation did not
+// happen (a service's client library wraps it).
+var errNotApplied = consensus.ErrNotApplied
 
 // firstClient is the node ID of client 0; clients are never fault targets.
 const firstClient kernel.NodeID = 101
@@ -22,13 +27,14 @@ const firstClient kernel.NodeID = 101
 type kvCaller func(ctx context.Context, in KVInput) (KVOutput, error)
 
 type kvWorkload struct {
-	s       *Sim
-	hist    *History
-	servers []kernel.NodeID
-	keys    []string
-	stopped bool
-	healed  int64   // virtual time of the heal; -1 before
-	served  []int64 // per client: virtual time of its last definite answer
+	s         *Sim
+	opTimeout time.Duration
+	hist      *History
+	servers   []kernel.NodeID
+	keys      []string
+	stopped   bool
+	healed    int64   // virtual time of the heal; -1 before
+	served    []int64 // per client: virtual time of its last definite answer
 	// Counters for reports and sanity checks.
 	ok, unknown, refused int
 }
@@ -36,7 +42,7 @@ type kvWorkload struct {
 // newKVWorkload starts clients; newCaller builds each client's way to reach
 // the service (it runs on the client's node, at the client's start).
 func newKVWorkload(s *Sim, servers []kernel.NodeID, clients int, newCaller func(rt kernel.Runtime, client int) kvCaller) *kvWorkload {
-	w := &kvWorkload{s: s, hist: s.NewHistory(), servers: servers,
+	w := &kvWorkload{s: s, hist: s.NewHistory(), servers: servers, opTimeout: 200 * time.Millisecond,
 		keys: []string{"x", "y", "z"}, healed: -1, served: make([]int64, clients)}
 	for i := range clients {
 		s.AddNode(firstClient+kernel.NodeID(i), func(rt kernel.Runtime) {
@@ -51,7 +57,7 @@ func (w *kvWorkload) client(ctx context.Context, rt kernel.Runtime, i int, call 
 	for n := 0; !w.stopped; n++ {
 		in := w.nextOp(rng, i, n)
 		p := w.hist.Call(i, in)
-		cctx, cancel := rt.WithTimeout(ctx, 200*time.Millisecond)
+		cctx, cancel := rt.WithTimeout(ctx, w.opTimeout)
 		out, err := call(cctx, in)
 		cancel()
 		var remote *kernel.RemoteError
@@ -60,7 +66,7 @@ func (w *kvWorkload) client(ctx context.Context, rt kernel.Runtime, i int, call 
 			p.Return(out)
 			w.ok++
 			w.served[i] = w.s.now
-		case errors.As(err, &remote):
+		case errors.As(err, &remote) || errors.Is(err, errNotApplied):
 			// The service definitely did not perform it: nothing to record.
 			w.refused++
 			w.served[i] = w.s.now

@@ -1,0 +1,127 @@
+package consensus
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/orbitkernel/orbit/kernel"
+	"github.com/orbitkernel/orbit/storage"
+)
+
+// Outcomes a caller must tell apart when an operation fails.
+var (
+	// ErrNotApplied: the operation definitely did not happen (no attempt
+	// reached a leader that could have proposed it, or it was a read).
+	ErrNotApplied = errors.New("consensus: not applied")
+	// ErrIndeterminate: the operation may have happened; a later read tells.
+	ErrIndeterminate = errors.New("consensus: outcome unknown")
+)
+
+// AttemptTimeout bounds one attempt of an operation; Do retries until its
+// context ends.
+const AttemptTimeout = 300 * time.Millisecond
+
+// Client is the kernel's key-value API: it routes each operation to its
+// range's leader (learning leaders from refusals), retries safely (a write
+// keeps its client ID and sequence number across attempts, so the range
+// applies it at most once), and classifies failures. One Client serves one
+// caller task at a time.
+type Client struct {
+	rt     kernel.Runtime
+	rpc    *kernel.RPC
+	layout Layout
+	id     uint64
+	seq    uint64
+	// leader is the last known leader of each range.
+	leader map[storage.RangeID]kernel.NodeID
+}
+
+// NewClient returns a client on rt; name must be unique on the node.
+func NewClient(rt kernel.Runtime, layout Layout, name string) *Client {
+	return &Client{rt: rt, rpc: kernel.NewRPC(rt, name), layout: layout,
+		id: rt.Rand().Uint64(), leader: map[storage.RangeID]kernel.NodeID{}}
+}
+
+// Get reads key linearizably.
+func (c *Client) Get(ctx context.Context, key []byte) (value []byte, found bool, err error) {
+	r, err := c.Do(ctx, Request{Op: OpGet, Key: key})
+	return r.Value, r.Found, err
+}
+
+// Put writes key.
+func (c *Client) Put(ctx context.Context, key, value []byte) error {
+	_, err := c.Do(ctx, Request{Op: OpPut, Key: key, Value: value})
+	return err
+}
+
+// Delete removes key.
+func (c *Client) Delete(ctx context.Context, key []byte) error {
+	_, err := c.Do(ctx, Request{Op: OpDelete, Key: key})
+	return err
+}
+
+// CompareAndSet sets key to value if its value is expect ("" matches a
+// missing key) and reports whether it did.
+func (c *Client) CompareAndSet(ctx context.Context, key, expect, value []byte) (bool, error) {
+	r, err := c.Do(ctx, Request{Op: OpCAS, Key: key, Value: value, Expect: expect})
+	return r.OK, err
+}
+
+// Do performs req (its Client and Seq are filled in) until it succeeds or
+// ctx ends. A failure wraps ErrNotApplied or ErrIndeterminate.
+func (c *Client) Do(ctx context.Context, req Request) (Response, error) {
+	c.seq++
+	req.Client, req.Seq = c.id, c.seq
+	d := c.layout.Lookup(req.Key)
+	body := req.encode()
+	maybeApplied := false
+	try := 0
+	for {
+		to := c.leader[d.ID]
+		if to == 0 {
+			to = d.Replicas[try%len(d.Replicas)]
+		}
+		try++
+		actx, cancel := c.rt.WithTimeout(ctx, AttemptTimeout)
+		resp, err := c.rpc.Call(actx, to, kvPort, body)
+		cancel()
+		var remote *kernel.RemoteError
+		switch {
+		case err == nil:
+			c.leader[d.ID] = to
+			return decodeResponse(resp)
+		case errors.As(err, &remote) && strings.HasPrefix(remote.Msg, errNotLeaderPrefix):
+			hint, _ := strconv.ParseUint(strings.TrimPrefix(remote.Msg, errNotLeaderPrefix), 10, 64)
+			if kernel.NodeID(hint) == to {
+				hint = 0 // it believes itself leader but cannot serve yet
+			}
+			c.leader[d.ID] = kernel.NodeID(hint)
+		case errors.As(err, &remote):
+			// Refused before proposing (malformed, overloaded).
+		default:
+			// The attempt timed out: a write may have been proposed.
+			delete(c.leader, d.ID)
+			if req.Op != OpGet {
+				maybeApplied = true
+			}
+		}
+		if ctx.Err() != nil {
+			if maybeApplied {
+				return Response{}, errors.Join(ErrIndeterminate, ctx.Err())
+			}
+			return Response{}, errors.Join(ErrNotApplied, ctx.Err())
+		}
+		if c.leader[d.ID] == 0 {
+			// No leader known: wait a little for an election.
+			if c.rt.Sleep(ctx, 10*time.Millisecond) != nil {
+				if maybeApplied {
+					return Response{}, errors.Join(ErrIndeterminate, ctx.Err())
+				}
+				return Response{}, errors.Join(ErrNotApplied, ctx.Err())
+			}
+		}
+	}
+}
