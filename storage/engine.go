@@ -65,6 +65,10 @@ func Open(fs vfs.FS, dir string, opts Options) (*Engine, error) {
 		Logger:                      &pebbleLogger{log: opts.Logger, fatal: fatal, onBackground: opts.OnBackgroundFatal},
 		MemTableSize:                opts.MemTableBytes,
 		DisableAutomaticCompactions: opts.DisableAutomaticCompactions,
+		// Table statistics only steer automatic compactions, and their
+		// loader is one more goroutine outside virtual time (one that can
+		// outlive a Close racing with it): off with them.
+		DisableTableStats: opts.DisableAutomaticCompactions,
 		// A fixed format, so that the same binary writes the same files.
 		FormatMajorVersion: pebble.FormatNewest,
 	}
