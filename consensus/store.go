@@ -173,8 +173,9 @@ func (s *Store) drive(ctx context.Context) {
 		}
 		s.handle(ev)
 		// Take everything already queued before the cycle, bounded, so
-		// that one synced write carries as much as possible (group commit).
-		for range 256 {
+		// that one synced write carries as much as possible (group commit);
+		// perturbed, a cycle per event.
+		for range s.drainLimit() {
 			ev, ok := s.events.TryRecv()
 			if !ok {
 				break
@@ -190,6 +191,12 @@ func (s *Store) handle(ev event) {
 	case ev.tick:
 		for _, id := range s.ids {
 			s.replicas[id].rn.Tick()
+		}
+		// Perturbation: a spurious election now and then, so that votes,
+		// terms and leader changes get exercised far more than faults alone
+		// would.
+		if s.rt.Buggify("consensus.spurious-campaign") && s.rt.Rand().IntN(25) == 0 {
+			_ = s.replicas[s.ids[s.rt.Rand().IntN(len(s.ids))]].rn.Campaign()
 		}
 	case ev.raft != nil:
 		_ = decodeRaftBatch(ev.raft, func(id storage.RangeID, m raftpb.Message) {
@@ -207,6 +214,10 @@ func (s *Store) handle(ev event) {
 func (s *Store) serve(req Request, reply func(Response, error)) {
 	d := s.layout.Lookup(req.Key)
 	r := s.replicas[d.ID]
+	if Mutated(MutLocalReads) && req.Op == OpGet && r != nil {
+		s.readLocal(req, reply)
+		return
+	}
 	if r == nil {
 		reply(Response{}, fmt.Errorf("%s%d", errNotLeaderPrefix, d.Replicas[0]))
 		return
@@ -224,6 +235,9 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 		r.reads = append(r.reads, &read{id: id, req: req, reply: reply})
 		r.rn.ReadIndex(rctx[:])
 		return
+	}
+	if s.rt.Buggify("consensus.drop-proposal") {
+		return // lost on the way: the client times out and retries
 	}
 	if err := r.rn.Propose(encodeProposal(id, req)); err != nil {
 		reply(Response{}, fmt.Errorf("%s%d", errNotLeaderPrefix, st.Lead))
@@ -255,7 +269,11 @@ func (s *Store) cycle() {
 		}
 		r.log.Append(b, rd.Entries)
 		if !raft.IsEmptyHardState(rd.HardState) {
-			r.log.SetHardState(b, rd.HardState)
+			hs := rd.HardState
+			if Mutated(MutForgetVote) {
+				hs.Vote = 0
+			}
+			r.log.SetHardState(b, hs)
 		}
 		readies = append(readies, ready{r, rd})
 	}
@@ -263,12 +281,29 @@ func (s *Store) cycle() {
 		b.Close()
 		return
 	}
-	if err := b.Commit(true); err != nil {
+	msgs := readies2msgs(readies, func(x ready) (storage.RangeID, []raftpb.Message) { return x.r.desc.ID, x.rd.Messages })
+	if Mutated(MutSendBeforePersist) {
+		s.send(msgs)
+	}
+	if err := b.Commit(!Mutated(MutAckBeforeSync)); err != nil {
 		kernel.Crash("persist raft state: %v", err)
 	}
-	s.send(readies2msgs(readies, func(x ready) (storage.RangeID, []raftpb.Message) { return x.r.desc.ID, x.rd.Messages }))
+	// Perturbation: die right after a vote became durable, before anyone
+	// hears of it: the restarted node must still remember it.
 	for _, x := range readies {
-		s.apply(x.r, x.rd.CommittedEntries)
+		if x.rd.HardState.Vote != 0 && x.rd.HardState.Vote != uint64(s.rt.NodeID()) && s.rt.Buggify("consensus.crash-after-vote") {
+			kernel.Crash("perturbation: crash after persisting a vote")
+		}
+	}
+	if !Mutated(MutSendBeforePersist) {
+		s.send(msgs)
+	}
+	for _, x := range readies {
+		if Mutated(MutApplyBeforeCommit) {
+			s.apply(x.r, appliable(x.r, x.rd))
+		} else {
+			s.apply(x.r, x.rd.CommittedEntries)
+		}
 		for _, rs := range x.rd.ReadStates {
 			id := binary.BigEndian.Uint64(rs.RequestCtx)
 			for _, rd := range x.r.reads {
@@ -337,17 +372,22 @@ func (s *Store) serveReads(r *replica) {
 			kept = append(kept, rd)
 			continue
 		}
-		v, err := s.eng.Get(rd.req.Key)
-		switch {
-		case err == nil:
-			rd.reply(Response{Value: v, Found: true}, nil)
-		case errors.Is(err, storage.ErrNotFound):
-			rd.reply(Response{}, nil)
-		default:
-			kernel.Crash("range %d: read: %v", r.desc.ID, err)
-		}
+		s.readLocal(rd.req, rd.reply)
 	}
 	r.reads = kept
+}
+
+// readLocal answers a read from this node's applied state.
+func (s *Store) readLocal(req Request, reply func(Response, error)) {
+	v, err := s.eng.Get(req.Key)
+	switch {
+	case err == nil:
+		reply(Response{Value: v, Found: true}, nil)
+	case errors.Is(err, storage.ErrNotFound):
+		reply(Response{}, nil)
+	default:
+		kernel.Crash("read: %v", err)
+	}
 }
 
 // apply applies committed entries to the state machine: the user data, the
@@ -406,7 +446,7 @@ func (s *Store) apply(r *replica, ents []raftpb.Entry) {
 // applyRequest applies one write and returns its outcome; a duplicate of a
 // client's latest write returns the outcome recorded the first time.
 func (s *Store) applyRequest(b *storage.Batch, id storage.RangeID, req Request) Response {
-	if seq, ok := lastApplied(b, id, req.Client); ok && req.Seq <= seq.seq {
+	if seq, ok := lastApplied(b, id, req.Client); ok && req.Seq <= seq.seq && !Mutated(MutApplyRetriesTwice) {
 		return Response{OK: seq.ok}
 	}
 	resp := Response{OK: true}
@@ -478,3 +518,24 @@ func (l raftLogger) Fatal(v ...any)                 { panic(fmt.Sprint(v...)) }
 func (l raftLogger) Fatalf(format string, v ...any) { panic(fmt.Sprintf(format, v...)) }
 func (l raftLogger) Panic(v ...any)                 { panic(fmt.Sprint(v...)) }
 func (l raftLogger) Panicf(format string, v ...any) { panic(fmt.Sprintf(format, v...)) }
+
+// appliable is, for the apply-before-commit mutation, the entries the buggy
+// node applies: everything it has appended that it has not applied yet.
+func appliable(r *replica, rd raft.Ready) []raftpb.Entry {
+	var out []raftpb.Entry
+	applied := r.log.Applied()
+	for _, e := range append(append([]raftpb.Entry{}, rd.CommittedEntries...), rd.Entries...) {
+		if e.Index > applied && (len(out) == 0 || e.Index == out[len(out)-1].Index+1) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// drainLimit bounds how many queued events one Ready cycle takes.
+func (s *Store) drainLimit() int {
+	if s.rt.Buggify("consensus.tiny-batch") {
+		return 0
+	}
+	return 256
+}

@@ -1,0 +1,39 @@
+//go:build orbit_mutations
+
+package sim
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/orbitkernel/orbit/consensus"
+)
+
+// TestMutationsAreCaught plants each consensus bug in turn (consensus/
+// mutation.go) and requires the replicated KV scenario to catch it within
+// 300 seeds. Run it with `make mutations`.
+func TestMutationsAreCaught(t *testing.T) {
+	defer consensus.SetMutation("")
+	const maxSeeds, chunk = 300, 10
+	for _, m := range consensus.Mutations {
+		consensus.SetMutation(m)
+		start := time.Now()
+		var caught *Result
+		for first := uint64(1); first <= maxSeeds && caught == nil; first += chunk {
+			for _, r := range sweep(kvScenario, seedRange(first, chunk)) {
+				if r.Err != nil {
+					caught = r
+					break
+				}
+			}
+		}
+		if caught == nil {
+			t.Errorf("mutation %s survived %d seeds", m, maxSeeds)
+			continue
+		}
+		msg := strings.SplitN(caught.Err.Error(), "\n", 2)[0]
+		fmt.Printf("mutation %-20s caught at seed %3d after %5.1fs wall: %s: %s\n", m, caught.Seed, time.Since(start).Seconds(), caught.Phase, msg)
+	}
+}
