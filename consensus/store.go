@@ -256,12 +256,20 @@ func (s *Store) cycle() {
 	}
 	var readies []ready
 	b := s.eng.NewBatch()
+	// Only new entries, a new term or a new vote need the sync; a commit
+	// index alone can be relearned after a crash (raft.MustSync).
+	mustSync := false
 	for _, id := range s.ids {
 		r := s.replicas[id]
 		if !r.rn.HasReady() {
 			continue
 		}
 		rd := r.rn.Ready()
+		prev, _, err := r.log.InitialState()
+		if err != nil {
+			kernel.Crash("range %d: hard state: %v", id, err)
+		}
+		mustSync = mustSync || !raft.IsEmptySnap(rd.Snapshot) || raft.MustSync(rd.HardState, prev, len(rd.Entries))
 		if !raft.IsEmptySnap(rd.Snapshot) {
 			if err := r.log.ApplySnapshot(b, rd.Snapshot); err != nil {
 				kernel.Crash("range %d: apply snapshot: %v", id, err)
@@ -285,7 +293,7 @@ func (s *Store) cycle() {
 	if Mutated(MutSendBeforePersist) {
 		s.send(msgs)
 	}
-	if err := b.Commit(!Mutated(MutAckBeforeSync)); err != nil {
+	if err := b.Commit(mustSync && !Mutated(MutAckBeforeSync)); err != nil {
 		kernel.Crash("persist raft state: %v", err)
 	}
 	// Perturbation: die right after a vote became durable, before anyone
