@@ -289,10 +289,17 @@ func (s *Store) cycle() {
 		b.Close()
 		return
 	}
-	msgs := readies2msgs(readies, func(x ready) (storage.RangeID, []raftpb.Message) { return x.r.desc.ID, x.rd.Messages })
-	if Mutated(MutSendBeforePersist) {
-		s.send(msgs)
-	}
+	// A leader's own messages (appends, heartbeats) may leave before its
+	// write is durable, as etcd's server does (Raft thesis §10.2.1): the
+	// leader counts its own entries only in a later cycle, after this write.
+	// Everything else (votes, acknowledgements) must wait for durability.
+	early := func(x ready) bool { return x.r.rn.BasicStatus().RaftState == raft.StateLeader || Mutated(MutSendBeforePersist) }
+	s.send(readies2msgs(readies, func(x ready) (storage.RangeID, []raftpb.Message) {
+		if early(x) {
+			return x.r.desc.ID, x.rd.Messages
+		}
+		return x.r.desc.ID, nil
+	}))
 	if err := b.Commit(mustSync && !Mutated(MutAckBeforeSync)); err != nil {
 		kernel.Crash("persist raft state: %v", err)
 	}
@@ -303,9 +310,12 @@ func (s *Store) cycle() {
 			kernel.Crash("perturbation: crash after persisting a vote")
 		}
 	}
-	if !Mutated(MutSendBeforePersist) {
-		s.send(msgs)
-	}
+	s.send(readies2msgs(readies, func(x ready) (storage.RangeID, []raftpb.Message) {
+		if early(x) {
+			return x.r.desc.ID, nil
+		}
+		return x.r.desc.ID, x.rd.Messages
+	}))
 	for _, x := range readies {
 		if Mutated(MutApplyBeforeCommit) {
 			s.apply(x.r, appliable(x.r, x.rd))
