@@ -100,7 +100,11 @@ func replayCommand(test string, seed uint64) string {
 // report prints a run's line (always) and, with -v or on failure, its story.
 func report(t *testing.T, r *Result) {
 	t.Helper()
-	fmt.Println(r.Line())
+	if r.Scenario == defaultScenario.Name {
+		fmt.Println(r.Line())
+	} else {
+		fmt.Println(r.Scenario + " " + r.Line())
+	}
 	if r.Err != nil || testing.Verbose() {
 		fmt.Println(indent(r.Report(replayCommand(t.Name(), r.Seed))))
 	}
@@ -110,23 +114,35 @@ func indent(s string) string {
 	return "    " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n    ")
 }
 
-// TestSim runs the default scenario: seeds 1–10 by default, or those the
+// defaultScenario is what `go test ./sim -seed=N` runs: the replicated
+// key-value store under swarm faults.
+var defaultScenario = kvScenario
+
+// TestSim runs the default scenario: seeds 1–50 by default, or those the
 // command line names. A single named seed runs twice and must give the same
 // trace.
 func TestSim(t *testing.T) {
-	for _, r := range sweep(registerScenario, chosenSeeds(seedRange(1, 10))) {
+	runScenario(t, defaultScenario, seedRange(1, 50))
+}
+
+// TestRegister runs the correct single-node register: seeds 1–10 by default
+// (TestCorrectRegisterPasses1000Seeds runs 1,000), or those named.
+func TestRegister(t *testing.T) {
+	runScenario(t, registerScenario, seedRange(1, 10))
+}
+
+func runScenario(t *testing.T, sc Scenario, def []uint64) {
+	t.Helper()
+	for _, r := range sweep(sc, chosenSeeds(def)) {
 		report(t, r)
 		if r.Err != nil {
 			t.Errorf("seed %d failed in %s: %v\nreplay: %s", r.Seed, r.Phase, r.Err, replayCommand(t.Name(), r.Seed))
 		}
 	}
 	if seedSet && !seedsSet {
-		again := Run(registerScenario, *flagSeed)
-		if again.Trace != 0 {
-			first := Run(registerScenario, *flagSeed)
-			if first.Trace != again.Trace {
-				t.Errorf("seed %d is not reproducible: traces %016x and %016x", *flagSeed, first.Trace, again.Trace)
-			}
+		first, again := Run(sc, *flagSeed), Run(sc, *flagSeed)
+		if first.Trace != again.Trace {
+			t.Errorf("seed %d is not reproducible: traces %016x and %016x", *flagSeed, first.Trace, again.Trace)
 		}
 	}
 }
@@ -150,7 +166,7 @@ func TestCorrectRegisterPasses1000Seeds(t *testing.T) {
 			failed++
 			if failed <= 3 {
 				report(t, r)
-				t.Errorf("seed %d failed in %s: %v\nreplay: %s", r.Seed, r.Phase, r.Err, replayCommand("TestSim", r.Seed))
+				t.Errorf("seed %d failed in %s: %v\nreplay: %s", r.Seed, r.Phase, r.Err, replayCommand("TestRegister", r.Seed))
 			}
 		}
 		ops += int(r.Events)
@@ -233,12 +249,3 @@ func TestUnsyncedRegisterIsCaughtByCrashes(t *testing.T) {
 	t.Fatal("the unsynced register passed 100 seeds: crashes do not test durability")
 }
 
-// TestKV runs the replicated key-value scenario: seeds 1–20 by default.
-func TestKV(t *testing.T) {
-	for _, r := range sweep(kvScenario, chosenSeeds(seedRange(1, 20))) {
-		report(t, r)
-		if r.Err != nil {
-			t.Errorf("seed %d failed in %s: %v\nreplay: %s", r.Seed, r.Phase, r.Err, replayCommand(t.Name(), r.Seed))
-		}
-	}
-}
