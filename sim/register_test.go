@@ -18,22 +18,25 @@ import (
 // Raft exists: a correct single-node register, and a deliberately broken
 // replicated one.
 
-// registerScenario is the default scenario of `go test ./sim -seed=N` until
-// the replicated storage scenario replaces it.
-var registerScenario = Scenario{
-	Name:         "register",
-	Setup:        setupRegister,
-	FaultTime:    4 * time.Second,
-	ProgressTime: 20 * time.Second,
-	QuiesceTime:  time.Second,
-}
+// registerScenario runs the correct register.
+var registerScenario = singleRegister("register", true)
 
-func setupRegister(s *Sim) Workload {
-	const server kernel.NodeID = 1
-	s.AddNode(server, registerServer(true))
-	return newKVWorkload(s, []kernel.NodeID{server}, 4, func(rt kernel.Runtime, _ int) kvCaller {
-		return rpcCaller(rt, func(KVInput) kernel.NodeID { return server }, nil)
-	})
+// singleRegister is a scenario of one register server and four clients.
+// syncWrites false gives the register that answers before syncing.
+func singleRegister(name string, syncWrites bool) Scenario {
+	return Scenario{
+		Name: name,
+		Setup: func(s *Sim) Workload {
+			const server kernel.NodeID = 1
+			s.AddNode(server, registerServer(syncWrites))
+			return newKVWorkload(s, []kernel.NodeID{server}, 4, func(rt kernel.Runtime, _ int) kvCaller {
+				return rpcCaller(rt, func(KVInput) kernel.NodeID { return server }, nil)
+			})
+		},
+		FaultTime:    4 * time.Second,
+		ProgressTime: 20 * time.Second,
+		QuiesceTime:  time.Second,
+	}
 }
 
 // registerServer is a correct linearizable register on one node. Every write
@@ -270,16 +273,4 @@ func brokenServer(rt kernel.Runtime) {
 }
 
 // unsyncedScenario runs the register that acknowledges before syncing.
-var unsyncedScenario = Scenario{
-	Name: "unsynced-register",
-	Setup: func(s *Sim) Workload {
-		const server kernel.NodeID = 1
-		s.AddNode(server, registerServer(false))
-		return newKVWorkload(s, []kernel.NodeID{server}, 4, func(rt kernel.Runtime, _ int) kvCaller {
-			return rpcCaller(rt, func(KVInput) kernel.NodeID { return server }, nil)
-		})
-	},
-	FaultTime:    4 * time.Second,
-	ProgressTime: 20 * time.Second,
-	QuiesceTime:  time.Second,
-}
+var unsyncedScenario = singleRegister("unsynced-register", false)
