@@ -293,7 +293,9 @@ func (s *Store) cycle() {
 	// write is durable, as etcd's server does (Raft thesis §10.2.1): the
 	// leader counts its own entries only in a later cycle, after this write.
 	// Everything else (votes, acknowledgements) must wait for durability.
-	early := func(x ready) bool { return x.r.rn.BasicStatus().RaftState == raft.StateLeader || Mutated(MutSendBeforePersist) }
+	early := func(x ready) bool {
+		return x.r.rn.BasicStatus().RaftState == raft.StateLeader || Mutated(MutSendBeforePersist)
+	}
 	s.send(readies2msgs(readies, func(x ready) (storage.RangeID, []raftpb.Message) {
 		if early(x) {
 			return x.r.desc.ID, x.rd.Messages

@@ -248,4 +248,3 @@ func TestUnsyncedRegisterIsCaughtByCrashes(t *testing.T) {
 	}
 	t.Fatal("the unsynced register passed 100 seeds: crashes do not test durability")
 }
-
