@@ -59,6 +59,10 @@ type replica struct {
 	// reads wait for their ReadIndex (readAt == 0 until Raft answers), then
 	// for the applied index to reach it.
 	reads []*read
+	// snapView holds the range's state as of its latest snapshot, at
+	// snapIndex, to send to followers (snapshot.go).
+	snapView  *storage.View
+	snapIndex uint64
 }
 
 type read struct {
@@ -89,6 +93,11 @@ func Open(rt kernel.Runtime, eng *storage.Engine, layout Layout) (*Store, error)
 		}
 		s.replicas[d.ID] = r
 		s.ids = append(s.ids, d.ID)
+		if snap, _ := r.log.Snapshot(); snap.Metadata.Index == r.log.Applied() {
+			// The state on disk is exactly the latest snapshot's (a fresh
+			// range, or nothing applied since): it can be sent.
+			s.refreshSnapshotView(r)
+		}
 	}
 	sort.Slice(s.ids, func(i, j int) bool { return s.ids[i] < s.ids[j] })
 
@@ -259,6 +268,12 @@ func (s *Store) cycle() {
 	// Only new entries, a new term or a new vote need the sync; a commit
 	// index alone can be relearned after a crash (raft.MustSync).
 	mustSync := false
+	type snapReport struct {
+		r      *replica
+		to     uint64
+		status raft.SnapshotStatus
+	}
+	var snapReports []snapReport
 	for _, id := range s.ids {
 		r := s.replicas[id]
 		if !r.rn.HasReady() {
@@ -273,6 +288,24 @@ func (s *Store) cycle() {
 		if !raft.IsEmptySnap(rd.Snapshot) {
 			if err := r.log.ApplySnapshot(b, rd.Snapshot); err != nil {
 				kernel.Crash("range %d: apply snapshot: %v", id, err)
+			}
+			if err := installSnapshot(b, r.desc, rd.Snapshot.Data); err != nil {
+				kernel.Crash("range %d: install snapshot: %v", id, err)
+			}
+		}
+		// Outgoing snapshots carry the data of the view that matches them;
+		// one without a matching view is dropped (To 0) and reported failed,
+		// so that Raft asks storage for the current snapshot again.
+		for i := range rd.Messages {
+			if m := &rd.Messages[i]; m.Type == raftpb.MsgSnap {
+				status := raft.SnapshotFinish
+				if !s.fillSnapshot(r, m) {
+					status = raft.SnapshotFailure
+				}
+				snapReports = append(snapReports, snapReport{r, m.To, status})
+				if status == raft.SnapshotFailure {
+					m.To = 0
+				}
 			}
 		}
 		r.log.Append(b, rd.Entries)
@@ -304,6 +337,17 @@ func (s *Store) cycle() {
 	}))
 	if err := b.Commit(mustSync && !Mutated(MutAckBeforeSync)); err != nil {
 		kernel.Crash("persist raft state: %v", err)
+	}
+	for _, x := range readies {
+		if !raft.IsEmptySnap(x.rd.Snapshot) {
+			s.refreshSnapshotView(x.r)
+		}
+	}
+	// A sent snapshot is reported done at once: the network gives no
+	// delivery receipts, and a lost one shows up as a follower that still
+	// lags, which makes the leader send it again.
+	for _, sr := range snapReports {
+		sr.r.rn.ReportSnapshot(sr.to, sr.status)
 	}
 	// Perturbation: die right after a vote became durable, before anyone
 	// hears of it: the restarted node must still remember it.
@@ -345,6 +389,9 @@ func readies2msgs[T any](xs []T, get func(T) (storage.RangeID, []raftpb.Message)
 	for _, x := range xs {
 		id, msgs := get(x)
 		for _, m := range msgs {
+			if m.To == 0 {
+				continue // dropped
+			}
 			to := kernel.NodeID(m.To)
 			ob := out[to]
 			if ob == nil {
@@ -461,6 +508,7 @@ func (s *Store) apply(r *replica, ents []raftpb.Entry) {
 	for _, a := range answers {
 		a.reply(a.resp, nil)
 	}
+	s.maybeTruncate(r)
 }
 
 // applyRequest applies one write and returns its outcome; a duplicate of a

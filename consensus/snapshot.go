@@ -1,0 +1,151 @@
+package consensus
+
+import (
+	"fmt"
+
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/orbitkernel/orbit/kernel"
+	"github.com/orbitkernel/orbit/storage"
+)
+
+// Log truncation and snapshots.
+//
+// Every snapshotEvery applied entries a replica records a snapshot at its
+// applied index and truncates its log up to snapshotKeep entries before it,
+// so the log (and the disk) stays bounded. At that moment the engine holds
+// exactly the range's state at that index (only the driver writes), so the
+// replica keeps a Pebble view of it: when Raft sends the snapshot to a
+// follower that fell behind the truncated log (or lost its disk), the data is
+// read from that view. A follower installs a snapshot atomically with its
+// Raft state: the range's user span and range-local data are cleared and
+// rewritten in the same batch.
+//
+// Not yet: snapshots are sent as one message, not streamed in bounded
+// chunks, so a range must fit in a message.
+const (
+	snapshotEvery = 1000
+	snapshotKeep  = 100
+	scanPage      = 1024
+)
+
+// maybeTruncate snapshots and truncates r's log if enough has been applied
+// since the last snapshot.
+func (s *Store) maybeTruncate(r *replica) {
+	every, keep := uint64(snapshotEvery), uint64(snapshotKeep)
+	if s.rt.Buggify("consensus.frequent-snapshots") {
+		every, keep = 5, 0 // snapshots and truncation all the time
+	}
+	applied := r.log.Applied()
+	snap, err := r.log.Snapshot()
+	if err != nil {
+		kernel.Crash("range %d: snapshot: %v", r.desc.ID, err)
+	}
+	if applied < snap.Metadata.Index+every {
+		return
+	}
+	b := s.eng.NewBatch()
+	if _, err := r.log.CreateSnapshot(b, applied, r.log.ConfState()); err != nil {
+		kernel.Crash("range %d: create snapshot at %d: %v", r.desc.ID, applied, err)
+	}
+	if first, _ := r.log.FirstIndex(); applied > keep && applied-keep >= first {
+		if err := r.log.Compact(b, applied-keep); err != nil {
+			kernel.Crash("range %d: compact to %d: %v", r.desc.ID, applied-keep, err)
+		}
+	}
+	// Unsynced: a later synced write makes it durable (Pebble's WAL is
+	// sequential), and losing it only brings the longer log back.
+	if err := b.Commit(false); err != nil {
+		kernel.Crash("range %d: truncate: %v", r.desc.ID, err)
+	}
+	s.refreshSnapshotView(r)
+}
+
+// refreshSnapshotView takes the view that backs r's latest snapshot: call it
+// right after the state reached the snapshot's index.
+func (s *Store) refreshSnapshotView(r *replica) {
+	if r.snapView != nil {
+		r.snapView.Close()
+	}
+	r.snapView = s.eng.NewView()
+	snap, _ := r.log.Snapshot()
+	r.snapIndex = snap.Metadata.Index
+}
+
+// fillSnapshot puts r's data into an outgoing MsgSnap. It reports false if
+// the message's snapshot is not the one r holds a view of (it is then
+// dropped; Raft asks again).
+func (s *Store) fillSnapshot(r *replica, m *raftpb.Message) bool {
+	if r.snapView == nil || m.Snapshot == nil || m.Snapshot.Metadata.Index != r.snapIndex {
+		return false
+	}
+	m.Snapshot.Data = encodeRangeData(r.snapView, r.desc)
+	return true
+}
+
+// Snapshot data: records of kind(1: 'u' user, 'l' range-local) key value,
+// both uvarint-length-prefixed.
+func encodeRangeData(v *storage.View, d Descriptor) []byte {
+	var out []byte
+	add := func(kind byte, kvs []storage.KeyValue) {
+		for _, kv := range kvs {
+			out = append(out, kind)
+			out = appendBytes(out, kv.Key)
+			out = appendBytes(out, kv.Value)
+		}
+	}
+	for start := d.Start; ; {
+		kvs, resume, err := v.Scan(start, d.End, scanPage)
+		if err != nil {
+			kernel.Crash("range %d: snapshot scan: %v", d.ID, err)
+		}
+		add('u', kvs)
+		if resume == nil {
+			break
+		}
+		start = resume
+	}
+	for start := []byte(nil); ; {
+		kvs, resume, err := v.ScanRangeLocal(d.ID, start, nil, scanPage)
+		if err != nil {
+			kernel.Crash("range %d: snapshot scan: %v", d.ID, err)
+		}
+		add('l', kvs)
+		if resume == nil {
+			break
+		}
+		start = resume
+	}
+	return out
+}
+
+// installSnapshot stages a received snapshot's state into b, replacing the
+// range's data.
+func installSnapshot(b *storage.Batch, d Descriptor, data []byte) error {
+	b.DeleteRange(d.Start, d.End)
+	b.ClearRangeLocal(d.ID)
+	for len(data) > 0 {
+		kind := data[0]
+		key, rest, err := readBytes(data[1:])
+		if err != nil {
+			return err
+		}
+		value, rest, err := readBytes(rest)
+		if err != nil {
+			return err
+		}
+		switch kind {
+		case 'u':
+			if !d.Contains(key) {
+				return fmt.Errorf("%w: snapshot key %q outside %v", errMalformed, key, d)
+			}
+			b.Set(key, value)
+		case 'l':
+			b.SetRangeLocal(d.ID, key, value)
+		default:
+			return fmt.Errorf("%w: snapshot record kind %d", errMalformed, kind)
+		}
+		data = rest
+	}
+	return nil
+}
