@@ -12,7 +12,14 @@ import (
 // KVModel is the sequential specification of a key-value store, partitioned
 // by key: a history is linearizable if and only if each key's is. The state
 // of one key is its value ("" when missing).
-var KVModel = porcupine.Model{
+//
+// It is nondeterministic in one place: a write whose outcome the client does
+// not know may have taken effect or not. (An unknown write left open to the
+// end of time could be placed last, which is "not at all"; one bounded by
+// History.Bound cannot, so the model itself must allow both.)
+var KVModel = kvModel.ToModel()
+
+var kvModel = porcupine.NondeterministicModel{
 	Partition: func(ops []porcupine.Operation) [][]porcupine.Operation {
 		byKey := map[string][]porcupine.Operation{}
 		var keys []string
@@ -29,28 +36,39 @@ var KVModel = porcupine.Model{
 		}
 		return out
 	},
-	Init: func() any { return "" },
-	Step: func(state, input, output any) (bool, any) {
+	Init: func() []any { return []any{""} },
+	Step: func(state, input, output any) []any {
 		st, in, out := state.(string), input.(KVInput), output.(KVOutput)
+		// next is the state after the operation takes effect.
+		var next string
 		switch in.Op {
 		case OpGet:
-			return out.Unknown || out.Value == st, st
+			if out.Unknown || out.Value == st {
+				return []any{st}
+			}
+			return nil
 		case OpPut:
-			return true, in.Value
+			next = in.Value
 		case OpDelete:
-			return true, ""
+			next = ""
 		case OpCAS:
 			swap := st == in.Expect
 			if !out.Unknown && out.OK != swap {
-				return false, st
+				return nil
 			}
+			next = st
 			if swap {
-				return true, in.Value
+				next = in.Value
 			}
-			return true, st
+		default:
+			return nil
 		}
-		return false, st
+		if out.Unknown {
+			return []any{st, next}
+		}
+		return []any{next}
 	},
+	Hash: func(state any) uint64 { return strHash(state.(string)) },
 	DescribeOperation: func(input, output any) string {
 		in, out := input.(KVInput), output.(KVOutput)
 		switch {

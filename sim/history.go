@@ -41,24 +41,41 @@ func (h *History) Call(client int, input KVInput) *Pending {
 	return &Pending{h: h, op: porcupine.Operation{ClientId: client, Input: input, Call: h.tick(), Metadata: h.s.Elapsed()}}
 }
 
-// Return records a definite outcome.
-func (p *Pending) Return(out KVOutput) {
+// Return records a definite outcome and returns its timestamp.
+func (p *Pending) Return(out KVOutput) int64 {
 	p.op.Output = out
 	p.op.Return = p.h.tick()
 	p.h.ops = append(p.h.ops, p.op)
+	return p.op.Return
 }
 
 // Unknown records that the outcome is unknown. A read with an unknown
 // outcome cannot constrain anything and is dropped; a write stays in the
 // history with no return, so the checker may place it anywhere after its
 // call, including after everything else (which is "it never happened").
-func (p *Pending) Unknown() {
+//
+// It returns the operation's place in the history (-1 for a dropped read),
+// for Bound.
+func (p *Pending) Unknown() int {
 	if p.op.Input.(KVInput).Op == OpGet {
-		return
+		return -1
 	}
 	p.op.Output = KVOutput{Unknown: true}
 	p.op.Return = math.MaxInt64
 	p.h.ops = append(p.h.ops, p.op)
+	return len(p.h.ops) - 1
+}
+
+// Bound closes an unknown write: it cannot take effect after ret. A service
+// that numbers each client's writes and refuses any number below the last
+// it applied gives this bound: once the client's next write has returned,
+// the unknown one can no longer apply. The bound makes the check stricter
+// (a late application becomes a violation) and keeps Porcupine's search
+// small when outages leave many writes open.
+func (h *History) Bound(op int, ret int64) {
+	if op >= 0 && h.ops[op].Return == math.MaxInt64 {
+		h.ops[op].Return = ret
+	}
 }
 
 // Len is the number of recorded operations.

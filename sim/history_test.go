@@ -29,3 +29,24 @@ func TestUnknownWriteMayOrMayNotHappen(t *testing.T) {
 		s.Close()
 	}
 }
+
+// A bounded unknown write may still never have happened; but it cannot take
+// effect after its bound.
+func TestBoundedUnknownWrite(t *testing.T) {
+	check := func(lateRead string) error {
+		s := New(1)
+		defer s.Close()
+		h := s.NewHistory()
+		op := h.Call(0, KVInput{Op: OpPut, Key: "x", Value: "1"}).Unknown()
+		ret := h.Call(0, KVInput{Op: OpPut, Key: "x", Value: "2"}).Return(KVOutput{})
+		h.Bound(op, ret)
+		h.Call(1, KVInput{Op: OpGet, Key: "x"}).Return(KVOutput{Value: lateRead})
+		return CheckLinearizable(h, "")
+	}
+	if err := check("2"); err != nil {
+		t.Fatalf("the later write's value after the bound: %v", err)
+	}
+	if err := check("1"); err == nil {
+		t.Fatal("a bounded unknown write took effect after its bound and the check passed")
+	}
+}

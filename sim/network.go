@@ -22,6 +22,12 @@ type Network struct {
 	// Reorder lets messages on one link overtake each other; off, each link
 	// is FIFO.
 	Reorder bool
+	// Replay is the per-message probability of a stale copy arriving much
+	// later (after ReplayDelay on average), out of order: a retransmission
+	// across a reconnect, a packet stuck in a queue. It finds protocols
+	// that trust a message to be fresh.
+	Replay      float64
+	ReplayDelay time.Duration
 
 	blocked map[link]bool  // partitions: messages on these links vanish
 	clogged map[link]int64 // links holding their messages until a time
@@ -101,6 +107,11 @@ func (n *Network) send(src *Node, to kernel.NodeID, port string, body []byte) {
 	if n.Dup > 0 && n.s.rng.Float64() < n.Dup {
 		n.Sent++
 		n.schedule(l, env)
+	}
+	if n.Replay > 0 && n.s.rng.Float64() < n.Replay {
+		n.Sent++
+		at := n.s.now + n.latency() + int64(n.s.rng.ExpFloat64()*float64(n.ReplayDelay))
+		n.s.push(event{at: at, kind: evCall, node: n.s.nodes[l.to], label: "deliver (replayed)", fn: func() { n.deliver(l, env) }})
 	}
 }
 

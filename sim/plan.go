@@ -35,6 +35,8 @@ type Plan struct {
 	LatencyMin, LatencyMean time.Duration
 	Loss, Dup               float64
 	Reorder                 bool
+	Replay                  float64
+	ReplayDelay             time.Duration
 	// Faults the nemesis chooses from; none means a calm run.
 	Faults []Fault
 	// Interval is the mean time between two faults; Duration the mean time
@@ -76,6 +78,10 @@ func DrawPlan(rng *rand.Rand) Plan {
 	if rng.IntN(2) == 0 {
 		p.Dup = rng.Float64() * 0.1
 	}
+	if rng.IntN(3) == 0 {
+		p.Replay = rng.Float64() * 0.02
+		p.ReplayDelay = time.Duration(50+rng.IntN(950)) * time.Millisecond
+	}
 	for _, f := range AllFaults {
 		if rng.IntN(2) == 0 {
 			p.Faults = append(p.Faults, f)
@@ -107,7 +113,7 @@ func (p Plan) String() string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "faults=[%s] every~%v for~%v\n", strings.Join(fs, " "), p.Interval, p.Duration)
-	fmt.Fprintf(&b, "network: latency=%v+exp(%v) loss=%.3f dup=%.3f reorder=%v\n", p.LatencyMin, p.LatencyMean, p.Loss, p.Dup, p.Reorder)
+	fmt.Fprintf(&b, "network: latency=%v+exp(%v) loss=%.3f dup=%.3f reorder=%v replay=%.3f after~%v\n", p.LatencyMin, p.LatencyMean, p.Loss, p.Dup, p.Reorder, p.Replay, p.ReplayDelay)
 	fmt.Fprintf(&b, "clock: drift<=%.0fppm step<=%v\n", p.ClockRatePPM, p.ClockStep)
 	fmt.Fprintf(&b, "disk: write-errors=%.4f read-errors=%.4f sync-latency=%v torn=%d%%\n", p.DiskWriteErrorRate, p.DiskReadErrorRate, p.DiskSyncLatency, p.TornPercent)
 	fmt.Fprintf(&b, "buggify=%v", p.Buggify)
@@ -132,6 +138,7 @@ func (s *Sim) startNemesis(p Plan, targets []kernel.NodeID) *nemesis {
 	nm := &nemesis{s: s, plan: p, targets: slices.Clone(targets)}
 	s.net.LatencyMin, s.net.LatencyMean = p.LatencyMin, p.LatencyMean
 	s.net.Loss, s.net.Dup, s.net.Reorder = p.Loss, p.Dup, p.Reorder
+	s.net.Replay, s.net.ReplayDelay = p.Replay, p.ReplayDelay
 	s.EnableBuggify(p.Buggify)
 	for _, id := range nm.targets {
 		n := s.nodes[id]
@@ -289,7 +296,7 @@ func (nm *nemesis) heal() {
 	nm.note("heal everything")
 	s := nm.s
 	s.net.Heal()
-	s.net.Loss, s.net.Dup = 0, 0
+	s.net.Loss, s.net.Dup, s.net.Replay = 0, 0, 0
 	for _, id := range nm.targets {
 		n := s.nodes[id]
 		n.disk.HealErrors()

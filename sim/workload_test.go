@@ -54,6 +54,7 @@ func newKVWorkload(s *Sim, servers []kernel.NodeID, clients int, newCaller func(
 
 func (w *kvWorkload) client(ctx context.Context, rt kernel.Runtime, i int, call kvCaller) {
 	rng := rt.Rand()
+	open := map[string][]int{} // this client's writes with unknown outcomes, by key
 	for n := 0; !w.stopped; n++ {
 		in := w.nextOp(rng, i, n)
 		p := w.hist.Call(i, in)
@@ -63,7 +64,17 @@ func (w *kvWorkload) client(ctx context.Context, rt kernel.Runtime, i int, call 
 		var remote *kernel.RemoteError
 		switch {
 		case err == nil:
-			p.Return(out)
+			ret := p.Return(out)
+			if in.Op != OpGet {
+				// Both services refuse a client's write numbered below the
+				// last one they applied for that client — per range in the
+				// replicated store, so only writes to the same key (same
+				// range) settle the open ones.
+				for _, op := range open[in.Key] {
+					w.hist.Bound(op, ret)
+				}
+				delete(open, in.Key)
+			}
 			w.ok++
 			w.served[i] = w.s.now
 		case errors.As(err, &remote) || errors.Is(err, errNotApplied):
@@ -71,7 +82,9 @@ func (w *kvWorkload) client(ctx context.Context, rt kernel.Runtime, i int, call 
 			w.refused++
 			w.served[i] = w.s.now
 		default:
-			p.Unknown()
+			if op := p.Unknown(); op >= 0 {
+				open[in.Key] = append(open[in.Key], op)
+			}
 			w.unknown++
 		}
 		rt.Sleep(ctx, time.Duration(rng.ExpFloat64()*float64(10*time.Millisecond)))
