@@ -40,12 +40,15 @@ func TestBoundedUnknownWrite(t *testing.T) {
 		op := h.Call(0, KVInput{Op: OpPut, Key: "x", Value: "1"}).Unknown()
 		ret := h.Call(0, KVInput{Op: OpPut, Key: "x", Value: "2"}).Return(KVOutput{})
 		h.Bound(op, ret)
+		h.Call(1, KVInput{Op: OpGet, Key: "x"}).Return(KVOutput{Value: "2"})
 		h.Call(1, KVInput{Op: OpGet, Key: "x"}).Return(KVOutput{Value: lateRead})
 		return CheckLinearizable(h, "")
 	}
 	if err := check("2"); err != nil {
 		t.Fatalf("the later write's value after the bound: %v", err)
 	}
+	// "1" now would need put(x, 1) to take effect after a read that saw
+	// "2", past its bound.
 	if err := check("1"); err == nil {
 		t.Fatal("a bounded unknown write took effect after its bound and the check passed")
 	}
