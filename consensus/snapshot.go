@@ -61,6 +61,26 @@ func (s *Store) maybeTruncate(r *replica) {
 	s.refreshSnapshotView(r)
 }
 
+// snapshotNow makes sure r has a view to send: it records a snapshot at the
+// applied index (if the latest is older) and takes the view. Raft asks for a
+// snapshot again after a failed send, and then gets this one.
+func (s *Store) snapshotNow(r *replica) {
+	snap, err := r.log.Snapshot()
+	if err != nil {
+		kernel.Crash("range %d: snapshot: %v", r.desc.ID, err)
+	}
+	if applied := r.log.Applied(); applied > snap.Metadata.Index {
+		b := s.eng.NewBatch()
+		if _, err := r.log.CreateSnapshot(b, applied, r.log.ConfState()); err != nil {
+			kernel.Crash("range %d: create snapshot at %d: %v", r.desc.ID, applied, err)
+		}
+		if err := b.Commit(false); err != nil {
+			kernel.Crash("range %d: snapshot: %v", r.desc.ID, err)
+		}
+	}
+	s.refreshSnapshotView(r)
+}
+
 // refreshSnapshotView takes the view that backs r's latest snapshot: call it
 // right after the state reached the snapshot's index.
 func (s *Store) refreshSnapshotView(r *replica) {
@@ -73,10 +93,12 @@ func (s *Store) refreshSnapshotView(r *replica) {
 }
 
 // fillSnapshot puts r's data into an outgoing MsgSnap. It reports false if
-// the message's snapshot is not the one r holds a view of (it is then
-// dropped; Raft asks again).
+// the message's snapshot is not the one r holds a view of (after a restart,
+// say): the message is then dropped, r is marked to take a fresh snapshot
+// after this cycle, and Raft, told of the failure, asks again.
 func (s *Store) fillSnapshot(r *replica, m *raftpb.Message) bool {
 	if r.snapView == nil || m.Snapshot == nil || m.Snapshot.Metadata.Index != r.snapIndex {
+		r.needSnapshot = true
 		return false
 	}
 	m.Snapshot.Data = encodeRangeData(r.snapView, r.desc)

@@ -63,6 +63,8 @@ type replica struct {
 	// snapIndex, to send to followers (snapshot.go).
 	snapView  *storage.View
 	snapIndex uint64
+	// needSnapshot asks for a fresh snapshot after the current cycle.
+	needSnapshot bool
 }
 
 type read struct {
@@ -93,11 +95,9 @@ func Open(rt kernel.Runtime, eng *storage.Engine, layout Layout) (*Store, error)
 		}
 		s.replicas[d.ID] = r
 		s.ids = append(s.ids, d.ID)
-		if snap, _ := r.log.Snapshot(); snap.Metadata.Index == r.log.Applied() {
-			// The state on disk is exactly the latest snapshot's (a fresh
-			// range, or nothing applied since): it can be sent.
-			s.refreshSnapshotView(r)
-		}
+		// A view of the state as it is now, under a snapshot at the applied
+		// index, so that a follower needing one can have it at once.
+		s.snapshotNow(r)
 	}
 	sort.Slice(s.ids, func(i, j int) bool { return s.ids[i] < s.ids[j] })
 
@@ -381,6 +381,10 @@ func (s *Store) cycle() {
 		}
 		s.serveReads(x.r)
 		x.r.rn.Advance(x.rd)
+		if x.r.needSnapshot {
+			x.r.needSnapshot = false
+			s.snapshotNow(x.r)
+		}
 	}
 }
 
@@ -606,4 +610,17 @@ func (s *Store) drainLimit() int {
 		return 0
 	}
 	return 256
+}
+
+// RangeStatus reports a replica's applied index and Raft state, for tests
+// and reports. It reads the driver's state without synchronisation: call it
+// only while the driver is idle (the simulator between events).
+func (s *Store) RangeStatus(id storage.RangeID) string {
+	r := s.replicas[id]
+	if r == nil {
+		return "no replica"
+	}
+	st := r.rn.BasicStatus()
+	last, _ := r.log.LastIndex()
+	return fmt.Sprintf("applied %d commit %d last %d term %d lead %d %v", r.log.Applied(), st.Commit, last, st.Term, st.Lead, st.RaftState)
 }

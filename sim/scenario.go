@@ -16,6 +16,9 @@ type Scenario struct {
 	Name string
 	// Setup builds the world (nodes, clients) and returns its workload.
 	Setup func(s *Sim) Workload
+	// Adjust, if set, shapes the drawn plan for what the scenario can take;
+	// say why where it is set.
+	Adjust func(p *Plan)
 	// FaultTime is how long the workload runs under the fault plan.
 	FaultTime time.Duration
 	// ProgressTime bounds how long, after healing, the workload may take to
@@ -107,6 +110,9 @@ func Run(sc Scenario, seed uint64) *Result {
 // Run runs scenario sc on this world under plan p.
 func (s *Sim) Run(sc Scenario, p Plan) (r *Result) {
 	wallStart := time.Now()
+	if sc.Adjust != nil {
+		sc.Adjust(&p)
+	}
 	r = &Result{Scenario: sc.Name, Seed: s.seed, Plan: p}
 	defer s.Close()
 	defer func() {

@@ -46,6 +46,9 @@ type Sim struct {
 	// runningGoid is the running task's goroutine, readable from any
 	// goroutine (the disk asks whether its caller is the running task).
 	runningGoid atomic.Uint64
+	// runningTask is the running task, for the disk to bill sync latency to
+	// from Pebble's log writer goroutine while the task waits on it.
+	runningTask atomic.Pointer[task]
 	yield       chan struct{} // a running task gives the processor back here
 	nextTask    uint64
 	live        map[uint64]*task
@@ -60,7 +63,8 @@ type Sim struct {
 	crashing    *Node
 	crashReason string
 
-	logw io.Writer // where node logs and fault notes go (nil: nowhere)
+	logw   io.Writer // where node logs and fault notes go (nil: nowhere)
+	tracew io.Writer // where every event goes (nil: nowhere)
 
 	// failure is the first bug the run found (a task panic); the run stops.
 	failure error
@@ -169,6 +173,9 @@ func (s *Sim) step() bool {
 	}
 	s.fold(uint64(e.at), e.seq, uint64(e.kind), who)
 	s.tail.add(s, &e)
+	if s.tracew != nil {
+		s.writeTrace(&e)
+	}
 	switch {
 	case e.kind == evResume:
 		s.switchTo(e.task)

@@ -107,9 +107,11 @@ func (s *Sim) switchTo(t *task) {
 		panic("sim: switch while a task is running")
 	}
 	s.running = t
+	s.runningTask.Store(t)
 	t.state = taskRunning
 	t.resume <- struct{}{}
 	<-s.yield
+	s.runningTask.Store(nil)
 	s.running = nil
 	if n := s.crashing; n != nil {
 		s.crashing = nil

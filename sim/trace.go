@@ -71,3 +71,15 @@ func (s *Sim) logf(node kernel.NodeID, format string, args ...any) {
 	}
 	fmt.Fprintf(s.logw, "%12v %-4s %s\n", s.Elapsed(), where, fmt.Sprintf(format, args...))
 }
+
+// TraceTo writes every executed event to w, one line each with the running
+// hash: diffing two runs' traces finds where a non-reproducible seed first
+// goes its own way.
+func (s *Sim) TraceTo(w io.Writer) { s.tracew = w }
+
+func (s *Sim) writeTrace(e *event) {
+	var te traceTail
+	te.add(s, e)
+	x := te.buf[0]
+	fmt.Fprintf(s.tracew, "%d #%d n%d %s %016x\n", x.at, x.seq, x.node, x.label, s.trace)
+}
