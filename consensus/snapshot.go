@@ -109,35 +109,28 @@ func (s *Store) fillSnapshot(r *replica, m *raftpb.Message) bool {
 // both uvarint-length-prefixed.
 func encodeRangeData(v *storage.View, d Descriptor) []byte {
 	var out []byte
-	add := func(kind byte, kvs []storage.KeyValue) {
-		for _, kv := range kvs {
-			out = append(out, kind)
-			out = appendBytes(out, kv.Key)
-			out = appendBytes(out, kv.Value)
+	// add pages through one keyspace, appending records of the given kind.
+	add := func(kind byte, start []byte, scan func(start []byte) ([]storage.KeyValue, []byte, error)) {
+		for {
+			kvs, resume, err := scan(start)
+			if err != nil {
+				kernel.Crash("range %d: snapshot scan: %v", d.ID, err)
+			}
+			for _, kv := range kvs {
+				out = append(out, kind)
+				out = appendBytes(out, kv.Key)
+				out = appendBytes(out, kv.Value)
+			}
+			if resume == nil {
+				return
+			}
+			start = resume
 		}
 	}
-	for start := d.Start; ; {
-		kvs, resume, err := v.Scan(start, d.End, scanPage)
-		if err != nil {
-			kernel.Crash("range %d: snapshot scan: %v", d.ID, err)
-		}
-		add('u', kvs)
-		if resume == nil {
-			break
-		}
-		start = resume
-	}
-	for start := []byte(nil); ; {
-		kvs, resume, err := v.ScanRangeLocal(d.ID, start, nil, scanPage)
-		if err != nil {
-			kernel.Crash("range %d: snapshot scan: %v", d.ID, err)
-		}
-		add('l', kvs)
-		if resume == nil {
-			break
-		}
-		start = resume
-	}
+	add('u', d.Start, func(start []byte) ([]storage.KeyValue, []byte, error) { return v.Scan(start, d.End, scanPage) })
+	add('l', nil, func(start []byte) ([]storage.KeyValue, []byte, error) {
+		return v.ScanRangeLocal(d.ID, start, nil, scanPage)
+	})
 	return out
 }
 
