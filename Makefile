@@ -3,7 +3,7 @@ GO      ?= go
 SEEDS   ?= 500
 SEED    ?= 1
 
-.PHONY: run test lint sim bench race mutations help
+.PHONY: run test lint sim determinism bench race mutations help
 
 ## run: the demo cluster in the simulator (the server arrives with `orbit serve`)
 run:
@@ -24,6 +24,11 @@ lint:
 ## sim: a longer sweep of the default scenario, seeds SEED..SEED+SEEDS-1
 sim:
 	$(GO) test ./sim -run '^TestSim$$' -seed=$(SEED) -seeds=$(SEEDS) -timeout 0
+
+## determinism: run SEEDS seeds of the default scenario twice each; every
+## trace must match
+determinism:
+	$(GO) test ./sim -run '^TestSim$$' -seed=$(SEED) -seeds=$(SEEDS) -twice -timeout 0
 
 ## mutations: plant each consensus bug (consensus/mutation.go) and require
 ## the simulator to catch it within 300 seeds

@@ -16,6 +16,7 @@ import (
 //	go test ./sim -seed=N          run exactly seed N (twice: the traces must match)
 //	go test ./sim -seeds=K         sweep K seeds from a random start (printed)
 //	go test ./sim -seed=N -seeds=K sweep K seeds from N
+//	-twice                         run every seed twice; the traces must match
 //	-v                             also show each run's plan, faults and last events
 //
 // With -seed or -seeds, only the sweep runs (TestSim and the scenario tests
@@ -23,6 +24,7 @@ import (
 var (
 	flagSeed  = flag.Uint64("seed", 1, "the seed to run, or the first seed of a sweep")
 	flagSeeds = flag.Int("seeds", 0, "how many seeds to sweep (0: just -seed)")
+	flagTwice = flag.Bool("twice", false, "run every seed of the sweep twice and require the same trace")
 
 	seedSet, seedsSet bool
 )
@@ -133,10 +135,19 @@ func TestRegister(t *testing.T) {
 
 func runScenario(t *testing.T, sc Scenario, def []uint64) {
 	t.Helper()
-	for _, r := range sweep(sc, chosenSeeds(def)) {
+	seeds := chosenSeeds(def)
+	results := sweep(sc, seeds)
+	var again []*Result
+	if *flagTwice {
+		again = sweep(sc, seeds)
+	}
+	for i, r := range results {
 		report(t, r)
 		if r.Err != nil {
 			t.Errorf("seed %d failed in %s: %v\nreplay: %s", r.Seed, r.Phase, r.Err, replayCommand(t.Name(), r.Seed))
+		}
+		if again != nil && again[i].Trace != r.Trace {
+			t.Errorf("seed %d is not reproducible: traces %016x and %016x; diff two runs with Sim.TraceTo", r.Seed, r.Trace, again[i].Trace)
 		}
 	}
 	if seedSet && !seedsSet {
