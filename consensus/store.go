@@ -349,19 +349,20 @@ func (s *Store) cycle() {
 	for _, sr := range snapReports {
 		sr.r.rn.ReportSnapshot(sr.to, sr.status)
 	}
-	// Perturbation: die right after a vote became durable, before anyone
-	// hears of it: the restarted node must still remember it.
-	for _, x := range readies {
-		if x.rd.HardState.Vote != 0 && x.rd.HardState.Vote != uint64(s.rt.NodeID()) && s.rt.Buggify("consensus.crash-after-vote") {
-			kernel.Crash("perturbation: crash after persisting a vote")
-		}
-	}
 	s.send(readies2msgs(readies, func(x ready) (storage.RangeID, []raftpb.Message) {
 		if early(x) {
 			return x.r.desc.ID, nil
 		}
 		return x.r.desc.ID, x.rd.Messages
 	}))
+	// Perturbation: die right after granting a vote (durable, and sent):
+	// the restarted node must still remember it, or a late request from a
+	// rival candidate of the same term gets a second vote.
+	for _, x := range readies {
+		if x.rd.HardState.Vote != 0 && x.rd.HardState.Vote != uint64(s.rt.NodeID()) && s.rt.Buggify("consensus.crash-after-vote") {
+			kernel.Crash("perturbation: crash after granting a vote")
+		}
+	}
 	for _, x := range readies {
 		if Mutated(MutApplyBeforeCommit) {
 			s.apply(x.r, appliable(x.r, x.rd))
