@@ -363,6 +363,11 @@ func (s *Store) cycle() {
 			kernel.Crash("perturbation: crash after granting a vote")
 		}
 	}
+	// Perturbation: a slow state machine — applies lag behind commits, and
+	// everything queued meanwhile lands in the next cycle.
+	if s.rt.Buggify("consensus.slow-apply") {
+		_ = s.rt.Sleep(context.Background(), time.Duration(1+s.rt.Rand().IntN(20))*time.Millisecond)
+	}
 	for _, x := range readies {
 		if Mutated(MutApplyBeforeCommit) {
 			s.apply(x.r, appliable(x.r, x.rd))
