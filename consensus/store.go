@@ -255,14 +255,18 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 	r.waiting[id] = reply
 }
 
+// ready is one replica's Ready in a cycle. early is set for a leader,
+// whose messages may leave before the cycle's write is durable.
+type ready struct {
+	r     *replica
+	rd    raft.Ready
+	early bool
+}
+
 // cycle runs one Ready cycle: persist every replica's new entries and hard
-// state in one synced batch, then send messages (never before what they
-// depend on is durable), then apply what is committed.
+// state in one synced batch, send messages (a leader's before the write is
+// durable, everyone else's after), then apply what is committed.
 func (s *Store) cycle() {
-	type ready struct {
-		r  *replica
-		rd raft.Ready
-	}
 	var readies []ready
 	b := s.eng.NewBatch()
 	// Only new entries, a new term or a new vote need the sync; a commit
@@ -316,25 +320,18 @@ func (s *Store) cycle() {
 			}
 			r.log.SetHardState(b, hs)
 		}
-		readies = append(readies, ready{r, rd})
+		// A leader's own messages (appends, heartbeats) may leave before its
+		// write is durable, as etcd's server does (Raft thesis §10.2.1): the
+		// leader counts its own entries only in a later cycle, after this
+		// write. Everything else (votes, acknowledgements) must wait.
+		early := r.rn.BasicStatus().RaftState == raft.StateLeader || Mutated(MutSendBeforePersist)
+		readies = append(readies, ready{r, rd, early})
 	}
 	if len(readies) == 0 {
 		b.Close()
 		return
 	}
-	// A leader's own messages (appends, heartbeats) may leave before its
-	// write is durable, as etcd's server does (Raft thesis §10.2.1): the
-	// leader counts its own entries only in a later cycle, after this write.
-	// Everything else (votes, acknowledgements) must wait for durability.
-	early := func(x ready) bool {
-		return x.r.rn.BasicStatus().RaftState == raft.StateLeader || Mutated(MutSendBeforePersist)
-	}
-	s.send(readies2msgs(readies, func(x ready) (storage.RangeID, []raftpb.Message) {
-		if early(x) {
-			return x.r.desc.ID, x.rd.Messages
-		}
-		return x.r.desc.ID, nil
-	}))
+	s.send(readies, true)
 	if err := b.Commit(mustSync && !Mutated(MutAckBeforeSync)); err != nil {
 		kernel.Crash("persist raft state: %v", err)
 	}
@@ -349,12 +346,7 @@ func (s *Store) cycle() {
 	for _, sr := range snapReports {
 		sr.r.rn.ReportSnapshot(sr.to, sr.status)
 	}
-	s.send(readies2msgs(readies, func(x ready) (storage.RangeID, []raftpb.Message) {
-		if early(x) {
-			return x.r.desc.ID, nil
-		}
-		return x.r.desc.ID, x.rd.Messages
-	}))
+	s.send(readies, false)
 	// Perturbation: die right after granting a vote (durable, and sent):
 	// the restarted node must still remember it, or a late request from a
 	// rival candidate of the same term gets a second vote.
@@ -394,11 +386,21 @@ func (s *Store) cycle() {
 	}
 }
 
-func readies2msgs[T any](xs []T, get func(T) (storage.RangeID, []raftpb.Message)) map[kernel.NodeID]*outbox {
+type outbox struct {
+	ids  []storage.RangeID
+	msgs []raftpb.Message
+}
+
+// send sends the messages of the readies whose early flag is early,
+// coalesced per destination node: one network message each.
+func (s *Store) send(readies []ready, early bool) {
 	out := map[kernel.NodeID]*outbox{}
-	for _, x := range xs {
-		id, msgs := get(x)
-		for _, m := range msgs {
+	var nodes []kernel.NodeID
+	for _, x := range readies {
+		if x.early != early {
+			continue
+		}
+		for _, m := range x.rd.Messages {
 			if m.To == 0 {
 				continue // dropped
 			}
@@ -407,24 +409,11 @@ func readies2msgs[T any](xs []T, get func(T) (storage.RangeID, []raftpb.Message)
 			if ob == nil {
 				ob = &outbox{}
 				out[to] = ob
+				nodes = append(nodes, to)
 			}
-			ob.ids = append(ob.ids, id)
+			ob.ids = append(ob.ids, x.r.desc.ID)
 			ob.msgs = append(ob.msgs, m)
 		}
-	}
-	return out
-}
-
-type outbox struct {
-	ids  []storage.RangeID
-	msgs []raftpb.Message
-}
-
-// send coalesces messages per destination node: one network message each.
-func (s *Store) send(out map[kernel.NodeID]*outbox) {
-	nodes := make([]kernel.NodeID, 0, len(out))
-	for n := range out {
-		nodes = append(nodes, n)
 	}
 	sort.Slice(nodes, func(i, j int) bool { return nodes[i] < nodes[j] })
 	for _, n := range nodes {
