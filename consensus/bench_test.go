@@ -25,7 +25,7 @@ type benchCluster struct {
 	engines []*storage.Engine
 }
 
-func newBenchCluster(b *testing.B) *benchCluster {
+func newBenchCluster(b testing.TB) *benchCluster {
 	nodes := []kernel.NodeID{1, 2, 3}
 	layout, err := NewLayout([][]byte{[]byte("h"), []byte("p")}, nodes, 3)
 	if err != nil {

@@ -70,6 +70,15 @@ func (c *Client) CompareAndSet(ctx context.Context, key, expect, value []byte) (
 	return r.OK, err
 }
 
+// Scan reads up to limit pairs (at most MaxScanLimit) with start <= key <
+// end (end nil: no bound), linearizably, from the range holding start. A
+// non-nil resume is where the next page starts: the scan stopped at the
+// limit or at the end of the range.
+func (c *Client) Scan(ctx context.Context, start, end []byte, limit int) (kvs []storage.KeyValue, resume []byte, err error) {
+	r, err := c.Do(ctx, Request{Op: OpScan, Key: start, End: end, Limit: min(limit, MaxScanLimit)})
+	return r.KVs, r.Resume, err
+}
+
 // Do performs req (its Client and Seq are filled in) until it succeeds or
 // ctx ends. A failure wraps ErrNotApplied or ErrIndeterminate.
 func (c *Client) Do(ctx context.Context, req Request) (Response, error) {
@@ -104,7 +113,7 @@ func (c *Client) Do(ctx context.Context, req Request) (Response, error) {
 		default:
 			// The attempt timed out: a write may have been proposed.
 			delete(c.leader, d.ID)
-			if req.Op != OpGet {
+			if !req.Op.isRead() {
 				maybeApplied = true
 			}
 		}

@@ -2,6 +2,7 @@ package consensus
 
 import (
 	"context"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -223,7 +224,7 @@ func (s *Store) handle(ev event) {
 func (s *Store) serve(req Request, reply func(Response, error)) {
 	d := s.layout.Lookup(req.Key)
 	r := s.replicas[d.ID]
-	if Mutated(MutLocalReads) && req.Op == OpGet && r != nil {
+	if Mutated(MutLocalReads) && req.Op.isRead() && r != nil {
 		s.readLocal(req, reply)
 		return
 	}
@@ -238,7 +239,7 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 	}
 	s.nextID++
 	id := s.nextID
-	if req.Op == OpGet {
+	if req.Op.isRead() {
 		var rctx [8]byte
 		binary.BigEndian.PutUint64(rctx[:], id)
 		r.reads = append(r.reads, &read{id: id, req: req, reply: reply})
@@ -445,6 +446,10 @@ func (s *Store) serveReads(r *replica) {
 
 // readLocal answers a read from this node's applied state.
 func (s *Store) readLocal(req Request, reply func(Response, error)) {
+	if req.Op == OpScan {
+		reply(s.scanLocal(req), nil)
+		return
+	}
 	v, err := s.eng.Get(req.Key)
 	switch {
 	case err == nil:
@@ -454,6 +459,29 @@ func (s *Store) readLocal(req Request, reply func(Response, error)) {
 	default:
 		kernel.Crash("read: %v", err)
 	}
+}
+
+// scanLocal reads one page of a scan, bounded by the request's limit and by
+// the end of the range that holds its start key.
+func (s *Store) scanLocal(req Request) Response {
+	d := s.layout.Lookup(req.Key)
+	end := req.End
+	cut := false // the range ends before the requested span does
+	if d.End != nil && (end == nil || bytes.Compare(d.End, end) < 0) {
+		end, cut = d.End, true
+	}
+	limit := req.Limit
+	if limit <= 0 || limit > MaxScanLimit {
+		limit = MaxScanLimit
+	}
+	kvs, resume, err := s.eng.Scan(req.Key, end, limit)
+	if err != nil {
+		kernel.Crash("scan: %v", err)
+	}
+	if resume == nil && cut {
+		resume = d.End
+	}
+	return Response{KVs: kvs, Resume: resume}
 }
 
 // apply applies committed entries to the state machine: the user data, the

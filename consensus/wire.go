@@ -66,8 +66,16 @@ const (
 	OpGet Op = iota + 1
 	OpPut
 	OpDelete
-	OpCAS // set Value if the current value is Expect ("" matches a missing key)
+	OpCAS  // set Value if the current value is Expect ("" matches a missing key)
+	OpScan // read up to Limit pairs in [Key, End) within Key's range
 )
+
+// isRead reports whether the operation only reads (served at a ReadIndex,
+// never proposed).
+func (o Op) isRead() bool { return o == OpGet || o == OpScan }
+
+// MaxScanLimit bounds one scan's page; a larger Limit is cut to it.
+const MaxScanLimit = 1000
 
 // Request is one key-value operation from a client. Client and Seq identify
 // it: a retried write carries the same pair and is applied at most once.
@@ -77,6 +85,9 @@ type Request struct {
 	Key         []byte
 	Value       []byte
 	Expect      []byte
+	// OpScan: the end of the span (nil: no bound) and the page size.
+	End   []byte
+	Limit int
 }
 
 // Response is the outcome of a Request.
@@ -84,6 +95,11 @@ type Response struct {
 	Value []byte // OpGet: the value; nil when missing
 	Found bool   // OpGet: whether the key exists
 	OK    bool   // OpCAS: whether it swapped
+	// OpScan: the pairs read, in key order, and where to resume (nil: the
+	// span is exhausted). A scan stops at its range's end; Resume is then
+	// that end, the next range's start.
+	KVs    []storage.KeyValue
+	Resume []byte
 }
 
 func appendBytes(b, v []byte) []byte {
@@ -99,14 +115,21 @@ func readBytes(b []byte) (v, rest []byte, err error) {
 	return b[w : w+int(n)], b[w+int(n):], nil
 }
 
-// Encoding: client(8) seq(8) op(1) key value expect.
+// Encoding: client(8) seq(8) op(1) key value expect end-flag(1) end limit.
 func (r Request) encode() []byte {
 	b := binary.BigEndian.AppendUint64(nil, r.Client)
 	b = binary.BigEndian.AppendUint64(b, r.Seq)
 	b = append(b, byte(r.Op))
 	b = appendBytes(b, r.Key)
 	b = appendBytes(b, r.Value)
-	return appendBytes(b, r.Expect)
+	b = appendBytes(b, r.Expect)
+	if r.End == nil {
+		b = append(b, 0)
+	} else {
+		b = append(b, 1)
+	}
+	b = appendBytes(b, r.End)
+	return binary.AppendUvarint(b, uint64(max(r.Limit, 0)))
 }
 
 func decodeRequest(b []byte) (Request, error) {
@@ -114,7 +137,7 @@ func decodeRequest(b []byte) (Request, error) {
 		return Request{}, errMalformed
 	}
 	r := Request{Client: binary.BigEndian.Uint64(b), Seq: binary.BigEndian.Uint64(b[8:]), Op: Op(b[16])}
-	if r.Op < OpGet || r.Op > OpCAS {
+	if r.Op < OpGet || r.Op > OpScan {
 		return Request{}, errMalformed
 	}
 	var err error
@@ -124,10 +147,26 @@ func decodeRequest(b []byte) (Request, error) {
 			return Request{}, err
 		}
 	}
+	if len(b) < 1 {
+		return Request{}, errMalformed
+	}
+	hasEnd := b[0] == 1
+	if r.End, b, err = readBytes(b[1:]); err != nil {
+		return Request{}, err
+	}
+	if !hasEnd {
+		r.End = nil
+	}
+	limit, w := binary.Uvarint(b)
+	if w <= 0 || limit > MaxScanLimit {
+		return Request{}, errMalformed
+	}
+	r.Limit = int(limit)
 	return r, nil
 }
 
-// Encoding: flags(1: found, ok) value.
+// Encoding: flags(1: found, ok, resume) value, pair count, pairs (key
+// value), resume.
 func (r Response) encode() []byte {
 	var flags byte
 	if r.Found {
@@ -136,7 +175,16 @@ func (r Response) encode() []byte {
 	if r.OK {
 		flags |= 2
 	}
-	return append([]byte{flags}, r.Value...)
+	if r.Resume != nil {
+		flags |= 4
+	}
+	b := appendBytes([]byte{flags}, r.Value)
+	b = binary.AppendUvarint(b, uint64(len(r.KVs)))
+	for _, kv := range r.KVs {
+		b = appendBytes(b, kv.Key)
+		b = appendBytes(b, kv.Value)
+	}
+	return appendBytes(b, r.Resume)
 }
 
 func decodeResponse(b []byte) (Response, error) {
@@ -144,8 +192,35 @@ func decodeResponse(b []byte) (Response, error) {
 		return Response{}, errMalformed
 	}
 	r := Response{Found: b[0]&1 != 0, OK: b[0]&2 != 0}
+	hasResume := b[0]&4 != 0
+	value, b, err := readBytes(b[1:])
+	if err != nil {
+		return Response{}, err
+	}
 	if r.Found {
-		r.Value = append([]byte{}, b[1:]...)
+		r.Value = append([]byte{}, value...)
+	}
+	n, w := binary.Uvarint(b)
+	if w <= 0 || n > MaxScanLimit {
+		return Response{}, errMalformed
+	}
+	b = b[w:]
+	for range n {
+		var kv storage.KeyValue
+		if kv.Key, b, err = readBytes(b); err != nil {
+			return Response{}, err
+		}
+		if kv.Value, b, err = readBytes(b); err != nil {
+			return Response{}, err
+		}
+		r.KVs = append(r.KVs, storage.KeyValue{Key: append([]byte{}, kv.Key...), Value: append([]byte{}, kv.Value...)})
+	}
+	resume, _, err := readBytes(b)
+	if err != nil {
+		return Response{}, err
+	}
+	if hasResume {
+		r.Resume = append([]byte{}, resume...)
 	}
 	return r, nil
 }
