@@ -2,7 +2,9 @@ package consensus
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -87,17 +89,21 @@ func (c *Client) Do(ctx context.Context, req Request) (Response, error) {
 	d := c.layout.Lookup(req.Key)
 	body := req.encode()
 	maybeApplied := false
+	// Without a known leader, try the range's initial replicas, then every
+	// node (membership changes may have moved the range).
+	candidates := append(slices.Clone(d.Replicas), c.layout.Nodes()...)
 	try := 0
 	for {
 		to := c.leader[d.ID]
 		if to == 0 {
-			to = d.Replicas[try%len(d.Replicas)]
+			to = candidates[try%len(candidates)]
 		}
 		try++
 		actx, cancel := c.rt.WithTimeout(ctx, AttemptTimeout)
 		resp, err := c.rpc.Call(actx, to, kvPort, body)
 		cancel()
 		var remote *kernel.RemoteError
+		pause := false
 		switch {
 		case err == nil:
 			c.leader[d.ID] = to
@@ -108,8 +114,16 @@ func (c *Client) Do(ctx context.Context, req Request) (Response, error) {
 				hint = 0 // it believes itself leader but cannot serve yet
 			}
 			c.leader[d.ID] = kernel.NodeID(hint)
+		case errors.As(err, &remote) && req.Op.isMembership():
+			if !strings.HasPrefix(remote.Msg, errRetryPrefix) {
+				return Response{}, errors.Join(ErrNotApplied, remote)
+			}
+			// The leader cannot take the step yet (a change in progress, a
+			// learner catching up): it did not propose anything.
+			pause = true
 		case errors.As(err, &remote):
 			// Refused before proposing (malformed, overloaded).
+			pause = true
 		default:
 			// The attempt timed out: a write may have been proposed.
 			delete(c.leader, d.ID)
@@ -118,19 +132,42 @@ func (c *Client) Do(ctx context.Context, req Request) (Response, error) {
 			}
 		}
 		if ctx.Err() != nil {
-			if maybeApplied {
-				return Response{}, errors.Join(ErrIndeterminate, ctx.Err())
-			}
-			return Response{}, errors.Join(ErrNotApplied, ctx.Err())
+			return Response{}, c.failure(ctx, maybeApplied)
 		}
-		if c.leader[d.ID] == 0 {
-			// No leader known: wait a little for an election.
+		if pause || c.leader[d.ID] == 0 {
+			// No leader known, or asked to come back: wait a little.
 			if c.rt.Sleep(ctx, 10*time.Millisecond) != nil {
-				if maybeApplied {
-					return Response{}, errors.Join(ErrIndeterminate, ctx.Err())
-				}
-				return Response{}, errors.Join(ErrNotApplied, ctx.Err())
+				return Response{}, c.failure(ctx, maybeApplied)
 			}
+		}
+	}
+}
+
+func (c *Client) failure(ctx context.Context, maybeApplied bool) error {
+	if maybeApplied {
+		return errors.Join(ErrIndeterminate, ctx.Err())
+	}
+	return errors.Join(ErrNotApplied, ctx.Err())
+}
+
+// AddReplica makes node a voter of the range holding key: a learner first,
+// promoted once it has caught up. It returns once node is a voter (or ctx
+// ends: the change may then be half done, and calling again goes on).
+func (c *Client) AddReplica(ctx context.Context, key []byte, node kernel.NodeID) error {
+	return c.changeReplicas(ctx, OpAddReplica, key, node)
+}
+
+// RemoveReplica removes node's replica from the range holding key, and
+// returns once it is gone from the range's configuration.
+func (c *Client) RemoveReplica(ctx context.Context, key []byte, node kernel.NodeID) error {
+	return c.changeReplicas(ctx, OpRemoveReplica, key, node)
+}
+
+func (c *Client) changeReplicas(ctx context.Context, op Op, key []byte, node kernel.NodeID) error {
+	for {
+		r, err := c.Do(ctx, Request{Op: op, Key: key, Value: binary.BigEndian.AppendUint64(nil, uint64(node))})
+		if err != nil || r.OK {
+			return err
 		}
 	}
 }

@@ -36,6 +36,7 @@ func (d Descriptor) String() string {
 // and the last End is nil.
 type Layout struct {
 	ranges []Descriptor
+	nodes  []kernel.NodeID // sorted
 }
 
 // NewLayout splits the keyspace at splits (in any order) and places each
@@ -55,7 +56,7 @@ func NewLayout(splits [][]byte, nodes []kernel.NodeID, replicas int) (Layout, er
 	nodes = slices.Clone(nodes)
 	slices.Sort(nodes)
 	n := min(replicas, len(nodes))
-	var l Layout
+	l := Layout{nodes: nodes}
 	start := []byte{}
 	for i := 0; i <= len(sorted); i++ {
 		var end []byte
@@ -72,7 +73,11 @@ func NewLayout(splits [][]byte, nodes []kernel.NodeID, replicas int) (Layout, er
 	return l, nil
 }
 
-// Ranges returns every range, in key order.
+// Nodes returns the cluster's nodes, sorted.
+func (l Layout) Nodes() []kernel.NodeID { return l.nodes }
+
+// Ranges returns every range, in key order. Their Replicas are the initial
+// ones: membership changes (membership.go) move replicas later.
 func (l Layout) Ranges() []Descriptor { return l.ranges }
 
 // Lookup returns the range holding key.

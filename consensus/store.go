@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -52,6 +53,7 @@ type Store struct {
 // replica is one range on this node. Only the driver touches it.
 type replica struct {
 	desc Descriptor
+	id   uint64 // Raft ID: generation and node (membership.go)
 	rn   *raft.RawNode
 	log  *storage.LogStore
 	// waiting maps a proposal ID to the reply of the client who waits for
@@ -66,6 +68,10 @@ type replica struct {
 	snapIndex uint64
 	// needSnapshot asks for a fresh snapshot after the current cycle.
 	needSnapshot bool
+	// confProposed is set while a membership change this leader proposed
+	// has not applied; removed once the replica applied its own removal
+	// (it is destroyed at the end of the cycle).
+	confProposed, removed bool
 }
 
 type read struct {
@@ -79,6 +85,7 @@ type read struct {
 type event struct {
 	tick  bool
 	raft  []byte // a batch of Raft messages
+	gc    []byte // a notice that a replica here was removed
 	req   *Request
 	reply func(Response, error)
 }
@@ -89,18 +96,19 @@ type event struct {
 func Open(rt kernel.Runtime, eng *storage.Engine, layout Layout) (*Store, error) {
 	s := &Store{rt: rt, eng: eng, layout: layout, replicas: map[storage.RangeID]*replica{},
 		events: kernel.NewMailbox[event](rt, "consensus driver", 16384), nextID: rt.Rand().Uint64()}
-	for _, d := range layout.On(rt.NodeID()) {
-		r, err := s.openReplica(d)
+	for _, d := range layout.Ranges() {
+		r, err := s.loadReplica(d)
 		if err != nil {
 			return nil, err
 		}
-		s.replicas[d.ID] = r
-		s.ids = append(s.ids, d.ID)
+		if r == nil {
+			continue
+		}
+		s.addReplica(r)
 		// A view of the state as it is now, under a snapshot at the applied
 		// index, so that a follower needing one can have it at once.
 		s.snapshotNow(r)
 	}
-	sort.Slice(s.ids, func(i, j int) bool { return s.ids[i] < s.ids[j] })
 
 	inbox := rt.Net().Listen(raftPort)
 	rt.Go("raft-inbox", func(ctx context.Context) {
@@ -110,6 +118,16 @@ func Open(rt kernel.Runtime, eng *storage.Engine, layout Layout) (*Store, error)
 				return
 			}
 			s.events.Send(event{raft: env.Body})
+		}
+	})
+	gcInbox := rt.Net().Listen(gcPort)
+	rt.Go("replica-gc-inbox", func(ctx context.Context) {
+		for {
+			env, err := gcInbox.Recv(ctx)
+			if err != nil {
+				return
+			}
+			s.events.Send(event{gc: env.Body})
 		}
 	})
 	var tick func()
@@ -132,30 +150,57 @@ func Open(rt kernel.Runtime, eng *storage.Engine, layout Layout) (*Store, error)
 	return s, nil
 }
 
-func (s *Store) openReplica(d Descriptor) (*replica, error) {
+// loadReplica opens the node's replica of d, if it holds one: the one its
+// replica record names, or on first start, one of the range's initial
+// replicas, bootstrapped from a snapshot that carries the range's
+// configuration, as every initial replica does identically.
+func (s *Store) loadReplica(d Descriptor) (*replica, error) {
+	rec, err := s.eng.ReplicaRecord(d.ID)
+	switch {
+	case err == nil:
+		if rec.ReplicaID == 0 {
+			return nil, nil // removed
+		}
+		return s.openReplica(d, rec.ReplicaID)
+	case !errors.Is(err, storage.ErrNotFound):
+		return nil, err
+	case !slices.Contains(d.Replicas, s.rt.NodeID()):
+		return nil, nil
+	}
+	id := replicaID(s.rt.NodeID(), 0)
 	log, err := storage.OpenLogStore(s.eng, d.ID)
 	if err != nil {
 		return nil, err
 	}
+	b := s.eng.NewBatch()
 	if last, _ := log.LastIndex(); last == 0 {
-		// First start: bootstrap from a snapshot that carries the range's
-		// configuration, as every replica of the range does identically.
 		var voters []uint64
 		for _, n := range d.Replicas {
-			voters = append(voters, uint64(n))
+			voters = append(voters, replicaID(n, 0))
 		}
 		snap := raftpb.Snapshot{Metadata: raftpb.SnapshotMetadata{Index: 1, Term: 1, ConfState: raftpb.ConfState{Voters: voters}}}
-		b := s.eng.NewBatch()
 		if err := log.ApplySnapshot(b, snap); err != nil {
 			return nil, err
 		}
 		log.SetApplied(b, 1)
-		if err := b.Commit(true); err != nil {
-			return nil, err
-		}
+	}
+	b.SetReplicaRecord(d.ID, storage.ReplicaRecord{ReplicaID: id, MinReplicaID: id})
+	if err := b.Commit(true); err != nil {
+		return nil, err
+	}
+	log.Close()
+	return s.openReplica(d, id)
+}
+
+// openReplica opens replica id of d on its stored state (empty for a
+// replica just created here).
+func (s *Store) openReplica(d Descriptor, id uint64) (*replica, error) {
+	log, err := storage.OpenLogStore(s.eng, d.ID)
+	if err != nil {
+		return nil, err
 	}
 	rn, err := raft.NewRawNode(&raft.Config{
-		ID:              uint64(s.rt.NodeID()),
+		ID:              id,
 		ElectionTick:    electionTicks,
 		HeartbeatTick:   heartbeatTick,
 		Storage:         log,
@@ -166,11 +211,21 @@ func (s *Store) openReplica(d Descriptor) (*replica, error) {
 		PreVote:         true,
 		ReadOnlyOption:  raft.ReadOnlySafe,
 		Logger:          raftLogger{s.rt},
+		// A removed leader stops leading at once (it is destroyed next).
+		StepDownOnRemoval: true,
 	})
 	if err != nil {
+		log.Close()
 		return nil, fmt.Errorf("consensus: range %d: %w", d.ID, err)
 	}
-	return &replica{desc: d, rn: rn, log: log, waiting: map[uint64]func(Response, error){}}, nil
+	return &replica{desc: d, id: id, rn: rn, log: log, waiting: map[uint64]func(Response, error){}}, nil
+}
+
+// addReplica makes r one of the replicas the driver runs.
+func (s *Store) addReplica(r *replica) {
+	s.replicas[r.desc.ID] = r
+	s.ids = append(s.ids, r.desc.ID)
+	slices.Sort(s.ids)
 }
 
 // drive is the driver task: take events, then run one Ready cycle over
@@ -210,10 +265,18 @@ func (s *Store) handle(ev event) {
 		}
 	case ev.raft != nil:
 		_ = decodeRaftBatch(ev.raft, func(id storage.RangeID, m raftpb.Message) {
-			if r := s.replicas[id]; r != nil {
+			if r := s.replicaFor(id, m.To); r != nil {
+				s.noticeRemoved(r, m.From)
 				_ = r.rn.Step(m) // Raft drops what does not apply
 			}
 		})
+	case ev.gc != nil:
+		if len(ev.gc) == 16 {
+			id, replica := storage.RangeID(binary.BigEndian.Uint64(ev.gc)), binary.BigEndian.Uint64(ev.gc[8:])
+			if r := s.replicas[id]; r != nil && r.id == replica {
+				s.destroy(r)
+			}
+		}
 	case ev.req != nil:
 		s.serve(*ev.req, ev.reply)
 	}
@@ -229,16 +292,20 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 		return
 	}
 	if r == nil {
-		reply(Response{}, fmt.Errorf("%s%d", errNotLeaderPrefix, d.Replicas[0]))
+		reply(Response{}, fmt.Errorf("%s0", errNotLeaderPrefix))
 		return
 	}
 	st := r.rn.BasicStatus()
 	if st.RaftState != raft.StateLeader {
-		reply(Response{}, fmt.Errorf("%s%d", errNotLeaderPrefix, st.Lead))
+		reply(Response{}, fmt.Errorf("%s%d", errNotLeaderPrefix, nodeOf(st.Lead)))
 		return
 	}
 	s.nextID++
 	id := s.nextID
+	if req.Op == OpAddReplica || req.Op == OpRemoveReplica {
+		s.changeReplicas(r, id, req, reply)
+		return
+	}
 	if req.Op.isRead() {
 		var rctx [8]byte
 		binary.BigEndian.PutUint64(rctx[:], id)
@@ -250,7 +317,7 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 		return // lost on the way: the client times out and retries
 	}
 	if err := r.rn.Propose(encodeProposal(id, req)); err != nil {
-		reply(Response{}, fmt.Errorf("%s%d", errNotLeaderPrefix, st.Lead))
+		reply(Response{}, fmt.Errorf("%s%d", errNotLeaderPrefix, nodeOf(st.Lead)))
 		return
 	}
 	r.waiting[id] = reply
@@ -297,6 +364,9 @@ func (s *Store) cycle() {
 			if err := installSnapshot(b, r.desc, rd.Snapshot.Data); err != nil {
 				kernel.Crash("range %d: install snapshot: %v", id, err)
 			}
+			// A snapshot of a configuration without this replica: the range
+			// removed it meanwhile.
+			r.removed = !slices.Contains(members(rd.Snapshot.Metadata.ConfState), r.id)
 		}
 		// Outgoing snapshots carry the data of the view that matches them;
 		// one without a matching view is dropped (To 0) and reported failed,
@@ -380,6 +450,10 @@ func (s *Store) cycle() {
 		}
 		s.serveReads(x.r)
 		x.r.rn.Advance(x.rd)
+		if x.r.removed {
+			s.destroy(x.r)
+			continue
+		}
 		if x.r.needSnapshot {
 			x.r.needSnapshot = false
 			s.snapshotNow(x.r)
@@ -405,7 +479,7 @@ func (s *Store) send(readies []ready, early bool) {
 			if m.To == 0 {
 				continue // dropped
 			}
-			to := kernel.NodeID(m.To)
+			to := nodeOf(m.To)
 			ob := out[to]
 			if ob == nil {
 				ob = &outbox{}
@@ -428,6 +502,7 @@ func (s *Store) send(readies []ready, early bool) {
 func (s *Store) abandon(r *replica) {
 	clear(r.waiting)
 	r.reads = nil
+	r.confProposed = false
 }
 
 // serveReads answers the reads whose read index has been applied.
@@ -497,6 +572,7 @@ func (s *Store) apply(r *replica, ents []raftpb.Entry) {
 		resp  Response
 	}
 	var answers []answer
+	cs := r.log.ConfState()
 	for _, e := range ents {
 		switch e.Type {
 		case raftpb.EntryNormal:
@@ -523,7 +599,18 @@ func (s *Store) apply(r *replica, ents []raftpb.Entry) {
 			} else if err := cc.Unmarshal(e.Data); err != nil {
 				kernel.Crash("range %d: conf change %d: %v", r.desc.ID, e.Index, err)
 			}
-			r.log.SetConfState(b, *r.rn.ApplyConfChange(cc))
+			var id uint64
+			cs, id = s.applyConfChange(b, r, cs, cc)
+			r.log.SetConfState(b, cs)
+			r.confProposed = false
+			if reply := r.waiting[id]; reply != nil {
+				delete(r.waiting, id)
+				answers = append(answers, answer{reply, Response{}})
+			}
+			r.removed = !slices.Contains(members(cs), r.id)
+			// A replica added by this change is caught up by a snapshot,
+			// which must show it in the configuration: take one at once.
+			r.needSnapshot = true
 		}
 	}
 	r.log.SetApplied(b, ents[len(ents)-1].Index)
@@ -635,6 +722,21 @@ func (s *Store) drainLimit() int {
 	return 256
 }
 
+// Members returns the nodes of range id's configuration as this node's
+// replica has applied it, and false if the node holds no replica. Like
+// RangeStatus, call it only while the driver is idle.
+func (s *Store) Members(id storage.RangeID) ([]kernel.NodeID, bool) {
+	r := s.replicas[id]
+	if r == nil {
+		return nil, false
+	}
+	var out []kernel.NodeID
+	for _, m := range members(r.log.ConfState()) {
+		out = append(out, nodeOf(m))
+	}
+	return out, true
+}
+
 // RangeStatus reports a replica's applied index and Raft state, for tests
 // and reports. It reads the driver's state without synchronisation: call it
 // only while the driver is idle (the simulator between events).
@@ -645,5 +747,5 @@ func (s *Store) RangeStatus(id storage.RangeID) string {
 	}
 	st := r.rn.BasicStatus()
 	last, _ := r.log.LastIndex()
-	return fmt.Sprintf("applied %d commit %d last %d term %d lead %d %v", r.log.Applied(), st.Commit, last, st.Term, st.Lead, st.RaftState)
+	return fmt.Sprintf("replica %x applied %d commit %d last %d term %d lead %x %v conf %v", r.id, r.log.Applied(), st.Commit, last, st.Term, st.Lead, st.RaftState, r.log.ConfState())
 }

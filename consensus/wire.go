@@ -68,11 +68,18 @@ const (
 	OpDelete
 	OpCAS  // set Value if the current value is Expect ("" matches a missing key)
 	OpScan // read up to Limit pairs in [Key, End) within Key's range
+	// Membership (membership.go): make the node in Value (8 bytes, big
+	// endian) a voter of Key's range, or no member of it. Each call takes
+	// one step; OK reports that the target holds.
+	OpAddReplica
+	OpRemoveReplica
 )
 
 // isRead reports whether the operation only reads (served at a ReadIndex,
 // never proposed).
 func (o Op) isRead() bool { return o == OpGet || o == OpScan }
+
+func (o Op) isMembership() bool { return o == OpAddReplica || o == OpRemoveReplica }
 
 // MaxScanLimit bounds one scan's page; a larger Limit is cut to it.
 const MaxScanLimit = 1000
@@ -137,7 +144,7 @@ func decodeRequest(b []byte) (Request, error) {
 		return Request{}, errMalformed
 	}
 	r := Request{Client: binary.BigEndian.Uint64(b), Seq: binary.BigEndian.Uint64(b[8:]), Op: Op(b[16])}
-	if r.Op < OpGet || r.Op > OpScan {
+	if r.Op < OpGet || r.Op > OpRemoveReplica {
 		return Request{}, errMalformed
 	}
 	var err error

@@ -37,6 +37,9 @@ const (
 	metaVersion   = "version"
 	metaClusterID = "cluster-id"
 	metaNodeID    = "node-id"
+	// metaReplicaPrefix is followed by a range ID: the node's record of its
+	// replica of that range (replica.go).
+	metaReplicaPrefix = "replica/"
 )
 
 const (

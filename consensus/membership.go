@@ -1,0 +1,308 @@
+package consensus
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/orbitkernel/orbit/kernel"
+	"github.com/orbitkernel/orbit/storage"
+)
+
+// Membership changes.
+//
+// A replica's Raft ID names its node and a generation: gen<<32 | node. The
+// replicas a range starts with are generation 0 (Raft ID = node ID). Adding
+// a replica gives it the range's next generation, a counter in the range's
+// replicated range-local data, so a node that leaves a range and comes back
+// does so as a new Raft peer with no history — never as its old self with
+// its votes forgotten (CockroachDB's replica IDs, for the same reason).
+//
+// A node remembers, outside the range's state, which replica it holds and a
+// tombstone: the lowest replica ID it may still hold (storage.ReplicaRecord).
+// A message to a replica ID at or above the tombstone that the node does not
+// hold creates it, empty ("uninitialized": no configuration, so it never
+// campaigns; it may vote); the leader then catches it up with a snapshot. A
+// message to an older ID is dropped. A replica that applies its own removal
+// is destroyed (log, range-local and user data of its span) and leaves a
+// tombstone above its ID.
+//
+// Changes are made one at a time, each one a ConfChangeV2 with a single
+// change (Raft's simple transition; one pending change at a time), by the
+// range's leader, which picks the step that brings the configuration
+// closer to the target:
+//   - add node: a learner with the next generation, then, once it has
+//     caught up, its promotion to voter (so a slow new replica never
+//     counts toward the quorum before it can vote usefully);
+//   - remove node: remove its replica (a leader asked to remove itself hands
+//     leadership to a caught-up voter first).
+//
+// Every replica validates a committed change again when it applies it; a
+// change that no longer fits (its generation was taken, its target is gone)
+// is applied as a no-op, as etcd's server does (NodeID zero).
+//
+// A replica removed while it was cut off never learns of it and keeps
+// calling elections its old peers ignore. The range remembers removed
+// replica IDs (range-local "removed/<id>"); a replica that gets a message
+// from one of them tells its node to destroy it (port replica-gc).
+
+const (
+	gcPort = "replica-gc" // notices that a replica was removed from its range
+
+	rangeLocalNextGen = "next-gen"
+	rangeLocalRemoved = "removed/"
+)
+
+func replicaID(node kernel.NodeID, gen uint32) uint64 { return uint64(gen)<<32 | uint64(uint32(node)) }
+func nodeOf(id uint64) kernel.NodeID                  { return kernel.NodeID(uint32(id)) }
+func genOf(id uint64) uint32                          { return uint32(id >> 32) }
+
+// members lists every replica ID of a configuration.
+func members(cs raftpb.ConfState) []uint64 {
+	var out []uint64
+	for _, ids := range [][]uint64{cs.Voters, cs.Learners, cs.VotersOutgoing, cs.LearnersNext} {
+		for _, id := range ids {
+			if !slices.Contains(out, id) {
+				out = append(out, id)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// memberOn returns the replica of cs on node, if any.
+func memberOn(cs raftpb.ConfState, node kernel.NodeID) (uint64, bool) {
+	for _, id := range members(cs) {
+		if nodeOf(id) == node {
+			return id, true
+		}
+	}
+	return 0, false
+}
+
+// errRetry prefixes refusals of a change that cannot be made yet.
+const errRetryPrefix = "retry: "
+
+// changeReplicas runs at the leader: it proposes the next step toward the
+// target of req (OpAddReplica or OpRemoveReplica of the node in req.Value),
+// answering when that step applies, or at once with OK when the target is
+// reached.
+func (s *Store) changeReplicas(r *replica, id uint64, req Request, reply func(Response, error)) {
+	if len(req.Value) != 8 {
+		reply(Response{}, fmt.Errorf("%w: replica change without a node", errMalformed))
+		return
+	}
+	node := kernel.NodeID(binary.BigEndian.Uint64(req.Value))
+	cs := r.log.ConfState()
+	if r.confProposed || len(cs.VotersOutgoing) > 0 {
+		reply(Response{}, errors.New(errRetryPrefix+"a configuration change is in progress"))
+		return
+	}
+	cur, present := memberOn(cs, node)
+	var cc raftpb.ConfChangeV2
+	var gen uint32
+	switch req.Op {
+	case OpAddReplica:
+		switch {
+		case present && slices.Contains(cs.Voters, cur):
+			reply(Response{OK: true}, nil)
+			return
+		case present:
+			pr := r.rn.Status().Progress[cur]
+			if pr.Match < r.log.Applied() {
+				reply(Response{}, fmt.Errorf("%slearner %x is catching up (%d of %d)", errRetryPrefix, cur, pr.Match, r.log.Applied()))
+				return
+			}
+			cc.Changes = []raftpb.ConfChangeSingle{{Type: raftpb.ConfChangeAddNode, NodeID: cur}}
+		default:
+			gen = nextGen(s.eng, r.desc.ID)
+			cc.Changes = []raftpb.ConfChangeSingle{{Type: raftpb.ConfChangeAddLearnerNode, NodeID: replicaID(node, gen)}}
+		}
+	case OpRemoveReplica:
+		switch {
+		case !present:
+			reply(Response{OK: true}, nil)
+			return
+		case cur == r.id:
+			s.transferLeadership(r, reply)
+			return
+		case slices.Contains(cs.Voters, cur) && len(cs.Voters) == 1:
+			reply(Response{}, errors.New("cannot remove a range's last voter"))
+			return
+		}
+		cc.Changes = []raftpb.ConfChangeSingle{{Type: raftpb.ConfChangeRemoveNode, NodeID: cur}}
+	}
+	cc.Context = binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(nil, id), gen)
+	if err := r.rn.ProposeConfChange(cc); err != nil {
+		reply(Response{}, fmt.Errorf("%s%v", errRetryPrefix, err))
+		return
+	}
+	r.confProposed = true
+	r.waiting[id] = reply
+}
+
+// transferLeadership hands r's leadership to a voter that has its whole
+// log, so that r can then be removed without an election's gap.
+func (s *Store) transferLeadership(r *replica, reply func(Response, error)) {
+	st := r.rn.Status()
+	last, _ := r.log.LastIndex()
+	for _, v := range r.log.ConfState().Voters {
+		if v != r.id && st.Progress[v].Match == last {
+			r.rn.TransferLeader(v)
+			reply(Response{}, fmt.Errorf("%s0", errNotLeaderPrefix))
+			return
+		}
+	}
+	reply(Response{}, errors.New(errRetryPrefix+"no caught-up voter to hand leadership to"))
+}
+
+func nextGen(r interface {
+	GetRangeLocal(storage.RangeID, []byte) ([]byte, error)
+}, id storage.RangeID) uint32 {
+	v, err := r.GetRangeLocal(id, []byte(rangeLocalNextGen))
+	if errors.Is(err, storage.ErrNotFound) {
+		return 1
+	}
+	if err != nil || len(v) != 4 {
+		kernel.Crash("range %d: next generation: %v", id, err)
+	}
+	return binary.BigEndian.Uint32(v)
+}
+
+func removedKey(id uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte(rangeLocalRemoved), id)
+}
+
+// applyConfChange applies a committed change to r, validated against the
+// configuration it meets (cs), and returns the new configuration and the
+// proposal ID that waits for it.
+func (s *Store) applyConfChange(b *storage.Batch, r *replica, cs raftpb.ConfState, cc raftpb.ConfChangeV2) (raftpb.ConfState, uint64) {
+	var id uint64
+	var gen uint32
+	if len(cc.Context) == 12 {
+		id, gen = binary.BigEndian.Uint64(cc.Context), binary.BigEndian.Uint32(cc.Context[8:])
+	}
+	if !s.validChange(b, r.desc.ID, cs, cc, gen) {
+		for i := range cc.Changes {
+			cc.Changes[i].NodeID = 0 // a no-op that Raft still counts as applied
+		}
+	}
+	for _, ch := range cc.Changes {
+		switch ch.Type {
+		case raftpb.ConfChangeAddLearnerNode:
+			if ch.NodeID != 0 {
+				b.SetRangeLocal(r.desc.ID, []byte(rangeLocalNextGen), binary.BigEndian.AppendUint32(nil, gen+1))
+			}
+		case raftpb.ConfChangeRemoveNode:
+			if ch.NodeID != 0 {
+				b.SetRangeLocal(r.desc.ID, removedKey(ch.NodeID), nil)
+			}
+		}
+	}
+	return *r.rn.ApplyConfChange(cc), id
+}
+
+// validChange reports whether cc, a single change, fits cs.
+func (s *Store) validChange(b *storage.Batch, rangeID storage.RangeID, cs raftpb.ConfState, cc raftpb.ConfChangeV2, gen uint32) bool {
+	if len(cc.Changes) != 1 || len(cs.VotersOutgoing) > 0 {
+		return len(cc.Changes) == 0 // Raft's own "leave joint" entries only
+	}
+	ch := cc.Changes[0]
+	_, nodePresent := memberOn(cs, nodeOf(ch.NodeID))
+	isMember := slices.Contains(members(cs), ch.NodeID)
+	switch ch.Type {
+	case raftpb.ConfChangeAddLearnerNode:
+		return !nodePresent && genOf(ch.NodeID) == gen && gen == nextGen(b, rangeID)
+	case raftpb.ConfChangeAddNode:
+		return slices.Contains(cs.Learners, ch.NodeID)
+	case raftpb.ConfChangeRemoveNode:
+		return isMember && !(slices.Contains(cs.Voters, ch.NodeID) && len(cs.Voters) == 1)
+	}
+	return false
+}
+
+// replicaFor returns the replica a message to replica ID to of range id is
+// for: the one the node holds, or a new empty one if to is newer than
+// anything the node held (the range added a replica here). It returns nil
+// for a message to a replica that is gone.
+func (s *Store) replicaFor(id storage.RangeID, to uint64) *replica {
+	if nodeOf(to) != s.rt.NodeID() {
+		return nil // misaddressed
+	}
+	r := s.replicas[id]
+	switch {
+	case r != nil && r.id == to:
+		return r
+	case r != nil && to < r.id:
+		return nil // to an older incarnation
+	case r != nil:
+		// The range removed r and added a newer replica here while r was
+		// cut off: r is garbage.
+		s.destroy(r)
+	}
+	d, ok := s.layout.Range(id)
+	if !ok {
+		return nil
+	}
+	rec, err := s.eng.ReplicaRecord(id)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		kernel.Crash("range %d: replica record: %v", id, err)
+	}
+	if to < rec.MinReplicaID {
+		return nil // a removed replica's mail
+	}
+	b := s.eng.NewBatch()
+	b.SetReplicaRecord(id, storage.ReplicaRecord{ReplicaID: to, MinReplicaID: to})
+	// Unsynced: the replica's first synced write (its first vote or entry)
+	// makes this durable too, and until then it has nothing to forget.
+	if err := b.Commit(false); err != nil {
+		kernel.Crash("range %d: replica record: %v", id, err)
+	}
+	r, err = s.openReplica(d, to)
+	if err != nil {
+		kernel.Crash("range %d: create replica %x: %v", id, to, err)
+	}
+	s.addReplica(r)
+	return r
+}
+
+// destroy deletes replica r and everything it holds, leaving a tombstone
+// above its ID. Its waiting clients get no answer (their writes may have
+// committed elsewhere: "maybe").
+func (s *Store) destroy(r *replica) {
+	s.abandon(r)
+	b := s.eng.NewBatch()
+	r.log.Destroy(b)
+	b.DeleteRange(r.desc.Start, r.desc.End)
+	b.SetReplicaRecord(r.desc.ID, storage.ReplicaRecord{MinReplicaID: r.id + 1})
+	// Unsynced: if a crash loses it, the replica comes back whole (votes
+	// included) and is removed again.
+	if err := b.Commit(false); err != nil {
+		kernel.Crash("range %d: destroy replica: %v", r.desc.ID, err)
+	}
+	r.log.Close()
+	if r.snapView != nil {
+		r.snapView.Close()
+		r.snapView = nil
+	}
+	delete(s.replicas, r.desc.ID)
+	s.ids = slices.DeleteFunc(s.ids, func(id storage.RangeID) bool { return id == r.desc.ID })
+	s.rt.Logger().Info("replica destroyed", "range", r.desc.ID, "replica", fmt.Sprintf("%x", r.id))
+}
+
+// noticeRemoved tells the node of replica from, if the range removed it,
+// to destroy it: from sent r a message though it is not in r's
+// configuration.
+func (s *Store) noticeRemoved(r *replica, from uint64) {
+	if from == 0 || slices.Contains(members(r.log.ConfState()), from) {
+		return
+	}
+	if _, err := s.eng.GetRangeLocal(r.desc.ID, removedKey(from)); err != nil {
+		return // not removed (yet, as far as r has applied), or unreadable
+	}
+	s.rt.Net().Send(nodeOf(from), gcPort, binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, uint64(r.desc.ID)), from))
+}
