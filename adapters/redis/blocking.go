@@ -1,0 +1,157 @@
+package redis
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/big"
+)
+
+// Blocking commands: BLPOP, BRPOP, BLMOVE, BRPOPLPUSH. TryBlocking is the
+// step that does not block; it is a write (it pops), so it goes through the
+// Raft log like any write. When it is not ready the caller parks the client
+// and retries after a write to one of the command's keys (Keys lists them),
+// and on timeout (BlockTimeout) replies TimeoutReply.
+
+var blockingHandlers = map[string]func(c *ctx) (Reply, bool, error){
+	"blpop":      func(c *ctx) (Reply, bool, error) { return c.bpop(true) },
+	"brpop":      func(c *ctx) (Reply, bool, error) { return c.bpop(false) },
+	"blmove":     cmdBLMove,
+	"brpoplpush": cmdBRPopLPush,
+}
+
+// TryBlocking runs the non-blocking step of a blocking command (args[0] is
+// its name) on st at time now (unix ms, from the leader). ready is true when
+// the reply is final: an element was moved, or an error. When ready is
+// false nothing was written, and the reply is meaningless.
+func TryBlocking(st Store, now int64, args [][]byte) (r Reply, ready bool) {
+	if len(args) == 0 {
+		return Error("ERR empty command"), true
+	}
+	spec, ok := lookupBytes(args[0])
+	if !ok || spec.Where != WhereBlocking {
+		return unknownCommand(args), true
+	}
+	if !spec.ArityOK(len(args)) {
+		return arityError(spec.Name), true
+	}
+	c := &ctx{st: st, now: now, args: args, spec: spec, write: true}
+	defer func() {
+		if p := recover(); p != nil {
+			r, ready = internalError(fmt.Errorf("redis: panic in %s: %v", spec.Name, p)), true
+		}
+	}()
+	reply, ready, err := blockingHandlers[spec.Name](c)
+	if err != nil {
+		var ue userError
+		if errors.As(err, &ue) {
+			return Error(string(ue)), true
+		}
+		return internalError(err), true
+	}
+	return reply, ready
+}
+
+// TimeoutReply is what a blocking command answers when its timeout passes:
+// a null array for BLPOP and BRPOP, a null bulk string for BLMOVE and
+// BRPOPLPUSH.
+func TimeoutReply(name string) Reply {
+	switch name {
+	case "blpop", "brpop":
+		return NullArray()
+	}
+	return Null()
+}
+
+// BlockTimeout is the timeout of a blocking command whose TryBlocking was not
+// ready (so its arguments are valid), in milliseconds; 0 means forever.
+func BlockTimeout(args [][]byte) int64 {
+	ms, err := parseTimeout(args[len(args)-1])
+	if err != nil {
+		return 0
+	}
+	return ms
+}
+
+// parseTimeout is getTimeoutFromObjectOrReply in seconds: a long double
+// scaled to ms and truncated, as the C cast does (an infinity or a value
+// beyond int64 becomes the x87 "integer indefinite", which is negative).
+func parseTimeout(b []byte) (int64, error) {
+	f, ok := parseLongDouble(b)
+	if !ok {
+		return 0, userError("ERR timeout is not a float or out of range")
+	}
+	if f.IsInf() {
+		return 0, userError("ERR timeout is negative")
+	}
+	ms := new(big.Float).SetPrec(longDoublePrec).Mul(f, big.NewFloat(1000))
+	i, acc := ms.Int64()
+	if acc != big.Exact && (i == math.MinInt64 || i == math.MaxInt64) {
+		return 0, userError("ERR timeout is negative")
+	}
+	if i < 0 {
+		return 0, userError("ERR timeout is negative")
+	}
+	return i, nil
+}
+
+// timeoutCheck validates the timeout and that the deadline fits in int64.
+func (c *ctx) timeoutCheck() error {
+	ms, err := parseTimeout(c.args[len(c.args)-1])
+	if err != nil {
+		return err
+	}
+	if ms > 0 && ms > math.MaxInt64-c.now {
+		return userError("ERR timeout is out of range")
+	}
+	return nil
+}
+
+// bpop is blockingPopGenericCommand: the first non-empty list among the
+// keys, in order, gives its head or tail; a key of another type met before
+// it is WRONGTYPE.
+func (c *ctx) bpop(left bool) (Reply, bool, error) {
+	if err := c.timeoutCheck(); err != nil {
+		return Reply{}, true, err
+	}
+	for _, k := range c.args[1 : len(c.args)-1] {
+		o, err := c.lookupType(k, typeList)
+		if err != nil {
+			return Reply{}, true, err
+		}
+		if !o.exists {
+			continue
+		}
+		v, err := c.pop(o, left)
+		if err != nil {
+			return Reply{}, true, err
+		}
+		return Array(Bulk(k), Bulk(v)), true, c.saveOrRemove(o)
+	}
+	return NullArray(), false, nil
+}
+
+func cmdBLMove(c *ctx) (Reply, bool, error) {
+	fromLeft, err := parseWhere(c.args[3])
+	if err != nil {
+		return Reply{}, true, err
+	}
+	toLeft, err := parseWhere(c.args[4])
+	if err != nil {
+		return Reply{}, true, err
+	}
+	return c.blmove(fromLeft, toLeft)
+}
+
+func cmdBRPopLPush(c *ctx) (Reply, bool, error) { return c.blmove(false, true) }
+
+func (c *ctx) blmove(fromLeft, toLeft bool) (Reply, bool, error) {
+	if err := c.timeoutCheck(); err != nil {
+		return Reply{}, true, err
+	}
+	r, ok, err := c.lmove(c.args[1], c.args[2], fromLeft, toLeft)
+	if err != nil {
+		return Reply{}, true, err
+	}
+	return r, ok, nil
+}

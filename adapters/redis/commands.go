@@ -1,0 +1,40 @@
+package redis
+
+// handlers maps each implemented keyed command to its handler. The table
+// (table_gen.go) gives arity, flags and key positions; Exec checks arity
+// before a handler runs, so handlers index their fixed arguments freely.
+var handlers = map[string]handler{
+	// strings.go
+	"get": cmdGet, "set": cmdSet, "setnx": cmdSetNX, "setex": cmdSetEX, "psetex": cmdPSetEX,
+	"getset": cmdGetSet, "getdel": cmdGetDel, "getex": cmdGetEx, "mget": cmdMGet, "mset": cmdMSet,
+	"msetnx": cmdMSetNX, "incr": cmdIncr, "incrby": cmdIncrBy, "incrbyfloat": cmdIncrByFloat,
+	"decr": cmdDecr, "decrby": cmdDecrBy, "append": cmdAppend, "strlen": cmdStrlen,
+	"getrange": cmdGetRange, "setrange": cmdSetRange,
+	// keys.go
+	"del": cmdDel, "unlink": cmdDel, "exists": cmdExists, "touch": cmdExists,
+	"expire": cmdExpire, "pexpire": cmdPExpire, "expireat": cmdExpireAt, "pexpireat": cmdPExpireAt,
+	"expiretime": cmdExpireTime, "pexpiretime": cmdPExpireTime, "ttl": cmdTTL, "pttl": cmdPTTL,
+	"persist": cmdPersist, "type": cmdType, "rename": cmdRename, "renamenx": cmdRenameNX,
+	// hashes.go
+	"hset": cmdHSet, "hsetnx": cmdHSetNX, "hget": cmdHGet, "hmget": cmdHMGet, "hmset": cmdHMSet,
+	"hdel": cmdHDel, "hgetall": cmdHGetAll, "hexists": cmdHExists, "hincrby": cmdHIncrBy,
+	"hincrbyfloat": cmdHIncrByFloat, "hkeys": cmdHKeys, "hvals": cmdHVals, "hlen": cmdHLen,
+	"hstrlen": cmdHStrlen, "hscan": cmdHScan, "hrandfield": cmdHRandField,
+	// lists.go
+	"lpush": cmdLPush, "rpush": cmdRPush, "lpushx": cmdLPushX, "rpushx": cmdRPushX, "lpop": cmdLPop,
+	"rpop": cmdRPop, "lrange": cmdLRange, "llen": cmdLLen, "lindex": cmdLIndex, "lset": cmdLSet,
+	"lrem": cmdLRem, "ltrim": cmdLTrim, "linsert": cmdLInsert, "lpos": cmdLPos, "lmove": cmdLMove,
+	"rpoplpush": cmdRPopLPush,
+	// sets.go
+	"sadd": cmdSAdd, "srem": cmdHDel, "smembers": cmdSMembers, "sismember": cmdSIsMember,
+	"smismember": cmdSMIsMember, "scard": cmdHLen, "spop": cmdSPop, "srandmember": cmdSRandMember,
+	"sinter": cmdSInter, "sunion": cmdSUnion, "sdiff": cmdSDiff, "sinterstore": cmdSInterStore,
+	"sunionstore": cmdSUnionStore, "sdiffstore": cmdSDiffStore, "smove": cmdSMove, "sscan": cmdSScan,
+	// zsets.go
+	"zadd": cmdZAdd, "zrem": cmdZRem, "zscore": cmdZScore, "zmscore": cmdZMScore, "zincrby": cmdZIncrBy,
+	"zcard": cmdHLen, "zcount": cmdZCount, "zrange": cmdZRange, "zrangebyscore": cmdZRangeByScore,
+	"zrevrange": cmdZRevRange, "zrevrangebyscore": cmdZRevRangeByScore, "zrangebylex": cmdZRangeByLex,
+	"zrevrangebylex": cmdZRevRangeByLex, "zrank": cmdZRank, "zrevrank": cmdZRevRank,
+	"zpopmin": cmdZPopMin, "zpopmax": cmdZPopMax, "zrangestore": cmdZRangeStore,
+	"zunionstore": cmdZUnionStore, "zinterstore": cmdZInterStore, "zscan": cmdZScan,
+}

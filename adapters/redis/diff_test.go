@@ -1,0 +1,503 @@
+package redis
+
+import (
+	"bytes"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"pgregory.net/rapid"
+)
+
+// The differential test: rapid-generated command sequences over a few keys
+// of mixed types go to a real redis-server and to Exec on a MemStore, and
+// the RESP2 replies must match byte for byte, after normalising only what
+// Redis leaves unspecified (the order of set-like replies, the values of
+// random commands, TTLs measured against the real clock).
+//
+// Exec's clock is the wall clock read once when the test starts; expiries
+// in the generated commands are either in the past or at least an hour
+// away, so the real server, whose clock moves on, agrees about every one.
+
+var diffKeys = []string{"a", "b", "c"}
+
+var diffValues = []string{
+	"", "x", "abc", "hello world", "0", "1", "-1", "7", "10", "-5", "42", "0.5", "-0.5", "1.5", "3.0",
+	"1e3", "9223372036854775807", "-9223372036854775808", "inf", "-inf", "01", " 1", "+1", "nan",
+	"1_0", "0x10", "a\x00b",
+}
+
+func genKey(t *rapid.T) string   { return rapid.SampledFrom(diffKeys).Draw(t, "key") }
+func genValue(t *rapid.T) string { return rapid.SampledFrom(diffValues).Draw(t, "value") }
+
+// genInt draws an integer argument, sometimes a malformed one.
+func genInt(t *rapid.T, label string) string {
+	return rapid.OneOf(
+		rapid.Map(rapid.IntRange(-6, 6), strconv.Itoa),
+		rapid.SampledFrom([]string{"0", "-1", "100", "9223372036854775807", "-9223372036854775808", "x", "", "1.5", "01"}),
+	).Draw(t, label)
+}
+
+// genFloat draws a float argument, sometimes a malformed one.
+func genFloat(t *rapid.T, label string) string {
+	return rapid.OneOf(
+		rapid.Map(rapid.IntRange(-5, 5), strconv.Itoa),
+		rapid.SampledFrom([]string{"1.5", "-0.25", "0.1", "1e2", "inf", "-inf", "+inf", "nan", "x", "", "1e400", "0x1p3", " 1", "3.0000000000000001"}),
+	).Draw(t, label)
+}
+
+// genEnv is what generators need besides the rapid source.
+type genEnv struct {
+	now int64 // Exec's clock, unix ms
+	idx int   // index of the command in its sequence
+}
+
+// genExpireArg draws an expiry argument that cannot race the real clock:
+// relative ones grow by 10 s with each command of the sequence (so two of
+// them compare the same way on both sides, whatever time passes between
+// them), absolute ones are in the past or 10 to 20 hours ahead (after every
+// relative one).
+func genExpireArg(t *rapid.T, unit string, absolute bool, env genEnv) string {
+	scale := int64(1)
+	if unit == "ms" {
+		scale = 1000
+	}
+	if absolute {
+		base := env.now / 1000 * 1000
+		return rapid.OneOf(
+			rapid.Map(rapid.IntRange(10, 20), func(h int) string {
+				return strconv.FormatInt((base+int64(h)*3600_000)/(1000/scale), 10)
+			}),
+			rapid.SampledFrom([]string{"1", "100", "0", "-1", "x"}),
+		).Draw(t, "when")
+	}
+	return rapid.OneOf(
+		rapid.Just(strconv.FormatInt((3600+10*int64(env.idx))*scale, 10)),
+		rapid.SampledFrom([]string{"0", "-1", "-100", "x", "9223372036854775807"}),
+	).Draw(t, "ttl")
+}
+
+func pick(t *rapid.T, label string, opts ...string) string {
+	return rapid.SampledFrom(opts).Draw(t, label)
+}
+
+// maybe returns opts drawn with probability 1/2 each, in order.
+func maybe(t *rapid.T, opts ...[]string) []string {
+	var out []string
+	for i, o := range opts {
+		if rapid.Bool().Draw(t, fmt.Sprint("opt", i)) {
+			out = append(out, o...)
+		}
+	}
+	return out
+}
+
+func genStringCmd(t *rapid.T, env genEnv) []string {
+	k := genKey(t)
+	switch pick(t, "cmd", "get", "set", "setnx", "setex", "psetex", "getset", "getdel", "getex", "mget", "mset",
+		"msetnx", "incr", "incrby", "incrbyfloat", "decr", "decrby", "append", "strlen", "getrange", "setrange") {
+	case "get":
+		return []string{"get", k}
+	case "set":
+		cmd := []string{"set", k, genValue(t)}
+		for range rapid.IntRange(0, 3).Draw(t, "nopts") {
+			switch pick(t, "setopt", "nx", "xx", "get", "keepttl", "ex", "px", "exat", "pxat", "bogus") {
+			case "ex":
+				cmd = append(cmd, "EX", genExpireArg(t, "s", false, env))
+			case "px":
+				cmd = append(cmd, "px", genExpireArg(t, "ms", false, env))
+			case "exat":
+				cmd = append(cmd, "exat", genExpireArg(t, "s", true, env))
+			case "pxat":
+				cmd = append(cmd, "PXAT", genExpireArg(t, "ms", true, env))
+			default:
+				cmd = append(cmd, pick(t, "o", "nx", "xx", "get", "keepttl", "NX", "bogus"))
+			}
+		}
+		return cmd
+	case "setnx":
+		return []string{"setnx", k, genValue(t)}
+	case "setex":
+		return []string{"setex", k, genExpireArg(t, "s", false, env), genValue(t)}
+	case "psetex":
+		return []string{"psetex", k, genExpireArg(t, "ms", false, env), genValue(t)}
+	case "getset":
+		return []string{"getset", k, genValue(t)}
+	case "getdel":
+		return []string{"getdel", k}
+	case "getex":
+		cmd := []string{"getex", k}
+		switch pick(t, "getexopt", "", "ex", "px", "exat", "pxat", "persist", "bogus") {
+		case "ex":
+			cmd = append(cmd, "ex", genExpireArg(t, "s", false, env))
+		case "px":
+			cmd = append(cmd, "px", genExpireArg(t, "ms", false, env))
+		case "exat":
+			cmd = append(cmd, "exat", genExpireArg(t, "s", true, env))
+		case "pxat":
+			cmd = append(cmd, "pxat", genExpireArg(t, "ms", true, env))
+		case "persist":
+			cmd = append(cmd, "persist")
+		case "bogus":
+			cmd = append(cmd, "ex")
+		}
+		return cmd
+	case "mget":
+		return append([]string{"mget", k}, maybe(t, []string{genKey(t)}, []string{genKey(t)})...)
+	case "mset", "msetnx":
+		cmd := []string{pick(t, "m", "mset", "msetnx"), k, genValue(t)}
+		if rapid.Bool().Draw(t, "two") {
+			cmd = append(cmd, genKey(t), genValue(t))
+		}
+		if rapid.IntRange(0, 9).Draw(t, "odd") == 0 {
+			cmd = append(cmd, genKey(t))
+		}
+		return cmd
+	case "incr", "decr":
+		return []string{pick(t, "c", "incr", "decr"), k}
+	case "incrby", "decrby":
+		return []string{pick(t, "c", "incrby", "decrby"), k, genInt(t, "by")}
+	case "incrbyfloat":
+		return []string{"incrbyfloat", k, genFloat(t, "by")}
+	case "append":
+		return []string{"append", k, genValue(t)}
+	case "strlen":
+		return []string{"strlen", k}
+	case "getrange":
+		return []string{"getrange", k, genInt(t, "start"), genInt(t, "end")}
+	default:
+		return []string{"setrange", k, pick(t, "off", "0", "1", "3", "-1", "x", "10"), genValue(t)}
+	}
+}
+
+func genKeyCmd(t *rapid.T, env genEnv) []string {
+	k := genKey(t)
+	switch pick(t, "cmd", "del", "unlink", "exists", "touch", "expire", "pexpire", "expireat", "pexpireat",
+		"ttl", "pttl", "expiretime", "pexpiretime", "persist", "type", "rename", "renamenx") {
+	case "del", "unlink", "exists", "touch":
+		return append([]string{pick(t, "c", "del", "unlink", "exists", "touch"), k}, maybe(t, []string{genKey(t)}, []string{genKey(t)})...)
+	case "expire", "pexpire", "expireat", "pexpireat":
+		name := pick(t, "c", "expire", "pexpire", "expireat", "pexpireat")
+		unit := "s"
+		if strings.HasPrefix(name, "p") {
+			unit = "ms"
+		}
+		cmd := []string{name, k, genExpireArg(t, unit, strings.HasSuffix(name, "at"), env)}
+		for range rapid.IntRange(0, 2).Draw(t, "nopts") {
+			cmd = append(cmd, pick(t, "o", "nx", "xx", "gt", "lt", "NX", "bogus"))
+		}
+		return cmd
+	case "rename", "renamenx":
+		return []string{pick(t, "c", "rename", "renamenx"), k, genKey(t)}
+	default:
+		return []string{pick(t, "c", "ttl", "pttl", "expiretime", "pexpiretime", "persist", "type"), k}
+	}
+}
+
+// genCommand draws one command from every family.
+func genCommand(t *rapid.T, env genEnv) []string {
+	gens := []func(*rapid.T, genEnv) []string{genStringCmd, genKeyCmd}
+	gens = append(gens, extraGenerators...)
+	i := rapid.IntRange(0, len(gens)-1).Draw(t, "family")
+	return gens[i](t, env)
+}
+
+// extraGenerators are the command families beyond strings and keys.
+var extraGenerators []func(*rapid.T, genEnv) []string
+
+// normalize makes a reply comparable between Redis and Orbit.
+func normalize(cmd []string, r Reply) Reply {
+	if r.Kind == KindError {
+		return r
+	}
+	name := strings.ToLower(cmd[0])
+	switch name {
+	case "ttl", "pttl", "expiretime", "pexpiretime":
+		// Only presence: the two clocks differ by the test's run time.
+		if r.Kind == KindInt && r.Int >= 0 {
+			return SimpleString("<positive>")
+		}
+	case "smembers", "sinter", "sunion", "sdiff", "hkeys", "hvals", "keys":
+		sortElems(r.Elems)
+	case "hgetall":
+		sortPairs(r)
+	case "spop", "srandmember", "hrandfield":
+		// Random picks: only the shape.
+		if r.Kind == KindArray || r.Kind == KindSet {
+			return SimpleString(fmt.Sprintf("<%d elements>", len(r.Elems)))
+		}
+		if r.Kind == KindBulk {
+			return SimpleString("<one element>")
+		}
+	}
+	return r
+}
+
+func sortElems(e []Reply) {
+	slices.SortFunc(e, func(a, b Reply) int { return bytes.Compare(AppendRESP2(nil, a), AppendRESP2(nil, b)) })
+}
+
+// sortPairs sorts a flat field, value, field, value... array by field.
+func sortPairs(r Reply) {
+	type pair struct{ k, v Reply }
+	var ps []pair
+	for i := 0; i+1 < len(r.Elems); i += 2 {
+		ps = append(ps, pair{r.Elems[i], r.Elems[i+1]})
+	}
+	slices.SortFunc(ps, func(a, b pair) int { return bytes.Compare(a.k.Str, b.k.Str) })
+	for i, p := range ps {
+		r.Elems[2*i], r.Elems[2*i+1] = p.k, p.v
+	}
+}
+
+func toArgs(cmd []string) [][]byte {
+	args := make([][]byte, len(cmd))
+	for i, a := range cmd {
+		args[i] = []byte(a)
+	}
+	return args
+}
+
+// differ runs commands on both sides.
+type differ struct {
+	t interface {
+		Fatalf(format string, args ...any)
+		Fatal(args ...any)
+	}
+	real *respClient
+	st   *MemStore
+	now  int64
+	seed uint64
+	log  []string
+	// resp3 says the real connection speaks RESP3 (HELLO 3), so our replies
+	// are encoded with AppendRESP3.
+	resp3 bool
+}
+
+func (d *differ) encode(r Reply) []byte {
+	if d.resp3 {
+		return AppendRESP3(nil, r)
+	}
+	return AppendRESP2(nil, r)
+}
+
+func (d *differ) run(cmd []string) (real, ours Reply) {
+	raw, err := d.real.do(toArgs(cmd)...)
+	if err != nil {
+		d.t.Fatalf("redis-server: %v", err)
+	}
+	real, n, err := ParseReply(raw)
+	if err != nil || n != len(raw) {
+		d.t.Fatalf("parsing %q: %v", raw, err)
+	}
+	d.seed++
+	ours = Exec(d.st, d.now, d.seed*0x9E3779B97F4A7C15, toArgs(cmd))
+	if ours.Err != nil {
+		d.t.Fatalf("%q: internal error: %v", cmd, ours.Err)
+	}
+	if !WellFormed(ours) {
+		d.t.Fatalf("%q: malformed reply %#v", cmd, ours)
+	}
+	// Compare what the client reads: re-parse our encoding.
+	enc := d.encode(ours)
+	ours, n, err = ParseReply(enc)
+	if err != nil || n != len(enc) {
+		d.t.Fatalf("%q: our encoding %q does not parse: %v", cmd, enc, err)
+	}
+	return real, ours
+}
+
+// isScan reports an element scan, whose replies are compared as the union of
+// a whole iteration.
+func isScan(cmd []string) bool {
+	switch strings.ToLower(cmd[0]) {
+	case "hscan", "sscan", "zscan":
+		return cmd[2] == "0"
+	}
+	return false
+}
+
+// finishScan continues an element scan until cursor 0 and returns every
+// element (pairs for HSCAN and ZSCAN), sorted and deduplicated, in a
+// cursor-0 reply.
+func (d *differ) finishScan(cmd []string, first Reply, real bool) Reply {
+	r := first
+	var items [][]string
+	pairsOf := strings.ToLower(cmd[0]) != "sscan"
+	for guard := 0; ; guard++ {
+		if r.Kind != KindArray || len(r.Elems) != 2 {
+			d.t.Fatalf("%q: not a scan reply: %q", cmd, d.encode(r))
+		}
+		els := r.Elems[1].Elems
+		step := 1
+		if pairsOf {
+			step = 2
+		}
+		for i := 0; i+step <= len(els); i += step {
+			item := []string{string(els[i].Str)}
+			if pairsOf {
+				item = append(item, string(els[i+1].Str))
+			}
+			items = append(items, item)
+		}
+		cursor := string(r.Elems[0].Str)
+		if cursor == "0" || guard > 1000 {
+			break
+		}
+		next := slices.Clone(cmd)
+		next[2] = cursor
+		if real {
+			raw, err := d.real.do(toArgs(next)...)
+			if err != nil {
+				d.t.Fatal(err)
+			}
+			r, _, _ = ParseReply(raw)
+		} else {
+			d.seed++
+			r = Exec(d.st, d.now, d.seed, toArgs(next))
+			r, _, _ = ParseReply(d.encode(r))
+		}
+	}
+	slices.SortFunc(items, func(a, b []string) int { return slices.Compare(a, b) })
+	items = slices.CompactFunc(items, func(a, b []string) bool { return slices.Equal(a, b) })
+	var out []Reply
+	for _, it := range items {
+		for _, s := range it {
+			out = append(out, BulkString(s))
+		}
+	}
+	return Array(BulkString("0"), Array(out...))
+}
+
+// check runs cmd on both sides and fails on a difference.
+func (d *differ) check(cmd []string) {
+	real, ours := d.run(cmd)
+	d.log = append(d.log, fmt.Sprintf("%q", cmd))
+	if fix := syncRandom(d, cmd, real, ours); fix {
+		return
+	}
+	diffStats[strings.ToLower(cmd[0])+" "+kindName(real)]++
+	if isScan(cmd) && real.Kind != KindError && ours.Kind != KindError {
+		real, ours = d.finishScan(cmd, real, true), d.finishScan(cmd, ours, false)
+	}
+	want := d.encode(normalize(cmd, real))
+	got := d.encode(normalize(cmd, ours))
+	if !bytes.Equal(want, got) {
+		d.t.Fatalf("command %q\nredis: %q\norbit: %q\nsequence:\n  %s", cmd, want, got, strings.Join(d.log, "\n  "))
+	}
+}
+
+// syncRandom handles commands whose effect is random (SPOP): it compares
+// the shape of the replies and then makes the real server's data equal to
+// ours, by putting back what it popped and popping what we popped.
+func syncRandom(d *differ, cmd []string, real, ours Reply) bool {
+	if strings.ToLower(cmd[0]) != "spop" || real.Kind == KindError {
+		return false
+	}
+	want, got := normalize(cmd, real), normalize(cmd, ours)
+	if !bytes.Equal(d.encode(want), d.encode(got)) {
+		d.t.Fatalf("command %q\nredis: %q\norbit: %q\nsequence:\n  %s", cmd, d.encode(real), d.encode(ours), strings.Join(d.log, "\n  "))
+	}
+	members := func(r Reply) []string {
+		if r.Kind == KindBulk {
+			return []string{string(r.Str)}
+		}
+		var out []string
+		for _, e := range r.Elems {
+			out = append(out, string(e.Str))
+		}
+		return out
+	}
+	if m := members(real); len(m) > 0 {
+		if _, err := d.real.do(toArgs(append([]string{"sadd", cmd[1]}, m...))...); err != nil {
+			d.t.Fatal(err)
+		}
+	}
+	if m := members(ours); len(m) > 0 {
+		if _, err := d.real.do(toArgs(append([]string{"srem", cmd[1]}, m...))...); err != nil {
+			d.t.Fatal(err)
+		}
+	}
+	return true
+}
+
+// compareState reads every key back from both sides.
+func (d *differ) compareState() {
+	for _, k := range diffKeys {
+		d.check([]string{"type", k})
+		d.check([]string{"ttl", k})
+		real, _ := d.run([]string{"type", k})
+		switch string(real.Str) {
+		case "string":
+			d.check([]string{"get", k})
+		case "list":
+			d.check([]string{"lrange", k, "0", "-1"})
+		case "set":
+			d.check([]string{"smembers", k})
+		case "zset":
+			d.check([]string{"zrange", k, "0", "-1", "withscores"})
+		case "hash":
+			d.check([]string{"hgetall", k})
+		}
+	}
+}
+
+// diffStats counts the commands compared, by name and reply kind, so that
+// -v shows what the generators actually exercised.
+var diffStats = map[string]int{}
+
+func kindName(r Reply) string {
+	if r.Kind == KindError {
+		return "error"
+	}
+	return "ok"
+}
+
+func TestDifferential(t *testing.T) {
+	defer func() {
+		if testing.Verbose() {
+			for _, k := range slices.Sorted(maps.Keys(diffStats)) {
+				t.Logf("%6d %s", diffStats[k], k)
+			}
+		}
+	}()
+	s := startRealServer(t)
+	c2, c3 := s.dial(t), s.dial(t)
+	if _, err := c3.doStrings("HELLO", "3"); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UnixMilli()
+	// rapid runs 100 cases per Check (-rapid.checks=N for more); several
+	// rounds, each from a fresh random seed, give more sequences by default
+	// while staying within a few seconds.
+	rounds := 8
+	if testing.Short() {
+		rounds = 1
+	}
+	for range rounds {
+		runDifferential(t, c2, c3, now)
+	}
+}
+
+func runDifferential(t *testing.T, c2, c3 *respClient, now int64) {
+	rapid.Check(t, func(rt *rapid.T) {
+		resp3 := rapid.Bool().Draw(rt, "resp3")
+		c := c2
+		if resp3 {
+			c = c3
+		}
+		if _, err := c.doStrings("FLUSHALL"); err != nil {
+			rt.Fatal(err)
+		}
+		d := &differ{t: rt, real: c, st: NewMemStore(), now: now, resp3: resp3}
+		n := rapid.IntRange(1, 40).Draw(rt, "len")
+		for i := range n {
+			d.check(genCommand(rt, genEnv{now: now, idx: i}))
+		}
+		d.compareState()
+	})
+}

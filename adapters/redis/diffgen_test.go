@@ -1,0 +1,283 @@
+package redis
+
+import (
+	"strconv"
+
+	"pgregory.net/rapid"
+)
+
+// Generators for hashes, lists, sets and sorted sets in the differential
+// test. Fields and members come from small pools so that commands collide.
+
+func init() {
+	extraGenerators = append(extraGenerators, genHashCmd, genListCmd, genSetCmd, genZSetCmd, genZSetCmd)
+}
+
+var diffFields = []string{"f", "g", "h", "1", "", "long-field-name"}
+
+func genField(t *rapid.T) string { return rapid.SampledFrom(diffFields).Draw(t, "field") }
+
+func genFields(t *rapid.T, min, max int) []string {
+	n := rapid.IntRange(min, max).Draw(t, "nfields")
+	out := make([]string, n)
+	for i := range out {
+		out[i] = genField(t)
+	}
+	return out
+}
+
+func genHashCmd(t *rapid.T, env genEnv) []string {
+	k := genKey(t)
+	switch pick(t, "cmd", "hset", "hsetnx", "hget", "hmget", "hmset", "hdel", "hgetall", "hexists", "hincrby",
+		"hincrbyfloat", "hkeys", "hvals", "hlen", "hstrlen", "hscan", "hrandfield") {
+	case "hset", "hmset":
+		cmd := []string{pick(t, "c", "hset", "hmset"), k}
+		for range rapid.IntRange(1, 3).Draw(t, "npairs") {
+			cmd = append(cmd, genField(t), genValue(t))
+		}
+		if rapid.IntRange(0, 9).Draw(t, "odd") == 0 {
+			cmd = append(cmd, genField(t))
+		}
+		return cmd
+	case "hsetnx":
+		return []string{"hsetnx", k, genField(t), genValue(t)}
+	case "hget", "hexists", "hstrlen":
+		return []string{pick(t, "c", "hget", "hexists", "hstrlen"), k, genField(t)}
+	case "hmget", "hdel":
+		return append([]string{pick(t, "c", "hmget", "hdel"), k}, genFields(t, 1, 3)...)
+	case "hincrby":
+		return []string{"hincrby", k, genField(t), genInt(t, "by")}
+	case "hincrbyfloat":
+		return []string{"hincrbyfloat", k, genField(t), genFloat(t, "by")}
+	case "hscan":
+		return append([]string{"hscan", k, pick(t, "cursor", "0", "0", "x")}, genScanOpts(t)...)
+	case "hrandfield":
+		cmd := []string{"hrandfield", k}
+		if rapid.Bool().Draw(t, "count") {
+			cmd = append(cmd, genInt(t, "n"))
+			if rapid.Bool().Draw(t, "withvalues") {
+				cmd = append(cmd, pick(t, "wv", "withvalues", "WITHVALUES", "bogus"))
+			}
+		}
+		return cmd
+	default:
+		return []string{pick(t, "c", "hgetall", "hkeys", "hvals", "hlen"), k}
+	}
+}
+
+func genScanOpts(t *rapid.T) []string {
+	var out []string
+	for range rapid.IntRange(0, 2).Draw(t, "nscanopts") {
+		switch pick(t, "scanopt", "match", "count", "bogus") {
+		case "match":
+			out = append(out, "match", pick(t, "pattern", "*", "f*", "?", "[fg]", "*o*", "[^f]*", "\\f", "[a-"))
+		case "count":
+			out = append(out, "count", pick(t, "count", "1", "10", "1000", "0", "-1", "x"))
+		default:
+			out = append(out, "type")
+		}
+	}
+	return out
+}
+
+var diffItems = []string{"a", "b", "c", "x", "1", ""}
+
+func genItem(t *rapid.T) string { return rapid.SampledFrom(diffItems).Draw(t, "item") }
+
+func genListCmd(t *rapid.T, env genEnv) []string {
+	k := genKey(t)
+	switch pick(t, "cmd", "lpush", "rpush", "lpushx", "rpushx", "lpop", "rpop", "lrange", "llen", "lindex",
+		"lset", "lrem", "ltrim", "linsert", "lpos", "lmove", "rpoplpush") {
+	case "lpush", "rpush", "lpushx", "rpushx":
+		cmd := []string{pick(t, "c", "lpush", "rpush", "lpushx", "rpushx", "lpush", "rpush"), k}
+		for range rapid.IntRange(1, 4).Draw(t, "nitems") {
+			cmd = append(cmd, genItem(t))
+		}
+		return cmd
+	case "lpop", "rpop":
+		cmd := []string{pick(t, "c", "lpop", "rpop"), k}
+		if rapid.Bool().Draw(t, "count") {
+			cmd = append(cmd, pick(t, "n", "0", "1", "2", "5", "-1", "x"))
+		}
+		return cmd
+	case "lrange", "ltrim":
+		return []string{pick(t, "c", "lrange", "ltrim", "lrange"), k, genInt(t, "start"), genInt(t, "stop")}
+	case "lindex":
+		return []string{"lindex", k, genInt(t, "i")}
+	case "lset":
+		return []string{"lset", k, genInt(t, "i"), genItem(t)}
+	case "lrem":
+		return []string{"lrem", k, genInt(t, "n"), genItem(t)}
+	case "linsert":
+		return []string{"linsert", k, pick(t, "where", "before", "AFTER", "middle"), genItem(t), genItem(t)}
+	case "lpos":
+		cmd := []string{"lpos", k, genItem(t)}
+		for range rapid.IntRange(0, 3).Draw(t, "nopts") {
+			switch pick(t, "lposopt", "rank", "count", "maxlen", "bogus") {
+			case "rank":
+				cmd = append(cmd, "rank", genInt(t, "rank"))
+			case "count":
+				cmd = append(cmd, "count", genInt(t, "count"))
+			case "maxlen":
+				cmd = append(cmd, "maxlen", genInt(t, "maxlen"))
+			default:
+				cmd = append(cmd, "rank")
+			}
+		}
+		return cmd
+	case "lmove":
+		return []string{"lmove", k, genKey(t), pick(t, "from", "left", "RIGHT", "up"), pick(t, "to", "left", "right")}
+	case "rpoplpush":
+		return []string{"rpoplpush", k, genKey(t)}
+	default:
+		return []string{"llen", k}
+	}
+}
+
+var diffMembers = []string{"a", "b", "c", "d", "1", "2", ""}
+
+func genMember(t *rapid.T) string { return rapid.SampledFrom(diffMembers).Draw(t, "member") }
+
+func genMembers(t *rapid.T, min, max int) []string {
+	n := rapid.IntRange(min, max).Draw(t, "nmembers")
+	out := make([]string, n)
+	for i := range out {
+		out[i] = genMember(t)
+	}
+	return out
+}
+
+func genKeys(t *rapid.T, min, max int) []string {
+	n := rapid.IntRange(min, max).Draw(t, "nkeys")
+	out := make([]string, n)
+	for i := range out {
+		out[i] = genKey(t)
+	}
+	return out
+}
+
+func genSetCmd(t *rapid.T, env genEnv) []string {
+	k := genKey(t)
+	switch pick(t, "cmd", "sadd", "sadd", "srem", "smembers", "sismember", "smismember", "scard", "spop",
+		"srandmember", "sinter", "sunion", "sdiff", "sinterstore", "sunionstore", "sdiffstore", "smove", "sscan") {
+	case "sadd", "srem", "smismember":
+		return append([]string{pick(t, "c", "sadd", "srem", "smismember", "sadd"), k}, genMembers(t, 1, 4)...)
+	case "sismember":
+		return []string{"sismember", k, genMember(t)}
+	case "spop", "srandmember":
+		cmd := []string{pick(t, "c", "spop", "srandmember"), k}
+		if rapid.Bool().Draw(t, "count") {
+			cmd = append(cmd, genInt(t, "n"))
+		}
+		return cmd
+	case "sinter", "sunion", "sdiff":
+		return append([]string{pick(t, "c", "sinter", "sunion", "sdiff"), k}, genKeys(t, 0, 2)...)
+	case "sinterstore", "sunionstore", "sdiffstore":
+		return append([]string{pick(t, "c", "sinterstore", "sunionstore", "sdiffstore"), k}, genKeys(t, 1, 3)...)
+	case "smove":
+		return []string{"smove", k, genKey(t), genMember(t)}
+	case "sscan":
+		return append([]string{"sscan", k, pick(t, "cursor", "0", "0", "x")}, genScanOpts(t)...)
+	default:
+		return []string{pick(t, "c", "smembers", "scard"), k}
+	}
+}
+
+func genScore(t *rapid.T) string {
+	return rapid.OneOf(
+		rapid.Map(rapid.IntRange(-3, 3), strconv.Itoa),
+		rapid.SampledFrom([]string{"1.5", "-0.5", "0.1", "inf", "-inf", "+inf", "nan", "x", "1e400", "-0", "0x10", "2.5e-3"}),
+	).Draw(t, "score")
+}
+
+// genScoreBound draws a ZRANGEBYSCORE / ZCOUNT bound.
+func genScoreBound(t *rapid.T) string {
+	return rapid.OneOf(
+		rapid.Map(rapid.IntRange(-3, 3), strconv.Itoa),
+		rapid.Map(rapid.IntRange(-3, 3), func(i int) string { return "(" + strconv.Itoa(i) }),
+		rapid.SampledFrom([]string{"-inf", "+inf", "(inf", "1.5", "x", "", "(", " 1", "nan"}),
+	).Draw(t, "bound")
+}
+
+func genLexBound(t *rapid.T) string {
+	return rapid.SampledFrom([]string{"-", "+", "[a", "(a", "[b", "(c", "[", "(", "a", "+x", "[1", "(d"}).Draw(t, "lex")
+}
+
+func genZSetCmd(t *rapid.T, env genEnv) []string {
+	k := genKey(t)
+	switch pick(t, "cmd", "zadd", "zadd", "zadd", "zrem", "zscore", "zmscore", "zincrby", "zcard", "zcount",
+		"zrange", "zrange", "zrangebyscore", "zrevrange", "zrevrangebyscore", "zrangebylex", "zrevrangebylex",
+		"zrank", "zrevrank", "zpopmin", "zpopmax", "zrangestore", "zunionstore", "zinterstore", "zscan") {
+	case "zadd":
+		cmd := []string{"zadd", k}
+		for range rapid.IntRange(0, 2).Draw(t, "nopts") {
+			cmd = append(cmd, pick(t, "zaddopt", "nx", "xx", "gt", "lt", "ch", "incr", "CH"))
+		}
+		for range rapid.IntRange(1, 3).Draw(t, "npairs") {
+			cmd = append(cmd, genScore(t), genMember(t))
+		}
+		if rapid.IntRange(0, 9).Draw(t, "odd") == 0 {
+			cmd = append(cmd, genScore(t))
+		}
+		return cmd
+	case "zrem", "zmscore":
+		return append([]string{pick(t, "c", "zrem", "zmscore"), k}, genMembers(t, 1, 3)...)
+	case "zscore", "zrank", "zrevrank":
+		return []string{pick(t, "c", "zscore", "zrank", "zrevrank"), k, genMember(t)}
+	case "zincrby":
+		return []string{"zincrby", k, genScore(t), genMember(t)}
+	case "zcount":
+		return []string{"zcount", k, genScoreBound(t), genScoreBound(t)}
+	case "zrange", "zrangestore":
+		cmd := []string{"zrange", k}
+		if rapid.IntRange(0, 3).Draw(t, "store") == 0 {
+			cmd = []string{"zrangestore", genKey(t), k}
+		}
+		kind := pick(t, "kind", "rank", "byscore", "bylex")
+		switch kind {
+		case "rank":
+			cmd = append(cmd, genInt(t, "start"), genInt(t, "stop"))
+		case "byscore":
+			cmd = append(cmd, genScoreBound(t), genScoreBound(t), "byscore")
+		default:
+			cmd = append(cmd, genLexBound(t), genLexBound(t), "BYLEX")
+		}
+		cmd = append(cmd, maybe(t, []string{"rev"}, []string{"limit", genInt(t, "offset"), genInt(t, "limit")}, []string{"withscores"})...)
+		return cmd
+	case "zrangebyscore", "zrevrangebyscore":
+		cmd := []string{pick(t, "c", "zrangebyscore", "zrevrangebyscore"), k, genScoreBound(t), genScoreBound(t)}
+		return append(cmd, maybe(t, []string{"withscores"}, []string{"limit", genInt(t, "offset"), genInt(t, "limit")})...)
+	case "zrangebylex", "zrevrangebylex":
+		cmd := []string{pick(t, "c", "zrangebylex", "zrevrangebylex"), k, genLexBound(t), genLexBound(t)}
+		return append(cmd, maybe(t, []string{"limit", genInt(t, "offset"), genInt(t, "limit")})...)
+	case "zrevrange":
+		return append([]string{"zrevrange", k, genInt(t, "start"), genInt(t, "stop")}, maybe(t, []string{"withscores"})...)
+	case "zpopmin", "zpopmax":
+		cmd := []string{pick(t, "c", "zpopmin", "zpopmax"), k}
+		if rapid.Bool().Draw(t, "count") {
+			cmd = append(cmd, pick(t, "n", "0", "1", "2", "10", "-1", "x"))
+		}
+		return cmd
+	case "zunionstore", "zinterstore":
+		srcs := genKeys(t, 1, 3)
+		n := strconv.Itoa(len(srcs))
+		if rapid.IntRange(0, 9).Draw(t, "badn") == 0 {
+			n = pick(t, "n", "0", "5", "x", "-1")
+		}
+		cmd := append([]string{pick(t, "c", "zunionstore", "zinterstore"), k, n}, srcs...)
+		if rapid.Bool().Draw(t, "weights") {
+			cmd = append(cmd, "weights")
+			for range srcs {
+				cmd = append(cmd, pick(t, "w", "1", "2", "-1", "0.5", "inf", "x"))
+			}
+		}
+		if rapid.Bool().Draw(t, "aggregate") {
+			cmd = append(cmd, "aggregate", pick(t, "agg", "sum", "min", "MAX", "avg"))
+		}
+		return cmd
+	case "zscan":
+		return append([]string{"zscan", k, "0"}, genScanOpts(t)...)
+	default:
+		return []string{"zcard", k}
+	}
+}

@@ -1,0 +1,223 @@
+package redis
+
+import (
+	"bytes"
+	"math"
+)
+
+func cmdDel(c *ctx) (Reply, error) {
+	var n int64
+	for _, k := range c.args[1:] {
+		o, err := c.lookup(k)
+		if err != nil {
+			return Reply{}, err
+		}
+		if o.exists {
+			if err := c.remove(o); err != nil {
+				return Reply{}, err
+			}
+			n++
+		}
+	}
+	return Int(n), nil
+}
+
+// cmdExists also serves TOUCH: Orbit keeps no access times, so touching is
+// counting.
+func cmdExists(c *ctx) (Reply, error) {
+	var n int64
+	for _, k := range c.args[1:] {
+		o, err := c.lookup(k)
+		if err != nil {
+			return Reply{}, err
+		}
+		if o.exists {
+			n++
+		}
+	}
+	return Int(n), nil
+}
+
+const (
+	expireNX = 1 << iota
+	expireXX
+	expireGT
+	expireLT
+)
+
+// expireGeneric is expireGenericCommand: base is added to the argument
+// (now for EXPIRE and PEXPIRE, 0 for the AT forms), seconds scales it.
+func (c *ctx) expireGeneric(base int64, seconds bool) (Reply, error) {
+	var flags int
+	for _, opt := range c.args[3:] {
+		switch {
+		case eqFold(opt, "nx"):
+			flags |= expireNX
+		case eqFold(opt, "xx"):
+			flags |= expireXX
+		case eqFold(opt, "gt"):
+			flags |= expireGT
+		case eqFold(opt, "lt"):
+			flags |= expireLT
+		default:
+			return Reply{}, errorf("ERR Unsupported option %s", cstr(opt))
+		}
+	}
+	if flags&expireNX != 0 && flags&(expireXX|expireGT|expireLT) != 0 {
+		return Reply{}, userError("ERR NX and XX, GT or LT options at the same time are not compatible")
+	}
+	if flags&expireGT != 0 && flags&expireLT != 0 {
+		return Reply{}, userError("ERR GT and LT options at the same time are not compatible")
+	}
+	when, err := argInt(c.args[2])
+	if err != nil {
+		return Reply{}, err
+	}
+	if seconds {
+		if when > math.MaxInt64/1000 || when < math.MinInt64/1000 {
+			return Reply{}, c.expireTimeErr()
+		}
+		when *= 1000
+	}
+	if when > math.MaxInt64-base {
+		return Reply{}, c.expireTimeErr()
+	}
+	when += base
+	o, err := c.lookup(c.args[1])
+	if err != nil || !o.exists {
+		return Int(0), err
+	}
+	cur := o.m.expireAt // 0: no expiry, "infinite"
+	switch {
+	case flags&expireNX != 0 && cur != 0,
+		flags&expireXX != 0 && cur == 0,
+		flags&expireGT != 0 && (cur == 0 || when <= cur),
+		flags&expireLT != 0 && cur != 0 && when >= cur:
+		return Int(0), nil
+	}
+	if when <= c.now {
+		return Int(1), c.remove(o)
+	}
+	o.m.expireAt = when
+	return Int(1), c.save(o)
+}
+
+func cmdExpire(c *ctx) (Reply, error)    { return c.expireGeneric(c.now, true) }
+func cmdPExpire(c *ctx) (Reply, error)   { return c.expireGeneric(c.now, false) }
+func cmdExpireAt(c *ctx) (Reply, error)  { return c.expireGeneric(0, true) }
+func cmdPExpireAt(c *ctx) (Reply, error) { return c.expireGeneric(0, false) }
+
+// ttlGeneric is ttlGenericCommand.
+func (c *ctx) ttlGeneric(ms, abs bool) (Reply, error) {
+	o, err := c.lookup(c.args[1])
+	if err != nil {
+		return Reply{}, err
+	}
+	if !o.exists {
+		return Int(-2), nil
+	}
+	if o.m.expireAt == 0 {
+		return Int(-1), nil
+	}
+	ttl := o.m.expireAt
+	if !abs {
+		ttl = max(ttl-c.now, 0)
+	}
+	if !ms {
+		ttl = (ttl + 500) / 1000
+	}
+	return Int(ttl), nil
+}
+
+func cmdTTL(c *ctx) (Reply, error)         { return c.ttlGeneric(false, false) }
+func cmdPTTL(c *ctx) (Reply, error)        { return c.ttlGeneric(true, false) }
+func cmdExpireTime(c *ctx) (Reply, error)  { return c.ttlGeneric(false, true) }
+func cmdPExpireTime(c *ctx) (Reply, error) { return c.ttlGeneric(true, true) }
+
+func cmdPersist(c *ctx) (Reply, error) {
+	o, err := c.lookup(c.args[1])
+	if err != nil || !o.exists || o.m.expireAt == 0 {
+		return Int(0), err
+	}
+	o.m.expireAt = 0
+	return Int(1), c.save(o)
+}
+
+func cmdType(c *ctx) (Reply, error) {
+	o, err := c.lookup(c.args[1])
+	if err != nil {
+		return Reply{}, err
+	}
+	if !o.exists {
+		return SimpleString("none"), nil
+	}
+	return SimpleString(o.m.typ.name()), nil
+}
+
+// renameGeneric is renameGenericCommand. The value moves record by record:
+// every element key is rewritten under the new route key.
+func (c *ctx) renameGeneric(nx bool) (Reply, error) {
+	src, dst := c.args[1], c.args[2]
+	so, err := c.lookup(src)
+	if err != nil {
+		return Reply{}, err
+	}
+	if !so.exists {
+		return Reply{}, errNoKey
+	}
+	if bytes.Equal(src, dst) {
+		if nx {
+			return Int(0), nil
+		}
+		return OK(), nil
+	}
+	do, err := c.lookup(dst)
+	if err != nil {
+		return Reply{}, err
+	}
+	if do.exists {
+		if nx {
+			return Int(0), nil
+		}
+		if err := c.remove(do); err != nil {
+			return Reply{}, err
+		}
+	}
+	if err := c.copyElements(so, do); err != nil {
+		return Reply{}, err
+	}
+	do.m = so.m
+	if err := c.save(do); err != nil {
+		return Reply{}, err
+	}
+	if err := c.remove(so); err != nil {
+		return Reply{}, err
+	}
+	if nx {
+		return Int(1), nil
+	}
+	return OK(), nil
+}
+
+// copyElements copies every element record of from under to's route key.
+func (c *ctx) copyElements(from, to *obj) error {
+	// Collect first: writing while scanning the same store could revisit
+	// records if the destination sorts after the source.
+	var kvs []KV
+	err := c.each(append(append([]byte(nil), from.rk...), 0), prefixEnd(from.rk), func(kv KV) (bool, error) {
+		kvs = append(kvs, KV{Key: append([]byte(nil), kv.Key[len(from.rk):]...), Value: append([]byte(nil), kv.Value...)})
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, kv := range kvs {
+		if err := c.st.Set(append(append([]byte(nil), to.rk...), kv.Key...), kv.Value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func cmdRename(c *ctx) (Reply, error)   { return c.renameGeneric(false) }
+func cmdRenameNX(c *ctx) (Reply, error) { return c.renameGeneric(true) }

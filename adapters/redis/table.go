@@ -1,0 +1,232 @@
+package redis
+
+import (
+	"bytes"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// Where says who executes a command.
+type Where uint8
+
+const (
+	// WhereKeyed commands run through Exec on the one range that holds their
+	// keys: writes through the Raft log, reads at a ReadIndex.
+	WhereKeyed Where = iota + 1
+	// WhereBlocking commands (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH) run through
+	// TryBlocking; the caller waits and retries.
+	WhereBlocking
+	// WhereRanges commands (KEYS, SCAN, DBSIZE, RANDOMKEY, FLUSHDB,
+	// FLUSHALL) run on every range with the per-range helpers in ranges.go
+	// and the caller merges the results.
+	WhereRanges
+	// WhereServer commands (connection, transactions, pub/sub, server
+	// introspection) are the caller's entirely; the table only describes
+	// them, for arity checks and COMMAND.
+	WhereServer
+)
+
+// Spec describes one command as Redis 7.0's command table does.
+type Spec struct {
+	// Name is lower case.
+	Name string
+	// Arity counts the command name; negative means "at least -Arity".
+	Arity int
+	// Flags as COMMAND INFO prints them ("write", "readonly", "denyoom",
+	// "fast", "movablekeys", ...).
+	Flags []string
+	// FirstKey, LastKey and Step are the legacy key positions of COMMAND
+	// INFO: LastKey -1 means the last argument, 0 with FirstKey 0 means no
+	// keys. Commands with the "movablekeys" flag need Keys.
+	FirstKey, LastKey, Step int
+	// ACLCategories as COMMAND INFO prints them ("@read", "@string", ...).
+	ACLCategories []string
+	Where         Where
+
+	write, readonly bool
+	info, docs      Reply // COMMAND INFO and COMMAND DOCS entries
+	run             handler
+}
+
+// genSpec is one entry of table_gen.go.
+type genSpec struct {
+	name                    string
+	arity                   int
+	flags                   []string
+	firstKey, lastKey, step int
+	acl                     []string
+	info, docs              string // RESP3
+}
+
+// tableCommands lists every command in the table: those this package
+// executes and the caller's server commands. table_gen.go is generated for
+// exactly these (see gentable_test.go).
+func tableCommands() []string {
+	var names []string
+	names = append(names, keyedCommands...)
+	names = append(names, blockingCommands...)
+	names = append(names, rangeCommands...)
+	names = append(names, serverCommands...)
+	return names
+}
+
+// keyedCommands run through Exec. One without a handler (not implemented
+// yet) is left out of the table, so Exec and COMMAND agree it is unknown.
+var keyedCommands = []string{
+	// strings
+	"get", "set", "setnx", "setex", "psetex", "getset", "getdel", "getex", "mget", "mset", "msetnx",
+	"incr", "incrby", "incrbyfloat", "decr", "decrby", "append", "strlen", "getrange", "setrange",
+	// keys
+	"del", "unlink", "exists", "expire", "pexpire", "expireat", "pexpireat", "expiretime", "pexpiretime",
+	"ttl", "pttl", "persist", "type", "rename", "renamenx", "touch",
+	// hashes
+	"hset", "hsetnx", "hget", "hmget", "hmset", "hdel", "hgetall", "hexists", "hincrby", "hincrbyfloat",
+	"hkeys", "hvals", "hlen", "hstrlen", "hscan", "hrandfield",
+	// lists
+	"lpush", "rpush", "lpushx", "rpushx", "lpop", "rpop", "lrange", "llen", "lindex", "lset", "lrem",
+	"ltrim", "linsert", "lpos", "lmove", "rpoplpush",
+	// sets
+	"sadd", "srem", "smembers", "sismember", "smismember", "scard", "spop", "srandmember", "sinter",
+	"sunion", "sdiff", "sinterstore", "sunionstore", "sdiffstore", "smove", "sscan",
+	// sorted sets
+	"zadd", "zrem", "zscore", "zmscore", "zincrby", "zcard", "zcount", "zrange", "zrangebyscore",
+	"zrevrange", "zrevrangebyscore", "zrangebylex", "zrevrangebylex", "zrank", "zrevrank", "zpopmin",
+	"zpopmax", "zrangestore", "zunionstore", "zinterstore", "zscan",
+}
+
+// blockingCommands run through TryBlocking.
+var blockingCommands = []string{"blpop", "brpop", "blmove", "brpoplpush"}
+
+// rangeCommands run on every range (ranges.go).
+var rangeCommands = []string{"keys", "scan", "dbsize", "randomkey", "flushdb", "flushall"}
+
+// serverCommands are the caller's; listed so that COMMAND can describe them.
+var serverCommands = []string{
+	"auth", "client", "command", "config", "discard", "echo", "exec", "hello",
+	"info", "multi", "ping", "psubscribe", "publish", "pubsub", "punsubscribe",
+	"quit", "reset", "select", "subscribe", "time", "unsubscribe", "unwatch", "watch",
+}
+
+var (
+	tableOnce sync.Once
+	table     map[string]*Spec
+	tableList []*Spec // sorted by name
+)
+
+func buildTable() {
+	table = make(map[string]*Spec, len(generatedSpecs))
+	for _, g := range generatedSpecs {
+		s := &Spec{
+			Name: g.name, Arity: g.arity, Flags: g.flags,
+			FirstKey: g.firstKey, LastKey: g.lastKey, Step: g.step,
+			ACLCategories: g.acl,
+			write:         slices.Contains(g.flags, "write"),
+			readonly:      slices.Contains(g.flags, "readonly"),
+		}
+		s.info = mustParse(g.info)
+		s.docs = mustParse(g.docs)
+		switch {
+		case handlers[g.name] != nil:
+			s.Where, s.run = WhereKeyed, handlers[g.name]
+		case slices.Contains(keyedCommands, g.name):
+			continue // not implemented yet
+		case slices.Contains(blockingCommands, g.name):
+			s.Where = WhereBlocking
+		case slices.Contains(rangeCommands, g.name):
+			s.Where = WhereRanges
+		default:
+			s.Where = WhereServer
+		}
+		table[g.name] = s
+		tableList = append(tableList, s)
+	}
+	slices.SortFunc(tableList, func(a, b *Spec) int { return strings.Compare(a.Name, b.Name) })
+}
+
+func mustParse(s string) Reply {
+	r, n, err := ParseReply([]byte(s))
+	if err != nil || n != len(s) {
+		panic("redis: table_gen.go holds a malformed reply: " + strconv.Quote(s))
+	}
+	return r
+}
+
+// Lookup finds a command by name, in any case.
+func Lookup(name string) (*Spec, bool) {
+	tableOnce.Do(buildTable)
+	s, ok := table[strings.ToLower(name)]
+	return s, ok
+}
+
+func lookupBytes(name []byte) (*Spec, bool) {
+	tableOnce.Do(buildTable)
+	s, ok := table[string(bytes.ToLower(name))]
+	return s, ok
+}
+
+// Commands lists the table sorted by name, for COMMAND and COMMAND COUNT.
+func Commands() []*Spec {
+	tableOnce.Do(buildTable)
+	return tableList
+}
+
+// HasFlag reports whether the command carries a COMMAND INFO flag.
+func (s *Spec) HasFlag(flag string) bool { return slices.Contains(s.Flags, flag) }
+
+// ArityOK reports whether argc arguments (the name included) fit the arity.
+func (s *Spec) ArityOK(argc int) bool {
+	if s.Arity >= 0 {
+		return argc == s.Arity
+	}
+	return argc >= -s.Arity
+}
+
+// InfoReply is the command's entry in COMMAND INFO (and COMMAND).
+func (s *Spec) InfoReply() Reply { return s.info }
+
+// DocsReply is the value of the command's entry in COMMAND DOCS (the caller
+// puts the name before it in the map).
+func (s *Spec) DocsReply() Reply { return s.docs }
+
+// Keys returns the key arguments of a command (args[0] is its name), in
+// order, duplicates included. It returns nil for an unknown command, a
+// command without keys, or arguments too malformed to find the keys (the
+// command itself will then fail with a syntax or arity error; the caller may
+// run it on any range).
+func Keys(args [][]byte) [][]byte {
+	if len(args) == 0 {
+		return nil
+	}
+	s, ok := lookupBytes(args[0])
+	if !ok || !s.ArityOK(len(args)) {
+		return nil
+	}
+	switch s.Name {
+	case "zunionstore", "zinterstore":
+		return numkeysKeys(args, 2, args[1:2])
+	}
+	if s.FirstKey <= 0 {
+		return nil
+	}
+	last := s.LastKey
+	if last < 0 {
+		last = len(args) + last
+	}
+	var keys [][]byte
+	for i := s.FirstKey; i <= last && i < len(args); i += s.Step {
+		keys = append(keys, args[i])
+	}
+	return keys
+}
+
+// numkeysKeys reads "numkeys key..." at args[at], after the fixed keys.
+func numkeysKeys(args [][]byte, at int, fixed [][]byte) [][]byte {
+	n, ok := parseInt(args[at])
+	if !ok || n < 1 || n > int64(len(args)-at-1) {
+		return nil
+	}
+	keys := append([][]byte(nil), fixed...)
+	return append(keys, args[at+1:at+1+int(n)]...)
+}
