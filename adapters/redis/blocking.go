@@ -53,15 +53,10 @@ func TryBlocking(st Store, now int64, args [][]byte) (r Reply, ready bool) {
 }
 
 // TimeoutReply is what a blocking command answers when its timeout passes:
-// a null array for BLPOP and BRPOP, a null bulk string for BLMOVE and
-// BRPOPLPUSH.
-func TimeoutReply(name string) Reply {
-	switch name {
-	case "blpop", "brpop":
-		return NullArray()
-	}
-	return Null()
-}
+// a null array, for every list command (Redis 7.0's
+// replyToBlockedClientTimedOut), even BLMOVE whose immediate answer is a
+// bulk string.
+func TimeoutReply(name string) Reply { return NullArray() }
 
 // BlockTimeout is the timeout of a blocking command whose TryBlocking was not
 // ready (so its arguments are valid), in milliseconds; 0 means forever.

@@ -198,9 +198,43 @@ func genKeyCmd(t *rapid.T, env genEnv) []string {
 	}
 }
 
+// genKeyspaceCmd draws the keyspace-wide and blocking commands. Blocking
+// timeouts are short and never 0, which would block the real server for
+// ever.
+func genKeyspaceCmd(t *rapid.T, env genEnv) []string {
+	switch pick(t, "cmd", "keys", "scan", "dbsize", "randomkey", "flushdb", "blpop", "brpop", "blmove", "brpoplpush") {
+	case "keys":
+		return []string{"keys", pick(t, "pattern", "*", "a*", "?", "[ab]", "[^a]", "x")}
+	case "scan":
+		cmd := []string{"scan", pick(t, "cursor", "0", "0", "0", "x")}
+		cmd = append(cmd, genScanOpts(t)...)
+		if rapid.Bool().Draw(t, "type") {
+			cmd = append(cmd, "type", pick(t, "type", "string", "LIST", "hash", "zset", "set", "none"))
+		}
+		return cmd
+	case "dbsize", "randomkey":
+		return []string{pick(t, "c", "dbsize", "randomkey")}
+	case "flushdb":
+		if rapid.IntRange(0, 4).Draw(t, "reallyflush") == 0 {
+			return []string{"flushdb"}
+		}
+		return []string{"dbsize"}
+	default:
+		timeout := pick(t, "timeout", "0.001", "0.001", "-1", "x", "inf")
+		name := pick(t, "c", "blpop", "brpop", "blmove", "brpoplpush")
+		switch name {
+		case "blmove":
+			return []string{name, genKey(t), genKey(t), pick(t, "from", "left", "right", "up"), pick(t, "to", "left", "right"), timeout}
+		case "brpoplpush":
+			return []string{name, genKey(t), genKey(t), timeout}
+		}
+		return append(append([]string{name}, genKeys(t, 1, 3)...), timeout)
+	}
+}
+
 // genCommand draws one command from every family.
 func genCommand(t *rapid.T, env genEnv) []string {
-	gens := []func(*rapid.T, genEnv) []string{genStringCmd, genKeyCmd}
+	gens := []func(*rapid.T, genEnv) []string{genStringCmd, genKeyCmd, genKeyspaceCmd}
 	gens = append(gens, extraGenerators...)
 	i := rapid.IntRange(0, len(gens)-1).Draw(t, "family")
 	return gens[i](t, env)
@@ -225,7 +259,7 @@ func normalize(cmd []string, r Reply) Reply {
 		sortElems(r.Elems)
 	case "hgetall":
 		sortPairs(r)
-	case "spop", "srandmember", "hrandfield":
+	case "spop", "srandmember", "hrandfield", "randomkey":
 		// Random picks: only the shape.
 		if r.Kind == KindArray || r.Kind == KindSet {
 			return SimpleString(fmt.Sprintf("<%d elements>", len(r.Elems)))
@@ -268,11 +302,12 @@ type differ struct {
 		Fatalf(format string, args ...any)
 		Fatal(args ...any)
 	}
-	real *respClient
-	st   *MemStore
-	now  int64
-	seed uint64
-	log  []string
+	real    *respClient
+	st      *MemStore
+	now     int64
+	seed    uint64
+	log     []string
+	cursors *CursorTable // SCAN cursors, as the server owns them
 	// resp3 says the real connection speaks RESP3 (HELLO 3), so our replies
 	// are encoded with AppendRESP3.
 	resp3 bool
@@ -286,6 +321,14 @@ func (d *differ) encode(r Reply) []byte {
 }
 
 func (d *differ) run(cmd []string) (real, ours Reply) {
+	if strings.EqualFold(cmd[0], "dbsize") {
+		// Redis's DBSIZE counts keys that expired but were not yet deleted
+		// (SET ... PXAT in the past leaves one); ours counts live keys.
+		// Reading the keys first makes Redis delete them.
+		if _, err := d.real.do(toArgs(append([]string{"exists"}, diffKeys...))...); err != nil {
+			d.t.Fatal(err)
+		}
+	}
 	raw, err := d.real.do(toArgs(cmd)...)
 	if err != nil {
 		d.t.Fatalf("redis-server: %v", err)
@@ -295,7 +338,7 @@ func (d *differ) run(cmd []string) (real, ours Reply) {
 		d.t.Fatalf("parsing %q: %v", raw, err)
 	}
 	d.seed++
-	ours = Exec(d.st, d.now, d.seed*0x9E3779B97F4A7C15, toArgs(cmd))
+	ours = d.exec(cmd)
 	if ours.Err != nil {
 		d.t.Fatalf("%q: internal error: %v", cmd, ours.Err)
 	}
@@ -311,12 +354,99 @@ func (d *differ) run(cmd []string) (real, ours Reply) {
 	return real, ours
 }
 
+// exec runs cmd on our side the way the server will: keyed commands
+// through Exec (readonly ones on a read-only view), blocking ones through
+// TryBlocking, keyspace-wide ones through the per-range helpers on our
+// single range.
+func (d *differ) exec(cmd []string) Reply {
+	args := toArgs(cmd)
+	seed := d.seed * 0x9E3779B97F4A7C15
+	spec, ok := Lookup(cmd[0])
+	if !ok {
+		return Exec(d.st, d.now, seed, args)
+	}
+	switch spec.Where {
+	case WhereBlocking:
+		r, ready := TryBlocking(d.st, d.now, args)
+		if !ready {
+			return TimeoutReply(spec.Name)
+		}
+		return r
+	case WhereRanges:
+		return d.rangeCommand(spec, args, seed)
+	}
+	if spec.readonly {
+		return Exec(ReadOnly(d.st), d.now, seed, args)
+	}
+	return Exec(d.st, d.now, seed, args)
+}
+
+// rangeCommand is what the server will do for a keyspace-wide command, on
+// one range.
+func (d *differ) rangeCommand(spec *Spec, args [][]byte, seed uint64) Reply {
+	if !spec.ArityOK(len(args)) {
+		return arityError(spec.Name)
+	}
+	fail := func(err error) Reply { return Reply{Kind: KindError, Str: []byte("ERR " + err.Error()), Err: err} }
+	switch spec.Name {
+	case "keys":
+		keys, _, err := ScanRange(d.st, d.now, nil, 0, ScanOptions{Match: args[1]})
+		if err != nil {
+			return fail(err)
+		}
+		return bulks(keys)
+	case "dbsize":
+		n, err := CountKeys(d.st, d.now)
+		if err != nil {
+			return fail(err)
+		}
+		return Int(n)
+	case "randomkey":
+		k, ok, err := RandomKey(d.st, d.now, seed)
+		if err != nil {
+			return fail(err)
+		}
+		if !ok {
+			return Null()
+		}
+		return Bulk(k)
+	case "flushdb", "flushall":
+		if err := Flush(d.st); err != nil {
+			return fail(err)
+		}
+		return OK()
+	case "scan":
+		cursor, opts, bad, ok := ParseScan(args)
+		if !ok {
+			return bad
+		}
+		if d.cursors == nil {
+			d.cursors = NewCursorTable(16)
+		}
+		from, ok := d.cursors.Get(cursor)
+		if !ok {
+			return Error("ERR invalid cursor")
+		}
+		keys, next, err := ScanRange(d.st, d.now, from, opts.Count, opts)
+		if err != nil {
+			return fail(err)
+		}
+		if next == nil {
+			return ScanReply(0, keys)
+		}
+		return ScanReply(d.cursors.Put(next), keys)
+	}
+	return Error("ERR unexpected range command " + spec.Name)
+}
+
 // isScan reports an element scan, whose replies are compared as the union of
 // a whole iteration.
 func isScan(cmd []string) bool {
 	switch strings.ToLower(cmd[0]) {
 	case "hscan", "sscan", "zscan":
 		return cmd[2] == "0"
+	case "scan":
+		return cmd[1] == "0"
 	}
 	return false
 }
@@ -327,7 +457,12 @@ func isScan(cmd []string) bool {
 func (d *differ) finishScan(cmd []string, first Reply, real bool) Reply {
 	r := first
 	var items [][]string
-	pairsOf := strings.ToLower(cmd[0]) != "sscan"
+	name := strings.ToLower(cmd[0])
+	pairsOf := name != "sscan" && name != "scan"
+	cursorAt := 2
+	if name == "scan" {
+		cursorAt = 1
+	}
 	for guard := 0; ; guard++ {
 		if r.Kind != KindArray || len(r.Elems) != 2 {
 			d.t.Fatalf("%q: not a scan reply: %q", cmd, d.encode(r))
@@ -349,7 +484,7 @@ func (d *differ) finishScan(cmd []string, first Reply, real bool) Reply {
 			break
 		}
 		next := slices.Clone(cmd)
-		next[2] = cursor
+		next[cursorAt] = cursor
 		if real {
 			raw, err := d.real.do(toArgs(next)...)
 			if err != nil {
@@ -358,8 +493,7 @@ func (d *differ) finishScan(cmd []string, first Reply, real bool) Reply {
 			r, _, _ = ParseReply(raw)
 		} else {
 			d.seed++
-			r = Exec(d.st, d.now, d.seed, toArgs(next))
-			r, _, _ = ParseReply(d.encode(r))
+			r, _, _ = ParseReply(d.encode(d.exec(next)))
 		}
 	}
 	slices.SortFunc(items, func(a, b []string) int { return slices.Compare(a, b) })
@@ -500,4 +634,93 @@ func runDifferential(t *testing.T, c2, c3 *respClient, now int64) {
 		}
 		d.compareState()
 	})
+}
+
+// TestCommandTableMatchesRedis compares COMMAND INFO, COMMAND DOCS and
+// COMMAND GETKEYS for every command in the table with the real server, in
+// both protocols.
+func TestCommandTableMatchesRedis(t *testing.T) {
+	s := startRealServer(t)
+	c2, c3 := s.dial(t), s.dial(t)
+	if _, err := c3.doStrings("HELLO", "3"); err != nil {
+		t.Fatal(err)
+	}
+	var cmds [][]string
+	for _, spec := range Commands() {
+		cmds = append(cmds, []string{"command", "info", spec.Name}, []string{"COMMAND", "DOCS", strings.ToUpper(spec.Name)})
+	}
+	cmds = append(cmds,
+		[]string{"command", "info", "get", "nosuch", "zadd"},
+		[]string{"command", "docs", "nosuch"},
+		[]string{"command", "getkeys", "zunionstore", "d", "2", "a", "b", "weights", "1", "2"},
+		[]string{"command", "getkeys", "mset", "a", "1", "b", "2"},
+		[]string{"command", "getkeys", "blmove", "a", "b", "left", "right", "0"},
+		[]string{"command", "getkeys", "get"},
+		[]string{"command", "getkeys", "ping", "x"},
+		[]string{"command", "getkeys", "nosuch", "x"},
+		[]string{"command", "getkeys", "zinterstore", "d", "5", "a"},
+		[]string{"command", "count", "x"},
+		[]string{"command", "nosuch"},
+		[]string{"command", "list", "filterby", "bogus", "x"},
+	)
+	for _, c := range []*respClient{c2, c3} {
+		for _, cmd := range cmds {
+			want, err := c.do(toArgs(cmd)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			enc := AppendRESP2
+			if c == c3 {
+				enc = AppendRESP3
+			}
+			wantR, _, err := ParseReply(want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ours, _, err := ParseReply(enc(nil, CommandReply(toArgs(cmd))))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sub := strings.ToLower(cmd[1])
+			got := enc(nil, sortSubcommands(sub, ours))
+			want = enc(nil, sortSubcommands(sub, wantR))
+			if !bytes.Equal(got, want) {
+				t.Errorf("%q:\nredis: %.300q\norbit: %.300q", cmd, want, got)
+			}
+		}
+	}
+}
+
+// sortSubcommands orders the subcommands inside COMMAND INFO and COMMAND
+// DOCS replies: Redis lists them in its dict's order, which is randomised
+// per process.
+func sortSubcommands(sub string, r Reply) Reply {
+	byEncoding := func(a, b Reply) int { return bytes.Compare(AppendRESP3(nil, a), AppendRESP3(nil, b)) }
+	switch sub {
+	case "info": // each entry's 10th element
+		for _, e := range r.Elems {
+			if e.Kind == KindArray && len(e.Elems) == 10 {
+				slices.SortFunc(e.Elems[9].Elems, byEncoding)
+			}
+		}
+	case "docs": // name -> doc map (a flat array in RESP2), which may hold "subcommands"
+		for i := 1; i < len(r.Elems); i += 2 {
+			doc := r.Elems[i]
+			for j := 0; j+1 < len(doc.Elems); j += 2 {
+				if string(doc.Elems[j].Str) == "subcommands" {
+					sub := doc.Elems[j+1]
+					type pair struct{ k, v Reply }
+					var ps []pair
+					for k := 0; k+1 < len(sub.Elems); k += 2 {
+						ps = append(ps, pair{sub.Elems[k], sub.Elems[k+1]})
+					}
+					slices.SortFunc(ps, func(a, b pair) int { return bytes.Compare(a.k.Str, b.k.Str) })
+					for k, p := range ps {
+						sub.Elems[2*k], sub.Elems[2*k+1] = p.k, p.v
+					}
+				}
+			}
+		}
+	}
+	return r
 }

@@ -58,25 +58,71 @@
 // is a corrupt record: the command replies "ERR corrupt value" and sets
 // Reply.Err, and the caller must discard its writes.
 //
+// # API
+//
+//	Exec(st, now, rand, args) Reply              one keyed command, atomically
+//	TryBlocking(st, now, args) (Reply, ready)     BLPOP, BRPOP, BLMOVE, BRPOPLPUSH
+//	BlockTimeout(args), TimeoutReply(name)        what the caller needs to wait
+//	ScanRange, CountKeys, RandomKey, Flush        per-range KEYS, SCAN, DBSIZE,
+//	                                              RANDOMKEY, FLUSHDB/FLUSHALL
+//	ParseScan, ScanReply, CursorTable             SCAN's arguments, reply, cursors
+//	ExpireSweepFrom, ExpireSweep                  active expiry
+//	Lookup, Commands, Keys, CommandReply          the command table and COMMAND
+//	Reply, AppendRESP2, AppendRESP3, ParseReply   replies, for every command
+//	Store, KV, MemStore, ReadOnly, Verify         storage contract and helpers
+//
 // # Differences from Redis 7.0
 //
 //   - Unordered replies (SMEMBERS, HGETALL, HKEYS, KEYS, SINTER, ...) come in
 //     key (byte) order; Redis's order is unspecified.
 //   - HSCAN, SSCAN and ZSCAN return everything with cursor 0 for a key of up
 //     to 128 elements (as Redis does for its small encodings); for larger
-//     keys the cursor encodes a position in the key's element order (see
-//     scan.go), so COUNT is a hint exactly as in Redis.
+//     keys the cursor encodes the first 8 bytes of the next element (see
+//     scan.go), so COUNT is a hint exactly as in Redis, but elements sharing
+//     a long common prefix come back in one call.
 //   - SCAN's cursor is a handle into a bounded CursorTable the server owns;
-//     an evicted or unknown cursor gives "ERR invalid cursor".
+//     an evicted cursor, or one from another server, gives
+//     "ERR invalid cursor" instead of resuming.
+//   - DBSIZE counts live keys; Redis also counts expired keys it has not
+//     deleted yet.
 //   - A string value is at most 64 MB (Redis: 512 MB), with Redis's error.
+//     A negative count to SRANDMEMBER or HRANDFIELD is at most 65536
+//     ("ERR value is out of range" beyond).
 //   - Random choices (SPOP, SRANDMEMBER, HRANDFIELD, RANDOMKEY) are drawn
 //     from the seed the leader assigned, not Redis's generator.
 //   - -0 as a sorted-set score is stored as 0 (Redis does the same for
-//     small sorted sets).
-//   - OBJECT ENCODING, DEBUG and keyspace notifications do not exist.
+//     small sorted sets; ZINCRBY's and ZADD INCR's reply keep the sign, as
+//     in Redis).
+//   - ZRANGEBYLEX and friends on a sorted set with mixed scores give what
+//     Redis's small (listpack) encoding gives; Redis documents the result as
+//     unspecified.
+//   - ZUNIONSTORE and ZINTERSTORE add scores in the order Redis does (inputs
+//     sorted by size, stably); a tie in size between inputs of different
+//     weights may associate a floating-point sum differently from Redis.
+//   - The TIME-dependent parts use the leader's clock: a key's TTL counts
+//     down in the leader's milliseconds, not the serving node's.
+//   - OBJECT, DEBUG, keyspace notifications and client-side caching
+//     invalidation do not exist here.
+//
+// # Cost
+//
+// Single-element reads and writes are O(1) Store operations (GET, HGET,
+// SISMEMBER, ZSCORE, LINDEX, LPUSH, RPOP, ...). Whole-key reads (HGETALL,
+// SMEMBERS, LRANGE 0 -1) read the key. Known O(n) writes and reads, fine
+// for the key sizes Redis users keep but worth knowing: LREM, LINSERT and
+// LPOS read the whole list; SPOP, SRANDMEMBER and HRANDFIELD read the whole
+// key; ZRANK reads up to the element; ZRANGEBYLEX reads the whole set; set
+// algebra and ZUNIONSTORE/ZINTERSTORE read their inputs; RENAME copies every
+// record; DBSIZE and RANDOMKEY walk the range's keys.
 //
 // # Not done yet
 //
-// Any command not listed in the table (Lookup) replies "ERR unknown
-// command", as Redis does for a command it lacks.
+// Not implemented (they reply "ERR unknown command", as Redis does for a
+// command it lacks, and are absent from the table and COMMAND): the other
+// keyed commands of Redis 7.0 — COPY, OBJECT, DUMP, RESTORE, SORT, MOVE;
+// the bitmap, HyperLogLog, geo and stream families; LMPOP, BLMPOP; ZMPOP,
+// BZMPOP, BZPOPMIN, BZPOPMAX, ZRANDMEMBER, ZUNION, ZINTER, ZDIFF,
+// ZDIFFSTORE, ZINTERCARD; SINTERCARD; LCS; EVAL, FCALL and functions.
+// Options added after 7.0 (ZRANK WITHSCORE, ...) are syntax errors, as in
+// 7.0.
 package redis

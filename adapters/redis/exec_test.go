@@ -366,7 +366,7 @@ func TestBlocking(t *testing.T) {
 	if !ready || r.String() != "$1\r\nx\r\n" {
 		t.Fatalf("BLMOVE: %v %q", ready, r.String())
 	}
-	if TimeoutReply("blpop").Kind != KindNullArray || TimeoutReply("blmove").Kind != KindNull {
+	if TimeoutReply("blpop").Kind != KindNullArray || TimeoutReply("blmove").Kind != KindNullArray {
 		t.Fatal("timeout replies")
 	}
 }

@@ -591,35 +591,55 @@ func walkRange(all []zent, rev bool, offset, limit int64, first func(e zent) (bo
 	return out
 }
 
+// zrangeByScore reads only the index records within the range: it starts
+// at the range's minimum and stops past its maximum (a reverse range is read
+// forwards, then reversed).
 func (c *ctx) zrangeByScore(o *obj, r scoreRange, offset, limit int64, rev bool) ([]zent, error) {
-	if r.empty() || (offset > 0 && offset >= o.m.count) {
+	if r.empty() || offset < 0 || (offset > 0 && offset >= o.m.count) {
 		return nil, nil
 	}
-	all, err := c.zall(o)
-	if err != nil || len(all) == 0 {
-		return nil, err
+	p := scorePrefix(o.rk)
+	start := p
+	if !math.IsInf(r.min, -1) {
+		start = binary.BigEndian.AppendUint64(append([]byte(nil), p...), orderedFloat(r.min))
 	}
-	if !r.gteMin(all[len(all)-1].score) || !r.lteMax(all[0].score) {
-		return nil, nil
-	}
-	if rev {
-		return walkRange(all, true, offset, limit,
-			func(e zent) (bool, bool) {
-				if r.lteMax(e.score) {
-					return true, !r.gteMin(e.score)
-				}
-				return false, false
-			},
-			func(e zent) bool { return r.gteMin(e.score) }), nil
-	}
-	return walkRange(all, false, offset, limit,
-		func(e zent) (bool, bool) {
-			if r.gteMin(e.score) {
-				return true, !r.lteMax(e.score)
+	full := func(in []zent) bool { return limit >= 0 && int64(len(in)) >= limit }
+	var in []zent
+	err := c.each(start, prefixEnd(p), func(kv KV) (bool, error) {
+		e, err := decodeScoreKey(o, kv.Key)
+		if err != nil {
+			return false, err
+		}
+		if !r.gteMin(e.score) {
+			return true, nil // equal to an exclusive minimum
+		}
+		if !r.lteMax(e.score) {
+			return false, nil
+		}
+		if !rev {
+			if offset > 0 {
+				offset--
+				return true, nil
 			}
-			return false, false
-		},
-		func(e zent) bool { return r.lteMax(e.score) }), nil
+			if full(in) {
+				return false, nil
+			}
+		}
+		in = append(in, e)
+		return true, nil
+	})
+	if err != nil || !rev {
+		return in, err
+	}
+	slices.Reverse(in)
+	if offset >= int64(len(in)) {
+		return nil, nil
+	}
+	in = in[offset:]
+	if limit >= 0 && int64(len(in)) > limit {
+		in = in[:limit]
+	}
+	return in, nil
 }
 
 // zrangeByLex follows Redis's listpack walk exactly, which is only
