@@ -163,11 +163,16 @@ func (c *Client) RemoveReplica(ctx context.Context, key []byte, node kernel.Node
 	return c.changeReplicas(ctx, OpRemoveReplica, key, node)
 }
 
+// changeReplicas asks the leader for one step at a time: without an
+// expected configuration the leader only describes the current one; with
+// it, the leader takes the next step if the configuration is still that one.
 func (c *Client) changeReplicas(ctx context.Context, op Op, key []byte, node kernel.NodeID) error {
+	var seen []byte
 	for {
-		r, err := c.Do(ctx, Request{Op: op, Key: key, Value: binary.BigEndian.AppendUint64(nil, uint64(node))})
+		r, err := c.Do(ctx, Request{Op: op, Key: key, Value: append(binary.BigEndian.AppendUint64(nil, uint64(node)), seen...)})
 		if err != nil || r.OK {
 			return err
 		}
+		seen = r.Value
 	}
 }

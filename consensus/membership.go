@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 
 	"go.etcd.io/raft/v3/raftpb"
@@ -30,7 +31,8 @@ import (
 // is destroyed (log, range-local and user data of its span) and leaves a
 // tombstone above its ID.
 //
-// Changes are made one at a time, each one a ConfChangeV2 with a single
+// Changes are made one at a time, each from the configuration the caller
+// last saw (compare and swap, so that replayed requests do nothing), each one a ConfChangeV2 with a single
 // change (Raft's simple transition; one pending change at a time), by the
 // range's leader, which picks the step that brings the configuration
 // closer to the target:
@@ -92,16 +94,30 @@ const errRetryPrefix = "retry: "
 // answering when that step applies, or at once with OK when the target is
 // reached.
 func (s *Store) changeReplicas(r *replica, id uint64, req Request, reply func(Response, error)) {
-	if len(req.Value) != 8 {
+	if len(req.Value) < 8 {
 		reply(Response{}, fmt.Errorf("%w: replica change without a node", errMalformed))
 		return
 	}
 	node := kernel.NodeID(binary.BigEndian.Uint64(req.Value))
 	cs := r.log.ConfState()
-	if r.confProposed || len(cs.VotersOutgoing) > 0 {
+	if r.confProposed || len(cs.VotersOutgoing) > 0 || s.unappliedConfChange(r) {
 		reply(Response{}, errors.New(errRetryPrefix+"a configuration change is in progress"))
 		return
 	}
+	csBytes, err := cs.Marshal()
+	if err != nil {
+		kernel.Crash("range %d: marshal conf state: %v", r.desc.ID, err)
+	}
+	// A step is taken only from the configuration the caller saw (compare
+	// and swap): a request delayed or replayed by the network then finds a
+	// newer configuration and does nothing. Configurations never repeat,
+	// since replica IDs are never reused.
+	var expect raftpb.ConfState
+	if err := expect.Unmarshal(req.Value[8:]); err != nil {
+		reply(Response{}, fmt.Errorf("%w: replica change: %v", errMalformed, err))
+		return
+	}
+	describe := len(req.Value) == 8 || cs.Equivalent(expect) != nil
 	cur, present := memberOn(cs, node)
 	var cc raftpb.ConfChangeV2
 	var gen uint32
@@ -109,7 +125,10 @@ func (s *Store) changeReplicas(r *replica, id uint64, req Request, reply func(Re
 	case OpAddReplica:
 		switch {
 		case present && slices.Contains(cs.Voters, cur):
-			reply(Response{OK: true}, nil)
+			reply(Response{OK: true, Value: csBytes}, nil)
+			return
+		case describe:
+			reply(Response{Value: csBytes}, nil)
 			return
 		case present:
 			pr := r.rn.Status().Progress[cur]
@@ -125,7 +144,10 @@ func (s *Store) changeReplicas(r *replica, id uint64, req Request, reply func(Re
 	case OpRemoveReplica:
 		switch {
 		case !present:
-			reply(Response{OK: true}, nil)
+			reply(Response{OK: true, Value: csBytes}, nil)
+			return
+		case describe:
+			reply(Response{Value: csBytes}, nil)
 			return
 		case cur == r.id:
 			s.transferLeadership(r, reply)
@@ -141,8 +163,33 @@ func (s *Store) changeReplicas(r *replica, id uint64, req Request, reply func(Re
 		reply(Response{}, fmt.Errorf("%s%v", errRetryPrefix, err))
 		return
 	}
+	// Raft accepts one pending change at a time, and turns any other into an
+	// empty entry without a word: confProposed keeps our own proposals one
+	// at a time, and apply clears it.
 	r.confProposed = true
 	r.waiting[id] = reply
+}
+
+// unappliedConfChange reports whether r's log holds a membership change it
+// has not applied: one a previous leader proposed, say. Until it applies,
+// the configuration r has applied may be about to change, so no decision
+// ("done") may rest on it.
+func (s *Store) unappliedConfChange(r *replica) bool {
+	last, _ := r.log.LastIndex()
+	applied := r.log.Applied()
+	if last <= applied {
+		return false
+	}
+	ents, err := r.log.Entries(applied+1, last+1, math.MaxUint64)
+	if err != nil {
+		return true // compacted or unavailable: assume the worst, retry later
+	}
+	for _, e := range ents {
+		if e.Type == raftpb.EntryConfChange || e.Type == raftpb.EntryConfChangeV2 {
+			return true
+		}
+	}
+	return false
 }
 
 // transferLeadership hands r's leadership to a voter that has its whole

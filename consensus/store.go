@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"time"
@@ -577,7 +578,11 @@ func (s *Store) apply(r *replica, ents []raftpb.Entry) {
 		switch e.Type {
 		case raftpb.EntryNormal:
 			if len(e.Data) == 0 {
-				continue // a new leader's empty entry
+				// A new leader's empty entry, or a membership change Raft
+				// refused because another was pending (it proposes an empty
+				// entry instead, and its proposer waits in vain).
+				r.confProposed = false
+				continue
 			}
 			id, req, err := decodeProposal(e.Data)
 			if err != nil {
@@ -747,5 +752,14 @@ func (s *Store) RangeStatus(id storage.RangeID) string {
 	}
 	st := r.rn.BasicStatus()
 	last, _ := r.log.LastIndex()
-	return fmt.Sprintf("replica %x applied %d commit %d last %d term %d lead %x %v conf %v", r.id, r.log.Applied(), st.Commit, last, st.Term, st.Lead, st.RaftState, r.log.ConfState())
+	out := fmt.Sprintf("replica %x applied %d commit %d last %d term %d lead %x %v conf %v", r.id, r.log.Applied(), st.Commit, last, st.Term, st.Lead, st.RaftState, r.log.ConfState())
+	if st.RaftState == raft.StateLeader {
+		full := r.rn.Status()
+		ids := slices.Sorted(maps.Keys(full.Progress))
+		for _, id := range ids {
+			out += fmt.Sprintf(" [%x %v]", id, full.Progress[id])
+		}
+		out += fmt.Sprintf(" tracker %v", full.Config)
+	}
+	return out
 }

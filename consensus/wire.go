@@ -204,7 +204,7 @@ func decodeResponse(b []byte) (Response, error) {
 	if err != nil {
 		return Response{}, err
 	}
-	if r.Found {
+	if r.Found || len(value) > 0 {
 		r.Value = append([]byte{}, value...)
 	}
 	n, w := binary.Uvarint(b)

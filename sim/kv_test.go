@@ -33,9 +33,17 @@ var kvScenario = Scenario{
 type kvCluster struct {
 	*kvWorkload
 	layout  consensus.Layout
+	servers []kernel.NodeID
 	engines map[kernel.NodeID]*storage.Engine
 	stores  map[kernel.NodeID]*consensus.Store
+	// Membership changes during the run (see membership).
+	faultsOver, restored bool
+	removals, additions  int
 }
+
+// adminNode runs the membership changes; like the clients, never a fault
+// target.
+const adminNode kernel.NodeID = 201
 
 func setupKV(s *Sim) Workload {
 	servers := []kernel.NodeID{1, 2, 3}
@@ -43,7 +51,7 @@ func setupKV(s *Sim) Workload {
 	if err != nil {
 		panic(err)
 	}
-	c := &kvCluster{layout: layout, engines: map[kernel.NodeID]*storage.Engine{}, stores: map[kernel.NodeID]*consensus.Store{}}
+	c := &kvCluster{layout: layout, servers: servers, engines: map[kernel.NodeID]*storage.Engine{}, stores: map[kernel.NodeID]*consensus.Store{}}
 	for _, id := range servers {
 		s.AddNode(id, c.boot).Disk().SpareFromErrors(func(p string) bool {
 			// The MANIFEST, its marker, and syncs of the directory that
@@ -71,8 +79,71 @@ func setupKV(s *Sim) Workload {
 	})
 	c.keys = []string{"a", "b", "k", "m", "s", "z"}
 	c.opTimeout = time.Second
+	s.AddNode(adminNode, func(rt kernel.Runtime) { rt.Go("membership", func(ctx context.Context) { c.membership(ctx, rt) }) })
 	return c
 }
+
+// membership moves replicas while the clients work: during the faults it
+// removes a random range's replica from a random node and adds it back (a
+// new replica, caught up by a snapshot), again and again; after the heal it
+// makes every node a voter of every range again.
+func (c *kvCluster) membership(ctx context.Context, rt kernel.Runtime) {
+	admin := consensus.NewClient(rt, c.layout, "admin")
+	rng := rt.Rand()
+	attempt := func(f func(ctx context.Context) error) error {
+		actx, cancel := rt.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		return f(actx)
+	}
+	for !c.faultsOver {
+		d := c.layout.Ranges()[rng.IntN(len(c.layout.Ranges()))]
+		node := c.servers[rng.IntN(len(c.servers))]
+		err := attempt(func(ctx context.Context) error { return admin.RemoveReplica(ctx, d.Start, node) })
+		if err == nil {
+			c.removals++
+		}
+		for !c.faultsOver {
+			if attempt(func(ctx context.Context) error { return admin.AddReplica(ctx, d.Start, node) }) == nil {
+				c.additions++
+				break
+			}
+		}
+	}
+	for _, d := range c.layout.Ranges() {
+		for _, node := range c.servers {
+			for {
+				err := attempt(func(ctx context.Context) error { return admin.AddReplica(ctx, d.Start, node) })
+				if err == nil {
+					break
+				}
+				if ctx.Err() != nil {
+					return
+				}
+			}
+		}
+	}
+	c.restored = true
+}
+
+func (c *kvCluster) Healed() {
+	c.kvWorkload.Healed()
+	c.faultsOver = true
+}
+
+// Status tells who waits for what: clients' last answers, the membership
+// task, and every range's replicas.
+func (c *kvCluster) Status() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "clients last served at %v (healed at %v); membership: %d removals, %d additions, restored=%v\n",
+		c.served, c.healed, c.removals, c.additions, c.restored)
+	for _, d := range c.layout.Ranges() {
+		fmt.Fprintf(&b, "range %d: %s\n", d.ID, c.appliedIndexes(d))
+	}
+	return b.String()
+}
+
+// Progressed also requires every range to be back on every node.
+func (c *kvCluster) Progressed() bool { return c.restored && c.kvWorkload.Progressed() }
 
 func (c *kvCluster) boot(rt kernel.Runtime) {
 	eng, err := storage.Open(rt.FS(), "/data", storage.Options{
@@ -108,6 +179,14 @@ func (c *kvCluster) Check(vizPath string) error {
 	for _, d := range c.layout.Ranges() {
 		var first string
 		var firstNode kernel.NodeID
+		for _, id := range c.servers {
+			if !c.s.Node(id).Up() {
+				return fmt.Errorf("convergence: node %d is down after quiescence", id)
+			}
+			if m, ok := c.stores[id].Members(d.ID); !ok || len(m) != len(c.servers) {
+				return fmt.Errorf("membership: node %d: range %d has members %v, want every node (%s)", id, d.ID, m, c.appliedIndexes(d))
+			}
+		}
 		for _, id := range d.Replicas {
 			if !c.s.Node(id).Up() {
 				return fmt.Errorf("convergence: node %d is down after quiescence", id)
@@ -143,7 +222,7 @@ func rangeHash(eng *storage.Engine, d consensus.Descriptor) (string, error) {
 // same index, different data).
 func (c *kvCluster) appliedIndexes(d consensus.Descriptor) string {
 	var parts []string
-	for _, id := range d.Replicas {
+	for _, id := range c.servers {
 		parts = append(parts, fmt.Sprintf("n%d %s", id, c.stores[id].RangeStatus(d.ID)))
 	}
 	return strings.Join(parts, "; ")

@@ -46,6 +46,9 @@ type Workload interface {
 	Check(vizPath string) error
 }
 
+// A Workload may also say where it stands (a Status() string method); a run
+// that makes no progress prints it.
+
 // Result is the outcome of one seed.
 type Result struct {
 	Scenario string
@@ -141,6 +144,9 @@ func (s *Sim) Run(sc Scenario, p Plan) (r *Result) {
 	if err := s.RunUntil(w.Progressed, sc.ProgressTime); err != nil {
 		if errors.Is(err, ErrTimeout) {
 			err = fmt.Errorf("no progress: clients were not all served within %v of healing", sc.ProgressTime)
+			if st, ok := w.(interface{ Status() string }); ok {
+				err = fmt.Errorf("%w\n%s", err, st.Status())
+			}
 		}
 		return fail("progress", err)
 	}
