@@ -9,7 +9,7 @@ var handlers = map[string]handler{
 	"getset": cmdGetSet, "getdel": cmdGetDel, "getex": cmdGetEx, "mget": cmdMGet, "mset": cmdMSet,
 	"msetnx": cmdMSetNX, "incr": cmdIncr, "incrby": cmdIncrBy, "incrbyfloat": cmdIncrByFloat,
 	"decr": cmdDecr, "decrby": cmdDecrBy, "append": cmdAppend, "strlen": cmdStrlen,
-	"getrange": cmdGetRange, "setrange": cmdSetRange,
+	"getrange": cmdGetRange, "substr": cmdGetRange, "setrange": cmdSetRange,
 	// keys.go
 	"del": cmdDel, "unlink": cmdDel, "exists": cmdExists, "touch": cmdExists,
 	"expire": cmdExpire, "pexpire": cmdPExpire, "expireat": cmdExpireAt, "pexpireat": cmdPExpireAt,
@@ -30,6 +30,7 @@ var handlers = map[string]handler{
 	"smismember": cmdSMIsMember, "scard": cmdHLen, "spop": cmdSPop, "srandmember": cmdSRandMember,
 	"sinter": cmdSInter, "sunion": cmdSUnion, "sdiff": cmdSDiff, "sinterstore": cmdSInterStore,
 	"sunionstore": cmdSUnionStore, "sdiffstore": cmdSDiffStore, "smove": cmdSMove, "sscan": cmdSScan,
+	"sintercard": cmdSInterCard,
 	// zsets.go
 	"zadd": cmdZAdd, "zrem": cmdZRem, "zscore": cmdZScore, "zmscore": cmdZMScore, "zincrby": cmdZIncrBy,
 	"zcard": cmdHLen, "zcount": cmdZCount, "zrange": cmdZRange, "zrangebyscore": cmdZRangeByScore,
@@ -37,4 +38,7 @@ var handlers = map[string]handler{
 	"zrevrangebylex": cmdZRevRangeByLex, "zrank": cmdZRank, "zrevrank": cmdZRevRank,
 	"zpopmin": cmdZPopMin, "zpopmax": cmdZPopMax, "zrangestore": cmdZRangeStore,
 	"zunionstore": cmdZUnionStore, "zinterstore": cmdZInterStore, "zscan": cmdZScan,
+	"zdiffstore": cmdZDiffStore, "zunion": cmdZUnion, "zinter": cmdZInter, "zdiff": cmdZDiff,
+	"zremrangebyrank": cmdZRemRangeByRank, "zremrangebyscore": cmdZRemRangeByScore,
+	"zremrangebylex": cmdZRemRangeByLex, "zlexcount": cmdZLexCount, "zrandmember": cmdZRandMember,
 }

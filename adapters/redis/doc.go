@@ -96,9 +96,10 @@
 //   - ZRANGEBYLEX and friends on a sorted set with mixed scores give what
 //     Redis's small (listpack) encoding gives; Redis documents the result as
 //     unspecified.
-//   - ZUNIONSTORE and ZINTERSTORE add scores in the order Redis does (inputs
-//     sorted by size, stably); a tie in size between inputs of different
-//     weights may associate a floating-point sum differently from Redis.
+//   - ZUNION[STORE] and ZINTER[STORE] add scores in the order Redis does
+//     (inputs sorted by size, stably, as glibc's qsort sorts); should a
+//     platform's qsort order equal sizes differently, a floating-point sum
+//     of three or more inputs could round differently.
 //   - The TIME-dependent parts use the leader's clock: a key's TTL counts
 //     down in the leader's milliseconds, not the serving node's.
 //   - OBJECT, DEBUG, keyspace notifications and client-side caching
@@ -119,10 +120,10 @@
 //
 // Not implemented (they reply "ERR unknown command", as Redis does for a
 // command it lacks, and are absent from the table and COMMAND): the other
-// keyed commands of Redis 7.0 — COPY, OBJECT, DUMP, RESTORE, SORT, MOVE;
-// the bitmap, HyperLogLog, geo and stream families; LMPOP, BLMPOP; ZMPOP,
-// BZMPOP, BZPOPMIN, BZPOPMAX, ZRANDMEMBER, ZUNION, ZINTER, ZDIFF,
-// ZDIFFSTORE, ZINTERCARD; SINTERCARD; LCS; EVAL, FCALL and functions.
+// keyed commands of Redis 7.0 — COPY, OBJECT, DUMP, RESTORE, SORT,
+// SORT_RO, MOVE; the bitmap, HyperLogLog, geo and stream families; LMPOP,
+// BLMPOP; ZMPOP, BZMPOP, BZPOPMIN, BZPOPMAX, ZINTERCARD; LCS; EVAL, FCALL
+// and functions.
 // Options added after 7.0 (ZRANK WITHSCORE, ...) are syntax errors, as in
 // 7.0.
 package redis

@@ -235,6 +235,10 @@ func TestSortedSets(t *testing.T) {
 		{"ZPOPMIN z", "*2\r\n$1\r\nc\r\n$1\r\n3\r\n"},
 		{"ZPOPMAX z 5", "*4\r\n$1\r\na\r\n$1\r\n5\r\n$1\r\nb\r\n$3\r\n3.5\r\n"},
 		{"EXISTS z", ":0\r\n"},
+		// -0 is stored as 0, but the reply of the command that set it keeps
+		// the sign, as Redis's does.
+		{"ZINCRBY z -0 m", "$2\r\n-0\r\n"},
+		{"ZSCORE z m", "$1\r\n0\r\n"},
 		{"ZRANGE z 0 -1 LIMIT 0 1", "-ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX\r\n"},
 	})
 }

@@ -309,8 +309,15 @@ func cmdHScan(c *ctx) (Reply, error) {
 }
 
 func cmdHRandField(c *ctx) (Reply, error) {
+	return c.randomFields(typeHash, "withvalues", func(v []byte) (Reply, error) { return Bulk(v), nil })
+}
+
+// randomFields is HRANDFIELD and ZRANDMEMBER: without a count one random
+// field (or null); with one, a sample as randomSample draws it, each with
+// its value (as value renders it) when the word is given.
+func (c *ctx) randomFields(t valueType, word string, value func([]byte) (Reply, error)) (Reply, error) {
 	if len(c.args) == 2 {
-		o, err := c.lookupType(c.args[1], typeHash)
+		o, err := c.lookupType(c.args[1], t)
 		if err != nil || !o.exists {
 			return Null(), err
 		}
@@ -328,7 +335,7 @@ func cmdHRandField(c *ctx) (Reply, error) {
 		return Reply{}, errorf("ERR value is out of range, value must between %d and %d", -maxInt64, maxInt64)
 	}
 	withValues := false
-	if len(c.args) > 4 || (len(c.args) == 4 && !eqFold(c.args[3], "withvalues")) {
+	if len(c.args) > 4 || (len(c.args) == 4 && !eqFold(c.args[3], word)) {
 		return Reply{}, errSyntax
 	} else if len(c.args) == 4 {
 		withValues = true
@@ -336,7 +343,7 @@ func cmdHRandField(c *ctx) (Reply, error) {
 			return Reply{}, userError("ERR value is out of range")
 		}
 	}
-	o, err := c.lookupType(c.args[1], typeHash)
+	o, err := c.lookupType(c.args[1], t)
 	if err != nil || !o.exists {
 		return Array(), err
 	}
@@ -346,11 +353,15 @@ func cmdHRandField(c *ctx) (Reply, error) {
 	}
 	out := make([]Reply, 0, len(picks))
 	for _, kv := range picks {
-		if withValues {
-			out = append(out, Array(Bulk(kv.Key), Bulk(kv.Value)))
-		} else {
+		if !withValues {
 			out = append(out, Bulk(kv.Key))
+			continue
 		}
+		v, err := value(kv.Value)
+		if err != nil {
+			return Reply{}, err
+		}
+		out = append(out, Array(Bulk(kv.Key), v))
 	}
 	if withValues {
 		return pairs(out), nil

@@ -289,6 +289,37 @@ func cmdSInterStore(c *ctx) (Reply, error) { return c.setAlgebraStore(opInter) }
 func cmdSUnionStore(c *ctx) (Reply, error) { return c.setAlgebraStore(opUnion) }
 func cmdSDiffStore(c *ctx) (Reply, error)  { return c.setAlgebraStore(opDiff) }
 
+func cmdSInterCard(c *ctx) (Reply, error) {
+	numkeys, ok := parseInt(c.args[1])
+	if !ok || numkeys < 1 {
+		return Reply{}, userError("ERR numkeys should be greater than 0")
+	}
+	if numkeys > int64(len(c.args)-2) {
+		return Reply{}, userError("ERR Number of keys can't be greater than number of args")
+	}
+	var limit int64
+	for j := 2 + int(numkeys); j < len(c.args); j++ {
+		if eqFold(c.args[j], "limit") && j+1 < len(c.args) {
+			j++
+			var err error
+			if limit, err = argPositive(c.args[j], "LIMIT can't be negative"); err != nil {
+				return Reply{}, err
+			}
+		} else {
+			return Reply{}, errSyntax
+		}
+	}
+	sets, err := c.loadSets(c.args[2 : 2+numkeys])
+	if err != nil {
+		return Reply{}, err
+	}
+	n := int64(len(combineSets(opInter, sets)))
+	if limit > 0 {
+		n = min(n, limit)
+	}
+	return Int(n), nil
+}
+
 func cmdSMove(c *ctx) (Reply, error) {
 	src, err := c.lookup(c.args[1])
 	if err != nil {

@@ -77,7 +77,7 @@ func tableCommands() []string {
 var keyedCommands = []string{
 	// strings
 	"get", "set", "setnx", "setex", "psetex", "getset", "getdel", "getex", "mget", "mset", "msetnx",
-	"incr", "incrby", "incrbyfloat", "decr", "decrby", "append", "strlen", "getrange", "setrange",
+	"incr", "incrby", "incrbyfloat", "decr", "decrby", "append", "strlen", "getrange", "substr", "setrange",
 	// keys
 	"del", "unlink", "exists", "expire", "pexpire", "expireat", "pexpireat", "expiretime", "pexpiretime",
 	"ttl", "pttl", "persist", "type", "rename", "renamenx", "touch",
@@ -89,11 +89,12 @@ var keyedCommands = []string{
 	"ltrim", "linsert", "lpos", "lmove", "rpoplpush",
 	// sets
 	"sadd", "srem", "smembers", "sismember", "smismember", "scard", "spop", "srandmember", "sinter",
-	"sunion", "sdiff", "sinterstore", "sunionstore", "sdiffstore", "smove", "sscan",
+	"sunion", "sdiff", "sinterstore", "sunionstore", "sdiffstore", "smove", "sscan", "sintercard",
 	// sorted sets
 	"zadd", "zrem", "zscore", "zmscore", "zincrby", "zcard", "zcount", "zrange", "zrangebyscore",
 	"zrevrange", "zrevrangebyscore", "zrangebylex", "zrevrangebylex", "zrank", "zrevrank", "zpopmin",
-	"zpopmax", "zrangestore", "zunionstore", "zinterstore", "zscan",
+	"zpopmax", "zrangestore", "zunionstore", "zinterstore", "zscan", "zdiffstore", "zunion", "zinter",
+	"zdiff", "zremrangebyrank", "zremrangebyscore", "zremrangebylex", "zlexcount", "zrandmember",
 }
 
 // blockingCommands run through TryBlocking.
@@ -204,8 +205,10 @@ func Keys(args [][]byte) [][]byte {
 		return nil
 	}
 	switch s.Name {
-	case "zunionstore", "zinterstore":
+	case "zunionstore", "zinterstore", "zdiffstore":
 		return numkeysKeys(args, 2, args[1:2])
+	case "zunion", "zinter", "zdiff", "sintercard":
+		return numkeysKeys(args, 1, nil)
 	}
 	if s.FirstKey <= 0 {
 		return nil

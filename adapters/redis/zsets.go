@@ -831,9 +831,14 @@ func aggregate(target *float64, v float64, agg int) {
 	}
 }
 
-// zunionInter is zunionInterDiffGenericCommand for the STORE forms.
-func (c *ctx) zunionInter(union bool) (Reply, error) {
-	const numkeysIdx = 2
+// zsetAlgebra is zunionInterDiffGenericCommand: ZUNION, ZINTER, ZDIFF
+// (numkeys at 1, WITHSCORES allowed) and their STORE forms (destination at
+// 1, numkeys at 2). Inputs may be plain sets, whose members score 1.
+func (c *ctx) zsetAlgebra(op setOp, store bool) (Reply, error) {
+	numkeysIdx := 1
+	if store {
+		numkeysIdx = 2
+	}
 	setnum, err := argInt(c.args[numkeysIdx])
 	if err != nil {
 		return Reply{}, err
@@ -860,10 +865,11 @@ func (c *ctx) zunionInter(union bool) (Reply, error) {
 		j++
 	}
 	agg := aggSum
+	withScores := false
 	for j < len(c.args) {
 		remaining := len(c.args) - j
 		switch {
-		case remaining >= int(setnum)+1 && eqFold(c.args[j], "weights"):
+		case op != opDiff && remaining >= int(setnum)+1 && eqFold(c.args[j], "weights"):
 			j++
 			for i := range srcs {
 				f, ok := parseFloat(c.args[j])
@@ -873,7 +879,7 @@ func (c *ctx) zunionInter(union bool) (Reply, error) {
 				srcs[i].weight = f
 				j++
 			}
-		case remaining >= 2 && eqFold(c.args[j], "aggregate"):
+		case op != opDiff && remaining >= 2 && eqFold(c.args[j], "aggregate"):
 			switch a := c.args[j+1]; {
 			case eqFold(a, "sum"):
 				agg = aggSum
@@ -885,6 +891,9 @@ func (c *ctx) zunionInter(union bool) (Reply, error) {
 				return Reply{}, errSyntax
 			}
 			j += 2
+		case !store && eqFold(c.args[j], "withscores"):
+			withScores = true
+			j++
 		default:
 			return Reply{}, errSyntax
 		}
@@ -909,9 +918,28 @@ func (c *ctx) zunionInter(union bool) (Reply, error) {
 			srcs[i].index[string(e.member)] = e.score
 		}
 	}
-	// Redis sorts the inputs by size (a stable sort in glibc); the order
-	// decides how floating-point sums associate.
-	slices.SortStableFunc(srcs, func(a, b zsetSource) int { return cmp.Compare(len(a.elems), len(b.elems)) })
+	result := combineZSets(op, srcs, agg)
+	if store {
+		dst, err := c.lookup(c.args[1])
+		if err != nil {
+			return Reply{}, err
+		}
+		return Int(int64(len(result))), c.storeZSet(dst, result)
+	}
+	slices.SortFunc(result, func(a, b zent) int {
+		if c := cmp.Compare(normScore(a.score), normScore(b.score)); c != 0 {
+			return c
+		}
+		return bytes.Compare(a.member, b.member)
+	})
+	return zentsReply(result, withScores), nil
+}
+
+// combineZSets computes a union, intersection or difference of sorted-set
+// inputs the way Redis does, so that floating-point sums associate alike:
+// for union and intersection the inputs are taken smallest first (a stable
+// sort, as glibc's qsort is), each score weighted (NaN counts as 0).
+func combineZSets(op setOp, srcs []zsetSource, agg int) []zent {
 	weighted := func(w, s float64) float64 {
 		v := w * s
 		if math.IsNaN(v) {
@@ -920,7 +948,24 @@ func (c *ctx) zunionInter(union bool) (Reply, error) {
 		return v
 	}
 	var result []zent
-	if union {
+	switch op {
+	case opDiff:
+		for _, e := range srcs[0].elems {
+			in := false
+			for _, s := range srcs[1:] {
+				if _, ok := s.index[string(e.member)]; ok {
+					in = true
+					break
+				}
+			}
+			if !in {
+				result = append(result, e)
+			}
+		}
+		return result
+	}
+	slices.SortStableFunc(srcs, func(a, b zsetSource) int { return cmp.Compare(len(a.elems), len(b.elems)) })
+	if op == opUnion {
 		acc := map[string]int{} // member -> index in result
 		for _, s := range srcs {
 			for _, e := range s.elems {
@@ -933,32 +978,103 @@ func (c *ctx) zunionInter(union bool) (Reply, error) {
 				}
 			}
 		}
-	} else if len(srcs[0].elems) > 0 {
-		for _, e := range srcs[0].elems {
-			score := weighted(srcs[0].weight, e.score)
-			in := true
-			for _, s := range srcs[1:] {
-				v, ok := s.index[string(e.member)]
-				if !ok {
-					in = false
-					break
-				}
-				aggregate(&score, weighted(s.weight, v), agg)
+		return result
+	}
+	for _, e := range srcs[0].elems {
+		score := weighted(srcs[0].weight, e.score)
+		in := true
+		for _, s := range srcs[1:] {
+			v, ok := s.index[string(e.member)]
+			if !ok {
+				in = false
+				break
 			}
-			if in {
-				result = append(result, zent{member: e.member, score: score})
-			}
+			aggregate(&score, weighted(s.weight, v), agg)
+		}
+		if in {
+			result = append(result, zent{member: e.member, score: score})
 		}
 	}
-	dst, err := c.lookup(c.args[1])
+	return result
+}
+
+func cmdZUnionStore(c *ctx) (Reply, error) { return c.zsetAlgebra(opUnion, true) }
+func cmdZInterStore(c *ctx) (Reply, error) { return c.zsetAlgebra(opInter, true) }
+func cmdZDiffStore(c *ctx) (Reply, error)  { return c.zsetAlgebra(opDiff, true) }
+func cmdZUnion(c *ctx) (Reply, error)      { return c.zsetAlgebra(opUnion, false) }
+func cmdZInter(c *ctx) (Reply, error)      { return c.zsetAlgebra(opInter, false) }
+func cmdZDiff(c *ctx) (Reply, error)       { return c.zsetAlgebra(opDiff, false) }
+
+// zremRange is zremrangeGenericCommand: the elements ZRANGE would give for
+// the same range (the walks are the same), removed.
+func (c *ctx) zremRange(kind rangeKind) (Reply, error) {
+	var start, end int64
+	var sr scoreRange
+	var lr lexRange
+	var err error
+	switch kind {
+	case rangeRank:
+		if start, err = argInt(c.args[2]); err != nil {
+			return Reply{}, err
+		}
+		if end, err = argInt(c.args[3]); err != nil {
+			return Reply{}, err
+		}
+	case rangeScore:
+		sr, err = parseScoreRange(c.args[2], c.args[3])
+	case rangeLex:
+		lr, err = parseLexRange(c.args[2], c.args[3])
+	}
 	if err != nil {
 		return Reply{}, err
 	}
-	return Int(int64(len(result))), c.storeZSet(dst, result)
+	o, err := c.lookupType(c.args[1], typeZSet)
+	if err != nil || !o.exists {
+		return Int(0), err
+	}
+	var res []zent
+	switch kind {
+	case rangeRank:
+		res, err = c.zrangeByRank(o, start, end, false)
+	case rangeScore:
+		res, err = c.zrangeByScore(o, sr, 0, -1, false)
+	case rangeLex:
+		res, err = c.zrangeByLex(o, lr, 0, -1, false)
+	}
+	if err != nil || len(res) == 0 {
+		return Int(0), err
+	}
+	for _, e := range res {
+		if _, err := c.zdel(o, e.member); err != nil {
+			return Reply{}, err
+		}
+	}
+	return Int(int64(len(res))), c.saveOrRemove(o)
 }
 
-func cmdZUnionStore(c *ctx) (Reply, error) { return c.zunionInter(true) }
-func cmdZInterStore(c *ctx) (Reply, error) { return c.zunionInter(false) }
+func cmdZRemRangeByRank(c *ctx) (Reply, error)  { return c.zremRange(rangeRank) }
+func cmdZRemRangeByScore(c *ctx) (Reply, error) { return c.zremRange(rangeScore) }
+func cmdZRemRangeByLex(c *ctx) (Reply, error)   { return c.zremRange(rangeLex) }
+
+func cmdZLexCount(c *ctx) (Reply, error) {
+	r, err := parseLexRange(c.args[2], c.args[3])
+	if err != nil {
+		return Reply{}, err
+	}
+	o, err := c.lookupType(c.args[1], typeZSet)
+	if err != nil || !o.exists {
+		return Int(0), err
+	}
+	res, err := c.zrangeByLex(o, r, 0, -1, false)
+	return Int(int64(len(res))), err
+}
+
+func cmdZRandMember(c *ctx) (Reply, error) {
+	return c.randomFields(typeZSet, "withscores", func(v []byte) (Reply, error) {
+		f, err := decodeScore(v)
+		return Double(f), err
+	})
+}
 
 func cmdZScan(c *ctx) (Reply, error) {
 	return c.scanKey(typeZSet, func(out []Reply, member, value []byte) ([]Reply, error) {
