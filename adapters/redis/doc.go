@@ -18,7 +18,8 @@
 //
 // Expiry is lazy: a key whose expire-at is <= now is absent to every
 // command, and a write command that meets one deletes it first. Active
-// expiry is ExpireSweep, which the leader proposes periodically.
+// expiry is ExpireSweepFrom, which the leader proposes periodically with a
+// resume position.
 //
 // # Storage layout (format version 1, FormatVersion)
 //
@@ -48,11 +49,11 @@
 // where type is 1 string, 2 list, 3 set, 4 zset, 5 hash and the body is the
 // value for a string; the element count (8 bytes) for a set, zset or hash;
 // the count and the position of the first item (8 bytes each) for a list.
-// A list's items occupy positions head .. head+count-1 without gaps: LPUSH
-// and RPUSH extend either end, LINDEX is one Get, and LINSERT, LREM and
-// LSET-free middle edits rewrite the shorter side. A collection is never
-// empty: removing its last element deletes the key. Deleting a key is one
-// DeleteRange over its prefix.
+// A list's items occupy positions head .. head+count-1 without gaps, as in
+// Kvrocks: LPUSH and RPUSH extend either end, LINDEX and LSET are one Get
+// or Set, LINSERT shifts the shorter side by one, LREM rewrites the list. A
+// collection is never empty: removing its last element deletes the key.
+// Deleting a key is one DeleteRange over its prefix.
 //
 // Anything else (an unknown version or type, a short record, a zero count)
 // is a corrupt record: the command replies "ERR corrupt value" and sets
