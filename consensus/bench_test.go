@@ -40,7 +40,7 @@ func newBenchCluster(b testing.TB) *benchCluster {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := Open(rt, eng, layout); err != nil {
+		if _, err := Open(rt, eng, layout, Hooks{}); err != nil {
 			b.Fatal(err)
 		}
 		c.rts, c.engines = append(c.rts, rt), append(c.engines, eng)

@@ -43,6 +43,7 @@ type Store struct {
 	rt     kernel.Runtime
 	eng    *storage.Engine
 	layout Layout
+	hooks  Hooks
 	// replicas by range, and their IDs sorted: Ready cycles visit replicas
 	// in this order, never in map order.
 	replicas map[storage.RangeID]*replica
@@ -91,11 +92,18 @@ type event struct {
 	reply func(Response, error)
 }
 
+// Hooks let a test or a metrics exporter observe the driver. They run on
+// the driver's task and must not block.
+type Hooks struct {
+	// BecameLeader hears of every replica here that wins an election.
+	BecameLeader func(id storage.RangeID, term uint64)
+}
+
 // Open starts a node's store on an engine already opened on the node's disk:
 // it bootstraps the ranges placed here on first start, loads them on later
 // ones, and starts the driver and the request server.
-func Open(rt kernel.Runtime, eng *storage.Engine, layout Layout) (*Store, error) {
-	s := &Store{rt: rt, eng: eng, layout: layout, replicas: map[storage.RangeID]*replica{},
+func Open(rt kernel.Runtime, eng *storage.Engine, layout Layout, hooks Hooks) (*Store, error) {
+	s := &Store{rt: rt, eng: eng, layout: layout, hooks: hooks, replicas: map[storage.RangeID]*replica{},
 		events: kernel.NewMailbox[event](rt, "consensus driver", 16384), nextID: rt.Rand().Uint64()}
 	for _, d := range layout.Ranges() {
 		r, err := s.loadReplica(d)
@@ -264,6 +272,18 @@ func (s *Store) handle(ev event) {
 		if s.rt.Buggify("consensus.spurious-campaign") && s.rt.Rand().IntN(25) == 0 {
 			_ = s.replicas[s.ids[s.rt.Rand().IntN(len(s.ids))]].rn.Campaign()
 		}
+		// Perturbation: a replica that knows no leader campaigns at once
+		// instead of waiting out its randomized timeout, so that rival
+		// candidates in one term (split votes) are common. The same site
+		// crashes nodes right after they grant a vote (cycle): together
+		// they test that a vote survives a restart.
+		if s.rt.Buggify("consensus.elections") {
+			for _, id := range s.ids {
+				if r := s.replicas[id]; r.rn.BasicStatus().Lead == raft.None && s.rt.Rand().IntN(4) == 0 {
+					_ = r.rn.Campaign()
+				}
+			}
+		}
 	case ev.raft != nil:
 		_ = decodeRaftBatch(ev.raft, func(id storage.RangeID, m raftpb.Message) {
 			if r := s.replicaFor(id, m.To); r != nil {
@@ -423,7 +443,7 @@ func (s *Store) cycle() {
 	// the restarted node must still remember it, or a late request from a
 	// rival candidate of the same term gets a second vote.
 	for _, x := range readies {
-		if x.rd.HardState.Vote != 0 && x.rd.HardState.Vote != uint64(s.rt.NodeID()) && s.rt.Buggify("consensus.crash-after-vote") {
+		if x.rd.HardState.Vote != 0 && x.rd.HardState.Vote != x.r.id && s.rt.Buggify("consensus.elections") {
 			kernel.Crash("perturbation: crash after granting a vote")
 		}
 	}
@@ -448,6 +468,9 @@ func (s *Store) cycle() {
 		}
 		if x.rd.SoftState != nil && x.rd.SoftState.RaftState != raft.StateLeader {
 			s.abandon(x.r)
+		}
+		if x.rd.SoftState != nil && x.rd.SoftState.RaftState == raft.StateLeader && s.hooks.BecameLeader != nil {
+			s.hooks.BecameLeader(x.r.desc.ID, x.r.rn.BasicStatus().Term)
 		}
 		s.serveReads(x.r)
 		x.r.rn.Advance(x.rd)

@@ -39,6 +39,18 @@ type kvCluster struct {
 	// Membership changes during the run (see membership).
 	faultsOver, restored bool
 	removals, additions  int
+	// leaders records who won each (range, term): Raft's election safety
+	// says at most one node.
+	leaders     map[[2]uint64]kernel.NodeID
+	safetyError error
+}
+
+func (c *kvCluster) leaderElected(id storage.RangeID, term uint64, node kernel.NodeID) {
+	key := [2]uint64{uint64(id), term}
+	if prev, ok := c.leaders[key]; ok && prev != node && c.safetyError == nil {
+		c.safetyError = fmt.Errorf("election safety: range %d has two leaders in term %d: n%d and n%d", id, term, prev, node)
+	}
+	c.leaders[key] = node
 }
 
 // adminNode runs the membership changes; like the clients, never a fault
@@ -51,7 +63,7 @@ func setupKV(s *Sim) Workload {
 	if err != nil {
 		panic(err)
 	}
-	c := &kvCluster{layout: layout, servers: servers, engines: map[kernel.NodeID]*storage.Engine{}, stores: map[kernel.NodeID]*consensus.Store{}}
+	c := &kvCluster{layout: layout, servers: servers, leaders: map[[2]uint64]kernel.NodeID{}, engines: map[kernel.NodeID]*storage.Engine{}, stores: map[kernel.NodeID]*consensus.Store{}}
 	for _, id := range servers {
 		s.AddNode(id, c.boot).Disk().SpareFromErrors(func(p string) bool {
 			// The MANIFEST, its marker, and syncs of the directory that
@@ -163,7 +175,9 @@ func (c *kvCluster) boot(rt kernel.Runtime) {
 		defer eng.Close()
 		kernel.NewFuture[struct{}](rt, "node lifetime").Wait(ctx)
 	})
-	st, err := consensus.Open(rt, eng, c.layout)
+	st, err := consensus.Open(rt, eng, c.layout, consensus.Hooks{BecameLeader: func(id storage.RangeID, term uint64) {
+		c.leaderElected(id, term, rt.NodeID())
+	}})
 	if err != nil {
 		kernel.Crash("open consensus: %v", err)
 	}
@@ -173,6 +187,9 @@ func (c *kvCluster) boot(rt kernel.Runtime) {
 // Check adds convergence to linearizability: after quiescence every replica
 // of a range holds the same data.
 func (c *kvCluster) Check(vizPath string) error {
+	if c.safetyError != nil {
+		return c.safetyError
+	}
 	if err := c.kvWorkload.Check(vizPath); err != nil {
 		return err
 	}

@@ -1,6 +1,8 @@
 package sim
 
 import (
+	"cmp"
+	"maps"
 	"slices"
 	"time"
 
@@ -31,6 +33,7 @@ type Network struct {
 
 	blocked map[link]bool  // partitions: messages on these links vanish
 	clogged map[link]int64 // links holding their messages until a time
+	held    map[link][]kernel.Envelope
 	lastAt  map[link]int64 // last delivery time per link, for FIFO
 
 	// Sent, Delivered and Dropped count messages (copies included).
@@ -43,7 +46,7 @@ func newNetwork(s *Sim) *Network {
 	return &Network{
 		s:          s,
 		LatencyMin: 500 * time.Microsecond, LatencyMean: 500 * time.Microsecond,
-		blocked: map[link]bool{}, clogged: map[link]int64{}, lastAt: map[link]int64{},
+		blocked: map[link]bool{}, clogged: map[link]int64{}, held: map[link][]kernel.Envelope{}, lastAt: map[link]int64{},
 	}
 }
 
@@ -80,8 +83,25 @@ func (n *Network) Isolate(id kernel.NodeID) {
 // Clog holds every message sent from one node to another for d, then lets
 // them through in order (FoundationDB's "swizzle" of a single link).
 func (n *Network) Clog(from, to kernel.NodeID, d time.Duration) {
-	n.clogged[link{from, to}] = n.s.now + int64(d)
+	l := link{from, to}
+	until := n.s.now + int64(d)
+	n.clogged[l] = until
+	n.s.After(d, "unclog", func() {
+		if n.clogged[l] == until { // not replaced by a later clog, nor healed
+			n.unclog(l)
+		}
+	})
 	n.s.logf(0, "network: clog %d -> %d for %v", from, to, d)
+}
+
+// unclog ends a clog: what the link held leaves now, in order.
+func (n *Network) unclog(l link) {
+	delete(n.clogged, l)
+	held := n.held[l]
+	delete(n.held, l)
+	for _, env := range held {
+		n.schedule(l, env)
+	}
 }
 
 // Blocked reports whether messages from one node to another are cut now.
@@ -91,7 +111,12 @@ func (n *Network) Blocked(from, to kernel.NodeID) bool { return n.blocked[link{f
 // stay as set.
 func (n *Network) Heal() {
 	clear(n.blocked)
-	clear(n.clogged)
+	links := slices.SortedFunc(maps.Keys(n.clogged), func(a, b link) int {
+		return cmp.Or(cmp.Compare(a.from, b.from), cmp.Compare(a.to, b.to))
+	})
+	for _, l := range links {
+		n.unclog(l)
+	}
 	n.s.logf(0, "network: healed")
 }
 
@@ -117,14 +142,11 @@ func (n *Network) send(src *Node, to kernel.NodeID, port string, body []byte) {
 
 func (n *Network) schedule(l link, env kernel.Envelope) {
 	s := n.s
-	at := s.now + n.latency()
-	if until, ok := n.clogged[l]; ok {
-		if until > s.now {
-			at = max(at, until)
-		} else {
-			delete(n.clogged, l)
-		}
+	if _, ok := n.clogged[l]; ok {
+		n.held[l] = append(n.held[l], env) // until unclog
+		return
 	}
+	at := s.now + n.latency()
 	if !n.Reorder {
 		// Strictly after the previous message: equal times would let the
 		// seeded tie-break reorder them.
