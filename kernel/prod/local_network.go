@@ -27,21 +27,25 @@ type endpoint struct {
 	inboxes *kernel.Inboxes
 }
 
-func (n *LocalNetwork) attach(r *Runtime) *endpoint {
-	e := &endpoint{net: n, id: r.opts.NodeID, inboxes: kernel.NewInboxes(r)}
+var _ Network = (*LocalNetwork)(nil)
+
+// Attach implements Network. Two attached runtimes may not share a node ID.
+func (n *LocalNetwork) Attach(rt kernel.Runtime) (kernel.Network, func()) {
+	e := &endpoint{net: n, id: rt.NodeID(), inboxes: kernel.NewInboxes(rt)}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if _, dup := n.nodes[e.id]; dup {
 		panic("prod: two runtimes with one node ID on a network")
 	}
 	n.nodes[e.id] = e
-	return e
-}
-
-func (n *LocalNetwork) detach(id kernel.NodeID) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	delete(n.nodes, id)
+	return e, func() {
+		n.mu.Lock()
+		if n.nodes[e.id] == e {
+			delete(n.nodes, e.id)
+		}
+		n.mu.Unlock()
+		e.inboxes.Close()
+	}
 }
 
 func (e *endpoint) Send(to kernel.NodeID, port string, body []byte) {

@@ -25,11 +25,25 @@ type Options struct {
 	NodeID kernel.NodeID
 	// FS is the node's disk. Default: vfs.Default, the real filesystem.
 	FS vfs.FS
-	// Net attaches the node to a network. Default: a LocalNetwork of its own
-	// (the node can only talk to itself).
-	Net *LocalNetwork
+	// Net attaches the node to a network: a *LocalNetwork between runtimes
+	// of one process, or a *grpcnet.Transport between processes. Default: a
+	// LocalNetwork of its own (the node can only talk to itself).
+	Net Network
 	// Logger defaults to slog.Default() tagged with the node ID.
 	Logger *slog.Logger
+}
+
+// Network is what a Runtime attaches to. Attach joins rt's node (rt.NodeID())
+// and returns the node's endpoint and detach, which Runtime.Stop calls once:
+// detach stops delivery to the node and closes its inboxes (waking their
+// receivers). The network itself outlives the runtime; whoever made it
+// closes it, if it needs closing.
+//
+// Attach takes a kernel.Runtime, not a *Runtime, so that a network in
+// another package (kernel/grpcnet) implements Network without importing
+// this one.
+type Network interface {
+	Attach(rt kernel.Runtime) (ep kernel.Network, detach func())
 }
 
 // Runtime is kernel.Runtime on real goroutines and the wall clock.
@@ -39,7 +53,8 @@ type Runtime struct {
 	stop   context.CancelFunc
 	tasks  sync.WaitGroup
 	rng    *rand.Rand
-	net    *endpoint
+	net    kernel.Network
+	detach func()
 	logger *slog.Logger
 }
 
@@ -67,7 +82,7 @@ func New(opts Options) *Runtime {
 		logger: opts.Logger.With("node", uint64(opts.NodeID)),
 	}
 	r.ctx, r.stop = context.WithCancel(context.Background())
-	r.net = opts.Net.attach(r)
+	r.net, r.detach = opts.Net.Attach(r)
 	return r
 }
 
@@ -75,8 +90,7 @@ func New(opts Options) *Runtime {
 // waits for every task to return.
 func (r *Runtime) Stop() {
 	r.stop()
-	r.opts.Net.detach(r.opts.NodeID)
-	r.net.inboxes.Close()
+	r.detach()
 	r.tasks.Wait()
 }
 
