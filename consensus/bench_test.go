@@ -25,7 +25,9 @@ type benchCluster struct {
 	engines []*storage.Engine
 }
 
-func newBenchCluster(b testing.TB) *benchCluster {
+func newBenchCluster(b testing.TB) *benchCluster { return newTestCluster(b, Options{}) }
+
+func newTestCluster(b testing.TB, opts Options) *benchCluster {
 	nodes := []kernel.NodeID{1, 2, 3}
 	layout, err := NewLayout([][]byte{[]byte("h"), []byte("p")}, nodes, 3)
 	if err != nil {
@@ -40,7 +42,7 @@ func newBenchCluster(b testing.TB) *benchCluster {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := Open(rt, eng, layout, Hooks{}); err != nil {
+		if _, err := Open(rt, eng, layout, opts); err != nil {
 			b.Fatal(err)
 		}
 		c.rts, c.engines = append(c.rts, rt), append(c.engines, eng)

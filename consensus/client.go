@@ -81,6 +81,22 @@ func (c *Client) Scan(ctx context.Context, start, end []byte, limit int) (kvs []
 	return r.KVs, r.Resume, err
 }
 
+// Command runs a write command of the node's StateMachine on the range
+// holding key, through the log, and returns its reply. A retry after an
+// unknown outcome returns the first execution's reply: the command runs at
+// most once.
+func (c *Client) Command(ctx context.Context, key, cmd []byte) ([]byte, error) {
+	r, err := c.Do(ctx, Request{Op: OpCommand, Key: key, Value: cmd})
+	return r.Value, err
+}
+
+// Query runs a read-only command on the range holding key, linearizably
+// (at the leader, after a ReadIndex).
+func (c *Client) Query(ctx context.Context, key, cmd []byte) ([]byte, error) {
+	r, err := c.Do(ctx, Request{Op: OpQuery, Key: key, Value: cmd})
+	return r.Value, err
+}
+
 // Do performs req (its Client and Seq are filled in) until it succeeds or
 // ctx ends. A failure wraps ErrNotApplied or ErrIndeterminate.
 func (c *Client) Do(ctx context.Context, req Request) (Response, error) {

@@ -43,7 +43,8 @@ type Store struct {
 	rt     kernel.Runtime
 	eng    *storage.Engine
 	layout Layout
-	hooks  Hooks
+	opts   Options
+	sm     StateMachine
 	// replicas by range, and their IDs sorted: Ready cycles visit replicas
 	// in this order, never in map order.
 	replicas map[storage.RangeID]*replica
@@ -92,18 +93,20 @@ type event struct {
 	reply func(Response, error)
 }
 
-// Hooks let a test or a metrics exporter observe the driver. They run on
-// the driver's task and must not block.
-type Hooks struct {
-	// BecameLeader hears of every replica here that wins an election.
+// Options configure a Store.
+type Options struct {
+	// StateMachine executes OpCommand and OpQuery requests (nil: refused).
+	StateMachine StateMachine
+	// BecameLeader, if set, hears of every replica here that wins an
+	// election (tests, metrics). It runs on the driver and must not block.
 	BecameLeader func(id storage.RangeID, term uint64)
 }
 
 // Open starts a node's store on an engine already opened on the node's disk:
 // it bootstraps the ranges placed here on first start, loads them on later
 // ones, and starts the driver and the request server.
-func Open(rt kernel.Runtime, eng *storage.Engine, layout Layout, hooks Hooks) (*Store, error) {
-	s := &Store{rt: rt, eng: eng, layout: layout, hooks: hooks, replicas: map[storage.RangeID]*replica{},
+func Open(rt kernel.Runtime, eng *storage.Engine, layout Layout, opts Options) (*Store, error) {
+	s := &Store{rt: rt, eng: eng, layout: layout, opts: opts, sm: opts.StateMachine, replicas: map[storage.RangeID]*replica{},
 		events: kernel.NewMailbox[event](rt, "consensus driver", 16384), nextID: rt.Rand().Uint64()}
 	for _, d := range layout.Ranges() {
 		r, err := s.loadReplica(d)
@@ -334,6 +337,10 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 		r.rn.ReadIndex(rctx[:])
 		return
 	}
+	if req.Op == OpCommand {
+		meta := s.stamp()
+		req.NowMillis, req.Rand = meta.NowMillis, meta.Rand
+	}
 	if s.rt.Buggify("consensus.drop-proposal") {
 		return // lost on the way: the client times out and retries
 	}
@@ -469,8 +476,8 @@ func (s *Store) cycle() {
 		if x.rd.SoftState != nil && x.rd.SoftState.RaftState != raft.StateLeader {
 			s.abandon(x.r)
 		}
-		if x.rd.SoftState != nil && x.rd.SoftState.RaftState == raft.StateLeader && s.hooks.BecameLeader != nil {
-			s.hooks.BecameLeader(x.r.desc.ID, x.r.rn.BasicStatus().Term)
+		if x.rd.SoftState != nil && x.rd.SoftState.RaftState == raft.StateLeader && s.opts.BecameLeader != nil {
+			s.opts.BecameLeader(x.r.desc.ID, x.r.rn.BasicStatus().Term)
 		}
 		s.serveReads(x.r)
 		x.r.rn.Advance(x.rd)
@@ -545,8 +552,13 @@ func (s *Store) serveReads(r *replica) {
 
 // readLocal answers a read from this node's applied state.
 func (s *Store) readLocal(req Request, reply func(Response, error)) {
-	if req.Op == OpScan {
+	switch req.Op {
+	case OpScan:
 		reply(s.scanLocal(req), nil)
+		return
+	case OpQuery:
+		v, err := s.query(s.layout.Lookup(req.Key), req)
+		reply(Response{Value: v, OK: err == nil}, err)
 		return
 	}
 	v, err := s.eng.Get(req.Key)
@@ -611,7 +623,7 @@ func (s *Store) apply(r *replica, ents []raftpb.Entry) {
 			if err != nil {
 				kernel.Crash("range %d: undecodable entry %d: %v", r.desc.ID, e.Index, err)
 			}
-			resp := s.applyRequest(b, r.desc.ID, req)
+			resp := s.applyRequest(b, r.desc, req)
 			if reply := r.waiting[id]; reply != nil {
 				delete(r.waiting, id)
 				answers = append(answers, answer{reply, resp})
@@ -655,9 +667,9 @@ func (s *Store) apply(r *replica, ents []raftpb.Entry) {
 
 // applyRequest applies one write and returns its outcome; a duplicate of a
 // client's latest write returns the outcome recorded the first time.
-func (s *Store) applyRequest(b *storage.Batch, id storage.RangeID, req Request) Response {
-	if seq, ok := lastApplied(b, id, req.Client); ok && req.Seq <= seq.seq && !Mutated(MutApplyRetriesTwice) {
-		return Response{OK: seq.ok}
+func (s *Store) applyRequest(b *storage.Batch, d Descriptor, req Request) Response {
+	if prev, ok := lastApplied(b, d.ID, req.Client); ok && req.Seq <= prev.seq && !Mutated(MutApplyRetriesTwice) {
+		return Response{OK: prev.ok, Value: prev.reply}
 	}
 	resp := Response{OK: true}
 	switch req.Op {
@@ -668,23 +680,26 @@ func (s *Store) applyRequest(b *storage.Batch, id storage.RangeID, req Request) 
 	case OpCAS:
 		cur, err := b.Get(req.Key)
 		if err != nil && !errors.Is(err, storage.ErrNotFound) {
-			kernel.Crash("range %d: cas read: %v", id, err)
+			kernel.Crash("range %d: cas read: %v", d.ID, err)
 		}
 		if string(cur) == string(req.Expect) {
 			b.Set(req.Key, req.Value)
 		} else {
 			resp.OK = false
 		}
+	case OpCommand:
+		resp.Value = s.applyCommand(b, d, req)
 	}
-	recordApplied(b, id, req.Client, clientEntry{seq: req.Seq, ok: resp.OK})
+	recordApplied(b, d.ID, req.Client, clientEntry{seq: req.Seq, ok: resp.OK, reply: resp.Value})
 	return resp
 }
 
 // clientEntry is a client's latest applied write, kept in the range's
 // replicated client table.
 type clientEntry struct {
-	seq uint64
-	ok  bool
+	seq   uint64
+	ok    bool
+	reply []byte // a command's reply, returned again to a retry
 }
 
 func clientKey(client uint64) []byte { return binary.BigEndian.AppendUint64([]byte("client/"), client) }
@@ -694,10 +709,10 @@ func lastApplied(b *storage.Batch, id storage.RangeID, client uint64) (clientEnt
 	if errors.Is(err, storage.ErrNotFound) {
 		return clientEntry{}, false
 	}
-	if err != nil || len(v) != 9 {
+	if err != nil || len(v) < 9 {
 		kernel.Crash("range %d: client table: %v", id, err)
 	}
-	return clientEntry{seq: binary.BigEndian.Uint64(v), ok: v[8] == 1}, true
+	return clientEntry{seq: binary.BigEndian.Uint64(v), ok: v[8] == 1, reply: v[9:]}, true
 }
 
 func recordApplied(b *storage.Batch, id storage.RangeID, client uint64, e clientEntry) {
@@ -707,7 +722,7 @@ func recordApplied(b *storage.Batch, id storage.RangeID, client uint64, e client
 	} else {
 		v = append(v, 0)
 	}
-	b.SetRangeLocal(id, clientKey(client), v)
+	b.SetRangeLocal(id, clientKey(client), append(v, e.reply...))
 }
 
 // raftLogger sends etcd Raft's log lines to the node's logger; Panic and

@@ -1,8 +1,11 @@
 package consensus
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 )
@@ -146,4 +149,76 @@ func TestRemoveAndAddBackUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%d writes during the changes", n)
+}
+
+// counter is a StateMachine: "incr <key>" adds one to a decimal counter and
+// replies the new value; a query replies the value and the command's time.
+type counter struct{}
+
+func (counter) Apply(d RangeData, cmd []byte, meta CommandMeta) ([]byte, error) {
+	key := cmd[len("incr "):]
+	v, _, err := d.Get(key)
+	if err != nil {
+		return nil, err
+	}
+	n, _ := strconv.Atoi(string(v))
+	n++
+	if err := d.Set(key, []byte(strconv.Itoa(n))); err != nil {
+		return nil, err
+	}
+	if d.Set([]byte("~outside"), nil) == nil && !bytes.HasPrefix(key, []byte("~")) {
+		return nil, fmt.Errorf("a write outside the range was allowed")
+	}
+	return []byte(strconv.Itoa(n)), nil
+}
+
+func (counter) Query(d RangeData, cmd []byte, meta CommandMeta) ([]byte, error) {
+	if d.Set(cmd, nil) == nil {
+		return nil, fmt.Errorf("a query could write")
+	}
+	v, _, err := d.Get(cmd)
+	return v, err
+}
+
+// TestCommandsRunOnceThroughTheLog runs a counter state machine from
+// several clients: every increment's reply is distinct, and the final value
+// counts them all.
+func TestCommandsRunOnceThroughTheLog(t *testing.T) {
+	c := newTestCluster(t, Options{StateMachine: counter{}})
+	defer c.close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const clients, each = 4, 25
+	replies := make(chan string, clients*each)
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Add(1)
+		rt := c.rts[i%len(c.rts)]
+		cl := NewClient(rt, c.layout, fmt.Sprintf("incr-%d", i))
+		rt.Go("incr", func(ctx context.Context) {
+			defer wg.Done()
+			for range each {
+				r, err := cl.Command(ctx, []byte("k"), []byte("incr k"))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				replies <- string(r)
+			}
+		})
+	}
+	wg.Wait()
+	close(replies)
+	seen := map[string]bool{}
+	for r := range replies {
+		if seen[r] {
+			t.Fatalf("reply %s twice", r)
+		}
+		seen[r] = true
+	}
+	cl := NewClient(c.rts[0], c.layout, "reader")
+	v, err := cl.Query(ctx, []byte("k"), []byte("k"))
+	if err != nil || string(v) != strconv.Itoa(clients*each) || len(seen) != clients*each {
+		t.Fatalf("counter = %q (%v), %d distinct replies; want %d", v, err, len(seen), clients*each)
+	}
 }

@@ -73,11 +73,15 @@ const (
 	// one step; OK reports that the target holds.
 	OpAddReplica
 	OpRemoveReplica
+	// Commands for a StateMachine (statemachine.go): Value is the command,
+	// Key routes it (any key of its range); the reply comes back in Value.
+	OpCommand // a write, through the log
+	OpQuery   // a read, at a ReadIndex
 )
 
 // isRead reports whether the operation only reads (served at a ReadIndex,
 // never proposed).
-func (o Op) isRead() bool { return o == OpGet || o == OpScan }
+func (o Op) isRead() bool { return o == OpGet || o == OpScan || o == OpQuery }
 
 func (o Op) isMembership() bool { return o == OpAddReplica || o == OpRemoveReplica }
 
@@ -95,6 +99,10 @@ type Request struct {
 	// OpScan: the end of the span (nil: no bound) and the page size.
 	End   []byte
 	Limit int
+	// OpCommand: the leader's stamp (statemachine.go), set when it
+	// proposes the command.
+	NowMillis int64
+	Rand      uint64
 }
 
 // Response is the outcome of a Request.
@@ -122,7 +130,8 @@ func readBytes(b []byte) (v, rest []byte, err error) {
 	return b[w : w+int(n)], b[w+int(n):], nil
 }
 
-// Encoding: client(8) seq(8) op(1) key value expect end-flag(1) end limit.
+// Encoding: client(8) seq(8) op(1) key value expect end-flag(1) end limit
+// now(8) rand(8).
 func (r Request) encode() []byte {
 	b := binary.BigEndian.AppendUint64(nil, r.Client)
 	b = binary.BigEndian.AppendUint64(b, r.Seq)
@@ -136,7 +145,9 @@ func (r Request) encode() []byte {
 		b = append(b, 1)
 	}
 	b = appendBytes(b, r.End)
-	return binary.AppendUvarint(b, uint64(max(r.Limit, 0)))
+	b = binary.AppendUvarint(b, uint64(max(r.Limit, 0)))
+	b = binary.BigEndian.AppendUint64(b, uint64(r.NowMillis))
+	return binary.BigEndian.AppendUint64(b, r.Rand)
 }
 
 func decodeRequest(b []byte) (Request, error) {
@@ -144,7 +155,7 @@ func decodeRequest(b []byte) (Request, error) {
 		return Request{}, errMalformed
 	}
 	r := Request{Client: binary.BigEndian.Uint64(b), Seq: binary.BigEndian.Uint64(b[8:]), Op: Op(b[16])}
-	if r.Op < OpGet || r.Op > OpRemoveReplica {
+	if r.Op < OpGet || r.Op > OpQuery {
 		return Request{}, errMalformed
 	}
 	var err error
@@ -165,10 +176,12 @@ func decodeRequest(b []byte) (Request, error) {
 		r.End = nil
 	}
 	limit, w := binary.Uvarint(b)
-	if w <= 0 || limit > MaxScanLimit {
+	if w <= 0 || limit > MaxScanLimit || len(b)-w != 16 {
 		return Request{}, errMalformed
 	}
 	r.Limit = int(limit)
+	b = b[w:]
+	r.NowMillis, r.Rand = int64(binary.BigEndian.Uint64(b)), binary.BigEndian.Uint64(b[8:])
 	return r, nil
 }
 

@@ -175,7 +175,7 @@ func (c *kvCluster) boot(rt kernel.Runtime) {
 		defer eng.Close()
 		kernel.NewFuture[struct{}](rt, "node lifetime").Wait(ctx)
 	})
-	st, err := consensus.Open(rt, eng, c.layout, consensus.Hooks{BecameLeader: func(id storage.RangeID, term uint64) {
+	st, err := consensus.Open(rt, eng, c.layout, consensus.Options{BecameLeader: func(id storage.RangeID, term uint64) {
 		c.leaderElected(id, term, rt.NodeID())
 	}})
 	if err != nil {

@@ -1,0 +1,196 @@
+package consensus
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/orbitkernel/orbit/kernel"
+	"github.com/orbitkernel/orbit/storage"
+)
+
+// Commands: the layers above (the Redis command layer) run their own
+// operations on a range as opaque commands. A write (OpCommand) goes through
+// the Raft log and is executed by StateMachine.Apply on every replica when
+// it applies, with the range's other effects (client table, applied index)
+// in one atomic batch; a read (OpQuery) is executed by StateMachine.Query on
+// the leader once a ReadIndex says its state is current. Either way the
+// command sees exactly one range's data, so a command over several keys of
+// one range is atomic.
+//
+// Time and randomness come from the leader: it stamps each command when it
+// proposes it, the stamp travels in the log, and every replica applies the
+// same stamp — never its own clock (Redis's expiry decisions must not
+// differ between replicas). Stamps are made monotonic per range: the range
+// remembers the latest it applied (range-local "now"), and a command never
+// sees an earlier time, across leader changes and clock steps alike.
+
+// StateMachine executes a range's commands. Both methods must be
+// deterministic functions of their arguments and the data they read.
+type StateMachine interface {
+	// Apply executes a write command and returns its reply. An error means
+	// the node cannot trust its data (a corrupt record): the node crashes
+	// rather than diverge from its peers.
+	Apply(data RangeData, cmd []byte, meta CommandMeta) ([]byte, error)
+	// Query executes a read-only command; data refuses writes.
+	Query(data RangeData, cmd []byte, meta CommandMeta) ([]byte, error)
+}
+
+// CommandMeta is what the leader assigned to a command.
+type CommandMeta struct {
+	NowMillis int64  // unix milliseconds, monotonic per range
+	Rand      uint64 // a seed for the command's random choices
+}
+
+// RangeData is one range's user data as a command sees it: reads see the
+// command's own writes; keys outside the range are refused.
+type RangeData interface {
+	Get(key []byte) (value []byte, found bool, err error)
+	// Scan returns up to limit pairs with start <= key < end (end nil: to
+	// the end of the range), in key order.
+	Scan(start, end []byte, limit int) ([]storage.KeyValue, error)
+	Set(key, value []byte) error
+	Delete(key []byte) error
+	DeleteRange(start, end []byte) error
+}
+
+// ErrReadOnly is returned by a query's RangeData on writes.
+var ErrReadOnly = errors.New("consensus: a query cannot write")
+
+// errOutsideRange is returned for keys outside the command's range.
+var errOutsideRange = errors.New("consensus: key outside the command's range")
+
+const rangeLocalNow = "now"
+
+// reader is what rangeData reads from: a batch (apply) or the engine
+// (query).
+type reader interface {
+	Get(key []byte) ([]byte, error)
+	Scan(start, end []byte, limit int) ([]storage.KeyValue, []byte, error)
+}
+
+type rangeData struct {
+	d Descriptor
+	r reader
+	b *storage.Batch // nil for a query
+}
+
+func (rd *rangeData) check(start, end []byte) error {
+	if !rd.d.Contains(start) || (end != nil && rd.d.End != nil && bytes.Compare(end, rd.d.End) > 0) {
+		return fmt.Errorf("%w: %q", errOutsideRange, start)
+	}
+	return nil
+}
+
+func (rd *rangeData) Get(key []byte) ([]byte, bool, error) {
+	if err := rd.check(key, nil); err != nil {
+		return nil, false, err
+	}
+	v, err := rd.r.Get(key)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, false, nil
+	}
+	return v, err == nil, err
+}
+
+func (rd *rangeData) Scan(start, end []byte, limit int) ([]storage.KeyValue, error) {
+	if end == nil {
+		end = rd.d.End
+	}
+	if err := rd.check(start, end); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		return nil, nil
+	}
+	kvs, _, err := rd.r.Scan(start, end, limit)
+	return kvs, err
+}
+
+func (rd *rangeData) Set(key, value []byte) error {
+	if rd.b == nil {
+		return ErrReadOnly
+	}
+	if err := rd.check(key, nil); err != nil {
+		return err
+	}
+	rd.b.Set(key, value)
+	return nil
+}
+
+func (rd *rangeData) Delete(key []byte) error {
+	if rd.b == nil {
+		return ErrReadOnly
+	}
+	if err := rd.check(key, nil); err != nil {
+		return err
+	}
+	rd.b.Delete(key)
+	return nil
+}
+
+func (rd *rangeData) DeleteRange(start, end []byte) error {
+	if rd.b == nil {
+		return ErrReadOnly
+	}
+	if end == nil {
+		end = rd.d.End
+	}
+	if err := rd.check(start, end); err != nil {
+		return err
+	}
+	rd.b.DeleteRange(start, end)
+	return nil
+}
+
+// stamp is the leader's time for a new command on r: its clock, never
+// behind what the range applied.
+func (s *Store) stamp() CommandMeta {
+	return CommandMeta{NowMillis: s.rt.Now().UnixMilli(), Rand: s.rt.Rand().Uint64()}
+}
+
+// rangeNow returns the range's latest applied time.
+func rangeNow(r interface {
+	GetRangeLocal(storage.RangeID, []byte) ([]byte, error)
+}, id storage.RangeID) int64 {
+	v, err := r.GetRangeLocal(id, []byte(rangeLocalNow))
+	if errors.Is(err, storage.ErrNotFound) {
+		return 0
+	}
+	if err != nil || len(v) != 8 {
+		kernel.Crash("range %d: applied time: %v", id, err)
+	}
+	return int64(binary.BigEndian.Uint64(v))
+}
+
+// applyCommand executes a write command in b.
+func (s *Store) applyCommand(b *storage.Batch, d Descriptor, req Request) []byte {
+	if s.sm == nil {
+		return nil // no state machine: a misrouted command; nothing to do
+	}
+	meta := CommandMeta{NowMillis: max(req.NowMillis, rangeNow(b, d.ID)), Rand: req.Rand}
+	b.SetRangeLocal(d.ID, []byte(rangeLocalNow), binary.BigEndian.AppendUint64(nil, uint64(meta.NowMillis)))
+	reply, err := s.sm.Apply(&rangeData{d: d, r: b, b: b}, req.Value, meta)
+	if err != nil {
+		kernel.Crash("range %d: apply command: %v", d.ID, err)
+	}
+	return reply
+}
+
+// query executes a read-only command on the applied state.
+func (s *Store) query(d Descriptor, req Request) ([]byte, error) {
+	if s.sm == nil {
+		return nil, errors.New("consensus: this node runs no state machine")
+	}
+	meta := s.stamp()
+	meta.NowMillis = max(meta.NowMillis, rangeNow(s.eng, d.ID))
+	return s.sm.Query(&rangeData{d: d, r: engineReader{s.eng}}, req.Value, meta)
+}
+
+type engineReader struct{ e *storage.Engine }
+
+func (e engineReader) Get(key []byte) ([]byte, error) { return e.e.Get(key) }
+func (e engineReader) Scan(start, end []byte, limit int) ([]storage.KeyValue, []byte, error) {
+	return e.e.Scan(start, end, limit)
+}
