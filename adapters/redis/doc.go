@@ -23,11 +23,18 @@
 //
 // # Storage layout (format version 1, FormatVersion)
 //
-// All of Redis key k's records share the prefix RouteKey(k): k with each
-// 0x00 byte escaped as 0x00 0xFF, then the terminator 0x00 0x01. The
-// escape preserves the order of keys, and no key's prefix is a prefix of
-// another key's records, so a range split at a route key keeps every key
-// whole.
+// All of Redis key k's records share the prefix RouteKey(k): k's Redis
+// Cluster hash slot (Slot: CRC16 of the key, or of its {hash tag}, mod
+// 16384) as 2 big-endian bytes, then k with each 0x00 byte escaped as
+// 0x00 0xFF, then the terminator 0x00 0x01. Ranges are spans of slots
+// (split points are SlotKeys, SlotSplits makes them), so keys sharing a
+// {tag} always share a range, and a multi-key command is atomic exactly
+// when its keys share a range; the caller answers one whose keys fall in
+// different ranges with Redis Cluster's "CROSSSLOT Keys in request don't
+// hash to the same slot" (ErrCrossSlot). Within a slot the escape
+// preserves the order of keys, and no key's prefix is a prefix of another
+// key's records, so a range split at a slot boundary keeps every key
+// whole. Keyspace-wide walks (KEYS, SCAN) meet keys in slot order.
 //
 //	RouteKey(k)                          metadata record
 //	RouteKey(k) 'M' field                hash field -> value
@@ -74,8 +81,9 @@
 //
 // # Differences from Redis 7.0
 //
-//   - Unordered replies (SMEMBERS, HGETALL, HKEYS, KEYS, SINTER, ...) come in
-//     key (byte) order; Redis's order is unspecified.
+//   - Unordered replies (SMEMBERS, HGETALL, HKEYS, SINTER, ...) come in
+//     element (byte) order, KEYS and SCAN in (slot, key) order; Redis's
+//     order is unspecified.
 //   - HSCAN, SSCAN and ZSCAN return everything with cursor 0 for a key of up
 //     to 128 elements (as Redis does for its small encodings); for larger
 //     keys the cursor encodes the first 8 bytes of the next element (see

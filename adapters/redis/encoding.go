@@ -21,13 +21,17 @@ func corruptf(format string, args ...any) error {
 }
 
 // RouteKey is the internal key of Redis key k's metadata record and the
-// prefix of all its element records: k with every 0x00 escaped as 0x00 0xFF,
-// then the terminator 0x00 0x01. The escape keeps the order of Redis keys,
-// and no route key is a prefix of another key's records, so a range split at
-// a route key never separates a key from its elements.
-func RouteKey(k []byte) []byte { return appendRouteKey(make([]byte, 0, len(k)+2), k) }
+// prefix of all its element records: k's hash slot (Slot, 2 bytes
+// big-endian), then k with every 0x00 escaped as 0x00 0xFF, then the
+// terminator 0x00 0x01. Within a slot the escape keeps the order of Redis
+// keys, and no route key is a prefix of another key's records, so a range
+// split at a slot boundary (SlotKey) never separates a key from its elements
+// and keys of one slot (one {hash tag}) always share a range.
+func RouteKey(k []byte) []byte { return appendRouteKey(make([]byte, 0, len(k)+4), k) }
 
 func appendRouteKey(dst, k []byte) []byte {
+	s := Slot(k)
+	dst = append(dst, byte(s>>8), byte(s))
 	for _, b := range k {
 		if b == 0 {
 			dst = append(dst, 0, 0xFF)
@@ -43,7 +47,10 @@ func appendRouteKey(dst, k []byte) []byte {
 // terminator). ok is false if ik does not start with a route key.
 func decodeRouteKey(ik []byte) (k []byte, n int, ok bool) {
 	k = []byte{}
-	for i := 0; i < len(ik); i++ {
+	if len(ik) < 2 {
+		return nil, 0, false
+	}
+	for i := 2; i < len(ik); i++ {
 		if ik[i] != 0 {
 			k = append(k, ik[i])
 			continue
@@ -56,6 +63,9 @@ func decodeRouteKey(ik []byte) (k []byte, n int, ok bool) {
 			k = append(k, 0)
 			i++
 		case 0x01:
+			if Slot(k) != uint16(ik[0])<<8|uint16(ik[1]) {
+				return nil, 0, false
+			}
 			return k, i + 2, true
 		default:
 			return nil, 0, false

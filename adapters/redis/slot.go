@@ -1,0 +1,71 @@
+package redis
+
+// Hash slots, as Redis Cluster computes them: CRC16 (XMODEM: polynomial
+// 0x1021, initial value 0) of the key, or of its hash tag — the bytes between
+// the first '{' and the first '}' after it, when there is at least one byte
+// between them — modulo 16384. Every internal key of a Redis key starts with
+// its slot (RouteKey), so a range is a span of slots, and keys sharing a
+// {tag} always share a range.
+
+// SlotCount is the number of hash slots, as in Redis Cluster.
+const SlotCount = 16384
+
+// ErrCrossSlot is Redis Cluster's reply to a command whose keys are in
+// different ranges (Orbit) or slots (Redis Cluster).
+const ErrCrossSlot = "CROSSSLOT Keys in request don't hash to the same slot"
+
+var crc16Table = func() (t [256]uint16) {
+	for i := range t {
+		crc := uint16(i) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+		t[i] = crc
+	}
+	return t
+}()
+
+func crc16(b []byte) uint16 {
+	var crc uint16
+	for _, c := range b {
+		crc = crc<<8 ^ crc16Table[byte(crc>>8)^c]
+	}
+	return crc
+}
+
+// Slot is key's hash slot (keyHashSlot in Redis's cluster.c).
+func Slot(key []byte) uint16 {
+	for s := 0; s < len(key); s++ {
+		if key[s] != '{' {
+			continue
+		}
+		for e := s + 1; e < len(key); e++ {
+			if key[e] == '}' {
+				if e == s+1 {
+					break // "{}": no tag, hash the whole key
+				}
+				return crc16(key[s+1:e]) & (SlotCount - 1)
+			}
+		}
+		break
+	}
+	return crc16(key) & (SlotCount - 1)
+}
+
+// SlotKey is the first internal key of slot s: a range split point.
+func SlotKey(s uint16) []byte { return []byte{byte(s >> 8), byte(s)} }
+
+// SlotSplits returns the split points that cut the slots into n ranges of
+// (nearly) equal size: n-1 SlotKeys, for consensus.NewLayout.
+func SlotSplits(n int) [][]byte {
+	n = max(1, min(n, SlotCount))
+	var out [][]byte
+	for i := 1; i < n; i++ {
+		out = append(out, SlotKey(uint16(i*SlotCount/n)))
+	}
+	return out
+}
