@@ -248,6 +248,9 @@ func (t *Transport) serve(ss grpc.ServerStream) error {
 	}
 	in := t.inboundFor(h.from)
 	var msgs []inMsg
+	// A node uses a handful of ports: intern their names rather than
+	// allocate one string per message.
+	ports := map[string]string{}
 	for {
 		if err := ss.RecvMsg(&f); err != nil {
 			if errors.Is(err, io.EOF) {
@@ -265,11 +268,21 @@ func (t *Transport) serve(ss grpc.ServerStream) error {
 		in.bytes.Add(uint64(len(f.b)))
 		in.messages.Add(uint64(len(msgs)))
 		for i, m := range msgs {
-			t.deliver(kernel.Envelope{From: h.from, Port: string(m.port), Body: m.body})
+			port, ok := ports[string(m.port)]
+			if !ok {
+				port = string(m.port)
+				if len(ports) < maxInternedPorts {
+					ports[port] = port
+				}
+			}
+			t.deliver(kernel.Envelope{From: h.from, Port: port, Body: m.body})
 			msgs[i] = inMsg{}
 		}
 	}
 }
+
+// maxInternedPorts bounds the port names one inbound stream remembers.
+const maxInternedPorts = 64
 
 // checkHello returns the gRPC status that refuses h, or nil.
 func (t *Transport) checkHello(h hello) error {

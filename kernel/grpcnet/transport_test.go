@@ -12,6 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
 	"github.com/orbitkernel/orbit/kernel"
 	"github.com/orbitkernel/orbit/kernel/prod"
 )
@@ -386,5 +391,99 @@ func TestCloseEndsGoroutines(t *testing.T) {
 			t.Fatalf("%d goroutines before, %d after Close:\n%s", before, runtime.NumGoroutine(), buf)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestSilentPeerTimesOut dials something that accepts TCP connections but
+// never speaks: the dial timeout must fail each attempt, and Close must not
+// hang on it.
+func TestSilentPeerTimesOut(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	opts := fastOptions(1, "127.0.0.1:0")
+	opts.DialTimeout = 100 * time.Millisecond
+	opts.Peers = map[kernel.NodeID]string{2: l.Addr().String()}
+	a := startNode(t, opts)
+	a.send(2, []byte("into the void"))
+	eventually(t, 5*time.Second, "two dial timeouts", func() bool { return peerStats(a.tr, 2).ConnectFailures >= 2 })
+	if ps := peerStats(a.tr, 2); ps.Connected || ps.Queued != 1 || ps.Sent != 0 {
+		t.Fatalf("silent peer: %+v", ps)
+	}
+	t.Logf("last error: %s", peerStats(a.tr, 2).LastError)
+	closed := make(chan struct{})
+	go func() {
+		a.stop()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(2 * time.Second):
+		t.Fatal("Close hung on a silent peer")
+	}
+}
+
+// TestProtocolErrors speaks to a Transport with a hand-driven stream: a
+// hello of an unknown version is refused as Unimplemented, and a malformed
+// batch ends an accepted stream as InvalidArgument.
+func TestProtocolErrors(t *testing.T) {
+	b := startNode(t, fastOptions(2, "127.0.0.1:0"))
+	defer b.stop()
+	cc, err := grpc.NewClient("passthrough:///"+b.tr.Addr(),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.CallContentSubtype(codecName)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	open := func(first []byte) grpc.ClientStream {
+		s, err := cc.NewStream(ctx, &serviceDesc.Streams[0], fullMethod)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SendMsg(&frame{b: first}); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+
+	h := encodeHello(hello{cluster: 7, from: 1, to: 2})
+	h[0] = frameVersion + 1
+	var f frame
+	if err := open(h).RecvMsg(&f); status.Code(err) != codes.Unimplemented {
+		t.Errorf("hello of version %d: %v, want Unimplemented", h[0], err)
+	}
+
+	s := open(encodeHello(hello{cluster: 7, from: 1, to: 2}))
+	if err := s.RecvMsg(&f); err != nil || decodeWelcome(f.b) != nil {
+		t.Fatalf("welcome: %x, %v", f.b, err)
+	}
+	if err := s.SendMsg(&frame{b: []byte{frameVersion, kindBatch, 3}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecvMsg(&f); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("after a malformed batch: %v, want InvalidArgument", err)
+	}
+	if st := b.tr.Stats(); st.Refused != 1 || st.Malformed != 1 {
+		t.Errorf("stats %+v", st)
 	}
 }
