@@ -3,11 +3,20 @@ GO      ?= go
 SEEDS   ?= 500
 SEED    ?= 1
 
-.PHONY: run test lint sim determinism bench race mutations help
+.PHONY: run demo smoke test lint sim determinism bench race mutations help
 
-## run: the demo cluster in the simulator (the server arrives with `orbit serve`)
+## run: the single-node server in the foreground: RESP on 127.0.0.1:6379,
+## /healthz and /readyz on 127.0.0.1:9090, data in ./orbit-data (Ctrl-C stops it)
 run:
+	$(GO) run ./cmd/orbit serve
+
+## demo: a 3-node cluster in the simulator under faults; prints what happened
+demo:
 	$(GO) run ./cmd/orbit demo -seed $(SEED)
+
+## smoke: build, start `orbit serve` on free ports, PING/SET/GET, SIGTERM (what CI runs)
+smoke:
+	scripts/smoke-serve.sh
 
 ## test: every unit test, 1,000 seeds of the register scenario, the
 ## broken-register check and the determinism self-check (about a minute)

@@ -69,3 +69,13 @@ func SlotSplits(n int) [][]byte {
 	}
 	return out
 }
+
+// MaxBulkLen is the largest argument the server accepts (Redis's
+// proto-max-bulk-len, which defaults to 512 MB): 64 MB, the largest string
+// value (maxStringBytes), since every write travels whole in one Raft log
+// entry. A larger argument is a protocol error that closes the connection.
+const MaxBulkLen = maxStringBytes
+
+// GlobMatch is Redis's stringmatchlen: KEYS, SCAN MATCH and PSUBSCRIBE
+// patterns.
+func GlobMatch(pattern, s []byte) bool { return globMatch(pattern, s) }

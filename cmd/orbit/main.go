@@ -1,7 +1,8 @@
 // Command orbit is the Orbit binary.
 //
 //	orbit demo [-seed N] [-v]   run a small cluster in the simulator and say what happened
-//	orbit serve                 the server (not built yet: see the README's status table)
+//	orbit serve [flags]         a single-node server: RESP on 127.0.0.1:6379, HTTP
+//	                            /healthz and /readyz on 127.0.0.1:9090, data in ./orbit-data
 package main
 
 import (
@@ -19,8 +20,7 @@ func main() {
 	case "demo":
 		os.Exit(demo(args))
 	case "serve":
-		fmt.Fprintln(os.Stderr, "orbit serve: not supported yet: the server (RESP, gRPC clustering) is not built; `orbit demo` runs a simulated cluster")
-		os.Exit(2)
+		os.Exit(serve(args, os.Stderr))
 	case "help", "-h", "--help":
 		usage()
 	default:
@@ -33,7 +33,8 @@ func main() {
 func usage() {
 	fmt.Fprint(os.Stderr, `usage:
   orbit demo [-seed N] [-v]   run a small cluster in the deterministic simulator
-  orbit serve                 run the server (not supported yet)
+  orbit serve [flags]         run a single-node server (RESP on 127.0.0.1:6379);
+                              orbit serve -h lists the flags
 `)
 }
 

@@ -1,0 +1,621 @@
+package session
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/orbitkernel/orbit/adapters/redis"
+)
+
+// Conn is one client connection's state. Do is called by one task at a time
+// (the connection's); push may be called from other connections' tasks.
+type Conn struct {
+	s    *Server
+	id   int64
+	addr string
+	// push delivers a pub/sub message out of band (the wire queues it
+	// behind the replies already written). It must not block for long.
+	push func(redis.Reply)
+
+	created time.Time
+	// What follows is owned by the connection's task; name, proto, subs and
+	// lastCmd are also read by CLIENT LIST under s.mu.
+	name    string
+	proto   int
+	lastCmd string
+	multi   bool
+	dirty   bool // an error while queuing: EXEC aborts
+	queue   [][][]byte
+	watches []redis.Watch
+	subs    map[string]bool // channels
+	psubs   map[string]bool // patterns
+}
+
+// NewConn registers a connection from addr. push delivers pub/sub messages
+// (nil: the connection cannot receive them).
+func (s *Server) NewConn(addr string, push func(redis.Reply)) *Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nextID++
+	c := &Conn{s: s, id: s.nextID, addr: addr, push: push, created: s.rt.Now(), proto: 2,
+		subs: map[string]bool{}, psubs: map[string]bool{}}
+	s.conns[c.id] = c
+	return c
+}
+
+// Close forgets the connection and its subscriptions.
+func (c *Conn) Close() {
+	c.unsubscribeAll(false)
+	c.unsubscribeAll(true)
+	c.s.mu.Lock()
+	delete(c.s.conns, c.id)
+	c.s.mu.Unlock()
+}
+
+// Proto is the connection's RESP version (2 or 3): how to encode replies.
+func (c *Conn) Proto() int {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	return c.proto
+}
+
+// ID is the connection's CLIENT ID.
+func (c *Conn) ID() int64 { return c.id }
+
+func errorReply(s string) []redis.Reply { return []redis.Reply{redis.Error(s)} }
+func one(r redis.Reply) []redis.Reply   { return []redis.Reply{r} }
+
+func arityError(name string) redis.Reply {
+	return redis.Error("ERR wrong number of arguments for '" + name + "' command")
+}
+
+// allowedSubscribed are the commands a RESP2 connection may send while
+// subscribed.
+var allowedSubscribed = []string{"subscribe", "unsubscribe", "psubscribe", "punsubscribe", "ping", "quit", "reset"}
+
+// Do executes one command (args[0] is its name) and returns its replies,
+// in order (several for SUBSCRIBE and friends), and whether the connection
+// must close after sending them (QUIT).
+func (c *Conn) Do(ctx context.Context, args [][]byte) (replies []redis.Reply, quit bool) {
+	if len(args) == 0 {
+		return nil, false
+	}
+	spec, known := redis.Lookup(string(args[0]))
+	if !known {
+		c.dirty = c.dirty || c.multi
+		return one(redis.Exec(nil, 0, 0, args)), false // "ERR unknown command ..."; touches no store
+	}
+	name := spec.Name
+	c.s.mu.Lock()
+	c.lastCmd = name
+	c.s.mu.Unlock()
+	if !spec.ArityOK(len(args)) {
+		c.dirty = c.dirty || c.multi
+		return one(arityError(name)), false
+	}
+	if c.proto == 2 && len(c.subs)+len(c.psubs) > 0 && !slices.Contains(allowedSubscribed, name) {
+		return errorReply(fmt.Sprintf("ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", name)), false
+	}
+	if c.multi {
+		switch name {
+		case "exec", "discard", "quit", "reset":
+		case "multi":
+			return errorReply("ERR MULTI calls can not be nested"), false
+		case "watch":
+			return errorReply("ERR WATCH inside MULTI is not allowed"), false
+		default:
+			return one(c.enqueue(spec, args)), false
+		}
+	}
+	switch spec.Where {
+	case redis.WhereKeyed:
+		return one(c.keyed(ctx, spec, args)), false
+	case redis.WhereBlocking:
+		return one(c.blocking(ctx, spec, args)), false
+	case redis.WhereRanges:
+		return one(c.ranges(ctx, name, args)), false
+	}
+	return c.server(ctx, name, args)
+}
+
+// keyed runs a command of Exec on the range of its keys.
+func (c *Conn) keyed(ctx context.Context, spec *redis.Spec, args [][]byte) redis.Reply {
+	_, route, ok := c.s.rangeOf(redis.Keys(args))
+	if !ok {
+		return redis.Error(redis.ErrCrossSlot)
+	}
+	r, err := c.s.command(ctx, route, redis.ExecCommand(args), spec.HasFlag("readonly"))
+	if err != nil {
+		return failure(err)
+	}
+	return r
+}
+
+// blocking runs BLPOP, BRPOP, BLMOVE or BRPOPLPUSH: the step as a write;
+// when it is not ready, wait for a write applied here or a poll, probe with
+// a read, and take the step again once the probe says it may be ready.
+func (c *Conn) blocking(ctx context.Context, spec *redis.Spec, args [][]byte) redis.Reply {
+	_, route, ok := c.s.rangeOf(redis.Keys(args))
+	if !ok {
+		return redis.Error(redis.ErrCrossSlot)
+	}
+	cmd := redis.BlockingCommand(args)
+	var deadline time.Time
+	for first := true; ; first = false {
+		r, err := c.s.command(ctx, route, cmd, false)
+		if err != nil {
+			return failure(err)
+		}
+		if len(r.Elems) != 2 || r.Kind != redis.KindArray {
+			return r // an error reply
+		}
+		if r.Elems[0].Int != 0 {
+			return r.Elems[1]
+		}
+		if first {
+			if ms := redis.BlockTimeout(args); ms > 0 {
+				deadline = c.s.rt.Now().Add(time.Duration(ms) * time.Millisecond)
+			}
+		}
+		// Wait until the probe says the step may succeed.
+		for {
+			wait := c.s.opts.BlockPoll
+			if !deadline.IsZero() {
+				left := deadline.Sub(c.s.rt.Now())
+				if left <= 0 {
+					return redis.TimeoutReply(spec.Name)
+				}
+				wait = min(wait, left)
+			}
+			if err := c.s.waitWrite(ctx, wait); err != nil {
+				return redis.TimeoutReply(spec.Name)
+			}
+			p, err := c.s.command(ctx, route, cmd, true)
+			if err == nil && p.Kind == redis.KindBool && p.Int != 0 {
+				break
+			}
+		}
+	}
+}
+
+// waitWrite waits up to d for a write to apply on this node.
+func (s *Server) waitWrite(ctx context.Context, d time.Duration) error {
+	wctx, cancel := s.rt.WithTimeout(ctx, d)
+	defer cancel()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.blocked++
+	defer func() { s.blocked-- }()
+	seen := s.writes
+	for s.writes == seen {
+		if err := s.wake.Wait(wctx); err != nil {
+			return ctx.Err() // nil when only the poll interval passed
+		}
+	}
+	return nil
+}
+
+// enqueue is a command sent inside MULTI.
+func (c *Conn) enqueue(spec *redis.Spec, args [][]byte) redis.Reply {
+	switch {
+	case spec.Where == redis.WhereKeyed || spec.Where == redis.WhereBlocking:
+		if _, _, ok := c.s.rangeOf(redis.Keys(args)); !ok {
+			c.dirty = true
+			return redis.Error(redis.ErrCrossSlot)
+		}
+	case spec.Name == "ping" || spec.Name == "echo":
+	default:
+		c.dirty = true
+		return redis.Error("ERR Command not allowed inside a transaction")
+	}
+	c.queue = append(c.queue, slices.Clone(args))
+	return redis.SimpleString("QUEUED")
+}
+
+func (c *Conn) discardMulti() {
+	c.multi, c.dirty, c.queue, c.watches = false, false, nil, nil
+}
+
+// exec runs the queued commands as one atomic command on one range.
+func (c *Conn) exec(ctx context.Context) redis.Reply {
+	if !c.multi {
+		return redis.Error("ERR EXEC without MULTI")
+	}
+	queue, watches, dirty := c.queue, c.watches, c.dirty
+	c.discardMulti()
+	if dirty {
+		return redis.Error("EXECABORT Transaction discarded because of previous errors.")
+	}
+	var keys [][]byte
+	var data [][][]byte // the commands the range runs
+	for _, w := range watches {
+		keys = append(keys, w.Key)
+	}
+	for _, q := range queue {
+		if spec, _ := redis.Lookup(string(q[0])); spec.Where == redis.WhereKeyed || spec.Where == redis.WhereBlocking {
+			keys = append(keys, redis.Keys(q)...)
+			data = append(data, q)
+		}
+	}
+	_, route, ok := c.s.rangeOf(keys)
+	if !ok {
+		return redis.Error(redis.ErrCrossSlot)
+	}
+	var results []redis.Reply
+	if len(data) > 0 || len(watches) > 0 {
+		r, err := c.s.command(ctx, route, redis.MultiCommand(watches, data), false)
+		if err != nil {
+			return failure(err)
+		}
+		if r.Kind != redis.KindArray {
+			return r // a null array (a watched key changed) or an error
+		}
+		results = r.Elems
+	}
+	out := make([]redis.Reply, 0, len(queue))
+	for _, q := range queue {
+		switch strings.ToLower(string(q[0])) {
+		case "ping":
+			out = append(out, pingReply(q, false))
+		case "echo":
+			out = append(out, redis.Bulk(q[1]))
+		default:
+			if len(results) == 0 {
+				return redis.Error("ERR internal error: transaction reply too short")
+			}
+			out, results = append(out, results[0]), results[1:]
+		}
+	}
+	return redis.Array(out...)
+}
+
+func (c *Conn) watch(ctx context.Context, keys [][]byte) redis.Reply {
+	// Digests are read per range (each read is linearizable; EXEC checks
+	// them all atomically, so they need not be read at one instant).
+	byRange := map[string][][]byte{}
+	var order []string
+	for _, k := range keys {
+		d := c.s.layout.Lookup(redis.RouteKey(k))
+		id := string(d.Start)
+		if _, ok := byRange[id]; !ok {
+			order = append(order, id)
+		}
+		byRange[id] = append(byRange[id], k)
+	}
+	for _, id := range order {
+		ks := byRange[id]
+		r, err := c.s.command(ctx, redis.RouteKey(ks[0]), redis.DigestCommand(ks), true)
+		if err != nil {
+			return failure(err)
+		}
+		if r.Kind != redis.KindArray || len(r.Elems) != len(ks) {
+			return r
+		}
+		for i, k := range ks {
+			c.watches = append(c.watches, redis.Watch{Key: slices.Clone(k), Digest: r.Elems[i].Str})
+		}
+	}
+	return redis.OK()
+}
+
+func pingReply(args [][]byte, subscribed bool) redis.Reply {
+	if subscribed {
+		msg := []byte{}
+		if len(args) > 1 {
+			msg = args[1]
+		}
+		return redis.Array(redis.BulkString("pong"), redis.Bulk(msg))
+	}
+	if len(args) > 1 {
+		return redis.Bulk(args[1])
+	}
+	return redis.SimpleString("PONG")
+}
+
+// server runs the connection and server commands.
+func (c *Conn) server(ctx context.Context, name string, args [][]byte) ([]redis.Reply, bool) {
+	switch name {
+	case "ping":
+		return one(pingReply(args, c.proto == 2 && len(c.subs)+len(c.psubs) > 0)), false
+	case "echo":
+		return one(redis.Bulk(args[1])), false
+	case "quit":
+		return one(redis.OK()), true
+	case "select":
+		n, err := strconv.ParseInt(string(args[1]), 10, 64)
+		switch {
+		case err != nil:
+			return errorReply("ERR value is not an integer or out of range"), false
+		case n != 0:
+			return errorReply("ERR DB index is out of range"), false
+		}
+		return one(redis.OK()), false
+	case "auth":
+		if len(args) == 2 {
+			return errorReply("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"), false
+		}
+		if len(args) == 3 && string(args[1]) == "default" {
+			return one(redis.OK()), false
+		}
+		if len(args) > 3 {
+			return errorReply("ERR syntax error"), false
+		}
+		return errorReply("WRONGPASS invalid username-password pair or user is disabled."), false
+	case "hello":
+		return one(c.hello(args)), false
+	case "reset":
+		c.discardMulti()
+		c.unsubscribeAll(false)
+		c.unsubscribeAll(true)
+		c.s.mu.Lock()
+		c.name, c.proto = "", 2
+		c.s.mu.Unlock()
+		return one(redis.SimpleString("RESET")), false
+	case "client":
+		return one(c.client(args)), false
+	case "command":
+		return one(redis.CommandReply(args)), false
+	case "info":
+		return one(c.s.info(ctx, args)), false
+	case "config":
+		return one(c.s.config(args)), false
+	case "time":
+		now := c.s.rt.Now()
+		return one(redis.Array(redis.BulkString(strconv.FormatInt(now.Unix(), 10)),
+			redis.BulkString(strconv.FormatInt(int64(now.Nanosecond()/1000), 10)))), false
+	case "multi":
+		c.multi = true
+		return one(redis.OK()), false
+	case "exec":
+		return one(c.exec(ctx)), false
+	case "discard":
+		if !c.multi {
+			return errorReply("ERR DISCARD without MULTI"), false
+		}
+		c.discardMulti()
+		return one(redis.OK()), false
+	case "watch":
+		return one(c.watch(ctx, args[1:])), false
+	case "unwatch":
+		c.watches = nil
+		return one(redis.OK()), false
+	case "subscribe", "psubscribe":
+		return c.subscribe(name == "psubscribe", args[1:]), false
+	case "unsubscribe", "punsubscribe":
+		return c.unsubscribe(name == "punsubscribe", args[1:]), false
+	case "publish":
+		return one(redis.Int(c.s.publish(args[1], args[2]))), false
+	case "pubsub":
+		return one(c.s.pubsub(args)), false
+	}
+	return one(redis.Exec(nil, 0, 0, args)), false // unknown command
+}
+
+func (c *Conn) hello(args [][]byte) redis.Reply {
+	proto := c.proto
+	if len(args) > 1 {
+		v, err := strconv.ParseInt(string(args[1]), 10, 64)
+		if err != nil {
+			return redis.Error("ERR Protocol version is not an integer or out of range")
+		}
+		if v < 2 || v > 3 {
+			return redis.Error("NOPROTO unsupported protocol version")
+		}
+		proto = int(v)
+		for i := 2; i < len(args); i++ {
+			more := len(args) - 1 - i
+			switch {
+			case strings.EqualFold(string(args[i]), "auth") && more >= 2:
+				if string(args[i+1]) != "default" {
+					return redis.Error("WRONGPASS invalid username-password pair or user is disabled.")
+				}
+				i += 2
+			case strings.EqualFold(string(args[i]), "setname") && more >= 1:
+				if r, ok := validName(args[i+1]); !ok {
+					return r
+				}
+				c.s.mu.Lock()
+				c.name = string(args[i+1])
+				c.s.mu.Unlock()
+				i++
+			default:
+				return redis.Error("ERR Syntax error in HELLO option '" + string(args[i]) + "'")
+			}
+		}
+	}
+	c.s.mu.Lock()
+	c.proto = proto
+	c.s.mu.Unlock()
+	return redis.Map(
+		redis.BulkString("server"), redis.BulkString("redis"),
+		redis.BulkString("version"), redis.BulkString(Version),
+		redis.BulkString("proto"), redis.Int(int64(proto)),
+		redis.BulkString("id"), redis.Int(c.id),
+		redis.BulkString("mode"), redis.BulkString("standalone"),
+		redis.BulkString("role"), redis.BulkString("master"),
+		redis.BulkString("modules"), redis.Array(),
+	)
+}
+
+func validName(name []byte) (redis.Reply, bool) {
+	for _, b := range name {
+		if b < '!' || b > '~' {
+			return redis.Error("ERR Client names cannot contain spaces, newlines or special characters."), false
+		}
+	}
+	return redis.Reply{}, true
+}
+
+func (c *Conn) client(args [][]byte) redis.Reply {
+	sub := strings.ToLower(string(args[1]))
+	arity := map[string]int{"setname": 3, "getname": 2, "id": 2, "info": 2}
+	if n, ok := arity[sub]; ok && len(args) != n {
+		return arityError("client|" + sub)
+	}
+	switch sub {
+	case "setname":
+		if r, ok := validName(args[2]); !ok {
+			return r
+		}
+		c.s.mu.Lock()
+		c.name = string(args[2])
+		c.s.mu.Unlock()
+		return redis.OK()
+	case "getname":
+		c.s.mu.Lock()
+		defer c.s.mu.Unlock()
+		if c.name == "" {
+			return redis.Null()
+		}
+		return redis.BulkString(c.name)
+	case "id":
+		return redis.Int(c.id)
+	case "info":
+		c.s.mu.Lock()
+		defer c.s.mu.Unlock()
+		return redis.Verbatim("txt", c.s.clientLine(c)+"\n")
+	case "list":
+		var b strings.Builder
+		c.s.mu.Lock()
+		ids := make([]int64, 0, len(c.s.conns))
+		for id := range c.s.conns {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		for _, id := range ids {
+			b.WriteString(c.s.clientLine(c.s.conns[id]))
+			b.WriteByte('\n')
+		}
+		c.s.mu.Unlock()
+		return redis.Verbatim("txt", b.String())
+	}
+	return redis.Error("ERR unknown subcommand '" + string(args[1]) + "'. Try CLIENT HELP.")
+}
+
+// clientLine is a CLIENT LIST line (the fields Orbit knows). Holds s.mu.
+func (s *Server) clientLine(c *Conn) string {
+	now := s.rt.Now()
+	multi := -1
+	if c.multi {
+		multi = len(c.queue)
+	}
+	return fmt.Sprintf("id=%d addr=%s name=%s age=%d db=0 sub=%d psub=%d multi=%d cmd=%s user=default resp=%d",
+		c.id, c.addr, c.name, int64(now.Sub(c.created)/time.Second), len(c.subs), len(c.psubs), multi, c.lastCmd, c.proto)
+}
+
+func (c *Conn) subscribe(pattern bool, names [][]byte) []redis.Reply {
+	kind, set, index := "subscribe", c.subs, c.s.channels
+	if pattern {
+		kind, set, index = "psubscribe", c.psubs, c.s.patterns
+	}
+	var out []redis.Reply
+	c.s.mu.Lock()
+	for _, n := range names {
+		if !set[string(n)] {
+			set[string(n)] = true
+			if index[string(n)] == nil {
+				index[string(n)] = map[*Conn]bool{}
+			}
+			index[string(n)][c] = true
+		}
+		out = append(out, redis.Push(redis.BulkString(kind), redis.Bulk(n), redis.Int(int64(len(c.subs)+len(c.psubs)))))
+	}
+	c.s.mu.Unlock()
+	return out
+}
+
+func (c *Conn) unsubscribe(pattern bool, names [][]byte) []redis.Reply {
+	kind, set, index := "unsubscribe", c.subs, c.s.channels
+	if pattern {
+		kind, set, index = "punsubscribe", c.psubs, c.s.patterns
+	}
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	if len(names) == 0 {
+		for _, n := range sortedKeys(set) {
+			names = append(names, []byte(n))
+		}
+		if len(names) == 0 {
+			return one(redis.Push(redis.BulkString(kind), redis.Null(), redis.Int(int64(len(c.subs)+len(c.psubs)))))
+		}
+	}
+	var out []redis.Reply
+	for _, n := range names {
+		if set[string(n)] {
+			delete(set, string(n))
+			delete(index[string(n)], c)
+			if len(index[string(n)]) == 0 {
+				delete(index, string(n))
+			}
+		}
+		out = append(out, redis.Push(redis.BulkString(kind), redis.Bulk(n), redis.Int(int64(len(c.subs)+len(c.psubs)))))
+	}
+	return out
+}
+
+func (c *Conn) unsubscribeAll(pattern bool) { c.unsubscribe(pattern, nil) }
+
+func (s *Server) pubsub(args [][]byte) redis.Reply {
+	sub := strings.ToLower(string(args[1]))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case sub == "channels" && len(args) <= 3:
+		var out []redis.Reply
+		for _, ch := range sortedKeys(s.channels) {
+			if len(args) == 2 || redis.GlobMatch(args[2], []byte(ch)) {
+				out = append(out, redis.BulkString(ch))
+			}
+		}
+		return redis.Array(out...)
+	case sub == "numsub":
+		var out []redis.Reply
+		for _, ch := range args[2:] {
+			out = append(out, redis.Bulk(ch), redis.Int(int64(len(s.channels[string(ch)]))))
+		}
+		return redis.Map(out...)
+	case sub == "numpat" && len(args) == 2:
+		return redis.Int(int64(len(s.patterns)))
+	case sub == "channels" || sub == "numpat":
+		return arityError("pubsub|" + sub)
+	}
+	return redis.Error("ERR unknown subcommand '" + string(args[1]) + "'. Try PUBSUB HELP.")
+}
+
+func (s *Server) config(args [][]byte) redis.Reply {
+	sub := strings.ToLower(string(args[1]))
+	switch sub {
+	case "get":
+		if len(args) < 3 {
+			return arityError("config|get")
+		}
+		var out []redis.Reply
+		seen := map[string]bool{}
+		for _, name := range sortedKeys(s.opts.Config) {
+			for _, p := range args[2:] {
+				if !seen[name] && redis.GlobMatch(bytes.ToLower(p), []byte(name)) {
+					seen[name] = true
+					out = append(out, redis.BulkString(name), redis.BulkString(s.opts.Config[name]))
+				}
+			}
+		}
+		return redis.Map(out...)
+	case "set":
+		if len(args) < 4 || len(args)%2 != 0 {
+			return arityError("config|set")
+		}
+		name := strings.ToLower(string(args[2]))
+		if _, ok := s.opts.Config[name]; !ok {
+			return redis.Error("ERR Unknown option or number of arguments for CONFIG SET - '" + string(args[2]) + "'")
+		}
+		return redis.Error("ERR CONFIG SET failed (possibly related to argument '" + name + "') - can't set immutable config")
+	case "resetstat":
+		return redis.OK()
+	}
+	return redis.Error("ERR unknown subcommand '" + string(args[1]) + "'. Try CONFIG HELP.")
+}

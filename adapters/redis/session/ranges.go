@@ -1,0 +1,215 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/orbitkernel/orbit/adapters/redis"
+	"github.com/orbitkernel/orbit/consensus"
+)
+
+// ranges runs the keyspace-wide commands over every range, in range order.
+func (c *Conn) ranges(ctx context.Context, name string, args [][]byte) redis.Reply {
+	s := c.s
+	switch name {
+	case "keys":
+		var keys []redis.Reply
+		for _, d := range s.layout.Ranges() {
+			r, err := s.command(ctx, d.Start, redis.ScanCommand(d.Start, nil, 0, redis.ScanOptions{Match: args[1]}), true)
+			if err != nil {
+				return failure(err)
+			}
+			if r.Kind != redis.KindArray || len(r.Elems) != 2 {
+				return r
+			}
+			keys = append(keys, r.Elems[0].Elems...)
+		}
+		return redis.Array(keys...)
+	case "scan":
+		return c.scan(ctx, args)
+	case "dbsize":
+		n, errReply := s.dbsize(ctx)
+		if errReply != nil {
+			return *errReply
+		}
+		return redis.Int(n)
+	case "randomkey":
+		return s.randomKey(ctx)
+	case "flushdb", "flushall":
+		if len(args) > 2 || (len(args) == 2 && !strings.EqualFold(string(args[1]), "sync") && !strings.EqualFold(string(args[1]), "async")) {
+			return redis.Error("ERR syntax error")
+		}
+		for _, d := range s.layout.Ranges() {
+			if _, err := s.command(ctx, d.Start, redis.FlushCommand(d.Start), false); err != nil {
+				return failure(err)
+			}
+		}
+		return redis.OK()
+	}
+	return redis.Exec(nil, 0, 0, args)
+}
+
+func (s *Server) dbsize(ctx context.Context) (int64, *redis.Reply) {
+	var n int64
+	for _, d := range s.layout.Ranges() {
+		r, err := s.command(ctx, d.Start, redis.CountCommand(d.Start), true)
+		if err != nil {
+			f := failure(err)
+			return 0, &f
+		}
+		if r.Kind != redis.KindInt {
+			return 0, &r
+		}
+		n += r.Int
+	}
+	return n, nil
+}
+
+// randomKey picks a range with probability proportional to its keys, then
+// a key in it.
+func (s *Server) randomKey(ctx context.Context) redis.Reply {
+	var counts []int64
+	var total int64
+	for _, d := range s.layout.Ranges() {
+		r, err := s.command(ctx, d.Start, redis.CountCommand(d.Start), true)
+		if err != nil {
+			return failure(err)
+		}
+		counts = append(counts, r.Int)
+		total += r.Int
+	}
+	if total == 0 {
+		return redis.Null()
+	}
+	pick := s.rt.Rand().Int64N(total)
+	for i, d := range s.layout.Ranges() {
+		if pick >= counts[i] {
+			pick -= counts[i]
+			continue
+		}
+		r, err := s.command(ctx, d.Start, redis.RandomKeyCommand(d.Start), true)
+		if err != nil {
+			return failure(err)
+		}
+		return r
+	}
+	return redis.Null()
+}
+
+// scan is SCAN: the cursor names a resume position (an internal key) in the
+// server's CursorTable; each call scans one range from there, and moves on
+// to the next range's start when the range is exhausted.
+func (c *Conn) scan(ctx context.Context, args [][]byte) redis.Reply {
+	s := c.s
+	cursor, opts, errReply, ok := redis.ParseScan(args)
+	if !ok {
+		return errReply
+	}
+	s.mu.Lock()
+	from, ok := s.cursors.Get(cursor)
+	s.mu.Unlock()
+	if !ok {
+		return redis.Error("ERR invalid cursor")
+	}
+	d := s.layout.Ranges()[0]
+	if from != nil {
+		d = s.layout.Lookup(from)
+	}
+	r, err := s.command(ctx, d.Start, redis.ScanCommand(d.Start, from, opts.Count, opts), true)
+	if err != nil {
+		return failure(err)
+	}
+	if r.Kind != redis.KindArray || len(r.Elems) != 2 {
+		return r
+	}
+	var next []byte
+	switch {
+	case r.Elems[1].Kind == redis.KindBulk:
+		next = r.Elems[1].Str
+	case d.End != nil:
+		next = d.End // the next range's start
+	}
+	var keys [][]byte
+	for _, k := range r.Elems[0].Elems {
+		keys = append(keys, k.Str)
+	}
+	out := uint64(0)
+	if next != nil {
+		s.mu.Lock()
+		out = s.cursors.Put(next)
+		s.mu.Unlock()
+	}
+	return redis.ScanReply(out, keys)
+}
+
+// info is INFO [section ...]: server, clients, replication (the ranges and
+// which of them this node leads), keyspace.
+func (s *Server) info(ctx context.Context, args [][]byte) redis.Reply {
+	want := map[string]bool{}
+	for _, a := range args[1:] {
+		want[strings.ToLower(string(a))] = true
+	}
+	all := len(want) == 0 || want["all"] || want["everything"] || want["default"]
+	var b strings.Builder
+	section := func(name string, lines ...string) {
+		if !all && !want[strings.ToLower(name)] {
+			return
+		}
+		if b.Len() > 0 {
+			b.WriteString("\r\n")
+		}
+		b.WriteString("# " + name + "\r\n")
+		for _, l := range lines {
+			b.WriteString(l + "\r\n")
+		}
+	}
+	now := s.rt.Now()
+	up := now.Sub(s.start)
+	server := []string{
+		"redis_version:" + Version,
+		"redis_mode:standalone",
+		"orbit_node_id:" + fmt.Sprint(uint64(s.rt.NodeID())),
+		fmt.Sprintf("uptime_in_seconds:%d", int64(up.Seconds())),
+		fmt.Sprintf("uptime_in_days:%d", int64(up.Hours()/24)),
+	}
+	server = append(server, s.opts.Info...)
+	section("Server", server...)
+	st := s.Stats()
+	section("Clients",
+		fmt.Sprintf("connected_clients:%d", st.Connections),
+		fmt.Sprintf("blocked_clients:%d", st.Blocked),
+		fmt.Sprintf("pubsub_channels:%d", st.PubSubChannels),
+		fmt.Sprintf("pubsub_patterns:%d", st.PubSubPatterns))
+	if all || want["replication"] {
+		repl := []string{"role:master", fmt.Sprintf("orbit_nodes:%d", len(s.layout.Nodes())), fmt.Sprintf("orbit_ranges:%d", len(s.layout.Ranges()))}
+		s.mu.Lock()
+		for _, d := range s.layout.Ranges() {
+			repl = append(repl, rangeLine(d, s.led[d.ID], uint64(s.rt.NodeID())))
+		}
+		s.mu.Unlock()
+		section("Replication", repl...)
+	}
+	if all || want["keyspace"] {
+		n, errReply := s.dbsize(ctx)
+		if errReply != nil {
+			return *errReply
+		}
+		var lines []string
+		if n > 0 {
+			lines = append(lines, fmt.Sprintf("db0:keys=%d,expires=0,avg_ttl=0", n))
+		}
+		section("Keyspace", lines...)
+	}
+	return redis.Verbatim("txt", b.String())
+}
+
+// rangeLine describes a range: its slots, its initial replicas, and the
+// term in which this node last became its leader (0: not since start).
+func rangeLine(d consensus.Descriptor, ledTerm, self uint64) string {
+	leader := "elsewhere_or_unknown"
+	if ledTerm != 0 {
+		leader = fmt.Sprintf("%d,term=%d", self, ledTerm)
+	}
+	return fmt.Sprintf("range_%d:slots=%s,replicas=%v,leader=%s", d.ID, slotSpan(d), d.Replicas, leader)
+}

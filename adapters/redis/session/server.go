@@ -1,0 +1,366 @@
+// Package session is the connection layer of Orbit's Redis adapter: what a
+// Redis server does between the socket and the data. It owns each
+// connection's state (protocol version, name, MULTI queue, WATCHed keys,
+// subscriptions), answers the connection and server commands itself, and
+// sends every data command to the range that holds its keys through a pool
+// of consensus clients: writes through the Raft log, reads at a ReadIndex.
+//
+// It is pure in the DESIGN.md sense: no sockets, no wall clock, no bare
+// goroutines. Time, tasks and randomness come from the kernel.Runtime, so
+// the simulator can drive it as well as the production wire
+// (adapters/respwire), which calls Conn.Do for each command and writes the
+// replies in the connection's protocol.
+//
+// What differs from a single redis-server:
+//
+//   - A multi-key command (MSET, SINTERSTORE, RENAME, ...) and a MULTI/EXEC
+//     transaction are atomic when their keys share a range; keys sharing a
+//     {hash tag} always do. Otherwise the reply is Redis Cluster's
+//     "CROSSSLOT Keys in request don't hash to the same slot" (for a
+//     transaction: at EXEC, and nothing runs).
+//   - Inside MULTI only keyed commands, blocking commands (which do not
+//     block there, as in Redis), PING and ECHO may be queued; other
+//     commands are refused while queuing ("ERR Command not allowed inside a
+//     transaction"), which aborts the transaction at EXEC.
+//   - WATCH remembers a digest of each key's records and EXEC checks it
+//     atomically with the queued commands: a key changed and changed back
+//     to an identical value, type and TTL does not abort the transaction.
+//   - PUBLISH reaches the subscribers connected to this node only.
+//   - Blocked clients (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH) are woken by writes
+//     applied on this node and otherwise retry on a short poll
+//     (BlockPoll), so a push through another node is seen within a poll.
+//   - SELECT accepts database 0 only.
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/orbitkernel/orbit/adapters/redis"
+	"github.com/orbitkernel/orbit/consensus"
+	"github.com/orbitkernel/orbit/kernel"
+	"github.com/orbitkernel/orbit/storage"
+)
+
+// Version is the Redis version Orbit reports (HELLO, INFO): the one whose
+// replies it reproduces.
+const Version = "7.0.15"
+
+// Options configure a Server.
+type Options struct {
+	// Runtime is the node's runtime. Required.
+	Runtime kernel.Runtime
+	// Layout is the cluster's ranges. Required.
+	Layout consensus.Layout
+	// Clients is the number of consensus clients in the pool, the most
+	// commands in flight at once. Default 64.
+	Clients int
+	// CommandTimeout bounds one command's trip through consensus. Default
+	// 10 s.
+	CommandTimeout time.Duration
+	// BlockPoll is how often a blocked client re-checks its keys when no
+	// write applied on this node woke it. Default 100 ms.
+	BlockPoll time.Duration
+	// ExpirePeriod is how often each range led from this node is swept for
+	// expired keys; ExpireBatch bounds the keys one sweep visits. Defaults
+	// 100 ms and 200. A negative period turns active expiry off.
+	ExpirePeriod time.Duration
+	ExpireBatch  int
+	// Info adds "name:value" lines to INFO's server section (the wire's
+	// address, the process ID, ...), in order.
+	Info []string
+	// Config is what CONFIG GET reports, by lower-case parameter name; the
+	// defaults cover the parameters Orbit honours or fixes. CONFIG SET
+	// refuses every parameter (none is mutable yet).
+	Config map[string]string
+}
+
+func (o *Options) ensureDefaults() {
+	if o.Clients <= 0 {
+		o.Clients = 64
+	}
+	if o.CommandTimeout <= 0 {
+		o.CommandTimeout = 10 * time.Second
+	}
+	if o.BlockPoll <= 0 {
+		o.BlockPoll = 100 * time.Millisecond
+	}
+	if o.ExpirePeriod == 0 {
+		o.ExpirePeriod = 100 * time.Millisecond
+	}
+	if o.ExpireBatch <= 0 {
+		o.ExpireBatch = 200
+	}
+	cfg := map[string]string{
+		"databases":          "1",
+		"appendonly":         "yes", // every write is in the synced Raft log before it is acknowledged
+		"appendfsync":        "always",
+		"save":               "",
+		"maxmemory":          "0",
+		"timeout":            "0",
+		"proto-max-bulk-len": strconv.Itoa(redis.MaxBulkLen),
+		"cluster-enabled":    "no",
+	}
+	for k, v := range o.Config {
+		cfg[strings.ToLower(k)] = v
+	}
+	o.Config = cfg
+}
+
+// Server is the state shared by a node's Redis connections.
+type Server struct {
+	opts   Options
+	rt     kernel.Runtime
+	layout consensus.Layout
+	pool   *kernel.Mailbox[*consensus.Client]
+	sm     *redis.StateMachine
+	start  time.Time
+
+	mu      sync.Mutex // guards what follows; never held across a blocking call
+	nextID  int64
+	conns   map[int64]*Conn
+	cursors *redis.CursorTable
+	// channels and patterns map a pub/sub name to its subscribers.
+	channels, patterns map[string]map[*Conn]bool
+	// writes counts writes applied on this node; wake broadcasts on it.
+	writes  uint64
+	wake    kernel.Cond
+	blocked int
+	// led is, per range, the term in which a replica on this node last won
+	// an election (0: never seen).
+	led map[storage.RangeID]uint64
+	// ready is set once a write went through every range.
+	ready bool
+}
+
+// New returns a server; call Start to warm up and begin active expiry.
+func New(opts Options) *Server {
+	opts.ensureDefaults()
+	s := &Server{
+		opts: opts, rt: opts.Runtime, layout: opts.Layout,
+		pool:  kernel.NewMailbox[*consensus.Client](opts.Runtime, "redis client pool", opts.Clients),
+		start: opts.Runtime.Now(),
+		conns: map[int64]*Conn{}, cursors: redis.NewCursorTable(4096),
+		channels: map[string]map[*Conn]bool{}, patterns: map[string]map[*Conn]bool{},
+		led: map[storage.RangeID]uint64{},
+	}
+	s.wake = s.rt.NewCond(&s.mu, "redis: blocked clients")
+	s.sm = &redis.StateMachine{Applied: s.applied}
+	for i := range opts.Clients {
+		s.pool.Send(consensus.NewClient(s.rt, s.layout, fmt.Sprintf("redis-%d", i)))
+	}
+	return s
+}
+
+// StateMachine is what the node's consensus.Store must run
+// (consensus.Options.StateMachine).
+func (s *Server) StateMachine() consensus.StateMachine { return s.sm }
+
+// BecameLeader is for consensus.Options.BecameLeader: it records which
+// ranges this node leads (INFO, active expiry).
+func (s *Server) BecameLeader(id storage.RangeID, term uint64) {
+	s.mu.Lock()
+	s.led[id] = term
+	s.mu.Unlock()
+}
+
+// applied runs on the consensus driver after every applied write: it wakes
+// blocked clients. It must not block.
+func (s *Server) applied() {
+	s.mu.Lock()
+	s.writes++
+	if s.blocked > 0 {
+		s.wake.Broadcast()
+	}
+	s.mu.Unlock()
+}
+
+// Start writes through every range (a sweep) until each has answered, then
+// marks the server ready and starts active expiry. It returns when ready or
+// when ctx ends.
+func (s *Server) Start(ctx context.Context) error {
+	for _, d := range s.layout.Ranges() {
+		for {
+			_, err := s.command(ctx, d.Start, redis.SweepCommand(d.Start, nil, 1), false)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return fmt.Errorf("waiting for range %d: %w", d.ID, err)
+			}
+		}
+	}
+	s.mu.Lock()
+	s.ready = true
+	s.mu.Unlock()
+	if s.opts.ExpirePeriod > 0 {
+		for _, d := range s.layout.Ranges() {
+			s.rt.Go(fmt.Sprintf("redis expiry r%d", d.ID), func(ctx context.Context) { s.expireLoop(ctx, d) })
+		}
+	}
+	return nil
+}
+
+// Ready reports whether every range has served a write.
+func (s *Server) Ready() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ready
+}
+
+// expireLoop is active expiry for one range: while this node leads it,
+// every period a read finds whether the next batch of keys holds expired
+// ones, and only then a sweep is proposed (so an idle range costs no log
+// writes).
+func (s *Server) expireLoop(ctx context.Context, d consensus.Descriptor) {
+	var from []byte
+	for s.rt.Sleep(ctx, s.opts.ExpirePeriod) == nil {
+		s.mu.Lock()
+		leads := s.led[d.ID] != 0 || len(s.layout.Nodes()) == 1
+		s.mu.Unlock()
+		if !leads {
+			continue
+		}
+		cmd := redis.SweepCommand(d.Start, from, s.opts.ExpireBatch)
+		r, err := s.command(ctx, d.Start, cmd, true)
+		if err != nil || len(r.Elems) != 2 {
+			continue
+		}
+		if r.Elems[0].Int > 0 {
+			if r, err = s.command(ctx, d.Start, cmd, false); err != nil || len(r.Elems) != 2 {
+				continue
+			}
+		}
+		from = nil
+		if r.Elems[1].Kind == redis.KindBulk {
+			from = r.Elems[1].Str
+		}
+	}
+}
+
+// command runs one state-machine command on the range holding route: a
+// read (Query) or a write (Command), with a client from the pool.
+func (s *Server) command(ctx context.Context, route, cmd []byte, read bool) (redis.Reply, error) {
+	ctx, cancel := s.rt.WithTimeout(ctx, s.opts.CommandTimeout)
+	defer cancel()
+	c, err := s.pool.Recv(ctx)
+	if err != nil {
+		return redis.Reply{}, errors.Join(consensus.ErrNotApplied, err)
+	}
+	defer s.pool.Send(c)
+	var b []byte
+	if read {
+		b, err = c.Query(ctx, route, cmd)
+	} else {
+		b, err = c.Command(ctx, route, cmd)
+	}
+	if err != nil {
+		return redis.Reply{}, err
+	}
+	return redis.DecodeReply(b)
+}
+
+// failure is the reply to a command consensus could not run.
+func failure(err error) redis.Reply {
+	switch {
+	case errors.Is(err, consensus.ErrIndeterminate):
+		return redis.Error("ERR write outcome unknown (no answer from the range leader in time); read the key to find out")
+	case errors.Is(err, consensus.ErrNotApplied):
+		return redis.Error("TRYAGAIN the range has no leader right now; the command was not applied")
+	}
+	return redis.Error("ERR internal error: " + err.Error())
+}
+
+// rangeOf returns the range holding every key, or ok false if they span
+// ranges. No keys: the first range.
+func (s *Server) rangeOf(keys [][]byte) (d consensus.Descriptor, route []byte, ok bool) {
+	if len(keys) == 0 {
+		d = s.layout.Ranges()[0]
+		return d, d.Start, true
+	}
+	route = redis.RouteKey(keys[0])
+	d = s.layout.Lookup(route)
+	for _, k := range keys[1:] {
+		if !d.Contains(redis.RouteKey(k)) {
+			return d, nil, false
+		}
+	}
+	return d, route, true
+}
+
+// slotSpan names a range's slots for INFO.
+func slotSpan(d consensus.Descriptor) string {
+	first, last := 0, redis.SlotCount-1
+	if len(d.Start) >= 2 {
+		first = int(d.Start[0])<<8 | int(d.Start[1])
+	}
+	if len(d.End) >= 2 {
+		last = (int(d.End[0])<<8 | int(d.End[1])) - 1
+	}
+	return fmt.Sprintf("%d-%d", first, last)
+}
+
+// Stats are counters for INFO and metrics.
+type Stats struct {
+	Connections, Blocked, PubSubChannels, PubSubPatterns int
+}
+
+// Stats returns the server's counters.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Stats{Connections: len(s.conns), Blocked: s.blocked, PubSubChannels: len(s.channels), PubSubPatterns: len(s.patterns)}
+}
+
+// publish delivers msg to this node's subscribers of channel and of the
+// patterns matching it, and returns how many received it.
+func (s *Server) publish(channel, msg []byte) int64 {
+	type delivery struct {
+		c *Conn
+		r []redis.Reply
+	}
+	var out []delivery
+	s.mu.Lock()
+	for _, c := range sortedConns(s.channels[string(channel)]) {
+		out = append(out, delivery{c, []redis.Reply{redis.BulkString("message"), redis.Bulk(channel), redis.Bulk(msg)}})
+	}
+	for _, p := range sortedKeys(s.patterns) {
+		if !redis.GlobMatch([]byte(p), channel) {
+			continue
+		}
+		for _, c := range sortedConns(s.patterns[p]) {
+			out = append(out, delivery{c, []redis.Reply{redis.BulkString("pmessage"), redis.BulkString(p), redis.Bulk(channel), redis.Bulk(msg)}})
+		}
+	}
+	s.mu.Unlock()
+	for _, d := range out {
+		if d.c.push != nil {
+			d.c.push(redis.Push(d.r...))
+		}
+	}
+	return int64(len(out))
+}
+
+func sortedConns(m map[*Conn]bool) []*Conn {
+	out := make([]*Conn, 0, len(m))
+	for c := range m {
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b *Conn) int { return int(a.id - b.id) })
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,536 @@
+package redis
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/orbitkernel/orbit/consensus"
+)
+
+// The replicated state machine: Redis commands as consensus commands.
+//
+// A command's bytes are an op byte and length-prefixed fields (below). Apply
+// runs the writes (a keyed command, a MULTI/EXEC batch, the step of a
+// blocking command, a FLUSHDB share, an active-expiry sweep) on every
+// replica with the leader's time and seed; Query runs the reads at the
+// leader after a ReadIndex. Every reply is a Reply in a compact binary form
+// (EncodeReply), decoded by the server with DecodeReply, so the RESP2/RESP3
+// choice stays with each connection.
+//
+// A command whose Exec sets Reply.Err (a corrupt record, a failing store, a
+// bug caught by Exec's recover) makes Apply return the error: the node
+// crashes rather than keep a half-applied command (consensus.StateMachine's
+// contract), and every replica, applying the same entry, does the same.
+
+// Command ops. Writes go through Client.Command, reads through Client.Query.
+const (
+	opExec     = 'x' // args: a keyed command (write or read)
+	opMulti    = 'm' // watches, then commands: MULTI/EXEC (write)
+	opBlock    = 'b' // args: TryBlocking (write) or its readiness probe (read)
+	opSweep    = 'e' // start, from, limit: active expiry (write)
+	opFlush    = 'f' // start: this range's share of FLUSHDB (write)
+	opScan     = 's' // start, from, count, match, type: ScanRange (read)
+	opCount    = 'c' // start: CountKeys (read)
+	opRandom   = 'r' // start: RandomKey (read)
+	opDigest   = 'd' // keys: their WATCH digests (read)
+	cmdVersion = 1
+)
+
+// StateMachine is consensus.StateMachine for Redis commands. The zero value
+// works; Applied, if set, hears of every applied write (on the consensus
+// driver: it must not block), which the server uses to wake clients blocked
+// in BLPOP and friends.
+type StateMachine struct {
+	Applied func()
+}
+
+var _ consensus.StateMachine = (*StateMachine)(nil)
+
+// Apply implements consensus.StateMachine.
+func (sm *StateMachine) Apply(data consensus.RangeData, cmd []byte, meta consensus.CommandMeta) ([]byte, error) {
+	r, err := run(data, cmd, meta, true)
+	if err == nil && r.Err != nil {
+		err = r.Err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("redis: apply: %w", err)
+	}
+	if sm.Applied != nil {
+		sm.Applied()
+	}
+	return EncodeReply(nil, r), nil
+}
+
+// Query implements consensus.StateMachine.
+func (sm *StateMachine) Query(data consensus.RangeData, cmd []byte, meta consensus.CommandMeta) ([]byte, error) {
+	r, err := run(data, cmd, meta, false)
+	if err != nil {
+		return nil, fmt.Errorf("redis: query: %w", err)
+	}
+	r.Err = nil // an error reply; the node's data is not at stake in a read
+	return EncodeReply(nil, r), nil
+}
+
+func run(data consensus.RangeData, cmd []byte, meta consensus.CommandMeta, write bool) (Reply, error) {
+	if len(cmd) < 2 || cmd[0] != cmdVersion {
+		return Reply{}, fmt.Errorf("malformed command %x", cmd[:min(len(cmd), 8)])
+	}
+	op := cmd[1]
+	d := fieldReader{b: cmd[2:]}
+	rs := &rangeStore{data: data}
+	st := Store(rs)
+	if !write {
+		st = ReadOnly(st)
+		if op == opSweep || op == opFlush {
+			return Reply{}, fmt.Errorf("write op %q sent as a query", op)
+		}
+	}
+	now := meta.NowMillis
+	switch op {
+	case opExec:
+		args := d.list()
+		if d.err != nil {
+			return Reply{}, d.err
+		}
+		return Exec(st, now, meta.Rand, args), nil
+	case opMulti:
+		return runMulti(st, &d, meta)
+	case opBlock:
+		args := d.list()
+		if d.err != nil {
+			return Reply{}, d.err
+		}
+		if !write {
+			// The probe: "not ready" is certain (nothing was written);
+			// anything else — an element to pop, an error, a write refused
+			// by the read-only store — says "run the real step".
+			_, ready := TryBlocking(st, now, args)
+			return Bool(ready), nil
+		}
+		r, ready := TryBlocking(st, now, args)
+		if r.Err != nil {
+			return r, nil
+		}
+		return Array(Bool(ready), r), nil
+	case opSweep:
+		rs.start = d.field()
+		from, limit := d.optField(), d.uint()
+		if d.err != nil {
+			return Reply{}, d.err
+		}
+		if from == nil {
+			from = rs.start
+		}
+		n, next, err := ExpireSweepFrom(st, now, from, int(limit))
+		if err != nil {
+			return Reply{}, err
+		}
+		return Array(Int(int64(n)), nullOrBulk(next)), nil
+	case opFlush:
+		rs.start = d.field()
+		if d.err != nil {
+			return Reply{}, d.err
+		}
+		return OK(), Flush(st)
+	}
+	// Reads (on a read-only store even when applied).
+	st = ReadOnly(rs)
+	switch op {
+	case opScan:
+		rs.start = d.field()
+		from, count := d.optField(), d.uint()
+		var opts ScanOptions
+		opts.Match, opts.Type = d.optField(), d.optField()
+		if d.err != nil {
+			return Reply{}, d.err
+		}
+		if from == nil {
+			from = rs.start
+		}
+		keys, next, err := ScanRange(st, now, from, int(count), opts)
+		if err != nil {
+			return Reply{}, err
+		}
+		return Array(bulks(keys), nullOrBulk(next)), nil
+	case opCount:
+		rs.start = d.field()
+		if d.err != nil {
+			return Reply{}, d.err
+		}
+		n, err := CountKeys(st, now)
+		return Int(n), err
+	case opRandom:
+		rs.start = d.field()
+		if d.err != nil {
+			return Reply{}, d.err
+		}
+		k, ok, err := RandomKey(st, now, meta.Rand)
+		if err != nil || !ok {
+			return Null(), err
+		}
+		return Bulk(k), nil
+	case opDigest:
+		keys := d.list()
+		if d.err != nil {
+			return Reply{}, d.err
+		}
+		var out []Reply
+		for _, k := range keys {
+			dg, err := keyDigest(st, now, k)
+			if err != nil {
+				return Reply{}, err
+			}
+			out = append(out, Bulk(dg))
+		}
+		return Array(out...), nil
+	}
+	return Reply{}, fmt.Errorf("unknown op %q", op)
+}
+
+func nullOrBulk(b []byte) Reply {
+	if b == nil {
+		return Null()
+	}
+	return Bulk(b)
+}
+
+// Watch is a key watched by WATCH and its digest when it was watched.
+type Watch struct {
+	Key, Digest []byte
+}
+
+// keyDigest identifies a key's current value: a hash of every record of a
+// live key, a fixed "absent" marker otherwise. WATCH compares digests, so
+// a key changed and changed back to the same value (and type and TTL) is
+// not seen as modified, unlike Redis.
+func keyDigest(st Store, now int64, key []byte) ([]byte, error) {
+	rk := RouteKey(key)
+	v, found, err := st.Get(rk)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return []byte("absent"), nil
+	}
+	m, err := decodeMeta(v)
+	if err != nil {
+		return nil, err
+	}
+	if !live(m, now) {
+		return []byte("absent"), nil
+	}
+	h := sha256.New()
+	err = eachKV(st, rk, prefixEnd(rk), func(kv KV) (bool, error) {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(kv.Key)))
+		h.Write(n[:])
+		h.Write(kv.Key)
+		binary.BigEndian.PutUint64(n[:], uint64(len(kv.Value)))
+		h.Write(n[:])
+		h.Write(kv.Value)
+		return true, nil
+	})
+	return h.Sum(nil)[:16], err
+}
+
+// runMulti is EXEC: if every watched key still has its digest, the queued
+// commands run in order, as one atomic write; otherwise nothing runs and
+// the reply is a null array.
+func runMulti(st Store, d *fieldReader, meta consensus.CommandMeta) (Reply, error) {
+	nw := d.uint()
+	var watches []Watch
+	for range min(nw, 1<<16) {
+		watches = append(watches, Watch{Key: d.field(), Digest: d.field()})
+	}
+	nc := d.uint()
+	var cmds [][][]byte
+	for range min(nc, 1<<20) {
+		cmds = append(cmds, d.list())
+	}
+	if d.err != nil {
+		return Reply{}, d.err
+	}
+	for _, w := range watches {
+		dg, err := keyDigest(st, meta.NowMillis, w.Key)
+		if err != nil {
+			return Reply{}, err
+		}
+		if string(dg) != string(w.Digest) {
+			return NullArray(), nil
+		}
+	}
+	out := make([]Reply, 0, len(cmds))
+	for i, args := range cmds {
+		// Each command gets its own seed, derived from the entry's.
+		seed := meta.Rand ^ uint64(i)*0x9E3779B97F4A7C15
+		var r Reply
+		if spec, ok := lookupBytes(args[0]); ok && spec.Where == WhereBlocking {
+			// In a transaction a blocking command does not block (Redis
+			// treats it as its non-blocking form with a timeout).
+			var ready bool
+			r, ready = TryBlocking(st, meta.NowMillis, args)
+			if !ready && r.Err == nil {
+				r = TimeoutReply(spec.Name)
+			}
+		} else {
+			r = Exec(st, meta.NowMillis, seed, args)
+		}
+		if r.Err != nil {
+			return r, nil
+		}
+		out = append(out, r)
+	}
+	return Array(out...), nil
+}
+
+// rangeStore is Store over a consensus range. start stands in for a nil
+// start key (the range's first key) in range-wide operations, which the
+// command carries because RangeData refuses keys outside the range.
+type rangeStore struct {
+	data  consensus.RangeData
+	start []byte
+}
+
+func (s *rangeStore) Get(key []byte) ([]byte, bool, error) { return s.data.Get(key) }
+
+func (s *rangeStore) Scan(start, end []byte, limit int) ([]KV, error) {
+	if start == nil {
+		start = s.start
+	}
+	kvs, err := s.data.Scan(start, end, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]KV, len(kvs))
+	for i, kv := range kvs {
+		out[i] = KV{Key: kv.Key, Value: kv.Value}
+	}
+	return out, nil
+}
+
+func (s *rangeStore) Set(key, value []byte) error { return s.data.Set(key, value) }
+func (s *rangeStore) Delete(key []byte) error     { return s.data.Delete(key) }
+func (s *rangeStore) DeleteRange(start, end []byte) error {
+	if start == nil {
+		start = s.start
+	}
+	return s.data.DeleteRange(start, end)
+}
+
+// Command encoders, for the server.
+
+// ExecCommand is a keyed command (args[0] is its name).
+func ExecCommand(args [][]byte) []byte {
+	return appendList([]byte{cmdVersion, opExec}, args)
+}
+
+// MultiCommand is EXEC of the queued commands, guarded by the watches.
+func MultiCommand(watches []Watch, cmds [][][]byte) []byte {
+	b := []byte{cmdVersion, opMulti}
+	b = binary.AppendUvarint(b, uint64(len(watches)))
+	for _, w := range watches {
+		b = appendField(appendField(b, w.Key), w.Digest)
+	}
+	b = binary.AppendUvarint(b, uint64(len(cmds)))
+	for _, c := range cmds {
+		b = appendList(b, c)
+	}
+	return b
+}
+
+// BlockingCommand is the step of a blocking command: as a write it replies
+// [ready (bool), reply]; as a query it is a probe that replies false only if
+// the step would certainly not be ready.
+func BlockingCommand(args [][]byte) []byte {
+	return appendList([]byte{cmdVersion, opBlock}, args)
+}
+
+// SweepCommand is active expiry on the range starting at start, from the
+// internal key from (nil: the start), visiting at most limit keys. It replies
+// [deleted, next or null].
+func SweepCommand(start, from []byte, limit int) []byte {
+	b := appendOptField(appendField([]byte{cmdVersion, opSweep}, start), from)
+	return binary.AppendUvarint(b, uint64(max(limit, 0)))
+}
+
+// FlushCommand deletes every key of the range starting at start.
+func FlushCommand(start []byte) []byte {
+	return appendField([]byte{cmdVersion, opFlush}, start)
+}
+
+// ScanCommand is ScanRange on the range starting at start, from the internal
+// key from (nil: the start). It replies [keys, next or null].
+func ScanCommand(start, from []byte, count int, opts ScanOptions) []byte {
+	b := appendOptField(appendField([]byte{cmdVersion, opScan}, start), from)
+	b = binary.AppendUvarint(b, uint64(max(count, 0)))
+	return appendOptField(appendOptField(b, opts.Match), opts.Type)
+}
+
+// CountCommand is CountKeys on the range starting at start.
+func CountCommand(start []byte) []byte { return appendField([]byte{cmdVersion, opCount}, start) }
+
+// RandomKeyCommand is RandomKey on the range starting at start.
+func RandomKeyCommand(start []byte) []byte { return appendField([]byte{cmdVersion, opRandom}, start) }
+
+// DigestCommand reads the WATCH digests of keys (one range's).
+func DigestCommand(keys [][]byte) []byte { return appendList([]byte{cmdVersion, opDigest}, keys) }
+
+// Field encoding: a uvarint length and the bytes. An optional field is a
+// uvarint 0 (absent) or 1+length and the bytes.
+
+func appendField(b, f []byte) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(f))), f...)
+}
+
+func appendOptField(b, f []byte) []byte {
+	if f == nil {
+		return binary.AppendUvarint(b, 0)
+	}
+	return append(binary.AppendUvarint(b, uint64(len(f))+1), f...)
+}
+
+func appendList(b []byte, l [][]byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(l)))
+	for _, f := range l {
+		b = appendField(b, f)
+	}
+	return b
+}
+
+var errMalformed = errors.New("redis: malformed command or reply encoding")
+
+type fieldReader struct {
+	b   []byte
+	err error
+}
+
+func (r *fieldReader) uint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = errMalformed
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *fieldReader) bytes(n uint64) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if n > uint64(len(r.b)) {
+		r.err = errMalformed
+		return nil
+	}
+	f := r.b[:n:n]
+	r.b = r.b[n:]
+	return f
+}
+
+func (r *fieldReader) field() []byte { return r.bytes(r.uint()) }
+
+func (r *fieldReader) optField() []byte {
+	n := r.uint()
+	if n == 0 || r.err != nil {
+		return nil
+	}
+	return r.bytes(n - 1)
+}
+
+func (r *fieldReader) list() [][]byte {
+	n := r.uint()
+	if n > uint64(len(r.b)) { // every field takes at least a byte
+		r.err = errMalformed
+	}
+	var out [][]byte
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		out = append(out, r.field())
+	}
+	if r.err == nil && len(out) == 0 {
+		r.err = errMalformed
+	}
+	return out
+}
+
+// EncodeReply appends r in the state machine's binary reply form. Reply.Err
+// is not carried.
+func EncodeReply(dst []byte, r Reply) []byte {
+	flags := byte(0)
+	if r.FlatInRESP2 {
+		flags = 1
+	}
+	dst = append(dst, byte(r.Kind), flags)
+	switch r.Kind {
+	case KindSimple, KindError, KindBulk:
+		dst = appendField(dst, r.Str)
+	case KindVerbatim:
+		dst = appendField(appendField(dst, []byte(r.Format)), r.Str)
+	case KindInt, KindBool:
+		dst = binary.AppendVarint(dst, r.Int)
+	case KindDouble:
+		dst = binary.BigEndian.AppendUint64(dst, math.Float64bits(r.Float))
+	case KindArray, KindSet, KindMap, KindPush:
+		dst = binary.AppendUvarint(dst, uint64(len(r.Elems)))
+		for _, e := range r.Elems {
+			dst = EncodeReply(dst, e)
+		}
+	}
+	return dst
+}
+
+// DecodeReply reads a reply written by EncodeReply.
+func DecodeReply(b []byte) (Reply, error) {
+	fr := fieldReader{b: b}
+	r := decodeReply(&fr, 0)
+	if fr.err == nil && len(fr.b) != 0 {
+		fr.err = errMalformed
+	}
+	return r, fr.err
+}
+
+func decodeReply(fr *fieldReader, depth int) Reply {
+	if len(fr.b) < 2 || depth > 64 {
+		fr.err = errMalformed
+		return Reply{}
+	}
+	r := Reply{Kind: Kind(fr.b[0]), FlatInRESP2: fr.b[1] == 1}
+	fr.b = fr.b[2:]
+	switch r.Kind {
+	case KindSimple, KindError, KindBulk:
+		r.Str = fr.field()
+	case KindVerbatim:
+		r.Format, r.Str = string(fr.field()), fr.field()
+	case KindInt, KindBool:
+		v, n := binary.Varint(fr.b)
+		if n <= 0 {
+			fr.err = errMalformed
+			return r
+		}
+		r.Int, fr.b = v, fr.b[n:]
+	case KindDouble:
+		f := fr.bytes(8)
+		if fr.err == nil {
+			r.Float = math.Float64frombits(binary.BigEndian.Uint64(f))
+		}
+	case KindArray, KindSet, KindMap, KindPush:
+		n := fr.uint()
+		if n > uint64(len(fr.b)) {
+			fr.err = errMalformed
+			return r
+		}
+		r.Elems = make([]Reply, 0, n)
+		for i := uint64(0); i < n && fr.err == nil; i++ {
+			r.Elems = append(r.Elems, decodeReply(fr, depth+1))
+		}
+	case KindNull, KindNullArray:
+	default:
+		fr.err = errMalformed
+	}
+	return r
+}

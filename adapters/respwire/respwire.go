@@ -1,0 +1,447 @@
+// Package respwire is the wire half of Orbit's Redis adapter: a TCP listener
+// speaking RESP2 and RESP3 (chosen per connection by HELLO), commands read
+// with tidwall/redcon's reader (pipelines included), executed in order by
+// the session layer (adapters/redis/session), replies written in the
+// connection's protocol.
+//
+// Bad input is the connection's problem only: a malformed request gets
+// Redis's "ERR Protocol error: ..." and that connection is closed; others
+// carry on. Limits (Redis's in parentheses):
+//
+//   - an argument is at most redis.MaxBulkLen, 64 MB (proto-max-bulk-len,
+//     512 MB): a larger declared length is "invalid bulk length";
+//   - a request has at most 1,048,576 arguments (INT_MAX): more is "invalid
+//     multibulk length";
+//   - an inline command line is at most 64 KB, as in Redis ("too big inline
+//     request");
+//   - a connection's unsent output is at most 64 MB (client-output-buffer-
+//     limit): a subscriber that does not read is disconnected.
+//
+// This is the production edge, outside the runtime contract: it uses
+// sockets, goroutines and the wall clock directly (internal/lint does not
+// cover it; see the note in lint.go). The simulator drives the session
+// layer instead.
+package respwire
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tidwall/redcon"
+
+	"github.com/orbitkernel/orbit/adapters/redis"
+	"github.com/orbitkernel/orbit/adapters/redis/session"
+	"github.com/orbitkernel/orbit/kernel"
+)
+
+// Limits; see the package comment.
+const (
+	MaxArgs      = 1 << 20
+	MaxInline    = 64 << 10
+	MaxOutput    = 64 << 20
+	outputPause  = 1 << 20 // a connection stops executing while this much is unsent
+	shutdownWait = 5 * time.Second
+)
+
+// Options configure a Listener.
+type Options struct {
+	// Addr is the TCP address to listen on ("127.0.0.1:6379").
+	Addr string
+	// Session executes the commands. Required.
+	Session *session.Server
+	// Runtime gives the contexts handed to the session layer. Required.
+	Runtime kernel.Runtime
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Listener serves RESP on one address.
+type Listener struct {
+	opts   Options
+	ln     net.Listener
+	log    *slog.Logger
+	ctx    context.Context // handed to Do; cancelled late in Shutdown
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	closing bool
+	conns   map[*conn]struct{}
+	wg      sync.WaitGroup
+}
+
+// Listen opens the address. The error of a busy port reads "listen ADDR:
+// address already in use".
+func Listen(opts Options) (*Listener, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	ln, err := net.Listen("tcp", opts.Addr)
+	if err != nil {
+		return nil, ListenError(opts.Addr, err)
+	}
+	l := &Listener{opts: opts, ln: ln, log: opts.Logger, conns: map[*conn]struct{}{}}
+	l.ctx, l.cancel = opts.Runtime.WithCancel(context.Background())
+	return l, nil
+}
+
+// ListenError words a listen failure on one line: "listen ADDR: REASON",
+// with the reason as the system says it ("address already in use").
+func ListenError(addr string, err error) error {
+	var se interface{ Unwrap() error }
+	reason := err.Error()
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		reason = op.Err.Error()
+		if errors.As(op.Err, &se) && se.Unwrap() != nil {
+			reason = se.Unwrap().Error() // "bind: address already in use" -> "address already in use"
+		}
+	}
+	return errors.New("listen " + addr + ": " + reason)
+}
+
+// Addr is the address listened on.
+func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
+
+// Serve accepts connections until Shutdown.
+func (l *Listener) Serve() {
+	for {
+		nc, err := l.ln.Accept()
+		if err != nil {
+			l.mu.Lock()
+			closing := l.closing
+			l.mu.Unlock()
+			if closing || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			l.log.Warn("redis: accept", "err", err)
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		c := &conn{l: l, nc: nc}
+		c.cond = sync.NewCond(&c.mu)
+		l.mu.Lock()
+		if l.closing {
+			l.mu.Unlock()
+			nc.Close()
+			return
+		}
+		l.conns[c] = struct{}{}
+		l.wg.Add(2)
+		l.mu.Unlock()
+		c.sess = l.opts.Session.NewConn(nc.RemoteAddr().String(), c.push)
+		go c.writeLoop()
+		go c.readLoop()
+	}
+}
+
+// Shutdown stops accepting, lets every connection finish the commands it
+// has read (up to 5 s, or until ctx ends), then cancels what still runs
+// (blocked BLPOPs answer as if timed out) and closes every connection.
+func (l *Listener) Shutdown(ctx context.Context) {
+	l.mu.Lock()
+	l.closing = true
+	conns := make([]*conn, 0, len(l.conns))
+	for c := range l.conns {
+		conns = append(conns, c)
+	}
+	l.mu.Unlock()
+	l.ln.Close()
+	for _, c := range conns {
+		// Wake reads waiting for a next command; a command running goes
+		// on, and its reply is written before the connection closes.
+		_ = c.nc.SetReadDeadline(time.Now())
+	}
+	done := make(chan struct{})
+	go func() { l.wg.Wait(); close(done) }()
+	t := time.NewTimer(shutdownWait)
+	defer t.Stop()
+	select {
+	case <-done:
+		l.cancel()
+		return
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	l.cancel()
+	for _, c := range conns {
+		c.close()
+	}
+	<-done
+}
+
+// conn is one client connection: readLoop reads and executes commands in
+// order, writeLoop sends what they and pub/sub deliveries append to out.
+type conn struct {
+	l    *Listener
+	nc   net.Conn
+	sess *session.Conn
+
+	mu     sync.Mutex
+	cond   *sync.Cond // signals out grew, shrank, or closed
+	out    []byte
+	closed bool
+	quit   bool // close once out is sent
+}
+
+func (c *conn) readLoop() {
+	defer c.l.wg.Done()
+	defer func() {
+		c.sess.Close()
+		c.finish()
+	}()
+	rd := redcon.NewReader(&guard{r: c.nc})
+	for {
+		cmds, err := rd.ReadCommands()
+		if err != nil {
+			c.readError(err)
+			return
+		}
+		for _, cmd := range cmds {
+			replies, quit := c.sess.Do(c.l.ctx, cmd.Args)
+			if !c.reply(replies) || quit {
+				return
+			}
+		}
+	}
+}
+
+// readError answers a protocol error; EOF, a closed socket or a shutdown
+// just end the connection.
+func (c *conn) readError(err error) {
+	msg := err.Error()
+	var pe *protoError
+	switch {
+	case errors.As(err, &pe):
+		msg = "Protocol error: " + pe.msg
+	case strings.HasPrefix(msg, "Protocol error: "): // redcon's own
+	default:
+		if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !isTimeout(err) {
+			c.l.log.Debug("redis: read", "remote", c.nc.RemoteAddr().String(), "err", err)
+		}
+		return
+	}
+	c.reply([]redis.Reply{redis.Error("ERR " + msg)})
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// reply appends replies in the connection's protocol, waiting while too
+// much is unsent. It returns false once the connection is closed.
+func (c *conn) reply(rs []redis.Reply) bool {
+	proto := c.sess.Proto()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for len(c.out) > outputPause && !c.closed {
+		c.cond.Wait()
+	}
+	if c.closed {
+		return false
+	}
+	for _, r := range rs {
+		c.out = encode(c.out, r, proto)
+	}
+	c.cond.Broadcast()
+	return true
+}
+
+func encode(dst []byte, r redis.Reply, proto int) []byte {
+	if proto == 3 {
+		return redis.AppendRESP3(dst, r)
+	}
+	return redis.AppendRESP2(dst, r)
+}
+
+// push queues a pub/sub message; a connection too far behind is closed.
+func (c *conn) push(r redis.Reply) {
+	proto := c.sess.Proto()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	if len(c.out) > MaxOutput {
+		c.closed = true
+		c.nc.Close()
+		c.cond.Broadcast()
+		return
+	}
+	c.out = encode(c.out, r, proto)
+	c.cond.Broadcast()
+}
+
+// finish closes the connection once its output is sent.
+func (c *conn) finish() {
+	c.mu.Lock()
+	c.quit = true
+	c.cond.Broadcast()
+	c.mu.Unlock()
+}
+
+// close closes the connection at once.
+func (c *conn) close() {
+	c.mu.Lock()
+	c.closed = true
+	c.cond.Broadcast()
+	c.mu.Unlock()
+	c.nc.Close()
+}
+
+func (c *conn) writeLoop() {
+	defer c.l.wg.Done()
+	defer func() {
+		c.nc.Close()
+		c.l.mu.Lock()
+		delete(c.l.conns, c)
+		c.l.mu.Unlock()
+	}()
+	var buf []byte
+	for {
+		c.mu.Lock()
+		for len(c.out) == 0 && !c.closed && !c.quit {
+			c.cond.Wait()
+		}
+		if c.closed || (len(c.out) == 0 && c.quit) {
+			c.closed = true
+			c.cond.Broadcast()
+			c.mu.Unlock()
+			return
+		}
+		buf, c.out = c.out, buf[:0]
+		c.cond.Broadcast() // room for a paused reader
+		c.mu.Unlock()
+		if _, err := c.nc.Write(buf); err != nil {
+			c.close()
+			return
+		}
+	}
+}
+
+// protoError is a request that breaks a limit, worded as Redis words it.
+type protoError struct{ msg string }
+
+func (e *protoError) Error() string { return "Protocol error: " + e.msg }
+
+// guard sits between the socket and redcon's reader and follows the RESP
+// framing of the bytes it passes, so that a request breaking a limit fails
+// before any of it is buffered: redcon would grow its buffer to whatever
+// length a header declares, and loop over any count it is given. Bytes
+// before the offending header are passed on first, so the commands before
+// it still run, as in Redis.
+type guard struct {
+	r   io.Reader
+	err error // returned once the bytes before it are consumed
+
+	state     int
+	num       int64 // the number being read in a header
+	neg, any  bool
+	remaining int64 // arguments left in the request
+	skip      int64 // bulk bytes (and CRLF) left
+	line      int   // inline request bytes so far
+}
+
+const (
+	gStart = iota // at a request's first byte
+	gCount        // in "*<count>\r\n"
+	gBulkStart
+	gBulkLen // in "$<len>\r\n"
+	gBulk    // in a bulk's bytes
+	gInline  // in an inline request
+	gOff     // something redcon will refuse: stop following
+)
+
+func (g *guard) Read(p []byte) (int, error) {
+	if g.err != nil {
+		return 0, g.err
+	}
+	n, err := g.r.Read(p)
+	for i := 0; i < n; i++ {
+		if g.state == gBulk && g.skip > 1 {
+			// Skip through a bulk's bytes without looking at them.
+			k := min(g.skip-1, int64(n-i))
+			g.skip -= k
+			i += int(k) - 1
+			continue
+		}
+		if e := g.step(p[i]); e != nil {
+			g.err = e
+			return i, nil
+		}
+	}
+	return n, err
+}
+
+func (g *guard) step(b byte) error {
+	switch g.state {
+	case gStart:
+		switch b {
+		case '*':
+			g.state, g.num, g.neg, g.any = gCount, 0, false, false
+		case '\r', '\n':
+		default:
+			g.state, g.line = gInline, 1
+		}
+	case gInline:
+		if b == '\n' {
+			g.state = gStart
+			return nil
+		}
+		g.line++
+		if g.line > MaxInline {
+			return &protoError{"too big inline request"}
+		}
+	case gCount, gBulkLen:
+		switch {
+		case b >= '0' && b <= '9':
+			g.num, g.any = g.num*10+int64(b-'0'), true
+			if g.state == gCount && g.num > MaxArgs {
+				return &protoError{"invalid multibulk length"}
+			}
+			if g.state == gBulkLen && g.num > redis.MaxBulkLen {
+				return &protoError{"invalid bulk length"}
+			}
+		case b == '-' && !g.any && !g.neg:
+			g.neg = true
+		case b == '\r':
+		case b == '\n':
+			if g.state == gCount {
+				g.remaining = g.num
+				g.state = gBulkStart
+				if g.neg || g.num == 0 {
+					g.state = gOff // redcon answers "invalid multibulk length"
+				}
+			} else {
+				g.skip, g.state = g.num+2, gBulk
+				if g.neg {
+					g.state = gOff // redcon answers "invalid bulk length"
+				}
+			}
+		default:
+			g.state = gOff
+		}
+	case gBulkStart:
+		if b != '$' {
+			g.state = gOff // redcon answers "expected '$', got ..."
+			return nil
+		}
+		g.state, g.num, g.neg, g.any = gBulkLen, 0, false, false
+	case gBulk:
+		g.skip--
+		if g.skip == 0 {
+			g.remaining--
+			g.state = gBulkStart
+			if g.remaining == 0 {
+				g.state = gStart
+			}
+		}
+	}
+	return nil
+}
