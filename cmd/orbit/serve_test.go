@@ -1,0 +1,387 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// startServer runs `orbit serve` in-process on free ports with a fresh data
+// directory, waits for /readyz, and stops it (and checks the graceful
+// shutdown returned no error) when the test ends.
+func startServer(t *testing.T, ranges int) (redisAddr string) {
+	t.Helper()
+	cfg := serveConfig{nodeID: 1, dataDir: filepath.Join(t.TempDir(), "data"), redisAddr: "127.0.0.1:0", httpAddr: "127.0.0.1:0", ranges: ranges}
+	ctx, cancel := context.WithCancel(context.Background())
+	addrs := make(chan [2]string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- runServer(ctx, cfg, slog.New(slog.DiscardHandler), func(r, h string) { addrs <- [2]string{r, h} })
+	}()
+	var a [2]string
+	select {
+	case a = <-addrs:
+	case err := <-done:
+		t.Fatalf("orbit serve: %v", err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	waitReady(t, a[1])
+	return a[0]
+}
+
+func waitReady(t *testing.T, httpAddr string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + httpAddr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("/readyz never said ready")
+}
+
+// TestServeWithGoRedis drives the server with go-redis (RESP3 by default)
+// across the data types, expiry, transactions, SCAN, pub/sub and blocking
+// pops, over several ranges.
+func TestServeWithGoRedis(t *testing.T) {
+	addr := startServer(t, 4)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rdb := goredis.NewClient(&goredis.Options{Addr: addr})
+	defer rdb.Close()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	eq := func(what string, got, want any) {
+		t.Helper()
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("%s = %v, want %v", what, got, want)
+		}
+	}
+
+	// Strings and counters.
+	must(rdb.Set(ctx, "s", "hello", 0).Err())
+	v, err := rdb.Get(ctx, "s").Result()
+	must(err)
+	eq("GET s", v, "hello")
+	n, err := rdb.Incr(ctx, "counter").Result()
+	must(err)
+	eq("INCR", n, 1)
+	_, err = rdb.Get(ctx, "missing").Result()
+	if !errors.Is(err, goredis.Nil) {
+		t.Fatalf("GET missing: %v", err)
+	}
+	if err := rdb.LPush(ctx, "s", "x").Err(); err == nil || err.Error() != "WRONGTYPE Operation against a key holding the wrong kind of value" {
+		t.Fatalf("LPUSH on a string: %v", err)
+	}
+	// Keys sharing a tag share a range; others may not.
+	must(rdb.MSet(ctx, "{u}a", "1", "{u}b", "2").Err())
+	vals, err := rdb.MGet(ctx, "{u}a", "{u}b").Result()
+	must(err)
+	eq("MGET", vals, []any{"1", "2"})
+	var crossed bool
+	for i := range 50 {
+		if err := rdb.MSet(ctx, "a", "1", fmt.Sprintf("b%d", i), "2").Err(); err != nil {
+			eq("cross-range MSET", err.Error(), "CROSSSLOT Keys in request don't hash to the same slot")
+			crossed = true
+			break
+		}
+	}
+	if !crossed {
+		t.Fatal("no cross-range MSET refused over 4 ranges")
+	}
+
+	// Hashes, lists, sets, sorted sets.
+	must(rdb.HSet(ctx, "h", "f1", "v1", "f2", "v2").Err())
+	hv, err := rdb.HGetAll(ctx, "h").Result()
+	must(err)
+	eq("HGETALL", hv, map[string]string{"f1": "v1", "f2": "v2"})
+	must(rdb.RPush(ctx, "l", "a", "b", "c").Err())
+	lv, err := rdb.LRange(ctx, "l", 0, -1).Result()
+	must(err)
+	eq("LRANGE", lv, []string{"a", "b", "c"})
+	must(rdb.SAdd(ctx, "set", "x", "y").Err())
+	sv, err := rdb.SMembers(ctx, "set").Result()
+	must(err)
+	eq("SMEMBERS", sv, []string{"x", "y"})
+	must(rdb.ZAdd(ctx, "z", goredis.Z{Score: 2, Member: "b"}, goredis.Z{Score: 1, Member: "a"}).Err())
+	zv, err := rdb.ZRangeWithScores(ctx, "z", 0, -1).Result()
+	must(err)
+	eq("ZRANGE WITHSCORES", zv, []goredis.Z{{Score: 1, Member: "a"}, {Score: 2, Member: "b"}})
+
+	// Expiry: lazily invisible, then actively swept.
+	must(rdb.Set(ctx, "gone", "v", 50*time.Millisecond).Err())
+	ttl, err := rdb.PTTL(ctx, "gone").Result()
+	must(err)
+	if ttl <= 0 || ttl > 50*time.Millisecond {
+		t.Fatalf("PTTL = %v", ttl)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n, _ := rdb.Exists(ctx, "gone").Result(); n != 0 {
+		t.Fatal("expired key still exists")
+	}
+
+	// MULTI/EXEC, and WATCH aborting on a change.
+	cmds, err := rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		p.Incr(ctx, "{t}n")
+		p.Incr(ctx, "{t}n")
+		p.Get(ctx, "{t}n")
+		return nil
+	})
+	must(err)
+	eq("EXEC GET", cmds[2].(*goredis.StringCmd).Val(), "2")
+	other := goredis.NewClient(&goredis.Options{Addr: addr})
+	defer other.Close()
+	err = rdb.Watch(ctx, func(tx *goredis.Tx) error {
+		must(other.Set(ctx, "{t}n", "changed", 0).Err())
+		_, err := tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+			p.Set(ctx, "{t}n", "mine", 0)
+			return nil
+		})
+		return err
+	}, "{t}n")
+	if !errors.Is(err, goredis.TxFailedErr) {
+		t.Fatalf("WATCH after a change: %v", err)
+	}
+
+	// SCAN across every range returns every key once.
+	want := map[string]bool{}
+	for i := range 40 {
+		k := fmt.Sprintf("scan:%d", i)
+		want[k] = true
+		must(rdb.Set(ctx, k, "v", 0).Err())
+	}
+	got := map[string]bool{}
+	iter := rdb.Scan(ctx, 0, "scan:*", 7).Iterator()
+	for iter.Next(ctx) {
+		got[iter.Val()] = true
+	}
+	must(iter.Err())
+	eq("SCAN keys", len(got), len(want))
+	size, err := rdb.DBSize(ctx).Result()
+	must(err)
+	if size < 40 {
+		t.Fatalf("DBSIZE = %d", size)
+	}
+
+	// Pub/sub.
+	sub := other.Subscribe(ctx, "news")
+	defer sub.Close()
+	if _, err := sub.Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	receivers, err := rdb.Publish(ctx, "news", "hi").Result()
+	must(err)
+	eq("PUBLISH receivers", receivers, 1)
+	msg, err := sub.ReceiveMessage(ctx)
+	must(err)
+	eq("message", msg.Payload, "hi")
+
+	// Blocking pop: a timeout, then a push from another client wakes it.
+	_, err = rdb.BLPop(ctx, 100*time.Millisecond, "queue").Result()
+	if !errors.Is(err, goredis.Nil) {
+		t.Fatalf("BLPOP timeout: %v", err)
+	}
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		_ = other.RPush(ctx, "queue", "job").Err()
+	}()
+	start := time.Now()
+	popped, err := rdb.BLPop(ctx, 5*time.Second, "queue").Result()
+	must(err)
+	eq("BLPOP", popped, []string{"queue", "job"})
+	if time.Since(start) > 2*time.Second {
+		t.Fatalf("BLPOP took %v", time.Since(start))
+	}
+
+	// Connection commands.
+	eq("PING", rdb.Ping(ctx).Val(), "PONG")
+	must(rdb.Do(ctx, "CLIENT", "SETNAME", "tester").Err())
+	name, err := rdb.Do(ctx, "CLIENT", "GETNAME").Text()
+	must(err)
+	eq("CLIENT GETNAME", name, "tester")
+	info, err := rdb.Info(ctx, "replication").Result()
+	must(err)
+	if !regexp.MustCompile(`range_4:slots=12288-16383`).MatchString(info) {
+		t.Fatalf("INFO replication:\n%s", info)
+	}
+	must(rdb.FlushDB(ctx).Err())
+	size, err = rdb.DBSize(ctx).Result()
+	must(err)
+	eq("DBSIZE after FLUSHDB", size, 0)
+}
+
+// TestServeErrorsAreOneLine checks the single-line errors of bad flags, a
+// busy port and a data directory of another node.
+func TestServeErrorsAreOneLine(t *testing.T) {
+	var out syncBuffer
+	if code := serve([]string{"--bogus"}, &out); code != 2 || out.String() != "orbit serve: flag provided but not defined: -bogus\n" {
+		t.Fatalf("bad flag: %d %q", code, out.String())
+	}
+	addr := startServer(t, 1)
+	cfg := serveConfig{nodeID: 1, dataDir: t.TempDir(), redisAddr: addr, httpAddr: "127.0.0.1:0", ranges: 1}
+	err := runServer(context.Background(), cfg, slog.New(slog.DiscardHandler), nil)
+	if err == nil || err.Error() != "listen "+addr+": address already in use" {
+		t.Fatalf("busy port: %v", err)
+	}
+	dir := filepath.Join(t.TempDir(), "d")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // start, claim the directory, stop at once
+	cfg = serveConfig{nodeID: 1, dataDir: dir, redisAddr: "127.0.0.1:0", httpAddr: "127.0.0.1:0", ranges: 1}
+	if err := runServer(ctx, cfg, slog.New(slog.DiscardHandler), nil); err != nil {
+		t.Fatal(err)
+	}
+	cfg.nodeID = 2
+	err = runServer(context.Background(), cfg, slog.New(slog.DiscardHandler), nil)
+	if err == nil || !regexp.MustCompile(`^data directory .* belongs to node 1 of cluster [0-9a-f]+, not node 2$`).MatchString(err.Error()) {
+		t.Fatalf("foreign data directory: %v", err)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b = append(s.b, p...)
+	return len(p), nil
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return string(s.b)
+}
+
+// TestKill9LosesNothingAcknowledged builds the binary, writes from several
+// clients, kills the server with SIGKILL mid-writes, restarts it on the same
+// data directory and requires every acknowledged write.
+func TestKill9LosesNothingAcknowledged(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "orbit")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	data := filepath.Join(dir, "data")
+	start := func() (*exec.Cmd, string) {
+		cmd := exec.Command(bin, "serve", "--data-dir", data, "--redis-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--ranges", "2")
+		stderr, err := cmd.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		listening := regexp.MustCompile(`redis=(\S+) http=(\S+)`)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if m := listening.FindStringSubmatch(sc.Text()); m != nil {
+				go func() { _, _ = io.Copy(io.Discard, stderr) }()
+				waitReady(t, m[2])
+				return cmd, m[1]
+			}
+		}
+		t.Fatalf("orbit serve never said it listens")
+		return nil, ""
+	}
+	cmd, addr := start()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rdb := goredis.NewClient(&goredis.Options{Addr: addr, MaxRetries: -1, PoolSize: 8})
+	var mu sync.Mutex
+	acked := map[string]string{}
+	var counterAcked int64
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				k, v := fmt.Sprintf("w%d:%d", w, i), strconv.Itoa(i)
+				if err := rdb.Set(ctx, k, v, 0).Err(); err != nil {
+					return // the server died
+				}
+				mu.Lock()
+				acked[k] = v
+				mu.Unlock()
+				if w == 0 {
+					n, err := rdb.Incr(ctx, "counter").Result()
+					if err != nil {
+						return
+					}
+					mu.Lock()
+					counterAcked = n
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	time.Sleep(700 * time.Millisecond)
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	wg.Wait()
+	rdb.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(acked) < 50 {
+		t.Fatalf("only %d writes acknowledged before the kill", len(acked))
+	}
+
+	_, addr = start()
+	rdb = goredis.NewClient(&goredis.Options{Addr: addr})
+	defer rdb.Close()
+	missing := 0
+	for k, v := range acked {
+		got, err := rdb.Get(ctx, k).Result()
+		if err != nil || got != v {
+			missing++
+			if missing < 5 {
+				t.Errorf("acknowledged %s=%s, after restart: %q %v", k, v, got, err)
+			}
+		}
+	}
+	if missing > 0 {
+		t.Fatalf("%d of %d acknowledged writes lost", missing, len(acked))
+	}
+	n, err := rdb.Get(ctx, "counter").Int64()
+	if err != nil || n < counterAcked {
+		t.Fatalf("counter = %d (%v), acknowledged %d", n, err, counterAcked)
+	}
+	t.Logf("%d acknowledged writes survived kill -9", len(acked))
+}
+
