@@ -384,4 +384,3 @@ func TestKill9LosesNothingAcknowledged(t *testing.T) {
 	}
 	t.Logf("%d acknowledged writes survived kill -9", len(acked))
 }
-
