@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -383,4 +385,36 @@ func TestKill9LosesNothingAcknowledged(t *testing.T) {
 		t.Fatalf("counter = %d (%v), acknowledged %d", n, err, counterAcked)
 	}
 	t.Logf("%d acknowledged writes survived kill -9", len(acked))
+}
+
+// TestBadInputClosesOnlyThatConnection sends malformed and oversized
+// requests: each gets Redis's protocol error and its connection closes,
+// while commands before the bad request ran and another client carries on.
+func TestBadInputClosesOnlyThatConnection(t *testing.T) {
+	addr := startServer(t, 1)
+	good := dialRESP(t, addr)
+	for input, want := range map[string]string{
+		"*1\r\n$4\r\nPING\r\n*1\r\n$999999999999\r\n": "+PONG\r\n-ERR Protocol error: invalid bulk length\r\n",
+		"*99999999999\r\n":                            "-ERR Protocol error: invalid multibulk length\r\n",
+		"*1\r\n+PING\r\n":                             "-ERR Protocol error: expected '$', got '+'\r\n",
+		"PING \"a\r\n":                                "-ERR Protocol error: unbalanced quotes in request\r\n",
+		strings.Repeat("x", 70<<10):                   "-ERR Protocol error: too big inline request\r\n",
+	} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write([]byte(input)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(c) // until the server closes the connection
+		c.Close()
+		if err != nil || string(got) != want {
+			t.Errorf("%.40q: got %q (%v), want %q", input, got, err, want)
+		}
+		if r, err := good.do("PING"); err != nil || string(r) != "+PONG\r\n" {
+			t.Fatalf("the other connection: %q %v", r, err)
+		}
+	}
 }
