@@ -23,6 +23,8 @@ type benchCluster struct {
 	layout  Layout
 	rts     []*prod.Runtime
 	engines []*storage.Engine
+	stores  []*Store
+	tb      testing.TB
 }
 
 func newBenchCluster(b testing.TB) *benchCluster { return newTestCluster(b, Options{}) }
@@ -33,7 +35,7 @@ func newTestCluster(b testing.TB, opts Options) *benchCluster {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c := &benchCluster{layout: layout}
+	c := &benchCluster{layout: layout, tb: b}
 	net := prod.NewLocalNetwork()
 	dir := b.TempDir()
 	for _, id := range nodes {
@@ -42,18 +44,28 @@ func newTestCluster(b testing.TB, opts Options) *benchCluster {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := Open(rt, eng, layout, opts); err != nil {
+		st, err := Open(rt, eng, layout, opts)
+		if err != nil {
 			b.Fatal(err)
 		}
-		c.rts, c.engines = append(c.rts, rt), append(c.engines, eng)
+		c.rts, c.engines, c.stores = append(c.rts, rt), append(c.engines, eng), append(c.stores, st)
 	}
 	return c
 }
 
+// close closes every store, then its runtime and engine; the engine must
+// close cleanly (no leaked Pebble snapshots).
 func (c *benchCluster) close() {
 	for i, rt := range c.rts {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := c.stores[i].Close(ctx); err != nil {
+			c.tb.Errorf("close store %d: %v", i+1, err)
+		}
+		cancel()
 		rt.Stop()
-		c.engines[i].Close()
+		if err := c.engines[i].Close(); err != nil {
+			c.tb.Errorf("close engine %d: %v", i+1, err)
+		}
 	}
 }
 

@@ -333,7 +333,7 @@ func (s *Store) destroy(r *replica) {
 	}
 	r.log.Close()
 	if r.snapView != nil {
-		r.snapView.Close()
+		r.snapView.release()
 		r.snapView = nil
 	}
 	delete(s.replicas, r.desc.ID)

@@ -3,8 +3,6 @@ package consensus
 import (
 	"fmt"
 
-	"go.etcd.io/raft/v3/raftpb"
-
 	"github.com/orbitkernel/orbit/kernel"
 	"github.com/orbitkernel/orbit/storage"
 )
@@ -21,8 +19,8 @@ import (
 // Raft state: the range's user span and range-local data are cleared and
 // rewritten in the same batch.
 //
-// Not yet: snapshots are sent as one message, not streamed in bounded
-// chunks, so a range must fit in a message.
+// Sending is streamed (snapstream.go): the data goes in chunks of at most
+// snapshotChunkBytes, each acknowledged, and the Raft message itself last.
 const (
 	snapshotEvery = 1000
 	snapshotKeep  = 100
@@ -85,53 +83,54 @@ func (s *Store) snapshotNow(r *replica) {
 // right after the state reached the snapshot's index.
 func (s *Store) refreshSnapshotView(r *replica) {
 	if r.snapView != nil {
-		r.snapView.Close()
+		r.snapView.release()
 	}
-	r.snapView = s.eng.NewView()
+	r.snapView = newSharedView(s.eng.NewView())
 	snap, _ := r.log.Snapshot()
 	r.snapIndex = snap.Metadata.Index
 }
 
-// fillSnapshot puts r's data into an outgoing MsgSnap. It reports false if
-// the message's snapshot is not the one r holds a view of (after a restart,
-// say): the message is then dropped, r is marked to take a fresh snapshot
-// after this cycle, and Raft, told of the failure, asks again.
-func (s *Store) fillSnapshot(r *replica, m *raftpb.Message) bool {
-	if r.snapView == nil || m.Snapshot == nil || m.Snapshot.Metadata.Index != r.snapIndex {
-		r.needSnapshot = true
-		return false
-	}
-	m.Snapshot.Data = encodeRangeData(r.snapView, r.desc)
-	return true
-}
-
 // Snapshot data: records of kind(1: 'u' user, 'l' range-local) key value,
-// both uvarint-length-prefixed.
-func encodeRangeData(v *storage.View, d Descriptor) []byte {
+// both uvarint-length-prefixed. encodeRangeData hands them to emit in pieces
+// of about chunkBytes, in order; the pieces concatenated are the data.
+func encodeRangeData(v *storage.View, d Descriptor, chunkBytes int, emit func([]byte) error) error {
 	var out []byte
 	// add pages through one keyspace, appending records of the given kind.
-	add := func(kind byte, start []byte, scan func(start []byte) ([]storage.KeyValue, []byte, error)) {
+	add := func(kind byte, start []byte, scan func(start []byte) ([]storage.KeyValue, []byte, error)) error {
 		for {
 			kvs, resume, err := scan(start)
 			if err != nil {
-				kernel.Crash("range %d: snapshot scan: %v", d.ID, err)
+				return fmt.Errorf("range %d: snapshot scan: %w", d.ID, err)
 			}
 			for _, kv := range kvs {
 				out = append(out, kind)
 				out = appendBytes(out, kv.Key)
 				out = appendBytes(out, kv.Value)
+				if len(out) >= chunkBytes {
+					if err := emit(out); err != nil {
+						return err
+					}
+					out = nil
+				}
 			}
 			if resume == nil {
-				return
+				return nil
 			}
 			start = resume
 		}
 	}
-	add('u', d.Start, func(start []byte) ([]storage.KeyValue, []byte, error) { return v.Scan(start, d.End, scanPage) })
-	add('l', nil, func(start []byte) ([]storage.KeyValue, []byte, error) {
+	if err := add('u', d.Start, func(start []byte) ([]storage.KeyValue, []byte, error) { return v.Scan(start, d.End, scanPage) }); err != nil {
+		return err
+	}
+	if err := add('l', nil, func(start []byte) ([]storage.KeyValue, []byte, error) {
 		return v.ScanRangeLocal(d.ID, start, nil, scanPage)
-	})
-	return out
+	}); err != nil {
+		return err
+	}
+	if len(out) > 0 {
+		return emit(out)
+	}
+	return nil
 }
 
 // installSnapshot stages a received snapshot's state into b, replacing the

@@ -53,6 +53,9 @@ type RangeData interface {
 	Set(key, value []byte) error
 	Delete(key []byte) error
 	DeleteRange(start, end []byte) error
+	// Bounds are the range's span: [start, end), end nil for the end of
+	// the keyspace.
+	Bounds() (start, end []byte)
 }
 
 // ErrReadOnly is returned by a query's RangeData on writes.
@@ -82,6 +85,8 @@ func (rd *rangeData) check(start, end []byte) error {
 	}
 	return nil
 }
+
+func (rd *rangeData) Bounds() (start, end []byte) { return rd.d.Start, rd.d.End }
 
 func (rd *rangeData) Get(key []byte) ([]byte, bool, error) {
 	if err := rd.check(key, nil); err != nil {

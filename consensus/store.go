@@ -51,6 +51,7 @@ type Store struct {
 	ids      []storage.RangeID
 	events   *kernel.Mailbox[event]
 	nextID   uint64 // proposal and read IDs
+	snapRPC  *kernel.RPC
 }
 
 // replica is one range on this node. Only the driver touches it.
@@ -67,14 +68,19 @@ type replica struct {
 	reads []*read
 	// snapView holds the range's state as of its latest snapshot, at
 	// snapIndex, to send to followers (snapshot.go).
-	snapView  *storage.View
+	snapView  *sharedView
 	snapIndex uint64
+	// sending marks the followers a snapshot is streaming to
+	// (snapstream.go).
+	sending map[uint64]bool
 	// needSnapshot asks for a fresh snapshot after the current cycle.
 	needSnapshot bool
 	// confProposed is set while a membership change this leader proposed
 	// has not applied; removed once the replica applied its own removal
 	// (it is destroyed at the end of the cycle).
 	confProposed, removed bool
+	// leading is set while the replica leads (for Options' hooks).
+	leading bool
 }
 
 type read struct {
@@ -89,6 +95,8 @@ type event struct {
 	tick  bool
 	raft  []byte // a batch of Raft messages
 	gc    []byte // a notice that a replica here was removed
+	snap  *snapDone
+	close *kernel.Future[struct{}]
 	req   *Request
 	reply func(Response, error)
 }
@@ -100,6 +108,9 @@ type Options struct {
 	// BecameLeader, if set, hears of every replica here that wins an
 	// election (tests, metrics). It runs on the driver and must not block.
 	BecameLeader func(id storage.RangeID, term uint64)
+	// LostLeadership, if set, hears of every replica here that stops
+	// leading (it stepped down, or it was removed). Same rules.
+	LostLeadership func(id storage.RangeID, term uint64)
 }
 
 // Open starts a node's store on an engine already opened on the node's disk:
@@ -132,6 +143,8 @@ func Open(rt kernel.Runtime, eng *storage.Engine, layout Layout, opts Options) (
 			s.events.Send(event{raft: env.Body})
 		}
 	})
+	s.snapRPC = kernel.NewRPC(rt, "snapshot-sender")
+	kernel.Serve(rt, snapPort, (&snapReceiver{s: s, transfers: map[[2]uint64]*snapTransfer{}}).handle)
 	gcInbox := rt.Net().Listen(gcPort)
 	rt.Go("replica-gc-inbox", func(ctx context.Context) {
 		for {
@@ -230,7 +243,37 @@ func (s *Store) openReplica(d Descriptor, id uint64) (*replica, error) {
 		log.Close()
 		return nil, fmt.Errorf("consensus: range %d: %w", d.ID, err)
 	}
-	return &replica{desc: d, id: id, rn: rn, log: log, waiting: map[uint64]func(Response, error){}}, nil
+	return &replica{desc: d, id: id, rn: rn, log: log, waiting: map[uint64]func(Response, error){}, sending: map[uint64]bool{}}, nil
+}
+
+// Close stops the driver and releases what the store holds in the engine
+// (snapshot views, log stores), so that the engine can close cleanly.
+// Requests after Close get no answer. Call it once, before closing the
+// engine and stopping the runtime.
+func (s *Store) Close(ctx context.Context) error {
+	done := kernel.NewFuture[struct{}](s.rt, "store close")
+	for !s.events.Send(event{close: done}) {
+		if err := s.rt.Sleep(ctx, time.Millisecond); err != nil {
+			return err
+		}
+	}
+	_, err := done.Wait(ctx)
+	return err
+}
+
+// shutdown runs on the driver: it ends every replica.
+func (s *Store) shutdown() {
+	for _, id := range s.ids {
+		r := s.replicas[id]
+		s.abandon(r)
+		if r.snapView != nil {
+			r.snapView.release()
+			r.snapView = nil
+		}
+		r.log.Close()
+	}
+	clear(s.replicas)
+	s.ids = nil
 }
 
 // addReplica makes r one of the replicas the driver runs.
@@ -246,6 +289,11 @@ func (s *Store) drive(ctx context.Context) {
 	for {
 		ev, err := s.events.Recv(ctx)
 		if err != nil {
+			return
+		}
+		if ev.close != nil {
+			s.shutdown()
+			ev.close.Set(struct{}{}, nil)
 			return
 		}
 		s.handle(ev)
@@ -294,6 +342,8 @@ func (s *Store) handle(ev event) {
 				_ = r.rn.Step(m) // Raft drops what does not apply
 			}
 		})
+	case ev.snap != nil:
+		s.snapDoneEvent(ev.snap)
 	case ev.gc != nil:
 		if len(ev.gc) == 16 {
 			id, replica := storage.RangeID(binary.BigEndian.Uint64(ev.gc)), binary.BigEndian.Uint64(ev.gc[8:])
@@ -368,12 +418,11 @@ func (s *Store) cycle() {
 	// Only new entries, a new term or a new vote need the sync; a commit
 	// index alone can be relearned after a crash (raft.MustSync).
 	mustSync := false
-	type snapReport struct {
-		r      *replica
-		to     uint64
-		status raft.SnapshotStatus
+	type snapFailure struct {
+		r  *replica
+		to uint64
 	}
-	var snapReports []snapReport
+	var snapFailures []snapFailure
 	for _, id := range s.ids {
 		r := s.replicas[id]
 		if !r.rn.HasReady() {
@@ -396,19 +445,15 @@ func (s *Store) cycle() {
 			// removed it meanwhile.
 			r.removed = !slices.Contains(members(rd.Snapshot.Metadata.ConfState), r.id)
 		}
-		// Outgoing snapshots carry the data of the view that matches them;
-		// one without a matching view is dropped (To 0) and reported failed,
-		// so that Raft asks storage for the current snapshot again.
+		// Outgoing snapshots go to a sender task that streams them in
+		// chunks (snapstream.go); one without a matching view is reported
+		// failed, so that Raft asks storage for the current snapshot again.
 		for i := range rd.Messages {
 			if m := &rd.Messages[i]; m.Type == raftpb.MsgSnap {
-				status := raft.SnapshotFinish
-				if !s.fillSnapshot(r, m) {
-					status = raft.SnapshotFailure
+				if !s.startSnapshot(r, *m) {
+					snapFailures = append(snapFailures, snapFailure{r, m.To})
 				}
-				snapReports = append(snapReports, snapReport{r, m.To, status})
-				if status == raft.SnapshotFailure {
-					m.To = 0
-				}
+				m.To = 0 // not sent with the others
 			}
 		}
 		r.log.Append(b, rd.Entries)
@@ -439,11 +484,8 @@ func (s *Store) cycle() {
 			s.refreshSnapshotView(x.r)
 		}
 	}
-	// A sent snapshot is reported done at once: the network gives no
-	// delivery receipts, and a lost one shows up as a follower that still
-	// lags, which makes the leader send it again.
-	for _, sr := range snapReports {
-		sr.r.rn.ReportSnapshot(sr.to, sr.status)
+	for _, f := range snapFailures {
+		f.r.rn.ReportSnapshot(f.to, raft.SnapshotFailure)
 	}
 	s.send(readies, false)
 	// Perturbation: die right after granting a vote (durable, and sent):
@@ -475,9 +517,16 @@ func (s *Store) cycle() {
 		}
 		if x.rd.SoftState != nil && x.rd.SoftState.RaftState != raft.StateLeader {
 			s.abandon(x.r)
+			if x.r.leading && s.opts.LostLeadership != nil {
+				s.opts.LostLeadership(x.r.desc.ID, x.r.rn.BasicStatus().Term)
+			}
+			x.r.leading = false
 		}
-		if x.rd.SoftState != nil && x.rd.SoftState.RaftState == raft.StateLeader && s.opts.BecameLeader != nil {
-			s.opts.BecameLeader(x.r.desc.ID, x.r.rn.BasicStatus().Term)
+		if x.rd.SoftState != nil && x.rd.SoftState.RaftState == raft.StateLeader {
+			x.r.leading = true
+			if s.opts.BecameLeader != nil {
+				s.opts.BecameLeader(x.r.desc.ID, x.r.rn.BasicStatus().Term)
+			}
 		}
 		s.serveReads(x.r)
 		x.r.rn.Advance(x.rd)

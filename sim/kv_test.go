@@ -158,7 +158,12 @@ func (c *kvCluster) Status() string {
 func (c *kvCluster) Progressed() bool { return c.restored && c.kvWorkload.Progressed() }
 
 func (c *kvCluster) boot(rt kernel.Runtime) {
+	entryCache := int64(0) // the default
+	if rt.Buggify("storage.no-entry-cache") {
+		entryCache = -1 // every Raft entry read goes to Pebble
+	}
 	eng, err := storage.Open(rt.FS(), "/data", storage.Options{
+		EntryCacheBytes:             entryCache,
 		DisableAutomaticCompactions: true,
 		Logger:                      rt.Logger(),
 		// A fatal error on one of Pebble's goroutines poisons the engine;
