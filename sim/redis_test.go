@@ -1,0 +1,848 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/orbitkernel/orbit/adapters/redis"
+	"github.com/orbitkernel/orbit/adapters/redis/session"
+	"github.com/orbitkernel/orbit/consensus"
+	"github.com/orbitkernel/orbit/kernel"
+	"github.com/orbitkernel/orbit/storage"
+)
+
+// The Redis scenario (issue 4, point 7): the kv scenario's cluster and
+// faults, with Redis commands instead of key-value requests, run by the same
+// pure code that `orbit serve` runs. Each server node opens storage and
+// consensus with the Redis state machine of a session.Server, as
+// cmd/orbit/serve.go does; each client node has its own session.Server (one
+// consensus client in its pool) and one connection on it, and sends Redis
+// commands as [][]byte through session.Conn.Do, exactly as the RESP wire
+// does. The range a command goes to, the encoding through the log, MULTI/EXEC
+// and WATCH, and the error replies for unknown outcomes are therefore the
+// production ones.
+//
+// The checks: Porcupine against a model of Redis string keys (GET, SET,
+// SET NX/XX, DEL, INCR, GETSET, WATCH/MULTI/EXEC compare-and-set); a list
+// and a set invariant for RPUSH and SADD; every range's replicas equal after
+// quiescence; every range back on every node; every client served after the
+// heal; election safety.
+
+// Sync latency is off for the kv scenario's reason (see kvScenario).
+var redisScenario = Scenario{
+	Name:         "redis",
+	Setup:        func(s *Sim) Workload { return setupRedis(s, redisCorrect) },
+	Adjust:       func(p *Plan) { p.DiskSyncLatency = 0 },
+	FaultTime:    5 * time.Second,
+	ProgressTime: 30 * time.Second,
+	QuiesceTime:  3 * time.Second,
+}
+
+// redisBroken selects a deliberately broken variant, to prove the checks
+// bite.
+type redisBroken int
+
+const (
+	redisCorrect redisBroken = iota
+	// redisLyingClient: every 10th SET of each client is answered OK
+	// without being sent.
+	redisLyingClient
+	// redisDroppingReplica: node 3's state machine runs every 10th write it
+	// applies without storing its effects.
+	redisDroppingReplica
+)
+
+func brokenRedisScenario(b redisBroken, name string) Scenario {
+	sc := redisScenario
+	sc.Name = name
+	sc.Setup = func(s *Sim) Workload { return setupRedis(s, b) }
+	return sc
+}
+
+const (
+	redisFirstClient kernel.NodeID = 101
+	redisAdminNode   kernel.NodeID = 201
+	redisClients                   = 6
+	redisRanges                    = 4
+)
+
+// The hot keys, spread over the four ranges (slot/4096: a 3, b 0, c 1, d 2,
+// w1 3, w2 0, l1 2, l2 1, s1 3, s2 0). The w keys take only writes of values
+// never written before, so WATCH/MULTI/EXEC on them is a compare-and-set
+// (see rCAS); the others also take DEL and INCR.
+var (
+	redisMixedKeys = []string{"a", "b", "c", "d"}
+	redisCASKeys   = []string{"w1", "w2"}
+	redisListKeys  = []string{"l1", "l2"}
+	redisSetKeys   = []string{"s1", "s2"}
+)
+
+// collOp is one RPUSH or SADD: its element, when it was called and
+// returned (the history's logical clock), its reply, and its outcome.
+type collOp struct {
+	client    int
+	elem      string
+	call, ret int64
+	reply     int64
+	status    outcome
+}
+
+type outcome int
+
+const (
+	definite   outcome = iota
+	notApplied         // TRYAGAIN: definitely not applied
+	unknownOut         // "ERR write outcome unknown": maybe applied
+)
+
+type redisCluster struct {
+	s       *Sim
+	broken  redisBroken
+	layout  consensus.Layout
+	servers []kernel.NodeID
+	engines map[kernel.NodeID]*storage.Engine
+	stores  map[kernel.NodeID]*consensus.Store
+	drops   map[kernel.NodeID]int // redisDroppingReplica: writes applied
+
+	opTimeout                        time.Duration
+	hist                             *redisHistory
+	stopped                          bool
+	healed                           int64
+	served                           []int64 // per client: virtual time of its last definite answer
+	running                          int     // client loops not yet finished
+	ok, unknown, refused, cas, casOK int
+	// anomalies are replies no correct server gives (a wrong shape, an
+	// unexpected error); any fails the check.
+	anomalies []string
+	colls     map[string][]*collOp
+	final     map[string][]string // the final LRANGE / SMEMBERS
+	finalDone bool
+
+	faultsOver, restored bool
+	removals, additions  int
+	leaders              map[[2]uint64]kernel.NodeID
+	safetyError          error
+}
+
+func setupRedis(s *Sim, broken redisBroken) Workload {
+	servers := []kernel.NodeID{1, 2, 3}
+	layout, err := consensus.NewLayout(redis.SlotSplits(redisRanges), servers, 3)
+	if err != nil {
+		panic(err)
+	}
+	c := &redisCluster{s: s, broken: broken, layout: layout, servers: servers,
+		engines: map[kernel.NodeID]*storage.Engine{}, stores: map[kernel.NodeID]*consensus.Store{}, drops: map[kernel.NodeID]int{},
+		opTimeout: time.Second, hist: &redisHistory{s: s}, healed: -1, served: make([]int64, redisClients),
+		colls: map[string][]*collOp{}, leaders: map[[2]uint64]kernel.NodeID{}}
+	for _, id := range servers {
+		s.AddNode(id, c.boot).Disk().SpareFromErrors(func(p string) bool {
+			// As in the kv scenario: the MANIFEST, its marker, the directory.
+			return strings.Contains(p, "MANIFEST") || strings.Contains(p, "marker") || p == "/data"
+		})
+	}
+	c.running = redisClients
+	for i := range redisClients {
+		s.AddNode(redisFirstClient+kernel.NodeID(i), func(rt kernel.Runtime) {
+			rt.Go("redis client", func(ctx context.Context) { c.client(ctx, rt, i) })
+		})
+	}
+	s.AddNode(redisAdminNode, func(rt kernel.Runtime) { rt.Go("membership", func(ctx context.Context) { c.membership(ctx, rt) }) })
+	return c
+}
+
+// boot is a server node: storage, a session.Server for its state machine
+// and leadership hook, and consensus, as `orbit serve` assembles them.
+func (c *redisCluster) boot(rt kernel.Runtime) {
+	entryCache := int64(0)
+	if rt.Buggify("storage.no-entry-cache") {
+		entryCache = -1
+	}
+	eng, err := storage.Open(rt.FS(), "/data", storage.Options{
+		EntryCacheBytes:             entryCache,
+		DisableAutomaticCompactions: true,
+		Logger:                      rt.Logger(),
+		OnBackgroundFatal:           func(error) { select {} }, // see kvCluster.boot
+	})
+	if err != nil {
+		kernel.Crash("open storage: %v", err)
+	}
+	c.engines[rt.NodeID()] = eng
+	rt.Go("engine", func(ctx context.Context) {
+		defer eng.Close()
+		kernel.NewFuture[struct{}](rt, "node lifetime").Wait(ctx)
+	})
+	// No client connects to a server node here (the clients run their own
+	// sessions) and no key has a TTL, so the pool is small and active
+	// expiry is off.
+	sess := session.New(session.Options{Runtime: rt, Layout: c.layout, Clients: 1, ExpirePeriod: -1})
+	sm := sess.StateMachine()
+	if c.broken == redisDroppingReplica && rt.NodeID() == 3 {
+		sm = &droppingStateMachine{inner: sm, count: func() int { c.drops[3]++; return c.drops[3] }}
+	}
+	st, err := consensus.Open(rt, eng, c.layout, consensus.Options{
+		StateMachine: sm,
+		BecameLeader: func(id storage.RangeID, term uint64) {
+			sess.BecameLeader(id, term)
+			c.leaderElected(id, term, rt.NodeID())
+		},
+	})
+	if err != nil {
+		kernel.Crash("open consensus: %v", err)
+	}
+	c.stores[rt.NodeID()] = st
+}
+
+func (c *redisCluster) leaderElected(id storage.RangeID, term uint64, node kernel.NodeID) {
+	key := [2]uint64{uint64(id), term}
+	if prev, ok := c.leaders[key]; ok && prev != node && c.safetyError == nil {
+		c.safetyError = fmt.Errorf("election safety: range %d has two leaders in term %d: n%d and n%d", id, term, prev, node)
+	}
+	c.leaders[key] = node
+}
+
+// droppingStateMachine is broken on purpose: every 10th write applies
+// without storing its effects (its reply is computed as usual).
+type droppingStateMachine struct {
+	inner consensus.StateMachine
+	count func() int
+}
+
+func (d *droppingStateMachine) Apply(data consensus.RangeData, cmd []byte, meta consensus.CommandMeta) ([]byte, error) {
+	if d.count()%10 == 0 {
+		data = discardWrites{data}
+	}
+	return d.inner.Apply(data, cmd, meta)
+}
+
+func (d *droppingStateMachine) Query(data consensus.RangeData, cmd []byte, meta consensus.CommandMeta) ([]byte, error) {
+	return d.inner.Query(data, cmd, meta)
+}
+
+type discardWrites struct{ consensus.RangeData }
+
+func (discardWrites) Set(key, value []byte) error         { return nil }
+func (discardWrites) Delete(key []byte) error             { return nil }
+func (discardWrites) DeleteRange(start, end []byte) error { return nil }
+
+// membership is the kv scenario's: move replicas while the clients work,
+// restore every replica after the heal.
+func (c *redisCluster) membership(ctx context.Context, rt kernel.Runtime) {
+	admin := consensus.NewClient(rt, c.layout, "admin")
+	rng := rt.Rand()
+	attempt := func(f func(ctx context.Context) error) error {
+		actx, cancel := rt.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		return f(actx)
+	}
+	for !c.faultsOver {
+		d := c.layout.Ranges()[rng.IntN(len(c.layout.Ranges()))]
+		node := c.servers[rng.IntN(len(c.servers))]
+		if attempt(func(ctx context.Context) error { return admin.RemoveReplica(ctx, d.Start, node) }) == nil {
+			c.removals++
+		}
+		for !c.faultsOver {
+			if attempt(func(ctx context.Context) error { return admin.AddReplica(ctx, d.Start, node) }) == nil {
+				c.additions++
+				break
+			}
+		}
+	}
+	for _, d := range c.layout.Ranges() {
+		for _, node := range c.servers {
+			for attempt(func(ctx context.Context) error { return admin.AddReplica(ctx, d.Start, node) }) != nil {
+				if ctx.Err() != nil {
+					return
+				}
+			}
+		}
+	}
+	c.restored = true
+}
+
+// conn is one client's connection: Do with a deadline, and the outcome of
+// a reply.
+type redisConn struct {
+	c    *redisCluster
+	rt   kernel.Runtime
+	ctx  context.Context
+	conn *session.Conn
+}
+
+func (rc redisConn) do(args ...string) redis.Reply {
+	b := make([][]byte, len(args))
+	for i, a := range args {
+		b[i] = []byte(a)
+	}
+	ctx, cancel := rc.rt.WithTimeout(rc.ctx, rc.c.opTimeout)
+	defer cancel()
+	replies, _ := rc.conn.Do(ctx, b)
+	if len(replies) != 1 {
+		rc.c.anomaly("%q: %d replies", args, len(replies))
+		return redis.Error("ERR harness: no reply")
+	}
+	return replies[0]
+}
+
+// outcomeOf tells the session's replies for commands consensus could not
+// run (session.failure) from the command's own replies.
+func outcomeOf(r redis.Reply) outcome {
+	if r.Kind == redis.KindError {
+		switch s := string(r.Str); {
+		case strings.HasPrefix(s, "TRYAGAIN "):
+			return notApplied
+		case strings.HasPrefix(s, "ERR write outcome unknown"):
+			return unknownOut
+		}
+	}
+	return definite
+}
+
+func (c *redisCluster) anomaly(format string, args ...any) {
+	if len(c.anomalies) < 20 {
+		c.anomalies = append(c.anomalies, fmt.Sprintf("at %v: ", c.s.Elapsed())+fmt.Sprintf(format, args...))
+	}
+}
+
+func (c *redisCluster) rangeOf(key string) consensus.Descriptor {
+	return c.layout.Lookup(redis.RouteKey([]byte(key)))
+}
+
+// client is one simulated Redis client: its own session server with one
+// consensus client, one connection, and a loop of commands.
+func (c *redisCluster) client(ctx context.Context, rt kernel.Runtime, i int) {
+	sess := session.New(session.Options{Runtime: rt, Layout: c.layout, Clients: 1, CommandTimeout: c.opTimeout, ExpirePeriod: -1})
+	conn := sess.NewConn(fmt.Sprintf("client-%d", i), nil)
+	defer conn.Close()
+	rc := redisConn{c: c, rt: rt, ctx: ctx, conn: conn}
+	rng := rt.Rand()
+	// This client's string writes with unknown outcomes, by range: the
+	// session's single consensus client numbers its writes, and a range
+	// refuses a number below the last it applied for the client, so once a
+	// later write to the range is answered the open ones cannot apply.
+	open := map[storage.RangeID][]int{}
+	settle := func(key string, ret int64) {
+		id := c.rangeOf(key).ID
+		for _, op := range open[id] {
+			c.hist.Bound(op, ret)
+		}
+		delete(open, id)
+	}
+	sets := 0
+	for n := 0; !c.stopped; n++ {
+		var served bool
+		switch r := rng.IntN(100); {
+		case r < 12:
+			served = c.push(rc, i, n, redisListKeys[rng.IntN(len(redisListKeys))], "rpush", settle)
+		case r < 20:
+			served = c.push(rc, i, n, redisSetKeys[rng.IntN(len(redisSetKeys))], "sadd", settle)
+		case r < 35:
+			served = c.casOp(rc, i, n, redisCASKeys[rng.IntN(len(redisCASKeys))], open, settle)
+		default:
+			keys := redisMixedKeys
+			if rng.IntN(3) == 0 {
+				keys = redisCASKeys
+			}
+			key := keys[rng.IntN(len(keys))]
+			in := c.nextString(rng.IntN(100), i, n, key, keys[0] == redisCASKeys[0])
+			if in.Op == rSet {
+				sets++
+			}
+			if c.broken == redisLyingClient && in.Op == rSet && sets%10 == 0 {
+				c.hist.Call(i, in).Return(redisOutput{}) // "OK", never sent
+				served = true
+				break
+			}
+			served = c.stringOp(rc, i, in, open, settle)
+		}
+		if served {
+			c.served[i] = c.s.now
+		}
+		rt.Sleep(ctx, time.Duration(rng.ExpFloat64()*float64(10*time.Millisecond)))
+	}
+	c.running--
+	if i == 0 {
+		c.finalReads(rc)
+	}
+}
+
+// nextString draws a string command on key. Values are integers (so INCR
+// has something to increment) or text; on CAS keys every value is new.
+func (c *redisCluster) nextString(r, client, n int, key string, casKey bool) redisInput {
+	val := fmt.Sprintf("c%d.%d", client, n)
+	if !casKey && n%3 != 0 {
+		val = strconv.Itoa((client+1)*1_000_000 + n)
+	}
+	in := redisInput{Key: key, Value: val, rangeNo: int(c.rangeOf(key).ID)}
+	switch {
+	case r < 40:
+		in.Op = rGet
+	case r < 55:
+		in.Op = rSet
+	case r < 63:
+		in.Op = rSetNX
+	case r < 71:
+		in.Op = rSetXX
+	case r < 80:
+		in.Op = rGetSet
+	case casKey:
+		in.Op = rSet
+	case r < 88:
+		in.Op = rDel
+	default:
+		in.Op = rIncr
+	}
+	return in
+}
+
+// stringOp sends one string command, records it, and reports whether the
+// answer was definite (served).
+func (c *redisCluster) stringOp(rc redisConn, i int, in redisInput, open map[storage.RangeID][]int, settle func(string, int64)) bool {
+	var args []string
+	switch in.Op {
+	case rGet:
+		args = []string{"GET", in.Key}
+	case rSet:
+		args = []string{"SET", in.Key, in.Value}
+	case rSetNX:
+		args = []string{"SET", in.Key, in.Value, "NX"}
+	case rSetXX:
+		args = []string{"SET", in.Key, in.Value, "XX"}
+	case rDel:
+		args = []string{"DEL", in.Key}
+	case rIncr:
+		args = []string{"INCR", in.Key}
+	case rGetSet:
+		args = []string{"GETSET", in.Key, in.Value}
+	}
+	p := c.hist.Call(i, in)
+	r := rc.do(args...)
+	switch outcomeOf(r) {
+	case notApplied:
+		c.refused++
+		return true
+	case unknownOut:
+		c.unknown++
+		if op := p.Unknown(); op >= 0 {
+			id := c.rangeOf(in.Key).ID
+			open[id] = append(open[id], op)
+		}
+		return false
+	}
+	var out redisOutput
+	bad := false
+	switch in.Op {
+	case rGet, rGetSet:
+		out.State, bad = stateOf(r)
+	case rSet:
+		bad = !isOK(r)
+	case rSetNX, rSetXX:
+		out.OK, bad = isOK(r), !isOK(r) && r.Kind != redis.KindNull
+	case rDel:
+		out.Int, bad = r.Int, r.Kind != redis.KindInt
+	case rIncr:
+		out.Int = r.Int
+		out.Err = r.Kind == redis.KindError && string(r.Str) == "ERR value is not an integer or out of range"
+		bad = r.Kind != redis.KindInt && !out.Err
+	}
+	if bad {
+		c.anomaly("client %d: %s: unexpected reply %s", i, in, describeReply(r))
+		return true
+	}
+	ret := p.Return(out)
+	if in.Op != rGet {
+		settle(in.Key, ret)
+	}
+	c.ok++
+	return true
+}
+
+// casOp is WATCH k; GET k; MULTI; SET k v; EXEC. The GET is recorded as a
+// read, the EXEC as rCAS expecting what the GET read.
+func (c *redisCluster) casOp(rc redisConn, i, n int, key string, open map[storage.RangeID][]int, settle func(string, int64)) bool {
+	rn := int(c.rangeOf(key).ID)
+	if r := rc.do("WATCH", key); !isOK(r) {
+		if outcomeOf(r) != notApplied {
+			c.anomaly("client %d: WATCH %s: %s", i, key, describeReply(r))
+		}
+		c.refused++
+		return outcomeOf(r) == notApplied
+	}
+	g := c.hist.Call(i, redisInput{Op: rGet, Key: key, rangeNo: rn})
+	r := rc.do("GET", key)
+	expect, bad := stateOf(r)
+	if outcomeOf(r) != definite || bad {
+		if bad && outcomeOf(r) == definite {
+			c.anomaly("client %d: GET %s in a transaction: %s", i, key, describeReply(r))
+		}
+		rc.do("UNWATCH")
+		c.refused++
+		return outcomeOf(r) == notApplied
+	}
+	g.Return(redisOutput{State: expect})
+	val := fmt.Sprintf("c%d.%d", i, n)
+	if r := rc.do("MULTI"); !isOK(r) {
+		c.anomaly("client %d: MULTI: %s", i, describeReply(r))
+		return true
+	}
+	if r := rc.do("SET", key, val); r.Kind != redis.KindSimple || string(r.Str) != "QUEUED" {
+		c.anomaly("client %d: SET in MULTI: %s", i, describeReply(r))
+		rc.do("DISCARD")
+		return true
+	}
+	c.cas++
+	p := c.hist.Call(i, redisInput{Op: rCAS, Key: key, Value: val, Expect: expect, rangeNo: rn})
+	r = rc.do("EXEC")
+	switch outcomeOf(r) {
+	case notApplied:
+		c.refused++
+		return true
+	case unknownOut:
+		c.unknown++
+		if op := p.Unknown(); op >= 0 {
+			open[storage.RangeID(rn)] = append(open[storage.RangeID(rn)], op)
+		}
+		return false
+	}
+	var out redisOutput
+	switch {
+	case r.Kind == redis.KindNullArray:
+	case r.Kind == redis.KindArray && len(r.Elems) == 1 && isOK(r.Elems[0]):
+		out.OK = true
+		c.casOK++
+	default:
+		c.anomaly("client %d: EXEC: %s", i, describeReply(r))
+		return true
+	}
+	settle(key, p.Return(out))
+	c.ok++
+	return true
+}
+
+// push is RPUSH or SADD of a new element; collections are checked at the
+// end (checkCollections).
+func (c *redisCluster) push(rc redisConn, i, n int, key, cmd string, settle func(string, int64)) bool {
+	op := &collOp{client: i, elem: fmt.Sprintf("c%d.%d", i, n), call: c.hist.tick()}
+	c.colls[key] = append(c.colls[key], op)
+	r := rc.do(cmd, key, op.elem)
+	op.status = outcomeOf(r)
+	switch op.status {
+	case notApplied:
+		c.refused++
+		return true
+	case unknownOut:
+		c.unknown++
+		return false
+	}
+	if r.Kind != redis.KindInt {
+		c.anomaly("client %d: %s %s %s: %s", i, cmd, key, op.elem, describeReply(r))
+		op.status = unknownOut
+		return true
+	}
+	op.ret, op.reply = c.hist.tick(), r.Int
+	settle(key, op.ret)
+	c.ok++
+	return true
+}
+
+// finalReads reads every list and set once the other clients are done,
+// retrying refusals.
+func (c *redisCluster) finalReads(rc redisConn) {
+	for c.running > 0 {
+		if rc.rt.Sleep(rc.ctx, 10*time.Millisecond) != nil {
+			return
+		}
+	}
+	read := func(args ...string) ([]string, bool) {
+		for rc.ctx.Err() == nil {
+			r := rc.do(args...)
+			if outcomeOf(r) != definite {
+				continue
+			}
+			if r.Kind != redis.KindArray && r.Kind != redis.KindSet {
+				c.anomaly("final %q: %s", args, describeReply(r))
+				return nil, false
+			}
+			var out []string
+			for _, e := range r.Elems {
+				out = append(out, string(e.Str))
+			}
+			return out, true
+		}
+		return nil, false
+	}
+	c.final = map[string][]string{}
+	for _, k := range redisListKeys {
+		if v, ok := read("LRANGE", k, "0", "-1"); ok {
+			c.final[k] = v
+		}
+	}
+	for _, k := range redisSetKeys {
+		if v, ok := read("SMEMBERS", k); ok {
+			c.final[k] = v
+		}
+	}
+	c.finalDone = true
+}
+
+func isOK(r redis.Reply) bool { return r.Kind == redis.KindSimple && string(r.Str) == "OK" }
+
+// stateOf reads a bulk-or-null reply as a model state; bad if it is
+// neither.
+func stateOf(r redis.Reply) (string, bool) {
+	switch r.Kind {
+	case redis.KindNull:
+		return "", false
+	case redis.KindBulk:
+		return present(string(r.Str)), false
+	}
+	return "", true
+}
+
+func describeReply(r redis.Reply) string {
+	var b []byte
+	b = redis.AppendRESP2(b, r)
+	return strconv.Quote(string(b))
+}
+
+func (c *redisCluster) Targets() []kernel.NodeID { return c.servers }
+func (c *redisCluster) Healed()                  { c.healed, c.faultsOver = c.s.now, true }
+func (c *redisCluster) Stop()                    { c.stopped = true }
+
+// Progressed: every client served since the heal, every range back on
+// every node.
+func (c *redisCluster) Progressed() bool {
+	if !c.restored {
+		return false
+	}
+	for _, t := range c.served {
+		if t <= c.healed {
+			return false
+		}
+	}
+	return true
+}
+
+// Status tells who waits for what when progress fails.
+func (c *redisCluster) Status() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "clients last served at %v (healed at %v); membership: %d removals, %d additions, restored=%v\n",
+		c.served, c.healed, c.removals, c.additions, c.restored)
+	for _, d := range c.layout.Ranges() {
+		fmt.Fprintf(&b, "range %d: %s\n", d.ID, c.appliedIndexes(d))
+	}
+	return b.String()
+}
+
+func (c *redisCluster) appliedIndexes(d consensus.Descriptor) string {
+	var parts []string
+	for _, id := range c.servers {
+		parts = append(parts, fmt.Sprintf("n%d %s", id, c.stores[id].RangeStatus(d.ID)))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Check: election safety, replies of the right shape, linearizability of
+// the string keys, the collections' invariants, and convergence.
+func (c *redisCluster) Check(vizPath string) error {
+	if c.safetyError != nil {
+		return c.safetyError
+	}
+	if len(c.anomalies) > 0 {
+		return fmt.Errorf("unexpected replies:\n  %s", strings.Join(c.anomalies, "\n  "))
+	}
+	if c.ok == 0 {
+		return fmt.Errorf("no operation completed: the history is empty")
+	}
+	if err := checkRedisLinearizable(c.hist, vizPath); err != nil {
+		return err
+	}
+	if err := c.checkCollections(); err != nil {
+		return err
+	}
+	if testing.Verbose() {
+		fmt.Printf("redis seed %d: %d ops recorded (%d acknowledged, %d unknown, %d refused), %d/%d transactions ran; lists %d+%d, sets %d+%d elements\n",
+			c.s.Seed(), c.hist.Len(), c.ok, c.unknown, c.refused, c.casOK, c.cas,
+			len(c.final[redisListKeys[0]]), len(c.final[redisListKeys[1]]), len(c.final[redisSetKeys[0]]), len(c.final[redisSetKeys[1]]))
+	}
+	return c.checkConvergence()
+}
+
+// checkCollections: the final LRANGE of a list holds every acknowledged
+// RPUSH once, at the position its reply gave (only appends happen), in an
+// order that respects real time, and nothing that was refused or never
+// pushed; the final SMEMBERS of a set holds every acknowledged SADD (each
+// answered 1: every member is new) and nothing else but unknown ones.
+func (c *redisCluster) checkCollections() error {
+	if !c.finalDone {
+		return fmt.Errorf("collections: the final reads did not finish during quiescence")
+	}
+	for _, k := range append(slices.Clone(redisListKeys), redisSetKeys...) {
+		isList := slices.Contains(redisListKeys, k)
+		final, ok := c.final[k]
+		if !ok {
+			return fmt.Errorf("collections: no final read of %s", k)
+		}
+		at := map[string]int{}
+		for i, e := range final {
+			if _, dup := at[e]; dup {
+				return fmt.Errorf("collections: %s holds %q twice: %q", k, e, final)
+			}
+			at[e] = i
+		}
+		ops := map[string]*collOp{}
+		for _, op := range c.colls[k] {
+			ops[op.elem] = op
+		}
+		for e := range at {
+			if op, ok := ops[e]; !ok || op.status == notApplied {
+				return fmt.Errorf("collections: %s holds %q, which was never pushed or was refused (TRYAGAIN)", k, e)
+			}
+		}
+		var acked []*collOp
+		for _, op := range c.colls[k] {
+			if op.status != definite {
+				continue
+			}
+			i, ok := at[op.elem]
+			switch {
+			case !ok:
+				return fmt.Errorf("collections: %s lost %q, acknowledged at %d by client %d", k, op.elem, op.ret, op.client)
+			case isList && int64(i) != op.reply-1:
+				return fmt.Errorf("collections: %s holds %q at index %d, but RPUSH replied length %d", k, op.elem, i, op.reply)
+			case !isList && op.reply != 1:
+				return fmt.Errorf("collections: SADD %s %q replied %d for a new member", k, op.elem, op.reply)
+			}
+			acked = append(acked, op)
+		}
+		if !isList {
+			continue
+		}
+		for _, a := range acked {
+			for _, b := range acked {
+				if a.ret < b.call && at[a.elem] > at[b.elem] {
+					return fmt.Errorf("collections: %s holds %q (acknowledged at %d) after %q (called at %d)", k, a.elem, a.ret, b.elem, b.call)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// checkConvergence is the kv scenario's: every range on every node, and
+// every replica of a range holding the same data.
+func (c *redisCluster) checkConvergence() error {
+	for _, d := range c.layout.Ranges() {
+		var first string
+		var firstNode kernel.NodeID
+		for _, id := range c.servers {
+			if !c.s.Node(id).Up() {
+				return fmt.Errorf("convergence: node %d is down after quiescence", id)
+			}
+			if m, ok := c.stores[id].Members(d.ID); !ok || len(m) != len(c.servers) {
+				return fmt.Errorf("membership: node %d: range %d has members %v, want every node (%s)", id, d.ID, m, c.appliedIndexes(d))
+			}
+		}
+		for _, id := range d.Replicas {
+			h, err := redisRangeHash(c.engines[id], d)
+			if err != nil {
+				return fmt.Errorf("convergence: node %d range %d: %w", id, d.ID, err)
+			}
+			if firstNode == 0 {
+				first, firstNode = h, id
+			} else if h != first {
+				return fmt.Errorf("convergence: range %d differs between node %d (%s) and node %d (%s); applied indexes %s",
+					d.ID, firstNode, first, id, h, c.appliedIndexes(d))
+			}
+		}
+	}
+	return nil
+}
+
+func redisRangeHash(eng *storage.Engine, d consensus.Descriptor) (string, error) {
+	kvs, _, err := eng.Scan(d.Start, d.End, 1<<20)
+	if err != nil {
+		return "", err
+	}
+	h := uint64(14695981039346656037)
+	for _, kv := range kvs {
+		for _, s := range []string{strconv.Quote(string(kv.Key)), "=", strconv.Quote(string(kv.Value)), ";"} {
+			h = (h ^ strHash(s)) * 1099511628211
+		}
+	}
+	return fmt.Sprintf("%d keys %016x", len(kvs), h), nil
+}
+
+// TestRedisSim runs the Redis scenario: seeds 1–20 by default, or those the
+// command line names (as TestSim).
+func TestRedisSim(t *testing.T) {
+	runScenario(t, redisScenario, seedRange(1, 20))
+}
+
+// TestRedisDeterminism: the same seed gives the same trace.
+func TestRedisDeterminism(t *testing.T) {
+	if replaying() {
+		t.Skip("seeds named on the command line: TestRedisSim checks them")
+	}
+	for _, seed := range []uint64{1, 2} {
+		a, b := Run(redisScenario, seed), Run(redisScenario, seed)
+		if a.Trace != b.Trace || a.Events != b.Events {
+			t.Errorf("redis seed %d is not reproducible: %s vs %s", seed, a.Line(), b.Line())
+		}
+	}
+}
+
+// TestBrokenRedisIsCaught: a client that acknowledges SETs it never sent
+// must fail linearizability (with a visualization), and a replica that
+// loses writes must fail a check, each within a few seeds.
+func TestBrokenRedisIsCaught(t *testing.T) {
+	for _, v := range []struct {
+		sc     Scenario
+		viz    bool // must be caught by Porcupine, with a visualization
+		within int
+	}{
+		{brokenRedisScenario(redisLyingClient, "redis-lying-client"), true, 3},
+		{brokenRedisScenario(redisDroppingReplica, "redis-dropping-replica"), false, 5},
+	} {
+		caught := false
+		for _, seed := range chosenSeeds(seedRange(1, v.within)) {
+			r := Run(v.sc, seed)
+			if r.Err == nil {
+				if replaying() {
+					fmt.Println(r.Scenario + " " + r.Line() + " (not caught)")
+				}
+				continue
+			}
+			fmt.Printf("%s caught at seed %d: %s: %v\nreplay: %s\n", v.sc.Name, seed, r.Phase, firstLine(r.Err), replayCommand(t.Name(), seed))
+			if testing.Verbose() {
+				fmt.Println(indent(r.Scenario + " " + r.Line()))
+				fmt.Println(indent(r.Report(replayCommand(t.Name(), seed))))
+			}
+			if r.Phase != "check" {
+				t.Errorf("%s: caught in %s, not by a check: %v", v.sc.Name, r.Phase, r.Err)
+			}
+			if v.viz {
+				if r.Viz == "" {
+					t.Errorf("%s: caught, but not as a linearizability failure with a visualization: %v", v.sc.Name, r.Err)
+				} else if _, err := os.Stat(r.Viz); err != nil {
+					t.Errorf("%s: visualization %q missing: %v", v.sc.Name, r.Viz, err)
+				}
+			}
+			caught = true
+			break
+		}
+		if !caught {
+			t.Errorf("%s passed %d seeds: the checks do not bite", v.sc.Name, v.within)
+		}
+	}
+}
+
+func firstLine(err error) string {
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	return s
+}
