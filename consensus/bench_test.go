@@ -25,6 +25,8 @@ type benchCluster struct {
 	engines []*storage.Engine
 	stores  []*Store
 	tb      testing.TB
+	net     *prod.LocalNetwork
+	dir     string
 }
 
 func newBenchCluster(b testing.TB) *benchCluster { return newTestCluster(b, Options{}) }
@@ -35,22 +37,25 @@ func newTestCluster(b testing.TB, opts Options) *benchCluster {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c := &benchCluster{layout: layout, tb: b}
-	net := prod.NewLocalNetwork()
-	dir := b.TempDir()
+	c := &benchCluster{layout: layout, tb: b, net: prod.NewLocalNetwork(), dir: b.TempDir()}
 	for _, id := range nodes {
-		rt := prod.New(prod.Options{NodeID: id, Net: net})
-		eng, err := storage.Open(vfs.Default, filepath.Join(dir, fmt.Sprint(id)), storage.Options{Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			b.Fatal(err)
-		}
-		st, err := Open(rt, eng, layout, opts)
-		if err != nil {
-			b.Fatal(err)
-		}
-		c.rts, c.engines, c.stores = append(c.rts, rt), append(c.engines, eng), append(c.stores, st)
+		c.start(id, opts)
 	}
 	return c
+}
+
+// start starts node id (with its own directory) on the cluster's network.
+func (c *benchCluster) start(id kernel.NodeID, opts Options) {
+	rt := prod.New(prod.Options{NodeID: id, Net: c.net})
+	eng, err := storage.Open(vfs.Default, filepath.Join(c.dir, fmt.Sprint(id)), storage.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		c.tb.Fatal(err)
+	}
+	st, err := Open(rt, eng, c.layout, opts)
+	if err != nil {
+		c.tb.Fatal(err)
+	}
+	c.rts, c.engines, c.stores = append(c.rts, rt), append(c.engines, eng), append(c.stores, st)
 }
 
 // close closes every store, then its runtime and engine; the engine must

@@ -52,6 +52,7 @@ type Store struct {
 	events   *kernel.Mailbox[event]
 	nextID   uint64 // proposal and read IDs
 	snapRPC  *kernel.RPC
+	closing  *kernel.Future[struct{}] // set by Close; the driver ends
 }
 
 // replica is one range on this node. Only the driver touches it.
@@ -105,6 +106,12 @@ type event struct {
 type Options struct {
 	// StateMachine executes OpCommand and OpQuery requests (nil: refused).
 	StateMachine StateMachine
+	// Join starts the node without bootstrapping the layout's initial
+	// replicas: it holds only what membership changes add to it. A node
+	// that joins a running cluster, or comes back with a wiped disk, must
+	// start this way: bootstrapping again would bring back its old replicas
+	// (the same Raft IDs) with their votes forgotten.
+	Join bool
 	// BecameLeader, if set, hears of every replica here that wins an
 	// election (tests, metrics). It runs on the driver and must not block.
 	BecameLeader func(id storage.RangeID, term uint64)
@@ -189,7 +196,7 @@ func (s *Store) loadReplica(d Descriptor) (*replica, error) {
 		return s.openReplica(d, rec.ReplicaID)
 	case !errors.Is(err, storage.ErrNotFound):
 		return nil, err
-	case !slices.Contains(d.Replicas, s.rt.NodeID()):
+	case s.opts.Join || !slices.Contains(d.Replicas, s.rt.NodeID()):
 		return nil, nil
 	}
 	id := replicaID(s.rt.NodeID(), 0)
@@ -291,11 +298,6 @@ func (s *Store) drive(ctx context.Context) {
 		if err != nil {
 			return
 		}
-		if ev.close != nil {
-			s.shutdown()
-			ev.close.Set(struct{}{}, nil)
-			return
-		}
 		s.handle(ev)
 		// Take everything already queued before the cycle, bounded, so
 		// that one synced write carries as much as possible (group commit);
@@ -308,6 +310,11 @@ func (s *Store) drive(ctx context.Context) {
 			s.handle(ev)
 		}
 		s.cycle()
+		if s.closing != nil {
+			s.shutdown()
+			s.closing.Set(struct{}{}, nil)
+			return
+		}
 	}
 }
 
@@ -342,6 +349,8 @@ func (s *Store) handle(ev event) {
 				_ = r.rn.Step(m) // Raft drops what does not apply
 			}
 		})
+	case ev.close != nil:
+		s.closing = ev.close // after this cycle
 	case ev.snap != nil:
 		s.snapDoneEvent(ev.snap)
 	case ev.gc != nil:

@@ -222,3 +222,53 @@ func TestCommandsRunOnceThroughTheLog(t *testing.T) {
 		t.Fatalf("counter = %q (%v), %d distinct replies; want %d", v, err, len(seen), clients*each)
 	}
 }
+
+// TestJoinAndMoveReplica starts a fourth node that joins (no bootstrap),
+// moves range 1's replica from node 1 to it under writes, and checks it
+// holds every write while node 1 holds none.
+func TestJoinAndMoveReplica(t *testing.T) {
+	c := newBenchCluster(t)
+	defer c.close()
+	c.start(4, Options{Join: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl := NewClient(c.rts[1], c.layout, "mover")
+	d := c.layout.Lookup([]byte("a"))
+	for i := range 50 {
+		if err := cl.Put(ctx, []byte(fmt.Sprintf("a%03d", i)), []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rec, err := c.engines[3].ReplicaRecord(d.ID); err == nil {
+		t.Fatalf("a joining node bootstrapped a replica: %+v", rec)
+	}
+	if err := cl.AddReplica(ctx, d.Start, 4); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.RemoveReplica(ctx, d.Start, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Put(ctx, []byte("a-last"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		kvs, _, err := c.engines[3].Scan([]byte("a"), []byte("b"), 100)
+		if err == nil && len(kvs) == 51 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("node 4 holds %d keys of 51", len(kvs))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for {
+		kvs, _, _ := c.engines[0].Scan([]byte("a"), []byte("b"), 100)
+		if len(kvs) == 0 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("node 1 still holds %d keys of the range it left", len(kvs))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
