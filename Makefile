@@ -3,12 +3,23 @@ GO      ?= go
 SEEDS   ?= 500
 SEED    ?= 1
 
-.PHONY: run demo smoke test lint sim determinism bench race mutations help
+.PHONY: run cluster bench-redis demo smoke test lint sim determinism bench race mutations help
 
 ## run: the single-node server in the foreground: RESP on 127.0.0.1:6379,
 ## /healthz and /readyz on 127.0.0.1:9090, data in ./orbit-data (Ctrl-C stops it)
 run:
 	$(GO) run ./cmd/orbit serve
+
+## cluster: a local 3-node cluster in the foreground: RESP on 127.0.0.1:6379,
+## 6380, 6381, HTTP (/metrics, /readyz, /cluster) on 9090-9092, gRPC between
+## nodes on 7001-7003, data and logs in ./orbit-data/node1..3 (Ctrl-C stops all three)
+cluster:
+	GO=$(GO) scripts/cluster.sh
+
+## bench-redis: redis-benchmark against orbit serve (1 node, then 3) and
+## redis-server in the same run; prints a markdown table (not part of CI)
+bench-redis:
+	GO=$(GO) bench/redis.sh
 
 ## demo: a 3-node cluster in the simulator under faults; prints what happened
 demo:

@@ -84,8 +84,13 @@ func run(data consensus.RangeData, cmd []byte, meta consensus.CommandMeta, write
 	st := Store(rs)
 	if !write {
 		st = ReadOnly(st)
-		if op == opSweep || op == opFlush {
+		switch op {
+		case opFlush:
 			return Reply{}, fmt.Errorf("write op %q sent as a query", op)
+		case opSweep:
+			// A dry run: how many keys of the batch have expired, with
+			// nothing deleted (the session asks before proposing a sweep).
+			st = dryRun{st}
 		}
 	}
 	now := meta.NowMillis
@@ -534,3 +539,11 @@ func decodeReply(fr *fieldReader, depth int) Reply {
 	}
 	return r
 }
+
+// dryRun is a store whose writes do nothing: a sweep run as a query counts
+// what it would delete.
+type dryRun struct{ Store }
+
+func (dryRun) Set(key, value []byte) error         { return nil }
+func (dryRun) Delete(key []byte) error             { return nil }
+func (dryRun) DeleteRange(start, end []byte) error { return nil }

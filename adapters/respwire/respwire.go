@@ -59,6 +59,10 @@ type Options struct {
 	Runtime kernel.Runtime
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Observe, if set, hears of every command executed: its name as sent
+	// (args[0]), how long the session layer took, and its replies (for
+	// metrics). It runs on the connection's goroutine and must not block.
+	Observe func(name []byte, elapsed time.Duration, replies []redis.Reply)
 }
 
 // Listener serves RESP on one address.
@@ -203,7 +207,11 @@ func (c *conn) readLoop() {
 			return
 		}
 		for _, cmd := range cmds {
+			began := time.Now()
 			replies, quit := c.sess.Do(c.l.ctx, cmd.Args)
+			if c.l.opts.Observe != nil && len(cmd.Args) > 0 {
+				c.l.opts.Observe(cmd.Args[0], time.Since(began), replies)
+			}
 			if !c.reply(replies) || quit {
 				return
 			}

@@ -1,8 +1,9 @@
 // Command orbit is the Orbit binary.
 //
 //	orbit demo [-seed N] [-v]   run a small cluster in the simulator and say what happened
-//	orbit serve [flags]         a single-node server: RESP on 127.0.0.1:6379, HTTP
-//	                            /healthz and /readyz on 127.0.0.1:9090, data in ./orbit-data
+//	orbit serve [flags]         a server: alone by default (RESP on 127.0.0.1:6379, HTTP
+//	                            /metrics, /healthz, /readyz on 127.0.0.1:9090, data in
+//	                            ./orbit-data), or one node of a cluster (--node-id, --peers)
 package main
 
 import (
@@ -33,8 +34,9 @@ func main() {
 func usage() {
 	fmt.Fprint(os.Stderr, `usage:
   orbit demo [-seed N] [-v]   run a small cluster in the deterministic simulator
-  orbit serve [flags]         run a single-node server (RESP on 127.0.0.1:6379);
-                              orbit serve -h lists the flags
+  orbit serve [flags]         run a server: a single node by default (RESP on
+                              127.0.0.1:6379), or a cluster node with --node-id
+                              and --peers; orbit serve -h lists the flags
 `)
 }
 

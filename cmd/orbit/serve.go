@@ -2,12 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -19,12 +19,13 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/orbitkernel/orbit/adapters/redis"
 	"github.com/orbitkernel/orbit/adapters/redis/session"
 	"github.com/orbitkernel/orbit/adapters/respwire"
 	"github.com/orbitkernel/orbit/consensus"
 	"github.com/orbitkernel/orbit/kernel"
+	"github.com/orbitkernel/orbit/kernel/grpcnet"
 	"github.com/orbitkernel/orbit/kernel/prod"
 	"github.com/orbitkernel/orbit/storage"
 )
@@ -36,7 +37,33 @@ type serveConfig struct {
 	redisAddr string
 	httpAddr  string
 	ranges    int
+	// Multi-node clusters: peers ("1=host:port,..."), the gRPC listen
+	// address (default: this node's entry in peers), the replicas of each
+	// range, and the cluster ID (0: derived from the layout).
+	peers     string
+	peerAddr  string
+	replicas  int
+	clusterID uint64
+	join      string
 }
+
+const serveUsage = `usage: orbit serve [flags]
+
+With no flags: a single-node cluster, data in ./orbit-data, RESP on
+127.0.0.1:6379, HTTP (/metrics, /healthz, /readyz, /cluster) on 127.0.0.1:9090.
+
+A multi-node cluster: start every node with the same --peers (and --ranges,
+--replicas), each with its own --node-id, data directory and listen
+addresses. The layout (ranges on hash-slot splits, --replicas replicas each,
+all nodes when fewer) and the cluster ID derive from these flags, identically
+on every node; a node of another cluster is refused. Clients may connect to
+any node. Example (what "make cluster" runs):
+
+  orbit serve --node-id 1 --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 \
+      --data-dir orbit-data/node1 --redis-addr 127.0.0.1:6379 --http-addr 127.0.0.1:9090
+
+Flags:
+`
 
 // serve runs `orbit serve` and returns the exit code: 0 after a graceful
 // shutdown (SIGTERM, SIGINT), 1 on a failure, 2 on bad flags. Every error is
@@ -48,12 +75,17 @@ func serve(args []string, stderr io.Writer) int {
 	fs.Uint64Var(&cfg.nodeID, "node-id", 1, "this node's ID (non-zero)")
 	fs.StringVar(&cfg.dataDir, "data-dir", "./orbit-data", "where the node keeps its data")
 	fs.StringVar(&cfg.redisAddr, "redis-addr", "127.0.0.1:6379", "RESP (Redis protocol) listen address")
-	fs.StringVar(&cfg.httpAddr, "http-addr", "127.0.0.1:9090", "HTTP listen address: /healthz, /readyz")
-	fs.IntVar(&cfg.ranges, "ranges", 1, "number of ranges (spans of hash slots) on first start; fixed afterwards")
+	fs.StringVar(&cfg.httpAddr, "http-addr", "127.0.0.1:9090", "HTTP listen address: /metrics, /healthz, /readyz, /cluster")
+	fs.IntVar(&cfg.ranges, "ranges", 0, "number of ranges (spans of hash slots) on first start, fixed afterwards; 0: one per node")
+	fs.StringVar(&cfg.peers, "peers", "", "every node of the cluster, this one included, as `ID=HOST:PORT,...` (their gRPC addresses); empty: a single node")
+	fs.StringVar(&cfg.peerAddr, "peer-addr", "", "gRPC listen address for the other nodes; default: this node's address in --peers")
+	fs.IntVar(&cfg.replicas, "replicas", 3, "replicas of each range (all nodes when there are fewer)")
+	fs.Uint64Var(&cfg.clusterID, "cluster-id", 0, "the cluster's ID, the same on every node; 0: derived from --peers, --ranges and --replicas")
+	fs.StringVar(&cfg.join, "join", "", "join the running cluster of the node at this HTTP `ADDR` (not supported yet)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stderr)
-			fmt.Fprintln(stderr, "usage: orbit serve [flags]")
+			fmt.Fprint(stderr, serveUsage)
 			fs.PrintDefaults()
 			return 0
 		}
@@ -64,11 +96,15 @@ func serve(args []string, stderr io.Writer) int {
 	case fs.NArg() > 0:
 		fmt.Fprintf(stderr, "orbit serve: unexpected argument %q\n", fs.Arg(0))
 		return 2
-	case cfg.nodeID == 0:
-		fmt.Fprintln(stderr, "orbit serve: --node-id must be non-zero")
+	case cfg.nodeID == 0 || cfg.nodeID > 1<<32-1:
+		fmt.Fprintln(stderr, "orbit serve: --node-id must be between 1 and 4294967295")
 		return 2
-	case cfg.ranges < 1 || cfg.ranges > redis.SlotCount:
-		fmt.Fprintf(stderr, "orbit serve: --ranges must be between 1 and %d\n", redis.SlotCount)
+	case cfg.join != "":
+		fmt.Fprintln(stderr, "orbit serve: --join is not supported yet: start every node with the same --peers instead")
+		return 2
+	}
+	if _, err := cfg.spec(); err != nil {
+		fmt.Fprintf(stderr, "orbit serve: %v\n", err)
 		return 2
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -81,12 +117,30 @@ func serve(args []string, stderr io.Writer) int {
 	return 0
 }
 
+// spec checks the cluster flags and computes the cluster's shape.
+func (cfg serveConfig) spec() (clusterSpec, error) {
+	peers, err := parsePeers(cfg.peers)
+	if err != nil {
+		return clusterSpec{}, err
+	}
+	if cfg.peerAddr != "" && len(peers) == 0 {
+		return clusterSpec{}, errors.New("--peer-addr needs --peers")
+	}
+	return newClusterSpec(kernel.NodeID(cfg.nodeID), peers, cfg.ranges, cfg.replicas, cfg.clusterID)
+}
+
 // listening, if set, hears the addresses actually bound (tests use port 0).
 type listening func(redisAddr, httpAddr string)
 
-// runServer serves until ctx ends, then shuts down gracefully.
+// runServer serves until ctx ends, then shuts down gracefully: the wire
+// first (commands in flight finish), then the consensus store (releasing
+// its hold on the engine), the runtime, the transport, and the engine.
 func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onListen listening) error {
 	id := kernel.NodeID(cfg.nodeID)
+	spec, err := cfg.spec()
+	if err != nil {
+		return err
+	}
 	// Ports first: a busy port is the likeliest mistake, and costs nothing
 	// to find before the data directory is opened.
 	httpLn, err := net.Listen("tcp", cfg.httpAddr)
@@ -110,56 +164,87 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 			eng.Close()
 		}
 	}()
-	if err := claim(eng, cfg); err != nil {
+	if spec.id, err = claim(eng, cfg, spec); err != nil {
 		return err
 	}
-	layout, err := consensus.NewLayout(redis.SlotSplits(cfg.ranges), []kernel.NodeID{id}, 1)
+	layout, err := spec.layout()
 	if err != nil {
 		return err
 	}
 
-	rt := prod.New(prod.Options{NodeID: id, Logger: logger})
+	var tr *grpcnet.Transport
+	rtOpts := prod.Options{NodeID: id, Logger: logger}
+	if len(spec.peers) > 0 {
+		listen := cfg.peerAddr
+		if listen == "" {
+			listen = spec.peers[id]
+		}
+		tr, err = grpcnet.New(grpcnet.Options{
+			Self: id, Listen: listen, Peers: spec.peers, ClusterID: spec.id,
+			BackoffMax: time.Second, // a restarted peer is back within a second
+			Logger:     logger,
+		})
+		if err != nil {
+			var op *net.OpError
+			if errors.As(err, &op) {
+				return respwire.ListenError(listen, op)
+			}
+			return fmt.Errorf("peer transport: %w", err)
+		}
+		defer tr.Close()
+		rtOpts.Net = tr
+	}
+
+	rt := prod.New(rtOpts)
 	rtStopped := false
 	defer func() {
 		if !rtStopped {
 			rt.Stop()
 		}
 	}()
+	m := newMetrics()
 	sess := session.New(session.Options{
 		Runtime: rt, Layout: layout,
 		Info: []string{
 			"process_id:" + strconv.Itoa(os.Getpid()),
 			"tcp_addr:" + cfg.redisAddr,
 			"orbit_data_dir:" + cfg.dataDir,
+			fmt.Sprintf("orbit_cluster_id:%x", spec.id),
+		},
+		RangeInfo: m.rangeInfo,
+	})
+	store, err := consensus.Open(rt, eng, layout, consensus.Options{
+		StateMachine: stateMachine{StateMachine: sess.StateMachine(), layout: layout, m: m},
+		BecameLeader: func(r storage.RangeID, term uint64) {
+			m.leaderChanges.WithLabelValues(rangeLabel(r), "won").Inc()
+			sess.BecameLeader(r, term)
+		},
+		LostLeadership: func(r storage.RangeID, term uint64) {
+			m.leaderChanges.WithLabelValues(rangeLabel(r), "lost").Inc()
+			sess.LostLeadership(r, term)
 		},
 	})
-	if _, err := consensus.Open(rt, eng, layout, consensus.Options{
-		StateMachine: sess.StateMachine(),
-		BecameLeader: sess.BecameLeader,
-	}); err != nil {
+	if err != nil {
 		return fmt.Errorf("starting consensus: %w", err)
 	}
-	wire, err := respwire.Listen(respwire.Options{Addr: cfg.redisAddr, Session: sess, Runtime: rt, Logger: logger.With("component", "resp")})
+	m.reg.MustRegister(&nodeCollector{sess: sess, layout: layout, tr: tr, dataDir: cfg.dataDir})
+	wire, err := respwire.Listen(respwire.Options{Addr: cfg.redisAddr, Session: sess, Runtime: rt,
+		Logger: logger.With("component", "resp"), Observe: m.observe})
 	if err != nil {
 		return err
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !sess.Ready() {
-			http.Error(w, "not ready: waiting for every range to elect a leader and take a write", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ready")
-	})
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	hs := &http.Server{Handler: httpHandler(id, sess, m, spec, layout), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = hs.Serve(httpLn) }()
 	go wire.Serve()
 	if onListen != nil {
 		onListen(wire.Addr().String(), httpLn.Addr().String())
 	}
-	logger.Info("orbit serve: listening", "redis", wire.Addr().String(), "http", httpLn.Addr().String(),
-		"node", cfg.nodeID, "data", cfg.dataDir, "ranges", cfg.ranges)
+	attrs := []any{"redis", wire.Addr().String(), "http", httpLn.Addr().String(),
+		"node", cfg.nodeID, "data", cfg.dataDir, "ranges", spec.ranges, "cluster", fmt.Sprintf("%x", spec.id)}
+	if tr != nil {
+		attrs = append(attrs, "peer", tr.Addr(), "nodes", len(spec.nodes))
+	}
+	logger.Info("orbit serve: listening", attrs...)
 
 	startCtx, cancelStart := rt.WithCancel(context.Background())
 	go func() {
@@ -175,49 +260,102 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	defer cancel()
 	_ = hs.Shutdown(sctx)
 	wire.Shutdown(sctx)
+	closeErr := store.Close(sctx)
 	rt.Stop()
 	rtStopped = true
+	if tr != nil {
+		_ = tr.Close()
+	}
 	engClosed = true
 	if err := eng.Close(); err != nil {
-		// consensus.Store has no Close yet: the view each replica keeps for
-		// sending snapshots is never released, and Pebble reports it (after
-		// closing everything else). Every acknowledged write is in the
-		// synced log, so nothing is lost.
-		if !strings.Contains(err.Error(), "leaked snapshots") {
-			return fmt.Errorf("closing storage: %w", err)
-		}
-		logger.Debug("orbit serve: storage closed with consensus snapshot views open", "err", err)
+		return fmt.Errorf("closing storage: %w", err)
+	}
+	if closeErr != nil {
+		return fmt.Errorf("closing consensus: %w", closeErr)
 	}
 	logger.Info("orbit serve: stopped")
 	return nil
 }
 
-// claim checks that the data directory is this node's (storage.Ident), or
-// makes it so on first start, and that it was bootstrapped with the same
-// number of ranges.
-func claim(eng *storage.Engine, cfg serveConfig) error {
+// httpHandler serves the operator endpoints: /healthz (the process runs),
+// /readyz (every range has a leader that answers a linearizable read now),
+// /metrics (Prometheus) and /cluster (the cluster's layout, as JSON).
+func httpHandler(self kernel.NodeID, sess *session.Server, m *metrics, spec clusterSpec, layout consensus.Layout) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !sess.Ready() {
+			http.Error(w, "not ready: waiting for every range to elect a leader and take a write", http.StatusServiceUnavailable)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := sess.Probe(ctx); err != nil {
+			http.Error(w, "not ready: "+oneLine(err), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/cluster", func(w http.ResponseWriter, _ *http.Request) {
+		leading := map[storage.RangeID]bool{}
+		for _, rt := range sess.Leading() {
+			leading[rt.Range] = true
+		}
+		info := clusterInfo{ClusterID: fmt.Sprintf("%x", spec.id), Node: uint64(self), Replicas: spec.replicas}
+		for _, d := range layout.Ranges() {
+			ri := rangeInfo{ID: uint64(d.ID), Slots: slotSpan(d), Leader: leading[d.ID]}
+			for _, n := range d.Replicas {
+				ri.Replicas = append(ri.Replicas, uint64(n))
+			}
+			info.Ranges = append(info.Ranges, ri)
+		}
+		if len(spec.peers) > 0 {
+			info.Peers = map[string]string{}
+			for n, a := range spec.peers {
+				info.Peers[strconv.FormatUint(uint64(n), 10)] = a
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(info)
+	})
+	return mux
+}
+
+func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
+
+// claim checks that the data directory is this node's of this cluster
+// (storage.Ident), or makes it so on first start, and that it was
+// bootstrapped with the same number of ranges. It returns the cluster ID
+// to use: spec.id, or for a single node without --peers or --cluster-id,
+// the one its directory was created with (which may predate derived IDs).
+func claim(eng *storage.Engine, cfg serveConfig, spec clusterSpec) (uint64, error) {
 	ident, err := eng.Ident()
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		b := eng.NewBatch()
-		b.SetIdent(storage.Ident{ClusterID: rand.Uint64() | 1, NodeID: kernel.NodeID(cfg.nodeID)})
+		b.SetIdent(storage.Ident{ClusterID: spec.id, NodeID: kernel.NodeID(cfg.nodeID)})
 		if err := b.Commit(true); err != nil {
-			return fmt.Errorf("claiming %s: %w", cfg.dataDir, err)
+			return 0, fmt.Errorf("claiming %s: %w", cfg.dataDir, err)
 		}
-		return nil
+		return spec.id, nil
 	case err != nil:
-		return fmt.Errorf("reading %s: %w", cfg.dataDir, err)
+		return 0, fmt.Errorf("reading %s: %w", cfg.dataDir, err)
 	case uint64(ident.NodeID) != cfg.nodeID:
-		return fmt.Errorf("data directory %s belongs to node %d of cluster %x, not node %d", filepath.Clean(cfg.dataDir), ident.NodeID, ident.ClusterID, cfg.nodeID)
+		return 0, fmt.Errorf("data directory %s belongs to node %d of cluster %x, not node %d", filepath.Clean(cfg.dataDir), ident.NodeID, ident.ClusterID, cfg.nodeID)
+	case ident.ClusterID != spec.id && (len(spec.peers) > 0 || cfg.clusterID != 0):
+		return 0, fmt.Errorf("data directory %s belongs to cluster %x, not %x (check --peers, --ranges, --replicas and --cluster-id)", filepath.Clean(cfg.dataDir), ident.ClusterID, spec.id)
 	}
 	ids, err := eng.RangeIDs()
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", cfg.dataDir, err)
+		return 0, fmt.Errorf("reading %s: %w", cfg.dataDir, err)
 	}
-	if len(ids) > 0 && len(ids) != cfg.ranges {
-		return fmt.Errorf("data directory %s holds %d ranges, not %d: start with --ranges %d", filepath.Clean(cfg.dataDir), len(ids), cfg.ranges, len(ids))
+	if len(ids) > 0 && len(ids) != spec.ranges && len(spec.nodes) <= spec.replicas {
+		return 0, fmt.Errorf("data directory %s holds %d ranges, not %d: start with --ranges %d", filepath.Clean(cfg.dataDir), len(ids), spec.ranges, len(ids))
 	}
-	return nil
+	return ident.ClusterID, nil
 }
 
 // minLevel drops records below min.

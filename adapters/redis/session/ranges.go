@@ -185,7 +185,13 @@ func (s *Server) info(ctx context.Context, args [][]byte) redis.Reply {
 		repl := []string{"role:master", fmt.Sprintf("orbit_nodes:%d", len(s.layout.Nodes())), fmt.Sprintf("orbit_ranges:%d", len(s.layout.Ranges()))}
 		s.mu.Lock()
 		for _, d := range s.layout.Ranges() {
-			repl = append(repl, rangeLine(d, s.led[d.ID], uint64(s.rt.NodeID())))
+			line := rangeLine(d, s.led[d.ID], uint64(s.rt.NodeID()))
+			if s.opts.RangeInfo != nil {
+				if extra := s.opts.RangeInfo(d.ID); extra != "" {
+					line += "," + extra
+				}
+			}
+			repl = append(repl, line)
 		}
 		s.mu.Unlock()
 		section("Replication", repl...)

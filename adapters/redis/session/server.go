@@ -75,6 +75,9 @@ type Options struct {
 	// Info adds "name:value" lines to INFO's server section (the wire's
 	// address, the process ID, ...), in order.
 	Info []string
+	// RangeInfo, if set, adds fields to a range's INFO line (after
+	// "leader=..."), e.g. what the node applied of it. It must not block.
+	RangeInfo func(id storage.RangeID) string
 	// Config is what CONFIG GET reports, by lower-case parameter name; the
 	// defaults cover the parameters Orbit honours or fixes. CONFIG SET
 	// refuses every parameter (none is mutable yet).
@@ -168,6 +171,48 @@ func (s *Server) BecameLeader(id storage.RangeID, term uint64) {
 	s.mu.Lock()
 	s.led[id] = term
 	s.mu.Unlock()
+}
+
+// LostLeadership is for consensus.Options.LostLeadership: the replica here
+// stopped leading the range (stepped down, or was removed).
+func (s *Server) LostLeadership(id storage.RangeID, term uint64) {
+	s.mu.Lock()
+	if s.led[id] <= term {
+		delete(s.led, id)
+	}
+	s.mu.Unlock()
+}
+
+// Leading returns the ranges a replica on this node leads now, with the
+// term it won, in range order.
+func (s *Server) Leading() []RangeTerm {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []RangeTerm
+	for _, d := range s.layout.Ranges() {
+		if t, ok := s.led[d.ID]; ok {
+			out = append(out, RangeTerm{Range: d.ID, Term: t})
+		}
+	}
+	return out
+}
+
+// RangeTerm is a range led from this node and the term it was won in.
+type RangeTerm struct {
+	Range storage.RangeID
+	Term  uint64
+}
+
+// Probe reads from every range at a ReadIndex, which needs the range's
+// leader and a quorum behind it: it answers nil when every range can
+// serve right now, else the first that could not. ctx bounds it.
+func (s *Server) Probe(ctx context.Context) error {
+	for _, d := range s.layout.Ranges() {
+		if _, err := s.command(ctx, d.Start, redis.SweepCommand(d.Start, nil, 1), true); err != nil {
+			return fmt.Errorf("range %d: %w", d.ID, err)
+		}
+	}
+	return nil
 }
 
 // applied runs on the consensus driver after every applied write: it wakes

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/fnv"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/orbitkernel/orbit/adapters/redis"
+	"github.com/orbitkernel/orbit/consensus"
+	"github.com/orbitkernel/orbit/kernel"
+)
+
+// clusterSpec is what every node of a cluster must agree on, computed from
+// the flags alone, identically on every node: the nodes, the number of
+// ranges (spans of hash slots) and the replicas of each.
+type clusterSpec struct {
+	// peers maps every node, this one included, to its gRPC address.
+	// Empty for a single node without --peers (no network at all).
+	peers    map[kernel.NodeID]string
+	nodes    []kernel.NodeID // sorted
+	ranges   int
+	replicas int
+	// id names the cluster: --cluster-id, or derived from the layout.
+	id uint64
+}
+
+// parsePeers reads "1=host:port,2=host:port,...".
+func parsePeers(s string) (map[kernel.NodeID]string, error) {
+	out := map[kernel.NodeID]string{}
+	if strings.TrimSpace(s) == "" {
+		return out, nil
+	}
+	for item := range strings.SplitSeq(s, ",") {
+		idText, addr, ok := strings.Cut(strings.TrimSpace(item), "=")
+		if !ok {
+			return nil, fmt.Errorf("--peers: %q is not ID=HOST:PORT", item)
+		}
+		id, err := strconv.ParseUint(idText, 10, 32)
+		if err != nil || id == 0 {
+			return nil, fmt.Errorf("--peers: %q: the node ID must be a number from 1 to %d", item, uint32(1<<32-1))
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("--peers: %q: the address must be HOST:PORT", item)
+		}
+		if _, dup := out[kernel.NodeID(id)]; dup {
+			return nil, fmt.Errorf("--peers: node %d is listed twice", id)
+		}
+		out[kernel.NodeID(id)] = addr
+	}
+	return out, nil
+}
+
+// newClusterSpec checks the flags that shape the cluster and derives the
+// rest.
+func newClusterSpec(self kernel.NodeID, peers map[kernel.NodeID]string, ranges, replicas int, id uint64) (clusterSpec, error) {
+	spec := clusterSpec{peers: peers, ranges: ranges, replicas: replicas, id: id}
+	if len(peers) == 0 {
+		spec.nodes = []kernel.NodeID{self}
+	} else {
+		if _, ok := peers[self]; !ok {
+			return clusterSpec{}, fmt.Errorf("--peers does not list this node (--node-id %d)", self)
+		}
+		for n := range peers {
+			spec.nodes = append(spec.nodes, n)
+		}
+		slices.Sort(spec.nodes)
+	}
+	if spec.ranges == 0 {
+		spec.ranges = len(spec.nodes) // one range led by each node, as a start
+	}
+	if spec.ranges < 1 || spec.ranges > redis.SlotCount {
+		return clusterSpec{}, fmt.Errorf("--ranges must be between 1 and %d", redis.SlotCount)
+	}
+	if spec.replicas == 0 {
+		spec.replicas = 3
+	}
+	if spec.replicas < 1 {
+		return clusterSpec{}, fmt.Errorf("--replicas must be at least 1")
+	}
+	if spec.id == 0 {
+		spec.id = spec.derivedID()
+	}
+	return spec, nil
+}
+
+// derivedID hashes what the layout is made of (never addresses, which may
+// change): nodes started from the same flags agree on it, and a node
+// started for another cluster differs.
+func (c clusterSpec) derivedID() uint64 {
+	h := fnv.New64a()
+	h.Write([]byte("orbit cluster v1"))
+	var b []byte
+	b = binary.BigEndian.AppendUint64(b, uint64(c.ranges))
+	b = binary.BigEndian.AppendUint64(b, uint64(min(c.replicas, len(c.nodes))))
+	for _, n := range c.nodes {
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	h.Write(b)
+	return h.Sum64() | 1
+}
+
+// layout places the ranges: slot splits, replicas rotated over the nodes.
+func (c clusterSpec) layout() (consensus.Layout, error) {
+	return consensus.NewLayout(redis.SlotSplits(c.ranges), c.nodes, c.replicas)
+}
+
+// clusterInfo is what GET /cluster answers, for operators (and, later, for
+// a node joining).
+type clusterInfo struct {
+	ClusterID string            `json:"cluster_id"`
+	Node      uint64            `json:"node"`
+	Ranges    []rangeInfo       `json:"ranges"`
+	Peers     map[string]string `json:"peers,omitempty"`
+	Replicas  int               `json:"replicas"`
+}
+
+type rangeInfo struct {
+	ID       uint64   `json:"id"`
+	Slots    string   `json:"slots"`
+	Replicas []uint64 `json:"replicas"`
+	// Leader is true when this node leads the range now.
+	Leader bool `json:"leader"`
+}
+
+func slotSpan(d consensus.Descriptor) string {
+	first, last := 0, redis.SlotCount-1
+	if len(d.Start) >= 2 {
+		first = int(d.Start[0])<<8 | int(d.Start[1])
+	}
+	if len(d.End) >= 2 {
+		last = (int(d.End[0])<<8 | int(d.End[1])) - 1
+	}
+	return fmt.Sprintf("%d-%d", first, last)
+}

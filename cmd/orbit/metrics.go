@@ -1,0 +1,214 @@
+package main
+
+import (
+	"io/fs"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/orbitkernel/orbit/adapters/redis"
+	"github.com/orbitkernel/orbit/adapters/redis/session"
+	"github.com/orbitkernel/orbit/consensus"
+	"github.com/orbitkernel/orbit/kernel/grpcnet"
+	"github.com/orbitkernel/orbit/storage"
+)
+
+// metrics are the node's Prometheus metrics, served on /metrics. Names
+// start with orbit_; every label has a bounded set of values (command names
+// from the command table, range IDs, peer node IDs).
+type metrics struct {
+	reg *prometheus.Registry
+
+	cmdSeconds    *prometheus.HistogramVec
+	cmdErrors     *prometheus.CounterVec
+	leaderChanges *prometheus.CounterVec
+
+	// applied counts the commands applied here per range, and stamps keeps
+	// the latest leader stamp applied (for INFO: equal stamps on two nodes
+	// mean they applied the same prefix of the range's writes).
+	applied *prometheus.CounterVec
+	queries *prometheus.CounterVec
+	mu      sync.Mutex
+	stamps  map[storage.RangeID]int64
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		cmdSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "orbit_redis_command_duration_seconds",
+			Help:    "Time from reading a Redis command to having its reply, by command.",
+			Buckets: prometheus.ExponentialBuckets(50e-6, 2.5, 14), // 50µs .. ~7s
+		}, []string{"command"}),
+		cmdErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orbit_redis_command_errors_total",
+			Help: "Redis commands answered with an error, by command and error code (ERR, WRONGTYPE, TRYAGAIN, ...).",
+		}, []string{"command", "code"}),
+		leaderChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orbit_raft_leadership_changes_total",
+			Help: "Replicas on this node that became leader (event=won) or stopped leading (event=lost), by range.",
+		}, []string{"range", "event"}),
+		applied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orbit_raft_applied_commands_total",
+			Help: "Redis write commands applied on this node's replica, by range (since the process started).",
+		}, []string{"range"}),
+		queries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orbit_raft_queries_total",
+			Help: "Linearizable reads served by this node as a range leader, by range.",
+		}, []string{"range"}),
+		stamps: map[storage.RangeID]int64{},
+	}
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.cmdSeconds, m.cmdErrors, m.leaderChanges, m.applied, m.queries)
+	return m
+}
+
+// observe is respwire.Options.Observe.
+func (m *metrics) observe(name []byte, elapsed time.Duration, replies []redis.Reply) {
+	cmd := "unknown"
+	if spec, ok := redis.Lookup(string(name)); ok {
+		cmd = spec.Name
+	}
+	m.cmdSeconds.WithLabelValues(cmd).Observe(elapsed.Seconds())
+	for _, r := range replies {
+		if r.Kind == redis.KindError {
+			code, _, _ := strings.Cut(string(r.Str), " ")
+			if len(code) > 16 || strings.ToUpper(code) != code {
+				code = "other"
+			}
+			m.cmdErrors.WithLabelValues(cmd, code).Inc()
+			break
+		}
+	}
+}
+
+func rangeLabel(id storage.RangeID) string { return strconv.FormatUint(uint64(id), 10) }
+
+// stateMachine counts what the node's state machine applies and serves.
+type stateMachine struct {
+	consensus.StateMachine
+	layout consensus.Layout
+	m      *metrics
+}
+
+func (sm stateMachine) rangeOf(data consensus.RangeData) storage.RangeID {
+	start, _ := data.Bounds()
+	return sm.layout.Lookup(start).ID
+}
+
+func (sm stateMachine) Apply(data consensus.RangeData, cmd []byte, meta consensus.CommandMeta) ([]byte, error) {
+	id := sm.rangeOf(data)
+	sm.m.applied.WithLabelValues(rangeLabel(id)).Inc()
+	sm.m.mu.Lock()
+	sm.m.stamps[id] = max(sm.m.stamps[id], meta.NowMillis)
+	sm.m.mu.Unlock()
+	return sm.StateMachine.Apply(data, cmd, meta)
+}
+
+func (sm stateMachine) Query(data consensus.RangeData, cmd []byte, meta consensus.CommandMeta) ([]byte, error) {
+	sm.m.queries.WithLabelValues(rangeLabel(sm.rangeOf(data))).Inc()
+	return sm.StateMachine.Query(data, cmd, meta)
+}
+
+// rangeInfo is session.Options.RangeInfo: the latest leader stamp applied
+// here (0: nothing applied since the process started).
+func (m *metrics) rangeInfo(id storage.RangeID) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return "applied_stamp_ms=" + strconv.FormatInt(m.stamps[id], 10)
+}
+
+// nodeCollector reads the node's state at scrape time: leadership, the
+// session's counters, the transport's per-peer stats, the data directory's
+// size.
+type nodeCollector struct {
+	sess    *session.Server
+	layout  consensus.Layout
+	tr      *grpcnet.Transport // nil on a single node
+	dataDir string
+}
+
+var (
+	descLeader      = prometheus.NewDesc("orbit_raft_leader", "1 if this node leads the range now.", []string{"range"}, nil)
+	descLeaderTerm  = prometheus.NewDesc("orbit_raft_leader_term", "The term this node won the range in, while it leads it.", []string{"range"}, nil)
+	descConns       = prometheus.NewDesc("orbit_redis_connected_clients", "Open Redis connections.", nil, nil)
+	descBlocked     = prometheus.NewDesc("orbit_redis_blocked_clients", "Connections waiting in a blocking command.", nil, nil)
+	descDataBytes   = prometheus.NewDesc("orbit_storage_data_dir_bytes", "Bytes in the data directory (Pebble's SSTs, WAL, manifest).", nil, nil)
+	descSent        = prometheus.NewDesc("orbit_transport_sent_messages_total", "Messages written to the stream to a peer.", []string{"peer"}, nil)
+	descSentBytes   = prometheus.NewDesc("orbit_transport_sent_bytes_total", "Bytes written to the stream to a peer.", []string{"peer"}, nil)
+	descReceived    = prometheus.NewDesc("orbit_transport_received_messages_total", "Messages received from a peer.", []string{"peer"}, nil)
+	descDropped     = prometheus.NewDesc("orbit_transport_dropped_messages_total", "Messages to a peer lost on this side (queue full, stream broke).", []string{"peer"}, nil)
+	descQueued      = prometheus.NewDesc("orbit_transport_queued_messages", "Messages waiting in a peer's send queue.", []string{"peer"}, nil)
+	descQueuedBytes = prometheus.NewDesc("orbit_transport_queued_bytes", "Bytes waiting in a peer's send queue.", []string{"peer"}, nil)
+	descConnected   = prometheus.NewDesc("orbit_transport_connected", "1 while a stream to the peer is open.", []string{"peer"}, nil)
+	descReconnects  = prometheus.NewDesc("orbit_transport_reconnects_total", "Streams to a peer established after the first.", []string{"peer"}, nil)
+	descConnFails   = prometheus.NewDesc("orbit_transport_connect_failures_total", "Dials or handshakes to a peer that failed.", []string{"peer"}, nil)
+	descInboxDrop   = prometheus.NewDesc("orbit_transport_inbox_dropped_total", "Messages that arrived but no inbox took (full, or nobody listening).", nil, nil)
+	descRefused     = prometheus.NewDesc("orbit_transport_refused_streams_total", "Inbound streams refused at the hello (another cluster or node).", nil, nil)
+)
+
+func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
+	prometheus.DescribeByCollect(c, ch)
+}
+
+func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	leading := map[storage.RangeID]uint64{}
+	for _, rt := range c.sess.Leading() {
+		leading[rt.Range] = rt.Term
+	}
+	for _, d := range c.layout.Ranges() {
+		term, ok := leading[d.ID]
+		v := 0.0
+		if ok {
+			v = 1
+			gauge(descLeaderTerm, float64(term), rangeLabel(d.ID))
+		}
+		gauge(descLeader, v, rangeLabel(d.ID))
+	}
+	st := c.sess.Stats()
+	gauge(descConns, float64(st.Connections))
+	gauge(descBlocked, float64(st.Blocked))
+	var size int64
+	_ = filepath.WalkDir(c.dataDir, func(_ string, e fs.DirEntry, err error) error {
+		if err == nil && !e.IsDir() {
+			if info, err := e.Info(); err == nil {
+				size += info.Size()
+			}
+		}
+		return nil // files come and go under compactions
+	})
+	gauge(descDataBytes, float64(size))
+	if c.tr == nil {
+		return
+	}
+	ts := c.tr.Stats()
+	for _, p := range ts.Peers {
+		peer := strconv.FormatUint(uint64(p.Node), 10)
+		counter(descSent, p.Sent, peer)
+		counter(descSentBytes, p.SentBytes, peer)
+		counter(descReceived, p.Received, peer)
+		counter(descDropped, p.Dropped, peer)
+		gauge(descQueued, float64(p.Queued), peer)
+		gauge(descQueuedBytes, float64(p.QueuedBytes), peer)
+		connected := 0.0
+		if p.Connected {
+			connected = 1
+		}
+		gauge(descConnected, connected, peer)
+		counter(descReconnects, p.Reconnects, peer)
+		counter(descConnFails, p.ConnectFailures, peer)
+	}
+	counter(descInboxDrop, ts.InboxDropped)
+	counter(descRefused, ts.Refused)
+}
