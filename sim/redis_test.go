@@ -50,9 +50,12 @@ type redisBroken int
 
 const (
 	redisCorrect redisBroken = iota
-	// redisLyingClient: every 10th SET of each client is answered OK
+	// redisLyingClient: every 3rd SET of each client is answered OK
 	// without being sent.
 	redisLyingClient
+	// redisNoWatch: the compare-and-set transaction is sent without its
+	// WATCH, so EXEC always runs.
+	redisNoWatch
 	// redisDroppingReplica: node 3's state machine runs every 10th write it
 	// applies without storing its effects.
 	redisDroppingReplica
@@ -353,7 +356,7 @@ func (c *redisCluster) client(ctx context.Context, rt kernel.Runtime, i int) {
 			if in.Op == rSet {
 				sets++
 			}
-			if c.broken == redisLyingClient && in.Op == rSet && sets%10 == 0 {
+			if c.broken == redisLyingClient && in.Op == rSet && sets%3 == 0 {
 				c.hist.Call(i, in).Return(redisOutput{}) // "OK", never sent
 				served = true
 				break
@@ -466,7 +469,11 @@ func (c *redisCluster) stringOp(rc redisConn, i int, in redisInput, open map[sto
 // read, the EXEC as rCAS expecting what the GET read.
 func (c *redisCluster) casOp(rc redisConn, i, n int, key string, open map[storage.RangeID][]int, settle func(string, int64)) bool {
 	rn := int(c.rangeOf(key).ID)
-	if r := rc.do("WATCH", key); !isOK(r) {
+	watch := []string{"WATCH", key}
+	if c.broken == redisNoWatch {
+		watch = []string{"PING"}
+	}
+	if r := rc.do(watch...); !isOK(r) && (r.Kind != redis.KindSimple || string(r.Str) != "PONG") {
 		if outcomeOf(r) != notApplied {
 			c.anomaly("client %d: WATCH %s: %s", i, key, describeReply(r))
 		}
@@ -798,8 +805,11 @@ func TestRedisDeterminism(t *testing.T) {
 }
 
 // TestBrokenRedisIsCaught: a client that acknowledges SETs it never sent
-// must fail linearizability (with a visualization), and a replica that
-// loses writes must fail a check, each within a few seeds.
+// and a compare-and-set sent without its WATCH must fail linearizability
+// (with a visualization), and a replica that
+// loses writes must fail a check (convergence or linearizability), each
+// within a few seeds. Each variant is a subtest, so that a replay command
+// names one.
 func TestBrokenRedisIsCaught(t *testing.T) {
 	for _, v := range []struct {
 		sc     Scenario
@@ -807,39 +817,44 @@ func TestBrokenRedisIsCaught(t *testing.T) {
 		within int
 	}{
 		{brokenRedisScenario(redisLyingClient, "redis-lying-client"), true, 3},
+		{brokenRedisScenario(redisNoWatch, "redis-no-watch"), true, 10},
 		{brokenRedisScenario(redisDroppingReplica, "redis-dropping-replica"), false, 5},
 	} {
-		caught := false
-		for _, seed := range chosenSeeds(seedRange(1, v.within)) {
-			r := Run(v.sc, seed)
-			if r.Err == nil {
-				if replaying() {
-					fmt.Println(r.Scenario + " " + r.Line() + " (not caught)")
-				}
-				continue
-			}
-			fmt.Printf("%s caught at seed %d: %s: %v\nreplay: %s\n", v.sc.Name, seed, r.Phase, firstLine(r.Err), replayCommand(t.Name(), seed))
-			if testing.Verbose() {
-				fmt.Println(indent(r.Scenario + " " + r.Line()))
-				fmt.Println(indent(r.Report(replayCommand(t.Name(), seed))))
-			}
-			if r.Phase != "check" {
-				t.Errorf("%s: caught in %s, not by a check: %v", v.sc.Name, r.Phase, r.Err)
-			}
-			if v.viz {
-				if r.Viz == "" {
-					t.Errorf("%s: caught, but not as a linearizability failure with a visualization: %v", v.sc.Name, r.Err)
-				} else if _, err := os.Stat(r.Viz); err != nil {
-					t.Errorf("%s: visualization %q missing: %v", v.sc.Name, r.Viz, err)
-				}
-			}
-			caught = true
-			break
-		}
-		if !caught {
-			t.Errorf("%s passed %d seeds: the checks do not bite", v.sc.Name, v.within)
-		}
+		t.Run(v.sc.Name, func(t *testing.T) { brokenRedisIsCaught(t, v.sc, v.viz, v.within) })
 	}
+}
+
+// brokenRedisIsCaught requires sc to fail a check within the first `within`
+// seeds (or the seeds named on the command line); viz: a linearizability
+// failure with a visualization.
+func brokenRedisIsCaught(t *testing.T, sc Scenario, viz bool, within int) {
+	seeds := chosenSeeds(seedRange(1, within))
+	for _, seed := range seeds {
+		r := Run(sc, seed)
+		if r.Err == nil {
+			if replaying() {
+				fmt.Println(r.Scenario + " " + r.Line() + " (not caught)")
+			}
+			continue
+		}
+		fmt.Printf("%s caught at seed %d: %s: %v\nreplay: %s\n", sc.Name, seed, r.Phase, firstLine(r.Err), replayCommand(t.Name(), seed))
+		if testing.Verbose() {
+			fmt.Println(indent(r.Scenario + " " + r.Line()))
+			fmt.Println(indent(r.Report(replayCommand(t.Name(), seed))))
+		}
+		if r.Phase != "check" {
+			t.Errorf("%s: caught in %s, not by a check: %v", sc.Name, r.Phase, r.Err)
+		}
+		if viz {
+			if r.Viz == "" {
+				t.Errorf("%s: caught, but not as a linearizability failure with a visualization: %v", sc.Name, r.Err)
+			} else if _, err := os.Stat(r.Viz); err != nil {
+				t.Errorf("%s: visualization %q missing: %v", sc.Name, r.Viz, err)
+			}
+		}
+		return
+	}
+	t.Errorf("%s passed %d seed(s): the checks do not bite", sc.Name, len(seeds))
 }
 
 func firstLine(err error) string {
