@@ -24,6 +24,13 @@ const (
 	kvPort   = "kv"   // client requests (kernel RPC)
 )
 
+// Adaptive group commit (Store.drive): a cycle that took busyEvents or
+// more events makes the next one wait batchWait before draining.
+var (
+	batchWait  = 500 * time.Microsecond
+	busyEvents = 8
+)
+
 // Timing, in ticks (STYLE.md: logical time in the core, durations at the
 // edge).
 const (
@@ -293,22 +300,32 @@ func (s *Store) addReplica(r *replica) {
 // drive is the driver task: take events, then run one Ready cycle over
 // every replica.
 func (s *Store) drive(ctx context.Context) {
+	busy := false
 	for {
 		ev, err := s.events.Recv(ctx)
 		if err != nil {
 			return
 		}
 		s.handle(ev)
+		// Under load, wait a moment for more events to join the cycle, so
+		// that one synced write carries more (adaptive group commit): only
+		// when the last cycle was busy, so a lone client never waits.
+		if busy && batchWait > 0 {
+			_ = s.rt.Sleep(ctx, batchWait)
+		}
 		// Take everything already queued before the cycle, bounded, so
 		// that one synced write carries as much as possible (group commit);
 		// perturbed, a cycle per event.
+		n := 1
 		for range s.drainLimit() {
 			ev, ok := s.events.TryRecv()
 			if !ok {
 				break
 			}
 			s.handle(ev)
+			n++
 		}
+		busy = n >= busyEvents
 		s.cycle()
 		if s.closing != nil {
 			s.shutdown()
