@@ -84,6 +84,10 @@ var (
 	redisCASKeys   = []string{"w1", "w2"}
 	redisListKeys  = []string{"l1", "l2"}
 	redisSetKeys   = []string{"s1", "s2"}
+	// redisTTLKeys (t1 range 2, t3 range 0) are set with a TTL of tens of
+	// milliseconds: active expiry must have removed them from every replica
+	// by the end (checkExpired), through the log (checkConvergence).
+	redisTTLKeys = []string{"t1", "t3"}
 )
 
 // collOp is one RPUSH or SADD: its element, when it was called and
@@ -126,6 +130,8 @@ type redisCluster struct {
 	colls     map[string][]*collOp
 	final     map[string][]string // the final LRANGE / SMEMBERS
 	finalDone bool
+	stoppedAt time.Duration
+	ttlSets   int
 
 	faultsOver, restored bool
 	removals, additions  int
@@ -181,9 +187,8 @@ func (c *redisCluster) boot(rt kernel.Runtime) {
 		kernel.NewFuture[struct{}](rt, "node lifetime").Wait(ctx)
 	})
 	// No client connects to a server node here (the clients run their own
-	// sessions) and no key has a TTL, so the pool is small and active
-	// expiry is off.
-	sess := session.New(session.Options{Runtime: rt, Layout: c.layout, Clients: 1, ExpirePeriod: -1})
+	// sessions), so the pool serves Start and active expiry only.
+	sess := session.New(session.Options{Runtime: rt, Layout: c.layout, Clients: 4})
 	sm := sess.StateMachine()
 	if c.broken == redisDroppingReplica && rt.NodeID() == 3 {
 		sm = &droppingStateMachine{inner: sm, count: func() int { c.drops[3]++; return c.drops[3] }}
@@ -194,11 +199,15 @@ func (c *redisCluster) boot(rt kernel.Runtime) {
 			sess.BecameLeader(id, term)
 			c.leaderElected(id, term, rt.NodeID())
 		},
+		LostLeadership: sess.LostLeadership,
 	})
 	if err != nil {
 		kernel.Crash("open consensus: %v", err)
 	}
 	c.stores[rt.NodeID()] = st
+	// As orbit serve: a write through every range, then active expiry on
+	// the ranges led from here.
+	rt.Go("redis start", func(ctx context.Context) { _ = sess.Start(ctx) })
 }
 
 func (c *redisCluster) leaderElected(id storage.RangeID, term uint64, node kernel.NodeID) {
@@ -346,6 +355,8 @@ func (c *redisCluster) client(ctx context.Context, rt kernel.Runtime, i int) {
 			served = c.push(rc, i, n, redisSetKeys[rng.IntN(len(redisSetKeys))], "sadd", settle)
 		case r < 35:
 			served = c.casOp(rc, i, n, redisCASKeys[rng.IntN(len(redisCASKeys))], open, settle)
+		case r < 40:
+			served = c.setTTL(rc, i, n, redisTTLKeys[rng.IntN(len(redisTTLKeys))], 20+rng.IntN(80), settle)
 		default:
 			keys := redisMixedKeys
 			if rng.IntN(3) == 0 {
@@ -557,6 +568,28 @@ func (c *redisCluster) push(rc redisConn, i, n int, key, cmd string, settle func
 	return true
 }
 
+// setTTL is SET key value PX ms: outside the model (whether a read sees
+// the key depends on the leader's clock), checked by checkExpired.
+func (c *redisCluster) setTTL(rc redisConn, i, n int, key string, ms int, settle func(string, int64)) bool {
+	r := rc.do("SET", key, fmt.Sprintf("c%d.%d", i, n), "PX", strconv.Itoa(ms))
+	switch outcomeOf(r) {
+	case notApplied:
+		c.refused++
+		return true
+	case unknownOut:
+		c.unknown++
+		return false
+	}
+	if !isOK(r) {
+		c.anomaly("client %d: SET %s PX %d: %s", i, key, ms, describeReply(r))
+		return true
+	}
+	settle(key, c.hist.tick())
+	c.ok++
+	c.ttlSets++
+	return true
+}
+
 // finalReads reads every list and set once the other clients are done,
 // retrying refusals.
 func (c *redisCluster) finalReads(rc redisConn) {
@@ -619,7 +652,7 @@ func describeReply(r redis.Reply) string {
 
 func (c *redisCluster) Targets() []kernel.NodeID { return c.servers }
 func (c *redisCluster) Healed()                  { c.healed, c.faultsOver = c.s.now, true }
-func (c *redisCluster) Stop()                    { c.stopped = true }
+func (c *redisCluster) Stop()                    { c.stopped, c.stoppedAt = true, c.s.Elapsed() }
 
 // Progressed: every client served since the heal, every range back on
 // every node.
@@ -677,7 +710,32 @@ func (c *redisCluster) Check(vizPath string) error {
 			c.s.Seed(), c.hist.Len(), c.ok, c.unknown, c.refused, c.casOK, c.cas,
 			len(c.final[redisListKeys[0]]), len(c.final[redisListKeys[1]]), len(c.final[redisSetKeys[0]]), len(c.final[redisSetKeys[1]]))
 	}
+	if err := c.checkExpired(); err != nil {
+		return err
+	}
 	return c.checkConvergence()
+}
+
+// checkExpired: every key set with a TTL expired long before the end, so
+// active expiry (a sweep through the log by each range's leader) must have
+// deleted its records on every replica; lazy expiry alone would leave them.
+func (c *redisCluster) checkExpired() error {
+	for _, k := range redisTTLKeys {
+		rk := redis.RouteKey([]byte(k))
+		end := slices.Clone(rk)
+		end[len(end)-1]++ // a route key ends 0x00 0x01: this ends its records
+		for _, id := range c.servers {
+			kvs, _, err := c.engines[id].Scan(rk, end, 10)
+			if err != nil {
+				return fmt.Errorf("expiry: node %d: %w", id, err)
+			}
+			if len(kvs) > 0 {
+				return fmt.Errorf("expiry: node %d still holds %q of %s, set with a TTL of at most 100 ms, %v after the clients stopped (%d SET PX acknowledged)",
+					id, kvs[0].Key, k, c.s.Elapsed()-c.stoppedAt, c.ttlSets)
+			}
+		}
+	}
+	return nil
 }
 
 // checkCollections: the final LRANGE of a list holds every acknowledged
