@@ -344,7 +344,7 @@ func (s *Store) handle(ev event) {
 		// Perturbation: a spurious election now and then, so that votes,
 		// terms and leader changes get exercised far more than faults alone
 		// would.
-		if s.rt.Buggify("consensus.spurious-campaign") && s.rt.Rand().IntN(25) == 0 {
+		if len(s.ids) > 0 && s.rt.Buggify("consensus.spurious-campaign") && s.rt.Rand().IntN(25) == 0 {
 			_ = s.replicas[s.ids[s.rt.Rand().IntN(len(s.ids))]].rn.Campaign()
 		}
 		// Perturbation: a replica that knows no leader campaigns at once

@@ -127,6 +127,12 @@ func TestSim(t *testing.T) {
 	runScenario(t, defaultScenario, seedRange(1, 50))
 }
 
+// TestSimFiveNodes runs the five-node variant of the KV scenario (replicas
+// move between nodes): seeds 1–15 by default, or those named.
+func TestSimFiveNodes(t *testing.T) {
+	runScenario(t, kv5Scenario, seedRange(1, 15))
+}
+
 // TestRegister runs the correct single-node register: seeds 1–10 by default
 // (TestCorrectRegisterPasses1000Seeds runs 1,000), or those named.
 func TestRegister(t *testing.T) {
