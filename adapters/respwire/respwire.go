@@ -4,6 +4,13 @@
 // the session layer (adapters/redis/session), replies written in the
 // connection's protocol.
 //
+// Pipelines: consecutive keyed data commands of one read batch whose keys
+// are disjoint run concurrently (up to 64 at once), so that they share
+// Raft's group commit; replies are still written in order, and commands on
+// a common key still run in the order sent. Between commands on distinct
+// keys of one pipeline, the order in which they take effect is not fixed
+// (each is still linearizable: the client sent them all before any reply).
+//
 // Bad input is the connection's problem only: a malformed request gets
 // Redis's "ERR Protocol error: ..." and that connection is closed; others
 // carry on. Limits (Redis's in parentheses):
@@ -206,16 +213,79 @@ func (c *conn) readLoop() {
 			c.readError(err)
 			return
 		}
-		for _, cmd := range cmds {
-			began := time.Now()
-			replies, quit := c.sess.Do(c.l.ctx, cmd.Args)
-			if c.l.opts.Observe != nil && len(cmd.Args) > 0 {
-				c.l.opts.Observe(cmd.Args[0], time.Since(began), replies)
+		for i := 0; i < len(cmds); {
+			if n := c.concurrentRun(cmds[i:]); n > 1 {
+				if !c.doConcurrent(cmds[i : i+n]) {
+					return
+				}
+				i += n
+				continue
 			}
+			began := time.Now()
+			replies, quit := c.sess.Do(c.l.ctx, cmds[i].Args)
+			c.observe(cmds[i].Args, time.Since(began), replies)
 			if !c.reply(replies) || quit {
 				return
 			}
+			i++
 		}
+	}
+}
+
+// maxConcurrent bounds the commands of one pipeline in flight at once.
+const maxConcurrent = 64
+
+// concurrentRun returns how many commands at the head of cmds may run
+// concurrently: keyed data commands (session.Conn.Concurrent) whose keys
+// are disjoint, so that each key still sees the pipeline's order.
+func (c *conn) concurrentRun(cmds []redcon.Command) int {
+	if len(cmds) < 2 {
+		return len(cmds)
+	}
+	seen := map[string]struct{}{}
+	n := 0
+	for _, cmd := range cmds[:min(len(cmds), maxConcurrent)] {
+		keys, ok := c.sess.Concurrent(cmd.Args)
+		if !ok {
+			break
+		}
+		overlap := false
+		for _, k := range keys {
+			if _, dup := seen[string(k)]; dup {
+				overlap = true
+			}
+		}
+		if overlap {
+			break
+		}
+		for _, k := range keys {
+			seen[string(k)] = struct{}{}
+		}
+		n++
+	}
+	return n
+}
+
+// doConcurrent runs independent commands at once and replies in order.
+func (c *conn) doConcurrent(cmds []redcon.Command) bool {
+	replies := make([]redis.Reply, len(cmds))
+	var wg sync.WaitGroup
+	for i, cmd := range cmds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			began := time.Now()
+			replies[i] = c.sess.DoConcurrent(c.l.ctx, cmd.Args)
+			c.observe(cmd.Args, time.Since(began), replies[i:i+1])
+		}()
+	}
+	wg.Wait()
+	return c.reply(replies)
+}
+
+func (c *conn) observe(args [][]byte, elapsed time.Duration, replies []redis.Reply) {
+	if c.l.opts.Observe != nil && len(args) > 0 {
+		c.l.opts.Observe(args[0], elapsed, replies)
 	}
 }
 

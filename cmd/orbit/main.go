@@ -9,6 +9,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
 	"os"
 )
 
@@ -22,6 +23,8 @@ func main() {
 		os.Exit(demo(args))
 	case "serve":
 		os.Exit(serve(args, os.Stderr))
+	case "node":
+		os.Exit(node(args, os.Stderr))
 	case "help", "-h", "--help":
 		usage()
 	default:
@@ -37,6 +40,7 @@ func usage() {
   orbit serve [flags]         run a server: a single node by default (RESP on
                               127.0.0.1:6379), or a cluster node with --node-id
                               and --peers; orbit serve -h lists the flags
+  orbit node remove ID        remove a node from its cluster (not supported yet)
 `)
 }
 
@@ -48,4 +52,16 @@ func demo(args []string) int {
 		return 2
 	}
 	return runDemo(os.Stdout, *seed, *verbose)
+}
+
+// node is `orbit node remove ID`. Membership changes exist in consensus
+// (Client.AddReplica, RemoveReplica), but the server does not yet persist a
+// membership that differs from its --peers, so it refuses clearly.
+func node(args []string, stderr io.Writer) int {
+	if len(args) != 2 || args[0] != "remove" {
+		fmt.Fprintln(stderr, "usage: orbit node remove ID")
+		return 2
+	}
+	fmt.Fprintln(stderr, "orbit node remove: not supported yet: a cluster's nodes are fixed by --peers at its first start")
+	return 2
 }

@@ -418,3 +418,40 @@ func TestBadInputClosesOnlyThatConnection(t *testing.T) {
 		}
 	}
 }
+
+// TestPipelineOrder sends pipelines mixing independent commands (which run
+// concurrently) with commands on common keys and connection commands, and
+// requires every reply in order, as if run one by one.
+func TestPipelineOrder(t *testing.T) {
+	addr := startServer(t, 4)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rdb := goredis.NewClient(&goredis.Options{Addr: addr})
+	defer rdb.Close()
+	for round := range 3 {
+		p := rdb.Pipeline()
+		var sets, gets, incrs []goredis.Cmder
+		for i := range 100 {
+			sets = append(sets, p.Set(ctx, fmt.Sprintf("p%d", i), fmt.Sprint(i+round), 0))
+			incrs = append(incrs, p.Incr(ctx, "pc"))
+		}
+		p.Ping(ctx)
+		for i := range 100 {
+			gets = append(gets, p.Get(ctx, fmt.Sprintf("p%d", i)))
+		}
+		if _, err := p.Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 100 {
+			if err := sets[i].Err(); err != nil {
+				t.Fatal(err)
+			}
+			if got := gets[i].(*goredis.StringCmd).Val(); got != fmt.Sprint(i+round) {
+				t.Fatalf("round %d: GET p%d = %q, want %d", round, i, got, i+round)
+			}
+			if got, want := incrs[i].(*goredis.IntCmd).Val(), int64(round*100+i+1); got != want {
+				t.Fatalf("round %d: INCR #%d = %d, want %d", round, i, got, want)
+			}
+		}
+	}
+}

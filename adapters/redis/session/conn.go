@@ -123,6 +123,35 @@ func (c *Conn) Do(ctx context.Context, args [][]byte) (replies []redis.Reply, qu
 	return c.server(ctx, name, args)
 }
 
+// Concurrent reports whether a command may run concurrently with the
+// commands around it in a pipeline, and returns its keys: a known keyed
+// data command with a valid arity, outside MULTI and outside RESP2's
+// subscribed mode. The caller must still run commands whose keys overlap
+// in order, and must ask only once every earlier command of the connection
+// that is not concurrent has run (they may change the connection's state).
+func (c *Conn) Concurrent(args [][]byte) (keys [][]byte, ok bool) {
+	if len(args) == 0 || c.multi || (c.proto == 2 && len(c.subs)+len(c.psubs) > 0) {
+		return nil, false
+	}
+	spec, known := redis.Lookup(string(args[0]))
+	if !known || spec.Where != redis.WhereKeyed || !spec.ArityOK(len(args)) {
+		return nil, false
+	}
+	keys = redis.Keys(args)
+	return keys, len(keys) > 0
+}
+
+// DoConcurrent runs a command that Concurrent accepted. Unlike Do, several
+// tasks may call it at once for one connection (a pipeline's independent
+// commands), while no Do runs.
+func (c *Conn) DoConcurrent(ctx context.Context, args [][]byte) redis.Reply {
+	spec, _ := redis.Lookup(string(args[0]))
+	c.s.mu.Lock()
+	c.lastCmd = spec.Name
+	c.s.mu.Unlock()
+	return c.keyed(ctx, spec, args)
+}
+
 // keyed runs a command of Exec on the range of its keys.
 func (c *Conn) keyed(ctx context.Context, spec *redis.Spec, args [][]byte) redis.Reply {
 	_, route, ok := c.s.rangeOf(redis.Keys(args))
