@@ -30,9 +30,11 @@ import (
 //
 // The checks: Porcupine against a model of Redis string keys (GET, SET,
 // SET NX/XX, DEL, INCR, GETSET, WATCH/MULTI/EXEC compare-and-set); a list
-// and a set invariant for RPUSH and SADD; every range's replicas equal after
-// quiescence; every range back on every node; every client served after the
-// heal; election safety.
+// and a set invariant for RPUSH and SADD; keys set with SET PX gone from
+// every replica by the end (active expiry through the log); every range's
+// replicas equal after quiescence; every range back on every node; every
+// client served after the heal; election safety; no reply of an unexpected
+// shape.
 
 // Sync latency is off for the kv scenario's reason (see kvScenario).
 var redisScenario = Scenario{
@@ -277,8 +279,7 @@ func (c *redisCluster) membership(ctx context.Context, rt kernel.Runtime) {
 	c.restored = true
 }
 
-// conn is one client's connection: Do with a deadline, and the outcome of
-// a reply.
+// redisConn is one client's connection: Do with a deadline.
 type redisConn struct {
 	c    *redisCluster
 	rt   kernel.Runtime
