@@ -2,20 +2,17 @@ package sim
 
 import (
 	"context"
-	"fmt"
-	"hash/fnv"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/orbitkernel/orbit/consensus"
 	"github.com/orbitkernel/orbit/kernel"
-	"github.com/orbitkernel/orbit/storage"
 )
 
 // The replicated key-value scenario: three nodes, three ranges, clients on
-// a small hot key set spread over every range, under swarm faults. Checked
-// by Porcupine and by convergence of every range's replicas.
+// a small hot key set spread over every range, under swarm faults, while
+// replicas are removed and added back. Checked by Porcupine, election
+// safety, the final membership and convergence of every range's replicas
+// (servers_test.go).
 
 // Sync latency is off in this scenario: Pebble rotates its write-ahead log
 // at points that depend on when its background flushes finish, and the
@@ -24,44 +21,12 @@ import (
 // log). See docs/consensus.md.
 var kvScenario = Scenario{
 	Name:         "kv",
-	Setup:        setupKV,
+	Setup:        func(s *Sim) Workload { return newKVCluster(s, []kernel.NodeID{1, 2, 3}, 3) },
 	Adjust:       func(p *Plan) { p.DiskSyncLatency = 0 },
 	FaultTime:    5 * time.Second,
 	ProgressTime: 30 * time.Second,
 	QuiesceTime:  3 * time.Second,
 }
-
-type kvCluster struct {
-	*kvWorkload
-	layout  consensus.Layout
-	servers []kernel.NodeID
-	engines map[kernel.NodeID]*storage.Engine
-	stores  map[kernel.NodeID]*consensus.Store
-	// Membership changes during the run (see membership).
-	faultsOver, restored bool
-	removals, additions  int
-	// placement is where the membership task wants each range: the
-	// initial replicas, then wherever its moves took them.
-	placement map[storage.RangeID][]kernel.NodeID
-	// leaders records who won each (range, term): Raft's election safety
-	// says at most one node.
-	leaders     map[[2]uint64]kernel.NodeID
-	safetyError error
-}
-
-func (c *kvCluster) leaderElected(id storage.RangeID, term uint64, node kernel.NodeID) {
-	key := [2]uint64{uint64(id), term}
-	if prev, ok := c.leaders[key]; ok && prev != node && c.safetyError == nil {
-		c.safetyError = fmt.Errorf("election safety: range %d has two leaders in term %d: n%d and n%d", id, term, prev, node)
-	}
-	c.leaders[key] = node
-}
-
-// adminNode runs the membership changes; like the clients, never a fault
-// target.
-const adminNode kernel.NodeID = 201
-
-func setupKV(s *Sim) Workload { return newKVCluster(s, []kernel.NodeID{1, 2, 3}, 3) }
 
 // The five-node variant: 3 replicas per range, so membership changes move
 // replicas between nodes (learners on nodes new to the range, removed
@@ -75,19 +40,20 @@ var kv5Scenario = Scenario{
 	QuiesceTime:  kvScenario.QuiesceTime,
 }
 
+type kvCluster struct {
+	*kvWorkload
+	*serverSet
+}
+
 func newKVCluster(s *Sim, servers []kernel.NodeID, replicas int) *kvCluster {
 	layout, err := consensus.NewLayout([][]byte{[]byte("h"), []byte("p")}, servers, replicas)
 	if err != nil {
 		panic(err)
 	}
-	c := &kvCluster{layout: layout, servers: servers, placement: map[storage.RangeID][]kernel.NodeID{}, leaders: map[[2]uint64]kernel.NodeID{}, engines: map[kernel.NodeID]*storage.Engine{}, stores: map[kernel.NodeID]*consensus.Store{}}
-	for _, id := range servers {
-		s.AddNode(id, c.boot).Disk().SpareFromErrors(func(p string) bool {
-			// The MANIFEST, its marker, and syncs of the directory that
-			// moving the marker makes (see Disk.SpareFromErrors).
-			return strings.Contains(p, "MANIFEST") || strings.Contains(p, "marker") || p == "/data"
-		})
-	}
+	c := &kvCluster{}
+	c.serverSet = newServerSet(s, servers, layout, func(rt kernel.Runtime) {
+		c.openStore(rt, c.openEngine(rt), consensus.Options{})
+	})
 	c.kvWorkload = newKVWorkload(s, servers, 6, func(rt kernel.Runtime, i int) kvCaller {
 		cl := consensus.NewClient(rt, layout, "kv")
 		return func(ctx context.Context, in KVInput) (KVOutput, error) {
@@ -106,87 +72,9 @@ func newKVCluster(s *Sim, servers []kernel.NodeID, replicas int) *kvCluster {
 			return KVOutput{Value: string(r.Value), OK: r.OK}, err
 		}
 	})
-	for _, d := range layout.Ranges() {
-		c.placement[d.ID] = slices.Clone(d.Replicas)
-	}
 	c.keys = []string{"a", "b", "k", "m", "s", "z"}
 	c.opTimeout = time.Second
-	s.AddNode(adminNode, func(rt kernel.Runtime) { rt.Go("membership", func(ctx context.Context) { c.membership(ctx, rt) }) })
 	return c
-}
-
-// membership moves replicas while the clients work. During the faults,
-// again and again: with a replica on every node, it removes a random
-// range's replica from a random node and adds it back (a new replica,
-// caught up by a snapshot); with spare nodes, it moves a random replica to
-// a node without one (add first, then remove). After the heal it brings
-// every range to exactly its placement.
-func (c *kvCluster) membership(ctx context.Context, rt kernel.Runtime) {
-	admin := consensus.NewClient(rt, c.layout, "admin")
-	rng := rt.Rand()
-	attempt := func(f func(ctx context.Context) error) error {
-		actx, cancel := rt.WithTimeout(ctx, 2*time.Second)
-		defer cancel()
-		return f(actx)
-	}
-	add := func(d consensus.Descriptor, node kernel.NodeID) error {
-		return attempt(func(ctx context.Context) error { return admin.AddReplica(ctx, d.Start, node) })
-	}
-	remove := func(d consensus.Descriptor, node kernel.NodeID) error {
-		return attempt(func(ctx context.Context) error { return admin.RemoveReplica(ctx, d.Start, node) })
-	}
-	for !c.faultsOver {
-		d := c.layout.Ranges()[rng.IntN(len(c.layout.Ranges()))]
-		at := c.placement[d.ID]
-		from := at[rng.IntN(len(at))]
-		var spare []kernel.NodeID
-		for _, n := range c.servers {
-			if !slices.Contains(at, n) {
-				spare = append(spare, n)
-			}
-		}
-		to := from // nowhere else to go: out and back in
-		if len(spare) > 0 {
-			to = spare[rng.IntN(len(spare))]
-			for !c.faultsOver && add(d, to) != nil {
-			}
-			if c.faultsOver {
-				break
-			}
-			c.additions++
-			c.placement[d.ID] = append(slices.DeleteFunc(slices.Clone(at), func(n kernel.NodeID) bool { return n == from }), to)
-		}
-		if remove(d, from) == nil {
-			c.removals++
-		}
-		if to == from {
-			for !c.faultsOver {
-				if add(d, to) == nil {
-					c.additions++
-					break
-				}
-			}
-		}
-	}
-	for _, d := range c.layout.Ranges() {
-		for _, node := range c.servers {
-			for {
-				var err error
-				if slices.Contains(c.placement[d.ID], node) {
-					err = add(d, node)
-				} else {
-					err = remove(d, node)
-				}
-				if err == nil {
-					break
-				}
-				if ctx.Err() != nil {
-					return
-				}
-			}
-		}
-	}
-	c.restored = true
 }
 
 func (c *kvCluster) Healed() {
@@ -194,55 +82,14 @@ func (c *kvCluster) Healed() {
 	c.faultsOver = true
 }
 
-// Status tells who waits for what: clients' last answers, the membership
-// task, and every range's replicas.
-func (c *kvCluster) Status() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "clients last served at %v (healed at %v); membership: %d removals, %d additions, restored=%v\n",
-		c.served, c.healed, c.removals, c.additions, c.restored)
-	for _, d := range c.layout.Ranges() {
-		fmt.Fprintf(&b, "range %d: %s\n", d.ID, c.appliedIndexes(d))
-	}
-	return b.String()
-}
+// Status tells who waits for what when progress fails.
+func (c *kvCluster) Status() string { return c.status(c.served, c.healed) }
 
-// Progressed also requires every range to be back on every node.
+// Progressed also requires every range to be back on its placement.
 func (c *kvCluster) Progressed() bool { return c.restored && c.kvWorkload.Progressed() }
 
-func (c *kvCluster) boot(rt kernel.Runtime) {
-	entryCache := int64(0) // the default
-	if rt.Buggify("storage.no-entry-cache") {
-		entryCache = -1 // every Raft entry read goes to Pebble
-	}
-	eng, err := storage.Open(rt.FS(), "/data", storage.Options{
-		EntryCacheBytes:             entryCache,
-		DisableAutomaticCompactions: true,
-		Logger:                      rt.Logger(),
-		// A fatal error on one of Pebble's goroutines poisons the engine;
-		// the node's next call crashes it. Park that goroutine.
-		OnBackgroundFatal: func(error) { select {} },
-	})
-	if err != nil {
-		kernel.Crash("open storage: %v", err)
-	}
-	c.engines[rt.NodeID()] = eng
-	rt.Go("engine", func(ctx context.Context) {
-		// The engine lives as long as the node; a crash closes it (on the
-		// discarded disk image) so that Pebble's goroutines end too.
-		defer eng.Close()
-		kernel.NewFuture[struct{}](rt, "node lifetime").Wait(ctx)
-	})
-	st, err := consensus.Open(rt, eng, c.layout, consensus.Options{BecameLeader: func(id storage.RangeID, term uint64) {
-		c.leaderElected(id, term, rt.NodeID())
-	}})
-	if err != nil {
-		kernel.Crash("open consensus: %v", err)
-	}
-	c.stores[rt.NodeID()] = st
-}
-
-// Check adds convergence to linearizability: after quiescence every replica
-// of a range holds the same data.
+// Check adds election safety, the final membership and convergence to
+// linearizability.
 func (c *kvCluster) Check(vizPath string) error {
 	if c.safetyError != nil {
 		return c.safetyError
@@ -250,57 +97,5 @@ func (c *kvCluster) Check(vizPath string) error {
 	if err := c.kvWorkload.Check(vizPath); err != nil {
 		return err
 	}
-	for _, d := range c.layout.Ranges() {
-		var first string
-		var firstNode kernel.NodeID
-		want := slices.Sorted(slices.Values(c.placement[d.ID]))
-		for _, id := range want {
-			if !c.s.Node(id).Up() {
-				return fmt.Errorf("convergence: node %d is down after quiescence", id)
-			}
-			m, ok := c.stores[id].Members(d.ID)
-			slices.Sort(m)
-			if !ok || !slices.Equal(m, want) {
-				return fmt.Errorf("membership: node %d: range %d has members %v, want %v (%s)", id, d.ID, m, want, c.appliedIndexes(d))
-			}
-		}
-		for _, id := range want {
-			if !c.s.Node(id).Up() {
-				return fmt.Errorf("convergence: node %d is down after quiescence", id)
-			}
-			h, err := rangeHash(c.engines[id], d)
-			if err != nil {
-				return fmt.Errorf("convergence: node %d range %d: %w", id, d.ID, err)
-			}
-			if firstNode == 0 {
-				first, firstNode = h, id
-			} else if h != first {
-				return fmt.Errorf("convergence: range %d differs between node %d (%s) and node %d (%s); applied indexes %s",
-					d.ID, firstNode, first, id, h, c.appliedIndexes(d))
-			}
-		}
-	}
-	return nil
-}
-
-func rangeHash(eng *storage.Engine, d consensus.Descriptor) (string, error) {
-	kvs, _, err := eng.Scan(d.Start, d.End, 1<<20)
-	if err != nil {
-		return "", err
-	}
-	h := fnv.New64a()
-	for _, kv := range kvs {
-		fmt.Fprintf(h, "%q=%q;", kv.Key, kv.Value)
-	}
-	return fmt.Sprintf("%d keys %016x", len(kvs), h.Sum64()), nil
-}
-
-// appliedIndexes tells lag (different applied indexes) from divergence (the
-// same index, different data).
-func (c *kvCluster) appliedIndexes(d consensus.Descriptor) string {
-	var parts []string
-	for _, id := range c.servers {
-		parts = append(parts, fmt.Sprintf("n%d %s", id, c.stores[id].RangeStatus(d.ID)))
-	}
-	return strings.Join(parts, "; ")
+	return c.checkConvergence()
 }

@@ -228,7 +228,7 @@ func TestDeterminism(t *testing.T) {
 	if replaying() {
 		t.Skip("seeds named on the command line: TestSim checks them")
 	}
-	for _, sc := range []Scenario{registerScenario, brokenScenario, kvScenario} {
+	for _, sc := range []Scenario{registerScenario, brokenScenario, kvScenario, kv5Scenario, redisScenario} {
 		for _, seed := range []uint64{1, 2, 3, 42, 1000} {
 			a, b := Run(sc, seed), Run(sc, seed)
 			if a.Trace != b.Trace || a.Events != b.Events {

@@ -72,7 +72,6 @@ func brokenRedisScenario(b redisBroken, name string) Scenario {
 
 const (
 	redisFirstClient kernel.NodeID = 101
-	redisAdminNode   kernel.NodeID = 201
 	redisClients                   = 6
 	redisRanges                    = 4
 )
@@ -111,13 +110,10 @@ const (
 )
 
 type redisCluster struct {
-	s       *Sim
-	broken  redisBroken
-	layout  consensus.Layout
-	servers []kernel.NodeID
-	engines map[kernel.NodeID]*storage.Engine
-	stores  map[kernel.NodeID]*consensus.Store
-	drops   map[kernel.NodeID]int // redisDroppingReplica: writes applied
+	*serverSet
+	s      *Sim
+	broken redisBroken
+	drops  map[kernel.NodeID]int // redisDroppingReplica: writes applied
 
 	opTimeout                        time.Duration
 	hist                             *redisHistory
@@ -134,11 +130,6 @@ type redisCluster struct {
 	finalDone bool
 	stoppedAt time.Duration
 	ttlSets   int
-
-	faultsOver, restored bool
-	removals, additions  int
-	leaders              map[[2]uint64]kernel.NodeID
-	safetyError          error
 }
 
 func setupRedis(s *Sim, broken redisBroken) Workload {
@@ -147,47 +138,23 @@ func setupRedis(s *Sim, broken redisBroken) Workload {
 	if err != nil {
 		panic(err)
 	}
-	c := &redisCluster{s: s, broken: broken, layout: layout, servers: servers,
-		engines: map[kernel.NodeID]*storage.Engine{}, stores: map[kernel.NodeID]*consensus.Store{}, drops: map[kernel.NodeID]int{},
+	c := &redisCluster{s: s, broken: broken, drops: map[kernel.NodeID]int{},
 		opTimeout: time.Second, hist: &redisHistory{s: s}, healed: -1, served: make([]int64, redisClients),
-		colls: map[string][]*collOp{}, leaders: map[[2]uint64]kernel.NodeID{}}
-	for _, id := range servers {
-		s.AddNode(id, c.boot).Disk().SpareFromErrors(func(p string) bool {
-			// As in the kv scenario: the MANIFEST, its marker, the directory.
-			return strings.Contains(p, "MANIFEST") || strings.Contains(p, "marker") || p == "/data"
-		})
-	}
+		colls: map[string][]*collOp{}}
+	c.serverSet = newServerSet(s, servers, layout, c.boot)
 	c.running = redisClients
 	for i := range redisClients {
 		s.AddNode(redisFirstClient+kernel.NodeID(i), func(rt kernel.Runtime) {
 			rt.Go("redis client", func(ctx context.Context) { c.client(ctx, rt, i) })
 		})
 	}
-	s.AddNode(redisAdminNode, func(rt kernel.Runtime) { rt.Go("membership", func(ctx context.Context) { c.membership(ctx, rt) }) })
 	return c
 }
 
 // boot is a server node: storage, a session.Server for its state machine
 // and leadership hook, and consensus, as `orbit serve` assembles them.
 func (c *redisCluster) boot(rt kernel.Runtime) {
-	entryCache := int64(0)
-	if rt.Buggify("storage.no-entry-cache") {
-		entryCache = -1
-	}
-	eng, err := storage.Open(rt.FS(), "/data", storage.Options{
-		EntryCacheBytes:             entryCache,
-		DisableAutomaticCompactions: true,
-		Logger:                      rt.Logger(),
-		OnBackgroundFatal:           func(error) { select {} }, // see kvCluster.boot
-	})
-	if err != nil {
-		kernel.Crash("open storage: %v", err)
-	}
-	c.engines[rt.NodeID()] = eng
-	rt.Go("engine", func(ctx context.Context) {
-		defer eng.Close()
-		kernel.NewFuture[struct{}](rt, "node lifetime").Wait(ctx)
-	})
+	eng := c.openEngine(rt)
 	// No client connects to a server node here (the clients run their own
 	// sessions), so the pool serves Start and active expiry only.
 	sess := session.New(session.Options{Runtime: rt, Layout: c.layout, Clients: 4})
@@ -195,29 +162,14 @@ func (c *redisCluster) boot(rt kernel.Runtime) {
 	if c.broken == redisDroppingReplica && rt.NodeID() == 3 {
 		sm = &droppingStateMachine{inner: sm, count: func() int { c.drops[3]++; return c.drops[3] }}
 	}
-	st, err := consensus.Open(rt, eng, c.layout, consensus.Options{
-		StateMachine: sm,
-		BecameLeader: func(id storage.RangeID, term uint64) {
-			sess.BecameLeader(id, term)
-			c.leaderElected(id, term, rt.NodeID())
-		},
+	c.openStore(rt, eng, consensus.Options{
+		StateMachine:   sm,
+		BecameLeader:   sess.BecameLeader,
 		LostLeadership: sess.LostLeadership,
 	})
-	if err != nil {
-		kernel.Crash("open consensus: %v", err)
-	}
-	c.stores[rt.NodeID()] = st
 	// As orbit serve: a write through every range, then active expiry on
 	// the ranges led from here.
 	rt.Go("redis start", func(ctx context.Context) { _ = sess.Start(ctx) })
-}
-
-func (c *redisCluster) leaderElected(id storage.RangeID, term uint64, node kernel.NodeID) {
-	key := [2]uint64{uint64(id), term}
-	if prev, ok := c.leaders[key]; ok && prev != node && c.safetyError == nil {
-		c.safetyError = fmt.Errorf("election safety: range %d has two leaders in term %d: n%d and n%d", id, term, prev, node)
-	}
-	c.leaders[key] = node
 }
 
 // droppingStateMachine is broken on purpose: every 10th write applies
@@ -243,41 +195,6 @@ type discardWrites struct{ consensus.RangeData }
 func (discardWrites) Set(key, value []byte) error         { return nil }
 func (discardWrites) Delete(key []byte) error             { return nil }
 func (discardWrites) DeleteRange(start, end []byte) error { return nil }
-
-// membership is the kv scenario's: move replicas while the clients work,
-// restore every replica after the heal.
-func (c *redisCluster) membership(ctx context.Context, rt kernel.Runtime) {
-	admin := consensus.NewClient(rt, c.layout, "admin")
-	rng := rt.Rand()
-	attempt := func(f func(ctx context.Context) error) error {
-		actx, cancel := rt.WithTimeout(ctx, 2*time.Second)
-		defer cancel()
-		return f(actx)
-	}
-	for !c.faultsOver {
-		d := c.layout.Ranges()[rng.IntN(len(c.layout.Ranges()))]
-		node := c.servers[rng.IntN(len(c.servers))]
-		if attempt(func(ctx context.Context) error { return admin.RemoveReplica(ctx, d.Start, node) }) == nil {
-			c.removals++
-		}
-		for !c.faultsOver {
-			if attempt(func(ctx context.Context) error { return admin.AddReplica(ctx, d.Start, node) }) == nil {
-				c.additions++
-				break
-			}
-		}
-	}
-	for _, d := range c.layout.Ranges() {
-		for _, node := range c.servers {
-			for attempt(func(ctx context.Context) error { return admin.AddReplica(ctx, d.Start, node) }) != nil {
-				if ctx.Err() != nil {
-					return
-				}
-			}
-		}
-	}
-	c.restored = true
-}
 
 // redisConn is one client's connection: Do with a deadline.
 type redisConn struct {
@@ -651,7 +568,7 @@ func describeReply(r redis.Reply) string {
 	return strconv.Quote(string(b))
 }
 
-func (c *redisCluster) Targets() []kernel.NodeID { return c.servers }
+func (c *redisCluster) Targets() []kernel.NodeID { return c.nodes }
 func (c *redisCluster) Healed()                  { c.healed, c.faultsOver = c.s.now, true }
 func (c *redisCluster) Stop()                    { c.stopped, c.stoppedAt = true, c.s.Elapsed() }
 
@@ -670,23 +587,7 @@ func (c *redisCluster) Progressed() bool {
 }
 
 // Status tells who waits for what when progress fails.
-func (c *redisCluster) Status() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "clients last served at %v (healed at %v); membership: %d removals, %d additions, restored=%v\n",
-		c.served, c.healed, c.removals, c.additions, c.restored)
-	for _, d := range c.layout.Ranges() {
-		fmt.Fprintf(&b, "range %d: %s\n", d.ID, c.appliedIndexes(d))
-	}
-	return b.String()
-}
-
-func (c *redisCluster) appliedIndexes(d consensus.Descriptor) string {
-	var parts []string
-	for _, id := range c.servers {
-		parts = append(parts, fmt.Sprintf("n%d %s", id, c.stores[id].RangeStatus(d.ID)))
-	}
-	return strings.Join(parts, "; ")
-}
+func (c *redisCluster) Status() string { return c.status(c.served, c.healed) }
 
 // Check: election safety, replies of the right shape, linearizability of
 // the string keys, the collections' invariants, and convergence.
@@ -725,7 +626,7 @@ func (c *redisCluster) checkExpired() error {
 		rk := redis.RouteKey([]byte(k))
 		end := slices.Clone(rk)
 		end[len(end)-1]++ // a route key ends 0x00 0x01: this ends its records
-		for _, id := range c.servers {
+		for _, id := range c.nodes {
 			kvs, _, err := c.engines[id].Scan(rk, end, 10)
 			if err != nil {
 				return fmt.Errorf("expiry: node %d: %w", id, err)
@@ -798,50 +699,6 @@ func (c *redisCluster) checkCollections() error {
 		}
 	}
 	return nil
-}
-
-// checkConvergence is the kv scenario's: every range on every node, and
-// every replica of a range holding the same data.
-func (c *redisCluster) checkConvergence() error {
-	for _, d := range c.layout.Ranges() {
-		var first string
-		var firstNode kernel.NodeID
-		for _, id := range c.servers {
-			if !c.s.Node(id).Up() {
-				return fmt.Errorf("convergence: node %d is down after quiescence", id)
-			}
-			if m, ok := c.stores[id].Members(d.ID); !ok || len(m) != len(c.servers) {
-				return fmt.Errorf("membership: node %d: range %d has members %v, want every node (%s)", id, d.ID, m, c.appliedIndexes(d))
-			}
-		}
-		for _, id := range d.Replicas {
-			h, err := redisRangeHash(c.engines[id], d)
-			if err != nil {
-				return fmt.Errorf("convergence: node %d range %d: %w", id, d.ID, err)
-			}
-			if firstNode == 0 {
-				first, firstNode = h, id
-			} else if h != first {
-				return fmt.Errorf("convergence: range %d differs between node %d (%s) and node %d (%s); applied indexes %s",
-					d.ID, firstNode, first, id, h, c.appliedIndexes(d))
-			}
-		}
-	}
-	return nil
-}
-
-func redisRangeHash(eng *storage.Engine, d consensus.Descriptor) (string, error) {
-	kvs, _, err := eng.Scan(d.Start, d.End, 1<<20)
-	if err != nil {
-		return "", err
-	}
-	h := uint64(14695981039346656037)
-	for _, kv := range kvs {
-		for _, s := range []string{strconv.Quote(string(kv.Key)), "=", strconv.Quote(string(kv.Value)), ";"} {
-			h = (h ^ strHash(s)) * 1099511628211
-		}
-	}
-	return fmt.Sprintf("%d keys %016x", len(kvs), h), nil
 }
 
 // TestRedisSim runs the Redis scenario: seeds 1–20 by default, or those the
