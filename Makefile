@@ -3,7 +3,7 @@ GO      ?= go
 SEEDS   ?= 500
 SEED    ?= 1
 
-.PHONY: run cluster bench-redis demo smoke test lint sim determinism bench race mutations help
+.PHONY: run cluster bench-redis demo smoke test lint sim sim5 determinism bench race mutations help
 
 ## run: the single-node server in the foreground: RESP on 127.0.0.1:6379,
 ## /healthz and /readyz on 127.0.0.1:9090, data in ./orbit-data (Ctrl-C stops it)
@@ -41,9 +41,13 @@ lint:
 	$(GO) test -count=1 ./internal/lint
 	$(GO) tool staticcheck ./...
 
-## sim: a longer sweep of the default scenario, seeds SEED..SEED+SEEDS-1
+## sim: a longer sweep, seeds SEED..SEED+SEEDS-1, of the default (KV)
+## scenario and the Redis scenario; sim5 does the five-node KV variant
 sim:
-	$(GO) test ./sim -run '^TestSim$$' -seed=$(SEED) -seeds=$(SEEDS) -timeout 0
+	$(GO) test ./sim -run '^(TestSim|TestRedisSim)$$' -seed=$(SEED) -seeds=$(SEEDS) -timeout 0
+
+sim5:
+	$(GO) test ./sim -run '^TestSimFiveNodes$$' -seed=$(SEED) -seeds=$(SEEDS) -timeout 0
 
 ## determinism: run SEEDS seeds of the default scenario twice each; every
 ## trace must match
