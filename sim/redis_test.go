@@ -70,10 +70,11 @@ func brokenRedisScenario(b redisBroken, name string) Scenario {
 	return sc
 }
 
+const redisFirstClient kernel.NodeID = 101
+
 const (
-	redisFirstClient kernel.NodeID = 101
-	redisClients                   = 6
-	redisRanges                    = 4
+	redisClients = 6
+	redisRanges  = 4
 )
 
 // The hot keys, spread over the four ranges (slot/4096: a 3, b 0, c 1, d 2,
