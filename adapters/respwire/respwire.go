@@ -206,7 +206,7 @@ func (c *conn) readLoop() {
 		c.sess.Close()
 		c.finish()
 	}()
-	rd := redcon.NewReader(&guard{r: c.nc})
+	rd := newRequestReader(c.nc)
 	for {
 		cmds, err := rd.ReadCommands()
 		if err != nil {
