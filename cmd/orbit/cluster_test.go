@@ -127,19 +127,11 @@ func rangeState(ctx context.Context, c *goredis.Client) (leads map[int]bool, sta
 	return leads, stamps, nil
 }
 
-// TestClusterKillNode runs a three-node cluster of real processes, has
-// clients write and read through every node, kills the leader of a range
-// with SIGKILL while they work, restarts it, and requires: every
-// acknowledged SET readable with its last acknowledged value or a later
-// attempted one, reads never older than a write acknowledged before them,
-// service on the surviving nodes within a bound after the kill, and the
-// restarted node caught up on every range.
-func TestClusterKillNode(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary and runs three processes")
-	}
-	bin := buildOrbit(t)
-	const nodes, ranges = 3, 3
+// startCluster starts a cluster of n `orbit serve` processes, each on
+// its own ports and data directory, and waits until every one is ready.
+// Cleanup kills them (and logs their tails if the test failed).
+func startCluster(t *testing.T, bin string, nodes int) []*testNode {
+	t.Helper()
 	var peerList []string
 	ns := make([]*testNode, nodes)
 	for i := range ns {
@@ -166,6 +158,87 @@ func TestClusterKillNode(t *testing.T) {
 	for _, n := range ns {
 		waitNodeReady(t, n, 30*time.Second)
 	}
+	return ns
+}
+
+// TestClusterPubSub runs a three-node cluster and requires a PUBLISH
+// through one node to reach the subscribers of every node, of the channel
+// and of a matching pattern, exactly once, with the receiving node's count
+// as the reply (as Redis Cluster does).
+func TestClusterPubSub(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs three processes")
+	}
+	ns := startCluster(t, buildOrbit(t), 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	clients := make([]*goredis.Client, len(ns))
+	for i, n := range ns {
+		clients[i] = goredis.NewClient(&goredis.Options{Addr: n.redisAddr})
+		defer clients[i].Close()
+	}
+	// subscribed returns a subscription confirmed by its node.
+	subscribed := func(ps *goredis.PubSub) *goredis.PubSub {
+		t.Helper()
+		if _, err := ps.ReceiveTimeout(ctx, 5*time.Second); err != nil {
+			t.Fatalf("subscribing: %v", err)
+		}
+		t.Cleanup(func() { ps.Close() })
+		return ps
+	}
+	local := subscribed(clients[0].Subscribe(ctx, "news"))   // node 1, where PUBLISH arrives
+	remote := subscribed(clients[1].Subscribe(ctx, "news"))  // node 2
+	pattern := subscribed(clients[2].PSubscribe(ctx, "ne*")) // node 3
+	expect := func(ps *goredis.PubSub, who, pat, channel, payload string) {
+		t.Helper()
+		began := time.Now()
+		got, err := ps.ReceiveTimeout(ctx, 5*time.Second)
+		if err != nil {
+			t.Fatalf("%s: no message in %v: %v", who, time.Since(began).Round(time.Millisecond), err)
+		}
+		m, ok := got.(*goredis.Message)
+		if !ok || m.Pattern != pat || m.Channel != channel || m.Payload != payload {
+			t.Fatalf("%s: got %#v, want pattern %q channel %q payload %q", who, got, pat, channel, payload)
+		}
+		t.Logf("%s received %q after %v", who, payload, time.Since(began).Round(time.Millisecond))
+	}
+
+	// Redis Cluster's reply: the clients of the receiving node only.
+	if n, err := clients[0].Publish(ctx, "news", "hello").Result(); err != nil || n != 1 {
+		t.Fatalf("PUBLISH through node 1 = %d, %v; want 1 (its own subscriber)", n, err)
+	}
+	expect(local, "node 1 SUBSCRIBE", "", "news", "hello")
+	expect(remote, "node 2 SUBSCRIBE", "", "news", "hello")
+	expect(pattern, "node 3 PSUBSCRIBE", "ne*", "news", "hello")
+
+	// The other way round, through node 3: a channel nobody follows
+	// reaches nobody, and the next message each subscriber gets is the
+	// second on "news" (no duplicate of the first).
+	if n, err := clients[2].Publish(ctx, "other", "nobody").Result(); err != nil || n != 0 {
+		t.Fatalf("PUBLISH other through node 3 = %d, %v; want 0", n, err)
+	}
+	if n, err := clients[2].Publish(ctx, "news", "again").Result(); err != nil || n != 1 {
+		t.Fatalf("PUBLISH through node 3 = %d, %v; want 1 (its pattern subscriber)", n, err)
+	}
+	expect(local, "node 1 SUBSCRIBE", "", "news", "again")
+	expect(remote, "node 2 SUBSCRIBE", "", "news", "again")
+	expect(pattern, "node 3 PSUBSCRIBE", "ne*", "news", "again")
+}
+
+// TestClusterKillNode runs a three-node cluster of real processes, has
+// clients write and read through every node, kills the leader of a range
+// with SIGKILL while they work, restarts it, and requires: every
+// acknowledged SET readable with its last acknowledged value or a later
+// attempted one, reads never older than a write acknowledged before them,
+// service on the surviving nodes within a bound after the kill, and the
+// restarted node caught up on every range.
+func TestClusterKillNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs three processes")
+	}
+	bin := buildOrbit(t)
+	const nodes, ranges = 3, 3
+	ns := startCluster(t, bin, nodes)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()

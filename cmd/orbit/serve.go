@@ -203,8 +203,12 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 		}
 	}()
 	m := newMetrics()
+	var pubsubNet kernel.Network // PUBLISH reaches every node's subscribers
+	if tr != nil {
+		pubsubNet = rt.Net()
+	}
 	sess := session.New(session.Options{
-		Runtime: rt, Layout: layout,
+		Runtime: rt, Layout: layout, Network: pubsubNet, Peers: spec.nodes,
 		Info: []string{
 			"process_id:" + strconv.Itoa(os.Getpid()),
 			"tcp_addr:" + cfg.redisAddr,

@@ -25,7 +25,20 @@
 //   - WATCH remembers a digest of each key's records and EXEC checks it
 //     atomically with the queued commands: a key changed and changed back
 //     to an identical value, type and TTL does not abort the transaction.
-//   - PUBLISH reaches the subscribers connected to this node only.
+//   - PUBLISH reaches the subscribers of every node, as in Redis Cluster:
+//     the node that receives it delivers to its own subscribers and
+//     forwards the message on the network (port PubSubPort) to every other
+//     node, which delivers to its subscribers of the channel and of the
+//     matching patterns. As in Redis Cluster, the reply counts the clients
+//     of the receiving node only, and delivery to the other nodes is best
+//     effort: a message the network drops (a node down or partitioned, a
+//     full inbox) is not retried, and messages published through different
+//     nodes may arrive in different orders on different nodes. A node
+//     delivers a forwarded message at most once: duplicates the network
+//     makes are dropped by (origin node, incarnation, sequence number),
+//     within a window of the last 1024 messages from each origin. PUBSUB
+//     CHANNELS, NUMSUB and NUMPAT count this node's subscriptions only,
+//     as in Redis Cluster.
 //   - Blocked clients (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH) are woken by writes
 //     applied on this node and otherwise retry on a short poll
 //     (BlockPoll), so a push through another node is seen within a poll.
@@ -78,6 +91,13 @@ type Options struct {
 	// RangeInfo, if set, adds fields to a range's INFO line (after
 	// "leader=..."), e.g. what the node applied of it. It must not block.
 	RangeInfo func(id storage.RangeID) string
+	// Network, if set, carries PUBLISHed messages to the other nodes
+	// (Peers), and brings theirs, on port PubSubPort. Nil: PUBLISH reaches
+	// this node's subscribers only.
+	Network kernel.Network
+	// Peers is every node of the cluster (this one may be listed; it is
+	// skipped). Default: the layout's nodes.
+	Peers []kernel.NodeID
 	// Config is what CONFIG GET reports, by lower-case parameter name; the
 	// defaults cover the parameters Orbit honours or fixes. CONFIG SET
 	// refuses every parameter (none is mutable yet).
@@ -96,6 +116,9 @@ func (o *Options) ensureDefaults() {
 	}
 	if o.ExpirePeriod == 0 {
 		o.ExpirePeriod = 100 * time.Millisecond
+	}
+	if o.Peers == nil {
+		o.Peers = o.Layout.Nodes()
 	}
 	if o.ExpireBatch <= 0 {
 		o.ExpireBatch = 200
@@ -140,6 +163,9 @@ type Server struct {
 	led map[storage.RangeID]uint64
 	// ready is set once a write went through every range.
 	ready bool
+	// pubEpoch names this incarnation of the server and pubSeq numbers the
+	// messages it forwarded (pubsub.go).
+	pubEpoch, pubSeq uint64
 }
 
 // New returns a server; call Start to warm up and begin active expiry.
@@ -157,6 +183,11 @@ func New(opts Options) *Server {
 	s.sm = &redis.StateMachine{Applied: s.applied}
 	for i := range opts.Clients {
 		s.pool.Send(consensus.NewClient(s.rt, s.layout, fmt.Sprintf("redis-%d", i)))
+	}
+	if opts.Network != nil {
+		s.pubEpoch = s.rt.Rand().Uint64()
+		inbox := opts.Network.Listen(PubSubPort)
+		s.rt.Go("redis pubsub receiver", func(ctx context.Context) { s.receivePubsub(ctx, inbox) })
 	}
 	return s
 }
@@ -364,8 +395,17 @@ func (s *Server) Stats() Stats {
 }
 
 // publish delivers msg to this node's subscribers of channel and of the
-// patterns matching it, and returns how many received it.
+// patterns matching it, forwards it to the other nodes, and returns how
+// many clients of this node received it.
 func (s *Server) publish(channel, msg []byte) int64 {
+	n := s.deliver(channel, msg)
+	s.forward(channel, msg)
+	return n
+}
+
+// deliver delivers msg to this node's subscribers of channel and of the
+// patterns matching it, and returns how many received it.
+func (s *Server) deliver(channel, msg []byte) int64 {
 	type delivery struct {
 		c *Conn
 		r []redis.Reply
