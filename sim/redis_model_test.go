@@ -101,23 +101,8 @@ func incrOf(st string) (int64, bool) {
 }
 
 var redisModel = porcupine.NondeterministicModel{
-	Partition: func(ops []porcupine.Operation) [][]porcupine.Operation {
-		byKey := map[string][]porcupine.Operation{}
-		var keys []string
-		for _, op := range ops {
-			k := op.Input.(redisInput).Key
-			if _, ok := byKey[k]; !ok {
-				keys = append(keys, k)
-			}
-			byKey[k] = append(byKey[k], op)
-		}
-		out := make([][]porcupine.Operation, 0, len(keys))
-		for _, k := range keys {
-			out = append(out, byKey[k])
-		}
-		return out
-	},
-	Init: func() []any { return []any{""} },
+	Partition: partitionByKey(func(op porcupine.Operation) string { return op.Input.(redisInput).Key }),
+	Init:      func() []any { return []any{""} },
 	Step: func(state, input, output any) []any {
 		st, in, out := state.(string), input.(redisInput), output.(redisOutput)
 		next := st // the state after the operation takes effect
