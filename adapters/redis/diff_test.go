@@ -208,8 +208,10 @@ func genKeyspaceCmd(t *rapid.T, env genEnv) []string {
 	case "scan":
 		cmd := []string{"scan", pick(t, "cursor", "0", "0", "0", "x")}
 		cmd = append(cmd, genScanOpts(t)...)
+		// No "TYPE none": Redis 7.0 lists under it the keys that have
+		// expired but are not deleted yet (a documented difference, doc.go).
 		if rapid.Bool().Draw(t, "type") {
-			cmd = append(cmd, "type", pick(t, "type", "string", "LIST", "hash", "zset", "set", "none"))
+			cmd = append(cmd, "type", pick(t, "type", "string", "LIST", "hash", "zset", "set"))
 		}
 		return cmd
 	case "dbsize", "randomkey":

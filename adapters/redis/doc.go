@@ -93,7 +93,8 @@
 //     an evicted cursor, or one from another server, gives
 //     "ERR invalid cursor" instead of resuming.
 //   - DBSIZE counts live keys; Redis also counts expired keys it has not
-//     deleted yet.
+//     deleted yet. Likewise SCAN ... TYPE none: Redis 7.0 lists the expired
+//     keys it still holds under it; here it lists nothing.
 //   - A string value is at most 64 MB (Redis: 512 MB), with Redis's error.
 //     A negative count to SRANDMEMBER or HRANDFIELD is at most 65536
 //     ("ERR value is out of range" beyond).

@@ -312,27 +312,43 @@ func cmdHRandField(c *ctx) (Reply, error) {
 	return c.randomFields(typeHash, "withvalues", func(v []byte) (Reply, error) { return Bulk(v), nil })
 }
 
+// randomOne is the count-less form of HRANDFIELD, SRANDMEMBER and
+// ZRANDMEMBER: one random member's name, or null.
+func (c *ctx) randomOne(t valueType) (Reply, error) {
+	o, err := c.lookupType(c.args[1], t)
+	if err != nil || !o.exists {
+		return Null(), err
+	}
+	kv, err := c.randomMember(o)
+	if err != nil {
+		return Reply{}, err
+	}
+	return Bulk(kv.Key), nil
+}
+
+// randomCount parses their count, refusing the one value Redis cannot
+// negate.
+func randomCount(arg []byte) (int64, error) {
+	count, err := argInt(arg)
+	if err != nil {
+		return 0, err
+	}
+	if count == minInt64 {
+		return 0, errorf("ERR value is out of range, value must between %d and %d", -maxInt64, maxInt64)
+	}
+	return count, nil
+}
+
 // randomFields is HRANDFIELD and ZRANDMEMBER: without a count one random
 // field (or null); with one, a sample as randomSample draws it, each with
 // its value (as value renders it) when the word is given.
 func (c *ctx) randomFields(t valueType, word string, value func([]byte) (Reply, error)) (Reply, error) {
 	if len(c.args) == 2 {
-		o, err := c.lookupType(c.args[1], t)
-		if err != nil || !o.exists {
-			return Null(), err
-		}
-		kv, err := c.randomMember(o)
-		if err != nil {
-			return Reply{}, err
-		}
-		return Bulk(kv.Key), nil
+		return c.randomOne(t)
 	}
-	count, err := argInt(c.args[2])
+	count, err := randomCount(c.args[2])
 	if err != nil {
 		return Reply{}, err
-	}
-	if count == minInt64 {
-		return Reply{}, errorf("ERR value is out of range, value must between %d and %d", -maxInt64, maxInt64)
 	}
 	withValues := false
 	if len(c.args) > 4 || (len(c.args) == 4 && !eqFold(c.args[3], word)) {

@@ -130,22 +130,11 @@ func cmdSRandMember(c *ctx) (Reply, error) {
 		return Reply{}, errSyntax
 	}
 	if len(c.args) == 2 {
-		o, err := c.lookupType(c.args[1], typeSet)
-		if err != nil || !o.exists {
-			return Null(), err
-		}
-		kv, err := c.randomMember(o)
-		if err != nil {
-			return Reply{}, err
-		}
-		return Bulk(kv.Key), nil
+		return c.randomOne(typeSet)
 	}
-	count, err := argInt(c.args[2])
+	count, err := randomCount(c.args[2])
 	if err != nil {
 		return Reply{}, err
-	}
-	if count == minInt64 {
-		return Reply{}, errorf("ERR value is out of range, value must between %d and %d", -maxInt64, maxInt64)
 	}
 	o, err := c.lookupType(c.args[1], typeSet)
 	if err != nil || !o.exists {
