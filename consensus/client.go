@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/orbitkernel/orbit/kernel"
 	"github.com/orbitkernel/orbit/storage"
@@ -177,6 +180,28 @@ func (c *Client) AddReplica(ctx context.Context, key []byte, node kernel.NodeID)
 // returns once it is gone from the range's configuration.
 func (c *Client) RemoveReplica(ctx context.Context, key []byte, node kernel.NodeID) error {
 	return c.changeReplicas(ctx, OpRemoveReplica, key, node)
+}
+
+// Members returns the nodes holding a replica (voter or learner) of the
+// range holding key, as the range's leader has applied its configuration,
+// once no change is in flight. It asks the leader to remove node 0, which
+// never exists: the leader answers "done" with its configuration and
+// proposes nothing.
+func (c *Client) Members(ctx context.Context, key []byte) ([]kernel.NodeID, error) {
+	r, err := c.Do(ctx, Request{Op: OpRemoveReplica, Key: key, Value: binary.BigEndian.AppendUint64(nil, 0)})
+	if err != nil {
+		return nil, err
+	}
+	var cs raftpb.ConfState
+	if err := cs.Unmarshal(r.Value); err != nil {
+		return nil, fmt.Errorf("consensus: a configuration from the leader: %w", err)
+	}
+	var out []kernel.NodeID
+	for _, id := range members(cs) {
+		out = append(out, nodeOf(id))
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 // changeReplicas asks the leader for one step at a time: without an

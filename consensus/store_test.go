@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/orbitkernel/orbit/kernel"
 )
 
 // TestScanPagesThroughRanges scans the whole keyspace page by page: each
@@ -245,8 +248,14 @@ func TestJoinAndMoveReplica(t *testing.T) {
 	if err := cl.AddReplica(ctx, d.Start, 4); err != nil {
 		t.Fatal(err)
 	}
+	if got, err := cl.Members(ctx, d.Start); err != nil || !slices.Equal(got, []kernel.NodeID{1, 2, 3, 4}) {
+		t.Fatalf("Members after adding node 4 = %v, %v", got, err)
+	}
 	if err := cl.RemoveReplica(ctx, d.Start, 1); err != nil {
 		t.Fatal(err)
+	}
+	if got, err := cl.Members(ctx, d.Start); err != nil || !slices.Equal(got, []kernel.NodeID{2, 3, 4}) {
+		t.Fatalf("Members after removing node 1 = %v, %v", got, err)
 	}
 	if err := cl.Put(ctx, []byte("a-last"), []byte("v")); err != nil {
 		t.Fatal(err)

@@ -106,6 +106,10 @@ func (b *Batch) SetIdent(id Ident) {
 	b.setUint64(metaKey(metaNodeID), uint64(id.NodeID))
 }
 
+// SetClusterRecord stores what the server knows of its cluster (its
+// nodes and their addresses, as the server encodes it), next to the Ident.
+func (b *Batch) SetClusterRecord(rec []byte) { b.set(metaKey(metaCluster), rec) }
+
 // OnCommit registers fn to run after the batch commits, after the hooks
 // registered before it.
 func (b *Batch) OnCommit(fn func()) {

@@ -220,6 +220,13 @@ func (e *Engine) Ident() (Ident, error) {
 	return Ident{ClusterID: cluster, NodeID: kernel.NodeID(node)}, nil
 }
 
+// ClusterRecord returns what SetClusterRecord stored, or ErrNotFound.
+func (e *Engine) ClusterRecord() ([]byte, error) {
+	e.live()
+	defer e.fatal.crashOnPanic("cluster record")
+	return get(e.db, metaKey(metaCluster))
+}
+
 // RangeIDs lists, in order, every range with state in the store: the
 // replicas a restarting node must bring back.
 func (e *Engine) RangeIDs() ([]RangeID, error) {

@@ -163,6 +163,9 @@ func TestIdentAndRangeIDs(t *testing.T) {
 	if _, err := e.Ident(); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Ident of a new store: %v", err)
 	}
+	if _, err := e.ClusterRecord(); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("ClusterRecord of a new store: %v", err)
+	}
 	if ids, err := e.RangeIDs(); err != nil || len(ids) != 0 {
 		t.Fatalf("RangeIDs of a new store = %v, %v", ids, err)
 	}
@@ -172,7 +175,7 @@ func TestIdentAndRangeIDs(t *testing.T) {
 		commit(t, e, func(b *Batch) { s.Append(b, ents(1, 3, 1, 8)) })
 		s.Close()
 	}
-	commit(t, e, func(b *Batch) { b.SetIdent(want) })
+	commit(t, e, func(b *Batch) { b.SetIdent(want); b.SetClusterRecord([]byte(`{"nodes":3}`)) })
 	if err := e.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -181,6 +184,9 @@ func TestIdentAndRangeIDs(t *testing.T) {
 	defer e.Close()
 	if got, err := e.Ident(); err != nil || got != want {
 		t.Fatalf("Ident = %+v, %v; want %+v", got, err, want)
+	}
+	if got, err := e.ClusterRecord(); err != nil || string(got) != `{"nodes":3}` {
+		t.Fatalf("ClusterRecord = %q, %v", got, err)
 	}
 	if ids, err := e.RangeIDs(); err != nil || !slices.Equal(ids, []RangeID{2, 5, 9, ^RangeID(0)}) {
 		t.Fatalf("RangeIDs = %v, %v", ids, err)

@@ -37,6 +37,9 @@ const (
 	metaVersion   = "version"
 	metaClusterID = "cluster-id"
 	metaNodeID    = "node-id"
+	// metaCluster is what the server knows of its cluster (its nodes and
+	// their addresses): opaque bytes the server owns (ClusterRecord).
+	metaCluster = "cluster"
 	// metaReplicaPrefix is followed by a range ID: the node's record of its
 	// replica of that range (replica.go).
 	metaReplicaPrefix = "replica/"

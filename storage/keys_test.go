@@ -14,7 +14,7 @@ func drawKey(rt *rapid.T, label string) Key {
 	k := Key{Kind: kind}
 	switch kind {
 	case KindMeta:
-		k.Name = rapid.SampledFrom([]string{metaVersion, metaClusterID, metaNodeID}).Draw(rt, label+".name")
+		k.Name = rapid.SampledFrom([]string{metaVersion, metaClusterID, metaNodeID, metaCluster}).Draw(rt, label+".name")
 	case KindData:
 		k.User = rapid.SliceOfN(rapid.Byte(), 0, 6).Draw(rt, label+".user")
 	default:

@@ -108,20 +108,25 @@ func (c clusterSpec) layout() (consensus.Layout, error) {
 	return consensus.NewLayout(redis.SlotSplits(c.ranges), c.nodes, c.replicas)
 }
 
-// clusterInfo is what GET /cluster answers, for operators (and, later, for
-// a node joining).
+// clusterInfo is what GET /cluster answers, for operators and for a node
+// joining (which takes the cluster's shape from it).
 type clusterInfo struct {
-	ClusterID string            `json:"cluster_id"`
-	Node      uint64            `json:"node"`
-	Ranges    []rangeInfo       `json:"ranges"`
-	Peers     map[string]string `json:"peers,omitempty"`
-	Replicas  int               `json:"replicas"`
+	ClusterID string `json:"cluster_id"`
+	Node      uint64 `json:"node"` // the node answering
+	Replicas  int    `json:"replicas"`
+	// Initial lists the nodes the cluster was started with: the layout
+	// places the ranges' first replicas on them.
+	Initial []uint64             `json:"initial"`
+	Nodes   map[string]nodeEntry `json:"nodes"`
+	Ranges  []rangeInfo          `json:"ranges"`
 }
 
 type rangeInfo struct {
-	ID       uint64   `json:"id"`
-	Slots    string   `json:"slots"`
-	Replicas []uint64 `json:"replicas"`
+	ID    uint64 `json:"id"`
+	Slots string `json:"slots"`
+	// Replicas are the nodes in the range's configuration now, as its
+	// leader has it (absent: the range did not answer in time).
+	Replicas []uint64 `json:"replicas,omitempty"`
 	// Leader is true when this node leads the range now.
 	Leader bool `json:"leader"`
 }
@@ -135,4 +140,16 @@ func slotSpan(d consensus.Descriptor) string {
 		last = (int(d.End[0])<<8 | int(d.End[1])) - 1
 	}
 	return fmt.Sprintf("%d-%d", first, last)
+}
+
+// spec is the cluster's shape as the record has it: the layout comes from
+// the nodes it started with, whatever joined or left since.
+func (rec clusterRecord) spec() clusterSpec {
+	spec := clusterSpec{peers: map[kernel.NodeID]string{}, nodes: slices.Clone(rec.Initial), ranges: rec.Ranges, replicas: rec.Replicas, id: rec.ClusterID}
+	for n, e := range rec.Nodes {
+		if e.Addr != "" {
+			spec.peers[n] = e.Addr
+		}
+	}
+	return spec
 }

@@ -30,6 +30,7 @@ type testNode struct {
 	dir                        string
 	redisAddr, httpAddr, peers string
 	logPath                    string
+	extra                      []string // more flags (--join, --peer-addr)
 	cmd                        *exec.Cmd
 	exited                     chan struct{}
 }
@@ -59,8 +60,11 @@ func (n *testNode) start(t *testing.T, bin string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.cmd = exec.Command(bin, "serve", "--node-id", strconv.Itoa(n.id), "--peers", n.peers,
-		"--data-dir", n.dir, "--redis-addr", n.redisAddr, "--http-addr", n.httpAddr)
+	args := []string{"serve", "--node-id", strconv.Itoa(n.id), "--data-dir", n.dir, "--redis-addr", n.redisAddr, "--http-addr", n.httpAddr}
+	if n.peers != "" {
+		args = append(args, "--peers", n.peers)
+	}
+	n.cmd = exec.Command(bin, append(args, n.extra...)...)
 	n.cmd.Stderr = log
 	if err := n.cmd.Start(); err != nil {
 		t.Fatal(err)

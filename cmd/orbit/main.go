@@ -7,10 +7,12 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 )
 
 func main() {
@@ -40,7 +42,9 @@ func usage() {
   orbit serve [flags]         run a server: a single node by default (RESP on
                               127.0.0.1:6379), or a cluster node with --node-id
                               and --peers; orbit serve -h lists the flags
-  orbit node remove ID        remove a node from its cluster (not supported yet)
+  orbit node remove ID        remove a node from its cluster (--addr: a node's HTTP
+                              address, default 127.0.0.1:9090); a node joins with
+                              orbit serve --join ADDR
 `)
 }
 
@@ -54,14 +58,38 @@ func demo(args []string) int {
 	return runDemo(os.Stdout, *seed, *verbose)
 }
 
-// node is `orbit node remove ID`. Membership changes exist in consensus
-// (Client.AddReplica, RemoveReplica), but the server does not yet persist a
-// membership that differs from its --peers, so it refuses clearly.
+// node is `orbit node remove [--addr HOST:PORT] ID`: it asks a node of the
+// cluster (its HTTP address) to take node ID out (membership.go), and
+// prints what changed.
 func node(args []string, stderr io.Writer) int {
-	if len(args) != 2 || args[0] != "remove" {
-		fmt.Fprintln(stderr, "usage: orbit node remove ID")
+	const usage = "usage: orbit node remove [--addr HOST:PORT] ID  (--addr: any node's HTTP address, default 127.0.0.1:9090)"
+	if len(args) < 1 || args[0] != "remove" {
+		fmt.Fprintln(stderr, usage)
 		return 2
 	}
-	fmt.Fprintln(stderr, "orbit node remove: not supported yet: a cluster's nodes are fixed by --peers at its first start")
-	return 2
+	fs := flag.NewFlagSet("node remove", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	addr := fs.String("addr", "127.0.0.1:9090", "HTTP address of any node of the cluster")
+	timeout := fs.Duration("timeout", membershipTimeout, "give up after this long (the removal may then be half done; run it again)")
+	if err := fs.Parse(args[1:]); err != nil || fs.NArg() != 1 {
+		fmt.Fprintln(stderr, usage)
+		return 2
+	}
+	id, err := strconv.ParseUint(fs.Arg(0), 10, 32)
+	if err != nil || id == 0 {
+		fmt.Fprintf(stderr, "orbit node remove: %q is not a node ID (1 to 4294967295)\n", fs.Arg(0))
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	reply, _, err := postJSON(ctx, fmt.Sprintf("http://%s/remove?node=%d", *addr, id), nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "orbit node remove: %v\n", oneLine(err))
+		return 1
+	}
+	for _, c := range reply.Changes {
+		fmt.Println(c)
+	}
+	fmt.Printf("node %d removed\n", id)
+	return 0
 }

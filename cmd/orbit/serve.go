@@ -62,6 +62,16 @@ any node. Example (what "make cluster" runs):
   orbit serve --node-id 1 --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 \
       --data-dir orbit-data/node1 --redis-addr 127.0.0.1:6379 --http-addr 127.0.0.1:9090
 
+A node joins a running cluster through any node's HTTP address, and leaves
+with "orbit node remove ID":
+
+  orbit serve --node-id 4 --join 127.0.0.1:9090 --peer-addr 127.0.0.1:7004 \
+      --data-dir orbit-data/node4 --redis-addr 127.0.0.1:6382 --http-addr 127.0.0.1:9093
+
+After the first start the data directory's record of the cluster wins over
+--peers, --ranges and --replicas (which must still agree with it); --peers
+addresses still decide how this node reaches the nodes they name.
+
 Flags:
 `
 
@@ -81,7 +91,7 @@ func serve(args []string, stderr io.Writer) int {
 	fs.StringVar(&cfg.peerAddr, "peer-addr", "", "gRPC listen address for the other nodes; default: this node's address in --peers")
 	fs.IntVar(&cfg.replicas, "replicas", 3, "replicas of each range (all nodes when there are fewer)")
 	fs.Uint64Var(&cfg.clusterID, "cluster-id", 0, "the cluster's ID, the same on every node; 0: derived from --peers, --ranges and --replicas")
-	fs.StringVar(&cfg.join, "join", "", "join the running cluster of the node at this HTTP `ADDR` (not supported yet)")
+	fs.StringVar(&cfg.join, "join", "", "join the running cluster of the node at this HTTP `ADDR` (first start: learn the cluster from it; every start: ask it to add this node, which is idempotent); needs --peer-addr")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stderr)
@@ -100,8 +110,10 @@ func serve(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "orbit serve: --node-id must be between 1 and 4294967295")
 		return 2
 	case cfg.join != "":
-		fmt.Fprintln(stderr, "orbit serve: --join is not supported yet: start every node with the same --peers instead")
-		return 2
+		if _, _, err := net.SplitHostPort(cfg.join); err != nil {
+			fmt.Fprintf(stderr, "orbit serve: --join %q: give a node's HTTP address as HOST:PORT\n", cfg.join)
+			return 2
+		}
 	}
 	if _, err := cfg.spec(); err != nil {
 		fmt.Fprintf(stderr, "orbit serve: %v\n", err)
@@ -123,8 +135,8 @@ func (cfg serveConfig) spec() (clusterSpec, error) {
 	if err != nil {
 		return clusterSpec{}, err
 	}
-	if cfg.peerAddr != "" && len(peers) == 0 {
-		return clusterSpec{}, errors.New("--peer-addr needs --peers")
+	if cfg.peerAddr != "" && len(peers) == 0 && cfg.join == "" {
+		return clusterSpec{}, errors.New("--peer-addr needs --peers or --join")
 	}
 	return newClusterSpec(kernel.NodeID(cfg.nodeID), peers, cfg.ranges, cfg.replicas, cfg.clusterID)
 }
@@ -164,35 +176,54 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 			eng.Close()
 		}
 	}()
-	if spec.id, err = claim(eng, cfg, spec); err != nil {
+	rec, err := openCluster(ctx, eng, cfg, spec)
+	if err != nil {
 		return err
 	}
+	spec = rec.spec()
 	layout, err := spec.layout()
 	if err != nil {
 		return err
 	}
 
+	// Nodes talk over gRPC when the cluster has (or may get) more than
+	// this node: --peers or --join, or a record naming other nodes.
 	var tr *grpcnet.Transport
 	rtOpts := prod.Options{NodeID: id, Logger: logger}
-	if len(spec.peers) > 0 {
-		listen := cfg.peerAddr
-		if listen == "" {
-			listen = spec.peers[id]
+	advertise := cfg.peerAddr
+	if advertise == "" {
+		advertise = spec.peers[id]
+	}
+	if advertise == "" {
+		advertise = rec.Nodes[id].Addr
+	}
+	if len(rec.Nodes) > 1 || advertise != "" {
+		if advertise == "" {
+			return errors.New("this node's cluster has other nodes: give its gRPC address with --peer-addr")
 		}
 		tr, err = grpcnet.New(grpcnet.Options{
-			Self: id, Listen: listen, Peers: spec.peers, ClusterID: spec.id,
+			Self: id, Listen: advertise, ClusterID: spec.id,
 			BackoffMax: time.Second, // a restarted peer is back within a second
 			Logger:     logger,
 		})
 		if err != nil {
 			var op *net.OpError
 			if errors.As(err, &op) {
-				return respwire.ListenError(listen, op)
+				return respwire.ListenError(advertise, op)
 			}
 			return fmt.Errorf("peer transport: %w", err)
 		}
 		defer tr.Close()
 		rtOpts.Net = tr
+	}
+	pinned, _ := parsePeers(cfg.peers) // checked by cfg.spec
+	dir := newDirectory(id, eng, rec, pinned, tr, logger.With("component", "directory"))
+	dir.connect()
+	if e := rec.Nodes[id]; tr != nil && e.Addr != advertise {
+		// This node's address is new (first start, or moved): tell everyone.
+		if err := dir.set(id, advertise, e.Removed); err != nil {
+			return err
+		}
 	}
 
 	rt := prod.New(rtOpts)
@@ -208,7 +239,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 		pubsubNet = rt.Net()
 	}
 	sess := session.New(session.Options{
-		Runtime: rt, Layout: layout, Network: pubsubNet, Peers: spec.nodes,
+		Runtime: rt, Layout: layout, Network: pubsubNet, Peers: dir.active,
 		Info: []string{
 			"process_id:" + strconv.Itoa(os.Getpid()),
 			"tcp_addr:" + cfg.redisAddr,
@@ -218,6 +249,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 		RangeInfo: m.rangeInfo,
 	})
 	store, err := consensus.Open(rt, eng, layout, consensus.Options{
+		Join:         rec.Joined,
 		StateMachine: stateMachine{StateMachine: sess.StateMachine(), layout: layout, m: m},
 		BecameLeader: func(r storage.RangeID, term uint64) {
 			m.leaderChanges.WithLabelValues(rangeLabel(r), "won").Inc()
@@ -237,7 +269,8 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{Handler: httpHandler(id, sess, m, spec, layout), ReadHeaderTimeout: 5 * time.Second}
+	adm := &admin{rt: rt, layout: layout, dir: dir, replicas: spec.replicas, logger: logger.With("component", "membership")}
+	hs := &http.Server{Handler: httpHandler(id, sess, m, adm), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = hs.Serve(httpLn) }()
 	go wire.Serve()
 	if onListen != nil {
@@ -246,16 +279,20 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	attrs := []any{"redis", wire.Addr().String(), "http", httpLn.Addr().String(),
 		"node", cfg.nodeID, "data", cfg.dataDir, "ranges", spec.ranges, "cluster", fmt.Sprintf("%x", spec.id)}
 	if tr != nil {
-		attrs = append(attrs, "peer", tr.Addr(), "nodes", len(spec.nodes))
+		attrs = append(attrs, "peer", tr.Addr(), "nodes", len(dir.active()))
 	}
 	logger.Info("orbit serve: listening", attrs...)
 
 	startCtx, cancelStart := rt.WithCancel(context.Background())
+	dir.gossip(startCtx, rt)
 	go func() {
 		if err := sess.Start(startCtx); err == nil {
 			logger.Info("orbit serve: ready")
 		}
 	}()
+	if cfg.join != "" {
+		go askToJoin(startCtx, cfg.join, id, advertise, logger)
+	}
 
 	<-ctx.Done()
 	logger.Info("orbit serve: shutting down")
@@ -283,8 +320,9 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 
 // httpHandler serves the operator endpoints: /healthz (the process runs),
 // /readyz (every range has a leader that answers a linearizable read now),
-// /metrics (Prometheus) and /cluster (the cluster's layout, as JSON).
-func httpHandler(self kernel.NodeID, sess *session.Server, m *metrics, spec clusterSpec, layout consensus.Layout) http.Handler {
+// /metrics (Prometheus), /cluster (the cluster's nodes and ranges, as JSON),
+// and the membership requests POST /join and POST /remove?node=ID.
+func httpHandler(self kernel.NodeID, sess *session.Server, m *metrics, adm *admin) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
@@ -301,34 +339,137 @@ func httpHandler(self kernel.NodeID, sess *session.Server, m *metrics, spec clus
 		fmt.Fprintln(w, "ready")
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/cluster", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("/cluster", func(w http.ResponseWriter, r *http.Request) {
 		leading := map[storage.RangeID]bool{}
 		for _, rt := range sess.Leading() {
 			leading[rt.Range] = true
 		}
-		info := clusterInfo{ClusterID: fmt.Sprintf("%x", spec.id), Node: uint64(self), Replicas: spec.replicas}
-		for _, d := range layout.Ranges() {
+		rec := adm.dir.record()
+		info := clusterInfo{ClusterID: fmt.Sprintf("%x", rec.ClusterID), Node: uint64(self), Replicas: rec.Replicas,
+			Nodes: map[string]nodeEntry{}}
+		for _, n := range adm.layout.Nodes() {
+			info.Initial = append(info.Initial, uint64(n))
+		}
+		for n, e := range rec.Nodes {
+			info.Nodes[strconv.FormatUint(uint64(n), 10)] = e
+		}
+		// Each range's replicas as its leader has them now; a range that
+		// does not answer within a second shows none.
+		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+		defer cancel()
+		cl := adm.client()
+		for _, d := range adm.layout.Ranges() {
 			ri := rangeInfo{ID: uint64(d.ID), Slots: slotSpan(d), Leader: leading[d.ID]}
-			for _, n := range d.Replicas {
-				ri.Replicas = append(ri.Replicas, uint64(n))
+			if ctx.Err() == nil {
+				if members, err := cl.Members(ctx, d.Start); err == nil {
+					ri.Replicas = []uint64{}
+					for _, n := range members {
+						ri.Replicas = append(ri.Replicas, uint64(n))
+					}
+				}
 			}
 			info.Ranges = append(info.Ranges, ri)
-		}
-		if len(spec.peers) > 0 {
-			info.Peers = map[string]string{}
-			for n, a := range spec.peers {
-				info.Peers[strconv.FormatUint(uint64(n), 10)] = a
-			}
 		}
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(info)
 	})
+	mux.HandleFunc("/join", adm.handleJoin)
+	mux.HandleFunc("/remove", adm.handleRemove)
 	return mux
 }
 
 func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
+
+// openCluster decides which cluster this node belongs to and returns its
+// record, kept in the data directory: the one stored there; or on first
+// start, the cluster --join's node describes (the node then joins it); or
+// else the cluster the flags describe (claim). A stored record wins over
+// the flags, which must still agree with it.
+func openCluster(ctx context.Context, eng *storage.Engine, cfg serveConfig, flags clusterSpec) (clusterRecord, error) {
+	rec, found, err := loadRecord(eng)
+	if err != nil {
+		return rec, fmt.Errorf("reading %s: %w", filepath.Clean(cfg.dataDir), err)
+	}
+	if found {
+		return rec, checkRecord(eng, cfg, flags, rec)
+	}
+	_, identErr := eng.Ident()
+	if cfg.join != "" && errors.Is(identErr, storage.ErrNotFound) {
+		if rec, err = joinedRecord(ctx, cfg); err != nil {
+			return rec, err
+		}
+		b := eng.NewBatch()
+		b.SetIdent(storage.Ident{ClusterID: rec.ClusterID, NodeID: kernel.NodeID(cfg.nodeID)})
+		if err := b.Commit(true); err != nil {
+			return rec, fmt.Errorf("claiming %s: %w", cfg.dataDir, err)
+		}
+	} else {
+		id, err := claim(eng, cfg, flags)
+		if err != nil {
+			return rec, err
+		}
+		rec = clusterRecord{ClusterID: id, Ranges: flags.ranges, Replicas: flags.replicas, Initial: flags.nodes,
+			Nodes: map[kernel.NodeID]nodeEntry{}}
+		for _, n := range flags.nodes {
+			rec.Nodes[n] = nodeEntry{Addr: flags.peers[n], Version: 1}
+		}
+	}
+	if err := saveRecord(eng, rec); err != nil {
+		return rec, fmt.Errorf("writing %s: %w", filepath.Clean(cfg.dataDir), err)
+	}
+	return rec, nil
+}
+
+// joinedRecord learns the cluster from --join's node, retrying for a while:
+// the cluster may be starting too.
+func joinedRecord(ctx context.Context, cfg serveConfig) (clusterRecord, error) {
+	self := kernel.NodeID(cfg.nodeID)
+	addr := cfg.peerAddr
+	if pinned, _ := parsePeers(cfg.peers); addr == "" {
+		addr = pinned[self]
+	}
+	if addr == "" {
+		return clusterRecord{}, errors.New("--join needs this node's gRPC address: --peer-addr HOST:PORT")
+	}
+	var lastErr error
+	for range 30 {
+		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		info, err := fetchCluster(fctx, cfg.join)
+		cancel()
+		if err == nil {
+			return joinRecord(cfg.join, info, self, addr)
+		}
+		lastErr = err
+		select {
+		case <-ctx.Done():
+			return clusterRecord{}, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	return clusterRecord{}, fmt.Errorf("--join %s: cannot read the cluster: %v", cfg.join, lastErr)
+}
+
+// checkRecord: a stored record's node and cluster must be the flags'.
+func checkRecord(eng *storage.Engine, cfg serveConfig, flags clusterSpec, rec clusterRecord) error {
+	ident, err := eng.Ident()
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", cfg.dataDir, err)
+	}
+	dir := filepath.Clean(cfg.dataDir)
+	switch {
+	case uint64(ident.NodeID) != cfg.nodeID:
+		return fmt.Errorf("data directory %s belongs to node %d of cluster %x, not node %d", dir, ident.NodeID, ident.ClusterID, cfg.nodeID)
+	case cfg.clusterID != 0 && cfg.clusterID != rec.ClusterID:
+		return fmt.Errorf("data directory %s belongs to cluster %x, not %x", dir, rec.ClusterID, cfg.clusterID)
+	case !rec.Joined && len(flags.peers) > 0 && cfg.clusterID == 0 && flags.id != rec.ClusterID:
+		return fmt.Errorf("data directory %s belongs to cluster %x, not %x (check --peers, --ranges, --replicas and --cluster-id)", dir, rec.ClusterID, flags.id)
+	case cfg.ranges != 0 && cfg.ranges != rec.Ranges:
+		return fmt.Errorf("data directory %s holds %d ranges, not %d: start with --ranges %d", dir, rec.Ranges, cfg.ranges, rec.Ranges)
+	}
+	return nil
+}
 
 // claim checks that the data directory is this node's of this cluster
 // (storage.Ident), or makes it so on first start, and that it was

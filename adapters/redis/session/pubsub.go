@@ -96,7 +96,7 @@ func (s *Server) forward(channel, msg []byte) {
 	s.pubSeq++
 	m := pubsubMsg{origin: s.rt.NodeID(), epoch: s.pubEpoch, seq: s.pubSeq, channel: channel, msg: msg}
 	s.mu.Unlock()
-	for _, n := range s.opts.Peers {
+	for _, n := range s.opts.Peers() {
 		if n != m.origin {
 			s.opts.Network.Send(n, PubSubPort, m.encode()) // a body per send: the network owns it
 		}

@@ -95,9 +95,9 @@ type Options struct {
 	// (Peers), and brings theirs, on port PubSubPort. Nil: PUBLISH reaches
 	// this node's subscribers only.
 	Network kernel.Network
-	// Peers is every node of the cluster (this one may be listed; it is
-	// skipped). Default: the layout's nodes.
-	Peers []kernel.NodeID
+	// Peers returns every node of the cluster now (this one may be listed;
+	// it is skipped): nodes join and leave. Default: the layout's nodes.
+	Peers func() []kernel.NodeID
 	// Config is what CONFIG GET reports, by lower-case parameter name; the
 	// defaults cover the parameters Orbit honours or fixes. CONFIG SET
 	// refuses every parameter (none is mutable yet).
@@ -118,7 +118,7 @@ func (o *Options) ensureDefaults() {
 		o.ExpirePeriod = 100 * time.Millisecond
 	}
 	if o.Peers == nil {
-		o.Peers = o.Layout.Nodes()
+		o.Peers = o.Layout.Nodes
 	}
 	if o.ExpireBatch <= 0 {
 		o.ExpireBatch = 200

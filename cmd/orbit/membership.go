@@ -1,0 +1,319 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/orbitkernel/orbit/consensus"
+	"github.com/orbitkernel/orbit/kernel"
+	"github.com/orbitkernel/orbit/storage"
+)
+
+// Adding and removing nodes.
+//
+// `orbit serve --join ADDR` starts a node that bootstraps nothing: it reads
+// the cluster's shape from ADDR's GET /cluster (cluster ID, ranges,
+// replicas, nodes and their addresses), starts empty, then asks ADDR (POST
+// /join) to add it. The node that takes the request records the new node in
+// its directory (gossip spreads it) and, through Raft membership changes,
+// adds it to every range that has fewer replicas than the cluster's
+// --replicas: a learner first, caught up by a streamed snapshot, then a
+// voter. A node that joins a full cluster takes no replicas yet: moving
+// replicas of full ranges onto it (rebalancing) is not done.
+//
+// `orbit node remove ID` asks a node (POST /remove) to take node ID out:
+// for every range holding a replica there, a replica is first added on an
+// active node that lacks one (when there is such a node, so the range keeps
+// its replica count), then ID's replica is removed; then ID is marked
+// removed in the directory. The removed node's replicas are destroyed when
+// it applies its removal or hears of it (replica GC); the process itself
+// keeps running, holding nothing, until it is stopped. A node that comes
+// back with a wiped disk joins again with --join (same or new ID: its
+// replicas are new Raft peers, generations apart from the old ones).
+//
+// Both requests are idempotent: each step is a compare-and-swap on the
+// range's configuration, so a retried or repeated request goes on from
+// where the configuration is.
+
+// membershipTimeout bounds one join or remove request.
+const membershipTimeout = 2 * time.Minute
+
+// admin runs membership requests on this node.
+type admin struct {
+	rt       kernel.Runtime
+	layout   consensus.Layout
+	dir      *directory
+	replicas int
+	logger   *slog.Logger
+	clients  atomic.Uint64
+}
+
+func (a *admin) client() *consensus.Client {
+	return consensus.NewClient(a.rt, a.layout, fmt.Sprintf("admin-%d", a.clients.Add(1)))
+}
+
+// joinRequest is POST /join's body.
+type joinRequest struct {
+	Node uint64 `json:"node"`
+	Addr string `json:"addr"` // its gRPC address
+}
+
+// membershipReply is what POST /join and /remove answer.
+type membershipReply struct {
+	Node    uint64   `json:"node"`
+	Changes []string `json:"changes"` // one line per replica added or removed
+}
+
+func (a *admin) join(ctx context.Context, req joinRequest) (membershipReply, error) {
+	node := kernel.NodeID(req.Node)
+	if err := a.dir.set(node, req.Addr, false); err != nil {
+		return membershipReply{}, err
+	}
+	out := membershipReply{Node: req.Node}
+	cl := a.client()
+	for _, d := range a.layout.Ranges() {
+		members, err := cl.Members(ctx, d.Start)
+		if err != nil {
+			return out, fmt.Errorf("range %d: %w", d.ID, err)
+		}
+		if slices.Contains(members, node) || len(members) >= a.replicas {
+			continue
+		}
+		if err := cl.AddReplica(ctx, d.Start, node); err != nil {
+			return out, fmt.Errorf("range %d: adding node %d: %w", d.ID, node, err)
+		}
+		out.Changes = append(out.Changes, fmt.Sprintf("range %d: added a replica on node %d", d.ID, node))
+		a.logger.Info("membership: replica added", "range", d.ID, "node", node)
+	}
+	return out, nil
+}
+
+func (a *admin) remove(ctx context.Context, node kernel.NodeID) (membershipReply, error) {
+	if _, known := a.dir.entry(node); !known {
+		return membershipReply{}, errUnknownNode
+	}
+	out := membershipReply{Node: uint64(node)}
+	cl := a.client()
+	holds := map[kernel.NodeID]int{} // replicas per node, to place moved ones on the emptiest
+	members := map[storage.RangeID][]kernel.NodeID{}
+	for _, d := range a.layout.Ranges() {
+		m, err := cl.Members(ctx, d.Start)
+		if err != nil {
+			return out, fmt.Errorf("range %d: %w", d.ID, err)
+		}
+		members[d.ID] = m
+		for _, n := range m {
+			holds[n]++
+		}
+	}
+	for _, d := range a.layout.Ranges() {
+		m := members[d.ID]
+		if !slices.Contains(m, node) {
+			continue
+		}
+		var spare []kernel.NodeID
+		for _, n := range a.dir.active() {
+			if n != node && !slices.Contains(m, n) {
+				spare = append(spare, n)
+			}
+		}
+		if len(m)-1 < a.replicas && len(spare) > 0 {
+			to := slices.MinFunc(spare, func(x, y kernel.NodeID) int { return holds[x] - holds[y] })
+			if err := cl.AddReplica(ctx, d.Start, to); err != nil {
+				return out, fmt.Errorf("range %d: adding a replica on node %d before removing node %d: %w", d.ID, to, node, err)
+			}
+			holds[to]++
+			out.Changes = append(out.Changes, fmt.Sprintf("range %d: added a replica on node %d", d.ID, to))
+			a.logger.Info("membership: replica added", "range", d.ID, "node", to)
+		}
+		if len(m) == 1 && len(spare) == 0 {
+			return out, fmt.Errorf("range %d: node %d holds its only replica and no other node can take it: add a node first", d.ID, node)
+		}
+		if err := cl.RemoveReplica(ctx, d.Start, node); err != nil {
+			return out, fmt.Errorf("range %d: removing node %d: %w", d.ID, node, err)
+		}
+		out.Changes = append(out.Changes, fmt.Sprintf("range %d: removed node %d's replica", d.ID, node))
+		a.logger.Info("membership: replica removed", "range", d.ID, "node", node)
+	}
+	if err := a.dir.set(node, "", true); err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+var errUnknownNode = errors.New("no such node in this cluster")
+
+// handleJoin serves POST /join.
+func (a *admin) handleJoin(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		return
+	}
+	var req joinRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil {
+		http.Error(w, "a join request is JSON {\"node\": ID, \"addr\": \"HOST:PORT\"}: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if req.Node == 0 || req.Node > 1<<32-1 {
+		http.Error(w, "node must be between 1 and 4294967295", http.StatusBadRequest)
+		return
+	}
+	if _, _, err := net.SplitHostPort(req.Addr); err != nil {
+		http.Error(w, "addr must be HOST:PORT", http.StatusBadRequest)
+		return
+	}
+	if kernel.NodeID(req.Node) == a.dir.self {
+		http.Error(w, fmt.Sprintf("node %d is the node asked: a node cannot join itself", req.Node), http.StatusConflict)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), membershipTimeout)
+	defer cancel()
+	reply, err := a.join(ctx, req)
+	writeMembershipReply(w, reply, err)
+}
+
+// handleRemove serves POST /remove?node=ID.
+func (a *admin) handleRemove(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		return
+	}
+	id, err := strconv.ParseUint(r.URL.Query().Get("node"), 10, 32)
+	if err != nil || id == 0 {
+		http.Error(w, "node must be a node ID (1 to 4294967295)", http.StatusBadRequest)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), membershipTimeout)
+	defer cancel()
+	reply, err := a.remove(ctx, kernel.NodeID(id))
+	if errors.Is(err, errUnknownNode) {
+		http.Error(w, fmt.Sprintf("node %d: %v", id, err), http.StatusNotFound)
+		return
+	}
+	writeMembershipReply(w, reply, err)
+}
+
+func writeMembershipReply(w http.ResponseWriter, reply membershipReply, err error) {
+	if err != nil {
+		msg := oneLine(err)
+		if len(reply.Changes) > 0 {
+			msg += " (done before that: " + strings.Join(reply.Changes, "; ") + ")"
+		}
+		http.Error(w, msg, http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(reply)
+}
+
+// fetchCluster reads GET /cluster from a node's HTTP address.
+func fetchCluster(ctx context.Context, addr string) (clusterInfo, error) {
+	var info clusterInfo
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/cluster", nil)
+	if err != nil {
+		return info, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return info, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return info, fmt.Errorf("GET /cluster: %s", resp.Status)
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<24)).Decode(&info); err != nil {
+		return info, fmt.Errorf("GET /cluster: %w", err)
+	}
+	return info, nil
+}
+
+// joinRecord is the cluster record of a node joining the cluster that
+// info describes, reachable itself at addr.
+func joinRecord(join string, info clusterInfo, self kernel.NodeID, addr string) (clusterRecord, error) {
+	id, err := strconv.ParseUint(info.ClusterID, 16, 64)
+	if err != nil || id == 0 {
+		return clusterRecord{}, fmt.Errorf("--join %s: the cluster ID %q is not valid", join, info.ClusterID)
+	}
+	if len(info.Nodes) == 0 {
+		return clusterRecord{}, fmt.Errorf("--join %s: that cluster has no network between nodes (it was started without --peers) and cannot take new nodes", join)
+	}
+	rec := clusterRecord{ClusterID: id, Ranges: len(info.Ranges), Replicas: info.Replicas, Joined: true, Nodes: map[kernel.NodeID]nodeEntry{}}
+	for _, n := range info.Initial {
+		rec.Initial = append(rec.Initial, kernel.NodeID(n))
+	}
+	if len(rec.Initial) == 0 || rec.Ranges == 0 {
+		return clusterRecord{}, fmt.Errorf("--join %s: GET /cluster did not describe a cluster", join)
+	}
+	for text, n := range info.Nodes {
+		nid, err := strconv.ParseUint(text, 10, 32)
+		if err != nil || nid == 0 {
+			return clusterRecord{}, fmt.Errorf("--join %s: node %q is not a node ID", join, text)
+		}
+		rec.Nodes[kernel.NodeID(nid)] = n
+	}
+	// This node's own entry is what it says now; the node that takes the
+	// join request makes it official (with a newer version).
+	rec.Nodes[self] = nodeEntry{Addr: addr, Version: rec.Nodes[self].Version}
+	return rec, nil
+}
+
+// askToJoin asks the node at join (HTTP) to add this node, again and again
+// until it answers or ctx ends: the cluster may be electing, or busy.
+func askToJoin(ctx context.Context, join string, self kernel.NodeID, addr string, logger *slog.Logger) {
+	body, _ := json.Marshal(joinRequest{Node: uint64(self), Addr: addr})
+	wait := 500 * time.Millisecond
+	for {
+		reply, status, err := postJSON(ctx, "http://"+join+"/join", body)
+		switch {
+		case err == nil:
+			logger.Info("orbit serve: joined the cluster", "via", join, "changes", strings.Join(reply.Changes, "; "))
+			return
+		case status >= 400 && status < 500:
+			logger.Error("orbit serve: the cluster refused to add this node", "via", join, "err", err)
+			return
+		}
+		logger.Warn("orbit serve: joining the cluster; retrying", "via", join, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+// postJSON posts body and decodes a membershipReply; a refusal's text
+// becomes the error.
+func postJSON(ctx context.Context, url string, body []byte) (membershipReply, int, error) {
+	var reply membershipReply
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return reply, 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return reply, 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		text, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return reply, resp.StatusCode, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(text)))
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&reply); err != nil {
+		return reply, resp.StatusCode, err
+	}
+	return reply, resp.StatusCode, nil
+}

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// clusterView reads GET /cluster from n.
+func clusterView(t *testing.T, n *testNode) clusterInfo {
+	t.Helper()
+	resp, err := http.Get("http://" + n.httpAddr + "/cluster")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var info clusterInfo
+	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil {
+		t.Fatal(err)
+	}
+	return info
+}
+
+// waitReplicas waits until every range, as n sees it, has exactly the
+// replicas want says (a function of the range's current replicas).
+func waitReplicas(t *testing.T, n *testNode, what string, ok func(replicas []uint64) bool) clusterInfo {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		info := clusterView(t, n)
+		good := len(info.Ranges) > 0
+		for _, r := range info.Ranges {
+			good = good && r.Replicas != nil && ok(r.Replicas)
+		}
+		if good {
+			return info
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: never happened; /cluster says %+v\nlog of node %d:\n%s", what, info.Ranges, n.id, readLog(n))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestClusterRemoveAndJoin removes a node from a three-node cluster with
+// `orbit node remove`, wipes it and brings it back with --join (the
+// Jepsen membership nemesis), then adds a fourth node, and moves every
+// replica off node 1 onto it; keys written at each step stay readable
+// from every node.
+func TestClusterRemoveAndJoin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs four processes")
+	}
+	bin := buildOrbit(t)
+	ns := startCluster(t, bin, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	client := func(n *testNode) *goredis.Client {
+		c := goredis.NewClient(&goredis.Options{Addr: n.redisAddr, MaxRetries: -1, ReadTimeout: 15 * time.Second})
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	written := 0
+	write := func(via *testNode) {
+		t.Helper()
+		c := client(via)
+		for range 30 {
+			if err := c.Set(ctx, fmt.Sprintf("key-%d", written), written, 0).Err(); err != nil {
+				t.Fatalf("SET through node %d: %v", via.id, err)
+			}
+			written++
+		}
+	}
+	checkAll := func(via *testNode) {
+		t.Helper()
+		c := client(via)
+		for i := range written {
+			got, err := c.Get(ctx, fmt.Sprintf("key-%d", i)).Int()
+			if err != nil || got != i {
+				t.Fatalf("GET key-%d through node %d = %d, %v", i, via.id, got, err)
+			}
+		}
+	}
+	nodeRemove := func(id int, via *testNode) string {
+		t.Helper()
+		out, err := exec.Command(bin, "node", "remove", "--addr", via.httpAddr, fmt.Sprint(id)).CombinedOutput()
+		if err != nil {
+			t.Fatalf("orbit node remove %d: %v\n%s", id, err, out)
+		}
+		return string(out)
+	}
+	write(ns[0])
+
+	// Remove node 3: with no spare node, its ranges go down to 2 replicas.
+	out := nodeRemove(3, ns[0])
+	if !strings.Contains(out, "node 3 removed") {
+		t.Fatalf("orbit node remove said:\n%s", out)
+	}
+	info := waitReplicas(t, ns[1], "node 3 leaves every range", func(r []uint64) bool { return slices.Equal(r, []uint64{1, 2}) })
+	if !info.Nodes["3"].Removed {
+		t.Fatalf("/cluster does not mark node 3 removed: %+v", info.Nodes)
+	}
+	write(ns[1])
+	checkAll(ns[0])
+
+	// Wipe node 3 and bring it back with --join: it is added back to every range.
+	ns[2].kill()
+	if err := os.RemoveAll(ns[2].dir); err != nil {
+		t.Fatal(err)
+	}
+	peerAddr := strings.Split(strings.Split(ns[2].peers, ",")[2], "=")[1]
+	ns[2].extra = []string{"--join", ns[0].httpAddr, "--peer-addr", peerAddr}
+	ns[2].start(t, bin)
+	waitReplicas(t, ns[0], "node 3 rejoins every range", func(r []uint64) bool { return slices.Equal(r, []uint64{1, 2, 3}) })
+	waitNodeReady(t, ns[2], 30*time.Second)
+	checkAll(ns[2])
+	write(ns[2])
+
+	// A new node 4, told only --join: a full cluster gives it no replicas,
+	// but it serves every command, and learns the others from gossip.
+	dir := t.TempDir()
+	n4 := &testNode{id: 4, dir: filepath.Join(dir, "data"), logPath: filepath.Join(dir, "log"),
+		redisAddr: freePort(t), httpAddr: freePort(t)}
+	n4.extra = []string{"--join", ns[1].httpAddr, "--peer-addr", freePort(t)}
+	n4.start(t, bin)
+	t.Cleanup(func() { n4.kill() })
+	waitNodeReady(t, n4, 30*time.Second)
+	checkAll(n4)
+	write(n4)
+	if v := clusterView(t, ns[0]); v.Nodes["4"].Addr == "" {
+		t.Fatalf("node 1 never heard of node 4: %+v", v.Nodes)
+	}
+
+	// Remove node 1 through node 1 itself: node 4 takes its replicas.
+	nodeRemove(1, ns[0])
+	waitReplicas(t, n4, "node 4 replaces node 1", func(r []uint64) bool { return slices.Equal(r, []uint64{2, 3, 4}) })
+	checkAll(n4)
+	checkAll(ns[1])
+}
