@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -100,7 +102,7 @@ func (op Op) String() string {
 	case "read-set", "read-list":
 		what = op.F + " " + op.Key
 		if op.Type == TypeOK {
-			what += fmt.Sprintf(" -> %d elements", len(op.Values))
+			what += " -> " + describeValues(op.Values)
 		}
 	default:
 		what = op.F + " " + op.Key
@@ -110,6 +112,23 @@ func (op Op) String() string {
 		s += ": " + op.Error
 	}
 	return s
+}
+
+// describeValues shows a read's elements, eliding the middle of a long one:
+// the start and the end are where prefixes and recent appends differ.
+func describeValues(vs []string) string {
+	const ends = 4
+	quote := func(vs []string) string {
+		q := make([]string, len(vs))
+		for i, v := range vs {
+			q[i] = strconv.Quote(v)
+		}
+		return strings.Join(q, " ")
+	}
+	if len(vs) <= 2*ends {
+		return "[" + quote(vs) + "]"
+	}
+	return fmt.Sprintf("[%s ... %s] (%d elements)", quote(vs[:ends]), quote(vs[len(vs)-ends:]), len(vs))
 }
 
 // Seconds formats ns since the start of the run as "+12.345s", the form
