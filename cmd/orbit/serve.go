@@ -45,6 +45,8 @@ type serveConfig struct {
 	replicas  int
 	clusterID uint64
 	join      string
+	// testFaults enables POST /test/clock (test-only fault injection).
+	testFaults bool
 }
 
 const serveUsage = `usage: orbit serve [flags]
@@ -92,6 +94,7 @@ func serve(args []string, stderr io.Writer) int {
 	fs.IntVar(&cfg.replicas, "replicas", 3, "replicas of each range (all nodes when there are fewer)")
 	fs.Uint64Var(&cfg.clusterID, "cluster-id", 0, "the cluster's ID, the same on every node; 0: derived from --peers, --ranges and --replicas")
 	fs.StringVar(&cfg.join, "join", "", "join the running cluster of the node at this HTTP `ADDR` (first start: learn the cluster from it; every start: ask it to add this node, which is idempotent); needs --peer-addr")
+	fs.BoolVar(&cfg.testFaults, "test-faults", false, "TEST ONLY: serve POST /test/clock?offset=DURATION, which shifts this node's clock (the Jepsen harness's clock nemesis); never in production")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stderr)
@@ -148,6 +151,7 @@ type listening func(redisAddr, httpAddr string)
 // first (commands in flight finish), then the consensus store (releasing
 // its hold on the engine), the runtime, the transport, and the engine.
 func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onListen listening) error {
+	mutation := plantedBug() // test builds only; before anything runs
 	id := kernel.NodeID(cfg.nodeID)
 	spec, err := cfg.spec()
 	if err != nil {
@@ -270,7 +274,24 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 		return err
 	}
 	adm := &admin{rt: rt, layout: layout, dir: dir, replicas: spec.replicas, logger: logger.With("component", "membership")}
-	hs := &http.Server{Handler: httpHandler(id, sess, m, adm), ReadHeaderTimeout: 5 * time.Second}
+	mux := httpHandler(id, sess, m, adm)
+	if cfg.testFaults {
+		mux.HandleFunc("/test/clock", func(w http.ResponseWriter, r *http.Request) {
+			d, err := time.ParseDuration(r.URL.Query().Get("offset"))
+			if r.Method != http.MethodPost || err != nil {
+				http.Error(w, "POST /test/clock?offset=DURATION (e.g. 30s, -2m, 0)", http.StatusBadRequest)
+				return
+			}
+			rt.SetClockOffset(d)
+			logger.Warn("orbit serve: TEST FAULT: clock offset set", "offset", d)
+			fmt.Fprintln(w, "ok")
+		})
+		logger.Warn("orbit serve: --test-faults is on: this node's clock can be shifted over HTTP (tests only)")
+	}
+	if mutation != "" {
+		logger.Warn("orbit serve: TEST BUILD with a planted consensus bug", "bug", mutation)
+	}
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = hs.Serve(httpLn) }()
 	go wire.Serve()
 	if onListen != nil {
@@ -322,7 +343,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 // /readyz (every range has a leader that answers a linearizable read now),
 // /metrics (Prometheus), /cluster (the cluster's nodes and ranges, as JSON),
 // and the membership requests POST /join and POST /remove?node=ID.
-func httpHandler(self kernel.NodeID, sess *session.Server, m *metrics, adm *admin) http.Handler {
+func httpHandler(self kernel.NodeID, sess *session.Server, m *metrics, adm *admin) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {

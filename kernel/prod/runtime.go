@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -56,6 +57,8 @@ type Runtime struct {
 	net    kernel.Network
 	detach func()
 	logger *slog.Logger
+	// clockOffset shifts Now (nanoseconds): a test-only fault.
+	clockOffset atomic.Int64
 }
 
 var _ kernel.Runtime = (*Runtime)(nil)
@@ -95,7 +98,14 @@ func (r *Runtime) Stop() {
 }
 
 func (r *Runtime) NodeID() kernel.NodeID { return r.opts.NodeID }
-func (r *Runtime) Now() time.Time        { return time.Now() }
+func (r *Runtime) Now() time.Time        { return time.Now().Add(time.Duration(r.clockOffset.Load())) }
+
+// SetClockOffset shifts the node's clock (Now) by d from the wall clock,
+// at once: a clock fault for tests against real processes (the Jepsen
+// harness's clock nemesis, through orbit serve --test-faults). Timers and
+// timeouts keep measuring real durations, as they do when an operator
+// steps a machine's clock; only readings of the time jump.
+func (r *Runtime) SetClockOffset(d time.Duration) { r.clockOffset.Store(int64(d)) }
 
 func (r *Runtime) Sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)

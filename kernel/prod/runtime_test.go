@@ -3,6 +3,7 @@ package prod
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/orbitkernel/orbit/kernel"
 	"github.com/orbitkernel/orbit/kernel/kerneltest"
@@ -25,4 +26,20 @@ func TestConformance(t *testing.T) {
 		})
 		<-done
 	})
+}
+
+// TestClockOffset: SetClockOffset shifts Now by the offset, both ways, at
+// once.
+func TestClockOffset(t *testing.T) {
+	r := New(Options{NodeID: 1})
+	defer r.Stop()
+	for _, d := range []time.Duration{time.Hour, -90 * time.Second, 0} {
+		r.SetClockOffset(d)
+		before := time.Now()
+		got := r.Now()
+		after := time.Now()
+		if got.Before(before.Add(d)) || got.After(after.Add(d)) {
+			t.Fatalf("offset %v: Now = %v, want within [%v, %v]", d, got, before.Add(d), after.Add(d))
+		}
+	}
 }
