@@ -3,7 +3,7 @@ GO      ?= go
 SEEDS   ?= 500
 SEED    ?= 1
 
-.PHONY: run cluster bench-redis demo smoke test lint sim sim5 determinism bench race mutations help
+.PHONY: run cluster bench-redis demo smoke test lint sim sim5 determinism bench race mutations jepsen help
 
 ## run: the single-node server in the foreground: RESP on 127.0.0.1:6379,
 ## /healthz and /readyz on 127.0.0.1:9090, data in ./orbit-data (Ctrl-C stops it)
@@ -58,6 +58,12 @@ determinism:
 ## the simulator to catch it within 300 seeds
 mutations:
 	$(GO) test -tags orbit_mutations ./sim -run '^TestMutationsAreCaught$$' -count=1 -timeout 0 -v
+
+## jepsen: every workload with every nemesis against real orbit serve
+## processes (3 nodes; register also on 5), JEPSEN_DURATION each (default
+## 120s, about 12 minutes in all); reports under jepsen-out/<time>/
+jepsen:
+	GO=$(GO) scripts/jepsen.sh
 
 ## bench: the simulator's speed (events/s, virtual s per wall s)
 bench:

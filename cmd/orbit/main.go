@@ -4,6 +4,8 @@
 //	orbit serve [flags]         a server: alone by default (RESP on 127.0.0.1:6379, HTTP
 //	                            /metrics, /healthz, /readyz on 127.0.0.1:9090, data in
 //	                            ./orbit-data), or one node of a cluster (--node-id, --peers)
+//	orbit jepsen [flags]        a Jepsen-style check of real servers under faults
+//	orbit node remove ID        take a node out of its cluster
 package main
 
 import (
@@ -27,6 +29,8 @@ func main() {
 		os.Exit(serve(args, os.Stderr))
 	case "node":
 		os.Exit(node(args, os.Stderr))
+	case "jepsen":
+		os.Exit(jepsenCmd(args, os.Stdout, os.Stderr))
 	case "help", "-h", "--help":
 		usage()
 	default:
@@ -42,6 +46,8 @@ func usage() {
   orbit serve [flags]         run a server: a single node by default (RESP on
                               127.0.0.1:6379), or a cluster node with --node-id
                               and --peers; orbit serve -h lists the flags
+  orbit jepsen [flags]        a Jepsen-style check of real orbit serve processes under
+                              faults; orbit jepsen -h lists the flags
   orbit node remove ID        remove a node from its cluster (--addr: a node's HTTP
                               address, default 127.0.0.1:9090); a node joins with
                               orbit serve --join ADDR

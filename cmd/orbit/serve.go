@@ -24,6 +24,7 @@ import (
 	"github.com/orbitkernel/orbit/adapters/redis/session"
 	"github.com/orbitkernel/orbit/adapters/respwire"
 	"github.com/orbitkernel/orbit/consensus"
+	"github.com/orbitkernel/orbit/internal/powerloss"
 	"github.com/orbitkernel/orbit/kernel"
 	"github.com/orbitkernel/orbit/kernel/grpcnet"
 	"github.com/orbitkernel/orbit/kernel/prod"
@@ -45,7 +46,8 @@ type serveConfig struct {
 	replicas  int
 	clusterID uint64
 	join      string
-	// testFaults enables POST /test/clock (test-only fault injection).
+	// testFaults enables test-only fault injection: POST /test/clock, and
+	// a disk that loses unsynced writes at SIGKILL (internal/powerloss).
 	testFaults bool
 }
 
@@ -94,7 +96,7 @@ func serve(args []string, stderr io.Writer) int {
 	fs.IntVar(&cfg.replicas, "replicas", 3, "replicas of each range (all nodes when there are fewer)")
 	fs.Uint64Var(&cfg.clusterID, "cluster-id", 0, "the cluster's ID, the same on every node; 0: derived from --peers, --ranges and --replicas")
 	fs.StringVar(&cfg.join, "join", "", "join the running cluster of the node at this HTTP `ADDR` (first start: learn the cluster from it; every start: ask it to add this node, which is idempotent); needs --peer-addr")
-	fs.BoolVar(&cfg.testFaults, "test-faults", false, "TEST ONLY: serve POST /test/clock?offset=DURATION, which shifts this node's clock (the Jepsen harness's clock nemesis); never in production")
+	fs.BoolVar(&cfg.testFaults, "test-faults", false, "TEST ONLY (the Jepsen harness): serve POST /test/clock?offset=DURATION, which shifts this node's clock, and keep unsynced disk writes in memory so that SIGKILL loses them like a power cut; never in production")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stderr)
@@ -170,7 +172,13 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	}
 	// Pebble's informational lines (WAL replay, ...) only at debug level.
 	storageLog := slog.New(&minLevel{Handler: logger.Handler(), min: slog.LevelWarn}).With("component", "storage")
-	eng, err := storage.Open(vfs.Default, cfg.dataDir, storage.Options{Logger: storageLog})
+	disk := vfs.Default
+	if cfg.testFaults {
+		// Unsynced writes stay in this process until synced: SIGKILL then
+		// loses them as a power cut would (internal/powerloss).
+		disk = powerloss.FS(disk)
+	}
+	eng, err := storage.Open(disk, cfg.dataDir, storage.Options{Logger: storageLog})
 	if err != nil {
 		return fmt.Errorf("opening %s: %w", cfg.dataDir, err)
 	}
@@ -286,7 +294,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 			logger.Warn("orbit serve: TEST FAULT: clock offset set", "offset", d)
 			fmt.Fprintln(w, "ok")
 		})
-		logger.Warn("orbit serve: --test-faults is on: this node's clock can be shifted over HTTP (tests only)")
+		logger.Warn("orbit serve: --test-faults is on: this node's clock can be shifted over HTTP, and SIGKILL loses unsynced writes (tests only)")
 	}
 	if mutation != "" {
 		logger.Warn("orbit serve: TEST BUILD with a planted consensus bug", "bug", mutation)

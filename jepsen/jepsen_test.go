@@ -1,0 +1,122 @@
+package jepsen
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var (
+	duration = flag.Duration("jepsen.duration", 0, "override every test run's duration")
+	keepOut  = flag.String("jepsen.out", "", "write run directories here (default: a temporary directory, kept only on failure)")
+)
+
+// binaries builds the server once per test binary: a normal build and a
+// test build with planted bugs (-tags orbit_mutations).
+var binaries = struct {
+	once          sync.Once
+	normal, buggy string
+	err           error
+}{}
+
+func build(t *testing.T) (normal, buggy string) {
+	t.Helper()
+	binaries.once.Do(func() {
+		dir, err := os.MkdirTemp("", "orbit-jepsen-bin")
+		if err != nil {
+			binaries.err = err
+			return
+		}
+		binaries.normal, binaries.buggy = filepath.Join(dir, "orbit"), filepath.Join(dir, "orbit-mutations")
+		for _, b := range []struct{ out, tags string }{{binaries.normal, ""}, {binaries.buggy, "orbit_mutations"}} {
+			cmd := exec.Command("go", "build", "-tags", b.tags, "-o", b.out, "../cmd/orbit")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				binaries.err = fmt.Errorf("go build: %v\n%s", err, out)
+				return
+			}
+		}
+	})
+	if binaries.err != nil {
+		t.Fatal(binaries.err)
+	}
+	return binaries.normal, binaries.buggy
+}
+
+func outDir(t *testing.T, name string) string {
+	if *keepOut != "" {
+		return filepath.Join(*keepOut, name)
+	}
+	return filepath.Join(t.TempDir(), name)
+}
+
+func run(t *testing.T, cfg Config) Outcome {
+	t.Helper()
+	if *duration != 0 {
+		cfg.Duration = *duration
+	}
+	cfg.Logf = t.Logf
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Duration+5*time.Minute)
+	defer cancel()
+	out, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatalf("the run could not be carried out: %v (directory %s)", err, out.Dir)
+	}
+	return out
+}
+
+// TestShortRegister is CI's check: three nodes, partitions and kills, the
+// register workload, about 45 seconds; the real server must pass.
+func TestShortRegister(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs real processes for 45 s")
+	}
+	bin, _ := build(t)
+	out := run(t, Config{Binary: bin, Nodes: 3, Duration: 45 * time.Second, Workload: "register",
+		Nemeses: []string{"partition", "kill"}, Seed: 1, OutDir: outDir(t, "short-register")})
+	if !out.Valid {
+		t.Fatalf("the real server failed the check; report in %s:\n%s", out.Dir, out.Summary())
+	}
+	t.Logf("valid; report in %s", out.Dir)
+}
+
+// TestPlantedBugsAreCaught: a test build of the server with a planted bug
+// must be caught by a 60-second run with partitions or kills.
+func TestPlantedBugsAreCaught(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs real processes for minutes")
+	}
+	_, buggy := build(t)
+	for _, tc := range []struct {
+		bug, workload string
+		nemeses       []string
+	}{
+		// Reads served from any replica's state without ReadIndex: a
+		// replica cut off from its range answers with stale values.
+		{"local-reads", "register", []string{"partition"}},
+		// Raft state written without sync: a power cut (SIGKILL on the
+		// test disk, which loses unsynced writes) of a majority loses
+		// acknowledged elements.
+		{"ack-before-sync", "set", []string{"kill"}},
+	} {
+		t.Run(tc.bug, func(t *testing.T) {
+			out := run(t, Config{Binary: buggy, Mutation: tc.bug, Nodes: 3, Duration: 60 * time.Second,
+				Workload: tc.workload, Nemeses: tc.nemeses, Seed: 1, OutDir: outDir(t, tc.bug)})
+			if out.Valid {
+				t.Fatalf("planted bug %s was not caught; report in %s:\n%s", tc.bug, out.Dir, out.Summary())
+			}
+			t.Logf("caught:\n%s", firstLines(out.Summary(), 12))
+		})
+	}
+}
+
+func firstLines(s string, n int) string {
+	lines := strings.SplitN(s, "\n", n+1)
+	return strings.Join(lines[:min(n, len(lines))], "\n")
+}

@@ -1,0 +1,351 @@
+package jepsen
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/orbitkernel/orbit/jepsen/history"
+)
+
+// Nemeses: the faults, one at a time, each for a few seconds with a calm
+// gap between them, chosen and shaped by the seed (which kind, which
+// nodes, how long). Real processes and sockets make the run itself
+// irreproducible, but the same seed injects the same schedule of faults.
+//
+//	partition   majority|minority split, isolated leader, bridge, ring (5
+//	            nodes), or a one-way partition: links cut in the proxy
+//	kill        SIGKILL of one node (often a leader), some, or all at once (a
+//	            power cut: unsynced writes are lost), restart after
+//	pause       SIGSTOP of a node (often a leader), SIGCONT after
+//	clock       shift the clocks of some nodes by up to ±60 s (--test-faults)
+//	delay       100–400 ms (±50%) on every link of one node
+//	loss        links of one node reset on 5–20% of their chunks
+//	membership  remove a node (orbit node remove), later wipe it and join it back
+var AllNemeses = []string{"partition", "kill", "pause", "clock", "delay", "loss", "membership"}
+
+// nemesis injects faults into a cluster and logs each one.
+type nemesis struct {
+	c     *cluster
+	kinds []string
+	rng   *rand.Rand
+	log   *history.FaultLog
+	logf  func(string, ...any)
+}
+
+// run injects faults until ctx ends, then undoes the last one.
+func (nm *nemesis) run(ctx context.Context) {
+	if len(nm.kinds) == 0 {
+		return
+	}
+	for {
+		calm := time.Duration(2000+nm.rng.IntN(2000)) * time.Millisecond
+		if sleep(ctx, calm) != nil {
+			return
+		}
+		kind := nm.kinds[nm.rng.IntN(len(nm.kinds))]
+		hold := time.Duration(3000+nm.rng.IntN(5000)) * time.Millisecond
+		undo, detail, err := nm.inject(ctx, kind)
+		if err != nil {
+			nm.log.Note("%s: not injected: %v", kind, err)
+			continue
+		}
+		id := nm.log.Begin(kind, detail)
+		nm.logf("nemesis: %s %s", kind, detail)
+		_ = sleep(ctx, hold)
+		// Undo even when the run is over: heal starts from a calm cluster.
+		uctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		if err := undo(uctx); err != nil {
+			nm.log.Note("%s: undoing: %v", kind, err)
+		}
+		cancel()
+		nm.log.End(id)
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// live lists the nodes that run and are members.
+func (nm *nemesis) live() []*node {
+	var out []*node
+	for _, n := range nm.c.nodes {
+		n.mu.Lock()
+		removed := n.removed
+		n.mu.Unlock()
+		if !removed && n.running() {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// pick returns k distinct nodes of ns, drawn from the seed.
+func (nm *nemesis) pick(ns []*node, k int) []*node {
+	ns = slices.Clone(ns)
+	nm.rng.Shuffle(len(ns), func(i, j int) { ns[i], ns[j] = ns[j], ns[i] })
+	return ns[:min(k, len(ns))]
+}
+
+// victim is a leader half of the time (the interesting node to hurt),
+// otherwise any live node.
+func (nm *nemesis) victim(ctx context.Context) *node {
+	live := nm.live()
+	if len(live) == 0 {
+		return nil
+	}
+	if nm.rng.IntN(2) == 0 {
+		if ls := nm.c.leaders(ctx); len(ls) > 0 {
+			return ls[nm.rng.IntN(len(ls))]
+		}
+	}
+	return live[nm.rng.IntN(len(live))]
+}
+
+func names(ns []*node) string {
+	var s []string
+	for _, n := range ns {
+		s = append(s, n.String())
+	}
+	return "{" + strings.Join(s, ",") + "}"
+}
+
+// inject starts one fault of kind and returns how to undo it.
+func (nm *nemesis) inject(ctx context.Context, kind string) (undo func(context.Context) error, detail string, err error) {
+	c := nm.c
+	noop := func(context.Context) error { return nil }
+	switch kind {
+	case "partition":
+		return nm.partition(ctx)
+	case "kill":
+		// The nodes run on a disk that loses unsynced writes at SIGKILL
+		// (--test-faults), so killing a majority, or every node, at once is
+		// a power cut that only what was synced survives.
+		var vs []*node
+		switch r := nm.rng.IntN(4); {
+		case r < 2:
+			if v := nm.victim(ctx); v != nil {
+				vs = []*node{v}
+			}
+		case r == 2:
+			vs = nm.pick(nm.live(), 1+nm.rng.IntN(len(c.nodes)))
+		default:
+			vs = nm.live()
+		}
+		if len(vs) == 0 {
+			return noop, "", errNoNode
+		}
+		for _, v := range vs {
+			c.kill(v)
+		}
+		return func(context.Context) error {
+			for _, v := range vs {
+				if err := c.start(v); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, names(vs), nil
+	case "pause":
+		v := nm.victim(ctx)
+		if v == nil {
+			return noop, "", errNoNode
+		}
+		c.pause(v)
+		return func(context.Context) error { c.resume(v); return nil }, v.String(), nil
+	case "clock":
+		vs := nm.pick(nm.live(), 1+nm.rng.IntN(len(c.nodes)))
+		var parts []string
+		for _, v := range vs {
+			off := time.Duration(nm.rng.IntN(120_001)-60_000) * time.Millisecond
+			if err := c.setClock(ctx, v, off); err != nil {
+				return noop, "", err
+			}
+			parts = append(parts, fmt.Sprintf("%s%+.1fs", v, off.Seconds()))
+		}
+		return func(ctx context.Context) error {
+			for _, v := range vs {
+				if v.running() {
+					if err := c.setClock(ctx, v, 0); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		}, strings.Join(parts, " "), nil
+	case "delay", "loss":
+		v := nm.victim(ctx)
+		if v == nil {
+			return noop, "", errNoNode
+		}
+		mean := time.Duration(100+nm.rng.IntN(300)) * time.Millisecond
+		prob := 0.05 + 0.15*nm.rng.Float64()
+		for _, o := range c.nodes {
+			if o == v {
+				continue
+			}
+			for _, l := range [][2]int{{v.id, o.id}, {o.id, v.id}} {
+				if kind == "delay" {
+					c.proxy.Delay(l[0], l[1], mean, mean/2)
+				} else {
+					c.proxy.Loss(l[0], l[1], prob)
+				}
+			}
+		}
+		heal := func(context.Context) error {
+			for _, o := range c.nodes {
+				if o != v {
+					c.proxy.Heal(v.id, o.id)
+					c.proxy.Heal(o.id, v.id)
+				}
+			}
+			return nil
+		}
+		if kind == "delay" {
+			return heal, fmt.Sprintf("%s links %v±%v", v, mean, mean/2), nil
+		}
+		return heal, fmt.Sprintf("%s links reset on %.0f%% of chunks", v, 100*prob), nil
+	case "membership":
+		live := nm.live()
+		if len(live) < 3 {
+			return noop, "", errNoNode
+		}
+		ordered := nm.pick(live, len(live))
+		v, via := ordered[0], ordered[1]
+		if err := c.remove(ctx, v, via); err != nil {
+			return noop, "", err
+		}
+		return func(ctx context.Context) error {
+			if err := c.rejoin(ctx, v, via); err != nil {
+				return err
+			}
+			return waitReady(ctx, []*node{v}, time.Minute)
+		}, fmt.Sprintf("removed %s via %s; wiped and joined back at the end", v, via), nil
+	}
+	return noop, "", fmt.Errorf("unknown nemesis %q", kind)
+}
+
+// partition cuts links so that nodes talk only within their side; some
+// shapes are not two clean sides (bridge, ring, one-way).
+func (nm *nemesis) partition(ctx context.Context) (func(context.Context) error, string, error) {
+	c := nm.c
+	n := len(c.nodes)
+	all := nm.pick(c.nodes, n)
+	connected := func(a, b *node) bool { return true }
+	var detail string
+	shapes := []string{"halves", "isolate", "one-way"}
+	if n >= 5 {
+		shapes = append(shapes, "bridge", "ring")
+	}
+	switch shape := shapes[nm.rng.IntN(len(shapes))]; shape {
+	case "halves":
+		minority := all[:(n-1)/2]
+		side := map[*node]bool{}
+		for _, m := range minority {
+			side[m] = true
+		}
+		connected = func(a, b *node) bool { return side[a] == side[b] }
+		detail = fmt.Sprintf("%s | %s", names(minority), names(all[len(minority):]))
+	case "isolate":
+		v := nm.victim(ctx)
+		if v == nil {
+			v = all[0]
+		}
+		connected = func(a, b *node) bool { return a != v && b != v }
+		detail = fmt.Sprintf("isolated %s", v)
+	case "one-way":
+		v := all[0]
+		if nm.rng.IntN(2) == 0 {
+			connected = func(a, b *node) bool { return a != v } // v cannot send
+			detail = fmt.Sprintf("%s cannot send to anyone (it still hears them)", v)
+		} else {
+			connected = func(a, b *node) bool { return b != v } // v cannot hear
+			detail = fmt.Sprintf("%s hears no one (it can still send)", v)
+		}
+	case "bridge":
+		// all[0] is the bridge; each half talks to it and within itself.
+		half := map[*node]int{}
+		for i, m := range all[1:] {
+			half[m] = 1 + i%2
+		}
+		connected = func(a, b *node) bool { return half[a] == 0 || half[b] == 0 || half[a] == half[b] }
+		detail = fmt.Sprintf("bridge %s between %s", all[0], names(all[1:]))
+	case "ring":
+		pos := map[*node]int{}
+		for i, m := range all {
+			pos[m] = i
+		}
+		connected = func(a, b *node) bool {
+			d := (pos[a] - pos[b] + n) % n
+			return d == 1 || d == n-1
+		}
+		detail = fmt.Sprintf("ring %s (each talks to its neighbours)", names(all))
+	}
+	var cut [][2]int
+	for _, a := range c.nodes {
+		for _, b := range c.nodes {
+			if a != b && !connected(a, b) {
+				c.proxy.Cut(a.id, b.id)
+				cut = append(cut, [2]int{a.id, b.id})
+			}
+		}
+	}
+	return func(context.Context) error {
+		for _, l := range cut {
+			c.proxy.Heal(l[0], l[1])
+		}
+		return nil
+	}, detail, nil
+}
+
+// healAll ends every fault: links healed, paused nodes resumed, clocks
+// reset, dead nodes restarted, removed nodes wiped and joined back.
+func (c *cluster) healAll(ctx context.Context) error {
+	c.proxy.HealAll()
+	var errs []string
+	for _, n := range c.nodes {
+		n.mu.Lock()
+		paused, removed := n.paused, n.removed
+		n.mu.Unlock()
+		if paused {
+			c.resume(n)
+		}
+		if !n.running() {
+			if err := c.start(n); err != nil {
+				errs = append(errs, err.Error())
+			}
+		}
+		if removed {
+			via := c.nodes[0]
+			if via == n {
+				via = c.nodes[1]
+			}
+			if err := c.rejoin(ctx, n, via); err != nil {
+				errs = append(errs, err.Error())
+			}
+		}
+	}
+	for _, n := range c.nodes {
+		if n.running() {
+			_ = c.setClock(ctx, n, 0) // may fail while the node starts; it has no offset then
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("healing: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
