@@ -16,10 +16,12 @@ $GO build -o "$bin" ./cmd/orbit || exit 2
 
 status=0
 summary=()
-run() { # name, then orbit jepsen flags
+n=0
+run() { # name, then orbit jepsen flags; each run gets its own seed
   local name=$1; shift
+  n=$((n + 1))
   echo "=== jepsen $name: $*"
-  "$bin" jepsen --duration "$duration" --seed "$seed" --out "$out/$name" "$@" >"$out/$name.txt" 2>"$out/$name.stderr"
+  "$bin" jepsen --duration "$duration" --seed "$((seed + n - 1))" --out "$out/$name" "$@" >"$out/$name.txt" 2>"$out/$name.stderr"
   local rc=$?
   head -1 "$out/$name.txt" 2>/dev/null | sed "s/^/    /"
   case $rc in
@@ -34,6 +36,6 @@ done
 run "register-5nodes-all" --nodes 5 --workload register --nemesis all
 
 echo
-echo "jepsen results ($duration each, seed $seed):"
+echo "jepsen results ($duration each, seeds $seed..$((seed + n - 1))):"
 printf '  %s\n' "${summary[@]}"
 exit $status
