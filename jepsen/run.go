@@ -190,7 +190,7 @@ func Run(ctx context.Context, cfg Config) (Outcome, error) {
 			deadline := time.Now().Add(cfg.Recovery)
 			for {
 				op.Invoke = rec.Since()
-				err := final(ctx, p, &op)
+				err := read(ctx, p, &op)
 				op.Complete = rec.Since()
 				op.Type, op.Error = outcome(err), ""
 				if err != nil {

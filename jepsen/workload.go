@@ -179,9 +179,7 @@ func (w *setWorkload) op(ctx context.Context, p *client, op *history.Op) error {
 	op.Key = setKey
 	if p.rng.IntN(10) == 0 {
 		op.F = "read-set"
-		vs, err := p.rdb.SMembers(ctx, setKey).Result()
-		op.Values = vs
-		return err
+		return read(ctx, p, op)
 	}
 	op.F, op.Value = "add", p.unique()
 	return p.rdb.SAdd(ctx, setKey, op.Value).Err()
@@ -202,15 +200,7 @@ func (w *counterWorkload) op(ctx context.Context, p *client, op *history.Op) err
 	op.Key = counterKey
 	if p.rng.IntN(5) == 0 {
 		op.F = "read-counter"
-		v, err := p.rdb.Get(ctx, counterKey).Result()
-		if errors.Is(err, goredis.Nil) {
-			return nil // 0
-		}
-		if err != nil {
-			return err
-		}
-		op.Int, err = strconv.ParseInt(v, 10, 64)
-		return err
+		return read(ctx, p, op)
 	}
 	op.F = "incr"
 	v, err := p.rdb.Incr(ctx, counterKey).Result()
@@ -234,9 +224,7 @@ func (w *listWorkload) op(ctx context.Context, p *client, op *history.Op) error 
 	op.Key = fmt.Sprintf("jepsen-list-%d", p.rng.IntN(w.keys))
 	if p.rng.IntN(5) == 0 {
 		op.F = "read-list"
-		vs, err := p.rdb.LRange(ctx, op.Key, 0, -1).Result()
-		op.Values = vs
-		return err
+		return read(ctx, p, op)
 	}
 	op.F, op.Value = "append", p.unique()
 	return p.rdb.RPush(ctx, op.Key, op.Value).Err()
@@ -254,8 +242,9 @@ func (w *listWorkload) check(ops []history.Op, _ string) []check.Result {
 	return []check.Result{check.ListAppend(ops)}
 }
 
-// final performs one final read (set, counter, list) for client p.
-func final(ctx context.Context, p *client, op *history.Op) error {
+// read performs a whole-value read of a set, counter or list (op.F) for
+// client p, during the run or as a final read.
+func read(ctx context.Context, p *client, op *history.Op) error {
 	switch op.F {
 	case "read-set":
 		vs, err := p.rdb.SMembers(ctx, op.Key).Result()

@@ -180,3 +180,31 @@ func (es *elements) describeMissing(some []known, n int) string {
 	}
 	return s
 }
+
+// againstFinal compares the final read (read fi, op final) with every
+// element written: it counts the elements only info writes attempted that
+// the final read holds (recovered), and ok writes that completed after the
+// final read began and are absent from it (unsure: they may land after it),
+// and hands every other absent element to missing, with its first ok write
+// if it has one (ok false: only info writes attempted it).
+func (es *elements) againstFinal(fi int, final history.Op, missing func(id int, first history.Op, ok bool)) (recovered, unsure int) {
+	es.load(fi)
+	for id, a := range es.att {
+		if a == nil {
+			continue // a phantom, reported by checkRead
+		}
+		if es.has(int32(id)) {
+			if len(a.ok) == 0 && len(a.info) > 0 {
+				recovered++
+			}
+			continue
+		}
+		first, ok := a.firstOK()
+		if ok && first.Complete >= final.Invoke {
+			unsure++
+			continue
+		}
+		missing(id, first, ok)
+	}
+	return recovered, unsure
+}

@@ -96,27 +96,14 @@ func ListAppend(ops []history.Op) Result {
 
 		checkAppendOrder(key, att, longest, &p)
 
-		es.load(fi)
-		for id, a := range es.att {
-			if a == nil {
-				continue // a phantom, reported above
-			}
-			if es.has(int32(id)) {
-				if len(a.ok) == 0 && len(a.info) > 0 {
-					recovered++
-				}
-				continue
-			}
-			first, ok := a.firstOK()
-			switch {
-			case !ok:
-			case first.Complete >= final.Invoke:
-				unsure++ // concurrent with the final read
-			default:
+		rec, uns := es.againstFinal(fi, final, func(_ int, first history.Op, ok bool) {
+			if ok {
 				lost++
 				p.addf("key %s: lost append: %s is missing from the final read %s", key, first, final)
 			}
-		}
+		})
+		recovered += rec
+		unsure += uns
 	}
 	summary := fmt.Sprintf("%s; %d key(s), %d of %d ok appends lost, %d of %d info appends recovered, %d stale reads, %d reads not a prefix of the longest",
 		countByF(ops, "append", "read-list"), len(keys), lost, okAppends, recovered, infoAppends, stale, diverged)

@@ -64,21 +64,8 @@ func Set(ops []history.Op) Result {
 				seenBy[ks[i].id] = &ks[i]
 			}
 		}
-		es.load(fi)
-		for id, a := range es.att {
-			if a == nil {
-				continue // a phantom, reported above
-			}
-			if es.has(int32(id)) {
-				if len(a.ok) == 0 && len(a.info) > 0 {
-					recovered++
-				}
-				continue
-			}
-			first, ok := a.firstOK()
+		rec, uns := es.againstFinal(fi, final, func(id int, first history.Op, ok bool) {
 			switch {
-			case ok && first.Complete >= final.Invoke:
-				unsure++ // concurrent with the final read: it may land after it
 			case ok:
 				lost++
 				p.addf("key %s: lost add: %s is missing from the final read %s", key, first, final)
@@ -87,7 +74,9 @@ func Set(ops []history.Op) Result {
 				lostSeen++
 				p.addf("key %s: lost element %q: %s saw it, the final read %s does not", key, es.names[id], seenBy[id].by, final)
 			}
-		}
+		})
+		recovered += rec
+		unsure += uns
 	}
 	summary := fmt.Sprintf("%s; %d key(s), %d of %d ok adds lost, %d of %d info adds recovered, %d stale reads",
 		countByF(ops, "add", "read-set"), len(keys), lost, okAdds, recovered, infoAdds, stale)
