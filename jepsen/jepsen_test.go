@@ -15,8 +15,38 @@ import (
 
 var (
 	duration = flag.Duration("jepsen.duration", 0, "override every test run's duration")
-	keepOut  = flag.String("jepsen.out", "", "write run directories here (default: a temporary directory, kept only on failure)")
+	keepOut  = flag.String("jepsen.out", "", "write run directories here (default: a temporary directory)")
+
+	// TestRun's run, from flags: go test ./jepsen -run TestRun -v -args -jepsen.workload=set ...
+	runWorkload    = flag.String("jepsen.workload", "", "TestRun: the workload (register, set, counter, list); TestRun is skipped without it")
+	runNodes       = flag.Int("jepsen.nodes", 3, "TestRun: servers")
+	runNemesis     = flag.String("jepsen.nemesis", "partition,kill", "TestRun: comma-separated nemeses, or all")
+	runRate        = flag.Float64("jepsen.rate", 200, "TestRun: operations per second")
+	runConcurrency = flag.Int("jepsen.concurrency", 10, "TestRun: clients")
+	runSeed        = flag.Int64("jepsen.seed", 1, "TestRun: seed")
+	runMutation    = flag.String("jepsen.mutation", "", "TestRun: a planted bug (runs the orbit_mutations build)")
 )
+
+// TestRun is one run shaped by the -jepsen.* flags, for replaying or
+// exploring by hand; it fails when the history is not valid.
+func TestRun(t *testing.T) {
+	if *runWorkload == "" {
+		t.Skip("give -args -jepsen.workload=W (and -jepsen.nemesis, -jepsen.duration, ...)")
+	}
+	normal, buggy := build(t)
+	cfg := Config{Binary: normal, Nodes: *runNodes, Duration: 60 * time.Second, Workload: *runWorkload,
+		Rate: *runRate, Concurrency: *runConcurrency, Seed: *runSeed, Mutation: *runMutation,
+		OutDir: outDir(t, fmt.Sprintf("%s-seed%d", *runWorkload, *runSeed))}
+	if *runMutation != "" {
+		cfg.Binary = buggy
+	}
+	cfg.Nemeses = ParseNemeses(*runNemesis)
+	out := run(t, cfg)
+	t.Logf("report: %s\n%s", filepath.Join(out.Dir, "index.html"), out.Summary())
+	if !out.Valid {
+		t.Fatal("the history is not valid")
+	}
+}
 
 // binaries builds the server once per test binary: a normal build and a
 // test build with planted bugs (-tags orbit_mutations).

@@ -255,6 +255,18 @@ func Run(ctx context.Context, cfg Config) (Outcome, error) {
 	return out, nil
 }
 
+// ParseNemeses reads a nemesis list as the flags give it: comma-separated
+// names, "all", or "none" (or empty).
+func ParseNemeses(s string) []string {
+	switch s {
+	case "all":
+		return slices.Clone(AllNemeses)
+	case "none", "":
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
 func orNone(s string) string {
 	if s == "" {
 		return "none"

@@ -16,6 +16,7 @@ $GO build -o "$bin" ./cmd/orbit || exit 2
 
 status=0
 summary=()
+rows=()
 n=0
 run() { # name, then orbit jepsen flags; each run gets its own seed
   local name=$1; shift
@@ -24,18 +25,32 @@ run() { # name, then orbit jepsen flags; each run gets its own seed
   "$bin" jepsen --duration "$duration" --seed "$((seed + n - 1))" --out "$out/$name" "$@" >"$out/$name.txt" 2>"$out/$name.stderr"
   local rc=$?
   head -1 "$out/$name.txt" 2>/dev/null | sed "s/^/    /"
+  local verdict link
   case $rc in
-    0) summary+=("VALID    $name   $out/$name/index.html") ;;
-    1) summary+=("INVALID  $name   $out/$name/index.html"); status=1 ;;
-    *) summary+=("ERROR    $name   $out/$name.stderr"); status=1 ;;
+    0) verdict=VALID; link="$name/index.html" ;;
+    1) verdict=INVALID; link="$name/index.html"; status=1 ;;
+    *) verdict=ERROR; link="$name.stderr"; status=1 ;;
   esac
+  summary+=("$(printf '%-8s %-22s %s' "$verdict" "$name" "$out/$link")")
+  rows+=("<tr><td class=\"$verdict\">$verdict</td><td><a href=\"$link\">$name</a></td><td><code>orbit jepsen $*</code></td></tr>")
 }
 for w in register set counter list; do
   run "$w-3nodes-all" --nodes 3 --workload "$w" --nemesis all
 done
 run "register-5nodes-all" --nodes 5 --workload register --nemesis all
 
+# One page that opens every run's report.
+{
+  echo "<!doctype html><html><head><meta charset=\"utf-8\"><title>orbit jepsen: make jepsen</title>"
+  echo "<style>body{font:15px system-ui,sans-serif;margin:2em}td{padding:.3em .8em}.VALID{color:#080;font-weight:bold}.INVALID,.ERROR{color:#c00;font-weight:bold}</style></head><body>"
+  if [ $status -eq 0 ]; then echo "<h1 class=\"VALID\">VALID: every run passed</h1>"; else echo "<h1 class=\"INVALID\">INVALID: a run failed</h1>"; fi
+  echo "<p>make jepsen, $(date -u +%Y-%m-%dT%H:%M:%SZ): every workload with every nemesis, $duration each. Each run's page has its history, faults, checks and a timeline.</p><table>"
+  printf '%s\n' "${rows[@]}"
+  echo "</table></body></html>"
+} >"$out/index.html"
+
 echo
+echo "report: $out/index.html"
 echo "jepsen results ($duration each, seeds $seed..$((seed + n - 1))):"
 printf '  %s\n' "${summary[@]}"
 exit $status

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -62,13 +61,7 @@ func jepsenCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "orbit jepsen: %v\n", err)
 		return 2
 	}
-	switch nemeses {
-	case "all":
-		cfg.Nemeses = jepsen.AllNemeses
-	case "none", "":
-	default:
-		cfg.Nemeses = strings.Split(nemeses, ",")
-	}
+	cfg.Nemeses = jepsen.ParseNemeses(nemeses)
 	if cfg.Binary == "" {
 		self, err := os.Executable()
 		if err != nil {
