@@ -76,8 +76,15 @@ type membershipReply struct {
 	Changes []string `json:"changes"` // one line per replica added or removed
 }
 
+// errIDTaken refuses a join under the ID of an active node at another
+// address: two processes with one ID would each take the other's messages.
+var errIDTaken = errors.New("a node with this ID is already a member")
+
 func (a *admin) join(ctx context.Context, req joinRequest) (membershipReply, error) {
 	node := kernel.NodeID(req.Node)
+	if e, ok := a.dir.entry(node); ok && !e.Removed && e.Addr != "" && e.Addr != req.Addr {
+		return membershipReply{}, fmt.Errorf("%w at %s (this request says %s): remove it first (orbit node remove %d) or pick another --node-id", errIDTaken, e.Addr, req.Addr, node)
+	}
 	if err := a.dir.set(node, req.Addr, false); err != nil {
 		return membershipReply{}, err
 	}
@@ -181,6 +188,10 @@ func (a *admin) handleJoin(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), membershipTimeout)
 	defer cancel()
 	reply, err := a.join(ctx, req)
+	if errors.Is(err, errIDTaken) {
+		http.Error(w, oneLine(err), http.StatusConflict)
+		return
+	}
 	writeMembershipReply(w, reply, err)
 }
 

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"io"
+	"log/slog"
+	"slices"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/orbitkernel/orbit/kernel"
+	"github.com/orbitkernel/orbit/storage"
+)
+
+// TestDirectoryMerge: entries merge newest-version-wins, every change is
+// on disk at once, and set always makes a version above the entry's.
+func TestDirectoryMerge(t *testing.T) {
+	eng, err := storage.Open(vfs.NewMem(), "d", storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	rec := clusterRecord{ClusterID: 7, Ranges: 3, Replicas: 3, Initial: []kernel.NodeID{1, 2, 3},
+		Nodes: map[kernel.NodeID]nodeEntry{1: {Addr: "a:1", Version: 1}, 2: {Addr: "a:2", Version: 1}, 3: {Addr: "a:3", Version: 1}}}
+	d := newDirectory(1, eng, rec, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+
+	// An older entry is ignored, a newer one taken.
+	if changed, err := d.merge(map[kernel.NodeID]nodeEntry{2: {Addr: "old:2", Version: 0}}); err != nil || changed {
+		t.Fatalf("an older entry changed the directory: %v %v", changed, err)
+	}
+	if changed, err := d.merge(map[kernel.NodeID]nodeEntry{4: {Addr: "a:4", Version: 5}, 3: {Addr: "a:3", Removed: true, Version: 9}}); err != nil || !changed {
+		t.Fatalf("newer entries were not taken: %v %v", changed, err)
+	}
+	if got := d.active(); !slices.Equal(got, []kernel.NodeID{1, 2, 4}) {
+		t.Fatalf("active = %v", got)
+	}
+	// A removal is undone only by a newer change: a stale "active" gossip
+	// from the removed node itself is ignored.
+	d.merge(map[kernel.NodeID]nodeEntry{3: {Addr: "a:3", Version: 8}})
+	if e, _ := d.entry(3); !e.Removed {
+		t.Fatal("a stale entry undid a removal")
+	}
+	if err := d.set(3, "a:3", false); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := d.entry(3); e.Removed || e.Version <= 9 {
+		t.Fatalf("set made %+v, want active above version 9", e)
+	}
+	// What merge and set did is on disk.
+	stored, found, err := loadRecord(eng)
+	if err != nil || !found {
+		t.Fatalf("loadRecord: %v %v", found, err)
+	}
+	if stored.Nodes[4].Addr != "a:4" || stored.Nodes[3].Removed || stored.ClusterID != 7 {
+		t.Fatalf("stored record = %+v", stored)
+	}
+}
