@@ -119,6 +119,19 @@ func TestServeWithGoRedis(t *testing.T) {
 		t.Fatal("no cross-range MSET refused over 4 ranges")
 	}
 
+	// CONFIG: fixed parameters; setting one to its value is a no-op.
+	cfg, err := rdb.ConfigGet(ctx, "appendfsync").Result()
+	must(err)
+	eq("CONFIG GET appendfsync", cfg["appendfsync"], "always")
+	must(rdb.ConfigSet(ctx, "save", "").Err())
+	must(rdb.Do(ctx, "CONFIG", "SET", "appendonly", "yes", "appendfsync", "always").Err())
+	if err := rdb.ConfigSet(ctx, "appendonly", "no").Err(); err == nil || err.Error() != "ERR CONFIG SET failed (possibly related to argument 'appendonly') - can't set immutable config" {
+		t.Fatalf("CONFIG SET appendonly no: %v", err)
+	}
+	if err := rdb.ConfigSet(ctx, "no-such-thing", "1").Err(); err == nil || err.Error() != "ERR Unknown option or number of arguments for CONFIG SET - 'no-such-thing'" {
+		t.Fatalf("CONFIG SET of an unknown parameter: %v", err)
+	}
+
 	// Hashes, lists, sets, sorted sets.
 	must(rdb.HSet(ctx, "h", "f1", "v1", "f2", "v2").Err())
 	hv, err := rdb.HGetAll(ctx, "h").Result()

@@ -638,11 +638,22 @@ func (s *Server) config(args [][]byte) redis.Reply {
 		if len(args) < 4 || len(args)%2 != 0 {
 			return arityError("config|set")
 		}
-		name := strings.ToLower(string(args[2]))
-		if _, ok := s.opts.Config[name]; !ok {
-			return redis.Error("ERR Unknown option or number of arguments for CONFIG SET - '" + string(args[2]) + "'")
+		// Every parameter Orbit reports is fixed (the durability ones by
+		// design: every write is synced through the Raft log). Setting one
+		// to the value it has is a no-op that succeeds, as in Redis, so
+		// that clients that "make sure" of a setting (CONFIG SET save "",
+		// appendonly yes) work; any other value is refused, whole.
+		for i := 2; i < len(args); i += 2 {
+			name := strings.ToLower(string(args[i]))
+			cur, ok := s.opts.Config[name]
+			if !ok {
+				return redis.Error("ERR Unknown option or number of arguments for CONFIG SET - '" + string(args[i]) + "'")
+			}
+			if cur != string(args[i+1]) {
+				return redis.Error("ERR CONFIG SET failed (possibly related to argument '" + name + "') - can't set immutable config")
+			}
 		}
-		return redis.Error("ERR CONFIG SET failed (possibly related to argument '" + name + "') - can't set immutable config")
+		return redis.OK()
 	case "resetstat":
 		return redis.OK()
 	}

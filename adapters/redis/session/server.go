@@ -100,7 +100,7 @@ type Options struct {
 	Peers func() []kernel.NodeID
 	// Config is what CONFIG GET reports, by lower-case parameter name; the
 	// defaults cover the parameters Orbit honours or fixes. CONFIG SET
-	// refuses every parameter (none is mutable yet).
+	// accepts only a parameter's current value (none is mutable yet).
 	Config map[string]string
 }
 
