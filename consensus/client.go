@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"go.etcd.io/raft/v3/raftpb"
-
 	"github.com/orbitkernel/orbit/kernel"
 	"github.com/orbitkernel/orbit/storage"
 )
@@ -192,8 +190,8 @@ func (c *Client) Members(ctx context.Context, key []byte) ([]kernel.NodeID, erro
 	if err != nil {
 		return nil, err
 	}
-	var cs raftpb.ConfState
-	if err := cs.Unmarshal(r.Value); err != nil {
+	_, cs, err := decodeConfVersion(r.Value)
+	if err != nil {
 		return nil, fmt.Errorf("consensus: a configuration from the leader: %w", err)
 	}
 	var out []kernel.NodeID

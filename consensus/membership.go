@@ -104,20 +104,32 @@ func (s *Store) changeReplicas(r *replica, id uint64, req Request, reply func(Re
 		reply(Response{}, errors.New(errRetryPrefix+"a configuration change is in progress"))
 		return
 	}
-	csBytes, err := cs.Marshal()
-	if err != nil {
-		kernel.Crash("range %d: marshal conf state: %v", r.desc.ID, err)
+	// A new leader's log may end with a change an earlier leader proposed
+	// that is not committed yet, or miss one that an earlier leader could
+	// still commit (if it won again before this leader committed anything).
+	// Only once an entry of its own term applied is its applied
+	// configuration the range's: until then neither "done" nor a step may
+	// rest on it (the simulator found a removal answered "done" while a
+	// deposed leader's learner addition later committed).
+	if t, err := r.log.Term(r.log.Applied()); err != nil || t != r.rn.BasicStatus().Term {
+		reply(Response{}, errors.New(errRetryPrefix+"the leader has not applied an entry of its term yet"))
+		return
 	}
 	// A step is taken only from the configuration the caller saw (compare
 	// and swap): a request delayed or replayed by the network then finds a
-	// newer configuration and does nothing. Configurations never repeat,
-	// since replica IDs are never reused.
-	var expect raftpb.ConfState
-	if err := expect.Unmarshal(req.Value[8:]); err != nil {
+	// newer configuration and does nothing. The configuration's version is
+	// the ConfState with the range's next replica generation: a ConfState
+	// alone can repeat (add a replica, then remove it: the simulator
+	// replayed an old "add" that matched), but only an addition undoes a
+	// removal or a promotion, and every addition takes a generation.
+	curGen := nextGen(s.eng, r.desc.ID)
+	version := confVersion(curGen, cs)
+	expectGen, expect, err := decodeConfVersion(req.Value[8:])
+	if err != nil && len(req.Value) > 8 {
 		reply(Response{}, fmt.Errorf("%w: replica change: %v", errMalformed, err))
 		return
 	}
-	describe := len(req.Value) == 8 || cs.Equivalent(expect) != nil
+	describe := len(req.Value) == 8 || expectGen != curGen || cs.Equivalent(expect) != nil
 	cur, present := memberOn(cs, node)
 	var cc raftpb.ConfChangeV2
 	var gen uint32
@@ -125,10 +137,10 @@ func (s *Store) changeReplicas(r *replica, id uint64, req Request, reply func(Re
 	case OpAddReplica:
 		switch {
 		case present && slices.Contains(cs.Voters, cur):
-			reply(Response{OK: true, Value: csBytes}, nil)
+			reply(Response{OK: true, Value: version}, nil)
 			return
 		case describe:
-			reply(Response{Value: csBytes}, nil)
+			reply(Response{Value: version}, nil)
 			return
 		case present:
 			pr := r.rn.Status().Progress[cur]
@@ -138,16 +150,16 @@ func (s *Store) changeReplicas(r *replica, id uint64, req Request, reply func(Re
 			}
 			cc.Changes = []raftpb.ConfChangeSingle{{Type: raftpb.ConfChangeAddNode, NodeID: cur}}
 		default:
-			gen = nextGen(s.eng, r.desc.ID)
+			gen = curGen
 			cc.Changes = []raftpb.ConfChangeSingle{{Type: raftpb.ConfChangeAddLearnerNode, NodeID: replicaID(node, gen)}}
 		}
 	case OpRemoveReplica:
 		switch {
 		case !present:
-			reply(Response{OK: true, Value: csBytes}, nil)
+			reply(Response{OK: true, Value: version}, nil)
 			return
 		case describe:
-			reply(Response{Value: csBytes}, nil)
+			reply(Response{Value: version}, nil)
 			return
 		case cur == r.id:
 			s.transferLeadership(r, reply)
@@ -168,6 +180,25 @@ func (s *Store) changeReplicas(r *replica, id uint64, req Request, reply func(Re
 	// at a time, and apply clears it.
 	r.confProposed = true
 	r.waiting[id] = reply
+}
+
+// confVersion encodes a configuration's version: the range's next
+// replica generation, then the ConfState.
+func confVersion(gen uint32, cs raftpb.ConfState) []byte {
+	b, err := cs.Marshal()
+	if err != nil {
+		kernel.Crash("marshal conf state: %v", err)
+	}
+	return append(binary.BigEndian.AppendUint32(nil, gen), b...)
+}
+
+func decodeConfVersion(b []byte) (uint32, raftpb.ConfState, error) {
+	var cs raftpb.ConfState
+	if len(b) < 4 {
+		return 0, cs, errors.New("a configuration version of fewer than 4 bytes")
+	}
+	err := cs.Unmarshal(b[4:])
+	return binary.BigEndian.Uint32(b), cs, err
 }
 
 // unappliedConfChange reports whether r's log holds a membership change it
