@@ -103,17 +103,21 @@ func (nm *nemesis) pick(ns []*node, k int) []*node {
 
 // victim is a leader half of the time (the interesting node to hurt),
 // otherwise any live node.
+//
+// It draws the same two numbers from the seed whatever the cluster looks
+// like, so that which leader is up does not shift the rest of the schedule.
 func (nm *nemesis) victim(ctx context.Context) *node {
+	wantLeader, pick := nm.rng.IntN(2) == 0, nm.rng.IntN(1<<20)
 	live := nm.live()
 	if len(live) == 0 {
 		return nil
 	}
-	if nm.rng.IntN(2) == 0 {
+	if wantLeader {
 		if ls := nm.c.leaders(ctx); len(ls) > 0 {
-			return ls[nm.rng.IntN(len(ls))]
+			return ls[pick%len(ls)]
 		}
 	}
-	return live[nm.rng.IntN(len(live))]
+	return live[pick%len(live)]
 }
 
 func names(ns []*node) string {
