@@ -200,11 +200,14 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 
 	// Nodes talk over gRPC when the cluster has (or may get) more than
 	// this node: --peers or --join, or a record naming other nodes.
+	// This node's gRPC address: --peer-addr, else its entry in --peers,
+	// else the one it had.
 	var tr *grpcnet.Transport
 	rtOpts := prod.Options{NodeID: id, Logger: logger}
+	pinned, _ := parsePeers(cfg.peers) // checked by cfg.spec
 	advertise := cfg.peerAddr
 	if advertise == "" {
-		advertise = spec.peers[id]
+		advertise = pinned[id]
 	}
 	if advertise == "" {
 		advertise = rec.Nodes[id].Addr
@@ -228,7 +231,6 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 		defer tr.Close()
 		rtOpts.Net = tr
 	}
-	pinned, _ := parsePeers(cfg.peers) // checked by cfg.spec
 	dir := newDirectory(id, eng, rec, pinned, tr, logger.With("component", "directory"))
 	dir.connect()
 	if e := rec.Nodes[id]; tr != nil && e.Addr != advertise {
