@@ -72,8 +72,14 @@ type replica struct {
 	// it on this node.
 	waiting map[uint64]func(Response, error)
 	// reads wait for their ReadIndex (readAt == 0 until Raft answers), then
-	// for the applied index to reach it.
+	// for the applied index to reach it. The reads that came in since the
+	// last cycle share one ReadIndex (batch 0 until it is asked), as
+	// etcd's server batches them: one round of heartbeats confirms the
+	// leadership for all, and each read's index is still taken after it
+	// arrived.
 	reads []*read
+	// unbatched counts the reads with batch 0.
+	unbatched int
 	// snapView holds the range's state as of its latest snapshot, at
 	// snapIndex, to send to followers (snapshot.go).
 	snapView  *sharedView
@@ -92,7 +98,7 @@ type replica struct {
 }
 
 type read struct {
-	id     uint64
+	batch  uint64 // the ReadIndex request it waits for (0: not asked yet)
 	req    Request
 	readAt uint64
 	reply  func(Response, error)
@@ -407,10 +413,8 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 		return
 	}
 	if req.Op.isRead() {
-		var rctx [8]byte
-		binary.BigEndian.PutUint64(rctx[:], id)
-		r.reads = append(r.reads, &read{id: id, req: req, reply: reply})
-		r.rn.ReadIndex(rctx[:])
+		r.reads = append(r.reads, &read{req: req, reply: reply})
+		r.unbatched++
 		return
 	}
 	if req.Op == OpCommand {
@@ -451,6 +455,7 @@ func (s *Store) cycle() {
 	var snapFailures []snapFailure
 	for _, id := range s.ids {
 		r := s.replicas[id]
+		s.askReadIndex(r)
 		if !r.rn.HasReady() {
 			continue
 		}
@@ -534,9 +539,9 @@ func (s *Store) cycle() {
 			s.apply(x.r, x.rd.CommittedEntries)
 		}
 		for _, rs := range x.rd.ReadStates {
-			id := binary.BigEndian.Uint64(rs.RequestCtx)
+			batch := binary.BigEndian.Uint64(rs.RequestCtx)
 			for _, rd := range x.r.reads {
-				if rd.id == id {
+				if rd.batch == batch {
 					rd.readAt = rs.Index
 				}
 			}
@@ -607,8 +612,25 @@ func (s *Store) send(readies []ready, early bool) {
 // silence: the client's timeout reports "may have happened".
 func (s *Store) abandon(r *replica) {
 	clear(r.waiting)
-	r.reads = nil
+	r.reads, r.unbatched = nil, 0
 	r.confProposed = false
+}
+
+// askReadIndex asks Raft for one read index for every read that came in
+// since the last cycle.
+func (s *Store) askReadIndex(r *replica) {
+	if r.unbatched == 0 {
+		return
+	}
+	s.nextID++
+	batch := s.nextID
+	for _, rd := range r.reads {
+		if rd.batch == 0 {
+			rd.batch = batch
+		}
+	}
+	r.unbatched = 0
+	r.rn.ReadIndex(binary.BigEndian.AppendUint64(nil, batch))
 }
 
 // serveReads answers the reads whose read index has been applied.

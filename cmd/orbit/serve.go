@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -46,6 +47,8 @@ type serveConfig struct {
 	replicas  int
 	clusterID uint64
 	join      string
+	// pprof serves Go's profiles under /debug/pprof/ on the HTTP address.
+	pprof bool
 	// testFaults enables test-only fault injection: POST /test/clock, and
 	// a disk that loses unsynced writes at SIGKILL (internal/powerloss).
 	testFaults bool
@@ -96,6 +99,7 @@ func serve(args []string, stderr io.Writer) int {
 	fs.IntVar(&cfg.replicas, "replicas", 3, "replicas of each range (all nodes when there are fewer)")
 	fs.Uint64Var(&cfg.clusterID, "cluster-id", 0, "the cluster's ID, the same on every node; 0: derived from --peers, --ranges and --replicas")
 	fs.StringVar(&cfg.join, "join", "", "join the running cluster of the node at this HTTP `ADDR` (first start: learn the cluster from it; every start: ask it to add this node, which is idempotent); needs --peer-addr")
+	fs.BoolVar(&cfg.pprof, "pprof", false, "serve Go's profiles (net/http/pprof) under /debug/pprof/ on --http-addr")
 	fs.BoolVar(&cfg.testFaults, "test-faults", false, "TEST ONLY (the Jepsen harness): serve POST /test/clock?offset=DURATION, which shifts this node's clock, and keep unsynced disk writes in memory so that SIGKILL loses them like a power cut; never in production")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -285,6 +289,13 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	}
 	adm := &admin{rt: rt, layout: layout, dir: dir, replicas: spec.replicas, logger: logger.With("component", "membership")}
 	mux := httpHandler(id, sess, m, adm)
+	if cfg.pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	if cfg.testFaults {
 		mux.HandleFunc("/test/clock", func(w http.ResponseWriter, r *http.Request) {
 			d, err := time.ParseDuration(r.URL.Query().Get("offset"))
