@@ -184,18 +184,19 @@ func (s *Store) applyCommand(b *storage.Batch, d Descriptor, req Request) []byte
 }
 
 // query executes a read-only command on the applied state.
-func (s *Store) query(d Descriptor, req Request) ([]byte, error) {
+// query runs a read-only command on the state of d that rd shows, with
+// meta stamped by the driver (its clock and randomness are the driver's).
+func (s *Store) query(rd stateReader, d Descriptor, req Request, meta CommandMeta) ([]byte, error) {
 	if s.sm == nil {
 		return nil, errors.New("consensus: this node runs no state machine")
 	}
-	meta := s.stamp()
-	meta.NowMillis = max(meta.NowMillis, rangeNow(s.eng, d.ID))
-	return s.sm.Query(&rangeData{d: d, r: engineReader{s.eng}}, req.Value, meta)
+	meta.NowMillis = max(meta.NowMillis, rangeNow(rd, d.ID))
+	return s.sm.Query(&rangeData{d: d, r: rd}, req.Value, meta)
 }
 
-type engineReader struct{ e *storage.Engine }
-
-func (e engineReader) Get(key []byte) ([]byte, error) { return e.e.Get(key) }
-func (e engineReader) Scan(start, end []byte, limit int) ([]storage.KeyValue, []byte, error) {
-	return e.e.Scan(start, end, limit)
+// stateReader is what reads run on: the engine, or a point-in-time view of
+// it (storage.View).
+type stateReader interface {
+	reader
+	GetRangeLocal(id storage.RangeID, key []byte) ([]byte, error)
 }

@@ -24,8 +24,9 @@ const (
 	kvPort   = "kv"   // client requests (kernel RPC)
 )
 
-// Adaptive group commit (Store.drive): a cycle that took busyEvents or
-// more events makes the next one wait batchWait before draining.
+// Adaptive group commit (Store.drive): a cycle that proposed busyEvents
+// or more writes makes the next one wait batchWait before draining. Reads
+// never count: they need no sync to share, and a wait only delays them.
 var (
 	batchWait  = 500 * time.Microsecond
 	busyEvents = 8
@@ -57,7 +58,10 @@ type Store struct {
 	replicas map[storage.RangeID]*replica
 	ids      []storage.RangeID
 	events   *kernel.Mailbox[event]
-	nextID   uint64 // proposal and read IDs
+	readJobs *kernel.Mailbox[readJob] // reads for the reader tasks
+	nextID   uint64                   // proposal and read IDs
+	// proposed counts the writes proposed here (adaptive group commit).
+	proposed int
 	snapRPC  *kernel.RPC
 	closing  *kernel.Future[struct{}] // set by Close; the driver ends
 }
@@ -191,6 +195,10 @@ func Open(rt kernel.Runtime, eng *storage.Engine, layout Layout, opts Options) (
 			reply(nil, errors.New("overloaded; retry"))
 		}
 	})
+	s.readJobs = kernel.NewMailbox[readJob](rt, "consensus reads", 1024)
+	for i := range readerTasks {
+		rt.Go(fmt.Sprintf("consensus reader %d", i), s.reader)
+	}
 	rt.Go("consensus driver", s.drive)
 	return s, nil
 }
@@ -283,6 +291,16 @@ func (s *Store) Close(ctx context.Context) error {
 
 // shutdown runs on the driver: it ends every replica.
 func (s *Store) shutdown() {
+	// Reads not started get no answer (their clients time out); a reader
+	// busy with a job finishes it, and the runtime's Stop waits for it.
+	s.readJobs.Close()
+	for {
+		job, ok := s.readJobs.TryRecv()
+		if !ok {
+			break
+		}
+		job.view.release()
+	}
 	for _, id := range s.ids {
 		r := s.replicas[id]
 		s.abandon(r)
@@ -312,26 +330,26 @@ func (s *Store) drive(ctx context.Context) {
 		if err != nil {
 			return
 		}
+		before := s.proposed
 		s.handle(ev)
-		// Under load, wait a moment for more events to join the cycle, so
-		// that one synced write carries more (adaptive group commit): only
-		// when the last cycle was busy, so a lone client never waits.
+		// Under write load, wait a moment for more events to join the
+		// cycle, so that one synced write carries more (adaptive group
+		// commit): only when the last cycle was busy with writes, so a lone
+		// client, or a reader, never waits.
 		if busy && batchWait > 0 {
 			_ = s.rt.Sleep(ctx, batchWait)
 		}
 		// Take everything already queued before the cycle, bounded, so
 		// that one synced write carries as much as possible (group commit);
 		// perturbed, a cycle per event.
-		n := 1
 		for range s.drainLimit() {
 			ev, ok := s.events.TryRecv()
 			if !ok {
 				break
 			}
 			s.handle(ev)
-			n++
 		}
-		busy = n >= busyEvents
+		busy = s.proposed-before >= busyEvents
 		s.cycle()
 		if s.closing != nil {
 			s.shutdown()
@@ -428,6 +446,7 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 		reply(Response{}, fmt.Errorf("%s%d", errNotLeaderPrefix, nodeOf(st.Lead)))
 		return
 	}
+	s.proposed++
 	r.waiting[id] = reply
 }
 
@@ -633,32 +652,91 @@ func (s *Store) askReadIndex(r *replica) {
 	r.rn.ReadIndex(binary.BigEndian.AppendUint64(nil, batch))
 }
 
-// serveReads answers the reads whose read index has been applied.
+// serveReads answers the reads whose read index has been applied: on the
+// reader tasks, from a view of the state taken now (applied >= every one
+// of their read indexes; a view, so that a command reading several keys
+// never sees half of a later apply, nor the range's destruction), so that
+// the driver goes on with the next cycle while they run.
 func (s *Store) serveReads(r *replica) {
 	applied := r.log.Applied()
+	var ready []*read
 	kept := r.reads[:0]
 	for _, rd := range r.reads {
 		if rd.readAt == 0 || rd.readAt > applied {
 			kept = append(kept, rd)
 			continue
 		}
-		s.readLocal(rd.req, rd.reply)
+		ready = append(ready, rd)
 	}
 	r.reads = kept
+	if len(ready) == 0 {
+		return
+	}
+	view := newSharedView(s.eng.NewView())
+	defer view.release()
+	jobs := min(readerTasks, len(ready))
+	for j := range jobs {
+		job := readJob{view: view.acquire()}
+		for i := j; i < len(ready); i += jobs {
+			job.reads = append(job.reads, readTask{req: ready[i].req, reply: ready[i].reply, meta: s.stamp()})
+		}
+		if !s.readJobs.Send(job) {
+			s.runReads(job) // the readers are behind: answer here
+		}
+	}
 }
 
-// readLocal answers a read from this node's applied state.
+// readerTasks serve reads off the driver (serveReads).
+const readerTasks = 4
+
+// readJob is a share of one cycle's reads, on one view.
+type readJob struct {
+	view  *sharedView
+	reads []readTask
+}
+
+type readTask struct {
+	req   Request
+	reply func(Response, error)
+	meta  CommandMeta // for queries: stamped on the driver
+}
+
+// reader serves read jobs until the node stops.
+func (s *Store) reader(ctx context.Context) {
+	for {
+		job, err := s.readJobs.Recv(ctx)
+		if err != nil {
+			return
+		}
+		s.runReads(job)
+	}
+}
+
+func (s *Store) runReads(job readJob) {
+	defer job.view.release()
+	for _, t := range job.reads {
+		s.readFrom(job.view.v, t.req, t.meta, t.reply)
+	}
+}
+
+// readLocal answers a read from this node's applied state, on the driver
+// (the local-reads mutation only).
 func (s *Store) readLocal(req Request, reply func(Response, error)) {
+	s.readFrom(s.eng, req, s.stamp(), reply)
+}
+
+// readFrom answers a read from rd.
+func (s *Store) readFrom(rd stateReader, req Request, meta CommandMeta, reply func(Response, error)) {
 	switch req.Op {
 	case OpScan:
-		reply(s.scanLocal(req), nil)
+		reply(s.scanLocal(rd, req), nil)
 		return
 	case OpQuery:
-		v, err := s.query(s.layout.Lookup(req.Key), req)
+		v, err := s.query(rd, s.layout.Lookup(req.Key), req, meta)
 		reply(Response{Value: v, OK: err == nil}, err)
 		return
 	}
-	v, err := s.eng.Get(req.Key)
+	v, err := rd.Get(req.Key)
 	switch {
 	case err == nil:
 		reply(Response{Value: v, Found: true}, nil)
@@ -671,7 +749,7 @@ func (s *Store) readLocal(req Request, reply func(Response, error)) {
 
 // scanLocal reads one page of a scan, bounded by the request's limit and by
 // the end of the range that holds its start key.
-func (s *Store) scanLocal(req Request) Response {
+func (s *Store) scanLocal(rd stateReader, req Request) Response {
 	d := s.layout.Lookup(req.Key)
 	end := req.End
 	cut := false // the range ends before the requested span does
@@ -682,7 +760,7 @@ func (s *Store) scanLocal(req Request) Response {
 	if limit <= 0 || limit > MaxScanLimit {
 		limit = MaxScanLimit
 	}
-	kvs, resume, err := s.eng.Scan(req.Key, end, limit)
+	kvs, resume, err := rd.Scan(req.Key, end, limit)
 	if err != nil {
 		kernel.Crash("scan: %v", err)
 	}

@@ -49,6 +49,8 @@ type serveConfig struct {
 	join      string
 	// pprof serves Go's profiles under /debug/pprof/ on the HTTP address.
 	pprof bool
+	// cacheMB and memtableMB size Pebble's block cache and memtables.
+	cacheMB, memtableMB int
 	// testFaults enables test-only fault injection: POST /test/clock, and
 	// a disk that loses unsynced writes at SIGKILL (internal/powerloss).
 	testFaults bool
@@ -99,6 +101,8 @@ func serve(args []string, stderr io.Writer) int {
 	fs.IntVar(&cfg.replicas, "replicas", 3, "replicas of each range (all nodes when there are fewer)")
 	fs.Uint64Var(&cfg.clusterID, "cluster-id", 0, "the cluster's ID, the same on every node; 0: derived from --peers, --ranges and --replicas")
 	fs.StringVar(&cfg.join, "join", "", "join the running cluster of the node at this HTTP `ADDR` (first start: learn the cluster from it; every start: ask it to add this node, which is idempotent); needs --peer-addr")
+	fs.IntVar(&cfg.cacheMB, "cache-mb", 256, "Pebble's block cache, in MiB (reads that miss it go to the disk)")
+	fs.IntVar(&cfg.memtableMB, "memtable-mb", 64, "Pebble's memtable size, in MiB (a full one is flushed to an sstable)")
 	fs.BoolVar(&cfg.pprof, "pprof", false, "serve Go's profiles (net/http/pprof) under /debug/pprof/ on --http-addr")
 	fs.BoolVar(&cfg.testFaults, "test-faults", false, "TEST ONLY (the Jepsen harness): serve POST /test/clock?offset=DURATION, which shifts this node's clock, and keep unsynced disk writes in memory so that SIGKILL loses them like a power cut; never in production")
 	if err := fs.Parse(args); err != nil {
@@ -114,6 +118,9 @@ func serve(args []string, stderr io.Writer) int {
 	switch {
 	case fs.NArg() > 0:
 		fmt.Fprintf(stderr, "orbit serve: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	case cfg.cacheMB < 1 || cfg.memtableMB < 1 || cfg.memtableMB >= 4096:
+		fmt.Fprintln(stderr, "orbit serve: --cache-mb must be at least 1, and --memtable-mb between 1 and 4095")
 		return 2
 	case cfg.nodeID == 0 || cfg.nodeID > 1<<32-1:
 		fmt.Fprintln(stderr, "orbit serve: --node-id must be between 1 and 4294967295")
@@ -182,7 +189,8 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 		// loses them as a power cut would (internal/powerloss).
 		disk = powerloss.FS(disk)
 	}
-	eng, err := storage.Open(disk, cfg.dataDir, storage.Options{Logger: storageLog})
+	eng, err := storage.Open(disk, cfg.dataDir, storage.Options{Logger: storageLog,
+		BlockCacheBytes: int64(cfg.cacheMB) << 20, MemTableBytes: uint64(cfg.memtableMB) << 20})
 	if err != nil {
 		return fmt.Errorf("opening %s: %w", cfg.dataDir, err)
 	}
