@@ -194,8 +194,7 @@ func (s *Store) query(rd stateReader, d Descriptor, req Request, meta CommandMet
 	return s.sm.Query(&rangeData{d: d, r: rd}, req.Value, meta)
 }
 
-// stateReader is what reads run on: the engine, or a point-in-time view of
-// it (storage.View).
+// stateReader is what reads run on: the engine (a storage.View would do).
 type stateReader interface {
 	reader
 	GetRangeLocal(id storage.RangeID, key []byte) ([]byte, error)
