@@ -101,8 +101,8 @@ func serve(args []string, stderr io.Writer) int {
 	fs.IntVar(&cfg.replicas, "replicas", 3, "replicas of each range (all nodes when there are fewer)")
 	fs.Uint64Var(&cfg.clusterID, "cluster-id", 0, "the cluster's ID, the same on every node; 0: derived from --peers, --ranges and --replicas")
 	fs.StringVar(&cfg.join, "join", "", "join the running cluster of the node at this HTTP `ADDR` (first start: learn the cluster from it; every start: ask it to add this node, which is idempotent); needs --peer-addr")
-	fs.IntVar(&cfg.cacheMB, "cache-mb", 256, "Pebble's block cache, in MiB (reads that miss it go to the disk)")
-	fs.IntVar(&cfg.memtableMB, "memtable-mb", 64, "Pebble's memtable size, in MiB (a full one is flushed to an sstable)")
+	fs.IntVar(&cfg.cacheMB, "cache-mb", 128, "Pebble's block cache, in MiB (reads that miss it go to the disk)")
+	fs.IntVar(&cfg.memtableMB, "memtable-mb", 16, "Pebble's memtable size, in MiB (a full one is flushed to an sstable)")
 	fs.BoolVar(&cfg.pprof, "pprof", false, "serve Go's profiles (net/http/pprof) under /debug/pprof/ on --http-addr")
 	fs.BoolVar(&cfg.testFaults, "test-faults", false, "TEST ONLY (the Jepsen harness): serve POST /test/clock?offset=DURATION, which shifts this node's clock, and keep unsynced disk writes in memory so that SIGKILL loses them like a power cut; never in production")
 	if err := fs.Parse(args); err != nil {
