@@ -46,6 +46,12 @@ import (
 // Both requests are idempotent: each step is a compare-and-swap on the
 // range's configuration, so a retried or repeated request goes on from
 // where the configuration is.
+//
+// Not checked yet: that the replicas a removal leaves are up (etcd's
+// strict reconfiguration check). Removing a node of a three-replica range
+// while another of its nodes is down leaves two replicas, one of them
+// down: the range then waits for it. Remove nodes while the rest are
+// healthy.
 
 // membershipTimeout bounds one join or remove request.
 const membershipTimeout = 2 * time.Minute
