@@ -94,7 +94,7 @@ func serve(args []string, stderr io.Writer) int {
 	fs.Uint64Var(&cfg.nodeID, "node-id", 1, "this node's ID (non-zero)")
 	fs.StringVar(&cfg.dataDir, "data-dir", "./orbit-data", "where the node keeps its data")
 	fs.StringVar(&cfg.redisAddr, "redis-addr", "127.0.0.1:6379", "RESP (Redis protocol) listen address")
-	fs.StringVar(&cfg.httpAddr, "http-addr", "127.0.0.1:9090", "HTTP listen address: /metrics, /healthz, /readyz, /cluster")
+	fs.StringVar(&cfg.httpAddr, "http-addr", "127.0.0.1:9090", "HTTP listen address: /metrics, /healthz, /readyz, /cluster, and POST /join and /remove (membership)")
 	fs.IntVar(&cfg.ranges, "ranges", 0, "number of ranges (spans of hash slots) on first start, fixed afterwards; 0: one per node")
 	fs.StringVar(&cfg.peers, "peers", "", "every node of the cluster, this one included, as `ID=HOST:PORT,...` (their gRPC addresses); empty: a single node")
 	fs.StringVar(&cfg.peerAddr, "peer-addr", "", "gRPC listen address for the other nodes; default: this node's address in --peers")
