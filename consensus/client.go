@@ -180,6 +180,13 @@ func (c *Client) RemoveReplica(ctx context.Context, key []byte, node kernel.Node
 	return c.changeReplicas(ctx, OpRemoveReplica, key, node)
 }
 
+// RemoveLiveReplica is RemoveReplica refused (an error, no change) when
+// the voters left would not hold a quorum of replicas that are up, as the
+// leader sees them: an operator's removal.
+func (c *Client) RemoveLiveReplica(ctx context.Context, key []byte, node kernel.NodeID) error {
+	return c.changeReplicas(ctx, OpRemoveLiveReplica, key, node)
+}
+
 // Members returns the nodes holding a replica (voter or learner) of the
 // range holding key, as the range's leader has applied its configuration,
 // once no change is in flight. It asks the leader to remove node 0, which

@@ -153,7 +153,7 @@ func (s *Store) changeReplicas(r *replica, id uint64, req Request, reply func(Re
 			gen = curGen
 			cc.Changes = []raftpb.ConfChangeSingle{{Type: raftpb.ConfChangeAddLearnerNode, NodeID: replicaID(node, gen)}}
 		}
-	case OpRemoveReplica:
+	case OpRemoveReplica, OpRemoveLiveReplica:
 		switch {
 		case !present:
 			reply(Response{OK: true, Value: version}, nil)
@@ -167,6 +167,11 @@ func (s *Store) changeReplicas(r *replica, id uint64, req Request, reply func(Re
 		case slices.Contains(cs.Voters, cur) && len(cs.Voters) == 1:
 			reply(Response{}, errors.New("cannot remove a range's last voter"))
 			return
+		case req.Op == OpRemoveLiveReplica:
+			if err := s.quorumLiveWithout(r, cs, cur); err != nil {
+				reply(Response{}, err)
+				return
+			}
 		}
 		cc.Changes = []raftpb.ConfChangeSingle{{Type: raftpb.ConfChangeRemoveNode, NodeID: cur}}
 	}
@@ -199,6 +204,34 @@ func decodeConfVersion(b []byte) (uint32, raftpb.ConfState, error) {
 	}
 	err := cs.Unmarshal(b[4:])
 	return binary.BigEndian.Uint32(b), cs, err
+}
+
+// quorumLiveWithout checks, at the leader, that the voters of cs other than
+// gone hold a quorum of replicas it heard from within the last election
+// timeout: otherwise the range would stop once gone is removed, and wait
+// for a node that is down. (Raft's own RecentActive is reset at every
+// CheckQuorum round, so it reads "down" for a moment every election
+// timeout; the driver's own record of messages does not.)
+func (s *Store) quorumLiveWithout(r *replica, cs raftpb.ConfState, gone uint64) error {
+	var left, live int
+	for _, v := range cs.Voters {
+		if v == gone {
+			continue
+		}
+		left++
+		if heard, ok := r.heard[v]; v == r.id || (ok && s.ticks-heard <= electionTicks) {
+			live++
+		}
+	}
+	if live >= left/2+1 {
+		return nil
+	}
+	if s.ticks-r.ledSince <= electionTicks {
+		// A new leader may not have heard from everyone yet.
+		return errors.New(errRetryPrefix + "the leader is new and has not heard from every replica yet")
+	}
+	return fmt.Errorf("range %d: removing node %d would leave %d voters of which only %d are up; a quorum needs %d (bring the others back first)",
+		r.desc.ID, nodeOf(gone), left, live, left/2+1)
 }
 
 // unappliedConfChange reports whether r's log holds a membership change it

@@ -61,8 +61,10 @@ type Store struct {
 	nextID   uint64 // proposal and read IDs
 	// proposed counts the writes proposed here (adaptive group commit).
 	proposed int
-	snapRPC  *kernel.RPC
-	closing  *kernel.Future[struct{}] // set by Close; the driver ends
+	// ticks counts the driver's ticks: the clock of replica.heard.
+	ticks   uint64
+	snapRPC *kernel.RPC
+	closing *kernel.Future[struct{}] // set by Close; the driver ends
 }
 
 // replica is one range on this node. Only the driver touches it.
@@ -98,6 +100,11 @@ type replica struct {
 	confProposed, removed bool
 	// leading is set while the replica leads (for Options' hooks).
 	leading bool
+	// heard is when (Store.ticks) a message last came from each peer
+	// replica: who is up, for a checked removal (membership.go).
+	heard map[uint64]uint64
+	// ledSince is when (Store.ticks) the replica last became leader.
+	ledSince uint64
 }
 
 type read struct {
@@ -347,6 +354,7 @@ func (s *Store) drive(ctx context.Context) {
 func (s *Store) handle(ev event) {
 	switch {
 	case ev.tick:
+		s.ticks++
 		for _, id := range s.ids {
 			s.replicas[id].rn.Tick()
 		}
@@ -372,6 +380,10 @@ func (s *Store) handle(ev event) {
 		_ = decodeRaftBatch(ev.raft, func(id storage.RangeID, m raftpb.Message) {
 			if r := s.replicaFor(id, m.To); r != nil {
 				s.noticeRemoved(r, m.From)
+				if r.heard == nil {
+					r.heard = map[uint64]uint64{}
+				}
+				r.heard[m.From] = s.ticks
 				_ = r.rn.Step(m) // Raft drops what does not apply
 			}
 		})
@@ -411,7 +423,7 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 	}
 	s.nextID++
 	id := s.nextID
-	if req.Op == OpAddReplica || req.Op == OpRemoveReplica {
+	if req.Op.isMembership() {
 		s.changeReplicas(r, id, req, reply)
 		return
 	}
@@ -558,7 +570,7 @@ func (s *Store) cycle() {
 			x.r.leading = false
 		}
 		if x.rd.SoftState != nil && x.rd.SoftState.RaftState == raft.StateLeader {
-			x.r.leading = true
+			x.r.leading, x.r.ledSince = true, s.ticks
 			if s.opts.BecameLeader != nil {
 				s.opts.BecameLeader(x.r.desc.ID, x.r.rn.BasicStatus().Term)
 			}

@@ -77,13 +77,20 @@ const (
 	// Key routes it (any key of its range); the reply comes back in Value.
 	OpCommand // a write, through the log
 	OpQuery   // a read, at a ReadIndex
+	// OpRemoveLiveReplica is OpRemoveReplica refused when the voters left
+	// would not hold a quorum of replicas the leader heard from recently
+	// (etcd's strict reconfiguration check): what an operator's removal
+	// uses.
+	OpRemoveLiveReplica
 )
 
 // isRead reports whether the operation only reads (served at a ReadIndex,
 // never proposed).
 func (o Op) isRead() bool { return o == OpGet || o == OpScan || o == OpQuery }
 
-func (o Op) isMembership() bool { return o == OpAddReplica || o == OpRemoveReplica }
+func (o Op) isMembership() bool {
+	return o == OpAddReplica || o == OpRemoveReplica || o == OpRemoveLiveReplica
+}
 
 // MaxScanLimit bounds one scan's page; a larger Limit is cut to it.
 const MaxScanLimit = 1000
@@ -155,7 +162,7 @@ func decodeRequest(b []byte) (Request, error) {
 		return Request{}, errMalformed
 	}
 	r := Request{Client: binary.BigEndian.Uint64(b), Seq: binary.BigEndian.Uint64(b[8:]), Op: Op(b[16])}
-	if r.Op < OpGet || r.Op > OpQuery {
+	if r.Op < OpGet || r.Op > OpRemoveLiveReplica {
 		return Request{}, errMalformed
 	}
 	var err error

@@ -47,11 +47,11 @@ import (
 // range's configuration, so a retried or repeated request goes on from
 // where the configuration is.
 //
-// Not checked yet: that the replicas a removal leaves are up (etcd's
-// strict reconfiguration check). Removing a node of a three-replica range
-// while another of its nodes is down leaves two replicas, one of them
-// down: the range then waits for it. Remove nodes while the rest are
-// healthy.
+// A removal is refused, range by range, when the voters it would leave do
+// not hold a quorum of replicas the range's leader heard from within an
+// election timeout (etcd's strict reconfiguration check): removing a node
+// of a three-replica range while another of its nodes is down would stop
+// the range until that node came back.
 
 // membershipTimeout bounds one join or remove request.
 const membershipTimeout = 2 * time.Minute
@@ -154,7 +154,7 @@ func (a *admin) remove(ctx context.Context, node kernel.NodeID) (membershipReply
 		if len(m) == 1 && len(spare) == 0 {
 			return out, fmt.Errorf("range %d: node %d holds its only replica and no other node can take it: add a node first", d.ID, node)
 		}
-		if err := cl.RemoveReplica(ctx, d.Start, node); err != nil {
+		if err := cl.RemoveLiveReplica(ctx, d.Start, node); err != nil {
 			return out, fmt.Errorf("range %d: removing node %d: %w", d.ID, node, err)
 		}
 		out.Changes = append(out.Changes, fmt.Sprintf("range %d: removed node %d's replica", d.ID, node))

@@ -91,19 +91,34 @@ func TestClusterRemoveAndJoin(t *testing.T) {
 			}
 		}
 	}
-	nodeRemove := func(id int, via *testNode) string {
+	nodeRemove := func(id int, via *testNode) []byte {
 		t.Helper()
 		out, err := exec.Command(bin, "node", "remove", "--addr", via.httpAddr, fmt.Sprint(id)).CombinedOutput()
 		if err != nil {
 			t.Fatalf("orbit node remove %d: %v\n%s", id, err, out)
 		}
-		return string(out)
+		return out
 	}
 	write(ns[0])
 
+	// With node 2 down, removing node 3 would leave each range two voters,
+	// one of them down: refused, and nothing changes.
+	ns[1].kill()
+	time.Sleep(500 * time.Millisecond) // longer than an election timeout: the leaders notice
+	out, err := exec.Command(bin, "node", "remove", "--addr", ns[0].httpAddr, "--timeout", "30s", "3").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "only 1 are up") {
+		t.Fatalf("orbit node remove 3 with node 2 down: %v\n%s", err, out)
+	}
+	if testing.Verbose() {
+		t.Logf("refused: %s", out)
+	}
+	ns[1].start(t, bin)
+	waitNodeReady(t, ns[1], 30*time.Second)
+	waitReplicas(t, ns[0], "every range keeps its three replicas", func(r []uint64) bool { return slices.Equal(r, []uint64{1, 2, 3}) })
+
 	// Remove node 3: with no spare node, its ranges go down to 2 replicas.
-	out := nodeRemove(3, ns[0])
-	if !strings.Contains(out, "node 3 removed") {
+	out = nodeRemove(3, ns[0])
+	if !strings.Contains(string(out), "node 3 removed") {
 		t.Fatalf("orbit node remove said:\n%s", out)
 	}
 	info := waitReplicas(t, ns[1], "node 3 leaves every range", func(r []uint64) bool { return slices.Equal(r, []uint64{1, 2}) })
