@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -59,6 +60,14 @@ var binaries = struct {
 func build(t *testing.T) (normal, buggy string) {
 	t.Helper()
 	binaries.once.Do(func() {
+		// The server is built by a subprocess, out of the test cache's
+		// sight: stat every source file of the module so that a change to
+		// any of them makes `go test` run these tests again instead of
+		// replaying a result for an older server.
+		if err := statSources(".."); err != nil {
+			binaries.err = err
+			return
+		}
 		dir, err := os.MkdirTemp("", "orbit-jepsen-bin")
 		if err != nil {
 			binaries.err = err
@@ -149,4 +158,21 @@ func TestPlantedBugsAreCaught(t *testing.T) {
 func firstLines(s string, n int) string {
 	lines := strings.SplitN(s, "\n", n+1)
 	return strings.Join(lines[:min(n, len(lines))], "\n")
+}
+
+// statSources stats every Go file, go.mod and go.sum under root: the test
+// cache then keys this package's results on them.
+func statSources(root string) error {
+	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == "jepsen-out" || d.Name() == "orbit-data") {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && (strings.HasSuffix(path, ".go") || d.Name() == "go.mod" || d.Name() == "go.sum") {
+			_, err = os.Stat(path)
+		}
+		return err
+	})
 }
