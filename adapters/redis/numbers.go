@@ -96,6 +96,27 @@ func strtodPrefix(s []byte) (num string, consumed int) {
 		}
 		return n
 	}
+	// exponent takes an exponent introduced by letter ('e', or 'p' for
+	// hex), if one with digits follows; a letter without digits is not
+	// part of the number.
+	exponent := func(letter byte) {
+		mark, markLen := i, out.Len()
+		if i >= len(s) || s[i]|0x20 != letter {
+			return
+		}
+		out.WriteByte(letter)
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			out.WriteByte(s[i])
+			i++
+		}
+		if digits(false) == 0 {
+			i = mark
+			trimmed := out.String()[:markLen]
+			out.Reset()
+			out.WriteString(trimmed)
+		}
+	}
 	if i+1 < len(s) && s[i] == '0' && s[i+1]|0x20 == 'x' {
 		// "0x" followed by no hex digit is the number 0 followed by "x".
 		save := i
@@ -110,21 +131,7 @@ func strtodPrefix(s []byte) (num string, consumed int) {
 		if n == 0 {
 			return sign + "0", save + 1
 		}
-		mark, markLen := i, out.Len()
-		if i < len(s) && s[i]|0x20 == 'p' {
-			out.WriteByte('p')
-			i++
-			if i < len(s) && (s[i] == '+' || s[i] == '-') {
-				out.WriteByte(s[i])
-				i++
-			}
-			if digits(false) == 0 {
-				i = mark
-				trimmed := out.String()[:markLen]
-				out.Reset()
-				out.WriteString(trimmed)
-			}
-		}
+		exponent('p')
 		if !strings.Contains(out.String(), "p") {
 			out.WriteString("p0")
 		}
@@ -139,21 +146,7 @@ func strtodPrefix(s []byte) (num string, consumed int) {
 	if n == 0 {
 		return "", 0
 	}
-	mark, markLen := i, out.Len()
-	if i < len(s) && s[i]|0x20 == 'e' {
-		out.WriteByte('e')
-		i++
-		if i < len(s) && (s[i] == '+' || s[i] == '-') {
-			out.WriteByte(s[i])
-			i++
-		}
-		if digits(false) == 0 {
-			i = mark
-			trimmed := out.String()[:markLen]
-			out.Reset()
-			out.WriteString(trimmed)
-		}
-	}
+	exponent('e')
 	return out.String(), i
 }
 
