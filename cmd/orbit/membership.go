@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/orbitkernel/orbit/consensus"
@@ -56,18 +55,38 @@ import (
 // membershipTimeout bounds one join or remove request.
 const membershipTimeout = 2 * time.Minute
 
-// admin runs membership requests on this node.
+// admin runs membership requests (and /cluster's reads) on this node.
 type admin struct {
-	rt       kernel.Runtime
 	layout   consensus.Layout
 	dir      *directory
 	replicas int
 	logger   *slog.Logger
-	clients  atomic.Uint64
+	// pool holds the consensus clients admin requests take turns with: a
+	// client lives as long as the node (its reply port and task), so they
+	// are made once, not per request.
+	pool chan *consensus.Client
 }
 
-func (a *admin) client() *consensus.Client {
-	return consensus.NewClient(a.rt, a.layout, fmt.Sprintf("admin-%d", a.clients.Add(1)))
+const adminClients = 4
+
+func newAdmin(rt kernel.Runtime, layout consensus.Layout, dir *directory, replicas int, logger *slog.Logger) *admin {
+	a := &admin{layout: layout, dir: dir, replicas: replicas, logger: logger, pool: make(chan *consensus.Client, adminClients)}
+	for i := range adminClients {
+		a.pool <- consensus.NewClient(rt, layout, fmt.Sprintf("admin-%d", i))
+	}
+	return a
+}
+
+// withClient runs fn with a client of the pool, waiting for one until ctx
+// ends.
+func (a *admin) withClient(ctx context.Context, fn func(*consensus.Client) error) error {
+	select {
+	case cl := <-a.pool:
+		defer func() { a.pool <- cl }()
+		return fn(cl)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // joinRequest is POST /join's body.
@@ -95,22 +114,27 @@ func (a *admin) join(ctx context.Context, req joinRequest) (membershipReply, err
 		return membershipReply{}, err
 	}
 	out := membershipReply{Node: req.Node}
-	cl := a.client()
+	err := a.withClient(ctx, func(cl *consensus.Client) error { return a.addToRanges(ctx, cl, node, &out) })
+	return out, err
+}
+
+// addToRanges adds node to every range with fewer than a.replicas.
+func (a *admin) addToRanges(ctx context.Context, cl *consensus.Client, node kernel.NodeID, out *membershipReply) error {
 	for _, d := range a.layout.Ranges() {
 		members, err := cl.Members(ctx, d.Start)
 		if err != nil {
-			return out, fmt.Errorf("range %d: %w", d.ID, err)
+			return fmt.Errorf("range %d: %w", d.ID, err)
 		}
 		if slices.Contains(members, node) || len(members) >= a.replicas {
 			continue
 		}
 		if err := cl.AddReplica(ctx, d.Start, node); err != nil {
-			return out, fmt.Errorf("range %d: adding node %d: %w", d.ID, node, err)
+			return fmt.Errorf("range %d: adding node %d: %w", d.ID, node, err)
 		}
 		out.Changes = append(out.Changes, fmt.Sprintf("range %d: added a replica on node %d", d.ID, node))
 		a.logger.Info("membership: replica added", "range", d.ID, "node", node)
 	}
-	return out, nil
+	return nil
 }
 
 func (a *admin) remove(ctx context.Context, node kernel.NodeID) (membershipReply, error) {
@@ -118,13 +142,22 @@ func (a *admin) remove(ctx context.Context, node kernel.NodeID) (membershipReply
 		return membershipReply{}, errUnknownNode
 	}
 	out := membershipReply{Node: uint64(node)}
-	cl := a.client()
+	err := a.withClient(ctx, func(cl *consensus.Client) error { return a.removeFromRanges(ctx, cl, node, &out) })
+	if err != nil {
+		return out, err
+	}
+	return out, a.dir.set(node, "", true)
+}
+
+// removeFromRanges takes node's replicas out of every range, adding one on
+// a spare node first where the range would otherwise lose a replica.
+func (a *admin) removeFromRanges(ctx context.Context, cl *consensus.Client, node kernel.NodeID, out *membershipReply) error {
 	holds := map[kernel.NodeID]int{} // replicas per node, to place moved ones on the emptiest
 	members := map[storage.RangeID][]kernel.NodeID{}
 	for _, d := range a.layout.Ranges() {
 		m, err := cl.Members(ctx, d.Start)
 		if err != nil {
-			return out, fmt.Errorf("range %d: %w", d.ID, err)
+			return fmt.Errorf("range %d: %w", d.ID, err)
 		}
 		members[d.ID] = m
 		for _, n := range m {
@@ -145,25 +178,22 @@ func (a *admin) remove(ctx context.Context, node kernel.NodeID) (membershipReply
 		if len(m)-1 < a.replicas && len(spare) > 0 {
 			to := slices.MinFunc(spare, func(x, y kernel.NodeID) int { return holds[x] - holds[y] })
 			if err := cl.AddReplica(ctx, d.Start, to); err != nil {
-				return out, fmt.Errorf("range %d: adding a replica on node %d before removing node %d: %w", d.ID, to, node, err)
+				return fmt.Errorf("range %d: adding a replica on node %d before removing node %d: %w", d.ID, to, node, err)
 			}
 			holds[to]++
 			out.Changes = append(out.Changes, fmt.Sprintf("range %d: added a replica on node %d", d.ID, to))
 			a.logger.Info("membership: replica added", "range", d.ID, "node", to)
 		}
 		if len(m) == 1 && len(spare) == 0 {
-			return out, fmt.Errorf("range %d: node %d holds its only replica and no other node can take it: add a node first", d.ID, node)
+			return fmt.Errorf("range %d: node %d holds its only replica and no other node can take it: add a node first", d.ID, node)
 		}
 		if err := cl.RemoveLiveReplica(ctx, d.Start, node); err != nil {
-			return out, fmt.Errorf("range %d: removing node %d: %w", d.ID, node, err)
+			return fmt.Errorf("range %d: removing node %d: %w", d.ID, node, err)
 		}
 		out.Changes = append(out.Changes, fmt.Sprintf("range %d: removed node %d's replica", d.ID, node))
 		a.logger.Info("membership: replica removed", "range", d.ID, "node", node)
 	}
-	if err := a.dir.set(node, "", true); err != nil {
-		return out, err
-	}
-	return out, nil
+	return nil
 }
 
 var errUnknownNode = errors.New("no such node in this cluster")

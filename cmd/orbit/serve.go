@@ -295,7 +295,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	if err != nil {
 		return err
 	}
-	adm := &admin{rt: rt, layout: layout, dir: dir, replicas: spec.replicas, logger: logger.With("component", "membership")}
+	adm := newAdmin(rt, layout, dir, spec.replicas, logger.With("component", "membership"))
 	mux := httpHandler(id, sess, m, adm)
 	if cfg.pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -407,19 +407,22 @@ func httpHandler(self kernel.NodeID, sess *session.Server, m *metrics, adm *admi
 		// does not answer within a second shows none.
 		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 		defer cancel()
-		cl := adm.client()
 		for _, d := range adm.layout.Ranges() {
-			ri := rangeInfo{ID: uint64(d.ID), Slots: slotSpan(d), Leader: leading[d.ID]}
-			if ctx.Err() == nil {
-				if members, err := cl.Members(ctx, d.Start); err == nil {
-					ri.Replicas = []uint64{}
-					for _, n := range members {
-						ri.Replicas = append(ri.Replicas, uint64(n))
-					}
+			info.Ranges = append(info.Ranges, rangeInfo{ID: uint64(d.ID), Slots: slotSpan(d), Leader: leading[d.ID]})
+		}
+		_ = adm.withClient(ctx, func(cl *consensus.Client) error {
+			for i, d := range adm.layout.Ranges() {
+				members, err := cl.Members(ctx, d.Start)
+				if err != nil {
+					continue // shown without replicas
+				}
+				info.Ranges[i].Replicas = []uint64{}
+				for _, n := range members {
+					info.Ranges[i].Replicas = append(info.Ranges[i].Replicas, uint64(n))
 				}
 			}
-			info.Ranges = append(info.Ranges, ri)
-		}
+			return nil
+		})
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
