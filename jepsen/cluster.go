@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -220,11 +221,9 @@ func httpPost(ctx context.Context, n *node, path string) (string, error) {
 
 // setClock shifts n's clock (orbit serve --test-faults).
 func (c *cluster) setClock(ctx context.Context, n *node, offset time.Duration) error {
-	_, err := httpPost(ctx, n, "/test/clock?offset="+url(offset.String()))
+	_, err := httpPost(ctx, n, "/test/clock?offset="+url.QueryEscape(offset.String()))
 	return err
 }
-
-func url(s string) string { return strings.ReplaceAll(s, "+", "%2B") }
 
 // remove takes n out of the cluster through another node.
 func (c *cluster) remove(ctx context.Context, n, via *node) error {

@@ -171,7 +171,9 @@ func Run(ctx context.Context, cfg Config) (Outcome, error) {
 		faults.Note("heal: %v", err)
 	}
 	faults.Note("healed every fault")
+	recovered := true
 	if err := waitReady(ctx, c.nodes, cfg.Recovery); err != nil {
+		recovered = false
 		out.Notes = append(out.Notes, fmt.Sprintf("the cluster did not recover within %v of the heal: %v", cfg.Recovery, err))
 		faults.Note("NOT RECOVERED within %v: %v", cfg.Recovery, err)
 	} else {
@@ -181,7 +183,6 @@ func Run(ctx context.Context, cfg Config) (Outcome, error) {
 	}
 
 	// Final reads through every node (retried: a node may still be catching up).
-	recovered := len(out.Notes) > 0 && !strings.HasPrefix(out.Notes[0], "the cluster did not")
 	for _, n := range c.nodes {
 		p := newClient(1000+n.id, n, cfg.Seed, 10*time.Second)
 		for _, f := range wl.finals() {
