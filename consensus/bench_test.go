@@ -24,6 +24,7 @@ type benchCluster struct {
 	rts     []*prod.Runtime
 	engines []*storage.Engine
 	stores  []*Store
+	routers []*Router // per node, fed by its store
 	tb      testing.TB
 	net     *prod.LocalNetwork
 	dir     string
@@ -51,11 +52,13 @@ func (c *benchCluster) start(id kernel.NodeID, opts Options) {
 	if err != nil {
 		c.tb.Fatal(err)
 	}
+	router := NewRouter(rt, c.layout)
+	opts.Router = router
 	st, err := Open(rt, eng, c.layout, opts)
 	if err != nil {
 		c.tb.Fatal(err)
 	}
-	c.rts, c.engines, c.stores = append(c.rts, rt), append(c.engines, eng), append(c.stores, st)
+	c.rts, c.engines, c.stores, c.routers = append(c.rts, rt), append(c.engines, eng), append(c.stores, st), append(c.routers, router)
 }
 
 // close closes every store, then its runtime and engine; the engine must
@@ -94,7 +97,7 @@ func benchOps(b *testing.B, clients int, op Op) {
 	defer c.close()
 	value := make([]byte, 100)
 	// Let elections settle: one write per range.
-	warm := NewClient(c.rts[0], c.layout, "warm")
+	warm := NewClient(c.routers[0], "warm")
 	for _, k := range []string{"a", "k", "x"} {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		if err := warm.Put(ctx, []byte(k), value); err != nil {
@@ -110,7 +113,7 @@ func benchOps(b *testing.B, clients int, op Op) {
 	for i := range clients {
 		wg.Add(1)
 		rt := c.rts[i%len(c.rts)]
-		cl := NewClient(rt, c.layout, fmt.Sprintf("bench-%d", i))
+		cl := NewClient(c.routers[i%len(c.rts)], fmt.Sprintf("bench-%d", i))
 		rt.Go("bench client", func(ctx context.Context) {
 			defer wg.Done()
 			for j := range per {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -28,26 +27,28 @@ var (
 const AttemptTimeout = 300 * time.Millisecond
 
 // Client is the kernel's key-value API: it routes each operation to its
-// range's leader (learning leaders from refusals), retries safely (a write
+// range's leader (from the node's shared Router), retries safely (a write
 // keeps its client ID and sequence number across attempts, so the range
 // applies it at most once), and classifies failures. One Client serves one
 // caller task at a time.
 type Client struct {
 	rt     kernel.Runtime
 	rpc    *kernel.RPC
+	router *Router
 	layout Layout
 	id     uint64
 	seq    uint64
-	// leader is the last known leader of each range.
-	leader map[storage.RangeID]kernel.NodeID
 }
 
-// NewClient returns a client on rt; name must be unique on the node.
-func NewClient(rt kernel.Runtime, layout Layout, name string) *Client {
-	return &Client{rt: rt, rpc: kernel.NewRPC(rt, name), layout: layout,
-		id: rt.Rand().Uint64(), leader: map[storage.RangeID]kernel.NodeID{}}
+// NewClient returns a client that routes through router; name must be
+// unique on the node.
+func NewClient(router *Router, name string) *Client {
+	rt := router.rt
+	if Mutated(MutPrivateRoutes) {
+		router = NewRouter(rt, router.layout) // learns only from its own replies
+	}
+	return &Client{rt: rt, rpc: kernel.NewRPC(rt, name), router: router, layout: router.layout, id: rt.Rand().Uint64()}
 }
-
 // Get reads key linearizably.
 func (c *Client) Get(ctx context.Context, key []byte) (value []byte, found bool, err error) {
 	r, err := c.Do(ctx, Request{Op: OpGet, Key: key})
@@ -111,26 +112,29 @@ func (c *Client) Do(ctx context.Context, req Request) (Response, error) {
 	candidates := append(slices.Clone(d.Replicas), c.layout.Nodes()...)
 	try := 0
 	for {
-		to := c.leader[d.ID]
+		to := c.router.Leader(d.ID)
 		if to == 0 {
 			to = candidates[try%len(candidates)]
 		}
 		try++
 		actx, cancel := c.rt.WithTimeout(ctx, AttemptTimeout)
+		untrack := c.router.track(d.ID, to, cancel)
 		resp, err := c.rpc.Call(actx, to, kvPort, body)
+		untrack()
 		cancel()
 		var remote *kernel.RemoteError
+		nl, notLeader := AsNotLeader(err)
 		pause := false
 		switch {
 		case err == nil:
-			c.leader[d.ID] = to
+			c.router.served(d.ID, to)
 			return decodeResponse(resp)
-		case errors.As(err, &remote) && strings.HasPrefix(remote.Msg, errNotLeaderPrefix):
-			hint, _ := strconv.ParseUint(strings.TrimPrefix(remote.Msg, errNotLeaderPrefix), 10, 64)
-			if kernel.NodeID(hint) == to {
-				hint = 0 // it believes itself leader but cannot serve yet
+		case notLeader:
+			if nl.Leader == to {
+				nl.Leader = 0 // it believes itself leader but cannot serve yet
 			}
-			c.leader[d.ID] = kernel.NodeID(hint)
+			c.router.Learn(d.ID, nl.Leader, nl.Term)
+			pause = nl.Leader == 0
 		case errors.As(err, &remote) && req.Op.isMembership():
 			if !strings.HasPrefix(remote.Msg, errRetryPrefix) {
 				return Response{}, errors.Join(ErrNotApplied, remote)
@@ -141,17 +145,20 @@ func (c *Client) Do(ctx context.Context, req Request) (Response, error) {
 		case errors.As(err, &remote):
 			// Refused before proposing (malformed, overloaded).
 			pause = true
+		case ctx.Err() == nil && errors.Is(actx.Err(), context.Canceled):
+			// Another leader was learned while this attempt waited: go
+			// there at once. A write may have been proposed here.
+			maybeApplied = maybeApplied || !req.Op.isRead()
 		default:
 			// The attempt timed out: a write may have been proposed.
-			delete(c.leader, d.ID)
-			if !req.Op.isRead() {
-				maybeApplied = true
-			}
+			c.router.timedOut(d.ID, to)
+			maybeApplied = maybeApplied || !req.Op.isRead()
+			pause = c.router.Leader(d.ID) == 0
 		}
 		if ctx.Err() != nil {
 			return Response{}, c.failure(ctx, maybeApplied)
 		}
-		if pause || c.leader[d.ID] == 0 {
+		if pause {
 			// No leader known, or asked to come back: wait a little.
 			if c.rt.Sleep(ctx, 10*time.Millisecond) != nil {
 				return Response{}, c.failure(ctx, maybeApplied)

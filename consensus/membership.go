@@ -264,7 +264,7 @@ func (s *Store) transferLeadership(r *replica, reply func(Response, error)) {
 	for _, v := range r.log.ConfState().Voters {
 		if v != r.id && st.Progress[v].Match == last {
 			r.rn.TransferLeader(v)
-			reply(Response{}, fmt.Errorf("%s0", errNotLeaderPrefix))
+			reply(Response{}, NotLeaderError{Term: r.rn.BasicStatus().Term})
 			return
 		}
 	}

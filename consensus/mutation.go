@@ -25,7 +25,11 @@ const (
 	// MutApplyRetriesTwice skips the client table: a retried write applies
 	// again.
 	MutApplyRetriesTwice = "apply-retries-twice"
+	// MutPrivateRoutes gives every client a router of its own that no other
+	// client and no local replica teaches: each learns of a lost leader
+	// only by timing out on it (availability, not safety).
+	MutPrivateRoutes = "private-routes"
 )
 
 // Mutations lists every planted bug.
-var Mutations = []string{MutLocalReads, MutAckBeforeSync, MutSendBeforePersist, MutApplyBeforeCommit, MutForgetVote, MutApplyRetriesTwice}
+var Mutations = []string{MutLocalReads, MutAckBeforeSync, MutSendBeforePersist, MutApplyBeforeCommit, MutForgetVote, MutApplyRetriesTwice, MutPrivateRoutes}

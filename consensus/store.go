@@ -40,10 +40,6 @@ const (
 	heartbeatTick = 2  // 40 ms
 )
 
-// ErrNotLeader is the prefix of the refusal a replica that is not the leader
-// sends; the rest of the message is the leader it knows of ("0": none).
-const errNotLeaderPrefix = "not leader; try "
-
 // Store is a node's share of the cluster: a replica of every range placed on
 // the node, all driven by one task (the driver), which owns every replica's
 // RawNode and LogStore. Other tasks talk to the driver through its mailbox.
@@ -141,6 +137,10 @@ type Options struct {
 	// LostLeadership, if set, hears of every replica here that stops
 	// leading (it stepped down, or it was removed). Same rules.
 	LostLeadership func(id storage.RangeID, term uint64)
+	// Router, if set, is the node's router (the one its clients use): it
+	// learns every leader change a replica here sees, the moment it sees
+	// it, so that clients stop waiting on a lost leader.
+	Router *Router
 }
 
 // Open starts a node's store on an engine already opened on the node's disk:
@@ -413,12 +413,12 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 		return
 	}
 	if r == nil {
-		reply(Response{}, fmt.Errorf("%s0", errNotLeaderPrefix))
+		reply(Response{}, NotLeaderError{})
 		return
 	}
 	st := r.rn.BasicStatus()
 	if st.RaftState != raft.StateLeader {
-		reply(Response{}, fmt.Errorf("%s%d", errNotLeaderPrefix, nodeOf(st.Lead)))
+		reply(Response{}, NotLeaderError{Leader: nodeOf(st.Lead), Term: st.Term})
 		return
 	}
 	s.nextID++
@@ -440,7 +440,7 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 		return // lost on the way: the client times out and retries
 	}
 	if err := r.rn.Propose(encodeProposal(id, req)); err != nil {
-		reply(Response{}, fmt.Errorf("%s%d", errNotLeaderPrefix, nodeOf(st.Lead)))
+		reply(Response{}, NotLeaderError{Leader: nodeOf(st.Lead), Term: st.Term})
 		return
 	}
 	s.proposed++
@@ -561,6 +561,9 @@ func (s *Store) cycle() {
 					rd.readAt = rs.Index
 				}
 			}
+		}
+		if x.rd.SoftState != nil && s.opts.Router != nil {
+			s.opts.Router.Learn(x.r.desc.ID, nodeOf(x.rd.SoftState.Lead), x.r.rn.BasicStatus().Term)
 		}
 		if x.rd.SoftState != nil && x.rd.SoftState.RaftState != raft.StateLeader {
 			s.abandon(x.r)

@@ -20,7 +20,7 @@ func TestScanPagesThroughRanges(t *testing.T) {
 	defer c.close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cl := NewClient(c.rts[0], c.layout, "scan-test")
+	cl := NewClient(c.routers[0], "scan-test")
 	var want []string
 	for _, k := range []string{"a", "b", "c", "g", "h", "i", "o", "p", "q", "r", "z"} {
 		if err := cl.Put(ctx, []byte(k), []byte("v"+k)); err != nil {
@@ -73,8 +73,8 @@ func TestRemoveAndAddBackUnderLoad(t *testing.T) {
 	defer c.close()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	admin := NewClient(c.rts[0], c.layout, "admin")
-	writer := NewClient(c.rts[1], c.layout, "writer")
+	admin := NewClient(c.routers[0], "admin")
+	writer := NewClient(c.routers[1], "writer")
 	d := c.layout.Lookup([]byte("a"))
 	victim := d.Replicas[2]
 
@@ -197,7 +197,7 @@ func TestCommandsRunOnceThroughTheLog(t *testing.T) {
 	for i := range clients {
 		wg.Add(1)
 		rt := c.rts[i%len(c.rts)]
-		cl := NewClient(rt, c.layout, fmt.Sprintf("incr-%d", i))
+		cl := NewClient(c.routers[i%len(c.rts)], fmt.Sprintf("incr-%d", i))
 		rt.Go("incr", func(ctx context.Context) {
 			defer wg.Done()
 			for range each {
@@ -219,7 +219,7 @@ func TestCommandsRunOnceThroughTheLog(t *testing.T) {
 		}
 		seen[r] = true
 	}
-	cl := NewClient(c.rts[0], c.layout, "reader")
+	cl := NewClient(c.routers[0], "reader")
 	v, err := cl.Query(ctx, []byte("k"), []byte("k"))
 	if err != nil || string(v) != strconv.Itoa(clients*each) || len(seen) != clients*each {
 		t.Fatalf("counter = %q (%v), %d distinct replies; want %d", v, err, len(seen), clients*each)
@@ -235,7 +235,7 @@ func TestJoinAndMoveReplica(t *testing.T) {
 	c.start(4, Options{Join: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cl := NewClient(c.rts[1], c.layout, "mover")
+	cl := NewClient(c.routers[1], "mover")
 	d := c.layout.Lookup([]byte("a"))
 	for i := range 50 {
 		if err := cl.Put(ctx, []byte(fmt.Sprintf("a%03d", i)), []byte("v")); err != nil {

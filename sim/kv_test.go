@@ -55,7 +55,7 @@ func newKVCluster(s *Sim, servers []kernel.NodeID, replicas int) *kvCluster {
 		c.openStore(rt, c.openEngine(rt), consensus.Options{})
 	})
 	c.kvWorkload = newKVWorkload(s, servers, 6, func(rt kernel.Runtime, i int) kvCaller {
-		cl := consensus.NewClient(rt, layout, "kv")
+		cl := consensus.NewClient(consensus.NewRouter(rt, layout), "kv")
 		return func(ctx context.Context, in KVInput) (KVOutput, error) {
 			req := consensus.Request{Key: []byte(in.Key), Value: []byte(in.Value), Expect: []byte(in.Expect)}
 			switch in.Op {

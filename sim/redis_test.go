@@ -158,12 +158,14 @@ func (c *redisCluster) boot(rt kernel.Runtime) {
 	eng := c.openEngine(rt)
 	// No client connects to a server node here (the clients run their own
 	// sessions), so the pool serves Start and active expiry only.
-	sess := session.New(session.Options{Runtime: rt, Layout: c.layout, Clients: 4})
+	router := consensus.NewRouter(rt, c.layout)
+	sess := session.New(session.Options{Runtime: rt, Layout: c.layout, Router: router, Clients: 4})
 	sm := sess.StateMachine()
 	if c.broken == redisDroppingReplica && rt.NodeID() == 3 {
 		sm = &droppingStateMachine{inner: sm, count: func() int { c.drops[3]++; return c.drops[3] }}
 	}
 	c.openStore(rt, eng, consensus.Options{
+		Router:         router,
 		StateMachine:   sm,
 		BecameLeader:   sess.BecameLeader,
 		LostLeadership: sess.LostLeadership,

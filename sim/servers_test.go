@@ -117,7 +117,7 @@ func (c *serverSet) leaderElected(id storage.RangeID, term uint64, node kernel.N
 // a node without one (add first, then remove). After the heal it brings
 // every range to exactly its placement.
 func (c *serverSet) membership(ctx context.Context, rt kernel.Runtime) {
-	admin := consensus.NewClient(rt, c.layout, "admin")
+	admin := consensus.NewClient(consensus.NewRouter(rt, c.layout), "admin")
 	rng := rt.Rand()
 	attempt := func(f func(ctx context.Context) error) error {
 		actx, cancel := rt.WithTimeout(ctx, 2*time.Second)

@@ -69,10 +69,11 @@ type admin struct {
 
 const adminClients = 4
 
-func newAdmin(rt kernel.Runtime, layout consensus.Layout, dir *directory, replicas int, logger *slog.Logger) *admin {
+func newAdmin(router *consensus.Router, dir *directory, replicas int, logger *slog.Logger) *admin {
+	layout := router.Layout()
 	a := &admin{layout: layout, dir: dir, replicas: replicas, logger: logger, pool: make(chan *consensus.Client, adminClients)}
 	for i := range adminClients {
-		a.pool <- consensus.NewClient(rt, layout, fmt.Sprintf("admin-%d", i))
+		a.pool <- consensus.NewClient(router, fmt.Sprintf("admin-%d", i))
 	}
 	return a
 }

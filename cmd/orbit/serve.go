@@ -264,8 +264,11 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	if tr != nil {
 		pubsubNet = rt.Net()
 	}
+	// One router for the node: the Redis clients, the admin clients and the
+	// store's replicas share what each learns of the ranges' leaders.
+	router := consensus.NewRouter(rt, layout)
 	sess := session.New(session.Options{
-		Runtime: rt, Layout: layout, Network: pubsubNet, Peers: dir.active,
+		Runtime: rt, Layout: layout, Router: router, Network: pubsubNet, Peers: dir.active,
 		Info: []string{
 			"process_id:" + strconv.Itoa(os.Getpid()),
 			"tcp_addr:" + cfg.redisAddr,
@@ -276,6 +279,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	})
 	store, err := consensus.Open(rt, eng, layout, consensus.Options{
 		Join:         rec.Joined,
+		Router:       router,
 		StateMachine: stateMachine{StateMachine: sess.StateMachine(), layout: layout, m: m},
 		BecameLeader: func(r storage.RangeID, term uint64) {
 			m.leaderChanges.WithLabelValues(rangeLabel(r), "won").Inc()
@@ -295,7 +299,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	if err != nil {
 		return err
 	}
-	adm := newAdmin(rt, layout, dir, spec.replicas, logger.With("component", "membership"))
+	adm := newAdmin(router, dir, spec.replicas, logger.With("component", "membership"))
 	mux := httpHandler(id, sess, m, adm)
 	if cfg.pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)

@@ -71,6 +71,11 @@ type Options struct {
 	Runtime kernel.Runtime
 	// Layout is the cluster's ranges. Required.
 	Layout consensus.Layout
+	// Router is the node's router, shared with its consensus.Store
+	// (consensus.Options.Router) so that every pooled client learns a new
+	// leader the moment the node does. Default: a router of the server's
+	// own, fed only by its clients' replies.
+	Router *consensus.Router
 	// Clients is the number of consensus clients in the pool, the most
 	// commands in flight at once. Default 64.
 	Clients int
@@ -181,8 +186,11 @@ func New(opts Options) *Server {
 	}
 	s.wake = s.rt.NewCond(&s.mu, "redis: blocked clients")
 	s.sm = &redis.StateMachine{Applied: s.applied}
+	if opts.Router == nil {
+		opts.Router = consensus.NewRouter(opts.Runtime, opts.Layout)
+	}
 	for i := range opts.Clients {
-		s.pool.Send(consensus.NewClient(s.rt, s.layout, fmt.Sprintf("redis-%d", i)))
+		s.pool.Send(consensus.NewClient(opts.Router, fmt.Sprintf("redis-%d", i)))
 	}
 	if opts.Network != nil {
 		s.pubEpoch = s.rt.Rand().Uint64()

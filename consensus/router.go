@@ -1,0 +1,214 @@
+package consensus
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/orbitkernel/orbit/kernel"
+	"github.com/orbitkernel/orbit/storage"
+)
+
+// Router is a node's one view of where each range's leader is, shared by
+// every Client made from it and fed by everything the node learns: a
+// client's successful reply, a refusal's hint, an attempt that timed out,
+// and the node's own replicas (Store, Options.Router) the moment they see a
+// new leader. One client's timeout or one local election therefore teaches
+// every client on the node at once (issue 11: each pooled client used to
+// learn a new leader only after its own 300 ms timeout, range by range).
+//
+// Departure from DESIGN.md rule 7 (tasks share nothing mutable): the
+// router is shared by the node's client tasks under a mutex, like
+// kernel.RPC's pending table and CockroachDB's range cache. The lock is
+// never held across a blocking call, and nothing in it decides an outcome:
+// every entry is only a hint that the range's replicas confirm or refuse.
+//
+// Leaders are ordered by Raft term: a hint from an older term never
+// replaces a newer one, so a lagging follower cannot send clients back to
+// a deposed leader.
+type Router struct {
+	rt     kernel.Runtime
+	layout Layout
+
+	mu     sync.Mutex
+	routes map[storage.RangeID]*route
+	// nextAttempt numbers attempts in flight (route.attempts).
+	nextAttempt uint64
+}
+
+// route is what the router knows of one range.
+type route struct {
+	leader kernel.NodeID // 0: unknown
+	term   uint64        // the term leader was learned in (0: unknown)
+	// suspect timed out as leader in suspectTerm; hints naming it in that
+	// term or an older one are ignored until suspectUntil, so that
+	// followers that have not noticed its loss yet do not send every
+	// client back to it.
+	suspect      kernel.NodeID
+	suspectTerm  uint64
+	suspectUntil time.Time
+	// attempts are the calls in flight to this range, in start order (a
+	// slice: the order of cancellations is observable in the simulator).
+	attempts []attempt
+}
+
+// attempt is one call in flight, cancelled when the range's leader is
+// learned to be another node.
+type attempt struct {
+	id     uint64
+	to     kernel.NodeID
+	cancel func()
+}
+
+// suspectFor is how long a leader that timed out stays suspected: long
+// enough for its followers to elect another (two election timeouts).
+const suspectFor = 2 * electionTicks * TickInterval
+
+// NewRouter returns an empty router for the ranges of layout.
+func NewRouter(rt kernel.Runtime, layout Layout) *Router {
+	return &Router{rt: rt, layout: layout, routes: map[storage.RangeID]*route{}}
+}
+
+// Layout returns the ranges the router routes to.
+func (r *Router) Layout() Layout { return r.layout }
+
+func (r *Router) route(id storage.RangeID) *route {
+	rt := r.routes[id]
+	if rt == nil {
+		rt = &route{}
+		r.routes[id] = rt
+	}
+	return rt
+}
+
+// Leader returns the leader the router knows for range id (0: none).
+func (r *Router) Leader(id storage.RangeID) kernel.NodeID {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if Mutated(MutPrivateRoutes) {
+		return 0 // as if nothing were ever learned from others
+	}
+	return r.route(id).leader
+}
+
+// Learn records that node leads range id in term (node 0: the term has no
+// known leader yet). A hint older than what the router knows is ignored;
+// so is one naming a suspected leader in the term it was suspected in,
+// until the suspicion expires. A new leader cancels the attempts in flight
+// to any other node, which then retry at once.
+func (r *Router) Learn(id storage.RangeID, node kernel.NodeID, term uint64) {
+	r.mu.Lock()
+	rt := r.route(id)
+	switch {
+	case term < rt.term:
+		r.mu.Unlock()
+		return
+	case node != 0 && node == rt.suspect && term <= rt.suspectTerm && r.rt.Now().Before(rt.suspectUntil):
+		r.mu.Unlock()
+		return
+	case term == rt.term && node == 0:
+		r.mu.Unlock()
+		return // "no leader" in the same term tells nothing new
+	}
+	changed := node != rt.leader
+	rt.leader, rt.term = node, term
+	var cancels []func()
+	if changed && node != 0 {
+		kept := rt.attempts[:0]
+		for _, a := range rt.attempts {
+			if a.to != node {
+				cancels = append(cancels, a.cancel)
+			} else {
+				kept = append(kept, a)
+			}
+		}
+		rt.attempts = kept
+	}
+	r.mu.Unlock()
+	for _, cancel := range cancels {
+		cancel()
+	}
+}
+
+// served records that node answered a request of range id as its leader.
+func (r *Router) served(id storage.RangeID, node kernel.NodeID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rt := r.route(id)
+	rt.leader = node
+	if rt.suspect == node {
+		rt.suspect = 0
+	}
+}
+
+// timedOut records that an attempt at node, as range id's leader, went
+// unanswered: the node is forgotten as leader and suspected for a while.
+// Other attempts in flight to it go on (a slow leader still answers).
+func (r *Router) timedOut(id storage.RangeID, node kernel.NodeID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rt := r.route(id)
+	if rt.leader == node {
+		rt.leader = 0
+	}
+	rt.suspect, rt.suspectTerm, rt.suspectUntil = node, rt.term, r.rt.Now().Add(suspectFor)
+}
+
+// track registers an attempt at node for range id, cancelled by cancel if
+// another leader is learned meanwhile; the returned func ends the
+// tracking.
+func (r *Router) track(id storage.RangeID, node kernel.NodeID, cancel func()) (done func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.nextAttempt++
+	n := r.nextAttempt
+	rt := r.route(id)
+	rt.attempts = append(rt.attempts, attempt{id: n, to: node, cancel: cancel})
+	return func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for i, a := range rt.attempts {
+			if a.id == n {
+				rt.attempts = append(rt.attempts[:i], rt.attempts[i+1:]...)
+				return
+			}
+		}
+	}
+}
+
+// NotLeaderError is a replica's refusal of a request it cannot serve
+// because it does not lead the range: Leader is the leader it knows of (0:
+// none) in Term. It crosses the network as text (kernel.RemoteError) and
+// is read back with AsNotLeader.
+type NotLeaderError struct {
+	Leader kernel.NodeID
+	Term   uint64
+}
+
+const notLeaderPrefix = "not leader; try "
+
+func (e NotLeaderError) Error() string {
+	return fmt.Sprintf("%s%d term %d", notLeaderPrefix, e.Leader, e.Term)
+}
+
+// AsNotLeader reads a NotLeaderError out of err, local or remote.
+func AsNotLeader(err error) (NotLeaderError, bool) {
+	var nl NotLeaderError
+	if errors.As(err, &nl) {
+		return nl, true
+	}
+	var remote *kernel.RemoteError
+	if !errors.As(err, &remote) || !strings.HasPrefix(remote.Msg, notLeaderPrefix) {
+		return NotLeaderError{}, false
+	}
+	var leader, term uint64
+	fields := strings.Fields(strings.TrimPrefix(remote.Msg, notLeaderPrefix))
+	if len(fields) == 3 && fields[1] == "term" {
+		leader, _ = strconv.ParseUint(fields[0], 10, 64)
+		term, _ = strconv.ParseUint(fields[2], 10, 64)
+	}
+	return NotLeaderError{Leader: kernel.NodeID(leader), Term: term}, true
+}
