@@ -20,6 +20,9 @@ var (
 	ErrNotApplied = errors.New("consensus: not applied")
 	// ErrIndeterminate: the operation may have happened; a later read tells.
 	ErrIndeterminate = errors.New("consensus: outcome unknown")
+	// ErrTooLarge: the write is larger than MaxProposalBytes; it was not
+	// applied (it comes joined with ErrNotApplied) and retrying cannot help.
+	ErrTooLarge = errors.New("consensus: write larger than MaxProposalBytes")
 )
 
 // AttemptTimeout bounds one attempt of an operation; Do retries until its
@@ -49,6 +52,7 @@ func NewClient(router *Router, name string) *Client {
 	}
 	return &Client{rt: rt, rpc: kernel.NewRPC(rt, name), router: router, layout: router.layout, id: rt.Rand().Uint64()}
 }
+
 // Get reads key linearizably.
 func (c *Client) Get(ctx context.Context, key []byte) (value []byte, found bool, err error) {
 	r, err := c.Do(ctx, Request{Op: OpGet, Key: key})
@@ -106,6 +110,9 @@ func (c *Client) Do(ctx context.Context, req Request) (Response, error) {
 	req.Client, req.Seq = c.id, c.seq
 	d := c.layout.Lookup(req.Key)
 	body := req.encode()
+	if len(body) > MaxProposalBytes {
+		return Response{}, errors.Join(ErrNotApplied, ErrTooLarge)
+	}
 	maybeApplied := false
 	// Without a known leader, try the range's initial replicas, then every
 	// node (membership changes may have moved the range).
@@ -135,6 +142,8 @@ func (c *Client) Do(ctx context.Context, req Request) (Response, error) {
 			}
 			c.router.Learn(d.ID, nl.Leader, nl.Term)
 			pause = nl.Leader == 0
+		case errors.As(err, &remote) && remote.Msg == ErrTooLarge.Error():
+			return Response{}, errors.Join(ErrNotApplied, ErrTooLarge)
 		case errors.As(err, &remote) && req.Op.isMembership():
 			if !strings.HasPrefix(remote.Msg, errRetryPrefix) {
 				return Response{}, errors.Join(ErrNotApplied, remote)

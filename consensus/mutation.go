@@ -29,7 +29,11 @@ const (
 	// client and no local replica teaches: each learns of a lost leader
 	// only by timing out on it (availability, not safety).
 	MutPrivateRoutes = "private-routes"
+	// MutUnboundedBatches sends everything a cycle has for a node in one
+	// network message, repeated appends included (the 50 MB batches of
+	// issue 11).
+	MutUnboundedBatches = "unbounded-batches"
 )
 
 // Mutations lists every planted bug.
-var Mutations = []string{MutLocalReads, MutAckBeforeSync, MutSendBeforePersist, MutApplyBeforeCommit, MutForgetVote, MutApplyRetriesTwice, MutPrivateRoutes}
+var Mutations = []string{MutLocalReads, MutAckBeforeSync, MutSendBeforePersist, MutApplyBeforeCommit, MutForgetVote, MutApplyRetriesTwice, MutPrivateRoutes, MutUnboundedBatches}

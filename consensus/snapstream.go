@@ -240,7 +240,7 @@ func (sr *snapReceiver) handle(_ context.Context, _ kernel.NodeID, body []byte) 
 		return nil, errMalformed
 	}
 	m.Snapshot.Data = t.data
-	if !sr.s.events.Send(event{raft: encodeRaftBatch([]storage.RangeID{c.rangeID}, []raftpb.Message{m})}) {
+	if !sr.s.events.Send(event{raft: encodeRaftBatch([]outMsg{{c.rangeID, m}})}) {
 		return nil, errors.New("overloaded; retry")
 	}
 	return nil, nil

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"sort"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -255,17 +254,18 @@ func (s *Store) openReplica(d Descriptor, id uint64) (*replica, error) {
 		return nil, err
 	}
 	rn, err := raft.NewRawNode(&raft.Config{
-		ID:              id,
-		ElectionTick:    electionTicks,
-		HeartbeatTick:   heartbeatTick,
-		Storage:         log,
-		Applied:         log.Applied(),
-		MaxSizePerMsg:   1 << 20,
-		MaxInflightMsgs: 256,
-		CheckQuorum:     true,
-		PreVote:         true,
-		ReadOnlyOption:  raft.ReadOnlySafe,
-		Logger:          raftLogger{s.rt},
+		ID:               id,
+		ElectionTick:     electionTicks,
+		HeartbeatTick:    heartbeatTick,
+		Storage:          log,
+		Applied:          log.Applied(),
+		MaxSizePerMsg:    maxSizePerMsg,
+		MaxInflightMsgs:  maxInflightMsgs,
+		MaxInflightBytes: maxInflightBytes,
+		CheckQuorum:      true,
+		PreVote:          true,
+		ReadOnlyOption:   raft.ReadOnlySafe,
+		Logger:           raftLogger{s.rt},
 		// A removed leader stops leading at once (it is destroyed next).
 		StepDownOnRemoval: true,
 	})
@@ -439,7 +439,14 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 	if s.rt.Buggify("consensus.drop-proposal") {
 		return // lost on the way: the client times out and retries
 	}
-	if err := r.rn.Propose(encodeProposal(id, req)); err != nil {
+	data := encodeProposal(id, req)
+	if len(data) > MaxProposalBytes+proposalOverhead {
+		// A larger entry could never reach the followers (the transport's
+		// message bound) and would stall the range behind it.
+		reply(Response{}, ErrTooLarge)
+		return
+	}
+	if err := r.rn.Propose(data); err != nil {
 		reply(Response{}, NotLeaderError{Leader: nodeOf(st.Lead), Term: st.Term})
 		return
 	}
@@ -591,21 +598,74 @@ func (s *Store) cycle() {
 	}
 }
 
+// Message bounds (issue 11: after kills, one coalesced batch once carried
+// the same log tail ~300 times, 50 MB, and the transport refused it whole,
+// heartbeats included). A MsgApp carries at most maxSizePerMsg of entries
+// (or one larger entry); a follower has at most maxInflightMsgs appends and
+// maxInflightBytes of entries unacknowledged; one network message carries
+// at most maxBatchBytes of Raft messages (a single larger one goes alone);
+// heartbeats, votes and their replies go first, in a message of their own,
+// so a large batch never delays them; and of several appends to one
+// follower in one cycle that start at the same index, only the last
+// leaves (the rest are retransmissions of the same tail). No proposal is
+// larger than MaxProposalBytes, so no Raft message exceeds
+// MaxProposalBytes + maxBatchBytes.
+const (
+	maxSizePerMsg    = 256 << 10
+	maxInflightMsgs  = 64
+	maxInflightBytes = 8 << 20
+	maxBatchBytes    = 1 << 20
+	// MaxProposalBytes bounds one write (its encoded request): the
+	// transport carries at most 16 MiB per message (grpcnet).
+	MaxProposalBytes = 8 << 20
+)
+
+// outbox is what one cycle sends to one node: its control messages
+// (heartbeats, votes), then its appends and the rest, in batches.
 type outbox struct {
-	ids  []storage.RangeID
-	msgs []raftpb.Message
+	control, bulk []outMsg
 }
 
-// send sends the messages of the readies whose early flag is early,
-// coalesced per destination node: one network message each.
+type outMsg struct {
+	id storage.RangeID
+	m  raftpb.Message
+}
+
+// isControl reports whether m is small and urgent: liveness and elections.
+func isControl(t raftpb.MessageType) bool {
+	switch t {
+	case raftpb.MsgHeartbeat, raftpb.MsgHeartbeatResp, raftpb.MsgVote, raftpb.MsgVoteResp,
+		raftpb.MsgPreVote, raftpb.MsgPreVoteResp, raftpb.MsgTimeoutNow, raftpb.MsgReadIndex, raftpb.MsgReadIndexResp:
+		return true
+	}
+	return false
+}
+
+// send sends the messages of the readies whose early flag is early.
 func (s *Store) send(readies []ready, early bool) {
+	for _, nm := range planSends(readies, early) {
+		s.rt.Net().Send(nm.to, raftPort, encodeRaftBatch(nm.msgs))
+	}
+}
+
+// netMsg is one network message of Raft messages to one node.
+type netMsg struct {
+	to   kernel.NodeID
+	msgs []outMsg
+}
+
+// planSends groups the messages of the readies whose early flag is early
+// into network messages: per destination node (in node order), its
+// control messages in one, then the rest in batches of at most
+// maxBatchBytes (a single larger message goes alone).
+func planSends(readies []ready, early bool) []netMsg {
 	out := map[kernel.NodeID]*outbox{}
 	var nodes []kernel.NodeID
 	for _, x := range readies {
 		if x.early != early {
 			continue
 		}
-		for _, m := range x.rd.Messages {
+		for _, m := range dedupeAppends(x.rd.Messages) {
 			if m.To == 0 {
 				continue // dropped
 			}
@@ -616,14 +676,63 @@ func (s *Store) send(readies []ready, early bool) {
 				out[to] = ob
 				nodes = append(nodes, to)
 			}
-			ob.ids = append(ob.ids, x.r.desc.ID)
-			ob.msgs = append(ob.msgs, m)
+			if isControl(m.Type) {
+				ob.control = append(ob.control, outMsg{x.r.desc.ID, m})
+			} else {
+				ob.bulk = append(ob.bulk, outMsg{x.r.desc.ID, m})
+			}
 		}
 	}
-	sort.Slice(nodes, func(i, j int) bool { return nodes[i] < nodes[j] })
+	slices.Sort(nodes)
+	var plan []netMsg
 	for _, n := range nodes {
-		s.rt.Net().Send(n, raftPort, encodeRaftBatch(out[n].ids, out[n].msgs))
+		ob := out[n]
+		if Mutated(MutUnboundedBatches) {
+			plan = append(plan, netMsg{n, append(ob.control, ob.bulk...)})
+			continue
+		}
+		if len(ob.control) > 0 {
+			plan = append(plan, netMsg{n, ob.control})
+		}
+		for start := 0; start < len(ob.bulk); {
+			end, size := start, 0
+			for end < len(ob.bulk) && (end == start || size+ob.bulk[end].m.Size() <= maxBatchBytes) {
+				size += ob.bulk[end].m.Size()
+				end++
+			}
+			plan = append(plan, netMsg{n, ob.bulk[start:end]})
+			start = end
+		}
 	}
+	return plan
+}
+
+// dedupeAppends drops appends that a later append of the same Ready to the
+// same follower, starting at the same index, repeats: a leader answering a
+// backlog of heartbeat replies from a follower it probes sends the same
+// tail once per reply. Dropping a Raft message is always safe.
+func dedupeAppends(msgs []raftpb.Message) []raftpb.Message {
+	if Mutated(MutUnboundedBatches) {
+		return msgs
+	}
+	type key struct{ to, index uint64 }
+	last := map[key]int{}
+	for i, m := range msgs {
+		if m.Type == raftpb.MsgApp {
+			last[key{m.To, m.Index}] = i
+		}
+	}
+	if len(last) == 0 {
+		return msgs
+	}
+	out := make([]raftpb.Message, 0, len(msgs))
+	for i, m := range msgs {
+		if m.Type == raftpb.MsgApp && last[key{m.To, m.Index}] != i {
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 // abandon answers the waiting clients of a replica that lost leadership.

@@ -18,15 +18,15 @@ var errMalformed = errors.New("consensus: malformed message")
 // cycle produced for a node, whatever its range, goes in one network
 // message. Format: count (uvarint), then per message: range ID (uvarint),
 // length (uvarint), raftpb.Message bytes.
-func encodeRaftBatch(rangeIDs []storage.RangeID, msgs []raftpb.Message) []byte {
+func encodeRaftBatch(msgs []outMsg) []byte {
 	var b []byte
 	b = binary.AppendUvarint(b, uint64(len(msgs)))
 	for i := range msgs {
-		data, err := msgs[i].Marshal()
+		data, err := msgs[i].m.Marshal()
 		if err != nil {
 			panic(fmt.Sprintf("consensus: marshal raft message: %v", err)) // a bug: our own struct
 		}
-		b = binary.AppendUvarint(b, uint64(rangeIDs[i]))
+		b = binary.AppendUvarint(b, uint64(msgs[i].id))
 		b = binary.AppendUvarint(b, uint64(len(data)))
 		b = append(b, data...)
 	}
@@ -254,6 +254,10 @@ func decodeResponse(b []byte) (Response, error) {
 
 // A proposal is what goes into the Raft log: the proposing node's proposal
 // ID (to find who waits for it) and the request. Format: id(8) request.
+// proposalOverhead bounds what a proposal adds to its client's request:
+// the proposal ID and the leader's stamp (CommandMeta).
+const proposalOverhead = 64
+
 func encodeProposal(id uint64, r Request) []byte {
 	return append(binary.BigEndian.AppendUint64(nil, id), r.encode()...)
 }

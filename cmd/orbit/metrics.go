@@ -143,6 +143,8 @@ var (
 	descSentBytes   = prometheus.NewDesc("orbit_transport_sent_bytes_total", "Bytes written to the stream to a peer.", []string{"peer"}, nil)
 	descReceived    = prometheus.NewDesc("orbit_transport_received_messages_total", "Messages received from a peer.", []string{"peer"}, nil)
 	descDropped     = prometheus.NewDesc("orbit_transport_dropped_messages_total", "Messages to a peer lost on this side (queue full, stream broke).", []string{"peer"}, nil)
+	descOversized   = prometheus.NewDesc("orbit_transport_oversized_messages_total", "Messages to a peer refused for exceeding the transport's MaxMessageBytes (never sent).", []string{"peer"}, nil)
+	descStale       = prometheus.NewDesc("orbit_transport_stale_messages_total", "Messages to a peer dropped for waiting in its queue longer than MaxQueueAge.", []string{"peer"}, nil)
 	descQueued      = prometheus.NewDesc("orbit_transport_queued_messages", "Messages waiting in a peer's send queue.", []string{"peer"}, nil)
 	descQueuedBytes = prometheus.NewDesc("orbit_transport_queued_bytes", "Bytes waiting in a peer's send queue.", []string{"peer"}, nil)
 	descConnected   = prometheus.NewDesc("orbit_transport_connected", "1 while a stream to the peer is open.", []string{"peer"}, nil)
@@ -199,6 +201,8 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descSentBytes, p.SentBytes, peer)
 		counter(descReceived, p.Received, peer)
 		counter(descDropped, p.Dropped, peer)
+		counter(descOversized, p.Oversized, peer)
+		counter(descStale, p.Stale, peer)
 		gauge(descQueued, float64(p.Queued), peer)
 		gauge(descQueuedBytes, float64(p.QueuedBytes), peer)
 		connected := 0.0

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
@@ -150,6 +151,8 @@ func checkHeader(b []byte, kind byte) error {
 type outMsg struct {
 	port string
 	body []byte
+	// queued is when Send queued it (stale ones are dropped, not sent).
+	queued time.Time
 }
 
 // encodedSize is what m takes in a batch frame.

@@ -35,6 +35,14 @@ type Options struct {
 	// BatchBytes bounds one batch frame; a single message larger than this
 	// goes in a frame of its own. Default 1 MiB; at most MaxMessageBytes.
 	BatchBytes int
+	// MaxQueueAge is how long a message may wait in a send queue: older
+	// ones are dropped when the stream would take them, and counted as
+	// stale. A peer that was unreachable for a while then gets what is
+	// current, not a backlog of expired heartbeats and replies that it
+	// would answer one by one (issue 11: such a backlog once made a
+	// leader resend its log tail ~300 times). The network contract allows
+	// losing any message. Default 1s.
+	MaxQueueAge time.Duration
 	// MaxMessageBytes is the largest message, port plus body, the transport
 	// carries; Send refuses larger ones and counts them. gRPC's message
 	// size limits derive from it, so every node of a cluster must use the
@@ -67,6 +75,7 @@ const (
 	DefaultQueueBytes        = 64 << 20
 	DefaultBatchBytes        = 1 << 20
 	DefaultMaxMessageBytes   = 16 << 20
+	DefaultMaxQueueAge       = time.Second
 	DefaultDialTimeout       = 5 * time.Second
 	DefaultBackoffMin        = 100 * time.Millisecond
 	DefaultBackoffMax        = 5 * time.Second
@@ -80,6 +89,7 @@ func (o *Options) EnsureDefaults() {
 	setDefault(&o.QueueBytes, DefaultQueueBytes)
 	setDefault(&o.BatchBytes, DefaultBatchBytes)
 	setDefault(&o.MaxMessageBytes, DefaultMaxMessageBytes)
+	setDefault(&o.MaxQueueAge, DefaultMaxQueueAge)
 	setDefault(&o.DialTimeout, DefaultDialTimeout)
 	setDefault(&o.BackoffMin, DefaultBackoffMin)
 	setDefault(&o.BackoffMax, DefaultBackoffMax)
@@ -124,6 +134,9 @@ func (o *Options) Validate() error {
 	}
 	if o.BatchBytes < 1 || o.BatchBytes > o.MaxMessageBytes {
 		bad("BatchBytes %d: want 1 to MaxMessageBytes (%d)", o.BatchBytes, o.MaxMessageBytes)
+	}
+	if o.MaxQueueAge <= 0 {
+		bad("MaxQueueAge %v: want positive", o.MaxQueueAge)
 	}
 	if o.DialTimeout <= 0 {
 		bad("DialTimeout %v: want positive", o.DialTimeout)

@@ -52,8 +52,11 @@ type peer struct {
 	lastErr     string
 
 	sent, sentBatches, sentBytes atomic.Uint64
-	dropped, oversized           atomic.Uint64
-	connects, connectFailures    atomic.Uint64
+	dropped, oversized, stale    atomic.Uint64
+	// warned is when a drop was last logged (unix nanoseconds): drops are
+	// logged at most once per dropLogInterval per peer, with the counts.
+	warned                    atomic.Int64
+	connects, connectFailures atomic.Uint64
 }
 
 func newPeer(t *Transport, id kernel.NodeID, addr string) *peer {
@@ -80,9 +83,10 @@ func signal(ch chan struct{}) {
 func (p *peer) enqueue(port string, body []byte) {
 	size := len(port) + len(body)
 	if size > p.t.opts.MaxMessageBytes {
-		if p.oversized.Add(1) == 1 {
-			p.t.log.Warn("grpcnet: refusing a message larger than MaxMessageBytes (logged once per peer)",
-				"to", uint64(p.id), "port", port, "bytes", size, "max", p.t.opts.MaxMessageBytes)
+		n := p.oversized.Add(1)
+		if p.mayLog() {
+			p.t.log.Warn("grpcnet: refusing a message larger than MaxMessageBytes (logged at most every 10s per peer)",
+				"to", uint64(p.id), "port", port, "bytes", size, "max", p.t.opts.MaxMessageBytes, "refused_total", n)
 		}
 		return
 	}
@@ -99,10 +103,21 @@ func (p *peer) enqueue(port string, body []byte) {
 		p.queue = p.queue[:n]
 		p.head = 0
 	}
-	p.queue = append(p.queue, outMsg{port: port, body: body})
+	p.queue = append(p.queue, outMsg{port: port, body: body, queued: time.Now()})
 	p.queuedBytes += size
 	p.mu.Unlock()
 	signal(p.wake)
+}
+
+// dropLogInterval spaces out a peer's warnings about dropped messages.
+const dropLogInterval = 10 * time.Second
+
+// mayLog reports whether a drop may be logged now (and if so, starts a new
+// interval).
+func (p *peer) mayLog() bool {
+	now := time.Now().UnixNano()
+	last := p.warned.Load()
+	return (last == 0 || now-last >= int64(dropLogInterval)) && p.warned.CompareAndSwap(last, now)
 }
 
 // take moves the oldest queued messages into batch, as many as fit in
@@ -112,8 +127,26 @@ func (p *peer) take(batch []outMsg) ([]outMsg, int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	total := 0
+	staleBefore := time.Now().Add(-p.t.opts.MaxQueueAge)
+	var stale uint64
+	defer func() {
+		if stale > 0 {
+			n := p.stale.Add(stale)
+			if p.mayLog() {
+				p.t.log.Warn("grpcnet: dropped messages that waited longer than MaxQueueAge (logged at most every 10s per peer)",
+					"to", uint64(p.id), "dropped", stale, "stale_total", n, "max_age", p.t.opts.MaxQueueAge)
+			}
+		}
+	}()
 	for p.head < len(p.queue) {
 		m := p.queue[p.head]
+		if m.queued.Before(staleBefore) {
+			stale++
+			p.queue[p.head] = outMsg{}
+			p.head++
+			p.queuedBytes -= len(m.port) + len(m.body)
+			continue
+		}
 		size := encodedSize(m)
 		if len(batch) > 0 && total+size > p.t.opts.BatchBytes {
 			break

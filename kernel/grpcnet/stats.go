@@ -57,6 +57,8 @@ type PeerStats struct {
 	Dropped uint64
 	// Oversized counts messages refused for exceeding MaxMessageBytes.
 	Oversized uint64
+	// Stale counts messages dropped for waiting longer than MaxQueueAge.
+	Stale uint64
 	// Connects counts streams established; Reconnects is those after the
 	// first, and ConnectFailures the dials or handshakes that failed.
 	Connects        uint64
@@ -108,6 +110,7 @@ func (t *Transport) Stats() Stats {
 		ps.SentBytes = p.sentBytes.Load()
 		ps.Dropped = p.dropped.Load()
 		ps.Oversized = p.oversized.Load()
+		ps.Stale = p.stale.Load()
 		ps.Connects = p.connects.Load()
 		ps.Reconnects = max(ps.Connects, 1) - 1
 		ps.ConnectFailures = p.connectFailures.Load()

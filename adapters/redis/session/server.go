@@ -353,6 +353,8 @@ func (s *Server) command(ctx context.Context, route, cmd []byte, read bool) (red
 // failure is the reply to a command consensus could not run.
 func failure(err error) redis.Reply {
 	switch {
+	case errors.Is(err, consensus.ErrTooLarge):
+		return redis.Error(fmt.Sprintf("ERR the command's write is larger than a replicated write may be (%d bytes)", consensus.MaxProposalBytes))
 	case errors.Is(err, consensus.ErrIndeterminate):
 		return redis.Error("ERR write outcome unknown (no answer from the range leader in time); read the key to find out")
 	case errors.Is(err, consensus.ErrNotApplied):
