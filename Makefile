@@ -2,8 +2,10 @@
 GO      ?= go
 SEEDS   ?= 500
 SEED    ?= 1
+# The availability scenario is ~30x heavier per seed than the KV one.
+AVAIL_SEEDS ?= 40
 
-.PHONY: run cluster bench-redis demo smoke test lint sim sim5 determinism bench race mutations jepsen help
+.PHONY: run cluster bench-redis demo smoke test lint sim sim-avail sim5 determinism bench race mutations jepsen help
 
 ## run: the single-node server in the foreground: RESP on 127.0.0.1:6379,
 ## /healthz and /readyz on 127.0.0.1:9090, data in ./orbit-data (Ctrl-C stops it)
@@ -43,9 +45,15 @@ lint:
 	$(GO) tool staticcheck ./...
 
 ## sim: a longer sweep, seeds SEED..SEED+SEEDS-1, of the default (KV)
-## scenario and the Redis scenario; sim5 does the five-node KV variant
+## scenario and the Redis scenario; sim5 does the five-node KV variant;
+## sim-avail the availability scenario (one fault at a time on a leader,
+## recovery bound and slow-leader throughput floor), AVAIL_SEEDS seeds
 sim:
 	$(GO) test ./sim -run '^(TestSim|TestRedisSim)$$' -seed=$(SEED) -seeds=$(SEEDS) -timeout 0
+	$(GO) test ./sim -run '^TestAvailability$$' -seed=$(SEED) -seeds=$(AVAIL_SEEDS) -timeout 0
+
+sim-avail:
+	$(GO) test ./sim -run '^TestAvailability$$' -seed=$(SEED) -seeds=$(AVAIL_SEEDS) -timeout 0 -v
 
 sim5:
 	$(GO) test ./sim -run '^TestSimFiveNodes$$' -seed=$(SEED) -seeds=$(SEEDS) -timeout 0
@@ -56,7 +64,8 @@ determinism:
 	$(GO) test ./sim -run '^TestSim$$' -seed=$(SEED) -seeds=$(SEEDS) -twice -timeout 0
 
 ## mutations: plant each consensus bug (consensus/mutation.go) and require
-## the simulator to catch it within 300 seeds
+## the simulator to catch it within 300 seeds (availability bugs: the
+## availability scenario)
 mutations:
 	$(GO) test -tags orbit_mutations ./sim -run '^TestMutationsAreCaught$$' -count=1 -timeout 0 -v
 

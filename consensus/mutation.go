@@ -33,7 +33,9 @@ const (
 	// network message, repeated appends included (the 50 MB batches of
 	// issue 11).
 	MutUnboundedBatches = "unbounded-batches"
+	// MutNoHealthTransfer never moves leadership off a slow leader.
+	MutNoHealthTransfer = "no-health-transfer"
 )
 
 // Mutations lists every planted bug.
-var Mutations = []string{MutLocalReads, MutAckBeforeSync, MutSendBeforePersist, MutApplyBeforeCommit, MutForgetVote, MutApplyRetriesTwice, MutPrivateRoutes, MutUnboundedBatches}
+var Mutations = []string{MutLocalReads, MutAckBeforeSync, MutSendBeforePersist, MutApplyBeforeCommit, MutForgetVote, MutApplyRetriesTwice, MutPrivateRoutes, MutUnboundedBatches, MutNoHealthTransfer}

@@ -41,8 +41,8 @@ func TestPlanSendsBoundsBatches(t *testing.T) {
 		for _, m := range nm.msgs {
 			size += m.m.Size()
 		}
-		if len(nm.msgs) > 1 && size > maxBatchBytes {
-			t.Errorf("a network message to node %d carries %d bytes in %d Raft messages; the bound is %d", nm.to, size, len(nm.msgs), maxBatchBytes)
+		if len(nm.msgs) > 1 && size > MaxBatchBytes {
+			t.Errorf("a network message to node %d carries %d bytes in %d Raft messages; the bound is %d", nm.to, size, len(nm.msgs), MaxBatchBytes)
 		}
 		switch nm.to {
 		case 2:
@@ -72,6 +72,6 @@ func TestPlanSendsBoundsBatches(t *testing.T) {
 		}
 	}
 	if len(toThree) < 2 {
-		t.Errorf("30 appends of 80 KiB to node 3 fit in %d network message(s); the bound is %d bytes", len(toThree), maxBatchBytes)
+		t.Errorf("30 appends of 80 KiB to node 3 fit in %d network message(s); the bound is %d bytes", len(toThree), MaxBatchBytes)
 	}
 }

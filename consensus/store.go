@@ -60,6 +60,8 @@ type Store struct {
 	ticks   uint64
 	snapRPC *kernel.RPC
 	closing *kernel.Future[struct{}] // set by Close; the driver ends
+	// health is this node's view of latencies (health.go).
+	health *health
 }
 
 // replica is one range on this node. Only the driver touches it.
@@ -100,6 +102,11 @@ type replica struct {
 	heard map[uint64]uint64
 	// ledSince is when (Store.ticks) the replica last became leader.
 	ledSince uint64
+	// handoverTo is the voter this leader hands its leadership to (0:
+	// none), until handoverUntil; meanwhile it takes no new writes
+	// (health.go).
+	handoverTo    uint64
+	handoverUntil time.Time
 }
 
 type read struct {
@@ -111,13 +118,16 @@ type read struct {
 
 // event is what the driver's mailbox carries.
 type event struct {
-	tick  bool
-	raft  []byte // a batch of Raft messages
-	gc    []byte // a notice that a replica here was removed
-	snap  *snapDone
-	close *kernel.Future[struct{}]
-	req   *Request
-	reply func(Response, error)
+	tick bool
+	raft []byte // a batch of Raft messages
+	// health is a ping or pong from node from (health.go).
+	health []byte
+	from   kernel.NodeID
+	gc     []byte // a notice that a replica here was removed
+	snap   *snapDone
+	close  *kernel.Future[struct{}]
+	req    *Request
+	reply  func(Response, error)
 }
 
 // Options configure a Store.
@@ -147,7 +157,7 @@ type Options struct {
 // ones, and starts the driver and the request server.
 func Open(rt kernel.Runtime, eng *storage.Engine, layout Layout, opts Options) (*Store, error) {
 	s := &Store{rt: rt, eng: eng, layout: layout, opts: opts, sm: opts.StateMachine, replicas: map[storage.RangeID]*replica{},
-		events: kernel.NewMailbox[event](rt, "consensus driver", 16384), nextID: rt.Rand().Uint64()}
+		events: kernel.NewMailbox[event](rt, "consensus driver", 16384), nextID: rt.Rand().Uint64(), health: newHealth()}
 	for _, d := range layout.Ranges() {
 		r, err := s.loadReplica(d)
 		if err != nil {
@@ -170,6 +180,16 @@ func Open(rt kernel.Runtime, eng *storage.Engine, layout Layout, opts Options) (
 				return
 			}
 			s.events.Send(event{raft: env.Body})
+		}
+	})
+	healthInbox := rt.Net().Listen(healthPort)
+	rt.Go("health-inbox", func(ctx context.Context) {
+		for {
+			env, err := healthInbox.Recv(ctx)
+			if err != nil {
+				return
+			}
+			s.events.Send(event{health: env.Body, from: env.From})
 		}
 	})
 	s.snapRPC = kernel.NewRPC(rt, "snapshot-sender")
@@ -358,6 +378,14 @@ func (s *Store) handle(ev event) {
 		for _, id := range s.ids {
 			s.replicas[id].rn.Tick()
 		}
+		if s.ticks%probeTicks == 0 {
+			s.probe()
+		}
+		if s.ticks%healthCheckTicks == 0 {
+			s.checkHealth()
+		} else {
+			s.progressHandovers()
+		}
 		// Perturbation: a spurious election now and then, so that votes,
 		// terms and leader changes get exercised far more than faults alone
 		// would.
@@ -387,6 +415,8 @@ func (s *Store) handle(ev event) {
 				_ = r.rn.Step(m) // Raft drops what does not apply
 			}
 		})
+	case ev.health != nil:
+		s.onHealth(ev.from, ev.health)
 	case ev.close != nil:
 		s.closing = ev.close // after this cycle
 	case ev.snap != nil:
@@ -430,6 +460,12 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 	if req.Op.isRead() {
 		r.reads = append(r.reads, &read{req: req, reply: reply})
 		r.unbatched++
+		return
+	}
+	if r.handoverTo != 0 {
+		// Handing leadership over: no new writes until it is done, so
+		// that the new leader can catch up (health.go).
+		reply(Response{}, NotLeaderError{Term: st.Term})
 		return
 	}
 	if req.Op == OpCommand {
@@ -530,8 +566,15 @@ func (s *Store) cycle() {
 		return
 	}
 	s.send(readies, true)
+	syncStart := s.rt.Now()
 	if err := b.Commit(mustSync && !Mutated(MutAckBeforeSync)); err != nil {
 		kernel.Crash("persist raft state: %v", err)
+	}
+	if mustSync {
+		// The simulator bills a sync's latency at the task's next wait:
+		// wait here (for nothing) so that the measure includes it.
+		_ = s.rt.Sleep(context.Background(), 0)
+		s.synced(s.rt.Now().Sub(syncStart))
 	}
 	for _, x := range readies {
 		if !raft.IsEmptySnap(x.rd.Snapshot) {
@@ -581,6 +624,7 @@ func (s *Store) cycle() {
 		}
 		if x.rd.SoftState != nil && x.rd.SoftState.RaftState == raft.StateLeader {
 			x.r.leading, x.r.ledSince = true, s.ticks
+			s.health.moved[x.r.desc.ID] = s.rt.Now() // no hand-over at once
 			if s.opts.BecameLeader != nil {
 				s.opts.BecameLeader(x.r.desc.ID, x.r.rn.BasicStatus().Term)
 			}
@@ -603,18 +647,20 @@ func (s *Store) cycle() {
 // heartbeats included). A MsgApp carries at most maxSizePerMsg of entries
 // (or one larger entry); a follower has at most maxInflightMsgs appends and
 // maxInflightBytes of entries unacknowledged; one network message carries
-// at most maxBatchBytes of Raft messages (a single larger one goes alone);
+// at most MaxBatchBytes of Raft messages (a single larger one goes alone);
 // heartbeats, votes and their replies go first, in a message of their own,
 // so a large batch never delays them; and of several appends to one
 // follower in one cycle that start at the same index, only the last
 // leaves (the rest are retransmissions of the same tail). No proposal is
 // larger than MaxProposalBytes, so no Raft message exceeds
-// MaxProposalBytes + maxBatchBytes.
+// MaxProposalBytes + MaxBatchBytes.
 const (
 	maxSizePerMsg    = 256 << 10
 	maxInflightMsgs  = 64
 	maxInflightBytes = 8 << 20
-	maxBatchBytes    = 1 << 20
+	// MaxBatchBytes bounds one network message of Raft messages (a single
+	// larger message goes alone).
+	MaxBatchBytes = 1 << 20
 	// MaxProposalBytes bounds one write (its encoded request): the
 	// transport carries at most 16 MiB per message (grpcnet).
 	MaxProposalBytes = 8 << 20
@@ -657,7 +703,7 @@ type netMsg struct {
 // planSends groups the messages of the readies whose early flag is early
 // into network messages: per destination node (in node order), its
 // control messages in one, then the rest in batches of at most
-// maxBatchBytes (a single larger message goes alone).
+// MaxBatchBytes (a single larger message goes alone).
 func planSends(readies []ready, early bool) []netMsg {
 	out := map[kernel.NodeID]*outbox{}
 	var nodes []kernel.NodeID
@@ -696,7 +742,7 @@ func planSends(readies []ready, early bool) []netMsg {
 		}
 		for start := 0; start < len(ob.bulk); {
 			end, size := start, 0
-			for end < len(ob.bulk) && (end == start || size+ob.bulk[end].m.Size() <= maxBatchBytes) {
+			for end < len(ob.bulk) && (end == start || size+ob.bulk[end].m.Size() <= MaxBatchBytes) {
 				size += ob.bulk[end].m.Size()
 				end++
 			}

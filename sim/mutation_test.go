@@ -5,12 +5,17 @@ package sim
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/orbitkernel/orbit/consensus"
 )
+
+// availabilityMutations break liveness, not safety: the availability
+// scenario catches them.
+var availabilityMutations = []string{consensus.MutPrivateRoutes, consensus.MutNoHealthTransfer, consensus.MutUnboundedBatches}
 
 // TestMutationsAreCaught plants each consensus bug in turn (consensus/
 // mutation.go) and requires the replicated KV scenario to catch it within
@@ -23,10 +28,14 @@ func TestMutationsAreCaught(t *testing.T) {
 			continue
 		}
 		consensus.SetMutation(m)
+		sc := kvScenario
+		if slices.Contains(availabilityMutations, m) {
+			sc = availScenario
+		}
 		start := time.Now()
 		var caught *Result
 		for first := uint64(1); first <= maxSeeds && caught == nil; first += chunk {
-			for _, r := range sweep(kvScenario, seedRange(first, chunk)) {
+			for _, r := range sweep(sc, seedRange(first, chunk)) {
 				if r.Err != nil {
 					caught = r
 					break

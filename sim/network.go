@@ -35,6 +35,11 @@ type Network struct {
 	clogged map[link]int64 // links holding their messages until a time
 	held    map[link][]kernel.Envelope
 	lastAt  map[link]int64 // last delivery time per link, for FIFO
+	// slow adds a one-way delay to every message from or to a node: a
+	// gray failure (an overloaded host, a bad NIC) that loses nothing.
+	slow map[kernel.NodeID]time.Duration
+	// MaxBytes is the largest message per port seen, for bound checks.
+	MaxBytes map[string]int
 
 	// Sent, Delivered and Dropped count messages (copies included).
 	Sent, Delivered, Dropped uint64
@@ -47,6 +52,7 @@ func newNetwork(s *Sim) *Network {
 		s:          s,
 		LatencyMin: 500 * time.Microsecond, LatencyMean: 500 * time.Microsecond,
 		blocked: map[link]bool{}, clogged: map[link]int64{}, held: map[link][]kernel.Envelope{}, lastAt: map[link]int64{},
+		slow: map[kernel.NodeID]time.Duration{}, MaxBytes: map[string]int{},
 	}
 }
 
@@ -107,10 +113,21 @@ func (n *Network) unclog(l link) {
 // Blocked reports whether messages from one node to another are cut now.
 func (n *Network) Blocked(from, to kernel.NodeID) bool { return n.blocked[link{from, to}] }
 
-// Heal removes every partition and clog; loss, duplication and reordering
-// stay as set.
+// Slow adds d of one-way delay to every message from or to node id (0
+// undoes it); Heal undoes it too.
+func (n *Network) Slow(id kernel.NodeID, d time.Duration) {
+	if d == 0 {
+		delete(n.slow, id)
+		return
+	}
+	n.slow[id] = d
+}
+
+// Heal removes every partition, clog and slow node; loss, duplication and
+// reordering stay as set.
 func (n *Network) Heal() {
 	clear(n.blocked)
+	clear(n.slow)
 	links := slices.SortedFunc(maps.Keys(n.clogged), func(a, b link) int {
 		return cmp.Or(cmp.Compare(a.from, b.from), cmp.Compare(a.to, b.to))
 	})
@@ -123,6 +140,7 @@ func (n *Network) Heal() {
 func (n *Network) send(src *Node, to kernel.NodeID, port string, body []byte) {
 	l := link{src.id, to}
 	n.Sent++
+	n.MaxBytes[port] = max(n.MaxBytes[port], len(body))
 	if n.blocked[l] || (n.Loss > 0 && n.s.rng.Float64() < n.Loss) {
 		n.Dropped++
 		return
@@ -146,7 +164,7 @@ func (n *Network) schedule(l link, env kernel.Envelope) {
 		n.held[l] = append(n.held[l], env) // until unclog
 		return
 	}
-	at := s.now + n.latency()
+	at := s.now + n.latency() + int64(n.slow[l.from]+n.slow[l.to])
 	if !n.Reorder {
 		// Strictly after the previous message: equal times would let the
 		// seeded tie-break reorder them.

@@ -1,0 +1,352 @@
+package consensus
+
+import (
+	"encoding/binary"
+	"slices"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/tracker"
+
+	"github.com/orbitkernel/orbit/kernel"
+	"github.com/orbitkernel/orbit/storage"
+)
+
+// Health-aware leadership (issue 11: a leader whose links were 120–280 ms
+// slow kept its quorum, so leadership never moved and the whole cluster
+// crawled). Every node measures, and tells its peers:
+//
+//   - its round-trip time to each peer node: the driver pings every peer
+//     every probeTicks; the peer's driver answers at once, echoing the
+//     sender's clock reading, so no two clocks are compared;
+//   - its own sync latency: how long its synced Raft writes take.
+//
+// Each ping and pong carries the sender's measurements, so every node knows
+// everyone's. A leader then estimates, for itself and for each caught-up
+// voter, how long a write would take to commit with that node leading:
+// the quorum's slowest needed member, counting the leader's own sync and,
+// for each other voter, the round trip to it plus its sync
+// (commitEstimate). When the leader's estimate exceeds slowFactor times
+// the best voter's plus slowMargin, it hands leadership to that voter
+// (Raft's TimeoutNow transfer), as CockroachDB and TiKV move leases off
+// slow stores. A range changes leader this way at most once per
+// transferCooldown on a node, so two nodes can never bounce it.
+//
+// Measurements are medians of the last few samples (a clock step or one
+// slow fsync moves nothing) and expire after healthStale: a node that stops
+// answering is not counted as close, and a leader does not hand its range
+// to a node it has no fresh news of.
+const (
+	probeTicks       = 5  // 100 ms between pings
+	healthCheckTicks = 10 // a leader weighs its ranges every 200 ms
+	healthSamples    = 5
+	healthStale      = time.Second
+	transferCooldown = 5 * time.Second
+	slowFactor       = 2
+	slowMargin       = 20 * time.Millisecond
+)
+
+// healthPort carries pings and pongs between drivers.
+const healthPort = "health"
+
+// health is a node's view of latencies. Only the driver touches it.
+type health struct {
+	// rtt holds this node's recent round trips to each peer.
+	rtt map[kernel.NodeID]*samples
+	// sync holds this node's recent synced-write latencies.
+	sync samples
+	// reports are the peers' own measurements, as they last sent them.
+	reports map[kernel.NodeID]healthReport
+	// transferred is when (runtime clock) each range was last handed away
+	// from here, or won here.
+	moved map[storage.RangeID]time.Time
+}
+
+// samples keeps the last healthSamples durations and when the last came.
+type samples struct {
+	d    []time.Duration
+	last time.Time
+}
+
+func (s *samples) add(d time.Duration, now time.Time) {
+	if len(s.d) == healthSamples {
+		copy(s.d, s.d[1:])
+		s.d = s.d[:healthSamples-1]
+	}
+	s.d = append(s.d, d)
+	s.last = now
+}
+
+// median is the samples' median, and false if there are none fresh.
+func (s *samples) median(now time.Time) (time.Duration, bool) {
+	if s == nil || len(s.d) == 0 || now.Sub(s.last) > healthStale {
+		return 0, false
+	}
+	sorted := slices.Clone(s.d)
+	slices.Sort(sorted)
+	return sorted[len(sorted)/2], true
+}
+
+// healthReport is what a node says of itself in a ping or pong.
+type healthReport struct {
+	at   time.Time // when this node received it (its own clock)
+	sync time.Duration
+	rtt  map[kernel.NodeID]time.Duration // fresh round trips only
+}
+
+func newHealth() *health {
+	return &health{rtt: map[kernel.NodeID]*samples{}, reports: map[kernel.NodeID]healthReport{}, moved: map[storage.RangeID]time.Time{}}
+}
+
+// report is this node's own measurements, as of now.
+func (h *health) report(now time.Time) healthReport {
+	r := healthReport{at: now, rtt: map[kernel.NodeID]time.Duration{}}
+	r.sync, _ = h.sync.median(now)
+	for id, s := range h.rtt {
+		if d, ok := s.median(now); ok {
+			r.rtt[id] = d
+		}
+	}
+	return r
+}
+
+// Wire format: kind(1) sentAt(8, the pinger's clock in ns) sync(uvarint
+// µs) count(uvarint) then count × (node uvarint, rtt uvarint µs), nodes in
+// increasing order.
+const (
+	healthPing byte = 1
+	healthPong byte = 2
+)
+
+func encodeHealth(kind byte, sentAt int64, r healthReport) []byte {
+	b := []byte{kind}
+	b = binary.BigEndian.AppendUint64(b, uint64(sentAt))
+	b = binary.AppendUvarint(b, uint64(r.sync.Microseconds()))
+	ids := make([]kernel.NodeID, 0, len(r.rtt))
+	for id := range r.rtt {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	b = binary.AppendUvarint(b, uint64(len(ids)))
+	for _, id := range ids {
+		b = binary.AppendUvarint(b, uint64(id))
+		b = binary.AppendUvarint(b, uint64(r.rtt[id].Microseconds()))
+	}
+	return b
+}
+
+func decodeHealth(b []byte) (kind byte, sentAt int64, r healthReport, err error) {
+	if len(b) < 9 {
+		return 0, 0, r, errMalformed
+	}
+	kind, sentAt = b[0], int64(binary.BigEndian.Uint64(b[1:9]))
+	b = b[9:]
+	next := func() uint64 {
+		v, w := binary.Uvarint(b)
+		if w <= 0 {
+			err = errMalformed
+			return 0
+		}
+		b = b[w:]
+		return v
+	}
+	r.sync = time.Duration(next()) * time.Microsecond
+	n := next()
+	if err != nil || n > uint64(len(b)) {
+		return 0, 0, r, errMalformed
+	}
+	r.rtt = make(map[kernel.NodeID]time.Duration, n)
+	for range n {
+		id, d := next(), next()
+		if err != nil {
+			return 0, 0, r, err
+		}
+		r.rtt[kernel.NodeID(id)] = time.Duration(d) * time.Microsecond
+	}
+	return kind, sentAt, r, nil
+}
+
+// peerNodes are the nodes holding a replica of any range here, this one
+// excepted, in order: the nodes worth measuring.
+func (s *Store) peerNodes() []kernel.NodeID {
+	var out []kernel.NodeID
+	for _, id := range s.ids {
+		for _, m := range members(s.replicas[id].log.ConfState()) {
+			if n := nodeOf(m); n != s.rt.NodeID() && !slices.Contains(out, n) {
+				out = append(out, n)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// probe pings every peer node (on the driver, every probeTicks).
+func (s *Store) probe() {
+	now := s.rt.Now()
+	msg := encodeHealth(healthPing, now.UnixNano(), s.health.report(now))
+	for _, n := range s.peerNodes() {
+		s.rt.Net().Send(n, healthPort, msg)
+	}
+}
+
+// onHealth takes a ping (answered at once) or a pong from node from.
+func (s *Store) onHealth(from kernel.NodeID, b []byte) {
+	kind, sentAt, r, err := decodeHealth(b)
+	if err != nil {
+		return
+	}
+	now := s.rt.Now()
+	r.at = now
+	s.health.reports[from] = r
+	switch kind {
+	case healthPing:
+		s.rt.Net().Send(from, healthPort, encodeHealth(healthPong, sentAt, s.health.report(now)))
+	case healthPong:
+		rtt := now.Sub(time.Unix(0, sentAt))
+		if rtt < 0 || rtt > healthStale {
+			return // a clock step, or a pong too late to mean anything
+		}
+		sm := s.health.rtt[from]
+		if sm == nil {
+			sm = &samples{}
+			s.health.rtt[from] = sm
+		}
+		sm.add(rtt, now)
+	}
+}
+
+// synced records how long a synced Raft write took.
+func (s *Store) synced(d time.Duration) {
+	s.health.sync.add(d, s.rt.Now())
+}
+
+// commitEstimate is how long a write to a range with these voters would
+// take to commit with leader leading, from what this node knows: the
+// leader's own sync, and the quorum-th fastest of (round trip to a voter +
+// its sync) over the other voters; false when it cannot tell (no fresh
+// news of the leader, or too few voters reachable).
+func (h *health) commitEstimate(self kernel.NodeID, leader kernel.NodeID, voters []kernel.NodeID, now time.Time) (time.Duration, bool) {
+	view, ok := h.reportOf(self, leader, now)
+	if !ok {
+		return 0, false
+	}
+	var others []time.Duration
+	for _, v := range voters {
+		if v == leader {
+			continue
+		}
+		rtt, ok := view.rtt[v]
+		if !ok {
+			continue // unreachable: not part of any quorum we can count on
+		}
+		var peerSync time.Duration
+		if r, ok := h.reportOf(self, v, now); ok {
+			peerSync = r.sync
+		}
+		others = append(others, rtt+peerSync)
+	}
+	need := len(voters)/2 + 1 - 1 // the leader counts itself
+	if need == 0 {
+		return view.sync, true
+	}
+	if len(others) < need {
+		return 0, false
+	}
+	slices.Sort(others)
+	return max(view.sync, others[need-1]), true
+}
+
+// reportOf is node's measurements: this node's own, or the last report
+// from it if fresh.
+func (h *health) reportOf(self, node kernel.NodeID, now time.Time) (healthReport, bool) {
+	if node == self {
+		return h.report(now), true
+	}
+	r, ok := h.reports[node]
+	if !ok || now.Sub(r.at) > healthStale {
+		return healthReport{}, false
+	}
+	return r, true
+}
+
+// checkHealth runs on the driver every healthCheckTicks: each range led
+// here hands its leadership to a caught-up voter whose estimated commit
+// latency is much lower than this node's.
+func (s *Store) checkHealth() {
+	now := s.rt.Now()
+	self := s.rt.NodeID()
+	for _, id := range s.ids {
+		r := s.replicas[id]
+		if !r.leading || Mutated(MutNoHealthTransfer) {
+			continue
+		}
+		if at, ok := s.health.moved[id]; ok && now.Sub(at) < transferCooldown {
+			continue
+		}
+		st := r.rn.Status()
+		if st.LeadTransferee != raft.None {
+			continue
+		}
+		cs := r.log.ConfState()
+		voters := make([]kernel.NodeID, 0, len(cs.Voters))
+		for _, v := range cs.Voters {
+			voters = append(voters, nodeOf(v))
+		}
+		mine, ok := s.health.commitEstimate(self, self, voters, now)
+		if !ok {
+			continue
+		}
+		// A voter that is replicating normally may take over: Raft's
+		// transfer brings it up to date first. (Requiring its whole log
+		// would rule out every voter behind a slow leader, whose
+		// followers always lag by the appends in flight.)
+		var best uint64
+		var bestEst time.Duration
+		for _, v := range cs.Voters {
+			if pr, ok := st.Progress[v]; v == r.id || !ok || pr.State != tracker.StateReplicate || !pr.RecentActive {
+				continue
+			}
+			est, ok := s.health.commitEstimate(self, nodeOf(v), voters, now)
+			if ok && (best == 0 || est < bestEst) {
+				best, bestEst = v, est
+			}
+		}
+		if best == 0 || mine <= slowFactor*bestEst+slowMargin {
+			continue
+		}
+		s.rt.Logger().Warn("consensus: handing leadership to a faster replica",
+			"range", uint64(id), "to", uint64(nodeOf(best)), "estimate_here", mine, "estimate_there", bestEst)
+		s.health.moved[id] = now
+		r.handoverTo, r.handoverUntil = best, now.Add(handoverTimeout)
+	}
+	s.progressHandovers()
+}
+
+// handoverTimeout bounds how long a leader refuses writes while it waits
+// for the replica it hands leadership to to catch up.
+const handoverTimeout = 2 * time.Second
+
+// progressHandovers runs on every tick. A leader handing its range over
+// refuses new writes (serve) until the chosen voter has its whole log,
+// then lets Raft's transfer send it TimeoutNow at once. Raft's own transfer
+// cannot wait that long: it gives up after an election timeout (200 ms),
+// less than one round trip over the slow links that caused the hand-over.
+func (s *Store) progressHandovers() {
+	now := s.rt.Now()
+	for _, id := range s.ids {
+		r := s.replicas[id]
+		if r.handoverTo == 0 {
+			continue
+		}
+		if !r.leading || now.After(r.handoverUntil) {
+			r.handoverTo = 0
+			continue
+		}
+		last, _ := r.log.LastIndex()
+		if pr, ok := r.rn.Status().Progress[r.handoverTo]; ok && pr.Match == last {
+			r.rn.TransferLeader(r.handoverTo)
+			r.handoverTo = 0
+		}
+	}
+}
