@@ -37,9 +37,9 @@ import (
 // answering is not counted as close, and a leader does not hand its range
 // to a node it has no fresh news of.
 const (
-	probeTicks       = 5  // 100 ms between pings
-	healthCheckTicks = 10 // a leader weighs its ranges every 200 ms
-	healthSamples    = 5
+	probeTicks       = 5 // 100 ms between pings
+	healthCheckTicks = 5 // a leader weighs its ranges every 100 ms
+	healthSamples    = 3
 	healthStale      = time.Second
 	transferCooldown = 5 * time.Second
 	slowFactor       = 2
@@ -304,7 +304,11 @@ func (s *Store) checkHealth() {
 		var best uint64
 		var bestEst time.Duration
 		for _, v := range cs.Voters {
-			if pr, ok := st.Progress[v]; v == r.id || !ok || pr.State != tracker.StateReplicate || !pr.RecentActive {
+			// Heard from within an election timeout (Raft's RecentActive
+			// would not do: CheckQuorum clears it every election timeout,
+			// on a tick that can coincide with this check's).
+			heard, ok := r.heard[v]
+			if pr, inTracker := st.Progress[v]; v == r.id || !inTracker || pr.State != tracker.StateReplicate || !ok || s.ticks-heard > electionTicks {
 				continue
 			}
 			est, ok := s.health.commitEstimate(self, nodeOf(v), voters, now)

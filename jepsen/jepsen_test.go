@@ -26,6 +26,10 @@ var (
 	runConcurrency = flag.Int("jepsen.concurrency", 10, "TestRun: clients")
 	runSeed        = flag.Int64("jepsen.seed", 1, "TestRun: seed")
 	runMutation    = flag.String("jepsen.mutation", "", "TestRun: a planted bug (runs the orbit_mutations build)")
+
+	// TestLeaderFaults' verdicts; zero: Config's defaults (2s, 0.5).
+	leaderBound = flag.Duration("jepsen.recovery-bound", 0, "TestLeaderFaults: kill-leader/pause-leader recovery bound (default 2s)")
+	leaderFloor = flag.Float64("jepsen.availability-floor", 0, "TestLeaderFaults: slow-leader availability floor (default 0.5)")
 )
 
 // TestRun is one run shaped by the -jepsen.* flags, for replaying or
@@ -151,6 +155,59 @@ func TestPlantedBugsAreCaught(t *testing.T) {
 				t.Fatalf("planted bug %s was not caught; report in %s:\n%s", tc.bug, out.Dir, out.Summary())
 			}
 			t.Logf("caught:\n%s", firstLines(out.Summary(), 12))
+		})
+	}
+}
+
+// TestLeaderFaults is issue 11's acceptance ("availability on the worst
+// day"): three 28-second runs on three nodes with the register workload,
+// one per leader nemesis, each injecting three faults (seed 2). Each run
+// must keep a linearizable history, recover after the heal, refuse no
+// message for its size, and pass its nemesis's verdict:
+//
+//   - kill-leader, pause-leader: every node the fault did not stop has its
+//     clients served again, on every range, within -jepsen.recovery-bound
+//     (default 2 s) of the fault's start;
+//   - slow-leader: ok ops/s during the fault stay at least
+//     -jepsen.availability-floor (default 0.5) of the calm periods'.
+//
+// go test ./jepsen -run TestLeaderFaults -v (about 2 minutes), or one of
+// them: -run 'TestLeaderFaults/slow-leader'.
+func TestLeaderFaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs real processes for about 2 minutes")
+	}
+	bin, _ := build(t)
+	for _, tc := range []struct{ nemesis, verdict string }{
+		{"kill-leader", "leader-recovery"},
+		{"pause-leader", "leader-recovery"},
+		{"slow-leader", "slow-leader-availability"},
+	} {
+		t.Run(tc.nemesis, func(t *testing.T) {
+			out := run(t, Config{Binary: bin, Nodes: 3, Duration: 28 * time.Second, Workload: "register",
+				Nemeses: []string{tc.nemesis}, Seed: 2, RecoveryBound: *leaderBound, AvailabilityFloor: *leaderFloor,
+				OutDir: outDir(t, tc.nemesis)})
+			injected := 0
+			for _, f := range out.Availability.Faults {
+				if f.Kind == tc.nemesis {
+					injected++
+				}
+			}
+			t.Logf("report: %s; %d %s faults; replay: %s", filepath.Join(out.Dir, "index.html"), injected, tc.nemesis, out.Replay)
+			if injected < 2 {
+				t.Errorf("only %d %s faults were injected (want at least 2); see %s", injected, tc.nemesis, filepath.Join(out.Dir, "faults.log"))
+			}
+			for _, name := range []string{"register", "recovery", "message-size", tc.verdict} {
+				r, ok := out.Result(name)
+				switch {
+				case !ok:
+					t.Errorf("no %s verdict", name)
+				case !r.Valid || r.Unknown:
+					t.Errorf("%s failed: %s\n  %s", name, r.Summary, strings.Join(r.Problems, "\n  "))
+				default:
+					t.Logf("%s: %s", name, r.Summary)
+				}
+			}
 		})
 	}
 }

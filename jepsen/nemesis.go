@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/orbitkernel/orbit/jepsen/history"
+	"github.com/orbitkernel/orbit/jepsen/topo"
 )
 
 // Nemeses: the faults, one at a time, each for a few seconds with a calm
@@ -25,15 +26,32 @@ import (
 //	delay       100–400 ms (±50%) on every link of one node
 //	loss        links of one node reset on 5–20% of their chunks
 //	membership  remove a node (orbit node remove), later wipe it and join it back
-var AllNemeses = []string{"partition", "kill", "pause", "clock", "delay", "loss", "membership"}
+//
+// and the leader nemeses (leader.go), which wait for a ready cluster and
+// hurt the node leading the most ranges (or --leader-range's leader), as
+// its orbit_raft_leader{range} metrics say:
+//
+//	kill-leader   SIGKILL it, restart it after; every surviving node must
+//	              be served again within --recovery-bound of the start
+//	pause-leader  SIGSTOP it, SIGCONT after; the same bound
+//	slow-leader   120–280 ms on every link of it, both ways; ok ops/s during
+//	              the fault must stay above --availability-floor of calm
+//
+// Before each fault the nemesis records the ranges' replicas (GET
+// /cluster) and leaders (/metrics); late in it, what each node's GET
+// /cluster still reaches; and which nodes it stopped and links it cut. The
+// report uses these to say why a range served nothing (avail.Cause).
+var AllNemeses = []string{"partition", "kill", "pause", "clock", "delay", "loss", "membership",
+	"kill-leader", "pause-leader", "slow-leader"}
 
 // nemesis injects faults into a cluster and logs each one.
 type nemesis struct {
-	c     *cluster
-	kinds []string
-	rng   *rand.Rand
-	log   *history.FaultLog
-	logf  func(string, ...any)
+	c           *cluster
+	kinds       []string
+	leaderRange int // Config.LeaderRange
+	rng         *rand.Rand
+	log         *history.FaultLog
+	logf        func(string, ...any)
 }
 
 // run injects faults until ctx ends, then undoes the last one.
@@ -48,14 +66,25 @@ func (nm *nemesis) run(ctx context.Context) {
 		}
 		kind := nm.kinds[nm.rng.IntN(len(nm.kinds))]
 		hold := time.Duration(3000+nm.rng.IntN(5000)) * time.Millisecond
-		undo, detail, err := nm.inject(ctx, kind)
+		if slices.Contains(leaderNemeses, kind) {
+			if err := nm.awaitReady(ctx); err != nil {
+				nm.log.Note("%s: not injected: %v", kind, err)
+				continue
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		before := nm.c.topology(ctx)
+		undo, f, err := nm.inject(ctx, kind, before)
 		if err != nil {
 			nm.log.Note("%s: not injected: %v", kind, err)
 			continue
 		}
-		id := nm.log.Begin(kind, detail)
-		nm.logf("nemesis: %s %s", kind, detail)
-		_ = sleep(ctx, hold)
+		f.Kind, f.Before = kind, before
+		id := nm.log.BeginFault(f)
+		nm.logf("nemesis: %s %s", kind, f.Detail)
+		nm.hold(ctx, id, hold, f.Down)
 		// Undo even when the run is over: heal starts from a calm cluster.
 		uctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		if err := undo(uctx); err != nil {
@@ -67,6 +96,40 @@ func (nm *nemesis) run(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// probeLead is how long before a fault's end the nemesis asks every node
+// what it still reaches (GET /cluster answers within about a second).
+const probeLead = 1500 * time.Millisecond
+
+// hold keeps fault id for d (less if ctx ends), asking the nodes not in
+// down, late in the fault, which ranges they still reach and who leads
+// each range then.
+func (nm *nemesis) hold(ctx context.Context, id int, d time.Duration, down []int) {
+	end := time.Now().Add(d)
+	if sleep(ctx, max(d-probeLead, d/2)) != nil {
+		return
+	}
+	var seen map[int][]int
+	var leaders map[int]int
+	done := make(chan struct{})
+	go func() { defer close(done); leaders = nm.c.leadersByRange(ctx) }()
+	seen = nm.c.unanswered(ctx, down)
+	<-done
+	nm.log.Annotate(id, func(f *history.Fault) { f.Unanswered, f.LeadersLate = seen, leaders })
+	_ = sleep(ctx, time.Until(end))
+}
+
+// awaitReady waits until every live member answers /readyz, or readyWait.
+func (nm *nemesis) awaitReady(ctx context.Context) error {
+	start := time.Now()
+	if err := waitReady(ctx, nm.live(), readyWait); err != nil {
+		return fmt.Errorf("%w: %v", errNotReady, err)
+	}
+	if took := time.Since(start); took > time.Second {
+		nm.log.Note("waited %v for a ready cluster", took.Round(time.Millisecond))
+	}
+	return nil
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
@@ -128,11 +191,15 @@ func names(ns []*node) string {
 	return "{" + strings.Join(s, ",") + "}"
 }
 
-// inject starts one fault of kind and returns how to undo it.
-func (nm *nemesis) inject(ctx context.Context, kind string) (undo func(context.Context) error, detail string, err error) {
+// inject starts one fault of kind and returns how to undo it, and the
+// fault (its detail and what it did to nodes and links; the caller sets
+// the kind and the topology before). before is the ranges just before.
+func (nm *nemesis) inject(ctx context.Context, kind string, before []topo.Range) (undo func(context.Context) error, f history.Fault, err error) {
 	c := nm.c
 	noop := func(context.Context) error { return nil }
 	switch kind {
+	case "kill-leader", "pause-leader", "slow-leader":
+		return nm.leaderFault(ctx, kind, before)
 	case "partition":
 		return nm.partition(ctx)
 	case "kill":
@@ -151,7 +218,7 @@ func (nm *nemesis) inject(ctx context.Context, kind string) (undo func(context.C
 			vs = nm.live()
 		}
 		if len(vs) == 0 {
-			return noop, "", errNoNode
+			return noop, f, errNoNode
 		}
 		for _, v := range vs {
 			c.kill(v)
@@ -163,21 +230,21 @@ func (nm *nemesis) inject(ctx context.Context, kind string) (undo func(context.C
 				}
 			}
 			return nil
-		}, names(vs), nil
+		}, history.Fault{Detail: names(vs), Down: ids(vs)}, nil
 	case "pause":
 		v := nm.victim(ctx)
 		if v == nil {
-			return noop, "", errNoNode
+			return noop, f, errNoNode
 		}
 		c.pause(v)
-		return func(context.Context) error { c.resume(v); return nil }, v.String(), nil
+		return func(context.Context) error { c.resume(v); return nil }, history.Fault{Detail: v.String(), Down: []int{v.id}}, nil
 	case "clock":
 		vs := nm.pick(nm.live(), 1+nm.rng.IntN(len(c.nodes)))
 		var parts []string
 		for _, v := range vs {
 			off := time.Duration(nm.rng.IntN(120_001)-60_000) * time.Millisecond
 			if err := c.setClock(ctx, v, off); err != nil {
-				return noop, "", err
+				return noop, f, err
 			}
 			parts = append(parts, fmt.Sprintf("%s%+.1fs", v, off.Seconds()))
 		}
@@ -190,11 +257,11 @@ func (nm *nemesis) inject(ctx context.Context, kind string) (undo func(context.C
 				}
 			}
 			return nil
-		}, strings.Join(parts, " "), nil
+		}, history.Fault{Detail: strings.Join(parts, " ")}, nil
 	case "delay", "loss":
 		v := nm.victim(ctx)
 		if v == nil {
-			return noop, "", errNoNode
+			return noop, f, errNoNode
 		}
 		mean := time.Duration(100+nm.rng.IntN(300)) * time.Millisecond
 		prob := 0.05 + 0.15*nm.rng.Float64()
@@ -210,42 +277,43 @@ func (nm *nemesis) inject(ctx context.Context, kind string) (undo func(context.C
 				}
 			}
 		}
-		heal := func(context.Context) error {
-			for _, o := range c.nodes {
-				if o != v {
-					c.proxy.Heal(v.id, o.id)
-					c.proxy.Heal(o.id, v.id)
-				}
-			}
-			return nil
-		}
+		heal := func(context.Context) error { c.healLinks(v); return nil }
 		if kind == "delay" {
-			return heal, fmt.Sprintf("%s links %v±%v", v, mean, mean/2), nil
+			return heal, history.Fault{Detail: fmt.Sprintf("%s links %v±%v", v, mean, mean/2), Slow: []int{v.id}}, nil
 		}
-		return heal, fmt.Sprintf("%s links reset on %.0f%% of chunks", v, 100*prob), nil
+		return heal, history.Fault{Detail: fmt.Sprintf("%s links reset on %.0f%% of chunks", v, 100*prob)}, nil
 	case "membership":
 		live := nm.live()
 		if len(live) < 3 {
-			return noop, "", errNoNode
+			return noop, f, errNoNode
 		}
 		ordered := nm.pick(live, len(live))
 		v, via := ordered[0], ordered[1]
 		if err := c.remove(ctx, v, via); err != nil {
-			return noop, "", err
+			return noop, f, err
 		}
 		return func(ctx context.Context) error {
 			if err := c.rejoin(ctx, v, via); err != nil {
 				return err
 			}
 			return waitReady(ctx, []*node{v}, time.Minute)
-		}, fmt.Sprintf("removed %s via %s; wiped and joined back at the end", v, via), nil
+		}, history.Fault{Detail: fmt.Sprintf("removed %s via %s; wiped and joined back at the end", v, via)}, nil
 	}
-	return noop, "", fmt.Errorf("unknown nemesis %q", kind)
+	return noop, f, fmt.Errorf("unknown nemesis %q", kind)
+}
+
+// ids are the nodes' IDs.
+func ids(ns []*node) []int {
+	out := make([]int, len(ns))
+	for i, n := range ns {
+		out[i] = n.id
+	}
+	return out
 }
 
 // partition cuts links so that nodes talk only within their side; some
 // shapes are not two clean sides (bridge, ring, one-way).
-func (nm *nemesis) partition(ctx context.Context) (func(context.Context) error, string, error) {
+func (nm *nemesis) partition(ctx context.Context) (func(context.Context) error, history.Fault, error) {
 	c := nm.c
 	n := len(c.nodes)
 	all := nm.pick(c.nodes, n)
@@ -313,7 +381,7 @@ func (nm *nemesis) partition(ctx context.Context) (func(context.Context) error, 
 			c.proxy.Heal(l[0], l[1])
 		}
 		return nil
-	}, detail, nil
+	}, history.Fault{Detail: detail, Cut: cut}, nil
 }
 
 // healAll ends every fault: links healed, paused nodes resumed, clocks

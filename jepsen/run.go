@@ -2,6 +2,7 @@ package jepsen
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,9 +14,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/orbitkernel/orbit/jepsen/avail"
 	"github.com/orbitkernel/orbit/jepsen/check"
 	"github.com/orbitkernel/orbit/jepsen/history"
 	"github.com/orbitkernel/orbit/jepsen/report"
+	"github.com/orbitkernel/orbit/jepsen/topo"
 )
 
 // Config is one run.
@@ -32,6 +35,17 @@ type Config struct {
 	Mutation    string        // a planted bug ($ORBIT_MUTATION) of a test build
 	Recovery    time.Duration // how long the healed cluster may take to serve again
 	OpTimeout   time.Duration // a client's read timeout: longer counts as info
+	// RecoveryBound: after a kill-leader or pause-leader fault starts,
+	// every other node's clients must be served again, on every range
+	// they try, within it. Default 2 s: two 200 ms election timeouts plus
+	// client retries come to about 1 s.
+	RecoveryBound time.Duration
+	// AvailabilityFloor: during a slow-leader fault, ok ops/s must stay
+	// at least this fraction of the calm periods'. Default 0.5.
+	AvailabilityFloor float64
+	// LeaderRange: the leader nemeses hurt this range's leader; 0 (the
+	// default): the node leading the most ranges.
+	LeaderRange int
 	Logf        func(format string, args ...any)
 }
 
@@ -43,6 +57,8 @@ func (c *Config) defaults() {
 	setDefault(&c.Concurrency, 10)
 	setDefault(&c.Recovery, 30*time.Second)
 	setDefault(&c.OpTimeout, 3*time.Second)
+	setDefault(&c.RecoveryBound, 2*time.Second)
+	setDefault(&c.AvailabilityFloor, 0.5)
 	if c.Logf == nil {
 		c.Logf = func(string, ...any) {}
 	}
@@ -61,6 +77,20 @@ type Outcome struct {
 	Dir     string // holds index.html, summary.txt, history.jsonl, ...
 	Results []check.Result
 	Notes   []string
+	// Availability is each fault's recovery and availability analysis.
+	Availability avail.Report
+	// Replay is the command that runs the same schedule again.
+	Replay string
+}
+
+// Result is the result of the checker or verdict called name.
+func (o Outcome) Result(name string) (check.Result, bool) {
+	for _, r := range o.Results {
+		if r.Name == name {
+			return r, true
+		}
+	}
+	return check.Result{}, false
 }
 
 // Run starts a cluster of cfg.Nodes `orbit serve` processes, runs the
@@ -77,12 +107,11 @@ func Run(ctx context.Context, cfg Config) (Outcome, error) {
 	}
 	for _, n := range cfg.Nemeses {
 		if !slices.Contains(AllNemeses, n) {
-			return out, fmt.Errorf("jepsen: unknown nemesis %q (have %s)", n, strings.Join(AllNemeses, ", "))
+			return out, fmt.Errorf("jepsen: %w", &UnknownNemesisError{Name: n})
 		}
 	}
-	wl, err := newWorkload(cfg.Workload, 3)
-	if err != nil {
-		return out, err
+	if !slices.Contains(AllWorkloads, cfg.Workload) {
+		return out, fmt.Errorf("jepsen: unknown workload %q (have %s)", cfg.Workload, strings.Join(AllWorkloads, ", "))
 	}
 	if err := os.MkdirAll(cfg.OutDir, 0o755); err != nil {
 		return out, err
@@ -127,6 +156,18 @@ func Run(ctx context.Context, cfg Config) (Outcome, error) {
 	faults.Note("cluster of %d nodes ready", cfg.Nodes)
 	cfg.Logf("jepsen: %d nodes ready; %s under %v for %v", cfg.Nodes, cfg.Workload, cfg.Nemeses, cfg.Duration)
 
+	// The ranges' slots, to spread the register's keys over every range
+	// and to tell the ranges apart in the analysis.
+	ranges := c.topology(ctx)
+	if ranges == nil {
+		ranges = topo.EvenRanges(c.ranges)
+		faults.Note("no node answered GET /cluster: assuming %d even ranges", c.ranges)
+	}
+	wl, err := newWorkload(cfg.Workload, ranges)
+	if err != nil {
+		return out, err
+	}
+
 	clients := make([]*client, cfg.Concurrency)
 	for i := range clients {
 		clients[i] = newClient(i, c.nodes[i%len(c.nodes)], cfg.Seed, cfg.OpTimeout)
@@ -136,7 +177,7 @@ func Run(ctx context.Context, cfg Config) (Outcome, error) {
 	// The workload and the nemesis, for cfg.Duration.
 	runCtx, stopRun := context.WithTimeout(ctx, cfg.Duration)
 	var wg sync.WaitGroup
-	nm := &nemesis{c: c, kinds: cfg.Nemeses, rng: rand.New(rand.NewPCG(uint64(cfg.Seed), 0x6e656d)), log: faults, logf: cfg.Logf}
+	nm := &nemesis{c: c, kinds: cfg.Nemeses, leaderRange: cfg.LeaderRange, rng: rand.New(rand.NewPCG(uint64(cfg.Seed), 0x6e656d)), log: faults, logf: cfg.Logf}
 	wg.Add(1)
 	go func() { defer wg.Done(); nm.run(runCtx) }()
 	interval := time.Duration(float64(time.Second) * float64(cfg.Concurrency) / cfg.Rate)
@@ -164,6 +205,7 @@ func Run(ctx context.Context, cfg Config) (Outcome, error) {
 	}
 	wg.Wait()
 	stopRun()
+	workloadEnd := rec.Since()
 
 	// Heal, then require the cluster to serve again within cfg.Recovery.
 	healed := time.Now()
@@ -177,9 +219,9 @@ func Run(ctx context.Context, cfg Config) (Outcome, error) {
 		out.Notes = append(out.Notes, fmt.Sprintf("the cluster did not recover within %v of the heal: %v", cfg.Recovery, err))
 		faults.Note("NOT RECOVERED within %v: %v", cfg.Recovery, err)
 	} else {
-		took := time.Since(healed).Round(time.Millisecond)
-		out.Notes = append(out.Notes, fmt.Sprintf("every node ready %v after the heal (bound %v)", took, cfg.Recovery))
-		faults.Note("every node ready %v after the heal", took)
+		took := time.Since(healed)
+		out.Notes = append(out.Notes, fmt.Sprintf("every node ready %s after the heal (bound %s)", report.D(took), report.D(cfg.Recovery)))
+		faults.Note("every node ready %s after the heal", report.D(took))
 	}
 
 	// Final reads through every node (retried: a node may still be catching up).
@@ -211,6 +253,8 @@ func Run(ctx context.Context, cfg Config) (Outcome, error) {
 		p.rdb.Close()
 	}
 
+	// Refusals for size, while the nodes still run to be asked.
+	sizes := c.oversized(ctx)
 	c.stop()
 	ops := rec.Ops()
 	vizPath := filepath.Join(cfg.OutDir, "porcupine.html")
@@ -222,28 +266,41 @@ func Run(ctx context.Context, cfg Config) (Outcome, error) {
 		out.Results = append(out.Results, check.Result{Name: "recovery", Valid: true, Summary: out.Notes[0]})
 	}
 
-	files := []string{"history.jsonl", "faults.log", "proxy.log"}
+	// Availability: per fault, and the verdicts on the leader nemeses.
+	nodeIDs := ids(c.nodes)
+	out.Availability = avail.Analyze(avail.Input{Ops: ops, Faults: faults.Faults(), Nodes: nodeIDs, Ranges: ranges, End: workloadEnd})
+	verdicts, notes := availabilityVerdicts(out.Availability, cfg, workloadEnd)
+	out.Results = append(out.Results, verdicts...)
+	out.Notes = append(out.Notes, notes...)
+	out.Results = append(out.Results, messageSizeResult(sizes))
+	if err := writeFaultsJSON(filepath.Join(cfg.OutDir, "faults.json"), faults.Faults()); err != nil {
+		return out, err
+	}
+
+	files := []string{"history.jsonl", "faults.log", "faults.json", "proxy.log"}
 	if cfg.Workload == "register" {
 		files = append(files, "porcupine.html")
 	}
 	for _, n := range c.nodes {
 		files = append(files, filepath.Base(n.logPath))
 	}
-	nemeses := strings.Join(cfg.Nemeses, "+")
-	if nemeses == "" {
-		nemeses = "none"
+	nemeses := nemesisList{&cfg.Nemeses}.String()
+	out.Replay = cfg.ReplayCommand()
+	replayNote := "replay (the same fault schedule; real timing differs)"
+	if cfg.Mutation != "" {
+		replayNote = "replay (with --binary: a server built with -tags orbit_mutations; real timing differs)"
 	}
-	replay := fmt.Sprintf("orbit jepsen --nodes %d --duration %v --workload %s --nemesis %s --rate %g --concurrency %d --seed %d",
-		cfg.Nodes, cfg.Duration, cfg.Workload, nemeses, cfg.Rate, cfg.Concurrency, cfg.Seed)
 	in := report.Input{
 		Title: fmt.Sprintf("orbit jepsen: %s, %s, %d nodes, seed %d", cfg.Workload, nemeses, cfg.Nodes, cfg.Seed),
 		Config: [][2]string{
 			{"nodes", fmt.Sprint(cfg.Nodes)}, {"duration", cfg.Duration.String()}, {"workload", cfg.Workload},
 			{"nemesis", nemeses}, {"rate", fmt.Sprintf("%g ops/s", cfg.Rate)}, {"concurrency", fmt.Sprint(cfg.Concurrency)},
 			{"seed", fmt.Sprint(cfg.Seed)}, {"planted bug", orNone(cfg.Mutation)}, {"started", start.UTC().Format(time.RFC3339)},
-			{"replay (the same fault schedule; real timing differs)", replay},
+			{"ranges", rangesText(ranges)},
+			{replayNote, out.Replay},
 		},
 		Ops: ops, Faults: faults.Faults(), Results: out.Results, Notes: out.Notes, Files: files,
+		Availability: &out.Availability,
 	}
 	valid, err := report.Write(cfg.OutDir, in)
 	out.Valid = valid
@@ -266,6 +323,30 @@ func ParseNemeses(s string) []string {
 		return nil
 	}
 	return strings.Split(s, ",")
+}
+
+// writeFaultsJSON writes the faults with everything the nemesis recorded
+// (faults.log has their times, kinds and details only), so the analysis
+// can be redone from the run's directory.
+func writeFaultsJSON(path string, fs []history.Fault) error {
+	b, err := json.MarshalIndent(fs, "", "  ")
+	if err != nil {
+		return fmt.Errorf("jepsen: encoding faults: %w", err)
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// rangesText is "1: slots 0-5460 on n1,n2,n3; 2: ...".
+func rangesText(rs []topo.Range) string {
+	var parts []string
+	for _, r := range rs {
+		p := fmt.Sprintf("%d: slots %d-%d", r.ID, r.First, r.Last)
+		if r.Replicas != nil {
+			p += " on " + topo.Nodes(r.Replicas)
+		}
+		parts = append(parts, p)
+	}
+	return strings.Join(parts, "; ")
 }
 
 func orNone(s string) string {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/orbitkernel/orbit/jepsen/check"
 	"github.com/orbitkernel/orbit/jepsen/history"
+	"github.com/orbitkernel/orbit/jepsen/topo"
 )
 
 // Workloads: what the clients do, through go-redis over RESP, one
@@ -86,33 +87,43 @@ func outcome(err error) string {
 	return history.TypeInfo
 }
 
-func newWorkload(name string, keys int) (workload, error) {
+// newWorkload makes workload name for a cluster with ranges.
+func newWorkload(name string, ranges []topo.Range) (workload, error) {
 	switch name {
 	case "register":
-		return &registerWorkload{keys: keys, start: time.Now()}, nil
+		return &registerWorkload{keys: max(3, len(ranges)), ranges: ranges, start: time.Now()}, nil
 	case "set":
 		return &setWorkload{}, nil
 	case "counter":
 		return &counterWorkload{}, nil
 	case "list":
-		return &listWorkload{keys: keys}, nil
+		return &listWorkload{keys: 3}, nil
 	}
 	return nil, fmt.Errorf("unknown workload %q (have %s)", name, strings.Join(AllWorkloads, ", "))
 }
 
 // registerWorkload: GET, SET and compare-and-set (WATCH k; GET k; MULTI;
 // SET k v; EXEC) on a few keys at a time. The keys change every
-// keyPeriod, so each key's history stays small enough for Porcupine.
+// keyPeriod, so each key's history stays small enough for Porcupine. Key
+// k lies in range k mod len(ranges), so every range always has keys and
+// every node's clients try every range: a range that stops serving shows,
+// and its recovery can be measured through every node.
 type registerWorkload struct {
-	keys  int
-	start time.Time
+	keys   int
+	ranges []topo.Range // nil: keys are not placed
+	start  time.Time
 }
 
 const keyPeriod = 5 * time.Second
 
 func (w *registerWorkload) key(p *client) string {
 	gen := int(time.Since(w.start) / keyPeriod)
-	return fmt.Sprintf("reg-%d-%d", gen, p.rng.IntN(w.keys))
+	k := p.rng.IntN(w.keys)
+	name := fmt.Sprintf("reg-%d-%d", gen, k)
+	if len(w.ranges) == 0 {
+		return name
+	}
+	return topo.KeyIn(name, w.ranges[k%len(w.ranges)])
 }
 
 func (w *registerWorkload) op(ctx context.Context, p *client, op *history.Op) error {

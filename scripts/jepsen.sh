@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # make jepsen: every workload with every nemesis against real orbit serve
-# processes (3 nodes), then the register workload on 5 nodes; each run for
-# $JEPSEN_DURATION (default 120s). Reports land in $JEPSEN_OUT (default
-# jepsen-out/<time>/), one directory per run with an index.html. Exits
-# non-zero if any run finds a violation or cannot be carried out.
+# processes (3 nodes), then the register workload on 5 nodes, then the
+# register workload under the leader nemeses alone (kill-leader,
+# pause-leader, slow-leader: issue 11's recovery and availability
+# verdicts); each run for $JEPSEN_DURATION (default 120s). Reports land
+# in $JEPSEN_OUT (default jepsen-out/<time>/), one directory per run with
+# an index.html. Exits non-zero if any run finds a violation, misses an
+# availability verdict, or cannot be carried out.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
@@ -38,6 +41,7 @@ for w in register set counter list; do
   run "$w-3nodes-all" --nodes 3 --workload "$w" --nemesis all
 done
 run "register-5nodes-all" --nodes 5 --workload register --nemesis all
+run "register-3nodes-leaders" --nodes 3 --workload register --nemesis kill-leader,pause-leader,slow-leader
 
 # One page that opens every run's report.
 {

@@ -28,8 +28,10 @@ run that could not be carried out.
 
 Workloads: register (GET/SET/WATCH-MULTI-EXEC compare-and-set, Porcupine),
 set (SADD, final SMEMBERS), counter (INCR), list (RPUSH, LRANGE prefixes).
-Nemeses: partition, kill, pause, clock, delay, loss, membership; "all";
-"none".
+Nemeses: partition, kill, pause, clock, delay, loss, membership, and the
+leader nemeses kill-leader, pause-leader, slow-leader (judged by
+--recovery-bound and --availability-floor); "all"; "none".
+The report prints a replay command that runs the same schedule again.
 
 Flags:
 `
@@ -39,18 +41,7 @@ func jepsenCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("jepsen", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	var cfg jepsen.Config
-	var nemeses, out string
-	fs.IntVar(&cfg.Nodes, "nodes", 3, "servers to run (3 or 5)")
-	fs.DurationVar(&cfg.Duration, "duration", 60*time.Second, "how long the workload runs under faults")
-	fs.StringVar(&cfg.Workload, "workload", "register", "register, set, counter or list")
-	fs.StringVar(&nemeses, "nemesis", "partition,kill", "comma-separated faults, \"all\" or \"none\"")
-	fs.Float64Var(&cfg.Rate, "rate", 200, "operations per second, all clients together")
-	fs.IntVar(&cfg.Concurrency, "concurrency", 10, "client processes (bound to nodes round-robin)")
-	fs.Int64Var(&cfg.Seed, "seed", 1, "seed of the fault schedule and the clients' choices")
-	fs.StringVar(&out, "out", "", "the run's output directory (default jepsen-out/<time>-<workload>-seed<N>)")
-	fs.StringVar(&cfg.Binary, "binary", "", "the orbit binary to test (default: this one)")
-	fs.StringVar(&cfg.Mutation, "mutation", "", "a planted bug ($ORBIT_MUTATION) of a test build (go build -tags orbit_mutations)")
-	fs.DurationVar(&cfg.Recovery, "recovery", 30*time.Second, "how long the healed cluster may take to serve again")
+	cfg.RegisterFlags(fs) // shared with the replay command a run prints
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stderr)
@@ -61,7 +52,6 @@ func jepsenCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "orbit jepsen: %v\n", err)
 		return 2
 	}
-	cfg.Nemeses = jepsen.ParseNemeses(nemeses)
 	if cfg.Binary == "" {
 		self, err := os.Executable()
 		if err != nil {
@@ -70,10 +60,9 @@ func jepsenCmd(args []string, stdout, stderr io.Writer) int {
 		}
 		cfg.Binary = self
 	}
-	if out == "" {
-		out = filepath.Join("jepsen-out", fmt.Sprintf("%s-%s-seed%d", time.Now().UTC().Format("20060102T150405"), cfg.Workload, cfg.Seed))
+	if cfg.OutDir == "" {
+		cfg.OutDir = filepath.Join("jepsen-out", fmt.Sprintf("%s-%s-seed%d", time.Now().UTC().Format("20060102T150405"), cfg.Workload, cfg.Seed))
 	}
-	cfg.OutDir = out
 	cfg.Logf = func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) }
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/orbitkernel/orbit/jepsen/topo"
 )
 
 // Fault is one injected fault as an interval of the run, so that a report
@@ -18,9 +20,35 @@ type Fault struct {
 	// End is 0 while the fault lasts; a fault never ended (the run stopped
 	// first) keeps 0, and a report extends it to the end of the run.
 	End    int64  `json:"end_ns"`
-	Kind   string `json:"kind"`   // "partition", "kill", "pause", "clock", "delay", "loss", "membership", ...
+	Kind   string `json:"kind"`   // "partition", "kill", "kill-leader", "pause", "slow-leader", ...
 	Detail string `json:"detail"` // e.g. "{1,2} | {3}", "node 2"
+
+	// What the nemesis knew about the fault, for the report's analysis of
+	// why a range stopped serving. faults.log's text keeps only Kind and
+	// Detail; faults.json keeps all of it.
+
+	// Down are the nodes the fault stopped: killed or paused.
+	Down []int `json:"down,omitempty"`
+	// Cut are the directed links (from, to) the fault cut.
+	Cut [][2]int `json:"cut,omitempty"`
+	// Slow are the nodes whose every link the fault delayed.
+	Slow []int `json:"slow,omitempty"`
+	// Before is the ranges as the cluster showed them just before the
+	// fault (replicas from GET /cluster, leaders from /metrics); nil when
+	// no node answered.
+	Before []topo.Range `json:"before,omitempty"`
+	// Unanswered is, for each node probed late in the fault, the ranges
+	// its GET /cluster could not reach (an empty list: every range
+	// answered). A node absent from the map was not probed.
+	Unanswered map[int][]int `json:"unanswered,omitempty"`
+	// LeadersLate is, late in the fault, each range's leader as the
+	// nodes' /metrics (orbit_raft_leader) said; a range nobody claimed
+	// is absent. Nil: not probed.
+	LeadersLate map[int]int `json:"leaders_late,omitempty"`
 }
+
+// Net is the fault's effect on the cluster's nodes and links.
+func (f Fault) Net() topo.Net { return topo.Net{Down: f.Down, Cut: f.Cut} }
 
 // FaultLog writes one line per fault start and end
 //
@@ -49,12 +77,34 @@ func NewFaultLog(w io.Writer, start time.Time) *FaultLog {
 
 // Begin records that a fault started now and returns its id for End.
 func (l *FaultLog) Begin(kind, detail string) (id int) {
+	return l.BeginFault(Fault{Kind: kind, Detail: detail})
+}
+
+// BeginFault records that f started now (f.Start and f.End are set here)
+// and returns its id for End.
+func (l *FaultLog) BeginFault(f Fault) (id int) {
 	now := int64(time.Since(l.start))
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.faults = append(l.faults, Fault{Start: now, Kind: kind, Detail: detail})
-	l.printf(now, "start %s %s", kind, detail)
+	f.Start, f.End = now, 0
+	l.faults = append(l.faults, f)
+	l.printf(now, "start %s %s", f.Kind, f.Detail)
 	return len(l.faults) - 1
+}
+
+// Annotate lets edit change fault id's analysis fields while it lasts
+// (e.g. add what a probe saw late in the fault). Its times, kind and
+// detail are kept whatever edit does. An unknown id is ignored.
+func (l *FaultLog) Annotate(id int, edit func(*Fault)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if id < 0 || id >= len(l.faults) {
+		return
+	}
+	f := &l.faults[id]
+	start, end, kind, detail := f.Start, f.End, f.Kind, f.Detail
+	edit(f)
+	f.Start, f.End, f.Kind, f.Detail = start, end, kind, detail
 }
 
 // End records that fault id ended now. Ending an unknown or already ended

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/orbitkernel/orbit/jepsen/avail"
 	"github.com/orbitkernel/orbit/jepsen/check"
 	"github.com/orbitkernel/orbit/jepsen/history"
 )
@@ -33,6 +34,9 @@ type Input struct {
 	// Files are paths relative to the report directory to link:
 	// history.jsonl, faults.log, node logs, Porcupine's HTML.
 	Files []string
+	// Availability is the per-fault analysis (avail.Analyze); nil: the
+	// section is left out.
+	Availability *avail.Report
 }
 
 // Valid reports whether every checker found the history valid. An Unknown
@@ -130,6 +134,9 @@ func Summary(in Input) string {
 			fmt.Fprintf(&b, "  - %s\n", p)
 		}
 	}
+	if s := faultsText(in.Availability); s != "" {
+		b.WriteString("\n" + s)
+	}
 	if len(in.Notes) > 0 {
 		b.WriteString("\nnotes:\n")
 		for _, n := range in.Notes {
@@ -149,10 +156,15 @@ type pageData struct {
 	Results  []pageResult
 	Notes    []string
 	Timeline template.HTML
-	Kinds    []pageKind
-	Faults   []pageFault
-	Files    []pageFile
-	Colours  map[string]string
+	// Quantiles and NodeRates are the charts under the timeline (empty
+	// when there are no ok ops).
+	Quantiles, NodeRates template.HTML
+	Calm                 string
+	FaultRows            []faultRow
+	Kinds                []pageKind
+	Faults               []pageFault
+	Files                []pageFile
+	Colours              map[string]string
 }
 
 type pageResult struct {
@@ -184,8 +196,14 @@ func HTML(dir string, in Input) ([]byte, error) {
 		Notes:    in.Notes,
 		// The SVG is built with every text escaped (see esc), so it is
 		// safe to include as is.
-		Timeline: template.HTML(t.svg()),
-		Colours:  typeColour,
+		Timeline:  template.HTML(t.svg()),
+		Quantiles: template.HTML(t.quantileSVG(in.Ops)),
+		NodeRates: template.HTML(t.nodeSVG(in.Ops)),
+		FaultRows: faultRows(in.Availability),
+		Colours:   typeColour,
+	}
+	if in.Availability != nil {
+		d.Calm = calmText(in.Availability.Calm)
 	}
 	if d.Title == "" {
 		d.Title = "orbit jepsen run"
@@ -204,7 +222,7 @@ func HTML(dir string, in Input) ([]byte, error) {
 		}
 		d.Faults = append(d.Faults, pageFault{
 			Kind: f.Kind, Colour: t.colours[f.Kind], Detail: f.Detail,
-			Start: history.Seconds(f.Start), End: end, Duration: formatDuration(f.End - f.Start),
+			Start: history.Seconds(f.Start), End: end, Duration: Duration(f.End - f.Start),
 		})
 	}
 	for _, f := range in.Files {
@@ -281,6 +299,29 @@ svg .section { fill: #333; font-weight: bold; }
 {{range .Kinds}}<span class="item"><span class="swatch" style="background: {{.Colour}}; opacity: 0.6"></span>{{.Name}}</span>
 {{end}}</div>
 {{.Timeline}}
+{{if .Quantiles}}
+<h2>Latency by operation</h2>
+<p class="summary">p50, p95 and p99 of ok operations' latency in 1 s windows (by invocation; log scale). Failed and timed-out operations are in the timeline above.</p>
+{{.Quantiles}}{{end}}
+{{if .NodeRates}}
+<h2>Throughput by node</h2>
+<p class="summary">ok operations completed per second through each node's clients (the node they are bound to).</p>
+{{.NodeRates}}{{end}}
+
+{{if .FaultRows}}<h2>Availability and recovery per fault</h2>
+<p class="summary">Calm: {{.Calm}} (outside every fault and the second after it). Recovery: the time until a node's clients had an ok operation, invoked after the fault's start (or end), on every range they tried; the slowest range is named.</p>
+{{range .FaultRows}}<div class="result">
+<b>{{.Title}}</b> <span class="mono">{{.When}}</span>
+<div class="summary">{{.Availability}}</div>
+<table>
+<tr><th>node</th><th>after the start</th><th>after the end</th><th>during the fault</th></tr>
+{{range .Nodes}}<tr><td class="mono">{{.Node}}</td><td class="mono">{{.FromStart}}</td><td class="mono">{{.FromEnd}}</td><td class="mono">{{.Rate}}</td></tr>
+{{end}}</table>
+{{if .Offline}}<ul class="problems">
+{{range .Offline}}<li>{{.}}</li>
+{{end}}</ul>{{end}}
+</div>
+{{end}}{{end}}
 
 <h2>Faults</h2>
 {{if .Faults}}<table>

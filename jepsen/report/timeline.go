@@ -63,6 +63,11 @@ type timeline struct {
 	colours map[string]string
 	faults  []history.Fault // with End filled in for unfinished faults
 	open    []bool          // faults[i] was unfinished
+	// lanes are the rows of the fault band, a kind's faults on its own
+	// rows; faults of one kind that overlap in time are stacked on extra
+	// rows so that no band covers another. laneOf[i] is faults[i]'s row.
+	lanes  []string // each row's kind
+	laneOf []int
 
 	points  []history.Op // the ops drawn, a sample of at most maxPoints
 	sampled string       // how points were chosen, for the caption
@@ -109,6 +114,7 @@ func newTimeline(ops []history.Op, faults []history.Fault) *timeline {
 		t.faults = append(t.faults, f)
 		t.open = append(t.open, open)
 	}
+	t.stackLanes()
 
 	t.points, t.sampled = sample(ops)
 	t.latMinNS, t.latMaxNS = minLatencyNS, minLatencyNS*10
@@ -241,33 +247,19 @@ func xTicks(endNS int64) []float64 {
 	return out
 }
 
-func formatDuration(ns int64) string {
-	switch {
-	case ns >= 1e9:
-		return fmt.Sprintf("%gs", float64(ns)/1e9)
-	case ns >= 1e6:
-		return fmt.Sprintf("%gms", float64(ns)/1e6)
-	case ns >= 1e3:
-		return fmt.Sprintf("%gµs", float64(ns)/1e3)
-	}
-	return fmt.Sprintf("%dns", ns)
-}
-
 // svg draws the timeline: fault lanes, the latency scatter and the
 // throughput line over one time axis, with faults shaded across both
 // plots. The output is well-formed XML.
 func (t *timeline) svg() string {
 	var b strings.Builder
 	lanesTop := titleOffset + 4
-	lanesH := max(len(t.kinds), 1) * laneHeight
+	lanesH := max(len(t.lanes), 1) * laneHeight
 	latTop := lanesTop + lanesH + gap + titleOffset
 	thrTop := latTop + latencyH + gap + titleOffset
 	axisTop := thrTop + throughputH
 	height := axisTop + axisH
 
-	x := func(ns int64) float64 {
-		return marginLeft + float64(plotWidth)*float64(ns)/float64(t.endNS)
-	}
+	x := t.x
 	logMin, logMax := math.Log10(float64(t.latMinNS)), math.Log10(float64(t.latMaxNS))
 	yLat := func(ns int64) float64 {
 		v := (math.Log10(float64(ns)) - logMin) / (logMax - logMin)
@@ -279,35 +271,32 @@ func (t *timeline) svg() string {
 
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" class="timeline" viewBox="0 0 %d %d" width="%d" height="%d" font-family="sans-serif" font-size="11">`+"\n", svgWidth, height, svgWidth, height)
 
-	// Fault lanes, labelled by kind.
+	// Fault lanes, labelled by kind (on a kind's first row).
 	fmt.Fprintf(&b, `<text x="%d" y="%d" class="section">faults</text>`+"\n", marginLeft, lanesTop-5)
 	if len(t.kinds) == 0 {
 		fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#888">no faults injected</text>`+"\n", marginLeft+4, lanesTop+14)
 	}
-	lane := map[string]int{}
-	for i, k := range t.kinds {
-		lane[k] = i
+	for i, k := range t.lanes {
 		y := lanesTop + i*laneHeight
-		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end" fill="%s" font-weight="bold">%s</text>`+"\n", marginLeft-6, y+14, t.colours[k], esc(k))
+		if i == 0 || t.lanes[i-1] != k {
+			fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end" fill="%s" font-weight="bold">%s</text>`+"\n", marginLeft-6, y+14, t.colours[k], esc(k))
+		}
 		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="#eee"/>`+"\n", marginLeft, marginLeft+plotWidth, y+laneHeight, y+laneHeight)
 	}
+	t.shade(&b, latTop, axisTop-latTop)
 	for i, f := range t.faults {
 		c := t.colours[f.Kind]
-		x0, x1 := x(f.Start), x(f.End)
+		x0, x1 := t.x(f.Start), t.x(f.End)
 		w := max(x1-x0, 1.5)
-		y := lanesTop + lane[f.Kind]*laneHeight
-		title := esc(faultTitle(f, t.open[i]))
-		// Shade both plots.
-		fmt.Fprintf(&b, `<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="%s" fill-opacity="0.12"><title>%s</title></rect>`+"\n",
-			x0, latTop, w, axisTop-latTop, c, title)
+		y := lanesTop + t.laneOf[i]*laneHeight
 		fmt.Fprintf(&b, `<g><title>%s</title><rect x="%.1f" y="%d" width="%.1f" height="%d" fill="%s" fill-opacity="0.75" rx="2"/>`,
-			title, x0, y+2, w, laneHeight-4, c)
-		label := strings.TrimSpace(f.Kind + " " + f.Detail)
-		if maxChars := int(w / 6.2); maxChars >= 4 {
-			if len([]rune(label)) > maxChars {
-				label = string([]rune(label)[:maxChars-1]) + "…"
-			}
-			fmt.Fprintf(&b, `<text x="%.1f" y="%d" fill="#fff">%s</text>`, x0+3, y+14, esc(label))
+			esc(faultTitle(f, t.open[i])), x0, y+2, w, laneHeight-4, c)
+		// The label says the detail (the lane already says the kind),
+		// truncated to the band's width and clipped to it as well: the
+		// width of a character is only estimated.
+		if label, ok := fitLabel(f.Detail, w-6); ok {
+			fmt.Fprintf(&b, `<clipPath id="band%d"><rect x="%.1f" y="%d" width="%.1f" height="%d"/></clipPath>`, i, x0, y+2, w, laneHeight-4)
+			fmt.Fprintf(&b, `<text x="%.1f" y="%d" fill="#fff" clip-path="url(#band%d)">%s</text>`, x0+3, y+14, i, esc(label))
 		}
 		b.WriteString("</g>\n")
 	}
@@ -318,7 +307,7 @@ func (t *timeline) svg() string {
 	for p := t.latMinNS; p <= t.latMaxNS && p > 0; p *= 10 {
 		y := yLat(p)
 		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#eee"/><text x="%d" y="%.1f" text-anchor="end" fill="#555">%s</text>`+"\n",
-			marginLeft, marginLeft+plotWidth, y, y, marginLeft-6, y+4, esc(formatDuration(p)))
+			marginLeft, marginLeft+plotWidth, y, y, marginLeft-6, y+4, esc(Duration(p)))
 		if p > math.MaxInt64/10 {
 			break
 		}
@@ -345,7 +334,7 @@ func (t *timeline) svg() string {
 	}
 
 	// Throughput.
-	fmt.Fprintf(&b, `<text x="%d" y="%d" class="section">throughput (ops completed per second, %s buckets): ok, and fail+info</text>`+"\n", marginLeft, thrTop-5, esc(formatDuration(t.bucketNS)))
+	fmt.Fprintf(&b, `<text x="%d" y="%d" class="section">throughput (ops completed per second, %s buckets): ok, and fail+info</text>`+"\n", marginLeft, thrTop-5, esc(Duration(t.bucketNS)))
 	fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#ccc"/>`+"\n", marginLeft, thrTop, plotWidth, throughputH)
 	for _, r := range []float64{0, t.rateMax / 2, t.rateMax} {
 		y := yRate(r)
@@ -365,14 +354,7 @@ func (t *timeline) svg() string {
 		fmt.Fprintf(&b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="%.1f"/>`+"\n", strings.TrimSpace(pts.String()), line.colour, line.width)
 	}
 
-	// Time axis.
-	fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="#333"/>`+"\n", marginLeft, marginLeft+plotWidth, axisTop, axisTop)
-	for _, s := range xTicks(t.endNS) {
-		px := x(int64(s * 1e9))
-		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="#333"/><text x="%.1f" y="%d" text-anchor="middle" fill="#333">%gs</text>`+"\n",
-			px, px, axisTop, axisTop+5, px, axisTop+18, s)
-	}
-	fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end" fill="#555">time since the run started</text>`+"\n", marginLeft+plotWidth, axisTop+31)
+	t.axis(&b, axisTop)
 	b.WriteString("</svg>")
 	return b.String()
 }
@@ -392,7 +374,7 @@ func faultTitle(f history.Fault, open bool) string {
 	if open {
 		end = "the end (never healed)"
 	}
-	return fmt.Sprintf("%s %s: %s to %s (%s)", f.Kind, f.Detail, history.Seconds(f.Start), end, formatDuration(f.End-f.Start))
+	return fmt.Sprintf("%s %s: %s to %s (%s)", f.Kind, f.Detail, history.Seconds(f.Start), end, Duration(f.End-f.Start))
 }
 
 // esc escapes text for SVG, which is XML: html.EscapeString's entities are
