@@ -33,7 +33,7 @@ smoke:
 
 ## test: every unit test, the simulator's default seeds, the end-to-end
 ## server tests (three-node kills, join/remove, differential vs redis-server)
-## and the Jepsen checks (a 45 s run, two planted bugs); about 4 minutes
+## and the Jepsen checks (a 45 s run, three leader-fault runs, two planted bugs); about 7 minutes
 test:
 	$(GO) test ./...
 
@@ -71,7 +71,7 @@ mutations:
 
 ## jepsen: every workload with every nemesis against real orbit serve
 ## processes (3 nodes; register also on 5), JEPSEN_DURATION each (default
-## 120s, about 12 minutes in all); reports under jepsen-out/<time>/
+## 120s, about 14 minutes in all, with a leader-fault run); reports under jepsen-out/<time>/
 jepsen:
 	GO=$(GO) scripts/jepsen.sh
 
