@@ -28,19 +28,27 @@ type benchCluster struct {
 	tb      testing.TB
 	net     *prod.LocalNetwork
 	dir     string
+	// fs, if set, is the disk of a node (default vfs.Default).
+	fs map[kernel.NodeID]vfs.FS
 }
 
 func newBenchCluster(b testing.TB) *benchCluster { return newTestCluster(b, Options{}) }
 
 func newTestCluster(b testing.TB, opts Options) *benchCluster {
+	return newTestClusterOn(b, func(kernel.NodeID) Options { return opts }, nil)
+}
+
+// newTestClusterOn is newTestCluster with options per node, and some nodes
+// on disks of their own.
+func newTestClusterOn(b testing.TB, optsFor func(kernel.NodeID) Options, fs map[kernel.NodeID]vfs.FS) *benchCluster {
 	nodes := []kernel.NodeID{1, 2, 3}
 	layout, err := NewLayout([][]byte{[]byte("h"), []byte("p")}, nodes, 3)
 	if err != nil {
 		b.Fatal(err)
 	}
-	c := &benchCluster{layout: layout, tb: b, net: prod.NewLocalNetwork(), dir: b.TempDir()}
+	c := &benchCluster{layout: layout, tb: b, net: prod.NewLocalNetwork(), dir: b.TempDir(), fs: fs}
 	for _, id := range nodes {
-		c.start(id, opts)
+		c.start(id, optsFor(id))
 	}
 	return c
 }
@@ -48,7 +56,11 @@ func newTestCluster(b testing.TB, opts Options) *benchCluster {
 // start starts node id (with its own directory) on the cluster's network.
 func (c *benchCluster) start(id kernel.NodeID, opts Options) {
 	rt := prod.New(prod.Options{NodeID: id, Net: c.net})
-	eng, err := storage.Open(vfs.Default, filepath.Join(c.dir, fmt.Sprint(id)), storage.Options{Logger: slog.New(slog.DiscardHandler)})
+	fs := vfs.Default
+	if c.fs[id] != nil {
+		fs = c.fs[id]
+	}
+	eng, err := storage.Open(fs, filepath.Join(c.dir, fmt.Sprint(id)), storage.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		c.tb.Fatal(err)
 	}
