@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -203,20 +202,8 @@ func (c *cluster) stop() {
 
 // httpPost posts to one of n's HTTP endpoints and returns the reply's text.
 func httpPost(ctx context.Context, n *node, path string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+n.httpAddr+path, nil)
-	if err != nil {
-		return "", err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("%s %s: %s: %s", n, path, resp.Status, strings.TrimSpace(string(body)))
-	}
-	return strings.TrimSpace(string(body)), nil
+	body, err := httpDo(ctx, http.MethodPost, n, path, 1<<16)
+	return strings.TrimSpace(body), err
 }
 
 // setClock shifts n's clock (orbit serve --test-faults).

@@ -27,7 +27,14 @@ import (
 func httpGet(ctx context.Context, n *node, path string, timeout time.Duration) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.httpAddr+path, nil)
+	return httpDo(ctx, http.MethodGet, n, path, 8<<20)
+}
+
+// httpDo sends a request without a body to one of n's HTTP endpoints and
+// returns the reply's text (at most limit bytes); a status other than 200
+// is an error that carries the reply.
+func httpDo(ctx context.Context, method string, n *node, path string, limit int64) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+n.httpAddr+path, nil)
 	if err != nil {
 		return "", err
 	}
@@ -36,12 +43,12 @@ func httpGet(ctx context.Context, n *node, path string, timeout time.Duration) (
 		return "", err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit))
 	if err != nil {
 		return "", err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("%s %s: %s", n, path, resp.Status)
+		return "", fmt.Errorf("%s %s: %s: %s", n, path, resp.Status, strings.TrimSpace(string(body)))
 	}
 	return string(body), nil
 }
