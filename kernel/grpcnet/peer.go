@@ -92,8 +92,13 @@ func (p *peer) enqueue(port string, body []byte) {
 	}
 	p.mu.Lock()
 	if p.ctx.Err() != nil || len(p.queue)-p.head >= p.t.opts.QueueMessages || p.queuedBytes+size > p.t.opts.QueueBytes {
+		queued, queuedBytes := len(p.queue)-p.head, p.queuedBytes
 		p.mu.Unlock()
-		p.dropped.Add(1)
+		n := p.dropped.Add(1)
+		if p.ctx.Err() == nil && p.mayLog() {
+			p.t.log.Warn("grpcnet: send queue full, dropping (logged at most every 10s per peer)",
+				"to", uint64(p.id), "port", port, "queued", queued, "queued_bytes", queuedBytes, "dropped_total", n)
+		}
 		return
 	}
 	if p.head > 0 && len(p.queue) == cap(p.queue) {
