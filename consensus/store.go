@@ -107,6 +107,9 @@ type replica struct {
 	// (health.go).
 	handoverTo    uint64
 	handoverUntil time.Time
+	// handedOver is set when a leader handed this replica its leadership
+	// (MsgTimeoutNow), until the replica's next change of role.
+	handedOver bool
 }
 
 type read struct {
@@ -209,7 +212,12 @@ func Open(rt kernel.Runtime, eng *storage.Engine, layout Layout, opts Options) (
 		s.events.Send(event{tick: true})
 		rt.AfterFunc(TickInterval, tick)
 	}
-	rt.AfterFunc(TickInterval, tick)
+	// The first tick comes at a random point of the interval, so that
+	// nodes started together do not tick in step: two followers whose
+	// randomized election timeouts drew the same tick count would
+	// otherwise campaign at the same instant and split the vote (the
+	// simulator found a leader loss that took four terms to repair).
+	rt.AfterFunc(TickInterval/2+time.Duration(rt.Rand().Int64N(int64(TickInterval))), tick)
 	kernel.ServeAsync(rt, kvPort, func(_ context.Context, _ kernel.NodeID, b []byte, reply func([]byte, error)) {
 		req, err := decodeRequest(b)
 		if err != nil {
@@ -408,6 +416,9 @@ func (s *Store) handle(ev event) {
 		_ = decodeRaftBatch(ev.raft, func(id storage.RangeID, m raftpb.Message) {
 			if r := s.replicaFor(id, m.To); r != nil {
 				s.noticeRemoved(r, m.From)
+				if m.Type == raftpb.MsgTimeoutNow {
+					r.handedOver = true // the election it starts is a hand-over
+				}
 				if r.heard == nil {
 					r.heard = map[uint64]uint64{}
 				}
@@ -622,9 +633,16 @@ func (s *Store) cycle() {
 			}
 			x.r.leading = false
 		}
+		if x.rd.SoftState != nil && x.rd.SoftState.RaftState != raft.StateLeader && x.rd.SoftState.RaftState != raft.StateCandidate {
+			x.r.handedOver = false
+		}
 		if x.rd.SoftState != nil && x.rd.SoftState.RaftState == raft.StateLeader {
 			x.r.leading, x.r.ledSince = true, s.ticks
-			s.health.moved[x.r.desc.ID] = s.rt.Now() // no hand-over at once
+			if x.r.handedOver {
+				// Won through a hand-over: no hand-over back at once.
+				s.health.moved[x.r.desc.ID] = s.rt.Now()
+				x.r.handedOver = false
+			}
 			if s.opts.BecameLeader != nil {
 				s.opts.BecameLeader(x.r.desc.ID, x.r.rn.BasicStatus().Term)
 			}
