@@ -69,7 +69,12 @@ var availScenario = Scenario{
 
 // TestAvailability runs the availability scenario: seeds 1–4 by default,
 // or those named.
-func TestAvailability(t *testing.T) { runScenario(t, availScenario, seedRange(1, 4)) }
+func TestAvailability(t *testing.T) {
+	if testing.Short() && !replaying() {
+		t.Skip("-short (make race): minutes a seed under the race detector; make test runs it")
+	}
+	runScenario(t, availScenario, seedRange(1, 4))
+}
 
 type availOp struct {
 	node       kernel.NodeID

@@ -141,6 +141,11 @@ func TestRegister(t *testing.T) {
 
 func runScenario(t *testing.T, sc Scenario, def []uint64) {
 	t.Helper()
+	if testing.Short() {
+		// make race: the race detector slows the simulator ~20x; a few
+		// seeds still run every code path it instruments.
+		def = def[:min(len(def), 3)]
+	}
 	seeds := chosenSeeds(def)
 	results := sweep(sc, seeds)
 	var again []*Result
@@ -229,7 +234,13 @@ func TestDeterminism(t *testing.T) {
 		t.Skip("seeds named on the command line: TestSim checks them")
 	}
 	seeds := []uint64{1, 2, 3, 42, 1000}
-	for _, sc := range []Scenario{registerScenario, brokenScenario, kvScenario, kv5Scenario, redisScenario, availScenario} {
+	scenarios := []Scenario{registerScenario, brokenScenario, kvScenario, kv5Scenario, redisScenario, availScenario}
+	if testing.Short() {
+		// make race: one seed each, and not the availability scenario
+		// (minutes a seed under the race detector).
+		seeds, scenarios = seeds[:1], scenarios[:len(scenarios)-1]
+	}
+	for _, sc := range scenarios {
 		if sc.Name == availScenario.Name {
 			seeds = seeds[:1] // ~30x heavier per seed
 		}

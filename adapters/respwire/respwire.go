@@ -68,7 +68,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Observe, if set, hears of every command executed: its name as sent
 	// (args[0]), how long the session layer took, and its replies (for
-	// metrics). It runs on the connection's goroutine and must not block.
+	// metrics). It runs on the connection's goroutine, or on several at
+	// once for a pipeline's concurrent commands: it must be safe for
+	// concurrent use and must not block.
 	Observe func(name []byte, elapsed time.Duration, replies []redis.Reply)
 }
 

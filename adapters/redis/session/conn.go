@@ -2,48 +2,104 @@ package session
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/orbitkernel/orbit/adapters/redis"
 )
 
 // Conn is one client connection's state. Do is called by one task at a time
-// (the connection's); push may be called from other connections' tasks.
+// (the connection's); push, Proto and other connections' CLIENT LIST may
+// be called from other tasks.
+//
+// Invariant: another task reads nothing of a Conn but its immutable fields
+// (s, id, addr, push, created) and shown, under shownMu. The owning task
+// keeps shown up to date whenever a field it mirrors changes.
 type Conn struct {
 	s    *Server
 	id   int64
 	addr string
 	// push delivers a pub/sub message out of band (the wire queues it
 	// behind the replies already written). It must not block for long.
-	push func(redis.Reply)
-
+	push    func(redis.Reply)
 	created time.Time
-	// What follows is owned by the connection's task; name, proto, subs and
-	// lastCmd are also read by CLIENT LIST under s.mu.
-	name    string
+
+	// What follows is owned by the connection's task: only it reads or
+	// writes these (subs and psubs change under s.mu as well, together
+	// with the server's subscriber index).
 	proto   int
-	lastCmd string
 	multi   bool
 	dirty   bool // an error while queuing: EXEC aborts
 	queue   [][][]byte
 	watches []redis.Watch
 	subs    map[string]bool // channels
 	psubs   map[string]bool // patterns
+
+	// shownMu guards shown and is never held across anything but copying
+	// it: a leaf lock, taken with no other lock held.
+	shownMu sync.Mutex
+	shown   clientInfo
+}
+
+// clientInfo is what other tasks may read of a connection: the fields of
+// its CLIENT LIST line that change, and its protocol for encoding pushes.
+// The connection's own name lives here only.
+type clientInfo struct {
+	name    string
+	proto   int    // mirrors Conn.proto
+	lastCmd string // the last known command run (a pipeline's concurrent commands set it too)
+	// queued is the number of commands queued in MULTI; -1 outside MULTI.
+	// It mirrors Conn.multi and len(Conn.queue).
+	queued int
+	// subs and psubs mirror len(Conn.subs) and len(Conn.psubs).
+	subs, psubs int
+}
+
+// show applies f to the shown state, under shownMu.
+func (c *Conn) show(f func(*clientInfo)) {
+	c.shownMu.Lock()
+	f(&c.shown)
+	c.shownMu.Unlock()
+}
+
+// info returns a copy of the shown state.
+func (c *Conn) info() clientInfo {
+	c.shownMu.Lock()
+	defer c.shownMu.Unlock()
+	return c.shown
+}
+
+// setProto sets the connection's protocol, and shows it.
+func (c *Conn) setProto(proto int) {
+	c.proto = proto
+	c.show(func(i *clientInfo) { i.proto = proto })
+}
+
+// showQueue shows the MULTI state after it changed.
+func (c *Conn) showQueue() {
+	queued := -1
+	if c.multi {
+		queued = len(c.queue)
+	}
+	c.show(func(i *clientInfo) { i.queued = queued })
 }
 
 // NewConn registers a connection from addr. push delivers pub/sub messages
 // (nil: the connection cannot receive them).
 func (s *Server) NewConn(addr string, push func(redis.Reply)) *Conn {
+	c := &Conn{s: s, addr: addr, push: push, created: s.rt.Now(), proto: 2,
+		subs: map[string]bool{}, psubs: map[string]bool{},
+		shown: clientInfo{proto: 2, queued: -1}}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.nextID++
-	c := &Conn{s: s, id: s.nextID, addr: addr, push: push, created: s.rt.Now(), proto: 2,
-		subs: map[string]bool{}, psubs: map[string]bool{}}
+	c.id = s.nextID
 	s.conns[c.id] = c
 	return c
 }
@@ -58,11 +114,9 @@ func (c *Conn) Close() {
 }
 
 // Proto is the connection's RESP version (2 or 3): how to encode replies.
-func (c *Conn) Proto() int {
-	c.s.mu.Lock()
-	defer c.s.mu.Unlock()
-	return c.proto
-}
+// Any task may call it (the wire encodes pushes from other connections'
+// tasks with it).
+func (c *Conn) Proto() int { return c.info().proto }
 
 // ID is the connection's CLIENT ID.
 func (c *Conn) ID() int64 { return c.id }
@@ -91,9 +145,7 @@ func (c *Conn) Do(ctx context.Context, args [][]byte) (replies []redis.Reply, qu
 		return one(redis.Exec(nil, 0, 0, args)), false // "ERR unknown command ..."; touches no store
 	}
 	name := spec.Name
-	c.s.mu.Lock()
-	c.lastCmd = name
-	c.s.mu.Unlock()
+	c.show(func(i *clientInfo) { i.lastCmd = name })
 	if !spec.ArityOK(len(args)) {
 		c.dirty = c.dirty || c.multi
 		return one(arityError(name)), false
@@ -146,9 +198,7 @@ func (c *Conn) Concurrent(args [][]byte) (keys [][]byte, ok bool) {
 // commands), while no Do runs.
 func (c *Conn) DoConcurrent(ctx context.Context, args [][]byte) redis.Reply {
 	spec, _ := redis.Lookup(string(args[0]))
-	c.s.mu.Lock()
-	c.lastCmd = spec.Name
-	c.s.mu.Unlock()
+	c.show(func(i *clientInfo) { i.lastCmd = spec.Name })
 	return c.keyed(ctx, spec, args)
 }
 
@@ -243,11 +293,13 @@ func (c *Conn) enqueue(spec *redis.Spec, args [][]byte) redis.Reply {
 		return redis.Error("ERR Command not allowed inside a transaction")
 	}
 	c.queue = append(c.queue, slices.Clone(args))
+	c.showQueue()
 	return redis.SimpleString("QUEUED")
 }
 
 func (c *Conn) discardMulti() {
 	c.multi, c.dirty, c.queue, c.watches = false, false, nil, nil
+	c.showQueue()
 }
 
 // exec runs the queued commands as one atomic command on one range.
@@ -381,9 +433,8 @@ func (c *Conn) server(ctx context.Context, name string, args [][]byte) ([]redis.
 		c.discardMulti()
 		c.unsubscribeAll(false)
 		c.unsubscribeAll(true)
-		c.s.mu.Lock()
-		c.name, c.proto = "", 2
-		c.s.mu.Unlock()
+		c.setProto(2)
+		c.show(func(i *clientInfo) { i.name = "" })
 		return one(redis.SimpleString("RESET")), false
 	case "client":
 		return one(c.client(args)), false
@@ -399,6 +450,7 @@ func (c *Conn) server(ctx context.Context, name string, args [][]byte) ([]redis.
 			redis.BulkString(strconv.FormatInt(int64(now.Nanosecond()/1000), 10)))), false
 	case "multi":
 		c.multi = true
+		c.showQueue()
 		return one(redis.OK()), false
 	case "exec":
 		return one(c.exec(ctx)), false
@@ -448,18 +500,16 @@ func (c *Conn) hello(args [][]byte) redis.Reply {
 				if r, ok := validName(args[i+1]); !ok {
 					return r
 				}
-				c.s.mu.Lock()
-				c.name = string(args[i+1])
-				c.s.mu.Unlock()
+				// Set at once, as Redis 7.0 does: it stays set when a later
+				// option fails.
+				c.show(func(ci *clientInfo) { ci.name = string(args[i+1]) })
 				i++
 			default:
 				return redis.Error("ERR Syntax error in HELLO option '" + string(args[i]) + "'")
 			}
 		}
 	}
-	c.s.mu.Lock()
-	c.proto = proto
-	c.s.mu.Unlock()
+	c.setProto(proto)
 	return redis.Map(
 		redis.BulkString("server"), redis.BulkString("redis"),
 		redis.BulkString("version"), redis.BulkString(Version),
@@ -491,50 +541,44 @@ func (c *Conn) client(args [][]byte) redis.Reply {
 		if r, ok := validName(args[2]); !ok {
 			return r
 		}
-		c.s.mu.Lock()
-		c.name = string(args[2])
-		c.s.mu.Unlock()
+		c.show(func(i *clientInfo) { i.name = string(args[2]) })
 		return redis.OK()
 	case "getname":
-		c.s.mu.Lock()
-		defer c.s.mu.Unlock()
-		if c.name == "" {
-			return redis.Null()
+		if name := c.info().name; name != "" {
+			return redis.BulkString(name)
 		}
-		return redis.BulkString(c.name)
+		return redis.Null()
 	case "id":
 		return redis.Int(c.id)
 	case "info":
-		c.s.mu.Lock()
-		defer c.s.mu.Unlock()
 		return redis.Verbatim("txt", c.s.clientLine(c)+"\n")
 	case "list":
-		var b strings.Builder
+		// The connections are listed under s.mu, their lines made after
+		// it (each connection's shown state has its own lock).
 		c.s.mu.Lock()
-		ids := make([]int64, 0, len(c.s.conns))
-		for id := range c.s.conns {
-			ids = append(ids, id)
-		}
-		slices.Sort(ids)
-		for _, id := range ids {
-			b.WriteString(c.s.clientLine(c.s.conns[id]))
-			b.WriteByte('\n')
+		conns := make([]*Conn, 0, len(c.s.conns))
+		for _, o := range c.s.conns {
+			conns = append(conns, o)
 		}
 		c.s.mu.Unlock()
+		slices.SortFunc(conns, func(a, b *Conn) int { return cmp.Compare(a.id, b.id) })
+		var b strings.Builder
+		for _, o := range conns {
+			b.WriteString(c.s.clientLine(o))
+			b.WriteByte('\n')
+		}
 		return redis.Verbatim("txt", b.String())
 	}
 	return redis.Error("ERR unknown subcommand '" + string(args[1]) + "'. Try CLIENT HELP.")
 }
 
-// clientLine is a CLIENT LIST line (the fields Orbit knows). Holds s.mu.
+// clientLine is a CLIENT LIST line (the fields Orbit knows) for c, which
+// may be another task's connection: it reads only what c shows.
 func (s *Server) clientLine(c *Conn) string {
 	now := s.rt.Now()
-	multi := -1
-	if c.multi {
-		multi = len(c.queue)
-	}
+	i := c.info()
 	return fmt.Sprintf("id=%d addr=%s name=%s age=%d db=0 sub=%d psub=%d multi=%d cmd=%s user=default resp=%d",
-		c.id, c.addr, c.name, int64(now.Sub(c.created)/time.Second), len(c.subs), len(c.psubs), multi, c.lastCmd, c.proto)
+		c.id, c.addr, i.name, int64(now.Sub(c.created)/time.Second), i.subs, i.psubs, i.queued, i.lastCmd, i.proto)
 }
 
 func (c *Conn) subscribe(pattern bool, names [][]byte) []redis.Reply {
@@ -555,7 +599,14 @@ func (c *Conn) subscribe(pattern bool, names [][]byte) []redis.Reply {
 		out = append(out, redis.Push(redis.BulkString(kind), redis.Bulk(n), redis.Int(int64(len(c.subs)+len(c.psubs)))))
 	}
 	c.s.mu.Unlock()
+	c.showSubs()
 	return out
+}
+
+// showSubs shows the subscription counts after they changed.
+func (c *Conn) showSubs() {
+	subs, psubs := len(c.subs), len(c.psubs)
+	c.show(func(i *clientInfo) { i.subs, i.psubs = subs, psubs })
 }
 
 func (c *Conn) unsubscribe(pattern bool, names [][]byte) []redis.Reply {
@@ -563,6 +614,7 @@ func (c *Conn) unsubscribe(pattern bool, names [][]byte) []redis.Reply {
 	if pattern {
 		kind, set, index = "punsubscribe", c.psubs, c.s.patterns
 	}
+	defer c.showSubs() // after s.mu is released: shownMu is a leaf lock
 	c.s.mu.Lock()
 	defer c.s.mu.Unlock()
 	if len(names) == 0 {
