@@ -419,6 +419,9 @@ func (s *Store) handle(ev event) {
 				if m.Type == raftpb.MsgTimeoutNow {
 					r.handedOver = true // the election it starts is a hand-over
 				}
+				if m.Type == raftpb.MsgVote && s.rt.Buggify("consensus.elections") {
+					s.standAgainst(r, m)
+				}
 				if r.heard == nil {
 					r.heard = map[uint64]uint64{}
 				}
@@ -442,6 +445,19 @@ func (s *Store) handle(ev event) {
 	case ev.req != nil:
 		s.serve(*ev.req, ev.reply)
 	}
+}
+
+// standAgainst is a perturbation: a follower that knows no leader and
+// hears a candidate of the next term stands in that same term itself (the
+// TimeoutNow path: no pre-vote), so rival candidates, split votes and
+// requests for a vote already given are common, not only when two timers
+// happen to expire together. Raft's safety must not care who campaigns.
+func (s *Store) standAgainst(r *replica, m raftpb.Message) {
+	st := r.rn.BasicStatus()
+	if st.Lead != raft.None || st.RaftState != raft.StateFollower || m.Term != st.Term+1 {
+		return
+	}
+	_ = r.rn.Step(raftpb.Message{Type: raftpb.MsgTimeoutNow, From: r.id, To: r.id, Term: st.Term})
 }
 
 // serve starts a client request on the replica of its key's range, if this
@@ -582,9 +598,14 @@ func (s *Store) cycle() {
 		kernel.Crash("persist raft state: %v", err)
 	}
 	if mustSync {
-		// The simulator bills a sync's latency at the task's next wait:
-		// wait here (for nothing) so that the measure includes it.
-		_ = s.rt.Sleep(context.Background(), 0)
+		// In the simulator this reads 0: a sync's latency is billed at the
+		// task's next wait, not inside the call. A zero sleep here to pay
+		// it was tried and taken out: it adds a yield after every synced
+		// commit, the replicated scenarios run without sync latency
+		// anyway (their slow-node fault is on the links), and a -twice
+		// sweep with it found one Redis seed that replayed differently
+		// once in eight runs (cause not established; docs/consensus.md).
+		// TestSlowDiskLosesLeadership checks the disk side on real files.
 		s.synced(s.rt.Now().Sub(syncStart))
 	}
 	for _, x := range readies {
