@@ -97,8 +97,13 @@ func (w *kvWorkload) nextOp(rng *rand.Rand, client, n int) KVInput {
 	switch r := rng.IntN(10); {
 	case r < 5:
 		return KVInput{Op: OpGet, Key: key}
-	case r < 8:
+	case r < 7:
 		return KVInput{Op: OpPut, Key: key, Value: val}
+	case r < 8:
+		// A delete: the registers store "" (their missing value), the
+		// replicated store removes the key (its deletion path, Pebble
+		// tombstones, snapshots that must carry them).
+		return KVInput{Op: OpDelete, Key: key}
 	default:
 		// Expect a value a client recently wrote, or "" for a fresh key.
 		expect := ""
