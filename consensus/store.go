@@ -175,38 +175,11 @@ func Open(rt kernel.Runtime, eng *storage.Engine, layout Layout, opts Options) (
 		s.snapshotNow(r)
 	}
 
-	inbox := rt.Net().Listen(raftPort)
-	rt.Go("raft-inbox", func(ctx context.Context) {
-		for {
-			env, err := inbox.Recv(ctx)
-			if err != nil {
-				return
-			}
-			s.events.Send(event{raft: env.Body})
-		}
-	})
-	healthInbox := rt.Net().Listen(healthPort)
-	rt.Go("health-inbox", func(ctx context.Context) {
-		for {
-			env, err := healthInbox.Recv(ctx)
-			if err != nil {
-				return
-			}
-			s.events.Send(event{health: env.Body, from: env.From})
-		}
-	})
+	s.forward(raftPort, "raft-inbox", func(env kernel.Envelope) event { return event{raft: env.Body} })
+	s.forward(healthPort, "health-inbox", func(env kernel.Envelope) event { return event{health: env.Body, from: env.From} })
 	s.snapRPC = kernel.NewRPC(rt, "snapshot-sender")
 	kernel.Serve(rt, snapPort, (&snapReceiver{s: s, transfers: map[[2]uint64]*snapTransfer{}}).handle)
-	gcInbox := rt.Net().Listen(gcPort)
-	rt.Go("replica-gc-inbox", func(ctx context.Context) {
-		for {
-			env, err := gcInbox.Recv(ctx)
-			if err != nil {
-				return
-			}
-			s.events.Send(event{gc: env.Body})
-		}
-	})
+	s.forward(gcPort, "replica-gc-inbox", func(env kernel.Envelope) event { return event{gc: env.Body} })
 	var tick func()
 	tick = func() {
 		s.events.Send(event{tick: true})
@@ -230,6 +203,21 @@ func Open(rt kernel.Runtime, eng *storage.Engine, layout Layout, opts Options) (
 	})
 	rt.Go("consensus driver", s.drive)
 	return s, nil
+}
+
+// forward starts a task that turns every message arriving on port into a
+// driver event.
+func (s *Store) forward(port, task string, toEvent func(kernel.Envelope) event) {
+	inbox := s.rt.Net().Listen(port)
+	s.rt.Go(task, func(ctx context.Context) {
+		for {
+			env, err := inbox.Recv(ctx)
+			if err != nil {
+				return
+			}
+			s.events.Send(toEvent(env))
+		}
+	})
 }
 
 // loadReplica opens the node's replica of d, if it holds one: the one its
