@@ -38,7 +38,6 @@ type Client struct {
 	rt     kernel.Runtime
 	rpc    *kernel.RPC
 	router *Router
-	layout Layout
 	id     uint64
 	seq    uint64
 }
@@ -50,7 +49,7 @@ func NewClient(router *Router, name string) *Client {
 	if Mutated(MutPrivateRoutes) {
 		router = NewRouter(rt, router.layout) // learns only from its own replies
 	}
-	return &Client{rt: rt, rpc: kernel.NewRPC(rt, name), router: router, layout: router.layout, id: rt.Rand().Uint64()}
+	return &Client{rt: rt, rpc: kernel.NewRPC(rt, name), router: router, id: rt.Rand().Uint64()}
 }
 
 // Get reads key linearizably.
@@ -108,7 +107,7 @@ func (c *Client) Query(ctx context.Context, key, cmd []byte) ([]byte, error) {
 func (c *Client) Do(ctx context.Context, req Request) (Response, error) {
 	c.seq++
 	req.Client, req.Seq = c.id, c.seq
-	d := c.layout.Lookup(req.Key)
+	d := c.router.layout.Lookup(req.Key)
 	body := req.encode()
 	if len(body) > MaxProposalBytes {
 		return Response{}, errors.Join(ErrNotApplied, ErrTooLarge)
@@ -116,7 +115,7 @@ func (c *Client) Do(ctx context.Context, req Request) (Response, error) {
 	maybeApplied := false
 	// Without a known leader, try the range's initial replicas, then every
 	// node (membership changes may have moved the range).
-	candidates := append(slices.Clone(d.Replicas), c.layout.Nodes()...)
+	candidates := append(slices.Clone(d.Replicas), c.router.layout.Nodes()...)
 	try := 0
 	for {
 		to := c.router.Leader(d.ID)
