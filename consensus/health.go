@@ -57,8 +57,9 @@ type health struct {
 	sync samples
 	// reports are the peers' own measurements, as they last sent them.
 	reports map[kernel.NodeID]healthReport
-	// transferred is when (runtime clock) each range was last handed away
-	// from here, or won here.
+	// moved is when (runtime clock) each range was last handed away from
+	// here, or won here through a hand-over: no new hand-over within
+	// transferCooldown of it.
 	moved map[storage.RangeID]time.Time
 }
 
