@@ -1,6 +1,7 @@
 package jepsen
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -140,19 +141,11 @@ func Run(ctx context.Context, cfg Config) (Outcome, error) {
 	}
 	defer proxyFile.Close()
 	proxyLog := slog.New(slog.NewTextHandler(proxyFile, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	c, err := newCluster(cfg.Binary, cfg.OutDir, cfg.Nodes, cfg.Seed, env, proxyLog)
+	c, err := startCluster(ctx, cfg, env, proxyLog)
 	if err != nil {
 		return out, err
 	}
 	defer c.stop()
-	for _, n := range c.nodes {
-		if err := c.start(n); err != nil {
-			return out, err
-		}
-	}
-	if err := waitReady(ctx, c.nodes, 60*time.Second); err != nil {
-		return out, fmt.Errorf("jepsen: the cluster never became ready: %w", err)
-	}
 	faults.Note("cluster of %d nodes ready", cfg.Nodes)
 	cfg.Logf("jepsen: %d nodes ready; %s under %v for %v", cfg.Nodes, cfg.Workload, cfg.Nemeses, cfg.Duration)
 
@@ -363,4 +356,49 @@ func (o Outcome) Summary() string {
 		return err.Error()
 	}
 	return string(b)
+}
+
+// startCluster lays out, starts and waits for a cluster. The free ports it
+// picks are free when picked, not when a node binds them: another process
+// (a test running beside this one) can take one in between, and the node
+// then exits with "address already in use". That is the harness's race,
+// not the server's, so the cluster is laid out again on new ports, up to
+// three times.
+func startCluster(ctx context.Context, cfg Config, env []string, proxyLog *slog.Logger) (*cluster, error) {
+	for attempt := 1; ; attempt++ {
+		c, err := newCluster(cfg.Binary, cfg.OutDir, cfg.Nodes, cfg.Seed, env, proxyLog)
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range c.nodes {
+			if err = c.start(n); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			if err = waitReady(ctx, c.nodes, 60*time.Second); err == nil {
+				return c, nil
+			}
+			err = fmt.Errorf("jepsen: the cluster never became ready: %w", err)
+		}
+		c.stop()
+		if attempt == 3 || !c.portTaken() {
+			return nil, err
+		}
+		cfg.Logf("jepsen: a port was taken before a node bound it; laying the cluster out again (%v)", err)
+		for _, n := range c.nodes {
+			_ = os.RemoveAll(n.dir)
+			_ = os.Remove(n.logPath)
+		}
+	}
+}
+
+// portTaken reports whether a node's log says it could not bind a port.
+func (c *cluster) portTaken() bool {
+	for _, n := range c.nodes {
+		if b, err := os.ReadFile(n.logPath); err == nil && bytes.Contains(b, []byte("address already in use")) {
+			return true
+		}
+	}
+	return false
 }
