@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/orbitkernel/orbit/internal/mutation"
 	"github.com/orbitkernel/orbit/kernel"
 	"github.com/orbitkernel/orbit/storage"
 )
@@ -46,7 +47,7 @@ type Client struct {
 // unique on the node.
 func NewClient(router *Router, name string) *Client {
 	rt := router.rt
-	if Mutated(MutPrivateRoutes) {
+	if mutation.On(MutPrivateRoutes) {
 		router = NewRouter(rt, router.layout) // learns only from its own replies
 	}
 	return &Client{rt: rt, rpc: kernel.NewRPC(rt, name), router: router, id: rt.Rand().Uint64()}

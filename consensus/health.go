@@ -8,6 +8,7 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/tracker"
 
+	"github.com/orbitkernel/orbit/internal/mutation"
 	"github.com/orbitkernel/orbit/kernel"
 	"github.com/orbitkernel/orbit/storage"
 )
@@ -279,7 +280,7 @@ func (s *Store) checkHealth() {
 	self := s.rt.NodeID()
 	for _, id := range s.ids {
 		r := s.replicas[id]
-		if !r.leading || Mutated(MutNoHealthTransfer) {
+		if !r.leading || mutation.On(MutNoHealthTransfer) {
 			continue
 		}
 		if at, ok := s.health.moved[id]; ok && now.Sub(at) < transferCooldown {

@@ -13,6 +13,7 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/orbitkernel/orbit/internal/mutation"
 	"github.com/orbitkernel/orbit/kernel"
 	"github.com/orbitkernel/orbit/storage"
 )
@@ -453,7 +454,7 @@ func (s *Store) standAgainst(r *replica, m raftpb.Message) {
 func (s *Store) serve(req Request, reply func(Response, error)) {
 	d := s.layout.Lookup(req.Key)
 	r := s.replicas[d.ID]
-	if Mutated(MutLocalReads) && req.Op.isRead() && r != nil {
+	if mutation.On(MutLocalReads) && req.Op.isRead() && r != nil {
 		s.readLocal(req, reply)
 		return
 	}
@@ -564,7 +565,7 @@ func (s *Store) cycle() {
 		r.log.Append(b, rd.Entries)
 		if !raft.IsEmptyHardState(rd.HardState) {
 			hs := rd.HardState
-			if Mutated(MutForgetVote) {
+			if mutation.On(MutForgetVote) {
 				hs.Vote = 0
 			}
 			r.log.SetHardState(b, hs)
@@ -573,7 +574,7 @@ func (s *Store) cycle() {
 		// write is durable, as etcd's server does (Raft thesis §10.2.1): the
 		// leader counts its own entries only in a later cycle, after this
 		// write. Everything else (votes, acknowledgements) must wait.
-		early := r.rn.BasicStatus().RaftState == raft.StateLeader || Mutated(MutSendBeforePersist)
+		early := r.rn.BasicStatus().RaftState == raft.StateLeader || mutation.On(MutSendBeforePersist)
 		readies = append(readies, ready{r, rd, early})
 	}
 	if len(readies) == 0 {
@@ -582,7 +583,7 @@ func (s *Store) cycle() {
 	}
 	s.send(readies, true)
 	syncStart := s.rt.Now()
-	if err := b.Commit(mustSync && !Mutated(MutAckBeforeSync)); err != nil {
+	if err := b.Commit(mustSync && !mutation.On(MutAckBeforeSync)); err != nil {
 		kernel.Crash("persist raft state: %v", err)
 	}
 	if mustSync {
@@ -619,7 +620,7 @@ func (s *Store) cycle() {
 		_ = s.rt.Sleep(context.Background(), time.Duration(1+s.rt.Rand().IntN(20))*time.Millisecond)
 	}
 	for _, x := range readies {
-		if Mutated(MutApplyBeforeCommit) {
+		if mutation.On(MutApplyBeforeCommit) {
 			s.apply(x.r, appliable(x.r, x.rd))
 		} else {
 			s.apply(x.r, x.rd.CommittedEntries)
@@ -760,7 +761,7 @@ func planSends(readies []ready, early bool) []netMsg {
 	var plan []netMsg
 	for _, n := range nodes {
 		ob := out[n]
-		if Mutated(MutUnboundedBatches) {
+		if mutation.On(MutUnboundedBatches) {
 			plan = append(plan, netMsg{n, append(ob.control, ob.bulk...)})
 			continue
 		}
@@ -785,7 +786,7 @@ func planSends(readies []ready, early bool) []netMsg {
 // backlog of heartbeat replies from a follower it probes sends the same
 // tail once per reply. Dropping a Raft message is always safe.
 func dedupeAppends(msgs []raftpb.Message) []raftpb.Message {
-	if Mutated(MutUnboundedBatches) {
+	if mutation.On(MutUnboundedBatches) {
 		return msgs
 	}
 	type key struct{ to, index uint64 }
@@ -982,7 +983,7 @@ func (s *Store) apply(r *replica, ents []raftpb.Entry) {
 // applyRequest applies one write and returns its outcome; a duplicate of a
 // client's latest write returns the outcome recorded the first time.
 func (s *Store) applyRequest(b *storage.Batch, d Descriptor, req Request) Response {
-	if prev, ok := lastApplied(b, d.ID, req.Client); ok && req.Seq <= prev.seq && !Mutated(MutApplyRetriesTwice) {
+	if prev, ok := lastApplied(b, d.ID, req.Client); ok && req.Seq <= prev.seq && !mutation.On(MutApplyRetriesTwice) {
 		return Response{OK: prev.ok, Value: prev.reply}
 	}
 	resp := Response{OK: true}

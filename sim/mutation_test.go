@@ -5,33 +5,40 @@ package sim
 import (
 	"fmt"
 	"os"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/orbitkernel/orbit/consensus"
+	"github.com/orbitkernel/orbit/internal/mutation"
 )
 
-// availabilityMutations break liveness, not safety: the availability
-// scenario catches them.
-var availabilityMutations = []string{consensus.MutPrivateRoutes, consensus.MutNoHealthTransfer, consensus.MutUnboundedBatches}
+// mutationScenario is the scenario that must catch a planted bug: the
+// availability scenario for liveness bugs, the Redis one for the Redis
+// state machine's, the replicated KV scenario for the rest.
+func mutationScenario(b mutation.Bug) Scenario {
+	switch b.Class {
+	case mutation.Availability:
+		return availScenario
+	case mutation.StateMachine:
+		return redisScenario
+	}
+	return kvScenario
+}
 
-// TestMutationsAreCaught plants each consensus bug in turn (consensus/
-// mutation.go) and requires the replicated KV scenario to catch it within
-// 300 seeds. Run it with `make mutations` (ORBIT_MUTATION=name runs one).
+// TestMutationsAreCaught plants each bug in turn (internal/mutation lists
+// them; each package declares its own) and requires its scenario to catch
+// it within 300 seeds. Run it with `make mutations` (ORBIT_MUTATION=name
+// runs one).
 func TestMutationsAreCaught(t *testing.T) {
-	defer consensus.SetMutation("")
+	defer mutation.Set("")
 	const maxSeeds, chunk = 300, 10
-	for _, m := range consensus.Mutations {
-		if only := os.Getenv("ORBIT_MUTATION"); only != "" && only != m {
+	total := time.Now()
+	for _, b := range mutation.All() {
+		if only := os.Getenv("ORBIT_MUTATION"); only != "" && only != b.Name {
 			continue
 		}
-		consensus.SetMutation(m)
-		sc := kvScenario
-		if slices.Contains(availabilityMutations, m) {
-			sc = availScenario
-		}
+		mutation.Set(b.Name)
+		sc := mutationScenario(b)
 		start := time.Now()
 		var caught *Result
 		for first := uint64(1); first <= maxSeeds && caught == nil; first += chunk {
@@ -43,10 +50,12 @@ func TestMutationsAreCaught(t *testing.T) {
 			}
 		}
 		if caught == nil {
-			t.Errorf("mutation %s survived %d seeds", m, maxSeeds)
+			t.Errorf("mutation %s (%s) survived %d seeds of %s", b.Name, b.Class, maxSeeds, sc.Name)
 			continue
 		}
 		msg := strings.SplitN(caught.Err.Error(), "\n", 2)[0]
-		fmt.Printf("mutation %-20s caught at seed %3d after %5.1fs wall: %s: %s\n", m, caught.Seed, time.Since(start).Seconds(), caught.Phase, msg)
+		fmt.Printf("mutation %-24s %-20s %-5s caught at seed %3d after %5.1fs wall: %s: %s\n",
+			b.Name, b.Class, sc.Name, caught.Seed, time.Since(start).Seconds(), caught.Phase, msg)
 	}
+	fmt.Printf("mutations: %d planted, %.0fs wall in all\n", len(mutation.All()), time.Since(total).Seconds())
 }

@@ -5,20 +5,19 @@ package main
 import (
 	"fmt"
 	"os"
-	"slices"
 
-	"github.com/orbitkernel/orbit/consensus"
+	"github.com/orbitkernel/orbit/internal/mutation"
 )
 
 // A test-only build (go build -tags orbit_mutations) of the server plants
-// the consensus bug named by $ORBIT_MUTATION (consensus.Mutations), so that
-// the Jepsen harness can show it catches it. Never shipped.
+// the bug named by $ORBIT_MUTATION (internal/mutation), so that the Jepsen
+// harness can show it catches it. Never shipped.
 func plantedBug() string {
 	name := os.Getenv("ORBIT_MUTATION")
-	if name != "" && !slices.Contains(consensus.Mutations, name) {
-		fmt.Fprintf(os.Stderr, "orbit serve: ORBIT_MUTATION=%q is not a planted bug (%v)\n", name, consensus.Mutations)
+	if _, ok := mutation.Lookup(name); name != "" && !ok {
+		fmt.Fprintf(os.Stderr, "orbit serve: ORBIT_MUTATION=%q is not a planted bug (%v)\n", name, mutation.All())
 		os.Exit(2)
 	}
-	consensus.SetMutation(name)
+	mutation.Set(name)
 	return name
 }
