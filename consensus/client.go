@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"strings"
 	"time"
@@ -50,7 +51,13 @@ func NewClient(router *Router, name string) *Client {
 	if mutation.On(MutPrivateRoutes) {
 		router = NewRouter(rt, router.layout) // learns only from its own replies
 	}
-	return &Client{rt: rt, rpc: kernel.NewRPC(rt, name), router: router, id: rt.Rand().Uint64()}
+	id := rt.Rand().Uint64()
+	if mutation.On(MutStableClientID) {
+		h := fnv.New64a()
+		fmt.Fprintf(h, "%d/%s", rt.NodeID(), name)
+		id = h.Sum64()
+	}
+	return &Client{rt: rt, rpc: kernel.NewRPC(rt, name), router: router, id: id}
 }
 
 // Get reads key linearizably.
@@ -119,6 +126,11 @@ func (c *Client) Do(ctx context.Context, req Request) (Response, error) {
 	candidates := append(slices.Clone(d.Replicas), c.router.layout.Nodes()...)
 	try := 0
 	for {
+		if try > 0 && !req.Op.isRead() && mutation.On(MutRetryNewSeq) {
+			c.seq++
+			req.Seq = c.seq
+			body = req.encode()
+		}
 		to := c.router.Leader(d.ID)
 		if to == 0 {
 			to = candidates[try%len(candidates)]
@@ -161,7 +173,7 @@ func (c *Client) Do(ctx context.Context, req Request) (Response, error) {
 		default:
 			// The attempt timed out: a write may have been proposed.
 			c.router.timedOut(d.ID, to)
-			maybeApplied = maybeApplied || !req.Op.isRead()
+			maybeApplied = maybeApplied || (!req.Op.isRead() && !mutation.On(MutTimeoutNotApplied))
 			pause = c.router.Leader(d.ID) == 0
 		}
 		if ctx.Err() != nil {

@@ -19,6 +19,16 @@ var (
 		"never persists the vote: after a restart a node can vote twice in one term")
 	MutApplyRetriesTwice = mutation.Plant("apply-retries-twice", mutation.Client,
 		"skips the client table: a retried write applies again")
+	MutTimeoutNotApplied = mutation.Plant("timeout-not-applied", mutation.Client,
+		"reports a write whose attempt timed out as not applied, though the leader may have proposed it")
+	MutRetryNewSeq = mutation.Plant("retry-new-seq", mutation.Client,
+		"numbers each attempt of a write afresh, so the range cannot tell a retry from a new write")
+	MutStableClientID = mutation.Plant("stable-client-id", mutation.Client,
+		"derives a client's ID from its node and name, so a restarted client reuses its old identity with its sequence numbers starting over")
+	MutSnapshotKeepsOldData = mutation.Plant("snapshot-keeps-old-data", mutation.Snapshot,
+		"installs a snapshot over the replica's existing data without clearing the range first: keys deleted while it lagged survive")
+	MutStaleSnapshotView = mutation.Plant("stale-snapshot-view", mutation.Snapshot,
+		"keeps the previous snapshot's view when a newer snapshot is recorded: a follower gets old data under a newer index")
 	MutPrivateRoutes = mutation.Plant("private-routes", mutation.Availability,
 		"gives every client a router of its own that no other client and no local replica teaches: each learns of a lost leader only by timing out on it")
 	MutUnboundedBatches = mutation.Plant("unbounded-batches", mutation.Availability,

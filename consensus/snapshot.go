@@ -3,6 +3,7 @@ package consensus
 import (
 	"fmt"
 
+	"github.com/orbitkernel/orbit/internal/mutation"
 	"github.com/orbitkernel/orbit/kernel"
 	"github.com/orbitkernel/orbit/storage"
 )
@@ -82,11 +83,15 @@ func (s *Store) snapshotNow(r *replica) {
 // refreshSnapshotView takes the view that backs r's latest snapshot: call it
 // right after the state reached the snapshot's index.
 func (s *Store) refreshSnapshotView(r *replica) {
+	snap, _ := r.log.Snapshot()
+	if mutation.On(MutStaleSnapshotView) && r.snapView != nil {
+		r.snapIndex = snap.Metadata.Index
+		return
+	}
 	if r.snapView != nil {
 		r.snapView.release()
 	}
 	r.snapView = newSharedView(s.eng.NewView())
-	snap, _ := r.log.Snapshot()
 	r.snapIndex = snap.Metadata.Index
 }
 
@@ -136,7 +141,9 @@ func encodeRangeData(v *storage.View, d Descriptor, chunkBytes int, emit func([]
 // installSnapshot stages a received snapshot's state into b, replacing the
 // range's data.
 func installSnapshot(b *storage.Batch, d Descriptor, data []byte) error {
-	b.DeleteRange(d.Start, d.End)
+	if !mutation.On(MutSnapshotKeepsOldData) {
+		b.DeleteRange(d.Start, d.End)
+	}
 	b.ClearRangeLocal(d.ID)
 	for len(data) > 0 {
 		kind := data[0]

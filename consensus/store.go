@@ -92,6 +92,10 @@ type replica struct {
 	sending map[uint64]bool
 	// needSnapshot asks for a fresh snapshot after the current cycle.
 	needSnapshot bool
+	// slowApply marks a replica whose state machine is perturbed to be
+	// slow (simulation only): Raft hands it one committed entry per Ready,
+	// and each cycle that applies some costs a few milliseconds.
+	slowApply bool
 	// confProposed is set while a membership change this leader proposed
 	// has not applied; removed once the replica applied its own removal
 	// (it is destroyed at the end of the cycle).
@@ -270,19 +274,32 @@ func (s *Store) openReplica(d Descriptor, id uint64) (*replica, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Perturbation: a slow state machine. Raft hands out one committed
+	// entry per Ready, as it does when a backlog exceeds
+	// MaxCommittedSizePerReady (a new leader catching up, a follower back
+	// from a partition), and applying costs time (cycle): applies lag
+	// commits for a while, and reads must wait for them. Drawn thrice: an
+	// enabled site fires on a quarter of its evaluations, and this one is
+	// evaluated once per replica, not per cycle.
+	slowApply := s.rt.Buggify("consensus.paged-apply") || s.rt.Buggify("consensus.paged-apply") || s.rt.Buggify("consensus.paged-apply")
+	var committedPerReady uint64
+	if slowApply {
+		committedPerReady = 1
+	}
 	rn, err := raft.NewRawNode(&raft.Config{
-		ID:               id,
-		ElectionTick:     electionTicks,
-		HeartbeatTick:    heartbeatTick,
-		Storage:          log,
-		Applied:          log.Applied(),
-		MaxSizePerMsg:    maxSizePerMsg,
-		MaxInflightMsgs:  maxInflightMsgs,
-		MaxInflightBytes: maxInflightBytes,
-		CheckQuorum:      true,
-		PreVote:          true,
-		ReadOnlyOption:   raft.ReadOnlySafe,
-		Logger:           raftLogger{s.rt},
+		ID:                       id,
+		ElectionTick:             electionTicks,
+		HeartbeatTick:            heartbeatTick,
+		Storage:                  log,
+		Applied:                  log.Applied(),
+		MaxSizePerMsg:            maxSizePerMsg,
+		MaxInflightMsgs:          maxInflightMsgs,
+		MaxInflightBytes:         maxInflightBytes,
+		MaxCommittedSizePerReady: committedPerReady,
+		CheckQuorum:              true,
+		PreVote:                  true,
+		ReadOnlyOption:           raft.ReadOnlySafe,
+		Logger:                   raftLogger{s.rt},
 		// A removed leader stops leading at once (it is destroyed next).
 		StepDownOnRemoval: true,
 	})
@@ -290,7 +307,7 @@ func (s *Store) openReplica(d Descriptor, id uint64) (*replica, error) {
 		log.Close()
 		return nil, fmt.Errorf("consensus: range %d: %w", d.ID, err)
 	}
-	return &replica{desc: d, id: id, rn: rn, log: log, waiting: map[uint64]func(Response, error){}, sending: map[uint64]bool{}}, nil
+	return &replica{desc: d, id: id, rn: rn, log: log, waiting: map[uint64]func(Response, error){}, sending: map[uint64]bool{}, slowApply: slowApply}, nil
 }
 
 // Close stops the driver and releases what the store holds in the engine
@@ -616,7 +633,11 @@ func (s *Store) cycle() {
 	}
 	// Perturbation: a slow state machine — applies lag behind commits, and
 	// everything queued meanwhile lands in the next cycle.
-	if s.rt.Buggify("consensus.slow-apply") {
+	slow := s.rt.Buggify("consensus.slow-apply")
+	for _, x := range readies {
+		slow = slow || (x.r.slowApply && len(x.rd.CommittedEntries) > 0)
+	}
+	if slow {
 		_ = s.rt.Sleep(context.Background(), time.Duration(1+s.rt.Rand().IntN(20))*time.Millisecond)
 	}
 	for _, x := range readies {

@@ -18,15 +18,26 @@ import (
 //	go test ./sim -seed=N -seeds=K sweep K seeds from N
 //	-twice                         run every seed twice; the traces must match
 //	-v                             also show each run's plan, faults and last events
+//	-plan='faults=crash ...'       run under this fault plan instead of the one each
+//	                               seed draws (text form: Plan.Text; alone, on seed 1)
+//	-shrink                        on a failure, search for a smaller plan that fails
+//	                               the same way and print its replay (shrink.go)
+//	-shrink-runs=60 -shrink-time=10m  the search's bounds
 //
-// With -seed or -seeds, only the sweep runs (TestSim and the scenario tests
-// that replay a seed); the long default suites skip.
+// With -seed, -seeds or -plan, only the sweep runs (TestSim and the
+// scenario tests that replay a seed); the long default suites skip.
 var (
-	flagSeed  = flag.Uint64("seed", 1, "the seed to run, or the first seed of a sweep")
-	flagSeeds = flag.Int("seeds", 0, "how many seeds to sweep (0: just -seed)")
-	flagTwice = flag.Bool("twice", false, "run every seed of the sweep twice and require the same trace")
+	flagSeed       = flag.Uint64("seed", 1, "the seed to run, or the first seed of a sweep")
+	flagSeeds      = flag.Int("seeds", 0, "how many seeds to sweep (0: just -seed)")
+	flagTwice      = flag.Bool("twice", false, "run every seed of the sweep twice and require the same trace")
+	flagPlan       = flag.String("plan", "", "run under this fault plan (Plan.Text form) instead of the seed's")
+	flagShrink     = flag.Bool("shrink", false, "shrink the first failing seed's fault plan and print its replay")
+	flagShrinkRuns = flag.Int("shrink-runs", 60, "the most runs a -shrink search makes")
+	flagShrinkTime = flag.Duration("shrink-time", 10*time.Minute, "the most wall time a -shrink search takes")
 
-	seedSet, seedsSet bool
+	seedSet, seedsSet, planSet bool
+	// chosenPlan is -plan, read.
+	chosenPlan Plan
 )
 
 func TestMain(m *testing.M) {
@@ -34,12 +45,22 @@ func TestMain(m *testing.M) {
 	flag.Visit(func(f *flag.Flag) {
 		seedSet = seedSet || f.Name == "seed"
 		seedsSet = seedsSet || f.Name == "seeds"
+		planSet = planSet || f.Name == "plan"
 	})
+	if planSet {
+		p, err := ParsePlan(*flagPlan)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "-plan: %v\n", err)
+			os.Exit(2)
+		}
+		chosenPlan = p
+	}
 	os.Exit(m.Run())
 }
 
-// replaying reports whether the command line asked for particular seeds.
-func replaying() bool { return seedSet || seedsSet }
+// replaying reports whether the command line asked for particular seeds
+// or a plan.
+func replaying() bool { return seedSet || seedsSet || planSet }
 
 // chosenSeeds is the seeds the command line asks for, or def without flags.
 func chosenSeeds(def []uint64) []uint64 {
@@ -58,6 +79,14 @@ func chosenSeeds(def []uint64) []uint64 {
 	return out
 }
 
+// runSeed runs sc on seed under -plan if given, else under the seed's plan.
+func runSeed(sc Scenario, seed uint64) *Result {
+	if planSet {
+		return RunPlan(sc, seed, chosenPlan)
+	}
+	return Run(sc, seed)
+}
+
 func seedRange(first uint64, n int) []uint64 {
 	out := make([]uint64, n)
 	for i := range out {
@@ -70,6 +99,11 @@ func seedRange(first uint64, n int) []uint64 {
 // run is single-threaded and shares nothing), and returns results in seed
 // order.
 func sweep(sc Scenario, seeds []uint64) []*Result {
+	return sweepWith(func(seed uint64) *Result { return Run(sc, seed) }, seeds)
+}
+
+// sweepWith is sweep with run for running one seed.
+func sweepWith(run func(seed uint64) *Result, seeds []uint64) []*Result {
 	results := make([]*Result, len(seeds))
 	var next sync.Mutex
 	i := 0
@@ -86,7 +120,7 @@ func sweep(sc Scenario, seeds []uint64) []*Result {
 				if j >= len(seeds) {
 					return
 				}
-				results[j] = Run(sc, seeds[j])
+				results[j] = run(seeds[j])
 			}
 		}()
 	}
@@ -94,9 +128,29 @@ func sweep(sc Scenario, seeds []uint64) []*Result {
 	return results
 }
 
+// replayEnv and replayTags are what a replay command needs besides its
+// seed: under the orbit_mutations tag, with ORBIT_MUTATION planting a bug
+// (shrink_mutation_test.go), "ORBIT_MUTATION=name " and " -tags
+// orbit_mutations".
+var replayEnv, replayTags string
+
 // replayCommand is the command that reruns one seed of a test.
 func replayCommand(test string, seed uint64) string {
-	return fmt.Sprintf("go test ./sim -run '^%s$' -seed=%d -v", test, seed)
+	return fmt.Sprintf("%sgo test%s ./sim -run '^%s$' -seed=%d -v", replayEnv, replayTags, test, seed)
+}
+
+// replayPlanCommand is the command that reruns one seed of a test under
+// plan p.
+func replayPlanCommand(test string, seed uint64, p Plan) string {
+	return fmt.Sprintf("%sgo test%s ./sim -run '^%s$' -seed=%d -plan='%s' -v", replayEnv, replayTags, test, seed, p.Text())
+}
+
+// replayOf is the command that reruns r, under -plan if one was given.
+func replayOf(test string, r *Result) string {
+	if planSet {
+		return replayPlanCommand(test, r.Seed, chosenPlan)
+	}
+	return replayCommand(test, r.Seed)
 }
 
 // report prints a run's line (always) and, with -v or on failure, its story.
@@ -108,7 +162,7 @@ func report(t *testing.T, r *Result) {
 		fmt.Println(r.Scenario + " " + r.Line())
 	}
 	if r.Err != nil || testing.Verbose() {
-		fmt.Println(indent(r.Report(replayCommand(t.Name(), r.Seed))))
+		fmt.Println(indent(r.Report(replayOf(t.Name(), r))))
 	}
 }
 
@@ -147,26 +201,52 @@ func runScenario(t *testing.T, sc Scenario, def []uint64) {
 		def = def[:min(len(def), 3)]
 	}
 	seeds := chosenSeeds(def)
-	results := sweep(sc, seeds)
+	run := func(seed uint64) *Result { return runSeed(sc, seed) }
+	results := sweepWith(run, seeds)
 	var again []*Result
 	if *flagTwice {
-		again = sweep(sc, seeds)
+		again = sweepWith(run, seeds)
 	}
+	var firstFailed *Result
 	for i, r := range results {
 		report(t, r)
 		if r.Err != nil {
-			t.Errorf("seed %d failed in %s: %v\nreplay: %s", r.Seed, r.Phase, r.Err, replayCommand(t.Name(), r.Seed))
+			t.Errorf("seed %d failed in %s: %v\nreplay: %s", r.Seed, r.Phase, r.Err, replayOf(t.Name(), r))
+			if firstFailed == nil {
+				firstFailed = r
+			}
 		}
 		if again != nil && again[i].Trace != r.Trace {
 			t.Errorf("seed %d is not reproducible: traces %016x and %016x; diff two runs with Sim.TraceTo", r.Seed, r.Trace, again[i].Trace)
 		}
 	}
-	if seedSet && !seedsSet {
-		first, again := Run(sc, *flagSeed), Run(sc, *flagSeed)
+	if (seedSet || planSet) && !seedsSet {
+		first, again := runSeed(sc, *flagSeed), runSeed(sc, *flagSeed)
 		if first.Trace != again.Trace {
 			t.Errorf("seed %d is not reproducible: traces %016x and %016x", *flagSeed, first.Trace, again.Trace)
 		}
 	}
+	if *flagShrink && firstFailed != nil {
+		shrinkAndReport(t, sc, firstFailed)
+	}
+}
+
+// shrinkAndReport shrinks a failed run's plan (-shrink) and prints each
+// step, the original and smallest plans and the smallest plan's replay.
+func shrinkAndReport(t *testing.T, sc Scenario, failed *Result) {
+	t.Helper()
+	fmt.Printf("shrink: seed %d of %s fails with %q; at most %d runs or %v\n",
+		failed.Seed, sc.Name, FailureClass(failed), *flagShrinkRuns, *flagShrinkTime)
+	sh, err := Shrink(sc, failed, ShrinkOptions{
+		MaxRuns: *flagShrinkRuns,
+		MaxWall: *flagShrinkTime,
+		Logf:    func(format string, args ...any) { fmt.Printf(format+"\n", args...) },
+	})
+	if err != nil {
+		t.Errorf("shrink: %v", err)
+		return
+	}
+	fmt.Print(sh.Summary(replayPlanCommand(t.Name(), sh.Seed, sh.Smallest)))
 }
 
 // TestCorrectRegisterPasses1000Seeds: the correct register must survive

@@ -1,9 +1,11 @@
 package sim
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -53,6 +55,12 @@ type Plan struct {
 	TornPercent                           int
 	// Buggify turns the components' perturbation points on.
 	Buggify bool
+	// FaultTime, if set, replaces the scenario's time under faults, and
+	// Clients, if set, its number of clients (only a scenario with
+	// SetupClients takes one). Swarm plans leave both zero; the shrinker
+	// sets them to shorten a failing run.
+	FaultTime time.Duration
+	Clients   int
 }
 
 // Calm is a plan without faults: latency only.
@@ -117,7 +125,173 @@ func (p Plan) String() string {
 	fmt.Fprintf(&b, "clock: drift<=%.0fppm step<=%v\n", p.ClockRatePPM, p.ClockStep)
 	fmt.Fprintf(&b, "disk: write-errors=%.4f read-errors=%.4f sync-latency=%v torn=%d%%\n", p.DiskWriteErrorRate, p.DiskReadErrorRate, p.DiskSyncLatency, p.TornPercent)
 	fmt.Fprintf(&b, "buggify=%v", p.Buggify)
+	if p.FaultTime != 0 || p.Clients != 0 {
+		fmt.Fprintf(&b, "\nrun: fault-time=%v clients=%d (0: the scenario's)", p.FaultTime, p.Clients)
+	}
 	return b.String()
+}
+
+// The text form of a plan, for -plan on the command line: space-separated
+// key=value fields in a fixed order, a bare key for a true boolean, and
+// nothing for a zero field (so the empty text is the zero plan, which has
+// no faults and no latency). Durations are Go durations ("us" for µs),
+// rates are decimal fractions written with as many digits as it takes to
+// read back the same float64, and faults keep their order (the nemesis
+// draws from the list by index). For example:
+//
+//	faults=crash,partition interval=350ms duration=120ms latency=1.2ms latency-mean=3ms loss=0.0123 reorder buggify fault-time=2s
+//
+// Plan.Text and ParsePlan round-trip every valid plan exactly, so a run
+// under ParsePlan(p.Text()) is the run under p.
+var planKeys = []string{
+	"faults", "interval", "duration",
+	"latency", "latency-mean", "loss", "dup", "reorder", "replay", "replay-delay",
+	"clock-drift", "clock-step",
+	"disk-write-errors", "disk-read-errors", "sync-latency", "torn",
+	"buggify", "fault-time", "clients",
+}
+
+// planFields binds each key of the text form to its field in p.
+func planFields(p *Plan) map[string]any {
+	return map[string]any{
+		"faults": &p.Faults, "interval": &p.Interval, "duration": &p.Duration,
+		"latency": &p.LatencyMin, "latency-mean": &p.LatencyMean, "loss": &p.Loss, "dup": &p.Dup,
+		"reorder": &p.Reorder, "replay": &p.Replay, "replay-delay": &p.ReplayDelay,
+		"clock-drift": &p.ClockRatePPM, "clock-step": &p.ClockStep,
+		"disk-write-errors": &p.DiskWriteErrorRate, "disk-read-errors": &p.DiskReadErrorRate,
+		"sync-latency": &p.DiskSyncLatency, "torn": &p.TornPercent,
+		"buggify": &p.Buggify, "fault-time": &p.FaultTime, "clients": &p.Clients,
+	}
+}
+
+// Text is the plan's one-line text form (see planKeys); ParsePlan reads it.
+func (p Plan) Text() string {
+	fields := planFields(&p)
+	var out []string
+	for _, k := range planKeys {
+		switch v := fields[k].(type) {
+		case *[]Fault:
+			if len(*v) > 0 {
+				fs := make([]string, len(*v))
+				for i, f := range *v {
+					fs[i] = string(f)
+				}
+				out = append(out, k+"="+strings.Join(fs, ","))
+			}
+		case *time.Duration:
+			if *v != 0 {
+				out = append(out, k+"="+strings.ReplaceAll(v.String(), "µ", "u"))
+			}
+		case *float64:
+			if *v != 0 {
+				out = append(out, k+"="+strconv.FormatFloat(*v, 'g', -1, 64))
+			}
+		case *int:
+			if *v != 0 {
+				out = append(out, k+"="+strconv.Itoa(*v))
+			}
+		case *bool:
+			if *v {
+				out = append(out, k)
+			}
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// ParsePlan reads a plan's text form (see planKeys) and validates it. It
+// reports every problem at once.
+func ParsePlan(text string) (Plan, error) {
+	var p Plan
+	fields := planFields(&p)
+	var errs []error
+	seen := map[string]bool{}
+	for _, tok := range strings.Fields(text) {
+		k, v, hasValue := strings.Cut(tok, "=")
+		field, ok := fields[k]
+		if !ok {
+			errs = append(errs, fmt.Errorf("unknown field %q (fields: %s)", k, strings.Join(planKeys, " ")))
+			continue
+		}
+		if seen[k] {
+			errs = append(errs, fmt.Errorf("field %q given twice", k))
+			continue
+		}
+		seen[k] = true
+		if _, isBool := field.(*bool); !hasValue && !isBool {
+			errs = append(errs, fmt.Errorf("field %q needs a value (%s=...)", k, k))
+			continue
+		}
+		var err error
+		switch f := field.(type) {
+		case *[]Fault:
+			for _, name := range strings.Split(v, ",") {
+				*f = append(*f, Fault(name))
+			}
+		case *time.Duration:
+			*f, err = time.ParseDuration(v)
+		case *float64:
+			*f, err = strconv.ParseFloat(v, 64)
+		case *int:
+			*f, err = strconv.Atoi(v)
+		case *bool:
+			*f = true
+			if hasValue {
+				*f, err = strconv.ParseBool(v)
+			}
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("field %q: %w", k, err))
+		}
+	}
+	if err := errors.Join(append(errs, p.Validate())...); err != nil {
+		return Plan{}, fmt.Errorf("plan %q: %w", text, err)
+	}
+	return p, nil
+}
+
+// Validate reports every problem with the plan at once: unknown or
+// repeated faults, negative times, rates outside [0, 1], and faults
+// without an interval between them (the nemesis would never stop).
+func (p Plan) Validate() error {
+	var errs []error
+	for i, f := range p.Faults {
+		if !slices.Contains(AllFaults, f) {
+			errs = append(errs, fmt.Errorf("unknown fault %q (faults: %v)", f, AllFaults))
+		} else if slices.Index(p.Faults, f) < i {
+			errs = append(errs, fmt.Errorf("fault %q listed twice", f))
+		}
+	}
+	if len(p.Faults) > 0 && p.Interval <= 0 {
+		errs = append(errs, errors.New("faults need an interval > 0"))
+	}
+	for name, d := range map[string]time.Duration{
+		"interval": p.Interval, "duration": p.Duration, "latency": p.LatencyMin, "latency-mean": p.LatencyMean,
+		"replay-delay": p.ReplayDelay, "clock-step": p.ClockStep, "sync-latency": p.DiskSyncLatency, "fault-time": p.FaultTime,
+	} {
+		if d < 0 {
+			errs = append(errs, fmt.Errorf("%s is negative: %v", name, d))
+		}
+	}
+	for name, r := range map[string]float64{
+		"loss": p.Loss, "dup": p.Dup, "replay": p.Replay,
+		"disk-write-errors": p.DiskWriteErrorRate, "disk-read-errors": p.DiskReadErrorRate,
+	} {
+		if !(r >= 0 && r <= 1) {
+			errs = append(errs, fmt.Errorf("%s is not a rate in [0, 1]: %v", name, r))
+		}
+	}
+	if !(p.ClockRatePPM >= 0 && p.ClockRatePPM < 1e6) {
+		errs = append(errs, fmt.Errorf("clock-drift is not in [0, 1e6) ppm: %v", p.ClockRatePPM))
+	}
+	if p.TornPercent < 0 || p.TornPercent > 100 {
+		errs = append(errs, fmt.Errorf("torn is not a percentage: %d", p.TornPercent))
+	}
+	if p.Clients < 0 {
+		errs = append(errs, fmt.Errorf("clients is negative: %d", p.Clients))
+	}
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return errors.Join(errs...)
 }
 
 // nemesis carries out a plan against a set of target nodes, from the

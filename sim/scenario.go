@@ -16,8 +16,15 @@ type Scenario struct {
 	Name string
 	// Setup builds the world (nodes, clients) and returns its workload.
 	Setup func(s *Sim) Workload
+	// SetupClients, if set, replaces Setup for a scenario whose number of
+	// clients may vary: it builds the world with that many clients,
+	// Clients by default, or Plan.Clients when a plan sets it (the
+	// shrinker tries fewer).
+	SetupClients func(s *Sim, clients int) Workload
+	Clients      int
 	// Adjust, if set, shapes the drawn plan for what the scenario can take;
-	// say why where it is set.
+	// say why where it is set. It cannot change the plan's FaultTime and
+	// Clients.
 	Adjust func(p *Plan)
 	// FaultTime is how long the workload runs under the fault plan.
 	FaultTime time.Duration
@@ -58,8 +65,8 @@ type Result struct {
 	Events   uint64
 	Virtual  time.Duration
 	Wall     time.Duration
-	// Phase is where the run failed ("faults", "progress", "quiesce",
-	// "check"); Err says what failed.
+	// Phase is where the run failed ("setup", "faults", "progress",
+	// "quiesce", "check"); Err says what failed.
 	Phase string
 	Err   error
 	// Viz is the path of the Porcupine visualization, if one was written.
@@ -87,6 +94,7 @@ func (r *Result) Line() string {
 func (r *Result) Report(replay string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "scenario %s\nplan:\n  %s\n", r.Scenario, strings.ReplaceAll(r.Plan.String(), "\n", "\n  "))
+	fmt.Fprintf(&b, "  -plan='%s'\n", r.Plan.Text())
 	if len(r.Faults) > 0 {
 		fmt.Fprintf(&b, "faults (%d):\n  %s\n", len(r.Faults), strings.Join(r.Faults, "\n  "))
 	}
@@ -110,11 +118,28 @@ func Run(sc Scenario, seed uint64) *Result {
 	return s.Run(sc, DrawPlan(s.rng))
 }
 
+// RunPlan runs scenario sc on seed under plan p instead of the plan the
+// seed draws; the seed still drives everything else. The seed's plan is
+// drawn and dropped, so that the rest of the run consumes the same random
+// stream: RunPlan(sc, seed, Run(sc, seed).Plan) is the same run as
+// Run(sc, seed), trace for trace.
+func RunPlan(sc Scenario, seed uint64, p Plan) *Result {
+	s := New(seed)
+	DrawPlan(s.rng)
+	return s.Run(sc, p)
+}
+
 // Run runs scenario sc on this world under plan p.
 func (s *Sim) Run(sc Scenario, p Plan) (r *Result) {
 	wallStart := time.Now()
 	if sc.Adjust != nil {
+		faultTime, clients := p.FaultTime, p.Clients
 		sc.Adjust(&p)
+		p.FaultTime, p.Clients = faultTime, clients
+	}
+	faultTime := sc.FaultTime
+	if p.FaultTime > 0 {
+		faultTime = p.FaultTime
 	}
 	r = &Result{Scenario: sc.Name, Seed: s.seed, Plan: p}
 	defer s.Close()
@@ -133,10 +158,20 @@ func (s *Sim) Run(sc Scenario, p Plan) (r *Result) {
 		return r
 	}
 
-	w := sc.Setup(s)
+	var w Workload
+	switch {
+	case sc.SetupClients != nil && p.Clients > 0:
+		w = sc.SetupClients(s, p.Clients)
+	case sc.SetupClients != nil:
+		w = sc.SetupClients(s, sc.Clients)
+	case p.Clients > 0:
+		return fail("setup", fmt.Errorf("the plan asks for %d clients, but scenario %s takes no client count", p.Clients, sc.Name))
+	default:
+		w = sc.Setup(s)
+	}
 	nm := s.startNemesis(p, w.Targets())
 	defer func() { r.Faults = nm.log }()
-	if err := s.RunFor(sc.FaultTime); err != nil {
+	if err := s.RunFor(faultTime); err != nil {
 		return fail("faults", err)
 	}
 	nm.heal()

@@ -35,6 +35,9 @@ type kvWorkload struct {
 	stopped   bool
 	healed    int64   // virtual time of the heal; -1 before
 	served    []int64 // per client: virtual time of its last definite answer
+	// inflight is, per client, the operation it is waiting on: a client
+	// node that crashes leaves it with an unknown outcome.
+	inflight []*Pending
 	// Counters for reports and sanity checks.
 	ok, unknown, refused int
 }
@@ -43,7 +46,7 @@ type kvWorkload struct {
 // the service (it runs on the client's node, at the client's start).
 func newKVWorkload(s *Sim, servers []kernel.NodeID, clients int, newCaller func(rt kernel.Runtime, client int) kvCaller) *kvWorkload {
 	w := &kvWorkload{s: s, hist: s.NewHistory(), servers: servers, opTimeout: 200 * time.Millisecond,
-		keys: []string{"x", "y", "z"}, healed: -1, served: make([]int64, clients)}
+		keys: []string{"x", "y", "z"}, healed: -1, served: make([]int64, clients), inflight: make([]*Pending, clients)}
 	for i := range clients {
 		s.AddNode(firstClient+kernel.NodeID(i), func(rt kernel.Runtime) {
 			rt.Go("client", func(ctx context.Context) { w.client(ctx, rt, i, newCaller(rt, i)) })
@@ -58,9 +61,11 @@ func (w *kvWorkload) client(ctx context.Context, rt kernel.Runtime, i int, call 
 	for n := 0; !w.stopped; n++ {
 		in := w.nextOp(rng, i, n)
 		p := w.hist.Call(i, in)
+		w.inflight[i] = p
 		cctx, cancel := rt.WithTimeout(ctx, w.opTimeout)
 		out, err := call(cctx, in)
 		cancel()
+		w.inflight[i] = nil
 		var remote *kernel.RemoteError
 		switch {
 		case err == nil:
@@ -91,6 +96,36 @@ func (w *kvWorkload) client(ctx context.Context, rt kernel.Runtime, i int, call 
 	}
 }
 
+// crashClients crashes a random client node now and then until the heal,
+// and restarts it after a short downtime: the client comes back as a new
+// incarnation that knows nothing of its past (a new identity, sequence
+// numbers from 1), while its last operation, and any retry of it still in
+// the network, may yet take effect. Its open writes stay open: the next
+// incarnation's writes bound nothing of the old one's.
+func (w *kvWorkload) crashClients(mean time.Duration) {
+	exp := func(d time.Duration) time.Duration { return time.Duration(w.s.rng.ExpFloat64() * float64(d)) }
+	var next func()
+	next = func() {
+		if w.healed >= 0 || w.stopped {
+			return
+		}
+		i := w.s.rng.IntN(len(w.served))
+		n := w.s.Node(firstClient + kernel.NodeID(i))
+		if n.Up() {
+			if p := w.inflight[i]; p != nil {
+				w.inflight[i] = nil
+				if op := p.Unknown(); op >= 0 {
+					w.unknown++
+				}
+			}
+			n.Crash()
+			w.s.After(exp(20*time.Millisecond), "client restart", n.Restart)
+		}
+		w.s.After(exp(mean), "client crash", next)
+	}
+	w.s.After(exp(mean), "client crash", next)
+}
+
 func (w *kvWorkload) nextOp(rng *rand.Rand, client, n int) KVInput {
 	key := w.keys[rng.IntN(len(w.keys))]
 	val := fmt.Sprintf("c%d.%d", client, n)
@@ -115,8 +150,13 @@ func (w *kvWorkload) nextOp(rng *rand.Rand, client, n int) KVInput {
 }
 
 func (w *kvWorkload) Targets() []kernel.NodeID { return w.servers }
-func (w *kvWorkload) Healed()                  { w.healed = w.s.now }
-func (w *kvWorkload) Stop()                    { w.stopped = true }
+func (w *kvWorkload) Healed() {
+	w.healed = w.s.now
+	for i := range w.served {
+		w.s.Node(firstClient + kernel.NodeID(i)).Restart() // a no-op for a running one
+	}
+}
+func (w *kvWorkload) Stop() { w.stopped = true }
 
 func (w *kvWorkload) Progressed() bool {
 	for _, t := range w.served {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/orbitkernel/orbit/internal/mutation"
 	"github.com/orbitkernel/orbit/kernel"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -446,7 +447,11 @@ func (s *LogStore) Append(b *Batch, ents []raftpb.Entry) {
 	if newLast.Index < st.last {
 		b.delRange(logKey(s.id, newLast.Index+1), logEnd(s.id))
 	}
+	overwrite := at <= st.last
 	st.last, st.lastTerm = newLast.Index, newLast.Term
+	if overwrite && mutation.On(MutCacheIgnoresOverwrite) {
+		return
+	}
 	s.cacheOps = append(s.cacheOps, func() { s.cache.append(ents) })
 }
 

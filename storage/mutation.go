@@ -1,0 +1,11 @@
+package storage
+
+import "github.com/orbitkernel/orbit/internal/mutation"
+
+// Planted bugs for the mutation self-test (`make mutations`, see
+// internal/mutation). Guarded by mutation.On; compiled out of every build
+// without the orbit_mutations tag.
+var (
+	MutCacheIgnoresOverwrite = mutation.Plant("cache-ignores-overwrite", mutation.Storage,
+		"the entry cache takes only appends at its tail: entries that replace a conflicting suffix reach Pebble but the cache keeps the old ones")
+)
