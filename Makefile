@@ -72,11 +72,12 @@ sim5:
 determinism:
 	$(GO) test ./sim -run '^TestSim$$' -seed=$(SEED) -seeds=$(SEEDS) -twice -timeout 0
 
-## mutations: plant each consensus bug (consensus/mutation.go) and require
-## the simulator to catch it within 300 seeds (availability bugs: the
-## availability scenario)
+## mutations: plant each bug (internal/mutation; consensus, client,
+## snapshot, storage, Redis state machine, availability) and require the
+## simulator to catch it within 300 seeds, then shrink two caught seeds'
+## fault plans (-shrink)
 mutations:
-	$(GO) test -tags orbit_mutations ./sim -run '^TestMutationsAreCaught$$' -count=1 -timeout 0 -v
+	$(GO) test -tags orbit_mutations ./sim -run '^(TestMutationsAreCaught|TestShrinkPlantedBug)$$' -count=1 -timeout 0 -v
 
 ## jepsen: every workload with every nemesis against real orbit serve
 ## processes (3 nodes; register also on 5), JEPSEN_DURATION each (default
