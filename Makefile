@@ -75,8 +75,10 @@ determinism:
 ## mutations: plant each bug (internal/mutation; consensus, client,
 ## snapshot, storage, Redis state machine, availability) and require the
 ## simulator to catch it within 300 seeds, then shrink two caught seeds'
-## fault plans (-shrink)
+## fault plans (-shrink); first, the consensus transcripts must fail under
+## the consensus and client bugs they pin down
 mutations:
+	$(GO) test -tags orbit_mutations ./consensus -run '^TestTranscriptMutations$$' -count=1 -v
 	$(GO) test -tags orbit_mutations ./sim -run '^(TestMutationsAreCaught|TestShrinkPlantedBug)$$' -count=1 -timeout 0 -v
 
 ## jepsen: every workload with every nemesis against real orbit serve

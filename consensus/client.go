@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/raft/v3/raftpb"
+
 	"github.com/orbitkernel/orbit/internal/mutation"
 	"github.com/orbitkernel/orbit/kernel"
 	"github.com/orbitkernel/orbit/storage"
@@ -217,17 +219,11 @@ func (c *Client) RemoveLiveReplica(ctx context.Context, key []byte, node kernel.
 
 // Members returns the nodes holding a replica (voter or learner) of the
 // range holding key, as the range's leader has applied its configuration,
-// once no change is in flight. It asks the leader to remove node 0, which
-// never exists: the leader answers "done" with its configuration and
-// proposes nothing.
+// once no change is in flight.
 func (c *Client) Members(ctx context.Context, key []byte) ([]kernel.NodeID, error) {
-	r, err := c.Do(ctx, Request{Op: OpRemoveReplica, Key: key, Value: binary.BigEndian.AppendUint64(nil, 0)})
+	_, cs, err := c.configuration(ctx, key)
 	if err != nil {
 		return nil, err
-	}
-	_, cs, err := decodeConfVersion(r.Value)
-	if err != nil {
-		return nil, fmt.Errorf("consensus: a configuration from the leader: %w", err)
 	}
 	var out []kernel.NodeID
 	for _, id := range members(cs) {
@@ -235,6 +231,32 @@ func (c *Client) Members(ctx context.Context, key []byte) ([]kernel.NodeID, erro
 	}
 	slices.Sort(out)
 	return out, nil
+}
+
+// NextReplicaID returns the lowest Raft ID that a replica the range holding
+// key adds on node from now on can have: every replica node held of it
+// before has a lower one. A rebuilt node's tombstone (Tombstone).
+func (c *Client) NextReplicaID(ctx context.Context, key []byte, node kernel.NodeID) (uint64, error) {
+	gen, _, err := c.configuration(ctx, key)
+	if err != nil {
+		return 0, err
+	}
+	return replicaID(node, gen), nil
+}
+
+// configuration asks the leader to remove node 0, which never exists: it
+// answers "done" with the range's next replica generation and applied
+// configuration, and proposes nothing.
+func (c *Client) configuration(ctx context.Context, key []byte) (uint32, raftpb.ConfState, error) {
+	r, err := c.Do(ctx, Request{Op: OpRemoveReplica, Key: key, Value: binary.BigEndian.AppendUint64(nil, 0)})
+	if err != nil {
+		return 0, raftpb.ConfState{}, err
+	}
+	gen, cs, err := decodeConfVersion(r.Value)
+	if err != nil {
+		return 0, cs, fmt.Errorf("consensus: a configuration from the leader: %w", err)
+	}
+	return gen, cs, nil
 }
 
 // changeReplicas asks the leader for one step at a time: without an

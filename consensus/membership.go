@@ -417,3 +417,15 @@ func (s *Store) noticeRemoved(r *replica, from uint64) {
 	}
 	s.rt.Net().Send(nodeOf(from), gcPort, binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, uint64(r.desc.ID)), from))
 }
+
+// Tombstone records, in a node's fresh store, that it holds no replica of
+// range id and takes none below minReplicaID (Client.NextReplicaID): a node
+// rebuilt after its store was damaged must never answer as one of its old
+// replicas, whose votes and log it no longer has, to a message that was on
+// its way (storage.ErrCorrupt tells the whole procedure). Synced.
+func Tombstone(eng *storage.Engine, id storage.RangeID, minReplicaID uint64) error {
+	b := eng.NewBatch()
+	defer b.Close()
+	b.SetReplicaRecord(id, storage.ReplicaRecord{MinReplicaID: minReplicaID})
+	return b.Commit(true)
+}

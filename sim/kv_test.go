@@ -21,6 +21,7 @@ import (
 var kvScenario = Scenario{
 	Name:         "kv",
 	Setup:        func(s *Sim) Workload { return newKVCluster(s, []kernel.NodeID{1, 2, 3}, 3) },
+	Rebuilds:     true,
 	FaultTime:    5 * time.Second,
 	ProgressTime: 30 * time.Second,
 	QuiesceTime:  3 * time.Second,
@@ -32,6 +33,7 @@ var kvScenario = Scenario{
 var kv5Scenario = Scenario{
 	Name:         "kv5",
 	Setup:        func(s *Sim) Workload { return newKVCluster(s, []kernel.NodeID{1, 2, 3, 4, 5}, 3) },
+	Rebuilds:     true,
 	FaultTime:    kvScenario.FaultTime,
 	ProgressTime: kvScenario.ProgressTime,
 	QuiesceTime:  kvScenario.QuiesceTime,

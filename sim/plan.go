@@ -24,10 +24,15 @@ const (
 	FaultPause     Fault = "pause"     // stop scheduling a node; resume it later
 	FaultClock     Fault = "clock"     // step a node's clock and change its drift
 	FaultDisk      Fault = "disk"      // make a node's disk fail I/O for a while
+	// FaultCorrupt crashes a node and flips a bit of what its disk holds
+	// durably (a write-ahead log, an sstable or the MANIFEST) before it
+	// restarts. Only scenarios that rebuild a damaged node take it
+	// (Scenario.Rebuilds).
+	FaultCorrupt Fault = "corrupt"
 )
 
 // AllFaults lists every fault kind, in a fixed order.
-var AllFaults = []Fault{FaultPartition, FaultOneWay, FaultIsolate, FaultClog, FaultCrash, FaultPause, FaultClock, FaultDisk}
+var AllFaults = []Fault{FaultPartition, FaultOneWay, FaultIsolate, FaultClog, FaultCrash, FaultPause, FaultClock, FaultDisk, FaultCorrupt}
 
 // Plan is one run's fault settings. Swarm testing draws a different plan for
 // every seed, so that some runs hammer one fault hard while others mix many
@@ -90,13 +95,14 @@ func DrawPlan(rng *rand.Rand) Plan {
 		p.Replay = rng.Float64() * 0.02
 		p.ReplayDelay = time.Duration(50+rng.IntN(950)) * time.Millisecond
 	}
-	for _, f := range AllFaults {
+	common := AllFaults[:len(AllFaults)-1] // all but corrupt, drawn last
+	for _, f := range common {
 		if rng.IntN(2) == 0 {
 			p.Faults = append(p.Faults, f)
 		}
 	}
 	if len(p.Faults) == 0 {
-		p.Faults = []Fault{AllFaults[rng.IntN(len(AllFaults))]}
+		p.Faults = []Fault{common[rng.IntN(len(common))]}
 	}
 	if p.Has(FaultDisk) {
 		p.DiskWriteErrorRate = rng.Float64() * 0.05
@@ -107,6 +113,10 @@ func DrawPlan(rng *rand.Rand) Plan {
 	}
 	if rng.IntN(2) == 0 {
 		p.TornPercent = rng.IntN(101)
+	}
+	// Drawn last, so that adding it left every other draw as it was.
+	if rng.IntN(4) == 0 {
+		p.Faults = append(p.Faults, FaultCorrupt)
 	}
 	return p
 }
@@ -300,6 +310,9 @@ type nemesis struct {
 	s       *Sim
 	plan    Plan
 	targets []kernel.NodeID
+	// canLose, if set, says whether the cluster can afford to lose node's
+	// data now (FaultCorrupt; see Rebuilder).
+	canLose func(node kernel.NodeID) bool
 	healed  bool
 	// netFault counts network faults; an undo heals only its own.
 	netFault int
@@ -308,8 +321,11 @@ type nemesis struct {
 }
 
 // startNemesis applies the plan's global knobs and starts causing faults.
-func (s *Sim) startNemesis(p Plan, targets []kernel.NodeID) *nemesis {
-	nm := &nemesis{s: s, plan: p, targets: slices.Clone(targets)}
+func (s *Sim) startNemesis(p Plan, w Workload) *nemesis {
+	nm := &nemesis{s: s, plan: p, targets: slices.Clone(w.Targets())}
+	if r, ok := w.(Rebuilder); ok {
+		nm.canLose = r.CanLoseData
+	}
 	s.net.LatencyMin, s.net.LatencyMean = p.LatencyMin, p.LatencyMean
 	s.net.Loss, s.net.Dup, s.net.Reorder = p.Loss, p.Dup, p.Reorder
 	s.net.Replay, s.net.ReplayDelay = p.Replay, p.ReplayDelay
@@ -427,6 +443,26 @@ func (nm *nemesis) act() {
 		nm.note("clock n%d: step %v, rate %.6f", n.id, step, rate)
 		n.ShiftClock(step)
 		n.SetClockRate(rate)
+	case FaultCorrupt:
+		// One damaged disk at a time, as TigerBeetle's VOPR keeps its
+		// faults within what the cluster can repair: a range whose
+		// majority lost its data cannot be rebuilt from its peers.
+		n := nm.pick()
+		if nm.canLose == nil || !nm.canLose(n.id) {
+			break
+		}
+		for _, id := range nm.targets {
+			if s.nodes[id].disk.Corrupted() {
+				n = s.nodes[id]
+			}
+		}
+		if n.disk.Corrupted() && n.up {
+			break // being rebuilt, or rotted where no read goes
+		}
+		if n.up {
+			n.Crash() // restartLater brings it back
+		}
+		nm.note("corrupt n%d: %s", n.id, n.disk.Corrupt(s.rng, "/data"))
 	case FaultDisk:
 		n := nm.pick()
 		nm.note("disk faults on n%d (write %.3f, read %.3f)", n.id, nm.plan.DiskWriteErrorRate, nm.plan.DiskReadErrorRate)

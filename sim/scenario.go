@@ -3,6 +3,7 @@ package sim
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,6 +27,10 @@ type Scenario struct {
 	// say why where it is set. It cannot change the plan's FaultTime and
 	// Clients.
 	Adjust func(p *Plan)
+	// Rebuilds says the scenario rebuilds a node whose store is found
+	// damaged (checksums) from its peers; only then does a plan keep
+	// FaultCorrupt.
+	Rebuilds bool
 	// FaultTime is how long the workload runs under the fault plan.
 	FaultTime time.Duration
 	// ProgressTime bounds how long, after healing, the workload may take to
@@ -34,6 +39,16 @@ type Scenario struct {
 	// QuiesceTime is how long the world runs after the workload stops, so
 	// that in-flight work settles before the check.
 	QuiesceTime time.Duration
+}
+
+// Rebuilder is a workload that rebuilds a node whose store is damaged
+// from its peers (Scenario.Rebuilds).
+type Rebuilder interface {
+	// CanLoseData reports whether the cluster could rebuild node if its
+	// data were lost now: FaultCorrupt damages a node only then, as
+	// TigerBeetle's simulator keeps its faults within what the cluster can
+	// repair (a range whose majority lost its data cannot be rebuilt).
+	CanLoseData(node kernel.NodeID) bool
 }
 
 // Workload is what runs in a scenario and knows how to judge it.
@@ -137,6 +152,9 @@ func (s *Sim) Run(sc Scenario, p Plan) (r *Result) {
 		sc.Adjust(&p)
 		p.FaultTime, p.Clients = faultTime, clients
 	}
+	if !sc.Rebuilds && p.Has(FaultCorrupt) {
+		p.Faults = slices.DeleteFunc(slices.Clone(p.Faults), func(f Fault) bool { return f == FaultCorrupt })
+	}
 	faultTime := sc.FaultTime
 	if p.FaultTime > 0 {
 		faultTime = p.FaultTime
@@ -169,7 +187,7 @@ func (s *Sim) Run(sc Scenario, p Plan) (r *Result) {
 	default:
 		w = sc.Setup(s)
 	}
-	nm := s.startNemesis(p, w.Targets())
+	nm := s.startNemesis(p, w)
 	defer func() { r.Faults = nm.log }()
 	if err := s.RunFor(faultTime); err != nil {
 		return fail("faults", err)

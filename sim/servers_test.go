@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"slices"
@@ -32,6 +33,25 @@ type serverSet struct {
 	// says at most one node.
 	leaders     map[[2]uint64]kernel.NodeID
 	safetyError error
+	// damaged tracks the nodes whose store failed its checksums
+	// (FaultCorrupt) through their rebuild.
+	damaged  map[kernel.NodeID]*damage
+	rebuilds int
+	// shrunkBy is the node the admin took a replica from and has not put
+	// back yet (0: none): its range is one voter short.
+	shrunkBy kernel.NodeID
+}
+
+// damage is one node's rebuild after its store was found damaged: the
+// admin removes its replicas from every range (noting, per range, the
+// lowest replica ID the range can still give it), then the node wipes its
+// store, writes those tombstones, and comes back holding nothing (Join);
+// the admin adds its replicas back, new ones that its peers fill.
+type damage struct {
+	removed    bool                       // no range's configuration has a replica of it
+	tombstones map[storage.RangeID]uint64 // per range, consensus.Tombstone's minimum
+	rebuilt    bool                       // wiped and tombstoned: it may run again
+	back       bool                       // its replicas are back on its placement
 }
 
 // adminNode runs the membership changes; like the clients, never a fault
@@ -42,7 +62,7 @@ const adminNode kernel.NodeID = 201
 func newServerSet(s *Sim, nodes []kernel.NodeID, layout consensus.Layout, boot func(rt kernel.Runtime)) *serverSet {
 	c := &serverSet{sim: s, layout: layout, nodes: nodes, engines: map[kernel.NodeID]*storage.Engine{},
 		stores: map[kernel.NodeID]*consensus.Store{}, placement: map[storage.RangeID][]kernel.NodeID{},
-		leaders: map[[2]uint64]kernel.NodeID{}}
+		leaders: map[[2]uint64]kernel.NodeID{}, damaged: map[kernel.NodeID]*damage{}}
 	for _, d := range layout.Ranges() {
 		c.placement[d.ID] = slices.Clone(d.Replicas)
 	}
@@ -64,14 +84,46 @@ func (c *serverSet) openEngine(rt kernel.Runtime) *storage.Engine {
 	if rt.Buggify("storage.no-entry-cache") {
 		entryCache = -1 // every Raft entry read goes to Pebble
 	}
-	eng, err := storage.Open(rt.FS(), "/data", storage.Options{
+	opts := storage.Options{
 		EntryCacheBytes:             entryCache,
 		DisableAutomaticCompactions: true,
 		Logger:                      rt.Logger(),
 		// A fatal error on one of Pebble's goroutines poisons the engine;
 		// the node's next call crashes it. Park that goroutine.
 		OnBackgroundFatal: func(error) { select {} },
-	})
+	}
+	id := rt.NodeID()
+	eng, err := storage.Open(rt.FS(), "/data", opts)
+	if errors.Is(err, storage.ErrCorrupt) {
+		// Damaged: never serve it. Wait, up and silent, until the admin
+		// has taken the node's replicas out of every range (it restarts
+		// the node then), and rebuild.
+		dm := c.damaged[id]
+		delete(c.stores, id) // the last incarnation's, on the damaged engine
+		delete(c.engines, id)
+		if dm == nil || dm.back {
+			rt.Logger().Warn("store damaged; waiting to be rebuilt from peers", "err", err)
+			dm = &damage{}
+			c.damaged[id] = dm
+		}
+		if !dm.removed {
+			_, _ = kernel.NewFuture[struct{}](rt, "damaged store: waiting for the admin").Wait(context.Background())
+		}
+		if err := storage.Wipe(rt.FS(), "/data"); err != nil {
+			kernel.Crash("wipe damaged store: %v", err)
+		}
+		if eng, err = storage.Open(rt.FS(), "/data", opts); err != nil {
+			kernel.Crash("open wiped store: %v", err)
+		}
+		for _, d := range c.layout.Ranges() {
+			if err := consensus.Tombstone(eng, d.ID, dm.tombstones[d.ID]); err != nil {
+				kernel.Crash("tombstone range %d: %v", d.ID, err)
+			}
+		}
+		dm.rebuilt = true
+		c.rebuilds++
+		c.sim.Node(id).Disk().Repaired()
+	}
 	if err != nil {
 		kernel.Crash("open storage: %v", err)
 	}
@@ -80,7 +132,26 @@ func (c *serverSet) openEngine(rt kernel.Runtime) *storage.Engine {
 		// The engine lives as long as the node; a crash closes it (on the
 		// discarded disk image) so that Pebble's goroutines end too.
 		defer eng.Close()
-		kernel.NewFuture[struct{}](rt, "node lifetime").Wait(ctx)
+		// Flushes (and now and then a compaction) happen here, on a task,
+		// at moments the seed picks: the memtable never fills within a
+		// run, so Pebble never flushes on its own timing, and the task
+		// waits for each one while nothing else runs. They put the data
+		// in sstables, where FaultCorrupt's bit flips land.
+		// Automatic compactions are off, so a compaction every few
+		// flushes keeps L0 below Pebble's write-stall threshold.
+		rng := rt.Rand()
+		for flushes := 0; ; flushes++ {
+			if rt.Sleep(ctx, time.Duration(rng.ExpFloat64()*float64(700*time.Millisecond))) != nil {
+				return
+			}
+			do, what := eng.Flush, "flush"
+			if flushes%4 == 3 || rng.IntN(4) == 0 {
+				do, what, flushes = eng.Compact, "compact", 0
+			}
+			if err := do(); err != nil {
+				kernel.Crash("%s: %v", what, err)
+			}
+		}
 	})
 	return eng
 }
@@ -93,6 +164,9 @@ func (c *serverSet) openStore(rt kernel.Runtime, eng *storage.Engine, opts conse
 			hook(id, term)
 		}
 		c.leaderElected(id, term, rt.NodeID())
+	}
+	if c.damaged[rt.NodeID()] != nil {
+		opts.Join = true // rebuilt: it holds only what the admin adds back
 	}
 	st, err := consensus.Open(rt, eng, c.layout, opts)
 	if err != nil {
@@ -130,7 +204,13 @@ func (c *serverSet) membership(ctx context.Context, rt kernel.Runtime) {
 	remove := func(d consensus.Descriptor, node kernel.NodeID) error {
 		return attempt(func(ctx context.Context) error { return admin.RemoveReplica(ctx, d.Start, node) })
 	}
+	present := func(d consensus.Descriptor, node kernel.NodeID) bool {
+		var m []kernel.NodeID
+		err := attempt(func(ctx context.Context) (err error) { m, err = admin.Members(ctx, d.Start); return err })
+		return err == nil && slices.Contains(m, node)
+	}
 	for !c.faultsOver {
+		c.rebuildDamaged(ctx, rt, admin, add, remove)
 		d := c.layout.Ranges()[rng.IntN(len(c.layout.Ranges()))]
 		at := c.placement[d.ID]
 		from := at[rng.IntN(len(at))]
@@ -151,21 +231,62 @@ func (c *serverSet) membership(ctx context.Context, rt kernel.Runtime) {
 			c.additions++
 			c.placement[d.ID] = append(slices.DeleteFunc(slices.Clone(at), func(n kernel.NodeID) bool { return n == from }), to)
 		}
+		if to == from {
+			if c.anyCorrupted() {
+				// Taking a replica out while another node's data is rotten
+				// (found or not yet) could leave a range without a
+				// healthy majority: wait until it is rebuilt.
+				if rt.Sleep(ctx, 50*time.Millisecond) != nil {
+					return
+				}
+				continue
+			}
+			c.shrunkBy = from
+		}
 		if remove(d, from) == nil {
 			c.removals++
 		}
 		if to == from {
+			// Back only once the leader, with no change in flight, lists
+			// it: a removal whose answer timed out may still apply after
+			// an addition that found the replica present.
 			for !c.faultsOver {
-				if add(d, to) == nil {
+				if add(d, to) == nil && present(d, to) {
 					c.additions++
 					break
 				}
 			}
 		}
+		c.shrunkBy = 0
+		// A pause between moves: the cluster spends time whole, when a
+		// node's data may be lost (CanLoseData).
+		if rt.Sleep(ctx, time.Duration(rng.ExpFloat64()*float64(100*time.Millisecond))) != nil {
+			return
+		}
 	}
+	// After the heal: rebuild what is damaged, restore the placement, and
+	// keep watching — a damaged sstable is only found when a read reaches
+	// it, which may be after everything was restored.
+	for ctx.Err() == nil {
+		if c.rebuildDamaged(ctx, rt, admin, add, remove) || !c.restored {
+			c.restored = false
+			c.restore(ctx, add, remove)
+		}
+		if rt.Sleep(ctx, 50*time.Millisecond) != nil {
+			return
+		}
+	}
+}
+
+// restore brings every range to exactly its placement, and waits for every
+// rebuilt node to be back.
+func (c *serverSet) restore(ctx context.Context, add, remove func(consensus.Descriptor, kernel.NodeID) error) {
 	for _, d := range c.layout.Ranges() {
 		for _, node := range c.nodes {
 			for {
+				if dm := c.damaged[node]; dm != nil && !dm.rebuilt {
+					return // still being rebuilt: the next round restores
+				}
 				var err error
 				if slices.Contains(c.placement[d.ID], node) {
 					err = add(d, node)
@@ -182,6 +303,86 @@ func (c *serverSet) membership(ctx context.Context, rt kernel.Runtime) {
 		}
 	}
 	c.restored = true
+}
+
+// CanLoseData implements Rebuilder: a node's data may be lost while no
+// other node is damaged or being rebuilt, and the admin is not between
+// taking another node's replica out and putting it back (a range of three
+// down to two voters would not survive losing one of them).
+func (c *serverSet) CanLoseData(node kernel.NodeID) bool {
+	if c.shrunkBy != 0 && c.shrunkBy != node {
+		return false
+	}
+	for id, dm := range c.damaged {
+		if id != node && !dm.back {
+			return false
+		}
+	}
+	return true
+}
+
+// anyCorrupted reports whether some node's disk holds a flipped bit that
+// no rebuild has wiped yet.
+func (c *serverSet) anyCorrupted() bool {
+	for _, id := range c.nodes {
+		if c.sim.Node(id).Disk().Corrupted() {
+			return true
+		}
+	}
+	return false
+}
+
+// rebuildDamaged takes every damaged node's replicas out of their ranges,
+// noting each range's next replica ID for the node, and restarts the node
+// to rebuild; it reports whether it did anything. The node's replicas come
+// back through the placement (restore), or the next move that picks it.
+func (c *serverSet) rebuildDamaged(ctx context.Context, rt kernel.Runtime, admin *consensus.Client, add, remove func(consensus.Descriptor, kernel.NodeID) error) bool {
+	did := false
+	for _, node := range c.nodes {
+		dm := c.damaged[node]
+		if dm == nil || dm.back {
+			continue
+		}
+		did = true
+		dm.tombstones = map[storage.RangeID]uint64{}
+		for _, d := range c.layout.Ranges() {
+			for {
+				actx, cancel := rt.WithTimeout(ctx, 2*time.Second)
+				min, err := admin.NextReplicaID(actx, d.Start, node)
+				cancel()
+				if err == nil && remove(d, node) == nil {
+					dm.tombstones[d.ID] = min
+					break
+				}
+				if ctx.Err() != nil {
+					return did
+				}
+			}
+		}
+		dm.removed = true
+		c.sim.After(0, "rebuild damaged node", func() {
+			n := c.sim.Node(node)
+			n.Crash()
+			n.Restart()
+		})
+		for !dm.rebuilt {
+			if rt.Sleep(ctx, 10*time.Millisecond) != nil {
+				return did
+			}
+		}
+		for _, d := range c.layout.Ranges() {
+			if !slices.Contains(c.placement[d.ID], node) {
+				continue
+			}
+			for add(d, node) != nil {
+				if ctx.Err() != nil {
+					return did
+				}
+			}
+		}
+		dm.back = true
+	}
+	return did
 }
 
 // status tells who waits for what: clients' last answers, the membership
@@ -201,7 +402,11 @@ func (c *serverSet) status(served []int64, healed int64) string {
 func (c *serverSet) appliedIndexes(d consensus.Descriptor) string {
 	var parts []string
 	for _, id := range c.nodes {
-		parts = append(parts, fmt.Sprintf("n%d %s", id, c.stores[id].RangeStatus(d.ID)))
+		if st := c.stores[id]; st != nil {
+			parts = append(parts, fmt.Sprintf("n%d %s", id, st.RangeStatus(d.ID)))
+		} else {
+			parts = append(parts, fmt.Sprintf("n%d no store (damaged, waiting to be rebuilt)", id))
+		}
 	}
 	return strings.Join(parts, "; ")
 }
@@ -216,6 +421,9 @@ func (c *serverSet) checkConvergence() error {
 		for _, id := range want {
 			if !c.sim.Node(id).Up() {
 				return fmt.Errorf("convergence: node %d is down after quiescence", id)
+			}
+			if c.stores[id] == nil {
+				return fmt.Errorf("convergence: node %d's store is damaged and was not rebuilt", id)
 			}
 			m, ok := c.stores[id].Members(d.ID)
 			slices.Sort(m)

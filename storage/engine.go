@@ -25,9 +25,27 @@ var ErrFormat = errors.New("storage: unsupported store format")
 // not there.
 var ErrNotFound = errors.New("storage: not found")
 
-// ErrCorrupt is returned when a stored value does not decode: the disk
-// returned something other than what was written.
-var ErrCorrupt = errors.New("storage: corrupt value")
+// ErrCorrupt is returned when stored data fails its checks: a value that
+// does not decode, or a Pebble file (write-ahead log, MANIFEST, sstable
+// block) whose checksum does not match. Open returns it for a store that
+// is damaged; such a store never opens again, and its node must be rebuilt
+// from its peers (docs/consensus.md, "Rebuilding a damaged node").
+var ErrCorrupt = errors.New("storage: corrupt data")
+
+// l0StopWrites is Pebble's L0 write-stall threshold: its default, or out of
+// reach when automatic compactions are off.
+func l0StopWrites(noAutoCompactions bool) int {
+	if noAutoCompactions {
+		return 1 << 20
+	}
+	return 0 // Pebble's default
+}
+
+// damagedMarker names the file that records, in the store's directory,
+// that its data failed a checksum: a damaged sstable is only found when a
+// read reaches it, and the node that crashes on it must not come back on
+// the same data.
+const damagedMarker = "DAMAGED"
 
 // Engine is a node's store: one Pebble instance on the runtime's vfs.FS.
 //
@@ -55,6 +73,9 @@ func Open(fs vfs.FS, dir string, opts Options) (*Engine, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
+	if reason, ok := damaged(fs, dir); ok {
+		return nil, fmt.Errorf("%w: %s: the store was found damaged earlier (%s); rebuild the node from its peers", ErrCorrupt, dir, reason)
+	}
 	fatal := &fatalState{}
 	defer fatal.crashOnPanic("open")
 	cache := pebble.NewCache(opts.BlockCacheBytes)
@@ -69,10 +90,23 @@ func Open(fs vfs.FS, dir string, opts Options) (*Engine, error) {
 		// loader is one more goroutine outside virtual time (one that can
 		// outlive a Close racing with it): off with them.
 		DisableTableStats: opts.DisableAutomaticCompactions,
+		// A write stall on L0's file count waits for an automatic
+		// compaction: without them it would wait forever (the caller
+		// compacts when it chooses).
+		L0StopWritesThreshold: l0StopWrites(opts.DisableAutomaticCompactions),
 		// A fixed format, so that the same binary writes the same files.
 		FormatMajorVersion: pebble.FormatNewest,
+		EventListener: &pebble.EventListener{
+			// Called on the reading goroutine before the read fails: the
+			// marker outlives the crash that follows.
+			DataCorruption: func(info pebble.DataCorruptionInfo) { markDamaged(fs, dir, info.String()) },
+		},
 	}
 	db, err := pebble.Open(dir, popts)
+	if errors.Is(err, pebble.ErrCorruption) {
+		markDamaged(fs, dir, err.Error())
+		return nil, fmt.Errorf("%w: opening %q: %w", ErrCorrupt, dir, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("storage: opening %q: %w", dir, err)
 	}

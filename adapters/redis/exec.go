@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/orbitkernel/orbit/internal/mutation"
 )
 
 // handler runs one command. A user-facing failure is returned as a
@@ -155,6 +157,9 @@ func (c *ctx) lookup(key []byte) (*obj, error) {
 	}
 	if m.expireAt != 0 && m.expireAt <= c.now {
 		if c.write {
+			if mutation.On(MutLazyExpiryLeavesElements) {
+				return o, c.st.Delete(o.rk)
+			}
 			if err := c.st.DeleteRange(o.rk, prefixEnd(o.rk)); err != nil {
 				return nil, err
 			}

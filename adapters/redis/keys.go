@@ -3,6 +3,8 @@ package redis
 import (
 	"bytes"
 	"math"
+
+	"github.com/orbitkernel/orbit/internal/mutation"
 )
 
 func cmdDel(c *ctx) (Reply, error) {
@@ -13,6 +15,14 @@ func cmdDel(c *ctx) (Reply, error) {
 			return Reply{}, err
 		}
 		if o.exists {
+			if mutation.On(MutDelLeavesElements) {
+				o.exists = false
+				if err := c.st.Delete(o.rk); err != nil {
+					return Reply{}, err
+				}
+				n++
+				continue
+			}
 			if err := c.remove(o); err != nil {
 				return Reply{}, err
 			}
@@ -140,6 +150,9 @@ func cmdPersist(c *ctx) (Reply, error) {
 		return Int(0), err
 	}
 	o.m.expireAt = 0
+	if mutation.On(MutPersistNotSaved) {
+		return Int(1), nil
+	}
 	return Int(1), c.save(o)
 }
 

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+
+	"github.com/orbitkernel/orbit/internal/mutation"
 )
 
 // Lists: items at positions head .. head+count-1 (see doc.go). Index i of
@@ -307,7 +309,7 @@ func cmdLRem(c *ctx) (Reply, error) {
 			if bytes.Equal(items[i], elem) {
 				remove[i] = true
 				removed++
-				if removed == count {
+				if removed == count && !mutation.On(MutLRemIgnoresCount) {
 					break
 				}
 			}

@@ -8,6 +8,7 @@ import (
 	"math"
 
 	"github.com/orbitkernel/orbit/consensus"
+	"github.com/orbitkernel/orbit/internal/mutation"
 )
 
 // The replicated state machine: Redis commands as consensus commands.
@@ -228,6 +229,10 @@ func keyDigest(st Store, now int64, key []byte) ([]byte, error) {
 		return []byte("absent"), nil
 	}
 	h := sha256.New()
+	if mutation.On(MutWatchDigestMetaOnly) {
+		h.Write(v)
+		return h.Sum(nil)[:16], nil
+	}
 	err = eachKV(st, rk, prefixEnd(rk), func(kv KV) (bool, error) {
 		var n [8]byte
 		binary.BigEndian.PutUint64(n[:], uint64(len(kv.Key)))
@@ -283,7 +288,7 @@ func runMulti(st Store, d *fieldReader, meta consensus.CommandMeta) (Reply, erro
 		} else {
 			r = Exec(st, meta.NowMillis, seed, args)
 		}
-		if r.Err != nil {
+		if r.Err != nil || (mutation.On(MutExecErrorAborts) && r.Kind == KindError) {
 			return r, nil
 		}
 		out = append(out, r)

@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/big"
 	"strconv"
+
+	"github.com/orbitkernel/orbit/internal/mutation"
 )
 
 // maxStringBytes bounds a string value built by APPEND and SETRANGE. Redis
@@ -31,7 +33,7 @@ func (c *ctx) setString(key, value []byte, keepTTL bool, expireAt int64) error {
 		}
 	}
 	o.m = meta{typ: typeString, expireAt: expireAt, value: value}
-	if keepTTL && expireAt == 0 {
+	if (keepTTL || mutation.On(MutSetKeepsTTL)) && expireAt == 0 {
 		o.m.expireAt = old
 	}
 	return c.save(o)
@@ -284,6 +286,14 @@ func cmdMSetNX(c *ctx) (Reply, error) {
 
 // incrBy is incrDecrCommand; the TTL survives.
 func (c *ctx) incrBy(incr int64) (Reply, error) {
+	var stale []byte // the counter's record, read before lookup expires it
+	if mutation.On(MutIncrSeesExpired) {
+		if rec, found, err := c.st.Get(RouteKey(c.args[1])); err == nil && found {
+			if m, err := decodeMeta(rec); err == nil && m.typ == typeString {
+				stale = m.value
+			}
+		}
+	}
 	o, err := c.lookupString(c.args[1])
 	if err != nil {
 		return Reply{}, err
@@ -294,6 +304,8 @@ func (c *ctx) incrBy(incr int64) (Reply, error) {
 		if v, ok = parseInt(o.m.value); !ok {
 			return Reply{}, errNotInt
 		}
+	} else if stale != nil {
+		v, _ = parseInt(stale)
 	}
 	if (incr < 0 && v < 0 && incr < math.MinInt64-v) || (incr > 0 && v > 0 && incr > math.MaxInt64-v) {
 		return Reply{}, errOverflow

@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"math"
 	"slices"
+
+	"github.com/orbitkernel/orbit/internal/mutation"
 )
 
 // Sorted sets: an 'M' record member -> score, and an 'S' index record
@@ -46,7 +48,9 @@ func (c *ctx) zput(o *obj, member []byte, score float64) error {
 		if old == score {
 			return nil
 		}
-		if err := c.st.Delete(scoreKey(o.rk, old, member)); err != nil {
+		if mutation.On(MutZAddStaleIndex) {
+			// The old index entry stays.
+		} else if err := c.st.Delete(scoreKey(o.rk, old, member)); err != nil {
 			return err
 		}
 	} else {
