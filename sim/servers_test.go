@@ -101,7 +101,9 @@ func (c *serverSet) openEngine(rt kernel.Runtime) *storage.Engine {
 		dm := c.damaged[id]
 		delete(c.stores, id) // the last incarnation's, on the damaged engine
 		delete(c.engines, id)
-		if dm == nil || dm.back {
+		if dm == nil || dm.rebuilt {
+			// A first damage, or a new one after the wipe: the admin
+			// must take the node's replicas out again.
 			rt.Logger().Warn("store damaged; waiting to be rebuilt from peers", "err", err)
 			dm = &damage{}
 			c.damaged[id] = dm
@@ -306,15 +308,15 @@ func (c *serverSet) restore(ctx context.Context, add, remove func(consensus.Desc
 }
 
 // CanLoseData implements Rebuilder: a node's data may be lost while no
-// other node is damaged or being rebuilt, and the admin is not between
+// node (itself included) is damaged or being rebuilt, and the admin is not between
 // taking another node's replica out and putting it back (a range of three
 // down to two voters would not survive losing one of them).
 func (c *serverSet) CanLoseData(node kernel.NodeID) bool {
 	if c.shrunkBy != 0 && c.shrunkBy != node {
 		return false
 	}
-	for id, dm := range c.damaged {
-		if id != node && !dm.back {
+	for _, dm := range c.damaged {
+		if !dm.back {
 			return false
 		}
 	}
