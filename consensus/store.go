@@ -281,7 +281,10 @@ func (s *Store) openReplica(d Descriptor, id uint64) (*replica, error) {
 	// commits for a while, and reads must wait for them. Drawn thrice: an
 	// enabled site fires on a quarter of its evaluations, and this one is
 	// evaluated once per replica, not per cycle.
-	slowApply := s.rt.Buggify("consensus.paged-apply") || s.rt.Buggify("consensus.paged-apply") || s.rt.Buggify("consensus.paged-apply")
+	slowApply := false
+	for i := 0; i < 3 && !slowApply; i++ {
+		slowApply = s.rt.Buggify("consensus.paged-apply")
+	}
 	var committedPerReady uint64
 	if slowApply {
 		committedPerReady = 1

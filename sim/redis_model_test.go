@@ -241,21 +241,6 @@ func repliesMatch(op redisOp, want []expect, got redis.Reply) bool {
 	return true
 }
 
-// expectedReplies is what the model would answer for an operation on a
-// state, for a failure report.
-func expectedReplies(st string, in redisInput) string {
-	key, _ := splitState(st)
-	block := in.Block
-	if in.Op == rCmd {
-		block = [][]string{in.Args}
-	}
-	var alts []string
-	for _, r := range runBlock(decodeKey(key), block, in.now) {
-		alts = append(alts, fmt.Sprint(r.replies))
-	}
-	return strings.Join(alts, " or ")
-}
-
 func present(v string) string { return "=" + v }
 
 // incrOf is INCR's effect on state st: the new value, or ok false when the
