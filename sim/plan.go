@@ -118,6 +118,13 @@ func DrawPlan(rng *rand.Rand) Plan {
 	if rng.IntN(4) == 0 {
 		p.Faults = append(p.Faults, FaultCorrupt)
 	}
+	// A third of the seeds get clocks far off — drift up to 2%, steps up
+	// to 5 s, beyond what NTP leaves — since nothing may assume a bound on
+	// them (reads go through ReadIndex; there are no leases).
+	if rng.IntN(3) == 0 {
+		p.ClockRatePPM = float64(rng.IntN(20000))
+		p.ClockStep = time.Duration(rng.IntN(5000)) * time.Millisecond
+	}
 	return p
 }
 
