@@ -25,13 +25,27 @@ func mutationScenario(b mutation.Bug) Scenario {
 	return kvScenario
 }
 
+// firstFailure sweeps sc from seed 1, ten seeds at a time, and returns the
+// first failing run within maxSeeds, or nil.
+func firstFailure(sc Scenario, maxSeeds uint64) *Result {
+	const chunk = 10
+	for first := uint64(1); first <= maxSeeds; first += chunk {
+		for _, r := range sweep(sc, seedRange(first, chunk)) {
+			if r.Err != nil {
+				return r
+			}
+		}
+	}
+	return nil
+}
+
 // TestMutationsAreCaught plants each bug in turn (internal/mutation lists
 // them; each package declares its own) and requires its scenario to catch
 // it within 300 seeds. Run it with `make mutations` (ORBIT_MUTATION=name
 // runs one).
 func TestMutationsAreCaught(t *testing.T) {
 	defer mutation.Set("")
-	const maxSeeds, chunk = 300, 10
+	const maxSeeds = 300
 	total := time.Now()
 	for _, b := range mutation.All() {
 		if only := os.Getenv("ORBIT_MUTATION"); only != "" && only != b.Name {
@@ -40,15 +54,7 @@ func TestMutationsAreCaught(t *testing.T) {
 		mutation.Set(b.Name)
 		sc := mutationScenario(b)
 		start := time.Now()
-		var caught *Result
-		for first := uint64(1); first <= maxSeeds && caught == nil; first += chunk {
-			for _, r := range sweep(sc, seedRange(first, chunk)) {
-				if r.Err != nil {
-					caught = r
-					break
-				}
-			}
-		}
+		caught := firstFailure(sc, maxSeeds)
 		if caught == nil {
 			t.Errorf("mutation %s (%s) survived %d seeds of %s", b.Name, b.Class, maxSeeds, sc.Name)
 			continue

@@ -261,21 +261,32 @@ func (c *redisCluster) cmdOp(rc redisConn, i int, key string, args []string, ope
 	return c.finish(p, in, r, open, settle, commandWrites(args[0]))
 }
 
+// unanswered records a refused outcome (dropped) or an unknown one (a
+// write stays open, bounded by the client's next answered write to the
+// range) and reports whether r was either, and if so whether the client
+// goes on with its session.
+func (c *redisCluster) unanswered(p *redisPending, key string, r redis.Reply, open map[storage.RangeID][]int) (unanswered, goOn bool) {
+	switch outcomeOf(r) {
+	case notApplied:
+		c.refused++
+		return true, true
+	case unknownOut:
+		c.unknown++
+		if op := p.Unknown(); op >= 0 {
+			id := c.rangeOf(key).ID
+			open[id] = append(open[id], op)
+		}
+		return true, false
+	}
+	return false, false
+}
+
 // finish records an operation's outcome: refused ones are dropped, unknown
 // writes stay open (and are bounded by the client's next answered write
 // to the range, as stringOp's), answered ones are checked by the model.
 func (c *redisCluster) finish(p *redisPending, in redisInput, r redis.Reply, open map[storage.RangeID][]int, settle func(string, int64), write bool) bool {
-	switch outcomeOf(r) {
-	case notApplied:
-		c.refused++
-		return true
-	case unknownOut:
-		c.unknown++
-		if op := p.Unknown(); op >= 0 {
-			id := c.rangeOf(in.Key).ID
-			open[id] = append(open[id], op)
-		}
-		return false
+	if unanswered, goOn := c.unanswered(p, in.Key, r, open); unanswered {
+		return goOn
 	}
 	ret := p.Return(redisOutput{Reply: r})
 	if write {

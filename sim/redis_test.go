@@ -392,17 +392,8 @@ func (c *redisCluster) stringOp(rc redisConn, i int, in redisInput, open map[sto
 	}
 	p := c.hist.Call(i, in)
 	r := rc.do(args...)
-	switch outcomeOf(r) {
-	case notApplied:
-		c.refused++
-		return true
-	case unknownOut:
-		c.unknown++
-		if op := p.Unknown(); op >= 0 {
-			id := c.rangeOf(in.Key).ID
-			open[id] = append(open[id], op)
-		}
-		return false
+	if unanswered, goOn := c.unanswered(p, in.Key, r, open); unanswered {
+		return goOn
 	}
 	var out redisOutput
 	bad := false

@@ -63,17 +63,9 @@ func TestShrinkPlantedBug(t *testing.T) {
 			defer mutation.Set(os.Getenv("ORBIT_MUTATION"))
 			replayEnv, replayTags = "ORBIT_MUTATION="+name+" ", " -tags orbit_mutations"
 
-			const maxSeeds, chunk = 300, 10
+			const maxSeeds = 300
 			start := time.Now()
-			var failed *Result
-			for first := uint64(1); first <= maxSeeds && failed == nil; first += chunk {
-				for _, r := range sweep(kvScenario, seedRange(first, chunk)) {
-					if r.Err != nil {
-						failed = r
-						break
-					}
-				}
-			}
+			failed := firstFailure(kvScenario, maxSeeds)
 			if failed == nil {
 				t.Fatalf("%s survived %d seeds of kv", name, maxSeeds)
 			}
