@@ -115,6 +115,10 @@ type replica struct {
 	// handedOver is set when a leader handed this replica its leadership
 	// (MsgTimeoutNow), until the replica's next change of role.
 	handedOver bool
+	// votedTerm is the term of the last vote this replica persisted, so
+	// that the consensus.elections perturbation crashes it after a vote it
+	// just granted, not after every later change of its hard state.
+	votedTerm uint64
 }
 
 type read struct {
@@ -310,7 +314,11 @@ func (s *Store) openReplica(d Descriptor, id uint64) (*replica, error) {
 		log.Close()
 		return nil, fmt.Errorf("consensus: range %d: %w", d.ID, err)
 	}
-	return &replica{desc: d, id: id, rn: rn, log: log, waiting: map[uint64]func(Response, error){}, sending: map[uint64]bool{}, slowApply: slowApply}, nil
+	r := &replica{desc: d, id: id, rn: rn, log: log, waiting: map[uint64]func(Response, error){}, sending: map[uint64]bool{}, slowApply: slowApply}
+	if hs := rn.BasicStatus().HardState; hs.Vote != 0 { // as the log store recovered it
+		r.votedTerm = hs.Term
+	}
+	return r, nil
 }
 
 // Close stops the driver and releases what the store holds in the engine
@@ -630,7 +638,12 @@ func (s *Store) cycle() {
 	// the restarted node must still remember it, or a late request from a
 	// rival candidate of the same term gets a second vote.
 	for _, x := range readies {
-		if x.rd.HardState.Vote != 0 && x.rd.HardState.Vote != x.r.id && s.rt.Buggify("consensus.elections") {
+		hs := x.rd.HardState
+		granted := hs.Vote != 0 && hs.Vote != x.r.id && hs.Term != x.r.votedTerm
+		if hs.Vote != 0 {
+			x.r.votedTerm = hs.Term
+		}
+		if granted && s.rt.Buggify("consensus.elections") {
 			kernel.Crash("perturbation: crash after granting a vote")
 		}
 	}

@@ -167,15 +167,10 @@ func (h *harness) handle(t testing.TB, d *datadriven.TestData) string {
 		return ""
 	case "disk-errors":
 		// Injected I/O errors on writes to the node's disk (1: every
-		// write), except Pebble's MANIFEST and its marker, whose failure
-		// Pebble cannot survive in one process (see sim.Disk).
+		// write).
 		var rate float64
 		d.ScanArgs(t, "write", &rate)
-		disk := h.sim.Node(argNode(t, d, "n")).Disk()
-		disk.SpareFromErrors(func(p string) bool {
-			return strings.Contains(p, "MANIFEST") || strings.Contains(p, "marker") || p == "/data"
-		})
-		disk.SetErrorRates(rate, 0)
+		h.sim.Node(argNode(t, d, "n")).Disk().SetErrorRates(rate, 0)
 		return ""
 	case "crash":
 		h.sim.Node(argNode(t, d, "n")).Crash()
@@ -254,9 +249,9 @@ func (h *harness) start(seed uint64, nodes int) {
 	for _, id := range h.servers {
 		h.sim.AddNode(id, func(rt kernel.Runtime) {
 			eng, err := storage.Open(rt.FS(), "/data", storage.Options{
-				DisableAutomaticCompactions: true,
-				Logger:                      rt.Logger(),
-				OnBackgroundFatal:           func(error) { select {} },
+				Deterministic:     true,
+				Logger:            rt.Logger(),
+				OnBackgroundFatal: func(error) { select {} },
 			})
 			if err != nil {
 				kernel.Crash("open storage: %v", err)

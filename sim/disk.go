@@ -36,24 +36,8 @@ type Disk struct {
 	syncLatency    time.Duration
 	tornPercent    int
 	injected       uint64
-	// spared, if set, names paths that never get injected errors.
-	spared func(path string) bool
 	// corrupted is set by Corrupt, cleared by Repaired (scheduler only).
 	corrupted bool
-}
-
-// SpareFromErrors exempts the paths spared names from injected I/O errors.
-//
-// Pebble treats a failed MANIFEST write on one of its own goroutines (a
-// flush, the recovery flush inside Open) as fatal. In production the process
-// exits, which is right; in a one-process simulation that goroutine cannot
-// be unwound and holds Pebble's locks, wedging the node's tasks. Scenarios
-// running Pebble spare its MANIFEST and marker files until the storage layer
-// runs flushes on a task of its own.
-func (d *Disk) SpareFromErrors(spared func(path string) bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.spared = spared
 }
 
 func newDisk(n *Node) *Disk {
@@ -129,6 +113,8 @@ type diskView struct {
 
 	mu  sync.Mutex
 	ops map[opKey]uint64
+	// dirs holds the directories opened with OpenDir.
+	dirs map[string]bool
 	// dirty holds the paths whose directory entry changed (created,
 	// renamed, linked, removed) since their parent directory's last sync:
 	// after a crash such a name may point to its old file, to its new one,
@@ -142,7 +128,7 @@ type opKey struct {
 }
 
 func newDiskView(d *Disk, inc uint32, mem *vfs.MemFS) *diskView {
-	v := &diskView{d: d, inc: inc, mem: mem, ops: map[opKey]uint64{}, dirty: map[string]bool{}}
+	v := &diskView{d: d, inc: inc, mem: mem, ops: map[opKey]uint64{}, dirs: map[string]bool{}, dirty: map[string]bool{}}
 	v.fs = namesFS{FS: errorfs.Wrap(mem, v), v: v}
 	return v
 }
@@ -161,19 +147,27 @@ func (v *diskView) MaybeError(op errorfs.Op) error {
 		return nil
 	}
 	// Only operations whose number is fixed by what the tasks did may be
-	// counted and judged: those a task makes itself, and syncs of a write-
-	// ahead log, which Pebble makes once per synced commit (its log writer
-	// goroutine does them while the committing task waits). How many plain
-	// writes that goroutine makes, or what a flush or a file cleanup does
-	// meanwhile, depends on wall-clock timing; judging those would make the
-	// same seed fail differently.
-	onTask := v.d.n.s.runningGoid.Load() == goid()
-	walSync := !onTask && isSync(op.Kind) && strings.HasSuffix(op.Path, ".log")
-	if !onTask && !walSync {
+	// counted and judged; judging any other would make the same seed fail
+	// differently. Those are the operations a task of this incarnation
+	// makes itself, and those Pebble's goroutines make while such a task
+	// runs: with storage.Options.Deterministic, a flush or compaction runs
+	// only while the task that started it waits, and the write-ahead log's
+	// syncs happen once per synced commit, while the committing task waits.
+	// Not counted: the log writer's plain writes (how many depends on when
+	// it wakes), closes (Pebble's file cache closes files on a goroutine of
+	// its own), and anything while another node's task runs or no task does
+	// (a crashed incarnation's goroutines).
+	t := d.n.s.runningTask.Load()
+	if t == nil || t.node != d.n || t.inc != v.inc {
+		return nil
+	}
+	onTask := d.n.s.runningGoid.Load() == goid()
+	log := strings.HasSuffix(op.Path, ".log")
+	if !onTask && (op.Kind == errorfs.OpFileClose || log && !isSync(op.Kind)) {
 		return nil
 	}
 	k := opKey{op.Path, op.Kind}
-	if walSync {
+	if log && !onTask {
 		// Counted across log files: which file number a log gets, and
 		// whether Pebble recycles an old one, depends on when its flushes
 		// finish; the sequence of synced commits does not.
@@ -185,19 +179,30 @@ func (v *diskView) MaybeError(op errorfs.Op) error {
 	v.mu.Unlock()
 	d.mu.Lock()
 	wr, rd, lat := d.writeErrorRate, d.readErrorRate, d.syncLatency
-	if d.spared != nil && d.spared(op.Path) {
-		wr, rd = 0, 0
-	}
-	if onTask && strings.HasSuffix(op.Path, ".log") {
+	switch {
+	case onTask && log:
 		// A task touches a write-ahead log only to rotate it (a flush):
 		// Pebble meets an error there with a panic that unlocks a mutex it
 		// does not hold, a fatal error no recover() stops. The log's syncs
 		// for commits, on Pebble's log writer, still fail as drawn.
 		wr, rd = 0, 0
+	case v.isDir(op.Path):
+		// Pebble panics on a failed directory sync wherever it happens
+		// (fsync errors are unrecoverable), on its own goroutines too:
+		// right for a server, whose process dies, but a panic no recover()
+		// reaches ends the whole simulation. Directories never fail; the
+		// files in them (the MANIFEST included) do.
+		wr, rd = 0, 0
 	}
 	d.mu.Unlock()
 
 	h := mix(d.n.s.seed, uint64(d.n.id), uint64(v.inc), strHash(k.path), uint64(op.Kind), idx)
+	if d.n.s.tracew != nil {
+		// Into the trace file (not its hash): when two runs of a seed
+		// diverge, the first operation judged differently is the lead.
+		// Only this node's task runs now, so nothing else writes.
+		fmt.Fprintf(d.n.s.tracew, "  disk n%d task=%t %s %v #%d\n", d.n.id, onTask, k.path, op.Kind, idx)
+	}
 	rate := rd
 	if op.Kind.ReadOrWrite() == errorfs.OpIsWrite {
 		rate = wr
@@ -212,9 +217,7 @@ func (v *diskView) MaybeError(op errorfs.Op) error {
 		// The sync is billed to the running task: it made it, or (a log
 		// sync on Pebble's log writer goroutine) it waits for it to finish
 		// its synced commit.
-		if t := d.n.s.runningTask.Load(); t != nil {
-			t.owed += int64(float64(lat) * expFromUnit(unit(mix(h, 0x5ca1ab1e))))
-		}
+		t.owed += int64(float64(lat) * expFromUnit(unit(mix(h, 0x5ca1ab1e))))
 	}
 	return nil
 }
@@ -224,6 +227,12 @@ func isSync(k errorfs.OpKind) bool {
 }
 
 func canon(p string) string { return path.Clean("/" + p) }
+
+func (v *diskView) isDir(p string) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.dirs[canon(p)]
+}
 
 func (v *diskView) markDirty(names ...string) {
 	v.mu.Lock()
@@ -297,6 +306,9 @@ func (fs namesFS) MkdirAll(dir string, perm os.FileMode) error {
 }
 
 func (fs namesFS) OpenDir(name string) (vfs.File, error) {
+	fs.v.mu.Lock()
+	fs.v.dirs[canon(name)] = true
+	fs.v.mu.Unlock()
 	f, err := fs.FS.OpenDir(name)
 	if err != nil {
 		return nil, err
@@ -335,7 +347,12 @@ var ErrTorn = errors.New("sim: cannot build torn disk image")
 //   - a name that changed (or is new) either keeps its synced meaning or,
 //     with probability pct%, takes the current file whole. CrashClone would
 //     also tear that file's unsynced blocks, but our view cannot tell its
-//     synced blocks from the rest, and tearing a synced block would be a lie.
+//     synced blocks from the rest, and tearing a synced block would be a lie;
+//   - a write-ahead log (.log) keeps exactly its synced state. Pebble's log
+//     writer goroutine writes unsynced commits to the file at moments of
+//     wall-clock timing, so what had reached it by a crash differs from run
+//     to run; its syncs, made while a committing task waits, do not.
+//     Unsynced log tails are therefore always lost, never torn.
 func tornClone(mem *vfs.MemFS, dirty map[string]bool, pct int, seed uint64) *vfs.MemFS {
 	synced := mem.CrashClone(vfs.CrashCloneCfg{})
 	if pct <= 0 {
@@ -381,7 +398,7 @@ func tornDir(out, full *vfs.MemFS, dir string, dirty map[string]bool, keep func(
 			}
 			continue
 		}
-		if present && old.IsDir() {
+		if present && old.IsDir() || strings.HasSuffix(p, ".log") {
 			continue
 		}
 		cur, err := readAll(full, p)

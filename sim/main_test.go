@@ -1,12 +1,16 @@
 package sim
 
 import (
+	"bufio"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -23,6 +27,11 @@ import (
 //	-shrink                        on a failure, search for a smaller plan that fails
 //	                               the same way and print its replay (shrink.go)
 //	-shrink-runs=60 -shrink-time=10m  the search's bounds
+//	-log                           print what the simulator does (faults, crashes
+//	                               and their reasons) as each run goes
+//	-trace-dir=DIR                 write every run's event trace to
+//	                               DIR/<scenario>-<seed>.<run>.trace (to diff
+//	                               the two runs of a seed that diverges)
 //
 // With -seed, -seeds or -plan, only the sweep runs (TestSim and the
 // scenario tests that replay a seed); the long default suites skip.
@@ -34,6 +43,8 @@ var (
 	flagShrink     = flag.Bool("shrink", false, "shrink the first failing seed's fault plan and print its replay")
 	flagShrinkRuns = flag.Int("shrink-runs", 60, "the most runs a -shrink search makes")
 	flagShrinkTime = flag.Duration("shrink-time", 10*time.Minute, "the most wall time a -shrink search takes")
+	flagLog        = flag.Bool("log", false, "print the simulator's log (faults, crashes and why) to stderr")
+	flagTraceDir   = flag.String("trace-dir", "", "write every run's event trace into this directory")
 
 	seedSet, seedsSet, planSet bool
 	// chosenPlan is -plan, read.
@@ -81,11 +92,33 @@ func chosenSeeds(def []uint64) []uint64 {
 
 // runSeed runs sc on seed under -plan if given, else under the seed's plan.
 func runSeed(sc Scenario, seed uint64) *Result {
+	s := New(seed)
+	p := DrawPlan(s.rng) // drawn even under -plan: see RunPlan
 	if planSet {
-		return RunPlan(sc, seed, chosenPlan)
+		p = chosenPlan
 	}
-	return Run(sc, seed)
+	if *flagLog {
+		s.SetLog(os.Stderr)
+	}
+	if *flagTraceDir != "" {
+		name := fmt.Sprintf("%s-%d.%d.trace", sc.Name, seed, traceRuns.Add(1))
+		f, err := os.Create(filepath.Join(*flagTraceDir, name))
+		if err != nil {
+			panic(fmt.Sprintf("-trace-dir: %v", err))
+		}
+		w := bufio.NewWriter(f)
+		defer func() {
+			if err := errors.Join(w.Flush(), f.Close()); err != nil {
+				panic(fmt.Sprintf("-trace-dir: %v", err))
+			}
+		}()
+		s.TraceTo(w)
+	}
+	return s.Run(sc, p)
 }
+
+// traceRuns numbers the runs that write a trace (-trace-dir).
+var traceRuns atomic.Int64
 
 func seedRange(first uint64, n int) []uint64 {
 	out := make([]uint64, n)

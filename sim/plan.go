@@ -523,6 +523,12 @@ func (nm *nemesis) heal() {
 	s := nm.s
 	s.net.Heal()
 	s.net.Loss, s.net.Dup, s.net.Replay = 0, 0, 0
+	// The perturbation points go quiet too, as FoundationDB's BUGGIFY does
+	// once its simulation stops injecting faults: the checks after the heal
+	// (every client served, expired keys gone, no crash loop) ask whether
+	// the system recovers, and a site that keeps crashing nodes after
+	// every vote would keep it from recovering for reasons of its own.
+	s.EnableBuggify(false)
 	for _, id := range nm.targets {
 		n := s.nodes[id]
 		n.disk.HealErrors()

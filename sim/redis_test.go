@@ -40,13 +40,9 @@ import (
 // client served after the heal; election safety; no reply of an unexpected
 // shape; no crash loop after the heal.
 
-// Sync latency is off: this workload writes enough to fill Pebble's
-// memtable within a run, and the flush that follows, on Pebble's own
-// goroutine, makes the write-ahead log's syncs fall on different tasks from
-// run to run (seed 42 replayed differently every time with it on). Disk
-// errors stay on. Bit flips (FaultCorrupt) are not taken yet: the
-// crash-loop check after the heal would need to tell a damaged node
-// waiting to be rebuilt from a loop.
+// Sync latency and disk errors as the plan draws them. Bit flips
+// (FaultCorrupt) are not taken yet: the crash-loop check after the heal
+// would need to tell a damaged node waiting to be rebuilt from a loop.
 var redisScenario = Scenario{
 	Name:         "redis",
 	Setup:        func(s *Sim) Workload { return setupRedis(s, redisCorrect) },
@@ -56,12 +52,11 @@ var redisScenario = Scenario{
 	QuiesceTime:  3 * time.Second,
 }
 
-// adjustRedisPlan turns sync latency off (see redisScenario) and keeps
-// clocks within 500 ppm and 0.5 s: the expiry check wants keys set with a
-// TTL gone within 3 s of the clients stopping, and a leader whose clock was
-// stepped back 5 s stamps time that stands still that long.
+// adjustRedisPlan keeps clocks within 500 ppm and 0.5 s: the expiry check
+// wants keys set with a TTL gone within 3 s of the clients stopping, and a
+// leader whose clock was stepped back 5 s stamps time that stands still
+// that long.
 func adjustRedisPlan(p *Plan) {
-	p.DiskSyncLatency = 0
 	p.ClockRatePPM = min(p.ClockRatePPM, 500)
 	p.ClockStep = min(p.ClockStep, 500*time.Millisecond)
 }

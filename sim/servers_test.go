@@ -67,11 +67,7 @@ func newServerSet(s *Sim, nodes []kernel.NodeID, layout consensus.Layout, boot f
 		c.placement[d.ID] = slices.Clone(d.Replicas)
 	}
 	for _, id := range nodes {
-		s.AddNode(id, boot).Disk().SpareFromErrors(func(p string) bool {
-			// The MANIFEST, its marker, and syncs of the directory that
-			// moving the marker makes (see Disk.SpareFromErrors).
-			return strings.Contains(p, "MANIFEST") || strings.Contains(p, "marker") || p == "/data"
-		})
+		s.AddNode(id, boot)
 	}
 	s.AddNode(adminNode, func(rt kernel.Runtime) { rt.Go("membership", func(ctx context.Context) { c.membership(ctx, rt) }) })
 	return c
@@ -85,9 +81,9 @@ func (c *serverSet) openEngine(rt kernel.Runtime) *storage.Engine {
 		entryCache = -1 // every Raft entry read goes to Pebble
 	}
 	opts := storage.Options{
-		EntryCacheBytes:             entryCache,
-		DisableAutomaticCompactions: true,
-		Logger:                      rt.Logger(),
+		EntryCacheBytes: entryCache,
+		Deterministic:   true,
+		Logger:          rt.Logger(),
 		// A fatal error on one of Pebble's goroutines poisons the engine;
 		// the node's next call crashes it. Park that goroutine.
 		OnBackgroundFatal: func(error) { select {} },
@@ -134,11 +130,24 @@ func (c *serverSet) openEngine(rt kernel.Runtime) *storage.Engine {
 		// The engine lives as long as the node; a crash closes it (on the
 		// discarded disk image) so that Pebble's goroutines end too.
 		defer eng.Close()
-		// Flushes from this task (to put data into sstables, where
-		// FaultCorrupt's bit flips land) were tried on 2026-12-02 and
-		// taken out: kv5 seed 1000 then replayed differently one run in
-		// fifteen (docs/consensus.md, "Next steps" 5).
-		kernel.NewFuture[struct{}](rt, "node lifetime").Wait(ctx)
+		// Besides the flushes the engine makes itself (as its memtable
+		// fills, Options.Deterministic), flushes and compactions happen
+		// here at moments the seed picks, so that data reaches sstables
+		// (where FaultCorrupt's bit flips land) in every run. The task
+		// waits for each one while nothing else runs.
+		rng := rt.Rand()
+		for {
+			if rt.Sleep(ctx, time.Duration(rng.ExpFloat64()*float64(700*time.Millisecond))) != nil {
+				return
+			}
+			if rng.IntN(4) == 0 {
+				if err := eng.Compact(); err != nil {
+					rt.Logger().Warn("compaction failed", "err", err)
+				}
+			} else if err := eng.Flush(); err != nil {
+				kernel.Crash("flush: %v", err)
+			}
+		}
 	})
 	return eng
 }

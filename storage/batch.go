@@ -144,12 +144,14 @@ func (b *Batch) Commit(sync bool) error {
 		b.release()
 		return fmt.Errorf("storage: commit: %w", err)
 	}
+	bytes, ops := b.b.Len(), b.b.Count()
 	hooks := b.onCommit
 	b.onCommit, b.onAbort = nil, nil
 	b.release()
 	for _, fn := range hooks {
 		fn()
 	}
+	b.e.committed(bytes, ops)
 	return nil
 }
 

@@ -23,10 +23,37 @@ var ErrFatal = errors.New("storage: fatal disk error")
 // goroutines may record it, hence the atomic.
 type fatalState struct {
 	reason atomic.Pointer[error]
+	// failed, if not nil, is closed when the first reason is recorded: a
+	// caller waiting for Pebble's goroutine (Engine.Flush) stops waiting.
+	failed chan struct{}
+	// failures counts flush and compaction failures since the last
+	// success (see backgroundFailed).
+	failures atomic.Int32
 }
 
+// maxBackgroundFailures is how many flushes and compactions in a row a
+// deterministic engine lets fail before it declares the disk fatal.
+const maxBackgroundFailures = 3
+
+// backgroundFailed notes a flush or compaction that failed on Pebble's
+// goroutine. Pebble retries a failed flush at once and forever; a caller of
+// a deterministic engine waits for that flush (Engine.Flush), and would
+// wait forever on a disk that keeps failing. So, in that mode only, the
+// third failure in a row is fatal: the caller crashes, as a node whose
+// write-ahead log cannot be written does.
+func (f *fatalState) backgroundFailed(opts Options, err error) {
+	opts.Logger.Warn("storage: background flush or compaction failed", "err", err)
+	if opts.Deterministic && f.failures.Add(1) >= maxBackgroundFailures {
+		f.record(fmt.Errorf("%w: %d flushes or compactions failed in a row, the last with: %w", ErrFatal, maxBackgroundFailures, err))
+	}
+}
+
+func newFatalState() *fatalState { return &fatalState{failed: make(chan struct{})} }
+
 func (f *fatalState) record(reason error) {
-	f.reason.CompareAndSwap(nil, &reason)
+	if f.reason.CompareAndSwap(nil, &reason) && f.failed != nil {
+		close(f.failed)
+	}
 }
 
 func (f *fatalState) load() error {

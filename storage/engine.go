@@ -33,13 +33,18 @@ var ErrNotFound = errors.New("storage: not found")
 var ErrCorrupt = errors.New("storage: corrupt data")
 
 // l0StopWrites is Pebble's L0 write-stall threshold: its default, or out of
-// reach when automatic compactions are off.
-func l0StopWrites(noAutoCompactions bool) int {
-	if noAutoCompactions {
+// reach when the engine is deterministic (no automatic compaction would
+// ever end the stall; the engine compacts itself, see Options).
+func l0StopWrites(deterministic bool) int {
+	if deterministic {
 		return 1 << 20
 	}
 	return 0 // Pebble's default
 }
+
+// compactEvery is how many of its own flushes a deterministic engine makes
+// between two compactions of the whole keyspace.
+const compactEvery = 8
 
 // damagedMarker names the file that records, in the store's directory,
 // that its data failed a checksum: a damaged sstable is only found when a
@@ -61,6 +66,12 @@ type Engine struct {
 	mu sync.Mutex
 	// open holds the ranges with an open LogStore. Guarded by mu.
 	open map[RangeID]bool
+	// unflushed estimates the memtable bytes written since the last flush,
+	// and flushes counts flushes since the last compaction; both are used
+	// only by a deterministic engine (see Options.Deterministic). Guarded
+	// by mu.
+	unflushed int64
+	flushes   int
 }
 
 // Open opens (creating it if need be) the store in dir on fs.
@@ -76,7 +87,7 @@ func Open(fs vfs.FS, dir string, opts Options) (*Engine, error) {
 	if reason, ok := damaged(fs, dir); ok {
 		return nil, fmt.Errorf("%w: %s: the store was found damaged earlier (%s); rebuild the node from its peers", ErrCorrupt, dir, reason)
 	}
-	fatal := &fatalState{}
+	fatal := newFatalState()
 	defer fatal.crashOnPanic("open")
 	cache := pebble.NewCache(opts.BlockCacheBytes)
 	defer cache.Unref() // Pebble holds its own reference while open.
@@ -85,24 +96,30 @@ func Open(fs vfs.FS, dir string, opts Options) (*Engine, error) {
 		Cache:                       cache,
 		Logger:                      &pebbleLogger{log: opts.Logger, fatal: fatal, onBackground: opts.OnBackgroundFatal},
 		MemTableSize:                opts.MemTableBytes,
-		DisableAutomaticCompactions: opts.DisableAutomaticCompactions,
+		DisableAutomaticCompactions: opts.Deterministic,
 		// Table statistics only steer automatic compactions, and their
 		// loader is one more goroutine outside virtual time (one that can
 		// outlive a Close racing with it): off with them.
-		DisableTableStats: opts.DisableAutomaticCompactions,
+		DisableTableStats: opts.Deterministic,
 		// A write stall on L0's file count waits for an automatic
-		// compaction: without them it would wait forever (the caller
-		// compacts when it chooses).
-		L0StopWritesThreshold: l0StopWrites(opts.DisableAutomaticCompactions),
+		// compaction: without them it would wait forever.
+		L0StopWritesThreshold: l0StopWrites(opts.Deterministic),
 		// A fixed format, so that the same binary writes the same files.
 		FormatMajorVersion: pebble.FormatNewest,
 		EventListener: &pebble.EventListener{
 			// Called on the reading goroutine before the read fails: the
 			// marker outlives the crash that follows.
-			DataCorruption: func(info pebble.DataCorruptionInfo) { markDamaged(fs, dir, info.String()) },
+			DataCorruption:  func(info pebble.DataCorruptionInfo) { markDamaged(fs, dir, info.String()) },
+			BackgroundError: func(err error) { fatal.backgroundFailed(opts, err) },
 		},
 	}
-	db, err := pebble.Open(dir, popts)
+	// Open waits for the flush of the write-ahead log it replays, which
+	// parks or retries forever on a fatal error: fatal.run can stop waiting.
+	var (
+		db  *pebble.DB
+		err error
+	)
+	fatal.run(func() { db, err = pebble.Open(dir, popts) })
 	if errors.Is(err, pebble.ErrCorruption) {
 		markDamaged(fs, dir, err.Error())
 		return nil, fmt.Errorf("%w: opening %q: %w", ErrCorrupt, dir, err)
@@ -111,6 +128,7 @@ func Open(fs vfs.FS, dir string, opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("storage: opening %q: %w", dir, err)
 	}
 	e := &Engine{db: db, opts: opts, fatal: fatal, open: map[RangeID]bool{}}
+	e.waitForCleaning()
 	if err := e.checkFormat(); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
@@ -286,20 +304,91 @@ func (e *Engine) RangeIDs() ([]RangeID, error) {
 	return ids, errors.Join(it.Error(), it.Close())
 }
 
-// Flush writes the memtable to an sstable and waits for it. The simulator
-// calls it (and Compact) at moments of its choosing instead of leaving them
-// to Pebble's timing.
+// Flush writes the memtable to an sstable and waits for it. A fatal error
+// on the flushing goroutine (a failed MANIFEST write) panics with
+// kernel.NodeCrash; a failed sstable write is retried by Pebble until it
+// succeeds.
 func (e *Engine) Flush() error {
 	e.live()
 	defer e.fatal.crashOnPanic("flush")
-	return e.db.Flush()
+	flushed, err := e.db.AsyncFlush()
+	if err != nil {
+		return err
+	}
+	e.fatal.wait(flushed)
+	e.waitForCleaning()
+	e.fatal.failures.Store(0)
+	e.mu.Lock()
+	e.unflushed = 0
+	e.mu.Unlock()
+	return nil
 }
 
-// Compact compacts the whole keyspace and waits for it.
+// Compact compacts the whole keyspace (flushing the memtable first) and
+// waits for it. A fatal error meanwhile panics with kernel.NodeCrash, as
+// Flush does; a failed compaction returns its error and leaves the data as
+// it was.
 func (e *Engine) Compact() error {
 	e.live()
 	defer e.fatal.crashOnPanic("compact")
-	return e.db.Compact(context.Background(), []byte{prefixMeta}, []byte{prefixData + 1}, false)
+	var err error
+	// Pebble's Compact waits for its compaction without a way out.
+	e.fatal.run(func() {
+		err = e.db.Compact(context.Background(), []byte{prefixMeta}, []byte{prefixData + 1}, false)
+	})
+	e.waitForCleaning()
+	if err == nil {
+		e.fatal.failures.Store(0)
+	}
+	e.mu.Lock()
+	e.unflushed, e.flushes = 0, 0
+	e.mu.Unlock()
+	return err
+}
+
+// waitForCleaning waits, in a deterministic engine, until Pebble has
+// deleted the files that the last flush or compaction (or Open) made
+// obsolete. Pebble deletes them on a goroutine of its own, and the next
+// flush syncs the directory only if a deletion happened since the last
+// sync: left to that goroutine's timing, what a crash keeps would differ
+// from run to run. Pebble exports the wait for tests; the simulator is one.
+func (e *Engine) waitForCleaning() {
+	if !e.opts.Deterministic {
+		return
+	}
+	e.fatal.run(e.db.TestOnlyWaitForCleaning)
+}
+
+// committed is called after every batch commit with the batch's encoded
+// size and operation count. A deterministic engine flushes (and now and
+// then compacts) here, on the committing caller, before Pebble would flush
+// on its own goroutine (see Options.Deterministic).
+func (e *Engine) committed(bytes int, ops uint32) {
+	if !e.opts.Deterministic {
+		return
+	}
+	// A memtable spends more than the batch's encoding on each operation
+	// (its skiplist node); 64 bytes more is a generous estimate.
+	e.mu.Lock()
+	e.unflushed += int64(bytes) + 64*int64(ops)
+	flush := e.unflushed >= int64(e.opts.MemTableBytes/4)
+	if flush {
+		e.flushes++
+	}
+	compact := flush && e.flushes >= compactEvery
+	e.mu.Unlock()
+	switch {
+	case compact:
+		if err := e.Compact(); err != nil {
+			// A failed compaction (an injected write error) changes
+			// nothing; the next one tries again.
+			e.opts.Logger.Warn("storage: compaction failed", "err", err)
+		}
+	case flush:
+		if err := e.Flush(); err != nil {
+			panic(fmt.Sprintf("storage: flush of an open engine failed: %v", err))
+		}
+	}
 }
 
 // NewView returns a consistent, point-in-time read-only view of the user

@@ -20,7 +20,7 @@ func TestOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	in := Options{DisableAutomaticCompactions: true, MemTableBytes: 1 << 20, BlockCacheBytes: 1 << 10, EntryCacheBytes: -1}
+	in := Options{Deterministic: true, MemTableBytes: 1 << 20, BlockCacheBytes: 1 << 10, EntryCacheBytes: -1}
 	var out Options
 	if err := out.Parse(in.String()); err != nil {
 		t.Fatalf("Parse(%q): %v", in.String(), err)

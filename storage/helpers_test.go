@@ -18,7 +18,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // testOptions are the simulator's settings: compactions on request only.
 func testOptions() Options {
-	return Options{Logger: quiet, DisableAutomaticCompactions: true}
+	return Options{Logger: quiet, Deterministic: true}
 }
 
 func openEngine(t testing.TB, fs vfs.FS, opts Options) *Engine {

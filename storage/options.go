@@ -22,14 +22,23 @@ type Options struct {
 	// The default is slog.Default().
 	Logger *slog.Logger
 
-	// DisableAutomaticCompactions stops Pebble from scheduling compactions
-	// on its own. The simulator sets it: compactions run on Pebble's
-	// goroutines, outside virtual time, and their timing must never change
-	// a result. Compact then runs one on request. Memtable flushes are not
-	// affected.
+	// Deterministic leaves Pebble no background work of its own timing:
+	// what the engine does to the disk is fixed by the calls made to it.
+	// The simulator sets it, because Pebble's goroutines run outside
+	// virtual time and their timing must never change a result.
 	//
-	// The default is false (compactions on).
-	DisableAutomaticCompactions bool
+	// With it, automatic compactions and table statistics are off, and
+	// Pebble never flushes a memtable on its own: a Batch.Commit that
+	// brings the data written since the last flush to a quarter of
+	// MemTableBytes (Pebble flushes at a half) flushes before it returns,
+	// and every eighth such flush compacts the keyspace, so that level 0
+	// stays small. Flush and Compact wait for the work they start, and a
+	// fatal error on Pebble's goroutine meanwhile crashes the caller.
+	// Callers may Flush and Compact at moments of their choosing too.
+	//
+	// The default is false (Pebble schedules its own flushes and
+	// compactions, as a server wants).
+	Deterministic bool
 
 	// MemTableBytes is the size of a memtable; a full one is flushed to an
 	// sstable in the background.
@@ -117,7 +126,7 @@ func (o *Options) Validate() error {
 func (o *Options) String() string {
 	var b strings.Builder
 	b.WriteString("[Options]\n")
-	fmt.Fprintf(&b, "  disable_automatic_compactions=%t\n", o.DisableAutomaticCompactions)
+	fmt.Fprintf(&b, "  deterministic=%t\n", o.Deterministic)
 	fmt.Fprintf(&b, "  mem_table_bytes=%d\n", o.MemTableBytes)
 	fmt.Fprintf(&b, "  block_cache_bytes=%d\n", o.BlockCacheBytes)
 	fmt.Fprintf(&b, "  entry_cache_bytes=%d\n", o.EntryCacheBytes)
@@ -140,8 +149,8 @@ func (o *Options) Parse(s string) error {
 		}
 		var err error
 		switch name {
-		case "disable_automatic_compactions":
-			o.DisableAutomaticCompactions, err = strconv.ParseBool(value)
+		case "deterministic":
+			o.Deterministic, err = strconv.ParseBool(value)
 		case "mem_table_bytes":
 			o.MemTableBytes, err = strconv.ParseUint(value, 10, 64)
 		case "block_cache_bytes":
