@@ -35,9 +35,11 @@ import (
 // node). Also: election safety, and no Raft network message over the
 // documented bound (consensus.MaxBatchBytes, plus one entry).
 //
-// The plan keeps the seed's latencies but no swarm faults and no
-// perturbations: what is measured is the recovery from the one fault
-// injected, and buggify's spurious elections would blur it (the KV and
+// The plan keeps the seed's network and disk latencies (sync latency, when
+// the seed draws it) and its torn-write share for the crash, but no swarm
+// faults, no disk errors and no perturbations: what is measured is the
+// recovery from the one fault injected, and a node crashing on an injected
+// I/O error, or buggify's spurious elections, would blur it (the KV and
 // Redis scenarios run them).
 const (
 	availBound  = time.Second // ≈ 2× the longest randomized election timeout, plus a retry
@@ -60,7 +62,8 @@ var availScenario = Scenario{
 	Name:  "avail",
 	Setup: func(s *Sim) Workload { return newAvailCluster(s) },
 	Adjust: func(p *Plan) {
-		*p = Plan{LatencyMin: p.LatencyMin, LatencyMean: min(p.LatencyMean, 2*time.Millisecond)}
+		*p = Plan{LatencyMin: p.LatencyMin, LatencyMean: min(p.LatencyMean, 2*time.Millisecond),
+			DiskSyncLatency: p.DiskSyncLatency, TornPercent: p.TornPercent}
 	},
 	FaultTime:    time.Duration(len(availKinds)) * (availCalm + availHold),
 	ProgressTime: 10 * time.Second,

@@ -89,7 +89,18 @@ func (c *serverSet) openEngine(rt kernel.Runtime) *storage.Engine {
 		OnBackgroundFatal: func(error) { select {} },
 	}
 	id := rt.NodeID()
-	eng, err := storage.Open(rt.FS(), "/data", opts)
+	var (
+		eng *storage.Engine
+		err error
+	)
+	if dm := c.damaged[id]; dm != nil && dm.removed && !dm.rebuilt {
+		// A rebuild that a crash interrupted (the wipe done, the open or
+		// the tombstones not): its store must not be opened as it is,
+		// half wiped. Redo the rebuild below.
+		err = storage.ErrCorrupt
+	} else {
+		eng, err = storage.Open(rt.FS(), "/data", opts)
+	}
 	if errors.Is(err, storage.ErrCorrupt) {
 		// Damaged: never serve it. Wait, up and silent, until the admin
 		// has taken the node's replicas out of every range (it restarts

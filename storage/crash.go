@@ -39,13 +39,21 @@ const maxBackgroundFailures = 3
 // goroutine. Pebble retries a failed flush at once and forever; a caller of
 // a deterministic engine waits for that flush (Engine.Flush), and would
 // wait forever on a disk that keeps failing. So, in that mode only, the
-// third failure in a row is fatal: the caller crashes, as a node whose
-// write-ahead log cannot be written does.
+// third failure in a row is fatal, as a Fatalf is: the goroutine stops
+// here (OnBackgroundFatal, then a panic), before it writes anything more
+// that a crash image could catch or miss depending on the wall clock, and
+// the waiting caller crashes its node.
 func (f *fatalState) backgroundFailed(opts Options, err error) {
 	opts.Logger.Warn("storage: background flush or compaction failed", "err", err)
-	if opts.Deterministic && f.failures.Add(1) >= maxBackgroundFailures {
-		f.record(fmt.Errorf("%w: %d flushes or compactions failed in a row, the last with: %w", ErrFatal, maxBackgroundFailures, err))
+	if !opts.Deterministic || f.failures.Add(1) < maxBackgroundFailures {
+		return
 	}
+	reason := fmt.Errorf("%w: %d flushes or compactions failed in a row, the last with: %w", ErrFatal, maxBackgroundFailures, err)
+	f.record(reason)
+	if opts.OnBackgroundFatal != nil {
+		opts.OnBackgroundFatal(reason)
+	}
+	panic(kernel.NodeCrash{Reason: reason})
 }
 
 func newFatalState() *fatalState { return &fatalState{failed: make(chan struct{})} }

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -102,6 +103,67 @@ func TestBackgroundFatal(t *testing.T) {
 	}
 	if c, ok := crashOf(func() { _, _ = e.Get([]byte("k")) }); !ok || !errors.Is(c.Reason, ErrFatal) {
 		t.Fatalf("Get after a background fatal: crashed %t with %v", ok, c.Reason)
+	}
+}
+
+// TestFlushThatKeepsFailingIsFatal: Pebble retries a failed flush forever;
+// a deterministic engine's Flush, which waits for it, crashes its caller
+// after the third failure in a row instead, and the flushing goroutine stops
+// in OnBackgroundFatal.
+func TestFlushThatKeepsFailingIsFatal(t *testing.T) {
+	inj := &failing{substr: ".sst"}
+	parked := make(chan error, 1)
+	opts := testOptions()
+	opts.OnBackgroundFatal = func(reason error) {
+		parked <- reason
+		select {} // parked for good, as the simulator parks it
+	}
+	e := openEngine(t, errorfs.Wrap(vfs.NewMem(), inj), opts)
+	if err := e.Set([]byte("k"), []byte("v"), true); err != nil {
+		t.Fatal(err)
+	}
+	inj.armed.Store(true)
+	c, ok := crashOf(func() { _ = e.Flush() })
+	if !ok || !errors.Is(c.Reason, ErrFatal) || !errors.Is(c.Reason, errorfs.ErrInjected) {
+		t.Fatalf("Flush on a disk failing every sstable write: crashed %t with %v", ok, c.Reason)
+	}
+	select {
+	case reason := <-parked:
+		if !errors.Is(reason, errorfs.ErrInjected) {
+			t.Fatalf("OnBackgroundFatal got %v", reason)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the flushing goroutine did not stop in OnBackgroundFatal")
+	}
+}
+
+// TestDeterministicEngineFlushesItself: a deterministic engine flushes on
+// the committing caller before its memtable is half full, so that Pebble
+// never flushes on its own goroutine's timing; the data lands in sstables.
+func TestDeterministicEngineFlushesItself(t *testing.T) {
+	opts := testOptions()
+	opts.MemTableBytes = minMemTableBytes
+	e := openEngine(t, vfs.NewMem(), opts)
+	defer e.Close()
+	value := make([]byte, 1000)
+	for i := range 200 { // about three memtables' worth
+		if err := e.Set(fmt.Appendf(nil, "k%03d", i), value, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := e.db.Metrics()
+	// 200 KB through a 64 KB memtable: Pebble alone flushes a handful of
+	// times (at half a memtable), the engine about every 16 KB.
+	if m.Flush.Count < 10 {
+		t.Fatalf("%d flushes after writing 200 KB through a 64 KB memtable, want at least 10 (one per quarter memtable)", m.Flush.Count)
+	}
+	if n := m.Levels[0].TablesCount + m.Levels[6].TablesCount; n == 0 {
+		t.Fatalf("no sstable in L0 or L6 after the flushes: %s", m)
+	}
+	for i := range 200 {
+		if _, err := e.Get(fmt.Appendf(nil, "k%03d", i)); err != nil {
+			t.Fatalf("k%03d: %v", i, err)
+		}
 	}
 }
 
