@@ -24,6 +24,8 @@ type serverSet struct {
 	nodes   []kernel.NodeID
 	engines map[kernel.NodeID]*storage.Engine
 	stores  map[kernel.NodeID]*consensus.Store
+	// storeInc is the node incarnation each store belongs to.
+	storeInc map[kernel.NodeID]uint32
 	// placement is where the membership task wants each range: the
 	// initial replicas, then wherever its moves took them.
 	placement            map[storage.RangeID][]kernel.NodeID
@@ -61,7 +63,7 @@ const adminNode kernel.NodeID = 201
 // newServerSet adds the server nodes (booted by boot) and the admin node.
 func newServerSet(s *Sim, nodes []kernel.NodeID, layout consensus.Layout, boot func(rt kernel.Runtime)) *serverSet {
 	c := &serverSet{sim: s, layout: layout, nodes: nodes, engines: map[kernel.NodeID]*storage.Engine{},
-		stores: map[kernel.NodeID]*consensus.Store{}, placement: map[storage.RangeID][]kernel.NodeID{},
+		stores: map[kernel.NodeID]*consensus.Store{}, storeInc: map[kernel.NodeID]uint32{}, placement: map[storage.RangeID][]kernel.NodeID{},
 		leaders: map[[2]uint64]kernel.NodeID{}, damaged: map[kernel.NodeID]*damage{}}
 	for _, d := range layout.Ranges() {
 		c.placement[d.ID] = slices.Clone(d.Replicas)
@@ -180,6 +182,7 @@ func (c *serverSet) openStore(rt kernel.Runtime, eng *storage.Engine, opts conse
 		kernel.Crash("open consensus: %v", err)
 	}
 	c.stores[rt.NodeID()] = st
+	c.storeInc[rt.NodeID()] = c.sim.Node(rt.NodeID()).inc
 	return st
 }
 
@@ -341,9 +344,9 @@ func (c *serverSet) CanLoseData(node kernel.NodeID) bool {
 		var first []kernel.NodeID
 		seen := false
 		for _, id := range c.nodes {
-			st := c.stores[id]
-			if st == nil {
-				continue
+			st, n := c.stores[id], c.sim.Node(id)
+			if st == nil || !n.Up() || c.storeInc[id] != n.inc {
+				continue // down, or its store is a dead incarnation's
 			}
 			m, ok := st.Members(d.ID)
 			if !ok {
