@@ -117,12 +117,7 @@ func newAvailCluster(s *Sim) *availCluster {
 	// The server set's storage, elections record and convergence check,
 	// without its membership task: moving replicas would take a range's
 	// fault tolerance away in the middle of a measurement.
-	c.serverSet = &serverSet{sim: s, layout: layout, nodes: nodes, engines: map[kernel.NodeID]*storage.Engine{},
-		stores: map[kernel.NodeID]*consensus.Store{}, placement: map[storage.RangeID][]kernel.NodeID{},
-		leaders: map[[2]uint64]kernel.NodeID{}}
-	for _, d := range layout.Ranges() {
-		c.placement[d.ID] = slices.Clone(d.Replicas)
-	}
+	c.serverSet = emptyServerSet(s, nodes, layout)
 	for _, id := range nodes {
 		s.AddNode(id, c.boot)
 	}

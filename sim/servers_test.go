@@ -60,14 +60,21 @@ type damage struct {
 // target.
 const adminNode kernel.NodeID = 201
 
-// newServerSet adds the server nodes (booted by boot) and the admin node.
-func newServerSet(s *Sim, nodes []kernel.NodeID, layout consensus.Layout, boot func(rt kernel.Runtime)) *serverSet {
+// emptyServerSet is a server set with no node added yet: nodes placed as
+// the layout bootstraps them.
+func emptyServerSet(s *Sim, nodes []kernel.NodeID, layout consensus.Layout) *serverSet {
 	c := &serverSet{sim: s, layout: layout, nodes: nodes, engines: map[kernel.NodeID]*storage.Engine{},
 		stores: map[kernel.NodeID]*consensus.Store{}, storeInc: map[kernel.NodeID]uint32{}, placement: map[storage.RangeID][]kernel.NodeID{},
 		leaders: map[[2]uint64]kernel.NodeID{}, damaged: map[kernel.NodeID]*damage{}}
 	for _, d := range layout.Ranges() {
 		c.placement[d.ID] = slices.Clone(d.Replicas)
 	}
+	return c
+}
+
+// newServerSet adds the server nodes (booted by boot) and the admin node.
+func newServerSet(s *Sim, nodes []kernel.NodeID, layout consensus.Layout, boot func(rt kernel.Runtime)) *serverSet {
+	c := emptyServerSet(s, nodes, layout)
 	for _, id := range nodes {
 		s.AddNode(id, boot)
 	}
