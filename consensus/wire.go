@@ -252,20 +252,39 @@ func decodeResponse(b []byte) (Response, error) {
 	return r, nil
 }
 
-// A proposal is what goes into the Raft log: the proposing node's proposal
-// ID (to find who waits for it) and the request. Format: id(8) request.
+// A proposal is what goes into the Raft log, in a versioned envelope:
+// version(1) proposal-id(8) request. The proposal ID lets the proposing
+// node find who waits for it. Every normal entry this binary writes
+// carries entryVersion; an entry of another version was written by another
+// binary, and a replica that meets one at apply stops with
+// ErrEntryVersion rather than guess at its bytes (docs/consensus.md,
+// "The log entry envelope").
+//
 // proposalOverhead bounds what a proposal adds to its client's request:
-// the proposal ID and the leader's stamp (CommandMeta).
+// the envelope and the leader's stamp (CommandMeta).
 const proposalOverhead = 64
 
+// entryVersion is the envelope version this binary writes and reads.
+// Bump it with any change to what follows the version byte, and teach
+// decodeProposal the old one while a cluster may still hold it.
+const entryVersion = 1
+
+// ErrEntryVersion is the reason a replica stops at a log entry whose
+// envelope version this binary does not read.
+var ErrEntryVersion = errors.New("consensus: log entry of an unknown format version")
+
 func encodeProposal(id uint64, r Request) []byte {
-	return append(binary.BigEndian.AppendUint64(nil, id), r.encode()...)
+	b := binary.BigEndian.AppendUint64([]byte{entryVersion}, id)
+	return append(b, r.encode()...)
 }
 
 func decodeProposal(b []byte) (uint64, Request, error) {
-	if len(b) < 8 {
+	if len(b) < 9 {
 		return 0, Request{}, errMalformed
 	}
-	r, err := decodeRequest(b[8:])
-	return binary.BigEndian.Uint64(b), r, err
+	if b[0] != entryVersion {
+		return 0, Request{}, fmt.Errorf("%w: version %d, and this binary reads version %d: run the binary that wrote it, or a newer one", ErrEntryVersion, b[0], entryVersion)
+	}
+	r, err := decodeRequest(b[9:])
+	return binary.BigEndian.Uint64(b[1:]), r, err
 }
