@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"slices"
-	"strings"
 	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
@@ -156,10 +155,10 @@ func (c *Client) Do(ctx context.Context, req Request) (Response, error) {
 			}
 			c.router.Learn(d.ID, nl.Leader, nl.Term)
 			pause = nl.Leader == 0
-		case errors.As(err, &remote) && remote.Msg == ErrTooLarge.Error():
+		case remoteCode(err) == codeTooLarge:
 			return Response{}, errors.Join(ErrNotApplied, ErrTooLarge)
 		case errors.As(err, &remote) && req.Op.isMembership():
-			if !strings.HasPrefix(remote.Msg, errRetryPrefix) {
+			if remote.Code != codeRetry {
 				return Response{}, errors.Join(ErrNotApplied, remote)
 			}
 			// The leader cannot take the step yet (a change in progress, a

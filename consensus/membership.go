@@ -86,9 +86,6 @@ func memberOn(cs raftpb.ConfState, node kernel.NodeID) (uint64, bool) {
 	return 0, false
 }
 
-// errRetry prefixes refusals of a change that cannot be made yet.
-const errRetryPrefix = "retry: "
-
 // changeReplicas runs at the leader: it proposes the next step toward the
 // target of req (OpAddReplica or OpRemoveReplica of the node in req.Value),
 // answering when that step applies, or at once with OK when the target is
@@ -101,7 +98,7 @@ func (s *Store) changeReplicas(r *replica, id uint64, req Request, reply func(Re
 	node := kernel.NodeID(binary.BigEndian.Uint64(req.Value))
 	cs := r.log.ConfState()
 	if r.confProposed || len(cs.VotersOutgoing) > 0 || s.unappliedConfChange(r) {
-		reply(Response{}, errors.New(errRetryPrefix+"a configuration change is in progress"))
+		reply(Response{}, retryf("a configuration change is in progress"))
 		return
 	}
 	// A new leader's log may end with a change an earlier leader proposed
@@ -112,7 +109,7 @@ func (s *Store) changeReplicas(r *replica, id uint64, req Request, reply func(Re
 	// rest on it (the simulator found a removal answered "done" while a
 	// deposed leader's learner addition later committed).
 	if t, err := r.log.Term(r.log.Applied()); err != nil || t != r.rn.BasicStatus().Term {
-		reply(Response{}, errors.New(errRetryPrefix+"the leader has not applied an entry of its term yet"))
+		reply(Response{}, retryf("the leader has not applied an entry of its term yet"))
 		return
 	}
 	// A step is taken only from the configuration the caller saw (compare
@@ -145,7 +142,7 @@ func (s *Store) changeReplicas(r *replica, id uint64, req Request, reply func(Re
 		case present:
 			pr := r.rn.Status().Progress[cur]
 			if pr.Match < r.log.Applied() {
-				reply(Response{}, fmt.Errorf("%slearner %x is catching up (%d of %d)", errRetryPrefix, cur, pr.Match, r.log.Applied()))
+				reply(Response{}, retryf("learner %x is catching up (%d of %d)", cur, pr.Match, r.log.Applied()))
 				return
 			}
 			cc.Changes = []raftpb.ConfChangeSingle{{Type: raftpb.ConfChangeAddNode, NodeID: cur}}
@@ -177,7 +174,7 @@ func (s *Store) changeReplicas(r *replica, id uint64, req Request, reply func(Re
 	}
 	cc.Context = binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(nil, id), gen)
 	if err := r.rn.ProposeConfChange(cc); err != nil {
-		reply(Response{}, fmt.Errorf("%s%v", errRetryPrefix, err))
+		reply(Response{}, retryf("%v", err))
 		return
 	}
 	// Raft accepts one pending change at a time, and turns any other into an
@@ -228,7 +225,7 @@ func (s *Store) quorumLiveWithout(r *replica, cs raftpb.ConfState, gone uint64) 
 	}
 	if s.ticks-r.ledSince <= electionTicks {
 		// A new leader may not have heard from everyone yet.
-		return errors.New(errRetryPrefix + "the leader is new and has not heard from every replica yet")
+		return retryf("the leader is new and has not heard from every replica yet")
 	}
 	return fmt.Errorf("range %d: removing node %d would leave %d voters of which only %d are up; a quorum needs %d (bring the others back first)",
 		r.desc.ID, nodeOf(gone), left, live, left/2+1)
@@ -268,7 +265,7 @@ func (s *Store) transferLeadership(r *replica, reply func(Response, error)) {
 			return
 		}
 	}
-	reply(Response{}, errors.New(errRetryPrefix+"no caught-up voter to hand leadership to"))
+	reply(Response{}, retryf("no caught-up voter to hand leadership to"))
 }
 
 func nextGen(r interface {

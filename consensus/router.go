@@ -1,10 +1,6 @@
 package consensus
 
 import (
-	"errors"
-	"fmt"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -174,38 +170,4 @@ func (r *Router) track(id storage.RangeID, node kernel.NodeID, cancel func()) (d
 			}
 		}
 	}
-}
-
-// NotLeaderError is a replica's refusal of a request it cannot serve
-// because it does not lead the range: Leader is the leader it knows of (0:
-// none) in Term. It crosses the network as text (kernel.RemoteError) and
-// is read back with AsNotLeader.
-type NotLeaderError struct {
-	Leader kernel.NodeID
-	Term   uint64
-}
-
-const notLeaderPrefix = "not leader; try "
-
-func (e NotLeaderError) Error() string {
-	return fmt.Sprintf("%s%d term %d", notLeaderPrefix, e.Leader, e.Term)
-}
-
-// AsNotLeader reads a NotLeaderError out of err, local or remote.
-func AsNotLeader(err error) (NotLeaderError, bool) {
-	var nl NotLeaderError
-	if errors.As(err, &nl) {
-		return nl, true
-	}
-	var remote *kernel.RemoteError
-	if !errors.As(err, &remote) || !strings.HasPrefix(remote.Msg, notLeaderPrefix) {
-		return NotLeaderError{}, false
-	}
-	var leader, term uint64
-	fields := strings.Fields(strings.TrimPrefix(remote.Msg, notLeaderPrefix))
-	if len(fields) == 3 && fields[1] == "term" {
-		leader, _ = strconv.ParseUint(fields[0], 10, 64)
-		term, _ = strconv.ParseUint(fields[2], 10, 64)
-	}
-	return NotLeaderError{Leader: kernel.NodeID(leader), Term: term}, true
 }

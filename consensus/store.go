@@ -523,7 +523,7 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 	if len(data) > MaxProposalBytes+proposalOverhead {
 		// A larger entry could never reach the followers (the transport's
 		// message bound) and would stall the range behind it.
-		reply(Response{}, ErrTooLarge)
+		reply(Response{}, coded{code: codeTooLarge, err: ErrTooLarge})
 		return
 	}
 	if err := r.rn.Propose(data); err != nil {

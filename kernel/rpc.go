@@ -10,9 +10,60 @@ import (
 
 // RemoteError is a failure the remote handler reported. Unlike a context
 // error from Call, it is definite: the handler ran and said no.
-type RemoteError struct{ Msg string }
+//
+// Code and Detail carry what a service needs to act on the failure without
+// parsing Msg: a handler error that implements CodedError sends its code
+// and detail along (empty otherwise), and the service's client turns them
+// back into its typed error. Msg is for people.
+type RemoteError struct {
+	Code   string
+	Detail []byte
+	Msg    string
+}
 
 func (e *RemoteError) Error() string { return "remote: " + e.Msg }
+
+// CodedError is a handler error that crosses the network as more than its
+// message: a stable code naming the kind of failure (a service prefixes its
+// codes with its name, "consensus.not-leader") and an optional binary
+// detail (a hint: where the leader is).
+type CodedError interface {
+	error
+	RemoteCode() string
+	RemoteDetail() []byte
+}
+
+// encodeRemoteError is an error reply's body: code, detail (each
+// uvarint-length-prefixed), then the message.
+func encodeRemoteError(err error) []byte {
+	var code string
+	var detail []byte
+	var coded CodedError
+	if errors.As(err, &coded) {
+		code, detail = coded.RemoteCode(), coded.RemoteDetail()
+	}
+	b := binary.AppendUvarint(nil, uint64(len(code)))
+	b = append(b, code...)
+	b = binary.AppendUvarint(b, uint64(len(detail)))
+	b = append(b, detail...)
+	return append(b, err.Error()...)
+}
+
+func decodeRemoteError(b []byte) (*RemoteError, error) {
+	var fields [2][]byte
+	for i := range fields {
+		n, w := binary.Uvarint(b)
+		if w <= 0 || uint64(len(b)-w) < n {
+			return nil, errMalformed
+		}
+		fields[i], b = b[w:w+int(n)], b[w+int(n):]
+	}
+	e := &RemoteError{Code: string(fields[0]), Msg: string(b)}
+	if len(fields[1]) > 0 {
+		e.Detail = append([]byte{}, fields[1]...)
+	}
+	return e, nil
+}
 
 // errMalformed marks a message that does not parse; it is dropped.
 var errMalformed = errors.New("kernel: malformed rpc message")
@@ -71,7 +122,11 @@ func NewRPC(rt Runtime, name string) *RPC {
 				continue // a late or duplicated reply
 			}
 			if kind == rpcReplyErr {
-				f.Set(nil, &RemoteError{Msg: string(body)})
+				remote, err := decodeRemoteError(body)
+				if err != nil {
+					remote = &RemoteError{Msg: "an error reply that does not parse"}
+				}
+				f.Set(nil, remote)
 			} else {
 				f.Set(body, nil)
 			}
@@ -98,7 +153,7 @@ func (r *RPC) Call(ctx context.Context, to NodeID, port string, req []byte) ([]b
 }
 
 // Handler serves one request. A returned error reaches the caller as a
-// *RemoteError.
+// *RemoteError (with its code and detail if it is a CodedError).
 type Handler func(ctx context.Context, from NodeID, req []byte) ([]byte, error)
 
 // Serve starts a task that answers requests on port with h, one at a time in
@@ -130,7 +185,7 @@ func ServeAsync(rt Runtime, port string, h AsyncHandler) {
 			from := env.From
 			h(ctx, from, body, func(resp []byte, herr error) {
 				if herr != nil {
-					rt.Net().Send(from, replyPort, encodeRPC(rpcReplyErr, id, "", []byte(herr.Error())))
+					rt.Net().Send(from, replyPort, encodeRPC(rpcReplyErr, id, "", encodeRemoteError(herr)))
 				} else {
 					rt.Net().Send(from, replyPort, encodeRPC(rpcReplyOK, id, "", resp))
 				}

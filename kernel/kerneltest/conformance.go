@@ -144,13 +144,22 @@ func sleepAndAfterFunc(t *testing.T) func(context.Context, kernel.Runtime) {
 	}
 }
 
-// echoServer answers "echo" with its request and "fail" with an error;
-// "slow" is never answered.
+// codedError is a handler error with a code and a detail (kernel.CodedError).
+type codedError struct{}
+
+func (codedError) Error() string        { return "coded, as asked" }
+func (codedError) RemoteCode() string   { return "test.coded" }
+func (codedError) RemoteDetail() []byte { return []byte{1, 2, 3} }
+
+// echoServer answers "echo" with its request, "fail" with an error and
+// "coded" with a kernel.CodedError; "slow" is never answered.
 func echoServer(rt kernel.Runtime) {
 	kernel.Serve(rt, "echo", func(ctx context.Context, from kernel.NodeID, req []byte) ([]byte, error) {
 		switch string(req) {
 		case "fail":
 			return nil, errors.New("as asked")
+		case "coded":
+			return nil, fmt.Errorf("wrapped: %w", codedError{})
 		case "slow":
 			rt.Sleep(ctx, time.Hour)
 		}
@@ -179,8 +188,12 @@ func rpcCalls(t *testing.T) func(context.Context, kernel.Runtime) {
 			t.Errorf("echo: %q, %v", got, err)
 		}
 		var remote *kernel.RemoteError
-		if _, err := call("fail", time.Second); !errors.As(err, &remote) || remote.Msg != "as asked" {
-			t.Errorf("failing handler: %v, want RemoteError \"as asked\"", err)
+		if _, err := call("fail", time.Second); !errors.As(err, &remote) || remote.Msg != "as asked" || remote.Code != "" || remote.Detail != nil {
+			t.Errorf("failing handler: %v, want RemoteError \"as asked\" without code or detail", err)
+		}
+		if _, err := call("coded", time.Second); !errors.As(err, &remote) || remote.Code != "test.coded" ||
+			string(remote.Detail) != "\x01\x02\x03" || remote.Msg != "wrapped: coded, as asked" {
+			t.Errorf("coded handler error: %#v, want code test.coded, detail 010203 and the message", remote)
 		}
 		if _, err := call("slow", 20*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("unanswered call: %v, want DeadlineExceeded", err)

@@ -1,0 +1,92 @@
+package consensus
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/orbitkernel/orbit/kernel"
+)
+
+// Errors cross the network as kernel.RemoteError with a code and a binary
+// detail (kernel.CodedError), and the client reads them back by code, never
+// by matching their text.
+const (
+	codeNotLeader = "consensus.not-leader"
+	codeRetry     = "consensus.retry"
+	codeTooLarge  = "consensus.too-large"
+)
+
+// errRetry marks a refusal of a membership step that cannot be taken yet
+// (a change in progress, a learner catching up, a leader too new): the
+// leader proposed nothing, and the caller comes back.
+var errRetry = errors.New("retry")
+
+// retryf is a refusal of a membership step, to be retried: it wraps
+// errRetry and crosses the network as codeRetry.
+func retryf(format string, args ...any) error {
+	return coded{code: codeRetry, err: fmt.Errorf("%w: "+format, append([]any{errRetry}, args...)...)}
+}
+
+// coded gives an error a code for the network.
+type coded struct {
+	code string
+	err  error
+}
+
+func (c coded) Error() string        { return c.err.Error() }
+func (c coded) Unwrap() error        { return c.err }
+func (c coded) RemoteCode() string   { return c.code }
+func (c coded) RemoteDetail() []byte { return nil }
+
+// remoteCode is the code of err if it is a remote failure, or "".
+func remoteCode(err error) string {
+	var remote *kernel.RemoteError
+	if errors.As(err, &remote) {
+		return remote.Code
+	}
+	return ""
+}
+
+// NotLeaderError is a replica's refusal of a request it cannot serve
+// because it does not lead the range: Leader is the leader it knows of (0:
+// none) in Term. It crosses the network with its leader and term as the
+// remote error's detail, and is read back with AsNotLeader.
+type NotLeaderError struct {
+	Leader kernel.NodeID
+	Term   uint64
+}
+
+func (e NotLeaderError) Error() string {
+	return fmt.Sprintf("not leader; try %d term %d", e.Leader, e.Term)
+}
+
+// RemoteCode implements kernel.CodedError.
+func (NotLeaderError) RemoteCode() string { return codeNotLeader }
+
+// RemoteDetail implements kernel.CodedError: leader and term, uvarints.
+func (e NotLeaderError) RemoteDetail() []byte {
+	return binary.AppendUvarint(binary.AppendUvarint(nil, uint64(e.Leader)), e.Term)
+}
+
+// AsNotLeader reads a NotLeaderError out of err, local or remote. A remote
+// one whose detail does not parse still counts, with no leader known.
+func AsNotLeader(err error) (NotLeaderError, bool) {
+	var nl NotLeaderError
+	if errors.As(err, &nl) {
+		return nl, true
+	}
+	var remote *kernel.RemoteError
+	if !errors.As(err, &remote) || remote.Code != codeNotLeader {
+		return NotLeaderError{}, false
+	}
+	leader, w := binary.Uvarint(remote.Detail)
+	if w <= 0 {
+		return NotLeaderError{}, true
+	}
+	term, w2 := binary.Uvarint(remote.Detail[w:])
+	if w2 <= 0 {
+		return NotLeaderError{}, true
+	}
+	return NotLeaderError{Leader: kernel.NodeID(leader), Term: term}, true
+}
