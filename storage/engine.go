@@ -459,5 +459,14 @@ func (v *View) ScanRangeLocal(id RangeID, start, end []byte, limit int) (kvs []K
 	return scan(v.s, localSpace(id), start, end, limit)
 }
 
-// Close releases the view.
-func (v *View) Close() error { return v.s.Close() }
+// Close releases the view. After a fatal error it releases nothing and
+// returns that error: the Pebble goroutine that failed may be parked
+// holding Pebble's lock, which closing a snapshot takes (a dying node's
+// snapshot sender, unwinding, waited on it forever in a five-node sweep of
+// seeds 2000-2299).
+func (v *View) Close() error {
+	if err := v.e.fatal.load(); err != nil {
+		return err
+	}
+	return v.s.Close()
+}
