@@ -31,6 +31,10 @@ func FuzzRESPReader(f *testing.F) {
 		"*1\r\n$999999999999\r\n",
 		"SET \"a b\" 'c'\r\n",
 		"*2\r\n$3\r\nGET\r\n$1\r\nk",
+		"*-10\r\n*0\r\n*1\r\n$4\r\nPING\r\n",
+		"*01\r\n$4\r\nPING\r\n",
+		"*1\r\n$\x00xxxx",
+		"*1\r\n$4\r\nPING\r\n*1\r\n*4\r\n",
 	} {
 		f.Add([]byte(seed))
 	}

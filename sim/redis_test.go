@@ -145,6 +145,9 @@ type redisCluster struct {
 	final     map[string][]string // the final LRANGE / SMEMBERS
 	finalDone bool
 	stoppedAt time.Duration
+	// abandoned are the lists whose blocked reader went away
+	// (redis_blocked_test.go).
+	abandoned []abandonedList
 	ttlSets   int
 
 	// The seed's command families (redis_families_test.go).
@@ -315,6 +318,8 @@ func (c *redisCluster) client(ctx context.Context, rt kernel.Runtime, i int) {
 		switch r := rng.IntN(100); {
 		case family:
 			served = c.familyOp(rc, i, n, rng, open, settle)
+		case r < 2:
+			served = c.goneBlocker(rt, sess, rc, i, n)
 		case r < 12:
 			served = c.push(rc, i, n, redisListKeys[rng.IntN(len(redisListKeys))], "rpush", settle)
 		case r < 20:
@@ -584,6 +589,11 @@ func (c *redisCluster) finalReads(rc redisConn) {
 			c.final[k] = v
 		}
 	}
+	for _, a := range c.abandoned {
+		if v, ok := read("LRANGE", a.key, "0", "-1"); ok {
+			c.final[a.key] = v
+		}
+	}
 	c.finalDone = true
 }
 
@@ -646,11 +656,14 @@ func (c *redisCluster) Check(vizPath string) error {
 	if err := c.checkCollections(); err != nil {
 		return err
 	}
+	if err := c.checkAbandoned(); err != nil {
+		return err
+	}
 	if testing.Verbose() {
-		fmt.Printf("redis seed %d: %d ops recorded (%d acknowledged, %d unknown, %d refused), %d/%d transactions ran; lists %d+%d, sets %d+%d elements; %s: %d commands, %d/%d blocks ran\n",
+		fmt.Printf("redis seed %d: %d ops recorded (%d acknowledged, %d unknown, %d refused), %d/%d transactions ran; lists %d+%d, sets %d+%d elements; %s: %d commands, %d/%d blocks ran; %d blocked clients left\n",
 			c.s.Seed(), c.hist.Len(), c.ok, c.unknown, c.refused, c.casOK, c.cas,
 			len(c.final[redisListKeys[0]]), len(c.final[redisListKeys[1]]), len(c.final[redisSetKeys[0]]), len(c.final[redisSetKeys[1]]),
-			c.mix, c.familyOps, c.blocksRan, c.blocks)
+			c.mix, c.familyOps, c.blocksRan, c.blocks, len(c.abandoned))
 	}
 	if err := c.checkExpired(); err != nil {
 		return err

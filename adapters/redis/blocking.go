@@ -69,8 +69,11 @@ func BlockTimeout(args [][]byte) int64 {
 }
 
 // parseTimeout is getTimeoutFromObjectOrReply in seconds: a long double
-// scaled to ms and truncated, as the C cast does (an infinity or a value
-// beyond int64 becomes the x87 "integer indefinite", which is negative).
+// scaled to ms and rounded up (ceill, so that a timeout under a millisecond
+// still expires: 0.0001 waits 1 ms, and only 0, or a negative fraction
+// that rounds up to it, waits forever), then cast as the C cast does (an
+// infinity or a value beyond int64 becomes the x87 "integer indefinite",
+// which is negative).
 func parseTimeout(b []byte) (int64, error) {
 	f, ok := parseLongDouble(b)
 	if !ok {
@@ -83,6 +86,9 @@ func parseTimeout(b []byte) (int64, error) {
 	i, acc := ms.Int64()
 	if acc != big.Exact && (i == math.MinInt64 || i == math.MaxInt64) {
 		return 0, userError("ERR timeout is negative")
+	}
+	if acc == big.Below { // truncated a positive fraction: round up
+		i++
 	}
 	if i < 0 {
 		return 0, userError("ERR timeout is negative")

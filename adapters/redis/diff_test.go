@@ -222,7 +222,7 @@ func genKeyspaceCmd(t *rapid.T, env genEnv) []string {
 		}
 		return []string{"dbsize"}
 	default:
-		timeout := pick(t, "timeout", "0.001", "0.001", "-1", "x", "inf")
+		timeout := pick(t, "timeout", "0.001", "0.0001", "-1", "x", "inf")
 		name := pick(t, "c", "blpop", "brpop", "blmove", "brpoplpush")
 		switch name {
 		case "blmove":

@@ -132,15 +132,31 @@ func ScanRange(st Store, now int64, from []byte, count int, opts ScanOptions) (k
 // CountKeys is the range's share of DBSIZE: its live keys. (Redis also
 // counts keys that expired but were not yet deleted.)
 func CountKeys(st Store, now int64) (int64, error) {
-	var n int64
+	ks, err := CountKeyStats(st, now)
+	return ks.Keys, err
+}
+
+// KeyStats are a range's share of INFO's keyspace line.
+type KeyStats struct {
+	Keys, Expires int64 // live keys; those of them with a TTL
+	TTLSum        int64 // their TTLs left, in ms, summed
+}
+
+// CountKeyStats counts the range's live keys and those with a TTL.
+func CountKeyStats(st Store, now int64) (KeyStats, error) {
+	var ks KeyStats
 	var from []byte
 	for {
 		_, rk, m, found, err := nextKey(st, from)
 		if err != nil || !found {
-			return n, err
+			return ks, err
 		}
 		if live(m, now) {
-			n++
+			ks.Keys++
+			if m.expireAt != 0 {
+				ks.Expires++
+				ks.TTLSum += m.expireAt - now
+			}
 		}
 		from = prefixEnd(rk)
 	}

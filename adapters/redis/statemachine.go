@@ -35,6 +35,7 @@ const (
 	opFlush    = 'f' // start: this range's share of FLUSHDB (write)
 	opScan     = 's' // start, from, count, match, type: ScanRange (read)
 	opCount    = 'c' // start: CountKeys (read)
+	opKeyStats = 'k' // start: CountKeyStats (read)
 	opRandom   = 'r' // start: RandomKey (read)
 	opDigest   = 'd' // keys: their WATCH digests (read)
 	cmdVersion = 1
@@ -168,6 +169,13 @@ func run(data consensus.RangeData, cmd []byte, meta consensus.CommandMeta, write
 		}
 		n, err := CountKeys(st, now)
 		return Int(n), err
+	case opKeyStats:
+		rs.start = d.field()
+		if d.err != nil {
+			return Reply{}, d.err
+		}
+		ks, err := CountKeyStats(st, now)
+		return Array(Int(ks.Keys), Int(ks.Expires), Int(ks.TTLSum)), err
 	case opRandom:
 		rs.start = d.field()
 		if d.err != nil {
@@ -381,6 +389,10 @@ func ScanCommand(start, from []byte, count int, opts ScanOptions) []byte {
 
 // CountCommand is CountKeys on the range starting at start.
 func CountCommand(start []byte) []byte { return appendField([]byte{cmdVersion, opCount}, start) }
+
+// KeyStatsCommand is CountKeyStats on the range starting at start: it
+// replies [keys, expires, TTL sum in ms].
+func KeyStatsCommand(start []byte) []byte { return appendField([]byte{cmdVersion, opKeyStats}, start) }
 
 // RandomKeyCommand is RandomKey on the range starting at start.
 func RandomKeyCommand(start []byte) []byte { return appendField([]byte{cmdVersion, opRandom}, start) }

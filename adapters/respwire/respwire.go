@@ -21,8 +21,20 @@
 //     multibulk length";
 //   - an inline command line is at most 64 KB, as in Redis ("too big inline
 //     request");
+//   - a header line ("*<count>", "$<len>") is at most 64 KB without its
+//     CR ("too big mbulk count string", "too big bulk count string");
+//     a zero or negative argument count is ignored, as in Redis;
 //   - a connection's unsent output is at most 64 MB (client-output-buffer-
-//     limit): a subscriber that does not read is disconnected.
+//     limit): a subscriber that does not read is disconnected;
+//   - input is read ahead of the commands that run, up to 1 MB, and up to
+//     MaxQueryBuffer while a blocking command waits (client-query-buffer-
+//     limit): beyond that the connection is closed.
+//
+// A connection's socket is read while its commands run, as Redis reads a
+// blocked client's socket: a client that goes away (EOF or a reset) is
+// told to the session layer (session.Conn.Gone) at once, so that a BLPOP
+// it left blocked stops waiting and never takes an element another client
+// pushes later.
 //
 // This is the production edge, outside the runtime contract: it uses
 // sockets, goroutines and the wall clock directly (internal/lint does not
@@ -49,11 +61,17 @@ import (
 
 // Limits; see the package comment.
 const (
-	MaxArgs      = 1 << 20
-	MaxInline    = 64 << 10
-	MaxOutput    = 64 << 20
-	outputPause  = 1 << 20 // a connection stops executing while this much is unsent
-	shutdownWait = 5 * time.Second
+	MaxArgs   = 1 << 20
+	MaxInline = 64 << 10
+	MaxOutput = 64 << 20
+	// MaxQueryBuffer bounds the input read ahead of a blocked command
+	// (client-query-buffer-limit, 1 GB in Redis): beyond it the connection
+	// is closed. It exceeds the largest request (an argument of
+	// redis.MaxBulkLen).
+	MaxQueryBuffer = 2*redis.MaxBulkLen + MaxInline
+	inputPause     = 1 << 20 // reading ahead pauses here while commands run (TCP pushes back)
+	outputPause    = 1 << 20 // a connection stops executing while this much is unsent
+	shutdownWait   = 5 * time.Second
 )
 
 // Options configure a Listener.
@@ -138,6 +156,7 @@ func (l *Listener) Serve() {
 		}
 		c := &conn{l: l, nc: nc}
 		c.cond = sync.NewCond(&c.mu)
+		c.in.cond = sync.NewCond(&c.in.mu)
 		l.mu.Lock()
 		if l.closing {
 			l.mu.Unlock()
@@ -145,10 +164,11 @@ func (l *Listener) Serve() {
 			return
 		}
 		l.conns[c] = struct{}{}
-		l.wg.Add(2)
+		l.wg.Add(3)
 		l.mu.Unlock()
 		c.sess = l.opts.Session.NewConn(nc.RemoteAddr().String(), c.push)
 		go c.writeLoop()
+		go c.fill()
 		go c.readLoop()
 	}
 }
@@ -188,12 +208,14 @@ func (l *Listener) Shutdown(ctx context.Context) {
 	<-done
 }
 
-// conn is one client connection: readLoop reads and executes commands in
-// order, writeLoop sends what they and pub/sub deliveries append to out.
+// conn is one client connection: fill reads the socket ahead into in,
+// readLoop parses and executes commands in order, writeLoop sends what they
+// and pub/sub deliveries append to out.
 type conn struct {
 	l    *Listener
 	nc   net.Conn
 	sess *session.Conn
+	in   input
 
 	mu     sync.Mutex
 	cond   *sync.Cond // signals out grew, shrank, or closed
@@ -208,7 +230,8 @@ func (c *conn) readLoop() {
 		c.sess.Close()
 		c.finish()
 	}()
-	rd := newRequestReader(c.nc)
+	defer c.in.stop()
+	rd := newRequestReader(&c.in)
 	for {
 		cmds, err := rd.ReadCommands()
 		if err != nil {
@@ -224,12 +247,115 @@ func (c *conn) readLoop() {
 				continue
 			}
 			began := time.Now()
+			blocking := isBlocking(cmds[i].Args)
+			if blocking {
+				c.in.setBlocking(true)
+			}
 			replies, quit := c.sess.Do(c.l.ctx, cmds[i].Args)
+			if blocking {
+				c.in.setBlocking(false)
+			}
 			c.observe(cmds[i].Args, time.Since(began), replies)
 			if !c.reply(replies) || quit {
 				return
 			}
 			i++
+		}
+	}
+}
+
+// isBlocking reports whether a command may block (BLPOP and friends; inside
+// MULTI they do not, which only lets the input be read further ahead).
+func isBlocking(args [][]byte) bool {
+	spec, ok := redis.Lookup(string(args[0]))
+	return ok && spec.Where == redis.WhereBlocking
+}
+
+// input is a connection's bytes read ahead of the commands that run. fill
+// appends to buf; readLoop's parser takes from it (Read).
+type input struct {
+	mu       sync.Mutex
+	cond     *sync.Cond // signals buf grew or shrank, err was set, or a flag changed
+	buf      []byte
+	err      error // what ended the reading, returned once buf is drained
+	blocking bool  // a blocking command runs: read on past inputPause
+	stopped  bool  // readLoop ended: fill stops
+}
+
+// Read hands buffered input to the parser, waiting for some.
+func (in *input) Read(p []byte) (int, error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for len(in.buf) == 0 && in.err == nil {
+		in.cond.Wait()
+	}
+	if len(in.buf) == 0 {
+		return 0, in.err
+	}
+	n := copy(p, in.buf)
+	in.buf = in.buf[n:]
+	if len(in.buf) == 0 {
+		in.buf = nil
+	}
+	in.cond.Broadcast() // room for fill
+	return n, nil
+}
+
+func (in *input) setBlocking(b bool) {
+	in.mu.Lock()
+	in.blocking = b
+	in.cond.Broadcast()
+	in.mu.Unlock()
+}
+
+func (in *input) stop() {
+	in.mu.Lock()
+	in.stopped = true
+	in.cond.Broadcast()
+	in.mu.Unlock()
+}
+
+// errQueryBuffer ends a connection whose input outgrew MaxQueryBuffer.
+var errQueryBuffer = errors.New("client query buffer limit reached")
+
+// fill reads the socket into c.in until it fails or readLoop ends. A
+// client that goes away is told to the session at once (Gone), even while
+// one of its commands runs; a read deadline (Shutdown) is not a departure.
+func (c *conn) fill() {
+	defer c.l.wg.Done()
+	in := &c.in
+	buf := make([]byte, 16<<10)
+	for {
+		in.mu.Lock()
+		for len(in.buf) >= inputPause && !in.blocking && !in.stopped {
+			in.cond.Wait()
+		}
+		stopped, over := in.stopped, len(in.buf) >= MaxQueryBuffer
+		in.mu.Unlock()
+		if stopped {
+			return
+		}
+		var n int
+		var err error
+		if over {
+			err = errQueryBuffer
+			c.l.log.Warn("redis: closing a client whose input outgrew the query buffer limit", "remote", c.nc.RemoteAddr().String(), "limit", MaxQueryBuffer)
+			c.nc.Close()
+		} else {
+			n, err = c.nc.Read(buf)
+		}
+		in.mu.Lock()
+		in.buf = append(in.buf, buf[:n]...)
+		if err != nil {
+			in.err = err
+		}
+		in.cond.Broadcast()
+		in.mu.Unlock()
+		if err != nil {
+			if !isTimeout(err) {
+				c.sess.Gone()
+			}
+			return
 		}
 	}
 }
@@ -403,125 +529,4 @@ func (c *conn) writeLoop() {
 			return
 		}
 	}
-}
-
-// protoError is a request that breaks a limit, worded as Redis words it.
-type protoError struct{ msg string }
-
-func (e *protoError) Error() string { return "Protocol error: " + e.msg }
-
-// guard sits between the socket and redcon's reader and follows the RESP
-// framing of the bytes it passes, so that a request breaking a limit fails
-// before any of it is buffered: redcon would grow its buffer to whatever
-// length a header declares, and loop over any count it is given. Bytes
-// before the offending header are passed on first, so the commands before
-// it still run, as in Redis.
-type guard struct {
-	r   io.Reader
-	err error // returned once the bytes before it are consumed
-
-	state     int
-	num       int64 // the number being read in a header
-	neg, any  bool
-	remaining int64 // arguments left in the request
-	skip      int64 // bulk bytes (and CRLF) left
-	line      int   // inline request bytes so far
-}
-
-const (
-	gStart = iota // at a request's first byte
-	gCount        // in "*<count>\r\n"
-	gBulkStart
-	gBulkLen // in "$<len>\r\n"
-	gBulk    // in a bulk's bytes
-	gInline  // in an inline request
-	gOff     // something redcon will refuse: stop following
-)
-
-func (g *guard) Read(p []byte) (int, error) {
-	if g.err != nil {
-		return 0, g.err
-	}
-	n, err := g.r.Read(p)
-	for i := 0; i < n; i++ {
-		if g.state == gBulk && g.skip > 1 {
-			// Skip through a bulk's bytes without looking at them.
-			k := min(g.skip-1, int64(n-i))
-			g.skip -= k
-			i += int(k) - 1
-			continue
-		}
-		if e := g.step(p[i]); e != nil {
-			g.err = e
-			return i, nil
-		}
-	}
-	return n, err
-}
-
-func (g *guard) step(b byte) error {
-	switch g.state {
-	case gStart:
-		switch b {
-		case '*':
-			g.state, g.num, g.neg, g.any = gCount, 0, false, false
-		case '\r', '\n':
-		default:
-			g.state, g.line = gInline, 1
-		}
-	case gInline:
-		if b == '\n' {
-			g.state = gStart
-			return nil
-		}
-		g.line++
-		if g.line > MaxInline {
-			return &protoError{"too big inline request"}
-		}
-	case gCount, gBulkLen:
-		switch {
-		case b >= '0' && b <= '9':
-			g.num, g.any = g.num*10+int64(b-'0'), true
-			if g.state == gCount && g.num > MaxArgs {
-				return &protoError{"invalid multibulk length"}
-			}
-			if g.state == gBulkLen && g.num > redis.MaxBulkLen {
-				return &protoError{"invalid bulk length"}
-			}
-		case b == '-' && !g.any && !g.neg:
-			g.neg = true
-		case b == '\r':
-		case b == '\n':
-			if g.state == gCount {
-				g.remaining = g.num
-				g.state = gBulkStart
-				if g.neg || g.num == 0 {
-					g.state = gOff // redcon answers "invalid multibulk length"
-				}
-			} else {
-				g.skip, g.state = g.num+2, gBulk
-				if g.neg {
-					g.state = gOff // redcon answers "invalid bulk length"
-				}
-			}
-		default:
-			g.state = gOff
-		}
-	case gBulkStart:
-		if b != '$' {
-			g.state = gOff // redcon answers "expected '$', got ..."
-			return nil
-		}
-		g.state, g.num, g.neg, g.any = gBulkLen, 0, false, false
-	case gBulk:
-		g.skip--
-		if g.skip == 0 {
-			g.remaining--
-			g.state = gBulkStart
-			if g.remaining == 0 {
-				g.state = gStart
-			}
-		}
-	}
-	return nil
 }

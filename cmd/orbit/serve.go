@@ -276,6 +276,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 			fmt.Sprintf("orbit_cluster_id:%x", spec.id),
 		},
 		RangeInfo: m.rangeInfo,
+		HostInfo:  (&hostInfo{}).section,
 	})
 	store, err := consensus.Open(rt, eng, layout, consensus.Options{
 		Join:         rec.Joined,

@@ -24,6 +24,7 @@ const (
 	Snapshot     Class = "snapshot"
 	Storage      Class = "storage"
 	StateMachine Class = "redis state machine"
+	Session      Class = "redis session"
 	Availability Class = "availability" // liveness, not safety
 )
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/orbitkernel/orbit/adapters/redis"
+	"github.com/orbitkernel/orbit/internal/mutation"
 )
 
 // Conn is one client connection's state. Do is called by one task at a time
@@ -45,6 +46,12 @@ type Conn struct {
 	// it: a leaf lock, taken with no other lock held.
 	shownMu sync.Mutex
 	shown   clientInfo
+
+	// goneMu guards gone and stopWait (a leaf lock too): Gone is called by
+	// the wire's reading task while the connection's task is blocked.
+	goneMu   sync.Mutex
+	gone     bool
+	stopWait context.CancelFunc // ends the blocked command's wait; nil when none
 }
 
 // clientInfo is what other tasks may read of a connection: the fields of
@@ -101,6 +108,7 @@ func (s *Server) NewConn(addr string, push func(redis.Reply)) *Conn {
 	s.nextID++
 	c.id = s.nextID
 	s.conns[c.id] = c
+	s.stats.connected()
 	return c
 }
 
@@ -111,6 +119,48 @@ func (c *Conn) Close() {
 	c.s.mu.Lock()
 	delete(c.s.conns, c.id)
 	c.s.mu.Unlock()
+}
+
+// Gone tells the connection that its client went away (the wire read EOF
+// or a reset while a command ran). A blocked command stops waiting at once
+// and never takes an element after this: the element stays for a client
+// that is still there, as in Redis, which unblocks a client the moment it
+// frees it. (A step already sent when the client left may still take one,
+// as a pop in flight when a socket closes does in Redis: its reply is lost
+// with the socket.) Any task may call it, more than once.
+func (c *Conn) Gone() {
+	c.goneMu.Lock()
+	c.gone = true
+	stop := c.stopWait
+	c.goneMu.Unlock()
+	if stop != nil && !mutation.On(MutBlockedIgnoresGone) {
+		stop()
+	}
+}
+
+// isGone reports whether Gone was called. A planted bug forgets it (and
+// lets the wait go on).
+func (c *Conn) isGone() bool {
+	if mutation.On(MutBlockedIgnoresGone) {
+		return false
+	}
+	c.goneMu.Lock()
+	defer c.goneMu.Unlock()
+	return c.gone
+}
+
+// waitContext is ctx, also ended by Gone, for a blocked command's wait.
+func (c *Conn) waitContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	wctx, cancel := c.s.rt.WithCancel(ctx)
+	c.goneMu.Lock()
+	c.stopWait = cancel
+	c.goneMu.Unlock()
+	return wctx, func() {
+		c.goneMu.Lock()
+		c.stopWait = nil
+		c.goneMu.Unlock()
+		cancel()
+	}
 }
 
 // Proto is the connection's RESP version (2 or 3): how to encode replies.
@@ -134,45 +184,73 @@ var allowedSubscribed = []string{"subscribe", "unsubscribe", "psubscribe", "puns
 
 // Do executes one command (args[0] is its name) and returns its replies,
 // in order (several for SUBSCRIBE and friends), and whether the connection
-// must close after sending them (QUIT).
+// must close after sending them (QUIT). It counts the command for INFO.
 func (c *Conn) Do(ctx context.Context, args [][]byte) (replies []redis.Reply, quit bool) {
 	if len(args) == 0 {
 		return nil, false
 	}
+	began := c.s.rt.Now()
+	replies, quit, how := c.do(ctx, args)
+	if how != queued {
+		name := ""
+		if spec, ok := redis.Lookup(string(args[0])); ok {
+			name = spec.Name
+		}
+		now := c.s.rt.Now()
+		c.s.stats.record(name, how == ran, now, now.Sub(began), replies)
+	}
+	return replies, quit
+}
+
+// How a command was handled, for INFO's counters.
+type handled int
+
+const (
+	ran      handled = iota
+	rejected         // refused before it ran (arity, the connection's state)
+	queued           // queued in MULTI: counted when EXEC runs it
+)
+
+func (c *Conn) do(ctx context.Context, args [][]byte) ([]redis.Reply, bool, handled) {
 	spec, known := redis.Lookup(string(args[0]))
 	if !known {
 		c.dirty = c.dirty || c.multi
-		return one(redis.Exec(nil, 0, 0, args)), false // "ERR unknown command ..."; touches no store
+		return one(redis.Exec(nil, 0, 0, args)), false, rejected // "ERR unknown command ..."; touches no store
 	}
 	name := spec.Name
 	c.show(func(i *clientInfo) { i.lastCmd = name })
 	if !spec.ArityOK(len(args)) {
 		c.dirty = c.dirty || c.multi
-		return one(arityError(name)), false
+		return one(arityError(name)), false, rejected
 	}
 	if c.proto == 2 && len(c.subs)+len(c.psubs) > 0 && !slices.Contains(allowedSubscribed, name) {
-		return errorReply(fmt.Sprintf("ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", name)), false
+		return errorReply(fmt.Sprintf("ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", name)), false, rejected
 	}
 	if c.multi {
 		switch name {
 		case "exec", "discard", "quit", "reset":
 		case "multi":
-			return errorReply("ERR MULTI calls can not be nested"), false
+			return errorReply("ERR MULTI calls can not be nested"), false, rejected
 		case "watch":
-			return errorReply("ERR WATCH inside MULTI is not allowed"), false
+			return errorReply("ERR WATCH inside MULTI is not allowed"), false, rejected
 		default:
-			return one(c.enqueue(spec, args)), false
+			r := c.enqueue(spec, args)
+			if r.Kind == redis.KindError {
+				return one(r), false, rejected
+			}
+			return one(r), false, queued
 		}
 	}
 	switch spec.Where {
 	case redis.WhereKeyed:
-		return one(c.keyed(ctx, spec, args)), false
+		return one(c.keyed(ctx, spec, args)), false, ran
 	case redis.WhereBlocking:
-		return one(c.blocking(ctx, spec, args)), false
+		return one(c.blocking(ctx, spec, args)), false, ran
 	case redis.WhereRanges:
-		return one(c.ranges(ctx, name, args)), false
+		return one(c.ranges(ctx, name, args)), false, ran
 	}
-	return c.server(ctx, name, args)
+	replies, quit := c.server(ctx, name, args)
+	return replies, quit, ran
 }
 
 // Concurrent reports whether a command may run concurrently with the
@@ -199,7 +277,11 @@ func (c *Conn) Concurrent(args [][]byte) (keys [][]byte, ok bool) {
 func (c *Conn) DoConcurrent(ctx context.Context, args [][]byte) redis.Reply {
 	spec, _ := redis.Lookup(string(args[0]))
 	c.show(func(i *clientInfo) { i.lastCmd = spec.Name })
-	return c.keyed(ctx, spec, args)
+	began := c.s.rt.Now()
+	r := c.keyed(ctx, spec, args)
+	now := c.s.rt.Now()
+	c.s.stats.record(spec.Name, true, now, now.Sub(began), []redis.Reply{r})
+	return r
 }
 
 // keyed runs a command of Exec on the range of its keys.
@@ -217,15 +299,21 @@ func (c *Conn) keyed(ctx context.Context, spec *redis.Spec, args [][]byte) redis
 
 // blocking runs BLPOP, BRPOP, BLMOVE or BRPOPLPUSH: the step as a write;
 // when it is not ready, wait for a write applied here or a poll, probe with
-// a read, and take the step again once the probe says it may be ready.
+// a read, and take the step again once the probe says it may be ready. No
+// step is sent once the client is gone (Gone).
 func (c *Conn) blocking(ctx context.Context, spec *redis.Spec, args [][]byte) redis.Reply {
 	_, route, ok := c.s.rangeOf(redis.Keys(args))
 	if !ok {
 		return redis.Error(redis.ErrCrossSlot)
 	}
+	ctx, stop := c.waitContext(ctx)
+	defer stop()
 	cmd := redis.BlockingCommand(args)
 	var deadline time.Time
 	for first := true; ; first = false {
+		if c.isGone() {
+			return redis.TimeoutReply(spec.Name) // nobody reads it
+		}
 		r, err := c.s.command(ctx, route, cmd, false)
 		if err != nil {
 			return failure(err)
@@ -279,30 +367,44 @@ func (s *Server) waitWrite(ctx context.Context, d time.Duration) error {
 	return nil
 }
 
-// enqueue is a command sent inside MULTI.
+// enqueue is a command sent inside MULTI: every command is queued, as in
+// Redis (Do answers EXEC, DISCARD, QUIT, RESET, MULTI and WATCH itself).
+// A keyed command whose keys span ranges is refused at once and aborts
+// the transaction.
 func (c *Conn) enqueue(spec *redis.Spec, args [][]byte) redis.Reply {
-	switch {
-	case spec.Where == redis.WhereKeyed || spec.Where == redis.WhereBlocking:
+	if inRange(spec) {
 		if _, _, ok := c.s.rangeOf(redis.Keys(args)); !ok {
 			c.dirty = true
 			return redis.Error(redis.ErrCrossSlot)
 		}
-	case spec.Name == "ping" || spec.Name == "echo":
-	default:
-		c.dirty = true
-		return redis.Error("ERR Command not allowed inside a transaction")
 	}
 	c.queue = append(c.queue, slices.Clone(args))
 	c.showQueue()
 	return redis.SimpleString("QUEUED")
 }
 
+// inRange reports whether a queued command runs inside the range's atomic
+// transaction: keyed and blocking commands (which do not block there).
+func inRange(spec *redis.Spec) bool {
+	return spec.Where == redis.WhereKeyed || spec.Where == redis.WhereBlocking
+}
+
+// answeredHere reports whether a queued command is answered by the
+// session without any state, so it may sit inside an atomic run.
+func answeredHere(name string) bool { return name == "ping" || name == "echo" }
+
 func (c *Conn) discardMulti() {
 	c.multi, c.dirty, c.queue, c.watches = false, false, nil, nil
 	c.showQueue()
 }
 
-// exec runs the queued commands as one atomic command on one range.
+// exec runs the queued commands. The keyed commands (all on one range)
+// and the commands between them that need no state (PING, ECHO) run as
+// one atomic command on the range, checked against the watches. A server
+// or keyspace-wide command (CONFIG SET, FLUSHALL, SELECT, INFO, ...) runs
+// where it stands in the queue, between atomic runs of the keyed ones: a
+// transaction holding one is atomic only piecewise (the README lists this
+// difference), but its commands run in order, once, as Redis runs them.
 func (c *Conn) exec(ctx context.Context) redis.Reply {
 	if !c.multi {
 		return redis.Error("ERR EXEC without MULTI")
@@ -313,33 +415,78 @@ func (c *Conn) exec(ctx context.Context) redis.Reply {
 		return redis.Error("EXECABORT Transaction discarded because of previous errors.")
 	}
 	var keys [][]byte
-	var data [][][]byte // the commands the range runs
 	for _, w := range watches {
 		keys = append(keys, w.Key)
 	}
 	for _, q := range queue {
-		if spec, _ := redis.Lookup(string(q[0])); spec.Where == redis.WhereKeyed || spec.Where == redis.WhereBlocking {
+		if spec, _ := redis.Lookup(string(q[0])); inRange(spec) {
 			keys = append(keys, redis.Keys(q)...)
-			data = append(data, q)
 		}
 	}
 	_, route, ok := c.s.rangeOf(keys)
 	if !ok {
 		return redis.Error(redis.ErrCrossSlot)
 	}
+	out := make([]redis.Reply, 0, len(queue))
+	for start := 0; start < len(queue) || watches != nil; {
+		end := start
+		for end < len(queue) {
+			spec, _ := redis.Lookup(string(queue[end][0]))
+			if !inRange(spec) && !answeredHere(spec.Name) {
+				break
+			}
+			end++
+		}
+		if end > start || watches != nil {
+			rs, r := c.atomic(ctx, route, watches, queue[start:end])
+			if rs == nil && len(out) == 0 {
+				return r // a null array (a watched key changed) or a failure: nothing ran
+			}
+			if rs == nil {
+				// A later run failed (consensus could not run it): each of
+				// its commands gets the failure.
+				for range queue[start:end] {
+					rs = append(rs, r)
+				}
+			}
+			out = append(out, rs...)
+			watches = nil
+		}
+		if end < len(queue) {
+			replies, _ := c.Do(ctx, queue[end]) // not queued: c.multi is false
+			out = append(out, replies...)
+			end++
+		}
+		start = end
+	}
+	return redis.Array(out...)
+}
+
+// atomic runs cmds (keyed commands, PING and ECHO) as one transaction on
+// the range of route, checked against watches, and returns a reply per
+// command; or nil and the reply for the whole EXEC when it did not run
+// (a watched key changed, or consensus could not run it).
+func (c *Conn) atomic(ctx context.Context, route []byte, watches []redis.Watch, cmds [][][]byte) ([]redis.Reply, redis.Reply) {
+	var data [][][]byte // the commands the range runs
+	for _, q := range cmds {
+		if spec, _ := redis.Lookup(string(q[0])); inRange(spec) {
+			data = append(data, q)
+		}
+	}
 	var results []redis.Reply
+	began := c.s.rt.Now()
 	if len(data) > 0 || len(watches) > 0 {
 		r, err := c.s.command(ctx, route, redis.MultiCommand(watches, data), false)
 		if err != nil {
-			return failure(err)
+			return nil, failure(err)
 		}
 		if r.Kind != redis.KindArray {
-			return r // a null array (a watched key changed) or an error
+			return nil, r // a null array (a watched key changed) or an error
 		}
 		results = r.Elems
 	}
-	out := make([]redis.Reply, 0, len(queue))
-	for _, q := range queue {
+	out := make([]redis.Reply, 0, len(cmds))
+	for _, q := range cmds {
 		switch strings.ToLower(string(q[0])) {
 		case "ping":
 			out = append(out, pingReply(q, false))
@@ -347,12 +494,17 @@ func (c *Conn) exec(ctx context.Context) redis.Reply {
 			out = append(out, redis.Bulk(q[1]))
 		default:
 			if len(results) == 0 {
-				return redis.Error("ERR internal error: transaction reply too short")
+				return nil, redis.Error("ERR internal error: transaction reply too short")
 			}
 			out, results = append(out, results[0]), results[1:]
 		}
 	}
-	return redis.Array(out...)
+	now := c.s.rt.Now()
+	for i, q := range cmds {
+		spec, _ := redis.Lookup(string(q[0]))
+		c.s.stats.record(spec.Name, true, now, now.Sub(began)/time.Duration(len(cmds)), out[i:i+1])
+	}
+	return out, redis.Reply{}
 }
 
 func (c *Conn) watch(ctx context.Context, keys [][]byte) redis.Reply {
@@ -385,6 +537,9 @@ func (c *Conn) watch(ctx context.Context, keys [][]byte) redis.Reply {
 }
 
 func pingReply(args [][]byte, subscribed bool) redis.Reply {
+	if len(args) > 2 {
+		return arityError("ping") // pingCommand's own check: its table arity is -1
+	}
 	if subscribed {
 		msg := []byte{}
 		if len(args) > 1 {

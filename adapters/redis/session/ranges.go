@@ -143,19 +143,22 @@ func (c *Conn) scan(ctx context.Context, args [][]byte) redis.Reply {
 	return redis.ScanReply(out, keys)
 }
 
-// info is INFO [section ...]: server, clients, replication (the ranges and
-// which of them this node leads), keyspace.
+// info is INFO [section ...]: Redis's sections in Redis's order. The
+// default set (no argument, "default") leaves out commandstats, as Redis
+// does; "all" and "everything" include it. Memory and CPU are the host's
+// (Options.HostInfo); a node without it reports those sections empty.
 func (s *Server) info(ctx context.Context, args [][]byte) redis.Reply {
 	want := map[string]bool{}
 	for _, a := range args[1:] {
 		want[strings.ToLower(string(a))] = true
 	}
-	all := len(want) == 0 || want["all"] || want["everything"] || want["default"]
+	everything := want["all"] || want["everything"]
+	dflt := len(want) == 0 || want["default"] || everything
 	var b strings.Builder
+	wanted := func(name string, inDefault bool) bool {
+		return want[strings.ToLower(name)] || everything || (dflt && inDefault)
+	}
 	section := func(name string, lines ...string) {
-		if !all && !want[strings.ToLower(name)] {
-			return
-		}
 		if b.Len() > 0 {
 			b.WriteString("\r\n")
 		}
@@ -164,24 +167,45 @@ func (s *Server) info(ctx context.Context, args [][]byte) redis.Reply {
 			b.WriteString(l + "\r\n")
 		}
 	}
+	host := func(name string) []string {
+		if s.opts.HostInfo == nil {
+			return nil
+		}
+		return s.opts.HostInfo(strings.ToLower(name))
+	}
 	now := s.rt.Now()
 	up := now.Sub(s.start)
-	server := []string{
-		"redis_version:" + Version,
-		"redis_mode:standalone",
-		"orbit_node_id:" + fmt.Sprint(uint64(s.rt.NodeID())),
-		fmt.Sprintf("uptime_in_seconds:%d", int64(up.Seconds())),
-		fmt.Sprintf("uptime_in_days:%d", int64(up.Hours()/24)),
+	if wanted("Server", true) {
+		server := []string{
+			"redis_version:" + Version,
+			"redis_mode:standalone",
+			"orbit_node_id:" + fmt.Sprint(uint64(s.rt.NodeID())),
+			fmt.Sprintf("uptime_in_seconds:%d", int64(up.Seconds())),
+			fmt.Sprintf("uptime_in_days:%d", int64(up.Hours()/24)),
+		}
+		section("Server", append(server, s.opts.Info...)...)
 	}
-	server = append(server, s.opts.Info...)
-	section("Server", server...)
 	st := s.Stats()
-	section("Clients",
-		fmt.Sprintf("connected_clients:%d", st.Connections),
-		fmt.Sprintf("blocked_clients:%d", st.Blocked),
-		fmt.Sprintf("pubsub_channels:%d", st.PubSubChannels),
-		fmt.Sprintf("pubsub_patterns:%d", st.PubSubPatterns))
-	if all || want["replication"] {
+	if wanted("Clients", true) {
+		section("Clients",
+			fmt.Sprintf("connected_clients:%d", st.Connections),
+			fmt.Sprintf("blocked_clients:%d", st.Blocked),
+			fmt.Sprintf("pubsub_channels:%d", st.PubSubChannels),
+			fmt.Sprintf("pubsub_patterns:%d", st.PubSubPatterns))
+	}
+	if wanted("Memory", true) {
+		section("Memory", host("memory")...)
+	}
+	if wanted("Persistence", true) {
+		// Every write is in the synced Raft log before it is acknowledged:
+		// an append-only file that is always on and never rewritten.
+		section("Persistence", "loading:0", "async_loading:0", "rdb_bgsave_in_progress:0",
+			"aof_enabled:1", "aof_rewrite_in_progress:0", "aof_last_write_status:ok")
+	}
+	if wanted("Stats", true) {
+		section("Stats", s.stats.statsLines(now)...)
+	}
+	if wanted("Replication", true) {
 		repl := []string{"role:master", fmt.Sprintf("orbit_nodes:%d", len(s.layout.Nodes())), fmt.Sprintf("orbit_ranges:%d", len(s.layout.Ranges()))}
 		s.mu.Lock()
 		for _, d := range s.layout.Ranges() {
@@ -196,18 +220,50 @@ func (s *Server) info(ctx context.Context, args [][]byte) redis.Reply {
 		s.mu.Unlock()
 		section("Replication", repl...)
 	}
-	if all || want["keyspace"] {
-		n, errReply := s.dbsize(ctx)
+	if wanted("CPU", true) {
+		section("CPU", host("cpu")...)
+	}
+	if wanted("Commandstats", false) {
+		section("Commandstats", s.stats.commandLines()...)
+	}
+	if wanted("Errorstats", true) {
+		section("Errorstats", s.stats.errorLines()...)
+	}
+	if wanted("Keyspace", true) {
+		ks, errReply := s.keyStats(ctx)
 		if errReply != nil {
 			return *errReply
 		}
 		var lines []string
-		if n > 0 {
-			lines = append(lines, fmt.Sprintf("db0:keys=%d,expires=0,avg_ttl=0", n))
+		if ks.Keys > 0 {
+			avg := int64(0)
+			if ks.Expires > 0 {
+				avg = ks.TTLSum / ks.Expires
+			}
+			lines = append(lines, fmt.Sprintf("db0:keys=%d,expires=%d,avg_ttl=%d", ks.Keys, ks.Expires, avg))
 		}
 		section("Keyspace", lines...)
 	}
 	return redis.Verbatim("txt", b.String())
+}
+
+// keyStats sums every range's key counts.
+func (s *Server) keyStats(ctx context.Context) (redis.KeyStats, *redis.Reply) {
+	var ks redis.KeyStats
+	for _, d := range s.layout.Ranges() {
+		r, err := s.command(ctx, d.Start, redis.KeyStatsCommand(d.Start), true)
+		if err != nil {
+			f := failure(err)
+			return ks, &f
+		}
+		if r.Kind != redis.KindArray || len(r.Elems) != 3 {
+			return ks, &r
+		}
+		ks.Keys += r.Elems[0].Int
+		ks.Expires += r.Elems[1].Int
+		ks.TTLSum += r.Elems[2].Int
+	}
+	return ks, nil
 }
 
 // rangeLine describes a range: its slots, its initial replicas, and the

@@ -18,10 +18,12 @@
 //     {hash tag} always do. Otherwise the reply is Redis Cluster's
 //     "CROSSSLOT Keys in request don't hash to the same slot" (for a
 //     transaction: at EXEC, and nothing runs).
-//   - Inside MULTI only keyed commands, blocking commands (which do not
-//     block there, as in Redis), PING and ECHO may be queued; other
-//     commands are refused while queuing ("ERR Command not allowed inside a
-//     transaction"), which aborts the transaction at EXEC.
+//   - Inside MULTI every command is queued, as in Redis. The keyed ones
+//     (blocking commands do not block there, as in Redis) run at EXEC as
+//     one atomic command on their range; a server or keyspace-wide
+//     command (CONFIG SET, FLUSHALL, SELECT, ...) runs where it stands in
+//     the queue, between atomic runs of the keyed commands, so such a
+//     transaction is atomic only piecewise.
 //   - WATCH remembers a digest of each key's records and EXEC checks it
 //     atomically with the queued commands: a key changed and changed back
 //     to an identical value, type and TTL does not abort the transaction.
@@ -42,6 +44,8 @@
 //   - Blocked clients (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH) are woken by writes
 //     applied on this node and otherwise retry on a short poll
 //     (BlockPoll), so a push through another node is seen within a poll.
+//     A blocked client that goes away (Conn.Gone) stops waiting and takes
+//     nothing.
 //   - SELECT accepts database 0 only.
 package session
 
@@ -93,6 +97,10 @@ type Options struct {
 	// Info adds "name:value" lines to INFO's server section (the wire's
 	// address, the process ID, ...), in order.
 	Info []string
+	// HostInfo, if set, gives the lines of INFO's sections that describe
+	// the process rather than the data: "memory" and "cpu" (the session
+	// layer is pure and cannot read them itself).
+	HostInfo func(section string) []string
 	// RangeInfo, if set, adds fields to a range's INFO line (after
 	// "leader=..."), e.g. what the node applied of it. It must not block.
 	RangeInfo func(id storage.RangeID) string
@@ -168,6 +176,7 @@ type Server struct {
 	led map[storage.RangeID]uint64
 	// ready is set once a write went through every range.
 	ready bool
+	stats *cmdStats // INFO's counters; its own lock
 	// pubEpoch names this incarnation of the server and pubSeq numbers the
 	// messages it forwarded (pubsub.go).
 	pubEpoch, pubSeq uint64
@@ -182,7 +191,7 @@ func New(opts Options) *Server {
 		start: opts.Runtime.Now(),
 		conns: map[int64]*Conn{}, cursors: redis.NewCursorTable(4096),
 		channels: map[string]map[*Conn]bool{}, patterns: map[string]map[*Conn]bool{},
-		led: map[storage.RangeID]uint64{},
+		led: map[storage.RangeID]uint64{}, stats: newCmdStats(),
 	}
 	s.wake = s.rt.NewCond(&s.mu, "redis: blocked clients")
 	s.sm = &redis.StateMachine{Applied: s.applied}
