@@ -5,18 +5,32 @@ SEED    ?= 1
 # The availability scenario is ~30x heavier per seed than the KV one.
 AVAIL_SEEDS ?= 40
 
-.PHONY: run cluster bench-redis demo smoke test lint sim sim-avail sim-coverage sim5 determinism bench race mutations jepsen help
+.PHONY: build run cluster bench-redis demo smoke test lint sim sim-avail sim-coverage sim5 determinism bench race mutations jepsen help
 
-## run: the single-node server in the foreground: RESP on 127.0.0.1:6379,
-## /healthz and /readyz on 127.0.0.1:9090, data in ./orbit-data (Ctrl-C stops it)
-run:
-	$(GO) run ./cmd/orbit serve
+# make run's ports and extra flags: `make run PORT=6390 ORBIT_FLAGS='--ranges 4'`
+# (6379 is often taken by a local redis-server).
+PORT        ?= 6379
+HTTP_PORT   ?= 9090
+ORBIT_FLAGS ?=
+
+## build: the orbit binary, in ./bin/orbit (or: go install ./cmd/orbit)
+build:
+	$(GO) build -o bin/orbit ./cmd/orbit
+
+## run: the single-node server in the foreground: RESP on 127.0.0.1:$(PORT),
+## /healthz and /readyz on 127.0.0.1:$(HTTP_PORT), data in ./orbit-data/single
+## (Ctrl-C stops it cleanly; PORT=, HTTP_PORT= and ORBIT_FLAGS= change it)
+run: build
+	@trap : INT; bin/orbit serve --redis-addr 127.0.0.1:$(PORT) --http-addr 127.0.0.1:$(HTTP_PORT) \
+		--data-dir ./orbit-data/single $(ORBIT_FLAGS)
 
 ## cluster: a local 3-node cluster in the foreground: RESP on 127.0.0.1:6379,
 ## 6380, 6381, HTTP (/metrics, /readyz, /cluster) on 9090-9092, gRPC between
-## nodes on 7001-7003, data and logs in ./orbit-data/node1..3 (Ctrl-C stops all three)
+## nodes on 7001-7003, data and logs in ./orbit-data/cluster/node1..3; it keeps
+## running when a node dies (kill one and watch the others carry on); Ctrl-C
+## stops them all
 cluster:
-	GO=$(GO) scripts/cluster.sh
+	@trap : INT; GO=$(GO) scripts/cluster.sh
 
 ## bench-redis: redis-benchmark against orbit serve (1 node, then 3) and
 ## redis-server in the same run; prints a markdown table (not part of CI)

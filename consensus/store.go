@@ -363,12 +363,23 @@ func (s *Store) addReplica(r *replica) {
 func (s *Store) drive(ctx context.Context) {
 	busy := false
 	for {
-		ev, err := s.events.Recv(ctx)
-		if err != nil {
-			return
-		}
 		before := s.proposed
-		s.handle(ev)
+		if s.hasReady() {
+			// The last cycle left work for this one (a single voter's
+			// entries commit only once its own write is durable, in the
+			// cycle after the write): run it now, not at the next event
+			// (which for a lone client on one node was the next tick, 20
+			// ms away).
+			if ctx.Err() != nil {
+				return
+			}
+		} else {
+			ev, err := s.events.Recv(ctx)
+			if err != nil {
+				return
+			}
+			s.handle(ev)
+		}
 		// Under write load, wait a moment for more events to join the
 		// cycle, so that one synced write carries more (adaptive group
 		// commit): only when the last cycle was busy with writes, so a lone
@@ -394,6 +405,16 @@ func (s *Store) drive(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// hasReady reports whether a replica has a Ready to process.
+func (s *Store) hasReady() bool {
+	for _, id := range s.ids {
+		if s.replicas[id].rn.HasReady() {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Store) handle(ev event) {

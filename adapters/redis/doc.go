@@ -114,6 +114,15 @@
 //     down in the leader's milliseconds, not the serving node's.
 //   - OBJECT, DEBUG, keyspace notifications and client-side caching
 //     invalidation do not exist here.
+//   - A MULTI block holding a server or keyspace-wide command (CONFIG SET,
+//     FLUSHALL, SELECT, INFO, ...) runs it in its place at EXEC, between
+//     atomic runs of the keyed commands around it: such a block is atomic
+//     only piecewise (adapters/redis/session). A block of keyed commands
+//     is atomic, as in Redis.
+//   - INFO's memory section reports the Go runtime's memory (used_memory)
+//     and the process's resident set; Pebble's cache lives outside the Go
+//     heap and shows only in the latter. keyspace_hits/misses, expired_keys
+//     and the network byte counters are not reported.
 //
 // # Cost
 //

@@ -79,9 +79,8 @@ func TestDifferentialServe(t *testing.T) {
 
 var serveKeys = []string{"a", "b", "c"}
 
-// genServeCmd draws a command; inMulti leaves out the commands Orbit refuses
-// inside MULTI (keyspace-wide and server commands other than PING and ECHO:
-// a documented difference).
+// genServeCmd draws a command; inMulti leaves out MULTI, EXEC, DISCARD and
+// CONFIG GET.
 func genServeCmd(t *rapid.T, inMulti bool) []string {
 	k := rapid.SampledFrom(serveKeys).Draw(t, "key")
 	k2 := rapid.SampledFrom(serveKeys).Draw(t, "key2")
@@ -97,11 +96,20 @@ func genServeCmd(t *rapid.T, inMulti bool) []string {
 		{"SADD", k, v}, {"SMEMBERS", k}, {"SREM", k, v}, {"SINTERSTORE", k, k, k2}, {"SCARD", k},
 		{"ZADD", k, i, v}, {"ZRANGE", k, "0", "-1", "WITHSCORES"}, {"ZINCRBY", k, i, v}, {"ZSCORE", k, v},
 		{"PING"}, {"PING", v}, {"ECHO", v}, {"SELECT", "0"}, {"DBSIZE"}, {"KEYS", "*"},
-		{"EXEC"}, {"DISCARD"}, {"MULTI"}, {"GET"}, {"NOSUCH", k}, {"SET", k},
+		{"EXEC"}, {"DISCARD"}, {"MULTI"}, {"GET"}, {"NOSUCH", k}, {"SET", k}, {"PING", v, v},
+		// What clients and test harnesses set at start-up.
+		{"CONFIG", "SET", rapid.SampledFrom([]string{"hash-max-ziplist-entries", "zset-max-listpack-entries", "set-max-intset-entries", "list-max-listpack-size", "list-compress-depth", "lua-time-limit"}).Draw(t, "intcfg"), i},
+		{"CONFIG", "SET", rapid.SampledFrom([]string{"hash-max-listpack-value", "zset-max-ziplist-value"}).Draw(t, "memcfg"), rapid.SampledFrom([]string{"64", "1k", "2kb", "x", "-1", "1.5", ""}).Draw(t, "mem")},
+		{"CONFIG", "SET", "maxmemory-policy", rapid.SampledFrom([]string{"noeviction", "allkeys-lru", "ALLKEYS-LFU", "lru"}).Draw(t, "policy")},
+		{"CONFIG", "SET", "notify-keyspace-events", rapid.SampledFrom([]string{"", "Q"}).Draw(t, "notify")},
+		{"CONFIG", "SET", "save", ""},
+		{"CONFIG", "GET", rapid.SampledFrom([]string{"hash-max-*", "zset-max-*", "list-*", "set-max-intset-entries", "maxmemory-policy", "busy-reply-threshold", "lua-time-limit", "save"}).Draw(t, "get")},
 	}
 	if inMulti {
 		cmds = slices.DeleteFunc(cmds, func(c []string) bool {
-			return slices.Contains([]string{"SELECT", "DBSIZE", "KEYS", "EXEC", "DISCARD", "MULTI"}, c[0])
+			// CONFIG GET's pairs come in Redis's dict order, sorted only
+			// at the top level (normalizeRaw).
+			return slices.Contains([]string{"EXEC", "DISCARD", "MULTI"}, c[0]) || (c[0] == "CONFIG" && c[1] == "GET")
 		})
 	}
 	return rapid.SampledFrom(cmds).Draw(t, "cmd")
@@ -119,7 +127,7 @@ func normalizeRaw(cmd []string, raw []byte) []byte {
 	switch strings.ToLower(cmd[0]) {
 	case "smembers", "keys":
 		sortRaw(r.Elems)
-	case "hgetall":
+	case "hgetall", "config":
 		if r.Kind == redis.KindMap || r.Kind == redis.KindArray {
 			type pair struct{ k, v redis.Reply }
 			var ps []pair

@@ -1,7 +1,6 @@
 package session
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"fmt"
@@ -598,7 +597,7 @@ func (c *Conn) server(ctx context.Context, name string, args [][]byte) ([]redis.
 	case "info":
 		return one(c.s.info(ctx, args)), false
 	case "config":
-		return one(c.s.config(args)), false
+		return one(c.s.configCommand(args)), false
 	case "time":
 		now := c.s.rt.Now()
 		return one(redis.Array(redis.BulkString(strconv.FormatInt(now.Unix(), 10)),
@@ -823,44 +822,23 @@ func (s *Server) pubsub(args [][]byte) redis.Reply {
 	return redis.Error("ERR unknown subcommand '" + string(args[1]) + "'. Try PUBSUB HELP.")
 }
 
-func (s *Server) config(args [][]byte) redis.Reply {
+func (s *Server) configCommand(args [][]byte) redis.Reply {
 	sub := strings.ToLower(string(args[1]))
 	switch sub {
 	case "get":
 		if len(args) < 3 {
 			return arityError("config|get")
 		}
-		var out []redis.Reply
-		seen := map[string]bool{}
-		for _, name := range sortedKeys(s.opts.Config) {
-			for _, p := range args[2:] {
-				if !seen[name] && redis.GlobMatch(bytes.ToLower(p), []byte(name)) {
-					seen[name] = true
-					out = append(out, redis.BulkString(name), redis.BulkString(s.opts.Config[name]))
-				}
-			}
-		}
-		return redis.Map(out...)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return redis.Map(s.config.get(args[2:])...)
 	case "set":
 		if len(args) < 4 || len(args)%2 != 0 {
 			return arityError("config|set")
 		}
-		// Every parameter Orbit reports is fixed (the durability ones by
-		// design: every write is synced through the Raft log). Setting one
-		// to the value it has is a no-op that succeeds, as in Redis, so
-		// that clients that "make sure" of a setting (CONFIG SET save "",
-		// appendonly yes) work; any other value is refused, whole.
-		for i := 2; i < len(args); i += 2 {
-			name := strings.ToLower(string(args[i]))
-			cur, ok := s.opts.Config[name]
-			if !ok {
-				return redis.Error("ERR Unknown option or number of arguments for CONFIG SET - '" + string(args[i]) + "'")
-			}
-			if cur != string(args[i+1]) {
-				return redis.Error("ERR CONFIG SET failed (possibly related to argument '" + name + "') - can't set immutable config")
-			}
-		}
-		return redis.OK()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.config.set(args[2:])
 	case "resetstat":
 		return redis.OK()
 	}

@@ -54,8 +54,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -111,9 +109,9 @@ type Options struct {
 	// Peers returns every node of the cluster now (this one may be listed;
 	// it is skipped): nodes join and leave. Default: the layout's nodes.
 	Peers func() []kernel.NodeID
-	// Config is what CONFIG GET reports, by lower-case parameter name; the
-	// defaults cover the parameters Orbit honours or fixes. CONFIG SET
-	// accepts only a parameter's current value (none is mutable yet).
+	// Config adds fixed parameters to what CONFIG GET reports, or changes
+	// a default (config.go lists the parameters and what CONFIG SET may do
+	// with each).
 	Config map[string]string
 }
 
@@ -136,20 +134,6 @@ func (o *Options) ensureDefaults() {
 	if o.ExpireBatch <= 0 {
 		o.ExpireBatch = 200
 	}
-	cfg := map[string]string{
-		"databases":          "1",
-		"appendonly":         "yes", // every write is in the synced Raft log before it is acknowledged
-		"appendfsync":        "always",
-		"save":               "",
-		"maxmemory":          "0",
-		"timeout":            "0",
-		"proto-max-bulk-len": strconv.Itoa(redis.MaxBulkLen),
-		"cluster-enabled":    "no",
-	}
-	for k, v := range o.Config {
-		cfg[strings.ToLower(k)] = v
-	}
-	o.Config = cfg
 }
 
 // Server is the state shared by a node's Redis connections.
@@ -175,8 +159,9 @@ type Server struct {
 	// an election (0: never seen).
 	led map[storage.RangeID]uint64
 	// ready is set once a write went through every range.
-	ready bool
-	stats *cmdStats // INFO's counters; its own lock
+	ready  bool
+	stats  *cmdStats    // INFO's counters; its own lock
+	config *configTable // CONFIG GET/SET; under mu
 	// pubEpoch names this incarnation of the server and pubSeq numbers the
 	// messages it forwarded (pubsub.go).
 	pubEpoch, pubSeq uint64
@@ -191,7 +176,7 @@ func New(opts Options) *Server {
 		start: opts.Runtime.Now(),
 		conns: map[int64]*Conn{}, cursors: redis.NewCursorTable(4096),
 		channels: map[string]map[*Conn]bool{}, patterns: map[string]map[*Conn]bool{},
-		led: map[storage.RangeID]uint64{}, stats: newCmdStats(),
+		led: map[storage.RangeID]uint64{}, stats: newCmdStats(), config: newConfigTable(opts.Config),
 	}
 	s.wake = s.rt.NewCond(&s.mu, "redis: blocked clients")
 	s.sm = &redis.StateMachine{Applied: s.applied}
