@@ -23,7 +23,7 @@ var handlers = map[string]handler{
 	// lists.go
 	"lpush": cmdLPush, "rpush": cmdRPush, "lpushx": cmdLPushX, "rpushx": cmdRPushX, "lpop": cmdLPop,
 	"rpop": cmdRPop, "lrange": cmdLRange, "llen": cmdLLen, "lindex": cmdLIndex, "lset": cmdLSet,
-	"lrem": cmdLRem, "ltrim": cmdLTrim, "linsert": cmdLInsert, "lpos": cmdLPos, "lmove": cmdLMove,
+	"lrem": cmdLRem, "ltrim": cmdLTrim, "linsert": cmdLInsert, "lpos": cmdLPos, "lmove": cmdLMove, "lmpop": cmdLMPop,
 	"rpoplpush": cmdRPopLPush,
 	// sets.go
 	"sadd": cmdSAdd, "srem": cmdHDel, "smembers": cmdSMembers, "sismember": cmdSIsMember,
@@ -36,7 +36,7 @@ var handlers = map[string]handler{
 	"zcard": cmdHLen, "zcount": cmdZCount, "zrange": cmdZRange, "zrangebyscore": cmdZRangeByScore,
 	"zrevrange": cmdZRevRange, "zrevrangebyscore": cmdZRevRangeByScore, "zrangebylex": cmdZRangeByLex,
 	"zrevrangebylex": cmdZRevRangeByLex, "zrank": cmdZRank, "zrevrank": cmdZRevRank,
-	"zpopmin": cmdZPopMin, "zpopmax": cmdZPopMax, "zrangestore": cmdZRangeStore,
+	"zpopmin": cmdZPopMin, "zpopmax": cmdZPopMax, "zmpop": cmdZMPop, "zintercard": cmdZInterCard, "zrangestore": cmdZRangeStore,
 	"zunionstore": cmdZUnionStore, "zinterstore": cmdZInterStore, "zscan": cmdZScan,
 	"zdiffstore": cmdZDiffStore, "zunion": cmdZUnion, "zinter": cmdZInter, "zdiff": cmdZDiff,
 	"zremrangebyrank": cmdZRemRangeByRank, "zremrangebyscore": cmdZRemRangeByScore,

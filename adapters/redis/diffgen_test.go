@@ -128,6 +128,9 @@ func genListCmd(t *rapid.T, env genEnv) []string {
 	case "lmove":
 		return []string{"lmove", k, genKey(t), pick(t, "from", "left", "RIGHT", "up"), pick(t, "to", "left", "right")}
 	case "rpoplpush":
+		if rapid.Bool().Draw(t, "lmpop") {
+			return genMPop(t, "lmpop", "left", "RIGHT")
+		}
 		return []string{"rpoplpush", k, genKey(t)}
 	default:
 		return []string{"llen", k}
@@ -265,6 +268,21 @@ func genZSetCmd(t *rapid.T, env genEnv) []string {
 	case "zrevrange":
 		return append([]string{"zrevrange", k, genInt(t, "start"), genInt(t, "stop")}, maybe(t, []string{"withscores"})...)
 	case "zpopmin", "zpopmax":
+		switch rapid.IntRange(0, 3).Draw(t, "mpop") {
+		case 0:
+			return genMPop(t, "zmpop", "min", "MAX")
+		case 1:
+			keys := genKeys(t, 1, 3)
+			n := strconv.Itoa(len(keys))
+			if rapid.IntRange(0, 9).Draw(t, "badn") == 0 {
+				n = pick(t, "n", "0", "9", "x")
+			}
+			cmd := append([]string{"zintercard", n}, keys...)
+			if rapid.Bool().Draw(t, "limit") {
+				cmd = append(cmd, pick(t, "opt", "limit", "LIMIT", "withscores"), pick(t, "limit", "0", "1", "2", "-1", "x"))
+			}
+			return cmd
+		}
 		cmd := []string{pick(t, "c", "zpopmin", "zpopmax"), k}
 		if rapid.Bool().Draw(t, "count") {
 			cmd = append(cmd, pick(t, "n", "0", "1", "2", "10", "-1", "x"))
@@ -415,4 +433,26 @@ func genBigCmd(t *rapid.T, env genEnv) []string {
 		return []string{pick(t, "c", "zpopmax", "zpopmin", "lpop", "rpop"), k, pick(t, "n", "1", "7", "150")}
 	}
 	return []string{"type", k}
+}
+
+// genMPop draws LMPOP or ZMPOP: numkeys (sometimes wrong), keys, an end
+// (sometimes neither), and sometimes COUNT (sometimes twice or bad).
+func genMPop(t *rapid.T, name, end1, end2 string) []string {
+	keys := genKeys(t, 1, 3)
+	n := strconv.Itoa(len(keys))
+	if rapid.IntRange(0, 9).Draw(t, "badn") == 0 {
+		n = pick(t, "n", "0", "-1", "9", "x")
+	}
+	cmd := append([]string{name, n}, keys...)
+	cmd = append(cmd, pick(t, "end", end1, end2, end1, end2, "up"))
+	switch rapid.IntRange(0, 5).Draw(t, "count") {
+	case 0, 1:
+	case 2, 3:
+		cmd = append(cmd, "count", pick(t, "n", "1", "2", "10"))
+	case 4:
+		cmd = append(cmd, "COUNT", pick(t, "n", "0", "-1", "x"))
+	default:
+		cmd = append(cmd, "count", "1", "count", "2")
+	}
+	return cmd
 }

@@ -196,6 +196,73 @@ func listKeyEnd(rk []byte, pos int64) []byte {
 }
 
 func cmdLPop(c *ctx) (Reply, error) { return c.popGeneric(true) }
+
+// cmdLMPop is LMPOP numkeys key... LEFT|RIGHT [COUNT count]: the first
+// non-empty list among the keys gives up to count elements from the
+// chosen end, as [key, [element, ...]]; none, a null array.
+func cmdLMPop(c *ctx) (Reply, error) {
+	keys, right, count, err := c.mpopArgs("left", "right")
+	if err != nil {
+		return Reply{}, err
+	}
+	for _, k := range keys {
+		o, err := c.lookupType(k, typeList)
+		if err != nil {
+			return Reply{}, err
+		}
+		if !o.exists {
+			continue
+		}
+		var items []Reply
+		for range min(count, o.m.count) {
+			v, err := c.pop(o, !right)
+			if err != nil {
+				return Reply{}, err
+			}
+			items = append(items, Bulk(v))
+		}
+		return Array(Bulk(k), Array(items...)), c.saveOrRemove(o)
+	}
+	return NullArray(), nil
+}
+
+// mpopArgs parses "numkeys key... WHERE [COUNT count]" from args[1] as
+// lmpopGenericCommand and zmpopGenericCommand do: the keys, whether WHERE
+// is the second of the two ends named (RIGHT, MAX), and the count
+// (default 1).
+func (c *ctx) mpopArgs(first, second string) (keys [][]byte, isSecond bool, count int64, err error) {
+	numkeys, ok := parseInt(c.args[1])
+	if !ok || numkeys < 1 {
+		return nil, false, 0, userError("ERR numkeys should be greater than 0")
+	}
+	where := 2 + numkeys
+	if where >= int64(len(c.args)) {
+		return nil, false, 0, errSyntax
+	}
+	switch {
+	case eqFold(c.args[where], first):
+	case eqFold(c.args[where], second):
+		isSecond = true
+	default:
+		return nil, false, 0, errSyntax
+	}
+	count = -1
+	for j := int(where) + 1; j < len(c.args); j++ {
+		if count != -1 || !eqFold(c.args[j], "count") || j+1 >= len(c.args) {
+			return nil, false, 0, errSyntax
+		}
+		j++
+		if n, ok := parseInt(c.args[j]); ok && n >= 1 {
+			count = n
+		} else {
+			return nil, false, 0, userError("ERR count should be greater than 0")
+		}
+	}
+	if count == -1 {
+		count = 1
+	}
+	return c.args[2:where], isSecond, count, nil
+}
 func cmdRPop(c *ctx) (Reply, error) { return c.popGeneric(false) }
 
 func cmdLLen(c *ctx) (Reply, error) {

@@ -86,7 +86,7 @@ var keyedCommands = []string{
 	"hkeys", "hvals", "hlen", "hstrlen", "hscan", "hrandfield",
 	// lists
 	"lpush", "rpush", "lpushx", "rpushx", "lpop", "rpop", "lrange", "llen", "lindex", "lset", "lrem",
-	"ltrim", "linsert", "lpos", "lmove", "rpoplpush",
+	"ltrim", "linsert", "lpos", "lmove", "rpoplpush", "lmpop",
 	// sets
 	"sadd", "srem", "smembers", "sismember", "smismember", "scard", "spop", "srandmember", "sinter",
 	"sunion", "sdiff", "sinterstore", "sunionstore", "sdiffstore", "smove", "sscan", "sintercard",
@@ -94,6 +94,7 @@ var keyedCommands = []string{
 	"zadd", "zrem", "zscore", "zmscore", "zincrby", "zcard", "zcount", "zrange", "zrangebyscore",
 	"zrevrange", "zrevrangebyscore", "zrangebylex", "zrevrangebylex", "zrank", "zrevrank", "zpopmin",
 	"zpopmax", "zrangestore", "zunionstore", "zinterstore", "zscan", "zdiffstore", "zunion", "zinter",
+	"zmpop", "zintercard",
 	"zdiff", "zremrangebyrank", "zremrangebyscore", "zremrangebylex", "zlexcount", "zrandmember",
 }
 
@@ -207,7 +208,7 @@ func Keys(args [][]byte) [][]byte {
 	switch s.Name {
 	case "zunionstore", "zinterstore", "zdiffstore":
 		return numkeysKeys(args, 2, args[1:2])
-	case "zunion", "zinter", "zdiff", "sintercard":
+	case "zunion", "zinter", "zdiff", "sintercard", "zintercard", "lmpop", "zmpop":
 		return numkeysKeys(args, 1, nil)
 	}
 	if s.FirstKey <= 0 {

@@ -870,9 +870,18 @@ func (c *ctx) zsetAlgebra(op setOp, store bool) (Reply, error) {
 	}
 	agg := aggSum
 	withScores := false
+	card := c.spec.Name == "zintercard" // the result's size only, up to limit
+	var limit int64
 	for j < len(c.args) {
 		remaining := len(c.args) - j
 		switch {
+		case card && remaining >= 2 && eqFold(c.args[j], "limit"):
+			if limit, err = argPositive(c.args[j+1], "LIMIT can't be negative"); err != nil {
+				return Reply{}, err
+			}
+			j += 2
+		case card:
+			return Reply{}, errSyntax
 		case op != opDiff && remaining >= int(setnum)+1 && eqFold(c.args[j], "weights"):
 			j++
 			for i := range srcs {
@@ -923,6 +932,13 @@ func (c *ctx) zsetAlgebra(op setOp, store bool) (Reply, error) {
 		}
 	}
 	result := combineZSets(op, srcs, agg)
+	if card {
+		n := int64(len(result))
+		if limit > 0 {
+			n = min(n, limit)
+		}
+		return Int(n), nil
+	}
 	if store {
 		dst, err := c.lookup(c.args[1])
 		if err != nil {
@@ -1007,7 +1023,47 @@ func cmdZInterStore(c *ctx) (Reply, error) { return c.zsetAlgebra(opInter, true)
 func cmdZDiffStore(c *ctx) (Reply, error)  { return c.zsetAlgebra(opDiff, true) }
 func cmdZUnion(c *ctx) (Reply, error)      { return c.zsetAlgebra(opUnion, false) }
 func cmdZInter(c *ctx) (Reply, error)      { return c.zsetAlgebra(opInter, false) }
-func cmdZDiff(c *ctx) (Reply, error)       { return c.zsetAlgebra(opDiff, false) }
+func cmdZInterCard(c *ctx) (Reply, error)  { return c.zsetAlgebra(opInter, false) }
+
+// cmdZMPop is ZMPOP numkeys key... MIN|MAX [COUNT count]: the first
+// non-empty sorted set among the keys gives up to count members from the
+// chosen end, as [key, [[member, score], ...]]; none, a null array.
+func cmdZMPop(c *ctx) (Reply, error) {
+	keys, fromMax, count, err := c.mpopArgs("min", "max")
+	if err != nil {
+		return Reply{}, err
+	}
+	for _, k := range keys {
+		o, err := c.lookupType(k, typeZSet)
+		if err != nil {
+			return Reply{}, err
+		}
+		if !o.exists {
+			continue
+		}
+		n := min(count, o.m.count)
+		var res []zent
+		if fromMax {
+			res, err = c.zrangeIndex(o, o.m.count-n, o.m.count-1)
+			slices.Reverse(res)
+		} else {
+			res, err = c.zrangeIndex(o, 0, n-1)
+		}
+		if err != nil {
+			return Reply{}, err
+		}
+		out := make([]Reply, len(res))
+		for i, e := range res {
+			if _, err := c.zdel(o, e.member); err != nil {
+				return Reply{}, err
+			}
+			out[i] = Array(Bulk(e.member), Double(e.score))
+		}
+		return Array(Bulk(k), Array(out...)), c.saveOrRemove(o)
+	}
+	return NullArray(), nil
+}
+func cmdZDiff(c *ctx) (Reply, error) { return c.zsetAlgebra(opDiff, false) }
 
 // zremRange is zremrangeGenericCommand: the elements ZRANGE would give for
 // the same range (the walks are the same), removed.
