@@ -1,13 +1,15 @@
 package redis
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
 	"math/big"
 )
 
-// Blocking commands: BLPOP, BRPOP, BLMOVE, BRPOPLPUSH. TryBlocking is the
+// Blocking commands: BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN,
+// BZPOPMAX, BZMPOP. TryBlocking is the
 // step that does not block; it is a write (it pops), so it goes through the
 // Raft log like any write. When it is not ready the caller parks the client
 // and retries after a write to one of the command's keys (Keys lists them),
@@ -18,6 +20,19 @@ var blockingHandlers = map[string]func(c *ctx) (Reply, bool, error){
 	"brpop":      func(c *ctx) (Reply, bool, error) { return c.bpop(false) },
 	"blmove":     cmdBLMove,
 	"brpoplpush": cmdBRPopLPush,
+	"bzpopmin":   func(c *ctx) (Reply, bool, error) { return c.bzpop(false) },
+	"bzpopmax":   func(c *ctx) (Reply, bool, error) { return c.bzpop(true) },
+	"blmpop":     func(c *ctx) (Reply, bool, error) { return c.bmpop(cmdLMPop, "left", "right") },
+	"bzmpop":     func(c *ctx) (Reply, bool, error) { return c.bmpop(cmdZMPop, "min", "max") },
+}
+
+// timeoutArg is where a blocking command's timeout is: first for BLMPOP
+// and BZMPOP, last for the others.
+func timeoutArg(args [][]byte) []byte {
+	if name := string(bytes.ToLower(args[0])); name == "blmpop" || name == "bzmpop" {
+		return args[1]
+	}
+	return args[len(args)-1]
 }
 
 // TryBlocking runs the non-blocking step of a blocking command (args[0] is
@@ -61,7 +76,7 @@ func TimeoutReply(name string) Reply { return NullArray() }
 // BlockTimeout is the timeout of a blocking command whose TryBlocking was not
 // ready (so its arguments are valid), in milliseconds; 0 means forever.
 func BlockTimeout(args [][]byte) int64 {
-	ms, err := parseTimeout(args[len(args)-1])
+	ms, err := parseTimeout(timeoutArg(args))
 	if err != nil {
 		return 0
 	}
@@ -98,7 +113,7 @@ func parseTimeout(b []byte) (int64, error) {
 
 // timeoutCheck validates the timeout and that the deadline fits in int64.
 func (c *ctx) timeoutCheck() error {
-	ms, err := parseTimeout(c.args[len(c.args)-1])
+	ms, err := parseTimeout(timeoutArg(c.args))
 	if err != nil {
 		return err
 	}
@@ -130,6 +145,57 @@ func (c *ctx) bpop(left bool) (Reply, bool, error) {
 		return Array(Bulk(k), Bulk(v)), true, c.saveOrRemove(o)
 	}
 	return NullArray(), false, nil
+}
+
+// bzpop is bzpopGenericCommand: the first non-empty sorted set among the
+// keys, in order, gives its lowest (or highest) member as [key, member,
+// score].
+func (c *ctx) bzpop(max bool) (Reply, bool, error) {
+	if err := c.timeoutCheck(); err != nil {
+		return Reply{}, true, err
+	}
+	for _, k := range c.args[1 : len(c.args)-1] {
+		o, err := c.lookupType(k, typeZSet)
+		if err != nil {
+			return Reply{}, true, err
+		}
+		if !o.exists {
+			continue
+		}
+		var res []zent
+		if max {
+			res, err = c.zrangeIndex(o, o.m.count-1, o.m.count-1)
+		} else {
+			res, err = c.zrangeIndex(o, 0, 0)
+		}
+		if err != nil {
+			return Reply{}, true, err
+		}
+		if _, err := c.zdel(o, res[0].member); err != nil {
+			return Reply{}, true, err
+		}
+		return Array(Bulk(k), Bulk(res[0].member), Double(res[0].score)), true, c.saveOrRemove(o)
+	}
+	return NullArray(), false, nil
+}
+
+// bmpop is BLMPOP or BZMPOP: LMPOP's or ZMPOP's arguments after the
+// timeout (mpop, which reads them from args[1], sees them there), checked
+// before the timeout, as lmpopGenericCommand does.
+func (c *ctx) bmpop(mpop handler, first, second string) (Reply, bool, error) {
+	inner := *c
+	inner.args = append([][]byte{c.args[0]}, c.args[2:]...)
+	if _, _, _, err := inner.mpopArgs(first, second); err != nil {
+		return Reply{}, true, err
+	}
+	if err := c.timeoutCheck(); err != nil {
+		return Reply{}, true, err
+	}
+	r, err := mpop(&inner)
+	if err != nil {
+		return Reply{}, true, err
+	}
+	return r, r.Kind != KindNullArray, nil
 }
 
 func cmdBLMove(c *ctx) (Reply, bool, error) {

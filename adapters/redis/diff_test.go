@@ -202,7 +202,7 @@ func genKeyCmd(t *rapid.T, env genEnv) []string {
 // timeouts are short and never 0, which would block the real server for
 // ever.
 func genKeyspaceCmd(t *rapid.T, env genEnv) []string {
-	switch pick(t, "cmd", "keys", "scan", "dbsize", "randomkey", "flushdb", "blpop", "brpop", "blmove", "brpoplpush") {
+	switch pick(t, "cmd", "keys", "scan", "dbsize", "randomkey", "flushdb", "blpop", "brpop", "blmove", "brpoplpush", "bzpopmin") {
 	case "keys":
 		return []string{"keys", pick(t, "pattern", "*", "a*", "?", "[ab]", "[^a]", "x")}
 	case "scan":
@@ -223,8 +223,12 @@ func genKeyspaceCmd(t *rapid.T, env genEnv) []string {
 		return []string{"dbsize"}
 	default:
 		timeout := pick(t, "timeout", "0.001", "0.0001", "-1", "x", "inf")
-		name := pick(t, "c", "blpop", "brpop", "blmove", "brpoplpush")
+		name := pick(t, "c", "blpop", "brpop", "blmove", "brpoplpush", "blmpop", "bzpopmin", "bzpopmax", "bzmpop")
 		switch name {
+		case "blmpop":
+			return append([]string{"blmpop", timeout}, genMPop(t, "lmpop", "left", "RIGHT")[1:]...)
+		case "bzmpop":
+			return append([]string{"bzmpop", timeout}, genMPop(t, "zmpop", "min", "MAX")[1:]...)
 		case "blmove":
 			return []string{name, genKey(t), genKey(t), pick(t, "from", "left", "right", "up"), pick(t, "to", "left", "right"), timeout}
 		case "brpoplpush":

@@ -69,7 +69,7 @@
 // # API
 //
 //	Exec(st, now, rand, args) Reply              one keyed command, atomically
-//	TryBlocking(st, now, args) (Reply, ready)     BLPOP, BRPOP, BLMOVE, BRPOPLPUSH
+//	TryBlocking(st, now, args) (Reply, ready)     BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP
 //	BlockTimeout(args), TimeoutReply(name)        what the caller needs to wait
 //	ScanRange, CountKeys, RandomKey, Flush        per-range KEYS, SCAN, DBSIZE,
 //	                                              RANDOMKEY, FLUSHDB/FLUSHALL
@@ -140,8 +140,8 @@
 // Not implemented (they reply "ERR unknown command", as Redis does for a
 // command it lacks, and are absent from the table and COMMAND): the other
 // keyed commands of Redis 7.0 — COPY, OBJECT, DUMP, RESTORE, SORT,
-// SORT_RO, MOVE; the bitmap, HyperLogLog, geo and stream families;
-// BLMPOP, BZMPOP, BZPOPMIN, BZPOPMAX; LCS; EVAL, FCALL and functions.
+// SORT_RO, MOVE; the bitmap, HyperLogLog, geo and stream families; LCS;
+// EVAL, FCALL and functions.
 // Options added after 7.0 (ZRANK WITHSCORE, ...) are syntax errors, as in
 // 7.0.
 package redis

@@ -99,7 +99,7 @@ var keyedCommands = []string{
 }
 
 // blockingCommands run through TryBlocking.
-var blockingCommands = []string{"blpop", "brpop", "blmove", "brpoplpush"}
+var blockingCommands = []string{"blpop", "brpop", "blmove", "brpoplpush", "blmpop", "bzpopmin", "bzpopmax", "bzmpop"}
 
 // rangeCommands run on every range (ranges.go).
 var rangeCommands = []string{"keys", "scan", "dbsize", "randomkey", "flushdb", "flushall"}
@@ -210,6 +210,8 @@ func Keys(args [][]byte) [][]byte {
 		return numkeysKeys(args, 2, args[1:2])
 	case "zunion", "zinter", "zdiff", "sintercard", "zintercard", "lmpop", "zmpop":
 		return numkeysKeys(args, 1, nil)
+	case "blmpop", "bzmpop":
+		return numkeysKeys(args, 2, nil)
 	}
 	if s.FirstKey <= 0 {
 		return nil

@@ -205,3 +205,34 @@ func TestInfoSections(t *testing.T) {
 		t.Errorf("INFO with no section lists commandstats (Redis leaves them to INFO all): %s", v)
 	}
 }
+
+// TestNewBlockingCommandsWake: BZPOPMIN, BZPOPMAX, BLMPOP and BZMPOP block
+// until another client writes, then answer as Redis does.
+func TestNewBlockingCommandsWake(t *testing.T) {
+	addr := startServer(t, 1)
+	admin := dialRESP(t, addr)
+	for _, tc := range []struct {
+		block, write []string
+		want         string
+	}{
+		{[]string{"BZPOPMIN", "z1", "z2", "0"}, []string{"ZADD", "z2", "1.5", "m"}, "*3\r\n$2\r\nz2\r\n$1\r\nm\r\n$3\r\n1.5\r\n"},
+		{[]string{"BZPOPMAX", "z3", "0"}, []string{"ZADD", "z3", "1", "a", "2", "b"}, "*3\r\n$2\r\nz3\r\n$1\r\nb\r\n$1\r\n2\r\n"},
+		{[]string{"BLMPOP", "0", "2", "l1", "l2", "RIGHT", "COUNT", "2"}, []string{"RPUSH", "l2", "x", "y", "z"}, "*2\r\n$2\r\nl2\r\n*2\r\n$1\r\nz\r\n$1\r\ny\r\n"},
+		{[]string{"BZMPOP", "0", "1", "z4", "MIN"}, []string{"ZADD", "z4", "3", "c"}, "*2\r\n$2\r\nz4\r\n*1\r\n*2\r\n$1\r\nc\r\n$1\r\n3\r\n"},
+	} {
+		blocked := dialRESP(t, addr)
+		if _, err := blocked.c.Write(encode(tc.block)); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the client to block", func() bool { return infoField(t, admin, "clients", "blocked_clients") == "1" })
+		if _, err := admin.do(tc.write...); err != nil {
+			t.Fatal(err)
+		}
+		_ = blocked.c.SetDeadline(time.Now().Add(5 * time.Second))
+		got, err := readReply(blocked.r)
+		if err != nil || string(got) != tc.want {
+			t.Errorf("%q then %q: %q %v, want %q", tc.block, tc.write, got, err, tc.want)
+		}
+		blocked.c.Close()
+	}
+}

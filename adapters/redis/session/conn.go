@@ -296,7 +296,8 @@ func (c *Conn) keyed(ctx context.Context, spec *redis.Spec, args [][]byte) redis
 	return r
 }
 
-// blocking runs BLPOP, BRPOP, BLMOVE or BRPOPLPUSH: the step as a write;
+// blocking runs a blocking command (BLPOP and the others of
+// redis.WhereBlocking): the step as a write;
 // when it is not ready, wait for a write applied here or a poll, probe with
 // a read, and take the step again once the probe says it may be ready. No
 // step is sent once the client is gone (Gone).

@@ -41,7 +41,8 @@
 //     within a window of the last 1024 messages from each origin. PUBSUB
 //     CHANNELS, NUMSUB and NUMPAT count this node's subscriptions only,
 //     as in Redis Cluster.
-//   - Blocked clients (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH) are woken by writes
+//   - Blocked clients (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN,
+//     BZPOPMAX, BZMPOP) are woken by writes
 //     applied on this node and otherwise retry on a short poll
 //     (BlockPoll), so a push through another node is seen within a poll.
 //     A blocked client that goes away (Conn.Gone) stops waiting and takes
