@@ -148,7 +148,11 @@ type redisCluster struct {
 	// abandoned are the lists whose blocked reader went away
 	// (redis_blocked_test.go).
 	abandoned []abandonedList
-	ttlSets   int
+	// dbWrites are keys written in databases other than 0, and dbFinal
+	// their final reads there and in database 0 (redis_databases_test.go).
+	dbWrites []dbWrite
+	dbFinal  map[string][2]string
+	ttlSets  int
 
 	// The seed's command families (redis_families_test.go).
 	mix                          redisMix
@@ -320,6 +324,8 @@ func (c *redisCluster) client(ctx context.Context, rt kernel.Runtime, i int) {
 			served = c.familyOp(rc, i, n, rng, open, settle)
 		case r < 2:
 			served = c.goneBlocker(rt, sess, rc, i, n)
+		case r < 4:
+			served = c.dbWriteOp(sess, rc, i, n)
 		case r < 12:
 			served = c.push(rc, i, n, redisListKeys[rng.IntN(len(redisListKeys))], "rpush", settle)
 		case r < 20:
@@ -353,6 +359,7 @@ func (c *redisCluster) client(ctx context.Context, rt kernel.Runtime, i int) {
 	c.running--
 	if i == 0 {
 		c.finalReads(rc)
+		c.finalDBReads(rc, sess)
 	}
 }
 
@@ -659,11 +666,14 @@ func (c *redisCluster) Check(vizPath string) error {
 	if err := c.checkAbandoned(); err != nil {
 		return err
 	}
+	if err := c.checkDatabases(); err != nil {
+		return err
+	}
 	if testing.Verbose() {
-		fmt.Printf("redis seed %d: %d ops recorded (%d acknowledged, %d unknown, %d refused), %d/%d transactions ran; lists %d+%d, sets %d+%d elements; %s: %d commands, %d/%d blocks ran; %d blocked clients left\n",
+		fmt.Printf("redis seed %d: %d ops recorded (%d acknowledged, %d unknown, %d refused), %d/%d transactions ran; lists %d+%d, sets %d+%d elements; %s: %d commands, %d/%d blocks ran; %d blocked clients left; %d writes in other databases\n",
 			c.s.Seed(), c.hist.Len(), c.ok, c.unknown, c.refused, c.casOK, c.cas,
 			len(c.final[redisListKeys[0]]), len(c.final[redisListKeys[1]]), len(c.final[redisSetKeys[0]]), len(c.final[redisSetKeys[1]]),
-			c.mix, c.familyOps, c.blocksRan, c.blocks, len(c.abandoned))
+			c.mix, c.familyOps, c.blocksRan, c.blocks, len(c.abandoned), len(c.dbWrites))
 	}
 	if err := c.checkExpired(); err != nil {
 		return err

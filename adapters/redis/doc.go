@@ -36,6 +36,13 @@
 // key's records, so a range split at a slot boundary keeps every key
 // whole. Keyspace-wide walks (KEYS, SCAN) meet keys in slot order.
 //
+// That is database 0's layout. A key of database n (SELECT n, 1 to 15)
+// has the marker 0x00 0x02 n between its slot and its escaped key, which
+// no key of database 0 has there (databases.go): the command code works on
+// database 0's form through a view that adds the marker and hides the
+// other databases from scans; active expiry and FLUSHALL see every
+// database.
+//
 //	RouteKey(k)                          metadata record
 //	RouteKey(k) 'M' field                hash field -> value
 //	RouteKey(k) 'M' member               set member -> "" ; zset member -> score
@@ -114,6 +121,10 @@
 //     down in the leader's milliseconds, not the serving node's.
 //   - OBJECT, DEBUG, keyspace notifications and client-side caching
 //     invalidation do not exist here.
+//   - WATCH checks a key in the database selected at EXEC, Redis in the one
+//     selected at WATCH (it differs for a client that SELECTs in between).
+//     MOVE, SWAPDB and COPY ... DB do not exist yet. FLUSHDB deletes its
+//     database key by key (FLUSHALL is one range deletion per range).
 //   - A MULTI block holding a server or keyspace-wide command (CONFIG SET,
 //     FLUSHALL, SELECT, INFO, ...) runs it in its place at EXEC, between
 //     atomic runs of the keyed commands around it: such a block is atomic

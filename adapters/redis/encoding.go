@@ -42,21 +42,27 @@ func appendRouteKey(dst, k []byte) []byte {
 	return append(dst, 0, 1)
 }
 
-// decodeRouteKey reads the Redis key at the start of internal key ik and
-// returns it with the length of its route key (the escaped key and its
-// terminator). ok is false if ik does not start with a route key.
-func decodeRouteKey(ik []byte) (k []byte, n int, ok bool) {
+// decodeRouteKey reads the Redis key at the start of internal key ik, in
+// any database's form (databases.go), and returns it with the length of its
+// route key (the slot, any database marker, the escaped key and its
+// terminator) and its database. ok is false if ik does not start with a
+// route key.
+func decodeRouteKey(ik []byte) (k []byte, n, db int, ok bool) {
 	k = []byte{}
 	if len(ik) < 2 {
-		return nil, 0, false
+		return nil, 0, 0, false
 	}
-	for i := 2; i < len(ik); i++ {
+	start := 2
+	if db = dbOfRaw(ik); db != 0 {
+		start = 5
+	}
+	for i := start; i < len(ik); i++ {
 		if ik[i] != 0 {
 			k = append(k, ik[i])
 			continue
 		}
 		if i+1 >= len(ik) {
-			return nil, 0, false
+			return nil, 0, 0, false
 		}
 		switch ik[i+1] {
 		case 0xFF:
@@ -64,14 +70,14 @@ func decodeRouteKey(ik []byte) (k []byte, n int, ok bool) {
 			i++
 		case 0x01:
 			if Slot(k) != uint16(ik[0])<<8|uint16(ik[1]) {
-				return nil, 0, false
+				return nil, 0, 0, false
 			}
-			return k, i + 2, true
+			return k, i + 2, db, true
 		default:
-			return nil, 0, false
+			return nil, 0, 0, false
 		}
 	}
-	return nil, 0, false
+	return nil, 0, 0, false
 }
 
 // prefixEnd is the first internal key after every key starting with p,

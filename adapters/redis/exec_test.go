@@ -299,7 +299,7 @@ func TestRouteKeyOrderAndContainment(t *testing.T) {
 		if bytes.Compare(prefixEnd(a), b) > 0 {
 			t.Fatalf("records of %q reach past RouteKey(%q)", keys[i-1], keys[i])
 		}
-		k, n, ok := decodeRouteKey(append(b, 'M', 'x'))
+		k, n, _, ok := decodeRouteKey(append(b, 'M', 'x'))
 		if !ok || string(k) != keys[i] || n != len(b) {
 			t.Fatalf("decodeRouteKey(%q) = %q %d %v", b, k, n, ok)
 		}

@@ -25,6 +25,8 @@ var (
 		"INCR reads its counter straight from the record, expired or not: it counts on from a value that has expired")
 	MutLRemIgnoresCount = mutation.Plant("lrem-ignores-count", mutation.StateMachine,
 		"LREM with a count removes every occurrence instead of the first (or last) count of them")
+	MutDatabaseIgnored = mutation.Plant("database-ignored", mutation.StateMachine,
+		"the database view drops the database marker: every SELECTed database reads and writes database 0's keys")
 	MutZAddStaleIndex = mutation.Plant("zadd-stale-index", mutation.StateMachine,
 		"ZADD updating a member's score leaves its old entry in the score index: the member is listed twice")
 )

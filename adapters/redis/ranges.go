@@ -72,7 +72,7 @@ func nextKey(st Store, from []byte) (key, rk []byte, m meta, found bool, err err
 			return nil, nil, meta{}, false, err
 		}
 		kv := kvs[0]
-		k, n, ok := decodeRouteKey(kv.Key)
+		k, n, _, ok := decodeRouteKey(kv.Key)
 		if !ok {
 			return nil, nil, meta{}, false, corruptf("internal key %x is not under a route key", kv.Key)
 		}
@@ -132,8 +132,18 @@ func ScanRange(st Store, now int64, from []byte, count int, opts ScanOptions) (k
 // CountKeys is the range's share of DBSIZE: its live keys. (Redis also
 // counts keys that expired but were not yet deleted.)
 func CountKeys(st Store, now int64) (int64, error) {
-	ks, err := CountKeyStats(st, now)
-	return ks.Keys, err
+	var n int64
+	var from []byte
+	for {
+		_, rk, m, found, err := nextKey(st, from)
+		if err != nil || !found {
+			return n, err
+		}
+		if live(m, now) {
+			n++
+		}
+		from = prefixEnd(rk)
+	}
 }
 
 // KeyStats are a range's share of INFO's keyspace line.
@@ -142,16 +152,18 @@ type KeyStats struct {
 	TTLSum        int64 // their TTLs left, in ms, summed
 }
 
-// CountKeyStats counts the range's live keys and those with a TTL.
-func CountKeyStats(st Store, now int64) (KeyStats, error) {
-	var ks KeyStats
+// CountKeyStats counts the live keys and those with a TTL of every
+// database of the raw range st, by database.
+func CountKeyStats(st Store, now int64) ([Databases]KeyStats, error) {
+	var stats [Databases]KeyStats
 	var from []byte
 	for {
 		_, rk, m, found, err := nextKey(st, from)
 		if err != nil || !found {
-			return ks, err
+			return stats, err
 		}
-		if live(m, now) {
+		if db := dbOfRaw(rk); live(m, now) && db < Databases {
+			ks := &stats[db]
 			ks.Keys++
 			if m.expireAt != 0 {
 				ks.Expires++

@@ -33,9 +33,11 @@ const (
 	opBlock    = 'b' // args: TryBlocking (write) or its readiness probe (read)
 	opSweep    = 'e' // start, from, limit: active expiry (write)
 	opFlush    = 'f' // start: this range's share of FLUSHDB (write)
+	opFlushAll = 'F' // start: this range's share of FLUSHALL, every database (write)
+	opDB       = 'D' // database, then a whole command (from its version byte) to run in that database
 	opScan     = 's' // start, from, count, match, type: ScanRange (read)
 	opCount    = 'c' // start: CountKeys (read)
-	opKeyStats = 'k' // start: CountKeyStats (read)
+	opKeyStats = 'k' // start: CountKeyStats, every database (read)
 	opRandom   = 'r' // start: RandomKey (read)
 	opDigest   = 'd' // keys: their WATCH digests (read)
 	cmdVersion = 1
@@ -80,19 +82,28 @@ func run(data consensus.RangeData, cmd []byte, meta consensus.CommandMeta, write
 	if len(cmd) < 2 || cmd[0] != cmdVersion {
 		return Reply{}, fmt.Errorf("malformed command %x", cmd[:min(len(cmd), 8)])
 	}
+	db := 0
+	if cmd[1] == opDB {
+		if len(cmd) < 5 || cmd[2] == 0 || int(cmd[2]) >= Databases || cmd[3] != cmdVersion || cmd[4] == opDB {
+			return Reply{}, fmt.Errorf("malformed command %x", cmd[:min(len(cmd), 8)])
+		}
+		db, cmd = int(cmd[2]), cmd[3:]
+	}
 	op := cmd[1]
 	d := fieldReader{b: cmd[2:]}
 	rs := &rangeStore{data: data}
-	st := Store(rs)
+	// Commands see their database (databases.go); active expiry and
+	// FLUSHALL work on every database's records.
+	raw, st := Store(rs), viewOf(rs, db)
 	if !write {
-		st = ReadOnly(st)
+		raw, st = ReadOnly(raw), ReadOnly(st)
 		switch op {
-		case opFlush:
+		case opFlush, opFlushAll:
 			return Reply{}, fmt.Errorf("write op %q sent as a query", op)
 		case opSweep:
 			// A dry run: how many keys of the batch have expired, with
 			// nothing deleted (the session asks before proposing a sweep).
-			st = dryRun{st}
+			raw = dryRun{raw}
 		}
 	}
 	now := meta.NowMillis
@@ -131,7 +142,7 @@ func run(data consensus.RangeData, cmd []byte, meta consensus.CommandMeta, write
 		if from == nil {
 			from = rs.start
 		}
-		n, next, err := ExpireSweepFrom(st, now, from, int(limit))
+		n, next, err := ExpireSweepFrom(raw, now, from, int(limit))
 		if err != nil {
 			return Reply{}, err
 		}
@@ -142,9 +153,15 @@ func run(data consensus.RangeData, cmd []byte, meta consensus.CommandMeta, write
 			return Reply{}, d.err
 		}
 		return OK(), Flush(st)
+	case opFlushAll:
+		rs.start = d.field()
+		if d.err != nil {
+			return Reply{}, d.err
+		}
+		return OK(), Flush(raw)
 	}
 	// Reads (on a read-only store even when applied).
-	st = ReadOnly(rs)
+	raw, st = ReadOnly(rs), ReadOnly(viewOf(rs, db))
 	switch op {
 	case opScan:
 		rs.start = d.field()
@@ -174,8 +191,14 @@ func run(data consensus.RangeData, cmd []byte, meta consensus.CommandMeta, write
 		if d.err != nil {
 			return Reply{}, d.err
 		}
-		ks, err := CountKeyStats(st, now)
-		return Array(Int(ks.Keys), Int(ks.Expires), Int(ks.TTLSum)), err
+		stats, err := CountKeyStats(raw, now)
+		var out []Reply
+		for db, ks := range stats {
+			if ks.Keys > 0 {
+				out = append(out, Array(Int(int64(db)), Int(ks.Keys), Int(ks.Expires), Int(ks.TTLSum)))
+			}
+		}
+		return Array(out...), err
 	case opRandom:
 		rs.start = d.field()
 		if d.err != nil {
@@ -374,9 +397,26 @@ func SweepCommand(start, from []byte, limit int) []byte {
 	return binary.AppendUvarint(b, uint64(max(limit, 0)))
 }
 
-// FlushCommand deletes every key of the range starting at start.
+// FlushCommand deletes every key of the range starting at start, in the
+// command's database (InDB): the range's share of FLUSHDB.
 func FlushCommand(start []byte) []byte {
 	return appendField([]byte{cmdVersion, opFlush}, start)
+}
+
+// FlushAllCommand deletes every key of every database of the range
+// starting at start: the range's share of FLUSHALL.
+func FlushAllCommand(start []byte) []byte {
+	return appendField([]byte{cmdVersion, opFlushAll}, start)
+}
+
+// InDB runs cmd (any command above but a sweep, FLUSHALL's or the key
+// statistics, which cover every database) in database db; database 0 is
+// a command's own.
+func InDB(db int, cmd []byte) []byte {
+	if db == 0 {
+		return cmd
+	}
+	return append([]byte{cmdVersion, opDB, byte(db)}, cmd...)
 }
 
 // ScanCommand is ScanRange on the range starting at start, from the internal
@@ -391,7 +431,8 @@ func ScanCommand(start, from []byte, count int, opts ScanOptions) []byte {
 func CountCommand(start []byte) []byte { return appendField([]byte{cmdVersion, opCount}, start) }
 
 // KeyStatsCommand is CountKeyStats on the range starting at start: it
-// replies [keys, expires, TTL sum in ms].
+// replies, for each database holding keys, [db, keys, expires, TTL sum in
+// ms], in database order.
 func KeyStatsCommand(start []byte) []byte { return appendField([]byte{cmdVersion, opKeyStats}, start) }
 
 // RandomKeyCommand is RandomKey on the range starting at start.

@@ -17,7 +17,7 @@ func Verify(st Store) error {
 		if err != nil || len(kvs) == 0 {
 			return err
 		}
-		_, n, ok := decodeRouteKey(kvs[0].Key)
+		_, n, _, ok := decodeRouteKey(kvs[0].Key)
 		if !ok {
 			return corruptf("internal key %x is not under a route key", kvs[0].Key)
 		}

@@ -79,8 +79,8 @@ func TestDifferentialServe(t *testing.T) {
 
 var serveKeys = []string{"a", "b", "c"}
 
-// genServeCmd draws a command; inMulti leaves out MULTI, EXEC, DISCARD and
-// CONFIG GET.
+// genServeCmd draws a command; inMulti leaves out MULTI, EXEC, DISCARD,
+// KEYS and CONFIG GET.
 func genServeCmd(t *rapid.T, inMulti bool) []string {
 	k := rapid.SampledFrom(serveKeys).Draw(t, "key")
 	k2 := rapid.SampledFrom(serveKeys).Draw(t, "key2")
@@ -95,7 +95,8 @@ func genServeCmd(t *rapid.T, inMulti bool) []string {
 		{"HSET", k, v, v}, {"HGET", k, v}, {"HGETALL", k}, {"HINCRBY", k, v, i}, {"HDEL", k, v},
 		{"SADD", k, v}, {"SMEMBERS", k}, {"SREM", k, v}, {"SINTERSTORE", k, k, k2}, {"SCARD", k},
 		{"ZADD", k, i, v}, {"ZRANGE", k, "0", "-1", "WITHSCORES"}, {"ZINCRBY", k, i, v}, {"ZSCORE", k, v},
-		{"PING"}, {"PING", v}, {"ECHO", v}, {"SELECT", "0"}, {"DBSIZE"}, {"KEYS", "*"},
+		{"PING"}, {"PING", v}, {"ECHO", v}, {"DBSIZE"}, {"KEYS", "*"}, {"FLUSHDB"},
+		{"SELECT", rapid.SampledFrom([]string{"0", "0", "1", "9", "15", "16", "-1", "x"}).Draw(t, "db")},
 		{"EXEC"}, {"DISCARD"}, {"MULTI"}, {"GET"}, {"NOSUCH", k}, {"SET", k}, {"PING", v, v},
 		// What clients and test harnesses set at start-up.
 		{"CONFIG", "SET", rapid.SampledFrom([]string{"hash-max-ziplist-entries", "zset-max-listpack-entries", "set-max-intset-entries", "list-max-listpack-size", "list-compress-depth", "lua-time-limit"}).Draw(t, "intcfg"), i},
@@ -107,9 +108,9 @@ func genServeCmd(t *rapid.T, inMulti bool) []string {
 	}
 	if inMulti {
 		cmds = slices.DeleteFunc(cmds, func(c []string) bool {
-			// CONFIG GET's pairs come in Redis's dict order, sorted only
+			// KEYS and CONFIG GET come in Redis's dict order, sorted only
 			// at the top level (normalizeRaw).
-			return slices.Contains([]string{"EXEC", "DISCARD", "MULTI"}, c[0]) || (c[0] == "CONFIG" && c[1] == "GET")
+			return slices.Contains([]string{"EXEC", "DISCARD", "MULTI", "KEYS"}, c[0]) || (c[0] == "CONFIG" && c[1] == "GET")
 		})
 	}
 	return rapid.SampledFrom(cmds).Draw(t, "cmd")

@@ -12,7 +12,7 @@ import (
 // CONFIG GET and SET. Each parameter is one of three kinds:
 //
 //   - fixed: what Orbit is and cannot change (appendonly yes: every write
-//     is in the synced Raft log before it is acknowledged; databases 1;
+//     is in the synced Raft log before it is acknowledged; databases 16;
 //     maxmemory 0). Setting one to its value succeeds, as in Redis, so that
 //     clients that "make sure" of a setting work; any other value is
 //     Redis's "can't set immutable config".
@@ -49,7 +49,7 @@ type configDef struct {
 }
 
 var configDefs = []configDef{
-	{name: "databases", value: "1"},
+	{name: "databases", value: strconv.Itoa(redis.Databases)},
 	{name: "appendonly", value: "yes"},
 	{name: "appendfsync", value: "always"},
 	{name: "save", value: ""},

@@ -34,6 +34,7 @@ type Conn struct {
 	// writes these (subs and psubs change under s.mu as well, together
 	// with the server's subscriber index).
 	proto   int
+	db      int // SELECTed database (mirrored in shown)
 	multi   bool
 	dirty   bool // an error while queuing: EXEC aborts
 	queue   [][][]byte
@@ -59,6 +60,7 @@ type Conn struct {
 type clientInfo struct {
 	name    string
 	proto   int    // mirrors Conn.proto
+	db      int    // mirrors Conn.db
 	lastCmd string // the last known command run (a pipeline's concurrent commands set it too)
 	// queued is the number of commands queued in MULTI; -1 outside MULTI.
 	// It mirrors Conn.multi and len(Conn.queue).
@@ -85,6 +87,12 @@ func (c *Conn) info() clientInfo {
 func (c *Conn) setProto(proto int) {
 	c.proto = proto
 	c.show(func(i *clientInfo) { i.proto = proto })
+}
+
+// selectDB makes db the connection's database, and shows it.
+func (c *Conn) selectDB(db int) {
+	c.db = db
+	c.show(func(i *clientInfo) { i.db = db })
 }
 
 // showQueue shows the MULTI state after it changed.
@@ -289,7 +297,7 @@ func (c *Conn) keyed(ctx context.Context, spec *redis.Spec, args [][]byte) redis
 	if !ok {
 		return redis.Error(redis.ErrCrossSlot)
 	}
-	r, err := c.s.command(ctx, route, redis.ExecCommand(args), spec.HasFlag("readonly"))
+	r, err := c.s.command(ctx, route, redis.InDB(c.db, redis.ExecCommand(args)), spec.HasFlag("readonly"))
 	if err != nil {
 		return failure(err)
 	}
@@ -308,7 +316,7 @@ func (c *Conn) blocking(ctx context.Context, spec *redis.Spec, args [][]byte) re
 	}
 	ctx, stop := c.waitContext(ctx)
 	defer stop()
-	cmd := redis.BlockingCommand(args)
+	cmd := redis.InDB(c.db, redis.BlockingCommand(args))
 	var deadline time.Time
 	for first := true; ; first = false {
 		if c.isGone() {
@@ -476,7 +484,7 @@ func (c *Conn) atomic(ctx context.Context, route []byte, watches []redis.Watch, 
 	var results []redis.Reply
 	began := c.s.rt.Now()
 	if len(data) > 0 || len(watches) > 0 {
-		r, err := c.s.command(ctx, route, redis.MultiCommand(watches, data), false)
+		r, err := c.s.command(ctx, route, redis.InDB(c.db, redis.MultiCommand(watches, data)), false)
 		if err != nil {
 			return nil, failure(err)
 		}
@@ -522,7 +530,7 @@ func (c *Conn) watch(ctx context.Context, keys [][]byte) redis.Reply {
 	}
 	for _, id := range order {
 		ks := byRange[id]
-		r, err := c.s.command(ctx, redis.RouteKey(ks[0]), redis.DigestCommand(ks), true)
+		r, err := c.s.command(ctx, redis.RouteKey(ks[0]), redis.InDB(c.db, redis.DigestCommand(ks)), true)
 		if err != nil {
 			return failure(err)
 		}
@@ -567,9 +575,10 @@ func (c *Conn) server(ctx context.Context, name string, args [][]byte) ([]redis.
 		switch {
 		case err != nil:
 			return errorReply("ERR value is not an integer or out of range"), false
-		case n != 0:
+		case n < 0 || n >= redis.Databases:
 			return errorReply("ERR DB index is out of range"), false
 		}
+		c.selectDB(int(n))
 		return one(redis.OK()), false
 	case "auth":
 		if len(args) == 2 {
@@ -589,6 +598,7 @@ func (c *Conn) server(ctx context.Context, name string, args [][]byte) ([]redis.
 		c.unsubscribeAll(false)
 		c.unsubscribeAll(true)
 		c.setProto(2)
+		c.selectDB(0)
 		c.show(func(i *clientInfo) { i.name = "" })
 		return one(redis.SimpleString("RESET")), false
 	case "client":
@@ -732,8 +742,8 @@ func (c *Conn) client(args [][]byte) redis.Reply {
 func (s *Server) clientLine(c *Conn) string {
 	now := s.rt.Now()
 	i := c.info()
-	return fmt.Sprintf("id=%d addr=%s name=%s age=%d db=0 sub=%d psub=%d multi=%d cmd=%s user=default resp=%d",
-		c.id, c.addr, i.name, int64(now.Sub(c.created)/time.Second), i.subs, i.psubs, i.queued, i.lastCmd, i.proto)
+	return fmt.Sprintf("id=%d addr=%s name=%s age=%d db=%d sub=%d psub=%d multi=%d cmd=%s user=default resp=%d",
+		c.id, c.addr, i.name, int64(now.Sub(c.created)/time.Second), i.db, i.subs, i.psubs, i.queued, i.lastCmd, i.proto)
 }
 
 func (c *Conn) subscribe(pattern bool, names [][]byte) []redis.Reply {

@@ -16,7 +16,7 @@ func (c *Conn) ranges(ctx context.Context, name string, args [][]byte) redis.Rep
 	case "keys":
 		var keys []redis.Reply
 		for _, d := range s.layout.Ranges() {
-			r, err := s.command(ctx, d.Start, redis.ScanCommand(d.Start, nil, 0, redis.ScanOptions{Match: args[1]}), true)
+			r, err := s.command(ctx, d.Start, redis.InDB(c.db, redis.ScanCommand(d.Start, nil, 0, redis.ScanOptions{Match: args[1]})), true)
 			if err != nil {
 				return failure(err)
 			}
@@ -29,19 +29,23 @@ func (c *Conn) ranges(ctx context.Context, name string, args [][]byte) redis.Rep
 	case "scan":
 		return c.scan(ctx, args)
 	case "dbsize":
-		n, errReply := s.dbsize(ctx)
+		n, errReply := s.dbsize(ctx, c.db)
 		if errReply != nil {
 			return *errReply
 		}
 		return redis.Int(n)
 	case "randomkey":
-		return s.randomKey(ctx)
+		return s.randomKey(ctx, c.db)
 	case "flushdb", "flushall":
 		if len(args) > 2 || (len(args) == 2 && !strings.EqualFold(string(args[1]), "sync") && !strings.EqualFold(string(args[1]), "async")) {
 			return redis.Error("ERR syntax error")
 		}
 		for _, d := range s.layout.Ranges() {
-			if _, err := s.command(ctx, d.Start, redis.FlushCommand(d.Start), false); err != nil {
+			cmd := redis.InDB(c.db, redis.FlushCommand(d.Start))
+			if name == "flushall" {
+				cmd = redis.FlushAllCommand(d.Start)
+			}
+			if _, err := s.command(ctx, d.Start, cmd, false); err != nil {
 				return failure(err)
 			}
 		}
@@ -50,10 +54,10 @@ func (c *Conn) ranges(ctx context.Context, name string, args [][]byte) redis.Rep
 	return redis.Exec(nil, 0, 0, args)
 }
 
-func (s *Server) dbsize(ctx context.Context) (int64, *redis.Reply) {
+func (s *Server) dbsize(ctx context.Context, db int) (int64, *redis.Reply) {
 	var n int64
 	for _, d := range s.layout.Ranges() {
-		r, err := s.command(ctx, d.Start, redis.CountCommand(d.Start), true)
+		r, err := s.command(ctx, d.Start, redis.InDB(db, redis.CountCommand(d.Start)), true)
 		if err != nil {
 			f := failure(err)
 			return 0, &f
@@ -68,11 +72,11 @@ func (s *Server) dbsize(ctx context.Context) (int64, *redis.Reply) {
 
 // randomKey picks a range with probability proportional to its keys, then
 // a key in it.
-func (s *Server) randomKey(ctx context.Context) redis.Reply {
+func (s *Server) randomKey(ctx context.Context, db int) redis.Reply {
 	var counts []int64
 	var total int64
 	for _, d := range s.layout.Ranges() {
-		r, err := s.command(ctx, d.Start, redis.CountCommand(d.Start), true)
+		r, err := s.command(ctx, d.Start, redis.InDB(db, redis.CountCommand(d.Start)), true)
 		if err != nil {
 			return failure(err)
 		}
@@ -88,7 +92,7 @@ func (s *Server) randomKey(ctx context.Context) redis.Reply {
 			pick -= counts[i]
 			continue
 		}
-		r, err := s.command(ctx, d.Start, redis.RandomKeyCommand(d.Start), true)
+		r, err := s.command(ctx, d.Start, redis.InDB(db, redis.RandomKeyCommand(d.Start)), true)
 		if err != nil {
 			return failure(err)
 		}
@@ -116,7 +120,7 @@ func (c *Conn) scan(ctx context.Context, args [][]byte) redis.Reply {
 	if from != nil {
 		d = s.layout.Lookup(from)
 	}
-	r, err := s.command(ctx, d.Start, redis.ScanCommand(d.Start, from, opts.Count, opts), true)
+	r, err := s.command(ctx, d.Start, redis.InDB(c.db, redis.ScanCommand(d.Start, from, opts.Count, opts)), true)
 	if err != nil {
 		return failure(err)
 	}
@@ -230,42 +234,51 @@ func (s *Server) info(ctx context.Context, args [][]byte) redis.Reply {
 		section("Errorstats", s.stats.errorLines()...)
 	}
 	if wanted("Keyspace", true) {
-		ks, errReply := s.keyStats(ctx)
+		stats, errReply := s.keyStats(ctx)
 		if errReply != nil {
 			return *errReply
 		}
 		var lines []string
-		if ks.Keys > 0 {
+		for db, ks := range stats {
+			if ks.Keys == 0 {
+				continue
+			}
 			avg := int64(0)
 			if ks.Expires > 0 {
 				avg = ks.TTLSum / ks.Expires
 			}
-			lines = append(lines, fmt.Sprintf("db0:keys=%d,expires=%d,avg_ttl=%d", ks.Keys, ks.Expires, avg))
+			lines = append(lines, fmt.Sprintf("db%d:keys=%d,expires=%d,avg_ttl=%d", db, ks.Keys, ks.Expires, avg))
 		}
 		section("Keyspace", lines...)
 	}
 	return redis.Verbatim("txt", b.String())
 }
 
-// keyStats sums every range's key counts.
-func (s *Server) keyStats(ctx context.Context) (redis.KeyStats, *redis.Reply) {
-	var ks redis.KeyStats
+// keyStats sums every range's key counts, by database.
+func (s *Server) keyStats(ctx context.Context) ([redis.Databases]redis.KeyStats, *redis.Reply) {
+	var stats [redis.Databases]redis.KeyStats
 	for _, d := range s.layout.Ranges() {
 		r, err := s.command(ctx, d.Start, redis.KeyStatsCommand(d.Start), true)
 		if err != nil {
 			f := failure(err)
-			return ks, &f
+			return stats, &f
 		}
-		if r.Kind != redis.KindArray || len(r.Elems) != 3 {
-			return ks, &r
+		if r.Kind != redis.KindArray {
+			return stats, &r
 		}
-		ks.Keys += r.Elems[0].Int
-		ks.Expires += r.Elems[1].Int
-		ks.TTLSum += r.Elems[2].Int
+		for _, e := range r.Elems {
+			if len(e.Elems) != 4 || e.Elems[0].Int < 0 || e.Elems[0].Int >= redis.Databases {
+				bad := redis.Error("ERR internal error: malformed key statistics")
+				return stats, &bad
+			}
+			ks := &stats[e.Elems[0].Int]
+			ks.Keys += e.Elems[1].Int
+			ks.Expires += e.Elems[2].Int
+			ks.TTLSum += e.Elems[3].Int
+		}
 	}
-	return ks, nil
+	return stats, nil
 }
-
 // rangeLine describes a range: its slots, its initial replicas, and the
 // term in which this node last became its leader (0: not since start).
 func rangeLine(d consensus.Descriptor, ledTerm, self uint64) string {

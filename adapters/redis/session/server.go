@@ -47,7 +47,9 @@
 //     (BlockPoll), so a push through another node is seen within a poll.
 //     A blocked client that goes away (Conn.Gone) stops waiting and takes
 //     nothing.
-//   - SELECT accepts database 0 only.
+//   - SELECT takes databases 0 to 15, as Redis does by default; a
+//     connection's database goes with every command it sends
+//     (redis.InDB).
 package session
 
 import (
