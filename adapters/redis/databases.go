@@ -38,6 +38,15 @@ type dbView struct {
 // viewOf returns the view of database db over the raw range store st.
 func viewOf(st Store, db int) Store { return dbView{st: st, db: db} }
 
+// databaseOf returns the raw range under st and the database st shows: a
+// view's, or database 0 of a store that is no view (tests, the differ).
+func databaseOf(st Store) (raw Store, db int) {
+	if v, ok := st.(dbView); ok {
+		return v.st, v.db
+	}
+	return st, 0
+}
+
 // toRaw maps an internal key in database 0's form to this database's.
 func (v dbView) toRaw(ik []byte) []byte {
 	if v.db == 0 || len(ik) < 2 || mutation.On(MutDatabaseIgnored) {

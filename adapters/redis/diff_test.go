@@ -192,6 +192,20 @@ func genKeyCmd(t *rapid.T, env genEnv) []string {
 		}
 		return cmd
 	case "rename", "renamenx":
+		if rapid.IntRange(0, 2).Draw(t, "copy") == 0 {
+			cmd := []string{"copy", k, genKey(t)}
+			for range rapid.IntRange(0, 2).Draw(t, "nopts") {
+				switch pick(t, "o", "replace", "db", "bogus") {
+				case "replace":
+					cmd = append(cmd, pick(t, "r", "replace", "REPLACE"))
+				case "db":
+					cmd = append(cmd, "db", pick(t, "db", "0", "1", "1", "16", "-1", "x"))
+				default:
+					cmd = append(cmd, "bogus")
+				}
+			}
+			return cmd
+		}
 		return []string{pick(t, "c", "rename", "renamenx"), k, genKey(t)}
 	default:
 		return []string{pick(t, "c", "ttl", "pttl", "expiretime", "pexpiretime", "persist", "type"), k}
@@ -310,7 +324,8 @@ type differ struct {
 		Fatal(args ...any)
 	}
 	real    *respClient
-	st      *MemStore
+	raw     *MemStore // every database
+	st      Store     // database 0's view of raw, where the commands run
 	now     int64
 	seed    uint64
 	log     []string
@@ -418,7 +433,11 @@ func (d *differ) rangeCommand(spec *Spec, args [][]byte, seed uint64) Reply {
 		}
 		return Bulk(k)
 	case "flushdb", "flushall":
-		if err := Flush(d.st); err != nil {
+		st := d.st // FLUSHDB: database 0 only (COPY ... DB n fills others)
+		if spec.Name == "flushall" {
+			st = d.raw
+		}
+		if err := Flush(st); err != nil {
 			return fail(err)
 		}
 		return OK()
@@ -516,6 +535,9 @@ func (d *differ) finishScan(cmd []string, first Reply, real bool) Reply {
 
 // check runs cmd on both sides and fails on a difference.
 func (d *differ) check(cmd []string) {
+	if d.unspecified(cmd) {
+		return
+	}
 	real, ours := d.run(cmd)
 	d.log = append(d.log, fmt.Sprintf("%.200q", cmd))
 	if fix := syncRandom(d, cmd, real, ours); fix {
@@ -530,6 +552,39 @@ func (d *differ) check(cmd []string) {
 	if !bytes.Equal(want, got) {
 		d.t.Fatalf("command %.300q\n%s\nsequence:\n  %s", cmd, showDiff(want, got), strings.Join(d.log, "\n  "))
 	}
+}
+
+// unspecified reports a command whose result Redis leaves unspecified,
+// which neither side runs: a lexicographic range over a sorted set with
+// mixed scores, where Redis's answer depends on its encoding (doc.go; Orbit
+// gives what the small, listpack, encoding gives, and a set of more than
+// 128 members is a skiplist in Redis).
+func (d *differ) unspecified(cmd []string) bool {
+	lex := slices.ContainsFunc(cmd, func(a string) bool { return strings.EqualFold(a, "bylex") })
+	switch strings.ToLower(cmd[0]) {
+	case "zrangebylex", "zrevrangebylex", "zremrangebylex", "zlexcount":
+		lex = true
+	}
+	if !lex || len(cmd) < 2 {
+		return false
+	}
+	key := cmd[1]
+	if strings.EqualFold(cmd[0], "zrangestore") && len(cmd) > 2 {
+		key = cmd[2]
+	}
+	card := Exec(d.st, d.now, 0, toArgs([]string{"zcard", key}))
+	if card.Kind != KindInt || card.Int <= 128 {
+		return false
+	}
+	lo := Exec(d.st, d.now, 0, toArgs([]string{"zrange", key, "0", "0", "withscores"}))
+	hi := Exec(d.st, d.now, 0, toArgs([]string{"zrange", key, "-1", "-1", "withscores"}))
+	score := func(r Reply) Reply { // the score of ZRANGE's one pair, flat or nested
+		for r.Kind == KindArray && len(r.Elems) > 0 {
+			r = r.Elems[len(r.Elems)-1]
+		}
+		return r
+	}
+	return !bytes.Equal(d.encode(score(lo)), d.encode(score(hi)))
 }
 
 // syncRandom handles commands whose effect is random (SPOP): it compares
@@ -634,7 +689,8 @@ func runDifferential(t *testing.T, c2, c3 *respClient, now int64) {
 		if _, err := c.doStrings("FLUSHALL"); err != nil {
 			rt.Fatal(err)
 		}
-		d := &differ{t: rt, real: c, st: NewMemStore(), now: now, resp3: resp3}
+		raw := NewMemStore()
+		d := &differ{t: rt, real: c, raw: raw, st: viewOf(raw, 0), now: now, resp3: resp3}
 		n := rapid.IntRange(1, 40).Draw(rt, "len")
 		for i := range n {
 			d.check(genCommand(rt, genEnv{now: now, idx: i}))

@@ -123,7 +123,7 @@
 //     invalidation do not exist here.
 //   - WATCH checks a key in the database selected at EXEC, Redis in the one
 //     selected at WATCH (it differs for a client that SELECTs in between).
-//     MOVE, SWAPDB and COPY ... DB do not exist yet. FLUSHDB deletes its
+//     MOVE and SWAPDB do not exist yet (COPY ... DB does). FLUSHDB deletes its
 //     database key by key (FLUSHALL is one range deletion per range).
 //   - A MULTI block holding a server or keyspace-wide command (CONFIG SET,
 //     FLUSHALL, SELECT, INFO, ...) runs it in its place at EXEC, between
@@ -150,7 +150,7 @@
 //
 // Not implemented (they reply "ERR unknown command", as Redis does for a
 // command it lacks, and are absent from the table and COMMAND): the other
-// keyed commands of Redis 7.0 — COPY, OBJECT, DUMP, RESTORE, SORT,
+// keyed commands of Redis 7.0 — OBJECT, DUMP, RESTORE, SORT,
 // SORT_RO, MOVE; the bitmap, HyperLogLog, geo and stream families; LCS;
 // EVAL, FCALL and functions.
 // Options added after 7.0 (ZRANK WITHSCORE, ...) are syntax errors, as in

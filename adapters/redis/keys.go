@@ -232,5 +232,68 @@ func (c *ctx) copyElements(from, to *obj) error {
 	return nil
 }
 
+// cmdCopy is COPY source destination [DB db] [REPLACE]: the source's
+// records (and TTL) under the destination key, in this database or db.
+// Both keys share a slot's range in every database (databases.go), so the
+// copy is one atomic write either way.
+func cmdCopy(c *ctx) (Reply, error) {
+	raw, srcDB := databaseOf(c.st)
+	dstDB, replace := srcDB, false
+	for j := 3; j < len(c.args); j++ {
+		switch {
+		case eqFold(c.args[j], "replace"):
+			replace = true
+		case eqFold(c.args[j], "db") && j+1 < len(c.args):
+			n, ok := parseInt(c.args[j+1])
+			if !ok {
+				return Reply{}, errNotInt
+			}
+			if n < 0 || n >= Databases {
+				return Reply{}, userError("ERR DB index is out of range")
+			}
+			dstDB = int(n)
+			j++
+		default:
+			return Reply{}, errSyntax
+		}
+	}
+	if srcDB == dstDB && bytes.Equal(c.args[1], c.args[2]) {
+		return Reply{}, userError("ERR source and destination objects are the same")
+	}
+	so, err := c.lookup(c.args[1])
+	if err != nil || !so.exists {
+		return Int(0), err
+	}
+	dc := *c // the destination's database
+	dc.st = viewOf(raw, dstDB)
+	do, err := dc.lookup(c.args[2])
+	if err != nil {
+		return Reply{}, err
+	}
+	if do.exists {
+		if !replace {
+			return Int(0), nil
+		}
+		if err := dc.remove(do); err != nil {
+			return Reply{}, err
+		}
+	}
+	var kvs []KV
+	err = c.each(append(append([]byte(nil), so.rk...), 0), prefixEnd(so.rk), func(kv KV) (bool, error) {
+		kvs = append(kvs, KV{Key: append(append([]byte(nil), do.rk...), kv.Key[len(so.rk):]...), Value: append([]byte(nil), kv.Value...)})
+		return true, nil
+	})
+	if err != nil {
+		return Reply{}, err
+	}
+	for _, kv := range kvs {
+		if err := dc.st.Set(kv.Key, kv.Value); err != nil {
+			return Reply{}, err
+		}
+	}
+	do.m = so.m
+	return Int(1), dc.save(do)
+}
+
 func cmdRename(c *ctx) (Reply, error)   { return c.renameGeneric(false) }
 func cmdRenameNX(c *ctx) (Reply, error) { return c.renameGeneric(true) }

@@ -279,6 +279,7 @@ func (s *Server) keyStats(ctx context.Context) ([redis.Databases]redis.KeyStats,
 	}
 	return stats, nil
 }
+
 // rangeLine describes a range: its slots, its initial replicas, and the
 // term in which this node last became its leader (0: not since start).
 func rangeLine(d consensus.Descriptor, ledTerm, self uint64) string {
