@@ -236,3 +236,24 @@ func TestNewBlockingCommandsWake(t *testing.T) {
 		blocked.c.Close()
 	}
 }
+
+// TestClientReply: CLIENT REPLY OFF, SKIP and ON mute replies as Redis
+// 7.0.15 does (the expected stream was recorded from redis-server).
+func TestClientReply(t *testing.T) {
+	c := dialRESP(t, startServer(t, 1))
+	_ = c.c.SetDeadline(time.Now().Add(10 * time.Second))
+	in := "CLIENT REPLY SKIP\r\nSET a 1\r\nGET a\r\nCLIENT REPLY OFF\r\nGET a\r\nCLIENT REPLY SKIP\r\nGET a\r\n" +
+		"CLIENT REPLY ON\r\nGET a\r\nCLIENT REPLY SKIP\r\nCLIENT REPLY SKIP\r\nGET a\r\nCLIENT REPLY x\r\nCLIENT REPLY\r\n" +
+		"CLIENT REPLY OFF\r\nRESET\r\nPING\r\n"
+	want := []string{"$1\r\n1\r\n", "+OK\r\n", "$1\r\n1\r\n", "-ERR syntax error\r\n",
+		"-ERR wrong number of arguments for 'client|reply' command\r\n", "+RESET\r\n", "+PONG\r\n"}
+	if _, err := c.c.Write([]byte(in)); err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range want {
+		got, err := readReply(c.r)
+		if err != nil || string(got) != w {
+			t.Fatalf("reply %d: %q %v, want %q", i, got, err, w)
+		}
+	}
+}

@@ -33,14 +33,17 @@ type Conn struct {
 	// What follows is owned by the connection's task: only it reads or
 	// writes these (subs and psubs change under s.mu as well, together
 	// with the server's subscriber index).
-	proto   int
-	db      int // SELECTed database (mirrored in shown)
-	multi   bool
-	dirty   bool // an error while queuing: EXEC aborts
-	queue   [][][]byte
-	watches []redis.Watch
-	subs    map[string]bool // channels
-	psubs   map[string]bool // patterns
+	proto int
+	db    int // SELECTed database (mirrored in shown)
+	// CLIENT REPLY: replyOff mutes every reply until ON; skipNext mutes
+	// the next command's; mute mutes the command running now.
+	replyOff, skipNext, mute bool
+	multi                    bool
+	dirty                    bool // an error while queuing: EXEC aborts
+	queue                    [][][]byte
+	watches                  []redis.Watch
+	subs                     map[string]bool // channels
+	psubs                    map[string]bool // patterns
 
 	// shownMu guards shown and is never held across anything but copying
 	// it: a leaf lock, taken with no other lock held.
@@ -197,6 +200,7 @@ func (c *Conn) Do(ctx context.Context, args [][]byte) (replies []redis.Reply, qu
 		return nil, false
 	}
 	began := c.s.rt.Now()
+	c.mute, c.skipNext = c.skipNext, false
 	replies, quit, how := c.do(ctx, args)
 	if how != queued {
 		name := ""
@@ -205,6 +209,9 @@ func (c *Conn) Do(ctx context.Context, args [][]byte) (replies []redis.Reply, qu
 		}
 		now := c.s.rt.Now()
 		c.s.stats.record(name, how == ran, now, now.Sub(began), replies)
+	}
+	if c.replyOff || c.mute {
+		return nil, quit
 	}
 	return replies, quit
 }
@@ -267,7 +274,7 @@ func (c *Conn) do(ctx context.Context, args [][]byte) ([]redis.Reply, bool, hand
 // in order, and must ask only once every earlier command of the connection
 // that is not concurrent has run (they may change the connection's state).
 func (c *Conn) Concurrent(args [][]byte) (keys [][]byte, ok bool) {
-	if len(args) == 0 || c.multi || (c.proto == 2 && len(c.subs)+len(c.psubs) > 0) {
+	if len(args) == 0 || c.multi || c.replyOff || c.skipNext || (c.proto == 2 && len(c.subs)+len(c.psubs) > 0) {
 		return nil, false
 	}
 	spec, known := redis.Lookup(string(args[0]))
@@ -599,6 +606,7 @@ func (c *Conn) server(ctx context.Context, name string, args [][]byte) ([]redis.
 		c.unsubscribeAll(true)
 		c.setProto(2)
 		c.selectDB(0)
+		c.replyOff, c.skipNext = false, false
 		c.show(func(i *clientInfo) { i.name = "" })
 		return one(redis.SimpleString("RESET")), false
 	case "client":
@@ -697,11 +705,27 @@ func validName(name []byte) (redis.Reply, bool) {
 
 func (c *Conn) client(args [][]byte) redis.Reply {
 	sub := strings.ToLower(string(args[1]))
-	arity := map[string]int{"setname": 3, "getname": 2, "id": 2, "info": 2}
+	arity := map[string]int{"setname": 3, "getname": 2, "id": 2, "info": 2, "reply": 3}
 	if n, ok := arity[sub]; ok && len(args) != n {
 		return arityError("client|" + sub)
 	}
 	switch sub {
+	case "reply":
+		// As clientCommand: ON answers OK; OFF and SKIP answer nothing
+		// (Do mutes them), and SKIP while OFF changes nothing.
+		switch {
+		case strings.EqualFold(string(args[2]), "on"):
+			c.replyOff = false
+			return redis.OK()
+		case strings.EqualFold(string(args[2]), "off"):
+			c.replyOff = true
+		case strings.EqualFold(string(args[2]), "skip"):
+			c.skipNext = !c.replyOff
+			c.mute = true
+		default:
+			return redis.Error("ERR syntax error")
+		}
+		return redis.OK()
 	case "setname":
 		if r, ok := validName(args[2]); !ok {
 			return r
