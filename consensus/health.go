@@ -310,7 +310,7 @@ func (s *Store) checkHealth() {
 			// would not do: CheckQuorum clears it every election timeout,
 			// on a tick that can coincide with this check's).
 			heard, ok := r.heard[v]
-			if pr, inTracker := st.Progress[v]; v == r.id || !inTracker || pr.State != tracker.StateReplicate || !ok || s.ticks-heard > electionTicks {
+			if pr, inTracker := st.Progress[v]; v == r.id || !inTracker || pr.State != tracker.StateReplicate || !ok || s.ticks-heard > uint64(s.opts.ElectionTicks) {
 				continue
 			}
 			est, ok := s.health.commitEstimate(self, nodeOf(v), voters, now)

@@ -216,14 +216,14 @@ func (s *Store) quorumLiveWithout(r *replica, cs raftpb.ConfState, gone uint64) 
 			continue
 		}
 		left++
-		if heard, ok := r.heard[v]; v == r.id || (ok && s.ticks-heard <= electionTicks) {
+		if heard, ok := r.heard[v]; v == r.id || (ok && s.ticks-heard <= uint64(s.opts.ElectionTicks)) {
 			live++
 		}
 	}
 	if live >= left/2+1 {
 		return nil
 	}
-	if s.ticks-r.ledSince <= electionTicks {
+	if s.ticks-r.ledSince <= uint64(s.opts.ElectionTicks) {
 		// A new leader may not have heard from everyone yet.
 		return retryf("the leader is new and has not heard from every replica yet")
 	}

@@ -60,8 +60,10 @@ type attempt struct {
 }
 
 // suspectFor is how long a leader that timed out stays suspected: long
-// enough for its followers to elect another (two election timeouts).
-const suspectFor = 2 * electionTicks * TickInterval
+// enough for its followers to elect another (two election timeouts). A
+// router serves every store of a node and assumes the default timing; a
+// cluster tuned far from it should scale this too.
+const suspectFor = 2 * DefaultElectionTicks * DefaultTickInterval
 
 // NewRouter returns an empty router for the ranges of layout.
 func NewRouter(rt kernel.Runtime, layout Layout) *Router {

@@ -24,22 +24,6 @@ const (
 	kvPort   = "kv"   // client requests (kernel RPC)
 )
 
-// Adaptive group commit (Store.drive): a cycle that proposed busyEvents
-// or more writes makes the next one wait batchWait before draining. Reads
-// never count: they need no sync to share, and a wait only delays them.
-var (
-	batchWait  = 500 * time.Microsecond
-	busyEvents = 8
-)
-
-// Timing, in ticks (STYLE.md: logical time in the core, durations at the
-// edge).
-const (
-	TickInterval  = 20 * time.Millisecond
-	electionTicks = 10 // 200 ms
-	heartbeatTick = 2  // 40 ms
-)
-
 // Store is a node's share of the cluster: a replica of every range placed on
 // the node, all driven by one task (the driver), which owns every replica's
 // RawNode and LogStore. Other tasks talk to the driver through its mailbox.
@@ -142,32 +126,13 @@ type event struct {
 	reply  func(Response, error)
 }
 
-// Options configure a Store.
-type Options struct {
-	// StateMachine executes OpCommand and OpQuery requests (nil: refused).
-	StateMachine StateMachine
-	// Join starts the node without bootstrapping the layout's initial
-	// replicas: it holds only what membership changes add to it. A node
-	// that joins a running cluster, or comes back with a wiped disk, must
-	// start this way: bootstrapping again would bring back its old replicas
-	// (the same Raft IDs) with their votes forgotten.
-	Join bool
-	// BecameLeader, if set, hears of every replica here that wins an
-	// election (tests, metrics). It runs on the driver and must not block.
-	BecameLeader func(id storage.RangeID, term uint64)
-	// LostLeadership, if set, hears of every replica here that stops
-	// leading (it stepped down, or it was removed). Same rules.
-	LostLeadership func(id storage.RangeID, term uint64)
-	// Router, if set, is the node's router (the one its clients use): it
-	// learns every leader change a replica here sees, the moment it sees
-	// it, so that clients stop waiting on a lost leader.
-	Router *Router
-}
-
 // Open starts a node's store on an engine already opened on the node's disk:
 // it bootstraps the ranges placed here on first start, loads them on later
 // ones, and starts the driver and the request server.
 func Open(rt kernel.Runtime, eng *storage.Engine, layout Layout, opts Options) (*Store, error) {
+	if err := opts.EnsureDefaults().Validate(); err != nil {
+		return nil, err
+	}
 	s := &Store{rt: rt, eng: eng, layout: layout, opts: opts, sm: opts.StateMachine, replicas: map[storage.RangeID]*replica{},
 		events: kernel.NewMailbox[event](rt, "consensus driver", 16384), nextID: rt.Rand().Uint64(), health: newHealth()}
 	for _, d := range layout.Ranges() {
@@ -192,14 +157,14 @@ func Open(rt kernel.Runtime, eng *storage.Engine, layout Layout, opts Options) (
 	var tick func()
 	tick = func() {
 		s.events.Send(event{tick: true})
-		rt.AfterFunc(TickInterval, tick)
+		rt.AfterFunc(opts.TickInterval, tick)
 	}
 	// The first tick comes at a random point of the interval, so that
 	// nodes started together do not tick in step: two followers whose
 	// randomized election timeouts drew the same tick count would
 	// otherwise campaign at the same instant and split the vote (the
 	// simulator found a leader loss that took four terms to repair).
-	rt.AfterFunc(TickInterval/2+time.Duration(rt.Rand().Int64N(int64(TickInterval))), tick)
+	rt.AfterFunc(opts.TickInterval/2+time.Duration(rt.Rand().Int64N(int64(opts.TickInterval))), tick)
 	kernel.ServeAsync(rt, kvPort, func(_ context.Context, _ kernel.NodeID, b []byte, reply func([]byte, error)) {
 		req, err := decodeRequest(b)
 		if err != nil {
@@ -295,8 +260,8 @@ func (s *Store) openReplica(d Descriptor, id uint64) (*replica, error) {
 	}
 	rn, err := raft.NewRawNode(&raft.Config{
 		ID:                       id,
-		ElectionTick:             electionTicks,
-		HeartbeatTick:            heartbeatTick,
+		ElectionTick:             s.opts.ElectionTicks,
+		HeartbeatTick:            s.opts.HeartbeatTicks,
 		Storage:                  log,
 		Applied:                  log.Applied(),
 		MaxSizePerMsg:            maxSizePerMsg,
@@ -384,8 +349,8 @@ func (s *Store) drive(ctx context.Context) {
 		// cycle, so that one synced write carries more (adaptive group
 		// commit): only when the last cycle was busy with writes, so a lone
 		// client, or a reader, never waits.
-		if busy && batchWait > 0 {
-			_ = s.rt.Sleep(ctx, batchWait)
+		if busy && s.opts.GroupCommitWait > 0 {
+			_ = s.rt.Sleep(ctx, s.opts.GroupCommitWait)
 		}
 		// Take everything already queued before the cycle, bounded, so
 		// that one synced write carries as much as possible (group commit);
@@ -397,7 +362,7 @@ func (s *Store) drive(ctx context.Context) {
 			}
 			s.handle(ev)
 		}
-		busy = s.proposed-before >= busyEvents
+		busy = s.proposed-before >= s.opts.GroupCommitBusyWrites
 		s.cycle()
 		if s.closing != nil {
 			s.shutdown()

@@ -190,7 +190,7 @@ func (h *harness) handle(t testing.TB, d *datadriven.TestData) string {
 	case "tick":
 		ticks := 1
 		d.MaybeScanArgs(t, "ticks", &ticks)
-		h.runFor(t, time.Duration(ticks)*TickInterval)
+		h.runFor(t, time.Duration(ticks)*DefaultTickInterval)
 		return ""
 	case "run":
 		h.runFor(t, argDuration(t, d, "for"))

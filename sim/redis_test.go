@@ -208,7 +208,10 @@ func (c *redisCluster) boot(rt kernel.Runtime) {
 	// No client connects to a server node here (the clients run their own
 	// sessions), so the pool serves Start and active expiry only.
 	router := consensus.NewRouter(rt, c.layout)
-	sess := session.New(session.Options{Runtime: rt, Layout: c.layout, Router: router, Clients: 4})
+	sess, err := session.New(session.Options{Runtime: rt, Layout: c.layout, Router: router, Clients: 4})
+	if err != nil {
+		panic(err) // the harness's own options
+	}
 	sm := sess.StateMachine()
 	if c.broken == redisDroppingReplica && rt.NodeID() == 3 {
 		sm = &droppingStateMachine{inner: sm, count: func() int { c.drops[3]++; return c.drops[3] }}
@@ -298,7 +301,10 @@ func (c *redisCluster) rangeOf(key string) consensus.Descriptor {
 // client is one simulated Redis client: its own session server with one
 // consensus client, one connection, and a loop of commands.
 func (c *redisCluster) client(ctx context.Context, rt kernel.Runtime, i int) {
-	sess := session.New(session.Options{Runtime: rt, Layout: c.layout, Clients: 1, CommandTimeout: c.opTimeout, ExpirePeriod: -1})
+	sess, err := session.New(session.Options{Runtime: rt, Layout: c.layout, Clients: 1, CommandTimeout: c.opTimeout, ExpirePeriod: -1})
+	if err != nil {
+		panic(err) // the harness's own options
+	}
 	conn := sess.NewConn(fmt.Sprintf("client-%d", i), nil)
 	defer conn.Close()
 	rc := redisConn{c: c, rt: rt, ctx: ctx, conn: conn}

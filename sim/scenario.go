@@ -91,6 +91,8 @@ type Result struct {
 	Faults     []string
 	LastEvents []string
 	Buggify    []string
+	// Options are the components' options the run used (Sim.NoteOptions).
+	Options []string
 }
 
 // Line is the one-line summary every run prints.
@@ -110,6 +112,9 @@ func (r *Result) Report(replay string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "scenario %s\nplan:\n  %s\n", r.Scenario, strings.ReplaceAll(r.Plan.String(), "\n", "\n  "))
 	fmt.Fprintf(&b, "  -plan='%s'\n", r.Plan.Text())
+	if len(r.Options) > 0 {
+		fmt.Fprintf(&b, "options:\n  %s\n", strings.ReplaceAll(strings.TrimSpace(strings.Join(r.Options, "")), "\n", "\n  "))
+	}
 	if len(r.Faults) > 0 {
 		fmt.Fprintf(&b, "faults (%d):\n  %s\n", len(r.Faults), strings.Join(r.Faults, "\n  "))
 	}
@@ -166,6 +171,7 @@ func (s *Sim) Run(sc Scenario, p Plan) (r *Result) {
 		r.Wall = time.Since(wallStart)
 		r.LastEvents = s.LastEvents()
 		r.Buggify = s.BuggifyReport()
+		r.Options = s.options
 	}()
 	fail := func(phase string, err error) *Result {
 		r.Phase, r.Err = phase, err

@@ -97,6 +97,7 @@ func (c *serverSet) openEngine(rt kernel.Runtime) *storage.Engine {
 		// the node's next call crashes it. Park that goroutine.
 		OnBackgroundFatal: func(error) { select {} },
 	}
+	c.sim.NoteOptions(opts.EnsureDefaults().String())
 	id := rt.NodeID()
 	var (
 		eng *storage.Engine
@@ -184,6 +185,7 @@ func (c *serverSet) openStore(rt kernel.Runtime, eng *storage.Engine, opts conse
 	if c.damaged[rt.NodeID()] != nil {
 		opts.Join = true // rebuilt: it holds only what the admin adds back
 	}
+	c.sim.NoteOptions(opts.EnsureDefaults().String())
 	st, err := consensus.Open(rt, eng, c.layout, opts)
 	if err != nil {
 		kernel.Crash("open consensus: %v", err)

@@ -19,6 +19,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -35,6 +36,10 @@ var Epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 type Sim struct {
 	seed uint64
 	rng  *rand.Rand // the scheduler's own draws: ties, faults, buggify
+
+	// options are the components' options as the run used them (NoteOptions),
+	// each text once, in the order first noted: a failing seed prints them.
+	options []string
 
 	now    int64 // virtual nanoseconds since the start
 	agenda queue
@@ -68,6 +73,15 @@ type Sim struct {
 
 	// failure is the first bug the run found (a task panic); the run stops.
 	failure error
+}
+
+// NoteOptions records a component's options, as its String renders them,
+// for the report of a failing run. The same text noted again (every node
+// opens its storage with the same options) is kept once.
+func (s *Sim) NoteOptions(text string) {
+	if !slices.Contains(s.options, text) {
+		s.options = append(s.options, text)
+	}
 }
 
 // New returns an empty world for seed.

@@ -359,6 +359,23 @@ func (e *Engine) waitForCleaning() {
 	e.fatal.run(e.db.TestOnlyWaitForCleaning)
 }
 
+// pebbleInitialMemTableBytes is the size of Pebble's first memtable (its
+// initialMemTableSize): memtables start there and double, up to
+// MemTableBytes, at each rotation, unless a manual flush finds the
+// memtable less than half full, which keeps the next one the same size.
+const pebbleInitialMemTableBytes = 256 << 10
+
+// deterministicFlushBytes is how much a deterministic engine lets its
+// memtable take before it flushes: a quarter of the smallest memtable
+// Pebble can have. Flushing there, below half, keeps every memtable at
+// that smallest size, so Pebble never finds one full and rotates it
+// itself on a commit (its flush would then run on its own goroutine, at a
+// moment the simulator does not choose: a seed that ran differently once
+// in three was traced to that).
+func deterministicFlushBytes(memTableBytes uint64) int64 {
+	return int64(min(memTableBytes, pebbleInitialMemTableBytes) / 4)
+}
+
 // committed is called after every batch commit with the batch's encoded
 // size and operation count. A deterministic engine flushes (and now and
 // then compacts) here, on the committing caller, before Pebble would flush
@@ -371,7 +388,7 @@ func (e *Engine) committed(bytes int, ops uint32) {
 	// (its skiplist node); 64 bytes more is a generous estimate.
 	e.mu.Lock()
 	e.unflushed += int64(bytes) + 64*int64(ops)
-	flush := e.unflushed >= int64(e.opts.MemTableBytes/4)
+	flush := e.unflushed >= deterministicFlushBytes(e.opts.MemTableBytes)
 	if flush {
 		e.flushes++
 	}

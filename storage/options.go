@@ -29,8 +29,9 @@ type Options struct {
 	//
 	// With it, automatic compactions and table statistics are off, and
 	// Pebble never flushes a memtable on its own: a Batch.Commit that
-	// brings the data written since the last flush to a quarter of
-	// MemTableBytes (Pebble flushes at a half) flushes before it returns,
+	// brings the data written since the last flush to a quarter of the
+	// smallest memtable Pebble makes (256 KB, or MemTableBytes if smaller;
+	// Pebble's memtables start there and grow) flushes before it returns,
 	// and every eighth such flush compacts the keyspace, so that level 0
 	// stays small. Flush and Compact wait for the work they start, and a
 	// fatal error on Pebble's goroutine meanwhile crashes the caller.

@@ -32,8 +32,11 @@ func listen(t *testing.T) (l *respwire.Listener, shutdown func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sess := session.New(session.Options{Runtime: rt, Layout: layout, Clients: 8,
+	sess, err := session.New(session.Options{Runtime: rt, Layout: layout, Clients: 8,
 		CommandTimeout: 20 * time.Millisecond, ExpirePeriod: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
 	l, err = respwire.Listen(respwire.Options{Addr: "127.0.0.1:0", Session: sess, Runtime: rt,
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {

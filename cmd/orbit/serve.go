@@ -267,7 +267,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	// One router for the node: the Redis clients, the admin clients and the
 	// store's replicas share what each learns of the ranges' leaders.
 	router := consensus.NewRouter(rt, layout)
-	sess := session.New(session.Options{
+	sess, err := session.New(session.Options{
 		Runtime: rt, Layout: layout, Router: router, Network: pubsubNet, Peers: dir.active,
 		Info: []string{
 			"process_id:" + strconv.Itoa(os.Getpid()),
@@ -278,6 +278,9 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 		RangeInfo: m.rangeInfo,
 		HostInfo:  (&hostInfo{}).section,
 	})
+	if err != nil {
+		return fmt.Errorf("starting the Redis session layer: %w", err)
+	}
 	store, err := consensus.Open(rt, eng, layout, consensus.Options{
 		Join:         rec.Joined,
 		Router:       router,

@@ -2,11 +2,13 @@ package session_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/orbitkernel/orbit/adapters/redis"
 	"github.com/orbitkernel/orbit/adapters/redis/session"
@@ -26,7 +28,11 @@ func newServer(t *testing.T) *session.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return session.New(session.Options{Runtime: rt, Layout: layout, Clients: 1, ExpirePeriod: -1})
+	s, err := session.New(session.Options{Runtime: rt, Layout: layout, Clients: 1, ExpirePeriod: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // do runs a command on c and returns its last reply. Any goroutine may
@@ -157,5 +163,19 @@ func TestClientListWhileOthersWork(t *testing.T) {
 	watch.Wait()
 	for _, c := range conns {
 		c.Close()
+	}
+}
+
+// TestInvalidOptionsAreRefused: New says what is wrong with its options,
+// every problem at once.
+func TestInvalidOptionsAreRefused(t *testing.T) {
+	_, err := session.New(session.Options{BlockPoll: time.Microsecond})
+	if !errors.Is(err, session.ErrInvalidOptions) {
+		t.Fatalf("New: %v", err)
+	}
+	for _, want := range []string{"Runtime is nil", "Layout has no ranges", "BlockPoll 1µs"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("New: %v; want it to say %q", err, want)
+		}
 	}
 }

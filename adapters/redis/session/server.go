@@ -118,7 +118,12 @@ type Options struct {
 	Config map[string]string
 }
 
-func (o *Options) ensureDefaults() {
+// ErrInvalidOptions wraps every problem Validate reports.
+var ErrInvalidOptions = errors.New("session: invalid options")
+
+// EnsureDefaults fills in every unset field (see each field's default) and
+// returns o.
+func (o *Options) EnsureDefaults() *Options {
 	if o.Clients <= 0 {
 		o.Clients = 64
 	}
@@ -137,6 +142,32 @@ func (o *Options) ensureDefaults() {
 	if o.ExpireBatch <= 0 {
 		o.ExpireBatch = 200
 	}
+	return o
+}
+
+// Validate reports every problem with o at once, each wrapping
+// ErrInvalidOptions. Call it after EnsureDefaults.
+func (o *Options) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidOptions}, args...)...))
+	}
+	if o.Runtime == nil {
+		bad("Runtime is nil")
+	}
+	if len(o.Layout.Ranges()) == 0 {
+		bad("Layout has no ranges")
+	}
+	if o.BlockPoll < time.Millisecond {
+		bad("BlockPoll %v must be at least 1ms", o.BlockPoll)
+	}
+	if o.CommandTimeout < time.Millisecond {
+		bad("CommandTimeout %v must be at least 1ms", o.CommandTimeout)
+	}
+	if o.ExpirePeriod > 0 && o.ExpirePeriod < time.Millisecond {
+		bad("ExpirePeriod %v must be at least 1ms (or negative: off)", o.ExpirePeriod)
+	}
+	return errors.Join(errs...)
 }
 
 // Server is the state shared by a node's Redis connections.
@@ -171,8 +202,10 @@ type Server struct {
 }
 
 // New returns a server; call Start to warm up and begin active expiry.
-func New(opts Options) *Server {
-	opts.ensureDefaults()
+func New(opts Options) (*Server, error) {
+	if err := opts.EnsureDefaults().Validate(); err != nil {
+		return nil, err
+	}
 	s := &Server{
 		opts: opts, rt: opts.Runtime, layout: opts.Layout,
 		pool:  kernel.NewMailbox[*consensus.Client](opts.Runtime, "redis client pool", opts.Clients),
@@ -194,7 +227,7 @@ func New(opts Options) *Server {
 		inbox := opts.Network.Listen(PubSubPort)
 		s.rt.Go("redis pubsub receiver", func(ctx context.Context) { s.receivePubsub(ctx, inbox) })
 	}
-	return s
+	return s, nil
 }
 
 // StateMachine is what the node's consensus.Store must run

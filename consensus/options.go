@@ -1,0 +1,132 @@
+package consensus
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/orbitkernel/orbit/storage"
+)
+
+// Options configure a Store. The zero value is valid: Open fills in the
+// defaults (EnsureDefaults) and refuses what does not hold together
+// (Validate).
+//
+// What is not here is fixed for the whole cluster, because every node must
+// agree on it: the message bounds (MaxProposalBytes, MaxBatchBytes and the
+// Raft flow-control limits in store.go) and the log entry envelope
+// (wire.go).
+type Options struct {
+	// StateMachine executes OpCommand and OpQuery requests (nil: refused).
+	StateMachine StateMachine
+	// Join starts the node without bootstrapping the layout's initial
+	// replicas: it holds only what membership changes add to it. A node
+	// that joins a running cluster, or comes back with a wiped disk, must
+	// start this way: bootstrapping again would bring back its old replicas
+	// (the same Raft IDs) with their votes forgotten.
+	Join bool
+	// BecameLeader, if set, hears of every replica here that wins an
+	// election (tests, metrics). It runs on the driver and must not block.
+	BecameLeader func(id storage.RangeID, term uint64)
+	// LostLeadership, if set, hears of every replica here that stops
+	// leading (it stepped down, or it was removed). Same rules.
+	LostLeadership func(id storage.RangeID, term uint64)
+	// Router, if set, is the node's router (the one its clients use): it
+	// learns every leader change a replica here sees, the moment it sees
+	// it, so that clients stop waiting on a lost leader.
+	Router *Router
+
+	// Timing, in ticks (STYLE.md: logical time in the core, durations at
+	// the edge). TickInterval is the driver's clock; a follower that hears
+	// from no leader for ElectionTicks to 2×ElectionTicks ticks (Raft
+	// randomizes it) campaigns; a leader sends heartbeats every
+	// HeartbeatTicks. Defaults: 20 ms, 10 (200 ms), 2 (40 ms).
+	TickInterval   time.Duration
+	ElectionTicks  int
+	HeartbeatTicks int
+
+	// Adaptive group commit (Store.drive): a cycle that proposed
+	// GroupCommitBusyWrites or more writes makes the next one wait
+	// GroupCommitWait before taking its events, so that one synced write
+	// carries more. Reads never count: they need no sync to share, and a
+	// wait only delays them; a lone client never waits. Defaults: 500 µs,
+	// 8. A negative wait turns it off.
+	GroupCommitWait       time.Duration
+	GroupCommitBusyWrites int
+}
+
+// The defaults of Options.
+const (
+	DefaultTickInterval          = 20 * time.Millisecond
+	DefaultElectionTicks         = 10
+	DefaultHeartbeatTicks        = 2
+	DefaultGroupCommitWait       = 500 * time.Microsecond
+	DefaultGroupCommitBusyWrites = 8
+)
+
+// ErrInvalidOptions wraps every problem Validate reports.
+var ErrInvalidOptions = errors.New("consensus: invalid options")
+
+// EnsureDefaults fills in every unset field and returns o.
+func (o *Options) EnsureDefaults() *Options {
+	if o.TickInterval == 0 {
+		o.TickInterval = DefaultTickInterval
+	}
+	if o.ElectionTicks == 0 {
+		o.ElectionTicks = DefaultElectionTicks
+	}
+	if o.HeartbeatTicks == 0 {
+		o.HeartbeatTicks = DefaultHeartbeatTicks
+	}
+	if o.GroupCommitWait == 0 {
+		o.GroupCommitWait = DefaultGroupCommitWait
+	}
+	if o.GroupCommitBusyWrites == 0 {
+		o.GroupCommitBusyWrites = DefaultGroupCommitBusyWrites
+	}
+	return o
+}
+
+// Validate reports every problem with o at once, each wrapping
+// ErrInvalidOptions. Call it after EnsureDefaults.
+func (o *Options) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidOptions}, args...)...))
+	}
+	if o.TickInterval < time.Millisecond || o.TickInterval > time.Second {
+		bad("TickInterval %v must be in [1ms, 1s]", o.TickInterval)
+	}
+	if o.HeartbeatTicks < 1 {
+		bad("HeartbeatTicks %d must be at least 1", o.HeartbeatTicks)
+	}
+	// Raft's own rule, and room for a heartbeat to be lost and the next
+	// to arrive before anyone campaigns.
+	if o.ElectionTicks <= 2*o.HeartbeatTicks {
+		bad("ElectionTicks %d must exceed twice HeartbeatTicks (%d)", o.ElectionTicks, o.HeartbeatTicks)
+	}
+	if o.GroupCommitWait > 10*time.Millisecond {
+		bad("GroupCommitWait %v must be at most 10ms (it delays every write of a busy cycle)", o.GroupCommitWait)
+	}
+	if o.GroupCommitBusyWrites < 1 {
+		bad("GroupCommitBusyWrites %d must be at least 1", o.GroupCommitBusyWrites)
+	}
+	return errors.Join(errs...)
+}
+
+// String renders the tunable fields, one "name=value" per line under a
+// [Consensus] header (what a failing simulator seed prints).
+func (o *Options) String() string {
+	var b strings.Builder
+	b.WriteString("[Consensus]\n")
+	fmt.Fprintf(&b, "  join=%t\n", o.Join)
+	fmt.Fprintf(&b, "  tick_interval=%v\n", o.TickInterval)
+	fmt.Fprintf(&b, "  election_ticks=%d\n", o.ElectionTicks)
+	fmt.Fprintf(&b, "  heartbeat_ticks=%d\n", o.HeartbeatTicks)
+	fmt.Fprintf(&b, "  group_commit_wait=%v\n", o.GroupCommitWait)
+	fmt.Fprintf(&b, "  group_commit_busy_writes=%d\n", o.GroupCommitBusyWrites)
+	fmt.Fprintf(&b, "  max_proposal_bytes=%d (fixed)\n", MaxProposalBytes)
+	fmt.Fprintf(&b, "  max_batch_bytes=%d (fixed)\n", MaxBatchBytes)
+	return b.String()
+}
