@@ -176,8 +176,14 @@ func genTyped(rng *rand.Rand, f redisFamily, key, uniq string) []string {
 			return []string{"RPUSH", key, item}
 		case r < 40:
 			return []string{"LPUSH", key, item}
-		case r < 52:
+		case r < 46:
 			return []string{"LPOP", key}
+		case r < 52:
+			cmd := []string{"LMPOP", "1", key, []string{"LEFT", "RIGHT"}[rng.IntN(2)]}
+			if rng.IntN(2) == 0 {
+				cmd = append(cmd, "COUNT", strconv.Itoa(1+rng.IntN(3)))
+			}
+			return cmd
 		case r < 62:
 			return []string{"RPOP", key}
 		case r < 72:
@@ -202,8 +208,14 @@ func genTyped(rng *rand.Rand, f redisFamily, key, uniq string) []string {
 		switch {
 		case r < 35:
 			return []string{"ZADD", key, strconv.Itoa(rng.IntN(6)), pick("z", 3)}
-		case r < 55:
+		case r < 48:
 			return []string{"ZREM", key, pick("z", 3)}
+		case r < 55:
+			cmd := []string{"ZMPOP", "1", key, []string{"MIN", "MAX"}[rng.IntN(2)]}
+			if rng.IntN(2) == 0 {
+				cmd = append(cmd, "COUNT", strconv.Itoa(1+rng.IntN(3)))
+			}
+			return cmd
 		case r < 80:
 			return []string{"ZRANGE", key, "0", "-1", "WITHSCORES"}
 		case r < 92:

@@ -417,6 +417,27 @@ func (k *mkey) exec(args []string, now stamp) expect {
 		}
 		k.emptied()
 		return exact(bulk(e))
+	case "lmpop":
+		// LMPOP 1 key LEFT|RIGHT [COUNT n], the workload's form.
+		if !typed("list") {
+			return exact(errWrongType)
+		}
+		if k.typ == "" {
+			return exact(redis.NullArray())
+		}
+		n := mpopCount(args)
+		var out []redis.Reply
+		for range min(n, len(k.list)) {
+			var e string
+			if strings.EqualFold(arg(3), "left") {
+				e, k.list = k.list[0], k.list[1:]
+			} else {
+				e, k.list = k.list[len(k.list)-1], k.list[:len(k.list)-1]
+			}
+			out = append(out, bulk(e))
+		}
+		k.emptied()
+		return exact(redis.Array(bulk(arg(2)), redis.Array(out...)))
 	case "lrem":
 		n, err := strconv.ParseInt(arg(2), 10, 64)
 		if err != nil {
@@ -517,6 +538,25 @@ func (k *mkey) exec(args []string, now stamp) expect {
 			return exact(bulk(strconv.FormatInt(s, 10)))
 		}
 		return exact(redis.Null())
+	case "zmpop":
+		// ZMPOP 1 key MIN|MAX [COUNT n], the workload's form.
+		if !typed("zset") {
+			return exact(errWrongType)
+		}
+		if k.typ == "" {
+			return exact(redis.NullArray())
+		}
+		ms := k.zsetOrder()
+		if strings.EqualFold(arg(3), "max") {
+			slices.Reverse(ms)
+		}
+		var out []redis.Reply
+		for _, m := range ms[:min(mpopCount(args), len(ms))] {
+			out = append(out, redis.Array(bulk(m), bulk(strconv.FormatInt(k.zset[m], 10))))
+			delete(k.zset, m)
+		}
+		k.emptied()
+		return exact(redis.Array(bulk(arg(2)), redis.Array(out...)))
 	case "zrange":
 		if !typed("zset") {
 			return exact(errWrongType)
@@ -524,19 +564,36 @@ func (k *mkey) exec(args []string, now stamp) expect {
 		if len(args) != 5 || arg(2) != "0" || arg(3) != "-1" || !strings.EqualFold(arg(4), "withscores") {
 			panic("model: ZRANGE 0 -1 WITHSCORES only")
 		}
-		ms := slices.SortedFunc(maps.Keys(k.zset), func(a, b string) int {
-			if c := k.zset[a] - k.zset[b]; c != 0 {
-				return int(max(-1, min(1, c)))
-			}
-			return strings.Compare(a, b)
-		})
 		var out []redis.Reply
-		for _, m := range ms {
+		for _, m := range k.zsetOrder() {
 			out = append(out, bulk(m), bulk(strconv.FormatInt(k.zset[m], 10)))
 		}
 		return exact(redis.Array(out...))
 	}
 	panic("model: no command " + name)
+}
+
+// zsetOrder is the sorted set's members in Redis's order: by score, then
+// by member.
+func (k *mkey) zsetOrder() []string {
+	return slices.SortedFunc(maps.Keys(k.zset), func(a, b string) int {
+		if c := k.zset[a] - k.zset[b]; c != 0 {
+			return int(max(-1, min(1, c)))
+		}
+		return strings.Compare(a, b)
+	})
+}
+
+// mpopCount is LMPOP's or ZMPOP's COUNT (1 without one).
+func mpopCount(args []string) int {
+	if len(args) == 6 {
+		n, err := strconv.Atoi(args[5])
+		if err != nil || n < 1 {
+			panic("model: a positive COUNT only")
+		}
+		return n
+	}
+	return 1
 }
 
 func b2i(b bool) int64 {
@@ -639,7 +696,8 @@ func runBlock(k *mkey, block [][]string, now stamp) []blockRun {
 type redisMiniKeyspace map[string]*mkey
 
 func (ks redisMiniKeyspace) exec(args []string, now int64) expect {
-	k := ks[args[1]]
+	key := miniKeyOf(args)
+	k := ks[key]
 	if k == nil {
 		k = &mkey{}
 	}
@@ -648,8 +706,19 @@ func (ks redisMiniKeyspace) exec(args []string, now int64) expect {
 		k = &mkey{}
 	}
 	e := k.exec(args, st)
-	ks[args[1]] = k
+	ks[key] = k
 	return e
+}
+
+// miniKeyOf is the one key a command of the model names: the first
+// argument, or for LMPOP and ZMPOP (numkeys first; the workload sends one
+// key) the second.
+func miniKeyOf(args []string) string {
+	switch strings.ToLower(args[0]) {
+	case "lmpop", "zmpop":
+		return args[2]
+	}
+	return args[1]
 }
 
 // TestRedisMiniMatchesExec runs random commands of every family through
