@@ -162,19 +162,11 @@ func (c *ctx) bzpop(max bool) (Reply, bool, error) {
 		if !o.exists {
 			continue
 		}
-		var res []zent
-		if max {
-			res, err = c.zrangeIndex(o, o.m.count-1, o.m.count-1)
-		} else {
-			res, err = c.zrangeIndex(o, 0, 0)
-		}
+		res, err := c.zpopN(o, 1, max)
 		if err != nil {
 			return Reply{}, true, err
 		}
-		if _, err := c.zdel(o, res[0].member); err != nil {
-			return Reply{}, true, err
-		}
-		return Array(Bulk(k), Bulk(res[0].member), Double(res[0].score)), true, c.saveOrRemove(o)
+		return Array(Bulk(k), Bulk(res[0].member), Double(res[0].score)), true, nil
 	}
 	return NullArray(), false, nil
 }

@@ -150,15 +150,10 @@ func (v dbView) DeleteRange(start, end []byte) error {
 		return v.st.DeleteRange(v.toRaw(start), v.toRaw(end))
 	}
 	for {
-		kvs, err := v.Scan(start, end, 1)
-		if err != nil || len(kvs) == 0 {
+		_, _, rk, found, err := firstRecord(v, start, end)
+		if err != nil || !found {
 			return err
 		}
-		_, n, _, ok := decodeRouteKey(kvs[0].Key)
-		if !ok {
-			return corruptf("internal key %x is not under a route key", kvs[0].Key)
-		}
-		rk := kvs[0].Key[:n:n]
 		if err := v.st.DeleteRange(v.toRaw(rk), v.toRaw(prefixEnd(rk))); err != nil {
 			return err
 		}

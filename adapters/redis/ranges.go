@@ -62,22 +62,31 @@ func ScanReply(cursor uint64, keys [][]byte) Reply {
 	return Array(BulkString(strconv.FormatUint(cursor, 10)), bulks(keys))
 }
 
+// firstRecord returns the first record of st in [from, end) (nil: no
+// bound), the Redis key its internal key is under, and that key's route
+// key; found is false when there is none.
+func firstRecord(st Store, from, end []byte) (kv KV, key, rk []byte, found bool, err error) {
+	kvs, err := st.Scan(from, end, 1)
+	if err != nil || len(kvs) == 0 {
+		return KV{}, nil, nil, false, err
+	}
+	k, n, _, ok := decodeRouteKey(kvs[0].Key)
+	if !ok {
+		return KV{}, nil, nil, false, corruptf("internal key %x is not under a route key", kvs[0].Key)
+	}
+	return kvs[0], k, kvs[0].Key[:n:n], true, nil
+}
+
 // nextKey finds the first Redis key whose records start at or after from
 // (nil: the store's start). It returns the key, its route key and its
 // metadata, or found false at the end.
 func nextKey(st Store, from []byte) (key, rk []byte, m meta, found bool, err error) {
 	for {
-		kvs, err := st.Scan(from, nil, 1)
-		if err != nil || len(kvs) == 0 {
+		kv, k, rk, found, err := firstRecord(st, from, nil)
+		if err != nil || !found {
 			return nil, nil, meta{}, false, err
 		}
-		kv := kvs[0]
-		k, n, _, ok := decodeRouteKey(kv.Key)
-		if !ok {
-			return nil, nil, meta{}, false, corruptf("internal key %x is not under a route key", kv.Key)
-		}
-		rk = kv.Key[:n:n]
-		if n != len(kv.Key) {
+		if len(rk) != len(kv.Key) {
 			// from fell inside a key's records: go to the next key.
 			from = prefixEnd(rk)
 			continue
@@ -132,18 +141,9 @@ func ScanRange(st Store, now int64, from []byte, count int, opts ScanOptions) (k
 // CountKeys is the range's share of DBSIZE: its live keys. (Redis also
 // counts keys that expired but were not yet deleted.)
 func CountKeys(st Store, now int64) (int64, error) {
-	var n int64
-	var from []byte
-	for {
-		_, rk, m, found, err := nextKey(st, from)
-		if err != nil || !found {
-			return n, err
-		}
-		if live(m, now) {
-			n++
-		}
-		from = prefixEnd(rk)
-	}
+	// Through a database's view every key reads as database 0's.
+	stats, err := CountKeyStats(st, now)
+	return stats[0].Keys, err
 }
 
 // KeyStats are a range's share of INFO's keyspace line.

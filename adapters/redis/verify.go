@@ -13,19 +13,14 @@ import (
 func Verify(st Store) error {
 	var from []byte
 	for {
-		kvs, err := st.Scan(from, nil, 1)
-		if err != nil || len(kvs) == 0 {
+		kv, _, rk, found, err := firstRecord(st, from, nil)
+		if err != nil || !found {
 			return err
 		}
-		_, n, _, ok := decodeRouteKey(kvs[0].Key)
-		if !ok {
-			return corruptf("internal key %x is not under a route key", kvs[0].Key)
+		if len(rk) != len(kv.Key) {
+			return corruptf("element record %x without metadata", kv.Key)
 		}
-		rk := kvs[0].Key[:n:n]
-		if n != len(kvs[0].Key) {
-			return corruptf("element record %x without metadata", kvs[0].Key)
-		}
-		m, err := decodeMeta(kvs[0].Value)
+		m, err := decodeMeta(kv.Value)
 		if err != nil {
 			return err
 		}

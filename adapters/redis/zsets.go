@@ -775,8 +775,23 @@ func (c *ctx) zpop(max bool) (Reply, error) {
 	if n == -1 {
 		n = 1
 	}
+	res, err := c.zpopN(o, n, max)
+	if err != nil {
+		return Reply{}, err
+	}
+	if count == -1 {
+		return Array(Bulk(res[0].member), Double(res[0].score)), nil
+	}
+	return zentsReply(res, true), nil
+}
+
+// zpopN removes up to n members from the low end of the sorted set (the
+// high end if max), saves it, and returns them in the order taken: what
+// ZPOPMIN/ZPOPMAX, ZMPOP and BZPOPMIN/BZPOPMAX share.
+func (c *ctx) zpopN(o *obj, n int64, max bool) ([]zent, error) {
 	n = min(n, o.m.count)
 	var res []zent
+	var err error
 	if max {
 		res, err = c.zrangeIndex(o, o.m.count-n, o.m.count-1)
 		slices.Reverse(res)
@@ -784,20 +799,14 @@ func (c *ctx) zpop(max bool) (Reply, error) {
 		res, err = c.zrangeIndex(o, 0, n-1)
 	}
 	if err != nil {
-		return Reply{}, err
+		return nil, err
 	}
 	for _, e := range res {
 		if _, err := c.zdel(o, e.member); err != nil {
-			return Reply{}, err
+			return nil, err
 		}
 	}
-	if err := c.saveOrRemove(o); err != nil {
-		return Reply{}, err
-	}
-	if count == -1 {
-		return Array(Bulk(res[0].member), Double(res[0].score)), nil
-	}
-	return zentsReply(res, true), nil
+	return res, c.saveOrRemove(o)
 }
 
 func cmdZPopMin(c *ctx) (Reply, error) { return c.zpop(false) }
@@ -1041,25 +1050,15 @@ func cmdZMPop(c *ctx) (Reply, error) {
 		if !o.exists {
 			continue
 		}
-		n := min(count, o.m.count)
-		var res []zent
-		if fromMax {
-			res, err = c.zrangeIndex(o, o.m.count-n, o.m.count-1)
-			slices.Reverse(res)
-		} else {
-			res, err = c.zrangeIndex(o, 0, n-1)
-		}
+		res, err := c.zpopN(o, count, fromMax)
 		if err != nil {
 			return Reply{}, err
 		}
 		out := make([]Reply, len(res))
 		for i, e := range res {
-			if _, err := c.zdel(o, e.member); err != nil {
-				return Reply{}, err
-			}
 			out[i] = Array(Bulk(e.member), Double(e.score))
 		}
-		return Array(Bulk(k), Array(out...)), c.saveOrRemove(o)
+		return Array(Bulk(k), Array(out...)), nil
 	}
 	return NullArray(), nil
 }
