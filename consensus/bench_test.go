@@ -103,23 +103,29 @@ func BenchmarkWrites(b *testing.B) {
 	for _, nodes := range []int{1, 3} {
 		for _, clients := range []int{1, 16, 64} {
 			b.Run(fmt.Sprintf("nodes=%d/clients=%d", nodes, clients), func(b *testing.B) {
-				benchOps(b, nodes, clients, OpPut)
+				benchOps(b, nodes, clients, OpPut, Options{})
 			})
 		}
 	}
 }
 
-// BenchmarkReads measures linearizable (ReadIndex) reads.
+// BenchmarkReads measures linearizable reads, served under the leader's
+// lease (leases=on) or each batch through a ReadIndex round (leases=off),
+// by a lone client and by 64.
 func BenchmarkReads(b *testing.B) {
 	for _, nodes := range []int{1, 3} {
-		b.Run(fmt.Sprintf("nodes=%d/clients=64", nodes), func(b *testing.B) {
-			benchOps(b, nodes, 64, OpGet)
-		})
+		for _, clients := range []int{1, 64} {
+			for _, leases := range []bool{true, false} {
+				b.Run(fmt.Sprintf("nodes=%d/clients=%d/leases=%t", nodes, clients, leases), func(b *testing.B) {
+					benchOps(b, nodes, clients, OpGet, Options{DisableLeases: !leases})
+				})
+			}
+		}
 	}
 }
 
-func benchOps(b *testing.B, nodes, clients int, op Op) {
-	c := newClusterOf(b, nodes, func(kernel.NodeID) Options { return Options{} }, nil)
+func benchOps(b *testing.B, nodes, clients int, op Op, opts Options) {
+	c := newClusterOf(b, nodes, func(kernel.NodeID) Options { return opts }, nil)
 	defer c.close()
 	value := make([]byte, 100)
 	// Let elections settle: one write per range.

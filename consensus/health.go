@@ -351,7 +351,7 @@ func (s *Store) progressHandovers() {
 		}
 		last, _ := r.log.LastIndex()
 		if pr, ok := r.rn.Status().Progress[r.handoverTo]; ok && pr.Match == last {
-			r.rn.TransferLeader(r.handoverTo)
+			s.transferLeader(r, r.handoverTo)
 			r.handoverTo = 0
 		}
 	}

@@ -260,7 +260,7 @@ func (s *Store) transferLeadership(r *replica, reply func(Response, error)) {
 	last, _ := r.log.LastIndex()
 	for _, v := range r.log.ConfState().Voters {
 		if v != r.id && st.Progress[v].Match == last {
-			r.rn.TransferLeader(v)
+			s.transferLeader(r, v)
 			reply(Response{}, NotLeaderError{Term: r.rn.BasicStatus().Term})
 			return
 		}

@@ -17,6 +17,8 @@ var (
 		"applies entries as soon as they are appended, before a quorum has them")
 	MutForgetVote = mutation.Plant("forget-vote", mutation.Consensus,
 		"never persists the vote: after a restart a node can vote twice in one term")
+	MutLeaseNeverExpires = mutation.Plant("lease-never-expires", mutation.Consensus,
+		"a leader keeps serving reads under its lease after it has run out")
 	MutApplyRetriesTwice = mutation.Plant("apply-retries-twice", mutation.Client,
 		"skips the client table: a retried write applies again")
 	MutTimeoutNotApplied = mutation.Plant("timeout-not-applied", mutation.Client,

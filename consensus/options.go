@@ -46,6 +46,23 @@ type Options struct {
 	ElectionTicks  int
 	HeartbeatTicks int
 
+	// Leader leases (lease.go): a leader a quorum confirmed lately serves
+	// reads alone, without a ReadIndex round. MaxClockDrift is the most
+	// any node's clock may run fast or slow against true time, as a
+	// fraction (0.05: 5%); a lease lasts (ElectionTicks-1) tick intervals
+	// shrunk by (1-MaxClockDrift)/(1+MaxClockDrift). Clock steps do not
+	// matter (leases read the monotonic clock). DisableLeases sends every
+	// read through a ReadIndex round, for clocks that cannot promise the
+	// bound. Default: leases on, 0.05 (real clocks drift by 0.01% or
+	// less; the margin costs only a shorter lease, renewed every
+	// heartbeat or so).
+	DisableLeases bool
+	MaxClockDrift float64
+	// LeasedRead, if set, hears of every read a leader serves under its
+	// lease, at the moment it decides to (the simulator's lease-safety
+	// check). Same rules as BecameLeader.
+	LeasedRead func(id storage.RangeID, term uint64)
+
 	// Adaptive group commit (Store.drive): a cycle that proposed
 	// GroupCommitBusyWrites or more writes makes the next one wait
 	// GroupCommitWait before taking its events, so that one synced write
@@ -63,6 +80,7 @@ const (
 	DefaultHeartbeatTicks        = 2
 	DefaultGroupCommitWait       = 500 * time.Microsecond
 	DefaultGroupCommitBusyWrites = 8
+	DefaultMaxClockDrift         = 0.05
 )
 
 // ErrInvalidOptions wraps every problem Validate reports.
@@ -84,6 +102,9 @@ func (o *Options) EnsureDefaults() *Options {
 	}
 	if o.GroupCommitBusyWrites == 0 {
 		o.GroupCommitBusyWrites = DefaultGroupCommitBusyWrites
+	}
+	if o.MaxClockDrift == 0 {
+		o.MaxClockDrift = DefaultMaxClockDrift
 	}
 	return o
 }
@@ -112,6 +133,9 @@ func (o *Options) Validate() error {
 	if o.GroupCommitBusyWrites < 1 {
 		bad("GroupCommitBusyWrites %d must be at least 1", o.GroupCommitBusyWrites)
 	}
+	if !(o.MaxClockDrift > 0 && o.MaxClockDrift <= 0.2) {
+		bad("MaxClockDrift %v must be in (0, 0.2]", o.MaxClockDrift)
+	}
 	return errors.Join(errs...)
 }
 
@@ -126,6 +150,8 @@ func (o *Options) String() string {
 	fmt.Fprintf(&b, "  heartbeat_ticks=%d\n", o.HeartbeatTicks)
 	fmt.Fprintf(&b, "  group_commit_wait=%v\n", o.GroupCommitWait)
 	fmt.Fprintf(&b, "  group_commit_busy_writes=%d\n", o.GroupCommitBusyWrites)
+	fmt.Fprintf(&b, "  leases=%t\n", !o.DisableLeases)
+	fmt.Fprintf(&b, "  max_clock_drift=%v (lease %v)\n", o.MaxClockDrift, o.leaseDuration())
 	fmt.Fprintf(&b, "  max_proposal_bytes=%d (fixed)\n", MaxProposalBytes)
 	fmt.Fprintf(&b, "  max_batch_bytes=%d (fixed)\n", MaxBatchBytes)
 	return b.String()

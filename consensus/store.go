@@ -103,6 +103,22 @@ type replica struct {
 	// that the consensus.elections perturbation crashes it after a vote it
 	// just granted, not after every later change of its hard state.
 	votedTerm uint64
+
+	// Leader leases (lease.go). lease is the latest one confirmed; rounds
+	// are the ReadIndex rounds asked as leader and not yet answered;
+	// confEpoch counts the configuration changes applied; gaveUp is a term
+	// in which this replica started a hand-over; appliedTerm is the term
+	// of the last entry applied; lastRead is when (Store.ticks+1) a read
+	// last came to this leader; quietUntil (Runtime.Monotonic) ends the
+	// window after a start or a leader's message in which the replica
+	// neither votes nor campaigns.
+	lease       lease
+	rounds      map[uint64]leaseRound
+	confEpoch   uint64
+	gaveUp      uint64
+	appliedTerm uint64
+	lastRead    uint64
+	quietUntil  time.Duration
 }
 
 type read struct {
@@ -283,6 +299,7 @@ func (s *Store) openReplica(d Descriptor, id uint64) (*replica, error) {
 	if hs := rn.BasicStatus().HardState; hs.Vote != 0 { // as the log store recovered it
 		r.votedTerm = hs.Term
 	}
+	s.startQuiet(r)
 	return r, nil
 }
 
@@ -397,11 +414,20 @@ func (s *Store) handle(ev event) {
 		} else {
 			s.progressHandovers()
 		}
+		s.renewLeases()
+		if s.rt.Buggify("consensus.eager-elections") {
+			s.campaignEagerly()
+		}
 		// Perturbation: a spurious election now and then, so that votes,
 		// terms and leader changes get exercised far more than faults alone
 		// would.
+		// Not inside a replica's quiet window (lease.go): a follower that
+		// campaigns while it hears from its leader is a clock running far
+		// beyond MaxClockDrift, which leases rule out.
 		if len(s.ids) > 0 && s.rt.Buggify("consensus.spurious-campaign") && s.rt.Rand().IntN(25) == 0 {
-			_ = s.replicas[s.ids[s.rt.Rand().IntN(len(s.ids))]].rn.Campaign()
+			if r := s.replicas[s.ids[s.rt.Rand().IntN(len(s.ids))]]; s.mayCampaign(r) {
+				_ = r.rn.Campaign()
+			}
 		}
 		// Perturbation: a replica that knows no leader campaigns at once
 		// instead of waiting out its randomized timeout, so that rival
@@ -410,7 +436,7 @@ func (s *Store) handle(ev event) {
 		// they test that a vote survives a restart.
 		if s.rt.Buggify("consensus.elections") {
 			for _, id := range s.ids {
-				if r := s.replicas[id]; r.rn.BasicStatus().Lead == raft.None && s.rt.Rand().IntN(4) == 0 {
+				if r := s.replicas[id]; r.rn.BasicStatus().Lead == raft.None && s.mayCampaign(r) && s.rt.Rand().IntN(4) == 0 {
 					_ = r.rn.Campaign()
 				}
 			}
@@ -421,6 +447,9 @@ func (s *Store) handle(ev event) {
 				s.noticeRemoved(r, m.From)
 				if m.Type == raftpb.MsgTimeoutNow {
 					r.handedOver = true // the election it starts is a hand-over
+				}
+				if s.dropsVote(r, m) {
+					return // quiet after a start (lease.go): as if lost
 				}
 				if m.Type == raftpb.MsgVote && s.rt.Buggify("consensus.elections") {
 					s.standAgainst(r, m)
@@ -455,9 +484,17 @@ func (s *Store) handle(ev event) {
 // TimeoutNow path: no pre-vote), so rival candidates, split votes and
 // requests for a vote already given are common, not only when two timers
 // happen to expire together. Raft's safety must not care who campaigns.
+//
+// With leases, only against a hand-over's candidate: standing in an
+// ordinary election would force votes from voters that still promise a
+// leader its lease, and only a leader may start an election that ignores
+// them (by handing over, which gives its lease up).
 func (s *Store) standAgainst(r *replica, m raftpb.Message) {
 	st := r.rn.BasicStatus()
 	if st.Lead != raft.None || st.RaftState != raft.StateFollower || m.Term != st.Term+1 {
+		return
+	}
+	if !s.opts.DisableLeases && (!forcedVote(m) || !s.mayCampaign(r)) {
 		return
 	}
 	_ = r.rn.Step(raftpb.Message{Type: raftpb.MsgTimeoutNow, From: r.id, To: r.id, Term: st.Term})
@@ -488,6 +525,20 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 		return
 	}
 	if req.Op.isRead() {
+		r.lastRead = s.ticks + 1
+		if s.leaseValid(r, st) {
+			// Every write acknowledged so far is at or below the commit
+			// index (lease.go): read there, now if it has applied.
+			if s.opts.LeasedRead != nil {
+				s.opts.LeasedRead(d.ID, st.Term)
+			}
+			if st.Commit <= r.log.Applied() {
+				s.readLocal(req, reply)
+				return
+			}
+			r.reads = append(r.reads, &read{req: req, reply: reply, readAt: st.Commit})
+			return
+		}
 		r.reads = append(r.reads, &read{req: req, reply: reply})
 		r.unbatched++
 		return
@@ -655,6 +706,7 @@ func (s *Store) cycle() {
 					rd.readAt = rs.Index
 				}
 			}
+			s.roundAnswered(x.r, batch)
 		}
 		if x.rd.SoftState != nil && s.opts.Router != nil {
 			s.opts.Router.Learn(x.r.desc.ID, nodeOf(x.rd.SoftState.Lead), x.r.rn.BasicStatus().Term)
@@ -837,6 +889,7 @@ func dedupeAppends(msgs []raftpb.Message) []raftpb.Message {
 // silence: the client's timeout reports "may have happened".
 func (s *Store) abandon(r *replica) {
 	clear(r.waiting)
+	clear(r.rounds)
 	r.reads, r.unbatched = nil, 0
 	r.confProposed = false
 }
@@ -850,12 +903,12 @@ func (s *Store) askReadIndex(r *replica) {
 	s.nextID++
 	batch := s.nextID
 	for _, rd := range r.reads {
-		if rd.batch == 0 {
+		if rd.batch == 0 && rd.readAt == 0 {
 			rd.batch = batch
 		}
 	}
 	r.unbatched = 0
-	r.rn.ReadIndex(binary.BigEndian.AppendUint64(nil, batch))
+	s.askRound(r, batch)
 }
 
 // serveReads answers the reads whose read index has been applied, from
@@ -979,6 +1032,7 @@ func (s *Store) apply(r *replica, ents []raftpb.Entry) {
 			}
 			var id uint64
 			cs, id = s.applyConfChange(b, r, cs, cc)
+			r.confEpoch++ // a lease confirmed before holds no more (lease.go)
 			r.log.SetConfState(b, cs)
 			r.confProposed = false
 			if reply := r.waiting[id]; reply != nil {
@@ -992,6 +1046,7 @@ func (s *Store) apply(r *replica, ents []raftpb.Entry) {
 		}
 	}
 	r.log.SetApplied(b, ents[len(ents)-1].Index)
+	r.appliedTerm = ents[len(ents)-1].Term
 	// Not synced: the log is, and the applied index moves with the effects
 	// in one atomic batch, so a crash at worst re-applies whole entries.
 	if err := b.Commit(false); err != nil {

@@ -27,6 +27,13 @@ type Runtime interface {
 	// Now is the node's clock. In the simulator it carries the node's offset
 	// and drift, so two nodes may disagree, as real clocks do.
 	Now() time.Time
+	// Monotonic reads the node's monotonic clock: time elapsed since an
+	// arbitrary origin (fixed for the runtime's life). It runs at the rate
+	// of Now's clock, drift included, but never steps: what measures a
+	// duration that safety depends on (a lease) reads this, never Now,
+	// whose steps could stretch the duration (CLOCK_MONOTONIC, which NTP
+	// slews but never steps).
+	Monotonic() time.Duration
 	// Sleep blocks the calling task for d on the node's clock, or until ctx
 	// ends, in which case it returns ctx.Err().
 	Sleep(ctx context.Context, d time.Duration) error

@@ -179,11 +179,17 @@ func (n *Node) ShiftClock(d time.Duration) { n.clock.shift(n.s.now, int64(d)) }
 
 func (n *Node) now() time.Time { return Epoch.Add(time.Duration(n.clock.local(n.s.now))) }
 
+// monotonic is the node's clock without its steps.
+func (n *Node) monotonic() time.Duration {
+	return time.Duration(n.clock.local(n.s.now) - n.clock.stepped)
+}
+
 // clock maps virtual time to a node's local time: piecewise linear, so rate
 // changes and steps keep the past intact.
 type clock struct {
 	baseV, baseL int64 // local(baseV) == baseL
 	rate         float64
+	stepped      int64 // the sum of the steps: local minus monotonic
 }
 
 func (c *clock) local(v int64) int64 {
@@ -200,7 +206,10 @@ func (c *clock) setRate(v int64, rate float64) {
 	c.baseL, c.baseV, c.rate = c.local(v), v, rate
 }
 
-func (c *clock) shift(v, d int64) { c.baseL, c.baseV = c.local(v)+d, v }
+func (c *clock) shift(v, d int64) {
+	c.baseL, c.baseV = c.local(v)+d, v
+	c.stepped += d
+}
 
 // virtual converts a duration on this clock into virtual nanoseconds.
 func (c *clock) virtual(d time.Duration) int64 {
@@ -233,8 +242,9 @@ func (r *nodeRuntime) alive() bool {
 	return false
 }
 
-func (r *nodeRuntime) NodeID() kernel.NodeID { return r.n.id }
-func (r *nodeRuntime) Now() time.Time        { return r.n.now() }
+func (r *nodeRuntime) NodeID() kernel.NodeID    { return r.n.id }
+func (r *nodeRuntime) Now() time.Time           { return r.n.now() }
+func (r *nodeRuntime) Monotonic() time.Duration { return r.n.monotonic() }
 
 func (r *nodeRuntime) Sleep(ctx context.Context, d time.Duration) error {
 	r.alive()

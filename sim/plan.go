@@ -12,6 +12,12 @@ import (
 	"github.com/orbitkernel/orbit/kernel"
 )
 
+// leaseDriftBoundPPM is consensus.DefaultMaxClockDrift in parts per
+// million: the clock rate error leader leases assume. (The simulator
+// cannot import consensus, whose tests import it; a test of this package
+// checks the two agree.)
+const leaseDriftBoundPPM = 50000
+
 // Fault is a kind of trouble the fault plan can cause.
 type Fault string
 
@@ -118,11 +124,12 @@ func DrawPlan(rng *rand.Rand) Plan {
 	if rng.IntN(4) == 0 {
 		p.Faults = append(p.Faults, FaultCorrupt)
 	}
-	// A third of the seeds get clocks far off — drift up to 2%, steps up
-	// to 5 s, beyond what NTP leaves — since nothing may assume a bound on
-	// them (reads go through ReadIndex; there are no leases).
+	// A third of the seeds get clocks far off — drift up to 5%, steps up
+	// to 5 s, beyond what NTP leaves. Steps have no bound; the drift's is
+	// the one leader leases assume (consensus.DefaultMaxClockDrift), and
+	// the seeds go right up to it.
 	if rng.IntN(3) == 0 {
-		p.ClockRatePPM = float64(rng.IntN(20000))
+		p.ClockRatePPM = float64(rng.IntN(leaseDriftBoundPPM))
 		p.ClockStep = time.Duration(rng.IntN(5000)) * time.Millisecond
 	}
 	return p

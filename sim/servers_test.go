@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"slices"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/orbitkernel/orbit/consensus"
@@ -35,6 +36,10 @@ type serverSet struct {
 	// says at most one node.
 	leaders     map[[2]uint64]kernel.NodeID
 	safetyError error
+	// latestTerm is, per range, the highest term anyone won so far, and
+	// by whom: a read served under a lease of an older term is a
+	// lease-safety violation (two leases at one instant).
+	latestTerm map[storage.RangeID]electedIn
 	// damaged tracks the nodes whose store failed its checksums
 	// (FaultCorrupt) through their rebuild.
 	damaged  map[kernel.NodeID]*damage
@@ -65,7 +70,7 @@ const adminNode kernel.NodeID = 201
 func emptyServerSet(s *Sim, nodes []kernel.NodeID, layout consensus.Layout) *serverSet {
 	c := &serverSet{sim: s, layout: layout, nodes: nodes, engines: map[kernel.NodeID]*storage.Engine{},
 		stores: map[kernel.NodeID]*consensus.Store{}, storeInc: map[kernel.NodeID]uint32{}, placement: map[storage.RangeID][]kernel.NodeID{},
-		leaders: map[[2]uint64]kernel.NodeID{}, damaged: map[kernel.NodeID]*damage{}}
+		leaders: map[[2]uint64]kernel.NodeID{}, latestTerm: map[storage.RangeID]electedIn{}, damaged: map[kernel.NodeID]*damage{}}
 	for _, d := range layout.Ranges() {
 		c.placement[d.ID] = slices.Clone(d.Replicas)
 	}
@@ -173,6 +178,12 @@ func (c *serverSet) openEngine(rt kernel.Runtime) *storage.Engine {
 	return eng
 }
 
+func TestClockFaultsStayWithinTheLeaseBound(t *testing.T) {
+	if want := int(consensus.DefaultMaxClockDrift * 1e6); leaseDriftBoundPPM != want {
+		t.Fatalf("the simulator drifts clocks up to %d ppm, but leases assume %d ppm", leaseDriftBoundPPM, want)
+	}
+}
+
 // openStore starts consensus on the node, recording its elections.
 func (c *serverSet) openStore(rt kernel.Runtime, eng *storage.Engine, opts consensus.Options) *consensus.Store {
 	hook := opts.BecameLeader
@@ -181,6 +192,13 @@ func (c *serverSet) openStore(rt kernel.Runtime, eng *storage.Engine, opts conse
 			hook(id, term)
 		}
 		c.leaderElected(id, term, rt.NodeID())
+	}
+	leased := opts.LeasedRead
+	opts.LeasedRead = func(id storage.RangeID, term uint64) {
+		if leased != nil {
+			leased(id, term)
+		}
+		c.leasedRead(id, term, rt.NodeID())
 	}
 	if c.damaged[rt.NodeID()] != nil {
 		opts.Join = true // rebuilt: it holds only what the admin adds back
@@ -201,6 +219,27 @@ func (c *serverSet) leaderElected(id storage.RangeID, term uint64, node kernel.N
 		c.safetyError = fmt.Errorf("election safety: range %d has two leaders in term %d: n%d and n%d", id, term, prev, node)
 	}
 	c.leaders[key] = node
+	if term > c.latestTerm[id].term {
+		c.latestTerm[id] = electedIn{term, node, c.sim.Elapsed()}
+	}
+}
+
+// electedIn is a leader's win: its term, node and (virtual) time.
+type electedIn struct {
+	term uint64
+	node kernel.NodeID
+	at   time.Duration
+}
+
+// leasedRead checks lease safety as leaderElected checks election safety:
+// a leader serving a read alone in term must be the latest leader of its
+// range. Had anyone won a later term already, its voters broke the
+// promise the lease rests on, and the read may miss that leader's writes.
+func (c *serverSet) leasedRead(id storage.RangeID, term uint64, node kernel.NodeID) {
+	if latest := c.latestTerm[id]; latest.term > term && c.safetyError == nil {
+		c.safetyError = fmt.Errorf("lease safety: n%d served a read of range %d under its term-%d lease at %v, after n%d won term %d at %v",
+			node, id, term, c.sim.Elapsed(), latest.node, latest.term, latest.at)
+	}
 }
 
 // membership moves replicas while the clients work. During the faults,

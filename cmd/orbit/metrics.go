@@ -27,6 +27,7 @@ type metrics struct {
 	cmdSeconds    *prometheus.HistogramVec
 	cmdErrors     *prometheus.CounterVec
 	leaderChanges *prometheus.CounterVec
+	leasedReads   *prometheus.CounterVec
 
 	// applied counts the commands applied here per range, and stamps keeps
 	// the latest leader stamp applied (for INFO: equal stamps on two nodes
@@ -53,6 +54,10 @@ func newMetrics() *metrics {
 			Name: "orbit_raft_leadership_changes_total",
 			Help: "Replicas on this node that became leader (event=won) or stopped leading (event=lost), by range.",
 		}, []string{"range", "event"}),
+		leasedReads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orbit_raft_leased_reads_total",
+			Help: "Reads this node served as range leader under its lease, without a ReadIndex round, by range (the rest of orbit_raft_queries_total and key-value reads took a round).",
+		}, []string{"range"}),
 		applied: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orbit_raft_applied_commands_total",
 			Help: "Redis write commands applied on this node's replica, by range (since the process started).",
@@ -64,7 +69,7 @@ func newMetrics() *metrics {
 		stamps: map[storage.RangeID]int64{},
 	}
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.cmdSeconds, m.cmdErrors, m.leaderChanges, m.applied, m.queries)
+		m.cmdSeconds, m.cmdErrors, m.leaderChanges, m.leasedReads, m.applied, m.queries)
 	return m
 }
 

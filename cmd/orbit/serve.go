@@ -51,6 +51,10 @@ type serveConfig struct {
 	pprof bool
 	// cacheMB and memtableMB size Pebble's block cache and memtables.
 	cacheMB, memtableMB int
+	// maxClockDrift and noLeases set leader leases
+	// (consensus.Options.MaxClockDrift, DisableLeases).
+	maxClockDrift float64
+	noLeases      bool
 	// testFaults enables test-only fault injection: POST /test/clock, and
 	// a disk that loses unsynced writes at SIGKILL (internal/powerloss).
 	testFaults bool
@@ -103,6 +107,8 @@ func serve(args []string, stderr io.Writer) int {
 	fs.StringVar(&cfg.join, "join", "", "join the running cluster of the node at this HTTP `ADDR` (first start: learn the cluster from it; every start: ask it to add this node, which is idempotent); needs --peer-addr")
 	fs.IntVar(&cfg.cacheMB, "cache-mb", 128, "Pebble's block cache, in MiB (reads that miss it go to the disk)")
 	fs.IntVar(&cfg.memtableMB, "memtable-mb", 16, "Pebble's memtable size, in MiB (a full one is flushed to an sstable)")
+	fs.Float64Var(&cfg.maxClockDrift, "max-clock-drift", consensus.DefaultMaxClockDrift, "the most any node's clock may run fast or slow, as a fraction (0.05: 5%); leader leases are shortened to stay safe within it")
+	fs.BoolVar(&cfg.noLeases, "no-leases", false, "serve every read through a ReadIndex round instead of under a leader lease (for clocks that cannot promise --max-clock-drift)")
 	fs.BoolVar(&cfg.pprof, "pprof", false, "serve Go's profiles (net/http/pprof) under /debug/pprof/ on --http-addr")
 	fs.BoolVar(&cfg.testFaults, "test-faults", false, "TEST ONLY (the Jepsen harness): serve POST /test/clock?offset=DURATION, which shifts this node's clock, and keep unsynced disk writes in memory so that SIGKILL loses them like a power cut; never in production")
 	if err := fs.Parse(args); err != nil {
@@ -121,6 +127,9 @@ func serve(args []string, stderr io.Writer) int {
 		return 2
 	case cfg.cacheMB < 1 || cfg.memtableMB < 1 || cfg.memtableMB >= 4096:
 		fmt.Fprintln(stderr, "orbit serve: --cache-mb must be at least 1, and --memtable-mb between 1 and 4095")
+		return 2
+	case !(cfg.maxClockDrift > 0 && cfg.maxClockDrift <= 0.2):
+		fmt.Fprintln(stderr, "orbit serve: --max-clock-drift must be above 0 and at most 0.2 (20%); use --no-leases for clocks that cannot promise a bound")
 		return 2
 	case cfg.nodeID == 0 || cfg.nodeID > 1<<32-1:
 		fmt.Fprintln(stderr, "orbit serve: --node-id must be between 1 and 4294967295")
@@ -282,9 +291,12 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 		return fmt.Errorf("starting the Redis session layer: %w", err)
 	}
 	store, err := consensus.Open(rt, eng, layout, consensus.Options{
-		Join:         rec.Joined,
-		Router:       router,
-		StateMachine: stateMachine{StateMachine: sess.StateMachine(), layout: layout, m: m},
+		Join:          rec.Joined,
+		Router:        router,
+		MaxClockDrift: cfg.maxClockDrift,
+		DisableLeases: cfg.noLeases,
+		LeasedRead:    func(r storage.RangeID, _ uint64) { m.leasedReads.WithLabelValues(rangeLabel(r)).Inc() },
+		StateMachine:  stateMachine{StateMachine: sess.StateMachine(), layout: layout, m: m},
 		BecameLeader: func(r storage.RangeID, term uint64) {
 			m.leaderChanges.WithLabelValues(rangeLabel(r), "won").Inc()
 			sess.BecameLeader(r, term)

@@ -59,6 +59,9 @@ type Runtime struct {
 	logger *slog.Logger
 	// clockOffset shifts Now (nanoseconds): a test-only fault.
 	clockOffset atomic.Int64
+	// started is Monotonic's origin; time.Since reads Go's monotonic
+	// clock from it.
+	started time.Time
 }
 
 var _ kernel.Runtime = (*Runtime)(nil)
@@ -80,9 +83,10 @@ func New(opts Options) *Runtime {
 	var seed [16]byte
 	_, _ = cryptorand.Read(seed[:]) // never fails since Go 1.24
 	r := &Runtime{
-		opts:   opts,
-		rng:    rand.New(&lockedSource{src: rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:]))}),
-		logger: opts.Logger.With("node", uint64(opts.NodeID)),
+		opts:    opts,
+		rng:     rand.New(&lockedSource{src: rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:]))}),
+		logger:  opts.Logger.With("node", uint64(opts.NodeID)),
+		started: time.Now(),
 	}
 	r.ctx, r.stop = context.WithCancel(context.Background())
 	r.net, r.detach = opts.Net.Attach(r)
@@ -99,6 +103,10 @@ func (r *Runtime) Stop() {
 
 func (r *Runtime) NodeID() kernel.NodeID { return r.opts.NodeID }
 func (r *Runtime) Now() time.Time        { return time.Now().Add(time.Duration(r.clockOffset.Load())) }
+
+// Monotonic is unaffected by SetClockOffset, as CLOCK_MONOTONIC is by an
+// operator's clock step.
+func (r *Runtime) Monotonic() time.Duration { return time.Since(r.started) }
 
 // SetClockOffset shifts the node's clock (Now) by d from the wall clock,
 // at once: a clock fault for tests against real processes (the Jepsen
