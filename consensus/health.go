@@ -19,7 +19,9 @@ import (
 //
 //   - its round-trip time to each peer node: the driver pings every peer
 //     every probeTicks; the peer's driver answers at once, echoing the
-//     sender's clock reading, so no two clocks are compared;
+//     sender's monotonic clock reading, so no two clocks are compared for
+//     it (the pong also carries the peer's own reading: clockrate.go
+//     compares the clocks' rates with it);
 //   - its own sync latency: how long its synced Raft writes take.
 //
 // Each ping and pong carries the sender's measurements, so every node knows
@@ -62,6 +64,9 @@ type health struct {
 	// here, or won here through a hand-over: no new hand-over within
 	// transferCooldown of it.
 	moved map[storage.RangeID]time.Time
+	// rates compares each peer's clock rate with this node's
+	// (clockrate.go).
+	rates map[kernel.NodeID]*rateTrack
 }
 
 // samples keeps the last healthSamples durations and when the last came.
@@ -94,10 +99,14 @@ type healthReport struct {
 	at   time.Time // when this node received it (its own clock)
 	sync time.Duration
 	rtt  map[kernel.NodeID]time.Duration // fresh round trips only
+	// mono is the sender's monotonic clock as it sent the message (0: an
+	// older binary's message, without it).
+	mono time.Duration
 }
 
 func newHealth() *health {
-	return &health{rtt: map[kernel.NodeID]*samples{}, reports: map[kernel.NodeID]healthReport{}, moved: map[storage.RangeID]time.Time{}}
+	return &health{rtt: map[kernel.NodeID]*samples{}, reports: map[kernel.NodeID]healthReport{}, moved: map[storage.RangeID]time.Time{},
+		rates: map[kernel.NodeID]*rateTrack{}}
 }
 
 // report is this node's own measurements, as of now.
@@ -112,9 +121,11 @@ func (h *health) report(now time.Time) healthReport {
 	return r
 }
 
-// Wire format: kind(1) sentAt(8, the pinger's clock in ns) sync(uvarint
-// µs) count(uvarint) then count × (node uvarint, rtt uvarint µs), nodes in
-// increasing order.
+// Wire format: kind(1) sentAt(8, the pinger's monotonic clock in ns)
+// sync(uvarint µs) count(uvarint) then count × (node uvarint, rtt uvarint
+// µs), nodes in increasing order, then the sender's monotonic clock
+// (uvarint ns; absent from an older binary's messages, which this one
+// reads as 0, as an older one ignores it).
 const (
 	healthPing byte = 1
 	healthPong byte = 2
@@ -134,7 +145,7 @@ func encodeHealth(kind byte, sentAt int64, r healthReport) []byte {
 		b = binary.AppendUvarint(b, uint64(id))
 		b = binary.AppendUvarint(b, uint64(r.rtt[id].Microseconds()))
 	}
-	return b
+	return binary.AppendUvarint(b, uint64(max(r.mono, 0)))
 }
 
 func decodeHealth(b []byte) (kind byte, sentAt int64, r healthReport, err error) {
@@ -165,6 +176,11 @@ func decodeHealth(b []byte) (kind byte, sentAt int64, r healthReport, err error)
 		}
 		r.rtt[kernel.NodeID(id)] = time.Duration(d) * time.Microsecond
 	}
+	if len(b) > 0 {
+		if r.mono = time.Duration(next()); err != nil {
+			return 0, 0, r, err
+		}
+	}
 	return kind, sentAt, r, nil
 }
 
@@ -186,7 +202,10 @@ func (s *Store) peerNodes() []kernel.NodeID {
 // probe pings every peer node (on the driver, every probeTicks).
 func (s *Store) probe() {
 	now := s.rt.Now()
-	msg := encodeHealth(healthPing, now.UnixNano(), s.health.report(now))
+	r := s.health.report(now)
+	r.mono = s.rt.Monotonic()
+	msg := encodeHealth(healthPing, int64(r.mono), r)
+	s.publishFenced() // measurements go stale too
 	for _, n := range s.peerNodes() {
 		s.rt.Net().Send(n, healthPort, msg)
 	}
@@ -203,11 +222,17 @@ func (s *Store) onHealth(from kernel.NodeID, b []byte) {
 	s.health.reports[from] = r
 	switch kind {
 	case healthPing:
-		s.rt.Net().Send(from, healthPort, encodeHealth(healthPong, sentAt, s.health.report(now)))
+		own := s.health.report(now)
+		own.mono = s.rt.Monotonic()
+		s.rt.Net().Send(from, healthPort, encodeHealth(healthPong, sentAt, own))
 	case healthPong:
-		rtt := now.Sub(time.Unix(0, sentAt))
+		mono := s.rt.Monotonic()
+		rtt := mono - time.Duration(sentAt)
 		if rtt < 0 || rtt > healthStale {
-			return // a clock step, or a pong too late to mean anything
+			return // an older binary's wall-clock reading, or a pong too late to mean anything
+		}
+		if r.mono != 0 {
+			s.noteRate(from, time.Duration(sentAt), r.mono, mono)
 		}
 		sm := s.health.rtt[from]
 		if sm == nil {

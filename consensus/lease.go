@@ -132,7 +132,7 @@ func (s *Store) campaignEagerly() {
 	for _, id := range s.ids {
 		r := s.replicas[id]
 		st := r.rn.BasicStatus()
-		if st.RaftState == raft.StateFollower && st.Lead != raft.None && s.mayCampaign(r) {
+		if st.RaftState == raft.StateFollower && st.Lead != raft.None && !s.hearsLeader(r, st) && s.mayCampaign(r) {
 			_ = r.rn.Campaign()
 		}
 	}
@@ -181,6 +181,9 @@ func (s *Store) leaseValid(r *replica, st raft.BasicStatus) bool {
 	s.noteTransfer(r, st)
 	if r.gaveUp == st.Term || r.lease.term != st.Term || r.lease.epoch != r.confEpoch || r.appliedTerm != st.Term {
 		return false
+	}
+	if !s.votersRateOK(r) {
+		return false // a voter's clock runs too fast for the lease (clockrate.go)
 	}
 	if mutation.On(MutLeaseNeverExpires) {
 		return true

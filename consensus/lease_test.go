@@ -199,3 +199,45 @@ func TestTransferVoteContext(t *testing.T) {
 	}
 	t.Fatalf("no vote request after MsgTimeoutNow: %v", rd.Messages)
 }
+
+// TestClockRateBeyondBoundFencesLeases: a follower whose clock runs 30%
+// fast would vote before the leader's lease ends; the leader measures the
+// rate within a few seconds and stops serving reads alone (they still
+// succeed, through ReadIndex). Clocks within the bound fence nothing.
+func TestClockRateBeyondBoundFencesLeases(t *testing.T) {
+	for _, tc := range []struct {
+		follower, leader float64
+		fenced           bool
+	}{
+		{1.3, 1, true},
+		{1 + DefaultMaxClockDrift*0.8, 1 - DefaultMaxClockDrift*0.8, false},
+	} {
+		w := newLeaseWorld(t, 7)
+		if err := w.sim.RunUntil(func() bool { return w.leader() != 0 && len(w.leased) > 0 }, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		l := w.leader()
+		f := l%3 + 1
+		w.sim.Node(f).SetClockRate(tc.follower)
+		w.sim.Node(l).SetClockRate(tc.leader)
+		if err := w.sim.RunFor(3 * rateWindow); err != nil {
+			t.Fatal(err)
+		}
+		if w.leader() != l {
+			t.Fatalf("leadership moved from n%d", l)
+		}
+		if got := w.stores[l].ClockRateFenced(); (got > 0) != tc.fenced {
+			t.Fatalf("rates %v/%v: leader fences %d peers, want fenced %t", tc.follower, tc.leader, got, tc.fenced)
+		}
+		before, reads := w.leased[l], w.reads[l]
+		if err := w.sim.RunFor(time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if w.reads[l]-reads < 100 {
+			t.Fatalf("only %d reads answered on n%d in a second", w.reads[l]-reads, l)
+		}
+		if leasing := w.leased[l] != before; leasing == tc.fenced {
+			t.Fatalf("rates %v/%v: leased reads went on %t, want %t", tc.follower, tc.leader, leasing, !tc.fenced)
+		}
+	}
+}

@@ -268,15 +268,10 @@ func (s *Store) transferLeadership(r *replica, reply func(Response, error)) {
 	reply(Response{}, retryf("no caught-up voter to hand leadership to"))
 }
 
-func nextGen(r interface {
-	GetRangeLocal(storage.RangeID, []byte) ([]byte, error)
-}, id storage.RangeID) uint32 {
-	v, err := r.GetRangeLocal(id, []byte(rangeLocalNextGen))
-	if errors.Is(err, storage.ErrNotFound) {
+func nextGen(r rangeLocalReader, id storage.RangeID) uint32 {
+	v, ok := rangeLocalFixed(r, id, rangeLocalNextGen, 4)
+	if !ok {
 		return 1
-	}
-	if err != nil || len(v) != 4 {
-		kernel.Crash("range %d: next generation: %v", id, err)
 	}
 	return binary.BigEndian.Uint32(v)
 }

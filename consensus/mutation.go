@@ -19,6 +19,10 @@ var (
 		"never persists the vote: after a restart a node can vote twice in one term")
 	MutLeaseNeverExpires = mutation.Plant("lease-never-expires", mutation.Consensus,
 		"a leader keeps serving reads under its lease after it has run out")
+	MutUncheckedEvaluation = mutation.Plant("unchecked-evaluation", mutation.Consensus,
+		"applies an entry's effects without checking it was evaluated after the last entry applied: a write evaluated on top of a lost one applies what it read there")
+	MutFollowerReevaluates = mutation.Plant("follower-reevaluates", mutation.StateMachine,
+		"followers execute each write again as they apply it, with their own clock and randomness, instead of applying the leader's effects")
 	MutApplyRetriesTwice = mutation.Plant("apply-retries-twice", mutation.Client,
 		"skips the client table: a retried write applies again")
 	MutTimeoutNotApplied = mutation.Plant("timeout-not-applied", mutation.Client,

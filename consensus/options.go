@@ -58,6 +58,11 @@ type Options struct {
 	// heartbeat or so).
 	DisableLeases bool
 	MaxClockDrift float64
+	// Applied, if set, hears of every write a replica here applies (on
+	// every replica, leader or not), with its leader's stamp (0 for a
+	// plain put, delete or CAS): what wakes clients blocked on a key, and
+	// what the applied-write metrics count. Same rules as BecameLeader.
+	Applied func(id storage.RangeID, nowMillis int64)
 	// LeasedRead, if set, hears of every read a leader serves under its
 	// lease, at the moment it decides to (the simulator's lease-safety
 	// check). Same rules as BecameLeader.

@@ -11,23 +11,24 @@ import (
 )
 
 // Commands: the layers above (the Redis command layer) run their own
-// operations on a range as opaque commands. A write (OpCommand) goes through
-// the Raft log and is executed by StateMachine.Apply on every replica when
-// it applies, with the range's other effects (client table, applied index)
-// in one atomic batch; a read (OpQuery) is executed by StateMachine.Query on
-// the leader once a ReadIndex says its state is current. Either way the
+// operations on a range as opaque commands. A write (OpCommand) is
+// executed by StateMachine.Apply once, on the range's leader, against the
+// range's state as the writes before it leave it (evaluate.go); what it
+// writes goes through the Raft log as effects, with the range's other
+// bookkeeping (client table, clock), and every replica applies those. A
+// read (OpQuery) is executed by StateMachine.Query on the leader, under its
+// lease or once a ReadIndex says its state is current. Either way the
 // command sees exactly one range's data, so a command over several keys of
 // one range is atomic.
 //
 // Time and randomness come from the leader: it stamps each command when it
-// proposes it, the stamp travels in the log, and every replica applies the
-// same stamp — never its own clock (Redis's expiry decisions must not
-// differ between replicas). Stamps are made monotonic per range: the range
-// remembers the latest it applied (range-local "now"), and a command never
-// sees an earlier time, across leader changes and clock steps alike.
+// evaluates it. Stamps are made monotonic per range: the range remembers
+// the latest it applied (range-local "now"), and a command never sees an
+// earlier time, across leader changes and clock steps alike.
 
-// StateMachine executes a range's commands. Both methods must be
-// deterministic functions of their arguments and the data they read.
+// StateMachine executes a range's commands. Apply runs only where a write
+// is evaluated, so it need not be deterministic; what must happen on every
+// replica as writes apply belongs in Options.Applied.
 type StateMachine interface {
 	// Apply executes a write command and returns its reply. An error means
 	// the node cannot trust its data (a corrupt record): the node crashes
@@ -156,17 +157,32 @@ func (s *Store) stamp() CommandMeta {
 }
 
 // rangeNow returns the range's latest applied time.
-func rangeNow(r interface {
-	GetRangeLocal(storage.RangeID, []byte) ([]byte, error)
-}, id storage.RangeID) int64 {
-	v, err := r.GetRangeLocal(id, []byte(rangeLocalNow))
-	if errors.Is(err, storage.ErrNotFound) {
+func rangeNow(r rangeLocalReader, id storage.RangeID) int64 {
+	v, ok := rangeLocalFixed(r, id, rangeLocalNow, 8)
+	if !ok {
 		return 0
 	}
-	if err != nil || len(v) != 8 {
-		kernel.Crash("range %d: applied time: %v", id, err)
-	}
 	return int64(binary.BigEndian.Uint64(v))
+}
+
+// rangeLocalReader reads a range's range-local keys: the engine or a
+// batch.
+type rangeLocalReader interface {
+	GetRangeLocal(storage.RangeID, []byte) ([]byte, error)
+}
+
+// rangeLocalFixed reads range-local key of range id, a value of size
+// bytes; false when it is absent. Anything else is a corrupt range: the
+// node crashes.
+func rangeLocalFixed(r rangeLocalReader, id storage.RangeID, key string, size int) ([]byte, bool) {
+	v, err := r.GetRangeLocal(id, []byte(key))
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, false
+	}
+	if err != nil || len(v) != size {
+		kernel.Crash("range %d: range-local %q: %d bytes, %v", id, key, len(v), err)
+	}
+	return v, true
 }
 
 // applyCommand executes a write command in b.

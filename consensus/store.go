@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -47,6 +48,11 @@ type Store struct {
 	closing *kernel.Future[struct{}] // set by Close; the driver ends
 	// health is this node's view of latencies (health.go).
 	health *health
+	// drains wait for this node to lead nothing (Drain, drain.go).
+	drains []*kernel.Future[struct{}]
+	// fencedPeers is ClockRateFenced's answer (clockrate.go), for readers
+	// off the driver.
+	fencedPeers atomic.Int64
 }
 
 // replica is one range on this node. Only the driver touches it.
@@ -119,6 +125,17 @@ type replica struct {
 	appliedTerm uint64
 	lastRead    uint64
 	quietUntil  time.Duration
+	// Evaluation (evaluate.go), while leading: the overlay of the
+	// writes proposed and not yet applied, over the engine; the proposals
+	// in flight, in order; and the tip of the chain (the ID the next
+	// entry is evaluated after).
+	overlay  *storage.Batch
+	inflight []inflight
+	tip      uint64
+	// standing is the term in which the standAgainst perturbation made
+	// this replica a candidate, with leases on (its requests are sent as
+	// an ordinary election's).
+	standing uint64
 }
 
 type read struct {
@@ -138,6 +155,7 @@ type event struct {
 	gc     []byte // a notice that a replica here was removed
 	snap   *snapDone
 	close  *kernel.Future[struct{}]
+	drain  *kernel.Future[struct{}]
 	req    *Request
 	reply  func(Response, error)
 }
@@ -308,8 +326,14 @@ func (s *Store) openReplica(d Descriptor, id uint64) (*replica, error) {
 // Requests after Close get no answer. Call it once, before closing the
 // engine and stopping the runtime.
 func (s *Store) Close(ctx context.Context) error {
-	done := kernel.NewFuture[struct{}](s.rt, "store close")
-	for !s.events.Send(event{close: done}) {
+	return s.ask(ctx, "store close", func(f *kernel.Future[struct{}]) event { return event{close: f} })
+}
+
+// ask sends the driver the event ev makes of a new future, retrying while
+// the mailbox is full, and waits for the driver to set the future.
+func (s *Store) ask(ctx context.Context, what string, ev func(*kernel.Future[struct{}]) event) error {
+	done := kernel.NewFuture[struct{}](s.rt, what)
+	for !s.events.Send(ev(done)) {
 		if err := s.rt.Sleep(ctx, time.Millisecond); err != nil {
 			return err
 		}
@@ -415,6 +439,7 @@ func (s *Store) handle(ev event) {
 			s.progressHandovers()
 		}
 		s.renewLeases()
+		s.drainLeadership()
 		if s.rt.Buggify("consensus.eager-elections") {
 			s.campaignEagerly()
 		}
@@ -463,6 +488,9 @@ func (s *Store) handle(ev event) {
 		})
 	case ev.health != nil:
 		s.onHealth(ev.from, ev.health)
+	case ev.drain != nil:
+		s.drains = append(s.drains, ev.drain)
+		s.drainLeadership()
 	case ev.close != nil:
 		s.closing = ev.close // after this cycle
 	case ev.snap != nil:
@@ -485,17 +513,22 @@ func (s *Store) handle(ev event) {
 // requests for a vote already given are common, not only when two timers
 // happen to expire together. Raft's safety must not care who campaigns.
 //
-// With leases, only against a hand-over's candidate: standing in an
-// ordinary election would force votes from voters that still promise a
-// leader its lease, and only a leader may start an election that ignores
-// them (by handing over, which gives its lease up).
+// With leases, the stander's own vote requests go out as an ordinary
+// election's (standing marks them; cycle strips the hand-over mark): a
+// forced request would take votes from voters that still promise a leader
+// its lease, and only a leader may start an election that ignores them (by
+// handing over, which gives its lease up). And not while the replica
+// itself promises one.
 func (s *Store) standAgainst(r *replica, m raftpb.Message) {
 	st := r.rn.BasicStatus()
 	if st.Lead != raft.None || st.RaftState != raft.StateFollower || m.Term != st.Term+1 {
 		return
 	}
-	if !s.opts.DisableLeases && (!forcedVote(m) || !s.mayCampaign(r)) {
-		return
+	if !s.opts.DisableLeases {
+		if !s.mayCampaign(r) {
+			return
+		}
+		r.standing = m.Term
 	}
 	_ = r.rn.Step(raftpb.Message{Type: raftpb.MsgTimeoutNow, From: r.id, To: r.id, Term: st.Term})
 }
@@ -549,24 +582,36 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 		reply(Response{}, NotLeaderError{Term: st.Term})
 		return
 	}
+	if !canEvaluate(r, st) {
+		// A new leader evaluates nothing before its state holds every
+		// earlier leader's writes (evaluate.go); the client comes back.
+		reply(Response{}, NotLeaderError{Leader: nodeOf(st.Lead), Term: st.Term})
+		return
+	}
 	if req.Op == OpCommand {
 		meta := s.stamp()
 		req.NowMillis, req.Rand = meta.NowMillis, meta.Rand
 	}
-	if s.rt.Buggify("consensus.drop-proposal") {
-		return // lost on the way: the client times out and retries
-	}
-	data := encodeProposal(id, req)
+	data, writes := s.evaluate(r, d, id, req)
 	if len(data) > MaxProposalBytes+proposalOverhead {
 		// A larger entry could never reach the followers (the transport's
 		// message bound) and would stall the range behind it.
+		s.resetOverlay(r, true)
 		reply(Response{}, coded{code: codeTooLarge, err: ErrTooLarge})
 		return
 	}
+	if s.rt.Buggify("consensus.drop-proposal") {
+		// Lost on the way: the client times out and retries, and the
+		// entries evaluated after it are rejected as they apply.
+		r.chain(id, writes)
+		return
+	}
 	if err := r.rn.Propose(data); err != nil {
+		s.resetOverlay(r, true)
 		reply(Response{}, NotLeaderError{Leader: nodeOf(st.Lead), Term: st.Term})
 		return
 	}
+	r.chain(id, writes)
 	s.proposed++
 	r.waiting[id] = reply
 }
@@ -620,6 +665,9 @@ func (s *Store) cycle() {
 		// chunks (snapstream.go); one without a matching view is reported
 		// failed, so that Raft asks storage for the current snapshot again.
 		for i := range rd.Messages {
+			if m := &rd.Messages[i]; m.Type == raftpb.MsgVote && r.standing == m.Term {
+				m.Context = nil // standAgainst: an ordinary election's request
+			}
 			if m := &rd.Messages[i]; m.Type == raftpb.MsgSnap {
 				if !s.startSnapshot(r, *m) {
 					snapFailures = append(snapFailures, snapFailure{r, m.To})
@@ -671,6 +719,20 @@ func (s *Store) cycle() {
 		f.r.rn.ReportSnapshot(f.to, raft.SnapshotFailure)
 	}
 	s.send(readies, false)
+	// Perturbation: a vote request arrives again, a few and a few hundred
+	// milliseconds later (a network that duplicates and delays), so that
+	// a voter that crashed and restarted meanwhile hears it again: it
+	// must remember the vote it gave (see the next perturbation).
+	for _, x := range readies {
+		for _, m := range x.rd.Messages {
+			if m.Type == raftpb.MsgVote && m.To != 0 && s.rt.Buggify("consensus.elections") {
+				to, batch := nodeOf(m.To), encodeRaftBatch([]outMsg{{id: x.r.desc.ID, m: m}})
+				for _, within := range []int{40, 300} {
+					s.rt.AfterFunc(time.Duration(5+s.rt.Rand().IntN(within))*time.Millisecond, func() { s.rt.Net().Send(to, raftPort, batch) })
+				}
+			}
+		}
+	}
 	// Perturbation: die right after granting a vote (durable, and sent):
 	// the restarted node must still remember it, or a late request from a
 	// rival candidate of the same term gets a second vote.
@@ -889,6 +951,7 @@ func dedupeAppends(msgs []raftpb.Message) []raftpb.Message {
 // silence: the client's timeout reports "may have happened".
 func (s *Store) abandon(r *replica) {
 	clear(r.waiting)
+	s.resetOverlay(r, false)
 	clear(r.rounds)
 	r.reads, r.unbatched = nil, 0
 	r.confProposed = false
@@ -997,7 +1060,9 @@ func (s *Store) apply(r *replica, ents []raftpb.Entry) {
 	type answer struct {
 		reply func(Response, error)
 		resp  Response
+		err   error
 	}
+	var applied []int64 // the stamps of the writes applied, for Options.Applied
 	var answers []answer
 	cs := r.log.ConfState()
 	for _, e := range ents {
@@ -1010,14 +1075,29 @@ func (s *Store) apply(r *replica, ents []raftpb.Entry) {
 				r.confProposed = false
 				continue
 			}
-			id, req, err := decodeProposal(e.Data)
+			p, err := decodeProposal(e.Data)
 			if err != nil {
 				kernel.Crash("range %d: undecodable entry %d: %v", r.desc.ID, e.Index, err)
 			}
-			resp := s.applyRequest(b, r.desc, req)
-			if reply := r.waiting[id]; reply != nil {
-				delete(r.waiting, id)
-				answers = append(answers, answer{reply, resp})
+			var resp Response
+			ok := true
+			if p.effects != nil {
+				resp, ok = s.applyEffects(b, r, p.id, p.effects)
+				if ok {
+					applied = append(applied, p.effects.nowMillis)
+				}
+			} else {
+				// An entry of the old format: executed as it applies.
+				resp = s.applyRequest(b, r.desc, p.req)
+				applied = append(applied, p.req.NowMillis)
+			}
+			if reply := r.waiting[p.id]; reply != nil {
+				delete(r.waiting, p.id)
+				if ok {
+					answers = append(answers, answer{reply: reply, resp: resp})
+				} else {
+					answers = append(answers, answer{reply: reply, err: errStaleEvaluation})
+				}
 			}
 		case raftpb.EntryConfChange, raftpb.EntryConfChangeV2:
 			var cc raftpb.ConfChangeV2
@@ -1037,7 +1117,7 @@ func (s *Store) apply(r *replica, ents []raftpb.Entry) {
 			r.confProposed = false
 			if reply := r.waiting[id]; reply != nil {
 				delete(r.waiting, id)
-				answers = append(answers, answer{reply, Response{}})
+				answers = append(answers, answer{reply: reply})
 			}
 			r.removed = !slices.Contains(members(cs), r.id)
 			// A replica added by this change is caught up by a snapshot,
@@ -1053,7 +1133,12 @@ func (s *Store) apply(r *replica, ents []raftpb.Entry) {
 		kernel.Crash("range %d: apply: %v", r.desc.ID, err)
 	}
 	for _, a := range answers {
-		a.reply(a.resp, nil)
+		a.reply(a.resp, a.err)
+	}
+	if s.opts.Applied != nil {
+		for _, now := range applied {
+			s.opts.Applied(r.desc.ID, now)
+		}
 	}
 	s.maybeTruncate(r)
 }

@@ -418,11 +418,38 @@ func describeEntry(e raftpb.Entry) string {
 	if len(e.Data) == 0 {
 		return "empty"
 	}
-	_, req, err := decodeProposal(e.Data)
+	p, err := decodeProposal(e.Data)
 	if err != nil {
 		return "undecodable"
 	}
-	return describeRequest(req)
+	if p.effects == nil {
+		return describeRequest(p.req)
+	}
+	return describeEffects(p.effects.writes)
+}
+
+// describeEffects lists an entry's writes to user data ("no writes" for a
+// CAS that did not swap, say); range-local bookkeeping is left out.
+func describeEffects(writes []byte) string {
+	var parts []string
+	err := storage.VisitEffects(writes, func(op storage.EffectOp) {
+		switch {
+		case op.Local:
+		case op.Kind == "set":
+			parts = append(parts, fmt.Sprintf("set %s=%s", op.Key, op.Value))
+		case op.Kind == "delete":
+			parts = append(parts, fmt.Sprintf("delete %s", op.Key))
+		default:
+			parts = append(parts, fmt.Sprintf("delete [%s, %s)", op.Key, op.End))
+		}
+	})
+	if err != nil {
+		return "undecodable effects"
+	}
+	if len(parts) == 0 {
+		return "no writes"
+	}
+	return strings.Join(parts, ", ")
 }
 
 func describeRequest(req Request) string {

@@ -253,38 +253,122 @@ func decodeResponse(b []byte) (Response, error) {
 }
 
 // A proposal is what goes into the Raft log, in a versioned envelope:
-// version(1) proposal-id(8) request. The proposal ID lets the proposing
-// node find who waits for it. Every normal entry this binary writes
-// carries entryVersion; an entry of another version was written by another
-// binary, and a replica that meets one at apply stops with
-// ErrEntryVersion rather than guess at its bytes (docs/consensus.md,
-// "The log entry envelope").
+// version(1) proposal-id(8), then what the version says. The proposal ID
+// lets the proposing node find who waits for it. A replica that meets an
+// entry of a version this binary does not read stops with ErrEntryVersion
+// rather than guess at its bytes (docs/consensus.md, "The log entry
+// envelope").
 //
-// proposalOverhead bounds what a proposal adds to its client's request:
-// the envelope and the leader's stamp (CommandMeta).
+//   - Version 2 (what this binary writes): the effects the leader
+//     evaluated the write to (evaluate.go): prev(8), the ID of the effects
+//     entry it was evaluated after; now(8), the leader's stamp (for the
+//     Applied hook); client(8), whose client-table record in the effects
+//     holds the reply; flags(1); the effects (storage.Batch's encoding,
+//     length-prefixed); and, with flag 1, the request itself (only the
+//     follower-reevaluates planted bug writes it).
+//   - Version 1 (written before 2026-12-02; still read, so that a data
+//     directory's log replays): the client's request, stamped by the
+//     leader, which every replica executes as it applies.
+//
+// proposalOverhead bounds what a proposal adds to its effects: the
+// envelope.
 const proposalOverhead = 64
 
-// entryVersion is the envelope version this binary writes and reads.
-// Bump it with any change to what follows the version byte, and teach
-// decodeProposal the old one while a cluster may still hold it.
-const entryVersion = 1
+// entryVersion is the envelope version this binary writes. Bump it with
+// any change to what follows the version byte, and keep reading the old
+// one while a cluster may still hold it.
+const (
+	entryVersion        = 2
+	entryVersionRequest = 1
+)
 
 // ErrEntryVersion is the reason a replica stops at a log entry whose
 // envelope version this binary does not read.
 var ErrEntryVersion = errors.New("consensus: log entry of an unknown format version")
 
-func encodeProposal(id uint64, r Request) []byte {
+// proposal is a decoded log entry: effects (version 2) or a request to
+// execute at apply (version 1).
+type proposal struct {
+	id      uint64
+	effects *evaluated
+	req     Request // version 1 only
+}
+
+// evaluated is a write as its leader evaluated it.
+type evaluated struct {
+	prev      uint64   // the effects entry it was evaluated after (0: none)
+	nowMillis int64    // the leader's stamp
+	client    uint64   // whose client-table record has the reply
+	writes    []byte   // storage effects
+	req       *Request // MutFollowerReevaluates only
+}
+
+const flagCarriesRequest = 1
+
+func encodeEffects(id uint64, ev evaluated) []byte {
 	b := binary.BigEndian.AppendUint64([]byte{entryVersion}, id)
+	b = binary.BigEndian.AppendUint64(b, ev.prev)
+	b = binary.BigEndian.AppendUint64(b, uint64(ev.nowMillis))
+	b = binary.BigEndian.AppendUint64(b, ev.client)
+	var flags byte
+	if ev.req != nil {
+		flags |= flagCarriesRequest
+	}
+	b = append(b, flags)
+	b = appendBytes(b, ev.writes)
+	if ev.req != nil {
+		b = appendBytes(b, ev.req.encode())
+	}
+	return b
+}
+
+// encodeRequestProposal writes a version 1 entry (tests of the old
+// format's replay).
+func encodeRequestProposal(id uint64, r Request) []byte {
+	b := binary.BigEndian.AppendUint64([]byte{entryVersionRequest}, id)
 	return append(b, r.encode()...)
 }
 
-func decodeProposal(b []byte) (uint64, Request, error) {
+func decodeProposal(b []byte) (proposal, error) {
 	if len(b) < 9 {
-		return 0, Request{}, errMalformed
+		return proposal{}, errMalformed
 	}
-	if b[0] != entryVersion {
-		return 0, Request{}, fmt.Errorf("%w: version %d, and this binary reads version %d: run the binary that wrote it, or a newer one", ErrEntryVersion, b[0], entryVersion)
+	p := proposal{id: binary.BigEndian.Uint64(b[1:])}
+	switch b[0] {
+	case entryVersionRequest:
+		var err error
+		p.req, err = decodeRequest(b[9:])
+		return p, err
+	case entryVersion:
+	default:
+		return proposal{}, fmt.Errorf("%w: version %d, and this binary reads versions %d and %d: run the binary that wrote it, or a newer one",
+			ErrEntryVersion, b[0], entryVersionRequest, entryVersion)
 	}
-	r, err := decodeRequest(b[9:])
-	return binary.BigEndian.Uint64(b[1:]), r, err
+	b = b[9:]
+	if len(b) < 25 {
+		return proposal{}, errMalformed
+	}
+	ev := &evaluated{prev: binary.BigEndian.Uint64(b), nowMillis: int64(binary.BigEndian.Uint64(b[8:])), client: binary.BigEndian.Uint64(b[16:])}
+	flags := b[24]
+	var err error
+	var rest []byte
+	if ev.writes, rest, err = readBytes(b[25:]); err != nil {
+		return proposal{}, err
+	}
+	if flags&flagCarriesRequest != 0 {
+		var req []byte
+		if req, rest, err = readBytes(rest); err != nil {
+			return proposal{}, err
+		}
+		r, err := decodeRequest(req)
+		if err != nil {
+			return proposal{}, err
+		}
+		ev.req = &r
+	}
+	if len(rest) != 0 {
+		return proposal{}, errMalformed
+	}
+	p.effects = ev
+	return p, nil
 }

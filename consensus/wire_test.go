@@ -6,29 +6,42 @@ import (
 	"testing"
 )
 
-// TestProposalEnvelope: a proposal reads back as written, and an entry of
-// another envelope version is refused with ErrEntryVersion (the replica
-// stops on it), never decoded as if it were this version's.
+// TestProposalEnvelope: an effects entry and an old-format request entry
+// read back as written, and an entry of another envelope version is
+// refused with ErrEntryVersion (the replica stops on it), never decoded as
+// if it were this version's.
 func TestProposalEnvelope(t *testing.T) {
-	req := Request{Client: 7, Seq: 9, Op: OpCAS, Key: []byte("k"), Value: []byte("v"), Expect: []byte("old"), NowMillis: 1234, Rand: 42}
-	data := encodeProposal(99, req)
+	ev := evaluated{prev: 5, nowMillis: 1234, client: 77, writes: []byte("effects")}
+	data := encodeEffects(99, ev)
 	if data[0] != entryVersion {
 		t.Fatalf("envelope starts with %d, want version %d", data[0], entryVersion)
 	}
-	id, got, err := decodeProposal(data)
-	if err != nil || id != 99 || got.Client != 7 || got.Seq != 9 || got.Op != OpCAS ||
-		!bytes.Equal(got.Key, req.Key) || !bytes.Equal(got.Value, req.Value) || !bytes.Equal(got.Expect, req.Expect) ||
-		got.NowMillis != 1234 || got.Rand != 42 {
-		t.Fatalf("decodeProposal = %d, %+v, %v", id, got, err)
+	p, err := decodeProposal(data)
+	if err != nil || p.id != 99 || p.effects == nil || p.effects.prev != 5 || p.effects.nowMillis != 1234 ||
+		p.effects.client != 77 || string(p.effects.writes) != "effects" || p.effects.req != nil {
+		t.Fatalf("decodeProposal = %+v, %v", p, err)
+	}
+	req := Request{Client: 7, Seq: 9, Op: OpCAS, Key: []byte("k"), Value: []byte("v"), Expect: []byte("old"), NowMillis: 1234, Rand: 42}
+	ev.req = &req
+	if p, err := decodeProposal(encodeEffects(99, ev)); err != nil || p.effects.req == nil || p.effects.req.Seq != 9 {
+		t.Fatalf("with the request: %+v, %v", p, err)
+	}
+
+	old := encodeRequestProposal(98, req)
+	p, err = decodeProposal(old)
+	if err != nil || p.id != 98 || p.effects != nil || p.req.Client != 7 || p.req.Seq != 9 || p.req.Op != OpCAS ||
+		!bytes.Equal(p.req.Key, req.Key) || !bytes.Equal(p.req.Value, req.Value) || !bytes.Equal(p.req.Expect, req.Expect) ||
+		p.req.NowMillis != 1234 || p.req.Rand != 42 {
+		t.Fatalf("decodeProposal(version 1) = %+v, %v", p, err)
 	}
 
 	newer := append([]byte{}, data...)
 	newer[0] = entryVersion + 1
-	if _, _, err := decodeProposal(newer); !errors.Is(err, ErrEntryVersion) {
+	if _, err := decodeProposal(newer); !errors.Is(err, ErrEntryVersion) {
 		t.Fatalf("an entry of version %d: %v, want ErrEntryVersion", newer[0], err)
 	}
-	for _, short := range [][]byte{nil, {entryVersion}, data[:8]} {
-		if _, _, err := decodeProposal(short); !errors.Is(err, errMalformed) {
+	for _, short := range [][]byte{nil, {entryVersion}, data[:8], data[:30], append(append([]byte{}, data...), 0)} {
+		if _, err := decodeProposal(short); !errors.Is(err, errMalformed) {
 			t.Fatalf("decodeProposal(%x) = %v, want errMalformed", short, err)
 		}
 	}

@@ -40,6 +40,10 @@ type Node struct {
 	Crashes, Restarts int
 	// onDown, when set, hears of every crash (the fault plan restarts nodes).
 	onDown func(n *Node)
+	// crashesInWindow counts the crashes since crashWindowStart (virtual
+	// time): crash loops (crash).
+	crashWindowStart int64
+	crashesInWindow  int
 }
 
 // AddNode adds a node and starts it: boot runs as the node's first task,
@@ -112,6 +116,17 @@ func (n *Node) crash(reason string) {
 	n.up, n.paused, n.held = false, false, nil
 	n.Crashes++
 	n.s.logf(n.id, "CRASH: %s", reason)
+	// A node that crashes again and again with no time passing (a crash
+	// as it starts, restarted at once: an entry whose apply fails on every
+	// replica) would loop forever in one instant. A bug, whatever the
+	// scenario: report it.
+	if n.s.now-n.crashWindowStart > int64(crashLoopWindow) {
+		n.crashWindowStart, n.crashesInWindow = n.s.now, 0
+	}
+	if n.crashesInWindow++; n.crashesInWindow == crashLoopCrashes {
+		n.s.fail(fmt.Errorf("sim: crash loop: node %d crashed %d times within %v of virtual time (at %v); the last: %s",
+			n.id, crashLoopCrashes, crashLoopWindow, time.Duration(n.s.now), reason))
+	}
 	// The disk image is taken first: what the dying tasks' deferred code
 	// writes (a library's Close syncing its log) must not become durable.
 	n.disk.crash()
@@ -130,6 +145,13 @@ func (n *Node) crash(reason string) {
 		n.onDown(n)
 	}
 }
+
+// A node that crashes crashLoopCrashes times within crashLoopWindow of
+// virtual time fails the run (crash).
+const (
+	crashLoopCrashes = 20
+	crashLoopWindow  = time.Millisecond
+)
 
 // Restart starts a new incarnation of a crashed node.
 func (n *Node) Restart() {

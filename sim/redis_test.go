@@ -221,6 +221,7 @@ func (c *redisCluster) boot(rt kernel.Runtime) {
 		StateMachine:   sm,
 		BecameLeader:   sess.BecameLeader,
 		LostLeadership: sess.LostLeadership,
+		Applied:        sess.Applied,
 	})
 	// As orbit serve: a write through every range, then active expiry on
 	// the ranges led from here.

@@ -203,6 +203,12 @@ func (c *serverSet) openStore(rt kernel.Runtime, eng *storage.Engine, opts conse
 	if c.damaged[rt.NodeID()] != nil {
 		opts.Join = true // rebuilt: it holds only what the admin adds back
 	}
+	// Half the seeds run without leader leases, so that both read paths
+	// (and the elections leases make rarer: a restarted node votes at
+	// once) keep being exercised under faults.
+	if c.sim.Seed()%2 == 1 {
+		opts.DisableLeases = true
+	}
 	c.sim.NoteOptions(opts.EnsureDefaults().String())
 	st, err := consensus.Open(rt, eng, c.layout, opts)
 	if err != nil {

@@ -46,6 +46,8 @@ type Sim struct {
 	seq    uint64
 	trace  uint64 // FNV-1a over every executed event
 	events uint64
+	// stalled counts the events run since virtual time last advanced.
+	stalled int
 
 	running *task // the task holding the processor, if any
 	// runningGoid is the running task's goroutine, readable from any
@@ -166,6 +168,12 @@ func (s *Sim) step() bool {
 	}
 	if e.at > s.now {
 		s.now = e.at
+		s.stalled = 0
+	} else if s.stalled++; s.stalled == livelockEvents {
+		// Time stands still while tasks keep running: a busy loop that
+		// never waits (on a real machine, a spinning CPU and a run that
+		// never ends). A bug, reported with what was running.
+		s.fail(&LivelockError{At: time.Duration(s.now), Last: s.LastEvents()})
 	}
 	if e.kind == evResume && (e.task.state != taskParked || e.task.gen != e.gen) {
 		return true // a stale wake-up: the task was woken another way
@@ -242,6 +250,23 @@ func (s *Sim) RunUntil(done func() bool, max time.Duration) error {
 		s.step()
 	}
 	return s.failure
+}
+
+// livelockEvents is how many events may run at one instant of virtual
+// time before the run is declared a livelock (a busy world runs some
+// thousands; a million is a loop).
+const livelockEvents = 1_000_000
+
+// LivelockError reports that virtual time stopped advancing while tasks
+// kept running.
+type LivelockError struct {
+	At   time.Duration
+	Last []string // the last events, as LastEvents gives them
+}
+
+func (e *LivelockError) Error() string {
+	return fmt.Sprintf("sim: livelock at %v: %d events ran without time advancing; the last ones:\n  %s",
+		e.At, livelockEvents, strings.Join(e.Last, "\n  "))
 }
 
 // ErrTimeout: RunUntil's condition did not hold within its virtual time.

@@ -15,16 +15,16 @@ import (
 //
 // A command's bytes are an op byte and length-prefixed fields (below). Apply
 // runs the writes (a keyed command, a MULTI/EXEC batch, the step of a
-// blocking command, a FLUSHDB share, an active-expiry sweep) on every
-// replica with the leader's time and seed; Query runs the reads at the
-// leader after a ReadIndex. Every reply is a Reply in a compact binary form
+// blocking command, a FLUSHDB share, an active-expiry sweep) on the range's
+// leader, with its time and seed, and consensus replicates what they wrote;
+// Query runs the reads at the leader. Every reply is a Reply in a compact binary form
 // (EncodeReply), decoded by the server with DecodeReply, so the RESP2/RESP3
 // choice stays with each connection.
 //
 // A command whose Exec sets Reply.Err (a corrupt record, a failing store, a
-// bug caught by Exec's recover) makes Apply return the error: the node
-// crashes rather than keep a half-applied command (consensus.StateMachine's
-// contract), and every replica, applying the same entry, does the same.
+// bug caught by Exec's recover) makes Apply return the error: the leader
+// crashes rather than propose a half-executed command
+// (consensus.StateMachine's contract).
 
 // Command ops. Writes go through Client.Command, reads through Client.Query.
 const (
@@ -44,12 +44,10 @@ const (
 )
 
 // StateMachine is consensus.StateMachine for Redis commands. The zero value
-// works; Applied, if set, hears of every applied write (on the consensus
-// driver: it must not block), which the server uses to wake clients blocked
-// in BLPOP and friends.
-type StateMachine struct {
-	Applied func()
-}
+// works. Apply runs where consensus evaluates a write (the range's leader),
+// not on every replica: what must happen on every replica as writes apply
+// (waking blocked clients) hangs on consensus.Options.Applied.
+type StateMachine struct{}
 
 var _ consensus.StateMachine = (*StateMachine)(nil)
 
@@ -61,9 +59,6 @@ func (sm *StateMachine) Apply(data consensus.RangeData, cmd []byte, meta consens
 	}
 	if err != nil {
 		return nil, fmt.Errorf("redis: apply: %w", err)
-	}
-	if sm.Applied != nil {
-		sm.Applied()
 	}
 	return EncodeReply(nil, r), nil
 }

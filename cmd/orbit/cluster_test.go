@@ -513,3 +513,57 @@ func TestClusterKillNode(t *testing.T) {
 	t.Logf("slowest acknowledged SET: %v", time.Duration(slowest.Load()).Round(time.Millisecond))
 	t.Logf("%d acknowledged writes over %d keys (%d before the kill); commands served per node %v", ackedTotal.Load(), len(keys), ackedAtKill, served)
 }
+
+// TestClusterGracefulStopHandsOver: a node that stops on SIGTERM first
+// hands the leadership of its ranges to the other voters, so their clients
+// do not wait out an election timeout; writes to every range carry on.
+func TestClusterGracefulStopHandsOver(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs three processes")
+	}
+	bin := buildOrbit(t)
+	ns := startCluster(t, bin, 3)
+	// The node leading the most ranges.
+	var stopping *testNode
+	most := 0
+	for _, n := range ns {
+		led := 0
+		for _, r := range clusterView(t, n).Ranges {
+			if r.Leader {
+				led++
+			}
+		}
+		if led > most {
+			stopping, most = n, led
+		}
+	}
+	if stopping == nil {
+		t.Fatal("no node leads a range")
+	}
+	_ = stopping.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-stopping.exited:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("node %d did not stop within 20s of SIGTERM", stopping.id)
+	}
+	log := readLog(stopping)
+	if !strings.Contains(log, "leadership handed over") || strings.Contains(log, "still led here") {
+		t.Fatalf("node %d led %d ranges and stopped without handing them all over; log:\n%s", stopping.id, most, log)
+	}
+	var other *testNode
+	for _, n := range ns {
+		if n != stopping {
+			other = n
+			break
+		}
+	}
+	c := goredis.NewClient(&goredis.Options{Addr: other.redisAddr, MaxRetries: -1})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range 100 { // keys spread over every range
+		if err := c.Set(ctx, fmt.Sprintf("after-stop-%d", i), i, 0).Err(); err != nil {
+			t.Fatalf("SET after node %d stopped: %v", stopping.id, err)
+		}
+	}
+}

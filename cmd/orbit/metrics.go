@@ -106,13 +106,13 @@ func (sm stateMachine) rangeOf(data consensus.RangeData) storage.RangeID {
 	return sm.layout.Lookup(start).ID
 }
 
-func (sm stateMachine) Apply(data consensus.RangeData, cmd []byte, meta consensus.CommandMeta) ([]byte, error) {
-	id := sm.rangeOf(data)
-	sm.m.applied.WithLabelValues(rangeLabel(id)).Inc()
-	sm.m.mu.Lock()
-	sm.m.stamps[id] = max(sm.m.stamps[id], meta.NowMillis)
-	sm.m.mu.Unlock()
-	return sm.StateMachine.Apply(data, cmd, meta)
+// appliedWrite is consensus.Options.Applied's metrics half: a write applied
+// on this node's replica of range id, stamped nowMillis by its leader.
+func (m *metrics) appliedWrite(id storage.RangeID, nowMillis int64) {
+	m.applied.WithLabelValues(rangeLabel(id)).Inc()
+	m.mu.Lock()
+	m.stamps[id] = max(m.stamps[id], nowMillis)
+	m.mu.Unlock()
 }
 
 func (sm stateMachine) Query(data consensus.RangeData, cmd []byte, meta consensus.CommandMeta) ([]byte, error) {
@@ -136,11 +136,13 @@ type nodeCollector struct {
 	layout  consensus.Layout
 	tr      *grpcnet.Transport // nil on a single node
 	dataDir string
+	store   *consensus.Store
 }
 
 var (
 	descLeader      = prometheus.NewDesc("orbit_raft_leader", "1 if this node leads the range now.", []string{"range"}, nil)
 	descLeaderTerm  = prometheus.NewDesc("orbit_raft_leader_term", "The term this node won the range in, while it leads it.", []string{"range"}, nil)
+	descFenced      = prometheus.NewDesc("orbit_clock_rate_fenced_peers", "Peers whose clocks this node measured running too fast against its own for its leader leases (--max-clock-drift): while above 0, the ranges they vote in serve every read here through a ReadIndex round.", nil, nil)
 	descConns       = prometheus.NewDesc("orbit_redis_connected_clients", "Open Redis connections.", nil, nil)
 	descBlocked     = prometheus.NewDesc("orbit_redis_blocked_clients", "Connections waiting in a blocking command.", nil, nil)
 	descDataBytes   = prometheus.NewDesc("orbit_storage_data_dir_bytes", "Bytes in the data directory (Pebble's SSTs, WAL, manifest).", nil, nil)
@@ -183,6 +185,7 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(descLeader, v, rangeLabel(d.ID))
 	}
+	gauge(descFenced, float64(c.store.ClockRateFenced()))
 	st := c.sess.Stats()
 	gauge(descConns, float64(st.Connections))
 	gauge(descBlocked, float64(st.Blocked))

@@ -88,6 +88,11 @@ addresses still decide how this node reaches the nodes they name.
 Flags:
 `
 
+// drainTimeout bounds how long a stopping node waits to hand its ranges'
+// leadership over (a hand-over takes a round trip or two; a voter that
+// must catch up first, up to consensus's 2 s hand-over bound).
+const drainTimeout = 3 * time.Second
+
 // serve runs `orbit serve` and returns the exit code: 0 after a graceful
 // shutdown (SIGTERM, SIGINT), 1 on a failure, 2 on bad flags. Every error is
 // one line on stderr, starting "orbit serve: ".
@@ -296,7 +301,11 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 		MaxClockDrift: cfg.maxClockDrift,
 		DisableLeases: cfg.noLeases,
 		LeasedRead:    func(r storage.RangeID, _ uint64) { m.leasedReads.WithLabelValues(rangeLabel(r)).Inc() },
-		StateMachine:  stateMachine{StateMachine: sess.StateMachine(), layout: layout, m: m},
+		Applied: func(r storage.RangeID, nowMillis int64) {
+			m.appliedWrite(r, nowMillis)
+			sess.Applied(r, nowMillis)
+		},
+		StateMachine: stateMachine{StateMachine: sess.StateMachine(), layout: layout, m: m},
 		BecameLeader: func(r storage.RangeID, term uint64) {
 			m.leaderChanges.WithLabelValues(rangeLabel(r), "won").Inc()
 			sess.BecameLeader(r, term)
@@ -309,7 +318,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	if err != nil {
 		return fmt.Errorf("starting consensus: %w", err)
 	}
-	m.reg.MustRegister(&nodeCollector{sess: sess, layout: layout, tr: tr, dataDir: cfg.dataDir})
+	m.reg.MustRegister(&nodeCollector{sess: sess, layout: layout, tr: tr, dataDir: cfg.dataDir, store: store})
 	wire, err := respwire.Listen(respwire.Options{Addr: cfg.redisAddr, Session: sess, Runtime: rt,
 		Logger: logger.With("component", "resp"), Observe: m.observe})
 	if err != nil {
@@ -371,6 +380,17 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	defer cancel()
 	_ = hs.Shutdown(sctx)
 	wire.Shutdown(sctx)
+	// Hand every range led here to another voter first, so that their
+	// clients wait for one hand-over, not an election timeout (a rolling
+	// restart costs no election). Bounded: a stuck hand-over must not
+	// keep the node from stopping.
+	dctx, dcancel := context.WithTimeout(sctx, drainTimeout)
+	if err := store.Drain(dctx); err != nil {
+		logger.Warn("orbit serve: some ranges still led here at shutdown; their followers will elect a leader", "err", err)
+	} else {
+		logger.Info("orbit serve: leadership handed over")
+	}
+	dcancel()
 	closeErr := store.Close(sctx)
 	rt.Stop()
 	rtStopped = true

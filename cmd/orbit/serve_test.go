@@ -26,6 +26,13 @@ import (
 // shutdown returned no error) when the test ends.
 func startServer(t *testing.T, ranges int) (redisAddr string) {
 	t.Helper()
+	redisAddr, _ = startServerHTTP(t, ranges)
+	return redisAddr
+}
+
+// startServerHTTP is startServer that also returns the HTTP address.
+func startServerHTTP(t *testing.T, ranges int) (redisAddr, httpAddr string) {
+	t.Helper()
 	cfg := serveConfig{nodeID: 1, dataDir: filepath.Join(t.TempDir(), "data"), redisAddr: "127.0.0.1:0", httpAddr: "127.0.0.1:0", ranges: ranges}
 	ctx, cancel := context.WithCancel(context.Background())
 	addrs := make(chan [2]string, 1)
@@ -46,7 +53,47 @@ func startServer(t *testing.T, ranges int) (redisAddr string) {
 		}
 	})
 	waitReady(t, a[1])
-	return a[0]
+	return a[0], a[1]
+}
+
+// TestMetricsShowLeasedReads: GETs on a single node are served under the
+// leader's lease, and /metrics counts them; no peer clock is fenced.
+func TestMetricsShowLeasedReads(t *testing.T) {
+	addr, httpAddr := startServerHTTP(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rdb := goredis.NewClient(&goredis.Options{Addr: addr})
+	defer rdb.Close()
+	if err := rdb.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for range 100 {
+		if v, err := rdb.Get(ctx, "k").Result(); err != nil || v != "v" {
+			t.Fatalf("GET k = %q, %v", v, err)
+		}
+	}
+	resp, err := http.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var leased float64
+	fenced := -1.0
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, "orbit_raft_leased_reads_total{") {
+			var v float64
+			fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v)
+			leased += v
+		}
+		if strings.HasPrefix(line, "orbit_clock_rate_fenced_peers ") {
+			fmt.Sscan(strings.TrimPrefix(line, "orbit_clock_rate_fenced_peers "), &fenced)
+		}
+	}
+	// The first GET takes a ReadIndex round that confirms the lease.
+	if leased < 90 || fenced != 0 {
+		t.Fatalf("leased reads %v (want at least 90 of 100 GETs), fenced peers %v (want 0)", leased, fenced)
+	}
 }
 
 func waitReady(t *testing.T, httpAddr string) {

@@ -215,7 +215,7 @@ func New(opts Options) (*Server, error) {
 		led: map[storage.RangeID]uint64{}, stats: newCmdStats(), config: newConfigTable(opts.Config),
 	}
 	s.wake = s.rt.NewCond(&s.mu, "redis: blocked clients")
-	s.sm = &redis.StateMachine{Applied: s.applied}
+	s.sm = &redis.StateMachine{}
 	if opts.Router == nil {
 		opts.Router = consensus.NewRouter(opts.Runtime, opts.Layout)
 	}
@@ -284,9 +284,10 @@ func (s *Server) Probe(ctx context.Context) error {
 	return nil
 }
 
-// applied runs on the consensus driver after every applied write: it wakes
-// blocked clients. It must not block.
-func (s *Server) applied() {
+// Applied is for consensus.Options.Applied: it runs on the consensus
+// driver after every write a replica here applies, and wakes the clients
+// blocked here. It must not block.
+func (s *Server) Applied(storage.RangeID, int64) {
 	s.mu.Lock()
 	s.writes++
 	if s.blocked > 0 {

@@ -1,0 +1,146 @@
+package storage
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/batchrepr"
+)
+
+// Effects are the writes one command staged in a batch, detached from it
+// in Pebble's batch encoding (a 12-byte header, then the records): what a
+// range's leader evaluates a command to, carries in the Raft log, and every
+// replica applies (consensus: "evaluate at the leader, replicate effects").
+// They hold the range's user keys and range-local keys only; ApplyEffects
+// checks it.
+
+// Mark is a point in a batch's staged writes.
+type Mark struct {
+	len   int
+	count uint32
+}
+
+// ErrBadEffects marks effects that do not decode, or that reach outside
+// their range: a replica that meets them in its log stops.
+var ErrBadEffects = errors.New("storage: malformed effects")
+
+// Mark returns the current end of the batch's staged writes.
+func (b *Batch) Mark() Mark {
+	b.open()
+	return Mark{len: b.b.Len(), count: b.b.Count()}
+}
+
+// EffectsSince returns the writes staged after m, as effects.
+func (b *Batch) EffectsSince(m Mark) []byte {
+	b.open()
+	repr := b.b.Repr()
+	if m.len < batchrepr.HeaderLen || m.len > len(repr) || m.count > b.b.Count() {
+		panic(fmt.Sprintf("storage: mark %+v is not of this batch (%d bytes, %d ops)", m, len(repr), b.b.Count()))
+	}
+	out := make([]byte, batchrepr.HeaderLen, batchrepr.HeaderLen+len(repr)-m.len)
+	batchrepr.SetCount(out, b.b.Count()-m.count)
+	return append(out, repr[m.len:]...)
+}
+
+// ApplyEffects stages effects in b, after checking that every record is a
+// set, delete or range delete of range id's user keys within [start, end)
+// (end nil: to the end of the keyspace) or of its range-local keys.
+func (b *Batch) ApplyEffects(id RangeID, start, end []byte, effects []byte) error {
+	b.open()
+	h, ok := batchrepr.ReadHeader(effects)
+	if !ok {
+		return fmt.Errorf("%w: %d bytes", ErrBadEffects, len(effects))
+	}
+	dataLo, dataHi := dataSpace.span(start, end)
+	local := localSpace(id)
+	in := func(k, lo, hi []byte) bool { return bytes.Compare(k, lo) >= 0 && bytes.Compare(k, hi) < 0 }
+	n := uint32(0)
+	for r := batchrepr.Read(effects); len(r) > 0; n++ {
+		kind, key, value, ok, err := r.Next()
+		if !ok {
+			if err != nil {
+				return fmt.Errorf("%w: %v", ErrBadEffects, err)
+			}
+			break
+		}
+		switch kind {
+		case pebble.InternalKeyKindSet, pebble.InternalKeyKindDelete:
+			if !in(key, dataLo, dataHi) && !in(key, local.prefix, local.end) {
+				return fmt.Errorf("%w: %s is outside range %d", ErrBadEffects, FormatKey(key), id)
+			}
+		case pebble.InternalKeyKindRangeDelete:
+			inData := bytes.Compare(key, dataLo) >= 0 && bytes.Compare(value, dataHi) <= 0
+			inLocal := bytes.Compare(key, local.prefix) >= 0 && bytes.Compare(value, local.end) <= 0
+			if bytes.Compare(key, value) > 0 || (!inData && !inLocal) {
+				return fmt.Errorf("%w: [%s, %s) is outside range %d", ErrBadEffects, FormatKey(key), FormatKey(value), id)
+			}
+		default:
+			return fmt.Errorf("%w: a record of kind %v", ErrBadEffects, kind)
+		}
+	}
+	if n != h.Count {
+		return fmt.Errorf("%w: %d records, the header says %d", ErrBadEffects, n, h.Count)
+	}
+	// SetRepr takes the slice over, and Close hands it back to Pebble's
+	// pool for reuse: give it a copy (effects usually live in a Raft entry
+	// that others still read).
+	src := b.e.db.NewBatch()
+	defer src.Close()
+	if err := src.SetRepr(slices.Clone(effects)); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadEffects, err)
+	}
+	if err := b.b.Apply(src, nil); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadEffects, err)
+	}
+	return nil
+}
+
+// EffectOp is one record of effects, for tools and tests that show them:
+// a set (Value), a delete, or a range delete (End) of a user key, or an
+// operation on a range-local key (Local; Key is then the raw key).
+type EffectOp struct {
+	Kind       string // "set", "delete", "delete-range"
+	Key, Value []byte
+	End        []byte
+	Local      bool
+}
+
+// VisitEffects calls fn for each record of effects, in order.
+func VisitEffects(effects []byte, fn func(EffectOp)) error {
+	if _, ok := batchrepr.ReadHeader(effects); !ok {
+		return fmt.Errorf("%w: %d bytes", ErrBadEffects, len(effects))
+	}
+	user := func(raw []byte) ([]byte, bool) {
+		if bytes.HasPrefix(raw, dataSpace.prefix) {
+			return dataSpace.strip(raw), false
+		}
+		return raw, true
+	}
+	for r := batchrepr.Read(effects); len(r) > 0; {
+		kind, key, value, ok, err := r.Next()
+		if !ok {
+			if err != nil {
+				return fmt.Errorf("%w: %v", ErrBadEffects, err)
+			}
+			return nil
+		}
+		op := EffectOp{}
+		op.Key, op.Local = user(key)
+		switch kind {
+		case pebble.InternalKeyKindSet:
+			op.Kind, op.Value = "set", value
+		case pebble.InternalKeyKindDelete:
+			op.Kind = "delete"
+		case pebble.InternalKeyKindRangeDelete:
+			op.Kind = "delete-range"
+			op.End, _ = user(value)
+		default:
+			return fmt.Errorf("%w: a record of kind %v", ErrBadEffects, kind)
+		}
+		fn(op)
+	}
+	return nil
+}
