@@ -177,7 +177,7 @@ func (c *cluster) resume(n *node) {
 	n.mu.Unlock()
 }
 
-// stop ends every node gracefully (SIGTERM, SIGKILL after a grace period).
+// stop ends every node gracefully (terminate).
 func (c *cluster) stop() {
 	var wg sync.WaitGroup
 	for _, n := range c.nodes {
@@ -187,17 +187,31 @@ func (c *cluster) stop() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			n.signal(syscall.SIGCONT)
-			n.signal(syscall.SIGTERM)
-			select {
-			case <-n.exited:
-			case <-time.After(15 * time.Second):
-				c.kill(n)
-			}
+			c.terminate(n)
 		}()
 	}
 	wg.Wait()
 	_ = c.proxy.Close()
+}
+
+// terminate stops n gracefully: SIGTERM (orbit serve hands its ranges'
+// leadership over, then closes), SIGKILL if it is not gone within a grace
+// period.
+func (c *cluster) terminate(n *node) {
+	n.signal(syscall.SIGCONT)
+	n.signal(syscall.SIGTERM)
+	n.mu.Lock()
+	exited := n.exited
+	n.paused = false
+	n.mu.Unlock()
+	if exited == nil {
+		return
+	}
+	select {
+	case <-exited:
+	case <-time.After(15 * time.Second):
+		c.kill(n)
+	}
 }
 
 // httpPost posts to one of n's HTTP endpoints and returns the reply's text.

@@ -22,6 +22,8 @@ import (
 //	kill        SIGKILL of one node (often a leader), some, or all at once (a
 //	            power cut: unsynced writes are lost), restart after
 //	pause       SIGSTOP of a node (often a leader), SIGCONT after
+//	restart     SIGTERM of a node (often a leader): it hands its ranges'
+//	            leadership and leases over, then stops; started again after
 //	clock       shift the clocks of some nodes by up to ±60 s (--test-faults)
 //	delay       100–400 ms (±50%) on every link of one node
 //	loss        links of one node reset on 5–20% of their chunks
@@ -41,7 +43,7 @@ import (
 // /cluster) and leaders (/metrics); late in it, what each node's GET
 // /cluster still reaches; and which nodes it stopped and links it cut. The
 // report uses these to say why a range served nothing (avail.Cause).
-var AllNemeses = []string{"partition", "kill", "pause", "clock", "delay", "loss", "membership",
+var AllNemeses = []string{"partition", "kill", "pause", "restart", "clock", "delay", "loss", "membership",
 	"kill-leader", "pause-leader", "slow-leader"}
 
 // nemesis injects faults into a cluster and logs each one.
@@ -231,6 +233,13 @@ func (nm *nemesis) inject(ctx context.Context, kind string, before []topo.Range)
 			}
 			return nil
 		}, history.Fault{Detail: names(vs), Down: ids(vs)}, nil
+	case "restart":
+		v := nm.victim(ctx)
+		if v == nil {
+			return noop, f, errNoNode
+		}
+		c.terminate(v)
+		return func(context.Context) error { return c.start(v) }, history.Fault{Detail: v.String(), Down: []int{v.id}}, nil
 	case "pause":
 		v := nm.victim(ctx)
 		if v == nil {

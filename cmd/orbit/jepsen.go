@@ -28,7 +28,7 @@ run that could not be carried out.
 
 Workloads: register (GET/SET/WATCH-MULTI-EXEC compare-and-set, Porcupine),
 set (SADD, final SMEMBERS), counter (INCR), list (RPUSH, LRANGE prefixes).
-Nemeses: partition, kill, pause, clock, delay, loss, membership, and the
+Nemeses: partition, kill, pause, restart, clock, delay, loss, membership, and the
 leader nemeses kill-leader, pause-leader, slow-leader (judged by
 --recovery-bound and --availability-floor); "all"; "none".
 The report prints a replay command that runs the same schedule again.
