@@ -1,14 +1,16 @@
 // Package redis is the pure half of Orbit's Redis adapter: Redis 7.0
 // commands executed against one range's data, deterministically. It does no
 // I/O, starts no goroutines and reads no clock or global randomness; the
-// leader assigns each command a time (unix ms) and a random seed, and every
-// replica applying the command computes the same writes and reply.
+// leader assigns each command a time (unix ms) and a random seed, so the
+// same command on the same data computes the same writes and reply.
 //
 // # Execution model
 //
 // Each keyed command is one atomic operation on one range (Exec): a write is
-// proposed into the range's Raft log and executed when applied; a read runs
-// at the leader after a ReadIndex, on a read-only Store. All of a command's
+// executed once, on the range's leader, and what it wrote goes through the
+// Raft log to every replica (consensus: "evaluate at the leader"); a read
+// runs at the leader, under its lease or after a ReadIndex, on a read-only
+// Store. All of a command's
 // keys must route to one range: the caller refuses a command whose keys'
 // RouteKeys fall in different ranges (Keys lists them). Blocking commands
 // have a non-blocking step (TryBlocking); keyspace-wide commands (KEYS,

@@ -53,9 +53,8 @@ type ctx struct {
 
 // Exec executes one keyed command (args[0] is the name) as one atomic
 // operation on st, the range holding all its keys. now is the leader's
-// clock in unix milliseconds and rand a seed drawn by the leader; both are
-// part of the log entry, so every replica computes the same reply and the
-// same writes. Exec never panics on any input: bad arguments give Redis's
+// clock in unix milliseconds and rand a seed drawn by the leader (a write
+// runs once, on the leader; replicas apply what it wrote). Exec never panics on any input: bad arguments give Redis's
 // error replies, and a corrupt record or a failing Store gives an error
 // reply with Reply.Err set, after which the caller must discard the
 // command's writes.

@@ -3,7 +3,7 @@ package redis
 import "math/rand/v2"
 
 // Random choices (SPOP, SRANDMEMBER, HRANDFIELD, RANDOMKEY) come from the
-// seed the leader put in the log entry, so every replica picks the same.
+// seed the leader drew for the command, so a run replays the same.
 
 // maxRandomSamples bounds the repetitions of a negative count (SRANDMEMBER
 // key -N, HRANDFIELD key -N): Redis would build any size of reply; Orbit

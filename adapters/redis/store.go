@@ -2,8 +2,8 @@ package redis
 
 import "errors"
 
-// Store is one range's data during one atomic command: the apply of one log
-// entry, or a read at a ReadIndex. Keys and values are raw bytes in the
+// Store is one range's data during one atomic command: a write's evaluation
+// at the leader, or a read. Keys and values are raw bytes in the
 // range's user keyspace.
 type Store interface {
 	Get(key []byte) (value []byte, found bool, err error)

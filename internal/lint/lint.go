@@ -84,8 +84,7 @@ var targets = []target{
 	{Dir: "kernel/grpcnet", Recursive: true},
 	// The pure half of the Redis adapter (the command layer, its state
 	// machine and the session layer in adapters/redis/session): the
-	// simulator drives it, and every replica must compute the same reply
-	// from the same log entry. The wire half (adapters/respwire: sockets,
+	// simulator drives it, and a run must replay the same from its seed. The wire half (adapters/respwire: sockets,
 	// a goroutine pair per connection, read deadlines) and the binary
 	// (cmd/orbit) are the production edge and deliberately not targets,
 	// like kernel/prod is exempt below.

@@ -3,7 +3,8 @@
 // connection's state (protocol version, name, MULTI queue, WATCHed keys,
 // subscriptions), answers the connection and server commands itself, and
 // sends every data command to the range that holds its keys through a pool
-// of consensus clients: writes through the Raft log, reads at a ReadIndex.
+// of consensus clients: writes through the Raft log, reads at the leader
+// (under its lease, or at a ReadIndex).
 //
 // It is pure in the DESIGN.md sense: no sockets, no wall clock, no bare
 // goroutines. Time, tasks and randomness come from the kernel.Runtime, so
