@@ -103,8 +103,13 @@ func (s *Store) rateFenced(peer kernel.NodeID) bool {
 	return tr != nil && tr.fenced && s.rt.Monotonic()-tr.at < rateFresh
 }
 
-// votersRateOK reports whether no other voter of r is fenced.
+// votersRateOK reports whether no other voter of r is fenced. It runs on
+// every leased read: with no peer fenced (publishFenced counts them as a
+// measurement fences one) it looks at nothing else.
 func (s *Store) votersRateOK(r *replica) bool {
+	if s.fencedPeers.Load() == 0 {
+		return true
+	}
 	for _, v := range members(r.log.ConfState()) {
 		if n := nodeOf(v); n != s.rt.NodeID() && s.rateFenced(n) {
 			return false

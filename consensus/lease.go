@@ -179,7 +179,7 @@ func (s *Store) leaseValid(r *replica, st raft.BasicStatus) bool {
 		return false
 	}
 	s.noteTransfer(r, st)
-	if r.gaveUp == st.Term || r.lease.term != st.Term || r.lease.epoch != r.confEpoch || r.appliedTerm != st.Term {
+	if r.gaveUp == st.Term || r.lease.term != st.Term || r.lease.epoch != r.confEpoch || !canEvaluate(r, st) {
 		return false
 	}
 	if !s.votersRateOK(r) {

@@ -1083,13 +1083,15 @@ func (s *Store) apply(r *replica, ents []raftpb.Entry) {
 			ok := true
 			if p.effects != nil {
 				resp, ok = s.applyEffects(b, r, p.id, p.effects)
-				if ok {
+				if ok && s.opts.Applied != nil {
 					applied = append(applied, p.effects.nowMillis)
 				}
 			} else {
 				// An entry of the old format: executed as it applies.
 				resp = s.applyRequest(b, r.desc, p.req)
-				applied = append(applied, p.req.NowMillis)
+				if s.opts.Applied != nil {
+					applied = append(applied, p.req.NowMillis)
+				}
 			}
 			if reply := r.waiting[p.id]; reply != nil {
 				delete(r.waiting, p.id)
@@ -1135,10 +1137,8 @@ func (s *Store) apply(r *replica, ents []raftpb.Entry) {
 	for _, a := range answers {
 		a.reply(a.resp, a.err)
 	}
-	if s.opts.Applied != nil {
-		for _, now := range applied {
-			s.opts.Applied(r.desc.ID, now)
-		}
+	for _, now := range applied {
+		s.opts.Applied(r.desc.ID, now)
 	}
 	s.maybeTruncate(r)
 }
