@@ -116,22 +116,24 @@ func (c *Client) Query(ctx context.Context, key, cmd []byte) ([]byte, error) {
 func (c *Client) Do(ctx context.Context, req Request) (Response, error) {
 	c.seq++
 	req.Client, req.Seq = c.id, c.seq
-	d := c.router.layout.Lookup(req.Key)
-	body := req.encode()
-	if len(body) > MaxProposalBytes {
+	if len(req.encode()) > MaxProposalBytes {
 		return Response{}, errors.Join(ErrNotApplied, ErrTooLarge)
 	}
 	maybeApplied := false
-	// Without a known leader, try the range's initial replicas, then every
-	// node (membership changes may have moved the range).
-	candidates := append(slices.Clone(d.Replicas), c.router.layout.Nodes()...)
 	try := 0
 	for {
 		if try > 0 && !req.Op.isRead() && mutation.On(MutRetryNewSeq) {
 			c.seq++
 			req.Seq = c.seq
-			body = req.encode()
 		}
+		// Route by the range cache, afresh each attempt: a refusal may
+		// have taught it a split.
+		d := c.router.Lookup(req.Key)
+		req.Range, req.Generation = d.ID, d.Generation
+		body := req.encode()
+		// Without a known leader, try the range's replicas as last known,
+		// then every node (membership changes may have moved the range).
+		candidates := append(slices.Clone(d.Replicas), c.router.layout.Nodes()...)
 		to := c.router.Leader(d.ID)
 		if to == 0 {
 			to = candidates[try%len(candidates)]
@@ -144,6 +146,7 @@ func (c *Client) Do(ctx context.Context, req Request) (Response, error) {
 		cancel()
 		var remote *kernel.RemoteError
 		nl, notLeader := AsNotLeader(err)
+		rm, mismatch := AsRangeMismatch(err)
 		pause := false
 		switch {
 		case err == nil:
@@ -155,9 +158,14 @@ func (c *Client) Do(ctx context.Context, req Request) (Response, error) {
 			}
 			c.router.Learn(d.ID, nl.Leader, nl.Term)
 			pause = nl.Leader == 0
+		case mismatch:
+			// Routed by a stale view of the ranges: nothing was applied.
+			// Retry at once with what the refusal taught, or after a
+			// pause if it taught nothing.
+			pause = !c.router.LearnRanges(rm.Ranges)
 		case remoteCode(err) == codeTooLarge:
 			return Response{}, errors.Join(ErrNotApplied, ErrTooLarge)
-		case errors.As(err, &remote) && req.Op.isMembership():
+		case errors.As(err, &remote) && req.Op.isAdmin():
 			if remote.Code != codeRetry {
 				return Response{}, errors.Join(ErrNotApplied, remote)
 			}

@@ -15,6 +15,7 @@ const (
 	codeNotLeader = "consensus.not-leader"
 	codeRetry     = "consensus.retry"
 	codeTooLarge  = "consensus.too-large"
+	codeMismatch  = "consensus.range-mismatch"
 )
 
 // errRetry marks a refusal of a membership step that cannot be taken yet
@@ -89,4 +90,63 @@ func AsNotLeader(err error) (NotLeaderError, bool) {
 		return NotLeaderError{}, true
 	}
 	return NotLeaderError{Leader: kernel.NodeID(leader), Term: term}, true
+}
+
+// RangeMismatchError is a node's refusal of a request routed to a range
+// that does not hold its key (any more: the range split, or the client's
+// range cache is stale). Ranges are the newer descriptors the node knows:
+// the one the request named and the one holding its key, as far as the
+// node has replicas of them; the client's range cache (Router) learns them
+// and the client retries at once. The request was not applied.
+type RangeMismatchError struct {
+	Key    []byte
+	Ranges []Descriptor
+}
+
+func (e RangeMismatchError) Error() string {
+	return fmt.Sprintf("key %q is not in the range the request was routed to; ranges now %v", e.Key, e.Ranges)
+}
+
+// RemoteCode implements kernel.CodedError.
+func (RangeMismatchError) RemoteCode() string { return codeMismatch }
+
+// RemoteDetail implements kernel.CodedError: the key and the descriptors.
+func (e RangeMismatchError) RemoteDetail() []byte {
+	b := appendBytes(nil, e.Key)
+	b = binary.AppendUvarint(b, uint64(len(e.Ranges)))
+	for _, d := range e.Ranges {
+		b = d.appendTo(b)
+	}
+	return b
+}
+
+// AsRangeMismatch reads a RangeMismatchError out of err, local or remote.
+// A remote one whose detail does not parse still counts, with no ranges.
+func AsRangeMismatch(err error) (RangeMismatchError, bool) {
+	var rm RangeMismatchError
+	if errors.As(err, &rm) {
+		return rm, true
+	}
+	var remote *kernel.RemoteError
+	if !errors.As(err, &remote) || remote.Code != codeMismatch {
+		return RangeMismatchError{}, false
+	}
+	key, b, err := readBytes(remote.Detail)
+	if err != nil {
+		return RangeMismatchError{}, true
+	}
+	rm.Key = append([]byte{}, key...)
+	n, w := binary.Uvarint(b)
+	if w <= 0 || n > uint64(len(b)) {
+		return rm, true
+	}
+	b = b[w:]
+	for range n {
+		var d Descriptor
+		if d, b, err = readDescriptor(b); err != nil {
+			return RangeMismatchError{Key: rm.Key}, true
+		}
+		rm.Ranges = append(rm.Ranges, d)
+	}
+	return rm, true
 }

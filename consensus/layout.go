@@ -2,6 +2,7 @@ package consensus
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"sort"
@@ -11,8 +12,16 @@ import (
 )
 
 // Descriptor is a range: a span of the keyspace replicated by one Raft group.
+//
+// A range's descriptor changes when it splits (split.go): its span shrinks
+// and its Generation goes up; the right-hand range it splits off starts
+// with the same Generation. Of two descriptors that overlap, the one with
+// the higher Generation is the newer (the other is an ancestor), which is
+// how a range cache (Router) and a node decide which to believe.
 type Descriptor struct {
 	ID storage.RangeID
+	// Generation counts the splits the range's span went through.
+	Generation uint64
 	// Start and End bound the range's keys: [Start, End). A nil End means the
 	// end of the keyspace.
 	Start, End []byte
@@ -26,11 +35,108 @@ func (d Descriptor) Contains(key []byte) bool {
 }
 
 func (d Descriptor) String() string {
-	return fmt.Sprintf("r%d[%q,%q)@%v", d.ID, d.Start, d.End, d.Replicas)
+	end := "∞"
+	if d.End != nil {
+		end = fmt.Sprintf("%q", d.End)
+	}
+	return fmt.Sprintf("r%d.g%d[%q,%s)@%v", d.ID, d.Generation, d.Start, end, d.Replicas)
 }
 
-// Layout is the ranges of a cluster, fixed at bootstrap: contiguous, sorted,
-// covering every key exactly once.
+// uninitialized is the span of a replica that has no state yet (created by
+// a message, waiting for a snapshot): it holds no key.
+func uninitialized(id storage.RangeID) Descriptor {
+	return Descriptor{ID: id, Start: []byte{}, End: []byte{}}
+}
+
+// Empty reports whether d holds no key (an uninitialized replica's span).
+func (d Descriptor) Empty() bool { return d.End != nil && bytes.Compare(d.Start, d.End) >= 0 }
+
+// Overlaps reports whether d and o share a key.
+func (d Descriptor) Overlaps(o Descriptor) bool {
+	if d.Empty() || o.Empty() {
+		return false
+	}
+	return (o.End == nil || bytes.Compare(d.Start, o.End) < 0) && (d.End == nil || bytes.Compare(o.Start, d.End) < 0)
+}
+
+// Encoding: id, generation (uvarints), start, end flag (1) and end,
+// replica count and replicas (uvarints).
+func (d Descriptor) appendTo(b []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(d.ID))
+	b = binary.AppendUvarint(b, d.Generation)
+	b = appendBytes(b, d.Start)
+	if d.End == nil {
+		b = append(b, 0)
+	} else {
+		b = append(b, 1)
+	}
+	b = appendBytes(b, d.End)
+	b = binary.AppendUvarint(b, uint64(len(d.Replicas)))
+	for _, n := range d.Replicas {
+		b = binary.AppendUvarint(b, uint64(n))
+	}
+	return b
+}
+
+func readDescriptor(b []byte) (Descriptor, []byte, error) {
+	var d Descriptor
+	id, w := binary.Uvarint(b)
+	if w <= 0 {
+		return d, nil, errMalformed
+	}
+	d.ID = storage.RangeID(id)
+	b = b[w:]
+	if d.Generation, w = binary.Uvarint(b); w <= 0 {
+		return d, nil, errMalformed
+	}
+	var err error
+	if d.Start, b, err = readBytes(b[w:]); err != nil {
+		return d, nil, err
+	}
+	if len(b) < 1 {
+		return d, nil, errMalformed
+	}
+	hasEnd := b[0] == 1
+	if d.End, b, err = readBytes(b[1:]); err != nil {
+		return d, nil, err
+	}
+	d.Start = slices.Clone(d.Start)
+	if d.Start == nil {
+		d.Start = []byte{}
+	}
+	if hasEnd {
+		d.End = append([]byte{}, d.End...)
+	} else {
+		d.End = nil
+	}
+	n, w := binary.Uvarint(b)
+	if w <= 0 || n > uint64(len(b)) {
+		return d, nil, errMalformed
+	}
+	b = b[w:]
+	for range n {
+		node, w := binary.Uvarint(b)
+		if w <= 0 {
+			return d, nil, errMalformed
+		}
+		d.Replicas = append(d.Replicas, kernel.NodeID(node))
+		b = b[w:]
+	}
+	return d, b, nil
+}
+
+func decodeDescriptor(b []byte) (Descriptor, error) {
+	d, rest, err := readDescriptor(b)
+	if err == nil && len(rest) != 0 {
+		err = errMalformed
+	}
+	return d, err
+}
+
+// Layout is the ranges of a cluster at bootstrap: contiguous, sorted,
+// covering every key exactly once. Splits (split.go) divide them later;
+// the layout stays what the cluster started with (the Router's first
+// guess, and the placement of the first replicas).
 //
 // Invariant: ranges[0].Start is empty, ranges[i].End == ranges[i+1].Start,
 // and the last End is nil.

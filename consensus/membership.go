@@ -349,7 +349,7 @@ func (s *Store) replicaFor(id storage.RangeID, to uint64) *replica {
 	}
 	d, ok := s.layout.Range(id)
 	if !ok {
-		return nil
+		d = uninitialized(id) // a range split off since bootstrap
 	}
 	rec, err := s.eng.ReplicaRecord(id)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
@@ -380,7 +380,9 @@ func (s *Store) destroy(r *replica) {
 	s.abandon(r)
 	b := s.eng.NewBatch()
 	r.log.Destroy(b)
-	b.DeleteRange(r.desc.Start, r.desc.End)
+	if !r.desc.Empty() {
+		b.DeleteRange(r.desc.Start, r.desc.End)
+	}
 	b.SetReplicaRecord(r.desc.ID, storage.ReplicaRecord{MinReplicaID: r.id + 1})
 	// Unsynced: if a crash loses it, the replica comes back whole (votes
 	// included) and is removed again.

@@ -1,6 +1,9 @@
 package consensus
 
 import (
+	"bytes"
+	"slices"
+	"sort"
 	"sync"
 	"time"
 
@@ -25,12 +28,23 @@ import (
 // Leaders are ordered by Raft term: a hint from an older term never
 // replaces a newer one, so a lagging follower cannot send clients back to
 // a deposed leader.
+//
+// The router is also the node's range cache: which range holds a key. It
+// starts from the layout and learns the ranges splits make from the
+// refusals of requests routed by an older view (RangeMismatchError). Of
+// two descriptors that overlap, the one of the higher generation wins; an
+// older one it replaces keeps what it does not cover (still a fine guess:
+// the node holding it answers with what it knows), so the cache always
+// covers the whole keyspace.
 type Router struct {
 	rt     kernel.Runtime
 	layout Layout
 
 	mu     sync.Mutex
 	routes map[storage.RangeID]*route
+	// ranges is the range cache: sorted by Start, contiguous, covering
+	// every key (Layout's invariant).
+	ranges []Descriptor
 	// nextAttempt numbers attempts in flight (route.attempts).
 	nextAttempt uint64
 }
@@ -67,7 +81,76 @@ const suspectFor = 2 * DefaultElectionTicks * DefaultTickInterval
 
 // NewRouter returns an empty router for the ranges of layout.
 func NewRouter(rt kernel.Runtime, layout Layout) *Router {
-	return &Router{rt: rt, layout: layout, routes: map[storage.RangeID]*route{}}
+	return &Router{rt: rt, layout: layout, routes: map[storage.RangeID]*route{}, ranges: slices.Clone(layout.Ranges())}
+}
+
+// Lookup returns the range the router believes holds key.
+func (r *Router) Lookup(key []byte) Descriptor {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ranges[r.index(key)]
+}
+
+// index is the position in ranges of the range holding key.
+func (r *Router) index(key []byte) int {
+	// The last range that starts at or before key.
+	return sort.Search(len(r.ranges), func(i int) bool { return bytes.Compare(r.ranges[i].Start, key) > 0 }) - 1
+}
+
+// Ranges returns the range cache, in key order.
+func (r *Router) Ranges() []Descriptor {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.ranges)
+}
+
+// LearnRanges records descriptors a node reported, and reports whether
+// the cache changed. A descriptor older than one it overlaps in the cache
+// is ignored.
+func (r *Router) LearnRanges(ds []Descriptor) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	changed := false
+	for _, d := range ds {
+		if d.Empty() {
+			continue
+		}
+		stale := false
+		var kept []Descriptor
+		for _, e := range r.ranges {
+			if !e.Overlaps(d) {
+				kept = append(kept, e)
+				continue
+			}
+			if e.Generation > d.Generation || (e.Generation == d.Generation && e.ID == d.ID && sameSpan(e, d) && slices.Equal(e.Replicas, d.Replicas)) {
+				stale = true
+				break
+			}
+			// e gives way to d, but for what d does not cover.
+			if bytes.Compare(e.Start, d.Start) < 0 {
+				left := e
+				left.End = d.Start
+				kept = append(kept, left)
+			}
+			if d.End != nil && (e.End == nil || bytes.Compare(d.End, e.End) < 0) {
+				right := e
+				right.Start = d.End
+				kept = append(kept, right)
+			}
+		}
+		if stale {
+			continue
+		}
+		kept = append(kept, d)
+		slices.SortFunc(kept, func(a, b Descriptor) int { return bytes.Compare(a.Start, b.Start) })
+		r.ranges = kept
+		changed = true
+	}
+	return changed
+}
+
+func sameSpan(a, b Descriptor) bool {
+	return bytes.Equal(a.Start, b.Start) && bytes.Equal(a.End, b.End) && (a.End == nil) == (b.End == nil)
 }
 
 // Layout returns the ranges the router routes to.

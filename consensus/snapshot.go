@@ -98,7 +98,15 @@ func (s *Store) refreshSnapshotView(r *replica) {
 // Snapshot data: records of kind(1: 'u' user, 'l' range-local) key value,
 // both uvarint-length-prefixed. encodeRangeData hands them to emit in pieces
 // of about chunkBytes, in order; the pieces concatenated are the data.
+//
+// The span is the one the view's own state records (its descriptor as of
+// the snapshot's index), not the replica's current one: a split applied
+// since must not cut the data short of what the snapshot's log position
+// says the range holds.
 func encodeRangeData(v *storage.View, d Descriptor, chunkBytes int, emit func([]byte) error) error {
+	if sd, ok := storedDescriptor(v, d.ID); ok {
+		d = sd
+	}
 	var out []byte
 	// add pages through one keyspace, appending records of the given kind.
 	add := func(kind byte, start []byte, scan func(start []byte) ([]storage.KeyValue, []byte, error)) error {
@@ -139,22 +147,28 @@ func encodeRangeData(v *storage.View, d Descriptor, chunkBytes int, emit func([]
 }
 
 // installSnapshot stages a received snapshot's state into b, replacing the
-// range's data.
-func installSnapshot(b *storage.Batch, d Descriptor, data []byte) error {
+// range's data, and returns the range's descriptor as the snapshot has it.
+// old is the replica's descriptor until now (its span is cleared too: a
+// lagging replica's range may have split since); fallback is the
+// snapshot's descriptor if it carries none (a range bootstrapped before
+// descriptors were stored: the layout's).
+func installSnapshot(b *storage.Batch, old, fallback Descriptor, data []byte) (Descriptor, error) {
+	d, ok, err := snapshotDescriptor(old.ID, data)
+	if err != nil {
+		return old, err
+	}
+	if !ok {
+		d = fallback
+	}
 	if !mutation.On(MutSnapshotKeepsOldData) {
-		b.DeleteRange(d.Start, d.End)
+		for _, span := range []Descriptor{old, d} {
+			if !span.Empty() {
+				b.DeleteRange(span.Start, span.End)
+			}
+		}
 	}
 	b.ClearRangeLocal(d.ID)
-	for len(data) > 0 {
-		kind := data[0]
-		key, rest, err := readBytes(data[1:])
-		if err != nil {
-			return err
-		}
-		value, rest, err := readBytes(rest)
-		if err != nil {
-			return err
-		}
+	err = visitRangeData(data, func(kind byte, key, value []byte) error {
 		switch kind {
 		case 'u':
 			if !d.Contains(key) {
@@ -165,6 +179,26 @@ func installSnapshot(b *storage.Batch, d Descriptor, data []byte) error {
 			b.SetRangeLocal(d.ID, key, value)
 		default:
 			return fmt.Errorf("%w: snapshot record kind %d", errMalformed, kind)
+		}
+		return nil
+	})
+	return d, err
+}
+
+// visitRangeData calls fn on every record of snapshot data, in order.
+func visitRangeData(data []byte, fn func(kind byte, key, value []byte) error) error {
+	for len(data) > 0 {
+		kind := data[0]
+		key, rest, err := readBytes(data[1:])
+		if err != nil {
+			return err
+		}
+		value, rest, err := readBytes(rest)
+		if err != nil {
+			return err
+		}
+		if err := fn(kind, key, value); err != nil {
+			return err
 		}
 		data = rest
 	}

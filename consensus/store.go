@@ -132,6 +132,9 @@ type replica struct {
 	overlay  *storage.Batch
 	inflight []inflight
 	tip      uint64
+	// splitKey is where this leader's split in flight cuts the range (nil:
+	// none): writes at or after it wait (split.go).
+	splitKey []byte
 	// standing is the term in which the standAgainst perturbation made
 	// this replica a candidate, with leases on (its requests are sent as
 	// an ordinary election's).
@@ -169,7 +172,20 @@ func Open(rt kernel.Runtime, eng *storage.Engine, layout Layout, opts Options) (
 	}
 	s := &Store{rt: rt, eng: eng, layout: layout, opts: opts, sm: opts.StateMachine, replicas: map[storage.RangeID]*replica{},
 		events: kernel.NewMailbox[event](rt, "consensus driver", 16384), nextID: rt.Rand().Uint64(), health: newHealth()}
+	stored, err := eng.RangeIDs()
+	if err != nil {
+		return nil, err
+	}
+	ids := stored
 	for _, d := range layout.Ranges() {
+		ids = append(ids, d.ID)
+	}
+	slices.Sort(ids)
+	for _, id := range slices.Compact(ids) {
+		d, ok := layout.Range(id)
+		if !ok {
+			d = uninitialized(id) // split off since bootstrap: its descriptor is stored
+		}
 		r, err := s.loadReplica(d)
 		if err != nil {
 			return nil, err
@@ -231,7 +247,9 @@ func (s *Store) forward(port, task string, toEvent func(kernel.Envelope) event) 
 // loadReplica opens the node's replica of d, if it holds one: the one its
 // replica record names, or on first start, one of the range's initial
 // replicas, bootstrapped from a snapshot that carries the range's
-// configuration, as every initial replica does identically.
+// configuration, as every initial replica does identically. d is the
+// range as the layout has it: the replica's stored descriptor, if any, is
+// newer.
 func (s *Store) loadReplica(d Descriptor) (*replica, error) {
 	rec, err := s.eng.ReplicaRecord(d.ID)
 	switch {
@@ -261,6 +279,7 @@ func (s *Store) loadReplica(d Descriptor) (*replica, error) {
 			return nil, err
 		}
 		log.SetApplied(b, 1)
+		setDescriptor(b, d)
 	}
 	b.SetReplicaRecord(d.ID, storage.ReplicaRecord{ReplicaID: id, MinReplicaID: id})
 	if err := b.Commit(true); err != nil {
@@ -271,11 +290,18 @@ func (s *Store) loadReplica(d Descriptor) (*replica, error) {
 }
 
 // openReplica opens replica id of d on its stored state (empty for a
-// replica just created here).
+// replica just created here). The descriptor the state records wins over
+// d (the layout's, for a range bootstrapped before descriptors were
+// stored); a replica with no state yet holds no span.
 func (s *Store) openReplica(d Descriptor, id uint64) (*replica, error) {
 	log, err := storage.OpenLogStore(s.eng, d.ID)
 	if err != nil {
 		return nil, err
+	}
+	if sd, ok := storedDescriptor(s.eng, d.ID); ok {
+		d = sd
+	} else if snap, _ := log.Snapshot(); snap.Metadata.Index == 0 {
+		d = uninitialized(d.ID) // created by a message, waiting for a snapshot
 	}
 	// Perturbation: a slow state machine. Raft hands out one committed
 	// entry per Ready, as it does when a backlog exceeds
@@ -476,6 +502,12 @@ func (s *Store) handle(ev event) {
 				if s.dropsVote(r, m) {
 					return // quiet after a start (lease.go): as if lost
 				}
+				if m.Type == raftpb.MsgSnap && m.Snapshot != nil {
+					d, ok, err := snapshotDescriptor(id, m.Snapshot.Data)
+					if err != nil || (ok && !s.snapshotFits(r, d)) {
+						return // lost, as far as Raft knows: it sends again later
+					}
+				}
 				if m.Type == raftpb.MsgVote && s.rt.Buggify("consensus.elections") {
 					s.standAgainst(r, m)
 				}
@@ -536,16 +568,16 @@ func (s *Store) standAgainst(r *replica, m raftpb.Message) {
 // serve starts a client request on the replica of its key's range, if this
 // node leads it.
 func (s *Store) serve(req Request, reply func(Response, error)) {
-	d := s.layout.Lookup(req.Key)
-	r := s.replicas[d.ID]
+	r, err := s.route(req)
 	if mutation.On(MutLocalReads) && req.Op.isRead() && r != nil {
-		s.readLocal(req, reply)
+		s.readLocal(r, req, reply)
 		return
 	}
-	if r == nil {
-		reply(Response{}, NotLeaderError{})
+	if err != nil {
+		reply(Response{}, err)
 		return
 	}
+	d := r.desc
 	st := r.rn.BasicStatus()
 	if st.RaftState != raft.StateLeader {
 		reply(Response{}, NotLeaderError{Leader: nodeOf(st.Lead), Term: st.Term})
@@ -566,7 +598,7 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 				s.opts.LeasedRead(d.ID, st.Term)
 			}
 			if st.Commit <= r.log.Applied() {
-				s.readLocal(req, reply)
+				s.readLocal(r, req, reply)
 				return
 			}
 			r.reads = append(r.reads, &read{req: req, reply: reply, readAt: st.Commit})
@@ -586,6 +618,14 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 		// A new leader evaluates nothing before its state holds every
 		// earlier leader's writes (evaluate.go); the client comes back.
 		reply(Response{}, NotLeaderError{Leader: nodeOf(st.Lead), Term: st.Term})
+		return
+	}
+	if req.Op == OpSplit {
+		s.proposeSplit(r, id, req, reply)
+		return
+	}
+	if splitting(r, req.Key) {
+		reply(Response{}, retryf("range %d is splitting at %q", d.ID, r.splitKey))
 		return
 	}
 	if req.Op == OpCommand {
@@ -654,9 +694,15 @@ func (s *Store) cycle() {
 			if err := r.log.ApplySnapshot(b, rd.Snapshot); err != nil {
 				kernel.Crash("range %d: apply snapshot: %v", id, err)
 			}
-			if err := installSnapshot(b, r.desc, rd.Snapshot.Data); err != nil {
+			fallback, ok := s.layout.Range(id)
+			if !ok {
+				fallback = r.desc
+			}
+			d, err := installSnapshot(b, r.desc, fallback, rd.Snapshot.Data)
+			if err != nil {
 				kernel.Crash("range %d: install snapshot: %v", id, err)
 			}
+			r.desc = d
 			// A snapshot of a configuration without this replica: the range
 			// removed it meanwhile.
 			r.removed = !slices.Contains(members(rd.Snapshot.Metadata.ConfState), r.id)
@@ -955,6 +1001,7 @@ func (s *Store) abandon(r *replica) {
 	clear(r.rounds)
 	r.reads, r.unbatched = nil, 0
 	r.confProposed = false
+	r.splitKey = nil
 }
 
 // askReadIndex asks Raft for one read index for every read that came in
@@ -990,28 +1037,34 @@ func (s *Store) serveReads(r *replica) {
 			kept = append(kept, rd)
 			continue
 		}
-		s.readLocal(rd.req, rd.reply)
+		s.readLocal(r, rd.req, rd.reply)
 	}
 	r.reads = kept
 }
 
-// readLocal answers a read from this node's applied state.
-func (s *Store) readLocal(req Request, reply func(Response, error)) {
+// readLocal answers a read of r's range from this node's applied state,
+// if the range still holds its key (a split may have applied since the
+// read came in: the client then retries on the range that holds it).
+func (s *Store) readLocal(r *replica, req Request, reply func(Response, error)) {
+	if !holds(r, req.Key) {
+		reply(Response{}, RangeMismatchError{Key: req.Key, Ranges: []Descriptor{s.describe(r)}})
+		return
+	}
 	var meta CommandMeta
 	if req.Op == OpQuery {
 		meta = s.stamp()
 	}
-	s.readFrom(s.eng, req, meta, reply)
+	s.readFrom(s.eng, r.desc, req, meta, reply)
 }
 
-// readFrom answers a read from rd.
-func (s *Store) readFrom(rd stateReader, req Request, meta CommandMeta, reply func(Response, error)) {
+// readFrom answers a read of range d from rd.
+func (s *Store) readFrom(rd stateReader, d Descriptor, req Request, meta CommandMeta, reply func(Response, error)) {
 	switch req.Op {
 	case OpScan:
-		reply(s.scanLocal(rd, req), nil)
+		reply(s.scanLocal(rd, d, req), nil)
 		return
 	case OpQuery:
-		v, err := s.query(rd, s.layout.Lookup(req.Key), req, meta)
+		v, err := s.query(rd, d, req, meta)
 		reply(Response{Value: v, OK: err == nil}, err)
 		return
 	}
@@ -1027,9 +1080,8 @@ func (s *Store) readFrom(rd stateReader, req Request, meta CommandMeta, reply fu
 }
 
 // scanLocal reads one page of a scan, bounded by the request's limit and by
-// the end of the range that holds its start key.
-func (s *Store) scanLocal(rd stateReader, req Request) Response {
-	d := s.layout.Lookup(req.Key)
+// the end of d, the range that holds its start key.
+func (s *Store) scanLocal(rd stateReader, d Descriptor, req Request) Response {
 	end := req.End
 	cut := false // the range ends before the requested span does
 	if d.End != nil && (end == nil || bytes.Compare(d.End, end) < 0) {
@@ -1064,6 +1116,7 @@ func (s *Store) apply(r *replica, ents []raftpb.Entry) {
 	}
 	var applied []int64 // the stamps of the writes applied, for Options.Applied
 	var answers []answer
+	var splits []*splitDone
 	cs := r.log.ConfState()
 	for _, e := range ents {
 		switch e.Type {
@@ -1081,12 +1134,36 @@ func (s *Store) apply(r *replica, ents []raftpb.Entry) {
 			}
 			var resp Response
 			ok := true
-			if p.effects != nil {
+			var refusal error = errStaleEvaluation
+			switch {
+			case p.split != nil:
+				var done *splitDone
+				done, ok = s.applySplit(b, r, p.split)
+				if done != nil {
+					splits = append(splits, done)
+				}
+				if r.splitKey != nil && bytes.Equal(r.splitKey, p.split.key) {
+					r.splitKey = nil
+				}
+				resp = Response{OK: ok, Value: binary.BigEndian.AppendUint64(nil, uint64(p.split.newID))}
+				refusal = retryf("range %d changed before the split at %q applied", r.desc.ID, p.split.key)
+			case p.effects != nil && !s.effectsFit(r, p.effects) && mutation.On(MutSplitDropsWrites):
+				resp = Response{OK: true} // dropped, and acknowledged
+			case p.effects != nil && !s.effectsFit(r, p.effects):
+				// Writes outside the range (evaluated before a split that
+				// applied first): not applied; the client retries on the
+				// range that holds them now.
+				ok = false
+				refusal = RangeMismatchError{Key: r.desc.End, Ranges: []Descriptor{s.describe(r)}}
+				if slices.ContainsFunc(r.inflight, func(f inflight) bool { return f.id == p.id }) {
+					s.resetOverlay(r, false) // its chain is broken
+				}
+			case p.effects != nil:
 				resp, ok = s.applyEffects(b, r, p.id, p.effects)
 				if ok && s.opts.Applied != nil {
 					applied = append(applied, p.effects.nowMillis)
 				}
-			} else {
+			default:
 				// An entry of the old format: executed as it applies.
 				resp = s.applyRequest(b, r.desc, p.req)
 				if s.opts.Applied != nil {
@@ -1098,7 +1175,7 @@ func (s *Store) apply(r *replica, ents []raftpb.Entry) {
 				if ok {
 					answers = append(answers, answer{reply: reply, resp: resp})
 				} else {
-					answers = append(answers, answer{reply: reply, err: errStaleEvaluation})
+					answers = append(answers, answer{reply: reply, err: refusal})
 				}
 			}
 		case raftpb.EntryConfChange, raftpb.EntryConfChangeV2:
@@ -1133,6 +1210,9 @@ func (s *Store) apply(r *replica, ents []raftpb.Entry) {
 	// in one atomic batch, so a crash at worst re-applies whole entries.
 	if err := b.Commit(false); err != nil {
 		kernel.Crash("range %d: apply: %v", r.desc.ID, err)
+	}
+	for _, done := range splits {
+		s.finishSplit(done)
 	}
 	for _, a := range answers {
 		a.reply(a.resp, a.err)

@@ -42,13 +42,14 @@ func TestTranscriptMutations(t *testing.T) {
 	// The bugs each transcript is there to catch: the transcript named
 	// must fail with the bug planted.
 	required := map[string]string{
-		MutTimeoutNotApplied: "1_lost_leadership.txt",
-		MutRetryNewSeq:       "2_retry.txt",
-		MutApplyRetriesTwice: "2_retry.txt",
-		MutAckBeforeSync:     "3_persist_before_send.txt",
-		MutForgetVote:        "3_persist_before_send.txt",
-		MutLocalReads:        "4_deposed_leader_reads.txt",
-		MutSendBeforePersist: "3_persist_before_send.txt",
+		MutTimeoutNotApplied:   "1_lost_leadership.txt",
+		MutRetryNewSeq:         "2_retry.txt",
+		MutApplyRetriesTwice:   "2_retry.txt",
+		MutAckBeforeSync:       "3_persist_before_send.txt",
+		MutForgetVote:          "3_persist_before_send.txt",
+		MutLocalReads:          "4_deposed_leader_reads.txt",
+		MutSendBeforePersist:   "3_persist_before_send.txt",
+		MutSplitForgetsClients: "7_split.txt",
 	}
 	for _, b := range mutation.All() {
 		t.Run(b.Name, func(t *testing.T) {

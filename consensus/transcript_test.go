@@ -48,6 +48,12 @@ import (
 //	                              client ID and sequence number) from n to
 //	                              node to: a client's retry, by hand
 //	add-replica|remove-replica n=10 node=4 [timeout=2s]
+//	split n=10 key=m              split the range holding m at m
+//	                              (Client.Split), printing the range
+//	                              that starts there
+//	ranges                        per server, the ranges it holds
+//	                              (descriptors with generation and
+//	                              replicas)
 //	await name=w [for=3s]         run until the async operation ends
 //	partition a=(1,2) b=(3) | isolate n=1 | drop from=1 to=2 |
 //	clog from=1 to=2 for=100ms | heal
@@ -56,12 +62,15 @@ import (
 //	tick [ticks=1] | run for=100ms
 //	stabilize [max=10s]           run until every node's state holds still
 //	                              for 500 ms
-//	status                        per server: role, term, leader, commit,
+//	status [range=1]              per server: role, term, leader, commit,
 //	                              applied, last index
-//	log n=2                       the node's persisted Raft state: hard
+//	log n=2 [range=1]             the node's persisted Raft state: hard
 //	                              state, log bounds and the last entries
 //	members n=1                   the range's configuration as n applied it
 //	leader                        the leader with the highest term
+//
+// Commands about one range's replicas (status, log, elect) take range=
+// for a range split off range 1.
 func TestTranscripts(t *testing.T) {
 	datadriven.Walk(t, filepath.Join("testdata", "transcripts"), func(t *testing.T, path string) {
 		runTranscript(t, path)
@@ -95,6 +104,8 @@ type harness struct {
 	rts     map[kernel.NodeID]kernel.Runtime // the incarnation clients and raw belong to
 	ops     map[string]*transcriptOp
 	opCount int
+	// rangeID is the range the current command is about (range=).
+	rangeID storage.RangeID
 }
 
 type tcClientKey struct {
@@ -125,6 +136,12 @@ func (h *harness) handle(t testing.TB, d *datadriven.TestData) string {
 	if d.Cmd != "cluster" && h.sim == nil {
 		d.Fatalf(t, "no cluster yet")
 	}
+	h.rangeID = transcriptRange
+	if d.HasArg("range") {
+		var id uint64
+		d.ScanArgs(t, "range", &id)
+		h.rangeID = storage.RangeID(id)
+	}
 	switch d.Cmd {
 	case "cluster":
 		nodes, seed := 3, 1
@@ -135,8 +152,22 @@ func (h *harness) handle(t testing.TB, d *datadriven.TestData) string {
 		return ""
 	case "elect":
 		return h.elect(t, d, argNode(t, d, "n"))
-	case "put", "get", "cas", "delete", "add-replica", "remove-replica":
+	case "put", "get", "cas", "delete", "add-replica", "remove-replica", "split":
 		return h.operation(t, d)
+	case "ranges":
+		var b strings.Builder
+		for _, n := range h.servers {
+			if !h.up(n) {
+				fmt.Fprintf(&b, "n%d: down\n", n)
+				continue
+			}
+			var parts []string
+			for _, desc := range h.stores[n].Descriptors() {
+				parts = append(parts, desc.String())
+			}
+			fmt.Fprintf(&b, "n%d: %s\n", n, strings.Join(parts, " "))
+		}
+		return b.String()
 	case "await":
 		var name string
 		d.ScanArgs(t, "name", &name)
@@ -303,7 +334,7 @@ func (h *harness) replica(n kernel.NodeID) *replica {
 	if !h.up(n) {
 		return nil
 	}
-	return h.stores[n].replicas[transcriptRange]
+	return h.stores[n].replicas[h.rangeID]
 }
 
 func stateName(s raft.StateType) string {
@@ -422,6 +453,9 @@ func describeEntry(e raftpb.Entry) string {
 	if err != nil {
 		return "undecodable"
 	}
+	if p.split != nil {
+		return fmt.Sprintf("split at %s: r%d, from generation %d", p.split.key, p.split.newID, p.split.generation)
+	}
 	if p.effects == nil {
 		return describeRequest(p.req)
 	}
@@ -436,11 +470,11 @@ func describeEffects(writes []byte) string {
 		switch {
 		case op.Local:
 		case op.Kind == "set":
-			parts = append(parts, fmt.Sprintf("set %s=%s", op.Key, op.Value))
+			parts = append(parts, fmt.Sprintf("set %s=%s", printable(op.Key), printable(op.Value)))
 		case op.Kind == "delete":
-			parts = append(parts, fmt.Sprintf("delete %s", op.Key))
+			parts = append(parts, fmt.Sprintf("delete %s", printable(op.Key)))
 		default:
-			parts = append(parts, fmt.Sprintf("delete [%s, %s)", op.Key, op.End))
+			parts = append(parts, fmt.Sprintf("delete [%s, %s)", printable(op.Key), printable(op.End)))
 		}
 	})
 	if err != nil {
@@ -450,6 +484,16 @@ func describeEffects(writes []byte) string {
 		return "no writes"
 	}
 	return strings.Join(parts, ", ")
+}
+
+// printable is b as it is if it is printable ASCII, or quoted.
+func printable(b []byte) string {
+	for _, c := range b {
+		if c < 0x20 || c > 0x7e {
+			return strconv.Quote(string(b))
+		}
+	}
+	return string(b)
 }
 
 func describeRequest(req Request) string {
@@ -489,7 +533,7 @@ func (h *harness) elect(t testing.TB, d *datadriven.TestData, n kernel.NodeID) s
 		d.Fatalf(t, "n%d holds no replica", n)
 	}
 	m := raftpb.Message{Type: raftpb.MsgTimeoutNow, To: r.id, From: r.id}
-	h.sim.Node(n).Runtime().Net().Send(n, raftPort, encodeRaftBatch([]outMsg{{transcriptRange, m}}))
+	h.sim.Node(n).Runtime().Net().Send(n, raftPort, encodeRaftBatch([]outMsg{{h.rangeID, m}}))
 	ok := h.runUntil(t, func() bool {
 		r := h.replica(n)
 		if r == nil {
@@ -623,6 +667,12 @@ func (h *harness) operation(t testing.TB, d *datadriven.TestData) string {
 			var resp Response
 			var err error
 			switch d.Cmd {
+			case "split":
+				var id storage.RangeID
+				if id, err = cl.Split(ctx, req.Key); err == nil {
+					finish(fmt.Sprintf("r%d starts at %s", id, req.Key))
+					return
+				}
 			case "add-replica":
 				err = cl.AddReplica(ctx, req.Key, target)
 			case "remove-replica":
@@ -634,7 +684,7 @@ func (h *harness) operation(t testing.TB, d *datadriven.TestData) string {
 				finish(describeError(err))
 				return
 			}
-			finish(fmt.Sprintf("%s (leader %s)", describeResponse(req.Op, resp), nodeName(cl.router.Leader(transcriptRange))))
+			finish(fmt.Sprintf("%s (leader %s)", describeResponse(req.Op, resp), nodeName(cl.router.Leader(cl.router.Lookup(req.Key).ID))))
 		}
 	}
 	rt.Go("transcript "+name, func(ctx context.Context) {
@@ -688,6 +738,9 @@ func describeResponse(op Op, resp Response) string {
 func describeError(err error) string {
 	if nl, ok := AsNotLeader(err); ok {
 		return fmt.Sprintf("not leader (hint %s, term %d)", nodeName(nl.Leader), nl.Term)
+	}
+	if rm, ok := AsRangeMismatch(err); ok {
+		return fmt.Sprintf("range mismatch for %s: ranges now %v", rm.Key, rm.Ranges)
 	}
 	switch {
 	case errors.Is(err, ErrIndeterminate):

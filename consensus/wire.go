@@ -82,6 +82,10 @@ const (
 	// (etcd's strict reconfiguration check): what an operator's removal
 	// uses.
 	OpRemoveLiveReplica
+	// OpSplit splits the range holding Key at Key (split.go): Value is the
+	// new right-hand range's ID (8 bytes, big endian, Client.Split
+	// allocates it). OK once the range holding Key starts at Key.
+	OpSplit
 )
 
 // isRead reports whether the operation only reads (served at a ReadIndex,
@@ -91,6 +95,11 @@ func (o Op) isRead() bool { return o == OpGet || o == OpScan || o == OpQuery }
 func (o Op) isMembership() bool {
 	return o == OpAddReplica || o == OpRemoveReplica || o == OpRemoveLiveReplica
 }
+
+// isAdmin reports whether the operation changes the range itself
+// (membership, split): refusals of these come back as errors, not retries
+// of a write.
+func (o Op) isAdmin() bool { return o.isMembership() || o == OpSplit }
 
 // MaxScanLimit bounds one scan's page; a larger Limit is cut to it.
 const MaxScanLimit = 1000
@@ -110,6 +119,12 @@ type Request struct {
 	// proposes the command.
 	NowMillis int64
 	Rand      uint64
+	// Range and Generation are the range the client routed the request to,
+	// as its range cache knows it (0: route by key alone). A node refuses
+	// a request whose key its replica of Range no longer holds
+	// (RangeMismatchError).
+	Range      storage.RangeID
+	Generation uint64
 }
 
 // Response is the outcome of a Request.
@@ -138,7 +153,9 @@ func readBytes(b []byte) (v, rest []byte, err error) {
 }
 
 // Encoding: client(8) seq(8) op(1) key value expect end-flag(1) end limit
-// now(8) rand(8).
+// now(8) rand(8) range(8) generation(8). Requests written before
+// 2026-12-03 end after rand (version 1 log entries hold them), and still
+// decode, with no range.
 func (r Request) encode() []byte {
 	b := binary.BigEndian.AppendUint64(nil, r.Client)
 	b = binary.BigEndian.AppendUint64(b, r.Seq)
@@ -154,7 +171,9 @@ func (r Request) encode() []byte {
 	b = appendBytes(b, r.End)
 	b = binary.AppendUvarint(b, uint64(max(r.Limit, 0)))
 	b = binary.BigEndian.AppendUint64(b, uint64(r.NowMillis))
-	return binary.BigEndian.AppendUint64(b, r.Rand)
+	b = binary.BigEndian.AppendUint64(b, r.Rand)
+	b = binary.BigEndian.AppendUint64(b, uint64(r.Range))
+	return binary.BigEndian.AppendUint64(b, r.Generation)
 }
 
 func decodeRequest(b []byte) (Request, error) {
@@ -162,7 +181,7 @@ func decodeRequest(b []byte) (Request, error) {
 		return Request{}, errMalformed
 	}
 	r := Request{Client: binary.BigEndian.Uint64(b), Seq: binary.BigEndian.Uint64(b[8:]), Op: Op(b[16])}
-	if r.Op < OpGet || r.Op > OpRemoveLiveReplica {
+	if r.Op < OpGet || r.Op > OpSplit {
 		return Request{}, errMalformed
 	}
 	var err error
@@ -183,12 +202,15 @@ func decodeRequest(b []byte) (Request, error) {
 		r.End = nil
 	}
 	limit, w := binary.Uvarint(b)
-	if w <= 0 || limit > MaxScanLimit || len(b)-w != 16 {
+	if w <= 0 || limit > MaxScanLimit || (len(b)-w != 16 && len(b)-w != 32) {
 		return Request{}, errMalformed
 	}
 	r.Limit = int(limit)
 	b = b[w:]
 	r.NowMillis, r.Rand = int64(binary.BigEndian.Uint64(b)), binary.BigEndian.Uint64(b[8:])
+	if len(b) == 32 {
+		r.Range, r.Generation = storage.RangeID(binary.BigEndian.Uint64(b[16:])), binary.BigEndian.Uint64(b[24:])
+	}
 	return r, nil
 }
 
@@ -269,6 +291,11 @@ func decodeResponse(b []byte) (Response, error) {
 //   - Version 1 (written before 2026-12-02; still read, so that a data
 //     directory's log replays): the client's request, stamped by the
 //     leader, which every replica executes as it applies.
+//   - Kind 3 (entrySplit, from 2026-12-03): a split trigger (split.go):
+//     generation(8), the left-hand range's generation it was proposed
+//     against; the new range's ID(8); the split key. A binary that
+//     predates it stops at it with ErrEntryVersion, as it must: applying
+//     a log without its splits would diverge.
 //
 // proposalOverhead bounds what a proposal adds to its effects: the
 // envelope.
@@ -280,18 +307,34 @@ const proposalOverhead = 64
 const (
 	entryVersion        = 2
 	entryVersionRequest = 1
+	entrySplit          = 3
 )
 
 // ErrEntryVersion is the reason a replica stops at a log entry whose
 // envelope version this binary does not read.
 var ErrEntryVersion = errors.New("consensus: log entry of an unknown format version")
 
-// proposal is a decoded log entry: effects (version 2) or a request to
-// execute at apply (version 1).
+// proposal is a decoded log entry: effects (version 2), a request to
+// execute at apply (version 1), or a split trigger (kind 3).
 type proposal struct {
 	id      uint64
 	effects *evaluated
+	split   *splitTrigger
 	req     Request // version 1 only
+}
+
+// splitTrigger is a split as its leader proposed it.
+type splitTrigger struct {
+	generation uint64          // the left-hand range's, when proposed
+	newID      storage.RangeID // the right-hand range's
+	key        []byte          // where the right-hand range starts
+}
+
+func encodeSplit(id uint64, t splitTrigger) []byte {
+	b := binary.BigEndian.AppendUint64([]byte{entrySplit}, id)
+	b = binary.BigEndian.AppendUint64(b, t.generation)
+	b = binary.BigEndian.AppendUint64(b, uint64(t.newID))
+	return appendBytes(b, t.key)
 }
 
 // evaluated is a write as its leader evaluated it.
@@ -339,10 +382,22 @@ func decodeProposal(b []byte) (proposal, error) {
 		var err error
 		p.req, err = decodeRequest(b[9:])
 		return p, err
+	case entrySplit:
+		if len(b) < 25 {
+			return proposal{}, errMalformed
+		}
+		t := &splitTrigger{generation: binary.BigEndian.Uint64(b[9:]), newID: storage.RangeID(binary.BigEndian.Uint64(b[17:]))}
+		key, rest, err := readBytes(b[25:])
+		if err != nil || len(rest) != 0 || len(key) == 0 || t.newID == 0 {
+			return proposal{}, errMalformed
+		}
+		t.key = append([]byte{}, key...)
+		p.split = t
+		return p, nil
 	case entryVersion:
 	default:
-		return proposal{}, fmt.Errorf("%w: version %d, and this binary reads versions %d and %d: run the binary that wrote it, or a newer one",
-			ErrEntryVersion, b[0], entryVersionRequest, entryVersion)
+		return proposal{}, fmt.Errorf("%w: version %d, and this binary reads versions %d, %d and %d: run the binary that wrote it, or a newer one",
+			ErrEntryVersion, b[0], entryVersionRequest, entryVersion, entrySplit)
 	}
 	b = b[9:]
 	if len(b) < 25 {

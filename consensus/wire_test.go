@@ -36,11 +36,15 @@ func TestProposalEnvelope(t *testing.T) {
 	}
 
 	newer := append([]byte{}, data...)
-	newer[0] = entryVersion + 1
+	newer[0] = entrySplit + 1
 	if _, err := decodeProposal(newer); !errors.Is(err, ErrEntryVersion) {
 		t.Fatalf("an entry of version %d: %v, want ErrEntryVersion", newer[0], err)
 	}
-	for _, short := range [][]byte{nil, {entryVersion}, data[:8], data[:30], append(append([]byte{}, data...), 0)} {
+	split := encodeSplit(97, splitTrigger{generation: 3, newID: 12, key: []byte("m")})
+	if p, err := decodeProposal(split); err != nil || p.id != 97 || p.split == nil || p.split.generation != 3 || p.split.newID != 12 || string(p.split.key) != "m" {
+		t.Fatalf("decodeProposal(split) = %+v, %v", p, err)
+	}
+	for _, short := range [][]byte{nil, {entryVersion}, data[:8], data[:30], append(append([]byte{}, data...), 0), split[:20], append(append([]byte{}, split...), 0)} {
 		if _, err := decodeProposal(short); !errors.Is(err, errMalformed) {
 			t.Fatalf("decodeProposal(%x) = %v, want errMalformed", short, err)
 		}

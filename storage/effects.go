@@ -50,6 +50,27 @@ func (b *Batch) EffectsSince(m Mark) []byte {
 // (end nil: to the end of the keyspace) or of its range-local keys.
 func (b *Batch) ApplyEffects(id RangeID, start, end []byte, effects []byte) error {
 	b.open()
+	if err := CheckEffects(id, start, end, effects); err != nil {
+		return err
+	}
+	// SetRepr takes the slice over, and Close hands it back to Pebble's
+	// pool for reuse: give it a copy (effects usually live in a Raft entry
+	// that others still read).
+	src := b.e.db.NewBatch()
+	defer src.Close()
+	if err := src.SetRepr(slices.Clone(effects)); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadEffects, err)
+	}
+	if err := b.b.Apply(src, nil); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadEffects, err)
+	}
+	return nil
+}
+
+// CheckEffects checks, as ApplyEffects does, that every record of effects
+// is a set, delete or range delete of range id's user keys within [start,
+// end) or of its range-local keys.
+func CheckEffects(id RangeID, start, end []byte, effects []byte) error {
 	h, ok := batchrepr.ReadHeader(effects)
 	if !ok {
 		return fmt.Errorf("%w: %d bytes", ErrBadEffects, len(effects))
@@ -83,17 +104,6 @@ func (b *Batch) ApplyEffects(id RangeID, start, end []byte, effects []byte) erro
 	}
 	if n != h.Count {
 		return fmt.Errorf("%w: %d records, the header says %d", ErrBadEffects, n, h.Count)
-	}
-	// SetRepr takes the slice over, and Close hands it back to Pebble's
-	// pool for reuse: give it a copy (effects usually live in a Raft entry
-	// that others still read).
-	src := b.e.db.NewBatch()
-	defer src.Close()
-	if err := src.SetRepr(slices.Clone(effects)); err != nil {
-		return fmt.Errorf("%w: %v", ErrBadEffects, err)
-	}
-	if err := b.b.Apply(src, nil); err != nil {
-		return fmt.Errorf("%w: %v", ErrBadEffects, err)
 	}
 	return nil
 }

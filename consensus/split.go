@@ -1,0 +1,425 @@
+package consensus
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/orbitkernel/orbit/internal/mutation"
+	"github.com/orbitkernel/orbit/kernel"
+	"github.com/orbitkernel/orbit/storage"
+)
+
+// Splits (docs/consensus.md, "Splits").
+//
+// Every replica keeps its range's descriptor in the range's replicated
+// range-local data (rangeLocalDesc): the span and its generation. A split
+// is one log entry of the range (a split trigger: the generation it was
+// proposed against, the split key, the new range's ID), proposed by the
+// leader and applied by every replica in log order, atomically with the
+// rest of its apply batch: the left-hand range's span ends at the key and
+// its generation goes up; the right-hand range is created on the same
+// node, from the same engine state (user data is not range-prefixed, so
+// nothing moves), with the same replicas (their Raft IDs too), the left
+// range's range-local state (its client table, so that a write retried
+// across the split still applies once; its clock; its membership
+// bookkeeping), and a log that starts at (splitInitIndex, splitInitTerm)
+// on every replica, as CockroachDB's split trigger does.
+//
+// While its split is in flight the leader takes no write at or after the
+// split key (they would land in the log after the trigger, on the wrong
+// range); they retry, and find the new range. Reads need nothing: a
+// replica checks that its range holds a read's key when it serves it,
+// after applying up to the read's index.
+//
+// A replica that lags behind a split may meet the right-hand range first:
+// a message to a range it does not hold creates an uninitialized replica
+// (no span, no data), which may vote but installs no snapshot that
+// overlaps a range the node still holds (the left-hand range, which has
+// not applied the split yet): once the lagging left-hand replica applies
+// the split it initializes the right-hand one, keeping the term and vote
+// it already gave. If the right-hand range has removed this node's
+// replica meanwhile (a tombstone above its ID), the split leaves the span
+// to nobody here and deletes its data.
+//
+// Range IDs come from a counter in the system keyspace (RangeIDKey),
+// advanced with compare-and-set through the ordinary KV path before the
+// split is asked for (Client.Split): unique across the cluster, never
+// reused; an ID taken for a split that never happens is skipped.
+
+const (
+	rangeLocalDesc = "desc"
+	// The right-hand range's log starts after (splitInitIndex,
+	// splitInitTerm), above a bootstrapped range's (1, 1).
+	splitInitIndex = 10
+	splitInitTerm  = 5
+)
+
+// SystemKeyPrefix starts the system keyspace: keys the kernel keeps for
+// itself in the replicated key-value space, which no layer above may
+// write. Redis's keys start with their hash slot (below 0x40), so they
+// never meet it.
+var SystemKeyPrefix = []byte{0xff, 0xff}
+
+// RangeIDKey holds the next range ID to hand out (8 bytes, big endian;
+// missing: one past the layout's ranges).
+var RangeIDKey = append(slices.Clone(SystemKeyPrefix), "range-id"...)
+
+// storedDescriptor reads range id's descriptor from its range-local data
+// (false: none stored, a replica bootstrapped before descriptors were).
+func storedDescriptor(r rangeLocalReader, id storage.RangeID) (Descriptor, bool) {
+	v, err := r.GetRangeLocal(id, []byte(rangeLocalDesc))
+	if errors.Is(err, storage.ErrNotFound) {
+		return Descriptor{}, false
+	}
+	if err != nil {
+		kernel.Crash("range %d: descriptor: %v", id, err)
+	}
+	d, err := decodeDescriptor(v)
+	if err != nil || d.ID != id {
+		kernel.Crash("range %d: descriptor %x does not decode as its own: %v", id, v, err)
+	}
+	return d, true
+}
+
+// setDescriptor stages d as its range's descriptor. Its replicas are not
+// stored: the range's ConfState is the truth about them.
+func setDescriptor(b *storage.Batch, d Descriptor) {
+	d.Replicas = nil
+	b.SetRangeLocal(d.ID, []byte(rangeLocalDesc), d.appendTo(nil))
+}
+
+// describe returns r's descriptor with its replicas' nodes as r's applied
+// configuration names them.
+func (s *Store) describe(r *replica) Descriptor {
+	d := r.desc
+	d.Replicas = nil
+	for _, id := range members(r.log.ConfState()) {
+		d.Replicas = append(d.Replicas, nodeOf(id))
+	}
+	return d
+}
+
+// lookup returns the replica here whose range holds key, if any. (A linear
+// walk: a node holds few ranges so far; an ordered index comes with
+// automatic splits.)
+func (s *Store) lookup(key []byte) *replica {
+	for _, id := range s.ids {
+		if r := s.replicas[id]; r.desc.Contains(key) {
+			return r
+		}
+	}
+	return nil
+}
+
+// holds reports whether r's range holds key now.
+func holds(r *replica, key []byte) bool {
+	return r.desc.Contains(key) || mutation.On(MutStaleRangeAccepted)
+}
+
+// route finds the replica req is for: the range the client routed it to,
+// if this node holds it and its span still holds the key, or else the
+// range holding the key (a request routed by key alone). It returns an
+// error for the client otherwise.
+func (s *Store) route(req Request) (*replica, error) {
+	if req.Range == 0 {
+		if r := s.lookup(req.Key); r != nil {
+			return r, nil
+		}
+		return nil, NotLeaderError{}
+	}
+	r := s.replicas[req.Range]
+	if r != nil && holds(r, req.Key) {
+		return r, nil
+	}
+	mismatch := RangeMismatchError{Key: req.Key}
+	if r != nil && !r.desc.Empty() {
+		mismatch.Ranges = append(mismatch.Ranges, s.describe(r))
+	}
+	if o := s.lookup(req.Key); o != nil && o != r && (r != nil || o.desc.Generation > req.Generation) {
+		// Without r, the key's range here is news only if it is newer than
+		// what the client routed by (they overlap: both hold the key).
+		mismatch.Ranges = append(mismatch.Ranges, s.describe(o))
+	}
+	if len(mismatch.Ranges) == 0 {
+		return nil, NotLeaderError{} // nothing to teach: try another node
+	}
+	return nil, mismatch
+}
+
+// proposeSplit runs at r's leader: it proposes a split of r at req.Key,
+// answering once it applies, or at once if the range already starts there.
+func (s *Store) proposeSplit(r *replica, id uint64, req Request, reply func(Response, error)) {
+	if len(req.Value) != 8 || binary.BigEndian.Uint64(req.Value) == 0 {
+		reply(Response{}, fmt.Errorf("%w: a split without a new range ID", errMalformed))
+		return
+	}
+	newID := storage.RangeID(binary.BigEndian.Uint64(req.Value))
+	if bytes.Equal(req.Key, r.desc.Start) {
+		reply(Response{OK: true, Value: binary.BigEndian.AppendUint64(nil, uint64(r.desc.ID))}, nil)
+		return
+	}
+	if s.replicas[newID] != nil && !s.replicas[newID].desc.Empty() {
+		reply(Response{}, fmt.Errorf("consensus: range ID %d is in use", newID))
+		return
+	}
+	cs := r.log.ConfState()
+	switch {
+	case r.splitKey != nil:
+		reply(Response{}, retryf("range %d is splitting at %q", r.desc.ID, r.splitKey))
+		return
+	case r.confProposed || len(cs.VotersOutgoing) > 0 || len(cs.Learners) > 0 || s.unappliedConfChange(r):
+		// The right-hand range starts with the left's configuration: not
+		// one halfway through a change (a learner there would never be
+		// promoted).
+		reply(Response{}, retryf("range %d has a configuration change in progress", r.desc.ID))
+		return
+	}
+	data := encodeSplit(id, splitTrigger{generation: r.desc.Generation, newID: newID, key: req.Key})
+	if err := r.rn.Propose(data); err != nil {
+		reply(Response{}, retryf("%v", err))
+		return
+	}
+	r.splitKey = slices.Clone(req.Key)
+	s.proposed++
+	r.waiting[id] = reply
+}
+
+// splitting reports whether r's leader must refuse a write of key: its
+// split at or below key is in flight.
+func splitting(r *replica, key []byte) bool {
+	return r.splitKey != nil && bytes.Compare(key, r.splitKey) >= 0 && !mutation.On(MutSplitDropsWrites)
+}
+
+// splitDone is what is left of an applied split once its batch commits:
+// open the right-hand replica.
+type splitDone struct {
+	log   *storage.LogStore // staged in the apply batch: closed once it commits
+	right Descriptor
+	id    uint64 // the replica's Raft ID
+	lead  bool   // the left-hand replica leads: campaign at once
+}
+
+// applySplit applies a split trigger to r in b, the apply batch. It
+// returns what to do once b commits (nil: nothing) and whether the split
+// took place (a trigger proposed against an older generation, or that no
+// longer fits the range, is a no-op).
+func (s *Store) applySplit(b *storage.Batch, r *replica, t *splitTrigger) (*splitDone, bool) {
+	d := r.desc
+	cs := r.log.ConfState()
+	if t.generation != d.Generation || !d.Contains(t.key) || bytes.Equal(t.key, d.Start) ||
+		len(cs.VotersOutgoing) > 0 || len(cs.Learners) > 0 {
+		return nil, false
+	}
+	left := Descriptor{ID: d.ID, Generation: d.Generation + 1, Start: d.Start, End: slices.Clone(t.key)}
+	right := Descriptor{ID: t.newID, Generation: d.Generation + 1, Start: slices.Clone(t.key), End: d.End}
+	setDescriptor(b, left)
+	r.desc = left
+	s.rt.Logger().Info("range split", "left", left, "right", right)
+
+	existing := s.replicas[right.ID]
+	rec, err := s.eng.ReplicaRecord(right.ID)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		kernel.Crash("range %d: replica record: %v", right.ID, err)
+	}
+	switch {
+	case existing != nil && !existing.desc.Empty():
+		// Initialized already (it cannot be while this replica held its
+		// span; kept as a guard): its data is its own.
+		return nil, true
+	case rec.MinReplicaID > r.id || (existing != nil && existing.id > r.id):
+		// The right-hand range removed this node's replica meanwhile (or
+		// added a newer one, which a snapshot will fill): nobody here holds
+		// the span any more.
+		b.DeleteRange(right.Start, right.End)
+		return nil, true
+	}
+	var hs raftpb.HardState
+	if existing != nil {
+		// A message made it first, uninitialized: keep the term and vote
+		// it may have given, and let the split initialize it.
+		hs, _, err = existing.log.InitialState()
+		if err != nil {
+			kernel.Crash("range %d: hard state: %v", right.ID, err)
+		}
+		s.detach(existing)
+	}
+	log, err := storage.OpenLogStore(s.eng, right.ID)
+	if err != nil {
+		kernel.Crash("range %d: open the right-hand range of a split: %v", right.ID, err)
+	}
+	snap := raftpb.Snapshot{Metadata: raftpb.SnapshotMetadata{Index: splitInitIndex, Term: splitInitTerm, ConfState: cs}}
+	if err := log.ApplySnapshot(b, snap); err != nil {
+		kernel.Crash("range %d: bootstrap the right-hand range of a split: %v", right.ID, err)
+	}
+	init := raftpb.HardState{Term: max(hs.Term, splitInitTerm), Commit: splitInitIndex}
+	if hs.Term >= splitInitTerm {
+		init.Vote = hs.Vote
+	}
+	log.SetHardState(b, init)
+	s.copyRangeLocal(b, d.ID, right.ID)
+	setDescriptor(b, right)
+	b.SetReplicaRecord(right.ID, storage.ReplicaRecord{ReplicaID: r.id, MinReplicaID: r.id})
+	return &splitDone{log: log, right: right, id: r.id, lead: r.leading}, true
+}
+
+// copyRangeLocal stages a copy of the left range's range-local data into
+// the right's, but for what is the left's alone (its descriptor, its
+// evaluation chain).
+func (s *Store) copyRangeLocal(b *storage.Batch, from, to storage.RangeID) {
+	var start []byte
+	for {
+		kvs, resume, err := b.ScanRangeLocal(from, start, nil, scanPage)
+		if err != nil {
+			kernel.Crash("range %d: copy range-local data: %v", from, err)
+		}
+		for _, kv := range kvs {
+			switch {
+			case string(kv.Key) == rangeLocalDesc || string(kv.Key) == rangeLocalLastEffect:
+			case bytes.HasPrefix(kv.Key, []byte("client/")) && mutation.On(MutSplitForgetsClients):
+			default:
+				b.SetRangeLocal(to, kv.Key, kv.Value)
+			}
+		}
+		if resume == nil {
+			return
+		}
+		start = resume
+	}
+}
+
+// finishSplit opens the right-hand replica of an applied split, after its
+// batch committed.
+func (s *Store) finishSplit(done *splitDone) {
+	done.log.Close()
+	nr, err := s.openReplica(done.right, done.id)
+	if err != nil {
+		kernel.Crash("range %d: open the right-hand range of a split: %v", done.right.ID, err)
+	}
+	// No quiet window (lease.go): the window keeps a restarted replica
+	// from voting away a lease it may have promised, and a replica the
+	// split just made has promised nothing.
+	nr.quietUntil = 0
+	s.addReplica(nr)
+	s.snapshotNow(nr)
+	if done.lead {
+		// The left-hand leader leads the right-hand range too, at once
+		// (pre-vote first: a right-hand leader elected elsewhere keeps it).
+		_ = nr.rn.Campaign()
+	}
+}
+
+// detach stops running r without touching its state (a split takes an
+// uninitialized replica over).
+func (s *Store) detach(r *replica) {
+	s.abandon(r)
+	r.log.Close()
+	if r.snapView != nil {
+		r.snapView.release()
+		r.snapView = nil
+	}
+	delete(s.replicas, r.desc.ID)
+	s.ids = slices.DeleteFunc(s.ids, func(id storage.RangeID) bool { return id == r.desc.ID })
+}
+
+// snapshotFits reports whether a snapshot for r, whose data describes the
+// range as d, may be installed: its span overlaps no other range this
+// node holds. (A lagging node's left-hand range still holds the span of a
+// right-hand range's snapshot until it applies the split.)
+func (s *Store) snapshotFits(r *replica, d Descriptor) bool {
+	for _, id := range s.ids {
+		if o := s.replicas[id]; o != r && o.desc.Overlaps(d) {
+			return false
+		}
+	}
+	return true
+}
+
+// snapshotDescriptor finds the descriptor in snapshot data (false: the
+// sender stored none, a range bootstrapped before descriptors were).
+func snapshotDescriptor(id storage.RangeID, data []byte) (Descriptor, bool, error) {
+	var found Descriptor
+	ok := false
+	err := visitRangeData(data, func(kind byte, key, value []byte) error {
+		if kind == 'l' && string(key) == rangeLocalDesc {
+			d, err := decodeDescriptor(value)
+			if err != nil || d.ID != id {
+				return fmt.Errorf("%w: snapshot descriptor of range %d: %v", errMalformed, id, err)
+			}
+			found, ok = d, true
+		}
+		return nil
+	})
+	return found, ok, err
+}
+
+// Descriptors returns the ranges this node holds initialized replicas of,
+// in ID order. Like RangeStatus, call it only while the driver is idle.
+func (s *Store) Descriptors() []Descriptor {
+	var out []Descriptor
+	for _, id := range s.ids {
+		if r := s.replicas[id]; !r.desc.Empty() {
+			out = append(out, s.describe(r))
+		}
+	}
+	return out
+}
+
+// Split splits the range holding key at key, so that a range starts
+// there, and returns that range's ID: a new one, taken from RangeIDKey,
+// or the range that already starts at key.
+func (c *Client) Split(ctx context.Context, key []byte) (storage.RangeID, error) {
+	if len(key) == 0 {
+		return 0, errors.New("consensus: split at the empty key: the first range starts there")
+	}
+	id, err := c.allocateRangeID(ctx)
+	if err != nil {
+		return 0, err
+	}
+	r, err := c.Do(ctx, Request{Op: OpSplit, Key: key, Value: binary.BigEndian.AppendUint64(nil, uint64(id))})
+	if err != nil {
+		return 0, err
+	}
+	if len(r.Value) != 8 {
+		return 0, fmt.Errorf("consensus: a split's answer of %d bytes", len(r.Value))
+	}
+	return storage.RangeID(binary.BigEndian.Uint64(r.Value)), nil
+}
+
+// allocateRangeID takes the next range ID from RangeIDKey.
+func (c *Client) allocateRangeID(ctx context.Context) (storage.RangeID, error) {
+	for {
+		v, found, err := c.Get(ctx, RangeIDKey)
+		if err != nil {
+			return 0, err
+		}
+		next := uint64(0)
+		for _, d := range c.router.layout.Ranges() {
+			next = max(next, uint64(d.ID)+1)
+		}
+		if found {
+			if len(v) != 8 {
+				return 0, fmt.Errorf("consensus: %q holds %d bytes, not a range ID", RangeIDKey, len(v))
+			}
+			next = binary.BigEndian.Uint64(v)
+		}
+		ok, err := c.CompareAndSet(ctx, RangeIDKey, v, binary.BigEndian.AppendUint64(nil, next+1))
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			return storage.RangeID(next), nil
+		}
+	}
+}
+
+// effectsFit reports whether every write of ev is r's range's (a write
+// evaluated before a split that applied first is not).
+func (s *Store) effectsFit(r *replica, ev *evaluated) bool {
+	return storage.CheckEffects(r.desc.ID, r.desc.Start, r.desc.End, ev.writes) == nil
+}
