@@ -39,11 +39,11 @@ var (
 		"gives every client a router of its own that no other client and no local replica teaches: each learns of a lost leader only by timing out on it")
 	MutUnboundedBatches = mutation.Plant("unbounded-batches", mutation.Availability,
 		"sends everything a cycle has for a node in one network message, repeated appends included (the 50 MB batches of issue 11)")
-	MutSplitDropsWrites = mutation.Plant("split-drops-writes", mutation.Consensus,
+	MutSplitDropsWrites = mutation.Plant("split-drops-writes", mutation.Split,
 		"takes writes at or after the split key while the split is in flight, and acknowledges them though the left-hand range drops them as it applies them after the split")
-	MutSplitForgetsClients = mutation.Plant("split-forgets-clients", mutation.Client,
+	MutSplitForgetsClients = mutation.Plant("split-forgets-clients", mutation.Split,
 		"starts the right-hand range of a split with an empty client table: a write retried across the split applies twice")
-	MutStaleRangeAccepted = mutation.Plant("stale-range-accepted", mutation.Consensus,
+	MutStaleRangeAccepted = mutation.Plant("stale-range-accepted", mutation.Split,
 		"serves a request routed to a range that no longer holds its key (a stale range cache entry), without checking the range's current span")
 	MutNoHealthTransfer = mutation.Plant("no-health-transfer", mutation.Availability,
 		"never moves leadership off a slow leader")

@@ -205,13 +205,14 @@ type splitDone struct {
 	lead  bool   // the left-hand replica leads: campaign at once
 }
 
-// applySplit applies a split trigger to r in b, the apply batch. It
-// returns what to do once b commits (nil: nothing) and whether the split
-// took place (a trigger proposed against an older generation, or that no
-// longer fits the range, is a no-op).
-func (s *Store) applySplit(b *storage.Batch, r *replica, t *splitTrigger) (*splitDone, bool) {
+// applySplit applies a split trigger to r in b, the apply batch, where cs
+// is r's configuration as the entries before it in the batch leave it (the
+// log store's is the last committed batch's). It returns what to do once
+// b commits (nil: nothing) and whether the split took place (a trigger
+// proposed against an older generation, or that no longer fits the range,
+// is a no-op).
+func (s *Store) applySplit(b *storage.Batch, r *replica, cs raftpb.ConfState, t *splitTrigger) (*splitDone, bool) {
 	d := r.desc
-	cs := r.log.ConfState()
 	if t.generation != d.Generation || !d.Contains(t.key) || bytes.Equal(t.key, d.Start) ||
 		len(cs.VotersOutgoing) > 0 || len(cs.Learners) > 0 {
 		return nil, false
@@ -307,9 +308,13 @@ func (s *Store) finishSplit(done *splitDone) {
 	nr.quietUntil = 0
 	s.addReplica(nr)
 	s.snapshotNow(nr)
-	if done.lead {
-		// The left-hand leader leads the right-hand range too, at once
-		// (pre-vote first: a right-hand leader elected elsewhere keeps it).
+	// The left-hand leader leads the right-hand range too, at once
+	// (pre-vote first: a right-hand leader elected elsewhere keeps it).
+	// Perturbation: it does not, and the new range elects whoever times
+	// out first, as when the left-hand leader dies right after the split:
+	// the two halves then often have different leaders, and a node's
+	// replicas of them lag each other.
+	if done.lead && !s.rt.Buggify("consensus.split-elections") {
 		_ = nr.rn.Campaign()
 	}
 }
@@ -317,6 +322,7 @@ func (s *Store) finishSplit(done *splitDone) {
 // detach stops running r without touching its state (a split takes an
 // uninitialized replica over).
 func (s *Store) detach(r *replica) {
+	r.detached = true
 	s.abandon(r)
 	r.log.Close()
 	if r.snapView != nil {

@@ -132,6 +132,9 @@ type replica struct {
 	overlay  *storage.Batch
 	inflight []inflight
 	tip      uint64
+	// detached is set once a split took this uninitialized replica over:
+	// the driver runs it no more (split.go).
+	detached bool
 	// splitKey is where this leader's split in flight cuts the range (nil:
 	// none): writes at or after it wait (split.go).
 	splitKey []byte
@@ -802,6 +805,9 @@ func (s *Store) cycle() {
 		_ = s.rt.Sleep(context.Background(), time.Duration(1+s.rt.Rand().IntN(20))*time.Millisecond)
 	}
 	for _, x := range readies {
+		if x.r.detached {
+			continue // a split applied earlier in this loop took it over
+		}
 		if mutation.On(MutApplyBeforeCommit) {
 			s.apply(x.r, appliable(x.r, x.rd))
 		} else {
@@ -1138,7 +1144,7 @@ func (s *Store) apply(r *replica, ents []raftpb.Entry) {
 			switch {
 			case p.split != nil:
 				var done *splitDone
-				done, ok = s.applySplit(b, r, p.split)
+				done, ok = s.applySplit(b, r, cs, p.split)
 				if done != nil {
 					splits = append(splits, done)
 				}

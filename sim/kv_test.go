@@ -54,22 +54,7 @@ func newKVCluster(s *Sim, servers []kernel.NodeID, replicas int) *kvCluster {
 		c.openStore(rt, c.openEngine(rt), consensus.Options{})
 	})
 	c.kvWorkload = newKVWorkload(s, servers, 6, func(rt kernel.Runtime, i int) kvCaller {
-		cl := consensus.NewClient(consensus.NewRouter(rt, layout), "kv")
-		return func(ctx context.Context, in KVInput) (KVOutput, error) {
-			req := consensus.Request{Key: []byte(in.Key), Value: []byte(in.Value), Expect: []byte(in.Expect)}
-			switch in.Op {
-			case OpGet:
-				req.Op = consensus.OpGet
-			case OpPut:
-				req.Op = consensus.OpPut
-			case OpCAS:
-				req.Op = consensus.OpCAS
-			case OpDelete:
-				req.Op = consensus.OpDelete
-			}
-			r, err := cl.Do(ctx, req)
-			return KVOutput{Value: string(r.Value), OK: r.OK}, err
-		}
+		return kvCallerOf(consensus.NewClient(consensus.NewRouter(rt, layout), "kv"))
 	})
 	c.keys = []string{"a", "b", "k", "m", "s", "z"}
 	if s.Rand().IntN(2) == 0 {
@@ -86,6 +71,26 @@ func newKVCluster(s *Sim, servers []kernel.NodeID, replicas int) *kvCluster {
 		c.crashClients(500 * time.Millisecond)
 	}
 	return c
+}
+
+// kvCallerOf performs the workload's operations through a consensus
+// client.
+func kvCallerOf(cl *consensus.Client) kvCaller {
+	return func(ctx context.Context, in KVInput) (KVOutput, error) {
+		req := consensus.Request{Key: []byte(in.Key), Value: []byte(in.Value), Expect: []byte(in.Expect)}
+		switch in.Op {
+		case OpGet:
+			req.Op = consensus.OpGet
+		case OpPut:
+			req.Op = consensus.OpPut
+		case OpCAS:
+			req.Op = consensus.OpCAS
+		case OpDelete:
+			req.Op = consensus.OpDelete
+		}
+		r, err := cl.Do(ctx, req)
+		return KVOutput{Value: string(r.Value), OK: r.OK}, err
+	}
 }
 
 func (c *kvCluster) Healed() {

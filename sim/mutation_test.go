@@ -14,13 +14,16 @@ import (
 
 // mutationScenario is the scenario that must catch a planted bug: the
 // availability scenario for liveness bugs, the Redis one for the Redis
-// state machine's and session's, the replicated KV scenario for the rest.
+// state machine's and session's, the split scenario for splits and
+// routing, the replicated KV scenario for the rest.
 func mutationScenario(b mutation.Bug) Scenario {
 	switch b.Class {
 	case mutation.Availability:
 		return availScenario
 	case mutation.StateMachine, mutation.Session:
 		return redisScenario
+	case mutation.Split:
+		return kvSplit5Scenario
 	}
 	return kvScenario
 }

@@ -26,6 +26,7 @@ const (
 	StateMachine Class = "redis state machine"
 	Session      Class = "redis session"
 	Availability Class = "availability" // liveness, not safety
+	Split        Class = "split"        // range splits and routing
 )
 
 // Bug is one planted bug.
