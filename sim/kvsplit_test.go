@@ -83,9 +83,12 @@ func newKVSplitCluster(s *Sim, servers []kernel.NodeID) *kvSplitCluster {
 	c.kvWorkload = newKVWorkload(s, servers, 6, func(rt kernel.Runtime, i int) kvCaller {
 		call := kvCallerOf(consensus.NewClient(consensus.NewRouter(rt, layout), "kv"))
 		rng := rt.Rand()
+		incarnation := 0
 		return func(ctx context.Context, in KVInput) (KVOutput, error) {
-			if restarts && rng.IntN(2) == 0 {
-				call = kvCallerOf(consensus.NewClient(consensus.NewRouter(rt, layout), "kv"))
+			if restarts && rng.IntN(8) == 0 {
+				// A name of its own: a client's name is its RPC reply port.
+				incarnation++
+				call = kvCallerOf(consensus.NewClient(consensus.NewRouter(rt, layout), fmt.Sprintf("kv-%d", incarnation)))
 			}
 			return call(ctx, in)
 		}

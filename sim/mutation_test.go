@@ -12,30 +12,34 @@ import (
 	"github.com/orbitkernel/orbit/internal/mutation"
 )
 
-// mutationScenario is the scenario that must catch a planted bug: the
+// mutationScenarios are the scenarios that must catch a planted bug: the
 // availability scenario for liveness bugs, the Redis one for the Redis
-// state machine's and session's, the split scenario for splits and
-// routing, the replicated KV scenario for the rest.
-func mutationScenario(b mutation.Bug) Scenario {
+// state machine's and session's, both split scenarios (3 nodes, and 5
+// with replicas moving) for splits and routing, the replicated KV
+// scenario for the rest.
+func mutationScenarios(b mutation.Bug) []Scenario {
 	switch b.Class {
 	case mutation.Availability:
-		return availScenario
+		return []Scenario{availScenario}
 	case mutation.StateMachine, mutation.Session:
-		return redisScenario
+		return []Scenario{redisScenario}
 	case mutation.Split:
-		return kvSplit5Scenario
+		return []Scenario{kvSplitScenario, kvSplit5Scenario}
 	}
-	return kvScenario
+	return []Scenario{kvScenario}
 }
 
-// firstFailure sweeps sc from seed 1, ten seeds at a time, and returns the
-// first failing run within maxSeeds, or nil.
-func firstFailure(sc Scenario, maxSeeds uint64) *Result {
+// firstFailure sweeps the scenarios from seed 1, ten seeds at a time (each
+// seed on every scenario), and returns the first failing run within
+// maxSeeds, or nil.
+func firstFailure(scs []Scenario, maxSeeds uint64) *Result {
 	const chunk = 10
 	for first := uint64(1); first <= maxSeeds; first += chunk {
-		for _, r := range sweep(sc, seedRange(first, chunk)) {
-			if r.Err != nil {
-				return r
+		for _, sc := range scs {
+			for _, r := range sweep(sc, seedRange(first, chunk)) {
+				if r.Err != nil {
+					return r
+				}
 			}
 		}
 	}
@@ -55,16 +59,20 @@ func TestMutationsAreCaught(t *testing.T) {
 			continue
 		}
 		mutation.Set(b.Name)
-		sc := mutationScenario(b)
+		scs := mutationScenarios(b)
 		start := time.Now()
-		caught := firstFailure(sc, maxSeeds)
+		caught := firstFailure(scs, maxSeeds)
 		if caught == nil {
-			t.Errorf("mutation %s (%s) survived %d seeds of %s", b.Name, b.Class, maxSeeds, sc.Name)
+			var names []string
+			for _, sc := range scs {
+				names = append(names, sc.Name)
+			}
+			t.Errorf("mutation %s (%s) survived %d seeds of %s", b.Name, b.Class, maxSeeds, strings.Join(names, " and "))
 			continue
 		}
 		msg := strings.SplitN(caught.Err.Error(), "\n", 2)[0]
 		fmt.Printf("mutation %-24s %-20s %-5s caught at seed %3d after %5.1fs wall: %s: %s\n",
-			b.Name, b.Class, sc.Name, caught.Seed, time.Since(start).Seconds(), caught.Phase, msg)
+			b.Name, b.Class, caught.Scenario, caught.Seed, time.Since(start).Seconds(), caught.Phase, msg)
 	}
 	fmt.Printf("mutations: %d planted, %.0fs wall in all\n", len(mutation.All()), time.Since(total).Seconds())
 }
