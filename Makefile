@@ -59,11 +59,12 @@ lint:
 	$(GO) tool staticcheck ./...
 
 ## sim: a longer sweep, seeds SEED..SEED+SEEDS-1, of the default (KV)
-## scenario and the Redis scenario; sim5 does the five-node KV variant;
+## scenario, the Redis scenario and the split scenarios (kvsplit on 3
+## nodes, kvsplit5 on 5); sim5 does the five-node KV variant;
 ## sim-avail the availability scenario (one fault at a time on a leader,
 ## recovery bound and slow-leader throughput floor), AVAIL_SEEDS seeds
 sim:
-	$(GO) test ./sim -run '^(TestSim|TestRedisSim)$$' -seed=$(SEED) -seeds=$(SEEDS) -timeout 0
+	$(GO) test ./sim -run '^(TestSim|TestRedisSim|TestSimSplits)$$' -seed=$(SEED) -seeds=$(SEEDS) -timeout 0
 	$(GO) test ./sim -run '^TestAvailability$$' -seed=$(SEED) -seeds=$(AVAIL_SEEDS) -timeout 0
 
 sim-avail:
@@ -81,10 +82,10 @@ sim-coverage:
 sim5:
 	$(GO) test ./sim -run '^TestSimFiveNodes$$' -seed=$(SEED) -seeds=$(SEEDS) -timeout 0
 
-## determinism: run SEEDS seeds of the default scenario twice each; every
-## trace must match
+## determinism: run SEEDS seeds of the default scenario and the split
+## scenarios twice each; every trace must match
 determinism:
-	$(GO) test ./sim -run '^TestSim$$' -seed=$(SEED) -seeds=$(SEEDS) -twice -timeout 0
+	$(GO) test ./sim -run '^(TestSim|TestSimSplits)$$' -seed=$(SEED) -seeds=$(SEEDS) -twice -timeout 0
 
 ## mutations: plant each bug (internal/mutation; consensus, client,
 ## snapshot, storage, Redis state machine, availability) and require the

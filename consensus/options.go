@@ -76,6 +76,14 @@ type Options struct {
 	// 8. A negative wait turns it off.
 	GroupCommitWait       time.Duration
 	GroupCommitBusyWrites int
+
+	// SplitBytes, if positive, splits a range whose user data (keys and
+	// values) exceeds it, in bytes: its leader measures the range after
+	// every SplitBytes/4 of writes and splits it at the key that halves it
+	// (split.go). It needs Router (the split goes through a client made
+	// from it). Default 0: no automatic splits (orbit serve cannot split
+	// its Redis ranges yet). Ranges never merge back yet.
+	SplitBytes int64
 }
 
 // The defaults of Options.
@@ -141,6 +149,12 @@ func (o *Options) Validate() error {
 	if !(o.MaxClockDrift > 0 && o.MaxClockDrift <= 0.2) {
 		bad("MaxClockDrift %v must be in (0, 0.2]", o.MaxClockDrift)
 	}
+	if o.SplitBytes < 0 {
+		bad("SplitBytes %d must not be negative (0: no automatic splits)", o.SplitBytes)
+	}
+	if o.SplitBytes > 0 && o.Router == nil {
+		bad("SplitBytes needs a Router: automatic splits go through a client")
+	}
 	return errors.Join(errs...)
 }
 
@@ -157,6 +171,7 @@ func (o *Options) String() string {
 	fmt.Fprintf(&b, "  group_commit_busy_writes=%d\n", o.GroupCommitBusyWrites)
 	fmt.Fprintf(&b, "  leases=%t\n", !o.DisableLeases)
 	fmt.Fprintf(&b, "  max_clock_drift=%v (lease %v)\n", o.MaxClockDrift, o.leaseDuration())
+	fmt.Fprintf(&b, "  split_bytes=%d\n", o.SplitBytes)
 	fmt.Fprintf(&b, "  max_proposal_bytes=%d (fixed)\n", MaxProposalBytes)
 	fmt.Fprintf(&b, "  max_batch_bytes=%d (fixed)\n", MaxBatchBytes)
 	return b.String()

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sort"
+	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
 
@@ -428,4 +430,83 @@ func (c *Client) allocateRangeID(ctx context.Context) (storage.RangeID, error) {
 // evaluated before a split that applied first is not).
 func (s *Store) effectsFit(r *replica, ev *evaluated) bool {
 	return storage.CheckEffects(r.desc.ID, r.desc.Start, r.desc.End, ev.writes) == nil
+}
+
+// Automatic splits (Options.SplitBytes). A leader counts the bytes its
+// range's writes carry; once they reach a quarter of SplitBytes it
+// measures the range's user data on the driver (a scan of at most
+// SplitBytes plus a page), and if the range holds more than SplitBytes it
+// hands the key that halves it to the node's splitter task, which splits
+// through a client (a range ID first, then the split itself). One split
+// at a time per node; a split that fails is forgotten, and the next
+// quarter of writes measures again.
+//
+// The split key is a user key as it is: a layer whose records span
+// several keys (Redis's) must choose its own before it may turn this on.
+
+// splitterMailbox bounds the splits waiting for the splitter task.
+const splitterMailbox = 16
+
+// noteWrites counts a leader's applied write bytes toward its next
+// measurement, and measures when they are enough.
+func (s *Store) noteWrites(r *replica, n int) {
+	if s.opts.SplitBytes <= 0 || !r.leading {
+		return
+	}
+	r.written += int64(n)
+	if r.written < s.opts.SplitBytes/4 || r.splitKey != nil || s.splitsAsked[r.desc.ID] {
+		return
+	}
+	r.written = 0
+	if key := s.halvingKey(r); key != nil && s.splitter.Send(key) {
+		s.splitsAsked[r.desc.ID] = true
+	}
+}
+
+// halvingKey measures r's user data and returns the key that halves it,
+// or nil if the range holds no more than SplitBytes (or a single key).
+func (s *Store) halvingKey(r *replica) []byte {
+	var sizes []int64
+	var keys [][]byte
+	var total int64
+	start := r.desc.Start
+	for start != nil && total <= s.opts.SplitBytes {
+		kvs, resume, err := s.eng.Scan(start, r.desc.End, scanPage)
+		if err != nil {
+			kernel.Crash("range %d: measure: %v", r.desc.ID, err)
+		}
+		for _, kv := range kvs {
+			total += int64(len(kv.Key) + len(kv.Value))
+			sizes, keys = append(sizes, total), append(keys, kv.Key)
+		}
+		start = resume
+	}
+	if total <= s.opts.SplitBytes || len(keys) < 2 {
+		return nil
+	}
+	// The first key past half; never the range's first key (a split
+	// there would leave the left side empty).
+	i := sort.Search(len(sizes), func(i int) bool { return sizes[i] > total/2 })
+	return slices.Clone(keys[max(i, 1)])
+}
+
+// split runs on the splitter task: every key the driver hands it, one at
+// a time.
+func (s *Store) split(ctx context.Context) {
+	cl := NewClient(s.opts.Router, "splitter")
+	for {
+		key, err := s.splitter.Recv(ctx)
+		if err != nil {
+			return
+		}
+		actx, cancel := s.rt.WithTimeout(ctx, 10*time.Second)
+		id, err := cl.Split(actx, key)
+		cancel()
+		if err != nil {
+			s.rt.Logger().Info("automatic split failed", "key", fmt.Sprintf("%q", key), "err", err)
+		} else {
+			s.rt.Logger().Info("automatic split", "key", fmt.Sprintf("%q", key), "range", id)
+		}
+		s.events.Send(event{splitDone: true})
+	}
 }

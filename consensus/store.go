@@ -53,6 +53,10 @@ type Store struct {
 	// fencedPeers is ClockRateFenced's answer (clockrate.go), for readers
 	// off the driver.
 	fencedPeers atomic.Int64
+	// Automatic splits (split.go): the keys handed to the splitter task,
+	// and the ranges one was handed for (until it reports back).
+	splitter    *kernel.Mailbox[[]byte]
+	splitsAsked map[storage.RangeID]bool
 }
 
 // replica is one range on this node. Only the driver touches it.
@@ -135,6 +139,9 @@ type replica struct {
 	// detached is set once a split took this uninitialized replica over:
 	// the driver runs it no more (split.go).
 	detached bool
+	// written counts the bytes of writes this leader applied since it
+	// last measured the range (automatic splits, split.go).
+	written int64
 	// splitKey is where this leader's split in flight cuts the range (nil:
 	// none): writes at or after it wait (split.go).
 	splitKey []byte
@@ -162,6 +169,8 @@ type event struct {
 	snap   *snapDone
 	close  *kernel.Future[struct{}]
 	drain  *kernel.Future[struct{}]
+	// splitDone: the splitter task finished a split (split.go).
+	splitDone bool
 	req    *Request
 	reply  func(Response, error)
 }
@@ -228,6 +237,11 @@ func Open(rt kernel.Runtime, eng *storage.Engine, layout Layout, opts Options) (
 			reply(nil, errors.New("overloaded; retry"))
 		}
 	})
+	if opts.SplitBytes > 0 {
+		s.splitter = kernel.NewMailbox[[]byte](rt, "splitter", splitterMailbox)
+		s.splitsAsked = map[storage.RangeID]bool{}
+		rt.Go("splitter", s.split)
+	}
 	rt.Go("consensus driver", s.drive)
 	return s, nil
 }
@@ -530,6 +544,8 @@ func (s *Store) handle(ev event) {
 		s.closing = ev.close // after this cycle
 	case ev.snap != nil:
 		s.snapDoneEvent(ev.snap)
+	case ev.splitDone:
+		clear(s.splitsAsked) // one at a time: the next measurement may ask again
 	case ev.gc != nil:
 		if len(ev.gc) == 16 {
 			id, replica := storage.RangeID(binary.BigEndian.Uint64(ev.gc)), binary.BigEndian.Uint64(ev.gc[8:])
@@ -1166,6 +1182,7 @@ func (s *Store) apply(r *replica, ents []raftpb.Entry) {
 				}
 			case p.effects != nil:
 				resp, ok = s.applyEffects(b, r, p.id, p.effects)
+				s.noteWrites(r, len(p.effects.writes))
 				if ok && s.opts.Applied != nil {
 					applied = append(applied, p.effects.nowMillis)
 				}

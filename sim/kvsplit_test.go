@@ -16,7 +16,8 @@ import (
 
 // The split scenario: the replicated key-value scenario's clients and
 // faults, while a splitter divides the ranges again and again at keys
-// among the clients' (so writes race the split triggers, and clients
+// among the clients' (and, in half the seeds, the ranges split by
+// themselves as they grow), so writes race the split triggers, and clients
 // route by range caches that splits keep making stale). A node cut off
 // through a split catches up through the log or a snapshot. On five
 // nodes (kvsplit5), a mover moves replicas of whatever ranges there are
@@ -66,8 +67,17 @@ func newKVSplitCluster(s *Sim, servers []kernel.NodeID) *kvSplitCluster {
 		panic(err)
 	}
 	c := &kvSplitCluster{serverSet: emptyServerSet(s, servers, layout)}
+	// In half the seeds the ranges also split by themselves, past a few
+	// of the clients' keys (Options.SplitBytes).
+	autoSplit := s.Rand().IntN(2) == 0
 	for _, id := range servers {
-		s.AddNode(id, func(rt kernel.Runtime) { c.openStore(rt, c.openEngine(rt), consensus.Options{}) })
+		s.AddNode(id, func(rt kernel.Runtime) {
+			opts := consensus.Options{}
+			if autoSplit {
+				opts.Router, opts.SplitBytes = consensus.NewRouter(rt, layout), 24
+			}
+			c.openStore(rt, c.openEngine(rt), opts)
+		})
 	}
 	s.AddNode(splitterNode, func(rt kernel.Runtime) {
 		rt.Go("splitter", func(ctx context.Context) { c.split(ctx, rt) })

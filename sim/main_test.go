@@ -347,7 +347,7 @@ func TestDeterminism(t *testing.T) {
 		t.Skip("seeds named on the command line: TestSim checks them")
 	}
 	seeds := []uint64{1, 2, 3, 42, 1000}
-	scenarios := []Scenario{registerScenario, brokenScenario, kvScenario, kv5Scenario, redisScenario, availScenario}
+	scenarios := []Scenario{registerScenario, brokenScenario, kvScenario, kv5Scenario, kvSplitScenario, kvSplit5Scenario, redisScenario, availScenario}
 	if testing.Short() {
 		// make race: one seed each, and not the availability scenario
 		// (minutes a seed under the race detector).
