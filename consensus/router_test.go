@@ -10,8 +10,8 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/orbitkernel/orbit/kernel"
-	"github.com/orbitkernel/orbit/storage"
 	"github.com/orbitkernel/orbit/sim"
+	"github.com/orbitkernel/orbit/storage"
 )
 
 // TestRangeCacheLearnsSplits: a cluster's ranges split at random keys; the

@@ -171,8 +171,8 @@ type event struct {
 	drain  *kernel.Future[struct{}]
 	// splitDone: the splitter task finished a split (split.go).
 	splitDone bool
-	req    *Request
-	reply  func(Response, error)
+	req       *Request
+	reply     func(Response, error)
 }
 
 // Open starts a node's store on an engine already opened on the node's disk:
