@@ -223,6 +223,11 @@ func (s *Store) applySplit(b *storage.Batch, r *replica, cs raftpb.ConfState, t 
 	right := Descriptor{ID: t.newID, Generation: d.Generation + 1, Start: slices.Clone(t.key), End: d.End}
 	setDescriptor(b, left)
 	r.desc = left
+	// A snapshot from before the split would carry the old, wider span,
+	// which a node that holds the right-hand range already must refuse
+	// (snapshotFits): take a fresh one, so that the next one sent fits
+	// (kvsplit5 seed 291 sent the same pre-split snapshot forever).
+	r.needSnapshot = true
 	s.rt.Logger().Info("range split", "left", left, "right", right)
 
 	existing := s.replicas[right.ID]
