@@ -120,7 +120,7 @@ func (c *kvSplitCluster) split(ctx context.Context, rt kernel.Runtime) {
 	cl := consensus.NewClient(consensus.NewRouter(rt, c.layout), "splitter")
 	rng := rt.Rand()
 	for !c.faultsOver {
-		if rt.Sleep(ctx, time.Duration(rng.ExpFloat64()*float64(250*time.Millisecond))) != nil {
+		if rt.Sleep(ctx, time.Duration(rng.ExpFloat64()*float64(100*time.Millisecond))) != nil {
 			return
 		}
 		key := []byte(c.keys[rng.IntN(len(c.keys))])

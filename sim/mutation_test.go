@@ -15,8 +15,9 @@ import (
 // mutationScenarios are the scenarios that must catch a planted bug: the
 // availability scenario for liveness bugs, the Redis one for the Redis
 // state machine's and session's, both split scenarios (3 nodes, and 5
-// with replicas moving) for splits and routing, the replicated KV
-// scenario for the rest.
+// with replicas moving) for splits and routing, the KV scenario and the
+// five-node split one for snapshots, the replicated KV scenario for the
+// rest.
 func mutationScenarios(b mutation.Bug) []Scenario {
 	switch b.Class {
 	case mutation.Availability:
@@ -25,6 +26,10 @@ func mutationScenarios(b mutation.Bug) []Scenario {
 		return []Scenario{redisScenario}
 	case mutation.Split:
 		return []Scenario{kvSplitScenario, kvSplit5Scenario}
+	case mutation.Snapshot:
+		// Snapshots meet splits and replica moves in kvsplit5: the span a
+		// snapshot clears and fills changes under them.
+		return []Scenario{kvScenario, kvSplit5Scenario}
 	}
 	return []Scenario{kvScenario}
 }
