@@ -103,7 +103,7 @@ func BenchmarkWrites(b *testing.B) {
 	for _, nodes := range []int{1, 3} {
 		for _, clients := range []int{1, 16, 64} {
 			b.Run(fmt.Sprintf("nodes=%d/clients=%d", nodes, clients), func(b *testing.B) {
-				benchOps(b, nodes, clients, OpPut, Options{})
+				benchOps(b, nodes, clients, OpPut, Options{}, 0)
 			})
 		}
 	}
@@ -117,14 +117,32 @@ func BenchmarkReads(b *testing.B) {
 		for _, clients := range []int{1, 64} {
 			for _, leases := range []bool{true, false} {
 				b.Run(fmt.Sprintf("nodes=%d/clients=%d/leases=%t", nodes, clients, leases), func(b *testing.B) {
-					benchOps(b, nodes, clients, OpGet, Options{DisableLeases: !leases})
+					benchOps(b, nodes, clients, OpGet, Options{DisableLeases: !leases}, 0)
 				})
 			}
 		}
 	}
 }
 
-func benchOps(b *testing.B, nodes, clients int, op Op, opts Options) {
+// BenchmarkWritesWhileSplitting is BenchmarkWrites on three nodes with 16
+// clients while an admin splits a range at a random key every 100 ms
+// (split=100ms), and without (split=off), in the same run: what splits
+// cost the writers (the leader holds writes to the right-hand side of a
+// split until it applies; clients learn each split from one refusal).
+func BenchmarkWritesWhileSplitting(b *testing.B) {
+	for _, every := range []time.Duration{0, 100 * time.Millisecond} {
+		name := "split=off"
+		if every > 0 {
+			name = "split=" + every.String()
+		}
+		b.Run(name, func(b *testing.B) { benchOps(b, 3, 16, OpPut, Options{}, every) })
+	}
+}
+
+// benchOps runs b.N operations of op from clients clients; with
+// splitEvery, an admin splits a range at a random key that often
+// meanwhile (reporting how many splits it made).
+func benchOps(b *testing.B, nodes, clients int, op Op, opts Options, splitEvery time.Duration) {
 	c := newClusterOf(b, nodes, func(kernel.NodeID) Options { return opts }, nil)
 	defer c.close()
 	value := make([]byte, 100)
@@ -165,9 +183,35 @@ func benchOps(b *testing.B, nodes, clients int, op Op, opts Options) {
 			}
 		})
 	}
+	stopSplits := make(chan struct{})
+	splitsDone := make(chan int)
+	if splitEvery > 0 {
+		admin := NewClient(c.routers[0], "bench-admin")
+		c.rts[0].Go("bench splitter", func(ctx context.Context) {
+			n := 0
+			defer func() { splitsDone <- n }()
+			for i := 0; ; i++ {
+				select {
+				case <-stopSplits:
+					return
+				case <-time.After(splitEvery):
+				}
+				key := []byte(fmt.Sprintf("%c%d", 'a'+byte(i*7%26), i))
+				sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				if _, err := admin.Split(sctx, key); err == nil {
+					n++
+				}
+				cancel()
+			}
+		})
+	}
 	wg.Wait()
 	elapsed := time.Since(start)
 	b.StopTimer()
+	close(stopSplits)
+	if splitEvery > 0 {
+		b.ReportMetric(float64(<-splitsDone), "splits")
+	}
 	var all []time.Duration
 	for _, l := range latencies {
 		all = append(all, l...)
