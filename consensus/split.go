@@ -108,8 +108,8 @@ func (s *Store) describe(r *replica) Descriptor {
 }
 
 // lookup returns the replica here whose range holds key, if any. (A linear
-// walk: a node holds few ranges so far; an ordered index comes with
-// automatic splits.)
+// walk, fine for tens of ranges; a node with hundreds wants an ordered
+// index kept as descriptors change.)
 func (s *Store) lookup(key []byte) *replica {
 	for _, id := range s.ids {
 		if r := s.replicas[id]; r.desc.Contains(key) {
