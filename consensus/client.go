@@ -165,6 +165,8 @@ func (c *Client) Do(ctx context.Context, req Request) (Response, error) {
 			pause = !c.router.LearnRanges(rm.Ranges)
 		case remoteCode(err) == codeTooLarge:
 			return Response{}, errors.Join(ErrNotApplied, ErrTooLarge)
+		case remoteCode(err) == codeCrossRange:
+			return Response{}, errors.Join(ErrNotApplied, ErrCrossRange, err)
 		case errors.As(err, &remote) && req.Op.isAdmin():
 			if remote.Code != codeRetry {
 				return Response{}, errors.Join(ErrNotApplied, remote)

@@ -643,7 +643,13 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 		s.proposeSplit(r, id, req, reply)
 		return
 	}
-	if splitting(r, req.Key) {
+	if req.Op == OpBatch {
+		if err := checkBatch(r, req); err != nil {
+			reply(Response{}, err)
+			return
+		}
+	}
+	if splitting(r, req.Key) || (req.Op == OpBatch && batchSplitting(r, req)) {
 		reply(Response{}, retryf("range %d is splitting at %q", d.ID, r.splitKey))
 		return
 	}
@@ -1254,20 +1260,10 @@ func (s *Store) applyRequest(b *storage.Batch, d Descriptor, req Request) Respon
 	}
 	resp := Response{OK: true}
 	switch req.Op {
-	case OpPut:
-		b.Set(req.Key, req.Value)
-	case OpDelete:
-		b.Delete(req.Key)
-	case OpCAS:
-		cur, err := b.Get(req.Key)
-		if err != nil && !errors.Is(err, storage.ErrNotFound) {
-			kernel.Crash("range %d: cas read: %v", d.ID, err)
-		}
-		if string(cur) == string(req.Expect) {
-			b.Set(req.Key, req.Value)
-		} else {
-			resp.OK = false
-		}
+	case OpPut, OpDelete, OpCAS:
+		resp.OK = applyWrite(b, d, req.Op, req.Key, req.Value, req.Expect)
+	case OpBatch:
+		resp.Value = applyBatch(b, d, req.Value)
 	case OpCommand:
 		resp.Value = s.applyCommand(b, d, req)
 	}

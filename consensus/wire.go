@@ -86,6 +86,10 @@ const (
 	// new right-hand range's ID (8 bytes, big endian, Client.Split
 	// allocates it). OK once the range holding Key starts at Key.
 	OpSplit
+	// OpBatch applies Value, a batch of puts, deletes and compare-and-sets
+	// on keys of Key's range, atomically (batch.go); the reply's Value
+	// holds each one's outcome.
+	OpBatch
 )
 
 // isRead reports whether the operation only reads (served at a ReadIndex,
@@ -181,7 +185,7 @@ func decodeRequest(b []byte) (Request, error) {
 		return Request{}, errMalformed
 	}
 	r := Request{Client: binary.BigEndian.Uint64(b), Seq: binary.BigEndian.Uint64(b[8:]), Op: Op(b[16])}
-	if r.Op < OpGet || r.Op > OpSplit {
+	if r.Op < OpGet || r.Op > OpBatch {
 		return Request{}, errMalformed
 	}
 	var err error
