@@ -71,8 +71,9 @@ func canEvaluate(r *replica, st raft.BasicStatus) bool { return r.appliedTerm ==
 // evaluate runs req against r's overlay and returns the entry to propose
 // (and what r's chain becomes if it is proposed). The overlay keeps the
 // effects: the caller either proposes the entry (chain it) or calls
-// resetOverlay.
-func (s *Store) evaluate(r *replica, d Descriptor, id uint64, req Request) (data []byte, writes []byte) {
+// resetOverlay, as it must after an error (a command that reached outside
+// the range, errOutsideRange).
+func (s *Store) evaluate(r *replica, d Descriptor, id uint64, req Request) (data []byte, writes []byte, err error) {
 	if r.overlay == nil {
 		r.overlay = s.eng.NewBatch()
 		r.tip = lastEffect(s.eng, d.ID)
@@ -80,7 +81,9 @@ func (s *Store) evaluate(r *replica, d Descriptor, id uint64, req Request) (data
 	mark := r.overlay.Mark()
 	// The reply lands in the client table (applyRequest), which the
 	// effects carry: it travels once.
-	s.applyRequest(r.overlay, d, req)
+	if _, err := s.applyRequest(r.overlay, d, req); err != nil {
+		return nil, nil, err
+	}
 	r.overlay.SetRangeLocal(d.ID, []byte(rangeLocalLastEffect), binary.BigEndian.AppendUint64(nil, id))
 	writes = r.overlay.EffectsSince(mark)
 	ev := evaluated{prev: r.tip, nowMillis: req.NowMillis, client: req.Client, writes: writes}
@@ -89,7 +92,7 @@ func (s *Store) evaluate(r *replica, d Descriptor, id uint64, req Request) (data
 		plain.NowMillis, plain.Rand = 0, 0
 		ev.req = &plain
 	}
-	return encodeEffects(id, ev), writes
+	return encodeEffects(id, ev), writes, nil
 }
 
 // chain records a proposed entry as the tip of r's chain.
@@ -136,7 +139,10 @@ func (s *Store) applyEffects(b *storage.Batch, r *replica, id uint64, ev *evalua
 		req := *ev.req
 		meta := s.stamp()
 		req.NowMillis, req.Rand = meta.NowMillis, meta.Rand
-		resp := s.applyRequest(b, d, req)
+		resp, err := s.applyRequest(b, d, req)
+		if err != nil {
+			kernel.Crash("range %d: re-evaluate entry %d: %v", d.ID, id, err)
+		}
 		b.SetRangeLocal(d.ID, []byte(rangeLocalLastEffect), binary.BigEndian.AppendUint64(nil, id))
 		return resp, true
 	}

@@ -50,7 +50,7 @@ func TestEvaluationAfterALostEntryIsRejected(t *testing.T) {
 	r := st.replicas[1]
 	st.nextID++
 	lost := st.nextID
-	_, writes := st.evaluate(r, r.desc, lost, Request{Client: 99, Seq: 1, Op: OpPut, Key: []byte("k"), Value: []byte("lost")})
+	_, writes, _ := st.evaluate(r, r.desc, lost, Request{Client: 99, Seq: 1, Op: OpPut, Key: []byte("k"), Value: []byte("lost")})
 	r.chain(lost, writes) // evaluated and chained, never proposed
 
 	rt := w.sim.Node(l).Runtime()

@@ -185,18 +185,25 @@ func rangeLocalFixed(r rangeLocalReader, id storage.RangeID, key string, size in
 	return v, true
 }
 
-// applyCommand executes a write command in b.
-func (s *Store) applyCommand(b *storage.Batch, d Descriptor, req Request) []byte {
+// applyCommand executes a write command in b. A command that reaches
+// outside its range (its keys were routed by a range that has split since)
+// returns an error wrapping errOutsideRange, and b holds a part of it: the
+// caller throws b's writes away. Any other error crashes the node (its
+// data cannot be trusted).
+func (s *Store) applyCommand(b *storage.Batch, d Descriptor, req Request) ([]byte, error) {
 	if s.sm == nil {
-		return nil // no state machine: a misrouted command; nothing to do
+		return nil, nil // no state machine: a misrouted command; nothing to do
 	}
 	meta := CommandMeta{NowMillis: max(req.NowMillis, rangeNow(b, d.ID)), Rand: req.Rand}
 	b.SetRangeLocal(d.ID, []byte(rangeLocalNow), binary.BigEndian.AppendUint64(nil, uint64(meta.NowMillis)))
 	reply, err := s.sm.Apply(&rangeData{d: d, r: b, b: b}, req.Value, meta)
+	if errors.Is(err, errOutsideRange) {
+		return nil, err
+	}
 	if err != nil {
 		kernel.Crash("range %d: apply command: %v", d.ID, err)
 	}
-	return reply
+	return reply, nil
 }
 
 // query executes a read-only command on the applied state.

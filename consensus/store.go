@@ -657,7 +657,15 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 		meta := s.stamp()
 		req.NowMillis, req.Rand = meta.NowMillis, meta.Rand
 	}
-	data, writes := s.evaluate(r, d, id, req)
+	data, writes, err := s.evaluate(r, d, id, req)
+	if err != nil {
+		// The command reached outside the range (its client routed it by
+		// a range that has split since): nothing is proposed, and the
+		// client learns the range as it is now.
+		s.resetOverlay(r, true)
+		reply(Response{}, RangeMismatchError{Key: req.Key, Ranges: []Descriptor{s.describe(r)}})
+		return
+	}
 	if len(data) > MaxProposalBytes+proposalOverhead {
 		// A larger entry could never reach the followers (the transport's
 		// message bound) and would stall the range behind it.
@@ -1093,6 +1101,9 @@ func (s *Store) readFrom(rd stateReader, d Descriptor, req Request, meta Command
 		return
 	case OpQuery:
 		v, err := s.query(rd, d, req, meta)
+		if errors.Is(err, errOutsideRange) {
+			err = RangeMismatchError{Key: req.Key, Ranges: []Descriptor{d}}
+		}
 		reply(Response{Value: v, OK: err == nil}, err)
 		return
 	}
@@ -1194,7 +1205,10 @@ func (s *Store) apply(r *replica, ents []raftpb.Entry) {
 				}
 			default:
 				// An entry of the old format: executed as it applies.
-				resp = s.applyRequest(b, r.desc, p.req)
+				var err error
+				if resp, err = s.applyRequest(b, r.desc, p.req); err != nil {
+					kernel.Crash("range %d: entry %d: %v", r.desc.ID, e.Index, err)
+				}
 				if s.opts.Applied != nil {
 					applied = append(applied, p.req.NowMillis)
 				}
@@ -1253,10 +1267,12 @@ func (s *Store) apply(r *replica, ents []raftpb.Entry) {
 }
 
 // applyRequest applies one write and returns its outcome; a duplicate of a
-// client's latest write returns the outcome recorded the first time.
-func (s *Store) applyRequest(b *storage.Batch, d Descriptor, req Request) Response {
+// client's latest write returns the outcome recorded the first time. A
+// command that reaches outside d returns an error wrapping
+// errOutsideRange, and b holds a part of it (applyCommand).
+func (s *Store) applyRequest(b *storage.Batch, d Descriptor, req Request) (Response, error) {
 	if prev, ok := lastApplied(b, d.ID, req.Client); ok && req.Seq <= prev.seq && !mutation.On(MutApplyRetriesTwice) {
-		return Response{OK: prev.ok, Value: prev.reply}
+		return Response{OK: prev.ok, Value: prev.reply}, nil
 	}
 	resp := Response{OK: true}
 	switch req.Op {
@@ -1265,10 +1281,13 @@ func (s *Store) applyRequest(b *storage.Batch, d Descriptor, req Request) Respon
 	case OpBatch:
 		resp.Value = applyBatch(b, d, req.Value)
 	case OpCommand:
-		resp.Value = s.applyCommand(b, d, req)
+		var err error
+		if resp.Value, err = s.applyCommand(b, d, req); err != nil {
+			return Response{}, err
+		}
 	}
 	recordApplied(b, d.ID, req.Client, clientEntry{seq: req.Seq, ok: resp.OK, reply: resp.Value})
-	return resp
+	return resp, nil
 }
 
 // clientEntry is a client's latest applied write, kept in the range's

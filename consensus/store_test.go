@@ -3,6 +3,7 @@ package consensus
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -279,5 +280,26 @@ func TestJoinAndMoveReplica(t *testing.T) {
 			t.Fatalf("node 1 still holds %d keys of the range it left", len(kvs))
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestCommandOutsideItsRangeIsRefused: a command routed by a key of one
+// range that reaches a key of another (its client's view of the ranges is
+// stale) is refused before anything is proposed, not a crash of the
+// leader; the other key is untouched.
+func TestCommandOutsideItsRangeIsRefused(t *testing.T) {
+	c := newTestCluster(t, Options{StateMachine: counter{}})
+	defer c.close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl := NewClient(c.routers[0], "stale")
+	actx, acancel := context.WithTimeout(ctx, time.Second)
+	_, err := cl.Command(actx, []byte("a"), []byte("incr ~z")) // "~z" is range 3's
+	acancel()
+	if !errors.Is(err, ErrNotApplied) {
+		t.Fatalf("a command reaching outside its range: %v, want ErrNotApplied", err)
+	}
+	if r, err := cl.Command(ctx, []byte("~z"), []byte("incr ~z")); err != nil || string(r) != "1" {
+		t.Fatalf("incr ~z on its own range = %q, %v; want 1 (the refused command wrote nothing)", r, err)
 	}
 }
