@@ -101,8 +101,9 @@ func decodeBatch(b []byte) ([]BatchOp, error) {
 	return ops, nil
 }
 
-// checkBatch runs at the leader before a batch is evaluated: it decodes
-// and every key must be r's range's.
+// checkBatch runs at the leader before a batch is evaluated: it decodes,
+// every key must be r's range's, and none at or after a split in flight
+// (the leader takes no such write until the split applies).
 func checkBatch(r *replica, req Request) error {
 	ops, err := decodeBatch(req.Value)
 	if err != nil {
@@ -111,6 +112,11 @@ func checkBatch(r *replica, req Request) error {
 	for _, op := range ops {
 		if !holds(r, op.Key) {
 			return coded{code: codeCrossRange, err: fmt.Errorf("%w: %q is not in %v", ErrCrossRange, op.Key, r.desc)}
+		}
+	}
+	for _, op := range ops {
+		if splitting(r, op.Key) {
+			return retryf("range %d is splitting at %q", r.desc.ID, r.splitKey)
 		}
 	}
 	return nil
@@ -152,19 +158,4 @@ func applyWrite(b *storage.Batch, d Descriptor, op Op, key, value, expect []byte
 		b.Set(key, value)
 	}
 	return true
-}
-
-// batchSplitting reports whether any key of a batch is at or after r's
-// split in flight (the leader takes no such write until it applies).
-func batchSplitting(r *replica, req Request) bool {
-	ops, err := decodeBatch(req.Value)
-	if err != nil {
-		return false
-	}
-	for _, op := range ops {
-		if splitting(r, op.Key) {
-			return true
-		}
-	}
-	return false
 }

@@ -65,12 +65,7 @@ func (d Descriptor) appendTo(b []byte) []byte {
 	b = binary.AppendUvarint(b, uint64(d.ID))
 	b = binary.AppendUvarint(b, d.Generation)
 	b = appendBytes(b, d.Start)
-	if d.End == nil {
-		b = append(b, 0)
-	} else {
-		b = append(b, 1)
-	}
-	b = appendBytes(b, d.End)
+	b = appendEnd(b, d.End)
 	b = binary.AppendUvarint(b, uint64(len(d.Replicas)))
 	for _, n := range d.Replicas {
 		b = binary.AppendUvarint(b, uint64(n))
@@ -93,21 +88,9 @@ func readDescriptor(b []byte) (Descriptor, []byte, error) {
 	if d.Start, b, err = readBytes(b[w:]); err != nil {
 		return d, nil, err
 	}
-	if len(b) < 1 {
-		return d, nil, errMalformed
-	}
-	hasEnd := b[0] == 1
-	if d.End, b, err = readBytes(b[1:]); err != nil {
+	d.Start = append([]byte{}, d.Start...) // never nil: the empty key
+	if d.End, b, err = readEnd(b); err != nil {
 		return d, nil, err
-	}
-	d.Start = slices.Clone(d.Start)
-	if d.Start == nil {
-		d.Start = []byte{}
-	}
-	if hasEnd {
-		d.End = append([]byte{}, d.End...)
-	} else {
-		d.End = nil
 	}
 	n, w := binary.Uvarint(b)
 	if w <= 0 || n > uint64(len(b)) {

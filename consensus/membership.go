@@ -389,13 +389,7 @@ func (s *Store) destroy(r *replica) {
 	if err := b.Commit(false); err != nil {
 		kernel.Crash("range %d: destroy replica: %v", r.desc.ID, err)
 	}
-	r.log.Close()
-	if r.snapView != nil {
-		r.snapView.release()
-		r.snapView = nil
-	}
-	delete(s.replicas, r.desc.ID)
-	s.ids = slices.DeleteFunc(s.ids, func(id storage.RangeID) bool { return id == r.desc.ID })
+	s.detach(r)
 	s.rt.Logger().Info("replica destroyed", "range", r.desc.ID, "replica", fmt.Sprintf("%x", r.id))
 }
 

@@ -326,8 +326,10 @@ func (s *Store) finishSplit(done *splitDone) {
 	}
 }
 
-// detach stops running r without touching its state (a split takes an
-// uninitialized replica over).
+// detach stops running r and lets go of what it holds in the engine,
+// without touching its stored state: what destroy does once that state is
+// deleted, and what a split does to the uninitialized replica it takes
+// over.
 func (s *Store) detach(r *replica) {
 	r.detached = true
 	s.abandon(r)

@@ -136,8 +136,8 @@ type replica struct {
 	overlay  *storage.Batch
 	inflight []inflight
 	tip      uint64
-	// detached is set once a split took this uninitialized replica over:
-	// the driver runs it no more (split.go).
+	// detached is set once the replica was destroyed or a split took it
+	// over (it was uninitialized): the driver runs it no more (split.go).
 	detached bool
 	// written counts the bytes of writes this leader applied since it
 	// last measured the range (automatic splits, split.go).
@@ -649,7 +649,7 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 			return
 		}
 	}
-	if splitting(r, req.Key) || (req.Op == OpBatch && batchSplitting(r, req)) {
+	if splitting(r, req.Key) {
 		reply(Response{}, retryf("range %d is splitting at %q", d.ID, r.splitKey))
 		return
 	}
@@ -836,7 +836,7 @@ func (s *Store) cycle() {
 	}
 	for _, x := range readies {
 		if x.r.detached {
-			continue // a split applied earlier in this loop took it over
+			continue // destroyed, or taken over by a split, earlier in this loop
 		}
 		if mutation.On(MutApplyBeforeCommit) {
 			s.apply(x.r, appliable(x.r, x.rd))

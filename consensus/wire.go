@@ -148,6 +148,27 @@ func appendBytes(b, v []byte) []byte {
 	return append(b, v...)
 }
 
+// appendEnd appends a span's end: a flag (0: none, the end of the
+// keyspace; 1: a key, possibly empty) and the bytes.
+func appendEnd(b, end []byte) []byte {
+	if end == nil {
+		return appendBytes(append(b, 0), nil)
+	}
+	return appendBytes(append(b, 1), end)
+}
+
+// readEnd reads what appendEnd wrote: nil for none, a copy otherwise.
+func readEnd(b []byte) (end, rest []byte, err error) {
+	if len(b) < 1 {
+		return nil, nil, errMalformed
+	}
+	has := b[0] == 1
+	if end, rest, err = readBytes(b[1:]); err != nil || !has {
+		return nil, rest, err
+	}
+	return append([]byte{}, end...), rest, nil
+}
+
 func readBytes(b []byte) (v, rest []byte, err error) {
 	n, w := binary.Uvarint(b)
 	if w <= 0 || uint64(len(b)-w) < n {
@@ -167,12 +188,7 @@ func (r Request) encode() []byte {
 	b = appendBytes(b, r.Key)
 	b = appendBytes(b, r.Value)
 	b = appendBytes(b, r.Expect)
-	if r.End == nil {
-		b = append(b, 0)
-	} else {
-		b = append(b, 1)
-	}
-	b = appendBytes(b, r.End)
+	b = appendEnd(b, r.End)
 	b = binary.AppendUvarint(b, uint64(max(r.Limit, 0)))
 	b = binary.BigEndian.AppendUint64(b, uint64(r.NowMillis))
 	b = binary.BigEndian.AppendUint64(b, r.Rand)
@@ -195,15 +211,8 @@ func decodeRequest(b []byte) (Request, error) {
 			return Request{}, err
 		}
 	}
-	if len(b) < 1 {
-		return Request{}, errMalformed
-	}
-	hasEnd := b[0] == 1
-	if r.End, b, err = readBytes(b[1:]); err != nil {
+	if r.End, b, err = readEnd(b); err != nil {
 		return Request{}, err
-	}
-	if !hasEnd {
-		r.End = nil
 	}
 	limit, w := binary.Uvarint(b)
 	if w <= 0 || limit > MaxScanLimit || (len(b)-w != 16 && len(b)-w != 32) {

@@ -61,16 +61,22 @@ func newKVCluster(s *Sim, servers []kernel.NodeID, replicas int) *kvCluster {
 		// Swarm: a wider key set in half the seeds, so that a key a lagging
 		// replica missed the deletion of is less likely to be written again
 		// before the checks look (snapshots must carry deletions).
-		c.keys = nil
-		for k := 'a'; k <= 'z'; k++ {
-			c.keys = append(c.keys, string(k))
-		}
+		c.keys = alphabetKeys()
 	}
 	c.opTimeout = time.Second
 	if s.Rand().IntN(2) == 0 {
 		c.crashClients(500 * time.Millisecond)
 	}
 	return c
+}
+
+// alphabetKeys is the wider key set: "a" to "z".
+func alphabetKeys() []string {
+	var keys []string
+	for k := 'a'; k <= 'z'; k++ {
+		keys = append(keys, string(k))
+	}
+	return keys
 }
 
 // kvCallerOf performs the workload's operations through a consensus

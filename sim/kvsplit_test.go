@@ -103,10 +103,7 @@ func newKVSplitCluster(s *Sim, servers []kernel.NodeID) *kvSplitCluster {
 			return call(ctx, in)
 		}
 	})
-	c.keys = nil
-	for k := 'a'; k <= 'z'; k++ {
-		c.keys = append(c.keys, string(k))
-	}
+	c.keys = alphabetKeys()
 	c.opTimeout = time.Second
 	if s.Rand().IntN(2) == 0 {
 		c.crashClients(500 * time.Millisecond)
