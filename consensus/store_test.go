@@ -293,6 +293,11 @@ func TestCommandOutsideItsRangeIsRefused(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cl := NewClient(c.routers[0], "stale")
+	// Elect range 1's leader first (slow under -race): the refusal must
+	// come from a leader, not from an attempt that timed out.
+	if _, err := cl.Command(ctx, []byte("a"), []byte("incr a")); err != nil {
+		t.Fatal(err)
+	}
 	actx, acancel := context.WithTimeout(ctx, time.Second)
 	_, err := cl.Command(actx, []byte("a"), []byte("incr ~z")) // "~z" is range 3's
 	acancel()
