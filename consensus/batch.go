@@ -19,7 +19,7 @@ import (
 // transactions (issue 14) are what spans ranges.
 
 // ErrCrossRange: a batch's keys are not all in one range.
-var ErrCrossRange = errors.New("consensus: a batch's keys are in more than one range")
+var ErrCrossRange = errors.New("consensus: the request's keys are in more than one range")
 
 const codeCrossRange = "consensus.cross-range"
 
@@ -111,7 +111,7 @@ func checkBatch(r *replica, req Request) error {
 	}
 	for _, op := range ops {
 		if !holds(r, op.Key) {
-			return coded{code: codeCrossRange, err: fmt.Errorf("%w: %q is not in %v", ErrCrossRange, op.Key, r.desc)}
+			return crossRange(r.desc, fmt.Sprintf("key %q of a batch", op.Key))
 		}
 	}
 	for _, op := range ops {

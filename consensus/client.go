@@ -151,7 +151,11 @@ func (c *Client) Do(ctx context.Context, req Request) (Response, error) {
 		switch {
 		case err == nil:
 			c.router.served(d.ID, to)
-			return decodeResponse(resp)
+			r, err := decodeResponse(resp)
+			if err == nil && r.Range.ID != 0 {
+				c.router.LearnRanges([]Descriptor{r.Range})
+			}
+			return r, err
 		case notLeader:
 			if nl.Leader == to {
 				nl.Leader = 0 // it believes itself leader but cannot serve yet
@@ -166,6 +170,12 @@ func (c *Client) Do(ctx context.Context, req Request) (Response, error) {
 		case remoteCode(err) == codeTooLarge:
 			return Response{}, errors.Join(ErrNotApplied, ErrTooLarge)
 		case remoteCode(err) == codeCrossRange:
+			// The range holding the routing key refused keys outside it
+			// (a batch, or a command whose keys are in two ranges now):
+			// retrying cannot help. Its descriptor comes along.
+			if d, derr := decodeDescriptor(remoteDetail(err)); derr == nil {
+				c.router.LearnRanges([]Descriptor{d})
+			}
 			return Response{}, errors.Join(ErrNotApplied, ErrCrossRange, err)
 		case errors.As(err, &remote) && req.Op.isAdmin():
 			if remote.Code != codeRetry {

@@ -31,14 +31,30 @@ func retryf(format string, args ...any) error {
 
 // coded gives an error a code for the network.
 type coded struct {
-	code string
-	err  error
+	code   string
+	err    error
+	detail []byte
 }
 
 func (c coded) Error() string        { return c.err.Error() }
 func (c coded) Unwrap() error        { return c.err }
 func (c coded) RemoteCode() string   { return c.code }
-func (c coded) RemoteDetail() []byte { return nil }
+func (c coded) RemoteDetail() []byte { return c.detail }
+
+// crossRange refuses a request whose keys reach outside d, the range that
+// holds its routing key; d goes along for the client's range cache.
+func crossRange(d Descriptor, what string) error {
+	return coded{code: codeCrossRange, err: fmt.Errorf("%w: %s reaches outside %v", ErrCrossRange, what, d), detail: d.appendTo(nil)}
+}
+
+// remoteDetail is the detail of err if it is a remote failure, or nil.
+func remoteDetail(err error) []byte {
+	var remote *kernel.RemoteError
+	if errors.As(err, &remote) {
+		return remote.Detail
+	}
+	return nil
+}
 
 // remoteCode is the code of err if it is a remote failure, or "".
 func remoteCode(err error) string {

@@ -80,9 +80,10 @@ type Options struct {
 	// SplitBytes, if positive, splits a range whose user data (keys and
 	// values) exceeds it, in bytes: its leader measures the range after
 	// every SplitBytes/4 of writes and splits it at the key that halves it
-	// (split.go). It needs Router (the split goes through a client made
-	// from it). Default 0: no automatic splits (orbit serve cannot split
-	// its Redis ranges yet). Ranges never merge back yet.
+	// (split.go), or at a key the StateMachine picks near it if it is a
+	// SplitKeyer. It needs Router (the split goes through a client made
+	// from it). Default 0: no automatic splits. Ranges never merge back
+	// yet.
 	SplitBytes int64
 }
 

@@ -115,6 +115,9 @@ func (r *Router) LearnRanges(ds []Descriptor) bool {
 		if d.Empty() {
 			continue
 		}
+		if e := r.ranges[r.index(d.Start)]; e.ID == d.ID && e.Generation == d.Generation && sameSpan(e, d) && slices.Equal(e.Replicas, d.Replicas) {
+			continue // known already (most replies say so): no need to rebuild
+		}
 		stale := false
 		var kept []Descriptor
 		for _, e := range r.ranges {

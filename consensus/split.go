@@ -331,6 +331,7 @@ func (s *Store) finishSplit(done *splitDone) {
 // deleted, and what a split does to the uninitialized replica it takes
 // over.
 func (s *Store) detach(r *replica) {
+	s.rangesChanged = true
 	r.detached = true
 	s.abandon(r)
 	r.log.Close()
@@ -373,8 +374,29 @@ func snapshotDescriptor(id storage.RangeID, data []byte) (Descriptor, bool, erro
 	return found, ok, err
 }
 
+// Ranges returns the ranges this node holds initialized replicas of, in ID
+// order, as of the driver's last cycle: safe to call from any task (the
+// Redis server's active expiry and INFO, the node's /cluster and metrics).
+func (s *Store) Ranges() []Descriptor {
+	if p := s.ranges.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// publishRanges publishes Descriptors for Ranges, if they changed.
+func (s *Store) publishRanges() {
+	if !s.rangesChanged {
+		return
+	}
+	s.rangesChanged = false
+	ds := s.Descriptors()
+	s.ranges.Store(&ds)
+}
+
 // Descriptors returns the ranges this node holds initialized replicas of,
-// in ID order. Like RangeStatus, call it only while the driver is idle.
+// in ID order. Like RangeStatus, call it only while the driver is idle;
+// other tasks call Ranges.
 func (s *Store) Descriptors() []Descriptor {
 	var out []Descriptor
 	for _, id := range s.ids {
@@ -440,22 +462,31 @@ func (s *Store) effectsFit(r *replica, ev *evaluated) bool {
 }
 
 // Automatic splits (Options.SplitBytes). A leader counts the bytes its
-// range's writes carry; once they reach a quarter of SplitBytes it
-// measures the range's user data on the driver (a scan of at most
-// SplitBytes plus a page), and if the range holds more than SplitBytes it
-// hands the key that halves it to the node's splitter task, which splits
-// through a client (a range ID first, then the split itself). One split
-// at a time per node; a split that fails is forgotten, and the next
-// quarter of writes measures again.
-//
-// The split key is a user key as it is: a layer whose records span
-// several keys (Redis's) must choose its own before it may turn this on.
+// range's writes carry; once they reach a quarter of SplitBytes it hands
+// the range's descriptor to the node's splitter task, which measures the
+// range off the driver (a scan of the engine, at most SplitBytes plus a
+// page: a driver busy scanning megabytes would stall every range here)
+// and, if the range holds more than SplitBytes, splits it through a
+// client (a range ID first, then the split itself) at the key that
+// halves it, or at the key the state machine picks near it (SplitKeyer).
+// One split at a time per node; a split that fails or finds nothing to do
+// is forgotten, and the next quarter of writes measures again.
+
+// SplitKeyer is implemented by a state machine whose records of one user
+// object span several keys (Redis: a key's records share its slot
+// prefix, and keys of one slot must stay in one range). SplitKey returns
+// a key strictly inside (start, end) where the range may split, chosen
+// near halving, or nil if none may. A state machine without it splits at
+// any key.
+type SplitKeyer interface {
+	SplitKey(start, end, halving []byte) []byte
+}
 
 // splitterMailbox bounds the splits waiting for the splitter task.
 const splitterMailbox = 16
 
 // noteWrites counts a leader's applied write bytes toward its next
-// measurement, and measures when they are enough.
+// measurement, and hands the range to the splitter when they are enough.
 func (s *Store) noteWrites(r *replica, n int) {
 	if s.opts.SplitBytes <= 0 || !r.leading {
 		return
@@ -465,22 +496,24 @@ func (s *Store) noteWrites(r *replica, n int) {
 		return
 	}
 	r.written = 0
-	if key := s.halvingKey(r); key != nil && s.splitter.Send(key) {
+	if s.splitter.Send(r.desc) {
 		s.splitsAsked[r.desc.ID] = true
 	}
 }
 
-// halvingKey measures r's user data and returns the key that halves it,
+// halvingKey measures d's user data and returns the key that halves it,
 // or nil if the range holds no more than SplitBytes (or a single key).
-func (s *Store) halvingKey(r *replica) []byte {
+// It reads the engine as it is now; the split itself is checked against
+// the range as it is when it applies.
+func (s *Store) halvingKey(d Descriptor) []byte {
 	var sizes []int64
 	var keys [][]byte
 	var total int64
-	start := r.desc.Start
+	start := d.Start
 	for start != nil && total <= s.opts.SplitBytes {
-		kvs, resume, err := s.eng.Scan(start, r.desc.End, scanPage)
+		kvs, resume, err := s.eng.Scan(start, d.End, scanPage)
 		if err != nil {
-			kernel.Crash("range %d: measure: %v", r.desc.ID, err)
+			kernel.Crash("range %d: measure: %v", d.ID, err)
 		}
 		for _, kv := range kvs {
 			total += int64(len(kv.Key) + len(kv.Value))
@@ -494,25 +527,34 @@ func (s *Store) halvingKey(r *replica) []byte {
 	// The first key past half; never the range's first key (a split
 	// there would leave the left side empty).
 	i := sort.Search(len(sizes), func(i int) bool { return sizes[i] > total/2 })
-	return slices.Clone(keys[max(i, 1)])
+	key := slices.Clone(keys[max(i, 1)])
+	if sk, ok := s.opts.StateMachine.(SplitKeyer); ok {
+		key = sk.SplitKey(d.Start, d.End, key)
+		if key != nil && (bytes.Compare(key, d.Start) <= 0 || (d.End != nil && bytes.Compare(key, d.End) >= 0)) {
+			kernel.Crash("range %d: the state machine chose split key %q outside (%q, %q)", d.ID, key, d.Start, d.End)
+		}
+	}
+	return key
 }
 
-// split runs on the splitter task: every key the driver hands it, one at
-// a time.
+// split runs on the splitter task: every range the driver hands it, one
+// at a time.
 func (s *Store) split(ctx context.Context) {
 	cl := NewClient(s.opts.Router, "splitter")
 	for {
-		key, err := s.splitter.Recv(ctx)
+		d, err := s.splitter.Recv(ctx)
 		if err != nil {
 			return
 		}
-		actx, cancel := s.rt.WithTimeout(ctx, 10*time.Second)
-		id, err := cl.Split(actx, key)
-		cancel()
-		if err != nil {
-			s.rt.Logger().Info("automatic split failed", "key", fmt.Sprintf("%q", key), "err", err)
-		} else {
-			s.rt.Logger().Info("automatic split", "key", fmt.Sprintf("%q", key), "range", id)
+		if key := s.halvingKey(d); key != nil {
+			actx, cancel := s.rt.WithTimeout(ctx, 10*time.Second)
+			id, err := cl.Split(actx, key)
+			cancel()
+			if err != nil {
+				s.rt.Logger().Info("automatic split failed", "key", fmt.Sprintf("%q", key), "err", err)
+			} else {
+				s.rt.Logger().Info("automatic split", "key", fmt.Sprintf("%q", key), "range", id)
+			}
 		}
 		s.events.Send(event{splitDone: true})
 	}

@@ -55,8 +55,13 @@ type Store struct {
 	fencedPeers atomic.Int64
 	// Automatic splits (split.go): the keys handed to the splitter task,
 	// and the ranges one was handed for (until it reports back).
-	splitter    *kernel.Mailbox[[]byte]
+	splitter    *kernel.Mailbox[Descriptor]
 	splitsAsked map[storage.RangeID]bool
+	// rangesChanged is set when a replica comes or goes or a descriptor
+	// changes (split, snapshot, membership); the driver then publishes
+	// Descriptors for other tasks (Ranges).
+	rangesChanged bool
+	ranges        atomic.Pointer[[]Descriptor]
 }
 
 // replica is one range on this node. Only the driver touches it.
@@ -238,7 +243,7 @@ func Open(rt kernel.Runtime, eng *storage.Engine, layout Layout, opts Options) (
 		}
 	})
 	if opts.SplitBytes > 0 {
-		s.splitter = kernel.NewMailbox[[]byte](rt, "splitter", splitterMailbox)
+		s.splitter = kernel.NewMailbox[Descriptor](rt, "splitter", splitterMailbox)
 		s.splitsAsked = map[storage.RangeID]bool{}
 		rt.Go("splitter", s.split)
 	}
@@ -402,6 +407,7 @@ func (s *Store) shutdown() {
 
 // addReplica makes r one of the replicas the driver runs.
 func (s *Store) addReplica(r *replica) {
+	s.rangesChanged = true
 	s.replicas[r.desc.ID] = r
 	s.ids = append(s.ids, r.desc.ID)
 	slices.Sort(s.ids)
@@ -448,6 +454,7 @@ func (s *Store) drive(ctx context.Context) {
 		}
 		busy = s.proposed-before >= s.opts.GroupCommitBusyWrites
 		s.cycle()
+		s.publishRanges()
 		if s.closing != nil {
 			s.shutdown()
 			s.closing.Set(struct{}{}, nil)
@@ -659,11 +666,11 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 	}
 	data, writes, err := s.evaluate(r, d, id, req)
 	if err != nil {
-		// The command reached outside the range (its client routed it by
-		// a range that has split since): nothing is proposed, and the
-		// client learns the range as it is now.
+		// The command reached outside the range that holds its routing
+		// key (its keys are in two ranges, at least since a split):
+		// nothing is proposed, and the client learns the range as it is.
 		s.resetOverlay(r, true)
-		reply(Response{}, RangeMismatchError{Key: req.Key, Ranges: []Descriptor{s.describe(r)}})
+		reply(Response{}, crossRange(s.describe(r), "the command"))
 		return
 	}
 	if len(data) > MaxProposalBytes+proposalOverhead {
@@ -736,6 +743,7 @@ func (s *Store) cycle() {
 				kernel.Crash("range %d: install snapshot: %v", id, err)
 			}
 			r.desc = d
+			s.rangesChanged = true
 			// A snapshot of a configuration without this replica: the range
 			// removed it meanwhile.
 			r.removed = !slices.Contains(members(rd.Snapshot.Metadata.ConfState), r.id)
@@ -1090,7 +1098,11 @@ func (s *Store) readLocal(r *replica, req Request, reply func(Response, error)) 
 	if req.Op == OpQuery {
 		meta = s.stamp()
 	}
-	s.readFrom(s.eng, r.desc, req, meta, reply)
+	served := s.describe(r)
+	s.readFrom(s.eng, r.desc, req, meta, func(resp Response, err error) {
+		resp.Range = served
+		reply(resp, err)
+	})
 }
 
 // readFrom answers a read of range d from rd.
@@ -1102,7 +1114,7 @@ func (s *Store) readFrom(rd stateReader, d Descriptor, req Request, meta Command
 	case OpQuery:
 		v, err := s.query(rd, d, req, meta)
 		if errors.Is(err, errOutsideRange) {
-			err = RangeMismatchError{Key: req.Key, Ranges: []Descriptor{d}}
+			err = crossRange(d, "the query")
 		}
 		reply(Response{Value: v, OK: err == nil}, err)
 		return
@@ -1178,6 +1190,7 @@ func (s *Store) apply(r *replica, ents []raftpb.Entry) {
 			case p.split != nil:
 				var done *splitDone
 				done, ok = s.applySplit(b, r, cs, p.split)
+				s.rangesChanged = true
 				if done != nil {
 					splits = append(splits, done)
 				}
@@ -1216,6 +1229,7 @@ func (s *Store) apply(r *replica, ents []raftpb.Entry) {
 			if reply := r.waiting[p.id]; reply != nil {
 				delete(r.waiting, p.id)
 				if ok {
+					resp.Range = s.describe(r)
 					answers = append(answers, answer{reply: reply, resp: resp})
 				} else {
 					answers = append(answers, answer{reply: reply, err: refusal})
@@ -1234,6 +1248,7 @@ func (s *Store) apply(r *replica, ents []raftpb.Entry) {
 			}
 			var id uint64
 			cs, id = s.applyConfChange(b, r, cs, cc)
+			s.rangesChanged = true
 			r.confEpoch++ // a lease confirmed before holds no more (lease.go)
 			r.log.SetConfState(b, cs)
 			r.confProposed = false

@@ -284,25 +284,22 @@ func TestJoinAndMoveReplica(t *testing.T) {
 }
 
 // TestCommandOutsideItsRangeIsRefused: a command routed by a key of one
-// range that reaches a key of another (its client's view of the ranges is
-// stale) is refused before anything is proposed, not a crash of the
-// leader; the other key is untouched.
+// range that reaches a key of another is refused before anything is
+// proposed, not a crash of the leader, and at once (retrying cannot
+// help): ErrCrossRange. The other key is untouched.
 func TestCommandOutsideItsRangeIsRefused(t *testing.T) {
 	c := newTestCluster(t, Options{StateMachine: counter{}})
 	defer c.close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cl := NewClient(c.routers[0], "stale")
-	// Elect range 1's leader first (slow under -race): the refusal must
-	// come from a leader, not from an attempt that timed out.
-	if _, err := cl.Command(ctx, []byte("a"), []byte("incr a")); err != nil {
-		t.Fatal(err)
+	_, err := cl.Command(ctx, []byte("a"), []byte("incr ~z")) // "~z" is range 3's
+	if !errors.Is(err, ErrNotApplied) || !errors.Is(err, ErrCrossRange) || ctx.Err() != nil {
+		t.Fatalf("a command reaching outside its range: %v, want ErrNotApplied and ErrCrossRange at once", err)
 	}
-	actx, acancel := context.WithTimeout(ctx, time.Second)
-	_, err := cl.Command(actx, []byte("a"), []byte("incr ~z")) // "~z" is range 3's
-	acancel()
-	if !errors.Is(err, ErrNotApplied) {
-		t.Fatalf("a command reaching outside its range: %v, want ErrNotApplied", err)
+	_, err = cl.Query(ctx, []byte("a"), []byte("~z"))
+	if !errors.Is(err, ErrCrossRange) || ctx.Err() != nil {
+		t.Fatalf("a query reaching outside its range: %v, want ErrCrossRange at once", err)
 	}
 	if r, err := cl.Command(ctx, []byte("~z"), []byte("incr ~z")); err != nil || string(r) != "1" {
 		t.Fatalf("incr ~z on its own range = %q, %v; want 1 (the refused command wrote nothing)", r, err)

@@ -141,6 +141,11 @@ type Response struct {
 	// that end, the next range's start.
 	KVs    []storage.KeyValue
 	Resume []byte
+	// Range is the range that served the request, as it was then: a
+	// caller walks the keyspace range by range by continuing at its End
+	// (Client.Walk), and the client's range cache learns it. Zero from a
+	// server older than this field, and for membership and split steps.
+	Range Descriptor
 }
 
 func appendBytes(b, v []byte) []byte {
@@ -240,13 +245,20 @@ func (r Response) encode() []byte {
 	if r.Resume != nil {
 		flags |= 4
 	}
+	if r.Range.ID != 0 {
+		flags |= 8
+	}
 	b := appendBytes([]byte{flags}, r.Value)
 	b = binary.AppendUvarint(b, uint64(len(r.KVs)))
 	for _, kv := range r.KVs {
 		b = appendBytes(b, kv.Key)
 		b = appendBytes(b, kv.Value)
 	}
-	return appendBytes(b, r.Resume)
+	b = appendBytes(b, r.Resume)
+	if flags&8 != 0 {
+		b = r.Range.appendTo(b)
+	}
+	return b
 }
 
 func decodeResponse(b []byte) (Response, error) {
@@ -254,7 +266,7 @@ func decodeResponse(b []byte) (Response, error) {
 		return Response{}, errMalformed
 	}
 	r := Response{Found: b[0]&1 != 0, OK: b[0]&2 != 0}
-	hasResume := b[0]&4 != 0
+	hasResume, hasRange := b[0]&4 != 0, b[0]&8 != 0
 	value, b, err := readBytes(b[1:])
 	if err != nil {
 		return Response{}, err
@@ -277,12 +289,17 @@ func decodeResponse(b []byte) (Response, error) {
 		}
 		r.KVs = append(r.KVs, storage.KeyValue{Key: append([]byte{}, kv.Key...), Value: append([]byte{}, kv.Value...)})
 	}
-	resume, _, err := readBytes(b)
+	resume, b, err := readBytes(b)
 	if err != nil {
 		return Response{}, err
 	}
 	if hasResume {
 		r.Resume = append([]byte{}, resume...)
+	}
+	if hasRange {
+		if r.Range, err = decodeDescriptor(b); err != nil {
+			return Response{}, err
+		}
 	}
 	return r, nil
 }

@@ -3,7 +3,10 @@ package consensus
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"testing"
+
+	"github.com/orbitkernel/orbit/kernel"
 )
 
 // TestProposalEnvelope: an effects entry and an old-format request entry
@@ -48,5 +51,21 @@ func TestProposalEnvelope(t *testing.T) {
 		if _, err := decodeProposal(short); !errors.Is(err, errMalformed) {
 			t.Fatalf("decodeProposal(%x) = %v, want errMalformed", short, err)
 		}
+	}
+}
+
+// TestResponseCarriesItsRange: a reply names the range that served it,
+// and a reply of a server that does not (no range) still decodes.
+func TestResponseCarriesItsRange(t *testing.T) {
+	d := Descriptor{ID: 7, Generation: 3, Start: []byte("b"), End: []byte("m"), Replicas: []kernel.NodeID{1, 2}}
+	r := Response{Value: []byte("v"), Found: true, Resume: []byte("c"), Range: d}
+	got, err := decodeResponse(r.encode())
+	if err != nil || !bytes.Equal(got.Value, r.Value) || !bytes.Equal(got.Resume, r.Resume) || got.Range.ID != 7 ||
+		got.Range.Generation != 3 || !sameSpan(got.Range, d) || !slices.Equal(got.Range.Replicas, d.Replicas) {
+		t.Fatalf("decodeResponse = %+v, %v", got, err)
+	}
+	got, err = decodeResponse(Response{Value: []byte("v"), Found: true}.encode())
+	if err != nil || got.Range.ID != 0 || string(got.Value) != "v" {
+		t.Fatalf("without a range: %+v, %v", got, err)
 	}
 }
