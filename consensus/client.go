@@ -291,3 +291,27 @@ func (c *Client) changeReplicas(ctx context.Context, op Op, key []byte, node ker
 		seen = r.Value
 	}
 }
+
+// Ranges returns every range, in key order, as each range's leader has it
+// now (ID, generation, span, replicas): a walk from the first key, one
+// read per range, each continuing at the end of the range that answered
+// the last. It is how a caller that must not miss a range (placement on a
+// join or a removal, GET /cluster) lists them without trusting the cache.
+func (c *Client) Ranges(ctx context.Context) ([]Descriptor, error) {
+	var out []Descriptor
+	pos := []byte{}
+	for {
+		r, err := c.Do(ctx, Request{Op: OpGet, Key: pos})
+		if err != nil {
+			return out, err
+		}
+		if r.Range.ID == 0 || !r.Range.Contains(pos) {
+			return out, fmt.Errorf("consensus: the read at %q was answered by range %v, which does not hold it", pos, r.Range)
+		}
+		out = append(out, r.Range)
+		if r.Range.End == nil {
+			return out, nil
+		}
+		pos = r.Range.End
+	}
+}

@@ -57,6 +57,8 @@ type RangeData interface {
 	// Bounds are the range's span: [start, end), end nil for the end of
 	// the keyspace.
 	Bounds() (start, end []byte)
+	// Range is the range's ID.
+	Range() storage.RangeID
 }
 
 // ErrReadOnly is returned by a query's RangeData on writes.
@@ -88,6 +90,7 @@ func (rd *rangeData) check(start, end []byte) error {
 }
 
 func (rd *rangeData) Bounds() (start, end []byte) { return rd.d.Start, rd.d.End }
+func (rd *rangeData) Range() storage.RangeID      { return rd.d.ID }
 
 func (rd *rangeData) Get(key []byte) ([]byte, bool, error) {
 	if err := rd.check(key, nil); err != nil {

@@ -1,5 +1,7 @@
 package redis
 
+import "bytes"
+
 // Hash slots, as Redis Cluster computes them: CRC16 (XMODEM: polynomial
 // 0x1021, initial value 0) of the key, or of its hash tag — the bytes between
 // the first '{' and the first '}' after it, when there is at least one byte
@@ -58,6 +60,33 @@ func Slot(key []byte) uint16 {
 
 // SlotKey is the first internal key of slot s: a range split point.
 func SlotKey(s uint16) []byte { return []byte{byte(s >> 8), byte(s)} }
+
+// KeyspaceEnd is above every internal key of every Redis key (slots are
+// below SlotCount): keys from there on are not Redis's (the kernel's system
+// keyspace, consensus.SystemKeyPrefix, lives there), and keyspace-wide
+// commands stop at it.
+var KeyspaceEnd = SlotKey(SlotCount)
+
+// SplitKey implements consensus.SplitKeyer: a range of Redis keys splits
+// only at a slot boundary (SlotKey), so that every key's records, and
+// every {hash tag}, stay in one range. It picks the boundary at or after
+// halving's slot, or the one before when that is the range's end; nil when
+// the range holds a single slot, or when halving is not a Redis key.
+func (*StateMachine) SplitKey(start, end, halving []byte) []byte {
+	if len(halving) < 2 || bytes.Compare(halving, KeyspaceEnd) >= 0 {
+		return nil
+	}
+	inside := func(k []byte) bool {
+		return bytes.Compare(k, start) > 0 && (end == nil || bytes.Compare(k, end) < 0)
+	}
+	slot := uint16(halving[0])<<8 | uint16(halving[1])
+	for _, s := range []uint16{slot, slot + 1} {
+		if k := SlotKey(s); s < SlotCount && inside(k) {
+			return k
+		}
+	}
+	return nil
+}
 
 // SlotSplits returns the split points that cut the slots into n ranges of
 // (nearly) equal size: n-1 SlotKeys, for consensus.NewLayout.

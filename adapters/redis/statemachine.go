@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -49,7 +50,10 @@ const (
 // (waking blocked clients) hangs on consensus.Options.Applied.
 type StateMachine struct{}
 
-var _ consensus.StateMachine = (*StateMachine)(nil)
+var (
+	_ consensus.StateMachine = (*StateMachine)(nil)
+	_ consensus.SplitKeyer   = (*StateMachine)(nil)
+)
 
 // Apply implements consensus.StateMachine.
 func (sm *StateMachine) Apply(data consensus.RangeData, cmd []byte, meta consensus.CommandMeta) ([]byte, error) {
@@ -336,6 +340,10 @@ func (s *rangeStore) Scan(start, end []byte, limit int) ([]KV, error) {
 	if start == nil {
 		start = s.start
 	}
+	end = s.bound(end)
+	if bytes.Compare(start, end) >= 0 {
+		return nil, nil
+	}
 	kvs, err := s.data.Scan(start, end, limit)
 	if err != nil {
 		return nil, err
@@ -353,7 +361,25 @@ func (s *rangeStore) DeleteRange(start, end []byte) error {
 	if start == nil {
 		start = s.start
 	}
+	end = s.bound(end)
+	if bytes.Compare(start, end) >= 0 {
+		return nil
+	}
 	return s.data.DeleteRange(start, end)
+}
+
+// bound is the end of a scan or a range deletion: end, or for nil the
+// range's end, and never past KeyspaceEnd (the range that holds the last
+// slots also holds the kernel's system keys, which FLUSHALL, SCAN and
+// active expiry must not see).
+func (s *rangeStore) bound(end []byte) []byte {
+	if end == nil {
+		_, end = s.data.Bounds()
+	}
+	if end == nil || bytes.Compare(end, KeyspaceEnd) > 0 {
+		end = KeyspaceEnd
+	}
+	return end
 }
 
 // Command encoders, for the server.

@@ -122,7 +122,12 @@ type clusterInfo struct {
 }
 
 type rangeInfo struct {
-	ID    uint64 `json:"id"`
+	ID         uint64 `json:"id"`
+	Generation uint64 `json:"generation"`
+	// Start and End are the range's span in hex (End "": to the end of
+	// the keyspace); Slots the Redis hash slots it covers.
+	Start string `json:"start"`
+	End   string `json:"end"`
 	Slots string `json:"slots"`
 	// Replicas are the nodes in the range's configuration now, as its
 	// leader has it (absent: the range did not answer in time).

@@ -17,7 +17,6 @@ import (
 
 	"github.com/orbitkernel/orbit/consensus"
 	"github.com/orbitkernel/orbit/kernel"
-	"github.com/orbitkernel/orbit/storage"
 )
 
 // Adding and removing nodes.
@@ -58,6 +57,7 @@ const membershipTimeout = 2 * time.Minute
 // admin runs membership requests (and /cluster's reads) on this node.
 type admin struct {
 	layout   consensus.Layout
+	router   *consensus.Router // the node's range cache
 	dir      *directory
 	replicas int
 	logger   *slog.Logger
@@ -71,7 +71,7 @@ const adminClients = 4
 
 func newAdmin(router *consensus.Router, dir *directory, replicas int, logger *slog.Logger) *admin {
 	layout := router.Layout()
-	a := &admin{layout: layout, dir: dir, replicas: replicas, logger: logger, pool: make(chan *consensus.Client, adminClients)}
+	a := &admin{layout: layout, router: router, dir: dir, replicas: replicas, logger: logger, pool: make(chan *consensus.Client, adminClients)}
 	for i := range adminClients {
 		a.pool <- consensus.NewClient(router, fmt.Sprintf("admin-%d", i))
 	}
@@ -115,27 +115,48 @@ func (a *admin) join(ctx context.Context, req joinRequest) (membershipReply, err
 		return membershipReply{}, err
 	}
 	out := membershipReply{Node: req.Node}
-	err := a.withClient(ctx, func(cl *consensus.Client) error { return a.addToRanges(ctx, cl, node, &out) })
+	err := a.withClient(ctx, func(cl *consensus.Client) error {
+		return a.untilSettled(func() (int, error) { return a.addToRanges(ctx, cl, node, &out) })
+	})
 	return out, err
 }
 
-// addToRanges adds node to every range with fewer than a.replicas.
-func (a *admin) addToRanges(ctx context.Context, cl *consensus.Client, node kernel.NodeID, out *membershipReply) error {
-	for _, d := range a.layout.Ranges() {
-		members, err := cl.Members(ctx, d.Start)
-		if err != nil {
-			return fmt.Errorf("range %d: %w", d.ID, err)
+// maxPasses bounds the passes of a join or a removal over the ranges.
+const maxPasses = 8
+
+// untilSettled runs pass (a join's or a removal's walk over the ranges)
+// until one changes nothing: a range that split during a pass shows up
+// whole in the next one.
+func (a *admin) untilSettled(pass func() (changes int, err error)) error {
+	for range maxPasses {
+		n, err := pass()
+		if err != nil || n == 0 {
+			return err
 		}
-		if slices.Contains(members, node) || len(members) >= a.replicas {
+	}
+	return fmt.Errorf("the ranges kept changing over %d passes; run the request again", maxPasses)
+}
+
+// addToRanges adds node to every range with fewer than a.replicas, and
+// returns how many it added to.
+func (a *admin) addToRanges(ctx context.Context, cl *consensus.Client, node kernel.NodeID, out *membershipReply) (int, error) {
+	ranges, err := cl.Ranges(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("listing the ranges: %w", err)
+	}
+	changes := 0
+	for _, d := range ranges {
+		if slices.Contains(d.Replicas, node) || len(d.Replicas) >= a.replicas {
 			continue
 		}
 		if err := cl.AddReplica(ctx, d.Start, node); err != nil {
-			return fmt.Errorf("range %d: adding node %d: %w", d.ID, node, err)
+			return changes, fmt.Errorf("range %d: adding node %d: %w", d.ID, node, err)
 		}
+		changes++
 		out.Changes = append(out.Changes, fmt.Sprintf("range %d: added a replica on node %d", d.ID, node))
 		a.logger.Info("membership: replica added", "range", d.ID, "node", node)
 	}
-	return nil
+	return changes, nil
 }
 
 func (a *admin) remove(ctx context.Context, node kernel.NodeID) (membershipReply, error) {
@@ -143,7 +164,9 @@ func (a *admin) remove(ctx context.Context, node kernel.NodeID) (membershipReply
 		return membershipReply{}, errUnknownNode
 	}
 	out := membershipReply{Node: uint64(node)}
-	err := a.withClient(ctx, func(cl *consensus.Client) error { return a.removeFromRanges(ctx, cl, node, &out) })
+	err := a.withClient(ctx, func(cl *consensus.Client) error {
+		return a.untilSettled(func() (int, error) { return a.removeFromRanges(ctx, cl, node, &out) })
+	})
 	if err != nil {
 		return out, err
 	}
@@ -151,22 +174,22 @@ func (a *admin) remove(ctx context.Context, node kernel.NodeID) (membershipReply
 }
 
 // removeFromRanges takes node's replicas out of every range, adding one on
-// a spare node first where the range would otherwise lose a replica.
-func (a *admin) removeFromRanges(ctx context.Context, cl *consensus.Client, node kernel.NodeID, out *membershipReply) error {
+// a spare node first where the range would otherwise lose a replica, and
+// returns how many ranges it changed.
+func (a *admin) removeFromRanges(ctx context.Context, cl *consensus.Client, node kernel.NodeID, out *membershipReply) (int, error) {
+	changes := 0
 	holds := map[kernel.NodeID]int{} // replicas per node, to place moved ones on the emptiest
-	members := map[storage.RangeID][]kernel.NodeID{}
-	for _, d := range a.layout.Ranges() {
-		m, err := cl.Members(ctx, d.Start)
-		if err != nil {
-			return fmt.Errorf("range %d: %w", d.ID, err)
-		}
-		members[d.ID] = m
-		for _, n := range m {
+	ranges, err := cl.Ranges(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("listing the ranges: %w", err)
+	}
+	for _, d := range ranges {
+		for _, n := range d.Replicas {
 			holds[n]++
 		}
 	}
-	for _, d := range a.layout.Ranges() {
-		m := members[d.ID]
+	for _, d := range ranges {
+		m := d.Replicas
 		if !slices.Contains(m, node) {
 			continue
 		}
@@ -179,22 +202,23 @@ func (a *admin) removeFromRanges(ctx context.Context, cl *consensus.Client, node
 		if len(m)-1 < a.replicas && len(spare) > 0 {
 			to := slices.MinFunc(spare, func(x, y kernel.NodeID) int { return holds[x] - holds[y] })
 			if err := cl.AddReplica(ctx, d.Start, to); err != nil {
-				return fmt.Errorf("range %d: adding a replica on node %d before removing node %d: %w", d.ID, to, node, err)
+				return changes, fmt.Errorf("range %d: adding a replica on node %d before removing node %d: %w", d.ID, to, node, err)
 			}
 			holds[to]++
 			out.Changes = append(out.Changes, fmt.Sprintf("range %d: added a replica on node %d", d.ID, to))
 			a.logger.Info("membership: replica added", "range", d.ID, "node", to)
 		}
 		if len(m) == 1 && len(spare) == 0 {
-			return fmt.Errorf("range %d: node %d holds its only replica and no other node can take it: add a node first", d.ID, node)
+			return changes, fmt.Errorf("range %d: node %d holds its only replica and no other node can take it: add a node first", d.ID, node)
 		}
 		if err := cl.RemoveLiveReplica(ctx, d.Start, node); err != nil {
-			return fmt.Errorf("range %d: removing node %d: %w", d.ID, node, err)
+			return changes, fmt.Errorf("range %d: removing node %d: %w", d.ID, node, err)
 		}
+		changes++
 		out.Changes = append(out.Changes, fmt.Sprintf("range %d: removed node %d's replica", d.ID, node))
 		a.logger.Info("membership: replica removed", "range", d.ID, "node", node)
 	}
-	return nil
+	return changes, nil
 }
 
 var errUnknownNode = errors.New("no such node in this cluster")

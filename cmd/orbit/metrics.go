@@ -94,16 +94,10 @@ func (m *metrics) observe(name []byte, elapsed time.Duration, replies []redis.Re
 
 func rangeLabel(id storage.RangeID) string { return strconv.FormatUint(uint64(id), 10) }
 
-// stateMachine counts what the node's state machine applies and serves.
+// stateMachine counts what the node's state machine serves.
 type stateMachine struct {
-	consensus.StateMachine
-	layout consensus.Layout
-	m      *metrics
-}
-
-func (sm stateMachine) rangeOf(data consensus.RangeData) storage.RangeID {
-	start, _ := data.Bounds()
-	return sm.layout.Lookup(start).ID
+	*redis.StateMachine
+	m *metrics
 }
 
 // appliedWrite is consensus.Options.Applied's metrics half: a write applied
@@ -116,7 +110,7 @@ func (m *metrics) appliedWrite(id storage.RangeID, nowMillis int64) {
 }
 
 func (sm stateMachine) Query(data consensus.RangeData, cmd []byte, meta consensus.CommandMeta) ([]byte, error) {
-	sm.m.queries.WithLabelValues(rangeLabel(sm.rangeOf(data))).Inc()
+	sm.m.queries.WithLabelValues(rangeLabel(data.Range())).Inc()
 	return sm.StateMachine.Query(data, cmd, meta)
 }
 
@@ -133,7 +127,6 @@ func (m *metrics) rangeInfo(id storage.RangeID) string {
 // size.
 type nodeCollector struct {
 	sess    *session.Server
-	layout  consensus.Layout
 	tr      *grpcnet.Transport // nil on a single node
 	dataDir string
 	store   *consensus.Store
@@ -176,7 +169,7 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, rt := range c.sess.Leading() {
 		leading[rt.Range] = rt.Term
 	}
-	for _, d := range c.layout.Ranges() {
+	for _, d := range c.store.Ranges() {
 		term, ok := leading[d.ID]
 		v := 0.0
 		if ok {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -51,6 +52,8 @@ type serveConfig struct {
 	pprof bool
 	// cacheMB and memtableMB size Pebble's block cache and memtables.
 	cacheMB, memtableMB int
+	// splitMB is consensus.Options.SplitBytes in MiB (0: off).
+	splitMB int
 	// maxClockDrift and noLeases set leader leases
 	// (consensus.Options.MaxClockDrift, DisableLeases).
 	maxClockDrift float64
@@ -93,6 +96,13 @@ Flags:
 // must catch up first, up to consensus's 2 s hand-over bound).
 const drainTimeout = 3 * time.Second
 
+// defaultSplitMB is --split-mb's default. Smaller than CockroachDB's 512
+// MiB: a snapshot is assembled in the receiver's memory
+// (docs/consensus.md, "Next steps"), and a range is the unit a joining
+// node catches up by and a leader's ReadIndex serves, so more, smaller
+// ranges spread a node's load sooner.
+const defaultSplitMB = 16
+
 // serve runs `orbit serve` and returns the exit code: 0 after a graceful
 // shutdown (SIGTERM, SIGINT), 1 on a failure, 2 on bad flags. Every error is
 // one line on stderr, starting "orbit serve: ".
@@ -104,7 +114,8 @@ func serve(args []string, stderr io.Writer) int {
 	fs.StringVar(&cfg.dataDir, "data-dir", "./orbit-data", "where the node keeps its data")
 	fs.StringVar(&cfg.redisAddr, "redis-addr", "127.0.0.1:6379", "RESP (Redis protocol) listen address")
 	fs.StringVar(&cfg.httpAddr, "http-addr", "127.0.0.1:9090", "HTTP listen address: /metrics, /healthz, /readyz, /cluster, and POST /join and /remove (membership)")
-	fs.IntVar(&cfg.ranges, "ranges", 0, "number of ranges (spans of hash slots) on first start, fixed afterwards; 0: one per node")
+	fs.IntVar(&cfg.ranges, "ranges", 0, "number of ranges (spans of hash slots) on first start; they split from there (--split-mb); 0: one per node")
+	fs.IntVar(&cfg.splitMB, "split-mb", defaultSplitMB, "split a range whose data exceeds this many MiB, at a hash-slot boundary near its middle; 0: never split")
 	fs.StringVar(&cfg.peers, "peers", "", "every node of the cluster, this one included, as `ID=HOST:PORT,...` (their gRPC addresses); empty: a single node")
 	fs.StringVar(&cfg.peerAddr, "peer-addr", "", "gRPC listen address for the other nodes; default: this node's address in --peers")
 	fs.IntVar(&cfg.replicas, "replicas", 3, "replicas of each range (all nodes when there are fewer)")
@@ -129,6 +140,9 @@ func serve(args []string, stderr io.Writer) int {
 	switch {
 	case fs.NArg() > 0:
 		fmt.Fprintf(stderr, "orbit serve: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	case cfg.splitMB < 0 || cfg.splitMB > 4096:
+		fmt.Fprintln(stderr, "orbit serve: --split-mb must be between 0 (never split) and 4096")
 		return 2
 	case cfg.cacheMB < 1 || cfg.memtableMB < 1 || cfg.memtableMB >= 4096:
 		fmt.Fprintln(stderr, "orbit serve: --cache-mb must be at least 1, and --memtable-mb between 1 and 4095")
@@ -281,6 +295,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	// One router for the node: the Redis clients, the admin clients and the
 	// store's replicas share what each learns of the ranges' leaders.
 	router := consensus.NewRouter(rt, layout)
+	var store *consensus.Store // opened below; the session's tasks start after
 	sess, err := session.New(session.Options{
 		Runtime: rt, Layout: layout, Router: router, Network: pubsubNet, Peers: dir.active,
 		Info: []string{
@@ -291,13 +306,15 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 		},
 		RangeInfo: m.rangeInfo,
 		HostInfo:  (&hostInfo{}).section,
+		Ranges:    func() []consensus.Descriptor { return store.Ranges() },
 	})
 	if err != nil {
 		return fmt.Errorf("starting the Redis session layer: %w", err)
 	}
-	store, err := consensus.Open(rt, eng, layout, consensus.Options{
+	store, err = consensus.Open(rt, eng, layout, consensus.Options{
 		Join:          rec.Joined,
 		Router:        router,
+		SplitBytes:    int64(cfg.splitMB) << 20,
 		MaxClockDrift: cfg.maxClockDrift,
 		DisableLeases: cfg.noLeases,
 		LeasedRead:    func(r storage.RangeID, _ uint64) { m.leasedReads.WithLabelValues(rangeLabel(r)).Inc() },
@@ -305,7 +322,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 			m.appliedWrite(r, nowMillis)
 			sess.Applied(r, nowMillis)
 		},
-		StateMachine: stateMachine{StateMachine: sess.StateMachine(), layout: layout, m: m},
+		StateMachine: stateMachine{StateMachine: sess.StateMachine(), m: m},
 		BecameLeader: func(r storage.RangeID, term uint64) {
 			m.leaderChanges.WithLabelValues(rangeLabel(r), "won").Inc()
 			sess.BecameLeader(r, term)
@@ -318,7 +335,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	if err != nil {
 		return fmt.Errorf("starting consensus: %w", err)
 	}
-	m.reg.MustRegister(&nodeCollector{sess: sess, layout: layout, tr: tr, dataDir: cfg.dataDir, store: store})
+	m.reg.MustRegister(&nodeCollector{sess: sess, tr: tr, dataDir: cfg.dataDir, store: store})
 	wire, err := respwire.Listen(respwire.Options{Addr: cfg.redisAddr, Session: sess, Runtime: rt,
 		Logger: logger.With("component", "resp"), Observe: m.observe})
 	if err != nil {
@@ -443,26 +460,31 @@ func httpHandler(self kernel.NodeID, sess *session.Server, m *metrics, adm *admi
 		for n, e := range rec.Nodes {
 			info.Nodes[strconv.FormatUint(uint64(n), 10)] = e
 		}
-		// Each range's replicas as its leader has them now; a range that
-		// does not answer within a second shows none.
-		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+		// Every range as its leader has it now (a walk, one read per
+		// range); past a range that does not answer within a few seconds,
+		// the ranges as this node's cache has them, without replicas.
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()
-		for _, d := range adm.layout.Ranges() {
-			info.Ranges = append(info.Ranges, rangeInfo{ID: uint64(d.ID), Slots: slotSpan(d), Leader: leading[d.ID]})
-		}
+		var walked []consensus.Descriptor
 		_ = adm.withClient(ctx, func(cl *consensus.Client) error {
-			for i, d := range adm.layout.Ranges() {
-				members, err := cl.Members(ctx, d.Start)
-				if err != nil {
-					continue // shown without replicas
-				}
-				info.Ranges[i].Replicas = []uint64{}
-				for _, n := range members {
-					info.Ranges[i].Replicas = append(info.Ranges[i].Replicas, uint64(n))
-				}
-			}
+			walked, _ = cl.Ranges(ctx)
 			return nil
 		})
+		for _, d := range walked {
+			ri := rangeInfo{ID: uint64(d.ID), Generation: d.Generation, Start: fmt.Sprintf("%x", d.Start), End: fmt.Sprintf("%x", d.End),
+				Slots: slotSpan(d), Leader: leading[d.ID], Replicas: []uint64{}}
+			for _, n := range d.Replicas {
+				ri.Replicas = append(ri.Replicas, uint64(n))
+			}
+			info.Ranges = append(info.Ranges, ri)
+		}
+		for _, d := range adm.router.Ranges() {
+			if len(walked) > 0 && (walked[len(walked)-1].End == nil || bytes.Compare(d.Start, walked[len(walked)-1].End) < 0) {
+				continue // walked
+			}
+			info.Ranges = append(info.Ranges, rangeInfo{ID: uint64(d.ID), Generation: d.Generation, Start: fmt.Sprintf("%x", d.Start),
+				End: fmt.Sprintf("%x", d.End), Slots: slotSpan(d), Leader: leading[d.ID]})
+		}
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")

@@ -33,7 +33,14 @@ func startServer(t *testing.T, ranges int) (redisAddr string) {
 // startServerHTTP is startServer that also returns the HTTP address.
 func startServerHTTP(t *testing.T, ranges int) (redisAddr, httpAddr string) {
 	t.Helper()
-	cfg := serveConfig{nodeID: 1, dataDir: filepath.Join(t.TempDir(), "data"), redisAddr: "127.0.0.1:0", httpAddr: "127.0.0.1:0", ranges: ranges}
+	return startServerWith(t, serveConfig{ranges: ranges})
+}
+
+// startServerWith is startServerHTTP with cfg's settings (node ID, data
+// directory and addresses are filled in).
+func startServerWith(t *testing.T, cfg serveConfig) (redisAddr, httpAddr string) {
+	t.Helper()
+	cfg.nodeID, cfg.dataDir, cfg.redisAddr, cfg.httpAddr = 1, filepath.Join(t.TempDir(), "data"), "127.0.0.1:0", "127.0.0.1:0"
 	ctx, cancel := context.WithCancel(context.Background())
 	addrs := make(chan [2]string, 1)
 	done := make(chan error, 1)

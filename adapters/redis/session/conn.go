@@ -3,6 +3,7 @@ package session
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/orbitkernel/orbit/adapters/redis"
+	"github.com/orbitkernel/orbit/consensus"
 	"github.com/orbitkernel/orbit/internal/mutation"
 )
 
@@ -524,32 +526,50 @@ func (c *Conn) atomic(ctx context.Context, route []byte, watches []redis.Watch, 
 
 func (c *Conn) watch(ctx context.Context, keys [][]byte) redis.Reply {
 	// Digests are read per range (each read is linearizable; EXEC checks
-	// them all atomically, so they need not be read at one instant).
-	byRange := map[string][][]byte{}
-	var order []string
-	for _, k := range keys {
-		d := c.s.layout.Lookup(redis.RouteKey(k))
-		id := string(d.Start)
-		if _, ok := byRange[id]; !ok {
-			order = append(order, id)
+	// them all atomically, so they need not be read at one instant),
+	// grouped by the range cache. A group that a split since divided is
+	// refused (ErrCrossRange) with the range as it is, which the cache
+	// learns: that group's keys go again, regrouped.
+	digests := map[string][]byte{}
+	pending := keys
+	for tries := 0; len(pending) > 0; tries++ {
+		byRange := map[string][][]byte{}
+		var order []string
+		for _, k := range pending {
+			id := string(c.s.router.Lookup(redis.RouteKey(k)).Start)
+			if _, ok := byRange[id]; !ok {
+				order = append(order, id)
+			}
+			byRange[id] = append(byRange[id], k)
 		}
-		byRange[id] = append(byRange[id], k)
+		pending = nil
+		for _, id := range order {
+			ks := byRange[id]
+			r, err := c.s.command(ctx, redis.RouteKey(ks[0]), redis.InDB(c.db, redis.DigestCommand(ks)), true)
+			if errors.Is(err, consensus.ErrCrossRange) && tries < maxRegroups {
+				pending = append(pending, ks...)
+				continue
+			}
+			if err != nil {
+				return failure(err)
+			}
+			if r.Kind != redis.KindArray || len(r.Elems) != len(ks) {
+				return r
+			}
+			for i, k := range ks {
+				digests[string(k)] = r.Elems[i].Str
+			}
+		}
 	}
-	for _, id := range order {
-		ks := byRange[id]
-		r, err := c.s.command(ctx, redis.RouteKey(ks[0]), redis.InDB(c.db, redis.DigestCommand(ks)), true)
-		if err != nil {
-			return failure(err)
-		}
-		if r.Kind != redis.KindArray || len(r.Elems) != len(ks) {
-			return r
-		}
-		for i, k := range ks {
-			c.watches = append(c.watches, redis.Watch{Key: slices.Clone(k), Digest: r.Elems[i].Str})
-		}
+	for _, k := range keys {
+		c.watches = append(c.watches, redis.Watch{Key: slices.Clone(k), Digest: digests[string(k)]})
 	}
 	return redis.OK()
 }
+
+// maxRegroups bounds how often WATCH regroups its keys after splits it
+// had not seen (each time the range cache learns at least one range).
+const maxRegroups = 8
 
 func pingReply(args [][]byte, subscribed bool) redis.Reply {
 	if len(args) > 2 {

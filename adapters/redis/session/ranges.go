@@ -1,6 +1,7 @@
 package session
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -9,23 +10,25 @@ import (
 	"github.com/orbitkernel/orbit/consensus"
 )
 
-// ranges runs the keyspace-wide commands over every range, in range order.
+// ranges runs the keyspace-wide commands over every range, in key order
+// (Server.walk).
 func (c *Conn) ranges(ctx context.Context, name string, args [][]byte) redis.Reply {
 	s := c.s
 	switch name {
 	case "keys":
 		var keys []redis.Reply
-		for _, d := range s.layout.Ranges() {
-			r, err := s.command(ctx, d.Start, redis.InDB(c.db, redis.ScanCommand(d.Start, nil, 0, redis.ScanOptions{Match: args[1]})), true)
-			if err != nil {
-				return failure(err)
-			}
+		var bad *redis.Reply
+		err := s.walk(ctx, true, nil, func(pos []byte) []byte {
+			return redis.InDB(c.db, redis.ScanCommand(pos, nil, 0, redis.ScanOptions{Match: args[1]}))
+		}, func(_ []byte, r redis.Reply) bool {
 			if r.Kind != redis.KindArray || len(r.Elems) != 2 {
-				return r
+				bad = &r
+				return false
 			}
 			keys = append(keys, r.Elems[0].Elems...)
-		}
-		return redis.Array(keys...)
+			return true
+		})
+		return answer(err, bad, redis.Array(keys...))
 	case "scan":
 		return c.scan(ctx, args)
 	case "dbsize":
@@ -40,59 +43,86 @@ func (c *Conn) ranges(ctx context.Context, name string, args [][]byte) redis.Rep
 		if len(args) > 2 || (len(args) == 2 && !strings.EqualFold(string(args[1]), "sync") && !strings.EqualFold(string(args[1]), "async")) {
 			return redis.Error("ERR syntax error")
 		}
-		for _, d := range s.layout.Ranges() {
-			cmd := redis.InDB(c.db, redis.FlushCommand(d.Start))
+		var bad *redis.Reply
+		err := s.walk(ctx, false, nil, func(pos []byte) []byte {
 			if name == "flushall" {
-				cmd = redis.FlushAllCommand(d.Start)
+				return redis.FlushAllCommand(pos)
 			}
-			if _, err := s.command(ctx, d.Start, cmd, false); err != nil {
-				return failure(err)
+			return redis.InDB(c.db, redis.FlushCommand(pos))
+		}, func(_ []byte, r redis.Reply) bool {
+			if r.Kind == redis.KindError {
+				bad = &r
 			}
-		}
-		return redis.OK()
+			return bad == nil
+		})
+		return answer(err, bad, redis.OK())
 	}
 	return redis.Exec(nil, 0, 0, args)
 }
 
+// answer is a walk's reply: its failure, the bad reply that stopped it, or
+// ok.
+func answer(err error, bad *redis.Reply, ok redis.Reply) redis.Reply {
+	switch {
+	case err != nil:
+		return failure(err)
+	case bad != nil:
+		return *bad
+	}
+	return ok
+}
+
 func (s *Server) dbsize(ctx context.Context, db int) (int64, *redis.Reply) {
 	var n int64
-	for _, d := range s.layout.Ranges() {
-		r, err := s.command(ctx, d.Start, redis.InDB(db, redis.CountCommand(d.Start)), true)
-		if err != nil {
-			f := failure(err)
-			return 0, &f
-		}
+	var bad *redis.Reply
+	err := s.walk(ctx, true, nil, func(pos []byte) []byte { return redis.InDB(db, redis.CountCommand(pos)) }, func(_ []byte, r redis.Reply) bool {
 		if r.Kind != redis.KindInt {
-			return 0, &r
+			bad = &r
+			return false
 		}
 		n += r.Int
+		return true
+	})
+	if err != nil || bad != nil {
+		f := answer(err, bad, redis.Reply{})
+		return 0, &f
 	}
 	return n, nil
 }
 
 // randomKey picks a range with probability proportional to its keys, then
-// a key in it.
+// a key in it. (If the range split between the two steps, the pick lands
+// in its left part.)
 func (s *Server) randomKey(ctx context.Context, db int) redis.Reply {
-	var counts []int64
+	type part struct {
+		start []byte
+		keys  int64
+	}
+	var parts []part
 	var total int64
-	for _, d := range s.layout.Ranges() {
-		r, err := s.command(ctx, d.Start, redis.InDB(db, redis.CountCommand(d.Start)), true)
-		if err != nil {
-			return failure(err)
+	var bad *redis.Reply
+	err := s.walk(ctx, true, nil, func(pos []byte) []byte { return redis.InDB(db, redis.CountCommand(pos)) }, func(pos []byte, r redis.Reply) bool {
+		if r.Kind != redis.KindInt {
+			bad = &r
+			return false
 		}
-		counts = append(counts, r.Int)
+		parts = append(parts, part{start: pos, keys: r.Int})
 		total += r.Int
+		return true
+	})
+	if err != nil || bad != nil {
+		return answer(err, bad, redis.Reply{})
 	}
 	if total == 0 {
 		return redis.Null()
 	}
 	pick := s.rt.Rand().Int64N(total)
-	for i, d := range s.layout.Ranges() {
-		if pick >= counts[i] {
-			pick -= counts[i]
+	for _, p := range parts {
+		if pick >= p.keys {
+			pick -= p.keys
 			continue
 		}
-		r, err := s.command(ctx, d.Start, redis.InDB(db, redis.RandomKeyCommand(d.Start)), true)
+		r, err := s.command(ctx, p.start, redis.InDB(db, redis.RandomKeyCommand(p.start)), true)
 		if err != nil {
 			return failure(err)
 		}
@@ -102,8 +132,10 @@ func (s *Server) randomKey(ctx context.Context, db int) redis.Reply {
 }
 
 // scan is SCAN: the cursor names a resume position (an internal key) in the
-// server's CursorTable; each call scans one range from there, and moves on
-// to the next range's start when the range is exhausted.
+// server's CursorTable; each call scans the range holding that position
+// from there, and moves on to the range's end when it is exhausted (the
+// reply says where the range ends, so a split since the last call loses
+// nothing).
 func (c *Conn) scan(ctx context.Context, args [][]byte) redis.Reply {
 	s := c.s
 	cursor, opts, errReply, ok := redis.ParseScan(args)
@@ -116,11 +148,10 @@ func (c *Conn) scan(ctx context.Context, args [][]byte) redis.Reply {
 	if !ok {
 		return redis.Error("ERR invalid cursor")
 	}
-	d := s.layout.Ranges()[0]
-	if from != nil {
-		d = s.layout.Lookup(from)
+	if from == nil {
+		from = []byte{}
 	}
-	r, err := s.command(ctx, d.Start, redis.InDB(c.db, redis.ScanCommand(d.Start, from, opts.Count, opts)), true)
+	r, d, err := s.commandAt(ctx, from, redis.InDB(c.db, redis.ScanCommand(from, nil, opts.Count, opts)), true)
 	if err != nil {
 		return failure(err)
 	}
@@ -131,7 +162,7 @@ func (c *Conn) scan(ctx context.Context, args [][]byte) redis.Reply {
 	switch {
 	case r.Elems[1].Kind == redis.KindBulk:
 		next = r.Elems[1].Str
-	case d.End != nil:
+	case d.End != nil && bytes.Compare(d.End, redis.KeyspaceEnd) < 0:
 		next = d.End // the next range's start
 	}
 	var keys [][]byte
@@ -210,9 +241,10 @@ func (s *Server) info(ctx context.Context, args [][]byte) redis.Reply {
 		section("Stats", s.stats.statsLines(now)...)
 	}
 	if wanted("Replication", true) {
-		repl := []string{"role:master", fmt.Sprintf("orbit_nodes:%d", len(s.layout.Nodes())), fmt.Sprintf("orbit_ranges:%d", len(s.layout.Ranges()))}
+		ranges := s.opts.Ranges()
+		repl := []string{"role:master", fmt.Sprintf("orbit_nodes:%d", len(s.opts.Peers())), fmt.Sprintf("orbit_ranges:%d", len(ranges))}
 		s.mu.Lock()
-		for _, d := range s.layout.Ranges() {
+		for _, d := range ranges {
 			line := rangeLine(d, s.led[d.ID], uint64(s.rt.NodeID()))
 			if s.opts.RangeInfo != nil {
 				if extra := s.opts.RangeInfo(d.ID); extra != "" {
@@ -257,30 +289,33 @@ func (s *Server) info(ctx context.Context, args [][]byte) redis.Reply {
 // keyStats sums every range's key counts, by database.
 func (s *Server) keyStats(ctx context.Context) ([redis.Databases]redis.KeyStats, *redis.Reply) {
 	var stats [redis.Databases]redis.KeyStats
-	for _, d := range s.layout.Ranges() {
-		r, err := s.command(ctx, d.Start, redis.KeyStatsCommand(d.Start), true)
-		if err != nil {
-			f := failure(err)
-			return stats, &f
-		}
+	var bad *redis.Reply
+	err := s.walk(ctx, true, nil, redis.KeyStatsCommand, func(_ []byte, r redis.Reply) bool {
 		if r.Kind != redis.KindArray {
-			return stats, &r
+			bad = &r
+			return false
 		}
 		for _, e := range r.Elems {
 			if len(e.Elems) != 4 || e.Elems[0].Int < 0 || e.Elems[0].Int >= redis.Databases {
-				bad := redis.Error("ERR internal error: malformed key statistics")
-				return stats, &bad
+				malformed := redis.Error("ERR internal error: malformed key statistics")
+				bad = &malformed
+				return false
 			}
 			ks := &stats[e.Elems[0].Int]
 			ks.Keys += e.Elems[1].Int
 			ks.Expires += e.Elems[2].Int
 			ks.TTLSum += e.Elems[3].Int
 		}
+		return true
+	})
+	if err != nil || bad != nil {
+		f := answer(err, bad, redis.Reply{})
+		return stats, &f
 	}
 	return stats, nil
 }
 
-// rangeLine describes a range: its slots, its initial replicas, and the
+// rangeLine describes a range: its slots, its replicas, and the
 // term in which this node last became its leader (0: not since start).
 func rangeLine(d consensus.Descriptor, ledTerm, self uint64) string {
 	leader := "elsewhere_or_unknown"

@@ -54,6 +54,8 @@
 package session
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -75,7 +77,8 @@ const Version = "7.0.15"
 type Options struct {
 	// Runtime is the node's runtime. Required.
 	Runtime kernel.Runtime
-	// Layout is the cluster's ranges. Required.
+	// Layout is the cluster's ranges at bootstrap (the range cache's
+	// first guess and the default Peers). Required.
 	Layout consensus.Layout
 	// Router is the node's router, shared with its consensus.Store
 	// (consensus.Options.Router) so that every pooled client learns a new
@@ -103,6 +106,11 @@ type Options struct {
 	// the process rather than the data: "memory" and "cpu" (the session
 	// layer is pure and cannot read them itself).
 	HostInfo func(section string) []string
+	// Ranges, if set, returns the ranges this node holds replicas of now
+	// (consensus.Store.Ranges): active expiry sweeps those it leads, and
+	// INFO lists them. Default: the range cache (a server with no store
+	// of its own, in tests).
+	Ranges func() []consensus.Descriptor
 	// RangeInfo, if set, adds fields to a range's INFO line (after
 	// "leader=..."), e.g. what the node applied of it. It must not block.
 	RangeInfo func(id storage.RangeID) string
@@ -175,7 +183,7 @@ func (o *Options) Validate() error {
 type Server struct {
 	opts   Options
 	rt     kernel.Runtime
-	layout consensus.Layout
+	router *consensus.Router // the range cache, shared with the pool's clients
 	pool   *kernel.Mailbox[*consensus.Client]
 	sm     *redis.StateMachine
 	start  time.Time
@@ -208,7 +216,7 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		opts: opts, rt: opts.Runtime, layout: opts.Layout,
+		opts: opts, rt: opts.Runtime, router: opts.Router,
 		pool:  kernel.NewMailbox[*consensus.Client](opts.Runtime, "redis client pool", opts.Clients),
 		start: opts.Runtime.Now(),
 		conns: map[int64]*Conn{}, cursors: redis.NewCursorTable(4096),
@@ -217,11 +225,14 @@ func New(opts Options) (*Server, error) {
 	}
 	s.wake = s.rt.NewCond(&s.mu, "redis: blocked clients")
 	s.sm = &redis.StateMachine{}
-	if opts.Router == nil {
-		opts.Router = consensus.NewRouter(opts.Runtime, opts.Layout)
+	if s.router == nil {
+		s.router = consensus.NewRouter(opts.Runtime, opts.Layout)
+	}
+	if s.opts.Ranges == nil {
+		s.opts.Ranges = s.router.Ranges
 	}
 	for i := range opts.Clients {
-		s.pool.Send(consensus.NewClient(opts.Router, fmt.Sprintf("redis-%d", i)))
+		s.pool.Send(consensus.NewClient(s.router, fmt.Sprintf("redis-%d", i)))
 	}
 	if opts.Network != nil {
 		s.pubEpoch = s.rt.Rand().Uint64()
@@ -233,7 +244,7 @@ func New(opts Options) (*Server, error) {
 
 // StateMachine is what the node's consensus.Store must run
 // (consensus.Options.StateMachine).
-func (s *Server) StateMachine() consensus.StateMachine { return s.sm }
+func (s *Server) StateMachine() *redis.StateMachine { return s.sm }
 
 // BecameLeader is for consensus.Options.BecameLeader: it records which
 // ranges this node leads (INFO, active expiry).
@@ -254,16 +265,15 @@ func (s *Server) LostLeadership(id storage.RangeID, term uint64) {
 }
 
 // Leading returns the ranges a replica on this node leads now, with the
-// term it won, in range order.
+// term it won, in range ID order.
 func (s *Server) Leading() []RangeTerm {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []RangeTerm
-	for _, d := range s.layout.Ranges() {
-		if t, ok := s.led[d.ID]; ok {
-			out = append(out, RangeTerm{Range: d.ID, Term: t})
-		}
+	for id, t := range s.led {
+		out = append(out, RangeTerm{Range: id, Term: t})
 	}
+	slices.SortFunc(out, func(a, b RangeTerm) int { return cmp.Compare(a.Range, b.Range) })
 	return out
 }
 
@@ -277,12 +287,7 @@ type RangeTerm struct {
 // leader and a quorum behind it: it answers nil when every range can
 // serve right now, else the first that could not. ctx bounds it.
 func (s *Server) Probe(ctx context.Context) error {
-	for _, d := range s.layout.Ranges() {
-		if _, err := s.command(ctx, d.Start, redis.SweepCommand(d.Start, nil, 1), true); err != nil {
-			return fmt.Errorf("range %d: %w", d.ID, err)
-		}
-	}
-	return nil
+	return s.walk(ctx, true, nil, func(pos []byte) []byte { return redis.SweepCommand(pos, nil, 1) }, nil)
 }
 
 // Applied is for consensus.Options.Applied: it runs on the consensus
@@ -301,24 +306,20 @@ func (s *Server) Applied(storage.RangeID, int64) {
 // marks the server ready and starts active expiry. It returns when ready or
 // when ctx ends.
 func (s *Server) Start(ctx context.Context) error {
-	for _, d := range s.layout.Ranges() {
-		for {
-			_, err := s.command(ctx, d.Start, redis.SweepCommand(d.Start, nil, 1), false)
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				return fmt.Errorf("waiting for range %d: %w", d.ID, err)
-			}
+	for {
+		err := s.walk(ctx, false, nil, func(pos []byte) []byte { return redis.SweepCommand(pos, nil, 1) }, nil)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("waiting for every range: %w", err)
 		}
 	}
 	s.mu.Lock()
 	s.ready = true
 	s.mu.Unlock()
 	if s.opts.ExpirePeriod > 0 {
-		for _, d := range s.layout.Ranges() {
-			s.rt.Go(fmt.Sprintf("redis expiry r%d", d.ID), func(ctx context.Context) { s.expireLoop(ctx, d) })
-		}
+		s.rt.Go("redis expiry", s.expireLoop)
 	}
 	return nil
 }
@@ -330,61 +331,117 @@ func (s *Server) Ready() bool {
 	return s.ready
 }
 
-// expireLoop is active expiry for one range: while this node leads it,
-// every period a read finds whether the next batch of keys holds expired
-// ones, and only then a sweep is proposed (so an idle range costs no log
-// writes).
-func (s *Server) expireLoop(ctx context.Context, d consensus.Descriptor) {
-	var from []byte
+// expireLoop is active expiry: every period, each range this node leads
+// (Options.Ranges, led per BecameLeader) is asked by a read whether the
+// next batch of its keys holds expired ones, and only then a sweep is
+// proposed (so an idle range costs no log writes). Each range resumes
+// where its last sweep stopped; the sweep is routed by that position, so
+// a range that split meanwhile is swept where the position now lies.
+func (s *Server) expireLoop(ctx context.Context) {
+	resume := map[storage.RangeID][]byte{}
 	for s.rt.Sleep(ctx, s.opts.ExpirePeriod) == nil {
+		ranges := s.opts.Ranges()
 		s.mu.Lock()
-		leads := s.led[d.ID] != 0 || len(s.layout.Nodes()) == 1
-		s.mu.Unlock()
-		if !leads {
-			continue
-		}
-		cmd := redis.SweepCommand(d.Start, from, s.opts.ExpireBatch)
-		r, err := s.command(ctx, d.Start, cmd, true)
-		if err != nil || len(r.Elems) != 2 {
-			continue
-		}
-		if r.Elems[0].Int > 0 {
-			if r, err = s.command(ctx, d.Start, cmd, false); err != nil || len(r.Elems) != 2 {
-				continue
+		var led []consensus.Descriptor
+		for _, d := range ranges {
+			if s.led[d.ID] != 0 || len(s.opts.Layout.Nodes()) == 1 {
+				led = append(led, d)
 			}
 		}
-		from = nil
-		if r.Elems[1].Kind == redis.KindBulk {
-			from = r.Elems[1].Str
+		s.mu.Unlock()
+		for _, d := range led {
+			pos := resume[d.ID]
+			if pos == nil || !d.Contains(pos) {
+				pos = d.Start
+			}
+			if bytes.Compare(pos, redis.KeyspaceEnd) >= 0 {
+				continue // the system keyspace: not Redis's
+			}
+			delete(resume, d.ID)
+			cmd := redis.SweepCommand(pos, nil, s.opts.ExpireBatch)
+			r, err := s.command(ctx, pos, cmd, true)
+			if err != nil || len(r.Elems) != 2 {
+				continue
+			}
+			if r.Elems[0].Int > 0 {
+				if r, err = s.command(ctx, pos, cmd, false); err != nil || len(r.Elems) != 2 {
+					continue
+				}
+			}
+			if r.Elems[1].Kind == redis.KindBulk {
+				resume[d.ID] = r.Elems[1].Str
+			}
 		}
 	}
+}
+
+// walk runs cmd on every range of the Redis keyspace from from (nil: its
+// first key) to KeyspaceEnd, in key order: cmd(pos) routed by pos, then
+// again at the end of the range that ran it, as that range's reply says.
+// So each key is covered once however the ranges split meanwhile, without
+// trusting the range cache; a walk is not a snapshot across ranges (as a
+// Redis Cluster client's walk over nodes is not). each, if set, sees every
+// reply and the position it ran at, and returns false to stop. A failure of consensus is returned.
+func (s *Server) walk(ctx context.Context, read bool, from []byte, cmd func(pos []byte) []byte, each func(pos []byte, r redis.Reply) bool) error {
+	pos := from
+	if pos == nil {
+		pos = []byte{}
+	}
+	for bytes.Compare(pos, redis.KeyspaceEnd) < 0 {
+		r, d, err := s.commandAt(ctx, pos, cmd(pos), read)
+		if err != nil {
+			return err
+		}
+		if each != nil && !each(pos, r) {
+			return nil
+		}
+		if d.End == nil {
+			return nil
+		}
+		pos = d.End
+	}
+	return nil
 }
 
 // command runs one state-machine command on the range holding route: a
 // read (Query) or a write (Command), with a client from the pool.
 func (s *Server) command(ctx context.Context, route, cmd []byte, read bool) (redis.Reply, error) {
+	r, _, err := s.commandAt(ctx, route, cmd, read)
+	return r, err
+}
+
+// commandAt is command, and also returns the range that ran it.
+func (s *Server) commandAt(ctx context.Context, route, cmd []byte, read bool) (redis.Reply, consensus.Descriptor, error) {
 	ctx, cancel := s.rt.WithTimeout(ctx, s.opts.CommandTimeout)
 	defer cancel()
 	c, err := s.pool.Recv(ctx)
 	if err != nil {
-		return redis.Reply{}, errors.Join(consensus.ErrNotApplied, err)
+		return redis.Reply{}, consensus.Descriptor{}, errors.Join(consensus.ErrNotApplied, err)
 	}
 	defer s.pool.Send(c)
-	var b []byte
+	op := consensus.OpCommand
 	if read {
-		b, err = c.Query(ctx, route, cmd)
-	} else {
-		b, err = c.Command(ctx, route, cmd)
+		op = consensus.OpQuery
 	}
+	resp, err := c.Do(ctx, consensus.Request{Op: op, Key: route, Value: cmd})
 	if err != nil {
-		return redis.Reply{}, err
+		return redis.Reply{}, consensus.Descriptor{}, err
 	}
-	return redis.DecodeReply(b)
+	if resp.Range.ID == 0 || !resp.Range.Contains(route) {
+		// An older server's reply, or a bug: a walk cannot go on from it.
+		return redis.Reply{}, consensus.Descriptor{}, fmt.Errorf("session: the reply names range %v, which does not hold %q", resp.Range, route)
+	}
+	r, err := redis.DecodeReply(resp.Value)
+	return r, resp.Range, err
 }
 
 // failure is the reply to a command consensus could not run.
 func failure(err error) redis.Reply {
 	switch {
+	case errors.Is(err, consensus.ErrCrossRange):
+		// The keys were in one range as this node's range cache had it,
+		// but not at the range's leader (a split the cache had not seen).
+		return redis.Error(redis.ErrCrossSlot)
 	case errors.Is(err, consensus.ErrTooLarge):
 		return redis.Error(fmt.Sprintf("ERR the command's write is larger than a replicated write may be (%d bytes)", consensus.MaxProposalBytes))
 	case errors.Is(err, consensus.ErrIndeterminate):
@@ -399,11 +456,11 @@ func failure(err error) redis.Reply {
 // ranges. No keys: the first range.
 func (s *Server) rangeOf(keys [][]byte) (d consensus.Descriptor, route []byte, ok bool) {
 	if len(keys) == 0 {
-		d = s.layout.Ranges()[0]
+		d = s.router.Lookup(nil)
 		return d, d.Start, true
 	}
 	route = redis.RouteKey(keys[0])
-	d = s.layout.Lookup(route)
+	d = s.router.Lookup(route)
 	for _, k := range keys[1:] {
 		if !d.Contains(redis.RouteKey(k)) {
 			return d, nil, false

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/orbitkernel/orbit/adapters/redis"
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// TestServeSplitsRanges loads a single node past its split size and
+// checks that the keyspace split into several ranges on hash-slot
+// boundaries (GET /cluster tiles it), that every keyspace-wide command
+// sees each key exactly once across them, that a {tag} keeps multi-key
+// commands in one range while keys of two ranges answer CROSSSLOT, and
+// that FLUSHALL empties every range.
+func TestServeSplitsRanges(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads megabytes through a real server")
+	}
+	addr, httpAddr := startServerWith(t, serveConfig{ranges: 1, splitMB: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rdb := goredis.NewClient(&goredis.Options{Addr: addr})
+	defer rdb.Close()
+
+	const keys = 24000
+	value := strings.Repeat("v", 200)
+	for i := 0; i < keys; i += 500 {
+		pipe := rdb.Pipeline()
+		for j := i; j < i+500; j++ {
+			pipe.Set(ctx, fmt.Sprintf("key:%06d", j), value, 0)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			t.Fatalf("loading at key %d: %v", i, err)
+		}
+	}
+	var ranges []rangeInfo
+	for {
+		ranges = clusterRanges(t, httpAddr)
+		if len(ranges) >= 4 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("%d ranges after loading about 5 MiB at --split-mb 1, want at least 4: %+v", len(ranges), ranges)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// The ranges tile the keyspace, each split on a slot boundary.
+	end := ""
+	for i, r := range ranges {
+		if r.Start != end {
+			t.Fatalf("range %d (%+v) starts at %q, the last ended at %q: %+v", i, r, r.Start, end, ranges)
+		}
+		if b, _ := hex.DecodeString(r.Start); (i == 0) != (len(b) == 0) || (i > 0 && len(b) != 2) {
+			t.Fatalf("range %+v does not start on a slot boundary", r)
+		}
+		end = r.End
+	}
+	if end != "" {
+		t.Fatalf("the last range ends at %q, not at the end of the keyspace", end)
+	}
+
+	if n, err := rdb.DBSize(ctx).Result(); err != nil || n != keys {
+		t.Fatalf("DBSIZE = %d, %v; want %d", n, err, keys)
+	}
+	all, err := rdb.Keys(ctx, "key:*").Result()
+	if err != nil || len(all) != keys || len(distinct(all)) != keys {
+		t.Fatalf("KEYS returned %d keys (%d distinct), %v; want %d", len(all), len(distinct(all)), err, keys)
+	}
+	var scanned []string
+	var cursor uint64
+	for {
+		page, next, err := rdb.Scan(ctx, cursor, "", 1000).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		scanned = append(scanned, page...)
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+	if len(scanned) != keys || len(distinct(scanned)) != keys {
+		t.Fatalf("SCAN returned %d keys (%d distinct), want %d each", len(scanned), len(distinct(scanned)), keys)
+	}
+	if k, err := rdb.RandomKey(ctx).Result(); err != nil || !strings.HasPrefix(k, "key:") {
+		t.Fatalf("RANDOMKEY = %q, %v", k, err)
+	}
+
+	// Keys sharing a tag share a slot, so a range; two keys in different
+	// ranges do not run together.
+	if err := rdb.MSet(ctx, "{user1}:a", "1", "{user1}:b", "2").Err(); err != nil {
+		t.Fatalf("MSET of one tag: %v", err)
+	}
+	first, last := keyIn(t, ranges[0]), keyIn(t, ranges[len(ranges)-1])
+	if err := rdb.MSet(ctx, first, "x", last, "y").Err(); err == nil || !strings.HasPrefix(err.Error(), "CROSSSLOT") {
+		t.Fatalf("MSET %s %s (two ranges) = %v, want CROSSSLOT", first, last, err)
+	}
+
+	if err := rdb.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := rdb.DBSize(ctx).Result(); err != nil || n != 0 {
+		t.Fatalf("DBSIZE after FLUSHALL = %d, %v", n, err)
+	}
+	// The node's system keys (the range-ID counter) survived FLUSHALL:
+	// another split still gets a fresh range ID.
+	if got := clusterRanges(t, httpAddr); len(got) < len(ranges) {
+		t.Fatalf("ranges after FLUSHALL: %d, before %d", len(got), len(ranges))
+	}
+}
+
+// clusterRanges reads the ranges from GET /cluster.
+func clusterRanges(t *testing.T, httpAddr string) []rangeInfo {
+	t.Helper()
+	resp, err := http.Get("http://" + httpAddr + "/cluster")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var info clusterInfo
+	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil {
+		t.Fatal(err)
+	}
+	return info.Ranges
+}
+
+// keyIn returns a key whose slot is in r.
+func keyIn(t *testing.T, r rangeInfo) string {
+	t.Helper()
+	for i := range 1 << 20 {
+		k := fmt.Sprintf("probe:%d", i)
+		key := redis.SlotKey(redis.Slot([]byte(k)))
+		start, _ := hex.DecodeString(r.Start)
+		end, _ := hex.DecodeString(r.End)
+		if bytes.Compare(key, start) >= 0 && (r.End == "" || bytes.Compare(key, end) < 0) {
+			return k
+		}
+	}
+	t.Fatalf("no key found for range %+v", r)
+	return ""
+}
+
+func distinct(keys []string) map[string]bool {
+	m := map[string]bool{}
+	for _, k := range keys {
+		m[k] = true
+	}
+	return m
+}
