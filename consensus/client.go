@@ -236,6 +236,18 @@ func (c *Client) RemoveLiveReplica(ctx context.Context, key []byte, node kernel.
 	return c.changeReplicas(ctx, OpRemoveLiveReplica, key, node)
 }
 
+// TransferLeadership hands the leadership (and the lease) of the range
+// holding key to node, which must hold a voter of it, and returns once
+// node leads it (or ctx ends).
+func (c *Client) TransferLeadership(ctx context.Context, key []byte, node kernel.NodeID) error {
+	for {
+		r, err := c.Do(ctx, Request{Op: OpTransferLeader, Key: key, Value: binary.BigEndian.AppendUint64(nil, uint64(node))})
+		if err != nil || r.OK {
+			return err
+		}
+	}
+}
+
 // Members returns the nodes holding a replica (voter or learner) of the
 // range holding key, as the range's leader has applied its configuration,
 // once no change is in flight.

@@ -268,6 +268,37 @@ func (s *Store) transferLeadership(r *replica, reply func(Response, error)) {
 	reply(Response{}, retryf("no caught-up voter to hand leadership to"))
 }
 
+// transferTo runs at r's leader for OpTransferLeader: it hands the
+// leadership to the replica on the node in req.Value if that replica is a
+// voter with the whole log, and answers OK once it leads (the client's
+// next attempt reaches it there).
+func (s *Store) transferTo(r *replica, req Request, reply func(Response, error)) {
+	if len(req.Value) != 8 {
+		reply(Response{}, fmt.Errorf("%w: a leadership transfer without a node", errMalformed))
+		return
+	}
+	node := kernel.NodeID(binary.BigEndian.Uint64(req.Value))
+	if nodeOf(r.id) == node {
+		reply(Response{OK: true}, nil)
+		return
+	}
+	st := r.rn.Status()
+	last, _ := r.log.LastIndex()
+	for _, v := range r.log.ConfState().Voters {
+		if nodeOf(v) != node {
+			continue
+		}
+		if st.Progress[v].Match != last || r.handoverTo != 0 {
+			reply(Response{}, retryf("node %d's replica of range %d is catching up (%d of %d)", node, r.desc.ID, st.Progress[v].Match, last))
+			return
+		}
+		s.transferLeader(r, v)
+		reply(Response{}, retryf("handing range %d's leadership to node %d", r.desc.ID, node))
+		return
+	}
+	reply(Response{}, fmt.Errorf("consensus: node %d holds no voter of range %d", node, r.desc.ID))
+}
+
 func nextGen(r rangeLocalReader, id storage.RangeID) uint32 {
 	v, ok := rangeLocalFixed(r, id, rangeLocalNextGen, 4)
 	if !ok {

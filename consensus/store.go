@@ -650,6 +650,10 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 		s.proposeSplit(r, id, req, reply)
 		return
 	}
+	if req.Op == OpTransferLeader {
+		s.transferTo(r, req, reply)
+		return
+	}
 	if req.Op == OpBatch {
 		if err := checkBatch(r, req); err != nil {
 			reply(Response{}, err)

@@ -305,3 +305,29 @@ func TestCommandOutsideItsRangeIsRefused(t *testing.T) {
 		t.Fatalf("incr ~z on its own range = %q, %v; want 1 (the refused command wrote nothing)", r, err)
 	}
 }
+
+// TestTransferLeadership hands a range's leadership to each node in turn:
+// the transfer returns once that node leads, and writes go on throughout.
+func TestTransferLeadership(t *testing.T) {
+	c := newTestCluster(t, Options{})
+	defer c.close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl := NewClient(c.routers[0], "mover")
+	key := []byte("a")
+	d := c.layout.Lookup(key)
+	for i, node := range []kernel.NodeID{2, 3, 1, 3} {
+		if err := cl.TransferLeadership(ctx, key, node); err != nil {
+			t.Fatalf("transfer to node %d: %v", node, err)
+		}
+		if got := c.routers[0].Leader(d.ID); got != node {
+			t.Fatalf("after the transfer to node %d the client routes to node %d", node, got)
+		}
+		if err := cl.Put(ctx, key, []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cl.TransferLeadership(ctx, key, 9); !errors.Is(err, ErrNotApplied) || ctx.Err() != nil {
+		t.Fatalf("transfer to a node without a replica: %v", err)
+	}
+}

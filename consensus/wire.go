@@ -90,6 +90,11 @@ const (
 	// on keys of Key's range, atomically (batch.go); the reply's Value
 	// holds each one's outcome.
 	OpBatch
+	// OpTransferLeader hands the leadership (and with it the lease) of
+	// Key's range to the node in Value (8 bytes, big endian), once that
+	// node's replica is a voter with the whole log (membership.go). Each
+	// call takes one step; OK once the node leads the range.
+	OpTransferLeader
 )
 
 // isRead reports whether the operation only reads (served at a ReadIndex,
@@ -103,7 +108,7 @@ func (o Op) isMembership() bool {
 // isAdmin reports whether the operation changes the range itself
 // (membership, split): refusals of these come back as errors, not retries
 // of a write.
-func (o Op) isAdmin() bool { return o.isMembership() || o == OpSplit }
+func (o Op) isAdmin() bool { return o.isMembership() || o == OpSplit || o == OpTransferLeader }
 
 // MaxScanLimit bounds one scan's page; a larger Limit is cut to it.
 const MaxScanLimit = 1000
@@ -206,7 +211,7 @@ func decodeRequest(b []byte) (Request, error) {
 		return Request{}, errMalformed
 	}
 	r := Request{Client: binary.BigEndian.Uint64(b), Seq: binary.BigEndian.Uint64(b[8:]), Op: Op(b[16])}
-	if r.Op < OpGet || r.Op > OpBatch {
+	if r.Op < OpGet || r.Op > OpTransferLeader {
 		return Request{}, errMalformed
 	}
 	var err error

@@ -212,7 +212,7 @@ func (c *kvSplitCluster) Check(vizPath string) error {
 
 // newestRanges is, per range ID any up node holds, the descriptor of the
 // highest generation among them, in key order.
-func (c *kvSplitCluster) newestRanges() []consensus.Descriptor {
+func (c *serverSet) newestRanges() []consensus.Descriptor {
 	newest := map[storage.RangeID]consensus.Descriptor{}
 	for _, id := range c.nodes {
 		st := c.stores[id]
@@ -236,7 +236,7 @@ func (c *kvSplitCluster) newestRanges() []consensus.Descriptor {
 // checkRanges, after quiescence: the newest descriptors tile the keyspace
 // (no key in two ranges, none in no range), every replica of each range
 // holds that descriptor, and the replicas hold the same data.
-func (c *kvSplitCluster) checkRanges() error {
+func (c *serverSet) checkRanges() error {
 	ranges := c.newestRanges()
 	for i, d := range ranges {
 		switch {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/orbitkernel/orbit/adapters/redis"
 	"github.com/orbitkernel/orbit/kernel"
-	"github.com/orbitkernel/orbit/storage"
 )
 
 // The command families of the Redis workload (issue 10, point 1): strings
@@ -228,7 +227,7 @@ func genTyped(rng *rand.Rand, f redisFamily, key, uniq string) []string {
 
 // familyOp is one operation of the seed's families: a command, a MULTI
 // block, or a watched block.
-func (c *redisCluster) familyOp(rc redisConn, i, n int, rng *rand.Rand, open map[storage.RangeID][]int, settle func(string, int64)) bool {
+func (c *redisCluster) familyOp(rc redisConn, i, n int, rng *rand.Rand, open openWrites, settle func(string, int64)) bool {
 	m := c.mix
 	f := m.types[rng.IntN(len(m.types))]
 	key := familyKeys[f][rng.IntN(len(familyKeys[f]))]
@@ -265,7 +264,7 @@ func (c *redisCluster) genBlock(rng *rand.Rand, f redisFamily, key, uniq string,
 }
 
 // cmdOp sends one command of a family and records it.
-func (c *redisCluster) cmdOp(rc redisConn, i int, key string, args []string, open map[storage.RangeID][]int, settle func(string, int64)) bool {
+func (c *redisCluster) cmdOp(rc redisConn, i int, key string, args []string, open openWrites, settle func(string, int64)) bool {
 	in := redisInput{Op: rCmd, Key: key, Args: args, rangeNo: int(c.rangeOf(key).ID)}
 	p := c.hist.Call(i, in)
 	r := rc.do(args...)
@@ -277,7 +276,7 @@ func (c *redisCluster) cmdOp(rc redisConn, i int, key string, args []string, ope
 // write stays open, bounded by the client's next answered write to the
 // range) and reports whether r was either, and if so whether the client
 // goes on with its session.
-func (c *redisCluster) unanswered(p *redisPending, key string, r redis.Reply, open map[storage.RangeID][]int) (unanswered, goOn bool) {
+func (c *redisCluster) unanswered(p *redisPending, key string, r redis.Reply, open openWrites) (unanswered, goOn bool) {
 	switch outcomeOf(r) {
 	case notApplied:
 		c.refused++
@@ -285,8 +284,8 @@ func (c *redisCluster) unanswered(p *redisPending, key string, r redis.Reply, op
 	case unknownOut:
 		c.unknown++
 		if op := p.Unknown(); op >= 0 {
-			id := c.rangeOf(key).ID
-			open[id] = append(open[id], op)
+			u := c.settleUnit(key)
+			open[u] = append(open[u], op)
 		}
 		return true, false
 	}
@@ -296,7 +295,7 @@ func (c *redisCluster) unanswered(p *redisPending, key string, r redis.Reply, op
 // finish records an operation's outcome: refused ones are dropped, unknown
 // writes stay open (and are bounded by the client's next answered write
 // to the range, as stringOp's), answered ones are checked by the model.
-func (c *redisCluster) finish(p *redisPending, in redisInput, r redis.Reply, open map[storage.RangeID][]int, settle func(string, int64), write bool) bool {
+func (c *redisCluster) finish(p *redisPending, in redisInput, r redis.Reply, open openWrites, settle func(string, int64), write bool) bool {
 	if unanswered, goOn := c.unanswered(p, in.Key, r, open); unanswered {
 		return goOn
 	}
@@ -310,10 +309,12 @@ func (c *redisCluster) finish(p *redisPending, in redisInput, r redis.Reply, ope
 
 // blockOp is [WATCH key;] MULTI; block...; EXEC. The commands are queued
 // locally (QUEUED, or an arity error); EXEC sends them as one write.
-func (c *redisCluster) blockOp(rc redisConn, i int, key string, block [][]string, watch bool, open map[storage.RangeID][]int, settle func(string, int64)) bool {
+func (c *redisCluster) blockOp(rc redisConn, i int, key string, block [][]string, watch bool, open openWrites, settle func(string, int64)) bool {
 	rn := int(c.rangeOf(key).ID)
+	c.watchIDs++
+	wid := c.watchIDs // others' WATCHes take the next IDs while this one waits
 	if watch {
-		w := c.hist.Call(i, redisInput{Op: rWatch, Key: key, rangeNo: rn})
+		w := c.hist.Call(i, redisInput{Op: rWatch, Key: key, WatchID: wid, rangeNo: rn})
 		r := rc.do("WATCH", key)
 		if !isOK(r) {
 			if outcomeOf(r) == definite {
@@ -343,7 +344,7 @@ func (c *redisCluster) blockOp(rc redisConn, i int, key string, block [][]string
 			return true
 		}
 	}
-	in := redisInput{Op: rBlock, Key: key, Block: block, Watch: watch, rangeNo: rn}
+	in := redisInput{Op: rBlock, Key: key, Block: block, Watch: watch, WatchID: wid, rangeNo: rn}
 	p := c.hist.Call(i, in)
 	r := rc.do("EXEC")
 	c.blocks++

@@ -60,7 +60,7 @@ const (
 	// allowed, as for rCAS.
 	rBlock
 	// rWatch is WATCH k: the model remembers how the key looked, per
-	// client, until that client's next rBlock.
+	// WATCH (WatchID), until the rBlock it guards.
 	rWatch
 )
 
@@ -72,6 +72,11 @@ type redisInput struct {
 	Args       []string   // rCmd
 	Block      [][]string // rBlock
 	Watch      bool       // rBlock: after an rWatch of the same client
+	// WatchID names an rWatch, and the rBlock whose EXEC it guards: the
+	// view a WATCH saw belongs to that WATCH, not to its client. A
+	// client's EXEC whose outcome it never learned may apply after the
+	// client's next WATCH, checking the digests of its own.
+	WatchID int
 	// now bounds the stamp the leader gave the operation (see
 	// stampClock), filled in before the check; only rCmd, rBlock and
 	// rWatch read it.
@@ -133,15 +138,15 @@ func describeState(st string) string {
 		key, snaps := splitState(st)
 		d := decodeKey(key).describe()
 		for _, id := range slices.Sorted(maps.Keys(snaps)) {
-			d += fmt.Sprintf(" [client %d watched %s]", id, decodeKey(snaps[id]).describe())
+			d += fmt.Sprintf(" [watch %d saw %s]", id, decodeKey(snaps[id]).describe())
 		}
 		return d
 	}
 	return strconv.Quote(st[1:])
 }
 
-// splitState separates a key's state from the views its watchers saw:
-// key, then "\x1e" client ":" view for each watching client, by client.
+// splitState separates a key's state from the views its WATCHes saw:
+// key, then "\x1e" watch ID ":" view for each open WATCH, by ID.
 func splitState(st string) (string, map[int]string) {
 	parts := strings.Split(st, "\x1e")
 	snaps := map[int]string{}
@@ -170,10 +175,10 @@ func stepFamily(st string, in redisInput, out redisOutput) []any {
 		live, expired := k.views(in.now)
 		var next []any
 		if live {
-			next = append(next, joinState(key, with(snaps, in.client, key)))
+			next = append(next, joinState(key, with(snaps, in.WatchID, key)))
 		}
 		if expired {
-			next = append(next, joinState(key, with(snaps, in.client, "")))
+			next = append(next, joinState(key, with(snaps, in.WatchID, "")))
 		}
 		return next
 	}
@@ -183,7 +188,7 @@ func stepFamily(st string, in redisInput, out redisOutput) []any {
 	}
 	var watched *mkey
 	if in.Watch {
-		v, ok := snaps[in.client]
+		v, ok := snaps[in.WatchID]
 		if !ok {
 			return nil // an EXEC after a WATCH the model never saw
 		}
@@ -191,7 +196,7 @@ func stepFamily(st string, in redisInput, out redisOutput) []any {
 	}
 	if in.Op == rBlock {
 		snaps = maps.Clone(snaps)
-		delete(snaps, in.client) // EXEC ends the client's WATCH
+		delete(snaps, in.WatchID) // EXEC ends its WATCH
 	}
 	unchanged := joinState(key, snaps)
 	if in.Op == rBlock && blockAborts(block) {
@@ -219,10 +224,10 @@ func stepFamily(st string, in redisInput, out redisOutput) []any {
 	return next
 }
 
-// with is snaps with client's view set (a copy).
-func with(snaps map[int]string, client int, view string) map[int]string {
+// with is snaps with watch's view set (a copy).
+func with(snaps map[int]string, watch int, view string) map[int]string {
 	m := maps.Clone(snaps)
-	m[client] = view
+	m[watch] = view
 	return m
 }
 
@@ -550,6 +555,31 @@ func block(at int64, watched bool, reply string, cmds ...[]string) struct {
 	}{redisInput{Op: rBlock, Key: cmds[0][1], Block: cmds, Watch: watched, now: stamp{at, at}}, redisOutput{Reply: redis.Reply{Str: []byte(reply)}}}
 }
 
+// modelStep is one call and its outcome in the model's tests.
+type modelStep = struct {
+	in  redisInput
+	out redisOutput
+}
+
+// watchID is watch with a WATCH ID; blockID sets a block's; unknownBlock
+// also makes its outcome unknown.
+func watchID(at int64, id int) modelStep {
+	w := watch(at)
+	w.in.WatchID = id
+	return w
+}
+
+func blockID(b modelStep, id int) modelStep {
+	b.in.WatchID = id
+	return b
+}
+
+func unknownBlock(b modelStep, id int) modelStep {
+	b = blockID(b, id)
+	b.out.Unknown = true
+	return b
+}
+
 func watch(at int64) struct {
 	in  redisInput
 	out redisOutput
@@ -626,6 +656,11 @@ func TestRedisModel(t *testing.T) {
 		{"watch ran unchanged", []step{cmd(0, "=1", "HSET", "k", "f", "v"), watch(1), block(2, true, "*1\r\n:0\r\n", []string{"HSET", "k", "f", "w"})}, true},
 		{"watch ran after change", []step{cmd(0, "=1", "HSET", "k", "f", "v"), watch(1), cmd(2, "=0", "HSET", "k", "f", "x"), block(3, true, "*1\r\n:0\r\n", []string{"HSET", "k", "f", "w"})}, false},
 		{"watch aborted", []step{cmd(0, "=1", "HSET", "k", "f", "v"), watch(1), block(2, true, "*-1\r\n", []string{"HSET", "k", "f", "w"}), cmd(3, "$v", "HGET", "k", "f")}, true},
+		// Client 0's EXEC of an unknown outcome applies after its next
+		// WATCH, with the digests of its own WATCH (1); the next EXEC,
+		// guarded by WATCH 2, aborts.
+		{"late exec keeps its watch", []step{cmd(0, "=1", "HSET", "k", "f", "v"), watchID(1, 1), unknownBlock(block(2, true, "*1\r\n:0\r\n", []string{"HSET", "k", "f", "w"}), 1),
+			watchID(3, 2), cmd(4, "$v", "HGET", "k", "f"), blockID(block(5, true, "*-1\r\n", []string{"HDEL", "k", "f"}), 2), cmd(6, "$w", "HGET", "k", "f")}, true},
 		{"watch of expiring key", []step{cmd(0, "=1", "SADD", "k", "m"), cmd(0, "=1", "PEXPIRE", "k", "50"), watch(100), block(101, true, "*1\r\n:1\r\n", []string{"SADD", "k", "m"})}, true},
 	}
 	for _, c := range cases {

@@ -14,7 +14,6 @@ import (
 	"github.com/orbitkernel/orbit/adapters/redis/session"
 	"github.com/orbitkernel/orbit/consensus"
 	"github.com/orbitkernel/orbit/kernel"
-	"github.com/orbitkernel/orbit/storage"
 )
 
 // The Redis scenario (issue 4, point 7): the kv scenario's cluster and
@@ -158,10 +157,36 @@ type redisCluster struct {
 	mix                          redisMix
 	stamps                       *stampClock
 	familyOps, blocks, blocksRan int
+	// watchIDs numbers the clients' WATCHes (redisInput.WatchID).
+	watchIDs int
+	// splitBytes is the stores' Options.SplitBytes (0: no splits).
+	splitBytes int64
 	// boots counts each server's restarts after the heal from a crash in
 	// apply (see boot).
 	boots map[kernel.NodeID]int
 }
+
+// openWrites are a client's writes with unknown outcomes, by settleUnit.
+type openWrites map[string][]int
+
+// settleUnit is what a client's answered write settles its open writes
+// by: the session's single consensus client numbers its writes, and a
+// range refuses a number below the last it applied for the client, so
+// once a later write to the range is answered the open ones of the range
+// cannot apply. With splits, only for the same key: a range that split
+// before the answered write applied gave its right-hand half a copy of
+// the client table without that write's number, and an open write to a
+// key there (a request the network still holds) may apply after it.
+func (c *redisCluster) settleUnit(key string) string {
+	if c.splitBytes > 0 {
+		return "key " + key
+	}
+	return fmt.Sprintf("range %d", c.rangeOf(key).ID)
+}
+
+// redisSplitBytes is the split size of the seeds that split (a quarter):
+// small enough that a run's writes split its ranges many times.
+const redisSplitBytes = 300
 
 // crashLoopBoots is how many restarts of one node after the heal from a
 // crash in apply make a crash loop. The disks work again then, so a command
@@ -178,6 +203,14 @@ func setupRedis(s *Sim, broken redisBroken) Workload {
 		opTimeout: time.Second, healed: -1, served: make([]int64, redisClients),
 		colls: map[string][]*collOp{}, mix: drawMix(s.Seed()), stamps: &stampClock{}, boots: map[kernel.NodeID]int{}}
 	c.hist = &redisHistory{s: s, stamps: c.stamps}
+	// Half the seeds split their ranges as they grow (at slot boundaries,
+	// a few hundred bytes each), so that commands, walks (KEYS, SCAN,
+	// DBSIZE, FLUSHALL), WATCH and blocking waits meet ranges that split
+	// under them, with faults. (Odd seeds run without leases: the two
+	// choices cross.)
+	if s.Seed()%4 >= 2 {
+		c.splitBytes = redisSplitBytes
+	}
 	c.serverSet = newServerSet(s, servers, layout, c.boot)
 	c.running = redisClients
 	for i := range redisClients {
@@ -208,16 +241,19 @@ func (c *redisCluster) boot(rt kernel.Runtime) {
 	// No client connects to a server node here (the clients run their own
 	// sessions), so the pool serves Start and active expiry only.
 	router := consensus.NewRouter(rt, c.layout)
-	sess, err := session.New(session.Options{Runtime: rt, Layout: c.layout, Router: router, Clients: 4})
+	var st *consensus.Store // opened below, before the session's tasks start
+	sess, err := session.New(session.Options{Runtime: rt, Layout: c.layout, Router: router, Clients: 4,
+		Ranges: func() []consensus.Descriptor { return st.Ranges() }})
 	if err != nil {
 		panic(err) // the harness's own options
 	}
-	sm := sess.StateMachine()
+	var sm consensus.StateMachine = sess.StateMachine()
 	if c.broken == redisDroppingReplica && rt.NodeID() == 3 {
 		sm = &droppingStateMachine{inner: sm, count: func() int { c.drops[3]++; return c.drops[3] }}
 	}
-	c.openStore(rt, eng, consensus.Options{
+	st = c.openStore(rt, eng, consensus.Options{
 		Router:         router,
+		SplitBytes:     c.splitBytes,
 		StateMachine:   sm,
 		BecameLeader:   sess.BecameLeader,
 		LostLeadership: sess.LostLeadership,
@@ -240,6 +276,12 @@ func (d *droppingStateMachine) Apply(data consensus.RangeData, cmd []byte, meta 
 		data = discardWrites{data}
 	}
 	return d.inner.Apply(data, cmd, meta)
+}
+
+// SplitKey keeps Redis's split points (slot boundaries) under the broken
+// apply.
+func (d *droppingStateMachine) SplitKey(start, end, halving []byte) []byte {
+	return (&redis.StateMachine{}).SplitKey(start, end, halving)
 }
 
 func (d *droppingStateMachine) Query(data consensus.RangeData, cmd []byte, meta consensus.CommandMeta) ([]byte, error) {
@@ -310,17 +352,13 @@ func (c *redisCluster) client(ctx context.Context, rt kernel.Runtime, i int) {
 	defer conn.Close()
 	rc := redisConn{c: c, rt: rt, ctx: ctx, conn: conn}
 	rng := rt.Rand()
-	// This client's string writes with unknown outcomes, by range: the
-	// session's single consensus client numbers its writes, and a range
-	// refuses a number below the last it applied for the client, so once a
-	// later write to the range is answered the open ones cannot apply.
-	open := map[storage.RangeID][]int{}
+	open := openWrites{}
 	settle := func(key string, ret int64) {
-		id := c.rangeOf(key).ID
-		for _, op := range open[id] {
+		u := c.settleUnit(key)
+		for _, op := range open[u] {
 			c.hist.Bound(op, ret)
 		}
-		delete(open, id)
+		delete(open, u)
 	}
 	sets := 0
 	for n := 0; !c.stopped; n++ {
@@ -401,7 +439,7 @@ func (c *redisCluster) nextString(r, client, n int, key string, casKey bool) red
 
 // stringOp sends one string command, records it, and reports whether the
 // answer was definite (served).
-func (c *redisCluster) stringOp(rc redisConn, i int, in redisInput, open map[storage.RangeID][]int, settle func(string, int64)) bool {
+func (c *redisCluster) stringOp(rc redisConn, i int, in redisInput, open openWrites, settle func(string, int64)) bool {
 	var args []string
 	switch in.Op {
 	case rGet:
@@ -454,7 +492,7 @@ func (c *redisCluster) stringOp(rc redisConn, i int, in redisInput, open map[sto
 
 // casOp is WATCH k; GET k; MULTI; SET k v; EXEC. The GET is recorded as a
 // read, the EXEC as rCAS expecting what the GET read.
-func (c *redisCluster) casOp(rc redisConn, i, n int, key string, open map[storage.RangeID][]int, settle func(string, int64)) bool {
+func (c *redisCluster) casOp(rc redisConn, i, n int, key string, open openWrites, settle func(string, int64)) bool {
 	rn := int(c.rangeOf(key).ID)
 	watch := []string{"WATCH", key}
 	if c.broken == redisNoWatch {
@@ -499,7 +537,8 @@ func (c *redisCluster) casOp(rc redisConn, i, n int, key string, open map[storag
 	case unknownOut:
 		c.unknown++
 		if op := p.Unknown(); op >= 0 {
-			open[storage.RangeID(rn)] = append(open[storage.RangeID(rn)], op)
+			u := c.settleUnit(key)
+			open[u] = append(open[u], op)
 		}
 		return false
 	}
@@ -684,6 +723,13 @@ func (c *redisCluster) Check(vizPath string) error {
 	}
 	if err := c.checkExpired(); err != nil {
 		return err
+	}
+	if c.splitBytes > 0 {
+		if testing.Verbose() {
+			fmt.Printf("redis seed %d: %d ranges at the end (split at %d bytes)\n", c.s.Seed(), len(c.newestRanges()), c.splitBytes)
+		}
+		// The ranges as they split: tiling, agreement, convergence.
+		return c.checkRanges()
 	}
 	return c.checkConvergence()
 }

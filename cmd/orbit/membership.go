@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -116,7 +117,10 @@ func (a *admin) join(ctx context.Context, req joinRequest) (membershipReply, err
 	}
 	out := membershipReply{Node: req.Node}
 	err := a.withClient(ctx, func(cl *consensus.Client) error {
-		return a.untilSettled(func() (int, error) { return a.addToRanges(ctx, cl, node, &out) })
+		if err := a.untilSettled(func() (int, error) { return a.addToRanges(ctx, cl, node, &out) }); err != nil {
+			return err
+		}
+		return a.untilSettled(func() (int, error) { return a.rebalance(ctx, cl, &out) })
 	})
 	return out, err
 }
@@ -155,6 +159,81 @@ func (a *admin) addToRanges(ctx context.Context, cl *consensus.Client, node kern
 		changes++
 		out.Changes = append(out.Changes, fmt.Sprintf("range %d: added a replica on node %d", d.ID, node))
 		a.logger.Info("membership: replica added", "range", d.ID, "node", node)
+	}
+	return changes, nil
+}
+
+// rebalance moves replicas, then leaderships (and with them the leases),
+// toward an even spread over the active nodes: a range whose fullest
+// member holds at least two replicas more than the emptiest node outside
+// it moves a replica there (added first, then removed: the range never
+// has fewer); a range whose leader's node leads at least two ranges more
+// than another member's hands its leadership over. It returns how many
+// steps it took; passes repeat until one takes none (untilSettled).
+func (a *admin) rebalance(ctx context.Context, cl *consensus.Client, out *membershipReply) (int, error) {
+	ranges, err := cl.Ranges(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("listing the ranges: %w", err)
+	}
+	active := a.dir.active()
+	replicas, leaders := map[kernel.NodeID]int{}, map[kernel.NodeID]int{}
+	for _, d := range ranges {
+		for _, n := range d.Replicas {
+			replicas[n]++
+		}
+		leaders[a.router.Leader(d.ID)]++ // Ranges read each range at its leader
+	}
+	fewest := func(candidates []kernel.NodeID, count map[kernel.NodeID]int) kernel.NodeID {
+		return slices.MinFunc(candidates, func(x, y kernel.NodeID) int { return cmp.Or(count[x]-count[y], cmp.Compare(x, y)) })
+	}
+	changes := 0
+	for _, d := range ranges {
+		var outside []kernel.NodeID
+		for _, n := range active {
+			if !slices.Contains(d.Replicas, n) {
+				outside = append(outside, n)
+			}
+		}
+		if len(outside) == 0 || len(d.Replicas) == 0 {
+			continue
+		}
+		from := slices.MaxFunc(d.Replicas, func(x, y kernel.NodeID) int { return cmp.Or(replicas[x]-replicas[y], cmp.Compare(y, x)) })
+		to := fewest(outside, replicas)
+		if replicas[from]-replicas[to] < 2 {
+			continue
+		}
+		if err := cl.AddReplica(ctx, d.Start, to); err != nil {
+			return changes, fmt.Errorf("range %d: moving a replica to node %d: %w", d.ID, to, err)
+		}
+		if err := cl.RemoveLiveReplica(ctx, d.Start, from); err != nil {
+			return changes, fmt.Errorf("range %d: moving a replica off node %d: %w", d.ID, from, err)
+		}
+		replicas[to]++
+		replicas[from]--
+		changes++
+		out.Changes = append(out.Changes, fmt.Sprintf("range %d: moved a replica from node %d to node %d", d.ID, from, to))
+		a.logger.Info("rebalance: replica moved", "range", d.ID, "from", from, "to", to)
+	}
+	if changes > 0 {
+		return changes, nil // leaderships on the next pass, over the replicas as they are now
+	}
+	for _, d := range ranges {
+		lead := a.router.Leader(d.ID)
+		if lead == 0 || !slices.Contains(d.Replicas, lead) {
+			continue
+		}
+		to := fewest(d.Replicas, leaders)
+		if leaders[lead]-leaders[to] < 2 {
+			continue
+		}
+		if err := cl.TransferLeadership(ctx, d.Start, to); err != nil {
+			return changes, fmt.Errorf("range %d: handing its leadership to node %d: %w", d.ID, to, err)
+		}
+		leaders[to]++
+		leaders[lead]--
+		changes++
+		out.Changes = append(out.Changes, fmt.Sprintf("range %d: leadership moved from node %d to node %d", d.ID, lead, to))
+		a.logger.Info("rebalance: leadership moved", "range", d.ID, "from", lead, "to", to)
 	}
 	return changes, nil
 }

@@ -157,8 +157,9 @@ func TestClusterRemoveAndJoin(t *testing.T) {
 	checkAll(ns[2])
 	write(ns[2])
 
-	// A new node 4, told only --join: a full cluster gives it no replicas,
-	// but it serves every command, and learns the others from gossip.
+	// A new node 4, told only --join: the ranges have their replicas, so
+	// the join rebalances them, moving replicas and leaderships onto it;
+	// it serves every command, and learns the others from gossip.
 	dir := t.TempDir()
 	n4 := &testNode{id: 4, dir: filepath.Join(dir, "data"), logPath: filepath.Join(dir, "log"),
 		redisAddr: freePort(t), httpAddr: freePort(t)}
@@ -168,8 +169,18 @@ func TestClusterRemoveAndJoin(t *testing.T) {
 	waitNodeReady(t, n4, 30*time.Second)
 	checkAll(n4)
 	write(n4)
-	if v := clusterView(t, ns[0]); v.Nodes["4"].Addr == "" {
+	v := clusterView(t, ns[0])
+	if v.Nodes["4"].Addr == "" {
 		t.Fatalf("node 1 never heard of node 4: %+v", v.Nodes)
+	}
+	held := 0
+	for _, r := range v.Ranges {
+		if slices.Contains(r.Replicas, 4) {
+			held++
+		}
+	}
+	if held == 0 {
+		t.Fatalf("the join moved no replica onto node 4: %+v", v.Ranges)
 	}
 
 	// Remove node 1 through node 1 itself: node 4 takes its replicas.

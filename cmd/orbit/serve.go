@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -476,6 +477,7 @@ func httpHandler(self kernel.NodeID, sess *session.Server, m *metrics, adm *admi
 			for _, n := range d.Replicas {
 				ri.Replicas = append(ri.Replicas, uint64(n))
 			}
+			slices.Sort(ri.Replicas)
 			info.Ranges = append(info.Ranges, ri)
 		}
 		for _, d := range adm.router.Ranges() {
