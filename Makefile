@@ -5,7 +5,7 @@ SEED    ?= 1
 # The availability scenario is ~30x heavier per seed than the KV one.
 AVAIL_SEEDS ?= 40
 
-.PHONY: build run cluster bench-redis demo smoke test lint sim sim-avail sim-coverage sim5 determinism bench race mutations jepsen help
+.PHONY: build run cluster bench-redis demo smoke test lint sim sim-avail sim-coverage sim5 determinism bench race mutations jepsen acceptance help
 
 # make run's ports and extra flags: `make run PORT=6390 ORBIT_FLAGS='--ranges 4'`
 # (6379 is often taken by a local redis-server).
@@ -101,6 +101,13 @@ mutations:
 ## 120s, about 14 minutes in all, with a leader-fault run); reports under jepsen-out/<time>/
 jepsen:
 	GO=$(GO) scripts/jepsen.sh
+
+## acceptance: the range layer's acceptance tests against real orbit serve
+## processes: 2 million keys split the keyspace (1 node, then 3), a node
+## that joins takes replicas and leaderships within a minute, a removed
+## node's move away (cmd/orbit/acceptance_test.go); about 10 minutes
+acceptance:
+	ORBIT_ACCEPTANCE=1 $(GO) test ./cmd/orbit -run '^TestAcceptance' -count=1 -timeout 40m -v
 
 ## bench: the simulator's speed (events/s, virtual s per wall s)
 bench:

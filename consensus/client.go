@@ -164,9 +164,13 @@ func (c *Client) Do(ctx context.Context, req Request) (Response, error) {
 			pause = nl.Leader == 0
 		case mismatch:
 			// Routed by a stale view of the ranges: nothing was applied.
-			// Retry at once with what the refusal taught, or after a
-			// pause if it taught nothing.
-			pause = !c.router.LearnRanges(rm.Ranges)
+			// Retry at once with what the refusal taught. If it taught
+			// nothing (that node holds no replica of the key's range now:
+			// a range split off while the node was not a member), ask the
+			// other nodes in turn after a pause.
+			if pause = !c.router.LearnRanges(rm.Ranges); pause {
+				c.router.forget(d.ID, to)
+			}
 		case remoteCode(err) == codeTooLarge:
 			return Response{}, errors.Join(ErrNotApplied, ErrTooLarge)
 		case remoteCode(err) == codeCrossRange:

@@ -238,6 +238,17 @@ func (r *Router) timedOut(id storage.RangeID, node kernel.NodeID) {
 	rt.suspect, rt.suspectTerm, rt.suspectUntil = node, rt.term, r.rt.Now().Add(suspectFor)
 }
 
+// forget records that node could not serve range id's key as it was
+// routed (a refusal that taught nothing new): it is no longer taken for
+// the leader, so the next attempt tries the candidates in turn.
+func (r *Router) forget(id storage.RangeID, node kernel.NodeID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if rt := r.route(id); rt.leader == node {
+		rt.leader = 0
+	}
+}
+
 // track registers an attempt at node for range id, cancelled by cancel if
 // another leader is learned meanwhile; the returned func ends the
 // tracking.

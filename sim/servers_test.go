@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -335,6 +336,7 @@ func (c *serverSet) membership(ctx context.Context, rt kernel.Runtime) {
 		if c.rebuildDamaged(ctx, rt, admin, add, remove) || !c.restored {
 			c.restored = false
 			c.restore(ctx, add, remove)
+			c.refill(ctx, rt, admin, add)
 		}
 		if rt.Sleep(ctx, 50*time.Millisecond) != nil {
 			return
@@ -394,7 +396,19 @@ func (c *serverSet) CanLoseData(node kernel.NodeID) bool {
 	// liveness gap in replica GC, not in this check (docs/consensus.md,
 	// "Next steps" 5, has the fix). Until it is fixed, no data is lost
 	// while a configuration change is still being applied.
+	// (Every range: the layout's and those split from them.)
+	ids := map[storage.RangeID]bool{}
 	for _, d := range c.layout.Ranges() {
+		ids[d.ID] = true
+	}
+	for _, id := range c.nodes {
+		if st, n := c.stores[id], c.sim.Node(id); st != nil && n.Up() && c.storeInc[id] == n.inc {
+			for _, d := range st.Descriptors() {
+				ids[d.ID] = true
+			}
+		}
+	}
+	for _, rid := range slices.Sorted(maps.Keys(ids)) {
 		var first []kernel.NodeID
 		seen := false
 		for _, id := range c.nodes {
@@ -402,7 +416,7 @@ func (c *serverSet) CanLoseData(node kernel.NodeID) bool {
 			if st == nil || !n.Up() || c.storeInc[id] != n.inc {
 				continue // down, or its store is a dead incarnation's
 			}
-			m, ok := st.Members(d.ID)
+			m, ok := st.Members(rid)
 			if !ok {
 				continue
 			}
@@ -439,17 +453,31 @@ func (c *serverSet) rebuildDamaged(ctx context.Context, rt kernel.Runtime, admin
 		}
 		did = true
 		dm.tombstones = map[storage.RangeID]uint64{}
-		for _, d := range c.layout.Ranges() {
-			for {
-				actx, cancel := rt.WithTimeout(ctx, 2*time.Second)
-				min, err := admin.NextReplicaID(actx, d.Start, node)
-				cancel()
-				if err == nil && remove(d, node) == nil {
-					dm.tombstones[d.ID] = min
-					break
+		// Every range the node holds a replica of, the layout's and those
+		// split from them, walked afresh until none is left (a range may
+		// split while its replica is taken out of another).
+		for {
+			var holding []consensus.Descriptor
+			for _, d := range c.rangesNow(ctx, rt, admin) {
+				if slices.Contains(d.Replicas, node) {
+					holding = append(holding, d)
 				}
-				if ctx.Err() != nil {
-					return did
+			}
+			if len(holding) == 0 || ctx.Err() != nil {
+				break
+			}
+			for _, d := range holding {
+				for {
+					actx, cancel := rt.WithTimeout(ctx, 2*time.Second)
+					min, err := admin.NextReplicaID(actx, d.Start, node)
+					cancel()
+					if err == nil && remove(d, node) == nil {
+						dm.tombstones[d.ID] = min
+						break
+					}
+					if ctx.Err() != nil {
+						return did
+					}
 				}
 			}
 		}
@@ -474,9 +502,50 @@ func (c *serverSet) rebuildDamaged(ctx context.Context, rt kernel.Runtime, admin
 				}
 			}
 		}
+		c.refill(ctx, rt, admin, add)
 		dm.back = true
 	}
 	return did
+}
+
+// rangesNow is every range as its leader has it now (Client.Ranges),
+// asked again until one walk succeeds or ctx ends.
+func (c *serverSet) rangesNow(ctx context.Context, rt kernel.Runtime, admin *consensus.Client) []consensus.Descriptor {
+	for {
+		actx, cancel := rt.WithTimeout(ctx, 2*time.Second)
+		ranges, err := admin.Ranges(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return ranges
+		}
+	}
+}
+
+// refill gives every range split from a layout range (the placement
+// knows only the layout's) as many replicas as the layout places, adding
+// the nodes it lacks in order: a range that split while one of its
+// replicas was out (a rebuild) was born without it.
+func (c *serverSet) refill(ctx context.Context, rt kernel.Runtime, admin *consensus.Client, add func(consensus.Descriptor, kernel.NodeID) error) {
+	want := len(c.layout.Ranges()[0].Replicas)
+	for _, d := range c.rangesNow(ctx, rt, admin) {
+		if _, layout := c.placement[d.ID]; layout {
+			continue
+		}
+		for _, node := range c.nodes {
+			if len(d.Replicas) >= want || slices.Contains(d.Replicas, node) {
+				continue
+			}
+			if dm := c.damaged[node]; dm != nil && !dm.rebuilt {
+				continue
+			}
+			for add(d, node) != nil {
+				if ctx.Err() != nil {
+					return
+				}
+			}
+			d.Replicas = append(d.Replicas, node)
+		}
+	}
 }
 
 // status tells who waits for what: clients' last answers, the membership

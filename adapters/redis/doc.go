@@ -36,7 +36,11 @@
 // hash to the same slot" (ErrCrossSlot). Within a slot the escape
 // preserves the order of keys, and no key's prefix is a prefix of another
 // key's records, so a range split at a slot boundary keeps every key
-// whole. Keyspace-wide walks (KEYS, SCAN) meet keys in slot order.
+// whole; ranges split only there (StateMachine.SplitKey). Keyspace-wide
+// walks (KEYS, SCAN) meet keys in slot order. Keys from KeyspaceEnd on
+// are not Redis's (the kernel's system keyspace, in the range that holds
+// the last slots): range-wide operations — scans, FLUSHALL, active
+// expiry — stop there.
 //
 // That is database 0's layout. A key of database n (SELECT n, 1 to 15)
 // has the marker 0x00 0x02 n between its slot and its escaped key, which
