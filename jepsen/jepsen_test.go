@@ -212,6 +212,33 @@ func TestLeaderFaults(t *testing.T) {
 	}
 }
 
+// TestRangesNemesis: the register workload on three nodes while the
+// "ranges" nemesis splits ranges and moves leaderships (issue 12's Jepsen
+// acceptance; make jepsen runs it with every other nemesis too). The
+// history must stay linearizable and the cluster recover, with at least
+// two range operations injected.
+func TestRangesNemesis(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs real processes for half a minute")
+	}
+	bin, _ := build(t)
+	out := run(t, Config{Binary: bin, Nodes: 3, Duration: 25 * time.Second, Workload: "register",
+		Nemeses: []string{"ranges"}, Seed: 3, OutDir: outDir(t, "ranges")})
+	injected := 0
+	for _, f := range out.Availability.Faults {
+		if f.Kind == "ranges" {
+			injected++
+		}
+	}
+	if injected < 2 {
+		t.Errorf("only %d range operations were injected (want at least 2); see %s", injected, filepath.Join(out.Dir, "faults.log"))
+	}
+	if !out.Valid {
+		t.Fatalf("invalid under range operations; report in %s:\n%s", out.Dir, out.Summary())
+	}
+	t.Logf("%d range operations; report: %s", injected, filepath.Join(out.Dir, "index.html"))
+}
+
 func firstLines(s string, n int) string {
 	lines := strings.SplitN(s, "\n", n+1)
 	return strings.Join(lines[:min(n, len(lines))], "\n")

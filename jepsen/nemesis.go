@@ -28,6 +28,9 @@ import (
 //	delay       100–400 ms (±50%) on every link of one node
 //	loss        links of one node reset on 5–20% of their chunks
 //	membership  remove a node (orbit node remove), later wipe it and join it back
+//	ranges      split the range of a random hash slot there (POST /split),
+//	            and hand a range's leadership to another of its replicas
+//	            (POST /transfer): the range layer's operations mid-run
 //
 // and the leader nemeses (leader.go), which wait for a ready cluster and
 // hurt the node leading the most ranges (or --leader-range's leader), as
@@ -43,7 +46,7 @@ import (
 // /cluster) and leaders (/metrics); late in it, what each node's GET
 // /cluster still reaches; and which nodes it stopped and links it cut. The
 // report uses these to say why a range served nothing (avail.Cause).
-var AllNemeses = []string{"partition", "kill", "pause", "restart", "clock", "delay", "loss", "membership",
+var AllNemeses = []string{"partition", "kill", "pause", "restart", "clock", "delay", "loss", "membership", "ranges",
 	"kill-leader", "pause-leader", "slow-leader"}
 
 // nemesis injects faults into a cluster and logs each one.
@@ -291,6 +294,8 @@ func (nm *nemesis) inject(ctx context.Context, kind string, before []topo.Range)
 			return heal, history.Fault{Detail: fmt.Sprintf("%s links %v±%v", v, mean, mean/2), Slow: []int{v.id}}, nil
 		}
 		return heal, history.Fault{Detail: fmt.Sprintf("%s links reset on %.0f%% of chunks", v, 100*prob)}, nil
+	case "ranges":
+		return nm.rangeOps(ctx, before)
 	case "membership":
 		live := nm.live()
 		if len(live) < 3 {
@@ -309,6 +314,51 @@ func (nm *nemesis) inject(ctx context.Context, kind string, before []topo.Range)
 		}, history.Fault{Detail: fmt.Sprintf("removed %s via %s; wiped and joined back at the end", v, via)}, nil
 	}
 	return noop, f, fmt.Errorf("unknown nemesis %q", kind)
+}
+
+// rangeOps splits the range holding a random hash slot at that slot, and
+// hands a random range's leadership to another of its replicas, through a
+// random live node's admin endpoints. Nothing to undo: ranges do not
+// merge back, and leaders move as they will.
+func (nm *nemesis) rangeOps(ctx context.Context, before []topo.Range) (func(context.Context) error, history.Fault, error) {
+	noop := func(context.Context) error { return nil }
+	live := nm.live()
+	if len(live) == 0 {
+		return noop, history.Fault{}, errNoNode
+	}
+	via := live[nm.rng.IntN(len(live))]
+	slot := 1 + nm.rng.IntN(16383)
+	reply, err := httpPost(ctx, via, fmt.Sprintf("/split?slot=%d", slot))
+	if err != nil {
+		return noop, history.Fault{}, fmt.Errorf("split at slot %d via %s: %w", slot, via, err)
+	}
+	detail := fmt.Sprintf("split at slot %d via %s (%s)", slot, via, reply)
+	var led []topo.Range
+	for _, r := range before {
+		if r.Leader != 0 && len(r.Replicas) > 1 {
+			led = append(led, r)
+		}
+	}
+	if len(led) == 0 {
+		return noop, history.Fault{Detail: detail}, nil
+	}
+	r := led[nm.rng.IntN(len(led))]
+	var to []int
+	for _, n := range live {
+		if n.id != r.Leader && slices.Contains(r.Replicas, n.id) {
+			to = append(to, n.id)
+		}
+	}
+	if len(to) == 0 {
+		return noop, history.Fault{Detail: detail}, nil
+	}
+	target := to[nm.rng.IntN(len(to))]
+	if _, err := httpPost(ctx, via, fmt.Sprintf("/transfer?slot=%d&node=%d", r.First, target)); err != nil {
+		detail += fmt.Sprintf("; range %d's leadership to n%d failed: %v", r.ID, target, err)
+	} else {
+		detail += fmt.Sprintf("; range %d's leadership n%d -> n%d", r.ID, r.Leader, target)
+	}
+	return noop, history.Fault{Detail: detail}, nil
 }
 
 // ids are the nodes' IDs.

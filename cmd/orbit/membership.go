@@ -16,8 +16,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/orbitkernel/orbit/adapters/redis"
 	"github.com/orbitkernel/orbit/consensus"
 	"github.com/orbitkernel/orbit/kernel"
+	"github.com/orbitkernel/orbit/storage"
 )
 
 // Adding and removing nodes.
@@ -354,6 +356,78 @@ func (a *admin) handleRemove(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeMembershipReply(w, reply, err)
+}
+
+// slotParam reads the query parameter slot, a Redis hash slot.
+func slotParam(r *http.Request) (uint16, error) {
+	slot, err := strconv.ParseUint(r.URL.Query().Get("slot"), 10, 16)
+	if err != nil || slot >= redis.SlotCount {
+		return 0, fmt.Errorf("slot must be a hash slot (0 to %d)", redis.SlotCount-1)
+	}
+	return uint16(slot), nil
+}
+
+// handleSplit is POST /split?slot=N: the range holding hash slot N splits
+// so that a range starts at it (an operator's split, and the Jepsen
+// "ranges" nemesis'); it answers the ID of that range. Slot 0 starts the
+// first range already.
+func (a *admin) handleSplit(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		return
+	}
+	slot, err := slotParam(r)
+	if err == nil && slot == 0 {
+		err = errors.New("slot 0 starts the first range: nothing to split")
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), membershipTimeout)
+	defer cancel()
+	var id storage.RangeID
+	err = a.withClient(ctx, func(cl *consensus.Client) (err error) {
+		id, err = cl.Split(ctx, redis.SlotKey(slot))
+		return err
+	})
+	if err != nil {
+		http.Error(w, oneLine(err), http.StatusServiceUnavailable)
+		return
+	}
+	a.logger.Info("split by request", "slot", slot, "range", id)
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]uint64{"range": uint64(id)})
+}
+
+// handleTransfer is POST /transfer?slot=N&node=M: the range holding hash
+// slot N hands its leadership (and lease) to node M, which must hold a
+// voter of it.
+func (a *admin) handleTransfer(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		return
+	}
+	slot, err := slotParam(r)
+	node, nerr := strconv.ParseUint(r.URL.Query().Get("node"), 10, 32)
+	if err == nil && (nerr != nil || node == 0) {
+		err = errors.New("node must be a node ID (1 to 4294967295)")
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	err = a.withClient(ctx, func(cl *consensus.Client) error {
+		return cl.TransferLeadership(ctx, redis.SlotKey(slot), kernel.NodeID(node))
+	})
+	if err != nil {
+		http.Error(w, oneLine(err), http.StatusServiceUnavailable)
+		return
+	}
+	a.logger.Info("leadership moved by request", "slot", slot, "node", node)
+	fmt.Fprintln(w, "ok")
 }
 
 func writeMembershipReply(w http.ResponseWriter, reply membershipReply, err error) {

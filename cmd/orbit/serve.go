@@ -494,6 +494,8 @@ func httpHandler(self kernel.NodeID, sess *session.Server, m *metrics, adm *admi
 	})
 	mux.HandleFunc("/join", adm.handleJoin)
 	mux.HandleFunc("/remove", adm.handleRemove)
+	mux.HandleFunc("/split", adm.handleSplit)
+	mux.HandleFunc("/transfer", adm.handleTransfer)
 	return mux
 }
 
