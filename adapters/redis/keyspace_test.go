@@ -15,10 +15,6 @@ type memRange struct {
 	kv         map[string][]byte
 }
 
-func (m *memRange) inside(k []byte) bool {
-	return bytes.Compare(k, m.start) >= 0 && (m.end == nil || bytes.Compare(k, m.end) < 0)
-}
-
 func (m *memRange) Get(k []byte) ([]byte, bool, error) { v, ok := m.kv[string(k)]; return v, ok, nil }
 func (m *memRange) Set(k, v []byte) error              { m.kv[string(k)] = v; return nil }
 func (m *memRange) Delete(k []byte) error              { delete(m.kv, string(k)); return nil }
