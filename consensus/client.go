@@ -165,9 +165,10 @@ func (c *Client) Do(ctx context.Context, req Request) (Response, error) {
 		case mismatch:
 			// Routed by a stale view of the ranges: nothing was applied.
 			// Retry at once with what the refusal taught. If it taught
-			// nothing (that node holds no replica of the key's range now:
-			// a range split off while the node was not a member), ask the
-			// other nodes in turn after a pause.
+			// nothing (that node holds no replica of the key's range: it
+			// split off while the node was out of the range), ask the
+			// other nodes in turn after a pause (simulator redis seed 391
+			// asked the same node until its deadline).
 			if pause = !c.router.LearnRanges(rm.Ranges); pause {
 				c.router.forget(d.ID, to)
 			}

@@ -95,7 +95,9 @@ func TestAcceptanceSingleNodeSplits(t *testing.T) {
 	took := loadKeys(t, ctx, addr)
 	rs := waitRanges(t, httpAddr, minAcceptanceRanges, time.Minute)
 	t.Logf("single node: %d keys in %v (%.0f/s), %d ranges", acceptanceKeys, took.Round(time.Second), acceptanceKeys/took.Seconds(), len(rs))
-	rdb := goredis.NewClient(&goredis.Options{Addr: addr})
+	// DBSIZE counts every range's keys (a scan each: O(keys), not Redis's
+	// O(1)), so it gets a long timeout.
+	rdb := goredis.NewClient(&goredis.Options{Addr: addr, ReadTimeout: time.Minute})
 	defer rdb.Close()
 	if n, err := rdb.DBSize(ctx).Result(); err != nil || n != acceptanceKeys {
 		t.Fatalf("DBSIZE = %d, %v; want %d", n, err, acceptanceKeys)
