@@ -101,6 +101,59 @@ func nextKey(st Store, from []byte) (key, rk []byte, m meta, found bool, err err
 
 func live(m meta, now int64) bool { return m.expireAt == 0 || m.expireAt > now }
 
+// walkPage is how many records a keyWalker reads per scan.
+const walkPage = 128
+
+// keyWalker yields st's Redis keys in order, as nextKey does, but reads
+// records a page at a time: one scan serves a page of small keys instead
+// of one seek each (DBSIZE over a range of a hundred thousand strings
+// took seconds), and a key whose records run past the page is skipped by
+// a seek to its end.
+type keyWalker struct {
+	st   Store
+	from []byte // where the next scan starts: past every record seen
+	page []KV
+	done bool
+}
+
+func newKeyWalker(st Store, from []byte) *keyWalker { return &keyWalker{st: st, from: from} }
+
+// next returns the next key, its route key and its metadata, or found
+// false at the end.
+func (w *keyWalker) next() (key, rk []byte, m meta, found bool, err error) {
+	for {
+		if len(w.page) == 0 {
+			if w.done {
+				return nil, nil, meta{}, false, nil
+			}
+			if w.page, err = w.st.Scan(w.from, nil, walkPage); err != nil {
+				return nil, nil, meta{}, false, err
+			}
+			if len(w.page) == 0 {
+				w.done = true
+				return nil, nil, meta{}, false, nil
+			}
+		}
+		kv := w.page[0]
+		w.page = w.page[1:]
+		k, n, _, ok := decodeRouteKey(kv.Key)
+		if !ok {
+			return nil, nil, meta{}, false, corruptf("internal key %x is not under a route key", kv.Key)
+		}
+		rk = kv.Key[:n:n]
+		w.from = prefixEnd(rk)
+		if len(rk) != len(kv.Key) {
+			continue // a record inside a key (its fields, members, items)
+		}
+		if m, err = decodeMeta(kv.Value); err != nil {
+			return nil, nil, meta{}, false, err
+		}
+		// The rest of the page from here on may be this key's records:
+		// they are skipped above, one by one, or by the next scan's seek.
+		return k, rk, m, true, nil
+	}
+}
+
 // ScanRange visits up to count keys (count <= 0: all) of the range held by
 // st, in key order, from the internal key from (nil: the range's start),
 // and returns the live ones that match opts.Match and opts.Type. next is
@@ -110,8 +163,9 @@ func ScanRange(st Store, now int64, from []byte, count int, opts ScanOptions) (k
 		opts.Match = nil // Redis never runs the matcher for "*" (which would miss "")
 	}
 	visited := 0
+	w := newKeyWalker(st, from)
 	for count <= 0 || visited < count {
-		k, rk, m, found, err := nextKey(st, from)
+		k, rk, m, found, err := w.next()
 		if err != nil {
 			return nil, nil, err
 		}
@@ -132,7 +186,7 @@ func ScanRange(st Store, now int64, from []byte, count int, opts ScanOptions) (k
 		keys = append(keys, k)
 	}
 	// Say "exhausted" now rather than after one more empty call.
-	if _, _, _, found, err := nextKey(st, from); err != nil || !found {
+	if _, _, _, found, err := w.next(); err != nil || !found {
 		return keys, nil, err
 	}
 	return keys, from, nil
@@ -156,9 +210,9 @@ type KeyStats struct {
 // database of the raw range st, by database.
 func CountKeyStats(st Store, now int64) ([Databases]KeyStats, error) {
 	var stats [Databases]KeyStats
-	var from []byte
+	w := newKeyWalker(st, nil)
 	for {
-		_, rk, m, found, err := nextKey(st, from)
+		_, rk, m, found, err := w.next()
 		if err != nil || !found {
 			return stats, err
 		}
@@ -170,7 +224,6 @@ func CountKeyStats(st Store, now int64) ([Databases]KeyStats, error) {
 				ks.TTLSum += m.expireAt - now
 			}
 		}
-		from = prefixEnd(rk)
 	}
 }
 
@@ -182,16 +235,15 @@ func RandomKey(st Store, now int64, seed uint64) (key []byte, found bool, err er
 		return nil, false, err
 	}
 	target := rand.New(rand.NewPCG(seed, 0x6f72626974)).Int64N(n)
-	var from []byte
+	w := newKeyWalker(st, nil)
 	for {
-		k, rk, m, ok, err := nextKey(st, from)
+		k, _, m, ok, err := w.next()
 		if err != nil {
 			return nil, false, err
 		}
 		if !ok {
 			return nil, false, corruptf("range shrank while picking a random key")
 		}
-		from = prefixEnd(rk)
 		if !live(m, now) {
 			continue
 		}
