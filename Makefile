@@ -105,7 +105,7 @@ jepsen:
 ## acceptance: the range layer's acceptance tests against real orbit serve
 ## processes: 2 million keys split the keyspace (1 node, then 3), a node
 ## that joins takes replicas and leaderships within a minute, a removed
-## node's move away (cmd/orbit/acceptance_test.go); about 10 minutes
+## node's move away (cmd/orbit/acceptance_test.go); about 16 minutes
 acceptance:
 	ORBIT_ACCEPTANCE=1 $(GO) test ./cmd/orbit -run '^TestAcceptance' -count=1 -timeout 40m -v
 
