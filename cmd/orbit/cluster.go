@@ -134,6 +134,9 @@ type rangeInfo struct {
 	Replicas []uint64 `json:"replicas,omitempty"`
 	// Leader is true when this node leads the range now.
 	Leader bool `json:"leader"`
+	// LeaderNode is the node that answered for the range as its leader
+	// during this request's walk (absent: the range did not answer).
+	LeaderNode uint64 `json:"leader_node,omitempty"`
 }
 
 func slotSpan(d consensus.Descriptor) string {

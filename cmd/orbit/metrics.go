@@ -137,6 +137,7 @@ var (
 	descLeaderTerm  = prometheus.NewDesc("orbit_raft_leader_term", "The term this node won the range in, while it leads it.", []string{"range"}, nil)
 	descFenced      = prometheus.NewDesc("orbit_clock_rate_fenced_peers", "Peers whose clocks this node measured running too fast against its own for its leader leases (--max-clock-drift): while above 0, the ranges they vote in serve every read here through a ReadIndex round.", nil, nil)
 	descConns       = prometheus.NewDesc("orbit_redis_connected_clients", "Open Redis connections.", nil, nil)
+	descRanges      = prometheus.NewDesc("orbit_ranges", "Ranges this node holds a replica of (they split past --split-mb).", nil, nil)
 	descBlocked     = prometheus.NewDesc("orbit_redis_blocked_clients", "Connections waiting in a blocking command.", nil, nil)
 	descDataBytes   = prometheus.NewDesc("orbit_storage_data_dir_bytes", "Bytes in the data directory (Pebble's SSTs, WAL, manifest).", nil, nil)
 	descSent        = prometheus.NewDesc("orbit_transport_sent_messages_total", "Messages written to the stream to a peer.", []string{"peer"}, nil)
@@ -181,6 +182,7 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descFenced, float64(c.store.ClockRateFenced()))
 	st := c.sess.Stats()
 	gauge(descConns, float64(st.Connections))
+	gauge(descRanges, float64(len(c.store.Ranges())))
 	gauge(descBlocked, float64(st.Blocked))
 	var size int64
 	_ = filepath.WalkDir(c.dataDir, func(_ string, e fs.DirEntry, err error) error {

@@ -473,7 +473,7 @@ func httpHandler(self kernel.NodeID, sess *session.Server, m *metrics, adm *admi
 		})
 		for _, d := range walked {
 			ri := rangeInfo{ID: uint64(d.ID), Generation: d.Generation, Start: fmt.Sprintf("%x", d.Start), End: fmt.Sprintf("%x", d.End),
-				Slots: slotSpan(d), Leader: leading[d.ID], Replicas: []uint64{}}
+				Slots: slotSpan(d), Leader: leading[d.ID], LeaderNode: uint64(adm.router.Leader(d.ID)), Replicas: []uint64{}}
 			for _, n := range d.Replicas {
 				ri.Replicas = append(ri.Replicas, uint64(n))
 			}

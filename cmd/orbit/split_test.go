@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -66,6 +67,14 @@ func TestServeSplitsRanges(t *testing.T) {
 	}
 	if end != "" {
 		t.Fatalf("the last range ends at %q, not at the end of the keyspace", end)
+	}
+	for _, r := range ranges {
+		if r.LeaderNode != 1 || !r.Leader {
+			t.Fatalf("range %+v: a single node leads every range, and /cluster should say so", r)
+		}
+	}
+	if held := metricValue(t, httpAddr, "orbit_ranges"); held < float64(len(ranges)) {
+		t.Fatalf("orbit_ranges = %v, /cluster lists %d", held, len(ranges))
 	}
 
 	if n, err := rdb.DBSize(ctx).Result(); err != nil || n != keys {
@@ -130,6 +139,27 @@ func clusterRanges(t *testing.T, httpAddr string) []rangeInfo {
 		t.Fatal(err)
 	}
 	return info.Ranges
+}
+
+// metricValue reads one unlabelled gauge from GET /metrics.
+func metricValue(t *testing.T, httpAddr, name string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			var f float64
+			if _, err := fmt.Sscan(v, &f); err == nil {
+				return f
+			}
+		}
+	}
+	t.Fatalf("no %s in /metrics", name)
+	return 0
 }
 
 // keyIn returns a key whose slot is in r.
