@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,13 +17,14 @@ import (
 // clusterView reads GET /cluster from n.
 func clusterView(t *testing.T, n *testNode) clusterInfo {
 	t.Helper()
-	resp, err := http.Get("http://" + n.httpAddr + "/cluster")
+	return clusterAt(t, n.httpAddr)
+}
+
+// clusterAt reads GET /cluster from the node at httpAddr.
+func clusterAt(t *testing.T, httpAddr string) clusterInfo {
+	t.Helper()
+	info, err := fetchCluster(context.Background(), httpAddr)
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var info clusterInfo
-	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil {
 		t.Fatal(err)
 	}
 	return info

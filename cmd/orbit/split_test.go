@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -129,16 +128,7 @@ func TestServeSplitsRanges(t *testing.T) {
 // clusterRanges reads the ranges from GET /cluster.
 func clusterRanges(t *testing.T, httpAddr string) []rangeInfo {
 	t.Helper()
-	resp, err := http.Get("http://" + httpAddr + "/cluster")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var info clusterInfo
-	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil {
-		t.Fatal(err)
-	}
-	return info.Ranges
+	return clusterAt(t, httpAddr).Ranges
 }
 
 // metricValue reads one unlabelled gauge from GET /metrics.
