@@ -129,6 +129,9 @@ func (c *Client) Do(ctx context.Context, req Request) (Response, error) {
 		// Route by the range cache, afresh each attempt: a refusal may
 		// have taught it a split.
 		d := c.router.Lookup(req.Key)
+		if req.Op == OpMerge {
+			d = c.router.LookupEndingAt(req.Key)
+		}
 		req.Range, req.Generation = d.ID, d.Generation
 		body := req.encode()
 		// Without a known leader, try the range's replicas as last known,

@@ -43,6 +43,8 @@ var (
 		"takes writes at or after the split key while the split is in flight, and acknowledges them though the left-hand range drops them as it applies them after the split")
 	MutSplitForgetsClients = mutation.Plant("split-forgets-clients", mutation.Split,
 		"starts the right-hand range of a split with an empty client table: a write retried across the split applies twice")
+	MutMergeForgetsClients = mutation.Plant("merge-forgets-clients", mutation.Split,
+		"merges a range into its left neighbour without its client table: a write retried across the merge applies twice")
 	MutStaleRangeAccepted = mutation.Plant("stale-range-accepted", mutation.Split,
 		"serves a request routed to a range that no longer holds its key (a stale range cache entry), without checking the range's current span")
 	MutNoHealthTransfer = mutation.Plant("no-health-transfer", mutation.Availability,

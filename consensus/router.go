@@ -91,6 +91,16 @@ func (r *Router) Lookup(key []byte) Descriptor {
 	return r.ranges[r.index(key)]
 }
 
+// LookupEndingAt returns the range the router believes holds the keys
+// just below key (the range a merge of the range starting at key goes to).
+func (r *Router) LookupEndingAt(key []byte) Descriptor {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	// The last range that starts before key.
+	i := sort.Search(len(r.ranges), func(i int) bool { return bytes.Compare(r.ranges[i].Start, key) >= 0 }) - 1
+	return r.ranges[max(i, 0)]
+}
+
 // index is the position in ranges of the range holding key.
 func (r *Router) index(key []byte) int {
 	// The last range that starts at or before key.

@@ -215,7 +215,7 @@ type splitDone struct {
 // is a no-op).
 func (s *Store) applySplit(b *storage.Batch, r *replica, cs raftpb.ConfState, t *splitTrigger) (*splitDone, bool) {
 	d := r.desc
-	if t.generation != d.Generation || !d.Contains(t.key) || bytes.Equal(t.key, d.Start) ||
+	if t.generation != d.Generation || r.frozen || !d.Contains(t.key) || bytes.Equal(t.key, d.Start) ||
 		len(cs.VotersOutgoing) > 0 || len(cs.Learners) > 0 {
 		return nil, false
 	}
@@ -392,6 +392,17 @@ func (s *Store) publishRanges() {
 	s.rangesChanged = false
 	ds := s.Descriptors()
 	s.ranges.Store(&ds)
+	var frozen []Descriptor
+	for _, id := range s.ids {
+		if r := s.replicas[id]; r.frozen {
+			frozen = append(frozen, r.desc)
+		}
+	}
+	s.frozen.Store(&frozen)
+	if len(frozen) > 0 && !s.mergerStarted && s.opts.Router != nil {
+		s.mergerStarted = true
+		s.rt.Go("merger", s.merge)
+	}
 }
 
 // Descriptors returns the ranges this node holds initialized replicas of,

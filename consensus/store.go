@@ -62,6 +62,13 @@ type Store struct {
 	// Descriptors for other tasks (Ranges).
 	rangesChanged bool
 	ranges        atomic.Pointer[[]Descriptor]
+	// frozen publishes the frozen replicas' descriptors for the merger
+	// task (merge.go).
+	frozen atomic.Pointer[[]Descriptor]
+	// mergerStarted is set once the merger task runs: from the first
+	// frozen replica on, with a Router (without one, merges are finished
+	// by their callers alone).
+	mergerStarted bool
 }
 
 // replica is one range on this node. Only the driver touches it.
@@ -150,6 +157,9 @@ type replica struct {
 	// splitKey is where this leader's split in flight cuts the range (nil:
 	// none): writes at or after it wait (split.go).
 	splitKey []byte
+	// freezing is set while this leader's freeze is in flight; frozen once
+	// the range applied one (merge.go): it takes nothing more.
+	freezing, frozen bool
 	// standing is the term in which the standAgainst perturbation made
 	// this replica a candidate, with leases on (its requests are sent as
 	// an ordinary election's).
@@ -176,8 +186,11 @@ type event struct {
 	drain  *kernel.Future[struct{}]
 	// splitDone: the splitter task finished a split (split.go).
 	splitDone bool
-	req       *Request
-	reply     func(Response, error)
+	// mergedAway: the merger task saw the merge of this frozen range
+	// finish (merge.go).
+	mergedAway storage.RangeID
+	req        *Request
+	reply      func(Response, error)
 }
 
 // Open starts a node's store on an engine already opened on the node's disk:
@@ -361,7 +374,8 @@ func (s *Store) openReplica(d Descriptor, id uint64) (*replica, error) {
 		log.Close()
 		return nil, fmt.Errorf("consensus: range %d: %w", d.ID, err)
 	}
-	r := &replica{desc: d, id: id, rn: rn, log: log, waiting: map[uint64]func(Response, error){}, sending: map[uint64]bool{}, slowApply: slowApply}
+	r := &replica{desc: d, id: id, rn: rn, log: log, waiting: map[uint64]func(Response, error){}, sending: map[uint64]bool{}, slowApply: slowApply,
+		frozen: isFrozen(s.eng, d.ID)}
 	if hs := rn.BasicStatus().HardState; hs.Vote != 0 { // as the log store recovered it
 		r.votedTerm = hs.Term
 	}
@@ -528,7 +542,13 @@ func (s *Store) handle(ev event) {
 				}
 				if m.Type == raftpb.MsgSnap && m.Snapshot != nil {
 					d, ok, err := snapshotDescriptor(id, m.Snapshot.Data)
-					if err != nil || (ok && !s.snapshotFits(r, d)) {
+					if err != nil {
+						return
+					}
+					if ok {
+						s.dropSubsumed(r, d)
+					}
+					if ok && !s.snapshotFits(r, d) {
 						return // lost, as far as Raft knows: it sends again later
 					}
 				}
@@ -553,6 +573,12 @@ func (s *Store) handle(ev event) {
 		s.snapDoneEvent(ev.snap)
 	case ev.splitDone:
 		clear(s.splitsAsked) // one at a time: the next measurement may ask again
+	case ev.mergedAway != 0:
+		// Merged into a range this node may not hold: garbage. (Where the
+		// node holds the left-hand range, its merge destroys this replica.)
+		if r := s.replicas[ev.mergedAway]; r != nil && r.frozen {
+			s.destroy(r)
+		}
 	case ev.gc != nil:
 		if len(ev.gc) == 16 {
 			id, replica := storage.RangeID(binary.BigEndian.Uint64(ev.gc)), binary.BigEndian.Uint64(ev.gc[8:])
@@ -594,7 +620,11 @@ func (s *Store) standAgainst(r *replica, m raftpb.Message) {
 // serve starts a client request on the replica of its key's range, if this
 // node leads it.
 func (s *Store) serve(req Request, reply func(Response, error)) {
-	r, err := s.route(req)
+	route := s.route
+	if req.Op == OpMerge {
+		route = s.routeMerge
+	}
+	r, err := route(req)
 	if mutation.On(MutLocalReads) && req.Op.isRead() && r != nil {
 		s.readLocal(r, req, reply)
 		return
@@ -604,9 +634,18 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 		return
 	}
 	d := r.desc
+	if r.frozen && req.Op != OpFreeze {
+		reply(Response{}, s.frozenError(r, req.Key))
+		return
+	}
 	st := r.rn.BasicStatus()
 	if st.RaftState != raft.StateLeader {
 		reply(Response{}, NotLeaderError{Leader: nodeOf(st.Lead), Term: st.Term})
+		return
+	}
+	if r.freezing && !req.Op.isRead() {
+		// Its freeze is in flight: nothing more goes into its log.
+		reply(Response{}, s.frozenError(r, req.Key))
 		return
 	}
 	s.nextID++
@@ -646,8 +685,21 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 		reply(Response{}, NotLeaderError{Leader: nodeOf(st.Lead), Term: st.Term})
 		return
 	}
-	if req.Op == OpSplit {
+	switch req.Op {
+	case OpSplit:
 		s.proposeSplit(r, id, req, reply)
+		return
+	case OpFreeze:
+		if r.frozen {
+			// Asked again (the first answer was lost): the state is final.
+			m, _ := readMergeTrigger(s.eng, r.desc)
+			reply(Response{OK: true, Value: m.encode(), Range: s.describe(r)}, nil)
+			return
+		}
+		s.proposeFreeze(r, id, req, reply)
+		return
+	case OpMerge:
+		s.proposeMerge(r, id, req, reply)
 		return
 	}
 	if req.Op == OpTransferLeader {
@@ -747,6 +799,7 @@ func (s *Store) cycle() {
 				kernel.Crash("range %d: install snapshot: %v", id, err)
 			}
 			r.desc = d
+			r.frozen = isFrozen(b, id)
 			s.rangesChanged = true
 			// A snapshot of a configuration without this replica: the range
 			// removed it meanwhile.
@@ -1050,6 +1103,7 @@ func (s *Store) abandon(r *replica) {
 	r.reads, r.unbatched = nil, 0
 	r.confProposed = false
 	r.splitKey = nil
+	r.freezing = false
 }
 
 // askReadIndex asks Raft for one read index for every read that came in
@@ -1094,7 +1148,7 @@ func (s *Store) serveReads(r *replica) {
 // if the range still holds its key (a split may have applied since the
 // read came in: the client then retries on the range that holds it).
 func (s *Store) readLocal(r *replica, req Request, reply func(Response, error)) {
-	if !holds(r, req.Key) {
+	if !holds(r, req.Key) || r.frozen {
 		reply(Response{}, RangeMismatchError{Key: req.Key, Ranges: []Descriptor{s.describe(r)}})
 		return
 	}
@@ -1172,6 +1226,7 @@ func (s *Store) apply(r *replica, ents []raftpb.Entry) {
 	var applied []int64 // the stamps of the writes applied, for Options.Applied
 	var answers []answer
 	var splits []*splitDone
+	var merges []*mergeDone
 	cs := r.log.ConfState()
 	for _, e := range ents {
 		switch e.Type {
@@ -1203,6 +1258,31 @@ func (s *Store) apply(r *replica, ents []raftpb.Entry) {
 				}
 				resp = Response{OK: ok, Value: binary.BigEndian.AppendUint64(nil, uint64(p.split.newID))}
 				refusal = retryf("range %d changed before the split at %q applied", r.desc.ID, p.split.key)
+			case p.freeze != nil:
+				if m := s.applyFreeze(b, r, *p.freeze); m != nil {
+					resp = Response{OK: true, Value: m.encode()}
+				} else {
+					ok = false
+					refusal = retryf("range %d changed before its freeze applied, or holds more than %d bytes", r.desc.ID, MaxMergeBytes)
+				}
+			case p.merge != nil:
+				var done *mergeDone
+				done, ok = s.applyMerge(b, r, p.merge)
+				resp = Response{OK: ok}
+				s.rangesChanged = true
+				if done != nil {
+					merges = append(merges, done)
+				}
+				refusal = retryf("range %d does not end where %v starts", r.desc.ID, p.merge.right)
+			case p.effects != nil && r.frozen:
+				// Evaluated before the freeze, proposed after it: not applied
+				// (the range's state is final); the client retries and finds
+				// the merged range.
+				ok = false
+				refusal = s.frozenError(r, r.desc.Start)
+				if slices.ContainsFunc(r.inflight, func(f inflight) bool { return f.id == p.id }) {
+					s.resetOverlay(r, false)
+				}
 			case p.effects != nil && !s.effectsFit(r, p.effects) && mutation.On(MutSplitDropsWrites):
 				resp = Response{OK: true} // dropped, and acknowledged
 			case p.effects != nil && !s.effectsFit(r, p.effects):
@@ -1275,6 +1355,9 @@ func (s *Store) apply(r *replica, ents []raftpb.Entry) {
 	}
 	for _, done := range splits {
 		s.finishSplit(done)
+	}
+	for _, done := range merges {
+		s.finishMerge(done)
 	}
 	for _, a := range answers {
 		a.reply(a.resp, a.err)

@@ -95,6 +95,14 @@ const (
 	// node's replica is a voter with the whole log (membership.go). Each
 	// call takes one step; OK once the node leads the range.
 	OpTransferLeader
+	// OpFreeze freezes the range starting at Key, the first step of merging
+	// it into the range on its left (merge.go): OK once frozen, with the
+	// range's final state in Value (a merge trigger).
+	OpFreeze
+	// OpMerge proposes the merge trigger in Value to the range ending at
+	// Key, the right-hand range's start (merge.go). OK once a range covers
+	// Key.
+	OpMerge
 )
 
 // isRead reports whether the operation only reads (served at a ReadIndex,
@@ -108,7 +116,9 @@ func (o Op) isMembership() bool {
 // isAdmin reports whether the operation changes the range itself
 // (membership, split): refusals of these come back as errors, not retries
 // of a write.
-func (o Op) isAdmin() bool { return o.isMembership() || o == OpSplit || o == OpTransferLeader }
+func (o Op) isAdmin() bool {
+	return o.isMembership() || o == OpSplit || o == OpTransferLeader || o == OpFreeze || o == OpMerge
+}
 
 // MaxScanLimit bounds one scan's page; a larger Limit is cut to it.
 const MaxScanLimit = 1000
@@ -211,7 +221,7 @@ func decodeRequest(b []byte) (Request, error) {
 		return Request{}, errMalformed
 	}
 	r := Request{Client: binary.BigEndian.Uint64(b), Seq: binary.BigEndian.Uint64(b[8:]), Op: Op(b[16])}
-	if r.Op < OpGet || r.Op > OpTransferLeader {
+	if r.Op < OpGet || r.Op > OpMerge {
 		return Request{}, errMalformed
 	}
 	var err error
@@ -331,6 +341,13 @@ func decodeResponse(b []byte) (Response, error) {
 //     against; the new range's ID(8); the split key. A binary that
 //     predates it stops at it with ErrEntryVersion, as it must: applying
 //     a log without its splits would diverge.
+//   - Kind 4 (entryFreeze, from 2026-12-03): a merge's freeze of the
+//     right-hand range (merge.go): generation(8), the range's generation
+//     it was proposed against.
+//   - Kind 5 (entryMerge, from 2026-12-03): a merge trigger, in the
+//     left-hand range's log: the right-hand range's descriptor, clock(8),
+//     then its user data and its client-table entries, each a count
+//     (uvarint) of length-prefixed key-value pairs.
 //
 // proposalOverhead bounds what a proposal adds to its effects: the
 // envelope.
@@ -343,6 +360,8 @@ const (
 	entryVersion        = 2
 	entryVersionRequest = 1
 	entrySplit          = 3
+	entryFreeze         = 4
+	entryMerge          = 5
 )
 
 // ErrEntryVersion is the reason a replica stops at a log entry whose
@@ -350,12 +369,15 @@ const (
 var ErrEntryVersion = errors.New("consensus: log entry of an unknown format version")
 
 // proposal is a decoded log entry: effects (version 2), a request to
-// execute at apply (version 1), or a split trigger (kind 3).
+// execute at apply (version 1), a split trigger (kind 3), a freeze (kind 4)
+// or a merge trigger (kind 5).
 type proposal struct {
 	id      uint64
 	effects *evaluated
 	split   *splitTrigger
-	req     Request // version 1 only
+	freeze  *uint64       // the generation a freeze was proposed against
+	merge   *mergeTrigger // a merge trigger (merge.go)
+	req     Request       // version 1 only
 }
 
 // splitTrigger is a split as its leader proposed it.
@@ -370,6 +392,20 @@ func encodeSplit(id uint64, t splitTrigger) []byte {
 	b = binary.BigEndian.AppendUint64(b, t.generation)
 	b = binary.BigEndian.AppendUint64(b, uint64(t.newID))
 	return appendBytes(b, t.key)
+}
+
+// encodeFreeze writes a freeze (kind 4): the range's generation when
+// proposed.
+func encodeFreeze(id uint64, generation uint64) []byte {
+	b := binary.BigEndian.AppendUint64([]byte{entryFreeze}, id)
+	return binary.BigEndian.AppendUint64(b, generation)
+}
+
+// encodeMerge writes a merge trigger (kind 5): the right-hand range's
+// final state, as mergeTrigger.encode wrote it.
+func encodeMerge(id uint64, trigger []byte) []byte {
+	b := binary.BigEndian.AppendUint64([]byte{entryMerge}, id)
+	return append(b, trigger...)
 }
 
 // evaluated is a write as its leader evaluated it.
@@ -429,10 +465,21 @@ func decodeProposal(b []byte) (proposal, error) {
 		t.key = append([]byte{}, key...)
 		p.split = t
 		return p, nil
+	case entryFreeze:
+		if len(b) != 17 {
+			return proposal{}, errMalformed
+		}
+		gen := binary.BigEndian.Uint64(b[9:])
+		p.freeze = &gen
+		return p, nil
+	case entryMerge:
+		var err error
+		p.merge, err = decodeMergeTrigger(b[9:])
+		return p, err
 	case entryVersion:
 	default:
-		return proposal{}, fmt.Errorf("%w: version %d, and this binary reads versions %d, %d and %d: run the binary that wrote it, or a newer one",
-			ErrEntryVersion, b[0], entryVersionRequest, entryVersion, entrySplit)
+		return proposal{}, fmt.Errorf("%w: version %d, and this binary reads versions %d to %d: run the binary that wrote it, or a newer one",
+			ErrEntryVersion, b[0], entryVersionRequest, entryMerge)
 	}
 	b = b[9:]
 	if len(b) < 25 {
