@@ -105,13 +105,13 @@ func TestMerge(t *testing.T) {
 
 func TestMergeTriggerEncoding(t *testing.T) {
 	m := &mergeTrigger{right: Descriptor{ID: 7, Generation: 3, Start: []byte("m"), End: nil}, now: 42,
-		data:    []storage.KeyValue{{Key: []byte("m1"), Value: []byte("v")}, {Key: []byte("m2"), Value: []byte{}}},
-		clients: []storage.KeyValue{{Key: clientKey(9), Value: []byte{0, 0, 0, 0, 0, 0, 0, 5, 1}}}}
+		data:  []storage.KeyValue{{Key: []byte("m1"), Value: []byte("v")}, {Key: []byte("m2"), Value: []byte{}}},
+		local: []storage.KeyValue{{Key: clientKey(9), Value: []byte{0, 0, 0, 0, 0, 0, 0, 5, 1}}}}
 	got, err := decodeMergeTrigger(m.encode())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.right.ID != 7 || got.right.Generation != 3 || got.now != 42 || len(got.data) != 2 || len(got.clients) != 1 ||
+	if got.right.ID != 7 || got.right.Generation != 3 || got.now != 42 || len(got.data) != 2 || len(got.local) != 1 ||
 		!bytes.Equal(got.data[0].Key, []byte("m1")) || got.right.End != nil {
 		t.Fatalf("decoded %+v", got)
 	}

@@ -166,6 +166,12 @@ func (s *Store) proposeSplit(r *replica, id uint64, req Request, reply func(Resp
 		reply(Response{OK: true, Value: binary.BigEndian.AppendUint64(nil, uint64(r.desc.ID))}, nil)
 		return
 	}
+	if absorbed(s.eng, r.desc.ID, newID) {
+		// A split retried after it applied and its right-hand range was
+		// merged back: that ID is spent.
+		reply(Response{}, fmt.Errorf("consensus: range ID %d was merged away; a split needs a new one", newID))
+		return
+	}
 	if s.replicas[newID] != nil && !s.replicas[newID].desc.Empty() {
 		reply(Response{}, fmt.Errorf("consensus: range ID %d is in use", newID))
 		return
@@ -205,6 +211,9 @@ type splitDone struct {
 	right Descriptor
 	id    uint64 // the replica's Raft ID
 	lead  bool   // the left-hand replica leads: campaign at once
+	// cancelled: a merge later in the same batch absorbed the right-hand
+	// range (merge.go); its state is deleted, and it is never opened.
+	cancelled bool
 }
 
 // applySplit applies a split trigger to r in b, the apply batch, where cs
@@ -215,7 +224,10 @@ type splitDone struct {
 // is a no-op).
 func (s *Store) applySplit(b *storage.Batch, r *replica, cs raftpb.ConfState, t *splitTrigger) (*splitDone, bool) {
 	d := r.desc
-	if t.generation != d.Generation || r.frozen || !d.Contains(t.key) || bytes.Equal(t.key, d.Start) ||
+	// A trigger whose new range ID belongs to a range this one absorbed
+	// (a split retried after its right-hand range merged back) is a no-op
+	// too: IDs are never reused (simulator kvsplit seed 211).
+	if t.generation != d.Generation || r.frozen || absorbed(b, d.ID, t.newID) || !d.Contains(t.key) || bytes.Equal(t.key, d.Start) ||
 		len(cs.VotersOutgoing) > 0 || len(cs.Learners) > 0 {
 		return nil, false
 	}
@@ -305,6 +317,9 @@ func (s *Store) copyRangeLocal(b *storage.Batch, from, to storage.RangeID) {
 // batch committed.
 func (s *Store) finishSplit(done *splitDone) {
 	done.log.Close()
+	if done.cancelled {
+		return
+	}
 	nr, err := s.openReplica(done.right, done.id)
 	if err != nil {
 		kernel.Crash("range %d: open the right-hand range of a split: %v", done.right.ID, err)
@@ -392,17 +407,6 @@ func (s *Store) publishRanges() {
 	s.rangesChanged = false
 	ds := s.Descriptors()
 	s.ranges.Store(&ds)
-	var frozen []Descriptor
-	for _, id := range s.ids {
-		if r := s.replicas[id]; r.frozen {
-			frozen = append(frozen, r.desc)
-		}
-	}
-	s.frozen.Store(&frozen)
-	if len(frozen) > 0 && !s.mergerStarted && s.opts.Router != nil {
-		s.mergerStarted = true
-		s.rt.Go("merger", s.merge)
-	}
 }
 
 // Descriptors returns the ranges this node holds initialized replicas of,

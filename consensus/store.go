@@ -62,12 +62,13 @@ type Store struct {
 	// Descriptors for other tasks (Ranges).
 	rangesChanged bool
 	ranges        atomic.Pointer[[]Descriptor]
-	// frozen publishes the frozen replicas' descriptors for the merger
+	// suspects publishes the frozen and stale replicas for the merger
 	// task (merge.go).
-	frozen atomic.Pointer[[]Descriptor]
+	suspects atomic.Pointer[[]suspect]
 	// mergerStarted is set once the merger task runs: from the first
-	// frozen replica on, with a Router (without one, merges are finished
-	// by their callers alone).
+	// suspect on, with a Router (without one, merges are finished by
+	// their callers alone, and replicas of merged ranges that missed the
+	// merge linger).
 	mergerStarted bool
 }
 
@@ -160,6 +161,10 @@ type replica struct {
 	// freezing is set while this leader's freeze is in flight; frozen once
 	// the range applied one (merge.go): it takes nothing more.
 	freezing, frozen bool
+	// leaderHeard is when (Store.ticks) the replica last heard from a
+	// leader (or led): a replica of a range merged away hears nothing
+	// (merge.go).
+	leaderHeard uint64
 	// standing is the term in which the standAgainst perturbation made
 	// this replica a candidate, with leases on (its requests are sent as
 	// an ordinary election's).
@@ -188,7 +193,7 @@ type event struct {
 	splitDone bool
 	// mergedAway: the merger task saw the merge of this frozen range
 	// finish (merge.go).
-	mergedAway storage.RangeID
+	mergedAway *suspect
 	req        *Request
 	reply      func(Response, error)
 }
@@ -504,6 +509,7 @@ func (s *Store) handle(ev event) {
 		}
 		s.renewLeases()
 		s.drainLeadership()
+		s.noteSuspects()
 		if s.rt.Buggify("consensus.eager-elections") {
 			s.campaignEagerly()
 		}
@@ -558,6 +564,9 @@ func (s *Store) handle(ev event) {
 				if r.heard == nil {
 					r.heard = map[uint64]uint64{}
 				}
+				if m.Type == raftpb.MsgApp || m.Type == raftpb.MsgHeartbeat || m.Type == raftpb.MsgSnap {
+					r.leaderHeard = s.ticks // only leaders send these
+				}
 				r.heard[m.From] = s.ticks
 				_ = r.rn.Step(m) // Raft drops what does not apply
 			}
@@ -573,10 +582,10 @@ func (s *Store) handle(ev event) {
 		s.snapDoneEvent(ev.snap)
 	case ev.splitDone:
 		clear(s.splitsAsked) // one at a time: the next measurement may ask again
-	case ev.mergedAway != 0:
+	case ev.mergedAway != nil:
 		// Merged into a range this node may not hold: garbage. (Where the
 		// node holds the left-hand range, its merge destroys this replica.)
-		if r := s.replicas[ev.mergedAway]; r != nil && r.frozen {
+		if r := s.replicas[ev.mergedAway.desc.ID]; r != nil && r.id == ev.mergedAway.replica {
 			s.destroy(r)
 		}
 	case ev.gc != nil:
@@ -1267,7 +1276,7 @@ func (s *Store) apply(r *replica, ents []raftpb.Entry) {
 				}
 			case p.merge != nil:
 				var done *mergeDone
-				done, ok = s.applyMerge(b, r, p.merge)
+				done, ok = s.applyMerge(b, r, p.merge, splits)
 				resp = Response{OK: ok}
 				s.rangesChanged = true
 				if done != nil {
