@@ -213,7 +213,8 @@ func TestLeaderFaults(t *testing.T) {
 }
 
 // TestRangesNemesis: the register workload on three nodes while the
-// "ranges" nemesis splits ranges and moves leaderships (issue 12's Jepsen
+// "ranges" nemesis splits ranges, moves leaderships and merges the ranges
+// back (issue 12's Jepsen
 // acceptance; make jepsen runs it with every other nemesis too). The
 // history must stay linearizable and the cluster recover, with at least
 // two range operations injected.
@@ -235,6 +236,14 @@ func TestRangesNemesis(t *testing.T) {
 	}
 	if !out.Valid {
 		t.Fatalf("invalid under range operations; report in %s:\n%s", out.Dir, out.Summary())
+	}
+	// Every split was merged back (its undoing).
+	faults, err := os.ReadFile(filepath.Join(out.Dir, "faults.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := strings.Index(string(faults), "ranges: undoing:"); i >= 0 {
+		t.Errorf("a merge back failed: %s", firstLines(string(faults[i:]), 1))
 	}
 	t.Logf("%d range operations; report: %s", injected, filepath.Join(out.Dir, "index.html"))
 }

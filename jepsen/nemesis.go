@@ -30,7 +30,8 @@ import (
 //	membership  remove a node (orbit node remove), later wipe it and join it back
 //	ranges      split the range of a random hash slot there (POST /split),
 //	            and hand a range's leadership to another of its replicas
-//	            (POST /transfer): the range layer's operations mid-run
+//	            (POST /transfer); merge the split range back after (POST
+//	            /merge): the range layer's operations mid-run
 //
 // and the leader nemeses (leader.go), which wait for a ready cluster and
 // hurt the node leading the most ranges (or --leader-range's leader), as
@@ -318,8 +319,9 @@ func (nm *nemesis) inject(ctx context.Context, kind string, before []topo.Range)
 
 // rangeOps splits the range holding a random hash slot at that slot, and
 // hands a random range's leadership to another of its replicas, through a
-// random live node's admin endpoints. Nothing to undo: ranges do not
-// merge back, and leaders move as they will.
+// random live node's admin endpoints; undoing it merges the range that
+// starts at the slot back into its left neighbour (leaders move as they
+// will).
 func (nm *nemesis) rangeOps(ctx context.Context, before []topo.Range) (func(context.Context) error, history.Fault, error) {
 	noop := func(context.Context) error { return nil }
 	live := nm.live()
@@ -332,7 +334,26 @@ func (nm *nemesis) rangeOps(ctx context.Context, before []topo.Range) (func(cont
 	if err != nil {
 		return noop, history.Fault{}, fmt.Errorf("split at slot %d via %s: %w", slot, via, err)
 	}
-	detail := fmt.Sprintf("split at slot %d via %s (%s)", slot, via, reply)
+	detail := fmt.Sprintf("split at slot %d via %s (%s); merged back after", slot, via, reply)
+	// A merge freezes the range and moves its data into its neighbour's
+	// log: it needs both ranges' leaders, so it is retried while another
+	// fault (a restart after a kill) settles.
+	undo := func(ctx context.Context) error {
+		var err error
+		for attempt := 0; attempt < 5; attempt++ {
+			if live := nm.live(); len(live) > 0 {
+				via = live[attempt%len(live)]
+			}
+			if _, err = httpPost(ctx, via, fmt.Sprintf("/merge?slot=%d", slot)); err == nil || ctx.Err() != nil {
+				break
+			}
+			time.Sleep(time.Second)
+		}
+		if err != nil {
+			return fmt.Errorf("merge back at slot %d via %s: %w", slot, via, err)
+		}
+		return nil
+	}
 	var led []topo.Range
 	for _, r := range before {
 		if r.Leader != 0 && len(r.Replicas) > 1 {
@@ -340,7 +361,7 @@ func (nm *nemesis) rangeOps(ctx context.Context, before []topo.Range) (func(cont
 		}
 	}
 	if len(led) == 0 {
-		return noop, history.Fault{Detail: detail}, nil
+		return undo, history.Fault{Detail: detail}, nil
 	}
 	r := led[nm.rng.IntN(len(led))]
 	var to []int
@@ -350,7 +371,7 @@ func (nm *nemesis) rangeOps(ctx context.Context, before []topo.Range) (func(cont
 		}
 	}
 	if len(to) == 0 {
-		return noop, history.Fault{Detail: detail}, nil
+		return undo, history.Fault{Detail: detail}, nil
 	}
 	target := to[nm.rng.IntN(len(to))]
 	if _, err := httpPost(ctx, via, fmt.Sprintf("/transfer?slot=%d&node=%d", r.First, target)); err != nil {
@@ -358,7 +379,7 @@ func (nm *nemesis) rangeOps(ctx context.Context, before []topo.Range) (func(cont
 	} else {
 		detail += fmt.Sprintf("; range %d's leadership n%d -> n%d", r.ID, r.Leader, target)
 	}
-	return noop, history.Fault{Detail: detail}, nil
+	return undo, history.Fault{Detail: detail}, nil
 }
 
 // ids are the nodes' IDs.

@@ -159,8 +159,10 @@ type redisCluster struct {
 	familyOps, blocks, blocksRan int
 	// watchIDs numbers the clients' WATCHes (redisInput.WatchID).
 	watchIDs int
-	// splitBytes is the stores' Options.SplitBytes (0: no splits).
+	// splitBytes is the stores' Options.SplitBytes (0: no splits, and
+	// no merges); merges counts the merges done.
 	splitBytes int64
+	merges     int
 	// boots counts each server's restarts after the heal from a crash in
 	// apply (see boot).
 	boots map[kernel.NodeID]int
@@ -212,6 +214,13 @@ func setupRedis(s *Sim, broken redisBroken) Workload {
 		c.splitBytes = redisSplitBytes
 	}
 	c.serverSet = newServerSet(s, servers, layout, c.boot)
+	if c.splitBytes > 0 {
+		// And ranges merge back while the faults last, so that the same
+		// commands meet ranges that vanish under them too.
+		s.AddNode(splitterNode, func(rt kernel.Runtime) {
+			rt.Go("merger", func(ctx context.Context) { c.mergeRanges(ctx, rt) })
+		})
+	}
 	c.running = redisClients
 	for i := range redisClients {
 		s.AddNode(redisFirstClient+kernel.NodeID(i), func(rt kernel.Runtime) {
@@ -219,6 +228,27 @@ func setupRedis(s *Sim, broken redisBroken) Workload {
 		})
 	}
 	return c
+}
+
+// mergeRanges merges a range drawn among those there are (the first
+// excepted) into its left neighbour every few hundred milliseconds, while
+// the faults last.
+func (c *redisCluster) mergeRanges(ctx context.Context, rt kernel.Runtime) {
+	cl := consensus.NewClient(consensus.NewRouter(rt, c.layout), "merger")
+	rng := rt.Rand()
+	for !c.faultsOver {
+		if rt.Sleep(ctx, time.Duration(rng.ExpFloat64()*float64(300*time.Millisecond))) != nil {
+			return
+		}
+		actx, cancel := rt.WithTimeout(ctx, 2*time.Second)
+		ranges, err := cl.Ranges(actx)
+		if err == nil && len(ranges) > 1 {
+			if err = cl.Merge(actx, ranges[1+rng.IntN(len(ranges)-1)].Start); err == nil {
+				c.merges++
+			}
+		}
+		cancel()
+	}
 }
 
 // boot is a server node: storage, a session.Server for its state machine
@@ -726,7 +756,7 @@ func (c *redisCluster) Check(vizPath string) error {
 	}
 	if c.splitBytes > 0 {
 		if testing.Verbose() {
-			fmt.Printf("redis seed %d: %d ranges at the end (split at %d bytes)\n", c.s.Seed(), len(c.newestRanges()), c.splitBytes)
+			fmt.Printf("redis seed %d: %d ranges at the end (split at %d bytes, %d merges)\n", c.s.Seed(), len(c.newestRanges()), c.splitBytes, c.merges)
 		}
 		// The ranges as they split: tiling, agreement, convergence.
 		return c.checkRanges()

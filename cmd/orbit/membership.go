@@ -400,6 +400,36 @@ func (a *admin) handleSplit(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(map[string]uint64{"range": uint64(id)})
 }
 
+// handleMerge is POST /merge?slot=N: the range starting at hash slot N
+// merges into the range on its left (an operator's merge, and the Jepsen
+// "ranges" nemesis' undoing of its split). It holds at most
+// consensus.MaxMergeBytes of data.
+func (a *admin) handleMerge(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		return
+	}
+	slot, err := slotParam(r)
+	if err == nil && slot == 0 {
+		err = errors.New("slot 0 starts the first range: it has nothing on its left to merge into")
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), membershipTimeout)
+	defer cancel()
+	err = a.withClient(ctx, func(cl *consensus.Client) error {
+		return cl.Merge(ctx, redis.SlotKey(slot))
+	})
+	if err != nil {
+		http.Error(w, oneLine(err), http.StatusServiceUnavailable)
+		return
+	}
+	a.logger.Info("merge by request", "slot", slot)
+	fmt.Fprintln(w, "ok")
+}
+
 // handleTransfer is POST /transfer?slot=N&node=M: the range holding hash
 // slot N hands its leadership (and lease) to node M, which must hold a
 // voter of it.

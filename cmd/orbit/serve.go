@@ -114,7 +114,7 @@ func serve(args []string, stderr io.Writer) int {
 	fs.Uint64Var(&cfg.nodeID, "node-id", 1, "this node's ID (non-zero)")
 	fs.StringVar(&cfg.dataDir, "data-dir", "./orbit-data", "where the node keeps its data")
 	fs.StringVar(&cfg.redisAddr, "redis-addr", "127.0.0.1:6379", "RESP (Redis protocol) listen address")
-	fs.StringVar(&cfg.httpAddr, "http-addr", "127.0.0.1:9090", "HTTP listen address: /metrics, /healthz, /readyz, /cluster, POST /join and /remove (membership), POST /split and /transfer (range operations)")
+	fs.StringVar(&cfg.httpAddr, "http-addr", "127.0.0.1:9090", "HTTP listen address: /metrics, /healthz, /readyz, /cluster, POST /join and /remove (membership), POST /split, /merge and /transfer (range operations)")
 	fs.IntVar(&cfg.ranges, "ranges", 0, "number of ranges (spans of hash slots) on first start; they split from there (--split-mb); 0: one per node")
 	fs.IntVar(&cfg.splitMB, "split-mb", defaultSplitMB, "split a range whose data exceeds this many MiB, at a hash-slot boundary near its middle; 0: never split")
 	fs.StringVar(&cfg.peers, "peers", "", "every node of the cluster, this one included, as `ID=HOST:PORT,...` (their gRPC addresses); empty: a single node")
@@ -495,6 +495,7 @@ func httpHandler(self kernel.NodeID, sess *session.Server, m *metrics, adm *admi
 	mux.HandleFunc("/join", adm.handleJoin)
 	mux.HandleFunc("/remove", adm.handleRemove)
 	mux.HandleFunc("/split", adm.handleSplit)
+	mux.HandleFunc("/merge", adm.handleMerge)
 	mux.HandleFunc("/transfer", adm.handleTransfer)
 	return mux
 }

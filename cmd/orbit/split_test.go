@@ -123,6 +123,54 @@ func TestServeSplitsRanges(t *testing.T) {
 	if got := clusterRanges(t, httpAddr); len(got) < len(ranges) {
 		t.Fatalf("ranges after FLUSHALL: %d, before %d", len(got), len(ranges))
 	}
+
+	// Small again: merge every range back into the first (POST /merge at
+	// each range's first slot, right to left), one key in each surviving.
+	for _, r := range ranges {
+		if err := rdb.Set(ctx, keyIn(t, r), "kept", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := len(ranges) - 1; i > 0; i-- {
+		resp, err := http.Post(fmt.Sprintf("http://%s/merge?slot=%d", httpAddr, firstSlot(t, ranges[i])), "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("POST /merge?slot=%d: %s %s", firstSlot(t, ranges[i]), resp.Status, body)
+		}
+	}
+	if got := clusterRanges(t, httpAddr); len(got) != 1 {
+		t.Fatalf("after merging every range back: %+v", got)
+	}
+	for _, r := range ranges {
+		if v, err := rdb.Get(ctx, keyIn(t, r)).Result(); err != nil || v != "kept" {
+			t.Fatalf("GET %s after the merges = %q, %v", keyIn(t, r), v, err)
+		}
+	}
+	if n, err := rdb.DBSize(ctx).Result(); err != nil || n != int64(len(ranges)) {
+		t.Fatalf("DBSIZE after the merges = %d, %v; want %d", n, err, len(ranges))
+	}
+	resp, err := http.Post(fmt.Sprintf("http://%s/merge?slot=0", httpAddr), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("POST /merge?slot=0: %s, want 400", resp.Status)
+	}
+}
+
+// firstSlot is the hash slot r starts at.
+func firstSlot(t *testing.T, r rangeInfo) uint16 {
+	t.Helper()
+	b, err := hex.DecodeString(r.Start)
+	if err != nil || len(b) != 2 {
+		t.Fatalf("range %+v does not start at a slot", r)
+	}
+	return uint16(b[0])<<8 | uint16(b[1])
 }
 
 // clusterRanges reads the ranges from GET /cluster.
