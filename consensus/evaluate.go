@@ -146,7 +146,7 @@ func (s *Store) applyEffects(b *storage.Batch, r *replica, id uint64, ev *evalua
 		b.SetRangeLocal(d.ID, []byte(rangeLocalLastEffect), binary.BigEndian.AppendUint64(nil, id))
 		return resp, true
 	}
-	if err := b.ApplyEffects(d.ID, d.Start, d.End, ev.writes); err != nil {
+	if err := b.ApplyEffectsOutside(d.ID, d.Start, d.End, ev.writes, s.newerOverlaps(r, d)); err != nil {
 		kernel.Crash("range %d: effects of entry %d: %v", d.ID, id, err)
 	}
 	rec, ok := lastApplied(b, d.ID, ev.client)

@@ -74,6 +74,11 @@ const (
 	// mergeRetryInterval is how often a node with frozen replicas tries
 	// to finish their merges.
 	mergeRetryInterval = time.Second
+	// mergeCheckTicks is how often a leader looks for cold ranges to
+	// merge (Options.MergeBytes; 2 s by default); mergeBackoffTicks how
+	// long it leaves one alone after a check that did not merge it (30 s).
+	mergeCheckTicks   = 100
+	mergeBackoffTicks = 1500
 	// staleTicks is how long a replica hears from no leader before the
 	// merger task asks whether its range still exists (2 s by default).
 	staleTicks       = 100
@@ -349,17 +354,30 @@ func (s *Store) applyMerge(b *storage.Batch, r *replica, m *mergeTrigger, splits
 	// behind a split and a merge: simulator kvsplit seed 14 kept one, whose
 	// later destruction wiped L's keys). Their spans are cleared before R's
 	// data is written, and tombstones drop their mail for good.
+	merged := Descriptor{ID: d.ID, Generation: max(d.Generation, right.Generation) + 1, Start: d.Start, End: right.End}
+	// A replica here that is newer than the merged range is not: this
+	// replica lags, and a newer one took (part of) the span meanwhile, by
+	// a snapshot into a span no replica here held (simulator kvsplit seed
+	// 240 with automatic merges: the merge wrote its old data over the
+	// newer replica's). Its span is left alone, by this merge and by every
+	// later entry, until this replica applies the entries that gave it
+	// away (newerOverlaps).
+	keep := s.newerOverlaps(r, merged)
 	done := &mergeDone{}
 	for _, id := range s.ids {
-		if o := s.replicas[id]; o != r && !o.detached && (id == right.ID || (!o.desc.Empty() && o.desc.Overlaps(right))) {
-			o.detached = true // for the rest of this cycle; finishMerge lets go of it
-			o.log.Destroy(b)
-			if !o.desc.Empty() {
-				b.DeleteRange(o.desc.Start, o.desc.End)
-			}
-			b.SetReplicaRecord(id, storage.ReplicaRecord{MinReplicaID: math.MaxUint64})
-			done.gone = append(done.gone, o)
+		o := s.replicas[id]
+		if o == r || o.detached || (id != right.ID && (o.desc.Empty() || !o.desc.Overlaps(right) || o.desc.Generation > merged.Generation)) {
+			continue
 		}
+		o.detached = true // for the rest of this cycle; finishMerge lets go of it
+		o.log.Destroy(b)
+		if !o.desc.Empty() {
+			for _, p := range storage.SpanMinus(storage.Span{Start: o.desc.Start, End: o.desc.End}, keep) {
+				b.DeleteRange(p.Start, p.End)
+			}
+		}
+		b.SetReplicaRecord(id, storage.ReplicaRecord{MinReplicaID: math.MaxUint64})
+		done.gone = append(done.gone, o)
 	}
 	// Likewise a right-hand range a split earlier in this batch made here
 	// (simulator kvsplit seed 122: split and merged away in one batch, it
@@ -368,15 +386,21 @@ func (s *Store) applyMerge(b *storage.Batch, r *replica, m *mergeTrigger, splits
 	for _, sd := range splits {
 		if !sd.cancelled && (sd.right.ID == right.ID || sd.right.Overlaps(right)) {
 			sd.log.Destroy(b)
-			b.DeleteRange(sd.right.Start, sd.right.End)
+			for _, p := range storage.SpanMinus(storage.Span{Start: sd.right.Start, End: sd.right.End}, keep) {
+				b.DeleteRange(p.Start, p.End)
+			}
 			b.SetReplicaRecord(sd.right.ID, storage.ReplicaRecord{MinReplicaID: math.MaxUint64})
 			sd.cancelled = true
 		}
 	}
-	b.DeleteRange(right.Start, right.End)
+	for _, p := range storage.SpanMinus(storage.Span{Start: right.Start, End: right.End}, keep) {
+		b.DeleteRange(p.Start, p.End)
+	}
 	b.SetReplicaRecord(right.ID, storage.ReplicaRecord{MinReplicaID: math.MaxUint64})
 	for _, kv := range m.data {
-		b.Set(kv.Key, kv.Value)
+		if !inSpans(kv.Key, keep) {
+			b.Set(kv.Key, kv.Value)
+		}
 	}
 	for _, kv := range m.local {
 		switch {
@@ -398,7 +422,6 @@ func (s *Store) applyMerge(b *storage.Batch, r *replica, m *mergeTrigger, splits
 		b.SetRangeLocal(d.ID, []byte(rangeLocalNow), binary.BigEndian.AppendUint64(nil, uint64(m.now)))
 	}
 	b.SetRangeLocal(d.ID, mergedKey(right.ID), nil)
-	merged := Descriptor{ID: d.ID, Generation: max(d.Generation, right.Generation) + 1, Start: d.Start, End: right.End}
 	setDescriptor(b, merged)
 	r.desc = merged
 	r.needSnapshot = true // a snapshot of the old span would not fit here any more
@@ -456,14 +479,30 @@ func (s *Store) noteSuspects() {
 			found = append(found, suspect{desc: r.desc, replica: r.id, frozen: r.frozen})
 		}
 	}
-	if len(found) == 0 && len(s.suspectsPublished()) == 0 {
+	before := s.suspectsPublished()
+	if len(found) == 0 && len(before) == 0 {
 		return
 	}
 	s.suspects.Store(&found)
 	if len(found) > 0 && !s.mergerStarted && s.opts.Router != nil {
 		s.mergerStarted = true
+		s.mergerKick = kernel.NewMailbox[struct{}](s.rt, "merger", 1)
 		s.rt.Go("merger", s.merge)
 	}
+	// A replica just frozen: its merge is under way, and its replicas on
+	// nodes without the left-hand range are garbage the moment it is
+	// done. Look now rather than at the next round.
+	if s.mergerKick != nil && slices.ContainsFunc(found, func(f suspect) bool {
+		return f.frozen && !slices.ContainsFunc(before, func(b suspect) bool { return b.frozen && b.desc.ID == f.desc.ID })
+	}) {
+		s.mergerKick.Send(struct{}{})
+	}
+}
+
+// Merging reports whether a replica here is frozen, its merge not done
+// (as of the driver's last tick): safe to call from any task.
+func (s *Store) Merging() bool {
+	return slices.ContainsFunc(s.suspectsPublished(), func(f suspect) bool { return f.frozen })
 }
 
 func (s *Store) suspectsPublished() []suspect {
@@ -478,7 +517,13 @@ func (s *Store) suspectsPublished() []suspect {
 // away destroyed.
 func (s *Store) merge(ctx context.Context) {
 	cl := NewClient(s.opts.Router, "merger")
-	for s.rt.Sleep(ctx, mergeRetryInterval) == nil {
+	for {
+		wait, cancel := s.rt.WithTimeout(ctx, mergeRetryInterval)
+		_, _ = s.mergerKick.Recv(wait)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
 		for _, sus := range s.suspectsPublished() {
 			actx, cancel := s.rt.WithTimeout(ctx, 5*time.Second)
 			gone, err := s.mergedAway(actx, cl, sus)
@@ -543,4 +588,107 @@ func (c *Client) finishMerge(ctx context.Context, m *mergeTrigger) error {
 		return fmt.Errorf("consensus: merge of %v refused", m.right)
 	}
 	return nil
+}
+
+// checkMerges runs on the driver every mergeCheckTicks: it hands the
+// splitter task the ranges led here that took no write since the last
+// check (cold), to merge into their left neighbours if both are small.
+func (s *Store) checkMerges() {
+	if s.opts.MergeBytes <= 0 {
+		return
+	}
+	for _, id := range s.ids {
+		r := s.replicas[id]
+		cold := !r.warm
+		r.warm = false
+		if !cold || !r.leading || r.frozen || r.freezing || r.splitKey != nil || len(r.desc.Start) == 0 ||
+			r.desc.Empty() || s.ticks < r.mergeQuietUntil || s.splitsAsked[id] || s.sticky(r) {
+			continue
+		}
+		if s.splitter.Send(sizeJob{d: r.desc, merge: true}) {
+			s.splitsAsked[id] = true
+		}
+	}
+}
+
+// sticky reports whether r's start is a split automatic merges leave
+// alone: the layout's, or an operator's (Client.Split).
+func (s *Store) sticky(r *replica) bool {
+	if _, ok := rangeLocalFixed(s.eng, r.desc.ID, rangeLocalSticky, 0); ok {
+		return true
+	}
+	for _, d := range s.layout.Ranges() {
+		if bytes.Equal(d.Start, r.desc.Start) {
+			return true
+		}
+	}
+	return false
+}
+
+// mergeIfSmall runs on the splitter task: it merges d into its left
+// neighbour if both hold at most MergeBytes of user data, and reports
+// whether it did.
+func (s *Store) mergeIfSmall(ctx context.Context, cl *Client, d Descriptor) bool {
+	if !fitsIn(func(start []byte) ([]storage.KeyValue, []byte, error) { return s.eng.Scan(start, d.End, scanPage) }, d.Start, s.opts.MergeBytes) {
+		return false
+	}
+	actx, cancel := s.rt.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	left := cl.router.LookupEndingAt(d.Start)
+	scanLeft := func(start []byte) ([]storage.KeyValue, []byte, error) {
+		return cl.Scan(actx, start, d.Start, scanPage)
+	}
+	if !bytes.Equal(left.End, d.Start) || !fitsIn(scanLeft, left.Start, s.opts.MergeBytes) {
+		return false
+	}
+	if err := cl.Merge(actx, d.Start); err != nil {
+		s.rt.Logger().Info("automatic merge failed", "right", d, "err", err)
+		return false
+	}
+	s.rt.Logger().Info("automatic merge", "right", d)
+	return true
+}
+
+// fitsIn reports whether the pages scan returns from start hold at most
+// limit bytes (false on a failed read too).
+func fitsIn(scan func(start []byte) ([]storage.KeyValue, []byte, error), start []byte, limit int64) bool {
+	var total int64
+	for first := true; first || start != nil; first = false {
+		kvs, resume, err := scan(start)
+		if err != nil {
+			return false
+		}
+		for _, kv := range kvs {
+			if total += int64(len(kv.Key) + len(kv.Value)); total > limit {
+				return false
+			}
+		}
+		start = resume
+	}
+	return true
+}
+
+// newerOverlaps returns the spans of the replicas here, other than r, that
+// overlap d, r's span, with a higher generation: r lags behind the
+// entries that gave their spans away (a merge widened it over a span a
+// newer replica took meanwhile), and must not write there. Empty but in
+// that case: replicas on a node do not overlap.
+func (s *Store) newerOverlaps(r *replica, d Descriptor) []storage.Span {
+	var out []storage.Span
+	for _, id := range s.ids {
+		if o := s.replicas[id]; o != r && !o.detached && o.desc.Generation > d.Generation && o.desc.Overlaps(d) {
+			out = append(out, storage.Span{Start: o.desc.Start, End: o.desc.End})
+		}
+	}
+	return out
+}
+
+// inSpans reports whether key is in one of spans.
+func inSpans(key []byte, spans []storage.Span) bool {
+	for _, sp := range spans {
+		if bytes.Compare(key, sp.Start) >= 0 && (sp.End == nil || bytes.Compare(key, sp.End) < 0) {
+			return true
+		}
+	}
+	return false
 }

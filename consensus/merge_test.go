@@ -127,3 +127,62 @@ func TestMergeTriggerEncoding(t *testing.T) {
 		t.Fatalf("proposal %+v, %v", p, err)
 	}
 }
+
+// TestRangesMergeWhenSmallAndCold fills a cluster whose ranges split past
+// 4 KiB, then deletes most keys: the ranges the automatic splits made
+// merge back by themselves, the layout's boundaries and an operator's
+// split stay, and every key left is still there.
+func TestRangesMergeWhenSmallAndCold(t *testing.T) {
+	c := newTestCluster(t, Options{SplitBytes: 4 << 10, MergeBytes: 1 << 10})
+	defer c.close()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cl := NewClient(c.routers[0], "writer")
+	if _, err := cl.Split(ctx, []byte("k0300")); err != nil { // an operator's split
+		t.Fatal(err)
+	}
+	value := bytes.Repeat([]byte("v"), 100)
+	const n = 400
+	for i := range n {
+		if err := cl.Put(ctx, []byte(fmt.Sprintf("k%04d", i)), value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	full, err := cl.Ranges(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if i%50 != 0 {
+			if err := cl.Delete(ctx, []byte(fmt.Sprintf("k%04d", i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var ranges []Descriptor
+	for {
+		if ranges, err = cl.Ranges(ctx); err != nil {
+			t.Fatal(err)
+		}
+		starts := map[string]bool{}
+		for _, d := range ranges {
+			starts[string(d.Start)] = true
+		}
+		if !starts["h"] || !starts["p"] || !starts["k0300"] {
+			t.Fatalf("a sticky boundary merged away: %v", ranges)
+		}
+		if len(ranges) <= len(full)/2 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("%d ranges after deleting most keys (%d when full): %v", len(ranges), len(full), ranges)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for i := 0; i < n; i += 50 {
+		if v, found, err := cl.Get(ctx, []byte(fmt.Sprintf("k%04d", i))); err != nil || !found || !bytes.Equal(v, value) {
+			t.Fatalf("k%04d = %q, %t, %v after the merges", i, v, found, err)
+		}
+	}
+	t.Logf("%d ranges full, %d after deleting: %v", len(full), len(ranges), ranges)
+}

@@ -82,9 +82,16 @@ type Options struct {
 	// every SplitBytes/4 of writes and splits it at the key that halves it
 	// (split.go), or at a key the StateMachine picks near it if it is a
 	// SplitKeyer. It needs Router (the split goes through a client made
-	// from it). Default 0: no automatic splits. Ranges never merge back
-	// yet.
+	// from it). Default 0: no automatic splits.
 	SplitBytes int64
+	// MergeBytes, if positive, merges small cold neighbours (merge.go): a
+	// leader whose range (not the first) took no write for
+	// mergeCheckTicks and holds at most MergeBytes of user data merges
+	// it into its left neighbour if that holds at most MergeBytes too. At
+	// most MaxMergeBytes, and at most SplitBytes/4 (a merged range must be
+	// far from splitting again). Needs SplitBytes (the splitter task does
+	// the measuring). Default 0: no automatic merges.
+	MergeBytes int64
 }
 
 // The defaults of Options.
@@ -156,6 +163,12 @@ func (o *Options) Validate() error {
 	if o.SplitBytes > 0 && o.Router == nil {
 		bad("SplitBytes needs a Router: automatic splits go through a client")
 	}
+	if o.MergeBytes < 0 || o.MergeBytes > MaxMergeBytes {
+		bad("MergeBytes %d must be in [0, %d] (0: no automatic merges; a merge carries the range in one log entry)", o.MergeBytes, MaxMergeBytes)
+	}
+	if o.MergeBytes > 0 && (o.SplitBytes <= 0 || o.MergeBytes > o.SplitBytes/4) {
+		bad("MergeBytes %d needs SplitBytes at least 4 times as large (it is %d): merged ranges would split again", o.MergeBytes, o.SplitBytes)
+	}
 	return errors.Join(errs...)
 }
 
@@ -173,6 +186,7 @@ func (o *Options) String() string {
 	fmt.Fprintf(&b, "  leases=%t\n", !o.DisableLeases)
 	fmt.Fprintf(&b, "  max_clock_drift=%v (lease %v)\n", o.MaxClockDrift, o.leaseDuration())
 	fmt.Fprintf(&b, "  split_bytes=%d\n", o.SplitBytes)
+	fmt.Fprintf(&b, "  merge_bytes=%d\n", o.MergeBytes)
 	fmt.Fprintf(&b, "  max_proposal_bytes=%d (fixed)\n", MaxProposalBytes)
 	fmt.Fprintf(&b, "  max_batch_bytes=%d (fixed)\n", MaxBatchBytes)
 	return b.String()

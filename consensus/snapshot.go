@@ -152,7 +152,7 @@ func encodeRangeData(v *storage.View, d Descriptor, chunkBytes int, emit func([]
 // lagging replica's range may have split since); fallback is the
 // snapshot's descriptor if it carries none (a range bootstrapped before
 // descriptors were stored: the layout's).
-func installSnapshot(b *storage.Batch, old, fallback Descriptor, data []byte) (Descriptor, error) {
+func installSnapshot(b *storage.Batch, old, fallback Descriptor, data []byte, keep []storage.Span) (Descriptor, error) {
 	d, ok, err := snapshotDescriptor(old.ID, data)
 	if err != nil {
 		return old, err
@@ -161,10 +161,15 @@ func installSnapshot(b *storage.Batch, old, fallback Descriptor, data []byte) (D
 		d = fallback
 	}
 	if !mutation.On(MutSnapshotKeepsOldData) {
-		for _, span := range []Descriptor{old, d} {
-			if !span.Empty() {
-				b.DeleteRange(span.Start, span.End)
+		// The old span but what newer replicas here hold (keep: a
+		// replica that lagged behind a merge, merge.go), and the new one.
+		if !old.Empty() {
+			for _, p := range storage.SpanMinus(storage.Span{Start: old.Start, End: old.End}, keep) {
+				b.DeleteRange(p.Start, p.End)
 			}
+		}
+		if !d.Empty() {
+			b.DeleteRange(d.Start, d.End)
 		}
 	}
 	b.ClearRangeLocal(d.ID)

@@ -56,6 +56,8 @@ import (
 
 const (
 	rangeLocalDesc = "desc"
+	// rangeLocalSticky marks a range an operator split off (kind 6).
+	rangeLocalSticky = "sticky"
 	// The right-hand range's log starts after (splitInitIndex,
 	// splitInitTerm), above a bootstrapped range's (1, 1).
 	splitInitIndex = 10
@@ -157,11 +159,12 @@ func (s *Store) route(req Request) (*replica, error) {
 // proposeSplit runs at r's leader: it proposes a split of r at req.Key,
 // answering once it applies, or at once if the range already starts there.
 func (s *Store) proposeSplit(r *replica, id uint64, req Request, reply func(Response, error)) {
-	if len(req.Value) != 8 || binary.BigEndian.Uint64(req.Value) == 0 {
+	if (len(req.Value) != 8 && len(req.Value) != 9) || binary.BigEndian.Uint64(req.Value) == 0 {
 		reply(Response{}, fmt.Errorf("%w: a split without a new range ID", errMalformed))
 		return
 	}
 	newID := storage.RangeID(binary.BigEndian.Uint64(req.Value))
+	sticky := len(req.Value) == 9 && req.Value[8] == 1
 	if bytes.Equal(req.Key, r.desc.Start) {
 		reply(Response{OK: true, Value: binary.BigEndian.AppendUint64(nil, uint64(r.desc.ID))}, nil)
 		return
@@ -188,7 +191,7 @@ func (s *Store) proposeSplit(r *replica, id uint64, req Request, reply func(Resp
 		reply(Response{}, retryf("range %d has a configuration change in progress", r.desc.ID))
 		return
 	}
-	data := encodeSplit(id, splitTrigger{generation: r.desc.Generation, newID: newID, key: req.Key})
+	data := encodeSplit(id, splitTrigger{generation: r.desc.Generation, newID: newID, key: req.Key, sticky: sticky})
 	if err := r.rn.Propose(data); err != nil {
 		reply(Response{}, retryf("%v", err))
 		return
@@ -258,6 +261,16 @@ func (s *Store) applySplit(b *storage.Batch, r *replica, cs raftpb.ConfState, t 
 		// the span any more.
 		b.DeleteRange(right.Start, right.End)
 		return nil, true
+	case len(s.newerOverlaps(r, right)) > 0:
+		// This replica lags behind a merge and what followed it, and a
+		// newer replica here holds part of the span (merge.go): the
+		// right-hand range's state from here would be stale. Its replica
+		// here, if the range has one, comes by a snapshot; what is not the
+		// newer replica's goes.
+		for _, p := range storage.SpanMinus(storage.Span{Start: right.Start, End: right.End}, s.newerOverlaps(r, right)) {
+			b.DeleteRange(p.Start, p.End)
+		}
+		return nil, true
 	}
 	var hs raftpb.HardState
 	if existing != nil {
@@ -284,6 +297,9 @@ func (s *Store) applySplit(b *storage.Batch, r *replica, cs raftpb.ConfState, t 
 	log.SetHardState(b, init)
 	s.copyRangeLocal(b, d.ID, right.ID)
 	setDescriptor(b, right)
+	if t.sticky {
+		b.SetRangeLocal(right.ID, []byte(rangeLocalSticky), nil)
+	}
 	b.SetReplicaRecord(right.ID, storage.ReplicaRecord{ReplicaID: r.id, MinReplicaID: r.id})
 	return &splitDone{log: log, right: right, id: r.id, lead: r.leading}, true
 }
@@ -300,7 +316,7 @@ func (s *Store) copyRangeLocal(b *storage.Batch, from, to storage.RangeID) {
 		}
 		for _, kv := range kvs {
 			switch {
-			case string(kv.Key) == rangeLocalDesc || string(kv.Key) == rangeLocalLastEffect:
+			case string(kv.Key) == rangeLocalDesc || string(kv.Key) == rangeLocalLastEffect || string(kv.Key) == rangeLocalSticky:
 			case bytes.HasPrefix(kv.Key, []byte("client/")) && mutation.On(MutSplitForgetsClients):
 			default:
 				b.SetRangeLocal(to, kv.Key, kv.Value)
@@ -424,8 +440,14 @@ func (s *Store) Descriptors() []Descriptor {
 
 // Split splits the range holding key at key, so that a range starts
 // there, and returns that range's ID: a new one, taken from RangeIDKey,
-// or the range that already starts at key.
+// or the range that already starts at key. The split is sticky:
+// automatic merges (Options.MergeBytes) leave it alone.
 func (c *Client) Split(ctx context.Context, key []byte) (storage.RangeID, error) {
+	return c.split(ctx, key, true)
+}
+
+// split is Split, sticky or not (an automatic split).
+func (c *Client) split(ctx context.Context, key []byte, sticky bool) (storage.RangeID, error) {
 	if len(key) == 0 {
 		return 0, errors.New("consensus: split at the empty key: the first range starts there")
 	}
@@ -433,7 +455,11 @@ func (c *Client) Split(ctx context.Context, key []byte) (storage.RangeID, error)
 	if err != nil {
 		return 0, err
 	}
-	r, err := c.Do(ctx, Request{Op: OpSplit, Key: key, Value: binary.BigEndian.AppendUint64(nil, uint64(id))})
+	value := binary.BigEndian.AppendUint64(nil, uint64(id))
+	if sticky {
+		value = append(value, 1)
+	}
+	r, err := c.Do(ctx, Request{Op: OpSplit, Key: key, Value: value})
 	if err != nil {
 		return 0, err
 	}
@@ -497,12 +523,20 @@ type SplitKeyer interface {
 	SplitKey(start, end, halving []byte) []byte
 }
 
-// splitterMailbox bounds the splits waiting for the splitter task.
+// splitterMailbox bounds the jobs waiting for the splitter task.
 const splitterMailbox = 16
+
+// sizeJob is a range handed to the splitter task: to split if it is too
+// large, or to merge into its left neighbour if both are small (merge).
+type sizeJob struct {
+	d     Descriptor
+	merge bool
+}
 
 // noteWrites counts a leader's applied write bytes toward its next
 // measurement, and hands the range to the splitter when they are enough.
 func (s *Store) noteWrites(r *replica, n int) {
+	r.warm = true
 	if s.opts.SplitBytes <= 0 || !r.leading {
 		return
 	}
@@ -511,7 +545,7 @@ func (s *Store) noteWrites(r *replica, n int) {
 		return
 	}
 	r.written = 0
-	if s.splitter.Send(r.desc) {
+	if s.splitter.Send(sizeJob{d: r.desc}) {
 		s.splitsAsked[r.desc.ID] = true
 	}
 }
@@ -557,13 +591,19 @@ func (s *Store) halvingKey(d Descriptor) []byte {
 func (s *Store) split(ctx context.Context) {
 	cl := NewClient(s.opts.Router, "splitter")
 	for {
-		d, err := s.splitter.Recv(ctx)
+		job, err := s.splitter.Recv(ctx)
 		if err != nil {
 			return
 		}
+		if job.merge {
+			merged := s.mergeIfSmall(ctx, cl, job.d)
+			s.events.Send(event{splitDone: true, mergeChecked: job.d.ID, merged: merged})
+			continue
+		}
+		d := job.d
 		if key := s.halvingKey(d); key != nil {
 			actx, cancel := s.rt.WithTimeout(ctx, 10*time.Second)
-			id, err := cl.Split(actx, key)
+			id, err := cl.split(actx, key, false)
 			cancel()
 			if err != nil {
 				s.rt.Logger().Info("automatic split failed", "key", fmt.Sprintf("%q", key), "err", err)

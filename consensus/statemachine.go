@@ -100,7 +100,18 @@ func (rd *rangeData) Get(key []byte) ([]byte, bool, error) {
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, false, nil
 	}
-	return v, err == nil, err
+	mustRead(rd.d, err)
+	return v, true, nil
+}
+
+// mustRead stops the node on a failed read of its state (a disk that
+// fails reads), as a failed key-value read does (readFrom): a state
+// machine would otherwise answer the client with an internal error, or
+// act on a partial view (simulator redis seed 197 answered GET with one).
+func mustRead(d Descriptor, err error) {
+	if err != nil {
+		kernel.Crash("range %d: read: %v", d.ID, err)
+	}
 }
 
 func (rd *rangeData) Scan(start, end []byte, limit int) ([]storage.KeyValue, error) {
@@ -114,7 +125,8 @@ func (rd *rangeData) Scan(start, end []byte, limit int) ([]storage.KeyValue, err
 		return nil, nil
 	}
 	kvs, _, err := rd.r.Scan(start, end, limit)
-	return kvs, err
+	mustRead(rd.d, err)
+	return kvs, nil
 }
 
 func (rd *rangeData) Set(key, value []byte) error {

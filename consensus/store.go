@@ -55,7 +55,7 @@ type Store struct {
 	fencedPeers atomic.Int64
 	// Automatic splits (split.go): the keys handed to the splitter task,
 	// and the ranges one was handed for (until it reports back).
-	splitter    *kernel.Mailbox[Descriptor]
+	splitter    *kernel.Mailbox[sizeJob]
 	splitsAsked map[storage.RangeID]bool
 	// rangesChanged is set when a replica comes or goes or a descriptor
 	// changes (split, snapshot, membership); the driver then publishes
@@ -70,6 +70,7 @@ type Store struct {
 	// their callers alone, and replicas of merged ranges that missed the
 	// merge linger).
 	mergerStarted bool
+	mergerKick    *kernel.Mailbox[struct{}]
 }
 
 // replica is one range on this node. Only the driver touches it.
@@ -161,6 +162,11 @@ type replica struct {
 	// freezing is set while this leader's freeze is in flight; frozen once
 	// the range applied one (merge.go): it takes nothing more.
 	freezing, frozen bool
+	// warm is set when a write applied since the last merge check;
+	// mergeQuietUntil (Store.ticks) spaces out the checks of a range that
+	// did not merge (merge.go).
+	warm            bool
+	mergeQuietUntil uint64
 	// leaderHeard is when (Store.ticks) the replica last heard from a
 	// leader (or led): a replica of a range merged away hears nothing
 	// (merge.go).
@@ -189,8 +195,11 @@ type event struct {
 	snap   *snapDone
 	close  *kernel.Future[struct{}]
 	drain  *kernel.Future[struct{}]
-	// splitDone: the splitter task finished a split (split.go).
-	splitDone bool
+	// splitDone: the splitter task finished a split (split.go), or a
+	// merge check of range mergeChecked (merge.go; merged: it merged).
+	splitDone    bool
+	mergeChecked storage.RangeID
+	merged       bool
 	// mergedAway: the merger task saw the merge of this frozen range
 	// finish (merge.go).
 	mergedAway *suspect
@@ -261,7 +270,7 @@ func Open(rt kernel.Runtime, eng *storage.Engine, layout Layout, opts Options) (
 		}
 	})
 	if opts.SplitBytes > 0 {
-		s.splitter = kernel.NewMailbox[Descriptor](rt, "splitter", splitterMailbox)
+		s.splitter = kernel.NewMailbox[sizeJob](rt, "splitter", splitterMailbox)
 		s.splitsAsked = map[storage.RangeID]bool{}
 		rt.Go("splitter", s.split)
 	}
@@ -510,6 +519,9 @@ func (s *Store) handle(ev event) {
 		s.renewLeases()
 		s.drainLeadership()
 		s.noteSuspects()
+		if s.ticks%mergeCheckTicks == 0 {
+			s.checkMerges()
+		}
 		if s.rt.Buggify("consensus.eager-elections") {
 			s.campaignEagerly()
 		}
@@ -582,6 +594,9 @@ func (s *Store) handle(ev event) {
 		s.snapDoneEvent(ev.snap)
 	case ev.splitDone:
 		clear(s.splitsAsked) // one at a time: the next measurement may ask again
+		if r := s.replicas[ev.mergeChecked]; r != nil && !ev.merged {
+			r.mergeQuietUntil = s.ticks + mergeBackoffTicks // too large, or its neighbour is
+		}
 	case ev.mergedAway != nil:
 		// Merged into a range this node may not hold: garbage. (Where the
 		// node holds the left-hand range, its merge destroys this replica.)
@@ -803,7 +818,7 @@ func (s *Store) cycle() {
 			if !ok {
 				fallback = r.desc
 			}
-			d, err := installSnapshot(b, r.desc, fallback, rd.Snapshot.Data)
+			d, err := installSnapshot(b, r.desc, fallback, rd.Snapshot.Data, s.newerOverlaps(r, r.desc))
 			if err != nil {
 				kernel.Crash("range %d: install snapshot: %v", id, err)
 			}

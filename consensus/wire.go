@@ -348,6 +348,8 @@ func decodeResponse(b []byte) (Response, error) {
 //     left-hand range's log: the right-hand range's descriptor, clock(8),
 //     then its user data and its client-table entries, each a count
 //     (uvarint) of length-prefixed key-value pairs.
+//   - Kind 6 (entryStickySplit, from 2026-12-03): a split trigger as kind
+//     3, asked for by an operator: automatic merges leave it alone.
 //
 // proposalOverhead bounds what a proposal adds to its effects: the
 // envelope.
@@ -362,6 +364,7 @@ const (
 	entrySplit          = 3
 	entryFreeze         = 4
 	entryMerge          = 5
+	entryStickySplit    = 6
 )
 
 // ErrEntryVersion is the reason a replica stops at a log entry whose
@@ -385,10 +388,17 @@ type splitTrigger struct {
 	generation uint64          // the left-hand range's, when proposed
 	newID      storage.RangeID // the right-hand range's
 	key        []byte          // where the right-hand range starts
+	// sticky: asked for by an operator, not by size: automatic merges
+	// leave the split alone (kind 6; merge.go).
+	sticky bool
 }
 
 func encodeSplit(id uint64, t splitTrigger) []byte {
-	b := binary.BigEndian.AppendUint64([]byte{entrySplit}, id)
+	kind := byte(entrySplit)
+	if t.sticky {
+		kind = entryStickySplit
+	}
+	b := binary.BigEndian.AppendUint64([]byte{kind}, id)
 	b = binary.BigEndian.AppendUint64(b, t.generation)
 	b = binary.BigEndian.AppendUint64(b, uint64(t.newID))
 	return appendBytes(b, t.key)
@@ -453,11 +463,12 @@ func decodeProposal(b []byte) (proposal, error) {
 		var err error
 		p.req, err = decodeRequest(b[9:])
 		return p, err
-	case entrySplit:
+	case entrySplit, entryStickySplit:
 		if len(b) < 25 {
 			return proposal{}, errMalformed
 		}
-		t := &splitTrigger{generation: binary.BigEndian.Uint64(b[9:]), newID: storage.RangeID(binary.BigEndian.Uint64(b[17:]))}
+		t := &splitTrigger{generation: binary.BigEndian.Uint64(b[9:]), newID: storage.RangeID(binary.BigEndian.Uint64(b[17:])),
+			sticky: b[0] == entryStickySplit}
 		key, rest, err := readBytes(b[25:])
 		if err != nil || len(rest) != 0 || len(key) == 0 || t.newID == 0 {
 			return proposal{}, errMalformed
@@ -479,7 +490,7 @@ func decodeProposal(b []byte) (proposal, error) {
 	case entryVersion:
 	default:
 		return proposal{}, fmt.Errorf("%w: version %d, and this binary reads versions %d to %d: run the binary that wrote it, or a newer one",
-			ErrEntryVersion, b[0], entryVersionRequest, entryMerge)
+			ErrEntryVersion, b[0], entryVersionRequest, entryStickySplit)
 	}
 	b = b[9:]
 	if len(b) < 25 {

@@ -70,7 +70,8 @@ func newKVSplitCluster(s *Sim, servers []kernel.NodeID) *kvSplitCluster {
 	}
 	c := &kvSplitCluster{serverSet: emptyServerSet(s, servers, layout)}
 	// In half the seeds the ranges also split by themselves, past a few
-	// of the clients' keys (Options.SplitBytes).
+	// of the clients' keys (Options.SplitBytes), and merge back when
+	// small and cold (Options.MergeBytes).
 	autoSplit := s.Rand().IntN(2) == 0
 	for _, id := range servers {
 		s.AddNode(id, func(rt kernel.Runtime) {
@@ -78,7 +79,7 @@ func newKVSplitCluster(s *Sim, servers []kernel.NodeID) *kvSplitCluster {
 			// finishes merges and collects replicas of merged ranges.
 			opts := consensus.Options{Router: consensus.NewRouter(rt, layout)}
 			if autoSplit {
-				opts.SplitBytes = 24
+				opts.SplitBytes, opts.MergeBytes = 24, 6
 			}
 			c.openStore(rt, c.openEngine(rt), opts)
 		})
@@ -225,6 +226,10 @@ func (c *kvSplitCluster) Status() string {
 	return b.String()
 }
 
+// Settled reports whether no merge is under way and the ranges agree
+// (their check passes).
+func (c *kvSplitCluster) Settled() bool { return c.rangesSettled() }
+
 // Check adds election and lease safety, and the ranges' agreement and
 // convergence, to linearizability.
 func (c *kvSplitCluster) Check(vizPath string) error {
@@ -258,6 +263,25 @@ func (c *serverSet) newestRanges() []consensus.Descriptor {
 	}
 	slices.SortFunc(out, func(a, b consensus.Descriptor) int { return bytes.Compare(a.Start, b.Start) })
 	return out
+}
+
+// rangesSettled reports whether no up node is in the middle of a merge
+// and the ranges check passes: automatic merges of ranges gone cold go on
+// after the clients stop.
+func (c *serverSet) rangesSettled() bool {
+	// Polled after every event: look every 50 ms (the check hashes every
+	// replica's data).
+	now := c.sim.Elapsed()
+	if now < c.nextSettleCheck {
+		return false
+	}
+	c.nextSettleCheck = now + 50*time.Millisecond
+	for _, id := range c.nodes {
+		if st := c.stores[id]; st != nil && c.sim.Node(id).Up() && c.storeInc[id] == c.sim.Node(id).inc && st.Merging() {
+			return false
+		}
+	}
+	return c.checkRanges() == nil
 }
 
 // checkRanges, after quiescence: the newest descriptors tile the keyspace

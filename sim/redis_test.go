@@ -284,6 +284,7 @@ func (c *redisCluster) boot(rt kernel.Runtime) {
 	st = c.openStore(rt, eng, consensus.Options{
 		Router:         router,
 		SplitBytes:     c.splitBytes,
+		MergeBytes:     c.splitBytes / 4,
 		StateMachine:   sm,
 		BecameLeader:   sess.BecameLeader,
 		LostLeadership: sess.LostLeadership,
@@ -723,6 +724,10 @@ func (c *redisCluster) Status() string { return c.status(c.served, c.healed) }
 
 // Check: election safety, replies of the right shape, linearizability of
 // the string keys, the collections' invariants, and convergence.
+// Settled reports, for a seed that splits (and merges), whether no merge
+// is under way and the ranges agree.
+func (c *redisCluster) Settled() bool { return c.splitBytes == 0 || c.rangesSettled() }
+
 func (c *redisCluster) Check(vizPath string) error {
 	if c.safetyError != nil {
 		return c.safetyError

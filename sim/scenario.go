@@ -12,6 +12,10 @@ import (
 
 // Scenario is the shape of every simulated run, after FoundationDB's tests:
 // set up → run under faults → heal → require progress → quiesce → check.
+// SettleTime bounds how much longer than its QuiesceTime a scenario whose
+// workload reports Settled runs until it does.
+const SettleTime = 10 * time.Second
+
 type Scenario struct {
 	// Name identifies the scenario in file names and reports.
 	Name string
@@ -212,6 +216,14 @@ func (s *Sim) Run(sc Scenario, p Plan) (r *Result) {
 	w.Stop()
 	if err := s.RunFor(sc.QuiesceTime); err != nil {
 		return fail("quiesce", err)
+	}
+	// A workload whose cluster keeps reorganizing itself after the
+	// clients stop (merges of the ranges gone cold) gets up to SettleTime
+	// more to finish; the check then judges whatever state it is in.
+	if st, ok := w.(interface{ Settled() bool }); ok {
+		if err := s.RunUntil(st.Settled, SettleTime); err != nil && !errors.Is(err, ErrTimeout) {
+			return fail("quiesce", err)
+		}
 	}
 	if err := w.Check(VizPath(sc.Name, s.seed)); err != nil {
 		return fail("check", err)

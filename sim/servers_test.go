@@ -33,6 +33,8 @@ type serverSet struct {
 	placement            map[storage.RangeID][]kernel.NodeID
 	faultsOver, restored bool
 	removals, additions  int
+	// nextSettleCheck spaces out rangesSettled's checks (virtual time).
+	nextSettleCheck time.Duration
 	// leaders records who won each (range, term): Raft's election safety
 	// says at most one node.
 	leaders     map[[2]uint64]kernel.NodeID

@@ -154,3 +154,99 @@ func VisitEffects(effects []byte, fn func(EffectOp)) error {
 	}
 	return nil
 }
+
+// Span is a span of user keys [Start, End) (End nil: to the end of the
+// keyspace).
+type Span struct{ Start, End []byte }
+
+// contains reports whether user key k is in s.
+func (s Span) contains(k []byte) bool {
+	return bytes.Compare(k, s.Start) >= 0 && (s.End == nil || bytes.Compare(k, s.End) < 0)
+}
+
+// ApplyEffectsOutside is ApplyEffects, leaving the user keys in skip
+// untouched: sets and deletes there are dropped and range deletions are
+// cut around them. (A replica that lags behind a merge applies writes of
+// spans a newer replica on its node holds now: consensus/merge.go.)
+func (b *Batch) ApplyEffectsOutside(id RangeID, start, end []byte, effects []byte, skip []Span) error {
+	if len(skip) == 0 {
+		return b.ApplyEffects(id, start, end, effects)
+	}
+	b.open()
+	if err := CheckEffects(id, start, end, effects); err != nil {
+		return err
+	}
+	skipped := func(raw []byte) bool {
+		if !bytes.HasPrefix(raw, dataSpace.prefix) {
+			return false // range-local
+		}
+		k := dataSpace.strip(raw)
+		for _, s := range skip {
+			if s.contains(k) {
+				return true
+			}
+		}
+		return false
+	}
+	for r := batchrepr.Read(effects); len(r) > 0; {
+		kind, key, value, ok, err := r.Next()
+		if !ok {
+			if err != nil {
+				return fmt.Errorf("%w: %v", ErrBadEffects, err)
+			}
+			break
+		}
+		switch {
+		case kind == pebble.InternalKeyKindSet && !skipped(key):
+			b.set(slices.Clone(key), slices.Clone(value))
+		case kind == pebble.InternalKeyKindDelete && !skipped(key):
+			b.del(slices.Clone(key))
+		case kind == pebble.InternalKeyKindRangeDelete && !bytes.HasPrefix(key, dataSpace.prefix):
+			b.delRange(slices.Clone(key), slices.Clone(value))
+		case kind == pebble.InternalKeyKindRangeDelete:
+			lo := dataSpace.strip(key)
+			var hi []byte
+			if !bytes.Equal(value, dataSpace.end) {
+				hi = dataSpace.strip(value)
+			}
+			for _, piece := range SpanMinus(Span{Start: lo, End: hi}, skip) {
+				b.DeleteRange(piece.Start, piece.End)
+			}
+		}
+	}
+	return nil
+}
+
+// SpanMinus returns the parts of s outside every span of cut, in key
+// order.
+func SpanMinus(s Span, cut []Span) []Span {
+	less := func(a, b []byte) bool { // a < b, with nil b the end of the keyspace
+		return b == nil || bytes.Compare(a, b) < 0
+	}
+	out := []Span{s}
+	for _, c := range cut {
+		var next []Span
+		for _, p := range out {
+			// The part of p before c: [p.Start, min(p.End, c.Start)).
+			end := c.Start
+			if p.End != nil && bytes.Compare(p.End, c.Start) < 0 {
+				end = p.End
+			}
+			if bytes.Compare(p.Start, end) < 0 {
+				next = append(next, Span{Start: p.Start, End: end})
+			}
+			// The part after it: [max(p.Start, c.End), p.End).
+			if c.End != nil {
+				start := p.Start
+				if bytes.Compare(c.End, start) > 0 {
+					start = c.End
+				}
+				if less(start, p.End) {
+					next = append(next, Span{Start: start, End: p.End})
+				}
+			}
+		}
+		out = next
+	}
+	return out
+}

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -70,5 +71,73 @@ func TestEffectsRoundTrip(t *testing.T) {
 			t.Errorf("%x: %v, want ErrBadEffects", bad, err)
 		}
 		b.Close()
+	}
+}
+
+// TestApplyEffectsOutside: effects applied around a skipped span leave it
+// as it was, range deletions cut around it included.
+func TestApplyEffectsOutside(t *testing.T) {
+	e := openEngine(t, vfs.NewMem(), testOptions())
+	commit(t, e, func(b *Batch) {
+		for _, k := range []string{"b1", "b4", "b6", "b8"} {
+			b.Set([]byte(k), []byte("old"))
+		}
+	})
+	eval := e.NewBatch()
+	defer eval.Close()
+	m := eval.Mark()
+	eval.Set([]byte("b1"), []byte("new"))
+	eval.Set([]byte("b4"), []byte("new"))
+	eval.DeleteRange([]byte("b5"), nil)
+	eval.SetRangeLocal(7, []byte("now"), []byte{1})
+	effects := eval.EffectsSince(m)
+	b := e.NewBatch()
+	if err := b.ApplyEffectsOutside(7, []byte("b"), nil, effects, []Span{{Start: []byte("b3"), End: []byte("b7")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(false); err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]string{"b1": "new", "b4": "old", "b6": "old", "b8": ""} {
+		v, err := e.Get([]byte(k))
+		if want == "" && !errors.Is(err, ErrNotFound) || want != "" && string(v) != want {
+			t.Errorf("%s = %q, %v; want %q", k, v, err, want)
+		}
+	}
+	if v, err := e.GetRangeLocal(7, []byte("now")); err != nil || len(v) != 1 {
+		t.Errorf("range-local now = %v, %v", v, err)
+	}
+}
+
+func TestSpanMinus(t *testing.T) {
+	sp := func(a, b string) Span {
+		s := Span{Start: []byte(a)}
+		if b != "" {
+			s.End = []byte(b)
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		s    Span
+		cut  []Span
+		want string
+	}{
+		{sp("a", "z"), []Span{sp("c", "e")}, "[a,c) [e,z)"},
+		{sp("a", ""), []Span{sp("c", "e"), sp("x", "")}, "[a,c) [e,x)"},
+		{sp("c", "d"), []Span{sp("a", "z")}, ""},
+		{sp("c", "d"), []Span{sp("e", "f")}, "[c,d)"},
+		{sp("c", ""), []Span{sp("a", "d")}, "[d,∞)"},
+	} {
+		var got []string
+		for _, p := range SpanMinus(tc.s, tc.cut) {
+			end := string(p.End)
+			if p.End == nil {
+				end = "∞"
+			}
+			got = append(got, "["+string(p.Start)+","+end+")")
+		}
+		if g := strings.Join(got, " "); g != tc.want {
+			t.Errorf("%v minus %v = %q, want %q", tc.s, tc.cut, g, tc.want)
+		}
 	}
 }

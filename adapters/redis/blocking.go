@@ -53,6 +53,7 @@ func TryBlocking(st Store, now int64, args [][]byte) (r Reply, ready bool) {
 	c := &ctx{st: st, now: now, args: args, spec: spec, write: true}
 	defer func() {
 		if p := recover(); p != nil {
+			rethrowCrash(p)
 			r, ready = internalError(fmt.Errorf("redis: panic in %s: %v", spec.Name, p)), true
 		}
 	}()

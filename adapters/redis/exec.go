@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/orbitkernel/orbit/internal/mutation"
+	"github.com/orbitkernel/orbit/kernel"
 )
 
 // handler runs one command. A user-facing failure is returned as a
@@ -76,6 +77,7 @@ func Exec(st Store, now int64, rand uint64, args [][]byte) (r Reply) {
 		// A panic here is a bug; it must not take the node down with a
 		// client's command. The reply carries it as an internal error.
 		if p := recover(); p != nil {
+			rethrowCrash(p)
 			r = internalError(fmt.Errorf("redis: panic in %s: %v", spec.Name, p))
 		}
 	}()
@@ -88,6 +90,16 @@ func Exec(st Store, now int64, rand uint64, args [][]byte) (r Reply) {
 		return internalError(err)
 	}
 	return reply
+}
+
+// rethrowCrash lets a node crash (kernel.Crash: the node's storage
+// failed under the command) go on unwinding: only a bug in a command is
+// answered as an internal error (simulator redis seed 197: a failed disk
+// read became a client's "ERR internal error").
+func rethrowCrash(p any) {
+	if c, ok := p.(kernel.NodeCrash); ok {
+		panic(c)
+	}
 }
 
 func internalError(err error) Reply {

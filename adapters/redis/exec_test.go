@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/orbitkernel/orbit/kernel"
 )
 
 // step is one command of a transcript and its expected RESP2 reply.
@@ -530,4 +532,24 @@ func TestParseReplyRoundTrip(t *testing.T) {
 	if err != nil || n != len(enc) || !bytes.Equal(AppendRESP3(nil, back), enc) {
 		t.Fatalf("round trip: %q %v", enc, err)
 	}
+}
+
+// crashingStore fails every read the way a node's failing disk does: the
+// consensus layer's RangeData stops the node (kernel.Crash).
+type crashingStore struct{ *MemStore }
+
+func (crashingStore) Get(key []byte) ([]byte, bool, error) {
+	kernel.Crash("read: injected error")
+	return nil, false, nil
+}
+
+// A node crash under a command unwinds through Exec (the node stops); a
+// bug's panic would be an internal error reply instead.
+func TestExecLetsNodeCrashesThrough(t *testing.T) {
+	defer func() {
+		if _, ok := recover().(kernel.NodeCrash); !ok {
+			t.Fatal("Exec swallowed a node crash")
+		}
+	}()
+	Exec(crashingStore{NewMemStore()}, 0, 0, [][]byte{[]byte("GET"), []byte("k")})
 }
