@@ -53,8 +53,10 @@ type serveConfig struct {
 	pprof bool
 	// cacheMB and memtableMB size Pebble's block cache and memtables.
 	cacheMB, memtableMB int
-	// splitMB is consensus.Options.SplitBytes in MiB (0: off).
-	splitMB int
+	// splitMB is consensus.Options.SplitBytes in MiB (0: off); mergeKB
+	// consensus.Options.MergeBytes in KiB (0: off; -1: mergeBytes's
+	// default).
+	splitMB, mergeKB int
 	// maxClockDrift and noLeases set leader leases
 	// (consensus.Options.MaxClockDrift, DisableLeases).
 	maxClockDrift float64
@@ -104,6 +106,16 @@ const drainTimeout = 3 * time.Second
 // ranges spread a node's load sooner.
 const defaultSplitMB = 16
 
+// mergeBytes is consensus.Options.MergeBytes for cfg: --merge-kb, or by
+// default a sixteenth of the split size (a merged range is far from
+// splitting again), at most consensus.MaxMergeBytes.
+func mergeBytes(cfg serveConfig) int64 {
+	if cfg.mergeKB >= 0 {
+		return int64(cfg.mergeKB) << 10
+	}
+	return min(int64(cfg.splitMB)<<20/16, consensus.MaxMergeBytes)
+}
+
 // serve runs `orbit serve` and returns the exit code: 0 after a graceful
 // shutdown (SIGTERM, SIGINT), 1 on a failure, 2 on bad flags. Every error is
 // one line on stderr, starting "orbit serve: ".
@@ -117,6 +129,7 @@ func serve(args []string, stderr io.Writer) int {
 	fs.StringVar(&cfg.httpAddr, "http-addr", "127.0.0.1:9090", "HTTP listen address: /metrics, /healthz, /readyz, /cluster, POST /join and /remove (membership), POST /split, /merge and /transfer (range operations)")
 	fs.IntVar(&cfg.ranges, "ranges", 0, "number of ranges (spans of hash slots) on first start; they split from there (--split-mb); 0: one per node")
 	fs.IntVar(&cfg.splitMB, "split-mb", defaultSplitMB, "split a range whose data exceeds this many MiB, at a hash-slot boundary near its middle; 0: never split")
+	fs.IntVar(&cfg.mergeKB, "merge-kb", -1, "merge a range that split off by size back into its left neighbour once both hold at most this many KiB and it took no write for 2 s; -1: a sixteenth of --split-mb, at most 1024; 0: never")
 	fs.StringVar(&cfg.peers, "peers", "", "every node of the cluster, this one included, as `ID=HOST:PORT,...` (their gRPC addresses); empty: a single node")
 	fs.StringVar(&cfg.peerAddr, "peer-addr", "", "gRPC listen address for the other nodes; default: this node's address in --peers")
 	fs.IntVar(&cfg.replicas, "replicas", 3, "replicas of each range (all nodes when there are fewer)")
@@ -144,6 +157,12 @@ func serve(args []string, stderr io.Writer) int {
 		return 2
 	case cfg.splitMB < 0 || cfg.splitMB > 4096:
 		fmt.Fprintln(stderr, "orbit serve: --split-mb must be between 0 (never split) and 4096")
+		return 2
+	case cfg.mergeKB > 0 && (int64(cfg.mergeKB)<<10 > consensus.MaxMergeBytes || int64(cfg.mergeKB)<<10 > int64(cfg.splitMB)<<20/4):
+		fmt.Fprintf(stderr, "orbit serve: --merge-kb must be at most %d and at most a quarter of --split-mb (merged ranges must not split again)\n", consensus.MaxMergeBytes>>10)
+		return 2
+	case cfg.mergeKB < -1:
+		fmt.Fprintln(stderr, "orbit serve: --merge-kb must be -1 (a sixteenth of --split-mb), 0 (never merge) or a size in KiB")
 		return 2
 	case cfg.cacheMB < 1 || cfg.memtableMB < 1 || cfg.memtableMB >= 4096:
 		fmt.Fprintln(stderr, "orbit serve: --cache-mb must be at least 1, and --memtable-mb between 1 and 4095")
@@ -316,6 +335,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 		Join:          rec.Joined,
 		Router:        router,
 		SplitBytes:    int64(cfg.splitMB) << 20,
+		MergeBytes:    mergeBytes(cfg),
 		MaxClockDrift: cfg.maxClockDrift,
 		DisableLeases: cfg.noLeases,
 		LeasedRead:    func(r storage.RangeID, _ uint64) { m.leasedReads.WithLabelValues(rangeLabel(r)).Inc() },

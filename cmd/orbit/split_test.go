@@ -19,13 +19,14 @@ import (
 // checks that the keyspace split into several ranges on hash-slot
 // boundaries (GET /cluster tiles it), that every keyspace-wide command
 // sees each key exactly once across them, that a {tag} keeps multi-key
-// commands in one range while keys of two ranges answer CROSSSLOT, and
-// that FLUSHALL empties every range.
+// commands in one range while keys of two ranges answer CROSSSLOT, that
+// FLUSHALL empties every range, that the emptied ranges merge back by
+// themselves, and that an operator's split stays until POST /merge.
 func TestServeSplitsRanges(t *testing.T) {
 	if testing.Short() {
 		t.Skip("loads megabytes through a real server")
 	}
-	addr, httpAddr := startServerWith(t, serveConfig{ranges: 1, splitMB: 1})
+	addr, httpAddr := startServerWith(t, serveConfig{ranges: 1, splitMB: 1, mergeKB: 64})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	rdb := goredis.NewClient(&goredis.Options{Addr: addr})
@@ -124,53 +125,59 @@ func TestServeSplitsRanges(t *testing.T) {
 		t.Fatalf("ranges after FLUSHALL: %d, before %d", len(got), len(ranges))
 	}
 
-	// Small again: merge every range back into the first (POST /merge at
-	// each range's first slot, right to left), one key in each surviving.
-	for _, r := range ranges {
+	// Empty and cold: the ranges the size splits made merge back into
+	// the first by themselves (--merge-kb).
+	deadline := time.Now().Add(time.Minute)
+	for len(clusterRanges(t, httpAddr)) > 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d ranges a minute after FLUSHALL, want 1 (automatic merges): %+v", len(clusterRanges(t, httpAddr)), clusterRanges(t, httpAddr))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	// An operator's split stays (it is sticky) until an operator's merge.
+	post := func(path string) (int, string) {
+		resp, err := http.Post("http://"+httpAddr+path, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if code, body := post("/split?slot=5000"); code != http.StatusOK {
+		t.Fatalf("POST /split?slot=5000: %d %s", code, body)
+	}
+	split := clusterRanges(t, httpAddr)
+	if len(split) != 2 {
+		t.Fatalf("after POST /split: %+v", split)
+	}
+	for _, r := range split {
 		if err := rdb.Set(ctx, keyIn(t, r), "kept", 0).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for i := len(ranges) - 1; i > 0; i-- {
-		resp, err := http.Post(fmt.Sprintf("http://%s/merge?slot=%d", httpAddr, firstSlot(t, ranges[i])), "", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("POST /merge?slot=%d: %s %s", firstSlot(t, ranges[i]), resp.Status, body)
-		}
+	time.Sleep(5 * time.Second) // cold for two merge checks: still two ranges
+	if got := clusterRanges(t, httpAddr); len(got) != 2 {
+		t.Fatalf("an operator's split merged back by itself: %+v", got)
+	}
+	if code, body := post("/merge?slot=5000"); code != http.StatusOK {
+		t.Fatalf("POST /merge?slot=5000: %d %s", code, body)
 	}
 	if got := clusterRanges(t, httpAddr); len(got) != 1 {
-		t.Fatalf("after merging every range back: %+v", got)
+		t.Fatalf("after POST /merge: %+v", got)
 	}
-	for _, r := range ranges {
+	for _, r := range split {
 		if v, err := rdb.Get(ctx, keyIn(t, r)).Result(); err != nil || v != "kept" {
-			t.Fatalf("GET %s after the merges = %q, %v", keyIn(t, r), v, err)
+			t.Fatalf("GET %s after the merge = %q, %v", keyIn(t, r), v, err)
 		}
 	}
-	if n, err := rdb.DBSize(ctx).Result(); err != nil || n != int64(len(ranges)) {
-		t.Fatalf("DBSIZE after the merges = %d, %v; want %d", n, err, len(ranges))
+	if code, _ := post("/merge?slot=0"); code != http.StatusBadRequest {
+		t.Fatalf("POST /merge?slot=0: %d, want 400", code)
 	}
-	resp, err := http.Post(fmt.Sprintf("http://%s/merge?slot=0", httpAddr), "", nil)
-	if err != nil {
-		t.Fatal(err)
+	if code, _ := post("/merge?slot=5000"); code != http.StatusServiceUnavailable {
+		t.Fatalf("POST /merge?slot=5000 with no range starting there: %d, want 503", code)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadRequest {
-		t.Fatalf("POST /merge?slot=0: %s, want 400", resp.Status)
-	}
-}
-
-// firstSlot is the hash slot r starts at.
-func firstSlot(t *testing.T, r rangeInfo) uint16 {
-	t.Helper()
-	b, err := hex.DecodeString(r.Start)
-	if err != nil || len(b) != 2 {
-		t.Fatalf("range %+v does not start at a slot", r)
-	}
-	return uint16(b[0])<<8 | uint16(b[1])
 }
 
 // clusterRanges reads the ranges from GET /cluster.
