@@ -412,7 +412,11 @@ func (s *Store) destroy(r *replica) {
 	b := s.eng.NewBatch()
 	r.log.Destroy(b)
 	if !r.desc.Empty() {
-		b.DeleteRange(r.desc.Start, r.desc.End)
+		// Not what a newer replica here holds (one that lags behind a
+		// merge may overlap it: merge.go, newerOverlaps).
+		for _, p := range storage.SpanMinus(storage.Span{Start: r.desc.Start, End: r.desc.End}, s.newerOverlaps(r, r.desc)) {
+			b.DeleteRange(p.Start, p.End)
+		}
 	}
 	b.SetReplicaRecord(r.desc.ID, storage.ReplicaRecord{MinReplicaID: r.id + 1})
 	// Unsynced: if a crash loses it, the replica comes back whole (votes

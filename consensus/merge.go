@@ -58,9 +58,10 @@ import (
 // from no leader any more, since R's other replicas are gone. They are
 // found by the merger task, which every mergeRetryInterval asks, for each
 // frozen replica here and each replica that has heard from no leader for
-// staleTicks (a learner keeps believing in its lost leader: silence is the
-// sign, simulator kvsplit5 seed 249), which range serves its start key: a range's start key stays
-// in the range for its whole life (a split keeps the left half's ID), so
+// staleTicks (a learner keeps believing in its lost leader: silence is
+// the sign, simulator kvsplit5 seed 249), which range serves its start
+// key: a range's start key stays in the range for its whole life (a split
+// keeps the left half's ID), so
 // if another range serves it, the range was merged away and its replica
 // here is destroyed (CockroachDB's replica GC queue asks its meta range
 // the same question). A snapshot of a range whose span contains an
@@ -528,10 +529,15 @@ func (s *Store) merge(ctx context.Context) {
 			actx, cancel := s.rt.WithTimeout(ctx, 5*time.Second)
 			gone, err := s.mergedAway(actx, cl, sus)
 			cancel()
-			if err != nil {
-				s.rt.Logger().Info("checking a frozen or stale replica failed", "range", sus.desc, "err", err)
+			switch {
+			case err != nil && sus.frozen:
+				s.rt.Logger().Info("finishing a merge failed; retrying", "right", sus.desc, "err", err)
+			case err != nil:
+				// A replica cut off from its range looks the same: quietly.
+				s.rt.Logger().Debug("asking who serves a silent replica's start key failed", "range", sus.desc, "err", err)
 			}
 			if gone {
+				s.rt.Logger().Info("replica of a range merged away: collecting it", "range", sus.desc)
 				s.events.Send(event{mergedAway: &sus})
 			}
 		}
