@@ -88,6 +88,10 @@ const (
 	clientPrefix     = "client/"
 )
 
+// ErrTooLargeToMerge refuses a merge of a range holding more than
+// MaxMergeBytes.
+var ErrTooLargeToMerge = errors.New("consensus: too large to merge")
+
 // mergeTrigger is R's final state, as its freeze left it.
 type mergeTrigger struct {
 	right Descriptor
@@ -251,6 +255,12 @@ func (s *Store) proposeFreeze(r *replica, id uint64, req Request, reply func(Res
 		return
 	case r.confProposed || len(cs.VotersOutgoing) > 0 || len(cs.Learners) > 0 || s.unappliedConfChange(r):
 		reply(Response{}, retryf("range %d has a configuration change in progress", r.desc.ID))
+		return
+	}
+	if _, ok := readMergeTrigger(s.eng, r.desc); !ok {
+		// Checked again as the freeze applies (the range may grow
+		// meanwhile); refused here without a log entry in the common case.
+		reply(Response{}, fmt.Errorf("%w: range %d holds more than %d bytes", ErrTooLargeToMerge, r.desc.ID, MaxMergeBytes))
 		return
 	}
 	if err := r.rn.Propose(encodeFreeze(id, r.desc.Generation)); err != nil {
@@ -574,7 +584,7 @@ func (c *Client) Merge(ctx context.Context, key []byte) error {
 		return err
 	}
 	if !resp.OK {
-		return fmt.Errorf("consensus: the range at %q changed or holds more than %d bytes: not merged", key, MaxMergeBytes)
+		return fmt.Errorf("consensus: the range at %q changed or grew past %d bytes as it froze: not merged", key, MaxMergeBytes)
 	}
 	m, err := decodeMergeTrigger(resp.Value)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -185,4 +186,29 @@ func TestRangesMergeWhenSmallAndCold(t *testing.T) {
 		}
 	}
 	t.Logf("%d ranges full, %d after deleting: %v", len(full), len(ranges), ranges)
+}
+
+// TestMergeTooLarge: a range holding more than MaxMergeBytes is not
+// merged, and is not left frozen either.
+func TestMergeTooLarge(t *testing.T) {
+	c := newTestCluster(t, Options{})
+	defer c.close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl := NewClient(c.routers[0], "big")
+	if _, err := cl.Split(ctx, []byte("m")); err != nil {
+		t.Fatal(err)
+	}
+	big := bytes.Repeat([]byte("x"), 200<<10)
+	for i := range 6 {
+		if err := cl.Put(ctx, []byte(fmt.Sprintf("m%d", i)), big); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cl.Merge(ctx, []byte("m")); err == nil || !strings.Contains(err.Error(), "too large to merge") {
+		t.Fatalf("merging 1.2 MiB: %v, want too large to merge", err)
+	}
+	if err := cl.Put(ctx, []byte("m9"), []byte("after")); err != nil {
+		t.Fatalf("a write after the refused merge: %v", err)
+	}
 }
