@@ -17,9 +17,10 @@ import (
 // The split scenario: the replicated key-value scenario's clients and
 // faults, while a splitter divides the ranges again and again at keys
 // among the clients' (and, in half the seeds, the ranges split by
-// themselves as they grow) and merges neighbours back together, so writes
-// race the split and merge triggers, and clients route by range caches
-// that splits and merges keep making stale. A node cut off through a split
+// themselves as they grow), merges neighbours back together and moves
+// ranges' leaderships (and leases), so writes race the split and merge
+// triggers and the hand-overs, and clients route by range caches that
+// splits and merges keep making stale. A node cut off through a split
 // or a merge catches up through the log or a snapshot. On five
 // nodes (kvsplit5), a mover moves replicas of whatever ranges there are
 // meanwhile, so that a node's replicas of two neighbouring ranges come and
@@ -55,9 +56,10 @@ func TestSimSplits(t *testing.T) {
 type kvSplitCluster struct {
 	*kvWorkload
 	*serverSet
-	splits, splitFailures int
-	merges, mergeFailures int
-	moves, moveFailures   int
+	splits, splitFailures       int
+	merges, mergeFailures       int
+	transfers, transferFailures int
+	moves, moveFailures         int
 }
 
 // splitterNode runs the splits; never a fault target.
@@ -117,9 +119,10 @@ func newKVSplitCluster(s *Sim, servers []kernel.NodeID) *kvSplitCluster {
 }
 
 // split splits ranges while the faults last, at a key drawn among the
-// clients' (or just after one), every few hundred milliseconds, and one
-// time in three merges a range drawn among those there are into its left
-// neighbour instead.
+// clients' (or just after one), every few hundred milliseconds; one time
+// in three it merges a range drawn among those there are into its left
+// neighbour instead, and one time in six hands the leadership (and lease)
+// of a random key's range to another of its replicas.
 func (c *kvSplitCluster) split(ctx context.Context, rt kernel.Runtime) {
 	cl := consensus.NewClient(consensus.NewRouter(rt, c.layout), "splitter")
 	rng := rt.Rand()
@@ -127,8 +130,12 @@ func (c *kvSplitCluster) split(ctx context.Context, rt kernel.Runtime) {
 		if rt.Sleep(ctx, time.Duration(rng.ExpFloat64()*float64(100*time.Millisecond))) != nil {
 			return
 		}
-		if rng.IntN(3) == 0 {
+		switch rng.IntN(6) {
+		case 0, 1:
 			c.merge(ctx, rt, cl)
+			continue
+		case 2:
+			c.transfer(ctx, rt, cl)
 			continue
 		}
 		key := []byte(c.keys[rng.IntN(len(c.keys))])
@@ -144,6 +151,23 @@ func (c *kvSplitCluster) split(ctx context.Context, rt kernel.Runtime) {
 			c.splits++
 		}
 	}
+}
+
+// transfer hands the leadership of the range holding a random key to
+// another of its members.
+func (c *kvSplitCluster) transfer(ctx context.Context, rt kernel.Runtime, cl *consensus.Client) {
+	actx, cancel := rt.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	key := []byte(c.keys[rt.Rand().IntN(len(c.keys))])
+	members, err := cl.Members(actx, key)
+	if err == nil && len(members) > 0 {
+		err = cl.TransferLeadership(actx, key, members[rt.Rand().IntN(len(members))])
+	}
+	if err != nil {
+		c.transferFailures++
+		return
+	}
+	c.transfers++
 }
 
 // merge merges a range drawn among those there are (the first excepted)
@@ -218,8 +242,8 @@ func (c *kvSplitCluster) Healed() {
 // Status tells who waits for what when progress fails.
 func (c *kvSplitCluster) Status() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "clients last served at %v (healed at %v); %d splits, %d failed; %d merges, %d failed; %d moves, %d failed\n",
-		c.served, c.healed, c.splits, c.splitFailures, c.merges, c.mergeFailures, c.moves, c.moveFailures)
+	fmt.Fprintf(&b, "clients last served at %v (healed at %v); %d splits, %d failed; %d merges, %d failed; %d transfers, %d failed; %d moves, %d failed\n",
+		c.served, c.healed, c.splits, c.splitFailures, c.merges, c.mergeFailures, c.transfers, c.transferFailures, c.moves, c.moveFailures)
 	for _, d := range c.newestRanges() {
 		fmt.Fprintf(&b, "%v: %s\n", d, c.appliedIndexes(d))
 	}
