@@ -50,6 +50,7 @@ func TestTranscriptMutations(t *testing.T) {
 		MutLocalReads:          "4_deposed_leader_reads.txt",
 		MutSendBeforePersist:   "3_persist_before_send.txt",
 		MutSplitForgetsClients: "7_split.txt",
+		MutMergeForgetsClients: "9_merge.txt",
 	}
 	for _, b := range mutation.All() {
 		t.Run(b.Name, func(t *testing.T) {

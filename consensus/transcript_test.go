@@ -152,7 +152,7 @@ func (h *harness) handle(t testing.TB, d *datadriven.TestData) string {
 		return ""
 	case "elect":
 		return h.elect(t, d, argNode(t, d, "n"))
-	case "put", "get", "cas", "delete", "add-replica", "remove-replica", "split":
+	case "put", "get", "cas", "delete", "add-replica", "remove-replica", "split", "merge":
 		return h.operation(t, d)
 	case "ranges":
 		var b strings.Builder
@@ -456,6 +456,16 @@ func describeEntry(e raftpb.Entry) string {
 	if p.split != nil {
 		return fmt.Sprintf("split at %s: r%d, from generation %d", p.split.key, p.split.newID, p.split.generation)
 	}
+	if p.freeze != nil {
+		return fmt.Sprintf("freeze, from generation %d", *p.freeze)
+	}
+	if p.merge != nil {
+		var keys []string
+		for _, kv := range p.merge.data {
+			keys = append(keys, fmt.Sprintf("%q=%q", kv.Key, kv.Value))
+		}
+		return fmt.Sprintf("merge of %v: %s; %d range-local entries", p.merge.right, strings.Join(keys, " "), len(p.merge.local))
+	}
 	if p.effects == nil {
 		return describeRequest(p.req)
 	}
@@ -671,6 +681,11 @@ func (h *harness) operation(t testing.TB, d *datadriven.TestData) string {
 				var id storage.RangeID
 				if id, err = cl.Split(ctx, req.Key); err == nil {
 					finish(fmt.Sprintf("r%d starts at %s", id, req.Key))
+					return
+				}
+			case "merge":
+				if err = cl.Merge(ctx, req.Key); err == nil {
+					finish(fmt.Sprintf("merged at %s", req.Key))
 					return
 				}
 			case "add-replica":
