@@ -10,12 +10,12 @@ import (
 	"github.com/orbitkernel/orbit/kernel"
 )
 
-// Scenario is the shape of every simulated run, after FoundationDB's tests:
-// set up → run under faults → heal → require progress → quiesce → check.
 // SettleTime bounds how much longer than its QuiesceTime a scenario whose
 // workload reports Settled runs until it does.
 const SettleTime = 10 * time.Second
 
+// Scenario is the shape of every simulated run, after FoundationDB's tests:
+// set up → run under faults → heal → require progress → quiesce → check.
 type Scenario struct {
 	// Name identifies the scenario in file names and reports.
 	Name string
