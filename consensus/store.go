@@ -200,8 +200,8 @@ type event struct {
 	splitDone    bool
 	mergeChecked storage.RangeID
 	merged       bool
-	// mergedAway: the merger task saw the merge of this frozen range
-	// finish (merge.go).
+	// mergedAway: the merger task found this replica garbage (its range
+	// merged away, or its node removed from it: merge.go).
 	mergedAway *suspect
 	req        *Request
 	reply      func(Response, error)
@@ -598,8 +598,9 @@ func (s *Store) handle(ev event) {
 			r.mergeQuietUntil = s.ticks + mergeBackoffTicks // too large, or its neighbour is
 		}
 	case ev.mergedAway != nil:
-		// Merged into a range this node may not hold: garbage. (Where the
-		// node holds the left-hand range, its merge destroys this replica.)
+		// Merged into a range this node may not hold, or removed from its
+		// range without hearing of it: garbage. (Where the node holds the
+		// left-hand range, its merge destroys the merged replica.)
 		if r := s.replicas[ev.mergedAway.desc.ID]; r != nil && r.id == ev.mergedAway.replica {
 			s.destroy(r)
 		}
@@ -716,7 +717,10 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 	case OpFreeze:
 		if r.frozen {
 			// Asked again (the first answer was lost): the state is final.
-			m, _ := readMergeTrigger(s.eng, r.desc)
+			m, ok := readMergeTrigger(s.eng, r.desc)
+			if !ok {
+				kernel.Crash("range %d: frozen, and past MaxMergeBytes its freeze checked", r.desc.ID)
+			}
 			reply(Response{OK: true, Value: m.encode(), Range: s.describe(r)}, nil)
 			return
 		}
