@@ -239,7 +239,6 @@ func (s *Store) frozenError(r *replica, key []byte) error {
 // proposeFreeze runs at r's leader for OpFreeze: the first step of merging
 // r into the range on its left.
 func (s *Store) proposeFreeze(r *replica, id uint64, req Request, reply func(Response, error)) {
-	cs := r.log.ConfState()
 	switch {
 	case len(r.desc.Start) == 0:
 		reply(Response{}, errors.New("consensus: the first range has no range on its left to merge into"))
@@ -250,11 +249,9 @@ func (s *Store) proposeFreeze(r *replica, id uint64, req Request, reply func(Res
 	case r.freezing:
 		reply(Response{}, retryf("range %d is freezing", r.desc.ID))
 		return
-	case r.splitKey != nil:
-		reply(Response{}, retryf("range %d is splitting at %q", r.desc.ID, r.splitKey))
-		return
-	case r.confProposed || len(cs.VotersOutgoing) > 0 || len(cs.Learners) > 0 || s.unappliedConfChange(r):
-		reply(Response{}, retryf("range %d has a configuration change in progress", r.desc.ID))
+	}
+	if err := s.changeInFlight(r); err != nil {
+		reply(Response{}, err)
 		return
 	}
 	if _, ok := readMergeTrigger(s.eng, r.desc); !ok {

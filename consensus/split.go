@@ -179,16 +179,8 @@ func (s *Store) proposeSplit(r *replica, id uint64, req Request, reply func(Resp
 		reply(Response{}, fmt.Errorf("consensus: range ID %d is in use", newID))
 		return
 	}
-	cs := r.log.ConfState()
-	switch {
-	case r.splitKey != nil:
-		reply(Response{}, retryf("range %d is splitting at %q", r.desc.ID, r.splitKey))
-		return
-	case r.confProposed || len(cs.VotersOutgoing) > 0 || len(cs.Learners) > 0 || s.unappliedConfChange(r):
-		// The right-hand range starts with the left's configuration: not
-		// one halfway through a change (a learner there would never be
-		// promoted).
-		reply(Response{}, retryf("range %d has a configuration change in progress", r.desc.ID))
+	if err := s.changeInFlight(r); err != nil {
+		reply(Response{}, err)
 		return
 	}
 	data := encodeSplit(id, splitTrigger{generation: r.desc.Generation, newID: newID, key: req.Key, sticky: sticky})
@@ -199,6 +191,22 @@ func (s *Store) proposeSplit(r *replica, id uint64, req Request, reply func(Resp
 	r.splitKey = slices.Clone(req.Key)
 	s.proposed++
 	r.waiting[id] = reply
+}
+
+// changeInFlight refuses, to be retried, a split or a freeze of r while
+// another split of it or a configuration change is in flight: the
+// right-hand range of a split starts with the left's configuration, not
+// one halfway through a change (a learner there would never be promoted),
+// and a frozen range must never need one.
+func (s *Store) changeInFlight(r *replica) error {
+	cs := r.log.ConfState()
+	switch {
+	case r.splitKey != nil:
+		return retryf("range %d is splitting at %q", r.desc.ID, r.splitKey)
+	case r.confProposed || len(cs.VotersOutgoing) > 0 || len(cs.Learners) > 0 || s.unappliedConfChange(r):
+		return retryf("range %d has a configuration change in progress", r.desc.ID)
+	}
+	return nil
 }
 
 // splitting reports whether r's leader must refuse a write of key: its

@@ -3,6 +3,7 @@ package sim
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -173,18 +174,26 @@ func (c *kvSplitCluster) transfer(ctx context.Context, rt kernel.Runtime, cl *co
 // merge merges a range drawn among those there are (the first excepted)
 // into its left neighbour.
 func (c *kvSplitCluster) merge(ctx context.Context, rt kernel.Runtime, cl *consensus.Client) {
-	actx, cancel := rt.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	ranges, err := cl.Ranges(actx)
-	if err != nil || len(ranges) < 2 {
-		c.mergeFailures++
-		return
-	}
-	if err := cl.Merge(actx, ranges[1+rt.Rand().IntN(len(ranges)-1)].Start); err != nil {
+	if mergeRandomRange(ctx, rt, cl) != nil {
 		c.mergeFailures++
 		return
 	}
 	c.merges++
+}
+
+// mergeRandomRange merges a range drawn among those there are (the first
+// excepted) into its left neighbour, within 2 s.
+func mergeRandomRange(ctx context.Context, rt kernel.Runtime, cl *consensus.Client) error {
+	actx, cancel := rt.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	ranges, err := cl.Ranges(actx)
+	if err != nil {
+		return err
+	}
+	if len(ranges) < 2 {
+		return errors.New("one range: nothing to merge")
+	}
+	return cl.Merge(actx, ranges[1+rt.Rand().IntN(len(ranges)-1)].Start)
 }
 
 // move moves a replica of the range holding a random key to a node

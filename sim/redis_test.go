@@ -240,14 +240,9 @@ func (c *redisCluster) mergeRanges(ctx context.Context, rt kernel.Runtime) {
 		if rt.Sleep(ctx, time.Duration(rng.ExpFloat64()*float64(300*time.Millisecond))) != nil {
 			return
 		}
-		actx, cancel := rt.WithTimeout(ctx, 2*time.Second)
-		ranges, err := cl.Ranges(actx)
-		if err == nil && len(ranges) > 1 {
-			if err = cl.Merge(actx, ranges[1+rng.IntN(len(ranges)-1)].Start); err == nil {
-				c.merges++
-			}
+		if mergeRandomRange(ctx, rt, cl) == nil {
+			c.merges++
 		}
-		cancel()
 	}
 }
 

@@ -367,27 +367,38 @@ func slotParam(r *http.Request) (uint16, error) {
 	return uint16(slot), nil
 }
 
+// postedSlot reads the hash slot of a POST /split or /merge, which slot 0
+// (the first range's start) is no use to (zero says why); it answers the
+// request itself when it returns false.
+func postedSlot(w http.ResponseWriter, r *http.Request, zero string) (uint16, bool) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		return 0, false
+	}
+	slot, err := slotParam(r)
+	if err == nil && slot == 0 {
+		err = errors.New(zero)
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return 0, false
+	}
+	return slot, true
+}
+
 // handleSplit is POST /split?slot=N: the range holding hash slot N splits
 // so that a range starts at it (an operator's split, and the Jepsen
 // "ranges" nemesis'); it answers the ID of that range. Slot 0 starts the
 // first range already.
 func (a *admin) handleSplit(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		http.Error(w, "POST only", http.StatusMethodNotAllowed)
-		return
-	}
-	slot, err := slotParam(r)
-	if err == nil && slot == 0 {
-		err = errors.New("slot 0 starts the first range: nothing to split")
-	}
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+	slot, ok := postedSlot(w, r, "slot 0 starts the first range: nothing to split")
+	if !ok {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), membershipTimeout)
 	defer cancel()
 	var id storage.RangeID
-	err = a.withClient(ctx, func(cl *consensus.Client) (err error) {
+	err := a.withClient(ctx, func(cl *consensus.Client) (err error) {
 		id, err = cl.Split(ctx, redis.SlotKey(slot))
 		return err
 	})
@@ -405,21 +416,13 @@ func (a *admin) handleSplit(w http.ResponseWriter, r *http.Request) {
 // "ranges" nemesis' undoing of its split). It holds at most
 // consensus.MaxMergeBytes of data.
 func (a *admin) handleMerge(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		http.Error(w, "POST only", http.StatusMethodNotAllowed)
-		return
-	}
-	slot, err := slotParam(r)
-	if err == nil && slot == 0 {
-		err = errors.New("slot 0 starts the first range: it has nothing on its left to merge into")
-	}
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+	slot, ok := postedSlot(w, r, "slot 0 starts the first range: it has nothing on its left to merge into")
+	if !ok {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), membershipTimeout)
 	defer cancel()
-	err = a.withClient(ctx, func(cl *consensus.Client) error {
+	err := a.withClient(ctx, func(cl *consensus.Client) error {
 		return cl.Merge(ctx, redis.SlotKey(slot))
 	})
 	if err != nil {
