@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/orbitkernel/orbit/adapters/redis"
+	"github.com/orbitkernel/orbit/cluster"
 	"github.com/orbitkernel/orbit/consensus"
 	"github.com/orbitkernel/orbit/kernel"
 )
@@ -116,9 +117,9 @@ type clusterInfo struct {
 	Replicas  int    `json:"replicas"`
 	// Initial lists the nodes the cluster was started with: the layout
 	// places the ranges' first replicas on them.
-	Initial []uint64             `json:"initial"`
-	Nodes   map[string]nodeEntry `json:"nodes"`
-	Ranges  []rangeInfo          `json:"ranges"`
+	Initial []uint64                     `json:"initial"`
+	Nodes   map[string]cluster.NodeEntry `json:"nodes"`
+	Ranges  []rangeInfo                  `json:"ranges"`
 }
 
 type rangeInfo struct {
@@ -152,7 +153,7 @@ func slotSpan(d consensus.Descriptor) string {
 
 // spec is the cluster's shape as the record has it: the layout comes from
 // the nodes it started with, whatever joined or left since.
-func (rec clusterRecord) spec() clusterSpec {
+func recordSpec(rec cluster.Record) clusterSpec {
 	spec := clusterSpec{peers: map[kernel.NodeID]string{}, nodes: slices.Clone(rec.Initial), ranges: rec.Ranges, replicas: rec.Replicas, id: rec.ClusterID}
 	for n, e := range rec.Nodes {
 		if e.Addr != "" {

@@ -26,6 +26,7 @@ import (
 
 	"github.com/orbitkernel/orbit/adapters/redis/session"
 	"github.com/orbitkernel/orbit/adapters/respwire"
+	"github.com/orbitkernel/orbit/cluster"
 	"github.com/orbitkernel/orbit/consensus"
 	"github.com/orbitkernel/orbit/internal/powerloss"
 	"github.com/orbitkernel/orbit/kernel"
@@ -61,6 +62,9 @@ type serveConfig struct {
 	// (consensus.Options.MaxClockDrift, DisableLeases).
 	maxClockDrift float64
 	noLeases      bool
+	// rebalanceInterval and deadAfter drive the rebalancer
+	// (cluster.Options.RebalanceInterval, DeadAfter).
+	rebalanceInterval, deadAfter time.Duration
 	// testFaults enables test-only fault injection: POST /test/clock, and
 	// a disk that loses unsynced writes at SIGKILL (internal/powerloss).
 	testFaults bool
@@ -138,6 +142,8 @@ func serve(args []string, stderr io.Writer) int {
 	fs.IntVar(&cfg.cacheMB, "cache-mb", 128, "Pebble's block cache, in MiB (reads that miss it go to the disk)")
 	fs.IntVar(&cfg.memtableMB, "memtable-mb", 16, "Pebble's memtable size, in MiB (a full one is flushed to an sstable)")
 	fs.Float64Var(&cfg.maxClockDrift, "max-clock-drift", consensus.DefaultMaxClockDrift, "the most any node's clock may run fast or slow, as a fraction (0.05: 5%); leader leases are shortened to stay safe within it")
+	fs.DurationVar(&cfg.rebalanceInterval, "rebalance-interval", cluster.DefaultRebalanceInterval, "how often each node's rebalancer looks at the ranges it leads: replaces replicas on dead or removed nodes, evens out replicas and leaderships (0: never)")
+	fs.DurationVar(&cfg.deadAfter, "dead-after", cluster.DefaultDeadAfter, "how long a node may stay silent before its replicas are replaced on live nodes (at least 6s)")
 	fs.BoolVar(&cfg.noLeases, "no-leases", false, "serve every read through a ReadIndex round instead of under a leader lease (for clocks that cannot promise --max-clock-drift)")
 	fs.BoolVar(&cfg.pprof, "pprof", false, "serve Go's profiles (net/http/pprof) under /debug/pprof/ on --http-addr")
 	fs.BoolVar(&cfg.testFaults, "test-faults", false, "TEST ONLY (the Jepsen harness): serve POST /test/clock?offset=DURATION, which shifts this node's clock, and keep unsynced disk writes in memory so that SIGKILL loses them like a power cut; never in production")
@@ -169,6 +175,9 @@ func serve(args []string, stderr io.Writer) int {
 		return 2
 	case !(cfg.maxClockDrift > 0 && cfg.maxClockDrift <= 0.2):
 		fmt.Fprintln(stderr, "orbit serve: --max-clock-drift must be above 0 and at most 0.2 (20%); use --no-leases for clocks that cannot promise a bound")
+		return 2
+	case cfg.rebalanceInterval < 0 || cfg.deadAfter < 6*time.Second:
+		fmt.Fprintln(stderr, "orbit serve: --rebalance-interval must not be negative (0: never) and --dead-after at least 6s")
 		return 2
 	case cfg.nodeID == 0 || cfg.nodeID > 1<<32-1:
 		fmt.Fprintln(stderr, "orbit serve: --node-id must be between 1 and 4294967295")
@@ -252,7 +261,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	if err != nil {
 		return err
 	}
-	spec = rec.spec()
+	spec = recordSpec(rec)
 	layout, err := spec.layout()
 	if err != nil {
 		return err
@@ -291,15 +300,6 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 		defer tr.Close()
 		rtOpts.Net = tr
 	}
-	dir := newDirectory(id, eng, rec, pinned, tr, logger.With("component", "directory"))
-	dir.connect()
-	if e := rec.Nodes[id]; tr != nil && e.Addr != advertise {
-		// This node's address is new (first start, or moved): tell everyone.
-		if err := dir.set(id, advertise, e.Removed); err != nil {
-			return err
-		}
-	}
-
 	rt := prod.New(rtOpts)
 	rtStopped := false
 	defer func() {
@@ -315,9 +315,30 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	// One router for the node: the Redis clients, the admin clients and the
 	// store's replicas share what each learns of the ranges' leaders.
 	router := consensus.NewRouter(rt, layout)
+	mgrOpts := cluster.Options{Engine: eng, Router: router, Record: rec, Pinned: pinned,
+		Standalone: tr == nil, RebalanceInterval: rebalanceInterval(cfg), DeadAfter: cfg.deadAfter,
+		Logger: logger.With("component", "cluster")}
+	if tr != nil {
+		mgrOpts.Connect = func(n kernel.NodeID, addr string) error {
+			if err := tr.SetPeer(n, addr); err != nil && !errors.Is(err, grpcnet.ErrClosed) {
+				return err
+			}
+			return nil
+		}
+	}
+	mgr, err := cluster.New(rt, mgrOpts)
+	if err != nil {
+		return err
+	}
+	if tr != nil {
+		// This node's address may be new (first start, or moved): tell everyone.
+		if err := mgr.Advertise(advertise); err != nil {
+			return err
+		}
+	}
 	var store *consensus.Store // opened below; the session's tasks start after
 	sess, err := session.New(session.Options{
-		Runtime: rt, Layout: layout, Router: router, Network: pubsubNet, Peers: dir.active,
+		Runtime: rt, Layout: layout, Router: router, Network: pubsubNet, Peers: mgr.Active,
 		Info: []string{
 			"process_id:" + strconv.Itoa(os.Getpid()),
 			"tcp_addr:" + cfg.redisAddr,
@@ -362,7 +383,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	if err != nil {
 		return err
 	}
-	adm := newAdmin(router, dir, spec.replicas, logger.With("component", "membership"))
+	adm := &admin{mgr: mgr, router: router, layout: layout, self: id, logger: logger.With("component", "membership")}
 	mux := httpHandler(id, sess, m, adm)
 	if cfg.pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -396,12 +417,12 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	attrs := []any{"redis", wire.Addr().String(), "http", httpLn.Addr().String(),
 		"node", cfg.nodeID, "data", cfg.dataDir, "ranges", spec.ranges, "cluster", fmt.Sprintf("%x", spec.id)}
 	if tr != nil {
-		attrs = append(attrs, "peer", tr.Addr(), "nodes", len(dir.active()))
+		attrs = append(attrs, "peer", tr.Addr(), "nodes", len(mgr.Active()))
 	}
 	logger.Info("orbit serve: listening", attrs...)
 
 	startCtx, cancelStart := rt.WithCancel(context.Background())
-	dir.gossip(startCtx, rt)
+	mgr.Start()
 	go func() {
 		if err := sess.Start(startCtx); err == nil {
 			logger.Info("orbit serve: ready")
@@ -446,6 +467,15 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	return nil
 }
 
+// rebalanceInterval is cluster.Options.RebalanceInterval for cfg: the
+// flag, with 0 (never) as the option's negative.
+func rebalanceInterval(cfg serveConfig) time.Duration {
+	if cfg.rebalanceInterval == 0 {
+		return -1
+	}
+	return cfg.rebalanceInterval
+}
+
 // httpHandler serves the operator endpoints: /healthz (the process runs),
 // /readyz (every range has a leader that answers a linearizable read now),
 // /metrics (Prometheus), /cluster (the cluster's nodes and ranges, as JSON),
@@ -472,9 +502,9 @@ func httpHandler(self kernel.NodeID, sess *session.Server, m *metrics, adm *admi
 		for _, rt := range sess.Leading() {
 			leading[rt.Range] = true
 		}
-		rec := adm.dir.record()
+		rec := adm.mgr.Record()
 		info := clusterInfo{ClusterID: fmt.Sprintf("%x", rec.ClusterID), Node: uint64(self), Replicas: rec.Replicas,
-			Nodes: map[string]nodeEntry{}}
+			Nodes: map[string]cluster.NodeEntry{}}
 		for _, n := range adm.layout.Nodes() {
 			info.Initial = append(info.Initial, uint64(n))
 		}
@@ -487,7 +517,7 @@ func httpHandler(self kernel.NodeID, sess *session.Server, m *metrics, adm *admi
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()
 		var walked []consensus.Descriptor
-		_ = adm.withClient(ctx, func(cl *consensus.Client) error {
+		_ = adm.mgr.WithClient(ctx, func(cl *consensus.Client) error {
 			walked, _ = cl.Ranges(ctx)
 			return nil
 		})
@@ -527,8 +557,8 @@ func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", ";
 // start, the cluster --join's node describes (the node then joins it); or
 // else the cluster the flags describe (claim). A stored record wins over
 // the flags, which must still agree with it.
-func openCluster(ctx context.Context, eng *storage.Engine, cfg serveConfig, flags clusterSpec) (clusterRecord, error) {
-	rec, found, err := loadRecord(eng)
+func openCluster(ctx context.Context, eng *storage.Engine, cfg serveConfig, flags clusterSpec) (cluster.Record, error) {
+	rec, found, err := cluster.LoadRecord(eng)
 	if err != nil {
 		return rec, fmt.Errorf("reading %s: %w", filepath.Clean(cfg.dataDir), err)
 	}
@@ -550,13 +580,13 @@ func openCluster(ctx context.Context, eng *storage.Engine, cfg serveConfig, flag
 		if err != nil {
 			return rec, err
 		}
-		rec = clusterRecord{ClusterID: id, Ranges: flags.ranges, Replicas: flags.replicas, Initial: flags.nodes,
-			Nodes: map[kernel.NodeID]nodeEntry{}}
+		rec = cluster.Record{ClusterID: id, Ranges: flags.ranges, Replicas: flags.replicas, Initial: flags.nodes,
+			Nodes: map[kernel.NodeID]cluster.NodeEntry{}}
 		for _, n := range flags.nodes {
-			rec.Nodes[n] = nodeEntry{Addr: flags.peers[n], Version: 1}
+			rec.Nodes[n] = cluster.NodeEntry{Addr: flags.peers[n], Version: 1}
 		}
 	}
-	if err := saveRecord(eng, rec); err != nil {
+	if err := cluster.SaveRecord(eng, rec); err != nil {
 		return rec, fmt.Errorf("writing %s: %w", filepath.Clean(cfg.dataDir), err)
 	}
 	return rec, nil
@@ -564,14 +594,14 @@ func openCluster(ctx context.Context, eng *storage.Engine, cfg serveConfig, flag
 
 // joinedRecord learns the cluster from --join's node, retrying for a while:
 // the cluster may be starting too.
-func joinedRecord(ctx context.Context, cfg serveConfig) (clusterRecord, error) {
+func joinedRecord(ctx context.Context, cfg serveConfig) (cluster.Record, error) {
 	self := kernel.NodeID(cfg.nodeID)
 	addr := cfg.peerAddr
 	if pinned, _ := parsePeers(cfg.peers); addr == "" {
 		addr = pinned[self]
 	}
 	if addr == "" {
-		return clusterRecord{}, errors.New("--join needs this node's gRPC address: --peer-addr HOST:PORT")
+		return cluster.Record{}, errors.New("--join needs this node's gRPC address: --peer-addr HOST:PORT")
 	}
 	var lastErr error
 	for range 30 {
@@ -584,15 +614,15 @@ func joinedRecord(ctx context.Context, cfg serveConfig) (clusterRecord, error) {
 		lastErr = err
 		select {
 		case <-ctx.Done():
-			return clusterRecord{}, ctx.Err()
+			return cluster.Record{}, ctx.Err()
 		case <-time.After(time.Second):
 		}
 	}
-	return clusterRecord{}, fmt.Errorf("--join %s: cannot read the cluster: %v", cfg.join, lastErr)
+	return cluster.Record{}, fmt.Errorf("--join %s: cannot read the cluster: %v", cfg.join, lastErr)
 }
 
 // checkRecord: a stored record's node and cluster must be the flags'.
-func checkRecord(eng *storage.Engine, cfg serveConfig, flags clusterSpec, rec clusterRecord) error {
+func checkRecord(eng *storage.Engine, cfg serveConfig, flags clusterSpec, rec cluster.Record) error {
 	ident, err := eng.Ident()
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", cfg.dataDir, err)

@@ -1,4 +1,4 @@
-package main
+package cluster
 
 import (
 	"io"
@@ -9,6 +9,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/orbitkernel/orbit/kernel"
+	"github.com/orbitkernel/orbit/kernel/prod"
 	"github.com/orbitkernel/orbit/storage"
 )
 
@@ -20,15 +21,18 @@ func TestDirectoryMerge(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer eng.Close()
-	rec := clusterRecord{ClusterID: 7, Ranges: 3, Replicas: 3, Initial: []kernel.NodeID{1, 2, 3},
-		Nodes: map[kernel.NodeID]nodeEntry{1: {Addr: "a:1", Version: 1}, 2: {Addr: "a:2", Version: 1}, 3: {Addr: "a:3", Version: 1}}}
-	d := newDirectory(1, eng, rec, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	rec := Record{ClusterID: 7, Ranges: 3, Replicas: 3, Initial: []kernel.NodeID{1, 2, 3},
+		Nodes: map[kernel.NodeID]NodeEntry{1: {Addr: "a:1", Version: 1}, 2: {Addr: "a:2", Version: 1}, 3: {Addr: "a:3", Version: 1}}}
+	opts := Options{Engine: eng, Record: rec, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	rt := prod.New(prod.Options{NodeID: 1})
+	defer rt.Stop()
+	d := newDirectory(rt, &opts)
 
 	// An older entry is ignored, a newer one taken.
-	if changed, err := d.merge(map[kernel.NodeID]nodeEntry{2: {Addr: "old:2", Version: 0}}); err != nil || changed {
+	if changed, err := d.merge(map[kernel.NodeID]NodeEntry{2: {Addr: "old:2", Version: 0}}); err != nil || changed {
 		t.Fatalf("an older entry changed the directory: %v %v", changed, err)
 	}
-	if changed, err := d.merge(map[kernel.NodeID]nodeEntry{4: {Addr: "a:4", Version: 5}, 3: {Addr: "a:3", Removed: true, Version: 9}}); err != nil || !changed {
+	if changed, err := d.merge(map[kernel.NodeID]NodeEntry{4: {Addr: "a:4", Version: 5}, 3: {Addr: "a:3", Removed: true, Version: 9}}); err != nil || !changed {
 		t.Fatalf("newer entries were not taken: %v %v", changed, err)
 	}
 	if got := d.active(); !slices.Equal(got, []kernel.NodeID{1, 2, 4}) {
@@ -36,7 +40,7 @@ func TestDirectoryMerge(t *testing.T) {
 	}
 	// A removal is undone only by a newer change: a stale "active" gossip
 	// from the removed node itself is ignored.
-	d.merge(map[kernel.NodeID]nodeEntry{3: {Addr: "a:3", Version: 8}})
+	d.merge(map[kernel.NodeID]NodeEntry{3: {Addr: "a:3", Version: 8}})
 	if e, _ := d.entry(3); !e.Removed {
 		t.Fatal("a stale entry undid a removal")
 	}
@@ -47,9 +51,9 @@ func TestDirectoryMerge(t *testing.T) {
 		t.Fatalf("set made %+v, want active above version 9", e)
 	}
 	// What merge and set did is on disk.
-	stored, found, err := loadRecord(eng)
+	stored, found, err := LoadRecord(eng)
 	if err != nil || !found {
-		t.Fatalf("loadRecord: %v %v", found, err)
+		t.Fatalf("LoadRecord: %v %v", found, err)
 	}
 	if stored.Nodes[4].Addr != "a:4" || stored.Nodes[3].Removed || stored.ClusterID != 7 {
 		t.Fatalf("stored record = %+v", stored)

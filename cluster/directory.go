@@ -1,0 +1,234 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/orbitkernel/orbit/kernel"
+)
+
+// The node directory: what a node knows of its cluster's nodes, kept on
+// its disk (storage's cluster record) and spread by gossip.
+//
+// A cluster starts from the nodes it was given (orbit serve --peers).
+// Nodes that join later and nodes that are removed change it: the node
+// that handles the change records it, and every node sends its whole
+// directory to every other node every gossipPeriod (and at once after a
+// change), so that all of them learn a new node's address, and that a node
+// is removed. Entries merge by version, the newest wins (last writer wins:
+// a change is made by one node at a time, through an operator's request,
+// and versions come from the runtime clock of the node that made the
+// change, kept above the entry's previous version).
+//
+// Addresses pinned by this node's command line (Options.Pinned) win over
+// gossiped ones: an operator (or the Jepsen harness, which routes every
+// link through a fault proxy) decides how this node reaches the nodes it
+// names.
+//
+// The gossip is also how a node knows which nodes are up: each node's
+// last message, by this node's monotonic clock (live). It says who the
+// nodes are, how to reach them and whether they still talk. Which node
+// holds which range is Raft's business (each range's configuration),
+// never the directory's.
+
+const (
+	directoryPort = "node-directory"
+	gossipPeriod  = 2 * time.Second
+)
+
+// directory is a running node's view of its cluster's nodes.
+type directory struct {
+	rt   kernel.Runtime
+	opts *Options
+
+	mu      sync.Mutex
+	rec     Record
+	changed *kernel.Mailbox[struct{}] // signalled after a change, to gossip at once
+	// heard is when (monotonic) each node's gossip last arrived; started
+	// is when this directory started listening: a node never heard of is
+	// not dead before DeadAfter has passed since then.
+	heard   map[kernel.NodeID]time.Duration
+	started time.Duration
+}
+
+func newDirectory(rt kernel.Runtime, opts *Options) *directory {
+	rec := opts.Record
+	rec.Nodes = maps.Clone(rec.Nodes)
+	return &directory{rt: rt, opts: opts, rec: rec, changed: kernel.NewMailbox[struct{}](rt, "node-directory-changed", 1),
+		heard: map[kernel.NodeID]time.Duration{}, started: rt.Monotonic()}
+}
+
+// addrOf is the address this node uses to reach n.
+func (d *directory) addrOf(n kernel.NodeID, e NodeEntry) string {
+	if a, ok := d.opts.Pinned[n]; ok {
+		return a
+	}
+	return e.Addr
+}
+
+// connect tells the transport how to reach every node it knows, removed
+// ones included: a removed node that has not heard of its removal is told
+// to destroy its replicas when it talks to a range (consensus's replica
+// GC), which needs an address to answer.
+func (d *directory) connect() {
+	if d.opts.Connect == nil {
+		return
+	}
+	d.mu.Lock()
+	nodes := maps.Clone(d.rec.Nodes)
+	d.mu.Unlock()
+	for _, n := range slices.Sorted(maps.Keys(nodes)) {
+		if n == d.rt.NodeID() {
+			continue
+		}
+		e := nodes[n]
+		if err := d.opts.Connect(n, d.addrOf(n, e)); err != nil {
+			d.opts.Logger.Warn("node directory: cannot reach node", "node", n, "addr", e.Addr, "err", err)
+		}
+	}
+}
+
+// record returns a copy of the cluster record.
+func (d *directory) record() Record {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	rec := d.rec
+	rec.Nodes = maps.Clone(d.rec.Nodes)
+	return rec
+}
+
+// active lists the nodes not removed, sorted (this one included, unless it
+// was removed).
+func (d *directory) active() []kernel.NodeID {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []kernel.NodeID
+	for n, e := range d.rec.Nodes {
+		if !e.Removed {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// live reports whether node n is up as far as this node can tell: it is
+// this node, or its gossip arrived within DeadAfter (a node this one never
+// heard of counts as up until DeadAfter has passed since this directory
+// started: after a restart, no node is dead at once).
+func (d *directory) live(n kernel.NodeID) bool {
+	if n == d.rt.NodeID() {
+		return true
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.rt.Monotonic()-max(d.heard[n], d.started) < d.opts.DeadAfter
+}
+
+// entry returns what the directory knows of n.
+func (d *directory) entry(n kernel.NodeID) (NodeEntry, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e, ok := d.rec.Nodes[n]
+	return e, ok
+}
+
+// set records a change this node makes (a join, a removal, its own new
+// address): its version is above the entry's current one.
+func (d *directory) set(n kernel.NodeID, addr string, removed bool) error {
+	d.mu.Lock()
+	cur := d.rec.Nodes[n]
+	if addr == "" {
+		addr = cur.Addr
+	}
+	e := NodeEntry{Addr: addr, Removed: removed, Version: max(uint64(d.rt.Now().UnixNano()), cur.Version+1)}
+	d.mu.Unlock()
+	_, err := d.merge(map[kernel.NodeID]NodeEntry{n: e})
+	return err
+}
+
+// merge takes every entry newer than the one it has, persists the result
+// if anything changed, and reports whether it did.
+func (d *directory) merge(in map[kernel.NodeID]NodeEntry) (bool, error) {
+	d.mu.Lock()
+	changed := false
+	for _, n := range slices.Sorted(maps.Keys(in)) {
+		e := in[n]
+		if n == 0 {
+			continue
+		}
+		if cur, ok := d.rec.Nodes[n]; ok && cur.Version >= e.Version {
+			continue
+		}
+		if d.rec.Nodes == nil {
+			d.rec.Nodes = map[kernel.NodeID]NodeEntry{}
+		}
+		if cur := d.rec.Nodes[n]; cur.Removed != e.Removed || cur.Addr != e.Addr {
+			d.opts.Logger.Info("node directory: node changed", "node", n, "addr", e.Addr, "removed", e.Removed)
+		}
+		d.rec.Nodes[n] = e
+		changed = true
+	}
+	rec := d.rec
+	d.mu.Unlock()
+	if !changed {
+		return false, nil
+	}
+	if err := SaveRecord(d.opts.Engine, rec); err != nil {
+		return true, fmt.Errorf("saving the node directory: %w", err)
+	}
+	d.connect()
+	d.changed.Send(struct{}{}) // refused when a signal is queued already
+	return true, nil
+}
+
+// gossip sends the directory to every other node now and then, and merges
+// what the others send, until the runtime stops. Messages may be lost: the next
+// round repairs that.
+func (d *directory) gossip() {
+	inbox := d.rt.Net().Listen(directoryPort)
+	d.rt.Go("node-directory-inbox", func(ctx context.Context) {
+		for {
+			env, err := inbox.Recv(ctx)
+			if err != nil {
+				return
+			}
+			d.mu.Lock()
+			d.heard[env.From] = d.rt.Monotonic()
+			d.mu.Unlock()
+			var in map[kernel.NodeID]NodeEntry
+			if err := json.Unmarshal(env.Body, &in); err != nil {
+				d.opts.Logger.Warn("node directory: a malformed message", "from", env.From, "err", err)
+				continue
+			}
+			if _, err := d.merge(in); err != nil {
+				kernel.Crash("node directory: %v", err) // the disk failed
+			}
+		}
+	})
+	d.rt.Go("node-directory-gossip", func(ctx context.Context) {
+		for {
+			rec := d.record()
+			body, err := json.Marshal(rec.Nodes)
+			if err != nil {
+				kernel.Crash("node directory: %v", err)
+			}
+			for _, n := range slices.Sorted(maps.Keys(rec.Nodes)) {
+				if n != d.rt.NodeID() && !rec.Nodes[n].Removed {
+					d.rt.Net().Send(n, directoryPort, body)
+				}
+			}
+			wait, cancel := d.rt.WithTimeout(ctx, gossipPeriod)
+			_, _ = d.changed.Recv(wait) // a change, or the period's end
+			cancel()
+			if ctx.Err() != nil {
+				return
+			}
+		}
+	})
+}

@@ -1,0 +1,206 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/orbitkernel/orbit/consensus"
+	"github.com/orbitkernel/orbit/kernel"
+)
+
+// Manager is one node's share of cluster management: its directory of the
+// cluster's nodes, the membership requests it serves (join, remove), and
+// the rebalancer that runs on it by itself. orbit serve and the
+// simulator's cluster scenario build it the same way.
+//
+// A join (Join) records the new node in the directory (gossip spreads
+// it) and walks the ranges: ranges short of replicas get one on the new
+// node (a learner first, caught up by a streamed snapshot, then a voter),
+// then replicas and leaderships move toward an even spread.
+//
+// A removal (Remove) takes the node's replicas out of every range, adding
+// one on another active node first where the range would otherwise fall
+// short of the cluster's replica count; then it marks the node removed in
+// the directory. The removed node's replicas are destroyed when it applies
+// its removal or hears of it (replica GC); the process keeps running,
+// holding nothing, until it is stopped. A node that comes back with a
+// wiped disk joins again (same or new ID: its replicas are new Raft
+// peers, generations apart from the old ones).
+//
+// Both requests are idempotent: each step is a compare-and-swap on the
+// range's configuration, so a retried or repeated request goes on from
+// where the configuration is. A removal is refused, range by range, when
+// the voters it would leave do not hold a quorum of replicas the range's
+// leader heard from within an election timeout (etcd's strict
+// reconfiguration check).
+//
+// The rebalancer (rebalancer.go) keeps doing, for the ranges this node
+// leads, what a join does once: it replaces replicas on dead and removed
+// nodes, and evens out replicas and leaderships.
+type Manager struct {
+	rt   kernel.Runtime
+	opts Options
+	dir  *directory
+	// pool holds the consensus clients requests take turns with: a client
+	// lives as long as the node (its reply port and task), so they are
+	// made once, not per request.
+	pool *kernel.Mailbox[*consensus.Client]
+}
+
+// requestClients is how many membership or operator requests run at once.
+const requestClients = 4
+
+// New builds a node's manager and tells the transport how to reach the
+// nodes its record names. Start starts its tasks.
+func New(rt kernel.Runtime, opts Options) (*Manager, error) {
+	opts.EnsureDefaults(rt)
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	m := &Manager{rt: rt, opts: opts, pool: kernel.NewMailbox[*consensus.Client](rt, "cluster-clients", requestClients)}
+	m.dir = newDirectory(rt, &m.opts)
+	for i := range requestClients {
+		m.pool.Send(consensus.NewClient(opts.Router, fmt.Sprintf("cluster-%d", i)))
+	}
+	m.dir.connect()
+	return m, nil
+}
+
+// Start runs the gossip and the rebalancer as tasks of the runtime, until
+// it stops (neither on a standalone node).
+func (m *Manager) Start() {
+	if m.opts.Standalone {
+		return
+	}
+	m.dir.gossip()
+	if m.opts.RebalanceInterval > 0 {
+		cl := consensus.NewClient(m.opts.Router, "rebalancer")
+		m.rt.Go("rebalancer", func(ctx context.Context) { m.rebalanceLoop(ctx, cl) })
+	}
+}
+
+// Record returns a copy of the cluster record as the directory has it.
+func (m *Manager) Record() Record { return m.dir.record() }
+
+// Active lists the nodes not removed, sorted.
+func (m *Manager) Active() []kernel.NodeID { return m.dir.active() }
+
+// Live reports whether node is up as far as this node can tell (its
+// gossip arrived within DeadAfter).
+func (m *Manager) Live(node kernel.NodeID) bool { return m.dir.live(node) }
+
+// Advertise records this node's own address (first start, or moved), to
+// be gossiped to every node.
+func (m *Manager) Advertise(addr string) error {
+	e, _ := m.dir.entry(m.rt.NodeID())
+	if e.Addr == addr {
+		return nil
+	}
+	return m.dir.set(m.rt.NodeID(), addr, e.Removed)
+}
+
+// WithClient runs fn with a consensus client of the request pool,
+// waiting for one until ctx ends.
+func (m *Manager) WithClient(ctx context.Context, fn func(*consensus.Client) error) error {
+	cl, err := m.pool.Recv(ctx)
+	if err != nil {
+		return err
+	}
+	defer m.pool.Send(cl)
+	return fn(cl)
+}
+
+// Changes lists what a request did, one line per replica added, removed
+// or moved, or leadership moved.
+type Changes []string
+
+// ErrIDTaken refuses a join under the ID of an active node at another
+// address: two processes with one ID would each take the other's messages.
+var ErrIDTaken = errors.New("a node with this ID is already a member")
+
+// ErrUnknownNode refuses the removal of a node the directory never had.
+var ErrUnknownNode = errors.New("no such node in this cluster")
+
+// Join adds node, reachable at addr, to the cluster: see Manager.
+func (m *Manager) Join(ctx context.Context, node kernel.NodeID, addr string) (Changes, error) {
+	if e, ok := m.dir.entry(node); ok && !e.Removed && e.Addr != "" && e.Addr != addr {
+		return nil, fmt.Errorf("%w at %s (this request says %s): remove it first (orbit node remove %d) or pick another --node-id", ErrIDTaken, e.Addr, addr, node)
+	}
+	if err := m.dir.set(node, addr, false); err != nil {
+		return nil, err
+	}
+	var out Changes
+	err := m.WithClient(ctx, func(cl *consensus.Client) error {
+		return untilSettled(func() (int, error) { return m.pass(ctx, cl, nil, &out) })
+	})
+	return out, err
+}
+
+// Remove takes node out of the cluster: see Manager.
+func (m *Manager) Remove(ctx context.Context, node kernel.NodeID) (Changes, error) {
+	if _, known := m.dir.entry(node); !known {
+		return nil, ErrUnknownNode
+	}
+	var out Changes
+	err := m.WithClient(ctx, func(cl *consensus.Client) error {
+		return untilSettled(func() (int, error) { return m.removeFromRanges(ctx, cl, node, &out) })
+	})
+	if err != nil {
+		return out, err
+	}
+	return out, m.dir.set(node, "", true)
+}
+
+// maxPasses bounds the passes of a join or a removal over the ranges.
+const maxPasses = 8
+
+// untilSettled runs pass (a join's or a removal's walk over the ranges)
+// until one changes nothing: a range that split during a pass shows up
+// whole in the next one.
+func untilSettled(pass func() (changes int, err error)) error {
+	for range maxPasses {
+		n, err := pass()
+		if err != nil || n == 0 {
+			return err
+		}
+	}
+	return fmt.Errorf("the ranges kept changing over %d passes; run the request again", maxPasses)
+}
+
+// removeFromRanges takes node's replicas out of every range, adding one on
+// a spare node first where the range would otherwise fall short, and
+// returns how many ranges it changed.
+func (m *Manager) removeFromRanges(ctx context.Context, cl *consensus.Client, node kernel.NodeID, out *Changes) (int, error) {
+	v, err := m.look(ctx, cl)
+	if err != nil {
+		return 0, err
+	}
+	changes := 0
+	for _, d := range v.ranges {
+		if !slices.Contains(d.Replicas, node) {
+			continue
+		}
+		spare := v.spares(d, node)
+		if len(d.Replicas)-1 < v.want && len(spare) > 0 {
+			if err := m.take(ctx, cl, v, step{d: d, add: v.fewest(spare, v.replicas)}, out); err != nil {
+				return changes, err
+			}
+		}
+		if len(d.Replicas) == 1 && len(spare) == 0 {
+			return changes, fmt.Errorf("range %d: node %d holds its only replica and no other node can take it: add a node first", d.ID, node)
+		}
+		if err := m.take(ctx, cl, v, step{d: d, remove: node}, out); err != nil {
+			return changes, err
+		}
+		changes++
+	}
+	return changes, nil
+}
+
+// stepTimeout bounds one step of the rebalancer: an added replica whose
+// node died before it caught up must not hold the rebalancer forever (the
+// next round removes it: its node is dead).
+const stepTimeout = 30 * time.Second

@@ -1,0 +1,278 @@
+package cluster
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/orbitkernel/orbit/consensus"
+	"github.com/orbitkernel/orbit/kernel"
+	"github.com/orbitkernel/orbit/storage"
+)
+
+// Placement: where replicas and leaderships go.
+//
+// One set of rules serves a join (over every range, at once) and the
+// rebalancer (over the ranges this node leads, every RebalanceInterval),
+// in this order, as CockroachDB's replicate queue orders its work:
+//
+//  1. Repair. A member on a node that is dead (silent for DeadAfter) or
+//     removed is replaced: a replica is added on the live active node
+//     outside the range that holds fewest replicas, then the gone one is
+//     removed. Without such a node, a removed node's replica is removed
+//     anyway when the range keeps others, and a dead node's stays (it may
+//     come back; removing it would not make the range safer). A range
+//     short of the replica count gets one; a range above it (a move cut
+//     short) loses the replica on its fullest node, never its leader's.
+//  2. Replicas. A range whose fullest member holds at least two replicas
+//     more than the emptiest live node outside it moves a replica there
+//     (added first, then removed: the range never has fewer).
+//  3. Leaderships. A range whose leader's node leads at least two ranges
+//     more than another live voter's hands its leadership (and lease)
+//     over.
+//
+// Only a range's leader acts on it by itself, so two nodes never work on
+// one range at once; and every step is a compare-and-swap on the range's
+// configuration, so a step raced by another (a join's pass, an operator's
+// request, a leader that changed meanwhile) is refused, not doubled. Two
+// leaders may still move replicas of different ranges onto one node in
+// the same round: the threshold of two leaves room for that, and the next
+// round evens out what overshot.
+
+// view is the cluster as one walk over the ranges saw it.
+type view struct {
+	ranges []consensus.Descriptor
+	// leader is the node that answered for each range in the walk.
+	leader map[storage.RangeID]kernel.NodeID
+	// replicas and leaders count, per node, the replicas it holds and the
+	// ranges it leads; steps keep them up to date.
+	replicas, leaders map[kernel.NodeID]int
+	active            []kernel.NodeID
+	removed           map[kernel.NodeID]bool
+	live              func(kernel.NodeID) bool
+	want              int
+}
+
+// look walks the ranges and counts.
+func (m *Manager) look(ctx context.Context, cl *consensus.Client) (*view, error) {
+	ranges, err := cl.Ranges(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing the ranges: %w", err)
+	}
+	rec := m.dir.record()
+	v := &view{ranges: ranges, leader: map[storage.RangeID]kernel.NodeID{},
+		replicas: map[kernel.NodeID]int{}, leaders: map[kernel.NodeID]int{},
+		active: m.dir.active(), removed: map[kernel.NodeID]bool{}, live: m.dir.live, want: rec.Replicas}
+	for n, e := range rec.Nodes {
+		if e.Removed {
+			v.removed[n] = true
+		}
+	}
+	for _, d := range ranges {
+		for _, n := range d.Replicas {
+			v.replicas[n]++
+		}
+		// Ranges read each range at its leader: the router learnt it.
+		lead := m.opts.Router.Leader(d.ID)
+		v.leader[d.ID] = lead
+		v.leaders[lead]++
+	}
+	return v, nil
+}
+
+// spares are the live active nodes outside d (and other than except).
+func (v *view) spares(d consensus.Descriptor, except kernel.NodeID) []kernel.NodeID {
+	var out []kernel.NodeID
+	for _, n := range v.active {
+		if n != except && !slices.Contains(d.Replicas, n) && v.live(n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// fewest is the candidate with the lowest count (ties: the lowest ID).
+func (v *view) fewest(candidates []kernel.NodeID, count map[kernel.NodeID]int) kernel.NodeID {
+	return slices.MinFunc(candidates, func(x, y kernel.NodeID) int { return cmp.Or(count[x]-count[y], cmp.Compare(x, y)) })
+}
+
+// most is the candidate with the highest count (ties: the highest ID).
+func (v *view) most(candidates []kernel.NodeID, count map[kernel.NodeID]int) kernel.NodeID {
+	return slices.MaxFunc(candidates, func(x, y kernel.NodeID) int { return cmp.Or(count[x]-count[y], cmp.Compare(x, y)) })
+}
+
+// gone reports whether n's replicas must go: n is removed or dead.
+func (v *view) gone(n kernel.NodeID) bool { return v.removed[n] || !v.live(n) }
+
+// step is one change to a range: add a replica, remove one (an add and a
+// remove together move one: add first), or hand the leadership over.
+type step struct {
+	d           consensus.Descriptor
+	add, remove kernel.NodeID
+	transfer    kernel.NodeID
+}
+
+// repair is the step d needs to hold want replicas on live active nodes
+// (rule 1), if any.
+func (v *view) repair(d consensus.Descriptor) (step, bool) {
+	spare := v.spares(d, 0)
+	for _, n := range d.Replicas {
+		if !v.gone(n) {
+			continue
+		}
+		switch {
+		case len(spare) > 0:
+			return step{d: d, add: v.fewest(spare, v.replicas), remove: n}, true
+		case v.removed[n] && len(d.Replicas) > 1:
+			return step{d: d, remove: n}, true
+		}
+	}
+	if len(d.Replicas) < v.want && len(spare) > 0 {
+		return step{d: d, add: v.fewest(spare, v.replicas)}, true
+	}
+	if len(d.Replicas) > v.want {
+		var others []kernel.NodeID
+		for _, n := range d.Replicas {
+			if n != v.leader[d.ID] {
+				others = append(others, n)
+			}
+		}
+		if len(others) > 0 {
+			return step{d: d, remove: v.most(others, v.replicas)}, true
+		}
+	}
+	return step{}, false
+}
+
+// spreadReplicas is the step that moves one of d's replicas toward an
+// even spread (rule 2), if any.
+func (v *view) spreadReplicas(d consensus.Descriptor) (step, bool) {
+	spare := v.spares(d, 0)
+	if len(spare) == 0 || len(d.Replicas) == 0 {
+		return step{}, false
+	}
+	from, to := v.most(d.Replicas, v.replicas), v.fewest(spare, v.replicas)
+	if v.replicas[from]-v.replicas[to] < 2 {
+		return step{}, false
+	}
+	return step{d: d, add: to, remove: from}, true
+}
+
+// spreadLeaders is the step that hands d's leadership toward an even
+// spread (rule 3), if any.
+func (v *view) spreadLeaders(d consensus.Descriptor) (step, bool) {
+	lead := v.leader[d.ID]
+	if lead == 0 || !slices.Contains(d.Replicas, lead) {
+		return step{}, false
+	}
+	var candidates []kernel.NodeID
+	for _, n := range d.Replicas {
+		if v.live(n) && !v.removed[n] {
+			candidates = append(candidates, n)
+		}
+	}
+	if len(candidates) == 0 {
+		return step{}, false
+	}
+	to := v.fewest(candidates, v.leaders)
+	if v.leaders[lead]-v.leaders[to] < 2 {
+		return step{}, false
+	}
+	return step{d: d, transfer: to}, true
+}
+
+// take carries out s through cl and counts it in v.
+func (m *Manager) take(ctx context.Context, cl *consensus.Client, v *view, s step, out *Changes) error {
+	note := func(format string, args ...any) {
+		line := fmt.Sprintf("range %d: ", s.d.ID) + fmt.Sprintf(format, args...)
+		*out = append(*out, line)
+		m.opts.Logger.Info("cluster: "+line, "range", s.d.ID)
+	}
+	if s.add != 0 {
+		if err := cl.AddReplica(ctx, s.d.Start, s.add); err != nil {
+			return fmt.Errorf("range %d: adding a replica on node %d: %w", s.d.ID, s.add, err)
+		}
+		v.replicas[s.add]++
+		note("added a replica on node %d", s.add)
+	}
+	if s.remove != 0 {
+		if err := cl.RemoveLiveReplica(ctx, s.d.Start, s.remove); err != nil {
+			return fmt.Errorf("range %d: removing node %d's replica: %w", s.d.ID, s.remove, err)
+		}
+		v.replicas[s.remove]--
+		note("removed node %d's replica", s.remove)
+	}
+	if s.transfer != 0 {
+		from := v.leader[s.d.ID]
+		if err := cl.TransferLeadership(ctx, s.d.Start, s.transfer); err != nil {
+			return fmt.Errorf("range %d: handing its leadership to node %d: %w", s.d.ID, s.transfer, err)
+		}
+		v.leaders[s.transfer]++
+		v.leaders[from]--
+		v.leader[s.d.ID] = s.transfer
+		note("leadership moved from node %d to node %d", from, s.transfer)
+	}
+	return nil
+}
+
+// pass walks the ranges once and takes the steps the rules ask for, for
+// every range (only nil) or those only accepts: every repair, else every
+// replica move, else every leadership move (the latter over the replicas
+// as they are after the moves, on the next pass). It returns how many
+// steps it took.
+func (m *Manager) pass(ctx context.Context, cl *consensus.Client, only func(*view, consensus.Descriptor) bool, out *Changes) (int, error) {
+	v, err := m.look(ctx, cl)
+	if err != nil {
+		return 0, err
+	}
+	for _, rule := range []func(consensus.Descriptor) (step, bool){v.repair, v.spreadReplicas, v.spreadLeaders} {
+		taken := 0
+		for _, d := range v.ranges {
+			if only != nil && !only(v, d) {
+				continue
+			}
+			s, ok := rule(d)
+			if !ok {
+				continue
+			}
+			if err := m.take(ctx, cl, v, s, out); err != nil {
+				return taken, err
+			}
+			taken++
+		}
+		if taken > 0 {
+			return taken, nil
+		}
+	}
+	return 0, nil
+}
+
+// rebalanceLoop is the rebalancer: every RebalanceInterval (give or take
+// a fifth, at random), a pass over the ranges this node leads; after a
+// pass that changed something, the next comes sooner, until one changes
+// nothing.
+func (m *Manager) rebalanceLoop(ctx context.Context, cl *consensus.Client) {
+	self := m.rt.NodeID()
+	ledHere := func(v *view, d consensus.Descriptor) bool { return v.leader[d.ID] == self }
+	busy := false
+	for {
+		wait := m.opts.RebalanceInterval
+		if busy {
+			wait /= 10
+		}
+		wait += time.Duration(m.rt.Rand().Int64N(int64(wait)/5+1)) - wait/10
+		if m.rt.Sleep(ctx, wait) != nil {
+			return
+		}
+		var out Changes
+		pctx, cancel := m.rt.WithTimeout(ctx, stepTimeout)
+		n, err := m.pass(pctx, cl, ledHere, &out)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			m.opts.Logger.Warn("cluster: rebalancing", "err", err)
+		}
+		busy = n > 0
+	}
+}
