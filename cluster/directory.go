@@ -54,13 +54,39 @@ type directory struct {
 	// not dead before DeadAfter has passed since then.
 	heard   map[kernel.NodeID]time.Duration
 	started time.Duration
+	// newest is, per node, the newest stamp its gossip came with: an
+	// older one (the network delivering an old message again) proves
+	// nothing about the node now.
+	newest map[kernel.NodeID]gossipStamp
+	// boot is this incarnation's stamp: its runtime clock when the
+	// directory was made. seq counts its messages.
+	boot int64
+	seq  uint64
+}
+
+// gossipMessage is what a node sends: its directory, stamped.
+type gossipMessage struct {
+	Stamp gossipStamp                 `json:"stamp"`
+	Nodes map[kernel.NodeID]NodeEntry `json:"nodes"`
+}
+
+// gossipStamp orders one node's messages: its incarnation (the wall
+// clock at its start: a restarted node's is later) and a counter.
+type gossipStamp struct {
+	Boot int64  `json:"boot"`
+	Seq  uint64 `json:"seq"`
+}
+
+func (a gossipStamp) after(b gossipStamp) bool {
+	return a.Boot > b.Boot || (a.Boot == b.Boot && a.Seq > b.Seq)
 }
 
 func newDirectory(rt kernel.Runtime, opts *Options) *directory {
 	rec := opts.Record
 	rec.Nodes = maps.Clone(rec.Nodes)
 	return &directory{rt: rt, opts: opts, rec: rec, changed: kernel.NewMailbox[struct{}](rt, "node-directory-changed", 1),
-		heard: map[kernel.NodeID]time.Duration{}, started: rt.Monotonic()}
+		heard: map[kernel.NodeID]time.Duration{}, started: rt.Monotonic(),
+		newest: map[kernel.NodeID]gossipStamp{}, boot: rt.Now().UnixNano()}
 }
 
 // addrOf is the address this node uses to reach n.
@@ -118,7 +144,7 @@ func (d *directory) active() []kernel.NodeID {
 }
 
 // live reports whether node n is up as far as this node can tell: it is
-// this node, or its gossip arrived within DeadAfter (a node this one never
+// this node, or a new message of its gossip arrived within DeadAfter (a node this one never
 // heard of counts as up until DeadAfter has passed since this directory
 // started: after a restart, no node is dead at once).
 func (d *directory) live(n kernel.NodeID) bool {
@@ -138,15 +164,14 @@ func (d *directory) entry(n kernel.NodeID) (NodeEntry, bool) {
 	return e, ok
 }
 
-// set records a change this node makes (a join, a removal, its own new
-// address): its version is above the entry's current one.
-func (d *directory) set(n kernel.NodeID, addr string, removed bool) error {
+// update records a change this node makes to n's entry (a join, a
+// removal, its own new address): its version is above the entry's
+// current one.
+func (d *directory) update(n kernel.NodeID, change func(e *NodeEntry)) error {
 	d.mu.Lock()
-	cur := d.rec.Nodes[n]
-	if addr == "" {
-		addr = cur.Addr
-	}
-	e := NodeEntry{Addr: addr, Removed: removed, Version: max(uint64(d.rt.Now().UnixNano()), cur.Version+1)}
+	e := d.rec.Nodes[n]
+	change(&e)
+	e.Version = max(uint64(d.rt.Now().UnixNano()), e.Version+1)
 	d.mu.Unlock()
 	_, err := d.merge(map[kernel.NodeID]NodeEntry{n: e})
 	return err
@@ -159,8 +184,8 @@ func (d *directory) merge(in map[kernel.NodeID]NodeEntry) (bool, error) {
 	changed := false
 	for _, n := range slices.Sorted(maps.Keys(in)) {
 		e := in[n]
-		if n == 0 {
-			continue
+		if n == 0 || e.Version == 0 {
+			continue // version 0: a joining node's own say-so, not the cluster's yet
 		}
 		if cur, ok := d.rec.Nodes[n]; ok && cur.Version >= e.Version {
 			continue
@@ -168,8 +193,8 @@ func (d *directory) merge(in map[kernel.NodeID]NodeEntry) (bool, error) {
 		if d.rec.Nodes == nil {
 			d.rec.Nodes = map[kernel.NodeID]NodeEntry{}
 		}
-		if cur := d.rec.Nodes[n]; cur.Removed != e.Removed || cur.Addr != e.Addr {
-			d.opts.Logger.Info("node directory: node changed", "node", n, "addr", e.Addr, "removed", e.Removed)
+		if cur := d.rec.Nodes[n]; cur.Removed != e.Removed || cur.Leaving != e.Leaving || cur.Addr != e.Addr {
+			d.opts.Logger.Info("node directory: node changed", "node", n, "addr", e.Addr, "leaving", e.Leaving, "removed", e.Removed)
 		}
 		d.rec.Nodes[n] = e
 		changed = true
@@ -198,15 +223,18 @@ func (d *directory) gossip() {
 			if err != nil {
 				return
 			}
-			d.mu.Lock()
-			d.heard[env.From] = d.rt.Monotonic()
-			d.mu.Unlock()
-			var in map[kernel.NodeID]NodeEntry
+			var in gossipMessage
 			if err := json.Unmarshal(env.Body, &in); err != nil {
 				d.opts.Logger.Warn("node directory: a malformed message", "from", env.From, "err", err)
 				continue
 			}
-			if _, err := d.merge(in); err != nil {
+			d.mu.Lock()
+			if in.Stamp.after(d.newest[env.From]) {
+				d.newest[env.From] = in.Stamp
+				d.heard[env.From] = d.rt.Monotonic()
+			}
+			d.mu.Unlock()
+			if _, err := d.merge(in.Nodes); err != nil {
 				kernel.Crash("node directory: %v", err) // the disk failed
 			}
 		}
@@ -214,7 +242,8 @@ func (d *directory) gossip() {
 	d.rt.Go("node-directory-gossip", func(ctx context.Context) {
 		for {
 			rec := d.record()
-			body, err := json.Marshal(rec.Nodes)
+			d.seq++
+			body, err := json.Marshal(gossipMessage{Stamp: gossipStamp{Boot: d.boot, Seq: d.seq}, Nodes: rec.Nodes})
 			if err != nil {
 				kernel.Crash("node directory: %v", err)
 			}

@@ -44,11 +44,11 @@ func TestDirectoryMerge(t *testing.T) {
 	if e, _ := d.entry(3); !e.Removed {
 		t.Fatal("a stale entry undid a removal")
 	}
-	if err := d.set(3, "a:3", false); err != nil {
+	if err := d.update(3, func(e *NodeEntry) { e.Removed = false }); err != nil {
 		t.Fatal(err)
 	}
 	if e, _ := d.entry(3); e.Removed || e.Version <= 9 {
-		t.Fatalf("set made %+v, want active above version 9", e)
+		t.Fatalf("update made %+v, want active above version 9", e)
 	}
 	// What merge and set did is on disk.
 	stored, found, err := LoadRecord(eng)

@@ -24,7 +24,9 @@ import (
 // A removal (Remove) takes the node's replicas out of every range, adding
 // one on another active node first where the range would otherwise fall
 // short of the cluster's replica count; then it marks the node removed in
-// the directory. The removed node's replicas are destroyed when it applies
+// the directory. Meanwhile the directory marks it leaving, so that no
+// rebalancer places a replica or a leadership on it (and theirs help move
+// its replicas away). The removed node's replicas are destroyed when it applies
 // its removal or hears of it (replica GC); the process keeps running,
 // holding nothing, until it is stopped. A node that comes back with a
 // wiped disk joins again (same or new ID: its replicas are new Raft
@@ -99,7 +101,7 @@ func (m *Manager) Advertise(addr string) error {
 	if e.Addr == addr {
 		return nil
 	}
-	return m.dir.set(m.rt.NodeID(), addr, e.Removed)
+	return m.dir.update(m.rt.NodeID(), func(e *NodeEntry) { e.Addr = addr })
 }
 
 // WithClient runs fn with a consensus client of the request pool,
@@ -129,12 +131,23 @@ func (m *Manager) Join(ctx context.Context, node kernel.NodeID, addr string) (Ch
 	if e, ok := m.dir.entry(node); ok && !e.Removed && e.Addr != "" && e.Addr != addr {
 		return nil, fmt.Errorf("%w at %s (this request says %s): remove it first (orbit node remove %d) or pick another --node-id", ErrIDTaken, e.Addr, addr, node)
 	}
-	if err := m.dir.set(node, addr, false); err != nil {
+	err := m.dir.update(node, func(e *NodeEntry) { e.Addr, e.Leaving, e.Removed = addr, false, false })
+	if err != nil {
 		return nil, err
 	}
 	var out Changes
-	err := m.WithClient(ctx, func(cl *consensus.Client) error {
-		return untilSettled(func() (int, error) { return m.pass(ctx, cl, nil, &out) })
+	err = m.WithClient(ctx, func(cl *consensus.Client) error {
+		if err := untilSettled(func() (int, error) { return m.pass(ctx, cl, repairOnly, nil, &out) }); err != nil {
+			return err
+		}
+		err := untilSettled(func() (int, error) { return m.pass(ctx, cl, allRules, nil, &out) })
+		if errors.Is(err, errKeptChanging) && m.opts.RebalanceInterval > 0 {
+			// The rebalancers (and automatic splits) move things too: the
+			// node is in, and they finish the spread.
+			out = append(out, "the rebalancers go on evening out replicas and leaderships")
+			return nil
+		}
+		return err
 	})
 	return out, err
 }
@@ -144,6 +157,11 @@ func (m *Manager) Remove(ctx context.Context, node kernel.NodeID) (Changes, erro
 	if _, known := m.dir.entry(node); !known {
 		return nil, ErrUnknownNode
 	}
+	// Leaving first: from now on no rebalancer places anything on the
+	// node, and theirs move its replicas away as this request does.
+	if err := m.dir.update(node, func(e *NodeEntry) { e.Leaving = true }); err != nil {
+		return nil, err
+	}
 	var out Changes
 	err := m.WithClient(ctx, func(cl *consensus.Client) error {
 		return untilSettled(func() (int, error) { return m.removeFromRanges(ctx, cl, node, &out) })
@@ -151,7 +169,7 @@ func (m *Manager) Remove(ctx context.Context, node kernel.NodeID) (Changes, erro
 	if err != nil {
 		return out, err
 	}
-	return out, m.dir.set(node, "", true)
+	return out, m.dir.update(node, func(e *NodeEntry) { e.Leaving, e.Removed = false, true })
 }
 
 // maxPasses bounds the passes of a join or a removal over the ranges.
@@ -160,15 +178,25 @@ const maxPasses = 8
 // untilSettled runs pass (a join's or a removal's walk over the ranges)
 // until one changes nothing: a range that split during a pass shows up
 // whole in the next one.
+// A pass whose steps partly failed counts as a change when some
+// succeeded; its failure is the request's only when a pass changes
+// nothing.
 func untilSettled(pass func() (changes int, err error)) error {
+	var last error
 	for range maxPasses {
 		n, err := pass()
-		if err != nil || n == 0 {
+		if n == 0 {
 			return err
 		}
+		last = err
 	}
-	return fmt.Errorf("the ranges kept changing over %d passes; run the request again", maxPasses)
+	if last != nil {
+		return fmt.Errorf("%w: %w", errKeptChanging, last)
+	}
+	return errKeptChanging
 }
+
+var errKeptChanging = fmt.Errorf("the ranges kept changing over %d passes; run the request again", maxPasses)
 
 // removeFromRanges takes node's replicas out of every range, adding one on
 // a spare node first where the range would otherwise fall short, and

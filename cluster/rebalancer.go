@@ -50,7 +50,7 @@ type view struct {
 	// ranges it leads; steps keep them up to date.
 	replicas, leaders map[kernel.NodeID]int
 	active            []kernel.NodeID
-	removed           map[kernel.NodeID]bool
+	removed           map[kernel.NodeID]bool // removed or leaving
 	live              func(kernel.NodeID) bool
 	want              int
 }
@@ -66,7 +66,7 @@ func (m *Manager) look(ctx context.Context, cl *consensus.Client) (*view, error)
 		replicas: map[kernel.NodeID]int{}, leaders: map[kernel.NodeID]int{},
 		active: m.dir.active(), removed: map[kernel.NodeID]bool{}, live: m.dir.live, want: rec.Replicas}
 	for n, e := range rec.Nodes {
-		if e.Removed {
+		if e.Removed || e.Leaving {
 			v.removed[n] = true
 		}
 	}
@@ -82,11 +82,12 @@ func (m *Manager) look(ctx context.Context, cl *consensus.Client) (*view, error)
 	return v, nil
 }
 
-// spares are the live active nodes outside d (and other than except).
+// spares are the live active nodes outside d (and other than except),
+// leaving ones excepted.
 func (v *view) spares(d consensus.Descriptor, except kernel.NodeID) []kernel.NodeID {
 	var out []kernel.NodeID
 	for _, n := range v.active {
-		if n != except && !slices.Contains(d.Replicas, n) && v.live(n) {
+		if n != except && !slices.Contains(d.Replicas, n) && v.live(n) && !v.removed[n] {
 			out = append(out, n)
 		}
 	}
@@ -103,7 +104,8 @@ func (v *view) most(candidates []kernel.NodeID, count map[kernel.NodeID]int) ker
 	return slices.MaxFunc(candidates, func(x, y kernel.NodeID) int { return cmp.Or(count[x]-count[y], cmp.Compare(x, y)) })
 }
 
-// gone reports whether n's replicas must go: n is removed or dead.
+// gone reports whether n's replicas must go: n is removed, leaving or
+// dead.
 func (v *view) gone(n kernel.NodeID) bool { return v.removed[n] || !v.live(n) }
 
 // step is one change to a range: add a replica, remove one (an add and a
@@ -188,7 +190,7 @@ func (m *Manager) take(ctx context.Context, cl *consensus.Client, v *view, s ste
 	note := func(format string, args ...any) {
 		line := fmt.Sprintf("range %d: ", s.d.ID) + fmt.Sprintf(format, args...)
 		*out = append(*out, line)
-		m.opts.Logger.Info("cluster: "+line, "range", s.d.ID)
+		m.opts.Logger.Info("cluster: "+line, "range", s.d.ID, "desc", s.d.String())
 	}
 	if s.add != 0 {
 		if err := cl.AddReplica(ctx, s.d.Start, s.add); err != nil {
@@ -217,17 +219,30 @@ func (m *Manager) take(ctx context.Context, cl *consensus.Client, v *view, s ste
 	return nil
 }
 
-// pass walks the ranges once and takes the steps the rules ask for, for
-// every range (only nil) or those only accepts: every repair, else every
-// replica move, else every leadership move (the latter over the replicas
-// as they are after the moves, on the next pass). It returns how many
-// steps it took.
-func (m *Manager) pass(ctx context.Context, cl *consensus.Client, only func(*view, consensus.Descriptor) bool, out *Changes) (int, error) {
+// allRules and repairOnly are how many of the rules a pass applies.
+const (
+	allRules   = 3
+	repairOnly = 1
+)
+
+// rules are the placement rules in their order.
+func (v *view) rules() []func(consensus.Descriptor) (step, bool) {
+	return []func(consensus.Descriptor) (step, bool){v.repair, v.spreadReplicas, v.spreadLeaders}
+}
+
+// pass walks the ranges once and takes the steps the first rules (all
+// three, or only repair) ask for, for every range (only nil) or those only
+// accepts: every repair, else every replica move, else every leadership
+// move (the latter over the replicas as they are after the moves, on the
+// next pass). A step that fails does not stop the others. It returns how
+// many steps it took, and the first failure.
+func (m *Manager) pass(ctx context.Context, cl *consensus.Client, rules int, only func(*view, consensus.Descriptor) bool, out *Changes) (int, error) {
 	v, err := m.look(ctx, cl)
 	if err != nil {
 		return 0, err
 	}
-	for _, rule := range []func(consensus.Descriptor) (step, bool){v.repair, v.spreadReplicas, v.spreadLeaders} {
+	var first error
+	for _, rule := range v.rules()[:rules] {
 		taken := 0
 		for _, d := range v.ranges {
 			if only != nil && !only(v, d) {
@@ -238,12 +253,16 @@ func (m *Manager) pass(ctx context.Context, cl *consensus.Client, only func(*vie
 				continue
 			}
 			if err := m.take(ctx, cl, v, s, out); err != nil {
-				return taken, err
+				if ctx.Err() != nil {
+					return taken, err
+				}
+				first = cmp.Or(first, err)
+				continue
 			}
 			taken++
 		}
-		if taken > 0 {
-			return taken, nil
+		if taken > 0 || first != nil {
+			return taken, first
 		}
 	}
 	return 0, nil
@@ -268,7 +287,7 @@ func (m *Manager) rebalanceLoop(ctx context.Context, cl *consensus.Client) {
 		}
 		var out Changes
 		pctx, cancel := m.rt.WithTimeout(ctx, stepTimeout)
-		n, err := m.pass(pctx, cl, ledHere, &out)
+		n, err := m.pass(pctx, cl, allRules, ledHere, &out)
 		cancel()
 		if err != nil && ctx.Err() == nil {
 			m.opts.Logger.Warn("cluster: rebalancing", "err", err)

@@ -11,7 +11,10 @@ import (
 
 // NodeEntry is one node as the directory knows it.
 type NodeEntry struct {
-	Addr    string `json:"addr"` // its gRPC address, as it advertises it
+	Addr string `json:"addr"` // its gRPC address, as it advertises it
+	// Leaving: a removal is under way (Manager.Remove): nothing new is
+	// placed on the node, and rebalancers move its replicas away.
+	Leaving bool   `json:"leaving,omitempty"`
 	Removed bool   `json:"removed,omitempty"`
 	Version uint64 `json:"version"`
 }

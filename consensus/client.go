@@ -308,16 +308,38 @@ func (c *Client) configuration(ctx context.Context, key []byte) (uint32, raftpb.
 // changeReplicas asks the leader for one step at a time: without an
 // expected configuration the leader only describes the current one; with
 // it, the leader takes the next step if the configuration is still that one.
+//
+// An addition whose learner leaves the configuration before it is
+// promoted (someone else removed it: an operator, or a rebalancer that
+// found its node dead) fails with ErrReplicaChangeRaced rather than add it
+// again: the other party's decision is newer than this caller's.
 func (c *Client) changeReplicas(ctx context.Context, op Op, key []byte, node kernel.NodeID) error {
 	var seen []byte
+	learnerSeen := false
 	for {
 		r, err := c.Do(ctx, Request{Op: op, Key: key, Value: append(binary.BigEndian.AppendUint64(nil, uint64(node)), seen...)})
 		if err != nil || r.OK {
 			return err
 		}
 		seen = r.Value
+		if op != OpAddReplica || len(seen) == 0 {
+			continue
+		}
+		_, cs, err := decodeConfVersion(seen)
+		if err != nil {
+			return fmt.Errorf("consensus: a configuration from the leader: %w", err)
+		}
+		_, present := memberOn(cs, node)
+		if learnerSeen && !present {
+			return fmt.Errorf("%w: node %d's learner was removed before it was promoted", ErrReplicaChangeRaced, node)
+		}
+		learnerSeen = learnerSeen || present
 	}
 }
+
+// ErrReplicaChangeRaced: another change undid this one while it was in
+// progress (see Client.AddReplica).
+var ErrReplicaChangeRaced = errors.New("consensus: a concurrent replica change undid this one")
 
 // Ranges returns every range, in key order, as each range's leader has it
 // now (ID, generation, span, replicas): a walk from the first key, one

@@ -567,9 +567,13 @@ func (c *serverSet) status(served []int64, healed int64) string {
 func (c *serverSet) appliedIndexes(d consensus.Descriptor) string {
 	var parts []string
 	for _, id := range c.nodes {
-		if st := c.stores[id]; st != nil {
+		st := c.stores[id]
+		switch {
+		case st != nil && (!c.sim.Node(id).Up() || c.storeInc[id] != c.sim.Node(id).inc):
+			parts = append(parts, fmt.Sprintf("n%d down", id))
+		case st != nil:
 			parts = append(parts, fmt.Sprintf("n%d %s", id, st.RangeStatus(d.ID)))
-		} else {
+		default:
 			parts = append(parts, fmt.Sprintf("n%d no store (damaged, waiting to be rebuilt)", id))
 		}
 	}
