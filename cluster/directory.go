@@ -31,7 +31,7 @@ import (
 // names.
 //
 // The gossip is also how a node knows which nodes are up: each node's
-// last message, by this node's monotonic clock (live). It says who the
+// last message, by this node's monotonic clock (alive, dead). It says who the
 // nodes are, how to reach them and whether they still talk. Which node
 // holds which range is Raft's business (each range's configuration),
 // never the directory's.
@@ -143,17 +143,29 @@ func (d *directory) active() []kernel.NodeID {
 	return out
 }
 
-// live reports whether node n is up as far as this node can tell: it is
-// this node, or a new message of its gossip arrived within DeadAfter (a node this one never
-// heard of counts as up until DeadAfter has passed since this directory
-// started: after a restart, no node is dead at once).
-func (d *directory) live(n kernel.NodeID) bool {
+// alive reports whether node n is up as far as this node knows: it is
+// this node, or a new message of its gossip arrived within DeadAfter.
+func (d *directory) alive(n kernel.NodeID) bool {
 	if n == d.rt.NodeID() {
 		return true
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.rt.Monotonic()-max(d.heard[n], d.started) < d.opts.DeadAfter
+	at, ok := d.heard[n]
+	return ok && d.rt.Monotonic()-at < d.opts.DeadAfter
+}
+
+// dead reports whether node n has been silent for DeadAfter: no new
+// message of its gossip within DeadAfter, nor since this directory
+// started (after a restart, no node is dead at once; nor alive: see
+// alive).
+func (d *directory) dead(n kernel.NodeID) bool {
+	if n == d.rt.NodeID() {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.rt.Monotonic()-max(d.heard[n], d.started) >= d.opts.DeadAfter
 }
 
 // entry returns what the directory knows of n.

@@ -5,10 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
+	"sync"
 
 	"github.com/orbitkernel/orbit/consensus"
 	"github.com/orbitkernel/orbit/kernel"
+	"github.com/orbitkernel/orbit/storage"
 )
 
 // Manager is one node's share of cluster management: its directory of the
@@ -50,6 +51,12 @@ type Manager struct {
 	// lives as long as the node (its reply port and task), so they are
 	// made once, not per request.
 	pool *kernel.Mailbox[*consensus.Client]
+
+	mu sync.Mutex
+	// extra is, per range, the descriptor the last look saw with more
+	// replicas than the cluster wants (the repair rule removes one only
+	// when the next look sees the same).
+	extra map[storage.RangeID]string
 }
 
 // requestClients is how many membership or operator requests run at once.
@@ -89,10 +96,6 @@ func (m *Manager) Record() Record { return m.dir.record() }
 
 // Active lists the nodes not removed, sorted.
 func (m *Manager) Active() []kernel.NodeID { return m.dir.active() }
-
-// Live reports whether node is up as far as this node can tell (its
-// gossip arrived within DeadAfter).
-func (m *Manager) Live(node kernel.NodeID) bool { return m.dir.live(node) }
 
 // Advertise records this node's own address (first start, or moved), to
 // be gossiped to every node.
@@ -140,14 +143,14 @@ func (m *Manager) Join(ctx context.Context, node kernel.NodeID, addr string) (Ch
 		if err := untilSettled(func() (int, error) { return m.pass(ctx, cl, repairOnly, nil, &out) }); err != nil {
 			return err
 		}
-		err := untilSettled(func() (int, error) { return m.pass(ctx, cl, allRules, nil, &out) })
-		if errors.Is(err, errKeptChanging) && m.opts.RebalanceInterval > 0 {
-			// The rebalancers (and automatic splits) move things too: the
-			// node is in, and they finish the spread.
-			out = append(out, "the rebalancers go on evening out replicas and leaderships")
+		if m.opts.RebalanceInterval > 0 {
+			// Each range's leader moves replicas and leaderships onto the
+			// new node: two parties moving one range's replicas at once
+			// would each undo the other's half-done move.
+			out = append(out, "each range's leader now evens out replicas and leaderships (the rebalancer)")
 			return nil
 		}
-		return err
+		return untilSettled(func() (int, error) { return m.pass(ctx, cl, allRules, nil, &out) })
 	})
 	return out, err
 }
@@ -227,8 +230,3 @@ func (m *Manager) removeFromRanges(ctx context.Context, cl *consensus.Client, no
 	}
 	return changes, nil
 }
-
-// stepTimeout bounds one step of the rebalancer: an added replica whose
-// node died before it caught up must not hold the rebalancer forever (the
-// next round removes it: its node is dead).
-const stepTimeout = 30 * time.Second

@@ -51,8 +51,14 @@ type view struct {
 	replicas, leaders map[kernel.NodeID]int
 	active            []kernel.NodeID
 	removed           map[kernel.NodeID]bool // removed or leaving
-	live              func(kernel.NodeID) bool
-	want              int
+	// dead: silent for DeadAfter; alive: heard from lately. A node just
+	// restarted knows neither of a node it has not heard from yet: it
+	// replaces nothing on it and places nothing on it.
+	dead, alive func(kernel.NodeID) bool
+	want        int
+	// extraBefore is, per range, the descriptor the previous look saw
+	// with more than want replicas (Manager.extra).
+	extraBefore map[storage.RangeID]string
 }
 
 // look walks the ranges and counts.
@@ -64,7 +70,16 @@ func (m *Manager) look(ctx context.Context, cl *consensus.Client) (*view, error)
 	rec := m.dir.record()
 	v := &view{ranges: ranges, leader: map[storage.RangeID]kernel.NodeID{},
 		replicas: map[kernel.NodeID]int{}, leaders: map[kernel.NodeID]int{},
-		active: m.dir.active(), removed: map[kernel.NodeID]bool{}, live: m.dir.live, want: rec.Replicas}
+		active: m.dir.active(), removed: map[kernel.NodeID]bool{}, dead: m.dir.dead, alive: m.dir.alive, want: rec.Replicas}
+	m.mu.Lock()
+	v.extraBefore = m.extra
+	m.extra = map[storage.RangeID]string{}
+	for _, d := range ranges {
+		if len(d.Replicas) > v.want {
+			m.extra[d.ID] = d.String()
+		}
+	}
+	m.mu.Unlock()
 	for n, e := range rec.Nodes {
 		if e.Removed || e.Leaving {
 			v.removed[n] = true
@@ -82,12 +97,12 @@ func (m *Manager) look(ctx context.Context, cl *consensus.Client) (*view, error)
 	return v, nil
 }
 
-// spares are the live active nodes outside d (and other than except),
+// spares are the alive active nodes outside d (and other than except),
 // leaving ones excepted.
 func (v *view) spares(d consensus.Descriptor, except kernel.NodeID) []kernel.NodeID {
 	var out []kernel.NodeID
 	for _, n := range v.active {
-		if n != except && !slices.Contains(d.Replicas, n) && v.live(n) && !v.removed[n] {
+		if n != except && !slices.Contains(d.Replicas, n) && v.alive(n) && !v.removed[n] {
 			out = append(out, n)
 		}
 	}
@@ -106,7 +121,7 @@ func (v *view) most(candidates []kernel.NodeID, count map[kernel.NodeID]int) ker
 
 // gone reports whether n's replicas must go: n is removed, leaving or
 // dead.
-func (v *view) gone(n kernel.NodeID) bool { return v.removed[n] || !v.live(n) }
+func (v *view) gone(n kernel.NodeID) bool { return v.removed[n] || v.dead(n) }
 
 // step is one change to a range: add a replica, remove one (an add and a
 // remove together move one: add first), or hand the leadership over.
@@ -120,11 +135,19 @@ type step struct {
 // (rule 1), if any.
 func (v *view) repair(d consensus.Descriptor) (step, bool) {
 	spare := v.spares(d, 0)
+	var staying []kernel.NodeID
+	for _, n := range d.Replicas {
+		if !v.gone(n) {
+			staying = append(staying, n)
+		}
+	}
 	for _, n := range d.Replicas {
 		if !v.gone(n) {
 			continue
 		}
 		switch {
+		case len(staying) >= v.want:
+			return step{d: d, remove: n}, true // enough without it
 		case len(spare) > 0:
 			return step{d: d, add: v.fewest(spare, v.replicas), remove: n}, true
 		case v.removed[n] && len(d.Replicas) > 1:
@@ -134,7 +157,10 @@ func (v *view) repair(d consensus.Descriptor) (step, bool) {
 	if len(d.Replicas) < v.want && len(spare) > 0 {
 		return step{d: d, add: v.fewest(spare, v.replicas)}, true
 	}
-	if len(d.Replicas) > v.want {
+	if len(d.Replicas) > v.want && v.extraBefore[d.ID] == d.String() {
+		// An extra replica seen twice, the range unchanged in between: a
+		// move cut short, not one in progress (whose learner makes the
+		// range look one too many until its removal comes).
 		var others []kernel.NodeID
 		for _, n := range d.Replicas {
 			if n != v.leader[d.ID] {
@@ -171,7 +197,7 @@ func (v *view) spreadLeaders(d consensus.Descriptor) (step, bool) {
 	}
 	var candidates []kernel.NodeID
 	for _, n := range d.Replicas {
-		if v.live(n) && !v.removed[n] {
+		if v.alive(n) && !v.removed[n] {
 			candidates = append(candidates, n)
 		}
 	}
@@ -286,7 +312,10 @@ func (m *Manager) rebalanceLoop(ctx context.Context, cl *consensus.Client) {
 			return
 		}
 		var out Changes
-		pctx, cancel := m.rt.WithTimeout(ctx, stepTimeout)
+		// Bounded: an added replica whose node died before it caught up
+		// must not hold the rebalancer for longer than it takes to count
+		// that node dead (the next pass removes it then).
+		pctx, cancel := m.rt.WithTimeout(ctx, m.opts.DeadAfter)
 		n, err := m.pass(pctx, cl, allRules, ledHere, &out)
 		cancel()
 		if err != nil && ctx.Err() == nil {

@@ -253,7 +253,7 @@ func (c *managedCluster) Check(vizPath string) error {
 		return err
 	}
 	if err := c.checkPlacement(); err != nil {
-		return err
+		return fmt.Errorf("%w\n%s", err, c.Status())
 	}
 	return c.checkRanges()
 }
