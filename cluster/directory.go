@@ -54,13 +54,14 @@ type directory struct {
 	// not dead before DeadAfter has passed since then.
 	heard   map[kernel.NodeID]time.Duration
 	started time.Duration
-	// newest is, per node, the newest stamp its gossip came with: an
-	// older one (the network delivering an old message again) proves
-	// nothing about the node now.
+	// newest is, per node, the stamp of the newest message of its gossip,
+	// and past the incarnations it had before (the last few): a message
+	// the network delivers again, or late, proves nothing about the node
+	// now.
 	newest map[kernel.NodeID]gossipStamp
-	// boot is this incarnation's stamp: its runtime clock when the
-	// directory was made. seq counts its messages.
-	boot int64
+	past   map[kernel.NodeID][]uint64
+	// boot names this incarnation (random); seq counts its messages.
+	boot uint64
 	seq  uint64
 }
 
@@ -70,15 +71,38 @@ type gossipMessage struct {
 	Nodes map[kernel.NodeID]NodeEntry `json:"nodes"`
 }
 
-// gossipStamp orders one node's messages: its incarnation (the wall
-// clock at its start: a restarted node's is later) and a counter.
+// gossipStamp orders one incarnation's messages. (Not a clock: a node's
+// clock may step back across a restart.)
 type gossipStamp struct {
-	Boot int64  `json:"boot"`
+	Boot uint64 `json:"boot"`
 	Seq  uint64 `json:"seq"`
 }
 
-func (a gossipStamp) after(b gossipStamp) bool {
-	return a.Boot > b.Boot || (a.Boot == b.Boot && a.Seq > b.Seq)
+// pastIncarnations bounds how many earlier incarnations of a node the
+// directory remembers, to ignore their messages.
+const pastIncarnations = 16
+
+// fresh reports whether a message stamped st is news from node n: the
+// next of its current incarnation, or the first of a new one; and
+// records it. Called with mu held.
+func (d *directory) fresh(n kernel.NodeID, st gossipStamp) bool {
+	cur, ok := d.newest[n]
+	switch {
+	case st.Boot == 0:
+		return false // no stamp
+	case !ok:
+	case st.Boot == cur.Boot:
+		if st.Seq <= cur.Seq {
+			return false
+		}
+	case slices.Contains(d.past[n], st.Boot):
+		return false // an earlier incarnation's
+	default:
+		past := append(d.past[n], cur.Boot)
+		d.past[n] = past[max(0, len(past)-pastIncarnations):]
+	}
+	d.newest[n] = st
+	return true
 }
 
 func newDirectory(rt kernel.Runtime, opts *Options) *directory {
@@ -86,7 +110,7 @@ func newDirectory(rt kernel.Runtime, opts *Options) *directory {
 	rec.Nodes = maps.Clone(rec.Nodes)
 	return &directory{rt: rt, opts: opts, rec: rec, changed: kernel.NewMailbox[struct{}](rt, "node-directory-changed", 1),
 		heard: map[kernel.NodeID]time.Duration{}, started: rt.Monotonic(),
-		newest: map[kernel.NodeID]gossipStamp{}, boot: rt.Now().UnixNano()}
+		newest: map[kernel.NodeID]gossipStamp{}, past: map[kernel.NodeID][]uint64{}, boot: rt.Rand().Uint64() | 1}
 }
 
 // addrOf is the address this node uses to reach n.
@@ -241,8 +265,7 @@ func (d *directory) gossip() {
 				continue
 			}
 			d.mu.Lock()
-			if in.Stamp.after(d.newest[env.From]) {
-				d.newest[env.From] = in.Stamp
+			if d.fresh(env.From, in.Stamp) {
 				d.heard[env.From] = d.rt.Monotonic()
 			}
 			d.mu.Unlock()

@@ -170,6 +170,13 @@ func (m *Manager) Remove(ctx context.Context, node kernel.NodeID) (Changes, erro
 		return untilSettled(func() (int, error) { return m.removeFromRanges(ctx, cl, node, &out) })
 	})
 	if err != nil {
+		// Refused or cut short: the node stays a member (what moved off it
+		// stays moved), so that a removal that cannot finish, refused for
+		// want of a quorum say, does not keep draining it. Asking again
+		// goes on.
+		if uerr := m.dir.update(node, func(e *NodeEntry) { e.Leaving = false }); uerr != nil {
+			return out, errors.Join(err, uerr)
+		}
 		return out, err
 	}
 	return out, m.dir.update(node, func(e *NodeEntry) { e.Leaving, e.Removed = false, true })
