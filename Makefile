@@ -59,12 +59,14 @@ lint:
 	$(GO) tool staticcheck ./...
 
 ## sim: a longer sweep, seeds SEED..SEED+SEEDS-1, of the default (KV)
-## scenario, the Redis scenario and the split scenarios (kvsplit on 3
-## nodes, kvsplit5 on 5); sim5 does the five-node KV variant;
+## scenario, the Redis scenario, the split scenarios (kvsplit on 3
+## nodes, kvsplit5 on 5) and the cluster scenario (joins, removals, a
+## node dead for good, every node's rebalancer); sim5 does the five-node
+## KV variant;
 ## sim-avail the availability scenario (one fault at a time on a leader,
 ## recovery bound and slow-leader throughput floor), AVAIL_SEEDS seeds
 sim:
-	$(GO) test ./sim -run '^(TestSim|TestRedisSim|TestSimSplits)$$' -seed=$(SEED) -seeds=$(SEEDS) -timeout 0
+	$(GO) test ./sim -run '^(TestSim|TestRedisSim|TestSimSplits|TestSimCluster)$$' -seed=$(SEED) -seeds=$(SEEDS) -timeout 0
 	$(GO) test ./sim -run '^TestAvailability$$' -seed=$(SEED) -seeds=$(AVAIL_SEEDS) -timeout 0
 
 sim-avail:
@@ -82,13 +84,14 @@ sim-coverage:
 sim5:
 	$(GO) test ./sim -run '^TestSimFiveNodes$$' -seed=$(SEED) -seeds=$(SEEDS) -timeout 0
 
-## determinism: run SEEDS seeds of the default scenario and the split
-## scenarios twice each; every trace must match
+## determinism: run SEEDS seeds of the default scenario, the split
+## scenarios and the cluster scenario twice each; every trace must match
 determinism:
-	$(GO) test ./sim -run '^(TestSim|TestSimSplits)$$' -seed=$(SEED) -seeds=$(SEEDS) -twice -timeout 0
+	$(GO) test ./sim -run '^(TestSim|TestSimSplits|TestSimCluster)$$' -seed=$(SEED) -seeds=$(SEEDS) -twice -timeout 0
 
 ## mutations: plant each bug (internal/mutation; consensus, client,
-## snapshot, storage, Redis state machine, availability) and require the
+## snapshot, storage, Redis state machine, availability, split, placement)
+## and require the
 ## simulator to catch it within 300 seeds, then shrink two caught seeds'
 ## fault plans (-shrink); first, the consensus transcripts must fail under
 ## the consensus and client bugs they pin down

@@ -59,3 +59,32 @@ func TestDirectoryMerge(t *testing.T) {
 		t.Fatalf("stored record = %+v", stored)
 	}
 }
+
+// TestGossipFreshness: only a message newer than the last of its
+// incarnation, or the first of a new incarnation, is news of its sender;
+// messages the network delivers again, and an earlier incarnation's, are
+// not (a dead node's replayed gossip must not keep it alive).
+func TestGossipFreshness(t *testing.T) {
+	rt := prod.New(prod.Options{NodeID: 1})
+	defer rt.Stop()
+	opts := Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	d := newDirectory(rt, &opts)
+	steps := []struct {
+		st   gossipStamp
+		want bool
+	}{
+		{gossipStamp{Boot: 7, Seq: 1}, true},
+		{gossipStamp{Boot: 7, Seq: 1}, false}, // delivered again
+		{gossipStamp{Boot: 7, Seq: 3}, true},
+		{gossipStamp{Boot: 7, Seq: 2}, false}, // late
+		{gossipStamp{Boot: 9, Seq: 1}, true},  // restarted
+		{gossipStamp{Boot: 7, Seq: 4}, false}, // the earlier incarnation's, late
+		{gossipStamp{Boot: 9, Seq: 2}, true},
+		{gossipStamp{}, false}, // no stamp
+	}
+	for i, s := range steps {
+		if got := d.fresh(2, s.st); got != s.want {
+			t.Fatalf("step %d: fresh(%+v) = %v, want %v", i, s.st, got, s.want)
+		}
+	}
+}

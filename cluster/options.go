@@ -34,6 +34,13 @@ type Options struct {
 	// network reaches every node by its ID (the simulator's does).
 	Connect func(node kernel.NodeID, addr string) error
 
+	// SlowLeader, if set, reports whether node would lead range id (led
+	// here) so slowly that the consensus health check would hand the
+	// range away from it (consensus.Store.SlowLeader): the rebalancer
+	// then hands no leadership to it, or the two would bounce the range
+	// between them.
+	SlowLeader func(id storage.RangeID, node kernel.NodeID) bool
+
 	// Standalone is a single node with no network: it gossips nothing and
 	// rebalances nothing.
 	Standalone bool

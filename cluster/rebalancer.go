@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/orbitkernel/orbit/consensus"
+	"github.com/orbitkernel/orbit/internal/mutation"
 	"github.com/orbitkernel/orbit/kernel"
 	"github.com/orbitkernel/orbit/storage"
 )
@@ -31,7 +32,9 @@ import (
 //     (added first, then removed: the range never has fewer).
 //  3. Leaderships. A range whose leader's node leads at least two ranges
 //     more than another live voter's hands its leadership (and lease)
-//     over.
+//     over, unless the consensus health check rates that voter a slow
+//     leader for the range (Options.SlowLeader): it would hand the range
+//     straight back.
 //
 // Only a range's leader acts on it by itself, so two nodes never work on
 // one range at once; and every step is a compare-and-swap on the range's
@@ -55,6 +58,7 @@ type view struct {
 	// restarted knows neither of a node it has not heard from yet: it
 	// replaces nothing on it and places nothing on it.
 	dead, alive func(kernel.NodeID) bool
+	slowLeader  func(storage.RangeID, kernel.NodeID) bool
 	want        int
 	// extraBefore is, per range, the descriptor the previous look saw
 	// with more than want replicas (Manager.extra).
@@ -70,7 +74,10 @@ func (m *Manager) look(ctx context.Context, cl *consensus.Client) (*view, error)
 	rec := m.dir.record()
 	v := &view{ranges: ranges, leader: map[storage.RangeID]kernel.NodeID{},
 		replicas: map[kernel.NodeID]int{}, leaders: map[kernel.NodeID]int{},
-		active: m.dir.active(), removed: map[kernel.NodeID]bool{}, dead: m.dir.dead, alive: m.dir.alive, want: rec.Replicas}
+		active: m.dir.active(), removed: map[kernel.NodeID]bool{}, dead: m.dir.dead, alive: m.dir.alive, slowLeader: m.opts.SlowLeader, want: rec.Replicas}
+	if v.slowLeader == nil {
+		v.slowLeader = func(storage.RangeID, kernel.NodeID) bool { return false }
+	}
 	m.mu.Lock()
 	v.extraBefore = m.extra
 	m.extra = map[storage.RangeID]string{}
@@ -102,7 +109,7 @@ func (m *Manager) look(ctx context.Context, cl *consensus.Client) (*view, error)
 func (v *view) spares(d consensus.Descriptor, except kernel.NodeID) []kernel.NodeID {
 	var out []kernel.NodeID
 	for _, n := range v.active {
-		if n != except && !slices.Contains(d.Replicas, n) && v.alive(n) && !v.removed[n] {
+		if n != except && !slices.Contains(d.Replicas, n) && (v.alive(n) || mutation.On(MutPlacesOnSilent)) && !v.removed[n] {
 			out = append(out, n)
 		}
 	}
@@ -197,7 +204,7 @@ func (v *view) spreadLeaders(d consensus.Descriptor) (step, bool) {
 	}
 	var candidates []kernel.NodeID
 	for _, n := range d.Replicas {
-		if v.alive(n) && !v.removed[n] {
+		if (v.alive(n) || mutation.On(MutPlacesOnSilent)) && !v.removed[n] && (n == lead || !v.slowLeader(d.ID, n)) {
 			candidates = append(candidates, n)
 		}
 	}

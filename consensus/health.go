@@ -303,11 +303,14 @@ func (h *health) reportOf(self, node kernel.NodeID, now time.Time) (healthReport
 func (s *Store) checkHealth() {
 	now := s.rt.Now()
 	self := s.rt.NodeID()
+	slow := map[storage.RangeID][]kernel.NodeID{}
+	defer func() { s.slowLeaders.Store(&slow) }()
 	for _, id := range s.ids {
 		r := s.replicas[id]
 		if !r.leading || mutation.On(MutNoHealthTransfer) {
 			continue
 		}
+		s.noteSlowVoters(r, slow, now)
 		if at, ok := s.health.moved[id]; ok && now.Sub(at) < transferCooldown {
 			continue
 		}
@@ -352,6 +355,45 @@ func (s *Store) checkHealth() {
 		r.handoverTo, r.handoverUntil = best, now.Add(handoverTimeout)
 	}
 	s.progressHandovers()
+}
+
+// noteSlowVoters records in slow, for range r led here, the voters that
+// would lead it so much slower than the best of them (slowFactor,
+// slowMargin) that the health check would hand the range away from them:
+// a rebalancer must not hand it to them (SlowLeader), or the two would
+// bounce it.
+func (s *Store) noteSlowVoters(r *replica, slow map[storage.RangeID][]kernel.NodeID, now time.Time) {
+	self := s.rt.NodeID()
+	cs := r.log.ConfState()
+	voters := make([]kernel.NodeID, 0, len(cs.Voters))
+	for _, v := range cs.Voters {
+		voters = append(voters, nodeOf(v))
+	}
+	est := map[kernel.NodeID]time.Duration{}
+	var best time.Duration
+	for _, n := range voters {
+		if e, ok := s.health.commitEstimate(self, n, voters, now); ok {
+			est[n] = e
+			if best == 0 || e < best {
+				best = e
+			}
+		}
+	}
+	for _, n := range voters {
+		if e, ok := est[n]; ok && e > slowFactor*best+slowMargin {
+			slow[r.desc.ID] = append(slow[r.desc.ID], n)
+		}
+	}
+}
+
+// SlowLeader reports whether node, as leader of range id (led here),
+// would commit so much slower than the range's best voter that the health
+// check would hand the range away from it: a rebalancer hands it
+// elsewhere. False when this node does not lead the range or knows too
+// little.
+func (s *Store) SlowLeader(id storage.RangeID, node kernel.NodeID) bool {
+	p := s.slowLeaders.Load()
+	return p != nil && slices.Contains((*p)[id], node)
 }
 
 // handoverTimeout bounds how long a leader refuses writes while it waits

@@ -53,6 +53,8 @@ type Store struct {
 	// fencedPeers is ClockRateFenced's answer (clockrate.go), for readers
 	// off the driver.
 	fencedPeers atomic.Int64
+	// slowLeaders is SlowLeader's answer (health.go), for other tasks.
+	slowLeaders atomic.Pointer[map[storage.RangeID][]kernel.NodeID]
 	// Automatic splits (split.go): the keys handed to the splitter task,
 	// and the ranges one was handed for (until it reports back).
 	splitter    *kernel.Mailbox[sizeJob]

@@ -29,6 +29,8 @@ func mutationScenarios(b mutation.Bug) []Scenario {
 		// timed-out writes are retried across splits: it catches
 		// split-forgets-clients at seed 70, kvsplit5 only at 243.
 		return []Scenario{kvSplitScenario, kvSplit5Scenario, redisScenario}
+	case mutation.Placement:
+		return []Scenario{clusterScenario}
 	case mutation.Snapshot:
 		// Snapshots meet splits and replica moves in kvsplit5: the span a
 		// snapshot clears and fills changes under them.

@@ -326,6 +326,8 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 			return nil
 		}
 	}
+	var store *consensus.Store // opened below; the session's tasks start after
+	mgrOpts.SlowLeader = func(id storage.RangeID, n kernel.NodeID) bool { return store.SlowLeader(id, n) }
 	mgr, err := cluster.New(rt, mgrOpts)
 	if err != nil {
 		return err
@@ -336,7 +338,6 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 			return err
 		}
 	}
-	var store *consensus.Store // opened below; the session's tasks start after
 	sess, err := session.New(session.Options{
 		Runtime: rt, Layout: layout, Router: router, Network: pubsubNet, Peers: mgr.Active,
 		Info: []string{

@@ -27,6 +27,7 @@ const (
 	Session      Class = "redis session"
 	Availability Class = "availability" // liveness, not safety
 	Split        Class = "split"        // range splits and routing
+	Placement    Class = "placement"    // joins, removals, rebalancing
 )
 
 // Bug is one planted bug.
