@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/orbitkernel/orbit/consensus"
 	"github.com/orbitkernel/orbit/kernel"
@@ -230,7 +231,16 @@ func (m *Manager) removeFromRanges(ctx context.Context, cl *consensus.Client, no
 		if len(d.Replicas) == 1 && len(spare) == 0 {
 			return changes, fmt.Errorf("range %d: node %d holds its only replica and no other node can take it: add a node first", d.ID, node)
 		}
-		if err := m.take(ctx, cl, v, step{d: d, remove: node}, out); err != nil {
+		err := m.take(ctx, cl, v, step{d: d, remove: node}, out)
+		if errors.Is(err, errChangeInProgress) {
+			// Another party's addition is under way: the next pass.
+			if err := m.rt.Sleep(ctx, 100*time.Millisecond); err != nil {
+				return changes, err
+			}
+			changes++
+			continue
+		}
+		if err != nil {
 			return changes, err
 		}
 		changes++

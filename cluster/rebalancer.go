@@ -3,6 +3,7 @@ package cluster
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -218,6 +219,10 @@ func (v *view) spreadLeaders(d consensus.Descriptor) (step, bool) {
 	return step{d: d, transfer: to}, true
 }
 
+// errChangeInProgress: a step waits for another party's change to the
+// range to finish.
+var errChangeInProgress = errors.New("a replica is being added to the range; later")
+
 // take carries out s through cl and counts it in v.
 func (m *Manager) take(ctx context.Context, cl *consensus.Client, v *view, s step, out *Changes) error {
 	note := func(format string, args ...any) {
@@ -231,6 +236,19 @@ func (m *Manager) take(ctx context.Context, cl *consensus.Client, v *view, s ste
 		}
 		v.replicas[s.add]++
 		note("added a replica on node %d", s.add)
+	}
+	if s.remove != 0 && s.add == 0 {
+		// A removal alone must not leave the range leaning on a learner
+		// that is still catching up (another party's move in progress):
+		// its voters would be one short of what the rules counted, and a
+		// node dying then would cost the range its quorum.
+		conf, err := cl.Configuration(ctx, s.d.Start)
+		if err != nil {
+			return fmt.Errorf("range %d: reading its configuration: %w", s.d.ID, err)
+		}
+		if len(conf.Learners) > 0 && !slices.Contains(conf.Learners, s.remove) {
+			return fmt.Errorf("range %d: %w (learners %v)", s.d.ID, errChangeInProgress, conf.Learners)
+		}
 	}
 	if s.remove != 0 {
 		if err := cl.RemoveLiveReplica(ctx, s.d.Start, s.remove); err != nil {
@@ -289,7 +307,9 @@ func (m *Manager) pass(ctx context.Context, cl *consensus.Client, rules int, onl
 				if ctx.Err() != nil {
 					return taken, err
 				}
-				first = cmp.Or(first, err)
+				if !errors.Is(err, errChangeInProgress) {
+					first = cmp.Or(first, err)
+				}
 				continue
 			}
 			taken++

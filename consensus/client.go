@@ -279,6 +279,32 @@ func (c *Client) Members(ctx context.Context, key []byte) ([]kernel.NodeID, erro
 	return out, nil
 }
 
+// Configuration is a range's replicas as its leader has applied them.
+type Configuration struct {
+	Voters, Learners []kernel.NodeID // sorted
+}
+
+// Configuration returns the configuration of the range holding key, as
+// its leader has applied it, once no change is in flight. A learner is a
+// replica being added (or a voter's addition cut short): it does not count
+// toward a quorum yet.
+func (c *Client) Configuration(ctx context.Context, key []byte) (Configuration, error) {
+	_, cs, err := c.configuration(ctx, key)
+	if err != nil {
+		return Configuration{}, err
+	}
+	var out Configuration
+	for _, id := range cs.Voters {
+		out.Voters = append(out.Voters, nodeOf(id))
+	}
+	for _, id := range cs.Learners {
+		out.Learners = append(out.Learners, nodeOf(id))
+	}
+	slices.Sort(out.Voters)
+	slices.Sort(out.Learners)
+	return out, nil
+}
+
 // NextReplicaID returns the lowest Raft ID that a replica the range holding
 // key adds on node from now on can have: every replica node held of it
 // before has a lower one. A rebuilt node's tombstone (Tombstone).

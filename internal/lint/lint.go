@@ -74,6 +74,9 @@ type target struct {
 var targets = []target{
 	{Dir: "storage", Recursive: true},
 	{Dir: "consensus", Recursive: true},
+	// Cluster management (directory, joins, removals, the rebalancer):
+	// the simulator's cluster scenario runs it as orbit serve does.
+	{Dir: "cluster", Recursive: true},
 	{Dir: "txn", Recursive: true},
 	{Dir: "query", Recursive: true},
 	{Dir: "kernel/actor", Recursive: true},
