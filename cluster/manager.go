@@ -58,6 +58,9 @@ type Manager struct {
 	// replicas than the cluster wants (the repair rule removes one only
 	// when the next look sees the same).
 	extra map[storage.RangeID]string
+	// learners is, per range, a configuration with learners and when it
+	// was first seen (learnerStuck).
+	learners map[storage.RangeID]learnerSeen
 }
 
 // requestClients is how many membership or operator requests run at once.
@@ -70,7 +73,8 @@ func New(rt kernel.Runtime, opts Options) (*Manager, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	m := &Manager{rt: rt, opts: opts, pool: kernel.NewMailbox[*consensus.Client](rt, "cluster-clients", requestClients)}
+	m := &Manager{rt: rt, opts: opts, pool: kernel.NewMailbox[*consensus.Client](rt, "cluster-clients", requestClients),
+		learners: map[storage.RangeID]learnerSeen{}}
 	m.dir = newDirectory(rt, &m.opts)
 	for i := range requestClients {
 		m.pool.Send(consensus.NewClient(opts.Router, fmt.Sprintf("cluster-%d", i)))

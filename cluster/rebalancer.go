@@ -27,7 +27,8 @@ import (
 //     anyway when the range keeps others, and a dead node's stays (it may
 //     come back; removing it would not make the range safer). A range
 //     short of the replica count gets one; a range above it (a move cut
-//     short) loses the replica on its fullest node, never its leader's.
+//     short) loses a learner if it has one, else the replica on its
+//     fullest node, never its leader's.
 //  2. Replicas. A range whose fullest member holds at least two replicas
 //     more than the emptiest live node outside it moves a replica there
 //     (added first, then removed: the range never has fewer).
@@ -137,6 +138,9 @@ type step struct {
 	d           consensus.Descriptor
 	add, remove kernel.NodeID
 	transfer    kernel.NodeID
+	// extra: remove is one replica too many (any would do: a learner
+	// left by an addition cut short goes first).
+	extra bool
 }
 
 // repair is the step d needs to hold want replicas on live active nodes
@@ -176,7 +180,7 @@ func (v *view) repair(d consensus.Descriptor) (step, bool) {
 			}
 		}
 		if len(others) > 0 {
-			return step{d: d, remove: v.most(others, v.replicas)}, true
+			return step{d: d, remove: v.most(others, v.replicas), extra: true}, true
 		}
 	}
 	return step{}, false
@@ -223,6 +227,29 @@ func (v *view) spreadLeaders(d consensus.Descriptor) (step, bool) {
 // range to finish.
 var errChangeInProgress = errors.New("a replica is being added to the range; later")
 
+// learnerStuck reports whether range id has had the same configuration,
+// learners included, for a RebalanceInterval: an addition nobody is
+// finishing (its caller gone), not one in progress.
+func (m *Manager) learnerStuck(id storage.RangeID, conf consensus.Configuration) bool {
+	key := fmt.Sprint(conf.Voters, conf.Learners)
+	now := m.rt.Monotonic()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	seen, ok := m.learners[id]
+	if !ok || seen.conf != key {
+		m.learners[id] = learnerSeen{conf: key, since: now}
+		return false
+	}
+	return now-seen.since >= max(m.opts.RebalanceInterval, 0)
+}
+
+// learnerSeen is when a range's configuration with learners was first
+// seen (learnerStuck).
+type learnerSeen struct {
+	conf  string
+	since time.Duration
+}
+
 // take carries out s through cl and counts it in v.
 func (m *Manager) take(ctx context.Context, cl *consensus.Client, v *view, s step, out *Changes) error {
 	note := func(format string, args ...any) {
@@ -246,7 +273,13 @@ func (m *Manager) take(ctx context.Context, cl *consensus.Client, v *view, s ste
 		if err != nil {
 			return fmt.Errorf("range %d: reading its configuration: %w", s.d.ID, err)
 		}
-		if len(conf.Learners) > 0 && !slices.Contains(conf.Learners, s.remove) {
+		switch {
+		case len(conf.Learners) == 0 || slices.Contains(conf.Learners, s.remove):
+		case s.extra || m.learnerStuck(s.d.ID, conf):
+			// An addition cut short (its caller gone): its learner is
+			// the replica to remove first.
+			s.remove = conf.Learners[0]
+		default:
 			return fmt.Errorf("range %d: %w (learners %v)", s.d.ID, errChangeInProgress, conf.Learners)
 		}
 	}

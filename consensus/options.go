@@ -84,6 +84,12 @@ type Options struct {
 	// SplitKeyer. It needs Router (the split goes through a client made
 	// from it). Default 0: no automatic splits.
 	SplitBytes int64
+	// SplitQPS, if positive, splits a range whose leader serves more than
+	// SplitQPS requests a second (reads and writes, over 2 s windows) at
+	// a key that divides its requests about evenly (load.go), as
+	// CockroachDB's load-based splitting does. It needs Router. Default
+	// 0: no load-based splits.
+	SplitQPS int
 	// MergeBytes, if positive, merges small cold neighbours (merge.go): a
 	// leader whose range (not the first) took no write for
 	// mergeCheckTicks and holds at most MergeBytes of user data merges
@@ -160,8 +166,11 @@ func (o *Options) Validate() error {
 	if o.SplitBytes < 0 {
 		bad("SplitBytes %d must not be negative (0: no automatic splits)", o.SplitBytes)
 	}
-	if o.SplitBytes > 0 && o.Router == nil {
-		bad("SplitBytes needs a Router: automatic splits go through a client")
+	if o.SplitQPS < 0 {
+		bad("SplitQPS %d must not be negative (0: no load-based splits)", o.SplitQPS)
+	}
+	if (o.SplitBytes > 0 || o.SplitQPS > 0) && o.Router == nil {
+		bad("SplitBytes and SplitQPS need a Router: automatic splits go through a client")
 	}
 	if o.MergeBytes < 0 || o.MergeBytes > MaxMergeBytes {
 		bad("MergeBytes %d must be in [0, %d] (0: no automatic merges; a merge carries the range in one log entry)", o.MergeBytes, MaxMergeBytes)
@@ -186,6 +195,7 @@ func (o *Options) String() string {
 	fmt.Fprintf(&b, "  leases=%t\n", !o.DisableLeases)
 	fmt.Fprintf(&b, "  max_clock_drift=%v (lease %v)\n", o.MaxClockDrift, o.leaseDuration())
 	fmt.Fprintf(&b, "  split_bytes=%d\n", o.SplitBytes)
+	fmt.Fprintf(&b, "  split_qps=%d\n", o.SplitQPS)
 	fmt.Fprintf(&b, "  merge_bytes=%d\n", o.MergeBytes)
 	fmt.Fprintf(&b, "  max_proposal_bytes=%d (fixed)\n", MaxProposalBytes)
 	fmt.Fprintf(&b, "  max_batch_bytes=%d (fixed)\n", MaxBatchBytes)

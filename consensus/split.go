@@ -535,9 +535,11 @@ type SplitKeyer interface {
 const splitterMailbox = 16
 
 // sizeJob is a range handed to the splitter task: to split if it is too
-// large, or to merge into its left neighbour if both are small (merge).
+// large, to split near at (a load split, load.go), or to merge into its
+// left neighbour if both are small (merge).
 type sizeJob struct {
 	d     Descriptor
+	at    []byte
 	merge bool
 }
 
@@ -584,7 +586,13 @@ func (s *Store) halvingKey(d Descriptor) []byte {
 	// The first key past half; never the range's first key (a split
 	// there would leave the left side empty).
 	i := sort.Search(len(sizes), func(i int) bool { return sizes[i] > total/2 })
-	key := slices.Clone(keys[max(i, 1)])
+	return s.splitKeyNear(d, slices.Clone(keys[max(i, 1)]))
+}
+
+// splitKeyNear is where d may split near key (strictly inside d): key
+// itself, or the boundary the state machine picks near it if it is a
+// SplitKeyer (nil: nowhere).
+func (s *Store) splitKeyNear(d Descriptor, key []byte) []byte {
 	if sk, ok := s.opts.StateMachine.(SplitKeyer); ok {
 		key = sk.SplitKey(d.Start, d.End, key)
 		if key != nil && (bytes.Compare(key, d.Start) <= 0 || (d.End != nil && bytes.Compare(key, d.End) >= 0)) {
@@ -608,15 +616,20 @@ func (s *Store) split(ctx context.Context) {
 			s.events.Send(event{splitDone: true, mergeChecked: job.d.ID, merged: merged})
 			continue
 		}
-		d := job.d
-		if key := s.halvingKey(d); key != nil {
+		d, why, key := job.d, "size", []byte(nil)
+		if job.at != nil {
+			why, key = "load", s.splitKeyNear(d, job.at)
+		} else if s.opts.SplitBytes > 0 {
+			key = s.halvingKey(d)
+		}
+		if key != nil {
 			actx, cancel := s.rt.WithTimeout(ctx, 10*time.Second)
 			id, err := cl.split(actx, key, false)
 			cancel()
 			if err != nil {
-				s.rt.Logger().Info("automatic split failed", "key", fmt.Sprintf("%q", key), "err", err)
+				s.rt.Logger().Info("automatic split failed", "by", why, "key", fmt.Sprintf("%q", key), "err", err)
 			} else {
-				s.rt.Logger().Info("automatic split", "key", fmt.Sprintf("%q", key), "range", id)
+				s.rt.Logger().Info("automatic split", "by", why, "key", fmt.Sprintf("%q", key), "range", id)
 			}
 		}
 		s.events.Send(event{splitDone: true})

@@ -168,6 +168,8 @@ type replica struct {
 	// mergeQuietUntil (Store.ticks) spaces out the checks of a range that
 	// did not merge (merge.go).
 	warm            bool
+	// load counts the requests served as leader this window (load.go).
+	load loadTracker
 	mergeQuietUntil uint64
 	// leaderHeard is when (Store.ticks) the replica last heard from a
 	// leader (or led): a replica of a range merged away hears nothing
@@ -271,7 +273,7 @@ func Open(rt kernel.Runtime, eng *storage.Engine, layout Layout, opts Options) (
 			reply(nil, errors.New("overloaded; retry"))
 		}
 	})
-	if opts.SplitBytes > 0 {
+	if opts.SplitBytes > 0 || opts.SplitQPS > 0 {
 		s.splitter = kernel.NewMailbox[sizeJob](rt, "splitter", splitterMailbox)
 		s.splitsAsked = map[storage.RangeID]bool{}
 		rt.Go("splitter", s.split)
@@ -524,6 +526,7 @@ func (s *Store) handle(ev event) {
 		if s.ticks%mergeCheckTicks == 0 {
 			s.checkMerges()
 		}
+		s.checkLoad()
 		if s.rt.Buggify("consensus.eager-elections") {
 			s.campaignEagerly()
 		}
@@ -680,6 +683,9 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 	if req.Op.isMembership() {
 		s.changeReplicas(r, id, req, reply)
 		return
+	}
+	if !req.Op.isAdmin() {
+		s.noteLoad(r, req.Key)
 	}
 	if req.Op.isRead() {
 		r.lastRead = s.ticks + 1
