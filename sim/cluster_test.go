@@ -16,7 +16,8 @@ import (
 // The cluster scenario runs the cluster management orbit serve runs
 // (package cluster: the node directory and its gossip, joins, removals,
 // and each node's rebalancer) under the swarm faults, with the split
-// scenario's clients and automatic splits and merges:
+// scenario's clients and automatic splits (by size, and in half the seeds
+// by load) and merges:
 //
 //   - four nodes start the cluster; a fifth starts empty and an operator
 //     has it join at a random moment of the faults (through one of the
@@ -71,6 +72,7 @@ type managedCluster struct {
 	// deadAt is when the dead node died (-1: not yet).
 	deadAt             time.Duration
 	requests, failures int
+	splitQPS           int
 }
 
 func newManagedCluster(s *Sim) *managedCluster {
@@ -89,6 +91,10 @@ func newManagedCluster(s *Sim) *managedCluster {
 		for c.removed == 0 || c.removed == c.dead {
 			c.removed = initial[rng.IntN(len(initial))]
 		}
+	}
+	// Half the seeds also split ranges by load (consensus.Options.SplitQPS).
+	if rng.IntN(2) == 0 {
+		c.splitQPS = 20
 	}
 	deathAt := time.Duration(rng.Int64N(int64(3 * time.Second)))
 	joinAt := time.Duration(rng.Int64N(int64(4 * time.Second)))
@@ -133,7 +139,7 @@ func (c *managedCluster) boot(rt kernel.Runtime) {
 		}
 	}
 	router := consensus.NewRouter(rt, c.layout)
-	st := c.openStore(rt, eng, consensus.Options{Join: rec.Joined, Router: router, SplitBytes: 24, MergeBytes: 6})
+	st := c.openStore(rt, eng, consensus.Options{Join: rec.Joined, Router: router, SplitBytes: 24, MergeBytes: 6, SplitQPS: c.splitQPS})
 	opts := cluster.Options{Engine: eng, Router: router, Record: rec, SlowLeader: st.SlowLeader,
 		RebalanceInterval: clusterRebalanceInterval, DeadAfter: clusterDeadAfter}
 	mgr, err := cluster.New(rt, opts)

@@ -58,6 +58,9 @@ type serveConfig struct {
 	// consensus.Options.MergeBytes in KiB (0: off; -1: mergeBytes's
 	// default).
 	splitMB, mergeKB int
+	// splitQPS is consensus.Options.SplitQPS (0: off; -1: splitQPS's
+	// default).
+	splitQPS int
 	// maxClockDrift and noLeases set leader leases
 	// (consensus.Options.MaxClockDrift, DisableLeases).
 	maxClockDrift float64
@@ -142,6 +145,7 @@ func serve(args []string, stderr io.Writer) int {
 	fs.IntVar(&cfg.cacheMB, "cache-mb", 128, "Pebble's block cache, in MiB (reads that miss it go to the disk)")
 	fs.IntVar(&cfg.memtableMB, "memtable-mb", 16, "Pebble's memtable size, in MiB (a full one is flushed to an sstable)")
 	fs.Float64Var(&cfg.maxClockDrift, "max-clock-drift", consensus.DefaultMaxClockDrift, "the most any node's clock may run fast or slow, as a fraction (0.05: 5%); leader leases are shortened to stay safe within it")
+	fs.IntVar(&cfg.splitQPS, "split-qps", -1, "split a range whose leader serves more requests a second than this, at a key that divides them (0: never; -1: 2500 when the cluster has other nodes, never on a single node, where every leader is on the one node anyway)")
 	fs.DurationVar(&cfg.rebalanceInterval, "rebalance-interval", cluster.DefaultRebalanceInterval, "how often each node's rebalancer looks at the ranges it leads: replaces replicas on dead or removed nodes, evens out replicas and leaderships (0: never)")
 	fs.DurationVar(&cfg.deadAfter, "dead-after", cluster.DefaultDeadAfter, "how long a node may stay silent before its replicas are replaced on live nodes (at least 6s)")
 	fs.BoolVar(&cfg.noLeases, "no-leases", false, "serve every read through a ReadIndex round instead of under a leader lease (for clocks that cannot promise --max-clock-drift)")
@@ -175,6 +179,9 @@ func serve(args []string, stderr io.Writer) int {
 		return 2
 	case !(cfg.maxClockDrift > 0 && cfg.maxClockDrift <= 0.2):
 		fmt.Fprintln(stderr, "orbit serve: --max-clock-drift must be above 0 and at most 0.2 (20%); use --no-leases for clocks that cannot promise a bound")
+		return 2
+	case cfg.splitQPS < -1:
+		fmt.Fprintln(stderr, "orbit serve: --split-qps must be -1 (the default), 0 (never) or a rate")
 		return 2
 	case cfg.rebalanceInterval < 0 || cfg.deadAfter < 6*time.Second:
 		fmt.Fprintln(stderr, "orbit serve: --rebalance-interval must not be negative (0: never) and --dead-after at least 6s")
@@ -358,6 +365,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 		Router:        router,
 		SplitBytes:    int64(cfg.splitMB) << 20,
 		MergeBytes:    mergeBytes(cfg),
+		SplitQPS:      splitQPS(cfg, tr != nil),
 		MaxClockDrift: cfg.maxClockDrift,
 		DisableLeases: cfg.noLeases,
 		LeasedRead:    func(r storage.RangeID, _ uint64) { m.leasedReads.WithLabelValues(rangeLabel(r)).Inc() },
@@ -466,6 +474,20 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	}
 	logger.Info("orbit serve: stopped")
 	return nil
+}
+
+// splitQPS is consensus.Options.SplitQPS for cfg: --split-qps, or by
+// default 2500 (CockroachDB's kv.range_split.load_qps_threshold) when the
+// node has a network (other nodes can lead the halves), 0 on a single
+// node (splitting there makes ranges and spreads nothing).
+func splitQPS(cfg serveConfig, networked bool) int {
+	switch {
+	case cfg.splitQPS >= 0:
+		return cfg.splitQPS
+	case networked:
+		return 2500
+	}
+	return 0
 }
 
 // rebalanceInterval is cluster.Options.RebalanceInterval for cfg: the
