@@ -60,7 +60,9 @@ func lastEffect(r rangeLocalReader, id storage.RangeID) uint64 {
 }
 
 // errStaleEvaluation answers the client of a rejected entry: it did not
-// apply, and the client retries it.
+// apply, and the client retries it (the same client and sequence number:
+// should a copy of the request have been proposed too, the client table
+// lets one of them apply).
 var errStaleEvaluation = retryf("evaluated against a state an earlier entry never produced; not applied")
 
 // canEvaluate reports whether r, leading in st's term, may evaluate

@@ -26,7 +26,7 @@ var (
 	MutApplyRetriesTwice = mutation.Plant("apply-retries-twice", mutation.Client,
 		"skips the client table: a retried write applies again")
 	MutTimeoutNotApplied = mutation.Plant("timeout-not-applied", mutation.Client,
-		"reports a write whose attempt timed out as not applied, though the leader may have proposed it")
+		"reports a write whose attempts timed out or were refused as not applied, though a leader may have proposed it (or a copy the network delivers again)")
 	MutRetryNewSeq = mutation.Plant("retry-new-seq", mutation.Client,
 		"numbers each attempt of a write afresh, so the range cannot tell a retry from a new write")
 	MutStableClientID = mutation.Plant("stable-client-id", mutation.Client,
