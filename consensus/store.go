@@ -167,9 +167,9 @@ type replica struct {
 	// warm is set when a write applied since the last merge check;
 	// mergeQuietUntil (Store.ticks) spaces out the checks of a range that
 	// did not merge (merge.go).
-	warm            bool
+	warm bool
 	// load counts the requests served as leader this window (load.go).
-	load loadTracker
+	load            loadTracker
 	mergeQuietUntil uint64
 	// leaderHeard is when (Store.ticks) the replica last heard from a
 	// leader (or led): a replica of a range merged away hears nothing
