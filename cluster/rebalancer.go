@@ -30,21 +30,23 @@ import (
 //     short) loses a learner if it has one, else the replica on its
 //     fullest node, never its leader's.
 //  2. Replicas. A range whose fullest member holds at least two replicas
-//     more than the emptiest live node outside it moves a replica there
-//     (added first, then removed: the range never has fewer).
+//     more than the emptiest live node outside it, the one above the
+//     nodes' mean and the other below it, moves a replica there (added
+//     first, then removed: the range never has fewer).
 //  3. Leaderships. A range whose leader's node leads at least two ranges
-//     more than another live voter's hands its leadership (and lease)
-//     over, unless the consensus health check rates that voter a slow
+//     more than another live voter's, the one above the mean and the
+//     other below it, hands its leadership (and lease) over, unless the consensus health check rates that voter a slow
 //     leader for the range (Options.SlowLeader): it would hand the range
 //     straight back.
 //
 // Only a range's leader acts on it by itself, so two nodes never work on
 // one range at once; and every step is a compare-and-swap on the range's
 // configuration, so a step raced by another (a join's pass, an operator's
-// request, a leader that changed meanwhile) is refused, not doubled. Two
-// leaders may still move replicas of different ranges onto one node in
-// the same round: the threshold of two leaves room for that, and the next
-// round evens out what overshot.
+// request, a leader that changed meanwhile) is refused, not doubled. A
+// rebalancer takes every repair it finds in a round, but one spreading
+// step: several leaders may still move replicas of different ranges onto
+// one node in the same round, and the mean (evens) keeps what overshot
+// from swinging back and forth.
 
 // view is the cluster as one walk over the ranges saw it.
 type view struct {
@@ -194,10 +196,32 @@ func (v *view) spreadReplicas(d consensus.Descriptor) (step, bool) {
 		return step{}, false
 	}
 	from, to := v.most(d.Replicas, v.replicas), v.fewest(spare, v.replicas)
-	if v.replicas[from]-v.replicas[to] < 2 {
+	if !v.evens(v.replicas, from, to) {
 		return step{}, false
 	}
 	return step{d: d, add: to, remove: from}, true
+}
+
+// evens reports whether moving one unit of count from node from to node
+// to evens the spread: from holds at least two more than to, from is
+// above the mean of the nodes that may take replicas and to below it.
+// The mean keeps several leaders moving at once from oscillating: a node
+// that the last round overfilled is above the mean, so nothing more comes
+// to it, and it gives back only to a node as far below (the simulator's
+// cluster seed 44 saw two nodes swap a replica back and forth each round
+// on the difference alone).
+func (v *view) evens(count map[kernel.NodeID]int, from, to kernel.NodeID) bool {
+	total, n := 0, 0
+	for _, node := range v.active {
+		if v.alive(node) && !v.removed[node] {
+			total += count[node]
+			n++
+		}
+	}
+	if n == 0 || count[from]-count[to] < 2 {
+		return false
+	}
+	return count[from]*n > total && count[to]*n < total
 }
 
 // spreadLeaders is the step that hands d's leadership toward an even
@@ -217,7 +241,7 @@ func (v *view) spreadLeaders(d consensus.Descriptor) (step, bool) {
 		return step{}, false
 	}
 	to := v.fewest(candidates, v.leaders)
-	if v.leaders[lead]-v.leaders[to] < 2 {
+	if !v.evens(v.leaders, lead, to) {
 		return step{}, false
 	}
 	return step{d: d, transfer: to}, true
@@ -326,7 +350,7 @@ func (m *Manager) pass(ctx context.Context, cl *consensus.Client, rules int, onl
 		return 0, err
 	}
 	var first error
-	for _, rule := range v.rules()[:rules] {
+	for i, rule := range v.rules()[:rules] {
 		taken := 0
 		for _, d := range v.ranges {
 			if only != nil && !only(v, d) {
@@ -346,6 +370,11 @@ func (m *Manager) pass(ctx context.Context, cl *consensus.Client, rules int, onl
 				continue
 			}
 			taken++
+			if i > 0 && only != nil {
+				// A rebalancer evens out one step a round: with every
+				// leader moving at once, more would overshoot.
+				return taken, first
+			}
 		}
 		if taken > 0 || first != nil {
 			return taken, first

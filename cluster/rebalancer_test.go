@@ -88,12 +88,19 @@ func TestPlacementRules(t *testing.T) {
 		t.Errorf("spreadReplicas = %+v on a spread within one", s)
 	}
 
-	// Leaderships: node 1 leads three more than node 2, but node 2 would
+	// Leaderships: node 1 leads four more than node 2, but node 2 would
 	// lead slowly; node 3 takes it.
 	v = testView(r(1, 2, 3), even, nil, nil)
-	v.leaders = map[kernel.NodeID]int{1: 4, 2: 0, 3: 1}
+	v.leaders = map[kernel.NodeID]int{1: 4, 2: 0, 3: 0, 4: 1, 5: 1}
 	v.slowLeader = func(_ storage.RangeID, n kernel.NodeID) bool { return n == 2 }
 	if s, ok := v.spreadLeaders(r(1, 2, 3)); !ok || s.transfer != 3 {
 		t.Errorf("spreadLeaders = %+v %v, want node 3 (node 2 is slow)", s, ok)
+	}
+	// Never toward a node at the mean: 3,2,2,2,1 (mean 2) moves nothing
+	// off node 1 within range 7, whose other voters hold 2 each.
+	v.leaders = map[kernel.NodeID]int{1: 3, 2: 2, 3: 2, 4: 2, 5: 1}
+	v.slowLeader = func(storage.RangeID, kernel.NodeID) bool { return false }
+	if s, ok := v.spreadLeaders(r(1, 2, 3)); ok {
+		t.Errorf("spreadLeaders = %+v toward a node at the mean", s)
 	}
 }
