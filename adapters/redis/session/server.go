@@ -445,7 +445,7 @@ func failure(err error) redis.Reply {
 	case errors.Is(err, consensus.ErrTooLarge):
 		return redis.Error(fmt.Sprintf("ERR the command's write is larger than a replicated write may be (%d bytes)", consensus.MaxProposalBytes))
 	case errors.Is(err, consensus.ErrIndeterminate):
-		return redis.Error("ERR write outcome unknown (no answer from the range leader in time); read the key to find out")
+		return redis.Error("ERR write outcome unknown (the range leader did not confirm it in time); read the key to find out")
 	case errors.Is(err, consensus.ErrNotApplied):
 		return redis.Error("TRYAGAIN the range has no leader right now; the command was not applied")
 	}
