@@ -313,6 +313,16 @@ func TestServeErrorsAreOneLine(t *testing.T) {
 	if code := serve([]string{"--bogus"}, &out); code != 2 || out.String() != "orbit serve: flag provided but not defined: -bogus\n" {
 		t.Fatalf("bad flag: %d %q", code, out.String())
 	}
+	for _, bad := range []struct{ args, want string }{
+		{"--dead-after=2s", "orbit serve: --rebalance-interval must not be negative (0: never) and --dead-after at least 6s\n"},
+		{"--rebalance-interval=-1s", "orbit serve: --rebalance-interval must not be negative (0: never) and --dead-after at least 6s\n"},
+		{"--split-qps=-2", "orbit serve: --split-qps must be -1 (the default), 0 (never) or a rate\n"},
+	} {
+		out = syncBuffer{}
+		if code := serve([]string{bad.args}, &out); code != 2 || out.String() != bad.want {
+			t.Fatalf("%s: %d %q", bad.args, code, out.String())
+		}
+	}
 	addr := startServer(t, 1)
 	cfg := serveConfig{nodeID: 1, dataDir: t.TempDir(), redisAddr: addr, httpAddr: "127.0.0.1:0", ranges: 1}
 	err := runServer(context.Background(), cfg, slog.New(slog.DiscardHandler), nil)
