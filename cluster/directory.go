@@ -60,6 +60,8 @@ type directory struct {
 	// now.
 	newest map[kernel.NodeID]gossipStamp
 	past   map[kernel.NodeID][]uint64
+	// load is each node's leader load as its newest message said.
+	load map[kernel.NodeID]float64
 	// boot names this incarnation (random); seq counts its messages.
 	boot uint64
 	seq  uint64
@@ -69,6 +71,9 @@ type directory struct {
 type gossipMessage struct {
 	Stamp gossipStamp                 `json:"stamp"`
 	Nodes map[kernel.NodeID]NodeEntry `json:"nodes"`
+	// Load is the requests a second the sender served lately as a
+	// leader, all its ranges together (Options.LeaderLoad).
+	Load float64 `json:"load,omitempty"`
 }
 
 // gossipStamp orders one incarnation's messages. (Not a clock: a node's
@@ -110,7 +115,8 @@ func newDirectory(rt kernel.Runtime, opts *Options) *directory {
 	rec.Nodes = maps.Clone(rec.Nodes)
 	return &directory{rt: rt, opts: opts, rec: rec, changed: kernel.NewMailbox[struct{}](rt, "node-directory-changed", 1),
 		heard: map[kernel.NodeID]time.Duration{}, started: rt.Monotonic(),
-		newest: map[kernel.NodeID]gossipStamp{}, past: map[kernel.NodeID][]uint64{}, boot: rt.Rand().Uint64() | 1}
+		newest: map[kernel.NodeID]gossipStamp{}, past: map[kernel.NodeID][]uint64{}, load: map[kernel.NodeID]float64{},
+		boot: rt.Rand().Uint64() | 1}
 }
 
 // addrOf is the address this node uses to reach n.
@@ -192,6 +198,29 @@ func (d *directory) dead(n kernel.NodeID) bool {
 	return d.rt.Monotonic()-max(d.heard[n], d.started) >= d.opts.DeadAfter
 }
 
+// ownLoad is this node's leader load, all ranges together.
+func (d *directory) ownLoad() float64 {
+	if d.opts.LeaderLoad == nil {
+		return 0
+	}
+	load := d.opts.LeaderLoad()
+	var total float64
+	for _, id := range slices.Sorted(maps.Keys(load)) { // one order: the same sum every run
+		total += load[id]
+	}
+	return total
+}
+
+// loadOf is node n's leader load as this node knows it.
+func (d *directory) loadOf(n kernel.NodeID) float64 {
+	if n == d.rt.NodeID() {
+		return d.ownLoad()
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.load[n]
+}
+
 // entry returns what the directory knows of n.
 func (d *directory) entry(n kernel.NodeID) (NodeEntry, bool) {
 	d.mu.Lock()
@@ -267,6 +296,7 @@ func (d *directory) gossip() {
 			d.mu.Lock()
 			if d.fresh(env.From, in.Stamp) {
 				d.heard[env.From] = d.rt.Monotonic()
+				d.load[env.From] = in.Load
 			}
 			d.mu.Unlock()
 			if _, err := d.merge(in.Nodes); err != nil {
@@ -278,7 +308,7 @@ func (d *directory) gossip() {
 		for {
 			rec := d.record()
 			d.seq++
-			body, err := json.Marshal(gossipMessage{Stamp: gossipStamp{Boot: d.boot, Seq: d.seq}, Nodes: rec.Nodes})
+			body, err := json.Marshal(gossipMessage{Stamp: gossipStamp{Boot: d.boot, Seq: d.seq}, Nodes: rec.Nodes, Load: d.ownLoad()})
 			if err != nil {
 				kernel.Crash("node directory: %v", err)
 			}

@@ -41,6 +41,12 @@ type Options struct {
 	// between them.
 	SlowLeader func(id storage.RangeID, node kernel.NodeID) bool
 
+	// LeaderLoad, if set, returns the requests a second this node served
+	// lately as leader of each range it leads
+	// (consensus.Store.LeaderLoad): the rebalancer weighs leaderships by
+	// it, and the gossip tells the other nodes this node's total.
+	LeaderLoad func() map[storage.RangeID]float64
+
 	// Standalone is a single node with no network: it gossips nothing and
 	// rebalances nothing.
 	Standalone bool

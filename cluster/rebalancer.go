@@ -33,9 +33,13 @@ import (
 //     more than the emptiest live node outside it, the one above the
 //     nodes' mean and the other below it, moves a replica there (added
 //     first, then removed: the range never has fewer).
-//  3. Leaderships. A range whose leader's node leads at least two ranges
-//     more than another live voter's, the one above the mean and the
-//     other below it, hands its leadership (and lease) over, unless the consensus health check rates that voter a slow
+//  3. Leaderships, weighed by load: a node weighs one per range it leads
+//     plus its requests a second as leader in loadUnits (250), which the
+//     gossip spreads; a range led here weighs one plus its own load. A
+//     range whose leader's node outweighs another live voter's by twice
+//     the range's weight, the one above the mean and the other below it,
+//     hands its leadership (and lease) over (so a hot node sheds its
+//     other leaderships first), unless the consensus health check rates that voter a slow
 //     leader for the range (Options.SlowLeader): it would hand the range
 //     straight back.
 //
@@ -67,7 +71,17 @@ type view struct {
 	// extraBefore is, per range, the descriptor the previous look saw
 	// with more than want replicas (Manager.extra).
 	extraBefore map[storage.RangeID]string
+	// weight is, per node, its leaderships weighed by load: one per range
+	// it leads plus its leader load in loadUnits (rule 3). rangeLoad is
+	// the load of each range led here (others' are not known here).
+	weight    map[kernel.NodeID]float64
+	rangeLoad map[storage.RangeID]float64
 }
+
+// loadUnit is how many requests a second weigh as much as leading one
+// more range: a node whose ranges serve 2,500 requests a second weighs
+// as ten idle leaderships more.
+const loadUnit = 250
 
 // look walks the ranges and counts.
 func (m *Manager) look(ctx context.Context, cl *consensus.Client) (*view, error) {
@@ -105,7 +119,21 @@ func (m *Manager) look(ctx context.Context, cl *consensus.Client) (*view, error)
 		v.leader[d.ID] = lead
 		v.leaders[lead]++
 	}
+	v.rangeLoad = map[storage.RangeID]float64{}
+	if m.opts.LeaderLoad != nil {
+		v.rangeLoad = m.opts.LeaderLoad()
+	}
+	v.weight = map[kernel.NodeID]float64{}
+	for _, n := range v.active {
+		v.weight[n] = float64(v.leaders[n]) + m.dir.loadOf(n)/loadUnit
+	}
 	return v, nil
+}
+
+// rangeWeight is what leading d weighs (rule 3): one, plus its load in
+// loadUnits if it is led here.
+func (v *view) rangeWeight(d consensus.Descriptor) float64 {
+	return 1 + v.rangeLoad[d.ID]/loadUnit
 }
 
 // spares are the alive active nodes outside d (and other than except),
@@ -240,11 +268,33 @@ func (v *view) spreadLeaders(d consensus.Descriptor) (step, bool) {
 	if len(candidates) == 0 {
 		return step{}, false
 	}
-	to := v.fewest(candidates, v.leaders)
-	if !v.evens(v.leaders, lead, to) {
+	to := slices.MinFunc(candidates, func(x, y kernel.NodeID) int {
+		return cmp.Or(cmp.Compare(v.weight[x], v.weight[y]), cmp.Compare(x, y))
+	})
+	if !v.evensWeight(lead, to, v.rangeWeight(d)) {
 		return step{}, false
 	}
 	return step{d: d, transfer: to}, true
+}
+
+// evensWeight reports whether handing a leadership of weight w from node
+// from to node to evens the spread of weights: from stays at least as
+// heavy as to becomes (the difference is at least 2w), from is above the
+// mean of the nodes that may lead and to below it (evens, for counts).
+func (v *view) evensWeight(from, to kernel.NodeID, w float64) bool {
+	var total float64
+	n := 0
+	for _, node := range v.active {
+		if v.alive(node) && !v.removed[node] {
+			total += v.weight[node]
+			n++
+		}
+	}
+	if n == 0 || v.weight[from]-v.weight[to] < 2*w {
+		return false
+	}
+	mean := total / float64(n)
+	return v.weight[from] > mean && v.weight[to] < mean
 }
 
 // errChangeInProgress: a step waits for another party's change to the
@@ -321,6 +371,9 @@ func (m *Manager) take(ctx context.Context, cl *consensus.Client, v *view, s ste
 		}
 		v.leaders[s.transfer]++
 		v.leaders[from]--
+		w := v.rangeWeight(s.d)
+		v.weight[s.transfer] += w
+		v.weight[from] -= w
 		v.leader[s.d.ID] = s.transfer
 		note("leadership moved from node %d to node %d", from, s.transfer)
 	}

@@ -26,6 +26,7 @@ func testView(d consensus.Descriptor, replicas map[kernel.NodeID]int, dead, sile
 	return &view{ranges: []consensus.Descriptor{d}, leader: map[storage.RangeID]kernel.NodeID{d.ID: 1},
 		replicas: replicas, leaders: map[kernel.NodeID]int{}, active: []kernel.NodeID{1, 2, 3, 4, 5},
 		removed: map[kernel.NodeID]bool{}, want: 3, extraBefore: map[storage.RangeID]string{},
+		weight: map[kernel.NodeID]float64{}, rangeLoad: map[storage.RangeID]float64{},
 		dead:       isDead,
 		alive:      func(n kernel.NodeID) bool { return !isDead(n) && !isSilent(n) },
 		slowLeader: func(storage.RangeID, kernel.NodeID) bool { return false }}
@@ -90,17 +91,40 @@ func TestPlacementRules(t *testing.T) {
 
 	// Leaderships: node 1 leads four more than node 2, but node 2 would
 	// lead slowly; node 3 takes it.
+	weigh := func(v *view, leaders map[kernel.NodeID]int) {
+		for n, c := range leaders {
+			v.weight[n] = float64(c)
+		}
+	}
 	v = testView(r(1, 2, 3), even, nil, nil)
-	v.leaders = map[kernel.NodeID]int{1: 4, 2: 0, 3: 0, 4: 1, 5: 1}
+	weigh(v, map[kernel.NodeID]int{1: 4, 2: 0, 3: 0, 4: 1, 5: 1})
 	v.slowLeader = func(_ storage.RangeID, n kernel.NodeID) bool { return n == 2 }
 	if s, ok := v.spreadLeaders(r(1, 2, 3)); !ok || s.transfer != 3 {
 		t.Errorf("spreadLeaders = %+v %v, want node 3 (node 2 is slow)", s, ok)
 	}
 	// Never toward a node at the mean: 3,2,2,2,1 (mean 2) moves nothing
 	// off node 1 within range 7, whose other voters hold 2 each.
-	v.leaders = map[kernel.NodeID]int{1: 3, 2: 2, 3: 2, 4: 2, 5: 1}
+	weigh(v, map[kernel.NodeID]int{1: 3, 2: 2, 3: 2, 4: 2, 5: 1})
 	v.slowLeader = func(storage.RangeID, kernel.NodeID) bool { return false }
 	if s, ok := v.spreadLeaders(r(1, 2, 3)); ok {
 		t.Errorf("spreadLeaders = %+v toward a node at the mean", s)
+	}
+
+	// Load: three nodes leading two ranges each, node 1's serving 1,000
+	// requests a second in all, 1,000 of them range 8's. Node 1 weighs 6
+	// (2 + 1000/250), the others 2: it hands a cold range (weight 1)
+	// over, but not the hot one (weight 5: the move would only make the
+	// other node the heavy one).
+	v = testView(r(1, 2, 3), even, nil, nil)
+	v.active = []kernel.NodeID{1, 2, 3}
+	weigh(v, map[kernel.NodeID]int{1: 6, 2: 2, 3: 2})
+	v.rangeLoad = map[storage.RangeID]float64{8: 1000}
+	if s, ok := v.spreadLeaders(r(1, 2, 3)); !ok || s.transfer != 2 {
+		t.Errorf("spreadLeaders of a cold range on a hot node = %+v %v, want node 2", s, ok)
+	}
+	hot := consensus.Descriptor{ID: 8, Replicas: []kernel.NodeID{1, 2, 3}}
+	v.leader[8] = 1
+	if s, ok := v.spreadLeaders(hot); ok {
+		t.Errorf("spreadLeaders of the hot range = %+v, want none", s)
 	}
 }

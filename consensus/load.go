@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"slices"
 	"time"
+
+	"github.com/orbitkernel/orbit/storage"
 )
 
 // Load-based splits (Options.SplitQPS), after CockroachDB's load-based
@@ -34,14 +36,16 @@ type loadTracker struct {
 	sample [][]byte
 }
 
-// noteLoad counts one request for key served by r's leader.
+// noteLoad counts one request for key served by r's leader (always: the
+// counts are what LeaderLoad publishes) and samples its key (only for
+// load-based splits).
 func (s *Store) noteLoad(r *replica, key []byte) {
+	l := &r.load
+	l.count++
 	if s.opts.SplitQPS <= 0 {
 		return
 	}
 	r.warm = true
-	l := &r.load
-	l.count++
 	switch {
 	case len(l.sample) < loadSamples:
 		l.sample = append(l.sample, bytes.Clone(key))
@@ -56,15 +60,20 @@ func (s *Store) noteLoad(r *replica, key []byte) {
 // splitter the ranges led here that served more than SplitQPS, with their
 // candidate split keys, and starts a new window.
 func (s *Store) checkLoad() {
-	if s.opts.SplitQPS <= 0 || s.ticks%loadWindowTicks != 0 {
+	if s.ticks%loadWindowTicks != 0 {
 		return
 	}
 	window := time.Duration(loadWindowTicks) * s.opts.TickInterval
+	led := map[storage.RangeID]float64{}
+	defer func() { s.leaderLoad.Store(&led) }()
 	for _, id := range s.ids {
 		r := s.replicas[id]
 		l := r.load
 		r.load = loadTracker{}
-		if !r.leading || float64(l.count) <= float64(s.opts.SplitQPS)*window.Seconds() ||
+		if r.leading {
+			led[id] = float64(l.count) / window.Seconds()
+		}
+		if s.opts.SplitQPS <= 0 || !r.leading || float64(l.count) <= float64(s.opts.SplitQPS)*window.Seconds() ||
 			r.splitKey != nil || r.frozen || r.freezing || s.splitsAsked[id] {
 			continue
 		}
@@ -94,4 +103,14 @@ func loadSplitKey(sample [][]byte, d Descriptor) []byte {
 		return nil
 	}
 	return key
+}
+
+// LeaderLoad returns, for each range led here, the requests a second its
+// leader served over the last window (2 s): what a rebalancer weighs
+// leaderships by. Safe from any task.
+func (s *Store) LeaderLoad() map[storage.RangeID]float64 {
+	if p := s.leaderLoad.Load(); p != nil {
+		return *p
+	}
+	return nil
 }

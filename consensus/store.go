@@ -53,6 +53,8 @@ type Store struct {
 	// fencedPeers is ClockRateFenced's answer (clockrate.go), for readers
 	// off the driver.
 	fencedPeers atomic.Int64
+	// leaderLoad is LeaderLoad's answer (load.go), for other tasks.
+	leaderLoad atomic.Pointer[map[storage.RangeID]float64]
 	// slowLeaders is SlowLeader's answer (health.go), for other tasks.
 	slowLeaders atomic.Pointer[map[storage.RangeID][]kernel.NodeID]
 	// Automatic splits (split.go): the keys handed to the splitter task,

@@ -140,7 +140,7 @@ func (c *managedCluster) boot(rt kernel.Runtime) {
 	}
 	router := consensus.NewRouter(rt, c.layout)
 	st := c.openStore(rt, eng, consensus.Options{Join: rec.Joined, Router: router, SplitBytes: 24, MergeBytes: 6, SplitQPS: c.splitQPS})
-	opts := cluster.Options{Engine: eng, Router: router, Record: rec, SlowLeader: st.SlowLeader,
+	opts := cluster.Options{Engine: eng, Router: router, Record: rec, SlowLeader: st.SlowLeader, LeaderLoad: st.LeaderLoad,
 		RebalanceInterval: clusterRebalanceInterval, DeadAfter: clusterDeadAfter}
 	mgr, err := cluster.New(rt, opts)
 	if err != nil {

@@ -335,6 +335,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	}
 	var store *consensus.Store // opened below; the session's tasks start after
 	mgrOpts.SlowLeader = func(id storage.RangeID, n kernel.NodeID) bool { return store.SlowLeader(id, n) }
+	mgrOpts.LeaderLoad = func() map[storage.RangeID]float64 { return store.LeaderLoad() }
 	mgr, err := cluster.New(rt, mgrOpts)
 	if err != nil {
 		return err
