@@ -77,6 +77,18 @@ func TestRangesSplitByLoad(t *testing.T) {
 			}
 		}()
 	}
+	// The leaders publish what they serve (a rebalancer weighs by it).
+	for loaded := false; !loaded; {
+		for _, st := range c.stores {
+			for _, q := range st.LeaderLoad() {
+				loaded = loaded || q > 0
+			}
+		}
+		if ctx.Err() != nil {
+			t.Fatal("no leader published any load")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	var ranges []Descriptor
 	for {
 		var err error
