@@ -6,8 +6,9 @@
 #
 #   SEED..SEED+SEEDS-1 of the KV and Redis scenarios (TestSim, TestRedisSim),
 #   SEED..SEED+AVAIL_SEEDS-1 of the availability scenario (TestAvailability,
-#   ~30x heavier per seed), the two profiles merged (a block counts as
-#   reached if either run reached it).
+#   ~30x heavier per seed), SEED..SEED+SEEDS-1 of the cluster scenario
+#   (TestSimCluster), the profiles merged (a block counts as reached if any
+#   run reached it).
 #
 # Output is markdown, so that docs/sim-coverage.md can quote it. A failing
 # seed still gives its coverage; the script then exits 1 after printing.
@@ -27,9 +28,9 @@ TIMEOUT=${TIMEOUT:-20m}
 
 mod=$($GO list -m)
 # The component packages: the runtime contract itself (not kernel/prod or
-# kernel/grpcnet, which the simulator replaces), storage, consensus and the
-# pure half of the Redis adapter.
-pkgs=(consensus storage kernel adapters/redis adapters/redis/session)
+# kernel/grpcnet, which the simulator replaces), storage, consensus, cluster
+# management and the pure half of the Redis adapter.
+pkgs=(consensus storage kernel cluster adapters/redis adapters/redis/session)
 coverpkg=$(printf '%s,' "${pkgs[@]/#/$mod/}")
 coverpkg=${coverpkg%,}
 
@@ -51,12 +52,13 @@ run() { # name, -run pattern, seed count
 }
 run kv-redis '^(TestSim|TestRedisSim)$' "$SEEDS"
 run avail '^TestAvailability$' "$AVAIL_SEEDS"
+run cluster '^TestSimCluster$' "$SEEDS"
 
 # Merge the text profiles: one line per block (file:range, statements),
 # the largest count any run gave it.
 awk 'FNR == 1 { mode = $0; next }
      { k = $1 " " $2; if (!(k in n) || $3 > n[k]) n[k] = $3 }
-     END { print mode; for (k in n) print k, n[k] }' "$tmp/kv-redis.out" "$tmp/avail.out" |
+     END { print mode; for (k in n) print k, n[k] }' "$tmp/kv-redis.out" "$tmp/avail.out" "$tmp/cluster.out" |
   { read -r mode; echo "$mode"; sort; } >"$tmp/merged.out"
 $GO tool cover -func="$tmp/merged.out" >"$tmp/func.txt"
 if [ -n "$COVER_PROFILE" ]; then cp "$tmp/merged.out" "$COVER_PROFILE"; fi
