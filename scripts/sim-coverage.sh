@@ -78,7 +78,7 @@ for p in "${pkgs[@]}"; do
     END { printf "| %s | %d | %d | %.1f%% |\n", p, hit, total, total ? 100 * hit / total : 0 }' "$tmp/merged.out"
 done
 awk 'NR > 1 { total += $2; if ($3 > 0) hit += $2 }
-  END { printf "| all five | %d | %d | %.1f%% |\n", hit, total, 100 * hit / total }' "$tmp/merged.out"
+  END { printf "| all | %d | %d | %.1f%% |\n", hit, total, 100 * hit / total }' "$tmp/merged.out"
 echo
 echo "## Functions never entered (0%)"
 for p in "${pkgs[@]}"; do
@@ -99,5 +99,5 @@ for p in "${pkgs[@]}"; do
   if [ -n "$list" ]; then echo "$list"; fi
 done
 echo
-echo "seeds: KV and Redis $SEED..$((SEED + SEEDS - 1)), availability $SEED..$((SEED + AVAIL_SEEDS - 1)); $(date -u +%Y-%m-%d); wall ${wall}s"
+echo "seeds: KV, Redis and cluster $SEED..$((SEED + SEEDS - 1)), availability $SEED..$((SEED + AVAIL_SEEDS - 1)); $(date -u +%Y-%m-%d); wall ${wall}s"
 exit "$failed"
