@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/orbitkernel/orbit/consensus"
@@ -53,6 +54,9 @@ type Manager struct {
 	// made once, not per request.
 	pool *kernel.Mailbox[*consensus.Client]
 
+	// steps counts the changes this manager made (Steps).
+	steps atomic.Int64
+
 	mu sync.Mutex
 	// extra is, per range, the descriptor the last look saw with more
 	// replicas than the cluster wants (the repair rule removes one only
@@ -95,6 +99,11 @@ func (m *Manager) Start() {
 		m.rt.Go("rebalancer", func(ctx context.Context) { m.rebalanceLoop(ctx, cl) })
 	}
 }
+
+// Steps counts the changes this node's manager made since it started
+// (replicas added or removed, leaderships moved), by requests and by its
+// rebalancer: a cluster whose counts stop moving has settled.
+func (m *Manager) Steps() int64 { return m.steps.Load() }
 
 // Record returns a copy of the cluster record as the directory has it.
 func (m *Manager) Record() Record { return m.dir.record() }

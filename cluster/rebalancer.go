@@ -329,6 +329,7 @@ func (m *Manager) take(ctx context.Context, cl *consensus.Client, v *view, s ste
 	note := func(format string, args ...any) {
 		line := fmt.Sprintf("range %d: ", s.d.ID) + fmt.Sprintf(format, args...)
 		*out = append(*out, line)
+		m.steps.Add(1)
 		m.opts.Logger.Info("cluster: "+line, "range", s.d.ID, "desc", s.d.String())
 	}
 	if s.add != 0 {

@@ -30,8 +30,9 @@ import (
 //     fifth has joined (POST /remove's cluster.Manager.Remove).
 //
 // Checked by Porcupine, election and lease safety, and after quiescence:
-// every range holds exactly three replicas, all on live nodes still in
-// the cluster; the joined node holds some; every live node's directory
+// the rebalancers have gone quiet (no change for three of their rounds:
+// no replica or leadership swinging back and forth); every range holds
+// exactly three replicas, all on live nodes still in the cluster; the joined node holds some; every live node's directory
 // knows the joined and the removed node; the ranges tile the keyspace and
 // their replicas agree (as in the split scenarios).
 var clusterScenario = Scenario{
@@ -73,6 +74,10 @@ type managedCluster struct {
 	deadAt             time.Duration
 	requests, failures int
 	splitQPS           int
+	// lastSteps is the managers' step count quietFor last saw, changed
+	// at quietSince.
+	lastSteps  int64
+	quietSince time.Duration
 }
 
 func newManagedCluster(s *Sim) *managedCluster {
@@ -246,7 +251,29 @@ func (c *managedCluster) Status() string {
 
 // Settled: the ranges settled (as in the split scenarios) and placed as
 // the check wants them.
-func (c *managedCluster) Settled() bool { return c.checkPlacement() == nil && c.rangesSettled() }
+func (c *managedCluster) Settled() bool {
+	return c.quietFor() >= settledQuiet && c.checkPlacement() == nil && c.rangesSettled()
+}
+
+// settledQuiet is how long the rebalancers must have changed nothing for
+// the cluster to count as settled: a few of their rounds.
+const settledQuiet = 3 * clusterRebalanceInterval
+
+// quietFor is how long no manager has changed anything (the sum of their
+// step counts unchanged).
+func (c *managedCluster) quietFor() time.Duration {
+	var steps int64
+	for _, id := range c.nodes {
+		if m := c.managers[id]; m != nil && c.sim.Node(id).Up() {
+			steps += m.Steps()
+		}
+	}
+	now := c.sim.Elapsed()
+	if steps != c.lastSteps {
+		c.lastSteps, c.quietSince = steps, now
+	}
+	return now - c.quietSince
+}
 
 // Check adds election and lease safety, placement, the directories'
 // agreement, and the ranges' agreement and convergence to
@@ -260,6 +287,10 @@ func (c *managedCluster) Check(vizPath string) error {
 	}
 	if err := c.checkPlacement(); err != nil {
 		return fmt.Errorf("%w\n%s", err, c.Status())
+	}
+	if q := c.quietFor(); q < settledQuiet {
+		return fmt.Errorf("placement: the rebalancers still move replicas or leaderships at %v (last change %v ago, want %v of quiet)\n%s",
+			c.sim.Elapsed(), q, settledQuiet, c.Status())
 	}
 	return c.checkRanges()
 }
