@@ -105,6 +105,21 @@ func (m *Manager) Start() {
 // rebalancer: a cluster whose counts stop moving has settled.
 func (m *Manager) Steps() int64 { return m.steps.Load() }
 
+// NodeHealth is what this node knows of another's health.
+type NodeHealth struct {
+	// Alive: news from it came within DeadAfter; Dead: none for
+	// DeadAfter (a node just restarted knows neither for a while).
+	Alive, Dead bool
+	// LeaderLoad is the requests a second it serves as a leader, as its
+	// gossip last said (this node's own: now).
+	LeaderLoad float64
+}
+
+// Health returns what this node knows of node's health.
+func (m *Manager) Health(node kernel.NodeID) NodeHealth {
+	return NodeHealth{Alive: m.dir.alive(node), Dead: m.dir.dead(node), LeaderLoad: m.dir.loadOf(node)}
+}
+
 // Record returns a copy of the cluster record as the directory has it.
 func (m *Manager) Record() Record { return m.dir.record() }
 

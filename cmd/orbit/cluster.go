@@ -117,9 +117,22 @@ type clusterInfo struct {
 	Replicas  int    `json:"replicas"`
 	// Initial lists the nodes the cluster was started with: the layout
 	// places the ranges' first replicas on them.
-	Initial []uint64                     `json:"initial"`
-	Nodes   map[string]cluster.NodeEntry `json:"nodes"`
-	Ranges  []rangeInfo                  `json:"ranges"`
+	Initial []uint64            `json:"initial"`
+	Nodes   map[string]nodeInfo `json:"nodes"`
+	Ranges  []rangeInfo         `json:"ranges"`
+}
+
+// nodeInfo is a node in GET /cluster: its directory entry, and its health
+// as the answering node sees it.
+type nodeInfo struct {
+	cluster.NodeEntry
+	// Alive: the node's gossip arrived lately; Dead: silent for
+	// --dead-after (its replicas are being replaced). Neither: not heard
+	// from since the answering node started.
+	Alive bool `json:"alive"`
+	Dead  bool `json:"dead"`
+	// LeaderLoad is the requests a second it serves as a leader.
+	LeaderLoad float64 `json:"leader_load"`
 }
 
 type rangeInfo struct {

@@ -269,7 +269,7 @@ func joinRecord(join string, info clusterInfo, self kernel.NodeID, addr string) 
 		if err != nil || nid == 0 {
 			return cluster.Record{}, fmt.Errorf("--join %s: node %q is not a node ID", join, text)
 		}
-		rec.Nodes[kernel.NodeID(nid)] = n
+		rec.Nodes[kernel.NodeID(nid)] = n.NodeEntry
 	}
 	// This node's own entry is what it says now; the node that takes the
 	// join request makes it official (with a newer version).

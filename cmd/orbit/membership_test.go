@@ -169,8 +169,8 @@ func TestClusterRemoveAndJoin(t *testing.T) {
 	checkAll(n4)
 	write(n4)
 	v := clusterView(t, ns[0])
-	if v.Nodes["4"].Addr == "" {
-		t.Fatalf("node 1 never heard of node 4: %+v", v.Nodes)
+	if v.Nodes["4"].Addr == "" || !v.Nodes["4"].Alive || v.Nodes["4"].Dead {
+		t.Fatalf("node 1 never heard of node 4, or not lately: %+v", v.Nodes)
 	}
 	// Three ranges of three replicas over four nodes: the rebalancers
 	// move one onto node 4 (3,3,3,0 is uneven by two or more; 3,2,2,2 is

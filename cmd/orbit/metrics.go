@@ -13,6 +13,7 @@ import (
 
 	"github.com/orbitkernel/orbit/adapters/redis"
 	"github.com/orbitkernel/orbit/adapters/redis/session"
+	"github.com/orbitkernel/orbit/cluster"
 	"github.com/orbitkernel/orbit/consensus"
 	"github.com/orbitkernel/orbit/kernel/grpcnet"
 	"github.com/orbitkernel/orbit/storage"
@@ -130,6 +131,7 @@ type nodeCollector struct {
 	tr      *grpcnet.Transport // nil on a single node
 	dataDir string
 	store   *consensus.Store
+	mgr     *cluster.Manager
 }
 
 var (
@@ -152,6 +154,8 @@ var (
 	descReconnects  = prometheus.NewDesc("orbit_transport_reconnects_total", "Streams to a peer established after the first.", []string{"peer"}, nil)
 	descConnFails   = prometheus.NewDesc("orbit_transport_connect_failures_total", "Dials or handshakes to a peer that failed.", []string{"peer"}, nil)
 	descInboxDrop   = prometheus.NewDesc("orbit_transport_inbox_dropped_total", "Messages that arrived but no inbox took (full, or nobody listening).", nil, nil)
+	descChanges     = prometheus.NewDesc("orbit_cluster_changes_total", "Replicas added or removed and leaderships moved by this node: its rebalancer's and the membership requests it served.", nil, nil)
+	descNodes       = prometheus.NewDesc("orbit_cluster_nodes", "Nodes in this node's directory, by state as it sees them: alive (heard lately), dead (silent for --dead-after), unknown, leaving, removed.", []string{"state"}, nil)
 	descRefused     = prometheus.NewDesc("orbit_transport_refused_streams_total", "Inbound streams refused at the hello (another cluster or node).", nil, nil)
 )
 
@@ -180,6 +184,26 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descLeader, v, rangeLabel(d.ID))
 	}
 	gauge(descFenced, float64(c.store.ClockRateFenced()))
+	counter(descChanges, uint64(c.mgr.Steps()))
+	states := map[string]int{"alive": 0, "dead": 0, "unknown": 0, "leaving": 0, "removed": 0}
+	for n, e := range c.mgr.Record().Nodes {
+		h := c.mgr.Health(n)
+		switch {
+		case e.Removed:
+			states["removed"]++
+		case e.Leaving:
+			states["leaving"]++
+		case h.Dead:
+			states["dead"]++
+		case h.Alive:
+			states["alive"]++
+		default:
+			states["unknown"]++
+		}
+	}
+	for state, n := range states {
+		gauge(descNodes, float64(n), state)
+	}
 	st := c.sess.Stats()
 	gauge(descConns, float64(st.Connections))
 	gauge(descRanges, float64(len(c.store.Ranges())))

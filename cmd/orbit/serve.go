@@ -387,7 +387,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	if err != nil {
 		return fmt.Errorf("starting consensus: %w", err)
 	}
-	m.reg.MustRegister(&nodeCollector{sess: sess, tr: tr, dataDir: cfg.dataDir, store: store})
+	m.reg.MustRegister(&nodeCollector{sess: sess, tr: tr, dataDir: cfg.dataDir, store: store, mgr: mgr})
 	wire, err := respwire.Listen(respwire.Options{Addr: cfg.redisAddr, Session: sess, Runtime: rt,
 		Logger: logger.With("component", "resp"), Observe: m.observe})
 	if err != nil {
@@ -528,12 +528,13 @@ func httpHandler(self kernel.NodeID, sess *session.Server, m *metrics, adm *admi
 		}
 		rec := adm.mgr.Record()
 		info := clusterInfo{ClusterID: fmt.Sprintf("%x", rec.ClusterID), Node: uint64(self), Replicas: rec.Replicas,
-			Nodes: map[string]cluster.NodeEntry{}}
+			Nodes: map[string]nodeInfo{}}
 		for _, n := range adm.layout.Nodes() {
 			info.Initial = append(info.Initial, uint64(n))
 		}
 		for n, e := range rec.Nodes {
-			info.Nodes[strconv.FormatUint(uint64(n), 10)] = e
+			h := adm.mgr.Health(n)
+			info.Nodes[strconv.FormatUint(uint64(n), 10)] = nodeInfo{NodeEntry: e, Alive: h.Alive, Dead: h.Dead, LeaderLoad: h.LeaderLoad}
 		}
 		// Every range as its leader has it now (a walk, one read per
 		// range); past a range that does not answer within a few seconds,

@@ -97,6 +97,12 @@ func TestMetricsShowLeasedReads(t *testing.T) {
 			fmt.Sscan(strings.TrimPrefix(line, "orbit_clock_rate_fenced_peers "), &fenced)
 		}
 	}
+	// A single node: itself alive in its directory, nothing rebalanced.
+	for _, want := range []string{`orbit_cluster_nodes{state="alive"} 1`, `orbit_cluster_nodes{state="dead"} 0`, "orbit_cluster_changes_total 0"} {
+		if !strings.Contains(string(body), want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 	// The first GET takes a ReadIndex round that confirms the lease.
 	if leased < 90 || fenced != 0 {
 		t.Fatalf("leased reads %v (want at least 90 of 100 GETs), fenced peers %v (want 0)", leased, fenced)
