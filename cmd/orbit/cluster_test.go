@@ -136,12 +136,18 @@ func rangeState(ctx context.Context, c *goredis.Client) (leads map[int]bool, sta
 // Cleanup kills them (and logs their tails if the test failed).
 func startCluster(t *testing.T, bin string, nodes int) []*testNode {
 	t.Helper()
+	return startClusterWith(t, bin, nodes)
+}
+
+// startClusterWith is startCluster with extra flags for every node.
+func startClusterWith(t *testing.T, bin string, nodes int, extra ...string) []*testNode {
+	t.Helper()
 	var peerList []string
 	ns := make([]*testNode, nodes)
 	for i := range ns {
 		dir := t.TempDir()
 		ns[i] = &testNode{id: i + 1, dir: filepath.Join(dir, "data"), logPath: filepath.Join(dir, "log"),
-			redisAddr: freePort(t), httpAddr: freePort(t)}
+			redisAddr: freePort(t), httpAddr: freePort(t), extra: extra}
 		peerList = append(peerList, fmt.Sprintf("%d=%s", i+1, freePort(t)))
 	}
 	for _, n := range ns {

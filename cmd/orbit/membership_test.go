@@ -194,3 +194,47 @@ func TestClusterRemoveAndJoin(t *testing.T) {
 	checkAll(n4)
 	checkAll(ns[1])
 }
+
+// TestClusterReplacesADeadNode: four nodes, three replicas a range; a node
+// killed for good has its replicas replaced on the other three by the
+// ranges' leaders once it has been silent for --dead-after, /cluster calls
+// it dead, and every acknowledged write reads back.
+func TestClusterReplacesADeadNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs four processes")
+	}
+	ns := startClusterWith(t, buildOrbit(t), 4, "--dead-after", "6s", "--rebalance-interval", "1s")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := goredis.NewClient(&goredis.Options{Addr: ns[0].redisAddr, MaxRetries: -1, ReadTimeout: 15 * time.Second})
+	defer c.Close()
+	const keys = 60
+	for i := range keys {
+		if err := c.Set(ctx, fmt.Sprintf("key-%d", i), i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := 0
+	for _, r := range clusterView(t, ns[0]).Ranges {
+		if slices.Contains(r.Replicas, 2) {
+			held++
+		}
+	}
+	if held == 0 {
+		t.Fatalf("node 2 holds no replica to replace: %+v", clusterView(t, ns[0]).Ranges)
+	}
+	killed := time.Now()
+	ns[1].kill()
+	waitReplicas(t, ns[0], "node 2's replicas replaced", func(r []uint64) bool { return len(r) == 3 && !slices.Contains(r, 2) })
+	t.Logf("node 2's %d replicas replaced %v after it was killed (--dead-after 6s)", held, time.Since(killed).Round(100*time.Millisecond))
+	if n := clusterView(t, ns[0]).Nodes["2"]; !n.Dead || n.Alive {
+		t.Fatalf("node 1 sees node 2 as %+v, want dead", n)
+	}
+	c3 := goredis.NewClient(&goredis.Options{Addr: ns[2].redisAddr, MaxRetries: -1, ReadTimeout: 15 * time.Second})
+	defer c3.Close()
+	for i := range keys {
+		if got, err := c3.Get(ctx, fmt.Sprintf("key-%d", i)).Int(); err != nil || got != i {
+			t.Fatalf("GET key-%d through node 3 = %d, %v", i, got, err)
+		}
+	}
+}
