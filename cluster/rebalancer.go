@@ -99,9 +99,16 @@ func (m *Manager) look(ctx context.Context, cl *consensus.Client) (*view, error)
 	m.mu.Lock()
 	v.extraBefore = m.extra
 	m.extra = map[storage.RangeID]string{}
+	live := map[storage.RangeID]bool{}
 	for _, d := range ranges {
+		live[d.ID] = true
 		if len(d.Replicas) > v.want {
 			m.extra[d.ID] = d.String()
+		}
+	}
+	for id := range m.learners {
+		if !live[id] {
+			delete(m.learners, id) // merged away: its ID never comes back
 		}
 	}
 	m.mu.Unlock()
