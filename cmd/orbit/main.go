@@ -14,7 +14,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
 )
 
 func main() {
@@ -48,6 +52,9 @@ func usage() {
                               and --peers; orbit serve -h lists the flags
   orbit jepsen [flags]        a Jepsen-style check of real orbit serve processes under
                               faults; orbit jepsen -h lists the flags
+  orbit node list             the cluster's nodes as a node sees them: address,
+                              state (alive, dead, unknown, leaving, removed),
+                              replicas, leaderships, leader load (--addr as below)
   orbit node remove ID        remove a node from its cluster (--addr: a node's HTTP
                               address, default 127.0.0.1:9090); a node joins with
                               orbit serve --join ADDR
@@ -68,7 +75,10 @@ func demo(args []string) int {
 // cluster (its HTTP address) to take node ID out (membership.go), and
 // prints what changed.
 func node(args []string, stderr io.Writer) int {
-	const usage = "usage: orbit node remove [--addr HOST:PORT] ID  (--addr: any node's HTTP address, default 127.0.0.1:9090)"
+	const usage = "usage: orbit node list [--addr HOST:PORT] | orbit node remove [--addr HOST:PORT] ID  (--addr: any node's HTTP address, default 127.0.0.1:9090)"
+	if len(args) >= 1 && args[0] == "list" {
+		return nodeList(args[1:], os.Stdout, stderr)
+	}
 	if len(args) < 1 || args[0] != "remove" {
 		fmt.Fprintln(stderr, usage)
 		return 2
@@ -98,4 +108,67 @@ func node(args []string, stderr io.Writer) int {
 	}
 	fmt.Printf("node %d removed\n", id)
 	return 0
+}
+
+// nodeList is `orbit node list [--addr HOST:PORT]`: the nodes as GET
+// /cluster on that node describes them, one line each.
+func nodeList(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("node list", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	addr := fs.String("addr", "127.0.0.1:9090", "HTTP address of any node of the cluster")
+	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
+		fmt.Fprintln(stderr, "usage: orbit node list [--addr HOST:PORT]")
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	info, err := fetchCluster(ctx, *addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "orbit node list: %v\n", oneLine(err))
+		return 1
+	}
+	fmt.Fprint(stdout, formatNodes(info))
+	return 0
+}
+
+// formatNodes is orbit node list's table: every node of info, by ID, with
+// its state as the answering node sees it and what it holds.
+func formatNodes(info clusterInfo) string {
+	replicas, leads := map[uint64]int{}, map[uint64]int{}
+	for _, r := range info.Ranges {
+		for _, n := range r.Replicas {
+			replicas[n]++
+		}
+		if r.LeaderNode != 0 {
+			leads[r.LeaderNode]++
+		}
+	}
+	var ids []uint64
+	for text := range info.Nodes {
+		if id, err := strconv.ParseUint(text, 10, 32); err == nil {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "NODE\tADDRESS\tSTATE\tREPLICAS\tLEADS\tLEADER LOAD\n")
+	for _, id := range ids {
+		n := info.Nodes[strconv.FormatUint(id, 10)]
+		state := "unknown"
+		switch {
+		case n.Removed:
+			state = "removed"
+		case n.Leaving:
+			state = "leaving"
+		case n.Dead:
+			state = "dead"
+		case n.Alive:
+			state = "alive"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%.0f/s\n", id, n.Addr, state, replicas[id], leads[id], n.LeaderLoad)
+	}
+	tw.Flush()
+	fmt.Fprintf(&b, "(as node %d sees them; %d ranges, %d replicas each)\n", info.Node, len(info.Ranges), info.Replicas)
+	return b.String()
 }

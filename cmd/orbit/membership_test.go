@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -229,6 +230,17 @@ func TestClusterReplacesADeadNode(t *testing.T) {
 	t.Logf("node 2's %d replicas replaced %v after it was killed (--dead-after 6s)", held, time.Since(killed).Round(100*time.Millisecond))
 	if n := clusterView(t, ns[0]).Nodes["2"]; !n.Dead || n.Alive {
 		t.Fatalf("node 1 sees node 2 as %+v, want dead", n)
+	}
+	// orbit node list says the same, node 2 holding nothing.
+	out, err := exec.Command(buildOrbit(t), "node", "list", "--addr", ns[0].httpAddr).CombinedOutput()
+	if err != nil {
+		t.Fatalf("orbit node list: %v\n%s", err, out)
+	}
+	if !regexp.MustCompile(`(?m)^2\s+\S+\s+dead\s+0\s+0\s`).Match(out) || !regexp.MustCompile(`(?m)^1\s+\S+\s+alive\s+[1-9]`).Match(out) {
+		t.Fatalf("orbit node list, node 2 dead and empty, node 1 alive with replicas:\n%s", out)
+	}
+	if testing.Verbose() {
+		t.Logf("orbit node list:\n%s", out)
 	}
 	c3 := goredis.NewClient(&goredis.Options{Addr: ns[2].redisAddr, MaxRetries: -1, ReadTimeout: 15 * time.Second})
 	defer c3.Close()
