@@ -231,32 +231,35 @@ func (v *view) spreadReplicas(d consensus.Descriptor) (step, bool) {
 		return step{}, false
 	}
 	from, to := v.most(d.Replicas, v.replicas), v.fewest(spare, v.replicas)
-	if !v.evens(v.replicas, from, to) {
+	if !v.evens(func(n kernel.NodeID) float64 { return float64(v.replicas[n]) }, from, to, 1) {
 		return step{}, false
 	}
 	return step{d: d, add: to, remove: from}, true
 }
 
-// evens reports whether moving one unit of count from node from to node
-// to evens the spread: from holds at least two more than to, from is
-// above the mean of the nodes that may take replicas and to below it.
-// The mean keeps several leaders moving at once from oscillating: a node
-// that the last round overfilled is above the mean, so nothing more comes
-// to it, and it gives back only to a node as far below (the simulator's
-// cluster seed 44 saw two nodes swap a replica back and forth each round
-// on the difference alone).
-func (v *view) evens(count map[kernel.NodeID]int, from, to kernel.NodeID) bool {
-	total, n := 0, 0
+// evens reports whether moving w of weight (a replica: one; a
+// leadership: rangeWeight) from node from to node to evens the spread:
+// from outweighs to by at least 2w (so from stays at least as heavy as to
+// becomes), from is above the mean of the nodes that may take it and to
+// below it. The mean keeps several leaders moving at once from
+// oscillating: a node that the last round overfilled is above the mean, so
+// nothing more comes to it, and it gives back only to a node as far below
+// (the simulator's cluster seed 44 saw two nodes swap a replica back and
+// forth each round on the difference alone).
+func (v *view) evens(weight func(kernel.NodeID) float64, from, to kernel.NodeID, w float64) bool {
+	var total float64
+	n := 0
 	for _, node := range v.active {
 		if v.alive(node) && !v.removed[node] {
-			total += count[node]
+			total += weight(node)
 			n++
 		}
 	}
-	if n == 0 || count[from]-count[to] < 2 {
+	if n == 0 || weight(from)-weight(to) < 2*w {
 		return false
 	}
-	return count[from]*n > total && count[to]*n < total
+	mean := total / float64(n)
+	return weight(from) > mean && weight(to) < mean
 }
 
 // spreadLeaders is the step that hands d's leadership toward an even
@@ -278,30 +281,10 @@ func (v *view) spreadLeaders(d consensus.Descriptor) (step, bool) {
 	to := slices.MinFunc(candidates, func(x, y kernel.NodeID) int {
 		return cmp.Or(cmp.Compare(v.weight[x], v.weight[y]), cmp.Compare(x, y))
 	})
-	if !v.evensWeight(lead, to, v.rangeWeight(d)) {
+	if !v.evens(func(n kernel.NodeID) float64 { return v.weight[n] }, lead, to, v.rangeWeight(d)) {
 		return step{}, false
 	}
 	return step{d: d, transfer: to}, true
-}
-
-// evensWeight reports whether handing a leadership of weight w from node
-// from to node to evens the spread of weights: from stays at least as
-// heavy as to becomes (the difference is at least 2w), from is above the
-// mean of the nodes that may lead and to below it (evens, for counts).
-func (v *view) evensWeight(from, to kernel.NodeID, w float64) bool {
-	var total float64
-	n := 0
-	for _, node := range v.active {
-		if v.alive(node) && !v.removed[node] {
-			total += v.weight[node]
-			n++
-		}
-	}
-	if n == 0 || v.weight[from]-v.weight[to] < 2*w {
-		return false
-	}
-	mean := total / float64(n)
-	return v.weight[from] > mean && v.weight[to] < mean
 }
 
 // errChangeInProgress: a step waits for another party's change to the

@@ -281,14 +281,11 @@ func (c *Client) TransferLeadership(ctx context.Context, key []byte, node kernel
 // range holding key, as the range's leader has applied its configuration,
 // once no change is in flight.
 func (c *Client) Members(ctx context.Context, key []byte) ([]kernel.NodeID, error) {
-	_, cs, err := c.configuration(ctx, key)
+	conf, err := c.Configuration(ctx, key)
 	if err != nil {
 		return nil, err
 	}
-	var out []kernel.NodeID
-	for _, id := range members(cs) {
-		out = append(out, nodeOf(id))
-	}
+	out := append(conf.Voters, conf.Learners...)
 	slices.Sort(out)
 	return out, nil
 }

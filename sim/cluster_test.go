@@ -243,10 +243,7 @@ func (c *managedCluster) Status() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "clients last served at %v (healed at %v); dead node %d, removed node %d; joined %v, removal done %v; %d requests, %d failed\n",
 		c.served, c.healed, c.dead, c.removed, c.joined, c.removedDone, c.requests, c.failures)
-	for _, d := range c.newestRanges() {
-		fmt.Fprintf(&b, "%v: %s\n", d, c.appliedIndexes(d))
-	}
-	return b.String()
+	return b.String() + c.rangeLines()
 }
 
 // Settled: the ranges settled (as in the split scenarios) and placed as

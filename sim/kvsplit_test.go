@@ -253,10 +253,7 @@ func (c *kvSplitCluster) Status() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "clients last served at %v (healed at %v); %d splits, %d failed; %d merges, %d failed; %d transfers, %d failed; %d moves, %d failed\n",
 		c.served, c.healed, c.splits, c.splitFailures, c.merges, c.mergeFailures, c.transfers, c.transferFailures, c.moves, c.moveFailures)
-	for _, d := range c.newestRanges() {
-		fmt.Fprintf(&b, "%v: %s\n", d, c.appliedIndexes(d))
-	}
-	return b.String()
+	return b.String() + c.rangeLines()
 }
 
 // Settled reports whether no merge is under way and the ranges agree
@@ -296,6 +293,16 @@ func (c *serverSet) newestRanges() []consensus.Descriptor {
 	}
 	slices.SortFunc(out, func(a, b consensus.Descriptor) int { return bytes.Compare(a.Start, b.Start) })
 	return out
+}
+
+// rangeLines is a line per range (the newest descriptors) with each
+// node's applied index, for a workload's Status.
+func (c *serverSet) rangeLines() string {
+	var b strings.Builder
+	for _, d := range c.newestRanges() {
+		fmt.Fprintf(&b, "%v: %s\n", d, c.appliedIndexes(d))
+	}
+	return b.String()
 }
 
 // rangesSettled reports whether no up node is in the middle of a merge
