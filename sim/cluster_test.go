@@ -11,6 +11,7 @@ import (
 	"github.com/orbitkernel/orbit/cluster"
 	"github.com/orbitkernel/orbit/consensus"
 	"github.com/orbitkernel/orbit/kernel"
+	"github.com/orbitkernel/orbit/kernel/node"
 )
 
 // The cluster scenario runs the cluster management orbit serve runs
@@ -117,43 +118,21 @@ func newManagedCluster(s *Sim) *managedCluster {
 	return c
 }
 
-// boot starts a server as orbit serve does: its engine, its cluster
-// record (a new one on a fresh disk: the first four start the cluster,
-// the fifth joins it), its consensus store, and its cluster manager on
-// the router they share. The node that died for good boots into nothing.
+// boot starts a server as orbit serve does (serverSet.bootNode): its
+// engine, its cluster record (a new one on a fresh disk: the first four
+// start the cluster, the fifth joins it), its consensus store, and its
+// cluster manager. The node that died for good boots into nothing.
 func (c *managedCluster) boot(rt kernel.Runtime) {
 	id := rt.NodeID()
 	delete(c.managers, id)
 	if id == c.dead && c.deadAt >= 0 {
 		return
 	}
-	eng := c.openEngine(rt)
-	rec, found, err := cluster.LoadRecord(eng)
-	if err != nil {
-		kernel.Crash("cluster record: %v", err)
-	}
-	if !found {
-		rec = cluster.Record{ClusterID: 1, Ranges: len(c.layout.Ranges()), Replicas: 3, Initial: c.initial,
-			Joined: !slices.Contains(c.initial, id), Nodes: map[kernel.NodeID]cluster.NodeEntry{}}
-		for _, n := range c.initial {
-			rec.Nodes[n] = cluster.NodeEntry{Addr: fmt.Sprintf("n%d", n), Version: 1}
-		}
-		rec.Nodes[id] = cluster.NodeEntry{Addr: fmt.Sprintf("n%d", id), Version: rec.Nodes[id].Version}
-		if err := cluster.SaveRecord(eng, rec); err != nil {
-			kernel.Crash("cluster record: %v", err)
-		}
-	}
-	router := consensus.NewRouter(rt, c.layout)
-	st := c.openStore(rt, eng, consensus.Options{Join: rec.Joined, Router: router, SplitBytes: 24, MergeBytes: 6, SplitQPS: c.splitQPS})
-	opts := cluster.Options{Engine: eng, Router: router, Record: rec, SlowLeader: st.SlowLeader, LeaderLoad: st.LeaderLoad,
-		RebalanceInterval: clusterRebalanceInterval, DeadAfter: clusterDeadAfter}
-	mgr, err := cluster.New(rt, opts)
-	if err != nil {
-		kernel.Crash("cluster: %v", err)
-	}
-	c.sim.NoteOptions(fmt.Sprintf("cluster: rebalance every %v, dead after %v\n", opts.RebalanceInterval, opts.DeadAfter))
-	mgr.Start()
-	c.managers[id] = mgr
+	nd := c.bootNode(rt, c.openEngine(rt), c.initial, node.Options{
+		Consensus: consensus.Options{SplitBytes: 24, MergeBytes: 6, SplitQPS: c.splitQPS},
+		Cluster:   cluster.Options{RebalanceInterval: clusterRebalanceInterval, DeadAfter: clusterDeadAfter},
+	})
+	c.managers[id] = nd.Cluster
 }
 
 // operate is the operator: it kills the doomed node at deathAt, has the

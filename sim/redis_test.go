@@ -12,8 +12,10 @@ import (
 
 	"github.com/orbitkernel/orbit/adapters/redis"
 	"github.com/orbitkernel/orbit/adapters/redis/session"
+	"github.com/orbitkernel/orbit/cluster"
 	"github.com/orbitkernel/orbit/consensus"
 	"github.com/orbitkernel/orbit/kernel"
+	"github.com/orbitkernel/orbit/kernel/node"
 )
 
 // The Redis scenario (issue 4, point 7): the kv scenario's cluster and
@@ -246,8 +248,9 @@ func (c *redisCluster) mergeRanges(ctx context.Context, rt kernel.Runtime) {
 	}
 }
 
-// boot is a server node: storage, a session.Server for its state machine
-// and leadership hook, and consensus, as `orbit serve` assembles them.
+// boot is a server node as orbit serve builds it (serverSet.bootNode):
+// storage, the Redis session layer as its ranges' state machine,
+// consensus, and the cluster manager.
 func (c *redisCluster) boot(rt kernel.Runtime) {
 	// A node that crashes as it starts (an entry whose apply fails on
 	// every replica: a corrupt record) is restarted within milliseconds
@@ -262,32 +265,21 @@ func (c *redisCluster) boot(rt kernel.Runtime) {
 		}
 	}
 	rt = stampRuntime{Runtime: rt, s: c.s, clock: c.stamps}
-	eng := c.openEngine(rt)
 	// No client connects to a server node here (the clients run their own
-	// sessions), so the pool serves Start and active expiry only.
-	router := consensus.NewRouter(rt, c.layout)
-	var st *consensus.Store // opened below, before the session's tasks start
-	sess, err := session.New(session.Options{Runtime: rt, Layout: c.layout, Router: router, Clients: 4,
-		Ranges: func() []consensus.Descriptor { return st.Ranges() }})
-	if err != nil {
-		panic(err) // the harness's own options
+	// sessions), so the session's pool serves its start-up and active
+	// expiry only. The harness moves replicas itself (serverSet.membership):
+	// no rebalancer.
+	opts := node.Options{
+		Consensus: consensus.Options{SplitBytes: c.splitBytes, MergeBytes: c.splitBytes / 4},
+		Cluster:   cluster.Options{RebalanceInterval: -1},
+		Redis:     &session.Options{Clients: 4},
 	}
-	var sm consensus.StateMachine = sess.StateMachine()
 	if c.broken == redisDroppingReplica && rt.NodeID() == 3 {
-		sm = &droppingStateMachine{inner: sm, count: func() int { c.drops[3]++; return c.drops[3] }}
+		opts.WrapRedis = func(sm *redis.StateMachine) consensus.StateMachine {
+			return &droppingStateMachine{inner: sm, count: func() int { c.drops[3]++; return c.drops[3] }}
+		}
 	}
-	st = c.openStore(rt, eng, consensus.Options{
-		Router:         router,
-		SplitBytes:     c.splitBytes,
-		MergeBytes:     c.splitBytes / 4,
-		StateMachine:   sm,
-		BecameLeader:   sess.BecameLeader,
-		LostLeadership: sess.LostLeadership,
-		Applied:        sess.Applied,
-	})
-	// As orbit serve: a write through every range, then active expiry on
-	// the ranges led from here.
-	rt.Go("redis start", func(ctx context.Context) { _ = sess.Start(ctx) })
+	c.bootNode(rt, c.openEngine(rt), c.nodes, opts)
 }
 
 // droppingStateMachine is broken on purpose: every 10th write applies

@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orbitkernel/orbit/cluster"
 	"github.com/orbitkernel/orbit/consensus"
 	"github.com/orbitkernel/orbit/kernel"
+	"github.com/orbitkernel/orbit/kernel/node"
 	"github.com/orbitkernel/orbit/storage"
 )
 
@@ -187,8 +189,55 @@ func TestClockFaultsStayWithinTheLeaseBound(t *testing.T) {
 	}
 }
 
-// openStore starts consensus on the node, recording its elections.
+// openStore starts consensus alone on the node (the scenarios that drive
+// the consensus layer without the rest of a node: kv, kvsplit, avail).
 func (c *serverSet) openStore(rt kernel.Runtime, eng *storage.Engine, opts consensus.Options) *consensus.Store {
+	st, err := consensus.Open(rt, eng, c.layout, c.storeOptions(rt, opts))
+	if err != nil {
+		kernel.Crash("open consensus: %v", err)
+	}
+	c.adopt(rt, st)
+	return st
+}
+
+// bootNode builds and starts a whole node as orbit serve does
+// (kernel/node), with the scenario's checkers on its store, and the
+// cluster record the node keeps on eng (a new one on a fresh disk:
+// Initial as the nodes the cluster starts with; joined when the node is
+// not one of them).
+func (c *serverSet) bootNode(rt kernel.Runtime, eng *storage.Engine, initial []kernel.NodeID, opts node.Options) *node.Node {
+	rec, found, err := cluster.LoadRecord(eng)
+	if err != nil {
+		kernel.Crash("cluster record: %v", err)
+	}
+	if !found {
+		id := rt.NodeID()
+		rec = cluster.Record{ClusterID: 1, Ranges: len(c.layout.Ranges()), Replicas: 3, Initial: initial,
+			Joined: !slices.Contains(initial, id), Nodes: map[kernel.NodeID]cluster.NodeEntry{}}
+		for _, n := range initial {
+			rec.Nodes[n] = cluster.NodeEntry{Addr: fmt.Sprintf("n%d", n), Version: 1}
+		}
+		rec.Nodes[id] = cluster.NodeEntry{Addr: fmt.Sprintf("n%d", id), Version: rec.Nodes[id].Version}
+		if err := cluster.SaveRecord(eng, rec); err != nil {
+			kernel.Crash("cluster record: %v", err)
+		}
+	}
+	opts.Engine, opts.Layout, opts.Record = eng, c.layout, rec
+	opts.Consensus = c.storeOptions(rt, opts.Consensus)
+	nd, err := node.Open(rt, opts)
+	if err != nil {
+		kernel.Crash("open node: %v", err)
+	}
+	c.adopt(rt, nd.Store)
+	c.sim.NoteOptions(fmt.Sprintf("cluster: rebalance every %v, dead after %v\n", opts.Cluster.RebalanceInterval, opts.Cluster.DeadAfter))
+	nd.Start()
+	return nd
+}
+
+// storeOptions are opts with the scenario's checkers hooked in (election
+// and lease safety), a rebuilt node's Join, and the seed's choice of
+// leases; the options are noted for the failure report.
+func (c *serverSet) storeOptions(rt kernel.Runtime, opts consensus.Options) consensus.Options {
 	hook := opts.BecameLeader
 	opts.BecameLeader = func(id storage.RangeID, term uint64) {
 		if hook != nil {
@@ -213,13 +262,13 @@ func (c *serverSet) openStore(rt kernel.Runtime, eng *storage.Engine, opts conse
 		opts.DisableLeases = true
 	}
 	c.sim.NoteOptions(opts.EnsureDefaults().String())
-	st, err := consensus.Open(rt, eng, c.layout, opts)
-	if err != nil {
-		kernel.Crash("open consensus: %v", err)
-	}
+	return opts
+}
+
+// adopt records st as the node's store (this incarnation's).
+func (c *serverSet) adopt(rt kernel.Runtime, st *consensus.Store) {
 	c.stores[rt.NodeID()] = st
 	c.storeInc[rt.NodeID()] = c.sim.Node(rt.NodeID()).inc
-	return st
 }
 
 func (c *serverSet) leaderElected(id storage.RangeID, term uint64, node kernel.NodeID) {

@@ -104,11 +104,6 @@ func (c clusterSpec) derivedID() uint64 {
 	return h.Sum64() | 1
 }
 
-// layout places the ranges: slot splits, replicas rotated over the nodes.
-func (c clusterSpec) layout() (consensus.Layout, error) {
-	return consensus.NewLayout(redis.SlotSplits(c.ranges), c.nodes, c.replicas)
-}
-
 // clusterInfo is what GET /cluster answers, for operators and for a node
 // joining (which takes the cluster's shape from it).
 type clusterInfo struct {

@@ -21,7 +21,9 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/orbitkernel/orbit/adapters/redis"
+	"github.com/orbitkernel/orbit/cluster"
 	"github.com/orbitkernel/orbit/kernel"
+	"github.com/orbitkernel/orbit/kernel/node"
 )
 
 // testNode is one `orbit serve` process of a test cluster.
@@ -451,11 +453,10 @@ func TestClusterKillNode(t *testing.T) {
 
 	// One more write to every range, then the restarted node must have
 	// applied exactly what the others applied (equal leader stamps).
-	spec, err := newClusterSpec(1, map[kernel.NodeID]string{1: "x:1", 2: "x:2", 3: "x:3"}, ranges, 3, 0)
+	layout, err := node.RecordLayout(cluster.Record{Ranges: ranges, Replicas: 3, Initial: []kernel.NodeID{1, 2, 3}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	layout, _ := spec.layout()
 	marked := map[int]bool{}
 	for i := 0; len(marked) < ranges; i++ {
 		k := fmt.Sprintf("marker:%d", i)

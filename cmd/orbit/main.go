@@ -32,7 +32,7 @@ func main() {
 	case "serve":
 		os.Exit(serve(args, os.Stderr))
 	case "node":
-		os.Exit(node(args, os.Stderr))
+		os.Exit(nodeCommand(args, os.Stderr))
 	case "jepsen":
 		os.Exit(jepsenCmd(args, os.Stdout, os.Stderr))
 	case "help", "-h", "--help":
@@ -71,10 +71,10 @@ func demo(args []string) int {
 	return runDemo(os.Stdout, *seed, *verbose)
 }
 
-// node is `orbit node remove [--addr HOST:PORT] ID`: it asks a node of the
+// nodeCommand is `orbit node list` and `orbit node remove [--addr HOST:PORT] ID`: the latter asks a node of the
 // cluster (its HTTP address) to take node ID out (membership.go), and
 // prints what changed.
-func node(args []string, stderr io.Writer) int {
+func nodeCommand(args []string, stderr io.Writer) int {
 	const usage = "usage: orbit node list [--addr HOST:PORT] | orbit node remove [--addr HOST:PORT] ID  (--addr: any node's HTTP address, default 127.0.0.1:9090)"
 	if len(args) >= 1 && args[0] == "list" {
 		return nodeList(args[1:], os.Stdout, stderr)

@@ -24,6 +24,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/orbitkernel/orbit/adapters/redis"
 	"github.com/orbitkernel/orbit/adapters/redis/session"
 	"github.com/orbitkernel/orbit/adapters/respwire"
 	"github.com/orbitkernel/orbit/cluster"
@@ -31,6 +32,7 @@ import (
 	"github.com/orbitkernel/orbit/internal/powerloss"
 	"github.com/orbitkernel/orbit/kernel"
 	"github.com/orbitkernel/orbit/kernel/grpcnet"
+	"github.com/orbitkernel/orbit/kernel/node"
 	"github.com/orbitkernel/orbit/kernel/prod"
 	"github.com/orbitkernel/orbit/storage"
 )
@@ -269,7 +271,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 		return err
 	}
 	spec = recordSpec(rec)
-	layout, err := spec.layout()
+	layout, err := node.RecordLayout(rec)
 	if err != nil {
 		return err
 	}
@@ -315,86 +317,68 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 		}
 	}()
 	m := newMetrics()
-	var pubsubNet kernel.Network // PUBLISH reaches every node's subscribers
+	var pubsubNet kernel.Network
 	if tr != nil {
 		pubsubNet = rt.Net()
 	}
-	// One router for the node: the Redis clients, the admin clients and the
-	// store's replicas share what each learns of the ranges' leaders.
-	router := consensus.NewRouter(rt, layout)
-	mgrOpts := cluster.Options{Engine: eng, Router: router, Record: rec, Pinned: pinned,
-		Standalone: tr == nil, RebalanceInterval: rebalanceInterval(cfg), DeadAfter: cfg.deadAfter,
+	clusterOpts := cluster.Options{Pinned: pinned, Standalone: tr == nil,
+		RebalanceInterval: rebalanceInterval(cfg), DeadAfter: cfg.deadAfter,
 		Logger: logger.With("component", "cluster")}
 	if tr != nil {
-		mgrOpts.Connect = func(n kernel.NodeID, addr string) error {
+		clusterOpts.Connect = func(n kernel.NodeID, addr string) error {
 			if err := tr.SetPeer(n, addr); err != nil && !errors.Is(err, grpcnet.ErrClosed) {
 				return err
 			}
 			return nil
 		}
 	}
-	var store *consensus.Store // opened below; the session's tasks start after
-	mgrOpts.SlowLeader = func(id storage.RangeID, n kernel.NodeID) bool { return store.SlowLeader(id, n) }
-	mgrOpts.LeaderLoad = func() map[storage.RangeID]float64 { return store.LeaderLoad() }
-	mgr, err := cluster.New(rt, mgrOpts)
+	nd, err := node.Open(rt, node.Options{
+		Engine: eng, Layout: layout, Record: rec, Cluster: clusterOpts, Logger: logger,
+		Consensus: consensus.Options{
+			SplitBytes:    int64(cfg.splitMB) << 20,
+			MergeBytes:    mergeBytes(cfg),
+			SplitQPS:      splitQPS(cfg, tr != nil),
+			MaxClockDrift: cfg.maxClockDrift,
+			DisableLeases: cfg.noLeases,
+			LeasedRead:    func(r storage.RangeID, _ uint64) { m.leasedReads.WithLabelValues(rangeLabel(r)).Inc() },
+			Applied:       m.appliedWrite,
+			BecameLeader: func(r storage.RangeID, _ uint64) {
+				m.leaderChanges.WithLabelValues(rangeLabel(r), "won").Inc()
+			},
+			LostLeadership: func(r storage.RangeID, _ uint64) {
+				m.leaderChanges.WithLabelValues(rangeLabel(r), "lost").Inc()
+			},
+		},
+		Redis: &session.Options{
+			Network: pubsubNet, // PUBLISH reaches every node's subscribers
+			Info: []string{
+				"process_id:" + strconv.Itoa(os.Getpid()),
+				"tcp_addr:" + cfg.redisAddr,
+				"orbit_data_dir:" + cfg.dataDir,
+				fmt.Sprintf("orbit_cluster_id:%x", spec.id),
+			},
+			RangeInfo: m.rangeInfo,
+			HostInfo:  (&hostInfo{}).section,
+		},
+		WrapRedis: func(sm *redis.StateMachine) consensus.StateMachine { return stateMachine{StateMachine: sm, m: m} },
+	})
 	if err != nil {
 		return err
 	}
 	if tr != nil {
 		// This node's address may be new (first start, or moved): tell everyone.
-		if err := mgr.Advertise(advertise); err != nil {
+		if err := nd.Cluster.Advertise(advertise); err != nil {
 			return err
 		}
 	}
-	sess, err := session.New(session.Options{
-		Runtime: rt, Layout: layout, Router: router, Network: pubsubNet, Peers: mgr.Active,
-		Info: []string{
-			"process_id:" + strconv.Itoa(os.Getpid()),
-			"tcp_addr:" + cfg.redisAddr,
-			"orbit_data_dir:" + cfg.dataDir,
-			fmt.Sprintf("orbit_cluster_id:%x", spec.id),
-		},
-		RangeInfo: m.rangeInfo,
-		HostInfo:  (&hostInfo{}).section,
-		Ranges:    func() []consensus.Descriptor { return store.Ranges() },
-	})
-	if err != nil {
-		return fmt.Errorf("starting the Redis session layer: %w", err)
-	}
-	store, err = consensus.Open(rt, eng, layout, consensus.Options{
-		Join:          rec.Joined,
-		Router:        router,
-		SplitBytes:    int64(cfg.splitMB) << 20,
-		MergeBytes:    mergeBytes(cfg),
-		SplitQPS:      splitQPS(cfg, tr != nil),
-		MaxClockDrift: cfg.maxClockDrift,
-		DisableLeases: cfg.noLeases,
-		LeasedRead:    func(r storage.RangeID, _ uint64) { m.leasedReads.WithLabelValues(rangeLabel(r)).Inc() },
-		Applied: func(r storage.RangeID, nowMillis int64) {
-			m.appliedWrite(r, nowMillis)
-			sess.Applied(r, nowMillis)
-		},
-		StateMachine: stateMachine{StateMachine: sess.StateMachine(), m: m},
-		BecameLeader: func(r storage.RangeID, term uint64) {
-			m.leaderChanges.WithLabelValues(rangeLabel(r), "won").Inc()
-			sess.BecameLeader(r, term)
-		},
-		LostLeadership: func(r storage.RangeID, term uint64) {
-			m.leaderChanges.WithLabelValues(rangeLabel(r), "lost").Inc()
-			sess.LostLeadership(r, term)
-		},
-	})
-	if err != nil {
-		return fmt.Errorf("starting consensus: %w", err)
-	}
-	m.reg.MustRegister(&nodeCollector{sess: sess, tr: tr, dataDir: cfg.dataDir, store: store, mgr: mgr})
-	wire, err := respwire.Listen(respwire.Options{Addr: cfg.redisAddr, Session: sess, Runtime: rt,
+	m.reg.MustRegister(&nodeCollector{sess: nd.Redis, tr: tr, dataDir: cfg.dataDir, store: nd.Store, mgr: nd.Cluster})
+	wire, err := respwire.Listen(respwire.Options{Addr: cfg.redisAddr, Session: nd.Redis, Runtime: rt,
 		Logger: logger.With("component", "resp"), Observe: m.observe})
 	if err != nil {
 		return err
 	}
-	adm := &admin{mgr: mgr, router: router, layout: layout, self: id, logger: logger.With("component", "membership")}
-	mux := httpHandler(id, sess, m, adm)
+	adm := &admin{mgr: nd.Cluster, router: nd.Router, layout: layout, self: id, logger: logger.With("component", "membership")}
+	mux := httpHandler(id, nd.Redis, m, adm)
 	if cfg.pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -427,24 +411,19 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	attrs := []any{"redis", wire.Addr().String(), "http", httpLn.Addr().String(),
 		"node", cfg.nodeID, "data", cfg.dataDir, "ranges", spec.ranges, "cluster", fmt.Sprintf("%x", spec.id)}
 	if tr != nil {
-		attrs = append(attrs, "peer", tr.Addr(), "nodes", len(mgr.Active()))
+		attrs = append(attrs, "peer", tr.Addr(), "nodes", len(nd.Cluster.Active()))
 	}
 	logger.Info("orbit serve: listening", attrs...)
 
-	startCtx, cancelStart := rt.WithCancel(context.Background())
-	mgr.Start()
-	go func() {
-		if err := sess.Start(startCtx); err == nil {
-			logger.Info("orbit serve: ready")
-		}
-	}()
+	nd.Start()
 	if cfg.join != "" {
-		go askToJoin(startCtx, cfg.join, id, advertise, logger)
+		joinCtx, cancelJoin := rt.WithCancel(context.Background())
+		defer cancelJoin()
+		go askToJoin(joinCtx, cfg.join, id, advertise, logger)
 	}
 
 	<-ctx.Done()
 	logger.Info("orbit serve: shutting down")
-	cancelStart()
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = hs.Shutdown(sctx)
@@ -454,13 +433,13 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	// restart costs no election). Bounded: a stuck hand-over must not
 	// keep the node from stopping.
 	dctx, dcancel := context.WithTimeout(sctx, drainTimeout)
-	if err := store.Drain(dctx); err != nil {
+	if err := nd.Drain(dctx); err != nil {
 		logger.Warn("orbit serve: some ranges still led here at shutdown; their followers will elect a leader", "err", err)
 	} else {
 		logger.Info("orbit serve: leadership handed over")
 	}
 	dcancel()
-	closeErr := store.Close(sctx)
+	closeErr := nd.Close(sctx)
 	rt.Stop()
 	rtStopped = true
 	if tr != nil {

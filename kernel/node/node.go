@@ -1,0 +1,219 @@
+// Package node builds one Orbit node from its parts, in the one order
+// that works: the router its clients share, the cluster manager, the Redis
+// session layer (when the node speaks Redis: its state machine runs the
+// ranges), and the consensus store over the caller's storage engine.
+//
+// orbit serve and the simulator's scenarios build their nodes here, so the
+// simulator runs the assembly the server runs: a hook, an option or a
+// start-up step added here reaches both. What stays with the caller is what
+// differs by nature: where the engine's files live (a directory, a
+// simulated disk), how the cluster record is found or made (flags and
+// HTTP joins for the server, the scenario's plan for the simulator), the
+// network (gRPC, the simulator's), and the wire (respwire's sockets).
+//
+// The package is under the runtime contract (DESIGN.md): it only wires
+// components together and starts their tasks through the runtime.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/orbitkernel/orbit/adapters/redis"
+	"github.com/orbitkernel/orbit/adapters/redis/session"
+	"github.com/orbitkernel/orbit/cluster"
+	"github.com/orbitkernel/orbit/consensus"
+	"github.com/orbitkernel/orbit/kernel"
+	"github.com/orbitkernel/orbit/storage"
+)
+
+// Options say what to build. Engine and Layout are required.
+type Options struct {
+	// Engine is the node's storage, opened by the caller; the node never
+	// closes it (the caller closes it after Close).
+	Engine *storage.Engine
+
+	// Layout places the cluster's first ranges (consensus.NewLayout; for
+	// a Redis cluster, RecordLayout).
+	Layout consensus.Layout
+
+	// Record is the node's cluster record, loaded or made by the caller
+	// (cluster.LoadRecord; a fresh data directory gets a new one).
+	Record cluster.Record
+
+	// Consensus are the store's options. Open sets Router, fills
+	// StateMachine with the Redis layer's when Redis is set, sets Join
+	// when the record says the node joined, and chains the Redis layer's
+	// leadership and apply hooks after the ones given here.
+	Consensus consensus.Options
+
+	// Cluster are the cluster manager's options. Open sets Engine,
+	// Router, Record, SlowLeader and LeaderLoad.
+	Cluster cluster.Options
+
+	// Redis, if set, are the Redis session layer's options: the node's
+	// ranges run the Redis state machine. Open sets Runtime, Layout,
+	// Router, Peers (the cluster's active nodes) and Ranges. Nil: the
+	// ranges run consensus's built-in KV machine.
+	Redis *session.Options
+
+	// WrapRedis, if set, wraps the Redis state machine before the store
+	// gets it (orbit serve counts queries; the simulator plants bugs).
+	// The wrapper must keep the consensus.SplitKeyer of what it wraps.
+	WrapRedis func(*redis.StateMachine) consensus.StateMachine
+
+	// Logger receives the node's start-up events. The default is the
+	// runtime's logger.
+	Logger *slog.Logger
+}
+
+// ErrInvalidOptions wraps every error of Options.Validate.
+var ErrInvalidOptions = errors.New("node: invalid options")
+
+// Validate reports what is missing.
+func (o *Options) Validate() error {
+	switch {
+	case o.Engine == nil:
+		return fmt.Errorf("%w: no storage engine", ErrInvalidOptions)
+	case len(o.Layout.Ranges()) == 0:
+		return fmt.Errorf("%w: the layout has no ranges", ErrInvalidOptions)
+	case o.WrapRedis != nil && o.Redis == nil:
+		return fmt.Errorf("%w: WrapRedis without Redis", ErrInvalidOptions)
+	case o.Redis != nil && o.Consensus.StateMachine != nil:
+		return fmt.Errorf("%w: a state machine given for a Redis node (Redis's runs its ranges)", ErrInvalidOptions)
+	}
+	return nil
+}
+
+// Node is one built node. Its parts are exported for the server's admin
+// and metrics faces and for the simulator's checkers; the node owns them.
+type Node struct {
+	rt     kernel.Runtime
+	logger *slog.Logger
+
+	Router  *consensus.Router
+	Cluster *cluster.Manager
+	Store   *consensus.Store
+	Redis   *session.Server // nil: no Redis keyspace
+
+	mu sync.Mutex
+	// stopStart ends the Redis layer's start-up task; closed: Close ran
+	// (a start-up task that begins after it ends at once).
+	stopStart context.CancelFunc
+	closed    bool
+}
+
+// Open builds the node: nothing runs until Start, but the store's driver,
+// which starts with it (replicas answer their peers at once).
+func Open(rt kernel.Runtime, opts Options) (*Node, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	n := &Node{rt: rt, logger: opts.Logger}
+	if n.logger == nil {
+		n.logger = rt.Logger()
+	}
+	// One router for the node: the protocol's clients, the cluster
+	// manager's and the store's replicas share what each learns of the
+	// ranges' leaders.
+	n.Router = consensus.NewRouter(rt, opts.Layout)
+
+	// The manager and the Redis layer ask the store for its health, load
+	// and ranges; the store is opened last (its options need the Redis
+	// layer's state machine and hooks), before anything runs.
+	co := opts.Cluster
+	co.Engine, co.Router, co.Record = opts.Engine, n.Router, opts.Record
+	co.SlowLeader = func(id storage.RangeID, node kernel.NodeID) bool { return n.Store.SlowLeader(id, node) }
+	co.LeaderLoad = func() map[storage.RangeID]float64 { return n.Store.LeaderLoad() }
+	var err error
+	if n.Cluster, err = cluster.New(rt, co); err != nil {
+		return nil, err
+	}
+
+	so := opts.Consensus
+	so.Router = n.Router
+	so.Join = so.Join || opts.Record.Joined
+	if opts.Redis != nil {
+		ro := *opts.Redis
+		ro.Runtime, ro.Layout, ro.Router = rt, opts.Layout, n.Router
+		ro.Peers = n.Cluster.Active
+		ro.Ranges = func() []consensus.Descriptor { return n.Store.Ranges() }
+		if n.Redis, err = session.New(ro); err != nil {
+			return nil, fmt.Errorf("starting the Redis session layer: %w", err)
+		}
+		so.StateMachine = n.Redis.StateMachine()
+		if opts.WrapRedis != nil {
+			so.StateMachine = opts.WrapRedis(n.Redis.StateMachine())
+		}
+		so.BecameLeader = chain(so.BecameLeader, n.Redis.BecameLeader)
+		so.LostLeadership = chain(so.LostLeadership, n.Redis.LostLeadership)
+		so.Applied = chain(so.Applied, n.Redis.Applied)
+	}
+	if n.Store, err = consensus.Open(rt, opts.Engine, opts.Layout, so); err != nil {
+		return nil, fmt.Errorf("starting consensus: %w", err)
+	}
+	return n, nil
+}
+
+// chain returns a hook that calls first (if set), then then.
+func chain[A, B any](first, then func(A, B)) func(A, B) {
+	if first == nil {
+		return then
+	}
+	return func(a A, b B) {
+		first(a, b)
+		then(a, b)
+	}
+}
+
+// Start runs the cluster manager (gossip, rebalancer) and, on a Redis
+// node, the Redis layer's start-up as a task: a write through every range,
+// then active expiry (session.Server.Start). Once every range answered,
+// the node logs that it is ready (session.Server.Ready says so too).
+func (n *Node) Start() {
+	n.Cluster.Start()
+	if n.Redis == nil {
+		return
+	}
+	n.rt.Go("redis start", func(ctx context.Context) {
+		ctx, cancel := n.rt.WithCancel(ctx)
+		defer cancel()
+		n.mu.Lock()
+		closed := n.closed
+		n.stopStart = cancel
+		n.mu.Unlock()
+		if closed {
+			return
+		}
+		if err := n.Redis.Start(ctx); err == nil {
+			n.logger.Info("node: ready: every range served a write")
+		}
+	})
+}
+
+// Drain hands the leadership of every range led here to another voter
+// (consensus.Store.Drain), so that a node's planned stop costs its clients
+// one hand-over, not an election timeout.
+func (n *Node) Drain(ctx context.Context) error { return n.Store.Drain(ctx) }
+
+// Close stops the Redis layer's start-up and the consensus store. The
+// runtime's stop ends the rest of the node's tasks; the engine is the
+// caller's.
+func (n *Node) Close(ctx context.Context) error {
+	n.mu.Lock()
+	n.closed = true
+	if n.stopStart != nil {
+		n.stopStart()
+	}
+	n.mu.Unlock()
+	return n.Store.Close(ctx)
+}
+
+// RecordLayout is the layout of a Redis cluster with record rec: its
+// ranges split on hash slots, first replicas on the nodes it started with.
+func RecordLayout(rec cluster.Record) (consensus.Layout, error) {
+	return consensus.NewLayout(redis.SlotSplits(rec.Ranges), rec.Initial, rec.Replicas)
+}
