@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/orbitkernel/orbit/consensus"
 	"github.com/orbitkernel/orbit/kernel"
 )
 
@@ -17,13 +18,12 @@ import (
 //
 // A cluster starts from the nodes it was given (orbit serve --peers).
 // Nodes that join later and nodes that are removed change it: the node
-// that handles the change records it, and every node sends its whole
-// directory to every other node every gossipPeriod (and at once after a
-// change), so that all of them learn a new node's address, and that a node
-// is removed. Entries merge by version, the newest wins (last writer wins:
-// a change is made by one node at a time, through an operator's request,
-// and versions come from the runtime clock of the node that made the
-// change, kept above the entry's previous version).
+// that handles the change makes it in the meta range first (meta.go: a
+// compare-and-set, one version up), then records it, and every node sends
+// its whole directory to every other node every gossipPeriod (and at once
+// after a change), and reads the meta range's entries back as often, so
+// that all of them learn a new node's address, and that a node is
+// removed. Entries merge by version, the newest wins (newer).
 //
 // Addresses pinned by this node's command line (Options.Pinned) win over
 // gossiped ones: an operator (or the Jepsen harness, which routes every
@@ -229,17 +229,33 @@ func (d *directory) entry(n kernel.NodeID) (NodeEntry, bool) {
 	return e, ok
 }
 
-// update records a change this node makes to n's entry (a join, a
-// removal, its own new address): its version is above the entry's
-// current one.
-func (d *directory) update(n kernel.NodeID, change func(e *NodeEntry)) error {
+// updateOwn records a change of this node's own entry (its address, at
+// start-up) here, one version up; the meta range gets it at the next
+// syncMeta. Joins and removals go through the meta range first
+// (changeEntry).
+func (d *directory) updateOwn(change func(e *NodeEntry)) error {
+	n := d.rt.NodeID()
 	d.mu.Lock()
 	e := d.rec.Nodes[n]
 	change(&e)
-	e.Version = max(uint64(d.rt.Now().UnixNano()), e.Version+1)
+	e.Version++
 	d.mu.Unlock()
 	_, err := d.merge(map[kernel.NodeID]NodeEntry{n: e})
 	return err
+}
+
+// newer orders two entries of one node: the higher version, and between
+// two of one version (two nodes that changed the entry without the meta
+// range, e.g. its own address and a removal gossiped before either
+// reached it), the one whose encoding sorts last, so that every node
+// settles on the same.
+func newer(a, b NodeEntry) bool {
+	if a.Version != b.Version {
+		return a.Version > b.Version
+	}
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return string(ja) > string(jb)
 }
 
 // merge takes every entry newer than the one it has, persists the result
@@ -252,7 +268,7 @@ func (d *directory) merge(in map[kernel.NodeID]NodeEntry) (bool, error) {
 		if n == 0 || e.Version == 0 {
 			continue // version 0: a joining node's own say-so, not the cluster's yet
 		}
-		if cur, ok := d.rec.Nodes[n]; ok && cur.Version >= e.Version {
+		if cur, ok := d.rec.Nodes[n]; ok && !newer(e, cur) {
 			continue
 		}
 		if d.rec.Nodes == nil {
@@ -302,6 +318,19 @@ func (d *directory) gossip() {
 			if _, err := d.merge(in.Nodes); err != nil {
 				kernel.Crash("node directory: %v", err) // the disk failed
 			}
+		}
+	})
+	d.rt.Go("node-directory-meta", func(ctx context.Context) {
+		cl := consensus.NewClient(d.opts.Router, "node-directory")
+		for {
+			if d.rt.Sleep(ctx, gossipPeriod) != nil {
+				return
+			}
+			sctx, cancel := d.rt.WithTimeout(ctx, gossipPeriod)
+			if err := d.syncMeta(sctx, cl); err != nil && ctx.Err() == nil {
+				d.opts.Logger.Debug("node directory: reading the meta range failed; next period", "err", err)
+			}
+			cancel()
 		}
 	})
 	d.rt.Go("node-directory-gossip", func(ctx context.Context) {

@@ -57,6 +57,10 @@ type Manager struct {
 	// steps counts the changes this manager made (Steps).
 	steps atomic.Int64
 
+	// spreading is set by a rebalancer pass that found a replica move to
+	// make, taken here or by another range's leader (pass).
+	spreading atomic.Bool
+
 	mu sync.Mutex
 	// extra is, per range, the descriptor the last look saw with more
 	// replicas than the cluster wants (the repair rule removes one only
@@ -133,7 +137,7 @@ func (m *Manager) Advertise(addr string) error {
 	if e.Addr == addr {
 		return nil
 	}
-	return m.dir.update(m.rt.NodeID(), func(e *NodeEntry) { e.Addr = addr })
+	return m.dir.updateOwn(func(e *NodeEntry) { e.Addr = addr })
 }
 
 // WithClient runs fn with a consensus client of the request pool,
@@ -163,12 +167,11 @@ func (m *Manager) Join(ctx context.Context, node kernel.NodeID, addr string) (Ch
 	if e, ok := m.dir.entry(node); ok && !e.Removed && e.Addr != "" && e.Addr != addr {
 		return nil, fmt.Errorf("%w at %s (this request says %s): remove it first (orbit node remove %d) or pick another --node-id", ErrIDTaken, e.Addr, addr, node)
 	}
-	err := m.dir.update(node, func(e *NodeEntry) { e.Addr, e.Leaving, e.Removed = addr, false, false })
-	if err != nil {
+	if err := m.change(ctx, node, func(e *NodeEntry) { e.Addr, e.Leaving, e.Removed = addr, false, false }); err != nil {
 		return nil, err
 	}
 	var out Changes
-	err = m.WithClient(ctx, func(cl *consensus.Client) error {
+	err := m.WithClient(ctx, func(cl *consensus.Client) error {
 		if err := untilSettled(func() (int, error) { return m.pass(ctx, cl, repairOnly, nil, &out) }); err != nil {
 			return err
 		}
@@ -191,7 +194,7 @@ func (m *Manager) Remove(ctx context.Context, node kernel.NodeID) (Changes, erro
 	}
 	// Leaving first: from now on no rebalancer places anything on the
 	// node, and theirs move its replicas away as this request does.
-	if err := m.dir.update(node, func(e *NodeEntry) { e.Leaving = true }); err != nil {
+	if err := m.change(ctx, node, func(e *NodeEntry) { e.Leaving = true }); err != nil {
 		return nil, err
 	}
 	var out Changes
@@ -203,12 +206,25 @@ func (m *Manager) Remove(ctx context.Context, node kernel.NodeID) (Changes, erro
 		// stays moved), so that a removal that cannot finish, refused for
 		// want of a quorum say, does not keep draining it. Asking again
 		// goes on.
-		if uerr := m.dir.update(node, func(e *NodeEntry) { e.Leaving = false }); uerr != nil {
+		// Not bound to the request's end: a request that timed out must
+		// still put the node back.
+		uctx, cancel := m.rt.WithTimeout(context.Background(), requestTimeout)
+		defer cancel()
+		if uerr := m.change(uctx, node, func(e *NodeEntry) { e.Leaving = false }); uerr != nil {
 			return out, errors.Join(err, uerr)
 		}
 		return out, err
 	}
-	return out, m.dir.update(node, func(e *NodeEntry) { e.Leaving, e.Removed = false, true })
+	return out, m.change(ctx, node, func(e *NodeEntry) { e.Leaving, e.Removed = false, true })
+}
+
+// requestTimeout bounds what a request does after its caller's deadline.
+const requestTimeout = 10 * time.Second
+
+// change makes a change to node's entry in the meta range, then here
+// (directory.changeEntry): a join or a removal holds once it returns.
+func (m *Manager) change(ctx context.Context, node kernel.NodeID, change func(e *NodeEntry)) error {
+	return m.WithClient(ctx, func(cl *consensus.Client) error { return m.dir.changeEntry(ctx, cl, node, change) })
 }
 
 // maxPasses bounds the passes of a join or a removal over the ranges.

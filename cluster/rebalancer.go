@@ -287,6 +287,22 @@ func (v *view) spreadLeaders(d consensus.Descriptor) (step, bool) {
 	return step{d: d, transfer: to}, true
 }
 
+// chosenMove is the one replica move rule (spreadReplicas) asks for
+// across every range: the one between the two nodes furthest apart, of
+// the lowest range ID. Rebalancers whose views agree choose the same.
+func (v *view) chosenMove(rule func(consensus.Descriptor) (step, bool)) (step, bool) {
+	var best step
+	found := false
+	gap := func(s step) int { return v.replicas[s.remove] - v.replicas[s.add] }
+	for _, d := range v.ranges {
+		s, ok := rule(d)
+		if ok && (!found || gap(s) > gap(best)) {
+			best, found = s, true
+		}
+	}
+	return best, found
+}
+
 // errChangeInProgress: a step waits for another party's change to the
 // range to finish.
 var errChangeInProgress = errors.New("a replica is being added to the range; later")
@@ -394,8 +410,29 @@ func (m *Manager) pass(ctx context.Context, cl *consensus.Client, rules int, onl
 		return 0, err
 	}
 	var first error
+	m.spreading.Store(false)
 	for i, rule := range v.rules()[:rules] {
 		taken := 0
+		if i == 1 && only != nil {
+			// Replicas move one at a time across the cluster: the move
+			// every rebalancer's view picks alike (chosenMove), taken by
+			// its range's leader. Leaders each moving a replica toward the
+			// same emptier node in one round overshoot, and undo it the
+			// next (the simulator's cluster seeds 209 and 948: three
+			// leaders swapping replicas between two nodes for seconds).
+			s, ok := v.chosenMove(rule)
+			if !ok {
+				continue
+			}
+			m.spreading.Store(true) // whoever takes it: look again soon
+			if !only(v, s.d) {
+				return 0, nil
+			}
+			if err := m.take(ctx, cl, v, s, out); err != nil && !errors.Is(err, errChangeInProgress) {
+				return 0, err
+			}
+			return 1, nil
+		}
 		for _, d := range v.ranges {
 			if only != nil && !only(v, d) {
 				continue
@@ -454,6 +491,6 @@ func (m *Manager) rebalanceLoop(ctx context.Context, cl *consensus.Client) {
 		if err != nil && ctx.Err() == nil {
 			m.opts.Logger.Warn("cluster: rebalancing", "err", err)
 		}
-		busy = n > 0
+		busy = n > 0 || m.spreading.Load()
 	}
 }

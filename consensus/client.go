@@ -41,6 +41,9 @@ type Client struct {
 	rt     kernel.Runtime
 	rpc    *kernel.RPC
 	router *Router
+	// inMeta is set while the client looks a range up in the meta range
+	// (learnFromMeta): that lookup must not look up again.
+	inMeta bool
 	id     uint64
 	seq    uint64
 }
@@ -148,6 +151,7 @@ func (c *Client) Do(ctx context.Context, req Request) (Response, error) {
 		untrack()
 		cancel()
 		var remote *kernel.RemoteError
+		askMeta := false
 		nl, notLeader := AsNotLeader(err)
 		rm, mismatch := AsRangeMismatch(err)
 		pause := false
@@ -179,8 +183,9 @@ func (c *Client) Do(ctx context.Context, req Request) (Response, error) {
 				// The node holds no replica of the range (a merge or a
 				// removal took it): ask the others in turn, not it again
 				// (simulator kvsplit5 seed 59 asked one node until its
-				// deadline).
+				// deadline), and look the range up in the meta range.
 				c.router.forget(d.ID, to)
+				askMeta = true
 			}
 			pause = nl.Leader == 0
 		case mismatch:
@@ -192,6 +197,7 @@ func (c *Client) Do(ctx context.Context, req Request) (Response, error) {
 			// asked the same node until its deadline).
 			if pause = !c.router.LearnRanges(rm.Ranges); pause {
 				c.router.forget(d.ID, to)
+				askMeta = true
 			}
 		case remoteCode(err) == codeTooLarge:
 			return Response{}, errors.Join(ErrNotApplied, ErrTooLarge)
@@ -228,6 +234,9 @@ func (c *Client) Do(ctx context.Context, req Request) (Response, error) {
 		}
 		if ctx.Err() != nil {
 			return Response{}, c.failure(ctx, maybeApplied)
+		}
+		if askMeta {
+			c.learnFromMeta(ctx, req.Key)
 		}
 		if pause {
 			// No leader known, or asked to come back: wait a little.

@@ -49,4 +49,6 @@ var (
 		"serves a request routed to a range that no longer holds its key (a stale range cache entry), without checking the range's current span")
 	MutNoHealthTransfer = mutation.Plant("no-health-transfer", mutation.Availability,
 		"never moves leadership off a slow leader")
+	MutMetaKeepsOverlapped = mutation.Plant("meta-keeps-overlapped", mutation.Split,
+		"publishes a range's descriptor to the meta range without deleting the older entries it overlaps: the index keeps ranges a split or a merge replaced")
 )

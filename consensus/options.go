@@ -98,6 +98,11 @@ type Options struct {
 	// far from splitting again). Needs SplitBytes (the splitter task does
 	// the measuring). Default 0: no automatic merges.
 	MergeBytes int64
+	// MetaInterval is how often a leader hands its ranges' descriptors to
+	// the node's meta task, which publishes to the meta range those that
+	// changed (meta.go); at most every tick. It needs Router. Default
+	// 1 s; negative: never (tests that pin a log's every entry).
+	MetaInterval time.Duration
 }
 
 // The defaults of Options.
@@ -108,6 +113,7 @@ const (
 	DefaultGroupCommitWait       = 500 * time.Microsecond
 	DefaultGroupCommitBusyWrites = 8
 	DefaultMaxClockDrift         = 0.05
+	DefaultMetaInterval          = time.Second
 )
 
 // ErrInvalidOptions wraps every problem Validate reports.
@@ -132,6 +138,9 @@ func (o *Options) EnsureDefaults() *Options {
 	}
 	if o.MaxClockDrift == 0 {
 		o.MaxClockDrift = DefaultMaxClockDrift
+	}
+	if o.MetaInterval == 0 {
+		o.MetaInterval = DefaultMetaInterval
 	}
 	return o
 }
@@ -197,6 +206,7 @@ func (o *Options) String() string {
 	fmt.Fprintf(&b, "  split_bytes=%d\n", o.SplitBytes)
 	fmt.Fprintf(&b, "  split_qps=%d\n", o.SplitQPS)
 	fmt.Fprintf(&b, "  merge_bytes=%d\n", o.MergeBytes)
+	fmt.Fprintf(&b, "  meta_interval=%v\n", o.MetaInterval)
 	fmt.Fprintf(&b, "  max_proposal_bytes=%d (fixed)\n", MaxProposalBytes)
 	fmt.Fprintf(&b, "  max_batch_bytes=%d (fixed)\n", MaxBatchBytes)
 	return b.String()

@@ -169,6 +169,12 @@ func (s *Store) proposeSplit(r *replica, id uint64, req Request, reply func(Resp
 		reply(Response{OK: true, Value: binary.BigEndian.AppendUint64(nil, uint64(r.desc.ID))}, nil)
 		return
 	}
+	if insideMeta(req.Key) {
+		// One range holds the whole meta span (meta.go); Client.split
+		// refuses such a key before it asks.
+		reply(Response{}, fmt.Errorf("%w: %q", ErrSplitInsideMeta, req.Key))
+		return
+	}
 	if absorbed(s.eng, r.desc.ID, newID) {
 		// A split retried after it applied and its right-hand range was
 		// merged back: that ID is spent.
@@ -459,6 +465,9 @@ func (c *Client) split(ctx context.Context, key []byte, sticky bool) (storage.Ra
 	if len(key) == 0 {
 		return 0, errors.New("consensus: split at the empty key: the first range starts there")
 	}
+	if insideMeta(key) {
+		return 0, errors.Join(ErrNotApplied, fmt.Errorf("%w: %q (split at %q or %q)", ErrSplitInsideMeta, key, MetaStart, MetaEnd))
+	}
 	id, err := c.allocateRangeID(ctx)
 	if err != nil {
 		return 0, err
@@ -599,7 +608,7 @@ func (s *Store) splitKeyNear(d Descriptor, key []byte) []byte {
 			kernel.Crash("range %d: the state machine chose split key %q outside (%q, %q)", d.ID, key, d.Start, d.End)
 		}
 	}
-	return key
+	return clearOfMeta(d, key)
 }
 
 // split runs on the splitter task: every range the driver hands it, one

@@ -69,6 +69,11 @@ type Store struct {
 	// suspects publishes the frozen and stale replicas for the merger
 	// task (merge.go).
 	suspects atomic.Pointer[[]suspect]
+	// metaJobs publishes the descriptors of the ranges led here for the
+	// meta task (meta.go), kicked through metaKick every metaTicks.
+	metaJobs  atomic.Pointer[[]MetaEntry]
+	metaKick  *kernel.Mailbox[struct{}]
+	metaTicks uint64
 	// mergerStarted is set once the merger task runs: from the first
 	// suspect on, with a Router (without one, merges are finished by
 	// their callers alone, and replicas of merged ranges that missed the
@@ -275,6 +280,11 @@ func Open(rt kernel.Runtime, eng *storage.Engine, layout Layout, opts Options) (
 			reply(nil, errors.New("overloaded; retry"))
 		}
 	})
+	if opts.MetaInterval > 0 && opts.Router != nil {
+		s.metaTicks = max(1, uint64(opts.MetaInterval/opts.TickInterval))
+		s.metaKick = kernel.NewMailbox[struct{}](rt, "meta", 1)
+		rt.Go("meta", s.publishMeta)
+	}
 	if opts.SplitBytes > 0 || opts.SplitQPS > 0 {
 		s.splitter = kernel.NewMailbox[sizeJob](rt, "splitter", splitterMailbox)
 		s.splitsAsked = map[storage.RangeID]bool{}
@@ -529,6 +539,9 @@ func (s *Store) handle(ev event) {
 			s.checkMerges()
 		}
 		s.checkLoad()
+		if s.metaTicks > 0 && s.ticks%s.metaTicks == 0 {
+			s.noteMeta()
+		}
 		if s.rt.Buggify("consensus.eager-elections") {
 			s.campaignEagerly()
 		}
@@ -746,6 +759,12 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 	}
 	if req.Op == OpBatch {
 		if err := checkBatch(r, req); err != nil {
+			reply(Response{}, err)
+			return
+		}
+	}
+	if req.Op == OpMetaUpdate {
+		if err := checkMetaUpdate(r, req); err != nil {
 			reply(Response{}, err)
 			return
 		}
@@ -1420,6 +1439,8 @@ func (s *Store) applyRequest(b *storage.Batch, d Descriptor, req Request) (Respo
 		resp.OK = applyWrite(b, d, req.Op, req.Key, req.Value, req.Expect)
 	case OpBatch:
 		resp.Value = applyBatch(b, d, req.Value)
+	case OpMetaUpdate:
+		resp.OK = applyMetaUpdate(b, d, req.Value)
 	case OpCommand:
 		var err error
 		if resp.Value, err = s.applyCommand(b, d, req); err != nil {

@@ -292,7 +292,8 @@ func (h *harness) start(seed uint64, nodes int) {
 				kernel.NewFuture[struct{}](rt, "node lifetime").Wait(ctx)
 			})
 			router := NewRouter(rt, h.layout)
-			st, err := Open(rt, eng, h.layout, Options{Router: router, Join: !slices.Contains(initial, rt.NodeID())})
+			// No meta publishing: the transcripts pin every entry of the logs.
+			st, err := Open(rt, eng, h.layout, Options{Router: router, Join: !slices.Contains(initial, rt.NodeID()), MetaInterval: -1})
 			if err != nil {
 				kernel.Crash("open consensus: %v", err)
 			}

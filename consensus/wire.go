@@ -103,6 +103,10 @@ const (
 	// Key, the right-hand range's start (merge.go). OK once a range covers
 	// Key.
 	OpMerge
+	// OpMetaUpdate publishes the range descriptor in Value (a MetaEntry)
+	// to the meta range (meta.go); Key is the entry's key. OK when it
+	// wrote (nothing newer overlapped it).
+	OpMetaUpdate
 )
 
 // isRead reports whether the operation only reads (served at a ReadIndex,
@@ -221,7 +225,7 @@ func decodeRequest(b []byte) (Request, error) {
 		return Request{}, errMalformed
 	}
 	r := Request{Client: binary.BigEndian.Uint64(b), Seq: binary.BigEndian.Uint64(b[8:]), Op: Op(b[16])}
-	if r.Op < OpGet || r.Op > OpMerge {
+	if r.Op < OpGet || r.Op > OpMetaUpdate {
 		return Request{}, errMalformed
 	}
 	var err error

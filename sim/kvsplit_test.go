@@ -367,5 +367,35 @@ func (c *serverSet) checkRanges() error {
 			}
 		}
 	}
+	return c.checkMeta(ranges)
+}
+
+// checkMeta, after quiescence and convergence: the meta range (read from a
+// replica of the range that holds it: they hold the same data) describes
+// exactly the ranges there are, with their replicas.
+func (c *serverSet) checkMeta(ranges []consensus.Descriptor) error {
+	var metaRange *consensus.Descriptor
+	for i, d := range ranges {
+		if d.Contains(consensus.MetaStart) {
+			metaRange = &ranges[i]
+		}
+	}
+	if metaRange == nil || len(metaRange.Replicas) == 0 {
+		return fmt.Errorf("meta: no range holds the meta span in %v", ranges)
+	}
+	entries, err := consensus.ReadMeta(c.engines[metaRange.Replicas[0]])
+	if err != nil {
+		return fmt.Errorf("meta: node %d: %w", metaRange.Replicas[0], err)
+	}
+	var got, want []string
+	for _, e := range entries {
+		got = append(got, e.Descriptor.String())
+	}
+	for _, d := range ranges {
+		want = append(want, d.String())
+	}
+	if !slices.Equal(got, want) {
+		return fmt.Errorf("meta: the meta range (node %d's copy) holds %v; the ranges are %v", metaRange.Replicas[0], got, want)
+	}
 	return nil
 }
