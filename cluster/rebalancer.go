@@ -78,6 +78,9 @@ type view struct {
 	rangeLoad map[storage.RangeID]float64
 }
 
+// transferTimeout bounds one leadership hand-over step.
+const transferTimeout = 2 * time.Second
+
 // loadUnit is how many requests a second weigh as much as leading one
 // more range: a node whose ranges serve 2,500 requests a second weighs
 // as ten idle leaderships more.
@@ -373,7 +376,14 @@ func (m *Manager) take(ctx context.Context, cl *consensus.Client, v *view, s ste
 	}
 	if s.transfer != 0 {
 		from := v.leader[s.d.ID]
-		if err := cl.TransferLeadership(ctx, s.d.Start, s.transfer); err != nil {
+		// Bounded on its own: a hand-over takes milliseconds when the
+		// target is up, and one to a node that died since the walk must
+		// not hold the round (and every repair after it) for the pass's
+		// whole bound (simulator cluster seed 910: six seconds).
+		tctx, cancel := m.rt.WithTimeout(ctx, transferTimeout)
+		err := cl.TransferLeadership(tctx, s.d.Start, s.transfer)
+		cancel()
+		if err != nil {
 			return fmt.Errorf("range %d: handing its leadership to node %d: %w", s.d.ID, s.transfer, err)
 		}
 		v.leaders[s.transfer]++
