@@ -1,0 +1,95 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/orbitkernel/orbit/adapters/redis"
+	"github.com/orbitkernel/orbit/adapters/redis/session"
+	"github.com/orbitkernel/orbit/cluster"
+	"github.com/orbitkernel/orbit/consensus"
+	"github.com/orbitkernel/orbit/kernel"
+	"github.com/orbitkernel/orbit/kernel/prod"
+	"github.com/orbitkernel/orbit/storage"
+)
+
+// TestOpenStartsARedisNode builds a single Redis node as orbit serve does:
+// it becomes ready (every range served a write), the caller's hooks run
+// before the Redis layer's, its wrapper is what the store runs, and it
+// closes cleanly.
+func TestOpenStartsARedisNode(t *testing.T) {
+	quiet := slog.New(slog.DiscardHandler)
+	eng, err := storage.Open(vfs.NewMem(), "/n", storage.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	rt := prod.New(prod.Options{NodeID: 1, Logger: quiet})
+	defer rt.Stop()
+	rec := cluster.Record{ClusterID: 1, Ranges: 2, Replicas: 1, Initial: []kernel.NodeID{1},
+		Nodes: map[kernel.NodeID]cluster.NodeEntry{1: {Version: 1}}}
+	layout, err := RecordLayout(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	won := make(chan storage.RangeID, 8)
+	wrapped := false
+	nd, err := Open(rt, Options{
+		Engine: eng, Layout: layout, Record: rec, Logger: quiet,
+		Consensus: consensus.Options{BecameLeader: func(id storage.RangeID, _ uint64) { won <- id }},
+		Cluster:   cluster.Options{Standalone: true},
+		Redis:     &session.Options{},
+		WrapRedis: func(sm *redis.StateMachine) consensus.StateMachine { wrapped = true; return sm },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !wrapped {
+		t.Fatal("the Redis state machine was not wrapped")
+	}
+	nd.Start()
+	deadline := time.Now().Add(20 * time.Second)
+	for !nd.Redis.Ready() {
+		if time.Now().After(deadline) {
+			t.Fatal("the node never became ready")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(won) != len(layout.Ranges()) {
+		t.Fatalf("the caller's BecameLeader heard %d elections, want one per range (%d)", len(won), len(layout.Ranges()))
+	}
+	if got := len(nd.Redis.Leading()); got != len(layout.Ranges()) {
+		t.Fatalf("the Redis layer leads %d ranges, want %d (its hook chained after the caller's)", got, len(layout.Ranges()))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := nd.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := nd.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	eng := &storage.Engine{}
+	layout, err := consensus.NewLayout(nil, []kernel.NodeID{1}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []Options{
+		{Layout: layout},
+		{Engine: eng},
+		{Engine: eng, Layout: layout, WrapRedis: func(*redis.StateMachine) consensus.StateMachine { return nil }},
+		{Engine: eng, Layout: layout, Redis: &session.Options{}, Consensus: consensus.Options{StateMachine: &redis.StateMachine{}}},
+	} {
+		if err := o.Validate(); !errors.Is(err, ErrInvalidOptions) {
+			t.Errorf("Validate(%+v) = %v, want ErrInvalidOptions", o, err)
+		}
+	}
+}
