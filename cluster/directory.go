@@ -174,7 +174,11 @@ func (d *directory) active() []kernel.NodeID {
 }
 
 // alive reports whether node n is up as far as this node knows: it is
-// this node, or a new message of its gossip arrived within DeadAfter.
+// this node, or a new message of its gossip arrived within aliveWithin
+// (or DeadAfter, if shorter). A node silent for longer is neither alive
+// nor yet dead: nothing is placed on it (no replica, no leadership: a
+// minute's DeadAfter must not mean a minute of hand-overs to a dead
+// node), and its replicas stay until it is dead.
 func (d *directory) alive(n kernel.NodeID) bool {
 	if n == d.rt.NodeID() {
 		return true
@@ -182,8 +186,12 @@ func (d *directory) alive(n kernel.NodeID) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	at, ok := d.heard[n]
-	return ok && d.rt.Monotonic()-at < d.opts.DeadAfter
+	return ok && d.rt.Monotonic()-at < min(d.opts.DeadAfter, aliveWithin)
 }
+
+// aliveWithin is how recent a node's news must be for it to receive
+// replicas or leaderships: three gossip periods.
+const aliveWithin = 3 * gossipPeriod
 
 // dead reports whether node n has been silent for DeadAfter: no new
 // message of its gossip within DeadAfter, nor since this directory
