@@ -106,6 +106,9 @@ type harness struct {
 	opCount int
 	// rangeID is the range the current command is about (range=).
 	rangeID storage.RangeID
+	// leased counts, per node, the reads its leaders served under a lease
+	// since the last `leased` command.
+	leased map[kernel.NodeID]int
 }
 
 type tcClientKey struct {
@@ -152,8 +155,17 @@ func (h *harness) handle(t testing.TB, d *datadriven.TestData) string {
 		return ""
 	case "elect":
 		return h.elect(t, d, argNode(t, d, "n"))
-	case "put", "get", "cas", "delete", "add-replica", "remove-replica", "split", "merge":
+	case "put", "get", "cas", "delete", "add-replica", "remove-replica", "split", "merge", "transfer-leader":
 		return h.operation(t, d)
+	case "leased":
+		// The reads each node served alone under its lease since the
+		// last `leased`.
+		var b strings.Builder
+		for _, n := range h.servers {
+			fmt.Fprintf(&b, "n%d: %d\n", n, h.leased[n])
+		}
+		h.leased = map[kernel.NodeID]int{}
+		return b.String()
 	case "ranges":
 		var b strings.Builder
 		for _, n := range h.servers {
@@ -276,6 +288,7 @@ func (h *harness) start(seed uint64, nodes int) {
 	h.stores, h.routers = map[kernel.NodeID]*Store{}, map[kernel.NodeID]*Router{}
 	h.clients, h.raw, h.rts = map[tcClientKey]*Client{}, map[kernel.NodeID]*kernel.RPC{}, map[kernel.NodeID]kernel.Runtime{}
 	h.ops = map[string]*transcriptOp{}
+	h.leased = map[kernel.NodeID]int{}
 	initial := layout.Ranges()[0].Replicas
 	for _, id := range h.servers {
 		h.sim.AddNode(id, func(rt kernel.Runtime) {
@@ -293,7 +306,8 @@ func (h *harness) start(seed uint64, nodes int) {
 			})
 			router := NewRouter(rt, h.layout)
 			// No meta publishing: the transcripts pin every entry of the logs.
-			st, err := Open(rt, eng, h.layout, Options{Router: router, Join: !slices.Contains(initial, rt.NodeID()), MetaInterval: -1})
+			st, err := Open(rt, eng, h.layout, Options{Router: router, Join: !slices.Contains(initial, rt.NodeID()), MetaInterval: -1,
+				LeasedRead: func(storage.RangeID, uint64) { h.leased[rt.NodeID()]++ }})
 			if err != nil {
 				kernel.Crash("open consensus: %v", err)
 			}
@@ -671,7 +685,7 @@ func (h *harness) operation(t testing.TB, d *datadriven.TestData) string {
 			h.clients[key] = cl
 		}
 		var target kernel.NodeID
-		if d.Cmd == "add-replica" || d.Cmd == "remove-replica" {
+		if d.Cmd == "add-replica" || d.Cmd == "remove-replica" || d.Cmd == "transfer-leader" {
 			target = argNode(t, d, "node")
 		}
 		run = func(ctx context.Context) {
@@ -693,6 +707,8 @@ func (h *harness) operation(t testing.TB, d *datadriven.TestData) string {
 				err = cl.AddReplica(ctx, req.Key, target)
 			case "remove-replica":
 				err = cl.RemoveReplica(ctx, req.Key, target)
+			case "transfer-leader":
+				err = cl.TransferLeadership(ctx, req.Key, target)
 			default:
 				resp, err = cl.Do(ctx, req)
 			}
