@@ -128,3 +128,26 @@ func TestPlacementRules(t *testing.T) {
 		t.Errorf("spreadLeaders of the hot range = %+v, want none", s)
 	}
 }
+
+// TestOneReplicaMoveAtATime: of the ranges that could move a replica,
+// the rebalancer picks one — between the nodes furthest apart, the lowest
+// range ID first — from the walk alone (not from which node it runs on),
+// so that every rebalancer whose walk saw the same picks the same, and
+// only that range's leader takes it.
+func TestOneReplicaMoveAtATime(t *testing.T) {
+	d := func(id storage.RangeID, nodes ...kernel.NodeID) consensus.Descriptor {
+		return consensus.Descriptor{ID: id, Replicas: nodes}
+	}
+	ranges := []consensus.Descriptor{d(3, 1, 2, 5), d(4, 1, 2, 3), d(9, 2, 3, 5), d(12, 1, 3, 5)}
+	v := testView(ranges[0], map[kernel.NodeID]int{1: 6, 2: 6, 3: 5, 4: 0, 5: 7}, nil, nil)
+	v.ranges = ranges
+	s, ok := v.chosenMove(v.spreadReplicas)
+	if !ok || s.d.ID != 3 || s.remove != 5 || s.add != 4 {
+		t.Fatalf("chose %+v %v; want range 3 from node 5 (the fullest) to node 4", s, ok)
+	}
+	// Spread within one: nothing to choose.
+	v.replicas = map[kernel.NodeID]int{1: 3, 2: 3, 3: 3, 4: 2, 5: 3}
+	if s, ok := v.chosenMove(v.spreadReplicas); ok {
+		t.Fatalf("chose %+v on an even spread", s)
+	}
+}
