@@ -26,7 +26,7 @@ import (
 type redisFamily int
 
 const (
-	famString redisFamily = iota // keys x1, x2: SET GET GETSET INCR, other types' commands
+	famString redisFamily = iota // keys x1, x2: SET GET GETSET INCR SETBIT GETBIT BITCOUNT, other types' commands
 	famHash                      // h1, h2: HSET HGET HDEL HGETALL HLEN
 	famList                      // q1, q2: RPUSH LPUSH LPOP RPOP LREM LRANGE LLEN
 	famSet                       // m1, m2: SADD SREM SMEMBERS SCARD SISMEMBER
@@ -136,9 +136,9 @@ func genTyped(rng *rand.Rand, f redisFamily, key, uniq string) []string {
 	switch f {
 	case famString:
 		switch {
-		case r < 30:
+		case r < 25:
 			return []string{"GET", key}
-		case r < 50:
+		case r < 42:
 			v := uniq
 			if rng.IntN(2) == 0 {
 				v = strconv.Itoa(rng.IntN(100))
@@ -150,10 +150,12 @@ func genTyped(rng *rand.Rand, f redisFamily, key, uniq string) []string {
 				return []string{"SET", key, v, "XX"}
 			}
 			return []string{"SET", key, v}
-		case r < 60:
+		case r < 50:
 			return []string{"GETSET", key, uniq}
-		case r < 88:
+		case r < 72:
 			return []string{"INCR", key}
+		case r < 92:
+			return genBits(rng, key)
 		}
 		return []string{"DEL", key}
 	case famHash:
@@ -223,6 +225,35 @@ func genTyped(rng *rand.Rand, f redisFamily, key, uniq string) []string {
 		return []string{"ZCARD", key}
 	}
 	panic("no such family")
+}
+
+// genBits draws SETBIT, GETBIT or BITCOUNT on a string key: bits within
+// the values the workload sets (a few bytes) and past them (SETBIT grows
+// the string), BITCOUNT over all of it or a range, in bytes or bits, with
+// negative indexes.
+func genBits(rng *rand.Rand, key string) []string {
+	off := strconv.Itoa(rng.IntN(64))
+	switch r := rng.IntN(20); {
+	case r < 8:
+		return []string{"SETBIT", key, off, strconv.Itoa(rng.IntN(2))}
+	case r < 13:
+		return []string{"GETBIT", key, off}
+	case r < 15:
+		return []string{"BITCOUNT", key}
+	}
+	span, unit := 10, "" // bytes, or bits with BIT
+	switch rng.IntN(6) {
+	case 0, 1, 2:
+		span, unit = 70, []string{"BIT", "bit"}[rng.IntN(2)]
+	case 3:
+		unit = "BYTE"
+	}
+	index := func() string { return strconv.Itoa(rng.IntN(2*span+1) - span) }
+	cmd := []string{"BITCOUNT", key, index(), index()}
+	if unit != "" {
+		cmd = append(cmd, unit)
+	}
+	return cmd
 }
 
 // familyOp is one operation of the seed's families: a command, a MULTI

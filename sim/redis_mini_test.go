@@ -78,12 +78,14 @@ var errWrongType = redis.Error("WRONGTYPE Operation against a key holding the wr
 
 // encode is the key's state as a string, for Porcupine's equality and hash.
 // A missing key is "" and a string without TTL "=value", as the string
-// model has always had them; anything else starts with '#'.
+// model has always had them; anything else starts with '#'. A string the
+// separators of the encodings (0x1d, 0x1e, 0x1f) could occur in (SETBIT
+// makes any byte) takes the '#' form, quoted.
 func (k *mkey) encode() string {
 	switch {
 	case k.typ == "":
 		return ""
-	case k.typ == "string" && !k.ttl:
+	case k.typ == "string" && !k.ttl && !strings.ContainsAny(k.str, "\x1d\x1e\x1f"):
 		return "=" + k.str
 	}
 	var b strings.Builder
@@ -91,7 +93,7 @@ func (k *mkey) encode() string {
 	sep := func(s string) { b.WriteByte(0x1f); b.WriteString(s) }
 	switch k.typ {
 	case "string":
-		sep(k.str)
+		sep(strconv.Quote(k.str))
 	case "hash":
 		for _, f := range slices.Sorted(maps.Keys(k.hash)) {
 			sep(f)
@@ -134,7 +136,7 @@ func decodeKey(s string) *mkey {
 	k.typ, parts = parts[0], parts[1:]
 	switch k.typ {
 	case "string":
-		k.str = parts[0]
+		k.str, _ = strconv.Unquote(parts[0])
 	case "hash":
 		k.hash = map[string]string{}
 		for i := 0; i+1 < len(parts); i += 2 {
@@ -285,6 +287,43 @@ func (k *mkey) exec(args []string, now stamp) expect {
 		}
 		k.str = strconv.FormatInt(n, 10) // the TTL survives
 		return exact(redis.Int(n))
+	case "setbit":
+		// SETBIT key offset 0|1, the workload's form: a small offset.
+		off, bit := bitArgs(arg(2), arg(3))
+		if !typed("string") {
+			return exact(errWrongType)
+		}
+		b := []byte(k.str)
+		for len(b) <= off/8 {
+			b = append(b, 0) // grow with zero bytes
+		}
+		mask := byte(0x80) >> (off % 8)
+		old := b[off/8]&mask != 0
+		if bit == 1 {
+			b[off/8] |= mask
+		} else {
+			b[off/8] &^= mask
+		}
+		if k.typ == "" {
+			k.typ = "string" // a new key: no TTL
+		}
+		k.str = string(b) // the TTL survives
+		return exact(redis.Int(b2i(old)))
+	case "getbit":
+		off, _ := bitArgs(arg(2), "0")
+		if !typed("string") {
+			return exact(errWrongType)
+		}
+		return exact(redis.Int(int64(bitOf(k.str, off))))
+	case "bitcount":
+		// BITCOUNT key [start end [BIT|BYTE]], with integer bounds.
+		if !typed("string") {
+			return exact(errWrongType)
+		}
+		if k.typ == "" {
+			return exact(redis.Int(0))
+		}
+		return exact(redis.Int(bitCount(k.str, args[2:])))
 	case "del":
 		if k.typ == "" {
 			return exact(redis.Int(0))
@@ -571,6 +610,61 @@ func (k *mkey) exec(args []string, now stamp) expect {
 		return exact(redis.Array(out...))
 	}
 	panic("model: no command " + name)
+}
+
+// bitArgs reads SETBIT's or GETBIT's offset and value as the workload
+// sends them: an offset below 1000, a bit 0 or 1.
+func bitArgs(offset, value string) (off int, bit int) {
+	off, err := strconv.Atoi(offset)
+	if err != nil || off < 0 || off >= 1000 || (value != "0" && value != "1") {
+		panic("model: SETBIT and GETBIT take a small offset and 0 or 1 here")
+	}
+	return off, int(value[0] - '0')
+}
+
+// bitOf is bit off of s (bit 0 is the first byte's most significant), 0
+// past the end.
+func bitOf(s string, off int) int {
+	if off/8 >= len(s) {
+		return 0
+	}
+	return int(s[off/8]>>(7-off%8)) & 1
+}
+
+// bitCount is BITCOUNT's answer for a live string s and the arguments
+// after the key, as Redis 7.0 documents it: negative indexes count from
+// the end, the range is clipped to the string, and an empty range (or
+// -1 -2: both negative, start after end) counts 0. It counts bit by bit.
+func bitCount(s string, args []string) int64 {
+	units := len(s) // bytes, or bits with BIT
+	perUnit := 8
+	start, end := 0, units-1
+	if len(args) > 0 {
+		var err1, err2 error
+		start, err1 = strconv.Atoi(args[0])
+		end, err2 = strconv.Atoi(args[1])
+		if err1 != nil || err2 != nil || len(args) > 3 {
+			panic("model: BITCOUNT takes integer bounds here")
+		}
+		if start < 0 && end < 0 && start > end {
+			return 0
+		}
+		if len(args) == 3 && strings.EqualFold(args[2], "bit") {
+			units, perUnit = len(s)*8, 1
+		}
+		if start < 0 {
+			start += units
+		}
+		if end < 0 {
+			end += units
+		}
+		start, end = max(start, 0), min(max(end, 0), units-1)
+	}
+	var n int64
+	for i := start * perUnit; i < (end+1)*perUnit; i++ {
+		n += int64(bitOf(s, i))
+	}
+	return n
 }
 
 // zsetOrder is the sorted set's members in Redis's order: by score, then

@@ -649,6 +649,13 @@ func TestRedisModel(t *testing.T) {
 		{"pttl wrong", []step{cmd(0, "+OK", "SET", "k", "v", "PX", "50"), cmd(10, "=30", "PTTL", "k")}, false},
 		{"set clears ttl", []step{cmd(0, "+OK", "SET", "k", "v", "PX", "50"), cmd(1, "+OK", "SET", "k", "w"), cmd(100, "$w", "GET", "k")}, true},
 		{"incr after expiry", []step{cmd(0, "+OK", "SET", "k", "5", "PX", "50"), cmd(100, "=6", "INCR", "k")}, false},
+		{"setbit clears", []step{cmd(0, "+OK", "SET", "k", "c"), cmd(1, "=1", "SETBIT", "k", "1", "0"), cmd(2, "=0", "GETBIT", "k", "1"), cmd(3, "$#", "GET", "k")}, true},
+		{"setbit kept a one", []step{cmd(0, "+OK", "SET", "k", "c"), cmd(1, "=1", "SETBIT", "k", "1", "0"), cmd(2, "=1", "GETBIT", "k", "1")}, false},
+		{"setbit grows", []step{cmd(0, "=0", "SETBIT", "k", "17", "1"), cmd(1, "$\x00\x00@", "GET", "k"), cmd(2, "=1", "BITCOUNT", "k", "-1", "-1"), cmd(3, "=0", "BITCOUNT", "k", "0", "16", "BIT")}, true},
+		// 0x1e and 0x1f separate the model's encodings: such a value is quoted.
+		{"setbit separator bytes", []step{cmd(0, "=0", "SETBIT", "k", "3", "1"), cmd(1, "=0", "SETBIT", "k", "4", "1"), cmd(2, "=0", "SETBIT", "k", "5", "1"),
+			cmd(3, "=0", "SETBIT", "k", "6", "1"), cmd(4, "=1", "PEXPIRE", "k", "50"), cmd(5, "$\x1e", "GET", "k"), cmd(6, "=0", "SETBIT", "k", "7", "1"),
+			cmd(7, "$\x1f", "GET", "k"), cmd(8, "=5", "BITCOUNT", "k"), cmd(100, "=0", "EXISTS", "k")}, true},
 		{"block wrongtype slot", []step{cmd(0, "=1", "SADD", "k", "m"), block(1, false, "*3\r\n:1\r\n-WRONGTYPE Operation against a key holding the wrong kind of value\r\n:2\r\n", []string{"SADD", "k", "n"}, []string{"GET", "k"}, []string{"SCARD", "k"}), cmd(2, "=2", "SCARD", "k")}, true},
 		{"block stops at error", []step{cmd(0, "=1", "SADD", "k", "m"), block(1, false, "-WRONGTYPE Operation against a key holding the wrong kind of value", []string{"GET", "k"}, []string{"SADD", "k", "n"})}, false},
 		{"execabort", []step{block(0, false, "-EXECABORT Transaction discarded because of previous errors.", []string{"SADD", "k", "m"}, []string{"SADD", "k"}), cmd(1, "=0", "EXISTS", "k")}, true},

@@ -41,4 +41,7 @@ var handlers = map[string]handler{
 	"zdiffstore": cmdZDiffStore, "zunion": cmdZUnion, "zinter": cmdZInter, "zdiff": cmdZDiff,
 	"zremrangebyrank": cmdZRemRangeByRank, "zremrangebyscore": cmdZRemRangeByScore,
 	"zremrangebylex": cmdZRemRangeByLex, "zlexcount": cmdZLexCount, "zrandmember": cmdZRandMember,
+	// bitmaps.go
+	"setbit": cmdSetBit, "getbit": cmdGetBit, "bitcount": cmdBitCount, "bitpos": cmdBitPos, "bitop": cmdBitOp,
+	"bitfield": cmdBitField, "bitfield_ro": cmdBitFieldRO,
 }

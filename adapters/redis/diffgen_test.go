@@ -10,7 +10,8 @@ import (
 // test. Fields and members come from small pools so that commands collide.
 
 func init() {
-	extraGenerators = append(extraGenerators, genHashCmd, genListCmd, genSetCmd, genZSetCmd, genZSetCmd, genZSetCmd2, genBigCmd)
+	extraGenerators = append(extraGenerators, genHashCmd, genListCmd, genSetCmd, genZSetCmd, genZSetCmd, genZSetCmd2, genBigCmd,
+		genBitmapCmd, genBitmapCmd)
 }
 
 var diffFields = []string{"f", "g", "h", "1", "", "long-field-name"}
@@ -455,4 +456,130 @@ func genMPop(t *rapid.T, name, end1, end2 string) []string {
 		cmd = append(cmd, "count", "1", "count", "2")
 	}
 	return cmd
+}
+
+// genBitOffset draws a SETBIT or GETBIT offset: small ones, on both sides
+// of byte boundaries, and malformed or out-of-range ones. (None between
+// 2^29 and 2^32: valid in Redis, beyond Orbit's 64 MB; TestBitOffsetLimit
+// covers those.)
+func genBitOffset(t *rapid.T) string {
+	small := rapid.Map(rapid.IntRange(0, 40), strconv.Itoa)
+	return rapid.OneOf(small, small,
+		rapid.SampledFrom([]string{"7", "8", "15", "16", "23", "24", "63", "64", "100"}),
+		rapid.SampledFrom([]string{"-1", "x", "", "1.5", "01", "4294967296", "9223372036854775807"}),
+	).Draw(t, "offset")
+}
+
+// genBitIndex draws a BITCOUNT or BITPOS start or end, in bytes or bits.
+func genBitIndex(t *rapid.T, label string) string {
+	return rapid.OneOf(
+		rapid.Map(rapid.IntRange(-30, 30), strconv.Itoa),
+		rapid.SampledFrom([]string{"0", "-1", "100", "-100", "9223372036854775807", "-9223372036854775808", "x", "", "01"}),
+	).Draw(t, label)
+}
+
+func genBitUnit(t *rapid.T) string {
+	return pick(t, "unit", "bit", "BIT", "byte", "Byte", "bits", "")
+}
+
+// genBitfieldType draws a BITFIELD type, sometimes an invalid one.
+func genBitfieldType(t *rapid.T) string {
+	if rapid.IntRange(0, 9).Draw(t, "badtype") == 0 {
+		return pick(t, "type", "u64", "i65", "u0", "U8", "x8", "i", "", "u08", "u-1")
+	}
+	return pick(t, "type", "u1", "u2", "u3", "u8", "i1", "i2", "i5", "i8", "u16", "i16", "i32", "u63", "i64", "u8", "i8", "u2", "i3")
+}
+
+// genBitfieldOffset draws a BITFIELD offset: bits, fields ("#n"), or bad.
+func genBitfieldOffset(t *rapid.T) string {
+	return rapid.OneOf(
+		rapid.Map(rapid.IntRange(0, 40), strconv.Itoa),
+		rapid.Map(rapid.IntRange(0, 5), func(n int) string { return "#" + strconv.Itoa(n) }),
+		rapid.SampledFrom([]string{"-1", "x", "#", "#-1", "#x", "4294967296"}),
+	).Draw(t, "bfoffset")
+}
+
+// genBitfieldValue draws a SET value or an INCRBY increment: around the
+// small widths' bounds, and at the 64-bit ones.
+func genBitfieldValue(t *rapid.T) string {
+	return rapid.OneOf(
+		rapid.Map(rapid.IntRange(-10, 10), strconv.Itoa),
+		rapid.SampledFrom([]string{"127", "128", "-128", "-129", "255", "256", "300", "-300", "1000000",
+			"9223372036854775807", "-9223372036854775808", "4611686018427387904", "x", "1.5"}),
+	).Draw(t, "bfvalue")
+}
+
+// genBitfieldOps draws BITFIELD's subcommands; getsOnly keeps to GET (and
+// OVERFLOW) most of the time, as BITFIELD_RO expects.
+func genBitfieldOps(t *rapid.T, getsOnly bool) []string {
+	var out []string
+	for range rapid.IntRange(0, 4).Draw(t, "nops") {
+		op := pick(t, "op", "get", "set", "incrby", "overflow", "overflow", "GET", "INCRBY")
+		if getsOnly && rapid.IntRange(0, 5).Draw(t, "rowrite") != 0 {
+			op = pick(t, "op", "get", "overflow")
+		}
+		switch op {
+		case "get", "GET":
+			out = append(out, op, genBitfieldType(t), genBitfieldOffset(t))
+		case "set", "incrby", "INCRBY":
+			out = append(out, op, genBitfieldType(t), genBitfieldOffset(t), genBitfieldValue(t))
+		default:
+			out = append(out, "overflow", pick(t, "ow", "wrap", "sat", "fail", "SAT", "FAIL", "bogus"))
+		}
+	}
+	if rapid.IntRange(0, 9).Draw(t, "truncate") == 0 && len(out) > 0 {
+		out = out[:len(out)-1] // a subcommand short of its arguments
+	}
+	return out
+}
+
+// genBitmapCmd draws the bitmap commands on the same keys as the other
+// families (so on strings of every kind, and on other types: WRONGTYPE).
+func genBitmapCmd(t *rapid.T, env genEnv) []string {
+	k := genKey(t)
+	switch pick(t, "cmd", "setbit", "setbit", "setbit", "getbit", "bitcount", "bitcount", "bitpos", "bitpos",
+		"bitop", "bitfield", "bitfield", "bitfield_ro", "bitmap") {
+	case "bitmap":
+		// A value of runs of ones and zeros, where BITPOS meets the end
+		// of its range without finding its bit.
+		return []string{"set", k, pick(t, "bitmap", "\xff", "\xff\xff\xff", "\x00\x00\x00\x01", "\xff\xf0\x00",
+			"\x0f\xff", "\x80", "\x00", "\xaa\x55", "\xff\xff\xff\xff\xff\xff\xff\xff\xff\x7f")}
+	case "setbit":
+		return []string{"setbit", k, genBitOffset(t), pick(t, "bit", "1", "0", "1", "0", "1", "0", "1", "0", "1", "0", "2", "x")}
+	case "getbit":
+		return []string{"getbit", k, genBitOffset(t)}
+	case "bitcount":
+		cmd := []string{"bitcount", k}
+		switch rapid.IntRange(0, 5).Draw(t, "nargs") {
+		case 0:
+		case 1:
+			cmd = append(cmd, genBitIndex(t, "start")) // a syntax error
+		case 2, 3:
+			cmd = append(cmd, genBitIndex(t, "start"), genBitIndex(t, "end"))
+		default:
+			cmd = append(cmd, genBitIndex(t, "start"), genBitIndex(t, "end"), genBitUnit(t))
+		}
+		return cmd
+	case "bitpos":
+		cmd := []string{"bitpos", k, pick(t, "bit", "0", "1", "0", "1", "2", "x")}
+		switch rapid.IntRange(0, 5).Draw(t, "nargs") {
+		case 0:
+		case 1:
+			cmd = append(cmd, genBitIndex(t, "start"))
+		case 2:
+			cmd = append(cmd, genBitIndex(t, "start"), genBitIndex(t, "end"))
+		case 3, 4:
+			cmd = append(cmd, genBitIndex(t, "start"), genBitIndex(t, "end"), genBitUnit(t))
+		default:
+			cmd = append(cmd, genBitIndex(t, "start"), genBitIndex(t, "end"), "bit", "extra")
+		}
+		return cmd
+	case "bitop":
+		op := pick(t, "op", "and", "or", "xor", "not", "AND", "Not", "nand")
+		return append([]string{"bitop", op, k}, genKeys(t, 1, 3)...)
+	case "bitfield":
+		return append([]string{"bitfield", k}, genBitfieldOps(t, false)...)
+	default:
+		return append([]string{"bitfield_ro", k}, genBitfieldOps(t, true)...)
+	}
 }

@@ -109,6 +109,10 @@
 //     deleted yet. Likewise SCAN ... TYPE none: Redis 7.0 lists the expired
 //     keys it still holds under it; here it lists nothing.
 //   - A string value is at most 64 MB (Redis: 512 MB), with Redis's error.
+//     Bit offsets are bounded the same way, by Redis's own check against
+//     proto-max-bulk-len (64 MB here): SETBIT, GETBIT and BITFIELD refuse
+//     an offset whose byte is 64 MB or more with "ERR bit offset is not an
+//     integer or out of range", reads included (Redis reads 0 up to 512 MB).
 //     A negative count to SRANDMEMBER or HRANDFIELD is at most 65536
 //     ("ERR value is out of range" beyond).
 //   - Random choices (SPOP, SRANDMEMBER, HRANDFIELD, RANDOMKEY) are drawn
@@ -150,14 +154,18 @@
 // LPOS read the whole list; SPOP, SRANDMEMBER and HRANDFIELD read the whole
 // key; ZRANK reads up to the element; ZRANGEBYLEX reads the whole set; set
 // algebra and ZUNIONSTORE/ZINTERSTORE read their inputs; RENAME copies every
-// record; DBSIZE and RANDOMKEY walk the range's keys.
+// record; DBSIZE and RANDOMKEY walk the range's keys. A string is one
+// record, so APPEND, SETRANGE, SETBIT and BITFIELD's SET and INCRBY
+// rewrite (and replicate) the whole value: a bitmap of n bytes costs O(n)
+// per write, where Redis pays O(1). BITCOUNT, BITPOS and BITOP read whole
+// values, as in Redis.
 //
 // # Not done yet
 //
 // Not implemented (they reply "ERR unknown command", as Redis does for a
 // command it lacks, and are absent from the table and COMMAND): the other
 // keyed commands of Redis 7.0 — OBJECT, DUMP, RESTORE, SORT,
-// SORT_RO, MOVE; the bitmap, HyperLogLog, geo and stream families; LCS;
+// SORT_RO, MOVE; the HyperLogLog, geo and stream families; LCS;
 // EVAL, FCALL and functions.
 // Options added after 7.0 (ZRANK WITHSCORE, ...) are syntax errors, as in
 // 7.0.

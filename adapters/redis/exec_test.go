@@ -341,6 +341,10 @@ func TestKeysHelper(t *testing.T) {
 		"ZINTERSTORE d 9 a b":             "",
 		"BLPOP a b 0":                     "a b",
 		"LMOVE a b LEFT RIGHT":            "a b",
+		"BITOP AND d a b":                 "d a b",
+		"BITOP NOT d":                     "",
+		"BITFIELD_RO k GET u8 0":          "k",
+		"SETBIT k 7 1":                    "k",
 		"PING":                            "",
 		"SCAN 0":                          "",
 	} {

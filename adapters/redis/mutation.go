@@ -29,4 +29,6 @@ var (
 		"the database view drops the database marker: every SELECTed database reads and writes database 0's keys")
 	MutZAddStaleIndex = mutation.Plant("zadd-stale-index", mutation.StateMachine,
 		"ZADD updating a member's score leaves its old entry in the score index: the member is listed twice")
+	MutSetBitKeepsOnes = mutation.Plant("setbit-keeps-ones", mutation.StateMachine,
+		"SETBIT key offset 0 answers the old bit but never clears it: a bit once set stays set")
 )

@@ -96,6 +96,8 @@ var keyedCommands = []string{
 	"zpopmax", "zrangestore", "zunionstore", "zinterstore", "zscan", "zdiffstore", "zunion", "zinter",
 	"zmpop", "zintercard",
 	"zdiff", "zremrangebyrank", "zremrangebyscore", "zremrangebylex", "zlexcount", "zrandmember",
+	// bitmaps
+	"setbit", "getbit", "bitcount", "bitpos", "bitop", "bitfield", "bitfield_ro",
 }
 
 // blockingCommands run through TryBlocking.
