@@ -29,7 +29,7 @@ const (
 	famString redisFamily = iota // keys x1, x2: SET GET GETSET INCR SETBIT GETBIT BITCOUNT, other types' commands
 	famHash                      // h1, h2: HSET HGET HDEL HGETALL HLEN
 	famList                      // q1, q2: RPUSH LPUSH LPOP RPOP LREM LRANGE LLEN
-	famSet                       // m1, m2: SADD SREM SMEMBERS SCARD SISMEMBER
+	famSet                       // m1, m2: SADD SREM SMEMBERS SCARD SISMEMBER SINTERCARD
 	famZSet                      // z1, z2: ZADD ZREM ZRANGE ZSCORE ZCARD
 	famTTL                       // SET PX, PEXPIRE, PERSIST, PTTL on the keys above
 	famMulti                     // MULTI blocks on one key of the above
@@ -201,8 +201,15 @@ func genTyped(rng *rand.Rand, f redisFamily, key, uniq string) []string {
 			return []string{"SREM", key, pick("s", 4)}
 		case r < 85:
 			return []string{"SMEMBERS", key}
-		case r < 93:
+		case r < 90:
 			return []string{"SISMEMBER", key, pick("s", 4)}
+		case r < 95:
+			// The single-key form: the set's size, capped by LIMIT (0: none).
+			cmd := []string{"SINTERCARD", "1", key}
+			if rng.IntN(2) == 0 {
+				cmd = append(cmd, "LIMIT", strconv.Itoa(rng.IntN(4)))
+			}
+			return cmd
 		}
 		return []string{"SCARD", key}
 	case famZSet:

@@ -547,6 +547,23 @@ func (k *mkey) exec(args []string, now stamp) expect {
 			out = append(out, bulk(m))
 		}
 		return exact(redis.Set(out...))
+	case "sintercard":
+		// SINTERCARD 1 key [LIMIT n], the workload's form: the set's size,
+		// at most n unless n is 0.
+		if !typed("set") {
+			return exact(errWrongType)
+		}
+		n := len(k.set)
+		if len(args) == 5 {
+			limit, err := strconv.Atoi(args[4])
+			if err != nil || limit < 0 {
+				panic("model: SINTERCARD takes a LIMIT of 0 or more here")
+			}
+			if limit > 0 {
+				n = min(n, limit)
+			}
+		}
+		return exact(redis.Int(int64(n)))
 	case "sismember":
 		if !typed("set") {
 			return exact(errWrongType)
@@ -805,11 +822,11 @@ func (ks redisMiniKeyspace) exec(args []string, now int64) expect {
 }
 
 // miniKeyOf is the one key a command of the model names: the first
-// argument, or for LMPOP and ZMPOP (numkeys first; the workload sends one
-// key) the second.
+// argument, or for LMPOP, ZMPOP and SINTERCARD (numkeys first; the
+// workload sends one key) the second.
 func miniKeyOf(args []string) string {
 	switch strings.ToLower(args[0]) {
-	case "lmpop", "zmpop":
+	case "lmpop", "zmpop", "sintercard":
 		return args[2]
 	}
 	return args[1]

@@ -542,7 +542,7 @@ func cmdAt(lo, hi int64, reply string, args ...string) struct {
 	return struct {
 		in  redisInput
 		out redisOutput
-	}{redisInput{Op: rCmd, Key: args[1], Args: args, now: stamp{lo, hi}}, redisOutput{Reply: redis.Reply{Str: []byte(reply)}}}
+	}{redisInput{Op: rCmd, Key: miniKeyOf(args), Args: args, now: stamp{lo, hi}}, redisOutput{Reply: redis.Reply{Str: []byte(reply)}}}
 }
 
 func block(at int64, watched bool, reply string, cmds ...[]string) struct {
@@ -649,6 +649,9 @@ func TestRedisModel(t *testing.T) {
 		{"pttl wrong", []step{cmd(0, "+OK", "SET", "k", "v", "PX", "50"), cmd(10, "=30", "PTTL", "k")}, false},
 		{"set clears ttl", []step{cmd(0, "+OK", "SET", "k", "v", "PX", "50"), cmd(1, "+OK", "SET", "k", "w"), cmd(100, "$w", "GET", "k")}, true},
 		{"incr after expiry", []step{cmd(0, "+OK", "SET", "k", "5", "PX", "50"), cmd(100, "=6", "INCR", "k")}, false},
+		{"sintercard limit", []step{cmd(0, "=2", "SADD", "k", "a", "b"), cmd(1, "=2", "SINTERCARD", "1", "k"), cmd(2, "=1", "SINTERCARD", "1", "k", "LIMIT", "1"),
+			cmd(3, "=2", "SINTERCARD", "1", "k", "LIMIT", "0"), cmd(4, "=0", "SINTERCARD", "1", "nokey")}, true},
+		{"sintercard ignores limit", []step{cmd(0, "=2", "SADD", "k", "a", "b"), cmd(1, "=2", "SINTERCARD", "1", "k", "LIMIT", "1")}, false},
 		{"setbit clears", []step{cmd(0, "+OK", "SET", "k", "c"), cmd(1, "=1", "SETBIT", "k", "1", "0"), cmd(2, "=0", "GETBIT", "k", "1"), cmd(3, "$#", "GET", "k")}, true},
 		{"setbit kept a one", []step{cmd(0, "+OK", "SET", "k", "c"), cmd(1, "=1", "SETBIT", "k", "1", "0"), cmd(2, "=1", "GETBIT", "k", "1")}, false},
 		{"setbit grows", []step{cmd(0, "=0", "SETBIT", "k", "17", "1"), cmd(1, "$\x00\x00@", "GET", "k"), cmd(2, "=1", "BITCOUNT", "k", "-1", "-1"), cmd(3, "=0", "BITCOUNT", "k", "0", "16", "BIT")}, true},

@@ -44,4 +44,6 @@ var handlers = map[string]handler{
 	// bitmaps.go
 	"setbit": cmdSetBit, "getbit": cmdGetBit, "bitcount": cmdBitCount, "bitpos": cmdBitPos, "bitop": cmdBitOp,
 	"bitfield": cmdBitField, "bitfield_ro": cmdBitFieldRO,
+	// lcs.go, object.go
+	"lcs": cmdLCS, "object": cmdObject,
 }

@@ -2,6 +2,7 @@ package redis
 
 import (
 	"strconv"
+	"strings"
 
 	"pgregory.net/rapid"
 )
@@ -11,7 +12,7 @@ import (
 
 func init() {
 	extraGenerators = append(extraGenerators, genHashCmd, genListCmd, genSetCmd, genZSetCmd, genZSetCmd, genZSetCmd2, genBigCmd,
-		genBitmapCmd, genBitmapCmd)
+		genBitmapCmd, genBitmapCmd, genLCSCmd, genObjectCmd)
 }
 
 var diffFields = []string{"f", "g", "h", "1", "", "long-field-name"}
@@ -582,4 +583,92 @@ func genBitmapCmd(t *rapid.T, env genEnv) []string {
 	default:
 		return append([]string{"bitfield_ro", k}, genBitfieldOps(t, true)...)
 	}
+}
+
+// lcsValues are strings whose LCS has several ranges, repeated letters,
+// NUL bytes and the empty string.
+var lcsValues = []string{"ohmytext", "mynewtext", "GATTACA", "TAGACCA", "abcabcbb", "bbcacba", "aaaa", "a", "",
+	"a\x00b\x00", "\x00ab", "abcdefghijklmnop", "xxabcdyyabcd"}
+
+// genLCSCmd draws LCS and the strings it compares: from lcsValues, or
+// short random words over a small alphabet, on the shared keys (so also
+// on other types, and missing keys).
+func genLCSCmd(t *rapid.T, env genEnv) []string {
+	k := genKey(t)
+	if rapid.IntRange(0, 2).Draw(t, "lcsvalue") == 0 {
+		v := rapid.OneOf(rapid.SampledFrom(lcsValues),
+			rapid.StringOfN(rapid.RuneFrom([]rune("abc")), 0, 24, -1)).Draw(t, "lcsstring")
+		return []string{"set", k, v}
+	}
+	cmd := []string{"lcs", k, genKey(t)}
+	for range rapid.IntRange(0, 4).Draw(t, "nopts") {
+		switch pick(t, "o", "idx", "IDX", "len", "withmatchlen", "WithMatchLen", "minmatchlen", "minmatchlen", "bogus", "end") {
+		case "minmatchlen":
+			cmd = append(cmd, "minmatchlen", pick(t, "n", "0", "1", "2", "3", "4", "-1", "x", "9223372036854775807", ""))
+		case "end":
+			cmd = append(cmd, "MINMATCHLEN") // short of its value: a syntax error
+		default:
+			cmd = append(cmd, pick(t, "o2", "idx", "IDX", "len", "withmatchlen", "WithMatchLen", "bogus"))
+		}
+	}
+	return cmd
+}
+
+// genObjectCmd draws OBJECT's subcommands, and values on both sides of
+// each encoding threshold Redis 7.0 applies by default (44-byte embstr,
+// 20-digit integers, 512 intset members, 64-byte and 128-entry listpacks).
+func genObjectCmd(t *rapid.T, env genEnv) []string {
+	k := genKey(t)
+	switch pick(t, "cmd", "object", "object", "object", "build") {
+	case "build":
+		n := func(lo, hi int) int { return rapid.IntRange(lo, hi).Draw(t, "n") }
+		switch pick(t, "type", "string", "set", "hash", "zset") {
+		case "string":
+			return []string{"set", k, pick(t, "v", strings.Repeat("x", 44), strings.Repeat("x", 45), "12345678901234567890",
+				"-9223372036854775808", "9223372036854775808", "9999", "10000", "-1", "0", "-0", "007", strings.Repeat("7", 20))}
+		case "set":
+			cmd := []string{"sadd", k}
+			m := n(510, 514)
+			for i := range m {
+				cmd = append(cmd, strconv.Itoa(i*7-100))
+			}
+			if rapid.Bool().Draw(t, "notint") {
+				cmd[len(cmd)-1] = pick(t, "m", "x", "01", "1.0", "-0")
+			}
+			return cmd
+		case "hash":
+			if rapid.Bool().Draw(t, "many") {
+				cmd := []string{"hset", k}
+				for i := range n(510, 514) {
+					cmd = append(cmd, "f"+strconv.Itoa(i), "v")
+				}
+				return cmd
+			}
+			long := strings.Repeat("y", n(63, 66))
+			if rapid.Bool().Draw(t, "longfield") {
+				return []string{"hset", k, long, "v"}
+			}
+			return []string{"hset", k, "f", long}
+		default:
+			if rapid.Bool().Draw(t, "many") {
+				cmd := []string{"zadd", k}
+				for i := range n(126, 130) {
+					cmd = append(cmd, strconv.Itoa(i), "m"+strconv.Itoa(i))
+				}
+				return cmd
+			}
+			return []string{"zadd", k, "1", strings.Repeat("z", n(63, 66))}
+		}
+	}
+	sub := pick(t, "sub", "encoding", "encoding", "ENCODING", "refcount", "freq", "idletime", "help", "bogus")
+	switch rapid.IntRange(0, 9).Draw(t, "shape") {
+	case 0:
+		return []string{"object", sub} // HELP's arity; the others' arity error
+	case 1:
+		return []string{"object", sub, k, "extra"}
+	}
+	if sub == "help" && rapid.Bool().Draw(t, "helpok") {
+		return []string{"object", "HELP"}
+	}
+	return []string{"object", sub, k}
 }

@@ -82,6 +82,8 @@
 // # API
 //
 //	Exec(st, now, rand, args) Reply              one keyed command, atomically
+//	ExecWithConfig(..., cfg ObjectConfig)         Exec under the node's settings (OBJECT)
+//	WithObjectConfig(cfg, cmd)                    a state-machine command carrying them
 //	TryBlocking(st, now, args) (Reply, ready)     BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP
 //	BlockTimeout(args), TimeoutReply(name)        what the caller needs to wait
 //	ScanRange, CountKeys, RandomKey, Flush        per-range KEYS, SCAN, DBSIZE,
@@ -129,8 +131,30 @@
 //     of three or more inputs could round differently.
 //   - The TIME-dependent parts use the leader's clock: a key's TTL counts
 //     down in the leader's milliseconds, not the serving node's.
-//   - OBJECT, DEBUG, keyspace notifications and client-side caching
-//     invalidation do not exist here.
+//   - OBJECT ENCODING reports the encoding Redis 7.0 gives the value built
+//     afresh (by SET, by adding its elements to a new key, or by RESTORE)
+//     under the thresholds CONFIG GET reports (object.go): Orbit stores
+//     every value one way and keeps no history, so a string that APPEND,
+//     SETRANGE, SETBIT, BITFIELD or BITOP wrote (Redis: "raw") or that
+//     INCRBYFLOAT wrote (Redis: "embstr") reports "int" or "embstr" by its
+//     value, and a hash, set or sorted set that shrank back under a
+//     threshold reports the small encoding (Redis keeps the large one).
+//     Lists are "quicklist", as always in 7.0. OBJECT REFCOUNT follows:
+//     2147483647 for an "int" from 0 to 9999 (Redis's shared integers),
+//     else 1.
+//   - Accesses are not tracked (a read would have to write): OBJECT
+//     IDLETIME answers 0, as if every key had just been read, and under an
+//     LFU maxmemory-policy OBJECT FREQ answers 5 (LFU_INIT_VAL, a key not
+//     read since it was written). Each gives Redis's error under the other
+//     kind of policy, and a missing key gives null, as in Redis.
+//   - LCS refuses strings whose table, (len(a)+1)*(len(b)+1), exceeds 2^26
+//     cells (e.g. two strings of 8191 bytes, or 64 KB against 1 KB) with
+//     "ERR LCS input too long: ..." (lcs.go); against an empty or missing
+//     string it always answers. Redis allocates the whole table, 4 bytes a
+//     cell, and answers "Insufficient memory" only when that allocation
+//     fails; Orbit's walk-back needs one bit a cell and its work is bounded.
+//   - DEBUG, keyspace notifications and client-side caching invalidation
+//     do not exist here.
 //   - WATCH checks a key in the database selected at EXEC, Redis in the one
 //     selected at WATCH (it differs for a client that SELECTs in between).
 //     MOVE and SWAPDB do not exist yet (COPY ... DB does). FLUSHDB deletes its
@@ -158,15 +182,17 @@
 // record, so APPEND, SETRANGE, SETBIT and BITFIELD's SET and INCRBY
 // rewrite (and replicate) the whole value: a bitmap of n bytes costs O(n)
 // per write, where Redis pays O(1). BITCOUNT, BITPOS and BITOP read whole
-// values, as in Redis.
+// values, as in Redis. LCS takes time O(len(a)*len(b)), bounded (above),
+// and memory len(a)*len(b)/8 bytes. OBJECT ENCODING reads a collection's
+// elements up to the encoding's entry threshold (512 by default), and
+// none of a larger one.
 //
 // # Not done yet
 //
 // Not implemented (they reply "ERR unknown command", as Redis does for a
 // command it lacks, and are absent from the table and COMMAND): the other
-// keyed commands of Redis 7.0 — OBJECT, DUMP, RESTORE, SORT,
-// SORT_RO, MOVE; the HyperLogLog, geo and stream families; LCS;
-// EVAL, FCALL and functions.
+// keyed commands of Redis 7.0 — DUMP, RESTORE, SORT, SORT_RO, MOVE; the
+// HyperLogLog, geo and stream families; EVAL, FCALL and functions.
 // Options added after 7.0 (ZRANK WITHSCORE, ...) are syntax errors, as in
 // 7.0.
 package redis

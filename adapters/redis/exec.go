@@ -50,6 +50,8 @@ type ctx struct {
 	// write is set for commands flagged "write": only they may delete an
 	// expired key they meet, because a read runs on a read-only Store.
 	write bool
+	// objCfg is the node's configuration for OBJECT (nil: the defaults).
+	objCfg *ObjectConfig
 }
 
 // Exec executes one keyed command (args[0] is the name) as one atomic
@@ -61,7 +63,17 @@ type ctx struct {
 // command's writes.
 //
 // Commands whose Spec.Where is not WhereKeyed get "ERR unknown command".
-func Exec(st Store, now int64, rand uint64, args [][]byte) (r Reply) {
+func Exec(st Store, now int64, rand uint64, args [][]byte) Reply {
+	return execWith(st, now, rand, args, nil)
+}
+
+// ExecWithConfig is Exec with the node's configuration for OBJECT's
+// replies (see ObjectConfig).
+func ExecWithConfig(st Store, now int64, rand uint64, args [][]byte, cfg ObjectConfig) Reply {
+	return execWith(st, now, rand, args, &cfg)
+}
+
+func execWith(st Store, now int64, rand uint64, args [][]byte, cfg *ObjectConfig) (r Reply) {
 	if len(args) == 0 {
 		return Error("ERR empty command")
 	}
@@ -72,7 +84,7 @@ func Exec(st Store, now int64, rand uint64, args [][]byte) (r Reply) {
 	if !spec.ArityOK(len(args)) {
 		return arityError(spec.Name)
 	}
-	c := &ctx{st: st, now: now, rand: rand, args: args, spec: spec, write: spec.write}
+	c := &ctx{st: st, now: now, rand: rand, args: args, spec: spec, write: spec.write, objCfg: cfg}
 	defer func() {
 		// A panic here is a bug; it must not take the node down with a
 		// client's command. The reply carries it as an internal error.

@@ -345,6 +345,13 @@ func TestKeysHelper(t *testing.T) {
 		"BITOP NOT d":                     "",
 		"BITFIELD_RO k GET u8 0":          "k",
 		"SETBIT k 7 1":                    "k",
+		"LCS a b IDX":                     "a b",
+		"OBJECT ENCODING k":               "k",
+		"object Refcount k":               "k",
+		"OBJECT HELP":                     "",
+		"OBJECT ENCODING":                 "",
+		"OBJECT ENCODING k x":             "",
+		"OBJECT BOGUS k":                  "",
 		"PING":                            "",
 		"SCAN 0":                          "",
 	} {

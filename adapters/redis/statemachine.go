@@ -36,6 +36,7 @@ const (
 	opFlush    = 'f' // start: this range's share of FLUSHDB (write)
 	opFlushAll = 'F' // start: this range's share of FLUSHALL, every database (write)
 	opDB       = 'D' // database, then a whole command (from its version byte) to run in that database
+	opConfig   = 'O' // OBJECT's configuration (WithObjectConfig), then a whole command, opDB's included
 	opScan     = 's' // start, from, count, match, type: ScanRange (read)
 	opCount    = 'c' // start: CountKeys (read)
 	opKeyStats = 'k' // start: CountKeyStats, every database (read)
@@ -81,6 +82,14 @@ func run(data consensus.RangeData, cmd []byte, meta consensus.CommandMeta, write
 	if len(cmd) < 2 || cmd[0] != cmdVersion {
 		return Reply{}, fmt.Errorf("malformed command %x", cmd[:min(len(cmd), 8)])
 	}
+	var objCfg *ObjectConfig
+	if cmd[1] == opConfig {
+		cfg, rest, ok := readObjectConfig(cmd)
+		if !ok || len(rest) < 2 || rest[0] != cmdVersion || rest[1] == opConfig {
+			return Reply{}, fmt.Errorf("malformed command %x", cmd[:min(len(cmd), 8)])
+		}
+		objCfg, cmd = cfg, rest
+	}
 	db := 0
 	if cmd[1] == opDB {
 		if len(cmd) < 5 || cmd[2] == 0 || int(cmd[2]) >= Databases || cmd[3] != cmdVersion || cmd[4] == opDB {
@@ -112,9 +121,9 @@ func run(data consensus.RangeData, cmd []byte, meta consensus.CommandMeta, write
 		if d.err != nil {
 			return Reply{}, d.err
 		}
-		return Exec(st, now, meta.Rand, args), nil
+		return execWith(st, now, meta.Rand, args, objCfg), nil
 	case opMulti:
-		return runMulti(st, &d, meta)
+		return runMulti(st, &d, meta, objCfg)
 	case opBlock:
 		args := d.list()
 		if d.err != nil {
@@ -279,7 +288,7 @@ func keyDigest(st Store, now int64, key []byte) ([]byte, error) {
 // runMulti is EXEC: if every watched key still has its digest, the queued
 // commands run in order, as one atomic write; otherwise nothing runs and
 // the reply is a null array.
-func runMulti(st Store, d *fieldReader, meta consensus.CommandMeta) (Reply, error) {
+func runMulti(st Store, d *fieldReader, meta consensus.CommandMeta, objCfg *ObjectConfig) (Reply, error) {
 	nw := d.uint()
 	var watches []Watch
 	for range min(nw, 1<<16) {
@@ -316,7 +325,7 @@ func runMulti(st Store, d *fieldReader, meta consensus.CommandMeta) (Reply, erro
 				r = TimeoutReply(spec.Name)
 			}
 		} else {
-			r = Exec(st, meta.NowMillis, seed, args)
+			r = execWith(st, meta.NowMillis, seed, args, objCfg)
 		}
 		if r.Err != nil || (mutation.On(MutExecErrorAborts) && r.Kind == KindError) {
 			return r, nil

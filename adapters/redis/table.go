@@ -98,6 +98,8 @@ var keyedCommands = []string{
 	"zdiff", "zremrangebyrank", "zremrangebyscore", "zremrangebylex", "zlexcount", "zrandmember",
 	// bitmaps
 	"setbit", "getbit", "bitcount", "bitpos", "bitop", "bitfield", "bitfield_ro",
+	// lcs.go, object.go
+	"lcs", "object",
 }
 
 // blockingCommands run through TryBlocking.
@@ -127,7 +129,9 @@ func buildTable() {
 			FirstKey: g.firstKey, LastKey: g.lastKey, Step: g.step,
 			ACLCategories: g.acl,
 			write:         slices.Contains(g.flags, "write"),
-			readonly:      slices.Contains(g.flags, "readonly"),
+			// OBJECT, a container, has no flags of its own; its
+			// subcommands are all "readonly".
+			readonly: slices.Contains(g.flags, "readonly") || g.name == "object",
 		}
 		s.info = mustParse(g.info)
 		s.docs = mustParse(g.docs)
@@ -176,6 +180,10 @@ func Commands() []*Spec {
 	return tableList
 }
 
+// ReadOnly reports a command that never writes, to be run as a read: one
+// flagged "readonly", or a container whose subcommands all are (OBJECT).
+func (s *Spec) ReadOnly() bool { return s.readonly }
+
 // HasFlag reports whether the command carries a COMMAND INFO flag.
 func (s *Spec) HasFlag(flag string) bool { return slices.Contains(s.Flags, flag) }
 
@@ -214,6 +222,12 @@ func Keys(args [][]byte) [][]byte {
 		return numkeysKeys(args, 1, nil)
 	case "blmpop", "bzmpop":
 		return numkeysKeys(args, 2, nil)
+	case "object":
+		// A container: its subcommands but HELP take one key.
+		if name, ok, _ := objectSubcommand(args); ok && name != "help" {
+			return args[2:3]
+		}
+		return nil
 	}
 	if s.FirstKey <= 0 {
 		return nil

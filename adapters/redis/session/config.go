@@ -215,3 +215,28 @@ func parseMemory(v string) (uint64, bool) {
 	}
 	return n * mul, true
 }
+
+// objectConfig is what OBJECT ENCODING, FREQ and IDLETIME answer under:
+// the encoding thresholds and maxmemory-policy as CONFIG GET reports them
+// now (redis.ObjectConfig).
+func (s *Server) objectConfig() redis.ObjectConfig {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.config
+	num := func(name string) int64 {
+		v := t.byName[name].value
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			return n
+		}
+		u, _ := parseMemory(v) // an override (Options.Config) such as "1k"
+		return int64(min(u, math.MaxInt64))
+	}
+	return redis.ObjectConfig{
+		HashMaxListpackEntries: num("hash-max-listpack-entries"),
+		HashMaxListpackValue:   num("hash-max-listpack-value"),
+		SetMaxIntsetEntries:    num("set-max-intset-entries"),
+		ZSetMaxListpackEntries: num("zset-max-listpack-entries"),
+		ZSetMaxListpackValue:   num("zset-max-listpack-value"),
+		LFU:                    strings.HasSuffix(t.byName["maxmemory-policy"].value, "-lfu"),
+	}
+}

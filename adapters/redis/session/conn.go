@@ -306,7 +306,11 @@ func (c *Conn) keyed(ctx context.Context, spec *redis.Spec, args [][]byte) redis
 	if !ok {
 		return redis.Error(redis.ErrCrossSlot)
 	}
-	r, err := c.s.command(ctx, route, redis.InDB(c.db, redis.ExecCommand(args)), spec.HasFlag("readonly"))
+	cmd := redis.InDB(c.db, redis.ExecCommand(args))
+	if spec.Name == "object" {
+		cmd = redis.WithObjectConfig(c.s.objectConfig(), cmd)
+	}
+	r, err := c.s.command(ctx, route, cmd, spec.ReadOnly())
 	if err != nil {
 		return failure(err)
 	}
@@ -493,7 +497,11 @@ func (c *Conn) atomic(ctx context.Context, route []byte, watches []redis.Watch, 
 	var results []redis.Reply
 	began := c.s.rt.Now()
 	if len(data) > 0 || len(watches) > 0 {
-		r, err := c.s.command(ctx, route, redis.InDB(c.db, redis.MultiCommand(watches, data)), false)
+		cmd := redis.InDB(c.db, redis.MultiCommand(watches, data))
+		if slices.ContainsFunc(data, func(q [][]byte) bool { return strings.EqualFold(string(q[0]), "object") }) {
+			cmd = redis.WithObjectConfig(c.s.objectConfig(), cmd)
+		}
+		r, err := c.s.command(ctx, route, cmd, false)
 		if err != nil {
 			return nil, failure(err)
 		}
