@@ -44,6 +44,8 @@ var handlers = map[string]handler{
 	// bitmaps.go
 	"setbit": cmdSetBit, "getbit": cmdGetBit, "bitcount": cmdBitCount, "bitpos": cmdBitPos, "bitop": cmdBitOp,
 	"bitfield": cmdBitField, "bitfield_ro": cmdBitFieldRO,
+	// hll.go
+	"pfadd": cmdPFAdd, "pfcount": cmdPFCount, "pfmerge": cmdPFMerge,
 	// lcs.go, object.go
 	"lcs": cmdLCS, "object": cmdObject,
 }

@@ -1,6 +1,8 @@
 package redis
 
 import (
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -12,7 +14,7 @@ import (
 
 func init() {
 	extraGenerators = append(extraGenerators, genHashCmd, genListCmd, genSetCmd, genZSetCmd, genZSetCmd, genZSetCmd2, genBigCmd,
-		genBitmapCmd, genBitmapCmd, genLCSCmd, genObjectCmd)
+		genBitmapCmd, genBitmapCmd, genLCSCmd, genObjectCmd, genHLLCmd, genHLLCmd)
 }
 
 var diffFields = []string{"f", "g", "h", "1", "", "long-field-name"}
@@ -671,4 +673,45 @@ func genObjectCmd(t *rapid.T, env genEnv) []string {
 		return []string{"object", "HELP"}
 	}
 	return []string{"object", sub, k}
+}
+
+// genHLLCmd draws the HyperLogLog commands, and the string commands that
+// read or damage a HyperLogLog's bytes, on the same keys as the other
+// families: sparse and dense values, foreign and corrupt ones (hllValues),
+// WRONGTYPE on other types.
+func genHLLCmd(t *rapid.T, env genEnv) []string {
+	k := genKey(t)
+	switch pick(t, "cmd", "pfadd", "pfadd", "pfadd", "pfaddmany", "pfcount", "pfcount", "pfcountmany", "pfmerge",
+		"pfmerge", "get", "setraw", "append", "setrange") {
+	case "pfadd":
+		cmd := []string{"pfadd", k}
+		for range rapid.IntRange(0, 4).Draw(t, "nelems") {
+			cmd = append(cmd, pick(t, "elem", "x", "y", "z", "", "e1", "e2", "hello", "a\x00b"))
+		}
+		return cmd
+	case "pfaddmany":
+		// Enough elements to reach hll-sparse-max-bytes in a few steps.
+		from := rapid.IntRange(0, 5000).Draw(t, "from")
+		n := rapid.SampledFrom([]int{50, 300, 1000, 3000}).Draw(t, "n")
+		return append([]string{"pfadd", k}, strings.Fields(hllElems(from, from+n))...)
+	case "pfcount":
+		return []string{"pfcount", k}
+	case "pfcountmany":
+		return append([]string{"pfcount", k}, genKeys(t, 1, 3)...)
+	case "pfmerge":
+		return append([]string{"pfmerge", k}, genKeys(t, 0, 3)...)
+	case "get":
+		return []string{"get", k}
+	case "setraw":
+		// Not "cutxzero": Redis's PFADDs on it read past the string's end
+		// (a documented difference, doc.go).
+		names := slices.DeleteFunc(slices.Sorted(maps.Keys(hllValues)), func(n string) bool { return n == "cutxzero" })
+		return []string{"set", k, hllValues[rapid.SampledFrom(names).Draw(t, "raw")]}
+	case "append":
+		return []string{"append", k, pick(t, "tail", "x", "\x00", "\x80", "\x7f\xff")}
+	default:
+		// Damage the header or the registers.
+		return []string{"setrange", k, pick(t, "at", "0", "4", "15", "16", "17", "100", "12303", "12304"),
+			pick(t, "with", "\x00", "\x01", "\x80", "\xff", "x", "\x7f\xff")}
+	}
 }

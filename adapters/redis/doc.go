@@ -153,6 +153,19 @@
 //     string it always answers. Redis allocates the whole table, 4 bytes a
 //     cell, and answers "Insufficient memory" only when that allocation
 //     fails; Orbit's walk-back needs one bit a cell and its work is bounded.
+//   - HyperLogLogs (hll.go) are Redis's own strings, byte for byte: GET
+//     shows what Redis shows, and Redis's bytes SET here count the same.
+//     hll-sparse-max-bytes is not a setting here (CONFIG GET lists none):
+//     the sparse form becomes dense past Redis's default, 3000 bytes.
+//     PFCOUNT of one key stores the count it computed in the value when
+//     the cached one is stale, as Redis does, so PFCOUNT runs as a write
+//     (through the Raft log, at the leader) though COMMAND INFO flags it
+//     "readonly" as Redis does; PFCOUNT of several keys writes nothing.
+//     One corrupt value differs: a sparse one whose last opcode is an
+//     XZERO cut after its first byte, where Redis's PFADD writes past the
+//     string's end and its later PFADDs read that byte back; Orbit reads
+//     0 there, as Redis does on such a value's first PFADD. PFDEBUG and
+//     PFSELFTEST do not exist.
 //   - DEBUG, keyspace notifications and client-side caching invalidation
 //     do not exist here.
 //   - WATCH checks a key in the database selected at EXEC, Redis in the one
@@ -185,14 +198,16 @@
 // values, as in Redis. LCS takes time O(len(a)*len(b)), bounded (above),
 // and memory len(a)*len(b)/8 bytes. OBJECT ENCODING reads a collection's
 // elements up to the encoding's entry threshold (512 by default), and
-// none of a larger one.
+// none of a larger one. PFADD and PFMERGE rewrite (and replicate) the whole
+// HyperLogLog, up to 12 KB (Redis changes it in place); PFCOUNT of one key
+// is a Raft write even when it writes nothing (its cache was valid).
 //
 // # Not done yet
 //
 // Not implemented (they reply "ERR unknown command", as Redis does for a
 // command it lacks, and are absent from the table and COMMAND): the other
 // keyed commands of Redis 7.0 — DUMP, RESTORE, SORT, SORT_RO, MOVE; the
-// HyperLogLog, geo and stream families; EVAL, FCALL and functions.
+// geo and stream families, PFDEBUG and PFSELFTEST; EVAL, FCALL and functions.
 // Options added after 7.0 (ZRANK WITHSCORE, ...) are syntax errors, as in
 // 7.0.
 package redis

@@ -98,6 +98,8 @@ var keyedCommands = []string{
 	"zdiff", "zremrangebyrank", "zremrangebyscore", "zremrangebylex", "zlexcount", "zrandmember",
 	// bitmaps
 	"setbit", "getbit", "bitcount", "bitpos", "bitop", "bitfield", "bitfield_ro",
+	// hyperloglog
+	"pfadd", "pfcount", "pfmerge",
 	// lcs.go, object.go
 	"lcs", "object",
 }
@@ -128,10 +130,14 @@ func buildTable() {
 			Name: g.name, Arity: g.arity, Flags: g.flags,
 			FirstKey: g.firstKey, LastKey: g.lastKey, Step: g.step,
 			ACLCategories: g.acl,
-			write:         slices.Contains(g.flags, "write"),
+			// PFCOUNT is flagged "readonly" but stores the cardinality it
+			// computed in the value (hll.go), as Redis does: it runs as a
+			// write (and, as on a Redis primary, deletes an expired key it
+			// meets).
+			write: slices.Contains(g.flags, "write") || g.name == "pfcount",
 			// OBJECT, a container, has no flags of its own; its
 			// subcommands are all "readonly".
-			readonly: slices.Contains(g.flags, "readonly") || g.name == "object",
+			readonly: (slices.Contains(g.flags, "readonly") || g.name == "object") && g.name != "pfcount",
 		}
 		s.info = mustParse(g.info)
 		s.docs = mustParse(g.docs)
@@ -181,7 +187,8 @@ func Commands() []*Spec {
 }
 
 // ReadOnly reports a command that never writes, to be run as a read: one
-// flagged "readonly", or a container whose subcommands all are (OBJECT).
+// flagged "readonly", or a container whose subcommands all are (OBJECT);
+// not PFCOUNT, which Redis flags "readonly" though it may write.
 func (s *Spec) ReadOnly() bool { return s.readonly }
 
 // HasFlag reports whether the command carries a COMMAND INFO flag.
