@@ -46,6 +46,11 @@ var handlers = map[string]handler{
 	"bitfield": cmdBitField, "bitfield_ro": cmdBitFieldRO,
 	// hll.go
 	"pfadd": cmdPFAdd, "pfcount": cmdPFCount, "pfmerge": cmdPFMerge,
+	// geo.go
+	"geoadd": cmdGeoAdd, "geopos": cmdGeoPos, "geodist": cmdGeoDist, "geohash": cmdGeoHash,
+	"geosearch": cmdGeoSearch, "geosearchstore": cmdGeoSearchStore, "georadius": cmdGeoRadius,
+	"georadiusbymember": cmdGeoRadiusByMember, "georadius_ro": cmdGeoRadiusRO,
+	"georadiusbymember_ro": cmdGeoRadiusByMemberRO,
 	// lcs.go, object.go
 	"lcs": cmdLCS, "object": cmdObject,
 }

@@ -14,7 +14,8 @@ import (
 
 func init() {
 	extraGenerators = append(extraGenerators, genHashCmd, genListCmd, genSetCmd, genZSetCmd, genZSetCmd, genZSetCmd2, genBigCmd,
-		genBitmapCmd, genBitmapCmd, genLCSCmd, genObjectCmd, genHLLCmd, genHLLCmd)
+		genBitmapCmd, genBitmapCmd, genLCSCmd, genObjectCmd, genHLLCmd, genHLLCmd,
+		genGeoCmd, genGeoCmd, genGeoCmd)
 }
 
 var diffFields = []string{"f", "g", "h", "1", "", "long-field-name"}
@@ -714,4 +715,113 @@ func genHLLCmd(t *rapid.T, env genEnv) []string {
 		return []string{"setrange", k, pick(t, "at", "0", "4", "15", "16", "17", "100", "12303", "12304"),
 			pick(t, "with", "\x00", "\x01", "\x80", "\xff", "x", "\x7f\xff")}
 	}
+}
+
+// geoPositions are the longitude-latitude pairs genGeoCmd draws: ordinary
+// places, the antimeridian, the latitude limits, points sharing a cell, and
+// invalid ones.
+var geoPositions = []string{
+	"13.361389 38.115556", "15.087269 37.502669", "13.4 38.1", "13.4 38.1", "179.99 0", "-179.99 0.01", "180 0",
+	"0 0", "0 85.05112878", "-180 -85.05112878", "-0.5 84.9", "100 -60",
+}
+
+// geoBadPositions are invalid longitude-latitude pairs.
+var geoBadPositions = []string{"181 0", "0 -86", "x 1", "inf 0"}
+
+// genGeoCmd draws the geo commands on the same keys and members as the
+// sorted-set generators (a geo set is a sorted set): positions from
+// geoPositions, searches around them and around members, every option.
+func genGeoCmd(t *rapid.T, env genEnv) []string {
+	k := genKey(t)
+	pos := func() []string {
+		if rapid.IntRange(0, 19).Draw(t, "badpos") == 0 {
+			return strings.Fields(rapid.SampledFrom(geoBadPositions).Draw(t, "pos"))
+		}
+		return strings.Fields(rapid.SampledFrom(geoPositions).Draw(t, "pos"))
+	}
+	unit := func() string { return pick(t, "unit", "m", "km", "KM", "mi", "ft", "yd") }
+	// Searches mostly in units that reach the other positions.
+	searchUnit := func() string { return pick(t, "unit", "km", "km", "km", "mi", "m", "ft", "yd") }
+	switch pick(t, "cmd", "geoadd", "geoadd", "geoadd", "geopos", "geodist", "geohash", "geosearch", "geosearch",
+		"geosearch", "geosearchstore", "geosearchstore", "georadius") {
+	case "geoadd":
+		cmd := append([]string{"geoadd", k}, maybe(t, []string{"ch"}, []string{pick(t, "nx", "nx", "xx", "NX")})...)
+		for range rapid.IntRange(1, 3).Draw(t, "npoints") {
+			cmd = append(append(cmd, pos()...), genMember(t))
+		}
+		if rapid.IntRange(0, 9).Draw(t, "odd") == 0 {
+			cmd = cmd[:len(cmd)-1]
+		}
+		return cmd
+	case "geopos", "geohash":
+		return append([]string{pick(t, "c", "geopos", "geohash"), k}, genMembers(t, 0, 3)...)
+	case "geodist":
+		cmd := []string{"geodist", k, genMember(t), genMember(t)}
+		if rapid.Bool().Draw(t, "unit?") {
+			cmd = append(cmd, unit())
+		}
+		return cmd
+	case "georadius":
+		var cmd []string
+		switch name := pick(t, "c", "georadius", "georadius_ro", "georadiusbymember", "georadiusbymember_ro"); name {
+		case "georadius", "georadius_ro":
+			cmd = append([]string{name, k}, pos()...)
+		default:
+			cmd = []string{name, k, genMember(t)}
+		}
+		cmd = append(cmd, pick(t, "radius", "0", "200", "1000", "20000", "-1"), searchUnit())
+		for _, o := range rapid.Permutation([][]string{{"withdist"}, {"withhash"}, {"withcoord"}, {"asc"}, {"desc"},
+			{"count", pick(t, "n", "1", "3", "0")}, {"any"}, {"store", genKey(t)}, {"storedist", genKey(t)}}).Draw(t, "opts") {
+			if rapid.IntRange(0, 3).Draw(t, "opt") == 0 {
+				cmd = append(cmd, o...)
+			}
+		}
+		return cmd
+	}
+	cmd := []string{"geosearch", k}
+	store := rapid.IntRange(0, 2).Draw(t, "store") == 0
+	if store {
+		cmd = []string{"geosearchstore", genKey(t), k}
+	}
+	var opts [][]string
+	if rapid.Bool().Draw(t, "frommember") {
+		opts = append(opts, []string{"frommember", genMember(t)})
+	} else {
+		center := pos()
+		if rapid.Bool().Draw(t, "near") {
+			center = strings.Fields(pick(t, "center", "13.5 38", "179.9 0", "-180 0", "0 0.5", "0 85", "-180 -85.05112878"))
+		}
+		opts = append(opts, append([]string{"fromlonlat"}, center...))
+	}
+	if rapid.Bool().Draw(t, "byradius") {
+		opts = append(opts, []string{"byradius", pick(t, "radius", "0", "10", "200", "200", "1000", "5000", "20000", "-1"),
+			searchUnit()})
+	} else {
+		opts = append(opts, []string{"bybox", pick(t, "w", "0", "10", "400", "400", "2000", "40000"),
+			pick(t, "h", "0", "10", "400", "400", "2000", "20000"), searchUnit()})
+	}
+	if rapid.Bool().Draw(t, "sort") {
+		opts = append(opts, []string{pick(t, "order", "asc", "desc")})
+	}
+	if rapid.Bool().Draw(t, "count") {
+		c := []string{"count", pick(t, "n", "1", "2", "3", "5", "0")}
+		if rapid.Bool().Draw(t, "any") {
+			c = append(c, "any")
+		}
+		opts = append(opts, c)
+	}
+	for _, w := range []string{"withdist", "withhash", "withcoord", "storedist"} {
+		if rapid.IntRange(0, 2).Draw(t, w) == 0 && (store == (w == "storedist") || rapid.IntRange(0, 9).Draw(t, "bad") == 0) {
+			opts = append(opts, []string{w})
+		}
+	}
+	if rapid.IntRange(0, 9).Draw(t, "drop") == 0 {
+		i := rapid.IntRange(0, len(opts)-1).Draw(t, "dropped")
+		opts = append(opts[:i], opts[i+1:]...)
+	}
+	order := rapid.Permutation(opts).Draw(t, "order")
+	for _, o := range order {
+		cmd = append(cmd, o...)
+	}
+	return cmd
 }

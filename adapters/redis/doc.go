@@ -166,6 +166,20 @@
 //     string's end and its later PFADDs read that byte back; Orbit reads
 //     0 there, as Redis does on such a value's first PFADD. PFDEBUG and
 //     PFSELFTEST do not exist.
+//   - The geo commands (geo.go) are Redis's code on Redis's sorted sets: a
+//     geo set is a sorted set of 52-bit geohash scores, and ZADD, ZRANGE,
+//     ZSCORE and the rest see what Redis's show. Distances use sin, cos and
+//     asin correctly rounded (geomath.go), where Redis uses the platform's
+//     C library: glibc 2.36 misrounds about 1 call in 1000 by one ulp
+//     (another libm, or glibc's FMA variants, differ elsewhere), so a
+//     distance may rarely differ from a given Redis build in its last bit:
+//     visible in what GEOSEARCHSTORE ... STOREDIST stores, and at a radius's
+//     or box's exact edge; the four decimals of WITHDIST and GEODIST all
+//     but never. Sorting by distance follows glibc's qsort (a stable merge
+//     sort) and Redis's pqsort for COUNT, so equal distances come out in
+//     Redis's order. GEORADIUS and GEORADIUSBYMEMBER route on the key after
+//     the first STORE and the first STOREDIST, as Redis's key specs do,
+//     though only the last of them is written.
 //   - DEBUG, keyspace notifications and client-side caching invalidation
 //     do not exist here.
 //   - WATCH checks a key in the database selected at EXEC, Redis in the one
@@ -200,14 +214,16 @@
 // elements up to the encoding's entry threshold (512 by default), and
 // none of a larger one. PFADD and PFMERGE rewrite (and replicate) the whole
 // HyperLogLog, up to 12 KB (Redis changes it in place); PFCOUNT of one key
-// is a Raft write even when it writes nothing (its cache was valid).
+// is a Raft write even when it writes nothing (its cache was valid). The
+// geo searches read the score ranges of up to nine geohash cells, as Redis
+// does; GEOPOS, GEODIST and GEOHASH are one Get per member.
 //
 // # Not done yet
 //
 // Not implemented (they reply "ERR unknown command", as Redis does for a
 // command it lacks, and are absent from the table and COMMAND): the other
 // keyed commands of Redis 7.0 — DUMP, RESTORE, SORT, SORT_RO, MOVE; the
-// geo and stream families, PFDEBUG and PFSELFTEST; EVAL, FCALL and functions.
+// stream family, PFDEBUG and PFSELFTEST; EVAL, FCALL and functions.
 // Options added after 7.0 (ZRANK WITHSCORE, ...) are syntax errors, as in
 // 7.0.
 package redis

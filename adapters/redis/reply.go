@@ -36,6 +36,10 @@ type Reply struct {
 	Int int64
 	// Float is the value of a Double reply.
 	Float float64
+	// HumanDouble marks a Double that Redis replies with
+	// addReplyHumanLongDouble (GEOPOS, GEOSEARCH WITHCOORD): "%.17Lf"
+	// without trailing zeros, not addReplyDouble's "%.17g".
+	HumanDouble bool
 	// Elems are the elements of Array, Set and Push replies; for a Map, keys
 	// and values alternate (len(Elems) is even).
 	Elems []Reply
@@ -121,6 +125,14 @@ func formatDouble(f float64) string {
 	return strconv.FormatFloat(f, 'g', 17, 64)
 }
 
+// doubleText is a Double reply's text.
+func (r Reply) doubleText() string {
+	if r.HumanDouble {
+		return humanDouble(r.Float)
+	}
+	return formatDouble(r.Float)
+}
+
 // AppendRESP2 appends r encoded in RESP2 to dst. RESP3-only kinds degrade as
 // Redis 7 degrades them: doubles and verbatim strings become bulk strings,
 // maps flat arrays, sets and pushes arrays, booleans integers.
@@ -139,7 +151,7 @@ func AppendRESP2(dst []byte, r Reply) []byte {
 	case KindNullArray:
 		return append(dst, "*-1\r\n"...)
 	case KindDouble:
-		return appendBulk(dst, []byte(formatDouble(r.Float)))
+		return appendBulk(dst, []byte(r.doubleText()))
 	case KindArray, KindSet, KindMap, KindPush:
 		if r.FlatInRESP2 {
 			dst = appendInt(append(dst, '*'), int64(2*len(r.Elems)))
@@ -188,7 +200,7 @@ func AppendRESP3(dst []byte, r Reply) []byte {
 	case KindNull, KindNullArray:
 		return append(dst, "_\r\n"...)
 	case KindDouble:
-		return appendLine(append(dst, ','), []byte(formatDouble(r.Float)))
+		return appendLine(append(dst, ','), []byte(r.doubleText()))
 	case KindArray, KindSet, KindPush:
 		lead := byte('*')
 		if r.Kind == KindSet {

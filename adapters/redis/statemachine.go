@@ -551,12 +551,16 @@ func (r *fieldReader) list() [][]byte {
 	return out
 }
 
-// EncodeReply appends r in the state machine's binary reply form. Reply.Err
+// EncodeReply appends r in the state machine's binary reply form: the kind,
+// a flags byte (1 FlatInRESP2, 2 HumanDouble), then the value. Reply.Err
 // is not carried.
 func EncodeReply(dst []byte, r Reply) []byte {
 	flags := byte(0)
 	if r.FlatInRESP2 {
-		flags = 1
+		flags |= 1
+	}
+	if r.HumanDouble {
+		flags |= 2
 	}
 	dst = append(dst, byte(r.Kind), flags)
 	switch r.Kind {
@@ -592,7 +596,7 @@ func decodeReply(fr *fieldReader, depth int) Reply {
 		fr.err = errMalformed
 		return Reply{}
 	}
-	r := Reply{Kind: Kind(fr.b[0]), FlatInRESP2: fr.b[1] == 1}
+	r := Reply{Kind: Kind(fr.b[0]), FlatInRESP2: fr.b[1]&1 != 0, HumanDouble: fr.b[1]&2 != 0}
 	fr.b = fr.b[2:]
 	switch r.Kind {
 	case KindSimple, KindError, KindBulk:

@@ -100,6 +100,9 @@ var keyedCommands = []string{
 	"setbit", "getbit", "bitcount", "bitpos", "bitop", "bitfield", "bitfield_ro",
 	// hyperloglog
 	"pfadd", "pfcount", "pfmerge",
+	// geo
+	"geoadd", "geopos", "geodist", "geohash", "geosearch", "geosearchstore", "georadius", "georadiusbymember",
+	"georadius_ro", "georadiusbymember_ro",
 	// lcs.go, object.go
 	"lcs", "object",
 }
@@ -229,6 +232,24 @@ func Keys(args [][]byte) [][]byte {
 		return numkeysKeys(args, 1, nil)
 	case "blmpop", "bzmpop":
 		return numkeysKeys(args, 2, nil)
+	case "georadius", "georadiusbymember":
+		// The key specs: the key, then the key after the first STORE and
+		// the key after the first STOREDIST, searched from the options on
+		// (only the last of the two is written, but Redis routes on both).
+		from := 6
+		if s.Name == "georadiusbymember" {
+			from = 5
+		}
+		keys := args[1:2:2]
+		for _, kw := range []string{"store", "storedist"} {
+			for i := from; i < len(args)-1; i++ {
+				if eqFold(args[i], kw) {
+					keys = append(keys, args[i+1])
+					break
+				}
+			}
+		}
+		return keys
 	case "object":
 		// A container: its subcommands but HELP take one key.
 		if name, ok, _ := objectSubcommand(args); ok && name != "help" {

@@ -967,7 +967,8 @@ func (c *ctx) zsetAlgebra(op setOp, store bool) (Reply, error) {
 // combineZSets computes a union, intersection or difference of sorted-set
 // inputs the way Redis does, so that floating-point sums associate alike:
 // for union and intersection the inputs are taken smallest first (a stable
-// sort, as glibc's qsort is), each score weighted (NaN counts as 0).
+// sort, as glibc's qsort is), each score weighted (NaN counts as 0, but
+// for the later inputs of an intersection).
 func combineZSets(op setOp, srcs []zsetSource, agg int) []zent {
 	weighted := func(w, s float64) float64 {
 		v := w * s
@@ -1018,7 +1019,10 @@ func combineZSets(op setOp, srcs []zsetSource, agg int) []zent {
 				in = false
 				break
 			}
-			aggregate(&score, weighted(s.weight, v), agg)
+			// Unlike the first input's, these weighted scores are not
+			// cleared of NaN (0 * inf) before aggregating, as in Redis:
+			// SUM makes the result 0, MIN and MAX keep what they had.
+			aggregate(&score, v*s.weight, agg)
 		}
 		if in {
 			result = append(result, zent{member: e.member, score: score})
