@@ -142,12 +142,6 @@ func geoDecodeScore(score float64) (lon, lat float64) {
 	return lon, lat
 }
 
-// geoScore is the score GEOADD gives a (valid) position.
-func geoScore(lon, lat float64) float64 {
-	h, _ := geoEncode(geoLongRange, geoLatRange, lon, lat, geoStepMax)
-	return float64(h.bits)
-}
-
 func geoMoveX(h *geoHash, d int) {
 	x := h.bits & 0xaaaaaaaaaaaaaaaa
 	y := h.bits & 0x5555555555555555
