@@ -1,9 +1,7 @@
 package redis
 
 import (
-	"strings"
 	"testing"
-	"time"
 )
 
 // bitmapCases are command sequences (each from an empty database) that
@@ -98,40 +96,8 @@ var bitmapCases = [][]string{
 }
 
 // TestBitmapsMatchRedis runs bitmapCases on a real redis-server and on
-// Exec, in RESP2 and RESP3; "sleep" waits for the PX 1 keys to expire on
-// both sides.
-func TestBitmapsMatchRedis(t *testing.T) {
-	s := startRealServer(t)
-	c2, c3 := s.dial(t), s.dial(t)
-	if _, err := c3.doStrings("HELLO", "3"); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []*respClient{c2, c3} {
-		for _, seq := range bitmapCases {
-			if _, err := c.doStrings("FLUSHALL"); err != nil {
-				t.Fatal(err)
-			}
-			raw := NewMemStore()
-			d := &differ{t: t, real: c, raw: raw, st: viewOf(raw, 0), now: time.Now().UnixMilli(), resp3: c == c3}
-			for _, line := range seq {
-				if line == "sleep" {
-					time.Sleep(5 * time.Millisecond)
-					d.now = time.Now().UnixMilli()
-					continue
-				}
-				var cmd []string
-				for _, f := range strings.Fields(line) {
-					if f == "''" {
-						f = ""
-					}
-					cmd = append(cmd, f)
-				}
-				d.check(cmd)
-			}
-			d.compareState()
-		}
-	}
-}
+// Exec, in RESP2 and RESP3 (matchRedis).
+func TestBitmapsMatchRedis(t *testing.T) { matchRedis(t, bitmapCases, matchOptions{}) }
 
 // TestBitOffsetLimit: a bit offset's byte must lie below proto-max-bulk-len,
 // which is 64 MB here (Redis: 512 MB), for reads and writes alike, with

@@ -193,44 +193,8 @@ func init() {
 }
 
 // TestGeoMatchRedis runs geoCases on a real redis-server and on Exec, in
-// RESP2 and RESP3, comparing the bytes each side replies; "sleep" waits
-// for PEXPIRE 1.
-func TestGeoMatchRedis(t *testing.T) {
-	s := startRealServer(t)
-	c2, c3 := s.dial(t), s.dial(t)
-	if _, err := c3.doStrings("HELLO", "3"); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []*respClient{c2, c3} {
-		for _, seq := range geoCases {
-			if _, err := c.doStrings("FLUSHALL"); err != nil {
-				t.Fatal(err)
-			}
-			raw := NewMemStore()
-			d := &differ{t: t, real: c, raw: raw, st: viewOf(raw, 0), now: time.Now().UnixMilli(), resp3: c == c3}
-			for _, line := range seq {
-				if line == "sleep" {
-					time.Sleep(5 * time.Millisecond)
-					d.now = time.Now().UnixMilli()
-					continue
-				}
-				cmd := hllCaseArgs(t, line)
-				want, err := c.do(toArgs(cmd)...)
-				if err != nil {
-					t.Fatal(err)
-				}
-				r := d.exec(cmd)
-				if r.Err != nil {
-					t.Fatalf("%q: internal error: %v", line, r.Err)
-				}
-				if got := d.encode(r); !bytes.Equal(got, want) {
-					t.Fatalf("resp3=%v %q:\nredis %q\norbit %q", d.resp3, line, want, got)
-				}
-			}
-			d.compareState()
-		}
-	}
-}
+// RESP2 and RESP3, comparing the bytes each side replies (matchRedis).
+func TestGeoMatchRedis(t *testing.T) { matchRedis(t, geoCases, matchOptions{exact: true}) }
 
 // TestGeoReplyEncoding: a coordinate's text survives the state machine's
 // reply encoding.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 )
 
 // hllHeader is a HyperLogLog header: the encoding and the 8 cache bytes.
@@ -131,52 +130,9 @@ var hllCases = [][]string{
 		"pfcount b", "pfmerge c b", "get c"},
 }
 
-// hllCaseArgs splits a line of hllCases; "$name" is hllValues[name].
-func hllCaseArgs(t *testing.T, line string) []string {
-	var cmd []string
-	for _, f := range strings.Fields(line) {
-		switch {
-		case f == "''":
-			f = ""
-		case strings.HasPrefix(f, "$"):
-			v, ok := hllValues[f[1:]]
-			if !ok {
-				t.Fatalf("no value %s", f)
-			}
-			f = v
-		}
-		cmd = append(cmd, f)
-	}
-	return cmd
-}
-
 // TestHLLMatchRedis runs hllCases on a real redis-server and on Exec, in
-// RESP2 and RESP3, then compares the keys; "sleep" waits for PEXPIRE 1.
-func TestHLLMatchRedis(t *testing.T) {
-	s := startRealServer(t)
-	c2, c3 := s.dial(t), s.dial(t)
-	if _, err := c3.doStrings("HELLO", "3"); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []*respClient{c2, c3} {
-		for _, seq := range hllCases {
-			if _, err := c.doStrings("FLUSHALL"); err != nil {
-				t.Fatal(err)
-			}
-			raw := NewMemStore()
-			d := &differ{t: t, real: c, raw: raw, st: viewOf(raw, 0), now: time.Now().UnixMilli(), resp3: c == c3}
-			for _, line := range seq {
-				if line == "sleep" {
-					time.Sleep(5 * time.Millisecond)
-					d.now = time.Now().UnixMilli()
-					continue
-				}
-				d.check(hllCaseArgs(t, line))
-			}
-			d.compareState()
-		}
-	}
-}
+// RESP2 and RESP3, then compares the keys (matchRedis).
+func TestHLLMatchRedis(t *testing.T) { matchRedis(t, hllCases, matchOptions{values: hllValues}) }
 
 // TestHLLFromRedisBytes: a HyperLogLog Redis built, sparse and dense, SET
 // here as bytes, counts as in Redis, before and after its cache is filled.

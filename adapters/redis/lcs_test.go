@@ -40,7 +40,7 @@ func TestLCSMatchesRedis(t *testing.T) {
 	}
 	cases := append(lcsCases, []string{"set a " + a.String(), "set b " + b.String(), "lcs a b", "lcs a b idx withmatchlen",
 		"lcs a b idx minmatchlen 3"})
-	matchRedis(t, cases, nil)
+	matchRedis(t, cases, matchOptions{})
 }
 
 // TestLCSBound: LCS refuses strings whose table, (len(a)+1)*(len(b)+1),

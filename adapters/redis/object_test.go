@@ -4,69 +4,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/orbitkernel/orbit/consensus"
 )
-
-// matchRedis runs command sequences (each from an empty database) on a real
-// redis-server and on Exec, in RESP2 and RESP3, as TestBitmapsMatchRedis
-// does: "sleep" waits for PX 1 keys to expire on both sides, and a pair of
-// apostrophes is an empty argument, "select n" moves both sides to
-// database n. config, name/value pairs, is CONFIG
-// SET on the test's own real server, and cfg what our OBJECT answers
-// under (nil: the defaults).
-func matchRedis(t *testing.T, cases [][]string, cfg *ObjectConfig, config ...string) {
-	t.Helper()
-	s := startRealServer(t)
-	c2, c3 := s.dial(t), s.dial(t)
-	if _, err := c3.doStrings("HELLO", "3"); err != nil {
-		t.Fatal(err)
-	}
-	if len(config) > 0 {
-		r, err := c2.doStrings(append([]string{"CONFIG", "SET"}, config...)...)
-		if err != nil || string(r) != "+OK\r\n" {
-			t.Fatalf("CONFIG SET %q: %q %v", config, r, err)
-		}
-	}
-	for _, c := range []*respClient{c2, c3} {
-		for _, seq := range cases {
-			if _, err := c.doStrings("FLUSHALL"); err != nil {
-				t.Fatal(err)
-			}
-			raw := NewMemStore()
-			d := &differ{t: t, real: c, raw: raw, st: viewOf(raw, 0), now: time.Now().UnixMilli(), resp3: c == c3, objCfg: cfg}
-			for _, line := range seq {
-				if line == "sleep" {
-					time.Sleep(5 * time.Millisecond)
-					d.now = time.Now().UnixMilli()
-					continue
-				}
-				if db, ok := strings.CutPrefix(line, "select "); ok {
-					// Both sides go on in database db.
-					n, _ := strconv.Atoi(db)
-					if r, err := c.doStrings("SELECT", db); err != nil || string(r) != "+OK\r\n" {
-						t.Fatalf("SELECT %s: %q %v", db, r, err)
-					}
-					d.st = viewOf(raw, n)
-					continue
-				}
-				var cmd []string
-				for _, f := range strings.Fields(line) {
-					if f == "''" {
-						f = ""
-					}
-					cmd = append(cmd, f)
-				}
-				d.check(cmd)
-			}
-			d.compareState()
-			if _, err := c.doStrings("SELECT", "0"); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-}
 
 // ints returns "prefix" followed by n integers from first on, spaced.
 func ints(prefix string, first, n int) string {
@@ -132,7 +72,7 @@ var objectCases = [][]string{
 	{"set a " + x45, "expire a 3600", "object encoding a", "ttl a"},
 }
 
-func TestObjectMatchesRedis(t *testing.T) { matchRedis(t, objectCases, nil) }
+func TestObjectMatchesRedis(t *testing.T) { matchRedis(t, objectCases, matchOptions{}) }
 
 // TestObjectConfigMatchesRedis: the thresholds and maxmemory-policy as
 // CONFIG SET changes them, on a real server and in ObjectConfig.
@@ -148,15 +88,15 @@ func TestObjectConfigMatchesRedis(t *testing.T) {
 		// Not "SET a 1; OBJECT FREQ a": Redis's shared integers carry
 		// whatever LRU clock they were created with at start-up, so their
 		// FREQ under LFU is arbitrary.
-	}, &cfg, "hash-max-listpack-entries", "2", "hash-max-listpack-value", "3", "set-max-intset-entries", "1",
-		"zset-max-listpack-entries", "0", "zset-max-listpack-value", "5", "maxmemory-policy", "volatile-lfu")
+	}, matchOptions{objCfg: &cfg, config: []string{"hash-max-listpack-entries", "2", "hash-max-listpack-value", "3", "set-max-intset-entries", "1",
+		"zset-max-listpack-entries", "0", "zset-max-listpack-value", "5", "maxmemory-policy", "volatile-lfu"}})
 	cfg = ObjectConfig{HashMaxListpackEntries: 0, HashMaxListpackValue: 0, SetMaxIntsetEntries: 0,
 		ZSetMaxListpackEntries: 1, ZSetMaxListpackValue: 0, LFU: false}
 	matchRedis(t, [][]string{
 		{"hset h '' ''", "object encoding h", "hset k a ''", "object encoding k", "sadd s 1", "object encoding s",
 			"zadd z 1 ''", "object encoding z", "zadd y 1 a", "object encoding y", "object freq h"},
-	}, &cfg, "hash-max-listpack-entries", "0", "hash-max-listpack-value", "0", "set-max-intset-entries", "0",
-		"zset-max-listpack-entries", "1", "zset-max-listpack-value", "0", "maxmemory-policy", "allkeys-lru")
+	}, matchOptions{objCfg: &cfg, config: []string{"hash-max-listpack-entries", "0", "hash-max-listpack-value", "0", "set-max-intset-entries", "0",
+		"zset-max-listpack-entries", "1", "zset-max-listpack-value", "0", "maxmemory-policy", "allkeys-lru"}})
 }
 
 // TestObjectConfigEnvelope: WithObjectConfig carries the configuration
@@ -238,5 +178,5 @@ func TestCopyAcrossDatabasesMatchesRedis(t *testing.T) {
 			"copy a a db -1", "copy a a db x", "copy nokey a db 1", "copy a a db 1 bogus", "copy a a db"},
 		{"hset a f v g w", "copy a b db 3 replace", "select 3", "hgetall b", "hset b f z", "select 0", "hgetall a"},
 		{"set a x px 1", "sleep", "copy a a db 1", "select 1", "exists a"},
-	}, nil)
+	}, matchOptions{})
 }
