@@ -582,8 +582,9 @@ parsed:
 	return c.zaddGeneric(0)
 }
 
-// GEOPOS key [member ...]
-func cmdGeoPos(c *ctx) (Reply, error) {
+// eachMember replies, for every member named from c.args[2] on, each(its
+// position), or missing if the key has no such member (GEOPOS, GEOHASH).
+func (c *ctx) eachMember(missing Reply, each func(lon, lat float64) Reply) (Reply, error) {
 	o, err := c.lookupType(c.args[1], typeZSet)
 	if err != nil {
 		return Reply{}, err
@@ -595,13 +596,17 @@ func cmdGeoPos(c *ctx) (Reply, error) {
 			return Reply{}, err
 		}
 		if !found {
-			out = append(out, NullArray())
+			out = append(out, missing)
 			continue
 		}
-		lon, lat := geoDecodeScore(score)
-		out = append(out, Array(geoCoord(lon), geoCoord(lat)))
+		out = append(out, each(geoDecodeScore(score)))
 	}
 	return Array(out...), nil
+}
+
+// GEOPOS key [member ...]
+func cmdGeoPos(c *ctx) (Reply, error) {
+	return c.eachMember(NullArray(), func(lon, lat float64) Reply { return Array(geoCoord(lon), geoCoord(lat)) })
 }
 
 // GEODIST key member1 member2 [M|KM|FT|MI]
@@ -636,21 +641,7 @@ func cmdGeoDist(c *ctx) (Reply, error) {
 // over latitudes -90..90 from the decoded position.
 func cmdGeoHash(c *ctx) (Reply, error) {
 	const alphabet = "0123456789bcdefghjkmnpqrstuvwxyz"
-	o, err := c.lookupType(c.args[1], typeZSet)
-	if err != nil {
-		return Reply{}, err
-	}
-	out := make([]Reply, 0, len(c.args)-2)
-	for _, m := range c.args[2:] {
-		score, found, err := c.zscore(o, m)
-		if err != nil {
-			return Reply{}, err
-		}
-		if !found {
-			out = append(out, Null())
-			continue
-		}
-		lon, lat := geoDecodeScore(score)
+	return c.eachMember(Null(), func(lon, lat float64) Reply {
 		h, _ := geoEncode(geoRange{-180, 180}, geoRange{-90, 90}, lon, lat, 26)
 		buf := make([]byte, 11)
 		for i := range buf {
@@ -660,9 +651,8 @@ func cmdGeoHash(c *ctx) (Reply, error) {
 			}
 			buf[i] = alphabet[idx]
 		}
-		out = append(out, Bulk(buf))
-	}
-	return Array(out...), nil
+		return Bulk(buf)
+	})
 }
 
 // georadiusGeneric's variants.
