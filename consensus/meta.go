@@ -231,14 +231,22 @@ func ReadMeta(eng *storage.Engine) ([]MetaEntry, error) {
 		if err != nil {
 			return out, err
 		}
-		for _, kv := range kvs {
-			e, err := decodeMetaEntry(kv.Value)
-			if err != nil {
-				return out, fmt.Errorf("meta entry %q: %w", kv.Key, err)
-			}
-			out = append(out, e)
+		if out, err = appendMetaEntries(out, kvs); err != nil {
+			return out, err
 		}
 		pos = resume
+	}
+	return out, nil
+}
+
+// appendMetaEntries decodes the descriptors kvs hold onto out.
+func appendMetaEntries(out []MetaEntry, kvs []storage.KeyValue) ([]MetaEntry, error) {
+	for _, kv := range kvs {
+		e, err := decodeMetaEntry(kv.Value)
+		if err != nil {
+			return out, fmt.Errorf("meta entry %q: %w", kv.Key, err)
+		}
+		out = append(out, e)
 	}
 	return out, nil
 }
@@ -274,12 +282,8 @@ func (c *Client) MetaRanges(ctx context.Context) ([]MetaEntry, error) {
 		if err != nil {
 			return out, err
 		}
-		for _, kv := range kvs {
-			e, err := decodeMetaEntry(kv.Value)
-			if err != nil {
-				return out, fmt.Errorf("meta entry %q: %w", kv.Key, err)
-			}
-			out = append(out, e)
+		if out, err = appendMetaEntries(out, kvs); err != nil {
+			return out, err
 		}
 		pos = resume
 	}
