@@ -65,10 +65,10 @@ func lastEffect(r rangeLocalReader, id storage.RangeID) uint64 {
 // lets one of them apply).
 var errStaleEvaluation = retryf("evaluated against a state an earlier entry never produced; not applied")
 
-// canEvaluate reports whether r, leading in st's term, may evaluate
+// canEvaluate reports whether c, leading in st's term, may evaluate
 // writes: it applied an entry of its own term, so its state holds every
 // write an earlier leader committed.
-func canEvaluate(r *replica, st raft.BasicStatus) bool { return r.appliedTerm == st.Term }
+func (c *replicaCore) canEvaluate(st raft.BasicStatus) bool { return c.appliedTerm == st.Term }
 
 // evaluate runs req against r's overlay and returns the entry to propose
 // (and what r's chain becomes if it is proposed). The overlay keeps the

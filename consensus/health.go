@@ -418,7 +418,7 @@ func (s *Store) progressHandovers() {
 		}
 		last, _ := r.log.LastIndex()
 		if pr, ok := r.rn.Status().Progress[r.handoverTo]; ok && pr.Match == last {
-			s.transferLeader(r, r.handoverTo)
+			r.transferLeader(r.handoverTo)
 			r.handoverTo = 0
 		}
 	}

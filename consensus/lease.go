@@ -81,163 +81,187 @@ func (o *Options) leaseDuration() time.Duration {
 	return time.Duration(float64(window) * (1 - o.MaxClockDrift) / (1 + o.MaxClockDrift))
 }
 
-// startQuiet opens r's quiet window as it starts: it may have confirmed a
+// startQuiet opens c's quiet window as it starts: it may have confirmed a
 // lease just before it stopped, and forgot when. The window is a whole
 // election timeout on its own clock, longer than any lease it confirmed.
-func (s *Store) startQuiet(r *replica) {
-	r.quietUntil = s.rt.Monotonic() + time.Duration(s.opts.ElectionTicks)*s.opts.TickInterval
+func (c *replicaCore) startQuiet(at moment) {
+	c.quietUntil = at.mono + time.Duration(c.cfg.electionTicks)*c.cfg.tickInterval
 }
 
-// starting reports whether r is inside its quiet window after a start.
-func (s *Store) starting(r *replica) bool {
-	return s.rt.Monotonic() < r.quietUntil
+// promisedNothing closes c's quiet window: c was just made by a split,
+// and has promised no leader a lease.
+func (c *replicaCore) promisedNothing() { c.quietUntil = 0 }
+
+// starting reports whether c is inside its quiet window after a start.
+func (c *replicaCore) starting(at moment) bool {
+	return at.mono < c.quietUntil
 }
 
-// hearsLeader reports whether r, a follower, heard from its leader less
+// hearsLeader reports whether c, a follower, heard from its leader less
 // than ElectionTicks ticks ago: Raft's own test for ignoring votes
 // (CheckQuorum), counted the same way (ticks handled since the message
-// was), so r still promises that leader its lease.
-func (s *Store) hearsLeader(r *replica, st raft.BasicStatus) bool {
-	if st.Lead == raft.None || st.Lead == r.id {
+// was), so c still promises that leader its lease.
+func (c *replicaCore) hearsLeader(st raft.BasicStatus, at moment) bool {
+	if st.Lead == raft.None || st.Lead == c.id {
 		return false
 	}
-	at, ok := r.heard[st.Lead]
-	return !ok || s.ticks-at < uint64(s.opts.ElectionTicks)
+	heard, ok := c.heard[st.Lead]
+	return !ok || at.tick-heard < uint64(c.cfg.electionTicks)
 }
 
-// dropsVote reports whether r, just started, ignores m: a vote or pre-vote
+// dropsVote reports whether c, just started, ignores m: a vote or pre-vote
 // request of an ordinary election. (A hand-over's requests pass: the
 // leader that started it gave up its lease.)
-func (s *Store) dropsVote(r *replica, m raftpb.Message) bool {
-	if s.opts.DisableLeases || (m.Type != raftpb.MsgVote && m.Type != raftpb.MsgPreVote) || forcedVote(m) {
+func (c *replicaCore) dropsVote(m raftpb.Message, at moment) bool {
+	if c.cfg.disableLeases || (m.Type != raftpb.MsgVote && m.Type != raftpb.MsgPreVote) || forcedVote(m) {
 		return false
 	}
-	return s.starting(r)
+	return c.starting(at)
 }
 
-// mayCampaign reports whether a perturbation may make r campaign now: not
+// mayCampaign reports whether a perturbation may make c campaign now: not
 // while it promises a leader its lease (just started, or hearing from
 // it). A follower that campaigns then is a clock running far beyond
 // MaxClockDrift, which leases rule out.
-func (s *Store) mayCampaign(r *replica) bool {
-	return s.opts.DisableLeases || (!s.starting(r) && !s.hearsLeader(r, r.rn.BasicStatus()))
+func (c *replicaCore) mayCampaign(at moment) bool {
+	return c.cfg.disableLeases || (!c.starting(at) && !c.hearsLeader(c.rn.BasicStatus(), at))
 }
 
-// campaignEagerly is a perturbation: a follower campaigns the moment it
-// stops promising its leader a lease (ElectionTicks ticks after it last
-// heard from it), rather than at its randomized timeout, up to twice as
-// late. A lease that outlives a voter's promise then meets a rival leader
-// at once.
-func (s *Store) campaignEagerly() {
-	for _, id := range s.ids {
-		r := s.replicas[id]
-		st := r.rn.BasicStatus()
-		if st.RaftState == raft.StateFollower && st.Lead != raft.None && !s.hearsLeader(r, st) && s.mayCampaign(r) {
-			_ = r.rn.Campaign()
-		}
-	}
+// campaignsEagerly reports whether c, a follower, has just stopped
+// promising its leader a lease and may campaign: the campaignEagerly
+// perturbation (store.go) makes it campaign then, rather than at its
+// randomized timeout, up to twice as late. A lease that outlives a voter's
+// promise then meets a rival leader at once.
+func (c *replicaCore) campaignsEagerly(at moment) bool {
+	st := c.rn.BasicStatus()
+	return st.RaftState == raft.StateFollower && st.Lead != raft.None && !c.hearsLeader(st, at) && c.mayCampaign(at)
 }
 
 // askRound asks Raft for a ReadIndex round with context id, remembered
-// as a lease round when r leads.
-func (s *Store) askRound(r *replica, id uint64) {
-	if st := r.rn.BasicStatus(); st.RaftState == raft.StateLeader && !s.opts.DisableLeases {
-		if r.rounds == nil {
-			r.rounds = map[uint64]leaseRound{}
+// as a lease round when c leads.
+func (c *replicaCore) askRound(id uint64, at moment) {
+	if st := c.rn.BasicStatus(); st.RaftState == raft.StateLeader && !c.cfg.disableLeases {
+		if c.rounds == nil {
+			c.rounds = map[uint64]leaseRound{}
 		}
-		r.rounds[id] = leaseRound{at: s.rt.Monotonic(), term: st.Term, epoch: r.confEpoch}
+		c.rounds[id] = leaseRound{at: at.mono, term: st.Term, epoch: c.confEpoch}
 	}
-	r.rn.ReadIndex(binary.BigEndian.AppendUint64(nil, id))
+	c.rn.ReadIndex(binary.BigEndian.AppendUint64(nil, id))
 }
 
-// roundAnswered extends r's lease when the round id was one of its lease
-// rounds, asked in the term and configuration r still has. Older rounds
+// roundAnswered extends c's lease when the round id was one of its lease
+// rounds, asked in the term and configuration c still has. Older rounds
 // still unanswered can no longer extend it and are forgotten.
-func (s *Store) roundAnswered(r *replica, id uint64) {
-	round, ok := r.rounds[id]
+func (c *replicaCore) roundAnswered(id uint64) {
+	round, ok := c.rounds[id]
 	if !ok {
 		return
 	}
-	st := r.rn.BasicStatus()
-	if st.RaftState == raft.StateLeader && round.term == st.Term && round.epoch == r.confEpoch && r.gaveUp != st.Term &&
-		(r.lease.term != st.Term || round.at > r.lease.start) {
-		r.lease = lease{term: st.Term, start: round.at, epoch: round.epoch}
+	st := c.rn.BasicStatus()
+	if st.RaftState == raft.StateLeader && round.term == st.Term && round.epoch == c.confEpoch && c.gaveUp != st.Term &&
+		(c.lease.term != st.Term || round.at > c.lease.start) {
+		c.lease = lease{term: st.Term, start: round.at, epoch: round.epoch}
 	}
-	for k, v := range r.rounds {
+	for k, v := range c.rounds {
 		if v.at <= round.at {
-			delete(r.rounds, k)
+			delete(c.rounds, k)
 		}
 	}
 }
 
-// leaseValid reports whether r may serve a read from its own state now:
+// leaseValid reports whether c may serve a read from its own state now:
 // it leads under a lease confirmed in its term and configuration, recently
 // enough, and it has applied an entry of its own term (so its commit index
-// covers every write any earlier leader acknowledged).
-func (s *Store) leaseValid(r *replica, st raft.BasicStatus) bool {
-	if s.opts.DisableLeases || st.RaftState != raft.StateLeader {
+// covers every write any earlier leader acknowledged). ratesOK reports
+// whether every voter's clock runs within the bound (clockrate.go); it is
+// asked last.
+func (c *replicaCore) leaseValid(st raft.BasicStatus, at moment, ratesOK func() bool) bool {
+	if c.cfg.disableLeases || st.RaftState != raft.StateLeader {
 		return false
 	}
-	s.noteTransfer(r, st)
-	if r.gaveUp == st.Term || r.lease.term != st.Term || r.lease.epoch != r.confEpoch || !canEvaluate(r, st) {
+	c.noteTransfer(st)
+	if c.gaveUp == st.Term || c.lease.term != st.Term || c.lease.epoch != c.confEpoch || !c.canEvaluate(st) {
 		return false
 	}
-	if !s.votersRateOK(r) {
+	if !ratesOK() {
 		return false // a voter's clock runs too fast for the lease (clockrate.go)
 	}
 	if mutation.On(MutLeaseNeverExpires) {
 		return true
 	}
-	return s.rt.Monotonic()-r.lease.start < s.opts.leaseDuration()
+	return at.mono-c.lease.start < c.cfg.leaseDuration
 }
 
-// noteTransfer gives up r's lease for its term once it hands leadership
+// noteTransfer gives up c's lease for its term once it hands leadership
 // over: the transferee's election ignores every voter's lease.
-func (s *Store) noteTransfer(r *replica, st raft.BasicStatus) {
+func (c *replicaCore) noteTransfer(st raft.BasicStatus) {
 	if st.RaftState == raft.StateLeader && st.LeadTransferee != raft.None {
-		r.gaveUp = st.Term
+		c.gaveUp = st.Term
 	}
 }
 
-// transferLeader hands r's leadership to the voter to, giving up r's
+// transferLeader hands c's leadership to the voter to, giving up c's
 // lease first.
-func (s *Store) transferLeader(r *replica, to uint64) {
-	r.gaveUp = r.rn.BasicStatus().Term
-	r.rn.TransferLeader(to)
+func (c *replicaCore) transferLeader(to uint64) {
+	c.gaveUp = c.rn.BasicStatus().Term
+	c.rn.TransferLeader(to)
 }
 
-// renewLeases runs on every tick: a leader whose lease served reads lately
-// asks a fresh round before the lease runs out, so that a steady reader
-// never waits for a ReadIndex round; an idle range sends nothing extra.
+// renewal is what leaseRenewal advises.
+type renewal int
+
+const (
+	renewNot   renewal = iota // not leading, or no reads lately, or a round is out
+	renewFresh                // the lease is still fresh: only a perturbation renews it
+	renewDue                  // ask a round now
+)
+
+// leaseRenewal runs on every tick: a leader whose lease served reads
+// lately asks a fresh round before the lease runs out, so that a steady
+// reader never waits for a ReadIndex round; an idle range sends nothing
+// extra. It also forgets rounds too old to extend anything.
+func (c *replicaCore) leaseRenewal(at moment) renewal {
+	st := c.rn.BasicStatus()
+	c.noteTransfer(st)
+	if st.RaftState != raft.StateLeader || c.gaveUp == st.Term {
+		return renewNot
+	}
+	d := c.cfg.leaseDuration
+	for k, v := range c.rounds {
+		if at.mono-v.at >= d || v.term != st.Term {
+			delete(c.rounds, k) // too old to extend anything
+		}
+	}
+	recentlyUsed := c.lastRead != 0 && at.tick+1-c.lastRead <= uint64(c.cfg.electionTicks)
+	if !recentlyUsed || len(c.rounds) > 0 {
+		return renewNot
+	}
+	if c.lease.term == st.Term && at.mono-c.lease.start < d/2 {
+		return renewFresh
+	}
+	return renewDue
+}
+
+// renewLeases asks a round for every leader whose lease leaseRenewal finds
+// due. Perturbation: a round every tick, so that a lease often starts
+// right at a voter's last word from its leader, where a lease that
+// outlives the voter's promise shows.
 func (s *Store) renewLeases() {
 	if s.opts.DisableLeases {
 		return
 	}
-	now := s.rt.Monotonic()
-	d := s.opts.leaseDuration()
+	at := s.moment()
 	for _, id := range s.ids {
 		r := s.replicas[id]
-		st := r.rn.BasicStatus()
-		s.noteTransfer(r, st)
-		if st.RaftState != raft.StateLeader || r.gaveUp == st.Term {
+		switch r.leaseRenewal(at) {
+		case renewNot:
 			continue
-		}
-		for k, v := range r.rounds {
-			if now-v.at >= d || v.term != st.Term {
-				delete(r.rounds, k) // too old to extend anything
+		case renewFresh:
+			if !s.rt.Buggify("consensus.eager-lease-rounds") {
+				continue
 			}
 		}
-		recentlyUsed := r.lastRead != 0 && s.ticks+1-r.lastRead <= uint64(s.opts.ElectionTicks)
-		if !recentlyUsed || len(r.rounds) > 0 {
-			continue
-		}
-		// Perturbation: a round every tick, so that a lease often starts
-		// right at a voter's last word from its leader, where a lease
-		// that outlives the voter's promise shows.
-		if r.lease.term == st.Term && now-r.lease.start < d/2 && !s.rt.Buggify("consensus.eager-lease-rounds") {
-			continue // still fresh
-		}
 		s.nextID++
-		s.askRound(r, s.nextID)
+		r.askRound(s.nextID, at)
 	}
 }

@@ -153,14 +153,14 @@ func TestRestartedReplicaDropsVotes(t *testing.T) {
 	vote := raftpb.Message{Type: raftpb.MsgVote, Term: 100}
 	prevote := raftpb.Message{Type: raftpb.MsgPreVote, Term: 100}
 	handover := raftpb.Message{Type: raftpb.MsgVote, Term: 100, Context: campaignTransfer}
-	if !st.dropsVote(r, vote) || !st.dropsVote(r, prevote) || st.dropsVote(r, handover) {
+	if !r.dropsVote(vote, st.moment()) || !r.dropsVote(prevote, st.moment()) || r.dropsVote(handover, st.moment()) {
 		t.Fatalf("just restarted: drops vote %t, pre-vote %t, hand-over %t; want true, true, false",
-			st.dropsVote(r, vote), st.dropsVote(r, prevote), st.dropsVote(r, handover))
+			r.dropsVote(vote, st.moment()), r.dropsVote(prevote, st.moment()), r.dropsVote(handover, st.moment()))
 	}
 	if err := w.sim.RunFor(time.Duration(DefaultElectionTicks) * DefaultTickInterval); err != nil {
 		t.Fatal(err)
 	}
-	if st.dropsVote(r, vote) || st.dropsVote(r, prevote) {
+	if r.dropsVote(vote, st.moment()) || r.dropsVote(prevote, st.moment()) {
 		t.Fatal("an election timeout after the restart, the replica still drops votes")
 	}
 }

@@ -32,7 +32,7 @@ func TestPlanSendsBoundsBatches(t *testing.T) {
 			msgs[len(msgs)-1].Entries[j] = raftpb.Entry{Index: uint64(1001 + 10*i + j), Data: make([]byte, 8<<10)}
 		}
 	}
-	readies := []ready{{r: &replica{desc: Descriptor{ID: storage.RangeID(1)}}, rd: raft.Ready{Messages: msgs}, early: true}}
+	readies := []ready{{r: &replica{desc: Descriptor{ID: storage.RangeID(1)}}, readyPlan: readyPlan{rd: raft.Ready{Messages: msgs}, early: true}}}
 	plan := planSends(readies, true)
 
 	var toTwo, toThree []netMsg

@@ -357,7 +357,7 @@ func (s *Store) finishSplit(done *splitDone) {
 	// No quiet window (lease.go): the window keeps a restarted replica
 	// from voting away a lease it may have promised, and a replica the
 	// split just made has promised nothing.
-	nr.quietUntil = 0
+	nr.promisedNothing()
 	s.addReplica(nr)
 	s.snapshotNow(nr)
 	// The left-hand leader leads the right-hand range too, at once

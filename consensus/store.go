@@ -82,24 +82,16 @@ type Store struct {
 	mergerKick    *kernel.Mailbox[struct{}]
 }
 
-// replica is one range on this node. Only the driver touches it.
+// replica is one range on this node. Only the driver touches it. Its
+// core (core.go) holds its Raft state machine, lease and reads; the rest
+// is the driver's.
 type replica struct {
+	*replicaCore
 	desc Descriptor
-	id   uint64 // Raft ID: generation and node (membership.go)
-	rn   *raft.RawNode
 	log  *storage.LogStore
 	// waiting maps a proposal ID to the reply of the client who waits for
 	// it on this node.
 	waiting map[uint64]func(Response, error)
-	// reads wait for their ReadIndex (readAt == 0 until Raft answers), then
-	// for the applied index to reach it. The reads that came in since the
-	// last cycle share one ReadIndex (batch 0 until it is asked), as
-	// etcd's server batches them: one round of heartbeats confirms the
-	// leadership for all, and each read's index is still taken after it
-	// arrived.
-	reads []*read
-	// unbatched counts the reads with batch 0.
-	unbatched int
 	// snapView holds the range's state as of its latest snapshot, at
 	// snapIndex, to send to followers (snapshot.go).
 	snapView  *sharedView
@@ -117,41 +109,11 @@ type replica struct {
 	// has not applied; removed once the replica applied its own removal
 	// (it is destroyed at the end of the cycle).
 	confProposed, removed bool
-	// leading is set while the replica leads (for Options' hooks).
-	leading bool
-	// heard is when (Store.ticks) a message last came from each peer
-	// replica: who is up, for a checked removal (membership.go).
-	heard map[uint64]uint64
-	// ledSince is when (Store.ticks) the replica last became leader.
-	ledSince uint64
 	// handoverTo is the voter this leader hands its leadership to (0:
 	// none), until handoverUntil; meanwhile it takes no new writes
 	// (health.go).
 	handoverTo    uint64
 	handoverUntil time.Time
-	// handedOver is set when a leader handed this replica its leadership
-	// (MsgTimeoutNow), until the replica's next change of role.
-	handedOver bool
-	// votedTerm is the term of the last vote this replica persisted, so
-	// that the consensus.elections perturbation crashes it after a vote it
-	// just granted, not after every later change of its hard state.
-	votedTerm uint64
-
-	// Leader leases (lease.go). lease is the latest one confirmed; rounds
-	// are the ReadIndex rounds asked as leader and not yet answered;
-	// confEpoch counts the configuration changes applied; gaveUp is a term
-	// in which this replica started a hand-over; appliedTerm is the term
-	// of the last entry applied; lastRead is when (Store.ticks+1) a read
-	// last came to this leader; quietUntil (Runtime.Monotonic) ends the
-	// window after a start or a leader's message in which the replica
-	// neither votes nor campaigns.
-	lease       lease
-	rounds      map[uint64]leaseRound
-	confEpoch   uint64
-	gaveUp      uint64
-	appliedTerm uint64
-	lastRead    uint64
-	quietUntil  time.Duration
 	// Evaluation (evaluate.go), while leading: the overlay of the
 	// writes proposed and not yet applied, over the engine; the proposals
 	// in flight, in order; and the tip of the chain (the ID the next
@@ -178,14 +140,6 @@ type replica struct {
 	// load counts the requests served as leader this window (load.go).
 	load            loadTracker
 	mergeQuietUntil uint64
-	// leaderHeard is when (Store.ticks) the replica last heard from a
-	// leader (or led): a replica of a range merged away hears nothing
-	// (merge.go).
-	leaderHeard uint64
-	// standing is the term in which the standAgainst perturbation made
-	// this replica a candidate, with leases on (its requests are sent as
-	// an ordinary election's).
-	standing uint64
 }
 
 type read struct {
@@ -404,12 +358,8 @@ func (s *Store) openReplica(d Descriptor, id uint64) (*replica, error) {
 		log.Close()
 		return nil, fmt.Errorf("consensus: range %d: %w", d.ID, err)
 	}
-	r := &replica{desc: d, id: id, rn: rn, log: log, waiting: map[uint64]func(Response, error){}, sending: map[uint64]bool{}, slowApply: slowApply,
-		frozen: isFrozen(s.eng, d.ID)}
-	if hs := rn.BasicStatus().HardState; hs.Vote != 0 { // as the log store recovered it
-		r.votedTerm = hs.Term
-	}
-	s.startQuiet(r)
+	r := &replica{replicaCore: newReplicaCore(id, rn, s.opts.coreConfig(), s.moment()), desc: d, log: log,
+		waiting: map[uint64]func(Response, error){}, sending: map[uint64]bool{}, slowApply: slowApply, frozen: isFrozen(s.eng, d.ID)}
 	return r, nil
 }
 
@@ -507,6 +457,9 @@ func (s *Store) drive(ctx context.Context) {
 	}
 }
 
+// moment is the time as the driver hands it to the replicas' cores.
+func (s *Store) moment() moment { return moment{tick: s.ticks, mono: s.rt.Monotonic()} }
+
 // hasReady reports whether a replica has a Ready to process.
 func (s *Store) hasReady() bool {
 	for _, id := range s.ids {
@@ -543,7 +496,14 @@ func (s *Store) handle(ev event) {
 			s.noteMeta()
 		}
 		if s.rt.Buggify("consensus.eager-elections") {
-			s.campaignEagerly()
+			// Perturbation: followers campaign the moment they stop
+			// promising their leader a lease (lease.go).
+			at := s.moment()
+			for _, id := range s.ids {
+				if r := s.replicas[id]; r.campaignsEagerly(at) {
+					_ = r.rn.Campaign()
+				}
+			}
 		}
 		// Perturbation: a spurious election now and then, so that votes,
 		// terms and leader changes get exercised far more than faults alone
@@ -552,7 +512,7 @@ func (s *Store) handle(ev event) {
 		// campaigns while it hears from its leader is a clock running far
 		// beyond MaxClockDrift, which leases rule out.
 		if len(s.ids) > 0 && s.rt.Buggify("consensus.spurious-campaign") && s.rt.Rand().IntN(25) == 0 {
-			if r := s.replicas[s.ids[s.rt.Rand().IntN(len(s.ids))]]; s.mayCampaign(r) {
+			if r := s.replicas[s.ids[s.rt.Rand().IntN(len(s.ids))]]; r.mayCampaign(s.moment()) {
 				_ = r.rn.Campaign()
 			}
 		}
@@ -563,7 +523,7 @@ func (s *Store) handle(ev event) {
 		// they test that a vote survives a restart.
 		if s.rt.Buggify("consensus.elections") {
 			for _, id := range s.ids {
-				if r := s.replicas[id]; r.rn.BasicStatus().Lead == raft.None && s.mayCampaign(r) && s.rt.Rand().IntN(4) == 0 {
+				if r := s.replicas[id]; r.rn.BasicStatus().Lead == raft.None && r.mayCampaign(s.moment()) && s.rt.Rand().IntN(4) == 0 {
 					_ = r.rn.Campaign()
 				}
 			}
@@ -572,10 +532,8 @@ func (s *Store) handle(ev event) {
 		_ = decodeRaftBatch(ev.raft, func(id storage.RangeID, m raftpb.Message) {
 			if r := s.replicaFor(id, m.To); r != nil {
 				s.noticeRemoved(r, m.From)
-				if m.Type == raftpb.MsgTimeoutNow {
-					r.handedOver = true // the election it starts is a hand-over
-				}
-				if s.dropsVote(r, m) {
+				at := s.moment()
+				if !r.admits(m, at) {
 					return // quiet after a start (lease.go): as if lost
 				}
 				if m.Type == raftpb.MsgSnap && m.Snapshot != nil {
@@ -593,14 +551,7 @@ func (s *Store) handle(ev event) {
 				if m.Type == raftpb.MsgVote && s.rt.Buggify("consensus.elections") {
 					s.standAgainst(r, m)
 				}
-				if r.heard == nil {
-					r.heard = map[uint64]uint64{}
-				}
-				if m.Type == raftpb.MsgApp || m.Type == raftpb.MsgHeartbeat || m.Type == raftpb.MsgSnap {
-					r.leaderHeard = s.ticks // only leaders send these
-				}
-				r.heard[m.From] = s.ticks
-				_ = r.rn.Step(m) // Raft drops what does not apply
+				r.step(m, at)
 			}
 		})
 	case ev.health != nil:
@@ -654,7 +605,7 @@ func (s *Store) standAgainst(r *replica, m raftpb.Message) {
 		return
 	}
 	if !s.opts.DisableLeases {
-		if !s.mayCampaign(r) {
+		if !r.mayCampaign(s.moment()) {
 			return
 		}
 		r.standing = m.Term
@@ -703,22 +654,13 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 		s.noteLoad(r, req.Key)
 	}
 	if req.Op.isRead() {
-		r.lastRead = s.ticks + 1
-		if s.leaseValid(r, st) {
-			// Every write acknowledged so far is at or below the commit
-			// index (lease.go): read there, now if it has applied.
-			if s.opts.LeasedRead != nil {
-				s.opts.LeasedRead(d.ID, st.Term)
-			}
-			if st.Commit <= r.log.Applied() {
-				s.readLocal(r, req, reply)
-				return
-			}
-			r.reads = append(r.reads, &read{req: req, reply: reply, readAt: st.Commit})
-			return
+		leased, now := r.startRead(&read{req: req, reply: reply}, st, r.log.Applied(), s.moment(), func() bool { return s.votersRateOK(r) })
+		if leased && s.opts.LeasedRead != nil {
+			s.opts.LeasedRead(d.ID, st.Term)
 		}
-		r.reads = append(r.reads, &read{req: req, reply: reply})
-		r.unbatched++
+		if now {
+			s.readLocal(r, req, reply)
+		}
 		return
 	}
 	if r.handoverTo != 0 {
@@ -727,7 +669,7 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 		reply(Response{}, NotLeaderError{Term: st.Term})
 		return
 	}
-	if !canEvaluate(r, st) {
+	if !r.canEvaluate(st) {
 		// A new leader evaluates nothing before its state holds every
 		// earlier leader's writes (evaluate.go); the client comes back.
 		reply(Response{}, NotLeaderError{Leader: nodeOf(st.Lead), Term: st.Term})
@@ -809,12 +751,10 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 	r.waiting[id] = reply
 }
 
-// ready is one replica's Ready in a cycle. early is set for a leader,
-// whose messages may leave before the cycle's write is durable.
+// ready is one replica's Ready in a cycle, as its core planned it.
 type ready struct {
-	r     *replica
-	rd    raft.Ready
-	early bool
+	r *replica
+	readyPlan
 }
 
 // cycle runs one Ready cycle: persist every replica's new entries and hard
@@ -833,16 +773,20 @@ func (s *Store) cycle() {
 	var snapFailures []snapFailure
 	for _, id := range s.ids {
 		r := s.replicas[id]
-		s.askReadIndex(r)
+		if r.hasUnbatchedReads() {
+			s.nextID++
+			r.batchReads(s.nextID, s.moment())
+		}
 		if !r.rn.HasReady() {
 			continue
 		}
-		rd := r.rn.Ready()
 		prev, _, err := r.log.InitialState()
 		if err != nil {
 			kernel.Crash("range %d: hard state: %v", id, err)
 		}
-		mustSync = mustSync || !raft.IsEmptySnap(rd.Snapshot) || raft.MustSync(rd.HardState, prev, len(rd.Entries))
+		plan := r.ready(prev)
+		rd := plan.rd
+		mustSync = mustSync || plan.mustSync
 		if !raft.IsEmptySnap(rd.Snapshot) {
 			if err := r.log.ApplySnapshot(b, rd.Snapshot); err != nil {
 				kernel.Crash("range %d: apply snapshot: %v", id, err)
@@ -865,31 +809,16 @@ func (s *Store) cycle() {
 		// Outgoing snapshots go to a sender task that streams them in
 		// chunks (snapstream.go); one without a matching view is reported
 		// failed, so that Raft asks storage for the current snapshot again.
-		for i := range rd.Messages {
-			if m := &rd.Messages[i]; m.Type == raftpb.MsgVote && r.standing == m.Term {
-				m.Context = nil // standAgainst: an ordinary election's request
-			}
-			if m := &rd.Messages[i]; m.Type == raftpb.MsgSnap {
-				if !s.startSnapshot(r, *m) {
-					snapFailures = append(snapFailures, snapFailure{r, m.To})
-				}
-				m.To = 0 // not sent with the others
+		for _, m := range plan.snapshots {
+			if !s.startSnapshot(r, m) {
+				snapFailures = append(snapFailures, snapFailure{r, m.To})
 			}
 		}
 		r.log.Append(b, rd.Entries)
-		if !raft.IsEmptyHardState(rd.HardState) {
-			hs := rd.HardState
-			if mutation.On(MutForgetVote) {
-				hs.Vote = 0
-			}
-			r.log.SetHardState(b, hs)
+		if !raft.IsEmptyHardState(plan.hardState) {
+			r.log.SetHardState(b, plan.hardState)
 		}
-		// A leader's own messages (appends, heartbeats) may leave before its
-		// write is durable, as etcd's server does (Raft thesis §10.2.1): the
-		// leader counts its own entries only in a later cycle, after this
-		// write. Everything else (votes, acknowledgements) must wait.
-		early := r.rn.BasicStatus().RaftState == raft.StateLeader || mutation.On(MutSendBeforePersist)
-		readies = append(readies, ready{r, rd, early})
+		readies = append(readies, ready{r, plan})
 	}
 	if len(readies) == 0 {
 		b.Close()
@@ -938,12 +867,7 @@ func (s *Store) cycle() {
 	// the restarted node must still remember it, or a late request from a
 	// rival candidate of the same term gets a second vote.
 	for _, x := range readies {
-		hs := x.rd.HardState
-		granted := hs.Vote != 0 && hs.Vote != x.r.id && hs.Term != x.r.votedTerm
-		if hs.Vote != 0 {
-			x.r.votedTerm = hs.Term
-		}
-		if granted && s.rt.Buggify("consensus.elections") {
+		if x.granted && s.rt.Buggify("consensus.elections") {
 			kernel.Crash("perturbation: crash after granting a vote")
 		}
 	}
@@ -965,40 +889,13 @@ func (s *Store) cycle() {
 		} else {
 			s.apply(x.r, x.rd.CommittedEntries)
 		}
-		for _, rs := range x.rd.ReadStates {
-			batch := binary.BigEndian.Uint64(rs.RequestCtx)
-			for _, rd := range x.r.reads {
-				if rd.batch == batch {
-					rd.readAt = rs.Index
-				}
-			}
-			s.roundAnswered(x.r, batch)
+		x.r.readIndexesAnswered(x.rd.ReadStates)
+		if ss := x.rd.SoftState; ss != nil {
+			s.changeRole(x.r, *ss)
 		}
-		if x.rd.SoftState != nil && s.opts.Router != nil {
-			s.opts.Router.Learn(x.r.desc.ID, nodeOf(x.rd.SoftState.Lead), x.r.rn.BasicStatus().Term)
+		for _, rd := range x.r.readsDue(x.r.log.Applied()) {
+			s.readLocal(x.r, rd.req, rd.reply)
 		}
-		if x.rd.SoftState != nil && x.rd.SoftState.RaftState != raft.StateLeader {
-			s.abandon(x.r)
-			if x.r.leading && s.opts.LostLeadership != nil {
-				s.opts.LostLeadership(x.r.desc.ID, x.r.rn.BasicStatus().Term)
-			}
-			x.r.leading = false
-		}
-		if x.rd.SoftState != nil && x.rd.SoftState.RaftState != raft.StateLeader && x.rd.SoftState.RaftState != raft.StateCandidate {
-			x.r.handedOver = false
-		}
-		if x.rd.SoftState != nil && x.rd.SoftState.RaftState == raft.StateLeader {
-			x.r.leading, x.r.ledSince = true, s.ticks
-			if x.r.handedOver {
-				// Won through a hand-over: no hand-over back at once.
-				s.health.moved[x.r.desc.ID] = s.rt.Now()
-				x.r.handedOver = false
-			}
-			if s.opts.BecameLeader != nil {
-				s.opts.BecameLeader(x.r.desc.ID, x.r.rn.BasicStatus().Term)
-			}
-		}
-		s.serveReads(x.r)
 		x.r.rn.Advance(x.rd)
 		if x.r.removed {
 			s.destroy(x.r)
@@ -1150,60 +1047,50 @@ func dedupeAppends(msgs []raftpb.Message) []raftpb.Message {
 	return out
 }
 
+// changeRole carries out a replica's change of role, as its core noted it:
+// the router learns the leader, a replica that does not lead abandons its
+// clients, and the hooks hear of leaderships won and lost.
+func (s *Store) changeRole(r *replica, ss raft.SoftState) {
+	if s.opts.Router != nil {
+		s.opts.Router.Learn(r.desc.ID, nodeOf(ss.Lead), r.rn.BasicStatus().Term)
+	}
+	rc := r.replicaCore.changeRole(ss, s.moment())
+	if ss.RaftState != raft.StateLeader {
+		s.abandon(r)
+	}
+	if rc.lost && s.opts.LostLeadership != nil {
+		s.opts.LostLeadership(r.desc.ID, r.rn.BasicStatus().Term)
+	}
+	if rc.handedOver {
+		// Won through a hand-over: no hand-over back at once.
+		s.health.moved[r.desc.ID] = s.rt.Now()
+	}
+	if rc.won && s.opts.BecameLeader != nil {
+		s.opts.BecameLeader(r.desc.ID, r.rn.BasicStatus().Term)
+	}
+}
+
 // abandon answers the waiting clients of a replica that lost leadership.
 // Their writes may still commit under the new leader, so the answer is
 // silence: the client's timeout reports "may have happened".
 func (s *Store) abandon(r *replica) {
 	clear(r.waiting)
 	s.resetOverlay(r, false)
-	clear(r.rounds)
-	r.reads, r.unbatched = nil, 0
+	r.replicaCore.abandon()
 	r.confProposed = false
 	r.splitKey = nil
 	r.freezing = false
 }
 
-// askReadIndex asks Raft for one read index for every read that came in
-// since the last cycle.
-func (s *Store) askReadIndex(r *replica) {
-	if r.unbatched == 0 {
-		return
-	}
-	s.nextID++
-	batch := s.nextID
-	for _, rd := range r.reads {
-		if rd.batch == 0 && rd.readAt == 0 {
-			rd.batch = batch
-		}
-	}
-	r.unbatched = 0
-	s.askRound(r, batch)
-}
-
-// serveReads answers the reads whose read index has been applied, from
-// the applied state, on the driver.
-//
-// Serving them from a Pebble view on reader tasks, off the driver, was
-// tried (2026-11-26) and taken out: it gained nothing measurable on 2 CPUs,
-// and the simulator found seeds that no longer replayed the same (a task
-// closing a Pebble snapshot lets Pebble do work whose timing is the
-// wall clock's). See docs/consensus.md.
-func (s *Store) serveReads(r *replica) {
-	applied := r.log.Applied()
-	kept := r.reads[:0]
-	for _, rd := range r.reads {
-		if rd.readAt == 0 || rd.readAt > applied {
-			kept = append(kept, rd)
-			continue
-		}
-		s.readLocal(r, rd.req, rd.reply)
-	}
-	r.reads = kept
-}
-
 // readLocal answers a read of r's range from this node's applied state,
 // if the range still holds its key (a split may have applied since the
 // read came in: the client then retries on the range that holds it).
+//
+// Reads are served on the driver. Serving them from a Pebble view on
+// reader tasks, off the driver, was tried (2026-11-26) and taken out: it
+// gained nothing measurable on 2 CPUs, and the simulator found seeds that
+// no longer replayed the same (a task closing a Pebble snapshot lets
+// Pebble do work whose timing is the wall clock's). See docs/consensus.md.
 func (s *Store) readLocal(r *replica, req Request, reply func(Response, error)) {
 	if !holds(r, req.Key) || r.frozen {
 		reply(Response{}, RangeMismatchError{Key: req.Key, Ranges: []Descriptor{s.describe(r)}})
@@ -1390,7 +1277,7 @@ func (s *Store) apply(r *replica, ents []raftpb.Entry) {
 			var id uint64
 			cs, id = s.applyConfChange(b, r, cs, cc)
 			s.rangesChanged = true
-			r.confEpoch++ // a lease confirmed before holds no more (lease.go)
+			r.confChanged()
 			r.log.SetConfState(b, cs)
 			r.confProposed = false
 			if reply := r.waiting[id]; reply != nil {
@@ -1404,7 +1291,7 @@ func (s *Store) apply(r *replica, ents []raftpb.Entry) {
 		}
 	}
 	r.log.SetApplied(b, ents[len(ents)-1].Index)
-	r.appliedTerm = ents[len(ents)-1].Term
+	r.appliedThrough(ents[len(ents)-1])
 	// Not synced: the log is, and the applied index moves with the effects
 	// in one atomic batch, so a crash at worst re-applies whole entries.
 	if err := b.Commit(false); err != nil {

@@ -1,0 +1,308 @@
+package consensus
+
+import (
+	"encoding/binary"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/orbitkernel/orbit/internal/mutation"
+)
+
+// replicaCore is the part of a replica that decides and does no I/O: its
+// Raft state machine (RawNode), when it last heard from whom, the lease it
+// holds as leader (lease.go), the linearizable reads waiting for a read
+// index, and the plan each Ready asks of the driver. Time comes in as a
+// moment (the driver's tick count and the monotonic clock), messages and
+// Readies as values, and what the core decides goes out as return values:
+// what to persist and whether to sync, which messages may leave before the
+// write is durable, which snapshots to stream, which reads are due, and
+// how the replica's role changed. The driver (Store, store.go) owns the
+// engine, the network and the runtime and carries the plans out: one
+// batch, one sync and coalesced sends for every replica of a cycle.
+//
+// The core reads its log through raft.Storage only: the driver backs it
+// with the range's storage.LogStore, and the core transcripts
+// (core_test.go, testdata/core) with raft.MemoryStorage, so the decisions
+// are tested without an engine, a network or a simulator. The rest of a
+// replica (its descriptor, the evaluation chain, splits, merges and
+// membership steps) is still the driver's: docs/consensus.md, "The replica
+// core", says what moves next.
+//
+// Only the driver's task touches a core. The driver reads Raft's status
+// through rn; it changes the core's state only through these methods.
+type replicaCore struct {
+	id  uint64 // Raft ID: generation and node (membership.go)
+	rn  *raft.RawNode
+	cfg coreConfig
+
+	// heard is when (moment.tick) a message last came from each peer
+	// replica: who is up, for a checked removal (membership.go), and
+	// whether a follower still hears its leader (lease.go).
+	heard map[uint64]uint64
+	// leaderHeard is when (moment.tick) the replica last heard from a
+	// leader (or led): a replica of a range merged away hears nothing
+	// (merge.go).
+	leaderHeard uint64
+	// leading is set while the replica leads; ledSince is when
+	// (moment.tick) it last became leader.
+	leading  bool
+	ledSince uint64
+	// handedOver is set when a leader handed this replica its leadership
+	// (MsgTimeoutNow), until the replica's next change of role.
+	handedOver bool
+	// votedTerm is the term of the last vote this replica persisted, so
+	// that the consensus.elections perturbation crashes it after a vote it
+	// just granted, not after every later change of its hard state.
+	votedTerm uint64
+	// standing is the term in which the standAgainst perturbation made
+	// this replica a candidate, with leases on (its requests are sent as
+	// an ordinary election's).
+	standing uint64
+
+	// Leader leases (lease.go). lease is the latest one confirmed; rounds
+	// are the ReadIndex rounds asked as leader and not yet answered;
+	// confEpoch counts the configuration changes applied; gaveUp is a term
+	// in which this replica started a hand-over; appliedTerm is the term
+	// of the last entry applied; lastRead is when (moment.tick+1) a read
+	// last came to this leader; quietUntil (moment.mono) ends the window
+	// after a start in which the replica neither votes nor campaigns.
+	lease       lease
+	rounds      map[uint64]leaseRound
+	confEpoch   uint64
+	gaveUp      uint64
+	appliedTerm uint64
+	lastRead    uint64
+	quietUntil  time.Duration
+
+	// reads wait for their ReadIndex (readAt == 0 until Raft answers), then
+	// for the applied index to reach it. The reads that came in since the
+	// last cycle share one ReadIndex (batch 0 until it is asked), as
+	// etcd's server batches them: one round of heartbeats confirms the
+	// leadership for all, and each read's index is still taken after it
+	// arrived.
+	reads []*read
+	// unbatched counts the reads with batch 0.
+	unbatched int
+}
+
+// coreConfig is what a core needs of the store's Options.
+type coreConfig struct {
+	electionTicks int
+	tickInterval  time.Duration
+	leaseDuration time.Duration
+	disableLeases bool
+}
+
+func (o *Options) coreConfig() coreConfig {
+	return coreConfig{electionTicks: o.ElectionTicks, tickInterval: o.TickInterval, leaseDuration: o.leaseDuration(), disableLeases: o.DisableLeases}
+}
+
+// moment is the time as the driver hands it to a core: tick counts the
+// driver's ticks (heard, lastRead), mono is the monotonic clock (leases).
+type moment struct {
+	tick uint64
+	mono time.Duration
+}
+
+// newReplicaCore starts a core on rn, a replica that has just started
+// (opened on its stored state, or created): it opens its quiet window.
+func newReplicaCore(id uint64, rn *raft.RawNode, cfg coreConfig, at moment) *replicaCore {
+	c := &replicaCore{id: id, rn: rn, cfg: cfg}
+	if hs := rn.BasicStatus().HardState; hs.Vote != 0 { // as the log recovered it
+		c.votedTerm = hs.Term
+	}
+	c.startQuiet(at)
+	return c
+}
+
+// admits is the first look at a message for this replica: a hand-over's
+// TimeoutNow marks the election it starts, and a vote request of an
+// ordinary election is dropped inside the quiet window (false: as if
+// lost). The driver may still drop the message for reasons of its own
+// (a snapshot that does not fit) before it steps it.
+func (c *replicaCore) admits(m raftpb.Message, at moment) bool {
+	if m.Type == raftpb.MsgTimeoutNow {
+		c.handedOver = true // the election it starts is a hand-over
+	}
+	return !c.dropsVote(m, at)
+}
+
+// step hands an admitted message to Raft, noting whom it came from.
+func (c *replicaCore) step(m raftpb.Message, at moment) {
+	if c.heard == nil {
+		c.heard = map[uint64]uint64{}
+	}
+	if m.Type == raftpb.MsgApp || m.Type == raftpb.MsgHeartbeat || m.Type == raftpb.MsgSnap {
+		c.leaderHeard = at.tick // only leaders send these
+	}
+	c.heard[m.From] = at.tick
+	_ = c.rn.Step(m) // Raft drops what does not apply
+}
+
+// startRead takes a linearizable read as leader. Under a valid lease it is
+// served now when the commit index has applied (now), or waits for the
+// commit index to apply; otherwise it waits for the next ReadIndex batch.
+// ratesOK reports whether every voter's clock rate is within bounds (it
+// is asked only when the rest of the lease holds).
+func (c *replicaCore) startRead(rd *read, st raft.BasicStatus, applied uint64, at moment, ratesOK func() bool) (leased, now bool) {
+	c.lastRead = at.tick + 1
+	if c.leaseValid(st, at, ratesOK) {
+		// Every write acknowledged so far is at or below the commit index
+		// (lease.go): read there, now if it has applied.
+		if st.Commit <= applied {
+			return true, true
+		}
+		rd.readAt = st.Commit
+		c.reads = append(c.reads, rd)
+		return true, false
+	}
+	c.reads = append(c.reads, rd)
+	c.unbatched++
+	return false, false
+}
+
+// hasUnbatchedReads reports whether reads came in since the last
+// ReadIndex batch was asked.
+func (c *replicaCore) hasUnbatchedReads() bool { return c.unbatched > 0 }
+
+// batchReads asks one ReadIndex round, with context batch, for every read
+// that came in since the last one.
+func (c *replicaCore) batchReads(batch uint64, at moment) {
+	for _, rd := range c.reads {
+		if rd.batch == 0 && rd.readAt == 0 {
+			rd.batch = batch
+		}
+	}
+	c.unbatched = 0
+	c.askRound(batch, at)
+}
+
+// readIndexesAnswered gives each read of an answered batch its read index,
+// and lets the round confirm the lease.
+func (c *replicaCore) readIndexesAnswered(states []raft.ReadState) {
+	for _, rs := range states {
+		batch := binary.BigEndian.Uint64(rs.RequestCtx)
+		for _, rd := range c.reads {
+			if rd.batch == batch {
+				rd.readAt = rs.Index
+			}
+		}
+		c.roundAnswered(batch)
+	}
+}
+
+// readsDue takes out the reads whose read index has applied, in the order
+// they came.
+func (c *replicaCore) readsDue(applied uint64) []*read {
+	var due []*read
+	kept := c.reads[:0]
+	for _, rd := range c.reads {
+		if rd.readAt == 0 || rd.readAt > applied {
+			kept = append(kept, rd)
+			continue
+		}
+		due = append(due, rd)
+	}
+	c.reads = kept
+	return due
+}
+
+// abandon forgets the reads and lease rounds of a replica that stopped
+// leading: their answers would no longer prove anything. The reads get no
+// reply; their clients time out and retry.
+func (c *replicaCore) abandon() {
+	clear(c.rounds)
+	c.reads, c.unbatched = nil, 0
+}
+
+// readyPlan is one replica's Ready and what the core decided the driver
+// must do with it.
+type readyPlan struct {
+	rd raft.Ready
+	// mustSync: the Ready's snapshot, entries, term or vote must be
+	// durable before anything that depends on them (a commit index alone
+	// can be relearned after a crash: raft.MustSync).
+	mustSync bool
+	// hardState is the hard state to persist (empty: unchanged).
+	hardState raftpb.HardState
+	// early: the Ready's messages may leave before its write is durable.
+	early bool
+	// snapshots are the MsgSnap messages of rd.Messages (left there with
+	// To zeroed): they go to a sender task that streams them.
+	snapshots []raftpb.Message
+	// granted: the Ready persists a vote for another replica in a term
+	// the replica had not voted in.
+	granted bool
+}
+
+// ready takes the replica's next Ready and plans it; prev is the hard
+// state as persisted. The driver persists the plan, sends, applies the
+// committed entries, and then calls finish.
+func (c *replicaCore) ready(prev raftpb.HardState) readyPlan {
+	rd := c.rn.Ready()
+	p := readyPlan{rd: rd, hardState: rd.HardState}
+	p.mustSync = !raft.IsEmptySnap(rd.Snapshot) || raft.MustSync(rd.HardState, prev, len(rd.Entries))
+	if mutation.On(MutForgetVote) && !raft.IsEmptyHardState(p.hardState) {
+		p.hardState.Vote = 0
+	}
+	for i := range p.rd.Messages {
+		m := &p.rd.Messages[i]
+		if m.Type == raftpb.MsgVote && c.standing == m.Term {
+			m.Context = nil // standAgainst: an ordinary election's request
+		}
+		if m.Type == raftpb.MsgSnap {
+			p.snapshots = append(p.snapshots, *m)
+			m.To = 0 // not sent with the others
+		}
+	}
+	// A leader's own messages (appends, heartbeats) may leave before its
+	// write is durable, as etcd's server does (Raft thesis §10.2.1): the
+	// leader counts its own entries only in a later cycle, after this
+	// write. Everything else (votes, acknowledgements) must wait.
+	p.early = c.rn.BasicStatus().RaftState == raft.StateLeader || mutation.On(MutSendBeforePersist)
+	hs := rd.HardState
+	p.granted = hs.Vote != 0 && hs.Vote != c.id && hs.Term != c.votedTerm
+	if hs.Vote != 0 {
+		c.votedTerm = hs.Term
+	}
+	return p
+}
+
+// roleChange is how a Ready's soft state changed the replica's role.
+type roleChange struct {
+	// lost: it stopped leading; won: it became leader, handedOver through
+	// a hand-over; follower: it is neither leader nor candidate.
+	lost, won, handedOver, follower bool
+}
+
+// changeRole notes the soft state of a Ready the driver has carried out
+// (after the committed entries applied and the read states were noted).
+// A replica that does not lead abandons its reads and rounds.
+func (c *replicaCore) changeRole(ss raft.SoftState, at moment) roleChange {
+	var rc roleChange
+	if ss.RaftState != raft.StateLeader {
+		c.abandon()
+		rc.lost = c.leading
+		c.leading = false
+	}
+	if ss.RaftState != raft.StateLeader && ss.RaftState != raft.StateCandidate {
+		c.handedOver = false
+		rc.follower = true
+	}
+	if ss.RaftState == raft.StateLeader {
+		c.leading, c.ledSince, rc.won = true, at.tick, true
+		// Won through a hand-over: the driver allows no hand-over back at
+		// once.
+		rc.handedOver, c.handedOver = c.handedOver, false
+	}
+	return rc
+}
+
+// confChanged notes a configuration change the driver applied: a lease
+// confirmed before it holds no more (lease.go).
+func (c *replicaCore) confChanged() { c.confEpoch++ }
+
+// appliedThrough notes the term of the last entry the driver applied.
+func (c *replicaCore) appliedThrough(e raftpb.Entry) { c.appliedTerm = e.Term }
