@@ -99,6 +99,29 @@ func (o *Options) coreConfig() coreConfig {
 	return coreConfig{electionTicks: o.ElectionTicks, tickInterval: o.TickInterval, leaseDuration: o.leaseDuration(), disableLeases: o.DisableLeases}
 }
 
+// raftConfig is every replica's Raft configuration: replica id over st,
+// which has applied through applied. committedPerReady bounds the
+// committed entries one Ready hands out (0: Raft's default).
+func (o *Options) raftConfig(id uint64, st raft.Storage, applied, committedPerReady uint64, logger raft.Logger) *raft.Config {
+	return &raft.Config{
+		ID:                       id,
+		ElectionTick:             o.ElectionTicks,
+		HeartbeatTick:            o.HeartbeatTicks,
+		Storage:                  st,
+		Applied:                  applied,
+		MaxSizePerMsg:            maxSizePerMsg,
+		MaxInflightMsgs:          maxInflightMsgs,
+		MaxInflightBytes:         maxInflightBytes,
+		MaxCommittedSizePerReady: committedPerReady,
+		CheckQuorum:              true,
+		PreVote:                  true,
+		ReadOnlyOption:           raft.ReadOnlySafe,
+		Logger:                   logger,
+		// A removed leader stops leading at once (it is destroyed next).
+		StepDownOnRemoval: true,
+	}
+}
+
 // moment is the time as the driver hands it to a core: tick counts the
 // driver's ticks (heard, lastRead), mono is the monotonic clock (leases).
 type moment struct {
@@ -237,13 +260,20 @@ type readyPlan struct {
 	granted bool
 }
 
-// ready takes the replica's next Ready and plans it; prev is the hard
-// state as persisted. The driver persists the plan, sends, applies the
-// committed entries, and then calls finish.
-func (c *replicaCore) ready(prev raftpb.HardState) readyPlan {
+// ready takes the replica's next Ready and plans it. The driver persists
+// the plan, sends, applies the committed entries, notes the read states
+// and the role, answers the reads due, and advances the RawNode.
+//
+// The sync is Raft's own judgement (Ready.MustSync: new entries, term or
+// vote, against the last hard state it handed out) or a snapshot.
+// Until 2026-12-03 the driver compared the Ready's hard state with the
+// stored one instead; a Ready leaves its hard state empty when nothing in
+// it changed, so every heartbeat and read round cost an fsync (found by
+// the core transcripts: testdata/core).
+func (c *replicaCore) ready() readyPlan {
 	rd := c.rn.Ready()
 	p := readyPlan{rd: rd, hardState: rd.HardState}
-	p.mustSync = !raft.IsEmptySnap(rd.Snapshot) || raft.MustSync(rd.HardState, prev, len(rd.Entries))
+	p.mustSync = !raft.IsEmptySnap(rd.Snapshot) || rd.MustSync
 	if mutation.On(MutForgetVote) && !raft.IsEmptyHardState(p.hardState) {
 		p.hardState.Vote = 0
 	}

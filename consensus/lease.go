@@ -158,8 +158,13 @@ func (c *replicaCore) roundAnswered(id uint64) {
 		return
 	}
 	st := c.rn.BasicStatus()
+	// A round replaces a lease of another term or configuration, or an
+	// older one. (The configuration matters: a round asked at the very
+	// instant of the lease it follows, but after a configuration change,
+	// used to be refused, and reads took rounds until a later one; found
+	// by testdata/core/05_conf_change.txt.)
 	if st.RaftState == raft.StateLeader && round.term == st.Term && round.epoch == c.confEpoch && c.gaveUp != st.Term &&
-		(c.lease.term != st.Term || round.at > c.lease.start) {
+		(c.lease.term != st.Term || c.lease.epoch != round.epoch || round.at > c.lease.start) {
 		c.lease = lease{term: st.Term, start: round.at, epoch: round.epoch}
 	}
 	for k, v := range c.rounds {

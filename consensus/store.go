@@ -337,23 +337,7 @@ func (s *Store) openReplica(d Descriptor, id uint64) (*replica, error) {
 	if slowApply {
 		committedPerReady = 1
 	}
-	rn, err := raft.NewRawNode(&raft.Config{
-		ID:                       id,
-		ElectionTick:             s.opts.ElectionTicks,
-		HeartbeatTick:            s.opts.HeartbeatTicks,
-		Storage:                  log,
-		Applied:                  log.Applied(),
-		MaxSizePerMsg:            maxSizePerMsg,
-		MaxInflightMsgs:          maxInflightMsgs,
-		MaxInflightBytes:         maxInflightBytes,
-		MaxCommittedSizePerReady: committedPerReady,
-		CheckQuorum:              true,
-		PreVote:                  true,
-		ReadOnlyOption:           raft.ReadOnlySafe,
-		Logger:                   raftLogger{s.rt},
-		// A removed leader stops leading at once (it is destroyed next).
-		StepDownOnRemoval: true,
-	})
+	rn, err := raft.NewRawNode(s.opts.raftConfig(id, log, log.Applied(), committedPerReady, raftLogger{s.rt}))
 	if err != nil {
 		log.Close()
 		return nil, fmt.Errorf("consensus: range %d: %w", d.ID, err)
@@ -780,11 +764,7 @@ func (s *Store) cycle() {
 		if !r.rn.HasReady() {
 			continue
 		}
-		prev, _, err := r.log.InitialState()
-		if err != nil {
-			kernel.Crash("range %d: hard state: %v", id, err)
-		}
-		plan := r.ready(prev)
+		plan := r.ready()
 		rd := plan.rd
 		mustSync = mustSync || plan.mustSync
 		if !raft.IsEmptySnap(rd.Snapshot) {

@@ -1,0 +1,446 @@
+package consensus
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"log"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/datadriven"
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// Transcript tests of the replica core alone (core.go), in the manner of
+// etcd Raft's interaction tests: each file under testdata/core drives a few
+// cores of one range over raft.MemoryStorage, with no engine, network,
+// runtime or simulator, and prints every plan a core makes — what it
+// persists and whether it syncs, which messages may leave before the sync,
+// what commits, which reads are due, how its role changes. Time is the
+// harness's: ticks and the monotonic clock move only when a command says.
+// Refresh the expected output with
+//
+//	go test ./consensus -run TestCoreTranscripts -rewrite
+//
+// Commands (n= is a replica, 1..N):
+//
+//	cores [n=3] [leases=off]   a new range of n voters, all followers
+//	campaign n=1               n campaigns now (its Raft's Campaign)
+//	transfer n=1 to=2          n, leading, hands leadership to another
+//	                           voter (giving up its lease first)
+//	propose n=1 data=x         a proposal on n (as the driver's evaluation
+//	                           would make it)
+//	conf-change n=1 remove=3   a membership change proposed on n
+//	read n=1 name=r1           a linearizable read arriving at n, leading
+//	renew                      the lease renewal every tick makes (ask a
+//	                           round where leaseRenewal says it is due)
+//	tick [n=1] [ticks=1]       advance the clock by ticks tick intervals;
+//	                           the Raft of n (default: every live replica)
+//	                           ticks as often. Keep a follower's ticks
+//	                           since it last heard its leader below the
+//	                           election timeout: past it, Raft draws a
+//	                           random timeout and the transcript would
+//	                           not replay
+//	clock advance=50ms         advance the monotonic clock only
+//	ready [n=1]                n (default: every live replica with one)
+//	                           plans its Ready and the harness carries it
+//	                           out as the driver does: persist, send,
+//	                           apply, answer reads, advance
+//	deliver [n=2]              step the messages waiting for n (default:
+//	                           every live replica)
+//	stabilize                  ready and deliver until nothing moves
+//	crash n=2 | restart n=2    a crash loses what only the core knew
+//	                           (reads, leases, who it heard); the restart
+//	                           opens the replica on its persisted state
+//	isolate n=3 | heal         drop every message to and from n
+//	lease [n=1]                whether n may serve a read alone now
+//	status                     each replica's role, term, leader, commit
+//	                           and applied index
+func TestCoreTranscripts(t *testing.T) {
+	datadriven.Walk(t, filepath.Join("testdata", "core"), func(t *testing.T, path string) {
+		e := &coreEnv{}
+		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
+			return e.handle(t, d)
+		})
+	})
+}
+
+// coreEnv is one core transcript's world.
+type coreEnv struct {
+	opts     Options
+	replicas []*coreReplica // index i is replica i+1
+	at       moment
+	nextID   uint64
+	isolated map[uint64]bool
+	out      strings.Builder
+}
+
+// coreReplica is one replica: its core, its persisted Raft state, and
+// what it applied.
+type coreReplica struct {
+	id      uint64
+	core    *replicaCore
+	storage *raft.MemoryStorage
+	applied uint64
+	down    bool
+	inbox   []raftpb.Message
+	// names of the reads waiting on this replica, by read.
+	names map[*read]string
+}
+
+func (e *coreEnv) handle(t *testing.T, d *datadriven.TestData) string {
+	if d.Cmd != "cores" && e.replicas == nil {
+		d.Fatalf(t, "no cores yet")
+	}
+	e.out.Reset()
+	switch d.Cmd {
+	case "cores":
+		n := 3
+		d.MaybeScanArgs(t, "n", &n)
+		e.start(t, n, !d.HasArg("leases"))
+	case "campaign":
+		e.printf("%v", e.replica(t, d, "n").core.rn.Campaign())
+	case "transfer":
+		r := e.replica(t, d, "n")
+		r.core.transferLeader(e.replica(t, d, "to").id)
+	case "propose":
+		var data string
+		d.ScanArgs(t, "data", &data)
+		e.printf("%v", e.replica(t, d, "n").core.rn.Propose([]byte(data)))
+	case "conf-change":
+		var remove uint64
+		d.ScanArgs(t, "remove", &remove)
+		cc := raftpb.ConfChangeV2{Changes: []raftpb.ConfChangeSingle{{Type: raftpb.ConfChangeRemoveNode, NodeID: remove}}}
+		e.printf("%v", e.replica(t, d, "n").core.rn.ProposeConfChange(cc))
+	case "read":
+		e.read(t, d)
+	case "renew":
+		for _, r := range e.live() {
+			switch r.core.leaseRenewal(e.at) {
+			case renewDue:
+				e.nextID++
+				r.core.askRound(e.nextID, e.at)
+				e.printf("%d: asks lease round %d\n", r.id, e.nextID)
+			case renewFresh:
+				e.printf("%d: lease still fresh\n", r.id)
+			}
+		}
+	case "tick":
+		ticks := 1
+		d.MaybeScanArgs(t, "ticks", &ticks)
+		which := e.live()
+		if d.HasArg("n") {
+			which = []*coreReplica{e.replica(t, d, "n")}
+		}
+		for range ticks {
+			e.at.tick++
+			e.at.mono += e.opts.TickInterval
+			for _, r := range which {
+				r.core.rn.Tick()
+			}
+		}
+	case "clock":
+		var s string
+		d.ScanArgs(t, "advance", &s)
+		dur, err := time.ParseDuration(s)
+		if err != nil {
+			d.Fatalf(t, "advance: %v", err)
+		}
+		e.at.mono += dur
+	case "ready":
+		for _, r := range e.chosen(t, d) {
+			e.ready(r)
+		}
+	case "deliver":
+		for _, r := range e.chosen(t, d) {
+			e.deliver(r)
+		}
+	case "stabilize":
+		for moved := true; moved; {
+			moved = false
+			for _, r := range e.live() {
+				if r.core.hasUnbatchedReads() || r.core.rn.HasReady() {
+					e.ready(r)
+					moved = true
+				}
+			}
+			for _, r := range e.live() {
+				if len(r.inbox) > 0 {
+					e.deliver(r)
+					moved = true
+				}
+			}
+		}
+	case "crash":
+		r := e.replica(t, d, "n")
+		r.down, r.inbox, r.core = true, nil, nil
+	case "restart":
+		e.open(t, e.replica(t, d, "n"))
+	case "isolate":
+		e.isolated[e.replica(t, d, "n").id] = true
+	case "heal":
+		clear(e.isolated)
+	case "lease":
+		for _, r := range e.chosen(t, d) {
+			st := r.core.rn.BasicStatus()
+			valid := r.core.leaseValid(st, e.at, func() bool { return true })
+			e.printf("%d: lease valid %t (term %d, confirmed at %v, now %v)\n", r.id, valid, r.core.lease.term, r.core.lease.start, e.at.mono)
+		}
+	case "status":
+		for _, r := range e.replicas {
+			if r.down {
+				e.printf("%d: down\n", r.id)
+				continue
+			}
+			st := r.core.rn.BasicStatus()
+			e.printf("%d: %s term %d lead %d commit %d applied %d\n", r.id, st.RaftState, st.Term, st.Lead, st.Commit, r.applied)
+		}
+	default:
+		d.Fatalf(t, "unknown command %q", d.Cmd)
+	}
+	return e.out.String()
+}
+
+func (e *coreEnv) printf(format string, args ...any) { fmt.Fprintf(&e.out, format, args...) }
+
+// start makes n voters of one range, each with the initial snapshot the
+// store bootstraps a range with (index 1, term 1).
+func (e *coreEnv) start(t *testing.T, n int, leases bool) {
+	e.opts = Options{DisableLeases: !leases}
+	e.opts.EnsureDefaults()
+	e.replicas, e.at, e.nextID, e.isolated = nil, moment{mono: time.Hour}, 0, map[uint64]bool{}
+	var voters []uint64
+	for i := 1; i <= n; i++ {
+		voters = append(voters, uint64(i))
+	}
+	for i := 1; i <= n; i++ {
+		st := raft.NewMemoryStorage()
+		snap := raftpb.Snapshot{Metadata: raftpb.SnapshotMetadata{Index: 1, Term: 1, ConfState: raftpb.ConfState{Voters: voters}}}
+		if err := st.ApplySnapshot(snap); err != nil {
+			t.Fatal(err)
+		}
+		r := &coreReplica{id: uint64(i), storage: st, applied: 1}
+		e.replicas = append(e.replicas, r)
+		e.open(t, r)
+	}
+}
+
+// open starts r's core on its persisted state.
+func (e *coreEnv) open(t *testing.T, r *coreReplica) {
+	rn, err := raft.NewRawNode(e.opts.raftConfig(r.id, r.storage, r.applied, 0, quietLogger))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.core, r.down, r.names = newReplicaCore(r.id, rn, e.opts.coreConfig(), e.at), false, map[*read]string{}
+}
+
+func (e *coreEnv) replica(t *testing.T, d *datadriven.TestData, arg string) *coreReplica {
+	var id int
+	d.ScanArgs(t, arg, &id)
+	if id < 1 || id > len(e.replicas) {
+		d.Fatalf(t, "%s=%d: no such replica", arg, id)
+	}
+	r := e.replicas[id-1]
+	if r.down && arg == "n" && d.Cmd != "restart" {
+		d.Fatalf(t, "replica %d is down", id)
+	}
+	return r
+}
+
+// chosen is n= if given, else every live replica.
+func (e *coreEnv) chosen(t *testing.T, d *datadriven.TestData) []*coreReplica {
+	if d.HasArg("n") {
+		return []*coreReplica{e.replica(t, d, "n")}
+	}
+	return e.live()
+}
+
+func (e *coreEnv) live() []*coreReplica {
+	var rs []*coreReplica
+	for _, r := range e.replicas {
+		if !r.down {
+			rs = append(rs, r)
+		}
+	}
+	return rs
+}
+
+// read starts a read on a leader as the driver's serve does.
+func (e *coreEnv) read(t *testing.T, d *datadriven.TestData) {
+	r := e.replica(t, d, "n")
+	var name string
+	d.ScanArgs(t, "name", &name)
+	st := r.core.rn.BasicStatus()
+	if st.RaftState != raft.StateLeader {
+		e.printf("%s: not leader (lead %d, term %d)\n", name, st.Lead, st.Term)
+		return
+	}
+	rd := &read{}
+	leased, now := r.core.startRead(rd, st, r.applied, e.at, func() bool { return true })
+	switch {
+	case now:
+		e.printf("%s: served at once under the lease, applied %d\n", name, r.applied)
+	case leased:
+		r.names[rd] = name
+		e.printf("%s: leased, waits for commit %d to apply\n", name, rd.readAt)
+	default:
+		r.names[rd] = name
+		e.printf("%s: waits for a ReadIndex round\n", name)
+	}
+}
+
+// ready carries out r's next Ready as Store.cycle does, printing the plan.
+func (e *coreEnv) ready(r *coreReplica) {
+	c := r.core
+	if c.hasUnbatchedReads() {
+		e.nextID++
+		c.batchReads(e.nextID, e.at)
+		e.printf("%d: reads batched into ReadIndex round %d\n", r.id, e.nextID)
+	}
+	if !c.rn.HasReady() {
+		return
+	}
+	p := c.ready()
+	e.printf("%d: ready", r.id)
+	if p.mustSync {
+		e.printf(" (sync)")
+	}
+	e.printf("\n")
+	if !raft.IsEmptySnap(p.rd.Snapshot) {
+		e.printf("  persist snapshot %d/%d\n", p.rd.Snapshot.Metadata.Index, p.rd.Snapshot.Metadata.Term)
+		if err := r.storage.ApplySnapshot(p.rd.Snapshot); err != nil {
+			panic(err)
+		}
+	}
+	if len(p.rd.Entries) > 0 {
+		e.printf("  persist entries %s\n", strings.TrimSpace(raft.DescribeEntries(p.rd.Entries, entryText)))
+		if err := r.storage.Append(p.rd.Entries); err != nil {
+			panic(err)
+		}
+	}
+	if !raft.IsEmptyHardState(p.hardState) {
+		e.printf("  persist hard state term %d vote %d commit %d\n", p.hardState.Term, p.hardState.Vote, p.hardState.Commit)
+		if err := r.storage.SetHardState(p.hardState); err != nil {
+			panic(err)
+		}
+	}
+	for _, early := range []bool{true, false} {
+		if early != p.early {
+			continue
+		}
+		when := "after the sync"
+		switch {
+		case !p.mustSync:
+			when = "(no sync)"
+		case early:
+			when = "before the sync"
+		}
+		for _, m := range p.rd.Messages {
+			if m.To == 0 {
+				continue
+			}
+			e.printf("  send %s %s\n", when, raft.DescribeMessage(m, entryText))
+			to := e.replicas[m.To-1]
+			if !to.down && !e.isolated[m.From] && !e.isolated[m.To] {
+				to.inbox = append(to.inbox, m)
+			}
+		}
+	}
+	for _, m := range p.snapshots {
+		e.printf("  stream snapshot to %d\n", m.To)
+	}
+	if p.granted {
+		e.printf("  granted a vote to %d in term %d\n", p.hardState.Vote, p.hardState.Term)
+	}
+	e.apply(r, p.rd.CommittedEntries)
+	c.readIndexesAnswered(p.rd.ReadStates)
+	for _, rs := range p.rd.ReadStates {
+		e.printf("  ReadIndex round %d answered: index %d\n", binary.BigEndian.Uint64(rs.RequestCtx), rs.Index)
+	}
+	if ss := p.rd.SoftState; ss != nil {
+		rc := c.changeRole(*ss, e.at)
+		e.printf("  role: %s (lead %d)", ss.RaftState, ss.Lead)
+		for _, f := range []struct {
+			on   bool
+			name string
+		}{{rc.won, "won"}, {rc.lost, "lost"}, {rc.handedOver, "handed over"}} {
+			if f.on {
+				e.printf(", %s", f.name)
+			}
+		}
+		e.printf("\n")
+		if ss.RaftState != raft.StateLeader && len(r.names) > 0 {
+			var dropped []string
+			for _, name := range r.names {
+				dropped = append(dropped, name)
+			}
+			slices.Sort(dropped)
+			e.printf("  reads dropped (their clients retry): %s\n", strings.Join(dropped, " "))
+			clear(r.names)
+		}
+	}
+	for _, rd := range c.readsDue(r.applied) {
+		e.printf("  read %s served at %d (applied %d)\n", r.names[rd], rd.readAt, r.applied)
+		delete(r.names, rd)
+	}
+	c.rn.Advance(p.rd)
+}
+
+// apply applies committed entries: nothing for data (the core does not
+// see the state machine), the configuration for membership changes.
+func (e *coreEnv) apply(r *coreReplica, ents []raftpb.Entry) {
+	if len(ents) == 0 {
+		return
+	}
+	e.printf("  apply %s\n", strings.TrimSpace(raft.DescribeEntries(ents, entryText)))
+	for _, ent := range ents {
+		if ent.Type == raftpb.EntryConfChangeV2 {
+			var cc raftpb.ConfChangeV2
+			if err := cc.Unmarshal(ent.Data); err != nil {
+				panic(err)
+			}
+			cs := r.core.rn.ApplyConfChange(cc)
+			r.core.confChanged()
+			e.printf("  configuration now voters %v\n", cs.Voters)
+		}
+	}
+	r.applied = ents[len(ents)-1].Index
+	r.core.appliedThrough(ents[len(ents)-1])
+}
+
+// deliver steps r's waiting messages as the driver's handle does.
+func (e *coreEnv) deliver(r *coreReplica) {
+	msgs := r.inbox
+	r.inbox = nil
+	for _, m := range msgs {
+		if !r.core.admits(m, e.at) {
+			e.printf("%d: dropped %s (quiet after a start)\n", r.id, raft.DescribeMessage(m, entryText))
+			continue
+		}
+		r.core.step(m, e.at)
+	}
+}
+
+// quietLogger is Raft's logger for core transcripts: silent, but fatal
+// stays fatal.
+var quietLogger = &raft.DefaultLogger{Logger: log.New(io.Discard, "", 0)}
+
+func entryText(b []byte) string { return strconv.Quote(string(b)) }
+
+// TestCoreConfigIsTheStores pins down that the core transcripts run the
+// Raft configuration the store runs (raftConfig is shared; this guards
+// the leases' dependence on CheckQuorum and ReadOnlySafe).
+func TestCoreConfigIsTheStores(t *testing.T) {
+	o := Options{}
+	o.EnsureDefaults()
+	c := o.raftConfig(1, raft.NewMemoryStorage(), 0, 0, quietLogger)
+	if !c.CheckQuorum || !c.PreVote || c.ReadOnlyOption != raft.ReadOnlySafe || !c.StepDownOnRemoval {
+		t.Fatalf("config %+v: leases need CheckQuorum, PreVote, ReadOnlySafe and StepDownOnRemoval", c)
+	}
+}
