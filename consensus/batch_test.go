@@ -53,3 +53,30 @@ func TestBatches(t *testing.T) {
 		t.Fatalf("an empty batch: %v, want ErrNotApplied", err)
 	}
 }
+
+// TestMalformedRequestIsRefusedAtOnce: a request the leader cannot make
+// sense of is a definite refusal, answered at once, not retried until the
+// caller's deadline (as it was until 2026-12-03).
+func TestMalformedRequestIsRefusedAtOnce(t *testing.T) {
+	c := newBenchCluster(t)
+	defer c.close()
+	cl := NewClient(c.routers[1], "malformed")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cl.Put(ctx, []byte("a"), []byte("1")); err != nil { // a leader is known
+		t.Fatal(err)
+	}
+	for name, req := range map[string]Request{
+		"a batch that does not decode": {Op: OpBatch, Key: []byte("a"), Value: []byte{0xff, 0xff}},
+		"a meta update that does not":  {Op: OpMetaUpdate, Key: MetaStart, Value: []byte{1}},
+	} {
+		start := time.Now()
+		_, err := cl.Do(ctx, req)
+		if !errors.Is(err, ErrMalformed) || !errors.Is(err, ErrNotApplied) {
+			t.Fatalf("%s: %v, want ErrMalformed and ErrNotApplied", name, err)
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("%s: answered only at the deadline (%v)", name, time.Since(start))
+		}
+	}
+}

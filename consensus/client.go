@@ -26,6 +26,10 @@ var (
 	// ErrTooLarge: the write is larger than MaxProposalBytes; it was not
 	// applied (it comes joined with ErrNotApplied) and retrying cannot help.
 	ErrTooLarge = errors.New("consensus: write larger than MaxProposalBytes")
+	// ErrMalformed: the node could not make sense of the request (it does
+	// not decode, or its parts disagree); it was not applied (joined with
+	// ErrNotApplied) and retrying cannot help.
+	ErrMalformed = errors.New("consensus: malformed request")
 )
 
 // AttemptTimeout bounds one attempt of an operation; Do retries until its
@@ -202,6 +206,10 @@ func (c *Client) Do(ctx context.Context, req Request) (Response, error) {
 			}
 		case remoteCode(err) == codeTooLarge:
 			return Response{}, errors.Join(ErrNotApplied, ErrTooLarge)
+		case remoteCode(err) == codeMalformed:
+			// Definite: every copy meets the same refusal (it used to be
+			// retried until the caller's deadline).
+			return Response{}, errors.Join(ErrNotApplied, ErrMalformed, err)
 		case remoteCode(err) == codeCrossRange:
 			// The range holding the routing key refused keys outside it
 			// (a batch, or a command whose keys are in two ranges now):

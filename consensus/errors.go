@@ -15,6 +15,7 @@ const (
 	codeNotLeader = "consensus.not-leader"
 	codeRetry     = "consensus.retry"
 	codeTooLarge  = "consensus.too-large"
+	codeMalformed = "consensus.malformed"
 	codeMismatch  = "consensus.range-mismatch"
 )
 
@@ -27,6 +28,16 @@ var errRetry = errors.New("retry")
 // errRetry and crosses the network as codeRetry.
 func retryf(format string, args ...any) error {
 	return coded{code: codeRetry, err: fmt.Errorf("%w: "+format, append([]any{errRetry}, args...)...)}
+}
+
+// malformed gives err, if it says a request is malformed (errMalformed),
+// the code of a definite refusal: every copy of the request meets it.
+// Other errors pass unchanged.
+func malformed(err error) error {
+	if err == nil || !errors.Is(err, errMalformed) {
+		return err
+	}
+	return coded{code: codeMalformed, err: fmt.Errorf("%w: %w", ErrMalformed, err)}
 }
 
 // coded gives an error a code for the network.

@@ -227,7 +227,7 @@ func Open(rt kernel.Runtime, eng *storage.Engine, layout Layout, opts Options) (
 	kernel.ServeAsync(rt, kvPort, func(_ context.Context, _ kernel.NodeID, b []byte, reply func([]byte, error)) {
 		req, err := decodeRequest(b)
 		if err != nil {
-			reply(nil, err)
+			reply(nil, malformed(err))
 			return
 		}
 		if !s.events.Send(event{req: &req, reply: func(r Response, err error) { reply(r.encode(), err) }}) {
@@ -685,13 +685,13 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 	}
 	if req.Op == OpBatch {
 		if err := checkBatch(r, req); err != nil {
-			reply(Response{}, err)
+			reply(Response{}, malformed(err))
 			return
 		}
 	}
 	if req.Op == OpMetaUpdate {
 		if err := checkMetaUpdate(r, req); err != nil {
-			reply(Response{}, err)
+			reply(Response{}, malformed(err))
 			return
 		}
 	}
