@@ -115,7 +115,7 @@ func checkBatch(r *replica, req Request) error {
 		}
 	}
 	for _, op := range ops {
-		if splitting(r, op.Key) {
+		if r.splitting(op.Key) {
 			return retryf("range %d is splitting at %q", r.desc.ID, r.splitKey)
 		}
 	}

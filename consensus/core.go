@@ -1,7 +1,9 @@
 package consensus
 
 import (
+	"bytes"
 	"encoding/binary"
+	"slices"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -85,6 +87,21 @@ type replicaCore struct {
 	reads []*read
 	// unbatched counts the reads with batch 0.
 	unbatched int
+
+	// What a leader has in flight that holds requests back (admission,
+	// below). handoverTo is the voter this leader hands its leadership to
+	// (0: none), until handoverUntil; meanwhile it takes no new writes
+	// (health.go). splitKey is where its split in flight cuts the range
+	// (nil: none): writes at or after it wait (split.go). freezing is set
+	// while its freeze is in flight, and frozen once the range applied one
+	// (merge.go): it takes nothing more. confProposed is set while a
+	// membership change it proposed has not applied (membership.go).
+	handoverTo    uint64
+	handoverUntil time.Time
+	splitKey      []byte
+	freezing      bool
+	frozen        bool
+	confProposed  bool
 }
 
 // coreConfig is what a core needs of the store's Options.
@@ -238,7 +255,81 @@ func (c *replicaCore) readsDue(applied uint64) []*read {
 func (c *replicaCore) abandon() {
 	clear(c.rounds)
 	c.reads, c.unbatched = nil, 0
+	c.confProposed = false
+	c.splitKey = nil
+	c.freezing = false
 }
+
+// refusal is why a leader's core turns a request away before evaluating
+// it; the driver answers each with its error.
+type refusal int
+
+const (
+	accepted    refusal = iota
+	refuseFrozen        // frozen for a merge (or, a write, its freeze in flight): ask the range that holds the key now
+	refuseNotLeader     // not the leader (the client tries the one it knows)
+	refuseHandover      // handing leadership over: no new writes until it is done
+	refuseCatchingUp    // a new leader that has not applied an entry of its term evaluates nothing yet
+	refuseSplitting     // a write at or after the split in flight: retry once it applied
+)
+
+// admitsRequest is a request's first check, before anything else is done with
+// it: a frozen range takes nothing but its freeze (asked again), only the
+// leader takes requests, and a range whose freeze is in flight takes no
+// more writes.
+func (c *replicaCore) admitsRequest(op Op, st raft.BasicStatus) refusal {
+	switch {
+	case c.frozen && op != OpFreeze:
+		return refuseFrozen
+	case st.RaftState != raft.StateLeader:
+		return refuseNotLeader
+	case c.freezing && !op.isRead():
+		return refuseFrozen
+	}
+	return accepted
+}
+
+// evaluates is a write's check at the leader before it is evaluated: not
+// while handing leadership over, and not before the leader's state holds
+// every earlier leader's writes (evaluate.go).
+func (c *replicaCore) evaluates(st raft.BasicStatus) refusal {
+	switch {
+	case c.handoverTo != 0:
+		return refuseHandover
+	case !c.canEvaluate(st):
+		return refuseCatchingUp
+	}
+	return accepted
+}
+
+// splitting reports whether a write to key must wait for the split in
+// flight (at or after its split key).
+func (c *replicaCore) splitting(key []byte) bool {
+	return c.splitKey != nil && bytes.Compare(key, c.splitKey) >= 0 && !mutation.On(MutSplitDropsWrites)
+}
+
+// handOver starts handing leadership to voter to, until until: no new
+// writes meanwhile.
+func (c *replicaCore) handOver(to uint64, until time.Time) { c.handoverTo, c.handoverUntil = to, until }
+
+// handoverEnded ends a hand-over (done, given up, or timed out).
+func (c *replicaCore) handoverEnded() { c.handoverTo = 0 }
+
+// splitProposed notes the split in flight at key; splitApplied, that it
+// applied (or was dropped).
+func (c *replicaCore) splitProposed(key []byte) { c.splitKey = slices.Clone(key) }
+func (c *replicaCore) splitApplied()            { c.splitKey = nil }
+
+// freezeProposed notes the freeze in flight; freezeApplied, that a freeze
+// applied (a no-op one too); setFrozen, whether the range is frozen now.
+func (c *replicaCore) freezeProposed()      { c.freezing = true }
+func (c *replicaCore) freezeApplied()       { c.freezing = false }
+func (c *replicaCore) setFrozen(frozen bool) { c.frozen = frozen }
+
+// confChangeProposed notes a membership change in flight; confChangeApplied,
+// that it applied.
+func (c *replicaCore) confChangeProposed() { c.confProposed = true }
+func (c *replicaCore) confChangeApplied()  { c.confProposed = false }
 
 // readyPlan is one replica's Ready and what the core decided the driver
 // must do with it.

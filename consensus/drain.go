@@ -51,7 +51,7 @@ func (s *Store) drainLeadership() {
 			}
 		}
 		if best != 0 {
-			r.handoverTo, r.handoverUntil = best, s.rt.Now().Add(handoverTimeout)
+			r.handOver(best, s.rt.Now().Add(handoverTimeout))
 			pending = true
 		}
 	}

@@ -352,7 +352,7 @@ func (s *Store) checkHealth() {
 		s.rt.Logger().Warn("consensus: handing leadership to a faster replica",
 			"range", uint64(id), "to", uint64(nodeOf(best)), "estimate_here", mine, "estimate_there", bestEst)
 		s.health.moved[id] = now
-		r.handoverTo, r.handoverUntil = best, now.Add(handoverTimeout)
+		r.handOver(best, now.Add(handoverTimeout))
 	}
 	s.progressHandovers()
 }
@@ -413,13 +413,13 @@ func (s *Store) progressHandovers() {
 			continue
 		}
 		if !r.leading || now.After(r.handoverUntil) {
-			r.handoverTo = 0
+			r.handoverEnded()
 			continue
 		}
 		last, _ := r.log.LastIndex()
 		if pr, ok := r.rn.Status().Progress[r.handoverTo]; ok && pr.Match == last {
 			r.transferLeader(r.handoverTo)
-			r.handoverTo = 0
+			r.handoverEnded()
 		}
 	}
 }

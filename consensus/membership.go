@@ -180,7 +180,7 @@ func (s *Store) changeReplicas(r *replica, id uint64, req Request, reply func(Re
 	// Raft accepts one pending change at a time, and turns any other into an
 	// empty entry without a word: confProposed keeps our own proposals one
 	// at a time, and apply clears it.
-	r.confProposed = true
+	r.confChangeProposed()
 	r.waiting[id] = reply
 }
 

@@ -264,7 +264,7 @@ func (s *Store) proposeFreeze(r *replica, id uint64, req Request, reply func(Res
 		reply(Response{}, retryf("%v", err))
 		return
 	}
-	r.freezing = true
+	r.freezeProposed()
 	s.proposed++
 	r.waiting[id] = reply
 }
@@ -273,7 +273,7 @@ func (s *Store) proposeFreeze(r *replica, id uint64, req Request, reply func(Res
 // it returns R's final state (nil: the freeze is a no-op, on every
 // replica alike: the range changed since, or is too large to merge).
 func (s *Store) applyFreeze(b *storage.Batch, r *replica, gen uint64) *mergeTrigger {
-	r.freezing = false
+	r.freezeApplied()
 	if gen != r.desc.Generation || r.desc.Empty() {
 		return nil
 	}
@@ -283,7 +283,7 @@ func (s *Store) applyFreeze(b *storage.Batch, r *replica, gen uint64) *mergeTrig
 	}
 	if !r.frozen {
 		b.SetRangeLocal(r.desc.ID, []byte(rangeLocalFrozen), nil)
-		r.frozen = true
+		r.setFrozen(true)
 		s.rangesChanged = true
 		s.rt.Logger().Info("range frozen for a merge", "range", r.desc)
 	}

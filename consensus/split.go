@@ -194,7 +194,7 @@ func (s *Store) proposeSplit(r *replica, id uint64, req Request, reply func(Resp
 		reply(Response{}, retryf("%v", err))
 		return
 	}
-	r.splitKey = slices.Clone(req.Key)
+	r.splitProposed(req.Key)
 	s.proposed++
 	r.waiting[id] = reply
 }
@@ -213,12 +213,6 @@ func (s *Store) changeInFlight(r *replica) error {
 		return retryf("range %d has a configuration change in progress", r.desc.ID)
 	}
 	return nil
-}
-
-// splitting reports whether r's leader must refuse a write of key: its
-// split at or below key is in flight.
-func splitting(r *replica, key []byte) bool {
-	return r.splitKey != nil && bytes.Compare(key, r.splitKey) >= 0 && !mutation.On(MutSplitDropsWrites)
 }
 
 // splitDone is what is left of an applied split once its batch commits:

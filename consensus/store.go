@@ -105,15 +105,9 @@ type replica struct {
 	// slow (simulation only): Raft hands it one committed entry per Ready,
 	// and each cycle that applies some costs a few milliseconds.
 	slowApply bool
-	// confProposed is set while a membership change this leader proposed
-	// has not applied; removed once the replica applied its own removal
-	// (it is destroyed at the end of the cycle).
-	confProposed, removed bool
-	// handoverTo is the voter this leader hands its leadership to (0:
-	// none), until handoverUntil; meanwhile it takes no new writes
-	// (health.go).
-	handoverTo    uint64
-	handoverUntil time.Time
+	// removed is set once the replica applied its own removal (it is
+	// destroyed at the end of the cycle).
+	removed bool
 	// Evaluation (evaluate.go), while leading: the overlay of the
 	// writes proposed and not yet applied, over the engine; the proposals
 	// in flight, in order; and the tip of the chain (the ID the next
@@ -127,12 +121,6 @@ type replica struct {
 	// written counts the bytes of writes this leader applied since it
 	// last measured the range (automatic splits, split.go).
 	written int64
-	// splitKey is where this leader's split in flight cuts the range (nil:
-	// none): writes at or after it wait (split.go).
-	splitKey []byte
-	// freezing is set while this leader's freeze is in flight; frozen once
-	// the range applied one (merge.go): it takes nothing more.
-	freezing, frozen bool
 	// warm is set when a write applied since the last merge check;
 	// mergeQuietUntil (Store.ticks) spaces out the checks of a range that
 	// did not merge (merge.go).
@@ -343,7 +331,8 @@ func (s *Store) openReplica(d Descriptor, id uint64) (*replica, error) {
 		return nil, fmt.Errorf("consensus: range %d: %w", d.ID, err)
 	}
 	r := &replica{replicaCore: newReplicaCore(id, rn, s.opts.coreConfig(), s.moment()), desc: d, log: log,
-		waiting: map[uint64]func(Response, error){}, sending: map[uint64]bool{}, slowApply: slowApply, frozen: isFrozen(s.eng, d.ID)}
+		waiting: map[uint64]func(Response, error){}, sending: map[uint64]bool{}, slowApply: slowApply}
+	r.setFrozen(isFrozen(s.eng, d.ID))
 	return r, nil
 }
 
@@ -614,18 +603,9 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 		return
 	}
 	d := r.desc
-	if r.frozen && req.Op != OpFreeze {
-		reply(Response{}, s.frozenError(r, req.Key))
-		return
-	}
 	st := r.rn.BasicStatus()
-	if st.RaftState != raft.StateLeader {
-		reply(Response{}, NotLeaderError{Leader: nodeOf(st.Lead), Term: st.Term})
-		return
-	}
-	if r.freezing && !req.Op.isRead() {
-		// Its freeze is in flight: nothing more goes into its log.
-		reply(Response{}, s.frozenError(r, req.Key))
+	if why := r.admitsRequest(req.Op, st); why != accepted {
+		reply(Response{}, s.refused(r, st, req, why))
 		return
 	}
 	s.nextID++
@@ -647,16 +627,8 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 		}
 		return
 	}
-	if r.handoverTo != 0 {
-		// Handing leadership over: no new writes until it is done, so
-		// that the new leader can catch up (health.go).
-		reply(Response{}, NotLeaderError{Term: st.Term})
-		return
-	}
-	if !r.canEvaluate(st) {
-		// A new leader evaluates nothing before its state holds every
-		// earlier leader's writes (evaluate.go); the client comes back.
-		reply(Response{}, NotLeaderError{Leader: nodeOf(st.Lead), Term: st.Term})
+	if why := r.evaluates(st); why != accepted {
+		reply(Response{}, s.refused(r, st, req, why))
 		return
 	}
 	switch req.Op {
@@ -695,8 +667,8 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 			return
 		}
 	}
-	if splitting(r, req.Key) {
-		reply(Response{}, retryf("range %d is splitting at %q", d.ID, r.splitKey))
+	if r.splitting(req.Key) {
+		reply(Response{}, s.refused(r, st, req, refuseSplitting))
 		return
 	}
 	if req.Op == OpCommand {
@@ -733,6 +705,26 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 	r.chain(id, writes)
 	s.proposed++
 	r.waiting[id] = reply
+}
+
+// refused is the error that answers a request r's core refused.
+func (s *Store) refused(r *replica, st raft.BasicStatus, req Request, why refusal) error {
+	switch why {
+	case refuseFrozen:
+		return s.frozenError(r, req.Key)
+	case refuseNotLeader, refuseCatchingUp:
+		// A new leader that cannot evaluate yet names itself: the client
+		// comes back to it.
+		return NotLeaderError{Leader: nodeOf(st.Lead), Term: st.Term}
+	case refuseHandover:
+		// No leader named: the client waits a moment, by when the
+		// hand-over is done (health.go).
+		return NotLeaderError{Term: st.Term}
+	case refuseSplitting:
+		return retryf("range %d is splitting at %q", r.desc.ID, r.splitKey)
+	}
+	kernel.Crash("consensus: refused for no reason (%d)", why)
+	return nil
 }
 
 // ready is one replica's Ready in a cycle, as its core planned it.
@@ -780,7 +772,7 @@ func (s *Store) cycle() {
 				kernel.Crash("range %d: install snapshot: %v", id, err)
 			}
 			r.desc = d
-			r.frozen = isFrozen(b, id)
+			r.setFrozen(isFrozen(b, id))
 			s.rangesChanged = true
 			// A snapshot of a configuration without this replica: the range
 			// removed it meanwhile.
@@ -1057,9 +1049,6 @@ func (s *Store) abandon(r *replica) {
 	clear(r.waiting)
 	s.resetOverlay(r, false)
 	r.replicaCore.abandon()
-	r.confProposed = false
-	r.splitKey = nil
-	r.freezing = false
 }
 
 // readLocal answers a read of r's range from this node's applied state,
@@ -1159,7 +1148,7 @@ func (s *Store) apply(r *replica, ents []raftpb.Entry) {
 				// A new leader's empty entry, or a membership change Raft
 				// refused because another was pending (it proposes an empty
 				// entry instead, and its proposer waits in vain).
-				r.confProposed = false
+				r.confChangeApplied()
 				continue
 			}
 			p, err := decodeProposal(e.Data)
@@ -1178,7 +1167,7 @@ func (s *Store) apply(r *replica, ents []raftpb.Entry) {
 					splits = append(splits, done)
 				}
 				if r.splitKey != nil && bytes.Equal(r.splitKey, p.split.key) {
-					r.splitKey = nil
+					r.splitApplied()
 				}
 				resp = Response{OK: ok, Value: binary.BigEndian.AppendUint64(nil, uint64(p.split.newID))}
 				refusal = retryf("range %d changed before the split at %q applied", r.desc.ID, p.split.key)
@@ -1259,7 +1248,7 @@ func (s *Store) apply(r *replica, ents []raftpb.Entry) {
 			s.rangesChanged = true
 			r.confChanged()
 			r.log.SetConfState(b, cs)
-			r.confProposed = false
+			r.confChangeApplied()
 			if reply := r.waiting[id]; reply != nil {
 				delete(r.waiting, id)
 				answers = append(answers, answer{reply: reply})
