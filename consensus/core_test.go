@@ -37,6 +37,14 @@ import (
 //	propose n=1 data=x         a proposal on n (as the driver's evaluation
 //	                           would make it)
 //	conf-change n=1 remove=3   a membership change proposed on n
+//	request n=1 op=put key=k   the checks a request meets at n before it is
+//	                           evaluated (op: get, put, freeze), and the
+//	                           refusal, if any
+//	hand-over n=1 to=2 | hand-over-ended n=1
+//	split-proposed n=1 key=m | split-applied n=1
+//	freeze-proposed n=1 | freeze-applied n=1 frozen=true
+//	                           what the driver notes of a leader's steps in
+//	                           flight (health.go, split.go, merge.go)
 //	read n=1 name=r1           a linearizable read arriving at n, leading
 //	renew                      the lease renewal every tick makes (ask a
 //	                           round where leaseRenewal says it is due)
@@ -64,11 +72,14 @@ import (
 //	                           and applied index
 func TestCoreTranscripts(t *testing.T) {
 	datadriven.Walk(t, filepath.Join("testdata", "core"), func(t *testing.T, path string) {
-		e := &coreEnv{}
-		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
-			return e.handle(t, d)
-		})
+		runCoreTranscript(t, path)
 	})
+}
+
+// runCoreTranscript runs one core transcript in a fresh world.
+func runCoreTranscript(t testing.TB, path string) {
+	e := &coreEnv{}
+	datadriven.RunTestAny(t, path, e.handle)
 }
 
 // coreEnv is one core transcript's world.
@@ -94,7 +105,7 @@ type coreReplica struct {
 	names map[*read]string
 }
 
-func (e *coreEnv) handle(t *testing.T, d *datadriven.TestData) string {
+func (e *coreEnv) handle(t testing.TB, d *datadriven.TestData) string {
 	if d.Cmd != "cores" && e.replicas == nil {
 		d.Fatalf(t, "no cores yet")
 	}
@@ -120,6 +131,26 @@ func (e *coreEnv) handle(t *testing.T, d *datadriven.TestData) string {
 		e.printf("%v", e.replica(t, d, "n").core.rn.ProposeConfChange(cc))
 	case "read":
 		e.read(t, d)
+	case "request":
+		e.request(t, d)
+	case "hand-over":
+		e.replica(t, d, "n").core.handOver(e.replica(t, d, "to").id, time.Time{}.Add(time.Hour))
+	case "hand-over-ended":
+		e.replica(t, d, "n").core.handoverEnded()
+	case "split-proposed":
+		var key string
+		d.ScanArgs(t, "key", &key)
+		e.replica(t, d, "n").core.splitProposed([]byte(key))
+	case "split-applied":
+		e.replica(t, d, "n").core.splitApplied()
+	case "freeze-proposed":
+		e.replica(t, d, "n").core.freezeProposed()
+	case "freeze-applied":
+		var frozen bool
+		d.ScanArgs(t, "frozen", &frozen)
+		c := e.replica(t, d, "n").core
+		c.freezeApplied()
+		c.setFrozen(frozen)
 	case "renew":
 		for _, r := range e.live() {
 			switch r.core.leaseRenewal(e.at) {
@@ -211,7 +242,7 @@ func (e *coreEnv) printf(format string, args ...any) { fmt.Fprintf(&e.out, forma
 
 // start makes n voters of one range, each with the initial snapshot the
 // store bootstraps a range with (index 1, term 1).
-func (e *coreEnv) start(t *testing.T, n int, leases bool) {
+func (e *coreEnv) start(t testing.TB, n int, leases bool) {
 	e.opts = Options{DisableLeases: !leases}
 	e.opts.EnsureDefaults()
 	e.replicas, e.at, e.nextID, e.isolated = nil, moment{mono: time.Hour}, 0, map[uint64]bool{}
@@ -232,7 +263,7 @@ func (e *coreEnv) start(t *testing.T, n int, leases bool) {
 }
 
 // open starts r's core on its persisted state.
-func (e *coreEnv) open(t *testing.T, r *coreReplica) {
+func (e *coreEnv) open(t testing.TB, r *coreReplica) {
 	rn, err := raft.NewRawNode(e.opts.raftConfig(r.id, r.storage, r.applied, 0, quietLogger))
 	if err != nil {
 		t.Fatal(err)
@@ -240,7 +271,7 @@ func (e *coreEnv) open(t *testing.T, r *coreReplica) {
 	r.core, r.down, r.names = newReplicaCore(r.id, rn, e.opts.coreConfig(), e.at), false, map[*read]string{}
 }
 
-func (e *coreEnv) replica(t *testing.T, d *datadriven.TestData, arg string) *coreReplica {
+func (e *coreEnv) replica(t testing.TB, d *datadriven.TestData, arg string) *coreReplica {
 	var id int
 	d.ScanArgs(t, arg, &id)
 	if id < 1 || id > len(e.replicas) {
@@ -254,7 +285,7 @@ func (e *coreEnv) replica(t *testing.T, d *datadriven.TestData, arg string) *cor
 }
 
 // chosen is n= if given, else every live replica.
-func (e *coreEnv) chosen(t *testing.T, d *datadriven.TestData) []*coreReplica {
+func (e *coreEnv) chosen(t testing.TB, d *datadriven.TestData) []*coreReplica {
 	if d.HasArg("n") {
 		return []*coreReplica{e.replica(t, d, "n")}
 	}
@@ -272,7 +303,7 @@ func (e *coreEnv) live() []*coreReplica {
 }
 
 // read starts a read on a leader as the driver's serve does.
-func (e *coreEnv) read(t *testing.T, d *datadriven.TestData) {
+func (e *coreEnv) read(t testing.TB, d *datadriven.TestData) {
 	r := e.replica(t, d, "n")
 	var name string
 	d.ScanArgs(t, "name", &name)
@@ -293,6 +324,45 @@ func (e *coreEnv) read(t *testing.T, d *datadriven.TestData) {
 		r.names[rd] = name
 		e.printf("%s: waits for a ReadIndex round\n", name)
 	}
+}
+
+// refusalNames are the refusals as transcripts print them.
+var refusalNames = map[refusal]string{
+	refuseFrozen:     "frozen for a merge",
+	refuseNotLeader:  "not leader",
+	refuseHandover:   "handing leadership over",
+	refuseCatchingUp: "has not applied an entry of its term",
+	refuseSplitting:  "splitting",
+}
+
+// request runs the checks of the driver's serve, in its order, without
+// evaluating or proposing anything.
+func (e *coreEnv) request(t testing.TB, d *datadriven.TestData) {
+	r := e.replica(t, d, "n")
+	var opName, key string
+	d.ScanArgs(t, "op", &opName)
+	d.MaybeScanArgs(t, "key", &key)
+	op, ok := map[string]Op{"get": OpGet, "put": OpPut, "freeze": OpFreeze}[opName]
+	if !ok {
+		d.Fatalf(t, "op=%s: get, put or freeze", opName)
+	}
+	st := r.core.rn.BasicStatus()
+	why := r.core.admitsRequest(op, st)
+	if why == accepted && op.isRead() {
+		e.printf("%s %s: accepted (a read)\n", opName, key)
+		return
+	}
+	if why == accepted {
+		why = r.core.evaluates(st)
+	}
+	if why == accepted && r.core.splitting([]byte(key)) {
+		why = refuseSplitting
+	}
+	if why != accepted {
+		e.printf("%s %s: refused: %s\n", opName, key, refusalNames[why])
+		return
+	}
+	e.printf("%s %s: accepted (a write)\n", opName, key)
 }
 
 // ready carries out r's next Ready as Store.cycle does, printing the plan.

@@ -20,18 +20,27 @@ func TestTranscriptMutations(t *testing.T) {
 	if f := flag.Lookup("rewrite"); f != nil && f.Value.String() == "true" {
 		t.Skip("-rewrite: the planted bugs would be written into the transcripts")
 	}
-	files, err := filepath.Glob(filepath.Join("testdata", "transcripts", "*.txt"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no transcripts: %v", err)
+	// The store transcripts (testdata/transcripts) and the core
+	// transcripts (testdata/core), named by their directory and file.
+	runners := map[string]func(testing.TB, string){"transcripts": runTranscript, "core": runCoreTranscript}
+	var files []string
+	for dir := range runners {
+		found, err := filepath.Glob(filepath.Join("testdata", dir, "*.txt"))
+		if err != nil || len(found) == 0 {
+			t.Fatalf("no transcripts in %s: %v", dir, err)
+		}
+		files = append(files, found...)
 	}
+	slices.Sort(files)
+	name := func(f string) string { return filepath.Join(filepath.Base(filepath.Dir(f)), filepath.Base(f)) }
 	// catches runs every transcript with bug planted and returns those
 	// that fail, with the first failure's message.
 	catches := func(t *testing.T, bug string) (caught []string, first string) {
 		mutation.Set(bug)
 		defer mutation.Set("")
 		for _, f := range files {
-			if failed, msg := runTranscriptRecorded(t, f); failed {
-				caught = append(caught, filepath.Base(f))
+			if failed, msg := runTranscriptRecorded(t, runners[filepath.Base(filepath.Dir(f))], f); failed {
+				caught = append(caught, name(f))
 				if first == "" {
 					first = msg
 				}
@@ -41,24 +50,28 @@ func TestTranscriptMutations(t *testing.T) {
 	}
 	// The bugs each transcript is there to catch: the transcript named
 	// must fail with the bug planted.
-	required := map[string]string{
-		MutTimeoutNotApplied:   "1_lost_leadership.txt",
-		MutRetryNewSeq:         "2_retry.txt",
-		MutApplyRetriesTwice:   "2_retry.txt",
-		MutAckBeforeSync:       "3_persist_before_send.txt",
-		MutForgetVote:          "3_persist_before_send.txt",
-		MutLocalReads:          "4_deposed_leader_reads.txt",
-		MutSendBeforePersist:   "3_persist_before_send.txt",
-		MutSplitForgetsClients: "7_split.txt",
-		MutMergeForgetsClients: "9_merge.txt",
+	required := map[string][]string{
+		MutTimeoutNotApplied:   {"transcripts/1_lost_leadership.txt"},
+		MutRetryNewSeq:         {"transcripts/2_retry.txt"},
+		MutApplyRetriesTwice:   {"transcripts/2_retry.txt"},
+		MutAckBeforeSync:       {"transcripts/3_persist_before_send.txt"},
+		MutForgetVote:          {"transcripts/3_persist_before_send.txt", "core/01_plan.txt"},
+		MutLocalReads:          {"transcripts/4_deposed_leader_reads.txt"},
+		MutSendBeforePersist:   {"transcripts/3_persist_before_send.txt", "core/01_plan.txt"},
+		MutLeaseNeverExpires:   {"core/02_reads.txt"},
+		MutSplitDropsWrites:    {"core/06_admission.txt"},
+		MutSplitForgetsClients: {"transcripts/7_split.txt"},
+		MutMergeForgetsClients: {"transcripts/9_merge.txt"},
 	}
 	for _, b := range mutation.All() {
 		t.Run(b.Name, func(t *testing.T) {
 			caught, msg := catches(t, b.Name)
-			want, ok := required[b.Name]
+			for _, want := range required[b.Name] {
+				if !slices.Contains(caught, want) {
+					t.Fatalf("%s passes with %s planted (caught by %v)", want, b.Name, caught)
+				}
+			}
 			switch {
-			case ok && !slices.Contains(caught, want):
-				t.Fatalf("%s passes with %s planted (caught by %v)", want, b.Name, caught)
 			case len(caught) == 0:
 				t.Logf("%s (%s): caught by no transcript (not required)", b.Name, b.Class)
 			default:
@@ -75,7 +88,7 @@ func TestTranscriptMutations(t *testing.T) {
 
 // runTranscriptRecorded runs a transcript and reports whether it failed,
 // with the failure, instead of failing t.
-func runTranscriptRecorded(t *testing.T, path string) (failed bool, msg string) {
+func runTranscriptRecorded(t *testing.T, run func(testing.TB, string), path string) (failed bool, msg string) {
 	rec := &recordingTB{TB: t}
 	func() {
 		defer func() {
@@ -84,7 +97,7 @@ func runTranscriptRecorded(t *testing.T, path string) (failed bool, msg string) 
 				rec.msgs = append(rec.msgs, fmt.Sprintf("panic: %v", p))
 			}
 		}()
-		runTranscript(rec, path)
+		run(rec, path)
 	}()
 	return rec.failed, strings.Join(rec.msgs, "\n")
 }
