@@ -265,12 +265,12 @@ func (c *replicaCore) abandon() {
 type refusal int
 
 const (
-	accepted    refusal = iota
-	refuseFrozen        // frozen for a merge (or, a write, its freeze in flight): ask the range that holds the key now
-	refuseNotLeader     // not the leader (the client tries the one it knows)
-	refuseHandover      // handing leadership over: no new writes until it is done
-	refuseCatchingUp    // a new leader that has not applied an entry of its term evaluates nothing yet
-	refuseSplitting     // a write at or after the split in flight: retry once it applied
+	accepted         refusal = iota
+	refuseFrozen             // frozen for a merge (or, a write, its freeze in flight): ask the range that holds the key now
+	refuseNotLeader          // not the leader (the client tries the one it knows)
+	refuseHandover           // handing leadership over: no new writes until it is done
+	refuseCatchingUp         // a new leader that has not applied an entry of its term evaluates nothing yet
+	refuseSplitting          // a write at or after the split in flight: retry once it applied
 )
 
 // admitsRequest is a request's first check, before anything else is done with
@@ -322,8 +322,8 @@ func (c *replicaCore) splitApplied()            { c.splitKey = nil }
 
 // freezeProposed notes the freeze in flight; freezeApplied, that a freeze
 // applied (a no-op one too); setFrozen, whether the range is frozen now.
-func (c *replicaCore) freezeProposed()      { c.freezing = true }
-func (c *replicaCore) freezeApplied()       { c.freezing = false }
+func (c *replicaCore) freezeProposed()       { c.freezing = true }
+func (c *replicaCore) freezeApplied()        { c.freezing = false }
 func (c *replicaCore) setFrozen(frozen bool) { c.frozen = frozen }
 
 // confChangeProposed notes a membership change in flight; confChangeApplied,
