@@ -102,6 +102,12 @@ type replicaCore struct {
 	freezing      bool
 	frozen        bool
 	confProposed  bool
+
+	// The evaluation chain (evaluate.go), while leading: the proposals in
+	// flight, in order, with their effects, and the tip (the ID the next
+	// entry is evaluated after).
+	inflight []inflight
+	tip      uint64
 }
 
 // coreConfig is what a core needs of the store's Options.
@@ -325,6 +331,61 @@ func (c *replicaCore) splitApplied()            { c.splitKey = nil }
 func (c *replicaCore) freezeProposed()       { c.freezing = true }
 func (c *replicaCore) freezeApplied()        { c.freezing = false }
 func (c *replicaCore) setFrozen(frozen bool) { c.frozen = frozen }
+
+// chainFrom starts a chain after the last effects entry the range applied
+// (the driver reads it from the engine as it opens an overlay).
+func (c *replicaCore) chainFrom(lastApplied uint64) { c.tip = lastApplied }
+
+// chain records a proposed entry as the tip of the chain.
+func (c *replicaCore) chain(id uint64, writes []byte) {
+	c.tip = id
+	c.inflight = append(c.inflight, inflight{id: id, writes: writes})
+}
+
+// inChain reports whether entry id is one of this leader's proposals in
+// flight.
+func (c *replicaCore) inChain(id uint64) bool {
+	return slices.ContainsFunc(c.inflight, func(f inflight) bool { return f.id == id })
+}
+
+// overlayStep is what the driver does with its overlay after an entry of
+// the chain applied.
+type overlayStep int
+
+const (
+	overlayKeep    overlayStep = iota
+	overlayDrop                // everything applied: the engine has it all
+	overlayRebuild             // grown past overlayRebuildBytes: rebuild it from the entries in flight
+)
+
+// chainApplied notes that entry id applied; overlayBytes is the overlay's
+// size now.
+func (c *replicaCore) chainApplied(id uint64, overlayBytes int) overlayStep {
+	if len(c.inflight) == 0 || c.inflight[0].id != id {
+		return overlayKeep
+	}
+	c.inflight = c.inflight[1:]
+	switch {
+	case len(c.inflight) == 0:
+		return overlayDrop
+	case overlayBytes > overlayRebuildBytes:
+		return overlayRebuild
+	}
+	return overlayKeep
+}
+
+// resetChain ends the chain as the driver drops its overlay, and returns
+// the effects to put back in a fresh one: with keep, the entries still in
+// flight (their chain goes on); otherwise none (they will be rejected as
+// they apply).
+func (c *replicaCore) resetChain(keep bool) []inflight {
+	if !keep || len(c.inflight) == 0 {
+		c.inflight, c.tip = nil, 0
+		return nil
+	}
+	c.tip = c.inflight[len(c.inflight)-1].id
+	return c.inflight
+}
 
 // confChangeProposed notes a membership change in flight; confChangeApplied,
 // that it applied.

@@ -2,7 +2,6 @@ package consensus
 
 import (
 	"encoding/binary"
-	"slices"
 
 	"go.etcd.io/raft/v3"
 
@@ -78,7 +77,7 @@ func (c *replicaCore) canEvaluate(st raft.BasicStatus) bool { return c.appliedTe
 func (s *Store) evaluate(r *replica, d Descriptor, id uint64, req Request) (data []byte, writes []byte, err error) {
 	if r.overlay == nil {
 		r.overlay = s.eng.NewBatch()
-		r.tip = lastEffect(s.eng, d.ID)
+		r.chainFrom(lastEffect(s.eng, d.ID))
 	}
 	mark := r.overlay.Mark()
 	// The reply lands in the client table (applyRequest), which the
@@ -97,12 +96,6 @@ func (s *Store) evaluate(r *replica, d Descriptor, id uint64, req Request) (data
 	return encodeEffects(id, ev), writes, nil
 }
 
-// chain records a proposed entry as the tip of r's chain.
-func (r *replica) chain(id uint64, writes []byte) {
-	r.tip = id
-	r.inflight = append(r.inflight, inflight{id: id, writes: writes})
-}
-
 // resetOverlay drops r's overlay; with keep, the entries still in flight
 // are put back in a fresh one (their chain goes on), otherwise they are
 // forgotten too (they will be rejected as they apply).
@@ -111,17 +104,16 @@ func (s *Store) resetOverlay(r *replica, keep bool) {
 		r.overlay.Close()
 		r.overlay = nil
 	}
-	if !keep || len(r.inflight) == 0 {
-		r.inflight, r.tip = nil, 0
+	kept := r.resetChain(keep)
+	if len(kept) == 0 {
 		return
 	}
 	r.overlay = s.eng.NewBatch()
-	for _, f := range r.inflight {
+	for _, f := range kept {
 		if err := r.overlay.ApplyEffects(r.desc.ID, r.desc.Start, r.desc.End, f.writes); err != nil {
 			kernel.Crash("range %d: own effects: %v", r.desc.ID, err)
 		}
 	}
-	r.tip = r.inflight[len(r.inflight)-1].id
 }
 
 // applyEffects applies one effects entry in b, the apply batch, and
@@ -132,7 +124,7 @@ func (s *Store) applyEffects(b *storage.Batch, r *replica, id uint64, ev *evalua
 		// Evaluated after an entry that never applied: reject it, and
 		// throw away this leader's chain if it is one of ours (every
 		// later entry of it will be rejected too).
-		if slices.ContainsFunc(r.inflight, func(f inflight) bool { return f.id == id }) {
+		if r.inChain(id) {
 			s.resetOverlay(r, false)
 		}
 		return Response{}, false
@@ -155,13 +147,15 @@ func (s *Store) applyEffects(b *storage.Batch, r *replica, id uint64, ev *evalua
 	if !ok {
 		kernel.Crash("range %d: entry %d applied without a client-table record for client %d", d.ID, id, ev.client)
 	}
-	if len(r.inflight) > 0 && r.inflight[0].id == id {
-		r.inflight = r.inflight[1:]
-		if len(r.inflight) == 0 {
-			s.resetOverlay(r, false) // everything applied: the engine has it all
-		} else if r.overlay != nil && r.overlay.Bytes() > overlayRebuildBytes {
-			s.resetOverlay(r, true)
-		}
+	overlayBytes := 0
+	if r.overlay != nil {
+		overlayBytes = r.overlay.Bytes()
+	}
+	switch r.chainApplied(id, overlayBytes) {
+	case overlayDrop:
+		s.resetOverlay(r, false)
+	case overlayRebuild:
+		s.resetOverlay(r, true)
 	}
 	return Response{OK: rec.ok, Value: rec.reply}, true
 }

@@ -108,13 +108,10 @@ type replica struct {
 	// removed is set once the replica applied its own removal (it is
 	// destroyed at the end of the cycle).
 	removed bool
-	// Evaluation (evaluate.go), while leading: the overlay of the
-	// writes proposed and not yet applied, over the engine; the proposals
-	// in flight, in order; and the tip of the chain (the ID the next
-	// entry is evaluated after).
-	overlay  *storage.Batch
-	inflight []inflight
-	tip      uint64
+	// overlay holds, while leading, the writes proposed and not yet
+	// applied, over the engine (evaluate.go); the core keeps their chain
+	// and says when the overlay goes or is rebuilt.
+	overlay *storage.Batch
 	// detached is set once the replica was destroyed or a split took it
 	// over (it was uninitialized): the driver runs it no more (split.go).
 	detached bool
@@ -1193,7 +1190,7 @@ func (s *Store) apply(r *replica, ents []raftpb.Entry) {
 				// the merged range.
 				ok = false
 				refusal = s.frozenError(r, r.desc.Start)
-				if slices.ContainsFunc(r.inflight, func(f inflight) bool { return f.id == p.id }) {
+				if r.inChain(p.id) {
 					s.resetOverlay(r, false)
 				}
 			case p.effects != nil && !s.effectsFit(r, p.effects) && mutation.On(MutSplitDropsWrites):
@@ -1204,7 +1201,7 @@ func (s *Store) apply(r *replica, ents []raftpb.Entry) {
 				// range that holds them now.
 				ok = false
 				refusal = RangeMismatchError{Key: r.desc.End, Ranges: []Descriptor{s.describe(r)}}
-				if slices.ContainsFunc(r.inflight, func(f inflight) bool { return f.id == p.id }) {
+				if r.inChain(p.id) {
 					s.resetOverlay(r, false) // its chain is broken
 				}
 			case p.effects != nil:
