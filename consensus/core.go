@@ -103,6 +103,10 @@ type replicaCore struct {
 	frozen        bool
 	confProposed  bool
 
+	// waiting maps a proposal ID to the reply of the client who waits for
+	// it on this node, until its entry applies (or leadership is lost).
+	waiting map[uint64]func(Response, error)
+
 	// The evaluation chain (evaluate.go), while leading: the proposals in
 	// flight, in order, with their effects, and the tip (the ID the next
 	// entry is evaluated after).
@@ -155,7 +159,7 @@ type moment struct {
 // newReplicaCore starts a core on rn, a replica that has just started
 // (opened on its stored state, or created): it opens its quiet window.
 func newReplicaCore(id uint64, rn *raft.RawNode, cfg coreConfig, at moment) *replicaCore {
-	c := &replicaCore{id: id, rn: rn, cfg: cfg}
+	c := &replicaCore{id: id, rn: rn, cfg: cfg, waiting: map[uint64]func(Response, error){}}
 	if hs := rn.BasicStatus().HardState; hs.Vote != 0 { // as the log recovered it
 		c.votedTerm = hs.Term
 	}
@@ -255,10 +259,27 @@ func (c *replicaCore) readsDue(applied uint64) []*read {
 	return due
 }
 
-// abandon forgets the reads and lease rounds of a replica that stopped
-// leading: their answers would no longer prove anything. The reads get no
-// reply; their clients time out and retry.
+// await keeps the reply of the client whose proposal id was proposed
+// here, until its entry applies.
+func (c *replicaCore) await(id uint64, reply func(Response, error)) { c.waiting[id] = reply }
+
+// answer takes the reply waiting for entry id (nil: none waits here).
+func (c *replicaCore) answer(id uint64) func(Response, error) {
+	reply := c.waiting[id]
+	delete(c.waiting, id)
+	return reply
+}
+
+// abandon forgets what a replica that stopped leading promised: the
+// clients waiting for their proposals (their writes may still commit
+// under the new leader, so the answer is silence, and the client's
+// timeout reports "may have happened"), the reads and lease rounds (their
+// answers would no longer prove anything; the clients retry), and its
+// steps in flight and its evaluation chain (the driver drops its
+// overlay).
 func (c *replicaCore) abandon() {
+	clear(c.waiting)
+	c.resetChain(false)
 	clear(c.rounds)
 	c.reads, c.unbatched = nil, 0
 	c.confProposed = false

@@ -35,7 +35,8 @@ import (
 //	transfer n=1 to=2          n, leading, hands leadership to another
 //	                           voter (giving up its lease first)
 //	propose n=1 data=x         a proposal on n (as the driver's evaluation
-//	                           would make it)
+//	                           would make it: chained, its client waiting
+//	                           for the entry to apply); data names it
 //	conf-change n=1 remove=3   a membership change proposed on n
 //	request n=1 op=put key=k   the checks a request meets at n before it is
 //	                           evaluated (op: get, put, freeze), and the
@@ -89,7 +90,9 @@ type coreEnv struct {
 	at       moment
 	nextID   uint64
 	isolated map[uint64]bool
-	out      strings.Builder
+	// proposals maps a proposal's data to its ID.
+	proposals map[string]uint64
+	out       strings.Builder
 }
 
 // coreReplica is one replica: its core, its persisted Raft state, and
@@ -123,7 +126,15 @@ func (e *coreEnv) handle(t testing.TB, d *datadriven.TestData) string {
 	case "propose":
 		var data string
 		d.ScanArgs(t, "data", &data)
-		e.printf("%v", e.replica(t, d, "n").core.rn.Propose([]byte(data)))
+		c := e.replica(t, d, "n").core
+		if err := c.rn.Propose([]byte(data)); err != nil {
+			e.printf("%v\n", err)
+			return e.out.String()
+		}
+		e.nextID++
+		c.chain(e.nextID, []byte(data))
+		c.await(e.nextID, func(Response, error) { e.printf("  proposal %s answered\n", data) })
+		e.proposals[data] = e.nextID
 	case "conf-change":
 		var remove uint64
 		d.ScanArgs(t, "remove", &remove)
@@ -245,7 +256,7 @@ func (e *coreEnv) printf(format string, args ...any) { fmt.Fprintf(&e.out, forma
 func (e *coreEnv) start(t testing.TB, n int, leases bool) {
 	e.opts = Options{DisableLeases: !leases}
 	e.opts.EnsureDefaults()
-	e.replicas, e.at, e.nextID, e.isolated = nil, moment{mono: time.Hour}, 0, map[uint64]bool{}
+	e.replicas, e.at, e.nextID, e.isolated, e.proposals = nil, moment{mono: time.Hour}, 0, map[uint64]bool{}, map[string]uint64{}
 	var voters []uint64
 	for i := 1; i <= n; i++ {
 		voters = append(voters, uint64(i))
@@ -389,7 +400,7 @@ func (e *coreEnv) ready(r *coreReplica) {
 		}
 	}
 	if len(p.rd.Entries) > 0 {
-		e.printf("  persist entries %s\n", strings.TrimSpace(raft.DescribeEntries(p.rd.Entries, entryText)))
+		e.printf("  persist entries %s\n", describeEntries(p.rd.Entries))
 		if err := r.storage.Append(p.rd.Entries); err != nil {
 			panic(err)
 		}
@@ -434,6 +445,12 @@ func (e *coreEnv) ready(r *coreReplica) {
 		e.printf("  ReadIndex round %d answered: index %d\n", binary.BigEndian.Uint64(rs.RequestCtx), rs.Index)
 	}
 	if ss := p.rd.SoftState; ss != nil {
+		var waiting []string
+		for data, id := range e.proposals {
+			if c.waiting[id] != nil {
+				waiting = append(waiting, data)
+			}
+		}
 		rc := c.changeRole(*ss, e.at)
 		e.printf("  role: %s (lead %d)", ss.RaftState, ss.Lead)
 		for _, f := range []struct {
@@ -445,6 +462,10 @@ func (e *coreEnv) ready(r *coreReplica) {
 			}
 		}
 		e.printf("\n")
+		if ss.RaftState != raft.StateLeader && len(waiting) > 0 {
+			slices.Sort(waiting)
+			e.printf("  proposals abandoned (their clients time out: outcome unknown): %s\n", strings.Join(waiting, " "))
+		}
 		if ss.RaftState != raft.StateLeader && len(r.names) > 0 {
 			var dropped []string
 			for _, name := range r.names {
@@ -468,8 +489,19 @@ func (e *coreEnv) apply(r *coreReplica, ents []raftpb.Entry) {
 	if len(ents) == 0 {
 		return
 	}
-	e.printf("  apply %s\n", strings.TrimSpace(raft.DescribeEntries(ents, entryText)))
+	e.printf("  apply %s\n", describeEntries(ents))
 	for _, ent := range ents {
+		if id, ok := e.proposals[string(ent.Data)]; ok && ent.Type == raftpb.EntryNormal && len(ent.Data) > 0 {
+			switch r.core.chainApplied(id, 0) {
+			case overlayDrop:
+				e.printf("  chain applied: overlay dropped\n")
+			case overlayRebuild:
+				e.printf("  chain: overlay rebuilt\n")
+			}
+			if reply := r.core.answer(id); reply != nil {
+				reply(Response{}, nil)
+			}
+		}
 		if ent.Type == raftpb.EntryConfChangeV2 {
 			var cc raftpb.ConfChangeV2
 			if err := cc.Unmarshal(ent.Data); err != nil {
@@ -500,6 +532,15 @@ func (e *coreEnv) deliver(r *coreReplica) {
 // quietLogger is Raft's logger for core transcripts: silent, but fatal
 // stays fatal.
 var quietLogger = &raft.DefaultLogger{Logger: log.New(io.Discard, "", 0)}
+
+// describeEntries is entries on one line.
+func describeEntries(ents []raftpb.Entry) string {
+	var parts []string
+	for _, e := range ents {
+		parts = append(parts, raft.DescribeEntry(e, entryText))
+	}
+	return strings.Join(parts, ", ")
+}
 
 func entryText(b []byte) string { return strconv.Quote(string(b)) }
 

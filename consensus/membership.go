@@ -181,7 +181,7 @@ func (s *Store) changeReplicas(r *replica, id uint64, req Request, reply func(Re
 	// empty entry without a word: confProposed keeps our own proposals one
 	// at a time, and apply clears it.
 	r.confChangeProposed()
-	r.waiting[id] = reply
+	r.await(id, reply)
 }
 
 // confVersion encodes a configuration's version: the range's next

@@ -266,7 +266,7 @@ func (s *Store) proposeFreeze(r *replica, id uint64, req Request, reply func(Res
 	}
 	r.freezeProposed()
 	s.proposed++
-	r.waiting[id] = reply
+	r.await(id, reply)
 }
 
 // applyFreeze applies a freeze proposed against generation gen to r in b:
@@ -335,7 +335,7 @@ func (s *Store) proposeMerge(r *replica, id uint64, req Request, reply func(Resp
 		return
 	}
 	s.proposed++
-	r.waiting[id] = reply
+	r.await(id, reply)
 }
 
 // mergeDone is what is left of an applied merge once its batch commits:

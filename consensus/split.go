@@ -196,7 +196,7 @@ func (s *Store) proposeSplit(r *replica, id uint64, req Request, reply func(Resp
 	}
 	r.splitProposed(req.Key)
 	s.proposed++
-	r.waiting[id] = reply
+	r.await(id, reply)
 }
 
 // changeInFlight refuses, to be retried, a split or a freeze of r while

@@ -89,9 +89,6 @@ type replica struct {
 	*replicaCore
 	desc Descriptor
 	log  *storage.LogStore
-	// waiting maps a proposal ID to the reply of the client who waits for
-	// it on this node.
-	waiting map[uint64]func(Response, error)
 	// snapView holds the range's state as of its latest snapshot, at
 	// snapIndex, to send to followers (snapshot.go).
 	snapView  *sharedView
@@ -328,7 +325,7 @@ func (s *Store) openReplica(d Descriptor, id uint64) (*replica, error) {
 		return nil, fmt.Errorf("consensus: range %d: %w", d.ID, err)
 	}
 	r := &replica{replicaCore: newReplicaCore(id, rn, s.opts.coreConfig(), s.moment()), desc: d, log: log,
-		waiting: map[uint64]func(Response, error){}, sending: map[uint64]bool{}, slowApply: slowApply}
+		sending: map[uint64]bool{}, slowApply: slowApply}
 	r.setFrozen(isFrozen(s.eng, d.ID))
 	return r, nil
 }
@@ -701,7 +698,7 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 	}
 	r.chain(id, writes)
 	s.proposed++
-	r.waiting[id] = reply
+	r.await(id, reply)
 }
 
 // refused is the error that answers a request r's core refused.
@@ -1039,11 +1036,9 @@ func (s *Store) changeRole(r *replica, ss raft.SoftState) {
 	}
 }
 
-// abandon answers the waiting clients of a replica that lost leadership.
-// Their writes may still commit under the new leader, so the answer is
-// silence: the client's timeout reports "may have happened".
+// abandon drops what a replica that stopped leading promised (its core's
+// abandon) and its overlay.
 func (s *Store) abandon(r *replica) {
-	clear(r.waiting)
 	s.resetOverlay(r, false)
 	r.replicaCore.abandon()
 }
@@ -1220,8 +1215,7 @@ func (s *Store) apply(r *replica, ents []raftpb.Entry) {
 					applied = append(applied, p.req.NowMillis)
 				}
 			}
-			if reply := r.waiting[p.id]; reply != nil {
-				delete(r.waiting, p.id)
+			if reply := r.answer(p.id); reply != nil {
 				if ok {
 					resp.Range = s.describe(r)
 					answers = append(answers, answer{reply: reply, resp: resp})
@@ -1246,8 +1240,7 @@ func (s *Store) apply(r *replica, ents []raftpb.Entry) {
 			r.confChanged()
 			r.log.SetConfState(b, cs)
 			r.confChangeApplied()
-			if reply := r.waiting[id]; reply != nil {
-				delete(r.waiting, id)
+			if reply := r.answer(id); reply != nil {
 				answers = append(answers, answer{reply: reply})
 			}
 			r.removed = !slices.Contains(members(cs), r.id)
