@@ -15,6 +15,8 @@ import (
 	"github.com/cockroachdb/datadriven"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/orbitkernel/orbit/storage"
 )
 
 // Transcript tests of the replica core alone (core.go), in the manner of
@@ -28,7 +30,8 @@ import (
 //
 //	go test ./consensus -run TestCoreTranscripts -rewrite
 //
-// Commands (n= is a replica, 1..N):
+// Commands (n= is a replica, 1..N, of range 1, or of range= when given;
+// a replica's ID is its node's; crash, restart and isolate take a node):
 //
 //	cores [n=3] [leases=off]   a new range of n voters, all followers
 //	campaign n=1               n campaigns now (its Raft's Campaign)
@@ -67,6 +70,11 @@ import (
 //	crash n=2 | restart n=2    a crash loses what only the core knew
 //	                           (reads, leases, who it heard); the restart
 //	                           opens the replica on its persisted state
+//	split n=1 key=m            propose a split of n's range at m; as each
+//	                           replica applies it, its node opens its
+//	                           replica of the right-hand range (ranges
+//	                           2, 3, ... in the order splits apply), as
+//	                           the driver's finishSplit does
 //	isolate n=3 | heal         drop every message to and from n
 //	lease [n=1]                whether n may serve a read alone now
 //	status                     each replica's role, term, leader, commit
@@ -85,6 +93,7 @@ func runCoreTranscript(t testing.TB, path string) {
 
 // coreEnv is one core transcript's world.
 type coreEnv struct {
+	t        testing.TB // the running command's
 	opts     Options
 	replicas []*coreReplica // index i is replica i+1
 	at       moment
@@ -98,12 +107,18 @@ type coreEnv struct {
 // coreReplica is one replica: its core, its persisted Raft state, and
 // what it applied.
 type coreReplica struct {
+	rangeID storage.RangeID
 	id      uint64
-	core    *replicaCore
-	storage *raft.MemoryStorage
-	applied uint64
-	down    bool
-	inbox   []raftpb.Message
+	// conf is the configuration as the replica applied it.
+	conf raftpb.ConfState
+	// splitOf and splitKey name the split that made this range (0: none).
+	splitOf  storage.RangeID
+	splitKey string
+	core     *replicaCore
+	storage  *raft.MemoryStorage
+	applied  uint64
+	down     bool
+	inbox    []raftpb.Message
 	// names of the reads waiting on this replica, by read.
 	names map[*read]string
 }
@@ -113,6 +128,7 @@ func (e *coreEnv) handle(t testing.TB, d *datadriven.TestData) string {
 		d.Fatalf(t, "no cores yet")
 	}
 	e.out.Reset()
+	e.t = t
 	switch d.Cmd {
 	case "cores":
 		n := 3
@@ -168,9 +184,9 @@ func (e *coreEnv) handle(t testing.TB, d *datadriven.TestData) string {
 			case renewDue:
 				e.nextID++
 				r.core.askRound(e.nextID, e.at)
-				e.printf("%d: asks lease round %d\n", r.id, e.nextID)
+				e.printf("%s: asks lease round %d\n", r.name(), e.nextID)
 			case renewFresh:
-				e.printf("%d: lease still fresh\n", r.id)
+				e.printf("%s: lease still fresh\n", r.name())
 			}
 		}
 	case "tick":
@@ -220,10 +236,22 @@ func (e *coreEnv) handle(t testing.TB, d *datadriven.TestData) string {
 			}
 		}
 	case "crash":
-		r := e.replica(t, d, "n")
-		r.down, r.inbox, r.core = true, nil, nil
+		for _, r := range e.node(t, d) {
+			r.down, r.inbox, r.core = true, nil, nil
+		}
 	case "restart":
-		e.open(t, e.replica(t, d, "n"))
+		for _, r := range e.node(t, d) {
+			e.open(t, r)
+		}
+	case "split":
+		var key string
+		d.ScanArgs(t, "key", &key)
+		r := e.replica(t, d, "n")
+		if err := r.core.rn.Propose([]byte("split:" + key)); err != nil {
+			e.printf("%v\n", err)
+			return e.out.String()
+		}
+		r.core.splitProposed([]byte(key))
 	case "isolate":
 		e.isolated[e.replica(t, d, "n").id] = true
 	case "heal":
@@ -232,16 +260,16 @@ func (e *coreEnv) handle(t testing.TB, d *datadriven.TestData) string {
 		for _, r := range e.chosen(t, d) {
 			st := r.core.rn.BasicStatus()
 			valid := r.core.leaseValid(st, e.at, func() bool { return true })
-			e.printf("%d: lease valid %t (term %d, confirmed at %v, now %v)\n", r.id, valid, r.core.lease.term, r.core.lease.start, e.at.mono)
+			e.printf("%s: lease valid %t (term %d, confirmed at %v, now %v)\n", r.name(), valid, r.core.lease.term, r.core.lease.start, e.at.mono)
 		}
 	case "status":
 		for _, r := range e.replicas {
 			if r.down {
-				e.printf("%d: down\n", r.id)
+				e.printf("%s: down\n", r.name())
 				continue
 			}
 			st := r.core.rn.BasicStatus()
-			e.printf("%d: %s term %d lead %d commit %d applied %d\n", r.id, st.RaftState, st.Term, st.Lead, st.Commit, r.applied)
+			e.printf("%s: %s term %d lead %d commit %d applied %d\n", r.name(), st.RaftState, st.Term, st.Lead, st.Commit, r.applied)
 		}
 	default:
 		d.Fatalf(t, "unknown command %q", d.Cmd)
@@ -267,10 +295,81 @@ func (e *coreEnv) start(t testing.TB, n int, leases bool) {
 		if err := st.ApplySnapshot(snap); err != nil {
 			t.Fatal(err)
 		}
-		r := &coreReplica{id: uint64(i), storage: st, applied: 1}
+		r := &coreReplica{rangeID: 1, id: uint64(i), storage: st, applied: 1, conf: snap.Metadata.ConfState}
 		e.replicas = append(e.replicas, r)
 		e.open(t, r)
 	}
+}
+
+// name is how transcripts name r: its ID in range 1, r<range>/<ID> in
+// the ranges splits made.
+func (r *coreReplica) name() string {
+	if r.rangeID == 1 {
+		return strconv.FormatUint(r.id, 10)
+	}
+	return fmt.Sprintf("r%d/%d", r.rangeID, r.id)
+}
+
+// find is replica id of range, or nil.
+func (e *coreEnv) find(rangeID storage.RangeID, id uint64) *coreReplica {
+	for _, r := range e.replicas {
+		if r.rangeID == rangeID && r.id == id {
+			return r
+		}
+	}
+	return nil
+}
+
+// node is every replica of node n= (a replica's ID is its node's).
+func (e *coreEnv) node(t testing.TB, d *datadriven.TestData) []*coreReplica {
+	var id uint64
+	d.ScanArgs(t, "n", &id)
+	var rs []*coreReplica
+	for _, r := range e.replicas {
+		if r.id == id {
+			rs = append(rs, r)
+		}
+	}
+	if len(rs) == 0 {
+		d.Fatalf(t, "n=%d: no such replica", id)
+	}
+	return rs
+}
+
+// split applies a split at key on r: the left-hand core forgets the split
+// in flight, and the node opens the right-hand range's replica as the
+// driver's finishSplit does: on a fresh log with the left-hand range's
+// voters, with no quiet window (it promised no leader a lease), and
+// campaigning at once if the left-hand replica leads.
+func (e *coreEnv) split(r *coreReplica, key string) {
+	r.core.splitApplied()
+	var right storage.RangeID
+	for _, o := range e.replicas {
+		right = max(right, o.rangeID)
+	}
+	right++
+	for _, o := range e.replicas {
+		if o.splitOf == r.rangeID && o.splitKey == key {
+			right = o.rangeID // another node opened it already: the same right-hand range
+		}
+	}
+	if e.find(right, r.id) != nil {
+		return
+	}
+	st := raft.NewMemoryStorage()
+	snap := raftpb.Snapshot{Metadata: raftpb.SnapshotMetadata{Index: 1, Term: 1, ConfState: r.conf}}
+	if err := st.ApplySnapshot(snap); err != nil {
+		e.t.Fatal(err)
+	}
+	nr := &coreReplica{rangeID: right, id: r.id, storage: st, applied: 1, conf: r.conf, splitOf: r.rangeID, splitKey: key}
+	e.replicas = append(e.replicas, nr)
+	e.open(e.t, nr)
+	nr.core.promisedNothing()
+	e.printf("  split at %q: opened %s", key, nr.name())
+	if r.core.leading {
+		e.printf(", which campaigns (the left-hand leader leads the right-hand range too): %v", nr.core.rn.Campaign())
+	}
+	e.printf("\n")
 }
 
 // open starts r's core on its persisted state.
@@ -283,12 +382,14 @@ func (e *coreEnv) open(t testing.TB, r *coreReplica) {
 }
 
 func (e *coreEnv) replica(t testing.TB, d *datadriven.TestData, arg string) *coreReplica {
-	var id int
+	var id uint64
 	d.ScanArgs(t, arg, &id)
-	if id < 1 || id > len(e.replicas) {
-		d.Fatalf(t, "%s=%d: no such replica", arg, id)
+	rangeID := uint64(1)
+	d.MaybeScanArgs(t, "range", &rangeID)
+	r := e.find(storage.RangeID(rangeID), id)
+	if r == nil {
+		d.Fatalf(t, "%s=%d range=%d: no such replica", arg, id, rangeID)
 	}
-	r := e.replicas[id-1]
 	if r.down && arg == "n" && d.Cmd != "restart" {
 		d.Fatalf(t, "replica %d is down", id)
 	}
@@ -382,13 +483,13 @@ func (e *coreEnv) ready(r *coreReplica) {
 	if c.hasUnbatchedReads() {
 		e.nextID++
 		c.batchReads(e.nextID, e.at)
-		e.printf("%d: reads batched into ReadIndex round %d\n", r.id, e.nextID)
+		e.printf("%s: reads batched into ReadIndex round %d\n", r.name(), e.nextID)
 	}
 	if !c.rn.HasReady() {
 		return
 	}
 	p := c.ready()
-	e.printf("%d: ready", r.id)
+	e.printf("%s: ready", r.name())
 	if p.mustSync {
 		e.printf(" (sync)")
 	}
@@ -427,8 +528,10 @@ func (e *coreEnv) ready(r *coreReplica) {
 				continue
 			}
 			e.printf("  send %s %s\n", when, raft.DescribeMessage(m, entryText))
-			to := e.replicas[m.To-1]
-			if !to.down && !e.isolated[m.From] && !e.isolated[m.To] {
+			// A message for a replica its node has not opened yet (it
+			// has not applied the split) is lost; Raft sends it again.
+			to := e.find(r.rangeID, m.To)
+			if to != nil && !to.down && !e.isolated[m.From] && !e.isolated[m.To] {
 				to.inbox = append(to.inbox, m)
 			}
 		}
@@ -502,12 +605,21 @@ func (e *coreEnv) apply(r *coreReplica, ents []raftpb.Entry) {
 				reply(Response{}, nil)
 			}
 		}
+		if key, ok := strings.CutPrefix(string(ent.Data), "split:"); ok && ent.Type == raftpb.EntryNormal {
+			e.split(r, key)
+		}
 		if ent.Type == raftpb.EntryConfChangeV2 {
 			var cc raftpb.ConfChangeV2
 			if err := cc.Unmarshal(ent.Data); err != nil {
 				panic(err)
 			}
 			cs := r.core.rn.ApplyConfChange(cc)
+			r.conf = *cs
+			// Persisted with it, as the driver's apply batch does
+			// (LogStore.SetConfState): a restart must come back in it.
+			if _, err := r.storage.CreateSnapshot(ent.Index, cs, nil); err != nil {
+				panic(err)
+			}
 			r.core.confChanged()
 			e.printf("  configuration now voters %v\n", cs.Voters)
 		}
@@ -522,7 +634,7 @@ func (e *coreEnv) deliver(r *coreReplica) {
 	r.inbox = nil
 	for _, m := range msgs {
 		if !r.core.admits(m, e.at) {
-			e.printf("%d: dropped %s (quiet after a start)\n", r.id, raft.DescribeMessage(m, entryText))
+			e.printf("%s: dropped %s (quiet after a start)\n", r.name(), raft.DescribeMessage(m, entryText))
 			continue
 		}
 		r.core.step(m, e.at)

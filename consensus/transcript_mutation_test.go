@@ -59,7 +59,7 @@ func TestTranscriptMutations(t *testing.T) {
 		MutLocalReads:          {"transcripts/4_deposed_leader_reads.txt"},
 		MutSendBeforePersist:   {"transcripts/3_persist_before_send.txt", "core/01_plan.txt"},
 		MutLeaseNeverExpires:   {"core/02_reads.txt"},
-		MutSplitDropsWrites:    {"core/06_admission.txt"},
+		MutSplitDropsWrites:    {"core/06_admission.txt", "core/08_split.txt"},
 		MutSplitForgetsClients: {"transcripts/7_split.txt"},
 		MutMergeForgetsClients: {"transcripts/9_merge.txt"},
 	}
