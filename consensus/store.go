@@ -727,20 +727,44 @@ type ready struct {
 	readyPlan
 }
 
-// cycle runs one Ready cycle: persist every replica's new entries and hard
-// state in one synced batch, send messages (a leader's before the write is
-// durable, everyone else's after), then apply what is committed.
+// cycle runs one Ready cycle in three steps: every replica's core plans
+// its Ready and the plans are staged in one batch (stage); the batch is
+// persisted, synced once if any plan needs it, with a leader's messages
+// sent before the sync and everyone else's after (persist); then what is
+// committed is applied and the cores hear how their Readies went
+// (finish).
 func (s *Store) cycle() {
-	var readies []ready
-	b := s.eng.NewBatch()
-	// Only new entries, a new term or a new vote need the sync; a commit
-	// index alone can be relearned after a crash (raft.MustSync).
-	mustSync := false
-	type snapFailure struct {
-		r  *replica
-		to uint64
+	c := s.stage()
+	if c == nil {
+		return
 	}
-	var snapFailures []snapFailure
+	s.persist(c)
+	s.perturbAfterPersist(c.readies)
+	s.finish(c.readies)
+}
+
+// stagedCycle is a cycle's plans, staged: the batch to persist, whether
+// it needs the sync, and the outgoing snapshots that could not start.
+type stagedCycle struct {
+	readies  []ready
+	batch    *storage.Batch
+	mustSync bool
+	// snapFailures are the outgoing snapshots without a matching view:
+	// reported failed after the write, so that Raft asks storage for the
+	// current snapshot again.
+	snapFailures []snapFailure
+}
+
+type snapFailure struct {
+	r  *replica
+	to uint64
+}
+
+// stage asks every replica's core for its Ready's plan and stages what
+// the plans persist in one batch (nil: no replica has a Ready).
+func (s *Store) stage() *stagedCycle {
+	c := &stagedCycle{batch: s.eng.NewBatch()}
+	b := c.batch
 	for _, id := range s.ids {
 		r := s.replicas[id]
 		if r.hasUnbatchedReads() {
@@ -752,7 +776,7 @@ func (s *Store) cycle() {
 		}
 		plan := r.ready()
 		rd := plan.rd
-		mustSync = mustSync || plan.mustSync
+		c.mustSync = c.mustSync || plan.mustSync
 		if !raft.IsEmptySnap(rd.Snapshot) {
 			if err := r.log.ApplySnapshot(b, rd.Snapshot); err != nil {
 				kernel.Crash("range %d: apply snapshot: %v", id, err)
@@ -773,29 +797,35 @@ func (s *Store) cycle() {
 			r.removed = !slices.Contains(members(rd.Snapshot.Metadata.ConfState), r.id)
 		}
 		// Outgoing snapshots go to a sender task that streams them in
-		// chunks (snapstream.go); one without a matching view is reported
-		// failed, so that Raft asks storage for the current snapshot again.
+		// chunks (snapstream.go).
 		for _, m := range plan.snapshots {
 			if !s.startSnapshot(r, m) {
-				snapFailures = append(snapFailures, snapFailure{r, m.To})
+				c.snapFailures = append(c.snapFailures, snapFailure{r, m.To})
 			}
 		}
 		r.log.Append(b, rd.Entries)
 		if !raft.IsEmptyHardState(plan.hardState) {
 			r.log.SetHardState(b, plan.hardState)
 		}
-		readies = append(readies, ready{r, plan})
+		c.readies = append(c.readies, ready{r, plan})
 	}
-	if len(readies) == 0 {
+	if len(c.readies) == 0 {
 		b.Close()
-		return
+		return nil
 	}
-	s.send(readies, true)
+	return c
+}
+
+// persist writes a staged cycle: the early messages leave, the batch is
+// committed (synced if a plan needs it), and the rest of the messages
+// leave once it is durable.
+func (s *Store) persist(c *stagedCycle) {
+	s.send(c.readies, true)
 	syncStart := s.rt.Now()
-	if err := b.Commit(mustSync && !mutation.On(MutAckBeforeSync)); err != nil {
+	if err := c.batch.Commit(c.mustSync && !mutation.On(MutAckBeforeSync)); err != nil {
 		kernel.Crash("persist raft state: %v", err)
 	}
-	if mustSync {
+	if c.mustSync {
 		// In the simulator this reads 0: a sync's latency is billed at the
 		// task's next wait, not inside the call. A zero sleep here to pay
 		// it was tried and taken out: it adds a yield after every synced
@@ -806,19 +836,24 @@ func (s *Store) cycle() {
 		// TestSlowDiskLosesLeadership checks the disk side on real files.
 		s.synced(s.rt.Now().Sub(syncStart))
 	}
-	for _, x := range readies {
+	for _, x := range c.readies {
 		if !raft.IsEmptySnap(x.rd.Snapshot) {
 			s.refreshSnapshotView(x.r)
 		}
 	}
-	for _, f := range snapFailures {
+	for _, f := range c.snapFailures {
 		f.r.rn.ReportSnapshot(f.to, raft.SnapshotFailure)
 	}
-	s.send(readies, false)
-	// Perturbation: a vote request arrives again, a few and a few hundred
-	// milliseconds later (a network that duplicates and delays), so that
-	// a voter that crashed and restarted meanwhile hears it again: it
-	// must remember the vote it gave (see the next perturbation).
+	s.send(c.readies, false)
+}
+
+// perturbAfterPersist is the simulator's perturbations between a cycle's
+// write and its applies.
+func (s *Store) perturbAfterPersist(readies []ready) {
+	// A vote request arrives again, a few and a few hundred milliseconds
+	// later (a network that duplicates and delays), so that a voter that
+	// crashed and restarted meanwhile hears it again: it must remember
+	// the vote it gave (see the next perturbation).
 	for _, x := range readies {
 		for _, m := range x.rd.Messages {
 			if m.Type == raftpb.MsgVote && m.To != 0 && s.rt.Buggify("consensus.elections") {
@@ -829,16 +864,16 @@ func (s *Store) cycle() {
 			}
 		}
 	}
-	// Perturbation: die right after granting a vote (durable, and sent):
-	// the restarted node must still remember it, or a late request from a
-	// rival candidate of the same term gets a second vote.
+	// Die right after granting a vote (durable, and sent): the restarted
+	// node must still remember it, or a late request from a rival
+	// candidate of the same term gets a second vote.
 	for _, x := range readies {
 		if x.granted && s.rt.Buggify("consensus.elections") {
 			kernel.Crash("perturbation: crash after granting a vote")
 		}
 	}
-	// Perturbation: a slow state machine — applies lag behind commits, and
-	// everything queued meanwhile lands in the next cycle.
+	// A slow state machine: applies lag behind commits, and everything
+	// queued meanwhile lands in the next cycle.
 	slow := s.rt.Buggify("consensus.slow-apply")
 	for _, x := range readies {
 		slow = slow || (x.r.slowApply && len(x.rd.CommittedEntries) > 0)
@@ -846,6 +881,12 @@ func (s *Store) cycle() {
 	if slow {
 		_ = s.rt.Sleep(context.Background(), time.Duration(1+s.rt.Rand().IntN(20))*time.Millisecond)
 	}
+}
+
+// finish applies what each Ready committed and tells the cores how their
+// Readies went: read indexes, role changes, the reads now due; then
+// advances them.
+func (s *Store) finish(readies []ready) {
 	for _, x := range readies {
 		if x.r.detached {
 			continue // destroyed, or taken over by a split, earlier in this loop
