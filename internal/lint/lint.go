@@ -80,6 +80,8 @@ var targets = []target{
 	{Dir: "cluster", Recursive: true},
 	// Node assembly: orbit serve and the simulator build nodes with it.
 	{Dir: "kernel/node", Recursive: true},
+	// The hybrid logical clock: every MVCC timestamp is its reading.
+	{Dir: "kernel/hlc", Recursive: true},
 	{Dir: "txn", Recursive: true},
 	{Dir: "query", Recursive: true},
 	{Dir: "kernel/actor", Recursive: true},
