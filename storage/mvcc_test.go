@@ -1,0 +1,293 @@
+package storage
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"pgregory.net/rapid"
+
+	"github.com/orbitkernel/orbit/kernel/hlc"
+)
+
+// mvccModel is what the MVCC layer must behave like: per user key, its
+// committed versions and its intent.
+type mvccModel map[string]*mvccModelKey
+
+type mvccModelKey struct {
+	versions map[hlc.Timestamp]mvccModelVersion
+	intent   *Intent
+}
+
+type mvccModelVersion struct {
+	value   string
+	deleted bool
+}
+
+func (m mvccModel) at(key string) *mvccModelKey {
+	k := m[key]
+	if k == nil {
+		k = &mvccModelKey{versions: map[hlc.Timestamp]mvccModelVersion{}}
+		m[key] = k
+	}
+	return k
+}
+
+// sorted are the version timestamps, newest first.
+func (k *mvccModelKey) sorted() []hlc.Timestamp {
+	var ts []hlc.Timestamp
+	for t := range k.versions {
+		ts = append(ts, t)
+	}
+	slices.SortFunc(ts, func(a, b hlc.Timestamp) int { return b.Compare(a) })
+	return ts
+}
+
+func (k *mvccModelKey) empty() bool { return k == nil || (len(k.versions) == 0 && k.intent == nil) }
+
+// get is MVCCGet's specification.
+func (k *mvccModelKey) get(key string, opts MVCCReadOptions) (string, bool, error) {
+	if k == nil {
+		return "", false, nil
+	}
+	if in := k.intent; in != nil {
+		own := opts.Txn != nil && in.Txn.ID == opts.Txn.ID
+		if own && in.Txn.Epoch == opts.Txn.Epoch {
+			if in.Deleted {
+				return "", false, nil
+			}
+			return string(in.Value), true, nil
+		}
+		if !own && !opts.limit().Less(in.Txn.Timestamp) {
+			return "", false, &IntentError{Key: []byte(key), Intent: *in}
+		}
+	}
+	for _, ts := range k.sorted() {
+		if opts.Timestamp.Less(ts) && !opts.limit().Less(ts) {
+			return "", false, &UncertainError{Key: []byte(key), ValueTS: ts}
+		}
+		if !opts.Timestamp.Less(ts) {
+			if v := k.versions[ts]; !v.deleted {
+				return v.value, true, nil
+			}
+			return "", false, nil
+		}
+	}
+	return "", false, nil
+}
+
+func (k *mvccModelKey) newest() (hlc.Timestamp, bool) {
+	ts := k.sorted()
+	if len(ts) == 0 {
+		return hlc.Timestamp{}, false
+	}
+	return ts[0], true
+}
+
+// TestMVCCMatchesItsModel drives the MVCC layer on a real engine and a
+// model through random writes, intents, resolutions, reads, scans and
+// garbage collection over keys chosen to test the key encoding (zero
+// bytes, prefixes of each other), and requires the same answers.
+func TestMVCCMatchesItsModel(t *testing.T) {
+	keys := []string{"", "\x00", "a", "a\x00", "a\x00\x00", "a\x00b", "a\xff", "ab", "b"}
+	outer := t
+	rapid.Check(t, func(t *rapid.T) {
+		e := openEngine(outer, vfs.NewMem(), testOptions())
+		defer e.Close()
+		model := mvccModel{}
+		genKey := rapid.SampledFrom(keys)
+		genTS := rapid.Custom(func(t *rapid.T) hlc.Timestamp {
+			return hlc.Timestamp{WallNanos: rapid.Int64Range(0, 12).Draw(t, "wall"), Logical: rapid.Int32Range(0, 2).Draw(t, "logical")}
+		})
+		genTxn := rapid.Custom(func(t *rapid.T) TxnMeta {
+			var id [16]byte
+			id[15] = byte(rapid.IntRange(1, 3).Draw(t, "txn"))
+			return TxnMeta{ID: id, Timestamp: genTS.Draw(t, "txnTS"), Epoch: uint32(rapid.IntRange(0, 1).Draw(t, "epoch"))}
+		})
+		genRead := rapid.Custom(func(t *rapid.T) MVCCReadOptions {
+			o := MVCCReadOptions{Timestamp: genTS.Draw(t, "readTS")}
+			if rapid.Bool().Draw(t, "uncertain") {
+				o.Uncertainty = o.Timestamp.Add(time.Duration(rapid.Int64Range(0, 4).Draw(t, "window")))
+			}
+			if rapid.Bool().Draw(t, "inTxn") {
+				txn := genTxn.Draw(t, "reader")
+				o.Txn = &txn
+			}
+			return o
+		})
+		for i := range rapid.IntRange(1, 80).Draw(t, "ops") {
+			b := e.NewBatch()
+			key := genKey.Draw(t, "key")
+			k := model[key]
+			switch op := rapid.IntRange(0, 5).Draw(t, "op"); op {
+			case 0: // a committed write
+				ts, deleted := genTS.Draw(t, "ts"), rapid.Bool().Draw(t, "deleted")
+				value := fmt.Sprintf("v%d", i)
+				err := MVCCPut(b, []byte(key), ts, []byte(value), deleted)
+				var want error
+				if k != nil && k.intent != nil {
+					want = &IntentError{Key: []byte(key), Intent: *k.intent}
+				} else if n, ok := k.newestOK(); ok && !n.Less(ts) {
+					want = &WriteTooOldError{Key: []byte(key), Existing: n}
+				}
+				sameMVCCError(t, i, "put", err, want)
+				if want == nil {
+					model.at(key).versions[ts] = mvccModelVersion{value: value, deleted: deleted}
+				}
+			case 1: // an intent
+				in := Intent{Txn: genTxn.Draw(t, "writer"), Value: fmt.Appendf(nil, "p%d", i), Deleted: rapid.Bool().Draw(t, "deleted")}
+				err := MVCCPutIntent(b, []byte(key), in)
+				var want error
+				if k != nil && k.intent != nil && k.intent.Txn.ID != in.Txn.ID {
+					want = &IntentError{Key: []byte(key), Intent: *k.intent}
+				} else if n, ok := k.newestOK(); ok && !n.Less(in.Txn.Timestamp) {
+					want = &WriteTooOldError{Key: []byte(key), Existing: n}
+				}
+				sameMVCCError(t, i, "intent", err, want)
+				if want == nil {
+					model.at(key).intent = &in
+				}
+			case 2: // a resolution
+				txn, commit := genTxn.Draw(t, "resolver"), rapid.Bool().Draw(t, "commit")
+				var commitTS hlc.Timestamp
+				if k != nil && k.intent != nil {
+					commitTS = k.intent.Txn.Timestamp.Add(time.Duration(rapid.Int64Range(0, 3).Draw(t, "pushed")))
+				}
+				done, err := MVCCResolveIntent(b, []byte(key), txn, commit, commitTS)
+				want := k != nil && k.intent != nil && k.intent.Txn.ID == txn.ID
+				if err != nil || done != want {
+					t.Fatalf("op %d: resolve %q: %t, %v; want %t", i, key, done, err, want)
+				}
+				if want {
+					in := k.intent
+					k.intent = nil
+					if commit && in.Txn.Epoch == txn.Epoch {
+						k.versions[commitTS] = mvccModelVersion{value: string(in.Value), deleted: in.Deleted}
+					}
+				}
+			case 3: // a read
+				opts := genRead.Draw(t, "read")
+				v, found, err := MVCCGet(b, []byte(key), opts)
+				wv, wfound, werr := k.get(key, opts)
+				sameMVCCError(t, i, "get", err, werr)
+				if werr == nil && (string(v) != wv || found != wfound) {
+					t.Fatalf("op %d: get %q at %+v = %q, %t; want %q, %t", i, key, opts, v, found, wv, wfound)
+				}
+			case 4: // a scan
+				opts := genRead.Draw(t, "read")
+				start, end := genKey.Draw(t, "start"), genKey.Draw(t, "end")+"\xff\xff"
+				limit := rapid.IntRange(1, 4).Draw(t, "limit")
+				kvs, resume, err := MVCCScan(b, []byte(start), []byte(end), opts, limit)
+				wkvs, wresume, werr := model.scan(start, end, opts, limit)
+				sameMVCCError(t, i, "scan", err, werr)
+				if werr == nil && (fmt.Sprint(kvs) != fmt.Sprint(wkvs) || !bytes.Equal(resume, wresume)) {
+					t.Fatalf("op %d: scan [%q, %q) limit %d at %+v = %q resume %q; want %q resume %q", i, start, end, limit, opts, kvs, resume, wkvs, wresume)
+				}
+			case 5: // garbage collection
+				threshold := genTS.Draw(t, "threshold")
+				n, err := MVCCGC(b, []byte(key), threshold)
+				if err != nil {
+					t.Fatalf("op %d: gc: %v", i, err)
+				}
+				want := 0
+				if k != nil {
+					kept := false
+					for _, ts := range k.sorted() {
+						if threshold.Less(ts) {
+							continue
+						}
+						if !kept {
+							kept = true
+							if !k.versions[ts].deleted {
+								continue
+							}
+						}
+						delete(k.versions, ts)
+						want++
+					}
+				}
+				if n != want {
+					t.Fatalf("op %d: gc %q at %v removed %d, want %d", i, key, threshold, n, want)
+				}
+			}
+			if err := b.Commit(false); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}
+
+func (k *mvccModelKey) newestOK() (hlc.Timestamp, bool) {
+	if k == nil {
+		return hlc.Timestamp{}, false
+	}
+	return k.newest()
+}
+
+// scan is MVCCScan's specification.
+func (m mvccModel) scan(start, end string, opts MVCCReadOptions, limit int) (kvs []KeyValue, resume []byte, err error) {
+	var keys []string
+	for key, k := range m {
+		if !k.empty() && key >= start && key < end {
+			keys = append(keys, key)
+		}
+	}
+	slices.Sort(keys)
+	for _, key := range keys {
+		if len(kvs) == limit {
+			return kvs, []byte(key), nil
+		}
+		v, found, err := m[key].get(key, opts)
+		if err != nil {
+			return nil, nil, err
+		}
+		if found {
+			kvs = append(kvs, KeyValue{Key: []byte(key), Value: []byte(v)})
+		}
+	}
+	return kvs, nil, nil
+}
+
+// sameError requires err to be want's kind with the same details.
+func sameMVCCError(t *rapid.T, op int, what string, err, want error) {
+	if fmt.Sprint(err) != fmt.Sprint(want) {
+		t.Fatalf("op %d: %s: error %v, want %v", op, what, err, want)
+	}
+	for _, kind := range []error{ErrIntent, ErrWriteTooOld, ErrUncertain} {
+		if errors.Is(err, kind) != errors.Is(want, kind) {
+			t.Fatalf("op %d: %s: error %v, want %v", op, what, err, want)
+		}
+	}
+}
+
+// TestMVCCKeysKeepUserKeyOrder: runs sort as their user keys do, and a
+// run's versions sort newest first, between its intent and the next run.
+func TestMVCCKeysKeepUserKeyOrder(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		genKey := rapid.SliceOfN(rapid.SampledFrom([]byte{0, 1, 0xfe, 0xff, 'a'}), 0, 5)
+		genTS := rapid.Custom(func(t *rapid.T) hlc.Timestamp {
+			return hlc.Timestamp{WallNanos: rapid.Int64Min(0).Draw(t, "wall"), Logical: rapid.Int32().Draw(t, "logical")}
+		})
+		a, b := genKey.Draw(t, "a"), genKey.Draw(t, "b")
+		ta, tb := genTS.Draw(t, "ta"), genTS.Draw(t, "tb")
+		ka, kb := mvccVersionKey(a, ta), mvccVersionKey(b, tb)
+		want := bytes.Compare(a, b)
+		if want == 0 {
+			want = tb.Compare(ta) // newest first
+		}
+		if got := bytes.Compare(ka, kb); got != want {
+			t.Fatalf("(%q, %v) vs (%q, %v): stored keys compare %d, want %d", a, ta, b, tb, got, want)
+		}
+		if !bytes.Equal(a, b) && bytes.Compare(a, b) < 0 && bytes.Compare(mvccRun(b), ka) <= 0 {
+			t.Fatalf("version %q of %q sorts after the run of %q", ka, a, b)
+		}
+		key, ts, intent, err := decodeMVCCKey(ka)
+		if err != nil || intent || !bytes.Equal(key, a) || ts != ta {
+			t.Fatalf("decode %q: %q %v %t %v", ka, key, ts, intent, err)
+		}
+	})
+}
