@@ -54,15 +54,14 @@ type directory struct {
 	// not dead before DeadAfter has passed since then.
 	heard   map[kernel.NodeID]time.Duration
 	started time.Duration
-	// newest is, per node, the stamp of the newest message of its gossip,
-	// and past the incarnations it had before (the last few): a message
-	// the network delivers again, or late, proves nothing about the node
-	// now.
+	// newest is, per node, the stamp of the newest message of its gossip:
+	// a message the network delivers again, or late, or one of an earlier
+	// incarnation, proves nothing about the node now.
 	newest map[kernel.NodeID]gossipStamp
-	past   map[kernel.NodeID][]uint64
 	// load is each node's leader load as its newest message said.
 	load map[kernel.NodeID]float64
-	// boot names this incarnation (random); seq counts its messages.
+	// boot names this incarnation (Record.Incarnation: higher for every
+	// start); seq counts its messages.
 	boot uint64
 	seq  uint64
 }
@@ -76,47 +75,54 @@ type gossipMessage struct {
 	Load float64 `json:"load,omitempty"`
 }
 
-// gossipStamp orders one incarnation's messages. (Not a clock: a node's
-// clock may step back across a restart.)
+// gossipStamp orders a node's messages: its incarnation (higher at every
+// start: Record.Incarnation), then their sequence within it.
 type gossipStamp struct {
 	Boot uint64 `json:"boot"`
 	Seq  uint64 `json:"seq"`
 }
 
-// pastIncarnations bounds how many earlier incarnations of a node the
-// directory remembers, to ignore their messages.
-const pastIncarnations = 16
-
 // fresh reports whether a message stamped st is news from node n: the
-// next of its current incarnation, or the first of a new one; and
+// next of its current incarnation, or one of a later incarnation; and
 // records it. Called with mu held.
+//
+// Incarnations are ordered, not merely told apart: with random ones
+// (until 2026-12-03), a message of an earlier incarnation that this node
+// had never seen, delivered late, passed for a new one, and the real
+// current incarnation's messages were ignored from then on as a past
+// one's: the node looked dead here for good while alive everywhere else,
+// and the rebalancers swung a replica back and forth between the two
+// views for as long as the run lasted (the simulator's cluster seed 369).
+//
+// A lower incarnation is news only after DeadAfter without any: a node
+// whose data directory was rebuilt on a clock that stepped back counts
+// from below its old incarnation (Manager's start), and must not stay
+// dead to its peers for good.
 func (d *directory) fresh(n kernel.NodeID, st gossipStamp) bool {
 	cur, ok := d.newest[n]
 	switch {
 	case st.Boot == 0:
 		return false // no stamp
-	case !ok:
+	case !ok || st.Boot > cur.Boot:
 	case st.Boot == cur.Boot:
 		if st.Seq <= cur.Seq {
 			return false
 		}
-	case slices.Contains(d.past[n], st.Boot):
-		return false // an earlier incarnation's
-	default:
-		past := append(d.past[n], cur.Boot)
-		d.past[n] = past[max(0, len(past)-pastIncarnations):]
+	case d.rt.Monotonic()-max(d.heard[n], d.started) < d.opts.DeadAfter:
+		return false // an earlier incarnation's, delivered late
 	}
 	d.newest[n] = st
 	return true
 }
 
-func newDirectory(rt kernel.Runtime, opts *Options) *directory {
+// newDirectory returns the directory of this node's incarnation boot.
+func newDirectory(rt kernel.Runtime, opts *Options, boot uint64) *directory {
 	rec := opts.Record
 	rec.Nodes = maps.Clone(rec.Nodes)
+	rec.Incarnation = boot
 	return &directory{rt: rt, opts: opts, rec: rec, changed: kernel.NewMailbox[struct{}](rt, "node-directory-changed", 1),
 		heard: map[kernel.NodeID]time.Duration{}, started: rt.Monotonic(),
-		newest: map[kernel.NodeID]gossipStamp{}, past: map[kernel.NodeID][]uint64{}, load: map[kernel.NodeID]float64{},
-		boot: rt.Rand().Uint64() | 1}
+		newest: map[kernel.NodeID]gossipStamp{}, load: map[kernel.NodeID]float64{}, boot: boot}
 }
 
 // addrOf is the address this node uses to reach n.

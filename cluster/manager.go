@@ -83,12 +83,40 @@ func New(rt kernel.Runtime, opts Options) (*Manager, error) {
 	}
 	m := &Manager{rt: rt, opts: opts, pool: kernel.NewMailbox[*consensus.Client](rt, "cluster-clients", requestClients),
 		learners: map[storage.RangeID]learnerSeen{}}
-	m.dir = newDirectory(rt, &m.opts)
+	boot, err := nextIncarnation(rt, opts.Engine)
+	if err != nil {
+		return nil, err
+	}
+	m.dir = newDirectory(rt, &m.opts, boot)
+	if opts.Engine != nil {
+		// Durable before the first message carries it: a crash must not
+		// let the next start reuse it.
+		if err := SaveRecord(opts.Engine, m.dir.record()); err != nil {
+			return nil, fmt.Errorf("saving the node's incarnation: %w", err)
+		}
+	}
 	for i := range requestClients {
 		m.pool.Send(consensus.NewClient(opts.Router, fmt.Sprintf("cluster-%d", i)))
 	}
 	m.dir.connect()
 	return m, nil
+}
+
+// nextIncarnation is this start's incarnation: above the last one saved in
+// eng (if any), and at least the wall clock in milliseconds.
+func nextIncarnation(rt kernel.Runtime, eng *storage.Engine) (uint64, error) {
+	boot := uint64(max(rt.Now().UnixMilli(), 1))
+	if eng == nil {
+		return boot, nil
+	}
+	saved, found, err := LoadRecord(eng)
+	if err != nil {
+		return 0, err
+	}
+	if found {
+		boot = max(boot, saved.Incarnation+1)
+	}
+	return boot, nil
 }
 
 // Start runs the gossip and the rebalancer as tasks of the runtime, until
