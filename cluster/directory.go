@@ -60,7 +60,7 @@ type directory struct {
 	newest map[kernel.NodeID]gossipStamp
 	// load is each node's leader load as its newest message said.
 	load map[kernel.NodeID]float64
-	// boot names this incarnation (Record.Incarnation: higher for every
+	// boot names this incarnation (nextIncarnation: higher for every
 	// start); seq counts its messages.
 	boot uint64
 	seq  uint64
@@ -76,7 +76,7 @@ type gossipMessage struct {
 }
 
 // gossipStamp orders a node's messages: its incarnation (higher at every
-// start: Record.Incarnation), then their sequence within it.
+// start: nextIncarnation), then their sequence within it.
 type gossipStamp struct {
 	Boot uint64 `json:"boot"`
 	Seq  uint64 `json:"seq"`
@@ -96,7 +96,7 @@ type gossipStamp struct {
 //
 // A lower incarnation is news only after DeadAfter without any: a node
 // whose data directory was rebuilt on a clock that stepped back counts
-// from below its old incarnation (Manager's start), and must not stay
+// from below its old incarnation (nextIncarnation), and must not stay
 // dead to its peers for good.
 func (d *directory) fresh(n kernel.NodeID, st gossipStamp) bool {
 	cur, ok := d.newest[n]
@@ -119,7 +119,6 @@ func (d *directory) fresh(n kernel.NodeID, st gossipStamp) bool {
 func newDirectory(rt kernel.Runtime, opts *Options, boot uint64) *directory {
 	rec := opts.Record
 	rec.Nodes = maps.Clone(rec.Nodes)
-	rec.Incarnation = boot
 	return &directory{rt: rt, opts: opts, rec: rec, changed: kernel.NewMailbox[struct{}](rt, "node-directory-changed", 1),
 		heard: map[kernel.NodeID]time.Duration{}, started: rt.Monotonic(),
 		newest: map[kernel.NodeID]gossipStamp{}, load: map[kernel.NodeID]float64{}, boot: boot}

@@ -88,13 +88,6 @@ func New(rt kernel.Runtime, opts Options) (*Manager, error) {
 		return nil, err
 	}
 	m.dir = newDirectory(rt, &m.opts, boot)
-	if opts.Engine != nil {
-		// Durable before the first message carries it: a crash must not
-		// let the next start reuse it.
-		if err := SaveRecord(opts.Engine, m.dir.record()); err != nil {
-			return nil, fmt.Errorf("saving the node's incarnation: %w", err)
-		}
-	}
 	for i := range requestClients {
 		m.pool.Send(consensus.NewClient(opts.Router, fmt.Sprintf("cluster-%d", i)))
 	}
@@ -102,19 +95,28 @@ func New(rt kernel.Runtime, opts Options) (*Manager, error) {
 	return m, nil
 }
 
-// nextIncarnation is this start's incarnation: above the last one saved in
-// eng (if any), and at least the wall clock in milliseconds.
+// nextIncarnation takes this start's incarnation: above the last one
+// recorded in eng (if any), and at least the wall clock in milliseconds,
+// so that a node whose data directory was rebuilt still counts up unless
+// its clock stepped back. It is recorded (synced) before the first
+// message carries it: a crash must not let the next start reuse it. (Not
+// in the cluster record: saving that early would tell the next start
+// that a join had been recorded.)
 func nextIncarnation(rt kernel.Runtime, eng *storage.Engine) (uint64, error) {
 	boot := uint64(max(rt.Now().UnixMilli(), 1))
 	if eng == nil {
 		return boot, nil
 	}
-	saved, found, err := LoadRecord(eng)
+	last, err := eng.Incarnation()
 	if err != nil {
 		return 0, err
 	}
-	if found {
-		boot = max(boot, saved.Incarnation+1)
+	boot = max(boot, last+1)
+	b := eng.NewBatch()
+	defer b.Close()
+	b.SetIncarnation(boot)
+	if err := b.Commit(true); err != nil {
+		return 0, fmt.Errorf("recording the node's incarnation: %w", err)
 	}
 	return boot, nil
 }

@@ -33,12 +33,6 @@ type Record struct {
 	// placement of first replicas (consensus.NewLayout), fixed for good.
 	Initial []kernel.NodeID             `json:"initial"`
 	Nodes   map[kernel.NodeID]NodeEntry `json:"nodes"`
-	// Incarnation counts this node's starts (its own, never gossiped):
-	// its gossip is stamped with it, so that peers order its incarnations
-	// (directory.fresh). It is at least the start's wall clock in
-	// milliseconds, so a node whose data directory was rebuilt still
-	// counts up unless its clock stepped back.
-	Incarnation uint64 `json:"incarnation,omitempty"`
 }
 
 // LoadRecord reads the cluster record from eng (found false: there is

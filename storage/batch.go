@@ -110,6 +110,9 @@ func (b *Batch) SetIdent(id Ident) {
 // nodes and their addresses, as the server encodes it), next to the Ident.
 func (b *Batch) SetClusterRecord(rec []byte) { b.set(metaKey(metaCluster), rec) }
 
+// SetIncarnation records the node's incarnation (Engine.Incarnation).
+func (b *Batch) SetIncarnation(n uint64) { b.setUint64(metaKey(metaIncarnation), n) }
+
 // OnCommit registers fn to run after the batch commits, after the hooks
 // registered before it.
 func (b *Batch) OnCommit(fn func()) {

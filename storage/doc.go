@@ -14,6 +14,7 @@
 //	  \x00 "cluster-id"                    uint64 BE
 //	  \x00 "node-id"                       uint64 BE
 //	  \x00 "cluster"                       the server's record of its cluster (opaque here)
+//	  \x00 "incarnation"                   the node's incarnation, uint64 BE (its starts, counted up)
 //	  \x00 "replica/" <rangeID u64 BE>     replica record: replica ID u64 BE, tombstone u64 BE
 //	\x01 <rangeID u64 BE> <suffix> ...    per-range Raft state
 //	  ... 'a'                              applied state: applied index u64 BE, then raftpb.ConfState

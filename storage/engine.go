@@ -279,6 +279,19 @@ func (e *Engine) ClusterRecord() ([]byte, error) {
 	return get(e.db, metaKey(metaCluster))
 }
 
+// Incarnation is the node's incarnation as last recorded (SetIncarnation;
+// 0: never): the cluster layer counts the node's starts with it, so that
+// peers can order its incarnations.
+func (e *Engine) Incarnation() (uint64, error) {
+	e.live()
+	defer e.fatal.crashOnPanic("incarnation")
+	n, err := e.getUint64(metaKey(metaIncarnation))
+	if errors.Is(err, ErrNotFound) {
+		return 0, nil
+	}
+	return n, err
+}
+
 // RangeIDs lists, in order, every range with state in the store: the
 // replicas a restarting node must bring back.
 func (e *Engine) RangeIDs() ([]RangeID, error) {

@@ -40,6 +40,8 @@ const (
 	// metaCluster is what the server knows of its cluster (its nodes and
 	// their addresses): opaque bytes the server owns (ClusterRecord).
 	metaCluster = "cluster"
+	// metaIncarnation counts the node's starts (Incarnation).
+	metaIncarnation = "incarnation"
 	// metaReplicaPrefix is followed by a range ID: the node's record of its
 	// replica of that range (replica.go).
 	metaReplicaPrefix = "replica/"
