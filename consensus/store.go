@@ -102,9 +102,10 @@ type replica struct {
 	// slow (simulation only): Raft hands it one committed entry per Ready,
 	// and each cycle that applies some costs a few milliseconds.
 	slowApply bool
-	// removed is set once the replica applied its own removal (it is
-	// destroyed at the end of the cycle).
-	removed bool
+	// removed is set once the replica applied its own removal; leftOver
+	// once the driver noted it (it is kept, answering votes, until the
+	// range confirms it is gone: finish).
+	removed, leftOver bool
 	// overlay holds, while leading, the writes proposed and not yet
 	// applied, over the engine (evaluate.go); the core keeps their chain
 	// and says when the overlay goes or is rebuilt.
@@ -904,9 +905,22 @@ func (s *Store) finish(readies []ready) {
 			s.readLocal(x.r, rd.req, rd.reply)
 		}
 		x.r.rn.Advance(x.rd)
-		if x.r.removed {
-			s.destroy(x.r)
-			continue
+		if x.r.removed && !x.r.leftOver {
+			// The replica applied its own removal. It is not destroyed
+			// here: the voters that have not applied the removal yet
+			// still count it, and its vote may be what elects their next
+			// leader. A leader that applied its own removal and vanished
+			// at once, before its followers learnt the removal had
+			// committed, left them two voters of four for good (the
+			// simulator's cluster seed 24 after the 2026-12-03 changes
+			// to the traces; docs/consensus.md, "Next steps" 5). It
+			// takes no part any more (Raft never lets a removed replica
+			// campaign) and is collected once the range's live leader
+			// says it is not a member (the merger task's suspects,
+			// merge.go), or when a peer that applied its removal hears
+			// from it.
+			x.r.leftOver = true
+			s.rt.Logger().Info("replica applied its own removal; kept until the range confirms it", "range", x.r.desc)
 		}
 		if x.r.needSnapshot {
 			x.r.needSnapshot = false
