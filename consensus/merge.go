@@ -465,12 +465,15 @@ func (s *Store) dropSubsumed(r *replica, d Descriptor) {
 	}
 }
 
-// suspect is a replica the merger task looks at: frozen, or stale (it
-// heard from no leader for staleTicks).
+// suspect is a replica the merger task looks at: frozen, stale (it heard
+// from no leader for staleTicks), or known removed.
 type suspect struct {
 	desc    Descriptor
 	replica uint64 // its Raft ID: the driver destroys only that incarnation
 	frozen  bool
+	// collect: known removed (its own removal applied, or a peer's
+	// word: Store.removedHere), waiting for the range's leader to confirm.
+	collect bool
 }
 
 // noteSuspects runs on the driver every tick: it publishes the suspects
@@ -483,8 +486,8 @@ func (s *Store) noteSuspects() {
 			r.leaderHeard = s.ticks
 		}
 		stale := s.ticks-r.leaderHeard >= staleTicks
-		if (r.frozen || stale) && !r.desc.Empty() {
-			found = append(found, suspect{desc: r.desc, replica: r.id, frozen: r.frozen})
+		if (r.frozen || stale || r.collect) && !r.desc.Empty() {
+			found = append(found, suspect{desc: r.desc, replica: r.id, frozen: r.frozen, collect: r.collect})
 		}
 	}
 	before := s.suspectsPublished()
@@ -499,9 +502,10 @@ func (s *Store) noteSuspects() {
 	}
 	// A replica just frozen: its merge is under way, and its replicas on
 	// nodes without the left-hand range are garbage the moment it is
-	// done. Look now rather than at the next round.
+	// done. Likewise one just known removed. Look now rather than at the
+	// next round.
 	if s.mergerKick != nil && slices.ContainsFunc(found, func(f suspect) bool {
-		return f.frozen && !slices.ContainsFunc(before, func(b suspect) bool { return b.frozen && b.desc.ID == f.desc.ID })
+		return (f.frozen || f.collect) && !slices.ContainsFunc(before, func(b suspect) bool { return (b.frozen || b.collect) && b.desc.ID == f.desc.ID })
 	}) {
 		s.mergerKick.Send(struct{}{})
 	}
@@ -544,7 +548,7 @@ func (s *Store) merge(ctx context.Context) {
 				s.rt.Logger().Debug("asking who serves a silent replica's start key failed", "range", sus.desc, "err", err)
 			}
 			if gone {
-				s.rt.Logger().Info("replica of a range merged away: collecting it", "range", sus.desc)
+				s.rt.Logger().Info("replica no longer a member of the range that serves its span: collecting it", "range", sus.desc)
 				s.events.Send(event{mergedAway: &sus})
 			}
 		}

@@ -102,10 +102,11 @@ type replica struct {
 	// slow (simulation only): Raft hands it one committed entry per Ready,
 	// and each cycle that applies some costs a few milliseconds.
 	slowApply bool
-	// removed is set once the replica applied its own removal; leftOver
-	// once the driver noted it (it is kept, answering votes, until the
-	// range confirms it is gone: finish).
-	removed, leftOver bool
+	// removed is set once the replica applied its own removal; collect
+	// once it is known removed (its own removal applied, or a peer said
+	// so): it is kept, answering votes, until the range's live leader
+	// confirms it is not a member (finish, the gc event, merge.go).
+	removed, collect bool
 	// overlay holds, while leading, the writes proposed and not yet
 	// applied, over the engine (evaluate.go); the core keeps their chain
 	// and says when the overlay goes or is rebuilt.
@@ -547,7 +548,7 @@ func (s *Store) handle(ev event) {
 		if len(ev.gc) == 16 {
 			id, replica := storage.RangeID(binary.BigEndian.Uint64(ev.gc)), binary.BigEndian.Uint64(ev.gc[8:])
 			if r := s.replicas[id]; r != nil && r.id == replica {
-				s.destroy(r)
+				s.removedHere(r)
 			}
 		}
 	case ev.req != nil:
@@ -905,7 +906,7 @@ func (s *Store) finish(readies []ready) {
 			s.readLocal(x.r, rd.req, rd.reply)
 		}
 		x.r.rn.Advance(x.rd)
-		if x.r.removed && !x.r.leftOver {
+		if x.r.removed && !x.r.collect {
 			// The replica applied its own removal. It is not destroyed
 			// here: the voters that have not applied the removal yet
 			// still count it, and its vote may be what elects their next
@@ -917,9 +918,8 @@ func (s *Store) finish(readies []ready) {
 			// takes no part any more (Raft never lets a removed replica
 			// campaign) and is collected once the range's live leader
 			// says it is not a member (the merger task's suspects,
-			// merge.go), or when a peer that applied its removal hears
-			// from it.
-			x.r.leftOver = true
+			// merge.go).
+			x.r.collect = true
 			s.rt.Logger().Info("replica applied its own removal; kept until the range confirms it", "range", x.r.desc)
 		}
 		if x.r.needSnapshot {
@@ -1066,6 +1066,24 @@ func dedupeAppends(msgs []raftpb.Message) []raftpb.Message {
 		out = append(out, m)
 	}
 	return out
+}
+
+// removedHere handles a peer's word that the range removed r: r is
+// collected once the range's live leader confirms it (merge.go's
+// suspects), not at once. The peer applied the removal, but the voters
+// that have not may still need r's vote to elect their next leader: a
+// peer that told r and then lost its unsynced apply in a crash left a
+// range two voters of four for good (the simulator's cluster seed 24;
+// docs/consensus.md, "Next steps" 5). The confirming read is served only
+// after a quorum of the new configuration heard the leader in it (the
+// removal ends every lease: lease.go), so they know the removal is
+// committed. Without a Router (no merger task to confirm), r goes at once.
+func (s *Store) removedHere(r *replica) {
+	if s.opts.Router == nil {
+		s.destroy(r)
+		return
+	}
+	r.collect = true
 }
 
 // changeRole carries out a replica's change of role, as its core noted it:
