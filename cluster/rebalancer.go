@@ -357,7 +357,16 @@ func (m *Manager) take(ctx context.Context, cl *consensus.Client, v *view, s ste
 		if err != nil {
 			return fmt.Errorf("range %d: reading its configuration: %w", s.d.ID, err)
 		}
+		members := slices.Sorted(slices.Values(append(slices.Clone(conf.Voters), conf.Learners...)))
 		switch {
+		case !slices.Equal(members, slices.Sorted(slices.Values(s.d.Replicas))):
+			// The range changed since the look (another leader's move,
+			// or this one's, finished meanwhile): the step was decided on
+			// replicas it no longer has. Two leaders each removing "the
+			// extra replica" of one range, one from the view before the
+			// other's removal, left it two replicas, one of them on a
+			// node about to die (the simulator's cluster seed 955).
+			return fmt.Errorf("range %d: %w (replicas %v, the look saw %v)", s.d.ID, errChangeInProgress, members, s.d.Replicas)
 		case len(conf.Learners) == 0 || slices.Contains(conf.Learners, s.remove):
 		case s.extra || m.learnerStuck(s.d.ID, conf):
 			// An addition cut short (its caller gone): its learner is
