@@ -31,17 +31,18 @@ const (
 	famList                      // q1, q2: RPUSH LPUSH LPOP RPOP LREM LRANGE LLEN
 	famSet                       // m1, m2: SADD SREM SMEMBERS SCARD SISMEMBER SINTERCARD
 	famZSet                      // z1, z2: ZADD ZREM ZRANGE ZSCORE ZCARD
+	famStream                    // y1, y2: XADD (explicit IDs, MAXLEN) XDEL XLEN XRANGE XTRIM
 	famTTL                       // SET PX, PEXPIRE, PERSIST, PTTL on the keys above
 	famMulti                     // MULTI blocks on one key of the above
 	famWatch                     // WATCH k; MULTI; ...; EXEC on the keys above
 	numFamilies
 )
 
-var familyNames = [numFamilies]string{"string", "hash", "list", "set", "zset", "ttl", "multi", "watch"}
+var familyNames = [numFamilies]string{"string", "hash", "list", "set", "zset", "stream", "ttl", "multi", "watch"}
 
 // familyKeys are each type family's keys, on two ranges
-// (slot/4096: x1 2, x2 1, h1 2, h2 1, q1 1, q2 2, m1 1, m2 2, z1 0, z2 3).
-var familyKeys = [famTTL][]string{{"x1", "x2"}, {"h1", "h2"}, {"q1", "q2"}, {"m1", "m2"}, {"z1", "z2"}}
+// (slot/4096: x1 2, x2 1, h1 2, h2 1, q1 1, q2 2, m1 1, m2 2, z1 0, z2 3, y1 1, y2 2).
+var familyKeys = [famTTL][]string{{"x1", "x2"}, {"h1", "h2"}, {"q1", "q2"}, {"m1", "m2"}, {"z1", "z2"}, {"y1", "y2"}}
 
 // redisMix is one seed's choice of families.
 type redisMix struct {
@@ -55,8 +56,12 @@ type redisMix struct {
 func drawMix(seed uint64) redisMix {
 	rng := rand.New(rand.NewPCG(seed, 0x7265646973))
 	var m redisMix
+	// Streams came last: they are drawn after the rest, so that the
+	// families of a seed are what they were before them, plus streams.
 	for f := range numFamilies {
-		m.on[f] = rng.IntN(2) == 0
+		if f != famStream {
+			m.on[f] = rng.IntN(2) == 0
+		}
 	}
 	for f := range famTTL {
 		if m.on[f] {
@@ -64,10 +69,13 @@ func drawMix(seed uint64) redisMix {
 		}
 	}
 	if len(m.types) == 0 {
-		f := redisFamily(rng.IntN(int(famTTL)))
+		f := redisFamily(rng.IntN(int(famStream))) // the type families before streams
 		m.on[f], m.types = true, []redisFamily{f}
 	}
 	m.share = 30 + rng.IntN(31)
+	if m.on[famStream] = rng.IntN(2) == 0; m.on[famStream] {
+		m.types = append(m.types, famStream)
+	}
 	return m
 }
 
@@ -230,8 +238,51 @@ func genTyped(rng *rand.Rand, f redisFamily, key, uniq string) []string {
 			return []string{"ZSCORE", key, pick("z", 3)}
 		}
 		return []string{"ZCARD", key}
+	case famStream:
+		return genStream(rng, key, uniq)
 	}
 	panic("no such family")
+}
+
+// genStream draws XADD, XDEL, XLEN, XRANGE or XTRIM on a stream key. IDs
+// are explicit ("<ms>-<seq>" or "<ms>-*"), made from uniq, which is
+// c<client>.<op>[.<j>] (v<op> in TestRedisMiniMatchesExec): the op number
+// grows with each client's operations, so a client's IDs grow, while the
+// clients' interleave and some XADDs meet a larger top item (an error).
+// XDEL names IDs the client may have added lately.
+func genStream(rng *rand.Rand, key, uniq string) []string {
+	var nums []int
+	for _, f := range strings.FieldsFunc(uniq, func(r rune) bool { return r < '0' || r > '9' }) {
+		n, _ := strconv.Atoi(f)
+		nums = append(nums, n)
+	}
+	if len(nums) == 1 {
+		nums = []int{0, nums[0]}
+	}
+	client, ms := nums[0], 1+4*nums[1]
+	if len(nums) > 2 {
+		ms += nums[2]
+	}
+	switch r := rng.IntN(100); {
+	case r < 40:
+		id := fmt.Sprintf("%d-%d", ms, client)
+		if rng.IntN(3) == 0 {
+			id = fmt.Sprintf("%d-*", ms)
+		}
+		cmd := []string{"XADD", key}
+		if rng.IntN(5) == 0 {
+			cmd = append(cmd, "MAXLEN", strconv.Itoa(1+rng.IntN(5)))
+		}
+		return append(cmd, id, "f"+strconv.Itoa(rng.IntN(2)), uniq)
+	case r < 58:
+		back := max(1, ms-4*(1+rng.IntN(3)))
+		return []string{"XDEL", key, fmt.Sprintf("%d-%d", back, []int{client, 0}[rng.IntN(2)])}
+	case r < 73:
+		return []string{"XLEN", key}
+	case r < 95:
+		return []string{"XRANGE", key, "-", "+"}
+	}
+	return []string{"XTRIM", key, "MAXLEN", strconv.Itoa(rng.IntN(4))}
 }
 
 // genBits draws SETBIT, GETBIT or BITCOUNT on a string key: bits within
@@ -366,7 +417,7 @@ func (c *redisCluster) blockOp(rc redisConn, i int, key string, block [][]string
 		// its update does: the read is checked like any other, and the
 		// window in which a write must invalidate the WATCH grows.
 		read := map[string][]string{"x": {"GET", key}, "h": {"HGETALL", key}, "q": {"LRANGE", key, "0", "-1"},
-			"m": {"SMEMBERS", key}, "z": {"ZRANGE", key, "0", "-1", "WITHSCORES"}}[key[:1]]
+			"m": {"SMEMBERS", key}, "z": {"ZRANGE", key, "0", "-1", "WITHSCORES"}, "y": {"XRANGE", key, "-", "+"}}[key[:1]]
 		c.cmdOp(rc, i, key, read, open, settle)
 	}
 	if r := rc.do("MULTI"); !isOK(r) {

@@ -42,10 +42,26 @@ type mkey struct {
 	list []string
 	set  map[string]bool
 	zset map[string]int64 // the workload draws integer scores only
+	// A stream: its entries in ID order and its last ID (XADD's floor,
+	// which XDEL and XTRIM leave). An empty stream stays a key.
+	entries []mentry
+	last    mid
 	// ttl: the key expires at a deadline within [dlo, dhi] (unix ms).
 	ttl      bool
 	dlo, dhi int64
 }
+
+// mid is a stream entry ID; mentry an entry of one field (the workload's).
+type mid struct{ ms, seq uint64 }
+
+type mentry struct {
+	id           mid
+	field, value string
+}
+
+func (a mid) less(b mid) bool { return a.ms < b.ms || a.ms == b.ms && a.seq < b.seq }
+
+func (a mid) String() string { return fmt.Sprintf("%d-%d", a.ms, a.seq) }
 
 // stamp bounds an operation's leader-assigned time (unix ms).
 type stamp struct{ lo, hi int64 }
@@ -112,6 +128,13 @@ func (k *mkey) encode() string {
 			sep(m)
 			sep(strconv.FormatInt(k.zset[m], 10))
 		}
+	case "stream":
+		sep(k.last.String())
+		for _, e := range k.entries {
+			sep(e.id.String())
+			sep(e.field)
+			sep(e.value)
+		}
 	}
 	if k.ttl {
 		fmt.Fprintf(&b, "\x1d%d,%d", k.dlo, k.dhi)
@@ -155,8 +178,19 @@ func decodeKey(s string) *mkey {
 			n, _ := strconv.ParseInt(parts[i+1], 10, 64)
 			k.zset[parts[i]] = n
 		}
+	case "stream":
+		k.last = parseMID(parts[0])
+		for i := 1; i+2 < len(parts); i += 3 {
+			k.entries = append(k.entries, mentry{id: parseMID(parts[i]), field: parts[i+1], value: parts[i+2]})
+		}
 	}
 	return k
+}
+
+func parseMID(s string) mid {
+	var id mid
+	fmt.Sscanf(s, "%d-%d", &id.ms, &id.seq)
+	return id
 }
 
 func (k *mkey) clone() *mkey { return decodeKey(k.encode()) }
@@ -324,6 +358,81 @@ func (k *mkey) exec(args []string, now stamp) expect {
 			return exact(redis.Int(0))
 		}
 		return exact(redis.Int(bitCount(k.str, args[2:])))
+	case "xadd":
+		// XADD key [MAXLEN n] <ms>-<seq>|<ms>-* field value, the
+		// workload's form (no 0-0).
+		at := 2
+		maxLen := -1
+		if strings.EqualFold(arg(2), "maxlen") {
+			maxLen, _ = strconv.Atoi(arg(3))
+			at = 4
+		}
+		msPart, seqPart, _ := strings.Cut(arg(at), "-")
+		id := mid{}
+		id.ms, _ = strconv.ParseUint(msPart, 10, 64)
+		if !typed("stream") {
+			return exact(errWrongType)
+		}
+		if k.typ == "" {
+			k.typ = "stream" // a new key: no TTL
+		}
+		switch {
+		case seqPart != "*":
+			id.seq, _ = strconv.ParseUint(seqPart, 10, 64)
+		case id.ms == k.last.ms:
+			id.seq = k.last.seq + 1
+		}
+		if !k.last.less(id) {
+			return exact(redis.Error("ERR The ID specified in XADD is equal or smaller than the target stream top item"))
+		}
+		k.entries = append(k.entries, mentry{id: id, field: arg(at + 1), value: arg(at + 2)})
+		k.last = id
+		if maxLen >= 0 && len(k.entries) > maxLen {
+			k.entries = k.entries[len(k.entries)-maxLen:]
+		}
+		return exact(bulk(id.String()))
+	case "xdel":
+		// XDEL key id, of the workload's form.
+		if !typed("stream") {
+			return exact(errWrongType)
+		}
+		id := parseMID(arg(2))
+		for i, e := range k.entries {
+			if e.id == id {
+				k.entries = slices.Delete(slices.Clone(k.entries), i, i+1)
+				return exact(redis.Int(1))
+			}
+		}
+		return exact(redis.Int(0))
+	case "xlen":
+		if !typed("stream") {
+			return exact(errWrongType)
+		}
+		return exact(redis.Int(int64(len(k.entries))))
+	case "xrange":
+		if !typed("stream") {
+			return exact(errWrongType)
+		}
+		if len(args) != 4 || arg(2) != "-" || arg(3) != "+" {
+			panic("model: XRANGE - + only")
+		}
+		out := []redis.Reply{}
+		for _, e := range k.entries {
+			out = append(out, redis.Array(bulk(e.id.String()), redis.Array(bulk(e.field), bulk(e.value))))
+		}
+		return exact(redis.Array(out...))
+	case "xtrim":
+		// XTRIM key MAXLEN n, exact.
+		n, err := strconv.Atoi(arg(3))
+		if !strings.EqualFold(arg(2), "maxlen") || err != nil || n < 0 {
+			panic("model: XTRIM key MAXLEN n only")
+		}
+		if !typed("stream") {
+			return exact(errWrongType)
+		}
+		removed := max(len(k.entries)-n, 0)
+		k.entries = k.entries[removed:]
+		return exact(redis.Int(int64(removed)))
 	case "del":
 		if k.typ == "" {
 			return exact(redis.Int(0))

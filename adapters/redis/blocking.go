@@ -9,11 +9,11 @@ import (
 )
 
 // Blocking commands: BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN,
-// BZPOPMAX, BZMPOP. TryBlocking is the
-// step that does not block; it is a write (it pops), so it goes through the
-// Raft log like any write. When it is not ready the caller parks the client
-// and retries after a write to one of the command's keys (Keys lists them),
-// and on timeout (BlockTimeout) replies TimeoutReply.
+// BZPOPMAX, BZMPOP, and XREAD and XREADGROUP with BLOCK (Blocks). TryBlocking
+// is the step that does not block; it is a write (it pops), so it goes
+// through the Raft log like any write. When it is not ready the caller
+// parks the client and retries after a write to one of the command's keys
+// (Keys lists them), and on timeout (BlockTimeout) replies TimeoutReply.
 
 var blockingHandlers = map[string]func(c *ctx) (Reply, bool, error){
 	"blpop":      func(c *ctx) (Reply, bool, error) { return c.bpop(true) },
@@ -24,6 +24,88 @@ var blockingHandlers = map[string]func(c *ctx) (Reply, bool, error){
 	"bzpopmax":   func(c *ctx) (Reply, bool, error) { return c.bzpop(true) },
 	"blmpop":     func(c *ctx) (Reply, bool, error) { return c.bmpop(cmdLMPop, "left", "right") },
 	"bzmpop":     func(c *ctx) (Reply, bool, error) { return c.bmpop(cmdZMPop, "min", "max") },
+	"xread":      func(c *ctx) (Reply, bool, error) { return c.xreadStep(false) },
+	"xreadgroup": func(c *ctx) (Reply, bool, error) { return c.xreadStep(true) },
+}
+
+// Blocks reports whether a keyed command blocks, and so runs through
+// TryBlocking rather than Exec: XREAD and XREADGROUP given BLOCK (with
+// arguments that parse; if they do not, Exec answers the error). Inside
+// MULTI it runs through Exec, which does not block, as in Redis.
+func Blocks(args [][]byte) bool {
+	if len(args) == 0 {
+		return false
+	}
+	spec, ok := lookupBytes(args[0])
+	if !ok || (spec.Name != "xread" && spec.Name != "xreadgroup") || !spec.ArityOK(len(args)) {
+		return false
+	}
+	a, err := parseXRead(args, spec.Name == "xreadgroup")
+	return err == nil && a.block >= 0
+}
+
+// xreadBlockedCount is what COUNT a blocked XREAD serves without one
+// (XREAD_BLOCKED_DEFAULT_COUNT).
+const xreadBlockedCount = "1000"
+
+// xreadStep is XREAD's or XREADGROUP's step: served now, or not ready with
+// the command to retry as its reply (RetryArgs reads it): the same, with
+// each "$" replaced by the ID it stands for now (so that the wait is for
+// entries after it, not after whatever is last when the step runs again)
+// and, given no COUNT, COUNT 1000, as Redis serves a blocked client.
+func (c *ctx) xreadStep(readGroup bool) (Reply, bool, error) {
+	r, ids, err := c.xread(readGroup)
+	if err != nil || r.Kind != KindNullArray {
+		return r, true, err
+	}
+	a, _ := parseXRead(c.args, readGroup)
+	streams := len(c.args) - 2*len(a.ids) - 1 // where STREAMS is
+	retry := append([][]byte(nil), c.args[:streams]...)
+	if !hasCount(c.args) {
+		// Before STREAMS, where it changes no key position.
+		retry = append(retry, []byte("COUNT"), []byte(xreadBlockedCount))
+	}
+	retry = append(retry, c.args[streams:len(c.args)-len(a.ids)]...)
+	for i, id := range a.ids {
+		if string(cstr(id)) == "$" {
+			id = []byte(ids[i].String())
+		}
+		retry = append(retry, id)
+	}
+	return bulks(retry), false, nil
+}
+
+// hasCount reports whether XREAD's options (before STREAMS) hold COUNT.
+func hasCount(args [][]byte) bool {
+	for i := 1; i < len(args)-1; i++ {
+		switch {
+		case cEqualFold(args[i], "streams"):
+			return false
+		case cEqualFold(args[i], "count"):
+			return true
+		case cEqualFold(args[i], "block"):
+			i++
+		case cEqualFold(args[i], "group"):
+			i += 2
+		}
+	}
+	return false
+}
+
+// RetryArgs is the command a blocking step that was not ready asks to be
+// retried with instead of its own (XREAD's, see TryBlocking), or nil.
+func RetryArgs(notReady Reply) [][]byte {
+	if notReady.Kind != KindArray || len(notReady.Elems) == 0 {
+		return nil
+	}
+	args := make([][]byte, len(notReady.Elems))
+	for i, e := range notReady.Elems {
+		if e.Kind != KindBulk {
+			return nil
+		}
+		args[i] = e.Str
+	}
+	return args
 }
 
 // timeoutArg is where a blocking command's timeout is: first for BLMPOP
@@ -38,13 +120,14 @@ func timeoutArg(args [][]byte) []byte {
 // TryBlocking runs the non-blocking step of a blocking command (args[0] is
 // its name) on st at time now (unix ms, from the leader). ready is true when
 // the reply is final: an element was moved, or an error. When ready is
-// false nothing was written, and the reply is meaningless.
+// false nothing was written, and the reply is meaningless, but for XREAD
+// and XREADGROUP, whose reply is the command to retry with (RetryArgs).
 func TryBlocking(st Store, now int64, args [][]byte) (r Reply, ready bool) {
 	if len(args) == 0 {
 		return Error("ERR empty command"), true
 	}
 	spec, ok := lookupBytes(args[0])
-	if !ok || spec.Where != WhereBlocking {
+	if !ok || blockingHandlers[spec.Name] == nil {
 		return unknownCommand(args), true
 	}
 	if !spec.ArityOK(len(args)) {
@@ -69,7 +152,7 @@ func TryBlocking(st Store, now int64, args [][]byte) (r Reply, ready bool) {
 }
 
 // TimeoutReply is what a blocking command answers when its timeout passes:
-// a null array, for every list command (Redis 7.0's
+// a null array, for every list, sorted set and stream command (Redis 7.0's
 // replyToBlockedClientTimedOut), even BLMOVE whose immediate answer is a
 // bulk string.
 func TimeoutReply(name string) Reply { return NullArray() }
@@ -77,6 +160,10 @@ func TimeoutReply(name string) Reply { return NullArray() }
 // BlockTimeout is the timeout of a blocking command whose TryBlocking was not
 // ready (so its arguments are valid), in milliseconds; 0 means forever.
 func BlockTimeout(args [][]byte) int64 {
+	if name := string(bytes.ToLower(args[0])); name == "xread" || name == "xreadgroup" {
+		a, _ := parseXRead(args, name == "xreadgroup")
+		return max(a.block, 0)
+	}
 	ms, err := parseTimeout(timeoutArg(args))
 	if err != nil {
 		return 0

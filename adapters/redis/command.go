@@ -116,18 +116,19 @@ func commandGetKeys(cmd [][]byte) Reply {
 	if !ok {
 		return Error("ERR Invalid command specified")
 	}
-	if s.Name == "object" && len(cmd) >= 2 {
-		// Redis looks the subcommand up: only HELP has no key.
-		name, arityOK, _ := objectSubcommand(cmd)
+	if s.subcommands != nil && len(cmd) >= 2 {
+		// Redis looks the subcommand up (OBJECT HELP, XINFO HELP, CLIENT
+		// LIST... have no key).
+		name, arityOK, _ := s.subcommandOf(cmd)
 		switch {
 		case name == "":
 			return Error("ERR Invalid command specified")
-		case name == "help":
+		case s.subcommands[name].firstKey == 0:
 			return Error("ERR The command has no key arguments")
 		case !arityOK:
 			return Error("ERR Invalid number of arguments specified for command")
 		}
-		return bulks(cmd[2:3])
+		return bulks(Keys(cmd))
 	}
 	if s.FirstKey == 0 && !s.HasFlag("movablekeys") {
 		return Error("ERR The command has no key arguments")

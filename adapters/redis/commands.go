@@ -53,4 +53,8 @@ var handlers = map[string]handler{
 	"georadiusbymember_ro": cmdGeoRadiusByMemberRO,
 	// lcs.go, object.go
 	"lcs": cmdLCS, "object": cmdObject,
+	// streams.go, streamgroups.go
+	"xadd": cmdXAdd, "xlen": cmdXLen, "xrange": cmdXRange, "xrevrange": cmdXRevRange, "xdel": cmdXDel,
+	"xtrim": cmdXTrim, "xread": cmdXRead, "xreadgroup": cmdXReadGroup, "xsetid": cmdXSetID, "xinfo": cmdXInfo,
+	"xgroup": cmdXGroup, "xack": cmdXAck, "xpending": cmdXPending, "xclaim": cmdXClaim, "xautoclaim": cmdXAutoClaim,
 }

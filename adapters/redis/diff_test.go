@@ -287,6 +287,9 @@ func normalize(cmd []string, r Reply) Reply {
 		if len(cmd) > 1 && strings.EqualFold(cmd[1], "idletime") && r.Kind == KindInt && r.Int >= 0 {
 			return SimpleString("<idle>")
 		}
+	case "xpending", "xinfo":
+		// Idle, seen and delivery times follow each side's clock.
+		return streamTimes(r)
 	case "spop", "srandmember", "hrandfield", "zrandmember", "randomkey":
 		// Random picks: only the shape.
 		if r.Kind == KindArray || r.Kind == KindSet {
@@ -294,6 +297,39 @@ func normalize(cmd []string, r Reply) Reply {
 		}
 		if r.Kind == KindBulk {
 			return SimpleString("<one element>")
+		}
+	}
+	return r
+}
+
+// streamTimes replaces the times in XPENDING's and XINFO's replies: the
+// idle time of XPENDING's entries (the third of four elements), the values
+// named "idle" and "seen-time", and in XINFO STREAM FULL the delivery
+// time of each pending entry (the third of a group's four, the second of a
+// consumer's three). Maps are flat arrays in RESP2.
+func streamTimes(r Reply) Reply {
+	const time = "<time>"
+	for i := range r.Elems {
+		e := &r.Elems[i]
+		if e.Kind == KindBulk && (string(e.Str) == "idle" || string(e.Str) == "seen-time") && i%2 == 0 && i+1 < len(r.Elems) {
+			r.Elems[i+1] = SimpleString(time)
+		}
+		if e.Kind == KindBulk && string(e.Str) == "pending" && i%2 == 0 && i+1 < len(r.Elems) {
+			for j := range r.Elems[i+1].Elems {
+				p := &r.Elems[i+1].Elems[j]
+				switch len(p.Elems) {
+				case 4:
+					p.Elems[2] = SimpleString(time)
+				case 3:
+					p.Elems[1] = SimpleString(time)
+				}
+			}
+		}
+		if e.Kind == KindArray && len(e.Elems) == 4 && e.Elems[0].Kind == KindBulk && e.Elems[2].Kind == KindInt {
+			e.Elems[2] = SimpleString(time) // an XPENDING entry
+		}
+		if e.Kind == KindArray || e.Kind == KindMap {
+			*e = streamTimes(*e)
 		}
 	}
 	return r
@@ -684,8 +720,12 @@ func syncRandom(d *differ, cmd []string, real, ours Reply) bool {
 	return true
 }
 
-// compareState reads every key back from both sides.
+// compareState reads every key back from both sides, after checking our
+// records against their layout (Verify).
 func (d *differ) compareState() {
+	if err := Verify(d.raw); err != nil {
+		d.t.Fatalf("Verify: %v\nsequence:\n  %s", err, strings.Join(d.log, "\n  "))
+	}
 	for _, k := range diffKeys {
 		d.check([]string{"type", k})
 		d.check([]string{"ttl", k})
@@ -701,6 +741,11 @@ func (d *differ) compareState() {
 			d.check([]string{"zrange", k, "0", "-1", "withscores"})
 		case "hash":
 			d.check([]string{"hgetall", k})
+		case "stream":
+			d.check([]string{"xrange", k, "-", "+"})
+			d.check([]string{"xinfo", "stream", k})
+			d.check([]string{"xinfo", "stream", k, "full"})
+			d.check([]string{"xinfo", "groups", k})
 		}
 	}
 }
@@ -807,6 +852,29 @@ func TestCommandTableMatchesRedis(t *testing.T) {
 		[]string{"command", "getkeys", "object", "encoding", "k", "x"},
 		[]string{"command", "getkeys", "object", "bogus", "k"},
 		[]string{"command", "getkeys", "object"},
+		[]string{"command", "getkeys", "xread", "streams", "a", "b", "0", "0"},
+		[]string{"command", "getkeys", "xread", "count", "1", "block", "0", "STREAMS", "a", "0"},
+		[]string{"command", "getkeys", "xread", "streams", "a", "b", "0"},
+		[]string{"command", "getkeys", "xread", "count", "1", "streams", "a"},
+		[]string{"command", "getkeys", "xread", "count", "streams", "streams", "a", "0"},
+		[]string{"command", "getkeys", "xread", "streams", "streams", "a", "0"},
+		[]string{"command", "getkeys", "xread", "count", "1", "block", "2"},
+		[]string{"command", "getkeys", "xreadgroup", "group", "g", "c", "streams", "a", ">"},
+		[]string{"command", "getkeys", "xreadgroup", "group", "streams", "c", "streams", "a", "b", ">", ">"},
+		[]string{"command", "getkeys", "xreadgroup", "group", "g", "c", "noack", "streams", "a"},
+		[]string{"command", "getkeys", "xgroup", "create", "k", "g", "$"},
+		[]string{"command", "getkeys", "xgroup", "help"},
+		[]string{"command", "getkeys", "xgroup", "destroy", "k"},
+		[]string{"command", "getkeys", "xgroup", "bogus", "k"},
+		[]string{"command", "getkeys", "xinfo", "stream", "k", "full"},
+		[]string{"command", "getkeys", "xinfo", "consumers", "k", "g"},
+		[]string{"command", "getkeys", "xinfo", "help"},
+		[]string{"command", "getkeys", "xadd", "k", "*", "f", "v"},
+		[]string{"command", "getkeys", "config", "get", "x"},
+		[]string{"command", "getkeys", "client", "list"},
+		[]string{"command", "getkeys", "config", "bogus"},
+		[]string{"command", "getkeys", "pubsub", "channels"},
+		[]string{"command", "getkeys", "xclaim", "k", "g", "c", "0", "1-1"},
 		[]string{"command", "count", "x"},
 		[]string{"command", "nosuch"},
 		[]string{"command", "list", "filterby", "bogus", "x"},

@@ -15,7 +15,7 @@ import (
 func init() {
 	extraGenerators = append(extraGenerators, genHashCmd, genListCmd, genSetCmd, genZSetCmd, genZSetCmd, genZSetCmd2, genBigCmd,
 		genBitmapCmd, genBitmapCmd, genLCSCmd, genObjectCmd, genHLLCmd, genHLLCmd,
-		genGeoCmd, genGeoCmd, genGeoCmd)
+		genGeoCmd, genGeoCmd, genGeoCmd, genStreamCmd, genStreamCmd, genStreamCmd, genStreamGroupCmd, genStreamGroupCmd)
 }
 
 var diffFields = []string{"f", "g", "h", "1", "", "long-field-name"}
@@ -824,4 +824,241 @@ func genGeoCmd(t *rapid.T, env genEnv) []string {
 		cmd = append(cmd, o...)
 	}
 	return cmd
+}
+
+// genStreamID draws an entry ID for XADD: mostly "<ms>-*" with ms growing
+// along the sequence (so that adds succeed), else small explicit IDs
+// (often at or below the top item), extremes and malformed ones. No "*":
+// each side's clock would name the entry (TestStreamAutoIDs checks those).
+func genStreamID(t *rapid.T, env genEnv) string {
+	ms := strconv.Itoa(env.idx + 1)
+	switch rapid.IntRange(0, 9).Draw(t, "idkind") {
+	case 0, 1, 2, 3, 4:
+		return ms + "-*"
+	case 5, 6:
+		return ms + "-" + strconv.Itoa(rapid.IntRange(0, 3).Draw(t, "seq"))
+	case 7:
+		return strconv.Itoa(rapid.IntRange(0, 5).Draw(t, "ms")) + pick(t, "seq", "", "-0", "-1", "-2", "-*")
+	case 8:
+		return pick(t, "id", "0-0", "0-1", "18446744073709551615-18446744073709551615", "18446744073709551615-*", "99-18446744073709551615")
+	}
+	return pick(t, "badid", "-", "+", "x", "1-x", "-1", "1-", "1--1", "")
+}
+
+// genStreamBound draws an XRANGE or XPENDING bound: IDs near the ones
+// genStreamID makes, incomplete ones, exclusive ones, "-" and "+".
+func genStreamBound(t *rapid.T) string {
+	return pick(t, "bound", "-", "+", "0", "1", "2-0", "3-1", "5", "(1-0", "(2", "(3-18446744073709551615", "(0-0",
+		"(-", "(+", "18446744073709551615-18446744073709551615", "x", "10")
+}
+
+// genExistingID draws an ID for XDEL, XACK, XCLAIM: the ones adds make,
+// and some that never exist.
+func genExistingID(t *rapid.T) string {
+	return pick(t, "eid", "1-0", "2-0", "2-1", "3-0", "3-1", "4-0", "5-0", "6-1", "9-9", "0-1", "x")
+}
+
+// genStreamFields draws XADD's field-value pairs, sometimes one short.
+func genStreamFields(t *rapid.T) []string {
+	var out []string
+	for range rapid.IntRange(1, 3).Draw(t, "npairs") {
+		out = append(out, pick(t, "field", "f", "g", "1", "", "f"), genValue(t))
+	}
+	if rapid.IntRange(0, 19).Draw(t, "odd") == 0 {
+		out = out[:len(out)-1]
+	}
+	return out
+}
+
+// genTrimOpts draws XADD's or XTRIM's trimming options: MAXLEN or MINID,
+// exact or approximate, LIMIT, and their mistakes.
+func genTrimOpts(t *rapid.T) []string {
+	var out []string
+	switch pick(t, "trim", "maxlen", "minid", "bad") {
+	case "maxlen":
+		out = append(out, pick(t, "m", "maxlen", "MAXLEN"))
+		out = append(out, maybe(t, []string{pick(t, "approx", "~", "=", "~")})...)
+		out = append(out, pick(t, "n", "0", "1", "2", "3", "5", "-1", "x"))
+	case "minid":
+		out = append(out, "minid")
+		out = append(out, maybe(t, []string{pick(t, "approx", "~", "=")})...)
+		out = append(out, pick(t, "minid", "0", "2", "3-1", "4", "9", "-", "x"))
+	default:
+		out = append(out, pick(t, "badtrim", "limit", "maxlen", "bogus"))
+	}
+	if rapid.IntRange(0, 3).Draw(t, "limit") == 0 {
+		out = append(out, "limit", pick(t, "limit", "0", "1", "100", "-1", "x"))
+	}
+	return out
+}
+
+// genStreamCmd draws the stream commands without consumer groups on the
+// keys every family shares (so WRONGTYPE both ways), with explicit IDs.
+func genStreamCmd(t *rapid.T, env genEnv) []string {
+	k := genKey(t)
+	switch pick(t, "cmd", "xadd", "xadd", "xadd", "xadd", "xlen", "xrange", "xrevrange", "xdel", "xtrim", "xread",
+		"xsetid", "xinfo") {
+	case "xadd":
+		cmd := []string{"xadd", k}
+		if rapid.IntRange(0, 9).Draw(t, "nomk") == 0 {
+			cmd = append(cmd, "nomkstream")
+		}
+		if rapid.IntRange(0, 3).Draw(t, "trimming") == 0 {
+			cmd = append(cmd, genTrimOpts(t)...)
+		}
+		return append(append(cmd, genStreamID(t, env)), genStreamFields(t)...)
+	case "xlen":
+		return []string{"xlen", k}
+	case "xrange", "xrevrange":
+		cmd := []string{pick(t, "c", "xrange", "xrevrange"), k, genStreamBound(t), genStreamBound(t)}
+		if rapid.Bool().Draw(t, "count") {
+			cmd = append(cmd, pick(t, "co", "count", "COUNT", "limit"), pick(t, "n", "0", "1", "2", "-1", "x"))
+		}
+		return cmd
+	case "xdel":
+		cmd := []string{"xdel", k}
+		for range rapid.IntRange(1, 3).Draw(t, "nids") {
+			cmd = append(cmd, genExistingID(t))
+		}
+		return cmd
+	case "xtrim":
+		return append([]string{"xtrim", k}, genTrimOpts(t)...)
+	case "xread":
+		cmd := []string{"xread"}
+		if rapid.Bool().Draw(t, "count") {
+			cmd = append(cmd, "count", pick(t, "n", "1", "2", "0", "-1", "x"))
+		}
+		if rapid.IntRange(0, 5).Draw(t, "block") == 0 {
+			// Served at once, or on the real server a 1 ms wait for
+			// nothing: either way the same reply as Exec's.
+			cmd = append(cmd, "block", pick(t, "ms", "1", "x", "-1"))
+		}
+		keys := genKeys(t, 1, 2)
+		cmd = append(append(cmd, "streams"), keys...)
+		for range keys {
+			cmd = append(cmd, pick(t, "from", "0", "$", "1-0", "2", "3-1", ">", "x", "18446744073709551615-18446744073709551615"))
+		}
+		if rapid.IntRange(0, 9).Draw(t, "unbalanced") == 0 {
+			cmd = cmd[:len(cmd)-1]
+		}
+		return cmd
+	case "xsetid":
+		cmd := []string{"xsetid", k, pick(t, "id", "5-0", "10", "30-1", "0-0", "1", "x", "-")}
+		cmd = append(cmd, maybe(t, []string{"entriesadded", pick(t, "n", "0", "3", "100", "-1", "x")},
+			[]string{"maxdeletedid", pick(t, "id", "0-0", "2-0", "40", "x")})...)
+		return cmd
+	}
+	switch rapid.IntRange(0, 5).Draw(t, "xinfo") {
+	case 0:
+		return []string{"xinfo", "stream", k, "full", "count", pick(t, "n", "0", "1", "-1", "x")}
+	case 1:
+		return []string{"xinfo", "stream", k, pick(t, "opt", "full", "bogus")}
+	}
+	return []string{"xinfo", "stream", k}
+}
+
+// genStreamGroupCmd draws the consumer-group commands: two groups, two
+// consumers, minimum idle times of 0 or an hour (the test cannot reach an
+// hour, so both sides filter alike).
+func genStreamGroupCmd(t *rapid.T, env genEnv) []string {
+	k := genKey(t)
+	g := pick(t, "group", "g1", "g2", "g1")
+	cn := pick(t, "consumer", "c1", "c2", "c1")
+	idle := func() string { return pick(t, "idle", "0", "0", "3600000", "-1", "x") }
+	switch pick(t, "cmd", "create", "create", "setid", "destroy", "createconsumer", "delconsumer", "xreadgroup",
+		"xreadgroup", "xreadgroup", "xack", "xpending", "xpending", "xclaim", "xautoclaim", "xinfo") {
+	case "create":
+		cmd := []string{"xgroup", "create", k, g, pick(t, "id", "$", "0", "2-0", "x", "-")}
+		for range rapid.IntRange(0, 2).Draw(t, "nopts") {
+			switch pick(t, "opt", "mkstream", "entriesread", "bogus") {
+			case "entriesread":
+				cmd = append(cmd, "entriesread", pick(t, "n", "0", "1", "5", "-1", "-2", "x"))
+			default:
+				cmd = append(cmd, pick(t, "o", "mkstream", "MKSTREAM", "bogus"))
+			}
+		}
+		return cmd
+	case "setid":
+		cmd := []string{"xgroup", "setid", k, g, pick(t, "id", "$", "0", "2-0", "-", "+", "x")}
+		if rapid.Bool().Draw(t, "entriesread") {
+			cmd = append(cmd, "entriesread", pick(t, "n", "0", "2", "-1", "x"))
+		}
+		return cmd
+	case "destroy":
+		return []string{"xgroup", "destroy", k, g}
+	case "createconsumer", "delconsumer":
+		return []string{"xgroup", pick(t, "sub", "createconsumer", "delconsumer"), k, g, cn}
+	case "xreadgroup":
+		cmd := []string{"xreadgroup", "group", g, cn}
+		if rapid.Bool().Draw(t, "count") {
+			cmd = append(cmd, "count", pick(t, "n", "1", "2", "0", "x"))
+		}
+		if rapid.IntRange(0, 3).Draw(t, "noack") == 0 {
+			cmd = append(cmd, "noack")
+		}
+		keys := []string{k}
+		if rapid.IntRange(0, 4).Draw(t, "twokeys") == 0 {
+			keys = append(keys, genKey(t))
+		}
+		cmd = append(append(cmd, "streams"), keys...)
+		for range keys {
+			cmd = append(cmd, pick(t, "from", ">", ">", ">", "0", "2-0", "$", "x"))
+		}
+		return cmd
+	case "xack":
+		cmd := []string{"xack", k, g}
+		for range rapid.IntRange(1, 3).Draw(t, "nids") {
+			cmd = append(cmd, genExistingID(t))
+		}
+		return cmd
+	case "xpending":
+		cmd := []string{"xpending", k, g}
+		if rapid.IntRange(0, 2).Draw(t, "summary") == 0 {
+			return cmd
+		}
+		if rapid.Bool().Draw(t, "idleopt") {
+			cmd = append(cmd, "idle", idle())
+		}
+		cmd = append(cmd, genStreamBound(t), genStreamBound(t), pick(t, "n", "10", "1", "0", "-1", "x"))
+		if rapid.Bool().Draw(t, "consumer") {
+			cmd = append(cmd, cn)
+		}
+		return cmd
+	case "xclaim":
+		cmd := []string{"xclaim", k, g, cn, idle()}
+		for range rapid.IntRange(1, 3).Draw(t, "nids") {
+			cmd = append(cmd, genExistingID(t))
+		}
+		for range rapid.IntRange(0, 3).Draw(t, "nopts") {
+			switch pick(t, "opt", "force", "justid", "retrycount", "idle", "time", "lastid", "bogus") {
+			case "retrycount":
+				cmd = append(cmd, "retrycount", pick(t, "n", "0", "5", "-1", "x"))
+			case "idle":
+				cmd = append(cmd, "idle", pick(t, "ms", "0", "1000", "-5", "x"))
+			case "time":
+				cmd = append(cmd, "time", pick(t, "ms", "1", "0", "-1", "x"))
+			case "lastid":
+				cmd = append(cmd, "lastid", pick(t, "id", "3-0", "100-0", "0-0", "x"))
+			default:
+				cmd = append(cmd, pick(t, "o", "force", "justid", "FORCE", "bogus"))
+			}
+		}
+		return cmd
+	case "xautoclaim":
+		cmd := []string{"xautoclaim", k, g, cn, idle(), genStreamBound(t)}
+		if rapid.Bool().Draw(t, "count") {
+			cmd = append(cmd, "count", pick(t, "n", "1", "2", "100", "0", "x"))
+		}
+		if rapid.IntRange(0, 2).Draw(t, "justid") == 0 {
+			cmd = append(cmd, "justid")
+		}
+		return cmd
+	}
+	switch rapid.IntRange(0, 2).Draw(t, "xinfo") {
+	case 0:
+		return []string{"xinfo", "groups", k}
+	case 1:
+		return []string{"xinfo", "consumers", k, g}
+	}
+	return []string{"xinfo", "stream", k, "full"}
 }

@@ -60,19 +60,56 @@
 //	                                     bytes that sort numerically (positive:
 //	                                     sign bit set; negative: all bits
 //	                                     inverted; -0 stored as +0)
+//	RouteKey(k) 'E' id                   stream entry -> its fields and values
+//	                                     (a field list); id is ms then seq, 8
+//	                                     bytes big-endian each, so entries sort
+//	                                     by ID
+//	RouteKey(k) 'N' id                   stream node (below) starting at entry
+//	                                     id -> live (8) | deleted (8) | bytes (8)
+//	                                     | last ID (16) | has prev (1) | prev
+//	                                     node's first ID (16) | master fields
+//	RouteKey(k) 'G' esc(g)               consumer group g -> last delivered ID
+//	                                     (16) | entries read (8, -1 unknown) |
+//	                                     consumers (8) | pending (8); esc(g) is
+//	                                     g with 0x00 escaped as 0x00 0xFF, then
+//	                                     0x00 0x01, like a route key, so that a
+//	                                     group's records below share a prefix
+//	RouteKey(k) 'G' esc(g) 'C' name      consumer -> seen-time (8, unix ms) |
+//	                                     pending (8)
+//	RouteKey(k) 'G' esc(g) 'P' id        pending entry (the group's PEL) ->
+//	                                     delivery time (8) | deliveries (8) |
+//	                                     consumer name
+//	RouteKey(k) 'G' esc(g) 'Q' esc(c) id the same entry in consumer c's PEL -> ""
 //
 // The metadata record is
 //
 //	version (1 byte, FormatVersion) | type (1 byte) | expire-at (8 bytes,
 //	big-endian unix ms, 0 = none) | body
 //
-// where type is 1 string, 2 list, 3 set, 4 zset, 5 hash and the body is the
-// value for a string; the element count (8 bytes) for a set, zset or hash;
-// the count and the position of the first item (8 bytes each) for a list.
+// where type is 1 string, 2 list, 3 set, 4 zset, 5 hash, 6 stream and the
+// body is the value for a string; the element count (8 bytes) for a set,
+// zset or hash; the count and the position of the first item (8 bytes
+// each) for a list; for a stream
+//
+//	length (8) | last ID (16) | first ID (16) | max deleted ID (16) |
+//	entries added (8) | groups (8) | nodes (8) | tail node's first ID (16)
+//
+// (XINFO STREAM's length, last-generated-id, recorded-first-entry-id,
+// max-deleted-entry-id, entries-added, groups and radix-tree-keys). A
+// stream's nodes are the listpacks Redis would keep it in (streamstore.go):
+// approximate trimming (MAXLEN ~, MINID ~) removes whole nodes, and XINFO
+// STREAM reports their count and its radix tree's size, so each node
+// record holds what its listpack would (its live and deleted entries, its
+// size in listpack bytes, its last entry's ID, deleted or not, and its
+// master fields), and XADD opens a node where Redis's streamAppendItem
+// would (4096 bytes, 100 entries: stream-node-max-bytes and
+// stream-node-max-entries at their defaults). The nodes are linked
+// backwards, for reverse ranges.
 // A list's items occupy positions head .. head+count-1 without gaps, as in
 // Kvrocks: LPUSH and RPUSH extend either end, LINDEX and LSET are one Get
 // or Set, LINSERT shifts the shorter side by one, LREM rewrites the list. A
-// collection is never empty: removing its last element deletes the key.
+// collection is never empty: removing its last element deletes the key;
+// a stream may be, as in Redis.
 // Deleting a key is one DeleteRange over its prefix.
 //
 // Anything else (an unknown version or type, a short record, a zero count)
@@ -84,7 +121,9 @@
 //	Exec(st, now, rand, args) Reply              one keyed command, atomically
 //	ExecWithConfig(..., cfg ObjectConfig)         Exec under the node's settings (OBJECT)
 //	WithObjectConfig(cfg, cmd)                    a state-machine command carrying them
-//	TryBlocking(st, now, args) (Reply, ready)     BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP
+//	TryBlocking(st, now, args) (Reply, ready)     BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP,
+//	                                              and XREAD/XREADGROUP with BLOCK (Blocks)
+//	RetryArgs(reply)                              the command a blocked XREAD retries with ("$" resolved)
 //	BlockTimeout(args), TimeoutReply(name)        what the caller needs to wait
 //	ScanRange, CountKeys, RandomKey, Flush        per-range KEYS, SCAN, DBSIZE,
 //	                                              RANDOMKEY, FLUSHDB/FLUSHALL
@@ -180,6 +219,24 @@
 //     Redis's order. GEORADIUS and GEORADIUSBYMEMBER route on the key after
 //     the first STORE and the first STOREDIST, as Redis's key specs do,
 //     though only the last of them is written.
+//   - Streams (streams.go, streamgroups.go, streamstore.go) are Redis
+//     7.0's, replies and errors byte for byte, XINFO STREAM's
+//     radix-tree-keys and radix-tree-nodes and approximate trimming
+//     included (see the layout above). Times are the leader's clock: an
+//     auto ID ("*") takes the command's stamp, or the last ID's successor
+//     when the stamp is not later, so IDs only grow; delivery, seen and
+//     idle times likewise. stream-node-max-bytes and
+//     stream-node-max-entries are not settings here (CONFIG GET lists
+//     neither): nodes close at Redis's defaults, 4096 bytes and 100
+//     entries. XAUTOCLAIM with a huge COUNT answers normally where Redis
+//     may fail to allocate COUNT IDs ("Insufficient memory"). One corner
+//     of node layout differs: when an exact MINID trim empties a stream
+//     but keeps its last node (its last entry was deleted) and XSETID then
+//     sets the last ID below that node's first, Redis adds the next
+//     entries into that node, before its first ID (and can then list
+//     entries out of order); Orbit drops the empty node first, so
+//     radix-tree-keys and later approximate trims may differ there.
+//     Blocking XREAD and XREADGROUP: see adapters/redis/session.
 //   - DEBUG, keyspace notifications and client-side caching invalidation
 //     do not exist here.
 //   - WATCH checks a key in the database selected at EXEC, Redis in the one
@@ -216,14 +273,23 @@
 // HyperLogLog, up to 12 KB (Redis changes it in place); PFCOUNT of one key
 // is a Raft write even when it writes nothing (its cache was valid). The
 // geo searches read the score ranges of up to nine geohash cells, as Redis
-// does; GEOPOS, GEODIST and GEOHASH are one Get per member.
+// does; GEOPOS, GEODIST and GEOHASH are one Get per member. Streams: XADD,
+// XDEL and XACK are a few Gets and Sets per entry; XRANGE and XREAD read
+// the entries they return; XREVRANGE, XINFO STREAM's last entry and
+// XSETID walk back node by node (each node's up to 100 entries read
+// forwards); XINFO STREAM reads every node record (one per 100 entries,
+// or per entry for entries of kilobytes) for radix-tree-nodes; XPENDING's
+// summary, XINFO GROUPS and CONSUMERS read the group's consumers;
+// trimming reads each node it removes but not its entries (one range
+// deletion each); DEL of a stream is one range deletion, as for every
+// type.
 //
 // # Not done yet
 //
 // Not implemented (they reply "ERR unknown command", as Redis does for a
 // command it lacks, and are absent from the table and COMMAND): the other
-// keyed commands of Redis 7.0 — DUMP, RESTORE, SORT, SORT_RO, MOVE; the
-// stream family, PFDEBUG and PFSELFTEST; EVAL, FCALL and functions.
+// keyed commands of Redis 7.0 — DUMP, RESTORE, SORT, SORT_RO, MOVE;
+// PFDEBUG and PFSELFTEST; EVAL, FCALL and functions.
 // Options added after 7.0 (ZRANK WITHSCORE, ...) are syntax errors, as in
 // 7.0.
 package redis

@@ -32,11 +32,20 @@ func RouteKey(k []byte) []byte { return appendRouteKey(make([]byte, 0, len(k)+4)
 func appendRouteKey(dst, k []byte) []byte {
 	s := Slot(k)
 	dst = append(dst, byte(s>>8), byte(s))
-	for _, b := range k {
-		if b == 0 {
+	return appendEscaped(dst, k)
+}
+
+// appendEscaped appends b with every 0x00 escaped as 0x00 0xFF, then the
+// terminator 0x00 0x01: the encoding keeps the byte order of the strings
+// it encodes, and no encoded string is a prefix of another's, so records
+// keyed by one can be followed by more key parts (route keys, and a
+// stream's consumer group and consumer names).
+func appendEscaped(dst, b []byte) []byte {
+	for _, c := range b {
+		if c == 0 {
 			dst = append(dst, 0, 0xFF)
 		} else {
-			dst = append(dst, b)
+			dst = append(dst, c)
 		}
 	}
 	return append(dst, 0, 1)
@@ -95,6 +104,10 @@ const (
 	tagMember = 'M' // hash field -> value; set member -> ""; zset member -> score (8 bytes)
 	tagList   = 'L' // list position (8 bytes, order-preserving) -> item
 	tagScore  = 'S' // zset score (8 bytes, order-preserving) + member -> ""
+	// Streams (streamstore.go).
+	tagEntry = 'E' // entry ID (16 bytes) -> fields and values
+	tagNode  = 'N' // node's first ID (16 bytes) -> the node Redis would keep
+	tagGroup = 'G' // escaped group name [+ consumer, PEL entry or PEL index] -> group record
 )
 
 func memberKey(rk, member []byte) []byte {
@@ -153,6 +166,7 @@ const (
 	typeSet    valueType = 3
 	typeZSet   valueType = 4
 	typeHash   valueType = 5
+	typeStream valueType = 6
 )
 
 // name is what TYPE answers.
@@ -168,6 +182,8 @@ func (t valueType) name() string {
 		return "zset"
 	case typeHash:
 		return "hash"
+	case typeStream:
+		return "stream"
 	}
 	return "none"
 }
@@ -176,13 +192,16 @@ func (t valueType) name() string {
 //
 // Invariants: a collection (list, set, zset, hash) has count >= 1 (the last
 // element's removal deletes the key); a list's items sit at positions
-// head .. head+count-1 with no gaps.
+// head .. head+count-1 with no gaps. A stream may be empty (as in Redis:
+// XDEL, XTRIM and XGROUP CREATE MKSTREAM leave empty streams): its
+// metadata is stream, and count is unused.
 type meta struct {
 	typ      valueType
 	expireAt int64 // unix ms; 0 = no expiry
 	count    int64 // collections: number of elements
 	head     int64 // lists: position of the first item
 	value    []byte
+	stream   streamMeta
 }
 
 const metaHeader = 1 + 1 + 8 // version, type, expire-at
@@ -198,6 +217,8 @@ func encodeMeta(m meta) []byte {
 	case typeList:
 		b = binary.BigEndian.AppendUint64(b, uint64(m.count))
 		b = binary.BigEndian.AppendUint64(b, uint64(m.head))
+	case typeStream:
+		b = m.stream.append(b)
 	default:
 		b = binary.BigEndian.AppendUint64(b, uint64(m.count))
 	}
@@ -234,6 +255,10 @@ func decodeMeta(b []byte) (meta, error) {
 			return meta{}, corruptf("%s metadata of %d bytes", m.typ.name(), len(b))
 		}
 		m.count = int64(binary.BigEndian.Uint64(rest))
+	case typeStream:
+		var err error
+		m.stream, err = decodeStreamMeta(rest)
+		return m, err
 	default:
 		return meta{}, corruptf("unknown type %d", b[1])
 	}

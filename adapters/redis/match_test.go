@@ -87,14 +87,14 @@ func matchRedis(t *testing.T, cases [][]string, o matchOptions) {
 }
 
 // caseArgs splits a case's line into arguments: ” is the empty argument,
-// "$name" stands for values[name].
+// "$name" stands for values[name] ("$" alone is itself).
 func caseArgs(t *testing.T, line string, values map[string]string) []string {
 	var cmd []string
 	for _, f := range strings.Fields(line) {
 		switch {
 		case f == "''":
 			f = ""
-		case strings.HasPrefix(f, "$"):
+		case strings.HasPrefix(f, "$") && f != "$": // "$" alone is itself (XREAD's last ID)
 			v, ok := values[f[1:]]
 			if !ok {
 				t.Fatalf("no value %s", f)

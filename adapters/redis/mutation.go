@@ -31,4 +31,6 @@ var (
 		"ZADD updating a member's score leaves its old entry in the score index: the member is listed twice")
 	MutSetBitKeepsOnes = mutation.Plant("setbit-keeps-ones", mutation.StateMachine,
 		"SETBIT key offset 0 answers the old bit but never clears it: a bit once set stays set")
+	MutXDelKeepsLength = mutation.Plant("xdel-keeps-length", mutation.StateMachine,
+		"XDEL of an entry whose node keeps others forgets to count it out of the stream's length: XLEN counts it still")
 )

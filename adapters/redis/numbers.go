@@ -46,6 +46,40 @@ func parseInt(b []byte) (int64, bool) {
 	return v, err == nil
 }
 
+// parseUint is Redis's string2ull: a string2ll number if it is one (a
+// negative one is refused), else what strtoull reads in full: C spaces, an
+// optional sign ('-' negates modulo 2^64, as strtoull does), at least one
+// digit and nothing after, without overflow.
+func parseUint(b []byte) (uint64, bool) {
+	if v, ok := parseInt(b); ok {
+		return uint64(v), v >= 0
+	}
+	i := 0
+	for i < len(b) && isCSpace(b[i]) {
+		i++
+	}
+	neg := i < len(b) && b[i] == '-'
+	if i < len(b) && (b[i] == '-' || b[i] == '+') {
+		i++
+	}
+	digits := i
+	var v uint64
+	for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+		d := uint64(b[i] - '0')
+		if v > (math.MaxUint64-d)/10 {
+			return 0, false // ERANGE
+		}
+		v = v*10 + d
+	}
+	if i == digits || i != len(b) {
+		return 0, false
+	}
+	if neg {
+		v = -v
+	}
+	return v, true
+}
+
 // isCSpace is C's isspace in the "C" locale.
 func isCSpace(c byte) bool {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'

@@ -3,7 +3,6 @@ package redis
 import (
 	"bytes"
 	"encoding/binary"
-	"strings"
 )
 
 // OBJECT ENCODING, FREQ, IDLETIME, REFCOUNT and HELP, as Redis 7.0's
@@ -19,6 +18,7 @@ import (
 //     '-', no leading zero, at most 20 bytes), else "embstr" up to 44
 //     bytes, else "raw";
 //   - list: "quicklist" (Redis 7.0 has no other list encoding);
+//   - stream: "stream" (likewise);
 //   - set: "intset" when every member is a canonical integer and there are
 //     at most set-max-intset-entries, else "hashtable";
 //   - hash: "listpack" for at most hash-max-listpack-entries fields, every
@@ -91,29 +91,10 @@ var objectHelp = []string{
 	"    Prints this help.",
 }
 
-// objectSubcommands are OBJECT's subcommands and their arities (the
-// container's name included), as Redis 7.0's table has them.
-var objectSubcommands = map[string]int{"encoding": 3, "freq": 3, "idletime": 3, "refcount": 3, "help": 2}
-
-// objectSubcommand is the subcommand args names and whether the arity
-// fits it, or an error reply for an unknown one.
-func objectSubcommand(args [][]byte) (name string, arityOK bool, bad Reply) {
-	name = strings.ToLower(string(args[1]))
-	arity, ok := objectSubcommands[name]
-	if !ok {
-		sub := cstr(args[1][:min(len(args[1]), 128)])
-		return "", false, Error("ERR unknown subcommand '" + string(sub) + "'. Try " + strings.ToUpper(string(cstr(args[0]))) + " HELP.")
-	}
-	return name, len(args) == arity, Reply{}
-}
-
 func cmdObject(c *ctx) (Reply, error) {
-	name, ok, bad := objectSubcommand(c.args)
-	if name == "" {
-		return bad, nil
-	}
+	name, bad, ok := c.subcommand()
 	if !ok {
-		return Reply{}, userError("ERR wrong number of arguments for 'object|" + name + "' command")
+		return bad, nil
 	}
 	if name == "help" {
 		out := make([]Reply, len(objectHelp))
@@ -192,6 +173,8 @@ func (c *ctx) encoding(o *obj, cfg ObjectConfig) (string, error) {
 			return int64(len(field)) <= cfg.HashMaxListpackValue && int64(len(value)) <= cfg.HashMaxListpackValue
 		})
 		return pickEncoding(small, "listpack", "hashtable"), err
+	case typeStream:
+		return "stream", nil
 	case typeZSet:
 		if o.m.count > cfg.ZSetMaxListpackEntries {
 			return "skiplist", nil

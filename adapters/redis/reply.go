@@ -50,6 +50,9 @@ type Reply struct {
 	// a count or HRANDFIELD WITHVALUES: nested pairs in RESP3, a flat list in
 	// RESP2.
 	FlatInRESP2 bool
+	// PairsInRESP2 marks a map that RESP2 sends as an array of [key,
+	// value] arrays, as Redis 7 replies to XREAD and XREADGROUP.
+	PairsInRESP2 bool
 	// Err, when non-nil, is the internal failure behind an Error reply: a
 	// corrupt record or a storage error. It is never sent to the client; the
 	// caller logs it and must discard the Store's writes of this command.
@@ -153,6 +156,14 @@ func AppendRESP2(dst []byte, r Reply) []byte {
 	case KindDouble:
 		return appendBulk(dst, []byte(r.doubleText()))
 	case KindArray, KindSet, KindMap, KindPush:
+		if r.PairsInRESP2 {
+			dst = appendInt(append(dst, '*'), int64(len(r.Elems)/2))
+			for i := 0; i+1 < len(r.Elems); i += 2 {
+				dst = append(dst, "*2\r\n"...)
+				dst = AppendRESP2(AppendRESP2(dst, r.Elems[i]), r.Elems[i+1])
+			}
+			return dst
+		}
 		if r.FlatInRESP2 {
 			dst = appendInt(append(dst, '*'), int64(2*len(r.Elems)))
 			for _, pair := range r.Elems {
@@ -257,6 +268,9 @@ func wellFormed(r Reply) bool {
 			return false
 		}
 	case KindArray, KindSet, KindPush:
+		if r.PairsInRESP2 {
+			return false
+		}
 	default:
 		return false
 	}

@@ -552,7 +552,7 @@ func (r *fieldReader) list() [][]byte {
 }
 
 // EncodeReply appends r in the state machine's binary reply form: the kind,
-// a flags byte (1 FlatInRESP2, 2 HumanDouble), then the value. Reply.Err
+// a flags byte (1 FlatInRESP2, 2 HumanDouble, 4 PairsInRESP2), then the value. Reply.Err
 // is not carried.
 func EncodeReply(dst []byte, r Reply) []byte {
 	flags := byte(0)
@@ -561,6 +561,9 @@ func EncodeReply(dst []byte, r Reply) []byte {
 	}
 	if r.HumanDouble {
 		flags |= 2
+	}
+	if r.PairsInRESP2 {
+		flags |= 4
 	}
 	dst = append(dst, byte(r.Kind), flags)
 	switch r.Kind {
@@ -596,7 +599,7 @@ func decodeReply(fr *fieldReader, depth int) Reply {
 		fr.err = errMalformed
 		return Reply{}
 	}
-	r := Reply{Kind: Kind(fr.b[0]), FlatInRESP2: fr.b[1]&1 != 0, HumanDouble: fr.b[1]&2 != 0}
+	r := Reply{Kind: Kind(fr.b[0]), FlatInRESP2: fr.b[1]&1 != 0, HumanDouble: fr.b[1]&2 != 0, PairsInRESP2: fr.b[1]&4 != 0}
 	fr.b = fr.b[2:]
 	switch r.Kind {
 	case KindSimple, KindError, KindBulk:

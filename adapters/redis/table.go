@@ -48,6 +48,15 @@ type Spec struct {
 	write, readonly bool
 	info, docs      Reply // COMMAND INFO and COMMAND DOCS entries
 	run             handler
+	// subcommands are a container's (OBJECT, XGROUP, XINFO, and the
+	// server's CLIENT, CONFIG, ...) subcommands, from COMMAND INFO.
+	subcommands map[string]subcommand
+}
+
+// subcommand is one subcommand of a container command.
+type subcommand struct {
+	arity    int // the container's name included
+	firstKey int // 0: no key; else the position of its one key
 }
 
 // genSpec is one entry of table_gen.go.
@@ -105,6 +114,9 @@ var keyedCommands = []string{
 	"georadius_ro", "georadiusbymember_ro",
 	// lcs.go, object.go
 	"lcs", "object",
+	// streams
+	"xadd", "xlen", "xrange", "xrevrange", "xdel", "xtrim", "xread", "xreadgroup", "xsetid", "xinfo",
+	"xgroup", "xack", "xpending", "xclaim", "xautoclaim",
 }
 
 // blockingCommands run through TryBlocking.
@@ -137,13 +149,28 @@ func buildTable() {
 			// computed in the value (hll.go), as Redis does: it runs as a
 			// write (and, as on a Redis primary, deletes an expired key it
 			// meets).
-			write: slices.Contains(g.flags, "write") || g.name == "pfcount",
-			// OBJECT, a container, has no flags of its own; its
-			// subcommands are all "readonly".
-			readonly: (slices.Contains(g.flags, "readonly") || g.name == "object") && g.name != "pfcount",
+			write:    slices.Contains(g.flags, "write") || g.name == "pfcount",
+			readonly: slices.Contains(g.flags, "readonly") && g.name != "pfcount",
 		}
 		s.info = mustParse(g.info)
 		s.docs = mustParse(g.docs)
+		if len(s.info.Elems) == 10 && len(s.info.Elems[9].Elems) > 0 {
+			s.subcommands = map[string]subcommand{}
+			write := false
+			for _, sub := range s.info.Elems[9].Elems {
+				_, name, _ := strings.Cut(string(sub.Elems[0].Str), "|")
+				s.subcommands[name] = subcommand{arity: int(sub.Elems[1].Int), firstKey: int(sub.Elems[3].Int)}
+				for _, f := range sub.Elems[2].Elems {
+					write = write || string(f.Str) == "write"
+				}
+			}
+			if handlers[g.name] != nil {
+				// A keyed container (OBJECT, XGROUP, XINFO) has no flags
+				// of its own: it writes if a subcommand does, else it is
+				// a read.
+				s.write, s.readonly = write, !write
+			}
+		}
 		switch {
 		case handlers[g.name] != nil:
 			s.Where, s.run = WhereKeyed, handlers[g.name]
@@ -190,8 +217,9 @@ func Commands() []*Spec {
 }
 
 // ReadOnly reports a command that never writes, to be run as a read: one
-// flagged "readonly", or a container whose subcommands all are (OBJECT);
-// not PFCOUNT, which Redis flags "readonly" though it may write.
+// flagged "readonly", or a container none of whose subcommands writes
+// (OBJECT, XINFO); not PFCOUNT, which Redis flags "readonly" though it may
+// write.
 func (s *Spec) ReadOnly() bool { return s.readonly }
 
 // HasFlag reports whether the command carries a COMMAND INFO flag.
@@ -225,6 +253,15 @@ func Keys(args [][]byte) [][]byte {
 	if !ok || !s.ArityOK(len(args)) {
 		return nil
 	}
+	if s.subcommands != nil {
+		// A container (OBJECT, XGROUP, XINFO: every subcommand but HELP
+		// takes one key; CLIENT, CONFIG, ...: none).
+		if name, ok, _ := s.subcommandOf(args); ok && s.subcommands[name].firstKey > 0 {
+			at := s.subcommands[name].firstKey
+			return args[at : at+1]
+		}
+		return nil
+	}
 	switch s.Name {
 	case "zunionstore", "zinterstore", "zdiffstore":
 		return numkeysKeys(args, 2, args[1:2])
@@ -250,12 +287,8 @@ func Keys(args [][]byte) [][]byte {
 			}
 		}
 		return keys
-	case "object":
-		// A container: its subcommands but HELP take one key.
-		if name, ok, _ := objectSubcommand(args); ok && name != "help" {
-			return args[2:3]
-		}
-		return nil
+	case "xread", "xreadgroup":
+		return xreadKeys(args, s.Name == "xreadgroup")
 	}
 	if s.FirstKey <= 0 {
 		return nil
@@ -269,6 +302,75 @@ func Keys(args [][]byte) [][]byte {
 		keys = append(keys, args[i])
 	}
 	return keys
+}
+
+// subcommandOf is the subcommand of a container command that args name,
+// and whether args fit its arity; an unknown one has the name "" and
+// Redis's error in bad.
+func (s *Spec) subcommandOf(args [][]byte) (name string, arityOK bool, bad Reply) {
+	name = strings.ToLower(string(args[1]))
+	sub, ok := s.subcommands[name]
+	if !ok {
+		arg := cstr(args[1][:min(len(args[1]), 128)])
+		return "", false, Error("ERR unknown subcommand '" + string(arg) + "'. Try " + strings.ToUpper(string(cstr(args[0]))) + " HELP.")
+	}
+	if sub.arity >= 0 {
+		return name, len(args) == sub.arity, Reply{}
+	}
+	return name, len(args) >= -sub.arity, Reply{}
+}
+
+// subcommand is the subcommand of the container command c runs, checked
+// as Redis's processCommand checks it: ok false when it is unknown or its
+// arity does not fit, with the error to reply.
+func (c *ctx) subcommand() (name string, bad Reply, ok bool) {
+	name, arityOK, bad := c.spec.subcommandOf(c.args)
+	switch {
+	case name == "":
+		return "", bad, false
+	case !arityOK:
+		return "", arityError(c.spec.Name + "|" + name), false
+	}
+	return name, Reply{}, true
+}
+
+// xreadKeys are XREAD's and XREADGROUP's keys as Redis finds them: by the
+// key spec (the first half of what follows the first STREAMS from the
+// options on), or when that fails, by xreadGetKeys (which skips the
+// options' values).
+func xreadKeys(args [][]byte, readGroup bool) [][]byte {
+	from := 1
+	if readGroup {
+		from = 4
+	}
+	for i := from; i < len(args)-1; i++ {
+		if cEqualFold(args[i], "streams") {
+			first := i + 1
+			last := first + (len(args)-first)/2 - 1
+			if last >= first && last < len(args) {
+				return args[first : last+1]
+			}
+			break
+		}
+	}
+	at := -1
+	for i := 1; i < len(args); i++ {
+		if cEqualFold(args[i], "block") || cEqualFold(args[i], "count") {
+			i++
+		} else if cEqualFold(args[i], "group") {
+			i += 2
+		} else if cEqualFold(args[i], "streams") {
+			at = i
+			break
+		} else if !cEqualFold(args[i], "noack") {
+			break
+		}
+	}
+	n := len(args) - at - 1
+	if at < 0 || n == 0 || n%2 != 0 {
+		return nil
+	}
+	return args[at+1 : at+1+n/2]
 }
 
 // numkeysKeys reads "numkeys key..." at args[at], after the fixed keys.

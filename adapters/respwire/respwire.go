@@ -264,11 +264,12 @@ func (c *conn) readLoop() {
 	}
 }
 
-// isBlocking reports whether a command may block (BLPOP and friends; inside
-// MULTI they do not, which only lets the input be read further ahead).
+// isBlocking reports whether a command may block (BLPOP and friends, XREAD
+// and XREADGROUP with BLOCK; inside MULTI they do not, which only lets the
+// input be read further ahead).
 func isBlocking(args [][]byte) bool {
 	spec, ok := redis.Lookup(string(args[0]))
-	return ok && spec.Where == redis.WhereBlocking
+	return (ok && spec.Where == redis.WhereBlocking) || redis.Blocks(args)
 }
 
 // input is a connection's bytes read ahead of the commands that run. fill

@@ -259,6 +259,9 @@ func (c *Conn) do(ctx context.Context, args [][]byte) ([]redis.Reply, bool, hand
 	}
 	switch spec.Where {
 	case redis.WhereKeyed:
+		if redis.Blocks(args) { // XREAD and XREADGROUP with BLOCK
+			return one(c.blocking(ctx, spec, args)), false, ran
+		}
 		return one(c.keyed(ctx, spec, args)), false, ran
 	case redis.WhereBlocking:
 		return one(c.blocking(ctx, spec, args)), false, ran
@@ -280,7 +283,7 @@ func (c *Conn) Concurrent(args [][]byte) (keys [][]byte, ok bool) {
 		return nil, false
 	}
 	spec, known := redis.Lookup(string(args[0]))
-	if !known || spec.Where != redis.WhereKeyed || !spec.ArityOK(len(args)) {
+	if !known || spec.Where != redis.WhereKeyed || !spec.ArityOK(len(args)) || redis.Blocks(args) {
 		return nil, false
 	}
 	keys = redis.Keys(args)
@@ -318,7 +321,7 @@ func (c *Conn) keyed(ctx context.Context, spec *redis.Spec, args [][]byte) redis
 }
 
 // blocking runs a blocking command (BLPOP and the others of
-// redis.WhereBlocking): the step as a write;
+// redis.WhereBlocking, and those redis.Blocks names): the step as a write;
 // when it is not ready, wait for a write applied here or a poll, probe with
 // a read, and take the step again once the probe says it may be ready. No
 // step is sent once the client is gone (Gone).
@@ -344,6 +347,11 @@ func (c *Conn) blocking(ctx context.Context, spec *redis.Spec, args [][]byte) re
 		}
 		if r.Elems[0].Int != 0 {
 			return r.Elems[1]
+		}
+		if retry := redis.RetryArgs(r.Elems[1]); retry != nil {
+			// The step names the command to retry (XREAD's "$" fixed
+			// to the ID it stood for at first).
+			cmd = redis.InDB(c.db, redis.BlockingCommand(retry))
 		}
 		if first {
 			if ms := redis.BlockTimeout(args); ms > 0 {

@@ -43,11 +43,20 @@
 //     CHANNELS, NUMSUB and NUMPAT count this node's subscriptions only,
 //     as in Redis Cluster.
 //   - Blocked clients (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN,
-//     BZPOPMAX, BZMPOP) are woken by writes
+//     BZPOPMAX, BZMPOP, XREAD and XREADGROUP with BLOCK) are woken by writes
 //     applied on this node and otherwise retry on a short poll
 //     (BlockPoll), so a push through another node is seen within a poll.
 //     A blocked client that goes away (Conn.Gone) stops waiting and takes
-//     nothing.
+//     nothing. A blocked XREAD waits for entries after the IDs its first
+//     step read, "$" resolved then (redis.RetryArgs), and is served with
+//     COUNT 1000 when it gave none, as Redis serves a blocked client; when
+//     entries arrive on several of its keys at once it gets all of them
+//     (Redis: the first key served), and a blocked XREADGROUP whose group
+//     or stream goes away gets XREADGROUP's NOGROUP error (Redis: "NOGROUP
+//     the consumer group this client was blocked on no longer exists", or
+//     "UNBLOCKED the stream key no longer exists"). An entry added and
+//     deleted while an XREAD waits does not wake it (Redis wakes it with
+//     no entries).
 //   - SELECT takes databases 0 to 15, as Redis does by default; a
 //     connection's database goes with every command it sends
 //     (redis.InDB).
