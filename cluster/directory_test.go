@@ -87,10 +87,11 @@ func TestGossipFreshness(t *testing.T) {
 	defer rt.Stop()
 	opts := Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), DeadAfter: 50 * time.Millisecond}
 	d := newDirectory(rt, &opts, 1)
-	steps := []struct {
+	type step struct {
 		st   gossipStamp
 		want bool
-	}{
+	}
+	steps := []step{
 		{gossipStamp{Boot: 7, Seq: 1}, true},
 		{gossipStamp{Boot: 7, Seq: 1}, false}, // delivered again
 		{gossipStamp{Boot: 7, Seq: 3}, true},
@@ -101,10 +102,7 @@ func TestGossipFreshness(t *testing.T) {
 		{gossipStamp{Boot: 9, Seq: 2}, true},  // the current one still counts
 		{gossipStamp{}, false},                // no stamp
 	}
-	check := func(steps []struct {
-		st   gossipStamp
-		want bool
-	}) {
+	check := func(steps []step) {
 		t.Helper()
 		for i, s := range steps {
 			d.mu.Lock()
@@ -122,10 +120,7 @@ func TestGossipFreshness(t *testing.T) {
 	// Silent for DeadAfter: a lower incarnation (a data directory rebuilt
 	// on a clock that stepped back) is heard again.
 	time.Sleep(60 * time.Millisecond)
-	check([]struct {
-		st   gossipStamp
-		want bool
-	}{{gossipStamp{Boot: 5, Seq: 1}, true}, {gossipStamp{Boot: 5, Seq: 2}, true}, {gossipStamp{Boot: 4, Seq: 9}, false}})
+	check([]step{{gossipStamp{Boot: 5, Seq: 1}, true}, {gossipStamp{Boot: 5, Seq: 2}, true}, {gossipStamp{Boot: 4, Seq: 9}, false}})
 }
 
 // TestIncarnationsCountUp: every start of a node takes an incarnation

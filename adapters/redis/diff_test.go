@@ -762,49 +762,55 @@ func kindName(r Reply) string {
 }
 
 func TestDifferential(t *testing.T) {
-	defer func() {
-		if testing.Verbose() {
-			for _, k := range slices.Sorted(maps.Keys(diffStats)) {
-				t.Logf("%6d %s", diffStats[k], k)
-			}
+	defer logDiffStats(t)
+	// rapid runs 100 cases per Check (-rapid.checks=N for more); several
+	// rounds, each from a fresh random seed, give more sequences by default
+	// while staying within a few seconds.
+	differential(t, 8, 40, genCommand)
+}
+
+// logDiffStats logs how often each command ran, with -v.
+func logDiffStats(t *testing.T) {
+	if testing.Verbose() {
+		for _, k := range slices.Sorted(maps.Keys(diffStats)) {
+			t.Logf("%6d %s", diffStats[k], k)
 		}
-	}()
+	}
+}
+
+// differential runs rounds of random command sequences of up to maxLen
+// commands, each drawn by gen, against a real redis-server and this
+// package in the same protocol (RESP2 or RESP3, drawn per sequence),
+// comparing every reply and then the whole state (differ). One round is
+// one rapid.Check from a fresh seed; -short runs one.
+func differential(t *testing.T, rounds, maxLen int, gen func(rt *rapid.T, env genEnv) []string) {
 	s := startRealServer(t)
 	c2, c3 := s.dial(t), s.dial(t)
 	if _, err := c3.doStrings("HELLO", "3"); err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now().UnixMilli()
-	// rapid runs 100 cases per Check (-rapid.checks=N for more); several
-	// rounds, each from a fresh random seed, give more sequences by default
-	// while staying within a few seconds.
-	rounds := 8
 	if testing.Short() {
 		rounds = 1
 	}
 	for range rounds {
-		runDifferential(t, c2, c3, now)
+		rapid.Check(t, func(rt *rapid.T) {
+			resp3 := rapid.Bool().Draw(rt, "resp3")
+			c := c2
+			if resp3 {
+				c = c3
+			}
+			if _, err := c.doStrings("FLUSHALL"); err != nil {
+				rt.Fatal(err)
+			}
+			raw := NewMemStore()
+			d := &differ{t: rt, real: c, raw: raw, st: viewOf(raw, 0), now: now, resp3: resp3}
+			for i := range rapid.IntRange(1, maxLen).Draw(rt, "len") {
+				d.check(gen(rt, genEnv{now: now, idx: i}))
+			}
+			d.compareState()
+		})
 	}
-}
-
-func runDifferential(t *testing.T, c2, c3 *respClient, now int64) {
-	rapid.Check(t, func(rt *rapid.T) {
-		resp3 := rapid.Bool().Draw(rt, "resp3")
-		c := c2
-		if resp3 {
-			c = c3
-		}
-		if _, err := c.doStrings("FLUSHALL"); err != nil {
-			rt.Fatal(err)
-		}
-		raw := NewMemStore()
-		d := &differ{t: rt, real: c, raw: raw, st: viewOf(raw, 0), now: now, resp3: resp3}
-		n := rapid.IntRange(1, 40).Draw(rt, "len")
-		for i := range n {
-			d.check(genCommand(rt, genEnv{now: now, idx: i}))
-		}
-		d.compareState()
-	})
 }
 
 // TestCommandTableMatchesRedis compares COMMAND INFO, COMMAND DOCS and

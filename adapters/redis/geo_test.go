@@ -6,7 +6,6 @@ import (
 	"math"
 	"strings"
 	"testing"
-	"time"
 
 	"pgregory.net/rapid"
 )
@@ -220,43 +219,18 @@ func TestGeoReplyEncoding(t *testing.T) {
 // commands alone, so that the keys stay geo sets long enough for searches
 // to find something: GEO* mixed with Z* on the same keys and members.
 func TestGeoDifferential(t *testing.T) {
-	s := startRealServer(t)
-	c2, c3 := s.dial(t), s.dial(t)
-	if _, err := c3.doStrings("HELLO", "3"); err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now().UnixMilli()
-	rounds := 4
-	if testing.Short() {
-		rounds = 1
-	}
-	for range rounds {
-		rapid.Check(t, func(rt *rapid.T) {
-			resp3 := rapid.Bool().Draw(rt, "resp3")
-			c := c2
-			if resp3 {
-				c = c3
-			}
-			if _, err := c.doStrings("FLUSHALL"); err != nil {
-				rt.Fatal(err)
-			}
-			raw := NewMemStore()
-			d := &differ{t: rt, real: c, raw: raw, st: viewOf(raw, 0), now: now, resp3: resp3}
-			for i := range rapid.IntRange(1, 40).Draw(rt, "len") {
-				var cmd []string
-				switch rapid.IntRange(0, 9).Draw(rt, "family") {
-				case 0, 1:
-					cmd = genZSetCmd(rt, genEnv{now: now, idx: i})
-				case 2:
-					cmd = []string{pick(rt, "c", "del", "type", "zcard", "exists"), genKey(rt)}
-				default:
-					cmd = genGeoCmd(rt, genEnv{now: now, idx: i})
-				}
-				d.check(cmd)
-			}
-			d.compareState()
-		})
-	}
+	differential(t, 4, 40, func(rt *rapid.T, env genEnv) []string {
+		var cmd []string
+		switch rapid.IntRange(0, 9).Draw(rt, "family") {
+		case 0, 1:
+			cmd = genZSetCmd(rt, env)
+		case 2:
+			cmd = []string{pick(rt, "c", "del", "type", "zcard", "exists"), genKey(rt)}
+		default:
+			cmd = genGeoCmd(rt, env)
+		}
+		return cmd
+	})
 }
 
 // TestGeoMathRounding: geoSin, geoCos and geoAsin round correctly, where

@@ -2,7 +2,6 @@ package redis
 
 import (
 	"bytes"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -263,56 +262,24 @@ func TestStreamNodesMatchRedis(t *testing.T) {
 // entries and consumers: XADD and the reads mixed with every group
 // command on the same keys, groups and consumers.
 func TestStreamDifferential(t *testing.T) {
-	defer func() {
-		if testing.Verbose() {
-			for _, k := range slices.Sorted(maps.Keys(diffStats)) {
-				t.Logf("%6d %s", diffStats[k], k)
+	defer logDiffStats(t)
+	differential(t, 6, 60, func(rt *rapid.T, env genEnv) []string {
+		var cmd []string
+		switch rapid.IntRange(0, 19).Draw(rt, "family") {
+		case 0:
+			cmd = []string{pick(rt, "c", "del", "type", "exists", "set"), genKey(rt)}
+			if cmd[0] == "set" {
+				cmd = append(cmd, "x")
 			}
+		case 1, 2:
+			cmd = []string{"xgroup", "create", genKey(rt), pick(rt, "g", "g1", "g2"), pick(rt, "id", "0", "$"), "mkstream"}
+		case 3, 4, 5, 6, 7, 8, 9:
+			cmd = genStreamCmd(rt, env)
+		default:
+			cmd = genStreamGroupCmd(rt, env)
 		}
-	}()
-	s := startRealServer(t)
-	c2, c3 := s.dial(t), s.dial(t)
-	if _, err := c3.doStrings("HELLO", "3"); err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now().UnixMilli()
-	rounds := 6
-	if testing.Short() {
-		rounds = 1
-	}
-	for range rounds {
-		rapid.Check(t, func(rt *rapid.T) {
-			resp3 := rapid.Bool().Draw(rt, "resp3")
-			c := c2
-			if resp3 {
-				c = c3
-			}
-			if _, err := c.doStrings("FLUSHALL"); err != nil {
-				rt.Fatal(err)
-			}
-			raw := NewMemStore()
-			d := &differ{t: rt, real: c, raw: raw, st: viewOf(raw, 0), now: now, resp3: resp3}
-			for i := range rapid.IntRange(1, 60).Draw(rt, "len") {
-				env := genEnv{now: now, idx: i}
-				var cmd []string
-				switch rapid.IntRange(0, 19).Draw(rt, "family") {
-				case 0:
-					cmd = []string{pick(rt, "c", "del", "type", "exists", "set"), genKey(rt)}
-					if cmd[0] == "set" {
-						cmd = append(cmd, "x")
-					}
-				case 1, 2:
-					cmd = []string{"xgroup", "create", genKey(rt), pick(rt, "g", "g1", "g2"), pick(rt, "id", "0", "$"), "mkstream"}
-				case 3, 4, 5, 6, 7, 8, 9:
-					cmd = genStreamCmd(rt, env)
-				default:
-					cmd = genStreamGroupCmd(rt, env)
-				}
-				d.check(cmd)
-			}
-			d.compareState()
-		})
-	}
+		return cmd
+	})
 }
 
 // TestStreamAutoIDs: "*" takes the command's clock (the leader's stamp),
