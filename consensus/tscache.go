@@ -1,0 +1,175 @@
+package consensus
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+
+	"github.com/orbitkernel/orbit/kernel/hlc"
+)
+
+// tsCache is a range's timestamp cache at its leaseholder (docs/txn.md,
+// step 3): for every span of keys, the highest timestamp at which it was
+// read, so that a later write below that timestamp is pushed above it
+// and cannot change what the read saw. Nothing uses it yet: the MVCC
+// requests that will come next (docs/txn.md, step 2's consensus half).
+//
+// It keeps disjoint spans, sorted, each with the highest read timestamp
+// over it, and a low-water mark that stands for every span it does not
+// keep: a new leaseholder's starts at its clock's now plus the maximum
+// offset (the previous leaseholder served reads at most at its own now);
+// past maxSpans, the spans with the lowest timestamps are dropped and the
+// low-water mark rises to theirs. So the cache may answer higher than the
+// truth (a write pushed for nothing), never lower.
+type tsCache struct {
+	low      hlc.Timestamp
+	spans    []tsSpan // disjoint, sorted by start
+	maxSpans int
+}
+
+// tsSpan is [start, end) read at ts; end nil: to the end of the keyspace.
+type tsSpan struct {
+	start, end []byte
+	ts         hlc.Timestamp
+}
+
+// newTSCache returns an empty cache whose low-water mark is low, keeping
+// at most maxSpans spans.
+func newTSCache(low hlc.Timestamp, maxSpans int) *tsCache {
+	if maxSpans < 1 {
+		panic(fmt.Sprintf("consensus: a timestamp cache of %d spans", maxSpans))
+	}
+	return &tsCache{low: low, maxSpans: maxSpans}
+}
+
+// pointEnd is the end of the span that holds key alone.
+func pointEnd(key []byte) []byte { return append(slices.Clone(key), 0) }
+
+// endLess reports whether a is below b as span ends (nil: the end of the
+// keyspace, above every key).
+func endLess(a, b []byte) bool {
+	switch {
+	case a == nil:
+		return false
+	case b == nil:
+		return true
+	}
+	return bytes.Compare(a, b) < 0
+}
+
+// overlaps reports whether [start, end) meets s.
+func (s tsSpan) overlaps(start, end []byte) bool {
+	return endLess(start, s.end) && (end == nil || bytes.Compare(s.start, end) < 0)
+}
+
+// get returns the highest timestamp at which any key of [start, end) may
+// have been read.
+func (c *tsCache) get(start, end []byte) hlc.Timestamp {
+	ts := c.low
+	for _, s := range c.spans {
+		if s.overlaps(start, end) && ts.Less(s.ts) {
+			ts = s.ts
+		}
+	}
+	return ts
+}
+
+// add records a read of [start, end) at ts.
+func (c *tsCache) add(start, end []byte, ts hlc.Timestamp) {
+	if !c.low.Less(ts) {
+		return // the low-water mark says as much already
+	}
+	// Cut the new span into the pieces the existing spans leave it, and
+	// raise the existing spans it covers; then sort and merge neighbours
+	// with equal timestamps.
+	var out []tsSpan
+	pieces := []tsSpan{{start: start, end: end, ts: ts}}
+	for _, s := range c.spans {
+		if !s.overlaps(start, end) {
+			out = append(out, s)
+			continue
+		}
+		// The part of s outside [start, end) keeps its timestamp; the
+		// part inside takes the higher of the two.
+		if bytes.Compare(s.start, start) < 0 {
+			out = append(out, tsSpan{start: s.start, end: start, ts: s.ts})
+		}
+		if end != nil && endLess(end, s.end) {
+			out = append(out, tsSpan{start: end, end: s.end, ts: s.ts})
+		}
+		in := tsSpan{start: maxKey(s.start, start), end: minEnd(s.end, end), ts: s.ts}
+		if ts.Less(s.ts) {
+			// s is above the new read there: it wins over the piece.
+			out = append(out, in)
+			pieces = cut(pieces, in.start, in.end)
+		}
+	}
+	out = append(out, pieces...)
+	slices.SortFunc(out, func(a, b tsSpan) int { return bytes.Compare(a.start, b.start) })
+	c.spans = mergeEqual(out)
+	c.evict()
+}
+
+// evict drops the lowest spans past maxSpans, raising the low-water mark
+// to the highest timestamp dropped.
+func (c *tsCache) evict() {
+	if len(c.spans) <= c.maxSpans {
+		return
+	}
+	order := slices.Clone(c.spans)
+	slices.SortStableFunc(order, func(a, b tsSpan) int { return a.ts.Compare(b.ts) })
+	cutoff := order[len(order)-c.maxSpans-1].ts
+	if c.low.Less(cutoff) {
+		c.low = cutoff
+	}
+	c.spans = slices.DeleteFunc(c.spans, func(s tsSpan) bool { return !c.low.Less(s.ts) })
+}
+
+// cut removes [start, end) from every piece.
+func cut(pieces []tsSpan, start, end []byte) []tsSpan {
+	var out []tsSpan
+	for _, p := range pieces {
+		if !p.overlaps(start, end) {
+			out = append(out, p)
+			continue
+		}
+		if bytes.Compare(p.start, start) < 0 {
+			out = append(out, tsSpan{start: p.start, end: start, ts: p.ts})
+		}
+		if end != nil && endLess(end, p.end) {
+			out = append(out, tsSpan{start: end, end: p.end, ts: p.ts})
+		}
+	}
+	return out
+}
+
+// mergeEqual joins neighbouring spans that touch and share a timestamp,
+// and drops empty ones.
+func mergeEqual(spans []tsSpan) []tsSpan {
+	var out []tsSpan
+	for _, s := range spans {
+		if s.end != nil && bytes.Compare(s.start, s.end) >= 0 {
+			continue
+		}
+		if n := len(out); n > 0 && out[n-1].ts == s.ts && out[n-1].end != nil && bytes.Equal(out[n-1].end, s.start) {
+			out[n-1].end = s.end
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func maxKey(a, b []byte) []byte {
+	if bytes.Compare(a, b) < 0 {
+		return b
+	}
+	return a
+}
+
+func minEnd(a, b []byte) []byte {
+	if endLess(a, b) {
+		return a
+	}
+	return b
+}
