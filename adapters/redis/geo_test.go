@@ -25,36 +25,6 @@ func geoMany(from, n int, lon, lat float64) string {
 const geoSicily = "geoadd Sicily 13.361389 38.115556 Palermo 15.087269 37.502669 Catania"
 
 // geoCases are command sequences (each from an empty database) that
-func init() {
-	geoCases = append(geoCases, []string{
-		// The deprecated GEORADIUS family: the same search, its own parsing.
-		geoSicily, "georadius Sicily 15 37 200 km", "georadius Sicily 15 37 200 km withdist withcoord withhash asc",
-		"georadius Sicily 15 37 200 km count 1 desc", "georadius Sicily 15 37 200 km count 1 any",
-		"georadius Sicily 15 37 200 km any", "georadius Sicily 200 37 200 km", "georadius Sicily 15 37 -1 km",
-		"georadius Sicily 15 37 x km", "georadius Sicily 15 37 200 yd", "georadius Sicily 15 37 200 km frommember Palermo",
-		"georadius Sicily 15 37 200 km store", "georadius Sicily 15 37 200 km store d withdist",
-		"georadius Sicily 15 37 200 km store d", "zrange d 0 -1 withscores", "georadius Sicily 15 37 200 km storedist d",
-		"zrange d 0 -1 withscores", "georadius Sicily 15 37 200 km store d storedist e", "exists d e",
-		"zrange e 0 -1 withscores", "georadius Sicily 15 37 1 m store e", "exists e", "georadius nokey 15 37 1 m store d",
-		"exists d", "georadius nokey 15 37 1 m", "georadius nokey 15 37 -1 m", "georadius_ro Sicily 15 37 200 km store d",
-		"georadius_ro Sicily 15 37 200 km withdist", "georadius Sicily 15 37 200 km storedist",
-		"georadiusbymember Sicily Palermo 200 km withdist", "georadiusbymember Sicily Palermo 200 km store d",
-		"zrange d 0 -1 withscores", "georadiusbymember Sicily Nope 200 km", "georadiusbymember Sicily Palermo -1 km",
-		"georadiusbymember nokey Nope -1 km", "georadiusbymember nokey Nope x yd store d", "exists d",
-		"georadiusbymember nokey Nope x yd bogus", "georadiusbymember Sicily Palermo 200 km count 1 desc withcoord",
-		"georadiusbymember_ro Sicily Catania 200 mi withdist asc", "georadiusbymember_ro Sicily Catania 200 mi store d",
-		"GEORADIUS Sicily 15 37 200 KM STOREDIST d", "zrange d 0 -1 withscores", "set s x", "georadius s 0 0 1 m",
-		"georadiusbymember s x 1 m", "georadius Sicily 15 37 200 km store s", "type s",
-	}, []string{
-		// Found by TestGeoDifferential: a later input's 0 * inf weighted
-		// score is NaN when aggregated (SUM gives 0, MIN and MAX ignore it).
-		"zadd a 1.5 m", "zadd b 0 m", "zinterstore d 2 a b weights 1 inf", "zrange d 0 -1 withscores",
-		"zinterstore d 2 a b weights 1 inf aggregate min", "zrange d 0 -1 withscores",
-		"zinterstore d 2 a b weights 1 inf aggregate max", "zrange d 0 -1 withscores",
-		"zinterstore d 2 b a weights inf 1", "zrange d 0 -1 withscores", "zinter 2 a a weights 1 0 withscores",
-	})
-}
-
 // TestGeoMatchRedis runs on both sides, comparing the replies byte for byte
 // in RESP2 and RESP3, and the keys afterwards.
 var geoCases = [][]string{
