@@ -142,41 +142,35 @@ func geoDecodeScore(score float64) (lon, lat float64) {
 	return lon, lat
 }
 
-func geoMoveX(h *geoHash, d int) {
-	x := h.bits & 0xaaaaaaaaaaaaaaaa
-	y := h.bits & 0x5555555555555555
-	zz := uint64(0x5555555555555555) >> (64 - uint(h.step)*2)
-	if d > 0 {
-		x += zz + 1
-	} else {
-		x |= zz
-		x -= zz + 1
-	}
-	x &= 0xaaaaaaaaaaaaaaaa >> (64 - uint(h.step)*2)
-	h.bits = x | y
-}
+// geoXBits and geoYBits are where an interleaved hash keeps its
+// longitude and latitude bits.
+const (
+	geoXBits uint64 = 0xaaaaaaaaaaaaaaaa
+	geoYBits uint64 = 0x5555555555555555
+)
 
-func geoMoveY(h *geoHash, d int) {
-	x := h.bits & 0xaaaaaaaaaaaaaaaa
-	y := h.bits & 0x5555555555555555
-	zz := uint64(0xaaaaaaaaaaaaaaaa) >> (64 - uint(h.step)*2)
+// geoMove moves h one cell along the axis whose bits are axis (geoXBits or
+// geoYBits), by d's sign (geohash_move_x and geohash_move_y in one).
+func geoMove(h *geoHash, d int, axis uint64) {
+	moving, other := h.bits&axis, h.bits&^axis
+	zz := ^axis >> (64 - uint(h.step)*2)
 	if d > 0 {
-		y += zz + 1
+		moving += zz + 1
 	} else {
-		y |= zz
-		y -= zz + 1
+		moving |= zz
+		moving -= zz + 1
 	}
-	y &= 0x5555555555555555 >> (64 - uint(h.step)*2)
-	h.bits = x | y
+	moving &= axis >> (64 - uint(h.step)*2)
+	h.bits = moving | other
 }
 
 // geoNeighbor is h moved by dx, dy cells (each -1, 0 or 1).
 func geoNeighbor(h geoHash, dx, dy int) geoHash {
 	if dx != 0 {
-		geoMoveX(&h, dx)
+		geoMove(&h, dx, geoXBits)
 	}
 	if dy != 0 {
-		geoMoveY(&h, dy)
+		geoMove(&h, dy, geoYBits)
 	}
 	return h
 }
