@@ -907,20 +907,17 @@ func (s *Store) finish(readies []ready) {
 		}
 		x.r.rn.Advance(x.rd)
 		if x.r.removed && !x.r.collect {
-			// The replica applied its own removal. It is not destroyed
-			// here: the voters that have not applied the removal yet
-			// still count it, and its vote may be what elects their next
-			// leader. A leader that applied its own removal and vanished
-			// at once, before its followers learnt the removal had
-			// committed, left them two voters of four for good (the
-			// simulator's cluster seed 24 after the 2026-12-03 changes
-			// to the traces; docs/consensus.md, "Next steps" 5). It
-			// takes no part any more (Raft never lets a removed replica
-			// campaign) and is collected once the range's live leader
-			// says it is not a member (the merger task's suspects,
-			// merge.go).
-			x.r.collect = true
-			s.rt.Logger().Info("replica applied its own removal; kept until the range confirms it", "range", x.r.desc)
+			// The replica applied its own removal: collected as a peer's
+			// word would have it (removedHere), not destroyed at once. A
+			// leader that applied its own removal and vanished at once,
+			// before its followers learnt the removal had committed, left
+			// them two voters of four for good (the simulator's cluster
+			// seed 24). It takes no part any more: Raft never lets a
+			// removed replica campaign.
+			s.removedHere(x.r)
+			if x.r.detached {
+				continue
+			}
 		}
 		if x.r.needSnapshot {
 			x.r.needSnapshot = false
@@ -1068,20 +1065,23 @@ func dedupeAppends(msgs []raftpb.Message) []raftpb.Message {
 	return out
 }
 
-// removedHere handles a peer's word that the range removed r: r is
-// collected once the range's live leader confirms it (merge.go's
-// suspects), not at once. The peer applied the removal, but the voters
-// that have not may still need r's vote to elect their next leader: a
-// peer that told r and then lost its unsynced apply in a crash left a
-// range two voters of four for good (the simulator's cluster seed 24;
-// docs/consensus.md, "Next steps" 5). The confirming read is served only
-// after a quorum of the new configuration heard the leader in it (the
-// removal ends every lease: lease.go), so they know the removal is
+// removedHere handles the word that the range removed r (a peer's, or r's
+// own applied removal): r is collected once the range's live leader
+// confirms it (merge.go's suspects), not at once. The voters that have
+// not applied the removal may still need r's vote to elect their next
+// leader: a peer that told r and then lost its unsynced apply in a crash
+// left a range two voters of four for good (the simulator's cluster seed
+// 24; docs/consensus.md, "Next steps" 5). The confirming read is served
+// only after a quorum of the new configuration heard the leader in it
+// (the removal ends every lease: lease.go), so they know the removal is
 // committed. Without a Router (no merger task to confirm), r goes at once.
 func (s *Store) removedHere(r *replica) {
 	if s.opts.Router == nil {
 		s.destroy(r)
 		return
+	}
+	if !r.collect {
+		s.rt.Logger().Info("replica removed from its range; kept until the range's leader confirms it", "range", r.desc)
 	}
 	r.collect = true
 }
@@ -1093,9 +1093,9 @@ func (s *Store) changeRole(r *replica, ss raft.SoftState) {
 	if s.opts.Router != nil {
 		s.opts.Router.Learn(r.desc.ID, nodeOf(ss.Lead), r.rn.BasicStatus().Term)
 	}
-	rc := r.replicaCore.changeRole(ss, s.moment())
+	rc := r.replicaCore.changeRole(ss, s.moment()) // abandons what a non-leader cannot keep
 	if ss.RaftState != raft.StateLeader {
-		s.abandon(r)
+		s.resetOverlay(r, false)
 	}
 	if rc.lost && s.opts.LostLeadership != nil {
 		s.opts.LostLeadership(r.desc.ID, r.rn.BasicStatus().Term)
