@@ -201,7 +201,7 @@ func (c *replicaCore) startRead(rd *read, st raft.BasicStatus, applied uint64, a
 	if c.leaseValid(st, at, ratesOK) {
 		// Every write acknowledged so far is at or below the commit index
 		// (lease.go): read there, now if it has applied.
-		if st.Commit <= applied {
+		if st.Commit <= applied && c.writesSeen(rd) {
 			return true, true
 		}
 		rd.readAt = st.Commit
@@ -249,7 +249,7 @@ func (c *replicaCore) readsDue(applied uint64) []*read {
 	var due []*read
 	kept := c.reads[:0]
 	for _, rd := range c.reads {
-		if rd.readAt == 0 || rd.readAt > applied {
+		if rd.readAt == 0 || rd.readAt > applied || !c.writesSeen(rd) {
 			kept = append(kept, rd)
 			continue
 		}
@@ -363,6 +363,14 @@ func (c *replicaCore) chain(id uint64, writes []byte) {
 	c.inflight = append(c.inflight, inflight{id: id, writes: writes})
 }
 
+// chainLost records a proposal that was evaluated but never proposed:
+// the entries evaluated after it are chained after it (and rejected as
+// they apply), and reads waiting for writes need not wait for it.
+func (c *replicaCore) chainLost(id uint64, writes []byte) {
+	c.tip = id
+	c.inflight = append(c.inflight, inflight{id: id, writes: writes, lost: true})
+}
+
 // inChain reports whether entry id is one of this leader's proposals in
 // flight.
 func (c *replicaCore) inChain(id uint64) bool {
@@ -378,6 +386,32 @@ const (
 	overlayDrop                // everything applied: the engine has it all
 	overlayRebuild             // grown past overlayRebuildBytes: rebuild it from the entries in flight
 )
+
+// lastInflight is the last write of the chain still in flight (0: none).
+func (c *replicaCore) lastInflight() uint64 {
+	if len(c.inflight) == 0 {
+		return 0
+	}
+	return c.inflight[len(c.inflight)-1].id
+}
+
+// writesSeen reports whether rd may see the state now: every write up to
+// the one it waits for (rd.after) applied, or was lost or dropped and
+// never will.
+func (c *replicaCore) writesSeen(rd *read) bool {
+	if rd.after == 0 {
+		return true
+	}
+	for _, f := range c.inflight {
+		if !f.lost {
+			return false
+		}
+		if f.id == rd.after {
+			break
+		}
+	}
+	return true
+}
 
 // chainApplied notes that entry id applied; overlayBytes is the overlay's
 // size now.

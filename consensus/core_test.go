@@ -425,13 +425,20 @@ func (e *coreEnv) read(t testing.TB, d *datadriven.TestData) {
 		return
 	}
 	rd := &read{}
+	if d.HasArg("after-writes") {
+		rd.after = r.core.lastInflight() // a query of a keyspace whose queries see writes
+	}
 	leased, now := r.core.startRead(rd, st, r.applied, e.at, func() bool { return true })
 	switch {
 	case now:
 		e.printf("%s: served at once under the lease, applied %d\n", name, r.applied)
 	case leased:
 		r.names[rd] = name
-		e.printf("%s: leased, waits for commit %d to apply\n", name, rd.readAt)
+		e.printf("%s: leased, waits for commit %d to apply", name, rd.readAt)
+		if rd.after != 0 {
+			e.printf(" and proposal %d", rd.after)
+		}
+		e.printf("\n")
 	default:
 		r.names[rd] = name
 		e.printf("%s: waits for a ReadIndex round\n", name)

@@ -46,6 +46,9 @@ const overlayRebuildBytes = 1 << 20
 type inflight struct {
 	id     uint64
 	writes []byte
+	// lost: never proposed (the simulator's dropped proposal); it will
+	// never apply, and the entries chained after it will be rejected.
+	lost bool
 }
 
 // lastEffect is the ID of the last effects entry the range applied (0:
@@ -131,7 +134,7 @@ func (s *Store) applyEffects(b *storage.Batch, r *replica, id uint64, ev *evalua
 	}
 	if ev.req != nil && !r.leading && mutation.On(MutFollowerReevaluates) {
 		req := *ev.req
-		meta := s.stamp()
+		meta := s.stamp(r)
 		req.NowMillis, req.Rand = meta.NowMillis, meta.Rand
 		resp, err := s.applyRequest(b, d, req)
 		if err != nil {

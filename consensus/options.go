@@ -18,8 +18,11 @@ import (
 // Raft flow-control limits in store.go) and the log entry envelope
 // (wire.go).
 type Options struct {
-	// StateMachine executes OpCommand and OpQuery requests (nil: refused).
-	StateMachine StateMachine
+	// Keyspaces are the spans whose keys a state machine owns, in key
+	// order (statemachine.go, docs/consensus.md "Keyspaces"): OpCommand
+	// and OpQuery go to the one holding their key, and are refused where
+	// none does.
+	Keyspaces []Keyspace
 	// Join starts the node without bootstrapping the layout's initial
 	// replicas: it holds only what membership changes add to it. A node
 	// that joins a running cluster, or comes back with a wiped disk, must
@@ -172,6 +175,9 @@ func (o *Options) Validate() error {
 	if !(o.MaxClockDrift > 0 && o.MaxClockDrift <= 0.2) {
 		bad("MaxClockDrift %v must be in (0, 0.2]", o.MaxClockDrift)
 	}
+	for _, p := range validateKeyspaces(o.Keyspaces) {
+		bad("%s", p)
+	}
 	if o.SplitBytes < 0 {
 		bad("SplitBytes %d must not be negative (0: no automatic splits)", o.SplitBytes)
 	}
@@ -196,6 +202,9 @@ func (o *Options) String() string {
 	var b strings.Builder
 	b.WriteString("[Consensus]\n")
 	fmt.Fprintf(&b, "  join=%t\n", o.Join)
+	for _, k := range o.Keyspaces {
+		fmt.Fprintf(&b, "  keyspace=%s [%q, %q)\n", k.Name, k.Start, k.End)
+	}
 	fmt.Fprintf(&b, "  tick_interval=%v\n", o.TickInterval)
 	fmt.Fprintf(&b, "  election_ticks=%d\n", o.ElectionTicks)
 	fmt.Fprintf(&b, "  heartbeat_ticks=%d\n", o.HeartbeatTicks)

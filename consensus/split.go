@@ -596,8 +596,17 @@ func (s *Store) halvingKey(d Descriptor) []byte {
 // itself, or the boundary the state machine picks near it if it is a
 // SplitKeyer (nil: nowhere).
 func (s *Store) splitKeyNear(d Descriptor, key []byte) []byte {
-	if sk, ok := s.opts.StateMachine.(SplitKeyer); ok {
-		key = sk.SplitKey(d.Start, d.End, key)
+	ks, ok := s.keyspaceOf(key)
+	if sk, isKeyer := ks.Machine.(SplitKeyer); ok && isKeyer {
+		// A keyspace's own bounds are always split points; inside it,
+		// the machine chooses.
+		in := clip(d, ks)
+		key = sk.SplitKey(in.Start, in.End, key)
+		if key == nil && !bytes.Equal(in.Start, d.Start) {
+			key = in.Start
+		} else if key == nil && !bytes.Equal(in.End, d.End) {
+			key = in.End
+		}
 		if key != nil && (bytes.Compare(key, d.Start) <= 0 || (d.End != nil && bytes.Compare(key, d.End) >= 0)) {
 			kernel.Crash("range %d: the state machine chose split key %q outside (%q, %q)", d.ID, key, d.Start, d.End)
 		}

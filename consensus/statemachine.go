@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sort"
 
 	"github.com/orbitkernel/orbit/kernel"
 	"github.com/orbitkernel/orbit/storage"
@@ -26,6 +27,127 @@ import (
 // the latest it applied (range-local "now"), and a command never sees an
 // earlier time, across leader changes and clock steps alike.
 
+// Keyspaces (docs/consensus.md, "Keyspaces"): the keyspace is cut into
+// spans, each owned by one state machine (Redis's, the transactional
+// one), several per node. A command goes to the state machine whose span
+// holds its routing key, and sees only the part of its range inside that
+// span: a range may cover several keyspaces (a fresh node starts with a
+// few ranges), but no command reads or writes another keyspace's keys.
+// The system keyspace (SystemKeyPrefix) belongs to the kernel and to no
+// state machine; keys in no keyspace are the built-in key-value
+// operations' (OpGet, OpPut, …).
+
+// Keyspace is a span of keys that one state machine owns.
+type Keyspace struct {
+	// Name says which it is in errors and logs ("redis", "txn").
+	Name string
+	// Start and End bound the span, [Start, End); End is never nil (the
+	// system keyspace is last).
+	Start, End []byte
+	// Machine executes the span's commands.
+	Machine StateMachine
+	// QueriesSeeWrites makes each query wait until every write the
+	// leader evaluated before it came has applied (or was dropped): a
+	// leader evaluates writes against the state its proposals in flight
+	// will leave, but answers queries from the applied state, and a
+	// machine that fixes something at evaluation that later reads must
+	// respect (an MVCC write's timestamp, checked against the reads it
+	// must not slip under) needs those reads to see the write. This is
+	// CockroachDB's latching, coarsened to the range; Redis's queries
+	// need only linearizability, and do not wait.
+	QueriesSeeWrites bool
+}
+
+// QueryNoter is implemented by a machine of a keyspace whose queries see
+// writes: the leader tells it of each query as it arrives, before it
+// waits for the writes in flight, so that a write evaluated after the
+// query arrived but applied after it ran knows of it (the transactional
+// keyspace records the read in its timestamp cache, and the write moves
+// above it). data refuses writes and reads nothing the query may rely
+// on: the query runs later, on the state then.
+type QueryNoter interface {
+	NoteQuery(data RangeData, cmd []byte, meta CommandMeta)
+}
+
+func (k Keyspace) contains(key []byte) bool {
+	return bytes.Compare(key, k.Start) >= 0 && bytes.Compare(key, k.End) < 0
+}
+
+// validateKeyspaces reports what is wrong with ks: unnamed, empty, out of
+// order, overlapping, or reaching into the system keyspace.
+func validateKeyspaces(ks []Keyspace) []string {
+	var probs []string
+	for i, k := range ks {
+		switch {
+		case k.Name == "" || k.Machine == nil:
+			probs = append(probs, fmt.Sprintf("keyspace %d needs a Name and a Machine", i))
+		case k.End == nil || bytes.Compare(k.Start, k.End) >= 0:
+			probs = append(probs, fmt.Sprintf("keyspace %s: [%q, %q) is empty or unbounded", k.Name, k.Start, k.End))
+		case bytes.Compare(k.End, SystemKeyPrefix) > 0:
+			probs = append(probs, fmt.Sprintf("keyspace %s reaches into the system keyspace (%q)", k.Name, SystemKeyPrefix))
+		case i > 0 && bytes.Compare(ks[i-1].End, k.Start) > 0:
+			probs = append(probs, fmt.Sprintf("keyspace %s overlaps or precedes %s (keyspaces go in key order)", k.Name, ks[i-1].Name))
+		}
+	}
+	return probs
+}
+
+// keyspaceOf is the keyspace holding key (false: none).
+func (s *Store) keyspaceOf(key []byte) (Keyspace, bool) {
+	i := sort.Search(len(s.opts.Keyspaces), func(i int) bool { return bytes.Compare(s.opts.Keyspaces[i].End, key) > 0 })
+	if i < len(s.opts.Keyspaces) && s.opts.Keyspaces[i].contains(key) {
+		return s.opts.Keyspaces[i], true
+	}
+	return Keyspace{}, false
+}
+
+// machineFor is the state machine of a command routed by key, or a
+// definite refusal when no keyspace holds key.
+func (s *Store) machineFor(key []byte) (Keyspace, error) {
+	ks, ok := s.keyspaceOf(key)
+	if !ok {
+		return Keyspace{}, malformed(fmt.Errorf("%w: no keyspace's state machine holds key %q", errMalformed, key))
+	}
+	return ks, nil
+}
+
+// checkPlainWrite refuses a built-in write (put, delete, CAS, batch) of a
+// key that a keyspace's state machine owns: only the machine writes its
+// keys, in its own encoding.
+func (s *Store) checkPlainWrite(req Request) error {
+	keys := [][]byte{req.Key}
+	switch req.Op {
+	case OpPut, OpDelete, OpCAS:
+	case OpBatch:
+		ops, err := decodeBatch(req.Value)
+		if err != nil {
+			return malformed(err)
+		}
+		for _, op := range ops {
+			keys = append(keys, op.Key)
+		}
+	default:
+		return nil
+	}
+	for _, k := range keys {
+		if ks, ok := s.keyspaceOf(k); ok {
+			return malformed(fmt.Errorf("%w: key %q belongs to keyspace %s; only its state machine writes it", errMalformed, k, ks.Name))
+		}
+	}
+	return nil
+}
+
+// clip is d's span within k: what a command of k on d may touch.
+func clip(d Descriptor, k Keyspace) Descriptor {
+	if bytes.Compare(k.Start, d.Start) > 0 {
+		d.Start = k.Start
+	}
+	if d.End == nil || bytes.Compare(k.End, d.End) < 0 {
+		d.End = k.End
+	}
+	return d
+}
+
 // StateMachine executes a range's commands. Apply runs only where a write
 // is evaluated, so it need not be deterministic; what must happen on every
 // replica as writes apply belongs in Options.Applied.
@@ -42,6 +164,12 @@ type StateMachine interface {
 type CommandMeta struct {
 	NowMillis int64  // unix milliseconds, monotonic per range
 	Rand      uint64 // a seed for the command's random choices
+	// Term and Generation are the leader's Raft term and the range
+	// descriptor's generation when it evaluated the command: a state
+	// machine that keeps leaseholder-only memory per range (the
+	// transactional keyspace's timestamp cache) starts it afresh when
+	// either changes (a new leader, a split or a merge).
+	Term, Generation uint64
 }
 
 // RangeData is one range's user data as a command sees it: reads see the
@@ -167,8 +295,8 @@ func (rd *rangeData) DeleteRange(start, end []byte) error {
 
 // stamp is the leader's time for a new command on r: its clock, never
 // behind what the range applied.
-func (s *Store) stamp() CommandMeta {
-	return CommandMeta{NowMillis: s.rt.Now().UnixMilli(), Rand: s.rt.Rand().Uint64()}
+func (s *Store) stamp(r *replica) CommandMeta {
+	return CommandMeta{NowMillis: s.rt.Now().UnixMilli(), Rand: s.rt.Rand().Uint64(), Term: r.rn.BasicStatus().Term}
 }
 
 // rangeNow returns the range's latest applied time.
@@ -206,12 +334,15 @@ func rangeLocalFixed(r rangeLocalReader, id storage.RangeID, key string, size in
 // caller throws b's writes away. Any other error crashes the node (its
 // data cannot be trusted).
 func (s *Store) applyCommand(b *storage.Batch, d Descriptor, req Request) ([]byte, error) {
-	if s.sm == nil {
-		return nil, nil // no state machine: a misrouted command; nothing to do
+	ks, ok := s.keyspaceOf(req.Key)
+	if !ok {
+		// Admission refuses these (machineFor); a re-evaluating
+		// follower's node may run other keyspaces (a planted bug's path).
+		return nil, fmt.Errorf("%w: no keyspace holds %q", errOutsideRange, req.Key)
 	}
-	meta := CommandMeta{NowMillis: max(req.NowMillis, rangeNow(b, d.ID)), Rand: req.Rand}
+	meta := CommandMeta{NowMillis: max(req.NowMillis, rangeNow(b, d.ID)), Rand: req.Rand, Term: req.term, Generation: d.Generation}
 	b.SetRangeLocal(d.ID, []byte(rangeLocalNow), binary.BigEndian.AppendUint64(nil, uint64(meta.NowMillis)))
-	reply, err := s.sm.Apply(&rangeData{d: d, r: b, b: b}, req.Value, meta)
+	reply, err := ks.Machine.Apply(&rangeData{d: clip(d, ks), r: b, b: b}, req.Value, meta)
 	if errors.Is(err, errOutsideRange) {
 		return nil, err
 	}
@@ -225,11 +356,13 @@ func (s *Store) applyCommand(b *storage.Batch, d Descriptor, req Request) ([]byt
 // query runs a read-only command on the state of d that rd shows, with
 // meta stamped by the driver (its clock and randomness are the driver's).
 func (s *Store) query(rd stateReader, d Descriptor, req Request, meta CommandMeta) ([]byte, error) {
-	if s.sm == nil {
-		return nil, errors.New("consensus: this node runs no state machine")
+	ks, err := s.machineFor(req.Key)
+	if err != nil {
+		return nil, err
 	}
 	meta.NowMillis = max(meta.NowMillis, rangeNow(rd, d.ID))
-	return s.sm.Query(&rangeData{d: d, r: rd}, req.Value, meta)
+	meta.Generation = d.Generation
+	return ks.Machine.Query(&rangeData{d: clip(d, ks), r: rd}, req.Value, meta)
 }
 
 // stateReader is what reads run on: the engine (a storage.View would do).

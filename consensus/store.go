@@ -33,7 +33,6 @@ type Store struct {
 	eng    *storage.Engine
 	layout Layout
 	opts   Options
-	sm     StateMachine
 	// replicas by range, and their IDs sorted: Ready cycles visit replicas
 	// in this order, never in map order.
 	replicas map[storage.RangeID]*replica
@@ -130,7 +129,11 @@ type read struct {
 	batch  uint64 // the ReadIndex request it waits for (0: not asked yet)
 	req    Request
 	readAt uint64
-	reply  func(Response, error)
+	// after, if set, is the last write this leader had evaluated when the
+	// read came: a query of a keyspace whose queries see writes
+	// (Keyspace.QueriesSeeWrites) waits for it to apply or be dropped.
+	after uint64
+	reply func(Response, error)
 }
 
 // event is what the driver's mailbox carries.
@@ -163,7 +166,7 @@ func Open(rt kernel.Runtime, eng *storage.Engine, layout Layout, opts Options) (
 	if err := opts.EnsureDefaults().Validate(); err != nil {
 		return nil, err
 	}
-	s := &Store{rt: rt, eng: eng, layout: layout, opts: opts, sm: opts.StateMachine, replicas: map[storage.RangeID]*replica{},
+	s := &Store{rt: rt, eng: eng, layout: layout, opts: opts, replicas: map[storage.RangeID]*replica{},
 		events: kernel.NewMailbox[event](rt, "consensus driver", 16384), nextID: rt.Rand().Uint64(), health: newHealth()}
 	stored, err := eng.RangeIDs()
 	if err != nil {
@@ -614,7 +617,14 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 		s.noteLoad(r, req.Key)
 	}
 	if req.Op.isRead() {
-		leased, now := r.startRead(&read{req: req, reply: reply}, st, r.log.Applied(), s.moment(), func() bool { return s.votersRateOK(r) })
+		rd := &read{req: req, reply: reply}
+		if ks, ok := s.keyspaceOf(req.Key); ok && ks.QueriesSeeWrites && req.Op == OpQuery {
+			rd.after = r.lastInflight()
+			if n, ok := ks.Machine.(QueryNoter); ok {
+				n.NoteQuery(&rangeData{d: clip(d, ks), r: s.eng}, req.Value, CommandMeta{Term: st.Term, Generation: d.Generation})
+			}
+		}
+		leased, now := r.startRead(rd, st, r.log.Applied(), s.moment(), func() bool { return s.votersRateOK(r) })
 		if leased && s.opts.LeasedRead != nil {
 			s.opts.LeasedRead(d.ID, st.Term)
 		}
@@ -651,6 +661,10 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 		s.transferTo(r, req, reply)
 		return
 	}
+	if err := s.checkPlainWrite(req); err != nil {
+		reply(Response{}, err)
+		return
+	}
 	if req.Op == OpBatch {
 		if err := checkBatch(r, req); err != nil {
 			reply(Response{}, malformed(err))
@@ -668,8 +682,12 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 		return
 	}
 	if req.Op == OpCommand {
-		meta := s.stamp()
-		req.NowMillis, req.Rand = meta.NowMillis, meta.Rand
+		if _, err := s.machineFor(req.Key); err != nil {
+			reply(Response{}, err)
+			return
+		}
+		meta := s.stamp(r)
+		req.NowMillis, req.Rand, req.term = meta.NowMillis, meta.Rand, meta.Term
 	}
 	data, writes, err := s.evaluate(r, d, id, req)
 	if err != nil {
@@ -690,7 +708,7 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 	if s.rt.Buggify("consensus.drop-proposal") {
 		// Lost on the way: the client times out and retries, and the
 		// entries evaluated after it are rejected as they apply.
-		r.chain(id, writes)
+		r.chainLost(id, writes)
 		return
 	}
 	if err := r.rn.Propose(data); err != nil {
@@ -1132,7 +1150,7 @@ func (s *Store) readLocal(r *replica, req Request, reply func(Response, error)) 
 	}
 	var meta CommandMeta
 	if req.Op == OpQuery {
-		meta = s.stamp()
+		meta = s.stamp(r)
 	}
 	served := s.describe(r)
 	s.readFrom(s.eng, r.desc, req, meta, func(resp Response, err error) {

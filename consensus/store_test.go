@@ -155,6 +155,10 @@ func TestRemoveAndAddBackUnderLoad(t *testing.T) {
 	t.Logf("%d writes during the changes", n)
 }
 
+// counterKeyspace gives the counter every key below 0xf0; the built-in
+// operations keep the rest.
+var counterKeyspace = []Keyspace{{Name: "counter", Start: []byte{}, End: []byte{0xf0}, Machine: counter{}}}
+
 // counter is a StateMachine: "incr <key>" adds one to a decimal counter and
 // replies the new value; a query replies the value and the command's time.
 type counter struct{}
@@ -188,7 +192,7 @@ func (counter) Query(d RangeData, cmd []byte, meta CommandMeta) ([]byte, error) 
 // several clients: every increment's reply is distinct, and the final value
 // counts them all.
 func TestCommandsRunOnceThroughTheLog(t *testing.T) {
-	c := newTestCluster(t, Options{StateMachine: counter{}})
+	c := newTestCluster(t, Options{Keyspaces: counterKeyspace})
 	defer c.close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -288,7 +292,7 @@ func TestJoinAndMoveReplica(t *testing.T) {
 // proposed, not a crash of the leader, and at once (retrying cannot
 // help): ErrCrossRange. The other key is untouched.
 func TestCommandOutsideItsRangeIsRefused(t *testing.T) {
-	c := newTestCluster(t, Options{StateMachine: counter{}})
+	c := newTestCluster(t, Options{Keyspaces: counterKeyspace})
 	defer c.close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -329,5 +333,57 @@ func TestTransferLeadership(t *testing.T) {
 	}
 	if err := cl.TransferLeadership(ctx, key, 9); !errors.Is(err, ErrNotApplied) || ctx.Err() != nil {
 		t.Fatalf("transfer to a node without a replica: %v", err)
+	}
+}
+
+// TestKeyspaces: a command goes to the state machine whose keyspace holds
+// its routing key and touches nothing outside that keyspace, even in the
+// same range; a command for a key in no keyspace, and a built-in write of
+// a keyspace's key, are refused at once; the built-in operations keep the
+// keys no keyspace holds.
+func TestKeyspaces(t *testing.T) {
+	keyspaces := []Keyspace{
+		{Name: "one", Start: []byte("a"), End: []byte("c"), Machine: counter{}},
+		{Name: "two", Start: []byte("c"), End: []byte("f"), Machine: counter{}},
+	}
+	c := newTestCluster(t, Options{Keyspaces: keyspaces})
+	defer c.close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl := NewClient(c.routers[0], "keyspaces")
+	if r, err := cl.Command(ctx, []byte("b"), []byte("incr b")); err != nil || string(r) != "1" {
+		t.Fatalf("incr b in its keyspace = %q, %v", r, err)
+	}
+	// "d" shares range 1 with "b", but not its keyspace.
+	if _, err := cl.Command(ctx, []byte("b"), []byte("incr d")); !errors.Is(err, ErrNotApplied) || ctx.Err() != nil {
+		t.Fatalf("a command reaching into another keyspace: %v, want a definite refusal", err)
+	}
+	if _, err := cl.Command(ctx, []byte("x"), []byte("incr x")); !errors.Is(err, ErrMalformed) || ctx.Err() != nil {
+		t.Fatalf("a command for a key no keyspace holds: %v, want ErrMalformed at once", err)
+	}
+	if _, err := cl.Query(ctx, []byte("x"), []byte("x")); !errors.Is(err, ErrMalformed) || ctx.Err() != nil {
+		t.Fatalf("a query for a key no keyspace holds: %v, want ErrMalformed at once", err)
+	}
+	if err := cl.Put(ctx, []byte("d"), []byte("v")); !errors.Is(err, ErrMalformed) || ctx.Err() != nil {
+		t.Fatalf("a built-in put into keyspace two: %v, want ErrMalformed at once", err)
+	}
+	if err := cl.Put(ctx, []byte("x"), []byte("v")); err != nil {
+		t.Fatalf("a built-in put outside every keyspace: %v", err)
+	}
+	if r, err := cl.Query(ctx, []byte("d"), []byte("d")); err != nil || r != nil {
+		t.Fatalf("keyspace two's d = %q, %v; want nothing written", r, err)
+	}
+
+	for _, bad := range [][]Keyspace{
+		{{Name: "x", Start: []byte("b"), End: []byte("a"), Machine: counter{}}},
+		{keyspaces[1], keyspaces[0]},
+		{{Name: "x", Start: []byte("a"), End: []byte("d"), Machine: counter{}}, keyspaces[1]},
+		{{Name: "sys", Start: []byte("a"), End: []byte{0xff, 0xff, 1}, Machine: counter{}}},
+		{{Name: "", Start: []byte("a"), End: []byte("b"), Machine: counter{}}},
+	} {
+		o := Options{Keyspaces: bad}
+		if err := o.EnsureDefaults().Validate(); !errors.Is(err, ErrInvalidOptions) {
+			t.Errorf("keyspaces %v validate: %v", bad, err)
+		}
 	}
 }

@@ -142,6 +142,9 @@ type Request struct {
 	// proposes the command.
 	NowMillis int64
 	Rand      uint64
+	// term is the evaluating leader's term (CommandMeta.Term); it stays
+	// on the leader.
+	term uint64
 	// Range and Generation are the range the client routed the request to,
 	// as its range cache knows it (0: route by key alone). A node refuses
 	// a request whose key its replica of Range no longer holds

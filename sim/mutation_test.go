@@ -17,7 +17,7 @@ import (
 // state machine's and session's, both split scenarios (3 nodes, and 5
 // with replicas moving) for splits and routing, the KV scenario and the
 // five-node split one for snapshots, the replicated KV scenario and the
-// three-node split one for the rest.
+// three-node split one for the rest; the bank for transactions.
 func mutationScenarios(b mutation.Bug) []Scenario {
 	switch b.Class {
 	case mutation.Availability:
@@ -31,6 +31,8 @@ func mutationScenarios(b mutation.Bug) []Scenario {
 		return []Scenario{kvSplitScenario, kvSplit5Scenario, redisScenario}
 	case mutation.Placement:
 		return []Scenario{clusterScenario}
+	case mutation.Txn:
+		return []Scenario{bankScenario}
 	case mutation.Snapshot:
 		// Snapshots meet splits and replica moves in kvsplit5: the span a
 		// snapshot clears and fills changes under them.

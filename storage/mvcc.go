@@ -50,6 +50,69 @@ func mvccRun(key []byte) []byte {
 	return append(out, 0)
 }
 
+// Run-local records: keys after a run's versions and before the next
+// run (runEnd's 0x80 and up, below the 0xFF of an escaped zero), for
+// records that belong with a user key and must move with it through
+// splits (a transaction record, anchored at its first key). Reads and
+// scans of versions never see them.
+const runLocalMark byte = 0x80
+
+// errRunLocal is decodeMVCCKey's answer for a run-local record's key.
+var errRunLocal = errors.New("storage: a run-local record, not a version")
+
+// MVCCRunLocalKey is the key of key's run-local record named local (the
+// caller's names must not start with 0x7F or more: the mark and the name
+// stay below the next run's 0xFF).
+func MVCCRunLocalKey(key, local []byte) []byte {
+	if len(local) > 0 && local[0] >= 0x7F {
+		panic(fmt.Sprintf("storage: run-local name %q starts at or above 0x7F", local))
+	}
+	return append(append(mvccRun(key), runLocalMark), local...)
+}
+
+// MVCCRouteKey is where key's run starts: the key a request about key is
+// routed by (its intent, versions and run-local records are all in the
+// range holding it, as long as ranges split at MVCCSplitKey's keys).
+func MVCCRouteKey(key []byte) []byte { return mvccRun(key) }
+
+// MVCCSplitKey is the split point nearest before the run that stored
+// key belongs to: esc(K) for its user key K, which sorts after every
+// earlier run (their terminator 0x00 and what follows it are below any
+// byte of K's, or below the 0xFF of an escaped zero) and at or before
+// K's own. False: stored is not a run's key.
+func MVCCSplitKey(stored []byte) ([]byte, bool) {
+	key, _, _, err := decodeMVCCKey(stored)
+	if err != nil && !errors.Is(err, errRunLocal) {
+		return nil, false
+	}
+	run := mvccRun(key)
+	return run[:len(run)-1], true
+}
+
+// MVCCKeyAt is the first user key whose run starts at or after bound, a
+// range's boundary: for a split point esc(K) it is K (the unescaped
+// bytes), and for a bound inside K's run the key after K.
+func MVCCKeyAt(bound []byte) []byte {
+	key := make([]byte, 0, len(bound))
+	for i := 0; i < len(bound); i++ {
+		if bound[i] == 0 {
+			if i+1 < len(bound) && bound[i+1] == 0xFF {
+				key = append(key, 0)
+				i++
+				continue
+			}
+			if i == len(bound)-1 {
+				return key // exactly where key's run starts
+			}
+			// Inside key's run: the next user key's run is the
+			// first after it.
+			return append(key, 0)
+		}
+		key = append(key, bound[i])
+	}
+	return key
+}
+
 // mvccVersionKey is the key of key's version at ts.
 func mvccVersionKey(key []byte, ts hlc.Timestamp) []byte {
 	return appendInverted(mvccRun(key), ts)
@@ -90,6 +153,9 @@ func decodeMVCCKey(stored []byte) (key []byte, ts hlc.Timestamp, intent bool, er
 		if len(rest) == 0 {
 			return key, hlc.Timestamp{}, true, nil
 		}
+		if rest[0] >= runLocalMark {
+			return key, hlc.Timestamp{}, false, errRunLocal
+		}
 		inv := make([]byte, len(rest))
 		for j, b := range rest {
 			inv[j] = ^b
@@ -108,6 +174,9 @@ type TxnMeta struct {
 	ID        [16]byte
 	Timestamp hlc.Timestamp // the transaction's write timestamp
 	Epoch     uint32        // bumped by a restart: intents of older epochs are the transaction's past
+	// Anchor is the user key the transaction's record is kept with (its
+	// first write's): where a conflicting request finds its status.
+	Anchor []byte
 }
 
 // Intent is a provisional write: the value (or deletion) a transaction
@@ -122,6 +191,8 @@ func encodeIntent(in Intent) []byte {
 	b := append([]byte(nil), in.Txn.ID[:]...)
 	b = in.Txn.Timestamp.AppendEncoded(b)
 	b = binary.BigEndian.AppendUint32(b, in.Txn.Epoch)
+	b = binary.AppendUvarint(b, uint64(len(in.Txn.Anchor)))
+	b = append(b, in.Txn.Anchor...)
 	tag := mvccValue
 	if in.Deleted {
 		tag = mvccTombstone
@@ -130,7 +201,7 @@ func encodeIntent(in Intent) []byte {
 }
 
 func decodeIntent(b []byte) (Intent, error) {
-	const head = 16 + hlc.EncodedLen + 4 + 1
+	const head = 16 + hlc.EncodedLen + 4
 	if len(b) < head {
 		return Intent{}, fmt.Errorf("storage: intent of %d bytes", len(b))
 	}
@@ -142,8 +213,15 @@ func decodeIntent(b []byte) (Intent, error) {
 	}
 	in.Txn.Timestamp = ts
 	in.Txn.Epoch = binary.BigEndian.Uint32(b[16+hlc.EncodedLen:])
-	in.Deleted = b[head-1] == mvccTombstone
-	in.Value = append([]byte{}, b[head:]...)
+	b = b[head:]
+	n, w := binary.Uvarint(b)
+	if w <= 0 || uint64(len(b)-w) < n+1 {
+		return Intent{}, fmt.Errorf("storage: intent's anchor does not decode")
+	}
+	in.Txn.Anchor = append([]byte{}, b[w:w+int(n)]...)
+	b = b[w+int(n):]
+	in.Deleted = b[0] == mvccTombstone
+	in.Value = append([]byte{}, b[1:]...)
 	return in, nil
 }
 
@@ -355,6 +433,9 @@ func MVCCScan(r MVCCReader, start, end []byte, opts MVCCReadOptions, limit int) 
 		}
 		for _, kv := range page {
 			key, ts, isIntent, err := decodeMVCCKey(kv.Key)
+			if errors.Is(err, errRunLocal) {
+				continue // a record kept with the key, not a version
+			}
 			if err != nil {
 				return nil, nil, err
 			}
@@ -404,6 +485,49 @@ func MVCCScan(r MVCCReader, start, end []byte, opts MVCCReadOptions, limit int) 
 		kvs = kvs[:limit]
 	}
 	return kvs, nil, nil
+}
+
+// MVCCRefresh checks that a transaction's reads of [start, end) at from
+// would read the same at to: no committed version in (from, to], and no
+// other transaction's intent at or below to (its own intents are its
+// writes, not what it read). It returns an UncertainError naming the
+// first such version, or an IntentError. Unlike a scan it looks beneath
+// the transaction's own intents: a version committed there after the
+// read is exactly what a refresh must find.
+func MVCCRefresh(r MVCCReader, start, end []byte, from, to hlc.Timestamp, txn *TxnMeta) error {
+	if end == nil {
+		return errors.New("storage: an MVCC refresh needs an end key (its keyspace's)")
+	}
+	lo, hi := mvccRun(start), mvccRun(end)
+	for {
+		page, next, err := r.Scan(lo, hi, mvccScanPage)
+		if err != nil {
+			return err
+		}
+		for _, kv := range page {
+			key, ts, isIntent, err := decodeMVCCKey(kv.Key)
+			switch {
+			case errors.Is(err, errRunLocal):
+				continue
+			case err != nil:
+				return err
+			case isIntent:
+				in, err := decodeIntent(kv.Value)
+				if err != nil {
+					return err
+				}
+				if (txn == nil || in.Txn.ID != txn.ID) && !to.Less(in.Txn.Timestamp) {
+					return &IntentError{Key: key, Intent: in}
+				}
+			case from.Less(ts) && !to.Less(ts):
+				return &UncertainError{Key: key, ValueTS: ts}
+			}
+		}
+		if next == nil {
+			return nil
+		}
+		lo = next
+	}
 }
 
 // MVCCPut writes a committed version of key at ts (a write outside a

@@ -123,7 +123,7 @@ func TestMVCCMatchesItsModel(t *testing.T) {
 			b := e.NewBatch()
 			key := genKey.Draw(t, "key")
 			k := model[key]
-			switch op := rapid.IntRange(0, 5).Draw(t, "op"); op {
+			switch op := rapid.IntRange(0, 7).Draw(t, "op"); op {
 			case 0: // a committed write
 				ts, deleted := genTS.Draw(t, "ts"), rapid.Bool().Draw(t, "deleted")
 				value := fmt.Sprintf("v%d", i)
@@ -213,6 +213,13 @@ func TestMVCCMatchesItsModel(t *testing.T) {
 				if n != want {
 					t.Fatalf("op %d: gc %q at %v removed %d, want %d", i, key, threshold, n, want)
 				}
+			case 7: // a refresh
+				from, to := genTS.Draw(t, "from"), genTS.Draw(t, "to")
+				txn := genTxn.Draw(t, "refresher")
+				start, end := genKey.Draw(t, "start"), genKey.Draw(t, "end")+"\xff\xff"
+				sameMVCCError(t, i, "refresh", MVCCRefresh(b, []byte(start), []byte(end), from, to, &txn), model.refresh(start, end, from, to, txn))
+			case 6: // a run-local record: no read or write of versions sees it
+				b.Set(MVCCRunLocalKey([]byte(key), []byte(rapid.SampledFrom([]string{"", "txn", "txn\x7e"}).Draw(t, "local"))), []byte("record"))
 			}
 			if err := b.Commit(false); err != nil {
 				t.Fatal(err)
@@ -252,6 +259,29 @@ func (m mvccModel) scan(start, end string, opts MVCCReadOptions, limit int) (kvs
 	return kvs, nil, nil
 }
 
+// refresh is MVCCRefresh's specification.
+func (m mvccModel) refresh(start, end string, from, to hlc.Timestamp, txn TxnMeta) error {
+	var keys []string
+	for key := range m {
+		if key >= start && key < end {
+			keys = append(keys, key)
+		}
+	}
+	slices.Sort(keys)
+	for _, key := range keys {
+		k := m[key]
+		if in := k.intent; in != nil && in.Txn.ID != txn.ID && !to.Less(in.Txn.Timestamp) {
+			return &IntentError{Key: []byte(key), Intent: *in}
+		}
+		for _, ts := range k.sorted() {
+			if from.Less(ts) && !to.Less(ts) {
+				return &UncertainError{Key: []byte(key), ValueTS: ts}
+			}
+		}
+	}
+	return nil
+}
+
 // sameError requires err to be want's kind with the same details.
 func sameMVCCError(t *rapid.T, op int, what string, err, want error) {
 	if fmt.Sprint(err) != fmt.Sprint(want) {
@@ -288,6 +318,46 @@ func TestMVCCKeysKeepUserKeyOrder(t *testing.T) {
 		key, ts, intent, err := decodeMVCCKey(ka)
 		if err != nil || intent || !bytes.Equal(key, a) || ts != ta {
 			t.Fatalf("decode %q: %q %v %t %v", ka, key, ts, intent, err)
+		}
+	})
+}
+
+// TestMVCCSplitKeysKeepRunsWhole: the split point of any stored key of a
+// run (intent, version, run-local record) sorts after every stored key of
+// earlier user keys and at or before every stored key of its own; the user
+// key at a split point is the run's own, and inside a run the next one.
+func TestMVCCSplitKeysKeepRunsWhole(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		genKey := rapid.SliceOfN(rapid.SampledFrom([]byte{0, 1, 0x7f, 0x80, 0xfe, 0xff, 'a'}), 0, 5)
+		genTS := rapid.Custom(func(t *rapid.T) hlc.Timestamp {
+			return hlc.Timestamp{WallNanos: rapid.Int64Min(0).Draw(t, "wall"), Logical: rapid.Int32().Draw(t, "logical")}
+		})
+		stored := func(k []byte, which string) []byte {
+			switch rapid.IntRange(0, 2).Draw(t, which) {
+			case 0:
+				return mvccRun(k)
+			case 1:
+				return mvccVersionKey(k, genTS.Draw(t, which+"ts"))
+			}
+			return MVCCRunLocalKey(k, []byte(genKey.Filter(func(b []byte) bool { return len(b) == 0 || b[0] < 0x7f }).Draw(t, which+"local")))
+		}
+		a, b := genKey.Draw(t, "a"), genKey.Draw(t, "b")
+		sa, sb := stored(a, "sa"), stored(b, "sb")
+		split, ok := MVCCSplitKey(sb)
+		if !ok {
+			t.Fatalf("no split key for %q", sb)
+		}
+		if cmp := bytes.Compare(a, b); (cmp < 0) != (bytes.Compare(sa, split) < 0) {
+			t.Fatalf("split point %q of %q (key %q) vs %q (key %q): user keys compare %d", split, sb, b, sa, a, cmp)
+		}
+		if got := MVCCKeyAt(split); !bytes.Equal(got, b) {
+			t.Fatalf("key at split point %q = %q, want %q", split, got, b)
+		}
+		if got := MVCCKeyAt(sb); !bytes.Equal(got, append(slices.Clone(b), 0)) && !bytes.Equal(sb, mvccRun(b)) {
+			t.Fatalf("key at %q (inside %q's run) = %q, want the next key", sb, b, got)
+		}
+		if bytes.Equal(sb, mvccRun(b)) && !bytes.Equal(MVCCKeyAt(sb), b) {
+			t.Fatalf("key at %q (%q's run start) = %q", sb, b, MVCCKeyAt(sb))
 		}
 	})
 }

@@ -1,6 +1,10 @@
 package redis
 
-import "bytes"
+import (
+	"bytes"
+
+	"github.com/orbitkernel/orbit/consensus"
+)
 
 // Hash slots, as Redis Cluster computes them: CRC16 (XMODEM: polynomial
 // 0x1021, initial value 0) of the key, or of its hash tag — the bytes between
@@ -108,3 +112,11 @@ const MaxBulkLen = maxStringBytes
 // GlobMatch is Redis's stringmatchlen: KEYS, SCAN MATCH and PSUBSCRIBE
 // patterns.
 func GlobMatch(pattern, s []byte) bool { return globMatch(pattern, s) }
+
+// Keyspace is the span of the consensus keyspace that Redis's records
+// occupy, served by machine: every route key starts with its slot, two
+// bytes below SlotCount, so [0x00, 0x40) holds them all
+// (docs/consensus.md, "Keyspaces").
+func Keyspace(machine consensus.StateMachine) consensus.Keyspace {
+	return consensus.Keyspace{Name: "redis", Start: []byte{}, End: []byte{byte(SlotCount >> 8)}, Machine: machine}
+}

@@ -28,6 +28,7 @@ const (
 	Availability Class = "availability" // liveness, not safety
 	Split        Class = "split"        // range splits and routing
 	Placement    Class = "placement"    // joins, removals, rebalancing
+	Txn          Class = "transactions" // the transactional keyspace and its coordinator
 )
 
 // Bug is one planted bug.

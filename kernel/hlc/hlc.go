@@ -119,6 +119,10 @@ type Clock struct {
 	last Timestamp // the highest reading handed out or heard of
 }
 
+// DefaultMaxOffset is the maximum clock offset a cluster runs with
+// unless told otherwise: CockroachDB's default (docs/txn.md).
+const DefaultMaxOffset = 500 * time.Millisecond
+
 // NewClock returns a clock over wall (the node's Runtime.Now) that
 // refuses remote timestamps more than maxOffset ahead of it (0: no
 // bound, for tests that need none).

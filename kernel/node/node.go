@@ -16,10 +16,12 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 
 	"github.com/orbitkernel/orbit/adapters/redis"
@@ -55,9 +57,9 @@ type Options struct {
 	Cluster cluster.Options
 
 	// Redis, if set, are the Redis session layer's options: the node's
-	// ranges run the Redis state machine. Open sets Runtime, Layout,
-	// Router, Peers (the cluster's active nodes) and Ranges. Nil: the
-	// ranges run consensus's built-in KV machine.
+	// Redis keyspace runs its state machine. Open sets Runtime, Layout,
+	// Router, Peers (the cluster's active nodes) and Ranges. Nil: no
+	// Redis keyspace (the built-in key-value operations still work).
 	Redis *session.Options
 
 	// WrapRedis, if set, wraps the Redis state machine before the store
@@ -82,8 +84,6 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("%w: the layout has no ranges", ErrInvalidOptions)
 	case o.WrapRedis != nil && o.Redis == nil:
 		return fmt.Errorf("%w: WrapRedis without Redis", ErrInvalidOptions)
-	case o.Redis != nil && o.Consensus.StateMachine != nil:
-		return fmt.Errorf("%w: a state machine given for a Redis node (Redis's runs its ranges)", ErrInvalidOptions)
 	}
 	return nil
 }
@@ -144,10 +144,11 @@ func Open(rt kernel.Runtime, opts Options) (*Node, error) {
 		if n.Redis, err = session.New(ro); err != nil {
 			return nil, fmt.Errorf("starting the Redis session layer: %w", err)
 		}
-		so.StateMachine = n.Redis.StateMachine()
+		var sm consensus.StateMachine = n.Redis.StateMachine()
 		if opts.WrapRedis != nil {
-			so.StateMachine = opts.WrapRedis(n.Redis.StateMachine())
+			sm = opts.WrapRedis(n.Redis.StateMachine())
 		}
+		so.Keyspaces = withKeyspace(so.Keyspaces, redis.Keyspace(sm))
 		so.BecameLeader = chain(so.BecameLeader, n.Redis.BecameLeader)
 		so.LostLeadership = chain(so.LostLeadership, n.Redis.LostLeadership)
 		so.Applied = chain(so.Applied, n.Redis.Applied)
@@ -156,6 +157,14 @@ func Open(rt kernel.Runtime, opts Options) (*Node, error) {
 		return nil, fmt.Errorf("starting consensus: %w", err)
 	}
 	return n, nil
+}
+
+// withKeyspace returns ks with k added, in key order (consensus's
+// Validate refuses overlaps).
+func withKeyspace(ks []consensus.Keyspace, k consensus.Keyspace) []consensus.Keyspace {
+	out := append(slices.Clone(ks), k)
+	slices.SortFunc(out, func(a, b consensus.Keyspace) int { return bytes.Compare(a.Start, b.Start) })
+	return out
 }
 
 // chain returns a hook that calls first (if set), then then.

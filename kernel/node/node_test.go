@@ -86,7 +86,6 @@ func TestOptionsValidate(t *testing.T) {
 		{Layout: layout},
 		{Engine: eng},
 		{Engine: eng, Layout: layout, WrapRedis: func(*redis.StateMachine) consensus.StateMachine { return nil }},
-		{Engine: eng, Layout: layout, Redis: &session.Options{}, Consensus: consensus.Options{StateMachine: &redis.StateMachine{}}},
 	} {
 		if err := o.Validate(); !errors.Is(err, ErrInvalidOptions) {
 			t.Errorf("Validate(%+v) = %v, want ErrInvalidOptions", o, err)

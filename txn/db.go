@@ -1,0 +1,242 @@
+package txn
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/orbitkernel/orbit/consensus"
+	"github.com/orbitkernel/orbit/kernel"
+	"github.com/orbitkernel/orbit/kernel/hlc"
+	"github.com/orbitkernel/orbit/storage"
+)
+
+// Errors a caller tells apart with errors.Is.
+var (
+	// ErrRetry: a conflict (a write too old to commit at its read
+	// timestamp that a refresh could not move, an uncertain read that
+	// could not move, a wound by an older transaction); nothing was
+	// committed, and running the transaction again may succeed. DB.Txn
+	// does, up to Options.MaxRetries times.
+	ErrRetry = errors.New("txn: transaction must retry")
+	// ErrIndeterminate: the commit's outcome is unknown (the context
+	// ended while its decision was in flight).
+	ErrIndeterminate = errors.New("txn: transaction outcome unknown")
+	// ErrClockOffset: a node's clock is beyond the maximum offset from
+	// this one's; it refused the request.
+	ErrClockOffset = errors.New("txn: clock offset beyond the maximum")
+	// ErrMalformed: a node could not make sense of the request.
+	ErrMalformed = errors.New("txn: malformed request")
+)
+
+// RetryError says why a transaction must retry.
+type RetryError struct{ Reason string }
+
+func (e *RetryError) Error() string { return fmt.Sprintf("%v: %s", ErrRetry, e.Reason) }
+func (e *RetryError) Unwrap() error { return ErrRetry }
+
+func retry(format string, args ...any) error {
+	return &RetryError{Reason: fmt.Sprintf(format, args...)}
+}
+
+// DB runs reads, writes and transactions on the transactional keyspace.
+// Keys are the caller's: the DB stores them under the keyspace's prefix.
+// One DB serves one caller task at a time, as a consensus.Client does.
+type DB struct {
+	rt     kernel.Runtime
+	router *consensus.Router
+	name   string
+	cl     *consensus.Client
+	hb     *consensus.Client // the heartbeat tasks', one at a time (hbMu)
+	hbMu   sync.Mutex
+	clock  *hlc.Clock
+	opts   Options
+}
+
+// NewDB returns a DB on the node's router and clock; name must be unique
+// on the node.
+func NewDB(rt kernel.Runtime, router *consensus.Router, clock *hlc.Clock, name string, opts Options) (*DB, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	return &DB{rt: rt, router: router, name: name, cl: consensus.NewClient(router, name), clock: clock, opts: opts}, nil
+}
+
+// send runs c on the range holding key's run, through cl.
+func (db *DB) send(ctx context.Context, cl *consensus.Client, key []byte, c *command) (*result, error) {
+	c.now = db.clock.Now()
+	var out []byte
+	var err error
+	if c.op >= opPut {
+		out, err = cl.Command(ctx, storage.MVCCRouteKey(key), c.encode())
+	} else {
+		out, err = cl.Query(ctx, storage.MVCCRouteKey(key), c.encode())
+	}
+	if err != nil {
+		return nil, err
+	}
+	res, err := decodeResult(out)
+	if err != nil {
+		return nil, fmt.Errorf("%w: a reply that does not decode: %w", ErrMalformed, err)
+	}
+	switch res.code {
+	case codeMalformed:
+		return nil, fmt.Errorf("%w: %d refused", ErrMalformed, c.op)
+	case codeClockOffset:
+		return nil, fmt.Errorf("%w: the node at %q refused our clock", ErrClockOffset, key)
+	}
+	if err := db.clock.Update(res.now); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrClockOffset, err)
+	}
+	return res, nil
+}
+
+// Get reads key's latest committed value (a transaction of one read).
+func (db *DB) Get(ctx context.Context, key []byte) (value []byte, found bool, err error) {
+	err = db.Txn(ctx, func(tx *Tx) error {
+		value, found, err = tx.Get(ctx, key)
+		return err
+	})
+	return value, found, err
+}
+
+// Put writes key outside any transaction: one round, at a timestamp above
+// every read and version of the key, acknowledged once every later read
+// anywhere must see it.
+func (db *DB) Put(ctx context.Context, key, value []byte) error {
+	return db.write(ctx, key, value, false)
+}
+
+// Delete removes key outside any transaction, as Put writes.
+func (db *DB) Delete(ctx context.Context, key []byte) error {
+	return db.write(ctx, key, nil, true)
+}
+
+func (db *DB) write(ctx context.Context, key, value []byte, deleted bool) error {
+	k := spaceKey(key)
+	for {
+		res, err := db.send(ctx, db.cl, k, &command{op: opPut, key: k, value: value, deleted: deleted})
+		if err != nil {
+			return err
+		}
+		if res.code == codeIntent {
+			if err := db.push(ctx, nil, res); err != nil {
+				return err
+			}
+			continue
+		}
+		return db.commitWait(ctx, res.ts)
+	}
+}
+
+// commitWait returns once the node's wall clock has passed ts. A write's
+// timestamp may be above every clock (pushed by a read at a timestamp
+// from a clock ahead, or by a new leaseholder's cache); a read that
+// starts after the write is acknowledged must still see it, and its
+// uncertainty window (its clock plus the maximum offset) covers only
+// timestamps some clock has reached. CockroachDB waits the same way for
+// writes at future timestamps.
+func (db *DB) commitWait(ctx context.Context, ts hlc.Timestamp) error {
+	wait := time.Duration(ts.WallNanos - db.rt.Now().UnixNano())
+	if wait <= 0 {
+		return nil
+	}
+	return db.rt.Sleep(ctx, wait+time.Nanosecond)
+}
+
+// push settles the intent a request met (res): its transaction committed
+// or aborted (or is aborted now, its coordinator gone or wounded by the
+// older tx), and the intent is resolved; or it is alive and not younger,
+// and push waits and asks again. tx is the pusher (nil: a request outside
+// any transaction, which never wounds).
+func (db *DB) push(ctx context.Context, tx *Tx, res *result) error {
+	holder, key := res.intent.Txn, res.intentKey
+	pc := &command{op: opPush, key: holder.Anchor, txn: &storage.TxnMeta{ID: holder.ID, Anchor: holder.Anchor}}
+	if tx != nil {
+		pc.pusher, pc.start = tx.id, tx.start
+	}
+	wait := 5 * time.Millisecond
+	for {
+		pr, err := db.send(ctx, db.cl, holder.Anchor, pc)
+		if err != nil {
+			return err
+		}
+		if pr.code != codePending {
+			_, err := db.send(ctx, db.cl, key, &command{op: opResolve, key: key, txn: &holder, commit: pr.status == statusCommitted, read: pr.ts})
+			return err
+		}
+		if tx != nil && tx.wounded.Load() {
+			return retry("wounded by an older transaction while waiting for %x", holder.ID[:4])
+		}
+		if err := db.rt.Sleep(ctx, wait); err != nil {
+			return err
+		}
+		wait = min(2*wait, 100*time.Millisecond)
+	}
+}
+
+// Txn runs fn in a transaction and commits it, running it again (with a
+// new transaction) after a retryable conflict, at most MaxRetries times.
+// fn must do nothing but through tx that it cannot do twice.
+func (db *DB) Txn(ctx context.Context, fn func(*Tx) error) error {
+	var err error
+	for attempt := range db.opts.MaxRetries {
+		tx := db.Begin()
+		if err = fn(tx); err == nil {
+			err = tx.Commit(ctx)
+		}
+		if err == nil {
+			return nil
+		}
+		tx.Rollback(ctx)
+		if !errors.Is(err, ErrRetry) {
+			return err
+		}
+		backoff := time.Duration(1+db.rt.Rand().IntN(1<<min(attempt, 6))) * time.Millisecond
+		if serr := db.rt.Sleep(ctx, backoff); serr != nil {
+			return errors.Join(err, serr)
+		}
+	}
+	return fmt.Errorf("gave up after %d attempts: %w", db.opts.MaxRetries, err)
+}
+
+// span is a read span, stored keys [start, end).
+type span struct{ start, end []byte }
+
+// refresh moves tx's reads from tx.read to ts: every span read must have
+// no write by another transaction in (tx.read, ts].
+func (db *DB) refresh(ctx context.Context, tx *Tx, ts hlc.Timestamp) error {
+	meta := tx.meta()
+	for _, s := range tx.reads {
+		for start := s.start; start != nil; {
+			res, err := db.send(ctx, db.cl, start, &command{op: opRefresh, key: start, end: s.end, from: tx.read, read: ts, txn: &meta})
+			if err != nil {
+				return err
+			}
+			if res.code == codeRefreshFailed {
+				return retry("reads at %v cannot move to %v: a write in [%q, %q)", tx.read, ts, s.start, s.end)
+			}
+			start = nil
+			if res.more {
+				start = res.resume
+			}
+		}
+	}
+	tx.read = ts
+	return nil
+}
+
+// sortedKeys is a set's keys in order.
+func sortedKeys(set map[string]bool) [][]byte {
+	keys := make([][]byte, 0, len(set))
+	for k := range set {
+		keys = append(keys, []byte(k))
+	}
+	slices.SortFunc(keys, bytes.Compare)
+	return keys
+}

@@ -1,0 +1,354 @@
+package txn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/orbitkernel/orbit/consensus"
+	"github.com/orbitkernel/orbit/kernel"
+	"github.com/orbitkernel/orbit/kernel/hlc"
+	"github.com/orbitkernel/orbit/kernel/prod"
+	"github.com/orbitkernel/orbit/storage"
+)
+
+// testCluster is three nodes, each with the transactional keyspace's
+// machine, on a local network; the keyspace is split at "m" so that
+// transactions span two ranges.
+type testCluster struct {
+	t       testing.TB
+	rts     []*prod.Runtime
+	engines []*storage.Engine
+	stores  []*consensus.Store
+	routers []*consensus.Router
+	clocks  []*hlc.Clock
+	opts    Options
+}
+
+func newTestCluster(t testing.TB, opts Options) *testCluster {
+	nodes := []kernel.NodeID{1, 2, 3}
+	layout, err := consensus.NewLayout([][]byte{KeyspaceStart, spaceKey([]byte("m")), KeyspaceEnd}, nodes, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &testCluster{t: t, opts: opts}
+	net := prod.NewLocalNetwork()
+	for _, id := range nodes {
+		rt := prod.New(prod.Options{NodeID: id, Net: net})
+		eng, err := storage.Open(vfs.NewMem(), fmt.Sprintf("/n%d", id), storage.Options{Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		clock := hlc.NewClock(rt.Now, hlc.DefaultMaxOffset)
+		router := consensus.NewRouter(rt, layout)
+		st, err := consensus.Open(rt, eng, layout, consensus.Options{Router: router, Keyspaces: []consensus.Keyspace{NewMachine(clock, opts).Keyspace()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.rts, c.engines, c.stores = append(c.rts, rt), append(c.engines, eng), append(c.stores, st)
+		c.routers, c.clocks = append(c.routers, router), append(c.clocks, clock)
+	}
+	t.Cleanup(c.close)
+	return c
+}
+
+func (c *testCluster) close() {
+	for i, rt := range c.rts {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := c.stores[i].Close(ctx); err != nil {
+			c.t.Errorf("close store %d: %v", i+1, err)
+		}
+		cancel()
+		rt.Stop()
+		if err := c.engines[i].Close(); err != nil {
+			c.t.Errorf("close engine %d: %v", i+1, err)
+		}
+	}
+}
+
+// db is a DB on node i (0-based).
+func (c *testCluster) db(i int, name string) *DB {
+	db, err := NewDB(c.rts[i], c.routers[i], c.clocks[i], name, c.opts)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return db
+}
+
+func testContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// TestPutGetDelete: writes outside transactions are read back from every
+// node, and a delete is a deletion.
+func TestPutGetDelete(t *testing.T) {
+	c := newTestCluster(t, Options{})
+	ctx := testContext(t)
+	w := c.db(0, "writer")
+	for _, k := range []string{"a", "z", "a\x00b"} {
+		if err := w.Put(ctx, []byte(k), []byte("v-"+k)); err != nil {
+			t.Fatalf("put %q: %v", k, err)
+		}
+	}
+	for i := range 3 {
+		r := c.db(i, "reader")
+		for _, k := range []string{"a", "z", "a\x00b"} {
+			v, found, err := r.Get(ctx, []byte(k))
+			if err != nil || !found || string(v) != "v-"+k {
+				t.Fatalf("node %d get %q = %q, %t, %v", i+1, k, v, found, err)
+			}
+		}
+	}
+	if err := w.Delete(ctx, []byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	if _, found, err := c.db(2, "late").Get(ctx, []byte("a")); err != nil || found {
+		t.Fatalf("a after its delete: found %t, %v", found, err)
+	}
+}
+
+// TestTransactionAcrossRanges: a transaction's writes in two ranges are
+// seen together once it commits, never apart, and not before; scans see
+// them across the range boundary.
+func TestTransactionAcrossRanges(t *testing.T) {
+	c := newTestCluster(t, Options{})
+	ctx := testContext(t)
+	db := c.db(0, "txn")
+	err := db.Txn(ctx, func(tx *Tx) error {
+		for _, k := range []string{"b", "x"} {
+			if err := tx.Put(ctx, []byte(k), []byte("1")); err != nil {
+				return err
+			}
+		}
+		// Its own writes, seen inside it.
+		v, found, err := tx.Get(ctx, []byte("x"))
+		if err != nil || !found || string(v) != "1" {
+			return fmt.Errorf("own write x = %q %t %v", v, found, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kvs []storage.KeyValue
+	err = c.db(1, "scanner").Txn(ctx, func(tx *Tx) error {
+		var err error
+		kvs, err = tx.Scan(ctx, nil, nil, 10)
+		return err
+	})
+	if err != nil || fmt.Sprint(kvs) != fmt.Sprint([]storage.KeyValue{{Key: []byte("b"), Value: []byte("1")}, {Key: []byte("x"), Value: []byte("1")}}) {
+		t.Fatalf("scan after the commit: %q, %v", kvs, err)
+	}
+}
+
+// TestBankTotalIsConserved: concurrent transfers between accounts in two
+// ranges, from every node, while readers sum every account in one
+// transaction: every sum is the starting total.
+func TestBankTotalIsConserved(t *testing.T) {
+	c := newTestCluster(t, Options{})
+	ctx := testContext(t)
+	const accounts, each = 6, 100
+	names := []string{"acct-a", "acct-b", "acct-c", "acct-x", "acct-y", "acct-z"} // both sides of "m"
+	setup := c.db(0, "setup")
+	for _, n := range names {
+		if err := setup.Put(ctx, []byte(n), []byte(strconv.Itoa(each))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	readBalance := func(tx *Tx, n string) (int, error) {
+		v, found, err := tx.Get(ctx, []byte(n))
+		if err != nil {
+			return 0, err
+		}
+		if !found {
+			return 0, fmt.Errorf("account %s missing", n)
+		}
+		return strconv.Atoi(string(v))
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			db := c.db(w%3, fmt.Sprintf("transfer-%d", w))
+			for i := range 15 {
+				from, to := names[(w+i)%accounts], names[(w+2*i+1)%accounts]
+				if from == to {
+					continue
+				}
+				err := db.Txn(ctx, func(tx *Tx) error {
+					a, err := readBalance(tx, from)
+					if err != nil {
+						return err
+					}
+					b, err := readBalance(tx, to)
+					if err != nil {
+						return err
+					}
+					amount := min(a, 7)
+					if err := tx.Put(ctx, []byte(from), []byte(strconv.Itoa(a-amount))); err != nil {
+						return err
+					}
+					return tx.Put(ctx, []byte(to), []byte(strconv.Itoa(b+amount)))
+				})
+				if err != nil {
+					errs <- fmt.Errorf("transfer %s → %s: %w", from, to, err)
+					return
+				}
+			}
+		}()
+	}
+	for r := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			db := c.db(r, fmt.Sprintf("auditor-%d", r))
+			for range 10 {
+				var total int
+				err := db.Txn(ctx, func(tx *Tx) error {
+					kvs, err := tx.Scan(ctx, []byte("acct-"), []byte("acct."), 100)
+					if err != nil {
+						return err
+					}
+					total = 0
+					for _, kv := range kvs {
+						n, err := strconv.Atoi(string(kv.Value))
+						if err != nil || n < 0 {
+							return fmt.Errorf("account %s holds %q", kv.Key, kv.Value)
+						}
+						total += n
+					}
+					return nil
+				})
+				if err != nil {
+					errs <- fmt.Errorf("audit: %w", err)
+					return
+				}
+				if total != accounts*each {
+					errs <- fmt.Errorf("an audit saw a total of %d, want %d", total, accounts*each)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// TestWoundWait: two transactions that each hold a key the other wants
+// (the classic deadlock) both finish: the older wounds the younger, which
+// runs again.
+func TestWoundWait(t *testing.T) {
+	c := newTestCluster(t, Options{})
+	ctx := testContext(t)
+	older, younger := c.db(0, "older"), c.db(1, "younger")
+	t1 := older.Begin()
+	time.Sleep(time.Millisecond)
+	t2 := younger.Begin()
+	if err := t1.Put(ctx, []byte("a"), []byte("t1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := t2.Put(ctx, []byte("y"), []byte("t2")); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- t2.Put(ctx, []byte("a"), []byte("t2")) }() // waits for the older t1
+	if err := t1.Put(ctx, []byte("y"), []byte("t1")); err != nil { // wounds t2
+		t.Fatalf("the older transaction's write: %v", err)
+	}
+	if err := t1.Commit(ctx); err != nil {
+		t.Fatalf("the older transaction's commit: %v", err)
+	}
+	err := <-done
+	if err == nil {
+		err = t2.Commit(ctx)
+	}
+	if !errors.Is(err, ErrRetry) {
+		t.Fatalf("the wounded transaction: %v, want ErrRetry", err)
+	}
+	t2.Rollback(ctx)
+	for _, k := range []string{"a", "y"} {
+		if v, _, err := c.db(2, "check").Get(ctx, []byte(k)); err != nil || string(v) != "t1" {
+			t.Fatalf("%s = %q, %v; want t1's", k, v, err)
+		}
+	}
+}
+
+// TestAbandonedTransactionIsAborted: a transaction whose coordinator
+// vanishes (no more heartbeats, no commit) blocks the keys it wrote only
+// until its record expires; then the first reader aborts it and reads
+// the value before it.
+func TestAbandonedTransactionIsAborted(t *testing.T) {
+	c := newTestCluster(t, Options{HeartbeatInterval: 100 * time.Millisecond, HeartbeatExpiry: 300 * time.Millisecond})
+	ctx := testContext(t)
+	db := c.db(0, "coordinator")
+	if err := db.Put(ctx, []byte("k"), []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	tx := db.Begin()
+	if err := tx.Put(ctx, []byte("k"), []byte("never")); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Put(ctx, []byte("x"), []byte("never")); err != nil {
+		t.Fatal(err)
+	}
+	tx.end() // the coordinator is gone: no heartbeat, no decision
+	start := time.Now()
+	for _, k := range []string{"x", "k"} {
+		v, found, err := c.db(1, "reader").Get(ctx, []byte(k))
+		want := map[string]string{"k": "before"}[k]
+		if err != nil || found != (want != "") || string(v) != want {
+			t.Fatalf("%s after the coordinator vanished = %q %t %v, want %q", k, v, found, err, want)
+		}
+	}
+	t.Logf("read after %v", time.Since(start))
+}
+
+// TestConcurrentIncrementsAreNotLost: read-modify-write transactions on
+// one key from every node lose no increment (a refresh looks beneath the
+// transaction's own intent: a version committed there after its read is
+// a conflict).
+func TestConcurrentIncrementsAreNotLost(t *testing.T) {
+	c := newTestCluster(t, Options{})
+	ctx := testContext(t)
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			db := c.db(w%3, fmt.Sprintf("inc-%d", w))
+			for range 20 {
+				err := db.Txn(ctx, func(tx *Tx) error {
+					v, _, err := tx.Get(ctx, []byte("n"))
+					if err != nil {
+						return err
+					}
+					n, _ := strconv.Atoi(string(v))
+					return tx.Put(ctx, []byte("n"), []byte(strconv.Itoa(n+1)))
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	v, _, err := c.db(0, "check").Get(ctx, []byte("n"))
+	if string(v) != "80" {
+		t.Fatalf("n = %s, %v; want 80", v, err)
+	}
+}

@@ -1,0 +1,414 @@
+package txn
+
+import (
+	"bytes"
+	"errors"
+	"sync"
+
+	"github.com/orbitkernel/orbit/consensus"
+	"github.com/orbitkernel/orbit/internal/mutation"
+	"github.com/orbitkernel/orbit/kernel/hlc"
+	"github.com/orbitkernel/orbit/storage"
+)
+
+// Machine is the transactional keyspace's state machine
+// (consensus.StateMachine, one per node): MVCC reads and writes, intents,
+// and transaction records, evaluated at each range's leaseholder
+// (docs/txn.md). It keeps, per range it leads, a timestamp cache, and the
+// node's hybrid logical clock.
+type Machine struct {
+	clock *hlc.Clock
+	opts  Options
+
+	mu     sync.Mutex
+	caches map[storage.RangeID]*rangeCache
+}
+
+var (
+	_ consensus.StateMachine = (*Machine)(nil)
+	_ consensus.SplitKeyer   = (*Machine)(nil)
+	_ consensus.QueryNoter   = (*Machine)(nil)
+)
+
+// rangeCache is a range's timestamp cache under one leader and one
+// descriptor: a new term, a split or a merge starts it afresh.
+type rangeCache struct {
+	term, generation uint64
+	c                *tsCache
+}
+
+// maxCachedRanges bounds the caches a node keeps; past it they all start
+// afresh (a fresh cache only answers higher, never lower).
+const maxCachedRanges = 4096
+
+// NewMachine returns the machine of a node whose clock is clock.
+func NewMachine(clock *hlc.Clock, opts Options) *Machine {
+	opts.EnsureDefaults()
+	return &Machine{clock: clock, opts: opts, caches: map[storage.RangeID]*rangeCache{}}
+}
+
+// Keyspace is the machine's keyspace for consensus.Options.
+func (m *Machine) Keyspace() consensus.Keyspace {
+	return consensus.Keyspace{Name: "txn", Start: KeyspaceStart, End: KeyspaceEnd, Machine: m, QueriesSeeWrites: true}
+}
+
+// cache is data's range's timestamp cache as of meta. A new one's
+// low-water mark is the clock's now plus the maximum offset: the
+// previous leaseholder served reads at most at its own clock's now, which
+// is at most that far ahead of ours.
+func (m *Machine) cache(data consensus.RangeData, meta consensus.CommandMeta) *tsCache {
+	rc := m.caches[data.Range()]
+	if rc == nil || rc.term != meta.Term || rc.generation != meta.Generation {
+		if len(m.caches) >= maxCachedRanges {
+			clear(m.caches)
+		}
+		rc = &rangeCache{term: meta.Term, generation: meta.Generation, c: newTSCache(m.clock.Now().Add(m.clock.MaxOffset()), m.opts.CacheSpans)}
+		m.caches[data.Range()] = rc
+	}
+	return rc.c
+}
+
+// NoteQuery records a read in the timestamp cache as it arrives at the
+// leaseholder (consensus.QueryNoter), before it waits for the writes in
+// flight: a write evaluated from now on moves above it. A read that then
+// fails leaves a cache entry for nothing, which only pushes writes.
+func (m *Machine) NoteQuery(data consensus.RangeData, b []byte, meta consensus.CommandMeta) {
+	c, err := decodeCommand(b)
+	if err != nil || c.op >= opPut || mutation.On(MutReadsNotNoted) {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cache := m.cache(data, meta)
+	switch c.op {
+	case opGet:
+		cache.add(c.key, pointEnd(c.key), c.read)
+	case opScan, opRefresh:
+		start, end := data.Bounds()
+		lo, hi := storage.MVCCKeyAt(start), storage.MVCCKeyAt(end)
+		if bytes.Compare(c.key, lo) > 0 {
+			lo = c.key
+		}
+		if bytes.Compare(c.end, hi) < 0 {
+			hi = c.end
+		}
+		if bytes.Compare(lo, hi) < 0 {
+			cache.add(lo, hi, c.read)
+		}
+	}
+}
+
+// Apply runs a write at the leaseholder.
+func (m *Machine) Apply(data consensus.RangeData, b []byte, meta consensus.CommandMeta) ([]byte, error) {
+	return m.run(data, b, meta, true)
+}
+
+// Query runs a read at the leaseholder.
+func (m *Machine) Query(data consensus.RangeData, b []byte, meta consensus.CommandMeta) ([]byte, error) {
+	return m.run(data, b, meta, false)
+}
+
+func (m *Machine) run(data consensus.RangeData, b []byte, meta consensus.CommandMeta, write bool) ([]byte, error) {
+	c, err := decodeCommand(b)
+	if err != nil || (c.op >= opPut) != write || (c.txn == nil && needsTxn(c.op)) {
+		return (&result{code: codeMalformed}).encode(), nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.clock.Update(c.now); err != nil {
+		return (&result{code: codeClockOffset, now: m.clock.Now()}).encode(), nil
+	}
+	d := &mvccData{data: data}
+	d.start, d.end = data.Bounds()
+	res, err := m.execute(d, c, m.cache(data, meta))
+	if err == nil {
+		err = d.err
+	}
+	if err != nil {
+		return nil, err // outside the range (the client routes again), or corrupt data
+	}
+	res.now = m.clock.Now()
+	return res.encode(), nil
+}
+
+func needsTxn(o op) bool { return o != opGet && o != opScan && o != opPut }
+
+func (m *Machine) execute(d *mvccData, c *command, cache *tsCache) (*result, error) {
+	switch c.op {
+	case opGet:
+		v, found, err := storage.MVCCGet(d, c.key, c.readOptions())
+		if res, err := conflict(err); res != nil || err != nil {
+			return res, err
+		}
+		cache.add(c.key, pointEnd(c.key), c.read)
+		return &result{value: v, found: found}, nil
+	case opScan, opRefresh:
+		return m.scan(d, c, cache)
+	case opPut:
+		return m.put(d, c, cache)
+	case opResolve:
+		_, err := storage.MVCCResolveIntent(d, c.key, *c.txn, c.commit, c.read)
+		return &result{}, err
+	}
+	return m.recordOp(d, c)
+}
+
+func (c *command) readOptions() storage.MVCCReadOptions {
+	return storage.MVCCReadOptions{Timestamp: c.read, Uncertainty: c.uncertainty, Txn: c.txn}
+}
+
+// conflict turns MVCC's typed conflicts into replies; other errors pass.
+func conflict(err error) (*result, error) {
+	var intent *storage.IntentError
+	var uncertain *storage.UncertainError
+	switch {
+	case errors.As(err, &intent):
+		return &result{code: codeIntent, intent: intent.Intent, intentKey: intent.Key}, nil
+	case errors.As(err, &uncertain):
+		return &result{code: codeUncertain, ts: uncertain.ValueTS}, nil
+	}
+	return nil, err
+}
+
+// scan reads [key, end) within the range (opScan), or checks that nothing
+// but c.txn wrote there in (from, read] (opRefresh), and records the read
+// in the cache.
+func (m *Machine) scan(d *mvccData, c *command, cache *tsCache) (*result, error) {
+	start, end := c.key, c.end
+	if lo := storage.MVCCKeyAt(d.start); bytes.Compare(start, lo) < 0 {
+		start = lo
+	}
+	rangeEnd := storage.MVCCKeyAt(d.end)
+	cut := bytes.Compare(end, rangeEnd) > 0
+	if cut {
+		end = rangeEnd
+	}
+	res := &result{}
+	if bytes.Compare(start, end) >= 0 {
+		res.resume, res.more = end, cut
+		return res, nil
+	}
+	opts := c.readOptions()
+	if c.op == opScan {
+		kvs, resume, err := storage.MVCCScan(d, start, end, opts, max(c.limit, 1))
+		if res, err := conflict(err); res != nil || err != nil {
+			return res, err
+		}
+		res.kvs = kvs
+		if resume != nil {
+			end, res.resume, res.more = resume, resume, true
+		}
+	} else if err := storage.MVCCRefresh(d, start, end, c.from, c.read, c.txn); err != nil {
+		res, err := conflict(err)
+		if res != nil {
+			res.code = codeRefreshFailed
+		}
+		return res, err
+	}
+	if !res.more && cut {
+		res.resume, res.more = end, true
+	}
+	cache.add(start, end, c.read)
+	return res, nil
+}
+
+// put writes c.txn's intent (or, outside a transaction, a committed
+// version) at the lowest timestamp it may have: its transaction's write
+// timestamp (or the clock's now), above every read of the key the cache
+// knows and every committed version of it.
+func (m *Machine) put(d *mvccData, c *command, cache *tsCache) (*result, error) {
+	ts := m.clock.Now()
+	if c.txn != nil {
+		ts = c.txn.Timestamp
+	}
+	if read := cache.get(c.key, pointEnd(c.key)); !read.Less(ts) {
+		ts = read.Next()
+	}
+	for {
+		var err error
+		if c.txn != nil {
+			meta := *c.txn
+			meta.Timestamp = ts
+			err = storage.MVCCPutIntent(d, c.key, storage.Intent{Txn: meta, Value: c.value, Deleted: c.deleted})
+		} else {
+			err = storage.MVCCPut(d, c.key, ts, c.value, c.deleted)
+		}
+		var tooOld *storage.WriteTooOldError
+		if errors.As(err, &tooOld) {
+			ts = tooOld.Existing.Next() // above it, once
+			continue
+		}
+		if res, err := conflict(err); res != nil || err != nil {
+			return res, err
+		}
+		break
+	}
+	if c.begin {
+		key := recordKey(c.txn.Anchor, c.txn.ID)
+		rec, err := d.record(key)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case rec == nil:
+			d.Set(key, (&record{status: statusPending, start: c.start, heartbeat: m.clock.Now()}).encode())
+		case rec.status != statusPending:
+			// Aborted before it began (a pusher found no record): the
+			// intent just staged goes with the reply's effects, and is
+			// resolved as aborted like any other.
+			return &result{code: codeAborted, status: rec.status}, nil
+		}
+	}
+	return &result{ts: ts}, nil
+}
+
+// recordOp runs opEnd, opPush, opHeartbeat and opForget on the record
+// of c.txn, kept with c.key (its anchor).
+func (m *Machine) recordOp(d *mvccData, c *command) (*result, error) {
+	key := recordKey(c.key, c.txn.ID)
+	rec, err := d.record(key)
+	if err != nil {
+		return nil, err
+	}
+	now := m.clock.Now()
+	set := func(r *record) { d.Set(key, r.encode()) }
+	abort := func() *result {
+		if rec == nil {
+			rec = &record{}
+		}
+		rec.status = statusAborted
+		set(rec)
+		return &result{status: statusAborted}
+	}
+	switch c.op {
+	case opForget:
+		if rec != nil && rec.status != statusPending {
+			d.Delete(key)
+		}
+		return &result{}, nil
+	case opHeartbeat:
+		if rec == nil || rec.status == statusAborted {
+			return &result{code: codeAborted, status: statusAborted}, nil
+		}
+		if rec.status == statusPending {
+			rec.heartbeat = now
+			set(rec)
+		}
+		return &result{status: rec.status}, nil
+	case opEnd:
+		switch {
+		case rec == nil && c.commit:
+			// Never begun here, or aborted and forgotten: it cannot
+			// commit now. Mark it so that a late begin fails too.
+			abort()
+			return &result{code: codeAborted, status: statusAborted}, nil
+		case rec == nil || rec.status == statusPending:
+			if rec == nil {
+				rec = &record{}
+			}
+			rec.keys = c.keys
+			if !c.commit {
+				return abort(), nil
+			}
+			rec.status, rec.ts = statusCommitted, c.read
+			set(rec)
+			return &result{status: statusCommitted, ts: rec.ts}, nil
+		case rec.status == statusAborted && c.commit:
+			return &result{code: codeAborted, status: statusAborted}, nil
+		}
+		return &result{status: rec.status, ts: rec.ts}, nil // settled already: its outcome
+	case opPush:
+		switch {
+		case rec == nil:
+			// Its record is gone (finalized and forgotten) or was
+			// never written: an intent left without one is an aborted
+			// write's.
+			return abort(), nil
+		case rec.status != statusPending:
+			return &result{status: rec.status, ts: rec.ts}, nil
+		case rec.heartbeat.Add(m.opts.HeartbeatExpiry).Less(now):
+			return abort(), nil // its coordinator is gone
+		case c.pusher != [16]byte{} && older(c.start, c.pusher, rec.start, c.txn.ID):
+			return abort(), nil // wound–wait: the older pusher wounds the younger holder
+		}
+		return &result{code: codePending, status: statusPending}, nil
+	}
+	return &result{code: codeMalformed}, nil
+}
+
+// older reports whether transaction a (started at sa) is older than b:
+// an earlier start, or the same start and a lower ID.
+func older(sa hlc.Timestamp, a [16]byte, sb hlc.Timestamp, b [16]byte) bool {
+	if c := sa.Compare(sb); c != 0 {
+		return c < 0
+	}
+	return bytes.Compare(a[:], b[:]) < 0
+}
+
+// SplitKey splits the keyspace only between runs: at the start of the
+// run that halving belongs to (consensus.SplitKeyer).
+func (m *Machine) SplitKey(start, end, halving []byte) []byte {
+	k, ok := storage.MVCCSplitKey(halving)
+	if !ok || bytes.Compare(k, start) <= 0 || bytes.Compare(k, end) >= 0 {
+		return nil
+	}
+	return k
+}
+
+// mvccData is a range's data as storage's MVCC functions read and write
+// it: their scans run to the range's end at most, and a write's error (a
+// key outside the range) is kept for the end of the command.
+type mvccData struct {
+	data       consensus.RangeData
+	start, end []byte
+	err        error
+}
+
+func (d *mvccData) Get(key []byte) ([]byte, error) {
+	v, found, err := d.data.Get(key)
+	if err == nil && !found {
+		err = storage.ErrNotFound
+	}
+	return v, err
+}
+
+func (d *mvccData) Scan(start, end []byte, limit int) ([]storage.KeyValue, []byte, error) {
+	if bytes.Compare(start, d.start) < 0 {
+		start = d.start
+	}
+	if end == nil || (d.end != nil && bytes.Compare(end, d.end) > 0) {
+		end = d.end
+	}
+	if end != nil && bytes.Compare(start, end) >= 0 {
+		return nil, nil, nil
+	}
+	kvs, err := d.data.Scan(start, end, limit+1)
+	if err != nil || len(kvs) <= limit {
+		return kvs, nil, err
+	}
+	return kvs[:limit], kvs[limit].Key, nil
+}
+
+func (d *mvccData) Set(key, value []byte) {
+	if err := d.data.Set(key, value); err != nil && d.err == nil {
+		d.err = err
+	}
+}
+
+func (d *mvccData) Delete(key []byte) {
+	if err := d.data.Delete(key); err != nil && d.err == nil {
+		d.err = err
+	}
+}
+
+// record reads the record at key (nil: none).
+func (d *mvccData) record(key []byte) (*record, error) {
+	v, err := d.Get(key)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return decodeRecord(v)
+}

@@ -1,0 +1,69 @@
+package txn
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Options configure the transactional keyspace's machine and its
+// clients. The zero value is valid: NewMachine and NewDB fill in the
+// defaults.
+type Options struct {
+	// HeartbeatInterval is how often a coordinator tells its record's
+	// range that its transaction is alive; HeartbeatExpiry is how long a
+	// record may go unheard of before a transaction that meets one of
+	// its intents aborts it. Defaults 1 s and 2 s (docs/txn.md, step 6).
+	HeartbeatInterval time.Duration
+	HeartbeatExpiry   time.Duration
+	// CacheSpans bounds each range's timestamp cache (spans kept before
+	// its low-water mark rises). Default 10,000.
+	CacheSpans int
+	// MaxRetries bounds how often DB.Txn runs its function again after a
+	// retryable conflict. Default 20.
+	MaxRetries int
+}
+
+// The defaults of Options.
+const (
+	DefaultHeartbeatInterval = time.Second
+	DefaultHeartbeatExpiry   = 2 * time.Second
+	DefaultCacheSpans        = 10_000
+	DefaultMaxRetries        = 20
+)
+
+// ErrInvalidOptions wraps every problem Validate reports.
+var ErrInvalidOptions = errors.New("txn: invalid options")
+
+// EnsureDefaults fills in every unset field and returns o.
+func (o *Options) EnsureDefaults() *Options {
+	if o.HeartbeatInterval == 0 {
+		o.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if o.HeartbeatExpiry == 0 {
+		o.HeartbeatExpiry = DefaultHeartbeatExpiry
+	}
+	if o.CacheSpans == 0 {
+		o.CacheSpans = DefaultCacheSpans
+	}
+	if o.MaxRetries == 0 {
+		o.MaxRetries = DefaultMaxRetries
+	}
+	return o
+}
+
+// Validate reports every problem with o at once. Call it after
+// EnsureDefaults.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.HeartbeatInterval <= 0 || o.HeartbeatExpiry < 2*o.HeartbeatInterval {
+		errs = append(errs, fmt.Errorf("%w: HeartbeatExpiry %v must be at least twice HeartbeatInterval %v (one lost heartbeat must not abort a live transaction)", ErrInvalidOptions, o.HeartbeatExpiry, o.HeartbeatInterval))
+	}
+	if o.CacheSpans < 1 {
+		errs = append(errs, fmt.Errorf("%w: CacheSpans %d must be positive", ErrInvalidOptions, o.CacheSpans))
+	}
+	if o.MaxRetries < 1 {
+		errs = append(errs, fmt.Errorf("%w: MaxRetries %d must be positive", ErrInvalidOptions, o.MaxRetries))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,72 @@
+package txn
+
+import (
+	"fmt"
+
+	"github.com/orbitkernel/orbit/kernel/hlc"
+	"github.com/orbitkernel/orbit/storage"
+)
+
+// A transaction record is the single point of decision about its
+// transaction (docs/txn.md, step 4): kept with its anchor key (its first
+// write's) as a run-local record, so that it moves with that key through
+// splits and merges, and changed only by compare-and-set at the anchor's
+// leaseholder. Committed and aborted are final.
+
+type status byte
+
+const (
+	statusNone status = iota // no record
+	statusPending
+	statusCommitted
+	statusAborted
+)
+
+func (s status) String() string {
+	return [...]string{"none", "pending", "committed", "aborted"}[min(int(s), 3)]
+}
+
+type record struct {
+	status status
+	// ts is the commit timestamp once committed.
+	ts hlc.Timestamp
+	// start is the transaction's age (wound–wait: the older wins);
+	// heartbeat, the anchor leaseholder's clock when the coordinator
+	// last showed it was alive.
+	start, heartbeat hlc.Timestamp
+	// keys are the intents a finalized transaction left, for whoever
+	// resolves them.
+	keys [][]byte
+}
+
+// recordKey is where txn id's record lives: with its anchor.
+func recordKey(anchor []byte, id [16]byte) []byte {
+	return storage.MVCCRunLocalKey(anchor, append([]byte("txn"), id[:]...))
+}
+
+func (r *record) encode() []byte {
+	var e encoder
+	e.byte(byte(r.status))
+	e.ts(r.ts)
+	e.ts(r.start)
+	e.ts(r.heartbeat)
+	e.u64(uint64(len(r.keys)))
+	for _, k := range r.keys {
+		e.bytes(k)
+	}
+	return e.b
+}
+
+func decodeRecord(b []byte) (*record, error) {
+	d := decoder{b: b}
+	r := &record{status: status(d.byte())}
+	r.ts, r.start, r.heartbeat = d.ts(), d.ts(), d.ts()
+	n := d.u64()
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		r.keys = append(r.keys, d.bytes())
+	}
+	if err := d.done(); err != nil || r.status < statusPending || r.status > statusAborted {
+		return nil, fmt.Errorf("txn: a corrupt record (%d bytes): %w", len(b), errMalformed)
+	}
+	return r, nil
+}

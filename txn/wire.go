@@ -1,0 +1,220 @@
+package txn
+
+import (
+	"github.com/orbitkernel/orbit/kernel/hlc"
+	"github.com/orbitkernel/orbit/storage"
+)
+
+// The commands the transactional keyspace's machine runs (machine.go),
+// and their replies. Every command and reply carries its sender's clock
+// reading (now), and the receiver's clock takes it in: a timestamp a node
+// has seen is never above its own clock after that.
+
+type op byte
+
+const (
+	// Queries, answered by the leaseholder (consensus.OpQuery), each
+	// recorded in its timestamp cache.
+	opGet     op = iota + 1 // key at read, uncertainty limit, txn (optional)
+	opScan                  // [key, end) likewise, at most limit pairs
+	opRefresh               // [key, end): nothing written in (from, read] but by txn
+	// Writes, evaluated by the leaseholder and replicated (OpCommand).
+	opPut       // key: txn's intent (or, without txn, a committed version)
+	opResolve   // key: txn's intent committed at read, or removed
+	opEnd       // the record at key: pending → committed at read, or aborted
+	opPush      // the record at key: its state, aborted if expired or wounded
+	opHeartbeat // the record at key: still alive
+	opForget    // the record at key: gone (its intents are resolved)
+)
+
+// command is one request to the machine.
+type command struct {
+	op       op
+	now      hlc.Timestamp
+	key, end []byte
+	value    []byte
+	deleted  bool
+	// read is a read's timestamp (a refresh's new one; a resolution's and
+	// a commit's commit timestamp); from is a refresh's old one;
+	// uncertainty is a read's uncertainty limit.
+	read, from, uncertainty hlc.Timestamp
+	limit                   int
+	// txn is the transaction the command is part of (opGet, opScan,
+	// opRefresh, opPut: optional), or the one it acts on.
+	txn *storage.TxnMeta
+	// begin: opPut also creates txn's record (its first write, at its
+	// anchor), pending, started at start.
+	begin bool
+	// start is the age of the transaction: its record's start (opPut with
+	// begin), the pusher's (opPush).
+	start hlc.Timestamp
+	// pusher is the pushing transaction's ID (opPush; zero: a request
+	// outside any transaction).
+	pusher [16]byte
+	commit bool     // opResolve, opEnd: commit, or abort
+	keys   [][]byte // opEnd: the keys of txn's intents
+}
+
+func (c *command) encode() []byte {
+	var e encoder
+	e.byte(byte(c.op))
+	e.ts(c.now)
+	e.bytes(c.key)
+	e.bytes(c.end)
+	e.bytes(c.value)
+	e.bool(c.deleted)
+	e.ts(c.read)
+	e.ts(c.from)
+	e.ts(c.uncertainty)
+	e.u64(uint64(c.limit))
+	e.bool(c.txn != nil)
+	if c.txn != nil {
+		encodeMeta(&e, *c.txn)
+	}
+	e.bool(c.begin)
+	e.ts(c.start)
+	e.b = append(e.b, c.pusher[:]...)
+	e.bool(c.commit)
+	e.u64(uint64(len(c.keys)))
+	for _, k := range c.keys {
+		e.bytes(k)
+	}
+	return e.b
+}
+
+// maxCommandKeys bounds a commit's key list (a larger transaction's
+// record would not fit one proposal anyway).
+const maxCommandKeys = 100_000
+
+func decodeCommand(b []byte) (*command, error) {
+	d := decoder{b: b}
+	c := &command{op: op(d.byte())}
+	c.now = d.ts()
+	c.key, c.end, c.value = d.bytes(), d.bytes(), d.bytes()
+	c.deleted = d.bool()
+	c.read, c.from, c.uncertainty = d.ts(), d.ts(), d.ts()
+	c.limit = int(min(d.u64(), 1<<20))
+	if d.bool() {
+		m := decodeMeta(&d)
+		c.txn = &m
+	}
+	c.begin = d.bool()
+	c.start = d.ts()
+	if len(d.b) < 16 {
+		d.fail()
+	} else {
+		copy(c.pusher[:], d.b)
+		d.b = d.b[16:]
+	}
+	c.commit = d.bool()
+	n := d.u64()
+	if n > maxCommandKeys {
+		d.fail()
+	}
+	for range min(n, maxCommandKeys) {
+		c.keys = append(c.keys, d.bytes())
+	}
+	if err := d.done(); err != nil {
+		return nil, err
+	}
+	if c.op < opGet || c.op > opForget {
+		return nil, errMalformed
+	}
+	return c, nil
+}
+
+func encodeMeta(e *encoder, m storage.TxnMeta) {
+	e.b = append(e.b, m.ID[:]...)
+	e.ts(m.Timestamp)
+	e.u64(uint64(m.Epoch))
+	e.bytes(m.Anchor)
+}
+
+func decodeMeta(d *decoder) storage.TxnMeta {
+	var m storage.TxnMeta
+	if len(d.b) < 16 {
+		d.fail()
+		return m
+	}
+	copy(m.ID[:], d.b)
+	d.b = d.b[16:]
+	m.Timestamp = d.ts()
+	m.Epoch = uint32(d.u64())
+	m.Anchor = d.bytes()
+	return m
+}
+
+// code is how a command went.
+type code byte
+
+const (
+	codeOK            code = iota
+	codeIntent             // another transaction's intent is in the way: result.intent
+	codeUncertain          // a version in the read's uncertainty window: result.ts
+	codeAborted            // the transaction is aborted (result.status)
+	codePending            // opPush: the pushee is alive and not younger; wait
+	codeClockOffset        // the sender's clock is beyond the maximum offset
+	codeRefreshFailed      // opRefresh: a write in the window (result.ts) or an intent
+	codeMalformed          // the command does not decode, or is not this kind's
+)
+
+// result is a command's reply.
+type result struct {
+	code  code
+	now   hlc.Timestamp // the machine's clock
+	value []byte
+	found bool
+	kvs   []storage.KeyValue
+	// resume is where a scan goes on (nil with more false: done).
+	resume []byte
+	more   bool
+	// ts: opPut, the timestamp written at; codeUncertain, the version's;
+	// opEnd and opPush on a committed record, its commit timestamp.
+	ts        hlc.Timestamp
+	intent    storage.Intent // codeIntent
+	intentKey []byte
+	status    status // opPush, opEnd, opHeartbeat
+}
+
+func (r *result) encode() []byte {
+	var e encoder
+	e.byte(byte(r.code))
+	e.ts(r.now)
+	e.bytes(r.value)
+	e.bool(r.found)
+	e.u64(uint64(len(r.kvs)))
+	for _, kv := range r.kvs {
+		e.bytes(kv.Key)
+		e.bytes(kv.Value)
+	}
+	e.bool(r.more)
+	e.bytes(r.resume)
+	e.ts(r.ts)
+	encodeMeta(&e, r.intent.Txn)
+	e.bytes(r.intent.Value)
+	e.bool(r.intent.Deleted)
+	e.bytes(r.intentKey)
+	e.byte(byte(r.status))
+	return e.b
+}
+
+func decodeResult(b []byte) (*result, error) {
+	d := decoder{b: b}
+	r := &result{code: code(d.byte())}
+	r.now = d.ts()
+	r.value = d.bytes()
+	r.found = d.bool()
+	n := d.u64()
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		r.kvs = append(r.kvs, storage.KeyValue{Key: d.bytes(), Value: d.bytes()})
+	}
+	r.more = d.bool()
+	r.resume = d.bytes()
+	r.ts = d.ts()
+	r.intent.Txn = decodeMeta(&d)
+	r.intent.Value = d.bytes()
+	r.intent.Deleted = d.bool()
+	r.intentKey = d.bytes()
+	r.status = status(d.byte())
+	return r, d.done()
+}
