@@ -205,17 +205,7 @@ func (c *bankCluster) Healed() {
 
 func (c *bankCluster) Stop() { c.stopped = true }
 
-func (c *bankCluster) Progressed() bool {
-	if !c.restored {
-		return false
-	}
-	for _, t := range c.served {
-		if t <= c.healed {
-			return false
-		}
-	}
-	return true
-}
+func (c *bankCluster) Progressed() bool { return c.progressed(c.served, c.healed) }
 
 func (c *bankCluster) Status() string {
 	return fmt.Sprintf("transfers %d, audits %d, failed %d (last: %v); ", c.transfers, c.audits, c.failed, c.lastErr) + c.status(c.served, c.healed)

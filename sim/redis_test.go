@@ -694,17 +694,7 @@ func (c *redisCluster) Stop()                    { c.stopped, c.stoppedAt = true
 
 // Progressed: every client served since the heal, every range back on
 // every node.
-func (c *redisCluster) Progressed() bool {
-	if !c.restored {
-		return false
-	}
-	for _, t := range c.served {
-		if t <= c.healed {
-			return false
-		}
-	}
-	return true
-}
+func (c *redisCluster) Progressed() bool { return c.progressed(c.served, c.healed) }
 
 // Status tells who waits for what when progress fails.
 func (c *redisCluster) Status() string { return c.status(c.served, c.healed) }

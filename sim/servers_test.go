@@ -265,6 +265,21 @@ func (c *serverSet) storeOptions(rt kernel.Runtime, opts consensus.Options) cons
 	return opts
 }
 
+// progressed reports whether every range is back on its placement and
+// every client (its last answer's time in served) was answered after the
+// heal.
+func (c *serverSet) progressed(served []int64, healed int64) bool {
+	if !c.restored {
+		return false
+	}
+	for _, t := range served {
+		if t <= healed {
+			return false
+		}
+	}
+	return true
+}
+
 // adopt records st as the node's store (this incarnation's).
 func (c *serverSet) adopt(rt kernel.Runtime, st *consensus.Store) {
 	c.stores[rt.NodeID()] = st
