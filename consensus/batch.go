@@ -104,7 +104,7 @@ func decodeBatch(b []byte) ([]BatchOp, error) {
 // checkBatch runs at the leader before a batch is evaluated: it decodes,
 // every key must be r's range's, and none at or after a split in flight
 // (the leader takes no such write until the split applies).
-func checkBatch(r *replica, req Request) error {
+func (s *Store) checkBatch(r *replica, req Request) error {
 	ops, err := decodeBatch(req.Value)
 	if err != nil {
 		return err
@@ -112,6 +112,9 @@ func checkBatch(r *replica, req Request) error {
 	for _, op := range ops {
 		if !holds(r, op.Key) {
 			return crossRange(r.desc, fmt.Sprintf("key %q of a batch", op.Key))
+		}
+		if err := s.checkPlainKey(op.Key); err != nil {
+			return err
 		}
 	}
 	for _, op := range ops {

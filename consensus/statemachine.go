@@ -111,28 +111,12 @@ func (s *Store) machineFor(key []byte) (Keyspace, error) {
 	return ks, nil
 }
 
-// checkPlainWrite refuses a built-in write (put, delete, CAS, batch) of a
-// key that a keyspace's state machine owns: only the machine writes its
-// keys, in its own encoding.
-func (s *Store) checkPlainWrite(req Request) error {
-	keys := [][]byte{req.Key}
-	switch req.Op {
-	case OpPut, OpDelete, OpCAS:
-	case OpBatch:
-		ops, err := decodeBatch(req.Value)
-		if err != nil {
-			return malformed(err)
-		}
-		for _, op := range ops {
-			keys = append(keys, op.Key)
-		}
-	default:
-		return nil
-	}
-	for _, k := range keys {
-		if ks, ok := s.keyspaceOf(k); ok {
-			return malformed(fmt.Errorf("%w: key %q belongs to keyspace %s; only its state machine writes it", errMalformed, k, ks.Name))
-		}
+// checkPlainKey refuses a built-in write (put, delete, CAS, a batch's
+// operation) of a key that a keyspace's state machine owns: only the
+// machine writes its keys, in its own encoding.
+func (s *Store) checkPlainKey(key []byte) error {
+	if ks, ok := s.keyspaceOf(key); ok {
+		return malformed(fmt.Errorf("%w: key %q belongs to keyspace %s; only its state machine writes it", errMalformed, key, ks.Name))
 	}
 	return nil
 }

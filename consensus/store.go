@@ -618,11 +618,8 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 	}
 	if req.Op.isRead() {
 		rd := &read{req: req, reply: reply}
-		if ks, ok := s.keyspaceOf(req.Key); ok && ks.QueriesSeeWrites && req.Op == OpQuery {
-			rd.after = r.lastInflight()
-			if n, ok := ks.Machine.(QueryNoter); ok {
-				n.NoteQuery(&rangeData{d: clip(d, ks), r: s.eng}, req.Value, CommandMeta{Term: st.Term, Generation: d.Generation})
-			}
+		if req.Op == OpQuery {
+			s.queryArrived(r, rd, st)
 		}
 		leased, now := r.startRead(rd, st, r.log.Applied(), s.moment(), func() bool { return s.votersRateOK(r) })
 		if leased && s.opts.LeasedRead != nil {
@@ -661,12 +658,14 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 		s.transferTo(r, req, reply)
 		return
 	}
-	if err := s.checkPlainWrite(req); err != nil {
-		reply(Response{}, err)
-		return
+	if req.Op == OpPut || req.Op == OpDelete || req.Op == OpCAS {
+		if err := s.checkPlainKey(req.Key); err != nil {
+			reply(Response{}, err)
+			return
+		}
 	}
 	if req.Op == OpBatch {
-		if err := checkBatch(r, req); err != nil {
+		if err := s.checkBatch(r, req); err != nil {
 			reply(Response{}, malformed(err))
 			return
 		}
@@ -719,6 +718,21 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 	r.chain(id, writes)
 	s.proposed++
 	r.await(id, reply)
+}
+
+// queryArrived prepares a query that reached the leader: one of a
+// keyspace whose queries see writes waits for the writes evaluated so far
+// (read.after), and its machine hears of it now (QueryNoter).
+func (s *Store) queryArrived(r *replica, rd *read, st raft.BasicStatus) {
+	ks, ok := s.keyspaceOf(rd.req.Key)
+	if !ok || !ks.QueriesSeeWrites {
+		return
+	}
+	rd.after = r.lastInflight()
+	if n, ok := ks.Machine.(QueryNoter); ok {
+		d := r.desc
+		n.NoteQuery(&rangeData{d: clip(d, ks), r: s.eng}, rd.req.Value, CommandMeta{Term: st.Term, Generation: d.Generation})
+	}
 }
 
 // refused is the error that answers a request r's core refused.

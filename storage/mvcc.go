@@ -93,24 +93,32 @@ func MVCCSplitKey(stored []byte) ([]byte, bool) {
 // range's boundary: for a split point esc(K) it is K (the unescaped
 // bytes), and for a bound inside K's run the key after K.
 func MVCCKeyAt(bound []byte) []byte {
-	key := make([]byte, 0, len(bound))
-	for i := 0; i < len(bound); i++ {
-		if bound[i] == 0 {
-			if i+1 < len(bound) && bound[i+1] == 0xFF {
-				key = append(key, 0)
-				i++
-				continue
-			}
-			if i == len(bound)-1 {
-				return key // exactly where key's run starts
-			}
-			// Inside key's run: the next user key's run is the
-			// first after it.
-			return append(key, 0)
-		}
-		key = append(key, bound[i])
+	key, rest, terminated := unescapeKey(bound)
+	if terminated && len(rest) > 0 {
+		// Inside key's run: the next user key's run is the first after it.
+		return append(key, 0)
 	}
-	return key
+	return key // the split point esc(K), or exactly where K's run starts
+}
+
+// unescapeKey reads an escaped user key off the front of b: its bytes,
+// what follows its run's terminator (a lone 0x00), and whether there was
+// one.
+func unescapeKey(b []byte) (key, rest []byte, terminated bool) {
+	key = make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		if b[i] != 0 {
+			key = append(key, b[i])
+			continue
+		}
+		if i+1 < len(b) && b[i+1] == 0xFF {
+			key = append(key, 0)
+			i++
+			continue
+		}
+		return key, b[i+1:], true
+	}
+	return key, nil, false
 }
 
 // mvccVersionKey is the key of key's version at ts.
@@ -137,36 +145,23 @@ func appendInverted(run []byte, ts hlc.Timestamp) []byte {
 // decodeMVCCKey splits a stored key of a run into its user key and, for a
 // version, its timestamp (intent: an intent's key).
 func decodeMVCCKey(stored []byte) (key []byte, ts hlc.Timestamp, intent bool, err error) {
-	for i := 0; i < len(stored); i++ {
-		c := stored[i]
-		if c != 0 {
-			key = append(key, c)
-			continue
-		}
-		if i+1 < len(stored) && stored[i+1] == 0xFF {
-			key = append(key, 0)
-			i++
-			continue
-		}
-		// The run's terminator.
-		rest := stored[i+1:]
-		if len(rest) == 0 {
-			return key, hlc.Timestamp{}, true, nil
-		}
-		if rest[0] >= runLocalMark {
-			return key, hlc.Timestamp{}, false, errRunLocal
-		}
-		inv := make([]byte, len(rest))
-		for j, b := range rest {
-			inv[j] = ^b
-		}
-		ts, err := hlc.Decode(inv)
-		if err != nil {
-			return nil, hlc.Timestamp{}, false, fmt.Errorf("storage: MVCC key %q: %w", stored, err)
-		}
-		return key, ts, false, nil
+	key, rest, terminated := unescapeKey(stored)
+	switch {
+	case !terminated:
+		return nil, hlc.Timestamp{}, false, fmt.Errorf("storage: MVCC key %q has no terminator", stored)
+	case len(rest) == 0:
+		return key, hlc.Timestamp{}, true, nil
+	case rest[0] >= runLocalMark:
+		return key, hlc.Timestamp{}, false, errRunLocal
 	}
-	return nil, hlc.Timestamp{}, false, fmt.Errorf("storage: MVCC key %q has no terminator", stored)
+	inv := make([]byte, len(rest))
+	for j, b := range rest {
+		inv[j] = ^b
+	}
+	if ts, err = hlc.Decode(inv); err != nil {
+		return nil, hlc.Timestamp{}, false, fmt.Errorf("storage: MVCC key %q: %w", stored, err)
+	}
+	return key, ts, false, nil
 }
 
 // TxnMeta is what an intent records of its transaction.

@@ -21,6 +21,12 @@ func (e *encoder) bytes(v []byte) { e.u64(uint64(len(v))); e.b = append(e.b, v..
 func (e *encoder) ts(t hlc.Timestamp) {
 	e.b = t.AppendEncoded(e.b)
 }
+func (e *encoder) list(vs [][]byte) {
+	e.u64(uint64(len(vs)))
+	for _, v := range vs {
+		e.bytes(v)
+	}
+}
 func (e *encoder) bool(v bool) {
 	if v {
 		e.byte(1)
@@ -74,6 +80,19 @@ func (d *decoder) bytes() []byte {
 	v := append([]byte{}, d.b[:n]...)
 	d.b = d.b[n:]
 	return v
+}
+
+// list reads what encoder.list wrote, refusing more than max items.
+func (d *decoder) list(max uint64) [][]byte {
+	n := d.u64()
+	if n > max {
+		d.fail()
+	}
+	var vs [][]byte
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		vs = append(vs, d.bytes())
+	}
+	return vs
 }
 
 func (d *decoder) ts() hlc.Timestamp {

@@ -307,8 +307,9 @@ func TestAbandonedTransactionIsAborted(t *testing.T) {
 	}
 	tx.end() // the coordinator is gone: no heartbeat, no decision
 	start := time.Now()
+	reader := c.db(1, "reader")
 	for _, k := range []string{"x", "k"} {
-		v, found, err := c.db(1, "reader").Get(ctx, []byte(k))
+		v, found, err := reader.Get(ctx, []byte(k))
 		want := map[string]string{"k": "before"}[k]
 		if err != nil || found != (want != "") || string(v) != want {
 			t.Fatalf("%s after the coordinator vanished = %q %t %v, want %q", k, v, found, err, want)

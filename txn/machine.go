@@ -84,18 +84,24 @@ func (m *Machine) NoteQuery(data consensus.RangeData, b []byte, meta consensus.C
 	case opGet:
 		cache.add(c.key, pointEnd(c.key), c.read)
 	case opScan, opRefresh:
-		start, end := data.Bounds()
-		lo, hi := storage.MVCCKeyAt(start), storage.MVCCKeyAt(end)
-		if bytes.Compare(c.key, lo) > 0 {
-			lo = c.key
-		}
-		if bytes.Compare(c.end, hi) < 0 {
-			hi = c.end
-		}
-		if bytes.Compare(lo, hi) < 0 {
-			cache.add(lo, hi, c.read)
+		if start, end, _ := c.spanIn(data.Bounds()); bytes.Compare(start, end) < 0 {
+			cache.add(start, end, c.read)
 		}
 	}
+}
+
+// spanIn is the part of c's span [key, end) inside a range bounded by
+// the stored keys [lo, hi) (a keyspace's part of it: hi is never nil),
+// in user keys; cut says the range ends before the span does.
+func (c *command) spanIn(lo, hi []byte) (start, end []byte, cut bool) {
+	start, end = c.key, c.end
+	if first := storage.MVCCKeyAt(lo); bytes.Compare(start, first) < 0 {
+		start = first
+	}
+	if last := storage.MVCCKeyAt(hi); bytes.Compare(end, last) > 0 {
+		end, cut = last, true
+	}
+	return start, end, cut
 }
 
 // Apply runs a write at the leaseholder.
@@ -174,15 +180,7 @@ func conflict(err error) (*result, error) {
 // but c.txn wrote there in (from, read] (opRefresh), and records the read
 // in the cache.
 func (m *Machine) scan(d *mvccData, c *command, cache *tsCache) (*result, error) {
-	start, end := c.key, c.end
-	if lo := storage.MVCCKeyAt(d.start); bytes.Compare(start, lo) < 0 {
-		start = lo
-	}
-	rangeEnd := storage.MVCCKeyAt(d.end)
-	cut := bytes.Compare(end, rangeEnd) > 0
-	if cut {
-		end = rangeEnd
-	}
+	start, end, cut := c.spanIn(d.start, d.end)
 	res := &result{}
 	if bytes.Compare(start, end) >= 0 {
 		res.resume, res.more = end, cut

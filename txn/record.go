@@ -50,10 +50,7 @@ func (r *record) encode() []byte {
 	e.ts(r.ts)
 	e.ts(r.start)
 	e.ts(r.heartbeat)
-	e.u64(uint64(len(r.keys)))
-	for _, k := range r.keys {
-		e.bytes(k)
-	}
+	e.list(r.keys)
 	return e.b
 }
 
@@ -61,10 +58,7 @@ func decodeRecord(b []byte) (*record, error) {
 	d := decoder{b: b}
 	r := &record{status: status(d.byte())}
 	r.ts, r.start, r.heartbeat = d.ts(), d.ts(), d.ts()
-	n := d.u64()
-	for i := uint64(0); i < n && d.err == nil; i++ {
-		r.keys = append(r.keys, d.bytes())
-	}
+	r.keys = d.list(maxCommandKeys)
 	if err := d.done(); err != nil || r.status < statusPending || r.status > statusAborted {
 		return nil, fmt.Errorf("txn: a corrupt record (%d bytes): %w", len(b), errMalformed)
 	}

@@ -162,27 +162,25 @@ func (tx *Tx) put(ctx context.Context, k, value []byte, deleted bool) error {
 		if err := tx.check(); err != nil {
 			return err
 		}
-		begin := tx.anchor == nil
-		if begin {
-			tx.anchor = k
-		}
+		begin := tx.anchor == nil // the first write: it writes the record too, at k
 		meta := tx.meta()
-		// Written (maybe) from the first attempt on: a rollback resolves it.
-		tx.writes[string(k)] = true
+		if begin {
+			meta.Anchor = k
+		}
 		res, err := tx.db.send(ctx, tx.db.cl, k, &command{op: opPut, key: k, value: value, deleted: deleted, txn: &meta, begin: begin, start: tx.start})
-		if err != nil {
-			if begin && errors.Is(err, consensus.ErrNotApplied) {
-				tx.anchor = nil
-				delete(tx.writes, string(k))
+		if !errors.Is(err, consensus.ErrNotApplied) && (err != nil || res.code != codeIntent) {
+			// Written, or maybe: a rollback resolves it (and aborts the
+			// record, if this was the first write).
+			tx.writes[string(k)] = true
+			if begin {
+				tx.anchor = k
 			}
+		}
+		if err != nil {
 			return err
 		}
 		switch res.code {
 		case codeIntent:
-			if begin {
-				tx.anchor = nil
-				delete(tx.writes, string(k))
-			}
 			if err := tx.db.push(ctx, tx, res); err != nil {
 				return err
 			}

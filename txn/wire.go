@@ -75,10 +75,7 @@ func (c *command) encode() []byte {
 	e.ts(c.start)
 	e.b = append(e.b, c.pusher[:]...)
 	e.bool(c.commit)
-	e.u64(uint64(len(c.keys)))
-	for _, k := range c.keys {
-		e.bytes(k)
-	}
+	e.list(c.keys)
 	return e.b
 }
 
@@ -107,13 +104,7 @@ func decodeCommand(b []byte) (*command, error) {
 		d.b = d.b[16:]
 	}
 	c.commit = d.bool()
-	n := d.u64()
-	if n > maxCommandKeys {
-		d.fail()
-	}
-	for range min(n, maxCommandKeys) {
-		c.keys = append(c.keys, d.bytes())
-	}
+	c.keys = d.list(maxCommandKeys)
 	if err := d.done(); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,81 @@
+package txn
+
+import (
+	"reflect"
+	"testing"
+
+	"pgregory.net/rapid"
+
+	"github.com/orbitkernel/orbit/kernel/hlc"
+	"github.com/orbitkernel/orbit/storage"
+)
+
+// TestCommandsDecodeAsEncoded: a command and a result come back as they
+// were sent, and every cut-short or garbled copy is refused (errMalformed),
+// never a panic: the machine answers such a command codeMalformed.
+func TestCommandsDecodeAsEncoded(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		genBytes := rapid.SliceOfN(rapid.Byte(), 0, 6)
+		genTS := rapid.Custom(func(t *rapid.T) hlc.Timestamp {
+			return hlc.Timestamp{WallNanos: rapid.Int64Min(0).Draw(t, "wall"), Logical: rapid.Int32Min(0).Draw(t, "logical")}
+		})
+		c := &command{op: op(rapid.IntRange(int(opGet), int(opForget)).Draw(t, "op")), now: genTS.Draw(t, "now"),
+			key: genBytes.Draw(t, "key"), end: genBytes.Draw(t, "end"), value: genBytes.Draw(t, "value"),
+			deleted: rapid.Bool().Draw(t, "deleted"), read: genTS.Draw(t, "read"), from: genTS.Draw(t, "from"),
+			uncertainty: genTS.Draw(t, "uncertainty"), limit: rapid.IntRange(0, 1000).Draw(t, "limit"),
+			begin: rapid.Bool().Draw(t, "begin"), start: genTS.Draw(t, "start"), commit: rapid.Bool().Draw(t, "commit"),
+			keys: rapid.SliceOfN(genBytes, 0, 3).Draw(t, "keys")}
+		if rapid.Bool().Draw(t, "txn") {
+			c.txn = &storage.TxnMeta{Timestamp: genTS.Draw(t, "ts"), Epoch: rapid.Uint32().Draw(t, "epoch"), Anchor: genBytes.Draw(t, "anchor")}
+			c.txn.ID[0] = rapid.Byte().Draw(t, "id")
+		}
+		b := c.encode()
+		got, err := decodeCommand(b)
+		if err != nil || !reflect.DeepEqual(normalize(got), normalize(c)) {
+			t.Fatalf("decode(encode(%+v)) = %+v, %v", c, got, err)
+		}
+		for n := range len(b) {
+			if _, err := decodeCommand(b[:n]); err == nil {
+				t.Fatalf("a command cut to %d of %d bytes decoded", n, len(b))
+			}
+		}
+		if _, err := decodeCommand(append(b, 0)); err == nil {
+			t.Fatalf("a command with a trailing byte decoded")
+		}
+		r := &result{code: codeIntent, now: genTS.Draw(t, "rnow"), value: genBytes.Draw(t, "rvalue"), found: true,
+			kvs: []storage.KeyValue{{Key: genBytes.Draw(t, "k"), Value: genBytes.Draw(t, "v")}}, resume: genBytes.Draw(t, "resume"),
+			more: true, ts: genTS.Draw(t, "rts"), intentKey: genBytes.Draw(t, "ikey"), status: statusPending}
+		rb := r.encode()
+		for n := range len(rb) {
+			if _, err := decodeResult(rb[:n]); err == nil {
+				t.Fatalf("a result cut to %d of %d bytes decoded", n, len(rb))
+			}
+		}
+		if got, err := decodeResult(rb); err != nil || got.ts != r.ts || string(got.kvs[0].Value) != string(r.kvs[0].Value) {
+			t.Fatalf("decode(encode(result)) = %+v, %v", got, err)
+		}
+	})
+}
+
+// normalize makes empty byte slices nil, as decoding gives them.
+func normalize(c *command) command {
+	n := *c
+	z := func(b []byte) []byte {
+		if len(b) == 0 {
+			return nil
+		}
+		return b
+	}
+	n.key, n.end, n.value = z(n.key), z(n.end), z(n.value)
+	var keys [][]byte
+	for _, k := range n.keys {
+		keys = append(keys, z(k))
+	}
+	n.keys = keys
+	if n.txn != nil {
+		m := *n.txn
+		m.Anchor = z(m.Anchor)
+		n.txn = &m
+	}
+	return n
+}
