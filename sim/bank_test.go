@@ -24,18 +24,9 @@ import (
 // transfer seen half-done, or a read of an uncommitted intent shows up as
 // a wrong total. Replica convergence is checked after quiescence.
 var bankScenario = Scenario{
-	Name:  "bank",
-	Setup: func(s *Sim) Workload { return newBankCluster(s, []kernel.NodeID{1, 2, 3}) },
-	// Clocks stay within the maximum offset (hlc.DefaultMaxOffset):
-	// steps of at most 50 ms and drift of at most 0.1%, so that they stay
-	// within it through the progress phase too. Beyond it a node refuses
-	// every transactional request from a peer (ErrClockOffset): safe,
-	// but a run could never show progress. Clocks beyond the bound are
-	// docs/consensus.md's next step 7.
-	Adjust: func(p *Plan) {
-		p.ClockStep = min(p.ClockStep, 50*time.Millisecond)
-		p.ClockRatePPM = min(p.ClockRatePPM, 1000)
-	},
+	Name:         "bank",
+	Setup:        func(s *Sim) Workload { return newBankCluster(s, []kernel.NodeID{1, 2, 3}) },
+	Adjust:       txnClocks,
 	FaultTime:    5 * time.Second,
 	ProgressTime: 30 * time.Second,
 	QuiesceTime:  3 * time.Second,
@@ -69,42 +60,67 @@ type bankCluster struct {
 }
 
 func newBankCluster(s *Sim, servers []kernel.NodeID) *bankCluster {
-	splits := [][]byte{txn.KeyspaceStart}
-	for _, at := range []string{"acct-h", "acct-r"} {
-		splits = append(splits, append(slices.Clone(txn.KeyspaceStart), at...))
-	}
-	layout, err := consensus.NewLayout(append(splits, txn.KeyspaceEnd), servers, 3)
-	if err != nil {
-		panic(err)
-	}
 	c := &bankCluster{s: s, clients: bankClients, healed: -1, served: make([]int64, bankClients)}
-	c.serverSet = newServerSet(s, servers, layout, func(rt kernel.Runtime) {
-		machine := txn.NewMachine(hlc.NewClock(rt.Now, hlc.DefaultMaxOffset), txn.Options{})
-		c.openStore(rt, c.openEngine(rt), consensus.Options{Keyspaces: []consensus.Keyspace{machine.Keyspace()}})
-	})
+	c.serverSet = newTxnServers(s, servers, "acct-h", "acct-r")
 	for i := range bankClients {
 		s.AddNode(firstClient+kernel.NodeID(i), func(rt kernel.Runtime) {
-			rt.Go("bank client", func(ctx context.Context) { c.client(ctx, rt, i, layout) })
+			rt.Go("bank client", func(ctx context.Context) { c.client(ctx, rt, i, newTxnDB(rt, c.layout)) })
 		})
 	}
 	return c
 }
 
-func (c *bankCluster) client(ctx context.Context, rt kernel.Runtime, i int, layout consensus.Layout) {
-	db, err := txn.NewDB(rt, consensus.NewRouter(rt, layout), hlc.NewClock(rt.Now, hlc.DefaultMaxOffset), "bank", txn.Options{})
-	if err != nil {
-		kernel.Crash("bank client: %v", err)
+// newTxnServers is a server set whose nodes run only the transactional
+// keyspace, split at the given keys (the caller's, under its prefix).
+func newTxnServers(s *Sim, servers []kernel.NodeID, splitAt ...string) *serverSet {
+	splits := [][]byte{txn.KeyspaceStart, txn.KeyspaceEnd}
+	for _, at := range splitAt {
+		splits = append(splits, append(slices.Clone(txn.KeyspaceStart), at...))
 	}
+	layout, err := consensus.NewLayout(splits, servers, 3)
+	if err != nil {
+		panic(err)
+	}
+	var c *serverSet
+	c = newServerSet(s, servers, layout, func(rt kernel.Runtime) {
+		machine := txn.NewMachine(hlc.NewClock(rt.Now, hlc.DefaultMaxOffset), txn.Options{})
+		c.openStore(rt, c.openEngine(rt), consensus.Options{Keyspaces: []consensus.Keyspace{machine.Keyspace()}})
+	})
+	return c
+}
+
+// newTxnDB is a client node's DB (one per client node: the name is the
+// node's only one).
+func newTxnDB(rt kernel.Runtime, layout consensus.Layout) *txn.DB {
+	db, err := txn.NewDB(rt, consensus.NewRouter(rt, layout), hlc.NewClock(rt.Now, hlc.DefaultMaxOffset), "txn-client", txn.Options{})
+	if err != nil {
+		kernel.Crash("txn client: %v", err)
+	}
+	return db
+}
+
+// txnClocks keeps a scenario's clocks within the maximum offset
+// (hlc.DefaultMaxOffset): steps of at most 50 ms and drift of at most
+// 0.1%, so that they stay within it through the progress phase too.
+// Beyond it a node refuses every transactional request from a peer
+// (ErrClockOffset): safe, but a run could never show progress. Clocks
+// beyond the bound are docs/consensus.md's next step 7.
+func txnClocks(p *Plan) {
+	p.ClockStep = min(p.ClockStep, 50*time.Millisecond)
+	p.ClockRatePPM = min(p.ClockRatePPM, 1000)
+}
+
+func (c *bankCluster) client(ctx context.Context, rt kernel.Runtime, i int, db *txn.DB) {
 	rng := rt.Rand()
-	for !c.stopped {
+	for n := 0; !c.stopped; n++ {
 		actx, cancel := rt.WithTimeout(ctx, 3*time.Second)
 		var err error
-		if rng.IntN(3) == 0 {
+		if n%3 == 2 { // every third operation, so that every run audits
 			err = c.audit(actx, db)
 		} else {
-			from := bankAccounts[rng.IntN(len(bankAccounts))]
-			to := bankAccounts[rng.IntN(len(bankAccounts))]
-			err = c.transfer(actx, db, from, to, 1+rng.IntN(20))
+			from := rng.IntN(len(bankAccounts))
+			to := (from + 1 + rng.IntN(len(bankAccounts)-1)) % len(bankAccounts)
+			err = c.transfer(actx, db, bankAccounts[from], bankAccounts[to], 1+rng.IntN(20))
 		}
 		cancel()
 		if err != nil {
@@ -131,9 +147,6 @@ func balance(v []byte, found bool, err error) (int, error) {
 }
 
 func (c *bankCluster) transfer(ctx context.Context, db *txn.DB, from, to string, amount int) error {
-	if from == to {
-		return nil
-	}
 	err := db.Txn(ctx, func(tx *txn.Tx) error {
 		a, err := balance(tx.Get(ctx, []byte(from)))
 		if err != nil {

@@ -130,7 +130,10 @@ func (db *DB) write(ctx context.Context, key, value []byte, deleted bool) error 
 			}
 			continue
 		}
-		return db.commitWait(ctx, res.ts)
+		if err := db.commitWait(ctx, res.ts); err != nil {
+			return fmt.Errorf("%w: written, but the wait for its timestamp ended: %v", ErrIndeterminate, err)
+		}
+		return nil
 	}
 }
 

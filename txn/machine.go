@@ -322,6 +322,8 @@ func (m *Machine) recordOp(d *mvccData, c *command) (*result, error) {
 			// never written: an intent left without one is an aborted
 			// write's.
 			return abort(), nil
+		case rec.status == statusCommitted && mutation.On(MutRecoveryAbortsCommitted):
+			return abort(), nil
 		case rec.status != statusPending:
 			return &result{status: rec.status, ts: rec.ts}, nil
 		case rec.heartbeat.Add(m.opts.HeartbeatExpiry).Less(now):

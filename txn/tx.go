@@ -39,6 +39,9 @@ type Tx struct {
 func (db *DB) Begin() *Tx {
 	now := db.clock.Now()
 	tx := &Tx{db: db, start: now, read: now, write: now, uncertainty: now.Add(db.clock.MaxOffset()), writes: map[string]bool{}}
+	if mutation.On(MutUncertaintyIgnored) {
+		tx.uncertainty = now
+	}
 	r := db.rt.Rand()
 	for i := range tx.id {
 		tx.id[i] = byte(r.Uint32())
@@ -260,7 +263,10 @@ func (tx *Tx) Commit(ctx context.Context) error {
 		}
 		if ctx.Err() != nil || !errors.Is(err, consensus.ErrIndeterminate) && !errors.Is(err, consensus.ErrNotApplied) {
 			tx.end()
-			return fmt.Errorf("%w: %w", ErrIndeterminate, err)
+			// %v: the last attempt's error says nothing of the earlier
+			// ones (a consensus.ErrNotApplied here must not read as
+			// "not committed").
+			return fmt.Errorf("%w: %v", ErrIndeterminate, err)
 		}
 		// Asking again is safe: a decision is made once, and the
 		// record answers with it.
@@ -271,7 +277,7 @@ func (tx *Tx) Commit(ctx context.Context) error {
 	tx.committed = true
 	tx.end()
 	if err := tx.db.commitWait(ctx, res.ts); err != nil {
-		return fmt.Errorf("%w: committed, but the wait for its timestamp ended: %w", ErrIndeterminate, err)
+		return fmt.Errorf("%w: committed, but the wait for its timestamp ended: %v", ErrIndeterminate, err)
 	}
 	tx.resolve(ctx, keys, true, res.ts)
 	return nil

@@ -23,13 +23,16 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/orbitkernel/orbit/adapters/redis"
 	"github.com/orbitkernel/orbit/adapters/redis/session"
 	"github.com/orbitkernel/orbit/cluster"
 	"github.com/orbitkernel/orbit/consensus"
 	"github.com/orbitkernel/orbit/kernel"
+	"github.com/orbitkernel/orbit/kernel/hlc"
 	"github.com/orbitkernel/orbit/storage"
+	"github.com/orbitkernel/orbit/txn"
 )
 
 // Options say what to build. Engine and Layout are required.
@@ -46,11 +49,19 @@ type Options struct {
 	// (cluster.LoadRecord; a fresh data directory gets a new one).
 	Record cluster.Record
 
-	// Consensus are the store's options. Open sets Router, fills
-	// StateMachine with the Redis layer's when Redis is set, sets Join
+	// Consensus are the store's options. Open sets Router, adds the
+	// transactional keyspace and, when Redis is set, the Redis one to
+	// Keyspaces, sets Join
 	// when the record says the node joined, and chains the Redis layer's
 	// leadership and apply hooks after the ones given here.
 	Consensus consensus.Options
+
+	// Txn are the transactional keyspace's options (txn.Options; the
+	// zero value is valid). Every node hosts the keyspace: its machine
+	// runs on the node's hybrid logical clock (Node.Clock), whose bound is
+	// MaxClockOffset (default hlc.DefaultMaxOffset).
+	Txn            txn.Options
+	MaxClockOffset time.Duration
 
 	// Cluster are the cluster manager's options. Open sets Engine,
 	// Router, Record, SlowLeader and LeaderLoad.
@@ -98,6 +109,10 @@ type Node struct {
 	Cluster *cluster.Manager
 	Store   *consensus.Store
 	Redis   *session.Server // nil: no Redis keyspace
+	// Clock is the node's hybrid logical clock: the transactional
+	// keyspace's machine and the node's txn.DBs (NewDB) share it.
+	Clock *hlc.Clock
+	txn   txn.Options
 
 	mu sync.Mutex
 	// stopStart ends the Redis layer's start-up task; closed: Close ran
@@ -135,6 +150,12 @@ func Open(rt kernel.Runtime, opts Options) (*Node, error) {
 
 	so := opts.Consensus
 	so.Router = n.Router
+	offset := opts.MaxClockOffset
+	if offset == 0 {
+		offset = hlc.DefaultMaxOffset
+	}
+	n.Clock, n.txn = hlc.NewClock(rt.Now, offset), opts.Txn
+	so.Keyspaces = withKeyspace(so.Keyspaces, txn.NewMachine(n.Clock, opts.Txn).Keyspace())
 	so.Join = so.Join || opts.Record.Joined
 	if opts.Redis != nil {
 		ro := *opts.Redis
@@ -157,6 +178,12 @@ func Open(rt kernel.Runtime, opts Options) (*Node, error) {
 		return nil, fmt.Errorf("starting consensus: %w", err)
 	}
 	return n, nil
+}
+
+// NewDB returns a client of the transactional keyspace on this node;
+// name must be unique on the node, and the DB serves one task at a time.
+func (n *Node) NewDB(name string) (*txn.DB, error) {
+	return txn.NewDB(n.rt, n.Router, n.Clock, name, n.txn)
 }
 
 // withKeyspace returns ks with k added, in key order (consensus's

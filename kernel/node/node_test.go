@@ -16,12 +16,13 @@ import (
 	"github.com/orbitkernel/orbit/kernel"
 	"github.com/orbitkernel/orbit/kernel/prod"
 	"github.com/orbitkernel/orbit/storage"
+	"github.com/orbitkernel/orbit/txn"
 )
 
 // TestOpenStartsARedisNode builds a single Redis node as orbit serve does:
 // it becomes ready (every range served a write), the caller's hooks run
-// before the Redis layer's, its wrapper is what the store runs, and it
-// closes cleanly.
+// before the Redis layer's, its wrapper is what the store runs, it runs
+// transactions too, and it closes cleanly.
 func TestOpenStartsARedisNode(t *testing.T) {
 	quiet := slog.New(slog.DiscardHandler)
 	eng, err := storage.Open(vfs.NewMem(), "/n", storage.Options{Logger: quiet})
@@ -68,6 +69,17 @@ func TestOpenStartsARedisNode(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	// The node hosts the transactional keyspace next to Redis's.
+	db, err := nd.NewDB("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Txn(ctx, func(tx *txn.Tx) error { return tx.Put(ctx, []byte("k"), []byte("v")) }); err != nil {
+		t.Fatalf("a transaction on the node: %v", err)
+	}
+	if v, found, err := db.Get(ctx, []byte("k")); err != nil || !found || string(v) != "v" {
+		t.Fatalf("k after the transaction = %q, %t, %v", v, found, err)
+	}
 	if err := nd.Drain(ctx); err != nil {
 		t.Fatal(err)
 	}
