@@ -114,9 +114,12 @@ const MaxBulkLen = maxStringBytes
 func GlobMatch(pattern, s []byte) bool { return globMatch(pattern, s) }
 
 // Keyspace is the span of the consensus keyspace that Redis's records
-// occupy, served by machine: every route key starts with its slot, two
-// bytes below SlotCount, so [0x00, 0x40) holds them all
-// (docs/consensus.md, "Keyspaces").
+// occupy, served by machine (docs/consensus.md, "Keyspaces"): every route
+// key starts with its slot, two bytes below KeyspaceEnd (0x40 0x00), so
+// [0x00, 0x40) holds them all and leaves 0x40 itself to the next keyspace
+// (the transactional one). Consensus clips a command's view of its range
+// to it; rangeStore.bound's clamp at KeyspaceEnd stays for the machine
+// run on its own (the unit tests' memRange).
 func Keyspace(machine consensus.StateMachine) consensus.Keyspace {
-	return consensus.Keyspace{Name: "redis", Start: []byte{}, End: []byte{byte(SlotCount >> 8)}, Machine: machine}
+	return consensus.Keyspace{Name: "redis", Start: []byte{}, End: []byte{KeyspaceEnd[0]}, Machine: machine}
 }
