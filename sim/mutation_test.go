@@ -17,7 +17,7 @@ import (
 // state machine's and session's, both split scenarios (3 nodes, and 5
 // with replicas moving) for splits and routing, the KV scenario and the
 // five-node split one for snapshots, the replicated KV scenario and the
-// three-node split one for the rest; the bank and txnkv for transactions.
+// three-node split one for the rest; the bank, txnkv and listappend for transactions.
 func mutationScenarios(b mutation.Bug) []Scenario {
 	switch b.Class {
 	case mutation.Availability:
@@ -32,7 +32,7 @@ func mutationScenarios(b mutation.Bug) []Scenario {
 	case mutation.Placement:
 		return []Scenario{clusterScenario}
 	case mutation.Txn:
-		return []Scenario{bankScenario, txnKVScenario}
+		return []Scenario{bankScenario, txnKVScenario, listAppendScenario}
 	case mutation.Snapshot:
 		// Snapshots meet splits and replica moves in kvsplit5: the span a
 		// snapshot clears and fills changes under them.

@@ -8,4 +8,6 @@ import "github.com/orbitkernel/orbit/internal/mutation"
 var (
 	MutCacheIgnoresOverwrite = mutation.Plant("cache-ignores-overwrite", mutation.Storage,
 		"the entry cache takes only appends at its tail: entries that replace a conflicting suffix reach Pebble but the cache keeps the old ones")
+	MutReadsUncommitted = mutation.Plant("reads-uncommitted-intent", mutation.Txn,
+		"an MVCC read takes another transaction's intent at or below its timestamp as the value, instead of reporting the conflict: a dirty read")
 )

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/orbitkernel/orbit/internal/mutation"
 	"github.com/orbitkernel/orbit/kernel/hlc"
 )
 
@@ -319,6 +320,8 @@ func MVCCGet(r MVCCReader, key []byte, opts MVCCReadOptions) (value []byte, foun
 			return nil, false, nil
 		case own && in.Txn.Epoch == opts.Txn.Epoch:
 			return in.Value, true, nil
+		case !own && !opts.limit().Less(in.Txn.Timestamp) && mutation.On(MutReadsUncommitted):
+			return in.Value, !in.Deleted, nil
 		case !own && !opts.limit().Less(in.Txn.Timestamp):
 			return nil, false, &IntentError{Key: key, Intent: in}
 		}
