@@ -528,6 +528,21 @@ func MVCCRefresh(r MVCCReader, start, end []byte, from, to hlc.Timestamp, txn *T
 	}
 }
 
+// MVCCLatest reports what a write of key must come after: its newest
+// committed version's timestamp (ok false: none) and any intent on it.
+func MVCCLatest(r MVCCReader, key []byte) (newest hlc.Timestamp, ok bool, intent *Intent, err error) {
+	run := mvccRun(key)
+	in, has, err := readIntent(r, run)
+	if err != nil {
+		return hlc.Timestamp{}, false, nil, err
+	}
+	if has {
+		intent = &in
+	}
+	newest, ok, err = newestVersion(r, run)
+	return newest, ok, intent, err
+}
+
 // MVCCPut writes a committed version of key at ts (a write outside a
 // transaction, or a resolved intent's value). deleted writes a deletion.
 func MVCCPut(w MVCCWriter, key []byte, ts hlc.Timestamp, value []byte, deleted bool) error {

@@ -123,7 +123,7 @@ func TestMVCCMatchesItsModel(t *testing.T) {
 			b := e.NewBatch()
 			key := genKey.Draw(t, "key")
 			k := model[key]
-			switch op := rapid.IntRange(0, 7).Draw(t, "op"); op {
+			switch op := rapid.IntRange(0, 8).Draw(t, "op"); op {
 			case 0: // a committed write
 				ts, deleted := genTS.Draw(t, "ts"), rapid.Bool().Draw(t, "deleted")
 				value := fmt.Sprintf("v%d", i)
@@ -212,6 +212,12 @@ func TestMVCCMatchesItsModel(t *testing.T) {
 				}
 				if n != want {
 					t.Fatalf("op %d: gc %q at %v removed %d, want %d", i, key, threshold, n, want)
+				}
+			case 8: // what a write must come after
+				newest, ok, in, err := MVCCLatest(b, []byte(key))
+				wantNewest, wantOK := k.newestOK()
+				if err != nil || ok != wantOK || newest != wantNewest || (in == nil) != (k == nil || k.intent == nil) || (in != nil && in.Txn.ID != k.intent.Txn.ID) {
+					t.Fatalf("op %d: latest %q = %v %t %v %v", i, key, newest, ok, in, err)
 				}
 			case 7: // a refresh
 				from, to := genTS.Draw(t, "from"), genTS.Draw(t, "to")

@@ -208,6 +208,20 @@ func (db *DB) Txn(ctx context.Context, fn func(*Tx) error) error {
 	return fmt.Errorf("gave up after %d attempts: %w", db.opts.MaxRetries, err)
 }
 
+// oneRange reports whether the router places every buffered key in one
+// range (it may be out of date: the range then refuses the command).
+func (db *DB) oneRange(writes map[string]buffered) bool {
+	var id storage.RangeID
+	for k := range writes {
+		d := db.router.Lookup(storage.MVCCRouteKey([]byte(k)))
+		if id != 0 && d.ID != id {
+			return false
+		}
+		id = d.ID
+	}
+	return true
+}
+
 // span is a read span, stored keys [start, end).
 type span struct{ start, end []byte }
 

@@ -32,9 +32,12 @@ type testCluster struct {
 	opts    Options
 }
 
-func newTestCluster(t testing.TB, opts Options) *testCluster {
-	nodes := []kernel.NodeID{1, 2, 3}
-	layout, err := consensus.NewLayout([][]byte{KeyspaceStart, spaceKey([]byte("m")), KeyspaceEnd}, nodes, 3)
+func newTestCluster(t testing.TB, opts Options) *testCluster { return newTestClusterOf(t, 3, opts) }
+
+// newTestClusterOf is a cluster of n nodes (1 to 3), every range on each.
+func newTestClusterOf(t testing.TB, n int, opts Options) *testCluster {
+	nodes := []kernel.NodeID{1, 2, 3}[:n]
+	layout, err := consensus.NewLayout([][]byte{KeyspaceStart, spaceKey([]byte("m")), KeyspaceEnd}, nodes, n)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,15 +261,23 @@ func TestWoundWait(t *testing.T) {
 	t1 := older.Begin()
 	time.Sleep(time.Millisecond)
 	t2 := younger.Begin()
-	if err := t1.Put(ctx, []byte("a"), []byte("t1")); err != nil {
+	// Writes wait in the coordinator until commit; put them as intents
+	// now, so that each holds a key the other wants.
+	putNow := func(tx *Tx, k, v string) error {
+		if err := tx.Put(ctx, []byte(k), []byte(v)); err != nil {
+			return err
+		}
+		return tx.flush(ctx)
+	}
+	if err := putNow(t1, "a", "t1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := t2.Put(ctx, []byte("y"), []byte("t2")); err != nil {
+	if err := putNow(t2, "y", "t2"); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- t2.Put(ctx, []byte("a"), []byte("t2")) }() // waits for the older t1
-	if err := t1.Put(ctx, []byte("y"), []byte("t1")); err != nil { // wounds t2
+	go func() { done <- putNow(t2, "a", "t2") }() // waits for the older t1
+	if err := putNow(t1, "y", "t1"); err != nil { // wounds t2
 		t.Fatalf("the older transaction's write: %v", err)
 	}
 	if err := t1.Commit(ctx); err != nil {
@@ -303,6 +314,9 @@ func TestAbandonedTransactionIsAborted(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := tx.Put(ctx, []byte("x"), []byte("never")); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.flush(ctx); err != nil { // its intents are written
 		t.Fatal(err)
 	}
 	tx.end() // the coordinator is gone: no heartbeat, no decision

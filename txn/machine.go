@@ -82,10 +82,10 @@ func (m *Machine) NoteQuery(data consensus.RangeData, b []byte, meta consensus.C
 	cache := m.cache(data, meta)
 	switch c.op {
 	case opGet:
-		cache.add(c.key, pointEnd(c.key), c.read)
+		cache.add(c.key, pointEnd(c.key), c.read, c.reader())
 	case opScan, opRefresh:
 		if start, end, _ := c.spanIn(data.Bounds()); bytes.Compare(start, end) < 0 {
-			cache.add(start, end, c.read)
+			cache.add(start, end, c.read, c.reader())
 		}
 	}
 }
@@ -146,7 +146,7 @@ func (m *Machine) execute(d *mvccData, c *command, cache *tsCache) (*result, err
 		if res, err := conflict(err); res != nil || err != nil {
 			return res, err
 		}
-		cache.add(c.key, pointEnd(c.key), c.read)
+		cache.add(c.key, pointEnd(c.key), c.read, c.reader())
 		return &result{value: v, found: found}, nil
 	case opScan, opRefresh:
 		return m.scan(d, c, cache)
@@ -156,7 +156,57 @@ func (m *Machine) execute(d *mvccData, c *command, cache *tsCache) (*result, err
 		_, err := storage.MVCCResolveIntent(d, c.key, *c.txn, c.commit, c.read)
 		return &result{}, err
 	}
+	if c.op == opOnePhase {
+		return m.onePhase(d, c, cache)
+	}
 	return m.recordOp(d, c)
+}
+
+// onePhase commits a transaction whose writes all lie in this range in
+// one command (docs/txn.md, step 5's fast path): no intents, no record.
+// Its timestamp is the lowest above its write timestamp, every read of
+// its keys the cache knows, and their newest versions; another
+// transaction's intent on a key is a conflict (pushed by the
+// coordinator, which asks again). If that timestamp is above the reads'
+// and the transaction read anything, it must first refresh its reads to
+// it (codeNeedsRefresh), and ask again.
+func (m *Machine) onePhase(d *mvccData, c *command, cache *tsCache) (*result, error) {
+	ts := c.txn.Timestamp
+	for _, k := range c.keys {
+		newest, ok, in, err := storage.MVCCLatest(d, k)
+		if err != nil {
+			return nil, err
+		}
+		if in != nil {
+			return &result{code: codeIntent, intent: *in, intentKey: k}, nil
+		}
+		if ok && !newest.Less(ts) {
+			ts = newest.Next()
+		}
+		ts = cache.floor(k, ts, c.txn.ID)
+	}
+	if c.reads && c.read.Less(ts) && !mutation.On(MutOnePhaseSkipsRefresh) {
+		return &result{code: codeNeedsRefresh, ts: ts}, nil
+	}
+	for i, k := range c.keys {
+		w := c.writes[i]
+		if len(w) == 0 {
+			return &result{code: codeMalformed}, nil
+		}
+		if err := storage.MVCCPut(d, k, ts, w[1:], w[0] == 1); err != nil {
+			return nil, err // checked above: the range's data is not what it read
+		}
+	}
+	return &result{ts: ts}, nil
+}
+
+// reader is the transaction c runs in, as the timestamp cache names it
+// (zero: none).
+func (c *command) reader() [16]byte {
+	if c.txn == nil {
+		return [16]byte{}
+	}
+	return c.txn.ID
 }
 
 func (c *command) readOptions() storage.MVCCReadOptions {
@@ -206,7 +256,7 @@ func (m *Machine) scan(d *mvccData, c *command, cache *tsCache) (*result, error)
 	if !res.more && cut {
 		res.resume, res.more = end, true
 	}
-	cache.add(start, end, c.read)
+	cache.add(start, end, c.read, c.reader())
 	return res, nil
 }
 
@@ -219,9 +269,7 @@ func (m *Machine) put(d *mvccData, c *command, cache *tsCache) (*result, error) 
 	if c.txn != nil {
 		ts = c.txn.Timestamp
 	}
-	if read := cache.get(c.key, pointEnd(c.key)); !read.Less(ts) {
-		ts = read.Next()
-	}
+	ts = cache.floor(c.key, ts, c.reader())
 	for {
 		var err error
 		if c.txn != nil {

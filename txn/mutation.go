@@ -15,6 +15,8 @@ var (
 		"reads with no uncertainty window: a write acknowledged before the read began, at a timestamp from a clock ahead of the reader's, is missed")
 	MutRecoveryAbortsCommitted = mutation.Plant("recovery-aborts-committed", mutation.Txn,
 		"a push that finds the record committed aborts it anyway: a decision made twice, and the intents not yet resolved are lost")
+	MutOnePhaseSkipsRefresh = mutation.Plant("one-phase-skips-refresh", mutation.Txn,
+		"the one-range fast path commits above the transaction's read timestamp without asking it to refresh its reads first: lost updates")
 	MutResolveBeforeDecision = mutation.Plant("resolve-before-decision", mutation.Txn,
 		"resolves a transaction's intents as committed before its record says so: a commit that then fails leaves some of its writes behind")
 )

@@ -27,10 +27,12 @@ type tsCache struct {
 	maxSpans int
 }
 
-// tsSpan is [start, end) read at ts; end nil: to the end of the keyspace.
+// tsSpan is [start, end) read at ts by txn (zero: outside a transaction,
+// or by more than one at ts); end nil: to the end of the keyspace.
 type tsSpan struct {
 	start, end []byte
 	ts         hlc.Timestamp
+	txn        [16]byte
 }
 
 // newTSCache returns an empty cache whose low-water mark is low, keeping
@@ -63,43 +65,68 @@ func (s tsSpan) overlaps(start, end []byte) bool {
 }
 
 // get returns the highest timestamp at which any key of [start, end) may
-// have been read.
-func (c *tsCache) get(start, end []byte) hlc.Timestamp {
-	ts := c.low
+// have been read, and the transaction that read it there (zero: none, or
+// several, or unknown).
+func (c *tsCache) get(start, end []byte) (hlc.Timestamp, [16]byte) {
+	ts, who := c.low, [16]byte{}
 	for _, s := range c.spans {
-		if s.overlaps(start, end) && ts.Less(s.ts) {
-			ts = s.ts
+		switch {
+		case !s.overlaps(start, end) || s.ts.Less(ts):
+		case ts.Less(s.ts):
+			ts, who = s.ts, s.txn
+		case who != s.txn:
+			who = [16]byte{}
 		}
 	}
-	return ts
+	return ts, who
 }
 
-// add records a read of [start, end) at ts.
-func (c *tsCache) add(start, end []byte, ts hlc.Timestamp) {
+// floor is the lowest timestamp at or above ts at which transaction own
+// (zero: a write outside a transaction) may write key: above every read
+// of it, but for a read by own at exactly ts (a transaction's writes may
+// share its reads' timestamp).
+func (c *tsCache) floor(key []byte, ts hlc.Timestamp, own [16]byte) hlc.Timestamp {
+	read, who := c.get(key, pointEnd(key))
+	switch {
+	case read.Less(ts):
+		return ts
+	case read == ts && own != [16]byte{} && who == own:
+		return ts
+	}
+	return read.Next()
+}
+
+// add records a read of [start, end) at ts by txn (zero: none).
+func (c *tsCache) add(start, end []byte, ts hlc.Timestamp, txn [16]byte) {
 	if !c.low.Less(ts) {
 		return // the low-water mark says as much already
 	}
 	// Cut the new span into the pieces the existing spans leave it, and
 	// raise the existing spans it covers; then sort and merge neighbours
-	// with equal timestamps.
+	// with equal timestamps and readers.
 	var out []tsSpan
-	pieces := []tsSpan{{start: start, end: end, ts: ts}}
+	pieces := []tsSpan{{start: start, end: end, ts: ts, txn: txn}}
 	for _, s := range c.spans {
 		if !s.overlaps(start, end) {
 			out = append(out, s)
 			continue
 		}
 		// The part of s outside [start, end) keeps its timestamp; the
-		// part inside takes the higher of the two.
+		// part inside takes the higher of the two (at a tie between two
+		// readers, it names neither).
 		if bytes.Compare(s.start, start) < 0 {
-			out = append(out, tsSpan{start: s.start, end: start, ts: s.ts})
+			out = append(out, tsSpan{start: s.start, end: start, ts: s.ts, txn: s.txn})
 		}
 		if end != nil && endLess(end, s.end) {
-			out = append(out, tsSpan{start: end, end: s.end, ts: s.ts})
+			out = append(out, tsSpan{start: end, end: s.end, ts: s.ts, txn: s.txn})
 		}
-		in := tsSpan{start: maxKey(s.start, start), end: minEnd(s.end, end), ts: s.ts}
-		if ts.Less(s.ts) {
-			// s is above the new read there: it wins over the piece.
+		in := tsSpan{start: maxKey(s.start, start), end: minEnd(s.end, end), ts: s.ts, txn: s.txn}
+		if ts == s.ts && txn != s.txn {
+			in.txn = [16]byte{}
+		}
+		if ts.Less(s.ts) || (ts == s.ts && in.txn != txn) {
+			// s is above the new read there, or ties with another
+			// reader: it (renamed) wins over the piece.
 			out = append(out, in)
 			pieces = cut(pieces, in.start, in.end)
 		}
@@ -134,24 +161,24 @@ func cut(pieces []tsSpan, start, end []byte) []tsSpan {
 			continue
 		}
 		if bytes.Compare(p.start, start) < 0 {
-			out = append(out, tsSpan{start: p.start, end: start, ts: p.ts})
+			out = append(out, tsSpan{start: p.start, end: start, ts: p.ts, txn: p.txn})
 		}
 		if end != nil && endLess(end, p.end) {
-			out = append(out, tsSpan{start: end, end: p.end, ts: p.ts})
+			out = append(out, tsSpan{start: end, end: p.end, ts: p.ts, txn: p.txn})
 		}
 	}
 	return out
 }
 
-// mergeEqual joins neighbouring spans that touch and share a timestamp,
-// and drops empty ones.
+// mergeEqual joins neighbouring spans that touch and share a timestamp
+// and a reader, and drops empty ones.
 func mergeEqual(spans []tsSpan) []tsSpan {
 	var out []tsSpan
 	for _, s := range spans {
 		if s.end != nil && bytes.Compare(s.start, s.end) >= 0 {
 			continue
 		}
-		if n := len(out); n > 0 && out[n-1].ts == s.ts && out[n-1].end != nil && bytes.Equal(out[n-1].end, s.start) {
+		if n := len(out); n > 0 && out[n-1].ts == s.ts && out[n-1].txn == s.txn && out[n-1].end != nil && bytes.Equal(out[n-1].end, s.start) {
 			out[n-1].end = s.end
 			continue
 		}

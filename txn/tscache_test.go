@@ -11,10 +11,12 @@ import (
 )
 
 // TestTimestampCacheMatchesItsModel: after any sequence of reads recorded
-// over random spans, the cache answers for any span exactly the highest of
-// its low-water mark and the timestamps of the reads that overlap it (the
-// reads at or below the mark are what eviction may forget), and its spans
-// stay sorted, disjoint, non-empty, above the mark and within the bound.
+// over random spans by random transactions, the cache answers for any
+// span exactly the highest of its low-water mark and the timestamps of the
+// reads that overlap it (the reads at or below the mark are what eviction
+// may forget), with the one transaction that read there at that
+// timestamp (none when several did, or at the mark), and its spans stay
+// sorted, disjoint, non-empty, above the mark and within the bound.
 func TestTimestampCacheMatchesItsModel(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		genKey := rapid.Custom(func(t *rapid.T) []byte {
@@ -41,14 +43,17 @@ func TestTimestampCacheMatchesItsModel(t *testing.T) {
 		type read struct {
 			start, end []byte
 			ts         hlc.Timestamp
+			txn        [16]byte
 		}
 		var reads []read
 		for range rapid.IntRange(1, 40).Draw(t, "ops") {
 			if rapid.Bool().Draw(t, "add") {
 				start, end := genSpan(t)
 				ts := genTS.Draw(t, "ts")
-				c.add(start, end, ts)
-				reads = append(reads, read{start, end, ts})
+				var txn [16]byte
+				txn[0] = byte(rapid.IntRange(0, 2).Draw(t, "txn"))
+				c.add(start, end, ts, txn)
+				reads = append(reads, read{start, end, ts, txn})
 			} else {
 				start, end := genSpan(t)
 				want := c.low
@@ -57,8 +62,20 @@ func TestTimestampCacheMatchesItsModel(t *testing.T) {
 						want = r.ts
 					}
 				}
-				if got := c.get(start, end); got != want {
-					t.Fatalf("get [%q, %q) = %v, want %v (low %v, spans %v)", start, end, got, want, c.low, c.spans)
+				readers := map[[16]byte]bool{}
+				for _, r := range reads {
+					if (tsSpan{start: r.start, end: r.end}).overlaps(start, end) && r.ts == want && c.low.Less(want) {
+						readers[r.txn] = true
+					}
+				}
+				var wantWho [16]byte
+				for who := range readers {
+					if len(readers) == 1 {
+						wantWho = who
+					}
+				}
+				if got, who := c.get(start, end); got != want || who != wantWho {
+					t.Fatalf("get [%q, %q) = %v by %x, want %v by %x (low %v, spans %v)", start, end, got, who[0], want, wantWho[0], c.low, c.spans)
 				}
 			}
 			if len(c.spans) > c.maxSpans {
@@ -82,14 +99,14 @@ func TestTimestampCacheNewLeaseholder(t *testing.T) {
 	clock := hlc.NewClock(func() time.Time { return time.Unix(100, 0) }, 500*time.Millisecond)
 	low := clock.Now().Add(clock.MaxOffset())
 	c := newTSCache(low, 16)
-	if got := c.get([]byte("k"), pointEnd([]byte("k"))); got != low {
+	if got, _ := c.get([]byte("k"), pointEnd([]byte("k"))); got != low {
 		t.Fatalf("get = %v, want the low-water mark %v", got, low)
 	}
-	c.add([]byte("k"), pointEnd([]byte("k")), low.Next())
-	if got := c.get([]byte("a"), nil); got != low.Next() {
+	c.add([]byte("k"), pointEnd([]byte("k")), low.Next(), [16]byte{})
+	if got, _ := c.get([]byte("a"), nil); got != low.Next() {
 		t.Fatalf("a span over k = %v, want %v", got, low.Next())
 	}
-	if got := c.get([]byte("l"), nil); got != low {
+	if got, _ := c.get([]byte("l"), nil); got != low {
 		t.Fatalf("a span past k = %v, want %v", got, low)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync/atomic"
 
 	"github.com/orbitkernel/orbit/consensus"
@@ -25,10 +27,15 @@ type Tx struct {
 	write       hlc.Timestamp
 	uncertainty hlc.Timestamp
 	anchor      []byte          // stored key of the first write (nil: none yet)
-	writes      map[string]bool // stored keys written
-	reads       []span
-	done        bool
-	committed   bool
+	writes      map[string]bool // stored keys written as intents
+	// buffer holds the writes not sent yet: a transaction whose writes
+	// all land in one range commits them in one command at the end
+	// (commitOnePhase); otherwise they become intents at commit, or
+	// before a scan.
+	buffer    map[string]buffered
+	reads     []span
+	done      bool
+	committed bool
 	// wounded is set by the heartbeat task when the record says aborted.
 	wounded     atomic.Bool
 	stopBeating func()
@@ -38,7 +45,7 @@ type Tx struct {
 // retries; a Tx from Begin ends with Commit or Rollback.
 func (db *DB) Begin() *Tx {
 	now := db.clock.Now()
-	tx := &Tx{db: db, start: now, read: now, write: now, uncertainty: now.Add(db.clock.MaxOffset()), writes: map[string]bool{}}
+	tx := &Tx{db: db, start: now, read: now, write: now, uncertainty: now.Add(db.clock.MaxOffset()), writes: map[string]bool{}, buffer: map[string]buffered{}}
 	if mutation.On(MutUncertaintyIgnored) {
 		tx.uncertainty = now
 	}
@@ -67,6 +74,12 @@ func (tx *Tx) check() error {
 // included.
 func (tx *Tx) Get(ctx context.Context, key []byte) ([]byte, bool, error) {
 	k := spaceKey(key)
+	if w, ok := tx.buffer[string(k)]; ok {
+		if err := tx.check(); err != nil {
+			return nil, false, err
+		}
+		return slices.Clone(w.value), !w.deleted, nil
+	}
 	for {
 		if err := tx.check(); err != nil {
 			return nil, false, err
@@ -92,6 +105,11 @@ func (tx *Tx) Get(ctx context.Context, key []byte) ([]byte, bool, error) {
 func (tx *Tx) Scan(ctx context.Context, start, end []byte, limit int) ([]storage.KeyValue, error) {
 	if limit <= 0 {
 		return nil, fmt.Errorf("txn: scan limit %d", limit)
+	}
+	// Buffered writes become intents first: the scan then sees them as
+	// its own, in order, among everything else.
+	if err := tx.flush(ctx); err != nil {
+		return nil, err
 	}
 	from, to := spaceKey(start), spaceEnd(end)
 	var out []storage.KeyValue
@@ -150,14 +168,42 @@ func (tx *Tx) conflict(ctx context.Context, res *result) (again bool, err error)
 	return false, nil
 }
 
-// Put writes key in the transaction.
-func (tx *Tx) Put(ctx context.Context, key, value []byte) error {
-	return tx.put(ctx, spaceKey(key), value, false)
+// buffered is a write held by the coordinator until commit.
+type buffered struct {
+	value   []byte
+	deleted bool
 }
 
-// Delete removes key in the transaction.
+// Put writes key in the transaction (sent at commit).
+func (tx *Tx) Put(ctx context.Context, key, value []byte) error {
+	return tx.bufferWrite(spaceKey(key), buffered{value: value})
+}
+
+// Delete removes key in the transaction (sent at commit).
 func (tx *Tx) Delete(ctx context.Context, key []byte) error {
-	return tx.put(ctx, spaceKey(key), nil, true)
+	return tx.bufferWrite(spaceKey(key), buffered{deleted: true})
+}
+
+func (tx *Tx) bufferWrite(k []byte, w buffered) error {
+	if err := tx.check(); err != nil {
+		return err
+	}
+	tx.buffer[string(k)] = w
+	return nil
+}
+
+// flush writes the buffered writes as intents, in key order (two
+// transactions flushing the same keys meet at the first, so they never
+// wait on each other in a cycle).
+func (tx *Tx) flush(ctx context.Context) error {
+	for _, k := range slices.Sorted(maps.Keys(tx.buffer)) {
+		w := tx.buffer[k]
+		if err := tx.put(ctx, []byte(k), w.value, w.deleted); err != nil {
+			return err
+		}
+		delete(tx.buffer, k)
+	}
+	return nil
 }
 
 func (tx *Tx) put(ctx context.Context, k, value []byte, deleted bool) error {
@@ -240,6 +286,15 @@ func (tx *Tx) Commit(ctx context.Context) error {
 	if err := tx.check(); err != nil {
 		return err
 	}
+	if len(tx.buffer) > 0 && tx.anchor == nil && tx.db.oneRange(tx.buffer) {
+		if committed, err := tx.commitOnePhase(ctx); committed || err != nil {
+			return err
+		}
+		// The range split under it: two phases after all.
+	}
+	if err := tx.flush(ctx); err != nil {
+		return err
+	}
 	if tx.anchor == nil {
 		tx.end() // read only: its reads were all at its read timestamp
 		return nil
@@ -281,6 +336,63 @@ func (tx *Tx) Commit(ctx context.Context) error {
 	}
 	tx.resolve(ctx, keys, true, res.ts)
 	return nil
+}
+
+// maxOnePhaseRounds bounds how often a one-phase commit refreshes and
+// pushes before it gives up (ErrRetry).
+const maxOnePhaseRounds = 10
+
+// commitOnePhase commits the buffered writes, all in one range, in one
+// command: no record, no intents. It returns false when the writes turn
+// out to span ranges (the range split since the router learned it): the
+// caller commits in two phases. A command whose outcome is unknown is
+// not sent again (it carries no record to decide by): ErrIndeterminate.
+func (tx *Tx) commitOnePhase(ctx context.Context) (bool, error) {
+	keys := slices.Sorted(maps.Keys(tx.buffer))
+	c := &command{op: opOnePhase, key: []byte(keys[0])}
+	for _, k := range keys {
+		w := tx.buffer[k]
+		tag := byte(0)
+		if w.deleted {
+			tag = 1
+		}
+		c.keys = append(c.keys, []byte(k))
+		c.writes = append(c.writes, append([]byte{tag}, w.value...))
+	}
+	for range maxOnePhaseRounds {
+		meta := tx.meta()
+		c.txn, c.read, c.reads = &meta, tx.read, len(tx.reads) > 0
+		res, err := tx.db.send(ctx, tx.db.cl, c.key, c)
+		switch {
+		case errors.Is(err, consensus.ErrCrossRange):
+			return false, nil
+		case errors.Is(err, consensus.ErrIndeterminate):
+			tx.end()
+			return false, fmt.Errorf("%w: a one-phase commit: %v", ErrIndeterminate, err)
+		case err != nil:
+			return false, err
+		}
+		switch res.code {
+		case codeIntent:
+			if err := tx.db.push(ctx, tx, res); err != nil {
+				return false, err
+			}
+			continue
+		case codeNeedsRefresh:
+			if err := tx.db.refresh(ctx, tx, res.ts); err != nil {
+				return false, err
+			}
+			tx.write = res.ts
+			continue
+		}
+		tx.committed = true
+		tx.end()
+		if err := tx.db.commitWait(ctx, res.ts); err != nil {
+			return true, fmt.Errorf("%w: committed, but the wait for its timestamp ended: %v", ErrIndeterminate, err)
+		}
+		return true, nil
+	}
+	return false, retry("a one-phase commit kept meeting newer reads and writes")
 }
 
 // Rollback aborts the transaction if it wrote, and removes its intents;

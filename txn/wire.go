@@ -25,7 +25,13 @@ const (
 	opPush      // the record at key: its state, aborted if expired or wounded
 	opHeartbeat // the record at key: still alive
 	opForget    // the record at key: gone (its intents are resolved)
+	// opOnePhase commits txn's writes (keys, writes) in one range at
+	// once, with no intents and no record (the one-range fast path).
+	opOnePhase
 )
+
+// lastOp is the highest op: a decoded command's op is at most it.
+const lastOp = opOnePhase
 
 // command is one request to the machine.
 type command struct {
@@ -52,7 +58,13 @@ type command struct {
 	// outside any transaction).
 	pusher [16]byte
 	commit bool     // opResolve, opEnd: commit, or abort
-	keys   [][]byte // opEnd: the keys of txn's intents
+	keys   [][]byte // opEnd: the keys of txn's intents; opOnePhase: the keys written
+	// writes are opOnePhase's values, one per key: a tag byte (0 a value,
+	// 1 a deletion) and the value.
+	writes [][]byte
+	// reads says the transaction read something (opOnePhase): a commit
+	// above its read timestamp needs a refresh first.
+	reads bool
 }
 
 func (c *command) encode() []byte {
@@ -76,6 +88,8 @@ func (c *command) encode() []byte {
 	e.b = append(e.b, c.pusher[:]...)
 	e.bool(c.commit)
 	e.list(c.keys)
+	e.list(c.writes)
+	e.bool(c.reads)
 	return e.b
 }
 
@@ -105,10 +119,12 @@ func decodeCommand(b []byte) (*command, error) {
 	}
 	c.commit = d.bool()
 	c.keys = d.list(maxCommandKeys)
+	c.writes = d.list(maxCommandKeys)
+	c.reads = d.bool()
 	if err := d.done(); err != nil {
 		return nil, err
 	}
-	if c.op < opGet || c.op > opForget {
+	if c.op < opGet || c.op > lastOp || (c.op == opOnePhase && len(c.writes) != len(c.keys)) {
 		return nil, errMalformed
 	}
 	return c, nil
@@ -147,6 +163,7 @@ const (
 	codeClockOffset        // the sender's clock is beyond the maximum offset
 	codeRefreshFailed      // opRefresh: a write in the window (result.ts) or an intent
 	codeMalformed          // the command does not decode, or is not this kind's
+	codeNeedsRefresh       // opOnePhase: the commit must be at result.ts, above the reads
 )
 
 // result is a command's reply.

@@ -19,12 +19,15 @@ func TestCommandsDecodeAsEncoded(t *testing.T) {
 		genTS := rapid.Custom(func(t *rapid.T) hlc.Timestamp {
 			return hlc.Timestamp{WallNanos: rapid.Int64Min(0).Draw(t, "wall"), Logical: rapid.Int32Min(0).Draw(t, "logical")}
 		})
-		c := &command{op: op(rapid.IntRange(int(opGet), int(opForget)).Draw(t, "op")), now: genTS.Draw(t, "now"),
+		c := &command{op: op(rapid.IntRange(int(opGet), int(lastOp)).Draw(t, "op")), now: genTS.Draw(t, "now"),
 			key: genBytes.Draw(t, "key"), end: genBytes.Draw(t, "end"), value: genBytes.Draw(t, "value"),
 			deleted: rapid.Bool().Draw(t, "deleted"), read: genTS.Draw(t, "read"), from: genTS.Draw(t, "from"),
 			uncertainty: genTS.Draw(t, "uncertainty"), limit: rapid.IntRange(0, 1000).Draw(t, "limit"),
 			begin: rapid.Bool().Draw(t, "begin"), start: genTS.Draw(t, "start"), commit: rapid.Bool().Draw(t, "commit"),
-			keys: rapid.SliceOfN(genBytes, 0, 3).Draw(t, "keys")}
+			keys: rapid.SliceOfN(genBytes, 0, 3).Draw(t, "keys"), reads: rapid.Bool().Draw(t, "reads")}
+		for range c.keys {
+			c.writes = append(c.writes, genBytes.Draw(t, "write"))
+		}
 		if rapid.Bool().Draw(t, "txn") {
 			c.txn = &storage.TxnMeta{Timestamp: genTS.Draw(t, "ts"), Epoch: rapid.Uint32().Draw(t, "epoch"), Anchor: genBytes.Draw(t, "anchor")}
 			c.txn.ID[0] = rapid.Byte().Draw(t, "id")
@@ -72,6 +75,11 @@ func normalize(c *command) command {
 		keys = append(keys, z(k))
 	}
 	n.keys = keys
+	var writes [][]byte
+	for _, w := range n.writes {
+		writes = append(writes, z(w))
+	}
+	n.writes = writes
 	if n.txn != nil {
 		m := *n.txn
 		m.Anchor = z(m.Anchor)
