@@ -112,9 +112,10 @@ jepsen:
 acceptance:
 	ORBIT_ACCEPTANCE=1 $(GO) test ./cmd/orbit -run '^TestAcceptance' -count=1 -timeout 40m -v
 
-## bench: the simulator's speed (events/s, virtual s per wall s)
+## bench: the simulator's speed (events/s, virtual s per wall s) and transfers per second (txn)
 bench:
 	$(GO) test ./sim -run '^$$' -bench . -benchtime 3s
+	$(GO) test ./txn -run '^$$' -bench Transfers -benchtime 300x
 
 ## race: every package under the race detector, with -short (tests of real
 ## processes skip: Jepsen, cluster, kill -9; the simulator runs a few seeds

@@ -14,8 +14,8 @@ import (
 // write both) per second and their latency, on one node and on three, with
 // both accounts in one range and in two, at 1 and 16 clients (each on its
 // own accounts: no contention), next to single-key puts outside
-// transactions in the same run (issue 14, item 9). Nodes share one disk
-// and two cores.
+// transactions in the same run (issue 14, item 9). Nodes keep their data
+// on disk (every sync a real one) and share one disk and two cores.
 func BenchmarkTransfers(b *testing.B) {
 	for _, nodes := range []int{1, 3} {
 		for _, clients := range []int{1, 16} {
@@ -29,7 +29,7 @@ func BenchmarkTransfers(b *testing.B) {
 }
 
 func benchTransfers(b *testing.B, nodes, clients int, kind string) {
-	c := newTestClusterOf(b, nodes, Options{})
+	c := newTestClusterOf(b, nodes, true, Options{})
 	warm := c.db(0, "warm")
 	for _, k := range []string{"a", "x"} {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

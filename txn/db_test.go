@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -32,10 +33,12 @@ type testCluster struct {
 	opts    Options
 }
 
-func newTestCluster(t testing.TB, opts Options) *testCluster { return newTestClusterOf(t, 3, opts) }
+func newTestCluster(t testing.TB, opts Options) *testCluster { return newTestClusterOf(t, 3, false, opts) }
 
-// newTestClusterOf is a cluster of n nodes (1 to 3), every range on each.
-func newTestClusterOf(t testing.TB, n int, opts Options) *testCluster {
+// newTestClusterOf is a cluster of n nodes (1 to 3), every range on each;
+// durable puts their data on disk (a temporary directory, each sync a real
+// one), not in memory.
+func newTestClusterOf(t testing.TB, n int, durable bool, opts Options) *testCluster {
 	nodes := []kernel.NodeID{1, 2, 3}[:n]
 	layout, err := consensus.NewLayout([][]byte{KeyspaceStart, spaceKey([]byte("m")), KeyspaceEnd}, nodes, n)
 	if err != nil {
@@ -45,7 +48,12 @@ func newTestClusterOf(t testing.TB, n int, opts Options) *testCluster {
 	net := prod.NewLocalNetwork()
 	for _, id := range nodes {
 		rt := prod.New(prod.Options{NodeID: id, Net: net})
-		eng, err := storage.Open(vfs.NewMem(), fmt.Sprintf("/n%d", id), storage.Options{Logger: slog.New(slog.DiscardHandler)})
+		var fs vfs.FS = vfs.NewMem()
+		dir := fmt.Sprintf("/n%d", id)
+		if durable {
+			fs, dir = vfs.Default, filepath.Join(t.TempDir(), dir)
+		}
+		eng, err := storage.Open(fs, dir, storage.Options{Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			t.Fatal(err)
 		}
