@@ -61,6 +61,13 @@ func newListAppendCluster(s *Sim, servers []kernel.NodeID) *listAppendCluster {
 			rt.Go("list client", func(ctx context.Context) { c.client(ctx, rt, i, newTxnDB(rt, c.layout)) })
 		})
 	}
+	// Coordinators die mid-transaction in half the seeds: their intents
+	// stay until a transaction that meets one finds the record's
+	// heartbeat expired and aborts it (or finds it committed and
+	// resolves it); the transaction in flight stays unknown.
+	if s.Rand().IntN(2) == 0 {
+		crashClientsUntil(s, listClients, 500*time.Millisecond, func() bool { return c.healed >= 0 || c.stopped }, func(int) {})
+	}
 	return c
 }
 
@@ -79,7 +86,7 @@ func (c *listAppendCluster) client(ctx context.Context, rt kernel.Runtime, i int
 		}
 		// Recorded as unknown from its start: a client that stops
 		// mid-transaction leaves it so.
-		t := &check.Txn{Process: i, Type: history.TypeInfo, Invoke: c.s.now}
+		t := &check.Txn{Process: i, Type: history.TypeInfo, Invoke: c.s.now, Ops: plan}
 		c.txns = append(c.txns, t)
 		actx, cancel := rt.WithTimeout(ctx, 3*time.Second)
 		var done []check.MicroOp
@@ -104,7 +111,7 @@ func (c *listAppendCluster) client(ctx context.Context, rt kernel.Runtime, i int
 			return nil
 		})
 		cancel()
-		t.Complete, t.Ops = c.s.now, plan
+		t.Complete = c.s.now
 		switch {
 		case err == nil:
 			t.Type, t.Ops = history.TypeOK, done
@@ -130,9 +137,14 @@ func splitList(v []byte) []string {
 }
 
 func (c *listAppendCluster) Targets() []kernel.NodeID { return c.nodes }
-func (c *listAppendCluster) Healed()                  { c.healed, c.faultsOver = c.s.now, true }
-func (c *listAppendCluster) Stop()                    { c.stopped = true }
-func (c *listAppendCluster) Progressed() bool         { return c.progressed(c.served, c.healed) }
+func (c *listAppendCluster) Healed() {
+	c.healed, c.faultsOver = c.s.now, true
+	for i := range listClients {
+		c.s.Node(firstClient + kernel.NodeID(i)).Restart() // a no-op for a running one
+	}
+}
+func (c *listAppendCluster) Stop()            { c.stopped = true }
+func (c *listAppendCluster) Progressed() bool { return c.progressed(c.served, c.healed) }
 
 func (c *listAppendCluster) Status() string {
 	return fmt.Sprintf("%d transactions; ", len(c.txns)) + c.status(c.served, c.healed)

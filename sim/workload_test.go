@@ -103,27 +103,37 @@ func (w *kvWorkload) client(ctx context.Context, rt kernel.Runtime, i int, call 
 // the network, may yet take effect. Its open writes stay open: the next
 // incarnation's writes bound nothing of the old one's.
 func (w *kvWorkload) crashClients(mean time.Duration) {
-	exp := func(d time.Duration) time.Duration { return time.Duration(w.s.rng.ExpFloat64() * float64(d)) }
+	crashClientsUntil(w.s, len(w.served), mean, func() bool { return w.healed >= 0 || w.stopped }, func(i int) {
+		if p := w.inflight[i]; p != nil {
+			w.inflight[i] = nil
+			if op := p.Unknown(); op >= 0 {
+				w.unknown++
+			}
+		}
+	})
+}
+
+// crashClientsUntil crashes one of the clients client nodes (firstClient
+// on) about every mean, until over says so, and restarts it after a
+// short downtime; crashed hears of each crash first (the client's
+// operation in flight has an unknown outcome from then on).
+func crashClientsUntil(s *Sim, clients int, mean time.Duration, over func() bool, crashed func(i int)) {
+	exp := func(d time.Duration) time.Duration { return time.Duration(s.rng.ExpFloat64() * float64(d)) }
 	var next func()
 	next = func() {
-		if w.healed >= 0 || w.stopped {
+		if over() {
 			return
 		}
-		i := w.s.rng.IntN(len(w.served))
-		n := w.s.Node(firstClient + kernel.NodeID(i))
+		i := s.rng.IntN(clients)
+		n := s.Node(firstClient + kernel.NodeID(i))
 		if n.Up() {
-			if p := w.inflight[i]; p != nil {
-				w.inflight[i] = nil
-				if op := p.Unknown(); op >= 0 {
-					w.unknown++
-				}
-			}
+			crashed(i)
 			n.Crash()
-			w.s.After(exp(20*time.Millisecond), "client restart", n.Restart)
+			s.After(exp(20*time.Millisecond), "client restart", n.Restart)
 		}
-		w.s.After(exp(mean), "client crash", next)
+		s.After(exp(mean), "client crash", next)
 	}
-	w.s.After(exp(mean), "client crash", next)
+	s.After(exp(mean), "client crash", next)
 }
 
 func (w *kvWorkload) nextOp(rng *rand.Rand, client, n int) KVInput {

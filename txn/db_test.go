@@ -33,7 +33,9 @@ type testCluster struct {
 	opts    Options
 }
 
-func newTestCluster(t testing.TB, opts Options) *testCluster { return newTestClusterOf(t, 3, false, opts) }
+func newTestCluster(t testing.TB, opts Options) *testCluster {
+	return newTestClusterOf(t, 3, false, opts)
+}
 
 // newTestClusterOf is a cluster of n nodes (1 to 3), every range on each;
 // durable puts their data on disk (a temporary directory, each sync a real
