@@ -31,6 +31,8 @@ var (
 	ErrClockOffset = errors.New("txn: clock offset beyond the maximum")
 	// ErrMalformed: a node could not make sense of the request.
 	ErrMalformed = errors.New("txn: malformed request")
+	// ErrDone: the transaction was committed or rolled back already.
+	ErrDone = errors.New("txn: the transaction has ended")
 )
 
 // RetryError says why a transaction must retry.

@@ -155,8 +155,7 @@ func (m *Machine) execute(d *mvccData, c *command, cache *tsCache) (*result, err
 	case opResolve:
 		_, err := storage.MVCCResolveIntent(d, c.key, *c.txn, c.commit, c.read)
 		return &result{}, err
-	}
-	if c.op == opOnePhase {
+	case opOnePhase:
 		return m.onePhase(d, c, cache)
 	}
 	return m.recordOp(d, c)

@@ -15,11 +15,12 @@ import (
 )
 
 // Tx is one transaction (docs/txn.md): its reads at its read timestamp
-// with an uncertainty window, its writes as intents at its write
-// timestamp, its record with its first write. Commit refreshes the reads
-// if the write timestamp moved, decides at the record, waits until the
-// commit timestamp has passed, and resolves the intents. One task uses a
-// Tx; its heartbeat runs on a task of its own.
+// with an uncertainty window, its writes buffered until commit. Commit
+// writes them in one command when they share a range; otherwise as
+// intents at its write timestamp, the first with its record, then
+// refreshes the reads if the write timestamp moved, decides at the
+// record, waits until the commit timestamp has passed, and resolves the
+// intents. One task uses a Tx; its heartbeat runs on a task of its own.
 type Tx struct {
 	db          *DB
 	id          [16]byte
@@ -63,7 +64,7 @@ func (tx *Tx) meta() storage.TxnMeta {
 func (tx *Tx) check() error {
 	switch {
 	case tx.done:
-		return errors.New("txn: the transaction has ended")
+		return ErrDone
 	case tx.wounded.Load():
 		return retry("aborted by another transaction")
 	}
