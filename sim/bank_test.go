@@ -61,7 +61,7 @@ type bankCluster struct {
 
 func newBankCluster(s *Sim, servers []kernel.NodeID) *bankCluster {
 	c := &bankCluster{s: s, clients: bankClients, healed: -1, served: make([]int64, bankClients)}
-	c.serverSet = newTxnServers(s, servers, "acct-h", "acct-r")
+	c.serverSet = newTxnServers(s, servers, func() bool { return c.stopped }, "acct-h", "acct-r")
 	for i := range bankClients {
 		s.AddNode(firstClient+kernel.NodeID(i), func(rt kernel.Runtime) {
 			rt.Go("bank client", func(ctx context.Context) { c.client(ctx, rt, i, newTxnDB(rt, c.layout)) })
@@ -71,8 +71,9 @@ func newBankCluster(s *Sim, servers []kernel.NodeID) *bankCluster {
 }
 
 // newTxnServers is a server set whose nodes run only the transactional
-// keyspace, split at the given keys (the caller's, under its prefix).
-func newTxnServers(s *Sim, servers []kernel.NodeID, splitAt ...string) *serverSet {
+// keyspace, split at the given keys (the caller's, under its prefix), with
+// a garbage collector until stopped says the workload stopped.
+func newTxnServers(s *Sim, servers []kernel.NodeID, stopped func() bool, splitAt ...string) *serverSet {
 	splits := [][]byte{txn.KeyspaceStart, txn.KeyspaceEnd}
 	for _, at := range splitAt {
 		splits = append(splits, append(slices.Clone(txn.KeyspaceStart), at...))
@@ -83,11 +84,32 @@ func newTxnServers(s *Sim, servers []kernel.NodeID, splitAt ...string) *serverSe
 	}
 	var c *serverSet
 	c = newServerSet(s, servers, layout, func(rt kernel.Runtime) {
-		machine := txn.NewMachine(hlc.NewClock(rt.Now, hlc.DefaultMaxOffset), txn.Options{})
+		machine := txn.NewMachine(hlc.NewClock(rt.Now, hlc.DefaultMaxOffset), txn.Options{GCTTL: simGCTTL})
 		c.openStore(rt, c.openEngine(rt), consensus.Options{Keyspaces: []consensus.Keyspace{machine.Keyspace()}})
+	})
+	// Garbage collection runs all along, with a short TTL: old versions
+	// and settled records go while transactions run, and reads that
+	// would need them are refused (a retry).
+	s.AddNode(gcNode, func(rt kernel.Runtime) {
+		rt.Go("txn gc", func(ctx context.Context) {
+			db := newTxnDB(rt, layout)
+			for rt.Sleep(ctx, simGCTTL/3) == nil && !stopped() { // quiet for the checks, as the clients
+				pass, cancel := rt.WithTimeout(ctx, simGCTTL)
+				_ = db.CollectGarbage(pass, false) // a pass cut short by faults is retried next time
+				cancel()
+			}
+		})
 	})
 	return c
 }
+
+// gcNode runs the transaction scenarios' garbage collection; like the
+// clients, never a fault target.
+const gcNode kernel.NodeID = 203
+
+// simGCTTL is the transaction scenarios' GCTTL: short enough that
+// collection meets transactions in flight.
+const simGCTTL = 2 * time.Second
 
 // newTxnDB is a client node's DB (one per client node: the name is the
 // node's only one).

@@ -55,7 +55,7 @@ type listAppendCluster struct {
 
 func newListAppendCluster(s *Sim, servers []kernel.NodeID) *listAppendCluster {
 	c := &listAppendCluster{s: s, healed: -1, served: make([]int64, listClients)}
-	c.serverSet = newTxnServers(s, servers, "h", "p")
+	c.serverSet = newTxnServers(s, servers, func() bool { return c.stopped }, "h", "p")
 	for i := range listClients {
 		s.AddNode(firstClient+kernel.NodeID(i), func(rt kernel.Runtime) {
 			rt.Go("list client", func(ctx context.Context) { c.client(ctx, rt, i, newTxnDB(rt, c.layout)) })

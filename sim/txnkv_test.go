@@ -34,7 +34,8 @@ func TestSimTxnKV(t *testing.T) {
 }
 
 func newTxnKVCluster(s *Sim, servers []kernel.NodeID) *kvCluster {
-	c := &kvCluster{serverSet: newTxnServers(s, servers, "h", "p")}
+	c := &kvCluster{}
+	c.serverSet = newTxnServers(s, servers, func() bool { return c.stopped }, "h", "p")
 	c.kvWorkload = newKVWorkload(s, servers, 6, func(rt kernel.Runtime, i int) kvCaller {
 		return txnCallerOf(newTxnDB(rt, c.layout))
 	})

@@ -8,6 +8,8 @@ import "github.com/orbitkernel/orbit/internal/mutation"
 var (
 	MutCacheIgnoresOverwrite = mutation.Plant("cache-ignores-overwrite", mutation.Storage,
 		"the entry cache takes only appends at its tail: entries that replace a conflicting suffix reach Pebble but the cache keeps the old ones")
+	MutGCDropsNewest = mutation.Plant("gc-drops-newest", mutation.Txn,
+		"garbage collection removes every version at or below its threshold, the newest one too: a key not written since vanishes")
 	MutReadsUncommitted = mutation.Plant("reads-uncommitted-intent", mutation.Txn,
 		"an MVCC read takes another transaction's intent at or below its timestamp as the value, instead of reporting the conflict: a dirty read")
 )

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/orbitkernel/orbit/internal/mutation"
 	"github.com/orbitkernel/orbit/kernel/hlc"
@@ -543,6 +544,47 @@ func MVCCLatest(r MVCCReader, key []byte) (newest hlc.Timestamp, ok bool, intent
 	return newest, ok, intent, err
 }
 
+// MVCCRunInfo is one user key's run as MVCCRuns lists it: the key and its
+// run-local records (their names and values).
+type MVCCRunInfo struct {
+	Key     []byte
+	Records []KeyValue
+}
+
+// MVCCRuns lists the runs of the user keys in [start, end), at most limit
+// of them, and the user key to resume at (nil: done): what garbage
+// collection walks.
+func MVCCRuns(r MVCCReader, start, end []byte, limit int) (runs []MVCCRunInfo, resume []byte, err error) {
+	lo, hi := mvccRun(start), mvccRun(end)
+	for {
+		page, next, err := r.Scan(lo, hi, mvccScanPage)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, kv := range page {
+			key, _, _, err := decodeMVCCKey(kv.Key)
+			local := errors.Is(err, errRunLocal)
+			if err != nil && !local {
+				return nil, nil, err
+			}
+			if n := len(runs); n == 0 || !bytes.Equal(runs[n-1].Key, key) {
+				if n == limit {
+					return runs, key, nil
+				}
+				runs = append(runs, MVCCRunInfo{Key: key})
+			}
+			if local {
+				name := kv.Key[len(mvccRun(key))+1:]
+				runs[len(runs)-1].Records = append(runs[len(runs)-1].Records, KeyValue{Key: slices.Clone(name), Value: kv.Value})
+			}
+		}
+		if next == nil {
+			return runs, nil, nil
+		}
+		lo = next
+	}
+}
+
 // MVCCPut writes a committed version of key at ts (a write outside a
 // transaction, or a resolved intent's value). deleted writes a deletion.
 func MVCCPut(w MVCCWriter, key []byte, ts hlc.Timestamp, value []byte, deleted bool) error {
@@ -631,7 +673,7 @@ func MVCCGC(w MVCCWriter, key []byte, threshold hlc.Timestamp) (int, error) {
 		for _, kv := range kvs {
 			if first {
 				first = false
-				if len(kv.Value) > 0 && kv.Value[0] != mvccTombstone {
+				if len(kv.Value) > 0 && kv.Value[0] != mvccTombstone && !mutation.On(MutGCDropsNewest) {
 					continue // the newest visible at threshold stays
 				}
 			}

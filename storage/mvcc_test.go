@@ -21,6 +21,7 @@ type mvccModel map[string]*mvccModelKey
 type mvccModelKey struct {
 	versions map[hlc.Timestamp]mvccModelVersion
 	intent   *Intent
+	records  map[string]bool // run-local records' names
 }
 
 type mvccModelVersion struct {
@@ -31,7 +32,7 @@ type mvccModelVersion struct {
 func (m mvccModel) at(key string) *mvccModelKey {
 	k := m[key]
 	if k == nil {
-		k = &mvccModelKey{versions: map[hlc.Timestamp]mvccModelVersion{}}
+		k = &mvccModelKey{versions: map[hlc.Timestamp]mvccModelVersion{}, records: map[string]bool{}}
 		m[key] = k
 	}
 	return k
@@ -123,7 +124,7 @@ func TestMVCCMatchesItsModel(t *testing.T) {
 			b := e.NewBatch()
 			key := genKey.Draw(t, "key")
 			k := model[key]
-			switch op := rapid.IntRange(0, 8).Draw(t, "op"); op {
+			switch op := rapid.IntRange(0, 9).Draw(t, "op"); op {
 			case 0: // a committed write
 				ts, deleted := genTS.Draw(t, "ts"), rapid.Bool().Draw(t, "deleted")
 				value := fmt.Sprintf("v%d", i)
@@ -225,7 +226,39 @@ func TestMVCCMatchesItsModel(t *testing.T) {
 				start, end := genKey.Draw(t, "start"), genKey.Draw(t, "end")+"\xff\xff"
 				sameMVCCError(t, i, "refresh", MVCCRefresh(b, []byte(start), []byte(end), from, to, &txn), model.refresh(start, end, from, to, txn))
 			case 6: // a run-local record: no read or write of versions sees it
-				b.Set(MVCCRunLocalKey([]byte(key), []byte(rapid.SampledFrom([]string{"", "txn", "txn\x7e"}).Draw(t, "local"))), []byte("record"))
+				name := rapid.SampledFrom([]string{"", "txn", "txn\x7e"}).Draw(t, "local")
+				b.Set(MVCCRunLocalKey([]byte(key), []byte(name)), []byte("record"))
+				model.at(key).records[name] = true
+			case 9: // the runs garbage collection walks
+				start, end := genKey.Draw(t, "start"), genKey.Draw(t, "end")+"\xff\xff"
+				limit := rapid.IntRange(1, 4).Draw(t, "limit")
+				runs, resume, err := MVCCRuns(b, []byte(start), []byte(end), limit)
+				var want []string
+				for key, k := range model {
+					if key >= start && key < end && (!k.empty() || len(k.records) > 0) {
+						want = append(want, key)
+					}
+				}
+				slices.Sort(want)
+				var wantResume []byte
+				if len(want) > limit {
+					want, wantResume = want[:limit], []byte(want[limit])
+				}
+				var got []string
+				for _, r := range runs {
+					got = append(got, string(r.Key))
+					if len(r.Records) != len(model[string(r.Key)].records) {
+						t.Fatalf("op %d: run %q lists %d records, want %d", i, r.Key, len(r.Records), len(model[string(r.Key)].records))
+					}
+					for _, rec := range r.Records {
+						if !model[string(r.Key)].records[string(rec.Key)] {
+							t.Fatalf("op %d: run %q lists record %q it never had", i, r.Key, rec.Key)
+						}
+					}
+				}
+				if err != nil || !slices.Equal(got, want) || !bytes.Equal(resume, wantResume) {
+					t.Fatalf("op %d: runs [%q, %q) limit %d = %q resume %q, %v; want %q resume %q", i, start, end, limit, got, resume, err, want, wantResume)
+				}
 			}
 			if err := b.Commit(false); err != nil {
 				t.Fatal(err)

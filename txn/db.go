@@ -224,6 +224,70 @@ func (db *DB) oneRange(writes map[string]buffered) bool {
 	return true
 }
 
+// resolution is a decided transaction's intents to settle: committed at
+// ts, or aborted; then its record is forgotten.
+type resolution struct {
+	meta   storage.TxnMeta // meta.Anchor: where its record is
+	keys   [][]byte
+	commit bool
+	ts     hlc.Timestamp
+}
+
+// resolve settles r's intents one by one, then forgets the record, through
+// cl. Best effort: an intent left behind is resolved by the first request
+// that meets it (its record says how), and the record stays until then
+// (or until garbage collection finds it).
+func (db *DB) resolve(ctx context.Context, cl *consensus.Client, r resolution) {
+	for _, k := range r.keys {
+		if _, err := db.send(ctx, cl, k, &command{op: opResolve, key: k, txn: &r.meta, commit: r.commit, read: r.ts}); err != nil {
+			return
+		}
+	}
+	_, _ = db.send(ctx, cl, r.meta.Anchor, &command{op: opForget, key: r.meta.Anchor, txn: &r.meta})
+}
+
+// gcPage bounds the keys one garbage collection command walks.
+const gcPage = 1000
+
+// CollectGarbage runs one garbage collection pass over the transactional
+// keyspace (docs/txn.md): range by range, a page of keys at a time, each
+// range's leaseholder removes what no read at or above now − GCTTL can
+// see and the settled records older than that; the records whose intents
+// lie in other ranges too come back, and CollectGarbage resolves those
+// intents and forgets the records. With onlyLed, it skips the ranges
+// this node's router does not name it the leader of (every node then
+// collects its own).
+func (db *DB) CollectGarbage(ctx context.Context, onlyLed bool) error {
+	for from := slices.Clone(KeyspaceStart); from != nil; {
+		route := storage.MVCCRouteKey(from)
+		if d := db.router.Lookup(route); onlyLed && db.router.Leader(d.ID) != db.rt.NodeID() {
+			if d.End == nil || bytes.Compare(d.End, KeyspaceEnd) >= 0 {
+				return nil
+			}
+			from = storage.MVCCKeyAt(d.End)
+			continue
+		}
+		res, err := db.send(ctx, db.cl, from, &command{op: opGC, key: from, end: slices.Clone(KeyspaceEnd), limit: gcPage})
+		if err != nil {
+			return err
+		}
+		for _, kv := range res.kvs {
+			var id [16]byte
+			copy(id[:], kv.Value)
+			r, err := decodeRecord(kv.Value[len(id):])
+			if err != nil {
+				return err
+			}
+			db.resolve(ctx, db.cl, resolution{meta: storage.TxnMeta{ID: id, Anchor: kv.Key}, keys: r.keys, commit: r.status == statusCommitted, ts: r.ts})
+		}
+		from = nil
+		if res.more {
+			from = res.resume
+		}
+	}
+	return nil
+}
+
 // span is a read span, stored keys [start, end).
 type span struct{ start, end []byte }
 
@@ -237,8 +301,11 @@ func (db *DB) refresh(ctx context.Context, tx *Tx, ts hlc.Timestamp) error {
 			if err != nil {
 				return err
 			}
-			if res.code == codeRefreshFailed {
+			switch res.code {
+			case codeRefreshFailed:
 				return retry("reads at %v cannot move to %v: a write in [%q, %q)", tx.read, ts, s.start, s.end)
+			case codeBelowGC:
+				return retry("reads at %v are below the garbage collection threshold %v", tx.read, res.ts)
 			}
 			start = nil
 			if res.more {

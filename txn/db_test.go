@@ -377,3 +377,72 @@ func TestConcurrentIncrementsAreNotLost(t *testing.T) {
 		t.Fatalf("n = %s, %v; want 80", v, err)
 	}
 }
+
+// storedKeys are node i's stored keys of the transactional keyspace
+// (versions, intents, records).
+func (c *testCluster) storedKeys(i int) []string {
+	kvs, _, err := c.engines[i].Scan(KeyspaceStart, KeyspaceEnd, 10_000)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var keys []string
+	for _, kv := range kvs {
+		keys = append(keys, fmt.Sprintf("%q", kv.Key))
+	}
+	return keys
+}
+
+// TestGarbageCollection: a pass removes the versions no read at or above
+// now − GCTTL can see (the newest stays readable), resolves the intents of
+// a transaction that committed but never resolved them (in two ranges) and
+// forgets its record; a read below the threshold is refused as a retry.
+func TestGarbageCollection(t *testing.T) {
+	const ttl = time.Second
+	c := newTestCluster(t, Options{GCTTL: ttl})
+	ctx := testContext(t)
+	db := c.db(0, "gc")
+	for _, v := range []string{"1", "2", "3"} {
+		if err := db.Put(ctx, []byte("k"), []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A transaction that commits and then vanishes before resolving.
+	tx := db.Begin()
+	for _, k := range []string{"a", "x"} { // both sides of "m"
+		if err := tx.Put(ctx, []byte(k), []byte("t")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	meta := tx.meta()
+	res, err := db.send(ctx, db.cl, tx.anchor, &command{op: opEnd, key: tx.anchor, txn: &meta, commit: true, read: tx.write, keys: sortedKeys(tx.writes)})
+	if err != nil || res.status != statusCommitted {
+		t.Fatalf("commit: %v %v", res, err)
+	}
+	tx.end()
+	old := db.Begin()
+	time.Sleep(ttl + 100*time.Millisecond)
+	if _, _, err := old.Get(ctx, []byte("k")); !errors.Is(err, ErrRetry) {
+		t.Fatalf("a read %v old: %v, want ErrRetry (below the threshold)", ttl, err)
+	}
+	if err := db.CollectGarbage(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	// One version of each key, no intent, no record, on every node.
+	deadline := time.Now().Add(10 * time.Second)
+	for i := range c.engines {
+		for keys := c.storedKeys(i); len(keys) != 3; keys = c.storedKeys(i) {
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d keeps %d keys after collection: %v", i+1, len(keys), keys)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	for k, want := range map[string]string{"k": "3", "a": "t", "x": "t"} {
+		if v, _, err := db.Get(ctx, []byte(k)); err != nil || string(v) != want {
+			t.Fatalf("%s after collection = %q, %v; want %q", k, v, err, want)
+		}
+	}
+}

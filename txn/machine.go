@@ -137,9 +137,14 @@ func (m *Machine) run(data consensus.RangeData, b []byte, meta consensus.Command
 	return res.encode(), nil
 }
 
-func needsTxn(o op) bool { return o != opGet && o != opScan && o != opPut }
+func needsTxn(o op) bool { return o != opGet && o != opScan && o != opPut && o != opGC }
 
 func (m *Machine) execute(d *mvccData, c *command, cache *tsCache) (*result, error) {
+	if floor := m.readFloor(); c.op < opPut && (c.read.Less(floor) || (c.op == opRefresh && c.from.Less(floor))) {
+		// Garbage collection may have removed versions such a read
+		// would see (or, for a refresh, would have to find).
+		return &result{code: codeBelowGC, ts: floor}, nil
+	}
 	switch c.op {
 	case opGet:
 		v, found, err := storage.MVCCGet(d, c.key, c.readOptions())
@@ -157,6 +162,8 @@ func (m *Machine) execute(d *mvccData, c *command, cache *tsCache) (*result, err
 		return &result{}, err
 	case opOnePhase:
 		return m.onePhase(d, c, cache)
+	case opGC:
+		return m.gc(d, c)
 	}
 	return m.recordOp(d, c)
 }
@@ -383,6 +390,87 @@ func (m *Machine) recordOp(d *mvccData, c *command) (*result, error) {
 	return &result{code: codeMalformed}, nil
 }
 
+// gcThreshold is the timestamp below which garbage collection removes
+// what no read at or above it can see.
+func (m *Machine) gcThreshold() hlc.Timestamp { return m.clock.Now().Add(-m.opts.GCTTL) }
+
+// readFloor is the lowest timestamp a read may have here: above every
+// threshold a collection may have used, on this leaseholder or on an
+// earlier one whose clock was ahead of ours by up to the maximum offset.
+func (m *Machine) readFloor() hlc.Timestamp { return m.gcThreshold().Add(m.clock.MaxOffset()) }
+
+// gc collects the garbage of c's span in this range (opGC): the versions
+// of each key that no read at or above the threshold sees, and the
+// settled records whose last sign of life is below it, once their
+// intents here are resolved. A record whose intents lie in other ranges
+// too stays, listing only those, and is reported (result.kvs: its anchor,
+// and its ID followed by the record) for the collector to resolve them
+// and forget it.
+func (m *Machine) gc(d *mvccData, c *command) (*result, error) {
+	threshold := m.gcThreshold()
+	start, end, cut := c.spanIn(d.start, d.end)
+	res := &result{}
+	if bytes.Compare(start, end) < 0 {
+		runs, resume, err := storage.MVCCRuns(d, start, end, max(c.limit, 1))
+		if err != nil {
+			return nil, err
+		}
+		for _, run := range runs {
+			if _, err := storage.MVCCGC(d, run.Key, threshold); err != nil {
+				return nil, err
+			}
+			for _, rec := range run.Records {
+				if err := m.collectRecord(d, run.Key, rec, threshold, res); err != nil {
+					return nil, err
+				}
+			}
+		}
+		if resume != nil {
+			res.resume, res.more = resume, true
+			return res, nil
+		}
+	}
+	if cut {
+		res.resume, res.more = end, true
+	}
+	return res, nil
+}
+
+// collectRecord collects one run-local record of anchor (see gc).
+func (m *Machine) collectRecord(d *mvccData, anchor []byte, rec storage.KeyValue, threshold hlc.Timestamp, res *result) error {
+	id, ok := recordID(rec.Key)
+	if !ok {
+		return nil
+	}
+	r, err := decodeRecord(rec.Value)
+	if err != nil {
+		return err
+	}
+	if r.status == statusPending || !r.heartbeat.Less(threshold) {
+		return nil
+	}
+	meta := storage.TxnMeta{ID: id, Anchor: anchor}
+	var elsewhere [][]byte
+	for _, k := range r.keys {
+		if !d.holds(k) {
+			elsewhere = append(elsewhere, k)
+			continue
+		}
+		if _, err := storage.MVCCResolveIntent(d, k, meta, r.status == statusCommitted, r.ts); err != nil {
+			return err
+		}
+	}
+	key := recordKey(anchor, id)
+	if len(elsewhere) == 0 {
+		d.Delete(key)
+		return nil
+	}
+	r.keys = elsewhere
+	d.Set(key, r.encode())
+	res.kvs = append(res.kvs, storage.KeyValue{Key: anchor, Value: append(id[:], r.encode()...)})
+	return nil
+}
+
 // older reports whether transaction a (started at sa) is older than b:
 // an earlier start, or the same start and a lower ID.
 func older(sa hlc.Timestamp, a [16]byte, sb hlc.Timestamp, b [16]byte) bool {
@@ -446,6 +534,11 @@ func (d *mvccData) Delete(key []byte) {
 	if err := d.data.Delete(key); err != nil && d.err == nil {
 		d.err = err
 	}
+}
+
+// holds reports whether user key k's run lies in the range.
+func (d *mvccData) holds(k []byte) bool {
+	return bytes.Compare(k, storage.MVCCKeyAt(d.start)) >= 0 && bytes.Compare(k, storage.MVCCKeyAt(d.end)) < 0
 }
 
 // record reads the record at key (nil: none).

@@ -22,6 +22,16 @@ type Options struct {
 	// MaxRetries bounds how often DB.Txn runs its function again after a
 	// retryable conflict. Default 20.
 	MaxRetries int
+	// GCTTL is how long old versions stay readable: garbage collection
+	// (DB.CollectGarbage) removes every version a read at now − GCTTL
+	// would not see, and the records of transactions settled before then
+	// whose coordinators did not clean up; a read below now − GCTTL plus
+	// the clock's maximum offset is refused (ErrRetry). Default 25 h, as
+	// CockroachDB's.
+	GCTTL time.Duration
+	// GCInterval is how often a node collects the garbage of the ranges
+	// it leads (kernel/node). Default 10 minutes; negative: never.
+	GCInterval time.Duration
 }
 
 // The defaults of Options.
@@ -30,6 +40,8 @@ const (
 	DefaultHeartbeatExpiry   = 2 * time.Second
 	DefaultCacheSpans        = 10_000
 	DefaultMaxRetries        = 20
+	DefaultGCTTL             = 25 * time.Hour
+	DefaultGCInterval        = 10 * time.Minute
 )
 
 // ErrInvalidOptions wraps every problem Validate reports.
@@ -49,6 +61,12 @@ func (o *Options) EnsureDefaults() *Options {
 	if o.MaxRetries == 0 {
 		o.MaxRetries = DefaultMaxRetries
 	}
+	if o.GCTTL == 0 {
+		o.GCTTL = DefaultGCTTL
+	}
+	if o.GCInterval == 0 {
+		o.GCInterval = DefaultGCInterval
+	}
 	return o
 }
 
@@ -61,6 +79,9 @@ func (o *Options) Validate() error {
 	}
 	if o.CacheSpans < 1 {
 		errs = append(errs, fmt.Errorf("%w: CacheSpans %d must be positive", ErrInvalidOptions, o.CacheSpans))
+	}
+	if o.GCTTL < time.Second {
+		errs = append(errs, fmt.Errorf("%w: GCTTL %v must be at least a second", ErrInvalidOptions, o.GCTTL))
 	}
 	if o.MaxRetries < 1 {
 		errs = append(errs, fmt.Errorf("%w: MaxRetries %d must be positive", ErrInvalidOptions, o.MaxRetries))

@@ -39,9 +39,22 @@ type record struct {
 	keys [][]byte
 }
 
+// recordName names a record among its anchor's run-local records.
+const recordName = "txn"
+
 // recordKey is where txn id's record lives: with its anchor.
 func recordKey(anchor []byte, id [16]byte) []byte {
-	return storage.MVCCRunLocalKey(anchor, append([]byte("txn"), id[:]...))
+	return storage.MVCCRunLocalKey(anchor, append([]byte(recordName), id[:]...))
+}
+
+// recordID is the transaction a run-local record's name names (false: not
+// a transaction record).
+func recordID(name []byte) (id [16]byte, ok bool) {
+	if len(name) != len(recordName)+len(id) || string(name[:len(recordName)]) != recordName {
+		return id, false
+	}
+	copy(id[:], name[len(recordName):])
+	return id, true
 }
 
 func (r *record) encode() []byte {

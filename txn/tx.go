@@ -156,6 +156,8 @@ func (tx *Tx) conflict(ctx context.Context, res *result) (again bool, err error)
 			return false, fmt.Errorf("txn: met its own intent of another epoch")
 		}
 		return true, tx.db.push(ctx, tx, res)
+	case codeBelowGC:
+		return false, retry("its reads at %v are below the garbage collection threshold %v", tx.read, res.ts)
 	case codeUncertain:
 		ts := res.ts
 		if err := tx.db.refresh(ctx, tx, ts); err != nil {
@@ -413,14 +415,7 @@ func (tx *Tx) Rollback(ctx context.Context) {
 }
 
 // resolve settles the transaction's intents after its decision, then
-// forgets its record. Best effort: an intent left behind is resolved by
-// the first request that meets it (its record says how).
+// forgets its record (DB.resolve).
 func (tx *Tx) resolve(ctx context.Context, keys [][]byte, commit bool, ts hlc.Timestamp) {
-	meta := tx.meta()
-	for _, k := range keys {
-		if _, err := tx.db.send(ctx, tx.db.cl, k, &command{op: opResolve, key: k, txn: &meta, commit: commit, read: ts}); err != nil {
-			return
-		}
-	}
-	_, _ = tx.db.send(ctx, tx.db.cl, tx.anchor, &command{op: opForget, key: tx.anchor, txn: &meta})
+	tx.db.resolve(ctx, tx.db.cl, resolution{meta: tx.meta(), keys: keys, commit: commit, ts: ts})
 }

@@ -28,10 +28,15 @@ const (
 	// opOnePhase commits txn's writes (keys, writes) in one range at
 	// once, with no intents and no record (the one-range fast path).
 	opOnePhase
+	// opGC collects the garbage of [key, end) in this range (at most
+	// limit keys): versions no read at or above now − GCTTL can see, and
+	// settled records older than that, after resolving their intents here
+	// (result.kvs: the records whose intents lie in other ranges too).
+	opGC
 )
 
 // lastOp is the highest op: a decoded command's op is at most it.
-const lastOp = opOnePhase
+const lastOp = opGC
 
 // command is one request to the machine.
 type command struct {
@@ -164,6 +169,7 @@ const (
 	codeRefreshFailed      // opRefresh: a write in the window (result.ts) or an intent
 	codeMalformed          // the command does not decode, or is not this kind's
 	codeNeedsRefresh       // opOnePhase: the commit must be at result.ts, above the reads
+	codeBelowGC            // a read below the garbage collection threshold (result.ts)
 )
 
 // result is a command's reply.

@@ -211,6 +211,7 @@ func chain[A, B any](first, then func(A, B)) func(A, B) {
 // the node logs that it is ready (session.Server.Ready says so too).
 func (n *Node) Start() {
 	n.Cluster.Start()
+	n.startGC()
 	if n.Redis == nil {
 		return
 	}
@@ -226,6 +227,29 @@ func (n *Node) Start() {
 		}
 		if err := n.Redis.Start(ctx); err == nil {
 			n.logger.Info("node: ready: every range served a write")
+		}
+	})
+}
+
+// startGC starts the task that collects the transactional keyspace's
+// garbage in the ranges this node leads, every Txn.GCInterval.
+func (n *Node) startGC() {
+	opts := n.txn
+	if opts.EnsureDefaults().GCInterval < 0 {
+		return
+	}
+	n.rt.Go("txn gc", func(ctx context.Context) {
+		db, err := n.NewDB("txn-gc")
+		if err != nil {
+			n.logger.Error("node: transactional garbage collection not started", "err", err)
+			return
+		}
+		for n.rt.Sleep(ctx, opts.GCInterval) == nil {
+			pass, cancel := n.rt.WithTimeout(ctx, opts.GCInterval)
+			if err := db.CollectGarbage(pass, true); err != nil {
+				n.logger.Info("node: transactional garbage collection pass ended early", "err", err)
+			}
+			cancel()
 		}
 	})
 }
