@@ -23,6 +23,10 @@ const (
 	KindBool                      // #t in RESP3; :1 or :0 in RESP2
 	KindVerbatim                  // =n txt:... in RESP3; a bulk string in RESP2
 	KindPush                      // >n in RESP3; an array in RESP2
+	// KindLocked is the state machine's answer to a command that names a
+	// key a cross-range transaction holds (Locked, locks.go); the session
+	// waits or resolves, and never sends it to a client.
+	KindLocked
 )
 
 // Reply is one command's answer, built without knowing the protocol version;

@@ -42,6 +42,8 @@ const (
 	opKeyStats = 'k' // start: CountKeyStats, every database (read)
 	opRandom   = 'r' // start: RandomKey (read)
 	opDigest   = 'd' // keys: their WATCH digests (read)
+	opLock     = 'l' // txn ID, raw route keys: a cross-range transaction's lock step (write, locks.go)
+	opResolve  = 'v' // txn ID, commit, raw route keys, images: its resolve step (write)
 	cmdVersion = 1
 )
 
@@ -101,10 +103,12 @@ func run(data consensus.RangeData, cmd []byte, meta consensus.CommandMeta, write
 	d := fieldReader{b: cmd[2:]}
 	rs := &rangeStore{data: data}
 	// Commands see their database (databases.go); active expiry and
-	// FLUSHALL work on every database's records.
-	raw, st := Store(rs), viewOf(rs, db)
+	// FLUSHALL work on every database's records; none sees the lock
+	// areas, which only locks (below) reads and writes (locks.go).
+	locks := Store(rs)
+	raw, st := Store(hideLocks{rs}), viewOf(hideLocks{rs}, db)
 	if !write {
-		raw, st = ReadOnly(raw), ReadOnly(st)
+		locks, raw, st = ReadOnly(locks), ReadOnly(raw), ReadOnly(st)
 		switch op {
 		case opFlush, opFlushAll:
 			return Reply{}, fmt.Errorf("write op %q sent as a query", op)
@@ -121,13 +125,19 @@ func run(data consensus.RangeData, cmd []byte, meta consensus.CommandMeta, write
 		if d.err != nil {
 			return Reply{}, d.err
 		}
+		if r, ok, err := checkLocks(locks, db, Keys(args), now); !ok || err != nil {
+			return r, err
+		}
 		return execWith(st, now, meta.Rand, args, objCfg), nil
 	case opMulti:
-		return runMulti(st, &d, meta, objCfg)
+		return runMulti(st, locks, db, &d, meta, objCfg)
 	case opBlock:
 		args := d.list()
 		if d.err != nil {
 			return Reply{}, d.err
+		}
+		if r, ok, err := checkLocks(locks, db, Keys(args), now); !ok || err != nil {
+			return r, err
 		}
 		if !write {
 			// The probe: "not ready" is certain (nothing was written);
@@ -155,21 +165,55 @@ func run(data consensus.RangeData, cmd []byte, meta consensus.CommandMeta, write
 			return Reply{}, err
 		}
 		return Array(Int(int64(n)), nullOrBulk(next)), nil
-	case opFlush:
+	case opFlush, opFlushAll:
 		rs.start = d.field()
 		if d.err != nil {
 			return Reply{}, d.err
 		}
-		return OK(), Flush(st)
-	case opFlushAll:
-		rs.start = d.field()
-		if d.err != nil {
-			return Reply{}, d.err
+		// A lock's transaction may be committed with images to write:
+		// the flush waits until the range has none (locks.go).
+		if r, ok, err := anyLock(locks, now); !ok || err != nil {
+			return r, err
+		}
+		if op == opFlush {
+			return OK(), Flush(st)
 		}
 		return OK(), Flush(raw)
+	case opLock, opResolve:
+		if !write || db != 0 {
+			return Reply{}, fmt.Errorf("op %q sent as a query or in a database", op)
+		}
+		var id TxnID
+		if f := d.field(); len(f) == len(id) {
+			copy(id[:], f)
+		} else {
+			return Reply{}, fmt.Errorf("%w: a transaction ID of %d bytes", errMalformed, len(f))
+		}
+		commit := false
+		if op == opResolve {
+			c := d.bytes(1)
+			commit = len(c) == 1 && c[0] == 1
+		}
+		rks := d.list()
+		for _, rk := range rks {
+			if _, n, _, ok := decodeRouteKey(rk); !ok || n != len(rk) {
+				return Reply{}, fmt.Errorf("%w: %x is not a route key", errMalformed, rk)
+			}
+		}
+		if op == opLock {
+			if d.err != nil || len(d.b) != 0 {
+				return Reply{}, errors.Join(errMalformed, d.err)
+			}
+			return lockKeys(raw, locks, id, rks, now, meta.Rand)
+		}
+		images := readImages(&d)
+		if d.err != nil || len(d.b) != 0 {
+			return Reply{}, errors.Join(errMalformed, d.err)
+		}
+		return resolveKeys(raw, locks, id, commit, rks, images)
 	}
 	// Reads (on a read-only store even when applied).
-	raw, st = ReadOnly(rs), ReadOnly(viewOf(rs, db))
+	raw, st = ReadOnly(hideLocks{rs}), ReadOnly(viewOf(hideLocks{rs}, db))
 	switch op {
 	case opScan:
 		rs.start = d.field()
@@ -285,10 +329,9 @@ func keyDigest(st Store, now int64, key []byte) ([]byte, error) {
 	return h.Sum(nil)[:16], err
 }
 
-// runMulti is EXEC: if every watched key still has its digest, the queued
-// commands run in order, as one atomic write; otherwise nothing runs and
-// the reply is a null array.
-func runMulti(st Store, d *fieldReader, meta consensus.CommandMeta, objCfg *ObjectConfig) (Reply, error) {
+// runMulti is EXEC of one range: unless a key it names is locked (the
+// reply is then Locked), execBatch.
+func runMulti(st, locks Store, db int, d *fieldReader, meta consensus.CommandMeta, objCfg *ObjectConfig) (Reply, error) {
 	nw := d.uint()
 	var watches []Watch
 	for range min(nw, 1<<16) {
@@ -302,37 +345,55 @@ func runMulti(st Store, d *fieldReader, meta consensus.CommandMeta, objCfg *Obje
 	if d.err != nil {
 		return Reply{}, d.err
 	}
+	var keys [][]byte
 	for _, w := range watches {
-		dg, err := keyDigest(st, meta.NowMillis, w.Key)
+		keys = append(keys, w.Key)
+	}
+	for _, args := range cmds {
+		keys = append(keys, Keys(args)...)
+	}
+	if r, ok, err := checkLocks(locks, db, keys, meta.NowMillis); !ok || err != nil {
+		return r, err
+	}
+	return execBatch(st, meta.NowMillis, meta.Rand, watches, cmds, objCfg), nil
+}
+
+// execBatch is EXEC: if every watched key still has its digest, the
+// queued commands run in order, as one atomic write; otherwise nothing
+// runs and the reply is a null array. A reply with Reply.Err stops it,
+// and its writes must be discarded.
+func execBatch(st Store, now int64, seed uint64, watches []Watch, cmds [][][]byte, objCfg *ObjectConfig) Reply {
+	for _, w := range watches {
+		dg, err := keyDigest(st, now, w.Key)
 		if err != nil {
-			return Reply{}, err
+			return internalError(err)
 		}
 		if string(dg) != string(w.Digest) {
-			return NullArray(), nil
+			return NullArray()
 		}
 	}
 	out := make([]Reply, 0, len(cmds))
 	for i, args := range cmds {
 		// Each command gets its own seed, derived from the entry's.
-		seed := meta.Rand ^ uint64(i)*0x9E3779B97F4A7C15
+		seed := seed ^ uint64(i)*0x9E3779B97F4A7C15
 		var r Reply
 		if spec, ok := lookupBytes(args[0]); ok && spec.Where == WhereBlocking {
 			// In a transaction a blocking command does not block (Redis
 			// treats it as its non-blocking form with a timeout).
 			var ready bool
-			r, ready = TryBlocking(st, meta.NowMillis, args)
+			r, ready = TryBlocking(st, now, args)
 			if !ready && r.Err == nil {
 				r = TimeoutReply(spec.Name)
 			}
 		} else {
-			r = execWith(st, meta.NowMillis, seed, args, objCfg)
+			r = execWith(st, now, seed, args, objCfg)
 		}
 		if r.Err != nil || (mutation.On(MutExecErrorAborts) && r.Kind == KindError) {
-			return r, nil
+			return r
 		}
 		out = append(out, r)
 	}
-	return Array(out...), nil
+	return Array(out...)
 }
 
 // rangeStore is Store over a consensus range. start stands in for a nil
@@ -569,6 +630,9 @@ func EncodeReply(dst []byte, r Reply) []byte {
 	switch r.Kind {
 	case KindSimple, KindError, KindBulk:
 		dst = appendField(dst, r.Str)
+	case KindLocked:
+		dst = binary.AppendVarint(appendField(dst, r.Str), r.Int)
+		dst = EncodeReply(dst, r.Elems[0])
 	case KindVerbatim:
 		dst = appendField(appendField(dst, []byte(r.Format)), r.Str)
 	case KindInt, KindBool:
@@ -604,6 +668,15 @@ func decodeReply(fr *fieldReader, depth int) Reply {
 	switch r.Kind {
 	case KindSimple, KindError, KindBulk:
 		r.Str = fr.field()
+	case KindLocked:
+		r.Str = fr.field()
+		v, n := binary.Varint(fr.b)
+		if n <= 0 {
+			fr.err = errMalformed
+			return r
+		}
+		r.Int, fr.b = v, fr.b[n:]
+		r.Elems = []Reply{decodeReply(fr, depth+1)}
 	case KindVerbatim:
 		r.Format, r.Str = string(fr.field()), fr.field()
 	case KindInt, KindBool:

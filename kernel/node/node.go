@@ -162,6 +162,7 @@ func Open(rt kernel.Runtime, opts Options) (*Node, error) {
 		ro.Runtime, ro.Layout, ro.Router = rt, opts.Layout, n.Router
 		ro.Peers = n.Cluster.Active
 		ro.Ranges = func() []consensus.Descriptor { return n.Store.Ranges() }
+		ro.NewDB = n.NewDB
 		if n.Redis, err = session.New(ro); err != nil {
 			return nil, fmt.Errorf("starting the Redis session layer: %w", err)
 		}

@@ -307,7 +307,7 @@ func (c *Conn) DoConcurrent(ctx context.Context, args [][]byte) redis.Reply {
 func (c *Conn) keyed(ctx context.Context, spec *redis.Spec, args [][]byte) redis.Reply {
 	_, route, ok := c.s.rangeOf(redis.Keys(args))
 	if !ok {
-		return redis.Error(redis.ErrCrossSlot)
+		return c.s.across(ctx, c.db, nil, [][][]byte{args}, false).Reply
 	}
 	cmd := redis.InDB(c.db, redis.ExecCommand(args))
 	if spec.Name == "object" {
@@ -328,7 +328,7 @@ func (c *Conn) keyed(ctx context.Context, spec *redis.Spec, args [][]byte) redis
 func (c *Conn) blocking(ctx context.Context, spec *redis.Spec, args [][]byte) redis.Reply {
 	_, route, ok := c.s.rangeOf(redis.Keys(args))
 	if !ok {
-		return redis.Error(redis.ErrCrossSlot)
+		return c.blockingAcross(ctx, spec, args)
 	}
 	ctx, stop := c.waitContext(ctx)
 	defer stop()
@@ -379,6 +379,41 @@ func (c *Conn) blocking(ctx context.Context, spec *redis.Spec, args [][]byte) re
 	}
 }
 
+// blockingAcross is blocking for keys in more than one range: each step
+// is a cross-range transaction (txn.go), retried after a write applied
+// here or a poll until it is ready or the timeout passes.
+func (c *Conn) blockingAcross(ctx context.Context, spec *redis.Spec, args [][]byte) redis.Reply {
+	ctx, stop := c.waitContext(ctx)
+	defer stop()
+	var deadline time.Time
+	if ms := redis.BlockTimeout(args); ms > 0 {
+		deadline = c.s.rt.Now().Add(time.Duration(ms) * time.Millisecond)
+	}
+	for {
+		if c.isGone() {
+			return redis.TimeoutReply(spec.Name) // nobody reads it
+		}
+		run := c.s.across(ctx, c.db, nil, [][][]byte{args}, false)
+		if run.Ready {
+			return run.Reply
+		}
+		if retry := redis.RetryArgs(run.Reply); retry != nil {
+			args = retry // XREAD's "$" fixed to the ID it stood for at first
+		}
+		wait := c.s.opts.BlockPoll
+		if !deadline.IsZero() {
+			left := deadline.Sub(c.s.rt.Now())
+			if left <= 0 {
+				return redis.TimeoutReply(spec.Name)
+			}
+			wait = min(wait, left)
+		}
+		if err := c.s.waitWrite(ctx, wait); err != nil {
+			return redis.TimeoutReply(spec.Name)
+		}
+	}
+}
+
 // waitWrite waits up to d for a write to apply on this node.
 func (s *Server) waitWrite(ctx context.Context, d time.Duration) error {
 	wctx, cancel := s.rt.WithTimeout(ctx, d)
@@ -401,7 +436,7 @@ func (s *Server) waitWrite(ctx context.Context, d time.Duration) error {
 // A keyed command whose keys span ranges is refused at once and aborts
 // the transaction.
 func (c *Conn) enqueue(spec *redis.Spec, args [][]byte) redis.Reply {
-	if inRange(spec) {
+	if inRange(spec) && c.s.dbs == nil {
 		if _, _, ok := c.s.rangeOf(redis.Keys(args)); !ok {
 			c.dirty = true
 			return redis.Error(redis.ErrCrossSlot)
@@ -443,18 +478,21 @@ func (c *Conn) exec(ctx context.Context) redis.Reply {
 	if dirty {
 		return redis.Error("EXECABORT Transaction discarded because of previous errors.")
 	}
-	var keys [][]byte
-	for _, w := range watches {
-		keys = append(keys, w.Key)
-	}
-	for _, q := range queue {
-		if spec, _ := redis.Lookup(string(q[0])); inRange(spec) {
-			keys = append(keys, redis.Keys(q)...)
+	if c.s.dbs == nil {
+		// Without cross-range transactions, nothing runs unless every
+		// keyed command shares one range.
+		var keys [][]byte
+		for _, w := range watches {
+			keys = append(keys, w.Key)
 		}
-	}
-	_, route, ok := c.s.rangeOf(keys)
-	if !ok {
-		return redis.Error(redis.ErrCrossSlot)
+		for _, q := range queue {
+			if spec, _ := redis.Lookup(string(q[0])); inRange(spec) {
+				keys = append(keys, redis.Keys(q)...)
+			}
+		}
+		if _, _, ok := c.s.rangeOf(keys); !ok {
+			return redis.Error(redis.ErrCrossSlot)
+		}
 	}
 	out := make([]redis.Reply, 0, len(queue))
 	for start := 0; start < len(queue) || watches != nil; {
@@ -467,7 +505,7 @@ func (c *Conn) exec(ctx context.Context) redis.Reply {
 			end++
 		}
 		if end > start || watches != nil {
-			rs, r := c.atomic(ctx, route, watches, queue[start:end])
+			rs, r := c.atomic(ctx, watches, queue[start:end])
 			if rs == nil && len(out) == 0 {
 				return r // a null array (a watched key changed) or a failure: nothing ran
 			}
@@ -491,27 +529,38 @@ func (c *Conn) exec(ctx context.Context) redis.Reply {
 	return redis.Array(out...)
 }
 
-// atomic runs cmds (keyed commands, PING and ECHO) as one transaction on
-// the range of route, checked against watches, and returns a reply per
-// command; or nil and the reply for the whole EXEC when it did not run
-// (a watched key changed, or consensus could not run it).
-func (c *Conn) atomic(ctx context.Context, route []byte, watches []redis.Watch, cmds [][][]byte) ([]redis.Reply, redis.Reply) {
+// atomic runs cmds (keyed commands, PING and ECHO) as one transaction,
+// checked against watches: one command on their range, or a cross-range
+// transaction (txn.go). It returns a reply per command; or nil and the
+// reply for the whole EXEC when it did not run (a watched key changed,
+// or consensus could not run it).
+func (c *Conn) atomic(ctx context.Context, watches []redis.Watch, cmds [][][]byte) ([]redis.Reply, redis.Reply) {
 	var data [][][]byte // the commands the range runs
+	var keys [][]byte
+	for _, w := range watches {
+		keys = append(keys, w.Key)
+	}
 	for _, q := range cmds {
 		if spec, _ := redis.Lookup(string(q[0])); inRange(spec) {
 			data = append(data, q)
+			keys = append(keys, redis.Keys(q)...)
 		}
 	}
 	var results []redis.Reply
 	began := c.s.rt.Now()
 	if len(data) > 0 || len(watches) > 0 {
-		cmd := redis.InDB(c.db, redis.MultiCommand(watches, data))
-		if slices.ContainsFunc(data, func(q [][]byte) bool { return strings.EqualFold(string(q[0]), "object") }) {
-			cmd = redis.WithObjectConfig(c.s.objectConfig(), cmd)
-		}
-		r, err := c.s.command(ctx, route, cmd, false)
-		if err != nil {
-			return nil, failure(err)
+		var r redis.Reply
+		if _, route, ok := c.s.rangeOf(keys); ok {
+			cmd := redis.InDB(c.db, redis.MultiCommand(watches, data))
+			if slices.ContainsFunc(data, func(q [][]byte) bool { return strings.EqualFold(string(q[0]), "object") }) {
+				cmd = redis.WithObjectConfig(c.s.objectConfig(), cmd)
+			}
+			var err error
+			if r, err = c.s.command(ctx, route, cmd, false); err != nil {
+				return nil, failure(err)
+			}
+		} else {
+			r = c.s.across(ctx, c.db, watches, data, true).Reply
 		}
 		if r.Kind != redis.KindArray {
 			return nil, r // a null array (a watched key changed) or an error

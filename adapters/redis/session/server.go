@@ -76,6 +76,7 @@ import (
 	"github.com/orbitkernel/orbit/consensus"
 	"github.com/orbitkernel/orbit/kernel"
 	"github.com/orbitkernel/orbit/storage"
+	"github.com/orbitkernel/orbit/txn"
 )
 
 // Version is the Redis version Orbit reports (HELLO, INFO): the one whose
@@ -130,6 +131,19 @@ type Options struct {
 	// Peers returns every node of the cluster now (this one may be listed;
 	// it is skipped): nodes join and leave. Default: the layout's nodes.
 	Peers func() []kernel.NodeID
+	// NewDB, if set, makes clients of the transactional keyspace
+	// (kernel/node's Node.NewDB), where commands and MULTI/EXEC blocks
+	// whose keys lie in more than one range decide their outcome
+	// (txn.go). Unset: such a command gets CROSSSLOT, as from Redis
+	// Cluster.
+	NewDB func(name string) (*txn.DB, error)
+	// Transactions is the most cross-range transactions deciding at once
+	// (the DBs made with NewDB). Default 16.
+	Transactions int
+	// LockTimeout is how long a command waits on a cross-range
+	// transaction's lock before it decides that transaction itself
+	// (aborted, unless it committed). Default 1 s.
+	LockTimeout time.Duration
 	// Config adds fixed parameters to what CONFIG GET reports, or changes
 	// a default (config.go lists the parameters and what CONFIG SET may do
 	// with each).
@@ -160,6 +174,12 @@ func (o *Options) EnsureDefaults() *Options {
 	if o.ExpireBatch <= 0 {
 		o.ExpireBatch = 200
 	}
+	if o.Transactions <= 0 {
+		o.Transactions = 16
+	}
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = time.Second
+	}
 	return o
 }
 
@@ -182,6 +202,9 @@ func (o *Options) Validate() error {
 	if o.CommandTimeout < time.Millisecond {
 		bad("CommandTimeout %v must be at least 1ms", o.CommandTimeout)
 	}
+	if o.LockTimeout < 8*time.Millisecond {
+		bad("LockTimeout %v must be at least 8ms", o.LockTimeout)
+	}
 	if o.ExpirePeriod > 0 && o.ExpirePeriod < time.Millisecond {
 		bad("ExpirePeriod %v must be at least 1ms (or negative: off)", o.ExpirePeriod)
 	}
@@ -194,6 +217,7 @@ type Server struct {
 	rt     kernel.Runtime
 	router *consensus.Router // the range cache, shared with the pool's clients
 	pool   *kernel.Mailbox[*consensus.Client]
+	dbs    *kernel.Mailbox[*txn.DB] // nil: no transactional keyspace (txn.go)
 	sm     *redis.StateMachine
 	start  time.Time
 
@@ -242,6 +266,16 @@ func New(opts Options) (*Server, error) {
 	}
 	for i := range opts.Clients {
 		s.pool.Send(consensus.NewClient(s.router, fmt.Sprintf("redis-%d", i)))
+	}
+	if opts.NewDB != nil {
+		s.dbs = kernel.NewMailbox[*txn.DB](opts.Runtime, "redis transactions", opts.Transactions)
+		for i := range opts.Transactions {
+			db, err := opts.NewDB(fmt.Sprintf("redis-txn-%d", i))
+			if err != nil {
+				return nil, fmt.Errorf("session: %w", err)
+			}
+			s.dbs.Send(db)
+		}
 	}
 	if opts.Network != nil {
 		s.pubEpoch = s.rt.Rand().Uint64()
@@ -419,10 +453,36 @@ func (s *Server) command(ctx context.Context, route, cmd []byte, read bool) (red
 	return r, err
 }
 
-// commandAt is command, and also returns the range that ran it.
+// commandAt is command, and also returns the range that ran it. A
+// command that meets a key a cross-range transaction locks waits for
+// the lock to go, and once the lock is older than LockTimeout settles
+// the transaction itself (txn.go).
 func (s *Server) commandAt(ctx context.Context, route, cmd []byte, read bool) (redis.Reply, consensus.Descriptor, error) {
 	ctx, cancel := s.rt.WithTimeout(ctx, s.opts.CommandTimeout)
 	defer cancel()
+	wait := time.Millisecond
+	for {
+		r, d, err := s.commandOnce(ctx, route, cmd, read)
+		id, rk, age, locked := redis.LockedBy(r)
+		if err != nil || !locked {
+			return r, d, err
+		}
+		if time.Duration(age)*time.Millisecond >= s.opts.LockTimeout {
+			err = s.settleLock(ctx, id, rk)
+		}
+		if err == nil {
+			err = s.rt.Sleep(ctx, wait)
+			wait = min(2*wait, s.opts.LockTimeout/8)
+		}
+		if err != nil {
+			return redis.Reply{}, consensus.Descriptor{}, errors.Join(consensus.ErrNotApplied, err)
+		}
+	}
+}
+
+// commandOnce sends cmd once (the consensus client retries it as its
+// contract says).
+func (s *Server) commandOnce(ctx context.Context, route, cmd []byte, read bool) (redis.Reply, consensus.Descriptor, error) {
 	c, err := s.pool.Recv(ctx)
 	if err != nil {
 		return redis.Reply{}, consensus.Descriptor{}, errors.Join(consensus.ErrNotApplied, err)

@@ -1,0 +1,248 @@
+package session
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/orbitkernel/orbit/adapters/redis"
+	"github.com/orbitkernel/orbit/consensus"
+	"github.com/orbitkernel/orbit/txn"
+)
+
+// Cross-range transactions: the coordinator of redis/locks.go's protocol.
+// A command, a blocking command's step or a MULTI/EXEC run whose keys lie
+// in more than one range locks them range by range in key order, runs on
+// their images here, writes its decision (with the images it wrote) by
+// compare-and-set in the transactional keyspace, and resolves each range.
+// Whoever meets a lock older than LockTimeout decides the transaction in
+// its place: aborted, unless its decision says committed, and resolves
+// the key it met (commandAt). The decision is kept until its coordinator
+// saw every range resolved; a coordinator that dies first leaves it
+// behind (small: the written keys' images), which nothing reads again.
+
+// decisionPrefix is where decisions live in the transactional keyspace.
+const decisionPrefix = "redis/decision/"
+
+func decisionKey(id redis.TxnID) []byte { return append([]byte(decisionPrefix), id[:]...) }
+
+// decision is a transaction's outcome: committed with the images of the
+// keys it wrote, or aborted.
+type decision struct {
+	committed bool
+	images    []redis.Image
+}
+
+func (d decision) encode() []byte {
+	if !d.committed {
+		return []byte{0}
+	}
+	return redis.AppendImages([]byte{1}, d.images)
+}
+
+func decodeDecision(b []byte) (decision, error) {
+	if len(b) == 0 || b[0] > 1 || (b[0] == 0 && len(b) != 1) {
+		return decision{}, fmt.Errorf("session: a corrupt transaction decision (%d bytes)", len(b))
+	}
+	if b[0] == 0 {
+		return decision{}, nil
+	}
+	images, rest, err := redis.ReadImages(b[1:])
+	if err != nil || len(rest) != 0 {
+		return decision{}, fmt.Errorf("session: a corrupt transaction decision (%d bytes): %w", len(b), err)
+	}
+	return decision{committed: true, images: images}, nil
+}
+
+// errNoTransactions answers a cross-range command on a server without
+// the transactional keyspace (Options.NewDB unset).
+var errNoTransactions = redis.Error(redis.ErrCrossSlot)
+
+// across runs cmds (one command, or a MULTI/EXEC run with its watches) in
+// database db as a cross-range transaction, retrying it when someone
+// aborted it, until it ran or the command's time is up.
+func (s *Server) across(ctx context.Context, db int, watches []redis.Watch, cmds [][][]byte, multi bool) redis.TxnRun {
+	if s.dbs == nil {
+		return redis.TxnRun{Reply: errNoTransactions, Ready: true}
+	}
+	ctx, cancel := s.rt.WithTimeout(ctx, s.opts.CommandTimeout)
+	defer cancel()
+	var rks [][]byte
+	for _, w := range watches {
+		rks = append(rks, redis.RawRouteKey(db, w.Key))
+	}
+	for _, q := range cmds {
+		for _, k := range redis.Keys(q) {
+			rks = append(rks, redis.RawRouteKey(db, k))
+		}
+	}
+	slices.SortFunc(rks, bytes.Compare)
+	rks = slices.CompactFunc(rks, bytes.Equal)
+	cfg := s.objectConfig()
+	for attempt := 0; ; attempt++ {
+		run, again, err := s.tryAcross(ctx, rks, db, watches, cmds, multi, &cfg)
+		if err != nil {
+			return redis.TxnRun{Reply: failure(err), Ready: true}
+		}
+		if !again {
+			return run
+		}
+		backoff := time.Duration(1+s.rt.Rand().IntN(1<<min(attempt, 6))) * time.Millisecond
+		if err := s.rt.Sleep(ctx, backoff); err != nil {
+			return redis.TxnRun{Reply: failure(errors.Join(consensus.ErrNotApplied, err)), Ready: true}
+		}
+	}
+}
+
+// tryAcross is one attempt: again is set when the transaction was aborted
+// by someone who found it too slow, and nothing of it took effect.
+func (s *Server) tryAcross(ctx context.Context, rks [][]byte, db int, watches []redis.Watch, cmds [][][]byte, multi bool, cfg *redis.ObjectConfig) (run redis.TxnRun, again bool, err error) {
+	var id redis.TxnID
+	for i := range id {
+		id[i] = byte(s.rt.Rand().IntN(256))
+	}
+	var groups [][][]byte // the keys locked, by range, in the order locked
+	var images []redis.Image
+	var now int64
+	var seed uint64
+	for pending := rks; len(pending) > 0; {
+		d := s.router.Lookup(pending[0])
+		n := 1
+		for n < len(pending) && d.Contains(pending[n]) {
+			n++
+		}
+		group := pending[:n]
+		r, err := s.command(ctx, group[0], redis.LockCommand(id, group), false)
+		if errors.Is(err, consensus.ErrCrossRange) && ctx.Err() == nil {
+			continue // the router learned the range as it is now: regroup
+		}
+		if err != nil {
+			// The lock may have been taken: release it with the others.
+			s.release(ctx, id, append(groups, group))
+			return redis.TxnRun{}, false, err
+		}
+		if r.Kind == redis.KindError {
+			s.release(ctx, id, groups)
+			return redis.TxnRun{Reply: r, Ready: true}, false, nil
+		}
+		gnow, gseed, gimages, err := redis.LockReply(r, group)
+		if err != nil {
+			s.release(ctx, id, append(groups, group))
+			return redis.TxnRun{}, false, err
+		}
+		if len(groups) == 0 {
+			seed = gseed
+		}
+		groups, images, now = append(groups, group), append(images, gimages...), max(now, gnow)
+		pending = pending[n:]
+	}
+	run = redis.RunTxn(images, db, now, seed, watches, cmds, multi, cfg)
+	if run.Reply.Err != nil || len(run.Writes) == 0 {
+		// A read, a failed watch, an error, or a blocking step not ready:
+		// nothing to write.
+		s.release(ctx, id, groups)
+		run.Reply.Err = nil
+		return run, false, nil
+	}
+	dec, err := s.decide(ctx, id, decision{committed: true, images: run.Writes})
+	if err != nil {
+		// The decision may stand: the locks stay for whoever meets them
+		// to settle by it.
+		return redis.TxnRun{}, false, errors.Join(consensus.ErrIndeterminate, err)
+	}
+	if !dec.committed {
+		s.release(ctx, id, groups)
+		s.forget(ctx, id)
+		return redis.TxnRun{}, true, nil
+	}
+	resolved := true
+	for _, g := range groups {
+		if _, err := s.command(ctx, g[0], redis.ResolveCommand(id, true, g, imagesOf(run.Writes, g)), false); err != nil {
+			resolved = false // its locks stay for whoever meets them
+		}
+	}
+	if resolved {
+		s.forget(ctx, id)
+	}
+	return run, false, nil
+}
+
+// imagesOf returns the images of the keys of rks.
+func imagesOf(images []redis.Image, rks [][]byte) []redis.Image {
+	var out []redis.Image
+	for _, im := range images {
+		if slices.ContainsFunc(rks, func(rk []byte) bool { return bytes.Equal(rk, im.RK) }) {
+			out = append(out, im)
+		}
+	}
+	return out
+}
+
+// release drops id's locks on groups, which it never decided to commit.
+// A failure leaves a lock for whoever meets it after LockTimeout.
+func (s *Server) release(ctx context.Context, id redis.TxnID, groups [][][]byte) {
+	for _, g := range groups {
+		_, _ = s.command(ctx, g[0], redis.ResolveCommand(id, false, g, nil), false)
+	}
+}
+
+// decide writes want as id's decision unless one is written already, and
+// returns the one that stands. It retries until it knows, or ctx ends.
+func (s *Server) decide(ctx context.Context, id redis.TxnID, want decision) (decision, error) {
+	tdb, err := s.dbs.Recv(ctx)
+	if err != nil {
+		return decision{}, err
+	}
+	defer s.dbs.Send(tdb)
+	key := decisionKey(id)
+	for {
+		var got decision
+		err := tdb.Txn(ctx, func(tx *txn.Tx) error {
+			v, found, err := tx.Get(ctx, key)
+			if err != nil || found {
+				if err == nil {
+					got, err = decodeDecision(v)
+				}
+				return err
+			}
+			got = want
+			return tx.Put(ctx, key, want.encode())
+		})
+		if err == nil || ctx.Err() != nil {
+			return got, err
+		}
+		// Unknown (a commit that may have landed) or refused: read again.
+		if err := s.rt.Sleep(ctx, time.Millisecond); err != nil {
+			return decision{}, err
+		}
+	}
+}
+
+// forget deletes id's decision once every lock of it is resolved.
+func (s *Server) forget(ctx context.Context, id redis.TxnID) {
+	tdb, err := s.dbs.Recv(ctx)
+	if err != nil {
+		return
+	}
+	defer s.dbs.Send(tdb)
+	_ = tdb.Delete(ctx, decisionKey(id))
+}
+
+// settleLock is for a command that met id's lock on the key of raw
+// route key rk, older than LockTimeout: it decides id (aborted, unless
+// it committed) and resolves that key by the decision.
+func (s *Server) settleLock(ctx context.Context, id redis.TxnID, rk []byte) error {
+	if s.dbs == nil {
+		return fmt.Errorf("session: a lock of transaction %x, and no transactional keyspace to settle it", id)
+	}
+	dec, err := s.decide(ctx, id, decision{})
+	if err != nil {
+		return err
+	}
+	rks := [][]byte{rk}
+	_, err = s.command(ctx, rk, redis.ResolveCommand(id, dec.committed, rks, imagesOf(dec.images, rks)), false)
+	return err
+}
