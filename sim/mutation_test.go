@@ -17,7 +17,8 @@ import (
 // state machine's and session's, both split scenarios (3 nodes, and 5
 // with replicas moving) for splits and routing, the KV scenario and the
 // five-node split one for snapshots, the replicated KV scenario and the
-// three-node split one for the rest; the bank, txnkv and listappend for transactions.
+// three-node split one for the rest; the bank, txnkv and listappend for transactions; redistxn for Redis
+// commands across ranges.
 func mutationScenarios(b mutation.Bug) []Scenario {
 	switch b.Class {
 	case mutation.Availability:
@@ -33,6 +34,8 @@ func mutationScenarios(b mutation.Bug) []Scenario {
 		return []Scenario{clusterScenario}
 	case mutation.Txn:
 		return []Scenario{bankScenario, txnKVScenario, listAppendScenario}
+	case mutation.RedisTxn:
+		return []Scenario{redisTxnScenario}
 	case mutation.Snapshot:
 		// Snapshots meet splits and replica moves in kvsplit5: the span a
 		// snapshot clears and fills changes under them.

@@ -402,8 +402,10 @@ func (c *serverSet) membership(ctx context.Context, rt kernel.Runtime) {
 		if c.rebuildDamaged(ctx, rt, admin, add, remove) || !c.restored {
 			c.restored = false
 			c.restore(ctx, add, remove)
-			c.refill(ctx, rt, admin, add)
 		}
+		// Every round: a range may split after a refill, from one that
+		// was still short of a replica (redistxn seed 91).
+		c.refill(ctx, rt, admin, add)
 		if rt.Sleep(ctx, 50*time.Millisecond) != nil {
 			return
 		}

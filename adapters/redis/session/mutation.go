@@ -7,3 +7,11 @@ import "github.com/orbitkernel/orbit/internal/mutation"
 // orbit_mutations tag. The Redis scenario of the simulator must catch each.
 var MutBlockedIgnoresGone = mutation.Plant("blocked-ignores-gone", mutation.Session,
 	"a blocked BLPOP whose client went away is not woken, and its next step pops the element pushed after it left: an acknowledged element vanishes")
+
+// Cross-range transactions (txn.go), caught by the redistxn scenario.
+var (
+	MutSettleAbortsCommitted = mutation.Plant("settle-aborts-committed", mutation.RedisTxn,
+		"whoever settles a lock left by a dead coordinator resolves it as aborted without reading the decision: a committed transaction loses its writes in that range")
+	MutDecisionOverwritten = mutation.Plant("decision-overwritten", mutation.RedisTxn,
+		"the decision is written without looking for one already there: a settler's abort and the coordinator's commit both stand, and the ranges resolve differently")
+)

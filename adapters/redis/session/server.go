@@ -241,6 +241,8 @@ type Server struct {
 	// pubEpoch names this incarnation of the server and pubSeq numbers the
 	// messages it forwarded (pubsub.go).
 	pubEpoch, pubSeq uint64
+	// dbsMade numbers the DBs made for cross-range transactions.
+	dbsMade int
 }
 
 // New returns a server; call Start to warm up and begin active expiry.
@@ -268,13 +270,12 @@ func New(opts Options) (*Server, error) {
 		s.pool.Send(consensus.NewClient(s.router, fmt.Sprintf("redis-%d", i)))
 	}
 	if opts.NewDB != nil {
+		// Empty slots: a DB is made the first time its slot is taken
+		// (txn.go), so a node that never runs a cross-range command
+		// makes none.
 		s.dbs = kernel.NewMailbox[*txn.DB](opts.Runtime, "redis transactions", opts.Transactions)
-		for i := range opts.Transactions {
-			db, err := opts.NewDB(fmt.Sprintf("redis-txn-%d", i))
-			if err != nil {
-				return nil, fmt.Errorf("session: %w", err)
-			}
-			s.dbs.Send(db)
+		for range opts.Transactions {
+			s.dbs.Send(nil)
 		}
 	}
 	if opts.Network != nil {

@@ -10,6 +10,8 @@ import (
 
 	"github.com/orbitkernel/orbit/adapters/redis"
 	"github.com/orbitkernel/orbit/consensus"
+	"github.com/orbitkernel/orbit/internal/mutation"
+	"github.com/orbitkernel/orbit/kernel"
 	"github.com/orbitkernel/orbit/txn"
 )
 
@@ -121,8 +123,9 @@ func (s *Server) tryAcross(ctx context.Context, rks [][]byte, db int, watches []
 		}
 		if err != nil {
 			// The lock may have been taken: release it with the others.
+			// Nothing was decided, so nothing took effect.
 			s.release(ctx, id, append(groups, group))
-			return redis.TxnRun{}, false, err
+			return redis.TxnRun{}, false, fmt.Errorf("%w: locking the keys: %v", consensus.ErrNotApplied, err)
 		}
 		if r.Kind == redis.KindError {
 			s.release(ctx, id, groups)
@@ -140,10 +143,19 @@ func (s *Server) tryAcross(ctx context.Context, rks [][]byte, db int, watches []
 		pending = pending[n:]
 	}
 	run = redis.RunTxn(images, db, now, seed, watches, cmds, multi, cfg)
+	// From here on the work goes on if the client's context ends: every
+	// lock resolved now is one nobody waits on.
+	ctx, cancel := s.rt.WithTimeout(context.WithoutCancel(ctx), s.opts.CommandTimeout)
+	defer cancel()
 	if run.Reply.Err != nil || len(run.Writes) == 0 {
-		// A read, a failed watch, an error, or a blocking step not ready:
-		// nothing to write.
-		s.release(ctx, id, groups)
+		// A read, a failed watch, an error, or a blocking step not
+		// ready: nothing to write, and no decision. What it read holds
+		// only if it held every lock until now: someone who found the
+		// transaction too slow may have settled one (and the key may
+		// have changed since), which the release's count tells.
+		if held, _ := s.resolve(ctx, id, false, groups, nil); !held {
+			return redis.TxnRun{}, true, nil
+		}
 		run.Reply.Err = nil
 		return run, false, nil
 	}
@@ -154,20 +166,64 @@ func (s *Server) tryAcross(ctx context.Context, rks [][]byte, db int, watches []
 		return redis.TxnRun{}, false, errors.Join(consensus.ErrIndeterminate, err)
 	}
 	if !dec.committed {
-		s.release(ctx, id, groups)
+		s.resolve(ctx, id, false, groups, nil)
 		s.forget(ctx, id)
 		return redis.TxnRun{}, true, nil
 	}
-	resolved := true
-	for _, g := range groups {
-		if _, err := s.command(ctx, g[0], redis.ResolveCommand(id, true, g, imagesOf(run.Writes, g)), false); err != nil {
-			resolved = false // its locks stay for whoever meets them
-		}
-	}
-	if resolved {
-		s.forget(ctx, id)
+	if _, ok := s.resolve(ctx, id, true, groups, run.Writes); ok {
+		// No lock of it is left anywhere: nobody reads the decision again.
+		s.rt.Go("redis txn forget", func(ctx context.Context) { s.forget(ctx, id) })
 	}
 	return run, false, nil
+}
+
+// resolve resolves id's locks on the keys of groups, each group's range
+// in a task of its own, with the images of the keys written if commit.
+// held reports whether every lock was still id's to drop; ok whether
+// every range answered (a failure leaves its locks for whoever meets
+// them).
+func (s *Server) resolve(ctx context.Context, id redis.TxnID, commit bool, groups [][][]byte, images []redis.Image) (held, ok bool) {
+	var dropped []*kernel.Future[int]
+	for _, g := range groups {
+		f := kernel.NewFuture[int](s.rt, "a cross-range transaction's resolution")
+		s.rt.Go("redis txn resolve", func(context.Context) { f.Set(s.resolveGroup(ctx, id, commit, g, images)) })
+		dropped = append(dropped, f)
+	}
+	held, ok = true, true
+	for i, f := range dropped {
+		n, err := f.Wait(ctx)
+		ok = ok && err == nil
+		held = held && err == nil && n == len(groups[i])
+	}
+	return held, ok
+}
+
+// resolveGroup resolves id's locks on the keys of g, regrouped by range
+// if the range split since they were locked, and returns how many it
+// dropped.
+func (s *Server) resolveGroup(ctx context.Context, id redis.TxnID, commit bool, g [][]byte, images []redis.Image) (int, error) {
+	r, err := s.command(ctx, g[0], redis.ResolveCommand(id, commit, g, imagesOf(images, g)), false)
+	if errors.Is(err, consensus.ErrCrossRange) && ctx.Err() == nil {
+		// The range split (the router learned how): each part alone.
+		d := s.router.Lookup(g[0])
+		n := 1
+		for n < len(g) && d.Contains(g[n]) {
+			n++
+		}
+		a, err := s.resolveGroup(ctx, id, commit, g[:n], images)
+		if err != nil || n == len(g) {
+			return a, err
+		}
+		b, err := s.resolveGroup(ctx, id, commit, g[n:], images)
+		return a + b, err
+	}
+	if err != nil {
+		return 0, err
+	}
+	if r.Kind != redis.KindInt {
+		return 0, fmt.Errorf("session: a resolution answered %v", r)
+	}
+	return int(r.Int), nil
 }
 
 // imagesOf returns the images of the keys of rks.
@@ -181,18 +237,41 @@ func imagesOf(images []redis.Image, rks [][]byte) []redis.Image {
 	return out
 }
 
-// release drops id's locks on groups, which it never decided to commit.
-// A failure leaves a lock for whoever meets it after LockTimeout.
+// release drops id's locks on groups after a failure, in a task of its
+// own: the client's answer does not wait for it.
 func (s *Server) release(ctx context.Context, id redis.TxnID, groups [][][]byte) {
-	for _, g := range groups {
-		_, _ = s.command(ctx, g[0], redis.ResolveCommand(id, false, g, nil), false)
+	if len(groups) == 0 {
+		return
 	}
+	s.rt.Go("redis txn release", func(ctx context.Context) {
+		ctx, cancel := s.rt.WithTimeout(ctx, s.opts.CommandTimeout)
+		defer cancel()
+		s.resolve(ctx, id, false, groups, nil)
+	})
+}
+
+// takeDB takes a DB from the pool (making it the first time its slot
+// is taken); give it back with s.dbs.Send.
+func (s *Server) takeDB(ctx context.Context) (*txn.DB, error) {
+	tdb, err := s.dbs.Recv(ctx)
+	if err != nil || tdb != nil {
+		return tdb, err
+	}
+	s.mu.Lock()
+	s.dbsMade++
+	name := fmt.Sprintf("redis-txn-%d", s.dbsMade)
+	s.mu.Unlock()
+	if tdb, err = s.opts.NewDB(name); err != nil {
+		s.dbs.Send(nil)
+		return nil, err
+	}
+	return tdb, nil
 }
 
 // decide writes want as id's decision unless one is written already, and
 // returns the one that stands. It retries until it knows, or ctx ends.
 func (s *Server) decide(ctx context.Context, id redis.TxnID, want decision) (decision, error) {
-	tdb, err := s.dbs.Recv(ctx)
+	tdb, err := s.takeDB(ctx)
 	if err != nil {
 		return decision{}, err
 	}
@@ -202,6 +281,9 @@ func (s *Server) decide(ctx context.Context, id redis.TxnID, want decision) (dec
 		var got decision
 		err := tdb.Txn(ctx, func(tx *txn.Tx) error {
 			v, found, err := tx.Get(ctx, key)
+			if mutation.On(MutDecisionOverwritten) {
+				found = false
+			}
 			if err != nil || found {
 				if err == nil {
 					got, err = decodeDecision(v)
@@ -223,7 +305,7 @@ func (s *Server) decide(ctx context.Context, id redis.TxnID, want decision) (dec
 
 // forget deletes id's decision once every lock of it is resolved.
 func (s *Server) forget(ctx context.Context, id redis.TxnID) {
-	tdb, err := s.dbs.Recv(ctx)
+	tdb, err := s.takeDB(ctx)
 	if err != nil {
 		return
 	}
@@ -241,6 +323,9 @@ func (s *Server) settleLock(ctx context.Context, id redis.TxnID, rk []byte) erro
 	dec, err := s.decide(ctx, id, decision{})
 	if err != nil {
 		return err
+	}
+	if mutation.On(MutSettleAbortsCommitted) {
+		dec = decision{}
 	}
 	rks := [][]byte{rk}
 	_, err = s.command(ctx, rk, redis.ResolveCommand(id, dec.committed, rks, imagesOf(dec.images, rks)), false)

@@ -1,0 +1,403 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/orbitkernel/orbit/adapters/redis"
+	"github.com/orbitkernel/orbit/adapters/redis/session"
+	"github.com/orbitkernel/orbit/cluster"
+	"github.com/orbitkernel/orbit/consensus"
+	"github.com/orbitkernel/orbit/jepsen/check"
+	"github.com/orbitkernel/orbit/jepsen/history"
+	"github.com/orbitkernel/orbit/kernel"
+	"github.com/orbitkernel/orbit/kernel/hlc"
+	"github.com/orbitkernel/orbit/kernel/node"
+	"github.com/orbitkernel/orbit/storage"
+	"github.com/orbitkernel/orbit/txn"
+)
+
+// The Redis transactions scenario (docs/txn.md, step 7): Redis commands
+// and MULTI/EXEC blocks whose keys lie in different ranges, through the
+// session layer orbit serve runs, under swarm faults, with ranges that
+// split under them in half the seeds and clients (the coordinators) that
+// crash mid-transaction in half:
+//
+//   - a bank: transfers read both balances with one MGET under WATCH and
+//     write both with SET in MULTI/EXEC; audits read every balance with
+//     one MGET. Every audit must see the same total and no balance below
+//     zero (a lost update, a fractured read or half a transaction would
+//     change them).
+//   - list-append: MULTI blocks of RPUSH and LRANGE over lists in
+//     different ranges, judged by Elle (jepsen/check) for G0, G1a, G1b,
+//     G1c, G-single, G2 and their real-time forms.
+//
+// A client's crash leaves its locks, and maybe a committed decision not
+// yet resolved, for another client to settle after LockTimeout.
+var redisTxnScenario = Scenario{
+	Name:         "redistxn",
+	Setup:        func(s *Sim) Workload { return newRedisTxnCluster(s, []kernel.NodeID{1, 2, 3}) },
+	Adjust:       txnClocks,
+	FaultTime:    5 * time.Second,
+	ProgressTime: 30 * time.Second,
+	QuiesceTime:  3 * time.Second,
+}
+
+// TestSimRedisTxn runs the Redis transactions scenario: seeds 1–20 by
+// default, or those named.
+func TestSimRedisTxn(t *testing.T) {
+	runScenario(t, redisTxnScenario, seedRange(1, 20))
+}
+
+var (
+	redisAccounts  = []string{"acct:0", "acct:1", "acct:2", "acct:3", "acct:4", "acct:5"}
+	redisTxnLists  = []string{"la", "lb", "lc", "ld", "le"}
+	redisTxnRanges = 4
+)
+
+const (
+	redisTxnClients   = 4
+	redisAccountStart = 100
+)
+
+type redisTxnCluster struct {
+	*serverSet
+	s       *Sim
+	stopped bool
+	healed  int64
+	served  []int64
+
+	transfers, audits, failed int
+	lastErr                   error
+	violation                 error
+	txns                      []*check.Txn
+	next                      int // the next element to append (elements are distinct)
+	writes                    int // numbers the transfers' writes (every value is distinct)
+	listReads                 int // committed list transactions that read
+	splitBytes                int64
+}
+
+func newRedisTxnCluster(s *Sim, servers []kernel.NodeID) *redisTxnCluster {
+	c := &redisTxnCluster{s: s, healed: -1, served: make([]int64, redisTxnClients)}
+	splits := append(redis.SlotSplits(redisTxnRanges), txn.KeyspaceStart, txn.KeyspaceEnd)
+	layout, err := consensus.NewLayout(splits, servers, 3)
+	if err != nil {
+		panic(err)
+	}
+	spans := map[storage.RangeID]bool{}
+	for _, k := range append(slices.Clone(redisAccounts), redisTxnLists...) {
+		spans[layout.Lookup(redis.RouteKey([]byte(k))).ID] = true
+	}
+	if len(spans) < 3 {
+		panic(fmt.Sprintf("redistxn: the keys lie in %d ranges; the scenario needs them spread", len(spans)))
+	}
+	// Half the seeds split ranges as they grow (at slot boundaries), so
+	// that locks, lock steps and resolutions meet ranges that split under
+	// them.
+	if s.Seed()%4 >= 2 {
+		c.splitBytes = redisSplitBytes
+	}
+	c.serverSet = newServerSet(s, servers, layout, c.boot)
+	for i := range redisTxnClients {
+		s.AddNode(firstClient+kernel.NodeID(i), func(rt kernel.Runtime) {
+			rt.Go("redis txn client", func(ctx context.Context) { c.client(ctx, rt, i) })
+		})
+	}
+	if s.Rand().IntN(2) == 0 {
+		crashClientsUntil(s, redisTxnClients, 500*time.Millisecond, func() bool { return c.healed >= 0 || c.stopped }, func(int) {})
+	}
+	return c
+}
+
+func (c *redisTxnCluster) boot(rt kernel.Runtime) {
+	opts := node.Options{
+		Consensus: consensus.Options{SplitBytes: c.splitBytes, MergeBytes: c.splitBytes / 4},
+		Cluster:   cluster.Options{RebalanceInterval: -1},
+		Redis:     &session.Options{Clients: 4},
+		Txn:       txn.Options{GCTTL: simGCTTL},
+	}
+	c.bootNode(rt, c.openEngine(rt), c.nodes, opts)
+}
+
+// client is one client node: its own session layer (as orbit serve's,
+// with cross-range transactions deciding in the transactional keyspace)
+// and one connection on it.
+func (c *redisTxnCluster) client(ctx context.Context, rt kernel.Runtime, i int) {
+	router := consensus.NewRouter(rt, c.layout)
+	clock := hlc.NewClock(rt.Now, hlc.DefaultMaxOffset)
+	sess, err := session.New(session.Options{
+		Runtime: rt, Layout: c.layout, Router: router, Clients: 2, CommandTimeout: 3 * time.Second, ExpirePeriod: -1,
+		NewDB: func(name string) (*txn.DB, error) { return txn.NewDB(rt, router, clock, name, txn.Options{}) },
+	})
+	if err != nil {
+		panic(err) // the harness's own options
+	}
+	conn := sess.NewConn(fmt.Sprintf("client-%d", i), nil)
+	defer conn.Close()
+	rng := rt.Rand()
+	for n := 0; !c.stopped; n++ {
+		var err error
+		switch r := rng.IntN(10); {
+		case n%3 == 2: // every third operation, so that every run audits
+			err = c.audit(ctx, conn)
+		case r < 5:
+			from := rng.IntN(len(redisAccounts))
+			to := (from + 1 + rng.IntN(len(redisAccounts)-1)) % len(redisAccounts)
+			err = c.transfer(ctx, conn, redisAccounts[from], redisAccounts[to], 1+rng.IntN(20))
+		default:
+			err = c.listTxn(ctx, conn, i, rng.IntN(4)+1, rng.IntN)
+		}
+		if err != nil {
+			c.failed++
+			c.lastErr = err
+		} else {
+			c.served[i] = c.s.now
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		_ = rt.Sleep(ctx, time.Duration(rng.ExpFloat64()*float64(10*time.Millisecond)))
+	}
+}
+
+// do sends one command and returns its reply; a reply no correct server
+// gives in this workload becomes the run's violation.
+func (c *redisTxnCluster) do(ctx context.Context, conn *session.Conn, args ...string) redis.Reply {
+	b := make([][]byte, len(args))
+	for i, a := range args {
+		b[i] = []byte(a)
+	}
+	replies, _ := conn.Do(ctx, b)
+	if len(replies) != 1 {
+		c.violate(fmt.Errorf("redistxn: %q got %d replies", args, len(replies)))
+		return redis.Error("ERR no reply")
+	}
+	return replies[0]
+}
+
+// errKind sorts an error reply: not applied (TRYAGAIN), unknown outcome,
+// or one no correct server gives here.
+func (c *redisTxnCluster) errKind(args []string, r redis.Reply) (string, error) {
+	msg := string(r.Str)
+	switch {
+	case strings.HasPrefix(msg, "TRYAGAIN"):
+		return history.TypeFail, errors.New(msg)
+	case strings.HasPrefix(msg, "ERR write outcome unknown"):
+		return history.TypeInfo, errors.New(msg)
+	}
+	err := fmt.Errorf("redistxn: %q answered %q", args, msg)
+	c.violate(err)
+	return history.TypeInfo, err
+}
+
+func (c *redisTxnCluster) violate(err error) {
+	if c.violation == nil {
+		c.violation = err
+	}
+}
+
+// balances reads accounts with one MGET (a missing one holds the
+// starting balance).
+func (c *redisTxnCluster) balances(ctx context.Context, conn *session.Conn, accounts ...string) ([]int, error) {
+	args := append([]string{"mget"}, accounts...)
+	r := c.do(ctx, conn, args...)
+	if r.Kind == redis.KindError {
+		_, err := c.errKind(args, r)
+		return nil, err
+	}
+	if r.Kind != redis.KindArray || len(r.Elems) != len(accounts) {
+		err := fmt.Errorf("redistxn: MGET answered %v", r)
+		c.violate(err)
+		return nil, err
+	}
+	out := make([]int, len(accounts))
+	for i, e := range r.Elems {
+		out[i] = redisAccountStart
+		if e.Kind == redis.KindNull {
+			continue
+		}
+		// "balance/writer": no value is written twice, so a WATCHed key
+		// that changed never reads as unchanged (WATCH compares
+		// digests: adapters/redis/session).
+		bal, _, _ := strings.Cut(string(e.Str), "/")
+		n, err := strconv.Atoi(bal)
+		if err != nil || n < 0 {
+			err = fmt.Errorf("redistxn: account %s holds %q", accounts[i], e.Str)
+			c.violate(err)
+			return nil, err
+		}
+		out[i] = n
+	}
+	return out, nil
+}
+
+// transfer moves up to amount from one account to another: WATCH both,
+// read both, and write both in MULTI/EXEC (nothing, when a watched key
+// changed).
+func (c *redisTxnCluster) transfer(ctx context.Context, conn *session.Conn, from, to string, amount int) error {
+	if r := c.do(ctx, conn, "watch", from, to); r.Kind != redis.KindSimple {
+		_, err := c.errKind([]string{"watch", from, to}, r)
+		return err
+	}
+	b, err := c.balances(ctx, conn, from, to)
+	if err != nil {
+		c.do(ctx, conn, "unwatch")
+		return err
+	}
+	amount = min(amount, b[0])
+	c.writes++
+	c.do(ctx, conn, "multi")
+	c.do(ctx, conn, "set", from, fmt.Sprintf("%d/%d", b[0]-amount, c.writes))
+	c.do(ctx, conn, "set", to, fmt.Sprintf("%d/%d", b[1]+amount, c.writes))
+	r := c.do(ctx, conn, "exec")
+	fmt.Printf("DBG %v transfer %s=%d -> %s=%d amount %d write %d: %v\n", time.Duration(c.s.now), from, b[0], to, b[1], amount, c.writes, r)
+	switch {
+	case r.Kind == redis.KindNullArray:
+		return nil // a watched key changed: nothing ran, as Redis says
+	case r.Kind == redis.KindError:
+		_, err := c.errKind([]string{"exec"}, r)
+		return err
+	case r.Kind != redis.KindArray || len(r.Elems) != 2:
+		err := fmt.Errorf("redistxn: a transfer's EXEC answered %v", r)
+		c.violate(err)
+		return err
+	}
+	c.transfers++
+	return nil
+}
+
+// audit reads every balance with one MGET: the total never changes.
+func (c *redisTxnCluster) audit(ctx context.Context, conn *session.Conn) error {
+	b, err := c.balances(ctx, conn, redisAccounts...)
+	if err != nil {
+		return err
+	}
+	total := 0
+	for _, n := range b {
+		total += n
+	}
+	fmt.Printf("DBG %v audit %v\n", time.Duration(c.s.now), b)
+	if want := redisAccountStart * len(redisAccounts); total != want {
+		c.violate(fmt.Errorf("redistxn: an audit saw balances %v, a total of %d; want %d", b, total, want))
+	}
+	c.audits++
+	return nil
+}
+
+// listTxn runs one MULTI block of steps RPUSH (a distinct element) or
+// LRANGE over the lists, and records it for Elle.
+func (c *redisTxnCluster) listTxn(ctx context.Context, conn *session.Conn, i, steps int, intN func(int) int) error {
+	var plan []check.MicroOp
+	for range steps {
+		op := check.MicroOp{Key: redisTxnLists[intN(len(redisTxnLists))], Append: intN(2) == 0}
+		if op.Append {
+			c.next++
+			op.Value = strconv.Itoa(c.next)
+		}
+		plan = append(plan, op)
+	}
+	t := &check.Txn{Process: i, Type: history.TypeInfo, Invoke: c.s.now, Ops: plan}
+	c.txns = append(c.txns, t)
+	args := func(op check.MicroOp) []string {
+		if op.Append {
+			return []string{"rpush", op.Key, op.Value}
+		}
+		return []string{"lrange", op.Key, "0", "-1"}
+	}
+	var r redis.Reply
+	if len(plan) == 1 && intN(2) == 0 {
+		// A command alone, outside MULTI: one range's, which must still
+		// never see a key between two ranges' resolutions.
+		r = c.do(ctx, conn, args(plan[0])...)
+		if r.Kind != redis.KindError {
+			r = redis.Array(r)
+		}
+	} else {
+		c.do(ctx, conn, "multi")
+		for _, op := range plan {
+			c.do(ctx, conn, args(op)...)
+		}
+		r = c.do(ctx, conn, "exec")
+	}
+	t.Complete = c.s.now
+	if r.Kind == redis.KindError {
+		var err error
+		t.Type, err = c.errKind([]string{"exec"}, r)
+		return err
+	}
+	if r.Kind != redis.KindArray || len(r.Elems) != len(plan) {
+		err := fmt.Errorf("redistxn: a list transaction's EXEC answered %v", r)
+		c.violate(err)
+		return err
+	}
+	done := slices.Clone(plan)
+	for j, op := range plan {
+		if op.Append {
+			continue
+		}
+		values := []string{}
+		for _, e := range r.Elems[j].Elems {
+			values = append(values, string(e.Str))
+		}
+		done[j].Values = values
+	}
+	t.Type, t.Ops = history.TypeOK, done
+	if slices.ContainsFunc(plan, func(op check.MicroOp) bool { return !op.Append }) {
+		c.listReads++
+	}
+	return nil
+}
+
+func (c *redisTxnCluster) Targets() []kernel.NodeID { return c.nodes }
+func (c *redisTxnCluster) Healed() {
+	c.healed, c.faultsOver = c.s.now, true
+	for i := range redisTxnClients {
+		c.s.Node(firstClient + kernel.NodeID(i)).Restart() // a no-op for a running one
+	}
+}
+func (c *redisTxnCluster) Stop() { c.stopped = true }
+
+// Progressed also waits for a run's first audit, transfer and committed
+// list read: a run without them would check nothing.
+func (c *redisTxnCluster) Progressed() bool {
+	return c.progressed(c.served, c.healed) && c.audits > 0 && c.transfers > 0 && c.listReads > 0
+}
+
+func (c *redisTxnCluster) Status() string {
+	return fmt.Sprintf("transfers %d, audits %d, list transactions %d, failed %d (last: %v); ", c.transfers, c.audits, len(c.txns), c.failed, c.lastErr) +
+		c.status(c.served, c.healed)
+}
+
+func (c *redisTxnCluster) Check(string) error {
+	switch {
+	case c.safetyError != nil:
+		return c.safetyError
+	case c.violation != nil:
+		return c.violation
+	case c.audits == 0 || c.transfers == 0:
+		return fmt.Errorf("redistxn: a run without an audit and a transfer (%d, %d) checks nothing; last failure: %v", c.audits, c.transfers, c.lastErr)
+	}
+	txns := make([]check.Txn, len(c.txns))
+	reads := 0
+	for i, t := range c.txns {
+		txns[i] = *t
+		for _, op := range t.Ops {
+			if t.Type == history.TypeOK && !op.Append {
+				reads++
+			}
+		}
+	}
+	if reads == 0 {
+		return errors.New("redistxn: no committed list read: the run checks nothing")
+	}
+	if r := check.Elle(txns); !r.Valid {
+		return fmt.Errorf("redistxn: %s\n%s", r.Summary, strings.Join(r.Problems, "\n"))
+	}
+	return c.checkConvergence()
+}
