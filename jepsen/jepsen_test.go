@@ -1,6 +1,7 @@
 package jepsen
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -19,7 +20,7 @@ var (
 	keepOut  = flag.String("jepsen.out", "", "write run directories here (default: a temporary directory)")
 
 	// TestRun's run, from flags: go test ./jepsen -run TestRun -v -args -jepsen.workload=set ...
-	runWorkload    = flag.String("jepsen.workload", "", "TestRun: the workload (register, set, counter, list); TestRun is skipped without it")
+	runWorkload    = flag.String("jepsen.workload", "", "TestRun: the workload (register, set, counter, list, bank, txn-list); TestRun is skipped without it")
 	runNodes       = flag.Int("jepsen.nodes", 3, "TestRun: servers")
 	runNemesis     = flag.String("jepsen.nemesis", "partition,kill", "TestRun: comma-separated nemeses, or all")
 	runRate        = flag.Float64("jepsen.rate", 200, "TestRun: operations per second")
@@ -139,17 +140,23 @@ func TestPlantedBugsAreCaught(t *testing.T) {
 	for _, tc := range []struct {
 		bug, workload string
 		nemeses       []string
+		duration      time.Duration // 0: 60 s
 	}{
 		// Reads served from any replica's state without ReadIndex: a
 		// replica cut off from its range answers with stale values.
-		{"local-reads", "register", []string{"partition"}},
+		{"local-reads", "register", []string{"partition"}, 0},
 		// Raft state written without sync: a power cut (SIGKILL on the
 		// test disk, which loses unsynced writes) of a majority loses
 		// acknowledged elements.
-		{"ack-before-sync", "set", []string{"kill"}},
+		{"ack-before-sync", "set", []string{"kill"}, 0},
+		// A write of one range applied to a key a cross-range transaction
+		// locks: transfers between accounts in different ranges lose
+		// updates, and the bank's total changes (caught within seconds).
+		{"locked-writes-served", "bank", []string{"partition"}, 20 * time.Second},
 	} {
 		t.Run(tc.bug, func(t *testing.T) {
-			out := run(t, Config{Binary: buggy, Mutation: tc.bug, Nodes: 3, Duration: 60 * time.Second,
+			d := cmp.Or(tc.duration, 60*time.Second)
+			out := run(t, Config{Binary: buggy, Mutation: tc.bug, Nodes: 3, Duration: d,
 				Workload: tc.workload, Nemeses: tc.nemeses, Seed: 1, OutDir: outDir(t, tc.bug)})
 			if out.Valid {
 				t.Fatalf("planted bug %s was not caught; report in %s:\n%s", tc.bug, out.Dir, out.Summary())

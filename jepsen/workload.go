@@ -24,7 +24,7 @@ import (
 // server said TRYAGAIN or another error that means "not applied"), or info
 // (it may have happened: a timeout, a lost connection, "write outcome
 // unknown").
-var AllWorkloads = []string{"register", "set", "counter", "list"}
+var AllWorkloads = []string{"register", "set", "counter", "list", "bank", "txn-list"}
 
 // workload is one of AllWorkloads.
 type workload interface {
@@ -98,6 +98,10 @@ func newWorkload(name string, ranges []topo.Range) (workload, error) {
 		return &counterWorkload{}, nil
 	case "list":
 		return &listWorkload{keys: 3}, nil
+	case "bank":
+		return newBankWorkload(ranges), nil
+	case "txn-list":
+		return newTxnListWorkload(ranges), nil
 	}
 	return nil, fmt.Errorf("unknown workload %q (have %s)", name, strings.Join(AllWorkloads, ", "))
 }
@@ -264,6 +268,14 @@ func read(ctx context.Context, p *client, op *history.Op) error {
 	case "read-list":
 		vs, err := p.rdb.LRange(ctx, op.Key, 0, -1).Result()
 		op.Values = vs
+		return err
+	case "read-bank":
+		vs, err := p.rdb.MGet(ctx, strings.Fields(op.Key)...).Result()
+		op.Values = nil
+		for _, v := range vs {
+			s, _ := v.(string) // nil: a missing account
+			op.Values = append(op.Values, s)
+		}
 		return err
 	case "read-counter":
 		v, err := p.rdb.Get(ctx, op.Key).Result()

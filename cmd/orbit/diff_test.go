@@ -28,9 +28,20 @@ import (
 // depth; this one covers the path through the session layer, the state
 // machine, consensus and the wire.
 
+//
+// It runs against one range, and against four, where "a", "b" and "c" lie
+// in three different ranges: every multi-key command and MULTI/EXEC block
+// over them is then a cross-range transaction, which must answer as a
+// single redis-server does.
 func TestDifferentialServe(t *testing.T) {
-	real := startRedisServer(t)
-	orbit := startServer(t, 1)
+	for _, ranges := range []int{1, 4} {
+		t.Run(fmt.Sprintf("ranges=%d", ranges), func(t *testing.T) {
+			differentialServe(t, startRedisServer(t), startServer(t, ranges)) // each a fresh CONFIG
+		})
+	}
+}
+
+func differentialServe(t *testing.T, real, orbit string) {
 	for _, proto := range []string{"2", "3"} {
 		r, o := dialRESP(t, real), dialRESP(t, orbit)
 		for _, c := range []*respConn{r, o} {

@@ -47,25 +47,27 @@ type Txn struct {
 	Invoke, Complete int64
 }
 
-// MicroOp is one step of a transaction: append Value to Key, or read Key
-// (Values: the list it returned, for an ok transaction).
-type MicroOp struct {
-	Append bool
-	Key    string
-	Value  string
-	Values []string
-}
+// MicroOp is one step of a transaction (history.MicroOp).
+type MicroOp = history.MicroOp
 
 func (t Txn) String() string {
 	var ops []string
 	for _, o := range t.Ops {
-		if o.Append {
-			ops = append(ops, fmt.Sprintf("append %s %s", o.Key, o.Value))
-		} else {
-			ops = append(ops, fmt.Sprintf("read %s %v", o.Key, o.Values))
-		}
+		ops = append(ops, o.String())
 	}
 	return fmt.Sprintf("{p%d %s [%s] %d–%d}", t.Process, t.Type, strings.Join(ops, ", "), t.Invoke, t.Complete)
+}
+
+// ElleOps judges the list-append transactions (F "txn") of a Jepsen
+// history.
+func ElleOps(ops []history.Op) Result {
+	var txns []Txn
+	for _, op := range ops {
+		if op.F == "txn" {
+			txns = append(txns, Txn{Process: op.Process, Type: op.Type, Ops: op.Txn, Invoke: op.Invoke, Complete: op.Complete})
+		}
+	}
+	return Elle(txns)
 }
 
 // Anomaly is one thing Elle found: its name and what shows it.

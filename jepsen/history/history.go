@@ -42,7 +42,7 @@ const (
 type Op struct {
 	Process int    `json:"process"` // client number
 	Node    int    `json:"node"`    // the node the client talked to
-	F       string `json:"f"`       // "read","write","cas" (register); "add","read-set" (set); "incr","read-counter" (counter); "append","read-list" (list)
+	F       string `json:"f"`       // "read","write","cas" (register); "add","read-set" (set); "incr","read-counter" (counter); "append","read-list" (list); "transfer","read-bank" (bank); "txn" (txn-list)
 	Key     string `json:"key,omitempty"`
 	Value   string `json:"value,omitempty"`  // write/cas: new value; add/append: element
 	Expect  string `json:"expect,omitempty"` // cas: the value required (a cas on a missing key is not generated)
@@ -55,6 +55,9 @@ type Op struct {
 	// Int is incr's reply, or read-counter's value (0 if the key is
 	// missing).
 	Int int64 `json:"int,omitempty"`
+	// Txn are the steps of a list-append transaction (F "txn"), reads
+	// with the lists they returned once it is ok.
+	Txn []MicroOp `json:"txn,omitempty"`
 	// Swapped, for an ok cas, says whether it swapped. False means the EXEC
 	// aborted or the value differed, which a client cannot tell apart, so
 	// it only says the cas did not write.
@@ -64,6 +67,22 @@ type Op struct {
 	// Invariant: Invoke <= Complete.
 	Invoke   int64 `json:"invoke_ns"`
 	Complete int64 `json:"complete_ns"`
+}
+
+// MicroOp is one step of a list-append transaction: append Value to Key,
+// or read Key (Values: the list it returned, for an ok transaction).
+type MicroOp struct {
+	Append bool     `json:"append,omitempty"`
+	Key    string   `json:"key"`
+	Value  string   `json:"value,omitempty"`
+	Values []string `json:"values,omitempty"`
+}
+
+func (m MicroOp) String() string {
+	if m.Append {
+		return fmt.Sprintf("append %s %s", m.Key, m.Value)
+	}
+	return fmt.Sprintf("read %s %v", m.Key, m.Values)
 }
 
 // String describes op in one line for problem reports: who, what, outcome
@@ -99,7 +118,15 @@ func (op Op) String() string {
 		if op.Type == TypeOK {
 			what += fmt.Sprintf(" -> %d", op.Int)
 		}
-	case "read-set", "read-list":
+	case "txn":
+		var steps []string
+		for _, m := range op.Txn {
+			steps = append(steps, m.String())
+		}
+		what = "txn [" + strings.Join(steps, ", ") + "]"
+	case "transfer":
+		what = fmt.Sprintf("transfer %s %s", op.Key, op.Value)
+	case "read-set", "read-list", "read-bank":
 		what = op.F + " " + op.Key
 		if op.Type == TypeOK {
 			what += " -> " + describeValues(op.Values)
