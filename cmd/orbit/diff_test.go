@@ -28,7 +28,6 @@ import (
 // depth; this one covers the path through the session layer, the state
 // machine, consensus and the wire.
 
-//
 // It runs against one range, and against four, where "a", "b" and "c" lie
 // in three different ranges: every multi-key command and MULTI/EXEC block
 // over them is then a cross-range transaction, which must answer as a
