@@ -27,8 +27,8 @@ import (
 // adapters/redis's differential test covers each command's arguments in
 // depth; this one covers the path through the session layer, the state
 // machine, consensus and the wire.
-
-// It runs against one range, and against four, where "a", "b" and "c" lie
+//
+// TestDifferentialServe runs it against one range, and against four, and against four, where "a", "b" and "c" lie
 // in three different ranges: every multi-key command and MULTI/EXEC block
 // over them is then a cross-range transaction, which must answer as a
 // single redis-server does.
