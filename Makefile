@@ -112,10 +112,12 @@ jepsen:
 acceptance:
 	ORBIT_ACCEPTANCE=1 $(GO) test ./cmd/orbit -run '^TestAcceptance' -count=1 -timeout 40m -v
 
-## bench: the simulator's speed (events/s, virtual s per wall s) and transfers per second (txn)
+## bench: the simulator's speed (events/s, virtual s per wall s), transfers per second (txn),
+## and Redis commands across ranges against redis-server with appendfsync always (cmd/orbit)
 bench:
 	$(GO) test ./sim -run '^$$' -bench . -benchtime 3s
 	$(GO) test ./txn -run '^$$' -bench Transfers -benchtime 300x
+	$(GO) test ./cmd/orbit -run '^$$' -bench RedisAcrossRanges -benchtime 1000x
 
 ## race: every package under the race detector, with -short (tests of real
 ## processes skip: Jepsen, cluster, kill -9; the simulator runs a few seeds

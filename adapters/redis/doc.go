@@ -10,9 +10,12 @@
 // executed once, on the range's leader, and what it wrote goes through the
 // Raft log to every replica (consensus: "evaluate at the leader"); a read
 // runs at the leader, under its lease or after a ReadIndex, on a read-only
-// Store. All of a command's
-// keys must route to one range: the caller refuses a command whose keys'
-// RouteKeys fall in different ranges (Keys lists them). Blocking commands
+// Store. A command whose keys (Keys lists them) lie in more than one range
+// runs as a cross-range transaction (locks.go): each range locks its keys
+// and hands their records over (LockCommand), the caller runs the command
+// on them (RunTxn), decides, and each range takes the written keys'
+// records back (ResolveCommand); a command naming a locked key is
+// answered Locked and has no effect. Blocking commands
 // have a non-blocking step (TryBlocking); keyspace-wide commands (KEYS,
 // SCAN, DBSIZE, RANDOMKEY, FLUSHDB, FLUSHALL) run per range and the caller
 // merges (ranges.go). Connection and server commands are the caller's, and
@@ -30,10 +33,10 @@
 // 16384) as 2 big-endian bytes, then k with each 0x00 byte escaped as
 // 0x00 0xFF, then the terminator 0x00 0x01. Ranges are spans of slots
 // (split points are SlotKeys, SlotSplits makes them), so keys sharing a
-// {tag} always share a range, and a multi-key command is atomic exactly
-// when its keys share a range; the caller answers one whose keys fall in
-// different ranges with Redis Cluster's "CROSSSLOT Keys in request don't
-// hash to the same slot" (ErrCrossSlot). Within a slot the escape
+// {tag} always share a range (a multi-key command over keys of one range
+// is that range's atomic command; over keys of several, a cross-range
+// transaction; a caller without transactions answers it with Redis
+// Cluster's ErrCrossSlot). Within a slot the escape
 // preserves the order of keys, and no key's prefix is a prefix of another
 // key's records, so a range split at a slot boundary keeps every key
 // whole; ranges split only there (StateMachine.SplitKey). Keyspace-wide
@@ -132,6 +135,8 @@
 //	Lookup, Commands, Keys, CommandReply          the command table and COMMAND
 //	Reply, AppendRESP2, AppendRESP3, ParseReply   replies, for every command
 //	Store, KV, MemStore, ReadOnly, Verify         storage contract and helpers
+//	LockCommand, LockReply, RunTxn, ResolveCommand,
+//	Locked, LockedBy, RawRouteKey, Image          cross-range transactions (locks.go)
 //
 // # Differences from Redis 7.0
 //
@@ -239,6 +244,13 @@
 //     Blocking XREAD and XREADGROUP: see adapters/redis/session.
 //   - DEBUG, keyspace notifications and client-side caching invalidation
 //     do not exist here.
+//   - A command or MULTI/EXEC block over keys in several ranges reads and
+//     writes whole keys (locks.go): at most MaxImageBytes (4 MB) of one
+//     range's keys, beyond which it answers an error; COPY ... DB to a
+//     key in another range answers an error (the destination is in
+//     another database, which no lock covers). Keyspace-wide reads (KEYS,
+//     SCAN, DBSIZE, RANDOMKEY) are not isolated from such a transaction
+//     being resolved, as a Redis Cluster client's walk over nodes is not.
 //   - WATCH checks a key in the database selected at EXEC, Redis in the one
 //     selected at WATCH (it differs for a client that SELECTs in between).
 //     MOVE and SWAPDB do not exist yet (COPY ... DB does). FLUSHDB deletes its

@@ -164,7 +164,7 @@ func normalizeRaw(cmd []string, raw []byte) []byte {
 
 // startRedisServer starts a private redis-server, or skips the test when
 // it is not installed (fails under CI, which installs it).
-func startRedisServer(t *testing.T) string {
+func startRedisServer(t testing.TB, extra ...string) string {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -179,8 +179,9 @@ func startRedisServer(t *testing.T) string {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--daemonize", "no", "--logfile", "", "--loglevel", "warning", "--dir", t.TempDir(), "--hz", "500")
+	args := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--daemonize", "no", "--logfile", "", "--loglevel", "warning", "--dir", t.TempDir(), "--hz", "500"}
+	cmd := exec.Command(bin, append(args, extra...)...) // later settings win
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -24,21 +24,21 @@ import (
 // startServer runs `orbit serve` in-process on free ports with a fresh data
 // directory, waits for /readyz, and stops it (and checks the graceful
 // shutdown returned no error) when the test ends.
-func startServer(t *testing.T, ranges int) (redisAddr string) {
+func startServer(t testing.TB, ranges int) (redisAddr string) {
 	t.Helper()
 	redisAddr, _ = startServerHTTP(t, ranges)
 	return redisAddr
 }
 
 // startServerHTTP is startServer that also returns the HTTP address.
-func startServerHTTP(t *testing.T, ranges int) (redisAddr, httpAddr string) {
+func startServerHTTP(t testing.TB, ranges int) (redisAddr, httpAddr string) {
 	t.Helper()
 	return startServerWith(t, serveConfig{ranges: ranges})
 }
 
 // startServerWith is startServerHTTP with cfg's settings (node ID, data
 // directory and addresses are filled in).
-func startServerWith(t *testing.T, cfg serveConfig) (redisAddr, httpAddr string) {
+func startServerWith(t testing.TB, cfg serveConfig) (redisAddr, httpAddr string) {
 	t.Helper()
 	cfg.nodeID, cfg.dataDir, cfg.redisAddr, cfg.httpAddr = 1, filepath.Join(t.TempDir(), "data"), "127.0.0.1:0", "127.0.0.1:0"
 	ctx, cancel := context.WithCancel(context.Background())
@@ -109,7 +109,7 @@ func TestMetricsShowLeasedReads(t *testing.T) {
 	}
 }
 
-func waitReady(t *testing.T, httpAddr string) {
+func waitReady(t testing.TB, httpAddr string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {

@@ -15,10 +15,15 @@
 // What differs from a single redis-server:
 //
 //   - A multi-key command (MSET, SINTERSTORE, RENAME, ...) and a MULTI/EXEC
-//     transaction are atomic when their keys share a range; keys sharing a
-//     {hash tag} always do. Otherwise the reply is Redis Cluster's
-//     "CROSSSLOT Keys in request don't hash to the same slot" (for a
-//     transaction: at EXEC, and nothing runs).
+//     transaction are atomic whatever ranges their keys lie in: over one
+//     range (keys sharing a {hash tag} always share one) it is one
+//     command of that range; over several, a cross-range transaction
+//     (txn.go; docs/txn.md, step 7) that decides in the transactional
+//     keyspace (Options.NewDB; without it the reply is Redis Cluster's
+//     "CROSSSLOT Keys in request don't hash to the same slot", for a
+//     transaction at EXEC, and nothing runs). A command naming a key such
+//     a transaction holds waits for it, up to LockTimeout, and then
+//     settles it.
 //   - Inside MULTI every command is queued, as in Redis. The keyed ones
 //     (blocking commands do not block there, as in Redis) run at EXEC as
 //     one atomic command on their range; a server or keyspace-wide
