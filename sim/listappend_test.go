@@ -154,9 +154,18 @@ func (c *listAppendCluster) Check(string) error {
 	if c.safetyError != nil {
 		return c.safetyError
 	}
-	txns := make([]check.Txn, len(c.txns))
+	if err := checkElle("listappend", c.txns); err != nil {
+		return err
+	}
+	return c.checkConvergence()
+}
+
+// checkElle judges a run's list-append transactions with Elle; a run
+// without a committed read checks nothing, and fails.
+func checkElle(scenario string, recorded []*check.Txn) error {
+	txns := make([]check.Txn, len(recorded))
 	reads := 0
-	for i, t := range c.txns {
+	for i, t := range recorded {
 		txns[i] = *t
 		for _, op := range t.Ops {
 			if t.Type == history.TypeOK && !op.Append {
@@ -165,10 +174,10 @@ func (c *listAppendCluster) Check(string) error {
 		}
 	}
 	if reads == 0 {
-		return errors.New("listappend: no committed read: the run checks nothing")
+		return fmt.Errorf("%s: no committed read: the run checks nothing", scenario)
 	}
 	if r := check.Elle(txns); !r.Valid {
-		return fmt.Errorf("listappend: %s\n%s", r.Summary, strings.Join(r.Problems, "\n"))
+		return fmt.Errorf("%s: %s\n%s", scenario, r.Summary, strings.Join(r.Problems, "\n"))
 	}
-	return c.checkConvergence()
+	return nil
 }

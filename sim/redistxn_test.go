@@ -383,21 +383,8 @@ func (c *redisTxnCluster) Check(string) error {
 	case c.audits == 0 || c.transfers == 0:
 		return fmt.Errorf("redistxn: a run without an audit and a transfer (%d, %d) checks nothing; last failure: %v", c.audits, c.transfers, c.lastErr)
 	}
-	txns := make([]check.Txn, len(c.txns))
-	reads := 0
-	for i, t := range c.txns {
-		txns[i] = *t
-		for _, op := range t.Ops {
-			if t.Type == history.TypeOK && !op.Append {
-				reads++
-			}
-		}
-	}
-	if reads == 0 {
-		return errors.New("redistxn: no committed list read: the run checks nothing")
-	}
-	if r := check.Elle(txns); !r.Valid {
-		return fmt.Errorf("redistxn: %s\n%s", r.Summary, strings.Join(r.Problems, "\n"))
+	if err := checkElle("redistxn", c.txns); err != nil {
+		return err
 	}
 	return c.checkConvergence()
 }

@@ -8,21 +8,21 @@ import (
 )
 
 func apply(t *testing.T, m *memRange, cmd []byte, now int64) Reply {
-	t.Helper()
-	b, err := (&StateMachine{}).Apply(m, cmd, consensus.CommandMeta{NowMillis: now, Rand: 7})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := DecodeReply(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return runOn(t, m, cmd, now, true)
+}
+func query(t *testing.T, m *memRange, cmd []byte, now int64) Reply {
+	return runOn(t, m, cmd, now, false)
 }
 
-func query(t *testing.T, m *memRange, cmd []byte, now int64) Reply {
+// runOn runs cmd on m as a write (Apply) or a read (Query) at now.
+func runOn(t *testing.T, m *memRange, cmd []byte, now int64, write bool) Reply {
 	t.Helper()
-	b, err := (&StateMachine{}).Query(m, cmd, consensus.CommandMeta{NowMillis: now})
+	sm, meta := &StateMachine{}, consensus.CommandMeta{NowMillis: now, Rand: 7}
+	run := sm.Query
+	if write {
+		run = sm.Apply
+	}
+	b, err := run(m, cmd, meta)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -266,6 +266,11 @@ func run(data consensus.RangeData, cmd []byte, meta consensus.CommandMeta, write
 		if d.err != nil {
 			return Reply{}, d.err
 		}
+		// A digest taken under a lock would be of the value the lock's
+		// transaction may be about to replace: EXEC would abort for it.
+		if r, ok, err := checkLocks(locks, db, keys, now); !ok || err != nil {
+			return r, err
+		}
 		var out []Reply
 		for _, k := range keys {
 			dg, err := keyDigest(st, now, k)

@@ -368,15 +368,7 @@ func (c *Conn) blocking(ctx context.Context, spec *redis.Spec, args [][]byte) re
 		}
 		// Wait until the probe says the step may succeed.
 		for {
-			wait := c.s.opts.BlockPoll
-			if !deadline.IsZero() {
-				left := deadline.Sub(c.s.rt.Now())
-				if left <= 0 {
-					return redis.TimeoutReply(spec.Name)
-				}
-				wait = min(wait, left)
-			}
-			if err := c.s.waitWrite(ctx, wait); err != nil {
+			if !c.s.waitStep(ctx, deadline) {
 				return redis.TimeoutReply(spec.Name)
 			}
 			p, err := c.s.command(ctx, route, cmd, true)
@@ -408,18 +400,25 @@ func (c *Conn) blockingAcross(ctx context.Context, spec *redis.Spec, args [][]by
 		if retry := redis.RetryArgs(run.Reply); retry != nil {
 			args = retry // XREAD's "$" fixed to the ID it stood for at first
 		}
-		wait := c.s.opts.BlockPoll
-		if !deadline.IsZero() {
-			left := deadline.Sub(c.s.rt.Now())
-			if left <= 0 {
-				return redis.TimeoutReply(spec.Name)
-			}
-			wait = min(wait, left)
-		}
-		if err := c.s.waitWrite(ctx, wait); err != nil {
+		if !c.s.waitStep(ctx, deadline) {
 			return redis.TimeoutReply(spec.Name)
 		}
 	}
+}
+
+// waitStep is a blocked client's wait before its next try: for a write
+// applied here or BlockPoll, whichever comes first, but not past deadline
+// (zero: none). False: the deadline passed, or ctx ended.
+func (s *Server) waitStep(ctx context.Context, deadline time.Time) bool {
+	wait := s.opts.BlockPoll
+	if !deadline.IsZero() {
+		left := deadline.Sub(s.rt.Now())
+		if left <= 0 {
+			return false
+		}
+		wait = min(wait, left)
+	}
+	return s.waitWrite(ctx, wait) == nil
 }
 
 // waitWrite waits up to d for a write to apply on this node.
