@@ -1491,6 +1491,18 @@ func (s *Store) Members(id storage.RangeID) ([]kernel.NodeID, bool) {
 // RangeStatus reports a replica's applied index and Raft state, for tests
 // and reports. It reads the driver's state without synchronisation: call it
 // only while the driver is idle (the simulator between events).
+// Progress is how far this node's replica of range id has applied and
+// knows committed (ok false: no replica here), for checkers that wait
+// for replicas to catch up. Like RangeStatus, it reads the replica
+// unsynchronized: call it where nothing runs the store (the simulator).
+func (s *Store) Progress(id storage.RangeID) (applied, commit uint64, ok bool) {
+	r := s.replicas[id]
+	if r == nil {
+		return 0, 0, false
+	}
+	return r.log.Applied(), r.rn.BasicStatus().Commit, true
+}
+
 func (s *Store) RangeStatus(id storage.RangeID) string {
 	r := s.replicas[id]
 	if r == nil {

@@ -240,6 +240,10 @@ func (c *bankCluster) Healed() {
 
 func (c *bankCluster) Stop() { c.stopped = true }
 
+// Settled waits for every replica to apply what it knows committed
+// (serverSet.caughtUp) before the check compares them.
+func (c *bankCluster) Settled() bool { return c.caughtUp() }
+
 func (c *bankCluster) Progressed() bool { return c.progressed(c.served, c.healed) }
 
 func (c *bankCluster) Status() string {

@@ -44,6 +44,10 @@ type kvCluster struct {
 	*serverSet
 }
 
+// Settled waits for every replica to apply what it knows committed
+// (serverSet.caughtUp) before the check compares them.
+func (c *kvCluster) Settled() bool { return c.caughtUp() }
+
 func newKVCluster(s *Sim, servers []kernel.NodeID, replicas int) *kvCluster {
 	layout, err := consensus.NewLayout([][]byte{[]byte("h"), []byte("p")}, servers, replicas)
 	if err != nil {

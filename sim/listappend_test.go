@@ -144,6 +144,10 @@ func (c *listAppendCluster) Healed() {
 	}
 }
 func (c *listAppendCluster) Stop()            { c.stopped = true }
+// Settled waits for every replica to apply what it knows committed
+// (serverSet.caughtUp) before the check compares them.
+func (c *listAppendCluster) Settled() bool { return c.caughtUp() }
+
 func (c *listAppendCluster) Progressed() bool { return c.progressed(c.served, c.healed) }
 
 func (c *listAppendCluster) Status() string {

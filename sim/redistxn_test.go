@@ -146,12 +146,17 @@ func (c *redisTxnCluster) client(ctx context.Context, rt kernel.Runtime, i int) 
 		switch r := rng.IntN(10); {
 		case n%3 == 2: // every third operation, so that every run audits
 			err = c.audit(ctx, conn)
-		case r < 5:
+		case r < 4:
 			from := rng.IntN(len(redisAccounts))
 			to := (from + 1 + rng.IntN(len(redisAccounts)-1)) % len(redisAccounts)
 			err = c.transfer(ctx, conn, redisAccounts[from], redisAccounts[to], 1+rng.IntN(20))
+		case r < 7:
+			// RPUSH or LRANGE alone, outside MULTI: one range's command,
+			// which must still never see a key between two ranges'
+			// resolutions of a transaction.
+			err = c.listTxn(ctx, conn, i, 1, true, rng.IntN)
 		default:
-			err = c.listTxn(ctx, conn, i, rng.IntN(4)+1, rng.IntN)
+			err = c.listTxn(ctx, conn, i, rng.IntN(4)+1, false, rng.IntN)
 		}
 		if err != nil {
 			c.failed++
@@ -291,8 +296,9 @@ func (c *redisTxnCluster) audit(ctx context.Context, conn *session.Conn) error {
 }
 
 // listTxn runs one MULTI block of steps RPUSH (a distinct element) or
-// LRANGE over the lists, and records it for Elle.
-func (c *redisTxnCluster) listTxn(ctx context.Context, conn *session.Conn, i, steps int, intN func(int) int) error {
+// LRANGE over the lists (alone: one step, sent without MULTI), and
+// records it for Elle.
+func (c *redisTxnCluster) listTxn(ctx context.Context, conn *session.Conn, i, steps int, alone bool, intN func(int) int) error {
 	var plan []check.MicroOp
 	for range steps {
 		op := check.MicroOp{Key: redisTxnLists[intN(len(redisTxnLists))], Append: intN(2) == 0}
@@ -311,9 +317,7 @@ func (c *redisTxnCluster) listTxn(ctx context.Context, conn *session.Conn, i, st
 		return []string{"lrange", op.Key, "0", "-1"}
 	}
 	var r redis.Reply
-	if len(plan) == 1 && intN(2) == 0 {
-		// A command alone, outside MULTI: one range's, which must still
-		// never see a key between two ranges' resolutions.
+	if alone {
 		r = c.do(ctx, conn, args(plan[0])...)
 		if r.Kind != redis.KindError {
 			r = redis.Array(r)
@@ -365,6 +369,10 @@ func (c *redisTxnCluster) Stop() { c.stopped = true }
 
 // Progressed also waits for a run's first audit, transfer and committed
 // list read: a run without them would check nothing.
+// Settled waits for every replica to apply what it knows committed
+// (serverSet.caughtUp) before the check compares them.
+func (c *redisTxnCluster) Settled() bool { return c.caughtUp() }
+
 func (c *redisTxnCluster) Progressed() bool {
 	return c.progressed(c.served, c.healed) && c.audits > 0 && c.transfers > 0 && c.listReads > 0
 }

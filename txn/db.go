@@ -57,6 +57,9 @@ type DB struct {
 	hbMu   sync.Mutex
 	clock  *hlc.Clock
 	opts   Options
+	// late are resolutions a buggify site asked to send again, before a
+	// later transaction (the simulator's duplicated, late messages).
+	late []resolution
 }
 
 // NewDB returns a DB on the node's router and clock; name must be unique
@@ -191,6 +194,11 @@ func (db *DB) push(ctx context.Context, tx *Tx, res *result) error {
 func (db *DB) Txn(ctx context.Context, fn func(*Tx) error) error {
 	var err error
 	for attempt := range db.opts.MaxRetries {
+		for len(db.late) > 0 {
+			r := db.late[0]
+			db.late = db.late[1:]
+			db.resolve(ctx, db.cl, r)
+		}
 		tx := db.Begin()
 		if err = fn(tx); err == nil {
 			err = tx.Commit(ctx)

@@ -37,6 +37,9 @@ type Tx struct {
 	reads     []span
 	done      bool
 	committed bool
+	// vanished is set where a buggify site makes the coordinator leave
+	// the transaction as a dead one would: Rollback then does nothing.
+	vanished bool
 	// wounded is set by the heartbeat task when the record says aborted.
 	wounded     atomic.Bool
 	stopBeating func()
@@ -309,6 +312,13 @@ func (tx *Tx) Commit(ctx context.Context) error {
 	}
 	keys := sortedKeys(tx.writes)
 	meta := tx.meta()
+	if tx.db.rt.Buggify("txn.coordinator-vanishes-before-decision") {
+		// The simulator's aimed fault: intents written, no decision, no
+		// more heartbeats; whoever meets an intent must settle it.
+		tx.vanished = true
+		tx.end()
+		return fmt.Errorf("%w: buggify: the coordinator vanished before its decision", ErrIndeterminate)
+	}
 	if mutation.On(MutResolveBeforeDecision) {
 		tx.resolve(ctx, keys, true, tx.write)
 	}
@@ -337,7 +347,17 @@ func (tx *Tx) Commit(ctx context.Context) error {
 	if err := tx.db.commitWait(ctx, res.ts); err != nil {
 		return fmt.Errorf("%w: committed, but the wait for its timestamp ended: %v", ErrIndeterminate, err)
 	}
+	if tx.db.rt.Buggify("txn.coordinator-vanishes-after-decision") {
+		// Committed, nothing resolved: readers finish it from the record.
+		return fmt.Errorf("%w: buggify: the coordinator vanished after its decision", ErrIndeterminate)
+	}
 	tx.resolve(ctx, keys, true, res.ts)
+	if tx.db.rt.Buggify("txn.late-resolution") {
+		// The same resolution again, late: sent before a later
+		// transaction of this DB, after others may have written the
+		// keys (and left intents there) since.
+		tx.db.late = append(tx.db.late, resolution{meta: tx.meta(), keys: keys, commit: true, ts: res.ts})
+	}
 	return nil
 }
 
@@ -402,7 +422,7 @@ func (tx *Tx) commitOnePhase(ctx context.Context) (bool, error) {
 // a transaction that committed stays committed.
 func (tx *Tx) Rollback(ctx context.Context) {
 	tx.end()
-	if tx.anchor == nil || tx.committed {
+	if tx.anchor == nil || tx.committed || tx.vanished {
 		return
 	}
 	keys := sortedKeys(tx.writes)

@@ -279,7 +279,7 @@ func resolveKeys(raw, locks Store, id TxnID, commit bool, rks [][]byte, images [
 		if err != nil {
 			return Reply{}, err
 		}
-		if l.id != id {
+		if l.id != id && !mutation.On(MutResolveIgnoresOwner) {
 			continue // resolved already, and locked again since
 		}
 		if im, ok := byRK[string(rk)]; ok && commit {

@@ -142,6 +142,11 @@ func (s *Server) tryAcross(ctx context.Context, rks [][]byte, db int, watches []
 		groups, images, now = append(groups, group), append(images, gimages...), max(now, gnow)
 		pending = pending[n:]
 	}
+	if s.rt.Buggify("redis.txn.coordinator-vanishes-after-locks") {
+		// The simulator's aimed fault: locks held, nothing decided;
+		// whoever meets them settles them after LockTimeout.
+		return redis.TxnRun{}, false, fmt.Errorf("%w: buggify: the coordinator vanished holding its locks", consensus.ErrIndeterminate)
+	}
 	run = redis.RunTxn(images, db, now, seed, watches, cmds, multi, cfg)
 	// From here on the work goes on if the client's context ends: every
 	// lock resolved now is one nobody waits on.
@@ -169,6 +174,20 @@ func (s *Server) tryAcross(ctx context.Context, rks [][]byte, db int, watches []
 		s.resolve(ctx, id, false, groups, nil)
 		s.forget(ctx, id)
 		return redis.TxnRun{}, true, nil
+	}
+	if s.rt.Buggify("redis.txn.coordinator-vanishes-after-decision") {
+		// Committed, nothing resolved: whoever meets a lock finishes it
+		// from the decision.
+		return redis.TxnRun{}, false, fmt.Errorf("%w: buggify: the coordinator vanished after its decision", consensus.ErrIndeterminate)
+	}
+	if s.rt.Buggify("redis.txn.late-resolution") {
+		// The same resolution again, later, when other transactions may
+		// hold the keys: it must change nothing.
+		s.rt.Go("redis txn late resolution", func(ctx context.Context) {
+			if s.rt.Sleep(ctx, time.Duration(s.rt.Rand().IntN(300))*time.Millisecond) == nil {
+				s.resolve(ctx, id, true, groups, run.Writes)
+			}
+		})
 	}
 	if _, ok := s.resolve(ctx, id, true, groups, run.Writes); ok {
 		// No lock of it is left anywhere: nobody reads the decision again.
