@@ -143,7 +143,8 @@ func (c *listAppendCluster) Healed() {
 		c.s.Node(firstClient + kernel.NodeID(i)).Restart() // a no-op for a running one
 	}
 }
-func (c *listAppendCluster) Stop()            { c.stopped = true }
+func (c *listAppendCluster) Stop() { c.stopped = true }
+
 // Settled waits for every replica to apply what it knows committed
 // (serverSet.caughtUp) before the check compares them.
 func (c *listAppendCluster) Settled() bool { return c.caughtUp() }
