@@ -82,10 +82,18 @@ func newTxnServers(s *Sim, servers []kernel.NodeID, stopped func() bool, splitAt
 	if err != nil {
 		panic(err)
 	}
+	// Half the seeds split ranges as they grow (between keys' version
+	// runs) and merge them as they shrink: intents, records and pending
+	// transactions meet ranges that split and merge under them.
+	var splitBytes int64
+	if s.Seed()%4 >= 2 {
+		splitBytes = txnSplitBytes
+	}
 	var c *serverSet
 	c = newServerSet(s, servers, layout, func(rt kernel.Runtime) {
 		machine := txn.NewMachine(hlc.NewClock(rt.Now, hlc.DefaultMaxOffset), txn.Options{GCTTL: simGCTTL})
-		c.openStore(rt, c.openEngine(rt), consensus.Options{Keyspaces: []consensus.Keyspace{machine.Keyspace()}})
+		c.openStore(rt, c.openEngine(rt), consensus.Options{Keyspaces: []consensus.Keyspace{machine.Keyspace()},
+			Router: consensus.NewRouter(rt, layout), SplitBytes: splitBytes, MergeBytes: splitBytes / 4})
 	})
 	// Garbage collection runs all along, with a short TTL: old versions
 	// and settled records go while transactions run, and reads that
@@ -102,6 +110,10 @@ func newTxnServers(s *Sim, servers []kernel.NodeID, stopped func() bool, splitAt
 	})
 	return c
 }
+
+// txnSplitBytes is the split size of the transaction scenarios' seeds
+// that split: a few versions of a few keys.
+const txnSplitBytes = 400
 
 // gcNode runs the transaction scenarios' garbage collection; like the
 // clients, never a fault target.

@@ -2,10 +2,12 @@ package txn
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -14,17 +16,22 @@ import (
 // write both) per second and their latency, on one node and on three, with
 // both accounts in one range and in two, at 1 and 16 clients (each on its
 // own accounts: no contention), next to single-key puts outside
-// transactions in the same run (issue 14, item 9). Nodes keep their data
-// on disk (every sync a real one) and share one disk and two cores.
+// transactions in the same run (issue 14, item 9); and, at 1 to 64
+// clients, transfers that all take from one hot account (kind "hot": the
+// contention curve). Nodes keep their data on disk (every sync a real
+// one) and share one disk and two cores.
 func BenchmarkTransfers(b *testing.B) {
 	for _, nodes := range []int{1, 3} {
-		for _, clients := range []int{1, 16} {
+		for _, clients := range []int{1, 16, 64} {
 			for _, kind := range []string{"put", "same-range", "cross-range"} {
 				b.Run(fmt.Sprintf("nodes=%d/clients=%d/%s", nodes, clients, kind), func(b *testing.B) {
 					benchTransfers(b, nodes, clients, kind)
 				})
 			}
 		}
+	}
+	for _, clients := range []int{1, 4, 16, 64} {
+		b.Run(fmt.Sprintf("nodes=3/clients=%d/hot", clients), func(b *testing.B) { benchTransfers(b, 3, clients, "hot") })
 	}
 }
 
@@ -39,6 +46,7 @@ func benchTransfers(b *testing.B, nodes, clients int, kind string) {
 		cancel()
 	}
 	latencies := make([][]time.Duration, clients)
+	var gaveUp atomic.Int64
 	var wg sync.WaitGroup
 	per := b.N/clients + 1
 	b.ResetTimer()
@@ -47,8 +55,11 @@ func benchTransfers(b *testing.B, nodes, clients int, kind string) {
 		wg.Add(1)
 		db := c.db(i%nodes, fmt.Sprintf("bench-%d", i))
 		from, to := []byte(fmt.Sprintf("a-%d", i)), []byte(fmt.Sprintf("b-%d", i)) // both below "m"
-		if kind == "cross-range" {
+		switch kind {
+		case "cross-range":
 			to = []byte(fmt.Sprintf("x-%d", i))
+		case "hot":
+			from, to = []byte("hot"), []byte(fmt.Sprintf("x-%d", i)) // every client takes from one account, across ranges
 		}
 		c.rts[i%nodes].Go("bench client", func(ctx context.Context) {
 			defer wg.Done()
@@ -73,6 +84,10 @@ func benchTransfers(b *testing.B, nodes, clients int, kind string) {
 						return tx.Put(ctx, to, []byte(strconv.Itoa(bal+1)))
 					})
 				}
+				if kind == "hot" && errors.Is(err, ErrRetry) {
+					gaveUp.Add(1) // contention's price: counted, not a failure
+					continue
+				}
 				if err != nil {
 					b.Error(err)
 					return
@@ -95,6 +110,9 @@ func benchTransfers(b *testing.B, nodes, clients int, kind string) {
 	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "ops/s")
 	b.ReportMetric(float64(all[len(all)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms")
+	if kind == "hot" {
+		b.ReportMetric(float64(gaveUp.Load()), "gave-up")
+	}
 }
 
 func benchBalance(v []byte, found bool, err error) (int, error) {

@@ -17,6 +17,8 @@ var (
 		"a push that finds the record committed aborts it anyway: a decision made twice, and the intents not yet resolved are lost")
 	MutOnePhaseSkipsRefresh = mutation.Plant("one-phase-skips-refresh", mutation.Txn,
 		"the one-range fast path commits above the transaction's read timestamp without asking it to refresh its reads first: lost updates")
+	MutCommitSkipsAnIntent = mutation.Plant("commit-skips-an-intent", mutation.Txn,
+		"commits with one of its writes never written as an intent (an error dropped on the way): the decision covers a write that never happens")
 	MutResolveBeforeDecision = mutation.Plant("resolve-before-decision", mutation.Txn,
 		"resolves a transaction's intents as committed before its record says so: a commit that then fails leaves some of its writes behind")
 )
