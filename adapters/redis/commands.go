@@ -14,7 +14,7 @@ var handlers = map[string]handler{
 	"del": cmdDel, "unlink": cmdDel, "exists": cmdExists, "touch": cmdExists,
 	"expire": cmdExpire, "pexpire": cmdPExpire, "expireat": cmdExpireAt, "pexpireat": cmdPExpireAt,
 	"expiretime": cmdExpireTime, "pexpiretime": cmdPExpireTime, "ttl": cmdTTL, "pttl": cmdPTTL,
-	"persist": cmdPersist, "type": cmdType, "rename": cmdRename, "copy": cmdCopy, "renamenx": cmdRenameNX,
+	"persist": cmdPersist, "type": cmdType, "rename": cmdRename, "copy": cmdCopy, "move": cmdMove, "renamenx": cmdRenameNX,
 	// hashes.go
 	"hset": cmdHSet, "hsetnx": cmdHSetNX, "hget": cmdHGet, "hmget": cmdHMGet, "hmset": cmdHMSet,
 	"hdel": cmdHDel, "hgetall": cmdHGetAll, "hexists": cmdHExists, "hincrby": cmdHIncrBy,

@@ -192,6 +192,9 @@ func genKeyCmd(t *rapid.T, env genEnv) []string {
 		}
 		return cmd
 	case "rename", "renamenx":
+		if rapid.IntRange(0, 3).Draw(t, "move") == 0 {
+			return []string{pick(t, "m", "move", "MOVE"), k, pick(t, "db", "0", "1", "1", "2", "16", "-1", "x", "99999999999")}
+		}
 		if rapid.IntRange(0, 2).Draw(t, "copy") == 0 {
 			cmd := []string{"copy", k, genKey(t)}
 			for range rapid.IntRange(0, 2).Draw(t, "nopts") {

@@ -253,7 +253,7 @@
 //     being resolved, as a Redis Cluster client's walk over nodes is not.
 //   - WATCH checks a key in the database selected at EXEC, Redis in the one
 //     selected at WATCH (it differs for a client that SELECTs in between).
-//     MOVE and SWAPDB do not exist yet (COPY ... DB does). FLUSHDB deletes its
+//     SWAPDB does not exist yet (MOVE and COPY ... DB do). FLUSHDB deletes its
 //     database key by key (FLUSHALL is one range deletion per range).
 //   - A MULTI block holding a server or keyspace-wide command (CONFIG SET,
 //     FLUSHALL, SELECT, INFO, ...) runs it in its place at EXEC, between
@@ -300,7 +300,7 @@
 //
 // Not implemented (they reply "ERR unknown command", as Redis does for a
 // command it lacks, and are absent from the table and COMMAND): the other
-// keyed commands of Redis 7.0 — DUMP, RESTORE, SORT, SORT_RO, MOVE;
+// keyed commands of Redis 7.0 — DUMP, RESTORE, SORT, SORT_RO;
 // PFDEBUG and PFSELFTEST; EVAL, FCALL and functions.
 // Options added after 7.0 (ZRANK WITHSCORE, ...) are syntax errors, as in
 // 7.0.

@@ -295,5 +295,53 @@ func cmdCopy(c *ctx) (Reply, error) {
 	return Int(1), dc.save(do)
 }
 
+// cmdMove is MOVE key db (moveCommand in Redis's db.c): the key, with its
+// TTL, goes to database db of the same range (its slot is the same),
+// unless a live key of its name is there; 1 if it moved, else 0.
+func cmdMove(c *ctx) (Reply, error) {
+	raw, srcDB := databaseOf(c.st)
+	n, ok := parseInt(c.args[2])
+	switch {
+	case !ok:
+		return Reply{}, errNotInt
+	case n < math.MinInt32 || n > math.MaxInt32: // getIntFromObjectOrReply
+		return Reply{}, userError("ERR value is out of range, value must between -2147483648 and 2147483647")
+	}
+	if n < 0 || n >= Databases {
+		return Reply{}, userError("ERR DB index is out of range")
+	}
+	if int(n) == srcDB {
+		return Reply{}, userError("ERR source and destination objects are the same")
+	}
+	so, err := c.lookup(c.args[1])
+	if err != nil || !so.exists {
+		return Int(0), err
+	}
+	dc := *c // the destination's database
+	dc.st = viewOf(raw, int(n))
+	do, err := dc.lookup(c.args[1])
+	if err != nil || do.exists {
+		return Int(0), err
+	}
+	var kvs []KV
+	err = c.each(append(append([]byte(nil), so.rk...), 0), prefixEnd(so.rk), func(kv KV) (bool, error) {
+		kvs = append(kvs, KV{Key: append([]byte(nil), kv.Key...), Value: append([]byte(nil), kv.Value...)})
+		return true, nil
+	})
+	if err != nil {
+		return Reply{}, err
+	}
+	for _, kv := range kvs {
+		if err := dc.st.Set(kv.Key, kv.Value); err != nil {
+			return Reply{}, err
+		}
+	}
+	do.m = so.m
+	if err := dc.save(do); err != nil {
+		return Reply{}, err
+	}
+	return Int(1), c.remove(so)
+}
+
 func cmdRename(c *ctx) (Reply, error)   { return c.renameGeneric(false) }
 func cmdRenameNX(c *ctx) (Reply, error) { return c.renameGeneric(true) }

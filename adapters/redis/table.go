@@ -89,7 +89,7 @@ var keyedCommands = []string{
 	"incr", "incrby", "incrbyfloat", "decr", "decrby", "append", "strlen", "getrange", "substr", "setrange",
 	// keys
 	"del", "unlink", "exists", "expire", "pexpire", "expireat", "pexpireat", "expiretime", "pexpiretime",
-	"ttl", "pttl", "persist", "type", "rename", "renamenx", "touch", "copy",
+	"ttl", "pttl", "persist", "type", "rename", "renamenx", "touch", "copy", "move",
 	// hashes
 	"hset", "hsetnx", "hget", "hmget", "hmset", "hdel", "hgetall", "hexists", "hincrby", "hincrbyfloat",
 	"hkeys", "hvals", "hlen", "hstrlen", "hscan", "hrandfield",

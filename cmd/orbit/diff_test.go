@@ -100,6 +100,7 @@ func genServeCmd(t *rapid.T, inMulti bool) []string {
 		{"GET", k}, {"SET", k, v}, {"SET", k, v, "NX"}, {"SET", k, v, "XX", "GET"}, {"INCR", k}, {"INCRBY", k, i},
 		{"APPEND", k, v}, {"STRLEN", k}, {"GETDEL", k}, {"MSET", k, v, k2, v}, {"MGET", k, k2}, {"DEL", k, k2},
 		{"EXISTS", k, k2}, {"TYPE", k}, {"EXPIRE", k, "1000"}, {"TTL", k}, {"PERSIST", k}, {"RENAME", k, k2},
+		{"MOVE", k, rapid.SampledFrom([]string{"0", "1", "9", "16"}).Draw(t, "movedb")},
 		{"LPUSH", k, v}, {"RPUSH", k, v, v}, {"LPOP", k}, {"LRANGE", k, "0", "-1"}, {"LLEN", k}, {"LMOVE", k, k2, "LEFT", "RIGHT"},
 		{"BLPOP", k, k2, "0.01"},
 		{"HSET", k, v, v}, {"HGET", k, v}, {"HGETALL", k}, {"HINCRBY", k, v, i}, {"HDEL", k, v},
