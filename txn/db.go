@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/orbitkernel/orbit/consensus"
@@ -53,8 +52,7 @@ type DB struct {
 	router *consensus.Router
 	name   string
 	cl     *consensus.Client
-	hb     *consensus.Client // the heartbeat tasks', one at a time (hbMu)
-	hbMu   sync.Mutex
+	hb     *kernel.Mailbox[*consensus.Client] // the heartbeat tasks' client, one at a time
 	clock  *hlc.Clock
 	opts   Options
 	// late are resolutions a buggify site asked to send again, before a

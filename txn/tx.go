@@ -10,6 +10,7 @@ import (
 
 	"github.com/orbitkernel/orbit/consensus"
 	"github.com/orbitkernel/orbit/internal/mutation"
+	"github.com/orbitkernel/orbit/kernel"
 	"github.com/orbitkernel/orbit/kernel/hlc"
 	"github.com/orbitkernel/orbit/storage"
 )
@@ -263,7 +264,13 @@ func (tx *Tx) put(ctx context.Context, k, value []byte, deleted bool) error {
 func (tx *Tx) heartbeat() {
 	db := tx.db
 	if db.hb == nil {
-		db.hb = consensus.NewClient(db.router, db.name+"/heartbeat")
+		// One client, taken by one beat at a time: a finished
+		// transaction's beat may still be in flight. A mailbox, not a
+		// mutex: a task waiting for it must yield (under the simulator,
+		// a task blocked on a mutex whose holder waits on the network
+		// would stop every task).
+		db.hb = kernel.NewMailbox[*consensus.Client](db.rt, "txn heartbeat client", 1)
+		db.hb.Send(consensus.NewClient(db.router, db.name+"/heartbeat"))
 	}
 	ctx, cancel := db.rt.WithCancel(context.Background())
 	tx.stopBeating = cancel
@@ -271,9 +278,13 @@ func (tx *Tx) heartbeat() {
 	db.rt.Go("txn heartbeat", func(context.Context) {
 		for db.rt.Sleep(ctx, db.opts.HeartbeatInterval) == nil {
 			actx, acancel := db.rt.WithTimeout(ctx, db.opts.HeartbeatInterval)
-			db.hbMu.Lock() // a finished transaction's beat may still be in flight
-			res, err := db.send(actx, db.hb, anchor, &command{op: opHeartbeat, key: anchor, txn: &meta})
-			db.hbMu.Unlock()
+			cl, err := db.hb.Recv(actx)
+			if err != nil {
+				acancel()
+				continue
+			}
+			res, err := db.send(actx, cl, anchor, &command{op: opHeartbeat, key: anchor, txn: &meta})
+			db.hb.Send(cl)
 			acancel()
 			if err == nil && res.code == codeAborted {
 				tx.wounded.Store(true)
