@@ -52,8 +52,9 @@ type Client struct {
 	seq    uint64
 }
 
-// NewClient returns a client that routes through router; name must be
-// unique on the node.
+// NewClient returns a client that routes through router; name labels it
+// (its tasks, its reply port: a second client of one name gets a port of
+// its own, kernel.NewRPC).
 func NewClient(router *Router, name string) *Client {
 	rt := router.rt
 	if mutation.On(MutPrivateRoutes) {

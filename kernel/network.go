@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"sort"
+	"strconv"
 	"sync"
 )
 
@@ -25,6 +26,11 @@ type Network interface {
 	// Listen returns the inbox of a port on this node, creating it on first
 	// use. A full inbox drops arriving messages.
 	Listen(port string) *Mailbox[Envelope]
+	// ListenNew is Listen on a port nobody on this node listens to yet:
+	// port itself, or else port#2, port#3, ...; it returns the port it
+	// took. For endpoints that must not share an inbox (an RPC client's
+	// replies: two clients reading one inbox take each other's replies).
+	ListenNew(port string) (string, *Mailbox[Envelope])
 }
 
 // InboxCapacity bounds every port's inbox.
@@ -41,6 +47,20 @@ type Inboxes struct {
 // NewInboxes returns the inbox set of a node.
 func NewInboxes(rt Runtime) *Inboxes {
 	return &Inboxes{rt: rt, ports: map[string]*Mailbox[Envelope]{}}
+}
+
+// ListenNew returns the inbox of a port not listened to yet: port, or
+// port#2, port#3, ... (Network.ListenNew).
+func (in *Inboxes) ListenNew(port string) (string, *Mailbox[Envelope]) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	name := port
+	for i := 2; in.ports[name] != nil; i++ {
+		name = port + "#" + strconv.Itoa(i)
+	}
+	m := NewMailbox[Envelope](in.rt, "port "+name, InboxCapacity)
+	in.ports[name] = m
+	return name, m
 }
 
 // Listen returns the port's inbox, creating it if needed.

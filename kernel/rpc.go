@@ -94,17 +94,20 @@ type RPC struct {
 }
 
 // NewRPC starts an RPC endpoint named name on rt (one task routes replies).
-// Names must be unique per node.
+// Its replies come to a port of its own: a second endpoint of the same name
+// on the node gets another (ListenNew), so neither takes the other's replies
+// (two txn.DBs of one name on a node once did, and their calls waited
+// for replies the other had dropped: seconds per read).
 func NewRPC(rt Runtime, name string) *RPC {
 	r := &RPC{
-		rt:        rt,
-		replyPort: "rpc.reply." + name,
+		rt: rt,
 		// A random start keeps a restarted node's call IDs apart from replies
 		// still in flight to its previous incarnation.
 		nextID:  rt.Rand().Uint64(),
 		pending: map[uint64]*Future[[]byte]{},
 	}
-	inbox := rt.Net().Listen(r.replyPort)
+	var inbox *Mailbox[Envelope]
+	r.replyPort, inbox = rt.Net().ListenNew("rpc.reply." + name)
 	rt.Go("rpc-replies "+name, func(ctx context.Context) {
 		for {
 			env, err := inbox.Recv(ctx)

@@ -353,6 +353,11 @@ func (e endpoint) Listen(port string) *kernel.Mailbox[kernel.Envelope] {
 	return e.r.n.inbox.Listen(port)
 }
 
+func (e endpoint) ListenNew(port string) (string, *kernel.Mailbox[kernel.Envelope]) {
+	e.r.alive()
+	return e.r.n.inbox.ListenNew(port)
+}
+
 // logHandler writes a node's log lines stamped with virtual time, so that
 // logs replay byte for byte with the run.
 type logHandler struct {

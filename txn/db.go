@@ -60,8 +60,8 @@ type DB struct {
 	late []resolution
 }
 
-// NewDB returns a DB on the node's router and clock; name must be unique
-// on the node.
+// NewDB returns a DB on the node's router and clock; name labels its
+// consensus clients (consensus.NewClient).
 func NewDB(rt kernel.Runtime, router *consensus.Router, clock *hlc.Clock, name string, opts Options) (*DB, error) {
 	opts.EnsureDefaults()
 	if err := opts.Validate(); err != nil {

@@ -200,6 +200,9 @@ type endpoint struct {
 func (e *endpoint) Send(to kernel.NodeID, port string, body []byte) { e.t.send(to, port, body) }
 
 func (e *endpoint) Listen(port string) *kernel.Mailbox[kernel.Envelope] { return e.in.Listen(port) }
+func (e *endpoint) ListenNew(port string) (string, *kernel.Mailbox[kernel.Envelope]) {
+	return e.in.ListenNew(port)
+}
 
 // send never blocks: it queues, delivers locally, or drops and counts.
 func (t *Transport) send(to kernel.NodeID, port string, body []byte) {

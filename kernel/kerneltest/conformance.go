@@ -27,6 +27,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("CancelWakesWaiter", func(t *testing.T) { h(t, nil, cancelWakes(t)) })
 	t.Run("SleepAndAfterFunc", func(t *testing.T) { h(t, nil, sleepAndAfterFunc(t)) })
 	t.Run("RPC", func(t *testing.T) { h(t, echoServer, rpcCalls(t)) })
+	t.Run("RPCsOfOneName", func(t *testing.T) { h(t, echoServer, rpcsOfOneName(t)) })
 }
 
 func mailboxFIFO(t *testing.T) func(context.Context, kernel.Runtime) {
@@ -197,6 +198,33 @@ func rpcCalls(t *testing.T) func(context.Context, kernel.Runtime) {
 		}
 		if _, err := call("slow", 20*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("unanswered call: %v, want DeadlineExceeded", err)
+		}
+	}
+}
+
+// rpcsOfOneName: two RPC endpoints created with one name on one node each
+// get their own replies, however their calls interleave (they once shared
+// a reply inbox, and each dropped the replies it took for the other).
+func rpcsOfOneName(t *testing.T) func(context.Context, kernel.Runtime) {
+	return func(ctx context.Context, rt kernel.Runtime) {
+		a, b := kernel.NewRPC(rt, "twin"), kernel.NewRPC(rt, "twin")
+		call := func(rpc *kernel.RPC, req string) (string, error) {
+			cctx, cancel := rt.WithTimeout(ctx, 200*time.Millisecond)
+			defer cancel()
+			resp, err := rpc.Call(cctx, 2, "echo", []byte(req))
+			return string(resp), err
+		}
+		for range 50 { // node 2 may still be starting
+			if _, err := call(a, "hi"); err == nil {
+				break
+			}
+		}
+		for i := range 20 {
+			rpc := []*kernel.RPC{a, b}[i%2]
+			req := fmt.Sprintf("call %d", i)
+			if got, err := call(rpc, req); err != nil || got != req+" from 1" {
+				t.Errorf("endpoint %d, %s: %q, %v", i%2, req, got, err)
+			}
 		}
 	}
 }

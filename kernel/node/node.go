@@ -182,7 +182,7 @@ func Open(rt kernel.Runtime, opts Options) (*Node, error) {
 }
 
 // NewDB returns a client of the transactional keyspace on this node;
-// name must be unique on the node, and the DB serves one task at a time.
+// name labels it, and the DB serves one task at a time.
 func (n *Node) NewDB(name string) (*txn.DB, error) {
 	return txn.NewDB(n.rt, n.Router, n.Clock, name, n.txn)
 }

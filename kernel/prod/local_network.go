@@ -60,3 +60,7 @@ func (e *endpoint) Send(to kernel.NodeID, port string, body []byte) {
 func (e *endpoint) Listen(port string) *kernel.Mailbox[kernel.Envelope] {
 	return e.inboxes.Listen(port)
 }
+
+func (e *endpoint) ListenNew(port string) (string, *kernel.Mailbox[kernel.Envelope]) {
+	return e.inboxes.ListenNew(port)
+}
