@@ -112,9 +112,13 @@ type clusterInfo struct {
 	Replicas  int    `json:"replicas"`
 	// Initial lists the nodes the cluster was started with: the layout
 	// places the ranges' first replicas on them.
-	Initial []uint64            `json:"initial"`
-	Nodes   map[string]nodeInfo `json:"nodes"`
-	Ranges  []rangeInfo         `json:"ranges"`
+	Initial []uint64 `json:"initial"`
+	// LayoutRanges is how many ranges the cluster started with (its
+	// record's; Ranges below are the ranges now, after splits and
+	// merges). A node that joins keeps it in its own record.
+	LayoutRanges int                 `json:"layout_ranges"`
+	Nodes        map[string]nodeInfo `json:"nodes"`
+	Ranges       []rangeInfo         `json:"ranges"`
 }
 
 // nodeInfo is a node in GET /cluster: its directory entry, and its health

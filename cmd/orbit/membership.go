@@ -257,7 +257,12 @@ func joinRecord(join string, info clusterInfo, self kernel.NodeID, addr string) 
 	if len(info.Nodes) == 0 {
 		return cluster.Record{}, fmt.Errorf("--join %s: that cluster has no network between nodes (it was started without --peers) and cannot take new nodes", join)
 	}
-	rec := cluster.Record{ClusterID: id, Ranges: len(info.Ranges), Replicas: info.Replicas, Joined: true, Nodes: map[kernel.NodeID]cluster.NodeEntry{}}
+	// The record keeps the layout the cluster started with, not the
+	// ranges there are now: a joined node restarted with the cluster's
+	// --ranges must find the same number in it (a Jepsen txn-list run:
+	// n3 joined after the ranges had split to 7 and could not restart
+	// with --ranges 3).
+	rec := cluster.Record{ClusterID: id, Ranges: info.LayoutRanges, Replicas: info.Replicas, Joined: true, Nodes: map[kernel.NodeID]cluster.NodeEntry{}}
 	for _, n := range info.Initial {
 		rec.Initial = append(rec.Initial, kernel.NodeID(n))
 	}

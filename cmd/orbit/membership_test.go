@@ -250,3 +250,22 @@ func TestClusterReplacesADeadNode(t *testing.T) {
 		}
 	}
 }
+
+// TestJoinRecordKeepsTheLayout: a node joining a cluster whose ranges
+// have split since it started records the layout's range count, not the
+// ranges there are now, so that it restarts with the cluster's --ranges.
+func TestJoinRecordKeepsTheLayout(t *testing.T) {
+	info := clusterInfo{ClusterID: "2a", Replicas: 3, Initial: []uint64{1, 2, 3}, LayoutRanges: 3,
+		Ranges: make([]rangeInfo, 7), Nodes: map[string]nodeInfo{"1": {}, "2": {}, "3": {}}}
+	rec, err := joinRecord("n1", info, 4, "127.0.0.1:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Ranges != 3 || !rec.Joined {
+		t.Fatalf("the joined node's record: %d ranges, joined %v; want the layout's 3, joined", rec.Ranges, rec.Joined)
+	}
+	info.LayoutRanges = 0
+	if _, err := joinRecord("n1", info, 4, "127.0.0.1:1"); err == nil {
+		t.Fatal("a cluster description without its layout was taken")
+	}
+}

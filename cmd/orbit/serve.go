@@ -507,7 +507,7 @@ func httpHandler(self kernel.NodeID, sess *session.Server, m *metrics, adm *admi
 		}
 		rec := adm.mgr.Record()
 		info := clusterInfo{ClusterID: fmt.Sprintf("%x", rec.ClusterID), Node: uint64(self), Replicas: rec.Replicas,
-			Nodes: map[string]nodeInfo{}}
+			LayoutRanges: rec.Ranges, Nodes: map[string]nodeInfo{}}
 		for _, n := range adm.layout.Nodes() {
 			info.Initial = append(info.Initial, uint64(n))
 		}
