@@ -278,21 +278,27 @@ func cmdCopy(c *ctx) (Reply, error) {
 			return Reply{}, err
 		}
 	}
+	return Int(1), c.copyKey(so, &dc, do)
+}
+
+// copyKey makes do, in dc's database, a copy of so, in c's: every
+// element record under do's route key, then the metadata (type, TTL).
+func (c *ctx) copyKey(so *obj, dc *ctx, do *obj) error {
 	var kvs []KV
-	err = c.each(append(append([]byte(nil), so.rk...), 0), prefixEnd(so.rk), func(kv KV) (bool, error) {
+	err := c.each(append(append([]byte(nil), so.rk...), 0), prefixEnd(so.rk), func(kv KV) (bool, error) {
 		kvs = append(kvs, KV{Key: append(append([]byte(nil), do.rk...), kv.Key[len(so.rk):]...), Value: append([]byte(nil), kv.Value...)})
 		return true, nil
 	})
 	if err != nil {
-		return Reply{}, err
+		return err
 	}
 	for _, kv := range kvs {
 		if err := dc.st.Set(kv.Key, kv.Value); err != nil {
-			return Reply{}, err
+			return err
 		}
 	}
 	do.m = so.m
-	return Int(1), dc.save(do)
+	return dc.save(do)
 }
 
 // cmdMove is MOVE key db (moveCommand in Redis's db.c): the key, with its
@@ -323,21 +329,7 @@ func cmdMove(c *ctx) (Reply, error) {
 	if err != nil || do.exists {
 		return Int(0), err
 	}
-	var kvs []KV
-	err = c.each(append(append([]byte(nil), so.rk...), 0), prefixEnd(so.rk), func(kv KV) (bool, error) {
-		kvs = append(kvs, KV{Key: append([]byte(nil), kv.Key...), Value: append([]byte(nil), kv.Value...)})
-		return true, nil
-	})
-	if err != nil {
-		return Reply{}, err
-	}
-	for _, kv := range kvs {
-		if err := dc.st.Set(kv.Key, kv.Value); err != nil {
-			return Reply{}, err
-		}
-	}
-	do.m = so.m
-	if err := dc.save(do); err != nil {
+	if err := c.copyKey(so, &dc, do); err != nil {
 		return Reply{}, err
 	}
 	return Int(1), c.remove(so)
