@@ -94,6 +94,16 @@ func decodeLock(b []byte) (lock, error) {
 	return l, nil
 }
 
+// readLock reads the lock of the key of raw route key rk, if it has one.
+func readLock(locks Store, rk []byte) (lock, bool, error) {
+	v, found, err := locks.Get(lockKey(rk))
+	if err != nil || !found {
+		return lock{}, false, err
+	}
+	l, err := decodeLock(v)
+	return l, err == nil, err
+}
+
 // hideLocks is the raw range as the command code sees it: without the
 // lock areas.
 type hideLocks struct{ Store }
@@ -167,13 +177,9 @@ func checkLocks(locks Store, db int, keys [][]byte, now int64) (Reply, bool, err
 // checkLock answers Locked if the key of raw route key rk is locked by a
 // transaction other than own (nil: any).
 func checkLock(locks Store, rk []byte, own *TxnID, now int64) (Reply, bool, error) {
-	v, found, err := locks.Get(lockKey(rk))
+	l, found, err := readLock(locks, rk)
 	if err != nil || !found {
-		return Reply{}, true, err
-	}
-	l, err := decodeLock(v)
-	if err != nil {
-		return Reply{}, false, err
+		return Reply{}, err == nil, err
 	}
 	if own != nil && l.id == *own {
 		return Reply{}, true, nil
@@ -268,16 +274,12 @@ func resolveKeys(raw, locks Store, id TxnID, commit bool, rks [][]byte, images [
 	}
 	dropped := 0
 	for _, rk := range rks {
-		v, found, err := locks.Get(lockKey(rk))
+		l, found, err := readLock(locks, rk)
 		if err != nil {
 			return Reply{}, err
 		}
 		if !found {
 			continue
-		}
-		l, err := decodeLock(v)
-		if err != nil {
-			return Reply{}, err
 		}
 		if l.id != id && !mutation.On(MutResolveIgnoresOwner) {
 			continue // resolved already, and locked again since

@@ -314,7 +314,7 @@ func (c *Conn) keyed(ctx context.Context, spec *redis.Spec, args [][]byte) redis
 		cmd = redis.WithObjectConfig(c.s.objectConfig(), cmd)
 	}
 	r, err := c.s.command(ctx, route, cmd, spec.ReadOnly())
-	if errors.Is(err, consensus.ErrCrossRange) && c.s.dbs != nil {
+	if c.s.splitApart(err) {
 		// The range split since the router saw it: the keys are in two
 		// ranges now (nothing ran).
 		return c.s.across(ctx, c.db, nil, [][][]byte{args}, false).Reply
@@ -344,7 +344,7 @@ func (c *Conn) blocking(ctx context.Context, spec *redis.Spec, args [][]byte) re
 			return redis.TimeoutReply(spec.Name) // nobody reads it
 		}
 		r, err := c.s.command(ctx, route, cmd, false)
-		if errors.Is(err, consensus.ErrCrossRange) && c.s.dbs != nil {
+		if c.s.splitApart(err) {
 			return c.blockingAcross(ctx, spec, args) // split since the router saw it
 		}
 		if err != nil {
@@ -404,6 +404,13 @@ func (c *Conn) blockingAcross(ctx context.Context, spec *redis.Spec, args [][]by
 			return redis.TimeoutReply(spec.Name)
 		}
 	}
+}
+
+// splitApart reports whether a command sent to one range was refused
+// because its keys are in two ranges now (a split the router had not
+// seen; nothing ran), so that it goes again as a cross-range transaction.
+func (s *Server) splitApart(err error) bool {
+	return errors.Is(err, consensus.ErrCrossRange) && s.dbs != nil
 }
 
 // waitStep is a blocked client's wait before its next try: for a write
@@ -564,7 +571,7 @@ func (c *Conn) atomic(ctx context.Context, watches []redis.Watch, cmds [][][]byt
 			}
 			var err error
 			r, err = c.s.command(ctx, route, cmd, false)
-			if errors.Is(err, consensus.ErrCrossRange) && c.s.dbs != nil {
+			if c.s.splitApart(err) {
 				r, err = c.s.across(ctx, c.db, watches, data, true).Reply, nil // split since the router saw it
 			}
 			if err != nil {
