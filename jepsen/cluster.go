@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -20,6 +19,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/orbitkernel/orbit/internal/freeport"
 	"github.com/orbitkernel/orbit/jepsen/faultproxy"
 )
 
@@ -63,15 +63,6 @@ type cluster struct {
 	ranges int
 }
 
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
 // newCluster lays out n nodes under dir (node directories, logs) and the
 // proxy links between them; nothing runs yet.
 func newCluster(bin, dir string, n int, seed int64, env []string, logger *slog.Logger) (*cluster, error) {
@@ -79,7 +70,7 @@ func newCluster(bin, dir string, n int, seed int64, env []string, logger *slog.L
 	for i := 1; i <= n; i++ {
 		nd := &node{id: i, dir: filepath.Join(dir, fmt.Sprintf("n%d-data", i)), logPath: filepath.Join(dir, fmt.Sprintf("n%d.log", i))}
 		for _, a := range []*string{&nd.redisAddr, &nd.httpAddr, &nd.peerAddr} {
-			addr, err := freeAddr()
+			addr, err := freeport.Addr()
 			if err != nil {
 				return nil, err
 			}

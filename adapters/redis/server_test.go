@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/orbitkernel/orbit/internal/freeport"
 )
 
 // realServer is a redis-server the differential tests compare against: a
@@ -34,8 +36,8 @@ func startRealServer(t testing.TB) *realServer {
 		t.Skip("redis-server is not on PATH; install it (scripts/install-test-deps.sh) to run the differential tests")
 	}
 	for attempt := 0; ; attempt++ {
-		port := freePort(t)
-		cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		addr, port := freePort(t)
+		cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1",
 			"--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", "",
 			"--loglevel", "warning", "--dir", t.TempDir(),
 			// Blocked clients time out on the server's cron: 500 Hz makes
@@ -46,7 +48,7 @@ func startRealServer(t testing.TB) *realServer {
 		if err := cmd.Start(); err != nil {
 			t.Fatalf("starting redis-server: %v", err)
 		}
-		s := &realServer{cmd: cmd, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
+		s := &realServer{cmd: cmd, addr: addr}
 		deadline := time.Now().Add(5 * time.Second)
 		for time.Now().Before(deadline) {
 			c, err := net.Dial("tcp", s.addr)
@@ -65,13 +67,13 @@ func startRealServer(t testing.TB) *realServer {
 	}
 }
 
-func freePort(t testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+func freePort(t testing.TB) (addr, port string) {
+	addr, err := freeport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	_, port, _ = net.SplitHostPort(addr)
+	return addr, port
 }
 
 // respClient is a minimal RESP client that returns each reply's raw bytes,

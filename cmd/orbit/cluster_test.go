@@ -22,6 +22,7 @@ import (
 
 	"github.com/orbitkernel/orbit/adapters/redis"
 	"github.com/orbitkernel/orbit/cluster"
+	"github.com/orbitkernel/orbit/internal/freeport"
 	"github.com/orbitkernel/orbit/kernel"
 	"github.com/orbitkernel/orbit/kernel/node"
 )
@@ -37,14 +38,13 @@ type testNode struct {
 	exited                     chan struct{}
 }
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addr
 }
 
 func buildOrbit(t *testing.T) string {

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/orbitkernel/orbit/internal/freeport"
 	"github.com/orbitkernel/orbit/kernel"
 	"github.com/orbitkernel/orbit/kernel/prod"
 )
@@ -177,12 +178,10 @@ func TestSendToSelf(t *testing.T) {
 
 // freeAddr returns a loopback address nothing listens on (for now).
 func freeAddr(t testing.TB) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
-	l.Close()
 	return addr
 }
 
