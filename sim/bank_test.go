@@ -133,14 +133,16 @@ func newTxnDB(rt kernel.Runtime, layout consensus.Layout) *txn.DB {
 	return db
 }
 
-// txnClocks keeps a scenario's clocks within the maximum offset
-// (hlc.DefaultMaxOffset): steps of at most 50 ms and drift of at most
-// 0.1%, so that they stay within it through the progress phase too.
-// Beyond it a node refuses every transactional request from a peer
-// (ErrClockOffset): safe, but a run could never show progress. Clocks
-// beyond the bound are docs/consensus.md's next step 7.
+// txnClocks puts a scenario's clocks near the maximum offset
+// (hlc.DefaultMaxOffset, 500 ms) without crossing it: each within 220 ms
+// of true time (Plan.ClockBound), so two are at most 440 ms apart plus
+// the drift of at most 0.1% before it turns back. Steps are as drawn (up
+// to 5 s, cut at the bound). Beyond the bound a node refuses every
+// transactional request from a peer (ErrClockOffset): safe, but a run
+// could never show progress. Clocks beyond the bound are
+// docs/consensus.md's next step 7.
 func txnClocks(p *Plan) {
-	p.ClockStep = min(p.ClockStep, 50*time.Millisecond)
+	p.ClockBound = 220 * time.Millisecond
 	p.ClockRatePPM = min(p.ClockRatePPM, 1000)
 }
 
@@ -154,7 +156,7 @@ func (c *bankCluster) client(ctx context.Context, rt kernel.Runtime, i int, db *
 		} else {
 			from := rng.IntN(len(bankAccounts))
 			to := (from + 1 + rng.IntN(len(bankAccounts)-1)) % len(bankAccounts)
-			err = c.transfer(actx, db, bankAccounts[from], bankAccounts[to], 1+rng.IntN(20))
+			err = c.transfer(actx, db, bankAccounts[from], bankAccounts[to], 1+rng.IntN(20), rng.IntN(2) == 0)
 		}
 		cancel()
 		if err != nil {
@@ -180,13 +182,20 @@ func balance(v []byte, found bool, err error) (int, error) {
 	return strconv.Atoi(string(v))
 }
 
-func (c *bankCluster) transfer(ctx context.Context, db *txn.DB, from, to string, amount int) error {
+// transfer moves amount (at most the balance) from one account to
+// another; locking reads both balances with GetForUpdate, as SELECT ...
+// FOR UPDATE would, instead of optimistically.
+func (c *bankCluster) transfer(ctx context.Context, db *txn.DB, from, to string, amount int, locking bool) error {
 	err := db.Txn(ctx, func(tx *txn.Tx) error {
-		a, err := balance(tx.Get(ctx, []byte(from)))
+		get := tx.Get
+		if locking {
+			get = tx.GetForUpdate
+		}
+		a, err := balance(get(ctx, []byte(from)))
 		if err != nil {
 			return err
 		}
-		b, err := balance(tx.Get(ctx, []byte(to)))
+		b, err := balance(get(ctx, []byte(to)))
 		if err != nil {
 			return err
 		}

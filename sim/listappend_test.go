@@ -90,10 +90,15 @@ func (c *listAppendCluster) client(ctx context.Context, rt kernel.Runtime, i int
 		c.txns = append(c.txns, t)
 		actx, cancel := rt.WithTimeout(ctx, 3*time.Second)
 		var done []check.MicroOp
+		locking := rng.IntN(2) == 0 // appends read their lists with GetForUpdate
 		err := db.Txn(actx, func(tx *txn.Tx) error {
 			done = nil // a retry starts over
 			for _, op := range plan {
-				v, _, err := tx.Get(actx, []byte(op.Key))
+				get := tx.Get
+				if locking && op.Append {
+					get = tx.GetForUpdate
+				}
+				v, _, err := get(actx, []byte(op.Key))
 				if err != nil {
 					return err
 				}

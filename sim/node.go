@@ -195,6 +195,11 @@ func (n *Node) Resume() {
 // (1 is exact; 1.0001 gains 100 µs per second).
 func (n *Node) SetClockRate(rate float64) { n.clock.setRate(n.s.now, rate) }
 
+// ClockOffset is how far the node's clock is ahead of true (virtual) time.
+func (n *Node) ClockOffset() time.Duration {
+	return time.Duration(n.clock.local(n.s.now) - n.s.now)
+}
+
 // ShiftClock steps the node's clock by d (may be negative), as an NTP step
 // does.
 func (n *Node) ShiftClock(d time.Duration) { n.clock.shift(n.s.now, int64(d)) }

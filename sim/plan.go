@@ -59,6 +59,13 @@ type Plan struct {
 	// and ClockStep its step, either way.
 	ClockRatePPM float64
 	ClockStep    time.Duration
+	// ClockBound, if set, keeps every node's clock within it of true
+	// time: a step is cut short at the bound, and the drift that follows
+	// points back toward true time. Two clocks are then at most twice it
+	// apart (plus what drift adds before it turns), so a scenario can
+	// put clocks near a maximum offset without crossing it. Set by a
+	// scenario's Adjust; the shrinker leaves it alone.
+	ClockBound time.Duration
 	// Disk faults: error rates while a disk fault lasts, sync latency for
 	// the whole fault phase, and how much unsynced data a crash may keep.
 	DiskWriteErrorRate, DiskReadErrorRate float64
@@ -146,7 +153,7 @@ func (p Plan) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "faults=[%s] every~%v for~%v\n", strings.Join(fs, " "), p.Interval, p.Duration)
 	fmt.Fprintf(&b, "network: latency=%v+exp(%v) loss=%.3f dup=%.3f reorder=%v replay=%.3f after~%v\n", p.LatencyMin, p.LatencyMean, p.Loss, p.Dup, p.Reorder, p.Replay, p.ReplayDelay)
-	fmt.Fprintf(&b, "clock: drift<=%.0fppm step<=%v\n", p.ClockRatePPM, p.ClockStep)
+	fmt.Fprintf(&b, "clock: drift<=%.0fppm step<=%v bound=%v (0: none)\n", p.ClockRatePPM, p.ClockStep, p.ClockBound)
 	fmt.Fprintf(&b, "disk: write-errors=%.4f read-errors=%.4f sync-latency=%v torn=%d%%\n", p.DiskWriteErrorRate, p.DiskReadErrorRate, p.DiskSyncLatency, p.TornPercent)
 	fmt.Fprintf(&b, "buggify=%v", p.Buggify)
 	if p.FaultTime != 0 || p.Clients != 0 {
@@ -170,7 +177,7 @@ func (p Plan) String() string {
 var planKeys = []string{
 	"faults", "interval", "duration",
 	"latency", "latency-mean", "loss", "dup", "reorder", "replay", "replay-delay",
-	"clock-drift", "clock-step",
+	"clock-drift", "clock-step", "clock-bound",
 	"disk-write-errors", "disk-read-errors", "sync-latency", "torn",
 	"buggify", "fault-time", "clients",
 }
@@ -181,7 +188,7 @@ func planFields(p *Plan) map[string]any {
 		"faults": &p.Faults, "interval": &p.Interval, "duration": &p.Duration,
 		"latency": &p.LatencyMin, "latency-mean": &p.LatencyMean, "loss": &p.Loss, "dup": &p.Dup,
 		"reorder": &p.Reorder, "replay": &p.Replay, "replay-delay": &p.ReplayDelay,
-		"clock-drift": &p.ClockRatePPM, "clock-step": &p.ClockStep,
+		"clock-drift": &p.ClockRatePPM, "clock-step": &p.ClockStep, "clock-bound": &p.ClockBound,
 		"disk-write-errors": &p.DiskWriteErrorRate, "disk-read-errors": &p.DiskReadErrorRate,
 		"sync-latency": &p.DiskSyncLatency, "torn": &p.TornPercent,
 		"buggify": &p.Buggify, "fault-time": &p.FaultTime, "clients": &p.Clients,
@@ -454,6 +461,13 @@ func (nm *nemesis) act() {
 		n := nm.pick()
 		rate := 1 + (s.rng.Float64()*2-1)*nm.plan.ClockRatePPM*1e-6
 		step := time.Duration((s.rng.Float64()*2 - 1) * float64(nm.plan.ClockStep))
+		if b := nm.plan.ClockBound; b > 0 {
+			off := n.ClockOffset()
+			step = max(-b-off, min(b-off, step))
+			if (off+step > 0) == (rate > 1) {
+				rate = 2 - rate // drift back toward true time
+			}
+		}
 		nm.note("clock n%d: step %v, rate %.6f", n.id, step, rate)
 		n.ShiftClock(step)
 		n.SetClockRate(rate)

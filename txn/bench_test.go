@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,8 +18,9 @@ import (
 // both accounts in one range and in two, at 1 and 16 clients (each on its
 // own accounts: no contention), next to single-key puts outside
 // transactions in the same run (issue 14, item 9); and, at 1 to 64
-// clients, transfers that all take from one hot account (kind "hot": the
-// contention curve). Nodes keep their data on disk (every sync a real
+// clients, transfers that all take from one hot account (the contention
+// curve), reading the balances optimistically (kind "hot") or with
+// GetForUpdate ("hot-locking"). Nodes keep their data on disk (every sync a real
 // one) and share one disk and two cores.
 func BenchmarkTransfers(b *testing.B) {
 	for _, nodes := range []int{1, 3} {
@@ -30,8 +32,10 @@ func BenchmarkTransfers(b *testing.B) {
 			}
 		}
 	}
-	for _, clients := range []int{1, 4, 16, 64} {
-		b.Run(fmt.Sprintf("nodes=3/clients=%d/hot", clients), func(b *testing.B) { benchTransfers(b, 3, clients, "hot") })
+	for _, kind := range []string{"hot", "hot-locking"} {
+		for _, clients := range []int{1, 4, 16, 64} {
+			b.Run(fmt.Sprintf("nodes=3/clients=%d/%s", clients, kind), func(b *testing.B) { benchTransfers(b, 3, clients, kind) })
+		}
 	}
 }
 
@@ -46,7 +50,7 @@ func benchTransfers(b *testing.B, nodes, clients int, kind string) {
 		cancel()
 	}
 	latencies := make([][]time.Duration, clients)
-	var gaveUp atomic.Int64
+	var gaveUp, attempts atomic.Int64
 	var wg sync.WaitGroup
 	per := b.N/clients + 1
 	b.ResetTimer()
@@ -58,9 +62,10 @@ func benchTransfers(b *testing.B, nodes, clients int, kind string) {
 		switch kind {
 		case "cross-range":
 			to = []byte(fmt.Sprintf("x-%d", i))
-		case "hot":
+		case "hot", "hot-locking":
 			from, to = []byte("hot"), []byte(fmt.Sprintf("x-%d", i)) // every client takes from one account, across ranges
 		}
+		hot := strings.HasPrefix(kind, "hot")
 		c.rts[i%nodes].Go("bench client", func(ctx context.Context) {
 			defer wg.Done()
 			for range per {
@@ -70,11 +75,16 @@ func benchTransfers(b *testing.B, nodes, clients int, kind string) {
 					err = db.Put(ctx, from, []byte("1"))
 				} else {
 					err = db.Txn(ctx, func(tx *Tx) error {
-						a, err := benchBalance(tx.Get(ctx, from))
+						attempts.Add(1)
+						get := tx.Get
+						if kind == "hot-locking" {
+							get = tx.GetForUpdate
+						}
+						a, err := benchBalance(get(ctx, from))
 						if err != nil {
 							return err
 						}
-						bal, err := benchBalance(tx.Get(ctx, to))
+						bal, err := benchBalance(get(ctx, to))
 						if err != nil {
 							return err
 						}
@@ -84,7 +94,7 @@ func benchTransfers(b *testing.B, nodes, clients int, kind string) {
 						return tx.Put(ctx, to, []byte(strconv.Itoa(bal+1)))
 					})
 				}
-				if kind == "hot" && errors.Is(err, ErrRetry) {
+				if hot && errors.Is(err, ErrRetry) {
 					gaveUp.Add(1) // contention's price: counted, not a failure
 					continue
 				}
@@ -110,8 +120,9 @@ func benchTransfers(b *testing.B, nodes, clients int, kind string) {
 	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "ops/s")
 	b.ReportMetric(float64(all[len(all)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms")
-	if kind == "hot" {
+	if strings.HasPrefix(kind, "hot") {
 		b.ReportMetric(float64(gaveUp.Load()), "gave-up")
+		b.ReportMetric(float64(attempts.Load())/float64(b.N), "attempts/op")
 	}
 }
 

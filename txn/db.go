@@ -75,7 +75,7 @@ func (db *DB) send(ctx context.Context, cl *consensus.Client, key []byte, c *com
 	c.now = db.clock.Now()
 	var out []byte
 	var err error
-	if c.op >= opPut {
+	if !c.op.query() {
 		out, err = cl.Command(ctx, storage.MVCCRouteKey(key), c.encode())
 	} else {
 		out, err = cl.Query(ctx, storage.MVCCRouteKey(key), c.encode())
@@ -158,15 +158,27 @@ func (db *DB) commitWait(ctx context.Context, ts hlc.Timestamp) error {
 // push settles the intent a request met (res): its transaction committed
 // or aborted (or is aborted now, its coordinator gone or wounded by the
 // older tx), and the intent is resolved; or it is alive and not younger,
-// and push waits and asks again. tx is the pusher (nil: a request outside
-// any transaction, which never wounds).
+// and push waits, polling the record with a query (a read, not a
+// replicated write) until it is settled or may be pushed, and pushes
+// again. tx is the pusher (nil: a request outside any transaction, which
+// never wounds).
 func (db *DB) push(ctx context.Context, tx *Tx, res *result) error {
 	holder, key := res.intent.Txn, res.intentKey
 	pc := &command{op: opPush, key: holder.Anchor, txn: &storage.TxnMeta{ID: holder.ID, Anchor: holder.Anchor}}
-	if tx != nil {
-		pc.pusher, pc.start = tx.id, tx.start
+	// The pusher names itself, and so may wound a younger holder, only
+	// once it has waited WoundAfter (Options.WoundAfter says why).
+	wound := func() {
+		if tx != nil {
+			pc.pusher, pc.start = tx.id, tx.start
+		}
 	}
-	wait := 5 * time.Millisecond
+	var woundAt time.Duration
+	if db.opts.WoundAfter < 0 {
+		wound()
+	} else {
+		woundAt = db.rt.Monotonic() + db.opts.WoundAfter
+	}
+	wait := time.Millisecond
 	for {
 		pr, err := db.send(ctx, db.cl, holder.Anchor, pc)
 		if err != nil {
@@ -176,21 +188,39 @@ func (db *DB) push(ctx context.Context, tx *Tx, res *result) error {
 			_, err := db.send(ctx, db.cl, key, &command{op: opResolve, key: key, txn: &holder, commit: pr.status == statusCommitted, read: pr.ts})
 			return err
 		}
-		if tx != nil && tx.wounded.Load() {
-			return retry("wounded by an older transaction while waiting for %x", holder.ID[:4])
+		for pr.code == codePending {
+			if tx != nil && tx.wounded.Load() {
+				return retry("wounded by an older transaction while waiting for %x", holder.ID[:4])
+			}
+			// Jittered, so that the waiters of one holder spread out.
+			if err := db.rt.Sleep(ctx, wait/2+time.Duration(db.rt.Rand().Int64N(int64(wait)))); err != nil {
+				return err
+			}
+			wait = min(2*wait, maxPushWait)
+			if woundAt != 0 && db.rt.Monotonic() >= woundAt {
+				wound()
+			}
+			sc := *pc
+			sc.op = opStatus
+			if pr, err = db.send(ctx, db.cl, holder.Anchor, &sc); err != nil {
+				return err
+			}
 		}
-		if err := db.rt.Sleep(ctx, wait); err != nil {
-			return err
-		}
-		wait = min(2*wait, 100*time.Millisecond)
 	}
 }
 
+// maxPushWait bounds the wait between two polls of a live holder's record.
+const maxPushWait = 16 * time.Millisecond
+
 // Txn runs fn in a transaction and commits it, running it again (with a
 // new transaction) after a retryable conflict, at most MaxRetries times.
-// fn must do nothing but through tx that it cannot do twice.
+// fn must do nothing but through tx that it cannot do twice. Every
+// attempt keeps the first one's age: wound–wait lets an older
+// transaction through, so a retried one grows older than its rivals and
+// wins in the end instead of starving.
 func (db *DB) Txn(ctx context.Context, fn func(*Tx) error) error {
 	var err error
+	var age hlc.Timestamp
 	for attempt := range db.opts.MaxRetries {
 		for len(db.late) > 0 {
 			r := db.late[0]
@@ -198,6 +228,10 @@ func (db *DB) Txn(ctx context.Context, fn func(*Tx) error) error {
 			db.resolve(ctx, db.cl, r)
 		}
 		tx := db.Begin()
+		if attempt == 0 {
+			age = tx.start
+		}
+		tx.start = age
 		if err = fn(tx); err == nil {
 			err = tx.Commit(ctx)
 		}

@@ -347,6 +347,12 @@ func TestAbandonedTransactionIsAborted(t *testing.T) {
 // transaction's own intent: a version committed there after its read is
 // a conflict).
 func TestConcurrentIncrementsAreNotLost(t *testing.T) {
+	for _, locking := range []bool{false, true} {
+		t.Run(fmt.Sprintf("locking=%t", locking), func(t *testing.T) { testConcurrentIncrements(t, locking) })
+	}
+}
+
+func testConcurrentIncrements(t *testing.T, locking bool) {
 	c := newTestCluster(t, Options{})
 	ctx := testContext(t)
 	var wg sync.WaitGroup
@@ -357,7 +363,11 @@ func TestConcurrentIncrementsAreNotLost(t *testing.T) {
 			db := c.db(w%3, fmt.Sprintf("inc-%d", w))
 			for range 20 {
 				err := db.Txn(ctx, func(tx *Tx) error {
-					v, _, err := tx.Get(ctx, []byte("n"))
+					get := tx.Get
+					if locking {
+						get = tx.GetForUpdate
+					}
+					v, _, err := get(ctx, []byte("n"))
 					if err != nil {
 						return err
 					}
@@ -375,6 +385,103 @@ func TestConcurrentIncrementsAreNotLost(t *testing.T) {
 	v, _, err := c.db(0, "check").Get(ctx, []byte("n"))
 	if string(v) != "80" {
 		t.Fatalf("n = %s, %v; want 80", v, err)
+	}
+}
+
+// TestLockingReadMakesWritersWait: a key read with GetForUpdate is locked
+// until its transaction ends; a younger transaction's GetForUpdate of it
+// waits, then reads what the first one committed.
+func TestLockingReadMakesWritersWait(t *testing.T) {
+	c := newTestCluster(t, Options{})
+	ctx := testContext(t)
+	if err := c.db(0, "setup").Put(ctx, []byte("k"), []byte("v0")); err != nil {
+		t.Fatal(err)
+	}
+	t1 := c.db(0, "first").Begin()
+	if v, _, err := t1.GetForUpdate(ctx, []byte("k")); err != nil || string(v) != "v0" {
+		t.Fatalf("first lock: %q, %v", v, err)
+	}
+	time.Sleep(time.Millisecond)
+	got := make(chan string, 1)
+	second := c.db(1, "second")
+	go func() {
+		var seen string
+		err := second.Txn(ctx, func(tx *Tx) error {
+			v, _, err := tx.GetForUpdate(ctx, []byte("k"))
+			seen = string(v)
+			if err != nil {
+				return err
+			}
+			return tx.Put(ctx, []byte("k"), append(v, '+'))
+		})
+		if err != nil {
+			seen = err.Error()
+		}
+		got <- seen
+	}()
+	select {
+	case v := <-got:
+		t.Fatalf("the second transaction read %q while the first held the lock", v)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if err := t1.Put(ctx, []byte("k"), []byte("v1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := t1.Commit(ctx); err != nil {
+		t.Fatalf("first commit: %v", err)
+	}
+	if v := <-got; v != "v1" {
+		t.Fatalf("the second transaction read %q, want the first one's v1", v)
+	}
+	if v, _, err := c.db(2, "check").Get(ctx, []byte("k")); err != nil || string(v) != "v1+" {
+		t.Fatalf("k = %q, %v; want v1+", v, err)
+	}
+}
+
+// TestLockingReadRefreshesEarlierReads: a locking read lands above the
+// transaction's read timestamp when the key changed since; it reads the
+// newest value, and the earlier reads must hold at its timestamp
+// (ErrRetry when one changed: the write skew a refresh prevents).
+func TestLockingReadRefreshesEarlierReads(t *testing.T) {
+	for _, earlierChanged := range []bool{false, true} {
+		t.Run(fmt.Sprintf("earlier-changed=%t", earlierChanged), func(t *testing.T) {
+			c := newTestCluster(t, Options{})
+			ctx := testContext(t)
+			other := c.db(1, "other")
+			tx := c.db(0, "reader").Begin()
+			if _, _, err := tx.Get(ctx, []byte("a")); err != nil {
+				t.Fatal(err)
+			}
+			if earlierChanged {
+				if err := other.Put(ctx, []byte("a"), []byte("changed")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Written after "a": the lock lands above both writes.
+			if err := other.Put(ctx, []byte("z"), []byte("newer")); err != nil {
+				t.Fatal(err)
+			}
+			v, found, err := tx.GetForUpdate(ctx, []byte("z"))
+			if earlierChanged {
+				if !errors.Is(err, ErrRetry) {
+					t.Fatalf("lock after an earlier read changed: %q %t %v, want ErrRetry", v, found, err)
+				}
+				tx.Rollback(ctx)
+				return
+			}
+			if err != nil || !found || string(v) != "newer" {
+				t.Fatalf("lock = %q %t %v, want the newest value", v, found, err)
+			}
+			if err := tx.Put(ctx, []byte("a"), []byte("from-tx")); err != nil {
+				t.Fatal(err)
+			}
+			if err := tx.Commit(ctx); err != nil {
+				t.Fatalf("commit: %v", err)
+			}
+			if v, _, err := c.db(2, "check").Get(ctx, []byte("z")); err != nil || string(v) != "newer" {
+				t.Fatalf("z after a lock that wrote nothing = %q, %v; want it unchanged", v, err)
+			}
+		})
 	}
 }
 

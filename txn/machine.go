@@ -74,7 +74,7 @@ func (m *Machine) cache(data consensus.RangeData, meta consensus.CommandMeta) *t
 // fails leaves a cache entry for nothing, which only pushes writes.
 func (m *Machine) NoteQuery(data consensus.RangeData, b []byte, meta consensus.CommandMeta) {
 	c, err := decodeCommand(b)
-	if err != nil || c.op >= opPut || mutation.On(MutReadsNotNoted) {
+	if err != nil || !c.op.query() || mutation.On(MutReadsNotNoted) {
 		return
 	}
 	m.mu.Lock()
@@ -116,7 +116,7 @@ func (m *Machine) Query(data consensus.RangeData, b []byte, meta consensus.Comma
 
 func (m *Machine) run(data consensus.RangeData, b []byte, meta consensus.CommandMeta, write bool) ([]byte, error) {
 	c, err := decodeCommand(b)
-	if err != nil || (c.op >= opPut) != write || (c.txn == nil && needsTxn(c.op)) {
+	if err != nil || c.op.query() == write || (c.txn == nil && needsTxn(c.op)) {
 		return (&result{code: codeMalformed}).encode(), nil
 	}
 	m.mu.Lock()
@@ -164,6 +164,8 @@ func (m *Machine) execute(d *mvccData, c *command, cache *tsCache) (*result, err
 		return m.onePhase(d, c, cache)
 	case opGC:
 		return m.gc(d, c)
+	case opLock:
+		return m.lock(d, c, cache)
 	}
 	return m.recordOp(d, c)
 }
@@ -295,26 +297,76 @@ func (m *Machine) put(d *mvccData, c *command, cache *tsCache) (*result, error) 
 		}
 		break
 	}
-	if c.begin {
-		key := recordKey(c.txn.Anchor, c.txn.ID)
-		rec, err := d.record(key)
-		if err != nil {
-			return nil, err
-		}
-		switch {
-		case rec == nil:
-			d.Set(key, (&record{status: statusPending, start: c.start, heartbeat: m.clock.Now()}).encode())
-		case rec.status != statusPending:
-			// Aborted before it began (a pusher found no record): the
-			// intent just staged goes with the reply's effects, and is
-			// resolved as aborted like any other.
-			return &result{code: codeAborted, status: rec.status}, nil
-		}
+	if res, err := m.begin(d, c); res != nil || err != nil {
+		return res, err
 	}
 	return &result{ts: ts}, nil
 }
 
-// recordOp runs opEnd, opPush, opHeartbeat and opForget on the record
+// begin writes c.txn's record, pending, when c is its first write (c.begin):
+// a reply if the transaction was aborted before it began.
+func (m *Machine) begin(d *mvccData, c *command) (*result, error) {
+	if !c.begin {
+		return nil, nil
+	}
+	key := recordKey(c.txn.Anchor, c.txn.ID)
+	rec, err := d.record(key)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case rec == nil:
+		d.Set(key, (&record{status: statusPending, start: c.start, heartbeat: m.clock.Now()}).encode())
+	case rec.status != statusPending:
+		// Aborted before it began (a pusher found no record): the
+		// intent just staged goes with the reply's effects, and is
+		// resolved as aborted like any other.
+		return &result{code: codeAborted, status: rec.status}, nil
+	}
+	return nil, nil
+}
+
+// lock is a locking read (opLock): c.txn's intent on c.key, holding the
+// key's newest value, at the lowest timestamp above the transaction's
+// write timestamp, that value's version and every read of the key the
+// cache knows. The reply carries the value and that timestamp: the
+// transaction's reads move up to it (a refresh at the coordinator), so
+// the value is what it reads, and the intent keeps every other writer
+// out until the transaction ends. Another transaction's intent is a
+// conflict, pushed by the coordinator.
+func (m *Machine) lock(d *mvccData, c *command, cache *tsCache) (*result, error) {
+	ts := c.txn.Timestamp
+	newest, ok, in, err := storage.MVCCLatest(d, c.key)
+	if err != nil {
+		return nil, err
+	}
+	if in != nil && in.Txn.ID != c.txn.ID {
+		return &result{code: codeIntent, intent: *in, intentKey: c.key}, nil
+	}
+	if ok && !newest.Less(ts) {
+		ts = newest.Next()
+	}
+	ts = cache.floor(c.key, ts, c.txn.ID)
+	meta := *c.txn
+	meta.Timestamp = ts
+	read := storage.MVCCReadOptions{Timestamp: ts, Uncertainty: ts, Txn: &meta}
+	if mutation.On(MutLockReadsStale) {
+		read.Timestamp, read.Uncertainty = c.read, c.read
+	}
+	v, found, err := storage.MVCCGet(d, c.key, read)
+	if res, err := conflict(err); res != nil || err != nil {
+		return res, err
+	}
+	if err := storage.MVCCPutIntent(d, c.key, storage.Intent{Txn: meta, Value: v, Deleted: !found}); err != nil {
+		return nil, err // checked above: the range's data is not what it read
+	}
+	if res, err := m.begin(d, c); res != nil || err != nil {
+		return res, err
+	}
+	return &result{value: v, found: found, ts: ts}, nil
+}
+
+// recordOp runs opEnd, opPush, opStatus, opHeartbeat and opForget on the record
 // of c.txn, kept with c.key (its anchor).
 func (m *Machine) recordOp(d *mvccData, c *command) (*result, error) {
 	key := recordKey(c.key, c.txn.ID)
@@ -369,6 +421,11 @@ func (m *Machine) recordOp(d *mvccData, c *command) (*result, error) {
 			return &result{code: codeAborted, status: statusAborted}, nil
 		}
 		return &result{status: rec.status, ts: rec.ts}, nil // settled already: its outcome
+	case opStatus:
+		if m.pushWaits(rec, c, now) {
+			return &result{code: codePending, status: statusPending}, nil
+		}
+		return &result{}, nil // settled, or a push would settle it now
 	case opPush:
 		switch {
 		case rec == nil:
@@ -380,14 +437,22 @@ func (m *Machine) recordOp(d *mvccData, c *command) (*result, error) {
 			return abort(), nil
 		case rec.status != statusPending:
 			return &result{status: rec.status, ts: rec.ts}, nil
-		case rec.heartbeat.Add(m.opts.HeartbeatExpiry).Less(now):
-			return abort(), nil // its coordinator is gone
-		case c.pusher != [16]byte{} && older(c.start, c.pusher, rec.start, c.txn.ID):
-			return abort(), nil // wound–wait: the older pusher wounds the younger holder
+		case m.pushWaits(rec, c, now):
+			return &result{code: codePending, status: statusPending}, nil
 		}
-		return &result{code: codePending, status: statusPending}, nil
+		// Its coordinator is gone (the heartbeat expired), or wound–wait:
+		// the older pusher wounds the younger holder.
+		return abort(), nil
 	}
 	return &result{code: codeMalformed}, nil
+}
+
+// pushWaits says whether a push by c of the transaction whose record is
+// rec must wait: it is pending, its heartbeat has not expired, and the
+// pusher (if any) is not older than it.
+func (m *Machine) pushWaits(rec *record, c *command, now hlc.Timestamp) bool {
+	return rec != nil && rec.status == statusPending && !rec.heartbeat.Add(m.opts.HeartbeatExpiry).Less(now) &&
+		(c.pusher == [16]byte{} || !older(c.start, c.pusher, rec.start, c.txn.ID))
 }
 
 // gcThreshold is the timestamp below which garbage collection removes

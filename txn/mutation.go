@@ -21,4 +21,8 @@ var (
 		"commits with one of its writes never written as an intent (an error dropped on the way): the decision covers a write that never happens")
 	MutResolveBeforeDecision = mutation.Plant("resolve-before-decision", mutation.Txn,
 		"resolves a transaction's intents as committed before its record says so: a commit that then fails leaves some of its writes behind")
+	MutLockReadsStale = mutation.Plant("lock-reads-stale", mutation.Txn,
+		"a locking read returns the key's value at the transaction's old read timestamp, not the newest one it locks: a write committed in between is lost")
+	MutLockSkipsRefresh = mutation.Plant("lock-skips-refresh", mutation.Txn,
+		"a locking read that lands above the read timestamp moves the timestamp there without refreshing the earlier reads: write skew")
 )

@@ -32,6 +32,14 @@ type Options struct {
 	// GCInterval is how often a node collects the garbage of the ranges
 	// it leads (kernel/node). Default 10 minutes; negative: never.
 	GCInterval time.Duration
+	// WoundAfter is how long an older transaction waits for a younger one
+	// that holds a key it needs before it wounds (aborts) it. Wounding at
+	// once prevents deadlocks but aborts a holder that was about to
+	// commit: on a hot key every newcomer that took the lock was wounded
+	// by an older waiter (half the attempts failed). Waiting first lets
+	// short holds finish; a deadlock still ends within WoundAfter (as
+	// PostgreSQL's deadlock_timeout). Default 50 ms; negative: at once.
+	WoundAfter time.Duration
 }
 
 // The defaults of Options.
@@ -42,6 +50,7 @@ const (
 	DefaultMaxRetries        = 20
 	DefaultGCTTL             = 25 * time.Hour
 	DefaultGCInterval        = 10 * time.Minute
+	DefaultWoundAfter        = 50 * time.Millisecond
 )
 
 // ErrInvalidOptions wraps every problem Validate reports.
@@ -66,6 +75,9 @@ func (o *Options) EnsureDefaults() *Options {
 	}
 	if o.GCInterval == 0 {
 		o.GCInterval = DefaultGCInterval
+	}
+	if o.WoundAfter == 0 {
+		o.WoundAfter = DefaultWoundAfter
 	}
 	return o
 }

@@ -25,7 +25,8 @@ import (
 type Tx struct {
 	db          *DB
 	id          [16]byte
-	start, read hlc.Timestamp
+	start       hlc.Timestamp // its age, for wound–wait (Txn keeps the first attempt's)
+	read        hlc.Timestamp
 	write       hlc.Timestamp
 	uncertainty hlc.Timestamp
 	anchor      []byte          // stored key of the first write (nil: none yet)
@@ -219,44 +220,96 @@ func (tx *Tx) flush(ctx context.Context) error {
 }
 
 func (tx *Tx) put(ctx context.Context, k, value []byte, deleted bool) error {
+	res, err := tx.writeIntent(ctx, &command{op: opPut, key: k, value: value, deleted: deleted})
+	if err != nil {
+		return err
+	}
+	if tx.write.Less(res.ts) {
+		tx.write = res.ts
+	}
+	return nil
+}
+
+// writeIntent sends c (opPut or opLock of c.key) as the transaction's
+// write, pushing whatever intent is in its way, and notes the key for
+// the rollback or the commit; the first write also writes the record and
+// starts the heartbeat.
+func (tx *Tx) writeIntent(ctx context.Context, c *command) (*result, error) {
+	k := c.key
 	for {
 		if err := tx.check(); err != nil {
-			return err
+			return nil, err
 		}
-		begin := tx.anchor == nil // the first write: it writes the record too, at k
+		c.begin = tx.anchor == nil // the first write: it writes the record too, at k
 		meta := tx.meta()
-		if begin {
+		if c.begin {
 			meta.Anchor = k
 		}
-		res, err := tx.db.send(ctx, tx.db.cl, k, &command{op: opPut, key: k, value: value, deleted: deleted, txn: &meta, begin: begin, start: tx.start})
+		c.txn, c.start, c.read = &meta, tx.start, tx.read
+		res, err := tx.db.send(ctx, tx.db.cl, k, c)
 		if !errors.Is(err, consensus.ErrNotApplied) && (err != nil || res.code != codeIntent) {
 			// Written, or maybe: a rollback resolves it (and aborts the
 			// record, if this was the first write).
 			tx.writes[string(k)] = true
-			if begin {
+			if c.begin {
 				tx.anchor = k
 			}
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
 		switch res.code {
 		case codeIntent:
 			if err := tx.db.push(ctx, tx, res); err != nil {
-				return err
+				return nil, err
 			}
 			continue
 		case codeAborted:
-			return retry("aborted before its first write")
+			return nil, retry("aborted before its first write")
 		}
-		if tx.write.Less(res.ts) {
-			tx.write = res.ts
-		}
-		if begin {
+		if c.begin {
 			tx.heartbeat()
 		}
-		return nil
+		return res, nil
 	}
+}
+
+// GetForUpdate reads key as Get does and locks it until the transaction
+// ends, as SELECT ... FOR UPDATE does: for a key the transaction reads in
+// order to write it. The lock is an intent holding the value read, so a
+// concurrent writer of the key (a GetForUpdate, or a commit) waits for
+// this transaction instead of invalidating its read: on a hot key,
+// read-modify-writes queue instead of failing their refreshes and
+// retrying. The read happens at the lock's timestamp, which may be above
+// the read timestamp; the earlier reads are refreshed up to it (ErrRetry
+// if one changed). The lock costs a replicated write, and the
+// transaction then commits in two phases.
+func (tx *Tx) GetForUpdate(ctx context.Context, key []byte) ([]byte, bool, error) {
+	k := spaceKey(key)
+	if w, ok := tx.buffer[string(k)]; ok {
+		// Written already: written as an intent now, it is locked.
+		if err := tx.put(ctx, k, w.value, w.deleted); err != nil {
+			return nil, false, err
+		}
+		delete(tx.buffer, string(k))
+		return slices.Clone(w.value), !w.deleted, nil
+	}
+	res, err := tx.writeIntent(ctx, &command{op: opLock, key: k})
+	if err != nil {
+		return nil, false, err
+	}
+	if tx.read.Less(res.ts) {
+		if mutation.On(MutLockSkipsRefresh) {
+			tx.read = res.ts
+		} else if err := tx.db.refresh(ctx, tx, res.ts); err != nil {
+			return nil, false, err
+		}
+	}
+	if tx.write.Less(res.ts) {
+		tx.write = res.ts
+	}
+	tx.reads = append(tx.reads, span{k, append(k[:len(k):len(k)], 0)})
+	return res.value, res.found, nil
 }
 
 // heartbeat starts the task that keeps the record alive, and notes a
@@ -275,7 +328,10 @@ func (tx *Tx) heartbeat() {
 	ctx, cancel := db.rt.WithCancel(context.Background())
 	tx.stopBeating = cancel
 	anchor, meta := tx.anchor, tx.meta()
-	db.rt.Go("txn heartbeat", func(context.Context) {
+	db.rt.Go("txn heartbeat", func(node context.Context) {
+		// The node stopping stops the beat too (a transaction left
+		// open must not hold the runtime's Stop).
+		defer context.AfterFunc(node, cancel)()
 		for db.rt.Sleep(ctx, db.opts.HeartbeatInterval) == nil {
 			actx, acancel := db.rt.WithTimeout(ctx, db.opts.HeartbeatInterval)
 			cl, err := db.hb.Recv(actx)

@@ -33,10 +33,23 @@ const (
 	// settled records older than that, after resolving their intents here
 	// (result.kvs: the records whose intents lie in other ranges too).
 	opGC
+	// opLock is a locking read (a write, replicated): txn's intent on key
+	// holding the key's newest value, which the reply carries with the
+	// intent's timestamp (docs/txn.md "Locking reads").
+	opLock
+	// opStatus is a query: the record at key, as opPush would find it
+	// (codePending while a push must wait), changing nothing. A pusher
+	// that waits polls with it: a read at the leaseholder, not a
+	// replicated write per poll.
+	opStatus
 )
 
 // lastOp is the highest op: a decoded command's op is at most it.
-const lastOp = opGC
+const lastOp = opStatus
+
+// query says whether o is answered by the leaseholder as a read
+// (consensus.OpQuery) rather than evaluated and replicated.
+func (o op) query() bool { return o < opPut || o == opStatus }
 
 // command is one request to the machine.
 type command struct {
