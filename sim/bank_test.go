@@ -91,7 +91,7 @@ func newTxnServers(s *Sim, servers []kernel.NodeID, stopped func() bool, splitAt
 	}
 	var c *serverSet
 	c = newServerSet(s, servers, layout, func(rt kernel.Runtime) {
-		machine := txn.NewMachine(hlc.NewClock(rt.Now, hlc.DefaultMaxOffset), txn.Options{GCTTL: simGCTTL})
+		machine := txn.NewMachine(hlc.NewClock(rt.Now, hlc.DefaultMaxOffset), simTxnOptions)
 		c.openStore(rt, c.openEngine(rt), consensus.Options{Keyspaces: []consensus.Keyspace{machine.Keyspace()},
 			Router: consensus.NewRouter(rt, layout), SplitBytes: splitBytes, MergeBytes: splitBytes / 4})
 	})
@@ -105,6 +105,20 @@ func newTxnServers(s *Sim, servers []kernel.NodeID, stopped func() bool, splitAt
 				pass, cancel := rt.WithTimeout(ctx, simGCTTL)
 				_ = db.CollectGarbage(pass, false) // a pass cut short by faults is retried next time
 				cancel()
+			}
+		})
+		// Leases move while transactions run: a participant's
+		// leaseholder changes between its intents and their resolution,
+		// and a record's between its writes and the pushes.
+		rt.Go("txn lease mover", func(ctx context.Context) {
+			cl := consensus.NewClient(consensus.NewRouter(rt, layout), "lease mover")
+			for rt.Sleep(ctx, time.Duration(rt.Rand().ExpFloat64()*float64(300*time.Millisecond))) == nil && !stopped() {
+				actx, cancel := rt.WithTimeout(ctx, 2*time.Second)
+				ranges, err := cl.Ranges(actx)
+				cancel()
+				if err == nil && len(ranges) > 0 {
+					_ = transferLease(ctx, rt, cl, ranges[rt.Rand().IntN(len(ranges))].Start) // refused under faults: the next one
+				}
 			}
 		})
 	})
@@ -123,10 +137,17 @@ const gcNode kernel.NodeID = 203
 // collection meets transactions in flight.
 const simGCTTL = 2 * time.Second
 
+// simTxnOptions are the transaction scenarios' options, for machines and
+// clients alike: the GC TTL above, and heartbeats short enough that a
+// paused node (pauses last 50 ms to 1 s) outlives its transactions'
+// records, which others then abort while its coordinator still means to
+// commit.
+var simTxnOptions = txn.Options{GCTTL: simGCTTL, HeartbeatInterval: 150 * time.Millisecond, HeartbeatExpiry: 400 * time.Millisecond}
+
 // newTxnDB is a client node's DB (one per client node: the name is the
 // node's only one).
 func newTxnDB(rt kernel.Runtime, layout consensus.Layout) *txn.DB {
-	db, err := txn.NewDB(rt, consensus.NewRouter(rt, layout), hlc.NewClock(rt.Now, hlc.DefaultMaxOffset), "txn-client", txn.Options{})
+	db, err := txn.NewDB(rt, consensus.NewRouter(rt, layout), hlc.NewClock(rt.Now, hlc.DefaultMaxOffset), "txn-client", simTxnOptions)
 	if err != nil {
 		kernel.Crash("txn client: %v", err)
 	}

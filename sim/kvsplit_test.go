@@ -157,18 +157,23 @@ func (c *kvSplitCluster) split(ctx context.Context, rt kernel.Runtime) {
 // transfer hands the leadership of the range holding a random key to
 // another of its members.
 func (c *kvSplitCluster) transfer(ctx context.Context, rt kernel.Runtime, cl *consensus.Client) {
-	actx, cancel := rt.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	key := []byte(c.keys[rt.Rand().IntN(len(c.keys))])
-	members, err := cl.Members(actx, key)
-	if err == nil && len(members) > 0 {
-		err = cl.TransferLeadership(actx, key, members[rt.Rand().IntN(len(members))])
-	}
-	if err != nil {
+	if transferLease(ctx, rt, cl, []byte(c.keys[rt.Rand().IntN(len(c.keys))])) != nil {
 		c.transferFailures++
 		return
 	}
 	c.transfers++
+}
+
+// transferLease hands the leadership (and with it the lease) of the range
+// holding key to one of its members drawn at random, within 2 s.
+func transferLease(ctx context.Context, rt kernel.Runtime, cl *consensus.Client, key []byte) error {
+	actx, cancel := rt.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	members, err := cl.Members(actx, key)
+	if err != nil || len(members) == 0 {
+		return err
+	}
+	return cl.TransferLeadership(actx, key, members[rt.Rand().IntN(len(members))])
 }
 
 // merge merges a range drawn among those there are (the first excepted)
