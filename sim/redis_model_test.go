@@ -82,6 +82,9 @@ type redisInput struct {
 	// rWatch read it.
 	now             stamp
 	client, rangeNo int // for reports; not compared
+	// script says a string command was sent as a Lua script that runs it
+	// (redisScript); the model treats it as the command itself.
+	script bool
 }
 
 // redisOutput is an operation's outcome.

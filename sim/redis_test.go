@@ -433,7 +433,8 @@ func (c *redisCluster) nextString(r, client, n int, key string, casKey bool) red
 	if !casKey && n%3 != 0 {
 		val = strconv.Itoa((client+1)*1_000_000 + n)
 	}
-	in := redisInput{Key: key, Value: val, rangeNo: int(c.rangeOf(key).ID)}
+	// Every fourth command of a client goes as a script that runs it.
+	in := redisInput{Key: key, Value: val, rangeNo: int(c.rangeOf(key).ID), script: n%4 == 3}
 	switch {
 	case r < 40:
 		in.Op = rGet
@@ -475,6 +476,9 @@ func (c *redisCluster) stringOp(rc redisConn, i int, in redisInput, open openWri
 	case rGetSet:
 		args = []string{"GETSET", in.Key, in.Value}
 	}
+	if in.script {
+		args = redisScript(args)
+	}
 	p := c.hist.Call(i, in)
 	r := rc.do(args...)
 	if unanswered, goOn := c.unanswered(p, in.Key, r, open); unanswered {
@@ -506,6 +510,17 @@ func (c *redisCluster) stringOp(rc redisConn, i int, in redisInput, open openWri
 	}
 	c.ok++
 	return true
+}
+
+// redisScript is a command on one key as a Lua script that runs it and
+// returns its reply unchanged (an error reply too, through redis.pcall):
+// EVAL_RO for a read, EVAL for a write.
+func redisScript(args []string) []string {
+	eval := "EVAL"
+	if strings.EqualFold(args[0], "GET") {
+		eval = "EVAL_RO"
+	}
+	return append([]string{eval, "return redis.pcall(ARGV[1], KEYS[1], unpack(ARGV, 2))", "1", args[1], args[0]}, args[2:]...)
 }
 
 // casOp is WATCH k; GET k; MULTI; SET k v; EXEC. The GET is recorded as a

@@ -4,6 +4,7 @@ package redis
 // (table_gen.go) gives arity, flags and key positions; Exec checks arity
 // before a handler runs, so handlers index their fixed arguments freely.
 var handlers = map[string]handler{
+	// scripting.go registers EVAL and its kin itself (init there).
 	// strings.go
 	"get": cmdGet, "set": cmdSet, "setnx": cmdSetNX, "setex": cmdSetEX, "psetex": cmdPSetEX,
 	"getset": cmdGetSet, "getdel": cmdGetDel, "getex": cmdGetEx, "mget": cmdMGet, "mset": cmdMSet,

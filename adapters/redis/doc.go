@@ -21,6 +21,13 @@
 // merges (ranges.go). Connection and server commands are the caller's, and
 // build their replies with Reply.
 //
+// A Lua script (EVAL, scripting.go) is a keyed command whose keys are the
+// ones it declares: it runs on the leader like any write, its redis.call
+// going through the same Exec on the same Store, so its writes replicate
+// as effects and it is never run again; seeded math.random, and a bound
+// counted in instructions, keep a replayed run the same. EVALSHA and the
+// script cache are the caller's (it turns EVALSHA into EVAL).
+//
 // Expiry is lazy: a key whose expire-at is <= now is absent to every
 // command, and a write command that meets one deletes it first. Active
 // expiry is ExpireSweepFrom, which the leader proposes periodically with a

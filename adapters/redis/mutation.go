@@ -9,6 +9,8 @@ import "github.com/orbitkernel/orbit/internal/mutation"
 // scenario of the simulator must catch each (sim/redis_families_test.go
 // sends the commands that reach them).
 var (
+	MutPcallDropsErrors = mutation.Plant("pcall-drops-errors", mutation.StateMachine,
+		"redis.pcall hands a script nil instead of the error table when the command fails: the script goes on as if the command had found nothing")
 	MutDelLeavesElements = mutation.Plant("del-leaves-elements", mutation.StateMachine,
 		"DEL deletes a key's metadata record but not its element records: the key comes back with its old fields or members on the next write")
 	MutLazyExpiryLeavesElements = mutation.Plant("lazy-expiry-leaves-elements", mutation.StateMachine,

@@ -117,6 +117,8 @@ var keyedCommands = []string{
 	// streams
 	"xadd", "xlen", "xrange", "xrevrange", "xdel", "xtrim", "xread", "xreadgroup", "xsetid", "xinfo",
 	"xgroup", "xack", "xpending", "xclaim", "xautoclaim",
+	// scripting.go
+	"eval", "eval_ro", "evalsha", "evalsha_ro",
 }
 
 // blockingCommands run through TryBlocking.
@@ -129,7 +131,7 @@ var rangeCommands = []string{"keys", "scan", "dbsize", "randomkey", "flushdb", "
 var serverCommands = []string{
 	"auth", "client", "command", "config", "discard", "echo", "exec", "hello",
 	"info", "multi", "ping", "psubscribe", "publish", "pubsub", "punsubscribe",
-	"quit", "reset", "select", "subscribe", "time", "unsubscribe", "unwatch", "watch",
+	"quit", "reset", "script", "select", "subscribe", "time", "unsubscribe", "unwatch", "watch",
 }
 
 var (
@@ -149,7 +151,9 @@ func buildTable() {
 			// computed in the value (hll.go), as Redis does: it runs as a
 			// write (and, as on a Redis primary, deletes an expired key it
 			// meets).
-			write:    slices.Contains(g.flags, "write") || g.name == "pfcount",
+			// EVAL and EVALSHA carry neither flag (a script may do
+			// either): they run as writes, through the log.
+			write:    slices.Contains(g.flags, "write") || g.name == "pfcount" || g.name == "eval" || g.name == "evalsha",
 			readonly: slices.Contains(g.flags, "readonly") && g.name != "pfcount",
 		}
 		s.info = mustParse(g.info)
@@ -267,7 +271,7 @@ func Keys(args [][]byte) [][]byte {
 		return numkeysKeys(args, 2, args[1:2])
 	case "zunion", "zinter", "zdiff", "sintercard", "zintercard", "lmpop", "zmpop":
 		return numkeysKeys(args, 1, nil)
-	case "blmpop", "bzmpop":
+	case "blmpop", "bzmpop", "eval", "eval_ro", "evalsha", "evalsha_ro":
 		return numkeysKeys(args, 2, nil)
 	case "georadius", "georadiusbymember":
 		// The key specs: the key, then the key after the first STORE and

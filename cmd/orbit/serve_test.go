@@ -539,3 +539,90 @@ func TestPipelineOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestServeScripts: go-redis's scripting helpers against orbit serve on
+// four ranges: Script.Run (EVALSHA, then EVAL after NOSCRIPT), SCRIPT LOAD
+// and EXISTS, EVALSHA after a load, SCRIPT FLUSH; and a script whose keys
+// lie in two ranges, which runs atomically as a cross-range transaction.
+func TestServeScripts(t *testing.T) {
+	addr := startServer(t, 4)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rdb := goredis.NewClient(&goredis.Options{Addr: addr})
+	defer rdb.Close()
+	incrBy := goredis.NewScript(`return redis.call('incrby', KEYS[1], ARGV[1])`)
+	for i, want := range []int64{5, 10} {
+		n, err := incrBy.Run(ctx, rdb, []string{"counter"}, 5).Int64()
+		if err != nil || n != want {
+			t.Fatalf("run %d: %d, %v; want %d", i, n, err, want)
+		}
+	}
+	exists, err := rdb.ScriptExists(ctx, incrBy.Hash(), "0000000000000000000000000000000000000000").Result()
+	if err != nil || fmt.Sprint(exists) != "[true false]" {
+		t.Fatalf("SCRIPT EXISTS: %v, %v", exists, err)
+	}
+	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.EvalSha(ctx, incrBy.Hash(), []string{"counter"}, 1).Err(); err == nil || !strings.HasPrefix(err.Error(), "NOSCRIPT") {
+		t.Fatalf("EVALSHA after SCRIPT FLUSH: %v", err)
+	}
+	sha, err := rdb.ScriptLoad(ctx, `return redis.call('get', KEYS[1])`).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := rdb.EvalSha(ctx, sha, []string{"counter"}).Result(); err != nil || v != "10" {
+		t.Fatalf("EVALSHA after SCRIPT LOAD: %v, %v", v, err)
+	}
+	if err := rdb.ScriptLoad(ctx, `return (`).Err(); err == nil || !strings.HasPrefix(err.Error(), "ERR Error compiling script") {
+		t.Fatalf("SCRIPT LOAD of a broken script: %v", err)
+	}
+	// A transfer between keys in different ranges (four ranges: some of
+	// these pairs must be apart), many at once: the total stays.
+	transfer := goredis.NewScript(`
+		local from = tonumber(redis.call('get', KEYS[1]) or '100')
+		local to = tonumber(redis.call('get', KEYS[2]) or '100')
+		redis.call('set', KEYS[1], from - ARGV[1])
+		redis.call('set', KEYS[2], to + ARGV[1])
+		return from - ARGV[1]`)
+	accounts := []string{"acct-a", "acct-b", "acct-c", "acct-d", "acct-e", "acct-f"}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 20 {
+				from, to := accounts[(w+i)%len(accounts)], accounts[(w+2*i+1)%len(accounts)]
+				if from == to {
+					continue
+				}
+				if err := transfer.Run(ctx, rdb, []string{from, to}, 1+i%5).Err(); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	vals, err := rdb.MGet(ctx, accounts...).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for i, v := range vals {
+		n := 100
+		if v != nil {
+			n, _ = strconv.Atoi(v.(string))
+		}
+		total += n
+		t.Logf("%s = %d", accounts[i], n)
+	}
+	if total != 100*len(accounts) {
+		t.Fatalf("total %d after the transfers, want %d", total, 100*len(accounts))
+	}
+}

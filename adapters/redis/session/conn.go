@@ -239,6 +239,11 @@ func (c *Conn) do(ctx context.Context, args [][]byte) ([]redis.Reply, bool, hand
 		c.dirty = c.dirty || c.multi
 		return one(arityError(name)), false, rejected
 	}
+	switch name {
+	case "eval", "eval_ro", "evalsha", "evalsha_ro":
+		name, args = c.s.scriptArgs(name, args)
+		spec, _ = redis.Lookup(name)
+	}
 	if c.proto == 2 && len(c.subs)+len(c.psubs) > 0 && !slices.Contains(allowedSubscribed, name) {
 		return errorReply(fmt.Sprintf("ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", name)), false, rejected
 	}
@@ -749,6 +754,8 @@ func (c *Conn) server(ctx context.Context, name string, args [][]byte) ([]redis.
 		return one(redis.Int(c.s.publish(args[1], args[2]))), false
 	case "pubsub":
 		return one(c.s.pubsub(args)), false
+	case "script":
+		return one(c.s.scriptCommand(args)), false
 	}
 	return one(redis.Exec(nil, 0, 0, args)), false // unknown command
 }

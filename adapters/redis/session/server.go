@@ -246,6 +246,8 @@ type Server struct {
 	// pubEpoch names this incarnation of the server and pubSeq numbers the
 	// messages it forwarded (pubsub.go).
 	pubEpoch, pubSeq uint64
+	// scripts are the Lua scripts this node has seen (scripts.go).
+	scripts scriptCache
 	// dbsMade numbers the DBs made for cross-range transactions.
 	dbsMade int
 }
