@@ -305,6 +305,12 @@ func (c *redisTxnCluster) listTxn(ctx context.Context, conn *session.Conn, i, st
 		if op.Append {
 			c.next++
 			op.Value = strconv.Itoa(c.next)
+			if intN(6) == 0 {
+				// A list nobody touches again: if the coordinator
+				// vanishes holding its lock, only the lock sweeper
+				// settles it (Settled waits for that).
+				op.Key = "once:" + op.Value
+			}
 		}
 		plan = append(plan, op)
 	}
@@ -371,7 +377,32 @@ func (c *redisTxnCluster) Stop() { c.stopped = true }
 // list read: a run without them would check nothing.
 // Settled waits for every replica to apply what it knows committed
 // (serverSet.caughtUp) before the check compares them.
-func (c *redisTxnCluster) Settled() bool { return c.caughtUp() }
+//
+// Settled also waits until no replica holds a lock: a transaction whose
+// coordinator vanished must not keep its keys locked for good, even keys
+// nobody touches again (the session's lock sweeper settles them).
+func (c *redisTxnCluster) Settled() bool { return c.caughtUp() && c.locksLeft() == 0 }
+
+// locksLeft counts the lock records on the server nodes that are up.
+func (c *redisTxnCluster) locksLeft() int {
+	n := 0
+	for _, id := range c.nodes {
+		eng := c.engines[id]
+		if eng == nil || !c.s.Node(id).Up() {
+			continue
+		}
+		kvs, _, err := eng.Scan(nil, redis.KeyspaceEnd, 1<<20)
+		if err != nil {
+			return -1
+		}
+		for _, kv := range kvs {
+			if redis.IsLockKey(kv.Key) {
+				n++
+			}
+		}
+	}
+	return n
+}
 
 func (c *redisTxnCluster) Progressed() bool {
 	return c.progressed(c.served, c.healed) && c.audits > 0 && c.transfers > 0 && c.listReads > 0
@@ -390,6 +421,9 @@ func (c *redisTxnCluster) Check(string) error {
 		return c.violation
 	case c.audits == 0 || c.transfers == 0:
 		return fmt.Errorf("redistxn: a run without an audit and a transfer (%d, %d) checks nothing; last failure: %v", c.audits, c.transfers, c.lastErr)
+	}
+	if n := c.locksLeft(); n != 0 {
+		return fmt.Errorf("redistxn: %d locks left %v after the clients stopped: a transaction whose coordinator vanished keeps its keys locked", n, SettleTime)
 	}
 	if err := checkElle("redistxn", c.txns); err != nil {
 		return err

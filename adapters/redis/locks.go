@@ -69,8 +69,9 @@ func lockKey(rawRK []byte) []byte {
 	return append(k, rawRK[2:]...)
 }
 
-// isLockKey reports whether raw is a lock record's key.
-func isLockKey(raw []byte) bool { return len(raw) >= 4 && raw[2] == 0 && raw[3] == lockMarker[1] }
+// IsLockKey reports whether raw, a key of the Redis keyspace's records,
+// is a lock record's key.
+func IsLockKey(raw []byte) bool { return len(raw) >= 4 && raw[2] == 0 && raw[3] == lockMarker[1] }
 
 // lockAreaEnd is the first key after the lock area of raw's slot.
 func lockAreaEnd(raw []byte) []byte { return []byte{raw[0], raw[1], 0, lockMarker[1] + 1} }
@@ -120,7 +121,7 @@ func (h hideLocks) Scan(start, end []byte, limit int) ([]KV, error) {
 		}
 		var next []byte
 		for _, kv := range kvs {
-			if isLockKey(kv.Key) {
+			if IsLockKey(kv.Key) {
 				next = lockAreaEnd(kv.Key)
 				break
 			}
@@ -189,8 +190,11 @@ func checkLock(locks Store, rk []byte, own *TxnID, now int64) (Reply, bool, erro
 
 // anyLock answers Locked if any key of the raw range st holds a lock: a
 // seek into the lock area of each slot that holds records.
-func anyLock(st Store, now int64) (Reply, bool, error) {
-	from := []byte(nil)
+func anyLock(st Store, now int64) (Reply, bool, error) { return anyLockFrom(st, nil, now) }
+
+// anyLockFrom is anyLock for the locks at or after the raw key from (nil:
+// the range's start).
+func anyLockFrom(st Store, from []byte, now int64) (Reply, bool, error) {
 	for {
 		kvs, err := st.Scan(from, nil, 1)
 		if err != nil || len(kvs) == 0 {
@@ -200,7 +204,7 @@ func anyLock(st Store, now int64) (Reply, bool, error) {
 		if len(k) < 2 {
 			return Reply{}, false, corruptf("a record key of %d bytes", len(k))
 		}
-		if isLockKey(k) {
+		if IsLockKey(k) {
 			l, err := decodeLock(kvs[0].Value)
 			if err != nil {
 				return Reply{}, false, err

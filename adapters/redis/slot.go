@@ -2,6 +2,7 @@ package redis
 
 import (
 	"bytes"
+	"slices"
 
 	"github.com/orbitkernel/orbit/consensus"
 )
@@ -65,11 +66,14 @@ func Slot(key []byte) uint16 {
 // SlotKey is the first internal key of slot s: a range split point.
 func SlotKey(s uint16) []byte { return []byte{byte(s >> 8), byte(s)} }
 
-// KeyspaceEnd is above every internal key of every Redis key (slots are
-// below SlotCount): keys from there on are not Redis's (the kernel's system
-// keyspace, consensus.SystemKeyPrefix, lives there), and keyspace-wide
-// commands stop at it.
-var KeyspaceEnd = SlotKey(SlotCount)
+// KeyspaceEnd is the end of the Redis keyspace, 0x40: every internal key
+// of every Redis key starts with its slot, at most 0x3F 0xFF. Keys from
+// there on are not Redis's (the transactional keyspace starts at 0x40,
+// the kernel's system keyspace further on), and keyspace-wide commands
+// stop at it. (It was SlotKey(SlotCount), 0x40 0x00, once: a range that
+// starts at 0x40, the transactional keyspace's own, lies below that, and
+// walks over the Redis ranges went on into it.)
+var KeyspaceEnd = []byte{byte(SlotCount >> 8)}
 
 // SplitKey implements consensus.SplitKeyer: a range of Redis keys splits
 // only at a slot boundary (SlotKey), so that every key's records, and
@@ -115,11 +119,11 @@ func GlobMatch(pattern, s []byte) bool { return globMatch(pattern, s) }
 
 // Keyspace is the span of the consensus keyspace that Redis's records
 // occupy, served by machine (docs/consensus.md, "Keyspaces"): every route
-// key starts with its slot, two bytes below KeyspaceEnd (0x40 0x00), so
+// key starts with its slot, two bytes below KeyspaceEnd (0x40), so
 // [0x00, 0x40) holds them all and leaves 0x40 itself to the next keyspace
 // (the transactional one). Consensus clips a command's view of its range
 // to it; rangeStore.bound's clamp at KeyspaceEnd stays for the machine
 // run on its own (the unit tests' memRange).
 func Keyspace(machine consensus.StateMachine) consensus.Keyspace {
-	return consensus.Keyspace{Name: "redis", Start: []byte{}, End: []byte{KeyspaceEnd[0]}, Machine: machine}
+	return consensus.Keyspace{Name: "redis", Start: []byte{}, End: slices.Clone(KeyspaceEnd), Machine: machine}
 }

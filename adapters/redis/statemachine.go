@@ -44,6 +44,7 @@ const (
 	opDigest   = 'd' // keys: their WATCH digests (read)
 	opLock     = 'l' // txn ID, raw route keys: a cross-range transaction's lock step (write, locks.go)
 	opResolve  = 'v' // txn ID, commit, raw route keys, images: its resolve step (write)
+	opLockScan = 'L' // start, after: the first lock past the key of raw route key after (nil: from start) (read)
 	cmdVersion = 1
 )
 
@@ -179,6 +180,24 @@ func run(data consensus.RangeData, cmd []byte, meta consensus.CommandMeta, write
 			return OK(), Flush(st)
 		}
 		return OK(), Flush(raw)
+	case opLockScan:
+		rs.start = d.field()
+		after := d.optField()
+		if d.err != nil {
+			return Reply{}, d.err
+		}
+		var from []byte
+		if after != nil {
+			from = append(lockKey(after), 0)
+		}
+		r, ok, err := anyLockFrom(locks, from, now)
+		if ok || err != nil {
+			return Null(), err
+		}
+		// As a plain array: a Locked reply would make the caller wait
+		// for the lock rather than read it.
+		id, rk, age, _ := LockedBy(r)
+		return Array(Bulk(id[:]), Bulk(rk), Int(age)), nil
 	case opLock, opResolve:
 		if !write || db != 0 {
 			return Reply{}, fmt.Errorf("op %q sent as a query or in a database", op)
@@ -483,6 +502,23 @@ func MultiCommand(watches []Watch, cmds [][][]byte) []byte {
 // the step would certainly not be ready.
 func BlockingCommand(args [][]byte) []byte {
 	return appendList([]byte{cmdVersion, opBlock}, args)
+}
+
+// LockScanCommand asks the range starting at start for its first lock
+// past the key of raw route key after (nil: its first lock): a read that
+// answers [transaction ID, raw route key, age in ms], or null when there
+// is none (the session's lock sweeper, ParseLockScan).
+func LockScanCommand(start, after []byte) []byte {
+	return appendOptField(appendField([]byte{cmdVersion, opLockScan}, start), after)
+}
+
+// ParseLockScan reads LockScanCommand's reply; ok false: no lock.
+func ParseLockScan(r Reply) (id TxnID, rawRK []byte, ageMillis int64, ok bool) {
+	if r.Kind != KindArray || len(r.Elems) != 3 || len(r.Elems[0].Str) != len(id) {
+		return id, nil, 0, false
+	}
+	copy(id[:], r.Elems[0].Str)
+	return id, r.Elems[1].Str, r.Elems[2].Int, true
 }
 
 // SweepCommand is active expiry on the range starting at start, from the

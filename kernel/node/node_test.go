@@ -24,6 +24,25 @@ import (
 // before the Redis layer's, its wrapper is what the store runs, it runs
 // transactions too, and it closes cleanly.
 func TestOpenStartsARedisNode(t *testing.T) {
+	rec := cluster.Record{ClusterID: 1, Ranges: 2, Replicas: 1, Initial: []kernel.NodeID{1},
+		Nodes: map[kernel.NodeID]cluster.NodeEntry{1: {Version: 1}}}
+	layout, err := RecordLayout(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("orbit serve's layout", func(t *testing.T) { testRedisNode(t, rec, layout) })
+	// A range that starts where the transactional keyspace does (0x40), as
+	// a split may leave: the walks over the Redis ranges (start-up, KEYS,
+	// DBSIZE) must stop before it. They went on into it, and start-up
+	// never finished.
+	split, err := consensus.NewLayout(append(redis.SlotSplits(2), txn.KeyspaceStart), rec.Initial, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("a range at the transactional keyspace", func(t *testing.T) { testRedisNode(t, rec, split) })
+}
+
+func testRedisNode(t *testing.T, rec cluster.Record, layout consensus.Layout) {
 	quiet := slog.New(slog.DiscardHandler)
 	eng, err := storage.Open(vfs.NewMem(), "/n", storage.Options{Logger: quiet})
 	if err != nil {
@@ -32,12 +51,6 @@ func TestOpenStartsARedisNode(t *testing.T) {
 	defer eng.Close()
 	rt := prod.New(prod.Options{NodeID: 1, Logger: quiet})
 	defer rt.Stop()
-	rec := cluster.Record{ClusterID: 1, Ranges: 2, Replicas: 1, Initial: []kernel.NodeID{1},
-		Nodes: map[kernel.NodeID]cluster.NodeEntry{1: {Version: 1}}}
-	layout, err := RecordLayout(rec)
-	if err != nil {
-		t.Fatal(err)
-	}
 	won := make(chan storage.RangeID, 8)
 	wrapped := false
 	nd, err := Open(rt, Options{
@@ -69,6 +82,20 @@ func TestOpenStartsARedisNode(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	conn := nd.Redis.NewConn("test", func(redis.Reply) {})
+	for _, cmd := range [][]string{{"set", "a", "1"}, {"set", "b", "2"}, {"dbsize"}, {"keys", "*"}} {
+		args := make([][]byte, len(cmd))
+		for i, a := range cmd {
+			args[i] = []byte(a)
+		}
+		replies, _ := conn.Do(ctx, args)
+		if len(replies) != 1 || replies[0].Kind == redis.KindError {
+			t.Fatalf("%q: %v", cmd, replies)
+		}
+		if cmd[0] == "dbsize" && replies[0].Int != 2 {
+			t.Fatalf("DBSIZE = %d, want 2", replies[0].Int)
+		}
+	}
 	// The node hosts the transactional keyspace next to Redis's.
 	db, err := nd.NewDB("test")
 	if err != nil {

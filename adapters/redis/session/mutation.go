@@ -14,4 +14,6 @@ var (
 		"whoever settles a lock left by a dead coordinator resolves it as aborted without reading the decision: a committed transaction loses its writes in that range")
 	MutDecisionOverwritten = mutation.Plant("decision-overwritten", mutation.RedisTxn,
 		"the decision is written without looking for one already there: a settler's abort and the coordinator's commit both stand, and the ranges resolve differently")
+	MutSweepAgeInMicros = mutation.Plant("sweep-age-in-micros", mutation.RedisTxn,
+		"the lock sweeper reads a lock's age (milliseconds) as microseconds: no lock is ever old enough, and a dead coordinator's lock on a key nobody touches stays for good")
 )

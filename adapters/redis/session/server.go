@@ -79,6 +79,7 @@ import (
 
 	"github.com/orbitkernel/orbit/adapters/redis"
 	"github.com/orbitkernel/orbit/consensus"
+	"github.com/orbitkernel/orbit/internal/mutation"
 	"github.com/orbitkernel/orbit/kernel"
 	"github.com/orbitkernel/orbit/storage"
 	"github.com/orbitkernel/orbit/txn"
@@ -149,6 +150,12 @@ type Options struct {
 	// transaction's lock before it decides that transaction itself
 	// (aborted, unless it committed). Default 1 s.
 	LockTimeout time.Duration
+	// LockSweepPeriod is how often each range led from this node is
+	// searched for locks older than LockTimeout, which are then settled
+	// as a command meeting them would (txn.go): a transaction whose
+	// coordinator died keeps a lock on a key nobody touches again
+	// otherwise. Default 5 s; negative: never.
+	LockSweepPeriod time.Duration
 	// Config adds fixed parameters to what CONFIG GET reports, or changes
 	// a default (config.go lists the parameters and what CONFIG SET may do
 	// with each).
@@ -185,6 +192,9 @@ func (o *Options) EnsureDefaults() *Options {
 	if o.LockTimeout <= 0 {
 		o.LockTimeout = time.Second
 	}
+	if o.LockSweepPeriod == 0 {
+		o.LockSweepPeriod = 5 * time.Second
+	}
 	return o
 }
 
@@ -209,6 +219,9 @@ func (o *Options) Validate() error {
 	}
 	if o.LockTimeout < 8*time.Millisecond {
 		bad("LockTimeout %v must be at least 8ms", o.LockTimeout)
+	}
+	if o.LockSweepPeriod > 0 && o.LockSweepPeriod < time.Millisecond {
+		bad("LockSweepPeriod %v must be at least 1ms (or negative: off)", o.LockSweepPeriod)
 	}
 	if o.ExpirePeriod > 0 && o.ExpirePeriod < time.Millisecond {
 		bad("ExpirePeriod %v must be at least 1ms (or negative: off)", o.ExpirePeriod)
@@ -372,6 +385,9 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.opts.ExpirePeriod > 0 {
 		s.rt.Go("redis expiry", s.expireLoop)
 	}
+	if s.opts.LockSweepPeriod > 0 && s.dbs != nil {
+		s.rt.Go("redis lock sweeper", s.lockSweepLoop)
+	}
 	return nil
 }
 
@@ -391,16 +407,7 @@ func (s *Server) Ready() bool {
 func (s *Server) expireLoop(ctx context.Context) {
 	resume := map[storage.RangeID][]byte{}
 	for s.rt.Sleep(ctx, s.opts.ExpirePeriod) == nil {
-		ranges := s.opts.Ranges()
-		s.mu.Lock()
-		var led []consensus.Descriptor
-		for _, d := range ranges {
-			if s.led[d.ID] != 0 || len(s.opts.Layout.Nodes()) == 1 {
-				led = append(led, d)
-			}
-		}
-		s.mu.Unlock()
-		for _, d := range led {
+		for _, d := range s.ledRanges() {
 			pos := resume[d.ID]
 			if pos == nil || !d.Contains(pos) {
 				pos = d.Start
@@ -423,6 +430,61 @@ func (s *Server) expireLoop(ctx context.Context) {
 				resume[d.ID] = r.Elems[1].Str
 			}
 		}
+	}
+}
+
+// ledRanges are the ranges this node leads (Options.Ranges, led per
+// BecameLeader; every range on a single node).
+func (s *Server) ledRanges() []consensus.Descriptor {
+	ranges := s.opts.Ranges()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var led []consensus.Descriptor
+	for _, d := range ranges {
+		if s.led[d.ID] != 0 || len(s.opts.Layout.Nodes()) == 1 {
+			led = append(led, d)
+		}
+	}
+	return led
+}
+
+// lockSweepLoop settles, every LockSweepPeriod, the locks older than
+// LockTimeout in the Redis ranges this node leads (Options.LockSweepPeriod
+// says why).
+func (s *Server) lockSweepLoop(ctx context.Context) {
+	for s.rt.Sleep(ctx, s.opts.LockSweepPeriod) == nil {
+		for _, d := range s.ledRanges() {
+			if bytes.Compare(d.Start, redis.KeyspaceEnd) < 0 {
+				s.sweepLocks(ctx, d)
+			}
+		}
+	}
+}
+
+// maxSweptLocks bounds the locks one sweep of a range looks at.
+const maxSweptLocks = 1000
+
+// sweepLocks walks range d's locks in key order and settles each one
+// older than LockTimeout. A failure ends the sweep; the next one tries
+// again.
+func (s *Server) sweepLocks(ctx context.Context, d consensus.Descriptor) {
+	var after []byte
+	for range maxSweptLocks {
+		r, err := s.command(ctx, d.Start, redis.LockScanCommand(d.Start, after), true)
+		id, rk, age, ok := redis.ParseLockScan(r)
+		if err != nil || !ok {
+			return
+		}
+		unit := time.Millisecond
+		if mutation.On(MutSweepAgeInMicros) {
+			unit = time.Microsecond
+		}
+		if time.Duration(age)*unit >= s.opts.LockTimeout {
+			if s.settleLock(ctx, id, rk) != nil {
+				return
+			}
+		}
+		after = rk
 	}
 }
 
