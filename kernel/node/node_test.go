@@ -131,3 +131,91 @@ func TestOptionsValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestDeadCoordinatorsAreCleanedUp: a cross-range transaction whose
+// coordinator vanished holding a lock on a key nobody touches again has
+// that lock settled by the lock sweeper (as aborted: nothing decided),
+// and the decision the settling wrote is collected once older than
+// DecisionTTL.
+func TestDeadCoordinatorsAreCleanedUp(t *testing.T) {
+	quiet := slog.New(slog.DiscardHandler)
+	eng, err := storage.Open(vfs.NewMem(), "/n", storage.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	rt := prod.New(prod.Options{NodeID: 1, Logger: quiet})
+	defer rt.Stop()
+	rec := cluster.Record{ClusterID: 1, Ranges: 2, Replicas: 1, Initial: []kernel.NodeID{1},
+		Nodes: map[kernel.NodeID]cluster.NodeEntry{1: {Version: 1}}}
+	layout, err := RecordLayout(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nd, err := Open(rt, Options{
+		Engine: eng, Layout: layout, Record: rec, Logger: quiet,
+		Cluster: cluster.Options{Standalone: true},
+		Redis: &session.Options{LockTimeout: 50 * time.Millisecond, LockSweepPeriod: 50 * time.Millisecond,
+			CommandTimeout: time.Second, DecisionTTL: 4 * time.Second, DecisionGCInterval: 100 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = nd.Close(ctx)
+	}()
+	nd.Start()
+	for deadline := time.Now().Add(20 * time.Second); !nd.Redis.Ready(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the node never became ready")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// The lock step of a transaction whose coordinator is gone.
+	id := redis.TxnID{7, 7, 7}
+	rk := redis.RawRouteKey(0, []byte("orphan"))
+	cl := consensus.NewClient(nd.Router, "test")
+	if _, err := cl.Command(ctx, rk, redis.LockCommand(id, [][]byte{rk})); err != nil {
+		t.Fatal(err)
+	}
+	db, err := nd.NewDB("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	decision := append([]byte("redis/decision/"), id[:]...)
+	waitFor := func(what string, done func() bool) time.Duration {
+		t.Helper()
+		start := time.Now()
+		for !done() {
+			if ctx.Err() != nil {
+				t.Fatalf("%s: not within 30 s", what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		return time.Since(start)
+	}
+	took := waitFor("the orphaned lock settled", func() bool {
+		kvs, _, err := eng.Scan(nil, redis.KeyspaceEnd, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, kv := range kvs {
+			if redis.IsLockKey(kv.Key) {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("lock settled after %v", took)
+	if _, found, err := db.Get(ctx, decision); err != nil || !found {
+		t.Fatalf("the settler's decision: found %t, %v", found, err)
+	}
+	took = waitFor("the decision collected", func() bool {
+		_, found, err := db.Get(ctx, decision)
+		return err == nil && !found
+	})
+	t.Logf("decision collected %v later (DecisionTTL 4 s)", took)
+}

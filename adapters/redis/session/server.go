@@ -156,6 +156,15 @@ type Options struct {
 	// coordinator died keeps a lock on a key nobody touches again
 	// otherwise. Default 5 s; negative: never.
 	LockSweepPeriod time.Duration
+	// DecisionTTL is how old the decision of a cross-range transaction
+	// whose coordinator died before deleting it must be before it is
+	// collected, every DecisionGCInterval, on every node (txn.go,
+	// collectDecisions). It must be far longer than a coordinator may
+	// take to decide (twice CommandTimeout; Validate asks for at least
+	// four times CommandTimeout). Defaults 1 h and 10 min;
+	// DecisionGCInterval negative: never.
+	DecisionTTL        time.Duration
+	DecisionGCInterval time.Duration
 	// Config adds fixed parameters to what CONFIG GET reports, or changes
 	// a default (config.go lists the parameters and what CONFIG SET may do
 	// with each).
@@ -195,6 +204,12 @@ func (o *Options) EnsureDefaults() *Options {
 	if o.LockSweepPeriod == 0 {
 		o.LockSweepPeriod = 5 * time.Second
 	}
+	if o.DecisionTTL <= 0 {
+		o.DecisionTTL = time.Hour
+	}
+	if o.DecisionGCInterval == 0 {
+		o.DecisionGCInterval = 10 * time.Minute
+	}
 	return o
 }
 
@@ -219,6 +234,9 @@ func (o *Options) Validate() error {
 	}
 	if o.LockTimeout < 8*time.Millisecond {
 		bad("LockTimeout %v must be at least 8ms", o.LockTimeout)
+	}
+	if o.DecisionTTL < 4*o.CommandTimeout {
+		bad("DecisionTTL %v must be at least 4 times CommandTimeout %v (a coordinator decides within twice CommandTimeout)", o.DecisionTTL, o.CommandTimeout)
 	}
 	if o.LockSweepPeriod > 0 && o.LockSweepPeriod < time.Millisecond {
 		bad("LockSweepPeriod %v must be at least 1ms (or negative: off)", o.LockSweepPeriod)
@@ -387,6 +405,9 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	if s.opts.LockSweepPeriod > 0 && s.dbs != nil {
 		s.rt.Go("redis lock sweeper", s.lockSweepLoop)
+	}
+	if s.opts.DecisionGCInterval > 0 && s.dbs != nil {
+		s.rt.Go("redis decision gc", s.decisionLoop)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package session
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"github.com/orbitkernel/orbit/consensus"
 	"github.com/orbitkernel/orbit/internal/mutation"
 	"github.com/orbitkernel/orbit/kernel"
+	"github.com/orbitkernel/orbit/storage"
 	"github.com/orbitkernel/orbit/txn"
 )
 
@@ -22,9 +24,10 @@ import (
 // compare-and-set in the transactional keyspace, and resolves each range.
 // Whoever meets a lock older than LockTimeout decides the transaction in
 // its place: aborted, unless its decision says committed, and resolves
-// the key it met (commandAt). The decision is kept until its coordinator
-// saw every range resolved; a coordinator that dies first leaves it
-// behind (small: the written keys' images), which nothing reads again.
+// the key it met (commandAt); each node's lock sweeper does the same for
+// the locks nobody meets (lockSweepLoop). The decision is deleted by its
+// coordinator once it saw every range resolved; one whose coordinator
+// died first is collected once older than DecisionTTL (collectDecisions).
 
 // decisionPrefix is where decisions live in the transactional keyspace.
 const decisionPrefix = "redis/decision/"
@@ -32,31 +35,79 @@ const decisionPrefix = "redis/decision/"
 func decisionKey(id redis.TxnID) []byte { return append([]byte(decisionPrefix), id[:]...) }
 
 // decision is a transaction's outcome: committed with the images of the
-// keys it wrote, or aborted.
+// keys it wrote and the keys it locked (raw route keys), or aborted. At
+// is when it was written (unix ms; 0 for a decision of the first format,
+// which had neither time nor keys).
 type decision struct {
 	committed bool
 	images    []redis.Image
+	keys      [][]byte
+	at        int64
 }
 
+// The decision's first byte: 0 and 1 (aborted, committed) were the first
+// format's; 2 and 3 are followed by the time and the locked keys.
+const (
+	decisionAborted   = 2
+	decisionCommitted = 3
+)
+
 func (d decision) encode() []byte {
-	if !d.committed {
-		return []byte{0}
+	tag := byte(decisionAborted)
+	if d.committed {
+		tag = decisionCommitted
 	}
-	return redis.AppendImages([]byte{1}, d.images)
+	b := binary.BigEndian.AppendUint64([]byte{tag}, uint64(d.at))
+	b = binary.AppendUvarint(b, uint64(len(d.keys)))
+	for _, k := range d.keys {
+		b = binary.AppendUvarint(b, uint64(len(k)))
+		b = append(b, k...)
+	}
+	if d.committed {
+		b = redis.AppendImages(b, d.images)
+	}
+	return b
 }
 
 func decodeDecision(b []byte) (decision, error) {
-	if len(b) == 0 || b[0] > 1 || (b[0] == 0 && len(b) != 1) {
-		return decision{}, fmt.Errorf("session: a corrupt transaction decision (%d bytes)", len(b))
-	}
-	if b[0] == 0 {
-		return decision{}, nil
-	}
-	images, rest, err := redis.ReadImages(b[1:])
-	if err != nil || len(rest) != 0 {
+	bad := func(err error) (decision, error) {
 		return decision{}, fmt.Errorf("session: a corrupt transaction decision (%d bytes): %w", len(b), err)
 	}
-	return decision{committed: true, images: images}, nil
+	if len(b) == 0 || b[0] > decisionCommitted {
+		return bad(errors.New("an unknown tag"))
+	}
+	d := decision{committed: b[0] == 1 || b[0] == decisionCommitted}
+	rest := b[1:]
+	if b[0] >= decisionAborted {
+		if len(rest) < 8 {
+			return bad(errors.New("no time"))
+		}
+		d.at, rest = int64(binary.BigEndian.Uint64(rest)), rest[8:]
+		n, w := binary.Uvarint(rest)
+		if w <= 0 || n > uint64(len(rest)) {
+			return bad(errors.New("a bad key count"))
+		}
+		rest = rest[w:]
+		for range n {
+			l, w := binary.Uvarint(rest)
+			if w <= 0 || l > uint64(len(rest)-w) {
+				return bad(errors.New("a bad key"))
+			}
+			d.keys, rest = append(d.keys, rest[w:w+int(l)]), rest[w+int(l):]
+		}
+	}
+	if !d.committed {
+		if len(rest) != 0 {
+			return bad(errors.New("trailing bytes"))
+		}
+		return d, nil
+	}
+	images, rest, err := redis.ReadImages(rest)
+	if err != nil || len(rest) != 0 {
+		return bad(err)
+	}
+	d.images = images
+	return d, nil
 }
 
 // errNoTransactions answers a cross-range command on a server without
@@ -164,7 +215,7 @@ func (s *Server) tryAcross(ctx context.Context, rks [][]byte, db int, watches []
 		run.Reply.Err = nil
 		return run, false, nil
 	}
-	dec, err := s.decide(ctx, id, decision{committed: true, images: run.Writes})
+	dec, err := s.decide(ctx, id, decision{committed: true, images: run.Writes, keys: rks})
 	if err != nil {
 		// The decision may stand: the locks stay for whoever meets them
 		// to settle by it.
@@ -296,6 +347,7 @@ func (s *Server) decide(ctx context.Context, id redis.TxnID, want decision) (dec
 	}
 	defer s.dbs.Send(tdb)
 	key := decisionKey(id)
+	want.at = s.rt.Now().UnixMilli()
 	for {
 		var got decision
 		err := tdb.Txn(ctx, func(tx *txn.Tx) error {
@@ -349,4 +401,73 @@ func (s *Server) settleLock(ctx context.Context, id redis.TxnID, rk []byte) erro
 	rks := [][]byte{rk}
 	_, err = s.command(ctx, rk, redis.ResolveCommand(id, dec.committed, rks, imagesOf(dec.images, rks)), false)
 	return err
+}
+
+// maxCollected bounds the decisions one collection looks at.
+const maxCollected = 1000
+
+// decisionLoop collects, every DecisionGCInterval, the decisions older
+// than DecisionTTL (collectDecisions). Every node runs it; two at once
+// delete the same decision once, through the transactional keyspace.
+func (s *Server) decisionLoop(ctx context.Context) {
+	for s.rt.Sleep(ctx, s.opts.DecisionGCInterval) == nil {
+		_ = s.collectDecisions(ctx) // a failed pass is tried again next time
+	}
+}
+
+// collectDecisions deletes the decisions older than DecisionTTL whose
+// coordinators died before deleting them. A coordinator decides within
+// twice CommandTimeout of taking its first lock (across bounds both
+// steps), and DecisionTTL is far longer (Validate), so no coordinator
+// still means to decide when its transaction's decision goes: a settler
+// that finds none afterwards decides "aborted", as the coordinator could
+// not have committed then. A committed decision's keys are settled by it
+// first (a lock still there is resolved as committed; resolving a key
+// twice does nothing), so no lock outlives the decision it needs.
+func (s *Server) collectDecisions(ctx context.Context) error {
+	tdb, err := s.takeDB(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.dbs.Send(tdb)
+	var old []storage.KeyValue
+	cutoff := s.rt.Now().Add(-s.opts.DecisionTTL).UnixMilli()
+	prefix := []byte(decisionPrefix)
+	end := append(slices.Clone(prefix[:len(prefix)-1]), prefix[len(prefix)-1]+1)
+	err = tdb.Txn(ctx, func(tx *txn.Tx) error {
+		old = old[:0]
+		kvs, err := tx.Scan(ctx, prefix, end, maxCollected)
+		for _, kv := range kvs {
+			if d, err := decodeDecision(kv.Value); err != nil || (d.at != 0 && d.at < cutoff) {
+				old = append(old, kv)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, kv := range old {
+		var id redis.TxnID
+		copy(id[:], kv.Key[len(prefix):])
+		d, err := decodeDecision(kv.Value)
+		if err == nil && d.committed {
+			for _, rk := range d.keys {
+				if _, err := s.command(ctx, rk, redis.ResolveCommand(id, true, [][]byte{rk}, imagesOf(d.images, [][]byte{rk})), false); err != nil {
+					return err
+				}
+			}
+		}
+		err = tdb.Txn(ctx, func(tx *txn.Tx) error {
+			v, found, err := tx.Get(ctx, kv.Key)
+			if err != nil || !found || !bytes.Equal(v, kv.Value) {
+				return err
+			}
+			return tx.Delete(ctx, kv.Key)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
