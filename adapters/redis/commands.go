@@ -4,7 +4,8 @@ package redis
 // (table_gen.go) gives arity, flags and key positions; Exec checks arity
 // before a handler runs, so handlers index their fixed arguments freely.
 var handlers = map[string]handler{
-	// scripting.go registers EVAL and its kin itself (init there).
+	// scripting.go and sort.go register EVAL, SORT and their kin
+	// themselves (init there): they call back into the command layer.
 	// strings.go
 	"get": cmdGet, "set": cmdSet, "setnx": cmdSetNX, "setex": cmdSetEX, "psetex": cmdPSetEX,
 	"getset": cmdGetSet, "getdel": cmdGetDel, "getex": cmdGetEx, "mget": cmdMGet, "mset": cmdMSet,

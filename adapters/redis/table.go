@@ -117,8 +117,8 @@ var keyedCommands = []string{
 	// streams
 	"xadd", "xlen", "xrange", "xrevrange", "xdel", "xtrim", "xread", "xreadgroup", "xsetid", "xinfo",
 	"xgroup", "xack", "xpending", "xclaim", "xautoclaim",
-	// scripting.go
-	"eval", "eval_ro", "evalsha", "evalsha_ro",
+	// scripting.go, sort.go
+	"eval", "eval_ro", "evalsha", "evalsha_ro", "sort", "sort_ro",
 }
 
 // blockingCommands run through TryBlocking.
@@ -293,6 +293,8 @@ func Keys(args [][]byte) [][]byte {
 		return keys
 	case "xread", "xreadgroup":
 		return xreadKeys(args, s.Name == "xreadgroup")
+	case "sort":
+		return sortKeys(args)
 	}
 	if s.FirstKey <= 0 {
 		return nil
