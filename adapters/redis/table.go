@@ -132,6 +132,7 @@ var serverCommands = []string{
 	"auth", "client", "command", "config", "discard", "echo", "exec", "hello",
 	"info", "multi", "ping", "psubscribe", "publish", "pubsub", "punsubscribe",
 	"quit", "reset", "script", "select", "subscribe", "time", "unsubscribe", "unwatch", "watch",
+	"function", "fcall", "fcall_ro",
 }
 
 var (

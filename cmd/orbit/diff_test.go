@@ -89,6 +89,12 @@ func differentialServe(t *testing.T, real, orbit string) {
 
 var serveKeys = []string{"a", "b", "c"}
 
+// serveGetScript is a script EVALSHA may find cached (after its EVAL) or
+// not (before it, or after SCRIPT FLUSH).
+const serveGetScript = "return redis.call('get', KEYS[1])"
+
+var serveGetScriptSHA = redis.ScriptSHA([]byte(serveGetScript))
+
 // genServeCmd draws a command; inMulti leaves out MULTI, EXEC, DISCARD,
 // KEYS and CONFIG GET.
 func genServeCmd(t *rapid.T, inMulti bool) []string {
@@ -115,6 +121,15 @@ func genServeCmd(t *rapid.T, inMulti bool) []string {
 		{"CONFIG", "SET", "maxmemory-policy", rapid.SampledFrom([]string{"noeviction", "allkeys-lru", "ALLKEYS-LFU", "lru"}).Draw(t, "policy")},
 		{"CONFIG", "SET", "notify-keyspace-events", rapid.SampledFrom([]string{"", "Q"}).Draw(t, "notify")},
 		{"CONFIG", "SET", "save", ""},
+		// Scripts (over keys in one range or several) and the function
+		// commands a harness sends at start-up.
+		{"EVAL", "return redis.call('incrby', KEYS[1], ARGV[1])", "1", k, i},
+		{"EVAL", "redis.call('set', KEYS[1], ARGV[1]) return redis.pcall('lpush', KEYS[2], ARGV[1])", "2", k, k2, v},
+		{"EVAL_RO", "return {redis.call('get', KEYS[1]), redis.call('type', KEYS[2])}", "2", k, k2},
+		{"EVALSHA", "7a3b2fa9f1b3a9e9f0c9a0bd0a6f1a7f8d6c3d1e", "1", k},
+		{"EVALSHA", serveGetScriptSHA, "1", k}, {"EVAL", serveGetScript, "1", k},
+		{"SCRIPT", "EXISTS", serveGetScriptSHA}, {"SCRIPT", "FLUSH"},
+		{"FUNCTION", "FLUSH"}, {"FUNCTION", "LIST"}, {"FUNCTION", "STATS"}, {"FUNCTION", "DELETE", "lib"}, {"FCALL", "f", "0"},
 		{"CONFIG", "GET", rapid.SampledFrom([]string{"hash-max-*", "zset-max-*", "list-*", "set-max-intset-entries", "maxmemory-policy", "busy-reply-threshold", "lua-time-limit", "save"}).Draw(t, "get")},
 	}
 	if inMulti {

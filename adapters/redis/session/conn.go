@@ -241,8 +241,10 @@ func (c *Conn) do(ctx context.Context, args [][]byte) ([]redis.Reply, bool, hand
 	}
 	switch name {
 	case "eval", "eval_ro", "evalsha", "evalsha_ro":
-		name, args = c.s.scriptArgs(name, args)
-		spec, _ = redis.Lookup(name)
+		if !c.multi { // queued ones when EXEC runs them
+			name, args = c.s.scriptArgs(name, args)
+			spec, _ = redis.Lookup(name)
+		}
 	}
 	if c.proto == 2 && len(c.subs)+len(c.psubs) > 0 && !slices.Contains(allowedSubscribed, name) {
 		return errorReply(fmt.Sprintf("ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", name)), false, rejected
@@ -289,6 +291,12 @@ func (c *Conn) Concurrent(args [][]byte) (keys [][]byte, ok bool) {
 	}
 	spec, known := redis.Lookup(string(args[0]))
 	if !known || spec.Where != redis.WhereKeyed || !spec.ArityOK(len(args)) || redis.Blocks(args) {
+		return nil, false
+	}
+	switch spec.Name {
+	case "eval", "eval_ro", "evalsha", "evalsha_ro":
+		// They read and fill the script cache (scriptArgs), which a
+		// later EVALSHA in the pipeline, on other keys, may need.
 		return nil, false
 	}
 	keys = redis.Keys(args)
@@ -496,6 +504,13 @@ func (c *Conn) exec(ctx context.Context) redis.Reply {
 	c.discardMulti()
 	if dirty {
 		return redis.Error("EXECABORT Transaction discarded because of previous errors.")
+	}
+	for i, q := range queue {
+		// Scripts meet the cache as EXEC runs them, in order (an
+		// EVAL's script is there for an EVALSHA after it).
+		if spec, _ := redis.Lookup(string(q[0])); spec != nil {
+			_, queue[i] = c.s.scriptArgs(spec.Name, q)
+		}
 	}
 	if c.s.dbs == nil {
 		// Without cross-range transactions, nothing runs unless every
@@ -756,6 +771,10 @@ func (c *Conn) server(ctx context.Context, name string, args [][]byte) ([]redis.
 		return one(c.s.pubsub(args)), false
 	case "script":
 		return one(c.s.scriptCommand(args)), false
+	case "function":
+		return one(c.s.functionCommand(args)), false
+	case "fcall", "fcall_ro":
+		return errorReply("ERR Function not found"), false // no library is ever loaded (functionCommand)
 	}
 	return one(redis.Exec(nil, 0, 0, args)), false // unknown command
 }
