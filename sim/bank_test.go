@@ -107,12 +107,15 @@ func newTxnServers(s *Sim, servers []kernel.NodeID, stopped func() bool, splitAt
 				cancel()
 			}
 		})
-		// Leases move while transactions run: a participant's
-		// leaseholder changes between its intents and their resolution,
-		// and a record's between its writes and the pushes.
+		// Leases move while transactions run, until the faults end: a
+		// participant's leaseholder changes between its intents and
+		// their resolution, and a record's between its writes and the
+		// pushes. (Each move costs the range's writers up to a second of
+		// commit-wait: a new leaseholder's timestamp cache starts twice
+		// the maximum offset ahead, txn.Machine.cache.)
 		rt.Go("txn lease mover", func(ctx context.Context) {
 			cl := consensus.NewClient(consensus.NewRouter(rt, layout), "lease mover")
-			for rt.Sleep(ctx, time.Duration(rt.Rand().ExpFloat64()*float64(300*time.Millisecond))) == nil && !stopped() {
+			for rt.Sleep(ctx, time.Duration(rt.Rand().ExpFloat64()*float64(500*time.Millisecond))) == nil && !c.faultsOver {
 				actx, cancel := rt.WithTimeout(ctx, 2*time.Second)
 				ranges, err := cl.Ranges(actx)
 				cancel()

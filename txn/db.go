@@ -72,6 +72,21 @@ func NewDB(rt kernel.Runtime, router *consensus.Router, clock *hlc.Clock, name s
 
 // send runs c on the range holding key's run, through cl.
 func (db *DB) send(ctx context.Context, cl *consensus.Client, key []byte, c *command) (*result, error) {
+	for {
+		res, err := db.sendOnce(ctx, cl, key, c)
+		if err != nil || res.code != codeFutureRead {
+			return res, err
+		}
+		// A read in the leaseholder's future: wait until its clock
+		// passes the read's timestamp.
+		wait := time.Duration(c.read.WallNanos - res.now.WallNanos)
+		if err := db.rt.Sleep(ctx, max(wait, time.Millisecond)); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (db *DB) sendOnce(ctx context.Context, cl *consensus.Client, key []byte, c *command) (*result, error) {
 	c.now = db.clock.Now()
 	var out []byte
 	var err error

@@ -485,6 +485,30 @@ func TestLockingReadRefreshesEarlierReads(t *testing.T) {
 	}
 }
 
+// TestFutureReadsWait: a read at a timestamp beyond the leaseholder's
+// clock (a refresh to a pushed commit timestamp, say) is not served until
+// the clock passes it, so that no leaseholder serves a read a later one's
+// cache would not cover.
+func TestFutureReadsWait(t *testing.T) {
+	c := newTestCluster(t, Options{})
+	ctx := testContext(t)
+	db := c.db(0, "reader")
+	if err := db.Put(ctx, []byte("k"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	tx := db.Begin()
+	ahead := 300 * time.Millisecond
+	tx.read = c.clocks[0].Now().Add(ahead)
+	start := time.Now()
+	if v, _, err := tx.Get(ctx, []byte("k")); err != nil || string(v) != "v" {
+		t.Fatalf("future read: %q, %v", v, err)
+	}
+	if took := time.Since(start); took < ahead-50*time.Millisecond {
+		t.Fatalf("a read %v beyond the offset was served after %v", ahead, took)
+	}
+	tx.Rollback(ctx)
+}
+
 // storedKeys are node i's stored keys of the transactional keyspace
 // (versions, intents, records).
 func (c *testCluster) storedKeys(i int) []string {

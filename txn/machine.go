@@ -53,9 +53,10 @@ func (m *Machine) Keyspace() consensus.Keyspace {
 }
 
 // cache is data's range's timestamp cache as of meta. A new one's
-// low-water mark is the clock's now plus the maximum offset: the
-// previous leaseholder served reads at most at its own clock's now, which
-// is at most that far ahead of ours.
+// low-water mark is the clock's now plus the maximum offset: a
+// leaseholder serves no read above its own clock's now (futureRead), and
+// that clock is at most the maximum offset ahead of ours, so every read
+// an earlier leaseholder served lies below the mark.
 func (m *Machine) cache(data consensus.RangeData, meta consensus.CommandMeta) *tsCache {
 	rc := m.caches[data.Range()]
 	if rc == nil || rc.term != meta.Term || rc.generation != meta.Generation {
@@ -66,6 +67,19 @@ func (m *Machine) cache(data consensus.RangeData, meta consensus.CommandMeta) *t
 		m.caches[data.Range()] = rc
 	}
 	return rc.c
+}
+
+// futureRead reports whether c is a read above the clock's now (having
+// taken in the sender's clock), which the leaseholder neither serves nor
+// notes: the reader waits until the clock passes it. A read's timestamp
+// may lie beyond every clock (moved up to a write that a cache's
+// low-water mark pushed into the future); served early, it would lie
+// above the next leaseholder's mark, and that one could place a write
+// beneath it (found by the txnkv scenario, with a node's clock 220 ms
+// ahead: a compare-and-set read a key as empty after a put had written
+// it below).
+func (m *Machine) futureRead(c *command) bool {
+	return c.op < opPut && m.clock.Now().Less(c.read) && !mutation.On(MutFutureReadsServed)
 }
 
 // NoteQuery records a read in the timestamp cache as it arrives at the
@@ -79,6 +93,9 @@ func (m *Machine) NoteQuery(data consensus.RangeData, b []byte, meta consensus.C
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.clock.Update(c.now) != nil || m.futureRead(c) {
+		return // refused when it runs
+	}
 	cache := m.cache(data, meta)
 	switch c.op {
 	case opGet:
@@ -140,6 +157,9 @@ func (m *Machine) run(data consensus.RangeData, b []byte, meta consensus.Command
 func needsTxn(o op) bool { return o != opGet && o != opScan && o != opPut && o != opGC }
 
 func (m *Machine) execute(d *mvccData, c *command, cache *tsCache) (*result, error) {
+	if m.futureRead(c) {
+		return &result{code: codeFutureRead}, nil
+	}
 	if floor := m.readFloor(); c.op < opPut && (c.read.Less(floor) || (c.op == opRefresh && c.from.Less(floor))) {
 		// Garbage collection may have removed versions such a read
 		// would see (or, for a refresh, would have to find).

@@ -21,6 +21,8 @@ var (
 		"commits with one of its writes never written as an intent (an error dropped on the way): the decision covers a write that never happens")
 	MutResolveBeforeDecision = mutation.Plant("resolve-before-decision", mutation.Txn,
 		"resolves a transaction's intents as committed before its record says so: a commit that then fails leaves some of its writes behind")
+	MutFutureReadsServed = mutation.Plant("future-reads-served", mutation.Txn,
+		"a leaseholder serves a read at a timestamp above its clock: the read lies above what the next leaseholder's timestamp cache starts at, and a write lands beneath it")
 	MutLockReadsStale = mutation.Plant("lock-reads-stale", mutation.Txn,
 		"a locking read returns the key's value at the transaction's old read timestamp, not the newest one it locks: a write committed in between is lost")
 	MutLockSkipsRefresh = mutation.Plant("lock-skips-refresh", mutation.Txn,

@@ -329,10 +329,12 @@ func (tx *Tx) heartbeat() {
 	tx.stopBeating = cancel
 	anchor, meta := tx.anchor, tx.meta()
 	db.rt.Go("txn heartbeat", func(node context.Context) {
-		// The node stopping stops the beat too (a transaction left
-		// open must not hold the runtime's Stop).
-		defer context.AfterFunc(node, cancel)()
-		for db.rt.Sleep(ctx, db.opts.HeartbeatInterval) == nil {
+		// It sleeps on the node's context, so that the node stopping
+		// ends it at once (a transaction left open must not hold the
+		// runtime's Stop), and looks at the transaction's after each
+		// sleep. (Not context.AfterFunc: its goroutine is outside the
+		// runtime, which made simulator runs irreproducible.)
+		for db.rt.Sleep(node, db.opts.HeartbeatInterval) == nil && ctx.Err() == nil {
 			actx, acancel := db.rt.WithTimeout(ctx, db.opts.HeartbeatInterval)
 			cl, err := db.hb.Recv(actx)
 			if err != nil {
@@ -374,7 +376,10 @@ func (tx *Tx) Commit(ctx context.Context) error {
 		return err
 	}
 	if tx.anchor == nil {
-		tx.end() // read only: its reads were all at its read timestamp
+		// Read only: its reads were all at its read timestamp, and no
+		// leaseholder served one before its clock passed it
+		// (Machine.futureRead), so nothing later can miss what it saw.
+		tx.end()
 		return nil
 	}
 	if tx.read.Less(tx.write) && !mutation.On(MutRefreshSkipped) {

@@ -183,6 +183,7 @@ const (
 	codeMalformed          // the command does not decode, or is not this kind's
 	codeNeedsRefresh       // opOnePhase: the commit must be at result.ts, above the reads
 	codeBelowGC            // a read below the garbage collection threshold (result.ts)
+	codeFutureRead         // a read above the leaseholder's now plus the maximum offset: wait, ask again (result.now)
 )
 
 // result is a command's reply.

@@ -161,7 +161,10 @@ var restricted = map[string]pkgRule{
 	), "use the Runtime's Now, Sleep or AfterFunc"},
 	"context": {ruleWallclock, in(
 		"WithTimeout", "WithDeadline", "WithTimeoutCause", "WithDeadlineCause",
-	), "a wall-clock deadline; use Runtime.WithTimeout"},
+		// AfterFunc runs its function on a goroutine of its own, outside
+		// the runtime's tasks: a simulator run stops being reproducible.
+		"AfterFunc",
+	), "a wall-clock deadline or a goroutine outside the runtime; use Runtime.WithTimeout, or a task (Runtime.Go)"},
 	"os": {ruleOSFile, in(
 		"Open", "Create", "OpenFile", "ReadFile", "WriteFile", "Remove", "RemoveAll",
 		"Rename", "Mkdir", "MkdirAll", "MkdirTemp", "CreateTemp", "ReadDir", "Stat",
