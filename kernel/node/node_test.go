@@ -42,37 +42,44 @@ func TestOpenStartsARedisNode(t *testing.T) {
 	t.Run("a range at the transactional keyspace", func(t *testing.T) { testRedisNode(t, rec, split) })
 }
 
-func testRedisNode(t *testing.T, rec cluster.Record, layout consensus.Layout) {
+// openNode opens a standalone node 1 on an in-memory engine with opts
+// (engine, layout, record and logger filled in), starts it and waits until
+// it is ready; the runtime and engine close when the test ends.
+func openNode(t *testing.T, rec cluster.Record, layout consensus.Layout, opts Options) (*Node, *storage.Engine) {
+	t.Helper()
 	quiet := slog.New(slog.DiscardHandler)
 	eng, err := storage.Open(vfs.NewMem(), "/n", storage.Options{Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer eng.Close()
+	t.Cleanup(func() { _ = eng.Close() })
 	rt := prod.New(prod.Options{NodeID: 1, Logger: quiet})
-	defer rt.Stop()
-	won := make(chan storage.RangeID, 8)
-	wrapped := false
-	nd, err := Open(rt, Options{
-		Engine: eng, Layout: layout, Record: rec, Logger: quiet,
-		Consensus: consensus.Options{BecameLeader: func(id storage.RangeID, _ uint64) { won <- id }},
-		Cluster:   cluster.Options{Standalone: true},
-		Redis:     &session.Options{},
-		WrapRedis: func(sm *redis.StateMachine) consensus.StateMachine { wrapped = true; return sm },
-	})
+	t.Cleanup(rt.Stop) // before the engine closes
+	opts.Engine, opts.Layout, opts.Record, opts.Logger = eng, layout, rec, quiet
+	opts.Cluster.Standalone = true
+	nd, err := Open(rt, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !wrapped {
-		t.Fatal("the Redis state machine was not wrapped")
-	}
 	nd.Start()
-	deadline := time.Now().Add(20 * time.Second)
-	for !nd.Redis.Ready() {
+	for deadline := time.Now().Add(20 * time.Second); !nd.Redis.Ready(); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the node never became ready")
 		}
-		time.Sleep(10 * time.Millisecond)
+	}
+	return nd, eng
+}
+
+func testRedisNode(t *testing.T, rec cluster.Record, layout consensus.Layout) {
+	won := make(chan storage.RangeID, 8)
+	wrapped := false
+	nd, _ := openNode(t, rec, layout, Options{
+		Consensus: consensus.Options{BecameLeader: func(id storage.RangeID, _ uint64) { won <- id }},
+		Redis:     &session.Options{},
+		WrapRedis: func(sm *redis.StateMachine) consensus.StateMachine { wrapped = true; return sm },
+	})
+	if !wrapped {
+		t.Fatal("the Redis state machine was not wrapped")
 	}
 	if len(won) != len(layout.Ranges()) {
 		t.Fatalf("the caller's BecameLeader heard %d elections, want one per range (%d)", len(won), len(layout.Ranges()))
@@ -138,40 +145,21 @@ func TestOptionsValidate(t *testing.T) {
 // and the decision the settling wrote is collected once older than
 // DecisionTTL.
 func TestDeadCoordinatorsAreCleanedUp(t *testing.T) {
-	quiet := slog.New(slog.DiscardHandler)
-	eng, err := storage.Open(vfs.NewMem(), "/n", storage.Options{Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
-	rt := prod.New(prod.Options{NodeID: 1, Logger: quiet})
-	defer rt.Stop()
 	rec := cluster.Record{ClusterID: 1, Ranges: 2, Replicas: 1, Initial: []kernel.NodeID{1},
 		Nodes: map[kernel.NodeID]cluster.NodeEntry{1: {Version: 1}}}
 	layout, err := RecordLayout(rec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	nd, err := Open(rt, Options{
-		Engine: eng, Layout: layout, Record: rec, Logger: quiet,
-		Cluster: cluster.Options{Standalone: true},
+	nd, eng := openNode(t, rec, layout, Options{
 		Redis: &session.Options{LockTimeout: 50 * time.Millisecond, LockSweepPeriod: 50 * time.Millisecond,
 			CommandTimeout: time.Second, DecisionTTL: 4 * time.Second, DecisionGCInterval: 100 * time.Millisecond},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = nd.Close(ctx)
 	}()
-	nd.Start()
-	for deadline := time.Now().Add(20 * time.Second); !nd.Redis.Ready(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the node never became ready")
-		}
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	// The lock step of a transaction whose coordinator is gone.
