@@ -74,6 +74,7 @@ type redisTxnCluster struct {
 	served  []int64
 
 	transfers, audits, failed int
+	fcalls                    int // transfers by FCALL, of transfers
 	lastErr                   error
 	violation                 error
 	txns                      []*check.Txn
@@ -141,14 +142,21 @@ func (c *redisTxnCluster) client(ctx context.Context, rt kernel.Runtime, i int) 
 	conn := sess.NewConn(fmt.Sprintf("client-%d", i), nil)
 	defer conn.Close()
 	rng := rt.Rand()
+	loaded := false
 	for n := 0; !c.stopped; n++ {
 		var err error
 		switch r := rng.IntN(10); {
 		case n%3 == 2: // every third operation, so that every run audits
 			err = c.audit(ctx, conn)
+		case r < 2 && !loaded:
+			loaded, err = c.loadBank(ctx, conn)
 		case r < 4:
 			from := rng.IntN(len(redisAccounts))
 			to := (from + 1 + rng.IntN(len(redisAccounts)-1)) % len(redisAccounts)
+			if r < 2 {
+				err = c.transferFunction(ctx, conn, redisAccounts[from], redisAccounts[to], 1+rng.IntN(20))
+				break
+			}
 			err = c.transfer(ctx, conn, redisAccounts[from], redisAccounts[to], 1+rng.IntN(20))
 		case r < 7:
 			// RPUSH or LRANGE alone, outside MULTI: one range's command,
@@ -261,7 +269,6 @@ func (c *redisTxnCluster) transfer(ctx context.Context, conn *session.Conn, from
 	c.do(ctx, conn, "set", from, fmt.Sprintf("%d/%d", b[0]-amount, c.writes))
 	c.do(ctx, conn, "set", to, fmt.Sprintf("%d/%d", b[1]+amount, c.writes))
 	r := c.do(ctx, conn, "exec")
-	fmt.Printf("DBG %v transfer %s=%d -> %s=%d amount %d write %d: %v\n", time.Duration(c.s.now), from, b[0], to, b[1], amount, c.writes, r)
 	switch {
 	case r.Kind == redis.KindNullArray:
 		return nil // a watched key changed: nothing ran, as Redis says
@@ -277,6 +284,63 @@ func (c *redisTxnCluster) transfer(ctx context.Context, conn *session.Conn, from
 	return nil
 }
 
+// redisBankLibrary is a function library with a transfer between two
+// accounts (keys) of args[1] (at most the balance), writing args[2] as
+// the values' writer, where a missing account holds args[3].
+const redisBankLibrary = "#!lua name=bank\n" +
+	"redis.register_function('transfer', function(keys, args)\n" +
+	"  local function balance(k)\n" +
+	"    local v = redis.call('get', k)\n" +
+	"    if not v then return tonumber(args[3]) end\n" +
+	"    return tonumber(string.match(v, '^(%d+)/'))\n" +
+	"  end\n" +
+	"  local from, to = balance(keys[1]), balance(keys[2])\n" +
+	"  local amount = math.min(tonumber(args[1]), from)\n" +
+	"  redis.call('set', keys[1], (from - amount) .. '/' .. args[2])\n" +
+	"  redis.call('set', keys[2], (to + amount) .. '/' .. args[2])\n" +
+	"  return amount\n" +
+	"end)\n"
+
+// loadBank loads the bank library (every client does, with REPLACE: the
+// same code each time), and reports whether it is in place.
+func (c *redisTxnCluster) loadBank(ctx context.Context, conn *session.Conn) (bool, error) {
+	args := []string{"function", "load", "replace", redisBankLibrary}
+	r := c.do(ctx, conn, args...)
+	switch {
+	case r.Kind == redis.KindBulk && string(r.Str) == "bank":
+		return true, nil
+	case r.Kind == redis.KindError && strings.HasPrefix(string(r.Str), "ERR internal error"):
+		// A transaction that failed under faults (the load is retried).
+		return false, errors.New(string(r.Str))
+	case r.Kind == redis.KindError:
+		_, err := c.errKind(args[:3], r)
+		return false, err
+	}
+	err := fmt.Errorf("redistxn: FUNCTION LOAD answered %v", r)
+	c.violate(err)
+	return false, err
+}
+
+// transferFunction is a transfer as one FCALL of the bank library's
+// function: atomic over its two keys, which may lie in two ranges.
+func (c *redisTxnCluster) transferFunction(ctx context.Context, conn *session.Conn, from, to string, amount int) error {
+	c.writes++
+	args := []string{"fcall", "transfer", "2", from, to, strconv.Itoa(amount), strconv.Itoa(c.writes), strconv.Itoa(redisAccountStart)}
+	r := c.do(ctx, conn, args...)
+	switch {
+	case r.Kind == redis.KindInt && r.Int >= 0 && r.Int <= int64(amount):
+		c.transfers++
+		c.fcalls++
+		return nil
+	case r.Kind == redis.KindError:
+		_, err := c.errKind(args[:2], r)
+		return err
+	}
+	err := fmt.Errorf("redistxn: FCALL transfer answered %v", r)
+	c.violate(err)
+	return err
+}
+
 // audit reads every balance with one MGET: the total never changes.
 func (c *redisTxnCluster) audit(ctx context.Context, conn *session.Conn) error {
 	b, err := c.balances(ctx, conn, redisAccounts...)
@@ -287,7 +351,6 @@ func (c *redisTxnCluster) audit(ctx context.Context, conn *session.Conn) error {
 	for _, n := range b {
 		total += n
 	}
-	fmt.Printf("DBG %v audit %v\n", time.Duration(c.s.now), b)
 	if want := redisAccountStart * len(redisAccounts); total != want {
 		c.violate(fmt.Errorf("redistxn: an audit saw balances %v, a total of %d; want %d", b, total, want))
 	}
@@ -405,11 +468,11 @@ func (c *redisTxnCluster) locksLeft() int {
 }
 
 func (c *redisTxnCluster) Progressed() bool {
-	return c.progressed(c.served, c.healed) && c.audits > 0 && c.transfers > 0 && c.listReads > 0
+	return c.progressed(c.served, c.healed) && c.audits > 0 && c.transfers > 0 && c.fcalls > 0 && c.listReads > 0
 }
 
 func (c *redisTxnCluster) Status() string {
-	return fmt.Sprintf("transfers %d, audits %d, list transactions %d, failed %d (last: %v); ", c.transfers, c.audits, len(c.txns), c.failed, c.lastErr) +
+	return fmt.Sprintf("transfers %d (%d by FCALL), audits %d, list transactions %d, failed %d (last: %v); ", c.transfers, c.fcalls, c.audits, len(c.txns), c.failed, c.lastErr) +
 		c.status(c.served, c.healed)
 }
 

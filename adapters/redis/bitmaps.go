@@ -114,6 +114,7 @@ func cmdSetBit(c *ctx) (Reply, error) {
 		if err := c.save(o); err != nil {
 			return Reply{}, err
 		}
+		c.notify(NotifyString, "setbit", c.args[1])
 	}
 	return Int(b2i(old)), nil
 }
@@ -361,7 +362,11 @@ func cmdBitOp(c *ctx) (Reply, error) {
 		if err != nil || !o.exists {
 			return Int(0), err
 		}
-		return Int(0), c.remove(o)
+		if err := c.remove(o); err != nil {
+			return Reply{}, err
+		}
+		c.notify(NotifyGeneric, "del", dest)
+		return Int(0), nil
 	}
 	res := make([]byte, maxLen)
 	copy(res, srcs[0])
@@ -390,7 +395,11 @@ func cmdBitOp(c *ctx) (Reply, error) {
 			}
 		}
 	}
-	return Int(int64(maxLen)), c.setString(dest, res, false, 0)
+	if err := c.setString(dest, res, false, 0); err != nil {
+		return Reply{}, err
+	}
+	c.notify(NotifyString, "set", dest)
+	return Int(int64(maxLen)), nil
 }
 
 // BITFIELD's operations and overflow behaviours.
@@ -500,8 +509,13 @@ func (c *ctx) bitfield(readOnly bool) (Reply, error) {
 		p, grown = growBits(p, maxBit)
 	}
 	out := make([]Reply, 0, len(ops))
+	changes := 0 // Redis's: the writes done, if they changed their field or the string grew
 	for _, op := range ops {
-		out = append(out, op.run(p))
+		r, wrote, changed := op.run(p)
+		if wrote && (created || grown || changed) {
+			changes++
+		}
+		out = append(out, r)
 	}
 	if writes && (created || grown || !bytes.Equal(p, o.m.value)) {
 		if created {
@@ -512,18 +526,23 @@ func (c *ctx) bitfield(readOnly bool) (Reply, error) {
 			return Reply{}, err
 		}
 	}
+	if changes > 0 {
+		c.notify(NotifyString, "setbit", c.args[1])
+	}
 	return Array(out...), nil
 }
 
 // run executes one BITFIELD operation on p, which holds every field a SET
-// or INCRBY writes (a GET reads zeros past its end), and returns its reply.
-func (op bitfieldOp) run(p []byte) Reply {
+// or INCRBY writes (a GET reads zeros past its end), and returns its reply,
+// whether it wrote its field (a SET or INCRBY that OVERFLOW FAIL did not
+// stop) and whether that changed the field's value.
+func (op bitfieldOp) run(p []byte) (r Reply, wrote, changed bool) {
 	w := op.width
 	if op.opcode == bfGet {
 		if op.signed {
-			return Int(getSigned(p, op.offset, w))
+			return Int(getSigned(p, op.offset, w)), false, false
 		}
-		return Int(int64(getUnsigned(p, op.offset, w)))
+		return Int(int64(getUnsigned(p, op.offset, w))), false, false
 	}
 	if op.signed {
 		old := getSigned(p, op.offset, w)
@@ -546,10 +565,10 @@ func (op bitfieldOp) run(p []byte) Reply {
 			reply = old
 		}
 		if over && op.overflow == bfFail {
-			return Null()
+			return Null(), false, false
 		}
 		setUnsigned(p, op.offset, w, uint64(next))
-		return Int(reply)
+		return Int(reply), true, next != old
 	}
 	old := getUnsigned(p, op.offset, w)
 	var next, reply uint64
@@ -570,10 +589,10 @@ func (op bitfieldOp) run(p []byte) Reply {
 		reply = old
 	}
 	if over && op.overflow == bfFail {
-		return Null()
+		return Null(), false, false
 	}
 	setUnsigned(p, op.offset, w, next)
-	return Int(int64(reply))
+	return Int(int64(reply)), true, next != old
 }
 
 // getUnsigned reads the width-bit big-endian field at bit off of p (zeros

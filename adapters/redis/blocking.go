@@ -123,6 +123,10 @@ func timeoutArg(args [][]byte) []byte {
 // false nothing was written, and the reply is meaningless, but for XREAD
 // and XREADGROUP, whose reply is the command to retry with (RetryArgs).
 func TryBlocking(st Store, now int64, args [][]byte) (r Reply, ready bool) {
+	return tryBlocking(st, now, args, nil)
+}
+
+func tryBlocking(st Store, now int64, args [][]byte, ev *events) (r Reply, ready bool) {
 	if len(args) == 0 {
 		return Error("ERR empty command"), true
 	}
@@ -133,7 +137,7 @@ func TryBlocking(st Store, now int64, args [][]byte) (r Reply, ready bool) {
 	if !spec.ArityOK(len(args)) {
 		return arityError(spec.Name), true
 	}
-	c := &ctx{st: st, now: now, args: args, spec: spec, write: true}
+	c := &ctx{st: st, now: now, args: args, spec: spec, write: true, ev: ev}
 	defer func() {
 		if p := recover(); p != nil {
 			rethrowCrash(p)
@@ -230,7 +234,7 @@ func (c *ctx) bpop(left bool) (Reply, bool, error) {
 		if err != nil {
 			return Reply{}, true, err
 		}
-		return Array(Bulk(k), Bulk(v)), true, c.saveOrRemove(o)
+		return Array(Bulk(k), Bulk(v)), true, c.popped(o, left)
 	}
 	return NullArray(), false, nil
 }

@@ -382,6 +382,10 @@ type differ struct {
 	// objCfg, if set, is the configuration our OBJECT runs under (the real
 	// server's must have been CONFIG SET to match); nil: the defaults.
 	objCfg *ObjectConfig
+	// tap, if set, receives the real server's keyspace events, and ev
+	// collects ours: every command's must match (notify_test.go).
+	tap *eventTap
+	ev  *events
 }
 
 func (d *differ) encode(r Reply) []byte {
@@ -438,7 +442,7 @@ func (d *differ) exec(cmd []string) Reply {
 	}
 	switch spec.Where {
 	case WhereBlocking:
-		r, ready := TryBlocking(d.st, d.now, args)
+		r, ready := tryBlocking(d.st, d.now, args, d.ev)
 		if !ready {
 			return TimeoutReply(spec.Name)
 		}
@@ -450,10 +454,7 @@ func (d *differ) exec(cmd []string) Reply {
 	if spec.readonly {
 		st = ReadOnly(d.st)
 	}
-	if d.objCfg != nil {
-		return ExecWithConfig(st, d.now, seed, args, *d.objCfg)
-	}
-	return Exec(st, d.now, seed, args)
+	return execWith(st, d.now, seed, args, d.objCfg, d.ev)
 }
 
 // freshen makes the real server rebuild the key of an OBJECT ENCODING or
@@ -628,8 +629,10 @@ func (d *differ) check(cmd []string) {
 		return
 	}
 	d.freshen(cmd)
+	d.discardEvents() // FRESHEN's RESTORE, SPOP's repairs
 	real, ours := d.run(cmd)
 	d.log = append(d.log, fmt.Sprintf("%.200q", cmd))
+	d.checkEvents(cmd)
 	if fix := syncRandom(d, cmd, real, ours); fix {
 		return
 	}
@@ -787,10 +790,21 @@ func logDiffStats(t *testing.T) {
 // comparing every reply and then the whole state (differ). One round is
 // one rapid.Check from a fresh seed; -short runs one.
 func differential(t *testing.T, rounds, maxLen int, gen func(rt *rapid.T, env genEnv) []string) {
+	differentialNotify(t, rounds, maxLen, gen, 0)
+}
+
+// differentialNotify is differential that, for notify other than 0,
+// also compares every command's keyspace events of those classes
+// (notify_test.go).
+func differentialNotify(t *testing.T, rounds, maxLen int, gen func(rt *rapid.T, env genEnv) []string, notify uint16) {
 	s := startRealServer(t)
 	c2, c3 := s.dial(t), s.dial(t)
 	if _, err := c3.doStrings("HELLO", "3"); err != nil {
 		t.Fatal(err)
+	}
+	var tap *eventTap
+	if notify != 0 {
+		tap = newEventTap(t, s, c2)
 	}
 	now := time.Now().UnixMilli()
 	if testing.Short() {
@@ -808,6 +822,11 @@ func differential(t *testing.T, rounds, maxLen int, gen func(rt *rapid.T, env ge
 			}
 			raw := NewMemStore()
 			d := &differ{t: rt, real: c, raw: raw, st: viewOf(raw, 0), now: now, resp3: resp3}
+			if tap != nil {
+				tap.t = rt
+				d.tap, d.ev = tap, &events{flags: notify}
+				d.discardEvents()
+			}
 			for i := range rapid.IntRange(1, maxLen).Draw(rt, "len") {
 				d.check(gen(rt, genEnv{now: now, idx: i}))
 			}

@@ -249,8 +249,16 @@
 //     entries out of order); Orbit drops the empty node first, so
 //     radix-tree-keys and later approximate trims may differ there.
 //     Blocking XREAD and XREADGROUP: see adapters/redis/session.
-//   - DEBUG, keyspace notifications and client-side caching invalidation
-//     do not exist here.
+//   - Keyspace notifications (notify.go) are Redis's events, name, key and
+//     order, checked against redis-server for every family (notify_test.go).
+//     Where they differ: "keymiss" is sent for the misses of read-only
+//     commands only (Redis also for the keys a write command reads, as
+//     SUNIONSTORE's sources); a store command (SINTERSTORE, ZUNIONSTORE,
+//     BITOP, SORT ... STORE, ...) whose result is empty, onto a destination
+//     whose TTL has passed but which no one has deleted yet, sends
+//     "expired" for it where Redis sends "del" (Redis sends what Orbit does
+//     once its background expiry has reached the key).
+//   - DEBUG and client-side caching invalidation do not exist here.
 //   - A command or MULTI/EXEC block over keys in several ranges reads and
 //     writes whole keys (locks.go): at most MaxImageBytes (4 MB) of one
 //     range's keys, beyond which it answers an error; COPY ... DB to a
@@ -307,8 +315,7 @@
 //
 // Not implemented (they reply "ERR unknown command", as Redis does for a
 // command it lacks, and are absent from the table and COMMAND): the other
-// keyed commands of Redis 7.0 — DUMP, RESTORE, SORT, SORT_RO;
-// PFDEBUG and PFSELFTEST; EVAL, FCALL and functions.
+// keyed commands of Redis 7.0 — DUMP, RESTORE; PFDEBUG and PFSELFTEST.
 // Options added after 7.0 (ZRANK WITHSCORE, ...) are syntax errors, as in
 // 7.0.
 package redis

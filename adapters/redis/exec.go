@@ -52,6 +52,8 @@ type ctx struct {
 	write bool
 	// objCfg is the node's configuration for OBJECT (nil: the defaults).
 	objCfg *ObjectConfig
+	// ev collects the command's keyspace events (nil: none asked for).
+	ev *events
 }
 
 // Exec executes one keyed command (args[0] is the name) as one atomic
@@ -64,16 +66,16 @@ type ctx struct {
 //
 // Commands whose Spec.Where is not WhereKeyed get "ERR unknown command".
 func Exec(st Store, now int64, rand uint64, args [][]byte) Reply {
-	return execWith(st, now, rand, args, nil)
+	return execWith(st, now, rand, args, nil, nil)
 }
 
 // ExecWithConfig is Exec with the node's configuration for OBJECT's
 // replies (see ObjectConfig).
 func ExecWithConfig(st Store, now int64, rand uint64, args [][]byte, cfg ObjectConfig) Reply {
-	return execWith(st, now, rand, args, &cfg)
+	return execWith(st, now, rand, args, &cfg, nil)
 }
 
-func execWith(st Store, now int64, rand uint64, args [][]byte, cfg *ObjectConfig) (r Reply) {
+func execWith(st Store, now int64, rand uint64, args [][]byte, cfg *ObjectConfig, ev *events) (r Reply) {
 	if len(args) == 0 {
 		return Error("ERR empty command")
 	}
@@ -84,7 +86,7 @@ func execWith(st Store, now int64, rand uint64, args [][]byte, cfg *ObjectConfig
 	if !spec.ArityOK(len(args)) {
 		return arityError(spec.Name)
 	}
-	c := &ctx{st: st, now: now, rand: rand, args: args, spec: spec, write: spec.write, objCfg: cfg}
+	c := &ctx{st: st, now: now, rand: rand, args: args, spec: spec, write: spec.write, objCfg: cfg, ev: ev}
 	defer func() {
 		// A panic here is a bug; it must not take the node down with a
 		// client's command. The reply carries it as an internal error.
@@ -167,11 +169,16 @@ type obj struct {
 }
 
 // lookup reads key's metadata. An expired key is absent; a write command
-// deletes it on the way (lazy expiry).
+// deletes it on the way (lazy expiry). A read-only command's miss is a
+// "keymiss" event (Redis's lookupKeyRead; the sources a write command
+// reads are not, a documented difference).
 func (c *ctx) lookup(key []byte) (*obj, error) {
 	o := &obj{key: key, rk: RouteKey(key)}
 	v, found, err := c.st.Get(o.rk)
 	if err != nil || !found {
+		if err == nil {
+			c.keyMiss(key)
+		}
 		return o, err
 	}
 	m, err := decodeMeta(v)
@@ -180,6 +187,7 @@ func (c *ctx) lookup(key []byte) (*obj, error) {
 	}
 	if m.expireAt != 0 && m.expireAt <= c.now {
 		if c.write {
+			c.notify(NotifyExpired, "expired", key)
 			if mutation.On(MutLazyExpiryLeavesElements) {
 				return o, c.st.Delete(o.rk)
 			}
@@ -187,10 +195,17 @@ func (c *ctx) lookup(key []byte) (*obj, error) {
 				return nil, err
 			}
 		}
+		c.keyMiss(key)
 		return o, nil
 	}
 	o.exists, o.m = true, m
 	return o, nil
+}
+
+func (c *ctx) keyMiss(key []byte) {
+	if c.spec != nil && c.spec.readonly {
+		c.notify(NotifyKeyMiss, "keymiss", key)
+	}
 }
 
 // lookupType is lookup followed by Redis's checkType.
@@ -205,8 +220,12 @@ func (c *ctx) lookupType(key []byte, t valueType) (*obj, error) {
 	return o, nil
 }
 
-// save writes o's metadata record.
+// save writes o's metadata record; a key it creates is a "new" event,
+// as Redis's dbAdd notifies.
 func (c *ctx) save(o *obj) error {
+	if !o.exists {
+		c.notify(NotifyNew, "new", o.key)
+	}
 	o.exists = true
 	return c.st.Set(o.rk, encodeMeta(o.m))
 }
@@ -225,6 +244,19 @@ func (c *ctx) saveOrRemove(o *obj) error {
 		return c.remove(o)
 	}
 	return c.save(o)
+}
+
+// removed is saveOrRemove after a command took elements out of o, with
+// Redis's events: the command's, then "del" if o is gone.
+func (c *ctx) removed(o *obj, class uint16, event string) error {
+	if err := c.saveOrRemove(o); err != nil {
+		return err
+	}
+	c.notify(class, event, o.key)
+	if !o.exists {
+		c.notify(NotifyGeneric, "del", o.key)
+	}
+	return nil
 }
 
 // scanPage is how many records one Store.Scan fetches while iterating.

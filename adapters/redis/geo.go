@@ -826,7 +826,10 @@ func (c *ctx) geoSearch(src int, flags int) (Reply, error) {
 				return Reply{}, err
 			}
 			if dst.exists {
-				return Int(0), c.remove(dst)
+				if err := c.remove(dst); err != nil {
+					return Reply{}, err
+				}
+				c.notify(NotifyGeneric, "del", dst.key)
 			}
 			return Int(0), nil
 		}
@@ -877,7 +880,11 @@ func (c *ctx) geoSearch(src int, flags int) (Reply, error) {
 				elems[i].score = p.dist
 			}
 		}
-		return Int(returned), c.storeZSet(dst, elems)
+		event := "georadiusstore"
+		if flags&geoSearchCmd != 0 {
+			event = "geosearchstore"
+		}
+		return Int(returned), c.storeZSet(dst, elems, event)
 	}
 	out := make([]Reply, len(points))
 	for i, p := range points {

@@ -69,6 +69,16 @@ func createIfMissing(o *obj, t valueType) {
 	}
 }
 
+// create is createIfMissing where Redis's commands dbAdd an empty
+// collection before filling it: a key it creates is a "new" event, before
+// the command's own.
+func (c *ctx) create(o *obj, t valueType) {
+	if !o.exists {
+		c.notify(NotifyNew, "new", o.key)
+	}
+	createIfMissing(o, t)
+}
+
 func (c *ctx) hsetGeneric(isHMSet bool) (Reply, error) {
 	if len(c.args)%2 == 1 {
 		return Reply{}, c.arityErr()
@@ -77,7 +87,7 @@ func (c *ctx) hsetGeneric(isHMSet bool) (Reply, error) {
 	if err != nil {
 		return Reply{}, err
 	}
-	createIfMissing(o, typeHash)
+	c.create(o, typeHash)
 	var added int64
 	for i := 2; i < len(c.args); i += 2 {
 		a, err := c.putMember(o, c.args[i], c.args[i+1])
@@ -91,6 +101,7 @@ func (c *ctx) hsetGeneric(isHMSet bool) (Reply, error) {
 	if err := c.save(o); err != nil {
 		return Reply{}, err
 	}
+	c.notify(NotifyHash, "hset", o.key)
 	if isHMSet {
 		return OK(), nil
 	}
@@ -108,11 +119,15 @@ func cmdHSetNX(c *ctx) (Reply, error) {
 	if _, found, err := c.getMember(o, c.args[2]); err != nil || found {
 		return Int(0), err
 	}
-	createIfMissing(o, typeHash)
+	c.create(o, typeHash)
 	if _, err := c.putMember(o, c.args[2], c.args[3]); err != nil {
 		return Reply{}, err
 	}
-	return Int(1), c.save(o)
+	if err := c.save(o); err != nil {
+		return Reply{}, err
+	}
+	c.notify(NotifyHash, "hset", o.key)
+	return Int(1), nil
 }
 
 func cmdHGet(c *ctx) (Reply, error) {
@@ -149,9 +164,9 @@ func cmdHMGet(c *ctx) (Reply, error) {
 
 // cmdHDel also serves SREM: both delete 'M' records and count them.
 func cmdHDel(c *ctx) (Reply, error) {
-	t := typeHash
+	t, class := typeHash, NotifyHash
 	if c.spec.Name == "srem" {
-		t = typeSet
+		t, class = typeSet, NotifySet
 	}
 	o, err := c.lookupType(c.args[1], t)
 	if err != nil || !o.exists {
@@ -173,7 +188,10 @@ func cmdHDel(c *ctx) (Reply, error) {
 	if n == 0 {
 		return Int(0), nil
 	}
-	return Int(n), c.saveOrRemove(o)
+	if err := c.removed(o, class, c.spec.Name); err != nil {
+		return Reply{}, err
+	}
+	return Int(n), nil
 }
 
 // hashAll returns a hash's fields and values: map entries, keys only or
@@ -261,11 +279,15 @@ func cmdHIncrBy(c *ctx) (Reply, error) {
 		return Reply{}, errOverflow
 	}
 	v += incr
-	createIfMissing(o, typeHash)
+	c.create(o, typeHash)
 	if _, err := c.putMember(o, c.args[2], strconv.AppendInt(nil, v, 10)); err != nil {
 		return Reply{}, err
 	}
-	return Int(v), c.save(o)
+	if err := c.save(o); err != nil {
+		return Reply{}, err
+	}
+	c.notify(NotifyHash, "hincrby", o.key)
+	return Int(v), nil
 }
 
 func cmdHIncrByFloat(c *ctx) (Reply, error) {
@@ -295,11 +317,15 @@ func cmdHIncrByFloat(c *ctx) (Reply, error) {
 		return Reply{}, errNaNInf
 	}
 	s := []byte(formatLongDouble(sum))
-	createIfMissing(o, typeHash)
+	c.create(o, typeHash)
 	if _, err := c.putMember(o, c.args[2], s); err != nil {
 		return Reply{}, err
 	}
-	return Bulk(s), c.save(o)
+	if err := c.save(o); err != nil {
+		return Reply{}, err
+	}
+	c.notify(NotifyHash, "hincrbyfloat", o.key)
+	return Bulk(s), nil
 }
 
 func cmdHScan(c *ctx) (Reply, error) {

@@ -521,7 +521,11 @@ func cmdPFAdd(c *ctx) (Reply, error) {
 	}
 	hllInvalidate(v)
 	o.m.value = v
-	return Int(1), c.save(o)
+	if err := c.save(o); err != nil {
+		return Reply{}, err
+	}
+	c.notify(NotifyString, "pfadd", c.args[1])
+	return Int(1), nil
 }
 
 // PFCOUNT key [key ...]
@@ -613,5 +617,10 @@ func cmdPFMerge(c *ctx) (Reply, error) {
 	}
 	hllInvalidate(v)
 	o.m.value = v
-	return OK(), c.save(o)
+	if err := c.save(o); err != nil {
+		return Reply{}, err
+	}
+	// A PFMERGE is a "pfadd", as in Redis (a mass-add of elements).
+	c.notify(NotifyString, "pfadd", c.args[1])
+	return OK(), nil
 }

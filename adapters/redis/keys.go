@@ -17,15 +17,14 @@ func cmdDel(c *ctx) (Reply, error) {
 		if o.exists {
 			if mutation.On(MutDelLeavesElements) {
 				o.exists = false
-				if err := c.st.Delete(o.rk); err != nil {
-					return Reply{}, err
-				}
-				n++
-				continue
+				err = c.st.Delete(o.rk)
+			} else {
+				err = c.remove(o)
 			}
-			if err := c.remove(o); err != nil {
+			if err != nil {
 				return Reply{}, err
 			}
+			c.notify(NotifyGeneric, "del", k)
 			n++
 		}
 	}
@@ -106,10 +105,18 @@ func (c *ctx) expireGeneric(base int64, seconds bool) (Reply, error) {
 		return Int(0), nil
 	}
 	if when <= c.now {
-		return Int(1), c.remove(o)
+		if err := c.remove(o); err != nil {
+			return Reply{}, err
+		}
+		c.notify(NotifyGeneric, "del", c.args[1])
+		return Int(1), nil
 	}
 	o.m.expireAt = when
-	return Int(1), c.save(o)
+	if err := c.save(o); err != nil {
+		return Reply{}, err
+	}
+	c.notify(NotifyGeneric, "expire", c.args[1])
+	return Int(1), nil
 }
 
 func cmdExpire(c *ctx) (Reply, error)    { return c.expireGeneric(c.now, true) }
@@ -150,10 +157,13 @@ func cmdPersist(c *ctx) (Reply, error) {
 		return Int(0), err
 	}
 	o.m.expireAt = 0
-	if mutation.On(MutPersistNotSaved) {
-		return Int(1), nil
+	if !mutation.On(MutPersistNotSaved) {
+		if err := c.save(o); err != nil {
+			return Reply{}, err
+		}
 	}
-	return Int(1), c.save(o)
+	c.notify(NotifyGeneric, "persist", c.args[1])
+	return Int(1), nil
 }
 
 func cmdType(c *ctx) (Reply, error) {
@@ -206,6 +216,8 @@ func (c *ctx) renameGeneric(nx bool) (Reply, error) {
 	if err := c.remove(so); err != nil {
 		return Reply{}, err
 	}
+	c.notify(NotifyGeneric, "rename_from", src)
+	c.notify(NotifyGeneric, "rename_to", dst)
 	if nx {
 		return Int(1), nil
 	}
@@ -278,7 +290,11 @@ func cmdCopy(c *ctx) (Reply, error) {
 			return Reply{}, err
 		}
 	}
-	return Int(1), c.copyKey(so, &dc, do)
+	if err := c.copyKey(so, &dc, do); err != nil {
+		return Reply{}, err
+	}
+	dc.notify(NotifyGeneric, "copy_to", c.args[2])
+	return Int(1), nil
 }
 
 // copyKey makes do, in dc's database, a copy of so, in c's: every
@@ -332,7 +348,12 @@ func cmdMove(c *ctx) (Reply, error) {
 	if err := c.copyKey(so, &dc, do); err != nil {
 		return Reply{}, err
 	}
-	return Int(1), c.remove(so)
+	if err := c.remove(so); err != nil {
+		return Reply{}, err
+	}
+	c.notify(NotifyGeneric, "move_from", c.args[1])
+	dc.notify(NotifyGeneric, "move_to", c.args[1])
+	return Int(1), nil
 }
 
 func cmdRename(c *ctx) (Reply, error)   { return c.renameGeneric(false) }

@@ -89,6 +89,30 @@ func (c *ctx) pop(o *obj, left bool) ([]byte, error) {
 	return v, nil
 }
 
+// popped is Redis's listElementsRemoved: it saves the list items were
+// popped from (left: at its head), or deletes it once empty, with the
+// pop's event, then "del".
+func (c *ctx) popped(o *obj, left bool) error {
+	if err := c.removed(o, NotifyList, popEvent(left)); err != nil {
+		return err
+	}
+	return nil
+}
+
+func popEvent(left bool) string {
+	if left {
+		return "lpop"
+	}
+	return "rpop"
+}
+
+func pushEvent(left bool) string {
+	if left {
+		return "lpush"
+	}
+	return "rpush"
+}
+
 // rewriteList replaces all items of o by items, starting at the same head.
 func (c *ctx) rewriteList(o *obj, items [][]byte) error {
 	p := listPrefix(o.rk)
@@ -120,7 +144,11 @@ func (c *ctx) pushGeneric(left, onlyExisting bool) (Reply, error) {
 			return Reply{}, err
 		}
 	}
-	return Int(o.m.count), c.save(o)
+	if err := c.save(o); err != nil {
+		return Reply{}, err
+	}
+	c.notify(NotifyList, pushEvent(left), o.key)
+	return Int(o.m.count), nil
 }
 
 func cmdLPush(c *ctx) (Reply, error)  { return c.pushGeneric(true, false) }
@@ -155,7 +183,7 @@ func (c *ctx) popGeneric(left bool) (Reply, error) {
 		if err != nil {
 			return Reply{}, err
 		}
-		return Bulk(v), c.saveOrRemove(o)
+		return Bulk(v), c.popped(o, left)
 	}
 	if count == 0 {
 		return Array(), nil
@@ -184,7 +212,7 @@ func (c *ctx) popGeneric(left bool) (Reply, error) {
 		o.m.head += count
 	}
 	o.m.count -= count
-	return bulks(items), c.saveOrRemove(o)
+	return bulks(items), c.popped(o, left)
 }
 
 // listKeyEnd is the exclusive end bound for positions below pos.
@@ -221,7 +249,7 @@ func cmdLMPop(c *ctx) (Reply, error) {
 			}
 			items = append(items, Bulk(v))
 		}
-		return Array(Bulk(k), Array(items...)), c.saveOrRemove(o)
+		return Array(Bulk(k), Array(items...)), c.popped(o, !right)
 	}
 	return NullArray(), nil
 }
@@ -352,7 +380,11 @@ func cmdLSet(c *ctx) (Reply, error) {
 	if i < 0 || i >= o.m.count {
 		return Reply{}, errOutOfRange
 	}
-	return OK(), c.st.Set(listKey(o.rk, o.m.head+i), c.args[3])
+	if err := c.st.Set(listKey(o.rk, o.m.head+i), c.args[3]); err != nil {
+		return Reply{}, err
+	}
+	c.notify(NotifyList, "lset", o.key)
+	return OK(), nil
 }
 
 func cmdLRem(c *ctx) (Reply, error) {
@@ -401,7 +433,14 @@ func cmdLRem(c *ctx) (Reply, error) {
 			kept = append(kept, it)
 		}
 	}
-	return Int(removed), c.rewriteList(o, kept)
+	if err := c.rewriteList(o, kept); err != nil {
+		return Reply{}, err
+	}
+	c.notify(NotifyList, "lrem", o.key)
+	if !o.exists {
+		c.notify(NotifyGeneric, "del", o.key)
+	}
+	return Int(removed), nil
 }
 
 func cmdLTrim(c *ctx) (Reply, error) {
@@ -420,7 +459,12 @@ func cmdLTrim(c *ctx) (Reply, error) {
 	n := o.m.count
 	from, to, ok := clampRange(start, stop, n)
 	if !ok {
-		return OK(), c.remove(o)
+		if err := c.remove(o); err != nil {
+			return Reply{}, err
+		}
+		c.notify(NotifyList, "ltrim", o.key)
+		c.notify(NotifyGeneric, "del", o.key)
+		return OK(), nil
 	}
 	if from > 0 {
 		if err := c.st.DeleteRange(listKey(o.rk, o.m.head), listKey(o.rk, o.m.head+from)); err != nil {
@@ -434,7 +478,11 @@ func cmdLTrim(c *ctx) (Reply, error) {
 	}
 	o.m.head += from
 	o.m.count = to - from + 1
-	return OK(), c.save(o)
+	if err := c.save(o); err != nil {
+		return Reply{}, err
+	}
+	c.notify(NotifyList, "ltrim", o.key)
+	return OK(), nil
 }
 
 func cmdLInsert(c *ctx) (Reply, error) {
@@ -493,7 +541,11 @@ func cmdLInsert(c *ctx) (Reply, error) {
 		return Reply{}, err
 	}
 	o.m.count++
-	return Int(o.m.count), c.save(o)
+	if err := c.save(o); err != nil {
+		return Reply{}, err
+	}
+	c.notify(NotifyList, "linsert", o.key)
+	return Int(o.m.count), nil
 }
 
 func cmdLPos(c *ctx) (Reply, error) {
@@ -607,7 +659,12 @@ func (c *ctx) lmove(src, dst []byte, fromLeft, toLeft bool) (Reply, bool, error)
 		if err := c.push(so, toLeft, v); err != nil {
 			return Reply{}, false, err
 		}
-		return Bulk(v), true, c.save(so)
+		if err := c.save(so); err != nil {
+			return Reply{}, false, err
+		}
+		c.notify(NotifyList, pushEvent(toLeft), so.key)
+		c.notify(NotifyList, popEvent(fromLeft), so.key)
+		return Bulk(v), true, nil
 	}
 	do, err := c.lookupType(dst, typeList)
 	if err != nil {
@@ -617,14 +674,16 @@ func (c *ctx) lmove(src, dst []byte, fromLeft, toLeft bool) (Reply, bool, error)
 	if err != nil {
 		return Reply{}, false, err
 	}
-	if err := c.saveOrRemove(so); err != nil {
-		return Reply{}, false, err
-	}
-	createIfMissing(do, typeList)
+	// As Redis: the push to the destination, then the pop's events.
+	c.create(do, typeList)
 	if err := c.push(do, toLeft, v); err != nil {
 		return Reply{}, false, err
 	}
-	return Bulk(v), true, c.save(do)
+	if err := c.save(do); err != nil {
+		return Reply{}, false, err
+	}
+	c.notify(NotifyList, pushEvent(toLeft), do.key)
+	return Bulk(v), true, c.popped(so, fromLeft)
 }
 
 func cmdLMove(c *ctx) (Reply, error) {

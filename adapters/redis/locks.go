@@ -417,7 +417,11 @@ type TxnRun struct {
 // MULTI/EXEC block (multi, checked against watches) or one command (a
 // blocking one's step when it blocks). A reply with Reply.Err, or a
 // command that wrote a key outside the images, writes nothing.
-func RunTxn(images []Image, db int, now int64, seed uint64, watches []Watch, cmds [][][]byte, multi bool, cfg *ObjectConfig) TxnRun {
+//
+// notify asks for the keyspace events of those classes (WithNotify),
+// returned in the reply.
+func RunTxn(images []Image, db int, now int64, seed uint64, watches []Watch, cmds [][][]byte, multi bool, cfg *ObjectConfig, notify uint16) TxnRun {
+	ev := &events{flags: notify}
 	mem := NewMemStore()
 	for _, im := range images {
 		for _, kv := range im.Records {
@@ -428,13 +432,13 @@ func RunTxn(images []Image, db int, now int64, seed uint64, watches []Watch, cmd
 	var run TxnRun
 	switch {
 	case multi:
-		run.Reply, run.Ready = execBatch(st, now, seed, watches, cmds, cfg), true
+		run.Reply, run.Ready = execBatch(st, now, seed, watches, cmds, cfg, ev), true
 	case len(cmds) != 1:
 		run.Reply = internalError(fmt.Errorf("redis: RunTxn of %d commands outside MULTI", len(cmds)))
 	case Blocks(cmds[0]) || isBlocking(cmds[0]):
-		run.Reply, run.Ready = TryBlocking(st, now, cmds[0])
+		run.Reply, run.Ready = tryBlocking(st, now, cmds[0], ev)
 	default:
-		run.Reply, run.Ready = execWith(st, now, seed, cmds[0], cfg), true
+		run.Reply, run.Ready = execWith(st, now, seed, cmds[0], cfg, ev), true
 	}
 	if run.Reply.Err != nil {
 		return run
@@ -462,6 +466,9 @@ func RunTxn(images []Image, db int, now int64, seed uint64, watches []Watch, cmd
 		}) {
 			run.Writes = append(run.Writes, Image{RK: im.RK, Records: now})
 		}
+	}
+	if len(ev.list) > 0 {
+		run.Reply.Events = ev.list
 	}
 	return run
 }

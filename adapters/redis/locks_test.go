@@ -128,19 +128,19 @@ func TestRunTxn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run := RunTxn(images, 0, 1000, 1, nil, [][][]byte{args("rename", "a", "c")}, false, nil)
+	run := RunTxn(images, 0, 1000, 1, nil, [][][]byte{args("rename", "a", "c")}, false, nil, 0)
 	if run.Reply.Kind != KindSimple || len(run.Writes) != 2 || !bytes.Equal(run.Writes[0].RK, rks[0]) || len(run.Writes[0].Records) != 0 || !bytes.Equal(run.Writes[1].RK, rks[2]) {
 		t.Fatalf("RENAME a c = %+v, writes %+v; want a emptied and c written", run.Reply, run.Writes)
 	}
-	run = RunTxn(images, 0, 1000, 1, []Watch{{Key: []byte("b"), Digest: []byte("stale")}}, [][][]byte{args("set", "a", "9")}, true, nil)
+	run = RunTxn(images, 0, 1000, 1, []Watch{{Key: []byte("b"), Digest: []byte("stale")}}, [][][]byte{args("set", "a", "9")}, true, nil, 0)
 	if run.Reply.Kind != KindNullArray || len(run.Writes) != 0 {
 		t.Fatalf("EXEC with a stale watch = %+v, %d writes", run.Reply, len(run.Writes))
 	}
-	run = RunTxn(images, 0, 1000, 1, nil, [][][]byte{args("copy", "a", "b", "db", "4")}, false, nil)
+	run = RunTxn(images, 0, 1000, 1, nil, [][][]byte{args("copy", "a", "b", "db", "4")}, false, nil, 0)
 	if run.Reply.Kind != KindError || run.Reply.Err == nil {
 		t.Fatalf("COPY to another database = %+v; want an error with no writes", run.Reply)
 	}
-	run = RunTxn(images, 0, 1000, 1, nil, [][][]byte{args("mget", "a", "b", "c")}, false, nil)
+	run = RunTxn(images, 0, 1000, 1, nil, [][][]byte{args("mget", "a", "b", "c")}, false, nil, 0)
 	if len(run.Reply.Elems) != 3 || string(run.Reply.Elems[1].Str) != "2" || len(run.Writes) != 0 {
 		t.Fatalf("MGET = %+v, %d writes", run.Reply, len(run.Writes))
 	}

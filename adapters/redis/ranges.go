@@ -264,6 +264,12 @@ func Flush(st Store) error { return st.DeleteRange(nil, nil) }
 // with its own time and resume position, so every replica deletes the same
 // keys.
 func ExpireSweepFrom(st Store, now int64, from []byte, limit int) (deleted int, next []byte, err error) {
+	return expireSweepFrom(st, now, from, limit, nil)
+}
+
+// expireSweepFrom is ExpireSweepFrom with an "expired" event for each
+// key it deletes (st is a range's raw records: every database).
+func expireSweepFrom(st Store, now int64, from []byte, limit int, ev *events) (deleted int, next []byte, err error) {
 	for visited := 0; limit <= 0 || visited < limit; visited++ {
 		_, rk, m, found, err := nextKey(st, from)
 		if err != nil {
@@ -276,6 +282,9 @@ func ExpireSweepFrom(st Store, now int64, from []byte, limit int) (deleted int, 
 		if !live(m, now) {
 			if err := st.DeleteRange(rk, prefixEnd(rk)); err != nil {
 				return deleted, nil, err
+			}
+			if k, _, db, ok := decodeRouteKey(rk); ok {
+				ev.add(NotifyExpired, "expired", db, k)
 			}
 			deleted++
 		}

@@ -57,6 +57,10 @@ type Reply struct {
 	// PairsInRESP2 marks a map that RESP2 sends as an array of [key,
 	// value] arrays, as Redis 7 replies to XREAD and XREADGROUP.
 	PairsInRESP2 bool
+	// Events are the keyspace events of the command this replies to, when
+	// its sender asked for them (WithNotify); the session publishes them
+	// and never sends them to its client.
+	Events []Event
 	// Err, when non-nil, is the internal failure behind an Error reply: a
 	// corrupt record or a storage error. It is never sent to the client; the
 	// caller logs it and must discard the Store's writes of this command.

@@ -59,7 +59,8 @@ func ScriptSHA(body []byte) string {
 // a script calls back into the command layer, whose table is built from
 // handlers, and Go refuses that cycle in a variable's initializer.
 func init() {
-	for name, h := range map[string]handler{"eval": cmdEval, "eval_ro": cmdEval, "evalsha": cmdEvalSHA, "evalsha_ro": cmdEvalSHA} {
+	for name, h := range map[string]handler{"eval": cmdEval, "eval_ro": cmdEval, "evalsha": cmdEvalSHA, "evalsha_ro": cmdEvalSHA,
+		"fcall": cmdFCall, "fcall_ro": cmdFCall} {
 		handlers[name] = h
 	}
 }
@@ -114,6 +115,9 @@ type script struct {
 	sha      string
 	declared map[string]bool
 	readOnly bool
+	// function is set for a function's run (FCALL): errors name it by
+	// its name, at @user_function, rather than by the script's SHA.
+	function bool
 	calls    uint64
 	// crash is a reply whose Err is set (a corrupt record, a failing
 	// store) met by redis.call: the run ends with it, and the caller
@@ -136,15 +140,24 @@ func runScript(c *ctx, body []byte, keys, argv [][]byte, readOnly bool) (Reply, 
 		scriptStates.Put(L)
 		return Reply{}, err
 	}
-	globals := L.G.Global
-	globals.RawSetString("KEYS", stringTable(L, keys))
-	globals.RawSetString("ARGV", stringTable(L, argv))
-	globals.RawSetString(scriptKey, &lua.LUserData{Value: s})
-	seedRandom(L, c.rand)
+	L.G.Global.RawSetString("KEYS", stringTable(L, keys))
+	L.G.Global.RawSetString("ARGV", stringTable(L, argv))
+	return s.run(L, fn)
+}
+
+// run calls fn with params on L (from scriptStates, which it returns to
+// the pool when the run leaves it clean) as the script s, and gives its
+// reply.
+func (s *script) run(L *lua.LState, fn *lua.LFunction, params ...lua.LValue) (Reply, error) {
+	L.G.Global.RawSetString(scriptKey, &lua.LUserData{Value: s})
+	seedRandom(L, s.c.rand)
 	budget := &instructionBudget{left: ScriptInstructionLimit, done: make(chan struct{})}
 	L.SetContext(budget)
 	L.Push(fn)
-	err = L.PCall(0, 1, nil)
+	for _, p := range params {
+		L.Push(p)
+	}
+	err := L.PCall(len(params), 1, nil)
 	var r Reply
 	if err == nil {
 		r = luaToReply(L.Get(-1), 0)
@@ -180,7 +193,7 @@ func (s *script) errorReply(err error) Reply {
 			if e, ok := t.RawGetString("err").(lua.LString); ok {
 				where := ""
 				if line, ok := t.RawGetString("line").(lua.LString); ok && line != "" {
-					where = ", on @user_script:" + string(line) + "."
+					where = ", on @" + s.chunk() + ":" + string(line) + "."
 				}
 				return Error(fmt.Sprintf("%s script: %s%s", e, s.sha, where))
 			}
@@ -191,15 +204,23 @@ func (s *script) errorReply(err error) Reply {
 	// says "user_script:3: ... script: SHA, on @user_script:3.".
 	msg = strings.TrimPrefix(msg, "@")
 	where := ""
-	if rest, ok := strings.CutPrefix(msg, "user_script:"); ok {
+	if rest, ok := strings.CutPrefix(msg, s.chunk()+":"); ok {
 		if line, _, ok := strings.Cut(rest, ":"); ok {
-			where = ", on @user_script:" + line + "."
+			where = ", on @" + s.chunk() + ":" + line + "."
 		}
 	}
 	if !strings.HasPrefix(msg, "ERR ") {
 		msg = "ERR " + msg
 	}
 	return Error(fmt.Sprintf("%s script: %s%s", msg, s.sha, where))
+}
+
+// chunk is the name Lua gives the code in errors.
+func (s *script) chunk() string {
+	if s.function {
+		return "user_function"
+	}
+	return "user_script"
 }
 
 // scriptMessage is an error's first line, without gopher-lua's traceback.
@@ -443,7 +464,10 @@ func scriptCall(L *lua.LState, raise bool) int {
 	switch {
 	case !known:
 		return fail("ERR Unknown Redis command called from script")
-	case spec.run == nil || spec.Name == "eval" || spec.Name == "eval_ro" || spec.Name == "evalsha" || spec.Name == "evalsha_ro":
+	case !spec.ArityOK(len(args)):
+		return fail("ERR Wrong number of args calling Redis command from script")
+	case spec.run == nil || spec.Name == "eval" || spec.Name == "eval_ro" || spec.Name == "evalsha" || spec.Name == "evalsha_ro" ||
+		spec.Name == "fcall" || spec.Name == "fcall_ro":
 		return fail("ERR This Redis command is not allowed from script")
 	case s.readOnly && spec.write:
 		return fail("ERR Write commands are not allowed from read-only scripts.")
@@ -454,7 +478,7 @@ func scriptCall(L *lua.LState, raise bool) int {
 		}
 	}
 	s.calls++
-	r := execWith(s.c.st, s.c.now, s.c.rand+s.calls, args, s.c.objCfg) // each call its own seed
+	r := execWith(s.c.st, s.c.now, s.c.rand+s.calls, args, s.c.objCfg, s.c.ev) // each call its own seed
 	if r.Err != nil {
 		s.crash = &r
 		L.RaiseError("%v", r.Err)

@@ -12,7 +12,7 @@ func cmdSAdd(c *ctx) (Reply, error) {
 	if err != nil {
 		return Reply{}, err
 	}
-	createIfMissing(o, typeSet)
+	c.create(o, typeSet)
 	var added int64
 	for _, m := range c.args[2:] {
 		a, err := c.putMember(o, m, nil)
@@ -26,7 +26,11 @@ func cmdSAdd(c *ctx) (Reply, error) {
 	if added == 0 {
 		return Int(0), nil
 	}
-	return Int(added), c.save(o)
+	if err := c.save(o); err != nil {
+		return Reply{}, err
+	}
+	c.notify(NotifySet, "sadd", o.key)
+	return Int(added), nil
 }
 
 // setMembers lists a set's members in order.
@@ -101,7 +105,10 @@ func cmdSPop(c *ctx) (Reply, error) {
 		if _, err := c.delMember(o, kv.Key); err != nil {
 			return Reply{}, err
 		}
-		return Bulk(kv.Key), c.saveOrRemove(o)
+		if err := c.removed(o, NotifySet, "spop"); err != nil {
+			return Reply{}, err
+		}
+		return Bulk(kv.Key), nil
 	}
 	count, err := argPositive(c.args[2], "")
 	if err != nil {
@@ -122,7 +129,10 @@ func cmdSPop(c *ctx) (Reply, error) {
 			return Reply{}, err
 		}
 	}
-	return setReply(members), c.saveOrRemove(o)
+	if err := c.removed(o, NotifySet, "spop"); err != nil {
+		return Reply{}, err
+	}
+	return setReply(members), nil
 }
 
 func cmdSRandMember(c *ctx) (Reply, error) {
@@ -244,16 +254,24 @@ func (c *ctx) setAlgebraStore(op setOp) (Reply, error) {
 	if err != nil {
 		return Reply{}, err
 	}
+	existed := dst.exists
 	if err := c.storeSet(dst, result); err != nil {
 		return Reply{}, err
+	}
+	if len(result) > 0 {
+		c.notify(NotifySet, c.spec.Name, dst.key)
+	} else if existed {
+		c.notify(NotifyGeneric, "del", dst.key)
 	}
 	return Int(int64(len(result))), nil
 }
 
 // storeSet replaces dst (of any type) with a set of members, or deletes it
-// if there are none.
+// if there are none. Like Redis's setKey, it creates ("new") only a key
+// that did not exist.
 func (c *ctx) storeSet(dst *obj, members [][]byte) error {
-	if dst.exists {
+	existed := dst.exists
+	if existed {
 		if err := c.remove(dst); err != nil {
 			return err
 		}
@@ -267,6 +285,7 @@ func (c *ctx) storeSet(dst *obj, members [][]byte) error {
 			return err
 		}
 	}
+	dst.exists = existed
 	return c.save(dst)
 }
 
@@ -336,11 +355,19 @@ func cmdSMove(c *ctx) (Reply, error) {
 	if err := c.saveOrRemove(src); err != nil {
 		return Reply{}, err
 	}
-	createIfMissing(dst, typeSet)
+	c.notify(NotifySet, "srem", src.key)
+	if !src.exists {
+		c.notify(NotifyGeneric, "del", src.key)
+	}
+	c.create(dst, typeSet)
 	if added, err := c.putMember(dst, member, nil); err != nil || !added {
 		return Int(1), err
 	}
-	return Int(1), c.save(dst)
+	if err := c.save(dst); err != nil {
+		return Reply{}, err
+	}
+	c.notify(NotifySet, "sadd", dst.key)
+	return Int(1), nil
 }
 
 func cmdSScan(c *ctx) (Reply, error) {

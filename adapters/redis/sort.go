@@ -102,7 +102,9 @@ func cmdSort(c *ctx) (Reply, error) {
 		return Reply{}, err
 	}
 	key := c.args[1]
-	sub := func(args ...[]byte) Reply { return execWith(c.st, c.now, c.rand, args, c.objCfg) }
+	// The sub-commands' own events are not SORT's (it notifies
+	// "sortstore" or "del" on its destination).
+	sub := func(args ...[]byte) Reply { return execWith(c.st, c.now, c.rand, args, c.objCfg, nil) }
 	kind := sub([]byte("type"), key)
 	if kind.Err != nil {
 		return kind, nil
@@ -154,6 +156,10 @@ func cmdSort(c *ctx) (Reply, error) {
 	if o.store == nil {
 		return bulks(out), nil
 	}
+	dst, err := c.lookup(o.store)
+	if err != nil {
+		return Reply{}, err
+	}
 	if r := sub([]byte("del"), o.store); r.Err != nil || r.Kind == KindError {
 		return r, nil
 	}
@@ -161,6 +167,12 @@ func cmdSort(c *ctx) (Reply, error) {
 		if r := sub(append([][]byte{[]byte("rpush"), o.store}, out...)...); r.Err != nil || r.Kind == KindError {
 			return r, nil
 		}
+		if !dst.exists {
+			c.notify(NotifyNew, "new", o.store) // Redis's setKey adds it
+		}
+		c.notify(NotifyList, "sortstore", o.store)
+	} else if dst.exists {
+		c.notify(NotifyGeneric, "del", o.store)
 	}
 	return Int(int64(len(out))), nil
 }

@@ -37,6 +37,7 @@ const (
 	opFlushAll = 'F' // start: this range's share of FLUSHALL, every database (write)
 	opDB       = 'D' // database, then a whole command (from its version byte) to run in that database
 	opConfig   = 'O' // OBJECT's configuration (WithObjectConfig), then a whole command, opDB's included
+	opNotify   = 'N' // keyspace event classes (WithNotify), then a whole command, opConfig's and opDB's included
 	opScan     = 's' // start, from, count, match, type: ScanRange (read)
 	opCount    = 'c' // start: CountKeys (read)
 	opKeyStats = 'k' // start: CountKeyStats, every database (read)
@@ -81,9 +82,21 @@ func (sm *StateMachine) Query(data consensus.RangeData, cmd []byte, meta consens
 	return EncodeReply(nil, r), nil
 }
 
-func run(data consensus.RangeData, cmd []byte, meta consensus.CommandMeta, write bool) (Reply, error) {
+func run(data consensus.RangeData, cmd []byte, meta consensus.CommandMeta, write bool) (r Reply, err error) {
 	if len(cmd) < 2 || cmd[0] != cmdVersion {
 		return Reply{}, fmt.Errorf("malformed command %x", cmd[:min(len(cmd), 8)])
+	}
+	var ev *events
+	if cmd[1] == opNotify {
+		var ok bool
+		if ev, cmd, ok = readNotify(cmd); !ok {
+			return Reply{}, fmt.Errorf("malformed command %x", cmd[:min(len(cmd), 8)])
+		}
+		defer func() {
+			if err == nil && r.Err == nil && len(ev.list) > 0 {
+				r.Events = ev.list
+			}
+		}()
 	}
 	var objCfg *ObjectConfig
 	if cmd[1] == opConfig {
@@ -129,9 +142,9 @@ func run(data consensus.RangeData, cmd []byte, meta consensus.CommandMeta, write
 		if r, ok, err := checkLocks(locks, db, Keys(args), now); (!ok || err != nil) && !lockCheckPlanted(write) {
 			return r, err
 		}
-		return execWith(st, now, meta.Rand, args, objCfg), nil
+		return execWith(st, now, meta.Rand, args, objCfg, ev), nil
 	case opMulti:
-		return runMulti(st, locks, db, &d, meta, objCfg)
+		return runMulti(st, locks, db, &d, meta, objCfg, ev)
 	case opBlock:
 		args := d.list()
 		if d.err != nil {
@@ -147,7 +160,7 @@ func run(data consensus.RangeData, cmd []byte, meta consensus.CommandMeta, write
 			_, ready := TryBlocking(st, now, args)
 			return Bool(ready), nil
 		}
-		r, ready := TryBlocking(st, now, args)
+		r, ready := tryBlocking(st, now, args, ev)
 		if r.Err != nil {
 			return r, nil
 		}
@@ -161,7 +174,11 @@ func run(data consensus.RangeData, cmd []byte, meta consensus.CommandMeta, write
 		if from == nil {
 			from = rs.start
 		}
-		n, next, err := ExpireSweepFrom(raw, now, from, int(limit))
+		expired := ev
+		if !write {
+			expired = nil // a dry run deletes nothing
+		}
+		n, next, err := expireSweepFrom(raw, now, from, int(limit), expired)
 		if err != nil {
 			return Reply{}, err
 		}
@@ -355,7 +372,7 @@ func keyDigest(st Store, now int64, key []byte) ([]byte, error) {
 
 // runMulti is EXEC of one range: unless a key it names is locked (the
 // reply is then Locked), execBatch.
-func runMulti(st, locks Store, db int, d *fieldReader, meta consensus.CommandMeta, objCfg *ObjectConfig) (Reply, error) {
+func runMulti(st, locks Store, db int, d *fieldReader, meta consensus.CommandMeta, objCfg *ObjectConfig, ev *events) (Reply, error) {
 	nw := d.uint()
 	var watches []Watch
 	for range min(nw, 1<<16) {
@@ -379,14 +396,14 @@ func runMulti(st, locks Store, db int, d *fieldReader, meta consensus.CommandMet
 	if r, ok, err := checkLocks(locks, db, keys, meta.NowMillis); (!ok || err != nil) && !lockCheckPlanted(true) {
 		return r, err
 	}
-	return execBatch(st, meta.NowMillis, meta.Rand, watches, cmds, objCfg), nil
+	return execBatch(st, meta.NowMillis, meta.Rand, watches, cmds, objCfg, ev), nil
 }
 
 // execBatch is EXEC: if every watched key still has its digest, the
 // queued commands run in order, as one atomic write; otherwise nothing
 // runs and the reply is a null array. A reply with Reply.Err stops it,
 // and its writes must be discarded.
-func execBatch(st Store, now int64, seed uint64, watches []Watch, cmds [][][]byte, objCfg *ObjectConfig) Reply {
+func execBatch(st Store, now int64, seed uint64, watches []Watch, cmds [][][]byte, objCfg *ObjectConfig, ev *events) Reply {
 	for _, w := range watches {
 		dg, err := keyDigest(st, now, w.Key)
 		if err != nil {
@@ -405,12 +422,12 @@ func execBatch(st Store, now int64, seed uint64, watches []Watch, cmds [][][]byt
 			// In a transaction a blocking command does not block (Redis
 			// treats it as its non-blocking form with a timeout).
 			var ready bool
-			r, ready = TryBlocking(st, now, args)
+			r, ready = tryBlocking(st, now, args, ev)
 			if !ready && r.Err == nil {
 				r = TimeoutReply(spec.Name)
 			}
 		} else {
-			r = execWith(st, now, seed, args, objCfg)
+			r = execWith(st, now, seed, args, objCfg, ev)
 		}
 		if r.Err != nil || (mutation.On(MutExecErrorAborts) && r.Kind == KindError) {
 			return r
@@ -654,8 +671,8 @@ func (r *fieldReader) list() [][]byte {
 }
 
 // EncodeReply appends r in the state machine's binary reply form: the kind,
-// a flags byte (1 FlatInRESP2, 2 HumanDouble, 4 PairsInRESP2), then the value. Reply.Err
-// is not carried.
+// a flags byte (1 FlatInRESP2, 2 HumanDouble, 4 PairsInRESP2, 8 events
+// follow), then the value, then the events. Reply.Err is not carried.
 func EncodeReply(dst []byte, r Reply) []byte {
 	flags := byte(0)
 	if r.FlatInRESP2 {
@@ -666,6 +683,9 @@ func EncodeReply(dst []byte, r Reply) []byte {
 	}
 	if r.PairsInRESP2 {
 		flags |= 4
+	}
+	if len(r.Events) > 0 {
+		flags |= 8
 	}
 	dst = append(dst, byte(r.Kind), flags)
 	switch r.Kind {
@@ -686,6 +706,9 @@ func EncodeReply(dst []byte, r Reply) []byte {
 			dst = EncodeReply(dst, e)
 		}
 	}
+	if len(r.Events) > 0 {
+		dst = appendEvents(dst, r.Events)
+	}
 	return dst
 }
 
@@ -699,13 +722,21 @@ func DecodeReply(b []byte) (Reply, error) {
 	return r, fr.err
 }
 
-func decodeReply(fr *fieldReader, depth int) Reply {
+func decodeReply(fr *fieldReader, depth int) (r Reply) {
 	if len(fr.b) < 2 || depth > 64 {
 		fr.err = errMalformed
 		return Reply{}
 	}
-	r := Reply{Kind: Kind(fr.b[0]), FlatInRESP2: fr.b[1]&1 != 0, HumanDouble: fr.b[1]&2 != 0, PairsInRESP2: fr.b[1]&4 != 0}
+	r = Reply{Kind: Kind(fr.b[0]), FlatInRESP2: fr.b[1]&1 != 0, HumanDouble: fr.b[1]&2 != 0, PairsInRESP2: fr.b[1]&4 != 0}
+	withEvents := fr.b[1]&8 != 0
 	fr.b = fr.b[2:]
+	if withEvents {
+		defer func() {
+			if fr.err == nil {
+				r.Events = readEvents(fr)
+			}
+		}()
+	}
 	switch r.Kind {
 	case KindSimple, KindError, KindBulk:
 		r.Str = fr.field()

@@ -93,6 +93,7 @@ func cmdXGroup(c *ctx) (Reply, error) {
 			return Reply{}, userError("BUSYGROUP Consumer Group name already exists")
 		}
 		s.createGroup(groupName, id, entriesRead)
+		c.notify(NotifyStream, "xgroup-create", key)
 		return OK(), s.save()
 	case name == "setid" && (argc == 5 || argc == 7):
 		id := s.meta().lastID
@@ -103,6 +104,7 @@ func cmdXGroup(c *ctx) (Reply, error) {
 			}
 		}
 		g.lastID, g.entriesRead, g.dirty = id, entriesRead, true
+		c.notify(NotifyStream, "xgroup-setid", key)
 		return OK(), s.save()
 	case name == "destroy":
 		if g == nil {
@@ -111,13 +113,14 @@ func cmdXGroup(c *ctx) (Reply, error) {
 		if err := s.destroyGroup(g); err != nil {
 			return Reply{}, err
 		}
+		c.notify(NotifyStream, "xgroup-destroy", key)
 		return Int(1), s.save()
 	case name == "createconsumer":
 		cn, err := s.consumer(g, c.args[4], false)
 		if err != nil || cn != nil {
 			return Int(0), err
 		}
-		s.createConsumer(g, c.args[4])
+		s.createConsumer(g, c.args[4]) // "xgroup-createconsumer"
 		return Int(1), s.save()
 	case name == "delconsumer":
 		cn, err := s.consumer(g, c.args[4], false)
@@ -128,6 +131,7 @@ func cmdXGroup(c *ctx) (Reply, error) {
 		if err != nil {
 			return Reply{}, err
 		}
+		c.notify(NotifyStream, "xgroup-delconsumer", key)
 		return Int(pending), s.save()
 	}
 	return Reply{}, c.subcommandSyntaxErr()

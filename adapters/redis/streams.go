@@ -160,8 +160,13 @@ func cmdXAdd(c *ctx) (Reply, error) {
 	if err := s.add(id, fields); err != nil {
 		return Reply{}, err
 	}
-	if _, err := s.trim(a.trimArgs); err != nil {
+	c.notify(NotifyStream, "xadd", s.o.key)
+	trimmed, err := s.trim(a.trimArgs)
+	if err != nil {
 		return Reply{}, err
+	}
+	if trimmed > 0 {
+		c.notify(NotifyStream, "xtrim", s.o.key)
 	}
 	return id.reply(), s.save()
 }
@@ -296,6 +301,7 @@ func cmdXDel(c *ctx) (Reply, error) {
 			return Reply{}, err
 		}
 	}
+	c.notify(NotifyStream, "xdel", s.o.key)
 	return Int(deleted), s.save()
 }
 
@@ -313,6 +319,7 @@ func cmdXTrim(c *ctx) (Reply, error) {
 	if err != nil || n == 0 {
 		return Int(n), err
 	}
+	c.notify(NotifyStream, "xtrim", s.o.key)
 	return Int(n), s.save()
 }
 
@@ -371,6 +378,7 @@ func cmdXSetID(c *ctx) (Reply, error) {
 	if !maxDeleted.isZero() {
 		m.maxDeleted = maxDeleted
 	}
+	c.notify(NotifyStream, "xsetid", s.o.key)
 	return OK(), s.save()
 }
 

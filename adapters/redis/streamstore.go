@@ -564,10 +564,12 @@ func (c *ctx) lookupStream(key []byte) (*stream, error) {
 func (s *stream) exists() bool      { return s.o.exists }
 func (s *stream) meta() *streamMeta { return &s.o.m.stream }
 
-// create makes the missing key an empty stream (written by save).
+// create makes the missing key an empty stream (written by save): Redis's
+// dbAdd, with its "new" event.
 func (s *stream) create() {
 	s.o.m = meta{typ: typeStream}
 	s.o.exists = true
+	s.c.notify(NotifyNew, "new", s.o.key)
 }
 
 // save writes the metadata and every group and consumer the command
@@ -1177,7 +1179,8 @@ func (s *stream) eachConsumer(g *group, fn func(cn *consumer) error) error {
 	return err
 }
 
-// createConsumer makes a consumer that does not exist, seen now.
+// createConsumer makes a consumer that does not exist, seen now
+// (streamCreateConsumer, with its event).
 func (s *stream) createConsumer(g *group, name []byte) *consumer {
 	cn := &consumer{streamConsumer: streamConsumer{name: bytes.Clone(name), seen: s.c.now}, dirty: true}
 	if g.cons == nil {
@@ -1186,6 +1189,7 @@ func (s *stream) createConsumer(g *group, name []byte) *consumer {
 	g.cons[string(name)] = cn
 	g.consumers++
 	g.dirty = true
+	s.c.notify(NotifyStream, "xgroup-createconsumer", s.o.key)
 	return cn
 }
 

@@ -31,6 +31,7 @@ func (c *ctx) setString(key, value []byte, keepTTL bool, expireAt int64) error {
 		if err := c.remove(o); err != nil {
 			return err
 		}
+		o.exists = true // overwritten, not added (dbOverwrite): no "new"
 	}
 	o.m = meta{typ: typeString, expireAt: expireAt, value: value}
 	if (keepTTL || mutation.On(MutSetKeepsTTL)) && expireAt == 0 {
@@ -168,6 +169,10 @@ func (c *ctx) setGeneric(flags int, key, value, expire []byte, okReply, abortRep
 	if err := c.setString(key, value, flags&setKeepTTL != 0, expireAt); err != nil {
 		return Reply{}, err
 	}
+	c.notify(NotifyString, "set", key)
+	if expire != nil {
+		c.notify(NotifyGeneric, "expire", key)
+	}
 	if flags&setGet != 0 {
 		return getReply, nil
 	}
@@ -195,7 +200,11 @@ func cmdGetSet(c *ctx) (Reply, error) {
 	if o.exists {
 		r = Bulk(o.m.value)
 	}
-	return r, c.setString(c.args[1], c.args[2], false, 0)
+	if err := c.setString(c.args[1], c.args[2], false, 0); err != nil {
+		return Reply{}, err
+	}
+	c.notify(NotifyString, "set", c.args[1])
+	return r, nil
 }
 
 func cmdGetDel(c *ctx) (Reply, error) {
@@ -203,7 +212,12 @@ func cmdGetDel(c *ctx) (Reply, error) {
 	if err != nil || !o.exists {
 		return Null(), err
 	}
-	return Bulk(o.m.value), c.remove(o)
+	r := Bulk(o.m.value)
+	if err := c.remove(o); err != nil {
+		return Reply{}, err
+	}
+	c.notify(NotifyGeneric, "del", c.args[1])
+	return r, nil
 }
 
 func cmdGetEx(c *ctx) (Reply, error) {
@@ -224,13 +238,22 @@ func cmdGetEx(c *ctx) (Reply, error) {
 	r := Bulk(o.m.value)
 	switch {
 	case flags&(setEXAT|setPXAT) != 0 && expireAt <= c.now:
-		return r, c.remove(o)
+		if err := c.remove(o); err != nil {
+			return Reply{}, err
+		}
+		c.notify(NotifyGeneric, "del", c.args[1])
 	case expire != nil:
 		o.m.expireAt = expireAt
-		return r, c.save(o)
+		if err := c.save(o); err != nil {
+			return Reply{}, err
+		}
+		c.notify(NotifyGeneric, "expire", c.args[1])
 	case flags&setPersist != 0 && o.m.expireAt != 0:
 		o.m.expireAt = 0
-		return r, c.save(o)
+		if err := c.save(o); err != nil {
+			return Reply{}, err
+		}
+		c.notify(NotifyGeneric, "persist", c.args[1])
 	}
 	return r, nil
 }
@@ -259,6 +282,7 @@ func cmdMSet(c *ctx) (Reply, error) {
 		if err := c.setString(c.args[i], c.args[i+1], false, 0); err != nil {
 			return Reply{}, err
 		}
+		c.notify(NotifyString, "set", c.args[i])
 	}
 	return OK(), nil
 }
@@ -280,6 +304,7 @@ func cmdMSetNX(c *ctx) (Reply, error) {
 		if err := c.setString(c.args[i], c.args[i+1], false, 0); err != nil {
 			return Reply{}, err
 		}
+		c.notify(NotifyString, "set", c.args[i])
 	}
 	return Int(1), nil
 }
@@ -315,7 +340,11 @@ func (c *ctx) incrBy(incr int64) (Reply, error) {
 		o.m = meta{typ: typeString}
 	}
 	o.m.value = strconv.AppendInt(nil, v, 10)
-	return Int(v), c.save(o)
+	if err := c.save(o); err != nil {
+		return Reply{}, err
+	}
+	c.notify(NotifyString, "incrby", c.args[1])
+	return Int(v), nil
 }
 
 func cmdIncr(c *ctx) (Reply, error) { return c.incrBy(1) }
@@ -364,7 +393,11 @@ func cmdIncrByFloat(c *ctx) (Reply, error) {
 		o.m = meta{typ: typeString}
 	}
 	o.m.value = []byte(formatLongDouble(sum))
-	return Bulk(o.m.value), c.save(o)
+	if err := c.save(o); err != nil {
+		return Reply{}, err
+	}
+	c.notify(NotifyString, "incrbyfloat", c.args[1])
+	return Bulk(o.m.value), nil
 }
 
 func cmdAppend(c *ctx) (Reply, error) {
@@ -374,14 +407,18 @@ func cmdAppend(c *ctx) (Reply, error) {
 	}
 	if !o.exists {
 		o.m = meta{typ: typeString, value: c.args[2]}
-		return Int(int64(len(c.args[2]))), c.save(o)
+	} else {
+		if len(o.m.value)+len(c.args[2]) > maxStringBytes {
+			return Reply{}, errTooBig
+		}
+		v := make([]byte, 0, len(o.m.value)+len(c.args[2]))
+		o.m.value = append(append(v, o.m.value...), c.args[2]...)
 	}
-	if len(o.m.value)+len(c.args[2]) > maxStringBytes {
-		return Reply{}, errTooBig
+	if err := c.save(o); err != nil {
+		return Reply{}, err
 	}
-	v := make([]byte, 0, len(o.m.value)+len(c.args[2]))
-	o.m.value = append(append(v, o.m.value...), c.args[2]...)
-	return Int(int64(len(o.m.value))), c.save(o)
+	c.notify(NotifyString, "append", c.args[1])
+	return Int(int64(len(o.m.value))), nil
 }
 
 func cmdStrlen(c *ctx) (Reply, error) {
@@ -454,5 +491,9 @@ func cmdSetRange(c *ctx) (Reply, error) {
 		o.m = meta{typ: typeString}
 	}
 	o.m.value = v
-	return Int(size), c.save(o)
+	if err := c.save(o); err != nil {
+		return Reply{}, err
+	}
+	c.notify(NotifyString, "setrange", c.args[1])
+	return Int(size), nil
 }

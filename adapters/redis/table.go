@@ -118,7 +118,7 @@ var keyedCommands = []string{
 	"xadd", "xlen", "xrange", "xrevrange", "xdel", "xtrim", "xread", "xreadgroup", "xsetid", "xinfo",
 	"xgroup", "xack", "xpending", "xclaim", "xautoclaim",
 	// scripting.go, sort.go
-	"eval", "eval_ro", "evalsha", "evalsha_ro", "sort", "sort_ro",
+	"eval", "eval_ro", "evalsha", "evalsha_ro", "fcall", "fcall_ro", "sort", "sort_ro",
 }
 
 // blockingCommands run through TryBlocking.
@@ -132,7 +132,7 @@ var serverCommands = []string{
 	"auth", "client", "command", "config", "discard", "echo", "exec", "hello",
 	"info", "multi", "ping", "psubscribe", "publish", "pubsub", "punsubscribe",
 	"quit", "reset", "script", "select", "subscribe", "time", "unsubscribe", "unwatch", "watch",
-	"function", "fcall", "fcall_ro",
+	"function", "wait",
 }
 
 var (
@@ -152,9 +152,10 @@ func buildTable() {
 			// computed in the value (hll.go), as Redis does: it runs as a
 			// write (and, as on a Redis primary, deletes an expired key it
 			// meets).
-			// EVAL and EVALSHA carry neither flag (a script may do
-			// either): they run as writes, through the log.
-			write:    slices.Contains(g.flags, "write") || g.name == "pfcount" || g.name == "eval" || g.name == "evalsha",
+			// EVAL, EVALSHA and FCALL carry neither flag (a script may
+			// do either): they run as writes, through the log.
+			write: slices.Contains(g.flags, "write") || g.name == "pfcount" || g.name == "eval" || g.name == "evalsha" ||
+				g.name == "fcall",
 			readonly: slices.Contains(g.flags, "readonly") && g.name != "pfcount",
 		}
 		s.info = mustParse(g.info)
@@ -272,7 +273,7 @@ func Keys(args [][]byte) [][]byte {
 		return numkeysKeys(args, 2, args[1:2])
 	case "zunion", "zinter", "zdiff", "sintercard", "zintercard", "lmpop", "zmpop":
 		return numkeysKeys(args, 1, nil)
-	case "blmpop", "bzmpop", "eval", "eval_ro", "evalsha", "evalsha_ro":
+	case "blmpop", "bzmpop", "eval", "eval_ro", "evalsha", "evalsha_ro", "fcall", "fcall_ro":
 		return numkeysKeys(args, 2, nil)
 	case "georadius", "georadiusbymember":
 		// The key specs: the key, then the key after the first STORE and
@@ -330,13 +331,18 @@ func (s *Spec) subcommandOf(args [][]byte) (name string, arityOK bool, bad Reply
 // subcommand is the subcommand of the container command c runs, checked
 // as Redis's processCommand checks it: ok false when it is unknown or its
 // arity does not fit, with the error to reply.
-func (c *ctx) subcommand() (name string, bad Reply, ok bool) {
-	name, arityOK, bad := c.spec.subcommandOf(c.args)
+func (c *ctx) subcommand() (name string, bad Reply, ok bool) { return c.spec.Subcommand(c.args) }
+
+// Subcommand is the subcommand of the container command args run (args[0]
+// is s's name), checked as Redis's processCommand checks it: ok false
+// when it is unknown or its arity does not fit, with the error to reply.
+func (s *Spec) Subcommand(args [][]byte) (name string, bad Reply, ok bool) {
+	name, arityOK, bad := s.subcommandOf(args)
 	switch {
 	case name == "":
 		return "", bad, false
 	case !arityOK:
-		return "", arityError(c.spec.Name + "|" + name), false
+		return "", arityError(s.Name + "|" + name), false
 	}
 	return name, Reply{}, true
 }

@@ -229,7 +229,7 @@ options:
 	var added, updated, processed int64
 	var score float64
 	if o.exists || flags&zaddXX == 0 {
-		createIfMissing(o, typeZSet)
+		c.create(o, typeZSet)
 		for j := range elems {
 			a, u, p, nan, ns, err := c.zaddOne(o, flags, scores[j], c.args[i+2*j+1])
 			if err != nil {
@@ -249,6 +249,11 @@ options:
 			if err := c.save(o); err != nil {
 				return Reply{}, err
 			}
+			event := "zadd"
+			if incr {
+				event = "zincr"
+			}
+			c.notify(NotifyZSet, event, o.key)
 		}
 	}
 	if incr {
@@ -285,7 +290,10 @@ func cmdZRem(c *ctx) (Reply, error) {
 	if n == 0 {
 		return Int(0), nil
 	}
-	return Int(n), c.saveOrRemove(o)
+	if err := c.removed(o, NotifyZSet, "zrem"); err != nil {
+		return Reply{}, err
+	}
+	return Int(n), nil
 }
 
 func cmdZScore(c *ctx) (Reply, error) {
@@ -528,7 +536,7 @@ func (c *ctx) zrangeGeneric(argStart int, store bool, kind rangeKind, rev, revFi
 		if err != nil {
 			return Reply{}, err
 		}
-		return Int(int64(len(res))), c.storeZSet(dst, res)
+		return Int(int64(len(res))), c.storeZSet(dst, res, "zrangestore")
 	}
 	return zentsReply(res, withScores), nil
 }
@@ -681,14 +689,20 @@ func (c *ctx) zrangeByLex(o *obj, r lexRange, offset, limit int64, rev bool) ([]
 }
 
 // storeZSet replaces dst (of any type) with the given elements, or deletes
-// it if there are none.
-func (c *ctx) storeZSet(dst *obj, elems []zent) error {
-	if dst.exists {
+// it if there are none. Its events are Redis's: the command's event (a
+// key it creates is "new" first: setKey's dbAdd), or "del" for an
+// existing dst it deletes.
+func (c *ctx) storeZSet(dst *obj, elems []zent, event string) error {
+	existed := dst.exists
+	if existed {
 		if err := c.remove(dst); err != nil {
 			return err
 		}
 	}
 	if len(elems) == 0 {
+		if existed {
+			c.notify(NotifyGeneric, "del", dst.key)
+		}
 		return nil
 	}
 	dst.m = meta{typ: typeZSet}
@@ -698,7 +712,14 @@ func (c *ctx) storeZSet(dst *obj, elems []zent) error {
 			return err
 		}
 	}
-	return c.save(dst)
+	if err := c.save(dst); err != nil {
+		return err
+	}
+	if !existed {
+		c.notify(NotifyNew, "new", dst.key)
+	}
+	c.notify(NotifyZSet, event, dst.key)
+	return nil
 }
 
 func cmdZRange(c *ctx) (Reply, error) { return c.zrangeGeneric(1, false, rangeAuto, false, false) }
@@ -787,7 +808,9 @@ func (c *ctx) zpop(max bool) (Reply, error) {
 
 // zpopN removes up to n members from the low end of the sorted set (the
 // high end if max), saves it, and returns them in the order taken: what
-// ZPOPMIN/ZPOPMAX, ZMPOP and BZPOPMIN/BZPOPMAX share.
+// ZPOPMIN/ZPOPMAX, ZMPOP and BZPOPMIN/BZPOPMAX share (genericZpopCommand),
+// their events ("zpopmin" or "zpopmax", and "del" for the last member)
+// included.
 func (c *ctx) zpopN(o *obj, n int64, max bool) ([]zent, error) {
 	n = min(n, o.m.count)
 	var res []zent
@@ -806,7 +829,14 @@ func (c *ctx) zpopN(o *obj, n int64, max bool) ([]zent, error) {
 			return nil, err
 		}
 	}
-	return res, c.saveOrRemove(o)
+	event := "zpopmin"
+	if max {
+		event = "zpopmax"
+	}
+	if err := c.removed(o, NotifyZSet, event); err != nil {
+		return nil, err
+	}
+	return res, nil
 }
 
 func cmdZPopMin(c *ctx) (Reply, error) { return c.zpop(false) }
@@ -953,7 +983,8 @@ func (c *ctx) zsetAlgebra(op setOp, store bool) (Reply, error) {
 		if err != nil {
 			return Reply{}, err
 		}
-		return Int(int64(len(result))), c.storeZSet(dst, result)
+		event := map[setOp]string{opUnion: "zunionstore", opInter: "zinterstore", opDiff: "zdiffstore"}[op]
+		return Int(int64(len(result))), c.storeZSet(dst, result, event)
 	}
 	slices.SortFunc(result, func(a, b zent) int {
 		if c := cmp.Compare(normScore(a.score), normScore(b.score)); c != 0 {
@@ -1112,7 +1143,11 @@ func (c *ctx) zremRange(kind rangeKind) (Reply, error) {
 			return Reply{}, err
 		}
 	}
-	return Int(int64(len(res))), c.saveOrRemove(o)
+	event := map[rangeKind]string{rangeRank: "zremrangebyrank", rangeScore: "zremrangebyscore", rangeLex: "zremrangebylex"}[kind]
+	if err := c.removed(o, NotifyZSet, event); err != nil {
+		return Reply{}, err
+	}
+	return Int(int64(len(res))), nil
 }
 
 func cmdZRemRangeByRank(c *ctx) (Reply, error)  { return c.zremRange(rangeRank) }

@@ -95,6 +95,12 @@ const serveGetScript = "return redis.call('get', KEYS[1])"
 
 var serveGetScriptSHA = redis.ScriptSHA([]byte(serveGetScript))
 
+// serveLibrary is a function library FUNCTION LOAD may put in place (or
+// DELETE remove) before an FCALL.
+const serveLibrary = "#!lua name=served\n" +
+	"redis.register_function{function_name='sget', callback=function(keys) return redis.call('get', keys[1]) end, flags={'no-writes'}}\n" +
+	"redis.register_function('sappend', function(keys, args) redis.call('append', keys[1], args[1]) return redis.pcall('rpush', keys[2], args[1]) end)\n"
+
 // genServeCmd draws a command; inMulti leaves out MULTI, EXEC, DISCARD,
 // KEYS and CONFIG GET.
 func genServeCmd(t *rapid.T, inMulti bool) []string {
@@ -119,7 +125,10 @@ func genServeCmd(t *rapid.T, inMulti bool) []string {
 		{"CONFIG", "SET", rapid.SampledFrom([]string{"hash-max-ziplist-entries", "zset-max-listpack-entries", "set-max-intset-entries", "list-max-listpack-size", "list-compress-depth", "lua-time-limit"}).Draw(t, "intcfg"), i},
 		{"CONFIG", "SET", rapid.SampledFrom([]string{"hash-max-listpack-value", "zset-max-ziplist-value"}).Draw(t, "memcfg"), rapid.SampledFrom([]string{"64", "1k", "2kb", "x", "-1", "1.5", ""}).Draw(t, "mem")},
 		{"CONFIG", "SET", "maxmemory-policy", rapid.SampledFrom([]string{"noeviction", "allkeys-lru", "ALLKEYS-LFU", "lru"}).Draw(t, "policy")},
-		{"CONFIG", "SET", "notify-keyspace-events", rapid.SampledFrom([]string{"", "Q"}).Draw(t, "notify")},
+		{"CONFIG", "SET", "notify-keyspace-events", rapid.SampledFrom([]string{"", "Q", "KEA", "Ex", "AKEnm", "g$lshzxetdKE", "Elm", "K"}).Draw(t, "notify")},
+		// WAIT: no replica on either side (Redis would block for ever on
+		// more than 0 with no timeout).
+		{"WAIT", "0", "0"}, {"WAIT", "1", "5"}, {"WAIT", "x", "0"}, {"WAIT", "0", "-1"}, {"WAIT", "0", "1.5"}, {"WAIT", "0"},
 		{"CONFIG", "SET", "save", ""},
 		// Scripts (over keys in one range or several) and the function
 		// commands a harness sends at start-up.
@@ -130,13 +139,16 @@ func genServeCmd(t *rapid.T, inMulti bool) []string {
 		{"EVALSHA", serveGetScriptSHA, "1", k}, {"EVAL", serveGetScript, "1", k},
 		{"SCRIPT", "EXISTS", serveGetScriptSHA}, {"SCRIPT", "FLUSH"},
 		{"FUNCTION", "FLUSH"}, {"FUNCTION", "LIST"}, {"FUNCTION", "STATS"}, {"FUNCTION", "DELETE", "lib"}, {"FCALL", "f", "0"},
-		{"CONFIG", "GET", rapid.SampledFrom([]string{"hash-max-*", "zset-max-*", "list-*", "set-max-intset-entries", "maxmemory-policy", "busy-reply-threshold", "lua-time-limit", "save"}).Draw(t, "get")},
+		{"FUNCTION", "LOAD", "REPLACE", serveLibrary}, {"FUNCTION", "DELETE", "served"},
+		{"FCALL", "sget", "1", k}, {"FCALL_RO", "sget", "1", k}, {"FCALL", "sappend", "2", k, k2, v}, {"FCALL_RO", "sappend", "2", k, k2, v},
+		{"CONFIG", "GET", rapid.SampledFrom([]string{"hash-max-*", "zset-max-*", "list-*", "set-max-intset-entries", "maxmemory-policy", "busy-reply-threshold", "lua-time-limit", "save", "notify-keyspace-events"}).Draw(t, "get")},
 	}
 	if inMulti {
 		cmds = slices.DeleteFunc(cmds, func(c []string) bool {
-			// KEYS and CONFIG GET come in Redis's dict order, sorted only
-			// at the top level (normalizeRaw).
-			return slices.Contains([]string{"EXEC", "DISCARD", "MULTI", "KEYS"}, c[0]) || (c[0] == "CONFIG" && c[1] == "GET")
+			// KEYS, CONFIG GET and FUNCTION LIST come in Redis's dict
+			// order, sorted only at the top level (normalizeRaw).
+			return slices.Contains([]string{"EXEC", "DISCARD", "MULTI", "KEYS"}, c[0]) || (c[0] == "CONFIG" && c[1] == "GET") ||
+				(c[0] == "FUNCTION" && c[1] == "LIST")
 		})
 	}
 	return rapid.SampledFrom(cmds).Draw(t, "cmd")
@@ -164,6 +176,15 @@ func normalizeRaw(cmd []string, raw []byte) []byte {
 			slices.SortFunc(ps, func(a, b pair) int { return bytes.Compare(a.k.Str, b.k.Str) })
 			for i, p := range ps {
 				r.Elems[2*i], r.Elems[2*i+1] = p.k, p.v
+			}
+		}
+	case "function":
+		// A library's functions come in Redis's dictionary order.
+		for _, lib := range r.Elems {
+			for i := 0; i+1 < len(lib.Elems); i += 2 {
+				if string(lib.Elems[i].Str) == "functions" {
+					sortRaw(lib.Elems[i+1].Elems)
+				}
 			}
 		}
 	case "ttl":

@@ -22,9 +22,10 @@ import (
 //     maxmemory-policy (nothing is evicted while maxmemory is 0, in Redis
 //     too). Clients and test harnesses set them at start-up; they are
 //     validated exactly as Redis validates them.
-//   - refused: notify-keyspace-events may be set only to "" until keyspace
-//     notifications exist; another valid value is refused with a clear
-//     error (a bad one gets Redis's own error first).
+//   - notify-keyspace-events, which this node's commands publish their
+//     keyspace events under (redis/notify.go), kept as set and reported as
+//     Redis 7.0 reports it ("KEA" reads back as "AKE", and n is set but
+//     not shown).
 //
 // Settings are per node (as in Redis, per server) and are not persisted
 // (CONFIG REWRITE does not exist).
@@ -109,7 +110,12 @@ func (t *configTable) get(patterns [][]byte) []redis.Reply {
 	for _, name := range sortedKeys(t.byName) {
 		for _, p := range patterns {
 			if redis.GlobMatch(bytes.ToLower(p), []byte(name)) {
-				out = append(out, redis.BulkString(name), redis.BulkString(t.byName[name].value))
+				v := t.byName[name].value
+				if t.byName[name].kind == cfgNotify {
+					flags, _ := redis.ParseNotifyFlags(v)
+					v = redis.NotifyFlagsString(flags)
+				}
+				out = append(out, redis.BulkString(name), redis.BulkString(v))
 				break
 			}
 		}
@@ -178,16 +184,10 @@ func (d *configDef) parse(v string) (string, string) {
 		}
 		return "", "argument(s) must be one of the following: " + strings.Join(d.enum, ", ")
 	case cfgNotify:
-		const classes = "Ag$lshzxeKEtmdn"
-		for _, c := range v {
-			if !strings.ContainsRune(classes, c) {
-				return "", "Invalid event class character. Use 'Ag$lshzxeKEtmdn'."
-			}
+		if _, ok := redis.ParseNotifyFlags(v); !ok {
+			return "", "Invalid event class character. Use 'Ag$lshzxeKEtmdn'."
 		}
-		if v != "" {
-			return "", "keyspace notifications are not supported by Orbit yet (only \"\" may be set)"
-		}
-		return v, ""
+		return v, "" // as set: CONFIG GET reports it as Redis does (get)
 	}
 	return "", "can't set immutable config"
 }
@@ -239,4 +239,44 @@ func (s *Server) objectConfig() redis.ObjectConfig {
 		ZSetMaxListpackValue:   num("zset-max-listpack-value"),
 		LFU:                    strings.HasSuffix(t.byName["maxmemory-policy"].value, "-lfu"),
 	}
+}
+
+// notifyFlags are the keyspace event classes this node's commands
+// publish (notify-keyspace-events), 0 for none: read by every command,
+// so kept apart from the table, which CONFIG SET changes under s.mu.
+func (s *Server) notifyFlags() uint16 { return uint16(s.notify.Load()) }
+
+// notifyFlags are the classes notify-keyspace-events sets.
+func (t *configTable) notifyFlags() uint16 {
+	flags, _ := redis.ParseNotifyFlags(t.byName["notify-keyspace-events"].value)
+	return flags
+}
+
+// wait is WAIT numreplicas timeout. Every write Orbit acknowledges is
+// already in the synced logs of a majority of its range's replicas, so
+// WAIT needs no waiting: it answers at once with the replicas besides the
+// leader that a commit guarantees hold every acknowledged write — half of
+// the replicas, rounded down, of the range that has the fewest (0 on one
+// node, 1 on three). It answers at once when more are asked for too
+// (Redis would block until the timeout): a replica beyond the majority
+// may have the write, but nothing proves it. Arguments are checked as
+// Redis checks them.
+func (s *Server) wait(args [][]byte) redis.Reply {
+	if _, err := strconv.ParseInt(string(args[1]), 10, 64); err != nil {
+		return redis.Error("ERR value is not an integer or out of range")
+	}
+	timeout, err := strconv.ParseInt(string(args[2]), 10, 64)
+	if err != nil {
+		return redis.Error("ERR timeout is not an integer or out of range")
+	}
+	if timeout < 0 {
+		return redis.Error("ERR timeout is negative")
+	}
+	fewest := -1
+	for _, d := range s.router.Ranges() {
+		if fewest < 0 || len(d.Replicas) < fewest {
+			fewest = len(d.Replicas)
+		}
+	}
+	return redis.Int(int64(max(fewest, 0) / 2))
 }

@@ -245,6 +245,13 @@ func (c *Conn) do(ctx context.Context, args [][]byte) ([]redis.Reply, bool, hand
 			name, args = c.s.scriptArgs(name, args)
 			spec, _ = redis.Lookup(name)
 		}
+	case "fcall", "fcall_ro":
+		if !c.multi && (c.proto != 2 || len(c.subs)+len(c.psubs) == 0) {
+			var err error
+			if args, err = c.s.fcallArgs(ctx, args); err != nil {
+				return one(failure(err)), false, ran
+			}
+		}
 	}
 	if c.proto == 2 && len(c.subs)+len(c.psubs) > 0 && !slices.Contains(allowedSubscribed, name) {
 		return errorReply(fmt.Sprintf("ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", name)), false, rejected
@@ -294,9 +301,10 @@ func (c *Conn) Concurrent(args [][]byte) (keys [][]byte, ok bool) {
 		return nil, false
 	}
 	switch spec.Name {
-	case "eval", "eval_ro", "evalsha", "evalsha_ro":
+	case "eval", "eval_ro", "evalsha", "evalsha_ro", "fcall", "fcall_ro":
 		// They read and fill the script cache (scriptArgs), which a
-		// later EVALSHA in the pipeline, on other keys, may need.
+		// later EVALSHA in the pipeline, on other keys, may need; FCALL
+		// reads the libraries first (fcallArgs).
 		return nil, false
 	}
 	keys = redis.Keys(args)
@@ -539,7 +547,21 @@ func (c *Conn) exec(ctx context.Context) redis.Reply {
 			end++
 		}
 		if end > start || watches != nil {
-			rs, r := c.atomic(ctx, watches, queue[start:end])
+			// FCALL finds its library as the run starts (a FUNCTION LOAD
+			// queued before it has run by then).
+			var rs []redis.Reply
+			var r redis.Reply
+			var err error
+			for i, q := range queue[start:end] {
+				if spec, _ := redis.Lookup(string(q[0])); err == nil && (spec.Name == "fcall" || spec.Name == "fcall_ro") {
+					queue[start+i], err = c.s.fcallArgs(ctx, q)
+				}
+			}
+			if err == nil {
+				rs, r = c.atomic(ctx, watches, queue[start:end])
+			} else {
+				r = failure(err) // the libraries could not be read: nothing of the run ran
+			}
 			if rs == nil && len(out) == 0 {
 				return r // a null array (a watched key changed) or a failure: nothing ran
 			}
@@ -740,6 +762,8 @@ func (c *Conn) server(ctx context.Context, name string, args [][]byte) ([]redis.
 		return one(c.s.info(ctx, args)), false
 	case "config":
 		return one(c.s.configCommand(args)), false
+	case "wait":
+		return one(c.s.wait(args)), false
 	case "time":
 		now := c.s.rt.Now()
 		return one(redis.Array(redis.BulkString(strconv.FormatInt(now.Unix(), 10)),
@@ -772,9 +796,7 @@ func (c *Conn) server(ctx context.Context, name string, args [][]byte) ([]redis.
 	case "script":
 		return one(c.s.scriptCommand(args)), false
 	case "function":
-		return one(c.s.functionCommand(args)), false
-	case "fcall", "fcall_ro":
-		return errorReply("ERR Function not found"), false // no library is ever loaded (functionCommand)
+		return one(c.s.functionCommand(ctx, args)), false
 	}
 	return one(redis.Exec(nil, 0, 0, args)), false // unknown command
 }
@@ -1002,7 +1024,9 @@ func (s *Server) configCommand(args [][]byte) redis.Reply {
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return s.config.set(args[2:])
+		r := s.config.set(args[2:])
+		s.notify.Store(uint32(s.config.notifyFlags()))
+		return r
 	case "resetstat":
 		return redis.OK()
 	}

@@ -142,39 +142,3 @@ var scriptHelp = []string{
 	"HELP",
 	"    Prints this help.",
 }
-
-// functionCommand answers FUNCTION. Redis 7's functions (libraries loaded
-// with FUNCTION LOAD, persisted and replicated, called with FCALL) are not
-// built: there are never any libraries, so what reads or clears them
-// answers truthfully (FLUSH, LIST, STATS, DELETE, KILL), and what would
-// create them says it is not supported. A client's start-up FUNCTION
-// FLUSH, as Redis's own test tooling sends, works.
-func (s *Server) functionCommand(args [][]byte) redis.Reply {
-	sub := strings.ToLower(string(args[1]))
-	switch {
-	case sub == "flush" && len(args) <= 3:
-		if len(args) == 3 && !strings.EqualFold(string(args[2]), "sync") && !strings.EqualFold(string(args[2]), "async") {
-			return redis.Error("ERR FUNCTION FLUSH only supports SYNC|ASYNC option")
-		}
-		return redis.OK()
-	case sub == "list":
-		return redis.Array()
-	case sub == "stats" && len(args) == 2:
-		return redis.Map(
-			redis.BulkString("running_script"), redis.Null(),
-			redis.BulkString("engines"), redis.Map(redis.BulkString("LUA"), redis.Map(
-				redis.BulkString("libraries_count"), redis.Int(0),
-				redis.BulkString("functions_count"), redis.Int(0))))
-	case sub == "delete" && len(args) == 3:
-		return redis.Error("ERR Library not found")
-	case sub == "kill" && len(args) == 2:
-		return redis.Error("NOTBUSY No scripts in execution right now.")
-	case sub == "load" || sub == "dump" || sub == "restore":
-		return redis.Error("ERR FUNCTION " + strings.ToUpper(sub) + " is not supported by Orbit: Redis functions are not built (use EVAL or EVALSHA)")
-	case sub == "help" && len(args) == 2:
-		return redis.Array(redis.SimpleString("FUNCTION <subcommand> [<arg> [value] [opt] ...]. Orbit answers FLUSH, LIST, STATS, DELETE, KILL and HELP; it has no functions (LOAD, DUMP and RESTORE are not supported)."))
-	case sub == "flush" || sub == "stats" || sub == "delete" || sub == "kill" || sub == "help":
-		return redis.Error("ERR unknown subcommand or wrong number of arguments for '" + string(args[1]) + "'. Try FUNCTION HELP.")
-	}
-	return redis.Error("ERR unknown subcommand '" + string(args[1]) + "'. Try FUNCTION HELP.")
-}

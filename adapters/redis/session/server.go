@@ -75,6 +75,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/orbitkernel/orbit/adapters/redis"
@@ -279,6 +280,11 @@ type Server struct {
 	pubEpoch, pubSeq uint64
 	// scripts are the Lua scripts this node has seen (scripts.go).
 	scripts scriptCache
+	// functions is the parsed libraries of the record last read
+	// (functions.go).
+	functions functionIndexCache
+	// notify is notify-keyspace-events' classes (notifyFlags).
+	notify atomic.Uint32
 	// dbsMade numbers the DBs made for cross-range transactions.
 	dbsMade int
 }
@@ -296,6 +302,7 @@ func New(opts Options) (*Server, error) {
 		channels: map[string]map[*Conn]bool{}, patterns: map[string]map[*Conn]bool{},
 		led: map[storage.RangeID]uint64{}, stats: newCmdStats(), config: newConfigTable(opts.Config),
 	}
+	s.notify.Store(uint32(s.config.notifyFlags()))
 	s.wake = s.rt.NewCond(&s.mu, "redis: blocked clients")
 	s.sm = &redis.StateMachine{}
 	if s.router == nil {
@@ -583,7 +590,8 @@ func (s *Server) commandOnce(ctx context.Context, route, cmd []byte, read bool) 
 	if read {
 		op = consensus.OpQuery
 	}
-	resp, err := c.Do(ctx, consensus.Request{Op: op, Key: route, Value: cmd})
+	notify := s.notifyFlags()
+	resp, err := c.Do(ctx, consensus.Request{Op: op, Key: route, Value: redis.WithNotify(notify, cmd)})
 	if err != nil {
 		return redis.Reply{}, consensus.Descriptor{}, err
 	}
@@ -592,6 +600,7 @@ func (s *Server) commandOnce(ctx context.Context, route, cmd []byte, read bool) 
 		return redis.Reply{}, consensus.Descriptor{}, fmt.Errorf("session: the reply names range %v, which does not hold %q", resp.Range, route)
 	}
 	r, err := redis.DecodeReply(resp.Value)
+	r.Events = s.publishEvents(notify, r.Events)
 	return r, resp.Range, err
 }
 
@@ -656,6 +665,18 @@ func (s *Server) Stats() Stats {
 // publish delivers msg to this node's subscribers of channel and of the
 // patterns matching it, forwards it to the other nodes, and returns how
 // many clients of this node received it.
+// publishEvents publishes the keyspace events of a command that ran,
+// on the channels flags name (redis.Event.Messages), to every node's
+// subscribers, and returns nil: the events are done with.
+func (s *Server) publishEvents(flags uint16, events []redis.Event) []redis.Event {
+	for _, e := range events {
+		for _, m := range e.Messages(flags) {
+			s.publish(m[0], m[1])
+		}
+	}
+	return nil
+}
+
 func (s *Server) publish(channel, msg []byte) int64 {
 	n := s.deliver(channel, msg)
 	s.forward(channel, msg)

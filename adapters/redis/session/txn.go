@@ -198,7 +198,8 @@ func (s *Server) tryAcross(ctx context.Context, rks [][]byte, db int, watches []
 		// whoever meets them settles them after LockTimeout.
 		return redis.TxnRun{}, false, fmt.Errorf("%w: buggify: the coordinator vanished holding its locks", consensus.ErrIndeterminate)
 	}
-	run = redis.RunTxn(images, db, now, seed, watches, cmds, multi, cfg)
+	notify := s.notifyFlags()
+	run = redis.RunTxn(images, db, now, seed, watches, cmds, multi, cfg, notify)
 	// From here on the work goes on if the client's context ends: every
 	// lock resolved now is one nobody waits on.
 	ctx, cancel := s.rt.WithTimeout(context.WithoutCancel(ctx), s.opts.CommandTimeout)
@@ -213,6 +214,7 @@ func (s *Server) tryAcross(ctx context.Context, rks [][]byte, db int, watches []
 			return redis.TxnRun{}, true, nil
 		}
 		run.Reply.Err = nil
+		run.Reply.Events = s.publishEvents(notify, run.Reply.Events)
 		return run, false, nil
 	}
 	dec, err := s.decide(ctx, id, decision{committed: true, images: run.Writes, keys: rks})
@@ -244,6 +246,7 @@ func (s *Server) tryAcross(ctx context.Context, rks [][]byte, db int, watches []
 		// No lock of it is left anywhere: nobody reads the decision again.
 		s.rt.Go("redis txn forget", func(ctx context.Context) { s.forget(ctx, id) })
 	}
+	run.Reply.Events = s.publishEvents(notify, run.Reply.Events)
 	return run, false, nil
 }
 
