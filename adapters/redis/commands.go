@@ -54,7 +54,7 @@ var handlers = map[string]handler{
 	"georadiusbymember": cmdGeoRadiusByMember, "georadius_ro": cmdGeoRadiusRO,
 	"georadiusbymember_ro": cmdGeoRadiusByMemberRO,
 	// lcs.go, object.go
-	"lcs": cmdLCS, "object": cmdObject,
+	"lcs": cmdLCS, "object": cmdObject, "memory": cmdMemory,
 	// streams.go, streamgroups.go
 	"xadd": cmdXAdd, "xlen": cmdXLen, "xrange": cmdXRange, "xrevrange": cmdXRevRange, "xdel": cmdXDel,
 	"xtrim": cmdXTrim, "xread": cmdXRead, "xreadgroup": cmdXReadGroup, "xsetid": cmdXSetID, "xinfo": cmdXInfo,

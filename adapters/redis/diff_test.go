@@ -290,6 +290,15 @@ func normalize(cmd []string, r Reply) Reply {
 		if len(cmd) > 1 && strings.EqualFold(cmd[1], "idletime") && r.Kind == KindInt && r.Int >= 0 {
 			return SimpleString("<idle>")
 		}
+	case "memory":
+		// MEMORY USAGE is each side's own count of bytes (memory.go);
+		// DOCTOR and MALLOC-STATS each side's own text.
+		if len(cmd) > 1 && strings.EqualFold(cmd[1], "usage") && r.Kind == KindInt && r.Int > 0 {
+			return SimpleString("<bytes>")
+		}
+		if len(cmd) > 1 && (strings.EqualFold(cmd[1], "doctor") || strings.EqualFold(cmd[1], "malloc-stats")) && r.Kind != KindError {
+			return SimpleString("<text>")
+		}
 	case "xpending", "xinfo":
 		// Idle, seen and delivery times follow each side's clock.
 		return streamTimes(r)

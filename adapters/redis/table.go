@@ -113,7 +113,7 @@ var keyedCommands = []string{
 	"geoadd", "geopos", "geodist", "geohash", "geosearch", "geosearchstore", "georadius", "georadiusbymember",
 	"georadius_ro", "georadiusbymember_ro",
 	// lcs.go, object.go
-	"lcs", "object",
+	"lcs", "object", "memory",
 	// streams
 	"xadd", "xlen", "xrange", "xrevrange", "xdel", "xtrim", "xread", "xreadgroup", "xsetid", "xinfo",
 	"xgroup", "xack", "xpending", "xclaim", "xautoclaim",

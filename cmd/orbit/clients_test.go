@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// How real clients and test harnesses use orbit serve (four ranges).
+
+// TestServeHarnessStartup: what a test harness sends at start-up, as
+// Redis's own test tooling and client libraries' suites do — select
+// database 9, flush it and the functions, set encoding thresholds,
+// notification flags and the script time limit — answers without an
+// error, and the settings read back as Redis reports them.
+func TestServeHarnessStartup(t *testing.T) {
+	addr := startServer(t, 4)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rdb := goredis.NewClient(&goredis.Options{Addr: addr, DB: 9})
+	defer rdb.Close()
+	steps := [][]any{
+		{"FLUSHDB"},
+		{"FUNCTION", "FLUSH"},
+		{"SCRIPT", "FLUSH"},
+		{"CONFIG", "SET", "hash-max-ziplist-entries", "512", "list-max-ziplist-size", "-2", "set-max-intset-entries", "512"},
+		{"CONFIG", "SET", "zset-max-ziplist-entries", "128", "list-compress-depth", "0"},
+		{"CONFIG", "SET", "notify-keyspace-events", "KEA"},
+		{"CONFIG", "SET", "lua-time-limit", "5000"},
+		{"CONFIG", "SET", "maxmemory-policy", "allkeys-lru"},
+		{"CLIENT", "SETNAME", "harness"},
+		{"SET", "k", "v"},
+		{"WAIT", "0", "100"},
+	}
+	for _, s := range steps {
+		if err := rdb.Do(ctx, s...).Err(); err != nil {
+			t.Fatalf("%v: %v", s, err)
+		}
+	}
+	cfg, err := rdb.ConfigGet(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"notify-keyspace-events": "AKE", "hash-max-listpack-entries": "512",
+		"maxmemory-policy": "allkeys-lru", "busy-reply-threshold": "5000", "databases": "16"} {
+		if cfg[name] != want {
+			t.Errorf("CONFIG GET %s = %q, want %q", name, cfg[name], want)
+		}
+	}
+	if n, err := rdb.DBSize(ctx).Result(); err != nil || n != 1 {
+		t.Fatalf("DBSIZE in database 9: %d, %v", n, err)
+	}
+	db0 := goredis.NewClient(&goredis.Options{Addr: addr})
+	defer db0.Close()
+	if n, err := db0.Exists(ctx, "k").Result(); err != nil || n != 0 {
+		t.Fatalf("database 0 sees database 9's key: %d, %v", n, err)
+	}
+}
+
+// TestServeStreamConsumerGroup: go-redis's stream consumer group round
+// trip — create the group with MKSTREAM, add, read as two consumers,
+// acknowledge one entry, list what is pending, claim the other from its
+// idle consumer, and read history again.
+func TestServeStreamConsumerGroup(t *testing.T) {
+	addr := startServer(t, 4)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rdb := goredis.NewClient(&goredis.Options{Addr: addr})
+	defer rdb.Close()
+	if err := rdb.XGroupCreateMkStream(ctx, "jobs", "workers", "$").Err(); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, job := range []string{"a", "b"} {
+		id, err := rdb.XAdd(ctx, &goredis.XAddArgs{Stream: "jobs", Values: map[string]any{"job": job}}).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	read := func(consumer string) goredis.XMessage {
+		res, err := rdb.XReadGroup(ctx, &goredis.XReadGroupArgs{Group: "workers", Consumer: consumer,
+			Streams: []string{"jobs", ">"}, Count: 1, Block: time.Second}).Result()
+		if err != nil || len(res) != 1 || len(res[0].Messages) != 1 {
+			t.Fatalf("XREADGROUP as %s: %v, %v", consumer, res, err)
+		}
+		return res[0].Messages[0]
+	}
+	m1, m2 := read("w1"), read("w2")
+	if m1.ID != ids[0] || m2.ID != ids[1] || m1.Values["job"] != "a" || m2.Values["job"] != "b" {
+		t.Fatalf("read %v and %v, want %v", m1, m2, ids)
+	}
+	// Nothing new: a blocking read times out with redis.Nil.
+	if _, err := rdb.XReadGroup(ctx, &goredis.XReadGroupArgs{Group: "workers", Consumer: "w1",
+		Streams: []string{"jobs", ">"}, Block: 50 * time.Millisecond}).Result(); err != goredis.Nil {
+		t.Fatalf("XREADGROUP with nothing new: %v", err)
+	}
+	if n, err := rdb.XAck(ctx, "jobs", "workers", m1.ID).Result(); err != nil || n != 1 {
+		t.Fatalf("XACK: %d, %v", n, err)
+	}
+	pending, err := rdb.XPending(ctx, "jobs", "workers").Result()
+	if err != nil || pending.Count != 1 || pending.Lower != m2.ID || pending.Consumers["w2"] != 1 {
+		t.Fatalf("XPENDING: %+v, %v", pending, err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	claimed, err := rdb.XClaim(ctx, &goredis.XClaimArgs{Stream: "jobs", Group: "workers", Consumer: "w1",
+		MinIdle: 10 * time.Millisecond, Messages: []string{m2.ID}}).Result()
+	if err != nil || len(claimed) != 1 || claimed[0].ID != m2.ID {
+		t.Fatalf("XCLAIM: %v, %v", claimed, err)
+	}
+	auto, _, err := rdb.XAutoClaim(ctx, &goredis.XAutoClaimArgs{Stream: "jobs", Group: "workers", Consumer: "w2",
+		MinIdle: time.Hour, Start: "0"}).Result()
+	if err != nil || len(auto) != 0 {
+		t.Fatalf("XAUTOCLAIM of nothing idle an hour: %v, %v", auto, err)
+	}
+	history, err := rdb.XReadGroup(ctx, &goredis.XReadGroupArgs{Group: "workers", Consumer: "w1", Streams: []string{"jobs", "0"}}).Result()
+	if err != nil || len(history) != 1 || len(history[0].Messages) != 1 || history[0].Messages[0].ID != m2.ID {
+		t.Fatalf("w1's pending history: %v, %v", history, err)
+	}
+	groups, err := rdb.XInfoGroups(ctx, "jobs").Result()
+	if err != nil || len(groups) != 1 || groups[0].Pending != 1 || groups[0].Consumers != 2 {
+		t.Fatalf("XINFO GROUPS: %+v, %v", groups, err)
+	}
+}
