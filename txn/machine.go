@@ -436,7 +436,21 @@ func (m *Machine) recordOp(d *mvccData, c *command) (*result, error) {
 			}
 			rec.status, rec.ts = statusCommitted, c.read
 			set(rec)
-			return &result{status: statusCommitted, ts: rec.ts}, nil
+			// The intents in this range resolve with the decision, in the
+			// same command (as CockroachDB's EndTxn resolves its local
+			// intents): the coordinator resolves only the others.
+			res := &result{status: statusCommitted, ts: rec.ts}
+			for i, k := range c.keys {
+				if d.holds(k) {
+					if !mutation.On(MutLocalResolveUnwritten) {
+						if _, err := storage.MVCCResolveIntent(d, k, *c.txn, true, rec.ts); err != nil {
+							return nil, err
+						}
+					}
+					res.resolved = append(res.resolved, uint64(i))
+				}
+			}
+			return res, nil
 		case rec.status == statusAborted && c.commit:
 			return &result{code: codeAborted, status: statusAborted}, nil
 		}

@@ -27,4 +27,6 @@ var (
 		"a locking read returns the key's value at the transaction's old read timestamp, not the newest one it locks: a write committed in between is lost")
 	MutLockSkipsRefresh = mutation.Plant("lock-skips-refresh", mutation.Txn,
 		"a locking read that lands above the read timestamp moves the timestamp there without refreshing the earlier reads: write skew")
+	MutLocalResolveUnwritten = mutation.Plant("local-resolve-unwritten", mutation.Txn,
+		"a commit reports the intents in its record's range resolved without resolving them: the coordinator skips them and forgets the record, and whoever meets them takes them for an aborted transaction's")
 )

@@ -428,7 +428,7 @@ func (tx *Tx) Commit(ctx context.Context) error {
 		// Committed, nothing resolved: readers finish it from the record.
 		return fmt.Errorf("%w: buggify: the coordinator vanished after its decision", ErrIndeterminate)
 	}
-	tx.resolve(ctx, keys, true, res.ts)
+	tx.resolve(ctx, withoutIndexes(keys, res.resolved), true, res.ts)
 	if tx.db.rt.Buggify("txn.late-resolution") {
 		// The same resolution again, late: sent before a later
 		// transaction of this DB, after others may have written the
@@ -515,4 +515,18 @@ func (tx *Tx) Rollback(ctx context.Context) {
 // forgets its record (DB.resolve).
 func (tx *Tx) resolve(ctx context.Context, keys [][]byte, commit bool, ts hlc.Timestamp) {
 	tx.db.resolve(ctx, tx.db.cl, resolution{meta: tx.meta(), keys: keys, commit: commit, ts: ts})
+}
+
+// withoutIndexes is keys but those at the indexes drop names (in
+// ascending order, as a commit lists the intents it resolved).
+func withoutIndexes(keys [][]byte, drop []uint64) [][]byte {
+	out := make([][]byte, 0, len(keys))
+	for i, k := range keys {
+		if len(drop) > 0 && drop[0] == uint64(i) {
+			drop = drop[1:]
+			continue
+		}
+		out = append(out, k)
+	}
+	return out
 }

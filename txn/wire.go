@@ -202,6 +202,9 @@ type result struct {
 	intent    storage.Intent // codeIntent
 	intentKey []byte
 	status    status // opPush, opEnd, opHeartbeat
+	// resolved are the indexes, in opEnd's keys, of the intents a commit
+	// resolved in the record's own range.
+	resolved []uint64
 }
 
 func (r *result) encode() []byte {
@@ -223,6 +226,10 @@ func (r *result) encode() []byte {
 	e.bool(r.intent.Deleted)
 	e.bytes(r.intentKey)
 	e.byte(byte(r.status))
+	e.u64(uint64(len(r.resolved)))
+	for _, i := range r.resolved {
+		e.u64(i)
+	}
 	return e.b
 }
 
@@ -244,5 +251,9 @@ func decodeResult(b []byte) (*result, error) {
 	r.intent.Deleted = d.bool()
 	r.intentKey = d.bytes()
 	r.status = status(d.byte())
+	n = d.u64()
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		r.resolved = append(r.resolved, d.u64())
+	}
 	return r, d.done()
 }
