@@ -167,6 +167,7 @@ func (l *Listener) Serve() {
 		l.wg.Add(3)
 		l.mu.Unlock()
 		c.sess = l.opts.Session.NewConn(nc.RemoteAddr().String(), c.push)
+		c.sess.SetKill(c.close)
 		go c.writeLoop()
 		go c.fill()
 		go c.readLoop()

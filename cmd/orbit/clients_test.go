@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -122,5 +125,72 @@ func TestServeStreamConsumerGroup(t *testing.T) {
 	groups, err := rdb.XInfoGroups(ctx, "jobs").Result()
 	if err != nil || len(groups) != 1 || groups[0].Pending != 1 || groups[0].Consumers != 2 {
 		t.Fatalf("XINFO GROUPS: %+v, %v", groups, err)
+	}
+}
+
+// TestClientKillMatchesRedis: CLIENT KILL's replies and errors as
+// redis-server 7.0.15 gives them, and what it does: a client killed by ID
+// (blocked in BLPOP, which then takes nothing) loses its connection; a
+// client that kills itself gets its reply first.
+func TestClientKillMatchesRedis(t *testing.T) {
+	realAddr, orbitAddr := startRedisServer(t), startServer(t, 1)
+	for _, cmd := range [][]string{
+		{"CLIENT", "KILL"}, {"CLIENT", "KILL", "1.2.3.4:5"}, {"CLIENT", "KILL", "ID"}, {"CLIENT", "KILL", "ID", "0"},
+		{"CLIENT", "KILL", "ID", "x"}, {"CLIENT", "KILL", "ID", "99999"}, {"CLIENT", "KILL", "TYPE", "bogus"},
+		{"CLIENT", "KILL", "TYPE", "master"}, {"CLIENT", "KILL", "TYPE", "pubsub"}, {"CLIENT", "KILL", "USER", "nobody"},
+		{"CLIENT", "KILL", "SKIPME", "maybe"}, {"CLIENT", "KILL", "BOGUS", "1"}, {"CLIENT", "KILL", "ADDR", "1.2.3.4:5", "SKIPME", "yes"},
+	} {
+		r, o := dialRESP(t, realAddr), dialRESP(t, orbitAddr)
+		want, err := r.do(cmd...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := o.do(cmd...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(want, got) {
+			t.Errorf("%q:\nredis: %q\norbit: %q", cmd, want, got)
+		}
+	}
+	for _, addr := range []string{realAddr, orbitAddr} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		blocked := goredis.NewClient(&goredis.Options{Addr: addr, MaxRetries: -1, PoolSize: 1})
+		killer := goredis.NewClient(&goredis.Options{Addr: addr})
+		id, err := blocked.ClientID(ctx).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- blocked.BLPop(ctx, 0, "killq").Err() }()
+		time.Sleep(100 * time.Millisecond)
+		if n, err := killer.ClientKillByFilter(ctx, "ID", strconv.FormatInt(id, 10)).Result(); err != nil || n != 1 {
+			t.Fatalf("%s: CLIENT KILL ID %d: %d, %v", addr, id, n, err)
+		}
+		if err := <-done; err == nil || err == goredis.Nil {
+			t.Fatalf("%s: the killed client's BLPOP answered %v", addr, err)
+		}
+		if err := killer.RPush(ctx, "killq", "v").Err(); err != nil {
+			t.Fatal(err)
+		}
+		if v, err := killer.LRange(ctx, "killq", 0, -1).Result(); err != nil || len(v) != 1 {
+			t.Fatalf("%s: the killed client took the element: %v, %v", addr, v, err)
+		}
+		// A client killing itself has its reply, then its connection closes.
+		self := dialRESP(t, addr)
+		selfID, err := self.do("CLIENT", "ID")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, err := self.do("CLIENT", "KILL", "ID", strings.Trim(string(selfID[1:]), "\r\n"), "SKIPME", "no"); err != nil || string(r) != ":1\r\n" {
+			t.Fatalf("%s: CLIENT KILL of itself: %q, %v", addr, r, err)
+		}
+		if r, err := self.do("PING"); err == nil {
+			t.Fatalf("%s: a killed connection answered PING: %q", addr, r)
+		}
+		killer.Del(ctx, "killq")
+		blocked.Close()
+		killer.Close()
+		cancel()
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -57,6 +58,23 @@ type Conn struct {
 	goneMu   sync.Mutex
 	gone     bool
 	stopWait context.CancelFunc // ends the blocked command's wait; nil when none
+
+	// kill closes the client's connection (SetKill; nil: CLIENT KILL
+	// cannot reach it), and closeAfterReply asks the wire to close it
+	// once the reply of the command running is sent (a CLIENT KILL that
+	// matched its own client).
+	kill            func()
+	closeAfterReply bool
+}
+
+// SetKill gives the connection the way to close its client's connection,
+// for CLIENT KILL from another connection: the wire's close, after which
+// it calls Gone and Close as for a client that left. Call it before the
+// connection runs its first command.
+func (c *Conn) SetKill(kill func()) {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	c.kill = kill
 }
 
 // clientInfo is what other tasks may read of a connection: the fields of
@@ -755,7 +773,10 @@ func (c *Conn) server(ctx context.Context, name string, args [][]byte) ([]redis.
 		c.show(func(i *clientInfo) { i.name = "" })
 		return one(redis.SimpleString("RESET")), false
 	case "client":
-		return one(c.client(args)), false
+		r := c.client(args)
+		quit := c.closeAfterReply
+		c.closeAfterReply = false
+		return one(r), quit
 	case "command":
 		return one(redis.CommandReply(args)), false
 	case "info":
@@ -890,6 +911,8 @@ func (c *Conn) client(args [][]byte) redis.Reply {
 		return redis.Null()
 	case "id":
 		return redis.Int(c.id)
+	case "kill":
+		return c.clientKill(args)
 	case "info":
 		return redis.Verbatim("txt", c.s.clientLine(c)+"\n")
 	case "list":
@@ -1031,4 +1054,97 @@ func (s *Server) configCommand(args [][]byte) redis.Reply {
 		return redis.OK()
 	}
 	return redis.Error("ERR unknown subcommand '" + string(args[1]) + "'. Try CONFIG HELP.")
+}
+
+// clientKill is CLIENT KILL addr (the old form: OK, or an error when no
+// client matched) or CLIENT KILL filter value ... (ID, TYPE, USER, ADDR,
+// SKIPME; the number killed). As in Redis, a client killing itself gets
+// its reply before its connection closes. LADDR is refused: the session
+// does not know the address a client connected to.
+func (c *Conn) clientKill(args [][]byte) redis.Reply {
+	if len(args) < 3 {
+		return arityError("client|kill")
+	}
+	var addr string
+	var id int64
+	typ, skipMe := "", true
+	hasAddr := false
+	switch {
+	case len(args) == 3:
+		addr, hasAddr, skipMe = string(args[2]), true, false
+	case len(args) > 3:
+		for i := 2; i < len(args); i += 2 {
+			if i+1 >= len(args) {
+				return redis.Error("ERR syntax error")
+			}
+			v := string(args[i+1])
+			switch strings.ToLower(string(args[i])) {
+			case "id":
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil || n < 1 {
+					return redis.Error("ERR client-id should be greater than 0")
+				}
+				id = n
+			case "type":
+				switch t := strings.ToLower(v); t {
+				case "normal", "pubsub":
+					typ = t
+				case "master", "slave", "replica":
+					typ = "replica" // none here
+				default:
+					return redis.Error("ERR Unknown client type '" + v + "'")
+				}
+			case "addr":
+				addr, hasAddr = v, true
+			case "laddr":
+				return redis.Error("ERR CLIENT KILL LADDR is not supported by Orbit (the session does not know the address a client connected to)")
+			case "user":
+				if v != "default" {
+					return redis.Error("ERR No such user '" + v + "'")
+				}
+			case "skipme":
+				switch strings.ToLower(v) {
+				case "yes":
+					skipMe = true
+				case "no":
+					skipMe = false
+				default:
+					return redis.Error("ERR syntax error")
+				}
+			default:
+				return redis.Error("ERR syntax error")
+			}
+		}
+	}
+	var kills []func()
+	killed := 0
+	c.s.mu.Lock()
+	for _, cid := range slices.Sorted(maps.Keys(c.s.conns)) {
+		o := c.s.conns[cid]
+		pubsub := len(o.subs)+len(o.psubs) > 0
+		switch {
+		case hasAddr && o.addr != addr, id != 0 && o.id != id, o == c && skipMe:
+			continue
+		case typ == "replica", typ == "pubsub" && !pubsub, typ == "normal" && pubsub:
+			continue
+		case o == c:
+			c.closeAfterReply = true
+		case o.kill == nil:
+			continue // not reachable from here (no wire: tests, the simulator)
+		default:
+			kills = append(kills, o.kill)
+		}
+		killed++
+	}
+	c.s.mu.Unlock()
+	for _, kill := range kills {
+		kill()
+	}
+	if len(args) == 3 {
+		if killed == 0 {
+			return redis.Error("ERR No such client")
+		}
+		return redis.OK()
+	}
+	return redis.Int(int64(killed))
 }
