@@ -1,8 +1,8 @@
 // Package respwire is the wire half of Orbit's Redis adapter: a TCP listener
-// speaking RESP2 and RESP3 (chosen per connection by HELLO), commands read
-// with tidwall/redcon's reader (pipelines included), executed in order by
-// the session layer (adapters/redis/session), replies written in the
-// connection's protocol.
+// (over TLS when Options.TLS is set) speaking RESP2 and RESP3 (chosen per
+// connection by HELLO), commands read with tidwall/redcon's reader
+// (pipelines included), executed in order by the session layer
+// (adapters/redis/session), replies written in the connection's protocol.
 //
 // Pipelines: consecutive keyed data commands of one read batch whose keys
 // are disjoint run concurrently (up to 64 at once), so that they share
@@ -44,6 +44,7 @@ package respwire
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -78,6 +79,9 @@ const (
 type Options struct {
 	// Addr is the TCP address to listen on ("127.0.0.1:6379").
 	Addr string
+	// TLS, if set, serves RESP over TLS with this configuration (as Redis's
+	// tls-port does; redis-cli --tls). Nil (the default): plain TCP.
+	TLS *tls.Config
 	// Session executes the commands. Required.
 	Session *session.Server
 	// Runtime gives the contexts handed to the session layer. Required.
@@ -115,6 +119,11 @@ func Listen(opts Options) (*Listener, error) {
 	ln, err := net.Listen("tcp", opts.Addr)
 	if err != nil {
 		return nil, ListenError(opts.Addr, err)
+	}
+	if opts.TLS != nil {
+		// The handshake runs on the connection's first read or write, on
+		// its own goroutines: a slow or failed one holds up no one else.
+		ln = tls.NewListener(ln, opts.TLS)
 	}
 	l := &Listener{opts: opts, ln: ln, log: opts.Logger, conns: map[*conn]struct{}{}}
 	l.ctx, l.cancel = opts.Runtime.WithCancel(context.Background())

@@ -6,6 +6,7 @@
 //	                            ./orbit-data), or one node of a cluster (--node-id, --peers)
 //	orbit jepsen [flags]        a Jepsen-style check of real servers under faults
 //	orbit node remove ID        take a node out of its cluster
+//	orbit cert create-ca|create-node|create-client   TLS certificates (cert.go)
 package main
 
 import (
@@ -35,6 +36,8 @@ func main() {
 		os.Exit(nodeCommand(args, os.Stderr))
 	case "jepsen":
 		os.Exit(jepsenCmd(args, os.Stdout, os.Stderr))
+	case "cert":
+		os.Exit(certCommand(args, os.Stdout, os.Stderr))
 	case "help", "-h", "--help":
 		usage()
 	default:
@@ -56,8 +59,15 @@ func usage() {
                               state (alive, dead, unknown, leaving, removed),
                               replicas, leaderships, leader load (--addr as below)
   orbit node remove ID        remove a node from its cluster (--addr: a node's HTTP
-                              address, default 127.0.0.1:9090); a node joins with
-                              orbit serve --join ADDR
+                              address, default 127.0.0.1:9090; --certs-dir DIR: over
+                              HTTPS); a node joins with orbit serve --join ADDR
+  orbit cert create-ca --certs-dir DIR --ca-key FILE
+                              a certificate authority: DIR/ca.crt, its key at FILE
+  orbit cert create-node HOST... --certs-dir DIR --ca-key FILE
+                              DIR/node.crt, node.key for a node reached as HOST...
+  orbit cert create-client USER --certs-dir DIR --ca-key FILE
+                              DIR/client.USER.crt, .key; orbit cert lists the flags;
+                              orbit serve --certs-dir DIR then serves over TLS
 `)
 }
 
@@ -75,7 +85,7 @@ func demo(args []string) int {
 // cluster (its HTTP address) to take node ID out (membership.go), and
 // prints what changed.
 func nodeCommand(args []string, stderr io.Writer) int {
-	const usage = "usage: orbit node list [--addr HOST:PORT] | orbit node remove [--addr HOST:PORT] ID  (--addr: any node's HTTP address, default 127.0.0.1:9090)"
+	const usage = "usage: orbit node list [--addr HOST:PORT] [--certs-dir DIR] | orbit node remove [--addr HOST:PORT] [--certs-dir DIR] ID  (--addr: any node's HTTP address, default 127.0.0.1:9090; --certs-dir: HTTPS, trusting DIR/ca.crt)"
 	if len(args) >= 1 && args[0] == "list" {
 		return nodeList(args[1:], os.Stdout, stderr)
 	}
@@ -87,8 +97,14 @@ func nodeCommand(args []string, stderr io.Writer) int {
 	fs.SetOutput(io.Discard)
 	addr := fs.String("addr", "127.0.0.1:9090", "HTTP address of any node of the cluster")
 	timeout := fs.Duration("timeout", membershipTimeout, "give up after this long (the removal may then be half done; run it again)")
+	certsDir := fs.String("certs-dir", "", "reach the node over HTTPS, trusting this directory's ca.crt (orbit serve --certs-dir)")
 	if err := fs.Parse(args[1:]); err != nil || fs.NArg() != 1 {
 		fmt.Fprintln(stderr, usage)
+		return 2
+	}
+	web, err := operatorWeb(*certsDir)
+	if err != nil {
+		fmt.Fprintf(stderr, "orbit node remove: %v\n", err)
 		return 2
 	}
 	id, err := strconv.ParseUint(fs.Arg(0), 10, 32)
@@ -98,7 +114,7 @@ func nodeCommand(args []string, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	reply, _, err := postJSON(ctx, fmt.Sprintf("http://%s/remove?node=%d", *addr, id), nil)
+	reply, _, err := web.postJSON(ctx, web.url(*addr, fmt.Sprintf("/remove?node=%d", id)), nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "orbit node remove: %v\n", oneLine(err))
 		return 1
@@ -110,19 +126,25 @@ func nodeCommand(args []string, stderr io.Writer) int {
 	return 0
 }
 
-// nodeList is `orbit node list [--addr HOST:PORT]`: the nodes as GET
-// /cluster on that node describes them, one line each.
+// nodeList is `orbit node list [--addr HOST:PORT] [--certs-dir DIR]`: the
+// nodes as GET /cluster on that node describes them, one line each.
 func nodeList(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("node list", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	addr := fs.String("addr", "127.0.0.1:9090", "HTTP address of any node of the cluster")
+	certsDir := fs.String("certs-dir", "", "reach the node over HTTPS, trusting this directory's ca.crt (orbit serve --certs-dir)")
 	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
-		fmt.Fprintln(stderr, "usage: orbit node list [--addr HOST:PORT]")
+		fmt.Fprintln(stderr, "usage: orbit node list [--addr HOST:PORT] [--certs-dir DIR]")
+		return 2
+	}
+	web, err := operatorWeb(*certsDir)
+	if err != nil {
+		fmt.Fprintf(stderr, "orbit node list: %v\n", err)
 		return 2
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	info, err := fetchCluster(ctx, *addr)
+	info, err := web.fetchCluster(ctx, *addr)
 	if err != nil {
 		fmt.Fprintf(stderr, "orbit node list: %v\n", oneLine(err))
 		return 1

@@ -226,14 +226,20 @@ func writeMembershipReply(w http.ResponseWriter, reply membershipReply, err erro
 	_ = json.NewEncoder(w).Encode(reply)
 }
 
-// fetchCluster reads GET /cluster from a node's HTTP address.
+// fetchCluster reads GET /cluster from a node's HTTP address, over plain
+// HTTP (the tests' shorthand).
 func fetchCluster(ctx context.Context, addr string) (clusterInfo, error) {
+	return plainWeb.fetchCluster(ctx, addr)
+}
+
+// fetchCluster reads GET /cluster from a node's HTTP address.
+func (w webClient) fetchCluster(ctx context.Context, addr string) (clusterInfo, error) {
 	var info clusterInfo
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/cluster", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, w.url(addr, "/cluster"), nil)
 	if err != nil {
 		return info, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := w.client.Do(req)
 	if err != nil {
 		return info, err
 	}
@@ -282,13 +288,14 @@ func joinRecord(join string, info clusterInfo, self kernel.NodeID, addr string) 
 	return rec, nil
 }
 
-// askToJoin asks the node at join (HTTP) to add this node, again and again
-// until it answers or ctx ends: the cluster may be electing, or busy.
-func askToJoin(ctx context.Context, join string, self kernel.NodeID, addr string, logger *slog.Logger) {
+// askToJoin asks the node at join (HTTP, through web) to add this node,
+// again and again until it answers or ctx ends: the cluster may be
+// electing, or busy.
+func askToJoin(ctx context.Context, web webClient, join string, self kernel.NodeID, addr string, logger *slog.Logger) {
 	body, _ := json.Marshal(joinRequest{Node: uint64(self), Addr: addr})
 	wait := 500 * time.Millisecond
 	for {
-		reply, status, err := postJSON(ctx, "http://"+join+"/join", body)
+		reply, status, err := web.postJSON(ctx, web.url(join, "/join"), body)
 		switch {
 		case err == nil:
 			logger.Info("orbit serve: joined the cluster", "via", join, "changes", strings.Join(reply.Changes, "; "))
@@ -309,14 +316,14 @@ func askToJoin(ctx context.Context, join string, self kernel.NodeID, addr string
 
 // postJSON posts body and decodes a membershipReply; a refusal's text
 // becomes the error.
-func postJSON(ctx context.Context, url string, body []byte) (membershipReply, int, error) {
+func (w webClient) postJSON(ctx context.Context, url string, body []byte) (membershipReply, int, error) {
 	var reply membershipReply
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return reply, 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := w.client.Do(req)
 	if err != nil {
 		return reply, 0, err
 	}

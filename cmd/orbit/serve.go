@@ -73,6 +73,10 @@ type serveConfig struct {
 	// testFaults enables test-only fault injection: POST /test/clock, and
 	// a disk that loses unsynced writes at SIGKILL (internal/powerloss).
 	testFaults bool
+	// certsDir, if set, serves every listener over TLS (tls.go); insecure
+	// allows plaintext listeners off loopback. At most one of the two.
+	certsDir string
+	insecure bool
 }
 
 const serveUsage = `usage: orbit serve [flags]
@@ -99,6 +103,10 @@ with "orbit node remove ID":
 After the first start the data directory's record of the cluster wins over
 --peers, --ranges and --replicas (which must still agree with it); --peers
 addresses still decide how this node reaches the nodes they name.
+
+TLS (docs/security.md): --certs-dir DIR, made with "orbit cert", serves RESP
+and HTTP over TLS and links nodes with mutual TLS; SIGHUP reloads DIR.
+Without it every listen address must be on loopback, unless --insecure.
 
 Flags:
 `
@@ -152,6 +160,8 @@ func serve(args []string, stderr io.Writer) int {
 	fs.DurationVar(&cfg.deadAfter, "dead-after", cluster.DefaultDeadAfter, "how long a node may stay silent before its replicas are replaced on live nodes (at least 6s)")
 	fs.BoolVar(&cfg.noLeases, "no-leases", false, "serve every read through a ReadIndex round instead of under a leader lease (for clocks that cannot promise --max-clock-drift)")
 	fs.BoolVar(&cfg.pprof, "pprof", false, "serve Go's profiles (net/http/pprof) under /debug/pprof/ on --http-addr")
+	fs.StringVar(&cfg.certsDir, "certs-dir", "", "serve over TLS with the certificates in `DIR` (ca.crt, node.crt, node.key; see orbit cert): RESP and HTTP take TLS clients (a client certificate is optional, verified when given), nodes link with mutual TLS; SIGHUP reloads them")
+	fs.BoolVar(&cfg.insecure, "insecure", false, "allow plaintext listeners on addresses other than loopback (a trusted network only); without it and without --certs-dir, every listen address must be 127.0.0.0/8, ::1 or localhost")
 	fs.BoolVar(&cfg.testFaults, "test-faults", false, "TEST ONLY (the Jepsen harness): serve POST /test/clock?offset=DURATION, which shifts this node's clock, and keep unsynced disk writes in memory so that SIGKILL loses them like a power cut; never in production")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -190,6 +200,9 @@ func serve(args []string, stderr io.Writer) int {
 		return 2
 	case cfg.nodeID == 0 || cfg.nodeID > 1<<32-1:
 		fmt.Fprintln(stderr, "orbit serve: --node-id must be between 1 and 4294967295")
+		return 2
+	case cfg.certsDir != "" && cfg.insecure:
+		fmt.Fprintln(stderr, "orbit serve: --certs-dir and --insecure contradict each other: give one")
 		return 2
 	case cfg.join != "":
 		if _, _, err := net.SplitHostPort(cfg.join); err != nil {
@@ -236,6 +249,21 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	if err != nil {
 		return err
 	}
+	pinned, _ := parsePeers(cfg.peers) // checked by cfg.spec
+	flagPeer, peerFlag := cfg.peerAddr, "--peer-addr"
+	if flagPeer == "" {
+		flagPeer, peerFlag = pinned[id], fmt.Sprintf("--peers (node %d)", id)
+	}
+	for _, e := range []error{cfg.checkExposure("--redis-addr", cfg.redisAddr),
+		cfg.checkExposure("--http-addr", cfg.httpAddr), cfg.checkExposure(peerFlag, flagPeer)} {
+		if e != nil {
+			return e
+		}
+	}
+	certs, err := loadTLS(cfg)
+	if err != nil {
+		return err
+	}
 	// Ports first: a busy port is the likeliest mistake, and costs nothing
 	// to find before the data directory is opened.
 	httpLn, err := net.Listen("tcp", cfg.httpAddr)
@@ -266,7 +294,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 			eng.Close()
 		}
 	}()
-	rec, err := openCluster(ctx, eng, cfg, spec)
+	rec, err := openCluster(ctx, eng, cfg, spec, certs.web())
 	if err != nil {
 		return err
 	}
@@ -282,11 +310,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	// else the one it had.
 	var tr *grpcnet.Transport
 	rtOpts := prod.Options{NodeID: id, Logger: logger}
-	pinned, _ := parsePeers(cfg.peers) // checked by cfg.spec
-	advertise := cfg.peerAddr
-	if advertise == "" {
-		advertise = pinned[id]
-	}
+	advertise := flagPeer
 	if advertise == "" {
 		advertise = rec.Nodes[id].Addr
 	}
@@ -294,10 +318,14 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 		if advertise == "" {
 			return errors.New("this node's cluster has other nodes: give its gRPC address with --peer-addr")
 		}
+		if err := cfg.checkExposure("the gRPC address recorded in "+cfg.dataDir+" (--peer-addr)", advertise); flagPeer == "" && err != nil {
+			return err
+		}
 		tr, err = grpcnet.New(grpcnet.Options{
 			Self: id, Listen: advertise, ClusterID: spec.id,
 			BackoffMax: time.Second, // a restarted peer is back within a second
 			Logger:     logger,
+			ServerTLS:  certs.peerServer(), ClientTLS: certs.peerClient(),
 		})
 		if err != nil {
 			var op *net.OpError
@@ -372,7 +400,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 		}
 	}
 	m.reg.MustRegister(&nodeCollector{sess: nd.Redis, tr: tr, dataDir: cfg.dataDir, store: nd.Store, mgr: nd.Cluster})
-	wire, err := respwire.Listen(respwire.Options{Addr: cfg.redisAddr, Session: nd.Redis, Runtime: rt,
+	wire, err := respwire.Listen(respwire.Options{Addr: cfg.redisAddr, TLS: certs.clientFacing(), Session: nd.Redis, Runtime: rt,
 		Logger: logger.With("component", "resp"), Observe: m.observe})
 	if err != nil {
 		return err
@@ -403,13 +431,14 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 		logger.Warn("orbit serve: TEST BUILD with a planted consensus bug", "bug", mutation)
 	}
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = hs.Serve(httpLn) }()
+	go func() { _ = hs.Serve(certs.listen(httpLn)) }()
 	go wire.Serve()
+	certs.reloadOnHangup(ctx, logger)
 	if onListen != nil {
 		onListen(wire.Addr().String(), httpLn.Addr().String())
 	}
 	attrs := []any{"redis", wire.Addr().String(), "http", httpLn.Addr().String(),
-		"node", cfg.nodeID, "data", cfg.dataDir, "ranges", spec.ranges, "cluster", fmt.Sprintf("%x", spec.id)}
+		"node", cfg.nodeID, "data", cfg.dataDir, "ranges", spec.ranges, "cluster", fmt.Sprintf("%x", spec.id), "tls", certs != nil}
 	if tr != nil {
 		attrs = append(attrs, "peer", tr.Addr(), "nodes", len(nd.Cluster.Active()))
 	}
@@ -419,7 +448,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	if cfg.join != "" {
 		joinCtx, cancelJoin := rt.WithCancel(context.Background())
 		defer cancelJoin()
-		go askToJoin(joinCtx, cfg.join, id, advertise, logger)
+		go askToJoin(joinCtx, certs.web(), cfg.join, id, advertise, logger)
 	}
 
 	<-ctx.Done()
@@ -561,7 +590,7 @@ func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", ";
 // start, the cluster --join's node describes (the node then joins it); or
 // else the cluster the flags describe (claim). A stored record wins over
 // the flags, which must still agree with it.
-func openCluster(ctx context.Context, eng *storage.Engine, cfg serveConfig, flags clusterSpec) (cluster.Record, error) {
+func openCluster(ctx context.Context, eng *storage.Engine, cfg serveConfig, flags clusterSpec, web webClient) (cluster.Record, error) {
 	rec, found, err := cluster.LoadRecord(eng)
 	if err != nil {
 		return rec, fmt.Errorf("reading %s: %w", filepath.Clean(cfg.dataDir), err)
@@ -571,7 +600,7 @@ func openCluster(ctx context.Context, eng *storage.Engine, cfg serveConfig, flag
 	}
 	_, identErr := eng.Ident()
 	if cfg.join != "" && errors.Is(identErr, storage.ErrNotFound) {
-		if rec, err = joinedRecord(ctx, cfg); err != nil {
+		if rec, err = joinedRecord(ctx, cfg, web); err != nil {
 			return rec, err
 		}
 		b := eng.NewBatch()
@@ -596,9 +625,9 @@ func openCluster(ctx context.Context, eng *storage.Engine, cfg serveConfig, flag
 	return rec, nil
 }
 
-// joinedRecord learns the cluster from --join's node, retrying for a while:
-// the cluster may be starting too.
-func joinedRecord(ctx context.Context, cfg serveConfig) (cluster.Record, error) {
+// joinedRecord learns the cluster from --join's node (through web),
+// retrying for a while: the cluster may be starting too.
+func joinedRecord(ctx context.Context, cfg serveConfig, web webClient) (cluster.Record, error) {
 	self := kernel.NodeID(cfg.nodeID)
 	addr := cfg.peerAddr
 	if pinned, _ := parsePeers(cfg.peers); addr == "" {
@@ -610,7 +639,7 @@ func joinedRecord(ctx context.Context, cfg serveConfig) (cluster.Record, error) 
 	var lastErr error
 	for range 30 {
 		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		info, err := fetchCluster(fctx, cfg.join)
+		info, err := web.fetchCluster(fctx, cfg.join)
 		cancel()
 		if err == nil {
 			return joinRecord(cfg.join, info, self, addr)

@@ -63,6 +63,10 @@
 // overhead. Every node of a cluster must use the same value: a receiver with
 // a smaller limit ends the stream of a sender with a larger one.
 //
-// Not done yet: TLS (streams are plaintext, for a trusted network) and
-// authentication beyond the cluster ID.
+// # TLS
+//
+// Streams are plaintext unless Options.ServerTLS and ClientTLS are set;
+// orbit serve --certs-dir sets them for mutual TLS (each side presents a
+// node certificate of the cluster's CA; see docs/security.md). Beyond the
+// certificates and the cluster ID, peers are not authenticated.
 package grpcnet

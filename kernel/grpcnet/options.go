@@ -1,6 +1,7 @@
 package grpcnet
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,6 +27,20 @@ type Options struct {
 	// ClusterID is the same on every node of a cluster; a stream from a node
 	// of another cluster is refused.
 	ClusterID uint64
+
+	// ServerTLS, if set, makes the listener speak TLS with this
+	// configuration; for mutual TLS its ClientAuth is
+	// tls.RequireAndVerifyClientCert. Nil (the default): plaintext, for a
+	// trusted network. Set with ClientTLS or not at all.
+	ServerTLS *tls.Config
+	// ClientTLS, if set, gives the TLS configuration of each connection to
+	// a peer; it is called at every dial, so that reloaded certificates
+	// serve the next connection, and must return a config of its own (the
+	// Transport may set its ServerName). An empty ServerName becomes the
+	// host of the peer's address, which the peer's certificate must then
+	// name.
+	// Nil (the default): plaintext.
+	ClientTLS func() *tls.Config
 
 	// QueueMessages bounds each peer's send queue, in messages. Default 4096.
 	QueueMessages int
@@ -143,6 +158,9 @@ func (o *Options) Validate() error {
 	}
 	if o.BackoffMin <= 0 || o.BackoffMax < o.BackoffMin {
 		bad("BackoffMin %v, BackoffMax %v: want 0 < min <= max", o.BackoffMin, o.BackoffMax)
+	}
+	if (o.ServerTLS == nil) != (o.ClientTLS == nil) {
+		bad("ServerTLS and ClientTLS: set both or neither (a node must dial its peers as they listen)")
 	}
 	if o.KeepaliveInterval <= 0 || o.KeepaliveTimeout <= 0 {
 		bad("KeepaliveInterval %v, KeepaliveTimeout %v: want positive", o.KeepaliveInterval, o.KeepaliveTimeout)

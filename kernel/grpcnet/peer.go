@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
@@ -266,7 +267,7 @@ func (p *peer) session() (established bool, err error) {
 
 	var dialErr atomic.Pointer[error]
 	cc, err := grpc.NewClient("passthrough:///"+addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(p.dialCredentials(addr, &dialErr)),
 		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
 			d := net.Dialer{Timeout: opts.DialTimeout}
 			c, err := d.DialContext(ctx, "tcp", addr)
@@ -381,6 +382,41 @@ func (p *peer) session() (established bool, err error) {
 
 // waitReady connects cc and waits until it is ready, has failed, or ctx
 // ends.
+// dialCredentials is plaintext, or TLS with a fresh Options.ClientTLS
+// whose ServerName defaults to addr's host. A failed TLS handshake is
+// stored in handshakeErr: gRPC itself only reports TRANSIENT_FAILURE, and
+// an operator needs "certificate is valid for X, not Y".
+func (p *peer) dialCredentials(addr string, handshakeErr *atomic.Pointer[error]) credentials.TransportCredentials {
+	if p.t.opts.ClientTLS == nil {
+		return insecure.NewCredentials()
+	}
+	cfg := p.t.opts.ClientTLS()
+	if cfg.ServerName == "" {
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			cfg.ServerName = host
+		}
+	}
+	return recordingCreds{TransportCredentials: credentials.NewTLS(cfg), err: handshakeErr}
+}
+
+// recordingCreds keeps the error of a failed client handshake.
+type recordingCreds struct {
+	credentials.TransportCredentials
+	err *atomic.Pointer[error]
+}
+
+func (c recordingCreds) ClientHandshake(ctx context.Context, authority string, conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	nc, info, err := c.TransportCredentials.ClientHandshake(ctx, authority, conn)
+	if err != nil {
+		c.err.Store(&err)
+	}
+	return nc, info, err
+}
+
+func (c recordingCreds) Clone() credentials.TransportCredentials {
+	return recordingCreds{TransportCredentials: c.TransportCredentials.Clone(), err: c.err}
+}
+
 func waitReady(ctx context.Context, cc *grpc.ClientConn) error {
 	cc.Connect()
 	for {

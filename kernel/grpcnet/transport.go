@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
@@ -68,7 +69,7 @@ func New(opts Options) (*Transport, error) {
 		inbound: map[kernel.NodeID]*inboundStats{},
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
-	t.srv = grpc.NewServer(
+	srvOpts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(opts.maxFrameBytes()),
 		grpc.MaxSendMsgSize(opts.maxFrameBytes()),
 		grpc.ConnectionTimeout(opts.DialTimeout),
@@ -83,7 +84,11 @@ func New(opts Options) (*Transport, error) {
 			MinTime:             5 * time.Second,
 			PermitWithoutStream: true,
 		}),
-	)
+	}
+	if opts.ServerTLS != nil {
+		srvOpts = append(srvOpts, grpc.Creds(credentials.NewTLS(opts.ServerTLS)))
+	}
+	t.srv = grpc.NewServer(srvOpts...)
 	t.srv.RegisterService(&serviceDesc, t)
 	t.wg.Add(1)
 	go func() {
