@@ -58,9 +58,6 @@ type DB struct {
 	// late are resolutions a buggify site asked to send again, before a
 	// later transaction (the simulator's duplicated, late messages).
 	late []resolution
-	// forgets queues settled records for the forgetter task
-	// (forgetLater), nil until the first.
-	forgets *kernel.Mailbox[storage.TxnMeta]
 }
 
 // NewDB returns a DB on the node's router and clock; name labels its
@@ -291,52 +288,17 @@ type resolution struct {
 	ts     hlc.Timestamp
 }
 
-// resolve settles r's intents one by one through cl, then has the record
-// forgotten: by the DB's forgetter task when its queue takes it (nothing
-// waits on a forget: every intent is resolved by then, and a settled
-// record left behind is garbage collection's), else through cl. Best
-// effort: an intent left behind is resolved by the first request that
-// meets it (its record says how), and the record stays until then (or
-// until garbage collection finds it).
+// resolve settles r's intents one by one, then forgets the record, through
+// cl. Best effort: an intent left behind is resolved by the first request
+// that meets it (its record says how), and the record stays until then
+// (or until garbage collection finds it).
 func (db *DB) resolve(ctx context.Context, cl *consensus.Client, r resolution) {
 	for _, k := range r.keys {
 		if _, err := db.send(ctx, cl, k, &command{op: opResolve, key: k, txn: &r.meta, commit: r.commit, read: r.ts}); err != nil {
 			return
 		}
 	}
-	if !db.forgetLater(r.meta) {
-		db.forget(ctx, cl, r.meta)
-	}
-}
-
-func (db *DB) forget(ctx context.Context, cl *consensus.Client, meta storage.TxnMeta) {
-	_, _ = db.send(ctx, cl, meta.Anchor, &command{op: opForget, key: meta.Anchor, txn: &meta})
-}
-
-// forgetQueue bounds the records waiting for the forgetter task.
-const forgetQueue = 256
-
-// forgetLater queues a settled record, whose intents are all resolved, for
-// the DB's forgetter task (started with the first), which forgets records
-// in order through a client of its own; false when the queue is full. A
-// commit answers one round sooner for it. (Resolving intents there too was
-// measured slower: the client's next transaction met its own intents
-// unresolved; docs/txn.md, "Eighth session".)
-func (db *DB) forgetLater(meta storage.TxnMeta) bool {
-	if db.forgets == nil {
-		db.forgets = kernel.NewMailbox[storage.TxnMeta](db.rt, "txn records to forget of "+db.name, forgetQueue)
-		queue, cl := db.forgets, consensus.NewClient(db.router, db.name+"/forgetter")
-		db.rt.Go("txn forgetter "+db.name, func(ctx context.Context) {
-			for {
-				meta, err := queue.Recv(ctx)
-				if err != nil {
-					return
-				}
-				db.forget(ctx, cl, meta)
-			}
-		})
-	}
-	return db.forgets.Send(meta)
+	_, _ = db.send(ctx, cl, r.meta.Anchor, &command{op: opForget, key: r.meta.Anchor, txn: &r.meta})
 }
 
 // gcPage bounds the keys one garbage collection command walks.
