@@ -12,7 +12,6 @@ import "strings"
 // allocator and buffers.
 
 var memoryHelp = []string{
-	"MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
 	"DOCTOR",
 	"    Return memory problems reports.",
 	"MALLOC-STATS",
@@ -24,8 +23,6 @@ var memoryHelp = []string{
 	"USAGE <key> [SAMPLES <count>]",
 	"    Return memory in bytes used by <key> and its value. Nested values are",
 	"    sampled up to <count> times (default: 5, 0 means sample all).",
-	"HELP",
-	"    Prints this help.",
 }
 
 func cmdMemory(c *ctx) (Reply, error) {
@@ -35,11 +32,7 @@ func cmdMemory(c *ctx) (Reply, error) {
 	}
 	switch name {
 	case "help":
-		out := make([]Reply, len(memoryHelp))
-		for i, s := range memoryHelp {
-			out[i] = SimpleString(s)
-		}
-		return Array(out...), nil
+		return HelpReply("MEMORY", memoryHelp), nil
 	case "usage":
 		return c.memoryUsage()
 	case "doctor":

@@ -74,7 +74,6 @@ const (
 )
 
 var objectHelp = []string{
-	"OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
 	"ENCODING <key>",
 	"    Return the kind of internal representation used in order to store the value",
 	"    associated with a <key>.",
@@ -87,8 +86,6 @@ var objectHelp = []string{
 	"REFCOUNT <key>",
 	"    Return the number of references of the value associated with the specified",
 	"    <key>.",
-	"HELP",
-	"    Prints this help.",
 }
 
 func cmdObject(c *ctx) (Reply, error) {
@@ -97,11 +94,7 @@ func cmdObject(c *ctx) (Reply, error) {
 		return bad, nil
 	}
 	if name == "help" {
-		out := make([]Reply, len(objectHelp))
-		for i, s := range objectHelp {
-			out[i] = SimpleString(s)
-		}
-		return Array(out...), nil
+		return HelpReply("OBJECT", objectHelp), nil
 	}
 	o, err := c.lookup(c.args[2])
 	if err != nil {

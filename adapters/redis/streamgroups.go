@@ -21,7 +21,7 @@ func cmdXGroup(c *ctx) (Reply, error) {
 		return bad, nil
 	}
 	if name == "help" {
-		return helpReply("XGROUP", []string{
+		return HelpReply("XGROUP", []string{
 			"CREATE <key> <groupname> <id|$> [option]",
 			"    Create a new consumer group. Options are:",
 			"    * MKSTREAM",

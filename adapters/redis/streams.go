@@ -659,7 +659,7 @@ func cmdXInfo(c *ctx) (Reply, error) {
 		return bad, nil
 	}
 	if name == "help" {
-		return helpReply("XINFO", []string{
+		return HelpReply("XINFO", []string{
 			"CONSUMERS <key> <groupname>",
 			"    Show consumers of <groupname>.",
 			"GROUPS <key>",
@@ -835,9 +835,9 @@ func (s *stream) consumersInfo(g *group, full bool, count int64) (Reply, error) 
 	return Array(out...), err
 }
 
-// helpReply is addReplyHelp: a header naming the command, the lines, and
+// HelpReply is addReplyHelp: a header naming the command, the lines, and
 // HELP's own.
-func helpReply(command string, lines []string) Reply {
+func HelpReply(command string, lines []string) Reply {
 	out := []Reply{SimpleString(command + " <subcommand> [<arg> [value] [opt] ...]. Subcommands are:")}
 	for _, l := range lines {
 		out = append(out, SimpleString(l))

@@ -140,15 +140,7 @@ func TestClientKillMatchesRedis(t *testing.T) {
 		{"CLIENT", "KILL", "TYPE", "master"}, {"CLIENT", "KILL", "TYPE", "pubsub"}, {"CLIENT", "KILL", "USER", "nobody"},
 		{"CLIENT", "KILL", "SKIPME", "maybe"}, {"CLIENT", "KILL", "BOGUS", "1"}, {"CLIENT", "KILL", "ADDR", "1.2.3.4:5", "SKIPME", "yes"},
 	} {
-		r, o := dialRESP(t, realAddr), dialRESP(t, orbitAddr)
-		want, err := r.do(cmd...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := o.do(cmd...)
-		if err != nil {
-			t.Fatal(err)
-		}
+		want, got := bothReplies(t, dialRESP(t, realAddr), dialRESP(t, orbitAddr), cmd)
 		if !bytes.Equal(want, got) {
 			t.Errorf("%q:\nredis: %q\norbit: %q", cmd, want, got)
 		}

@@ -244,6 +244,20 @@ func dialRESP(t *testing.T, addr string) *respConn {
 	return &respConn{c: c, r: bufio.NewReader(c)}
 }
 
+// bothReplies sends cmd to the real server (r) and to Orbit (o) and
+// returns their raw replies.
+func bothReplies(t *testing.T, r, o *respConn, cmd []string) (want, got []byte) {
+	t.Helper()
+	want, err := r.do(cmd...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err = o.do(cmd...); err != nil {
+		t.Fatal(err)
+	}
+	return want, got
+}
+
 func (c *respConn) do(args ...string) ([]byte, error) {
 	out, err := c.pipeline([][]string{args})
 	if err != nil {

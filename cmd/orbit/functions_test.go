@@ -109,7 +109,7 @@ var functionCases = [][]string{
 	{"FUNCTION", "BOGUS"},
 	{"FUNCTION", "DELETE"},
 	{"FUNCTION", "KILL"},
-	{"FUNCTION", "HELP"},
+	{"FUNCTION", "HELP"}, {"SCRIPT", "HELP"}, {"OBJECT", "HELP"}, {"MEMORY", "HELP"},
 	{"FUNCTION", "FLUSH", "SYNC", "x"},
 	{"FCALL"},
 	{"MULTI"}, {"FUNCTION", "LOAD", libCounter}, {"FCALL", "incr", "1", "a", "1"}, {"WAIT", "0", "0"}, {"EXEC"},
@@ -130,14 +130,7 @@ func TestFunctionsMatchRedis(t *testing.T) {
 					}
 				}
 				for _, cmd := range functionCases {
-					want, err := r.do(cmd...)
-					if err != nil {
-						t.Fatal(err)
-					}
-					got, err := o.do(cmd...)
-					if err != nil {
-						t.Fatal(err)
-					}
+					want, got := bothReplies(t, r, o, cmd)
 					want, got = normalizeRaw(cmd, want), normalizeRaw(cmd, got)
 					if !bytes.Equal(want, got) {
 						t.Errorf("RESP%s %q:\nredis: %q\norbit: %q", proto, cmd, want, got)

@@ -38,19 +38,23 @@ func startServerHTTP(t testing.TB, ranges int) (redisAddr, httpAddr string) {
 
 // startServerWith is startServerHTTP with cfg's settings (node ID, data
 // directory and addresses are filled in).
-func startServerWith(t testing.TB, cfg serveConfig) (redisAddr, httpAddr string) {
+// launchServer runs orbit serve in-process with cfg until the test ends,
+// and returns its RESP and HTTP addresses once it listens, and a channel
+// closed when it exits.
+func launchServer(t testing.TB, cfg serveConfig) (addrs [2]string, exited <-chan struct{}) {
 	t.Helper()
-	cfg.nodeID, cfg.dataDir, cfg.redisAddr, cfg.httpAddr = 1, filepath.Join(t.TempDir(), "data"), "127.0.0.1:0", "127.0.0.1:0"
 	ctx, cancel := context.WithCancel(context.Background())
-	addrs := make(chan [2]string, 1)
+	listening := make(chan [2]string, 1)
 	done := make(chan error, 1)
+	gone := make(chan struct{})
 	go func() {
-		done <- runServer(ctx, cfg, slog.New(slog.DiscardHandler), func(r, h string) { addrs <- [2]string{r, h} })
+		done <- runServer(ctx, cfg, slog.New(slog.DiscardHandler), func(r, h string) { listening <- [2]string{r, h} })
+		close(gone)
 	}()
-	var a [2]string
 	select {
-	case a = <-addrs:
+	case addrs = <-listening:
 	case err := <-done:
+		cancel()
 		t.Fatalf("orbit serve: %v", err)
 	}
 	t.Cleanup(func() {
@@ -59,6 +63,13 @@ func startServerWith(t testing.TB, cfg serveConfig) (redisAddr, httpAddr string)
 			t.Errorf("shutdown: %v", err)
 		}
 	})
+	return addrs, gone
+}
+
+func startServerWith(t testing.TB, cfg serveConfig) (redisAddr, httpAddr string) {
+	t.Helper()
+	cfg.nodeID, cfg.dataDir, cfg.redisAddr, cfg.httpAddr = 1, filepath.Join(t.TempDir(), "data"), "127.0.0.1:0", "127.0.0.1:0"
+	a, _ := launchServer(t, cfg)
 	waitReady(t, a[1])
 	return a[0], a[1]
 }

@@ -71,26 +71,7 @@ func startTLSServer(t *testing.T, dir string) (redisAddr, httpAddr string) {
 	cfg := serveConfig{nodeID: 1, dataDir: filepath.Join(t.TempDir(), "data"), redisAddr: "127.0.0.1:0", httpAddr: "127.0.0.1:0",
 		ranges: 1, replicas: 3, splitMB: defaultSplitMB, mergeKB: -1, splitQPS: -1, certsDir: dir,
 		cacheMB: 8, memtableMB: 4, maxClockDrift: 0.05, deadAfter: time.Minute}
-	ctx, cancel := context.WithCancel(context.Background())
-	addrs := make(chan [2]string, 1)
-	done := make(chan error, 1)
-	exited := make(chan struct{})
-	go func() {
-		done <- runServer(ctx, cfg, slog.New(slog.DiscardHandler), func(r, h string) { addrs <- [2]string{r, h} })
-		close(exited)
-	}()
-	var a [2]string
-	select {
-	case a = <-addrs:
-	case err := <-done:
-		t.Fatalf("orbit serve: %v", err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
+	a, exited := launchServer(t, cfg)
 	waitReadyTLS(t, httpsClient(t, dir), a[1], 30*time.Second, exited)
 	return a[0], a[1]
 }

@@ -112,11 +112,7 @@ func (s *Server) scriptCommand(args [][]byte) redis.Reply {
 		// instructions, redis.ScriptInstructionLimit).
 		return redis.Error("NOTBUSY No scripts in execution right now.")
 	case sub == "help" && len(args) == 2:
-		var lines []redis.Reply
-		for _, l := range scriptHelp {
-			lines = append(lines, redis.SimpleString(l))
-		}
-		return redis.Array(lines...)
+		return redis.HelpReply("SCRIPT", scriptHelp)
 	case sub == "load" || sub == "exists" || sub == "flush" || sub == "kill" || sub == "help":
 		return redis.Error("ERR unknown subcommand or wrong number of arguments for '" + string(args[1]) + "'. Try SCRIPT HELP.")
 	}
@@ -124,7 +120,6 @@ func (s *Server) scriptCommand(args [][]byte) redis.Reply {
 }
 
 var scriptHelp = []string{
-	"SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
 	"DEBUG (YES|SYNC|NO)",
 	"    Set the debug mode for subsequent scripts executed.",
 	"EXISTS <sha1> [<sha1> ...]",
@@ -139,6 +134,4 @@ var scriptHelp = []string{
 	"    Kill the currently executing Lua script.",
 	"LOAD <script>",
 	"    Load a script into the scripts cache without executing it.",
-	"HELP",
-	"    Prints this help.",
 }
