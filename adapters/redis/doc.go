@@ -261,9 +261,9 @@
 //   - DEBUG and client-side caching invalidation do not exist here.
 //   - A command or MULTI/EXEC block over keys in several ranges reads and
 //     writes whole keys (locks.go): at most MaxImageBytes (4 MB) of one
-//     range's keys, beyond which it answers an error; COPY ... DB to a
-//     key in another range answers an error (the destination is in
-//     another database, which no lock covers). Keyspace-wide reads (KEYS,
+//     range's keys, beyond which it answers an error (MOVE's and COPY ...
+//     DB's key in the other database is locked with the rest:
+//     OtherDBKeys). Keyspace-wide reads (KEYS,
 //     SCAN, DBSIZE, RANDOMKEY) are not isolated from such a transaction
 //     being resolved, as a Redis Cluster client's walk over nodes is not.
 //   - WATCH checks a key in the database selected at EXEC, Redis in the one

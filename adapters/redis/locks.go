@@ -399,6 +399,37 @@ func isBlocking(args [][]byte) bool {
 	return ok && spec.Where == WhereBlocking
 }
 
+// OtherDBKeys are the raw route keys (RawRouteKey) a command run in
+// database db writes in another database: MOVE's key in its target
+// database, COPY ... DB n's destination. A cross-range transaction locks
+// them with the keys the command names (they lie in the same range: a
+// key's slot comes first). Arguments that do not parse give none (the
+// command answers its error and writes nothing).
+func OtherDBKeys(db int, args [][]byte) [][]byte {
+	if len(args) == 0 {
+		return nil
+	}
+	target := func(b []byte) (int, bool) {
+		n, ok := parseInt(b)
+		return int(n), ok && n >= 0 && n < Databases && int(n) != db
+	}
+	switch {
+	case eqFold(args[0], "move") && len(args) == 3:
+		if n, ok := target(args[2]); ok {
+			return [][]byte{RawRouteKey(n, args[1])}
+		}
+	case eqFold(args[0], "copy") && len(args) >= 3:
+		for j := 3; j+1 < len(args); j++ {
+			if eqFold(args[j], "db") {
+				if n, ok := target(args[j+1]); ok {
+					return [][]byte{RawRouteKey(n, args[2])}
+				}
+			}
+		}
+	}
+	return nil
+}
+
 // errUndeclared is RunTxn's finding that a command wrote a key it does
 // not name (COPY ... DB n names its destination in the source's
 // database), which no lock covered.

@@ -186,3 +186,26 @@ func TestClientKillMatchesRedis(t *testing.T) {
 		cancel()
 	}
 }
+
+// TestOtherDatabaseWritesAcrossRanges: MOVE and COPY ... DB write a key in
+// another database; inside a transaction over keys of several ranges
+// (four ranges: "a", "b" and "c" lie apart), that key is locked with the
+// others and the block runs as on redis-server (it was refused once, a
+// case the serve differential found).
+func TestOtherDatabaseWritesAcrossRanges(t *testing.T) {
+	realAddr, orbitAddr := startRedisServer(t), startServer(t, 4)
+	r, o := dialRESP(t, realAddr), dialRESP(t, orbitAddr)
+	for _, cmd := range [][]string{
+		{"FLUSHALL"},
+		{"MULTI"}, {"GET", "a"}, {"SET", "c", ""}, {"MOVE", "c", "1"}, {"EXEC"},
+		{"SELECT", "1"}, {"EXISTS", "c"}, {"SELECT", "0"},
+		{"SET", "b", "v"},
+		{"MULTI"}, {"GET", "a"}, {"COPY", "b", "c", "DB", "2"}, {"MOVE", "b", "3"}, {"EXEC"},
+		{"MSET", "a", "1", "b", "2"}, {"SELECT", "2"}, {"GET", "c"}, {"SELECT", "3"}, {"GET", "b"}, {"SELECT", "0"}, {"EXISTS", "b"},
+	} {
+		want, got := bothReplies(t, r, o, cmd)
+		if !bytes.Equal(want, got) {
+			t.Errorf("%q:\nredis: %q\norbit: %q", cmd, want, got)
+		}
+	}
+}

@@ -65,6 +65,12 @@ type Conn struct {
 	// matched its own client).
 	kill            func()
 	closeAfterReply bool
+
+	// The ACL user (acl.go), owned by the connection's task and mirrored
+	// in shown: authInit is set on the first command, when authed takes
+	// its start value (Redis sets it as the client connects).
+	user             string
+	authInit, authed bool
 }
 
 // SetKill gives the connection the way to close its client's connection,
@@ -90,6 +96,7 @@ type clientInfo struct {
 	queued int
 	// subs and psubs mirror len(Conn.subs) and len(Conn.psubs).
 	subs, psubs int
+	user        string // mirrors Conn.user
 }
 
 // show applies f to the shown state, under shownMu.
@@ -131,8 +138,8 @@ func (c *Conn) showQueue() {
 // (nil: the connection cannot receive them).
 func (s *Server) NewConn(addr string, push func(redis.Reply)) *Conn {
 	c := &Conn{s: s, addr: addr, push: push, created: s.rt.Now(), proto: 2,
-		subs: map[string]bool{}, psubs: map[string]bool{},
-		shown: clientInfo{proto: 2, queued: -1}}
+		subs: map[string]bool{}, psubs: map[string]bool{}, user: "default",
+		shown: clientInfo{proto: 2, queued: -1, user: "default"}}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.nextID++
@@ -246,6 +253,9 @@ const (
 )
 
 func (c *Conn) do(ctx context.Context, args [][]byte) ([]redis.Reply, bool, handled) {
+	if strings.EqualFold(string(args[0]), "acl") {
+		return c.aclDo(ctx, args) // not in the command table (acl.go)
+	}
 	spec, known := redis.Lookup(string(args[0]))
 	if !known {
 		c.dirty = c.dirty || c.multi
@@ -256,6 +266,18 @@ func (c *Conn) do(ctx context.Context, args [][]byte) ([]redis.Reply, bool, hand
 	if !spec.ArityOK(len(args)) {
 		c.dirty = c.dirty || c.multi
 		return one(arityError(name)), false, rejected
+	}
+	if r, quit := c.aclAdmit(ctx, args); r.Kind != 0 || quit {
+		c.dirty = c.dirty || c.multi
+		if quit {
+			return nil, true, rejected
+		}
+		if name == "exec" {
+			// Redis's rejectCommand aborts the transaction (execCommandAbort).
+			c.discardMulti()
+			return errorReply("EXECABORT Transaction discarded because of: " + string(r.Str)), false, rejected
+		}
+		return one(r), false, rejected
 	}
 	switch name {
 	case "eval", "eval_ro", "evalsha", "evalsha_ro":
@@ -311,7 +333,8 @@ func (c *Conn) do(ctx context.Context, args [][]byte) ([]redis.Reply, bool, hand
 // in order, and must ask only once every earlier command of the connection
 // that is not concurrent has run (they may change the connection's state).
 func (c *Conn) Concurrent(args [][]byte) (keys [][]byte, ok bool) {
-	if len(args) == 0 || c.multi || c.replyOff || c.skipNext || (c.proto == 2 && len(c.subs)+len(c.psubs) > 0) {
+	if len(args) == 0 || c.multi || c.replyOff || c.skipNext || (c.proto == 2 && len(c.subs)+len(c.psubs) > 0) ||
+		(c.s.dbs != nil && !c.authInit) { // aclAdmit must set up the connection first
 		return nil, false
 	}
 	spec, known := redis.Lookup(string(args[0]))
@@ -336,7 +359,10 @@ func (c *Conn) DoConcurrent(ctx context.Context, args [][]byte) redis.Reply {
 	spec, _ := redis.Lookup(string(args[0]))
 	c.show(func(i *clientInfo) { i.lastCmd = spec.Name })
 	began := c.s.rt.Now()
-	r := c.keyed(ctx, spec, args)
+	r, _ := c.aclAdmit(ctx, args) // authInit is set (Concurrent): it writes nothing
+	if r.Kind == 0 {
+		r = c.keyed(ctx, spec, args)
+	}
 	now := c.s.rt.Now()
 	c.s.stats.record(spec.Name, true, now, now.Sub(began), []redis.Reply{r})
 	return r
@@ -531,6 +557,33 @@ func (c *Conn) exec(ctx context.Context) redis.Reply {
 	if dirty {
 		return redis.Error("EXECABORT Transaction discarded because of previous errors.")
 	}
+	denied := c.aclExecDenials(ctx, queue)
+	if len(denied) > 0 {
+		var keep [][][]byte
+		for i, q := range queue {
+			if _, ok := denied[i]; !ok {
+				keep = append(keep, q)
+			}
+		}
+		r := c.execQueue(ctx, keep, watches)
+		if r.Kind != redis.KindArray {
+			return r
+		}
+		out := make([]redis.Reply, 0, len(queue))
+		for i := range queue {
+			if d, ok := denied[i]; ok {
+				out = append(out, d)
+			} else if len(r.Elems) > 0 {
+				out, r.Elems = append(out, r.Elems[0]), r.Elems[1:]
+			}
+		}
+		return redis.Array(append(out, r.Elems...)...)
+	}
+	return c.execQueue(ctx, queue, watches)
+}
+
+// execQueue runs EXEC's queued commands (exec).
+func (c *Conn) execQueue(ctx context.Context, queue [][][]byte, watches []redis.Watch) redis.Reply {
 	for i, q := range queue {
 		// Scripts meet the cache as EXEC runs them, in order (an
 		// EVAL's script is there for an EVALSHA after it).
@@ -751,24 +804,17 @@ func (c *Conn) server(ctx context.Context, name string, args [][]byte) ([]redis.
 		c.selectDB(int(n))
 		return one(redis.OK()), false
 	case "auth":
-		if len(args) == 2 {
-			return errorReply("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"), false
-		}
-		if len(args) == 3 && string(args[1]) == "default" {
-			return one(redis.OK()), false
-		}
-		if len(args) > 3 {
-			return errorReply("ERR syntax error"), false
-		}
-		return errorReply("WRONGPASS invalid username-password pair or user is disabled."), false
+		return one(c.auth(ctx, args)), false
 	case "hello":
-		return one(c.hello(args)), false
+		return one(c.hello(ctx, args)), false
 	case "reset":
 		c.discardMulti()
 		c.unsubscribeAll(false)
 		c.unsubscribeAll(true)
 		c.setProto(2)
 		c.selectDB(0)
+		c.setUser("default")
+		c.authInit = false // set again from the default user by the next command
 		c.replyOff, c.skipNext = false, false
 		c.show(func(i *clientInfo) { i.name = "" })
 		return one(redis.SimpleString("RESET")), false
@@ -822,8 +868,9 @@ func (c *Conn) server(ctx context.Context, name string, args [][]byte) ([]redis.
 	return one(redis.Exec(nil, 0, 0, args)), false // unknown command
 }
 
-func (c *Conn) hello(args [][]byte) redis.Reply {
+func (c *Conn) hello(ctx context.Context, args [][]byte) redis.Reply {
 	proto := c.proto
+	var user, pass []byte
 	if len(args) > 1 {
 		v, err := strconv.ParseInt(string(args[1]), 10, 64)
 		if err != nil {
@@ -837,9 +884,7 @@ func (c *Conn) hello(args [][]byte) redis.Reply {
 			more := len(args) - 1 - i
 			switch {
 			case strings.EqualFold(string(args[i]), "auth") && more >= 2:
-				if string(args[i+1]) != "default" {
-					return redis.Error("WRONGPASS invalid username-password pair or user is disabled.")
-				}
+				user, pass = args[i+1], args[i+2]
 				i += 2
 			case strings.EqualFold(string(args[i]), "setname") && more >= 1:
 				if r, ok := validName(args[i+1]); !ok {
@@ -853,6 +898,18 @@ func (c *Conn) hello(args [][]byte) redis.Reply {
 				return redis.Error("ERR Syntax error in HELLO option '" + string(args[i]) + "'")
 			}
 		}
+	}
+	if user != nil {
+		ok, err := c.authenticate(ctx, user, pass)
+		switch {
+		case err != nil:
+			return failure(err)
+		case !ok:
+			return redis.Error("WRONGPASS invalid username-password pair or user is disabled.")
+		}
+	}
+	if c.s.dbs != nil && c.authInit && !c.authed {
+		return redis.Error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
 	}
 	c.setProto(proto)
 	return redis.Map(
@@ -940,8 +997,8 @@ func (c *Conn) client(args [][]byte) redis.Reply {
 func (s *Server) clientLine(c *Conn) string {
 	now := s.rt.Now()
 	i := c.info()
-	return fmt.Sprintf("id=%d addr=%s name=%s age=%d db=%d sub=%d psub=%d multi=%d cmd=%s user=default resp=%d",
-		c.id, c.addr, i.name, int64(now.Sub(c.created)/time.Second), i.db, i.subs, i.psubs, i.queued, i.lastCmd, i.proto)
+	return fmt.Sprintf("id=%d addr=%s name=%s age=%d db=%d sub=%d psub=%d multi=%d cmd=%s user=%s resp=%d",
+		c.id, c.addr, i.name, int64(now.Sub(c.created)/time.Second), i.db, i.subs, i.psubs, i.queued, i.lastCmd, i.user, i.proto)
 }
 
 func (c *Conn) subscribe(pattern bool, names [][]byte) []redis.Reply {
@@ -1067,7 +1124,7 @@ func (c *Conn) clientKill(args [][]byte) redis.Reply {
 	}
 	var addr string
 	var id int64
-	typ, skipMe := "", true
+	typ, skipMe, user := "", true, ""
 	hasAddr := false
 	switch {
 	case len(args) == 3:
@@ -1099,9 +1156,10 @@ func (c *Conn) clientKill(args [][]byte) redis.Reply {
 			case "laddr":
 				return redis.Error("ERR CLIENT KILL LADDR is not supported by Orbit (the session does not know the address a client connected to)")
 			case "user":
-				if v != "default" {
+				if !c.s.knownUser(v) {
 					return redis.Error("ERR No such user '" + v + "'")
 				}
+				user = v
 			case "skipme":
 				switch strings.ToLower(v) {
 				case "yes":
@@ -1118,12 +1176,13 @@ func (c *Conn) clientKill(args [][]byte) redis.Reply {
 	}
 	var kills []func()
 	killed := 0
+	users := c.s.connUsers() // before s.mu: a connection's user is read under its shownMu
 	c.s.mu.Lock()
 	for _, cid := range slices.Sorted(maps.Keys(c.s.conns)) {
 		o := c.s.conns[cid]
 		pubsub := len(o.subs)+len(o.psubs) > 0
 		switch {
-		case hasAddr && o.addr != addr, id != 0 && o.id != id, o == c && skipMe:
+		case hasAddr && o.addr != addr, id != 0 && o.id != id, o == c && skipMe, user != "" && users[o] != user:
 			continue
 		case typ == "replica", typ == "pubsub" && !pubsub, typ == "normal" && pubsub:
 			continue

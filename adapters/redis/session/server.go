@@ -285,6 +285,8 @@ type Server struct {
 	functions functionIndexCache
 	// notify is notify-keyspace-events' classes (notifyFlags).
 	notify atomic.Uint32
+	// acl is the users of the ACL record last read (acl.go).
+	acl aclCache
 	// dbsMade numbers the DBs made for cross-range transactions.
 	dbsMade int
 }
@@ -415,6 +417,9 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	if s.opts.DecisionGCInterval > 0 && s.dbs != nil {
 		s.rt.Go("redis decision gc", s.decisionLoop)
+	}
+	if s.dbs != nil {
+		s.rt.Go("redis acl", s.aclLoop)
 	}
 	return nil
 }

@@ -131,6 +131,7 @@ func (s *Server) across(ctx context.Context, db int, watches []redis.Watch, cmds
 		for _, k := range redis.Keys(q) {
 			rks = append(rks, redis.RawRouteKey(db, k))
 		}
+		rks = append(rks, redis.OtherDBKeys(db, q)...)
 	}
 	slices.SortFunc(rks, bytes.Compare)
 	rks = slices.CompactFunc(rks, bytes.Equal)
