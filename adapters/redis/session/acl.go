@@ -558,7 +558,6 @@ type aclCache struct {
 	mu     sync.Mutex // never held across a blocking call
 	record string
 	users  map[string]*aclUser
-	readAt time.Time
 	loaded bool
 }
 
@@ -596,12 +595,11 @@ func encodeUsers(users map[string]*aclUser) []byte {
 }
 
 // aclUsers returns the users: from tx (read for update), or from the
-// record read now (fresh), or else from the copy if it is younger than
-// aclStaleness. Without a transactional keyspace only the default user
+// record read now (fresh), or else from the copy aclLoop keeps (read
+// now if there is none yet). Without a transactional keyspace only the default user
 // exists. The map is never changed: a change makes a new one.
 func (s *Server) aclUsers(ctx context.Context, tx *txn.Tx, fresh bool) (map[string]*aclUser, error) {
 	c := s.aclCache()
-	now := s.rt.Now()
 	c.mu.Lock()
 	if s.dbs == nil && !c.loaded {
 		c.users, c.loaded = map[string]*aclUser{"default": defaultACLUser()}, true
@@ -614,26 +612,14 @@ func (s *Server) aclUsers(ctx context.Context, tx *txn.Tx, fresh bool) (map[stri
 		return c.users, nil
 	}
 	c.mu.Unlock()
-	var v []byte
-	var err error
-	if tx != nil {
-		v, _, err = tx.GetForUpdate(ctx, aclKey)
-	} else {
-		var tdb *txn.DB
-		if tdb, err = s.takeDB(ctx); err != nil {
-			return nil, err
-		}
-		v, _, err = tdb.Get(ctx, aclKey)
-		s.dbs.Send(tdb)
-	}
+	v, err := s.readRecord(ctx, tx, aclKey)
 	if err != nil && tx == nil && !fresh {
 		// The record cannot be read now (its range is unavailable):
-		// commands go on under the users last read, which are tried
-		// again after aclStaleness, rather than all failing.
+		// commands go on under the users last read rather than all
+		// failing.
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if c.loaded {
-			c.readAt = now
 			return c.users, nil
 		}
 	}
@@ -642,9 +628,6 @@ func (s *Server) aclUsers(ctx context.Context, tx *txn.Tx, fresh bool) (map[stri
 	}
 	c.mu.Lock()
 	if c.loaded && c.record == string(v) {
-		if tx == nil {
-			c.readAt = now
-		}
 		defer c.mu.Unlock()
 		return c.users, nil
 	}
@@ -655,7 +638,7 @@ func (s *Server) aclUsers(ctx context.Context, tx *txn.Tx, fresh bool) (map[stri
 	}
 	if tx == nil {
 		c.mu.Lock()
-		c.record, c.users, c.readAt, c.loaded = string(v), users, now, true
+		c.record, c.users, c.loaded = string(v), users, true
 		c.mu.Unlock()
 	}
 	return users, nil
@@ -664,38 +647,21 @@ func (s *Server) aclUsers(ctx context.Context, tx *txn.Tx, fresh bool) (map[stri
 // changeUsers runs change on the users in a transaction and writes what
 // it returns; a replyError from change is its answer.
 func (s *Server) changeUsers(ctx context.Context, change func(users map[string]*aclUser) (map[string]*aclUser, redis.Reply, error)) redis.Reply {
-	if s.dbs == nil {
-		return redis.Error("ERR ACL users need the transactional keyspace, which this server does not have (only the default user exists)")
-	}
-	tdb, err := s.takeDB(ctx)
-	if err != nil {
-		return failure(err)
-	}
-	defer s.dbs.Send(tdb)
-	var reply redis.Reply
-	err = tdb.Txn(ctx, func(tx *txn.Tx) error {
+	reply := s.inTxn(ctx, "ERR ACL users need the transactional keyspace, which this server does not have (only the default user exists)", func(tx *txn.Tx) (redis.Reply, error) {
 		users, err := s.aclUsers(ctx, tx, true)
 		if err != nil {
-			return err
+			return redis.Reply{}, err
 		}
 		out, r, err := change(users)
 		if err != nil {
-			return err
+			return redis.Reply{}, err
 		}
-		reply = r
 		rec := encodeUsers(out)
 		if len(rec) > maxACLBytes {
-			return replyError{redis.Error("ERR the users would take more than 4 MB (Orbit's bound)")}
+			return redis.Reply{}, replyError{redis.Error("ERR the users would take more than 4 MB (Orbit's bound)")}
 		}
-		return tx.Put(ctx, aclKey, rec)
+		return r, tx.Put(ctx, aclKey, rec)
 	})
-	var re replyError
-	switch {
-	case errors.As(err, &re):
-		return re.r
-	case err != nil:
-		return failure(err)
-	}
 	// The next command here reads the record again.
 	c := s.aclCache()
 	c.mu.Lock()

@@ -2,7 +2,6 @@ package session
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"sync"
 
@@ -52,18 +51,7 @@ type functionIndexCache struct {
 // libraries reads the record (nil tdb: the caller takes one) and returns
 // its index.
 func (s *Server) libraries(ctx context.Context, tx *txn.Tx) (*libraryIndex, error) {
-	var v []byte
-	var err error
-	if tx != nil {
-		v, _, err = tx.GetForUpdate(ctx, functionsKey)
-	} else {
-		var tdb *txn.DB
-		if tdb, err = s.takeDB(ctx); err != nil {
-			return nil, err
-		}
-		v, _, err = tdb.Get(ctx, functionsKey)
-		s.dbs.Send(tdb)
-	}
+	v, err := s.readRecord(ctx, tx, functionsKey)
 	if err != nil {
 		return nil, err
 	}
@@ -117,33 +105,18 @@ func (s *Server) fcallArgs(ctx context.Context, args [][]byte) ([][]byte, error)
 	return redis.FCallArgs(args, code), nil
 }
 
-// replyError is a reply that ends a transaction's function.
-type replyError struct{ r redis.Reply }
-
-func (e replyError) Error() string { return string(e.r.Str) }
-
 // changeLibraries runs change on the libraries in a transaction and
 // writes what it returns; a replyError from change is its answer.
 func (s *Server) changeLibraries(ctx context.Context, change func(idx *libraryIndex) ([]*redis.Library, redis.Reply, error)) redis.Reply {
-	if s.dbs == nil {
-		return redis.Error("ERR FUNCTION needs the transactional keyspace, which this server does not have")
-	}
-	tdb, err := s.takeDB(ctx)
-	if err != nil {
-		return failure(err)
-	}
-	defer s.dbs.Send(tdb)
-	var reply redis.Reply
-	err = tdb.Txn(ctx, func(tx *txn.Tx) error {
+	return s.inTxn(ctx, "ERR FUNCTION needs the transactional keyspace, which this server does not have", func(tx *txn.Tx) (redis.Reply, error) {
 		idx, err := s.libraries(ctx, tx)
 		if err != nil {
-			return err
+			return redis.Reply{}, err
 		}
 		libs, r, err := change(idx)
 		if err != nil {
-			return err
+			return redis.Reply{}, err
 		}
-		reply = r
 		var pairs [][2][]byte
 		size := 0
 		for _, l := range libs {
@@ -151,21 +124,13 @@ func (s *Server) changeLibraries(ctx context.Context, change func(idx *libraryIn
 			size += len(l.Code)
 		}
 		if size > maxLibraryBytes {
-			return replyError{redis.Error("ERR the libraries would hold more than 16 MB of code (Orbit's bound)")}
+			return redis.Reply{}, replyError{redis.Error("ERR the libraries would hold more than 16 MB of code (Orbit's bound)")}
 		}
 		if len(pairs) == 0 {
-			return tx.Delete(ctx, functionsKey)
+			return r, tx.Delete(ctx, functionsKey)
 		}
-		return tx.Put(ctx, functionsKey, redis.EncodeLibraries(pairs))
+		return r, tx.Put(ctx, functionsKey, redis.EncodeLibraries(pairs))
 	})
-	var re replyError
-	switch {
-	case errors.As(err, &re):
-		return re.r
-	case err != nil:
-		return failure(err)
-	}
-	return reply
 }
 
 // functionCommand answers FUNCTION.
