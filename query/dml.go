@@ -1,0 +1,541 @@
+package query
+
+import (
+	"strconv"
+	"strings"
+
+	pg "github.com/pganalyze/pg_query_go/v6"
+)
+
+// returning is a DML statement's RETURNING list, over the table's row.
+type returning struct {
+	outputs []expr
+	names   []string
+	src     []scopeCol
+}
+
+func (r *returning) columns() []Column {
+	if r == nil {
+		return nil
+	}
+	p := &selectPlan{outputs: r.outputs, names: r.names, srcCols: r.src, visible: len(r.outputs)}
+	return p.columns()
+}
+
+func (r *returning) row(env *env, row []any) ([]any, error) { return evalAll(env, r.outputs, row) }
+
+func (a *analyzer) returning(list []*pg.Node, sc *scope) (*returning, error) {
+	if len(list) == 0 {
+		return nil, nil
+	}
+	p := &selectPlan{}
+	if err := a.targets(p, list, sc); err != nil {
+		return nil, err
+	}
+	return &returning{outputs: p.outputs, names: p.names, src: p.srcCols}, nil
+}
+
+// tableScope is a table's columns, as DML statements name them.
+func tableScope(t *TableDesc, alias string) *scope {
+	name := t.Name
+	if alias != "" {
+		name = alias
+	}
+	sc := &scope{}
+	for i, c := range t.Columns {
+		sc.cols = append(sc.cols, scopeCol{table: name, name: c.Name, t: c.Type, hidden: c.Hidden, tableOID: tableOID(t), attr: int16(i + 1)})
+	}
+	return sc
+}
+
+func aliasName(rv *pg.RangeVar) string {
+	if rv.Alias != nil {
+		return rv.Alias.Aliasname
+	}
+	return ""
+}
+
+// insertPlan is an analysed INSERT.
+type insertPlan struct {
+	t *TableDesc
+	// rows are VALUES rows, each with an expression per column (nil:
+	// the column's default); or source, a query's rows for targets.
+	rows    [][]expr
+	source  *selectPlan
+	targets []int
+	// defaults are each column's default (nil: NULL or a serial).
+	defaults  []expr
+	doNothing bool
+	ret       *returning
+}
+
+func (a *analyzer) analyzeInsert(st *pg.InsertStmt) (*insertPlan, error) {
+	if st.WithClause != nil {
+		return nil, errorf("0A000", "WITH is not supported")
+	}
+	t, err := a.table(st.Relation)
+	if err != nil {
+		return nil, err
+	}
+	p := &insertPlan{t: t}
+	if st.OnConflictClause != nil {
+		if st.OnConflictClause.Action != pg.OnConflictAction_ONCONFLICT_NOTHING {
+			return nil, errorf("0A000", "ON CONFLICT DO UPDATE is not supported yet")
+		}
+		p.doNothing = true
+	}
+	if len(st.Cols) == 0 {
+		for i, c := range t.Columns {
+			if !c.Hidden {
+				p.targets = append(p.targets, i)
+			}
+		}
+	} else {
+		seen := map[int]bool{}
+		for _, n := range st.Cols {
+			rt := n.GetResTarget()
+			if len(rt.Indirection) > 0 {
+				return nil, errorf("0A000", "assigning to parts of a column is not supported")
+			}
+			i, ok := t.column(rt.Name)
+			if !ok || t.Columns[i].Hidden {
+				return nil, withPosition(errorf("42703", "column %q of relation %q does not exist", rt.Name, t.Name), rt.Location)
+			}
+			if seen[i] {
+				return nil, withPosition(errorf("42701", "column %q specified more than once", rt.Name), rt.Location)
+			}
+			seen[i] = true
+			p.targets = append(p.targets, i)
+		}
+	}
+	if p.defaults, err = a.defaults(t); err != nil {
+		return nil, err
+	}
+	sel := st.SelectStmt.GetSelectStmt()
+	if len(st.Cols) == 0 && sel != nil {
+		// Without a column list, the values fill the first columns and
+		// the rest take their defaults.
+		n := len(p.targets)
+		if len(sel.ValuesLists) > 0 && len(sel.FromClause) == 0 {
+			n = len(sel.ValuesLists[0].GetList().Items)
+		} else if len(sel.TargetList) > 0 && !hasStar(sel.TargetList) {
+			n = len(sel.TargetList)
+		}
+		if n < len(p.targets) {
+			p.targets = p.targets[:n]
+		}
+	}
+	switch {
+	case sel == nil:
+		// INSERT ... DEFAULT VALUES
+	case len(sel.ValuesLists) > 0 && len(sel.FromClause) == 0:
+		for _, l := range sel.ValuesLists {
+			items := l.GetList().Items
+			if len(items) > len(p.targets) {
+				return nil, errorf("42601", "INSERT has more expressions than target columns")
+			}
+			if len(items) < len(p.targets) {
+				return nil, errorf("42601", "INSERT has more target columns than expressions")
+			}
+			row := make([]expr, len(items))
+			for i, n := range items {
+				if n.GetSetToDefault() != nil {
+					continue
+				}
+				x, err := a.expr(n, &scope{})
+				if err != nil {
+					return nil, err
+				}
+				if row[i], err = a.assignable(x, t.Columns[p.targets[i]]); err != nil {
+					return nil, err
+				}
+			}
+			p.rows = append(p.rows, row)
+		}
+	default:
+		if p.source, err = a.analyzeSelect(sel); err != nil {
+			return nil, err
+		}
+		if p.source.visible > len(p.targets) {
+			return nil, errorf("42601", "INSERT has more expressions than target columns")
+		}
+		if p.source.visible < len(p.targets) {
+			return nil, errorf("42601", "INSERT has more target columns than expressions")
+		}
+		for i := 0; i < p.source.visible; i++ {
+			if _, err := a.assignable(p.source.outputs[i], t.Columns[p.targets[i]]); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if p.ret, err = a.returning(st.ReturningList, tableScope(t, aliasName(st.Relation))); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// assignable checks x can be stored in column c and converts it.
+func (a *analyzer) assignable(x expr, c ColumnDesc) (expr, error) {
+	x, err := a.coerce(x, c.Type)
+	if err != nil {
+		return nil, err
+	}
+	if !implicitCast(x.typ(), c.Type) {
+		e := errorf("42804", "column %q is of type %s but expression is of type %s", c.Name, c.Type.shortName(), x.typ().shortName())
+		e.Hint = "You will need to rewrite or cast the expression."
+		return nil, e
+	}
+	from, to := x.typ(), c.Type
+	return &funcExpr{args: []expr{x}, t: to, strict: true, fn: func(_ *env, v []any) (any, error) {
+		return assignValue(v[0], from, to)
+	}}, nil
+}
+
+// defaults analyses the table's default expressions.
+func (a *analyzer) defaults(t *TableDesc) ([]expr, error) {
+	out := make([]expr, len(t.Columns))
+	for i, c := range t.Columns {
+		if c.Default == "" {
+			continue
+		}
+		x, err := a.defaultExpr(c)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = x
+	}
+	return out, nil
+}
+
+func (a *analyzer) defaultExpr(c ColumnDesc) (expr, error) {
+	tree, err := pg.Parse("SELECT " + c.Default)
+	if err != nil {
+		return nil, errorf("XX000", "column %q has a default that does not parse: %v", c.Name, err)
+	}
+	n := tree.Stmts[0].Stmt.GetSelectStmt().TargetList[0].GetResTarget().Val
+	x, err := a.expr(n, &scope{})
+	if err != nil {
+		return nil, err
+	}
+	return a.assignable(x, c)
+}
+
+func (p *insertPlan) columns() []Column { return p.ret.columns() }
+
+// execute inserts the rows; out are RETURNING's rows.
+func (p *insertPlan) execute(r *run) (n int, out [][]any, err error) {
+	var values [][]any
+	if p.source != nil {
+		if values, err = p.source.execute(r); err != nil {
+			return 0, nil, err
+		}
+	}
+	count := len(p.rows)
+	if p.source != nil {
+		count = len(values)
+	} else if len(p.rows) == 0 {
+		count = 1 // DEFAULT VALUES
+	}
+	for i := range count {
+		row := make([]any, len(p.t.Columns))
+		given := make([]bool, len(p.t.Columns))
+		for j, ci := range p.targets {
+			var v any
+			switch {
+			case p.source != nil:
+				from := p.source.outputs[j].typ()
+				if v, err = assignValue(values[i][j], from, p.t.Columns[ci].Type); err != nil {
+					return 0, nil, err
+				}
+			case len(p.rows) > 0 && p.rows[i][j] != nil:
+				if v, err = p.rows[i][j].eval(r.env, nil); err != nil {
+					return 0, nil, err
+				}
+			default:
+				continue // DEFAULT
+			}
+			row[ci], given[ci] = v, true
+		}
+		if err := p.fillDefaults(r, row, given); err != nil {
+			return 0, nil, err
+		}
+		inserted, err := p.insertRow(r, row)
+		if err != nil {
+			return 0, nil, err
+		}
+		if !inserted {
+			continue
+		}
+		n++
+		if p.ret != nil {
+			o, err := p.ret.row(r.env, row)
+			if err != nil {
+				return 0, nil, err
+			}
+			out = append(out, o)
+		}
+	}
+	return n, out, nil
+}
+
+// fillDefaults gives the columns not given their defaults: a serial its
+// next value, a hidden rowid a unique one.
+func (p *insertPlan) fillDefaults(r *run, row []any, given []bool) error {
+	for ci, c := range p.t.Columns {
+		if given[ci] {
+			continue
+		}
+		switch {
+		case c.Hidden:
+			row[ci] = r.env.rowID()
+		case c.Serial:
+			v, err := nextCounter(r.ctx, r.tx, serialKey(p.t.ID, c.ID))
+			if err != nil {
+				return err
+			}
+			if lo, hi := intRange(c.Type); v < lo || v > hi {
+				return errorf("2200H", "nextval: reached maximum value of sequence \"%s_%s_seq\" (%d)", p.t.Name, c.Name, hi)
+			}
+			row[ci] = v
+		case p.defaults[ci] != nil:
+			v, err := p.defaults[ci].eval(r.env, nil)
+			if err != nil {
+				return err
+			}
+			row[ci] = v
+		}
+	}
+	return nil
+}
+
+// checkRow applies the table's NOT NULL constraints.
+func checkRow(t *TableDesc, row []any) error {
+	for i, c := range t.Columns {
+		if c.NotNull && row[i] == nil {
+			e := errorf("23502", "null value in column %q of relation %q violates not-null constraint", c.Name, t.Name)
+			e.Detail = "Failing row contains " + failingRow(t, row) + "."
+			return e
+		}
+	}
+	return nil
+}
+
+// failingRow is a row as PostgreSQL's error details show it.
+func failingRow(t *TableDesc, row []any) string {
+	var parts []string
+	for i, c := range t.Columns {
+		if c.Hidden {
+			continue
+		}
+		if row[i] == nil {
+			parts = append(parts, "null")
+			continue
+		}
+		parts = append(parts, string(formatText(c.Type, row[i])))
+	}
+	return "(" + strings.Join(parts, ", ") + ")"
+}
+
+// insertRow writes a new row; inserted is false when the key exists and
+// ON CONFLICT DO NOTHING says to skip it.
+func (p *insertPlan) insertRow(r *run, row []any) (inserted bool, err error) {
+	if err := checkRow(p.t, row); err != nil {
+		return false, err
+	}
+	key := p.t.rowKey(row)
+	_, found, err := r.tx.Get(r.ctx, key)
+	if err != nil {
+		return false, err
+	}
+	if found {
+		if p.doNothing {
+			return false, nil
+		}
+		return false, duplicateKey(p.t, row)
+	}
+	return true, r.tx.Put(r.ctx, key, encodeRow(p.t.Columns, row))
+}
+
+func duplicateKey(t *TableDesc, row []any) *Error {
+	e := errorf("23505", "duplicate key value violates unique constraint %q", t.pkName())
+	var names, vals []string
+	for _, i := range t.pkIndexes() {
+		names = append(names, t.Columns[i].Name)
+		vals = append(vals, string(formatText(t.Columns[i].Type, row[i])))
+	}
+	e.Detail = "Key (" + strings.Join(names, ", ") + ")=(" + strings.Join(vals, ", ") + ") already exists."
+	return e
+}
+
+// updatePlan is an analysed UPDATE or DELETE.
+type updatePlan struct {
+	t      *TableDesc
+	scan   *tableScan
+	where  expr
+	sets   map[int]expr // column position -> new value (UPDATE)
+	delete bool
+	ret    *returning
+}
+
+func (a *analyzer) analyzeUpdate(st *pg.UpdateStmt) (*updatePlan, error) {
+	if st.WithClause != nil || len(st.FromClause) > 0 {
+		return nil, errorf("0A000", "UPDATE ... FROM and WITH are not supported yet")
+	}
+	t, err := a.table(st.Relation)
+	if err != nil {
+		return nil, err
+	}
+	sc := tableScope(t, aliasName(st.Relation))
+	p := &updatePlan{t: t, scan: &tableScan{t: t, maxRows: a.s.e.opts.MaxRows, forUpdate: true}, sets: map[int]expr{}}
+	for _, n := range st.TargetList {
+		rt := n.GetResTarget()
+		if len(rt.Indirection) > 0 {
+			return nil, errorf("0A000", "assigning to parts of a column is not supported")
+		}
+		i, ok := t.column(rt.Name)
+		if !ok || t.Columns[i].Hidden {
+			return nil, withPosition(errorf("42703", "column %q of relation %q does not exist", rt.Name, t.Name), rt.Location)
+		}
+		if _, dup := p.sets[i]; dup {
+			return nil, withPosition(errorf("42601", "multiple assignments to same column %q", rt.Name), rt.Location)
+		}
+		var x expr
+		if rt.Val.GetSetToDefault() != nil {
+			if t.Columns[i].Default == "" {
+				x = &constExpr{v: nil, t: t.Columns[i].Type}
+			} else if x, err = a.defaultExpr(t.Columns[i]); err != nil {
+				return nil, err
+			}
+		} else {
+			if x, err = a.expr(rt.Val, sc); err != nil {
+				return nil, err
+			}
+			if x, err = a.assignable(x, t.Columns[i]); err != nil {
+				return nil, err
+			}
+		}
+		p.sets[i] = x
+	}
+	if err := a.dmlWhere(p, st.WhereClause, sc); err != nil {
+		return nil, err
+	}
+	if p.ret, err = a.returning(st.ReturningList, sc); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (a *analyzer) analyzeDelete(st *pg.DeleteStmt) (*updatePlan, error) {
+	if st.WithClause != nil || len(st.UsingClause) > 0 {
+		return nil, errorf("0A000", "DELETE ... USING and WITH are not supported yet")
+	}
+	t, err := a.table(st.Relation)
+	if err != nil {
+		return nil, err
+	}
+	sc := tableScope(t, aliasName(st.Relation))
+	p := &updatePlan{t: t, scan: &tableScan{t: t, maxRows: a.s.e.opts.MaxRows, forUpdate: true}, delete: true}
+	if err := a.dmlWhere(p, st.WhereClause, sc); err != nil {
+		return nil, err
+	}
+	if p.ret, err = a.returning(st.ReturningList, sc); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (a *analyzer) dmlWhere(p *updatePlan, n *pg.Node, sc *scope) error {
+	if n == nil {
+		return nil
+	}
+	w, err := a.expr(n, sc)
+	if err != nil {
+		return err
+	}
+	if p.where, err = a.boolean(w, "argument of WHERE"); err != nil {
+		return err
+	}
+	p.scan.pushdown(p.where)
+	return nil
+}
+
+func (p *updatePlan) columns() []Column { return p.ret.columns() }
+
+func (p *updatePlan) execute(r *run) (n int, out [][]any, err error) {
+	rows, err := p.scan.rows(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	for _, row := range rows {
+		if p.where != nil {
+			v, err := p.where.eval(r.env, row)
+			if err != nil {
+				return 0, nil, err
+			}
+			if v != true {
+				continue
+			}
+		}
+		key := p.t.rowKey(row)
+		result := row
+		if p.delete {
+			if err := r.tx.Delete(r.ctx, key); err != nil {
+				return 0, nil, err
+			}
+		} else {
+			result = append([]any(nil), row...)
+			for i, x := range p.sets {
+				v, err := x.eval(r.env, row)
+				if err != nil {
+					return 0, nil, err
+				}
+				result[i] = v
+			}
+			if err := checkRow(p.t, result); err != nil {
+				return 0, nil, err
+			}
+			newKey := p.t.rowKey(result)
+			if string(newKey) != string(key) {
+				// The primary key changed: the row moves.
+				_, found, err := r.tx.Get(r.ctx, newKey)
+				if err != nil {
+					return 0, nil, err
+				}
+				if found {
+					return 0, nil, duplicateKey(p.t, result)
+				}
+				if err := r.tx.Delete(r.ctx, key); err != nil {
+					return 0, nil, err
+				}
+			}
+			if err := r.tx.Put(r.ctx, newKey, encodeRow(p.t.Columns, result)); err != nil {
+				return 0, nil, err
+			}
+		}
+		n++
+		if p.ret != nil {
+			o, err := p.ret.row(r.env, result)
+			if err != nil {
+				return 0, nil, err
+			}
+			out = append(out, o)
+		}
+	}
+	return n, out, nil
+}
+
+func tagCount(verb string, n int) string {
+	if verb == "INSERT" {
+		return "INSERT 0 " + strconv.Itoa(n)
+	}
+	return verb + " " + strconv.Itoa(n)
+}
+
+func hasStar(targets []*pg.Node) bool {
+	for _, n := range targets {
+		if cr := n.GetResTarget().GetVal().GetColumnRef(); cr != nil && cr.Fields[len(cr.Fields)-1].GetAStar() != nil {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,147 @@
+package query
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/orbitkernel/orbit/kernel"
+	"github.com/orbitkernel/orbit/txn"
+)
+
+// Options configure an Engine.
+type Options struct {
+	// Runtime is the node's runtime. Required.
+	Runtime kernel.Runtime
+	// NewDB makes a client of the transactional keyspace (kernel/node's
+	// Node.NewDB). Required.
+	NewDB func(name string) (*txn.DB, error)
+	// MaxConnections bounds the open sessions (max_connections): one more
+	// is refused with 53300. Default 100, as PostgreSQL's.
+	MaxConnections int
+	// MaxRows bounds the rows one statement holds in memory (a scan's,
+	// a sort's, a join's input); beyond it the statement fails with 54000
+	// instead of exhausting the node. Default 1,048,576.
+	MaxRows int
+}
+
+// EnsureDefaults fills in the zero fields.
+func (o *Options) EnsureDefaults() {
+	if o.MaxConnections == 0 {
+		o.MaxConnections = 100
+	}
+	if o.MaxRows == 0 {
+		o.MaxRows = 1 << 20
+	}
+}
+
+// Validate reports every problem with the options at once.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.Runtime == nil {
+		errs = append(errs, errors.New("query: Options.Runtime is required"))
+	}
+	if o.NewDB == nil {
+		errs = append(errs, errors.New("query: Options.NewDB is required"))
+	}
+	if o.MaxConnections < 1 {
+		errs = append(errs, fmt.Errorf("query: MaxConnections %d: must be at least 1", o.MaxConnections))
+	}
+	if o.MaxRows < 1 {
+		errs = append(errs, fmt.Errorf("query: MaxRows %d: must be at least 1", o.MaxRows))
+	}
+	return errors.Join(errs...)
+}
+
+// Engine is a node's SQL engine: it opens sessions, each a connection's
+// state (docs/sql.md).
+type Engine struct {
+	opts Options
+	rt   kernel.Runtime
+	// dbs holds a slot per allowed session: a DB, or nil until the slot
+	// is first used (a DB serves one task at a time, and each session is
+	// one).
+	dbs *kernel.Mailbox[*txn.DB]
+
+	mu      sync.Mutex
+	made    int
+	nextPID uint32
+	lastRow int64 // the last rowid's time part (rowID)
+}
+
+// New returns an engine.
+func New(opts Options) (*Engine, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	e := &Engine{opts: opts, rt: opts.Runtime, nextPID: 1000}
+	e.dbs = kernel.NewMailbox[*txn.DB](opts.Runtime, "sql sessions", opts.MaxConnections)
+	for range opts.MaxConnections {
+		e.dbs.Send(nil)
+	}
+	return e, nil
+}
+
+// The only database and role there are until CREATE DATABASE and roles
+// exist (docs/sql.md, "Not yet").
+const (
+	defaultDatabase = "postgres"
+	defaultUser     = "postgres"
+)
+
+// Open starts a session for user on database; params are the start-up
+// message's run-time parameters (application_name, client_encoding, ...).
+func (e *Engine) Open(ctx context.Context, user, database string, params map[string]string) (*Session, error) {
+	if user != defaultUser {
+		return nil, fatal("28000", "role %q does not exist", user)
+	}
+	if database != defaultDatabase {
+		return nil, fatal("3D000", "database %q does not exist", database)
+	}
+	s := &Session{e: e, user: user, database: database, status: StatusIdle, params: defaultParameters(user)}
+	for k, v := range params {
+		if err := s.setStartup(k, v); err != nil {
+			return nil, err
+		}
+	}
+	db, ok := e.dbs.TryRecv()
+	if !ok {
+		return nil, fatal("53300", "sorry, too many clients already")
+	}
+	if db == nil {
+		e.mu.Lock()
+		e.made++
+		name := fmt.Sprintf("sql-%d", e.made)
+		e.mu.Unlock()
+		var err error
+		if db, err = e.opts.NewDB(name); err != nil {
+			e.dbs.Send(nil)
+			return nil, err
+		}
+	}
+	s.db = db
+	e.mu.Lock()
+	e.nextPID++
+	s.pid = e.nextPID
+	e.mu.Unlock()
+	return s, nil
+}
+
+func fatal(code, format string, args ...any) *Error {
+	e := errorf(code, format, args...)
+	e.Severity = "FATAL"
+	return e
+}
+
+// rowID is a new hidden row key, unique across the cluster: the node's
+// clock in microseconds (strictly increasing on this node) above the
+// node's ID, as CockroachDB's unique_rowid.
+func (e *Engine) rowID() int64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ts := max(e.rt.Now().UnixMicro(), e.lastRow+1)
+	e.lastRow = ts
+	return ts<<10 | int64(e.rt.NodeID()&1023)
+}

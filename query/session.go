@@ -1,0 +1,768 @@
+package query
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+	"time"
+
+	pg "github.com/pganalyze/pg_query_go/v6"
+	"github.com/pganalyze/pg_query_go/v6/parser"
+
+	"github.com/orbitkernel/orbit/txn"
+)
+
+// Session is one connection's state: its transaction block, run-time
+// parameters and pending notices. It serves one statement at a time.
+type Session struct {
+	e              *Engine
+	db             *txn.DB
+	user, database string
+	pid            uint32
+	params         map[string]string
+	status         byte
+	// tx is the open transaction block's transaction (nil outside one,
+	// and once the block failed).
+	tx      *txn.Tx
+	txStart time.Time
+	notices []*Error
+	closed  bool
+}
+
+// reported are the run-time parameters a client is told of (ParameterStatus).
+var reported = []string{"application_name", "client_encoding", "DateStyle", "default_transaction_read_only", "in_hot_standby", "integer_datetimes", "IntervalStyle", "is_superuser", "server_encoding", "server_version", "session_authorization", "standard_conforming_strings", "TimeZone"}
+
+func defaultParameters(user string) map[string]string {
+	return map[string]string{
+		"application_name":              "",
+		"client_encoding":               "UTF8",
+		"DateStyle":                     "ISO, MDY",
+		"default_transaction_read_only": "off",
+		"in_hot_standby":                "off",
+		"integer_datetimes":             "on",
+		"IntervalStyle":                 "postgres",
+		"is_superuser":                  "on",
+		"server_encoding":               "UTF8",
+		"server_version":                "15.0",
+		"session_authorization":         user,
+		"standard_conforming_strings":   "on",
+		"TimeZone":                      "UTC",
+		"search_path":                   `"$user", public`,
+		"transaction_isolation":         "serializable",
+		"default_transaction_isolation": "serializable",
+		"extra_float_digits":            "1",
+		"statement_timeout":             "0",
+		"max_connections":               "100",
+	}
+}
+
+// Parameters returns the reported run-time parameters and their values.
+func (s *Session) Parameters() map[string]string {
+	out := make(map[string]string, len(reported))
+	for _, k := range reported {
+		out[k] = s.params[k]
+	}
+	return out
+}
+
+// Status is the transaction status ReadyForQuery reports.
+func (s *Session) Status() byte { return s.status }
+
+// Notices returns the notices raised since the last call.
+func (s *Session) Notices() []*Error {
+	n := s.notices
+	s.notices = nil
+	return n
+}
+
+func (s *Session) notice(code, format string, args ...any) {
+	e := errorf(code, format, args...)
+	e.Severity = "NOTICE"
+	s.notices = append(s.notices, e)
+}
+
+func (s *Session) warning(code, format string, args ...any) {
+	e := errorf(code, format, args...)
+	e.Severity = "WARNING"
+	s.notices = append(s.notices, e)
+}
+
+// Close ends the session: an open transaction is rolled back.
+func (s *Session) Close() {
+	if s.closed {
+		return
+	}
+	s.closed = true
+	if s.tx != nil {
+		ctx, cancel := s.e.rt.WithTimeout(context.Background(), 5*time.Second)
+		s.tx.Rollback(ctx)
+		cancel()
+		s.tx = nil
+	}
+	s.e.dbs.Send(s.db)
+}
+
+// Split cuts a simple-protocol query string into its statements.
+func (s *Session) Split(sql string) ([]string, error) {
+	out, err := pg.SplitWithParser(sql, true)
+	if err != nil {
+		return nil, syntaxError(err)
+	}
+	kept := out[:0]
+	for _, st := range out {
+		if strings.TrimSpace(st) != "" {
+			kept = append(kept, st)
+		}
+	}
+	return kept, nil
+}
+
+func syntaxError(err error) *Error {
+	var pe *parser.Error
+	if errors.As(err, &pe) {
+		e := errorf("42601", "%s", pe.Message)
+		e.Position = int32(pe.Cursorpos)
+		return e
+	}
+	return errorf("42601", "%v", err)
+}
+
+// statement is a parsed statement (Statement).
+type statement struct {
+	s      *Session
+	sql    string
+	node   *pg.Node // nil: an empty statement
+	params []Type
+	cols   []Column
+}
+
+// Prepare parses sql (one statement) and analyses it: its parameters'
+// types (paramOIDs, 0 where the client leaves it to the server) and its
+// result columns.
+func (s *Session) Prepare(ctx context.Context, sql string, paramOIDs []uint32) (Statement, error) {
+	tree, err := pg.Parse(sql)
+	if err != nil {
+		return nil, syntaxError(err)
+	}
+	if len(tree.Stmts) > 1 {
+		return nil, errorf("42601", "cannot insert multiple commands into a prepared statement")
+	}
+	st := &statement{s: s, sql: sql}
+	for i, oid := range paramOIDs {
+		t := TypeUnknown
+		if oid != 0 {
+			var ok bool
+			if t, ok = typesByOID[oid]; !ok {
+				return nil, errorf("0A000", "parameter $%d: type OID %d is not supported", i+1, oid)
+			}
+		}
+		st.params = append(st.params, t)
+	}
+	if len(tree.Stmts) == 0 {
+		return st, nil
+	}
+	st.node = tree.Stmts[0].Stmt
+	if s.status == StatusFailed && !isTransactionEnd(st.node) {
+		return nil, errAborted()
+	}
+	if err := s.describe(ctx, st); err != nil {
+		return nil, s.fail(err)
+	}
+	return st, nil
+}
+
+func errAborted() *Error {
+	return errorf("25P02", "current transaction is aborted, commands ignored until end of transaction block")
+}
+
+func isTransactionEnd(n *pg.Node) bool {
+	t := n.GetTransactionStmt()
+	if t == nil {
+		return false
+	}
+	switch t.Kind {
+	case pg.TransactionStmtKind_TRANS_STMT_COMMIT, pg.TransactionStmtKind_TRANS_STMT_ROLLBACK, pg.TransactionStmtKind_TRANS_STMT_ROLLBACK_TO:
+		return true
+	}
+	return false
+}
+
+// plannable reports whether a statement is analysed against the catalog
+// (and so has result columns and parameters to infer).
+func plannable(n *pg.Node) bool {
+	return n.GetSelectStmt() != nil || n.GetInsertStmt() != nil || n.GetUpdateStmt() != nil || n.GetDeleteStmt() != nil
+}
+
+// describe analyses st for its parameters' types and result columns.
+func (s *Session) describe(ctx context.Context, st *statement) error {
+	if n := st.node.GetVariableShowStmt(); n != nil {
+		st.cols = []Column{{Name: showName(n.Name), TypeOID: TypeText.OID, TypeSize: -1, TypeMod: -1}}
+		return nil
+	}
+	if !plannable(st.node) {
+		return nil
+	}
+	return s.inTxn(ctx, func(tx *txn.Tx) error {
+		a := &analyzer{ctx: ctx, s: s, tx: tx, params: append([]Type(nil), st.params...)}
+		p, err := a.plan(st.node)
+		if err != nil {
+			return err
+		}
+		a.finishParams()
+		st.params, st.cols = a.params, p.columns()
+		return nil
+	})
+}
+
+func (st *statement) Params() []uint32 {
+	out := make([]uint32, len(st.params))
+	for i, t := range st.params {
+		out[i] = t.OID
+	}
+	return out
+}
+
+func (st *statement) Columns() []Column { return st.cols }
+
+// Bind decodes the parameters and fixes the result formats.
+func (st *statement) Bind(params [][]byte, paramFormats, resultFormats []int16) (Portal, error) {
+	if len(params) != len(st.params) {
+		return nil, errorf("08P01", "bind message supplies %d parameters, but prepared statement %q requires %d", len(params), "", len(st.params))
+	}
+	formats, err := formatsFor(paramFormats, len(params))
+	if err != nil {
+		return nil, err
+	}
+	p := &portal{st: st, params: make([]any, len(params))}
+	for i, b := range params {
+		if b == nil {
+			continue
+		}
+		if p.params[i], err = decodeParam(st.params[i], formats[i], b); err != nil {
+			return nil, err
+		}
+	}
+	rf, err := formatsFor(resultFormats, len(st.cols))
+	if err != nil {
+		return nil, err
+	}
+	p.cols = append([]Column(nil), st.cols...)
+	for i := range p.cols {
+		p.cols[i].Format = rf[i]
+	}
+	return p, nil
+}
+
+// formatsFor applies PostgreSQL's format-code rules: none, all text; one,
+// all that; otherwise one per value.
+func formatsFor(codes []int16, n int) ([]int16, error) {
+	out := make([]int16, n)
+	switch len(codes) {
+	case 0:
+	case 1:
+		for i := range out {
+			out[i] = codes[0]
+		}
+	case n:
+		copy(out, codes)
+	default:
+		return nil, errorf("08P01", "bind message has %d format codes for %d values", len(codes), n)
+	}
+	for _, c := range out {
+		if c != 0 && c != 1 {
+			return nil, errorf("22023", "unsupported format code: %d", c)
+		}
+	}
+	return out, nil
+}
+
+// portal is a bound statement; its rows are computed by the first
+// Execute and handed out by the following ones.
+type portal struct {
+	st     *statement
+	params []any
+	cols   []Column
+	ran    bool
+	rows   [][][]byte
+	tag    string
+}
+
+func (p *portal) Columns() []Column { return p.cols }
+
+func (p *portal) Execute(ctx context.Context, maxRows int, emit func(row [][]byte) error) (string, bool, error) {
+	if !p.ran {
+		p.ran = true
+		rows, tag, err := p.st.s.execute(ctx, p)
+		if err != nil {
+			return "", false, err
+		}
+		p.tag = tag
+		for _, row := range rows {
+			enc, err := encodeRowOut(p.cols, p.st.resultTypes(), row)
+			if err != nil {
+				return "", false, err
+			}
+			p.rows = append(p.rows, enc)
+		}
+	}
+	n := len(p.rows)
+	if maxRows > 0 && maxRows < n {
+		n = maxRows
+	}
+	for _, row := range p.rows[:n] {
+		if err := emit(row); err != nil {
+			return "", false, err
+		}
+	}
+	p.rows = p.rows[n:]
+	if maxRows > 0 && len(p.rows) > 0 {
+		return "", true, nil
+	}
+	if maxRows > 0 && n == maxRows && strings.HasPrefix(p.tag, "SELECT") {
+		// Exactly maxRows left: PostgreSQL still says suspended, and the
+		// next Execute completes with no rows.
+		return "", true, nil
+	}
+	return p.tag, false, nil
+}
+
+func (st *statement) resultTypes() []Type {
+	out := make([]Type, len(st.cols))
+	for i, c := range st.cols {
+		t := typesByOID[c.TypeOID]
+		if c.TypeMod >= 4 {
+			t = t.withMod(c.TypeMod - 4)
+		}
+		out[i] = t
+	}
+	return out
+}
+
+// execute runs the portal's statement: its result rows and command tag.
+func (s *Session) execute(ctx context.Context, p *portal) ([][]any, string, error) {
+	n := p.st.node
+	if n == nil {
+		return nil, "", nil
+	}
+	if s.status == StatusFailed && !isTransactionEnd(n) {
+		return nil, "", errAborted()
+	}
+	switch {
+	case n.GetTransactionStmt() != nil:
+		tag, err := s.transaction(ctx, n.GetTransactionStmt())
+		return nil, tag, err
+	case n.GetVariableSetStmt() != nil:
+		tag, err := s.set(n.GetVariableSetStmt())
+		return nil, tag, s.fail(err)
+	case n.GetVariableShowStmt() != nil:
+		v, err := s.show(n.GetVariableShowStmt().Name)
+		if err != nil {
+			return nil, "", s.fail(err)
+		}
+		return [][]any{{v}}, "SHOW", nil
+	}
+	var rows [][]any
+	var tag string
+	err := s.inTxn(ctx, func(tx *txn.Tx) error {
+		s.notices = nil // a retried attempt raises its notices again
+		a := &analyzer{ctx: ctx, s: s, tx: tx, params: append([]Type(nil), p.st.params...)}
+		r := &run{ctx: ctx, tx: tx, env: &env{params: p.params, now: s.now(), rowID: s.e.rowID}}
+		r.env.run = r
+		var err error
+		rows, tag, err = a.run(n, r, p.st)
+		return err
+	})
+	if err != nil {
+		return nil, "", s.fail(err)
+	}
+	return rows, tag, nil
+}
+
+func (s *Session) now() time.Time {
+	if s.tx != nil {
+		return s.txStart
+	}
+	return s.e.rt.Now().UTC().Truncate(time.Microsecond)
+}
+
+// inTxn runs fn in the open transaction block, or in a transaction of its
+// own (retried on conflicts, as DB.Txn does) outside one.
+func (s *Session) inTxn(ctx context.Context, fn func(tx *txn.Tx) error) error {
+	if s.tx != nil {
+		return fn(s.tx)
+	}
+	return s.db.Txn(ctx, fn)
+}
+
+// fail turns err into the client's error and, inside a transaction
+// block, fails the block: its transaction is rolled back now and every
+// statement is refused until ROLLBACK (or COMMIT, which rolls back).
+func (s *Session) fail(err error) error {
+	if err == nil {
+		return nil
+	}
+	e := sqlError(err)
+	if s.status == StatusInTxn {
+		s.status = StatusFailed
+		if s.tx != nil {
+			ctx, cancel := s.e.rt.WithTimeout(context.Background(), 5*time.Second)
+			s.tx.Rollback(ctx)
+			cancel()
+			s.tx = nil
+		}
+	}
+	return e
+}
+
+// sqlError is err as the client sees it.
+func sqlError(err error) *Error {
+	var e *Error
+	switch {
+	case errors.As(err, &e):
+		return e
+	case errors.Is(err, txn.ErrRetry):
+		e = errorf("40001", "could not serialize access due to concurrent update")
+		e.Detail = err.Error()
+		e.Hint = "The transaction might succeed if retried."
+		return e
+	case errors.Is(err, txn.ErrIndeterminate):
+		return errorf("40003", "result is ambiguous: %v", err)
+	case errors.Is(err, context.Canceled):
+		return errorf("57014", "canceling statement due to user request")
+	case errors.Is(err, context.DeadlineExceeded):
+		return errorf("57014", "canceling statement due to statement timeout")
+	}
+	return errorf("XX000", "%v", err)
+}
+
+// transaction runs BEGIN, COMMIT, ROLLBACK and their synonyms.
+func (s *Session) transaction(ctx context.Context, t *pg.TransactionStmt) (string, error) {
+	switch t.Kind {
+	case pg.TransactionStmtKind_TRANS_STMT_BEGIN, pg.TransactionStmtKind_TRANS_STMT_START:
+		if err := s.checkTxnOptions(t.Options); err != nil {
+			return "", s.fail(err)
+		}
+		if s.status != StatusIdle {
+			s.warning("25001", "there is already a transaction in progress")
+			return "BEGIN", nil
+		}
+		s.tx, s.status = s.db.Begin(), StatusInTxn
+		s.txStart = s.e.rt.Now().UTC().Truncate(time.Microsecond)
+		return "BEGIN", nil
+	case pg.TransactionStmtKind_TRANS_STMT_COMMIT:
+		switch s.status {
+		case StatusIdle:
+			s.warning("25P01", "there is no transaction in progress")
+			return "COMMIT", nil
+		case StatusFailed:
+			s.status = StatusIdle
+			return "ROLLBACK", nil
+		}
+		tx := s.tx
+		s.tx, s.status = nil, StatusIdle
+		if err := tx.Commit(ctx); err != nil {
+			tx.Rollback(ctx)
+			return "", sqlError(err)
+		}
+		return "COMMIT", nil
+	case pg.TransactionStmtKind_TRANS_STMT_ROLLBACK:
+		if s.status == StatusIdle {
+			s.warning("25P01", "there is no transaction in progress")
+			return "ROLLBACK", nil
+		}
+		if s.tx != nil {
+			s.tx.Rollback(ctx)
+		}
+		s.tx, s.status = nil, StatusIdle
+		return "ROLLBACK", nil
+	}
+	return "", s.fail(errorf("0A000", "%s is not supported", strings.TrimPrefix(t.Kind.String(), "TRANS_STMT_")))
+}
+
+// checkTxnOptions accepts isolation levels (every one runs as
+// SERIALIZABLE, the strongest, as CockroachDB does) and refuses read-only
+// and deferrable transactions, which are not built.
+func (s *Session) checkTxnOptions(opts []*pg.Node) error {
+	for _, o := range opts {
+		d := o.GetDefElem()
+		if d == nil {
+			continue
+		}
+		switch d.Defname {
+		case "transaction_isolation":
+		case "transaction_read_only":
+			if c := d.Arg.GetAConst(); c != nil && c.GetIval() != nil && c.GetIval().Ival == 1 {
+				return errorf("0A000", "READ ONLY transactions are not supported yet")
+			}
+		case "transaction_deferrable":
+			if c := d.Arg.GetAConst(); c != nil && c.GetIval() != nil && c.GetIval().Ival == 1 {
+				return errorf("0A000", "DEFERRABLE transactions are not supported")
+			}
+		default:
+			return errorf("0A000", "transaction option %s is not supported", d.Defname)
+		}
+	}
+	return nil
+}
+
+// plan analyses a plannable statement.
+func (a *analyzer) plan(n *pg.Node) (interface{ columns() []Column }, error) {
+	switch {
+	case n.GetSelectStmt() != nil:
+		st := n.GetSelectStmt()
+		p, err := a.analyzeSelect(st)
+		if err != nil {
+			return nil, err
+		}
+		if len(st.LockingClause) > 0 {
+			if ts, ok := p.from.(*tableScan); ok {
+				ts.forUpdate = true
+			}
+		}
+		return p, nil
+	case n.GetInsertStmt() != nil:
+		return a.analyzeInsert(n.GetInsertStmt())
+	case n.GetUpdateStmt() != nil:
+		return a.analyzeUpdate(n.GetUpdateStmt())
+	case n.GetDeleteStmt() != nil:
+		return a.analyzeDelete(n.GetDeleteStmt())
+	}
+	return nil, errorf("0A000", "statement %s is not supported", nodeName(n))
+}
+
+// run analyses and executes a statement in the run's transaction.
+func (a *analyzer) run(n *pg.Node, r *run, st *statement) ([][]any, string, error) {
+	switch {
+	case n.GetCreateStmt() != nil:
+		tag, err := a.createTable(n.GetCreateStmt())
+		return nil, tag, err
+	case n.GetDropStmt() != nil:
+		tag, err := a.dropTable(n.GetDropStmt())
+		return nil, tag, err
+	case n.GetTruncateStmt() != nil:
+		tag, err := a.truncate(n.GetTruncateStmt())
+		return nil, tag, err
+	case !plannable(n):
+		return nil, "", errorf("0A000", "statement %s is not supported", nodeName(n))
+	}
+	p, err := a.plan(n)
+	if err != nil {
+		return nil, "", err
+	}
+	if !sameColumns(p.columns(), st.cols) {
+		return nil, "", errorf("0A000", "cached plan must not change result type")
+	}
+	switch p := p.(type) {
+	case *selectPlan:
+		rows, err := p.execute(r)
+		return rows, tagCount("SELECT", len(rows)), err
+	case *insertPlan:
+		n, rows, err := p.execute(r)
+		return rows, tagCount("INSERT", n), err
+	case *updatePlan:
+		n, rows, err := p.execute(r)
+		verb := "UPDATE"
+		if p.delete {
+			verb = "DELETE"
+		}
+		return rows, tagCount(verb, n), err
+	}
+	panic(fmt.Sprintf("query: plan %T has no executor", p))
+}
+
+func sameColumns(a, b []Column) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].TypeOID != b[i].TypeOID {
+			return false
+		}
+	}
+	return true
+}
+
+// set runs SET and RESET.
+func (s *Session) set(st *pg.VariableSetStmt) (string, error) {
+	switch st.Kind {
+	case pg.VariableSetKind_VAR_SET_VALUE:
+		var parts []string
+		for _, n := range st.Args {
+			c := n.GetAConst()
+			if c == nil {
+				return "", errorf("0A000", "SET %s to an expression is not supported", st.Name)
+			}
+			switch v := c.Val.(type) {
+			case *pg.A_Const_Sval:
+				parts = append(parts, v.Sval.Sval)
+			case *pg.A_Const_Ival:
+				parts = append(parts, fmt.Sprint(v.Ival.Ival))
+			case *pg.A_Const_Fval:
+				parts = append(parts, v.Fval.Fval)
+			default:
+				return "", errorf("22023", "invalid value for parameter %q", st.Name)
+			}
+		}
+		return "SET", s.setParam(st.Name, strings.Join(parts, ", "))
+	case pg.VariableSetKind_VAR_SET_DEFAULT, pg.VariableSetKind_VAR_RESET:
+		def, ok := defaultParameters(s.user)[canonicalParam(st.Name)]
+		if !ok {
+			return "", errUnknownParam(st.Name)
+		}
+		s.params[canonicalParam(st.Name)] = def
+		if st.Kind == pg.VariableSetKind_VAR_RESET {
+			return "RESET", nil
+		}
+		return "SET", nil
+	case pg.VariableSetKind_VAR_SET_MULTI:
+		if st.Name == "TRANSACTION" || st.Name == "SESSION CHARACTERISTICS" {
+			return "SET", s.checkTxnOptions(st.Args)
+		}
+	case pg.VariableSetKind_VAR_RESET_ALL:
+		maps.Copy(s.params, defaultParameters(s.user))
+		return "RESET", nil
+	}
+	return "", errorf("0A000", "this form of SET is not supported")
+}
+
+func errUnknownParam(name string) *Error {
+	return errorf("42704", "unrecognized configuration parameter %q", name)
+}
+
+// canonicalParam is a parameter's name as stored (they are
+// case-insensitive: DateStyle, datestyle).
+func canonicalParam(name string) string {
+	for k := range defaultParameters("") {
+		if strings.EqualFold(k, name) {
+			return k
+		}
+	}
+	return strings.ToLower(name)
+}
+
+// settable are the parameters SET may change, each with its check (nil:
+// any value).
+var settable = map[string]func(v string) (string, bool){
+	"application_name": nil,
+	"client_encoding": func(v string) (string, bool) {
+		switch strings.ToUpper(strings.ReplaceAll(v, "-", "")) {
+		case "UTF8", "UNICODE":
+			return "UTF8", true
+		case "SQL_ASCII":
+			return "SQL_ASCII", true
+		}
+		return "", false
+	},
+	"DateStyle": func(v string) (string, bool) {
+		if strings.HasPrefix(strings.ToUpper(v), "ISO") {
+			return "ISO, MDY", true
+		}
+		return "", false
+	},
+	"TimeZone": func(v string) (string, bool) {
+		switch strings.ToUpper(v) {
+		case "UTC", "GMT", "ETC/UTC", "Z", "0", "+00", "00:00":
+			return "UTC", true
+		}
+		return "", false
+	},
+	"search_path":                   nil,
+	"extra_float_digits":            nil,
+	"statement_timeout":             nil,
+	"transaction_isolation":         nil,
+	"default_transaction_isolation": nil,
+	"IntervalStyle": func(v string) (string, bool) {
+		return "postgres", strings.EqualFold(v, "postgres")
+	},
+	"standard_conforming_strings": func(v string) (string, bool) {
+		return "on", strings.EqualFold(v, "on")
+	},
+}
+
+func (s *Session) setParam(name, value string) error {
+	key := canonicalParam(name)
+	check, ok := settable[key]
+	if !ok {
+		if _, known := s.params[key]; known {
+			return errorf("55P02", "parameter %q cannot be changed now", name)
+		}
+		return errUnknownParam(name)
+	}
+	if check != nil {
+		v, ok := check(value)
+		if !ok {
+			return errorf("22023", "invalid value for parameter %q: %q (Orbit supports: %s)", name, value, s.params[key])
+		}
+		value = v
+	}
+	s.params[key] = value
+	return nil
+}
+
+// setStartup applies a start-up parameter; options ("-c name=value ...")
+// are applied as SETs.
+func (s *Session) setStartup(name, value string) error {
+	switch name {
+	case "user", "database", "replication":
+		if name == "replication" && value != "false" && value != "0" && value != "off" {
+			return fatal("0A000", "replication connections are not supported")
+		}
+		return nil
+	case "client_encoding":
+		if strings.EqualFold(value, "auto") {
+			return nil
+		}
+	case "options":
+		fields := strings.Fields(value)
+		for i := 0; i < len(fields); i++ {
+			f := fields[i]
+			if f == "-c" && i+1 < len(fields) {
+				i++
+				f = fields[i]
+			} else if strings.HasPrefix(f, "--") {
+				f = f[2:]
+			} else {
+				f = strings.TrimPrefix(f, "-c")
+			}
+			k, v, ok := strings.Cut(f, "=")
+			if !ok {
+				return fatal("0A000", "start-up option %q is not supported", fields[i])
+			}
+			if err := s.setStartup(strings.ReplaceAll(k, "-", "_"), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := s.setParam(name, value); err != nil {
+		e := sqlError(err)
+		e.Severity = "FATAL"
+		return e
+	}
+	return nil
+}
+
+func showName(name string) string {
+	if strings.EqualFold(name, "transaction_isolation") {
+		return "transaction_isolation"
+	}
+	return strings.ToLower(name)
+}
+
+// show runs SHOW name.
+func (s *Session) show(name string) (string, error) {
+	key := canonicalParam(name)
+	if key == "transaction_isolation" || key == "default_transaction_isolation" {
+		return "serializable", nil
+	}
+	v, ok := s.params[key]
+	if !ok {
+		if strings.EqualFold(name, "all") {
+			return "", errorf("0A000", "SHOW ALL is not supported")
+		}
+		return "", errUnknownParam(name)
+	}
+	return v, nil
+}
