@@ -11,6 +11,7 @@ AVAIL_SEEDS ?= 40
 # (6379 is often taken by a local redis-server).
 PORT        ?= 6379
 HTTP_PORT   ?= 9090
+PG_PORT     ?= 5432
 ORBIT_FLAGS ?=
 
 ## build: the orbit binary, in ./bin/orbit (or: go install ./cmd/orbit)
@@ -18,10 +19,11 @@ build:
 	$(GO) build -o bin/orbit ./cmd/orbit
 
 ## run: the single-node server in the foreground: RESP on 127.0.0.1:$(PORT),
-## /healthz and /readyz on 127.0.0.1:$(HTTP_PORT), data in ./orbit-data/single
-## (Ctrl-C stops it cleanly; PORT=, HTTP_PORT= and ORBIT_FLAGS= change it)
+## PostgreSQL on 127.0.0.1:$(PG_PORT), /healthz and /readyz on
+## 127.0.0.1:$(HTTP_PORT), data in ./orbit-data/single (Ctrl-C stops it
+## cleanly; PORT=, PG_PORT=, HTTP_PORT= and ORBIT_FLAGS= change it)
 run: build
-	@trap : INT; bin/orbit serve --redis-addr 127.0.0.1:$(PORT) --http-addr 127.0.0.1:$(HTTP_PORT) \
+	@trap : INT; bin/orbit serve --redis-addr 127.0.0.1:$(PORT) --http-addr 127.0.0.1:$(HTTP_PORT) --pg-addr 127.0.0.1:$(PG_PORT) \
 		--data-dir ./orbit-data/single $(ORBIT_FLAGS)
 
 ## cluster: a local 3-node cluster in the foreground: RESP on 127.0.0.1:6379,

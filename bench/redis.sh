@@ -103,7 +103,7 @@ kill -TERM "$rpid"; wait "$rpid" 2>/dev/null || true
 
 # orbit serve, one node.
 oport=$((PORT + 1))
-"$tmp/orbit" serve --data-dir "$tmp/one" --redis-addr "127.0.0.1:$oport" --http-addr "127.0.0.1:$((PORT + 2))" 2>"$tmp/one.log" &
+"$tmp/orbit" serve --data-dir "$tmp/one" --redis-addr "127.0.0.1:$oport" --pg-addr "" --http-addr "127.0.0.1:$((PORT + 2))" 2>"$tmp/one.log" &
 opid=$!
 pids+=("$opid")
 wait_serving "$oport"
@@ -117,7 +117,7 @@ peers="1=127.0.0.1:$((PORT + 3)),2=127.0.0.1:$((PORT + 4)),3=127.0.0.1:$((PORT +
 cpids=()
 for n in 1 2 3; do
   "$tmp/orbit" serve --node-id "$n" --peers "$peers" --data-dir "$tmp/node$n" \
-    --redis-addr "127.0.0.1:$((PORT + 5 + n))" --http-addr "127.0.0.1:$((PORT + 8 + n))" 2>"$tmp/node$n.log" &
+    --redis-addr "127.0.0.1:$((PORT + 5 + n))" --pg-addr "" --http-addr "127.0.0.1:$((PORT + 8 + n))" 2>"$tmp/node$n.log" &
   cpids+=("$!")
   pids+=("$!")
 done

@@ -112,7 +112,7 @@ func (c *cluster) start(n *node, extra ...string) error {
 	}
 	fmt.Fprintf(log, "=== jepsen: starting %s %s\n", n, strings.Join(extra, " "))
 	args := append([]string{"serve", "--node-id", strconv.Itoa(n.id), "--peers", c.peersFor(n),
-		"--ranges", strconv.Itoa(c.ranges), "--data-dir", n.dir, "--redis-addr", n.redisAddr,
+		"--ranges", strconv.Itoa(c.ranges), "--data-dir", n.dir, "--redis-addr", n.redisAddr, "--pg-addr", "127.0.0.1:0",
 		"--http-addr", n.httpAddr, "--test-faults"}, extra...)
 	cmd := exec.Command(c.bin, args...)
 	cmd.Stdout, cmd.Stderr = log, log

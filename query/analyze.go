@@ -272,10 +272,17 @@ func typeOf(tn *pg.TypeName) (Type, error) {
 	}
 	t, ok := typeNames[name]
 	if !ok {
-		if name == "timestamp" || name == "timestamptz" || name == "json" || name == "jsonb" || name == "uuid" || name == "interval" || name == "time" || name == "timetz" {
+		switch name {
+		case "json", "jsonb", "uuid", "interval", "time", "timetz", "bit", "varbit", "money", "inet", "cidr", "xml", "point":
 			return Type{}, withPosition(errorf("0A000", "type %s is not supported", name), tn.Location)
 		}
 		return Type{}, withPosition(errorf("42704", "type %q does not exist", name), tn.Location)
+	}
+	if len(tn.Typmods) > 0 && t.OID == TypeNumeric.OID {
+		return numericType(tn)
+	}
+	if len(tn.Typmods) > 0 && t.OID != TypeVarchar.OID && t.OID != TypeBpchar.OID {
+		return Type{}, withPosition(errorf("0A000", "a type modifier on %s is not supported", t.Name), tn.Location)
 	}
 	if len(tn.Typmods) > 0 && (t.OID == TypeVarchar.OID || t.OID == TypeBpchar.OID) {
 		c := tn.Typmods[0].GetAConst()
@@ -872,4 +879,31 @@ func withoutLocations(n *pg.Node) *pg.Node {
 	}
 	clear(c.ProtoReflect())
 	return c
+}
+
+// numericType reads numeric(precision[, scale]); its Mod holds both as
+// PostgreSQL's typmod does, less its 4-byte header: precision<<16 | scale.
+func numericType(tn *pg.TypeName) (Type, error) {
+	var mods []int32
+	for _, m := range tn.Typmods {
+		c := m.GetAConst()
+		if c == nil || c.GetIval() == nil {
+			return Type{}, withPosition(errorf("22023", "type modifiers must be simple constants or identifiers"), tn.Location)
+		}
+		mods = append(mods, c.GetIval().Ival)
+	}
+	if len(mods) > 2 {
+		return Type{}, withPosition(errorf("22023", "invalid NUMERIC type modifier"), tn.Location)
+	}
+	precision, scale := mods[0], int32(0)
+	if len(mods) == 2 {
+		scale = mods[1]
+	}
+	if precision < 1 || precision > 1000 {
+		return Type{}, withPosition(errorf("22023", "NUMERIC precision %d must be between 1 and 1000", precision), tn.Location)
+	}
+	if scale < 0 || scale > precision {
+		return Type{}, withPosition(errorf("22023", "NUMERIC scale %d must be between 0 and precision %d", scale, precision), tn.Location)
+	}
+	return TypeNumeric.withMod(precision<<16 | scale), nil
 }

@@ -1,6 +1,7 @@
 package query
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"time"
@@ -42,7 +43,11 @@ func convert(v any, from, to Type, assign bool) (any, error) {
 		return fitString(s, to, assign)
 	}
 	if ff == famString || ff == famUnknown {
-		return parseText(to, v.(string))
+		x, err := parseText(to, v.(string))
+		if err != nil || tf != famNumeric {
+			return x, err
+		}
+		return fitNumeric(x.(*apd.Decimal), to)
 	}
 	switch tf {
 	case famInt:
@@ -100,18 +105,18 @@ func convert(v any, from, to Type, assign bool) (any, error) {
 	case famNumeric:
 		switch x := v.(type) {
 		case int64:
-			return apd.New(x, 0), nil
+			return fitNumeric(apd.New(x, 0), to)
 		case float64:
-			if math.IsInf(x, 0) {
-				return nil, errorf("0A000", "cannot convert infinity to numeric")
+			if math.IsInf(x, 0) || math.IsNaN(x) {
+				return nil, errorf("0A000", "numeric NaN and infinity are not supported")
 			}
 			d := new(apd.Decimal)
 			if _, err := d.SetFloat64(x); err != nil {
 				return nil, errOutOfRange(to)
 			}
-			return d, nil
+			return fitNumeric(d, to)
 		case *apd.Decimal:
-			return x, nil
+			return fitNumeric(x, to)
 		}
 	case famBool:
 		switch x := v.(type) {
@@ -189,4 +194,23 @@ func implicitCast(from, to Type) bool {
 		return true
 	}
 	return false
+}
+
+// fitNumeric rounds d to a numeric(p, s)'s scale and refuses it if its
+// integer part needs more than p - s digits, as PostgreSQL does.
+func fitNumeric(d *apd.Decimal, to Type) (any, error) {
+	if to.Mod < 0 {
+		return d, nil
+	}
+	precision, scale := int64(to.Mod>>16), int64(to.Mod&0xFFFF)
+	r := new(apd.Decimal)
+	if _, err := numericCtx.Quantize(r, d, int32(-scale)); err != nil {
+		return nil, errorf("22003", "numeric field overflow")
+	}
+	if !r.IsZero() && r.NumDigits()+int64(r.Exponent) > precision-scale {
+		e := errorf("22003", "numeric field overflow")
+		e.Detail = fmt.Sprintf("A field with precision %d, scale %d must round to an absolute value less than 10^%d.", precision, scale, precision-scale)
+		return nil, e
+	}
+	return r, nil
 }

@@ -66,7 +66,6 @@ type Engine struct {
 
 	mu      sync.Mutex
 	made    int
-	nextPID uint32
 	lastRow int64 // the last rowid's time part (rowID)
 }
 
@@ -76,7 +75,7 @@ func New(opts Options) (*Engine, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	e := &Engine{opts: opts, rt: opts.Runtime, nextPID: 1000}
+	e := &Engine{opts: opts, rt: opts.Runtime}
 	e.dbs = kernel.NewMailbox[*txn.DB](opts.Runtime, "sql sessions", opts.MaxConnections)
 	for range opts.MaxConnections {
 		e.dbs.Send(nil)
@@ -91,16 +90,17 @@ const (
 	defaultUser     = "postgres"
 )
 
-// Open starts a session for user on database; params are the start-up
-// message's run-time parameters (application_name, client_encoding, ...).
-func (e *Engine) Open(ctx context.Context, user, database string, params map[string]string) (*Session, error) {
+// Open starts a session for user on database; pid is the backend process
+// ID its client was told (pg_backend_pid), params the start-up message's
+// run-time parameters (application_name, client_encoding, ...).
+func (e *Engine) Open(ctx context.Context, pid uint32, user, database string, params map[string]string) (*Session, error) {
 	if user != defaultUser {
 		return nil, fatal("28000", "role %q does not exist", user)
 	}
 	if database != defaultDatabase {
 		return nil, fatal("3D000", "database %q does not exist", database)
 	}
-	s := &Session{e: e, user: user, database: database, status: StatusIdle, params: defaultParameters(user)}
+	s := &Session{e: e, pid: pid, user: user, database: database, status: StatusIdle, params: defaultParameters(user)}
 	for k, v := range params {
 		if err := s.setStartup(k, v); err != nil {
 			return nil, err
@@ -122,10 +122,6 @@ func (e *Engine) Open(ctx context.Context, user, database string, params map[str
 		}
 	}
 	s.db = db
-	e.mu.Lock()
-	e.nextPID++
-	s.pid = e.nextPID
-	e.mu.Unlock()
 	return s, nil
 }
 

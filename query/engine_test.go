@@ -58,7 +58,7 @@ func newTestEngine(t testing.TB) *Engine {
 
 func testSession(t testing.TB, e *Engine) *Session {
 	t.Helper()
-	s, err := e.Open(context.Background(), "postgres", "postgres", nil)
+	s, err := e.Open(context.Background(), 1, "postgres", "postgres", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -111,8 +111,11 @@ func (t Type) withMod(mod int32) Type { t.Mod = mod; return t }
 
 // String is the type as format_type prints it: "character varying(10)".
 func (t Type) String() string {
-	if t.Mod >= 0 && (t.OID == TypeVarchar.OID || t.OID == TypeBpchar.OID) {
+	switch {
+	case t.Mod >= 0 && (t.OID == TypeVarchar.OID || t.OID == TypeBpchar.OID):
 		return t.Name + "(" + strconv.Itoa(int(t.Mod)) + ")"
+	case t.Mod >= 0 && t.OID == TypeNumeric.OID:
+		return t.Name + "(" + strconv.Itoa(int(t.Mod>>16)) + "," + strconv.Itoa(int(t.Mod&0xFFFF)) + ")"
 	}
 	return t.Name
 }

@@ -27,11 +27,11 @@ stop() {
 trap stop INT TERM EXIT
 for n in 1 2 3; do
   "$bin" serve --node-id "$n" --peers "$peers" --data-dir "$DATA/node$n" \
-    --redis-addr "127.0.0.1:$((6378 + n))" --http-addr "127.0.0.1:$((9089 + n))" \
+    --redis-addr "127.0.0.1:$((6378 + n))" --http-addr "127.0.0.1:$((9089 + n))" --pg-addr "127.0.0.1:$((5431 + n))" \
     2>>"$DATA/node$n.log" &
   pids+=("$!")
 done
-echo "cluster: nodes 1-3 running (pids ${pids[*]}); RESP on 6379 6380 6381, HTTP on 9090 9091 9092;" >&2
+echo "cluster: nodes 1-3 running (pids ${pids[*]}); RESP on 6379 6380 6381, PostgreSQL on 5432 5433 5434, HTTP on 9090 9091 9092;" >&2
 echo "cluster: logs in $DATA/node{1,2,3}.log; Ctrl-C stops them" >&2
 # Wait until every node is ready.
 for n in 1 2 3; do

@@ -62,7 +62,7 @@ func (n *testNode) start(t *testing.T, bin string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"serve", "--node-id", strconv.Itoa(n.id), "--data-dir", n.dir, "--redis-addr", n.redisAddr, "--http-addr", n.httpAddr}
+	args := []string{"serve", "--node-id", strconv.Itoa(n.id), "--data-dir", n.dir, "--redis-addr", n.redisAddr, "--http-addr", n.httpAddr, "--pg-addr", "127.0.0.1:0"}
 	if n.peers != "" {
 		args = append(args, "--peers", n.peers)
 	}

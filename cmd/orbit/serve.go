@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/orbitkernel/orbit/adapters/redis"
+	"github.com/orbitkernel/orbit/adapters/pgwire"
 	"github.com/orbitkernel/orbit/adapters/redis/session"
 	"github.com/orbitkernel/orbit/adapters/respwire"
 	"github.com/orbitkernel/orbit/cluster"
@@ -34,6 +35,7 @@ import (
 	"github.com/orbitkernel/orbit/kernel/grpcnet"
 	"github.com/orbitkernel/orbit/kernel/node"
 	"github.com/orbitkernel/orbit/kernel/prod"
+	"github.com/orbitkernel/orbit/query"
 	"github.com/orbitkernel/orbit/storage"
 )
 
@@ -43,6 +45,8 @@ type serveConfig struct {
 	dataDir   string
 	redisAddr string
 	httpAddr  string
+	// pgAddr is the PostgreSQL wire listen address ("": none).
+	pgAddr string
 	ranges    int
 	// Multi-node clusters: peers ("1=host:port,..."), the gRPC listen
 	// address (default: this node's entry in peers), the replicas of each
@@ -143,6 +147,7 @@ func serve(args []string, stderr io.Writer) int {
 	fs.Uint64Var(&cfg.nodeID, "node-id", 1, "this node's ID (non-zero)")
 	fs.StringVar(&cfg.dataDir, "data-dir", "./orbit-data", "where the node keeps its data")
 	fs.StringVar(&cfg.redisAddr, "redis-addr", "127.0.0.1:6379", "RESP (Redis protocol) listen address")
+	fs.StringVar(&cfg.pgAddr, "pg-addr", "127.0.0.1:5432", "PostgreSQL wire protocol listen address (SQL: psql, pgx, pgbench); empty: no SQL listener")
 	fs.StringVar(&cfg.httpAddr, "http-addr", "127.0.0.1:9090", "HTTP listen address: /metrics, /healthz, /readyz, /cluster, POST /join and /remove (membership), POST /split, /merge and /transfer (range operations)")
 	fs.IntVar(&cfg.ranges, "ranges", 0, "number of ranges (spans of hash slots) on first start; they split from there (--split-mb); 0: one per node")
 	fs.IntVar(&cfg.splitMB, "split-mb", defaultSplitMB, "split a range whose data exceeds this many MiB, at a hash-slot boundary near its middle; 0: never split")
@@ -236,8 +241,9 @@ func (cfg serveConfig) spec() (clusterSpec, error) {
 	return newClusterSpec(kernel.NodeID(cfg.nodeID), peers, cfg.ranges, cfg.replicas, cfg.clusterID)
 }
 
-// listening, if set, hears the addresses actually bound (tests use port 0).
-type listening func(redisAddr, httpAddr string)
+// listening, if set, hears the addresses actually bound (tests use port
+// 0); pgAddr is "" without a SQL listener.
+type listening func(redisAddr, httpAddr, pgAddr string)
 
 // runServer serves until ctx ends, then shuts down gracefully: the wire
 // first (commands in flight finish), then the consensus store (releasing
@@ -255,7 +261,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 		flagPeer, peerFlag = pinned[id], fmt.Sprintf("--peers (node %d)", id)
 	}
 	for _, e := range []error{cfg.checkExposure("--redis-addr", cfg.redisAddr),
-		cfg.checkExposure("--http-addr", cfg.httpAddr), cfg.checkExposure(peerFlag, flagPeer)} {
+		cfg.checkExposure("--http-addr", cfg.httpAddr), cfg.checkExposure("--pg-addr", cfg.pgAddr), cfg.checkExposure(peerFlag, flagPeer)} {
 		if e != nil {
 			return e
 		}
@@ -389,6 +395,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 			HostInfo:  (&hostInfo{}).section,
 		},
 		WrapRedis: func(sm *redis.StateMachine) consensus.StateMachine { return stateMachine{StateMachine: sm, m: m} },
+		SQL:       &query.Options{},
 	})
 	if err != nil {
 		return err
@@ -404,6 +411,17 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 		Logger: logger.With("component", "resp"), Observe: m.observe})
 	if err != nil {
 		return err
+	}
+	var pg *pgwire.Listener
+	if cfg.pgAddr != "" {
+		pg, err = pgwire.Listen(pgwire.Options{Addr: cfg.pgAddr, TLS: certs.clientFacing(), Logger: logger.With("component", "pgwire"),
+			Open: func(ctx context.Context, pid uint32, user, database string, params map[string]string) (pgwire.Session, error) {
+				return nd.SQL.Open(ctx, pid, user, database, params)
+			}})
+		if err != nil {
+			wire.Shutdown(context.Background())
+			return err
+		}
 	}
 	adm := &admin{mgr: nd.Cluster, router: nd.Router, layout: layout, self: id, logger: logger.With("component", "membership")}
 	mux := httpHandler(id, nd.Redis, m, adm)
@@ -433,11 +451,16 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = hs.Serve(certs.listen(httpLn)) }()
 	go wire.Serve()
+	pgBound := ""
+	if pg != nil {
+		go pg.Serve()
+		pgBound = pg.Addr().String()
+	}
 	certs.reloadOnHangup(ctx, logger)
 	if onListen != nil {
-		onListen(wire.Addr().String(), httpLn.Addr().String())
+		onListen(wire.Addr().String(), httpLn.Addr().String(), pgBound)
 	}
-	attrs := []any{"redis", wire.Addr().String(), "http", httpLn.Addr().String(),
+	attrs := []any{"redis", wire.Addr().String(), "http", httpLn.Addr().String(), "postgres", pgBound,
 		"node", cfg.nodeID, "data", cfg.dataDir, "ranges", spec.ranges, "cluster", fmt.Sprintf("%x", spec.id), "tls", certs != nil}
 	if tr != nil {
 		attrs = append(attrs, "peer", tr.Addr(), "nodes", len(nd.Cluster.Active()))
@@ -457,6 +480,9 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	defer cancel()
 	_ = hs.Shutdown(sctx)
 	wire.Shutdown(sctx)
+	if pg != nil {
+		pg.Shutdown(sctx)
+	}
 	// Hand every range led here to another voter first, so that their
 	// clients wait for one hand-over, not an election timeout (a rolling
 	// restart costs no election). Bounded: a stuck hand-over must not

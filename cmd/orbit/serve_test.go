@@ -41,14 +41,14 @@ func startServerHTTP(t testing.TB, ranges int) (redisAddr, httpAddr string) {
 // launchServer runs orbit serve in-process with cfg until the test ends,
 // and returns its RESP and HTTP addresses once it listens, and a channel
 // closed when it exits.
-func launchServer(t testing.TB, cfg serveConfig) (addrs [2]string, exited <-chan struct{}) {
+func launchServer(t testing.TB, cfg serveConfig) (addrs [3]string, exited <-chan struct{}) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	listening := make(chan [2]string, 1)
+	listening := make(chan [3]string, 1)
 	done := make(chan error, 1)
 	gone := make(chan struct{})
 	go func() {
-		done <- runServer(ctx, cfg, slog.New(slog.DiscardHandler), func(r, h string) { listening <- [2]string{r, h} })
+		done <- runServer(ctx, cfg, slog.New(slog.DiscardHandler), func(r, h, p string) { listening <- [3]string{r, h, p} })
 		close(gone)
 	}()
 	select {
@@ -393,7 +393,7 @@ func TestKill9LosesNothingAcknowledged(t *testing.T) {
 	}
 	data := filepath.Join(dir, "data")
 	start := func() (*exec.Cmd, string) {
-		cmd := exec.Command(bin, "serve", "--data-dir", data, "--redis-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--ranges", "2")
+		cmd := exec.Command(bin, "serve", "--data-dir", data, "--redis-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--pg-addr", "127.0.0.1:0", "--ranges", "2")
 		stderr, err := cmd.StderrPipe()
 		if err != nil {
 			t.Fatal(err)

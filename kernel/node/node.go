@@ -31,6 +31,7 @@ import (
 	"github.com/orbitkernel/orbit/consensus"
 	"github.com/orbitkernel/orbit/kernel"
 	"github.com/orbitkernel/orbit/kernel/hlc"
+	"github.com/orbitkernel/orbit/query"
 	"github.com/orbitkernel/orbit/storage"
 	"github.com/orbitkernel/orbit/txn"
 )
@@ -73,6 +74,11 @@ type Options struct {
 	// Redis keyspace (the built-in key-value operations still work).
 	Redis *session.Options
 
+	// SQL, if set, are the SQL engine's options (query.Options): the node
+	// runs statements on its transactional keyspace (Node.SQL). Open sets
+	// Runtime and NewDB.
+	SQL *query.Options
+
 	// WrapRedis, if set, wraps the Redis state machine before the store
 	// gets it (orbit serve counts queries; the simulator plants bugs).
 	// The wrapper must keep the consensus.SplitKeyer of what it wraps.
@@ -109,6 +115,7 @@ type Node struct {
 	Cluster *cluster.Manager
 	Store   *consensus.Store
 	Redis   *session.Server // nil: no Redis keyspace
+	SQL     *query.Engine   // nil: no SQL
 	// Clock is the node's hybrid logical clock: the transactional
 	// keyspace's machine and the node's txn.DBs (NewDB) share it.
 	Clock *hlc.Clock
@@ -174,6 +181,13 @@ func Open(rt kernel.Runtime, opts Options) (*Node, error) {
 		so.BecameLeader = chain(so.BecameLeader, n.Redis.BecameLeader)
 		so.LostLeadership = chain(so.LostLeadership, n.Redis.LostLeadership)
 		so.Applied = chain(so.Applied, n.Redis.Applied)
+	}
+	if opts.SQL != nil {
+		qo := *opts.SQL
+		qo.Runtime, qo.NewDB = rt, n.NewDB
+		if n.SQL, err = query.New(qo); err != nil {
+			return nil, fmt.Errorf("starting the SQL engine: %w", err)
+		}
 	}
 	if n.Store, err = consensus.Open(rt, opts.Engine, opts.Layout, so); err != nil {
 		return nil, fmt.Errorf("starting consensus: %w", err)

@@ -1,0 +1,212 @@
+package pgwire
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// Start-up packet codes (the version field of packets that are not a
+// StartupMessage).
+const (
+	cancelRequestCode = 80877102 // 1234.5678
+	sslRequestCode    = 80877103 // 1234.5679
+	gssEncRequestCode = 80877104 // 1234.5680
+	maxStartupPacket  = 10000    // MAX_STARTUP_PACKET_LENGTH
+)
+
+// startup runs the connection's start-up: encryption negotiation, the
+// StartupMessage, authentication, Open, and the first ReadyForQuery. It
+// returns false when the connection is to be closed (a CancelRequest, a
+// refusal, a failure); c.sess is set when it returns true.
+//
+// The start-up packets are read unbuffered, straight from the socket: after
+// an SSLRequest the client's next bytes are its TLS handshake, which must
+// not be swallowed by a buffer of the plain connection.
+func (c *conn) startup() bool {
+	_ = c.nc.SetReadDeadline(time.Now().Add(startupTimeout))
+	sslDone, gssDone := false, false
+	for {
+		pkt, err := c.readStartupPacket()
+		if err != nil {
+			// As PostgreSQL, a bad start-up packet is logged, not answered:
+			// the peer may not speak the protocol at all.
+			c.log.Debug("pgwire: start-up", "err", err)
+			return false
+		}
+		code := binary.BigEndian.Uint32(pkt)
+		switch {
+		case code == cancelRequestCode:
+			var m pgproto3.CancelRequest
+			if err := m.Decode(pkt); err == nil {
+				c.l.cancelRequest(m.ProcessID, m.SecretKey)
+			}
+			return false // closed without a reply, as PostgreSQL does
+		case code == sslRequestCode && !sslDone:
+			sslDone = true
+			if c.l.opts.TLS == nil {
+				if _, err := c.nc.Write([]byte{'N'}); err != nil {
+					return false
+				}
+				continue
+			}
+			if _, err := c.nc.Write([]byte{'S'}); err != nil {
+				return false
+			}
+			// The handshake runs on the first read, under the start-up
+			// deadline.
+			c.rw = tls.Server(c.nc, c.l.opts.TLS)
+			gssDone = true // no GSS encryption inside TLS
+		case code == gssEncRequestCode && !gssDone:
+			gssDone = true
+			if _, err := c.rw.Write([]byte{'N'}); err != nil {
+				return false
+			}
+		default:
+			return c.startupMessage(code, pkt[4:])
+		}
+	}
+}
+
+// readStartupPacket reads one length-prefixed start-up packet (the length
+// itself left out).
+func (c *conn) readStartupPacket() ([]byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(sockReader{c}, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := int(int32(binary.BigEndian.Uint32(hdr[:]))) - 4
+	if n < 4 || n > maxStartupPacket {
+		return nil, fmt.Errorf("invalid length of startup packet: %d", n+4)
+	}
+	pkt := make([]byte, n)
+	if _, err := io.ReadFull(sockReader{c}, pkt); err != nil {
+		return nil, err
+	}
+	return pkt, nil
+}
+
+// startupMessage handles the StartupMessage of protocol version code with
+// its parameters body, through to the first ReadyForQuery.
+func (c *conn) startupMessage(code uint32, body []byte) bool {
+	c.be = pgproto3.NewBackend(sockReader{c}, c.rw)
+	c.be.SetMaxBodyLen(c.l.opts.MaxMessage)
+	major, minor := code>>16, code&0xffff
+	if major != 3 {
+		c.sendFatal(newError("FATAL", codeFeatureNotSupported,
+			"unsupported frontend protocol %d.%d: server supports 3.0 to 3.0", major, minor))
+		return false
+	}
+	params, err := startupParams(body)
+	if err != nil {
+		c.sendFatal(newError("FATAL", codeProtocolViolation, "%s", err.Error()))
+		return false
+	}
+	// Protocol options ("_pq_.name") and minor versions after 3.0 are
+	// declined with NegotiateProtocolVersion, and the connection goes on in
+	// 3.0, as PostgreSQL does for what it does not know.
+	var unknown []string
+	for k := range params {
+		if strings.HasPrefix(k, "_pq_.") {
+			unknown = append(unknown, k)
+			delete(params, k)
+		}
+	}
+	if minor > 0 || len(unknown) > 0 {
+		c.send(&pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: unknown})
+	}
+	user, database := params["user"], params["database"]
+	delete(params, "user")
+	delete(params, "database")
+	if user == "" {
+		c.sendFatal(newError("FATAL", codeInvalidAuthorization, "no PostgreSQL user name specified in startup packet"))
+		return false
+	}
+	if database == "" {
+		database = user
+	}
+	if err := c.authenticate(user, database); err != nil {
+		c.sendFatal(asQueryError(err, false))
+		return false
+	}
+
+	if _, err := rand.Read(c.secret[:]); err != nil || !c.l.register(c) {
+		c.sendFatal(errShutdown)
+		return false
+	}
+	ctx, cancel := context.WithTimeout(c.l.ctx, startupTimeout)
+	sess, err := c.l.opts.Open(ctx, c.pid, user, database, params)
+	cancel()
+	if err != nil {
+		e := *asQueryError(err, false)
+		e.Severity = "FATAL" // the session is not there: the connection ends
+		c.sendFatal(&e)
+		return false
+	}
+	c.sess = sess
+	c.reported = map[string]string{}
+	c.sendParameters()
+	c.send(&pgproto3.BackendKeyData{ProcessID: c.pid, SecretKey: c.secret[:]})
+	if c.ready() != nil {
+		sess.Close()
+		return false
+	}
+	// From here a client may sit idle as long as it likes. Shutdown's
+	// deadline is not lost to this reset: sockReader checks c.terminating,
+	// which Shutdown sets first.
+	_ = c.nc.SetReadDeadline(time.Time{})
+	return true
+}
+
+// authenticate lets the user in. Only trust is implemented: every user
+// is accepted with AuthenticationOk. A password method (SCRAM-SHA-256)
+// would send its challenge here (AuthenticationSASL, c.be.SetAuthType,
+// then Receive the SASLInitialResponse/SASLResponse messages) before
+// AuthenticationOk, and return a FATAL 28P01 *query.Error on failure.
+func (c *conn) authenticate(user, database string) error {
+	_, _ = user, database
+	c.send(&pgproto3.AuthenticationOk{})
+	return nil
+}
+
+// startupParams parses a StartupMessage's name/value pairs: NUL-terminated
+// strings up to an empty name, which must be the packet's last byte.
+func startupParams(body []byte) (map[string]string, error) {
+	params := map[string]string{}
+	for {
+		i := bytes.IndexByte(body, 0)
+		if i < 0 {
+			return nil, errors.New("invalid startup packet layout: expected terminator as last byte")
+		}
+		if i == 0 {
+			if len(body) != 1 {
+				return nil, errors.New("invalid startup packet layout: expected terminator as last byte")
+			}
+			return params, nil
+		}
+		name := string(body[:i])
+		body = body[i+1:]
+		j := bytes.IndexByte(body, 0)
+		if j < 0 {
+			return nil, errors.New("invalid startup packet layout: expected terminator as last byte")
+		}
+		params[name] = string(body[:j])
+		body = body[j+1:]
+	}
+}
+
+// secretMatches compares a CancelRequest's key with the connection's, in
+// constant time (the key is the only thing guarding the cancel).
+func (c *conn) secretMatches(secret []byte) bool {
+	return subtle.ConstantTimeCompare(secret, c.secret[:]) == 1
+}
