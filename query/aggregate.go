@@ -1,6 +1,8 @@
 package query
 
 import (
+	"encoding/binary"
+
 	"github.com/cockroachdb/apd/v3"
 	pg "github.com/pganalyze/pg_query_go/v6"
 )
@@ -9,11 +11,12 @@ import (
 type aggregate struct {
 	name     string
 	arg      expr // nil: count(*)
+	sep      expr // string_agg's separator
 	distinct bool
 	t        Type // the result's type
 }
 
-var aggregateFuncs = map[string]bool{"count": true, "sum": true, "avg": true, "min": true, "max": true, "bool_and": true, "bool_or": true, "every": true}
+var aggregateFuncs = map[string]bool{"count": true, "sum": true, "avg": true, "min": true, "max": true, "bool_and": true, "bool_or": true, "every": true, "string_agg": true}
 
 // aggregateCall analyses an aggregate's argument over the input scope and
 // returns a reference to its result in the group's output.
@@ -34,6 +37,31 @@ func (a *analyzer) aggregateCall(name string, f *pg.FuncCall, sc *scope) (expr, 
 			return nil, withPosition(errorf("42809", "%s(*) specified, but %s is not an aggregate function", name, name), f.Location)
 		}
 		ag.t = TypeInt8
+	case name == "string_agg":
+		if len(f.Args) != 2 {
+			return nil, withPosition(errorf("42883", "function string_agg with %d arguments does not exist", len(f.Args)), f.Location)
+		}
+		a.agg.inAgg = true
+		var args []expr
+		var err error
+		for _, n := range f.Args {
+			x, xerr := a.expr(n, sc)
+			if xerr != nil {
+				err = xerr
+				break
+			}
+			args = append(args, x)
+		}
+		a.agg.inAgg = false
+		if err != nil {
+			return nil, err
+		}
+		if args, err = a.textArgs(args); err != nil {
+			return nil, err
+		}
+		// The separator is one expression evaluated per row, as in
+		// PostgreSQL; the argument carries both.
+		ag.arg, ag.sep, ag.t = args[0], args[1], TypeText
 	case len(f.Args) != 1:
 		return nil, withPosition(errorf("42883", "function %s with %d arguments does not exist", name, len(f.Args)), f.Location)
 	default:
@@ -93,6 +121,8 @@ type accumulator struct {
 	sum   any // int64, float64 or *apd.Decimal; the extreme for min/max; the bool for bool_and/or
 	seen  [][]byte
 	set   bool
+	// pendingSep is string_agg's separator for the value being added.
+	pendingSep string
 }
 
 func (acc *accumulator) add(v any) error {
@@ -144,6 +174,13 @@ func (acc *accumulator) add(v any) error {
 		if (acc.ag.name == "min" && c < 0) || (acc.ag.name == "max" && c > 0) {
 			acc.sum = v
 		}
+	case "string_agg":
+		// add is given the value and, through addSep, the separator.
+		if !acc.set {
+			acc.sum, acc.set = v.(string), true
+			return nil
+		}
+		acc.sum = acc.sum.(string) + acc.pendingSep + v.(string)
 	case "bool_and", "every", "bool_or":
 		b := v.(bool)
 		if !acc.set {
@@ -198,6 +235,12 @@ func appendDistinctKey(dst []byte, v any) []byte {
 		var r apd.Decimal
 		r.Reduce(x)
 		return appendEscaped(append(dst, 1), []byte(r.Text('E')))
+	case []any:
+		dst = binary.AppendUvarint(append(dst, 2), uint64(len(x)))
+		for _, e := range x {
+			dst = appendDistinctKey(dst, e)
+		}
+		return dst
 	}
 	return appendKey(append(dst, 1), v)
 }

@@ -182,6 +182,22 @@ func (a *analyzer) expr(n *pg.Node, sc *scope) (expr, error) {
 		return a.sqlValueFunction(n.GetSqlvalueFunction())
 	case n.GetSubLink() != nil:
 		return a.subLink(n.GetSubLink(), sc)
+	case n.GetAIndirection() != nil:
+		return a.subscript(n.GetAIndirection(), sc)
+	case n.GetAArrayExpr() != nil:
+		return a.arrayExpr(n.GetAArrayExpr(), sc)
+	case n.GetCollateClause() != nil:
+		cc := n.GetCollateClause()
+		var names []string
+		for _, c := range cc.Collname {
+			names = append(names, stringOf(c))
+		}
+		switch strings.Join(names, ".") {
+		case "default", "pg_catalog.default", "C", "pg_catalog.C", "POSIX", "pg_catalog.POSIX":
+			// Orbit compares strings bytewise, which is the C collation.
+			return a.expr(cc.Arg, sc)
+		}
+		return nil, withPosition(errorf("0A000", "collation %q is not supported (strings compare as in the C collation)", strings.Join(names, ".")), cc.Location)
 	}
 	return nil, errorf("0A000", "expression %s is not supported", nodeName(n))
 }
@@ -260,7 +276,17 @@ func (a *analyzer) columnRef(c *pg.ColumnRef, sc *scope) (expr, error) {
 // typeOf reads a TypeName.
 func typeOf(tn *pg.TypeName) (Type, error) {
 	if len(tn.ArrayBounds) > 0 {
-		return Type{}, withPosition(errorf("0A000", "array types are not supported"), tn.Location)
+		elem := proto.Clone(tn).(*pg.TypeName)
+		elem.ArrayBounds = nil
+		t, err := typeOf(elem)
+		if err != nil {
+			return Type{}, err
+		}
+		at, err := arrayOf(t)
+		if err != nil {
+			return Type{}, withPosition(err.(*Error), tn.Location)
+		}
+		return at, nil
 	}
 	var names []string
 	for _, n := range tn.Names {
@@ -299,6 +325,16 @@ func typeOf(tn *pg.TypeName) (Type, error) {
 // cast converts x to t: a literal or parameter of unknown type takes t.
 func (a *analyzer) cast(x expr, t Type) (expr, error) {
 	from := x.typ()
+	if from.OID == TypeRegclass.OID && t.family() == famString {
+		return &funcExpr{args: []expr{x}, t: t, strict: true, fn: func(env *env, v []any) (any, error) {
+			return regclassText(env, v[0].(int64))
+		}}, nil
+	}
+	if t.OID == TypeRegclass.OID && (from.family() == famString || from.family() == famUnknown) {
+		return &funcExpr{args: []expr{x}, t: t, strict: true, fn: func(env *env, v []any) (any, error) {
+			return regclassOf(env, v[0].(string))
+		}}, nil
+	}
 	if p, ok := x.(*paramExpr); ok && from.OID == TypeUnknown.OID {
 		a.params[p.i] = t
 		return x, nil
@@ -436,6 +472,8 @@ func (a *analyzer) aExpr(e *pg.A_Expr, sc *scope) (expr, error) {
 	case pg.A_Expr_Kind_AEXPR_OP:
 	case pg.A_Expr_Kind_AEXPR_IN:
 		return a.inList(e, sc, op == "<>")
+	case pg.A_Expr_Kind_AEXPR_OP_ANY, pg.A_Expr_Kind_AEXPR_OP_ALL:
+		return a.anyExpr(e, sc, e.Kind == pg.A_Expr_Kind_AEXPR_OP_ALL)
 	case pg.A_Expr_Kind_AEXPR_BETWEEN, pg.A_Expr_Kind_AEXPR_NOT_BETWEEN:
 		list := e.Rexpr.GetList()
 		if list == nil || len(list.Items) != 2 {
@@ -540,6 +578,22 @@ func (a *analyzer) aExpr(e *pg.A_Expr, sc *scope) (expr, error) {
 		}}, nil
 	}
 	switch op {
+	case "~", "!~", "~*", "!~*":
+		l, r, _, err := a.operands(e, sc, op)
+		if err != nil {
+			return nil, err
+		}
+		if l.typ().family() != famString {
+			return nil, withPosition(errUndefinedOperator(op, l.typ(), r.typ()), e.Location)
+		}
+		negate, fold := strings.HasPrefix(op, "!"), strings.HasSuffix(op, "*")
+		return &funcExpr{args: []expr{l, r}, t: TypeBool, strict: true, fn: func(_ *env, v []any) (any, error) {
+			re, err := compileRegex(v[1].(string), fold)
+			if err != nil {
+				return nil, err
+			}
+			return re.MatchString(v[0].(string)) != negate, nil
+		}}, nil
 	case "+", "-", "*", "/", "%":
 		l, r, t, err := a.operands(e, sc, op)
 		if err != nil {

@@ -101,6 +101,30 @@ func lookupTable(ctx context.Context, tx *txn.Tx, database, schema, name string)
 	return decodeDesc(b)
 }
 
+// listTables reads every table of a database's schema, in name order.
+func listTables(ctx context.Context, tx *txn.Tx, database, schema string) ([]*TableDesc, error) {
+	start := descKey(database, schema, "")
+	end := append(descKey(database, schema, ""), 0xFF)
+	var out []*TableDesc
+	for {
+		kvs, err := tx.Scan(ctx, start, end, scanPage)
+		if err != nil {
+			return nil, err
+		}
+		for _, kv := range kvs {
+			t, err := decodeDesc(kv.Value)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, t)
+		}
+		if len(kvs) < scanPage {
+			return out, nil
+		}
+		start = append(kvs[len(kvs)-1].Key, 0)
+	}
+}
+
 func putTable(ctx context.Context, tx *txn.Tx, t *TableDesc) error {
 	b, err := json.Marshal(t)
 	if err != nil {

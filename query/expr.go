@@ -2,7 +2,9 @@ package query
 
 import (
 	"math"
+	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/apd/v3"
@@ -28,6 +30,8 @@ type env struct {
 	// the execution a subquery runs in.
 	outer [][]any
 	run   *run
+	// session is the statement's session (the catalog tables read it).
+	session *Session
 }
 
 type constExpr struct {
@@ -415,4 +419,35 @@ func likeMatch(s, pattern string, fold bool) bool {
 		return len(s) == 0
 	}
 	return match([]rune(s), []rune(pattern))
+}
+
+// regexCache keeps compiled patterns (a statement applies one pattern to
+// every row), up to maxCachedRegexes of them.
+var regexCache = struct {
+	sync.Mutex
+	m map[string]*regexp.Regexp
+}{m: map[string]*regexp.Regexp{}}
+
+const maxCachedRegexes = 256
+
+// compileRegex compiles a POSIX-style pattern (PostgreSQL's ~ operators)
+// with Go's RE2, which agrees on the common syntax.
+func compileRegex(pattern string, fold bool) (*regexp.Regexp, error) {
+	key := pattern
+	if fold {
+		key = "(?i)" + pattern
+	}
+	regexCache.Lock()
+	defer regexCache.Unlock()
+	if re, ok := regexCache.m[key]; ok {
+		return re, nil
+	}
+	re, err := regexp.Compile(key)
+	if err != nil {
+		return nil, errorf("2201B", "invalid regular expression: %v", err)
+	}
+	if len(regexCache.m) < maxCachedRegexes {
+		regexCache.m[key] = re
+	}
+	return re, nil
 }

@@ -31,6 +31,23 @@ func (a *analyzer) fromItem(n *pg.Node) (source, *scope, error) {
 	switch {
 	case n.GetRangeVar() != nil:
 		rv := n.GetRangeVar()
+		if vt, ok := virtualTableOf(rv.Schemaname, rv.Relname); ok {
+			name := rv.Relname
+			if rv.Alias != nil {
+				name = rv.Alias.Aliasname
+			}
+			sc := &scope{}
+			for _, c := range vt.cols {
+				c.table = name
+				sc.cols = append(sc.cols, c)
+			}
+			if rv.Alias != nil {
+				if err := renameColumns(sc, rv.Alias); err != nil {
+					return nil, nil, err
+				}
+			}
+			return &virtualScan{vt: vt}, sc, nil
+		}
 		t, err := a.table(rv)
 		if err != nil {
 			return nil, nil, err

@@ -70,7 +70,7 @@ func (p *selectPlan) columns() []Column {
 // typmod is the type modifier as pg_attribute.atttypmod holds it (a
 // varchar(n)'s is n+4).
 func typmod(t Type) int32 {
-	if t.Mod >= 0 && (t.OID == TypeVarchar.OID || t.OID == TypeBpchar.OID) {
+	if t.Mod >= 0 && (t.OID == TypeVarchar.OID || t.OID == TypeBpchar.OID || t.OID == TypeNumeric.OID) {
 		return t.Mod + 4
 	}
 	return -1
@@ -78,9 +78,6 @@ func typmod(t Type) int32 {
 
 // analyzeSelect analyses a SELECT (or VALUES) statement.
 func (a *analyzer) analyzeSelect(st *pg.SelectStmt) (*selectPlan, error) {
-	if st.Op != pg.SetOperation_SETOP_NONE {
-		return nil, errorf("0A000", "UNION, INTERSECT and EXCEPT are not supported")
-	}
 	if st.WithClause != nil {
 		return nil, errorf("0A000", "WITH is not supported")
 	}
@@ -89,6 +86,9 @@ func (a *analyzer) analyzeSelect(st *pg.SelectStmt) (*selectPlan, error) {
 	}
 	if len(st.WindowClause) > 0 {
 		return nil, errorf("0A000", "window functions are not supported")
+	}
+	if st.Op != pg.SetOperation_SETOP_NONE {
+		return a.analyzeSetOp(st)
 	}
 	p := &selectPlan{maxRows: a.s.e.opts.MaxRows}
 	sc := &scope{}
@@ -329,7 +329,11 @@ func columnName(n *pg.Node) string {
 		switch n.GetSubLink().SubLinkType {
 		case pg.SubLinkType_EXISTS_SUBLINK:
 			return "exists"
+		case pg.SubLinkType_ARRAY_SUBLINK:
+			return "array"
 		}
+	case n.GetAArrayExpr() != nil:
+		return "array"
 	}
 	return "?column?"
 }
@@ -510,6 +514,13 @@ func (p *selectPlan) group(r *run, in [][]any) ([][]any, error) {
 				if v, err = acc.ag.arg.eval(r.env, row); err != nil {
 					return nil, err
 				}
+			}
+			if acc.ag.sep != nil {
+				sep, err := acc.ag.sep.eval(r.env, row)
+				if err != nil {
+					return nil, err
+				}
+				acc.pendingSep, _ = sep.(string) // a NULL separator adds nothing
 			}
 			if err := acc.add(v); err != nil {
 				return nil, err

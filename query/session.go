@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -195,8 +196,15 @@ func plannable(n *pg.Node) bool {
 	return n.GetSelectStmt() != nil || n.GetInsertStmt() != nil || n.GetUpdateStmt() != nil || n.GetDeleteStmt() != nil
 }
 
-// describe analyses st for its parameters' types and result columns.
-func (s *Session) describe(ctx context.Context, st *statement) error {
+// describe analyses st for its parameters' types and result columns. A
+// panic fails the statement, as in execute.
+func (s *Session) describe(ctx context.Context, st *statement) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.e.rt.Logger().Error("query: analysing a statement panicked", "sql", st.sql, "panic", r, "stack", string(debug.Stack()))
+			err = errorf("XX000", "internal error: %v", r)
+		}
+	}()
 	if n := st.node.GetVariableShowStmt(); n != nil {
 		st.cols = []Column{{Name: showName(n.Name), TypeOID: TypeText.OID, TypeSize: -1, TypeMod: -1}}
 		return nil
@@ -332,7 +340,7 @@ func (st *statement) resultTypes() []Type {
 	out := make([]Type, len(st.cols))
 	for i, c := range st.cols {
 		t := typesByOID[c.TypeOID]
-		if c.TypeMod >= 4 {
+		if c.TypeMod >= 4 && t.Elem == 0 {
 			t = t.withMod(c.TypeMod - 4)
 		}
 		out[i] = t
@@ -341,7 +349,15 @@ func (st *statement) resultTypes() []Type {
 }
 
 // execute runs the portal's statement: its result rows and command tag.
-func (s *Session) execute(ctx context.Context, p *portal) ([][]any, string, error) {
+// A panic (a bug) fails the statement with XX000, not the node: one
+// client's statement must not take down the others.
+func (s *Session) execute(ctx context.Context, p *portal) (rows [][]any, tag string, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.e.rt.Logger().Error("query: a statement panicked", "sql", p.st.sql, "panic", r, "stack", string(debug.Stack()))
+			rows, tag, err = nil, "", s.fail(errorf("XX000", "internal error: %v", r))
+		}
+	}()
 	n := p.st.node
 	if n == nil {
 		return nil, "", nil
@@ -363,12 +379,10 @@ func (s *Session) execute(ctx context.Context, p *portal) ([][]any, string, erro
 		}
 		return [][]any{{v}}, "SHOW", nil
 	}
-	var rows [][]any
-	var tag string
-	err := s.inTxn(ctx, func(tx *txn.Tx) error {
+	err = s.inTxn(ctx, func(tx *txn.Tx) error {
 		s.notices = nil // a retried attempt raises its notices again
 		a := &analyzer{ctx: ctx, s: s, tx: tx, params: append([]Type(nil), p.st.params...)}
-		r := &run{ctx: ctx, tx: tx, env: &env{params: p.params, now: s.now(), rowID: s.e.rowID}}
+		r := &run{ctx: ctx, tx: tx, env: &env{params: p.params, now: s.now(), rowID: s.e.rowID, session: s}}
 		r.env.run = r
 		var err error
 		rows, tag, err = a.run(n, r, p.st)

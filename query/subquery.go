@@ -37,6 +37,12 @@ func (e *subqueryExpr) eval(env *env, row []any) (any, error) {
 	switch e.kind {
 	case pg.SubLinkType_EXISTS_SUBLINK:
 		return len(rows) > 0, nil
+	case pg.SubLinkType_ARRAY_SUBLINK:
+		out := make([]any, len(rows))
+		for i, r := range rows {
+			out[i] = r[0]
+		}
+		return out, nil
 	case pg.SubLinkType_EXPR_SUBLINK:
 		switch len(rows) {
 		case 0:
@@ -84,6 +90,14 @@ func (a *analyzer) subLink(sl *pg.SubLink, sc *scope) (expr, error) {
 			return nil, withPosition(errorf("42601", "subquery must return only one column"), sl.Location)
 		}
 		e.t = plan.outputs[0].typ()
+		return e, nil
+	case pg.SubLinkType_ARRAY_SUBLINK:
+		if plan.visible != 1 {
+			return nil, withPosition(errorf("42601", "subquery must return only one column"), sl.Location)
+		}
+		if e.t, err = arrayOf(plan.outputs[0].typ()); err != nil {
+			return nil, withPosition(err.(*Error), sl.Location)
+		}
 		return e, nil
 	case pg.SubLinkType_ANY_SUBLINK:
 		if len(sl.OperName) > 0 && opName(sl.OperName) != "=" {

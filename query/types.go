@@ -19,6 +19,8 @@ type Type struct {
 	Size int16  // pg_type.typlen
 	// Mod is the type modifier: a varchar(n)'s or char(n)'s n (-1: none).
 	Mod int32
+	// Elem is an array type's element type (0: not an array).
+	Elem uint32
 }
 
 // The types Orbit has. Their OIDs are PostgreSQL's, so that clients'
@@ -41,6 +43,11 @@ var (
 	TypeNumeric     = Type{OID: 1700, Name: "numeric", Size: -1, Mod: -1}
 	TypeName        = Type{OID: 19, Name: "name", Size: 64, Mod: -1}
 	TypeOid         = Type{OID: 26, Name: "oid", Size: 4, Mod: -1}
+	// The OID alias types: an OID that prints (and is read) as a name.
+	TypeRegproc      = Type{OID: 24, Name: "regproc", Size: 4, Mod: -1}
+	TypeRegclass     = Type{OID: 2205, Name: "regclass", Size: 4, Mod: -1}
+	TypeRegtype      = Type{OID: 2206, Name: "regtype", Size: 4, Mod: -1}
+	TypeRegnamespace = Type{OID: 4089, Name: "regnamespace", Size: 4, Mod: -1}
 )
 
 var typesByOID = map[uint32]Type{}
@@ -62,14 +69,17 @@ var typeNames = map[string]Type{
 	"timestamp":   TypeTimestamp,
 	"timestamptz": TypeTimestamptz,
 	"numeric":     TypeNumeric, "decimal": TypeNumeric,
-	"name": TypeName,
-	"oid":  TypeOid,
+	"name":    TypeName,
+	"oid":     TypeOid,
+	"regproc": TypeRegproc, "regclass": TypeRegclass, "regtype": TypeRegtype, "regnamespace": TypeRegnamespace,
 }
 
 func init() {
 	for _, t := range typeNames {
 		typesByOID[t.OID] = t
 	}
+	typesByOID[TypeChar.OID] = TypeChar
+	registerArrayTypes()
 }
 
 // family is how a type's values are held and compared.
@@ -84,19 +94,23 @@ const (
 	famString                // string
 	famBytes                 // []byte
 	famTime                  // time.Time (UTC; a date at midnight)
+	famArray                 // []any of the element type's values
 )
 
 func (t Type) family() family {
+	if t.Elem != 0 {
+		return famArray
+	}
 	switch t.OID {
 	case TypeBool.OID:
 		return famBool
-	case TypeInt2.OID, TypeInt4.OID, TypeInt8.OID, TypeOid.OID:
+	case TypeInt2.OID, TypeInt4.OID, TypeInt8.OID, TypeOid.OID, TypeRegproc.OID, TypeRegclass.OID, TypeRegtype.OID, TypeRegnamespace.OID:
 		return famInt
 	case TypeFloat4.OID, TypeFloat8.OID:
 		return famFloat
 	case TypeNumeric.OID:
 		return famNumeric
-	case TypeText.OID, TypeVarchar.OID, TypeBpchar.OID, TypeName.OID:
+	case TypeText.OID, TypeVarchar.OID, TypeBpchar.OID, TypeName.OID, TypeChar.OID:
 		return famString
 	case TypeBytea.OID:
 		return famBytes
@@ -130,7 +144,7 @@ func intRange(t Type) (lo, hi int64) {
 		return math.MinInt16, math.MaxInt16
 	case TypeInt4.OID:
 		return math.MinInt32, math.MaxInt32
-	case TypeOid.OID:
+	case TypeOid.OID, TypeRegproc.OID, TypeRegclass.OID, TypeRegtype.OID, TypeRegnamespace.OID:
 		return 0, math.MaxUint32
 	}
 	return math.MinInt64, math.MaxInt64
@@ -203,6 +217,8 @@ func parseText(t Type, s string) (any, error) {
 		return parseBytea(s)
 	case famTime:
 		return parseTime(t, s)
+	case famArray:
+		return parseArray(t, s)
 	}
 	return nil, errorf("0A000", "type %s is not supported", t.Name)
 }
@@ -274,6 +290,9 @@ func formatText(t Type, v any) []byte {
 		}
 		return []byte("f")
 	case int64:
+		if name, ok := regName(t, x); ok {
+			return []byte(name)
+		}
 		return strconv.AppendInt(nil, x, 10)
 	case float64:
 		return []byte(formatFloat(x, t.OID == TypeFloat4.OID))
@@ -286,6 +305,8 @@ func formatText(t Type, v any) []byte {
 		copy(out, `\x`)
 		hex.Encode(out[2:], x)
 		return out
+	case []any:
+		return formatArray(t, x)
 	case time.Time:
 		switch t.OID {
 		case TypeDate.OID:
@@ -355,6 +376,23 @@ func compareValues(a, b any) int {
 		return bytes.Compare(x, b.([]byte))
 	case time.Time:
 		return x.Compare(b.(time.Time))
+	case []any:
+		// Element by element, NULL above every value, then by length.
+		y := b.([]any)
+		for i := range min(len(x), len(y)) {
+			switch {
+			case x[i] == nil && y[i] == nil:
+				continue
+			case x[i] == nil:
+				return 1
+			case y[i] == nil:
+				return -1
+			}
+			if c := compareValues(x[i], y[i]); c != 0 {
+				return c
+			}
+		}
+		return cmpOrdered(int64(len(x)), int64(len(y)))
 	}
 	panic("query: compareValues of an unexpected value")
 }
@@ -367,4 +405,30 @@ func cmpOrdered[T int64 | float64](a, b T) int {
 		return 1
 	}
 	return 0
+}
+
+// regName is the name an OID alias type prints for oid, where it knows
+// it without the catalog (types, namespaces); a table's regclass prints
+// its OID (a cast to text looks the name up: regclassText).
+func regName(t Type, oid int64) (string, bool) {
+	switch t.OID {
+	case TypeRegtype.OID:
+		if rt, ok := typesByOID[uint32(oid)]; ok {
+			return rt.Name, true
+		}
+	case TypeRegnamespace.OID:
+		switch oid {
+		case oidPgCatalog:
+			return "pg_catalog", true
+		case oidPublic:
+			return "public", true
+		case oidInformationSchema:
+			return "information_schema", true
+		}
+	case TypeRegproc.OID:
+		if oid == 0 {
+			return "-", true
+		}
+	}
+	return "", false
 }

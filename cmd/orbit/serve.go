@@ -24,8 +24,8 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/orbitkernel/orbit/adapters/redis"
 	"github.com/orbitkernel/orbit/adapters/pgwire"
+	"github.com/orbitkernel/orbit/adapters/redis"
 	"github.com/orbitkernel/orbit/adapters/redis/session"
 	"github.com/orbitkernel/orbit/adapters/respwire"
 	"github.com/orbitkernel/orbit/cluster"
@@ -47,7 +47,7 @@ type serveConfig struct {
 	httpAddr  string
 	// pgAddr is the PostgreSQL wire listen address ("": none).
 	pgAddr string
-	ranges    int
+	ranges int
 	// Multi-node clusters: peers ("1=host:port,..."), the gRPC listen
 	// address (default: this node's entry in peers), the replicas of each
 	// range, and the cluster ID (0: derived from the layout).

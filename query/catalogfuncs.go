@@ -1,0 +1,191 @@
+package query
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// The functions clients call on the system catalogs (psql's describe
+// commands, drivers' probes).
+func init() {
+	constant := func(t Type, v any, arity ...int) scalarFunc {
+		return func(a *analyzer, args []expr) (expr, error) {
+			if !slices.Contains(arity, len(args)) {
+				return nil, nil
+			}
+			return &funcExpr{args: args, t: t, fn: func(*env, []any) (any, error) { return v, nil }}, nil
+		}
+	}
+	for name, f := range map[string]scalarFunc{
+		"pg_table_is_visible":             constant(TypeBool, true, 1),
+		"pg_type_is_visible":              constant(TypeBool, true, 1),
+		"pg_relation_is_publishable":      constant(TypeBool, false, 1),
+		"has_table_privilege":             constant(TypeBool, true, 2, 3),
+		"has_schema_privilege":            constant(TypeBool, true, 2, 3),
+		"has_database_privilege":          constant(TypeBool, true, 2, 3),
+		"pg_is_in_recovery":               constant(TypeBool, false, 0),
+		"obj_description":                 constant(TypeText, nil, 1, 2),
+		"col_description":                 constant(TypeText, nil, 2),
+		"shobj_description":               constant(TypeText, nil, 2),
+		"pg_get_statisticsobjdef_columns": constant(TypeText, nil, 1),
+		"pg_get_userbyid": func(a *analyzer, args []expr) (expr, error) {
+			if len(args) != 1 {
+				return nil, nil
+			}
+			return strict(args, TypeName, func(v []any) (any, error) {
+				if id, ok := v[0].(int64); ok && id == oidSuperuser {
+					return defaultUser, nil
+				}
+				return "unknown (OID=" + textOf(TypeOid, v[0]) + ")", nil
+			}), nil
+		},
+		"pg_encoding_to_char": func(a *analyzer, args []expr) (expr, error) {
+			if len(args) != 1 {
+				return nil, nil
+			}
+			return strict(args, TypeName, func(v []any) (any, error) {
+				if n, ok := v[0].(int64); ok && n == 6 {
+					return "UTF8", nil
+				}
+				return "", nil
+			}), nil
+		},
+		"format_type": func(a *analyzer, args []expr) (expr, error) {
+			if len(args) != 2 {
+				return nil, nil
+			}
+			return &funcExpr{args: args, t: TypeText, fn: func(_ *env, v []any) (any, error) {
+				if v[0] == nil {
+					return nil, nil
+				}
+				oid := uint32(v[0].(int64))
+				t, ok := typesByOID[oid]
+				if !ok {
+					return "???", nil
+				}
+				if mod, ok := v[1].(int64); ok && mod >= 4 {
+					t = t.withMod(int32(mod) - 4)
+				}
+				return t.String(), nil
+			}}, nil
+		},
+		"pg_get_expr": func(a *analyzer, args []expr) (expr, error) {
+			if len(args) < 2 || len(args) > 3 {
+				return nil, nil
+			}
+			return strict(args[:1], TypeText, func(v []any) (any, error) { return v[0], nil }), nil
+		},
+		"pg_get_indexdef":      catalogText(indexDef, 1, 3),
+		"pg_get_constraintdef": catalogText(constraintDef, 1, 2),
+		"current_setting": func(a *analyzer, args []expr) (expr, error) {
+			if len(args) < 1 || len(args) > 2 {
+				return nil, nil
+			}
+			args, err := a.textArgs(args[:1])
+			if err != nil {
+				return nil, err
+			}
+			return &funcExpr{args: args, t: TypeText, strict: true, fn: func(env *env, v []any) (any, error) {
+				return env.session.show(v[0].(string))
+			}}, nil
+		},
+		"quote_ident": stringFunc(quoteIdent, TypeText),
+	} {
+		scalarFuncs[name] = f
+	}
+}
+
+// catalogText is a function of an object's OID that reads the catalog.
+func catalogText(fn func(t *TableDesc) string, arities ...int) scalarFunc {
+	return func(a *analyzer, args []expr) (expr, error) {
+		if len(args) < arities[0] || len(args) > arities[1] {
+			return nil, nil
+		}
+		return &funcExpr{args: args[:1], t: TypeText, strict: true, fn: func(env *env, v []any) (any, error) {
+			oid, ok := v[0].(int64)
+			if !ok {
+				return nil, nil
+			}
+			tables, err := listTables(env.run.ctx, env.run.tx, env.session.database, "public")
+			if err != nil {
+				return nil, err
+			}
+			for _, t := range tables {
+				if oid == indexOID(t) || oid == constraintOID(t) {
+					return fn(t), nil
+				}
+			}
+			return nil, nil
+		}}, nil
+	}
+}
+
+func keyColumns(t *TableDesc) string {
+	var names []string
+	for _, i := range t.pkIndexes() {
+		names = append(names, quoteIdent(t.Columns[i].Name).(string))
+	}
+	return strings.Join(names, ", ")
+}
+
+func indexDef(t *TableDesc) string {
+	return "CREATE UNIQUE INDEX " + t.pkName() + " ON " + t.Schema + "." + quoteIdent(t.Name).(string) + " USING btree (" + keyColumns(t) + ")"
+}
+
+func constraintDef(t *TableDesc) string { return "PRIMARY KEY (" + keyColumns(t) + ")" }
+
+// quoteIdent quotes a name unless it is a plain lower-case identifier.
+func quoteIdent(s string) any {
+	plain := s != ""
+	for i, c := range s {
+		if !(c == '_' || (c >= 'a' && c <= 'z') || (i > 0 && c >= '0' && c <= '9')) {
+			plain = false
+		}
+	}
+	if plain {
+		return s
+	}
+	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+}
+
+// regclassOf reads a table's name (or OID) as its regclass OID.
+func regclassOf(env *env, name string) (any, error) {
+	if n, err := strconv.ParseInt(name, 10, 64); err == nil {
+		return n, nil
+	}
+	schema, table, ok := strings.Cut(name, ".")
+	if !ok {
+		schema, table = "", name
+	}
+	if _, ok := virtualTableOf(schema, table); ok {
+		return nil, errorf("0A000", "the OIDs of system catalogs are not supported")
+	}
+	tables, err := listTables(env.run.ctx, env.run.tx, env.session.database, "public")
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range tables {
+		if t.Name == table && (schema == "" || schema == t.Schema) {
+			return int64(tableOID(t)), nil
+		}
+	}
+	return nil, errorf("42P01", "relation %q does not exist", name)
+}
+
+// regclassText is a regclass's name (its OID when no table has it).
+func regclassText(env *env, oid int64) (any, error) {
+	tables, err := listTables(env.run.ctx, env.run.tx, env.session.database, "public")
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range tables {
+		switch oid {
+		case int64(tableOID(t)):
+			return t.Name, nil
+		case indexOID(t):
+			return t.pkName(), nil
+		}
+	}
+	return strconv.FormatInt(oid, 10), nil
+}
