@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"sort"
 
 	"github.com/orbitkernel/orbit/kernel/hlc"
 )
@@ -69,9 +70,12 @@ func (s tsSpan) overlaps(start, end []byte) bool {
 // several, or unknown).
 func (c *tsCache) get(start, end []byte) (hlc.Timestamp, [16]byte) {
 	ts, who := c.low, [16]byte{}
-	for _, s := range c.spans {
+	for _, s := range c.spans[c.firstEndingAfter(start):] {
+		if !s.overlaps(start, end) {
+			break // sorted and disjoint: no later span overlaps either
+		}
 		switch {
-		case !s.overlaps(start, end) || s.ts.Less(ts):
+		case s.ts.Less(ts):
 		case ts.Less(s.ts):
 			ts, who = s.ts, s.txn
 		case who != s.txn:
@@ -79,6 +83,12 @@ func (c *tsCache) get(start, end []byte) (hlc.Timestamp, [16]byte) {
 		}
 	}
 	return ts, who
+}
+
+// firstEndingAfter is the index of the first span that ends after key:
+// the spans are disjoint and sorted, so their ends are sorted too.
+func (c *tsCache) firstEndingAfter(key []byte) int {
+	return sort.Search(len(c.spans), func(i int) bool { return endLess(key, c.spans[i].end) })
 }
 
 // floor is the lowest timestamp at or above ts at which transaction own
@@ -96,29 +106,32 @@ func (c *tsCache) floor(key []byte, ts hlc.Timestamp, own [16]byte) hlc.Timestam
 	return read.Next()
 }
 
-// add records a read of [start, end) at ts by txn (zero: none).
+// add records a read of [start, end) at ts by txn (zero: none). Only the
+// spans it overlaps, and their neighbours (to merge with), are rebuilt:
+// a read costs O(log n) plus its own spans, not a pass over the cache.
 func (c *tsCache) add(start, end []byte, ts hlc.Timestamp, txn [16]byte) {
 	if !c.low.Less(ts) {
 		return // the low-water mark says as much already
 	}
-	// Cut the new span into the pieces the existing spans leave it, and
-	// raise the existing spans it covers; then sort and merge neighbours
-	// with equal timestamps and readers.
-	var out []tsSpan
+	i := c.firstEndingAfter(start)
+	j := i
+	for j < len(c.spans) && c.spans[j].overlaps(start, end) {
+		j++
+	}
+	// Cut the new span into the pieces the overlapped spans leave it, and
+	// raise the overlapped spans it covers; then sort and merge
+	// neighbours with equal timestamps and readers.
+	var mid []tsSpan
 	pieces := []tsSpan{{start: start, end: end, ts: ts, txn: txn}}
-	for _, s := range c.spans {
-		if !s.overlaps(start, end) {
-			out = append(out, s)
-			continue
-		}
+	for _, s := range c.spans[i:j] {
 		// The part of s outside [start, end) keeps its timestamp; the
 		// part inside takes the higher of the two (at a tie between two
 		// readers, it names neither).
 		if bytes.Compare(s.start, start) < 0 {
-			out = append(out, tsSpan{start: s.start, end: start, ts: s.ts, txn: s.txn})
+			mid = append(mid, tsSpan{start: s.start, end: start, ts: s.ts, txn: s.txn})
 		}
 		if end != nil && endLess(end, s.end) {
-			out = append(out, tsSpan{start: end, end: s.end, ts: s.ts, txn: s.txn})
+			mid = append(mid, tsSpan{start: end, end: s.end, ts: s.ts, txn: s.txn})
 		}
 		in := tsSpan{start: maxKey(s.start, start), end: minEnd(s.end, end), ts: s.ts, txn: s.txn}
 		if ts == s.ts && txn != s.txn {
@@ -127,25 +140,30 @@ func (c *tsCache) add(start, end []byte, ts hlc.Timestamp, txn [16]byte) {
 		if ts.Less(s.ts) || (ts == s.ts && in.txn != txn) {
 			// s is above the new read there, or ties with another
 			// reader: it (renamed) wins over the piece.
-			out = append(out, in)
+			mid = append(mid, in)
 			pieces = cut(pieces, in.start, in.end)
 		}
 	}
-	out = append(out, pieces...)
-	slices.SortFunc(out, func(a, b tsSpan) int { return bytes.Compare(a.start, b.start) })
-	c.spans = mergeEqual(out)
+	mid = append(mid, pieces...)
+	slices.SortFunc(mid, func(a, b tsSpan) int { return bytes.Compare(a.start, b.start) })
+	lo, hi := max(i-1, 0), min(j+1, len(c.spans))
+	window := append(append(slices.Clone(c.spans[lo:i]), mid...), c.spans[j:hi]...)
+	c.spans = slices.Replace(c.spans, lo, hi, mergeEqual(window)...)
 	c.evict()
 }
 
 // evict drops the lowest spans past maxSpans, raising the low-water mark
-// to the highest timestamp dropped.
+// to the highest timestamp dropped. It drops an eighth more than it must,
+// so that a full cache sorts its spans once per maxSpans/8 reads, not at
+// every read.
 func (c *tsCache) evict() {
 	if len(c.spans) <= c.maxSpans {
 		return
 	}
+	keep := c.maxSpans - c.maxSpans/8
 	order := slices.Clone(c.spans)
 	slices.SortStableFunc(order, func(a, b tsSpan) int { return a.ts.Compare(b.ts) })
-	cutoff := order[len(order)-c.maxSpans-1].ts
+	cutoff := order[len(order)-keep-1].ts
 	if c.low.Less(cutoff) {
 		c.low = cutoff
 	}
