@@ -176,7 +176,16 @@ func (a *analyzer) analyzeInsert(st *pg.InsertStmt) (*insertPlan, error) {
 
 // assignable checks x can be stored in column c and converts it.
 func (a *analyzer) assignable(x expr, c ColumnDesc) (expr, error) {
-	x, err := a.coerce(x, c.Type)
+	if k, ok := x.(*constExpr); ok && k.t.OID == TypeUnknown.OID {
+		// A literal is read as the column's type, its length checked as
+		// an assignment's (a cast would truncate).
+		v, err := assignValue(k.v, TypeUnknown, c.Type)
+		if err != nil {
+			return nil, err
+		}
+		return &constExpr{v: v, t: c.Type}, nil
+	}
+	x, err := a.coerce(x, c.Type.withMod(-1))
 	if err != nil {
 		return nil, err
 	}

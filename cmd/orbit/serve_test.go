@@ -39,8 +39,9 @@ func startServerHTTP(t testing.TB, ranges int) (redisAddr, httpAddr string) {
 // startServerWith is startServerHTTP with cfg's settings (node ID, data
 // directory and addresses are filled in).
 // launchServer runs orbit serve in-process with cfg until the test ends,
-// and returns its RESP and HTTP addresses once it listens, and a channel
-// closed when it exits.
+// and returns its RESP, HTTP and PostgreSQL addresses once it listens
+// (the last "" unless cfg.pgAddr is set), and a channel closed when it
+// exits.
 func launchServer(t testing.TB, cfg serveConfig) (addrs [3]string, exited <-chan struct{}) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
