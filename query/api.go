@@ -83,4 +83,13 @@ type Portal interface {
 	// tag is the command tag ("SELECT 3", "INSERT 0 1", "CREATE TABLE").
 	// An error from emit ends the execution with that error.
 	Execute(ctx context.Context, maxRows int, emit func(row [][]byte) error) (tag string, suspended bool, err error)
+	// Copy describes a COPY statement's data transfer (nil for every
+	// other statement). A COPY ... TO STDOUT runs by Execute, each row one
+	// value: a line of the format (CopyData). A COPY ... FROM STDIN runs
+	// by CopyIn.
+	Copy() *Copy
+	// CopyIn runs a COPY ... FROM STDIN, reading the client's data
+	// through next (each CopyData's bytes; io.EOF at CopyDone; any other
+	// error, such as a CopyFail's, aborts it).
+	CopyIn(ctx context.Context, next func() ([]byte, error)) (tag string, err error)
 }

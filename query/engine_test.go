@@ -106,6 +106,11 @@ func simpleQuery(ctx context.Context, s *Session, sql string) string {
 			b.WriteString(printError(err))
 			break
 		}
+		if p.Copy() != nil {
+			for _, r := range rows {
+				b.WriteString(strings.TrimSuffix(r, "\n") + "\n")
+			}
+		}
 		if cols := p.Columns(); cols != nil {
 			var names []string
 			for _, c := range cols {

@@ -87,7 +87,7 @@ func (a *analyzer) analyzeSelect(st *pg.SelectStmt) (*selectPlan, error) {
 	if len(st.WindowClause) > 0 {
 		return nil, errorf("0A000", "window functions are not supported")
 	}
-	if st.Op != pg.SetOperation_SETOP_NONE {
+	if st.Op != pg.SetOperation_SETOP_NONE && st.Op != pg.SetOperation_SET_OPERATION_UNDEFINED {
 		return a.analyzeSetOp(st)
 	}
 	p := &selectPlan{maxRows: a.s.e.opts.MaxRows}

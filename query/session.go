@@ -137,6 +137,7 @@ type statement struct {
 	node   *pg.Node // nil: an empty statement
 	params []Type
 	cols   []Column
+	copy   *Copy // a COPY's transfer
 }
 
 // Prepare parses sql (one statement) and analyses it: its parameters'
@@ -193,7 +194,7 @@ func isTransactionEnd(n *pg.Node) bool {
 // plannable reports whether a statement is analysed against the catalog
 // (and so has result columns and parameters to infer).
 func plannable(n *pg.Node) bool {
-	return n.GetSelectStmt() != nil || n.GetInsertStmt() != nil || n.GetUpdateStmt() != nil || n.GetDeleteStmt() != nil
+	return n.GetSelectStmt() != nil || n.GetInsertStmt() != nil || n.GetUpdateStmt() != nil || n.GetDeleteStmt() != nil || n.GetCopyStmt() != nil
 }
 
 // describe analyses st for its parameters' types and result columns. A
@@ -220,6 +221,9 @@ func (s *Session) describe(ctx context.Context, st *statement) (err error) {
 		}
 		a.finishParams()
 		st.params, st.cols = a.params, p.columns()
+		if cp, ok := p.(*copyPlan); ok {
+			st.copy = cp.spec()
+		}
 		return nil
 	})
 }
@@ -299,6 +303,36 @@ type portal struct {
 
 func (p *portal) Columns() []Column { return p.cols }
 
+func (p *portal) Copy() *Copy { return p.st.copy }
+
+// CopyIn reads the data, then inserts every row in one transaction.
+func (p *portal) CopyIn(ctx context.Context, next func() ([]byte, error)) (string, error) {
+	s := p.st.s
+	if p.st.copy == nil || !p.st.copy.In {
+		return "", errorf("08P01", "the statement is not a COPY FROM STDIN")
+	}
+	data, err := readCopyData(next)
+	if err != nil {
+		return "", s.fail(err)
+	}
+	var tag string
+	err = s.inTxn(ctx, func(tx *txn.Tx) error {
+		a := &analyzer{ctx: ctx, s: s, tx: tx}
+		plan, err := a.plan(p.st.node)
+		if err != nil {
+			return err
+		}
+		r := &run{ctx: ctx, tx: tx, env: &env{now: s.now(), rowID: s.e.rowID, session: s}}
+		r.env.run = r
+		tag, err = plan.(*copyPlan).copyIn(r, data)
+		return err
+	})
+	if err != nil {
+		return "", s.fail(err)
+	}
+	return tag, nil
+}
+
 func (p *portal) Execute(ctx context.Context, maxRows int, emit func(row [][]byte) error) (string, bool, error) {
 	if !p.ran {
 		p.ran = true
@@ -308,6 +342,10 @@ func (p *portal) Execute(ctx context.Context, maxRows int, emit func(row [][]byt
 		}
 		p.tag = tag
 		for _, row := range rows {
+			if p.st.copy != nil {
+				p.rows = append(p.rows, [][]byte{row[0].([]byte)}) // a COPY's line
+				continue
+			}
 			enc, err := encodeRowOut(p.cols, p.st.resultTypes(), row)
 			if err != nil {
 				return "", false, err
@@ -542,6 +580,8 @@ func (a *analyzer) plan(n *pg.Node) (interface{ columns() []Column }, error) {
 		return a.analyzeUpdate(n.GetUpdateStmt())
 	case n.GetDeleteStmt() != nil:
 		return a.analyzeDelete(n.GetDeleteStmt())
+	case n.GetCopyStmt() != nil:
+		return a.analyzeCopy(n.GetCopyStmt())
 	}
 	return nil, errorf("0A000", "statement %s is not supported", nodeName(n))
 }
@@ -582,6 +622,11 @@ func (a *analyzer) run(n *pg.Node, r *run, st *statement) ([][]any, string, erro
 			verb = "DELETE"
 		}
 		return rows, tagCount(verb, n), err
+	case *copyPlan:
+		if p.st.IsFrom {
+			return nil, "", errorf("08P01", "COPY FROM STDIN runs through the copy sub-protocol")
+		}
+		return p.copyOut(r)
 	}
 	panic(fmt.Sprintf("query: plan %T has no executor", p))
 }

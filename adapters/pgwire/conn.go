@@ -187,6 +187,15 @@ func (c *conn) runSimple(ctx context.Context, text string) error {
 	if err != nil {
 		return err
 	}
+	if cp := p.Copy(); cp != nil {
+		tag, err := c.copy(ctx, p, cp)
+		if err != nil {
+			return err
+		}
+		c.sendNotices()
+		c.send(&pgproto3.CommandComplete{CommandTag: []byte(tag)})
+		return nil
+	}
 	if cols := p.Columns(); cols != nil {
 		c.send(rowDescription(cols))
 	}
@@ -317,6 +326,15 @@ func (c *conn) execute(m *pgproto3.Execute) error {
 	}
 	ctx, end := c.begin()
 	defer end()
+	if cp := pt.p.Copy(); cp != nil {
+		tag, err := c.copy(ctx, pt.p, cp)
+		if err != nil {
+			return c.extError(err)
+		}
+		c.sendNotices()
+		c.send(&pgproto3.CommandComplete{CommandTag: []byte(tag)})
+		return nil
+	}
 	maxRows := int(m.MaxRows)
 	if maxRows < 0 { // above MaxInt32 on a 32-bit int
 		maxRows = 0
@@ -577,4 +595,60 @@ func rowDescription(cols []query.Column) *pgproto3.RowDescription {
 		}
 	}
 	return &pgproto3.RowDescription{Fields: fields}
+}
+
+// copy runs a COPY statement's sub-protocol: CopyOutResponse, a CopyData
+// per line and CopyDone for COPY TO STDOUT; CopyInResponse, then the
+// client's CopyData until CopyDone (or CopyFail) for COPY FROM STDIN.
+// Flush and Sync met during COPY IN are ignored, as PostgreSQL does.
+func (c *conn) copy(ctx context.Context, p query.Portal, cp *query.Copy) (string, error) {
+	format := byte(0)
+	if cp.Binary {
+		format = 1
+	}
+	codes := make([]uint16, cp.Columns)
+	for i := range codes {
+		codes[i] = uint16(format)
+	}
+	if !cp.In {
+		c.send(&pgproto3.CopyOutResponse{OverallFormat: format, ColumnFormatCodes: codes})
+		tag, _, err := p.Execute(ctx, 0, func(row [][]byte) error {
+			c.send(&pgproto3.CopyData{Data: row[0]})
+			c.unflushed += 5 + len(row[0])
+			if c.unflushed >= flushEvery {
+				return c.flush()
+			}
+			return nil
+		})
+		if err != nil {
+			return "", err
+		}
+		c.send(&pgproto3.CopyDone{})
+		return tag, nil
+	}
+	c.send(&pgproto3.CopyInResponse{OverallFormat: format, ColumnFormatCodes: codes})
+	if err := c.flush(); err != nil {
+		return "", err
+	}
+	// If the engine stops early (an error), what the client still sends
+	// of this COPY is ignored: handle drops stray CopyData and CopyDone.
+	return p.CopyIn(ctx, func() ([]byte, error) {
+		for {
+			msg, err := c.be.Receive()
+			if err != nil {
+				return nil, err
+			}
+			switch m := msg.(type) {
+			case *pgproto3.CopyData:
+				return append([]byte(nil), m.Data...), nil
+			case *pgproto3.CopyDone:
+				return nil, io.EOF
+			case *pgproto3.CopyFail:
+				return nil, newError("ERROR", codeQueryCanceled, "COPY from stdin failed: %s", m.Message)
+			case *pgproto3.Flush, *pgproto3.Sync:
+			default:
+				return nil, newError("ERROR", codeProtocolViolation, "unexpected message %T during COPY from stdin", msg)
+			}
+		}
+	})
 }

@@ -258,3 +258,9 @@ func (p *fakePortal) Execute(ctx context.Context, maxRows int, emit func(row [][
 	}
 	return fmt.Sprintf("SELECT %d", sent), false, nil
 }
+
+func (p *fakePortal) Copy() *query.Copy { return nil }
+
+func (p *fakePortal) CopyIn(context.Context, func() ([]byte, error)) (string, error) {
+	return "", &query.Error{Severity: "ERROR", Code: "0A000", Message: "the fake engine has no COPY"}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/big"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -101,6 +102,20 @@ func TestServeSQLWithPgx(t *testing.T) {
 		t.Errorf("count %d, total %d, %v; want 20, 190", count, total, err)
 	}
 
+	// COPY FROM STDIN in pgx's binary format, then COPY TO STDOUT.
+	var copyRows [][]any
+	for k := range 500 {
+		copyRows = append(copyRows, []any{int64(1000 + k), "copied"})
+	}
+	if n, err := conn.CopyFrom(ctx, pgx.Identifier{"kinds"}, []string{"id", "t"}, pgx.CopyFromRows(copyRows)); err != nil || n != 500 {
+		t.Fatalf("CopyFrom: %d, %v", n, err)
+	}
+	var buf strings.Builder
+	tag, err := conn.PgConn().CopyTo(ctx, &buf, "COPY (SELECT id, t FROM kinds WHERE id >= 1000 AND id < 1003 ORDER BY id) TO STDOUT WITH (FORMAT csv)")
+	if err != nil || tag.String() != "COPY 3" || buf.String() != "1000,copied\n1001,copied\n1002,copied\n" {
+		t.Errorf("CopyTo: %q, %q, %v", tag, buf.String(), err)
+	}
+
 	for _, c := range []struct {
 		sql  string
 		code string
@@ -176,8 +191,9 @@ func TestServeSQLConflictsAreSerializable(t *testing.T) {
 	}
 }
 
-// TestServePsqlDescribe: psql's describe commands read the catalogs.
-func TestServePsqlDescribe(t *testing.T) {
+// TestServePsql: psql's \copy and its describe commands (which read the
+// catalogs).
+func TestServePsql(t *testing.T) {
 	psql, err := exec.LookPath("psql")
 	if err != nil {
 		t.Skip("psql is not installed (scripts/install-test-deps.sh installs it)")
@@ -196,6 +212,17 @@ func TestServePsqlDescribe(t *testing.T) {
 		return string(out)
 	}
 	run("CREATE TABLE accounts (id serial PRIMARY KEY, owner varchar(20) NOT NULL, balance numeric(12,2) DEFAULT 0)")
+	// psql's \copy sends COPY ... FROM STDIN with the file's lines.
+	data := filepath.Join(t.TempDir(), "accounts.csv")
+	if err := os.WriteFile(data, []byte("ann,10.50\nbob,\n\"cy, jr\",7\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := run(`\copy accounts (owner, balance) FROM '` + data + `' WITH (FORMAT csv)`); !strings.Contains(out, "COPY 3") {
+		t.Errorf("\\copy: %s", out)
+	}
+	if out := run("SELECT id, owner, balance FROM accounts ORDER BY id"); !strings.Contains(out, "3 | cy, jr |    7.00") || !strings.Contains(out, "2 | bob    |        ") {
+		t.Errorf("after \\copy:\n%s", out)
+	}
 	for cmd, want := range map[string][]string{
 		`\dt`:         {"public | accounts | table | postgres"},
 		`\d accounts`: {`Table "public.accounts"`, "owner   | character varying(20) |           | not null |", "numeric(12,2)", `"accounts_pkey" PRIMARY KEY, btree (id)`},
