@@ -68,7 +68,7 @@ lint:
 ## sim-avail the availability scenario (one fault at a time on a leader,
 ## recovery bound and slow-leader throughput floor), AVAIL_SEEDS seeds
 sim:
-	$(GO) test ./sim -run '^(TestSim|TestRedisSim|TestSimSplits|TestSimCluster|TestSimBank|TestSimTxnKV|TestSimListAppend|TestSimRedisTxn)$$' -seed=$(SEED) -seeds=$(SEEDS) -timeout 0
+	$(GO) test ./sim -run '^(TestSim|TestRedisSim|TestSimSplits|TestSimCluster|TestSimBank|TestSimTxnKV|TestSimListAppend|TestSimRedisTxn|TestSimSQLBank|TestSimSQLList)$$' -seed=$(SEED) -seeds=$(SEEDS) -timeout 0
 	$(GO) test ./sim -run '^TestAvailability$$' -seed=$(SEED) -seeds=$(AVAIL_SEEDS) -timeout 0
 
 sim-avail:
@@ -89,7 +89,7 @@ sim5:
 ## determinism: run SEEDS seeds of the default scenario, the split
 ## scenarios and the cluster scenario twice each; every trace must match
 determinism:
-	$(GO) test ./sim -run '^(TestSim|TestSimSplits|TestSimCluster|TestSimBank|TestSimTxnKV|TestSimListAppend|TestSimRedisTxn)$$' -seed=$(SEED) -seeds=$(SEEDS) -twice -timeout 0
+	$(GO) test ./sim -run '^(TestSim|TestSimSplits|TestSimCluster|TestSimBank|TestSimTxnKV|TestSimListAppend|TestSimRedisTxn|TestSimSQLBank|TestSimSQLList)$$' -seed=$(SEED) -seeds=$(SEEDS) -twice -timeout 0
 
 ## mutations: plant each bug (internal/mutation; consensus, client,
 ## snapshot, storage, Redis state machine, availability, split, placement)

@@ -101,8 +101,8 @@ func parseCopyOptions(opts []*pg.Node) (copyOptions, error) {
 
 // copyPlan is an analysed COPY.
 type copyPlan struct {
-	st     *pg.CopyStmt
-	opts   copyOptions
+	st      *pg.CopyStmt
+	opts    copyOptions
 	insert  *insertPlan // COPY FROM: the rows go through INSERT's path
 	query   *selectPlan // COPY TO
 	types   []Type      // the copied columns' types
