@@ -74,6 +74,9 @@ func parseCopyOptions(opts []*pg.Node) (copyOptions, error) {
 				return o, errorf("22023", "COPY quote must be a single one-byte character")
 			}
 			o.quote = arg
+		case "freeze":
+			// FREEZE tunes PostgreSQL's visibility bookkeeping; rows
+			// copied here are visible exactly as if it were off.
 		default:
 			return o, errorf("0A000", "COPY option %q is not supported", d.Defname)
 		}

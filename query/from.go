@@ -4,6 +4,8 @@ import (
 	"bytes"
 
 	pg "github.com/pganalyze/pg_query_go/v6"
+
+	"github.com/orbitkernel/orbit/internal/mutation"
 )
 
 // fromList analyses FROM: several items are a cross join.
@@ -73,7 +75,7 @@ func (a *analyzer) fromItem(n *pg.Node) (source, *scope, error) {
 		if rs.Lateral {
 			return nil, nil, errorf("0A000", "LATERAL is not supported")
 		}
-		sub := &analyzer{ctx: a.ctx, s: a.s, tx: a.tx, params: a.params}
+		sub := &analyzer{ctx: a.ctx, s: a.s, tx: a.tx, params: a.params, describing: a.describing}
 		p, err := sub.analyzeSelect(rs.Subquery.GetSelectStmt())
 		a.params = sub.params
 		if err != nil {
@@ -126,7 +128,7 @@ func (a *analyzer) table(rv *pg.RangeVar) (*TableDesc, error) {
 	if rv.Catalogname != "" && rv.Catalogname != a.s.database {
 		return nil, withPosition(errorf("0A000", "cross-database references are not implemented: %s.%s.%s", rv.Catalogname, schema, rv.Relname), rv.Location)
 	}
-	t, err := lookupTable(a.ctx, a.tx, a.s.database, schema, rv.Relname)
+	t, err := a.s.lookupTable(a.ctx, a.tx, schema, rv.Relname, a.describing)
 	if err != nil {
 		return nil, err
 	}
@@ -309,6 +311,9 @@ func (s *tableScan) rows(r *run) ([][]any, error) {
 		get := r.tx.Get
 		if s.forUpdate {
 			get = r.tx.GetForUpdate
+		}
+		if mutation.On(MutPointReadsUnrecorded) {
+			get = r.env.session.db.Get
 		}
 		b, found, err := get(r.ctx, start)
 		if err != nil || !found {

@@ -12,6 +12,8 @@ import (
 	pg "github.com/pganalyze/pg_query_go/v6"
 	"github.com/pganalyze/pg_query_go/v6/parser"
 
+	"github.com/orbitkernel/orbit/consensus"
+	"github.com/orbitkernel/orbit/internal/mutation"
 	"github.com/orbitkernel/orbit/txn"
 )
 
@@ -30,6 +32,33 @@ type Session struct {
 	txStart time.Time
 	notices []*Error
 	closed  bool
+	// descs are the table descriptors this session's statements read
+	// last, by name: Prepare describes a statement from them without a
+	// read of its own; execution always reads the descriptor in its
+	// transaction (and refreshes this copy).
+	descs map[string]*TableDesc
+}
+
+// maxCachedDescs bounds a session's descriptor copies.
+const maxCachedDescs = 256
+
+// lookupTable reads a table's descriptor in tx, or, when cached is set
+// and this session has read it before, returns that copy.
+func (s *Session) lookupTable(ctx context.Context, tx *txn.Tx, schema, name string, cached bool) (*TableDesc, error) {
+	key := schema + "\x00" + name
+	if t, ok := s.descs[key]; ok && cached {
+		return t, nil
+	}
+	t, err := lookupTable(ctx, tx, s.database, schema, name)
+	if err != nil || t == nil {
+		delete(s.descs, key)
+		return t, err
+	}
+	if s.descs == nil || len(s.descs) >= maxCachedDescs {
+		s.descs = map[string]*TableDesc{}
+	}
+	s.descs[key] = t
+	return t, nil
 }
 
 // reported are the run-time parameters a client is told of (ParameterStatus).
@@ -194,7 +223,7 @@ func isTransactionEnd(n *pg.Node) bool {
 // plannable reports whether a statement is analysed against the catalog
 // (and so has result columns and parameters to infer).
 func plannable(n *pg.Node) bool {
-	return n.GetSelectStmt() != nil || n.GetInsertStmt() != nil || n.GetUpdateStmt() != nil || n.GetDeleteStmt() != nil || n.GetCopyStmt() != nil
+	return n.GetSelectStmt() != nil || n.GetInsertStmt() != nil || n.GetUpdateStmt() != nil || n.GetDeleteStmt() != nil || n.GetCopyStmt() != nil || n.GetExplainStmt() != nil
 }
 
 // describe analyses st for its parameters' types and result columns. A
@@ -214,7 +243,7 @@ func (s *Session) describe(ctx context.Context, st *statement) (err error) {
 		return nil
 	}
 	return s.inTxn(ctx, func(tx *txn.Tx) error {
-		a := &analyzer{ctx: ctx, s: s, tx: tx, params: append([]Type(nil), st.params...)}
+		a := &analyzer{ctx: ctx, s: s, tx: tx, params: append([]Type(nil), st.params...), describing: true}
 		p, err := a.plan(st.node)
 		if err != nil {
 			return err
@@ -442,7 +471,7 @@ func (s *Session) now() time.Time {
 // inTxn runs fn in the open transaction block, or in a transaction of its
 // own (retried on conflicts, as DB.Txn does) outside one.
 func (s *Session) inTxn(ctx context.Context, fn func(tx *txn.Tx) error) error {
-	if s.tx != nil {
+	if s.tx != nil && !mutation.On(MutBlockStatementsAutocommit) {
 		return fn(s.tx)
 	}
 	return s.db.Txn(ctx, fn)
@@ -478,6 +507,10 @@ func sqlError(err error) *Error {
 		e = errorf("40001", "could not serialize access due to concurrent update")
 		e.Detail = err.Error()
 		e.Hint = "The transaction might succeed if retried."
+		return e
+	case errors.Is(err, consensus.ErrTooLarge):
+		e = errorf("54000", "transaction too large: its writes exceed what one replicated command carries (%d MiB)", consensus.MaxProposalBytes>>20)
+		e.Hint = "Write in smaller transactions (COPY or INSERT fewer rows at a time)."
 		return e
 	case errors.Is(err, txn.ErrIndeterminate):
 		return errorf("40003", "result is ambiguous: %v", err)
@@ -582,6 +615,8 @@ func (a *analyzer) plan(n *pg.Node) (interface{ columns() []Column }, error) {
 		return a.analyzeDelete(n.GetDeleteStmt())
 	case n.GetCopyStmt() != nil:
 		return a.analyzeCopy(n.GetCopyStmt())
+	case n.GetExplainStmt() != nil:
+		return a.analyzeExplain(n.GetExplainStmt())
 	}
 	return nil, errorf("0A000", "statement %s is not supported", nodeName(n))
 }
@@ -622,6 +657,8 @@ func (a *analyzer) run(n *pg.Node, r *run, st *statement) ([][]any, string, erro
 			verb = "DELETE"
 		}
 		return rows, tagCount(verb, n), err
+	case *explainPlan:
+		return p.rows(), "EXPLAIN", nil
 	case *copyPlan:
 		if p.st.IsFrom {
 			return nil, "", errorf("08P01", "COPY FROM STDIN runs through the copy sub-protocol")

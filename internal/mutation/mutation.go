@@ -30,6 +30,7 @@ const (
 	Placement    Class = "placement"    // joins, removals, rebalancing
 	Txn          Class = "transactions" // the transactional keyspace and its coordinator
 	RedisTxn     Class = "redis txns"   // Redis commands across ranges (adapters/redis locks, the session's coordinator)
+	SQL          Class = "sql"          // the SQL engine (query) over transactions
 )
 
 // Bug is one planted bug.
