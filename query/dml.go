@@ -232,6 +232,9 @@ func (a *analyzer) defaultExpr(c ColumnDesc) (expr, error) {
 func (p *insertPlan) columns() []Column { return p.ret.columns() }
 
 // execute inserts the rows; out are RETURNING's rows.
+// execute inserts the rows; out are RETURNING's rows. Every row is
+// computed before the first is written, so that the statement's
+// expressions see the table as it was before it.
 func (p *insertPlan) execute(r *run) (n int, out [][]any, err error) {
 	var values [][]any
 	if p.source != nil {
@@ -245,6 +248,7 @@ func (p *insertPlan) execute(r *run) (n int, out [][]any, err error) {
 	} else if len(p.rows) == 0 {
 		count = 1 // DEFAULT VALUES
 	}
+	rows := make([][]any, 0, count)
 	for i := range count {
 		row := make([]any, len(p.t.Columns))
 		given := make([]bool, len(p.t.Columns))
@@ -268,6 +272,9 @@ func (p *insertPlan) execute(r *run) (n int, out [][]any, err error) {
 		if err := p.fillDefaults(r, row, given); err != nil {
 			return 0, nil, err
 		}
+		rows = append(rows, row)
+	}
+	for _, row := range rows {
 		inserted, err := p.insertRow(r, row)
 		if err != nil {
 			return 0, nil, err
@@ -470,11 +477,19 @@ func (a *analyzer) dmlWhere(p *updatePlan, n *pg.Node, sc *scope) error {
 
 func (p *updatePlan) columns() []Column { return p.ret.columns() }
 
+// execute finds the rows, computes every change and RETURNING row, and
+// only then writes: the statement's expressions (subqueries included) see
+// the table as it was before the statement, never its own writes.
 func (p *updatePlan) execute(r *run) (n int, out [][]any, err error) {
 	rows, err := p.scan.rows(r)
 	if err != nil {
 		return 0, nil, err
 	}
+	type change struct {
+		key, newKey []byte
+		row         []any // the new row (UPDATE)
+	}
+	var changes []change
 	for _, row := range rows {
 		if p.where != nil {
 			v, err := p.where.eval(r.env, row)
@@ -485,13 +500,9 @@ func (p *updatePlan) execute(r *run) (n int, out [][]any, err error) {
 				continue
 			}
 		}
-		key := p.t.rowKey(row)
+		c := change{key: p.t.rowKey(row)}
 		result := row
-		if p.delete {
-			if err := r.tx.Delete(r.ctx, key); err != nil {
-				return 0, nil, err
-			}
-		} else {
+		if !p.delete {
 			result = append([]any(nil), row...)
 			for i, x := range p.sets {
 				v, err := x.eval(r.env, row)
@@ -503,25 +514,9 @@ func (p *updatePlan) execute(r *run) (n int, out [][]any, err error) {
 			if err := checkRow(p.t, result); err != nil {
 				return 0, nil, err
 			}
-			newKey := p.t.rowKey(result)
-			if string(newKey) != string(key) {
-				// The primary key changed: the row moves.
-				_, found, err := r.tx.Get(r.ctx, newKey)
-				if err != nil {
-					return 0, nil, err
-				}
-				if found {
-					return 0, nil, duplicateKey(p.t, result)
-				}
-				if err := r.tx.Delete(r.ctx, key); err != nil {
-					return 0, nil, err
-				}
-			}
-			if err := r.tx.Put(r.ctx, newKey, encodeRow(p.t.Columns, result)); err != nil {
-				return 0, nil, err
-			}
+			c.newKey, c.row = p.t.rowKey(result), result
 		}
-		n++
+		changes = append(changes, c)
 		if p.ret != nil {
 			o, err := p.ret.row(r.env, result)
 			if err != nil {
@@ -530,7 +525,34 @@ func (p *updatePlan) execute(r *run) (n int, out [][]any, err error) {
 			out = append(out, o)
 		}
 	}
-	return n, out, nil
+	// Rows whose primary key changes leave their old keys first, so that
+	// rows trading keys (SET id = id + 1) do not collide with each other;
+	// a new key that another row holds is a duplicate.
+	for _, c := range changes {
+		if p.delete || string(c.newKey) != string(c.key) {
+			if err := r.tx.Delete(r.ctx, c.key); err != nil {
+				return 0, nil, err
+			}
+		}
+	}
+	for _, c := range changes {
+		if p.delete {
+			continue
+		}
+		if string(c.newKey) != string(c.key) {
+			_, found, err := r.tx.Get(r.ctx, c.newKey)
+			if err != nil {
+				return 0, nil, err
+			}
+			if found {
+				return 0, nil, duplicateKey(p.t, c.row)
+			}
+		}
+		if err := r.tx.Put(r.ctx, c.newKey, encodeRow(p.t.Columns, c.row)); err != nil {
+			return 0, nil, err
+		}
+	}
+	return len(changes), out, nil
 }
 
 func tagCount(verb string, n int) string {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -230,9 +231,8 @@ func plannable(n *pg.Node) bool {
 // panic fails the statement, as in execute.
 func (s *Session) describe(ctx context.Context, st *statement) (err error) {
 	defer func() {
-		if r := recover(); r != nil {
-			s.e.rt.Logger().Error("query: analysing a statement panicked", "sql", st.sql, "panic", r, "stack", string(debug.Stack()))
-			err = errorf("XX000", "internal error: %v", r)
+		if e := s.statementPanic(recover(), st.sql); e != nil {
+			err = e
 		}
 	}()
 	if n := st.node.GetVariableShowStmt(); n != nil {
@@ -415,14 +415,32 @@ func (st *statement) resultTypes() []Type {
 	return out
 }
 
+// statementPanic turns a panic of the engine's own (a Go runtime error,
+// such as a nil dereference, or an assertion of this package) while it
+// ran sql into an XX000 error, logged with its stack: one client's
+// statement must not take the node down. Any other panic is not the
+// engine's to stop (the simulator unwinds a crashed node's tasks with
+// one, kernel.NodeCrash asks the node to die): it goes on up.
+func (s *Session) statementPanic(r any, sql string) *Error {
+	if r == nil {
+		return nil
+	}
+	_, isRuntime := r.(runtime.Error)
+	msg, isOwn := r.(string)
+	if !isRuntime && !(isOwn && strings.HasPrefix(msg, "query: ")) {
+		panic(r)
+	}
+	s.e.rt.Logger().Error("query: a statement panicked", "sql", sql, "panic", r, "stack", string(debug.Stack()))
+	return errorf("XX000", "internal error: %v", r)
+}
+
 // execute runs the portal's statement: its result rows and command tag.
 // A panic (a bug) fails the statement with XX000, not the node: one
 // client's statement must not take down the others.
 func (s *Session) execute(ctx context.Context, p *portal) (rows [][]any, tag string, err error) {
 	defer func() {
-		if r := recover(); r != nil {
-			s.e.rt.Logger().Error("query: a statement panicked", "sql", p.st.sql, "panic", r, "stack", string(debug.Stack()))
-			rows, tag, err = nil, "", s.fail(errorf("XX000", "internal error: %v", r))
+		if e := s.statementPanic(recover(), p.st.sql); e != nil {
+			rows, tag, err = nil, "", s.fail(e)
 		}
 	}()
 	n := p.st.node

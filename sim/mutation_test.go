@@ -18,7 +18,7 @@ import (
 // with replicas moving) for splits and routing, the KV scenario and the
 // five-node split one for snapshots, the replicated KV scenario and the
 // three-node split one for the rest; the bank, txnkv and listappend for transactions; redistxn for Redis
-// commands across ranges.
+// commands across ranges; sqlbank and sqllist for the SQL engine.
 func mutationScenarios(b mutation.Bug) []Scenario {
 	switch b.Class {
 	case mutation.Availability:
@@ -36,6 +36,8 @@ func mutationScenarios(b mutation.Bug) []Scenario {
 		return []Scenario{bankScenario, txnKVScenario, listAppendScenario}
 	case mutation.RedisTxn:
 		return []Scenario{redisTxnScenario}
+	case mutation.SQL:
+		return []Scenario{sqlBankScenario, sqlListScenario}
 	case mutation.Snapshot:
 		// Snapshots meet splits and replica moves in kvsplit5: the span a
 		// snapshot clears and fills changes under them.
