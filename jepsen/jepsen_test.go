@@ -20,7 +20,7 @@ var (
 	keepOut  = flag.String("jepsen.out", "", "write run directories here (default: a temporary directory)")
 
 	// TestRun's run, from flags: go test ./jepsen -run TestRun -v -args -jepsen.workload=set ...
-	runWorkload    = flag.String("jepsen.workload", "", "TestRun: the workload (register, set, counter, list, bank, txn-list); TestRun is skipped without it")
+	runWorkload    = flag.String("jepsen.workload", "", "TestRun: the workload (register, set, counter, list, bank, txn-list, sql-bank); TestRun is skipped without it")
 	runNodes       = flag.Int("jepsen.nodes", 3, "TestRun: servers")
 	runNemesis     = flag.String("jepsen.nemesis", "partition,kill", "TestRun: comma-separated nemeses, or all")
 	runRate        = flag.Float64("jepsen.rate", 200, "TestRun: operations per second")

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/orbitkernel/orbit/jepsen/check"
@@ -24,7 +25,7 @@ import (
 // server said TRYAGAIN or another error that means "not applied"), or info
 // (it may have happened: a timeout, a lost connection, "write outcome
 // unknown").
-var AllWorkloads = []string{"register", "set", "counter", "list", "bank", "txn-list"}
+var AllWorkloads = []string{"register", "set", "counter", "list", "bank", "txn-list", "sql-bank"}
 
 // workload is one of AllWorkloads.
 type workload interface {
@@ -45,6 +46,10 @@ type client struct {
 	seq  int
 	// last value this client saw of each register key (cas expectations).
 	seen map[string]string
+	// sql is the client's PostgreSQL connection (the SQL workloads),
+	// made when first needed and again after it breaks.
+	sql     *pgx.Conn
+	timeout time.Duration
 }
 
 func init() {
@@ -57,7 +62,7 @@ type quietLogger struct{}
 func (quietLogger) Printf(context.Context, string, ...any) {}
 
 func newClient(id int, n *node, seed int64, timeout time.Duration) *client {
-	return &client{id: id, node: n, rng: rand.New(rand.NewPCG(uint64(seed), uint64(id))), seen: map[string]string{},
+	return &client{id: id, node: n, rng: rand.New(rand.NewPCG(uint64(seed), uint64(id))), seen: map[string]string{}, timeout: timeout,
 		rdb: goredis.NewClient(&goredis.Options{Addr: n.redisAddr, MaxRetries: -1, PoolSize: 2,
 			DialTimeout: time.Second, ReadTimeout: timeout, WriteTimeout: timeout})}
 }
@@ -72,6 +77,10 @@ func (p *client) unique() string {
 func outcome(err error) string {
 	if err == nil || errors.Is(err, goredis.Nil) {
 		return history.TypeOK
+	}
+	var serr sqlError
+	if errors.As(err, &serr) {
+		return history.TypeFail // the SQL transaction certainly did not commit
 	}
 	var rerr goredis.Error
 	if errors.As(err, &rerr) {
@@ -102,6 +111,8 @@ func newWorkload(name string, ranges []topo.Range) (workload, error) {
 		return newBankWorkload(ranges), nil
 	case "txn-list":
 		return newTxnListWorkload(ranges), nil
+	case "sql-bank":
+		return newSQLBankWorkload(ranges), nil
 	}
 	return nil, fmt.Errorf("unknown workload %q (have %s)", name, strings.Join(AllWorkloads, ", "))
 }
@@ -277,6 +288,8 @@ func read(ctx context.Context, p *client, op *history.Op) error {
 			op.Values = append(op.Values, s)
 		}
 		return err
+	case "read-sql-bank":
+		return readSQLBank(ctx, p, op)
 	case "read-counter":
 		v, err := p.rdb.Get(ctx, op.Key).Result()
 		if errors.Is(err, goredis.Nil) {

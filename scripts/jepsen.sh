@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make jepsen: every workload (bank and txn-list: cross-range
-# transactions) with every nemesis against real orbit serve
+# transactions; sql-bank: SQL transactions over the PostgreSQL wire) with every nemesis against real orbit serve
 # processes (3 nodes), then the register workload on 5 nodes, then the
 # register workload under the leader nemeses alone (kill-leader,
 # pause-leader, slow-leader: issue 11's recovery and availability
@@ -38,7 +38,7 @@ run() { # name, then orbit jepsen flags; each run gets its own seed
   summary+=("$(printf '%-8s %-22s %s' "$verdict" "$name" "$out/$link")")
   rows+=("<tr><td class=\"$verdict\">$verdict</td><td><a href=\"$link\">$name</a></td><td><code>orbit jepsen $*</code></td></tr>")
 }
-for w in register set counter list bank txn-list; do
+for w in register set counter list bank txn-list sql-bank; do
   run "$w-3nodes-all" --nodes 3 --workload "$w" --nemesis all
 done
 run "register-5nodes-all" --nodes 5 --workload register --nemesis all
