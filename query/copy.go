@@ -303,7 +303,7 @@ func (p *copyPlan) copyIn(r *run, data []byte) (string, error) {
 		if err := p.insert.fillDefaults(r, row, given); err != nil {
 			return "", err
 		}
-		if _, err := p.insert.insertRow(r, row); err != nil {
+		if _, err := p.insert.insertRow(r, row, nil); err != nil {
 			return "", err
 		}
 		n++

@@ -1,6 +1,7 @@
 package query
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -66,7 +67,15 @@ type insertPlan struct {
 	// defaults are each column's default (nil: NULL or a serial).
 	defaults  []expr
 	doNothing bool
-	ret       *returning
+	// upsert is ON CONFLICT (key) DO UPDATE: SET expressions and WHERE
+	// over the existing row followed by the proposed one (EXCLUDED).
+	upsert *upsert
+	ret    *returning
+}
+
+type upsert struct {
+	sets  map[int]expr
+	where expr
 }
 
 func (a *analyzer) analyzeInsert(st *pg.InsertStmt) (*insertPlan, error) {
@@ -78,11 +87,10 @@ func (a *analyzer) analyzeInsert(st *pg.InsertStmt) (*insertPlan, error) {
 		return nil, err
 	}
 	p := &insertPlan{t: t}
-	if st.OnConflictClause != nil {
-		if st.OnConflictClause.Action != pg.OnConflictAction_ONCONFLICT_NOTHING {
-			return nil, errorf("0A000", "ON CONFLICT DO UPDATE is not supported yet")
+	if oc := st.OnConflictClause; oc != nil {
+		if err := a.onConflict(p, oc, aliasName(st.Relation)); err != nil {
+			return nil, err
 		}
-		p.doNothing = true
 	}
 	if len(st.Cols) == 0 {
 		for i, c := range t.Columns {
@@ -172,6 +180,84 @@ func (a *analyzer) analyzeInsert(st *pg.InsertStmt) (*insertPlan, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// onConflict analyses ON CONFLICT: its target must be the primary key
+// (the one unique constraint tables have yet).
+func (a *analyzer) onConflict(p *insertPlan, oc *pg.OnConflictClause, alias string) error {
+	t := p.t
+	if oc.Infer != nil {
+		if oc.Infer.WhereClause != nil {
+			return withPosition(errorf("0A000", "ON CONFLICT ... WHERE is not supported"), oc.Location)
+		}
+		match := oc.Infer.Conname == t.pkName()
+		if oc.Infer.Conname == "" {
+			var names []string
+			for _, n := range oc.Infer.IndexElems {
+				names = append(names, n.GetIndexElem().GetName())
+			}
+			keys := keyColumnNames(t)
+			match = len(names) == len(keys)
+			for _, n := range names {
+				match = match && slices.Contains(keys, n)
+			}
+		}
+		if !match {
+			if oc.Infer.Conname != "" {
+				return errorf("42704", "constraint %q for table %q does not exist", oc.Infer.Conname, t.Name)
+			}
+			return withPosition(errorf("42P10", "there is no unique or exclusion constraint matching the ON CONFLICT specification"), oc.Location)
+		}
+	}
+	if oc.Action == pg.OnConflictAction_ONCONFLICT_NOTHING {
+		p.doNothing = true
+		return nil
+	}
+	if oc.Infer == nil {
+		e := errorf("42601", "ON CONFLICT DO UPDATE requires inference specification or constraint name")
+		e.Hint = "For example, ON CONFLICT (column_name)."
+		return withPosition(e, oc.Location)
+	}
+	sc := tableScope(t, alias)
+	excluded := tableScope(t, "excluded")
+	sc.cols = append(sc.cols, excluded.cols...)
+	up := &upsert{sets: map[int]expr{}}
+	for _, n := range oc.TargetList {
+		rt := n.GetResTarget()
+		i, ok := t.column(rt.Name)
+		if !ok || t.Columns[i].Hidden {
+			return withPosition(errorf("42703", "column %q of relation %q does not exist", rt.Name, t.Name), rt.Location)
+		}
+		if _, dup := up.sets[i]; dup {
+			return withPosition(errorf("42601", "multiple assignments to same column %q", rt.Name), rt.Location)
+		}
+		x, err := a.expr(rt.Val, sc)
+		if err != nil {
+			return err
+		}
+		if up.sets[i], err = a.assignable(x, t.Columns[i]); err != nil {
+			return err
+		}
+	}
+	if oc.WhereClause != nil {
+		w, err := a.expr(oc.WhereClause, sc)
+		if err != nil {
+			return err
+		}
+		if up.where, err = a.boolean(w, "argument of WHERE"); err != nil {
+			return err
+		}
+	}
+	p.upsert = up
+	return nil
+}
+
+func keyColumnNames(t *TableDesc) []string {
+	var names []string
+	for _, i := range t.pkIndexes() {
+		names = append(names, t.Columns[i].Name)
+	}
+	return names
 }
 
 // assignable checks x can be stored in column c and converts it.
@@ -274,17 +360,18 @@ func (p *insertPlan) execute(r *run) (n int, out [][]any, err error) {
 		}
 		rows = append(rows, row)
 	}
+	touched := map[string]bool{} // the keys this statement wrote
 	for _, row := range rows {
-		inserted, err := p.insertRow(r, row)
+		written, err := p.insertRow(r, row, touched)
 		if err != nil {
 			return 0, nil, err
 		}
-		if !inserted {
+		if written == nil {
 			continue
 		}
 		n++
 		if p.ret != nil {
-			o, err := p.ret.row(r.env, row)
+			o, err := p.ret.row(r.env, written)
 			if err != nil {
 				return 0, nil, err
 			}
@@ -352,24 +439,59 @@ func failingRow(t *TableDesc, row []any) string {
 	return "(" + strings.Join(parts, ", ") + ")"
 }
 
-// insertRow writes a new row; inserted is false when the key exists and
-// ON CONFLICT DO NOTHING says to skip it.
-func (p *insertPlan) insertRow(r *run, row []any) (inserted bool, err error) {
+// insertRow writes a new row, or, when its key exists, does what ON
+// CONFLICT says; written is the row as written (nil: nothing was).
+// touched are the keys the statement wrote so far (nil: not tracked).
+func (p *insertPlan) insertRow(r *run, row []any, touched map[string]bool) (written []any, err error) {
 	if err := checkRow(p.t, row); err != nil {
-		return false, err
+		return nil, err
 	}
 	key := p.t.rowKey(row)
-	_, found, err := r.tx.Get(r.ctx, key)
+	old, found, err := r.tx.Get(r.ctx, key)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	if found {
-		if p.doNothing {
-			return false, nil
+	switch {
+	case !found:
+		written = row
+	case p.doNothing:
+		return nil, nil
+	case p.upsert == nil:
+		return nil, duplicateKey(p.t, row)
+	default:
+		if touched[string(key)] {
+			e := errorf("21000", "ON CONFLICT DO UPDATE command cannot affect row a second time")
+			e.Hint = "Ensure that no rows proposed for insertion within the same command have duplicate constrained values."
+			return nil, e
 		}
-		return false, duplicateKey(p.t, row)
+		existing, err := decodeRow(p.t.Columns, old)
+		if err != nil {
+			return nil, err
+		}
+		both := append(slices.Clone(existing), row...)
+		if p.upsert.where != nil {
+			v, err := p.upsert.where.eval(r.env, both)
+			if err != nil || v != true {
+				return nil, err
+			}
+		}
+		written = slices.Clone(existing)
+		for i, x := range p.upsert.sets {
+			if written[i], err = x.eval(r.env, both); err != nil {
+				return nil, err
+			}
+		}
+		if err := checkRow(p.t, written); err != nil {
+			return nil, err
+		}
+		if string(p.t.rowKey(written)) != string(key) {
+			return nil, errorf("0A000", "ON CONFLICT DO UPDATE that changes the primary key is not supported")
+		}
 	}
-	return true, r.tx.Put(r.ctx, key, encodeRow(p.t.Columns, row))
+	if touched != nil {
+		touched[string(key)] = true
+	}
+	return written, r.tx.Put(r.ctx, key, encodeRow(p.t.Columns, written))
 }
 
 func duplicateKey(t *TableDesc, row []any) *Error {
