@@ -28,9 +28,6 @@ type analyzer struct {
 	// outer are the enclosing queries' scopes (outermost first): a
 	// subquery's names that its own FROM lacks resolve there.
 	outer []*scope
-	// describing: the analysis only describes the statement (Prepare),
-	// so it may use the session's cached descriptors (Session.lookupTable).
-	describing bool
 }
 
 // aggContext collects the aggregates of a grouped query's outputs.

@@ -26,6 +26,10 @@ type TableDesc struct {
 	PrimaryKey   []uint32 `json:"primary_key"`
 	NextColumnID uint32   `json:"next_column_id"`
 	Version      uint64   `json:"version"`
+	// Dropped are the columns ALTER TABLE DROP COLUMN removed: rows
+	// written before still hold their values, which decode skips by
+	// their type.
+	Dropped []ColumnDesc `json:"dropped,omitempty"`
 }
 
 // ColumnDesc describes a column.
@@ -42,6 +46,10 @@ type ColumnDesc struct {
 	// Hidden: the rowid of a table without a primary key; SELECT * leaves
 	// it out.
 	Hidden bool `json:"hidden,omitempty"`
+	// Missing is the value (encodeValue's form) of rows written before
+	// the column was added (ALTER TABLE ADD COLUMN ... DEFAULT, evaluated
+	// once, as PostgreSQL's fast default); nil: NULL.
+	Missing []byte `json:"missing,omitempty"`
 	// Type is TypeOID and TypeMod's type (not stored).
 	Type Type `json:"-"`
 }
@@ -67,7 +75,7 @@ func (t *TableDesc) rowKey(row []any) []byte {
 	return k
 }
 
-func (t *TableDesc) column(name string) (int, bool) {
+func (t *TableDesc) columnNamed(name string) (int, bool) {
 	for i, c := range t.Columns {
 		if c.Name == name {
 			return i, true
@@ -81,13 +89,15 @@ func decodeDesc(b []byte) (*TableDesc, error) {
 	if err := json.Unmarshal(b, &t); err != nil {
 		return nil, errorf("XX001", "could not decode a table descriptor: %v", err)
 	}
-	for i := range t.Columns {
-		c := &t.Columns[i]
-		typ, ok := typesByOID[c.TypeOID]
-		if !ok {
-			return nil, errorf("XX001", "table %s: unknown type OID %d", t.Name, c.TypeOID)
+	for _, cols := range [][]ColumnDesc{t.Columns, t.Dropped} {
+		for i := range cols {
+			c := &cols[i]
+			typ, ok := typesByOID[c.TypeOID]
+			if !ok {
+				return nil, errorf("XX001", "table %s: unknown type OID %d", t.Name, c.TypeOID)
+			}
+			c.Type = typ.withMod(c.TypeMod)
 		}
-		c.Type = typ.withMod(c.TypeMod)
 	}
 	return &t, nil
 }

@@ -1,6 +1,7 @@
 package query
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,7 +59,7 @@ func (a *analyzer) createTable(st *pg.CreateStmt) (string, error) {
 		switch {
 		case n.GetColumnDef() != nil:
 			cd := n.GetColumnDef()
-			if _, dup := t.column(cd.Colname); dup {
+			if _, dup := t.columnNamed(cd.Colname); dup {
 				return "", withPosition(errorf("42701", "column %q specified more than once", cd.Colname), cd.Location)
 			}
 			c, primary, err := a.columnDef(cd)
@@ -96,7 +97,7 @@ func (a *analyzer) createTable(st *pg.CreateStmt) (string, error) {
 		// No primary key: rows are keyed by a hidden unique rowid, as
 		// CockroachDB does.
 		name := "rowid"
-		for _, taken := t.column(name); taken; _, taken = t.column(name) {
+		for _, taken := t.columnNamed(name); taken; _, taken = t.columnNamed(name) {
 			name = "_" + name
 		}
 		t.Columns = append(t.Columns, ColumnDesc{ID: t.NextColumnID, Name: name, TypeOID: TypeInt8.OID, TypeMod: -1, Type: TypeInt8, NotNull: true, Hidden: true})
@@ -104,7 +105,7 @@ func (a *analyzer) createTable(st *pg.CreateStmt) (string, error) {
 		pk = []string{name}
 	}
 	for _, name := range pk {
-		i, ok := t.column(name)
+		i, ok := t.columnNamed(name)
 		if !ok {
 			return "", errorf("42703", "column %q named in key does not exist", name)
 		}
@@ -285,4 +286,274 @@ func (a *analyzer) truncate(st *pg.TruncateStmt) (string, error) {
 		}
 	}
 	return "TRUNCATE TABLE", nil
+}
+
+// alterTable runs ALTER TABLE's subcommands, all in the statement's
+// transaction, each changing the descriptor (and rows, where it must).
+func (a *analyzer) alterTable(st *pg.AlterTableStmt) (string, error) {
+	if st.Objtype != pg.ObjectType_OBJECT_TABLE {
+		return "", errorf("0A000", "ALTER %s is not supported", strings.TrimPrefix(st.Objtype.String(), "OBJECT_"))
+	}
+	t, err := a.table(st.Relation)
+	if err != nil {
+		if e, ok := err.(*Error); ok && e.Code == "42P01" && st.MissingOk {
+			a.s.notice("00000", "relation %q does not exist, skipping", st.Relation.Relname)
+			return "ALTER TABLE", nil
+		}
+		return "", err
+	}
+	for _, n := range st.Cmds {
+		cmd := n.GetAlterTableCmd()
+		if err := a.alterCommand(t, cmd); err != nil {
+			return "", err
+		}
+	}
+	t.Version++
+	return "ALTER TABLE", putTable(a.ctx, a.tx, t)
+}
+
+func (a *analyzer) alterCommand(t *TableDesc, cmd *pg.AlterTableCmd) error {
+	col := func() (int, error) {
+		i, ok := t.columnNamed(cmd.Name)
+		if !ok || t.Columns[i].Hidden {
+			return -1, errorf("42703", "column %q of relation %q does not exist", cmd.Name, t.Name)
+		}
+		return i, nil
+	}
+	switch cmd.Subtype {
+	case pg.AlterTableType_AT_AddColumn:
+		return a.addColumn(t, cmd.Def.GetColumnDef(), cmd.MissingOk)
+	case pg.AlterTableType_AT_DropColumn:
+		i, ok := t.columnNamed(cmd.Name)
+		if !ok || t.Columns[i].Hidden {
+			if cmd.MissingOk {
+				a.s.notice("00000", "column %q of relation %q does not exist, skipping", cmd.Name, t.Name)
+				return nil
+			}
+			return errorf("42703", "column %q of relation %q does not exist", cmd.Name, t.Name)
+		}
+		if slices.Contains(t.PrimaryKey, t.Columns[i].ID) {
+			return errorf("2BP01", "cannot drop column %s of table %s because other objects depend on it", cmd.Name, t.Name)
+		}
+		c := t.Columns[i]
+		if c.Serial {
+			if err := a.tx.Delete(a.ctx, serialKey(t.ID, c.ID)); err != nil {
+				return err
+			}
+		}
+		c.Missing, c.Default, c.Serial = nil, "", false
+		t.Dropped = append(t.Dropped, c)
+		t.Columns = slices.Delete(t.Columns, i, i+1)
+		return nil
+	case pg.AlterTableType_AT_ColumnDefault:
+		i, err := col()
+		if err != nil {
+			return err
+		}
+		c := &t.Columns[i]
+		if cmd.Def == nil {
+			c.Default, c.Serial = "", false
+			return nil
+		}
+		d, err := deparseExpr(cmd.Def)
+		if err != nil {
+			return err
+		}
+		c.Default, c.Serial = d, false
+		_, err = a.defaultExpr(*c)
+		return err
+	case pg.AlterTableType_AT_DropNotNull:
+		i, err := col()
+		if err != nil {
+			return err
+		}
+		if slices.Contains(t.PrimaryKey, t.Columns[i].ID) {
+			return errorf("42P16", "column %q is in a primary key", cmd.Name)
+		}
+		t.Columns[i].NotNull = false
+		return nil
+	case pg.AlterTableType_AT_SetNotNull:
+		i, err := col()
+		if err != nil {
+			return err
+		}
+		rows, err := a.allRows(t)
+		if err != nil {
+			return err
+		}
+		for _, row := range rows {
+			if row[i] == nil {
+				return errorf("23502", "column %q of relation %q contains null values", cmd.Name, t.Name)
+			}
+		}
+		t.Columns[i].NotNull = true
+		return nil
+	case pg.AlterTableType_AT_AddConstraint:
+		con := cmd.Def.GetConstraint()
+		if con == nil || con.Contype != pg.ConstrType_CONSTR_PRIMARY {
+			return errorf("0A000", "ALTER TABLE ADD CONSTRAINT of this kind is not supported yet")
+		}
+		var names []string
+		for _, k := range con.Keys {
+			names = append(names, stringOf(k))
+		}
+		return a.addPrimaryKey(t, names)
+	}
+	return errorf("0A000", "ALTER TABLE %s is not supported", strings.TrimPrefix(cmd.Subtype.String(), "AT_"))
+}
+
+// addColumn adds a column: rows written before it read its default,
+// evaluated once now (PostgreSQL's fast default), or NULL.
+func (a *analyzer) addColumn(t *TableDesc, cd *pg.ColumnDef, ifNotExists bool) error {
+	if _, taken := t.columnNamed(cd.Colname); taken {
+		if ifNotExists {
+			a.s.notice("42701", "column %q of relation %q already exists, skipping", cd.Colname, t.Name)
+			return nil
+		}
+		return errorf("42701", "column %q of relation %q already exists", cd.Colname, t.Name)
+	}
+	c, primary, err := a.columnDef(cd)
+	if err != nil {
+		return err
+	}
+	if primary {
+		return errorf("42P16", "multiple primary keys for table %q are not allowed", t.Name)
+	}
+	if c.Serial {
+		return errorf("0A000", "ALTER TABLE ADD COLUMN of a serial or identity column is not supported yet")
+	}
+	c.ID = t.NextColumnID
+	t.NextColumnID++
+	var missing any
+	if c.Default != "" {
+		x, err := a.defaultExpr(c)
+		if err != nil {
+			return err
+		}
+		env := &env{now: a.s.now(), session: a.s}
+		if missing, err = x.eval(env, nil); err != nil {
+			return err
+		}
+	}
+	if missing != nil {
+		c.Missing = encodeValue(missing)
+	} else if c.NotNull {
+		// A NOT NULL column without a default needs an empty table.
+		rows, err := a.allRows(t)
+		if err != nil {
+			return err
+		}
+		if len(rows) > 0 {
+			return errorf("23502", "column %q of relation %q contains null values", c.Name, t.Name)
+		}
+	}
+	t.Columns = append(t.Columns, c)
+	return nil
+}
+
+// addPrimaryKey gives a table keyed by its hidden rowid a primary key:
+// every row moves to its new key, in this transaction (so a table too
+// big for one transaction is refused with 54000).
+func (a *analyzer) addPrimaryKey(t *TableDesc, names []string) error {
+	if !hiddenKey(t) {
+		return errorf("42P16", "multiple primary keys for table %q are not allowed", t.Name)
+	}
+	rows, err := a.allRows(t)
+	if err != nil {
+		return err
+	}
+	old := *t
+	old.Columns = slices.Clone(t.Columns)
+	var key []uint32
+	for _, name := range names {
+		i, ok := t.columnNamed(name)
+		if !ok || t.Columns[i].Hidden {
+			return errorf("42703", "column %q of relation %q does not exist", name, t.Name)
+		}
+		if !keyable(t.Columns[i].Type) {
+			return errorf("0A000", "a primary key on a %s column is not supported", t.Columns[i].Type.shortName())
+		}
+		key = append(key, t.Columns[i].ID)
+	}
+	hidden := columnIndex(t.Columns, t.PrimaryKey[0])
+	t.PrimaryKey = key
+	for _, id := range key {
+		t.Columns[columnIndex(t.Columns, id)].NotNull = true
+	}
+	seen := map[string]bool{}
+	for _, row := range rows {
+		for _, i := range t.pkIndexes() {
+			if row[i] == nil {
+				return errorf("23502", "column %q of relation %q contains null values", t.Columns[i].Name, t.Name)
+			}
+		}
+		k := t.rowKey(row)
+		if seen[string(k)] {
+			e := errorf("23505", "could not create unique index %q", t.pkName())
+			e.Detail = strings.TrimSuffix(duplicateKey(t, row).Detail, " already exists.") + " is duplicated."
+			return e
+		}
+		seen[string(k)] = true
+	}
+	// The rows move: old keys out, then new keys in, without the rowid.
+	dropped := t.Columns[hidden]
+	t.Columns = slices.Delete(t.Columns, hidden, hidden+1)
+	t.Dropped = append(t.Dropped, dropped)
+	for _, row := range rows {
+		if err := a.tx.Delete(a.ctx, old.rowKey(row)); err != nil {
+			return err
+		}
+	}
+	for _, row := range rows {
+		row = slices.Delete(slices.Clone(row), hidden, hidden+1)
+		if err := a.tx.Put(a.ctx, t.rowKey(row), encodeRow(t.Columns, row)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// allRows reads every row of t in the statement's transaction.
+func (a *analyzer) allRows(t *TableDesc) ([][]any, error) {
+	r := &run{ctx: a.ctx, tx: a.tx, env: &env{session: a.s}}
+	return (&tableScan{t: t, maxRows: a.s.e.opts.MaxRows}).rows(r)
+}
+
+// rename runs ALTER TABLE ... RENAME [COLUMN] ... TO ....
+func (a *analyzer) rename(st *pg.RenameStmt) (string, error) {
+	t, err := a.table(st.Relation)
+	if err != nil {
+		if e, ok := err.(*Error); ok && e.Code == "42P01" && st.MissingOk {
+			a.s.notice("00000", "relation %q does not exist, skipping", st.Relation.Relname)
+			return "ALTER TABLE", nil
+		}
+		return "", err
+	}
+	switch st.RenameType {
+	case pg.ObjectType_OBJECT_COLUMN:
+		i, ok := t.columnNamed(st.Subname)
+		if !ok || t.Columns[i].Hidden {
+			return "", errorf("42703", "column %q does not exist", st.Subname)
+		}
+		if _, taken := t.columnNamed(st.Newname); taken {
+			return "", errorf("42701", "column %q of relation %q already exists", st.Newname, t.Name)
+		}
+		t.Columns[i].Name = st.Newname
+	case pg.ObjectType_OBJECT_TABLE:
+		other, err := lookupTable(a.ctx, a.tx, t.Database, t.Schema, st.Newname)
+		if err != nil {
+			return "", err
+		}
+		if other != nil || pgCatalog[st.Newname] != nil {
+			return "", errorf("42P07", "relation %q already exists", st.Newname)
+		}
+		if err := a.tx.Delete(a.ctx, descKey(t.Database, t.Schema, t.Name)); err != nil {
+			return "", err
+		}
+		t.Name = st.Newname
+	default:
+		return "", errorf("0A000", "ALTER ... RENAME of %s is not supported", strings.TrimPrefix(st.RenameType.String(), "OBJECT_"))
+	}
+	t.Version++
+	return "ALTER TABLE", putTable(a.ctx, a.tx, t)
 }

@@ -105,7 +105,7 @@ func (a *analyzer) analyzeInsert(st *pg.InsertStmt) (*insertPlan, error) {
 			if len(rt.Indirection) > 0 {
 				return nil, errorf("0A000", "assigning to parts of a column is not supported")
 			}
-			i, ok := t.column(rt.Name)
+			i, ok := t.columnNamed(rt.Name)
 			if !ok || t.Columns[i].Hidden {
 				return nil, withPosition(errorf("42703", "column %q of relation %q does not exist", rt.Name, t.Name), rt.Location)
 			}
@@ -224,7 +224,7 @@ func (a *analyzer) onConflict(p *insertPlan, oc *pg.OnConflictClause, alias stri
 	up := &upsert{sets: map[int]expr{}}
 	for _, n := range oc.TargetList {
 		rt := n.GetResTarget()
-		i, ok := t.column(rt.Name)
+		i, ok := t.columnNamed(rt.Name)
 		if !ok || t.Columns[i].Hidden {
 			return withPosition(errorf("42703", "column %q of relation %q does not exist", rt.Name, t.Name), rt.Location)
 		}
@@ -464,7 +464,7 @@ func (p *insertPlan) insertRow(r *run, row []any, touched map[string]bool) (writ
 			e.Hint = "Ensure that no rows proposed for insertion within the same command have duplicate constrained values."
 			return nil, e
 		}
-		existing, err := decodeRow(p.t.Columns, old)
+		existing, err := p.t.decode(old)
 		if err != nil {
 			return nil, err
 		}
@@ -530,7 +530,7 @@ func (a *analyzer) analyzeUpdate(st *pg.UpdateStmt) (*updatePlan, error) {
 		if len(rt.Indirection) > 0 {
 			return nil, errorf("0A000", "assigning to parts of a column is not supported")
 		}
-		i, ok := t.column(rt.Name)
+		i, ok := t.columnNamed(rt.Name)
 		if !ok || t.Columns[i].Hidden {
 			return nil, withPosition(errorf("42703", "column %q of relation %q does not exist", rt.Name, t.Name), rt.Location)
 		}

@@ -93,16 +93,21 @@ func keyable(t Type) bool {
 	return false
 }
 
-// encodeRow writes a row's non-NULL values as (column ID, value) pairs:
-// a column added later is NULL in older rows, a dropped one is skipped.
+// encodeRow writes a row's values as (column ID, value) pairs, the ID
+// shifted left one bit with the low bit set for a NULL. A NULL is
+// written only for a column that has a value for rows written before it
+// existed (ColumnDesc.Missing); elsewhere an absent column is NULL.
 func encodeRow(cols []ColumnDesc, row []any) []byte {
 	var out []byte
 	for i, c := range cols {
 		v := row[i]
 		if v == nil {
+			if c.Missing != nil {
+				out = binary.AppendUvarint(out, uint64(c.ID)<<1|1)
+			}
 			continue
 		}
-		out = binary.AppendUvarint(out, uint64(c.ID))
+		out = binary.AppendUvarint(out, uint64(c.ID)<<1)
 		switch x := v.(type) {
 		case bool:
 			if x {
@@ -136,68 +141,107 @@ func appendBytes(dst, b []byte) []byte {
 // errCorrupt is a row the SQL layer cannot read: a bug, never bad input.
 var errCorrupt = errorf("XX001", "could not decode a stored row")
 
-// decodeRow reads encodeRow's form into a row of cols (NULL where absent).
-func decodeRow(cols []ColumnDesc, b []byte) ([]any, error) {
-	row := make([]any, len(cols))
+// decode reads a row of t (encodeRow's form): an absent column is its
+// Missing value or NULL; a dropped column's value is skipped.
+func (t *TableDesc) decode(b []byte) ([]any, error) {
+	row := make([]any, len(t.Columns))
+	seen := make([]bool, len(t.Columns))
 	for len(b) > 0 {
-		id, n := binary.Uvarint(b)
+		tag, n := binary.Uvarint(b)
 		if n <= 0 {
 			return nil, errCorrupt
 		}
 		b = b[n:]
-		i := columnIndex(cols, uint32(id))
-		if i < 0 {
-			// A dropped column: its value's form is unknown now, so rows
-			// are rewritten when a column is dropped (never left).
+		id := uint32(tag >> 1)
+		i := columnIndex(t.Columns, id)
+		if i >= 0 {
+			seen[i] = true
+		}
+		if tag&1 == 1 {
+			continue // an explicit NULL
+		}
+		c, ok := t.column(id)
+		if !ok {
 			return nil, errCorrupt
 		}
 		var v any
-		switch cols[i].Type.family() {
-		case famBool:
-			if len(b) < 1 {
-				return nil, errCorrupt
-			}
-			v, b = b[0] == 1, b[1:]
-		case famInt:
-			x, n := binary.Varint(b)
-			if n <= 0 {
-				return nil, errCorrupt
-			}
-			v, b = x, b[n:]
-		case famFloat:
-			if len(b) < 8 {
-				return nil, errCorrupt
-			}
-			v, b = math.Float64frombits(binary.BigEndian.Uint64(b)), b[8:]
-		case famTime:
-			x, n := binary.Varint(b)
-			if n <= 0 {
-				return nil, errCorrupt
-			}
-			v, b = time.UnixMicro(x).UTC(), b[n:]
-		default:
-			l, n := binary.Uvarint(b)
-			if n <= 0 || uint64(len(b)-n) < l {
-				return nil, errCorrupt
-			}
-			raw := b[n : n+int(l)]
-			b = b[n+int(l):]
-			switch cols[i].Type.family() {
-			case famNumeric:
-				d, _, err := apd.NewFromString(string(raw))
-				if err != nil {
-					return nil, errCorrupt
-				}
-				v = d
-			case famBytes:
-				v = append([]byte(nil), raw...)
-			default:
-				v = string(raw)
-			}
+		var err error
+		if v, b, err = decodeValue(c.Type, b); err != nil {
+			return nil, err
 		}
-		row[i] = v
+		if i >= 0 {
+			row[i] = v
+		}
+	}
+	for i, c := range t.Columns {
+		if !seen[i] && c.Missing != nil {
+			v, _, err := decodeValue(c.Type, c.Missing)
+			if err != nil {
+				return nil, err
+			}
+			row[i] = v
+		}
 	}
 	return row, nil
+}
+
+// column finds a live or dropped column by ID (a dropped column's type
+// says how to skip its values).
+func (t *TableDesc) column(id uint32) (ColumnDesc, bool) {
+	if i := columnIndex(t.Columns, id); i >= 0 {
+		return t.Columns[i], true
+	}
+	if i := columnIndex(t.Dropped, id); i >= 0 {
+		return t.Dropped[i], true
+	}
+	return ColumnDesc{}, false
+}
+
+// encodeValue is one non-NULL value's form in a row (decodeValue reads
+// it).
+func encodeValue(v any) []byte {
+	return encodeRow([]ColumnDesc{{}}, []any{v})[1:] // without the column tag (one byte for ID 0)
+}
+
+// decodeValue reads one value of type t from b and returns the rest.
+func decodeValue(t Type, b []byte) (any, []byte, error) {
+	switch t.family() {
+	case famBool:
+		if len(b) < 1 {
+			return nil, nil, errCorrupt
+		}
+		return b[0] == 1, b[1:], nil
+	case famInt, famTime:
+		x, n := binary.Varint(b)
+		if n <= 0 {
+			return nil, nil, errCorrupt
+		}
+		if t.family() == famTime {
+			return time.UnixMicro(x).UTC(), b[n:], nil
+		}
+		return x, b[n:], nil
+	case famFloat:
+		if len(b) < 8 {
+			return nil, nil, errCorrupt
+		}
+		return math.Float64frombits(binary.BigEndian.Uint64(b)), b[8:], nil
+	}
+	l, n := binary.Uvarint(b)
+	if n <= 0 || uint64(len(b)-n) < l {
+		return nil, nil, errCorrupt
+	}
+	raw, rest := b[n:n+int(l)], b[n+int(l):]
+	switch t.family() {
+	case famNumeric:
+		d, _, err := apd.NewFromString(string(raw))
+		if err != nil {
+			return nil, nil, errCorrupt
+		}
+		return d, rest, nil
+	case famBytes:
+		return append([]byte(nil), raw...), rest, nil
+	}
+	return string(raw), rest, nil
 }
 
 func columnIndex(cols []ColumnDesc, id uint32) int {

@@ -75,7 +75,7 @@ func (a *analyzer) fromItem(n *pg.Node) (source, *scope, error) {
 		if rs.Lateral {
 			return nil, nil, errorf("0A000", "LATERAL is not supported")
 		}
-		sub := &analyzer{ctx: a.ctx, s: a.s, tx: a.tx, params: a.params, describing: a.describing}
+		sub := &analyzer{ctx: a.ctx, s: a.s, tx: a.tx, params: a.params}
 		p, err := sub.analyzeSelect(rs.Subquery.GetSelectStmt())
 		a.params = sub.params
 		if err != nil {
@@ -128,7 +128,7 @@ func (a *analyzer) table(rv *pg.RangeVar) (*TableDesc, error) {
 	if rv.Catalogname != "" && rv.Catalogname != a.s.database {
 		return nil, withPosition(errorf("0A000", "cross-database references are not implemented: %s.%s.%s", rv.Catalogname, schema, rv.Relname), rv.Location)
 	}
-	t, err := a.s.lookupTable(a.ctx, a.tx, schema, rv.Relname, a.describing)
+	t, err := lookupTable(a.ctx, a.tx, a.s.database, schema, rv.Relname)
 	if err != nil {
 		return nil, err
 	}
@@ -319,7 +319,7 @@ func (s *tableScan) rows(r *run) ([][]any, error) {
 		if err != nil || !found {
 			return nil, err
 		}
-		row, err := decodeRow(s.t.Columns, b)
+		row, err := s.t.decode(b)
 		if err != nil {
 			return nil, err
 		}
@@ -333,7 +333,7 @@ func (s *tableScan) rows(r *run) ([][]any, error) {
 			return nil, err
 		}
 		for _, kv := range kvs {
-			row, err := decodeRow(s.t.Columns, kv.Value)
+			row, err := s.t.decode(kv.Value)
 			if err != nil {
 				return nil, err
 			}

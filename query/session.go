@@ -33,33 +33,6 @@ type Session struct {
 	txStart time.Time
 	notices []*Error
 	closed  bool
-	// descs are the table descriptors this session's statements read
-	// last, by name: Prepare describes a statement from them without a
-	// read of its own; execution always reads the descriptor in its
-	// transaction (and refreshes this copy).
-	descs map[string]*TableDesc
-}
-
-// maxCachedDescs bounds a session's descriptor copies.
-const maxCachedDescs = 256
-
-// lookupTable reads a table's descriptor in tx, or, when cached is set
-// and this session has read it before, returns that copy.
-func (s *Session) lookupTable(ctx context.Context, tx *txn.Tx, schema, name string, cached bool) (*TableDesc, error) {
-	key := schema + "\x00" + name
-	if t, ok := s.descs[key]; ok && cached {
-		return t, nil
-	}
-	t, err := lookupTable(ctx, tx, s.database, schema, name)
-	if err != nil || t == nil {
-		delete(s.descs, key)
-		return t, err
-	}
-	if s.descs == nil || len(s.descs) >= maxCachedDescs {
-		s.descs = map[string]*TableDesc{}
-	}
-	s.descs[key] = t
-	return t, nil
 }
 
 // reported are the run-time parameters a client is told of (ParameterStatus).
@@ -243,7 +216,7 @@ func (s *Session) describe(ctx context.Context, st *statement) (err error) {
 		return nil
 	}
 	return s.inTxn(ctx, func(tx *txn.Tx) error {
-		a := &analyzer{ctx: ctx, s: s, tx: tx, params: append([]Type(nil), st.params...), describing: true}
+		a := &analyzer{ctx: ctx, s: s, tx: tx, params: append([]Type(nil), st.params...)}
 		p, err := a.plan(st.node)
 		if err != nil {
 			return err
@@ -650,6 +623,12 @@ func (a *analyzer) run(n *pg.Node, r *run, st *statement) ([][]any, string, erro
 		return nil, tag, err
 	case n.GetTruncateStmt() != nil:
 		tag, err := a.truncate(n.GetTruncateStmt())
+		return nil, tag, err
+	case n.GetAlterTableStmt() != nil:
+		tag, err := a.alterTable(n.GetAlterTableStmt())
+		return nil, tag, err
+	case n.GetRenameStmt() != nil:
+		tag, err := a.rename(n.GetRenameStmt())
 		return nil, tag, err
 	case !plannable(n):
 		return nil, "", errorf("0A000", "statement %s is not supported", nodeName(n))
