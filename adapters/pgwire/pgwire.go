@@ -54,6 +54,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/orbitkernel/orbit/internal/listen"
 	"github.com/orbitkernel/orbit/query"
 )
 
@@ -149,27 +150,12 @@ func Listen(opts Options) (*Listener, error) {
 	}
 	ln, err := net.Listen("tcp", opts.Addr)
 	if err != nil {
-		return nil, ListenError(opts.Addr, err)
+		return nil, listen.Error(opts.Addr, err)
 	}
 	l := &Listener{opts: opts, ln: ln, log: opts.Logger, conns: map[*conn]struct{}{},
 		byPID: map[uint32]*conn{}, nextPID: firstPID}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	return l, nil
-}
-
-// ListenError words a listen failure on one line: "listen ADDR: REASON",
-// with the reason as the system says it ("address already in use").
-func ListenError(addr string, err error) error {
-	reason := err.Error()
-	var op *net.OpError
-	if errors.As(err, &op) && op.Err != nil {
-		reason = op.Err.Error()
-		var se interface{ Unwrap() error }
-		if errors.As(op.Err, &se) && se.Unwrap() != nil {
-			reason = se.Unwrap().Error() // "bind: address already in use" -> "address already in use"
-		}
-	}
-	return errors.New("listen " + addr + ": " + reason)
 }
 
 // Addr is the address listened on.

@@ -57,6 +57,7 @@ import (
 
 	"github.com/orbitkernel/orbit/adapters/redis"
 	"github.com/orbitkernel/orbit/adapters/redis/session"
+	"github.com/orbitkernel/orbit/internal/listen"
 	"github.com/orbitkernel/orbit/kernel"
 )
 
@@ -118,7 +119,7 @@ func Listen(opts Options) (*Listener, error) {
 	}
 	ln, err := net.Listen("tcp", opts.Addr)
 	if err != nil {
-		return nil, ListenError(opts.Addr, err)
+		return nil, listen.Error(opts.Addr, err)
 	}
 	if opts.TLS != nil {
 		// The handshake runs on the connection's first read or write, on
@@ -128,21 +129,6 @@ func Listen(opts Options) (*Listener, error) {
 	l := &Listener{opts: opts, ln: ln, log: opts.Logger, conns: map[*conn]struct{}{}}
 	l.ctx, l.cancel = opts.Runtime.WithCancel(context.Background())
 	return l, nil
-}
-
-// ListenError words a listen failure on one line: "listen ADDR: REASON",
-// with the reason as the system says it ("address already in use").
-func ListenError(addr string, err error) error {
-	var se interface{ Unwrap() error }
-	reason := err.Error()
-	var op *net.OpError
-	if errors.As(err, &op) && op.Err != nil {
-		reason = op.Err.Error()
-		if errors.As(op.Err, &se) && se.Unwrap() != nil {
-			reason = se.Unwrap().Error() // "bind: address already in use" -> "address already in use"
-		}
-	}
-	return errors.New("listen " + addr + ": " + reason)
 }
 
 // Addr is the address listened on.

@@ -30,6 +30,7 @@ import (
 	"github.com/orbitkernel/orbit/adapters/respwire"
 	"github.com/orbitkernel/orbit/cluster"
 	"github.com/orbitkernel/orbit/consensus"
+	"github.com/orbitkernel/orbit/internal/listen"
 	"github.com/orbitkernel/orbit/internal/powerloss"
 	"github.com/orbitkernel/orbit/kernel"
 	"github.com/orbitkernel/orbit/kernel/grpcnet"
@@ -274,7 +275,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	// to find before the data directory is opened.
 	httpLn, err := net.Listen("tcp", cfg.httpAddr)
 	if err != nil {
-		return respwire.ListenError(cfg.httpAddr, err)
+		return listen.Error(cfg.httpAddr, err)
 	}
 	defer httpLn.Close()
 
@@ -336,7 +337,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 		if err != nil {
 			var op *net.OpError
 			if errors.As(err, &op) {
-				return respwire.ListenError(advertise, op)
+				return listen.Error(advertise, op)
 			}
 			return fmt.Errorf("peer transport: %w", err)
 		}
