@@ -495,15 +495,8 @@ func (a *analyzer) aExpr(e *pg.A_Expr, sc *scope) (expr, error) {
 		}
 		return x, nil
 	case pg.A_Expr_Kind_AEXPR_LIKE, pg.A_Expr_Kind_AEXPR_ILIKE:
-		l, err := a.expr(e.Lexpr, sc)
+		l, r, _, err := a.operands(e, sc, op)
 		if err != nil {
-			return nil, err
-		}
-		r, err := a.expr(e.Rexpr, sc)
-		if err != nil {
-			return nil, err
-		}
-		if l, r, _, err = a.unify(l, r, op); err != nil {
 			return nil, err
 		}
 		if l.typ().family() != famString {
@@ -606,11 +599,7 @@ func (a *analyzer) aExpr(e *pg.A_Expr, sc *scope) (expr, error) {
 			return arith(op, t, v[0], v[1])
 		}}, nil
 	case "||":
-		l, err := a.expr(e.Lexpr, sc)
-		if err != nil {
-			return nil, err
-		}
-		r, err := a.expr(e.Rexpr, sc)
+		l, r, err := a.sides(e, sc)
 		if err != nil {
 			return nil, err
 		}
@@ -640,12 +629,20 @@ func textOf(t Type, v any) string {
 	return s.(string)
 }
 
-func (a *analyzer) operands(e *pg.A_Expr, sc *scope, op string) (expr, expr, Type, error) {
+// sides analyses an operator's two sides as they are.
+func (a *analyzer) sides(e *pg.A_Expr, sc *scope) (expr, expr, error) {
 	l, err := a.expr(e.Lexpr, sc)
 	if err != nil {
-		return nil, nil, Type{}, err
+		return nil, nil, err
 	}
 	r, err := a.expr(e.Rexpr, sc)
+	return l, r, err
+}
+
+// operands analyses an operator's sides and converts them to the type
+// the operator compares or combines them in.
+func (a *analyzer) operands(e *pg.A_Expr, sc *scope, op string) (expr, expr, Type, error) {
+	l, r, err := a.sides(e, sc)
 	if err != nil {
 		return nil, nil, Type{}, err
 	}

@@ -519,12 +519,12 @@ func (a *analyzer) analyzeUpdate(st *pg.UpdateStmt) (*updatePlan, error) {
 	if st.WithClause != nil || len(st.FromClause) > 0 {
 		return nil, errorf("0A000", "UPDATE ... FROM and WITH are not supported yet")
 	}
-	t, err := a.table(st.Relation)
+	p, sc, err := a.dmlTarget(st.Relation)
 	if err != nil {
 		return nil, err
 	}
-	sc := tableScope(t, aliasName(st.Relation))
-	p := &updatePlan{t: t, scan: &tableScan{t: t, maxRows: a.s.e.opts.MaxRows, forUpdate: true}, sets: map[int]expr{}}
+	t := p.t
+	p.sets = map[int]expr{}
 	for _, n := range st.TargetList {
 		rt := n.GetResTarget()
 		if len(rt.Indirection) > 0 {
@@ -567,12 +567,11 @@ func (a *analyzer) analyzeDelete(st *pg.DeleteStmt) (*updatePlan, error) {
 	if st.WithClause != nil || len(st.UsingClause) > 0 {
 		return nil, errorf("0A000", "DELETE ... USING and WITH are not supported yet")
 	}
-	t, err := a.table(st.Relation)
+	p, sc, err := a.dmlTarget(st.Relation)
 	if err != nil {
 		return nil, err
 	}
-	sc := tableScope(t, aliasName(st.Relation))
-	p := &updatePlan{t: t, scan: &tableScan{t: t, maxRows: a.s.e.opts.MaxRows, forUpdate: true}, delete: true}
+	p.delete = true
 	if err := a.dmlWhere(p, st.WhereClause, sc); err != nil {
 		return nil, err
 	}
@@ -580,6 +579,16 @@ func (a *analyzer) analyzeDelete(st *pg.DeleteStmt) (*updatePlan, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// dmlTarget is the table an UPDATE or DELETE changes, its scope and the
+// plan's start: a scan that locks the rows it reads by their key.
+func (a *analyzer) dmlTarget(rv *pg.RangeVar) (*updatePlan, *scope, error) {
+	t, err := a.table(rv)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &updatePlan{t: t, scan: &tableScan{t: t, maxRows: a.s.e.opts.MaxRows, forUpdate: true}}, tableScope(t, aliasName(rv)), nil
 }
 
 func (a *analyzer) dmlWhere(p *updatePlan, n *pg.Node, sc *scope) error {
