@@ -5,7 +5,7 @@ SEED    ?= 1
 # The availability scenario is ~30x heavier per seed than the KV one.
 AVAIL_SEEDS ?= 40
 
-.PHONY: build run cluster bench-redis demo smoke test lint sim sim-avail sim-coverage sim5 determinism bench race mutations jepsen acceptance help
+.PHONY: build run cluster bench-redis demo smoke test lint sim sim-avail sim-coverage sim5 determinism bench race mutations jepsen acceptance help sql-diff
 
 # make run's ports and extra flags: `make run PORT=6390 ORBIT_FLAGS='--ranges 4'`
 # (6379 is often taken by a local redis-server).
@@ -90,6 +90,12 @@ sim5:
 ## scenarios and the cluster scenario twice each; every trace must match
 determinism:
 	$(GO) test ./sim -run '^(TestSim|TestSimSplits|TestSimCluster|TestSimBank|TestSimTxnKV|TestSimListAppend|TestSimRedisTxn|TestSimSQLBank|TestSimSQLList)$$' -seed=$(SEED) -seeds=$(SEEDS) -twice -timeout 0
+
+## sql-diff: generated tables, rows and statements run on Orbit and on a
+## throwaway PostgreSQL 15 (query/diff_test.go), compared row for row and
+## SQLSTATE for SQLSTATE; CHECKS per run (default 2000, a few minutes)
+sql-diff:
+	ORBIT_DIFF_RANDOM=1 $(GO) test ./query -run '^TestDiffRandom$$' -count=1 -timeout 0 -rapid.checks=$(or $(CHECKS),2000)
 
 ## mutations: plant each bug (internal/mutation; consensus, client,
 ## snapshot, storage, Redis state machine, availability, split, placement)

@@ -96,7 +96,11 @@ func (a *analyzer) aggregateCall(name string, f *pg.FuncCall, sc *scope) (expr, 
 				ag.t = TypeFloat8
 			}
 		case "min", "max":
-			if t.family() != famUnknown {
+			switch t.family() {
+			case famUnknown:
+			case famString:
+				ag.t = TypeText // min(text) is the only string min: varchar and char become text
+			default:
 				ag.t = t
 			}
 		case "bool_and", "bool_or", "every":
@@ -144,8 +148,13 @@ func (acc *accumulator) add(v any) error {
 	case "sum", "avg":
 		if !acc.set {
 			acc.sum, acc.set = v, true
-			if acc.ag.t.family() == famNumeric {
+			switch acc.ag.t.family() {
+			case famNumeric:
 				acc.sum = toDecimal(v)
+			case famFloat:
+				if f := v.(float64); f == 0 {
+					acc.sum = 0.0 // from +0, as float8_accum: a lone -0 sums to 0
+				}
 			}
 			return nil
 		}

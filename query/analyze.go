@@ -2,8 +2,11 @@ package query
 
 import (
 	"context"
+	"math"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	pg "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/proto"
@@ -28,6 +31,9 @@ type analyzer struct {
 	// outer are the enclosing queries' scopes (outermost first): a
 	// subquery's names that its own FROM lacks resolve there.
 	outer []*scope
+	// failed are the constant expressions whose folding failed; the
+	// statement fails with the first one's error once analysis succeeds.
+	failed []*failExpr
 }
 
 // aggContext collects the aggregates of a grouped query's outputs.
@@ -104,8 +110,105 @@ func stringOf(n *pg.Node) string {
 	return ""
 }
 
-// expr analyses a scalar expression over sc.
+// expr analyses a scalar expression over sc, folding what it can
+// compute now (fold).
 func (a *analyzer) expr(n *pg.Node, sc *scope) (expr, error) {
+	x, err := a.exprOf(n, sc)
+	if err != nil {
+		return nil, err
+	}
+	return a.fold(x), nil
+}
+
+// fold computes an immutable function, CASE or COALESCE of constants
+// now, as PostgreSQL's planner does (eval_const_expressions): a
+// computation that fails becomes a failExpr, whose error the statement
+// gets once analysis succeeds (a.failed) even if no row would reach it,
+// unless folding drops it (an arm a constant CASE or COALESCE does not
+// take); a strict function of a NULL constant is NULL.
+func (a *analyzer) fold(x expr) expr {
+	switch f := x.(type) {
+	case *funcExpr:
+		if !f.immutable {
+			return x
+		}
+		for _, arg := range f.args {
+			if fe, ok := arg.(*failExpr); ok {
+				fe.t = f.t // the failure stands for the whole expression now
+				return fe
+			}
+			c, ok := arg.(*constExpr)
+			if f.strict && ok && c.v == nil {
+				return &constExpr{v: nil, t: f.t}
+			}
+			if !ok {
+				return x
+			}
+		}
+		v, err := f.eval(&env{}, nil)
+		if err != nil {
+			fe := &failExpr{err: err, t: f.t}
+			a.failed = append(a.failed, fe)
+			return fe
+		}
+		return &constExpr{v: v, t: f.t}
+	case *caseExpr:
+		if f.operand != nil {
+			return x
+		}
+		for i, w := range f.whens {
+			c, ok := w.(*constExpr)
+			if !ok {
+				return x
+			}
+			if c.v == true {
+				for _, rest := range append(slices.Clone(f.thens[i+1:]), f.els) {
+					a.drop(rest)
+				}
+				return f.thens[i]
+			}
+			a.drop(f.thens[i])
+		}
+		if f.els == nil {
+			return &constExpr{v: nil, t: f.t}
+		}
+		return f.els
+	case *coalesceExpr:
+		for i, arg := range f.args {
+			c, ok := arg.(*constExpr)
+			switch {
+			case !ok:
+				return x
+			case c.v != nil:
+				for _, rest := range f.args[i+1:] {
+					a.drop(rest)
+				}
+				return c
+			}
+		}
+		return &constExpr{v: nil, t: f.t}
+	}
+	return x
+}
+
+// drop forgets a failed constant that folding dropped.
+func (a *analyzer) drop(x expr) {
+	if fe, ok := x.(*failExpr); ok {
+		a.failed = slices.DeleteFunc(a.failed, func(g *failExpr) bool { return g == fe })
+	}
+}
+
+// failExpr is a constant expression whose computation failed.
+type failExpr struct {
+	err error
+	t   Type
+}
+
+func (e *failExpr) eval(*env, []any) (any, error) { return nil, e.err }
+func (e *failExpr) typ() Type                     { return e.t }
+
+// exprOf analyses an expression (expr folds the result).
+func (a *analyzer) exprOf(n *pg.Node, sc *scope) (expr, error) {
 	if a.agg != nil && !a.agg.inAgg && len(a.agg.groupNodes) > 0 && n.GetAConst() == nil {
 		bare := withoutLocations(n)
 		for _, g := range a.agg.groupNodes {
@@ -168,14 +271,7 @@ func (a *analyzer) expr(n *pg.Node, sc *scope) (expr, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &funcExpr{args: args, t: t, fn: func(_ *env, v []any) (any, error) {
-			for _, x := range v {
-				if x != nil {
-					return x, nil
-				}
-			}
-			return nil, nil
-		}}, nil
+		return &coalesceExpr{args: args, t: t}, nil
 	case n.GetCaseExpr() != nil:
 		return a.caseExpr(n.GetCaseExpr(), sc)
 	case n.GetSqlvalueFunction() != nil:
@@ -219,9 +315,13 @@ func constant(c *pg.A_Const) (expr, error) {
 	case *pg.A_Const_Ival:
 		return &constExpr{v: int64(v.Ival.Ival), t: TypeInt4}, nil
 	case *pg.A_Const_Fval:
-		// Integers too large for int4 arrive as floats: int8 when they
-		// fit, as PostgreSQL types them; numeric otherwise.
+		// Integers too large for int4 arrive as floats (so does
+		// -2147483648, its sign folded in by the parser): int4 when they
+		// fit, int8, else numeric, as PostgreSQL's make_const types them.
 		if n, err := strconv.ParseInt(v.Fval.Fval, 10, 64); err == nil {
+			if n >= math.MinInt32 && n <= math.MaxInt32 {
+				return &constExpr{v: n, t: TypeInt4}, nil
+			}
 			return &constExpr{v: n, t: TypeInt8}, nil
 		}
 		d, err := parseText(TypeNumeric, v.Fval.Fval)
@@ -355,7 +455,7 @@ func (a *analyzer) cast(x expr, t Type) (expr, error) {
 	if _, err := checkCast(from, t); err != nil {
 		return nil, err
 	}
-	return &funcExpr{args: []expr{x}, t: t, strict: true, fn: func(_ *env, v []any) (any, error) {
+	return &funcExpr{args: []expr{x}, t: t, strict: true, immutable: true, fn: func(_ *env, v []any) (any, error) {
 		return castValue(v[0], from, t)
 	}}, nil
 }
@@ -407,6 +507,7 @@ func (a *analyzer) unify(l, r expr, op string) (expr, expr, Type, error) {
 	default:
 		return nil, nil, Type{}, errUndefinedOperator(op, lt, rt)
 	}
+	t = t.withMod(-1) // operators compare values, not a column's length limit
 	var err error
 	if l, err = a.convertTo(l, t); err != nil {
 		return nil, nil, Type{}, err
@@ -444,9 +545,8 @@ func wider(a, b Type) Type {
 		}
 		return a
 	case famString:
-		if a.OID == TypeText.OID || b.OID == TypeText.OID || a.OID != b.OID {
-			return TypeText
-		}
+		// PostgreSQL keeps the first type when each converts to the
+		// other implicitly (varchar, text, char), as they do.
 		return a.withMod(-1)
 	case famTime:
 		if a.OID == TypeTimestamptz.OID || b.OID == TypeTimestamptz.OID {
@@ -517,15 +617,27 @@ func (a *analyzer) aExpr(e *pg.A_Expr, sc *scope) (expr, error) {
 			return same != distinct, nil
 		}}, nil
 	case pg.A_Expr_Kind_AEXPR_NULLIF:
+		l0, _, err := a.sides(e, sc)
+		if err != nil {
+			return nil, err
+		}
 		l, r, _, err := a.operands(e, sc, "=")
 		if err != nil {
 			return nil, err
 		}
-		return &funcExpr{args: []expr{l, r}, t: l.typ(), fn: func(_ *env, v []any) (any, error) {
+		t := l0.typ()
+		if t.OID == TypeUnknown.OID {
+			t = TypeText
+		}
+		from := l.typ()
+		return &funcExpr{args: []expr{l, r}, t: t, fn: func(_ *env, v []any) (any, error) {
 			if v[0] != nil && v[1] != nil && compareValues(v[0], v[1]) == 0 {
 				return nil, nil
 			}
-			return v[0], nil
+			if v[0] == nil || from.OID == t.OID {
+				return v[0], nil
+			}
+			return castValue(v[0], from, t)
 		}}, nil
 	default:
 		return nil, withPosition(errorf("0A000", "operator kind %s is not supported", e.Kind), e.Location)
@@ -547,16 +659,20 @@ func (a *analyzer) aExpr(e *pg.A_Expr, sc *scope) (expr, error) {
 				return nil, withPosition(errorf("42883", "operator does not exist: - %s", x.typ().shortName()), e.Location)
 			}
 			t := x.typ()
-			zero, _ := castValue(int64(0), TypeInt8, t)
 			if c, ok := x.(*constExpr); ok && c.v != nil {
-				v, err := arith("-", t, zero, c.v)
+				v, err := negate(t, c.v)
 				if err != nil {
 					return nil, err
 				}
+				// -2147483648 is an integer: the literal 2147483648 was
+				// a bigint only until its sign came.
+				if n, ok := v.(int64); ok && t.OID == TypeInt8.OID && n >= math.MinInt32 && n <= math.MaxInt32 {
+					t = TypeInt4
+				}
 				return &constExpr{v: v, t: t}, nil
 			}
-			return &funcExpr{args: []expr{x}, t: t, strict: true, fn: func(_ *env, v []any) (any, error) {
-				return arith("-", t, zero, v[0])
+			return &funcExpr{args: []expr{x}, t: t, strict: true, immutable: true, fn: func(_ *env, v []any) (any, error) {
+				return negate(t, v[0])
 			}}, nil
 		}
 		return nil, withPosition(errorf("0A000", "prefix operator %s is not supported", op), e.Location)
@@ -566,7 +682,7 @@ func (a *analyzer) aExpr(e *pg.A_Expr, sc *scope) (expr, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &funcExpr{args: []expr{l, r}, t: TypeBool, strict: true, eq: op == "=", fn: func(_ *env, v []any) (any, error) {
+		return &funcExpr{args: []expr{l, r}, t: TypeBool, strict: true, immutable: true, eq: op == "=", fn: func(_ *env, v []any) (any, error) {
 			return cmp(compareValues(v[0], v[1])), nil
 		}}, nil
 	}
@@ -588,6 +704,9 @@ func (a *analyzer) aExpr(e *pg.A_Expr, sc *scope) (expr, error) {
 			return re.MatchString(v[0].(string)) != negate, nil
 		}}, nil
 	case "+", "-", "*", "/", "%":
+		if x, ok, err := a.dateArith(e, sc, op); ok || err != nil {
+			return x, err
+		}
 		l, r, t, err := a.operands(e, sc, op)
 		if err != nil {
 			return nil, err
@@ -595,7 +714,7 @@ func (a *analyzer) aExpr(e *pg.A_Expr, sc *scope) (expr, error) {
 		if !numericFamily(t) {
 			return nil, withPosition(errUndefinedOperator(op, l.typ(), r.typ()), e.Location)
 		}
-		return &funcExpr{args: []expr{l, r}, t: t, strict: true, fn: func(_ *env, v []any) (any, error) {
+		return &funcExpr{args: []expr{l, r}, t: t, strict: true, immutable: true, fn: func(_ *env, v []any) (any, error) {
 			return arith(op, t, v[0], v[1])
 		}}, nil
 	case "||":
@@ -680,18 +799,12 @@ func (a *analyzer) inList(e *pg.A_Expr, sc *scope, not bool) (expr, error) {
 		}
 		items = append(items, item)
 	}
-	// The common type of x and every item.
-	t := x.typ()
-	for _, item := range items {
-		_, _, u, err := a.unify(&constExpr{t: t}, &constExpr{t: item.typ()}, "=")
-		if err != nil {
-			return nil, err
-		}
-		t = u
+	// The common type of x and every item (unknown literals take it).
+	t, err := commonType(append([]expr{x}, items...), "IN")
+	if err != nil {
+		return nil, withPosition(errUndefinedOperator("=", x.typ(), items[0].typ()), e.Location)
 	}
-	if t.OID == TypeUnknown.OID {
-		t = TypeText
-	}
+	t = t.withMod(-1)
 	if in.x, err = a.convertTo(x, t); err != nil {
 		return nil, err
 	}
@@ -957,4 +1070,59 @@ func numericType(tn *pg.TypeName) (Type, error) {
 		return Type{}, withPosition(errorf("22023", "NUMERIC scale %d must be between 0 and precision %d", scale, precision), tn.Location)
 	}
 	return TypeNumeric.withMod(precision<<16 | scale), nil
+}
+
+// negate is -v: a float keeps its sign bit (-0), as float8um does.
+func negate(t Type, v any) (any, error) {
+	if f, ok := v.(float64); ok {
+		return -f, nil
+	}
+	zero, _ := castValue(int64(0), TypeInt8, t)
+	return arith("-", t, zero, v)
+}
+
+// dateArith is date + integer, integer + date, date - integer (days) and
+// date - date (the days between); ok is false for any other operands.
+func (a *analyzer) dateArith(e *pg.A_Expr, sc *scope, op string) (expr, bool, error) {
+	if op != "+" && op != "-" {
+		return nil, false, nil
+	}
+	l, r, err := a.sides(e, sc)
+	if err != nil {
+		return nil, false, err
+	}
+	isDate := func(x expr) bool { return x.typ().OID == TypeDate.OID }
+	switch {
+	case isDate(l) && isDate(r) && op == "-":
+		return immutable(strict([]expr{l, r}, TypeInt4, func(v []any) (any, error) {
+			return int64(v[0].(time.Time).Sub(v[1].(time.Time)).Hours() / 24), nil
+		})), true, nil
+	case isDate(l) || (isDate(r) && op == "+"):
+		d, n := l, r
+		if !isDate(l) {
+			d, n = r, l
+		}
+		if n, err = a.coerce(n, TypeInt4); err != nil {
+			return nil, false, err
+		}
+		if n.typ().family() != famInt {
+			return nil, false, nil
+		}
+		if n.typ().OID == TypeInt8.OID { // date + integer only: bigint does not convert to it implicitly
+			return nil, false, withPosition(errUndefinedOperator(op, l.typ(), r.typ()), e.Location)
+		}
+		sign := 1
+		if op == "-" {
+			sign = -1
+		}
+		args := []expr{d, n}
+		return immutable(strict(args, TypeDate, func(v []any) (any, error) {
+			d := v[0].(time.Time).AddDate(0, 0, sign*int(v[1].(int64)))
+			if y := d.Year(); y < -4712 || y > 5874897 { // PostgreSQL's dates: 4713 BC to 5874897 AD
+				return nil, errorf("22008", "date out of range")
+			}
+			return d, nil
+		})), true, nil
+	}
+	return nil, false, nil
 }

@@ -199,6 +199,10 @@ func implicitCast(from, to Type) bool {
 // fitNumeric rounds d to a numeric(p, s)'s scale and refuses it if its
 // integer part needs more than p - s digits, as PostgreSQL does.
 func fitNumeric(d *apd.Decimal, to Type) (any, error) {
+	if d.IsZero() && d.Negative {
+		d = new(apd.Decimal).Set(d)
+		d.Negative = false // numeric has no negative zero
+	}
 	if to.Mod < 0 {
 		return d, nil
 	}
@@ -206,6 +210,9 @@ func fitNumeric(d *apd.Decimal, to Type) (any, error) {
 	r := new(apd.Decimal)
 	if _, err := numericCtx.Quantize(r, d, int32(-scale)); err != nil {
 		return nil, errorf("22003", "numeric field overflow")
+	}
+	if r.IsZero() {
+		r.Negative = false
 	}
 	if !r.IsZero() && r.NumDigits()+int64(r.Exponent) > precision-scale {
 		e := errorf("22003", "numeric field overflow")

@@ -359,12 +359,14 @@ var diffCases = []diffCase{
 		s(`SELECT 2147483647 + k FROM t`),
 		s(`SELECT * FROM nope`),
 	}},
-}
-
-// knownDivergences are minimal repros of the divergences found so far:
-// each fails until the engine is fixed. note says what each side
-// answers. The generator avoids them (genOptions).
-var knownDivergences = []diffCase{
+	// Divergences the differential tests found, fixed since.
+	{name: "date out of range and date + bigint", stmts: []stmt{
+		s(`CREATE TABLE t (c0 int8 PRIMARY KEY)`),
+		s(`SELECT (DATE '2000-01-01' - 2147483647) AS x FROM generate_series(0, -1) AS g`),
+		s(`SELECT * FROM t WHERE (DATE '1999-12-31' + c0) <= DATE '1999-12-31'`),
+		s(`SELECT * FROM t WHERE (DATE '1999-12-31' + (-2147483648)) < (DATE '2000-01-01' + c0)`),
+		s(`SELECT COALESCE(NULL, 2, 1 / 0), CASE WHEN false THEN 1 / 0 ELSE 3 END`),
+	}},
 	{name: "date arithmetic", note: "orbit: ERROR 42883 operator does not exist: date + integer (and date - integer, date - date); postgres: 2000-01-02, 1999-12-31, 1", stmts: []stmt{
 		s(`SELECT DATE '2000-01-01' + 1`),
 		s(`SELECT DATE '2000-01-01' - 1`),
@@ -375,16 +377,6 @@ var knownDivergences = []diffCase{
 	}},
 	{name: "int4 minimum literal", note: "orbit: column type bigint (20); postgres: integer (23) — PostgreSQL folds the minus into the constant", stmts: []stmt{
 		s(`SELECT -2147483648 AS x`),
-	}},
-	{name: "constant folding", note: "orbit: SELECT 0, the row, UPDATE 0, ERROR 22003 integer out of range; postgres: ERROR 22012 division by zero (twice), ERROR 22003 smallint out of range, SELECT 0 — PostgreSQL evaluates constant subexpressions (and the assignment cast of a constant) while planning, before reading a row, and folds a strict operator with a NULL constant operand to NULL without evaluating the other", stmts: []stmt{
-		s(`CREATE TABLE t (k int PRIMARY KEY)`),
-		s(`SELECT 1 / 0 FROM t`),
-		s(`INSERT INTO t VALUES (0)`),
-		s(`SELECT CASE WHEN k > 0 THEN 1 / 0 ELSE 1 END FROM t`),
-		s(`CREATE TABLE u (k int PRIMARY KEY, s int2)`),
-		s(`UPDATE u SET s = 2147483647 WHERE false`),
-		s(`INSERT INTO u VALUES (2147483647, 1)`),
-		s(`SELECT k FROM u WHERE k + k > CASE WHEN false THEN 100 END`),
 	}},
 	{name: "min of varchar", note: "orbit: column type character varying (1043); postgres: text (25), as min(text) is what applies", stmts: []stmt{
 		s(`CREATE TABLE t (k int PRIMARY KEY, v varchar(3))`),
@@ -453,16 +445,32 @@ var knownDivergences = []diffCase{
 		s(`SELECT NULLIF(1::int2, 7) AS a, NULLIF(1, 7::int8) AS b`),
 		s(`SELECT NULLIF(1, 2)`),
 	}},
+	{name: "non-integer constant in ORDER BY", note: "orbit: the rows; postgres: ERROR 42601 non-integer constant in ORDER BY", stmts: []stmt{
+		s(`SELECT 1 ORDER BY 1.5`),
+		s(`SELECT 1 ORDER BY 'a'`),
+		s(`SELECT 1 ORDER BY true`),
+	}},
+}
+
+// knownDivergences are minimal repros of the divergences found so far:
+// each fails until the engine is fixed. note says what each side
+// answers. The generator avoids them (genOptions).
+var knownDivergences = []diffCase{
+	{name: "constant folding", note: "orbit: SELECT 0, the row, UPDATE 0, ERROR 22003 integer out of range; postgres: ERROR 22012 division by zero (twice), ERROR 22003 smallint out of range, SELECT 0 — PostgreSQL evaluates constant subexpressions (and the assignment cast of a constant) while planning, before reading a row, and folds a strict operator with a NULL constant operand to NULL without evaluating the other", stmts: []stmt{
+		s(`CREATE TABLE t (k int PRIMARY KEY)`),
+		s(`SELECT 1 / 0 FROM t`),
+		s(`INSERT INTO t VALUES (0)`),
+		s(`SELECT CASE WHEN k > 0 THEN 1 / 0 ELSE 1 END FROM t`),
+		s(`CREATE TABLE u (k int PRIMARY KEY, s int2)`),
+		s(`UPDATE u SET s = 2147483647 WHERE false`),
+		s(`INSERT INTO u VALUES (2147483647, 1)`),
+		s(`SELECT k FROM u WHERE k + k > CASE WHEN false THEN 100 END`),
+	}},
 	{name: "key uniqueness checked per row", note: "orbit: UPDATE 2 (uniqueness holds at the statement's end); postgres: ERROR 23505 duplicate key value violates unique constraint \"t_pkey\" (a non-deferrable key is checked row by row, and 1 -> 2 meets the 2 not yet updated)", stmts: []stmt{
 		s(`CREATE TABLE t (k int PRIMARY KEY)`),
 		s(`INSERT INTO t VALUES (1), (2)`),
 		s(`UPDATE t SET k = k + 1`),
 		s(`SELECT k FROM t`),
-	}},
-	{name: "non-integer constant in ORDER BY", note: "orbit: the rows; postgres: ERROR 42601 non-integer constant in ORDER BY", stmts: []stmt{
-		s(`SELECT 1 ORDER BY 1.5`),
-		s(`SELECT 1 ORDER BY 'a'`),
-		s(`SELECT 1 ORDER BY true`),
 	}},
 }
 
@@ -511,6 +519,13 @@ func TestDiffAdhoc(t *testing.T) {
 
 // TestDiffRandom compares random statements on random tables.
 func TestDiffRandom(t *testing.T) {
+	// A random sweep finds new divergences on its own schedule: it runs
+	// in `make sql-diff` (ORBIT_DIFF_RANDOM=1), not in every `make test`,
+	// whose outcome must not depend on rapid's random seed. What it found
+	// is kept as fixed cases in diffCases.
+	if os.Getenv("ORBIT_DIFF_RANDOM") != "1" {
+		t.Skip("set ORBIT_DIFF_RANDOM=1 (make sql-diff) to sweep generated statements against PostgreSQL")
+	}
 	// rapid's fail files would land in testdata/, where TestSQL takes
 	// every file for a datadriven script; the seed it prints replays a
 	// failure as well.
@@ -571,7 +586,17 @@ type genOptions struct {
 	pkUpdate          bool // UPDATE of a key column ("key uniqueness checked per row")
 }
 
-func defaultGenOptions() genOptions { return genOptions{} }
+// defaultGenOptions turns on every divergence fixed since it was found;
+// the two left are a documented difference (pkUpdate: Orbit checks the
+// key once the statement's rows have moved, as the SQL standard says) and
+// constant folding (PostgreSQL raises a constant expression's error while
+// planning, even where no row reaches it; docs/sql.md).
+func defaultGenOptions() genOptions {
+	return genOptions{dateArith: true, distinct: true, minInt4Literal: true, minMaxVarchar: true, caseName: true,
+		nullInEmpty: true, numericDivScale: true, varcharCommonType: true, varcharLiteral: true, subqueryName: true,
+		coalesceEager: true, strictSkip: true, numericNegZero: true, floatNegZero: true, orderByConstant: true,
+		inListNullFirst: true, nullifType: true}
+}
 
 // kind is an expression's type family, as far as the generator cares.
 type kind int

@@ -281,9 +281,9 @@ func (a *analyzer) assignable(x expr, c ColumnDesc) (expr, error) {
 		return nil, e
 	}
 	from, to := x.typ(), c.Type
-	return &funcExpr{args: []expr{x}, t: to, strict: true, fn: func(_ *env, v []any) (any, error) {
+	return a.fold(&funcExpr{args: []expr{x}, t: to, strict: true, immutable: true, fn: func(_ *env, v []any) (any, error) {
 		return assignValue(v[0], from, to)
-	}}, nil
+	}}), nil
 }
 
 // defaults analyses the table's default expressions.

@@ -75,24 +75,50 @@ type funcExpr struct {
 	strict bool
 	// eq marks an equality comparison (pushed down into scans).
 	eq bool
-	fn func(env *env, args []any) (any, error)
+	// immutable: the result depends on the arguments alone (no clock,
+	// session or catalog), so it may be computed once at analysis (fold).
+	immutable bool
+	fn        func(env *env, args []any) (any, error)
 }
 
+// eval evaluates every argument, then (a strict function, if one is
+// NULL, being NULL) applies fn: an argument's error counts even when
+// another is NULL, as in PostgreSQL.
 func (e *funcExpr) eval(env *env, row []any) (any, error) {
 	vals := make([]any, len(e.args))
+	null := false
 	for i, a := range e.args {
 		v, err := a.eval(env, row)
 		if err != nil {
 			return nil, err
 		}
-		if v == nil && e.strict {
-			return nil, nil
-		}
+		null = null || v == nil
 		vals[i] = v
+	}
+	if null && e.strict {
+		return nil, nil
 	}
 	return e.fn(env, vals)
 }
-func (e *funcExpr) typ() Type { return e.t }
+
+// coalesceExpr is COALESCE: its arguments in order until one is not NULL
+// (the rest are not evaluated).
+type coalesceExpr struct {
+	args []expr
+	t    Type
+}
+
+func (e *coalesceExpr) eval(env *env, row []any) (any, error) {
+	for _, a := range e.args {
+		v, err := a.eval(env, row)
+		if err != nil || v != nil {
+			return v, err
+		}
+	}
+	return nil, nil
+}
+func (e *coalesceExpr) typ() Type { return e.t }
+func (e *funcExpr) typ() Type     { return e.t }
 
 // andExpr and orExpr follow SQL's three-valued logic.
 type andExpr struct{ l, r expr }
@@ -322,6 +348,9 @@ func arith(op string, t Type, a, b any) (any, error) {
 		if err != nil {
 			return nil, errorf("22003", "value overflows numeric format")
 		}
+		if r.IsZero() {
+			r.Negative = false // numeric has no negative zero
+		}
 		return r, nil
 	}
 	return nil, errUndefinedOperator(op, t, t)
@@ -338,7 +367,7 @@ func divScale(q, x, y *apd.Decimal) *apd.Decimal {
 	w1, d1 := nbaseLead(x)
 	w2, d2 := nbaseLead(y)
 	qweight := w1 - w2
-	if d1 < d2 {
+	if d1 <= d2 {
 		qweight--
 	}
 	scale := 16 - qweight*4

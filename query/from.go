@@ -78,6 +78,7 @@ func (a *analyzer) fromItem(n *pg.Node) (source, *scope, error) {
 		sub := &analyzer{ctx: a.ctx, s: a.s, tx: a.tx, params: a.params}
 		p, err := sub.analyzeSelect(rs.Subquery.GetSelectStmt())
 		a.params = sub.params
+		a.failed = append(a.failed, sub.failed...)
 		if err != nil {
 			return nil, nil, err
 		}

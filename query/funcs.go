@@ -15,6 +15,12 @@ import (
 // arguments (typed already) and says its result's type.
 type scalarFunc func(a *analyzer, args []expr) (expr, error)
 
+// immutable marks x (a funcExpr) as depending on its arguments alone.
+func immutable(x expr) expr {
+	x.(*funcExpr).immutable = true
+	return x
+}
+
 // strict returns a function NULL when any argument is.
 func strict(args []expr, t Type, fn func(v []any) (any, error)) expr {
 	return &funcExpr{args: args, t: t, strict: true, fn: func(_ *env, v []any) (any, error) { return fn(v) }}

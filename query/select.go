@@ -162,7 +162,7 @@ func (a *analyzer) analyzeSelect(st *pg.SelectStmt) (*selectPlan, error) {
 		}
 	}
 	if len(st.DistinctClause) > 0 {
-		if st.DistinctClause[0] != nil {
+		if st.DistinctClause[0].GetNode() != nil { // plain DISTINCT is one empty node
 			return nil, errorf("0A000", "SELECT DISTINCT ON is not supported")
 		}
 		p.distinct = true
@@ -283,59 +283,88 @@ func (a *analyzer) targets(p *selectPlan, list []*pg.Node, sc *scope) error {
 	return nil
 }
 
-// columnName is the name PostgreSQL gives an output column with no alias.
+// columnName is the name PostgreSQL gives an output column with no alias
+// (FigureColname).
 func columnName(n *pg.Node) string {
+	name, _ := figureName(n)
+	return name
+}
+
+// figureName is FigureColnameInternal: a name and its strength (2: a
+// column's or function's own name, 1: a type's or keyword's, 0: none).
+func figureName(n *pg.Node) (string, int) {
 	switch {
+	case n == nil:
 	case n.GetColumnRef() != nil:
 		f := n.GetColumnRef().Fields
-		return stringOf(f[len(f)-1])
+		if name := stringOf(f[len(f)-1]); name != "" {
+			return name, 2
+		}
+	case n.GetAIndirection() != nil:
+		return figureName(n.GetAIndirection().Arg)
 	case n.GetFuncCall() != nil:
 		f := n.GetFuncCall().Funcname
-		return stringOf(f[len(f)-1])
+		return stringOf(f[len(f)-1]), 2
+	case n.GetAExpr() != nil:
+		if n.GetAExpr().Kind == pg.A_Expr_Kind_AEXPR_NULLIF {
+			return "nullif", 2
+		}
 	case n.GetTypeCast() != nil:
-		if inner := columnName(n.GetTypeCast().Arg); inner != "?column?" {
-			return inner
+		if name, strength := figureName(n.GetTypeCast().Arg); strength > 1 {
+			return name, strength
 		}
-		tn := n.GetTypeCast().TypeName
-		t, err := typeOf(tn)
-		if err != nil {
-			return "?column?"
-		}
-		for name, nt := range typeNames {
-			if nt.OID == t.OID && len(name) <= 8 && (name == "int4" || name == "int8" || name == "int2" || name == "text" || name == "bool" || name == "float8" || name == "float4" || name == "numeric" || name == "varchar" || name == "bpchar" || name == "bytea" || name == "date" || name == "timestamp" || name == "timestamptz" || name == "name" || name == "oid") {
-				return name
-			}
+		if t, err := typeOf(n.GetTypeCast().TypeName); err == nil {
+			return pgTypeName(t), 1
 		}
 	case n.GetCaseExpr() != nil:
-		return "case"
+		if name, strength := figureName(n.GetCaseExpr().Defresult); strength > 1 {
+			return name, strength
+		}
+		return "case", 1
 	case n.GetCoalesceExpr() != nil:
-		return "coalesce"
+		return "coalesce", 2
+	case n.GetAArrayExpr() != nil:
+		return "array", 2
 	case n.GetSqlvalueFunction() != nil:
 		switch n.GetSqlvalueFunction().Op {
 		case pg.SQLValueFunctionOp_SVFOP_CURRENT_TIMESTAMP:
-			return "current_timestamp"
+			return "current_timestamp", 2
 		case pg.SQLValueFunctionOp_SVFOP_CURRENT_DATE:
-			return "current_date"
+			return "current_date", 2
+		case pg.SQLValueFunctionOp_SVFOP_LOCALTIMESTAMP:
+			return "localtimestamp", 2
 		case pg.SQLValueFunctionOp_SVFOP_CURRENT_USER:
-			return "current_user"
+			return "current_user", 2
 		case pg.SQLValueFunctionOp_SVFOP_SESSION_USER:
-			return "session_user"
+			return "session_user", 2
+		case pg.SQLValueFunctionOp_SVFOP_USER:
+			return "user", 2
 		case pg.SQLValueFunctionOp_SVFOP_CURRENT_SCHEMA:
-			return "current_schema"
+			return "current_schema", 2
 		case pg.SQLValueFunctionOp_SVFOP_CURRENT_CATALOG:
-			return "current_catalog"
+			return "current_catalog", 2
+		case pg.SQLValueFunctionOp_SVFOP_CURRENT_ROLE:
+			return "current_role", 2
 		}
 	case n.GetSubLink() != nil:
-		switch n.GetSubLink().SubLinkType {
+		sl := n.GetSubLink()
+		switch sl.SubLinkType {
 		case pg.SubLinkType_EXISTS_SUBLINK:
-			return "exists"
+			return "exists", 2
 		case pg.SubLinkType_ARRAY_SUBLINK:
-			return "array"
+			return "array", 2
+		case pg.SubLinkType_EXPR_SUBLINK:
+			// The subquery's own first column's name.
+			if sel := sl.Subselect.GetSelectStmt(); sel != nil && len(sel.TargetList) > 0 {
+				rt := sel.TargetList[0].GetResTarget()
+				if rt.Name != "" {
+					return rt.Name, 2
+				}
+				return figureName(rt.Val)
+			}
 		}
-	case n.GetAArrayExpr() != nil:
-		return "array"
 	}
-	return "?column?"
+	return "?column?", 0
 }
 
 // orderAndLimit analyses ORDER BY, LIMIT and OFFSET.
@@ -352,6 +381,9 @@ func (a *analyzer) orderAndLimit(p *selectPlan, st *pg.SelectStmt, sc *scope) er
 			key.nullsFirst = true
 		case pg.SortByNulls_SORTBY_NULLS_LAST:
 			key.nullsFirst = false
+		}
+		if c := sb.Node.GetAConst(); c != nil && c.GetIval() == nil && !c.Isnull {
+			return withPosition(errorf("42601", "non-integer constant in ORDER BY"), c.Location)
 		}
 		if c := sb.Node.GetAConst(); c != nil && c.GetIval() != nil {
 			pos := int(c.GetIval().Ival)

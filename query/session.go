@@ -583,8 +583,17 @@ func (s *Session) checkTxnOptions(opts []*pg.Node) error {
 	return nil
 }
 
-// plan analyses a plannable statement.
+// plan analyses a plannable statement; a constant expression's error
+// (a.failed) fails it once the analysis itself has succeeded.
 func (a *analyzer) plan(n *pg.Node) (interface{ columns() []Column }, error) {
+	p, err := a.planOf(n)
+	if err == nil && len(a.failed) > 0 {
+		return nil, a.failed[0].err
+	}
+	return p, err
+}
+
+func (a *analyzer) planOf(n *pg.Node) (interface{ columns() []Column }, error) {
 	switch {
 	case n.GetSelectStmt() != nil:
 		st := n.GetSelectStmt()

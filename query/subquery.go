@@ -52,11 +52,14 @@ func (e *subqueryExpr) eval(env *env, row []any) (any, error) {
 		}
 		return nil, errorf("21000", "more than one row returned by a subquery used as an expression")
 	}
-	// x IN (subquery): true if a row equals x; NULL if none does but one
-	// is NULL (or x is).
+	// x IN (subquery): false if there are no rows (whatever x is); true
+	// if a row equals x; NULL if none does but one is NULL (or x is).
 	x, err := e.test.eval(env, row)
-	if err != nil || x == nil {
-		return nil, err
+	if err != nil || len(rows) == 0 {
+		return false, err
+	}
+	if x == nil {
+		return nil, nil
 	}
 	sawNull := false
 	for _, r := range rows {
@@ -78,6 +81,7 @@ func (a *analyzer) subLink(sl *pg.SubLink, sc *scope) (expr, error) {
 	sub := &analyzer{ctx: a.ctx, s: a.s, tx: a.tx, params: a.params, outer: append(append([]*scope(nil), a.outer...), sc)}
 	plan, err := sub.analyzeSelect(sl.Subselect.GetSelectStmt())
 	a.params = sub.params
+	a.failed = append(a.failed, sub.failed...)
 	if err != nil {
 		return nil, err
 	}

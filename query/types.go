@@ -207,8 +207,11 @@ func parseText(t Type, s string) (any, error) {
 		return v, nil
 	case famNumeric:
 		d, _, err := apd.NewFromString(strings.TrimSpace(s))
-		if err != nil {
+		if err != nil || d.Form != apd.Finite {
 			return nil, errInvalidInput(t, s)
+		}
+		if d.IsZero() {
+			d.Negative = false // numeric has no negative zero
 		}
 		return d, nil
 	case famString, famUnknown:
