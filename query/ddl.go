@@ -557,3 +557,25 @@ func (a *analyzer) rename(st *pg.RenameStmt) (string, error) {
 	t.Version++
 	return "ALTER TABLE", putTable(a.ctx, a.tx, t)
 }
+
+// vacuum runs VACUUM and ANALYZE: there is nothing for them to do (old
+// versions are collected by every node's garbage collection pass, and the
+// planner keeps no statistics), which a notice says; the tables they name
+// must exist, as in PostgreSQL.
+func (a *analyzer) vacuum(st *pg.VacuumStmt) (string, error) {
+	verb := "ANALYZE"
+	if st.IsVacuumcmd {
+		verb = "VACUUM"
+	}
+	for _, n := range st.Rels {
+		if _, err := a.table(n.GetVacuumRelation().GetRelation()); err != nil {
+			return "", err
+		}
+	}
+	if st.IsVacuumcmd {
+		a.s.notice("00000", "VACUUM does nothing in Orbit: each node collects old versions by itself (every 10 minutes, those older than 25 hours)")
+	} else {
+		a.s.notice("00000", "ANALYZE does nothing in Orbit: the planner keeps no statistics")
+	}
+	return verb, nil
+}

@@ -430,6 +430,8 @@ func (s *Session) execute(ctx context.Context, p *portal) (rows [][]any, tag str
 	case n.GetVariableSetStmt() != nil:
 		tag, err := s.set(n.GetVariableSetStmt())
 		return nil, tag, s.fail(err)
+	case n.GetVacuumStmt() != nil && n.GetVacuumStmt().IsVacuumcmd && s.status != StatusIdle:
+		return nil, "", s.fail(errorf("25001", "VACUUM cannot run inside a transaction block"))
 	case n.GetVariableShowStmt() != nil:
 		v, err := s.show(n.GetVariableShowStmt().Name)
 		if err != nil {
@@ -638,6 +640,9 @@ func (a *analyzer) run(n *pg.Node, r *run, st *statement) ([][]any, string, erro
 		return nil, tag, err
 	case n.GetRenameStmt() != nil:
 		tag, err := a.rename(n.GetRenameStmt())
+		return nil, tag, err
+	case n.GetVacuumStmt() != nil:
+		tag, err := a.vacuum(n.GetVacuumStmt())
 		return nil, tag, err
 	case !plannable(n):
 		return nil, "", errorf("0A000", "statement %s is not supported", nodeName(n))
