@@ -75,15 +75,21 @@ func simpleQuery(ctx context.Context, s *Session, sql string) string {
 	if err != nil {
 		return printError(err)
 	}
+	if len(stmts) > 1 {
+		s.BeginImplicit()
+	}
+	failed := false
 	for _, text := range stmts {
 		st, err := s.Prepare(ctx, text, nil)
 		if err != nil {
 			b.WriteString(printError(err))
+			failed = true
 			break
 		}
 		p, err := st.Bind(nil, nil, nil)
 		if err != nil {
 			b.WriteString(printError(err))
+			failed = true
 			break
 		}
 		var rows []string
@@ -104,6 +110,7 @@ func simpleQuery(ctx context.Context, s *Session, sql string) string {
 		}
 		if err != nil {
 			b.WriteString(printError(err))
+			failed = true
 			break
 		}
 		if p.Copy() != nil {
@@ -122,6 +129,11 @@ func simpleQuery(ctx context.Context, s *Session, sql string) string {
 			}
 		}
 		b.WriteString(tag + "\n")
+	}
+	if len(stmts) > 1 {
+		if err := s.EndImplicit(ctx, failed); err != nil {
+			b.WriteString(printError(err))
+		}
 	}
 	return b.String()
 }

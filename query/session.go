@@ -31,8 +31,41 @@ type Session struct {
 	// and once the block failed).
 	tx      *txn.Tx
 	txStart time.Time
-	notices []*Error
-	closed  bool
+	// implicit: tx is the implicit transaction of a multi-statement
+	// simple query (BeginImplicit); the status stays idle meanwhile.
+	implicit bool
+	notices  []*Error
+	closed   bool
+}
+
+// BeginImplicit starts the one transaction the statements of a
+// multi-statement simple query share (outside a block; inside one they
+// are the block's already).
+func (s *Session) BeginImplicit() {
+	if s.status == StatusIdle && s.tx == nil {
+		s.tx, s.implicit = s.db.Begin(), true
+		s.txStart = s.e.rt.Now().UTC().Truncate(time.Microsecond)
+	}
+}
+
+// EndImplicit commits the implicit transaction, or rolls it back when a
+// statement failed; a BEGIN, COMMIT or ROLLBACK among the statements
+// has ended it already.
+func (s *Session) EndImplicit(ctx context.Context, failed bool) error {
+	if !s.implicit {
+		return nil
+	}
+	tx := s.tx
+	s.tx, s.implicit = nil, false
+	if failed {
+		tx.Rollback(ctx)
+		return nil
+	}
+	if err := tx.Commit(ctx); err != nil {
+		tx.Rollback(ctx)
+		return sqlError(err)
+	}
+	return nil
 }
 
 // reported are the run-time parameters a client is told of (ParameterStatus).
@@ -526,10 +559,19 @@ func (s *Session) transaction(ctx context.Context, t *pg.TransactionStmt) (strin
 			s.warning("25001", "there is already a transaction in progress")
 			return "BEGIN", nil
 		}
+		if s.implicit {
+			// The implicit transaction becomes the block (PostgreSQL).
+			s.implicit, s.status = false, StatusInTxn
+			return "BEGIN", nil
+		}
 		s.tx, s.status = s.db.Begin(), StatusInTxn
 		s.txStart = s.e.rt.Now().UTC().Truncate(time.Microsecond)
 		return "BEGIN", nil
 	case pg.TransactionStmtKind_TRANS_STMT_COMMIT:
+		if s.implicit {
+			// COMMIT ends the implicit transaction as it would a block.
+			s.implicit, s.status = false, StatusInTxn
+		}
 		switch s.status {
 		case StatusIdle:
 			s.warning("25P01", "there is no transaction in progress")
@@ -546,6 +588,9 @@ func (s *Session) transaction(ctx context.Context, t *pg.TransactionStmt) (strin
 		}
 		return "COMMIT", nil
 	case pg.TransactionStmtKind_TRANS_STMT_ROLLBACK:
+		if s.implicit {
+			s.implicit, s.status = false, StatusInTxn
+		}
 		if s.status == StatusIdle {
 			s.warning("25P01", "there is no transaction in progress")
 			return "ROLLBACK", nil

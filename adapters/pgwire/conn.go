@@ -166,12 +166,25 @@ func (c *conn) simpleQuery(sql string) error {
 	case len(texts) == 0:
 		c.send(&pgproto3.EmptyQueryResponse{})
 	}
+	implicit := len(texts) > 1
+	if implicit {
+		c.sess.BeginImplicit()
+	}
+	failed := false
 	for _, text := range texts {
 		if err := c.runSimple(ctx, text); err != nil {
+			failed = true
 			if err := c.report(err); err != nil {
 				return err
 			}
 			break
+		}
+	}
+	if implicit {
+		if err := c.sess.EndImplicit(ctx, failed); err != nil {
+			if err := c.report(err); err != nil {
+				return err
+			}
 		}
 	}
 	return c.ready()

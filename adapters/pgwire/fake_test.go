@@ -149,6 +149,10 @@ func (s *fakeSession) Prepare(ctx context.Context, sql string, paramOIDs []uint3
 
 func (s *fakeSession) Status() byte { return s.status }
 
+func (s *fakeSession) BeginImplicit() {}
+
+func (s *fakeSession) EndImplicit(context.Context, bool) error { return nil }
+
 func (s *fakeSession) Notices() []*query.Error {
 	n := s.notices
 	s.notices = nil

@@ -64,6 +64,13 @@ type Session interface {
 	// (none for an empty or all-comment string: answer EmptyQueryResponse).
 	// A syntax error is a *query.Error.
 	Split(sql string) ([]string, error)
+	// BeginImplicit and EndImplicit bracket the statements of one
+	// simple-protocol query string of more than one statement: they run
+	// as one transaction (unless they hold their own BEGIN/COMMIT), as
+	// in PostgreSQL. EndImplicit commits it, or rolls it back when failed
+	// (a statement failed); its error is the commit's.
+	BeginImplicit()
+	EndImplicit(ctx context.Context, failed bool) error
 	// Prepare parses and analyses one statement; paramOIDs are the types
 	// the client gave (0: infer).
 	Prepare(ctx context.Context, sql string, paramOIDs []uint32) (query.Statement, error)
