@@ -102,12 +102,9 @@ func (a *analyzer) analyzeInsert(st *pg.InsertStmt) (*insertPlan, error) {
 		seen := map[int]bool{}
 		for _, n := range st.Cols {
 			rt := n.GetResTarget()
-			if len(rt.Indirection) > 0 {
-				return nil, errorf("0A000", "assigning to parts of a column is not supported")
-			}
-			i, ok := t.columnNamed(rt.Name)
-			if !ok || t.Columns[i].Hidden {
-				return nil, withPosition(errorf("42703", "column %q of relation %q does not exist", rt.Name, t.Name), rt.Location)
+			i, err := targetColumn(t, rt)
+			if err != nil {
+				return nil, err
 			}
 			if seen[i] {
 				return nil, withPosition(errorf("42701", "column %q specified more than once", rt.Name), rt.Location)
@@ -224,9 +221,9 @@ func (a *analyzer) onConflict(p *insertPlan, oc *pg.OnConflictClause, alias stri
 	up := &upsert{sets: map[int]expr{}}
 	for _, n := range oc.TargetList {
 		rt := n.GetResTarget()
-		i, ok := t.columnNamed(rt.Name)
-		if !ok || t.Columns[i].Hidden {
-			return withPosition(errorf("42703", "column %q of relation %q does not exist", rt.Name, t.Name), rt.Location)
+		i, err := targetColumn(t, rt)
+		if err != nil {
+			return err
 		}
 		if _, dup := up.sets[i]; dup {
 			return withPosition(errorf("42601", "multiple assignments to same column %q", rt.Name), rt.Location)
@@ -258,6 +255,19 @@ func keyColumnNames(t *TableDesc) []string {
 		names = append(names, t.Columns[i].Name)
 	}
 	return names
+}
+
+// targetColumn is the position of the column an INSERT column list or a
+// SET names.
+func targetColumn(t *TableDesc, rt *pg.ResTarget) (int, error) {
+	if len(rt.Indirection) > 0 {
+		return -1, errorf("0A000", "assigning to parts of a column is not supported")
+	}
+	i, ok := t.columnNamed(rt.Name)
+	if !ok || t.Columns[i].Hidden {
+		return -1, withPosition(errorf("42703", "column %q of relation %q does not exist", rt.Name, t.Name), rt.Location)
+	}
+	return i, nil
 }
 
 // assignable checks x can be stored in column c and converts it.
@@ -527,12 +537,9 @@ func (a *analyzer) analyzeUpdate(st *pg.UpdateStmt) (*updatePlan, error) {
 	p.sets = map[int]expr{}
 	for _, n := range st.TargetList {
 		rt := n.GetResTarget()
-		if len(rt.Indirection) > 0 {
-			return nil, errorf("0A000", "assigning to parts of a column is not supported")
-		}
-		i, ok := t.columnNamed(rt.Name)
-		if !ok || t.Columns[i].Hidden {
-			return nil, withPosition(errorf("42703", "column %q of relation %q does not exist", rt.Name, t.Name), rt.Location)
+		i, err := targetColumn(t, rt)
+		if err != nil {
+			return nil, err
 		}
 		if _, dup := p.sets[i]; dup {
 			return nil, withPosition(errorf("42601", "multiple assignments to same column %q", rt.Name), rt.Location)
