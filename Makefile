@@ -5,7 +5,7 @@ SEED    ?= 1
 # The availability scenario is ~30x heavier per seed than the KV one.
 AVAIL_SEEDS ?= 40
 
-.PHONY: build run cluster bench-redis demo smoke test lint sim sim-avail sim-coverage sim5 determinism bench race mutations jepsen acceptance help sql-diff
+.PHONY: build run cluster bench-redis bench-sql demo smoke test lint sim sim-avail sim-coverage sim5 determinism bench race mutations jepsen acceptance help sql-diff
 
 # make run's ports and extra flags: `make run PORT=6390 ORBIT_FLAGS='--ranges 4'`
 # (6379 is often taken by a local redis-server).
@@ -38,6 +38,11 @@ cluster:
 ## redis-server in the same run; prints a markdown table (not part of CI)
 bench-redis:
 	GO=$(GO) bench/redis.sh
+
+## bench-sql: pgbench -i and the builtin scripts against orbit serve (1 and
+## 3 nodes) and a throwaway PostgreSQL 15 in the same run; ratios (bench/pgbench.sh)
+bench-sql:
+	GO=$(GO) bench/pgbench.sh
 
 ## demo: a 3-node cluster in the simulator under faults; prints what happened
 demo:

@@ -91,7 +91,7 @@ func newTxnServers(s *Sim, servers []kernel.NodeID, stopped func() bool, splitAt
 	}
 	var c *serverSet
 	c = newServerSet(s, servers, layout, func(rt kernel.Runtime) {
-		machine := txn.NewMachine(hlc.NewClock(rt.Now, hlc.DefaultMaxOffset), simTxnOptions)
+		machine := txn.NewMachine(hlc.NewClock(rt.Now, hlc.DefaultMaxOffset), simTxnOptions(rt))
 		c.openStore(rt, c.openEngine(rt), consensus.Options{Keyspaces: []consensus.Keyspace{machine.Keyspace()},
 			Router: consensus.NewRouter(rt, layout), SplitBytes: splitBytes, MergeBytes: splitBytes / 4})
 	})
@@ -140,17 +140,27 @@ const gcNode kernel.NodeID = 203
 // collection meets transactions in flight.
 const simGCTTL = 2 * time.Second
 
-// simTxnOptions are the transaction scenarios' options, for machines and
-// clients alike: the GC TTL above, and heartbeats short enough that a
-// paused node (pauses last 50 ms to 1 s) outlives its transactions'
-// records, which others then abort while its coordinator still means to
-// commit.
-var simTxnOptions = txn.Options{GCTTL: simGCTTL, HeartbeatInterval: 150 * time.Millisecond, HeartbeatExpiry: 400 * time.Millisecond}
+// simTxnOptions are a node's options in the transaction scenarios, for
+// machines and clients alike: the GC TTL above, and heartbeats short
+// enough that a paused node (pauses last 50 ms to 1 s) outlives its
+// transactions' records, which others then abort while its coordinator
+// still means to commit. Half the nodes (drawn from the node's
+// randomness) also write and resolve intents in batches of a few bytes
+// and keep records of a few keys' bytes: a large transaction's paths
+// (several commands per range, records condensed to spans and resolved
+// by scanning them) run under every fault, and mixed with the defaults.
+func simTxnOptions(rt kernel.Runtime) txn.Options {
+	o := txn.Options{GCTTL: simGCTTL, HeartbeatInterval: 150 * time.Millisecond, HeartbeatExpiry: 400 * time.Millisecond}
+	if rt.Rand().IntN(2) == 0 {
+		o.BatchBytes, o.RecordKeyBytes = 8+rt.Rand().IntN(64), 4+rt.Rand().IntN(32)
+	}
+	return o
+}
 
 // newTxnDB is a client node's DB (one per client node: the name is the
 // node's only one).
 func newTxnDB(rt kernel.Runtime, layout consensus.Layout) *txn.DB {
-	db, err := txn.NewDB(rt, consensus.NewRouter(rt, layout), hlc.NewClock(rt.Now, hlc.DefaultMaxOffset), "txn-client", simTxnOptions)
+	db, err := txn.NewDB(rt, consensus.NewRouter(rt, layout), hlc.NewClock(rt.Now, hlc.DefaultMaxOffset), "txn-client", simTxnOptions(rt))
 	if err != nil {
 		kernel.Crash("txn client: %v", err)
 	}

@@ -121,7 +121,7 @@ func (c *redisTxnCluster) boot(rt kernel.Runtime) {
 		Consensus: consensus.Options{SplitBytes: c.splitBytes, MergeBytes: c.splitBytes / 4},
 		Cluster:   cluster.Options{RebalanceInterval: -1},
 		Redis:     &session.Options{Clients: 4},
-		Txn:       simTxnOptions,
+		Txn:       simTxnOptions(rt),
 	}
 	c.bootNode(rt, c.openEngine(rt), c.nodes, opts)
 }
@@ -134,7 +134,7 @@ func (c *redisTxnCluster) client(ctx context.Context, rt kernel.Runtime, i int) 
 	clock := hlc.NewClock(rt.Now, hlc.DefaultMaxOffset)
 	sess, err := session.New(session.Options{
 		Runtime: rt, Layout: c.layout, Router: router, Clients: 2, CommandTimeout: 3 * time.Second, ExpirePeriod: -1,
-		NewDB: func(name string) (*txn.DB, error) { return txn.NewDB(rt, router, clock, name, simTxnOptions) },
+		NewDB: func(name string) (*txn.DB, error) { return txn.NewDB(rt, router, clock, name, simTxnOptions(rt)) },
 	})
 	if err != nil {
 		panic(err) // the harness's own options

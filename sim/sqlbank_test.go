@@ -124,7 +124,7 @@ func newSQLCluster(s *Sim, servers []kernel.NodeID, client func(ctx context.Cont
 			router := consensus.NewRouter(rt, layout)
 			clock := hlc.NewClock(rt.Now, hlc.DefaultMaxOffset)
 			eng, err := query.New(query.Options{Runtime: rt, NewDB: func(name string) (*txn.DB, error) {
-				return txn.NewDB(rt, router, clock, name, simTxnOptions)
+				return txn.NewDB(rt, router, clock, name, simTxnOptions(rt))
 			}})
 			if err != nil {
 				panic(err) // the harness's own options
@@ -154,7 +154,7 @@ func newSQLCluster(s *Sim, servers []kernel.NodeID, client func(ctx context.Cont
 // scenarios' options (the node's own garbage collector runs every
 // simGCTTL/3), and starts the client it hosts on its engine.
 func (c *sqlCluster) boot(rt kernel.Runtime) {
-	txo := simTxnOptions
+	txo := simTxnOptions(rt)
 	txo.GCInterval = simGCTTL / 3
 	nd := c.bootNode(rt, c.openEngine(rt), c.nodes, node.Options{
 		Consensus: consensus.Options{SplitBytes: c.splitBytes, MergeBytes: c.splitBytes / 4},

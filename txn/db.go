@@ -138,7 +138,7 @@ func (db *DB) Delete(ctx context.Context, key []byte) error {
 func (db *DB) write(ctx context.Context, key, value []byte, deleted bool) error {
 	k := spaceKey(key)
 	for {
-		res, err := db.send(ctx, db.cl, k, &command{op: opPut, key: k, value: value, deleted: deleted})
+		res, err := db.send(ctx, db.cl, k, &command{op: opPut, key: k, keys: [][]byte{k}, writes: [][]byte{tagged(value, deleted)}})
 		if err != nil {
 			return err
 		}
@@ -200,7 +200,7 @@ func (db *DB) push(ctx context.Context, tx *Tx, res *result) error {
 			return err
 		}
 		if pr.code != codePending {
-			_, err := db.send(ctx, db.cl, key, &command{op: opResolve, key: key, txn: &holder, commit: pr.status == statusCommitted, read: pr.ts})
+			_, err := db.send(ctx, db.cl, key, &command{op: opResolve, key: key, keys: [][]byte{key}, txn: &holder, commit: pr.status == statusCommitted, read: pr.ts})
 			return err
 		}
 		for pr.code == codePending {
@@ -279,23 +279,91 @@ func (db *DB) oneRange(writes map[string]buffered) bool {
 	return true
 }
 
+// batchLen is how many of keys (sorted) go in the next batch: those the
+// router places in the first one's range, up to Options.BatchBytes of
+// size (at least one key).
+func (db *DB) batchLen(keys [][]byte, size func([]byte) int) int {
+	d := db.router.Lookup(storage.MVCCRouteKey(keys[0]))
+	n, bytes := 1, size(keys[0])
+	for ; n < len(keys); n++ {
+		bytes += size(keys[n])
+		if bytes > db.opts.BatchBytes || !d.Contains(storage.MVCCRouteKey(keys[n])) {
+			break
+		}
+	}
+	return n
+}
+
+// keyBytes is a key's size in a batch that carries only keys.
+func keyBytes(k []byte) int { return len(k) }
+
+// condense is what a record keeps of a transaction's intents on keys
+// (sorted): the keys, or past Options.RecordKeyBytes one span per run of
+// keys the router places in one range (flat start, end pairs), as
+// CockroachDB condenses its lock spans.
+func (db *DB) condense(keys [][]byte) (points, spans [][]byte) {
+	total := 0
+	for _, k := range keys {
+		total += len(k)
+	}
+	if total <= db.opts.RecordKeyBytes {
+		return keys, nil
+	}
+	for len(keys) > 0 {
+		n := db.batchLen(keys, func([]byte) int { return 0 })
+		spans = append(spans, keys[0], append(slices.Clone(keys[n-1]), 0))
+		keys = keys[n:]
+	}
+	return nil, spans
+}
+
 // resolution is a decided transaction's intents to settle: committed at
 // ts, or aborted; then its record is forgotten.
 type resolution struct {
 	meta   storage.TxnMeta // meta.Anchor: where its record is
 	keys   [][]byte
+	spans  [][]byte // flat start, end pairs (a condensed record's)
 	commit bool
 	ts     hlc.Timestamp
 }
 
-// resolve settles r's intents one by one, then forgets the record, through
-// cl. Best effort: an intent left behind is resolved by the first request
-// that meets it (its record says how), and the record stays until then
-// (or until garbage collection finds it).
+// maxCrossRangeRefusals bounds how often a resolution batch may be
+// refused as crossing ranges in a row (each refusal teaches the router
+// the split) before the resolution gives up.
+const maxCrossRangeRefusals = 8
+
+// resolve settles r's intents, a batch per range at a time, then forgets
+// the record, through cl. Best effort: an intent left behind is resolved
+// by the first request that meets it (its record says how), and the
+// record stays until then (or until garbage collection finds it).
 func (db *DB) resolve(ctx context.Context, cl *consensus.Client, r resolution) {
-	for _, k := range r.keys {
-		if _, err := db.send(ctx, cl, k, &command{op: opResolve, key: k, txn: &r.meta, commit: r.commit, read: r.ts}); err != nil {
+	refused := 0
+	for keys := r.keys; len(keys) > 0; {
+		n := db.batchLen(keys, keyBytes)
+		res, err := db.send(ctx, cl, keys[0], &command{op: opResolve, key: keys[0], keys: keys[:n], txn: &r.meta, commit: r.commit, read: r.ts})
+		if errors.Is(err, consensus.ErrCrossRange) && refused < maxCrossRangeRefusals {
+			refused++
+			continue // the router learned the split: batch again
+		}
+		if err != nil || res.code != codeOK {
 			return
+		}
+		refused = 0
+		if res.more {
+			n, _ = slices.BinarySearchFunc(keys, res.resume, bytes.Compare)
+		}
+		keys = keys[n:]
+	}
+	for i := 0; i+1 < len(r.spans); i += 2 {
+		for start := r.spans[i]; start != nil; {
+			res, err := db.send(ctx, cl, start, &command{op: opResolveSpan, key: start, end: r.spans[i+1], txn: &r.meta, commit: r.commit, read: r.ts})
+			if err != nil || res.code != codeOK {
+				return
+			}
+			start = nil
+			if res.more {
+				start = res.resume
+			}
 		}
 	}
 	_, _ = db.send(ctx, cl, r.meta.Anchor, &command{op: opForget, key: r.meta.Anchor, txn: &r.meta})
@@ -333,7 +401,7 @@ func (db *DB) CollectGarbage(ctx context.Context, onlyLed bool) error {
 			if err != nil {
 				return err
 			}
-			db.resolve(ctx, db.cl, resolution{meta: storage.TxnMeta{ID: id, Anchor: kv.Key}, keys: r.keys, commit: r.status == statusCommitted, ts: r.ts})
+			db.resolve(ctx, db.cl, resolution{meta: storage.TxnMeta{ID: id, Anchor: kv.Key}, keys: r.keys, spans: r.spans, commit: r.status == statusCommitted, ts: r.ts})
 		}
 		from = nil
 		if res.more {

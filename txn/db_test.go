@@ -580,3 +580,128 @@ func TestGarbageCollection(t *testing.T) {
 		}
 	}
 }
+
+// TestLargeTransactions: a transaction larger than one proposal commits
+// (its intents written and resolved in batches), one that rolls back
+// leaves nothing, and with tiny batches and a record that keeps spans
+// the same holds, including when garbage collection, not the
+// coordinator, resolves a committed transaction's intents.
+func TestLargeTransactions(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		opts       Options
+		keys, size int
+	}{
+		{"beyond a proposal", Options{}, 12_000, 1000}, // 12 MB against 8 MiB
+		{"tiny batches, spans", Options{BatchBytes: 64, RecordKeyBytes: 40, GCTTL: time.Second}, 300, 30},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTestCluster(t, tc.opts)
+			ctx := testContext(t)
+			db := c.db(0, "large")
+			key := func(i int) []byte { return fmt.Appendf(nil, "%c%05d", "ax"[i%2], i) } // both sides of "m"
+			value := func(i, round int) []byte {
+				v := make([]byte, tc.size)
+				copy(v, fmt.Sprintf("%d/%d", round, i))
+				return v
+			}
+			write := func(round int) func(tx *Tx) error {
+				return func(tx *Tx) error {
+					for i := range tc.keys {
+						if err := tx.Put(ctx, key(i), value(i, round)); err != nil {
+							return err
+						}
+					}
+					return nil
+				}
+			}
+			check := func(round int) {
+				t.Helper()
+				var got []storage.KeyValue
+				err := c.db(1, "reader").Txn(ctx, func(tx *Tx) error {
+					got = got[:0]
+					for from := []byte{}; from != nil; {
+						kvs, err := tx.Scan(ctx, from, nil, 1000)
+						if err != nil {
+							return err
+						}
+						got = append(got, kvs...)
+						from = nil
+						if len(kvs) == 1000 {
+							from = append(kvs[len(kvs)-1].Key, 0)
+						}
+					}
+					return nil
+				})
+				if err != nil || len(got) != tc.keys {
+					t.Fatalf("round %d: read %d keys of %d: %v", round, len(got), tc.keys, err)
+				}
+				for _, kv := range got {
+					var i int
+					fmt.Sscanf(string(kv.Key[1:]), "%d", &i)
+					if string(kv.Value) != string(value(i, round)) {
+						t.Fatalf("round %d: %q = %.20q", round, kv.Key, kv.Value)
+					}
+				}
+			}
+			if err := db.Txn(ctx, write(1)); err != nil {
+				t.Fatal(err)
+			}
+			check(1)
+			errAbandon := errors.New("abandoned")
+			if err := db.Txn(ctx, func(tx *Tx) error {
+				if err := write(2)(tx); err != nil {
+					return err
+				}
+				if err := tx.flush(ctx); err != nil { // its intents written, then rolled back
+					return err
+				}
+				return errAbandon
+			}); !errors.Is(err, errAbandon) {
+				t.Fatal(err)
+			}
+			check(1)
+			if tc.opts.GCTTL == 0 {
+				return
+			}
+			// Committed, left unresolved, its record condensed to spans:
+			// garbage collection resolves it.
+			tx := db.Begin()
+			if err := write(3)(tx); err != nil {
+				t.Fatal(err)
+			}
+			if err := tx.flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			points, spans := db.condense(sortedKeys(tx.writes))
+			if points != nil || len(spans) != 4 {
+				t.Fatalf("condensed to %d keys and %d span bounds, want 2 spans", len(points), len(spans))
+			}
+			meta := tx.meta()
+			if res, err := db.send(ctx, db.cl, tx.anchor, &command{op: opEnd, key: tx.anchor, txn: &meta, commit: true, read: tx.write, spans: spans}); err != nil || res.status != statusCommitted {
+				t.Fatalf("commit: %v %v", res, err)
+			}
+			tx.end()
+			time.Sleep(tc.opts.GCTTL + 100*time.Millisecond)
+			// Twice: the first pass resolves the intents, whose versions
+			// then hide round 1's, which the second removes.
+			for range 2 {
+				for i := range c.rts {
+					if err := c.db(i, fmt.Sprintf("gc-%d", i)).CollectGarbage(ctx, true); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for i := range c.engines {
+				for keys := c.storedKeys(i); len(keys) != tc.keys; keys = c.storedKeys(i) {
+					if time.Now().After(deadline) {
+						t.Fatalf("node %d keeps %d keys after collection, want %d", i+1, len(keys), tc.keys)
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+			check(3)
+		})
+	}
+}

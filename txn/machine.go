@@ -178,8 +178,9 @@ func (m *Machine) execute(d *mvccData, c *command, cache *tsCache) (*result, err
 	case opPut:
 		return m.put(d, c, cache)
 	case opResolve:
-		_, err := storage.MVCCResolveIntent(d, c.key, *c.txn, c.commit, c.read)
-		return &result{}, err
+		return m.resolve(d, c)
+	case opResolveSpan:
+		return m.resolveSpan(d, c)
 	case opOnePhase:
 		return m.onePhase(d, c, cache)
 	case opGC:
@@ -217,11 +218,11 @@ func (m *Machine) onePhase(d *mvccData, c *command, cache *tsCache) (*result, er
 		return &result{code: codeNeedsRefresh, ts: ts}, nil
 	}
 	for i, k := range c.keys {
-		w := c.writes[i]
-		if len(w) == 0 {
+		value, deleted, ok := untagged(c.writes[i])
+		if !ok {
 			return &result{code: codeMalformed}, nil
 		}
-		if err := storage.MVCCPut(d, k, ts, w[1:], w[0] == 1); err != nil {
+		if err := storage.MVCCPut(d, k, ts, value, deleted); err != nil {
 			return nil, err // checked above: the range's data is not what it read
 		}
 	}
@@ -288,39 +289,101 @@ func (m *Machine) scan(d *mvccData, c *command, cache *tsCache) (*result, error)
 	return res, nil
 }
 
-// put writes c.txn's intent (or, outside a transaction, a committed
-// version) at the lowest timestamp it may have: its transaction's write
-// timestamp (or the clock's now), above every read of the key the cache
-// knows and every committed version of it.
+// put writes c.keys (one range's, in a batch): c.txn's intents, or
+// outside a transaction one committed version, at the lowest timestamp
+// they may share: the transaction's write timestamp (or the clock's
+// now), above every read of the keys the cache knows and every committed
+// version of them. Another transaction's intent on any key is a conflict
+// (pushed by the coordinator, which sends the batch again): nothing is
+// written.
 func (m *Machine) put(d *mvccData, c *command, cache *tsCache) (*result, error) {
+	if len(c.keys) == 0 || (c.txn == nil && len(c.keys) != 1) {
+		return &result{code: codeMalformed}, nil
+	}
 	ts := m.clock.Now()
 	if c.txn != nil {
 		ts = c.txn.Timestamp
 	}
-	ts = cache.floor(c.key, ts, c.reader())
-	for {
+	for _, k := range c.keys {
+		newest, ok, in, err := storage.MVCCLatest(d, k)
+		if err != nil {
+			return nil, err
+		}
+		if in != nil && (c.txn == nil || in.Txn.ID != c.txn.ID) {
+			return &result{code: codeIntent, intent: *in, intentKey: k}, nil
+		}
+		if ok && !newest.Less(ts) {
+			ts = newest.Next()
+		}
+		ts = cache.floor(k, ts, c.reader())
+	}
+	for i, k := range c.keys {
+		value, deleted, ok := untagged(c.writes[i])
+		if !ok {
+			return &result{code: codeMalformed}, nil
+		}
 		var err error
 		if c.txn != nil {
 			meta := *c.txn
 			meta.Timestamp = ts
-			err = storage.MVCCPutIntent(d, c.key, storage.Intent{Txn: meta, Value: c.value, Deleted: c.deleted})
+			err = storage.MVCCPutIntent(d, k, storage.Intent{Txn: meta, Value: value, Deleted: deleted})
 		} else {
-			err = storage.MVCCPut(d, c.key, ts, c.value, c.deleted)
+			err = storage.MVCCPut(d, k, ts, value, deleted)
 		}
-		var tooOld *storage.WriteTooOldError
-		if errors.As(err, &tooOld) {
-			ts = tooOld.Existing.Next() // above it, once
-			continue
+		if err != nil {
+			return nil, err // checked above: the range's data is not what it read
 		}
-		if res, err := conflict(err); res != nil || err != nil {
-			return res, err
-		}
-		break
 	}
 	if res, err := m.begin(d, c); res != nil || err != nil {
 		return res, err
 	}
 	return &result{ts: ts}, nil
+}
+
+// resolve settles c.txn's intents on c.keys (opResolve), in order, until
+// the command has written Options.BatchBytes: the rest are for the next
+// command (result.resume).
+func (m *Machine) resolve(d *mvccData, c *command) (*result, error) {
+	for _, k := range c.keys {
+		if d.written >= m.opts.BatchBytes {
+			return &result{more: true, resume: k}, nil
+		}
+		if !d.holds(k) {
+			return nil, d.outside(k)
+		}
+		if _, err := storage.MVCCResolveIntent(d, k, *c.txn, c.commit, c.read); err != nil {
+			return nil, err
+		}
+	}
+	return &result{}, nil
+}
+
+// resolveSpan settles every intent of c.txn in [c.key, c.end) within the
+// range (opResolveSpan), paged by Options.BatchBytes as resolve is.
+func (m *Machine) resolveSpan(d *mvccData, c *command) (*result, error) {
+	start, end, cut := c.spanIn(d.start, d.end)
+	for bytes.Compare(start, end) < 0 {
+		runs, resume, err := storage.MVCCRuns(d, start, end, gcPage)
+		if err != nil {
+			return nil, err
+		}
+		for _, run := range runs {
+			if d.written >= m.opts.BatchBytes {
+				return &result{more: true, resume: run.Key}, nil
+			}
+			if _, err := storage.MVCCResolveIntent(d, run.Key, *c.txn, c.commit, c.read); err != nil {
+				return nil, err
+			}
+		}
+		if resume == nil {
+			break
+		}
+		start = resume
+	}
+	if cut {
+		return &result{more: true, resume: end}, nil
+	}
+	return &result{}, nil
 }
 
 // begin writes c.txn's record, pending, when c is its first write (c.begin):
@@ -430,7 +493,7 @@ func (m *Machine) recordOp(d *mvccData, c *command) (*result, error) {
 			if rec == nil {
 				rec = &record{}
 			}
-			rec.keys = c.keys
+			rec.keys, rec.spans = c.keys, c.spans
 			if !c.commit {
 				return abort(), nil
 			}
@@ -438,10 +501,11 @@ func (m *Machine) recordOp(d *mvccData, c *command) (*result, error) {
 			set(rec)
 			// The intents in this range resolve with the decision, in the
 			// same command (as CockroachDB's EndTxn resolves its local
-			// intents): the coordinator resolves only the others.
+			// intents), up to Options.BatchBytes: the coordinator resolves
+			// only the others.
 			res := &result{status: statusCommitted, ts: rec.ts}
 			for i, k := range c.keys {
-				if d.holds(k) {
+				if d.holds(k) && d.written < m.opts.BatchBytes {
 					if !mutation.On(MutLocalResolveUnwritten) {
 						if _, err := storage.MVCCResolveIntent(d, k, *c.txn, true, rec.ts); err != nil {
 							return nil, err
@@ -502,7 +566,8 @@ func (m *Machine) readFloor() hlc.Timestamp { return m.gcThreshold().Add(m.clock
 // of each key that no read at or above the threshold sees, and the
 // settled records whose last sign of life is below it, once their
 // intents here are resolved. A record whose intents lie in other ranges
-// too stays, listing only those, and is reported (result.kvs: its anchor,
+// too (or are more than one command resolves, or kept as spans) stays,
+// listing only those, and is reported (result.kvs: its anchor,
 // and its ID followed by the record) for the collector to resolve them
 // and forget it.
 func (m *Machine) gc(d *mvccData, c *command) (*result, error) {
@@ -551,8 +616,8 @@ func (m *Machine) collectRecord(d *mvccData, anchor []byte, rec storage.KeyValue
 	meta := storage.TxnMeta{ID: id, Anchor: anchor}
 	var elsewhere [][]byte
 	for _, k := range r.keys {
-		if !d.holds(k) {
-			elsewhere = append(elsewhere, k)
+		if !d.holds(k) || d.written >= m.opts.BatchBytes {
+			elsewhere = append(elsewhere, k) // for the collector
 			continue
 		}
 		if _, err := storage.MVCCResolveIntent(d, k, meta, r.status == statusCommitted, r.ts); err != nil {
@@ -560,7 +625,7 @@ func (m *Machine) collectRecord(d *mvccData, anchor []byte, rec storage.KeyValue
 		}
 	}
 	key := recordKey(anchor, id)
-	if len(elsewhere) == 0 {
+	if len(elsewhere) == 0 && len(r.spans) == 0 {
 		d.Delete(key)
 		return nil
 	}
@@ -596,6 +661,9 @@ type mvccData struct {
 	data       consensus.RangeData
 	start, end []byte
 	err        error
+	// written counts the bytes the command has written (keys and
+	// values), for the commands that stop at Options.BatchBytes.
+	written int
 }
 
 func (d *mvccData) Get(key []byte) ([]byte, error) {
@@ -624,12 +692,14 @@ func (d *mvccData) Scan(start, end []byte, limit int) ([]storage.KeyValue, []byt
 }
 
 func (d *mvccData) Set(key, value []byte) {
+	d.written += len(key) + len(value)
 	if err := d.data.Set(key, value); err != nil && d.err == nil {
 		d.err = err
 	}
 }
 
 func (d *mvccData) Delete(key []byte) {
+	d.written += len(key)
 	if err := d.data.Delete(key); err != nil && d.err == nil {
 		d.err = err
 	}
@@ -638,6 +708,18 @@ func (d *mvccData) Delete(key []byte) {
 // holds reports whether user key k's run lies in the range.
 func (d *mvccData) holds(k []byte) bool {
 	return bytes.Compare(k, storage.MVCCKeyAt(d.start)) >= 0 && bytes.Compare(k, storage.MVCCKeyAt(d.end)) < 0
+}
+
+// outside is the range's refusal of user key k, which it does not hold
+// (the command is refused as crossing ranges: its sender learns the
+// split). A read of k itself would not say it: reads are clipped to the
+// range.
+func (d *mvccData) outside(k []byte) error {
+	_, _, err := d.data.Get(storage.MVCCRouteKey(k))
+	if err == nil {
+		panic("txn: a key outside the range read as inside it")
+	}
+	return err
 }
 
 // record reads the record at key (nil: none).

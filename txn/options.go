@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/orbitkernel/orbit/consensus"
 )
 
 // Options configure the transactional keyspace's machine and its
@@ -40,6 +42,18 @@ type Options struct {
 	// short holds finish; a deadlock still ends within WoundAfter (as
 	// PostgreSQL's deadlock_timeout). Default 50 ms; negative: at once.
 	WoundAfter time.Duration
+	// BatchBytes bounds one command's share of a large transaction: a
+	// coordinator writes its intents in batches of about this many bytes
+	// (keys and values, one range each), and a leaseholder resolves about
+	// this many bytes of intents per command, so that a transaction of
+	// any size (a COPY of a million rows) never needs a proposal beyond
+	// consensus.MaxProposalBytes. Default 1 MiB.
+	BatchBytes int
+	// RecordKeyBytes bounds the keys a transaction record lists: past it
+	// the record keeps one span per range instead (as CockroachDB
+	// condenses its lock spans), resolved by scanning the span. Default
+	// 64 KiB.
+	RecordKeyBytes int
 }
 
 // The defaults of Options.
@@ -51,6 +65,8 @@ const (
 	DefaultGCTTL             = 25 * time.Hour
 	DefaultGCInterval        = 10 * time.Minute
 	DefaultWoundAfter        = 50 * time.Millisecond
+	DefaultBatchBytes        = 1 << 20
+	DefaultRecordKeyBytes    = 64 << 10
 )
 
 // ErrInvalidOptions wraps every problem Validate reports.
@@ -79,6 +95,12 @@ func (o *Options) EnsureDefaults() *Options {
 	if o.WoundAfter == 0 {
 		o.WoundAfter = DefaultWoundAfter
 	}
+	if o.BatchBytes == 0 {
+		o.BatchBytes = DefaultBatchBytes
+	}
+	if o.RecordKeyBytes == 0 {
+		o.RecordKeyBytes = DefaultRecordKeyBytes
+	}
 	return o
 }
 
@@ -94,6 +116,12 @@ func (o *Options) Validate() error {
 	}
 	if o.GCTTL < time.Second {
 		errs = append(errs, fmt.Errorf("%w: GCTTL %v must be at least a second", ErrInvalidOptions, o.GCTTL))
+	}
+	if o.BatchBytes < 1 || o.BatchBytes > consensus.MaxProposalBytes/4 {
+		errs = append(errs, fmt.Errorf("%w: BatchBytes %d must be positive and at most a quarter of a proposal (%d)", ErrInvalidOptions, o.BatchBytes, consensus.MaxProposalBytes/4))
+	}
+	if o.RecordKeyBytes < 1 || o.RecordKeyBytes > consensus.MaxProposalBytes/4 {
+		errs = append(errs, fmt.Errorf("%w: RecordKeyBytes %d must be positive and at most a quarter of a proposal (%d)", ErrInvalidOptions, o.RecordKeyBytes, consensus.MaxProposalBytes/4))
 	}
 	if o.MaxRetries < 1 {
 		errs = append(errs, fmt.Errorf("%w: MaxRetries %d must be positive", ErrInvalidOptions, o.MaxRetries))

@@ -35,8 +35,9 @@ type record struct {
 	// last showed it was alive.
 	start, heartbeat hlc.Timestamp
 	// keys are the intents a finalized transaction left, for whoever
-	// resolves them.
-	keys [][]byte
+	// resolves them; spans (start, end pairs, flat) cover them instead
+	// when there are too many (Options.RecordKeyBytes).
+	keys, spans [][]byte
 }
 
 // recordName names a record among its anchor's run-local records.
@@ -64,6 +65,7 @@ func (r *record) encode() []byte {
 	e.ts(r.start)
 	e.ts(r.heartbeat)
 	e.list(r.keys)
+	e.list(r.spans)
 	return e.b
 }
 
@@ -72,7 +74,10 @@ func decodeRecord(b []byte) (*record, error) {
 	r := &record{status: status(d.byte())}
 	r.ts, r.start, r.heartbeat = d.ts(), d.ts(), d.ts()
 	r.keys = d.list(maxCommandKeys)
-	if err := d.done(); err != nil || r.status < statusPending || r.status > statusAborted {
+	if len(d.b) > 0 { // records written before spans were
+		r.spans = d.list(maxCommandKeys)
+	}
+	if err := d.done(); err != nil || r.status < statusPending || r.status > statusAborted || len(r.spans)%2 != 0 {
 		return nil, fmt.Errorf("txn: a corrupt record (%d bytes): %w", len(b), errMalformed)
 	}
 	return r, nil

@@ -200,27 +200,47 @@ func (tx *Tx) bufferWrite(k []byte, w buffered) error {
 	return nil
 }
 
-// flush writes the buffered writes as intents, in key order (two
-// transactions flushing the same keys meet at the first, so they never
-// wait on each other in a cycle).
+// flush writes the buffered writes as intents, in key order, in batches
+// of one range's keys (Options.BatchBytes each): two transactions
+// flushing the same keys meet at the first they share, so they never
+// wait on each other in a cycle (a batch writes all its keys or none).
 func (tx *Tx) flush(ctx context.Context) error {
 	keys := slices.Sorted(maps.Keys(tx.buffer))
-	for i, k := range keys {
-		w := tx.buffer[k]
-		if i > 0 && i == len(keys)-1 && mutation.On(MutCommitSkipsAnIntent) {
-			delete(tx.buffer, k) // dropped, as an ignored error would drop it
-			continue
-		}
-		if err := tx.put(ctx, []byte(k), w.value, w.deleted); err != nil {
+	if len(keys) > 1 && mutation.On(MutCommitSkipsAnIntent) {
+		delete(tx.buffer, keys[len(keys)-1]) // dropped, as an ignored error would drop it
+		keys = keys[:len(keys)-1]
+	}
+	size := func(k []byte) int { return len(k) + len(tx.buffer[string(k)].value) }
+	for len(keys) > 0 {
+		batch := bytesKeys(keys[:tx.db.batchLen(bytesKeys(keys), size)])
+		if err := tx.put(ctx, batch); err != nil {
 			return err
 		}
-		delete(tx.buffer, k)
+		for _, k := range batch {
+			delete(tx.buffer, string(k))
+		}
+		keys = keys[len(batch):]
 	}
 	return nil
 }
 
-func (tx *Tx) put(ctx context.Context, k, value []byte, deleted bool) error {
-	res, err := tx.writeIntent(ctx, &command{op: opPut, key: k, value: value, deleted: deleted})
+// bytesKeys is keys as byte slices.
+func bytesKeys(keys []string) [][]byte {
+	out := make([][]byte, len(keys))
+	for i, k := range keys {
+		out[i] = []byte(k)
+	}
+	return out
+}
+
+// put writes the buffered writes of keys (one range's) as intents.
+func (tx *Tx) put(ctx context.Context, keys [][]byte) error {
+	c := &command{op: opPut, key: keys[0], keys: keys}
+	for _, k := range keys {
+		w := tx.buffer[string(k)]
+		c.writes = append(c.writes, tagged(w.value, w.deleted))
+	}
+	res, err := tx.writeIntent(ctx, c)
 	if err != nil {
 		return err
 	}
@@ -230,12 +250,18 @@ func (tx *Tx) put(ctx context.Context, k, value []byte, deleted bool) error {
 	return nil
 }
 
-// writeIntent sends c (opPut or opLock of c.key) as the transaction's
-// write, pushing whatever intent is in its way, and notes the key for
-// the rollback or the commit; the first write also writes the record and
-// starts the heartbeat.
+// writeIntent sends c (opPut of c.keys, or opLock of c.key) as the
+// transaction's write, pushing whatever intent is in its way, and notes
+// the keys for the rollback or the commit; the first write also writes
+// the record (at c.key) and starts the heartbeat. A batch that a split
+// has put in two ranges is sent again as two (the router learned the
+// split from the refusal).
 func (tx *Tx) writeIntent(ctx context.Context, c *command) (*result, error) {
 	k := c.key
+	written := c.keys
+	if c.op == opLock {
+		written = [][]byte{k}
+	}
 	for {
 		if err := tx.check(); err != nil {
 			return nil, err
@@ -250,10 +276,15 @@ func (tx *Tx) writeIntent(ctx context.Context, c *command) (*result, error) {
 		if !errors.Is(err, consensus.ErrNotApplied) && (err != nil || res.code != codeIntent) {
 			// Written, or maybe: a rollback resolves it (and aborts the
 			// record, if this was the first write).
-			tx.writes[string(k)] = true
+			for _, w := range written {
+				tx.writes[string(w)] = true
+			}
 			if c.begin {
 				tx.anchor = k
 			}
+		}
+		if errors.Is(err, consensus.ErrCrossRange) && len(c.keys) > 1 {
+			return tx.splitBatch(ctx, c)
 		}
 		if err != nil {
 			return nil, err
@@ -274,6 +305,28 @@ func (tx *Tx) writeIntent(ctx context.Context, c *command) (*result, error) {
 	}
 }
 
+// splitBatch sends an opPut batch that a split has put in two ranges as
+// one batch per range, as the router now places them; the reply carries
+// the highest timestamp written.
+func (tx *Tx) splitBatch(ctx context.Context, c *command) (*result, error) {
+	n := tx.db.batchLen(c.keys, func([]byte) int { return 0 })
+	if n == len(c.keys) {
+		return nil, retry("a batch of writes was refused as crossing ranges that the router places in one")
+	}
+	out := &result{}
+	for _, part := range [][2]int{{0, n}, {n, len(c.keys)}} {
+		p := &command{op: opPut, key: c.keys[part[0]], keys: c.keys[part[0]:part[1]], writes: c.writes[part[0]:part[1]]}
+		res, err := tx.writeIntent(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		if out.ts.Less(res.ts) {
+			out.ts = res.ts
+		}
+	}
+	return out, nil
+}
+
 // GetForUpdate reads key as Get does and locks it until the transaction
 // ends, as SELECT ... FOR UPDATE does: for a key the transaction reads in
 // order to write it. The lock is an intent holding the value read, so a
@@ -288,7 +341,7 @@ func (tx *Tx) GetForUpdate(ctx context.Context, key []byte) ([]byte, bool, error
 	k := spaceKey(key)
 	if w, ok := tx.buffer[string(k)]; ok {
 		// Written already: written as an intent now, it is locked.
-		if err := tx.put(ctx, k, w.value, w.deleted); err != nil {
+		if err := tx.put(ctx, [][]byte{k}); err != nil {
 			return nil, false, err
 		}
 		delete(tx.buffer, string(k))
@@ -366,7 +419,7 @@ func (tx *Tx) Commit(ctx context.Context) error {
 	if err := tx.check(); err != nil {
 		return err
 	}
-	if len(tx.buffer) > 0 && tx.anchor == nil && tx.db.oneRange(tx.buffer) {
+	if len(tx.buffer) > 0 && tx.anchor == nil && tx.db.oneRange(tx.buffer) && bufferBytes(tx.buffer) <= maxOnePhaseBytes {
 		if committed, err := tx.commitOnePhase(ctx); committed || err != nil {
 			return err
 		}
@@ -388,6 +441,7 @@ func (tx *Tx) Commit(ctx context.Context) error {
 		}
 	}
 	keys := sortedKeys(tx.writes)
+	points, spans := tx.db.condense(keys)
 	meta := tx.meta()
 	if tx.db.rt.Buggify("txn.coordinator-vanishes-before-decision") {
 		// The simulator's aimed fault: intents written, no decision, no
@@ -402,7 +456,7 @@ func (tx *Tx) Commit(ctx context.Context) error {
 	var res *result
 	for {
 		var err error
-		res, err = tx.db.send(ctx, tx.db.cl, tx.anchor, &command{op: opEnd, key: tx.anchor, txn: &meta, commit: true, read: tx.write, keys: keys})
+		res, err = tx.db.send(ctx, tx.db.cl, tx.anchor, &command{op: opEnd, key: tx.anchor, txn: &meta, commit: true, read: tx.write, keys: points, spans: spans})
 		if err == nil {
 			break
 		}
@@ -433,7 +487,7 @@ func (tx *Tx) Commit(ctx context.Context) error {
 		// The same resolution again, late: sent before a later
 		// transaction of this DB, after others may have written the
 		// keys (and left intents there) since.
-		tx.db.late = append(tx.db.late, resolution{meta: tx.meta(), keys: keys, commit: true, ts: res.ts})
+		tx.db.late = append(tx.db.late, resolution{meta: tx.meta(), keys: points, spans: spans, commit: true, ts: res.ts})
 	}
 	return nil
 }
@@ -441,6 +495,20 @@ func (tx *Tx) Commit(ctx context.Context) error {
 // maxOnePhaseRounds bounds how often a one-phase commit refreshes and
 // pushes before it gives up (ErrRetry).
 const maxOnePhaseRounds = 10
+
+// maxOnePhaseBytes bounds the writes a one-phase commit carries (one
+// proposal); a larger transaction commits in two phases, its intents in
+// batches.
+const maxOnePhaseBytes = consensus.MaxProposalBytes / 4
+
+// bufferBytes is the size of the buffered writes.
+func bufferBytes(buffer map[string]buffered) int {
+	n := 0
+	for k, w := range buffer {
+		n += len(k) + len(w.value)
+	}
+	return n
+}
 
 // commitOnePhase commits the buffered writes, all in one range, in one
 // command: no record, no intents. It returns false when the writes turn
@@ -452,12 +520,8 @@ func (tx *Tx) commitOnePhase(ctx context.Context) (bool, error) {
 	c := &command{op: opOnePhase, key: []byte(keys[0])}
 	for _, k := range keys {
 		w := tx.buffer[k]
-		tag := byte(0)
-		if w.deleted {
-			tag = 1
-		}
 		c.keys = append(c.keys, []byte(k))
-		c.writes = append(c.writes, append([]byte{tag}, w.value...))
+		c.writes = append(c.writes, tagged(w.value, w.deleted))
 	}
 	for range maxOnePhaseRounds {
 		meta := tx.meta()
@@ -503,8 +567,9 @@ func (tx *Tx) Rollback(ctx context.Context) {
 		return
 	}
 	keys := sortedKeys(tx.writes)
+	points, spans := tx.db.condense(keys)
 	meta := tx.meta()
-	res, err := tx.db.send(ctx, tx.db.cl, tx.anchor, &command{op: opEnd, key: tx.anchor, txn: &meta, commit: false, keys: keys})
+	res, err := tx.db.send(ctx, tx.db.cl, tx.anchor, &command{op: opEnd, key: tx.anchor, txn: &meta, commit: false, keys: points, spans: spans})
 	if err != nil || res.status != statusAborted {
 		return // its intents are resolved by whoever meets them
 	}

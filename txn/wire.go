@@ -19,9 +19,18 @@ const (
 	opScan                  // [key, end) likewise, at most limit pairs
 	opRefresh               // [key, end): nothing written in (from, read] but by txn
 	// Writes, evaluated by the leaseholder and replicated (OpCommand).
-	opPut       // key: txn's intent (or, without txn, a committed version)
-	opResolve   // key: txn's intent committed at read, or removed
-	opEnd       // the record at key: pending → committed at read, or aborted
+	// opPut writes keys (at least one, in one range, key is the first)
+	// with writes (a tag byte and the value, as opOnePhase's): txn's
+	// intents, all at one timestamp; or, without txn, one committed
+	// version. A batch meeting another transaction's intent writes none.
+	opPut
+	// opResolve settles txn's intents on keys (in one range, key is the
+	// first): committed at read, or removed; up to Options.BatchBytes of
+	// writes, then result.more, with result.resume the first key left.
+	opResolve
+	// opEnd decides the record at key: pending → committed at read, or
+	// aborted; it keeps keys and spans, the intents to resolve.
+	opEnd
 	opPush      // the record at key: its state, aborted if expired or wounded
 	opHeartbeat // the record at key: still alive
 	opForget    // the record at key: gone (its intents are resolved)
@@ -42,10 +51,14 @@ const (
 	// that waits polls with it: a read at the leaseholder, not a
 	// replicated write per poll.
 	opStatus
+	// opResolveSpan settles every intent of txn in [key, end) within the
+	// range, as opResolve does: for a record that keeps spans (a large
+	// transaction's). Paged like a scan (result.more, result.resume).
+	opResolveSpan
 )
 
 // lastOp is the highest op: a decoded command's op is at most it.
-const lastOp = opStatus
+const lastOp = opResolveSpan
 
 // query says whether o is answered by the leaseholder as a read
 // (consensus.OpQuery) rather than evaluated and replicated.
@@ -75,14 +88,35 @@ type command struct {
 	// pusher is the pushing transaction's ID (opPush; zero: a request
 	// outside any transaction).
 	pusher [16]byte
-	commit bool     // opResolve, opEnd: commit, or abort
-	keys   [][]byte // opEnd: the keys of txn's intents; opOnePhase: the keys written
-	// writes are opOnePhase's values, one per key: a tag byte (0 a value,
-	// 1 a deletion) and the value.
+	commit bool // opResolve, opEnd: commit, or abort
+	// keys are opEnd's intents of txn, opPut's and opOnePhase's keys
+	// written, opResolve's intents.
+	keys [][]byte
+	// writes are opPut's and opOnePhase's values, one per key: a tag
+	// byte (0 a value, 1 a deletion) and the value.
 	writes [][]byte
 	// reads says the transaction read something (opOnePhase): a commit
 	// above its read timestamp needs a refresh first.
 	reads bool
+	// spans are opEnd's intents of txn kept as spans (start, end pairs,
+	// flat) when keys would make the record too large.
+	spans [][]byte
+}
+
+// tagged is a write as opPut and opOnePhase carry it.
+func tagged(value []byte, deleted bool) []byte {
+	if deleted {
+		return append([]byte{1}, value...)
+	}
+	return append([]byte{0}, value...)
+}
+
+// untagged is tagged's inverse (false: not a write).
+func untagged(w []byte) (value []byte, deleted, ok bool) {
+	if len(w) == 0 || w[0] > 1 {
+		return nil, false, false
+	}
+	return w[1:], w[0] == 1, true
 }
 
 func (c *command) encode() []byte {
@@ -108,12 +142,13 @@ func (c *command) encode() []byte {
 	e.list(c.keys)
 	e.list(c.writes)
 	e.bool(c.reads)
+	e.list(c.spans)
 	return e.b
 }
 
-// maxCommandKeys bounds a commit's key list (a larger transaction's
-// record would not fit one proposal anyway).
-const maxCommandKeys = 100_000
+// maxCommandKeys bounds a command's key list (its bytes are bounded by
+// the proposal's; Options.BatchBytes and RecordKeyBytes keep well below).
+const maxCommandKeys = 1 << 20
 
 func decodeCommand(b []byte) (*command, error) {
 	d := decoder{b: b}
@@ -139,10 +174,11 @@ func decodeCommand(b []byte) (*command, error) {
 	c.keys = d.list(maxCommandKeys)
 	c.writes = d.list(maxCommandKeys)
 	c.reads = d.bool()
+	c.spans = d.list(maxCommandKeys)
 	if err := d.done(); err != nil {
 		return nil, err
 	}
-	if c.op < opGet || c.op > lastOp || (c.op == opOnePhase && len(c.writes) != len(c.keys)) {
+	if c.op < opGet || c.op > lastOp || ((c.op == opOnePhase || c.op == opPut) && len(c.writes) != len(c.keys)) || len(c.spans)%2 != 0 {
 		return nil, errMalformed
 	}
 	return c, nil
@@ -193,7 +229,8 @@ type result struct {
 	value []byte
 	found bool
 	kvs   []storage.KeyValue
-	// resume is where a scan goes on (nil with more false: done).
+	// resume is where a scan, a resolution or a collection goes on (nil
+	// with more false: done).
 	resume []byte
 	more   bool
 	// ts: opPut, the timestamp written at; codeUncertain, the version's;
