@@ -30,6 +30,10 @@ type TableDesc struct {
 	// written before still hold their values, which decode skips by
 	// their type.
 	Dropped []ColumnDesc `json:"dropped,omitempty"`
+	// Indexes are the secondary indexes (index.go); NextIndexID the ID
+	// the next one gets (0: 1).
+	Indexes     []IndexDesc `json:"indexes,omitempty"`
+	NextIndexID uint32      `json:"next_index_id,omitempty"`
 }
 
 // ColumnDesc describes a column.

@@ -96,8 +96,9 @@ func init() {
 	}
 }
 
-// catalogText is a function of an object's OID that reads the catalog.
-func catalogText(fn func(t *TableDesc) string, arities ...int) scalarFunc {
+// catalogText is a function of an index's or a constraint's OID that
+// reads the catalog (fn's ix nil: the primary key's).
+func catalogText(fn func(t *TableDesc, ix *IndexDesc) string, arities ...int) scalarFunc {
 	return func(a *analyzer, args []expr) (expr, error) {
 		if len(args) < arities[0] || len(args) > arities[1] {
 			return nil, nil
@@ -113,7 +114,12 @@ func catalogText(fn func(t *TableDesc) string, arities ...int) scalarFunc {
 			}
 			for _, t := range tables {
 				if oid == indexOID(t) || oid == constraintOID(t) {
-					return fn(t), nil
+					return fn(t, nil), nil
+				}
+				for i := range t.Indexes {
+					if ix := &t.Indexes[i]; oid == secondaryOID(t, ix) || oid == secondaryConstraintOID(t, ix) {
+						return fn(t, ix), nil
+					}
 				}
 			}
 			return nil, nil
@@ -121,19 +127,39 @@ func catalogText(fn func(t *TableDesc) string, arities ...int) scalarFunc {
 	}
 }
 
-func keyColumns(t *TableDesc) string {
+// keyColumns are the quoted names of ix's columns (nil: the primary
+// key's).
+func keyColumns(t *TableDesc, ix *IndexDesc) string {
 	var names []string
-	for _, i := range t.pkIndexes() {
-		names = append(names, quoteIdent(t.Columns[i].Name).(string))
+	if ix == nil {
+		for _, i := range t.pkIndexes() {
+			names = append(names, quoteIdent(t.Columns[i].Name).(string))
+		}
+	} else {
+		for _, id := range ix.Columns {
+			names = append(names, quoteIdent(t.Columns[columnIndex(t.Columns, id)].Name).(string))
+		}
 	}
 	return strings.Join(names, ", ")
 }
 
-func indexDef(t *TableDesc) string {
-	return "CREATE UNIQUE INDEX " + t.pkName() + " ON " + t.Schema + "." + quoteIdent(t.Name).(string) + " USING btree (" + keyColumns(t) + ")"
+func indexDef(t *TableDesc, ix *IndexDesc) string {
+	name, unique := t.pkName(), "UNIQUE "
+	if ix != nil {
+		name = ix.Name
+		if !ix.Unique {
+			unique = ""
+		}
+	}
+	return "CREATE " + unique + "INDEX " + quoteIdent(name).(string) + " ON " + t.Schema + "." + quoteIdent(t.Name).(string) + " USING btree (" + keyColumns(t, ix) + ")"
 }
 
-func constraintDef(t *TableDesc) string { return "PRIMARY KEY (" + keyColumns(t) + ")" }
+func constraintDef(t *TableDesc, ix *IndexDesc) string {
+	if ix != nil {
+		return "UNIQUE (" + keyColumns(t, ix) + ")"
+	}
+	return "PRIMARY KEY (" + keyColumns(t, nil) + ")"
+}
 
 // quoteIdent quotes a name unless it is a plain lower-case identifier.
 func quoteIdent(s string) any {
@@ -166,8 +192,17 @@ func regclassOf(env *env, name string) (any, error) {
 		return nil, err
 	}
 	for _, t := range tables {
-		if t.Name == table && (schema == "" || schema == t.Schema) {
+		if schema != "" && schema != t.Schema {
+			continue
+		}
+		if t.Name == table {
 			return int64(tableOID(t)), nil
+		}
+		if !hiddenKey(t) && t.pkName() == table {
+			return indexOID(t), nil
+		}
+		if ix := t.indexNamed(table); ix != nil {
+			return secondaryOID(t, ix), nil
 		}
 	}
 	return nil, errorf("42P01", "relation %q does not exist", name)
@@ -185,6 +220,11 @@ func regclassText(env *env, oid int64) (any, error) {
 			return t.Name, nil
 		case indexOID(t):
 			return t.pkName(), nil
+		}
+		for i := range t.Indexes {
+			if ix := &t.Indexes[i]; oid == secondaryOID(t, ix) {
+				return ix.Name, nil
+			}
 		}
 	}
 	return strconv.FormatInt(oid, 10), nil

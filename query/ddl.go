@@ -48,6 +48,7 @@ func (a *analyzer) createTable(st *pg.CreateStmt) (string, error) {
 	}
 	t := &TableDesc{Database: a.s.database, Schema: schema, Name: st.Relation.Relname, NextColumnID: 1, Version: 1}
 	var pk []string
+	var uniques []*pg.Constraint // table and column UNIQUE constraints, keys filled in
 	setPK := func(names []string, loc int32) error {
 		if pk != nil {
 			return withPosition(errorf("42P16", "multiple primary keys for table %q are not allowed", t.Name), loc)
@@ -69,6 +70,13 @@ func (a *analyzer) createTable(st *pg.CreateStmt) (string, error) {
 			c.ID = t.NextColumnID
 			t.NextColumnID++
 			t.Columns = append(t.Columns, c)
+			for _, n := range cd.Constraints {
+				if con := n.GetConstraint(); con.Contype == pg.ConstrType_CONSTR_UNIQUE {
+					uniques = append(uniques, &pg.Constraint{Contype: con.Contype, Conname: con.Conname, Location: con.Location,
+						Deferrable: con.Deferrable, NullsNotDistinct: con.NullsNotDistinct, Including: con.Including,
+						Keys: []*pg.Node{pg.MakeStrNode(c.Name)}})
+				}
+			}
 			if primary {
 				if err := setPK([]string{c.Name}, cd.Location); err != nil {
 					return "", err
@@ -76,6 +84,10 @@ func (a *analyzer) createTable(st *pg.CreateStmt) (string, error) {
 			}
 		case n.GetConstraint() != nil:
 			con := n.GetConstraint()
+			if con.Contype == pg.ConstrType_CONSTR_UNIQUE {
+				uniques = append(uniques, con)
+				continue
+			}
 			if con.Contype != pg.ConstrType_CONSTR_PRIMARY {
 				return "", withPosition(errorf("0A000", "table constraint %s is not supported yet", constraintName(con.Contype)), con.Location)
 			}
@@ -126,6 +138,16 @@ func (a *analyzer) createTable(st *pg.CreateStmt) (string, error) {
 	if _, err := a.defaults(t); err != nil {
 		return "", err
 	}
+	taken := map[string]bool{t.pkName(): !hiddenKey(t), t.Name: true}
+	for _, con := range uniques {
+		var names []string
+		for _, k := range con.Keys {
+			names = append(names, stringOf(k))
+		}
+		if _, err := a.uniqueConstraint(t, con, names, taken); err != nil {
+			return "", err
+		}
+	}
 	id, err := nextCounter(a.ctx, a.tx, []byte(idKey))
 	if err != nil {
 		return "", err
@@ -164,6 +186,8 @@ func (a *analyzer) columnDef(cd *pg.ColumnDef) (c ColumnDesc, primary bool, err 
 			}
 		case pg.ConstrType_CONSTR_PRIMARY:
 			primary = true
+		case pg.ConstrType_CONSTR_UNIQUE:
+			// The table's (createTable, addColumn make its index).
 		case pg.ConstrType_CONSTR_DEFAULT:
 			if c.Serial {
 				return c, false, withPosition(errorf("42601", "multiple default values specified for column %q of table", c.Name), con.Location)
@@ -205,6 +229,9 @@ func deparseExpr(n *pg.Node) (string, error) {
 // dropTable runs DROP TABLE: the descriptor and every row go in one
 // transaction.
 func (a *analyzer) dropTable(st *pg.DropStmt) (string, error) {
+	if st.RemoveType == pg.ObjectType_OBJECT_INDEX {
+		return a.dropIndexes(st)
+	}
 	if st.RemoveType != pg.ObjectType_OBJECT_TABLE {
 		return "", errorf("0A000", "DROP %s is not supported", strings.TrimPrefix(st.RemoveType.String(), "OBJECT_"))
 	}
@@ -249,23 +276,15 @@ func (a *analyzer) dropTable(st *pg.DropStmt) (string, error) {
 	return "DROP TABLE", nil
 }
 
-// deleteRows deletes every row of t.
+// deleteRows deletes every row of t, and every index entry.
 func (a *analyzer) deleteRows(t *TableDesc) error {
-	start, end := tablePrefix(t.ID), tablePrefix(t.ID+1)
-	for {
-		kvs, err := a.tx.Scan(a.ctx, start, end, scanPage)
-		if err != nil {
+	if err := a.deleteSpan(tablePrefix(t.ID), tablePrefix(t.ID+1)); err != nil {
+		return err
+	}
+	for i := range t.Indexes {
+		if err := a.deleteIndex(t, &t.Indexes[i]); err != nil {
 			return err
 		}
-		for _, kv := range kvs {
-			if err := a.tx.Delete(a.ctx, kv.Key); err != nil {
-				return err
-			}
-		}
-		if len(kvs) < scanPage {
-			break
-		}
-		start = append(kvs[len(kvs)-1].Key, 0)
 	}
 	return nil
 }
@@ -341,6 +360,16 @@ func (a *analyzer) alterCommand(t *TableDesc, cmd *pg.AlterTableCmd) error {
 				return err
 			}
 		}
+		// PostgreSQL drops the indexes (and UNIQUE constraints) that
+		// name the column with it.
+		for j := len(t.Indexes) - 1; j >= 0; j-- {
+			if slices.Contains(t.Indexes[j].Columns, c.ID) {
+				if err := a.deleteIndex(t, &t.Indexes[j]); err != nil {
+					return err
+				}
+				t.Indexes = slices.Delete(t.Indexes, j, j+1)
+			}
+		}
 		c.Missing, c.Default, c.Serial = nil, "", false
 		t.Dropped = append(t.Dropped, c)
 		t.Columns = slices.Delete(t.Columns, i, i+1)
@@ -390,6 +419,17 @@ func (a *analyzer) alterCommand(t *TableDesc, cmd *pg.AlterTableCmd) error {
 		return nil
 	case pg.AlterTableType_AT_AddConstraint:
 		con := cmd.Def.GetConstraint()
+		if con != nil && con.Contype == pg.ConstrType_CONSTR_UNIQUE {
+			var names []string
+			for _, k := range con.Keys {
+				names = append(names, stringOf(k))
+			}
+			ix, err := a.uniqueConstraint(t, con, names, map[string]bool{})
+			if err != nil {
+				return err
+			}
+			return a.backfill(t, ix)
+		}
 		if con == nil || con.Contype != pg.ConstrType_CONSTR_PRIMARY {
 			return errorf("0A000", "ALTER TABLE ADD CONSTRAINT of this kind is not supported yet")
 		}
@@ -398,6 +438,24 @@ func (a *analyzer) alterCommand(t *TableDesc, cmd *pg.AlterTableCmd) error {
 			names = append(names, stringOf(k))
 		}
 		return a.addPrimaryKey(t, names)
+	case pg.AlterTableType_AT_DropConstraint:
+		ix := t.indexNamed(cmd.Name)
+		if ix == nil || !ix.Constraint {
+			if !hiddenKey(t) && cmd.Name == t.pkName() {
+				return errorf("0A000", "dropping a primary key is not supported")
+			}
+			if cmd.MissingOk {
+				a.s.notice("00000", "constraint %q of relation %q does not exist, skipping", cmd.Name, t.Name)
+				return nil
+			}
+			return errorf("42704", "constraint %q of relation %q does not exist", cmd.Name, t.Name)
+		}
+		if err := a.deleteIndex(t, ix); err != nil {
+			return err
+		}
+		i := slices.IndexFunc(t.Indexes, func(x IndexDesc) bool { return x.ID == ix.ID })
+		t.Indexes = slices.Delete(t.Indexes, i, i+1)
+		return nil
 	}
 	return errorf("0A000", "ALTER TABLE %s is not supported", strings.TrimPrefix(cmd.Subtype.String(), "AT_"))
 }
@@ -448,12 +506,23 @@ func (a *analyzer) addColumn(t *TableDesc, cd *pg.ColumnDef, ifNotExists bool) e
 		}
 	}
 	t.Columns = append(t.Columns, c)
+	for _, n := range cd.Constraints {
+		if con := n.GetConstraint(); con.Contype == pg.ConstrType_CONSTR_UNIQUE {
+			ix, err := a.uniqueConstraint(t, con, []string{c.Name}, map[string]bool{})
+			if err != nil {
+				return err
+			}
+			if err := a.backfill(t, ix); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 
 // addPrimaryKey gives a table keyed by its hidden rowid a primary key:
-// every row moves to its new key, in this transaction (so a table too
-// big for one transaction is refused with 54000).
+// every row moves to its new key, and every index is rebuilt, in this
+// transaction.
 func (a *analyzer) addPrimaryKey(t *TableDesc, names []string) error {
 	if !hiddenKey(t) {
 		return errorf("42P16", "multiple primary keys for table %q are not allowed", t.Name)
@@ -507,6 +576,15 @@ func (a *analyzer) addPrimaryKey(t *TableDesc, names []string) error {
 	for _, row := range rows {
 		row = slices.Delete(slices.Clone(row), hidden, hidden+1)
 		if err := a.tx.Put(a.ctx, t.rowKey(row), encodeRow(t.Columns, row)); err != nil {
+			return err
+		}
+	}
+	// Index entries end with (and point at) the old keys: rebuilt.
+	for i := range t.Indexes {
+		if err := a.deleteIndex(t, &t.Indexes[i]); err != nil {
+			return err
+		}
+		if err := a.backfill(t, &t.Indexes[i]); err != nil {
 			return err
 		}
 	}

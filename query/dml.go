@@ -67,6 +67,11 @@ type insertPlan struct {
 	// defaults are each column's default (nil: NULL or a serial).
 	defaults  []expr
 	doNothing bool
+	// arbiterAny: DO NOTHING with no conflict target skips a row that
+	// any unique index refuses; arbiter is the unique index a DO NOTHING
+	// target names (nil: the primary key, or any with arbiterAny).
+	arbiterAny bool
+	arbiter    *IndexDesc
 	// upsert is ON CONFLICT (key) DO UPDATE: SET expressions and WHERE
 	// over the existing row followed by the proposed one (EXCLUDED).
 	upsert *upsert
@@ -188,15 +193,31 @@ func (a *analyzer) onConflict(p *insertPlan, oc *pg.OnConflictClause, alias stri
 			return withPosition(errorf("0A000", "ON CONFLICT ... WHERE is not supported"), oc.Location)
 		}
 		match := oc.Infer.Conname == t.pkName()
-		if oc.Infer.Conname == "" {
-			var names []string
-			for _, n := range oc.Infer.IndexElems {
-				names = append(names, n.GetIndexElem().GetName())
-			}
-			keys := keyColumnNames(t)
-			match = len(names) == len(keys)
+		var names []string
+		for _, n := range oc.Infer.IndexElems {
+			names = append(names, n.GetIndexElem().GetName())
+		}
+		sameSet := func(keys []string) bool {
+			ok := len(names) == len(keys)
 			for _, n := range names {
-				match = match && slices.Contains(keys, n)
+				ok = ok && slices.Contains(keys, n)
+			}
+			return ok
+		}
+		if oc.Infer.Conname == "" {
+			match = sameSet(keyColumnNames(t))
+		}
+		for i := range t.Indexes {
+			ix := &t.Indexes[i]
+			if match || !ix.Unique {
+				continue
+			}
+			cols, _ := t.indexColumnText(ix, nil)
+			if oc.Infer.Conname == ix.Name || (oc.Infer.Conname == "" && sameSet(strings.Split(cols, ", "))) {
+				if oc.Action != pg.OnConflictAction_ONCONFLICT_NOTHING {
+					return withPosition(errorf("0A000", "ON CONFLICT DO UPDATE on a unique index other than the primary key is not supported yet"), oc.Location)
+				}
+				p.arbiter, match = ix, true
 			}
 		}
 		if !match {
@@ -207,7 +228,7 @@ func (a *analyzer) onConflict(p *insertPlan, oc *pg.OnConflictClause, alias stri
 		}
 	}
 	if oc.Action == pg.OnConflictAction_ONCONFLICT_NOTHING {
-		p.doNothing = true
+		p.doNothing, p.arbiterAny = true, oc.Infer == nil
 		return nil
 	}
 	if oc.Infer == nil {
@@ -461,10 +482,22 @@ func (p *insertPlan) insertRow(r *run, row []any, touched map[string]bool) (writ
 	if err != nil {
 		return nil, err
 	}
+	var existing []any // the row ON CONFLICT DO UPDATE changes
 	switch {
 	case !found:
 		written = row
-	case p.doNothing:
+		if p.doNothing && (p.arbiterAny || p.arbiter != nil) {
+			// DO NOTHING skips a row its arbiter (any unique index, or
+			// the one named) refuses, as it skips a duplicate key.
+			dup, err := r.uniqueViolation(p.t, nil, row)
+			if err != nil {
+				return nil, err
+			}
+			if dup != nil && (p.arbiterAny || dup == p.arbiter) {
+				return nil, nil
+			}
+		}
+	case p.doNothing && p.arbiter == nil:
 		return nil, nil
 	case p.upsert == nil:
 		return nil, duplicateKey(p.t, row)
@@ -474,7 +507,7 @@ func (p *insertPlan) insertRow(r *run, row []any, touched map[string]bool) (writ
 			e.Hint = "Ensure that no rows proposed for insertion within the same command have duplicate constrained values."
 			return nil, e
 		}
-		existing, err := p.t.decode(old)
+		existing, err = p.t.decode(old)
 		if err != nil {
 			return nil, err
 		}
@@ -500,6 +533,14 @@ func (p *insertPlan) insertRow(r *run, row []any, touched map[string]bool) (writ
 	}
 	if touched != nil {
 		touched[string(key)] = true
+	}
+	if existing != nil {
+		if err := r.removeIndexEntries(p.t, existing, written); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.addIndexEntries(p.t, existing, written); err != nil {
+		return nil, err
 	}
 	return written, r.tx.Put(r.ctx, key, encodeRow(p.t.Columns, written))
 }
@@ -625,7 +666,7 @@ func (p *updatePlan) execute(r *run) (n int, out [][]any, err error) {
 	}
 	type change struct {
 		key, newKey []byte
-		row         []any // the new row (UPDATE)
+		old, row    []any // the row, and the new row (UPDATE)
 	}
 	var changes []change
 	for _, row := range rows {
@@ -638,7 +679,7 @@ func (p *updatePlan) execute(r *run) (n int, out [][]any, err error) {
 				continue
 			}
 		}
-		c := change{key: p.t.rowKey(row)}
+		c := change{key: p.t.rowKey(row), old: row}
 		result := row
 		if !p.delete {
 			result = append([]any(nil), row...)
@@ -672,6 +713,9 @@ func (p *updatePlan) execute(r *run) (n int, out [][]any, err error) {
 				return 0, nil, err
 			}
 		}
+		if err := r.removeIndexEntries(p.t, c.old, c.row); err != nil {
+			return 0, nil, err
+		}
 	}
 	for _, c := range changes {
 		if p.delete {
@@ -685,6 +729,9 @@ func (p *updatePlan) execute(r *run) (n int, out [][]any, err error) {
 			if found {
 				return 0, nil, duplicateKey(p.t, c.row)
 			}
+		}
+		if err := r.addIndexEntries(p.t, c.old, c.row); err != nil {
+			return 0, nil, err
 		}
 		if err := r.tx.Put(r.ctx, c.newKey, encodeRow(p.t.Columns, c.row)); err != nil {
 			return 0, nil, err

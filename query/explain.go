@@ -138,6 +138,10 @@ func explainNode(n any, depth int, out *[]string) {
 
 // accessPath says how a scan reads its table.
 func (s *tableScan) accessPath() string {
+	if s.index != nil {
+		names, _ := s.t.indexColumnText(&IndexDesc{Columns: s.index.ix.Columns[:len(s.index.pinned)]}, nil)
+		return fmt.Sprintf("Index Scan using %s on %s (%s = ...)", s.index.ix.Name, s.t.Name, names)
+	}
 	n := 0
 	for n < len(s.pinned) && s.pinned[n] != nil {
 		n++

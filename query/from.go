@@ -245,6 +245,9 @@ type tableScan struct {
 	// (nil: not pinned); only a prefix of pinned ones is used.
 	pinned    []expr
 	forUpdate bool
+	// index is the secondary index the scan reads through (nil: the
+	// table's rows), chosen when no primary-key column is pinned.
+	index *indexScan
 }
 
 // pushdown notes the conjuncts of where that pin primary-key columns to
@@ -252,6 +255,7 @@ type tableScan struct {
 func (s *tableScan) pushdown(where expr) {
 	s.pinned = make([]expr, len(s.t.PrimaryKey))
 	pk := s.t.pkIndexes()
+	pins := map[int]expr{}
 	var walk func(x expr)
 	walk = func(x expr) {
 		if and, ok := x.(*andExpr); ok {
@@ -260,9 +264,10 @@ func (s *tableScan) pushdown(where expr) {
 			return
 		}
 		col, val, ok := equality(x)
-		if !ok {
+		if !ok || col.i >= len(s.t.Columns) || col.t.OID != s.t.Columns[col.i].Type.OID {
 			return
 		}
+		pins[col.i] = val
 		for i, ci := range pk {
 			if ci == col.i && col.t.OID == s.t.Columns[ci].Type.OID {
 				s.pinned[i] = val
@@ -270,6 +275,9 @@ func (s *tableScan) pushdown(where expr) {
 		}
 	}
 	walk(where)
+	if s.pinned[0] == nil {
+		s.chooseIndex(pins)
+	}
 }
 
 // equality recognizes col = value (value a constant or a parameter).
@@ -295,6 +303,9 @@ func equality(x expr) (*colExpr, expr, bool) {
 }
 
 func (s *tableScan) rows(r *run) ([][]any, error) {
+	if s.index != nil {
+		return s.indexRows(r)
+	}
 	start := tablePrefix(s.t.ID)
 	n := 0
 	for n < len(s.pinned) && s.pinned[n] != nil {

@@ -10,4 +10,6 @@ var (
 		"a lookup by the whole primary key reads outside the statement's transaction, so the read is never refreshed or checked at commit (lost updates)")
 	MutBlockStatementsAutocommit = mutation.Plant("sql-block-statements-autocommit", mutation.SQL,
 		"a statement inside BEGIN ... COMMIT runs in a transaction of its own, so a block's writes commit one by one")
+	MutIndexUpdateSkipped = mutation.Plant("sql-index-update-skipped", mutation.SQL,
+		"an UPDATE removes a changed row's old index entries but writes no new ones: a lookup through the index misses the row")
 )

@@ -71,6 +71,15 @@ func indexOID(t *TableDesc) int64 { return int64(tableOID(t)) + 50000 }
 // constraintOID is the OID of a table's primary-key constraint.
 func constraintOID(t *TableDesc) int64 { return int64(tableOID(t)) + 60000 }
 
+// secondaryOID is the OID of a secondary index; secondaryConstraintOID
+// of the UNIQUE constraint it backs.
+func secondaryOID(t *TableDesc, ix *IndexDesc) int64 {
+	return 1_000_000 + int64(t.ID)*1000 + int64(ix.ID)
+}
+func secondaryConstraintOID(t *TableDesc, ix *IndexDesc) int64 {
+	return 2_000_000 + int64(t.ID)*1000 + int64(ix.ID)
+}
+
 var pgCatalog = map[string]*virtualTable{
 	"pg_namespace": {cols("oid:oid nspname:name nspowner:oid nspacl:text[]"), func(*catalogView) [][]any {
 		return [][]any{
@@ -96,10 +105,18 @@ var pgCatalog = map[string]*virtualTable{
 				}
 			}
 			out = append(out, []any{int64(tableOID(t)), t.Name, int64(oidPublic), int64(0), int64(0), int64(oidSuperuser), int64(oidHeapAM), int64(tableOID(t)),
-				int64(0), int64(0), float64(-1), int64(0), int64(0), true, false,
+				int64(0), int64(0), float64(-1), int64(0), int64(0), !hiddenKey(t) || len(t.Indexes) > 0, false,
 				"p", "r", int64(visible), int64(0), false, false, false,
 				false, false, true, "d", false, int64(0),
 				nil, nil, nil})
+			for i := range t.Indexes {
+				ix := &t.Indexes[i]
+				out = append(out, []any{secondaryOID(t, ix), ix.Name, int64(oidPublic), int64(0), int64(0), int64(oidSuperuser), int64(oidBtreeAM), secondaryOID(t, ix),
+					int64(0), int64(0), float64(0), int64(0), int64(0), false, false,
+					"p", "i", int64(len(ix.Columns)), int64(0), false, false, false,
+					false, false, true, "n", false, int64(0),
+					nil, nil, nil})
+			}
 			if !hiddenKey(t) {
 				out = append(out, []any{indexOID(t), t.pkName(), int64(oidPublic), int64(0), int64(0), int64(oidSuperuser), int64(oidBtreeAM), indexOID(t),
 					int64(0), int64(0), float64(0), int64(0), int64(0), false, false,
@@ -151,6 +168,11 @@ var pgCatalog = map[string]*virtualTable{
 				n := int64(len(t.PrimaryKey))
 				out = append(out, []any{indexOID(t), int64(tableOID(t)), n, n, true, true, false, true, false, true, false, true, true, false})
 			}
+			for i := range t.Indexes {
+				ix := &t.Indexes[i]
+				n := int64(len(ix.Columns))
+				out = append(out, []any{secondaryOID(t, ix), int64(tableOID(t)), n, n, ix.Unique, false, false, true, false, true, false, true, true, false})
+			}
 		}
 		return out
 	}},
@@ -162,6 +184,12 @@ var pgCatalog = map[string]*virtualTable{
 			if !hiddenKey(t) {
 				out = append(out, []any{constraintOID(t), t.pkName(), int64(oidPublic), "p", false, false, true,
 					int64(tableOID(t)), int64(0), indexOID(t), int64(0), int64(0), " ", " ", " ", true, int64(0), true})
+			}
+			for i := range t.Indexes {
+				if ix := &t.Indexes[i]; ix.Constraint {
+					out = append(out, []any{secondaryConstraintOID(t, ix), ix.Name, int64(oidPublic), "u", false, false, true,
+						int64(tableOID(t)), int64(0), secondaryOID(t, ix), int64(0), int64(0), " ", " ", " ", true, int64(0), true})
+				}
 			}
 		}
 		return out

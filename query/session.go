@@ -680,6 +680,9 @@ func (a *analyzer) run(n *pg.Node, r *run, st *statement) ([][]any, string, erro
 	case n.GetTruncateStmt() != nil:
 		tag, err := a.truncate(n.GetTruncateStmt())
 		return nil, tag, err
+	case n.GetIndexStmt() != nil:
+		tag, err := a.createIndex(n.GetIndexStmt())
+		return nil, tag, err
 	case n.GetAlterTableStmt() != nil:
 		tag, err := a.alterTable(n.GetAlterTableStmt())
 		return nil, tag, err

@@ -394,7 +394,7 @@ func (b *sqlBank) client(ctx context.Context, rt kernel.Runtime, i int, eng *que
 		case !b.ready:
 			outcome, err = b.create(actx, rt, sess)
 		case n%3 == 2: // every third operation, so that every run audits
-			outcome, err = b.audit(actx, rt, sess, rng.IntN(2) == 0)
+			outcome, err = b.audit(actx, rt, sess, rng.IntN(2) == 0, rng.IntN)
 		case i == schemaChanger && r < 8:
 			outcome, err = b.sideStep(actx, rt, sess, rng.IntN(1000))
 		case r < 1:
@@ -411,6 +411,9 @@ func (b *sqlBank) client(ctx context.Context, rt kernel.Runtime, i int, eng *que
 		}
 		cancel()
 		sqlRollback(ctx, rt, sess)
+		if sqlCode(err) == "XX001" {
+			b.violate(fmt.Errorf("sqlbank: %w", err)) // corrupt data: an index and its rows disagree
+		}
 		switch outcome {
 		case sqlCommitted:
 			b.served[i] = b.s.now
@@ -442,6 +445,11 @@ func (b *sqlBank) create(ctx context.Context, rt kernel.Runtime, sess *query.Ses
 		if _, _, err := sqlExec(ctx, sess, "CREATE TABLE accounts (id int PRIMARY KEY, balance bigint)", nil); err != nil {
 			return err
 		}
+		// Every transfer changes entries of this index; audits look rows
+		// up through it.
+		if _, _, err := sqlExec(ctx, sess, "CREATE INDEX accounts_balance ON accounts (balance)", nil); err != nil {
+			return err
+		}
 		_, tag, err := sqlExec(ctx, sess, "INSERT INTO accounts VALUES "+strings.Join(values, ", "), nil)
 		if err == nil && tag != fmt.Sprintf("INSERT 0 %d", sqlAccounts) {
 			b.violate(fmt.Errorf("sqlbank: creating the accounts: INSERT answered %q", tag))
@@ -456,8 +464,9 @@ func (b *sqlBank) create(ctx context.Context, rt kernel.Runtime, sess *query.Ses
 }
 
 // audit reads the total and the count, alone or in a transaction block
-// (where it also reads every balance).
-func (b *sqlBank) audit(ctx context.Context, rt kernel.Runtime, sess *query.Session, block bool) (int, error) {
+// (where it also reads every balance, and looks one row up through the
+// balance index).
+func (b *sqlBank) audit(ctx context.Context, rt kernel.Runtime, sess *query.Session, block bool, rng func(int) int) (int, error) {
 	check := func(rows [][]string) {
 		want := []string{strconv.Itoa(sqlAccounts * sqlAccountInitial), strconv.Itoa(sqlAccounts)}
 		if len(rows) != 1 || !slices.Equal(rows[0], want) {
@@ -497,6 +506,17 @@ func (b *sqlBank) audit(ctx context.Context, rt kernel.Runtime, sess *query.Sess
 		}
 		if len(all) != sqlAccounts || total != sqlAccounts*sqlAccountInitial {
 			b.violate(fmt.Errorf("%w: an audit read the rows %v (after sum, count %v in the same transaction)", errBankViolation, all, rows))
+		}
+		// Each row found again through the balance index, at the same
+		// snapshot (an entry that names another balance's row is an
+		// XX001 of its own).
+		row := all[rng(len(all))]
+		ids, _, err := sqlExec(ctx, sess, "SELECT id FROM accounts WHERE balance = $1", []uint32{20}, row[1])
+		if err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(ids, func(r []string) bool { return r[0] == row[0] }) {
+			b.violate(fmt.Errorf("%w: an audit read %v, but the balance index finds %v for balance %s", errBankViolation, row, ids, row[1]))
 		}
 		return nil
 	})

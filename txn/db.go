@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/orbitkernel/orbit/consensus"
+	"github.com/orbitkernel/orbit/internal/mutation"
 	"github.com/orbitkernel/orbit/kernel"
 	"github.com/orbitkernel/orbit/kernel/hlc"
 	"github.com/orbitkernel/orbit/storage"
@@ -311,7 +312,11 @@ func (db *DB) condense(keys [][]byte) (points, spans [][]byte) {
 	}
 	for len(keys) > 0 {
 		n := db.batchLen(keys, func([]byte) int { return 0 })
-		spans = append(spans, keys[0], append(slices.Clone(keys[n-1]), 0))
+		end := append(slices.Clone(keys[n-1]), 0)
+		if mutation.On(MutCondensedSpanShort) {
+			end = keys[n-1]
+		}
+		spans = append(spans, keys[0], end)
 		keys = keys[n:]
 	}
 	return nil, spans
@@ -349,7 +354,7 @@ func (db *DB) resolve(ctx context.Context, cl *consensus.Client, r resolution) {
 			return
 		}
 		refused = 0
-		if res.more {
+		if res.more && !mutation.On(MutResolveStopsAtBatch) {
 			n, _ = slices.BinarySearchFunc(keys, res.resume, bytes.Compare)
 		}
 		keys = keys[n:]

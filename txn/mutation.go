@@ -27,6 +27,10 @@ var (
 		"a locking read returns the key's value at the transaction's old read timestamp, not the newest one it locks: a write committed in between is lost")
 	MutLockSkipsRefresh = mutation.Plant("lock-skips-refresh", mutation.Txn,
 		"a locking read that lands above the read timestamp moves the timestamp there without refreshing the earlier reads: write skew")
+	MutResolveStopsAtBatch = mutation.Plant("resolve-stops-at-batch", mutation.Txn,
+		"a resolution that the leaseholder cut at its batch bound is taken as complete: the record is forgotten with intents left, and whoever meets them takes them for an aborted transaction's")
+	MutCondensedSpanShort = mutation.Plant("condensed-span-short", mutation.Txn,
+		"a record condensed to spans ends each span at its last key instead of just after it: garbage collection resolves all but that key's intent and forgets the record")
 	MutLocalResolveUnwritten = mutation.Plant("local-resolve-unwritten", mutation.Txn,
 		"a commit reports the intents in its record's range resolved without resolving them: the coordinator skips them and forgets the record, and whoever meets them takes them for an aborted transaction's")
 )
