@@ -34,6 +34,8 @@ type analyzer struct {
 	// failed are the constant expressions whose folding failed; the
 	// statement fails with the first one's error once analysis succeeds.
 	failed []*failExpr
+	// ctes are the WITH queries visible here (cte.go), innermost last.
+	ctes []*cte
 }
 
 // aggContext collects the aggregates of a grouped query's outputs.

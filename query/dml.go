@@ -84,8 +84,10 @@ type upsert struct {
 }
 
 func (a *analyzer) analyzeInsert(st *pg.InsertStmt) (*insertPlan, error) {
-	if st.WithClause != nil {
-		return nil, errorf("0A000", "WITH is not supported")
+	restore, err := a.with(st.WithClause)
+	defer restore()
+	if err != nil {
+		return nil, err
 	}
 	t, err := a.table(st.Relation)
 	if err != nil {
@@ -564,13 +566,20 @@ type updatePlan struct {
 	sets   map[int]expr // column position -> new value (UPDATE)
 	delete bool
 	ret    *returning
+	// from are UPDATE ... FROM's (DELETE ... USING's) other tables: a
+	// target row is changed when its WHERE holds with one of their rows
+	// (the first, as PostgreSQL takes an arbitrary one), and its SET,
+	// WHERE and RETURNING expressions read the target row followed by it.
+	from source
 }
 
 func (a *analyzer) analyzeUpdate(st *pg.UpdateStmt) (*updatePlan, error) {
-	if st.WithClause != nil || len(st.FromClause) > 0 {
-		return nil, errorf("0A000", "UPDATE ... FROM and WITH are not supported yet")
+	restore, err := a.with(st.WithClause)
+	defer restore()
+	if err != nil {
+		return nil, err
 	}
-	p, sc, err := a.dmlTarget(st.Relation)
+	p, sc, err := a.dmlTarget(st.Relation, st.FromClause)
 	if err != nil {
 		return nil, err
 	}
@@ -612,10 +621,12 @@ func (a *analyzer) analyzeUpdate(st *pg.UpdateStmt) (*updatePlan, error) {
 }
 
 func (a *analyzer) analyzeDelete(st *pg.DeleteStmt) (*updatePlan, error) {
-	if st.WithClause != nil || len(st.UsingClause) > 0 {
-		return nil, errorf("0A000", "DELETE ... USING and WITH are not supported yet")
+	restore, err := a.with(st.WithClause)
+	defer restore()
+	if err != nil {
+		return nil, err
 	}
-	p, sc, err := a.dmlTarget(st.Relation)
+	p, sc, err := a.dmlTarget(st.Relation, st.UsingClause)
 	if err != nil {
 		return nil, err
 	}
@@ -629,14 +640,30 @@ func (a *analyzer) analyzeDelete(st *pg.DeleteStmt) (*updatePlan, error) {
 	return p, nil
 }
 
-// dmlTarget is the table an UPDATE or DELETE changes, its scope and the
-// plan's start: a scan that locks the rows it reads by their key.
-func (a *analyzer) dmlTarget(rv *pg.RangeVar) (*updatePlan, *scope, error) {
+// dmlTarget is the table an UPDATE or DELETE changes, with the other
+// tables of its FROM (USING) list, their scope and the plan's start: a
+// scan that locks the rows it reads by their key.
+func (a *analyzer) dmlTarget(rv *pg.RangeVar, from []*pg.Node) (*updatePlan, *scope, error) {
 	t, err := a.table(rv)
 	if err != nil {
 		return nil, nil, err
 	}
-	return &updatePlan{t: t, scan: &tableScan{t: t, maxRows: a.s.e.opts.MaxRows, forUpdate: true}}, tableScope(t, aliasName(rv)), nil
+	p := &updatePlan{t: t, scan: &tableScan{t: t, maxRows: a.s.e.opts.MaxRows, forUpdate: true}}
+	sc := tableScope(t, aliasName(rv))
+	if len(from) > 0 {
+		src, fsc, err := a.fromList(from)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, c := range fsc.cols {
+			if c.table != "" && c.table == sc.cols[0].table {
+				return nil, nil, errorf("42712", "table name %q specified more than once", c.table)
+			}
+		}
+		p.from = src
+		sc = &scope{cols: append(slices0(sc.cols), fsc.cols...)}
+	}
+	return p, sc, nil
 }
 
 func (a *analyzer) dmlWhere(p *updatePlan, n *pg.Node, sc *scope) error {
@@ -668,18 +695,33 @@ func (p *updatePlan) execute(r *run) (n int, out [][]any, err error) {
 		key, newKey []byte
 		old, row    []any // the row, and the new row (UPDATE)
 	}
-	var changes []change
-	for _, row := range rows {
-		if p.where != nil {
-			v, err := p.where.eval(r.env, row)
-			if err != nil {
-				return 0, nil, err
-			}
-			if v != true {
-				continue
-			}
+	others := [][]any{nil} // one empty row: no FROM list
+	if p.from != nil {
+		if others, err = p.from.rows(r); err != nil {
+			return 0, nil, err
 		}
-		c := change{key: p.t.rowKey(row), old: row}
+	}
+	var changes []change
+	for _, target := range rows {
+		var row []any // the target row, followed by the other tables' row it matched
+		for _, other := range others {
+			both := append(slices.Clip(target), other...)
+			if p.where != nil {
+				v, err := p.where.eval(r.env, both)
+				if err != nil {
+					return 0, nil, err
+				}
+				if v != true {
+					continue
+				}
+			}
+			row = both
+			break
+		}
+		if row == nil {
+			continue
+		}
+		c := change{key: p.t.rowKey(target), old: target}
 		result := row
 		if !p.delete {
 			result = append([]any(nil), row...)
@@ -690,10 +732,10 @@ func (p *updatePlan) execute(r *run) (n int, out [][]any, err error) {
 				}
 				result[i] = v
 			}
-			if err := checkRow(p.t, result); err != nil {
+			if err := checkRow(p.t, result[:len(target)]); err != nil {
 				return 0, nil, err
 			}
-			c.newKey, c.row = p.t.rowKey(result), result
+			c.newKey, c.row = p.t.rowKey(result), result[:len(target):len(target)]
 		}
 		changes = append(changes, c)
 		if p.ret != nil {

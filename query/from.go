@@ -33,6 +33,17 @@ func (a *analyzer) fromItem(n *pg.Node) (source, *scope, error) {
 	switch {
 	case n.GetRangeVar() != nil:
 		rv := n.GetRangeVar()
+		if c := a.lookupCTE(rv.Relname); c != nil && rv.Schemaname == "" {
+			alias := ""
+			if rv.Alias != nil {
+				alias = rv.Alias.Aliasname
+			}
+			src, sc, err := a.cteSource(c, alias)
+			if err == nil && rv.Alias != nil {
+				err = renameColumns(sc, rv.Alias)
+			}
+			return src, sc, err
+		}
 		if vt, ok := virtualTableOf(rv.Schemaname, rv.Relname); ok {
 			name := rv.Relname
 			if rv.Alias != nil {
@@ -75,7 +86,7 @@ func (a *analyzer) fromItem(n *pg.Node) (source, *scope, error) {
 		if rs.Lateral {
 			return nil, nil, errorf("0A000", "LATERAL is not supported")
 		}
-		sub := &analyzer{ctx: a.ctx, s: a.s, tx: a.tx, params: a.params}
+		sub := &analyzer{ctx: a.ctx, s: a.s, tx: a.tx, params: a.params, outer: a.outer, ctes: a.ctes}
 		p, err := sub.analyzeSelect(rs.Subquery.GetSelectStmt())
 		a.params = sub.params
 		a.failed = append(a.failed, sub.failed...)

@@ -78,8 +78,10 @@ func typmod(t Type) int32 {
 
 // analyzeSelect analyses a SELECT (or VALUES) statement.
 func (a *analyzer) analyzeSelect(st *pg.SelectStmt) (*selectPlan, error) {
-	if st.WithClause != nil {
-		return nil, errorf("0A000", "WITH is not supported")
+	restore, err := a.with(st.WithClause)
+	defer restore()
+	if err != nil {
+		return nil, err
 	}
 	if st.IntoClause != nil {
 		return nil, errorf("0A000", "SELECT INTO is not supported")

@@ -78,7 +78,7 @@ func (e *subqueryExpr) eval(env *env, row []any) (any, error) {
 }
 
 func (a *analyzer) subLink(sl *pg.SubLink, sc *scope) (expr, error) {
-	sub := &analyzer{ctx: a.ctx, s: a.s, tx: a.tx, params: a.params, outer: append(append([]*scope(nil), a.outer...), sc)}
+	sub := &analyzer{ctx: a.ctx, s: a.s, tx: a.tx, params: a.params, outer: append(append([]*scope(nil), a.outer...), sc), ctes: a.ctes}
 	plan, err := sub.analyzeSelect(sl.Subselect.GetSelectStmt())
 	a.params = sub.params
 	a.failed = append(a.failed, sub.failed...)
