@@ -34,6 +34,8 @@ type TableDesc struct {
 	// the next one gets (0: 1).
 	Indexes     []IndexDesc `json:"indexes,omitempty"`
 	NextIndexID uint32      `json:"next_index_id,omitempty"`
+	// Checks are the CHECK constraints (check.go).
+	Checks []CheckDesc `json:"checks,omitempty"`
 }
 
 // ColumnDesc describes a column.

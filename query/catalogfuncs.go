@@ -96,29 +96,47 @@ func init() {
 	}
 }
 
+// catalogObject is an index or a constraint of t, as the catalog
+// functions describe it: the primary key's (ix and check nil), a
+// secondary index's or UNIQUE constraint's (ix), a CHECK constraint.
+type catalogObject struct {
+	t     *TableDesc
+	ix    *IndexDesc
+	check *CheckDesc
+	// pretty: the function's last argument asked for the pretty form
+	// (pg_get_constraintdef(oid, true), as psql asks).
+	pretty bool
+}
+
 // catalogText is a function of an index's or a constraint's OID that
-// reads the catalog (fn's ix nil: the primary key's).
-func catalogText(fn func(t *TableDesc, ix *IndexDesc) string, arities ...int) scalarFunc {
+// reads the catalog.
+func catalogText(fn func(o catalogObject) string, arities ...int) scalarFunc {
 	return func(a *analyzer, args []expr) (expr, error) {
 		if len(args) < arities[0] || len(args) > arities[1] {
 			return nil, nil
 		}
-		return &funcExpr{args: args[:1], t: TypeText, strict: true, fn: func(env *env, v []any) (any, error) {
+		return &funcExpr{args: args, t: TypeText, strict: true, fn: func(env *env, v []any) (any, error) {
 			oid, ok := v[0].(int64)
 			if !ok {
 				return nil, nil
 			}
+			pretty := len(v) > 1 && v[len(v)-1] == true
 			tables, err := listTables(env.run.ctx, env.run.tx, env.session.database, "public")
 			if err != nil {
 				return nil, err
 			}
 			for _, t := range tables {
 				if oid == indexOID(t) || oid == constraintOID(t) {
-					return fn(t, nil), nil
+					return fn(catalogObject{t: t, pretty: pretty}), nil
 				}
 				for i := range t.Indexes {
 					if ix := &t.Indexes[i]; oid == secondaryOID(t, ix) || oid == secondaryConstraintOID(t, ix) {
-						return fn(t, ix), nil
+						return fn(catalogObject{t: t, ix: ix, pretty: pretty}), nil
+					}
+				}
+				for i := range t.Checks {
+					if oid == checkOID(t, i) {
+						return fn(catalogObject{t: t, check: &t.Checks[i], pretty: pretty}), nil
 					}
 				}
 			}
@@ -143,7 +161,11 @@ func keyColumns(t *TableDesc, ix *IndexDesc) string {
 	return strings.Join(names, ", ")
 }
 
-func indexDef(t *TableDesc, ix *IndexDesc) string {
+func indexDef(o catalogObject) string {
+	t, ix := o.t, o.ix
+	if o.check != nil {
+		return ""
+	}
 	name, unique := t.pkName(), "UNIQUE "
 	if ix != nil {
 		name = ix.Name
@@ -154,11 +176,16 @@ func indexDef(t *TableDesc, ix *IndexDesc) string {
 	return "CREATE " + unique + "INDEX " + quoteIdent(name).(string) + " ON " + t.Schema + "." + quoteIdent(t.Name).(string) + " USING btree (" + keyColumns(t, ix) + ")"
 }
 
-func constraintDef(t *TableDesc, ix *IndexDesc) string {
-	if ix != nil {
-		return "UNIQUE (" + keyColumns(t, ix) + ")"
+func constraintDef(o catalogObject) string {
+	switch {
+	case o.check != nil && o.pretty:
+		return "CHECK (" + o.check.Expr + ")"
+	case o.check != nil:
+		return "CHECK ((" + o.check.Expr + "))"
+	case o.ix != nil:
+		return "UNIQUE (" + keyColumns(o.t, o.ix) + ")"
 	}
-	return "PRIMARY KEY (" + keyColumns(t, nil) + ")"
+	return "PRIMARY KEY (" + keyColumns(o.t, nil) + ")"
 }
 
 // quoteIdent quotes a name unless it is a plain lower-case identifier.

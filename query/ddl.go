@@ -49,6 +49,11 @@ func (a *analyzer) createTable(st *pg.CreateStmt) (string, error) {
 	t := &TableDesc{Database: a.s.database, Schema: schema, Name: st.Relation.Relname, NextColumnID: 1, Version: 1}
 	var pk []string
 	var uniques []*pg.Constraint // table and column UNIQUE constraints, keys filled in
+	type check struct {
+		con    *pg.Constraint
+		column string // "" for a table constraint
+	}
+	var checks []check
 	setPK := func(names []string, loc int32) error {
 		if pk != nil {
 			return withPosition(errorf("42P16", "multiple primary keys for table %q are not allowed", t.Name), loc)
@@ -71,6 +76,9 @@ func (a *analyzer) createTable(st *pg.CreateStmt) (string, error) {
 			t.NextColumnID++
 			t.Columns = append(t.Columns, c)
 			for _, n := range cd.Constraints {
+				if con := n.GetConstraint(); con.Contype == pg.ConstrType_CONSTR_CHECK {
+					checks = append(checks, check{con, c.Name})
+				}
 				if con := n.GetConstraint(); con.Contype == pg.ConstrType_CONSTR_UNIQUE {
 					uniques = append(uniques, &pg.Constraint{Contype: con.Contype, Conname: con.Conname, Location: con.Location,
 						Deferrable: con.Deferrable, NullsNotDistinct: con.NullsNotDistinct, Including: con.Including,
@@ -86,6 +94,10 @@ func (a *analyzer) createTable(st *pg.CreateStmt) (string, error) {
 			con := n.GetConstraint()
 			if con.Contype == pg.ConstrType_CONSTR_UNIQUE {
 				uniques = append(uniques, con)
+				continue
+			}
+			if con.Contype == pg.ConstrType_CONSTR_CHECK {
+				checks = append(checks, check{con, ""})
 				continue
 			}
 			if con.Contype != pg.ConstrType_CONSTR_PRIMARY {
@@ -148,6 +160,12 @@ func (a *analyzer) createTable(st *pg.CreateStmt) (string, error) {
 			return "", err
 		}
 	}
+	checkNames := map[string]bool{}
+	for _, c := range checks {
+		if err := a.addCheck(t, c.con, c.column, checkNames, false); err != nil {
+			return "", err
+		}
+	}
 	id, err := nextCounter(a.ctx, a.tx, []byte(idKey))
 	if err != nil {
 		return "", err
@@ -186,8 +204,8 @@ func (a *analyzer) columnDef(cd *pg.ColumnDef) (c ColumnDesc, primary bool, err 
 			}
 		case pg.ConstrType_CONSTR_PRIMARY:
 			primary = true
-		case pg.ConstrType_CONSTR_UNIQUE:
-			// The table's (createTable, addColumn make its index).
+		case pg.ConstrType_CONSTR_UNIQUE, pg.ConstrType_CONSTR_CHECK:
+			// The table's (createTable and addColumn add them).
 		case pg.ConstrType_CONSTR_DEFAULT:
 			if c.Serial {
 				return c, false, withPosition(errorf("42601", "multiple default values specified for column %q of table", c.Name), con.Location)
@@ -362,6 +380,7 @@ func (a *analyzer) alterCommand(t *TableDesc, cmd *pg.AlterTableCmd) error {
 		}
 		// PostgreSQL drops the indexes (and UNIQUE constraints) that
 		// name the column with it.
+		t.Checks = slices.DeleteFunc(t.Checks, func(k CheckDesc) bool { return slices.Contains(k.Columns, c.ID) })
 		for j := len(t.Indexes) - 1; j >= 0; j-- {
 			if slices.Contains(t.Indexes[j].Columns, c.ID) {
 				if err := a.deleteIndex(t, &t.Indexes[j]); err != nil {
@@ -419,6 +438,9 @@ func (a *analyzer) alterCommand(t *TableDesc, cmd *pg.AlterTableCmd) error {
 		return nil
 	case pg.AlterTableType_AT_AddConstraint:
 		con := cmd.Def.GetConstraint()
+		if con != nil && con.Contype == pg.ConstrType_CONSTR_CHECK {
+			return a.addCheck(t, con, "", map[string]bool{}, true)
+		}
 		if con != nil && con.Contype == pg.ConstrType_CONSTR_UNIQUE {
 			var names []string
 			for _, k := range con.Keys {
@@ -439,6 +461,10 @@ func (a *analyzer) alterCommand(t *TableDesc, cmd *pg.AlterTableCmd) error {
 		}
 		return a.addPrimaryKey(t, names)
 	case pg.AlterTableType_AT_DropConstraint:
+		if i := slices.IndexFunc(t.Checks, func(c CheckDesc) bool { return c.Name == cmd.Name }); i >= 0 {
+			t.Checks = slices.Delete(t.Checks, i, i+1)
+			return nil
+		}
 		ix := t.indexNamed(cmd.Name)
 		if ix == nil || !ix.Constraint {
 			if !hiddenKey(t) && cmd.Name == t.pkName() {
@@ -507,6 +533,11 @@ func (a *analyzer) addColumn(t *TableDesc, cd *pg.ColumnDef, ifNotExists bool) e
 	}
 	t.Columns = append(t.Columns, c)
 	for _, n := range cd.Constraints {
+		if con := n.GetConstraint(); con.Contype == pg.ConstrType_CONSTR_CHECK {
+			if err := a.addCheck(t, con, c.Name, map[string]bool{}, true); err != nil {
+				return err
+			}
+		}
 		if con := n.GetConstraint(); con.Contype == pg.ConstrType_CONSTR_UNIQUE {
 			ix, err := a.uniqueConstraint(t, con, []string{c.Name}, map[string]bool{})
 			if err != nil {

@@ -72,6 +72,7 @@ type insertPlan struct {
 	// target names (nil: the primary key, or any with arbiterAny).
 	arbiterAny bool
 	arbiter    *IndexDesc
+	checks     []checkExpr
 	// upsert is ON CONFLICT (key) DO UPDATE: SET expressions and WHERE
 	// over the existing row followed by the proposed one (EXCLUDED).
 	upsert *upsert
@@ -94,6 +95,9 @@ func (a *analyzer) analyzeInsert(st *pg.InsertStmt) (*insertPlan, error) {
 		return nil, err
 	}
 	p := &insertPlan{t: t}
+	if p.checks, err = a.checks(t); err != nil {
+		return nil, err
+	}
 	if oc := st.OnConflictClause; oc != nil {
 		if err := a.onConflict(p, oc, aliasName(st.Relation)); err != nil {
 			return nil, err
@@ -479,6 +483,9 @@ func (p *insertPlan) insertRow(r *run, row []any, touched map[string]bool) (writ
 	if err := checkRow(p.t, row); err != nil {
 		return nil, err
 	}
+	if err := violatedCheck(r.env, p.t, p.checks, row); err != nil {
+		return nil, err
+	}
 	key := p.t.rowKey(row)
 	old, found, err := r.tx.Get(r.ctx, key)
 	if err != nil {
@@ -529,6 +536,9 @@ func (p *insertPlan) insertRow(r *run, row []any, touched map[string]bool) (writ
 		if err := checkRow(p.t, written); err != nil {
 			return nil, err
 		}
+		if err := violatedCheck(r.env, p.t, p.checks, written); err != nil {
+			return nil, err
+		}
 		if string(p.t.rowKey(written)) != string(key) {
 			return nil, errorf("0A000", "ON CONFLICT DO UPDATE that changes the primary key is not supported")
 		}
@@ -570,7 +580,8 @@ type updatePlan struct {
 	// target row is changed when its WHERE holds with one of their rows
 	// (the first, as PostgreSQL takes an arbitrary one), and its SET,
 	// WHERE and RETURNING expressions read the target row followed by it.
-	from source
+	from   source
+	checks []checkExpr // UPDATE's
 }
 
 func (a *analyzer) analyzeUpdate(st *pg.UpdateStmt) (*updatePlan, error) {
@@ -581,6 +592,9 @@ func (a *analyzer) analyzeUpdate(st *pg.UpdateStmt) (*updatePlan, error) {
 	}
 	p, sc, err := a.dmlTarget(st.Relation, st.FromClause)
 	if err != nil {
+		return nil, err
+	}
+	if p.checks, err = a.checks(p.t); err != nil {
 		return nil, err
 	}
 	t := p.t
@@ -733,6 +747,9 @@ func (p *updatePlan) execute(r *run) (n int, out [][]any, err error) {
 				result[i] = v
 			}
 			if err := checkRow(p.t, result[:len(target)]); err != nil {
+				return 0, nil, err
+			}
+			if err := violatedCheck(r.env, p.t, p.checks, result[:len(target)]); err != nil {
 				return 0, nil, err
 			}
 			c.newKey, c.row = p.t.rowKey(result), result[:len(target):len(target)]

@@ -80,6 +80,9 @@ func secondaryConstraintOID(t *TableDesc, ix *IndexDesc) int64 {
 	return 2_000_000 + int64(t.ID)*1000 + int64(ix.ID)
 }
 
+// checkOID is the OID of t's i-th CHECK constraint.
+func checkOID(t *TableDesc, i int) int64 { return 3_000_000 + int64(t.ID)*1000 + int64(i) }
+
 var pgCatalog = map[string]*virtualTable{
 	"pg_namespace": {cols("oid:oid nspname:name nspowner:oid nspacl:text[]"), func(*catalogView) [][]any {
 		return [][]any{
@@ -190,6 +193,10 @@ var pgCatalog = map[string]*virtualTable{
 					out = append(out, []any{secondaryConstraintOID(t, ix), ix.Name, int64(oidPublic), "u", false, false, true,
 						int64(tableOID(t)), int64(0), secondaryOID(t, ix), int64(0), int64(0), " ", " ", " ", true, int64(0), true})
 				}
+			}
+			for i := range t.Checks {
+				out = append(out, []any{checkOID(t, i), t.Checks[i].Name, int64(oidPublic), "c", false, false, true,
+					int64(tableOID(t)), int64(0), int64(0), int64(0), int64(0), " ", " ", " ", true, int64(0), false})
 			}
 		}
 		return out
