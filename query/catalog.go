@@ -150,9 +150,8 @@ func putTable(ctx context.Context, tx *txn.Tx, t *TableDesc) error {
 }
 
 // nextCounter increments the counter at key in tx and returns its new
-// value. Unlike PostgreSQL's sequences, the increment is transactional:
-// a rolled-back insert gives its number back, and concurrent inserts
-// into one table conflict on the counter (docs/sql.md, "Serial").
+// value, transactionally: the catalog's IDs (a rolled-back CREATE gives
+// its ID back). Sequences are not transactional (sequence.go).
 func nextCounter(ctx context.Context, tx *txn.Tx, key []byte) (int64, error) {
 	b, found, err := tx.GetForUpdate(ctx, key)
 	if err != nil {

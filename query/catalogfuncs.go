@@ -232,6 +232,15 @@ func regclassOf(env *env, name string) (any, error) {
 			return secondaryOID(t, ix), nil
 		}
 	}
+	seqs, err := listSequences(env.run.ctx, env.run.tx, env.session.database, "public")
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range seqs {
+		if s.desc.Name == table {
+			return s.oid, nil
+		}
+	}
 	return nil, errorf("42P01", "relation %q does not exist", name)
 }
 
@@ -252,6 +261,15 @@ func regclassText(env *env, oid int64) (any, error) {
 			if ix := &t.Indexes[i]; oid == secondaryOID(t, ix) {
 				return ix.Name, nil
 			}
+		}
+	}
+	seqs, err := listSequences(env.run.ctx, env.run.tx, env.session.database, "public")
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range seqs {
+		if s.oid == oid {
+			return s.desc.Name, nil
 		}
 	}
 	return strconv.FormatInt(oid, 10), nil

@@ -35,11 +35,11 @@ func (a *analyzer) createTable(st *pg.CreateStmt) (string, error) {
 	if schema != "public" {
 		return "", withPosition(errorf("3F000", "schema %q does not exist", schema), st.Relation.Location)
 	}
-	existing, err := lookupTable(a.ctx, a.tx, a.s.database, schema, st.Relation.Relname)
+	existing, err := a.relationExists(schema, st.Relation.Relname)
 	if err != nil {
 		return "", err
 	}
-	if existing != nil {
+	if existing {
 		if st.IfNotExists {
 			a.s.notice("42P07", "relation %q already exists, skipping", st.Relation.Relname)
 			return "CREATE TABLE", nil
@@ -247,8 +247,11 @@ func deparseExpr(n *pg.Node) (string, error) {
 // dropTable runs DROP TABLE: the descriptor and every row go in one
 // transaction.
 func (a *analyzer) dropTable(st *pg.DropStmt) (string, error) {
-	if st.RemoveType == pg.ObjectType_OBJECT_INDEX {
+	switch st.RemoveType {
+	case pg.ObjectType_OBJECT_INDEX:
 		return a.dropIndexes(st)
+	case pg.ObjectType_OBJECT_SEQUENCE:
+		return a.dropSequences(st)
 	}
 	if st.RemoveType != pg.ObjectType_OBJECT_TABLE {
 		return "", errorf("0A000", "DROP %s is not supported", strings.TrimPrefix(st.RemoveType.String(), "OBJECT_"))

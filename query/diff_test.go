@@ -234,7 +234,7 @@ func (p *pair) exec(sql string) (orbit, pg outcome) {
 // each check begins as a new client would ("stale descriptor after DROP
 // and CREATE" is why a session is not reused).
 func (p *pair) reset() {
-	for _, sql := range []string{"ROLLBACK", "DROP TABLE IF EXISTS t", "DROP TABLE IF EXISTS u"} {
+	for _, sql := range []string{"ROLLBACK", "DROP TABLE IF EXISTS t", "DROP TABLE IF EXISTS u", "DROP SEQUENCE IF EXISTS s"} {
 		p.exec(sql)
 	}
 	_ = p.orbit.Close(context.Background())
@@ -564,6 +564,40 @@ var diffCases = []diffCase{
 		s(`INSERT INTO t VALUES (13, 1, 2, 7)`),
 		s(`SELECT conname, contype, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 't'::regclass ORDER BY conname`),
 		s(`SELECT k, a, b, d FROM t`),
+	}},
+	{name: "sequences", stmts: []stmt{
+		s(`CREATE SEQUENCE s`),
+		s(`SELECT nextval('s'), nextval('s'), currval('s'), lastval()`),
+		s(`SELECT setval('s', 10)`),
+		s(`SELECT nextval('s')`),
+		s(`SELECT setval('s', 20, false), nextval('s')`),
+		s(`SELECT nextval('s'::regclass)`),
+		s(`SELECT setval('s', 0)`),
+		s(`CREATE SEQUENCE s`),
+		s(`CREATE SEQUENCE IF NOT EXISTS s`),
+		s(`DROP SEQUENCE s`),
+		s(`DROP SEQUENCE s`),
+		s(`DROP SEQUENCE IF EXISTS s`),
+		s(`CREATE SEQUENCE s INCREMENT BY -2 MINVALUE -5 MAXVALUE 3 START 1 CYCLE`),
+		s(`SELECT nextval('s'), nextval('s'), nextval('s'), nextval('s'), nextval('s')`),
+		s(`DROP SEQUENCE s`),
+		s(`CREATE SEQUENCE s AS smallint START 32766 CACHE 1`),
+		s(`SELECT nextval('s'), nextval('s')`),
+		s(`SELECT nextval('s')`),
+		s(`DROP SEQUENCE s`),
+		s(`CREATE SEQUENCE s INCREMENT 0`),
+		s(`CREATE SEQUENCE s MINVALUE 5 MAXVALUE 2`),
+		s(`CREATE SEQUENCE s START 0`),
+		s(`SELECT nextval('nope')`),
+		s(`CREATE TABLE t (k serial PRIMARY KEY, v text)`),
+		s(`INSERT INTO t (v) VALUES ('a'), ('b')`),
+		s(`SELECT currval('t_k_seq'), nextval('t_k_seq')`),
+		s(`INSERT INTO t (v) VALUES ('c') RETURNING k`),
+		s(`SELECT setval('t_k_seq', 100)`),
+		s(`INSERT INTO t (v) VALUES ('d') RETURNING k`),
+		s(`CREATE SEQUENCE t`),
+		s(`CREATE TABLE t_k_seq (a int)`),
+		s(`SELECT * FROM t`),
 	}},
 }
 

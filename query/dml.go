@@ -429,12 +429,9 @@ func (p *insertPlan) fillDefaults(r *run, row []any, given []bool) error {
 		case c.Hidden:
 			row[ci] = r.env.rowID()
 		case c.Serial:
-			v, err := nextCounter(r.ctx, r.tx, serialKey(p.t.ID, c.ID))
+			v, err := r.env.session.advance(r.ctx, serialSequence(p.t, c))
 			if err != nil {
 				return err
-			}
-			if lo, hi := intRange(c.Type); v < lo || v > hi {
-				return errorf("2200H", "nextval: reached maximum value of sequence \"%s_%s_seq\" (%d)", p.t.Name, c.Name, hi)
 			}
 			row[ci] = v
 		case p.defaults[ci] != nil:

@@ -224,9 +224,9 @@ func (a *analyzer) deleteIndex(t *TableDesc, ix *IndexDesc) error {
 	return a.deleteSpan(p, prefixEnd(p))
 }
 
-// relationExists reports whether a table or an index of the schema is
-// called name (index and table names share one namespace, as
-// PostgreSQL's relations do).
+// relationExists reports whether a table, an index or a sequence of the
+// schema is called name (they share one namespace, as PostgreSQL's
+// relations do).
 func (a *analyzer) relationExists(schema, name string) (bool, error) {
 	tables, err := listTables(a.ctx, a.tx, a.s.database, schema)
 	if err != nil {
@@ -234,6 +234,15 @@ func (a *analyzer) relationExists(schema, name string) (bool, error) {
 	}
 	for _, t := range tables {
 		if t.Name == name || t.indexNamed(name) != nil || (!hiddenKey(t) && t.pkName() == name) {
+			return true, nil
+		}
+	}
+	seqs, err := listSequences(a.ctx, a.tx, a.s.database, schema)
+	if err != nil {
+		return false, err
+	}
+	for _, s := range seqs {
+		if s.desc.Name == name {
 			return true, nil
 		}
 	}

@@ -22,8 +22,9 @@ type virtualTable struct {
 
 // catalogView is what the catalog tables are computed from.
 type catalogView struct {
-	s      *Session
-	tables []*TableDesc
+	s         *Session
+	tables    []*TableDesc
+	sequences []*sequence
 }
 
 // OIDs of the objects that exist in every database.
@@ -128,7 +129,7 @@ var pgCatalog = map[string]*virtualTable{
 					nil, nil, nil})
 			}
 		}
-		return out
+		return append(out, sequenceRelations(c)...)
 	}},
 	"pg_attribute": {cols("attrelid:oid attname:name atttypid:oid attstattarget:int4 attlen:int2 attnum:int2 attndims:int4 " +
 		"attcacheoff:int4 atttypmod:int4 attbyval:bool attalign:char attstorage:char attcompression:char attnotnull:bool " +
@@ -387,7 +388,11 @@ func (v *virtualScan) rows(r *run) ([][]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return v.vt.rows(&catalogView{s: r.env.session, tables: tables}), nil
+	seqs, err := listSequences(r.ctx, r.tx, r.env.session.database, "public")
+	if err != nil {
+		return nil, err
+	}
+	return v.vt.rows(&catalogView{s: r.env.session, tables: tables, sequences: seqs}), nil
 }
 
 // virtualTableOf finds a system catalog table: pg_catalog's are found

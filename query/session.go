@@ -36,6 +36,11 @@ type Session struct {
 	implicit bool
 	notices  []*Error
 	closed   bool
+	// currvals are the values nextval last gave this session, by
+	// sequence OID; lastval the last of all (sequence.go).
+	currvals   map[int64]int64
+	lastval    int64
+	lastvalSet bool
 }
 
 // BeginImplicit starts the one transaction the statements of a
@@ -682,6 +687,9 @@ func (a *analyzer) run(n *pg.Node, r *run, st *statement) ([][]any, string, erro
 		return nil, tag, err
 	case n.GetIndexStmt() != nil:
 		tag, err := a.createIndex(n.GetIndexStmt())
+		return nil, tag, err
+	case n.GetCreateSeqStmt() != nil:
+		tag, err := a.createSequence(n.GetCreateSeqStmt())
 		return nil, tag, err
 	case n.GetAlterTableStmt() != nil:
 		tag, err := a.alterTable(n.GetAlterTableStmt())
