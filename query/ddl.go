@@ -252,6 +252,8 @@ func (a *analyzer) dropTable(st *pg.DropStmt) (string, error) {
 		return a.dropIndexes(st)
 	case pg.ObjectType_OBJECT_SEQUENCE:
 		return a.dropSequences(st)
+	case pg.ObjectType_OBJECT_VIEW:
+		return a.dropViews(st)
 	}
 	if st.RemoveType != pg.ObjectType_OBJECT_TABLE {
 		return "", errorf("0A000", "DROP %s is not supported", strings.TrimPrefix(st.RemoveType.String(), "OBJECT_"))

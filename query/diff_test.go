@@ -234,7 +234,7 @@ func (p *pair) exec(sql string) (orbit, pg outcome) {
 // each check begins as a new client would ("stale descriptor after DROP
 // and CREATE" is why a session is not reused).
 func (p *pair) reset() {
-	for _, sql := range []string{"ROLLBACK", "DROP TABLE IF EXISTS t", "DROP TABLE IF EXISTS u", "DROP SEQUENCE IF EXISTS s"} {
+	for _, sql := range []string{"ROLLBACK", "DROP VIEW IF EXISTS w", "DROP VIEW IF EXISTS v", "DROP TABLE IF EXISTS t", "DROP TABLE IF EXISTS u", "DROP SEQUENCE IF EXISTS s"} {
 		p.exec(sql)
 	}
 	_ = p.orbit.Close(context.Background())
@@ -598,6 +598,28 @@ var diffCases = []diffCase{
 		s(`CREATE SEQUENCE t`),
 		s(`CREATE TABLE t_k_seq (a int)`),
 		s(`SELECT * FROM t`),
+	}},
+	{name: "views", stmts: []stmt{
+		s(`CREATE TABLE t (k int PRIMARY KEY, v int, name text)`),
+		s(`INSERT INTO t VALUES (1, 10, 'a'), (2, 20, 'b'), (3, 30, 'c')`),
+		s(`CREATE VIEW v AS SELECT k, v * 2 AS double FROM t WHERE k > 1`),
+		s(`SELECT * FROM v`),
+		s(`SELECT x.double FROM v x WHERE x.k = 3`),
+		s(`CREATE VIEW w (key, total) AS SELECT k, sum(double) FROM v GROUP BY k`),
+		s(`SELECT * FROM w ORDER BY key`),
+		s(`SELECT t.name, w.total FROM t JOIN w ON w.key = t.k`),
+		s(`INSERT INTO t VALUES (4, 40, 'd')`),
+		s(`SELECT count(*) FROM v`),
+		s(`CREATE VIEW v AS SELECT 1`),
+		s(`CREATE OR REPLACE VIEW v AS SELECT k, v * 3 AS double, name FROM t`),
+		s(`SELECT * FROM v WHERE k = 1`),
+		s(`CREATE OR REPLACE VIEW v AS SELECT k FROM t`),
+		s(`CREATE VIEW t AS SELECT 1`),
+		s(`CREATE VIEW u (a, b) AS SELECT 1`),
+		s(`DROP VIEW w`),
+		s(`DROP VIEW w`),
+		s(`DROP VIEW IF EXISTS w`),
+		s(`SELECT relname, relkind FROM pg_class WHERE relname IN ('t', 'v')`),
 	}},
 }
 

@@ -2,6 +2,7 @@ package query
 
 import (
 	"bytes"
+	"errors"
 
 	pg "github.com/pganalyze/pg_query_go/v6"
 
@@ -62,6 +63,18 @@ func (a *analyzer) fromItem(n *pg.Node) (source, *scope, error) {
 			return &virtualScan{vt: vt}, sc, nil
 		}
 		t, err := a.table(rv)
+		var isView *viewError
+		if errors.As(err, &isView) {
+			alias := ""
+			if rv.Alias != nil {
+				alias = rv.Alias.Aliasname
+			}
+			src, sc, err := a.viewQuery(isView.view, alias)
+			if err == nil && rv.Alias != nil {
+				err = renameColumns(sc, rv.Alias)
+			}
+			return src, sc, err
+		}
 		if err != nil {
 			return nil, nil, err
 		}
@@ -152,10 +165,27 @@ func (a *analyzer) table(rv *pg.RangeVar) (*TableDesc, error) {
 		if schema == "pg_catalog" || schema == "information_schema" {
 			return nil, withPosition(errorf("0A000", "system catalog %s is not supported yet", name), rv.Location)
 		}
+		v, err := a.lookupView(schema, rv.Relname)
+		if err != nil {
+			return nil, err
+		}
+		if v != nil {
+			return nil, &viewError{err: withPosition(errorf("42809", "%q is a view, and views are read only", name), rv.Location), view: v}
+		}
 		return nil, withPosition(errorf("42P01", "relation %q does not exist", name), rv.Location)
 	}
 	return t, nil
 }
+
+// viewError is table's refusal of a view: a FROM clause reads the view
+// instead (fromItem), every other use fails with its error (42809).
+type viewError struct {
+	err  *Error
+	view *ViewDesc
+}
+
+func (e *viewError) Error() string { return e.err.Error() }
+func (e *viewError) Unwrap() error { return e.err }
 
 func (a *analyzer) join(j *pg.JoinExpr) (source, *scope, error) {
 	if j.IsNatural || len(j.UsingClause) > 0 {

@@ -246,7 +246,8 @@ func (a *analyzer) relationExists(schema, name string) (bool, error) {
 			return true, nil
 		}
 	}
-	return false, nil
+	v, err := a.lookupView(schema, name)
+	return v != nil, err
 }
 
 // indexOwner finds the table of the schema that has the index called

@@ -25,6 +25,7 @@ type catalogView struct {
 	s         *Session
 	tables    []*TableDesc
 	sequences []*sequence
+	views     []*ViewDesc
 }
 
 // OIDs of the objects that exist in every database.
@@ -110,7 +111,7 @@ var pgCatalog = map[string]*virtualTable{
 			}
 			out = append(out, []any{int64(tableOID(t)), t.Name, int64(oidPublic), int64(0), int64(0), int64(oidSuperuser), int64(oidHeapAM), int64(tableOID(t)),
 				int64(0), int64(0), float64(-1), int64(0), int64(0), !hiddenKey(t) || len(t.Indexes) > 0, false,
-				"p", "r", int64(visible), int64(0), false, false, false,
+				"p", "r", int64(visible), int64(len(t.Checks)), false, false, false,
 				false, false, true, "d", false, int64(0),
 				nil, nil, nil})
 			for i := range t.Indexes {
@@ -129,7 +130,7 @@ var pgCatalog = map[string]*virtualTable{
 					nil, nil, nil})
 			}
 		}
-		return append(out, sequenceRelations(c)...)
+		return append(append(out, sequenceRelations(c)...), viewRelations(c)...)
 	}},
 	"pg_attribute": {cols("attrelid:oid attname:name atttypid:oid attstattarget:int4 attlen:int2 attnum:int2 attndims:int4 " +
 		"attcacheoff:int4 atttypmod:int4 attbyval:bool attalign:char attstorage:char attcompression:char attnotnull:bool " +
@@ -149,6 +150,19 @@ var pgCatalog = map[string]*virtualTable{
 					int64(-1), int64(typmod(col.Type)), col.Type.Size > 0 && col.Type.Size <= 8, "i", "p", "", col.NotNull,
 					col.Default != "" || col.Serial, false, "", "", false, true,
 					int64(0), collation, nil, nil, nil})
+			}
+		}
+		for _, v := range c.views {
+			for i, name := range v.Columns {
+				typ, ok := typesByOID[v.Types[i]]
+				if !ok {
+					continue
+				}
+				typ = typ.withMod(v.Mods[i])
+				out = append(out, []any{viewOID(v), name, int64(typ.OID), int64(-1), int64(typ.Size), int64(i + 1), int64(0),
+					int64(-1), int64(typmod(typ)), typ.Size > 0 && typ.Size <= 8, "i", "p", "", false,
+					false, false, "", "", false, true,
+					int64(0), int64(0), nil, nil, nil})
 			}
 		}
 		return out
@@ -392,7 +406,11 @@ func (v *virtualScan) rows(r *run) ([][]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return v.vt.rows(&catalogView{s: r.env.session, tables: tables, sequences: seqs}), nil
+	views, err := listViews(r.ctx, r.tx, r.env.session.database, "public")
+	if err != nil {
+		return nil, err
+	}
+	return v.vt.rows(&catalogView{s: r.env.session, tables: tables, sequences: seqs, views: views}), nil
 }
 
 // virtualTableOf finds a system catalog table: pg_catalog's are found

@@ -691,6 +691,9 @@ func (a *analyzer) run(n *pg.Node, r *run, st *statement) ([][]any, string, erro
 	case n.GetCreateSeqStmt() != nil:
 		tag, err := a.createSequence(n.GetCreateSeqStmt())
 		return nil, tag, err
+	case n.GetViewStmt() != nil:
+		tag, err := a.createView(n.GetViewStmt())
+		return nil, tag, err
 	case n.GetAlterTableStmt() != nil:
 		tag, err := a.alterTable(n.GetAlterTableStmt())
 		return nil, tag, err
