@@ -36,6 +36,10 @@ type TableDesc struct {
 	NextIndexID uint32      `json:"next_index_id,omitempty"`
 	// Checks are the CHECK constraints (check.go).
 	Checks []CheckDesc `json:"checks,omitempty"`
+	// ForeignKeys are the table's foreign keys; ReferencedBy the tables
+	// whose foreign keys reference it (foreignkey.go).
+	ForeignKeys  []ForeignKeyDesc `json:"foreign_keys,omitempty"`
+	ReferencedBy []string         `json:"referenced_by,omitempty"`
 }
 
 // ColumnDesc describes a column.

@@ -103,6 +103,9 @@ type catalogObject struct {
 	t     *TableDesc
 	ix    *IndexDesc
 	check *CheckDesc
+	// fk is a foreign key, whose parent is among tables.
+	fk     *ForeignKeyDesc
+	tables []*TableDesc
 	// pretty: the function's last argument asked for the pretty form
 	// (pg_get_constraintdef(oid, true), as psql asks).
 	pretty bool
@@ -139,6 +142,11 @@ func catalogText(fn func(o catalogObject) string, arities ...int) scalarFunc {
 						return fn(catalogObject{t: t, check: &t.Checks[i], pretty: pretty}), nil
 					}
 				}
+				for i := range t.ForeignKeys {
+					if oid == foreignKeyOID(t, i) {
+						return fn(catalogObject{t: t, fk: &t.ForeignKeys[i], tables: tables, pretty: pretty}), nil
+					}
+				}
 			}
 			return nil, nil
 		}}, nil
@@ -163,7 +171,7 @@ func keyColumns(t *TableDesc, ix *IndexDesc) string {
 
 func indexDef(o catalogObject) string {
 	t, ix := o.t, o.ix
-	if o.check != nil {
+	if o.check != nil || o.fk != nil {
 		return ""
 	}
 	name, unique := t.pkName(), "UNIQUE "
@@ -178,6 +186,14 @@ func indexDef(o catalogObject) string {
 
 func constraintDef(o catalogObject) string {
 	switch {
+	case o.fk != nil:
+		var parent *TableDesc
+		for _, p := range o.tables {
+			if p.Name == o.fk.Parent {
+				parent = p
+			}
+		}
+		return foreignKeyDef(o.t, o.fk, parent)
 	case o.check != nil && o.pretty:
 		return "CHECK (" + o.check.Expr + ")"
 	case o.check != nil:

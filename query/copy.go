@@ -283,6 +283,7 @@ func (p *copyPlan) copyIn(r *run, data []byte) (string, error) {
 		return "", err
 	}
 	n := 0
+	var changes []rowChange // the rows written, for the foreign keys
 	for line, fields := range rows {
 		row := make([]any, len(p.insert.t.Columns))
 		given := make([]bool, len(row))
@@ -303,10 +304,13 @@ func (p *copyPlan) copyIn(r *run, data []byte) (string, error) {
 		if err := p.insert.fillDefaults(r, row, given); err != nil {
 			return "", err
 		}
-		if _, err := p.insert.insertRow(r, row, nil); err != nil {
+		if _, err := p.insert.insertRow(r, row, nil, &changes); err != nil {
 			return "", err
 		}
 		n++
+	}
+	if err := r.foreignKeys(p.insert.t, changes); err != nil {
+		return "", err
 	}
 	return "COPY " + strconv.Itoa(n), nil
 }

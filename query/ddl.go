@@ -1,6 +1,7 @@
 package query
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -54,6 +55,7 @@ func (a *analyzer) createTable(st *pg.CreateStmt) (string, error) {
 		column string // "" for a table constraint
 	}
 	var checks []check
+	var fks []check // FOREIGN KEY constraints (column: a column's own REFERENCES)
 	setPK := func(names []string, loc int32) error {
 		if pk != nil {
 			return withPosition(errorf("42P16", "multiple primary keys for table %q are not allowed", t.Name), loc)
@@ -79,6 +81,9 @@ func (a *analyzer) createTable(st *pg.CreateStmt) (string, error) {
 				if con := n.GetConstraint(); con.Contype == pg.ConstrType_CONSTR_CHECK {
 					checks = append(checks, check{con, c.Name})
 				}
+				if con := n.GetConstraint(); con.Contype == pg.ConstrType_CONSTR_FOREIGN {
+					fks = append(fks, check{con, c.Name})
+				}
 				if con := n.GetConstraint(); con.Contype == pg.ConstrType_CONSTR_UNIQUE {
 					uniques = append(uniques, &pg.Constraint{Contype: con.Contype, Conname: con.Conname, Location: con.Location,
 						Deferrable: con.Deferrable, NullsNotDistinct: con.NullsNotDistinct, Including: con.Including,
@@ -98,6 +103,10 @@ func (a *analyzer) createTable(st *pg.CreateStmt) (string, error) {
 			}
 			if con.Contype == pg.ConstrType_CONSTR_CHECK {
 				checks = append(checks, check{con, ""})
+				continue
+			}
+			if con.Contype == pg.ConstrType_CONSTR_FOREIGN {
+				fks = append(fks, check{con, ""})
 				continue
 			}
 			if con.Contype != pg.ConstrType_CONSTR_PRIMARY {
@@ -166,6 +175,11 @@ func (a *analyzer) createTable(st *pg.CreateStmt) (string, error) {
 			return "", err
 		}
 	}
+	for _, c := range fks {
+		if err := a.addForeignKey(t, c.con, fkColumns(c.con, c.column), checkNames, false); err != nil {
+			return "", err
+		}
+	}
 	id, err := nextCounter(a.ctx, a.tx, []byte(idKey))
 	if err != nil {
 		return "", err
@@ -204,7 +218,7 @@ func (a *analyzer) columnDef(cd *pg.ColumnDef) (c ColumnDesc, primary bool, err 
 			}
 		case pg.ConstrType_CONSTR_PRIMARY:
 			primary = true
-		case pg.ConstrType_CONSTR_UNIQUE, pg.ConstrType_CONSTR_CHECK:
+		case pg.ConstrType_CONSTR_UNIQUE, pg.ConstrType_CONSTR_CHECK, pg.ConstrType_CONSTR_FOREIGN:
 			// The table's (createTable and addColumn add them).
 		case pg.ConstrType_CONSTR_DEFAULT:
 			if c.Serial {
@@ -281,6 +295,9 @@ func (a *analyzer) dropTable(st *pg.DropStmt) (string, error) {
 		}
 		tables = append(tables, t)
 	}
+	if err := a.dropReferences(tables, st.Behavior == pg.DropBehavior_DROP_CASCADE); err != nil {
+		return "", err
+	}
 	for _, t := range tables {
 		if err := a.deleteRows(t); err != nil {
 			return "", err
@@ -318,10 +335,26 @@ func (a *analyzer) truncate(st *pg.TruncateStmt) (string, error) {
 	if st.RestartSeqs {
 		return "", errorf("0A000", "TRUNCATE ... RESTART IDENTITY is not supported")
 	}
+	var tables []*TableDesc
 	for _, n := range st.Relations {
 		t, err := a.table(n.GetRangeVar())
 		if err != nil {
 			return "", err
+		}
+		tables = append(tables, t)
+	}
+	names := map[string]bool{}
+	for _, t := range tables {
+		names[t.Name] = true
+	}
+	for _, t := range tables {
+		for _, child := range t.ReferencedBy {
+			if !names[child] {
+				e := errorf("0A000", "cannot truncate a table referenced in a foreign key constraint")
+				e.Detail = fmt.Sprintf("Table %q references %q.", child, t.Name)
+				e.Hint = fmt.Sprintf("Truncate table %q at the same time.", child)
+				return "", e
+			}
 		}
 		if err := a.deleteRows(t); err != nil {
 			return "", err
@@ -386,6 +419,9 @@ func (a *analyzer) alterCommand(t *TableDesc, cmd *pg.AlterTableCmd) error {
 		// PostgreSQL drops the indexes (and UNIQUE constraints) that
 		// name the column with it.
 		t.Checks = slices.DeleteFunc(t.Checks, func(k CheckDesc) bool { return slices.Contains(k.Columns, c.ID) })
+		if err := a.dropColumnReferences(t, c); err != nil {
+			return err
+		}
 		for j := len(t.Indexes) - 1; j >= 0; j-- {
 			if slices.Contains(t.Indexes[j].Columns, c.ID) {
 				if err := a.deleteIndex(t, &t.Indexes[j]); err != nil {
@@ -446,6 +482,9 @@ func (a *analyzer) alterCommand(t *TableDesc, cmd *pg.AlterTableCmd) error {
 		if con != nil && con.Contype == pg.ConstrType_CONSTR_CHECK {
 			return a.addCheck(t, con, "", map[string]bool{}, true)
 		}
+		if con != nil && con.Contype == pg.ConstrType_CONSTR_FOREIGN {
+			return a.addForeignKey(t, con, fkColumns(con, ""), map[string]bool{}, true)
+		}
 		if con != nil && con.Contype == pg.ConstrType_CONSTR_UNIQUE {
 			var names []string
 			for _, k := range con.Keys {
@@ -469,6 +508,9 @@ func (a *analyzer) alterCommand(t *TableDesc, cmd *pg.AlterTableCmd) error {
 		if i := slices.IndexFunc(t.Checks, func(c CheckDesc) bool { return c.Name == cmd.Name }); i >= 0 {
 			t.Checks = slices.Delete(t.Checks, i, i+1)
 			return nil
+		}
+		if i := slices.IndexFunc(t.ForeignKeys, func(fk ForeignKeyDesc) bool { return fk.Name == cmd.Name }); i >= 0 {
+			return a.dropForeignKey(t, i)
 		}
 		ix := t.indexNamed(cmd.Name)
 		if ix == nil || !ix.Constraint {
@@ -540,6 +582,11 @@ func (a *analyzer) addColumn(t *TableDesc, cd *pg.ColumnDef, ifNotExists bool) e
 	for _, n := range cd.Constraints {
 		if con := n.GetConstraint(); con.Contype == pg.ConstrType_CONSTR_CHECK {
 			if err := a.addCheck(t, con, c.Name, map[string]bool{}, true); err != nil {
+				return err
+			}
+		}
+		if con := n.GetConstraint(); con.Contype == pg.ConstrType_CONSTR_FOREIGN {
+			if err := a.addForeignKey(t, con, []string{c.Name}, map[string]bool{}, true); err != nil {
 				return err
 			}
 		}
@@ -662,6 +709,9 @@ func (a *analyzer) rename(st *pg.RenameStmt) (string, error) {
 			return "", errorf("42P07", "relation %q already exists", st.Newname)
 		}
 		if err := a.tx.Delete(a.ctx, descKey(t.Database, t.Schema, t.Name)); err != nil {
+			return "", err
+		}
+		if err := a.renameReferences(t, st.Newname); err != nil {
 			return "", err
 		}
 		t.Name = st.Newname

@@ -234,7 +234,7 @@ func (p *pair) exec(sql string) (orbit, pg outcome) {
 // each check begins as a new client would ("stale descriptor after DROP
 // and CREATE" is why a session is not reused).
 func (p *pair) reset() {
-	for _, sql := range []string{"ROLLBACK", "DROP VIEW IF EXISTS w", "DROP VIEW IF EXISTS v", "DROP TABLE IF EXISTS t", "DROP TABLE IF EXISTS u", "DROP SEQUENCE IF EXISTS s"} {
+	for _, sql := range []string{"ROLLBACK", "DROP VIEW IF EXISTS w", "DROP VIEW IF EXISTS v", "DROP TABLE IF EXISTS u", "DROP TABLE IF EXISTS t", "DROP SEQUENCE IF EXISTS s"} {
 		p.exec(sql)
 	}
 	_ = p.orbit.Close(context.Background())
@@ -620,6 +620,59 @@ var diffCases = []diffCase{
 		s(`DROP VIEW w`),
 		s(`DROP VIEW IF EXISTS w`),
 		s(`SELECT relname, relkind FROM pg_class WHERE relname IN ('t', 'v')`),
+	}},
+	{name: "foreign keys", stmts: []stmt{
+		s(`CREATE TABLE t (id int PRIMARY KEY, code text UNIQUE, name text)`),
+		s(`CREATE TABLE u (id int PRIMARY KEY, tid int REFERENCES t, tcode text, CONSTRAINT by_code FOREIGN KEY (tcode) REFERENCES t (code) ON DELETE SET NULL)`),
+		s(`INSERT INTO t VALUES (1, 'a', 'one'), (2, 'b', 'two'), (3, 'c', 'three')`),
+		s(`INSERT INTO u VALUES (10, 1, 'a'), (11, 2, 'b'), (12, NULL, NULL), (13, 1, 'c')`),
+		s(`INSERT INTO u VALUES (14, 9, NULL)`),
+		s(`INSERT INTO u VALUES (14, NULL, 'z')`),
+		s(`UPDATE u SET tid = 5 WHERE id = 10`),
+		s(`UPDATE u SET tid = 3 WHERE id = 10`),
+		s(`DELETE FROM t WHERE id = 2`),
+		s(`DELETE FROM t WHERE id = 2 OR id = 4`),
+		s(`UPDATE t SET id = 20 WHERE id = 2`),
+		s(`UPDATE t SET name = 'zwei' WHERE id = 2`),
+		s(`DELETE FROM u WHERE id = 11`),
+		s(`DELETE FROM t WHERE id = 2`),
+		s(`UPDATE t SET code = 'cc' WHERE id = 3`),
+		s(`DELETE FROM u WHERE tid = 3`),
+		s(`DELETE FROM t WHERE id = 3 RETURNING id`),
+		s(`SELECT * FROM u`),
+		s(`DROP TABLE t`),
+		s(`TRUNCATE t`),
+		s(`ALTER TABLE u DROP CONSTRAINT by_code`),
+		s(`ALTER TABLE u ADD CONSTRAINT by_code FOREIGN KEY (tcode) REFERENCES t (code) ON DELETE CASCADE`),
+		s(`INSERT INTO u VALUES (15, 1, 'zz')`),
+		s(`ALTER TABLE u ADD FOREIGN KEY (tcode) REFERENCES t (name)`),
+		s(`ALTER TABLE u ADD FOREIGN KEY (id) REFERENCES t (code)`),
+		s(`SELECT conname, contype, pg_get_constraintdef(oid, true) FROM pg_constraint WHERE conrelid = 'u'::regclass ORDER BY conname`),
+		s(`DELETE FROM t WHERE id = 1`),
+		s(`UPDATE u SET tcode = NULL, tid = NULL WHERE id = 10`),
+		s(`DELETE FROM t WHERE id = 1`),
+		s(`SELECT * FROM u`),
+		s(`ALTER TABLE t DROP COLUMN code`),
+		s(`ALTER TABLE u DROP COLUMN tcode`),
+		s(`ALTER TABLE t DROP COLUMN code`),
+		s(`INSERT INTO u VALUES (16, 77)`),
+		s(`DROP TABLE u`),
+		s(`DROP TABLE t`),
+	}},
+	{name: "self-referencing foreign key and cascades", stmts: []stmt{
+		s(`CREATE TABLE t (id int PRIMARY KEY, parent int REFERENCES t ON DELETE CASCADE)`),
+		s(`INSERT INTO t VALUES (1, NULL), (2, 1), (3, 2), (4, 4)`),
+		s(`INSERT INTO t VALUES (5, 6), (6, 5)`),
+		s(`INSERT INTO t VALUES (7, 8)`),
+		s(`DELETE FROM t WHERE id = 2`),
+		s(`SELECT * FROM t`),
+		s(`DELETE FROM t WHERE id = 4`),
+		s(`CREATE TABLE u (k int PRIMARY KEY, tid int REFERENCES t (id))`),
+		s(`INSERT INTO u VALUES (1, 1)`),
+		s(`DROP TABLE t`),
+		s(`DROP TABLE t CASCADE`),
+		s(`INSERT INTO u VALUES (2, 99)`),
+		s(`SELECT * FROM u`),
 	}},
 }
 

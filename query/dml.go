@@ -398,8 +398,9 @@ func (p *insertPlan) execute(r *run) (n int, out [][]any, err error) {
 		rows = append(rows, row)
 	}
 	touched := map[string]bool{} // the keys this statement wrote
+	var changes []rowChange
 	for _, row := range rows {
-		written, err := p.insertRow(r, row, touched)
+		written, err := p.insertRow(r, row, touched, &changes)
 		if err != nil {
 			return 0, nil, err
 		}
@@ -415,7 +416,7 @@ func (p *insertPlan) execute(r *run) (n int, out [][]any, err error) {
 			out = append(out, o)
 		}
 	}
-	return n, out, nil
+	return n, out, r.foreignKeys(p.t, changes)
 }
 
 // fillDefaults gives the columns not given their defaults: a serial its
@@ -476,7 +477,7 @@ func failingRow(t *TableDesc, row []any) string {
 // insertRow writes a new row, or, when its key exists, does what ON
 // CONFLICT says; written is the row as written (nil: nothing was).
 // touched are the keys the statement wrote so far (nil: not tracked).
-func (p *insertPlan) insertRow(r *run, row []any, touched map[string]bool) (written []any, err error) {
+func (p *insertPlan) insertRow(r *run, row []any, touched map[string]bool, changes *[]rowChange) (written []any, err error) {
 	if err := checkRow(p.t, row); err != nil {
 		return nil, err
 	}
@@ -551,6 +552,7 @@ func (p *insertPlan) insertRow(r *run, row []any, touched map[string]bool) (writ
 	if err := r.addIndexEntries(p.t, existing, written); err != nil {
 		return nil, err
 	}
+	*changes = append(*changes, rowChange{old: existing, new: written})
 	return written, r.tx.Put(r.ctx, key, encodeRow(p.t.Columns, written))
 }
 
@@ -793,7 +795,11 @@ func (p *updatePlan) execute(r *run) (n int, out [][]any, err error) {
 			return 0, nil, err
 		}
 	}
-	return len(changes), out, nil
+	written := make([]rowChange, len(changes))
+	for i, c := range changes {
+		written[i] = rowChange{old: c.old, new: c.row}
+	}
+	return len(changes), out, r.foreignKeys(p.t, written)
 }
 
 func tagCount(verb string, n int) string {

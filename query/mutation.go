@@ -10,6 +10,8 @@ var (
 		"a lookup by the whole primary key reads outside the statement's transaction, so the read is never refreshed or checked at commit (lost updates)")
 	MutBlockStatementsAutocommit = mutation.Plant("sql-block-statements-autocommit", mutation.SQL,
 		"a statement inside BEGIN ... COMMIT runs in a transaction of its own, so a block's writes commit one by one")
+	MutForeignKeyDeleteUnchecked = mutation.Plant("sql-fk-delete-unchecked", mutation.SQL,
+		"deleting a parent row never looks for the child rows that reference it: orphans")
 	MutIndexUpdateSkipped = mutation.Plant("sql-index-update-skipped", mutation.SQL,
 		"an UPDATE removes a changed row's old index entries but writes no new ones: a lookup through the index misses the row")
 )

@@ -82,6 +82,9 @@ func secondaryConstraintOID(t *TableDesc, ix *IndexDesc) int64 {
 	return 2_000_000 + int64(t.ID)*1000 + int64(ix.ID)
 }
 
+// foreignKeyOID is the OID of t's i-th foreign key.
+func foreignKeyOID(t *TableDesc, i int) int64 { return 7_000_000 + int64(t.ID)*1000 + int64(i) }
+
 // checkOID is the OID of t's i-th CHECK constraint.
 func checkOID(t *TableDesc, i int) int64 { return 3_000_000 + int64(t.ID)*1000 + int64(i) }
 
@@ -212,6 +215,16 @@ var pgCatalog = map[string]*virtualTable{
 			for i := range t.Checks {
 				out = append(out, []any{checkOID(t, i), t.Checks[i].Name, int64(oidPublic), "c", false, false, true,
 					int64(tableOID(t)), int64(0), int64(0), int64(0), int64(0), " ", " ", " ", true, int64(0), false})
+			}
+			for i, fk := range t.ForeignKeys {
+				parent := int64(0)
+				for _, p := range c.tables {
+					if p.Name == fk.Parent {
+						parent = int64(tableOID(p))
+					}
+				}
+				out = append(out, []any{foreignKeyOID(t, i), fk.Name, int64(oidPublic), "f", false, false, true,
+					int64(tableOID(t)), int64(0), int64(0), int64(0), parent, fk.OnUpdate, fk.OnDelete, "s", true, int64(0), true})
 			}
 		}
 		return out

@@ -399,6 +399,8 @@ func (b *sqlBank) client(ctx context.Context, rt kernel.Runtime, i int, eng *que
 			outcome, err = b.sideStep(actx, rt, sess, rng.IntN(1000))
 		case r < 1:
 			outcome, err = b.sharedStep(actx, sess)
+		case r < 3:
+			outcome, err = b.petStep(actx, sess, rng.IntN(4), 1+rng.IntN(5), 1+rng.IntN(20))
 		default:
 			from := 1 + rng.IntN(sqlAccounts)
 			to := 1 + (from+rng.IntN(sqlAccounts-1))%sqlAccounts
@@ -449,6 +451,14 @@ func (b *sqlBank) create(ctx context.Context, rt kernel.Runtime, sess *query.Ses
 		// up through it.
 		if _, _, err := sqlExec(ctx, sess, "CREATE INDEX accounts_balance ON accounts (balance)", nil); err != nil {
 			return err
+		}
+		// Owners and their pets, kept by a foreign key while clients add
+		// and remove both (petStep); audits look for orphans.
+		for _, ddl := range []string{"CREATE TABLE owners (id int PRIMARY KEY)", "CREATE TABLE pets (id int PRIMARY KEY, owner int REFERENCES owners)",
+			"INSERT INTO owners VALUES (1), (2), (3)"} {
+			if _, _, err := sqlExec(ctx, sess, ddl, nil); err != nil {
+				return err
+			}
 		}
 		_, tag, err := sqlExec(ctx, sess, "INSERT INTO accounts VALUES "+strings.Join(values, ", "), nil)
 		if err == nil && tag != fmt.Sprintf("INSERT 0 %d", sqlAccounts) {
@@ -517,6 +527,13 @@ func (b *sqlBank) audit(ctx context.Context, rt kernel.Runtime, sess *query.Sess
 		}
 		if !slices.ContainsFunc(ids, func(r []string) bool { return r[0] == row[0] }) {
 			b.violate(fmt.Errorf("%w: an audit read %v, but the balance index finds %v for balance %s", errBankViolation, row, ids, row[1]))
+		}
+		orphans, _, err := sqlExec(ctx, sess, "SELECT id, owner FROM pets WHERE owner NOT IN (SELECT id FROM owners)", nil)
+		if err != nil {
+			return err
+		}
+		if len(orphans) > 0 {
+			b.violate(fmt.Errorf("%w: an audit found pets whose owner is gone: %v", errBankViolation, orphans))
 		}
 		return nil
 	})
@@ -705,6 +722,30 @@ func (b *sqlBank) sideStep(ctx context.Context, rt kernel.Runtime, sess *query.S
 		}
 		return sqlCommitted, nil
 	}
+}
+
+// petStep adds or removes an owner or a pet (owners 1 to 5, pets 1 to
+// 20): removing an owner that has pets, or adding a pet of an owner
+// that is not there, fails with 23503 (a definite failure).
+func (b *sqlBank) petStep(ctx context.Context, sess *query.Session, what, owner, pet int) (int, error) {
+	var err error
+	switch what {
+	case 0:
+		_, _, err = sqlExec(ctx, sess, "INSERT INTO owners VALUES ($1) ON CONFLICT DO NOTHING", oidInt4, strconv.Itoa(owner))
+	case 1:
+		_, _, err = sqlExec(ctx, sess, "DELETE FROM owners WHERE id = $1", oidInt4, strconv.Itoa(owner))
+	case 2:
+		_, _, err = sqlExec(ctx, sess, "INSERT INTO pets VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET owner = excluded.owner", []uint32{23, 23}, strconv.Itoa(pet), strconv.Itoa(owner))
+	default:
+		_, _, err = sqlExec(ctx, sess, "DELETE FROM pets WHERE id = $1", oidInt4, strconv.Itoa(pet))
+	}
+	switch {
+	case err == nil:
+		return sqlCommitted, nil
+	case sqlDefinite(err):
+		return sqlFailed, err
+	}
+	return sqlUnknown, err
 }
 
 // sharedStep creates the shared table if it is not there (every client

@@ -167,6 +167,9 @@ func (m *Machine) execute(d *mvccData, c *command, cache *tsCache) (*result, err
 	}
 	switch c.op {
 	case opGet:
+		if gone, err := ownIntentGone(d, c); gone || err != nil {
+			return &result{code: codeAborted, status: statusAborted}, err
+		}
 		v, found, err := storage.MVCCGet(d, c.key, c.readOptions())
 		if res, err := conflict(err); res != nil || err != nil {
 			return res, err
@@ -227,6 +230,18 @@ func (m *Machine) onePhase(d *mvccData, c *command, cache *tsCache) (*result, er
 		}
 	}
 	return &result{ts: ts}, nil
+}
+
+// ownIntentGone reports whether c reads a key its transaction wrote as an
+// intent (c.mine) that no longer holds it: another transaction aborted
+// this one and removed the intent, and the value beneath it is not what
+// this transaction would read (it would see its own write vanish).
+func ownIntentGone(d *mvccData, c *command) (bool, error) {
+	if !c.mine || c.txn == nil || mutation.On(MutOwnIntentGoneUnseen) {
+		return false, nil
+	}
+	_, _, in, err := storage.MVCCLatest(d, c.key)
+	return err == nil && (in == nil || in.Txn.ID != c.txn.ID), err
 }
 
 // reader is the transaction c runs in, as the timestamp cache names it
@@ -425,6 +440,9 @@ func (m *Machine) lock(d *mvccData, c *command, cache *tsCache) (*result, error)
 	}
 	if in != nil && in.Txn.ID != c.txn.ID {
 		return &result{code: codeIntent, intent: *in, intentKey: c.key}, nil
+	}
+	if in == nil && c.mine && !mutation.On(MutOwnIntentGoneUnseen) {
+		return &result{code: codeAborted, status: statusAborted}, nil // see ownIntentGone
 	}
 	if ok && !newest.Less(ts) {
 		ts = newest.Next()

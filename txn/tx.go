@@ -91,9 +91,12 @@ func (tx *Tx) Get(ctx context.Context, key []byte) ([]byte, bool, error) {
 			return nil, false, err
 		}
 		meta := tx.meta()
-		res, err := tx.db.send(ctx, tx.db.cl, k, &command{op: opGet, key: k, read: tx.read, uncertainty: tx.uncertainty, txn: &meta})
+		res, err := tx.db.send(ctx, tx.db.cl, k, &command{op: opGet, key: k, read: tx.read, uncertainty: tx.uncertainty, txn: &meta, mine: tx.writes[string(k)]})
 		if err != nil {
 			return nil, false, err
+		}
+		if res.code == codeAborted {
+			return nil, false, retry("aborted by another transaction: its write of %q is gone", key)
 		}
 		if again, err := tx.conflict(ctx, res); again || err != nil {
 			if err != nil {
@@ -296,6 +299,9 @@ func (tx *Tx) writeIntent(ctx context.Context, c *command) (*result, error) {
 			}
 			continue
 		case codeAborted:
+			if c.mine {
+				return nil, retry("aborted by another transaction: its write of %q is gone", c.key)
+			}
 			return nil, retry("aborted before its first write")
 		}
 		if c.begin {
@@ -347,7 +353,7 @@ func (tx *Tx) GetForUpdate(ctx context.Context, key []byte) ([]byte, bool, error
 		delete(tx.buffer, string(k))
 		return slices.Clone(w.value), !w.deleted, nil
 	}
-	res, err := tx.writeIntent(ctx, &command{op: opLock, key: k})
+	res, err := tx.writeIntent(ctx, &command{op: opLock, key: k, mine: tx.writes[string(k)]})
 	if err != nil {
 		return nil, false, err
 	}

@@ -101,6 +101,10 @@ type command struct {
 	// spans are opEnd's intents of txn kept as spans (start, end pairs,
 	// flat) when keys would make the record too large.
 	spans [][]byte
+	// mine (opGet, opLock): txn wrote key as an intent, which must still
+	// be there; gone, another transaction aborted txn (codeAborted), and
+	// the read must not return the value beneath it.
+	mine bool
 }
 
 // tagged is a write as opPut and opOnePhase carry it.
@@ -143,6 +147,7 @@ func (c *command) encode() []byte {
 	e.list(c.writes)
 	e.bool(c.reads)
 	e.list(c.spans)
+	e.bool(c.mine)
 	return e.b
 }
 
@@ -175,6 +180,7 @@ func decodeCommand(b []byte) (*command, error) {
 	c.writes = d.list(maxCommandKeys)
 	c.reads = d.bool()
 	c.spans = d.list(maxCommandKeys)
+	c.mine = d.bool()
 	if err := d.done(); err != nil {
 		return nil, err
 	}
