@@ -41,6 +41,13 @@ type Session struct {
 	currvals   map[int64]int64
 	lastval    int64
 	lastvalSet bool
+	// savepoints are the block's SAVEPOINTs, innermost last.
+	savepoints []savepoint
+}
+
+type savepoint struct {
+	name string
+	sp   *txn.Savepoint
 }
 
 // BeginImplicit starts the one transaction the statements of a
@@ -518,6 +525,10 @@ func (s *Session) fail(err error) error {
 	e := sqlError(err)
 	if s.status == StatusInTxn {
 		s.status = StatusFailed
+		if len(s.savepoints) > 0 && s.tx != nil && statementError(err) {
+			return e // ROLLBACK TO a savepoint undoes the statement's writes
+		}
+		s.savepoints = nil
 		if s.tx != nil {
 			ctx, cancel := s.e.rt.WithTimeout(context.Background(), 5*time.Second)
 			s.tx.Rollback(ctx)
@@ -526,6 +537,15 @@ func (s *Session) fail(err error) error {
 		}
 	}
 	return e
+}
+
+// statementError reports whether err is the statement's own failure (a
+// constraint, a type, a name), which leaves its transaction usable once
+// its writes are undone; a conflict, an unknown outcome or a node's
+// failure dooms the transaction.
+func statementError(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && !strings.HasPrefix(e.Code, "40") && !strings.HasPrefix(e.Code, "57") && !strings.HasPrefix(e.Code, "XX")
 }
 
 // sqlError is err as the client sees it.
@@ -569,7 +589,7 @@ func (s *Session) transaction(ctx context.Context, t *pg.TransactionStmt) (strin
 			s.implicit, s.status = false, StatusInTxn
 			return "BEGIN", nil
 		}
-		s.tx, s.status = s.db.Begin(), StatusInTxn
+		s.tx, s.status, s.savepoints = s.db.Begin(), StatusInTxn, nil
 		s.txStart = s.e.rt.Now().UTC().Truncate(time.Microsecond)
 		return "BEGIN", nil
 	case pg.TransactionStmtKind_TRANS_STMT_COMMIT:
@@ -577,12 +597,16 @@ func (s *Session) transaction(ctx context.Context, t *pg.TransactionStmt) (strin
 			// COMMIT ends the implicit transaction as it would a block.
 			s.implicit, s.status = false, StatusInTxn
 		}
+		s.savepoints = nil
 		switch s.status {
 		case StatusIdle:
 			s.warning("25P01", "there is no transaction in progress")
 			return "COMMIT", nil
 		case StatusFailed:
-			s.status = StatusIdle
+			if s.tx != nil {
+				s.tx.Rollback(ctx)
+			}
+			s.tx, s.status = nil, StatusIdle
 			return "ROLLBACK", nil
 		}
 		tx := s.tx
@@ -603,10 +627,62 @@ func (s *Session) transaction(ctx context.Context, t *pg.TransactionStmt) (strin
 		if s.tx != nil {
 			s.tx.Rollback(ctx)
 		}
-		s.tx, s.status = nil, StatusIdle
+		s.tx, s.status, s.savepoints = nil, StatusIdle, nil
 		return "ROLLBACK", nil
+	case pg.TransactionStmtKind_TRANS_STMT_SAVEPOINT, pg.TransactionStmtKind_TRANS_STMT_RELEASE, pg.TransactionStmtKind_TRANS_STMT_ROLLBACK_TO:
+		return s.savepoint(ctx, t)
 	}
 	return "", s.fail(errorf("0A000", "%s is not supported", strings.TrimPrefix(t.Kind.String(), "TRANS_STMT_")))
+}
+
+// savepoint runs SAVEPOINT, RELEASE [SAVEPOINT] and ROLLBACK TO
+// [SAVEPOINT] on the block's transaction (txn.Tx.Savepoint, RollbackTo).
+// A block whose transaction a conflict doomed cannot roll back to a
+// savepoint: it answers 40001 again, and the client retries from BEGIN.
+func (s *Session) savepoint(ctx context.Context, t *pg.TransactionStmt) (string, error) {
+	verb := map[pg.TransactionStmtKind]string{pg.TransactionStmtKind_TRANS_STMT_SAVEPOINT: "SAVEPOINT",
+		pg.TransactionStmtKind_TRANS_STMT_RELEASE: "RELEASE", pg.TransactionStmtKind_TRANS_STMT_ROLLBACK_TO: "ROLLBACK TO SAVEPOINT"}[t.Kind]
+	if s.status == StatusIdle || s.implicit {
+		return "", s.fail(errorf("25P01", "%s can only be used in transaction blocks", verb))
+	}
+	find := func() (int, error) {
+		for i := len(s.savepoints) - 1; i >= 0; i-- {
+			if s.savepoints[i].name == t.SavepointName {
+				return i, nil
+			}
+		}
+		return -1, errorf("3B001", "savepoint %q does not exist", t.SavepointName)
+	}
+	switch t.Kind {
+	case pg.TransactionStmtKind_TRANS_STMT_SAVEPOINT:
+		s.savepoints = append(s.savepoints, savepoint{name: t.SavepointName, sp: s.tx.Savepoint()})
+		return "SAVEPOINT", nil
+	case pg.TransactionStmtKind_TRANS_STMT_RELEASE:
+		i, err := find()
+		if err != nil {
+			return "", s.fail(err)
+		}
+		s.savepoints = s.savepoints[:i]
+		return "RELEASE", nil
+	}
+	if s.tx == nil {
+		e := errorf("40001", "could not serialize access due to concurrent update")
+		e.Detail = "the transaction failed with a conflict, which no savepoint undoes"
+		e.Hint = "Roll back the transaction and run it again."
+		return "", e
+	}
+	i, err := find()
+	if err != nil {
+		s.status = StatusInTxn // fail the block as any error does
+		return "", s.fail(err)
+	}
+	if err := s.tx.RollbackTo(ctx, s.savepoints[i].sp); err != nil {
+		s.status = StatusInTxn
+		s.savepoints = nil
+		return "", s.fail(err)
+	}
+	s.savepoints, s.status = s.savepoints[:i+1], StatusInTxn
+	return "ROLLBACK", nil
 }
 
 // checkTxnOptions accepts isolation levels (every one runs as

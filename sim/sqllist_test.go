@@ -54,7 +54,10 @@ type sqlList struct {
 	// oddAborted counts transactions that read a row their next
 	// statement did not find, and then failed to commit.
 	oddAborted int
-	lastErr    error
+	// undone counts appends written and then undone by ROLLBACK TO
+	// SAVEPOINT (in attempts that may or may not have committed).
+	undone  int
+	lastErr error
 	// violation is an answer no correct engine gives here.
 	violation error
 }
@@ -182,6 +185,14 @@ func (l *sqlList) block(ctx context.Context, rt kernel.Runtime, sess *query.Sess
 		}
 		done = nil // an attempt starts over
 		for _, op := range plan {
+			// A quarter of the appends are undone by ROLLBACK TO
+			// SAVEPOINT once written: their values must never be seen.
+			undo := op.Append && rt.Rand().IntN(4) == 0
+			if undo {
+				if _, _, err := sqlExec(ctx, sess, "SAVEPOINT undo", nil); err != nil {
+					return err
+				}
+			}
 			list, exists, err := l.read(ctx, sess, op.Key, locking && op.Append)
 			if err != nil {
 				return err
@@ -211,6 +222,13 @@ func (l *sqlList) block(ctx context.Context, rt kernel.Runtime, sess *query.Sess
 				odd = fmt.Errorf("sqllist: at %v, an append to key %s (row read: %v, list %v) in a transaction of %v, done %v, answered %q",
 					l.s.Elapsed(), op.Key, exists, list, plan, done, tag)
 				return nil
+			}
+			if undo {
+				if _, _, err := sqlExec(ctx, sess, "ROLLBACK TO SAVEPOINT undo", nil); err != nil {
+					return err
+				}
+				l.undone++
+				continue
 			}
 			done = append(done, op)
 		}
@@ -268,7 +286,7 @@ func (l *sqlList) Healed() {
 func (l *sqlList) Progressed() bool { return l.progressed(l.served, l.healed) && l.reads > 0 }
 
 func (l *sqlList) Status() string {
-	return fmt.Sprintf("ready %v; %d transactions, %d committed with reads (last failure: %v); ", l.ready, len(l.txns), l.reads, l.lastErr) +
+	return fmt.Sprintf("ready %v; %d transactions, %d committed with reads, %d appends undone by ROLLBACK TO (last failure: %v); ", l.ready, len(l.txns), l.reads, l.undone, l.lastErr) +
 		l.status(l.served, l.healed)
 }
 

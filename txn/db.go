@@ -342,22 +342,8 @@ const maxCrossRangeRefusals = 8
 // by the first request that meets it (its record says how), and the
 // record stays until then (or until garbage collection finds it).
 func (db *DB) resolve(ctx context.Context, cl *consensus.Client, r resolution) {
-	refused := 0
-	for keys := r.keys; len(keys) > 0; {
-		n := db.batchLen(keys, keyBytes)
-		res, err := db.send(ctx, cl, keys[0], &command{op: opResolve, key: keys[0], keys: keys[:n], txn: &r.meta, commit: r.commit, read: r.ts})
-		if errors.Is(err, consensus.ErrCrossRange) && refused < maxCrossRangeRefusals {
-			refused++
-			continue // the router learned the split: batch again
-		}
-		if err != nil || res.code != codeOK {
-			return
-		}
-		refused = 0
-		if res.more && !mutation.On(MutResolveStopsAtBatch) {
-			n, _ = slices.BinarySearchFunc(keys, res.resume, bytes.Compare)
-		}
-		keys = keys[n:]
+	if db.resolveKeys(ctx, cl, r) != nil {
+		return
 	}
 	for i := 0; i+1 < len(r.spans); i += 2 {
 		for start := r.spans[i]; start != nil; {
@@ -372,6 +358,32 @@ func (db *DB) resolve(ctx context.Context, cl *consensus.Client, r resolution) {
 		}
 	}
 	_, _ = db.send(ctx, cl, r.meta.Anchor, &command{op: opForget, key: r.meta.Anchor, txn: &r.meta})
+}
+
+// resolveKeys settles r's intents on r.keys, a batch per range at a time;
+// an error says some may be left.
+func (db *DB) resolveKeys(ctx context.Context, cl *consensus.Client, r resolution) error {
+	refused := 0
+	for keys := r.keys; len(keys) > 0; {
+		n := db.batchLen(keys, keyBytes)
+		res, err := db.send(ctx, cl, keys[0], &command{op: opResolve, key: keys[0], keys: keys[:n], txn: &r.meta, commit: r.commit, read: r.ts})
+		if errors.Is(err, consensus.ErrCrossRange) && refused < maxCrossRangeRefusals {
+			refused++
+			continue // the router learned the split: batch again
+		}
+		if err == nil && res.code != codeOK {
+			err = fmt.Errorf("%w: a resolution answered %d", ErrMalformed, res.code)
+		}
+		if err != nil {
+			return err
+		}
+		refused = 0
+		if res.more && !mutation.On(MutResolveStopsAtBatch) {
+			n, _ = slices.BinarySearchFunc(keys, res.resume, bytes.Compare)
+		}
+		keys = keys[n:]
+	}
+	return nil
 }
 
 // gcPage bounds the keys one garbage collection command walks.

@@ -36,6 +36,9 @@ var (
 	// intent a wound removed.
 	MutOwnIntentGoneUnseen = mutation.Plant("own-intent-gone-unseen", mutation.SQL,
 		"a transaction's read of a key it wrote, whose intent another transaction's abort removed, returns the value beneath: its own write vanishes from its reads")
+	// Class SQL: SQL's ROLLBACK TO SAVEPOINT is its only user (sqllist).
+	MutRollbackToKeepsIntents = mutation.Plant("rollback-to-keeps-intents", mutation.SQL,
+		"rolling back to a savepoint forgets the intents written since without removing them: the commit resolves them, and undone writes commit")
 	MutLocalResolveUnwritten = mutation.Plant("local-resolve-unwritten", mutation.Txn,
 		"a commit reports the intents in its record's range resolved without resolving them: the coordinator skips them and forgets the record, and whoever meets them takes them for an aborted transaction's")
 )

@@ -1,6 +1,7 @@
 package txn
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -30,7 +31,10 @@ type Tx struct {
 	write       hlc.Timestamp
 	uncertainty hlc.Timestamp
 	anchor      []byte          // stored key of the first write (nil: none yet)
-	writes      map[string]bool // stored keys written as intents
+	writes      map[string]bool // stored keys written as intents (or maybe)
+	// intents are the values the transaction's intents hold, as far as
+	// it knows (a locking read's: the value it read), for RollbackTo.
+	intents map[string]buffered
 	// buffer holds the writes not sent yet: a transaction whose writes
 	// all land in one range commits them in one command at the end
 	// (commitOnePhase); otherwise they become intents at commit, or
@@ -51,7 +55,7 @@ type Tx struct {
 // retries; a Tx from Begin ends with Commit or Rollback.
 func (db *DB) Begin() *Tx {
 	now := db.clock.Now()
-	tx := &Tx{db: db, start: now, read: now, write: now, uncertainty: now.Add(db.clock.MaxOffset()), writes: map[string]bool{}, buffer: map[string]buffered{}}
+	tx := &Tx{db: db, start: now, read: now, write: now, uncertainty: now.Add(db.clock.MaxOffset()), writes: map[string]bool{}, buffer: map[string]buffered{}, intents: map[string]buffered{}}
 	if mutation.On(MutUncertaintyIgnored) {
 		tx.uncertainty = now
 	}
@@ -247,6 +251,9 @@ func (tx *Tx) put(ctx context.Context, keys [][]byte) error {
 	if err != nil {
 		return err
 	}
+	for _, k := range keys {
+		tx.intents[string(k)] = tx.buffer[string(k)]
+	}
 	if tx.write.Less(res.ts) {
 		tx.write = res.ts
 	}
@@ -367,8 +374,63 @@ func (tx *Tx) GetForUpdate(ctx context.Context, key []byte) ([]byte, bool, error
 	if tx.write.Less(res.ts) {
 		tx.write = res.ts
 	}
+	if _, ok := tx.intents[string(k)]; !ok {
+		tx.intents[string(k)] = buffered{value: res.value, deleted: !res.found}
+	}
 	tx.reads = append(tx.reads, span{k, append(k[:len(k):len(k)], 0)})
 	return res.value, res.found, nil
+}
+
+// Savepoint is a point in a transaction's writes that RollbackTo returns
+// to (SQL's SAVEPOINT).
+type Savepoint struct {
+	buffer, intents map[string]buffered
+}
+
+// Savepoint marks the transaction's writes as they are now.
+func (tx *Tx) Savepoint() *Savepoint {
+	return &Savepoint{buffer: maps.Clone(tx.buffer), intents: maps.Clone(tx.intents)}
+}
+
+// RollbackTo undoes the writes made since sp: the buffered ones are
+// forgotten; an intent written since is removed now (resolved as
+// aborted: the transaction goes on without it), and an intent that held
+// another value at sp gets that value back at the next flush. Reads and
+// their timestamps stay (they only ever add conflicts). An error leaves
+// the transaction unusable: roll it back.
+func (tx *Tx) RollbackTo(ctx context.Context, sp *Savepoint) error {
+	if err := tx.check(); err != nil {
+		return err
+	}
+	tx.buffer = maps.Clone(sp.buffer)
+	var gone [][]byte
+	for k, now := range tx.intents {
+		was, ok := sp.intents[k]
+		switch {
+		case !ok:
+			gone = append(gone, []byte(k))
+		case now.deleted != was.deleted || !bytes.Equal(now.value, was.value):
+			if _, pending := tx.buffer[k]; !pending {
+				tx.buffer[k] = was
+			}
+		}
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	slices.SortFunc(gone, bytes.Compare)
+	if mutation.On(MutRollbackToKeepsIntents) {
+		gone = nil
+	}
+	if err := tx.db.resolveKeys(ctx, tx.db.cl, resolution{meta: tx.meta(), keys: gone}); err != nil {
+		tx.done = true // its intents are in an unknown state: only Rollback now
+		return fmt.Errorf("txn: rolling back to a savepoint: %w", err)
+	}
+	for _, k := range gone {
+		delete(tx.intents, string(k))
+		delete(tx.writes, string(k))
+	}
+	return nil
 }
 
 // heartbeat starts the task that keeps the record alive, and notes a
