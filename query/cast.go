@@ -138,6 +138,10 @@ func convert(v any, from, to Type, assign bool) (any, error) {
 		if x, ok := v.([]byte); ok {
 			return x, nil
 		}
+	case famUUID:
+		if x, ok := v.(uuidValue); ok {
+			return x, nil
+		}
 	}
 	return nil, errCannotCast(from, to)
 }

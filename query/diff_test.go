@@ -720,6 +720,20 @@ var diffCases = []diffCase{
 		s(`COMMIT`),
 		s(`SELECT k FROM t`),
 	}},
+	{name: "uuid", stmts: []stmt{
+		s(`CREATE TABLE t (id uuid PRIMARY KEY, other uuid UNIQUE, n int)`),
+		s(`INSERT INTO t VALUES ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{A0EEBC999C0B4EF8BB6D6BB9BD380A12}', 1), ('00000000-0000-0000-0000-000000000000', NULL, 2)`),
+		s(`INSERT INTO t VALUES ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1', NULL, 3)`),
+		s(`INSERT INTO t VALUES ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', NULL, 3)`),
+		s(`SELECT * FROM t ORDER BY id`),
+		s(`SELECT n FROM t WHERE id = 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'`),
+		s(`SELECT n FROM t WHERE other = 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12'::uuid`),
+		s(`SELECT id::text, length(id::text) FROM t ORDER BY n`),
+		s(`SELECT count(DISTINCT id), max(n) FROM t GROUP BY other IS NULL ORDER BY 2`),
+		s(`SELECT length(gen_random_uuid()::text), gen_random_uuid() = gen_random_uuid()`),
+		s(`SELECT 'x'::uuid`),
+		s(`SELECT id < 'b0000000-0000-0000-0000-000000000000' FROM t ORDER BY n`),
+	}},
 }
 
 // knownDivergences are minimal repros of the divergences found so far:

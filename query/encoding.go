@@ -67,6 +67,8 @@ func appendKey(dst []byte, v any) []byte {
 		return appendEscaped(dst, x)
 	case time.Time:
 		return binary.BigEndian.AppendUint64(dst, uint64(x.UnixMicro())^(1<<63))
+	case uuidValue:
+		return append(dst, x[:]...) // fixed length: never a prefix of another
 	}
 	panic("query: appendKey of an unexpected value")
 }
@@ -87,7 +89,7 @@ func appendEscaped(dst, b []byte) []byte {
 // keyable reports whether a type can be a primary-key column.
 func keyable(t Type) bool {
 	switch t.family() {
-	case famBool, famInt, famFloat, famString, famBytes, famTime:
+	case famBool, famInt, famFloat, famString, famBytes, famTime, famUUID:
 		return true
 	}
 	return false
@@ -125,6 +127,8 @@ func encodeRow(cols []ColumnDesc, row []any) []byte {
 			out = appendBytes(out, []byte(x))
 		case []byte:
 			out = appendBytes(out, x)
+		case uuidValue:
+			out = appendBytes(out, x[:])
 		case time.Time:
 			out = binary.AppendVarint(out, x.UnixMicro())
 		default:
@@ -240,6 +244,13 @@ func decodeValue(t Type, b []byte) (any, []byte, error) {
 		return d, rest, nil
 	case famBytes:
 		return append([]byte(nil), raw...), rest, nil
+	case famUUID:
+		var u uuidValue
+		if len(raw) != len(u) {
+			return nil, nil, errCorrupt
+		}
+		copy(u[:], raw)
+		return u, rest, nil
 	}
 	return string(raw), rest, nil
 }

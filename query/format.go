@@ -31,6 +31,9 @@ func encodeRowOut(cols []Column, types []Type, row []any) ([][]byte, error) {
 }
 
 func encodeBinary(t Type, v any) ([]byte, error) {
+	if u, ok := v.(uuidValue); ok {
+		return append([]byte(nil), u[:]...), nil // uuid's binary form: its 16 bytes
+	}
 	if d, ok := v.(*apd.Decimal); ok {
 		var n pgtype.Numeric
 		if err := n.Scan(d.Text('f')); err != nil {
@@ -77,6 +80,13 @@ func decodeParam(t Type, format int16, b []byte) (any, error) {
 		v = string(b)
 	case famBytes:
 		v = append([]byte(nil), b...)
+	case famUUID:
+		var u uuidValue
+		if len(b) != len(u) {
+			return nil, errorf("22P03", "incorrect binary data format in bind parameter: a uuid is 16 bytes, not %d", len(b))
+		}
+		copy(u[:], b)
+		v = u
 	case famTime:
 		var x time.Time
 		err = binaryTypes.Scan(t.OID, 1, b, &x)

@@ -2,6 +2,7 @@ package query
 
 import (
 	"crypto/md5"
+	"encoding/binary"
 	"encoding/hex"
 	"math"
 	"strings"
@@ -145,6 +146,22 @@ var scalarFuncs = map[string]scalarFunc{
 			return nil, nil
 		}
 		return &constExpr{v: int64(a.s.pid), t: TypeInt4}, nil
+	},
+	"gen_random_uuid": func(a *analyzer, args []expr) (expr, error) {
+		if len(args) != 0 {
+			return nil, nil
+		}
+		// A version 4 UUID from the node's randomness (the simulator's
+		// seeded one under the simulator).
+		return &funcExpr{t: TypeUUID, fn: func(env *env, _ []any) (any, error) {
+			var u uuidValue
+			r := env.session.e.rt.Rand()
+			binary.BigEndian.PutUint64(u[:8], r.Uint64())
+			binary.BigEndian.PutUint64(u[8:], r.Uint64())
+			u[6] = u[6]&0x0F | 0x40
+			u[8] = u[8]&0x3F | 0x80
+			return u, nil
+		}}, nil
 	},
 	"now": func(a *analyzer, args []expr) (expr, error) {
 		if len(args) != 0 {

@@ -43,6 +43,7 @@ var (
 	TypeNumeric     = Type{OID: 1700, Name: "numeric", Size: -1, Mod: -1}
 	TypeName        = Type{OID: 19, Name: "name", Size: 64, Mod: -1}
 	TypeOid         = Type{OID: 26, Name: "oid", Size: 4, Mod: -1}
+	TypeUUID        = Type{OID: 2950, Name: "uuid", Size: 16, Mod: -1}
 	// The OID alias types: an OID that prints (and is read) as a name.
 	TypeRegproc      = Type{OID: 24, Name: "regproc", Size: 4, Mod: -1}
 	TypeRegclass     = Type{OID: 2205, Name: "regclass", Size: 4, Mod: -1}
@@ -71,6 +72,7 @@ var typeNames = map[string]Type{
 	"numeric":     TypeNumeric, "decimal": TypeNumeric,
 	"name":    TypeName,
 	"oid":     TypeOid,
+	"uuid":    TypeUUID,
 	"regproc": TypeRegproc, "regclass": TypeRegclass, "regtype": TypeRegtype, "regnamespace": TypeRegnamespace,
 }
 
@@ -95,7 +97,11 @@ const (
 	famBytes                 // []byte
 	famTime                  // time.Time (UTC; a date at midnight)
 	famArray                 // []any of the element type's values
+	famUUID                  // uuidValue
 )
+
+// uuidValue is a uuid's value.
+type uuidValue [16]byte
 
 func (t Type) family() family {
 	if t.Elem != 0 {
@@ -116,6 +122,8 @@ func (t Type) family() family {
 		return famBytes
 	case TypeDate.OID, TypeTimestamp.OID, TypeTimestamptz.OID:
 		return famTime
+	case TypeUUID.OID:
+		return famUUID
 	}
 	return famUnknown
 }
@@ -222,8 +230,44 @@ func parseText(t Type, s string) (any, error) {
 		return parseTime(t, s)
 	case famArray:
 		return parseArray(t, s)
+	case famUUID:
+		return parseUUID(s)
 	}
 	return nil, errorf("0A000", "type %s is not supported", t.Name)
+}
+
+// parseUUID reads a uuid as PostgreSQL does: 32 hex digits, with or
+// without the hyphens of the standard form, in braces or not.
+func parseUUID(s string) (uuidValue, error) {
+	var u uuidValue
+	t := strings.TrimSpace(s)
+	if strings.HasPrefix(t, "{") && strings.HasSuffix(t, "}") {
+		t = t[1 : len(t)-1]
+	}
+	if len(t) == 36 && t[8] == '-' && t[13] == '-' && t[18] == '-' && t[23] == '-' {
+		t = t[:8] + t[9:13] + t[14:18] + t[19:23] + t[24:]
+	}
+	if len(t) != 32 {
+		return u, errInvalidInput(TypeUUID, s)
+	}
+	if _, err := hex.Decode(u[:], []byte(t)); err != nil {
+		return u, errInvalidInput(TypeUUID, s)
+	}
+	return u, nil
+}
+
+func formatUUID(u uuidValue) []byte {
+	out := make([]byte, 36)
+	hex.Encode(out, u[:4])
+	out[8] = '-'
+	hex.Encode(out[9:], u[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:], u[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:], u[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:], u[10:])
+	return out
 }
 
 func parseBytea(s string) ([]byte, error) {
@@ -310,6 +354,8 @@ func formatText(t Type, v any) []byte {
 		return out
 	case []any:
 		return formatArray(t, x)
+	case uuidValue:
+		return formatUUID(x)
 	case time.Time:
 		switch t.OID {
 		case TypeDate.OID:
@@ -377,6 +423,9 @@ func compareValues(a, b any) int {
 		return strings.Compare(x, b.(string))
 	case []byte:
 		return bytes.Compare(x, b.([]byte))
+	case uuidValue:
+		y := b.(uuidValue)
+		return bytes.Compare(x[:], y[:])
 	case time.Time:
 		return x.Compare(b.(time.Time))
 	case []any:

@@ -81,6 +81,14 @@ func TestServeSQLWithPgx(t *testing.T) {
 		t.Errorf("read back %v %v %v %v %v/%v %q %q %v %v %x", i, s, b, f, n.Int, n.Exp, txt, v, gd, gts, raw)
 	}
 
+	// A uuid in binary, both ways.
+	u := [16]byte{0xa0, 0xee, 0xbc, 0x99, 0x9c, 0x0b, 0x4e, 0xf8, 0xbb, 0x6d, 0x6b, 0xb9, 0xbd, 0x38, 0x0a, 0x11}
+	var gu [16]byte
+	var gs string
+	if err := conn.QueryRow(ctx, "SELECT $1::uuid, $1::uuid::text", u).Scan(&gu, &gs); err != nil || gu != u || gs != "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11" {
+		t.Errorf("uuid: %x %q %v", gu, gs, err)
+	}
+
 	// A prepared statement run many times, and a transaction block.
 	if _, err := conn.Prepare(ctx, "put", "INSERT INTO kinds (id, t) VALUES ($1, $2)"); err != nil {
 		t.Fatal(err)
