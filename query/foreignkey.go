@@ -30,8 +30,13 @@ import (
 //     SET NULL sets their key columns to NULL, NO ACTION and RESTRICT
 //     fail with 23503 (ON UPDATE acts only as NO ACTION).
 //
-// DEFERRABLE constraints, MATCH FULL, ON UPDATE CASCADE/SET NULL and SET
-// DEFAULT are refused (0A000).
+// A DEFERRABLE foreign key's NO ACTION checks wait, when deferred
+// (INITIALLY DEFERRED, or SET CONSTRAINTS), for the block's COMMIT or a
+// SET CONSTRAINTS ... IMMEDIATE: the session keeps them (deferredCheck)
+// and runs them then against what the transaction reads (a child row
+// deleted since needs nothing; a parent row put back satisfies its
+// children). MATCH FULL, ON UPDATE CASCADE/SET NULL and SET DEFAULT are
+// refused (0A000).
 
 // ForeignKeyDesc is a foreign key of a child table.
 type ForeignKeyDesc struct {
@@ -43,6 +48,10 @@ type ForeignKeyDesc struct {
 	// (cascade), n (set null).
 	OnDelete string `json:"on_delete"`
 	OnUpdate string `json:"on_update"`
+	// Deferrable: SET CONSTRAINTS may defer its checks to COMMIT;
+	// InitiallyDeferred: they are, unless it says otherwise.
+	Deferrable        bool `json:"deferrable,omitempty"`
+	InitiallyDeferred bool `json:"initially_deferred,omitempty"`
 }
 
 // addForeignKey adds con's foreign key to t (not yet stored); the parent
@@ -50,8 +59,6 @@ type ForeignKeyDesc struct {
 // t itself). With validate, every row of t must have its parent.
 func (a *analyzer) addForeignKey(t *TableDesc, con *pg.Constraint, columns []string, taken map[string]bool, validate bool) error {
 	switch {
-	case con.Deferrable || con.Initdeferred:
-		return withPosition(errorf("0A000", "deferrable foreign keys are not supported"), con.Location)
 	case con.FkMatchtype == "f" || con.FkMatchtype == "p":
 		return withPosition(errorf("0A000", "MATCH FULL and MATCH PARTIAL are not supported"), con.Location)
 	case con.FkDelAction == "d" || (con.FkUpdAction != "a" && con.FkUpdAction != "r" && con.FkUpdAction != ""):
@@ -61,7 +68,8 @@ func (a *analyzer) addForeignKey(t *TableDesc, con *pg.Constraint, columns []str
 	case con.SkipValidation:
 		return withPosition(errorf("0A000", "NOT VALID foreign keys are not supported"), con.Location)
 	}
-	fk := ForeignKeyDesc{Name: con.Conname, Parent: con.Pktable.Relname, OnDelete: con.FkDelAction, OnUpdate: con.FkUpdAction}
+	fk := ForeignKeyDesc{Name: con.Conname, Parent: con.Pktable.Relname, OnDelete: con.FkDelAction, OnUpdate: con.FkUpdAction,
+		Deferrable: con.Deferrable || con.Initdeferred, InitiallyDeferred: con.Initdeferred}
 	if fk.OnDelete == "" {
 		fk.OnDelete = "a"
 	}
@@ -247,6 +255,10 @@ func (r *run) foreignKeys(t *TableDesc, changes []rowChange) error {
 			if c.new == nil || (c.old != nil && sameValues(t, fk.Columns, c.old, c.new)) {
 				continue
 			}
+			if r.env.session.deferred(fk) {
+				r.env.session.deferChecks = append(r.env.session.deferChecks, deferredCheck{child: t.Name, fk: fk.Name, rowKey: t.rowKey(c.new)})
+				continue
+			}
 			if err := r.checkParent(t, fk, parent, c.new); err != nil {
 				return err
 			}
@@ -320,6 +332,12 @@ func (r *run) parentGone(parent, child *TableDesc, fk *ForeignKeyDesc, c rowChan
 	action := fk.OnDelete
 	if c.new != nil {
 		action = fk.OnUpdate
+	}
+	if action == "a" && r.env.session.deferred(fk) {
+		// NO ACTION, deferred: at COMMIT, a parent with these values
+		// (the same row, or another) must be there, or no child.
+		r.env.session.deferChecks = append(r.env.session.deferChecks, deferredCheck{child: child.Name, fk: fk.Name, parentValues: vals})
+		return nil
 	}
 	switch action {
 	case "c": // ON DELETE CASCADE
@@ -438,6 +456,12 @@ func foreignKeyDef(t *TableDesc, fk *ForeignKeyDesc, parent *TableDesc) string {
 	}
 	if fk.OnUpdate == "r" {
 		def += " ON UPDATE RESTRICT"
+	}
+	switch {
+	case fk.InitiallyDeferred:
+		def += " DEFERRABLE INITIALLY DEFERRED"
+	case fk.Deferrable:
+		def += " DEFERRABLE"
 	}
 	return def
 }
@@ -602,4 +626,127 @@ func (a *analyzer) renameReferences(t *TableDesc, name string) error {
 	}
 	t.ReferencedBy = rename(t.ReferencedBy)
 	return nil
+}
+
+// deferredCheck is a foreign-key check a deferred constraint left for
+// COMMIT (or SET CONSTRAINTS ... IMMEDIATE): the child row at rowKey
+// needs its parent, or (parentValues) a parent row with those values
+// went while children may reference them.
+type deferredCheck struct {
+	child, fk    string
+	rowKey       []byte
+	parentValues []any
+}
+
+// deferred reports whether fk's checks wait for COMMIT: it is deferrable,
+// deferred (initially, or by SET CONSTRAINTS), and a transaction block
+// is open (a statement outside one commits at its end).
+func (s *Session) deferred(fk *ForeignKeyDesc) bool {
+	if !fk.Deferrable || s.status != StatusInTxn || s.implicit {
+		return false
+	}
+	if mode, ok := s.constraintModes[fk.Name]; ok {
+		return mode
+	}
+	if s.allConstraints != 0 {
+		return s.allConstraints > 0
+	}
+	return fk.InitiallyDeferred
+}
+
+// runDeferredChecks runs the checks the transaction's deferred foreign
+// keys left, against what it reads now.
+func (s *Session) runDeferredChecks(ctx context.Context, tx *txn.Tx) error {
+	checks := s.deferChecks
+	s.deferChecks = nil
+	r := &run{ctx: ctx, tx: tx, env: &env{session: s, now: s.now(), rowID: s.e.rowID}}
+	r.env.run = r
+	for _, c := range checks {
+		child, err := lookupTable(ctx, tx, s.database, "public", c.child)
+		if err != nil {
+			return err
+		}
+		if child == nil {
+			continue // dropped since: nothing references anything
+		}
+		i := slices.IndexFunc(child.ForeignKeys, func(fk ForeignKeyDesc) bool { return fk.Name == c.fk })
+		if i < 0 {
+			continue // the constraint was dropped since
+		}
+		fk := &child.ForeignKeys[i]
+		parent, err := tableBeside(ctx, tx, child, fk.Parent)
+		if err != nil {
+			return err
+		}
+		if c.rowKey != nil {
+			b, found, err := tx.Get(ctx, c.rowKey)
+			if err != nil || !found {
+				return err // the row went since: it references nothing
+			}
+			row, err := child.decode(b)
+			if err != nil {
+				return err
+			}
+			if err := r.checkParent(child, fk, parent, row); err != nil {
+				return err
+			}
+			continue
+		}
+		if _, found, err := tx.Get(ctx, parentRowKey(parent, fk.ParentColumns, c.parentValues)); err != nil || found {
+			return err // a parent with those values is there again
+		}
+		rows, err := r.referencing(child, fk, c.parentValues)
+		if err != nil {
+			return err
+		}
+		if len(rows) > 0 {
+			old := rowWith(parent, fk.ParentColumns, c.parentValues, make([]any, len(parent.Columns)))
+			e := errorf("23503", "update or delete on table %q violates foreign key constraint %q on table %q", parent.Name, fk.Name, child.Name)
+			e.Detail = fmt.Sprintf("Key (%s)=(%s) is still referenced from table %q.", columnNames(parent, fk.ParentColumns), valueText(parent, fk.ParentColumns, old), child.Name)
+			return e
+		}
+	}
+	return nil
+}
+
+// setConstraints runs SET CONSTRAINTS {ALL | name, ...} {DEFERRED |
+// IMMEDIATE} for the rest of the transaction block; IMMEDIATE runs the
+// checks left so far, as PostgreSQL does.
+func (s *Session) setConstraints(ctx context.Context, st *pg.ConstraintsSetStmt) (string, error) {
+	if s.status == StatusIdle || s.implicit {
+		s.warning("25P01", "SET CONSTRAINTS can only be used in transaction blocks")
+		return "SET CONSTRAINTS", nil
+	}
+	mode := -1
+	if st.Deferred {
+		mode = 1
+	}
+	if len(st.Constraints) == 0 {
+		s.allConstraints, s.constraintModes = mode, nil
+	} else {
+		if s.constraintModes == nil {
+			s.constraintModes = map[string]bool{}
+		}
+		for _, n := range st.Constraints {
+			s.constraintModes[n.GetRangeVar().GetRelname()] = st.Deferred
+		}
+	}
+	if st.Deferred {
+		return "SET CONSTRAINTS", nil
+	}
+	// The pending checks run now (those of constraints still deferred
+	// run again at COMMIT, which is harmless: a check reads, changes
+	// nothing).
+	pending := s.deferChecks
+	if err := s.runDeferredChecks(ctx, s.tx); err != nil {
+		return "", err
+	}
+	for _, c := range pending {
+		if child, err := lookupTable(ctx, s.tx, s.database, "public", c.child); err == nil && child != nil {
+			if i := slices.IndexFunc(child.ForeignKeys, func(fk ForeignKeyDesc) bool { return fk.Name == c.fk }); i >= 0 && s.deferred(&child.ForeignKeys[i]) {
+				s.deferChecks = append(s.deferChecks, c)
+			}
+		}
+	}
+	return "SET CONSTRAINTS", nil
 }

@@ -223,7 +223,7 @@ var pgCatalog = map[string]*virtualTable{
 						parent = int64(tableOID(p))
 					}
 				}
-				out = append(out, []any{foreignKeyOID(t, i), fk.Name, int64(oidPublic), "f", false, false, true,
+				out = append(out, []any{foreignKeyOID(t, i), fk.Name, int64(oidPublic), "f", fk.Deferrable, fk.InitiallyDeferred, true,
 					int64(tableOID(t)), int64(0), int64(0), int64(0), parent, fk.OnUpdate, fk.OnDelete, "s", true, int64(0), true})
 			}
 		}

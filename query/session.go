@@ -43,11 +43,20 @@ type Session struct {
 	lastvalSet bool
 	// savepoints are the block's SAVEPOINTs, innermost last.
 	savepoints []savepoint
+	// deferChecks are the checks deferred foreign keys left for COMMIT;
+	// allConstraints is SET CONSTRAINTS ALL's mode (1 deferred, -1
+	// immediate, 0 as each was made), constraintModes a named one's
+	// (true: deferred). All end with the block (foreignkey.go).
+	deferChecks     []deferredCheck
+	allConstraints  int
+	constraintModes map[string]bool
 }
 
 type savepoint struct {
 	name string
 	sp   *txn.Savepoint
+	// checks is how many deferred checks were pending at the savepoint.
+	checks int
 }
 
 // BeginImplicit starts the one transaction the statements of a
@@ -475,6 +484,9 @@ func (s *Session) execute(ctx context.Context, p *portal) (rows [][]any, tag str
 	case n.GetVariableSetStmt() != nil:
 		tag, err := s.set(n.GetVariableSetStmt())
 		return nil, tag, s.fail(err)
+	case n.GetConstraintsSetStmt() != nil:
+		tag, err := s.setConstraints(ctx, n.GetConstraintsSetStmt())
+		return nil, tag, s.fail(err)
 	case n.GetVacuumStmt() != nil && n.GetVacuumStmt().IsVacuumcmd && s.status != StatusIdle:
 		return nil, "", s.fail(errorf("25001", "VACUUM cannot run inside a transaction block"))
 	case n.GetVariableShowStmt() != nil:
@@ -528,7 +540,7 @@ func (s *Session) fail(err error) error {
 		if len(s.savepoints) > 0 && s.tx != nil && statementError(err) {
 			return e // ROLLBACK TO a savepoint undoes the statement's writes
 		}
-		s.savepoints = nil
+		s.endBlock()
 		if s.tx != nil {
 			ctx, cancel := s.e.rt.WithTimeout(context.Background(), 5*time.Second)
 			s.tx.Rollback(ctx)
@@ -537,6 +549,11 @@ func (s *Session) fail(err error) error {
 		}
 	}
 	return e
+}
+
+// endBlock forgets what a transaction block kept beside its transaction.
+func (s *Session) endBlock() {
+	s.savepoints, s.deferChecks, s.allConstraints, s.constraintModes = nil, nil, 0, nil
 }
 
 // statementError reports whether err is the statement's own failure (a
@@ -589,7 +606,8 @@ func (s *Session) transaction(ctx context.Context, t *pg.TransactionStmt) (strin
 			s.implicit, s.status = false, StatusInTxn
 			return "BEGIN", nil
 		}
-		s.tx, s.status, s.savepoints = s.db.Begin(), StatusInTxn, nil
+		s.tx, s.status = s.db.Begin(), StatusInTxn
+		s.endBlock()
 		s.txStart = s.e.rt.Now().UTC().Truncate(time.Microsecond)
 		return "BEGIN", nil
 	case pg.TransactionStmtKind_TRANS_STMT_COMMIT:
@@ -597,7 +615,7 @@ func (s *Session) transaction(ctx context.Context, t *pg.TransactionStmt) (strin
 			// COMMIT ends the implicit transaction as it would a block.
 			s.implicit, s.status = false, StatusInTxn
 		}
-		s.savepoints = nil
+		defer s.endBlock()
 		switch s.status {
 		case StatusIdle:
 			s.warning("25P01", "there is no transaction in progress")
@@ -610,8 +628,12 @@ func (s *Session) transaction(ctx context.Context, t *pg.TransactionStmt) (strin
 			return "ROLLBACK", nil
 		}
 		tx := s.tx
+		err := s.runDeferredChecks(ctx, tx)
 		s.tx, s.status = nil, StatusIdle
-		if err := tx.Commit(ctx); err != nil {
+		if err == nil {
+			err = tx.Commit(ctx)
+		}
+		if err != nil {
 			tx.Rollback(ctx)
 			return "", sqlError(err)
 		}
@@ -627,7 +649,8 @@ func (s *Session) transaction(ctx context.Context, t *pg.TransactionStmt) (strin
 		if s.tx != nil {
 			s.tx.Rollback(ctx)
 		}
-		s.tx, s.status, s.savepoints = nil, StatusIdle, nil
+		s.tx, s.status = nil, StatusIdle
+		s.endBlock()
 		return "ROLLBACK", nil
 	case pg.TransactionStmtKind_TRANS_STMT_SAVEPOINT, pg.TransactionStmtKind_TRANS_STMT_RELEASE, pg.TransactionStmtKind_TRANS_STMT_ROLLBACK_TO:
 		return s.savepoint(ctx, t)
@@ -655,7 +678,7 @@ func (s *Session) savepoint(ctx context.Context, t *pg.TransactionStmt) (string,
 	}
 	switch t.Kind {
 	case pg.TransactionStmtKind_TRANS_STMT_SAVEPOINT:
-		s.savepoints = append(s.savepoints, savepoint{name: t.SavepointName, sp: s.tx.Savepoint()})
+		s.savepoints = append(s.savepoints, savepoint{name: t.SavepointName, sp: s.tx.Savepoint(), checks: len(s.deferChecks)})
 		return "SAVEPOINT", nil
 	case pg.TransactionStmtKind_TRANS_STMT_RELEASE:
 		i, err := find()
@@ -681,6 +704,7 @@ func (s *Session) savepoint(ctx context.Context, t *pg.TransactionStmt) (string,
 		s.savepoints = nil
 		return "", s.fail(err)
 	}
+	s.deferChecks = s.deferChecks[:min(len(s.deferChecks), s.savepoints[i].checks)]
 	s.savepoints, s.status = s.savepoints[:i+1], StatusInTxn
 	return "ROLLBACK", nil
 }
