@@ -32,6 +32,7 @@ type testNode struct {
 	id                         int
 	dir                        string
 	redisAddr, httpAddr, peers string
+	pgAddr                     string // "" for any free port
 	logPath                    string
 	extra                      []string // more flags (--join, --peer-addr)
 	cmd                        *exec.Cmd
@@ -62,7 +63,11 @@ func (n *testNode) start(t *testing.T, bin string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"serve", "--node-id", strconv.Itoa(n.id), "--data-dir", n.dir, "--redis-addr", n.redisAddr, "--http-addr", n.httpAddr, "--pg-addr", "127.0.0.1:0"}
+	pgAddr := n.pgAddr
+	if pgAddr == "" {
+		pgAddr = "127.0.0.1:0"
+	}
+	args := []string{"serve", "--node-id", strconv.Itoa(n.id), "--data-dir", n.dir, "--redis-addr", n.redisAddr, "--http-addr", n.httpAddr, "--pg-addr", pgAddr}
 	if n.peers != "" {
 		args = append(args, "--peers", n.peers)
 	}
@@ -149,7 +154,7 @@ func startClusterWith(t *testing.T, bin string, nodes int, extra ...string) []*t
 	for i := range ns {
 		dir := t.TempDir()
 		ns[i] = &testNode{id: i + 1, dir: filepath.Join(dir, "data"), logPath: filepath.Join(dir, "log"),
-			redisAddr: freePort(t), httpAddr: freePort(t), extra: extra}
+			redisAddr: freePort(t), httpAddr: freePort(t), pgAddr: freePort(t), extra: extra}
 		peerList = append(peerList, fmt.Sprintf("%d=%s", i+1, freePort(t)))
 	}
 	for _, n := range ns {
