@@ -290,6 +290,18 @@ func (m *Machine) scan(d *mvccData, c *command, cache *tsCache) (*result, error)
 		if resume != nil {
 			end, res.resume, res.more = resume, resume, true
 		}
+		// The keys c.txn wrote in the span it read must still hold its
+		// intents (ownIntentGone says why).
+		for _, k := range c.keys {
+			if bytes.Compare(k, start) < 0 || bytes.Compare(k, end) >= 0 {
+				continue
+			}
+			own := *c
+			own.key, own.mine = k, true
+			if gone, err := ownIntentGone(d, &own); gone || err != nil {
+				return &result{code: codeAborted, status: statusAborted}, err
+			}
+		}
 	} else if err := storage.MVCCRefresh(d, start, end, c.from, c.read, c.txn); err != nil {
 		res, err := conflict(err)
 		if res != nil {

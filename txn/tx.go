@@ -131,9 +131,13 @@ func (tx *Tx) Scan(ctx context.Context, start, end []byte, limit int) ([]storage
 			return nil, err
 		}
 		meta := tx.meta()
-		res, err := tx.db.send(ctx, tx.db.cl, from, &command{op: opScan, key: from, end: to, read: tx.read, uncertainty: tx.uncertainty, txn: &meta, limit: min(limit-len(out), consensus.MaxScanLimit)})
+		res, err := tx.db.send(ctx, tx.db.cl, from, &command{op: opScan, key: from, end: to, read: tx.read, uncertainty: tx.uncertainty, txn: &meta,
+			limit: min(limit-len(out), consensus.MaxScanLimit), keys: tx.writesIn(from, to)})
 		if err != nil {
 			return nil, err
+		}
+		if res.code == codeAborted {
+			return nil, retry("aborted by another transaction: one of its writes in the span it scans is gone")
 		}
 		if again, err := tx.conflict(ctx, res); again || err != nil {
 			if err != nil {
@@ -156,6 +160,30 @@ func (tx *Tx) Scan(ctx context.Context, start, end []byte, limit int) ([]storage
 		from = next
 	}
 	return out, nil
+}
+
+// maxScanChecks bounds the keys of its own writes a scan asks the
+// leaseholder to find its intents on (see writesIn).
+const maxScanChecks = 1024
+
+// writesIn are the keys in [from, to) the transaction wrote as intents,
+// sorted: a scan checks that their intents are still there (opScan's
+// keys), as a point read does (command.mine). Past maxScanChecks the
+// scan checks none of them (a transaction that large scanning its own
+// writes reads what lies beneath one an abort removed, until its commit
+// fails).
+func (tx *Tx) writesIn(from, to []byte) [][]byte {
+	var keys [][]byte
+	for k := range tx.writes {
+		if k >= string(from) && k < string(to) {
+			if len(keys) == maxScanChecks {
+				return nil
+			}
+			keys = append(keys, []byte(k))
+		}
+	}
+	slices.SortFunc(keys, bytes.Compare)
+	return keys
 }
 
 // conflict handles a read's conflict: an intent is pushed (and resolved),
