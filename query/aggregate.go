@@ -244,6 +244,8 @@ func appendDistinctKey(dst []byte, v any) []byte {
 		var r apd.Decimal
 		r.Reduce(x)
 		return appendEscaped(append(dst, 1), []byte(r.Text('E')))
+	case jsonText:
+		return appendEscaped(append(dst, 3), []byte(x))
 	case []any:
 		dst = binary.AppendUvarint(append(dst, 2), uint64(len(x)))
 		for _, e := range x {

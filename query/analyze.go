@@ -679,6 +679,9 @@ func (a *analyzer) aExpr(e *pg.A_Expr, sc *scope) (expr, error) {
 		}
 		return nil, withPosition(errorf("0A000", "prefix operator %s is not supported", op), e.Location)
 	}
+	if x, ok, err := a.jsonOperator(e, sc, op); ok {
+		return x, err
+	}
 	if cmp := compare(op); cmp != nil {
 		l, r, _, err := a.operands(e, sc, op)
 		if err != nil {

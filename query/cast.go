@@ -142,6 +142,10 @@ func convert(v any, from, to Type, assign bool) (any, error) {
 		if x, ok := v.(uuidValue); ok {
 			return x, nil
 		}
+	case famJSON:
+		if x, ok := v.(jsonText); ok {
+			return parseJSON(to, string(x)) // json <-> jsonb
+		}
 	}
 	return nil, errCannotCast(from, to)
 }

@@ -775,6 +775,25 @@ var diffCases = []diffCase{
 		s(`SELECT name FROM t WHERE name = 'again'`),
 		s(`SELECT conname, condeferrable, condeferred, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'u'::regclass ORDER BY 1`),
 	}},
+	{name: "json and jsonb", stmts: []stmt{
+		s(`CREATE TABLE t (k int PRIMARY KEY, j json, b jsonb)`),
+		s(`INSERT INTO t VALUES (1, '{"b": 1, "a": [1, 2, {"c": "x"}]}', '{"b": 1, "a": [1, 2, {"c": "x"}], "aa": null}'),
+			(2, '[1, "two", 3.50, true]', '[1, "two", 3.50, true, 1e2]'), (3, '"s"', '"s"'), (4, NULL, '{"b":2,"b":3}')`),
+		s(`INSERT INTO t VALUES (5, '{bad', '{}')`),
+		s(`INSERT INTO t VALUES (5, '{}', '[1,')`),
+		s(`SELECT k, j, b FROM t ORDER BY k`),
+		s(`SELECT k, b -> 'a', b ->> 'b', j -> 'a' -> 2 ->> 'c', b -> 1, b ->> 1, b -> -1 FROM t ORDER BY k`),
+		s(`SELECT k FROM t WHERE b @> '{"b": 1}' ORDER BY k`),
+		s(`SELECT k FROM t WHERE b @> '[1, true]' ORDER BY k`),
+		s(`SELECT k FROM t WHERE '{"b": 1}' <@ b ORDER BY k`),
+		s(`SELECT k FROM t WHERE b ? 'aa' OR b ? 'two' ORDER BY k`),
+		s(`SELECT k FROM t WHERE b ->> 'b' = '1'`),
+		s(`SELECT '{"a":1}'::jsonb = '{"a": 1}'::jsonb, '{"x": [1,2]}'::jsonb @> '{"x": [2]}'`),
+		s(`SELECT '{"z":1,"a":{"y":2,"b":3}}'::json::jsonb, '{"a":1}'::jsonb::json, '[1,2]'::jsonb::text`),
+		s(`SELECT j -> 'a' FROM t WHERE k = 1`),
+		s(`SELECT '{"a":[1,2],"b":{"c" :  3}}'::json -> 'a', '{"a":[1,2],"b":{"c" :  3}}'::json -> 'b', '[1,{"x":null}]'::json -> 1 ->> 'x', '[1,"q"]'::json ->> 1`),
+		s(`SELECT 1 -> 'a'`),
+	}},
 }
 
 // knownDivergences are minimal repros of the divergences found so far:

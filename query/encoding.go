@@ -129,6 +129,8 @@ func encodeRow(cols []ColumnDesc, row []any) []byte {
 			out = appendBytes(out, x)
 		case uuidValue:
 			out = appendBytes(out, x[:])
+		case jsonText:
+			out = appendBytes(out, []byte(x))
 		case time.Time:
 			out = binary.AppendVarint(out, x.UnixMicro())
 		default:
@@ -251,6 +253,8 @@ func decodeValue(t Type, b []byte) (any, []byte, error) {
 		}
 		copy(u[:], raw)
 		return u, rest, nil
+	case famJSON:
+		return jsonText(raw), rest, nil
 	}
 	return string(raw), rest, nil
 }

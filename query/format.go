@@ -34,6 +34,12 @@ func encodeBinary(t Type, v any) ([]byte, error) {
 	if u, ok := v.(uuidValue); ok {
 		return append([]byte(nil), u[:]...), nil // uuid's binary form: its 16 bytes
 	}
+	if j, ok := v.(jsonText); ok {
+		if t.OID == TypeJSONB.OID {
+			return append([]byte{1}, j...), nil // jsonb's binary form: version 1, then the text
+		}
+		return []byte(j), nil
+	}
 	if d, ok := v.(*apd.Decimal); ok {
 		var n pgtype.Numeric
 		if err := n.Scan(d.Text('f')); err != nil {
@@ -80,6 +86,15 @@ func decodeParam(t Type, format int16, b []byte) (any, error) {
 		v = string(b)
 	case famBytes:
 		v = append([]byte(nil), b...)
+	case famJSON:
+		text := b
+		if t.OID == TypeJSONB.OID {
+			if len(b) == 0 || b[0] != 1 {
+				return nil, errorf("22P03", "incorrect binary data format in bind parameter: unsupported jsonb version")
+			}
+			text = b[1:]
+		}
+		return parseJSON(t, string(text))
 	case famUUID:
 		var u uuidValue
 		if len(b) != len(u) {

@@ -98,6 +98,7 @@ const (
 	famTime                  // time.Time (UTC; a date at midnight)
 	famArray                 // []any of the element type's values
 	famUUID                  // uuidValue
+	famJSON                  // jsonText
 )
 
 // uuidValue is a uuid's value.
@@ -124,6 +125,8 @@ func (t Type) family() family {
 		return famTime
 	case TypeUUID.OID:
 		return famUUID
+	case TypeJSON.OID, TypeJSONB.OID:
+		return famJSON
 	}
 	return famUnknown
 }
@@ -232,6 +235,8 @@ func parseText(t Type, s string) (any, error) {
 		return parseArray(t, s)
 	case famUUID:
 		return parseUUID(s)
+	case famJSON:
+		return parseJSON(t, s)
 	}
 	return nil, errorf("0A000", "type %s is not supported", t.Name)
 }
@@ -356,6 +361,8 @@ func formatText(t Type, v any) []byte {
 		return formatArray(t, x)
 	case uuidValue:
 		return formatUUID(x)
+	case jsonText:
+		return []byte(x)
 	case time.Time:
 		switch t.OID {
 		case TypeDate.OID:
@@ -426,6 +433,8 @@ func compareValues(a, b any) int {
 	case uuidValue:
 		y := b.(uuidValue)
 		return bytes.Compare(x[:], y[:])
+	case jsonText:
+		return strings.Compare(string(x), string(b.(jsonText)))
 	case time.Time:
 		return x.Compare(b.(time.Time))
 	case []any:

@@ -89,6 +89,13 @@ func TestServeSQLWithPgx(t *testing.T) {
 		t.Errorf("uuid: %x %q %v", gu, gs, err)
 	}
 
+	// jsonb in binary, both ways.
+	var gj map[string]any
+	var ga string
+	if err := conn.QueryRow(ctx, "SELECT $1::jsonb, $1::jsonb ->> 'a'", map[string]any{"a": "x", "n": 2}).Scan(&gj, &ga); err != nil || gj["a"] != "x" || gj["n"] != 2.0 || ga != "x" {
+		t.Errorf("jsonb: %v %q %v", gj, ga, err)
+	}
+
 	// A prepared statement run many times, and a transaction block.
 	if _, err := conn.Prepare(ctx, "put", "INSERT INTO kinds (id, t) VALUES ($1, $2)"); err != nil {
 		t.Fatal(err)
