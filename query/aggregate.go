@@ -246,6 +246,8 @@ func appendDistinctKey(dst []byte, v any) []byte {
 		return appendEscaped(append(dst, 1), []byte(r.Text('E')))
 	case jsonText:
 		return appendEscaped(append(dst, 3), []byte(x))
+	case intervalValue:
+		return appendIntervalKey(append(dst, 4), x)
 	case []any:
 		dst = binary.AppendUvarint(append(dst, 2), uint64(len(x)))
 		for _, e := range x {

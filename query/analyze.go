@@ -657,7 +657,7 @@ func (a *analyzer) aExpr(e *pg.A_Expr, sc *scope) (expr, error) {
 		case "+":
 			return x, nil
 		case "-":
-			if !numericFamily(x.typ()) {
+			if !numericFamily(x.typ()) && x.typ().OID != TypeInterval.OID {
 				return nil, withPosition(errorf("42883", "operator does not exist: - %s", x.typ().shortName()), e.Location)
 			}
 			t := x.typ()
@@ -709,6 +709,9 @@ func (a *analyzer) aExpr(e *pg.A_Expr, sc *scope) (expr, error) {
 			return re.MatchString(v[0].(string)) != negate, nil
 		}}, nil
 	case "+", "-", "*", "/", "%":
+		if x, ok, err := a.intervalArith(e, sc, op); ok || err != nil {
+			return x, err
+		}
 		if x, ok, err := a.dateArith(e, sc, op); ok || err != nil {
 			return x, err
 		}
@@ -1081,6 +1084,9 @@ func numericType(tn *pg.TypeName) (Type, error) {
 func negate(t Type, v any) (any, error) {
 	if f, ok := v.(float64); ok {
 		return -f, nil
+	}
+	if iv, ok := v.(intervalValue); ok {
+		return negateInterval(iv), nil
 	}
 	zero, _ := castValue(int64(0), TypeInt8, t)
 	return arith("-", t, zero, v)

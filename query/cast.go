@@ -146,6 +146,10 @@ func convert(v any, from, to Type, assign bool) (any, error) {
 		if x, ok := v.(jsonText); ok {
 			return parseJSON(to, string(x)) // json <-> jsonb
 		}
+	case famInterval:
+		if x, ok := v.(intervalValue); ok {
+			return x, nil
+		}
 	}
 	return nil, errCannotCast(from, to)
 }

@@ -794,6 +794,21 @@ var diffCases = []diffCase{
 		s(`SELECT '{"a":[1,2],"b":{"c" :  3}}'::json -> 'a', '{"a":[1,2],"b":{"c" :  3}}'::json -> 'b', '[1,{"x":null}]'::json -> 1 ->> 'x', '[1,"q"]'::json ->> 1`),
 		s(`SELECT 1 -> 'a'`),
 	}},
+	{name: "interval", stmts: []stmt{
+		s(`SELECT interval '1 day', interval '1 year 2 months 3 days 04:05:06.5', interval '-1 day', interval '36 hours', interval '0', interval '1.5 days', interval '2 weeks ago'`),
+		s(`SELECT '3 mons'::interval, 'P1Y2M3DT4H5M6S'::interval, '01:02'::interval, '-01:02:03'::interval, '1 mon -2 days'::interval`),
+		s(`SELECT interval '1 day' = interval '24 hours', interval '1 mon' = interval '30 days', interval '1 day' < interval '25 hours'`),
+		s(`SELECT timestamp '2026-01-31 10:00' + interval '1 month', timestamp '2026-03-01' - interval '1 day 1 hour', date '2026-02-28' + interval '1 day'`),
+		s(`SELECT timestamp '2026-12-04 10:00' - timestamp '2026-12-01 08:30', interval '1 day' + interval '2 hours', interval '1 day' - interval '2 days'`),
+		s(`SELECT interval '1 day' * 3, 2.5 * interval '1 hour', interval '1 month' / 2, -interval '1 hour'`),
+		s(`SELECT 'nonsense'::interval`),
+		s(`SELECT timestamp '2026-12-04' - '2026-12-01', timestamp '2026-12-04' + '1 day', timestamptz '2026-12-04 00:00+00' - '1 hour'::interval`),
+		s(`CREATE TABLE t (k int PRIMARY KEY, d interval)`),
+		s(`INSERT INTO t VALUES (1, '1 day'), (2, '24 hours'), (3, '2 days'), (4, NULL)`),
+		s(`SELECT k, d FROM t ORDER BY d, k`),
+		s(`SELECT count(DISTINCT d) FROM t`),
+		s(`SELECT k FROM t WHERE d > interval '1 hour' AND d < '1 day 1 minute' ORDER BY k`),
+	}},
 }
 
 // knownDivergences are minimal repros of the divergences found so far:

@@ -131,6 +131,10 @@ func encodeRow(cols []ColumnDesc, row []any) []byte {
 			out = appendBytes(out, x[:])
 		case jsonText:
 			out = appendBytes(out, []byte(x))
+		case intervalValue:
+			b := binary.BigEndian.AppendUint32(nil, uint32(x.months))
+			b = binary.BigEndian.AppendUint32(b, uint32(x.days))
+			out = appendBytes(out, binary.BigEndian.AppendUint64(b, uint64(x.micros)))
 		case time.Time:
 			out = binary.AppendVarint(out, x.UnixMicro())
 		default:
@@ -255,6 +259,11 @@ func decodeValue(t Type, b []byte) (any, []byte, error) {
 		return u, rest, nil
 	case famJSON:
 		return jsonText(raw), rest, nil
+	case famInterval:
+		if len(raw) != 16 {
+			return nil, nil, errCorrupt
+		}
+		return intervalValue{months: int32(binary.BigEndian.Uint32(raw)), days: int32(binary.BigEndian.Uint32(raw[4:])), micros: int64(binary.BigEndian.Uint64(raw[8:]))}, rest, nil
 	}
 	return string(raw), rest, nil
 }

@@ -34,6 +34,9 @@ func encodeBinary(t Type, v any) ([]byte, error) {
 	if u, ok := v.(uuidValue); ok {
 		return append([]byte(nil), u[:]...), nil // uuid's binary form: its 16 bytes
 	}
+	if iv, ok := v.(intervalValue); ok {
+		v = intervalBinary(iv)
+	}
 	if j, ok := v.(jsonText); ok {
 		if t.OID == TypeJSONB.OID {
 			return append([]byte{1}, j...), nil // jsonb's binary form: version 1, then the text
@@ -86,6 +89,11 @@ func decodeParam(t Type, format int16, b []byte) (any, error) {
 		v = string(b)
 	case famBytes:
 		v = append([]byte(nil), b...)
+	case famInterval:
+		var x pgtype.Interval
+		if err = binaryTypes.Scan(t.OID, 1, b, &x); err == nil {
+			v = intervalValue{months: x.Months, days: x.Days, micros: x.Microseconds}
+		}
 	case famJSON:
 		text := b
 		if t.OID == TypeJSONB.OID {

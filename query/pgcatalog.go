@@ -354,7 +354,7 @@ func defaultText(t *TableDesc, c ColumnDesc) string {
 }
 
 // catalogTypes are the types pg_type lists.
-var catalogTypes = []Type{TypeBool, TypeBytea, TypeChar, TypeName, TypeInt8, TypeInt2, TypeInt4, TypeText, TypeOid, TypeFloat4, TypeFloat8, TypeBpchar, TypeVarchar, TypeDate, TypeTimestamp, TypeTimestamptz, TypeNumeric, TypeUUID, TypeJSON, TypeJSONB}
+var catalogTypes = []Type{TypeBool, TypeBytea, TypeChar, TypeName, TypeInt8, TypeInt2, TypeInt4, TypeText, TypeOid, TypeFloat4, TypeFloat8, TypeBpchar, TypeVarchar, TypeDate, TypeTimestamp, TypeTimestamptz, TypeNumeric, TypeUUID, TypeJSON, TypeJSONB, TypeInterval}
 
 // pgTypeName is a type's pg_type.typname ("int4", "varchar").
 func pgTypeName(t Type) string {

@@ -88,17 +88,18 @@ func init() {
 type family int
 
 const (
-	famUnknown family = iota // a literal not yet typed: string
-	famBool                  // bool
-	famInt                   // int64
-	famFloat                 // float64
-	famNumeric               // *apd.Decimal
-	famString                // string
-	famBytes                 // []byte
-	famTime                  // time.Time (UTC; a date at midnight)
-	famArray                 // []any of the element type's values
-	famUUID                  // uuidValue
-	famJSON                  // jsonText
+	famUnknown  family = iota // a literal not yet typed: string
+	famBool                   // bool
+	famInt                    // int64
+	famFloat                  // float64
+	famNumeric                // *apd.Decimal
+	famString                 // string
+	famBytes                  // []byte
+	famTime                   // time.Time (UTC; a date at midnight)
+	famArray                  // []any of the element type's values
+	famUUID                   // uuidValue
+	famJSON                   // jsonText
+	famInterval               // intervalValue
 )
 
 // uuidValue is a uuid's value.
@@ -127,6 +128,8 @@ func (t Type) family() family {
 		return famUUID
 	case TypeJSON.OID, TypeJSONB.OID:
 		return famJSON
+	case TypeInterval.OID:
+		return famInterval
 	}
 	return famUnknown
 }
@@ -237,6 +240,8 @@ func parseText(t Type, s string) (any, error) {
 		return parseUUID(s)
 	case famJSON:
 		return parseJSON(t, s)
+	case famInterval:
+		return parseInterval(s)
 	}
 	return nil, errorf("0A000", "type %s is not supported", t.Name)
 }
@@ -313,6 +318,8 @@ var timeLayouts = []string{
 	"2006-01-02 15:04:05.999999999",
 	"2006-01-02T15:04:05.999999999Z07:00",
 	"2006-01-02T15:04:05.999999999",
+	"2006-01-02 15:04Z07:00",
+	"2006-01-02 15:04Z07",
 	"2006-01-02 15:04",
 	"2006-01-02",
 }
@@ -363,6 +370,8 @@ func formatText(t Type, v any) []byte {
 		return formatUUID(x)
 	case jsonText:
 		return []byte(x)
+	case intervalValue:
+		return formatInterval(x)
 	case time.Time:
 		switch t.OID {
 		case TypeDate.OID:
@@ -435,6 +444,8 @@ func compareValues(a, b any) int {
 		return bytes.Compare(x[:], y[:])
 	case jsonText:
 		return strings.Compare(string(x), string(b.(jsonText)))
+	case intervalValue:
+		return compareIntervals(x, b.(intervalValue))
 	case time.Time:
 		return x.Compare(b.(time.Time))
 	case []any:

@@ -89,6 +89,12 @@ func TestServeSQLWithPgx(t *testing.T) {
 		t.Errorf("uuid: %x %q %v", gu, gs, err)
 	}
 
+	// An interval in binary, both ways.
+	var gi pgtype.Interval
+	if err := conn.QueryRow(ctx, "SELECT $1::interval + interval '1 day'", pgtype.Interval{Months: 1, Days: 2, Microseconds: 3, Valid: true}).Scan(&gi); err != nil || gi.Months != 1 || gi.Days != 3 || gi.Microseconds != 3 {
+		t.Errorf("interval: %+v %v", gi, err)
+	}
+
 	// jsonb in binary, both ways.
 	var gj map[string]any
 	var ga string
