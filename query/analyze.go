@@ -36,6 +36,11 @@ type analyzer struct {
 	failed []*failExpr
 	// ctes are the WITH queries visible here (cte.go), innermost last.
 	ctes []*cte
+	// win collects the window calls of the select list and ORDER BY
+	// being analysed (window.go; nil elsewhere); inWhere is set while a
+	// WHERE clause is (for the error that refuses one there).
+	win     *winContext
+	inWhere bool
 }
 
 // aggContext collects the aggregates of a grouped query's outputs.

@@ -809,6 +809,18 @@ var diffCases = []diffCase{
 		s(`SELECT count(DISTINCT d) FROM t`),
 		s(`SELECT k FROM t WHERE d > interval '1 hour' AND d < '1 day 1 minute' ORDER BY k`),
 	}},
+	{name: "window functions", stmts: []stmt{
+		s(`CREATE TABLE t (k int PRIMARY KEY, g text, v int)`),
+		s(`INSERT INTO t VALUES (1, 'a', 10), (2, 'a', 20), (3, 'a', 20), (4, 'b', 5), (5, 'b', NULL), (6, 'c', 7)`),
+		so(`SELECT k, row_number() OVER (ORDER BY k), rank() OVER (PARTITION BY g ORDER BY v), dense_rank() OVER (PARTITION BY g ORDER BY v DESC) FROM t ORDER BY k`),
+		so(`SELECT k, sum(v) OVER (PARTITION BY g), sum(v) OVER (PARTITION BY g ORDER BY v), count(*) OVER (), avg(v) OVER (ORDER BY k) FROM t ORDER BY k`),
+		so(`SELECT k, lag(v) OVER (ORDER BY k), lead(v, 2, -1) OVER (ORDER BY k), first_value(v) OVER (PARTITION BY g ORDER BY k), last_value(v) OVER (PARTITION BY g ORDER BY v) FROM t ORDER BY k`),
+		so(`SELECT k, percent_rank() OVER (ORDER BY v), cume_dist() OVER (ORDER BY v) FROM t ORDER BY k`),
+		so(`SELECT g, k, row_number() OVER (PARTITION BY g ORDER BY k DESC) AS rn FROM t ORDER BY rn, k`),
+		so(`SELECT k, max(v) OVER (PARTITION BY g) - v AS gap, string_agg(g, ',') OVER (ORDER BY k) FROM t WHERE k > 1 ORDER BY k`),
+		s(`SELECT k FROM t WHERE row_number() OVER () > 1`),
+		s(`SELECT lower(g) OVER () FROM t`),
+	}},
 }
 
 // knownDivergences are minimal repros of the divergences found so far:

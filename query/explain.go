@@ -78,6 +78,9 @@ func explainNode(n any, depth int, out *[]string) {
 		if p.grouped {
 			line("Aggregate (%d grouping expressions, %d aggregates)", len(p.groupBy), len(p.aggs))
 		}
+		if len(p.windows) > 0 {
+			line("Window (%d calls)", len(p.windows))
+		}
 		if p.where != nil {
 			line("Filter")
 		}

@@ -219,7 +219,7 @@ func (a *analyzer) funcCall(f *pg.FuncCall, sc *scope) (expr, error) {
 		return nil, withPosition(errorf("42883", "function %s does not exist", name), f.Location)
 	}
 	if f.Over != nil {
-		return nil, withPosition(errorf("0A000", "window functions are not supported"), f.Location)
+		return a.windowCall(name, f, sc)
 	}
 	if _, ok := aggregateFuncs[name]; ok {
 		return a.aggregateCall(name, f, sc)

@@ -50,6 +50,9 @@ type selectPlan struct {
 	limit    expr
 	offset   expr
 	maxRows  int
+	// windows are the window calls, whose values are appended to the
+	// rows after WHERE (window.go).
+	windows []*windowFunc
 }
 
 type sortKey struct {
@@ -118,7 +121,9 @@ func (a *analyzer) analyzeSelect(st *pg.SelectStmt) (*selectPlan, error) {
 		}
 	}
 	if st.WhereClause != nil {
+		a.inWhere = true
 		w, err := a.expr(st.WhereClause, sc)
+		a.inWhere = false
 		if err != nil {
 			return nil, err
 		}
@@ -150,6 +155,11 @@ func (a *analyzer) analyzeSelect(st *pg.SelectStmt) (*selectPlan, error) {
 			a.agg.groupNodes = append(a.agg.groupNodes, withoutLocations(n))
 		}
 		a.agg.inAgg = false
+	}
+	if !p.grouped {
+		saved := a.win
+		a.win = &winContext{base: len(sc.cols)}
+		defer func() { p.windows, a.win = a.win.funcs, saved }()
 	}
 	if err := a.targets(p, st.TargetList, sc); err != nil {
 		return nil, err
@@ -468,6 +478,11 @@ func (p *selectPlan) execute(r *run) ([][]any, error) {
 	}
 	var out [][]any
 	var err error
+	if len(p.windows) > 0 {
+		if in, err = computeWindows(r, p.windows, in); err != nil {
+			return nil, err
+		}
+	}
 	if p.grouped {
 		out, err = p.group(r, in)
 	} else {
@@ -542,21 +557,7 @@ func (p *selectPlan) group(r *run, in [][]any) ([][]any, error) {
 			order = append(order, string(k))
 		}
 		for _, acc := range g.accs {
-			var v any
-			if acc.ag.arg != nil {
-				var err error
-				if v, err = acc.ag.arg.eval(r.env, row); err != nil {
-					return nil, err
-				}
-			}
-			if acc.ag.sep != nil {
-				sep, err := acc.ag.sep.eval(r.env, row)
-				if err != nil {
-					return nil, err
-				}
-				acc.pendingSep, _ = sep.(string) // a NULL separator adds nothing
-			}
-			if err := acc.add(v); err != nil {
+			if err := addToAccumulator(r, acc, row); err != nil {
 				return nil, err
 			}
 		}
