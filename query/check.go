@@ -144,27 +144,15 @@ func (t *TableDesc) constraintNamed(name string) bool {
 // last field of each ColumnRef).
 func columnRefs(n *pg.Node) []string {
 	var out []string
-	var walk func(m protoreflect.Message)
-	walk = func(m protoreflect.Message) {
-		if cr, ok := m.Interface().(*pg.ColumnRef); ok && len(cr.Fields) > 0 {
-			if s := cr.Fields[len(cr.Fields)-1].GetString_(); s != nil {
-				out = append(out, s.Sval)
-			}
-		}
-		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-			switch {
-			case fd.IsList() && fd.Message() != nil:
-				for i := 0; i < v.List().Len(); i++ {
-					walk(v.List().Get(i).Message())
+	if n != nil {
+		walkTree(n.ProtoReflect(), func(m protoreflect.Message) bool {
+			if cr, ok := m.Interface().(*pg.ColumnRef); ok && len(cr.Fields) > 0 {
+				if s := cr.Fields[len(cr.Fields)-1].GetString_(); s != nil {
+					out = append(out, s.Sval)
 				}
-			case fd.Message() != nil && !fd.IsMap():
-				walk(v.Message())
 			}
 			return true
 		})
-	}
-	if n != nil {
-		walk(n.ProtoReflect())
 	}
 	return out
 }

@@ -821,6 +821,16 @@ var diffCases = []diffCase{
 		s(`SELECT k FROM t WHERE row_number() OVER () > 1`),
 		s(`SELECT lower(g) OVER () FROM t`),
 	}},
+	{name: "WITH RECURSIVE", stmts: []stmt{
+		s(`CREATE TABLE t (id int PRIMARY KEY, parent int, name text)`),
+		s(`INSERT INTO t VALUES (1, NULL, 'root'), (2, 1, 'a'), (3, 1, 'b'), (4, 2, 'a1'), (5, 4, 'a11'), (6, 3, 'b1')`),
+		so(`WITH RECURSIVE n (x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 5) SELECT x FROM n ORDER BY x`),
+		so(`WITH RECURSIVE sub AS (SELECT id, name, 0 AS depth FROM t WHERE id = 2 UNION ALL SELECT t.id, t.name, sub.depth + 1 FROM t JOIN sub ON t.parent = sub.id) SELECT * FROM sub ORDER BY id`),
+		so(`WITH RECURSIVE up AS (SELECT id, parent FROM t WHERE id = 5 UNION SELECT t.id, t.parent FROM t, up WHERE t.id = up.parent) SELECT id FROM up ORDER BY id`),
+		so(`WITH RECURSIVE c (n) AS (SELECT 1 UNION SELECT (n % 3) + 1 FROM c) SELECT n FROM c ORDER BY n`),
+		s(`WITH RECURSIVE r AS (SELECT 1 AS v INTERSECT SELECT v FROM r) SELECT * FROM r`),
+		s(`WITH RECURSIVE plain AS (SELECT 7 AS v) SELECT v FROM plain`),
+	}},
 }
 
 // knownDivergences are minimal repros of the divergences found so far:
