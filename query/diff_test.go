@@ -831,6 +831,18 @@ var diffCases = []diffCase{
 		s(`WITH RECURSIVE r AS (SELECT 1 AS v INTERSECT SELECT v FROM r) SELECT * FROM r`),
 		s(`WITH RECURSIVE plain AS (SELECT 7 AS v) SELECT v FROM plain`),
 	}},
+	{name: "hash joins", stmts: []stmt{
+		s(`CREATE TABLE t (k int PRIMARY KEY, a int, b text)`),
+		s(`CREATE TABLE u (k int PRIMARY KEY, a int, b text)`),
+		s(`INSERT INTO t VALUES (1, 1, 'x'), (2, 2, 'y'), (3, NULL, 'z'), (4, 2, NULL)`),
+		s(`INSERT INTO u VALUES (1, 2, 'y'), (2, 2, 'q'), (3, NULL, 'z'), (4, 9, NULL)`),
+		s(`SELECT t.k, u.k FROM t JOIN u ON t.a = u.a`),
+		s(`SELECT t.k, u.k FROM t LEFT JOIN u ON t.a = u.a AND u.b <> 'q'`),
+		s(`SELECT t.k, u.k FROM t RIGHT JOIN u ON u.a = t.a`),
+		s(`SELECT t.k, u.k FROM t FULL JOIN u ON t.a = u.a AND t.b = u.b`),
+		s(`SELECT t.k, u.k FROM t, u WHERE t.b = u.b AND t.k < 4`),
+		s(`SELECT count(*) FROM t x, t y WHERE x.a = y.a`),
+	}},
 }
 
 // knownDivergences are minimal repros of the divergences found so far:

@@ -94,8 +94,12 @@ func explainNode(n any, depth int, out *[]string) {
 	case *virtualScan:
 		line("System catalog scan")
 	case *joinSource:
-		kind := strings.TrimPrefix(p.kind.String(), "JOIN_")
-		line("Nested Loop (%s join)", strings.ToLower(kind))
+		kind := strings.ToLower(strings.TrimPrefix(p.kind.String(), "JOIN_"))
+		if len(p.keys) > 0 {
+			line("Hash Join (%s join, %d keys)", kind, len(p.keys))
+		} else {
+			line("Nested Loop (%s join)", kind)
+		}
 		explainNode(p.left, depth, out)
 		explainNode(p.right, depth, out)
 	case *valuesSource:

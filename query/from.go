@@ -214,6 +214,7 @@ func (a *analyzer) join(j *pg.JoinExpr) (source, *scope, error) {
 		if js.on, err = a.boolean(on, "argument of JOIN/ON"); err != nil {
 			return nil, nil, err
 		}
+		js.keys = equiKeys(js.on, js.leftWidth)
 	}
 	if j.Alias != nil {
 		return nil, nil, errorf("0A000", "an alias on a join is not supported")
@@ -227,6 +228,58 @@ type joinSource struct {
 	leftWidth, rightWidth int
 	kind                  pg.JoinType
 	on                    expr // nil: every pair
+	// keys are the (left, right) column pairs the join condition equates
+	// (or, for a cross join, the WHERE clause): the join then hashes the
+	// right rows by them and pairs each left row with its bucket only
+	// (a hash join), instead of with every right row.
+	keys [][2]int
+}
+
+// equiKeys are the column pairs, one on each side of a join of
+// leftWidth columns, that the conjuncts of x equate (a = b, same type).
+func equiKeys(x expr, leftWidth int) [][2]int {
+	var keys [][2]int
+	var walk func(x expr)
+	walk = func(x expr) {
+		if and, ok := x.(*andExpr); ok {
+			walk(and.l)
+			walk(and.r)
+			return
+		}
+		f, ok := x.(*funcExpr)
+		if !ok || !f.eq || len(f.args) != 2 {
+			return
+		}
+		a, aok := f.args[0].(*colExpr)
+		b, bok := f.args[1].(*colExpr)
+		if !aok || !bok || a.t.OID != b.t.OID {
+			return
+		}
+		if a.i > b.i {
+			a, b = b, a
+		}
+		if a.i < leftWidth && b.i >= leftWidth {
+			keys = append(keys, [2]int{a.i, b.i - leftWidth})
+		}
+	}
+	if x != nil {
+		walk(x)
+	}
+	return keys
+}
+
+// hashKey is a row's join key over cols (false: a NULL, which equals
+// nothing).
+func hashKey(row []any, cols [][2]int, side int) (string, bool) {
+	var k []byte
+	for _, c := range cols {
+		v := row[c[side]]
+		if v == nil {
+			return "", false
+		}
+		k = appendDistinctKey(k, v)
+	}
+	return string(k), true
 }
 
 func (j *joinSource) rows(r *run) ([][]any, error) {
@@ -240,9 +293,31 @@ func (j *joinSource) rows(r *run) ([][]any, error) {
 	}
 	var out [][]any
 	rightMatched := make([]bool, len(rs))
+	all := make([]int, len(rs))
+	for i := range all {
+		all[i] = i
+	}
+	var buckets map[string][]int
+	if len(j.keys) > 0 {
+		buckets = map[string][]int{}
+		for ri, rrow := range rs {
+			if k, ok := hashKey(rrow, j.keys, 1); ok {
+				buckets[k] = append(buckets[k], ri)
+			}
+		}
+	}
 	for _, lrow := range ls {
 		matched := false
-		for ri, rrow := range rs {
+		candidates := all
+		if buckets != nil {
+			k, ok := hashKey(lrow, j.keys, 0)
+			candidates = nil
+			if ok {
+				candidates = buckets[k]
+			}
+		}
+		for _, ri := range candidates {
+			rrow := rs[ri]
 			row := append(append(make([]any, 0, j.leftWidth+j.rightWidth), lrow...), rrow...)
 			if j.on != nil {
 				v, err := j.on.eval(r.env, row)

@@ -130,8 +130,15 @@ func (a *analyzer) analyzeSelect(st *pg.SelectStmt) (*selectPlan, error) {
 		if p.where, err = a.boolean(w, "argument of WHERE"); err != nil {
 			return nil, err
 		}
-		if ts, ok := p.from.(*tableScan); ok {
-			ts.pushdown(p.where)
+		switch from := p.from.(type) {
+		case *tableScan:
+			from.pushdown(p.where)
+		case *joinSource:
+			// FROM a, b WHERE a.x = b.y: the cross join pairs only the
+			// rows whose keys match (WHERE still checks every pair).
+			if from.on == nil && from.kind == pg.JoinType_JOIN_INNER {
+				from.keys = equiKeys(p.where, from.leftWidth)
+			}
 		}
 	}
 	p.grouped = len(st.GroupClause) > 0 || hasAggregate(st.TargetList) || st.HavingClause != nil || hasAggregateSorts(st.SortClause)
