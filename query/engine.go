@@ -94,9 +94,6 @@ const (
 // ID its client was told (pg_backend_pid), params the start-up message's
 // run-time parameters (application_name, client_encoding, ...).
 func (e *Engine) Open(ctx context.Context, pid uint32, user, database string, params map[string]string) (*Session, error) {
-	if user != defaultUser {
-		return nil, fatal("28000", "role %q does not exist", user)
-	}
 	if database != defaultDatabase {
 		return nil, fatal("3D000", "database %q does not exist", database)
 	}
@@ -106,23 +103,39 @@ func (e *Engine) Open(ctx context.Context, pid uint32, user, database string, pa
 			return nil, err
 		}
 	}
+	if err := e.withRole(ctx, user, func(r *RoleDesc) error {
+		switch {
+		case r == nil:
+			return fatal("28000", "role %q does not exist", user)
+		case !r.Login:
+			return fatal("28000", "role %q is not permitted to log in", user)
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
 	db, ok := e.dbs.TryRecv()
 	if !ok {
 		return nil, fatal("53300", "sorry, too many clients already")
 	}
 	if db == nil {
-		e.mu.Lock()
-		e.made++
-		name := fmt.Sprintf("sql-%d", e.made)
-		e.mu.Unlock()
 		var err error
-		if db, err = e.opts.NewDB(name); err != nil {
+		if db, err = e.newDB(); err != nil {
 			e.dbs.Send(nil)
 			return nil, err
 		}
 	}
 	s.db = db
 	return s, nil
+}
+
+// newDB makes one more of the pool's DBs.
+func (e *Engine) newDB() (*txn.DB, error) {
+	e.mu.Lock()
+	e.made++
+	name := fmt.Sprintf("sql-%d", e.made)
+	e.mu.Unlock()
+	return e.opts.NewDB(name)
 }
 
 func fatal(code, format string, args ...any) *Error {

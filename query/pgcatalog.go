@@ -26,6 +26,7 @@ type catalogView struct {
 	tables    []*TableDesc
 	sequences []*sequence
 	views     []*ViewDesc
+	roles     []*RoleDesc
 }
 
 // OIDs of the objects that exist in every database.
@@ -252,11 +253,15 @@ var pgCatalog = map[string]*virtualTable{
 		return [][]any{{int64(oidDatabase), defaultDatabase, int64(oidSuperuser), int64(6), "c", false, true, int64(-1), int64(oidDefaultTablespace), "C.UTF-8", "C.UTF-8", nil, nil, nil}}
 	}},
 	"pg_roles": {cols("oid:oid rolname:name rolsuper:bool rolinherit:bool rolcreaterole:bool rolcreatedb:bool rolcanlogin:bool " +
-		"rolreplication:bool rolconnlimit:int4 rolpassword:text rolvaliduntil:text rolbypassrls:bool rolconfig:text[]"), func(*catalogView) [][]any {
-		return [][]any{{int64(oidSuperuser), defaultUser, true, true, true, true, true, true, int64(-1), "********", nil, true, nil}}
-	}},
-	"pg_user": {cols("usename:name usesysid:oid usecreatedb:bool usesuper:bool userepl:bool usebypassrls:bool passwd:text valuntil:text useconfig:text[]"), func(*catalogView) [][]any {
-		return [][]any{{defaultUser, int64(oidSuperuser), true, true, true, true, "********", nil, nil}}
+		"rolreplication:bool rolconnlimit:int4 rolpassword:text rolvaliduntil:text rolbypassrls:bool rolconfig:text[]"), roleRows},
+	"pg_user": {cols("usename:name usesysid:oid usecreatedb:bool usesuper:bool userepl:bool usebypassrls:bool passwd:text valuntil:text useconfig:text[]"), func(c *catalogView) [][]any {
+		var out [][]any
+		for _, r := range c.roles {
+			if r.Login {
+				out = append(out, []any{r.Name, roleOID(r), r.Superuser, r.Superuser, r.Superuser, r.Superuser, "********", nil, nil})
+			}
+		}
+		return out
 	}},
 	"pg_tablespace": {cols("oid:oid spcname:name spcowner:oid spcacl:text[] spcoptions:text[]"), func(*catalogView) [][]any {
 		return [][]any{{int64(oidDefaultTablespace), "pg_default", int64(oidSuperuser), nil, nil}, {int64(oidGlobalTablespace), "pg_global", int64(oidSuperuser), nil, nil}}
@@ -423,7 +428,11 @@ func (v *virtualScan) rows(r *run) ([][]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return v.vt.rows(&catalogView{s: r.env.session, tables: tables, sequences: seqs, views: views}), nil
+	roles, err := listRoles(r.ctx, r.tx)
+	if err != nil {
+		return nil, err
+	}
+	return v.vt.rows(&catalogView{s: r.env.session, tables: tables, sequences: seqs, views: views, roles: roles}), nil
 }
 
 // virtualTableOf finds a system catalog table: pg_catalog's are found

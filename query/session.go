@@ -794,6 +794,15 @@ func (a *analyzer) run(n *pg.Node, r *run, st *statement) ([][]any, string, erro
 	case n.GetViewStmt() != nil:
 		tag, err := a.createView(n.GetViewStmt())
 		return nil, tag, err
+	case n.GetCreateRoleStmt() != nil:
+		tag, err := a.createRole(n.GetCreateRoleStmt())
+		return nil, tag, err
+	case n.GetAlterRoleStmt() != nil:
+		tag, err := a.alterRole(n.GetAlterRoleStmt())
+		return nil, tag, err
+	case n.GetDropRoleStmt() != nil:
+		tag, err := a.dropRoles(n.GetDropRoleStmt())
+		return nil, tag, err
 	case n.GetAlterTableStmt() != nil:
 		tag, err := a.alterTable(n.GetAlterTableStmt())
 		return nil, tag, err

@@ -15,6 +15,7 @@ const (
 	codeProtocolViolation    = "08P01"
 	codeFeatureNotSupported  = "0A000"
 	codeInvalidAuthorization = "28000"
+	codeInvalidPassword      = "28P01"
 	codeQueryCanceled        = "57014"
 	codeAdminShutdown        = "57P01"
 	codeDuplicatePrepared    = "42P05"

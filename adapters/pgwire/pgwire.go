@@ -10,8 +10,8 @@
 //     'N' otherwise), GSSEncRequest ('N'), CancelRequest, StartupMessage
 //     3.0 (a later 3.x minor, or "_pq_." options, get NegotiateProtocolVersion
 //     down to 3.0; another major version is FATAL 0A000 "unsupported
-//     frontend protocol", as in PostgreSQL). Authentication is trust only:
-//     every user is let in (AuthenticationOk); Options.Open may still refuse
+//     frontend protocol", as in PostgreSQL). Authentication is trust, or
+//     SCRAM-SHA-256 with Options.Credentials; Options.Open may still refuse
 //     the session (its *query.Error goes to the client as FATAL);
 //   - the simple query protocol (several statements in one string; the
 //     first error skips the rest) and the extended one (Parse, Bind,
@@ -55,6 +55,7 @@ import (
 	"time"
 
 	"github.com/orbitkernel/orbit/internal/listen"
+	"github.com/orbitkernel/orbit/internal/scram"
 	"github.com/orbitkernel/orbit/query"
 )
 
@@ -119,6 +120,11 @@ type Options struct {
 	// ErrorResponse and the connection is closed. ctx ends if the
 	// listener shuts down or start-up times out. Required.
 	Open func(ctx context.Context, pid uint32, user, database string, params map[string]string) (Session, error)
+	// Credentials, if set, makes every connection authenticate with
+	// SCRAM-SHA-256 against the verifier it returns for the start-up
+	// packet's user (nil: the user may not log in: no such role, no
+	// password). Nil (the default): trust, every user is let in.
+	Credentials func(ctx context.Context, user string) (*scram.Verifier, error)
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// MaxMessage bounds a message's body in bytes; a larger one is a

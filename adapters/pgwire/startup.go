@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/orbitkernel/orbit/internal/scram"
 )
 
 // Start-up packet codes (the version field of packets that are not a
@@ -168,13 +171,82 @@ func (c *conn) startupMessage(code uint32, body []byte) bool {
 	return true
 }
 
-// authenticate lets the user in. Only trust is implemented: every user
-// is accepted with AuthenticationOk. A password method (SCRAM-SHA-256)
-// would send its challenge here (AuthenticationSASL, c.be.SetAuthType,
-// then Receive the SASLInitialResponse/SASLResponse messages) before
-// AuthenticationOk, and return a FATAL 28P01 *query.Error on failure.
+// authenticate lets the user in: at once without Options.Credentials
+// (trust), else after a SCRAM-SHA-256 exchange against the user's
+// verifier. A user with no verifier (no such role, no password, no
+// login) goes through the same exchange with a made-up one and fails it
+// at the end, as PostgreSQL does, so that a client cannot tell which
+// users exist.
 func (c *conn) authenticate(user, database string) error {
-	_, _ = user, database
+	_ = database
+	if c.l.opts.Credentials == nil {
+		c.send(&pgproto3.AuthenticationOk{})
+		return nil
+	}
+	failed := newError("FATAL", codeInvalidPassword, "password authentication failed for user %q", user)
+	ctx, cancel := context.WithTimeout(c.l.ctx, startupTimeout)
+	v, err := c.l.opts.Credentials(ctx, user)
+	cancel()
+	if err != nil {
+		return err
+	}
+	known := v != nil
+	if !known {
+		fake, err := scram.NewVerifier(string(c.secret[:]), rand.Reader)
+		if err != nil {
+			return err
+		}
+		v = &fake
+	}
+	c.send(&pgproto3.AuthenticationSASL{AuthMechanisms: []string{scram.Mechanism}})
+	if err := c.flush(); err != nil {
+		return err
+	}
+	receive := func(authType uint32) (pgproto3.FrontendMessage, error) {
+		if err := c.be.SetAuthType(authType); err != nil {
+			return nil, err
+		}
+		msg, err := c.be.Receive()
+		if err != nil {
+			return nil, protocolViolation(err)
+		}
+		return msg, nil
+	}
+	msg, err := receive(pgproto3.AuthTypeSASL)
+	if err != nil {
+		return err
+	}
+	first, ok := msg.(*pgproto3.SASLInitialResponse)
+	if !ok || first.AuthMechanism != scram.Mechanism {
+		return newError("FATAL", codeProtocolViolation, "expected a SASLInitialResponse for %s", scram.Mechanism)
+	}
+	nonce := make([]byte, 18)
+	if _, err := rand.Read(nonce); err != nil {
+		return err
+	}
+	ex, serverFirst, err := scram.Start(*v, first.Data, base64.StdEncoding.EncodeToString(nonce))
+	if err != nil {
+		return newError("FATAL", codeProtocolViolation, "%v", err)
+	}
+	c.send(&pgproto3.AuthenticationSASLContinue{Data: serverFirst})
+	if err := c.flush(); err != nil {
+		return err
+	}
+	if msg, err = receive(pgproto3.AuthTypeSASLContinue); err != nil {
+		return err
+	}
+	final, ok := msg.(*pgproto3.SASLResponse)
+	if !ok {
+		return newError("FATAL", codeProtocolViolation, "expected a SASLResponse")
+	}
+	serverFinal, err := ex.Finish(final.Data)
+	switch {
+	case errors.Is(err, scram.ErrProtocol):
+		return newError("FATAL", codeProtocolViolation, "%v", err)
+	case err != nil || !known:
+		return failed
+	}
+	c.send(&pgproto3.AuthenticationSASLFinal{Data: serverFinal})
 	c.send(&pgproto3.AuthenticationOk{})
 	return nil
 }

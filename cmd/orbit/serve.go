@@ -48,6 +48,8 @@ type serveConfig struct {
 	httpAddr  string
 	// pgAddr is the PostgreSQL wire listen address ("": none).
 	pgAddr string
+	// pgAuth is how SQL clients authenticate: "trust" or "scram".
+	pgAuth string
 	ranges int
 	// Multi-node clusters: peers ("1=host:port,..."), the gRPC listen
 	// address (default: this node's entry in peers), the replicas of each
@@ -149,6 +151,7 @@ func serve(args []string, stderr io.Writer) int {
 	fs.StringVar(&cfg.dataDir, "data-dir", "./orbit-data", "where the node keeps its data")
 	fs.StringVar(&cfg.redisAddr, "redis-addr", "127.0.0.1:6379", "RESP (Redis protocol) listen address")
 	fs.StringVar(&cfg.pgAddr, "pg-addr", "127.0.0.1:5432", "PostgreSQL wire protocol listen address (SQL: psql, pgx, pgbench); empty: no SQL listener")
+	fs.StringVar(&cfg.pgAuth, "pg-auth", "trust", "how SQL clients authenticate: trust (any role that may log in) or scram (SCRAM-SHA-256 against the role's password: set it first, e.g. ALTER ROLE postgres PASSWORD '...')")
 	fs.StringVar(&cfg.httpAddr, "http-addr", "127.0.0.1:9090", "HTTP listen address: /metrics, /healthz, /readyz, /cluster, POST /join and /remove (membership), POST /split, /merge and /transfer (range operations)")
 	fs.IntVar(&cfg.ranges, "ranges", 0, "number of ranges (spans of hash slots) on first start; they split from there (--split-mb); 0: one per node")
 	fs.IntVar(&cfg.splitMB, "split-mb", defaultSplitMB, "split a range whose data exceeds this many MiB, at a hash-slot boundary near its middle; 0: never split")
@@ -260,6 +263,9 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	flagPeer, peerFlag := cfg.peerAddr, "--peer-addr"
 	if flagPeer == "" {
 		flagPeer, peerFlag = pinned[id], fmt.Sprintf("--peers (node %d)", id)
+	}
+	if cfg.pgAuth != "" && cfg.pgAuth != "trust" && cfg.pgAuth != "scram" {
+		return fmt.Errorf("--pg-auth %q: want trust or scram", cfg.pgAuth)
 	}
 	for _, e := range []error{cfg.checkExposure("--redis-addr", cfg.redisAddr),
 		cfg.checkExposure("--http-addr", cfg.httpAddr), cfg.checkExposure("--pg-addr", cfg.pgAddr), cfg.checkExposure(peerFlag, flagPeer)} {
@@ -415,10 +421,14 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	}
 	var pg *pgwire.Listener
 	if cfg.pgAddr != "" {
-		pg, err = pgwire.Listen(pgwire.Options{Addr: cfg.pgAddr, TLS: certs.clientFacing(), Logger: logger.With("component", "pgwire"),
+		opts := pgwire.Options{Addr: cfg.pgAddr, TLS: certs.clientFacing(), Logger: logger.With("component", "pgwire"),
 			Open: func(ctx context.Context, pid uint32, user, database string, params map[string]string) (pgwire.Session, error) {
 				return nd.SQL.Open(ctx, pid, user, database, params)
-			}})
+			}}
+		if cfg.pgAuth == "scram" {
+			opts.Credentials = nd.SQL.Credentials
+		}
+		pg, err = pgwire.Listen(opts)
 		if err != nil {
 			wire.Shutdown(context.Background())
 			return err
