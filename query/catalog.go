@@ -1,11 +1,13 @@
 package query
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"strconv"
 
+	"github.com/orbitkernel/orbit/storage"
 	"github.com/orbitkernel/orbit/txn"
 )
 
@@ -121,28 +123,35 @@ func lookupTable(ctx context.Context, tx *txn.Tx, database, schema, name string)
 	return decodeDesc(b)
 }
 
-// listTables reads every table of a database's schema, in name order.
-func listTables(ctx context.Context, tx *txn.Tx, database, schema string) ([]*TableDesc, error) {
-	start := descKey(database, schema, "")
-	end := append(descKey(database, schema, ""), 0xFF)
-	var out []*TableDesc
+// scanSpan calls fn with every pair in [start, end), in key order, read
+// a page at a time in tx; fn's error stops it.
+func scanSpan(ctx context.Context, tx *txn.Tx, start, end []byte, fn func(kv storage.KeyValue) error) error {
 	for {
 		kvs, err := tx.Scan(ctx, start, end, scanPage)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, kv := range kvs {
-			t, err := decodeDesc(kv.Value)
-			if err != nil {
-				return nil, err
+			if err := fn(kv); err != nil {
+				return err
 			}
-			out = append(out, t)
 		}
 		if len(kvs) < scanPage {
-			return out, nil
+			return nil
 		}
-		start = append(kvs[len(kvs)-1].Key, 0)
+		start = append(bytes.Clone(kvs[len(kvs)-1].Key), 0)
 	}
+}
+
+// listTables reads every table of a database's schema, in name order.
+func listTables(ctx context.Context, tx *txn.Tx, database, schema string) ([]*TableDesc, error) {
+	var out []*TableDesc
+	err := scanSpan(ctx, tx, descKey(database, schema, ""), append(descKey(database, schema, ""), 0xFF), func(kv storage.KeyValue) error {
+		t, err := decodeDesc(kv.Value)
+		out = append(out, t)
+		return err
+	})
+	return out, err
 }
 
 func putTable(ctx context.Context, tx *txn.Tx, t *TableDesc) error {

@@ -104,13 +104,10 @@ func (a *analyzer) addCheck(t *TableDesc, con *pg.Constraint, column string, tak
 			base = t.Name + "_" + t.Columns[columnIndex(t.Columns, c.Columns[0])].Name + "_check"
 		}
 		c.Name = base
-		for n := 1; taken[c.Name] || t.constraintNamed(c.Name); n++ {
-			c.Name = fmt.Sprintf("%s%d", base, n)
-		}
-	} else if taken[c.Name] || t.constraintNamed(c.Name) {
-		return withPosition(errorf("42710", "constraint %q for relation %q already exists", c.Name, t.Name), con.Location)
 	}
-	taken[c.Name] = true
+	if c.Name, err = t.constraintName(c.Name, con, taken); err != nil {
+		return err
+	}
 	if validate {
 		rows, err := a.allRows(t)
 		if err != nil {
@@ -127,6 +124,25 @@ func (a *analyzer) addCheck(t *TableDesc, con *pg.Constraint, column string, tak
 	}
 	t.Checks = append(t.Checks, c)
 	return nil
+}
+
+// constraintName is the name a new constraint of t gets: the one it was
+// given (42710 if t has it already), or base (con.Conname empty),
+// numbered past the first one free, as PostgreSQL names them; taken are
+// names given to others not yet stored (the name joins them).
+func (t *TableDesc) constraintName(base string, con *pg.Constraint, taken map[string]bool) (string, error) {
+	name := base
+	if con.Conname != "" {
+		if taken[name] || t.constraintNamed(name) {
+			return "", withPosition(errorf("42710", "constraint %q for relation %q already exists", name, t.Name), con.Location)
+		}
+	} else {
+		for n := 1; taken[name] || t.constraintNamed(name); n++ {
+			name = fmt.Sprintf("%s%d", base, n)
+		}
+	}
+	taken[name] = true
+	return name, nil
 }
 
 // constraintNamed reports whether t has a constraint called name.

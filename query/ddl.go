@@ -258,6 +258,20 @@ func deparseExpr(n *pg.Node) (string, error) {
 	return strings.TrimPrefix(out, "SELECT "), nil
 }
 
+// objectName is a DROP statement's object's schema ("public" unless
+// named) and name.
+func objectName(o *pg.Node) (schema, name string) {
+	var names []string
+	for _, n := range o.GetList().Items {
+		names = append(names, stringOf(n))
+	}
+	schema, name = "public", names[len(names)-1]
+	if len(names) > 1 {
+		schema = names[len(names)-2]
+	}
+	return schema, name
+}
+
 // dropTable runs DROP TABLE: the descriptor and every row go in one
 // transaction.
 func (a *analyzer) dropTable(st *pg.DropStmt) (string, error) {

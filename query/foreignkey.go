@@ -123,15 +123,12 @@ func (a *analyzer) addForeignKey(t *TableDesc, con *pg.Constraint, columns []str
 		}
 	}
 	if fk.Name == "" {
-		base := t.Name + "_" + strings.Join(columns, "_") + "_fkey"
-		fk.Name = base
-		for n := 1; taken[fk.Name] || t.constraintNamed(fk.Name); n++ {
-			fk.Name = fmt.Sprintf("%s%d", base, n)
-		}
-	} else if taken[fk.Name] || t.constraintNamed(fk.Name) {
-		return withPosition(errorf("42710", "constraint %q for relation %q already exists", fk.Name, t.Name), con.Location)
+		fk.Name = t.Name + "_" + strings.Join(columns, "_") + "_fkey"
 	}
-	taken[fk.Name] = true
+	var err error
+	if fk.Name, err = t.constraintName(fk.Name, con, taken); err != nil {
+		return err
+	}
 	t.ForeignKeys = append(t.ForeignKeys, fk)
 	if validate {
 		rows, err := a.allRows(t)

@@ -7,6 +7,7 @@ import (
 	pg "github.com/pganalyze/pg_query_go/v6"
 
 	"github.com/orbitkernel/orbit/internal/mutation"
+	"github.com/orbitkernel/orbit/storage"
 )
 
 // fromList analyses FROM: several items are a cross join.
@@ -239,21 +240,15 @@ type joinSource struct {
 // leftWidth columns, that the conjuncts of x equate (a = b, same type).
 func equiKeys(x expr, leftWidth int) [][2]int {
 	var keys [][2]int
-	var walk func(x expr)
-	walk = func(x expr) {
-		if and, ok := x.(*andExpr); ok {
-			walk(and.l)
-			walk(and.r)
-			return
-		}
-		f, ok := x.(*funcExpr)
+	for _, c := range conjuncts(x) {
+		f, ok := c.(*funcExpr)
 		if !ok || !f.eq || len(f.args) != 2 {
-			return
+			continue
 		}
 		a, aok := f.args[0].(*colExpr)
 		b, bok := f.args[1].(*colExpr)
 		if !aok || !bok || a.t.OID != b.t.OID {
-			return
+			continue
 		}
 		if a.i > b.i {
 			a, b = b, a
@@ -262,10 +257,19 @@ func equiKeys(x expr, leftWidth int) [][2]int {
 			keys = append(keys, [2]int{a.i, b.i - leftWidth})
 		}
 	}
-	if x != nil {
-		walk(x)
-	}
 	return keys
+}
+
+// conjuncts are the terms x ANDs together (x itself if it is no AND;
+// none for nil).
+func conjuncts(x expr) []expr {
+	if x == nil {
+		return nil
+	}
+	if and, ok := x.(*andExpr); ok {
+		return append(conjuncts(and.l), conjuncts(and.r)...)
+	}
+	return []expr{x}
 }
 
 // hashKey is a row's join key over cols (false: a NULL, which equals
@@ -372,25 +376,18 @@ func (s *tableScan) pushdown(where expr) {
 	s.pinned = make([]expr, len(s.t.PrimaryKey))
 	pk := s.t.pkIndexes()
 	pins := map[int]expr{}
-	var walk func(x expr)
-	walk = func(x expr) {
-		if and, ok := x.(*andExpr); ok {
-			walk(and.l)
-			walk(and.r)
-			return
-		}
+	for _, x := range conjuncts(where) {
 		col, val, ok := equality(x)
 		if !ok || col.i >= len(s.t.Columns) || col.t.OID != s.t.Columns[col.i].Type.OID {
-			return
+			continue
 		}
 		pins[col.i] = val
 		for i, ci := range pk {
-			if ci == col.i && col.t.OID == s.t.Columns[ci].Type.OID {
+			if ci == col.i {
 				s.pinned[i] = val
 			}
 		}
 	}
-	walk(where)
 	if s.pinned[0] == nil {
 		s.chooseIndex(pins)
 	}
@@ -453,28 +450,16 @@ func (s *tableScan) rows(r *run) ([][]any, error) {
 		}
 		return [][]any{row}, r.take(1, s.maxRows)
 	}
-	end := prefixEnd(start)
 	var out [][]any
-	for {
-		kvs, err := r.tx.Scan(r.ctx, start, end, scanPage)
+	err := scanSpan(r.ctx, r.tx, start, prefixEnd(start), func(kv storage.KeyValue) error {
+		row, err := s.t.decode(kv.Value)
+		out = append(out, row)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		for _, kv := range kvs {
-			row, err := s.t.decode(kv.Value)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, row)
-		}
-		if err := r.take(len(kvs), s.maxRows); err != nil {
-			return nil, err
-		}
-		if len(kvs) < scanPage {
-			return out, nil
-		}
-		start = append(bytes.Clone(kvs[len(kvs)-1].Key), 0)
-	}
+		return r.take(1, s.maxRows)
+	})
+	return out, err
 }
 
 // scanPage is how many rows one read of a scan asks for.

@@ -10,6 +10,7 @@ import (
 	pg "github.com/pganalyze/pg_query_go/v6"
 
 	"github.com/orbitkernel/orbit/internal/mutation"
+	"github.com/orbitkernel/orbit/storage"
 )
 
 // Secondary indexes (docs/sql.md, "Indexes"). An index is a list of a
@@ -201,21 +202,7 @@ func (a *analyzer) backfill(t *TableDesc, ix *IndexDesc) error {
 // deleteSpan deletes every key in [start, end) in the statement's
 // transaction.
 func (a *analyzer) deleteSpan(start, end []byte) error {
-	for {
-		kvs, err := a.tx.Scan(a.ctx, start, end, scanPage)
-		if err != nil {
-			return err
-		}
-		for _, kv := range kvs {
-			if err := a.tx.Delete(a.ctx, kv.Key); err != nil {
-				return err
-			}
-		}
-		if len(kvs) < scanPage {
-			return nil
-		}
-		start = append(kvs[len(kvs)-1].Key, 0)
-	}
+	return scanSpan(a.ctx, a.tx, start, end, func(kv storage.KeyValue) error { return a.tx.Delete(a.ctx, kv.Key) })
 }
 
 // deleteIndex deletes every entry of ix.
@@ -383,14 +370,7 @@ func (a *analyzer) createIndex(st *pg.IndexStmt) (string, error) {
 // dropIndexes runs DROP INDEX.
 func (a *analyzer) dropIndexes(st *pg.DropStmt) (string, error) {
 	for _, o := range st.Objects {
-		var names []string
-		for _, n := range o.GetList().Items {
-			names = append(names, stringOf(n))
-		}
-		schema, name := "public", names[len(names)-1]
-		if len(names) > 1 {
-			schema = names[len(names)-2]
-		}
+		schema, name := objectName(o)
 		t, ix, err := a.indexOwner(schema, name)
 		if err != nil {
 			return "", err
@@ -482,38 +462,27 @@ func (s *tableScan) indexRows(r *run) ([][]any, error) {
 		get = r.tx.GetForUpdate
 	}
 	var out [][]any
-	for {
-		kvs, err := r.tx.Scan(r.ctx, start, end, scanPage)
+	err := scanSpan(r.ctx, r.tx, start, end, func(kv storage.KeyValue) error {
+		b, found, err := get(r.ctx, kv.Value)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		for _, kv := range kvs {
-			b, found, err := get(r.ctx, kv.Value)
-			if err != nil {
-				return nil, err
-			}
-			if !found {
-				return nil, errorf("XX001", "index %q of table %q names a row that does not exist", s.index.ix.Name, s.t.Name)
-			}
-			row, err := s.t.decode(b)
-			if err != nil {
-				return nil, err
-			}
-			// The entry and its row are read at one snapshot: they agree,
-			// or the index is corrupt (a write that forgot an entry).
-			if k, _ := s.t.indexEntry(s.index.ix, row); !bytes.Equal(k, kv.Key) {
-				return nil, errorf("XX001", "index %q of table %q has an entry its row does not make", s.index.ix.Name, s.t.Name)
-			}
-			out = append(out, row)
+		if !found {
+			return errorf("XX001", "index %q of table %q names a row that does not exist", s.index.ix.Name, s.t.Name)
 		}
-		if err := r.take(len(kvs), s.maxRows); err != nil {
-			return nil, err
+		row, err := s.t.decode(b)
+		if err != nil {
+			return err
 		}
-		if len(kvs) < scanPage {
-			return out, nil
+		// The entry and its row are read at one snapshot: they agree, or
+		// the index is corrupt (a write that forgot an entry).
+		if k, _ := s.t.indexEntry(s.index.ix, row); !bytes.Equal(k, kv.Key) {
+			return errorf("XX001", "index %q of table %q has an entry its row does not make", s.index.ix.Name, s.t.Name)
 		}
-		start = append(bytes.Clone(kvs[len(kvs)-1].Key), 0)
-	}
+		out = append(out, row)
+		return r.take(1, s.maxRows)
+	})
+	return out, err
 }
 
 // chooseIndex picks, when the primary key is not pinned, the index

@@ -9,6 +9,7 @@ import (
 
 	"github.com/orbitkernel/orbit/internal/scram"
 	"github.com/orbitkernel/orbit/kernel"
+	"github.com/orbitkernel/orbit/storage"
 	"github.com/orbitkernel/orbit/txn"
 )
 
@@ -69,26 +70,17 @@ func listRoles(ctx context.Context, tx *txn.Tx) ([]*RoleDesc, error) {
 		return nil, err
 	}
 	out = append(out, pgRole)
-	start, end := []byte(rolePrefix), prefixEnd([]byte(rolePrefix))
-	for {
-		kvs, err := tx.Scan(ctx, start, end, scanPage)
-		if err != nil {
-			return nil, err
+	err = scanSpan(ctx, tx, []byte(rolePrefix), prefixEnd([]byte(rolePrefix)), func(kv storage.KeyValue) error {
+		var r RoleDesc
+		if err := json.Unmarshal(kv.Value, &r); err != nil {
+			return errorf("XX001", "could not decode a role: %v", err)
 		}
-		for _, kv := range kvs {
-			var r RoleDesc
-			if err := json.Unmarshal(kv.Value, &r); err != nil {
-				return nil, errorf("XX001", "could not decode a role: %v", err)
-			}
-			if r.Name != defaultUser {
-				out = append(out, &r)
-			}
+		if r.Name != defaultUser {
+			out = append(out, &r)
 		}
-		if len(kvs) < scanPage {
-			return out, nil
-		}
-		start = append(kvs[len(kvs)-1].Key, 0)
-	}
+		return nil
+	})
+	return out, err
 }
 
 // roleOID is the OID clients see for a role.

@@ -625,34 +625,31 @@ func distinctRows(rows [][]any, n int) [][]any {
 func sortRows(rows [][]any, keys []sortKey) {
 	slices.SortStableFunc(rows, func(x, y []any) int {
 		for _, k := range keys {
-			a, b := x[k.i], y[k.i]
-			var c int
-			switch {
-			case a == nil && b == nil:
-				continue
-			case a == nil:
-				c = 1
-				if k.nullsFirst {
-					c = -1
-				}
-				return c
-			case b == nil:
-				c = -1
-				if k.nullsFirst {
-					c = 1
-				}
-				return c
-			}
-			c = compareValues(a, b)
-			if k.desc {
-				c = -c
-			}
-			if c != 0 {
+			if c := compareSorted(x[k.i], y[k.i], k.desc, k.nullsFirst); c != 0 {
 				return c
 			}
 		}
 		return 0
 	})
+}
+
+// compareSorted orders two values as ORDER BY does: descending or not,
+// NULLs first or last.
+func compareSorted(a, b any, desc, nullsFirst bool) int {
+	switch {
+	case a == nil && b == nil:
+		return 0
+	case a == nil, b == nil:
+		if (a == nil) == nullsFirst {
+			return -1
+		}
+		return 1
+	}
+	c := compareValues(a, b)
+	if desc {
+		c = -c
+	}
+	return c
 }
 
 // window applies OFFSET and LIMIT.

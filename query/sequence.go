@@ -10,6 +10,7 @@ import (
 
 	pg "github.com/pganalyze/pg_query_go/v6"
 
+	"github.com/orbitkernel/orbit/storage"
 	"github.com/orbitkernel/orbit/txn"
 )
 
@@ -72,24 +73,16 @@ func sequenceOf(d SequenceDesc) *sequence {
 // listSequences are the schema's sequences, serial ones included.
 func listSequences(ctx context.Context, tx *txn.Tx, database, schema string) ([]*sequence, error) {
 	var out []*sequence
-	start := seqDescKey(database, schema, "")
-	end := append(seqDescKey(database, schema, ""), 0xFF)
-	for {
-		kvs, err := tx.Scan(ctx, start, end, scanPage)
-		if err != nil {
-			return nil, err
+	err := scanSpan(ctx, tx, seqDescKey(database, schema, ""), append(seqDescKey(database, schema, ""), 0xFF), func(kv storage.KeyValue) error {
+		var d SequenceDesc
+		if err := json.Unmarshal(kv.Value, &d); err != nil {
+			return errorf("XX001", "could not decode a sequence descriptor: %v", err)
 		}
-		for _, kv := range kvs {
-			var d SequenceDesc
-			if err := json.Unmarshal(kv.Value, &d); err != nil {
-				return nil, errorf("XX001", "could not decode a sequence descriptor: %v", err)
-			}
-			out = append(out, sequenceOf(d))
-		}
-		if len(kvs) < scanPage {
-			break
-		}
-		start = append(kvs[len(kvs)-1].Key, 0)
+		out = append(out, sequenceOf(d))
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	tables, err := listTables(ctx, tx, database, schema)
 	if err != nil {
@@ -226,42 +219,33 @@ func init() {
 		}
 		return a.coerce(x, TypeText)
 	}
-	scalarFuncs["nextval"] = func(a *analyzer, args []expr) (expr, error) {
-		if len(args) != 1 {
-			return nil, nil
-		}
-		arg, err := named(a, args[0])
-		if err != nil {
-			return nil, err
-		}
-		return &funcExpr{args: []expr{arg}, t: TypeInt8, strict: true, fn: func(env *env, v []any) (any, error) {
-			seq, err := findSequence(env, v[0])
+	// of is a function of one sequence, named by its argument.
+	of := func(fn func(env *env, seq *sequence) (any, error)) scalarFunc {
+		return func(a *analyzer, args []expr) (expr, error) {
+			if len(args) != 1 {
+				return nil, nil
+			}
+			arg, err := named(a, args[0])
 			if err != nil {
 				return nil, err
 			}
-			return env.session.advance(env.run.ctx, seq)
-		}}, nil
-	}
-	scalarFuncs["currval"] = func(a *analyzer, args []expr) (expr, error) {
-		if len(args) != 1 {
-			return nil, nil
+			return &funcExpr{args: []expr{arg}, t: TypeInt8, strict: true, fn: func(env *env, v []any) (any, error) {
+				seq, err := findSequence(env, v[0])
+				if err != nil {
+					return nil, err
+				}
+				return fn(env, seq)
+			}}, nil
 		}
-		arg, err := named(a, args[0])
-		if err != nil {
-			return nil, err
-		}
-		return &funcExpr{args: []expr{arg}, t: TypeInt8, strict: true, fn: func(env *env, v []any) (any, error) {
-			seq, err := findSequence(env, v[0])
-			if err != nil {
-				return nil, err
-			}
-			n, ok := env.session.currvals[seq.oid]
-			if !ok {
-				return nil, errorf("55000", "currval of sequence %q is not yet defined in this session", seq.desc.Name)
-			}
-			return n, nil
-		}}, nil
 	}
+	scalarFuncs["nextval"] = of(func(env *env, seq *sequence) (any, error) { return env.session.advance(env.run.ctx, seq) })
+	scalarFuncs["currval"] = of(func(env *env, seq *sequence) (any, error) {
+		n, ok := env.session.currvals[seq.oid]
+		if !ok {
+			return nil, errorf("55000", "currval of sequence %q is not yet defined in this session", seq.desc.Name)
+		}
+		return n, nil
+	})
 	scalarFuncs["lastval"] = func(a *analyzer, args []expr) (expr, error) {
 		if len(args) != 0 {
 			return nil, nil
@@ -431,14 +415,7 @@ func defElemInt(n *pg.Node) (int64, bool) {
 // dropSequences runs DROP SEQUENCE: the descriptor and the state go.
 func (a *analyzer) dropSequences(st *pg.DropStmt) (string, error) {
 	for _, o := range st.Objects {
-		var names []string
-		for _, n := range o.GetList().Items {
-			names = append(names, stringOf(n))
-		}
-		schema, name := "public", names[len(names)-1]
-		if len(names) > 1 {
-			schema = names[len(names)-2]
-		}
+		schema, name := objectName(o)
 		key := seqDescKey(a.s.database, schema, name)
 		b, found, err := a.tx.Get(a.ctx, key)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 
 	pg "github.com/pganalyze/pg_query_go/v6"
 
+	"github.com/orbitkernel/orbit/storage"
 	"github.com/orbitkernel/orbit/txn"
 )
 
@@ -64,25 +65,15 @@ func (a *analyzer) lookupView(schema, name string) (*ViewDesc, error) {
 // listViews reads every view of a schema, in name order.
 func listViews(ctx context.Context, tx *txn.Tx, database, schema string) ([]*ViewDesc, error) {
 	var out []*ViewDesc
-	start := viewDescKey(database, schema, "")
-	end := append(viewDescKey(database, schema, ""), 0xFF)
-	for {
-		kvs, err := tx.Scan(ctx, start, end, scanPage)
-		if err != nil {
-			return nil, err
+	err := scanSpan(ctx, tx, viewDescKey(database, schema, ""), append(viewDescKey(database, schema, ""), 0xFF), func(kv storage.KeyValue) error {
+		var v ViewDesc
+		if err := json.Unmarshal(kv.Value, &v); err != nil {
+			return errorf("XX001", "could not decode a view descriptor: %v", err)
 		}
-		for _, kv := range kvs {
-			var v ViewDesc
-			if err := json.Unmarshal(kv.Value, &v); err != nil {
-				return nil, errorf("XX001", "could not decode a view descriptor: %v", err)
-			}
-			out = append(out, &v)
-		}
-		if len(kvs) < scanPage {
-			return out, nil
-		}
-		start = append(kvs[len(kvs)-1].Key, 0)
-	}
+		out = append(out, &v)
+		return nil
+	})
+	return out, err
 }
 
 // viewQuery analyses a view's query for a FROM clause that names it as
@@ -206,14 +197,7 @@ func (a *analyzer) createView(st *pg.ViewStmt) (string, error) {
 // dropViews runs DROP VIEW.
 func (a *analyzer) dropViews(st *pg.DropStmt) (string, error) {
 	for _, o := range st.Objects {
-		var names []string
-		for _, n := range o.GetList().Items {
-			names = append(names, stringOf(n))
-		}
-		schema, name := "public", names[len(names)-1]
-		if len(names) > 1 {
-			schema = names[len(names)-2]
-		}
+		schema, name := objectName(o)
 		v, err := a.lookupView(schema, name)
 		if err != nil {
 			return "", err

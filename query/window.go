@@ -249,29 +249,7 @@ func (w *windowFunc) compute(r *run, rows [][]any) ([]any, error) {
 
 func (w *windowFunc) compareKeys(a, b []any) int {
 	for i, o := range w.order {
-		x, y := a[i], b[i]
-		var c int
-		switch {
-		case x == nil && y == nil:
-			continue
-		case x == nil:
-			c = 1
-			if o.nullsFirst {
-				c = -1
-			}
-			return c
-		case y == nil:
-			c = -1
-			if o.nullsFirst {
-				c = 1
-			}
-			return c
-		}
-		c = compareValues(x, y)
-		if o.desc {
-			c = -c
-		}
-		if c != 0 {
+		if c := compareSorted(a[i], b[i], o.desc, o.nullsFirst); c != 0 {
 			return c
 		}
 	}
