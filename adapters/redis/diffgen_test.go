@@ -709,7 +709,11 @@ func genHLLCmd(t *rapid.T, env genEnv) []string {
 		names := slices.DeleteFunc(slices.Sorted(maps.Keys(hllValues)), func(n string) bool { return n == "cutxzero" })
 		return []string{"set", k, hllValues[rapid.SampledFrom(names).Draw(t, "raw")]}
 	case "append":
-		return []string{"append", k, pick(t, "tail", "x", "\x00", "\x80", "\x7f\xff")}
+		// No tail that is an XZERO's first byte alone (01xxxxxx, such as
+		// "x"): on a sparse value it makes the "cutxzero" difference
+		// setraw leaves out (found by TestNotificationsMatchRedis/hll,
+		// seed 15454433874130622179).
+		return []string{"append", k, pick(t, "tail", "\x3f", "\x00", "\x80", "\x7f\xff")}
 	default:
 		// Damage the header or the registers.
 		return []string{"setrange", k, pick(t, "at", "0", "4", "15", "16", "17", "100", "12303", "12304"),
