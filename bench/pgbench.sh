@@ -5,9 +5,12 @@
 # of the load time, transactions per second, failures and the ratios to
 # PostgreSQL. Not part of CI.
 #
-#   SCALE=1          pgbench -i scale (100,000 accounts per unit)
+#   SCALE=1          pgbench -i scale (100,000 accounts per unit; the
+#                    issue's figure is 10: slow to load here yet)
 #   DURATION=10      seconds per pgbench run
 #   CLIENTS="1 8"    client counts
+#   SCRIPTS="tpcb-like simple-update select-only"
+#   MODES="simple prepared"   pgbench -M
 #   PORT=17100       first of the ports used (17100-17112)
 #
 # Both sides sync every commit (PostgreSQL: fsync on, synchronous_commit
@@ -22,6 +25,8 @@ cd "$(dirname "$0")/.."
 SCALE=${SCALE:-1}
 DURATION=${DURATION:-10}
 CLIENTS=${CLIENTS:-1 8}
+SCRIPTS=${SCRIPTS:-tpcb-like simple-update select-only}
+MODES=${MODES:-simple prepared}
 PORT=${PORT:-17100}
 GO=${GO:-go}
 PGBIN=${ORBIT_PG_BIN:-/usr/lib/postgresql/15/bin}
@@ -64,14 +69,16 @@ run_target() {
   pgbench -h 127.0.0.1 -p "$port" -U postgres -i -s "$SCALE" -q postgres >"$tmp/$name-init.log" 2>&1 || { cat "$tmp/$name-init.log" >&2; exit 1; }
   end=$(date +%s.%N)
   echo "$name init 0 $(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }') 0" >>"$tmp/results"
-  for script in tpcb-like select-only; do
-    for c in $CLIENTS; do
-      log "$name: $script, $c clients, ${DURATION}s"
-      pgbench -h 127.0.0.1 -p "$port" -U postgres -b "$script" -c "$c" -j "$(( c < 2 ? 1 : 2 ))" -T "$DURATION" -n postgres >"$tmp/out" 2>&1 || true
-      awk -v name="$name" -v s="$script" -v c="$c" '
-        /^tps = / { tps = $3 }
-        /number of failed transactions:/ { failed = $5 }
-        END { if (tps == "") tps = 0; if (failed == "") failed = "-"; print name, s, c, tps, failed }' "$tmp/out" >>"$tmp/results"
+  for script in $SCRIPTS; do
+    for mode in $MODES; do
+      for c in $CLIENTS; do
+        log "$name: $script -M $mode, $c clients, ${DURATION}s"
+        pgbench -h 127.0.0.1 -p "$port" -U postgres -b "$script" -M "$mode" -c "$c" -j "$(( c < 2 ? 1 : 2 ))" -T "$DURATION" -n postgres >"$tmp/out" 2>&1 || true
+        awk -v name="$name" -v s="$script/$mode" -v c="$c" '
+          /^tps = / { tps = $3 }
+          /number of failed transactions:/ { failed = $5 }
+          END { if (tps == "") tps = 0; if (failed == "") failed = "-"; print name, s, c, tps, failed }' "$tmp/out" >>"$tmp/results"
+      done
     done
   done
 }
@@ -116,10 +123,13 @@ echo "| load | clients | PostgreSQL | orbit, 1 node | ratio | orbit, 3 nodes | r
 echo "|---|---:|---:|---:|---:|---:|---:|"
 p=$(field postgres init 0 4); o1=$(field orbit1 init 0 4); o3=$(field orbit3 init 0 4)
 echo "| pgbench -i (seconds) | 1 | $p s | $o1 s | $(ratio "$p" "$o1") | $o3 s | $(ratio "$p" "$o3") |"
-for script in tpcb-like select-only; do
-  for c in $CLIENTS; do
-    p=$(field postgres "$script" "$c" 4); o1=$(field orbit1 "$script" "$c" 4); o3=$(field orbit3 "$script" "$c" 4)
-    pf=$(field postgres "$script" "$c" 5); o1f=$(field orbit1 "$script" "$c" 5); o3f=$(field orbit3 "$script" "$c" 5)
-    printf '| %s | %s | %.0f (%s) | %.0f (%s) | %s | %.0f (%s) | %s |\n' "$script" "$c" "$p" "$pf" "$o1" "$o1f" "$(ratio "$o1" "$p")" "$o3" "$o3f" "$(ratio "$o3" "$p")"
+for script in $SCRIPTS; do
+  for mode in $MODES; do
+    for c in $CLIENTS; do
+      k="$script/$mode"
+      p=$(field postgres "$k" "$c" 4); o1=$(field orbit1 "$k" "$c" 4); o3=$(field orbit3 "$k" "$c" 4)
+      pf=$(field postgres "$k" "$c" 5); o1f=$(field orbit1 "$k" "$c" 5); o3f=$(field orbit3 "$k" "$c" 5)
+      printf '| %s -M %s | %s | %.0f (%s) | %.0f (%s) | %s | %.0f (%s) | %s |\n' "$script" "$mode" "$c" "$p" "$pf" "$o1" "$o1f" "$(ratio "$o1" "$p")" "$o3" "$o3f" "$(ratio "$o3" "$p")"
+    done
   done
 done
