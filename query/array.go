@@ -14,7 +14,7 @@ import (
 
 // arrayTypes maps an element type's OID to its array type's.
 var arrayTypes = map[uint32]uint32{
-	TypeUUID.OID: 2951, TypeJSON.OID: 199, TypeJSONB.OID: 3807, TypeInterval.OID: 1187, TypeBool.OID: 1000, TypeBytea.OID: 1001, TypeChar.OID: 1002, TypeName.OID: 1003, TypeInt2.OID: 1005,
+	TypeUUID.OID: 2951, TypeJSON.OID: 199, TypeJSONB.OID: 3807, TypeInterval.OID: 1187, TypeTime.OID: 1183, TypeBool.OID: 1000, TypeBytea.OID: 1001, TypeChar.OID: 1002, TypeName.OID: 1003, TypeInt2.OID: 1005,
 	TypeInt4.OID: 1007, TypeText.OID: 1009, TypeBpchar.OID: 1014, TypeVarchar.OID: 1015, TypeInt8.OID: 1016,
 	TypeFloat4.OID: 1021, TypeFloat8.OID: 1022, TypeOid.OID: 1028, TypeTimestamp.OID: 1115, TypeDate.OID: 1182,
 	TypeTimestamptz.OID: 1185, TypeNumeric.OID: 1231,

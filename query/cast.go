@@ -150,6 +150,15 @@ func convert(v any, from, to Type, assign bool) (any, error) {
 		if x, ok := v.(intervalValue); ok {
 			return x, nil
 		}
+	case famTimeOfDay:
+		switch x := v.(type) {
+		case timeOfDay:
+			return x, nil
+		case time.Time:
+			if from.OID != TypeDate.OID {
+				return timeOfDayOf(x), nil
+			}
+		}
 	}
 	return nil, errCannotCast(from, to)
 }

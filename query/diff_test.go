@@ -843,6 +843,16 @@ var diffCases = []diffCase{
 		s(`SELECT t.k, u.k FROM t, u WHERE t.b = u.b AND t.k < 4`),
 		s(`SELECT count(*) FROM t x, t y WHERE x.a = y.a`),
 	}},
+	{name: "time", stmts: []stmt{
+		s(`SELECT time '04:05:06', '23:59:59.5'::time, time '00:00', '24:00:00'::time, '1:2:3'::time`),
+		s(`SELECT '25:00'::time`),
+		s(`SELECT 'x'::time`),
+		s(`SELECT timestamp '2026-12-04 10:30:15.25'::time, time '10:00' < time '9:59'`),
+		s(`CREATE TABLE t (k time PRIMARY KEY, v int)`),
+		s(`INSERT INTO t VALUES ('10:00', 1), ('09:30:00.5', 2), ('23:59', 3)`),
+		s(`SELECT * FROM t ORDER BY k`),
+		s(`SELECT v FROM t WHERE k = '10:00'`),
+	}},
 }
 
 // knownDivergences are minimal repros of the divergences found so far:

@@ -69,6 +69,8 @@ func appendKey(dst []byte, v any) []byte {
 		return binary.BigEndian.AppendUint64(dst, uint64(x.UnixMicro())^(1<<63))
 	case uuidValue:
 		return append(dst, x[:]...) // fixed length: never a prefix of another
+	case timeOfDay:
+		return binary.BigEndian.AppendUint64(dst, uint64(x)) // never negative
 	}
 	panic("query: appendKey of an unexpected value")
 }
@@ -89,7 +91,7 @@ func appendEscaped(dst, b []byte) []byte {
 // keyable reports whether a type can be a primary-key column.
 func keyable(t Type) bool {
 	switch t.family() {
-	case famBool, famInt, famFloat, famString, famBytes, famTime, famUUID:
+	case famBool, famInt, famFloat, famString, famBytes, famTime, famUUID, famTimeOfDay:
 		return true
 	}
 	return false
@@ -131,6 +133,8 @@ func encodeRow(cols []ColumnDesc, row []any) []byte {
 			out = appendBytes(out, x[:])
 		case jsonText:
 			out = appendBytes(out, []byte(x))
+		case timeOfDay:
+			out = binary.AppendVarint(out, int64(x))
 		case intervalValue:
 			b := binary.BigEndian.AppendUint32(nil, uint32(x.months))
 			b = binary.BigEndian.AppendUint32(b, uint32(x.days))
@@ -221,13 +225,16 @@ func decodeValue(t Type, b []byte) (any, []byte, error) {
 			return nil, nil, errCorrupt
 		}
 		return b[0] == 1, b[1:], nil
-	case famInt, famTime:
+	case famInt, famTime, famTimeOfDay:
 		x, n := binary.Varint(b)
 		if n <= 0 {
 			return nil, nil, errCorrupt
 		}
-		if t.family() == famTime {
+		switch t.family() {
+		case famTime:
 			return time.UnixMicro(x).UTC(), b[n:], nil
+		case famTimeOfDay:
+			return timeOfDay(x), b[n:], nil
 		}
 		return x, b[n:], nil
 	case famFloat:

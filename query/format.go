@@ -37,6 +37,9 @@ func encodeBinary(t Type, v any) ([]byte, error) {
 	if iv, ok := v.(intervalValue); ok {
 		v = intervalBinary(iv)
 	}
+	if tod, ok := v.(timeOfDay); ok {
+		v = timeOfDayBinary(tod)
+	}
 	if j, ok := v.(jsonText); ok {
 		if t.OID == TypeJSONB.OID {
 			return append([]byte{1}, j...), nil // jsonb's binary form: version 1, then the text
@@ -89,6 +92,11 @@ func decodeParam(t Type, format int16, b []byte) (any, error) {
 		v = string(b)
 	case famBytes:
 		v = append([]byte(nil), b...)
+	case famTimeOfDay:
+		var x pgtype.Time
+		if err = binaryTypes.Scan(t.OID, 1, b, &x); err == nil {
+			v = timeOfDay(x.Microseconds)
+		}
 	case famInterval:
 		var x pgtype.Interval
 		if err = binaryTypes.Scan(t.OID, 1, b, &x); err == nil {

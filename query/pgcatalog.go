@@ -359,7 +359,7 @@ func defaultText(t *TableDesc, c ColumnDesc) string {
 }
 
 // catalogTypes are the types pg_type lists.
-var catalogTypes = []Type{TypeBool, TypeBytea, TypeChar, TypeName, TypeInt8, TypeInt2, TypeInt4, TypeText, TypeOid, TypeFloat4, TypeFloat8, TypeBpchar, TypeVarchar, TypeDate, TypeTimestamp, TypeTimestamptz, TypeNumeric, TypeUUID, TypeJSON, TypeJSONB, TypeInterval}
+var catalogTypes = []Type{TypeBool, TypeBytea, TypeChar, TypeName, TypeInt8, TypeInt2, TypeInt4, TypeText, TypeOid, TypeFloat4, TypeFloat8, TypeBpchar, TypeVarchar, TypeDate, TypeTimestamp, TypeTimestamptz, TypeNumeric, TypeUUID, TypeJSON, TypeJSONB, TypeInterval, TypeTime}
 
 // pgTypeName is a type's pg_type.typname ("int4", "varchar").
 func pgTypeName(t Type) string {
@@ -386,6 +386,8 @@ func pgTypeName(t Type) string {
 		return "timestamptz"
 	case TypeTimestamp.OID:
 		return "timestamp"
+	case TypeTime.OID:
+		return "time"
 	}
 	return t.Name
 }

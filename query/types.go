@@ -88,18 +88,19 @@ func init() {
 type family int
 
 const (
-	famUnknown  family = iota // a literal not yet typed: string
-	famBool                   // bool
-	famInt                    // int64
-	famFloat                  // float64
-	famNumeric                // *apd.Decimal
-	famString                 // string
-	famBytes                  // []byte
-	famTime                   // time.Time (UTC; a date at midnight)
-	famArray                  // []any of the element type's values
-	famUUID                   // uuidValue
-	famJSON                   // jsonText
-	famInterval               // intervalValue
+	famUnknown   family = iota // a literal not yet typed: string
+	famBool                    // bool
+	famInt                     // int64
+	famFloat                   // float64
+	famNumeric                 // *apd.Decimal
+	famString                  // string
+	famBytes                   // []byte
+	famTime                    // time.Time (UTC; a date at midnight)
+	famArray                   // []any of the element type's values
+	famUUID                    // uuidValue
+	famJSON                    // jsonText
+	famInterval                // intervalValue
+	famTimeOfDay               // timeOfDay
 )
 
 // uuidValue is a uuid's value.
@@ -130,6 +131,8 @@ func (t Type) family() family {
 		return famJSON
 	case TypeInterval.OID:
 		return famInterval
+	case TypeTime.OID:
+		return famTimeOfDay
 	}
 	return famUnknown
 }
@@ -242,6 +245,8 @@ func parseText(t Type, s string) (any, error) {
 		return parseJSON(t, s)
 	case famInterval:
 		return parseInterval(s)
+	case famTimeOfDay:
+		return parseTimeOfDay(s)
 	}
 	return nil, errorf("0A000", "type %s is not supported", t.Name)
 }
@@ -372,6 +377,8 @@ func formatText(t Type, v any) []byte {
 		return []byte(x)
 	case intervalValue:
 		return formatInterval(x)
+	case timeOfDay:
+		return formatTimeOfDay(x)
 	case time.Time:
 		switch t.OID {
 		case TypeDate.OID:
@@ -446,6 +453,8 @@ func compareValues(a, b any) int {
 		return strings.Compare(string(x), string(b.(jsonText)))
 	case intervalValue:
 		return compareIntervals(x, b.(intervalValue))
+	case timeOfDay:
+		return cmpOrdered(int64(x), int64(b.(timeOfDay)))
 	case time.Time:
 		return x.Compare(b.(time.Time))
 	case []any:
