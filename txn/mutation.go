@@ -39,6 +39,10 @@ var (
 	// Class SQL: SQL's ROLLBACK TO SAVEPOINT is its only user (sqllist).
 	MutRollbackToKeepsIntents = mutation.Plant("rollback-to-keeps-intents", mutation.SQL,
 		"rolling back to a savepoint forgets the intents written since without removing them: the commit resolves them, and undone writes commit")
+	// Class SQL: only ROLLBACK TO SAVEPOINT removes a live transaction's
+	// lock (sqllist).
+	MutLockReadUnnoted = mutation.Plant("lock-read-unnoted", mutation.SQL,
+		"a locking read is not noted in the timestamp cache: once ROLLBACK TO SAVEPOINT removes the lock, a write lands beneath what the transaction read (G2)")
 	MutLocalResolveUnwritten = mutation.Plant("local-resolve-unwritten", mutation.Txn,
 		"a commit reports the intents in its record's range resolved without resolving them: the coordinator skips them and forgets the record, and whoever meets them takes them for an aborted transaction's")
 )

@@ -421,10 +421,12 @@ func (tx *Tx) Savepoint() *Savepoint {
 }
 
 // RollbackTo undoes the writes made since sp: the buffered ones are
-// forgotten; an intent written since is removed now (resolved as
-// aborted: the transaction goes on without it), and an intent that held
-// another value at sp gets that value back at the next flush. Reads and
-// their timestamps stay (they only ever add conflicts). An error leaves
+// forgotten; an intent written since (a locking read's too: its lock is
+// released) is removed now (resolved as aborted: the transaction goes on
+// without it), and an intent that held another value at sp gets that
+// value back at the next flush. Reads and their timestamps stay (they
+// only ever add conflicts; a locking read's is in the timestamp cache,
+// so no write lands beneath it once the lock is gone). An error leaves
 // the transaction unusable: roll it back.
 func (tx *Tx) RollbackTo(ctx context.Context, sp *Savepoint) error {
 	if err := tx.check(); err != nil {
