@@ -112,18 +112,31 @@ func (l *sqlList) client(ctx context.Context, rt kernel.Runtime, i int, eng *que
 			}
 			plan = append(plan, op)
 		}
+		single := len(plan) == 1 && rng.IntN(2) == 0
+		// In a block, a quarter of the appends are undone by ROLLBACK TO
+		// SAVEPOINT once written, in every attempt: they are left out of
+		// the history altogether (even a transaction whose outcome is
+		// unknown never made them), and their values must never be seen.
+		undo := make([]bool, len(plan))
+		var recorded []check.MicroOp
+		for k, op := range plan {
+			undo[k] = !single && op.Append && rng.IntN(4) == 0
+			if !undo[k] {
+				recorded = append(recorded, op)
+			}
+		}
 		// Recorded as unknown from its start: a client that dies
 		// mid-transaction leaves it so.
-		t := &check.Txn{Process: i, Type: history.TypeInfo, Invoke: l.s.now, Ops: plan}
+		t := &check.Txn{Process: i, Type: history.TypeInfo, Invoke: l.s.now, Ops: recorded}
 		l.txns = append(l.txns, t)
 		actx, cancel := rt.WithTimeout(ctx, sqlOpTimeout)
 		var outcome int
 		var done []check.MicroOp
 		var err error
-		if len(plan) == 1 && rng.IntN(2) == 0 {
+		if single {
 			outcome, done, err = l.single(actx, rt, sess, plan[0])
 		} else {
-			outcome, done, err = l.block(actx, rt, sess, plan, rng.IntN(2) == 0)
+			outcome, done, err = l.block(actx, rt, sess, plan, undo, rng.IntN(2) == 0)
 		}
 		cancel()
 		sqlRollback(ctx, rt, sess)
@@ -176,7 +189,7 @@ var errSQLListViolation = fmt.Errorf("sqllist: a wrong answer")
 
 // block runs plan in one transaction block, again after a conflict
 // (40001) or a lost race to insert a row (23505).
-func (l *sqlList) block(ctx context.Context, rt kernel.Runtime, sess *query.Session, plan []check.MicroOp, locking bool) (int, []check.MicroOp, error) {
+func (l *sqlList) block(ctx context.Context, rt kernel.Runtime, sess *query.Session, plan []check.MicroOp, undo []bool, locking bool) (int, []check.MicroOp, error) {
 	var done []check.MicroOp
 	var odd error
 	outcome, err := sqlTxn(ctx, rt, sess, []string{"23505"}, func() error {
@@ -184,11 +197,8 @@ func (l *sqlList) block(ctx context.Context, rt kernel.Runtime, sess *query.Sess
 			return odd // an odd attempt is the last, whether it commits or not
 		}
 		done = nil // an attempt starts over
-		for _, op := range plan {
-			// A quarter of the appends are undone by ROLLBACK TO
-			// SAVEPOINT once written: their values must never be seen.
-			undo := op.Append && rt.Rand().IntN(4) == 0
-			if undo {
+		for k, op := range plan {
+			if undo[k] {
 				if _, _, err := sqlExec(ctx, sess, "SAVEPOINT undo", nil); err != nil {
 					return err
 				}
@@ -223,7 +233,7 @@ func (l *sqlList) block(ctx context.Context, rt kernel.Runtime, sess *query.Sess
 					l.s.Elapsed(), op.Key, exists, list, plan, done, tag)
 				return nil
 			}
-			if undo {
+			if undo[k] {
 				if _, _, err := sqlExec(ctx, sess, "ROLLBACK TO SAVEPOINT undo", nil); err != nil {
 					return err
 				}
@@ -266,7 +276,7 @@ func (l *sqlList) single(ctx context.Context, rt kernel.Runtime, sess *query.Ses
 	case err != nil:
 		return sqlUnknown, nil, err
 	case tag == "UPDATE 0":
-		return l.block(ctx, rt, sess, []check.MicroOp{op}, false)
+		return l.block(ctx, rt, sess, []check.MicroOp{op}, []bool{false}, false)
 	case tag != "UPDATE 1" || len(rows) != 1:
 		l.violate(fmt.Errorf("sqllist: an append to key %s answered %q %v", op.Key, tag, rows))
 		return sqlUnknown, nil, errSQLListViolation
