@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -237,6 +238,17 @@ func (l *sqlList) block(ctx context.Context, rt kernel.Runtime, sess *query.Sess
 				if _, _, err := sqlExec(ctx, sess, "ROLLBACK TO SAVEPOINT undo", nil); err != nil {
 					return err
 				}
+				// The transaction reads the list as it was before the
+				// append it undid (its own writes before the savepoint
+				// stay; the undone one must be gone).
+				again, _, err := l.read(ctx, sess, op.Key, false)
+				if err != nil {
+					return err
+				}
+				if !slices.Equal(again, list) {
+					l.violate(fmt.Errorf("sqllist: at %v, key %s read %v after ROLLBACK TO SAVEPOINT undid the append of %s to %v", l.s.Elapsed(), op.Key, again, op.Value, list))
+				}
+				done = append(done, check.MicroOp{Key: op.Key, Values: again})
 				l.undone++
 				continue
 			}
