@@ -235,6 +235,11 @@ func (l *sqlList) block(ctx context.Context, rt kernel.Runtime, sess *query.Sess
 				return nil
 			}
 			if undo[k] {
+				// A scan first: it writes the buffered append as an
+				// intent, which ROLLBACK TO must then remove.
+				if _, _, err := sqlExec(ctx, sess, "SELECT count(*) FROM lists", nil); err != nil {
+					return err
+				}
 				if _, _, err := sqlExec(ctx, sess, "ROLLBACK TO SAVEPOINT undo", nil); err != nil {
 					return err
 				}
