@@ -237,7 +237,7 @@ func (m *Machine) onePhase(d *mvccData, c *command, cache *tsCache) (*result, er
 // this one and removed the intent, and the value beneath it is not what
 // this transaction would read (it would see its own write vanish).
 func ownIntentGone(d *mvccData, c *command) (bool, error) {
-	if !c.mine || c.txn == nil || mutation.On(MutOwnIntentGoneUnseen) {
+	if !c.mine || c.txn == nil {
 		return false, nil
 	}
 	_, _, in, err := storage.MVCCLatest(d, c.key)
@@ -453,7 +453,7 @@ func (m *Machine) lock(d *mvccData, c *command, cache *tsCache) (*result, error)
 	if in != nil && in.Txn.ID != c.txn.ID {
 		return &result{code: codeIntent, intent: *in, intentKey: c.key}, nil
 	}
-	if in == nil && c.mine && !mutation.On(MutOwnIntentGoneUnseen) {
+	if in == nil && c.mine {
 		return &result{code: codeAborted, status: statusAborted}, nil // see ownIntentGone
 	}
 	if ok && !newest.Less(ts) {

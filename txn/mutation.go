@@ -31,11 +31,6 @@ var (
 		"a resolution that the leaseholder cut at its batch bound is taken as complete: the record is forgotten with intents left, and whoever meets them takes them for an aborted transaction's")
 	MutCondensedSpanShort = mutation.Plant("condensed-span-short", mutation.Txn,
 		"a record condensed to spans ends each span at its last key instead of just after it: garbage collection resolves all but that key's intent and forgets the record")
-	// Class SQL: the SQL list scenario's read-modify-writes meet it (at
-	// sqllist seed 97); the transaction scenarios never read a key whose
-	// intent a wound removed.
-	MutOwnIntentGoneUnseen = mutation.Plant("own-intent-gone-unseen", mutation.SQL,
-		"a transaction's read of a key it wrote, whose intent another transaction's abort removed, returns the value beneath: its own write vanishes from its reads")
 	// Class SQL: SQL's ROLLBACK TO SAVEPOINT is its only user (sqllist).
 	MutRollbackToKeepsIntents = mutation.Plant("rollback-to-keeps-intents", mutation.SQL,
 		"rolling back to a savepoint forgets the intents written since without removing them: the commit resolves them, and undone writes commit")
