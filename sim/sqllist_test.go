@@ -235,9 +235,11 @@ func (l *sqlList) block(ctx context.Context, rt kernel.Runtime, sess *query.Sess
 				return nil
 			}
 			if undo[k] {
-				// A scan first: it writes the buffered append as an
-				// intent, which ROLLBACK TO must then remove.
-				if _, _, err := sqlExec(ctx, sess, "SELECT count(*) FROM lists", nil); err != nil {
+				// A locking read of the key first: it writes the buffered
+				// append as an intent, which ROLLBACK TO must then remove.
+				// (Not a scan: a scan's read would cover the key in the
+				// timestamp cache, hiding a lost locking read's entry.)
+				if _, _, err := l.read(ctx, sess, op.Key, true); err != nil {
 					return err
 				}
 				if _, _, err := sqlExec(ctx, sess, "ROLLBACK TO SAVEPOINT undo", nil); err != nil {
