@@ -596,6 +596,9 @@ func TestLargeTransactions(t *testing.T) {
 		{"tiny batches, spans", Options{BatchBytes: 64, RecordKeyBytes: 40, GCTTL: time.Second}, 300, 30},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if testing.Short() && tc.keys*tc.size > 1<<20 {
+				t.Skip("12 MB through three in-memory nodes: too slow under -short (make race)")
+			}
 			c := newTestCluster(t, tc.opts)
 			ctx := testContext(t)
 			db := c.db(0, "large")
