@@ -114,6 +114,18 @@ func (e *Engine) Open(ctx context.Context, pid uint32, user, database string, pa
 	}); err != nil {
 		return nil, err
 	}
+	db, err := e.takeDB()
+	if err != nil {
+		return nil, err
+	}
+	s.db = db
+	return s, nil
+}
+
+// takeDB takes one of the pool's DBs (made on first use); the caller
+// sends it back (Session.Close does). The pool's size is
+// MaxConnections: none left is 53300.
+func (e *Engine) takeDB() (*txn.DB, error) {
 	db, ok := e.dbs.TryRecv()
 	if !ok {
 		return nil, fatal("53300", "sorry, too many clients already")
@@ -125,8 +137,7 @@ func (e *Engine) Open(ctx context.Context, pid uint32, user, database string, pa
 			return nil, err
 		}
 	}
-	s.db = db
-	return s, nil
+	return db, nil
 }
 
 // newDB makes one more of the pool's DBs.

@@ -98,16 +98,9 @@ func roleOID(r *RoleDesc) int64 {
 // withRole runs fn in a read transaction of a pooled DB: for the checks
 // of a connection that has no session yet.
 func (e *Engine) withRole(ctx context.Context, user string, fn func(*RoleDesc) error) error {
-	db, ok := e.dbs.TryRecv()
-	if !ok {
-		return fatal("53300", "sorry, too many clients already")
-	}
-	if db == nil {
-		var err error
-		if db, err = e.newDB(); err != nil {
-			e.dbs.Send(nil)
-			return err
-		}
+	db, err := e.takeDB()
+	if err != nil {
+		return err
 	}
 	defer e.dbs.Send(db)
 	return db.Txn(ctx, func(tx *txn.Tx) error {
