@@ -42,6 +42,8 @@ type Inboxes struct {
 	rt    Runtime
 	mu    sync.Mutex
 	ports map[string]*Mailbox[Envelope]
+	// closed is set by Close: the node is stopping.
+	closed bool
 }
 
 // NewInboxes returns the inbox set of a node.
@@ -58,9 +60,7 @@ func (in *Inboxes) ListenNew(port string) (string, *Mailbox[Envelope]) {
 	for i := 2; in.ports[name] != nil; i++ {
 		name = port + "#" + strconv.Itoa(i)
 	}
-	m := NewMailbox[Envelope](in.rt, "port "+name, InboxCapacity)
-	in.ports[name] = m
-	return name, m
+	return name, in.open(name)
 }
 
 // Listen returns the port's inbox, creating it if needed.
@@ -69,8 +69,7 @@ func (in *Inboxes) Listen(port string) *Mailbox[Envelope] {
 	defer in.mu.Unlock()
 	m, ok := in.ports[port]
 	if !ok {
-		m = NewMailbox[Envelope](in.rt, "port "+port, InboxCapacity)
-		in.ports[port] = m
+		m = in.open(port)
 	}
 	return m
 }
@@ -84,17 +83,33 @@ func (in *Inboxes) Deliver(env Envelope) bool {
 	return ok && m.Send(env)
 }
 
-// Close closes every inbox, waking their receivers.
+// Close closes every inbox, waking their receivers. An inbox opened after
+// Close (by a task still starting up as the node stops) is born closed, so
+// its receiver does not wait for a message that can never come.
 func (in *Inboxes) Close() {
 	in.mu.Lock()
+	in.closed = true
 	names := make([]string, 0, len(in.ports))
 	for name := range in.ports {
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	ports := in.ports
-	in.mu.Unlock()
-	for _, name := range names {
-		ports[name].Close()
+	boxes := make([]*Mailbox[Envelope], len(names))
+	for i, name := range names {
+		boxes[i] = in.ports[name]
 	}
+	in.mu.Unlock()
+	for _, m := range boxes {
+		m.Close()
+	}
+}
+
+// open makes a port's inbox; in.mu is held.
+func (in *Inboxes) open(name string) *Mailbox[Envelope] {
+	m := NewMailbox[Envelope](in.rt, "port "+name, InboxCapacity)
+	if in.closed {
+		m.Close()
+	}
+	in.ports[name] = m
+	return m
 }
