@@ -59,13 +59,11 @@ func (o *Options) Validate() error {
 type Engine struct {
 	opts Options
 	rt   kernel.Runtime
-	// dbs holds a slot per allowed session: a DB, or nil until the slot
-	// is first used (a DB serves one task at a time, and each session is
-	// one).
-	dbs *kernel.Mailbox[*txn.DB]
+	// dbs lends a DB to each session (a DB serves one task at a time, and
+	// each session is one), at most MaxConnections.
+	dbs *txn.Pool
 
 	mu      sync.Mutex
-	made    int
 	lastRow int64 // the last rowid's time part (rowID)
 }
 
@@ -76,10 +74,7 @@ func New(opts Options) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{opts: opts, rt: opts.Runtime}
-	e.dbs = kernel.NewMailbox[*txn.DB](opts.Runtime, "sql sessions", opts.MaxConnections)
-	for range opts.MaxConnections {
-		e.dbs.Send(nil)
-	}
+	e.dbs = txn.NewPool(opts.Runtime, opts.MaxConnections, "sql", opts.NewDB)
 	return e, nil
 }
 
@@ -122,31 +117,14 @@ func (e *Engine) Open(ctx context.Context, pid uint32, user, database string, pa
 	return s, nil
 }
 
-// takeDB takes one of the pool's DBs (made on first use); the caller
-// sends it back (Session.Close does). The pool's size is
-// MaxConnections: none left is 53300.
+// takeDB takes one of the pool's DBs; the caller gives it back with
+// e.dbs.Put.
 func (e *Engine) takeDB() (*txn.DB, error) {
-	db, ok := e.dbs.TryRecv()
-	if !ok {
+	db, err := e.dbs.TryTake()
+	if errors.Is(err, txn.ErrPoolExhausted) {
 		return nil, fatal("53300", "sorry, too many clients already")
 	}
-	if db == nil {
-		var err error
-		if db, err = e.newDB(); err != nil {
-			e.dbs.Send(nil)
-			return nil, err
-		}
-	}
-	return db, nil
-}
-
-// newDB makes one more of the pool's DBs.
-func (e *Engine) newDB() (*txn.DB, error) {
-	e.mu.Lock()
-	e.made++
-	name := fmt.Sprintf("sql-%d", e.made)
-	e.mu.Unlock()
-	return e.opts.NewDB(name)
+	return db, err
 }
 
 func fatal(code, format string, args ...any) *Error {

@@ -102,7 +102,7 @@ func (e *Engine) withRole(ctx context.Context, user string, fn func(*RoleDesc) e
 	if err != nil {
 		return err
 	}
-	defer e.dbs.Send(db)
+	defer e.dbs.Put(db)
 	return db.Txn(ctx, func(tx *txn.Tx) error {
 		r, err := lookupRole(ctx, tx, user)
 		if err != nil {

@@ -159,7 +159,7 @@ func (s *Session) Close() {
 		cancel()
 		s.tx = nil
 	}
-	s.e.dbs.Send(s.db)
+	s.e.dbs.Put(s.db)
 }
 
 // Split cuts a simple-protocol query string into its statements.

@@ -74,6 +74,13 @@ func newBankCluster(s *Sim, servers []kernel.NodeID) *bankCluster {
 // keyspace, split at the given keys (the caller's, under its prefix), with
 // a garbage collector until stopped says the workload stopped.
 func newTxnServers(s *Sim, servers []kernel.NodeID, stopped func() bool, splitAt ...string) *serverSet {
+	return newTxnServersWith(s, servers, stopped, nil, splitAt...)
+}
+
+// newTxnServersWith is newTxnServers with started run on every server
+// node after its store opens (each start, restarts included), given the
+// node's clock, which its machine shares.
+func newTxnServersWith(s *Sim, servers []kernel.NodeID, stopped func() bool, started func(rt kernel.Runtime, clock *hlc.Clock), splitAt ...string) *serverSet {
 	splits := [][]byte{txn.KeyspaceStart, txn.KeyspaceEnd}
 	for _, at := range splitAt {
 		splits = append(splits, append(slices.Clone(txn.KeyspaceStart), at...))
@@ -91,9 +98,13 @@ func newTxnServers(s *Sim, servers []kernel.NodeID, stopped func() bool, splitAt
 	}
 	var c *serverSet
 	c = newServerSet(s, servers, layout, func(rt kernel.Runtime) {
-		machine := txn.NewMachine(hlc.NewClock(rt.Now, hlc.DefaultMaxOffset), simTxnOptions(rt))
+		clock := hlc.NewClock(rt.Now, hlc.DefaultMaxOffset)
+		machine := txn.NewMachine(clock, simTxnOptions(rt))
 		c.openStore(rt, c.openEngine(rt), consensus.Options{Keyspaces: []consensus.Keyspace{machine.Keyspace()},
 			Router: consensus.NewRouter(rt, layout), SplitBytes: splitBytes, MergeBytes: splitBytes / 4})
+		if started != nil {
+			started(rt, clock)
+		}
 	})
 	// Garbage collection runs all along, with a short TTL: old versions
 	// and settled records go while transactions run, and reads that

@@ -38,6 +38,8 @@ func mutationScenarios(b mutation.Bug) []Scenario {
 		return []Scenario{redisTxnScenario}
 	case mutation.SQL:
 		return []Scenario{sqlBankScenario, sqlListScenario}
+	case mutation.Actors:
+		return []Scenario{actorsScenario}
 	case mutation.Snapshot:
 		// Snapshots meet splits and replica moves in kvsplit5: the span a
 		// snapshot clears and fills changes under them.

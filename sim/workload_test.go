@@ -38,6 +38,11 @@ type kvWorkload struct {
 	// inflight is, per client, the operation it is waiting on: a client
 	// node that crashes leaves it with an unknown outcome.
 	inflight []*Pending
+	// boundByChangesOnly: the service refuses a client's write numbered
+	// below the last one that changed the key, not below the last one it
+	// ran (actors record a caller's request only with a state change), so
+	// a compare-and-set that did not swap bounds nothing.
+	boundByChangesOnly bool
 	// Counters for reports and sanity checks.
 	ok, unknown, refused int
 }
@@ -70,7 +75,7 @@ func (w *kvWorkload) client(ctx context.Context, rt kernel.Runtime, i int, call 
 		switch {
 		case err == nil:
 			ret := p.Return(out)
-			if in.Op != OpGet {
+			if in.Op != OpGet && (!w.boundByChangesOnly || in.Op != OpCAS || out.OK) {
 				// Both services refuse a client's write numbered below the
 				// last one they applied for that client — per range in the
 				// replicated store, so only writes to the same key (same

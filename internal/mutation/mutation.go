@@ -31,6 +31,7 @@ const (
 	Txn          Class = "transactions" // the transactional keyspace and its coordinator
 	RedisTxn     Class = "redis txns"   // Redis commands across ranges (adapters/redis locks, the session's coordinator)
 	SQL          Class = "sql"          // the SQL engine (query) over transactions
+	Actors       Class = "actors"       // virtual actors (kernel/actor)
 )
 
 // Bug is one planted bug.

@@ -30,6 +30,7 @@ import (
 	"github.com/orbitkernel/orbit/cluster"
 	"github.com/orbitkernel/orbit/consensus"
 	"github.com/orbitkernel/orbit/kernel"
+	"github.com/orbitkernel/orbit/kernel/actor"
 	"github.com/orbitkernel/orbit/kernel/hlc"
 	"github.com/orbitkernel/orbit/query"
 	"github.com/orbitkernel/orbit/storage"
@@ -79,6 +80,11 @@ type Options struct {
 	// Runtime and NewDB.
 	SQL *query.Options
 
+	// Actors, if set, are the actor host's options (kernel/actor): the
+	// node hosts activations of Actors.Types (Node.Actors). Open sets
+	// Runtime and NewDB.
+	Actors *actor.Options
+
 	// WrapRedis, if set, wraps the Redis state machine before the store
 	// gets it (orbit serve counts queries; the simulator plants bugs).
 	// The wrapper must keep the consensus.SplitKeyer of what it wraps.
@@ -116,6 +122,7 @@ type Node struct {
 	Store   *consensus.Store
 	Redis   *session.Server // nil: no Redis keyspace
 	SQL     *query.Engine   // nil: no SQL
+	Actors  *actor.Host     // nil: hosts no actors
 	// Clock is the node's hybrid logical clock: the transactional
 	// keyspace's machine and the node's txn.DBs (NewDB) share it.
 	Clock *hlc.Clock
@@ -189,6 +196,13 @@ func Open(rt kernel.Runtime, opts Options) (*Node, error) {
 			return nil, fmt.Errorf("starting the SQL engine: %w", err)
 		}
 	}
+	if opts.Actors != nil {
+		ao := *opts.Actors
+		ao.Runtime, ao.NewDB = rt, n.NewDB
+		if n.Actors, err = actor.NewHost(ao); err != nil {
+			return nil, fmt.Errorf("starting the actor host: %w", err)
+		}
+	}
 	if n.Store, err = consensus.Open(rt, opts.Engine, opts.Layout, so); err != nil {
 		return nil, fmt.Errorf("starting consensus: %w", err)
 	}
@@ -199,6 +213,17 @@ func Open(rt kernel.Runtime, opts Options) (*Node, error) {
 // name labels it, and the DB serves one task at a time.
 func (n *Node) NewDB(name string) (*txn.DB, error) {
 	return txn.NewDB(n.rt, n.Router, n.Clock, name, n.txn)
+}
+
+// NewActorClient returns a client of the cluster's actors on this node
+// (opts: placement and timeouts; Runtime, NewDB and, if unset, Hosts, the
+// cluster's active nodes, are filled in). It serves one task at a time.
+func (n *Node) NewActorClient(opts actor.Options) (*actor.Client, error) {
+	opts.Runtime, opts.NewDB = n.rt, n.NewDB
+	if opts.Hosts == nil {
+		opts.Hosts = n.Cluster.Active
+	}
+	return actor.NewClient(opts)
 }
 
 // withKeyspace returns ks with k added, in key order (consensus's
@@ -227,6 +252,9 @@ func chain[A, B any](first, then func(A, B)) func(A, B) {
 func (n *Node) Start() {
 	n.Cluster.Start()
 	n.startGC()
+	if n.Actors != nil {
+		n.Actors.Start()
+	}
 	if n.Redis == nil {
 		return
 	}

@@ -1,0 +1,128 @@
+package actor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"time"
+
+	"github.com/orbitkernel/orbit/kernel"
+	"github.com/orbitkernel/orbit/txn"
+)
+
+// Client calls actors from any node. It serves one task at a time.
+//
+// A call is numbered (the client's identity and a sequence number) and
+// sent again, under the same number, after every failure that leaves its
+// outcome open, until it gets a definite answer or its context ends: the
+// host runs a numbered call at most once.
+type Client struct {
+	opts  Options
+	rt    kernel.Runtime
+	rpc   *kernel.RPC
+	db    *txn.DB
+	id    uint64
+	seq   uint64
+	where map[Ref]kernel.NodeID // the host each actor was last found on
+}
+
+// NewClient returns a client on opts.Runtime; opts.Hosts is required.
+func NewClient(opts Options) (*Client, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Hosts == nil {
+		return nil, fmt.Errorf("%w: a client with no Hosts", ErrInvalidOptions)
+	}
+	db, err := opts.NewDB("actor-client")
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{opts: opts, rt: opts.Runtime, db: db, where: map[Ref]kernel.NodeID{}}
+	c.rpc = kernel.NewRPC(c.rt, "actor-client")
+	// A fresh identity per client: a restarted process's numbers start
+	// again from 1 and must not be taken for its predecessor's.
+	for c.id == 0 {
+		c.id = c.rt.Rand().Uint64()
+	}
+	return c, nil
+}
+
+// Call invokes method on the actor ref with payload and returns its reply.
+// A *MethodError, ErrOverloaded, ErrStaleRequest and ErrUnknownType are
+// definite (the call changed nothing, or ran before); ctx's error means
+// the call may or may not have run.
+func (c *Client) Call(ctx context.Context, ref Ref, method string, payload []byte) ([]byte, error) {
+	c.seq++
+	body := request{Ref: ref, Method: method, Client: c.id, Seq: c.seq, Payload: payload}.encode()
+	for attempt := 0; ; attempt++ {
+		node, err := c.route(ctx, ref)
+		if err == nil {
+			actx, cancel := c.rt.WithTimeout(ctx, c.opts.AttemptTimeout)
+			var out []byte
+			out, err = c.rpc.Call(actx, node, Port, body)
+			cancel()
+			if err == nil {
+				c.where[ref] = node
+				return out, nil
+			}
+			err = fromWire(err)
+		}
+		var nh *NotHereError
+		var me *MethodError
+		switch {
+		case errors.As(err, &nh):
+			c.where[ref] = nh.Node
+			continue
+		case errors.As(err, &me), errors.Is(err, ErrOverloaded), errors.Is(err, ErrStaleRequest), errors.Is(err, ErrUnknownType):
+			return nil, err
+		}
+		// The host is down, deposed or unsure: find the actor again.
+		delete(c.where, ref)
+		backoff := time.Duration(1+c.rt.Rand().IntN(1<<min(attempt, 5))) * time.Millisecond
+		if serr := c.rt.Sleep(ctx, backoff); serr != nil {
+			return nil, fmt.Errorf("actor call %s.%s: %w (last attempt: %v)", ref, method, serr, err)
+		}
+	}
+}
+
+// route finds the host to send a call for ref to: where it was last
+// found, else the directory's holder while its lease runs, else a host
+// chosen by the placement strategy (which activates it).
+func (c *Client) route(ctx context.Context, ref Ref) (kernel.NodeID, error) {
+	if n, ok := c.where[ref]; ok {
+		return n, nil
+	}
+	hosts := c.opts.Hosts()
+	v, found, err := c.db.Get(ctx, dirKey(ref))
+	if err != nil {
+		return 0, err
+	}
+	if found {
+		e, err := decodeDirEntry(v)
+		if err != nil {
+			return 0, fmt.Errorf("actor %s: directory: %w", ref, err)
+		}
+		if e.Expiry > c.rt.Now().UnixNano() && slices.Contains(hosts, e.Node) {
+			return e.Node, nil
+		}
+	}
+	if len(hosts) == 0 {
+		return 0, errors.New("actor: no node hosts actors")
+	}
+	switch c.opts.Placement {
+	case PlaceLocal:
+		if self := c.rt.NodeID(); slices.Contains(hosts, self) {
+			return self, nil
+		}
+	case PlaceHash:
+		sorted := slices.Sorted(slices.Values(hosts))
+		f := fnv.New64a()
+		f.Write(nameKey(ref))
+		return sorted[f.Sum64()%uint64(len(sorted))], nil
+	}
+	return hosts[c.rt.Rand().IntN(len(hosts))], nil
+}

@@ -1,0 +1,337 @@
+package actor
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/orbitkernel/orbit/internal/mutation"
+	"github.com/orbitkernel/orbit/kernel"
+	"github.com/orbitkernel/orbit/txn"
+)
+
+// Port is the port hosts serve calls on.
+const Port = "actor"
+
+// Host runs a node's activations: one task per activation, taking its
+// calls one at a time (a turn each) from a bounded mailbox.
+type Host struct {
+	opts Options
+	rt   kernel.Runtime
+	dbs  *txn.Pool
+
+	mu   sync.Mutex
+	acts map[Ref]*activation
+}
+
+// activation is one live instance of an actor on this node. Only its task
+// touches epoch, state and version.
+type activation struct {
+	ref     Ref
+	handler Handler
+	inbox   *kernel.Mailbox[pendingCall]
+
+	epoch   uint64 // the directory epoch it holds
+	expiry  int64  // its lease's end as it last wrote it
+	state   []byte // as the last committed turn left it
+	version uint64
+
+	// remembered holds callers' last requests in memory, only under the
+	// planted bug MutRequestsForgotten (lost with the activation).
+	remembered map[uint64]lastRequest
+}
+
+// pendingCall is a call waiting in an activation's mailbox.
+type pendingCall struct {
+	req   request
+	reply func([]byte, error)
+}
+
+// NewHost returns a host on opts.Runtime; Start starts serving.
+func NewHost(opts Options) (*Host, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if len(opts.Types) == 0 {
+		return nil, fmt.Errorf("%w: a host with no actor types", ErrInvalidOptions)
+	}
+	h := &Host{opts: opts, rt: opts.Runtime, acts: map[Ref]*activation{}}
+	h.dbs = txn.NewPool(opts.Runtime, opts.Turns, "actor", opts.NewDB)
+	return h, nil
+}
+
+// Start serves calls on Port.
+func (h *Host) Start() { kernel.ServeAsync(h.rt, Port, h.serve) }
+
+// Activations lists the actors active here, in name order.
+func (h *Host) Activations() []Ref {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	refs := make([]Ref, 0, len(h.acts))
+	for r := range h.acts {
+		refs = append(refs, r)
+	}
+	slices.SortFunc(refs, func(a, b Ref) int { return bytes.Compare(nameKey(a), nameKey(b)) })
+	return refs
+}
+
+// serve hands a call to its activation, starting one if there is none.
+func (h *Host) serve(ctx context.Context, from kernel.NodeID, body []byte, reply func([]byte, error)) {
+	respond := func(b []byte, err error) {
+		if err != nil {
+			err = toWire(err)
+		}
+		reply(b, err)
+	}
+	req, err := decodeRequest(body)
+	if err != nil {
+		return // not a call: nobody to answer
+	}
+	handler, ok := h.opts.Types[req.Ref.Type]
+	if !ok {
+		respond(nil, fmt.Errorf("%w %q", ErrUnknownType, req.Ref.Type))
+		return
+	}
+	h.mu.Lock()
+	a := h.acts[req.Ref]
+	if a == nil {
+		a = &activation{ref: req.Ref, handler: handler,
+			inbox: kernel.NewMailbox[pendingCall](h.rt, "actor "+req.Ref.String(), h.opts.MailboxSize)}
+		h.acts[req.Ref] = a
+		h.rt.Go("actor "+req.Ref.String(), func(ctx context.Context) { h.run(ctx, a) })
+	}
+	queued := a.inbox.Send(pendingCall{req: req, reply: respond})
+	h.mu.Unlock()
+	if !queued {
+		respond(nil, fmt.Errorf("%w: %s has %d calls waiting", ErrOverloaded, req.Ref, h.opts.MailboxSize))
+	}
+}
+
+// run is an activation's task: activate, then take turns until the
+// activation goes idle, is deposed, or cannot know its state.
+func (h *Host) run(ctx context.Context, a *activation) {
+	var last error = errAgain
+	defer func() { h.remove(a, last) }()
+	if err := h.activate(ctx, a); err != nil {
+		last = err
+		return
+	}
+	for {
+		idle, cancel := h.rt.WithTimeout(ctx, h.opts.IdleTimeout)
+		c, err := a.inbox.Recv(idle)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				h.release(ctx, a)
+			}
+			return
+		}
+		reply, err := h.turn(ctx, a, c.req)
+		if err != nil && !definite(err) {
+			// Deposed, or the turn's outcome is unknown: what this
+			// activation holds may not be the actor's state any more.
+			c.reply(nil, err)
+			last = err
+			return
+		}
+		c.reply(reply, err)
+	}
+}
+
+// definite reports whether a turn's error leaves the activation's state
+// as it was: the turn refused before writing anything.
+func definite(err error) bool {
+	var me *MethodError
+	return errors.As(err, &me) || errors.Is(err, ErrStaleRequest)
+}
+
+// remove ends an activation: it leaves the map and every call still
+// queued is answered with why (the caller tries again).
+func (h *Host) remove(a *activation, why error) {
+	h.mu.Lock()
+	if h.acts[a.ref] == a {
+		delete(h.acts, a.ref)
+	}
+	a.inbox.Close()
+	h.mu.Unlock()
+	for {
+		c, ok := a.inbox.TryRecv()
+		if !ok {
+			return
+		}
+		c.reply(nil, why)
+	}
+}
+
+// withDB runs fn in a transaction of a pooled DB.
+func (h *Host) withDB(ctx context.Context, fn func(*txn.Tx) error) error {
+	db, err := h.dbs.Take(ctx)
+	if err != nil {
+		return err
+	}
+	defer h.dbs.Put(db)
+	return db.Txn(ctx, fn)
+}
+
+// activate takes the actor's directory entry with the next epoch, unless
+// another node's lease on it still runs, and loads its state.
+func (h *Host) activate(ctx context.Context, a *activation) error {
+	self := h.rt.NodeID()
+	return h.withDB(ctx, func(tx *txn.Tx) error {
+		e, found, err := readDir(ctx, tx, a.ref)
+		if err != nil {
+			return err
+		}
+		now := h.rt.Now().UnixNano()
+		if found && e.Node != self && e.Expiry > now {
+			return &NotHereError{Node: e.Node}
+		}
+		a.epoch, a.expiry = e.Epoch+1, now+int64(h.opts.LeaseDuration)
+		if err := tx.Put(ctx, dirKey(a.ref), dirEntry{Node: self, Epoch: a.epoch, Expiry: a.expiry}.encode()); err != nil {
+			return err
+		}
+		v, found, err := tx.Get(ctx, stateKey(a.ref))
+		if err != nil {
+			return err
+		}
+		a.state, a.version = nil, 0
+		if found {
+			s, err := decodeStateRecord(v)
+			if err != nil {
+				return fmt.Errorf("actor %s: state: %w", a.ref, err)
+			}
+			a.state, a.version = s.State, s.Version
+		}
+		return nil
+	})
+}
+
+// turn runs one call in a transaction that commits only while the
+// activation's epoch is the directory's: the epoch fences a deposed
+// activation out, the caller's last request makes the call run once.
+func (h *Host) turn(ctx context.Context, a *activation, req request) ([]byte, error) {
+	self := h.rt.NodeID()
+	var reply []byte
+	var wrote *stateRecord
+	var methodErr error
+	fenced := func(tx *txn.Tx) error {
+		if mutation.On(MutLeaseNotFenced) {
+			return nil
+		}
+		e, found, err := readDir(ctx, tx, a.ref)
+		switch {
+		case err != nil:
+			return err
+		case !found || e.Node != self || e.Epoch != a.epoch:
+			return fmt.Errorf("%w: %s's activation here (epoch %d) was deposed", errAgain, a.ref, a.epoch)
+		}
+		return nil
+	}
+	if mutation.On(MutStateAfterLeaseLoss) {
+		// The epoch checked in a transaction of its own, the state
+		// written in another: a takeover can fall in between.
+		if err := h.withDB(ctx, fenced); err != nil {
+			return nil, err
+		}
+		fenced = func(*txn.Tx) error { return nil }
+	}
+	err := h.withDB(ctx, func(tx *txn.Tx) error {
+		reply, wrote, methodErr = nil, nil, nil
+		if err := fenced(tx); err != nil {
+			return err
+		}
+		last, err := h.lastRequest(ctx, tx, a, req.Client)
+		if err != nil {
+			return err
+		}
+		switch {
+		case last.Seq > req.Seq:
+			return fmt.Errorf("%w: request %d of client %x, %d ran", ErrStaleRequest, req.Seq, req.Client, last.Seq)
+		case last.Seq == req.Seq && req.Seq != 0:
+			reply = last.Reply // ran already: its reply, not a second run
+			return nil
+		}
+		res, err := a.handler(ctx, Call{Ref: a.ref, Method: req.Method, Payload: req.Payload, State: a.state})
+		if err != nil {
+			methodErr = &MethodError{Msg: err.Error()}
+			return nil
+		}
+		reply = res.Reply
+		now := h.rt.Now().UnixNano()
+		if res.Write {
+			wrote = &stateRecord{Epoch: a.epoch, Version: a.version + 1, State: res.State}
+			if err := tx.Put(ctx, stateKey(a.ref), wrote.encode()); err != nil {
+				return err
+			}
+			if err := h.noteRequest(ctx, tx, a, req.Client, lastRequest{Seq: req.Seq, Reply: reply}); err != nil {
+				return err
+			}
+		}
+		if a.expiry-now < int64(h.opts.LeaseDuration)/2 {
+			expiry := now + int64(h.opts.LeaseDuration)
+			if err := tx.Put(ctx, dirKey(a.ref), dirEntry{Node: self, Epoch: a.epoch, Expiry: expiry}.encode()); err != nil {
+				return err
+			}
+			a.expiry = expiry // a retry or a failed commit writes it again: harmless
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if methodErr != nil {
+		return nil, methodErr
+	}
+	if wrote != nil {
+		a.state, a.version = wrote.State, wrote.Version
+		if h.opts.OnCommit != nil {
+			h.opts.OnCommit(Commit{Ref: a.ref, Node: self, Epoch: wrote.Epoch, Version: wrote.Version, Client: req.Client, Seq: req.Seq})
+		}
+	}
+	return reply, nil
+}
+
+// lastRequest reads a caller's last state-changing request of the actor.
+func (h *Host) lastRequest(ctx context.Context, tx *txn.Tx, a *activation, client uint64) (lastRequest, error) {
+	if mutation.On(MutRequestsForgotten) {
+		return a.remembered[client], nil
+	}
+	v, found, err := tx.Get(ctx, requestKey(a.ref, client))
+	if err != nil || !found {
+		return lastRequest{}, err
+	}
+	return decodeLastRequest(v)
+}
+
+// noteRequest records a caller's request as its last state-changing one,
+// in the turn's transaction.
+func (h *Host) noteRequest(ctx context.Context, tx *txn.Tx, a *activation, client uint64, last lastRequest) error {
+	if mutation.On(MutRequestsForgotten) {
+		if a.remembered == nil {
+			a.remembered = map[uint64]lastRequest{}
+		}
+		a.remembered[client] = last // before the commit, and kept if it fails: the bug
+		return nil
+	}
+	return tx.Put(ctx, requestKey(a.ref, client), last.encode())
+}
+
+// release gives an idle activation's lease up, if it still holds it, so
+// that the next call activates the actor anywhere at once.
+func (h *Host) release(ctx context.Context, a *activation) {
+	rctx, cancel := h.rt.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	self := h.rt.NodeID()
+	_ = h.withDB(rctx, func(tx *txn.Tx) error { // failing, it lapses instead
+		e, found, err := readDir(rctx, tx, a.ref)
+		if err != nil || !found || e.Node != self || e.Epoch != a.epoch {
+			return err
+		}
+		return tx.Put(rctx, dirKey(a.ref), dirEntry{Node: self, Epoch: a.epoch, Expiry: 0}.encode())
+	})
+}

@@ -1,0 +1,16 @@
+package actor
+
+import "github.com/orbitkernel/orbit/internal/mutation"
+
+// Planted bugs for the mutation self-test (`make mutations`,
+// internal/mutation): each a real class of actor bug that the simulator's
+// actor scenario must catch. Compiled out of every build without the
+// orbit_mutations tag.
+var (
+	MutLeaseNotFenced = mutation.Plant("lease-not-fenced", mutation.Actors,
+		"a turn commits without checking that its activation's epoch is still the directory's: a deposed activation writes state from what it last knew (two live activations)")
+	MutStateAfterLeaseLoss = mutation.Plant("state-after-lease-loss", mutation.Actors,
+		"a turn checks its epoch in one transaction and writes the state in another: a takeover in between lets the deposed activation write")
+	MutRequestsForgotten = mutation.Plant("requests-forgotten", mutation.Actors,
+		"callers' last requests are kept in the activation's memory, not with the state: after a failover a retried call runs twice")
+)

@@ -1,0 +1,146 @@
+package actor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/orbitkernel/orbit/kernel"
+	"github.com/orbitkernel/orbit/txn"
+)
+
+// Ref names an actor: its type and its key within the type.
+type Ref struct {
+	Type string
+	Key  string
+}
+
+func (r Ref) String() string { return r.Type + "/" + r.Key }
+
+// Call is one method call as the actor's handler sees it.
+type Call struct {
+	Ref     Ref
+	Method  string
+	Payload []byte
+	// State is the actor's durable state as the last committed turn left
+	// it (nil: none yet). The handler must not keep or change it.
+	State []byte
+}
+
+// Result is a turn's outcome.
+type Result struct {
+	Reply []byte
+	// Write says the turn changes the state to State (nil: no state). A
+	// turn without Write writes nothing (a read).
+	Write bool
+	State []byte
+}
+
+// Handler runs one turn of an actor type. It may run more than once for
+// one call (a transaction that must retry runs it again), so it must act
+// only through its Result: it is a function of the call and the state.
+// An error reaches the caller as a *MethodError and changes nothing.
+type Handler func(ctx context.Context, c Call) (Result, error)
+
+// Placement says where a call for an actor nobody hosts activates it.
+type Placement uint8
+
+const (
+	// PlaceRandom picks a host at random (the default).
+	PlaceRandom Placement = iota
+	// PlaceLocal prefers the calling node when it hosts actors.
+	PlaceLocal
+	// PlaceHash picks a host by the actor's name, so a type's actors
+	// spread evenly and the same actor returns to the same host while the
+	// host set stays the same.
+	PlaceHash
+)
+
+// Options configure a Host and a Client. Runtime and NewDB are required;
+// Types is required of a Host.
+type Options struct {
+	Runtime kernel.Runtime
+	// NewDB makes a client of the transactional keyspace (kernel/node's
+	// Node.NewDB); a Host keeps a pool of up to Turns of them.
+	NewDB func(name string) (*txn.DB, error)
+
+	// Types are the actor types a Host runs, by name.
+	Types map[string]Handler
+
+	// LeaseDuration is how long a directory entry keeps other nodes from
+	// taking an actor over after the holder's last renewal (a turn renews
+	// it when half of it is left). A dead host's actors are unavailable
+	// that long. Default 5 s.
+	LeaseDuration time.Duration
+	// IdleTimeout deactivates an activation that had no call for that
+	// long, giving its lease up. Default 10 min.
+	IdleTimeout time.Duration
+	// MailboxSize bounds the calls queued for one activation; a call
+	// beyond it is refused with ErrOverloaded. Default 1,024.
+	MailboxSize int
+	// Turns bounds the turns a Host runs at once (its transactional
+	// clients). Default 64.
+	Turns int
+
+	// Hosts lists the nodes that host actors, for placement (a Client).
+	Hosts func() []kernel.NodeID
+	// Placement is a Client's placement strategy. Default PlaceRandom.
+	Placement Placement
+	// AttemptTimeout bounds one attempt of a call at one host before the
+	// Client tries again (with the same request number). Default 2 s.
+	AttemptTimeout time.Duration
+
+	// OnCommit, if set, hears of every turn that committed a state change
+	// (the simulator's single-activation check).
+	OnCommit func(Commit)
+}
+
+// Commit describes a committed state change: by which activation (node
+// and epoch), to which version, for which call (its client and number).
+type Commit struct {
+	Ref         Ref
+	Node        kernel.NodeID
+	Epoch       uint64
+	Version     uint64
+	Client, Seq uint64
+}
+
+// ErrInvalidOptions wraps every error of Options.Validate.
+var ErrInvalidOptions = errors.New("actor: invalid options")
+
+// EnsureDefaults fills in the zero fields.
+func (o *Options) EnsureDefaults() {
+	if o.LeaseDuration == 0 {
+		o.LeaseDuration = 5 * time.Second
+	}
+	if o.IdleTimeout == 0 {
+		o.IdleTimeout = 10 * time.Minute
+	}
+	if o.MailboxSize == 0 {
+		o.MailboxSize = 1024
+	}
+	if o.Turns == 0 {
+		o.Turns = 64
+	}
+	if o.AttemptTimeout == 0 {
+		o.AttemptTimeout = 2 * time.Second
+	}
+}
+
+// Validate reports what is missing or out of range.
+func (o *Options) Validate() error {
+	switch {
+	case o.Runtime == nil:
+		return fmt.Errorf("%w: no runtime", ErrInvalidOptions)
+	case o.NewDB == nil:
+		return fmt.Errorf("%w: no NewDB", ErrInvalidOptions)
+	case o.LeaseDuration < 0 || o.IdleTimeout < 0 || o.AttemptTimeout < 0:
+		return fmt.Errorf("%w: negative duration", ErrInvalidOptions)
+	case o.MailboxSize < 0 || o.Turns < 0:
+		return fmt.Errorf("%w: negative bound", ErrInvalidOptions)
+	case o.Placement > PlaceHash:
+		return fmt.Errorf("%w: unknown placement %d", ErrInvalidOptions, o.Placement)
+	}
+	return nil
+}

@@ -1,0 +1,92 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/orbitkernel/orbit/adapters/redis/session"
+	"github.com/orbitkernel/orbit/cluster"
+	"github.com/orbitkernel/orbit/kernel"
+	"github.com/orbitkernel/orbit/kernel/actor"
+)
+
+// counter is a test actor: "add" adds its payload to a durable count and
+// answers the new count; "get" answers the count; "fail" refuses.
+func counter(_ context.Context, c actor.Call) (actor.Result, error) {
+	n := 0
+	if c.State != nil {
+		n, _ = strconv.Atoi(string(c.State))
+	}
+	switch c.Method {
+	case "get":
+		return actor.Result{Reply: []byte(strconv.Itoa(n))}, nil
+	case "add":
+		d, err := strconv.Atoi(string(c.Payload))
+		if err != nil {
+			return actor.Result{}, errors.New("add: not a number")
+		}
+		s := []byte(strconv.Itoa(n + d))
+		return actor.Result{Reply: s, Write: true, State: s}, nil
+	}
+	return actor.Result{}, errors.New("no such method: " + c.Method)
+}
+
+// TestActorsOnANode hosts a counter actor on one node: calls change its
+// durable state once each, two clients see one state, the actor's errors
+// reach the caller as MethodErrors that change nothing, an unknown type is
+// refused, and a node restarted on the same data finds the state again.
+func TestActorsOnANode(t *testing.T) {
+	rec := cluster.Record{ClusterID: 1, Ranges: 2, Replicas: 1, Initial: []kernel.NodeID{1},
+		Nodes: map[kernel.NodeID]cluster.NodeEntry{1: {Version: 1}}}
+	layout, err := RecordLayout(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nd, _ := openNode(t, rec, layout, Options{Redis: &session.Options{}, Actors: &actor.Options{Types: map[string]actor.Handler{"counter": counter}}})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	a, err := nd.NewActorClient(actor.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := nd.NewActorClient(actor.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := actor.Ref{Type: "counter", Key: "c1"}
+	call := func(c *actor.Client, method, payload string) string {
+		t.Helper()
+		out, err := c.Call(ctx, ref, method, []byte(payload))
+		if err != nil {
+			t.Fatalf("%s(%s): %v", method, payload, err)
+		}
+		return string(out)
+	}
+	if got := call(a, "add", "5"); got != "5" {
+		t.Fatalf("add 5 = %s", got)
+	}
+	if got := call(b, "add", "2"); got != "7" {
+		t.Fatalf("add 2 from a second client = %s", got)
+	}
+	_, err = a.Call(ctx, ref, "add", []byte("x"))
+	var me *actor.MethodError
+	if !errors.As(err, &me) || me.Msg != "add: not a number" {
+		t.Fatalf("a refused add = %v, want the actor's error", err)
+	}
+	if got := call(a, "get", ""); got != "7" {
+		t.Fatalf("get after a refused add = %s, want 7", got)
+	}
+	if _, err := a.Call(ctx, actor.Ref{Type: "nope", Key: "x"}, "get", nil); !errors.Is(err, actor.ErrUnknownType) {
+		t.Fatalf("a call to an unknown type = %v", err)
+	}
+	if got := nd.Actors.Activations(); len(got) != 1 || got[0] != ref {
+		t.Fatalf("activations = %v, want [%v]", got, ref)
+	}
+	// Another actor of the type has a state of its own.
+	if out, err := b.Call(ctx, actor.Ref{Type: "counter", Key: "c2"}, "add", []byte("1")); err != nil || string(out) != "1" {
+		t.Fatalf("add 1 to c2 = %s, %v", out, err)
+	}
+}

@@ -1,0 +1,211 @@
+package sim
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/orbitkernel/orbit/consensus"
+	"github.com/orbitkernel/orbit/kernel"
+	"github.com/orbitkernel/orbit/kernel/actor"
+	"github.com/orbitkernel/orbit/kernel/hlc"
+	"github.com/orbitkernel/orbit/txn"
+)
+
+// The actor scenario (docs/actors.md, "Checking it"): register actors, one
+// per key of the KV workload, hosted by the three server nodes under swarm
+// faults, called by the workload's clients through actor.Client (their
+// gets, puts, deletes and compare-and-sets are the actors' methods).
+// Leases are short (0.3–1 s, against pauses of up to 1 s and partitions),
+// so activations are taken over while their hosts still run them, and
+// idle ones deactivate and come back elsewhere. Checked:
+//
+//   - linearizability of every actor's state (Porcupine, the KV model);
+//   - single activation: no two committed state changes of an actor share
+//     a version (two activations writing from the same state), and the
+//     epochs of its changes never go back as its versions go up (a
+//     deposed activation writing after its successor);
+//   - exactly once: no call (client and number) changes an actor twice;
+//   - the transactional keyspace's replicas converge.
+var actorsScenario = Scenario{
+	Name:         "actors",
+	Setup:        func(s *Sim) Workload { return newActorCluster(s, []kernel.NodeID{1, 2, 3}) },
+	Adjust:       txnClocks,
+	Rebuilds:     true,
+	FaultTime:    kvScenario.FaultTime,
+	ProgressTime: kvScenario.ProgressTime,
+	QuiesceTime:  kvScenario.QuiesceTime,
+}
+
+// TestSimActors runs the actor scenario: seeds 1–20 by default, or those
+// named.
+func TestSimActors(t *testing.T) {
+	runScenario(t, actorsScenario, seedRange(1, 20))
+}
+
+type actorCluster struct {
+	*kvCluster
+	// commits are the committed state changes each actor's hosts
+	// reported, in the order reported.
+	commits   map[actor.Ref][]actor.Commit
+	violation error
+}
+
+func newActorCluster(s *Sim, servers []kernel.NodeID) *actorCluster {
+	c := &actorCluster{kvCluster: &kvCluster{}, commits: map[actor.Ref][]actor.Commit{}}
+	lease := 300*time.Millisecond + time.Duration(s.Rand().Int64N(int64(700*time.Millisecond)))
+	idle := 200*time.Millisecond + time.Duration(s.Rand().Int64N(int64(3*time.Second)))
+	c.serverSet = newTxnServersWith(s, servers, func() bool { return c.stopped }, func(rt kernel.Runtime, clock *hlc.Clock) {
+		h, err := actor.NewHost(actor.Options{
+			Runtime: rt,
+			NewDB: func(name string) (*txn.DB, error) {
+				return txn.NewDB(rt, consensus.NewRouter(rt, c.layout), clock, name, simTxnOptions(rt))
+			},
+			Types:         map[string]actor.Handler{"register": registerActor},
+			LeaseDuration: lease,
+			IdleTimeout:   idle,
+			Turns:         4,
+			OnCommit:      c.noteCommit,
+		})
+		if err != nil {
+			kernel.Crash("actor host: %v", err)
+		}
+		h.Start()
+	}, "actor/h", "actor/r")
+	c.kvWorkload = newKVWorkload(s, servers, 6, func(rt kernel.Runtime, i int) kvCaller {
+		cl, err := actor.NewClient(actor.Options{
+			Runtime:        rt,
+			NewDB:          func(name string) (*txn.DB, error) { return newTxnDB(rt, c.layout), nil },
+			Hosts:          func() []kernel.NodeID { return servers },
+			Placement:      actor.Placement(rt.Rand().IntN(int(actor.PlaceHash) + 1)),
+			AttemptTimeout: 500 * time.Millisecond,
+		})
+		if err != nil {
+			kernel.Crash("actor client: %v", err)
+		}
+		return actorCallerOf(cl)
+	})
+	c.boundByChangesOnly = true
+	c.keys = []string{"a", "b", "k", "m", "s", "z"}
+	c.opTimeout = 3 * time.Second
+	if s.Rand().IntN(2) == 0 {
+		c.crashClients(500 * time.Millisecond)
+	}
+	return c
+}
+
+// registerActor is a register: "get" answers the state ("" for none),
+// "put" sets it, "delete" clears it, "cas" (payload: the expected value,
+// length-prefixed, then the new one) sets it if it holds the expected
+// value and answers "1", else "0" and writes nothing.
+func registerActor(_ context.Context, c actor.Call) (actor.Result, error) {
+	switch c.Method {
+	case "get":
+		return actor.Result{Reply: c.State}, nil
+	case "put":
+		return actor.Result{Write: true, State: c.Payload}, nil
+	case "delete":
+		return actor.Result{Write: true}, nil
+	case "cas":
+		n, w := binary.Uvarint(c.Payload)
+		if w <= 0 || uint64(len(c.Payload)-w) < n {
+			return actor.Result{}, errors.New("cas: malformed payload")
+		}
+		expect, value := c.Payload[w:w+int(n)], c.Payload[w+int(n):]
+		if !bytes.Equal(c.State, expect) {
+			return actor.Result{Reply: []byte("0")}, nil
+		}
+		return actor.Result{Reply: []byte("1"), Write: true, State: value}, nil
+	}
+	return actor.Result{}, fmt.Errorf("register: no method %q", c.Method)
+}
+
+// actorCallerOf performs the workload's operations as calls to register
+// actors. A refusal the client knows is definite (the actor's own error,
+// an overloaded mailbox) did not happen.
+func actorCallerOf(cl *actor.Client) kvCaller {
+	return func(ctx context.Context, in KVInput) (KVOutput, error) {
+		ref := actor.Ref{Type: "register", Key: in.Key}
+		var method string
+		var payload []byte
+		switch in.Op {
+		case OpGet:
+			method = "get"
+		case OpPut:
+			method, payload = "put", []byte(in.Value)
+		case OpDelete:
+			method = "delete"
+		case OpCAS:
+			method = "cas"
+			payload = binary.AppendUvarint(nil, uint64(len(in.Expect)))
+			payload = append(append(payload, in.Expect...), in.Value...)
+		}
+		out, err := cl.Call(ctx, ref, method, payload)
+		var me *actor.MethodError
+		if errors.As(err, &me) || errors.Is(err, actor.ErrOverloaded) || errors.Is(err, actor.ErrStaleRequest) {
+			err = fmt.Errorf("%w: %w", errNotApplied, err)
+		}
+		return KVOutput{Value: string(out), OK: string(out) == "1"}, err
+	}
+}
+
+// noteCommit records a committed state change and checks that its call
+// changed the actor only once.
+func (c *actorCluster) noteCommit(cm actor.Commit) {
+	for _, prev := range c.commits[cm.Ref] {
+		if prev.Client == cm.Client && prev.Seq == cm.Seq && c.violation == nil {
+			c.violation = fmt.Errorf("actors: call %d of client %x changed %s twice: version %d (node %d, epoch %d) and version %d (node %d, epoch %d)",
+				cm.Seq, cm.Client, cm.Ref, prev.Version, prev.Node, prev.Epoch, cm.Version, cm.Node, cm.Epoch)
+		}
+	}
+	c.commits[cm.Ref] = append(c.commits[cm.Ref], cm)
+}
+
+// checkSingleActivation: an actor's committed versions are distinct and
+// their epochs never go back as the versions go up.
+func (c *actorCluster) checkSingleActivation() error {
+	refs := make([]actor.Ref, 0, len(c.commits))
+	for r := range c.commits {
+		refs = append(refs, r)
+	}
+	slices.SortFunc(refs, func(a, b actor.Ref) int { return bytes.Compare([]byte(a.String()), []byte(b.String())) })
+	for _, r := range refs {
+		cms := slices.Clone(c.commits[r])
+		slices.SortStableFunc(cms, func(a, b actor.Commit) int { return int(a.Version) - int(b.Version) })
+		for i := 1; i < len(cms); i++ {
+			a, b := cms[i-1], cms[i]
+			switch {
+			case a.Version == b.Version:
+				return fmt.Errorf("actors: %s's version %d was committed twice, by node %d epoch %d and by node %d epoch %d: two activations wrote from one state",
+					r, a.Version, a.Node, a.Epoch, b.Node, b.Epoch)
+			case b.Epoch < a.Epoch:
+				return fmt.Errorf("actors: %s's version %d (node %d, epoch %d) follows version %d of a later epoch (node %d, epoch %d): a deposed activation wrote",
+					r, b.Version, b.Node, b.Epoch, a.Version, a.Node, a.Epoch)
+			}
+		}
+	}
+	return nil
+}
+
+func (c *actorCluster) Status() string {
+	n := 0
+	for _, cms := range c.commits {
+		n += len(cms)
+	}
+	return fmt.Sprintf("%d state changes committed; ", n) + c.kvCluster.Status()
+}
+
+func (c *actorCluster) Check(vizPath string) error {
+	if c.violation != nil {
+		return c.violation
+	}
+	if err := c.checkSingleActivation(); err != nil {
+		return err
+	}
+	return c.kvCluster.Check(vizPath)
+}
