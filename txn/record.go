@@ -60,24 +60,24 @@ func recordID(name []byte) (id [16]byte, ok bool) {
 
 func (r *record) encode() []byte {
 	var e encoder
-	e.byte(byte(r.status))
+	e.Byte(byte(r.status))
 	e.ts(r.ts)
 	e.ts(r.start)
 	e.ts(r.heartbeat)
-	e.list(r.keys)
-	e.list(r.spans)
-	return e.b
+	e.List(r.keys)
+	e.List(r.spans)
+	return e.B
 }
 
 func decodeRecord(b []byte) (*record, error) {
-	d := decoder{b: b}
-	r := &record{status: status(d.byte())}
+	d := newDecoder(b)
+	r := &record{status: status(d.Byte())}
 	r.ts, r.start, r.heartbeat = d.ts(), d.ts(), d.ts()
-	r.keys = d.list(maxCommandKeys)
-	if len(d.b) > 0 { // records written before spans were
-		r.spans = d.list(maxCommandKeys)
+	r.keys = d.List(maxCommandKeys)
+	if len(d.B) > 0 { // records written before spans were
+		r.spans = d.List(maxCommandKeys)
 	}
-	if err := d.done(); err != nil || r.status < statusPending || r.status > statusAborted || len(r.spans)%2 != 0 {
+	if err := d.Done(); err != nil || r.status < statusPending || r.status > statusAborted || len(r.spans)%2 != 0 {
 		return nil, fmt.Errorf("txn: a corrupt record (%d bytes): %w", len(b), errMalformed)
 	}
 	return r, nil

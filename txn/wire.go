@@ -125,30 +125,30 @@ func untagged(w []byte) (value []byte, deleted, ok bool) {
 
 func (c *command) encode() []byte {
 	var e encoder
-	e.byte(byte(c.op))
+	e.Byte(byte(c.op))
 	e.ts(c.now)
-	e.bytes(c.key)
-	e.bytes(c.end)
-	e.bytes(c.value)
-	e.bool(c.deleted)
+	e.Bytes(c.key)
+	e.Bytes(c.end)
+	e.Bytes(c.value)
+	e.Bool(c.deleted)
 	e.ts(c.read)
 	e.ts(c.from)
 	e.ts(c.uncertainty)
-	e.u64(uint64(c.limit))
-	e.bool(c.txn != nil)
+	e.U64(uint64(c.limit))
+	e.Bool(c.txn != nil)
 	if c.txn != nil {
 		encodeMeta(&e, *c.txn)
 	}
-	e.bool(c.begin)
+	e.Bool(c.begin)
 	e.ts(c.start)
-	e.b = append(e.b, c.pusher[:]...)
-	e.bool(c.commit)
-	e.list(c.keys)
-	e.list(c.writes)
-	e.bool(c.reads)
-	e.list(c.spans)
-	e.bool(c.mine)
-	return e.b
+	e.B = append(e.B, c.pusher[:]...)
+	e.Bool(c.commit)
+	e.List(c.keys)
+	e.List(c.writes)
+	e.Bool(c.reads)
+	e.List(c.spans)
+	e.Bool(c.mine)
+	return e.B
 }
 
 // maxCommandKeys bounds a command's key list (its bytes are bounded by
@@ -156,32 +156,32 @@ func (c *command) encode() []byte {
 const maxCommandKeys = 1 << 20
 
 func decodeCommand(b []byte) (*command, error) {
-	d := decoder{b: b}
-	c := &command{op: op(d.byte())}
+	d := newDecoder(b)
+	c := &command{op: op(d.Byte())}
 	c.now = d.ts()
-	c.key, c.end, c.value = d.bytes(), d.bytes(), d.bytes()
-	c.deleted = d.bool()
+	c.key, c.end, c.value = d.Bytes(), d.Bytes(), d.Bytes()
+	c.deleted = d.Bool()
 	c.read, c.from, c.uncertainty = d.ts(), d.ts(), d.ts()
-	c.limit = int(min(d.u64(), 1<<20))
-	if d.bool() {
+	c.limit = int(min(d.U64(), 1<<20))
+	if d.Bool() {
 		m := decodeMeta(&d)
 		c.txn = &m
 	}
-	c.begin = d.bool()
+	c.begin = d.Bool()
 	c.start = d.ts()
-	if len(d.b) < 16 {
-		d.fail()
+	if len(d.B) < 16 {
+		d.Fail()
 	} else {
-		copy(c.pusher[:], d.b)
-		d.b = d.b[16:]
+		copy(c.pusher[:], d.B)
+		d.B = d.B[16:]
 	}
-	c.commit = d.bool()
-	c.keys = d.list(maxCommandKeys)
-	c.writes = d.list(maxCommandKeys)
-	c.reads = d.bool()
-	c.spans = d.list(maxCommandKeys)
-	c.mine = d.bool()
-	if err := d.done(); err != nil {
+	c.commit = d.Bool()
+	c.keys = d.List(maxCommandKeys)
+	c.writes = d.List(maxCommandKeys)
+	c.reads = d.Bool()
+	c.spans = d.List(maxCommandKeys)
+	c.mine = d.Bool()
+	if err := d.Done(); err != nil {
 		return nil, err
 	}
 	if c.op < opGet || c.op > lastOp || ((c.op == opOnePhase || c.op == opPut) && len(c.writes) != len(c.keys)) || len(c.spans)%2 != 0 {
@@ -191,23 +191,23 @@ func decodeCommand(b []byte) (*command, error) {
 }
 
 func encodeMeta(e *encoder, m storage.TxnMeta) {
-	e.b = append(e.b, m.ID[:]...)
+	e.B = append(e.B, m.ID[:]...)
 	e.ts(m.Timestamp)
-	e.u64(uint64(m.Epoch))
-	e.bytes(m.Anchor)
+	e.U64(uint64(m.Epoch))
+	e.Bytes(m.Anchor)
 }
 
 func decodeMeta(d *decoder) storage.TxnMeta {
 	var m storage.TxnMeta
-	if len(d.b) < 16 {
-		d.fail()
+	if len(d.B) < 16 {
+		d.Fail()
 		return m
 	}
-	copy(m.ID[:], d.b)
-	d.b = d.b[16:]
+	copy(m.ID[:], d.B)
+	d.B = d.B[16:]
 	m.Timestamp = d.ts()
-	m.Epoch = uint32(d.u64())
-	m.Anchor = d.bytes()
+	m.Epoch = uint32(d.U64())
+	m.Anchor = d.Bytes()
 	return m
 }
 
@@ -252,51 +252,51 @@ type result struct {
 
 func (r *result) encode() []byte {
 	var e encoder
-	e.byte(byte(r.code))
+	e.Byte(byte(r.code))
 	e.ts(r.now)
-	e.bytes(r.value)
-	e.bool(r.found)
-	e.u64(uint64(len(r.kvs)))
+	e.Bytes(r.value)
+	e.Bool(r.found)
+	e.U64(uint64(len(r.kvs)))
 	for _, kv := range r.kvs {
-		e.bytes(kv.Key)
-		e.bytes(kv.Value)
+		e.Bytes(kv.Key)
+		e.Bytes(kv.Value)
 	}
-	e.bool(r.more)
-	e.bytes(r.resume)
+	e.Bool(r.more)
+	e.Bytes(r.resume)
 	e.ts(r.ts)
 	encodeMeta(&e, r.intent.Txn)
-	e.bytes(r.intent.Value)
-	e.bool(r.intent.Deleted)
-	e.bytes(r.intentKey)
-	e.byte(byte(r.status))
-	e.u64(uint64(len(r.resolved)))
+	e.Bytes(r.intent.Value)
+	e.Bool(r.intent.Deleted)
+	e.Bytes(r.intentKey)
+	e.Byte(byte(r.status))
+	e.U64(uint64(len(r.resolved)))
 	for _, i := range r.resolved {
-		e.u64(i)
+		e.U64(i)
 	}
-	return e.b
+	return e.B
 }
 
 func decodeResult(b []byte) (*result, error) {
-	d := decoder{b: b}
-	r := &result{code: code(d.byte())}
+	d := newDecoder(b)
+	r := &result{code: code(d.Byte())}
 	r.now = d.ts()
-	r.value = d.bytes()
-	r.found = d.bool()
-	n := d.u64()
-	for i := uint64(0); i < n && d.err == nil; i++ {
-		r.kvs = append(r.kvs, storage.KeyValue{Key: d.bytes(), Value: d.bytes()})
+	r.value = d.Bytes()
+	r.found = d.Bool()
+	n := d.U64()
+	for i := uint64(0); i < n && d.Err == nil; i++ {
+		r.kvs = append(r.kvs, storage.KeyValue{Key: d.Bytes(), Value: d.Bytes()})
 	}
-	r.more = d.bool()
-	r.resume = d.bytes()
+	r.more = d.Bool()
+	r.resume = d.Bytes()
 	r.ts = d.ts()
 	r.intent.Txn = decodeMeta(&d)
-	r.intent.Value = d.bytes()
-	r.intent.Deleted = d.bool()
-	r.intentKey = d.bytes()
-	r.status = status(d.byte())
-	n = d.u64()
-	for i := uint64(0); i < n && d.err == nil; i++ {
-		r.resolved = append(r.resolved, d.u64())
+	r.intent.Value = d.Bytes()
+	r.intent.Deleted = d.Bool()
+	r.intentKey = d.Bytes()
+	r.status = status(d.Byte())
+	n = d.U64()
+	for i := uint64(0); i < n && d.Err == nil; i++ {
+		r.resolved = append(r.resolved, d.U64())
 	}
-	return r, d.done()
+	return r, d.Done()
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/orbitkernel/orbit/internal/codec"
 	"github.com/orbitkernel/orbit/kernel"
 )
 
@@ -22,7 +23,7 @@ var (
 	// deposed, deactivated, or its transaction's outcome is unknown); the
 	// client sends it again with the same request number.
 	errAgain     = errors.New("actor: try again")
-	errMalformed = errors.New("actor: malformed message")
+	errMalformed = codec.ErrMalformed
 )
 
 // NotHereError: another node holds the actor's activation. The client

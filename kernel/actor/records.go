@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 
+	"github.com/orbitkernel/orbit/internal/codec"
 	"github.com/orbitkernel/orbit/kernel"
 	"github.com/orbitkernel/orbit/txn"
 )
@@ -23,11 +24,10 @@ var keyPrefix = []byte("actor/")
 const recordVersion = 1
 
 func nameKey(r Ref) []byte {
-	b := append([]byte(nil), keyPrefix...)
-	b = binary.AppendUvarint(b, uint64(len(r.Type)))
-	b = append(b, r.Type...)
-	b = binary.AppendUvarint(b, uint64(len(r.Key)))
-	return append(b, r.Key...)
+	w := codec.Encoder{B: append([]byte(nil), keyPrefix...)}
+	w.Str(r.Type)
+	w.Str(r.Key)
+	return w.B
 }
 
 func dirKey(r Ref) []byte   { return append(nameKey(r), 'd') }
@@ -46,17 +46,17 @@ type dirEntry struct {
 }
 
 func (e dirEntry) encode() []byte {
-	b := []byte{recordVersion}
-	b = binary.AppendUvarint(b, uint64(e.Node))
-	b = binary.AppendUvarint(b, e.Epoch)
-	return binary.AppendVarint(b, e.Expiry)
+	w := newEncoder()
+	w.U64(uint64(e.Node))
+	w.U64(e.Epoch)
+	w.I64(e.Expiry)
+	return w.B
 }
 
 func decodeDirEntry(b []byte) (dirEntry, error) {
-	r := reader{b: b}
-	r.version()
-	e := dirEntry{Node: kernel.NodeID(r.uvarint()), Epoch: r.uvarint(), Expiry: r.varint()}
-	return e, r.done()
+	r := newDecoder(b)
+	e := dirEntry{Node: kernel.NodeID(r.U64()), Epoch: r.U64(), Expiry: r.I64()}
+	return e, r.Done()
 }
 
 // stateRecord is an actor's durable state: the epoch of the activation
@@ -67,23 +67,21 @@ type stateRecord struct {
 }
 
 func (s stateRecord) encode() []byte {
-	b := []byte{recordVersion}
-	b = binary.AppendUvarint(b, s.Epoch)
-	b = binary.AppendUvarint(b, s.Version)
-	if s.State == nil {
-		return append(b, 0)
-	}
-	return append(append(b, 1), s.State...)
+	w := newEncoder()
+	w.U64(s.Epoch)
+	w.U64(s.Version)
+	w.Bool(s.State != nil)
+	w.Raw(s.State)
+	return w.B
 }
 
 func decodeStateRecord(b []byte) (stateRecord, error) {
-	r := reader{b: b}
-	r.version()
-	s := stateRecord{Epoch: r.uvarint(), Version: r.uvarint()}
-	if r.byte() == 1 {
-		s.State = r.rest()
+	r := newDecoder(b)
+	s := stateRecord{Epoch: r.U64(), Version: r.U64()}
+	if r.Bool() {
+		s.State = r.Rest()
 	}
-	return s, r.done()
+	return s, r.Done()
 }
 
 // lastRequest is the last state-changing request of one caller that an
@@ -94,16 +92,17 @@ type lastRequest struct {
 }
 
 func (l lastRequest) encode() []byte {
-	b := binary.AppendUvarint([]byte{recordVersion}, l.Seq)
-	return append(b, l.Reply...)
+	w := newEncoder()
+	w.U64(l.Seq)
+	w.Raw(l.Reply)
+	return w.B
 }
 
 func decodeLastRequest(b []byte) (lastRequest, error) {
-	r := reader{b: b}
-	r.version()
-	l := lastRequest{Seq: r.uvarint()}
-	l.Reply = r.rest()
-	return l, r.done()
+	r := newDecoder(b)
+	l := lastRequest{Seq: r.U64()}
+	l.Reply = r.Rest()
+	return l, r.Done()
 }
 
 // readDir reads an actor's directory entry in tx.
@@ -126,88 +125,31 @@ type request struct {
 }
 
 func (q request) encode() []byte {
-	b := []byte{recordVersion}
-	for _, s := range []string{q.Ref.Type, q.Ref.Key, q.Method} {
-		b = binary.AppendUvarint(b, uint64(len(s)))
-		b = append(b, s...)
-	}
-	b = binary.AppendUvarint(b, q.Client)
-	b = binary.AppendUvarint(b, q.Seq)
-	return append(b, q.Payload...)
+	w := newEncoder()
+	w.Str(q.Ref.Type)
+	w.Str(q.Ref.Key)
+	w.Str(q.Method)
+	w.U64(q.Client)
+	w.U64(q.Seq)
+	w.Raw(q.Payload)
+	return w.B
 }
 
 func decodeRequest(b []byte) (request, error) {
-	r := reader{b: b}
-	r.version()
-	q := request{Ref: Ref{Type: r.str(), Key: r.str()}, Method: r.str(), Client: r.uvarint(), Seq: r.uvarint()}
-	q.Payload = r.rest()
-	return q, r.done()
+	r := newDecoder(b)
+	q := request{Ref: Ref{Type: r.Str(), Key: r.Str()}, Method: r.Str(), Client: r.U64(), Seq: r.U64()}
+	q.Payload = r.Rest()
+	return q, r.Done()
 }
 
-// reader decodes the encodings above; the first failure sticks.
-type reader struct {
-	b   []byte
-	err error
-}
+// newEncoder starts an encoding with the version byte.
+func newEncoder() *codec.Encoder { return &codec.Encoder{B: []byte{recordVersion}} }
 
-func (r *reader) fail() { r.err, r.b = errMalformed, nil }
-
-func (r *reader) version() {
-	if r.byte() != recordVersion {
-		r.fail()
+// newDecoder reads an encoding, failing at once on another version.
+func newDecoder(b []byte) *codec.Decoder {
+	d := &codec.Decoder{B: b}
+	if d.Byte() != recordVersion {
+		d.Fail()
 	}
-}
-
-func (r *reader) byte() byte {
-	if len(r.b) == 0 {
-		r.fail()
-		return 0
-	}
-	c := r.b[0]
-	r.b = r.b[1:]
-	return c
-}
-
-func (r *reader) uvarint() uint64 {
-	v, w := binary.Uvarint(r.b)
-	if w <= 0 {
-		r.fail()
-		return 0
-	}
-	r.b = r.b[w:]
-	return v
-}
-
-func (r *reader) varint() int64 {
-	v, w := binary.Varint(r.b)
-	if w <= 0 {
-		r.fail()
-		return 0
-	}
-	r.b = r.b[w:]
-	return v
-}
-
-func (r *reader) str() string {
-	n := r.uvarint()
-	if uint64(len(r.b)) < n {
-		r.fail()
-		return ""
-	}
-	s := string(r.b[:n])
-	r.b = r.b[n:]
-	return s
-}
-
-func (r *reader) rest() []byte {
-	b := append([]byte{}, r.b...)
-	r.b = nil
-	return b
-}
-
-func (r *reader) done() error {
-	if r.err == nil && len(r.b) > 0 {
-		return errMalformed
-	}
-	return r.err
+	return d
 }
