@@ -19,12 +19,13 @@ build:
 	$(GO) build -o bin/orbit ./cmd/orbit
 
 ## run: the single-node server in the foreground: RESP on 127.0.0.1:$(PORT),
-## PostgreSQL on 127.0.0.1:$(PG_PORT), /healthz and /readyz on
+## PostgreSQL on 127.0.0.1:$(PG_PORT), the bank example's actors (gRPC,
+## orbit actor call) on 127.0.0.1:9190, /healthz and /readyz on
 ## 127.0.0.1:$(HTTP_PORT), data in ./orbit-data/single (Ctrl-C stops it
 ## cleanly; PORT=, PG_PORT=, HTTP_PORT= and ORBIT_FLAGS= change it)
 run: build
 	@trap : INT; bin/orbit serve --redis-addr 127.0.0.1:$(PORT) --http-addr 127.0.0.1:$(HTTP_PORT) --pg-addr 127.0.0.1:$(PG_PORT) \
-		--data-dir ./orbit-data/single $(ORBIT_FLAGS)
+		--actors bank --data-dir ./orbit-data/single $(ORBIT_FLAGS)
 
 ## cluster: a local 3-node cluster in the foreground: RESP on 127.0.0.1:6379,
 ## 6380, 6381, HTTP (/metrics, /readyz, /cluster) on 9090-9092, gRPC between

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A local three-node cluster in the foreground (`make cluster`): nodes 1-3
-# talk gRPC on 127.0.0.1:7001-7003, serve RESP on 6379/6380/6381 and HTTP
+# talk gRPC on 127.0.0.1:7001-7003, serve RESP on 6379/6380/6381, the bank
+# example's actors on 9190/9191/9192 (orbit actor call --addr) and HTTP
 # (/metrics, /readyz, /cluster) on 9090/9091/9092, with their data under
 # $DATA/node1..node3 (default ./orbit-data/cluster, apart from `make run`'s
 # ./orbit-data/single). Logs go to $DATA/nodeN.log. A node that dies (kill
@@ -28,10 +29,11 @@ trap stop INT TERM EXIT
 for n in 1 2 3; do
   "$bin" serve --node-id "$n" --peers "$peers" --data-dir "$DATA/node$n" \
     --redis-addr "127.0.0.1:$((6378 + n))" --http-addr "127.0.0.1:$((9089 + n))" --pg-addr "127.0.0.1:$((5431 + n))" \
+    --actors bank --grpc-addr "127.0.0.1:$((9189 + n))" \
     2>>"$DATA/node$n.log" &
   pids+=("$!")
 done
-echo "cluster: nodes 1-3 running (pids ${pids[*]}); RESP on 6379 6380 6381, PostgreSQL on 5432 5433 5434, HTTP on 9090 9091 9092;" >&2
+echo "cluster: nodes 1-3 running (pids ${pids[*]}); RESP on 6379 6380 6381, PostgreSQL on 5432 5433 5434, actors (gRPC) on 9190 9191 9192, HTTP on 9090 9091 9092;" >&2
 echo "cluster: logs in $DATA/node{1,2,3}.log; Ctrl-C stops them" >&2
 # Wait until every node is ready.
 for n in 1 2 3; do

@@ -33,6 +33,7 @@ type testNode struct {
 	dir                        string
 	redisAddr, httpAddr, peers string
 	pgAddr                     string // "" for any free port
+	grpcAddr                   string // the actor service's; "" for none
 	logPath                    string
 	extra                      []string // more flags (--join, --peer-addr)
 	cmd                        *exec.Cmd
@@ -68,6 +69,9 @@ func (n *testNode) start(t *testing.T, bin string) {
 		pgAddr = "127.0.0.1:0"
 	}
 	args := []string{"serve", "--node-id", strconv.Itoa(n.id), "--data-dir", n.dir, "--redis-addr", n.redisAddr, "--http-addr", n.httpAddr, "--pg-addr", pgAddr}
+	if n.grpcAddr != "" {
+		args = append(args, "--grpc-addr", n.grpcAddr)
+	}
 	if n.peers != "" {
 		args = append(args, "--peers", n.peers)
 	}
@@ -154,7 +158,7 @@ func startClusterWith(t *testing.T, bin string, nodes int, extra ...string) []*t
 	for i := range ns {
 		dir := t.TempDir()
 		ns[i] = &testNode{id: i + 1, dir: filepath.Join(dir, "data"), logPath: filepath.Join(dir, "log"),
-			redisAddr: freePort(t), httpAddr: freePort(t), pgAddr: freePort(t), extra: extra}
+			redisAddr: freePort(t), httpAddr: freePort(t), pgAddr: freePort(t), grpcAddr: freePort(t), extra: extra}
 		peerList = append(peerList, fmt.Sprintf("%d=%s", i+1, freePort(t)))
 	}
 	for _, n := range ns {

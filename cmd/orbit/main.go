@@ -7,6 +7,7 @@
 //	orbit jepsen [flags]        a Jepsen-style check of real servers under faults
 //	orbit node remove ID        take a node out of its cluster
 //	orbit cert create-ca|create-node|create-client   TLS certificates (cert.go)
+//	orbit actor call|list|deactivate   a client of a node's actor service (actors.go)
 package main
 
 import (
@@ -38,6 +39,8 @@ func main() {
 		os.Exit(jepsenCmd(args, os.Stdout, os.Stderr))
 	case "cert":
 		os.Exit(certCommand(args, os.Stdout, os.Stderr))
+	case "actor":
+		os.Exit(actorCommand(args, os.Stdout, os.Stderr))
 	case "help", "-h", "--help":
 		usage()
 	default:
@@ -68,6 +71,10 @@ func usage() {
   orbit cert create-client USER --certs-dir DIR --ca-key FILE
                               DIR/client.USER.crt, .key; orbit cert lists the flags;
                               orbit serve --certs-dir DIR then serves over TLS
+  orbit actor call TYPE KEY METHOD [PAYLOAD]
+                              call an actor through a node's actor service (orbit serve
+                              --actors bank; --addr its --grpc-addr, default 127.0.0.1:9190);
+                              orbit actor list, orbit actor deactivate TYPE KEY
 `)
 }
 

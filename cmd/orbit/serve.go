@@ -23,6 +23,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
 
 	"github.com/orbitkernel/orbit/adapters/pgwire"
 	"github.com/orbitkernel/orbit/adapters/redis"
@@ -50,7 +51,13 @@ type serveConfig struct {
 	pgAddr string
 	// pgAuth is how SQL clients authenticate: "trust" or "scram".
 	pgAuth string
-	ranges int
+	// actors names the example actor applications the node hosts
+	// (actorApps); grpcAddr is the actor service's listen address ("":
+	// defaultGRPCAddr when actors is set, else none; "off": none).
+	actors     string
+	grpcAddr   string
+	actorLease time.Duration
+	ranges     int
 	// Multi-node clusters: peers ("1=host:port,..."), the gRPC listen
 	// address (default: this node's entry in peers), the replicas of each
 	// range, and the cluster ID (0: derived from the layout).
@@ -152,6 +159,9 @@ func serve(args []string, stderr io.Writer) int {
 	fs.StringVar(&cfg.redisAddr, "redis-addr", "127.0.0.1:6379", "RESP (Redis protocol) listen address")
 	fs.StringVar(&cfg.pgAddr, "pg-addr", "127.0.0.1:5432", "PostgreSQL wire protocol listen address (SQL: psql, pgx, pgbench); empty: no SQL listener")
 	fs.StringVar(&cfg.pgAuth, "pg-auth", "trust", "how SQL clients authenticate: trust (any role that may log in) or scram (SCRAM-SHA-256 against the role's password: set it first, e.g. ALTER ROLE postgres PASSWORD '...')")
+	fs.StringVar(&cfg.actors, "actors", "", "host the actor types of these example applications (comma-separated; \"bank\": examples/bank's account actor); every node of a cluster should host the same")
+	fs.DurationVar(&cfg.actorLease, "actor-lease", 5*time.Second, "how long an actor's activation keeps other nodes from taking it over after its last renewal: a killed node's actors are unavailable that long (a node stopped with SIGTERM hands them over at once)")
+	fs.StringVar(&cfg.grpcAddr, "grpc-addr", "", "gRPC listen address of the actor service (orbit.actor.v1.ActorService, orbit actor call); default "+defaultGRPCAddr+" when --actors is set, else none; \"off\": none")
 	fs.StringVar(&cfg.httpAddr, "http-addr", "127.0.0.1:9090", "HTTP listen address: /metrics, /healthz, /readyz, /cluster, POST /join and /remove (membership), POST /split, /merge and /transfer (range operations)")
 	fs.IntVar(&cfg.ranges, "ranges", 0, "number of ranges (spans of hash slots) on first start; they split from there (--split-mb); 0: one per node")
 	fs.IntVar(&cfg.splitMB, "split-mb", defaultSplitMB, "split a range whose data exceeds this many MiB, at a hash-slot boundary near its middle; 0: never split")
@@ -246,8 +256,12 @@ func (cfg serveConfig) spec() (clusterSpec, error) {
 }
 
 // listening, if set, hears the addresses actually bound (tests use port
-// 0); pgAddr is "" without a SQL listener.
-type listening func(redisAddr, httpAddr, pgAddr string)
+// 0).
+type listening func(boundAddrs)
+
+// boundAddrs are a server's listen addresses; pg and grpc are "" without
+// a SQL listener or an actor service.
+type boundAddrs struct{ redis, http, pg, grpc string }
 
 // runServer serves until ctx ends, then shuts down gracefully: the wire
 // first (commands in flight finish), then the consensus store (releasing
@@ -267,7 +281,12 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	if cfg.pgAuth != "" && cfg.pgAuth != "trust" && cfg.pgAuth != "scram" {
 		return fmt.Errorf("--pg-auth %q: want trust or scram", cfg.pgAuth)
 	}
-	for _, e := range []error{cfg.checkExposure("--redis-addr", cfg.redisAddr),
+	actorTypes, err := actorApps(cfg.actors, cfg.actorLease)
+	if err != nil {
+		return err
+	}
+	grpcAddr := cfg.actorServiceAddr()
+	for _, e := range []error{cfg.checkExposure("--redis-addr", cfg.redisAddr), cfg.checkExposure("--grpc-addr", grpcAddr),
 		cfg.checkExposure("--http-addr", cfg.httpAddr), cfg.checkExposure("--pg-addr", cfg.pgAddr), cfg.checkExposure(peerFlag, flagPeer)} {
 		if e != nil {
 			return e
@@ -403,6 +422,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 		},
 		WrapRedis: func(sm *redis.StateMachine) consensus.StateMachine { return stateMachine{StateMachine: sm, m: m} },
 		SQL:       &query.Options{},
+		Actors:    actorTypes,
 	})
 	if err != nil {
 		return err
@@ -431,6 +451,17 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 		pg, err = pgwire.Listen(opts)
 		if err != nil {
 			wire.Shutdown(context.Background())
+			return err
+		}
+	}
+	var actorSrv *grpc.Server
+	grpcBound := ""
+	if grpcAddr != "" {
+		if actorSrv, grpcBound, err = serveActors(grpcAddr, certs, nd); err != nil {
+			wire.Shutdown(context.Background())
+			if pg != nil {
+				pg.Shutdown(context.Background())
+			}
 			return err
 		}
 	}
@@ -469,9 +500,9 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	}
 	certs.reloadOnHangup(ctx, logger)
 	if onListen != nil {
-		onListen(wire.Addr().String(), httpLn.Addr().String(), pgBound)
+		onListen(boundAddrs{redis: wire.Addr().String(), http: httpLn.Addr().String(), pg: pgBound, grpc: grpcBound})
 	}
-	attrs := []any{"redis", wire.Addr().String(), "http", httpLn.Addr().String(), "postgres", pgBound,
+	attrs := []any{"redis", wire.Addr().String(), "http", httpLn.Addr().String(), "postgres", pgBound, "grpc", grpcBound,
 		"node", cfg.nodeID, "data", cfg.dataDir, "ranges", spec.ranges, "cluster", fmt.Sprintf("%x", spec.id), "tls", certs != nil}
 	if tr != nil {
 		attrs = append(attrs, "peer", tr.Addr(), "nodes", len(nd.Cluster.Active()))
@@ -493,6 +524,16 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	wire.Shutdown(sctx)
 	if pg != nil {
 		pg.Shutdown(sctx)
+	}
+	if actorSrv != nil {
+		actorSrv.GracefulStop()
+	}
+	if nd.Actors != nil {
+		actx, acancel := context.WithTimeout(sctx, drainTimeout)
+		if err := nd.Actors.Drain(actx); err != nil {
+			logger.Warn("orbit serve: some actors still active at shutdown; their leases will run out", "err", err)
+		}
+		acancel()
 	}
 	// Hand every range led here to another voter first, so that their
 	// clients wait for one hand-over, not an election timeout (a rolling

@@ -44,12 +44,19 @@ func startServerHTTP(t testing.TB, ranges int) (redisAddr, httpAddr string) {
 // exits.
 func launchServer(t testing.TB, cfg serveConfig) (addrs [3]string, exited <-chan struct{}) {
 	t.Helper()
+	b, exited := launchServerAddrs(t, cfg)
+	return [3]string{b.redis, b.http, b.pg}, exited
+}
+
+// launchServerAddrs is launchServer with every bound address.
+func launchServerAddrs(t testing.TB, cfg serveConfig) (addrs boundAddrs, exited <-chan struct{}) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	listening := make(chan [3]string, 1)
+	listening := make(chan boundAddrs, 1)
 	done := make(chan error, 1)
 	gone := make(chan struct{})
 	go func() {
-		done <- runServer(ctx, cfg, slog.New(slog.DiscardHandler), func(r, h, p string) { listening <- [3]string{r, h, p} })
+		done <- runServer(ctx, cfg, slog.New(slog.DiscardHandler), func(b boundAddrs) { listening <- b })
 		close(gone)
 	}()
 	select {

@@ -347,7 +347,7 @@ func TestServeExposure(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cfg := serveConfig{nodeID: 1, dataDir: data, redisAddr: "0.0.0.0:0", httpAddr: "127.0.0.1:0", ranges: 1, replicas: 3,
 		splitMB: defaultSplitMB, mergeKB: -1, splitQPS: -1, insecure: true, cacheMB: 8, memtableMB: 4, maxClockDrift: 0.05, deadAfter: time.Minute}
-	err := runServer(ctx, cfg, slog.New(slog.DiscardHandler), func(string, string, string) { cancel() })
+	err := runServer(ctx, cfg, slog.New(slog.DiscardHandler), func(boundAddrs) { cancel() })
 	if err != nil {
 		t.Fatalf("--insecure --redis-addr 0.0.0.0:0: %v", err)
 	}

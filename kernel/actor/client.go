@@ -57,7 +57,17 @@ func NewClient(opts Options) (*Client, error) {
 // the call may or may not have run.
 func (c *Client) Call(ctx context.Context, ref Ref, method string, payload []byte) ([]byte, error) {
 	c.seq++
-	body := request{Ref: ref, Method: method, Client: c.id, Seq: c.seq, Payload: payload}.encode()
+	return c.CallAs(ctx, ref, method, payload, c.id, c.seq)
+}
+
+// CallAs is Call numbered by another caller (a remote client of the gRPC
+// API, which sends a call again under the same numbers): caller is its
+// identity (not 0), seq its number for this call, increasing per caller.
+func (c *Client) CallAs(ctx context.Context, ref Ref, method string, payload []byte, caller, seq uint64) ([]byte, error) {
+	if caller == 0 || seq == 0 {
+		return nil, errors.New("actor: a call numbered 0")
+	}
+	body := request{Ref: ref, Method: method, Client: caller, Seq: seq, Payload: payload}.encode()
 	for attempt := 0; ; attempt++ {
 		node, err := c.route(ctx, ref)
 		if err == nil {

@@ -34,6 +34,9 @@ type activation struct {
 	ref     Ref
 	handler Handler
 	inbox   *kernel.Mailbox[pendingCall]
+	// leaving: Deactivate closed the mailbox; new calls are turned away
+	// (guarded by Host.mu).
+	leaving bool
 
 	epoch   uint64 // the directory epoch it holds
 	expiry  int64  // its lease's end as it last wrote it
@@ -80,6 +83,38 @@ func (h *Host) Activations() []Ref {
 	return refs
 }
 
+// Deactivate ends the actor's activation here, if there is one: the calls
+// already queued run, later ones are told to try again (and activate it
+// afresh), then it gives its lease up. It reports whether there was one.
+func (h *Host) Deactivate(ref Ref) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	a := h.acts[ref]
+	if a == nil || a.leaving {
+		return false
+	}
+	a.leaving = true
+	a.inbox.Close()
+	return true
+}
+
+// Drain deactivates every activation here (their queued calls run first,
+// then each gives its lease up, so the next calls activate them elsewhere
+// at once) and waits until they are gone or ctx ends: a node stopping
+// gracefully hands its actors over without making them wait for their
+// leases to run out.
+func (h *Host) Drain(ctx context.Context) error {
+	for _, r := range h.Activations() {
+		h.Deactivate(r)
+	}
+	for len(h.Activations()) > 0 {
+		if err := h.rt.Sleep(ctx, 10*time.Millisecond); err != nil {
+			return fmt.Errorf("actor: %d activations still here: %w", len(h.Activations()), err)
+		}
+	}
+	return nil
+}
+
 // serve hands a call to its activation, starting one if there is none.
 func (h *Host) serve(ctx context.Context, from kernel.NodeID, body []byte, reply func([]byte, error)) {
 	respond := func(b []byte, err error) {
@@ -105,9 +140,13 @@ func (h *Host) serve(ctx context.Context, from kernel.NodeID, body []byte, reply
 		h.acts[req.Ref] = a
 		h.rt.Go("actor "+req.Ref.String(), func(ctx context.Context) { h.run(ctx, a) })
 	}
-	queued := a.inbox.Send(pendingCall{req: req, reply: respond})
+	leaving := a.leaving
+	queued := !leaving && a.inbox.Send(pendingCall{req: req, reply: respond})
 	h.mu.Unlock()
-	if !queued {
+	switch {
+	case leaving:
+		respond(nil, fmt.Errorf("%s is being deactivated here", req.Ref)) // the client tries again
+	case !queued:
 		respond(nil, fmt.Errorf("%w: %s has %d calls waiting", ErrOverloaded, req.Ref, h.opts.MailboxSize))
 	}
 }
