@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,7 +31,11 @@ import (
 //     a version (two activations writing from the same state), and the
 //     epochs of its changes never go back as its versions go up (a
 //     deposed activation writing after its successor);
-//   - exactly once: no call (client and number) changes an actor twice;
+//   - exactly once: no call (client and number) changes an actor twice,
+//     no reminder fires twice for one due time;
+//   - reminders: timer actors get reminders due 0–1 s ahead while the
+//     faults run; after the heal, every acknowledged one must be seen
+//     fired (Progressed), within the scenario's progress bound;
 //   - the transactional keyspace's replicas converge.
 var actorsScenario = Scenario{
 	Name:         "actors",
@@ -54,22 +59,30 @@ type actorCluster struct {
 	// reported, in the order reported.
 	commits   map[actor.Ref][]actor.Commit
 	violation error
+	// The reminder workload: reminders set (acknowledged) per timer
+	// actor, and whether every one was seen fired after the heal.
+	reminders      map[string][]string
+	remindersFired bool
+	reminderStatus string
 }
 
 func newActorCluster(s *Sim, servers []kernel.NodeID) *actorCluster {
-	c := &actorCluster{kvCluster: &kvCluster{}, commits: map[actor.Ref][]actor.Commit{}}
+	c := &actorCluster{kvCluster: &kvCluster{}, commits: map[actor.Ref][]actor.Commit{}, reminders: map[string][]string{}}
 	lease := 300*time.Millisecond + time.Duration(s.Rand().Int64N(int64(700*time.Millisecond)))
 	idle := 200*time.Millisecond + time.Duration(s.Rand().Int64N(int64(3*time.Second)))
+	scan := 50*time.Millisecond + time.Duration(s.Rand().Int64N(int64(250*time.Millisecond)))
 	c.serverSet = newTxnServersWith(s, servers, func() bool { return c.stopped }, func(rt kernel.Runtime, clock *hlc.Clock) {
 		h, err := actor.NewHost(actor.Options{
 			Runtime: rt,
 			NewDB: func(name string) (*txn.DB, error) {
 				return txn.NewDB(rt, consensus.NewRouter(rt, c.layout), clock, name, simTxnOptions(rt))
 			},
-			Types:         map[string]actor.Handler{"register": registerActor},
+			Types:         map[string]actor.Handler{"register": registerActor, "timer": timerActor},
 			LeaseDuration: lease,
 			IdleTimeout:   idle,
 			Turns:         4,
+			Hosts:         func() []kernel.NodeID { return servers },
+			ReminderScan:  scan,
 			OnCommit:      c.noteCommit,
 		})
 		if err != nil {
@@ -89,6 +102,15 @@ func newActorCluster(s *Sim, servers []kernel.NodeID) *actorCluster {
 			kernel.Crash("actor client: %v", err)
 		}
 		return actorCallerOf(cl)
+	})
+	s.AddNode(reminderClient, func(rt kernel.Runtime) {
+		cl, err := actor.NewClient(actor.Options{Runtime: rt, Hosts: func() []kernel.NodeID { return servers },
+			NewDB:          func(name string) (*txn.DB, error) { return newTxnDB(rt, c.layout), nil },
+			AttemptTimeout: 500 * time.Millisecond})
+		if err != nil {
+			kernel.Crash("actor client: %v", err)
+		}
+		rt.Go("reminders", func(ctx context.Context) { c.setReminders(ctx, rt, cl) })
 	})
 	c.boundByChangesOnly = true
 	c.keys = []string{"a", "b", "k", "m", "s", "z"}
@@ -125,6 +147,85 @@ func registerActor(_ context.Context, c actor.Call) (actor.Result, error) {
 	return actor.Result{}, fmt.Errorf("register: no method %q", c.Method)
 }
 
+// timerActor keeps the names of its reminders that fired: "set"
+// (payload: name, a space, the due time in Unix ns) sets a one-time
+// reminder; each firing appends its name to the state (space-separated);
+// "get" answers the state.
+func timerActor(_ context.Context, c actor.Call) (actor.Result, error) {
+	if c.Reminder != "" {
+		return actor.Result{Write: true, State: append(append(slices.Clone(c.State), c.Reminder...), ' ')}, nil
+	}
+	switch c.Method {
+	case "get":
+		return actor.Result{Reply: c.State}, nil
+	case "set":
+		var name string
+		var due int64
+		if _, err := fmt.Sscanf(string(c.Payload), "%s %d", &name, &due); err != nil {
+			return actor.Result{}, fmt.Errorf("timer: set %q: %v", c.Payload, err)
+		}
+		return actor.Result{Reminders: []actor.Reminder{{Name: name, Due: time.Unix(0, due)}}}, nil
+	}
+	return actor.Result{}, fmt.Errorf("timer: no method %q", c.Method)
+}
+
+// reminderClient is the node that sets reminders; never a fault target.
+const reminderClient kernel.NodeID = 110
+
+// timers are the timer actors' keys.
+var timers = []string{"t1", "t2", "t3"}
+
+// setReminders sets reminders due 0–1 s ahead until the heal, each on
+// a timer actor, noting those acknowledged; after the heal it reads the
+// timers until every acknowledged reminder has fired (Progressed waits
+// for that: reminders fire at least once after the cluster heals).
+func (c *actorCluster) setReminders(ctx context.Context, rt kernel.Runtime, cl *actor.Client) {
+	rng := rt.Rand()
+	for n := 0; c.healed < 0 && !c.stopped; n++ {
+		key := timers[rng.IntN(len(timers))]
+		name := fmt.Sprintf("r%d", n)
+		due := rt.Now().Add(time.Duration(rng.Int64N(int64(time.Second)))).UnixNano()
+		cctx, cancel := rt.WithTimeout(ctx, time.Second)
+		_, err := cl.Call(cctx, actor.Ref{Type: "timer", Key: key}, "set", []byte(fmt.Sprintf("%s %d", name, due)))
+		cancel()
+		if err == nil {
+			c.reminders[key] = append(c.reminders[key], name)
+		}
+		if rt.Sleep(ctx, time.Duration(rng.ExpFloat64()*float64(100*time.Millisecond))) != nil {
+			return
+		}
+	}
+	for !c.stopped {
+		missing := 0
+		for _, key := range timers {
+			cctx, cancel := rt.WithTimeout(ctx, time.Second)
+			out, err := cl.Call(cctx, actor.Ref{Type: "timer", Key: key}, "get", nil)
+			cancel()
+			if err != nil {
+				missing = -1
+				break
+			}
+			fired := map[string]bool{}
+			for _, f := range strings.Fields(string(out)) {
+				fired[f] = true
+			}
+			for _, name := range c.reminders[key] {
+				if !fired[name] {
+					missing++
+				}
+			}
+		}
+		c.reminderStatus = fmt.Sprintf("reminders not yet seen fired: %d", missing)
+		if missing == 0 {
+			c.remindersFired = true
+			return
+		}
+		if rt.Sleep(ctx, 100*time.Millisecond) != nil {
+			return
+		}
+	}
+}
+
 // actorCallerOf performs the workload's operations as calls to register
 // actors. A refusal the client knows is definite (the actor's own error,
 // an overloaded mailbox) did not happen.
@@ -155,10 +256,14 @@ func actorCallerOf(cl *actor.Client) kvCaller {
 }
 
 // noteCommit records a committed state change and checks that its call
-// changed the actor only once.
+// (or reminder firing) changed the actor only once.
 func (c *actorCluster) noteCommit(cm actor.Commit) {
 	for _, prev := range c.commits[cm.Ref] {
-		if prev.Client == cm.Client && prev.Seq == cm.Seq && c.violation == nil {
+		if cm.Reminder != "" && prev.Reminder == cm.Reminder && prev.Due == cm.Due && c.violation == nil {
+			c.violation = fmt.Errorf("actors: reminder %s of %s due at %d fired twice: version %d (node %d, epoch %d) and version %d (node %d, epoch %d)",
+				cm.Reminder, cm.Ref, cm.Due, prev.Version, prev.Node, prev.Epoch, cm.Version, cm.Node, cm.Epoch)
+		}
+		if cm.Reminder == "" && prev.Reminder == "" && prev.Client == cm.Client && prev.Seq == cm.Seq && c.violation == nil {
 			c.violation = fmt.Errorf("actors: call %d of client %x changed %s twice: version %d (node %d, epoch %d) and version %d (node %d, epoch %d)",
 				cm.Seq, cm.Client, cm.Ref, prev.Version, prev.Node, prev.Epoch, cm.Version, cm.Node, cm.Epoch)
 		}
@@ -193,12 +298,18 @@ func (c *actorCluster) checkSingleActivation() error {
 }
 
 func (c *actorCluster) Status() string {
-	n := 0
+	n, set := 0, 0
 	for _, cms := range c.commits {
 		n += len(cms)
 	}
-	return fmt.Sprintf("%d state changes committed; ", n) + c.kvCluster.Status()
+	for _, names := range c.reminders {
+		set += len(names)
+	}
+	return fmt.Sprintf("%d state changes committed; %d reminders set, %s; ", n, set, c.reminderStatus) + c.kvCluster.Status()
 }
+
+// Progressed also requires every acknowledged reminder to have fired.
+func (c *actorCluster) Progressed() bool { return c.kvCluster.Progressed() && c.remindersFired }
 
 func (c *actorCluster) Check(vizPath string) error {
 	if c.violation != nil {

@@ -67,7 +67,17 @@ func (c *Client) CallAs(ctx context.Context, ref Ref, method string, payload []b
 	if caller == 0 || seq == 0 {
 		return nil, errors.New("actor: a call numbered 0")
 	}
-	body := request{Ref: ref, Method: method, Client: caller, Seq: seq, Payload: payload}.encode()
+	return c.send(ctx, ref, method, request{Ref: ref, Method: method, Client: caller, Seq: seq, Payload: payload}.encode())
+}
+
+// fire sends a due reminder's firing to its actor.
+func (c *Client) fire(ctx context.Context, d reminderDue) error {
+	_, err := c.send(ctx, d.ref, "reminder "+d.name, request{Ref: d.ref, Reminder: d.name, Due: d.due}.encode())
+	return err
+}
+
+// send delivers a request to the actor's host until a definite answer.
+func (c *Client) send(ctx context.Context, ref Ref, what string, body []byte) ([]byte, error) {
 	for attempt := 0; ; attempt++ {
 		node, err := c.route(ctx, ref)
 		if err == nil {
@@ -94,7 +104,7 @@ func (c *Client) CallAs(ctx context.Context, ref Ref, method string, payload []b
 		delete(c.where, ref)
 		backoff := time.Duration(1+c.rt.Rand().IntN(1<<min(attempt, 5))) * time.Millisecond
 		if serr := c.rt.Sleep(ctx, backoff); serr != nil {
-			return nil, fmt.Errorf("actor call %s.%s: %w (last attempt: %v)", ref, method, serr, err)
+			return nil, fmt.Errorf("actor call %s.%s: %w (last attempt: %v)", ref, what, serr, err)
 		}
 	}
 }

@@ -60,16 +60,24 @@ func NewHost(opts Options) (*Host, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	if len(opts.Types) == 0 {
+	switch {
+	case len(opts.Types) == 0:
 		return nil, fmt.Errorf("%w: a host with no actor types", ErrInvalidOptions)
+	case opts.ReminderScan > 0 && opts.Hosts == nil:
+		return nil, fmt.Errorf("%w: a host that fires reminders needs Hosts", ErrInvalidOptions)
 	}
 	h := &Host{opts: opts, rt: opts.Runtime, acts: map[Ref]*activation{}}
 	h.dbs = txn.NewPool(opts.Runtime, opts.Turns, "actor", opts.NewDB)
 	return h, nil
 }
 
-// Start serves calls on Port.
-func (h *Host) Start() { kernel.ServeAsync(h.rt, Port, h.serve) }
+// Start serves calls on Port and scans for due reminders.
+func (h *Host) Start() {
+	kernel.ServeAsync(h.rt, Port, h.serve)
+	if h.opts.ReminderScan > 0 {
+		h.rt.Go("actor reminders", h.scanReminders)
+	}
+}
 
 // Activations lists the actors active here, in name order.
 func (h *Host) Activations() []Ref {
@@ -279,26 +287,59 @@ func (h *Host) turn(ctx context.Context, a *activation, req request) ([]byte, er
 		}
 		fenced = func(*txn.Tx) error { return nil }
 	}
+	var early *reminderRecord // planted bug MutReminderDeletedEarly only
+	if req.Reminder != "" && mutation.On(MutReminderDeletedEarly) {
+		// The reminder taken out in a transaction of its own before the
+		// turn: a turn that then fails loses it.
+		if err := h.withDB(ctx, func(tx *txn.Tx) error {
+			early = nil
+			rec, found, err := readReminder(ctx, tx, a.ref, req.Reminder)
+			if err != nil || !found || rec.Due != req.Due {
+				return err
+			}
+			early = &rec
+			return removeReminder(ctx, tx, a.ref, req.Reminder, rec)
+		}); err != nil {
+			return nil, err
+		}
+	}
 	err := h.withDB(ctx, func(tx *txn.Tx) error {
 		reply, wrote, methodErr = nil, nil, nil
 		if err := fenced(tx); err != nil {
 			return err
 		}
-		last, err := h.lastRequest(ctx, tx, a, req.Client)
-		if err != nil {
-			return err
+		call := Call{Ref: a.ref, Method: req.Method, Payload: req.Payload, State: a.state, Now: h.rt.Now()}
+		var fired *reminderRecord
+		if req.Reminder != "" {
+			rec, found, err := readReminder(ctx, tx, a.ref, req.Reminder)
+			if early != nil {
+				rec, found, err = *early, true, nil
+			}
+			if err != nil || !found || rec.Due != req.Due {
+				return err // fired already, moved or cancelled: nothing to run
+			}
+			fired = &rec
+			call.Reminder, call.Payload = req.Reminder, rec.Payload
+		} else {
+			last, err := h.lastRequest(ctx, tx, a, req.Client)
+			if err != nil {
+				return err
+			}
+			switch {
+			case last.Seq > req.Seq:
+				return fmt.Errorf("%w: request %d of client %x, %d ran", ErrStaleRequest, req.Seq, req.Client, last.Seq)
+			case last.Seq == req.Seq && req.Seq != 0:
+				reply = last.Reply // ran already: its reply, not a second run
+				return nil
+			}
 		}
-		switch {
-		case last.Seq > req.Seq:
-			return fmt.Errorf("%w: request %d of client %x, %d ran", ErrStaleRequest, req.Seq, req.Client, last.Seq)
-		case last.Seq == req.Seq && req.Seq != 0:
-			reply = last.Reply // ran already: its reply, not a second run
-			return nil
-		}
-		res, err := a.handler(ctx, Call{Ref: a.ref, Method: req.Method, Payload: req.Payload, State: a.state})
+		res, err := a.handler(ctx, call)
 		if err != nil {
 			methodErr = &MethodError{Msg: err.Error()}
-			return nil
+			if fired == nil {
+				return nil
+			}
+			res = Result{} // a refused firing still ends the reminder's turn
 		}
 		reply = res.Reply
 		now := h.rt.Now().UnixNano()
@@ -307,9 +348,21 @@ func (h *Host) turn(ctx context.Context, a *activation, req request) ([]byte, er
 			if err := tx.Put(ctx, stateKey(a.ref), wrote.encode()); err != nil {
 				return err
 			}
+		}
+		if fired == nil && (res.Write || len(res.Reminders) > 0) {
+			// A call that changed the actor (its state or its
+			// reminders) must not run again.
 			if err := h.noteRequest(ctx, tx, a, req.Client, lastRequest{Seq: req.Seq, Reply: reply}); err != nil {
 				return err
 			}
+		}
+		if fired != nil && early == nil && !slices.ContainsFunc(res.Reminders, func(r Reminder) bool { return r.Name == req.Reminder }) {
+			if err := settleFired(ctx, tx, a.ref, req.Reminder, *fired, now); err != nil {
+				return err
+			}
+		}
+		if err := setReminders(ctx, tx, a.ref, res.Reminders); err != nil {
+			return err
 		}
 		if a.expiry-now < int64(h.opts.LeaseDuration)/2 {
 			expiry := now + int64(h.opts.LeaseDuration)
@@ -329,7 +382,8 @@ func (h *Host) turn(ctx context.Context, a *activation, req request) ([]byte, er
 	if wrote != nil {
 		a.state, a.version = wrote.State, wrote.Version
 		if h.opts.OnCommit != nil {
-			h.opts.OnCommit(Commit{Ref: a.ref, Node: self, Epoch: wrote.Epoch, Version: wrote.Version, Client: req.Client, Seq: req.Seq})
+			h.opts.OnCommit(Commit{Ref: a.ref, Node: self, Epoch: wrote.Epoch, Version: wrote.Version,
+				Client: req.Client, Seq: req.Seq, Reminder: req.Reminder, Due: req.Due})
 		}
 	}
 	return reply, nil

@@ -26,6 +26,26 @@ type Call struct {
 	// State is the actor's durable state as the last committed turn left
 	// it (nil: none yet). The handler must not keep or change it.
 	State []byte
+	// Reminder is the name of the reminder that is due, when this turn
+	// is its firing (Method is then "", Payload the reminder's).
+	Reminder string
+	// Now is the host's clock at the turn: a handler that needs the time
+	// (a reminder's due time) takes it from here, so that it runs the
+	// same under the simulator.
+	Now time.Time
+}
+
+// Reminder is a durable timer of an actor: once Due has passed it fires a
+// turn (Call.Reminder set), activating the actor if needed, at least once
+// — also after its host's death. Set or cancelled by a turn's Result.
+// A reminder that fires is removed in the same transaction as the firing
+// turn's effects, or moved on by Period if it repeats.
+type Reminder struct {
+	Name    string
+	Due     time.Time
+	Period  time.Duration // 0: once
+	Payload []byte
+	Cancel  bool // remove the reminder of this name instead
 }
 
 // Result is a turn's outcome.
@@ -35,6 +55,9 @@ type Result struct {
 	// turn without Write writes nothing (a read).
 	Write bool
 	State []byte
+	// Reminders are set (or cancelled) with the turn's state change,
+	// whether or not it writes the state.
+	Reminders []Reminder
 }
 
 // Handler runs one turn of an actor type. It may run more than once for
@@ -90,6 +113,10 @@ type Options struct {
 	// AttemptTimeout bounds one attempt of a call at one host before the
 	// Client tries again (with the same request number). Default 2 s.
 	AttemptTimeout time.Duration
+	// ReminderScan is how often a Host looks for due reminders (every
+	// host looks at all of them: a reminder may fire on several, and
+	// runs once). Default 1 s; negative: never.
+	ReminderScan time.Duration
 
 	// OnCommit, if set, hears of every turn that committed a state change
 	// (the simulator's single-activation check).
@@ -97,13 +124,16 @@ type Options struct {
 }
 
 // Commit describes a committed state change: by which activation (node
-// and epoch), to which version, for which call (its client and number).
+// and epoch), to which version, for which call (its client and number,
+// or the reminder and the due time it fired for).
 type Commit struct {
 	Ref         Ref
 	Node        kernel.NodeID
 	Epoch       uint64
 	Version     uint64
 	Client, Seq uint64
+	Reminder    string
+	Due         int64
 }
 
 // ErrInvalidOptions wraps every error of Options.Validate.
@@ -125,6 +155,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.AttemptTimeout == 0 {
 		o.AttemptTimeout = 2 * time.Second
+	}
+	if o.ReminderScan == 0 {
+		o.ReminderScan = time.Second
 	}
 }
 

@@ -30,7 +30,39 @@ func nameKey(r Ref) []byte {
 	return w.B
 }
 
-func dirKey(r Ref) []byte   { return append(nameKey(r), 'd') }
+func dirKey(r Ref) []byte { return append(nameKey(r), 'd') }
+
+func reminderKey(r Ref, name string) []byte { return append(append(nameKey(r), 'r'), name...) }
+
+// dueIndex is the index of reminders by due time, which hosts scan:
+// dueIndex, the due time (Unix ns, 8 bytes big endian), then the actor's
+// type, key and the reminder's name (length-prefixed). Its span
+// ("actor-due/") lies apart from the actors' records ("actor/").
+var dueIndex = []byte("actor-due/")
+
+func dueKey(due int64, r Ref, name string) []byte {
+	w := codec.Encoder{B: binary.BigEndian.AppendUint64(append([]byte(nil), dueIndex...), uint64(due))}
+	w.Str(r.Type)
+	w.Str(r.Key)
+	w.Str(name)
+	return w.B
+}
+
+// dueEnd is the end of the index's span of reminders due at or before t.
+func dueEnd(t int64) []byte {
+	return binary.BigEndian.AppendUint64(append([]byte(nil), dueIndex...), uint64(t)+1)
+}
+
+func decodeDueKey(k []byte) (due int64, r Ref, name string, err error) {
+	if len(k) < len(dueIndex)+8 || string(k[:len(dueIndex)]) != string(dueIndex) {
+		return 0, r, "", errMalformed
+	}
+	due = int64(binary.BigEndian.Uint64(k[len(dueIndex):]))
+	d := codec.Decoder{B: k[len(dueIndex)+8:]}
+	r = Ref{Type: d.Str(), Key: d.Str()}
+	name = d.Str()
+	return due, r, name, d.Done()
+}
 func stateKey(r Ref) []byte { return append(nameKey(r), 's') }
 func requestKey(r Ref, client uint64) []byte {
 	return binary.BigEndian.AppendUint64(append(nameKey(r), 'c'), client)
@@ -105,6 +137,27 @@ func decodeLastRequest(b []byte) (lastRequest, error) {
 	return l, r.Done()
 }
 
+// reminderRecord is a reminder as stored with its actor.
+type reminderRecord struct {
+	Due, Period int64 // Unix ns; ns, 0 for once
+	Payload     []byte
+}
+
+func (m reminderRecord) encode() []byte {
+	w := newEncoder()
+	w.I64(m.Due)
+	w.I64(m.Period)
+	w.Raw(m.Payload)
+	return w.B
+}
+
+func decodeReminderRecord(b []byte) (reminderRecord, error) {
+	r := newDecoder(b)
+	m := reminderRecord{Due: r.I64(), Period: r.I64()}
+	m.Payload = r.Rest()
+	return m, r.Done()
+}
+
 // readDir reads an actor's directory entry in tx.
 func readDir(ctx context.Context, tx *txn.Tx, ref Ref) (dirEntry, bool, error) {
 	v, found, err := tx.Get(ctx, dirKey(ref))
@@ -117,11 +170,15 @@ func readDir(ctx context.Context, tx *txn.Tx, ref Ref) (dirEntry, bool, error) {
 
 // request is a call on the wire, client to host.
 type request struct {
-	Ref     Ref
-	Method  string
-	Client  uint64 // the calling client's identity
-	Seq     uint64 // its number for this call, increasing per client
-	Payload []byte
+	Ref    Ref
+	Method string
+	Client uint64 // the calling client's identity
+	Seq    uint64 // its number for this call, increasing per client
+	// Reminder and Due name a reminder's firing (Method is ""): it runs
+	// only while the reminder is still due at Due.
+	Reminder string
+	Due      int64
+	Payload  []byte
 }
 
 func (q request) encode() []byte {
@@ -131,13 +188,15 @@ func (q request) encode() []byte {
 	w.Str(q.Method)
 	w.U64(q.Client)
 	w.U64(q.Seq)
+	w.Str(q.Reminder)
+	w.I64(q.Due)
 	w.Raw(q.Payload)
 	return w.B
 }
 
 func decodeRequest(b []byte) (request, error) {
 	r := newDecoder(b)
-	q := request{Ref: Ref{Type: r.Str(), Key: r.Str()}, Method: r.Str(), Client: r.U64(), Seq: r.U64()}
+	q := request{Ref: Ref{Type: r.Str(), Key: r.Str()}, Method: r.Str(), Client: r.U64(), Seq: r.U64(), Reminder: r.Str(), Due: r.I64()}
 	q.Payload = r.Rest()
 	return q, r.Done()
 }

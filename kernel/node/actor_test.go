@@ -90,3 +90,83 @@ func TestActorsOnANode(t *testing.T) {
 		t.Fatalf("add 1 to c2 = %s, %v", out, err)
 	}
 }
+
+// timer is a test actor: "once" sets reminder "r" due now plus the
+// payload's milliseconds, "every" sets it repeating at that period,
+// "stop" cancels it; each firing adds one to the durable count that
+// "get" answers.
+func timer(_ context.Context, c actor.Call) (actor.Result, error) {
+	n := 0
+	if c.State != nil {
+		n, _ = strconv.Atoi(string(c.State))
+	}
+	if c.Reminder != "" {
+		s := []byte(strconv.Itoa(n + 1))
+		return actor.Result{Write: true, State: s}, nil
+	}
+	ms, _ := strconv.Atoi(string(c.Payload))
+	d := time.Duration(ms) * time.Millisecond
+	switch c.Method {
+	case "get":
+		return actor.Result{Reply: []byte(strconv.Itoa(n))}, nil
+	case "once":
+		return actor.Result{Reminders: []actor.Reminder{{Name: "r", Due: c.Now.Add(d)}}}, nil
+	case "every":
+		return actor.Result{Reminders: []actor.Reminder{{Name: "r", Due: c.Now.Add(d), Period: d}}}, nil
+	case "stop":
+		return actor.Result{Reminders: []actor.Reminder{{Name: "r", Cancel: true}}}, nil
+	}
+	return actor.Result{}, errors.New("no such method: " + c.Method)
+}
+
+// TestRemindersFire: a reminder fires once after its time and is gone; a
+// repeating one fires again and again until cancelled; firings are turns
+// (they change durable state).
+func TestRemindersFire(t *testing.T) {
+	rec := cluster.Record{ClusterID: 1, Ranges: 2, Replicas: 1, Initial: []kernel.NodeID{1},
+		Nodes: map[kernel.NodeID]cluster.NodeEntry{1: {Version: 1}}}
+	layout, err := RecordLayout(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nd, _ := openNode(t, rec, layout, Options{Redis: &session.Options{},
+		Actors: &actor.Options{Types: map[string]actor.Handler{"timer": timer}, ReminderScan: 20 * time.Millisecond}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl, err := nd.NewActorClient(actor.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := func(key, method, payload string) int {
+		t.Helper()
+		out, err := cl.Call(ctx, actor.Ref{Type: "timer", Key: key}, method, []byte(payload))
+		if err != nil {
+			t.Fatalf("%s %s: %v", key, method, err)
+		}
+		n, _ := strconv.Atoi(string(out))
+		return n
+	}
+	waitFor := func(key string, want int) {
+		t.Helper()
+		for call(key, "get", "") < want {
+			if ctx.Err() != nil {
+				t.Fatalf("%s never fired %d times", key, want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	call("a", "once", "50")
+	waitFor("a", 1)
+	time.Sleep(200 * time.Millisecond)
+	if n := call("a", "get", ""); n != 1 {
+		t.Fatalf("a one-time reminder fired %d times", n)
+	}
+	call("b", "every", "30")
+	waitFor("b", 3)
+	call("b", "stop", "")
+	stopped := call("b", "get", "")
+	time.Sleep(200 * time.Millisecond)
+	if n := call("b", "get", ""); n != stopped {
+		t.Fatalf("a cancelled reminder went on firing: %d after %d", n, stopped)
+	}
+}

@@ -82,7 +82,7 @@ type Options struct {
 
 	// Actors, if set, are the actor host's options (kernel/actor): the
 	// node hosts activations of Actors.Types (Node.Actors). Open sets
-	// Runtime and NewDB.
+	// Runtime, NewDB and, if unset, Hosts (the cluster's active nodes).
 	Actors *actor.Options
 
 	// WrapRedis, if set, wraps the Redis state machine before the store
@@ -199,6 +199,9 @@ func Open(rt kernel.Runtime, opts Options) (*Node, error) {
 	if opts.Actors != nil {
 		ao := *opts.Actors
 		ao.Runtime, ao.NewDB = rt, n.NewDB
+		if ao.Hosts == nil {
+			ao.Hosts = n.Cluster.Active // reminders are fired through any of them
+		}
 		if n.Actors, err = actor.NewHost(ao); err != nil {
 			return nil, fmt.Errorf("starting the actor host: %w", err)
 		}
