@@ -132,6 +132,7 @@ bench:
 	$(GO) test ./sim -run '^$$' -bench . -benchtime 3s
 	$(GO) test ./txn -run '^$$' -bench Transfers -benchtime 300x
 	$(GO) test ./cmd/orbit -run '^$$' -bench RedisAcrossRanges -benchtime 1000x
+	$(GO) test ./cmd/orbit -run '^$$' -bench Actors -benchtime 1000x
 
 ## race: every package under the race detector, with -short (tests of real
 ## processes skip: Jepsen, cluster, kill -9; the simulator runs a few seeds

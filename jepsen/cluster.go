@@ -30,6 +30,7 @@ type node struct {
 	logPath                       string
 	redisAddr, httpAddr, peerAddr string // peerAddr: its real gRPC listen address
 	pgAddr                        string // PostgreSQL wire (the SQL workloads)
+	grpcAddr                      string // the actor service (the actor workloads)
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -70,7 +71,7 @@ func newCluster(bin, dir string, n int, seed int64, env []string, logger *slog.L
 	c := &cluster{bin: bin, env: env, proxy: faultproxy.New(seed, logger), ranges: n}
 	for i := 1; i <= n; i++ {
 		nd := &node{id: i, dir: filepath.Join(dir, fmt.Sprintf("n%d-data", i)), logPath: filepath.Join(dir, fmt.Sprintf("n%d.log", i))}
-		for _, a := range []*string{&nd.redisAddr, &nd.httpAddr, &nd.peerAddr, &nd.pgAddr} {
+		for _, a := range []*string{&nd.redisAddr, &nd.httpAddr, &nd.peerAddr, &nd.pgAddr, &nd.grpcAddr} {
 			addr, err := freeport.Addr()
 			if err != nil {
 				return nil, err
@@ -114,7 +115,7 @@ func (c *cluster) start(n *node, extra ...string) error {
 	fmt.Fprintf(log, "=== jepsen: starting %s %s\n", n, strings.Join(extra, " "))
 	args := append([]string{"serve", "--node-id", strconv.Itoa(n.id), "--peers", c.peersFor(n),
 		"--ranges", strconv.Itoa(c.ranges), "--data-dir", n.dir, "--redis-addr", n.redisAddr, "--pg-addr", n.pgAddr,
-		"--http-addr", n.httpAddr, "--test-faults"}, extra...)
+		"--http-addr", n.httpAddr, "--actors", "bank", "--actor-lease", "1s", "--grpc-addr", n.grpcAddr, "--test-faults"}, extra...)
 	cmd := exec.Command(c.bin, args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.Env = append(os.Environ(), c.env...)

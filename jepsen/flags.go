@@ -17,7 +17,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Nemeses = []string{"partition", "kill"}
 	fs.IntVar(&c.Nodes, "nodes", 3, "servers to run (3 or 5)")
 	fs.DurationVar(&c.Duration, "duration", 60*time.Second, "how long the workload runs under faults")
-	fs.StringVar(&c.Workload, "workload", "register", "register, set, counter, list, bank, txn-list or sql-bank")
+	fs.StringVar(&c.Workload, "workload", "register", "register, set, counter, list, bank, txn-list, sql-bank or actor-counter")
 	fs.Var(nemesisList{&c.Nemeses}, "nemesis", "comma-separated faults ("+strings.Join(AllNemeses, ", ")+"), \"all\" or \"none\"")
 	fs.Float64Var(&c.Rate, "rate", 200, "operations per second, all clients together")
 	fs.IntVar(&c.Concurrency, "concurrency", 10, "client processes (bound to nodes round-robin)")

@@ -20,7 +20,7 @@ var (
 	keepOut  = flag.String("jepsen.out", "", "write run directories here (default: a temporary directory)")
 
 	// TestRun's run, from flags: go test ./jepsen -run TestRun -v -args -jepsen.workload=set ...
-	runWorkload    = flag.String("jepsen.workload", "", "TestRun: the workload (register, set, counter, list, bank, txn-list, sql-bank); TestRun is skipped without it")
+	runWorkload    = flag.String("jepsen.workload", "", "TestRun: the workload (register, set, counter, list, bank, txn-list, sql-bank, actor-counter); TestRun is skipped without it")
 	runNodes       = flag.Int("jepsen.nodes", 3, "TestRun: servers")
 	runNemesis     = flag.String("jepsen.nemesis", "partition,kill", "TestRun: comma-separated nemeses, or all")
 	runRate        = flag.Float64("jepsen.rate", 200, "TestRun: operations per second")
@@ -124,6 +124,22 @@ func TestShortRegister(t *testing.T) {
 	bin, _ := build(t)
 	out := run(t, Config{Binary: bin, Nodes: 3, Duration: 45 * time.Second, Workload: "register",
 		Nemeses: []string{"partition", "kill"}, Seed: 1, OutDir: outDir(t, "short-register")})
+	if !out.Valid {
+		t.Fatalf("the real server failed the check; report in %s:\n%s", out.Dir, out.Summary())
+	}
+	t.Logf("valid; report in %s", out.Dir)
+}
+
+// TestShortActorCounter: three nodes, partitions, kills and pauses, the
+// actor-counter workload (account actors over the gRPC actor service),
+// about 30 seconds; the real server must pass.
+func TestShortActorCounter(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs real processes for 30 s")
+	}
+	bin, _ := build(t)
+	out := run(t, Config{Binary: bin, Nodes: 3, Duration: 30 * time.Second, Workload: "actor-counter",
+		Nemeses: []string{"partition", "kill", "pause"}, Seed: 2, OutDir: outDir(t, "short-actor-counter")})
 	if !out.Valid {
 		t.Fatalf("the real server failed the check; report in %s:\n%s", out.Dir, out.Summary())
 	}

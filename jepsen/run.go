@@ -164,7 +164,7 @@ func Run(ctx context.Context, cfg Config) (Outcome, error) {
 	clients := make([]*client, cfg.Concurrency)
 	for i := range clients {
 		clients[i] = newClient(i, c.nodes[i%len(c.nodes)], cfg.Seed, cfg.OpTimeout)
-		defer clients[i].rdb.Close()
+		defer clients[i].close()
 	}
 
 	// The workload and the nemesis, for cfg.Duration.
@@ -243,7 +243,7 @@ func Run(ctx context.Context, cfg Config) (Outcome, error) {
 				time.Sleep(200 * time.Millisecond)
 			}
 		}
-		p.rdb.Close()
+		p.close()
 	}
 
 	// Refusals for size, while the nodes still run to be asked.

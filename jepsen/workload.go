@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/orbitkernel/orbit/adapters/actorapi"
 	"github.com/orbitkernel/orbit/jepsen/check"
 	"github.com/orbitkernel/orbit/jepsen/history"
 	"github.com/orbitkernel/orbit/jepsen/topo"
@@ -25,7 +26,7 @@ import (
 // server said TRYAGAIN or another error that means "not applied"), or info
 // (it may have happened: a timeout, a lost connection, "write outcome
 // unknown").
-var AllWorkloads = []string{"register", "set", "counter", "list", "bank", "txn-list", "sql-bank"}
+var AllWorkloads = []string{"register", "set", "counter", "list", "bank", "txn-list", "sql-bank", "actor-counter"}
 
 // workload is one of AllWorkloads.
 type workload interface {
@@ -48,8 +49,19 @@ type client struct {
 	seen map[string]string
 	// sql is the client's PostgreSQL connection (the SQL workloads),
 	// made when first needed and again after it breaks.
-	sql     *pgx.Conn
+	sql *pgx.Conn
+	// actors is the client's actor service client (actor workloads),
+	// made when first needed.
+	actors  *actorapi.Client
 	timeout time.Duration
+}
+
+// close ends the client's connections.
+func (p *client) close() {
+	p.rdb.Close()
+	if p.actors != nil {
+		_ = p.actors.Close()
+	}
 }
 
 func init() {
@@ -82,6 +94,10 @@ func outcome(err error) string {
 	if errors.As(err, &serr) {
 		return history.TypeFail // the SQL transaction certainly did not commit
 	}
+	var na notApplied
+	if errors.As(err, &na) {
+		return history.TypeFail
+	}
 	var rerr goredis.Error
 	if errors.As(err, &rerr) {
 		if strings.Contains(rerr.Error(), "outcome unknown") {
@@ -113,6 +129,8 @@ func newWorkload(name string, ranges []topo.Range) (workload, error) {
 		return newTxnListWorkload(ranges), nil
 	case "sql-bank":
 		return newSQLBankWorkload(ranges), nil
+	case "actor-counter":
+		return &actorCounterWorkload{keys: 3}, nil
 	}
 	return nil, fmt.Errorf("unknown workload %q (have %s)", name, strings.Join(AllWorkloads, ", "))
 }
@@ -291,6 +309,9 @@ func read(ctx context.Context, p *client, op *history.Op) error {
 	case "read-sql-bank":
 		return readSQLBank(ctx, p, op)
 	case "read-counter":
+		if isActorKey(op.Key) {
+			return readActorCounter(ctx, p, op)
+		}
 		v, err := p.rdb.Get(ctx, op.Key).Result()
 		if errors.Is(err, goredis.Nil) {
 			return nil

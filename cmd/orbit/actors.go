@@ -83,7 +83,10 @@ func serveActors(addr string, certs *serveTLS, nd *node.Node) (*grpc.Server, str
 	}
 	srv := grpc.NewServer(opts...)
 	if _, err := actorapi.Register(srv, actorapi.Options{Host: nd.Actors,
-		NewClient: func() (*actor.Client, error) { return nd.NewActorClient(actor.Options{}) }}); err != nil {
+		// An attempt at a host that died is given up after a second (a
+		// turn that is merely slow, sent again, answers once: calls are
+		// numbered).
+		NewClient: func() (*actor.Client, error) { return nd.NewActorClient(actor.Options{AttemptTimeout: time.Second}) }}); err != nil {
 		ln.Close()
 		return nil, "", err
 	}

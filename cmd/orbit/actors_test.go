@@ -19,7 +19,7 @@ import (
 	"github.com/orbitkernel/orbit/kernel/actor"
 )
 
-func dialActors(t *testing.T, addr string) *actorapi.Client {
+func dialActors(t testing.TB, addr string) *actorapi.Client {
 	t.Helper()
 	cl, err := actorapi.Dial(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

@@ -49,7 +49,7 @@ func freePort(t testing.TB) string {
 	return addr
 }
 
-func buildOrbit(t *testing.T) string {
+func buildOrbit(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "orbit")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
@@ -58,7 +58,7 @@ func buildOrbit(t *testing.T) string {
 	return bin
 }
 
-func (n *testNode) start(t *testing.T, bin string) {
+func (n *testNode) start(t testing.TB, bin string) {
 	t.Helper()
 	log, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -95,7 +95,7 @@ func (n *testNode) kill() {
 
 // waitNodeReady polls /readyz until it answers 200 (every range has a
 // leader that serves a linearizable read).
-func waitNodeReady(t *testing.T, n *testNode, d time.Duration) {
+func waitNodeReady(t testing.TB, n *testNode, d time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
@@ -151,7 +151,7 @@ func startCluster(t *testing.T, bin string, nodes int) []*testNode {
 }
 
 // startClusterWith is startCluster with extra flags for every node.
-func startClusterWith(t *testing.T, bin string, nodes int, extra ...string) []*testNode {
+func startClusterWith(t testing.TB, bin string, nodes int, extra ...string) []*testNode {
 	t.Helper()
 	var peerList []string
 	ns := make([]*testNode, nodes)

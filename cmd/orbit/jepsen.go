@@ -27,7 +27,9 @@ Exits 0 when the history is valid, 1 on a violation, 2 on bad flags or a
 run that could not be carried out.
 
 Workloads: register (GET/SET/WATCH-MULTI-EXEC compare-and-set, Porcupine),
-set (SADD, final SMEMBERS), counter (INCR), list (RPUSH, LRANGE prefixes).
+set (SADD, final SMEMBERS), counter (INCR), list (RPUSH, LRANGE prefixes),
+bank and txn-list (MULTI/EXEC across ranges), sql-bank (SQL transactions),
+actor-counter (account actors over the gRPC actor service).
 Nemeses: partition, kill, pause, restart, clock, delay, loss, membership, and the
 leader nemeses kill-leader, pause-leader, slow-leader (judged by
 --recovery-bound and --availability-floor); "all"; "none".

@@ -61,39 +61,45 @@ func BenchmarkRedisAcrossRanges(b *testing.B) {
 				b.Run(fmt.Sprintf("%s/clients=%d/%s", op.name, clients, srv.name), func(b *testing.B) {
 					rdb := goredis.NewClient(&goredis.Options{Addr: srv.addr, PoolSize: clients})
 					defer rdb.Close()
-					ctx := context.Background()
-					lat := make([][]time.Duration, clients)
-					var wg sync.WaitGroup
-					b.ResetTimer()
-					start := time.Now()
-					for w := range clients {
-						wg.Add(1)
-						go func() {
-							defer wg.Done()
-							for i := w; i < b.N; i += clients {
-								t := time.Now()
-								if err := op.do(ctx, rdb, i); err != nil {
-									b.Error(err)
-									return
-								}
-								lat[w] = append(lat[w], time.Since(t))
-							}
-						}()
-					}
-					wg.Wait()
-					elapsed := time.Since(start)
-					all := slices.Concat(lat...)
-					slices.Sort(all)
-					if len(all) == 0 {
-						return
-					}
-					b.ReportMetric(float64(len(all))/elapsed.Seconds(), "ops/s")
-					b.ReportMetric(float64(all[len(all)/2].Microseconds())/1000, "p50-ms")
-					b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms")
+					closedLoop(b, clients, func(i int) error { return op.do(context.Background(), rdb, i) })
 				})
 			}
 		}
 	}
+}
+
+// closedLoop runs b.N operations from clients workers (worker w does
+// operations w, w+clients, ...), each waiting for its last, and reports
+// ops/s and the p50 and p99 latencies in ms.
+func closedLoop(b *testing.B, clients int, do func(i int) error) {
+	lat := make([][]time.Duration, clients)
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for w := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < b.N; i += clients {
+				t := time.Now()
+				if err := do(i); err != nil {
+					b.Error(err)
+					return
+				}
+				lat[w] = append(lat[w], time.Since(t))
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	if len(all) == 0 {
+		return
+	}
+	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "ops/s")
+	b.ReportMetric(float64(all[len(all)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms")
 }
 
 // keyInSlots is a key whose hash slot is in [first, last].
