@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -65,6 +66,10 @@ func NewHost(opts Options) (*Host, error) {
 		return nil, fmt.Errorf("%w: a host with no actor types", ErrInvalidOptions)
 	case opts.ReminderScan > 0 && opts.Hosts == nil:
 		return nil, fmt.Errorf("%w: a host that fires reminders needs Hosts", ErrInvalidOptions)
+	}
+	if _, ok := opts.Types[SagaType]; !ok { // built in: every host runs sagas
+		opts.Types = maps.Clone(opts.Types)
+		opts.Types[SagaType] = Saga
 	}
 	h := &Host{opts: opts, rt: opts.Runtime, acts: map[Ref]*activation{}}
 	h.dbs = txn.NewPool(opts.Runtime, opts.Turns, "actor", opts.NewDB)
@@ -310,7 +315,19 @@ func (h *Host) turn(ctx context.Context, a *activation, req request) ([]byte, er
 		}
 		call := Call{Ref: a.ref, Method: req.Method, Payload: req.Payload, State: a.state, Now: h.rt.Now()}
 		var fired *reminderRecord
-		if req.Reminder != "" {
+		var answering uint64 // the call of this actor that this turn answers
+		if req.Outbox != 0 {
+			rec, found, err := readOutbox(ctx, tx, a.ref, req.Outbox)
+			if err != nil || !found {
+				return err // answered already: nothing to run
+			}
+			answering = req.Outbox
+			call.Method, call.Payload = "", nil
+			call.Reply = &CallReply{Tag: rec.Tag, Payload: req.Payload}
+			if req.Refused {
+				call.Reply.Payload, call.Reply.Err = nil, string(req.Payload)
+			}
+		} else if req.Reminder != "" {
 			rec, found, err := readReminder(ctx, tx, a.ref, req.Reminder)
 			if early != nil {
 				rec, found, err = *early, true, nil
@@ -336,10 +353,10 @@ func (h *Host) turn(ctx context.Context, a *activation, req request) ([]byte, er
 		res, err := a.handler(ctx, call)
 		if err != nil {
 			methodErr = &MethodError{Msg: err.Error()}
-			if fired == nil {
+			if fired == nil && answering == 0 {
 				return nil
 			}
-			res = Result{} // a refused firing still ends the reminder's turn
+			res = Result{} // a refused firing or answer still ends its turn
 		}
 		reply = res.Reply
 		now := h.rt.Now().UnixNano()
@@ -349,9 +366,9 @@ func (h *Host) turn(ctx context.Context, a *activation, req request) ([]byte, er
 				return err
 			}
 		}
-		if fired == nil && (res.Write || len(res.Reminders) > 0) {
-			// A call that changed the actor (its state or its
-			// reminders) must not run again.
+		if fired == nil && answering == 0 && (res.Write || len(res.Reminders) > 0 || len(res.Calls) > 0) {
+			// A call that changed the actor (its state, its reminders,
+			// its calls) must not run again.
 			if err := h.noteRequest(ctx, tx, a, req.Client, lastRequest{Seq: req.Seq, Reply: reply}); err != nil {
 				return err
 			}
@@ -363,6 +380,19 @@ func (h *Host) turn(ctx context.Context, a *activation, req request) ([]byte, er
 		}
 		if err := setReminders(ctx, tx, a.ref, res.Reminders); err != nil {
 			return err
+		}
+		if answering != 0 {
+			if err := tx.Delete(ctx, outboxKey(a.ref, answering)); err != nil {
+				return err
+			}
+		}
+		if err := writeCalls(ctx, tx, a.ref, res.Calls, now); err != nil {
+			return err
+		}
+		if answering != 0 {
+			if err := settleOutboxIndex(ctx, tx, a.ref); err != nil {
+				return err
+			}
 		}
 		if a.expiry-now < int64(h.opts.LeaseDuration)/2 {
 			expiry := now + int64(h.opts.LeaseDuration)

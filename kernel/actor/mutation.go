@@ -13,6 +13,8 @@ var (
 		"a turn checks its epoch in one transaction and writes the state in another: a takeover in between lets the deposed activation write")
 	MutRequestsForgotten = mutation.Plant("requests-forgotten", mutation.Actors,
 		"callers' last requests are kept in the activation's memory, not with the state: after a failover a retried call runs twice")
+	MutUnsureCallFailed = mutation.Plant("unsure-call-failed", mutation.Actors,
+		"a call between actors whose outcome is unknown (a timeout) is answered to its sender as refused: a saga compensates the steps before it and abandons one that may have happened")
 	MutReminderDeletedEarly = mutation.Plant("reminder-deleted-early", mutation.Actors,
 		"a firing reminder is removed in a transaction of its own before its turn runs: a turn that then fails (a deposed activation, a crash) loses the reminder, which never fires")
 )

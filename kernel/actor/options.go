@@ -29,10 +29,36 @@ type Call struct {
 	// Reminder is the name of the reminder that is due, when this turn
 	// is its firing (Method is then "", Payload the reminder's).
 	Reminder string
+	// Reply, when set, is the answer to one of the actor's own calls to
+	// another actor (Result.Calls): this turn is its delivery (Method is
+	// then "").
+	Reply *CallReply
 	// Now is the host's clock at the turn: a handler that needs the time
 	// (a reminder's due time) takes it from here, so that it runs the
 	// same under the simulator.
 	Now time.Time
+}
+
+// OutCall is a call an actor makes to another (Result.Calls): an effect
+// written in the turn's transaction (so a deposed activation can make
+// none), then delivered once the turn commits, at most once however often
+// it is sent (it is numbered by its sender), and answered by a later turn
+// of the sender (Call.Reply, with Tag). A sender's calls are delivered
+// one at a time, in order.
+type OutCall struct {
+	To      Ref
+	Method  string
+	Payload []byte
+	Tag     string // the sender's name for the call, handed back with the reply
+}
+
+// CallReply is the answer to an OutCall: the target's reply, or its
+// definite refusal in Err (the call did not happen). A call whose
+// outcome is unknown is sent again, never answered as failed.
+type CallReply struct {
+	Tag     string
+	Payload []byte
+	Err     string
 }
 
 // Reminder is a durable timer of an actor: once Due has passed it fires a
@@ -58,6 +84,8 @@ type Result struct {
 	// Reminders are set (or cancelled) with the turn's state change,
 	// whether or not it writes the state.
 	Reminders []Reminder
+	// Calls are the turn's calls to other actors (effects).
+	Calls []OutCall
 }
 
 // Handler runs one turn of an actor type. It may run more than once for

@@ -158,6 +158,43 @@ func decodeReminderRecord(b []byte) (reminderRecord, error) {
 	return m, r.Done()
 }
 
+// outboxKey is an actor's call number seq, waiting for its answer;
+// outboxNext holds the number its next call takes.
+func outboxKey(r Ref, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(append(nameKey(r), 'o'), seq)
+}
+func outboxSpan(r Ref) (start, end []byte) { return append(nameKey(r), 'o'), append(nameKey(r), 'p') }
+func outboxNext(r Ref) []byte              { return append(nameKey(r), 'q') }
+
+// outboxName is the due index's name for a sender's pending calls (a
+// reminder's name never starts with a 0 byte: setReminders refuses it).
+const outboxName = "\x00outbox"
+
+// outboxRecord is a call an actor made and that waits for its answer.
+type outboxRecord struct {
+	To      Ref
+	Method  string
+	Tag     string
+	Payload []byte
+}
+
+func (o outboxRecord) encode() []byte {
+	w := newEncoder()
+	w.Str(o.To.Type)
+	w.Str(o.To.Key)
+	w.Str(o.Method)
+	w.Str(o.Tag)
+	w.Raw(o.Payload)
+	return w.B
+}
+
+func decodeOutboxRecord(b []byte) (outboxRecord, error) {
+	r := newDecoder(b)
+	o := outboxRecord{To: Ref{Type: r.Str(), Key: r.Str()}, Method: r.Str(), Tag: r.Str()}
+	o.Payload = r.Rest()
+	return o, r.Done()
+}
+
 // readDir reads an actor's directory entry in tx.
 func readDir(ctx context.Context, tx *txn.Tx, ref Ref) (dirEntry, bool, error) {
 	v, found, err := tx.Get(ctx, dirKey(ref))
@@ -178,7 +215,12 @@ type request struct {
 	// only while the reminder is still due at Due.
 	Reminder string
 	Due      int64
-	Payload  []byte
+	// Outbox, when not 0, names the sender's call this request answers
+	// (Method is ""): Payload is the reply, or Refused says the call was
+	// refused with Payload as the reason.
+	Outbox  uint64
+	Refused bool
+	Payload []byte
 }
 
 func (q request) encode() []byte {
@@ -190,13 +232,15 @@ func (q request) encode() []byte {
 	w.U64(q.Seq)
 	w.Str(q.Reminder)
 	w.I64(q.Due)
+	w.U64(q.Outbox)
+	w.Bool(q.Refused)
 	w.Raw(q.Payload)
 	return w.B
 }
 
 func decodeRequest(b []byte) (request, error) {
 	r := newDecoder(b)
-	q := request{Ref: Ref{Type: r.Str(), Key: r.Str()}, Method: r.Str(), Client: r.U64(), Seq: r.U64(), Reminder: r.Str(), Due: r.I64()}
+	q := request{Ref: Ref{Type: r.Str(), Key: r.Str()}, Method: r.Str(), Client: r.U64(), Seq: r.U64(), Reminder: r.Str(), Due: r.I64(), Outbox: r.U64(), Refused: r.Bool()}
 	q.Payload = r.Rest()
 	return q, r.Done()
 }

@@ -50,8 +50,8 @@ func putReminder(ctx context.Context, tx *txn.Tx, ref Ref, name string, m remind
 // setReminders applies a turn's reminder changes.
 func setReminders(ctx context.Context, tx *txn.Tx, ref Ref, changes []Reminder) error {
 	for _, r := range changes {
-		if r.Name == "" {
-			return fmt.Errorf("actor %s: a reminder without a name", ref)
+		if r.Name == "" || r.Name[0] == 0 {
+			return fmt.Errorf("actor %s: a reminder's name must be set and must not start with a 0 byte", ref)
 		}
 		old, found, err := readReminder(ctx, tx, ref, r.Name)
 		if err != nil {
@@ -125,9 +125,17 @@ func (h *Host) scanReminders(ctx context.Context) {
 		if err != nil {
 			continue // faults: the next scan
 		}
+		senders := map[Ref]bool{}
 		for _, d := range due {
 			fctx, cancel := h.rt.WithTimeout(ctx, h.opts.AttemptTimeout*2)
-			_ = cl.fire(fctx, d) // not run: still due, the next scan fires it again
+			if d.name == outboxName {
+				if !senders[d.ref] { // one pass per sender: its calls go in order
+					senders[d.ref] = true
+					h.deliverOutbox(fctx, cl, d.ref)
+				}
+			} else {
+				_ = cl.fire(fctx, d) // not run: still due, the next scan fires it again
+			}
 			cancel()
 		}
 	}

@@ -2,13 +2,16 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/orbitkernel/orbit/adapters/redis/session"
 	"github.com/orbitkernel/orbit/cluster"
+	"github.com/orbitkernel/orbit/examples/bank"
 	"github.com/orbitkernel/orbit/kernel"
 	"github.com/orbitkernel/orbit/kernel/actor"
 )
@@ -168,5 +171,76 @@ func TestRemindersFire(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if n := call("b", "get", ""); n != stopped {
 		t.Fatalf("a cancelled reminder went on firing: %d after %d", n, stopped)
+	}
+}
+
+// TestSagaTransfers runs the bank example's transfer saga: a transfer
+// that can happen happens; one from an account without the money is
+// aborted with nothing to undo; one into a closed account is compensated
+// (the withdrawal deposited back). Money is conserved throughout.
+func TestSagaTransfers(t *testing.T) {
+	rec := cluster.Record{ClusterID: 1, Ranges: 2, Replicas: 1, Initial: []kernel.NodeID{1},
+		Nodes: map[kernel.NodeID]cluster.NodeEntry{1: {Version: 1}}}
+	layout, err := RecordLayout(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nd, _ := openNode(t, rec, layout, Options{Redis: &session.Options{},
+		Actors: &actor.Options{Types: bank.Types(), ReminderScan: 20 * time.Millisecond}})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl, err := nd.NewActorClient(actor.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := func(typ, key, method string, payload []byte) string {
+		t.Helper()
+		out, err := cl.Call(ctx, actor.Ref{Type: typ, Key: key}, method, payload)
+		if err != nil {
+			t.Fatalf("%s/%s %s: %v", typ, key, method, err)
+		}
+		return string(out)
+	}
+	call("account", "alice", "deposit", []byte(`{"amount": 100}`))
+	call("account", "carol", "close", nil)
+	settle := func(saga string) actor.SagaState {
+		t.Helper()
+		for {
+			var st actor.SagaState
+			if err := json.Unmarshal([]byte(call(actor.SagaType, saga, "status", nil)), &st); err != nil {
+				t.Fatal(err)
+			}
+			if st.Phase != actor.SagaRunning && st.Phase != actor.SagaCompensating {
+				return st
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("saga %s never settled: %+v", saga, st)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	for _, c := range []struct {
+		saga, from, to string
+		amount         int64
+		phase          string
+		alice          string
+	}{
+		{"t1", "alice", "bob", 30, actor.SagaDone, `{"balance":70}`},
+		{"t2", "alice", "bob", 500, actor.SagaAborted, `{"balance":70}`},
+		{"t3", "alice", "carol", 20, actor.SagaAborted, `{"balance":70}`},
+	} {
+		call(actor.SagaType, c.saga, "start", bank.Transfer(c.from, c.to, c.amount))
+		if st := settle(c.saga); st.Phase != c.phase {
+			t.Fatalf("saga %s ended %s (%+v), want %s", c.saga, st.Phase, st, c.phase)
+		}
+		if got := call("account", "alice", "balance", nil); got != c.alice {
+			t.Fatalf("after saga %s alice holds %s, want %s", c.saga, got, c.alice)
+		}
+	}
+	if got := call("account", "bob", "balance", nil); got != `{"balance":30}` {
+		t.Fatalf("bob holds %s, want 30", got)
+	}
+	if st := settle("t3"); st.Failed != 1 || !strings.Contains(st.Reason, "account closed") {
+		t.Fatalf("t3's refusal = step %d, %q", st.Failed, st.Reason)
 	}
 }
