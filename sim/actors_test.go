@@ -55,10 +55,7 @@ func TestSimActors(t *testing.T) {
 
 type actorCluster struct {
 	*kvCluster
-	// commits are the committed state changes each actor's hosts
-	// reported, in the order reported.
-	commits   map[actor.Ref][]actor.Commit
-	violation error
+	*commitLog
 	// The reminder workload: reminders set (acknowledged) per timer
 	// actor, and whether every one was seen fired after the heal.
 	reminders      map[string][]string
@@ -67,7 +64,7 @@ type actorCluster struct {
 }
 
 func newActorCluster(s *Sim, servers []kernel.NodeID) *actorCluster {
-	c := &actorCluster{kvCluster: &kvCluster{}, commits: map[actor.Ref][]actor.Commit{}, reminders: map[string][]string{}}
+	c := &actorCluster{kvCluster: &kvCluster{}, commitLog: newCommitLog(), reminders: map[string][]string{}}
 	lease := 300*time.Millisecond + time.Duration(s.Rand().Int64N(int64(700*time.Millisecond)))
 	idle := 200*time.Millisecond + time.Duration(s.Rand().Int64N(int64(3*time.Second)))
 	scan := 50*time.Millisecond + time.Duration(s.Rand().Int64N(int64(250*time.Millisecond)))
@@ -83,7 +80,7 @@ func newActorCluster(s *Sim, servers []kernel.NodeID) *actorCluster {
 			Turns:         4,
 			Hosts:         func() []kernel.NodeID { return servers },
 			ReminderScan:  scan,
-			OnCommit:      c.noteCommit,
+			OnCommit:      c.note,
 		})
 		if err != nil {
 			kernel.Crash("actor host: %v", err)
@@ -255,32 +252,48 @@ func actorCallerOf(cl *actor.Client) kvCaller {
 	}
 }
 
-// noteCommit records a committed state change and checks that its call
-// (or reminder firing) changed the actor only once.
-func (c *actorCluster) noteCommit(cm actor.Commit) {
-	for _, prev := range c.commits[cm.Ref] {
-		if cm.Reminder != "" && prev.Reminder == cm.Reminder && prev.Due == cm.Due && c.violation == nil {
-			c.violation = fmt.Errorf("actors: reminder %s of %s due at %d fired twice: version %d (node %d, epoch %d) and version %d (node %d, epoch %d)",
+// commitLog is what hosts report of committed state changes (in the
+// order reported), checked for single activation and exactly once.
+type commitLog struct {
+	commits   map[actor.Ref][]actor.Commit
+	violation error
+}
+
+func newCommitLog() *commitLog { return &commitLog{commits: map[actor.Ref][]actor.Commit{}} }
+
+// note records a committed state change and checks that its call (or
+// reminder firing) changed the actor only once.
+func (l *commitLog) note(cm actor.Commit) {
+	for _, prev := range l.commits[cm.Ref] {
+		if cm.Reminder != "" && prev.Reminder == cm.Reminder && prev.Due == cm.Due && l.violation == nil {
+			l.violation = fmt.Errorf("actors: reminder %s of %s due at %d fired twice: version %d (node %d, epoch %d) and version %d (node %d, epoch %d)",
 				cm.Reminder, cm.Ref, cm.Due, prev.Version, prev.Node, prev.Epoch, cm.Version, cm.Node, cm.Epoch)
 		}
-		if cm.Reminder == "" && prev.Reminder == "" && prev.Client == cm.Client && prev.Seq == cm.Seq && c.violation == nil {
-			c.violation = fmt.Errorf("actors: call %d of client %x changed %s twice: version %d (node %d, epoch %d) and version %d (node %d, epoch %d)",
+		if cm.Outbox != 0 && prev.Outbox == cm.Outbox && l.violation == nil {
+			l.violation = fmt.Errorf("actors: %s took the answer to its call %d twice: version %d (node %d, epoch %d) and version %d (node %d, epoch %d)",
+				cm.Ref, cm.Outbox, prev.Version, prev.Node, prev.Epoch, cm.Version, cm.Node, cm.Epoch)
+		}
+		if cm.Reminder == "" && cm.Client != 0 && prev.Client == cm.Client && prev.Seq == cm.Seq && l.violation == nil {
+			l.violation = fmt.Errorf("actors: call %d of client %x changed %s twice: version %d (node %d, epoch %d) and version %d (node %d, epoch %d)",
 				cm.Seq, cm.Client, cm.Ref, prev.Version, prev.Node, prev.Epoch, cm.Version, cm.Node, cm.Epoch)
 		}
 	}
-	c.commits[cm.Ref] = append(c.commits[cm.Ref], cm)
+	l.commits[cm.Ref] = append(l.commits[cm.Ref], cm)
 }
 
-// checkSingleActivation: an actor's committed versions are distinct and
-// their epochs never go back as the versions go up.
-func (c *actorCluster) checkSingleActivation() error {
-	refs := make([]actor.Ref, 0, len(c.commits))
-	for r := range c.commits {
+// check: no violation noted; an actor's committed versions are distinct
+// and their epochs never go back as the versions go up.
+func (l *commitLog) check() error {
+	if l.violation != nil {
+		return l.violation
+	}
+	refs := make([]actor.Ref, 0, len(l.commits))
+	for r := range l.commits {
 		refs = append(refs, r)
 	}
-	slices.SortFunc(refs, func(a, b actor.Ref) int { return bytes.Compare([]byte(a.String()), []byte(b.String())) })
+	slices.SortFunc(refs, func(a, b actor.Ref) int { return strings.Compare(a.String(), b.String()) })
 	for _, r := range refs {
-		cms := slices.Clone(c.commits[r])
+		cms := slices.Clone(l.commits[r])
 		slices.SortStableFunc(cms, func(a, b actor.Commit) int { return int(a.Version) - int(b.Version) })
 		for i := 1; i < len(cms); i++ {
 			a, b := cms[i-1], cms[i]
@@ -297,11 +310,16 @@ func (c *actorCluster) checkSingleActivation() error {
 	return nil
 }
 
-func (c *actorCluster) Status() string {
-	n, set := 0, 0
-	for _, cms := range c.commits {
+func (l *commitLog) count() int {
+	n := 0
+	for _, cms := range l.commits {
 		n += len(cms)
 	}
+	return n
+}
+
+func (c *actorCluster) Status() string {
+	n, set := c.count(), 0
 	for _, names := range c.reminders {
 		set += len(names)
 	}
@@ -312,10 +330,7 @@ func (c *actorCluster) Status() string {
 func (c *actorCluster) Progressed() bool { return c.kvCluster.Progressed() && c.remindersFired }
 
 func (c *actorCluster) Check(vizPath string) error {
-	if c.violation != nil {
-		return c.violation
-	}
-	if err := c.checkSingleActivation(); err != nil {
+	if err := c.commitLog.check(); err != nil {
 		return err
 	}
 	return c.kvCluster.Check(vizPath)

@@ -39,7 +39,7 @@ func mutationScenarios(b mutation.Bug) []Scenario {
 	case mutation.SQL:
 		return []Scenario{sqlBankScenario, sqlListScenario}
 	case mutation.Actors:
-		return []Scenario{actorsScenario}
+		return []Scenario{actorsScenario, sagasScenario}
 	case mutation.Snapshot:
 		// Snapshots meet splits and replica moves in kvsplit5: the span a
 		// snapshot clears and fills changes under them.

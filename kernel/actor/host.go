@@ -25,8 +25,13 @@ type Host struct {
 	rt   kernel.Runtime
 	dbs  *txn.Pool
 
+	// clients deliver the activations' calls to other actors.
+	clients *clientPool
+
 	mu   sync.Mutex
 	acts map[Ref]*activation
+	// delivering: the senders whose calls a task here is delivering.
+	delivering map[Ref]bool
 }
 
 // activation is one live instance of an actor on this node. Only its task
@@ -71,7 +76,8 @@ func NewHost(opts Options) (*Host, error) {
 		opts.Types = maps.Clone(opts.Types)
 		opts.Types[SagaType] = Saga
 	}
-	h := &Host{opts: opts, rt: opts.Runtime, acts: map[Ref]*activation{}}
+	h := &Host{opts: opts, rt: opts.Runtime, acts: map[Ref]*activation{}, delivering: map[Ref]bool{}}
+	h.clients = newClientPool(opts)
 	h.dbs = txn.NewPool(opts.Runtime, opts.Turns, "actor", opts.NewDB)
 	return h, nil
 }
@@ -270,6 +276,7 @@ func (h *Host) turn(ctx context.Context, a *activation, req request) ([]byte, er
 	self := h.rt.NodeID()
 	var reply []byte
 	var wrote *stateRecord
+	var madeCalls []OutCall
 	var methodErr error
 	fenced := func(tx *txn.Tx) error {
 		if mutation.On(MutLeaseNotFenced) {
@@ -309,7 +316,7 @@ func (h *Host) turn(ctx context.Context, a *activation, req request) ([]byte, er
 		}
 	}
 	err := h.withDB(ctx, func(tx *txn.Tx) error {
-		reply, wrote, methodErr = nil, nil, nil
+		reply, wrote, madeCalls, methodErr = nil, nil, nil, nil
 		if err := fenced(tx); err != nil {
 			return err
 		}
@@ -345,6 +352,9 @@ func (h *Host) turn(ctx context.Context, a *activation, req request) ([]byte, er
 			switch {
 			case last.Seq > req.Seq:
 				return fmt.Errorf("%w: request %d of client %x, %d ran", ErrStaleRequest, req.Seq, req.Client, last.Seq)
+			case last.Seq == req.Seq && req.Seq != 0 && last.Refused:
+				methodErr = &MethodError{Msg: string(last.Reply)} // refused already: the same refusal
+				return nil
 			case last.Seq == req.Seq && req.Seq != 0:
 				reply = last.Reply // ran already: its reply, not a second run
 				return nil
@@ -354,7 +364,13 @@ func (h *Host) turn(ctx context.Context, a *activation, req request) ([]byte, er
 		if err != nil {
 			methodErr = &MethodError{Msg: err.Error()}
 			if fired == nil && answering == 0 {
-				return nil
+				if req.Seq == 0 {
+					return nil
+				}
+				// A numbered call's refusal is its outcome: the same
+				// call sent again gets it again, and never runs later
+				// (a saga compensates the steps before a refused one).
+				return h.noteRequest(ctx, tx, a, req.Client, lastRequest{Seq: req.Seq, Refused: true, Reply: []byte(methodErr.Error())})
 			}
 			res = Result{} // a refused firing or answer still ends its turn
 		}
@@ -389,6 +405,7 @@ func (h *Host) turn(ctx context.Context, a *activation, req request) ([]byte, er
 		if err := writeCalls(ctx, tx, a.ref, res.Calls, now); err != nil {
 			return err
 		}
+		madeCalls = res.Calls
 		if answering != 0 {
 			if err := settleOutboxIndex(ctx, tx, a.ref); err != nil {
 				return err
@@ -409,11 +426,14 @@ func (h *Host) turn(ctx context.Context, a *activation, req request) ([]byte, er
 	if methodErr != nil {
 		return nil, methodErr
 	}
+	if len(madeCalls) > 0 {
+		h.kick(a.ref)
+	}
 	if wrote != nil {
 		a.state, a.version = wrote.State, wrote.Version
 		if h.opts.OnCommit != nil {
 			h.opts.OnCommit(Commit{Ref: a.ref, Node: self, Epoch: wrote.Epoch, Version: wrote.Version,
-				Client: req.Client, Seq: req.Seq, Reminder: req.Reminder, Due: req.Due})
+				Client: req.Client, Seq: req.Seq, Reminder: req.Reminder, Due: req.Due, Outbox: req.Outbox})
 		}
 	}
 	return reply, nil

@@ -153,7 +153,8 @@ type Options struct {
 
 // Commit describes a committed state change: by which activation (node
 // and epoch), to which version, for which call (its client and number,
-// or the reminder and the due time it fired for).
+// or the reminder and the due time it fired for, or the actor's own call
+// whose answer it took).
 type Commit struct {
 	Ref         Ref
 	Node        kernel.NodeID
@@ -162,6 +163,7 @@ type Commit struct {
 	Client, Seq uint64
 	Reminder    string
 	Due         int64
+	Outbox      uint64 // the actor's own call this turn took the answer of
 }
 
 // ErrInvalidOptions wraps every error of Options.Validate.

@@ -159,3 +159,31 @@ func (h *Host) deliverOutbox(ctx context.Context, cl *Client, sender Ref) {
 		}
 	}
 }
+
+// kick starts delivering the sender's waiting calls on a task of their
+// own, unless this host is at it already: right after a turn that made
+// calls commits, and from the scans for senders whose calls were left
+// waiting (their host died, or a delivery's outcome was unknown).
+func (h *Host) kick(sender Ref) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.delivering[sender] {
+		return
+	}
+	h.delivering[sender] = true
+	h.rt.Go("actor outbox "+sender.String(), func(ctx context.Context) {
+		defer func() {
+			h.mu.Lock()
+			delete(h.delivering, sender)
+			h.mu.Unlock()
+		}()
+		cl, err := h.clients.Take(ctx)
+		if err != nil {
+			return
+		}
+		defer h.clients.Put(cl)
+		dctx, cancel := h.rt.WithTimeout(ctx, 4*h.opts.AttemptTimeout)
+		defer cancel()
+		h.deliverOutbox(dctx, cl, sender)
+	})
+}

@@ -119,20 +119,23 @@ func decodeStateRecord(b []byte) (stateRecord, error) {
 // lastRequest is the last state-changing request of one caller that an
 // actor ran, and its reply.
 type lastRequest struct {
-	Seq   uint64
-	Reply []byte
+	Seq uint64
+	// Refused: the actor refused it, and Reply is the refusal's message.
+	Refused bool
+	Reply   []byte
 }
 
 func (l lastRequest) encode() []byte {
 	w := newEncoder()
 	w.U64(l.Seq)
+	w.Bool(l.Refused)
 	w.Raw(l.Reply)
 	return w.B
 }
 
 func decodeLastRequest(b []byte) (lastRequest, error) {
 	r := newDecoder(b)
-	l := lastRequest{Seq: r.U64()}
+	l := lastRequest{Seq: r.U64(), Refused: r.Bool()}
 	l.Reply = r.Rest()
 	return l, r.Done()
 }

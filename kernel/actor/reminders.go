@@ -125,17 +125,20 @@ func (h *Host) scanReminders(ctx context.Context) {
 		if err != nil {
 			continue // faults: the next scan
 		}
-		senders := map[Ref]bool{}
+		// Calls left waiting: the host that made them delivers them as
+		// they commit (kick), so only those waiting a few scans are
+		// picked up here, by every host (deliveries are numbered: the
+		// target runs each once).
+		left := h.rt.Now().UnixNano() - 3*int64(h.opts.ReminderScan)
 		for _, d := range due {
-			fctx, cancel := h.rt.WithTimeout(ctx, h.opts.AttemptTimeout*2)
 			if d.name == outboxName {
-				if !senders[d.ref] { // one pass per sender: its calls go in order
-					senders[d.ref] = true
-					h.deliverOutbox(fctx, cl, d.ref)
+				if d.due <= left {
+					h.kick(d.ref)
 				}
-			} else {
-				_ = cl.fire(fctx, d) // not run: still due, the next scan fires it again
+				continue
 			}
+			fctx, cancel := h.rt.WithTimeout(ctx, h.opts.AttemptTimeout*2)
+			_ = cl.fire(fctx, d) // not run: still due, the next scan fires it again
 			cancel()
 		}
 	}

@@ -1,0 +1,292 @@
+package sim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/orbitkernel/orbit/consensus"
+	"github.com/orbitkernel/orbit/kernel"
+	"github.com/orbitkernel/orbit/kernel/actor"
+	"github.com/orbitkernel/orbit/kernel/hlc"
+	"github.com/orbitkernel/orbit/txn"
+)
+
+// The saga scenario (docs/actors.md, "Checking it"): account actors on
+// three hosts under swarm faults, and transfers between them as sagas
+// (withdraw, undone by a refund; then deposit), started by clients while
+// the faults run. A deposit that would take an account over a cap is
+// refused, so some sagas compensate. After the heal a checker waits for
+// every saga to settle (done or aborted: never stuck) and then reads
+// every balance: the total must be the starting one and no balance
+// negative — a step run twice, a compensation of a step that did not
+// happen, or a step abandoned half-way shows as money made or lost. The
+// hosts' commits are checked for single activation and exactly once, as
+// in the actors scenario (calls between actors included).
+var sagasScenario = Scenario{
+	Name:         "sagas",
+	Setup:        func(s *Sim) Workload { return newSagaCluster(s, []kernel.NodeID{1, 2, 3}) },
+	Adjust:       txnClocks,
+	FaultTime:    5 * time.Second,
+	ProgressTime: 30 * time.Second,
+	QuiesceTime:  3 * time.Second,
+}
+
+// TestSimSagas runs the saga scenario: seeds 1–20 by default but the
+// known failures, or those named (a known failure named on the command
+// line runs, and fails).
+func TestSimSagas(t *testing.T) {
+	runScenario(t, sagasScenario, slices.DeleteFunc(seedRange(1, 20), func(s uint64) bool { return sagasKnownFailures[s] != "" }))
+}
+
+// sagasKnownFailures are seeds that fail for a bug not fixed yet, each
+// with where it is written down. Seed 15 (found 2026-12-04, the
+// scenario's first sweep; seeds 21–100 pass): after splits under frequent
+// snapshots, two replicas of the transactional keyspace's first span
+// differ by two MVCC versions of a due-index key at the same applied
+// index — node 3 lacks them. Actors only send transactions, so the
+// divergence is in the range layer (splits, snapshots, replica GC):
+// docs/consensus.md, "Next steps" 9.
+var sagasKnownFailures = map[uint64]string{15: "docs/consensus.md next step 9"}
+
+// The accounts: each starts with sagaInitial; a deposit above sagaCap is
+// refused.
+var sagaAccounts = []string{"a", "b", "c", "d"}
+
+const (
+	sagaInitial = 100
+	sagaCap     = 150
+	sagaClients = 3
+)
+
+type sagaCluster struct {
+	*serverSet
+	*commitLog
+	s       *Sim
+	stopped bool
+	healed  int64
+	served  []int64
+	// started are the sagas a client asked to start (some may not have).
+	started []string
+	// Set by the checker after the heal.
+	settled      bool
+	done, undone int
+	status       string
+}
+
+func newSagaCluster(s *Sim, servers []kernel.NodeID) *sagaCluster {
+	c := &sagaCluster{s: s, commitLog: newCommitLog(), healed: -1, served: make([]int64, sagaClients)}
+	lease := 300*time.Millisecond + time.Duration(s.Rand().Int64N(int64(700*time.Millisecond)))
+	scan := 50*time.Millisecond + time.Duration(s.Rand().Int64N(int64(250*time.Millisecond)))
+	c.serverSet = newTxnServersWith(s, servers, func() bool { return c.stopped }, func(rt kernel.Runtime, clock *hlc.Clock) {
+		h, err := actor.NewHost(actor.Options{
+			Runtime: rt,
+			NewDB: func(name string) (*txn.DB, error) {
+				return txn.NewDB(rt, consensus.NewRouter(rt, c.layout), clock, name, simTxnOptions(rt))
+			},
+			Types:         map[string]actor.Handler{"account": sagaAccount},
+			LeaseDuration: lease,
+			Turns:         4,
+			Hosts:         func() []kernel.NodeID { return servers },
+			ReminderScan:  scan,
+			OnCommit:      c.note,
+		})
+		if err != nil {
+			kernel.Crash("actor host: %v", err)
+		}
+		h.Start()
+	}, "actor/h", "actor/r")
+	newClient := func(rt kernel.Runtime) *actor.Client {
+		cl, err := actor.NewClient(actor.Options{Runtime: rt, Hosts: func() []kernel.NodeID { return servers },
+			NewDB:          func(string) (*txn.DB, error) { return newTxnDB(rt, c.layout), nil },
+			AttemptTimeout: 500 * time.Millisecond})
+		if err != nil {
+			kernel.Crash("actor client: %v", err)
+		}
+		return cl
+	}
+	for i := range sagaClients {
+		s.AddNode(firstClient+kernel.NodeID(i), func(rt kernel.Runtime) {
+			rt.Go("saga client", func(ctx context.Context) { c.client(ctx, rt, i, newClient(rt)) })
+		})
+	}
+	s.AddNode(reminderClient, func(rt kernel.Runtime) {
+		rt.Go("saga checker", func(ctx context.Context) { c.checker(ctx, rt, newClient(rt)) })
+	})
+	return c
+}
+
+// sagaAccount is an account: its state is its balance (sagaInitial when
+// none); "withdraw" and "deposit" (payload: the amount) refuse to go
+// below zero or above sagaCap; "refund" (a withdrawal's compensation)
+// always adds; "balance" answers it.
+func sagaAccount(_ context.Context, c actor.Call) (actor.Result, error) {
+	bal := sagaInitial
+	if c.State != nil {
+		bal, _ = strconv.Atoi(string(c.State))
+	}
+	if c.Method == "balance" {
+		return actor.Result{Reply: []byte(strconv.Itoa(bal))}, nil
+	}
+	var amount int
+	if err := json.Unmarshal(c.Payload, &amount); err != nil || amount <= 0 {
+		return actor.Result{}, fmt.Errorf("account: %s takes a positive amount, not %q", c.Method, c.Payload)
+	}
+	switch c.Method {
+	case "withdraw":
+		if amount > bal {
+			return actor.Result{}, fmt.Errorf("account %s: %d > balance %d", c.Ref.Key, amount, bal)
+		}
+		bal -= amount
+	case "deposit":
+		if bal+amount > sagaCap {
+			return actor.Result{}, fmt.Errorf("account %s: %d + %d over the cap", c.Ref.Key, bal, amount)
+		}
+		bal += amount
+	case "refund":
+		bal += amount
+	default:
+		return actor.Result{}, fmt.Errorf("account: no method %q", c.Method)
+	}
+	s := []byte(strconv.Itoa(bal))
+	return actor.Result{Reply: s, Write: true, State: s}, nil
+}
+
+// transferPlan is a saga moving amount from one account to another.
+func transferPlan(from, to string, amount int) []byte {
+	a := json.RawMessage(strconv.Itoa(amount))
+	plan := actor.SagaPlan{Steps: []actor.SagaStep{
+		{Do: actor.SagaCall{Type: "account", Key: from, Method: "withdraw", Payload: a},
+			Undo: &actor.SagaCall{Type: "account", Key: from, Method: "refund", Payload: a}},
+		{Do: actor.SagaCall{Type: "account", Key: to, Method: "deposit", Payload: a}},
+	}}
+	b, err := json.Marshal(plan)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// client starts transfers until the heal.
+func (c *sagaCluster) client(ctx context.Context, rt kernel.Runtime, i int, cl *actor.Client) {
+	rng := rt.Rand()
+	for n := 0; c.healed < 0 && !c.stopped; n++ {
+		from := rng.IntN(len(sagaAccounts))
+		to := (from + 1 + rng.IntN(len(sagaAccounts)-1)) % len(sagaAccounts)
+		key := fmt.Sprintf("s%d-%d", i, n)
+		c.started = append(c.started, key)
+		cctx, cancel := rt.WithTimeout(ctx, time.Second)
+		_, err := cl.Call(cctx, actor.Ref{Type: actor.SagaType, Key: key}, "start", transferPlan(sagaAccounts[from], sagaAccounts[to], 1+rng.IntN(60)))
+		cancel()
+		if err == nil {
+			c.served[i] = c.s.now
+		}
+		if rt.Sleep(ctx, time.Duration(rng.ExpFloat64()*float64(50*time.Millisecond))) != nil {
+			return
+		}
+	}
+}
+
+// errSagaViolation marks what the checker found broken.
+var errSagaViolation = errors.New("sagas: invariant broken")
+
+// checker, after the heal, waits for every saga to settle, then audits
+// the balances.
+func (c *sagaCluster) checker(ctx context.Context, rt kernel.Runtime, cl *actor.Client) {
+	for c.healed < 0 {
+		if rt.Sleep(ctx, 100*time.Millisecond) != nil {
+			return
+		}
+	}
+	call := func(typ, key, method string) ([]byte, error) {
+		cctx, cancel := rt.WithTimeout(ctx, time.Second)
+		defer cancel()
+		return cl.Call(cctx, actor.Ref{Type: typ, Key: key}, method, nil)
+	}
+	for pending := 0; !c.stopped; pending = 0 {
+		c.done, c.undone = 0, 0
+		for _, key := range c.started {
+			out, err := call(actor.SagaType, key, "status")
+			var st actor.SagaState
+			if err == nil {
+				err = json.Unmarshal(out, &st)
+			}
+			switch {
+			case err != nil, st.Phase == actor.SagaRunning, st.Phase == actor.SagaCompensating:
+				pending++
+				if c.s.now > c.healed+int64(20*time.Second) {
+					fmt.Println("DBG pending", key, string(out), err)
+				}
+			case st.Phase == actor.SagaStuck:
+				if c.commitLog.violation == nil {
+					c.commitLog.violation = fmt.Errorf("%w: saga %s is stuck: a refund was refused (%s)", errSagaViolation, key, st.LastError)
+				}
+			case st.Phase == actor.SagaDone:
+				c.done++
+			case st.Phase == actor.SagaAborted:
+				c.undone++
+			}
+		}
+		c.status = fmt.Sprintf("sagas: %d started, %d done, %d aborted, %d not settled", len(c.started), c.done, c.undone, pending)
+		if pending == 0 {
+			break
+		}
+		if rt.Sleep(ctx, 100*time.Millisecond) != nil {
+			return
+		}
+	}
+	total, balances := 0, ""
+	for _, a := range sagaAccounts {
+		out, err := call("account", a, "balance")
+		for err != nil && !c.stopped {
+			_ = rt.Sleep(ctx, 100*time.Millisecond)
+			out, err = call("account", a, "balance")
+		}
+		n, _ := strconv.Atoi(string(out))
+		total += n
+		balances += fmt.Sprintf(" %s=%d", a, n)
+		if n < 0 && c.commitLog.violation == nil {
+			c.commitLog.violation = fmt.Errorf("%w: account %s holds %d", errSagaViolation, a, n)
+		}
+	}
+	if want := sagaInitial * len(sagaAccounts); total != want && c.commitLog.violation == nil {
+		c.commitLog.violation = fmt.Errorf("%w: the accounts hold %d after every saga settled, want %d (%s; %s)", errSagaViolation, total, want, balances, c.status)
+	}
+	c.settled = true
+}
+
+func (c *sagaCluster) Targets() []kernel.NodeID { return c.nodes }
+
+func (c *sagaCluster) Healed() {
+	c.healed = c.s.now
+	c.faultsOver = true
+}
+
+func (c *sagaCluster) Stop() { c.stopped = true }
+
+func (c *sagaCluster) Settled() bool { return c.caughtUp() }
+
+// Progressed: every saga settled and the audit ran.
+func (c *sagaCluster) Progressed() bool { return c.settled }
+
+func (c *sagaCluster) Status() string {
+	return fmt.Sprintf("%d state changes committed; %s; ", c.count(), c.status) + c.serverSet.status(c.served, c.healed)
+}
+
+func (c *sagaCluster) Check(string) error {
+	switch {
+	case c.safetyError != nil:
+		return c.safetyError
+	case c.done == 0:
+		return fmt.Errorf("sagas: no saga completed, so the run checks little (%s)", c.status)
+	}
+	if err := c.commitLog.check(); err != nil {
+		return err
+	}
+	return c.checkConvergence()
+}
