@@ -16,6 +16,7 @@ import (
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 
 	"github.com/orbitkernel/orbit/adapters/actorapi"
+	"github.com/orbitkernel/orbit/examples/bank"
 	"github.com/orbitkernel/orbit/kernel/actor"
 )
 
@@ -83,6 +84,30 @@ func TestServeActors(t *testing.T) {
 	}
 	if got := call("balance", ``); got != `{"balance":70}` {
 		t.Fatalf("balance after a deactivation = %s", got)
+	}
+
+	// A transfer saga through the service.
+	if _, err := cl.Invoke(ctx, actor.SagaType, "t1", "start", bank.Transfer("alice", "dave", 20)); err != nil {
+		t.Fatalf("starting a transfer saga: %v", err)
+	}
+	for {
+		out, err := cl.Invoke(ctx, actor.SagaType, "t1", "status", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(out), `"phase":"done"`) {
+			break
+		}
+		if ctx.Err() != nil || strings.Contains(string(out), `"phase":"aborted"`) {
+			t.Fatalf("the transfer saga did not finish: %s", out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := call("balance", ``); got != `{"balance":50}` {
+		t.Fatalf("alice after a transfer of 20 = %s", got)
+	}
+	if out, err := cl.Invoke(ctx, "account", "dave", "balance", nil); err != nil || string(out) != `{"balance":20}` {
+		t.Fatalf("dave after the transfer = %s, %v", out, err)
 	}
 
 	// Server reflection names the service and serves its file, as
