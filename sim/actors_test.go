@@ -65,48 +65,13 @@ type actorCluster struct {
 
 func newActorCluster(s *Sim, servers []kernel.NodeID) *actorCluster {
 	c := &actorCluster{kvCluster: &kvCluster{}, commitLog: newCommitLog(), reminders: map[string][]string{}}
-	lease := 300*time.Millisecond + time.Duration(s.Rand().Int64N(int64(700*time.Millisecond)))
-	idle := 200*time.Millisecond + time.Duration(s.Rand().Int64N(int64(3*time.Second)))
-	scan := 50*time.Millisecond + time.Duration(s.Rand().Int64N(int64(250*time.Millisecond)))
-	c.serverSet = newTxnServersWith(s, servers, func() bool { return c.stopped }, func(rt kernel.Runtime, clock *hlc.Clock) {
-		h, err := actor.NewHost(actor.Options{
-			Runtime: rt,
-			NewDB: func(name string) (*txn.DB, error) {
-				return txn.NewDB(rt, consensus.NewRouter(rt, c.layout), clock, name, simTxnOptions(rt))
-			},
-			Types:         map[string]actor.Handler{"register": registerActor, "timer": timerActor},
-			LeaseDuration: lease,
-			IdleTimeout:   idle,
-			Turns:         4,
-			Hosts:         func() []kernel.NodeID { return servers },
-			ReminderScan:  scan,
-			OnCommit:      c.note,
-		})
-		if err != nil {
-			kernel.Crash("actor host: %v", err)
-		}
-		h.Start()
-	}, "actor/h", "actor/r")
+	c.serverSet = newActorServers(s, servers, func() bool { return c.stopped },
+		map[string]actor.Handler{"register": registerActor, "timer": timerActor}, c.commitLog)
 	c.kvWorkload = newKVWorkload(s, servers, 6, func(rt kernel.Runtime, i int) kvCaller {
-		cl, err := actor.NewClient(actor.Options{
-			Runtime:        rt,
-			NewDB:          func(name string) (*txn.DB, error) { return newTxnDB(rt, c.layout), nil },
-			Hosts:          func() []kernel.NodeID { return servers },
-			Placement:      actor.Placement(rt.Rand().IntN(int(actor.PlaceHash) + 1)),
-			AttemptTimeout: 500 * time.Millisecond,
-		})
-		if err != nil {
-			kernel.Crash("actor client: %v", err)
-		}
-		return actorCallerOf(cl)
+		return actorCallerOf(newSimActorClient(rt, c.layout, servers, actor.Placement(rt.Rand().IntN(int(actor.PlaceHash)+1))))
 	})
 	s.AddNode(reminderClient, func(rt kernel.Runtime) {
-		cl, err := actor.NewClient(actor.Options{Runtime: rt, Hosts: func() []kernel.NodeID { return servers },
-			NewDB:          func(name string) (*txn.DB, error) { return newTxnDB(rt, c.layout), nil },
-			AttemptTimeout: 500 * time.Millisecond})
-		if err != nil {
-			kernel.Crash("actor client: %v", err)
-		}
+		cl := newSimActorClient(rt, c.layout, servers, actor.PlaceRandom)
 		rt.Go("reminders", func(ctx context.Context) { c.setReminders(ctx, rt, cl) })
 	})
 	c.boundByChangesOnly = true
@@ -116,6 +81,49 @@ func newActorCluster(s *Sim, servers []kernel.NodeID) *actorCluster {
 		c.crashClients(500 * time.Millisecond)
 	}
 	return c
+}
+
+// newActorServers is a server set of the transactional keyspace whose
+// nodes host actors of types, with leases (0.3–1 s), idle timeouts
+// (0.2–3.2 s) and reminder scans (50–300 ms) drawn per seed, reporting
+// their commits to log.
+func newActorServers(s *Sim, servers []kernel.NodeID, stopped func() bool, types map[string]actor.Handler, log *commitLog) *serverSet {
+	lease := 300*time.Millisecond + time.Duration(s.Rand().Int64N(int64(700*time.Millisecond)))
+	idle := 200*time.Millisecond + time.Duration(s.Rand().Int64N(int64(3*time.Second)))
+	scan := 50*time.Millisecond + time.Duration(s.Rand().Int64N(int64(250*time.Millisecond)))
+	var set *serverSet
+	set = newTxnServersWith(s, servers, stopped, func(rt kernel.Runtime, clock *hlc.Clock) {
+		h, err := actor.NewHost(actor.Options{
+			Runtime: rt,
+			NewDB: func(name string) (*txn.DB, error) {
+				return txn.NewDB(rt, consensus.NewRouter(rt, set.layout), clock, name, simTxnOptions(rt))
+			},
+			Types:         types,
+			LeaseDuration: lease,
+			IdleTimeout:   idle,
+			Turns:         4,
+			Hosts:         func() []kernel.NodeID { return servers },
+			ReminderScan:  scan,
+			OnCommit:      log.note,
+		})
+		if err != nil {
+			kernel.Crash("actor host: %v", err)
+		}
+		h.Start()
+	}, "actor/h", "actor/r")
+	return set
+}
+
+// newSimActorClient is a client node's actor client.
+func newSimActorClient(rt kernel.Runtime, layout consensus.Layout, servers []kernel.NodeID, placement actor.Placement) *actor.Client {
+	cl, err := actor.NewClient(actor.Options{Runtime: rt, Hosts: func() []kernel.NodeID { return servers },
+		NewDB:          func(string) (*txn.DB, error) { return newTxnDB(rt, layout), nil },
+		Placement:      placement,
+		AttemptTimeout: 500 * time.Millisecond})
+	if err != nil {
+		kernel.Crash("actor client: %v", err)
+	}
+	return cl
 }
 
 // registerActor is a register: "get" answers the state ("" for none),

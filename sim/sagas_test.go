@@ -9,11 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/orbitkernel/orbit/consensus"
 	"github.com/orbitkernel/orbit/kernel"
 	"github.com/orbitkernel/orbit/kernel/actor"
-	"github.com/orbitkernel/orbit/kernel/hlc"
-	"github.com/orbitkernel/orbit/txn"
 )
 
 // The saga scenario (docs/actors.md, "Checking it"): account actors on
@@ -79,34 +76,9 @@ type sagaCluster struct {
 
 func newSagaCluster(s *Sim, servers []kernel.NodeID) *sagaCluster {
 	c := &sagaCluster{s: s, commitLog: newCommitLog(), healed: -1, served: make([]int64, sagaClients)}
-	lease := 300*time.Millisecond + time.Duration(s.Rand().Int64N(int64(700*time.Millisecond)))
-	scan := 50*time.Millisecond + time.Duration(s.Rand().Int64N(int64(250*time.Millisecond)))
-	c.serverSet = newTxnServersWith(s, servers, func() bool { return c.stopped }, func(rt kernel.Runtime, clock *hlc.Clock) {
-		h, err := actor.NewHost(actor.Options{
-			Runtime: rt,
-			NewDB: func(name string) (*txn.DB, error) {
-				return txn.NewDB(rt, consensus.NewRouter(rt, c.layout), clock, name, simTxnOptions(rt))
-			},
-			Types:         map[string]actor.Handler{"account": sagaAccount},
-			LeaseDuration: lease,
-			Turns:         4,
-			Hosts:         func() []kernel.NodeID { return servers },
-			ReminderScan:  scan,
-			OnCommit:      c.note,
-		})
-		if err != nil {
-			kernel.Crash("actor host: %v", err)
-		}
-		h.Start()
-	}, "actor/h", "actor/r")
+	c.serverSet = newActorServers(s, servers, func() bool { return c.stopped }, map[string]actor.Handler{"account": sagaAccount}, c.commitLog)
 	newClient := func(rt kernel.Runtime) *actor.Client {
-		cl, err := actor.NewClient(actor.Options{Runtime: rt, Hosts: func() []kernel.NodeID { return servers },
-			NewDB:          func(string) (*txn.DB, error) { return newTxnDB(rt, c.layout), nil },
-			AttemptTimeout: 500 * time.Millisecond})
-		if err != nil {
-			kernel.Crash("actor client: %v", err)
-		}
-		return cl
+		return newSimActorClient(rt, c.layout, servers, actor.PlaceRandom)
 	}
 	for i := range sagaClients {
 		s.AddNode(firstClient+kernel.NodeID(i), func(rt kernel.Runtime) {

@@ -37,18 +37,25 @@ func counter(_ context.Context, c actor.Call) (actor.Result, error) {
 	return actor.Result{}, errors.New("no such method: " + c.Method)
 }
 
-// TestActorsOnANode hosts a counter actor on one node: calls change its
-// durable state once each, two clients see one state, the actor's errors
-// reach the caller as MethodErrors that change nothing, an unknown type is
-// refused, and a node restarted on the same data finds the state again.
-func TestActorsOnANode(t *testing.T) {
+// openActorNode opens a standalone node that hosts actors with opts.
+func openActorNode(t *testing.T, opts *actor.Options) *Node {
+	t.Helper()
 	rec := cluster.Record{ClusterID: 1, Ranges: 2, Replicas: 1, Initial: []kernel.NodeID{1},
 		Nodes: map[kernel.NodeID]cluster.NodeEntry{1: {Version: 1}}}
 	layout, err := RecordLayout(rec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	nd, _ := openNode(t, rec, layout, Options{Redis: &session.Options{}, Actors: &actor.Options{Types: map[string]actor.Handler{"counter": counter}}})
+	nd, _ := openNode(t, rec, layout, Options{Redis: &session.Options{}, Actors: opts})
+	return nd
+}
+
+// TestActorsOnANode hosts a counter actor on one node: calls change its
+// durable state once each, two clients see one state, the actor's errors
+// reach the caller as MethodErrors that change nothing, an unknown type is
+// refused, and a node restarted on the same data finds the state again.
+func TestActorsOnANode(t *testing.T) {
+	nd := openActorNode(t, &actor.Options{Types: map[string]actor.Handler{"counter": counter}})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	a, err := nd.NewActorClient(actor.Options{})
@@ -126,14 +133,7 @@ func timer(_ context.Context, c actor.Call) (actor.Result, error) {
 // repeating one fires again and again until cancelled; firings are turns
 // (they change durable state).
 func TestRemindersFire(t *testing.T) {
-	rec := cluster.Record{ClusterID: 1, Ranges: 2, Replicas: 1, Initial: []kernel.NodeID{1},
-		Nodes: map[kernel.NodeID]cluster.NodeEntry{1: {Version: 1}}}
-	layout, err := RecordLayout(rec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nd, _ := openNode(t, rec, layout, Options{Redis: &session.Options{},
-		Actors: &actor.Options{Types: map[string]actor.Handler{"timer": timer}, ReminderScan: 20 * time.Millisecond}})
+	nd := openActorNode(t, &actor.Options{Types: map[string]actor.Handler{"timer": timer}, ReminderScan: 20 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cl, err := nd.NewActorClient(actor.Options{})
@@ -179,14 +179,7 @@ func TestRemindersFire(t *testing.T) {
 // aborted with nothing to undo; one into a closed account is compensated
 // (the withdrawal deposited back). Money is conserved throughout.
 func TestSagaTransfers(t *testing.T) {
-	rec := cluster.Record{ClusterID: 1, Ranges: 2, Replicas: 1, Initial: []kernel.NodeID{1},
-		Nodes: map[kernel.NodeID]cluster.NodeEntry{1: {Version: 1}}}
-	layout, err := RecordLayout(rec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nd, _ := openNode(t, rec, layout, Options{Redis: &session.Options{},
-		Actors: &actor.Options{Types: bank.Types(), ReminderScan: 20 * time.Millisecond}})
+	nd := openActorNode(t, &actor.Options{Types: bank.Types(), ReminderScan: 20 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cl, err := nd.NewActorClient(actor.Options{})
