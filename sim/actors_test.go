@@ -68,7 +68,7 @@ func newActorCluster(s *Sim, servers []kernel.NodeID) *actorCluster {
 	c.serverSet = newActorServers(s, servers, func() bool { return c.stopped },
 		map[string]actor.Handler{"register": registerActor, "timer": timerActor}, c.commitLog)
 	c.kvWorkload = newKVWorkload(s, servers, 6, func(rt kernel.Runtime, i int) kvCaller {
-		return actorCallerOf(newSimActorClient(rt, c.layout, servers, actor.Placement(rt.Rand().IntN(int(actor.PlaceHash)+1))))
+		return actorCallerOf(newSimActorClient(rt, c.layout, servers, actor.Placement(rt.Rand().IntN(int(actor.PlaceLeastLoaded)+1))))
 	})
 	s.AddNode(reminderClient, func(rt kernel.Runtime) {
 		cl := newSimActorClient(rt, c.layout, servers, actor.PlaceRandom)

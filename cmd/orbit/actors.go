@@ -58,6 +58,16 @@ func actorApps(names string, lease time.Duration) (*actor.Options, error) {
 	return &actor.Options{Types: types, LeaseDuration: lease}, nil
 }
 
+// actorPlacement parses --actor-placement.
+func actorPlacement(name string) (actor.Placement, error) {
+	p, ok := map[string]actor.Placement{"": actor.PlaceRandom, "random": actor.PlaceRandom, "local": actor.PlaceLocal,
+		"hash": actor.PlaceHash, "least-loaded": actor.PlaceLeastLoaded}[name]
+	if !ok {
+		return 0, fmt.Errorf("--actor-placement %q: want random, local, hash or least-loaded", name)
+	}
+	return p, nil
+}
+
 // actorServiceAddr is where the actor service listens ("": nowhere).
 func (cfg serveConfig) actorServiceAddr() string {
 	switch {
@@ -72,7 +82,7 @@ func (cfg serveConfig) actorServiceAddr() string {
 // serveActors starts the actor service (adapters/actorapi, with server
 // reflection) on addr, over TLS when the node has certificates, and
 // returns the server and the address it bound.
-func serveActors(addr string, certs *serveTLS, nd *node.Node) (*grpc.Server, string, error) {
+func serveActors(addr string, certs *serveTLS, nd *node.Node, placement actor.Placement) (*grpc.Server, string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, "", listen.Error(addr, err)
@@ -86,7 +96,9 @@ func serveActors(addr string, certs *serveTLS, nd *node.Node) (*grpc.Server, str
 		// An attempt at a host that died is given up after a second (a
 		// turn that is merely slow, sent again, answers once: calls are
 		// numbered).
-		NewClient: func() (*actor.Client, error) { return nd.NewActorClient(actor.Options{AttemptTimeout: time.Second}) }}); err != nil {
+		NewClient: func() (*actor.Client, error) {
+			return nd.NewActorClient(actor.Options{AttemptTimeout: time.Second, Placement: placement})
+		}}); err != nil {
 		ln.Close()
 		return nil, "", err
 	}

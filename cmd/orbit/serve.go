@@ -54,10 +54,11 @@ type serveConfig struct {
 	// actors names the example actor applications the node hosts
 	// (actorApps); grpcAddr is the actor service's listen address ("":
 	// defaultGRPCAddr when actors is set, else none; "off": none).
-	actors     string
-	grpcAddr   string
-	actorLease time.Duration
-	ranges     int
+	actors         string
+	grpcAddr       string
+	actorLease     time.Duration
+	actorPlacement string
+	ranges         int
 	// Multi-node clusters: peers ("1=host:port,..."), the gRPC listen
 	// address (default: this node's entry in peers), the replicas of each
 	// range, and the cluster ID (0: derived from the layout).
@@ -161,6 +162,7 @@ func serve(args []string, stderr io.Writer) int {
 	fs.StringVar(&cfg.pgAuth, "pg-auth", "trust", "how SQL clients authenticate: trust (any role that may log in) or scram (SCRAM-SHA-256 against the role's password: set it first, e.g. ALTER ROLE postgres PASSWORD '...')")
 	fs.StringVar(&cfg.actors, "actors", "", "host the actor types of these example applications (comma-separated; \"bank\": examples/bank's account actor); every node of a cluster should host the same")
 	fs.DurationVar(&cfg.actorLease, "actor-lease", 5*time.Second, "how long an actor's activation keeps other nodes from taking it over after its last renewal: a killed node's actors are unavailable that long (a node stopped with SIGTERM hands them over at once)")
+	fs.StringVar(&cfg.actorPlacement, "actor-placement", "random", "where a call for an actor nobody hosts activates it: random, local (this node), hash (by the actor's name) or least-loaded (the host with fewest activations)")
 	fs.StringVar(&cfg.grpcAddr, "grpc-addr", "", "gRPC listen address of the actor service (orbit.actor.v1.ActorService, orbit actor call); default "+defaultGRPCAddr+" when --actors is set, else none; \"off\": none")
 	fs.StringVar(&cfg.httpAddr, "http-addr", "127.0.0.1:9090", "HTTP listen address: /metrics, /healthz, /readyz, /cluster, POST /join and /remove (membership), POST /split, /merge and /transfer (range operations)")
 	fs.IntVar(&cfg.ranges, "ranges", 0, "number of ranges (spans of hash slots) on first start; they split from there (--split-mb); 0: one per node")
@@ -286,6 +288,10 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 		return err
 	}
 	grpcAddr := cfg.actorServiceAddr()
+	placement, err := actorPlacement(cfg.actorPlacement)
+	if err != nil {
+		return err
+	}
 	for _, e := range []error{cfg.checkExposure("--redis-addr", cfg.redisAddr), cfg.checkExposure("--grpc-addr", grpcAddr),
 		cfg.checkExposure("--http-addr", cfg.httpAddr), cfg.checkExposure("--pg-addr", cfg.pgAddr), cfg.checkExposure(peerFlag, flagPeer)} {
 		if e != nil {
@@ -457,7 +463,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	var actorSrv *grpc.Server
 	grpcBound := ""
 	if grpcAddr != "" {
-		if actorSrv, grpcBound, err = serveActors(grpcAddr, certs, nd); err != nil {
+		if actorSrv, grpcBound, err = serveActors(grpcAddr, certs, nd, placement); err != nil {
 			wire.Shutdown(context.Background())
 			if pg != nil {
 				pg.Shutdown(context.Background())

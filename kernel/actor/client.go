@@ -2,6 +2,7 @@ package actor
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -143,6 +144,10 @@ func (c *Client) route(ctx context.Context, ref Ref) (kernel.NodeID, error) {
 		f := fnv.New64a()
 		f.Write(nameKey(ref))
 		return sorted[f.Sum64()%uint64(len(sorted))], nil
+	case PlaceLeastLoaded:
+		if n, ok := c.leastLoaded(ctx, hosts); ok {
+			return n, nil
+		}
 	}
 	return hosts[c.rt.Rand().IntN(len(hosts))], nil
 }
@@ -177,3 +182,32 @@ func (p *clientPool) Take(ctx context.Context) (*Client, error) {
 
 // Put gives a client back.
 func (p *clientPool) Put(cl *Client) { p.slots.Send(cl) }
+
+// loadMethod is the method of the request (with no actor type) that
+// asks a host how many activations it runs.
+const loadMethod = "load"
+
+// leastLoaded asks every host its activation count (each within a
+// quarter attempt) and returns the one with fewest, the first in host
+// order on a tie; false if none answered.
+func (c *Client) leastLoaded(ctx context.Context, hosts []kernel.NodeID) (kernel.NodeID, bool) {
+	body := request{Method: loadMethod}.encode()
+	var best kernel.NodeID
+	bestLoad := uint64(0)
+	for _, n := range slices.Sorted(slices.Values(hosts)) {
+		actx, cancel := c.rt.WithTimeout(ctx, c.opts.AttemptTimeout/4)
+		out, err := c.rpc.Call(actx, n, Port, body)
+		cancel()
+		if err != nil {
+			continue // down or slow: not the place for a new activation
+		}
+		load, w := binary.Uvarint(out)
+		if w <= 0 {
+			continue
+		}
+		if best == 0 || load < bestLoad {
+			best, bestLoad = n, load
+		}
+	}
+	return best, best != 0
+}

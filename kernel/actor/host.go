@@ -3,6 +3,7 @@ package actor
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
@@ -48,6 +49,9 @@ type activation struct {
 	expiry  int64  // its lease's end as it last wrote it
 	state   []byte // as the last committed turn left it
 	version uint64
+
+	// timers are the activation's timers, by name (only its task).
+	timers map[string]*timerState
 
 	// remembered holds callers' last requests in memory, only under the
 	// planted bug MutRequestsForgotten (lost with the activation).
@@ -146,6 +150,10 @@ func (h *Host) serve(ctx context.Context, from kernel.NodeID, body []byte, reply
 	if err != nil {
 		return // not a call: nobody to answer
 	}
+	if req.Ref.Type == "" && req.Method == loadMethod {
+		respond(binary.AppendUvarint(nil, uint64(len(h.Activations()))), nil)
+		return
+	}
 	handler, ok := h.opts.Types[req.Ref.Type]
 	if !ok {
 		respond(nil, fmt.Errorf("%w %q", ErrUnknownType, req.Ref.Type))
@@ -179,17 +187,38 @@ func (h *Host) run(ctx context.Context, a *activation) {
 		last = err
 		return
 	}
+	lastCall := h.rt.Monotonic()
 	for {
-		idle, cancel := h.rt.WithTimeout(ctx, h.opts.IdleTimeout)
-		c, err := a.inbox.Recv(idle)
-		cancel()
-		if err != nil {
-			if ctx.Err() == nil {
-				h.release(ctx, a)
-			}
+		// Wait for a call until the activation has been idle for
+		// IdleTimeout (timers do not keep it), or its next timer.
+		wait := lastCall + h.opts.IdleTimeout - h.rt.Monotonic()
+		timer, due := a.nextTimer()
+		if timer != "" {
+			wait = min(wait, due-h.rt.Monotonic())
+		}
+		var c pendingCall
+		var err error
+		if wait > 0 {
+			wctx, cancel := h.rt.WithTimeout(ctx, wait)
+			c, err = a.inbox.Recv(wctx)
+			cancel()
+		} else {
+			err = context.DeadlineExceeded
+		}
+		req := c.req
+		switch {
+		case err == nil:
+			lastCall = h.rt.Monotonic()
+		case ctx.Err() != nil:
+			return // the node stops
+		case errors.Is(err, context.DeadlineExceeded) && timer != "" && h.rt.Monotonic() >= due:
+			req = request{Ref: a.ref, timer: timer}
+			c.reply = func([]byte, error) {} // nobody waits for a timer's turn
+		default: // idle, or deactivated
+			h.release(ctx, a)
 			return
 		}
-		reply, err := h.turn(ctx, a, c.req)
+		reply, err := h.turn(ctx, a, req)
 		if err != nil && !definite(err) {
 			// Deposed, or the turn's outcome is unknown: what this
 			// activation holds may not be the actor's state any more.
@@ -274,9 +303,15 @@ func (h *Host) activate(ctx context.Context, a *activation) error {
 // activation out, the caller's last request makes the call run once.
 func (h *Host) turn(ctx context.Context, a *activation, req request) ([]byte, error) {
 	self := h.rt.NodeID()
+	if req.timer != "" {
+		// Ticked once its turn starts, whatever the turn does; the
+		// turn's own timer changes apply after it.
+		a.timerFired(req.timer, h.rt.Monotonic())
+	}
 	var reply []byte
 	var wrote *stateRecord
 	var madeCalls []OutCall
+	var timers []Timer
 	var methodErr error
 	fenced := func(tx *txn.Tx) error {
 		if mutation.On(MutLeaseNotFenced) {
@@ -316,13 +351,16 @@ func (h *Host) turn(ctx context.Context, a *activation, req request) ([]byte, er
 		}
 	}
 	err := h.withDB(ctx, func(tx *txn.Tx) error {
-		reply, wrote, madeCalls, methodErr = nil, nil, nil, nil
+		reply, wrote, madeCalls, timers, methodErr = nil, nil, nil, nil, nil
 		if err := fenced(tx); err != nil {
 			return err
 		}
 		call := Call{Ref: a.ref, Method: req.Method, Payload: req.Payload, State: a.state, Now: h.rt.Now()}
 		var fired *reminderRecord
 		var answering uint64 // the call of this actor that this turn answers
+		if req.timer != "" {
+			call.Method, call.Timer = "", req.timer
+		}
 		if req.Outbox != 0 {
 			rec, found, err := readOutbox(ctx, tx, a.ref, req.Outbox)
 			if err != nil || !found {
@@ -344,7 +382,7 @@ func (h *Host) turn(ctx context.Context, a *activation, req request) ([]byte, er
 			}
 			fired = &rec
 			call.Reminder, call.Payload = req.Reminder, rec.Payload
-		} else {
+		} else if req.timer == "" {
 			last, err := h.lastRequest(ctx, tx, a, req.Client)
 			if err != nil {
 				return err
@@ -364,7 +402,7 @@ func (h *Host) turn(ctx context.Context, a *activation, req request) ([]byte, er
 		if err != nil {
 			methodErr = &MethodError{Msg: err.Error()}
 			if fired == nil && answering == 0 {
-				if req.Seq == 0 {
+				if req.Seq == 0 || req.timer != "" {
 					return nil
 				}
 				// A numbered call's refusal is its outcome: the same
@@ -382,7 +420,7 @@ func (h *Host) turn(ctx context.Context, a *activation, req request) ([]byte, er
 				return err
 			}
 		}
-		if fired == nil && answering == 0 && (res.Write || len(res.Reminders) > 0 || len(res.Calls) > 0) {
+		if fired == nil && answering == 0 && req.timer == "" && (res.Write || len(res.Reminders) > 0 || len(res.Calls) > 0) {
 			// A call that changed the actor (its state, its reminders,
 			// its calls) must not run again.
 			if err := h.noteRequest(ctx, tx, a, req.Client, lastRequest{Seq: req.Seq, Reply: reply}); err != nil {
@@ -405,7 +443,7 @@ func (h *Host) turn(ctx context.Context, a *activation, req request) ([]byte, er
 		if err := writeCalls(ctx, tx, a.ref, res.Calls, now); err != nil {
 			return err
 		}
-		madeCalls = res.Calls
+		madeCalls, timers = res.Calls, res.Timers
 		if answering != 0 {
 			if err := settleOutboxIndex(ctx, tx, a.ref); err != nil {
 				return err
@@ -429,6 +467,7 @@ func (h *Host) turn(ctx context.Context, a *activation, req request) ([]byte, er
 	if len(madeCalls) > 0 {
 		h.kick(a.ref)
 	}
+	a.setTimers(timers, h.rt.Monotonic())
 	if wrote != nil {
 		a.state, a.version = wrote.State, wrote.Version
 		if h.opts.OnCommit != nil {

@@ -29,6 +29,9 @@ type Call struct {
 	// Reminder is the name of the reminder that is due, when this turn
 	// is its firing (Method is then "", Payload the reminder's).
 	Reminder string
+	// Timer is the name of the activation's timer that is due, when this
+	// turn is its tick (Method is then "").
+	Timer string
 	// Reply, when set, is the answer to one of the actor's own calls to
 	// another actor (Result.Calls): this turn is its delivery (Method is
 	// then "").
@@ -86,6 +89,21 @@ type Result struct {
 	Reminders []Reminder
 	// Calls are the turn's calls to other actors (effects).
 	Calls []OutCall
+	// Timers are set (or cancelled) once the turn commits.
+	Timers []Timer
+}
+
+// Timer is an activation's timer (Orleans' timers): it ticks a turn
+// (Call.Timer set) After from when it was set, and every Period after
+// that if Period > 0, while the activation lives. It is not durable: it
+// goes with its activation (a deactivation, a failover), and it does not
+// keep the activation from going idle. For what must happen whatever
+// becomes of the activation, use a Reminder.
+type Timer struct {
+	Name   string
+	After  time.Duration
+	Period time.Duration
+	Cancel bool
 }
 
 // Handler runs one turn of an actor type. It may run more than once for
@@ -106,6 +124,9 @@ const (
 	// spread evenly and the same actor returns to the same host while the
 	// host set stays the same.
 	PlaceHash
+	// PlaceLeastLoaded asks every host how many activations it runs and
+	// picks the one with fewest (a round of small calls per placement).
+	PlaceLeastLoaded
 )
 
 // Options configure a Host and a Client. Runtime and NewDB are required;
@@ -202,7 +223,7 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("%w: negative duration", ErrInvalidOptions)
 	case o.MailboxSize < 0 || o.Turns < 0:
 		return fmt.Errorf("%w: negative bound", ErrInvalidOptions)
-	case o.Placement > PlaceHash:
+	case o.Placement > PlaceLeastLoaded:
 		return fmt.Errorf("%w: unknown placement %d", ErrInvalidOptions, o.Placement)
 	}
 	return nil

@@ -224,6 +224,10 @@ type request struct {
 	Outbox  uint64
 	Refused bool
 	Payload []byte
+
+	// timer names the activation's own timer that is due (never on the
+	// wire: timers live with their activation).
+	timer string
 }
 
 func (q request) encode() []byte {

@@ -95,6 +95,14 @@ func TestActorsOnANode(t *testing.T) {
 	if got := nd.Actors.Activations(); len(got) != 1 || got[0] != ref {
 		t.Fatalf("activations = %v, want [%v]", got, ref)
 	}
+	// Least-loaded placement asks the hosts (here, the one) and works.
+	ll, err := nd.NewActorClient(actor.Options{Placement: actor.PlaceLeastLoaded})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := ll.Call(ctx, actor.Ref{Type: "counter", Key: "c3"}, "add", []byte("4")); err != nil || string(out) != "4" {
+		t.Fatalf("add 4 to c3, placed least-loaded = %s, %v", out, err)
+	}
 	// Another actor of the type has a state of its own.
 	if out, err := b.Call(ctx, actor.Ref{Type: "counter", Key: "c2"}, "add", []byte("1")); err != nil || string(out) != "1" {
 		t.Fatalf("add 1 to c2 = %s, %v", out, err)
@@ -235,5 +243,79 @@ func TestSagaTransfers(t *testing.T) {
 	}
 	if st := settle("t3"); st.Failed != 1 || !strings.Contains(st.Reason, "account closed") {
 		t.Fatalf("t3's refusal = step %d, %q", st.Failed, st.Reason)
+	}
+}
+
+// ticker is a test actor: "start" sets a timer ticking every 20 ms (an
+// in-memory tick count, kept in the durable state by each tick), "stop"
+// cancels it, "get" answers the count.
+func ticker(_ context.Context, c actor.Call) (actor.Result, error) {
+	n := 0
+	if c.State != nil {
+		n, _ = strconv.Atoi(string(c.State))
+	}
+	switch {
+	case c.Timer == "tick":
+		s := []byte(strconv.Itoa(n + 1))
+		return actor.Result{Write: true, State: s}, nil
+	case c.Method == "start":
+		return actor.Result{Timers: []actor.Timer{{Name: "tick", After: 20 * time.Millisecond, Period: 20 * time.Millisecond}}}, nil
+	case c.Method == "stop":
+		return actor.Result{Timers: []actor.Timer{{Name: "tick", Cancel: true}}}, nil
+	case c.Method == "get":
+		return actor.Result{Reply: []byte(strconv.Itoa(n))}, nil
+	}
+	return actor.Result{}, errors.New("no such method: " + c.Method)
+}
+
+// TestTimersTick: an activation's timer ticks turns until cancelled, and
+// goes with its activation.
+func TestTimersTick(t *testing.T) {
+	nd := openActorNode(t, &actor.Options{Types: map[string]actor.Handler{"ticker": ticker}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl, err := nd.NewActorClient(actor.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := actor.Ref{Type: "ticker", Key: "k"}
+	get := func() int {
+		t.Helper()
+		out, err := cl.Call(ctx, ref, "get", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := strconv.Atoi(string(out))
+		return n
+	}
+	if _, err := cl.Call(ctx, ref, "start", nil); err != nil {
+		t.Fatal(err)
+	}
+	for get() < 3 {
+		if ctx.Err() != nil {
+			t.Fatal("the timer never ticked three times")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := cl.Call(ctx, ref, "stop", nil); err != nil {
+		t.Fatal(err)
+	}
+	stopped := get()
+	time.Sleep(100 * time.Millisecond)
+	if n := get(); n != stopped {
+		t.Fatalf("a cancelled timer went on ticking: %d after %d", n, stopped)
+	}
+	// Started again, then the activation goes: the timer goes with it.
+	if _, err := cl.Call(ctx, ref, "start", nil); err != nil {
+		t.Fatal(err)
+	}
+	nd.Actors.Deactivate(ref)
+	for len(nd.Actors.Activations()) > 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	gone := get() // activates it afresh, with no timer
+	time.Sleep(100 * time.Millisecond)
+	if n := get(); n != gone {
+		t.Fatalf("a timer outlived its activation: %d after %d", n, gone)
 	}
 }
