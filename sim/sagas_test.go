@@ -40,14 +40,12 @@ func TestSimSagas(t *testing.T) {
 	runScenario(t, sagasScenario, seedRange(1, 20))
 }
 
-// sagasKnownFailures are the scenario's KnownFailures. Seed 15 (found 2026-12-04, the
-// scenario's first sweep; seeds 21–100 pass): after splits under frequent
-// snapshots, two replicas of the transactional keyspace's first span
-// differ by two MVCC versions of a due-index key at the same applied
-// index — node 3 lacks them. Actors only send transactions, so the
-// divergence is in the range layer (splits, snapshots, replica GC):
-// docs/consensus.md, "Next steps" 9.
-var sagasKnownFailures = map[uint64]string{15: "docs/consensus.md next step 9"}
+// sagasKnownFailures are the scenario's KnownFailures: none on the
+// current traces. The replica divergence that seed 15 showed on commit
+// b90b823 and seed 66 on 97bbace (docs/consensus.md, "Next steps" 9) is
+// not fixed; the traces moved away from it. A seed that shows it again
+// belongs here, with where it is written down.
+var sagasKnownFailures = map[uint64]string{}
 
 // The accounts: each starts with sagaInitial; a deposit above sagaCap is
 // refused.
@@ -150,7 +148,7 @@ func (c *sagaCluster) client(ctx context.Context, rt kernel.Runtime, i int, cl *
 		to := (from + 1 + rng.IntN(len(sagaAccounts)-1)) % len(sagaAccounts)
 		key := fmt.Sprintf("s%d-%d", i, n)
 		c.started = append(c.started, key)
-		cctx, cancel := rt.WithTimeout(ctx, time.Second)
+		cctx, cancel := rt.WithTimeout(ctx, 3*time.Second)
 		_, err := cl.Call(cctx, actor.Ref{Type: actor.SagaType, Key: key}, "start", transferPlan(sagaAccounts[from], sagaAccounts[to], 1+rng.IntN(60)))
 		cancel()
 		if err == nil {
@@ -173,8 +171,12 @@ func (c *sagaCluster) checker(ctx context.Context, rt kernel.Runtime, cl *actor.
 			return
 		}
 	}
+	// A call to a cold actor pays an activation and a turn, each a few
+	// transactional reads that wait out the clock offsets between hosts
+	// and leaseholders (up to 440 ms: a leaseholder serves no read above
+	// its clock): seconds, not one.
 	call := func(typ, key, method string) ([]byte, error) {
-		cctx, cancel := rt.WithTimeout(ctx, time.Second)
+		cctx, cancel := rt.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		return cl.Call(cctx, actor.Ref{Type: typ, Key: key}, method, nil)
 	}
