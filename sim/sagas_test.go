@@ -40,11 +40,9 @@ func TestSimSagas(t *testing.T) {
 	runScenario(t, sagasScenario, seedRange(1, 20))
 }
 
-// sagasKnownFailures are the scenario's KnownFailures: none on the
-// current traces. The replica divergence that seed 15 showed on commit
-// b90b823 and seed 66 on 97bbace (docs/consensus.md, "Next steps" 9) is
-// not fixed; the traces moved away from it. A seed that shows it again
-// belongs here, with where it is written down.
+// sagasKnownFailures are the scenario's KnownFailures: none (the two
+// seeds once listed failed a convergence check that compared the wrong
+// nodes: docs/consensus.md, "Next steps" 9).
 var sagasKnownFailures = map[uint64]string{}
 
 // The accounts: each starts with sagaInitial; a deposit above sagaCap is
