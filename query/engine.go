@@ -61,7 +61,7 @@ type Engine struct {
 	rt   kernel.Runtime
 	// dbs lends a DB to each session (a DB serves one task at a time, and
 	// each session is one), at most MaxConnections.
-	dbs *txn.Pool
+	dbs *kernel.Pool[*txn.DB]
 
 	mu      sync.Mutex
 	lastRow int64 // the last rowid's time part (rowID)
@@ -121,7 +121,7 @@ func (e *Engine) Open(ctx context.Context, pid uint32, user, database string, pa
 // e.dbs.Put.
 func (e *Engine) takeDB() (*txn.DB, error) {
 	db, err := e.dbs.TryTake()
-	if errors.Is(err, txn.ErrPoolExhausted) {
+	if errors.Is(err, kernel.ErrPoolExhausted) {
 		return nil, fatal("53300", "sorry, too many clients already")
 	}
 	return db, err

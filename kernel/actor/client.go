@@ -152,37 +152,6 @@ func (c *Client) route(ctx context.Context, ref Ref) (kernel.NodeID, error) {
 	return hosts[c.rt.Rand().IntN(len(hosts))], nil
 }
 
-// clientPool lends Clients to a host's tasks, one task each at a time,
-// made on first need (each holds an RPC endpoint and a transactional
-// client, so they are kept, not made per task).
-type clientPool struct {
-	opts  Options
-	slots *kernel.Mailbox[*Client]
-}
-
-func newClientPool(opts Options) *clientPool {
-	p := &clientPool{opts: opts, slots: kernel.NewMailbox[*Client](opts.Runtime, "actor clients", opts.Turns)}
-	for range opts.Turns {
-		p.slots.Send(nil)
-	}
-	return p
-}
-
-// Take lends a client, waiting for one until ctx ends.
-func (p *clientPool) Take(ctx context.Context) (*Client, error) {
-	cl, err := p.slots.Recv(ctx)
-	if err != nil || cl != nil {
-		return cl, err
-	}
-	if cl, err = NewClient(p.opts); err != nil {
-		p.slots.Send(nil)
-	}
-	return cl, err
-}
-
-// Put gives a client back.
-func (p *clientPool) Put(cl *Client) { p.slots.Send(cl) }
-
 // loadMethod is the method of the request (with no actor type) that
 // asks a host how many activations it runs.
 const loadMethod = "load"

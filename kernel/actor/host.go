@@ -24,10 +24,10 @@ const Port = "actor"
 type Host struct {
 	opts Options
 	rt   kernel.Runtime
-	dbs  *txn.Pool
+	dbs  *kernel.Pool[*txn.DB]
 
 	// clients deliver the activations' calls to other actors.
-	clients *clientPool
+	clients *kernel.Pool[*Client]
 
 	mu   sync.Mutex
 	acts map[Ref]*activation
@@ -81,7 +81,7 @@ func NewHost(opts Options) (*Host, error) {
 		opts.Types[SagaType] = Saga
 	}
 	h := &Host{opts: opts, rt: opts.Runtime, acts: map[Ref]*activation{}, delivering: map[Ref]bool{}}
-	h.clients = newClientPool(opts)
+	h.clients = kernel.NewPool(opts.Runtime, "actor clients", opts.Turns, func() (*Client, error) { return NewClient(opts) })
 	h.dbs = txn.NewPool(opts.Runtime, opts.Turns, "actor", opts.NewDB)
 	return h, nil
 }
