@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,14 +20,17 @@ import (
 )
 
 // The actor scenario (docs/actors.md, "Checking it"): register actors, one
-// per key of the KV workload, hosted by the three server nodes under swarm
-// faults, called by the workload's clients through actor.Client (their
-// gets, puts, deletes and compare-and-sets are the actors' methods).
+// per key of the KV workload, and counter actors, one per counter key,
+// hosted by the three server nodes under swarm faults, called by the
+// workload's clients through actor.Client (their gets, puts, deletes,
+// compare-and-sets and increments are the actors' methods).
 // Leases are short (0.3–1 s, against pauses of up to 1 s and partitions),
 // so activations are taken over while their hosts still run them, and
 // idle ones deactivate and come back elsewhere. Checked:
 //
-//   - linearizability of every actor's state (Porcupine, the KV model);
+//   - linearizability of every actor's state (Porcupine, the KV model, whose
+//     counter keys check the counters: every increment's reply is the
+//     value one more than the one before it in a linearization);
 //   - single activation: no two committed state changes of an actor share
 //     a version (two activations writing from the same state), and the
 //     epochs of its changes never go back as its versions go up (a
@@ -66,9 +70,9 @@ type actorCluster struct {
 func newActorCluster(s *Sim, servers []kernel.NodeID) *actorCluster {
 	c := &actorCluster{kvCluster: &kvCluster{}, commitLog: newCommitLog(), reminders: map[string][]string{}}
 	c.serverSet = newActorServers(s, servers, func() bool { return c.stopped },
-		map[string]actor.Handler{"register": registerActor, "timer": timerActor}, c.commitLog)
+		map[string]actor.Handler{"register": registerActor, "counter": counterActor, "timer": timerActor}, c.commitLog)
 	c.kvWorkload = newKVWorkload(s, servers, 6, func(rt kernel.Runtime, i int) kvCaller {
-		return actorCallerOf(newSimActorClient(rt, c.layout, servers, actor.Placement(rt.Rand().IntN(int(actor.PlaceLeastLoaded)+1))))
+		return actorCallerOf(newSimActorClient(rt, c.layout, servers, actor.Placement(rt.Rand().IntN(int(actor.PlaceLeastLoaded)+1))), c.counters)
 	})
 	s.AddNode(reminderClient, func(rt kernel.Runtime) {
 		cl := newSimActorClient(rt, c.layout, servers, actor.PlaceRandom)
@@ -76,6 +80,7 @@ func newActorCluster(s *Sim, servers []kernel.NodeID) *actorCluster {
 	})
 	c.boundByChangesOnly = true
 	c.keys = []string{"a", "b", "k", "m", "s", "z"}
+	c.counters = []string{"n1", "n2"}
 	c.opTimeout = 3 * time.Second
 	if s.Rand().IntN(2) == 0 {
 		c.crashClients(500 * time.Millisecond)
@@ -150,6 +155,24 @@ func registerActor(_ context.Context, c actor.Call) (actor.Result, error) {
 		return actor.Result{Reply: []byte("1"), Write: true, State: value}, nil
 	}
 	return actor.Result{}, fmt.Errorf("register: no method %q", c.Method)
+}
+
+// counterActor is a counter: "incr" adds 1 and answers the new value,
+// "get" answers the value ("" before the first increment), both in
+// decimal, the state's encoding.
+func counterActor(_ context.Context, c actor.Call) (actor.Result, error) {
+	switch c.Method {
+	case "get":
+		return actor.Result{Reply: c.State}, nil
+	case "incr":
+		n, err := counterValue(string(c.State))
+		if err != nil {
+			return actor.Result{}, fmt.Errorf("counter: state %q: %v", c.State, err)
+		}
+		v := []byte(strconv.FormatInt(n+1, 10))
+		return actor.Result{Reply: v, Write: true, State: v}, nil
+	}
+	return actor.Result{}, fmt.Errorf("counter: no method %q", c.Method)
 }
 
 // timerActor keeps the names of its reminders that fired: "set"
@@ -232,11 +255,14 @@ func (c *actorCluster) setReminders(ctx context.Context, rt kernel.Runtime, cl *
 }
 
 // actorCallerOf performs the workload's operations as calls to register
-// actors. A refusal the client knows is definite (the actor's own error,
+// actors, and to counter actors for the counter keys. A refusal the client knows is definite (the actor's own error,
 // an overloaded mailbox) did not happen.
-func actorCallerOf(cl *actor.Client) kvCaller {
+func actorCallerOf(cl *actor.Client, counters []string) kvCaller {
 	return func(ctx context.Context, in KVInput) (KVOutput, error) {
 		ref := actor.Ref{Type: "register", Key: in.Key}
+		if slices.Contains(counters, in.Key) {
+			ref.Type = "counter"
+		}
 		var method string
 		var payload []byte
 		switch in.Op {
@@ -250,6 +276,8 @@ func actorCallerOf(cl *actor.Client) kvCaller {
 			method = "cas"
 			payload = binary.AppendUvarint(nil, uint64(len(in.Expect)))
 			payload = append(append(payload, in.Expect...), in.Value...)
+		case OpIncr:
+			method = "incr"
 		}
 		out, err := cl.Call(ctx, ref, method, payload)
 		var me *actor.MethodError

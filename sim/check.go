@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/anishathalye/porcupine"
@@ -11,7 +12,10 @@ import (
 
 // KVModel is the sequential specification of a key-value store, partitioned
 // by key: a history is linearizable if and only if each key's is. The state
-// of one key is its value ("" when missing).
+// of one key is its value ("" when missing). A key may also be a counter
+// (OpIncr: its value is a decimal number, "" counting as 0, and an
+// increment answers the new value), so counter histories are checked by
+// the same model.
 //
 // It is nondeterministic in one place: a write whose outcome the client does
 // not know may have taken effect or not. (An unknown write left open to the
@@ -58,6 +62,15 @@ var kvModel = porcupine.NondeterministicModel{
 			next = in.Value
 		case OpDelete:
 			next = ""
+		case OpIncr:
+			n, err := counterValue(st)
+			if err != nil {
+				return nil
+			}
+			next = strconv.FormatInt(n+1, 10)
+			if !out.Unknown && out.Value != next {
+				return nil
+			}
 		case OpCAS:
 			swap := st == in.Expect
 			if !out.Unknown && out.OK != swap {
@@ -81,7 +94,7 @@ var kvModel = porcupine.NondeterministicModel{
 		switch {
 		case out.Unknown:
 			return in.String() + " -> ?"
-		case in.Op == OpGet:
+		case in.Op == OpGet, in.Op == OpIncr:
 			return fmt.Sprintf("%s -> %q", in, out.Value)
 		case in.Op == OpCAS:
 			return fmt.Sprintf("%s -> %v", in, out.OK)
@@ -92,6 +105,15 @@ var kvModel = porcupine.NondeterministicModel{
 	DescribeOperationMetadata: func(info any) string {
 		return fmt.Sprintf("called at %v (virtual)", info)
 	},
+}
+
+// counterValue is a counter key's state as a number: "" (never
+// incremented) is 0; anything else not a number is no counter's state.
+func counterValue(st string) (int64, error) {
+	if st == "" {
+		return 0, nil
+	}
+	return strconv.ParseInt(st, 10, 64)
 }
 
 // LinearizabilityError reports a history that no sequential execution

@@ -92,6 +92,7 @@ const (
 	OpPut
 	OpCAS // set Value if the current value is Expect
 	OpDelete
+	OpIncr // add 1 to a counter ("" counts as 0) and read the new value
 )
 
 // KVInput is a key-value operation as called. A missing key reads as "".
@@ -104,7 +105,7 @@ type KVInput struct {
 
 // KVOutput is a key-value operation's outcome.
 type KVOutput struct {
-	Value   string // OpGet: what it read
+	Value   string // OpGet: what it read; OpIncr: the counter's new value
 	OK      bool   // OpCAS: whether it swapped
 	Unknown bool   // the client cannot know what happened
 }
@@ -119,6 +120,8 @@ func (in KVInput) String() string {
 		return fmt.Sprintf("cas(%s, %q -> %q)", in.Key, in.Expect, in.Value)
 	case OpDelete:
 		return fmt.Sprintf("delete(%s)", in.Key)
+	case OpIncr:
+		return fmt.Sprintf("incr(%s)", in.Key)
 	}
 	return "?"
 }

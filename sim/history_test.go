@@ -53,3 +53,44 @@ func TestBoundedUnknownWrite(t *testing.T) {
 		t.Fatal("a bounded unknown write took effect after its bound and the check passed")
 	}
 }
+
+// Counters: an increment answers the value after it; two increments that
+// answer the same value, or a read of a value no increment made, are not
+// linearizable; an unknown increment may or may not have counted.
+func TestCounterHistories(t *testing.T) {
+	type step struct {
+		client int
+		in     KVInput
+		value  string
+		unsure bool
+	}
+	incr, get := KVInput{Op: OpIncr, Key: "n"}, KVInput{Op: OpGet, Key: "n"}
+	cases := []struct {
+		name  string
+		steps []step
+		valid bool
+	}{
+		{"in order", []step{{0, incr, "1", false}, {1, incr, "2", false}, {0, get, "2", false}}, true},
+		{"one value twice", []step{{0, incr, "1", false}, {1, incr, "1", false}}, false},
+		{"a value skipped", []step{{0, incr, "1", false}, {1, incr, "3", false}}, false},
+		{"a read behind", []step{{0, incr, "1", false}, {0, incr, "2", false}, {1, get, "1", false}}, false},
+		{"unsure, counted", []step{{0, incr, "", true}, {1, incr, "2", false}}, true},
+		{"unsure, not counted", []step{{0, incr, "", true}, {1, incr, "1", false}, {1, get, "1", false}}, true},
+	}
+	for _, tc := range cases {
+		s := New(1)
+		h := s.NewHistory()
+		for _, st := range tc.steps {
+			p := h.Call(st.client, st.in)
+			if st.unsure {
+				p.Unknown()
+			} else {
+				p.Return(KVOutput{Value: st.value})
+			}
+		}
+		if err := CheckLinearizable(h, ""); (err == nil) != tc.valid {
+			t.Errorf("%s: valid %v, check said %v", tc.name, tc.valid, err)
+		}
+		s.Close()
+	}
+}

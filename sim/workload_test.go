@@ -32,9 +32,12 @@ type kvWorkload struct {
 	hist      *History
 	servers   []kernel.NodeID
 	keys      []string
-	stopped   bool
-	healed    int64   // virtual time of the heal; -1 before
-	served    []int64 // per client: virtual time of its last definite answer
+	// counters are keys the clients only increment and read (OpIncr,
+	// OpGet); none unless a scenario names some.
+	counters []string
+	stopped  bool
+	healed   int64   // virtual time of the heal; -1 before
+	served   []int64 // per client: virtual time of its last definite answer
 	// inflight is, per client, the operation it is waiting on: a client
 	// node that crashes leaves it with an unknown outcome.
 	inflight []*Pending
@@ -142,7 +145,15 @@ func crashClientsUntil(s *Sim, clients int, mean time.Duration, over func() bool
 }
 
 func (w *kvWorkload) nextOp(rng *rand.Rand, client, n int) KVInput {
-	key := w.keys[rng.IntN(len(w.keys))]
+	i := rng.IntN(len(w.keys) + len(w.counters))
+	if i >= len(w.keys) {
+		key := w.counters[i-len(w.keys)]
+		if rng.IntN(10) < 3 {
+			return KVInput{Op: OpGet, Key: key}
+		}
+		return KVInput{Op: OpIncr, Key: key}
+	}
+	key := w.keys[i]
 	val := fmt.Sprintf("c%d.%d", client, n)
 	switch r := rng.IntN(10); {
 	case r < 5:

@@ -20,13 +20,13 @@ import (
 // outcome open, until it gets a definite answer or its context ends: the
 // host runs a numbered call at most once.
 type Client struct {
-	opts  Options
-	rt    kernel.Runtime
-	rpc   *kernel.RPC
-	db    *txn.DB
-	id    uint64
-	seq   uint64
-	where map[Ref]kernel.NodeID // the host each actor was last found on
+	opts   Options
+	rt     kernel.Runtime
+	rpc    *kernel.RPC
+	db     *txn.DB
+	id     uint64
+	seq    uint64
+	routes *Routes
 }
 
 // NewClient returns a client on opts.Runtime; opts.Hosts is required.
@@ -42,7 +42,10 @@ func NewClient(opts Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{opts: opts, rt: opts.Runtime, db: db, where: map[Ref]kernel.NodeID{}}
+	c := &Client{opts: opts, rt: opts.Runtime, db: db, routes: opts.Routes}
+	if c.routes == nil {
+		c.routes = NewRoutes()
+	}
 	c.rpc = kernel.NewRPC(c.rt, "actor-client")
 	// A fresh identity per client: a restarted process's numbers start
 	// again from 1 and must not be taken for its predecessor's.
@@ -82,27 +85,34 @@ func (c *Client) send(ctx context.Context, ref Ref, what string, body []byte) ([
 	for attempt := 0; ; attempt++ {
 		node, err := c.route(ctx, ref)
 		if err == nil {
+			start := c.rt.Monotonic()
 			actx, cancel := c.rt.WithTimeout(ctx, c.opts.AttemptTimeout)
 			var out []byte
 			out, err = c.rpc.Call(actx, node, Port, body)
 			cancel()
 			if err == nil {
-				c.where[ref] = node
+				c.routes.found(ref, node)
 				return out, nil
 			}
 			err = fromWire(err)
+			if unanswered(err) && c.rt.Monotonic()-start >= c.opts.AttemptTimeout/2 {
+				// The host let (most of) an attempt pass without a word:
+				// down, paused or partitioned away. New activations go
+				// elsewhere for a while.
+				c.routes.suspectUntil(node, c.rt.Monotonic()+suspicion*c.opts.AttemptTimeout)
+			}
 		}
 		var nh *NotHereError
 		var me *MethodError
 		switch {
 		case errors.As(err, &nh):
-			c.where[ref] = nh.Node
+			c.routes.moved(ref, nh.Node)
 			continue
 		case errors.As(err, &me), errors.Is(err, ErrOverloaded), errors.Is(err, ErrStaleRequest), errors.Is(err, ErrUnknownType):
 			return nil, err
 		}
 		// The host is down, deposed or unsure: find the actor again.
-		delete(c.where, ref)
+		c.routes.forget(ref, node)
 		backoff := time.Duration(1+c.rt.Rand().IntN(1<<min(attempt, 5))) * time.Millisecond
 		if serr := c.rt.Sleep(ctx, backoff); serr != nil {
 			return nil, fmt.Errorf("actor call %s.%s: %w (last attempt: %v)", ref, what, serr, err)
@@ -110,30 +120,67 @@ func (c *Client) send(ctx context.Context, ref Ref, what string, body []byte) ([
 	}
 }
 
+// suspicion is how many attempt timeouts a host that let an attempt run
+// out is kept out of placement.
+const suspicion = 4
+
+// unanswered reports whether an attempt ended with no answer from the
+// host (its time ran out, or the caller's did).
+func unanswered(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
+}
+
 // route finds the host to send a call for ref to: where it was last
 // found, else the directory's holder while its lease runs, else a host
-// chosen by the placement strategy (which activates it).
+// chosen by the placement strategy among those not suspected (which
+// activates it). A holder suspected of not answering whose lease ends
+// within an attempt is not sent to: route waits for the lease's end (or
+// its renewal, which shows the holder alive) instead.
 func (c *Client) route(ctx context.Context, ref Ref) (kernel.NodeID, error) {
-	if n, ok := c.where[ref]; ok {
+	if n, ok := c.routes.lookup(ref); ok && !c.routes.suspected(n, c.rt.Monotonic()) {
 		return n, nil
 	}
-	hosts := c.opts.Hosts()
-	v, found, err := c.db.Get(ctx, dirKey(ref))
-	if err != nil {
-		return 0, err
-	}
-	if found {
-		e, err := decodeDirEntry(v)
+	var waitedFor int64 // the expiry of the suspected holder's lease waited for
+	for {
+		hosts := c.opts.Hosts()
+		v, found, err := c.db.Get(ctx, dirKey(ref))
 		if err != nil {
-			return 0, fmt.Errorf("actor %s: directory: %w", ref, err)
+			return 0, err
 		}
-		if e.Expiry > c.rt.Now().UnixNano() && slices.Contains(hosts, e.Node) {
+		var e dirEntry
+		if found {
+			if e, err = decodeDirEntry(v); err != nil {
+				return 0, fmt.Errorf("actor %s: directory: %w", ref, err)
+			}
+		}
+		now := c.rt.Now().UnixNano()
+		if found && e.Expiry > now && slices.Contains(hosts, e.Node) {
+			switch left := time.Duration(e.Expiry - now); {
+			case !c.routes.suspected(e.Node, c.rt.Monotonic()):
+				return e.Node, nil
+			case waitedFor != 0 && e.Expiry != waitedFor:
+				c.routes.cleared(e.Node) // it renewed its lease: alive
+				return e.Node, nil
+			case left < c.opts.AttemptTimeout:
+				waitedFor = e.Expiry
+				if err := c.rt.Sleep(ctx, left+time.Millisecond); err != nil {
+					return 0, err
+				}
+				continue
+			}
 			return e.Node, nil
 		}
+		return c.place(ctx, ref, hosts)
 	}
+}
+
+// place chooses a host for an actor nobody holds, by the placement
+// strategy, among the hosts not suspected.
+func (c *Client) place(ctx context.Context, ref Ref, hosts []kernel.NodeID) (kernel.NodeID, error) {
 	if len(hosts) == 0 {
 		return 0, errors.New("actor: no node hosts actors")
 	}
+	hosts = c.routes.healthy(hosts, c.rt.Monotonic())
 	switch c.opts.Placement {
 	case PlaceLocal:
 		if self := c.rt.NodeID(); slices.Contains(hosts, self) {

@@ -76,6 +76,9 @@ func NewHost(opts Options) (*Host, error) {
 	case opts.ReminderScan > 0 && opts.Hosts == nil:
 		return nil, fmt.Errorf("%w: a host that fires reminders needs Hosts", ErrInvalidOptions)
 	}
+	if opts.Routes == nil {
+		opts.Routes = NewRoutes() // the host's clients learn together
+	}
 	if _, ok := opts.Types[SagaType]; !ok { // built in: every host runs sagas
 		opts.Types = maps.Clone(opts.Types)
 		opts.Types[SagaType] = Saga

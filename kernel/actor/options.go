@@ -122,7 +122,7 @@ const (
 	PlaceLocal
 	// PlaceHash picks a host by the actor's name, so a type's actors
 	// spread evenly and the same actor returns to the same host while the
-	// host set stays the same.
+	// host set stays the same (and none is suspected: see Routes).
 	PlaceHash
 	// PlaceLeastLoaded asks every host how many activations it runs and
 	// picks the one with fewest (a round of small calls per placement).
@@ -159,6 +159,11 @@ type Options struct {
 	Hosts func() []kernel.NodeID
 	// Placement is a Client's placement strategy. Default PlaceRandom.
 	Placement Placement
+	// Routes, if set, is shared by every client made with these options
+	// (a node's clients and its host's): where actors were found, which
+	// hosts lately failed to answer. Nil: a Host makes one for its own
+	// clients, a Client alone keeps its own.
+	Routes *Routes
 	// AttemptTimeout bounds one attempt of a call at one host before the
 	// Client tries again (with the same request number). Default 2 s.
 	AttemptTimeout time.Duration

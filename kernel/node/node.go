@@ -127,6 +127,9 @@ type Node struct {
 	// keyspace's machine and the node's txn.DBs (NewDB) share it.
 	Clock *hlc.Clock
 	txn   txn.Options
+	// actorRoutes is what the node's actor clients (the host's and
+	// NewActorClient's) learn of where actors run, shared.
+	actorRoutes *actor.Routes
 
 	mu sync.Mutex
 	// stopStart ends the Redis layer's start-up task; closed: Close ran
@@ -141,7 +144,7 @@ func Open(rt kernel.Runtime, opts Options) (*Node, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{rt: rt, logger: opts.Logger}
+	n := &Node{rt: rt, logger: opts.Logger, actorRoutes: actor.NewRoutes()}
 	if n.logger == nil {
 		n.logger = rt.Logger()
 	}
@@ -198,7 +201,7 @@ func Open(rt kernel.Runtime, opts Options) (*Node, error) {
 	}
 	if opts.Actors != nil {
 		ao := *opts.Actors
-		ao.Runtime, ao.NewDB = rt, n.NewDB
+		ao.Runtime, ao.NewDB, ao.Routes = rt, n.NewDB, n.actorRoutes
 		if ao.Hosts == nil {
 			ao.Hosts = n.Cluster.Active // reminders are fired through any of them
 		}
@@ -220,9 +223,11 @@ func (n *Node) NewDB(name string) (*txn.DB, error) {
 
 // NewActorClient returns a client of the cluster's actors on this node
 // (opts: placement and timeouts; Runtime, NewDB and, if unset, Hosts, the
-// cluster's active nodes, are filled in). It serves one task at a time.
+// cluster's active nodes, are filled in; it shares what it learns of
+// where actors run with the node's other actor clients). It serves one
+// task at a time.
 func (n *Node) NewActorClient(opts actor.Options) (*actor.Client, error) {
-	opts.Runtime, opts.NewDB = n.rt, n.NewDB
+	opts.Runtime, opts.NewDB, opts.Routes = n.rt, n.NewDB, n.actorRoutes
 	if opts.Hosts == nil {
 		opts.Hosts = n.Cluster.Active
 	}
