@@ -74,14 +74,15 @@ lint:
 ## nodes, kvsplit5 on 5) and the cluster scenario (joins, removals, a
 ## node dead for good, every node's rebalancer); sim5 does the five-node
 ## KV variant;
-## sim-avail the availability scenario (one fault at a time on a leader,
-## recovery bound and slow-leader throughput floor), AVAIL_SEEDS seeds
+## sim-avail the availability scenarios (one fault at a time on a leader,
+## recovery bound and slow-leader throughput floor; on the busiest actor
+## host, recovery bound), AVAIL_SEEDS seeds
 sim:
 	$(GO) test ./sim -run '^(TestSim|TestRedisSim|TestSimSplits|TestSimCluster|TestSimBank|TestSimTxnKV|TestSimListAppend|TestSimRedisTxn|TestSimSQLBank|TestSimSQLList|TestSimActors|TestSimSagas)$$' -seed=$(SEED) -seeds=$(SEEDS) -timeout 0
-	$(GO) test ./sim -run '^TestAvailability$$' -seed=$(SEED) -seeds=$(AVAIL_SEEDS) -timeout 0
+	$(GO) test ./sim -run '^(TestAvailability|TestActorAvailability)$$' -seed=$(SEED) -seeds=$(AVAIL_SEEDS) -timeout 0
 
 sim-avail:
-	$(GO) test ./sim -run '^TestAvailability$$' -seed=$(SEED) -seeds=$(AVAIL_SEEDS) -timeout 0 -v
+	$(GO) test ./sim -run '^(TestAvailability|TestActorAvailability)$$' -seed=$(SEED) -seeds=$(AVAIL_SEEDS) -timeout 0 -v
 
 ## sim-coverage: the share of statements in consensus, storage, kernel,
 ## adapters/redis and adapters/redis/session that a sweep reaches (SEEDS=100
@@ -98,7 +99,7 @@ sim5:
 ## determinism: run SEEDS seeds of the default scenario, the split
 ## scenarios and the cluster scenario twice each; every trace must match
 determinism:
-	$(GO) test ./sim -run '^(TestSim|TestSimSplits|TestSimCluster|TestSimBank|TestSimTxnKV|TestSimListAppend|TestSimRedisTxn|TestSimSQLBank|TestSimSQLList|TestSimActors|TestSimSagas)$$' -seed=$(SEED) -seeds=$(SEEDS) -twice -timeout 0
+	$(GO) test ./sim -run '^(TestSim|TestSimSplits|TestSimCluster|TestSimBank|TestSimTxnKV|TestSimListAppend|TestSimRedisTxn|TestSimSQLBank|TestSimSQLList|TestSimActors|TestSimSagas|TestActorAvailability)$$' -seed=$(SEED) -seeds=$(SEEDS) -twice -timeout 0
 
 ## sql-diff: generated tables, rows and statements run on Orbit and on a
 ## throwaway PostgreSQL 15 (query/diff_test.go), compared row for row and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -93,7 +94,15 @@ type availFault struct {
 
 type availCluster struct {
 	*serverSet
-	s        *Sim
+	s *Sim
+	// kinds are the faults injected, one each, in a random order; bound
+	// is how soon after a crash, pause or isolation every other node must
+	// serve again; pick chooses a fault's victim (false: none yet).
+	kinds    []string
+	bound    time.Duration
+	hold     time.Duration // how long each fault lasts
+	slowOp   time.Duration // an operation slower than this is not served
+	pick     func() (kernel.NodeID, bool)
 	leaderOf map[storage.RangeID]kernel.NodeID
 	ops      []availOp
 	faults   []availFault
@@ -113,18 +122,31 @@ func newAvailCluster(s *Sim) *availCluster {
 	if err != nil {
 		panic(err)
 	}
-	c := &availCluster{s: s, leaderOf: map[storage.RangeID]kernel.NodeID{}, healed: -1, served: map[kernel.NodeID]int64{}}
-	// The server set's storage, elections record and convergence check,
-	// without its membership task: moving replicas would take a range's
-	// fault tolerance away in the middle of a measurement.
-	c.serverSet = emptyServerSet(s, nodes, layout)
+	c := newAvailFaults(s, emptyServerSet(s, nodes, layout), availKinds, availBound)
+	c.pick = c.rangeLeader
 	for _, id := range nodes {
 		s.AddNode(id, c.boot)
 	}
-	order := slices.Clone(availKinds)
-	s.rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
-	c.schedule(order)
+	c.start()
 	return c
+}
+
+// newAvailFaults is an availability workload over servers (the server
+// set's storage, elections record and convergence check, without its
+// membership task: moving replicas would take a range's fault tolerance
+// away in the middle of a measurement) that injects the faults of kinds,
+// judged by bound; the caller adds the server nodes, sets pick and
+// calls start.
+func newAvailFaults(s *Sim, servers *serverSet, kinds []string, bound time.Duration) *availCluster {
+	return &availCluster{s: s, serverSet: servers, kinds: kinds, bound: bound, hold: availHold, slowOp: availSlowOp, leaderOf: map[storage.RangeID]kernel.NodeID{},
+		healed: -1, served: map[kernel.NodeID]int64{}}
+}
+
+// start schedules the faults, in a random order.
+func (c *availCluster) start() {
+	order := slices.Clone(c.kinds)
+	c.s.rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+	c.schedule(order)
 }
 
 func (c *availCluster) boot(rt kernel.Runtime) {
@@ -143,39 +165,43 @@ func (c *availCluster) boot(rt kernel.Runtime) {
 	for i := range availPool {
 		pool.Send(consensus.NewClient(router, fmt.Sprintf("avail-%d", i)))
 	}
+	value := make([]byte, availValue)
+	keys := []string{"a", "c", "k", "m", "s", "x"}
 	for i := range availCallers {
-		rt.Go(fmt.Sprintf("caller-%d", i), func(ctx context.Context) { c.caller(ctx, rt, pool) })
+		rt.Go(fmt.Sprintf("caller-%d", i), func(ctx context.Context) {
+			c.caller(ctx, rt, func(ctx context.Context, rng *rand.Rand) error {
+				cl, err := pool.Recv(ctx)
+				if err != nil {
+					return err
+				}
+				defer pool.Send(cl)
+				octx, cancel := rt.WithTimeout(ctx, time.Second)
+				defer cancel()
+				key := []byte(keys[rng.IntN(len(keys))])
+				if rng.IntN(2) == 0 {
+					return cl.Put(octx, key, value)
+				}
+				_, _, err = cl.Get(octx, key)
+				return err
+			})
+		})
 	}
 }
 
-// caller issues operations through the node's pool until the workload
-// stops: puts and gets on keys of every range.
-func (c *availCluster) caller(ctx context.Context, rt kernel.Runtime, pool *kernel.Mailbox[*consensus.Client]) {
+// caller performs op (puts and gets, calls to actors) until the workload
+// stops, recording each.
+func (c *availCluster) caller(ctx context.Context, rt kernel.Runtime, op func(context.Context, *rand.Rand) error) {
 	rng := rt.Rand()
-	value := make([]byte, availValue)
-	keys := []string{"a", "c", "k", "m", "s", "x"}
 	for !c.stopped {
-		cl, err := pool.Recv(ctx)
-		if err != nil {
-			return
-		}
-		op := availOp{node: rt.NodeID(), start: c.s.now}
-		octx, cancel := rt.WithTimeout(ctx, time.Second)
-		key := []byte(keys[rng.IntN(len(keys))])
-		if rng.IntN(2) == 0 {
-			err = cl.Put(octx, key, value)
-		} else {
-			_, _, err = cl.Get(octx, key)
-		}
-		cancel()
-		pool.Send(cl)
+		rec := availOp{node: rt.NodeID(), start: c.s.now}
+		err := op(ctx, rng)
 		if ctx.Err() != nil {
 			return // the node died: the op has no end to record
 		}
-		op.end, op.ok = c.s.now, err == nil
-		c.ops = append(c.ops, op)
-		if op.ok {
-			c.served[op.node] = c.s.now
+		rec.end, rec.ok = c.s.now, err == nil
+		c.ops = append(c.ops, rec)
+		if rec.ok {
+			c.served[rec.node] = c.s.now
 		}
 		_ = rt.Sleep(ctx, time.Duration(rng.ExpFloat64()*float64(5*time.Millisecond)))
 	}
@@ -192,19 +218,19 @@ func (c *availCluster) schedule(order []string) {
 			return
 		}
 		if !c.inject(order[0]) {
-			// No range has a leader right now: try again shortly.
+			// No victim right now (no range has a leader): try again shortly.
 			c.s.After(100*time.Millisecond, "avail fault retry", func() { c.schedule(order) })
 			return
 		}
-		c.s.After(availHold, "avail fault end", func() {
+		c.s.After(c.hold, "avail fault end", func() {
 			c.endFault()
 			c.schedule(order[1:])
 		})
 	})
 }
 
-// inject hits the leader of a random range with fault kind.
-func (c *availCluster) inject(kind string) bool {
+// rangeLeader picks the leader of a random range.
+func (c *availCluster) rangeLeader() (kernel.NodeID, bool) {
 	var led []storage.RangeID
 	for _, d := range c.layout.Ranges() {
 		if _, ok := c.leaderOf[d.ID]; ok {
@@ -212,9 +238,17 @@ func (c *availCluster) inject(kind string) bool {
 		}
 	}
 	if len(led) == 0 {
+		return 0, false
+	}
+	return c.leaderOf[led[c.s.rng.IntN(len(led))]], true
+}
+
+// inject hits the victim pick chooses with fault kind.
+func (c *availCluster) inject(kind string) bool {
+	victim, ok := c.pick()
+	if !ok {
 		return false
 	}
-	victim := c.leaderOf[led[c.s.rng.IntN(len(led))]]
 	n := c.s.Node(victim)
 	c.faults = append(c.faults, availFault{kind: kind, victim: victim, start: c.s.now})
 	c.s.logf(0, "avail: %s n%d", kind, victim)
@@ -319,16 +353,16 @@ func (c *availCluster) checkFault(f availFault) error {
 				if op.node != n || op.start < f.start || op.start >= end {
 					continue
 				}
-				if !op.ok || op.end-op.start > int64(availSlowOp) {
+				if !op.ok || op.end-op.start > int64(c.slowOp) {
 					recovered = max(recovered, op.end)
-				} else if op.end >= f.start+int64(availBound) {
+				} else if op.end >= f.start+int64(c.bound) {
 					served = true
 				}
 			}
 			c.measured = append(c.measured, fmt.Sprintf("%s n%d: n%d back in %v", f.kind, f.victim, n, at(recovered).Round(time.Millisecond)))
-			if at(recovered) > availBound || !served && end-f.start > int64(availBound+availSlowOp) {
+			if at(recovered) > c.bound || !served && end-f.start > int64(c.bound+c.slowOp) {
 				return fmt.Errorf("avail: %s n%d at %v: n%d served again only %v after it (bound %v; served after the bound: %v)",
-					f.kind, f.victim, time.Duration(f.start), n, at(recovered), availBound, served)
+					f.kind, f.victim, time.Duration(f.start), n, at(recovered), c.bound, served)
 			}
 		}
 	}

@@ -19,7 +19,8 @@ import (
 // with replicas moving) for splits and routing, the KV scenario and the
 // five-node split one for snapshots, the replicated KV scenario and the
 // three-node split one for the rest; the bank, txnkv and listappend for transactions; redistxn for Redis
-// commands across ranges; sqlbank and sqllist for the SQL engine.
+// commands across ranges; sqlbank and sqllist for the SQL engine; actors
+// and sagas for actors, actoravail for how soon they come back.
 func mutationScenarios(b mutation.Bug) []Scenario {
 	switch b.Class {
 	case mutation.Availability:
@@ -41,6 +42,8 @@ func mutationScenarios(b mutation.Bug) []Scenario {
 		return []Scenario{sqlBankScenario, sqlListScenario}
 	case mutation.Actors:
 		return []Scenario{actorsScenario, sagasScenario}
+	case mutation.ActorAvailability:
+		return []Scenario{actorAvailScenario}
 	case mutation.Snapshot:
 		// Snapshots meet splits and replica moves in kvsplit5: the span a
 		// snapshot clears and fills changes under them.

@@ -32,6 +32,9 @@ const (
 	RedisTxn     Class = "redis txns"   // Redis commands across ranges (adapters/redis locks, the session's coordinator)
 	SQL          Class = "sql"          // the SQL engine (query) over transactions
 	Actors       Class = "actors"       // virtual actors (kernel/actor)
+	// ActorAvailability: how soon actors are reachable again after their
+	// host fails (liveness, not safety).
+	ActorAvailability Class = "actor availability"
 )
 
 // Bug is one planted bug.

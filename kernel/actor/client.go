@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/orbitkernel/orbit/internal/mutation"
 	"github.com/orbitkernel/orbit/kernel"
 	"github.com/orbitkernel/orbit/txn"
 )
@@ -43,7 +44,7 @@ func NewClient(opts Options) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{opts: opts, rt: opts.Runtime, db: db, routes: opts.Routes}
-	if c.routes == nil {
+	if c.routes == nil || mutation.On(MutPrivateRoutes) {
 		c.routes = NewRoutes()
 	}
 	c.rpc = kernel.NewRPC(c.rt, "actor-client")
@@ -131,47 +132,28 @@ func unanswered(err error) bool {
 }
 
 // route finds the host to send a call for ref to: where it was last
-// found, else the directory's holder while its lease runs, else a host
-// chosen by the placement strategy among those not suspected (which
-// activates it). A holder suspected of not answering whose lease ends
-// within an attempt is not sent to: route waits for the lease's end (or
-// its renewal, which shows the holder alive) instead.
+// found (unless that host is suspected), else the directory's holder
+// while its lease runs, else a host chosen by the placement strategy
+// among those not suspected (which activates it).
 func (c *Client) route(ctx context.Context, ref Ref) (kernel.NodeID, error) {
 	if n, ok := c.routes.lookup(ref); ok && !c.routes.suspected(n, c.rt.Monotonic()) {
 		return n, nil
 	}
-	var waitedFor int64 // the expiry of the suspected holder's lease waited for
-	for {
-		hosts := c.opts.Hosts()
-		v, found, err := c.db.Get(ctx, dirKey(ref))
+	hosts := c.opts.Hosts()
+	v, found, err := c.db.Get(ctx, dirKey(ref))
+	if err != nil {
+		return 0, err
+	}
+	if found {
+		e, err := decodeDirEntry(v)
 		if err != nil {
-			return 0, err
+			return 0, fmt.Errorf("actor %s: directory: %w", ref, err)
 		}
-		var e dirEntry
-		if found {
-			if e, err = decodeDirEntry(v); err != nil {
-				return 0, fmt.Errorf("actor %s: directory: %w", ref, err)
-			}
-		}
-		now := c.rt.Now().UnixNano()
-		if found && e.Expiry > now && slices.Contains(hosts, e.Node) {
-			switch left := time.Duration(e.Expiry - now); {
-			case !c.routes.suspected(e.Node, c.rt.Monotonic()):
-				return e.Node, nil
-			case waitedFor != 0 && e.Expiry != waitedFor:
-				c.routes.cleared(e.Node) // it renewed its lease: alive
-				return e.Node, nil
-			case left < c.opts.AttemptTimeout:
-				waitedFor = e.Expiry
-				if err := c.rt.Sleep(ctx, left+time.Millisecond); err != nil {
-					return 0, err
-				}
-				continue
-			}
+		if e.Expiry > c.rt.Now().UnixNano() && slices.Contains(hosts, e.Node) {
 			return e.Node, nil
 		}
-		return c.place(ctx, ref, hosts)
 	}
+	return c.place(ctx, ref, hosts)
 }
 
 // place chooses a host for an actor nobody holds, by the placement

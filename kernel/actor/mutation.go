@@ -17,4 +17,6 @@ var (
 		"a call between actors whose outcome is unknown (a timeout) is answered to its sender as refused: a saga compensates the steps before it and abandons one that may have happened")
 	MutReminderDeletedEarly = mutation.Plant("reminder-deleted-early", mutation.Actors,
 		"a firing reminder is removed in a transaction of its own before its turn runs: a turn that then fails (a deposed activation, a crash) loses the reminder, which never fires")
+	MutPrivateRoutes = mutation.Plant("private-actor-routes", mutation.ActorAvailability,
+		"each actor client keeps its own routes, not the node's: every pooled client learns on its own, one attempt apiece, that a host stopped answering (a paused host's actors stay out of reach far longer than their lease)")
 )

@@ -19,11 +19,14 @@ import (
 // going elsewhere, and the actors it held stayed out of reach for the
 // whole pause.)
 //
-// A suspected host is avoided by placement, and a call waits for its
-// lease to end rather than spend an attempt on it when the lease ends
-// within one; otherwise a call still goes to the holder of a live lease
-// (only it may run the actor). A suspicion ends after a while, or as
-// soon as the host answers or renews a lease.
+// A suspected host is avoided by placement, and a route to it is checked
+// in the directory before it is used; but a call still goes to the
+// holder of a live lease (only it may run the actor). Suspicion is a
+// hint: a host is suspected also when an attempt ran out for another
+// reason (its range was electing a leader), so a call never waits out a
+// live holder's lease because of it (the simulator's actoravail scenario
+// showed calls waiting a whole lease for a holder that was alive). A
+// suspicion ends after a while, or as soon as the host answers.
 type Routes struct {
 	mu      sync.Mutex
 	where   map[Ref]kernel.NodeID
@@ -94,13 +97,6 @@ func (r *Routes) suspected(node kernel.NodeID, now time.Duration) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.suspect[node] > now
-}
-
-// cleared ends node's suspicion: it was seen alive.
-func (r *Routes) cleared(node kernel.NodeID) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.suspect, node)
 }
 
 // healthy returns the hosts not suspected at the monotonic time now, in

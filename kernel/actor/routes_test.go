@@ -47,11 +47,6 @@ func TestRoutes(t *testing.T) {
 	if r.suspected(1, 0) {
 		t.Fatal("a host that answered is still suspected")
 	}
-	r.suspectUntil(3, time.Minute)
-	r.cleared(3)
-	if r.suspected(3, 0) {
-		t.Fatal("cleared kept the suspicion")
-	}
 
 	for i := range maxRoutes + 1 {
 		r.moved(Ref{Type: "t", Key: strconv.Itoa(i)}, 1)
