@@ -90,12 +90,15 @@ func newActorCluster(s *Sim, servers []kernel.NodeID) *actorCluster {
 
 // newActorServers is a server set of the transactional keyspace whose
 // nodes host actors of types, with leases (0.3–1 s), idle timeouts
-// (0.2–3.2 s) and reminder scans (50–300 ms) drawn per seed, reporting
+// (0.2–3.2 s), reminder scans (50–300 ms) and request TTLs (10–15 s:
+// longer than any retry of a call, so that records expire while the
+// scenario runs and none that a retry needs) drawn per seed, reporting
 // their commits to log.
 func newActorServers(s *Sim, servers []kernel.NodeID, stopped func() bool, types map[string]actor.Handler, log *commitLog) *serverSet {
 	lease := 300*time.Millisecond + time.Duration(s.Rand().Int64N(int64(700*time.Millisecond)))
 	idle := 200*time.Millisecond + time.Duration(s.Rand().Int64N(int64(3*time.Second)))
 	scan := 50*time.Millisecond + time.Duration(s.Rand().Int64N(int64(250*time.Millisecond)))
+	requestTTL := 10*time.Second + time.Duration(s.Rand().Int64N(int64(5*time.Second)))
 	var set *serverSet
 	set = newTxnServersWith(s, servers, stopped, func(rt kernel.Runtime, clock *hlc.Clock) {
 		h, err := actor.NewHost(actor.Options{
@@ -109,6 +112,7 @@ func newActorServers(s *Sim, servers []kernel.NodeID, stopped func() bool, types
 			Turns:         4,
 			Hosts:         func() []kernel.NodeID { return servers },
 			ReminderScan:  scan,
+			RequestTTL:    requestTTL,
 			OnCommit:      log.note,
 		})
 		if err != nil {

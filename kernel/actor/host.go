@@ -53,6 +53,12 @@ type activation struct {
 	// timers are the activation's timers, by name (only its task).
 	timers map[string]*timerState
 
+	// swept is when (monotonic) the activation last removed expired
+	// request records; sweepFrom is where the next sweep starts (nil: at
+	// the first record).
+	swept     time.Duration
+	sweepFrom []byte
+
 	// remembered holds callers' last requests in memory, only under the
 	// planted bug MutRequestsForgotten (lost with the activation).
 	remembered map[uint64]lastRequest
@@ -297,8 +303,50 @@ func (h *Host) activate(ctx context.Context, a *activation) error {
 			}
 			a.state, a.version = s.State, s.Version
 		}
-		return nil
+		a.swept = h.rt.Monotonic()
+		return h.sweepRequests(ctx, tx, a, now)
 	})
+}
+
+// sweepLimit bounds the request records one sweep reads.
+const sweepLimit = 256
+
+// sweepRequests removes, in the transaction tx, the records of callers
+// whose last request was recorded more than RequestTTL before now: up to
+// sweepLimit records from where the last sweep stopped (a.sweepFrom),
+// wrapping to the first once it reaches the end.
+func (h *Host) sweepRequests(ctx context.Context, tx *txn.Tx, a *activation, now int64) error {
+	if mutation.On(MutRequestsForgotten) {
+		return nil // they are in memory
+	}
+	ttl := int64(h.opts.RequestTTL)
+	if mutation.On(MutRequestsExpireEarly) {
+		ttl /= 1000 // milliseconds taken for microseconds
+	}
+	start, end := requestSpan(a.ref)
+	if a.sweepFrom != nil {
+		start = a.sweepFrom
+	}
+	kvs, err := tx.Scan(ctx, start, end, sweepLimit)
+	if err != nil {
+		return err
+	}
+	a.sweepFrom = nil
+	if len(kvs) == sweepLimit {
+		a.sweepFrom = append(slices.Clone(kvs[len(kvs)-1].Key), 0)
+	}
+	for _, kv := range kvs {
+		l, err := decodeLastRequest(kv.Value)
+		if err != nil {
+			return fmt.Errorf("actor %s: a caller's last request: %w", a.ref, err)
+		}
+		if l.At != 0 && now-l.At > ttl {
+			if err := tx.Delete(ctx, kv.Key); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // turn runs one call in a transaction that commits only while the
@@ -411,7 +459,7 @@ func (h *Host) turn(ctx context.Context, a *activation, req request) ([]byte, er
 				// A numbered call's refusal is its outcome: the same
 				// call sent again gets it again, and never runs later
 				// (a saga compensates the steps before a refused one).
-				return h.noteRequest(ctx, tx, a, req.Client, lastRequest{Seq: req.Seq, Refused: true, Reply: []byte(methodErr.Error())})
+				return h.noteRequest(ctx, tx, a, req.Client, lastRequest{Seq: req.Seq, Refused: true, At: h.rt.Now().UnixNano(), Reply: []byte(methodErr.Error())})
 			}
 			res = Result{} // a refused firing or answer still ends its turn
 		}
@@ -426,7 +474,7 @@ func (h *Host) turn(ctx context.Context, a *activation, req request) ([]byte, er
 		if fired == nil && answering == 0 && req.timer == "" && (res.Write || len(res.Reminders) > 0 || len(res.Calls) > 0) {
 			// A call that changed the actor (its state, its reminders,
 			// its calls) must not run again.
-			if err := h.noteRequest(ctx, tx, a, req.Client, lastRequest{Seq: req.Seq, Reply: reply}); err != nil {
+			if err := h.noteRequest(ctx, tx, a, req.Client, lastRequest{Seq: req.Seq, At: now, Reply: reply}); err != nil {
 				return err
 			}
 		}
@@ -458,6 +506,14 @@ func (h *Host) turn(ctx context.Context, a *activation, req request) ([]byte, er
 				return err
 			}
 			a.expiry = expiry // a retry or a failed commit writes it again: harmless
+			// A turn that renews the lease writes anyway: it also
+			// removes expired request records, now and then.
+			if h.rt.Monotonic()-a.swept >= h.opts.RequestTTL/4 {
+				a.swept = h.rt.Monotonic()
+				if err := h.sweepRequests(ctx, tx, a, now); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
 	})

@@ -148,6 +148,14 @@ type Options struct {
 	// IdleTimeout deactivates an activation that had no call for that
 	// long, giving its lease up. Default 10 min.
 	IdleTimeout time.Duration
+	// RequestTTL is how long a caller's last request stays recorded with
+	// an actor after the turn that recorded it: a call sent again under
+	// the same number within it runs at most once. Older records are
+	// removed as the actor activates and as it renews its lease, so an
+	// actor called by many short-lived clients (every process of the Go
+	// client is a new caller) keeps no record per caller forever.
+	// Default 24 h.
+	RequestTTL time.Duration
 	// MailboxSize bounds the calls queued for one activation; a call
 	// beyond it is refused with ErrOverloaded. Default 1,024.
 	MailboxSize int
@@ -203,6 +211,9 @@ func (o *Options) EnsureDefaults() {
 	if o.IdleTimeout == 0 {
 		o.IdleTimeout = 10 * time.Minute
 	}
+	if o.RequestTTL == 0 {
+		o.RequestTTL = 24 * time.Hour
+	}
 	if o.MailboxSize == 0 {
 		o.MailboxSize = 1024
 	}
@@ -224,7 +235,7 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("%w: no runtime", ErrInvalidOptions)
 	case o.NewDB == nil:
 		return fmt.Errorf("%w: no NewDB", ErrInvalidOptions)
-	case o.LeaseDuration < 0 || o.IdleTimeout < 0 || o.AttemptTimeout < 0:
+	case o.LeaseDuration < 0 || o.IdleTimeout < 0 || o.AttemptTimeout < 0 || o.RequestTTL < 0:
 		return fmt.Errorf("%w: negative duration", ErrInvalidOptions)
 	case o.MailboxSize < 0 || o.Turns < 0:
 		return fmt.Errorf("%w: negative bound", ErrInvalidOptions)

@@ -122,22 +122,43 @@ type lastRequest struct {
 	Seq uint64
 	// Refused: the actor refused it, and Reply is the refusal's message.
 	Refused bool
-	Reply   []byte
+	// At is when it was recorded (the host's clock, Unix ns; 0 in a
+	// record of the first version, which is never expired).
+	At    int64
+	Reply []byte
 }
 
+// lastRequestVersion leads a lastRequest's encoding: version 2 added At
+// (version 1, recordVersion, is still read).
+const lastRequestVersion = 2
+
 func (l lastRequest) encode() []byte {
-	w := newEncoder()
+	w := &codec.Encoder{B: []byte{lastRequestVersion}}
 	w.U64(l.Seq)
 	w.Bool(l.Refused)
+	w.I64(l.At)
 	w.Raw(l.Reply)
 	return w.B
 }
 
 func decodeLastRequest(b []byte) (lastRequest, error) {
-	r := newDecoder(b)
-	l := lastRequest{Seq: r.U64(), Refused: r.Bool()}
+	r := &codec.Decoder{B: b}
+	var l lastRequest
+	switch r.Byte() {
+	case recordVersion:
+		l.Seq, l.Refused = r.U64(), r.Bool()
+	case lastRequestVersion:
+		l.Seq, l.Refused, l.At = r.U64(), r.Bool(), r.I64()
+	default:
+		r.Fail()
+	}
 	l.Reply = r.Rest()
 	return l, r.Done()
+}
+
+// requestSpan is the span of an actor's callers' last requests.
+func requestSpan(r Ref) (start, end []byte) {
+	return append(nameKey(r), 'c'), append(nameKey(r), 'c'+1)
 }
 
 // reminderRecord is a reminder as stored with its actor.

@@ -2,6 +2,7 @@ package actor
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"testing"
@@ -15,7 +16,7 @@ import (
 func TestRecordsRoundTrip(t *testing.T) {
 	e := dirEntry{Node: 3, Epoch: 7, Expiry: -5}
 	s := stateRecord{Epoch: 2, Version: 9, State: []byte("st")}
-	l := lastRequest{Seq: 4, Reply: []byte("r")}
+	l := lastRequest{Seq: 4, At: 1 << 61, Reply: []byte("r")}
 	q := request{Ref: Ref{Type: "t", Key: "k"}, Method: "m", Client: 1 << 60, Seq: 12, Payload: []byte("p")}
 	cases := []struct {
 		enc    []byte
@@ -33,13 +34,20 @@ func TestRecordsRoundTrip(t *testing.T) {
 		if err != nil || fmt.Sprint(got) != fmt.Sprint(c.want) {
 			t.Errorf("case %d: decoded %v, %v; want %v", i, got, err, c.want)
 		}
-		other := append([]byte{recordVersion + 1}, c.enc[1:]...)
+		other := append([]byte{0xff}, c.enc[1:]...)
 		if _, err := c.decode(other); !errors.Is(err, errMalformed) {
 			t.Errorf("case %d: another version decoded (%v)", i, err)
 		}
 		if _, err := c.decode(c.enc[:1]); !errors.Is(err, errMalformed) {
 			t.Errorf("case %d: a truncated encoding decoded (%v)", i, err)
 		}
+	}
+	// A caller's last request of the first version (no time) still reads,
+	// with At 0 (never expired).
+	v1 := binary.AppendUvarint([]byte{recordVersion}, 4)
+	v1 = append(append(v1, 1), "refused"...)
+	if got, err := decodeLastRequest(v1); err != nil || got.Seq != 4 || !got.Refused || got.At != 0 || string(got.Reply) != "refused" {
+		t.Errorf("a first-version last request decoded as %+v, %v", got, err)
 	}
 	if _, err := decodeDirEntry(append(e.encode(), 0)); !errors.Is(err, errMalformed) {
 		t.Errorf("a directory entry with trailing bytes decoded (%v)", err)

@@ -319,3 +319,45 @@ func TestTimersTick(t *testing.T) {
 		t.Fatalf("a timer outlived its activation: %d after %d", n, gone)
 	}
 }
+
+// TestRequestRecordsExpire: a call sent again under its number gets the
+// recorded reply without running again while the caller's record lives;
+// once the record is older than RequestTTL, a turn that renews the lease
+// removes it, and the same number runs again (the bound of exactly once
+// that RequestTTL sets, docs/actors.md).
+func TestRequestRecordsExpire(t *testing.T) {
+	nd := openActorNode(t, &actor.Options{Types: map[string]actor.Handler{"counter": counter},
+		RequestTTL: 300 * time.Millisecond, LeaseDuration: 400 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := nd.NewActorClient(actor.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := actor.Ref{Type: "counter", Key: "c1"}
+	const caller = 77
+	add5 := func() string {
+		t.Helper()
+		out, err := c.CallAs(ctx, ref, "add", []byte("5"), caller, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(out)
+	}
+	if got := add5(); got != "5" {
+		t.Fatalf("add 5 = %s", got)
+	}
+	if got := add5(); got != "5" {
+		t.Fatalf("add 5 sent again under its number = %s, want the recorded 5 (it ran twice)", got)
+	}
+	// Other calls keep the actor busy for three TTLs: their turns renew
+	// the lease, and renewing turns sweep.
+	for end := time.Now().Add(900 * time.Millisecond); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if _, err := c.Call(ctx, ref, "add", []byte("0")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := add5(); got != "10" {
+		t.Fatalf("add 5 sent again after its record expired = %s, want 10 (the record was kept past RequestTTL)", got)
+	}
+}
