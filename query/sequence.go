@@ -135,6 +135,9 @@ func findSequence(env *env, arg any) (*sequence, error) {
 // advance takes seq's next value in a transaction of its own (committed
 // whatever the statement's becomes), as PostgreSQL's nextval does.
 func (s *Session) advance(ctx context.Context, seq *sequence) (int64, error) {
+	if s.readOnlyNow() {
+		return 0, errorf("25006", "cannot execute nextval() in a read-only transaction")
+	}
 	d := seq.desc
 	var v int64
 	err := s.db.Txn(ctx, func(tx *txn.Tx) error {
@@ -177,6 +180,9 @@ func (s *Session) advance(ctx context.Context, seq *sequence) (int64, error) {
 // setSequence is setval: seq's last value becomes v (returned by the
 // next nextval unless called), in a transaction of its own.
 func (s *Session) setSequence(ctx context.Context, seq *sequence, v int64, called bool) error {
+	if s.readOnlyNow() {
+		return errorf("25006", "cannot execute setval() in a read-only transaction")
+	}
 	d := seq.desc
 	if v < d.Min || v > d.Max {
 		return errorf("22003", "setval: value %d is out of bounds for sequence %q (%d..%d)", v, d.Name, d.Min, d.Max)

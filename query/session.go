@@ -34,6 +34,9 @@ type Session struct {
 	// implicit: tx is the implicit transaction of a multi-statement
 	// simple query (BeginImplicit); the status stays idle meanwhile.
 	implicit bool
+	// readOnly: the open block (or implicit transaction) is READ ONLY;
+	// its transaction refuses writes (txn.Tx.SetReadOnly).
+	readOnly bool
 	notices  []*Error
 	closed   bool
 	// currvals are the values nextval last gave this session, by
@@ -66,6 +69,7 @@ func (s *Session) BeginImplicit() {
 	if s.status == StatusIdle && s.tx == nil {
 		s.tx, s.implicit = s.db.Begin(), true
 		s.txStart = s.e.rt.Now().UTC().Truncate(time.Microsecond)
+		s.setReadOnly(s.defaultReadOnly())
 	}
 }
 
@@ -77,7 +81,7 @@ func (s *Session) EndImplicit(ctx context.Context, failed bool) error {
 		return nil
 	}
 	tx := s.tx
-	s.tx, s.implicit = nil, false
+	s.tx, s.implicit, s.readOnly = nil, false, false
 	if failed {
 		tx.Rollback(ctx)
 		return nil
@@ -496,6 +500,9 @@ func (s *Session) execute(ctx context.Context, p *portal) (rows [][]any, tag str
 		}
 		return [][]any{{v}}, "SHOW", nil
 	}
+	if sel := n.GetSelectStmt(); sel != nil && len(sel.LockingClause) > 0 && s.readOnlyNow() {
+		return nil, "", s.fail(readOnlyError(n))
+	}
 	err = s.inTxn(ctx, func(tx *txn.Tx) error {
 		s.notices = nil // a retried attempt raises its notices again
 		a := &analyzer{ctx: ctx, s: s, tx: tx, params: append([]Type(nil), p.st.params...)}
@@ -505,6 +512,9 @@ func (s *Session) execute(ctx context.Context, p *portal) (rows [][]any, tag str
 		rows, tag, err = a.run(n, r, p.st)
 		return err
 	})
+	if errors.Is(err, txn.ErrReadOnly) {
+		err = readOnlyError(n)
+	}
 	if err != nil {
 		return nil, "", s.fail(err)
 	}
@@ -524,7 +534,13 @@ func (s *Session) inTxn(ctx context.Context, fn func(tx *txn.Tx) error) error {
 	if s.tx != nil && !mutation.On(MutBlockStatementsAutocommit) {
 		return fn(s.tx)
 	}
-	return s.db.Txn(ctx, fn)
+	readOnly := s.readOnlyNow()
+	return s.db.Txn(ctx, func(tx *txn.Tx) error {
+		if readOnly {
+			tx.SetReadOnly()
+		}
+		return fn(tx)
+	})
 }
 
 // fail turns err into the client's error and, inside a transaction
@@ -554,6 +570,14 @@ func (s *Session) fail(err error) error {
 // endBlock forgets what a transaction block kept beside its transaction.
 func (s *Session) endBlock() {
 	s.savepoints, s.deferChecks, s.allConstraints, s.constraintModes = nil, nil, 0, nil
+	s.readOnly = false
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
 }
 
 // statementError reports whether err is the statement's own failure (a
@@ -594,21 +618,30 @@ func sqlError(err error) *Error {
 func (s *Session) transaction(ctx context.Context, t *pg.TransactionStmt) (string, error) {
 	switch t.Kind {
 	case pg.TransactionStmtKind_TRANS_STMT_BEGIN, pg.TransactionStmtKind_TRANS_STMT_START:
-		if err := s.checkTxnOptions(t.Options); err != nil {
+		readOnly, err := s.txnOptions(t.Options)
+		if err != nil {
 			return "", s.fail(err)
 		}
 		if s.status != StatusIdle {
 			s.warning("25001", "there is already a transaction in progress")
 			return "BEGIN", nil
 		}
+		if readOnly == nil {
+			ro := s.defaultReadOnly()
+			readOnly = &ro
+		}
 		if s.implicit {
 			// The implicit transaction becomes the block (PostgreSQL).
 			s.implicit, s.status = false, StatusInTxn
+			if err := s.setReadOnly(*readOnly); err != nil {
+				return "", s.fail(err)
+			}
 			return "BEGIN", nil
 		}
 		s.tx, s.status = s.db.Begin(), StatusInTxn
 		s.endBlock()
 		s.txStart = s.e.rt.Now().UTC().Truncate(time.Microsecond)
+		s.setReadOnly(*readOnly)
 		return "BEGIN", nil
 	case pg.TransactionStmtKind_TRANS_STMT_COMMIT:
 		if s.implicit {
@@ -709,30 +742,95 @@ func (s *Session) savepoint(ctx context.Context, t *pg.TransactionStmt) (string,
 	return "ROLLBACK", nil
 }
 
-// checkTxnOptions accepts isolation levels (every one runs as
-// SERIALIZABLE, the strongest, as CockroachDB does) and refuses read-only
-// and deferrable transactions, which are not built.
-func (s *Session) checkTxnOptions(opts []*pg.Node) error {
+// txnOptions reads BEGIN's and SET TRANSACTION's options: isolation
+// levels are accepted (every one runs as SERIALIZABLE, the strongest, as
+// CockroachDB does), READ ONLY and READ WRITE are returned (nil: not
+// said), DEFERRABLE is refused (not built).
+func (s *Session) txnOptions(opts []*pg.Node) (readOnly *bool, err error) {
 	for _, o := range opts {
 		d := o.GetDefElem()
 		if d == nil {
 			continue
 		}
+		on := false
+		if c := d.Arg.GetAConst(); c != nil && c.GetIval() != nil && c.GetIval().Ival == 1 {
+			on = true
+		}
 		switch d.Defname {
 		case "transaction_isolation":
 		case "transaction_read_only":
-			if c := d.Arg.GetAConst(); c != nil && c.GetIval() != nil && c.GetIval().Ival == 1 {
-				return errorf("0A000", "READ ONLY transactions are not supported yet")
-			}
+			readOnly = &on
 		case "transaction_deferrable":
-			if c := d.Arg.GetAConst(); c != nil && c.GetIval() != nil && c.GetIval().Ival == 1 {
-				return errorf("0A000", "DEFERRABLE transactions are not supported")
+			if on {
+				return nil, errorf("0A000", "DEFERRABLE transactions are not supported")
 			}
 		default:
-			return errorf("0A000", "transaction option %s is not supported", d.Defname)
+			return nil, errorf("0A000", "transaction option %s is not supported", d.Defname)
 		}
 	}
+	return readOnly, nil
+}
+
+// readOnlyNow reports whether the statement running now is in a READ
+// ONLY transaction: the block's (or implicit transaction's) mode, or
+// outside one default_transaction_read_only.
+func (s *Session) readOnlyNow() bool {
+	if s.status != StatusIdle || s.implicit {
+		return s.readOnly
+	}
+	return s.defaultReadOnly()
+}
+
+// defaultReadOnly is default_transaction_read_only.
+func (s *Session) defaultReadOnly() bool { return s.params["default_transaction_read_only"] == "on" }
+
+// setReadOnly makes the current transaction READ ONLY or READ WRITE. A
+// read-only transaction cannot become read-write (PostgreSQL refuses it
+// too, once it has run a query).
+func (s *Session) setReadOnly(on bool) error {
+	if !on && s.readOnly && s.tx != nil {
+		return errorf("25006", "cannot set transaction read-write mode inside a read-only transaction")
+	}
+	s.readOnly = on
+	if on && s.tx != nil {
+		s.tx.SetReadOnly()
+	}
 	return nil
+}
+
+// readOnlyError is the error of a statement that tried to write in a
+// read-only transaction.
+func readOnlyError(n *pg.Node) *Error {
+	name := nodeName(n)
+	switch {
+	case n.GetInsertStmt() != nil:
+		name = "INSERT"
+	case n.GetUpdateStmt() != nil:
+		name = "UPDATE"
+	case n.GetDeleteStmt() != nil:
+		name = "DELETE"
+	case n.GetSelectStmt() != nil && len(n.GetSelectStmt().LockingClause) > 0:
+		name = "SELECT FOR UPDATE"
+	case n.GetSelectStmt() != nil:
+		name = "SELECT" // a function that writes (nextval), a data-modifying WITH
+	case n.GetCreateStmt() != nil:
+		name = "CREATE TABLE"
+	case n.GetIndexStmt() != nil:
+		name = "CREATE INDEX"
+	case n.GetViewStmt() != nil:
+		name = "CREATE VIEW"
+	case n.GetCreateSeqStmt() != nil:
+		name = "CREATE SEQUENCE"
+	case n.GetDropStmt() != nil:
+		name = "DROP"
+	case n.GetAlterTableStmt() != nil:
+		name = "ALTER TABLE"
+	case n.GetTruncateStmt() != nil:
+		name = "TRUNCATE TABLE"
+	case n.GetCopyStmt() != nil:
+		name = "COPY FROM"
+	}
+	return errorf("25006", "cannot execute %s in a read-only transaction", name)
 }
 
 // plan analyses a plannable statement; a constant expression's error
@@ -893,7 +991,18 @@ func (s *Session) set(st *pg.VariableSetStmt) (string, error) {
 		return "SET", nil
 	case pg.VariableSetKind_VAR_SET_MULTI:
 		if st.Name == "TRANSACTION" || st.Name == "SESSION CHARACTERISTICS" {
-			return "SET", s.checkTxnOptions(st.Args)
+			readOnly, err := s.txnOptions(st.Args)
+			if err != nil || readOnly == nil {
+				return "SET", err
+			}
+			if st.Name == "SESSION CHARACTERISTICS" {
+				return "SET", s.setParam("default_transaction_read_only", onOff(*readOnly))
+			}
+			if s.status == StatusIdle && !s.implicit {
+				s.warning("25P01", "SET TRANSACTION can only be used in transaction blocks")
+				return "SET", nil
+			}
+			return "SET", s.setReadOnly(*readOnly)
 		}
 	case pg.VariableSetKind_VAR_RESET_ALL:
 		maps.Copy(s.params, defaultParameters(s.user))
@@ -943,8 +1052,17 @@ var settable = map[string]func(v string) (string, bool){
 		}
 		return "", false
 	},
-	"search_path":                   nil,
-	"extra_float_digits":            nil,
+	"search_path":        nil,
+	"extra_float_digits": nil,
+	"default_transaction_read_only": func(v string) (string, bool) {
+		switch strings.ToLower(v) {
+		case "on", "true", "yes", "1", "t":
+			return "on", true
+		case "off", "false", "no", "0", "f":
+			return "off", true
+		}
+		return "", false
+	},
 	"statement_timeout":             nil,
 	"transaction_isolation":         nil,
 	"default_transaction_isolation": nil,
@@ -1031,6 +1149,12 @@ func (s *Session) show(name string) (string, error) {
 	key := canonicalParam(name)
 	if key == "transaction_isolation" || key == "default_transaction_isolation" {
 		return "serializable", nil
+	}
+	if key == "transaction_read_only" {
+		if s.status != StatusIdle || s.implicit {
+			return onOff(s.readOnly), nil
+		}
+		return s.params["default_transaction_read_only"], nil
 	}
 	v, ok := s.params[key]
 	if !ok {

@@ -33,6 +33,9 @@ var (
 	ErrMalformed = errors.New("txn: malformed request")
 	// ErrDone: the transaction was committed or rolled back already.
 	ErrDone = errors.New("txn: the transaction has ended")
+	// ErrReadOnly: a write (or a lock) asked of a read-only transaction
+	// (Tx.SetReadOnly); the transaction itself goes on.
+	ErrReadOnly = errors.New("txn: write in a read-only transaction")
 )
 
 // RetryError says why a transaction must retry.

@@ -46,6 +46,8 @@ type Tx struct {
 	// vanished is set where a buggify site makes the coordinator leave
 	// the transaction as a dead one would: Rollback then does nothing.
 	vanished bool
+	// readOnly refuses writes and locks (SetReadOnly).
+	readOnly bool
 	// wounded is set by the heartbeat task when the record says aborted.
 	wounded     atomic.Bool
 	stopBeating func()
@@ -217,6 +219,11 @@ type buffered struct {
 	deleted bool
 }
 
+// SetReadOnly makes the transaction refuse writes and locking reads with
+// ErrReadOnly from now on (a SQL READ ONLY transaction); what it wrote
+// before stays written.
+func (tx *Tx) SetReadOnly() { tx.readOnly = true }
+
 // Put writes key in the transaction (sent at commit).
 func (tx *Tx) Put(ctx context.Context, key, value []byte) error {
 	return tx.bufferWrite(spaceKey(key), buffered{value: value})
@@ -230,6 +237,9 @@ func (tx *Tx) Delete(ctx context.Context, key []byte) error {
 func (tx *Tx) bufferWrite(k []byte, w buffered) error {
 	if err := tx.check(); err != nil {
 		return err
+	}
+	if tx.readOnly {
+		return ErrReadOnly
 	}
 	tx.buffer[string(k)] = w
 	return nil
@@ -379,6 +389,9 @@ func (tx *Tx) splitBatch(ctx context.Context, c *command) (*result, error) {
 // if one changed). The lock costs a replicated write, and the
 // transaction then commits in two phases.
 func (tx *Tx) GetForUpdate(ctx context.Context, key []byte) ([]byte, bool, error) {
+	if tx.readOnly {
+		return nil, false, ErrReadOnly
+	}
 	k := spaceKey(key)
 	if w, ok := tx.buffer[string(k)]; ok {
 		// Written already: written as an intent now, it is locked.
