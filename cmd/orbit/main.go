@@ -8,6 +8,7 @@
 //	orbit node remove ID        take a node out of its cluster
 //	orbit cert create-ca|create-node|create-client   TLS certificates (cert.go)
 //	orbit actor call|list|deactivate   a client of a node's actor service (actors.go)
+//	orbit mcp [flags]           the Model Context Protocol for AI agents (mcp.go)
 package main
 
 import (
@@ -41,6 +42,8 @@ func main() {
 		os.Exit(certCommand(args, os.Stdout, os.Stderr))
 	case "actor":
 		os.Exit(actorCommand(args, os.Stdout, os.Stderr))
+	case "mcp":
+		os.Exit(mcpCommand(args, os.Stdin, os.Stdout, os.Stderr))
 	case "help", "-h", "--help":
 		usage()
 	default:
@@ -75,6 +78,9 @@ func usage() {
                               call an actor through a node's actor service (orbit serve
                               --actors bank; --addr its --grpc-addr, default 127.0.0.1:9190);
                               orbit actor list, orbit actor deactivate TYPE KEY
+  orbit mcp [flags]           serve AI agents the Model Context Protocol (SQL, keys,
+                              actors, cluster status through a node; stdio, or
+                              streamable HTTP with --listen); orbit mcp -h lists the flags
 `)
 }
 
