@@ -108,8 +108,12 @@ type Options struct {
 	// answered 'S' and the connection goes on over TLS). Nil (the default):
 	// SSLRequest is answered 'N' and the client carries on in the clear or
 	// gives up, as its sslmode says. Clients that do not ask are served in
-	// the clear either way.
+	// the clear either way, unless RequireTLS.
 	TLS *tls.Config
+	// RequireTLS refuses, with 28000 after the StartupMessage, a client
+	// that did not switch to TLS (orbit serve sets it with --certs-dir,
+	// as a pg_hba.conf of only hostssl lines would).
+	RequireTLS bool
 	// Open starts the session of a connection once it has authenticated:
 	// pid is the backend process ID the client is told (BackendKeyData;
 	// pg_backend_pid() should answer it), user and database as the start-up packet gives them (database

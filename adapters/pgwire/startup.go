@@ -135,6 +135,12 @@ func (c *conn) startupMessage(code uint32, body []byte) bool {
 		c.sendFatal(newError("FATAL", codeInvalidAuthorization, "no PostgreSQL user name specified in startup packet"))
 		return false
 	}
+	if _, encrypted := c.rw.(*tls.Conn); c.l.opts.RequireTLS && !encrypted {
+		// As a pg_hba.conf with only hostssl lines refuses it.
+		c.sendFatal(newError("FATAL", codeInvalidAuthorization,
+			"no encryption: this server takes only TLS connections (connect with sslmode=require, verify-ca or verify-full)"))
+		return false
+	}
 	if database == "" {
 		database = user
 	}

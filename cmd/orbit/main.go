@@ -98,7 +98,7 @@ func demo(args []string) int {
 // cluster (its HTTP address) to take node ID out (membership.go), and
 // prints what changed.
 func nodeCommand(args []string, stderr io.Writer) int {
-	const usage = "usage: orbit node list [--addr HOST:PORT] [--certs-dir DIR] | orbit node remove [--addr HOST:PORT] [--certs-dir DIR] ID  (--addr: any node's HTTP address, default 127.0.0.1:9090; --certs-dir: HTTPS, trusting DIR/ca.crt)"
+	const usage = "usage: orbit node list [--addr HOST:PORT] [--certs-dir DIR] | orbit node remove [--addr HOST:PORT] [--certs-dir DIR] [--token T] ID  (--addr: any node's HTTP address, default 127.0.0.1:9090; --certs-dir: HTTPS, trusting DIR/ca.crt, presenting DIR/client.root.crt or node.crt; --token: the admin token, default $ORBIT_ADMIN_TOKEN)"
 	if len(args) >= 1 && args[0] == "list" {
 		return nodeList(args[1:], os.Stdout, stderr)
 	}
@@ -110,12 +110,13 @@ func nodeCommand(args []string, stderr io.Writer) int {
 	fs.SetOutput(io.Discard)
 	addr := fs.String("addr", "127.0.0.1:9090", "HTTP address of any node of the cluster")
 	timeout := fs.Duration("timeout", membershipTimeout, "give up after this long (the removal may then be half done; run it again)")
-	certsDir := fs.String("certs-dir", "", "reach the node over HTTPS, trusting this directory's ca.crt (orbit serve --certs-dir)")
+	certsDir := fs.String("certs-dir", "", "reach the node over HTTPS, trusting this directory's ca.crt and presenting its client.root (or node) certificate")
+	token := fs.String("token", os.Getenv("ORBIT_ADMIN_TOKEN"), "the cluster's admin token (orbit serve --admin-token; default $ORBIT_ADMIN_TOKEN)")
 	if err := fs.Parse(args[1:]); err != nil || fs.NArg() != 1 {
 		fmt.Fprintln(stderr, usage)
 		return 2
 	}
-	web, err := operatorWeb(*certsDir)
+	web, err := operatorWeb(*certsDir, *token)
 	if err != nil {
 		fmt.Fprintf(stderr, "orbit node remove: %v\n", err)
 		return 2
@@ -150,7 +151,7 @@ func nodeList(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: orbit node list [--addr HOST:PORT] [--certs-dir DIR]")
 		return 2
 	}
-	web, err := operatorWeb(*certsDir)
+	web, err := operatorWeb(*certsDir, "")
 	if err != nil {
 		fmt.Fprintf(stderr, "orbit node list: %v\n", err)
 		return 2

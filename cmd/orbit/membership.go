@@ -40,6 +40,7 @@ type admin struct {
 	layout consensus.Layout
 	self   kernel.NodeID
 	logger *slog.Logger
+	guard  *adminGuard // who may use the endpoints that change the cluster
 }
 
 // joinRequest is POST /join's body.
@@ -239,7 +240,7 @@ func (w webClient) fetchCluster(ctx context.Context, addr string) (clusterInfo, 
 	if err != nil {
 		return info, err
 	}
-	resp, err := w.client.Do(req)
+	resp, err := w.do(req)
 	if err != nil {
 		return info, err
 	}
@@ -323,7 +324,7 @@ func (w webClient) postJSON(ctx context.Context, url string, body []byte) (membe
 		return reply, 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := w.client.Do(req)
+	resp, err := w.do(req)
 	if err != nil {
 		return reply, 0, err
 	}

@@ -35,8 +35,10 @@ type metrics struct {
 	// mean they applied the same prefix of the range's writes).
 	applied *prometheus.CounterVec
 	queries *prometheus.CounterVec
-	mu      sync.Mutex
-	stamps  map[storage.RangeID]int64
+	// authFailures counts refused authentications, by listener.
+	authFailures *prometheus.CounterVec
+	mu           sync.Mutex
+	stamps       map[storage.RangeID]int64
 }
 
 func newMetrics() *metrics {
@@ -67,10 +69,14 @@ func newMetrics() *metrics {
 			Name: "orbit_raft_queries_total",
 			Help: "Linearizable reads served by this node as a range leader, by range.",
 		}, []string{"range"}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orbit_auth_failures_total",
+			Help: "Requests refused for want of credentials, by listener (http: the admin endpoints).",
+		}, []string{"listener"}),
 		stamps: map[storage.RangeID]int64{},
 	}
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.cmdSeconds, m.cmdErrors, m.leaderChanges, m.leasedReads, m.applied, m.queries)
+		m.cmdSeconds, m.cmdErrors, m.leaderChanges, m.leasedReads, m.applied, m.queries, m.authFailures)
 	return m
 }
 

@@ -92,6 +92,10 @@ type serveConfig struct {
 	// allows plaintext listeners off loopback. At most one of the two.
 	certsDir string
 	insecure bool
+	// adminToken, if set, is the bearer token that lets a client without
+	// a certificate of the cluster's CA use the admin endpoints (and
+	// what this node sends when it joins; adminauth.go).
+	adminToken string
 }
 
 const serveUsage = `usage: orbit serve [flags]
@@ -183,6 +187,7 @@ func serve(args []string, stderr io.Writer) int {
 	fs.BoolVar(&cfg.pprof, "pprof", false, "serve Go's profiles (net/http/pprof) under /debug/pprof/ on --http-addr")
 	fs.StringVar(&cfg.certsDir, "certs-dir", "", "serve over TLS with the certificates in `DIR` (ca.crt, node.crt, node.key; see orbit cert): RESP and HTTP take TLS clients (a client certificate is optional, verified when given), nodes link with mutual TLS; SIGHUP reloads them")
 	fs.BoolVar(&cfg.insecure, "insecure", false, "allow plaintext listeners on addresses other than loopback (a trusted network only); without it and without --certs-dir, every listen address must be 127.0.0.0/8, ::1 or localhost")
+	fs.StringVar(&cfg.adminToken, "admin-token", os.Getenv("ORBIT_ADMIN_TOKEN"), "the bearer token the admin endpoints (POST /join, /remove, /split, /merge, /transfer) require of a client without a certificate of the cluster's CA; this node sends it when it joins (default $ORBIT_ADMIN_TOKEN). Without it and without --certs-dir they are open to whoever reaches --http-addr")
 	fs.BoolVar(&cfg.testFaults, "test-faults", false, "TEST ONLY (the Jepsen harness): serve POST /test/clock?offset=DURATION, which shifts this node's clock, and keep unsynced disk writes in memory so that SIGKILL loses them like a power cut; never in production")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -332,7 +337,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 			eng.Close()
 		}
 	}()
-	rec, err := openCluster(ctx, eng, cfg, spec, certs.web())
+	rec, err := openCluster(ctx, eng, cfg, spec, certs.web(cfg.adminToken))
 	if err != nil {
 		return err
 	}
@@ -447,7 +452,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	}
 	var pg *pgwire.Listener
 	if cfg.pgAddr != "" {
-		opts := pgwire.Options{Addr: cfg.pgAddr, TLS: certs.clientFacing(), Logger: logger.With("component", "pgwire"),
+		opts := pgwire.Options{Addr: cfg.pgAddr, TLS: certs.clientFacing(), RequireTLS: certs != nil, Logger: logger.With("component", "pgwire"),
 			Open: func(ctx context.Context, pid uint32, user, database string, params map[string]string) (pgwire.Session, error) {
 				return nd.SQL.Open(ctx, pid, user, database, params)
 			}}
@@ -471,7 +476,11 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 			return err
 		}
 	}
-	adm := &admin{mgr: nd.Cluster, router: nd.Router, layout: layout, self: id, logger: logger.With("component", "membership")}
+	adm := &admin{mgr: nd.Cluster, router: nd.Router, layout: layout, self: id, logger: logger.With("component", "membership"),
+		guard: &adminGuard{token: cfg.adminToken, tls: certs != nil, failures: m.authFailures.WithLabelValues("http"), logger: logger}}
+	if certs == nil && cfg.adminToken == "" && cfg.insecure {
+		logger.Warn("orbit serve: the admin endpoints (POST /join, /remove, /split, /merge, /transfer) are open to whoever reaches --http-addr; set --admin-token or --certs-dir")
+	}
 	mux := httpHandler(id, nd.Redis, m, adm)
 	if cfg.pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -481,7 +490,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	if cfg.testFaults {
-		mux.HandleFunc("/test/clock", func(w http.ResponseWriter, r *http.Request) {
+		mux.HandleFunc("/test/clock", adm.guard.guarded(func(w http.ResponseWriter, r *http.Request) {
 			d, err := time.ParseDuration(r.URL.Query().Get("offset"))
 			if r.Method != http.MethodPost || err != nil {
 				http.Error(w, "POST /test/clock?offset=DURATION (e.g. 30s, -2m, 0)", http.StatusBadRequest)
@@ -490,7 +499,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 			rt.SetClockOffset(d)
 			logger.Warn("orbit serve: TEST FAULT: clock offset set", "offset", d)
 			fmt.Fprintln(w, "ok")
-		})
+		}))
 		logger.Warn("orbit serve: --test-faults is on: this node's clock can be shifted over HTTP, and SIGKILL loses unsynced writes (tests only)")
 	}
 	if mutation != "" {
@@ -519,7 +528,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	if cfg.join != "" {
 		joinCtx, cancelJoin := rt.WithCancel(context.Background())
 		defer cancelJoin()
-		go askToJoin(joinCtx, certs.web(), cfg.join, id, advertise, logger)
+		go askToJoin(joinCtx, certs.web(cfg.adminToken), cfg.join, id, advertise, logger)
 	}
 
 	<-ctx.Done()
@@ -595,7 +604,9 @@ func rebalanceInterval(cfg serveConfig) time.Duration {
 // httpHandler serves the operator endpoints: /healthz (the process runs),
 // /readyz (every range has a leader that answers a linearizable read now),
 // /metrics (Prometheus), /cluster (the cluster's nodes and ranges, as JSON),
-// and the membership requests POST /join and POST /remove?node=ID.
+// and the admin requests (POST /join, /remove?node=ID, /split, /merge,
+// /transfer), which adm.guard lets through only to the cluster's
+// certificates or its admin token.
 func httpHandler(self kernel.NodeID, sess *session.Server, m *metrics, adm *admin) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
@@ -659,11 +670,11 @@ func httpHandler(self kernel.NodeID, sess *session.Server, m *metrics, adm *admi
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(info)
 	})
-	mux.HandleFunc("/join", adm.handleJoin)
-	mux.HandleFunc("/remove", adm.handleRemove)
-	mux.HandleFunc("/split", adm.handleSplit)
-	mux.HandleFunc("/merge", adm.handleMerge)
-	mux.HandleFunc("/transfer", adm.handleTransfer)
+	mux.HandleFunc("/join", adm.guard.guarded(adm.handleJoin))
+	mux.HandleFunc("/remove", adm.guard.guarded(adm.handleRemove))
+	mux.HandleFunc("/split", adm.guard.guarded(adm.handleSplit))
+	mux.HandleFunc("/merge", adm.guard.guarded(adm.handleMerge))
+	mux.HandleFunc("/transfer", adm.guard.guarded(adm.handleTransfer))
 	return mux
 }
 

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/orbitkernel/orbit/security"
@@ -111,14 +112,15 @@ func (t *serveTLS) peerClient() func() *tls.Config {
 	return t.store.ClientConfig
 }
 
-// web is how this node reaches other nodes' HTTP addresses (--join).
-func (t *serveTLS) web() webClient {
+// web is how this node reaches other nodes' HTTP addresses (--join),
+// sending token (the admin token, if any) with its requests.
+func (t *serveTLS) web(token string) webClient {
 	if t == nil {
-		return plainWeb
+		return webClient{scheme: "http", client: http.DefaultClient, token: token}
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = t.store.ClientConfig()
-	return webClient{scheme: "https", client: &http.Client{Transport: tr}}
+	return webClient{scheme: "https", client: &http.Client{Transport: tr}, token: token}
 }
 
 // reloadOnHangup re-reads the certificates directory at each SIGHUP until
@@ -150,26 +152,45 @@ func (t *serveTLS) reloadOnHangup(ctx context.Context, logger *slog.Logger) {
 }
 
 // webClient reaches a node's HTTP address: plain HTTP, or HTTPS trusting
-// the cluster's CA (and presenting the node certificate).
+// the cluster's CA (and presenting a certificate), with the admin token
+// if one is set.
 type webClient struct {
 	scheme string // "http" or "https"
 	client *http.Client
+	token  string // sent as "Authorization: Bearer token" ("": none)
+}
+
+// do sends req with the admin token.
+func (w webClient) do(req *http.Request) (*http.Response, error) {
+	if w.token != "" {
+		req.Header.Set("Authorization", "Bearer "+w.token)
+	}
+	return w.client.Do(req)
 }
 
 // operatorWeb is orbit node's client: plain HTTP without certsDir, else
-// HTTPS trusting certsDir's ca.crt (no client certificate: the HTTP
-// endpoints do not ask for one).
-func operatorWeb(certsDir string) (webClient, error) {
+// HTTPS trusting certsDir's ca.crt and presenting the first certificate
+// found there of client.root.crt/key and node.crt/key (the admin
+// endpoints take either); token, if set, goes with every request.
+func operatorWeb(certsDir, token string) (webClient, error) {
 	if certsDir == "" {
-		return plainWeb, nil
+		return webClient{scheme: "http", client: http.DefaultClient, token: token}, nil
 	}
 	pool, err := security.LoadCA(certsDir)
 	if err != nil {
 		return webClient{}, fmt.Errorf("--certs-dir %s: %w", certsDir, err)
 	}
+	conf := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
+	for _, name := range []string{"client.root", "node"} {
+		cert, err := tls.LoadX509KeyPair(filepath.Join(certsDir, name+".crt"), filepath.Join(certsDir, name+".key"))
+		if err == nil {
+			conf.Certificates = []tls.Certificate{cert}
+			break
+		}
+	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
-	return webClient{scheme: "https", client: &http.Client{Transport: tr}}, nil
+	tr.TLSClientConfig = conf
+	return webClient{scheme: "https", client: &http.Client{Transport: tr}, token: token}, nil
 }
 
 // plainWeb is plain HTTP with Go's default client.

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/orbitkernel/orbit/security"
@@ -388,5 +389,36 @@ func TestPeerNeedsNodeCertificate(t *testing.T) {
 		if err := <-done; (err == nil) != c.ok {
 			t.Errorf("%s: server handshake error %v, want ok=%v", c.name, err, c.ok)
 		}
+	}
+}
+
+// TestServeTLSPostgres: with --certs-dir the PostgreSQL listener answers
+// SSLRequest and serves TLS: pgx with sslmode=verify-full (the CA from
+// the certificates directory, the node certificate's host checked)
+// runs a query; sslmode=disable is refused.
+func TestServeTLSPostgres(t *testing.T) {
+	dir, _ := makeCerts(t, "127.0.0.1", "localhost")
+	cfg := serveConfig{nodeID: 1, dataDir: filepath.Join(t.TempDir(), "data"), redisAddr: "127.0.0.1:0", httpAddr: "127.0.0.1:0",
+		pgAddr: "127.0.0.1:0", certsDir: dir}
+	addrs, exited := launchServerAddrs(t, cfg)
+	waitReadyTLS(t, httpsClient(t, dir), addrs.http, 30*time.Second, exited)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	url := "postgres://postgres@" + addrs.pg + "/postgres?sslmode=verify-full&sslrootcert=" + filepath.Join(dir, security.CACertFile)
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatalf("sslmode=verify-full: %v", err)
+	}
+	defer conn.Close(ctx)
+	var got int
+	if err := conn.QueryRow(ctx, "SELECT 1 + 1").Scan(&got); err != nil || got != 2 {
+		t.Fatalf("SELECT 1 + 1 over TLS: %d, %v", got, err)
+	}
+	if !conn.PgConn().Conn().(interface{ ConnectionState() tls.ConnectionState }).ConnectionState().HandshakeComplete {
+		t.Fatal("the connection is not TLS")
+	}
+	if c, err := pgx.Connect(ctx, "postgres://postgres@"+addrs.pg+"/postgres?sslmode=disable"); err == nil {
+		c.Close(ctx)
+		t.Fatal("a plaintext connection to a TLS node was served")
 	}
 }
