@@ -54,10 +54,7 @@ func (r *Routes) lookup(ref Ref) (kernel.NodeID, bool) {
 func (r *Routes) found(ref Ref, node kernel.NodeID) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.where) >= maxRoutes {
-		clear(r.where)
-	}
-	r.where[ref] = node
+	r.remember(ref, node)
 	delete(r.suspect, node) // it answered
 }
 
@@ -66,6 +63,11 @@ func (r *Routes) found(ref Ref, node kernel.NodeID) {
 func (r *Routes) moved(ref Ref, node kernel.NodeID) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.remember(ref, node)
+}
+
+// remember records ref's host, within maxRoutes (r.mu held).
+func (r *Routes) remember(ref Ref, node kernel.NodeID) {
 	if len(r.where) >= maxRoutes {
 		clear(r.where)
 	}
