@@ -114,6 +114,10 @@ type Options struct {
 	// that did not switch to TLS (orbit serve sets it with --certs-dir,
 	// as a pg_hba.conf of only hostssl lines would).
 	RequireTLS bool
+	// OnAuthFailure, if set, hears of every failed password
+	// authentication (a wrong password, or a user that may not log in),
+	// with the user name the client gave.
+	OnAuthFailure func(user string)
 	// Open starts the session of a connection once it has authenticated:
 	// pid is the backend process ID the client is told (BackendKeyData;
 	// pg_backend_pid() should answer it), user and database as the start-up packet gives them (database

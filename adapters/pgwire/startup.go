@@ -250,6 +250,9 @@ func (c *conn) authenticate(user, database string) error {
 	case errors.Is(err, scram.ErrProtocol):
 		return newError("FATAL", codeProtocolViolation, "%v", err)
 	case err != nil || !known:
+		if c.l.opts.OnAuthFailure != nil {
+			c.l.opts.OnAuthFailure(user)
+		}
 		return failed
 	}
 	c.send(&pgproto3.AuthenticationSASLFinal{Data: serverFinal})

@@ -19,24 +19,18 @@ import (
 // (`--admin-token`) as "Authorization: Bearer TOKEN". A node with neither
 // TLS nor a token keeps the plain mode's rule: whoever reaches the HTTP
 // address (loopback unless --insecure) may. Refusals answer 401, are
-// counted (orbit_auth_failures_total{listener="http"}) and logged at most
-// once a second.
+// counted and logged (authFailures).
 type adminGuard struct {
 	token    string
 	tls      bool
-	failures prometheus.Counter
-	logger   *slog.Logger
-
-	mu         sync.Mutex
-	lastLog    time.Time
-	suppressed int // refusals since the last line logged
+	failures *authFailures
 }
 
 // guarded wraps an admin endpoint.
 func (g *adminGuard) guarded(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if why := g.refusal(r); why != "" {
-			g.refused(r, why)
+			g.failures.note("http", "path", r.URL.Path, "from", r.RemoteAddr, "why", why)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="orbit admin"`)
 			http.Error(w, "unauthorized: "+why, http.StatusUnauthorized)
 			return
@@ -70,20 +64,32 @@ func (g *adminGuard) refusal(r *http.Request) string {
 	return ""
 }
 
-// refused counts a refusal and logs it, at most one line a second (a
-// scan of the port must not flood the log).
-func (g *adminGuard) refused(r *http.Request, why string) {
-	g.failures.Inc()
-	g.mu.Lock()
+// authFailures counts failed authentications by listener
+// (orbit_auth_failures_total) and logs them, at most one line a second
+// (a scan of a port, or a client retrying a wrong password, must not
+// flood the log): the line says how many were not logged since.
+type authFailures struct {
+	counter *prometheus.CounterVec
+	logger  *slog.Logger
+
+	mu         sync.Mutex
+	lastLog    time.Time
+	suppressed int
+}
+
+// note counts one failure on listener and logs it with attrs, unless a
+// line went out less than a second ago.
+func (a *authFailures) note(listener string, attrs ...any) {
+	a.counter.WithLabelValues(listener).Inc()
+	a.mu.Lock()
 	now := time.Now()
-	if now.Sub(g.lastLog) < time.Second {
-		g.suppressed++
-		g.mu.Unlock()
+	if now.Sub(a.lastLog) < time.Second {
+		a.suppressed++
+		a.mu.Unlock()
 		return
 	}
-	suppressed := g.suppressed
-	g.lastLog, g.suppressed = now, 0
-	g.mu.Unlock()
-	g.logger.Warn("orbit serve: refused an admin request", "path", r.URL.Path, "from", r.RemoteAddr, "why", why,
-		"refusals_not_logged", suppressed)
+	suppressed := a.suppressed
+	a.lastLog, a.suppressed = now, 0
+	a.mu.Unlock()
+	a.logger.Warn("orbit serve: authentication failed", append([]any{"listener", listener, "failures_not_logged", suppressed}, attrs...)...)
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/orbitkernel/orbit/security"
 )
 
@@ -26,9 +28,9 @@ func adminStatus(t *testing.T, web webClient, httpAddr, path string) int {
 	return status
 }
 
-// authFailures reads orbit_auth_failures_total{listener="http"} from
+// failureCount reads orbit_auth_failures_total{listener=listener} from
 // the node's /metrics.
-func authFailures(t *testing.T, c *http.Client, url string) string {
+func failureCount(t *testing.T, c *http.Client, url, listener string) string {
 	t.Helper()
 	resp, err := c.Get(url + "/metrics")
 	if err != nil {
@@ -37,7 +39,7 @@ func authFailures(t *testing.T, c *http.Client, url string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, `orbit_auth_failures_total{listener="http"}`) {
+		if strings.HasPrefix(line, `orbit_auth_failures_total{listener="`+listener+`"}`) {
 			return strings.Fields(line)[1]
 		}
 	}
@@ -65,8 +67,17 @@ func TestAdminEndpointsNeedAuth(t *testing.T) {
 				t.Errorf("POST /remove?node=9 with token %q: %d, want %d", tc.token, got, tc.want)
 			}
 		}
-		if got := authFailures(t, http.DefaultClient, "http://"+addrs.http); got != "2" {
+		if got := failureCount(t, http.DefaultClient, "http://"+addrs.http, "http"); got != "2" {
 			t.Errorf("orbit_auth_failures_total{listener=\"http\"} = %s, want 2", got)
+		}
+		// A Redis login that fails counts too.
+		rdb := goredis.NewClient(&goredis.Options{Addr: addrs.redis})
+		defer rdb.Close()
+		if err := rdb.Do(context.Background(), "AUTH", "alice", "wrong").Err(); err == nil || !strings.HasPrefix(err.Error(), "WRONGPASS") {
+			t.Fatalf("AUTH alice wrong: %v, want WRONGPASS", err)
+		}
+		if got := failureCount(t, http.DefaultClient, "http://"+addrs.http, "redis"); got != "1" {
+			t.Errorf("orbit_auth_failures_total{listener=\"redis\"} = %s, want 1", got)
 		}
 		// orbit node remove takes the token from its flag or the environment.
 		t.Setenv("ORBIT_ADMIN_TOKEN", "")
@@ -115,7 +126,7 @@ func TestAdminEndpointsNeedAuth(t *testing.T) {
 		if got := adminStatus(t, withNode, httpAddr, "/remove?node=9"); got != http.StatusNotFound {
 			t.Errorf("HTTPS with node.crt: %d, want the handler's 404", got)
 		}
-		if got := authFailures(t, httpsClient(t, dir), "https://"+httpAddr); got != "1" {
+		if got := failureCount(t, httpsClient(t, dir), "https://"+httpAddr, "http"); got != "1" {
 			t.Errorf("orbit_auth_failures_total{listener=\"http\"} = %s, want 1", got)
 		}
 	})

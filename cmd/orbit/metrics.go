@@ -35,8 +35,10 @@ type metrics struct {
 	// mean they applied the same prefix of the range's writes).
 	applied *prometheus.CounterVec
 	queries *prometheus.CounterVec
-	// authFailures counts refused authentications, by listener.
+	// authFailures counts failed authentications, by listener; authLog
+	// counts and logs them (serve sets it, with the node's logger).
 	authFailures *prometheus.CounterVec
+	authLog      *authFailures
 	mu           sync.Mutex
 	stamps       map[storage.RangeID]int64
 }
@@ -71,7 +73,7 @@ func newMetrics() *metrics {
 		}, []string{"range"}),
 		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orbit_auth_failures_total",
-			Help: "Requests refused for want of credentials, by listener (http: the admin endpoints).",
+			Help: "Failed authentications, by listener: http (the admin endpoints without a certificate of the cluster's CA or the admin token), redis (WRONGPASS), postgres (a failed SCRAM exchange).",
 		}, []string{"listener"}),
 		stamps: map[storage.RangeID]int64{},
 	}
@@ -94,6 +96,9 @@ func (m *metrics) observe(name []byte, elapsed time.Duration, replies []redis.Re
 				code = "other"
 			}
 			m.cmdErrors.WithLabelValues(cmd, code).Inc()
+			if code == "WRONGPASS" && m.authLog != nil { // AUTH, HELLO ... AUTH
+				m.authLog.note("redis", "command", cmd)
+			}
 			break
 		}
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -66,6 +67,9 @@ func TestServeSQLScram(t *testing.T) {
 		if !errors.As(err, &pe) || pe.Code != "28P01" {
 			t.Errorf("%s with password %q: %v, want 28P01", bad[0], bad[1], err)
 		}
+	}
+	if got := failureCount(t, http.DefaultClient, "http://"+n.httpAddr, "postgres"); got != "4" {
+		t.Errorf("orbit_auth_failures_total{listener=\"postgres\"} = %s, want 4", got)
 	}
 	if psql, err := exec.LookPath("psql"); err == nil {
 		host, port, _ := strings.Cut(n.pgAddr, ":")

@@ -67,6 +67,11 @@ type serveConfig struct {
 	replicas  int
 	clusterID uint64
 	join      string
+	// statefulSet, podHost and peerPort: run as a StatefulSet's pod
+	// (statefulset.go; deploy/k8s).
+	statefulSet int
+	podHost     string
+	peerPort    int
 	// pprof serves Go's profiles under /debug/pprof/ on the HTTP address.
 	pprof bool
 	// cacheMB and memtableMB size Pebble's block cache and memtables.
@@ -188,6 +193,9 @@ func serve(args []string, stderr io.Writer) int {
 	fs.StringVar(&cfg.certsDir, "certs-dir", "", "serve over TLS with the certificates in `DIR` (ca.crt, node.crt, node.key; see orbit cert): RESP and HTTP take TLS clients (a client certificate is optional, verified when given), nodes link with mutual TLS; SIGHUP reloads them")
 	fs.BoolVar(&cfg.insecure, "insecure", false, "allow plaintext listeners on addresses other than loopback (a trusted network only); without it and without --certs-dir, every listen address must be 127.0.0.0/8, ::1 or localhost")
 	fs.StringVar(&cfg.adminToken, "admin-token", os.Getenv("ORBIT_ADMIN_TOKEN"), "the bearer token the admin endpoints (POST /join, /remove, /split, /merge, /transfer) require of a client without a certificate of the cluster's CA; this node sends it when it joins (default $ORBIT_ADMIN_TOKEN). Without it and without --certs-dir they are open to whoever reaches --http-addr")
+	fs.IntVar(&cfg.statefulSet, "statefulset", 0, "run as pod $POD_NAME (NAME-ORDINAL) of a Kubernetes StatefulSet whose first `N` pods form the cluster (deploy/k8s): the node ID is the ordinal plus one; pods 0 to N-1 are --peers, later pods --join pod 0")
+	fs.StringVar(&cfg.podHost, "pod-host", "", "with --statefulset: a pod's host name with %d for its ordinal (default NAME-%d.NAME: the headless Service named after the set)")
+	fs.IntVar(&cfg.peerPort, "peer-port", 7000, "with --statefulset: the gRPC port the pods link on")
 	fs.BoolVar(&cfg.testFaults, "test-faults", false, "TEST ONLY (the Jepsen harness): serve POST /test/clock?offset=DURATION, which shifts this node's clock, and keep unsynced disk writes in memory so that SIGKILL loses them like a power cut; never in production")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -198,6 +206,14 @@ func serve(args []string, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stderr, "orbit serve: %v\n", err)
 		return 2
+	}
+	if cfg.statefulSet > 0 {
+		given := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+		if err := cfg.fromStatefulSet(os.Getenv("POD_NAME"), given); err != nil {
+			fmt.Fprintf(stderr, "orbit serve: %v\n", err)
+			return 2
+		}
 	}
 	switch {
 	case fs.NArg() > 0:
@@ -388,6 +404,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 		}
 	}()
 	m := newMetrics()
+	m.authLog = &authFailures{counter: m.authFailures, logger: logger}
 	var pubsubNet kernel.Network
 	if tr != nil {
 		pubsubNet = rt.Net()
@@ -452,7 +469,8 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	}
 	var pg *pgwire.Listener
 	if cfg.pgAddr != "" {
-		opts := pgwire.Options{Addr: cfg.pgAddr, TLS: certs.clientFacing(), RequireTLS: certs != nil, Logger: logger.With("component", "pgwire"),
+		opts := pgwire.Options{Addr: cfg.pgAddr, TLS: certs.clientFacing(), RequireTLS: certs != nil,
+			OnAuthFailure: func(user string) { m.authLog.note("postgres", "user", user) }, Logger: logger.With("component", "pgwire"),
 			Open: func(ctx context.Context, pid uint32, user, database string, params map[string]string) (pgwire.Session, error) {
 				return nd.SQL.Open(ctx, pid, user, database, params)
 			}}
@@ -477,7 +495,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 		}
 	}
 	adm := &admin{mgr: nd.Cluster, router: nd.Router, layout: layout, self: id, logger: logger.With("component", "membership"),
-		guard: &adminGuard{token: cfg.adminToken, tls: certs != nil, failures: m.authFailures.WithLabelValues("http"), logger: logger}}
+		guard: &adminGuard{token: cfg.adminToken, tls: certs != nil, failures: m.authLog}}
 	if certs == nil && cfg.adminToken == "" && cfg.insecure {
 		logger.Warn("orbit serve: the admin endpoints (POST /join, /remove, /split, /merge, /transfer) are open to whoever reaches --http-addr; set --admin-token or --certs-dir")
 	}
