@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/orbitkernel/orbit/adapters/actorapi"
@@ -64,7 +65,11 @@ func readActorCounter(ctx context.Context, p *client, op *history.Op) error {
 // answers the balance it replies.
 func callAccount(ctx context.Context, p *client, key, method, payload string) (int64, error) {
 	if p.actors == nil {
-		cl, err := actorapi.Dial(p.node.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		creds := insecure.NewCredentials()
+		if tc := p.node.tls.clientConfig(); tc != nil {
+			creds = credentials.NewTLS(tc)
+		}
+		cl, err := actorapi.Dial(p.node.grpcAddr, grpc.WithTransportCredentials(creds))
 		if err != nil {
 			return 0, err
 		}

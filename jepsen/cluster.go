@@ -28,9 +28,10 @@ type node struct {
 	id                            int
 	dir                           string // data directory
 	logPath                       string
-	redisAddr, httpAddr, peerAddr string // peerAddr: its real gRPC listen address
-	pgAddr                        string // PostgreSQL wire (the SQL workloads)
-	grpcAddr                      string // the actor service (the actor workloads)
+	redisAddr, httpAddr, peerAddr string      // peerAddr: its real gRPC listen address
+	pgAddr                        string      // PostgreSQL wire (the SQL workloads)
+	grpcAddr                      string      // the actor service (the actor workloads)
+	tls                           *clusterTLS // nil: plaintext
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -67,10 +68,10 @@ type cluster struct {
 
 // newCluster lays out n nodes under dir (node directories, logs) and the
 // proxy links between them; nothing runs yet.
-func newCluster(bin, dir string, n int, seed int64, env []string, logger *slog.Logger) (*cluster, error) {
+func newCluster(bin, dir string, n int, seed int64, env []string, sec *clusterTLS, logger *slog.Logger) (*cluster, error) {
 	c := &cluster{bin: bin, env: env, proxy: faultproxy.New(seed, logger), ranges: n}
 	for i := 1; i <= n; i++ {
-		nd := &node{id: i, dir: filepath.Join(dir, fmt.Sprintf("n%d-data", i)), logPath: filepath.Join(dir, fmt.Sprintf("n%d.log", i))}
+		nd := &node{id: i, dir: filepath.Join(dir, fmt.Sprintf("n%d-data", i)), logPath: filepath.Join(dir, fmt.Sprintf("n%d.log", i)), tls: sec}
 		for _, a := range []*string{&nd.redisAddr, &nd.httpAddr, &nd.peerAddr, &nd.pgAddr, &nd.grpcAddr} {
 			addr, err := freeport.Addr()
 			if err != nil {
@@ -115,7 +116,8 @@ func (c *cluster) start(n *node, extra ...string) error {
 	fmt.Fprintf(log, "=== jepsen: starting %s %s\n", n, strings.Join(extra, " "))
 	args := append([]string{"serve", "--node-id", strconv.Itoa(n.id), "--peers", c.peersFor(n),
 		"--ranges", strconv.Itoa(c.ranges), "--data-dir", n.dir, "--redis-addr", n.redisAddr, "--pg-addr", n.pgAddr,
-		"--http-addr", n.httpAddr, "--actors", "bank", "--actor-lease", "1s", "--grpc-addr", n.grpcAddr, "--test-faults"}, extra...)
+		"--http-addr", n.httpAddr, "--actors", "bank", "--actor-lease", "1s", "--grpc-addr", n.grpcAddr, "--test-faults"}, n.tls.serverFlags()...)
+	args = append(args, extra...)
 	cmd := exec.Command(c.bin, args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.Env = append(os.Environ(), c.env...)
@@ -252,8 +254,8 @@ func (c *cluster) rejoin(ctx context.Context, n, via *node) error {
 func ready(ctx context.Context, n *node) bool {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.httpAddr+"/readyz", nil)
-	resp, err := http.DefaultClient.Do(req)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, n.url("/readyz"), nil)
+	resp, err := n.web().Do(req)
 	if err != nil {
 		return false
 	}
@@ -297,7 +299,8 @@ func (c *cluster) leaders(ctx context.Context) []*node {
 		if skip || !n.running() {
 			continue
 		}
-		cl := goredis.NewClient(&goredis.Options{Addr: n.redisAddr, MaxRetries: -1, DialTimeout: time.Second, ReadTimeout: time.Second})
+		cl := goredis.NewClient(&goredis.Options{Addr: n.redisAddr, MaxRetries: -1, DialTimeout: time.Second, ReadTimeout: time.Second,
+			TLSConfig: n.tls.clientConfig()})
 		info, err := cl.Info(ctx, "replication").Result()
 		cl.Close()
 		if err != nil {

@@ -30,12 +30,13 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.AvailabilityFloor, "availability-floor", 0.5, "slow-leader: ok ops/s during the fault must be at least this fraction of the calm periods'")
 	fs.IntVar(&c.LeaderRange, "leader-range", 0, "leader nemeses hurt this range's leader (0: the node leading the most ranges)")
 	fs.DurationVar(&c.OpTimeout, "op-timeout", 3*time.Second, "a client's read timeout: an operation taking longer counts as info (unknown outcome)")
+	fs.BoolVar(&c.TLS, "tls", false, "run the servers with certificates the harness makes (--certs-dir) and every client over TLS")
 }
 
 // replayFlags are the flags ReplayCommand prints, in this order: every
 // flag but --out and --binary, which name files of this machine.
 var replayFlags = []string{"nodes", "duration", "workload", "nemesis", "rate", "concurrency", "seed",
-	"recovery", "recovery-bound", "availability-floor", "leader-range", "op-timeout", "mutation"}
+	"recovery", "recovery-bound", "availability-floor", "leader-range", "op-timeout", "mutation", "tls"}
 
 // ReplayCommand is the `orbit jepsen` command that runs c again: the same
 // fault schedule and client choices (real timing differs). Every value is
@@ -54,6 +55,12 @@ func (c Config) ReplayCommand() string {
 		v := fs.Lookup(name).Value.String()
 		if v == "" {
 			continue // an empty string is every string flag's default
+		}
+		if b, ok := fs.Lookup(name).Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+			if v == "true" {
+				parts = append(parts, "--"+name) // a bool flag takes no separate value
+			}
+			continue
 		}
 		parts = append(parts, "--"+name, shellQuote(v))
 	}

@@ -130,6 +130,25 @@ func TestShortRegister(t *testing.T) {
 	t.Logf("valid; report in %s", out.Dir)
 }
 
+// TestShortTLS: the register workload with TLS on (jepsen/tls.go): the
+// servers run with certificates, every client of the harness (go-redis,
+// HTTPS to the admin endpoints with the client certificate) speaks TLS,
+// and the nodes' links carry mutual TLS through the fault proxy, under
+// kills and membership changes (a removed node comes back with --join
+// over HTTPS), about 30 seconds.
+func TestShortTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs real processes for 30 s")
+	}
+	bin, _ := build(t)
+	out := run(t, Config{Binary: bin, Nodes: 3, Duration: 30 * time.Second, Workload: "register",
+		Nemeses: []string{"kill", "membership"}, Seed: 3, TLS: true, OutDir: outDir(t, "short-tls")})
+	if !out.Valid {
+		t.Fatalf("the real server failed the check with TLS on; report in %s:\n%s", out.Dir, out.Summary())
+	}
+	t.Logf("valid; report in %s", out.Dir)
+}
+
 // TestShortActorCounter: three nodes, partitions, kills and pauses, the
 // actor-counter workload (account actors over the gRPC actor service),
 // about 30 seconds; the real server must pass.

@@ -34,11 +34,11 @@ func httpGet(ctx context.Context, n *node, path string, timeout time.Duration) (
 // returns the reply's text (at most limit bytes); a status other than 200
 // is an error that carries the reply.
 func httpDo(ctx context.Context, method string, n *node, path string, limit int64) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+n.httpAddr+path, nil)
+	req, err := http.NewRequestWithContext(ctx, method, n.url(path), nil)
 	if err != nil {
 		return "", err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := n.web().Do(req)
 	if err != nil {
 		return "", err
 	}

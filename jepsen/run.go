@@ -47,7 +47,10 @@ type Config struct {
 	// LeaderRange: the leader nemeses hurt this range's leader; 0 (the
 	// default): the node leading the most ranges.
 	LeaderRange int
-	Logf        func(format string, args ...any)
+	// TLS runs the cluster with certificates (orbit serve --certs-dir) and
+	// every client of the harness over TLS (tls.go).
+	TLS  bool
+	Logf func(format string, args ...any)
 }
 
 func (c *Config) defaults() {
@@ -288,7 +291,7 @@ func Run(ctx context.Context, cfg Config) (Outcome, error) {
 		Config: [][2]string{
 			{"nodes", fmt.Sprint(cfg.Nodes)}, {"duration", cfg.Duration.String()}, {"workload", cfg.Workload},
 			{"nemesis", nemeses}, {"rate", fmt.Sprintf("%g ops/s", cfg.Rate)}, {"concurrency", fmt.Sprint(cfg.Concurrency)},
-			{"seed", fmt.Sprint(cfg.Seed)}, {"planted bug", orNone(cfg.Mutation)}, {"started", start.UTC().Format(time.RFC3339)},
+			{"seed", fmt.Sprint(cfg.Seed)}, {"planted bug", orNone(cfg.Mutation)}, {"tls", map[bool]string{true: "on (--certs-dir; every client over TLS)", false: "off"}[cfg.TLS]}, {"started", start.UTC().Format(time.RFC3339)},
 			{"ranges", rangesText(ranges)},
 			{replayNote, out.Replay},
 		},
@@ -365,8 +368,15 @@ func (o Outcome) Summary() string {
 // not the server's, so the cluster is laid out again on new ports, up to
 // three times.
 func startCluster(ctx context.Context, cfg Config, env []string, proxyLog *slog.Logger) (*cluster, error) {
+	var sec *clusterTLS
+	if cfg.TLS {
+		var err error
+		if sec, err = newClusterTLS(cfg.OutDir); err != nil {
+			return nil, err
+		}
+	}
 	for attempt := 1; ; attempt++ {
-		c, err := newCluster(cfg.Binary, cfg.OutDir, cfg.Nodes, cfg.Seed, env, proxyLog)
+		c, err := newCluster(cfg.Binary, cfg.OutDir, cfg.Nodes, cfg.Seed, env, sec, proxyLog)
 		if err != nil {
 			return nil, err
 		}

@@ -40,6 +40,9 @@ func (w *sqlBankWorkload) conn(ctx context.Context, p *client) (*pgx.Conn, error
 		return nil, err
 	}
 	cfg.ConnectTimeout = p.timeout
+	if tc := p.node.tls.clientConfig(); tc != nil {
+		cfg.TLSConfig = tc // sslmode=verify-full's checks: the CA, the host
+	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, err
