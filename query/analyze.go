@@ -26,6 +26,8 @@ type analyzer struct {
 	// inferred where a parameter meets a typed value (TypeUnknown until
 	// then; text if nothing tells).
 	params []Type
+	// role is the session's role, once a privilege check read it.
+	role *RoleDesc
 	// agg is set while analysing the output of a grouped query.
 	agg *aggContext
 	// outer are the enclosing queries' scopes (outermost first): a

@@ -42,6 +42,11 @@ type TableDesc struct {
 	// whose foreign keys reference it (foreignkey.go).
 	ForeignKeys  []ForeignKeyDesc `json:"foreign_keys,omitempty"`
 	ReferencedBy []string         `json:"referenced_by,omitempty"`
+	// Owner is the role that made the table ("": postgres, for tables
+	// made before owners were kept); Grants the privileges GRANT gave
+	// other roles (or "public"), by role (privileges.go).
+	Owner  string              `json:"owner,omitempty"`
+	Grants map[string][]string `json:"grants,omitempty"`
 }
 
 // ColumnDesc describes a column.

@@ -47,7 +47,7 @@ func (a *analyzer) createTable(st *pg.CreateStmt) (string, error) {
 		}
 		return "", withPosition(errorf("42P07", "relation %q already exists", st.Relation.Relname), st.Relation.Location)
 	}
-	t := &TableDesc{Database: a.s.database, Schema: schema, Name: st.Relation.Relname, NextColumnID: 1, Version: 1}
+	t := &TableDesc{Database: a.s.database, Schema: schema, Name: st.Relation.Relname, NextColumnID: 1, Version: 1, Owner: a.s.user}
 	var pk []string
 	var uniques []*pg.Constraint // table and column UNIQUE constraints, keys filled in
 	type check struct {
@@ -307,6 +307,9 @@ func (a *analyzer) dropTable(st *pg.DropStmt) (string, error) {
 			}
 			return "", err
 		}
+		if err := a.requireOwner(t); err != nil {
+			return "", err
+		}
 		tables = append(tables, t)
 	}
 	if err := a.dropReferences(tables, st.Behavior == pg.DropBehavior_DROP_CASCADE); err != nil {
@@ -355,6 +358,9 @@ func (a *analyzer) truncate(st *pg.TruncateStmt) (string, error) {
 		if err != nil {
 			return "", err
 		}
+		if err := a.require(t, "TRUNCATE"); err != nil {
+			return "", err
+		}
 		tables = append(tables, t)
 	}
 	names := map[string]bool{}
@@ -389,6 +395,9 @@ func (a *analyzer) alterTable(st *pg.AlterTableStmt) (string, error) {
 			a.s.notice("00000", "relation %q does not exist, skipping", st.Relation.Relname)
 			return "ALTER TABLE", nil
 		}
+		return "", err
+	}
+	if err := a.requireOwner(t); err != nil {
 		return "", err
 	}
 	for _, n := range st.Cmds {
@@ -702,6 +711,9 @@ func (a *analyzer) rename(st *pg.RenameStmt) (string, error) {
 			a.s.notice("00000", "relation %q does not exist, skipping", st.Relation.Relname)
 			return "ALTER TABLE", nil
 		}
+		return "", err
+	}
+	if err := a.requireOwner(t); err != nil {
 		return "", err
 	}
 	switch st.RenameType {

@@ -94,6 +94,16 @@ func (a *analyzer) analyzeInsert(st *pg.InsertStmt) (*insertPlan, error) {
 	if err != nil {
 		return nil, err
 	}
+	privs := []string{"INSERT"}
+	if st.OnConflictClause != nil && st.OnConflictClause.Action == pg.OnConflictAction_ONCONFLICT_UPDATE {
+		privs = append(privs, "UPDATE")
+	}
+	if len(st.ReturningList) > 0 {
+		privs = append(privs, "SELECT")
+	}
+	if err := a.require(t, privs...); err != nil {
+		return nil, err
+	}
 	p := &insertPlan{t: t}
 	if p.checks, err = a.checks(t); err != nil {
 		return nil, err
@@ -593,6 +603,9 @@ func (a *analyzer) analyzeUpdate(st *pg.UpdateStmt) (*updatePlan, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := a.require(p.t, dmlPrivileges("UPDATE", st.WhereClause, st.ReturningList)...); err != nil {
+		return nil, err
+	}
 	if p.checks, err = a.checks(p.t); err != nil {
 		return nil, err
 	}
@@ -643,6 +656,9 @@ func (a *analyzer) analyzeDelete(st *pg.DeleteStmt) (*updatePlan, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := a.require(p.t, dmlPrivileges("DELETE", st.WhereClause, st.ReturningList)...); err != nil {
+		return nil, err
+	}
 	p.delete = true
 	if err := a.dmlWhere(p, st.WhereClause, sc); err != nil {
 		return nil, err
@@ -656,6 +672,16 @@ func (a *analyzer) analyzeDelete(st *pg.DeleteStmt) (*updatePlan, error) {
 // dmlTarget is the table an UPDATE or DELETE changes, with the other
 // tables of its FROM (USING) list, their scope and the plan's start: a
 // scan that locks the rows it reads by their key.
+// dmlPrivileges are what an UPDATE or DELETE needs on its table: its
+// own privilege, and SELECT when it reads the table's rows (a WHERE, a
+// RETURNING), as PostgreSQL asks.
+func dmlPrivileges(verb string, where *pg.Node, returning []*pg.Node) []string {
+	if where != nil || len(returning) > 0 {
+		return []string{verb, "SELECT"}
+	}
+	return []string{verb}
+}
+
 func (a *analyzer) dmlTarget(rv *pg.RangeVar, from []*pg.Node) (*updatePlan, *scope, error) {
 	t, err := a.table(rv)
 	if err != nil {

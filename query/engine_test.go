@@ -155,15 +155,22 @@ func TestSQL(t *testing.T) {
 		e := newTestEngine(t)
 		sessions := map[string]*Session{}
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
-			name := "default"
+			name, user := "default", "postgres"
 			for _, arg := range d.CmdArgs {
-				if arg.Key == "session" {
+				switch arg.Key {
+				case "session":
 					name = arg.Vals[0]
+				case "user": // the role a new session logs in as
+					user = arg.Vals[0]
 				}
 			}
 			s, ok := sessions[name]
 			if !ok {
-				s = testSession(t, e)
+				var err error
+				if s, err = e.Open(context.Background(), uint32(len(sessions)+1), user, "postgres", nil); err != nil {
+					return "ERROR opening the session: " + err.Error() + "\n"
+				}
+				t.Cleanup(s.Close)
 				sessions[name] = s
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -79,6 +79,12 @@ func (a *analyzer) fromItem(n *pg.Node) (source, *scope, error) {
 		if err != nil {
 			return nil, nil, err
 		}
+		if err := a.require(t, "SELECT"); err != nil {
+			if e, ok := err.(*Error); ok {
+				err = withPosition(e, rv.Location)
+			}
+			return nil, nil, err
+		}
 		name := t.Name
 		if rv.Alias != nil {
 			name = rv.Alias.Aliasname

@@ -329,6 +329,9 @@ func (a *analyzer) createIndex(st *pg.IndexStmt) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if err := a.requireOwner(t); err != nil {
+		return "", err
+	}
 	var columns []string
 	for _, n := range st.IndexParams {
 		p := n.GetIndexElem()

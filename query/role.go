@@ -25,8 +25,8 @@ import (
 // orbit serve --pg-auth scram every connection proves its role's
 // password (pgwire's SCRAM-SHA-256 exchange against Engine.Credentials);
 // with trust (the default, loopback only) any role that may log in is
-// let in. There are no privileges yet: every role may do everything
-// (GRANT and REVOKE answer 0A000).
+// let in. What a role may do to a table is privileges.go's: its own
+// tables, what GRANT gave it, everything for a superuser.
 
 // RoleDesc describes a role.
 type RoleDesc struct {
@@ -162,7 +162,7 @@ func (a *analyzer) roleOptions(r *RoleDesc, options []*pg.Node) error {
 		case "canlogin":
 			r.Login = o.Arg.GetBoolean().GetBoolval()
 		default:
-			return errorf("0A000", "role option %s is not supported (roles have no privileges yet: every role may do everything)", strings.ToUpper(o.Defname))
+			return errorf("0A000", "role option %s is not supported", strings.ToUpper(o.Defname))
 		}
 	}
 	return nil

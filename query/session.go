@@ -895,6 +895,9 @@ func (a *analyzer) run(n *pg.Node, r *run, st *statement) ([][]any, string, erro
 	case n.GetCreateRoleStmt() != nil:
 		tag, err := a.createRole(n.GetCreateRoleStmt())
 		return nil, tag, err
+	case n.GetGrantStmt() != nil:
+		tag, err := a.grant(n.GetGrantStmt())
+		return nil, tag, err
 	case n.GetAlterRoleStmt() != nil:
 		tag, err := a.alterRole(n.GetAlterRoleStmt())
 		return nil, tag, err
