@@ -56,16 +56,6 @@ func newTestEngine(t testing.TB) *Engine {
 	return e
 }
 
-func testSession(t testing.TB, e *Engine) *Session {
-	t.Helper()
-	s, err := e.Open(context.Background(), 1, "postgres", "postgres", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
-}
-
 // simpleQuery runs sql as the simple protocol does and prints what a
 // client would see: each statement's columns and rows (text), its tag,
 // notices, and an error (which ends the string).
