@@ -5,7 +5,7 @@ SEED    ?= 1
 # The availability scenario is ~30x heavier per seed than the KV one.
 AVAIL_SEEDS ?= 40
 
-.PHONY: build run cluster bench-redis bench-sql demo smoke test lint sim sim-avail sim-coverage sim5 determinism bench race mutations jepsen acceptance help sql-diff
+.PHONY: build run cluster bench-redis bench-sql bench-peers demo smoke test lint sim sim-avail sim-coverage sim5 determinism bench race mutations jepsen acceptance help sql-diff
 
 # make run's ports and extra flags: `make run PORT=6390 ORBIT_FLAGS='--ranges 4'`
 # (6379 is often taken by a local redis-server).
@@ -39,6 +39,15 @@ cluster:
 ## redis-server in the same run; prints a markdown table (not part of CI)
 bench-redis:
 	GO=$(GO) bench/redis.sh
+
+## bench-peers: Orbit against its real peers in one run (redis-server with and
+## without appendfsync always, etcd on 1 and 3 nodes, orbit on 1 and 3):
+## redis-benchmark and bench/load (1/16/64 clients, put and get); prints one
+## table of ratios (bench/peers.sh; DURATION=, N=, PORT=, RESULTS=1 adds it to
+## bench/RESULTS.md, PROFILE=DIR keeps CPU profiles; scripts/install-bench-deps.sh
+## installs etcd; not part of CI)
+bench-peers:
+	GO=$(GO) bench/peers.sh
 
 ## bench-sql: pgbench -i and the builtin scripts against orbit serve (1 and
 ## 3 nodes) and a throwaway PostgreSQL 15 in the same run; ratios (bench/pgbench.sh)
