@@ -142,6 +142,15 @@ func (c *Client) Do(ctx context.Context, req Request) (Response, error) {
 			d = c.router.LookupEndingAt(req.Key)
 		}
 		req.Range, req.Generation = d.ID, d.Generation
+		if local := c.router.local.Load(); local != nil && try == 0 {
+			if r, ok := local.leasedRead(req, d); ok {
+				c.router.served(d.ID, c.rt.NodeID())
+				if r.Range.Generation != d.Generation || !slices.Equal(r.Range.Replicas, d.Replicas) {
+					c.router.LearnRanges([]Descriptor{r.Range})
+				}
+				return r, nil
+			}
+		}
 		body := req.encode()
 		// Without a known leader, try the range's replicas as last known,
 		// then every node (membership changes may have moved the range).

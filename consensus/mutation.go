@@ -19,6 +19,8 @@ var (
 		"never persists the vote: after a restart a node can vote twice in one term")
 	MutLeaseNeverExpires = mutation.Plant("lease-never-expires", mutation.Consensus,
 		"a leader keeps serving reads under its lease after it has run out")
+	MutLeaseViewKept = mutation.Plant("lease-view-kept", mutation.LeasedReads,
+		"a leaseholder never withdraws the lease it published for reads off the driver: when leadership moves or the range changes, its node's clients read their own copy until the view runs out")
 	MutUncheckedEvaluation = mutation.Plant("unchecked-evaluation", mutation.Consensus,
 		"applies an entry's effects without checking it was evaluated after the last entry applied: a write evaluated on top of a lost one applies what it read there")
 	MutFollowerReevaluates = mutation.Plant("follower-reevaluates", mutation.StateMachine,

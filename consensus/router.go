@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/orbitkernel/orbit/kernel"
@@ -47,6 +48,9 @@ type Router struct {
 	ranges []Descriptor
 	// nextAttempt numbers attempts in flight (route.attempts).
 	nextAttempt uint64
+	// local is this node's store, if it routes with this router: its
+	// clients read ranges it holds the lease of themselves (leasedread.go).
+	local atomic.Pointer[Store]
 }
 
 // route is what the router knows of one range.

@@ -372,6 +372,7 @@ func (s *Store) finishSplit(done *splitDone) {
 func (s *Store) detach(r *replica) {
 	s.rangesChanged = true
 	r.detached = true
+	r.view.Store(nil)
 	s.abandon(r)
 	r.log.Close()
 	if r.snapView != nil {
@@ -431,6 +432,7 @@ func (s *Store) publishRanges() {
 	s.rangesChanged = false
 	ds := s.Descriptors()
 	s.ranges.Store(&ds)
+	s.publishViews()
 }
 
 // Descriptors returns the ranges this node holds initialized replicas of,

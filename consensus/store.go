@@ -65,6 +65,11 @@ type Store struct {
 	// Descriptors for other tasks (Ranges).
 	rangesChanged bool
 	ranges        atomic.Pointer[[]Descriptor]
+	// views finds each replica's leaseView by range, for reads served
+	// off the driver (leasedread.go); rebuilt when the replicas change.
+	views atomic.Pointer[map[storage.RangeID]*atomic.Pointer[leaseView]]
+	// offDriverReads counts the reads served that way.
+	offDriverReads atomic.Int64
 	// suspects publishes the frozen and stale replicas for the merger
 	// task (merge.go).
 	suspects atomic.Pointer[[]suspect]
@@ -110,6 +115,11 @@ type replica struct {
 	// applied, over the engine (evaluate.go); the core keeps their chain
 	// and says when the overlay goes or is rebuilt.
 	overlay *storage.Batch
+	// view is the lease this replica publishes for reads served off the
+	// driver, nil when it may not serve them (leasedread.go); fastReads
+	// counts those reads until the driver notes them.
+	view      atomic.Pointer[leaseView]
+	fastReads atomic.Int64
 	// detached is set once the replica was destroyed or a split took it
 	// over (it was uninitialized): the driver runs it no more (split.go).
 	detached bool
@@ -230,6 +240,9 @@ func Open(rt kernel.Runtime, eng *storage.Engine, layout Layout, opts Options) (
 		s.splitter = kernel.NewMailbox[sizeJob](rt, "splitter", splitterMailbox)
 		s.splitsAsked = map[storage.RangeID]bool{}
 		rt.Go("splitter", s.split)
+	}
+	if opts.Router != nil {
+		opts.Router.local.Store(s)
 	}
 	rt.Go("consensus driver", s.drive)
 	return s, nil
@@ -358,8 +371,13 @@ func (s *Store) ask(ctx context.Context, what string, ev func(*kernel.Future[str
 
 // shutdown runs on the driver: it ends every replica.
 func (s *Store) shutdown() {
+	s.views.Store(nil)
+	if s.opts.Router != nil {
+		s.opts.Router.local.CompareAndSwap(s, nil)
+	}
 	for _, id := range s.ids {
 		r := s.replicas[id]
+		r.view.Store(nil)
 		s.abandon(r)
 		if r.snapView != nil {
 			r.snapView.release()
@@ -421,6 +439,7 @@ func (s *Store) drive(ctx context.Context) {
 		busy = s.proposed-before >= s.opts.GroupCommitBusyWrites
 		s.cycle()
 		s.publishRanges()
+		s.publishLeases()
 		if s.closing != nil {
 			s.shutdown()
 			s.closing.Set(struct{}{}, nil)
@@ -457,6 +476,7 @@ func (s *Store) handle(ev event) {
 		} else {
 			s.progressHandovers()
 		}
+		s.noteFastReads()
 		s.renewLeases()
 		s.drainLeadership()
 		s.noteSuspects()
@@ -810,6 +830,7 @@ func (s *Store) stage() *stagedCycle {
 		}
 		plan := r.ready()
 		rd := plan.rd
+		s.withdrawViews(r, rd)
 		c.mustSync = c.mustSync || plan.mustSync
 		if !raft.IsEmptySnap(rd.Snapshot) {
 			if err := r.log.ApplySnapshot(b, rd.Snapshot); err != nil {

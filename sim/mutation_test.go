@@ -42,6 +42,11 @@ func mutationScenarios(b mutation.Bug) []Scenario {
 		return []Scenario{sqlBankScenario, sqlListScenario}
 	case mutation.Actors:
 		return []Scenario{actorsScenario, sagasScenario}
+	case mutation.LeasedReads:
+		// Reads off the driver are made by clients on the leaseholder's
+		// node: the Redis sessions' (the KV scenarios' clients run on
+		// nodes of their own).
+		return []Scenario{redisScenario}
 	case mutation.ActorAvailability:
 		return []Scenario{actorAvailScenario}
 	case mutation.Snapshot:

@@ -26,15 +26,20 @@
 //     a zero or negative argument count is ignored, as in Redis;
 //   - a connection's unsent output is at most 64 MB (client-output-buffer-
 //     limit): a subscriber that does not read is disconnected;
-//   - input is read ahead of the commands that run, up to 1 MB, and up to
-//     MaxQueryBuffer while a blocking command waits (client-query-buffer-
-//     limit): beyond that the connection is closed.
+//   - while a blocking command waits, its connection's input is read
+//     ahead up to MaxQueryBuffer (client-query-buffer-limit): beyond that
+//     the connection is closed.
 //
-// A connection's socket is read while its commands run, as Redis reads a
-// blocked client's socket: a client that goes away (EOF or a reset) is
-// told to the session layer (session.Conn.Gone) at once, so that a BLPOP
-// it left blocked stops waiting and never takes an element another client
-// pushes later.
+// One goroutine runs a connection's commands and does its I/O, as Redis's
+// event loop does: it reads the socket when it needs the next command and
+// writes a reply straight to the socket when nothing else is being sent
+// (a lone client's request costs no hand-offs between goroutines). Two
+// more goroutines stand by: the writer sends pub/sub pushes and output
+// that piles up behind a write in progress; the reader reads the socket
+// only while a blocking command waits, as Redis reads a blocked client's
+// socket: a client that goes away (EOF or a reset) is told to the session
+// layer (session.Conn.Gone) at once, so that a BLPOP it left blocked stops
+// waiting and never takes an element another client pushes later.
 //
 // This is the production edge, outside the runtime contract: it uses
 // sockets, goroutines and the wall clock directly (internal/lint does not
@@ -71,7 +76,6 @@ const (
 	// is closed. It exceeds the largest request (an argument of
 	// redis.MaxBulkLen).
 	MaxQueryBuffer = 2*redis.MaxBulkLen + MaxInline
-	inputPause     = 1 << 20 // reading ahead pauses here while commands run (TCP pushes back)
 	outputPause    = 1 << 20 // a connection stops executing while this much is unsent
 	shutdownWait   = 5 * time.Second
 )
@@ -151,6 +155,7 @@ func (l *Listener) Serve() {
 		}
 		c := &conn{l: l, nc: nc}
 		c.cond = sync.NewCond(&c.mu)
+		c.in.nc = nc
 		c.in.cond = sync.NewCond(&c.in.mu)
 		l.mu.Lock()
 		if l.closing {
@@ -204,20 +209,24 @@ func (l *Listener) Shutdown(ctx context.Context) {
 	<-done
 }
 
-// conn is one client connection: fill reads the socket ahead into in,
-// readLoop parses and executes commands in order, writeLoop sends what they
-// and pub/sub deliveries append to out.
+// conn is one client connection: readLoop reads, parses and executes
+// commands in order and writes their replies when the socket is free;
+// writeLoop sends what piles up in out (pub/sub deliveries, replies made
+// while a write was in progress); fill reads on while a blocking command
+// waits.
 type conn struct {
 	l    *Listener
 	nc   net.Conn
 	sess *session.Conn
 	in   input
 
-	mu     sync.Mutex
-	cond   *sync.Cond // signals out grew, shrank, or closed
-	out    []byte
-	closed bool
-	quit   bool // close once out is sent
+	mu      sync.Mutex
+	cond    *sync.Cond // signals out grew or shrank, a write ended, or closed
+	out     []byte     // to send, in order
+	writing bool       // a goroutine is writing to the socket: out waits for it
+	sendBuf []byte     // readLoop's own buffer for the replies it writes itself
+	closed  bool
+	quit    bool // close once out is sent
 }
 
 func (c *conn) readLoop() {
@@ -268,34 +277,51 @@ func isBlocking(args [][]byte) bool {
 	return (ok && spec.Where == redis.WhereBlocking) || redis.Blocks(args)
 }
 
-// input is a connection's bytes read ahead of the commands that run. fill
-// appends to buf; readLoop's parser takes from it (Read).
+// input is a connection's socket as readLoop's parser reads it. Read reads
+// the socket itself when nothing is buffered; while a blocking command
+// waits, fill reads on into buf. One of them reads at a time (reading).
 type input struct {
+	nc       net.Conn
 	mu       sync.Mutex
-	cond     *sync.Cond // signals buf grew or shrank, err was set, or a flag changed
-	buf      []byte
-	err      error // what ended the reading, returned once buf is drained
-	blocking bool  // a blocking command runs: read on past inputPause
-	stopped  bool  // readLoop ended: fill stops
+	cond     *sync.Cond // signals buf grew, a read ended, err was set, or a flag changed
+	buf      []byte     // read by fill, not parsed yet
+	err      error      // what ended the reading, returned once buf is drained
+	reading  bool       // Read or fill is in the socket's Read
+	blocking bool       // a blocking command runs: fill reads on
+	stopped  bool       // readLoop ended: fill stops
 }
 
-// Read hands buffered input to the parser, waiting for some.
+// Read hands the parser buffered input, or reads the socket for it.
 func (in *input) Read(p []byte) (int, error) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	for len(in.buf) == 0 && in.err == nil {
-		in.cond.Wait()
+	for len(in.buf) == 0 && in.err == nil && in.reading {
+		in.cond.Wait() // fill is reading: take what it gets
 	}
-	if len(in.buf) == 0 {
+	if len(in.buf) > 0 {
+		n := copy(p, in.buf)
+		in.buf = in.buf[n:]
+		if len(in.buf) == 0 {
+			in.buf = nil
+		}
+		return n, nil
+	}
+	if in.err != nil {
 		return 0, in.err
 	}
-	n := copy(p, in.buf)
-	in.buf = in.buf[n:]
-	if len(in.buf) == 0 {
-		in.buf = nil
+	in.reading = true
+	in.mu.Unlock()
+	n, err := in.nc.Read(p)
+	in.mu.Lock()
+	in.reading = false
+	if err != nil {
+		in.err = err
 	}
-	in.cond.Broadcast() // room for fill
-	return n, nil
+	in.cond.Broadcast() // fill may wait for the socket
+	if n > 0 {
+		return n, nil // the error, if any, comes with the next Read
+	}
+	return 0, err
 }
 
 func (in *input) setBlocking(b bool) {
@@ -315,23 +341,25 @@ func (in *input) stop() {
 // errQueryBuffer ends a connection whose input outgrew MaxQueryBuffer.
 var errQueryBuffer = errors.New("client query buffer limit reached")
 
-// fill reads the socket into c.in until it fails or readLoop ends. A
-// client that goes away is told to the session at once (Gone), even while
-// one of its commands runs; a read deadline (Shutdown) is not a departure.
+// fill reads the socket into c.in while a blocking command waits, until
+// it fails or readLoop ends. A client that goes away is told to the
+// session at once (Gone); a read deadline (Shutdown) is not a departure.
 func (c *conn) fill() {
 	defer c.l.wg.Done()
 	in := &c.in
 	buf := make([]byte, 16<<10)
 	for {
 		in.mu.Lock()
-		for len(in.buf) >= inputPause && !in.blocking && !in.stopped {
+		for !in.stopped && in.err == nil && (!in.blocking || in.reading) {
 			in.cond.Wait()
 		}
-		stopped, over := in.stopped, len(in.buf) >= MaxQueryBuffer
-		in.mu.Unlock()
-		if stopped {
+		if in.stopped || in.err != nil {
+			in.mu.Unlock()
 			return
 		}
+		over := len(in.buf) >= MaxQueryBuffer
+		in.reading = true
+		in.mu.Unlock()
 		var n int
 		var err error
 		if over {
@@ -342,6 +370,7 @@ func (c *conn) fill() {
 			n, err = c.nc.Read(buf)
 		}
 		in.mu.Lock()
+		in.reading = false
 		in.buf = append(in.buf, buf[:n]...)
 		if err != nil {
 			in.err = err
@@ -437,8 +466,10 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// reply appends replies in the connection's protocol, waiting while too
-// much is unsent. It returns false once the connection is closed.
+// reply sends replies in the connection's protocol: straight to the
+// socket when nothing is being sent, else after what is queued (waiting
+// while too much is unsent). It returns false once the connection is
+// closed.
 func (c *conn) reply(rs []redis.Reply) bool {
 	proto := c.sess.Proto()
 	c.mu.Lock()
@@ -449,11 +480,33 @@ func (c *conn) reply(rs []redis.Reply) bool {
 	if c.closed {
 		return false
 	}
-	for _, r := range rs {
-		c.out = encode(c.out, r, proto)
+	if c.writing {
+		for _, r := range rs {
+			c.out = encode(c.out, r, proto)
+		}
+		c.cond.Broadcast()
+		return true
 	}
-	c.cond.Broadcast()
-	return true
+	// Nothing on its way: send what is queued (pushes the writer has not
+	// taken yet) and the replies from here.
+	buf := append(c.sendBuf[:0], c.out...)
+	c.out = c.out[:0]
+	for _, r := range rs {
+		buf = encode(buf, r, proto)
+	}
+	c.writing = true
+	c.mu.Unlock()
+	_, err := c.nc.Write(buf)
+	c.mu.Lock()
+	c.writing = false
+	if cap(buf) <= outputPause {
+		c.sendBuf = buf[:0] // keep it, unless a huge reply made it huge
+	}
+	if err != nil {
+		c.closed = true
+	}
+	c.cond.Broadcast() // the writer may have output waiting for this write
+	return err == nil
 }
 
 func encode(dst []byte, r redis.Reply, proto int) []byte {
@@ -509,19 +562,25 @@ func (c *conn) writeLoop() {
 	var buf []byte
 	for {
 		c.mu.Lock()
-		for len(c.out) == 0 && !c.closed && !c.quit {
+		for !c.closed && (c.writing || (len(c.out) == 0 && !c.quit)) {
 			c.cond.Wait()
 		}
-		if c.closed || (len(c.out) == 0 && c.quit) {
+		if c.closed || len(c.out) == 0 { // closed, or quit with all sent
 			c.closed = true
 			c.cond.Broadcast()
 			c.mu.Unlock()
 			return
 		}
 		buf, c.out = c.out, buf[:0]
-		c.cond.Broadcast() // room for a paused reader
+		c.writing = true
+		c.cond.Broadcast() // room for a paused reply
 		c.mu.Unlock()
-		if _, err := c.nc.Write(buf); err != nil {
+		_, err := c.nc.Write(buf)
+		c.mu.Lock()
+		c.writing = false
+		c.cond.Broadcast()
+		c.mu.Unlock()
+		if err != nil {
 			c.close()
 			return
 		}

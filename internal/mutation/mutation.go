@@ -32,6 +32,7 @@ const (
 	RedisTxn     Class = "redis txns"   // Redis commands across ranges (adapters/redis locks, the session's coordinator)
 	SQL          Class = "sql"          // the SQL engine (query) over transactions
 	Actors       Class = "actors"       // virtual actors (kernel/actor)
+	LeasedReads  Class = "leased reads" // reads served off the driver under a published lease (consensus/leasedread.go)
 	// ActorAvailability: how soon actors are reachable again after their
 	// host fails (liveness, not safety).
 	ActorAvailability Class = "actor availability"
