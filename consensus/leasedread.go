@@ -137,10 +137,9 @@ func (s *Store) noteFastReads() {
 
 // leasedRead serves req on the caller's task if this node holds a
 // published lease of the range holding req's key; ok is false when the
-// driver must serve it. Two callers: a client on this node, before it
-// sends anything (d is the range its cache routes the key to), and the
-// kv port's task, for a client elsewhere (d is the range the request
-// names).
+// driver must serve it.
+//
+// d is the range the client's cache routes the key to.
 func (s *Store) leasedRead(req Request, d Descriptor) (resp Response, ok bool) {
 	if req.Op != OpGet && req.Op != OpQuery && req.Op != OpScan {
 		return Response{}, false

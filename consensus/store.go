@@ -227,12 +227,6 @@ func Open(rt kernel.Runtime, eng *storage.Engine, layout Layout, opts Options) (
 			reply(nil, malformed(err))
 			return
 		}
-		// A read of a range leased here is served on this task, not
-		// queued for the driver (leasedread.go).
-		if resp, ok := s.leasedRead(req, Descriptor{ID: req.Range}); ok {
-			reply(resp.encode(), nil)
-			return
-		}
 		if !s.events.Send(event{req: &req, reply: func(r Response, err error) { reply(r.encode(), err) }}) {
 			reply(nil, errors.New("overloaded; retry"))
 		}
