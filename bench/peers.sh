@@ -46,17 +46,9 @@ for tool in redis-benchmark redis-server redis-cli etcd curl; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing (scripts/install-bench-deps.sh installs it)" >&2; exit 1; }
 done
 
-log() { echo "bench: $*" >&2; }
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+. bench/lib.sh
+trap 'exit 130' INT TERM # Ctrl-C still runs cleanup (every server here is started directly)
 
 log "building orbit and bench/load"
 $GO build -o "$tmp/orbit" ./cmd/orbit

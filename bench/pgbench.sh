@@ -34,18 +34,10 @@ PGBIN=${ORBIT_PG_BIN:-/usr/lib/postgresql/15/bin}
 command -v pgbench >/dev/null || { echo "bench: pgbench is missing (apt-get install postgresql-client)" >&2; exit 1; }
 [ -x "$PGBIN/initdb" ] || { echo "bench: $PGBIN/initdb is missing (apt-get install postgresql-15)" >&2; exit 1; }
 
-tmp=$(mktemp -d)
-chmod 755 "$tmp"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+. bench/lib.sh
+chmod 755 "$tmp" # the postgres user reads its data directory there
 $GO build -o "$tmp/orbit" ./cmd/orbit
 
-log() { echo "bench: $*" >&2; }
 
 # as_pg CMD...: PostgreSQL's server programs refuse to run as root.
 as_pg() {
@@ -89,7 +81,11 @@ run_target() {
 pgport=$PORT
 mkdir -p "$tmp/pg" && chown postgres "$tmp/pg" 2>/dev/null || true
 as_pg "$PGBIN/initdb" -D "$tmp/pg/data" -U postgres -A trust >"$tmp/initdb.log" 2>&1
-as_pg "$PGBIN/postgres" -D "$tmp/pg/data" -p "$pgport" -k "$tmp/pg" -c listen_addresses=127.0.0.1 >"$tmp/pg/log" 2>&1 &
+# In the background the function's subshell execs the server, so that
+# cleanup's SIGTERM reaches it (through runuser), not a shell around it
+# (which used to leave PostgreSQL running after the script).
+(exec_pg() { if [ "$(id -u)" = 0 ]; then exec runuser -u postgres -- "$@"; else exec "$@"; fi; }
+  exec_pg "$PGBIN/postgres" -D "$tmp/pg/data" -p "$pgport" -k "$tmp/pg" -c listen_addresses=127.0.0.1) >"$tmp/pg/log" 2>&1 &
 pids+=("$!")
 wait_pg "$pgport"
 run_target postgres "$pgport"

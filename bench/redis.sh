@@ -31,17 +31,9 @@ for tool in redis-benchmark redis-server redis-cli; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install redis-server redis-tools)" >&2; exit 1; }
 done
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+. bench/lib.sh
 $GO build -o "$tmp/orbit" ./cmd/orbit
 
-log() { echo "bench: $*" >&2; }
 
 # wait_serving PORT: until a SET through the port answers OK.
 wait_serving() {
