@@ -15,3 +15,13 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
+
+# wait_redis PORT: until a SET through the port answers OK (orbit answers
+# PING before its ranges have leaders).
+wait_redis() {
+  for _ in $(seq 600); do
+    [ "$(redis-cli -p "$1" SET bench:probe 1 2>/dev/null)" = "OK" ] && return 0
+    sleep 0.1
+  done
+  log "nothing serving on $1"; exit 1
+}

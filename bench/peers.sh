@@ -65,16 +65,6 @@ stop() {
   for p in "$@"; do wait "$p" 2>/dev/null || true; done
 }
 
-# wait_redis PORT: until a SET through the port answers OK (orbit answers
-# PING before its ranges have leaders).
-wait_redis() {
-  for _ in $(seq 600); do
-    [ "$(redis-cli -p "$1" SET bench:probe 1 2>/dev/null)" = "OK" ] && return 0
-    sleep 0.1
-  done
-  log "nothing serving on $1"; exit 1
-}
-
 # wait_load TARGET ADDRS: until a put and a get succeed on every address.
 wait_load() {
   "$tmp/load" -target "$1" -addrs "$2" -probe 60s || { log "$1 on $2 not ready"; exit 1; }

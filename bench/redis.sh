@@ -35,15 +35,6 @@ done
 $GO build -o "$tmp/orbit" ./cmd/orbit
 
 
-# wait_serving PORT: until a SET through the port answers OK.
-wait_serving() {
-  for _ in $(seq 600); do
-    [ "$(redis-cli -p "$1" SET bench:probe 1 2>/dev/null)" = "OK" ] && return 0
-    sleep 0.1
-  done
-  log "nothing serving on $1"; exit 1
-}
-
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 # bench_target NAME PORT: one row per test and pipeline depth into $tmp/results.
@@ -88,7 +79,7 @@ rport=$PORT
 redis-server --port "$rport" --save '' --appendonly no --dir "$tmp" >"$tmp/redis.log" 2>&1 &
 rpid=$!
 pids+=("$rpid")
-wait_serving "$rport"
+wait_redis "$rport"
 bench_target redis "$rport"
 memory redis "$rport" "$rpid"
 kill -TERM "$rpid"; wait "$rpid" 2>/dev/null || true
@@ -98,7 +89,7 @@ oport=$((PORT + 1))
 "$tmp/orbit" serve --data-dir "$tmp/one" --redis-addr "127.0.0.1:$oport" --pg-addr "" --http-addr "127.0.0.1:$((PORT + 2))" 2>"$tmp/one.log" &
 opid=$!
 pids+=("$opid")
-wait_serving "$oport"
+wait_redis "$oport"
 bench_target orbit1 "$oport"
 memory orbit1 "$oport" "$opid"
 du_one=$(du -sm "$tmp/one" | cut -f1)
@@ -114,7 +105,7 @@ for n in 1 2 3; do
   pids+=("$!")
 done
 cport=$((PORT + 6))
-wait_serving "$cport"
+wait_redis "$cport"
 bench_target orbit3 "$cport"
 memory orbit3 "$cport" "${cpids[@]}"
 
