@@ -107,6 +107,9 @@ func (s *Store) rateFenced(peer kernel.NodeID) bool {
 // every leased read: with no peer fenced (publishFenced counts them as a
 // measurement fences one) it looks at nothing else.
 func (s *Store) votersRateOK(r *replica) bool {
+	if s.offsetFenced.Load() {
+		return false // this node's own clock is fenced (clockoffset.go)
+	}
 	if s.fencedPeers.Load() == 0 {
 		return true
 	}

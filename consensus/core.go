@@ -97,7 +97,7 @@ type replicaCore struct {
 	// (merge.go): it takes nothing more. confProposed is set while a
 	// membership change it proposed has not applied (membership.go).
 	handoverTo    uint64
-	handoverUntil time.Time
+	handoverUntil time.Duration
 	splitKey      []byte
 	freezing      bool
 	frozen        bool
@@ -337,7 +337,9 @@ func (c *replicaCore) splitting(key []byte) bool {
 
 // handOver starts handing leadership to voter to, until until: no new
 // writes meanwhile.
-func (c *replicaCore) handOver(to uint64, until time.Time) { c.handoverTo, c.handoverUntil = to, until }
+func (c *replicaCore) handOver(to uint64, until time.Duration) {
+	c.handoverTo, c.handoverUntil = to, until
+}
 
 // handoverEnded ends a hand-over (done, given up, or timed out).
 func (c *replicaCore) handoverEnded() { c.handoverTo = 0 }

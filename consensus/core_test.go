@@ -161,7 +161,7 @@ func (e *coreEnv) handle(t testing.TB, d *datadriven.TestData) string {
 	case "request":
 		e.request(t, d)
 	case "hand-over":
-		e.replica(t, d, "n").core.handOver(e.replica(t, d, "to").id, time.Time{}.Add(time.Hour))
+		e.replica(t, d, "n").core.handOver(e.replica(t, d, "to").id, time.Hour)
 	case "hand-over-ended":
 		e.replica(t, d, "n").core.handoverEnded()
 	case "split-proposed":

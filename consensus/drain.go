@@ -22,10 +22,11 @@ func (s *Store) Drain(ctx context.Context) error {
 }
 
 // drainLeadership runs on the driver when a Drain comes and on every tick
-// while one waits: it starts a hand-over on each range still led here, and
-// answers the Drains once there is none.
+// while one waits or the node's clock is fenced (clockoffset.go): it
+// starts a hand-over on each range still led here, and answers the Drains
+// once there is none.
 func (s *Store) drainLeadership() {
-	if len(s.drains) == 0 {
+	if len(s.drains) == 0 && !s.offsetFenced.Load() {
 		return
 	}
 	pending := false // a range led here that can still be handed over
@@ -46,12 +47,15 @@ func (s *Store) drainLeadership() {
 			if v == r.id || pr.IsLearner || pr.State != tracker.StateReplicate || !ok || s.ticks-heard > uint64(s.opts.ElectionTicks) {
 				continue
 			}
+			if s.clockFenced(nodeOf(v), s.rt.Monotonic()) {
+				continue // its clock is fenced too: it would hand the range back
+			}
 			if best == 0 || pr.Match > bestMatch || (pr.Match == bestMatch && v < best) {
 				best, bestMatch = v, pr.Match
 			}
 		}
 		if best != 0 {
-			r.handOver(best, s.rt.Now().Add(handoverTimeout))
+			r.handOver(best, s.rt.Monotonic()+handoverTimeout)
 			pending = true
 		}
 	}

@@ -60,22 +60,25 @@ type health struct {
 	sync samples
 	// reports are the peers' own measurements, as they last sent them.
 	reports map[kernel.NodeID]healthReport
-	// moved is when (runtime clock) each range was last handed away from
+	// moved is when (monotonic clock) each range was last handed away from
 	// here, or won here through a hand-over: no new hand-over within
 	// transferCooldown of it.
-	moved map[storage.RangeID]time.Time
+	moved map[storage.RangeID]time.Duration
 	// rates compares each peer's clock rate with this node's
 	// (clockrate.go).
 	rates map[kernel.NodeID]*rateTrack
+	// offsets estimates each peer's clock offset from this node's
+	// (clockoffset.go).
+	offsets map[kernel.NodeID]offsetSample
 }
 
 // samples keeps the last healthSamples durations and when the last came.
 type samples struct {
 	d    []time.Duration
-	last time.Time
+	last time.Duration
 }
 
-func (s *samples) add(d time.Duration, now time.Time) {
+func (s *samples) add(d time.Duration, now time.Duration) {
 	if len(s.d) == healthSamples {
 		copy(s.d, s.d[1:])
 		s.d = s.d[:healthSamples-1]
@@ -85,8 +88,8 @@ func (s *samples) add(d time.Duration, now time.Time) {
 }
 
 // median is the samples' median, and false if there are none fresh.
-func (s *samples) median(now time.Time) (time.Duration, bool) {
-	if s == nil || len(s.d) == 0 || now.Sub(s.last) > healthStale {
+func (s *samples) median(now time.Duration) (time.Duration, bool) {
+	if s == nil || len(s.d) == 0 || (now-s.last) > healthStale {
 		return 0, false
 	}
 	sorted := slices.Clone(s.d)
@@ -96,21 +99,27 @@ func (s *samples) median(now time.Time) (time.Duration, bool) {
 
 // healthReport is what a node says of itself in a ping or pong.
 type healthReport struct {
-	at   time.Time // when this node received it (its own clock)
+	at   time.Duration // when this node received it (its monotonic clock)
 	sync time.Duration
 	rtt  map[kernel.NodeID]time.Duration // fresh round trips only
 	// mono is the sender's monotonic clock as it sent the message (0: an
 	// older binary's message, without it).
 	mono time.Duration
+	// clock and wall are the sender's hybrid clock's physical part and
+	// its wall clock as it sent the message, in nanoseconds since the
+	// epoch (0: none; clockoffset.go). fenced says its clock is fenced:
+	// no leadership is handed to it.
+	clock, wall int64
+	fenced      bool
 }
 
 func newHealth() *health {
-	return &health{rtt: map[kernel.NodeID]*samples{}, reports: map[kernel.NodeID]healthReport{}, moved: map[storage.RangeID]time.Time{},
-		rates: map[kernel.NodeID]*rateTrack{}}
+	return &health{rtt: map[kernel.NodeID]*samples{}, reports: map[kernel.NodeID]healthReport{}, moved: map[storage.RangeID]time.Duration{},
+		rates: map[kernel.NodeID]*rateTrack{}, offsets: map[kernel.NodeID]offsetSample{}}
 }
 
 // report is this node's own measurements, as of now.
-func (h *health) report(now time.Time) healthReport {
+func (h *health) report(now time.Duration) healthReport {
 	r := healthReport{at: now, rtt: map[kernel.NodeID]time.Duration{}}
 	r.sync, _ = h.sync.median(now)
 	for id, s := range h.rtt {
@@ -145,7 +154,24 @@ func encodeHealth(kind byte, sentAt int64, r healthReport) []byte {
 		b = binary.AppendUvarint(b, uint64(id))
 		b = binary.AppendUvarint(b, uint64(r.rtt[id].Microseconds()))
 	}
-	return binary.AppendUvarint(b, uint64(max(r.mono, 0)))
+	b = binary.AppendUvarint(b, uint64(max(r.mono, 0)))
+	b = binary.AppendUvarint(b, uint64(max(r.clock, 0)))
+	b = binary.AppendUvarint(b, uint64(max(r.wall, 0)))
+	fenced := uint64(0)
+	if r.fenced {
+		fenced = 1
+	}
+	return binary.AppendUvarint(b, fenced)
+}
+
+// clockReadings is what a ping or pong says of this node's clocks: its
+// hybrid clock's physical part and its wall clock, in nanoseconds since
+// the epoch (0, 0: no clock to check).
+func (s *Store) clockReadings() (clock, wall int64) {
+	if s.opts.Clock == nil {
+		return 0, 0
+	}
+	return s.opts.Clock.Physical().UnixNano(), s.rt.Now().UnixNano()
 }
 
 func decodeHealth(b []byte) (kind byte, sentAt int64, r healthReport, err error) {
@@ -181,6 +207,16 @@ func decodeHealth(b []byte) (kind byte, sentAt int64, r healthReport, err error)
 			return 0, 0, r, err
 		}
 	}
+	if len(b) > 0 {
+		if r.clock, r.wall = int64(next()), int64(next()); err != nil {
+			return 0, 0, r, err
+		}
+	}
+	if len(b) > 0 {
+		if r.fenced = next() == 1; err != nil {
+			return 0, 0, r, err
+		}
+	}
 	return kind, sentAt, r, nil
 }
 
@@ -201,11 +237,13 @@ func (s *Store) peerNodes() []kernel.NodeID {
 
 // probe pings every peer node (on the driver, every probeTicks).
 func (s *Store) probe() {
-	now := s.rt.Now()
+	now := s.rt.Monotonic()
 	r := s.health.report(now)
-	r.mono = s.rt.Monotonic()
+	r.mono, r.fenced = now, s.offsetFenced.Load()
+	r.clock, r.wall = s.clockReadings()
 	msg := encodeHealth(healthPing, int64(r.mono), r)
 	s.publishFenced() // measurements go stale too
+	s.checkOffset()
 	for _, n := range s.peerNodes() {
 		s.rt.Net().Send(n, healthPort, msg)
 	}
@@ -217,22 +255,26 @@ func (s *Store) onHealth(from kernel.NodeID, b []byte) {
 	if err != nil {
 		return
 	}
-	now := s.rt.Now()
+	now := s.rt.Monotonic()
 	r.at = now
 	s.health.reports[from] = r
 	switch kind {
 	case healthPing:
 		own := s.health.report(now)
-		own.mono = s.rt.Monotonic()
+		own.mono, own.fenced = now, s.offsetFenced.Load()
+		own.clock, own.wall = s.clockReadings()
 		s.rt.Net().Send(from, healthPort, encodeHealth(healthPong, sentAt, own))
 	case healthPong:
-		mono := s.rt.Monotonic()
+		mono := now
 		rtt := mono - time.Duration(sentAt)
 		if rtt < 0 || rtt > healthStale {
 			return // an older binary's wall-clock reading, or a pong too late to mean anything
 		}
 		if r.mono != 0 {
 			s.noteRate(from, time.Duration(sentAt), r.mono, mono)
+		}
+		if r.clock != 0 && s.opts.Clock != nil {
+			s.noteOffset(from, r.clock, r.wall, rtt)
 		}
 		sm := s.health.rtt[from]
 		if sm == nil {
@@ -245,7 +287,7 @@ func (s *Store) onHealth(from kernel.NodeID, b []byte) {
 
 // synced records how long a synced Raft write took.
 func (s *Store) synced(d time.Duration) {
-	s.health.sync.add(d, s.rt.Now())
+	s.health.sync.add(d, s.rt.Monotonic())
 }
 
 // commitEstimate is how long a write to a range with these voters would
@@ -253,7 +295,7 @@ func (s *Store) synced(d time.Duration) {
 // leader's own sync, and the quorum-th fastest of (round trip to a voter +
 // its sync) over the other voters; false when it cannot tell (no fresh
 // news of the leader, or too few voters reachable).
-func (h *health) commitEstimate(self kernel.NodeID, leader kernel.NodeID, voters []kernel.NodeID, now time.Time) (time.Duration, bool) {
+func (h *health) commitEstimate(self kernel.NodeID, leader kernel.NodeID, voters []kernel.NodeID, now time.Duration) (time.Duration, bool) {
 	view, ok := h.reportOf(self, leader, now)
 	if !ok {
 		return 0, false
@@ -286,12 +328,12 @@ func (h *health) commitEstimate(self kernel.NodeID, leader kernel.NodeID, voters
 
 // reportOf is node's measurements: this node's own, or the last report
 // from it if fresh.
-func (h *health) reportOf(self, node kernel.NodeID, now time.Time) (healthReport, bool) {
+func (h *health) reportOf(self, node kernel.NodeID, now time.Duration) (healthReport, bool) {
 	if node == self {
 		return h.report(now), true
 	}
 	r, ok := h.reports[node]
-	if !ok || now.Sub(r.at) > healthStale {
+	if !ok || (now-r.at) > healthStale {
 		return healthReport{}, false
 	}
 	return r, true
@@ -301,7 +343,7 @@ func (h *health) reportOf(self, node kernel.NodeID, now time.Time) (healthReport
 // here hands its leadership to a caught-up voter whose estimated commit
 // latency is much lower than this node's.
 func (s *Store) checkHealth() {
-	now := s.rt.Now()
+	now := s.rt.Monotonic()
 	self := s.rt.NodeID()
 	slow := map[storage.RangeID][]kernel.NodeID{}
 	defer func() { s.slowLeaders.Store(&slow) }()
@@ -311,7 +353,7 @@ func (s *Store) checkHealth() {
 			continue
 		}
 		s.noteSlowVoters(r, slow, now)
-		if at, ok := s.health.moved[id]; ok && now.Sub(at) < transferCooldown {
+		if at, ok := s.health.moved[id]; ok && (now-at) < transferCooldown {
 			continue
 		}
 		st := r.rn.Status()
@@ -341,6 +383,9 @@ func (s *Store) checkHealth() {
 			if pr, inTracker := st.Progress[v]; v == r.id || !inTracker || pr.State != tracker.StateReplicate || !ok || s.ticks-heard > uint64(s.opts.ElectionTicks) {
 				continue
 			}
+			if s.clockFenced(nodeOf(v), now) {
+				continue
+			}
 			est, ok := s.health.commitEstimate(self, nodeOf(v), voters, now)
 			if ok && (best == 0 || est < bestEst) {
 				best, bestEst = v, est
@@ -352,17 +397,18 @@ func (s *Store) checkHealth() {
 		s.rt.Logger().Warn("consensus: handing leadership to a faster replica",
 			"range", uint64(id), "to", uint64(nodeOf(best)), "estimate_here", mine, "estimate_there", bestEst)
 		s.health.moved[id] = now
-		r.handOver(best, now.Add(handoverTimeout))
+		r.handOver(best, now+handoverTimeout)
 	}
 	s.progressHandovers()
 }
 
 // noteSlowVoters records in slow, for range r led here, the voters that
 // would lead it so much slower than the best of them (slowFactor,
-// slowMargin) that the health check would hand the range away from them:
-// a rebalancer must not hand it to them (SlowLeader), or the two would
+// slowMargin) that the health check would hand the range away from them,
+// and those whose clocks are fenced (which hand every range away): a
+// rebalancer must not hand it to them (SlowLeader), or the two would
 // bounce it.
-func (s *Store) noteSlowVoters(r *replica, slow map[storage.RangeID][]kernel.NodeID, now time.Time) {
+func (s *Store) noteSlowVoters(r *replica, slow map[storage.RangeID][]kernel.NodeID, now time.Duration) {
 	self := s.rt.NodeID()
 	cs := r.log.ConfState()
 	voters := make([]kernel.NodeID, 0, len(cs.Voters))
@@ -380,10 +426,21 @@ func (s *Store) noteSlowVoters(r *replica, slow map[storage.RangeID][]kernel.Nod
 		}
 	}
 	for _, n := range voters {
-		if e, ok := est[n]; ok && e > slowFactor*best+slowMargin {
+		if e, ok := est[n]; (ok && e > slowFactor*best+slowMargin) || s.clockFenced(n, now) {
 			slow[r.desc.ID] = append(slow[r.desc.ID], n)
 		}
 	}
+}
+
+// clockFenced reports whether node's clock is fenced (clockoffset.go), as
+// this node knows: its own state, or the last fresh report from it. No
+// leadership is handed to such a node.
+func (s *Store) clockFenced(node kernel.NodeID, now time.Duration) bool {
+	if node == s.rt.NodeID() {
+		return s.offsetFenced.Load()
+	}
+	r, ok := s.health.reportOf(s.rt.NodeID(), node, now)
+	return ok && r.fenced
 }
 
 // SlowLeader reports whether node, as leader of range id (led here),
@@ -406,13 +463,13 @@ const handoverTimeout = 2 * time.Second
 // cannot wait that long: it gives up after an election timeout (200 ms),
 // less than one round trip over the slow links that caused the hand-over.
 func (s *Store) progressHandovers() {
-	now := s.rt.Now()
+	now := s.rt.Monotonic()
 	for _, id := range s.ids {
 		r := s.replicas[id]
 		if r.handoverTo == 0 {
 			continue
 		}
-		if !r.leading || now.After(r.handoverUntil) {
+		if !r.leading || now > r.handoverUntil {
 			r.handoverEnded()
 			continue
 		}

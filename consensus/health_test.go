@@ -11,7 +11,7 @@ import (
 // it 250 ms), node 1 leading commits in ~250 ms and node 2 leading in
 // ~1 ms; a dead node is not counted; a node with a slow disk is.
 func TestCommitEstimate(t *testing.T) {
-	now := time.Unix(1000, 0)
+	now := 1000 * time.Second
 	ms := time.Millisecond
 	h := newHealth()
 	for range healthSamples {
@@ -35,7 +35,7 @@ func TestCommitEstimate(t *testing.T) {
 	}
 	// Node 3 dies: its report and round trips go stale. Node 2 still has
 	// a quorum with node 1 (250 ms), and node 1 can count only on node 2.
-	later := now.Add(2 * healthStale)
+	later := now + 2*healthStale
 	h.reports[2] = healthReport{at: later, sync: ms, rtt: map[kernel.NodeID]time.Duration{1: 250 * ms}}
 	h.rtt[2] = add(h.rtt[2], 250*ms, later)
 	h.sync.add(ms, later)
@@ -52,7 +52,7 @@ func TestCommitEstimate(t *testing.T) {
 	}
 }
 
-func add(s *samples, d time.Duration, now time.Time) *samples {
+func add(s *samples, d time.Duration, now time.Duration) *samples {
 	if s == nil {
 		s = &samples{}
 	}

@@ -26,52 +26,66 @@ type leaseWorld struct {
 	reads   map[kernel.NodeID]int           // reads answered, per node
 }
 
-func newLeaseWorld(t *testing.T, seed uint64) *leaseWorld {
-	w := &leaseWorld{sim: sim.New(seed), stores: map[kernel.NodeID]*Store{}, leased: map[kernel.NodeID]time.Duration{},
-		elected: map[uint64]time.Duration{}, reads: map[kernel.NodeID]int{}}
-	t.Cleanup(w.sim.Close)
-	w.sim.Net().LatencyMin, w.sim.Net().LatencyMean = time.Millisecond, 0
+// openNodeEngine opens a simulated node's engine on its disk, closed
+// when the node stops.
+func openNodeEngine(rt kernel.Runtime) *storage.Engine {
+	eng, err := storage.Open(rt.FS(), "/data", storage.Options{Deterministic: true, Logger: rt.Logger(), OnBackgroundFatal: func(error) { select {} }})
+	if err != nil {
+		kernel.Crash("open storage: %v", err)
+	}
+	rt.Go("engine", func(ctx context.Context) {
+		defer eng.Close()
+		kernel.NewFuture[struct{}](rt, "node lifetime").Wait(ctx)
+	})
+	return eng
+}
+
+// newThreeNodes is a simulator of three nodes, 1 ms apart, each booted
+// by boot with its engine open, sharing one range over all three.
+func newThreeNodes(t *testing.T, seed uint64, boot func(rt kernel.Runtime, eng *storage.Engine, layout Layout)) *sim.Sim {
+	s := sim.New(seed)
+	t.Cleanup(s.Close)
+	s.Net().LatencyMin, s.Net().LatencyMean = time.Millisecond, 0
 	nodes := []kernel.NodeID{1, 2, 3}
 	layout, err := NewLayout(nil, nodes, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range nodes {
-		w.sim.AddNode(id, func(rt kernel.Runtime) {
-			eng, err := storage.Open(rt.FS(), "/data", storage.Options{Deterministic: true, Logger: rt.Logger(), OnBackgroundFatal: func(error) { select {} }})
-			if err != nil {
-				kernel.Crash("open storage: %v", err)
-			}
-			rt.Go("engine", func(ctx context.Context) {
-				defer eng.Close()
-				kernel.NewFuture[struct{}](rt, "node lifetime").Wait(ctx)
-			})
-			router := NewRouter(rt, layout)
-			st, err := Open(rt, eng, layout, Options{
-				Router:       router,
-				LeasedRead:   func(storage.RangeID, uint64) { w.leased[rt.NodeID()] = w.sim.Elapsed() },
-				BecameLeader: func(_ storage.RangeID, term uint64) { w.elected[term] = w.sim.Elapsed() },
-			})
-			if err != nil {
-				kernel.Crash("open consensus: %v", err)
-			}
-			w.stores[rt.NodeID()] = st
-			// A reader on the node: a read every millisecond, through the
-			// node's own router (so it reaches a leader here even when the
-			// node is cut off).
-			c := NewClient(router, "reader")
-			rt.Go("reader", func(ctx context.Context) {
-				for ctx.Err() == nil {
-					rctx, cancel := rt.WithTimeout(ctx, 50*time.Millisecond)
-					if _, _, err := c.Get(rctx, []byte("k")); err == nil {
-						w.reads[rt.NodeID()]++
-					}
-					cancel()
-					_ = rt.Sleep(ctx, time.Millisecond)
-				}
-			})
-		})
+		s.AddNode(id, func(rt kernel.Runtime) { boot(rt, openNodeEngine(rt), layout) })
 	}
+	return s
+}
+
+func newLeaseWorld(t *testing.T, seed uint64) *leaseWorld {
+	w := &leaseWorld{stores: map[kernel.NodeID]*Store{}, leased: map[kernel.NodeID]time.Duration{},
+		elected: map[uint64]time.Duration{}, reads: map[kernel.NodeID]int{}}
+	w.sim = newThreeNodes(t, seed, func(rt kernel.Runtime, eng *storage.Engine, layout Layout) {
+		router := NewRouter(rt, layout)
+		st, err := Open(rt, eng, layout, Options{
+			Router:       router,
+			LeasedRead:   func(storage.RangeID, uint64) { w.leased[rt.NodeID()] = w.sim.Elapsed() },
+			BecameLeader: func(_ storage.RangeID, term uint64) { w.elected[term] = w.sim.Elapsed() },
+		})
+		if err != nil {
+			kernel.Crash("open consensus: %v", err)
+		}
+		w.stores[rt.NodeID()] = st
+		// A reader on the node: a read every millisecond, through the
+		// node's own router (so it reaches a leader here even when the
+		// node is cut off).
+		c := NewClient(router, "reader")
+		rt.Go("reader", func(ctx context.Context) {
+			for ctx.Err() == nil {
+				rctx, cancel := rt.WithTimeout(ctx, 50*time.Millisecond)
+				if _, _, err := c.Get(rctx, []byte("k")); err == nil {
+					w.reads[rt.NodeID()]++
+				}
+				cancel()
+				_ = rt.Sleep(ctx, time.Millisecond)
+			}
+		})
+	})
 	return w
 }
 

@@ -153,7 +153,7 @@ func (s *Store) leasedRead(req Request, d Descriptor) (resp Response, ok bool) {
 		return Response{}, false
 	}
 	v := p.Load()
-	if v == nil || !v.desc.Contains(req.Key) || s.rt.Monotonic() >= v.expiry || s.fencedPeers.Load() != 0 {
+	if v == nil || !v.desc.Contains(req.Key) || s.rt.Monotonic() >= v.expiry || s.fencedPeers.Load() != 0 || s.offsetFenced.Load() {
 		return Response{}, false
 	}
 	if req.Op == OpQuery {
@@ -171,7 +171,7 @@ func (s *Store) leasedRead(req Request, d Descriptor) (resp Response, ok bool) {
 	var meta CommandMeta
 	var rd stateReader = s.eng
 	if req.Op == OpQuery {
-		meta = CommandMeta{NowMillis: s.rt.Now().UnixMilli(), Rand: s.rt.Rand().Uint64(), Term: v.term}
+		meta = CommandMeta{NowMillis: s.wall().UnixMilli(), Rand: s.rt.Rand().Uint64(), Term: v.term}
 		// A query may read several records: one point in time for all,
 		// as the driver's reads have (nothing applies while they run).
 		view := s.eng.NewView()

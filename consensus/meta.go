@@ -314,7 +314,7 @@ const metaRefresh = 30 * time.Second
 // metaPublished is what the meta task last published of one range.
 type metaPublished struct {
 	entry MetaEntry
-	at    time.Time
+	at    time.Duration
 }
 
 // noteMeta runs on the driver every MetaInterval: it hands the meta task
@@ -348,7 +348,7 @@ func (s *Store) publishMeta(ctx context.Context) {
 		for _, e := range *p {
 			led[e.ID] = true
 			last, ok := published[e.ID]
-			if ok && last.entry.sameAs(e) && s.rt.Now().Sub(last.at) < metaRefresh {
+			if ok && last.entry.sameAs(e) && (s.rt.Monotonic()-last.at) < metaRefresh {
 				continue
 			}
 			pctx, cancel := s.rt.WithTimeout(ctx, 2*time.Second)
@@ -358,7 +358,7 @@ func (s *Store) publishMeta(ctx context.Context) {
 				s.rt.Logger().Debug("publishing a descriptor to the meta range failed; retrying later", "range", e.Descriptor, "err", err)
 				continue
 			}
-			published[e.ID] = metaPublished{entry: e, at: s.rt.Now()}
+			published[e.ID] = metaPublished{entry: e, at: s.rt.Monotonic()}
 		}
 		// A range no longer led here is published by its new leader; if
 		// it comes back, publish it again.

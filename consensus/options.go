@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/orbitkernel/orbit/kernel/hlc"
 	"github.com/orbitkernel/orbit/storage"
 )
 
@@ -61,6 +62,16 @@ type Options struct {
 	// heartbeat or so).
 	DisableLeases bool
 	MaxClockDrift float64
+	// Clock, if set, is the node's hybrid logical clock (kernel/hlc).
+	// A leader stamps commands with its physical part (CommandMeta.
+	// NowMillis: what Redis expirations are measured against), which
+	// does not follow a step of the wall clock, so a clock stepped by a
+	// minute does not expire keys a minute early; and the clock-offset
+	// check (clockoffset.go) measures it against the peers' and fences it
+	// while it is too far from most of them (its MaxOffset is the
+	// bound). Nil: commands are stamped with the runtime's Now, and
+	// nothing is checked.
+	Clock *hlc.Clock
 	// Applied, if set, hears of every write a replica here applies (on
 	// every replica, leader or not), with its leader's stamp (0 for a
 	// plain put, delete or CAS): what wakes clients blocked on a key, and

@@ -63,7 +63,7 @@ type route struct {
 	// client back to it.
 	suspect      kernel.NodeID
 	suspectTerm  uint64
-	suspectUntil time.Time
+	suspectUntil time.Duration
 	// attempts are the calls in flight to this range, in start order (a
 	// slice: the order of cancellations is observable in the simulator).
 	attempts []attempt
@@ -201,7 +201,7 @@ func (r *Router) Learn(id storage.RangeID, node kernel.NodeID, term uint64) {
 	case term < rt.term:
 		r.mu.Unlock()
 		return
-	case node != 0 && node == rt.suspect && term <= rt.suspectTerm && r.rt.Now().Before(rt.suspectUntil):
+	case node != 0 && node == rt.suspect && term <= rt.suspectTerm && r.rt.Monotonic() < rt.suspectUntil:
 		r.mu.Unlock()
 		return
 	case term == rt.term && node == 0:
@@ -249,7 +249,7 @@ func (r *Router) timedOut(id storage.RangeID, node kernel.NodeID) {
 	if rt.leader == node {
 		rt.leader = 0
 	}
-	rt.suspect, rt.suspectTerm, rt.suspectUntil = node, rt.term, r.rt.Now().Add(suspectFor)
+	rt.suspect, rt.suspectTerm, rt.suspectUntil = node, rt.term, r.rt.Monotonic()+suspectFor
 }
 
 // forget records that node could not serve range id's key as it was

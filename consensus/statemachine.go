@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/orbitkernel/orbit/kernel"
 	"github.com/orbitkernel/orbit/storage"
@@ -280,7 +281,15 @@ func (rd *rangeData) DeleteRange(start, end []byte) error {
 // stamp is the leader's time for a new command on r: its clock, never
 // behind what the range applied.
 func (s *Store) stamp(r *replica) CommandMeta {
-	return CommandMeta{NowMillis: s.rt.Now().UnixMilli(), Rand: s.rt.Rand().Uint64(), Term: r.rn.BasicStatus().Term}
+	return CommandMeta{NowMillis: s.wall().UnixMilli(), Rand: s.rt.Rand().Uint64(), Term: r.rn.BasicStatus().Term}
+}
+
+// wall is the time commands are stamped with (Options.Clock).
+func (s *Store) wall() time.Time {
+	if s.opts.Clock != nil {
+		return s.opts.Clock.Physical()
+	}
+	return s.rt.Now()
 }
 
 // rangeNow returns the range's latest applied time.

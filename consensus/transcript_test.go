@@ -292,18 +292,7 @@ func (h *harness) start(seed uint64, nodes int) {
 	initial := layout.Ranges()[0].Replicas
 	for _, id := range h.servers {
 		h.sim.AddNode(id, func(rt kernel.Runtime) {
-			eng, err := storage.Open(rt.FS(), "/data", storage.Options{
-				Deterministic:     true,
-				Logger:            rt.Logger(),
-				OnBackgroundFatal: func(error) { select {} },
-			})
-			if err != nil {
-				kernel.Crash("open storage: %v", err)
-			}
-			rt.Go("engine", func(ctx context.Context) {
-				defer eng.Close()
-				kernel.NewFuture[struct{}](rt, "node lifetime").Wait(ctx)
-			})
+			eng := openNodeEngine(rt)
 			router := NewRouter(rt, h.layout)
 			// No meta publishing: the transcripts pin every entry of the logs.
 			st, err := Open(rt, eng, h.layout, Options{Router: router, Join: !slices.Contains(initial, rt.NodeID()), MetaInterval: -1,

@@ -34,7 +34,7 @@ func newTestEngine(t testing.TB) *Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := hlc.NewClock(rt.Now, hlc.DefaultMaxOffset)
+	clock := hlc.NewClock(rt, hlc.DefaultMaxOffset)
 	router := consensus.NewRouter(rt, layout)
 	st, err := consensus.Open(rt, eng, layout, consensus.Options{Router: router, Keyspaces: []consensus.Keyspace{txn.NewMachine(clock, txn.Options{}).Keyspace()}})
 	if err != nil {

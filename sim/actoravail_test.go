@@ -10,7 +10,6 @@ import (
 	"github.com/orbitkernel/orbit/consensus"
 	"github.com/orbitkernel/orbit/kernel"
 	"github.com/orbitkernel/orbit/kernel/actor"
-	"github.com/orbitkernel/orbit/kernel/hlc"
 	"github.com/orbitkernel/orbit/txn"
 )
 
@@ -95,12 +94,13 @@ func (c *actorAvailCluster) busiestHost() (kernel.NodeID, bool) {
 }
 
 func (c *actorAvailCluster) boot(rt kernel.Runtime) {
-	clock := hlc.NewClock(rt.Now, hlc.DefaultMaxOffset)
+	clock := newServerClock(rt)
 	machine := txn.NewMachine(clock, simTxnOptions(rt))
 	router := consensus.NewRouter(rt, c.layout)
-	c.openStore(rt, c.openEngine(rt), consensus.Options{Keyspaces: []consensus.Keyspace{machine.Keyspace()}, Router: router})
+	c.openStore(rt, c.openEngine(rt), consensus.Options{Keyspaces: []consensus.Keyspace{machine.Keyspace()}, Router: router, Clock: clock})
 	opts := actor.Options{
 		Runtime: rt,
+		Wall:    clock.Physical, // as kernel/node gives it
 		NewDB: func(name string) (*txn.DB, error) {
 			return txn.NewDB(rt, router, clock, name, simTxnOptions(rt))
 		},

@@ -103,6 +103,7 @@ func newActorServers(s *Sim, servers []kernel.NodeID, stopped func() bool, types
 	set = newTxnServersWith(s, servers, stopped, func(rt kernel.Runtime, clock *hlc.Clock) {
 		h, err := actor.NewHost(actor.Options{
 			Runtime: rt,
+			Wall:    clock.Physical, // as kernel/node gives it
 			NewDB: func(name string) (*txn.DB, error) {
 				return txn.NewDB(rt, consensus.NewRouter(rt, set.layout), clock, name, simTxnOptions(rt))
 			},

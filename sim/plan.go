@@ -66,6 +66,17 @@ type Plan struct {
 	// put clocks near a maximum offset without crossing it. Set by a
 	// scenario's Adjust; the shrinker leaves it alone.
 	ClockBound time.Duration
+	// ClockJump, if set, makes a third of the clock faults jumps: a step
+	// of 1 s up to ClockJump either way, past any ClockBound, undone after
+	// the fault's duration or at the heal (as the Jepsen clock nemesis's
+	// offset is), or in half the cases at the node's restart. What a jump
+	// tests is that no component takes a step of the wall clock for
+	// elapsed time: the hybrid logical clock does not follow one
+	// (kernel/hlc), leases and timeouts read the monotonic clock. A node
+	// restarted with its jump in force starts with a clock beyond the
+	// bound: its clock-offset check (consensus/clockoffset.go) must fence
+	// it until the jump is undone, and then take the correction.
+	ClockJump time.Duration
 	// Disk faults: error rates while a disk fault lasts, sync latency for
 	// the whole fault phase, and how much unsynced data a crash may keep.
 	DiskWriteErrorRate, DiskReadErrorRate float64
@@ -153,7 +164,7 @@ func (p Plan) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "faults=[%s] every~%v for~%v\n", strings.Join(fs, " "), p.Interval, p.Duration)
 	fmt.Fprintf(&b, "network: latency=%v+exp(%v) loss=%.3f dup=%.3f reorder=%v replay=%.3f after~%v\n", p.LatencyMin, p.LatencyMean, p.Loss, p.Dup, p.Reorder, p.Replay, p.ReplayDelay)
-	fmt.Fprintf(&b, "clock: drift<=%.0fppm step<=%v bound=%v (0: none)\n", p.ClockRatePPM, p.ClockStep, p.ClockBound)
+	fmt.Fprintf(&b, "clock: drift<=%.0fppm step<=%v bound=%v jump<=%v (0: none)\n", p.ClockRatePPM, p.ClockStep, p.ClockBound, p.ClockJump)
 	fmt.Fprintf(&b, "disk: write-errors=%.4f read-errors=%.4f sync-latency=%v torn=%d%%\n", p.DiskWriteErrorRate, p.DiskReadErrorRate, p.DiskSyncLatency, p.TornPercent)
 	fmt.Fprintf(&b, "buggify=%v", p.Buggify)
 	if p.FaultTime != 0 || p.Clients != 0 {
@@ -177,7 +188,7 @@ func (p Plan) String() string {
 var planKeys = []string{
 	"faults", "interval", "duration",
 	"latency", "latency-mean", "loss", "dup", "reorder", "replay", "replay-delay",
-	"clock-drift", "clock-step", "clock-bound",
+	"clock-drift", "clock-step", "clock-bound", "clock-jump",
 	"disk-write-errors", "disk-read-errors", "sync-latency", "torn",
 	"buggify", "fault-time", "clients",
 }
@@ -189,7 +200,7 @@ func planFields(p *Plan) map[string]any {
 		"latency": &p.LatencyMin, "latency-mean": &p.LatencyMean, "loss": &p.Loss, "dup": &p.Dup,
 		"reorder": &p.Reorder, "replay": &p.Replay, "replay-delay": &p.ReplayDelay,
 		"clock-drift": &p.ClockRatePPM, "clock-step": &p.ClockStep, "clock-bound": &p.ClockBound,
-		"disk-write-errors": &p.DiskWriteErrorRate, "disk-read-errors": &p.DiskReadErrorRate,
+		"clock-jump": &p.ClockJump, "disk-write-errors": &p.DiskWriteErrorRate, "disk-read-errors": &p.DiskReadErrorRate,
 		"sync-latency": &p.DiskSyncLatency, "torn": &p.TornPercent,
 		"buggify": &p.Buggify, "fault-time": &p.FaultTime, "clients": &p.Clients,
 	}
@@ -337,13 +348,15 @@ type nemesis struct {
 	healed  bool
 	// netFault counts network faults; an undo heals only its own.
 	netFault int
+	// jumped is each node's clock jump in force (Plan.ClockJump).
+	jumped map[kernel.NodeID]time.Duration
 	// Log lists every fault applied, with its virtual time.
 	log []string
 }
 
 // startNemesis applies the plan's global knobs and starts causing faults.
 func (s *Sim) startNemesis(p Plan, w Workload) *nemesis {
-	nm := &nemesis{s: s, plan: p, targets: slices.Clone(w.Targets())}
+	nm := &nemesis{s: s, plan: p, targets: slices.Clone(w.Targets()), jumped: map[kernel.NodeID]time.Duration{}}
 	if r, ok := w.(Rebuilder); ok {
 		nm.canLose = r.CanLoseData
 	}
@@ -459,10 +472,28 @@ func (nm *nemesis) act() {
 		}
 	case FaultClock:
 		n := nm.pick()
+		if nm.plan.ClockJump > 0 && nm.jumped[n.id] == 0 && s.rng.IntN(3) == 0 {
+			jump := time.Second + time.Duration(s.rng.Int64N(int64(max(nm.plan.ClockJump-time.Second, 1))))
+			if s.rng.IntN(2) == 0 {
+				jump = -jump
+			}
+			nm.note("clock n%d: jump %v", n.id, jump)
+			n.ShiftClock(jump)
+			nm.jumped[n.id] = jump
+			nm.undoLater("nemesis clock jump back", func() { nm.jumpBack(n) })
+			if n.up && s.rng.IntN(2) == 0 {
+				// Restarted under the jump, as a node is after a
+				// crash while NTP has its clock wrong (restartLater
+				// keeps the jump half the time).
+				nm.note("crash n%d", n.id)
+				n.Crash()
+			}
+			break
+		}
 		rate := 1 + (s.rng.Float64()*2-1)*nm.plan.ClockRatePPM*1e-6
 		step := time.Duration((s.rng.Float64()*2 - 1) * float64(nm.plan.ClockStep))
 		if b := nm.plan.ClockBound; b > 0 {
-			off := n.ClockOffset()
+			off := n.ClockOffset() - nm.jumped[n.id]
 			step = max(-b-off, min(b-off, step))
 			if (off+step > 0) == (rate > 1) {
 				rate = 2 - rate // drift back toward true time
@@ -530,10 +561,25 @@ func (nm *nemesis) restartLater(n *Node) {
 	}
 	nm.s.After(d, "nemesis restart", func() {
 		if !n.up {
+			// Half the nodes restarted with a jump in force keep it: they
+			// start with a clock beyond the bound, which their offset
+			// check must fence until the jump is undone.
+			if nm.jumped[n.id] != 0 && nm.s.rng.IntN(2) == 0 {
+				nm.jumpBack(n)
+			}
 			nm.note("restart n%d", n.id)
 			n.Restart()
 		}
 	})
+}
+
+// jumpBack undoes n's clock jump, if one is in force.
+func (nm *nemesis) jumpBack(n *Node) {
+	if j := nm.jumped[n.id]; j != 0 {
+		nm.note("clock n%d: jump %v undone", n.id, j)
+		n.ShiftClock(-j)
+		delete(nm.jumped, n.id)
+	}
 }
 
 // heal ends every fault: the network is whole and lossless, every node runs,
@@ -555,6 +601,7 @@ func (nm *nemesis) heal() {
 		n.disk.HealErrors()
 		n.disk.SetSyncLatency(0)
 		n.Resume()
+		nm.jumpBack(n)
 		n.Restart()
 	}
 }

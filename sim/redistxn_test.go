@@ -131,7 +131,7 @@ func (c *redisTxnCluster) boot(rt kernel.Runtime) {
 // and one connection on it.
 func (c *redisTxnCluster) client(ctx context.Context, rt kernel.Runtime, i int) {
 	router := consensus.NewRouter(rt, c.layout)
-	clock := hlc.NewClock(rt.Now, hlc.DefaultMaxOffset)
+	clock := hlc.NewClock(rt, hlc.DefaultMaxOffset)
 	sess, err := session.New(session.Options{
 		Runtime: rt, Layout: c.layout, Router: router, Clients: 2, CommandTimeout: 3 * time.Second, ExpirePeriod: -1,
 		NewDB: func(name string) (*txn.DB, error) { return txn.NewDB(rt, router, clock, name, simTxnOptions(rt)) },

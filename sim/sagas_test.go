@@ -171,7 +171,7 @@ func (c *sagaCluster) checker(ctx context.Context, rt kernel.Runtime, cl *actor.
 	}
 	// A call to a cold actor pays an activation and a turn, each a few
 	// transactional reads that wait out the clock offsets between hosts
-	// and leaseholders (up to 440 ms: a leaseholder serves no read above
+	// and leaseholders (up to 400 ms: a leaseholder serves no read above
 	// its clock): seconds, not one.
 	call := func(typ, key, method string) ([]byte, error) {
 		cctx, cancel := rt.WithTimeout(ctx, 5*time.Second)

@@ -417,7 +417,7 @@ func noLarger(p, q Plan) bool {
 		p.Loss <= q.Loss && p.Dup <= q.Dup && p.Replay <= q.Replay && p.ReplayDelay <= q.ReplayDelay &&
 		(!p.Reorder || q.Reorder) && (!p.Buggify || q.Buggify) &&
 		p.TornPercent <= q.TornPercent && p.DiskSyncLatency <= q.DiskSyncLatency &&
-		p.ClockRatePPM <= q.ClockRatePPM && p.ClockStep <= q.ClockStep && p.ClockBound == q.ClockBound &&
+		p.ClockRatePPM <= q.ClockRatePPM && p.ClockStep <= q.ClockStep && p.ClockBound == q.ClockBound && p.ClockJump == q.ClockJump &&
 		p.DiskWriteErrorRate <= q.DiskWriteErrorRate && p.DiskReadErrorRate <= q.DiskReadErrorRate &&
 		p.LatencyMin <= q.LatencyMin && p.LatencyMean <= q.LatencyMean
 }

@@ -122,7 +122,7 @@ func newSQLCluster(s *Sim, servers []kernel.NodeID, client func(ctx context.Cont
 		s.AddNode(firstClient+kernel.NodeID(j), func(rt kernel.Runtime) {
 			// A gateway's engine, wired as kernel/node wires a node's.
 			router := consensus.NewRouter(rt, layout)
-			clock := hlc.NewClock(rt.Now, hlc.DefaultMaxOffset)
+			clock := hlc.NewClock(rt, hlc.DefaultMaxOffset)
 			eng, err := query.New(query.Options{Runtime: rt, NewDB: func(name string) (*txn.DB, error) {
 				return txn.NewDB(rt, router, clock, name, simTxnOptions(rt))
 			}})

@@ -76,21 +76,39 @@ func NewDB(rt kernel.Runtime, router *consensus.Router, clock *hlc.Clock, name s
 
 // send runs c on the range holding key's run, through cl.
 func (db *DB) send(ctx context.Context, cl *consensus.Client, key []byte, c *command) (*result, error) {
+	fencedWait := time.Millisecond
 	for {
 		res, err := db.sendOnce(ctx, cl, key, c)
-		if err != nil || res.code != codeFutureRead {
+		if err != nil {
 			return res, err
 		}
-		// A read in the leaseholder's future: wait until its clock
-		// passes the read's timestamp.
-		wait := time.Duration(c.read.WallNanos - res.now.WallNanos)
-		if err := db.rt.Sleep(ctx, max(wait, time.Millisecond)); err != nil {
+		var wait time.Duration
+		switch res.code {
+		case codeFutureRead:
+			// A read in the leaseholder's future: wait until its clock
+			// passes the read's timestamp.
+			wait = max(time.Duration(c.read.WallNanos-res.now.WallNanos), time.Millisecond)
+		case codeFenced:
+			// The leaseholder's clock is fenced and it did nothing; it
+			// hands its leadership over within ticks, or its clock comes
+			// back. Ask again, backing off.
+			wait, fencedWait = fencedWait, min(2*fencedWait, 100*time.Millisecond)
+		default:
+			return res, nil
+		}
+		if err := db.rt.Sleep(ctx, wait); err != nil {
+			if res.code == codeFenced {
+				return nil, fmt.Errorf("%w: the leaseholder of %q has its clock fenced: %w", ErrClockOffset, key, err)
+			}
 			return nil, err
 		}
 	}
 }
 
 func (db *DB) sendOnce(ctx context.Context, cl *consensus.Client, key []byte, c *command) (*result, error) {
+	if err := db.clock.Fenced(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrClockOffset, err)
+	}
 	c.now = db.clock.Now()
 	var out []byte
 	var err error
@@ -110,7 +128,7 @@ func (db *DB) sendOnce(ctx context.Context, cl *consensus.Client, key []byte, c 
 	case codeMalformed:
 		return nil, fmt.Errorf("%w: %d refused", ErrMalformed, c.op)
 	case codeClockOffset:
-		return nil, fmt.Errorf("%w: the node at %q refused our clock", ErrClockOffset, key)
+		return nil, fmt.Errorf("%w: the leaseholder of %q refused our clock", ErrClockOffset, key)
 	}
 	if err := db.clock.Update(res.now); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrClockOffset, err)
@@ -159,7 +177,8 @@ func (db *DB) write(ctx context.Context, key, value []byte, deleted bool) error 
 	}
 }
 
-// commitWait returns once the node's wall clock has passed ts. A write's
+// commitWait returns once the node's clock (its physical part, which
+// follows no step of the wall clock: hlc.Clock) has passed ts. A write's
 // timestamp may be above every clock (pushed by a read at a timestamp
 // from a clock ahead, or by a new leaseholder's cache); a read that
 // starts after the write is acknowledged must still see it, and its
@@ -167,7 +186,7 @@ func (db *DB) write(ctx context.Context, key, value []byte, deleted bool) error 
 // timestamps some clock has reached. CockroachDB waits the same way for
 // writes at future timestamps.
 func (db *DB) commitWait(ctx context.Context, ts hlc.Timestamp) error {
-	wait := time.Duration(ts.WallNanos - db.rt.Now().UnixNano())
+	wait := time.Duration(ts.WallNanos - db.clock.Physical().UnixNano())
 	if wait <= 0 {
 		return nil
 	}

@@ -59,7 +59,7 @@ func newTestClusterOf(t testing.TB, n int, durable bool, opts Options) *testClus
 		if err != nil {
 			t.Fatal(err)
 		}
-		clock := hlc.NewClock(rt.Now, hlc.DefaultMaxOffset)
+		clock := hlc.NewClock(rt, hlc.DefaultMaxOffset)
 		router := consensus.NewRouter(rt, layout)
 		st, err := consensus.Open(rt, eng, layout, consensus.Options{Router: router, Keyspaces: []consensus.Keyspace{NewMachine(clock, opts).Keyspace()}})
 		if err != nil {

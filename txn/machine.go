@@ -138,6 +138,12 @@ func (m *Machine) run(data consensus.RangeData, b []byte, meta consensus.Command
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.clock.Fenced() != nil {
+		// This node's clock is too far from its peers' (or not checked
+		// yet): it picks no timestamp and notes no read, and hands its
+		// leaderships over.
+		return (&result{code: codeFenced}).encode(), nil
+	}
 	if err := m.clock.Update(c.now); err != nil {
 		return (&result{code: codeClockOffset, now: m.clock.Now()}).encode(), nil
 	}

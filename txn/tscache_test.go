@@ -93,10 +93,16 @@ func TestTimestampCacheMatchesItsModel(t *testing.T) {
 	})
 }
 
+// stoppedClock is a clock source that reads 100 s after the epoch.
+type stoppedClock struct{}
+
+func (stoppedClock) Now() time.Time           { return time.Unix(100, 0) }
+func (stoppedClock) Monotonic() time.Duration { return 0 }
+
 // TestTimestampCacheNewLeaseholder: a new leaseholder's cache answers its
 // low-water mark (its clock's now plus the maximum offset) for every key.
 func TestTimestampCacheNewLeaseholder(t *testing.T) {
-	clock := hlc.NewClock(func() time.Time { return time.Unix(100, 0) }, 500*time.Millisecond)
+	clock := hlc.NewClock(stoppedClock{}, 500*time.Millisecond)
 	low := clock.Now().Add(clock.MaxOffset())
 	c := newTSCache(low, 16)
 	if got, _ := c.get([]byte("k"), pointEnd([]byte("k"))); got != low {

@@ -226,6 +226,7 @@ const (
 	codeNeedsRefresh       // opOnePhase: the commit must be at result.ts, above the reads
 	codeBelowGC            // a read below the garbage collection threshold (result.ts)
 	codeFutureRead         // a read above the leaseholder's now plus the maximum offset: wait, ask again (result.now)
+	codeFenced             // the leaseholder's own clock is fenced (consensus/clockoffset.go): nothing done; it hands its leadership over, ask again
 )
 
 // result is a command's reply.

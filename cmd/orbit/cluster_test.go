@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -581,5 +582,88 @@ func TestClusterGracefulStopHandsOver(t *testing.T) {
 		if err := c.Set(ctx, fmt.Sprintf("after-stop-%d", i), i, 0).Err(); err != nil {
 			t.Fatalf("SET after node %d stopped: %v", stopping.id, err)
 		}
+	}
+}
+
+// metricLine returns the value of the first line of n's /metrics that
+// starts with name followed by a space ("" if none).
+func metricLine(t *testing.T, n *testNode, name string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + n.httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// TestClusterFencesAWrongClock: a node that starts with its clock 5 s
+// ahead (no step for its clock to refuse) is fenced once its peers have
+// measured it: it coordinates no transaction (a cross-range MSET through
+// it fails, naming the clock; through another node it succeeds) and leads
+// no range. When its clock is corrected it takes the correction (its
+// peers confirm it) and serves again.
+func TestClusterFencesAWrongClock(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs three processes")
+	}
+	ns := startClusterWith(t, buildOrbit(t), 3, "--test-faults")
+	bad := ns[2]
+	bad.kill()
+	bad.extra = append(bad.extra, "--test-clock-offset", "5s")
+	bad.start(t, buildOrbit(t))
+	waitNodeReady(t, bad, 30*time.Second)
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(15 * time.Second); !ok(); time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 15s", what)
+			}
+		}
+	}
+	waitFor("node 3 fenced", func() bool { return metricLine(t, bad, "orbit_clock_offset_fenced") == "1" })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// Keys in every range: the MSET is a transaction across ranges.
+	var kv []any
+	for i := range 16 {
+		kv = append(kv, fmt.Sprintf("clock-%d", i), i)
+	}
+	through := func(n *testNode) error {
+		c := goredis.NewClient(&goredis.Options{Addr: n.redisAddr, MaxRetries: -1})
+		defer c.Close()
+		return c.MSet(ctx, kv...).Err()
+	}
+	if err := through(bad); err == nil || !strings.Contains(err.Error(), "clock") {
+		t.Fatalf("MSET across ranges through the fenced node: %v, want a refusal naming the clock", err)
+	}
+	if err := through(ns[0]); err != nil {
+		t.Fatalf("MSET across ranges through node 1: %v", err)
+	}
+	waitFor("node 3 leading nothing", func() bool {
+		for _, r := range clusterView(t, bad).Ranges {
+			if r.Leader {
+				return false
+			}
+		}
+		return true
+	})
+	resp, err := http.Post("http://"+bad.httpAddr+"/test/clock?offset=0", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	waitFor("node 3 unfenced after the correction", func() bool { return metricLine(t, bad, "orbit_clock_offset_fenced") == "0" })
+	if err := through(bad); err != nil {
+		t.Fatalf("MSET across ranges through node 3 once its clock is right: %v", err)
+	}
+	if !strings.Contains(readLog(bad), "taking the wall clock's step") {
+		t.Fatalf("node 3's log does not say it took the correction:\n%s", readLog(bad))
 	}
 }

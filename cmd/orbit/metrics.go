@@ -16,6 +16,7 @@ import (
 	"github.com/orbitkernel/orbit/cluster"
 	"github.com/orbitkernel/orbit/consensus"
 	"github.com/orbitkernel/orbit/kernel/grpcnet"
+	"github.com/orbitkernel/orbit/kernel/hlc"
 	"github.com/orbitkernel/orbit/storage"
 )
 
@@ -143,12 +144,16 @@ type nodeCollector struct {
 	dataDir string
 	store   *consensus.Store
 	mgr     *cluster.Manager
+	clock   *hlc.Clock
 }
 
 var (
 	descLeader      = prometheus.NewDesc("orbit_raft_leader", "1 if this node leads the range now.", []string{"range"}, nil)
 	descLeaderTerm  = prometheus.NewDesc("orbit_raft_leader_term", "The term this node won the range in, while it leads it.", []string{"range"}, nil)
 	descFenced      = prometheus.NewDesc("orbit_clock_rate_fenced_peers", "Peers whose clocks this node measured running too fast against its own for its leader leases (--max-clock-drift): while above 0, the ranges they vote in serve every read here through a ReadIndex round.", nil, nil)
+	descSteps       = prometheus.NewDesc("orbit_clock_steps_ignored_total", "Steps of the wall clock, against the monotonic clock, larger than half --max-clock-offset, that this node's clock did not follow (it goes on at the monotonic clock's pace; kernel/hlc).", nil, nil)
+	descOffFenced   = prometheus.NewDesc("orbit_clock_offset_fenced", "1 while this node's clock is fenced: too far from a majority of its peers' (beyond 90% of --max-clock-offset) or not checked yet. Meanwhile it hands out no transaction timestamps, serves no leased reads and hands its leaderships over.", nil, nil)
+	descStepped     = prometheus.NewDesc("orbit_clock_wall_offset_seconds", "How far the wall clock is from this node's clock while a step of it is not followed (0 while the clock follows the wall clock).", nil, nil)
 	descConns       = prometheus.NewDesc("orbit_redis_connected_clients", "Open Redis connections.", nil, nil)
 	descRanges      = prometheus.NewDesc("orbit_ranges", "Ranges this node holds a replica of (they split past --split-mb).", nil, nil)
 	descBlocked     = prometheus.NewDesc("orbit_redis_blocked_clients", "Connections waiting in a blocking command.", nil, nil)
@@ -195,6 +200,14 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descLeader, v, rangeLabel(d.ID))
 	}
 	gauge(descFenced, float64(c.store.ClockRateFenced()))
+	fenced := 0.0
+	if c.store.ClockOffsetFenced() {
+		fenced = 1
+	}
+	gauge(descOffFenced, fenced)
+	ignored, off := c.clock.Steps()
+	counter(descSteps, ignored)
+	gauge(descStepped, off.Seconds())
 	counter(descChanges, uint64(c.mgr.Steps()))
 	states := map[string]int{"alive": 0, "dead": 0, "unknown": 0, "leaving": 0, "removed": 0}
 	for n, e := range c.mgr.Record().Nodes {

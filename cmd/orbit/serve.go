@@ -35,6 +35,7 @@ import (
 	"github.com/orbitkernel/orbit/internal/powerloss"
 	"github.com/orbitkernel/orbit/kernel"
 	"github.com/orbitkernel/orbit/kernel/grpcnet"
+	"github.com/orbitkernel/orbit/kernel/hlc"
 	"github.com/orbitkernel/orbit/kernel/node"
 	"github.com/orbitkernel/orbit/kernel/prod"
 	"github.com/orbitkernel/orbit/query"
@@ -87,12 +88,18 @@ type serveConfig struct {
 	// (consensus.Options.MaxClockDrift, DisableLeases).
 	maxClockDrift float64
 	noLeases      bool
+	// maxClockOffset is the bound on two nodes' clocks' distance that
+	// transactions rely on (node.Options.MaxClockOffset; kernel/hlc).
+	maxClockOffset time.Duration
 	// rebalanceInterval and deadAfter drive the rebalancer
 	// (cluster.Options.RebalanceInterval, DeadAfter).
 	rebalanceInterval, deadAfter time.Duration
 	// testFaults enables test-only fault injection: POST /test/clock, and
 	// a disk that loses unsynced writes at SIGKILL (internal/powerloss).
 	testFaults bool
+	// testClockOffset starts the node with its clock shifted (test only,
+	// with testFaults): a node that starts with a wrong clock.
+	testClockOffset time.Duration
 	// certsDir, if set, serves every listener over TLS (tls.go); insecure
 	// allows plaintext listeners off loopback. At most one of the two.
 	certsDir string
@@ -188,6 +195,7 @@ func serve(args []string, stderr io.Writer) int {
 	fs.IntVar(&cfg.splitQPS, "split-qps", -1, "split a range whose leader serves more requests a second than this, at a key that divides them (0: never; -1: 2500 when the cluster has other nodes, never on a single node, where every leader is on the one node anyway)")
 	fs.DurationVar(&cfg.rebalanceInterval, "rebalance-interval", cluster.DefaultRebalanceInterval, "how often each node's rebalancer looks at the ranges it leads: replaces replicas on dead or removed nodes, evens out replicas and leaderships (0: never)")
 	fs.DurationVar(&cfg.deadAfter, "dead-after", cluster.DefaultDeadAfter, "how long a node may stay silent before its replicas are replaced on live nodes (at least 6s)")
+	fs.DurationVar(&cfg.maxClockOffset, "max-clock-offset", hlc.DefaultMaxOffset, "the most two nodes' clocks may be apart: transactions' uncertainty windows are this wide; a node whose clock is beyond 90% of it from a majority of its peers' fences itself (no transaction timestamps, no leased reads, its leaderships handed over) until it is back, and no node's clock follows a step of its wall clock larger than half of it. Every node of a cluster must use the same value")
 	fs.BoolVar(&cfg.noLeases, "no-leases", false, "serve every read through a ReadIndex round instead of under a leader lease (for clocks that cannot promise --max-clock-drift)")
 	fs.BoolVar(&cfg.pprof, "pprof", false, "serve Go's profiles (net/http/pprof) under /debug/pprof/ on --http-addr")
 	fs.StringVar(&cfg.certsDir, "certs-dir", "", "serve over TLS with the certificates in `DIR` (ca.crt, node.crt, node.key; see orbit cert): RESP and HTTP take TLS clients (a client certificate is optional, verified when given), nodes link with mutual TLS; SIGHUP reloads them")
@@ -196,6 +204,7 @@ func serve(args []string, stderr io.Writer) int {
 	fs.IntVar(&cfg.statefulSet, "statefulset", 0, "run as pod $POD_NAME (NAME-ORDINAL) of a Kubernetes StatefulSet whose first `N` pods form the cluster (deploy/k8s): the node ID is the ordinal plus one; pods 0 to N-1 are --peers, later pods --join pod 0")
 	fs.StringVar(&cfg.podHost, "pod-host", "", "with --statefulset: a pod's host name with %d for its ordinal (default NAME-%d.NAME: the headless Service named after the set)")
 	fs.IntVar(&cfg.peerPort, "peer-port", 7000, "with --statefulset: the gRPC port the pods link on")
+	fs.DurationVar(&cfg.testClockOffset, "test-clock-offset", 0, "TEST ONLY (needs --test-faults): start with this node's clock shifted by this much, as a node whose clock is wrong when it starts")
 	fs.BoolVar(&cfg.testFaults, "test-faults", false, "TEST ONLY (the Jepsen harness): serve POST /test/clock?offset=DURATION, which shifts this node's clock, and keep unsynced disk writes in memory so that SIGKILL loses them like a power cut; never in production")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -230,6 +239,12 @@ func serve(args []string, stderr io.Writer) int {
 		return 2
 	case cfg.cacheMB < 1 || cfg.memtableMB < 1 || cfg.memtableMB >= 4096:
 		fmt.Fprintln(stderr, "orbit serve: --cache-mb must be at least 1, and --memtable-mb between 1 and 4095")
+		return 2
+	case cfg.testClockOffset != 0 && !cfg.testFaults:
+		fmt.Fprintln(stderr, "orbit serve: --test-clock-offset needs --test-faults")
+		return 2
+	case cfg.maxClockOffset < 10*time.Millisecond:
+		fmt.Fprintln(stderr, "orbit serve: --max-clock-offset must be at least 10ms")
 		return 2
 	case !(cfg.maxClockDrift > 0 && cfg.maxClockDrift <= 0.2):
 		fmt.Fprintln(stderr, "orbit serve: --max-clock-drift must be above 0 and at most 0.2 (20%); use --no-leases for clocks that cannot promise a bound")
@@ -397,6 +412,10 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 		rtOpts.Net = tr
 	}
 	rt := prod.New(rtOpts)
+	if cfg.testClockOffset != 0 {
+		rt.SetClockOffset(cfg.testClockOffset)
+		logger.Warn("orbit serve: TEST FAULT: starting with the clock shifted", "offset", cfg.testClockOffset)
+	}
 	rtStopped := false
 	defer func() {
 		if !rtStopped {
@@ -422,6 +441,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	}
 	nd, err := node.Open(rt, node.Options{
 		Engine: eng, Layout: layout, Record: rec, Cluster: clusterOpts, Logger: logger,
+		MaxClockOffset: cfg.maxClockOffset,
 		Consensus: consensus.Options{
 			SplitBytes:    int64(cfg.splitMB) << 20,
 			MergeBytes:    mergeBytes(cfg),
@@ -461,7 +481,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 			return err
 		}
 	}
-	m.reg.MustRegister(&nodeCollector{sess: nd.Redis, tr: tr, dataDir: cfg.dataDir, store: nd.Store, mgr: nd.Cluster})
+	m.reg.MustRegister(&nodeCollector{sess: nd.Redis, tr: tr, dataDir: cfg.dataDir, store: nd.Store, mgr: nd.Cluster, clock: nd.Clock})
 	wire, err := respwire.Listen(respwire.Options{Addr: cfg.redisAddr, TLS: certs.clientFacing(), Session: nd.Redis, Runtime: rt,
 		Logger: logger.With("component", "resp"), Observe: m.observe})
 	if err != nil {

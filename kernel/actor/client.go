@@ -149,7 +149,7 @@ func (c *Client) route(ctx context.Context, ref Ref) (kernel.NodeID, error) {
 		if err != nil {
 			return 0, fmt.Errorf("actor %s: directory: %w", ref, err)
 		}
-		if e.Expiry > c.rt.Now().UnixNano() && slices.Contains(hosts, e.Node) {
+		if e.Expiry > c.opts.Wall().UnixNano() && slices.Contains(hosts, e.Node) {
 			return e.Node, nil
 		}
 	}

@@ -283,7 +283,7 @@ func (h *Host) activate(ctx context.Context, a *activation) error {
 		if err != nil {
 			return err
 		}
-		now := h.rt.Now().UnixNano()
+		now := h.opts.Wall().UnixNano()
 		if found && e.Node != self && e.Expiry > now {
 			return &NotHereError{Node: e.Node}
 		}
@@ -406,7 +406,7 @@ func (h *Host) turn(ctx context.Context, a *activation, req request) ([]byte, er
 		if err := fenced(tx); err != nil {
 			return err
 		}
-		call := Call{Ref: a.ref, Method: req.Method, Payload: req.Payload, State: a.state, Now: h.rt.Now()}
+		call := Call{Ref: a.ref, Method: req.Method, Payload: req.Payload, State: a.state, Now: h.opts.Wall()}
 		var fired *reminderRecord
 		var answering uint64 // the call of this actor that this turn answers
 		if req.timer != "" {
@@ -459,12 +459,12 @@ func (h *Host) turn(ctx context.Context, a *activation, req request) ([]byte, er
 				// A numbered call's refusal is its outcome: the same
 				// call sent again gets it again, and never runs later
 				// (a saga compensates the steps before a refused one).
-				return h.noteRequest(ctx, tx, a, req.Client, lastRequest{Seq: req.Seq, Refused: true, At: h.rt.Now().UnixNano(), Reply: []byte(methodErr.Error())})
+				return h.noteRequest(ctx, tx, a, req.Client, lastRequest{Seq: req.Seq, Refused: true, At: h.opts.Wall().UnixNano(), Reply: []byte(methodErr.Error())})
 			}
 			res = Result{} // a refused firing or answer still ends its turn
 		}
 		reply = res.Reply
-		now := h.rt.Now().UnixNano()
+		now := h.opts.Wall().UnixNano()
 		if res.Write {
 			wrote = &stateRecord{Epoch: a.epoch, Version: a.version + 1, State: res.State}
 			if err := tx.Put(ctx, stateKey(a.ref), wrote.encode()); err != nil {

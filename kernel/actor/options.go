@@ -133,6 +133,13 @@ const (
 // Types is required of a Host.
 type Options struct {
 	Runtime kernel.Runtime
+	// Wall, if set, is the clock leases, request records, reminders and
+	// Call.Now read. Default: the runtime's Now. A node passes its hybrid
+	// logical clock's physical part (kernel/hlc), which does not follow a
+	// step of the wall clock: a host whose clock jumped a minute ahead
+	// would otherwise take expired-looking request records for old ones
+	// and sweep them, and a call sent again would run twice.
+	Wall func() time.Time
 	// NewDB makes a client of the transactional keyspace (kernel/node's
 	// Node.NewDB); a Host keeps a pool of up to Turns of them.
 	NewDB func(name string) (*txn.DB, error)
@@ -205,6 +212,9 @@ var ErrInvalidOptions = errors.New("actor: invalid options")
 
 // EnsureDefaults fills in the zero fields.
 func (o *Options) EnsureDefaults() {
+	if o.Wall == nil && o.Runtime != nil {
+		o.Wall = o.Runtime.Now
+	}
 	if o.LeaseDuration == 0 {
 		o.LeaseDuration = 5 * time.Second
 	}

@@ -108,7 +108,7 @@ func (h *Host) scanReminders(ctx context.Context) {
 		sctx, cancel := h.rt.WithTimeout(ctx, h.opts.ReminderScan*4)
 		err := h.withDB(sctx, func(tx *txn.Tx) error {
 			due = due[:0]
-			kvs, err := tx.Scan(sctx, dueIndex, dueEnd(h.rt.Now().UnixNano()), remindersDue)
+			kvs, err := tx.Scan(sctx, dueIndex, dueEnd(h.opts.Wall().UnixNano()), remindersDue)
 			if err != nil {
 				return err
 			}
@@ -129,7 +129,7 @@ func (h *Host) scanReminders(ctx context.Context) {
 		// they commit (kick), so only those waiting a few scans are
 		// picked up here, by every host (deliveries are numbered: the
 		// target runs each once).
-		left := h.rt.Now().UnixNano() - 3*int64(h.opts.ReminderScan)
+		left := h.opts.Wall().UnixNano() - 3*int64(h.opts.ReminderScan)
 		for _, d := range due {
 			if d.name == outboxName {
 				if d.due <= left {

@@ -17,6 +17,8 @@ import (
 	"math"
 	"sync"
 	"time"
+
+	"github.com/orbitkernel/orbit/internal/mutation"
 )
 
 // Timestamp is a hybrid logical clock reading: the wall time in
@@ -109,58 +111,225 @@ func (e *OffsetError) Error() string {
 
 func (e *OffsetError) Unwrap() error { return ErrOffsetExceeded }
 
+// Source is what a Clock reads: the node's wall clock and its monotonic
+// clock (a kernel.Runtime is one).
+type Source interface {
+	Now() time.Time
+	Monotonic() time.Duration
+}
+
 // Clock is a node's hybrid logical clock. It is safe for use by all tasks
 // of its node.
+//
+// Its physical part follows the wall clock, but not across a step: when
+// the wall clock moves against the monotonic clock (which NTP slews but
+// never steps, and which runs at the wall clock's rate) by more than half
+// the maximum offset, the clock goes on from its last reading at the
+// monotonic clock's pace instead, and follows the wall again once the
+// wall comes back within that margin of it. A node whose clock an
+// operator, a broken NTP server or a test's fault steps by a minute thus
+// keeps handing out timestamps its peers accept, and never a timestamp a
+// minute ahead that would outlive the step: an HLC never goes back, so a
+// followed step ahead would leave the node's readings ahead (and refused
+// by every peer as beyond the offset) until real time caught up, and
+// values written at them would be invisible to readers elsewhere for that
+// long. CockroachDB panics on a forward jump of the same size (its
+// forward jump check); going on at the monotonic pace keeps the node
+// serving. A step that was a correction (the clock was wrong before) is
+// taken when the node's clock-offset check finds its peers' clocks near
+// the wall clock and far from this clock (TakeWall); meanwhile Steps
+// reports it, and the node's log says so (the step hook).
 type Clock struct {
-	wall      func() time.Time
+	src       Source
 	maxOffset time.Duration
+	// maxStep is the largest move of the wall clock against the
+	// monotonic one that the clock follows (half the maximum offset; 0:
+	// every move).
+	maxStep time.Duration
 
 	mu   sync.Mutex
 	last Timestamp // the highest reading handed out or heard of
+	// The physical part's reference: the last wall reading the clock
+	// followed and the monotonic reading at the same moment.
+	anchorWall int64
+	anchorMono time.Duration
+	anchored   bool
+	// stepped is the wall clock's current distance from the physical
+	// part while a step is not followed (0 while following); ignored
+	// counts the steps not followed.
+	stepped time.Duration
+	ignored uint64
+	onStep  func(step time.Duration, followed bool)
+	// fenced, while set, says why this node's clock must not be trusted
+	// (Fence).
+	fenced error
 }
 
 // DefaultMaxOffset is the maximum clock offset a cluster runs with
 // unless told otherwise: CockroachDB's default (docs/txn.md).
 const DefaultMaxOffset = 500 * time.Millisecond
 
-// NewClock returns a clock over wall (the node's Runtime.Now) that
-// refuses remote timestamps more than maxOffset ahead of it (0: no
-// bound, for tests that need none).
-func NewClock(wall func() time.Time, maxOffset time.Duration) *Clock {
-	return &Clock{wall: wall, maxOffset: maxOffset}
+// NewClock returns a clock over src (the node's Runtime) that refuses
+// remote timestamps more than maxOffset ahead of it and follows no step
+// of the wall clock larger than maxOffset/2 (0: no bound and every step
+// followed, for tests that need neither).
+//
+// The wall clock as it reads now is the clock's first reference: a step
+// after this is measured from it.
+func NewClock(src Source, maxOffset time.Duration) *Clock {
+	c := &Clock{src: src, maxOffset: maxOffset, maxStep: maxOffset / 2}
+	c.anchorWall, c.anchorMono, c.anchored = src.Now().UnixNano(), src.Monotonic(), true
+	return c
 }
+
+// OnStep sets a function the clock calls (outside its lock) when it
+// stops following the wall clock because it stepped (followed false;
+// step is the wall clock's distance from the clock's physical part) and
+// when it follows the wall again (followed true). The node logs them.
+// Call it before the clock is used.
+func (c *Clock) OnStep(fn func(step time.Duration, followed bool)) { c.onStep = fn }
 
 // MaxOffset is the bound the clock enforces.
 func (c *Clock) MaxOffset() time.Duration { return c.maxOffset }
 
-// Now returns a reading above every earlier one and every timestamp
-// Update accepted: the wall time when it is ahead of them, otherwise the
-// last reading with its logical counter advanced (the wall clock stepped
-// back, or has not moved).
-func (c *Clock) Now() Timestamp {
-	physical := c.wall().UnixNano()
+// Steps reports how many wall-clock steps the clock has not followed,
+// and by how much the wall clock is off its physical part now (0 while
+// it follows the wall).
+func (c *Clock) Steps() (ignored uint64, off time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if physical > c.last.WallNanos {
+	return c.ignored, c.stepped
+}
+
+// ErrFenced is the refusal of a node whose clock is fenced: its offset
+// from its peers is beyond what the cluster tolerates, or not yet
+// measured (Fence). It comes wrapped with the reason.
+var ErrFenced = errors.New("hlc: this node's clock is fenced")
+
+// Fence marks the clock as not to be trusted, for the reason err (nil
+// lifts the fence). The node's clock-offset check (consensus) fences it
+// while its offset from most of its peers is beyond what the cluster
+// tolerates, and until it has been measured at all; the transaction
+// layer hands out and takes in no timestamp while it is fenced.
+func (c *Clock) Fence(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil && !errors.Is(err, ErrFenced) {
+		err = fmt.Errorf("%w: %w", ErrFenced, err)
+	}
+	c.fenced = err
+}
+
+// Fenced is the reason the clock is fenced (wrapping ErrFenced), or nil.
+func (c *Clock) Fenced() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.fenced
+}
+
+// TakeWall makes the physical part follow the wall clock again at once,
+// taking a step it did not follow: what the clock-offset check does when
+// this node's clock is far from its peers' and its wall clock is not (the
+// step was a correction). Readings still never go back: after a step
+// back, Now counts logical ticks on the last reading until the wall
+// passes it.
+func (c *Clock) TakeWall() {
+	c.mu.Lock()
+	c.anchorWall, c.anchorMono = c.src.Now().UnixNano(), c.src.Monotonic()
+	report := noReport
+	if c.stepped != 0 {
+		c.stepped = 0
+		report = c.report(0, true)
+	}
+	c.mu.Unlock()
+	report()
+}
+
+// Physical is the clock's physical part now: the wall clock, or while a
+// step of it is not followed, where the wall clock would be without it.
+// What must wait for the clock to pass a timestamp (a commit wait) waits
+// on this.
+func (c *Clock) Physical() time.Time {
+	c.mu.Lock()
+	p, report := c.physicalLocked()
+	c.mu.Unlock()
+	report()
+	return time.Unix(0, p)
+}
+
+// physicalLocked reads the physical part (c.mu held) and returns what to
+// tell the step hook once the lock is released.
+func (c *Clock) physicalLocked() (int64, func()) {
+	wall, mono := c.src.Now().UnixNano(), c.src.Monotonic()
+	if !c.anchored || c.maxStep <= 0 || mutation.On(MutFollowsSteps) {
+		c.anchorWall, c.anchorMono, c.anchored = wall, mono, true
+		return wall, noReport
+	}
+	expected := c.anchorWall + int64(mono-c.anchorMono)
+	off := time.Duration(wall - expected)
+	if off.Abs() <= c.maxStep {
+		c.anchorWall, c.anchorMono = wall, mono
+		if c.stepped == 0 {
+			return wall, noReport
+		}
+		c.stepped = 0
+		return wall, c.report(off, true)
+	}
+	was := c.stepped
+	c.stepped = off
+	if was != 0 {
+		return expected, noReport
+	}
+	c.ignored++
+	return expected, c.report(off, false)
+}
+
+func noReport() {}
+
+func (c *Clock) report(off time.Duration, followed bool) func() {
+	if c.onStep == nil {
+		return noReport
+	}
+	fn := c.onStep
+	return func() { fn(off, followed) }
+}
+
+// Now returns a reading above every earlier one and every timestamp
+// Update accepted: the physical part when it is ahead of them, otherwise
+// the last reading with its logical counter advanced (the wall clock
+// stepped back, or has not moved).
+//
+// While the clock is fenced (Fence) its physical part is not trusted, and
+// Now only counts logical ticks on the last reading: what a fenced node
+// reads is never a timestamp its peers would take for a wrong clock's,
+// and the clock does not stay ahead once the fence is lifted.
+func (c *Clock) Now() Timestamp {
+	c.mu.Lock()
+	physical, report := c.physicalLocked()
+	if physical > c.last.WallNanos && c.fenced == nil {
 		c.last = Timestamp{WallNanos: physical}
 	} else {
 		c.last = c.last.Next()
 	}
-	return c.last
+	now := c.last
+	c.mu.Unlock()
+	report()
+	return now
 }
 
 // Update takes in a timestamp from another node: later readings are
 // above it. It refuses (ErrOffsetExceeded, nothing changed) a timestamp
-// more than the maximum offset ahead of this node's wall clock.
+// more than the maximum offset ahead of this node's physical part.
 func (c *Clock) Update(remote Timestamp) error {
-	physical := c.wall().UnixNano()
-	if c.maxOffset > 0 && remote.WallNanos-physical > int64(c.maxOffset) {
-		return &OffsetError{Remote: remote, Local: Timestamp{WallNanos: physical}, MaxOffset: c.maxOffset}
-	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.last.Less(remote) {
+	physical, report := c.physicalLocked()
+	var err error
+	if c.maxOffset > 0 && remote.WallNanos-physical > int64(c.maxOffset) {
+		err = &OffsetError{Remote: remote, Local: Timestamp{WallNanos: physical}, MaxOffset: c.maxOffset}
+	} else if c.last.Less(remote) {
 		c.last = remote
 	}
-	return nil
+	c.mu.Unlock()
+	report()
+	return err
 }

@@ -171,12 +171,27 @@ func Open(rt kernel.Runtime, opts Options) (*Node, error) {
 	if offset == 0 {
 		offset = hlc.DefaultMaxOffset
 	}
-	n.Clock, n.txn = hlc.NewClock(rt.Now, offset), opts.Txn
+	n.Clock, n.txn = hlc.NewClock(rt, offset), opts.Txn
+	// Not trusted until the consensus store has checked it against the
+	// peers' clocks, or found it has none (consensus/clockoffset.go).
+	n.Clock.Fence(consensus.ErrClockUnchecked)
+	n.Clock.OnStep(func(step time.Duration, followed bool) {
+		if followed {
+			rt.Logger().Warn("clock: the wall clock is back within half the maximum offset of this node's clock; following it again", "step", step)
+			return
+		}
+		rt.Logger().Error("clock: the wall clock stepped by more than half the maximum offset; this node's clock does not follow it (it goes on at the monotonic clock's pace, and takes the step only if its peers' clocks confirm it)",
+			"step", step, "max_offset", offset)
+	})
+	so.Clock = n.Clock
 	so.Keyspaces = withKeyspace(so.Keyspaces, txn.NewMachine(n.Clock, opts.Txn).Keyspace())
 	so.Join = so.Join || opts.Record.Joined
 	if opts.Redis != nil {
 		ro := *opts.Redis
 		ro.Runtime, ro.Layout, ro.Router = rt, opts.Layout, n.Router
+		if ro.Wall == nil {
+			ro.Wall = n.Clock.Physical
+		}
 		ro.Peers = n.Cluster.Active
 		ro.Ranges = func() []consensus.Descriptor { return n.Store.Ranges() }
 		ro.NewDB = n.NewDB
@@ -202,6 +217,9 @@ func Open(rt kernel.Runtime, opts Options) (*Node, error) {
 	if opts.Actors != nil {
 		ao := *opts.Actors
 		ao.Runtime, ao.NewDB, ao.Routes = rt, n.NewDB, n.actorRoutes
+		if ao.Wall == nil {
+			ao.Wall = n.Clock.Physical
+		}
 		if ao.Hosts == nil {
 			ao.Hosts = n.Cluster.Active // reminders are fired through any of them
 		}
@@ -228,6 +246,9 @@ func (n *Node) NewDB(name string) (*txn.DB, error) {
 // task at a time.
 func (n *Node) NewActorClient(opts actor.Options) (*actor.Client, error) {
 	opts.Runtime, opts.NewDB, opts.Routes = n.rt, n.NewDB, n.actorRoutes
+	if opts.Wall == nil {
+		opts.Wall = n.Clock.Physical
+	}
 	if opts.Hosts == nil {
 		opts.Hosts = n.Cluster.Active
 	}

@@ -94,6 +94,13 @@ const Version = "7.0.15"
 type Options struct {
 	// Runtime is the node's runtime. Required.
 	Runtime kernel.Runtime
+	// Wall, if set, is the clock cross-range transactions' decisions are
+	// dated by (DecisionTTL is measured on it). Default: the runtime's
+	// Now. A node passes its hybrid logical clock's physical part
+	// (kernel/hlc), which does not follow a step of the wall clock, so a
+	// clock stepped a minute ahead does not collect decisions a minute
+	// early.
+	Wall func() time.Time
 	// Layout is the cluster's ranges at bootstrap (the range cache's
 	// first guess and the default Peers). Required.
 	Layout consensus.Layout
@@ -207,6 +214,9 @@ func (o *Options) EnsureDefaults() *Options {
 	}
 	if o.DecisionTTL <= 0 {
 		o.DecisionTTL = time.Hour
+	}
+	if o.Wall == nil && o.Runtime != nil {
+		o.Wall = o.Runtime.Now
 	}
 	if o.DecisionGCInterval == 0 {
 		o.DecisionGCInterval = 10 * time.Minute

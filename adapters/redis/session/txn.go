@@ -351,7 +351,7 @@ func (s *Server) decide(ctx context.Context, id redis.TxnID, want decision) (dec
 	}
 	defer s.dbs.Send(tdb)
 	key := decisionKey(id)
-	want.at = s.rt.Now().UnixMilli()
+	want.at = s.opts.Wall().UnixMilli()
 	for {
 		var got decision
 		err := tdb.Txn(ctx, func(tx *txn.Tx) error {
@@ -435,7 +435,7 @@ func (s *Server) collectDecisions(ctx context.Context) error {
 	}
 	defer s.dbs.Send(tdb)
 	var old []storage.KeyValue
-	cutoff := s.rt.Now().Add(-s.opts.DecisionTTL).UnixMilli()
+	cutoff := s.opts.Wall().Add(-s.opts.DecisionTTL).UnixMilli()
 	prefix := []byte(decisionPrefix)
 	end := append(slices.Clone(prefix[:len(prefix)-1]), prefix[len(prefix)-1]+1)
 	err = tdb.Txn(ctx, func(tx *txn.Tx) error {

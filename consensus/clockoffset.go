@@ -1,0 +1,183 @@
+package consensus
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/orbitkernel/orbit/internal/mutation"
+	"github.com/orbitkernel/orbit/kernel"
+)
+
+// Clock offset check (CockroachDB's remote clock monitor): the
+// transaction layer's guarantees rest on every node's hybrid logical clock
+// being within the maximum offset of every other's (Options.Clock's
+// MaxOffset; docs/txn.md). The clock does not follow steps of the wall
+// clock (kernel/hlc), but it can still drift away, or start wrong; this is
+// where a node finds that out and stops trusting its own clock.
+//
+// Every health ping and pong carries the sender's clock (the physical
+// part of its hybrid logical clock) and its wall clock as it sent them.
+// The pinger estimates the peer's offset from its own clock at the
+// midpoint of the round trip, within half the round trip. A node whose
+// clock is, beyond the error, more than offsetTolerated of the bound away
+// from a majority of its peers fences its clock (hlc.Clock.Fence): the
+// transaction layer then refuses to hand out or take in timestamps here,
+// the clock hands out no reading above its last, the node serves no
+// leased reads, and it hands the leadership of its ranges to other
+// voters. It lifts the fence once a majority of its peers is within
+// offsetLift of the bound again; with neither majority measured it keeps
+// what it had (a node that hears from one peer of two never decides on
+// that one's word). A node fences its clock from its start until a
+// majority of its peers has been measured near it: one that starts with a
+// wrong clock (no step to notice) hands out no timestamp before it is
+// checked.
+//
+// If a majority of peers finds the node's clock far but its wall clock
+// (the steps its clock did not follow included) near their wall clocks,
+// the step was a correction: the clock takes it (hlc.Clock.TakeWall). Wall
+// clocks are compared with wall clocks so that two nodes wrong in
+// different ways do not hold each other's correction back.
+//
+// A majority decides which clock is wrong: with two nodes of three far
+// off in the same direction, the third fences itself (as CockroachDB's
+// does); with two nodes, a far offset fences both.
+const (
+	// offsetFresh: a measurement older than this says nothing.
+	offsetFresh = 2 * time.Second
+	// offsetTolerated and offsetLift are fractions of the maximum
+	// offset, in percent: fence beyond 90%, lift within 85% (so a clock
+	// near the line does not flap). CockroachDB fences at 80%; here the
+	// clocks are compared every 100 ms and follow no step (kernel/hlc),
+	// so what is left to catch is drift, and a clock drifting at the 5%
+	// that leases allow takes a second to cross the last 10%; and the
+	// simulator keeps clocks up to 80% of the bound apart on purpose
+	// (sim's txnClocks), which must not fence them.
+	offsetTolerated = 90
+	offsetLift      = 85
+)
+
+// ErrClockOffset is why a node fences its clock: most of its peers'
+// clocks are too far from its own (or not yet measured: ErrClockUnchecked).
+var (
+	ErrClockOffset    = errors.New("consensus: this node's clock is too far from most of its peers'")
+	ErrClockUnchecked = errors.New("consensus: this node's clock has not been checked against its peers' yet")
+)
+
+// offsetSample is one pong's estimate of a peer's clocks minus ours: its
+// hybrid clock's physical part minus ours (off), and its wall clock minus
+// ours (raw), both within err.
+type offsetSample struct {
+	off, raw, err time.Duration
+	at            time.Duration // our monotonic clock when measured
+}
+
+// noteOffset takes a pong from peer that carried its clock and its wall
+// clock (nanoseconds since the epoch) after a round trip of rtt.
+func (s *Store) noteOffset(peer kernel.NodeID, peerClock, peerWall int64, rtt time.Duration) {
+	half := int64(rtt / 2)
+	s.health.offsets[peer] = offsetSample{
+		off: time.Duration(peerClock - (s.opts.Clock.Physical().UnixNano() - half)),
+		raw: time.Duration(peerWall - (s.rt.Now().UnixNano() - half)),
+		err: rtt / 2,
+		at:  s.rt.Monotonic(),
+	}
+}
+
+// checkOffset runs on the driver at every probe: it fences or unfences
+// the node's clock from the fresh measurements.
+func (s *Store) checkOffset() {
+	clock := s.opts.Clock
+	if clock == nil || clock.MaxOffset() <= 0 {
+		return
+	}
+	fenced := s.offsetFenced.Load()
+	limit := clock.MaxOffset() * offsetTolerated / 100
+	if fenced {
+		limit = clock.MaxOffset() * offsetLift / 100
+	}
+	now := s.rt.Monotonic()
+	peers := s.peerNodes()
+	var far, near, rawNear int
+	var worst time.Duration
+	for _, peer := range peers {
+		smp, ok := s.health.offsets[peer]
+		if !ok || now-smp.at > offsetFresh {
+			continue
+		}
+		switch {
+		case smp.off.Abs()-smp.err > limit:
+			far++
+			if smp.off.Abs() > worst.Abs() {
+				worst = smp.off
+			}
+		case smp.off.Abs()+smp.err <= limit:
+			near++
+		}
+		if smp.raw.Abs()+smp.err <= limit {
+			rawNear++
+		}
+	}
+	switch {
+	case len(peers) == 0:
+		s.setOffsetFence(nil) // nothing to be far from
+	case 2*far > len(peers) && 2*rawNear > len(peers):
+		// A majority finds the clock far and the wall clock near: the
+		// wall clock's step that the clock did not follow was a
+		// correction. Take it, and measure afresh.
+		s.rt.Logger().Warn("clock: this node's clock is far from its peers' and its wall clock is not: taking the wall clock's step",
+			"offset", worst, "peers", len(peers))
+		clock.TakeWall()
+		clear(s.health.offsets)
+	case 2*far > len(peers):
+		s.setOffsetFence(fmt.Errorf("%w: beyond %v from %d of its %d peers (the farthest %v; bound %v)",
+			ErrClockOffset, limit, far, len(peers), worst, clock.MaxOffset()))
+	case 2*near > len(peers):
+		s.setOffsetFence(nil)
+	}
+}
+
+// setOffsetFence fences the node's clock for the reason err, or lifts
+// the fence (nil), logging each change.
+func (s *Store) setOffsetFence(err error) {
+	if mutation.On(MutClockNeverFenced) {
+		err = nil
+	}
+	fenced := err != nil
+	unchecked := errors.Is(s.opts.Clock.Fenced(), ErrClockUnchecked)
+	if fenced == s.offsetFenced.Load() && !(fenced && unchecked) {
+		return // no change (a first measurement replaces "not checked yet")
+	}
+	s.offsetFenced.Store(fenced)
+	s.opts.Clock.Fence(err)
+	if fenced {
+		s.rt.Logger().Error("clock: fenced: this node hands out no transaction timestamps, serves no leased reads and hands its leaderships over until its clock is back near its peers'", "err", err)
+		return
+	}
+	if unchecked {
+		s.rt.Logger().Info("clock: checked: this node's clock is within the bound of most of its peers'")
+		return
+	}
+	s.rt.Logger().Warn("clock: the fence is lifted: this node's clock is within the bound of most of its peers' again")
+}
+
+// fenceUnchecked settles a new store's clock fence: fenced until its
+// first measurement if the store has peers to measure it against (the
+// node fenced its clock as it made it: kernel/node), lifted if it has
+// none (Open).
+func (s *Store) fenceUnchecked() {
+	c := s.opts.Clock
+	if c == nil || c.MaxOffset() <= 0 {
+		return
+	}
+	if len(s.peerNodes()) == 0 || mutation.On(MutClockNeverFenced) {
+		c.Fence(nil)
+		return
+	}
+	s.offsetFenced.Store(true)
+	c.Fence(ErrClockUnchecked)
+}
+
+// ClockOffsetFenced reports whether this node's clock is fenced (too far
+// from most of its peers', or not yet checked). Safe from any goroutine.
+func (s *Store) ClockOffsetFenced() bool { return s.offsetFenced.Load() }

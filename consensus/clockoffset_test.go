@@ -1,0 +1,134 @@
+package consensus
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"go.etcd.io/raft/v3"
+
+	"github.com/orbitkernel/orbit/kernel"
+	"github.com/orbitkernel/orbit/kernel/hlc"
+	"github.com/orbitkernel/orbit/sim"
+	"github.com/orbitkernel/orbit/storage"
+)
+
+// offsetWorld is three simulated nodes whose stores check their hybrid
+// logical clocks against each other's (Options.Clock), as kernel/node
+// wires them: each clock fenced as it is made.
+type offsetWorld struct {
+	sim    *sim.Sim
+	clocks map[kernel.NodeID]*hlc.Clock
+	stores map[kernel.NodeID]*Store
+}
+
+func newOffsetWorld(t *testing.T) *offsetWorld {
+	w := &offsetWorld{clocks: map[kernel.NodeID]*hlc.Clock{}, stores: map[kernel.NodeID]*Store{}}
+	w.sim = newThreeNodes(t, 3, func(rt kernel.Runtime, eng *storage.Engine, layout Layout) {
+		clock := hlc.NewClock(rt, hlc.DefaultMaxOffset)
+		clock.Fence(ErrClockUnchecked)
+		st, err := Open(rt, eng, layout, Options{Router: NewRouter(rt, layout), Clock: clock})
+		if err != nil {
+			kernel.Crash("open consensus: %v", err)
+		}
+		w.clocks[rt.NodeID()], w.stores[rt.NodeID()] = clock, st
+	})
+	return w
+}
+
+// fenced reports which nodes' clocks are fenced, checking that the store
+// and the clock agree.
+func (w *offsetWorld) fenced(t *testing.T) map[kernel.NodeID]bool {
+	out := map[kernel.NodeID]bool{}
+	for id, c := range w.clocks {
+		err := c.Fenced()
+		if (err != nil) != w.stores[id].ClockOffsetFenced() {
+			t.Fatalf("n%d: the clock says %v, the store fenced=%t", id, err, w.stores[id].ClockOffsetFenced())
+		}
+		out[id] = err != nil
+	}
+	return out
+}
+
+// TestClockOffsetBeyondBoundFencesTheNode: clocks are fenced until they
+// are checked; a node that starts with its clock 5 s ahead is fenced from
+// its start, hands its leadership over, and takes the correction when its
+// wall clock comes back; a clock that drifts away is fenced before its
+// offset passes the bound, and unfenced when it drifts back.
+func TestClockOffsetBeyondBoundFencesTheNode(t *testing.T) {
+	w := newOffsetWorld(t)
+	if err := w.sim.RunFor(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for id, f := range w.fenced(t) {
+		if f {
+			t.Fatalf("n%d still fenced a second after the start: %v", id, w.clocks[id].Fenced())
+		}
+	}
+
+	// Node 3 restarts with its wall clock 5 s ahead: no step to notice.
+	n3 := w.sim.Node(3)
+	n3.Crash()
+	n3.ShiftClock(5 * time.Second)
+	n3.Restart()
+	if err := w.sim.RunFor(time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if !w.fenced(t)[3] {
+		t.Fatal("n3 restarted unfenced before any measurement")
+	}
+	if err := w.sim.RunFor(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if f := w.fenced(t); !f[3] || f[1] || f[2] {
+		t.Fatalf("with n3 5 s ahead: fenced %v, want n3 alone", f)
+	} else if err := w.clocks[3].Fenced(); !errors.Is(err, ErrClockOffset) || !errors.Is(err, hlc.ErrFenced) {
+		t.Fatalf("n3's fence: %v, want ErrClockOffset", err)
+	}
+	// It leads nothing for long: every tick it hands its ranges over.
+	if err := w.sim.RunFor(2 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for id, r := range w.stores[3].replicas {
+		if r.rn.BasicStatus().RaftState == raft.StateLeader {
+			t.Fatalf("fenced n3 still leads range %d", id)
+		}
+	}
+
+	// The wall clock is corrected: n3's clock does not follow the step by
+	// itself, but its peers confirm the wall clock, and it takes it.
+	n3.ShiftClock(-5 * time.Second)
+	if err := w.sim.RunFor(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if f := w.fenced(t); f[3] {
+		t.Fatalf("n3 still fenced a second after its clock was corrected: %v", w.clocks[3].Fenced())
+	}
+	if _, off := w.clocks[3].Steps(); off != 0 {
+		t.Fatalf("n3's clock still %v off its wall clock", off)
+	}
+
+	// Drift: n3's clock runs 4% fast. It is fenced before it is the
+	// bound (500 ms) away, and unfenced once it drifts back.
+	n3.SetClockRate(1.04)
+	for n3.ClockOffset() < hlc.DefaultMaxOffset {
+		if err := w.sim.RunFor(50 * time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if f := w.fenced(t); !f[3] || f[1] || f[2] {
+		t.Fatalf("n3 %v ahead by drift: fenced %v, want n3 alone", n3.ClockOffset(), f)
+	}
+	n3.SetClockRate(0.96)
+	for n3.ClockOffset() > 100*time.Millisecond {
+		if err := w.sim.RunFor(50 * time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.sim.RunFor(500 * time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if f := w.fenced(t); f[3] {
+		t.Fatalf("n3 back within %v: still fenced: %v", n3.ClockOffset(), w.clocks[3].Fenced())
+	}
+}
