@@ -17,7 +17,7 @@ var (
 		"applies entries as soon as they are appended, before a quorum has them")
 	MutForgetVote = mutation.Plant("forget-vote", mutation.Consensus,
 		"never persists the vote: after a restart a node can vote twice in one term")
-	MutClockNeverFenced = mutation.Plant("clock-never-fenced", mutation.Txn,
+	MutClockNeverFenced = mutation.Plant("clock-never-fenced", mutation.Clocks,
 		"the clock-offset check never fences the node's clock: a node that starts with its clock a jump away hands out transaction timestamps its peers refuse or, on the ranges it leads, takes its own")
 	MutLeaseNeverExpires = mutation.Plant("lease-never-expires", mutation.Consensus,
 		"a leader keeps serving reads under its lease after it has run out")

@@ -18,7 +18,7 @@ import (
 // state machine's and session's, both split scenarios (3 nodes, and 5
 // with replicas moving) for splits and routing, the KV scenario and the
 // five-node split one for snapshots, the replicated KV scenario and the
-// three-node split one for the rest; the bank, txnkv and listappend for transactions; redistxn for Redis
+// three-node split one for the rest; the bank, txnkv and listappend for transactions; the bank and the SQL ones for clocks; redistxn for Redis
 // commands across ranges; sqlbank and sqllist for the SQL engine; actors
 // and sagas for actors, actoravail for how soon they come back.
 func mutationScenarios(b mutation.Bug) []Scenario {
@@ -42,6 +42,11 @@ func mutationScenarios(b mutation.Bug) []Scenario {
 		return []Scenario{sqlBankScenario, sqlListScenario}
 	case mutation.Actors:
 		return []Scenario{actorsScenario, sagasScenario}
+	case mutation.Clocks:
+		// Clock jumps hit server nodes: the SQL scenarios' coordinators
+		// run there (the bank's run on client nodes, whose clocks do
+		// not jump, but its servers restart under jumps).
+		return []Scenario{bankScenario, sqlBankScenario, sqlListScenario}
 	case mutation.LeasedReads:
 		// Reads off the driver are made by clients on the leaseholder's
 		// node: the Redis sessions' (the KV scenarios' clients run on

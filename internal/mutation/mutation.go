@@ -33,6 +33,7 @@ const (
 	SQL          Class = "sql"          // the SQL engine (query) over transactions
 	Actors       Class = "actors"       // virtual actors (kernel/actor)
 	LeasedReads  Class = "leased reads" // reads served off the driver under a published lease (consensus/leasedread.go)
+	Clocks       Class = "clocks"       // the hybrid logical clock's steps and the clock-offset check (kernel/hlc, consensus/clockoffset.go)
 	// ActorAvailability: how soon actors are reachable again after their
 	// host fails (liveness, not safety).
 	ActorAvailability Class = "actor availability"
