@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/orbitkernel/orbit/internal/mutation"
@@ -153,7 +154,6 @@ type Clock struct {
 	// followed and the monotonic reading at the same moment.
 	anchorWall int64
 	anchorMono time.Duration
-	anchored   bool
 	// stepped is the wall clock's current distance from the physical
 	// part while a step is not followed (0 while following); ignored
 	// counts the steps not followed.
@@ -161,8 +161,8 @@ type Clock struct {
 	ignored uint64
 	onStep  func(step time.Duration, followed bool)
 	// fenced, while set, says why this node's clock must not be trusted
-	// (Fence).
-	fenced error
+	// (Fence). Atomic: the transaction layer asks on every request.
+	fenced atomic.Pointer[error]
 }
 
 // DefaultMaxOffset is the maximum clock offset a cluster runs with
@@ -178,7 +178,7 @@ const DefaultMaxOffset = 500 * time.Millisecond
 // after this is measured from it.
 func NewClock(src Source, maxOffset time.Duration) *Clock {
 	c := &Clock{src: src, maxOffset: maxOffset, maxStep: maxOffset / 2}
-	c.anchorWall, c.anchorMono, c.anchored = src.Now().UnixNano(), src.Monotonic(), true
+	c.anchorWall, c.anchorMono = src.Now().UnixNano(), src.Monotonic()
 	return c
 }
 
@@ -210,21 +210,25 @@ var ErrFenced = errors.New("hlc: this node's clock is fenced")
 // lifts the fence). The node's clock-offset check (consensus) fences it
 // while its offset from most of its peers is beyond what the cluster
 // tolerates, and until it has been measured at all; the transaction
-// layer hands out and takes in no timestamp while it is fenced.
+// layer hands out and takes in no timestamp while it is fenced, and Now
+// does not advance with the physical part.
 func (c *Clock) Fence(err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err != nil && !errors.Is(err, ErrFenced) {
+	if err == nil {
+		c.fenced.Store(nil)
+		return
+	}
+	if !errors.Is(err, ErrFenced) {
 		err = fmt.Errorf("%w: %w", ErrFenced, err)
 	}
-	c.fenced = err
+	c.fenced.Store(&err)
 }
 
 // Fenced is the reason the clock is fenced (wrapping ErrFenced), or nil.
 func (c *Clock) Fenced() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.fenced
+	if p := c.fenced.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // TakeWall makes the physical part follow the wall clock again at once,
@@ -261,8 +265,8 @@ func (c *Clock) Physical() time.Time {
 // tell the step hook once the lock is released.
 func (c *Clock) physicalLocked() (int64, func()) {
 	wall, mono := c.src.Now().UnixNano(), c.src.Monotonic()
-	if !c.anchored || c.maxStep <= 0 || mutation.On(MutFollowsSteps) {
-		c.anchorWall, c.anchorMono, c.anchored = wall, mono, true
+	if c.maxStep <= 0 || mutation.On(MutFollowsSteps) {
+		c.anchorWall, c.anchorMono = wall, mono
 		return wall, noReport
 	}
 	expected := c.anchorWall + int64(mono-c.anchorMono)
@@ -306,7 +310,7 @@ func (c *Clock) report(off time.Duration, followed bool) func() {
 func (c *Clock) Now() Timestamp {
 	c.mu.Lock()
 	physical, report := c.physicalLocked()
-	if physical > c.last.WallNanos && c.fenced == nil {
+	if physical > c.last.WallNanos && c.fenced.Load() == nil {
 		c.last = Timestamp{WallNanos: physical}
 	} else {
 		c.last = c.last.Next()
