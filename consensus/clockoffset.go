@@ -21,25 +21,27 @@ import (
 // The pinger estimates the peer's offset from its own clock at the
 // midpoint of the round trip, within half the round trip. A node whose
 // clock is, beyond the error, more than offsetTolerated of the bound away
-// from a majority of its peers fences its clock (hlc.Clock.Fence): the
-// transaction layer then refuses to hand out or take in timestamps here,
-// the clock hands out no reading above its last, the node serves no
-// leased reads, and it hands the leadership of its ranges to other
-// voters. It lifts the fence once a majority of its peers is within
-// offsetLift of the bound again; with neither majority measured it keeps
-// what it had (a node that hears from one peer of two never decides on
-// that one's word). A node fences its clock from its start until a
-// majority of its peers has been measured near it: one that starts with a
+// from so many peers that no quorum of the cluster could agree with it
+// fences its clock (hlc.Clock.Fence): the transaction layer then refuses
+// to hand out or take in timestamps here, the clock hands out no reading
+// above its last, the node serves no leased reads, and it hands the
+// leadership of its ranges to other voters. It lifts the fence once enough peers to make a quorum with it
+// are within offsetLift of the bound again; with neither measured it
+// keeps what it had (a node that hears from one peer of two, the other
+// far, does not fence itself on that one's word). A node fences its clock
+// from its start until a quorum agrees with it: one that starts with a
 // wrong clock (no step to notice) hands out no timestamp before it is
-// checked.
+// checked, and one whose peer of two is dead is checked against the
+// other.
 //
-// If a majority of peers finds the node's clock far but its wall clock
-// (the steps its clock did not follow included) near their wall clocks,
-// the step was a correction: the clock takes it (hlc.Clock.TakeWall). Wall
-// clocks are compared with wall clocks so that two nodes wrong in
-// different ways do not hold each other's correction back.
+// If the peers that outvote the node's clock find its wall clock (the
+// steps its clock did not follow included) near theirs, enough of them to
+// make a quorum with it, the step was a correction: the clock takes it
+// (hlc.Clock.TakeWall). Wall clocks are compared with wall clocks so that
+// two nodes wrong in different ways do not hold each other's correction
+// back.
 //
-// A majority decides which clock is wrong: with two nodes of three far
+// A quorum decides which clock is wrong: with two nodes of three far
 // off in the same direction, the third fences itself (as CockroachDB's
 // does); with two nodes, a far offset fences both.
 const (
@@ -118,21 +120,28 @@ func (s *Store) checkOffset() {
 			rawNear++
 		}
 	}
+	// A quorum of the cluster counts this node: with q = N/2+1 of N
+	// nodes, the clock is agreed with once q-1 peers are near, and out
+	// of the cluster's bound once so many are far that no quorum could
+	// agree with it (N-q+1), so a node whose peer of two is dead is
+	// checked against the other alone.
+	q := (len(peers)+1)/2 + 1
+	outvoted := far >= len(peers)+2-q
 	switch {
 	case len(peers) == 0:
 		s.setOffsetFence(nil) // nothing to be far from
-	case 2*far > len(peers) && 2*rawNear > len(peers):
-		// A majority finds the clock far and the wall clock near: the
+	case outvoted && rawNear >= q-1:
+		// A quorum finds the clock far and the wall clock near: the
 		// wall clock's step that the clock did not follow was a
 		// correction. Take it, and measure afresh.
 		s.rt.Logger().Warn("clock: this node's clock is far from its peers' and its wall clock is not: taking the wall clock's step",
 			"offset", worst, "peers", len(peers))
 		clock.TakeWall()
 		clear(s.health.offsets)
-	case 2*far > len(peers):
+	case outvoted:
 		s.setOffsetFence(fmt.Errorf("%w: beyond %v from %d of its %d peers (the farthest %v; bound %v)",
 			ErrClockOffset, limit, far, len(peers), worst, clock.MaxOffset()))
-	case 2*near > len(peers):
+	case near >= q-1:
 		s.setOffsetFence(nil)
 	}
 }

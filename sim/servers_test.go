@@ -412,10 +412,27 @@ func (c *serverSet) membership(ctx context.Context, rt kernel.Runtime) {
 	}
 }
 
+// mergedAway reports whether no running server holds a replica of range
+// id any more (it was merged into its left neighbour).
+func (c *serverSet) mergedAway(id storage.RangeID) bool {
+	for node, st := range c.stores {
+		if !c.sim.Node(node).Up() {
+			return false // it may hold one: not known
+		}
+		if slices.ContainsFunc(st.Ranges(), func(d consensus.Descriptor) bool { return d.ID == id }) {
+			return false
+		}
+	}
+	return true
+}
+
 // restore brings every range to exactly its placement, and waits for every
 // rebuilt node to be back.
 func (c *serverSet) restore(ctx context.Context, add, remove func(consensus.Descriptor, kernel.NodeID) error) {
 	for _, d := range c.layout.Ranges() {
+		if c.mergedAway(d.ID) {
+			continue // its span is another range's now: no placement of its own
+		}
 		for _, node := range c.nodes {
 			for {
 				if dm := c.damaged[node]; dm != nil && !dm.rebuilt {
