@@ -87,7 +87,7 @@ lint:
 ## recovery bound and slow-leader throughput floor; on the busiest actor
 ## host, recovery bound), AVAIL_SEEDS seeds
 sim:
-	$(GO) test ./sim -run '^(TestSim|TestRedisSim|TestSimSplits|TestSimCluster|TestSimBank|TestSimTxnKV|TestSimListAppend|TestSimRedisTxn|TestSimSQLBank|TestSimSQLList|TestSimActors|TestSimSagas)$$' -seed=$(SEED) -seeds=$(SEEDS) -timeout 0
+	$(GO) test ./sim -run '^(TestSim|TestRedisSim|TestSimSplits|TestSimCluster|TestSimBank|TestSimTxnKV|TestSimListAppend|TestSimRedisTxn|TestSimSQLBank|TestSimSQLList|TestSimActors|TestSimSagas|TestSimRecovery)$$' -seed=$(SEED) -seeds=$(SEEDS) -timeout 0
 	$(GO) test ./sim -run '^(TestAvailability|TestActorAvailability)$$' -seed=$(SEED) -seeds=$(AVAIL_SEEDS) -timeout 0
 
 sim-avail:
@@ -108,7 +108,7 @@ sim5:
 ## determinism: run SEEDS seeds of the default scenario, the split
 ## scenarios and the cluster scenario twice each; every trace must match
 determinism:
-	$(GO) test ./sim -run '^(TestSim|TestSimSplits|TestSimCluster|TestSimBank|TestSimTxnKV|TestSimListAppend|TestSimRedisTxn|TestSimSQLBank|TestSimSQLList|TestSimActors|TestSimSagas|TestActorAvailability)$$' -seed=$(SEED) -seeds=$(SEEDS) -twice -timeout 0
+	$(GO) test ./sim -run '^(TestSim|TestSimSplits|TestSimCluster|TestSimBank|TestSimTxnKV|TestSimListAppend|TestSimRedisTxn|TestSimSQLBank|TestSimSQLList|TestSimActors|TestSimSagas|TestSimRecovery|TestActorAvailability)$$' -seed=$(SEED) -seeds=$(SEEDS) -twice -timeout 0
 
 ## sql-diff: generated tables, rows and statements run on Orbit and on a
 ## throwaway PostgreSQL 15 (query/diff_test.go), compared row for row and

@@ -18,7 +18,7 @@ import (
 // state machine's and session's, both split scenarios (3 nodes, and 5
 // with replicas moving) for splits and routing, the KV scenario and the
 // five-node split one for snapshots, the replicated KV scenario and the
-// three-node split one for the rest; the bank, txnkv and listappend for transactions; the bank and the SQL ones for clocks; redistxn for Redis
+// three-node split one for the rest; the bank, txnkv, listappend and recovery for transactions; the bank and the SQL ones for clocks; redistxn for Redis
 // commands across ranges; sqlbank and sqllist for the SQL engine; actors
 // and sagas for actors, actoravail for how soon they come back.
 func mutationScenarios(b mutation.Bug) []Scenario {
@@ -35,7 +35,7 @@ func mutationScenarios(b mutation.Bug) []Scenario {
 	case mutation.Placement:
 		return []Scenario{clusterScenario}
 	case mutation.Txn:
-		return []Scenario{bankScenario, txnKVScenario, listAppendScenario}
+		return []Scenario{bankScenario, txnKVScenario, listAppendScenario, recoveryScenario}
 	case mutation.RedisTxn:
 		return []Scenario{redisTxnScenario}
 	case mutation.SQL:
