@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -178,6 +179,7 @@ func (c *sagaCluster) checker(ctx context.Context, rt kernel.Runtime, cl *actor.
 		defer cancel()
 		return cl.Call(cctx, actor.Ref{Type: typ, Key: key}, method, nil)
 	}
+	checked := false // the checker's own saga started (below)
 	for pending := 0; !c.stopped; pending = 0 {
 		c.done, c.undone = 0, 0
 		for _, key := range c.started {
@@ -189,9 +191,6 @@ func (c *sagaCluster) checker(ctx context.Context, rt kernel.Runtime, cl *actor.
 			switch {
 			case err != nil, st.Phase == actor.SagaRunning, st.Phase == actor.SagaCompensating:
 				pending++
-				if c.s.now > c.healed+int64(20*time.Second) {
-					fmt.Println("DBG pending", key, string(out), err)
-				}
 			case st.Phase == actor.SagaStuck:
 				if c.commitLog.violation == nil {
 					c.commitLog.violation = fmt.Errorf("%w: saga %s is stuck: a refund was refused (%s)", errSagaViolation, key, st.LastError)
@@ -203,6 +202,23 @@ func (c *sagaCluster) checker(ctx context.Context, rt kernel.Runtime, cl *actor.
 			}
 		}
 		c.status = fmt.Sprintf("sagas: %d started, %d done, %d aborted, %d not settled", len(c.started), c.done, c.undone, pending)
+		if pending == 0 && c.done == 0 && !checked {
+			// The faults let no saga through (seed 37: five of six
+			// starts refused, one aborted): the checker starts one
+			// of its own, so that the run checks a saga that runs to
+			// its end. Listed before its first start (a start whose
+			// outcome is unknown may have run), and started again
+			// until one is acknowledged (a second start of a saga
+			// answers its state).
+			if !slices.Contains(c.started, "checker") {
+				c.started = append(c.started, "checker")
+			}
+			cctx, cancel := rt.WithTimeout(ctx, 5*time.Second)
+			_, err := cl.Call(cctx, actor.Ref{Type: actor.SagaType, Key: "checker"}, "start", transferPlan(sagaAccounts[0], sagaAccounts[1], 1))
+			cancel()
+			checked = err == nil
+			continue
+		}
 		if pending == 0 {
 			break
 		}
