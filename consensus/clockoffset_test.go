@@ -132,3 +132,52 @@ func TestClockOffsetBeyondBoundFencesTheNode(t *testing.T) {
 		t.Fatalf("n3 back within %v: still fenced: %v", n3.ClockOffset(), w.clocks[3].Fenced())
 	}
 }
+
+// TestClockOfANodeWithoutReplicasIsChecked: a node that holds no replica
+// (a gateway, or one that just joined) coordinates transactions all the
+// same, so its clock is measured against the nodes its router places the
+// ranges on: fenced until checked, fenced while it is 5 s ahead, and
+// lifted once its wall clock is corrected.
+func TestClockOfANodeWithoutReplicasIsChecked(t *testing.T) {
+	w := newOffsetWorld(t)
+	layout, err := NewLayout(nil, []kernel.NodeID{1, 2, 3}, 3) // newThreeNodes's
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.sim.AddNode(4, func(rt kernel.Runtime) {
+		clock := hlc.NewClock(rt, hlc.DefaultMaxOffset)
+		clock.Fence(ErrClockUnchecked)
+		st, err := Open(rt, openNodeEngine(rt), layout, Options{Router: NewRouter(rt, layout), Clock: clock})
+		if err != nil {
+			kernel.Crash("open consensus: %v", err)
+		}
+		w.clocks[rt.NodeID()], w.stores[rt.NodeID()] = clock, st
+	})
+	if err := w.sim.RunFor(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(w.stores[4].replicas); n != 0 {
+		t.Fatalf("n4 holds %d replicas, want none", n)
+	}
+	if f := w.fenced(t); f[1] || f[2] || f[3] || f[4] {
+		t.Fatalf("a second after the start: fenced %v, want none", f)
+	}
+
+	n4 := w.sim.Node(4)
+	n4.Crash()
+	n4.ShiftClock(5 * time.Second)
+	n4.Restart()
+	if err := w.sim.RunFor(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if f := w.fenced(t); !f[4] || f[1] || f[2] || f[3] {
+		t.Fatalf("with n4 5 s ahead and no replica: fenced %v, want n4 alone", f)
+	}
+	n4.ShiftClock(-5 * time.Second)
+	if err := w.sim.RunFor(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if f := w.fenced(t); f[4] {
+		t.Fatalf("n4 still fenced a second after its clock was corrected: %v", w.clocks[4].Fenced())
+	}
+}

@@ -221,13 +221,28 @@ func decodeHealth(b []byte) (kind byte, sentAt int64, r healthReport, err error)
 }
 
 // peerNodes are the nodes holding a replica of any range here, this one
-// excepted, in order: the nodes worth measuring.
+// excepted, in order: the nodes worth measuring. A node that holds no
+// replica shared with another node (one that joined and has none yet, or
+// had all moved away) measures the nodes its router places the ranges
+// on instead: it still coordinates transactions and hands out their
+// timestamps, so its clock must be checked as much as a replica's
+// (before, it had no peer and so was never fenced, whatever its clock).
 func (s *Store) peerNodes() []kernel.NodeID {
 	var out []kernel.NodeID
+	add := func(n kernel.NodeID) {
+		if n != s.rt.NodeID() && !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
 	for _, id := range s.ids {
 		for _, m := range members(s.replicas[id].log.ConfState()) {
-			if n := nodeOf(m); n != s.rt.NodeID() && !slices.Contains(out, n) {
-				out = append(out, n)
+			add(nodeOf(m))
+		}
+	}
+	if len(out) == 0 && s.opts.Router != nil {
+		for _, d := range s.opts.Router.Ranges() {
+			for _, n := range d.Replicas {
+				add(n)
 			}
 		}
 	}

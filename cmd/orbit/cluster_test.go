@@ -605,10 +605,11 @@ func metricLine(t *testing.T, n *testNode, name string) string {
 
 // TestClusterFencesAWrongClock: a node that starts with its clock 5 s
 // ahead (no step for its clock to refuse) is fenced once its peers have
-// measured it: it coordinates no transaction (a cross-range MSET through
-// it fails, naming the clock; through another node it succeeds) and leads
+// measured it: /readyz says it is not ready, naming the clock; it
+// coordinates no transaction (a cross-range MSET through it is answered
+// TRYAGAIN, naming the clock; through another node it succeeds) and leads
 // no range. When its clock is corrected it takes the correction (its
-// peers confirm it) and serves again.
+// peers confirm it), is ready, and serves again.
 func TestClusterFencesAWrongClock(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs three processes")
@@ -618,7 +619,6 @@ func TestClusterFencesAWrongClock(t *testing.T) {
 	bad.kill()
 	bad.extra = append(bad.extra, "--test-clock-offset", "5s")
 	bad.start(t, buildOrbit(t))
-	waitNodeReady(t, bad, 30*time.Second)
 	waitFor := func(what string, ok func() bool) {
 		t.Helper()
 		for deadline := time.Now().Add(15 * time.Second); !ok(); time.Sleep(100 * time.Millisecond) {
@@ -627,6 +627,15 @@ func TestClusterFencesAWrongClock(t *testing.T) {
 			}
 		}
 	}
+	waitFor("node 3 not ready, naming its clock", func() bool {
+		resp, err := http.Get("http://" + bad.httpAddr + "/readyz")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode == http.StatusServiceUnavailable && strings.Contains(string(body), "clock")
+	})
 	waitFor("node 3 fenced", func() bool { return metricLine(t, bad, "orbit_clock_offset_fenced") == "1" })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -640,8 +649,8 @@ func TestClusterFencesAWrongClock(t *testing.T) {
 		defer c.Close()
 		return c.MSet(ctx, kv...).Err()
 	}
-	if err := through(bad); err == nil || !strings.Contains(err.Error(), "clock") {
-		t.Fatalf("MSET across ranges through the fenced node: %v, want a refusal naming the clock", err)
+	if err := through(bad); err == nil || !strings.HasPrefix(err.Error(), "TRYAGAIN") || !strings.Contains(err.Error(), "clock") {
+		t.Fatalf("MSET across ranges through the fenced node: %v, want TRYAGAIN naming the clock", err)
 	}
 	if err := through(ns[0]); err != nil {
 		t.Fatalf("MSET across ranges through node 1: %v", err)
@@ -660,6 +669,7 @@ func TestClusterFencesAWrongClock(t *testing.T) {
 	}
 	resp.Body.Close()
 	waitFor("node 3 unfenced after the correction", func() bool { return metricLine(t, bad, "orbit_clock_offset_fenced") == "0" })
+	waitNodeReady(t, bad, 30*time.Second)
 	if err := through(bad); err != nil {
 		t.Fatalf("MSET across ranges through node 3 once its clock is right: %v", err)
 	}

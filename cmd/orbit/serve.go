@@ -519,7 +519,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	if certs == nil && cfg.adminToken == "" && cfg.insecure {
 		logger.Warn("orbit serve: the admin endpoints (POST /join, /remove, /split, /merge, /transfer) are open to whoever reaches --http-addr; set --admin-token or --certs-dir")
 	}
-	mux := httpHandler(id, nd.Redis, m, adm)
+	mux := httpHandler(id, nd.Redis, nd.Clock.Fenced, m, adm)
 	if cfg.pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -640,17 +640,26 @@ func rebalanceInterval(cfg serveConfig) time.Duration {
 }
 
 // httpHandler serves the operator endpoints: /healthz (the process runs),
-// /readyz (every range has a leader that answers a linearizable read now),
+// /readyz (every range has a leader that answers a linearizable read now,
+// and this node's clock is checked against its peers' and within the
+// bound: clockFenced says why not),
 // /metrics (Prometheus), /cluster (the cluster's nodes and ranges, as JSON),
 // and the admin requests (POST /join, /remove?node=ID, /split, /merge,
 // /transfer), which adm.guard lets through only to the cluster's
 // certificates or its admin token.
-func httpHandler(self kernel.NodeID, sess *session.Server, m *metrics, adm *admin) *http.ServeMux {
+func httpHandler(self kernel.NodeID, sess *session.Server, clockFenced func() error, m *metrics, adm *admin) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		if !sess.Ready() {
 			http.Error(w, "not ready: waiting for every range to elect a leader and take a write", http.StatusServiceUnavailable)
+			return
+		}
+		if err := clockFenced(); err != nil {
+			// Transactions through this node would be refused (Redis
+			// commands across ranges, SQL, actors): not ready until its
+			// clock is checked (a node starts fenced) or back in bounds.
+			http.Error(w, "not ready: "+oneLine(err), http.StatusServiceUnavailable)
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)

@@ -632,6 +632,12 @@ func failure(err error) redis.Reply {
 		return redis.Error("ERR write outcome unknown (the range leader did not confirm it in time); read the key to find out")
 	case errors.Is(err, consensus.ErrNotApplied):
 		return redis.Error("TRYAGAIN the range has no leader right now; the command was not applied")
+	case errors.Is(err, txn.ErrClockOffset):
+		// This node's clock is fenced (not checked against its peers'
+		// yet, or beyond the bound from them), or a leaseholder refused
+		// its clock: another node, or this one once its clock is
+		// checked, takes the command.
+		return redis.Error("TRYAGAIN " + err.Error())
 	}
 	return redis.Error("ERR internal error: " + err.Error())
 }
