@@ -37,7 +37,7 @@ var recoveryScenario = Scenario{
 	// Time for the auditor after the clients stop: their last
 	// transactions, GCTTL, a collection pass, and one read-only scan of
 	// every key across many ranges, which restarts on every uncertain
-	// value (seed 606's took 6 s); Settled ends the wait once it ran.
+	// value (seed 606's took 6 s); Settled waits for it after that.
 	QuiesceTime: 10 * time.Second,
 }
 
@@ -132,7 +132,8 @@ func (c *recoveryCluster) client(ctx context.Context, rt kernel.Runtime, i int, 
 
 // audit waits for the clients to stop and their transactions to end,
 // then for GCTTL (and the clocks' offset) to pass, runs a collection
-// pass (again until one completes), and reads every key in one scan.
+// pass, and reads every key in one scan; each step tried again until it
+// completes (auditAttempts), else the final read's error says which.
 func (c *recoveryCluster) audit(ctx context.Context, rt kernel.Runtime, db *txn.DB) {
 	for !c.stopped || c.inFlight > 0 {
 		if rt.Sleep(ctx, 50*time.Millisecond) != nil {
@@ -142,30 +143,18 @@ func (c *recoveryCluster) audit(ctx context.Context, rt kernel.Runtime, db *txn.
 	if rt.Sleep(ctx, simGCTTL+500*time.Millisecond) != nil {
 		return
 	}
-	for attempt := 0; ; attempt++ {
-		pass, cancel := rt.WithTimeout(ctx, 2*time.Second)
-		err := db.CollectGarbage(pass, false)
-		cancel()
-		if err == nil {
-			break
-		}
-		if attempt == 10 {
-			c.readErr = fmt.Errorf("the last collection pass failed 10 times: %w", err)
-			c.done = true
-			return
-		}
-		if rt.Sleep(ctx, 200*time.Millisecond) != nil {
-			return
-		}
+	err := retried(ctx, rt, 2*time.Second, func(pass context.Context) error { return db.CollectGarbage(pass, false) })
+	if err != nil {
+		c.readErr, c.done = fmt.Errorf("the last collection pass: %w", err), true
+		return
 	}
 	var keys int
 	for _, t := range c.txns {
 		keys += len(t.keys)
 	}
-	for attempt := 0; ; attempt++ {
-		found := map[string]string{}
-		rctx, cancel := rt.WithTimeout(ctx, 15*time.Second)
-		err := db.Txn(rctx, func(tx *txn.Tx) error {
+	found := map[string]string{}
+	err = retried(ctx, rt, 15*time.Second, func(rctx context.Context) error {
+		return db.Txn(rctx, func(tx *txn.Tx) error {
 			tx.SetReadOnly()
 			clear(found)
 			kvs, err := tx.Scan(rctx, []byte("a/"), []byte("{"), keys+1)
@@ -174,17 +163,33 @@ func (c *recoveryCluster) audit(ctx context.Context, rt kernel.Runtime, db *txn.
 			}
 			return err
 		})
+	})
+	if err != nil {
+		c.readErr, c.done = fmt.Errorf("the final read: %w", err), true
+		return
+	}
+	c.found, c.done = found, true
+}
+
+// auditAttempts bounds how often the auditor tries a step.
+const auditAttempts = 11
+
+// retried runs fn, each attempt within timeout, until it succeeds or has
+// failed auditAttempts times (its last error), 200 ms apart; ctx's end
+// stops it too.
+func retried(ctx context.Context, rt kernel.Runtime, timeout time.Duration, fn func(context.Context) error) error {
+	for attempt := 1; ; attempt++ {
+		actx, cancel := rt.WithTimeout(ctx, timeout)
+		err := fn(actx)
 		cancel()
 		if err == nil {
-			c.found, c.done = found, true
-			return
+			return nil
 		}
-		if attempt == 10 {
-			c.readErr, c.done = fmt.Errorf("the final read failed 10 times: %w", err), true
-			return
+		if attempt == auditAttempts {
+			return fmt.Errorf("failed %d times: %w", attempt, err)
 		}
-		if rt.Sleep(ctx, 200*time.Millisecond) != nil {
-			return
+		if serr := rt.Sleep(ctx, 200*time.Millisecond); serr != nil {
+			return serr
 		}
 	}
 }
