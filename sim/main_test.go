@@ -235,6 +235,9 @@ func runScenario(t *testing.T, sc Scenario, def []uint64) {
 		def = def[:min(len(def), 3)]
 	}
 	def = slices.DeleteFunc(slices.Clone(def), func(seed uint64) bool { return sc.KnownFailures[seed] != "" })
+	if !testing.Short() {
+		def = append(def, sc.regressionSeeds()...)
+	}
 	seeds := chosenSeeds(def)
 	run := func(seed uint64) *Result { return runSeed(sc, seed) }
 	results := sweepWith(run, seeds)

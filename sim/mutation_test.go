@@ -67,11 +67,18 @@ func mutationScenarios(b mutation.Bug) []Scenario {
 	return []Scenario{kvScenario, kvSplitScenario}
 }
 
-// firstFailure sweeps the scenarios from seed 1, ten seeds at a time (each
-// seed on every scenario), and returns the first failing run within
-// maxSeeds, or nil.
+// firstFailure runs the scenarios' regression seeds, then sweeps them from
+// seed 1, ten seeds at a time (each seed on every scenario), and returns
+// the first failing run within maxSeeds, or nil.
 func firstFailure(scs []Scenario, maxSeeds uint64) *Result {
 	const chunk = 10
+	for _, sc := range scs {
+		for _, r := range sweep(sc, sc.regressionSeeds()) {
+			if r.Err != nil {
+				return r
+			}
+		}
+	}
 	for first := uint64(1); first <= maxSeeds; first += chunk {
 		for _, sc := range scs {
 			seeds := slices.DeleteFunc(seedRange(first, chunk), func(seed uint64) bool { return sc.KnownFailures[seed] != "" })

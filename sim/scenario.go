@@ -3,6 +3,7 @@ package sim
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -48,6 +49,16 @@ type Scenario struct {
 	// self-test skip them (a planted bug must be caught on a seed the
 	// real code passes); named on the command line, they run.
 	KnownFailures map[uint64]string
+	// Regressions are seeds beyond the default sweep that once found a
+	// bug, each with where it is written down: the scenario's default
+	// test runs them too, and the mutation self-test tries them first
+	// (a planted bug of the same class must fail where the real one did).
+	Regressions map[uint64]string
+}
+
+// regressionSeeds are sc's Regressions, in order.
+func (sc Scenario) regressionSeeds() []uint64 {
+	return slices.Sorted(maps.Keys(sc.Regressions))
 }
 
 // Rebuilder is a workload that rebuilds a node whose store is damaged

@@ -72,24 +72,30 @@ func (c *Client) CallAs(ctx context.Context, ref Ref, method string, payload []b
 	if caller == 0 || seq == 0 {
 		return nil, errors.New("actor: a call numbered 0")
 	}
-	return c.send(ctx, ref, method, request{Ref: ref, Method: method, Client: caller, Seq: seq, Payload: payload}.encode())
+	return c.send(ctx, ref, method, request{Ref: ref, Method: method, Client: caller, Seq: seq, Payload: payload})
 }
 
 // fire sends a due reminder's firing to its actor.
 func (c *Client) fire(ctx context.Context, d reminderDue) error {
-	_, err := c.send(ctx, d.ref, "reminder "+d.name, request{Ref: d.ref, Reminder: d.name, Due: d.due}.encode())
+	_, err := c.send(ctx, d.ref, "reminder "+d.name, request{Ref: d.ref, Reminder: d.name, Due: d.due})
 	return err
 }
 
 // send delivers a request to the actor's host until a definite answer.
-func (c *Client) send(ctx context.Context, ref Ref, what string, body []byte) ([]byte, error) {
+// Each attempt tells the host how long it waits (request.Budget).
+func (c *Client) send(ctx context.Context, ref Ref, what string, req request) ([]byte, error) {
 	for attempt := 0; ; attempt++ {
 		node, err := c.route(ctx, ref)
 		if err == nil {
 			start := c.rt.Monotonic()
 			actx, cancel := c.rt.WithTimeout(ctx, c.opts.AttemptTimeout)
+			// The attempt's own timeout, not what is left of ctx: a
+			// deadline compared with a clock reading is wrong across a
+			// clock step, and a host dropping a call too early would
+			// refuse it on every attempt.
+			req.Budget = c.opts.AttemptTimeout
 			var out []byte
-			out, err = c.rpc.Call(actx, node, Port, body)
+			out, err = c.rpc.Call(actx, node, Port, req.encode())
 			cancel()
 			if err == nil {
 				c.routes.found(ref, node)

@@ -68,6 +68,9 @@ type activation struct {
 type pendingCall struct {
 	req   request
 	reply func([]byte, error)
+	// expires is when (monotonic) its caller stops waiting for this
+	// attempt (request.Budget after it arrived; 0: never).
+	expires time.Duration
 }
 
 // NewHost returns a host on opts.Runtime; Start starts serving.
@@ -177,7 +180,11 @@ func (h *Host) serve(ctx context.Context, from kernel.NodeID, body []byte, reply
 		h.rt.Go("actor "+req.Ref.String(), func(ctx context.Context) { h.run(ctx, a) })
 	}
 	leaving := a.leaving
-	queued := !leaving && a.inbox.Send(pendingCall{req: req, reply: respond})
+	pc := pendingCall{req: req, reply: respond}
+	if req.Budget > 0 {
+		pc.expires = h.rt.Monotonic() + req.Budget
+	}
+	queued := !leaving && a.inbox.Send(pc)
 	h.mu.Unlock()
 	switch {
 	case leaving:
@@ -216,6 +223,12 @@ func (h *Host) run(ctx context.Context, a *activation) {
 		}
 		req := c.req
 		switch {
+		case err == nil && c.expires != 0 && h.rt.Monotonic() > c.expires && !mutation.On(MutExpiredCallsRun):
+			// Its caller gave this attempt up (request.Budget): drop it
+			// unrun; the caller sends it again.
+			lastCall = h.rt.Monotonic()
+			c.reply(nil, fmt.Errorf("%w: %s's call waited past its caller's attempt", errAgain, a.ref))
+			continue
 		case err == nil:
 			lastCall = h.rt.Monotonic()
 		case ctx.Err() != nil:

@@ -151,7 +151,7 @@ func (h *Host) deliverOutbox(ctx context.Context, cl *Client, sender Ref) {
 		default:
 			return // unknown: the next scan sends it again
 		}
-		if _, err := cl.send(ctx, sender, "answer", answer.encode()); err != nil {
+		if _, err := cl.send(ctx, sender, "answer", answer); err != nil {
 			var me *MethodError
 			if !errors.As(err, &me) { // the sender's own refusal still took the answer
 				return

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
+	"github.com/orbitkernel/orbit/internal/codec"
 	"github.com/orbitkernel/orbit/kernel"
 )
 
@@ -17,7 +19,7 @@ func TestRecordsRoundTrip(t *testing.T) {
 	e := dirEntry{Node: 3, Epoch: 7, Expiry: -5}
 	s := stateRecord{Epoch: 2, Version: 9, State: []byte("st")}
 	l := lastRequest{Seq: 4, At: 1 << 61, Reply: []byte("r")}
-	q := request{Ref: Ref{Type: "t", Key: "k"}, Method: "m", Client: 1 << 60, Seq: 12, Payload: []byte("p")}
+	q := request{Ref: Ref{Type: "t", Key: "k"}, Method: "m", Client: 1 << 60, Seq: 12, Budget: 500 * time.Millisecond, Payload: []byte("p")}
 	cases := []struct {
 		enc    []byte
 		decode func([]byte) (any, error)
@@ -48,6 +50,24 @@ func TestRecordsRoundTrip(t *testing.T) {
 	v1 = append(append(v1, 1), "refused"...)
 	if got, err := decodeLastRequest(v1); err != nil || got.Seq != 4 || !got.Refused || got.At != 0 || string(got.Reply) != "refused" {
 		t.Errorf("a first-version last request decoded as %+v, %v", got, err)
+	}
+	// A request of the first version (a node not yet upgraded: no
+	// budget) still reads, with no budget.
+	w := &codec.Encoder{B: []byte{recordVersion}}
+	w.Str("t")
+	w.Str("k")
+	w.Str("m")
+	w.U64(1 << 60)
+	w.U64(12)
+	w.Str("")
+	w.I64(0)
+	w.U64(0)
+	w.Bool(false)
+	w.Raw([]byte("p"))
+	wantV1 := q
+	wantV1.Budget = 0
+	if got, err := decodeRequest(w.B); err != nil || fmt.Sprint(got) != fmt.Sprint(wantV1) {
+		t.Errorf("a first-version request decoded as %+v, %v", got, err)
 	}
 	if _, err := decodeDirEntry(append(e.encode(), 0)); !errors.Is(err, errMalformed) {
 		t.Errorf("a directory entry with trailing bytes decoded (%v)", err)
