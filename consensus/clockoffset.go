@@ -100,7 +100,8 @@ func (s *Store) checkOffset() {
 	}
 	now := s.rt.Monotonic()
 	peers := s.peerNodes()
-	var far, near, rawNear int
+	stepped, steppedAt := clock.Stepped()
+	var far, near, rawNear, rawNearSinceStep int
 	var worst time.Duration
 	for _, peer := range peers {
 		smp, ok := s.health.offsets[peer]
@@ -118,6 +119,9 @@ func (s *Store) checkOffset() {
 		}
 		if smp.raw.Abs()+smp.err <= limit {
 			rawNear++
+			if smp.at > steppedAt {
+				rawNearSinceStep++
+			}
 		}
 	}
 	// A quorum of the cluster counts this node: with q = N/2+1 of N
@@ -130,10 +134,18 @@ func (s *Store) checkOffset() {
 	switch {
 	case len(peers) == 0:
 		s.setOffsetFence(nil) // nothing to be far from
-	case outvoted && rawNear >= q-1:
-		// A quorum finds the clock far and the wall clock near: the
-		// wall clock's step that the clock did not follow was a
-		// correction. Take it, and measure afresh.
+	case (outvoted && rawNear >= q-1) || (stepped != 0 && rawNearSinceStep >= q-1):
+		// A quorum finds the clock far (or the clock is not following
+		// a step of the wall clock) and the wall clock near: the wall
+		// clock's step that the clock did not follow was a correction.
+		// Take it, and measure afresh. Not only when outvoted: a clock
+		// that ran ahead (drift its hybrid clock followed) and was
+		// stepped back can sit just inside the fence from one peer and
+		// beyond the maximum offset from another, never fenced and
+		// never corrected, while that peer refuses its timestamps
+		// (docs/consensus.md, "Next steps" 7). That case counts only
+		// measurements of the wall clock taken since it stepped: one
+		// from before a jump away would find it near and take the jump.
 		s.rt.Logger().Warn("clock: this node's clock is far from its peers' and its wall clock is not: taking the wall clock's step",
 			"offset", worst, "peers", len(peers))
 		clock.TakeWall()

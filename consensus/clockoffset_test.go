@@ -181,3 +181,46 @@ func TestClockOfANodeWithoutReplicasIsChecked(t *testing.T) {
 		t.Fatalf("n4 still fenced a second after its clock was corrected: %v", w.clocks[4].Fenced())
 	}
 }
+
+// TestClockThatRanAheadTakesItsCorrection: a clock that ran ahead,
+// followed by its hybrid clock, and was then stepped back (an NTP
+// correction) takes the correction even when it is far from only one of
+// its peers: n3 ends up just inside the fence from n1 and beyond the
+// maximum offset from n2, never fenced (one peer far of two), so only
+// taking the wall clock's step brings its timestamps back within what n2
+// accepts (the simulator's runaway clocks found it: recovery seed 72).
+func TestClockThatRanAheadTakesItsCorrection(t *testing.T) {
+	w := newOffsetWorld(t)
+	n1, n2, n3 := w.sim.Node(1), w.sim.Node(2), w.sim.Node(3)
+	// Steps within the half offset that clocks follow.
+	n1.ShiftClock(100 * time.Millisecond)
+	n2.ShiftClock(-100 * time.Millisecond)
+	if err := w.sim.RunFor(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// n3 runs 4% fast until it is 540 ms ahead: 440 ms from n1 (inside
+	// the fence), 640 ms from n2.
+	n3.SetClockRate(1.04)
+	for n3.ClockOffset() < 540*time.Millisecond {
+		if err := w.sim.RunFor(10 * time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n3.SetClockRate(1)
+	if f := w.fenced(t); f[3] {
+		t.Fatalf("n3 fenced while inside the fence from n1: %v", w.clocks[3].Fenced())
+	}
+	// The correction: its wall clock steps back to true time, a step its
+	// hybrid clock does not follow by itself.
+	n3.ShiftClock(-n3.ClockOffset())
+	if err := w.sim.RunFor(2 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, off := w.clocks[3].Steps(); off != 0 {
+		t.Fatalf("n3's clock still %v off its wall clock two seconds after the correction", off)
+	}
+	ahead := time.Duration(w.clocks[3].Now().WallNanos - w.clocks[2].Now().WallNanos)
+	if ahead > 300*time.Millisecond {
+		t.Fatalf("n3's timestamps still %v ahead of n2's", ahead)
+	}
+}

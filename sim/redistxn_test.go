@@ -199,7 +199,10 @@ func (c *redisTxnCluster) do(ctx context.Context, conn *session.Conn, args ...st
 func (c *redisTxnCluster) errKind(args []string, r redis.Reply) (string, error) {
 	msg := string(r.Str)
 	switch {
-	case strings.HasPrefix(msg, "TRYAGAIN"):
+	case strings.HasPrefix(msg, "TRYAGAIN"), strings.HasPrefix(msg, "EXECABORT Transaction discarded because of: TRYAGAIN"):
+		// The second: EXEC refused before it ran anything (the node
+		// could not read the ACL: its clock fenced, a leaseholder
+		// refusing its clock), the transaction discarded.
 		return history.TypeFail, errors.New(msg)
 	case strings.HasPrefix(msg, "ERR write outcome unknown"):
 		return history.TypeInfo, errors.New(msg)
@@ -265,7 +268,13 @@ func (c *redisTxnCluster) transfer(ctx context.Context, conn *session.Conn, from
 	}
 	amount = min(amount, b[0])
 	c.writes++
-	c.do(ctx, conn, "multi")
+	if r := c.do(ctx, conn, "multi"); r.Kind == redis.KindError {
+		// Refused (TRYAGAIN: a node that cannot read its ACL yet): the
+		// SETs would run on their own, so none is sent.
+		c.do(ctx, conn, "unwatch")
+		_, err := c.errKind([]string{"multi"}, r)
+		return err
+	}
 	c.do(ctx, conn, "set", from, fmt.Sprintf("%d/%d", b[0]-amount, c.writes))
 	c.do(ctx, conn, "set", to, fmt.Sprintf("%d/%d", b[1]+amount, c.writes))
 	r := c.do(ctx, conn, "exec")
@@ -391,13 +400,12 @@ func (c *redisTxnCluster) listTxn(ctx context.Context, conn *session.Conn, i, st
 		if r.Kind != redis.KindError {
 			r = redis.Array(r)
 		}
-	} else {
-		c.do(ctx, conn, "multi")
+	} else if r = c.do(ctx, conn, "multi"); r.Kind != redis.KindError {
 		for _, op := range plan {
 			c.do(ctx, conn, args(op)...)
 		}
 		r = c.do(ctx, conn, "exec")
-	}
+	} // else refused: the commands would run on their own; none is sent
 	t.Complete = c.s.now
 	if r.Kind == redis.KindError {
 		var err error

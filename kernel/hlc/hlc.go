@@ -159,7 +159,10 @@ type Clock struct {
 	// counts the steps not followed.
 	stepped time.Duration
 	ignored uint64
-	onStep  func(step time.Duration, followed bool)
+	// steppedAt is the monotonic reading at which the wall clock was
+	// last seen to step while not followed.
+	steppedAt time.Duration
+	onStep    func(step time.Duration, followed bool)
 	// fenced, while set, says why this node's clock must not be trusted
 	// (Fence). Atomic: the transaction layer asks on every request.
 	fenced atomic.Pointer[error]
@@ -199,6 +202,17 @@ func (c *Clock) Steps() (ignored uint64, off time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.ignored, c.stepped
+}
+
+// Stepped reports by how much the wall clock is off the physical part
+// while a step of it is not followed (0 while it is followed), and the
+// monotonic reading at which it was last seen to step: a measurement
+// against other nodes' wall clocks that predates it says nothing of the
+// wall clock as it is now.
+func (c *Clock) Stepped() (off, at time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stepped, c.steppedAt
 }
 
 // ErrFenced is the refusal of a node whose clock is fenced: its offset
@@ -282,8 +296,12 @@ func (c *Clock) physicalLocked() (int64, func()) {
 	was := c.stepped
 	c.stepped = off
 	if was != 0 {
+		if (off - was).Abs() > c.maxStep {
+			c.steppedAt = mono // stepped again
+		}
 		return expected, noReport
 	}
+	c.steppedAt = mono
 	c.ignored++
 	return expected, c.report(off, false)
 }

@@ -165,3 +165,34 @@ func TestStepsAreNotFollowed(t *testing.T) {
 		t.Fatalf("hook saw %v, want %v", events, want)
 	}
 }
+
+// TestSteppedSaysWhen: Stepped reports the step not followed and the
+// monotonic reading at which the wall clock was seen to step, moved by a
+// further step, not by drift within the margin.
+func TestSteppedSaysWhen(t *testing.T) {
+	w := &fakeWall{t: time.Unix(100, 0), mono: time.Hour}
+	c := NewClock(w, 500*time.Millisecond)
+	c.Now()
+	if off, _ := c.Stepped(); off != 0 {
+		t.Fatalf("Stepped before any step: %v", off)
+	}
+	w.t = w.t.Add(time.Minute)
+	w.pass(time.Second)
+	c.Now()
+	off, at := c.Stepped()
+	if off != time.Minute || at != time.Hour+time.Second {
+		t.Fatalf("Stepped = %v at %v, want 1m at 1h0m1s", off, at)
+	}
+	w.t = w.t.Add(10 * time.Millisecond) // within the margin: the same step
+	w.pass(time.Second)
+	c.Now()
+	if off, again := c.Stepped(); again != at || off != time.Minute+10*time.Millisecond {
+		t.Fatalf("after a small move: Stepped = %v at %v, want 1m0.01s at %v", off, again, at)
+	}
+	w.t = w.t.Add(time.Minute) // a second step
+	w.pass(time.Second)
+	c.Now()
+	if off, again := c.Stepped(); again != time.Hour+3*time.Second || off != 2*time.Minute+10*time.Millisecond {
+		t.Fatalf("after a second step: Stepped = %v at %v", off, again)
+	}
+}
