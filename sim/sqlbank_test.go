@@ -319,6 +319,9 @@ var sqlBankScenario = Scenario{
 	FaultTime:    sqlFaultTime,
 	ProgressTime: 30 * time.Second,
 	QuiesceTime:  3 * time.Second,
+	KnownFailures: map[uint64]string{
+		175: "the accounts are never created: each attempt's statements take 1–2 s behind new leaseholders' timestamp caches, past the 3 s statement timeout, to the end (docs/txn.md, \"A known failing seed\")",
+	},
 }
 
 // TestSimSQLBank runs the SQL bank scenario: seeds 1–20 by default, or
