@@ -240,8 +240,9 @@ func (c *sagaCluster) checker(ctx context.Context, rt kernel.Runtime, cl *actor.
 			cctx, cancel := rt.WithTimeout(ctx, 5*time.Second)
 			_, err := cl.Call(cctx, actor.Ref{Type: actor.SagaType, Key: "checker"}, "start", c.plans["checker"])
 			cancel()
-			checked = err == nil
-			c.acked["checker"] = checked || c.acked["checker"]
+			if checked = err == nil; checked {
+				c.acked["checker"] = true
+			}
 			continue
 		}
 		if pending == 0 {
