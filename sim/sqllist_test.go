@@ -137,7 +137,7 @@ func (l *sqlList) client(ctx context.Context, rt kernel.Runtime, i int, eng *que
 		if single {
 			outcome, done, err = l.single(actx, rt, sess, plan[0])
 		} else {
-			outcome, done, err = l.block(actx, rt, sess, plan, undo, rng.IntN(2) == 0)
+			outcome, done, err = l.block(actx, rt, sess, plan, undo, rng.IntN(2) == 0, rng.IntN(2) == 0)
 		}
 		cancel()
 		sqlRollback(ctx, rt, sess)
@@ -190,7 +190,7 @@ var errSQLListViolation = fmt.Errorf("sqllist: a wrong answer")
 
 // block runs plan in one transaction block, again after a conflict
 // (40001) or a lost race to insert a row (23505).
-func (l *sqlList) block(ctx context.Context, rt kernel.Runtime, sess *query.Session, plan []check.MicroOp, undo []bool, locking bool) (int, []check.MicroOp, error) {
+func (l *sqlList) block(ctx context.Context, rt kernel.Runtime, sess *query.Session, plan []check.MicroOp, undo []bool, locking, think bool) (int, []check.MicroOp, error) {
 	var done []check.MicroOp
 	var odd error
 	outcome, err := sqlTxn(ctx, rt, sess, []string{"23505"}, func() error {
@@ -198,7 +198,16 @@ func (l *sqlList) block(ctx context.Context, rt kernel.Runtime, sess *query.Sess
 			return odd // an odd attempt is the last, whether it commits or not
 		}
 		done = nil // an attempt starts over
+		var later []string // keys to read again at the end
 		for k, op := range plan {
+			if k > 0 && think {
+				// The application thinks between statements: its
+				// later statements run at a timestamp older than
+				// others' begun meanwhile.
+				if err := rt.Sleep(ctx, time.Duration(rt.Rand().ExpFloat64()*float64(3*time.Millisecond))); err != nil {
+					return err
+				}
+			}
 			if undo[k] {
 				if _, _, err := sqlExec(ctx, sess, "SAVEPOINT undo", nil); err != nil {
 					return err
@@ -242,8 +251,29 @@ func (l *sqlList) block(ctx context.Context, rt kernel.Runtime, sess *query.Sess
 				if _, _, err := l.read(ctx, sess, op.Key, true); err != nil {
 					return err
 				}
+				// The lock is held a while, as an application works
+				// before it changes its mind: others' writes of the key
+				// queue behind it, at timestamps below this read's.
+				if err := rt.Sleep(ctx, time.Duration(rt.Rand().ExpFloat64()*float64(20*time.Millisecond))); err != nil {
+					return err
+				}
 				if _, _, err := sqlExec(ctx, sess, "ROLLBACK TO SAVEPOINT undo", nil); err != nil {
 					return err
+				}
+				l.undone++
+				if rt.Rand().IntN(2) == 0 {
+					// Half the undos read the key again only at the
+					// end. In a locking transaction the rollback
+					// released every lock on the key, and until then
+					// only the timestamp cache keeps a write (one
+					// that waited for the lock, say) from landing
+					// beneath what the transaction read; a read right
+					// away would note the key anew and hide a locking
+					// read never noted (planted lock-read-unnoted).
+					// Elle finds such a write in the later read
+					// (internal) or in a cycle.
+					later = append(later, op.Key)
+					continue
 				}
 				// The transaction reads the list as it was before the
 				// append it undid (its own writes before the savepoint
@@ -256,10 +286,21 @@ func (l *sqlList) block(ctx context.Context, rt kernel.Runtime, sess *query.Sess
 					l.violate(fmt.Errorf("sqllist: at %v, key %s read %v after ROLLBACK TO SAVEPOINT undid the append of %s to %v", l.s.Elapsed(), op.Key, again, op.Value, list))
 				}
 				done = append(done, check.MicroOp{Key: op.Key, Values: again})
-				l.undone++
 				continue
 			}
 			done = append(done, op)
+		}
+		if len(later) > 0 {
+			if err := rt.Sleep(ctx, time.Duration(rt.Rand().ExpFloat64()*float64(5*time.Millisecond))); err != nil {
+				return err
+			}
+		}
+		for _, key := range later {
+			list, _, err := l.read(ctx, sess, key, false)
+			if err != nil {
+				return err
+			}
+			done = append(done, check.MicroOp{Key: key, Values: list})
 		}
 		return nil
 	})
@@ -295,7 +336,7 @@ func (l *sqlList) single(ctx context.Context, rt kernel.Runtime, sess *query.Ses
 	case err != nil:
 		return sqlUnknown, nil, err
 	case tag == "UPDATE 0":
-		return l.block(ctx, rt, sess, []check.MicroOp{op}, []bool{false}, false)
+		return l.block(ctx, rt, sess, []check.MicroOp{op}, []bool{false}, false, false)
 	case tag != "UPDATE 1" || len(rows) != 1:
 		l.violate(fmt.Errorf("sqllist: an append to key %s answered %q %v", op.Key, tag, rows))
 		return sqlUnknown, nil, errSQLListViolation
