@@ -77,6 +77,17 @@ type Plan struct {
 	// bound: its clock-offset check (consensus/clockoffset.go) must fence
 	// it until the jump is undone, and then take the correction.
 	ClockJump time.Duration
+	// With ClockJump set, a sixth of the clock faults are runaways
+	// instead: the node's clock is put just inside the offset at which
+	// its peers' check fences it (consensus/clockoffset.go: 90% of the
+	// maximum offset) from the farthest peer, and drifts away from them
+	// at the drift rate leader leases assume (5%), so that it crosses
+	// the fence (about 0.4 s later) and then the maximum offset (about
+	// 1.4 s later) gradually, between health rounds, rather than in one
+	// step as a jump does; undone 2 s plus the fault's duration later,
+	// or at the heal (drift and offset both). What it tests is that the node fences itself as its clock
+	// leaves the bound, and that nothing it serves meanwhile breaks the
+	// checks.
 	// Disk faults: error rates while a disk fault lasts, sync latency for
 	// the whole fault phase, and how much unsynced data a crash may keep.
 	DiskWriteErrorRate, DiskReadErrorRate float64
@@ -348,15 +359,18 @@ type nemesis struct {
 	healed  bool
 	// netFault counts network faults; an undo heals only its own.
 	netFault int
-	// jumped is each node's clock jump in force (Plan.ClockJump).
-	jumped map[kernel.NodeID]time.Duration
+	// jumped is each node's clock jump in force (Plan.ClockJump), and
+	// runaway each node's runaway clock in force, with what to restore.
+	jumped  map[kernel.NodeID]time.Duration
+	runaway map[kernel.NodeID]runawayClock
 	// Log lists every fault applied, with its virtual time.
 	log []string
 }
 
 // startNemesis applies the plan's global knobs and starts causing faults.
 func (s *Sim) startNemesis(p Plan, w Workload) *nemesis {
-	nm := &nemesis{s: s, plan: p, targets: slices.Clone(w.Targets()), jumped: map[kernel.NodeID]time.Duration{}}
+	nm := &nemesis{s: s, plan: p, targets: slices.Clone(w.Targets()), jumped: map[kernel.NodeID]time.Duration{},
+		runaway: map[kernel.NodeID]runawayClock{}}
 	if r, ok := w.(Rebuilder); ok {
 		nm.canLose = r.CanLoseData
 	}
@@ -472,7 +486,18 @@ func (nm *nemesis) act() {
 		}
 	case FaultClock:
 		n := nm.pick()
-		if nm.plan.ClockJump > 0 && nm.jumped[n.id] == 0 && s.rng.IntN(3) == 0 {
+		if nm.jumped[n.id] != 0 || nm.runaway[n.id] != (runawayClock{}) {
+			break // one clock fault beyond the bound at a time
+		}
+		kind := 3 // a step within the bound
+		if nm.plan.ClockJump > 0 {
+			kind = s.rng.IntN(6)
+		}
+		if kind == 2 {
+			nm.runAway(n)
+			break
+		}
+		if kind < 2 {
 			jump := time.Second + time.Duration(s.rng.Int64N(int64(max(nm.plan.ClockJump-time.Second, 1))))
 			if s.rng.IntN(2) == 0 {
 				jump = -jump
@@ -573,8 +598,70 @@ func (nm *nemesis) restartLater(n *Node) {
 	})
 }
 
-// jumpBack undoes n's clock jump, if one is in force.
+// runawayClock is what a runaway clock fault changed: the node's offset
+// and rate before it.
+type runawayClock struct {
+	offset time.Duration
+	rate   float64
+}
+
+// runAway starts a runaway clock on n (Plan.ClockJump): put just inside
+// the fence from its farthest peer, drifting away from them at 5%.
+func (nm *nemesis) runAway(n *Node) {
+	s := nm.s
+	dir := time.Duration(1)
+	if s.rng.IntN(2) == 0 {
+		dir = -1
+	}
+	// From the peer farthest that way (so just inside the fence from
+	// every peer); the fence is 90% of the maximum offset
+	// (hlc.DefaultMaxOffset, 500 ms: sim cannot import consensus).
+	far, first := time.Duration(0), true
+	for _, id := range nm.targets {
+		if off := s.nodes[id].ClockOffset(); id != n.id && (first || (dir > 0) == (off > far)) {
+			far, first = off, false
+		}
+	}
+	const justInside = 430 * time.Millisecond
+	prev := runawayClock{offset: n.ClockOffset(), rate: n.clock.rate}
+	nm.runaway[n.id] = prev
+	// There in steps of at most 200 ms, 50 ms apart: the hybrid logical
+	// clock follows no step above half the maximum offset (kernel/hlc),
+	// and a runaway it did not follow would test nothing.
+	dist := far + dir*justInside - prev.offset
+	steps := int((dist.Abs() + 200*time.Millisecond - 1) / (200 * time.Millisecond))
+	rate := 1 + float64(dir)*leaseDriftBoundPPM*1e-6
+	nm.note("clock n%d: runaway, %v in %d steps, then rate %.6f", n.id, dist, steps, rate)
+	away := func() bool { return !nm.healed && nm.runaway[n.id] == prev }
+	for i := range steps {
+		step := dist / time.Duration(steps)
+		s.After(time.Duration(i)*50*time.Millisecond, "nemesis clock runaway step", func() {
+			if away() {
+				n.ShiftClock(step)
+			}
+		})
+	}
+	s.After(time.Duration(steps)*50*time.Millisecond, "nemesis clock runaway drift", func() {
+		if away() {
+			n.SetClockRate(rate)
+		}
+	})
+	s.After(2*time.Second+nm.exp(nm.plan.Duration), "nemesis clock runaway back", func() {
+		if away() {
+			nm.jumpBack(n)
+		}
+	})
+}
+
+// jumpBack undoes n's clock jump or runaway, if one is in force.
 func (nm *nemesis) jumpBack(n *Node) {
+	if r, ok := nm.runaway[n.id]; ok {
+		back := r.offset - n.ClockOffset()
+		nm.note("clock n%d: runaway undone, step %v, rate %.6f", n.id, back, r.rate)
+		n.ShiftClock(back)
+		n.SetClockRate(r.rate)
+		delete(nm.runaway, n.id)
+	}
 	if j := nm.jumped[n.id]; j != 0 {
 		nm.note("clock n%d: jump %v undone", n.id, j)
 		n.ShiftClock(-j)

@@ -33,10 +33,13 @@ var sagasScenario = Scenario{
 	ProgressTime:  30 * time.Second,
 	QuiesceTime:   3 * time.Second,
 	KnownFailures: sagasKnownFailures,
+	Regressions: map[uint64]string{
+		244: "a call between actors ran twice: its record expired while the outbox kept resending it (a runaway clock; docs/actors.md, \"Exactly-once state changes\")",
+	},
 }
 
-// TestSimSagas runs the saga scenario: seeds 1–20 by default (but its
-// known failures), or those named.
+// TestSimSagas runs the saga scenario: seeds 1–20 and its regression
+// seeds by default (but its known failures), or those named.
 func TestSimSagas(t *testing.T) {
 	runScenario(t, sagasScenario, seedRange(1, 20))
 }

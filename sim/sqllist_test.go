@@ -197,7 +197,7 @@ func (l *sqlList) block(ctx context.Context, rt kernel.Runtime, sess *query.Sess
 		if odd != nil {
 			return odd // an odd attempt is the last, whether it commits or not
 		}
-		done = nil // an attempt starts over
+		done = nil         // an attempt starts over
 		var later []string // keys to read again at the end
 		for k, op := range plan {
 			if k > 0 && think {

@@ -454,11 +454,22 @@ func (h *Host) turn(ctx context.Context, a *activation, req request) ([]byte, er
 			switch {
 			case last.Seq > req.Seq:
 				return fmt.Errorf("%w: request %d of client %x, %d ran", ErrStaleRequest, req.Seq, req.Client, last.Seq)
-			case last.Seq == req.Seq && req.Seq != 0 && last.Refused:
-				methodErr = &MethodError{Msg: string(last.Reply)} // refused already: the same refusal
-				return nil
 			case last.Seq == req.Seq && req.Seq != 0:
-				reply = last.Reply // ran already: its reply, not a second run
+				// Ran (or refused) already: its reply, not a second
+				// run. The record lives RequestTTL past the call's
+				// latest copy, not its run: an outbox resends a call
+				// until its answer turn succeeds, which may take
+				// longer than the TTL (sagas seed 244, under a runaway
+				// clock: the answer failed for 8.5 s and the record
+				// expired under the resends of a 10 s TTL).
+				if err := h.touchRequest(ctx, tx, a, req.Client, last); err != nil {
+					return err
+				}
+				if last.Refused {
+					methodErr = &MethodError{Msg: string(last.Reply)}
+				} else {
+					reply = last.Reply
+				}
 				return nil
 			}
 		}
@@ -548,6 +559,18 @@ func (h *Host) turn(ctx context.Context, a *activation, req request) ([]byte, er
 		}
 	}
 	return reply, nil
+}
+
+// touchRequest writes last again with the time now once a quarter of
+// RequestTTL has passed since it was written: a caller that keeps sending
+// a call keeps its record (a write per quarter TTL, not per copy).
+func (h *Host) touchRequest(ctx context.Context, tx *txn.Tx, a *activation, client uint64, last lastRequest) error {
+	now := h.opts.Wall().UnixNano()
+	if last.At == 0 || now-last.At < int64(h.opts.RequestTTL/4) || mutation.On(MutRequestsNotTouched) {
+		return nil // a record of the first version never expires
+	}
+	last.At = now
+	return h.noteRequest(ctx, tx, a, client, last)
 }
 
 // lastRequest reads a caller's last state-changing request of the actor.

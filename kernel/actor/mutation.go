@@ -23,4 +23,6 @@ var (
 		"a host runs every queued call, also those whose callers gave the attempt up: a host slowed below its callers' attempt timeout spends its turns on abandoned attempts, and no call is answered in time (congestion collapse)")
 	MutRequestsExpireEarly = mutation.Plant("requests-expire-early", mutation.Actors,
 		"callers' last requests expire a thousand times too early (milliseconds taken for microseconds): a call sent again after its record went runs twice")
+	MutRequestsNotTouched = mutation.Plant("requests-not-touched", mutation.Actors,
+		"a caller's last request expires RequestTTL after the call ran, however often it is sent again: an outbox that keeps resending a call whose answer turn keeps failing outlives the record, and the call runs twice")
 )

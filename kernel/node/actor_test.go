@@ -361,3 +361,48 @@ func TestRequestRecordsExpire(t *testing.T) {
 		t.Fatalf("add 5 sent again after its record expired = %s, want 10 (the record was kept past RequestTTL)", got)
 	}
 }
+
+// TestResentRequestKeepsItsRecord: a call sent again and again under its
+// number keeps its record past RequestTTL (an outbox resends a call until
+// its answer is taken, however long that takes), and the record expires
+// RequestTTL after the last copy.
+func TestResentRequestKeepsItsRecord(t *testing.T) {
+	nd := openActorNode(t, &actor.Options{Types: map[string]actor.Handler{"counter": counter},
+		RequestTTL: 300 * time.Millisecond, LeaseDuration: 400 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := nd.NewActorClient(actor.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := actor.Ref{Type: "counter", Key: "c1"}
+	const caller = 78
+	add5 := func() string {
+		t.Helper()
+		out, err := c.CallAs(ctx, ref, "add", []byte("5"), caller, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(out)
+	}
+	if got := add5(); got != "5" {
+		t.Fatalf("add 5 = %s", got)
+	}
+	// Resent every 50 ms for three TTLs, beside turns that sweep.
+	for end := time.Now().Add(900 * time.Millisecond); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if _, err := c.Call(ctx, ref, "add", []byte("0")); err != nil {
+			t.Fatal(err)
+		}
+		if got := add5(); got != "5" {
+			t.Fatalf("add 5 resent under its number = %s, want the recorded 5 (its record expired while it was being resent)", got)
+		}
+	}
+	for end := time.Now().Add(900 * time.Millisecond); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if _, err := c.Call(ctx, ref, "add", []byte("0")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := add5(); got != "10" {
+		t.Fatalf("add 5 sent again three TTLs after its last copy = %s, want 10 (the record was kept past RequestTTL)", got)
+	}
+}
