@@ -326,24 +326,7 @@ func TestTimersTick(t *testing.T) {
 // removes it, and the same number runs again (the bound of exactly once
 // that RequestTTL sets, docs/actors.md).
 func TestRequestRecordsExpire(t *testing.T) {
-	nd := openActorNode(t, &actor.Options{Types: map[string]actor.Handler{"counter": counter},
-		RequestTTL: 300 * time.Millisecond, LeaseDuration: 400 * time.Millisecond})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	c, err := nd.NewActorClient(actor.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref := actor.Ref{Type: "counter", Key: "c1"}
-	const caller = 77
-	add5 := func() string {
-		t.Helper()
-		out, err := c.CallAs(ctx, ref, "add", []byte("5"), caller, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(out)
-	}
+	ctx, c, ref, add5 := counterWithShortTTL(t, 77)
 	if got := add5(); got != "5" {
 		t.Fatalf("add 5 = %s", got)
 	}
@@ -367,24 +350,7 @@ func TestRequestRecordsExpire(t *testing.T) {
 // its answer is taken, however long that takes), and the record expires
 // RequestTTL after the last copy.
 func TestResentRequestKeepsItsRecord(t *testing.T) {
-	nd := openActorNode(t, &actor.Options{Types: map[string]actor.Handler{"counter": counter},
-		RequestTTL: 300 * time.Millisecond, LeaseDuration: 400 * time.Millisecond})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	c, err := nd.NewActorClient(actor.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref := actor.Ref{Type: "counter", Key: "c1"}
-	const caller = 78
-	add5 := func() string {
-		t.Helper()
-		out, err := c.CallAs(ctx, ref, "add", []byte("5"), caller, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(out)
-	}
+	ctx, c, ref, add5 := counterWithShortTTL(t, 78)
 	if got := add5(); got != "5" {
 		t.Fatalf("add 5 = %s", got)
 	}
@@ -405,4 +371,30 @@ func TestResentRequestKeepsItsRecord(t *testing.T) {
 	if got := add5(); got != "10" {
 		t.Fatalf("add 5 sent again three TTLs after its last copy = %s, want 10 (the record was kept past RequestTTL)", got)
 	}
+}
+
+// counterWithShortTTL opens a node whose counters keep request records
+// 300 ms, and returns a client, the counter c1 and a call that adds 5 to
+// it as caller under number 1 (sent again, it must not run again while
+// its record lasts).
+func counterWithShortTTL(t *testing.T, caller uint64) (context.Context, *actor.Client, actor.Ref, func() string) {
+	t.Helper()
+	nd := openActorNode(t, &actor.Options{Types: map[string]actor.Handler{"counter": counter},
+		RequestTTL: 300 * time.Millisecond, LeaseDuration: 400 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	c, err := nd.NewActorClient(actor.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := actor.Ref{Type: "counter", Key: "c1"}
+	add5 := func() string {
+		t.Helper()
+		out, err := c.CallAs(ctx, ref, "add", []byte("5"), caller, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(out)
+	}
+	return ctx, c, ref, add5
 }
