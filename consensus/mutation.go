@@ -19,6 +19,8 @@ var (
 		"never persists the vote: after a restart a node can vote twice in one term")
 	MutClockNeverFenced = mutation.Plant("clock-never-fenced", mutation.Clocks,
 		"the clock-offset check never fences the node's clock: a node that starts with its clock a jump away hands out transaction timestamps its peers refuse or, on the ranges it leads, takes its own")
+	MutFencedLeaderStamps = mutation.Plant("fenced-leader-stamps", mutation.RedisTxn,
+		"a leader whose clock is fenced (not checked yet, or too far from its peers') still evaluates commands and queries: a node restarted a jump ahead stamps a Redis range's clock far into the future, and its locks look new (and its keys expire early) until real time catches up")
 	MutLeaseNeverExpires = mutation.Plant("lease-never-expires", mutation.Consensus,
 		"a leader keeps serving reads under its lease after it has run out")
 	MutLeaseViewKept = mutation.Plant("lease-view-kept", mutation.LeasedReads,

@@ -220,8 +220,9 @@ func (s *Store) changeInFlight(r *replica) error {
 type splitDone struct {
 	log   *storage.LogStore // staged in the apply batch: closed once it commits
 	right Descriptor
-	id    uint64 // the replica's Raft ID
-	lead  bool   // the left-hand replica leads: campaign at once
+	id    uint64    // the replica's Raft ID
+	lead  bool      // the left-hand replica leads: campaign at once
+	note  SplitNote // for the keyspaces' SplitNoters, when lead
 	// cancelled: a merge later in the same batch absorbed the right-hand
 	// range (merge.go); its state is deleted, and it is never opened.
 	cancelled bool
@@ -309,7 +310,8 @@ func (s *Store) applySplit(b *storage.Batch, r *replica, cs raftpb.ConfState, t 
 		b.SetRangeLocal(right.ID, []byte(rangeLocalSticky), nil)
 	}
 	b.SetReplicaRecord(right.ID, storage.ReplicaRecord{ReplicaID: r.id, MinReplicaID: r.id})
-	return &splitDone{log: log, right: right, id: r.id, lead: r.leading}, true
+	return &splitDone{log: log, right: right, id: r.id, lead: r.leading,
+		note: SplitNote{Left: d.ID, Right: right.ID, LeftTerm: r.rn.BasicStatus().Term, LeftGeneration: d.Generation, FirstTerm: splitInitTerm + 1}}, true
 }
 
 // copyRangeLocal stages a copy of the left range's range-local data into
@@ -361,6 +363,11 @@ func (s *Store) finishSplit(done *splitDone) {
 	// the two halves then often have different leaders, and a node's
 	// replicas of them lag each other.
 	if done.lead && !s.rt.Buggify("consensus.split-elections") {
+		for _, k := range s.opts.Keyspaces {
+			if n, ok := k.Machine.(SplitNoter); ok {
+				n.NoteSplit(done.note)
+			}
+		}
 		_ = nr.rn.Campaign()
 	}
 }

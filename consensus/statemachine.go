@@ -70,6 +70,30 @@ type QueryNoter interface {
 	NoteQuery(data RangeData, cmd []byte, meta CommandMeta)
 }
 
+// SplitNoter is implemented by a machine that keeps leaseholder-only
+// memory per range (the transactional keyspace's timestamp cache) and can
+// hand it to a split's right-hand range (CockroachDB hands the right-hand
+// range the left's read summary the same way). The store calls NoteSplit
+// on the node whose replica of the left-hand range led when the split
+// applied there; that node then campaigns for the right-hand range.
+type SplitNoter interface {
+	NoteSplit(SplitNote)
+}
+
+// SplitNote is what NoteSplit is told. If the node wins FirstTerm of
+// Right, the first term anyone can lead a split's right-hand range in,
+// nobody led Right before it, and every read of Right's span so far was
+// served by Left's leaders: what this node's memory of Left, kept since
+// LeftTerm began and describing Left at LeftGeneration, holds. A machine
+// must not assume that it wins, nor that Right's first command comes in
+// FirstTerm.
+type SplitNote struct {
+	Left, Right    storage.RangeID
+	LeftTerm       uint64 // Left's Raft term when the split applied here
+	LeftGeneration uint64 // Left's descriptor generation before the split
+	FirstTerm      uint64
+}
+
 func (k Keyspace) contains(key []byte) bool {
 	return bytes.Compare(key, k.Start) >= 0 && bytes.Compare(key, k.End) < 0
 }

@@ -632,6 +632,18 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 		reply(Response{}, s.refused(r, st, req, why))
 		return
 	}
+	if (req.Op == OpCommand || req.Op == OpQuery) && s.offsetFenced.Load() && !mutation.On(MutFencedLeaderStamps) {
+		// A fenced clock (too far from its peers', or not checked yet)
+		// stamps nothing: a command's time becomes the range's "now",
+		// which never goes back, and a query's decides what expired. A
+		// node restarted a jump ahead led a Redis range for 200 ms
+		// before its check ran, and the range's clock then stood 35 s
+		// ahead: its locks looked new for 35 s and its keys' expiry
+		// came early (redistxn seed 290). No leader named: the fenced
+		// node is handing its leaderships over (drain.go).
+		reply(Response{}, NotLeaderError{Term: st.Term})
+		return
+	}
 	s.nextID++
 	id := s.nextID
 	if req.Op.isMembership() {

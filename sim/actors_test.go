@@ -53,6 +53,9 @@ var actorsScenario = Scenario{
 		520: "hosts ran calls their callers had given up on, behind a slow range: no call answered after the heal (docs/consensus.md, next step 10)",
 		673: "the same as 520",
 	},
+	KnownFailures: map[uint64]string{
+		199: "the harness's rebuild of a damaged node never starts: every walk of the ranges (Client.Ranges) times out at range 11's start key from 3.8 s to the end; the split that made r11 (at 1.50 s) was logged by n2 and n3 only, and n3 was found damaged at 1.77 s (docs/consensus.md, \"Next steps\" 11)",
+	},
 }
 
 // TestSimActors runs the actor scenario: seeds 1–20 and its regression

@@ -47,10 +47,13 @@ var redisTxnScenario = Scenario{
 	FaultTime:    5 * time.Second,
 	ProgressTime: 30 * time.Second,
 	QuiesceTime:  3 * time.Second,
+	Regressions: map[uint64]string{
+		290: "a node restarted 35 s ahead led a Redis range before its first clock check, and the range's clock stood 35 s ahead: a vanished coordinator's locks looked new to the end (docs/consensus.md, \"Clock offsets\")",
+	},
 }
 
-// TestSimRedisTxn runs the Redis transactions scenario: seeds 1–20 by
-// default, or those named.
+// TestSimRedisTxn runs the Redis transactions scenario: seeds 1–20 and
+// its regression seeds by default, or those named.
 func TestSimRedisTxn(t *testing.T) {
 	runScenario(t, redisTxnScenario, seedRange(1, 20))
 }

@@ -3,6 +3,7 @@ package txn
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"sync"
 
 	"github.com/orbitkernel/orbit/consensus"
@@ -22,18 +23,37 @@ type Machine struct {
 
 	mu     sync.Mutex
 	caches map[storage.RangeID]*rangeCache
+	// seeds are the caches this node's leaders of split ranges left for
+	// the right-hand ranges, each good only in the right-hand range's
+	// first term (consensus.SplitNote).
+	seeds map[storage.RangeID]splitSeed
+}
+
+// splitSeed is a split's right-hand range's cache as its left-hand
+// leader left it, and the one term it may start in.
+type splitSeed struct {
+	firstTerm uint64
+	c         *tsCache
 }
 
 var (
 	_ consensus.StateMachine = (*Machine)(nil)
 	_ consensus.SplitKeyer   = (*Machine)(nil)
 	_ consensus.QueryNoter   = (*Machine)(nil)
+	_ consensus.SplitNoter   = (*Machine)(nil)
 )
 
-// rangeCache is a range's timestamp cache under one leader and one
-// descriptor: a new term, a split or a merge starts it afresh.
+// rangeCache is a range's timestamp cache under one leader: a new term or
+// a merge starts it afresh. A split keeps it, and hands a copy to the
+// right-hand range if the same node leads that first (NoteSplit): the
+// leader noted every read of the span served in its term, and the
+// low-water mark it started with covers the reads before. Without that,
+// every split cost the first writes of both halves a commit-wait of up
+// to the maximum offset (sqlbank seed 175: new tables' ranges, whose
+// CREATE never finished under it).
 type rangeCache struct {
 	term, generation uint64
+	start, end       []byte // the span whose reads it holds (end nil: the keyspace's end)
 	c                *tsCache
 }
 
@@ -56,17 +76,58 @@ func (m *Machine) Keyspace() consensus.Keyspace {
 // low-water mark is the clock's now plus the maximum offset: a
 // leaseholder serves no read above its own clock's now (futureRead), and
 // that clock is at most the maximum offset ahead of ours, so every read
-// an earlier leaseholder served lies below the mark.
+// an earlier leaseholder served lies below the mark. Within one term, a
+// new descriptor that covers no more than the old (a split, a change of
+// replicas) keeps the cache; one that covers more (a merge: reads of the
+// absorbed range were noted by its own leader) starts afresh.
 func (m *Machine) cache(data consensus.RangeData, meta consensus.CommandMeta) *tsCache {
-	rc := m.caches[data.Range()]
+	id := data.Range()
+	start, end := data.Bounds()
+	rc := m.caches[id]
+	if rc != nil && rc.term == meta.Term && rc.generation != meta.Generation &&
+		spanWithin(start, end, rc.start, rc.end) {
+		rc.generation, rc.start, rc.end = meta.Generation, slices.Clone(start), slices.Clone(end)
+	}
 	if rc == nil || rc.term != meta.Term || rc.generation != meta.Generation {
 		if len(m.caches) >= maxCachedRanges {
 			clear(m.caches)
+			clear(m.seeds)
 		}
-		rc = &rangeCache{term: meta.Term, generation: meta.Generation, c: newTSCache(m.clock.Now().Add(m.clock.MaxOffset()), m.opts.CacheSpans)}
-		m.caches[data.Range()] = rc
+		c := newTSCache(m.clock.Now().Add(m.clock.MaxOffset()), m.opts.CacheSpans)
+		if seed, ok := m.seeds[id]; ok {
+			delete(m.seeds, id)
+			if rc == nil && seed.firstTerm == meta.Term {
+				c = seed.c // no one led the range before this node
+			}
+		}
+		rc = &rangeCache{term: meta.Term, generation: meta.Generation, start: slices.Clone(start), end: slices.Clone(end), c: c}
+		m.caches[id] = rc
 	}
 	return rc.c
+}
+
+// NoteSplit leaves the right-hand range of a split that this node's
+// leader of the left-hand range applied a copy of the left's cache
+// (consensus.SplitNoter), if that cache holds every read of the left's
+// span since its term began: kept in that term, for the descriptor the
+// split split.
+func (m *Machine) NoteSplit(n consensus.SplitNote) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rc := m.caches[n.Left]
+	if rc == nil || rc.term != n.LeftTerm || rc.generation != n.LeftGeneration {
+		return
+	}
+	if m.seeds == nil {
+		m.seeds = map[storage.RangeID]splitSeed{}
+	}
+	m.seeds[n.Right] = splitSeed{firstTerm: n.FirstTerm, c: rc.c.clone()}
+}
+
+// spanWithin reports whether [start, end) lies within [outerStart,
+// outerEnd) (ends nil: the keyspace's end).
+func spanWithin(start, end, outerStart, outerEnd []byte) bool {
+	return bytes.Compare(start, outerStart) >= 0 && !endLess(outerEnd, end)
 }
 
 // futureRead reports whether c is a read above the clock's now (having

@@ -45,6 +45,11 @@ func newTSCache(low hlc.Timestamp, maxSpans int) *tsCache {
 	return &tsCache{low: low, maxSpans: maxSpans}
 }
 
+// clone returns a copy of c that changes apart from it.
+func (c *tsCache) clone() *tsCache {
+	return &tsCache{low: c.low, spans: slices.Clone(c.spans), maxSpans: c.maxSpans}
+}
+
 // pointEnd is the end of the span that holds key alone.
 func pointEnd(key []byte) []byte { return append(slices.Clone(key), 0) }
 

@@ -1,0 +1,85 @@
+package txn
+
+import (
+	"testing"
+	"time"
+
+	"github.com/orbitkernel/orbit/consensus"
+	"github.com/orbitkernel/orbit/kernel/hlc"
+	"github.com/orbitkernel/orbit/storage"
+)
+
+// movingClock is a clock source whose wall and monotonic clocks move
+// when the test says.
+type movingClock struct{ at time.Duration }
+
+func (c *movingClock) Now() time.Time           { return time.Unix(100, 0).Add(c.at) }
+func (c *movingClock) Monotonic() time.Duration { return c.at }
+
+// boundsOnly is a range that says only its ID and bounds (what the
+// timestamp cache's bookkeeping reads).
+type boundsOnly struct {
+	consensus.RangeData
+	id         storage.RangeID
+	start, end string
+}
+
+func (b boundsOnly) Range() storage.RangeID { return b.id }
+func (b boundsOnly) Bounds() ([]byte, []byte) {
+	var end []byte
+	if b.end != "" {
+		end = []byte(b.end)
+	}
+	return []byte(b.start), end
+}
+
+// TestCacheAcrossSplitsAndMerges: within a term a split keeps the left
+// range's timestamp cache and hands the right-hand range a copy, taken
+// only if the node leads the right-hand range in its first term; a merge
+// starts the cache afresh.
+func TestCacheAcrossSplitsAndMerges(t *testing.T) {
+	src := &movingClock{}
+	m := NewMachine(hlc.NewClock(src, 500*time.Millisecond), Options{})
+	key := func(k string) ([]byte, []byte) { return []byte(k), pointEnd([]byte(k)) }
+	m.mu.Lock()
+	defer m.mu.Unlock()
+
+	whole := m.cache(boundsOnly{id: 1, start: "a", end: "z"}, consensus.CommandMeta{Term: 3, Generation: 1})
+	firstLow := whole.low
+	read := firstLow.Add(time.Second)
+	for _, k := range []string{"c", "q"} {
+		s, e := key(k)
+		whole.add(s, e, read, [16]byte{})
+	}
+	src.at = 10 * time.Second // a fresh cache would start far above firstLow
+
+	// The split [a, z) → [a, m) + [m, z), applied while this node led.
+	note := consensus.SplitNote{Left: 1, Right: 2, LeftTerm: 3, LeftGeneration: 1, FirstTerm: 6}
+	m.mu.Unlock()
+	m.NoteSplit(note)
+	m.NoteSplit(consensus.SplitNote{Left: 1, Right: 3, LeftTerm: 3, LeftGeneration: 1, FirstTerm: 6})
+	m.NoteSplit(consensus.SplitNote{Left: 1, Right: 4, LeftTerm: 2, LeftGeneration: 1, FirstTerm: 6}) // not the cache's term
+	m.mu.Lock()
+	if left := m.cache(boundsOnly{id: 1, start: "a", end: "m"}, consensus.CommandMeta{Term: 3, Generation: 2}); left != whole {
+		t.Fatal("the left-hand range's cache was not kept across its split in the same term")
+	}
+	right := m.cache(boundsOnly{id: 2, start: "m", end: "z"}, consensus.CommandMeta{Term: 6, Generation: 2})
+	if s, e := key("q"); right == whole || func() bool { got, _ := right.get(s, e); return got != read }() {
+		t.Fatalf("the right-hand range led in its first term has no copy of the left's cache (a read of q at %v)", read)
+	}
+	if s, e := key("r"); func() bool { got, _ := right.get(s, e); return got != firstLow }() {
+		t.Fatal("the right-hand range's copy lost the left's low-water mark")
+	}
+	// Led first in a later term, another node may have led it before.
+	if late := m.cache(boundsOnly{id: 3, start: "m", end: "z"}, consensus.CommandMeta{Term: 7, Generation: 2}); late.low == firstLow {
+		t.Fatal("a right-hand range first led in a later term took the left's cache")
+	}
+	if other := m.cache(boundsOnly{id: 4, start: "m", end: "z"}, consensus.CommandMeta{Term: 6, Generation: 2}); other.low == firstLow {
+		t.Fatal("a right-hand range took a cache from a term of the left other than the split's")
+	}
+	// The left absorbs [m, z) again in the same term: its reads were noted
+	// by the right-hand range's leader, so the cache starts afresh.
+	if merged := m.cache(boundsOnly{id: 1, start: "a", end: "z"}, consensus.CommandMeta{Term: 3, Generation: 3}); merged == whole || merged.low == firstLow {
+		t.Fatal("a merge kept the left-hand range's cache")
+	}
+}
