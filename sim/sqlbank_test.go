@@ -523,6 +523,9 @@ func (b *sqlBank) audit(ctx context.Context, rt kernel.Runtime, sess *query.Sess
 		// Each row found again through the balance index, at the same
 		// snapshot (an entry that names another balance's row is an
 		// XX001 of its own).
+		if len(all) == 0 {
+			return errBankViolation // no row to look up (violated above)
+		}
 		row := all[rng(len(all))]
 		ids, _, err := sqlExec(ctx, sess, "SELECT id FROM accounts WHERE balance = $1", []uint32{20}, row[1])
 		if err != nil {
