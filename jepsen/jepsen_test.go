@@ -151,6 +151,39 @@ func TestShortTLS(t *testing.T) {
 	t.Logf("valid; report in %s", out.Dir)
 }
 
+// TestShortSQLBankBackup: SQL transfers under partitions, kills and
+// pauses, with TLS on, about 30 seconds; a backup taken a third of the way
+// in through the admin endpoint (HTTPS, the client certificate) restores
+// into a new node whose accounts hold the starting total (jepsen/
+// backupcheck.go).
+func TestShortSQLBankBackup(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs real processes for 30 s")
+	}
+	bin, _ := build(t)
+	out := run(t, Config{Binary: bin, Nodes: 3, Duration: 30 * time.Second, Workload: "sql-bank",
+		Nemeses: []string{"partition", "kill", "pause"}, Seed: 4, TLS: true, OutDir: outDir(t, "short-sql-bank-backup")})
+	if !out.Valid {
+		t.Fatalf("the real server failed the check; report in %s:\n%s", out.Dir, out.Summary())
+	}
+	found := false
+	for _, r := range out.Results {
+		if r.Name == "backup" {
+			found = r.Valid
+			t.Logf("backup: %s", r.Summary)
+		}
+	}
+	for _, n := range out.Notes {
+		if strings.HasPrefix(n, "backup") {
+			t.Log(n)
+		}
+	}
+	if !found {
+		t.Fatalf("no valid backup check in %s:\n%s", out.Dir, out.Summary())
+	}
+	t.Logf("valid; report in %s", out.Dir)
+}
+
 // TestShortActorCounter: three nodes, partitions, kills and pauses, the
 // actor-counter workload (account actors over the gRPC actor service),
 // about 30 seconds; the real server must pass.

@@ -199,6 +199,19 @@ func Run(ctx context.Context, cfg Config) (Outcome, error) {
 			}
 		}()
 	}
+	// sql-bank: a backup a third of the way in, under the same faults.
+	var backup struct {
+		taken bool
+		note  string
+	}
+	backupDir := filepath.Join(cfg.OutDir, "backup")
+	if cfg.Workload == "sql-bank" {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			backup.taken, backup.note = c.backupDuringRun(runCtx, backupDir, cfg.Duration/3, faults)
+		}()
+	}
 	wg.Wait()
 	stopRun()
 	workloadEnd := rec.Since()
@@ -255,6 +268,14 @@ func Run(ctx context.Context, cfg Config) (Outcome, error) {
 	ops := rec.Ops()
 	vizPath := filepath.Join(cfg.OutDir, "porcupine.html")
 	out.Results = wl.check(ops, vizPath)
+	if bank, ok := wl.(*sqlBankWorkload); ok {
+		if backup.taken {
+			out.Results = append(out.Results, checkRestoredBank(ctx, cfg, backupDir, bank, c.nodes[0].tls))
+		} else {
+			out.Results = append(out.Results, check.Result{Name: "backup", Summary: "a backup must be taken during the run", Problems: []string{backup.note}})
+		}
+		out.Notes = append(out.Notes, backup.note)
+	}
 	if !recovered {
 		out.Results = append(out.Results, check.Result{Name: "recovery", Valid: false,
 			Summary: "the cluster must serve every node within the recovery bound after the heal", Problems: out.Notes})

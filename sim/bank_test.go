@@ -1,6 +1,8 @@
 package sim
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orbitkernel/orbit/backup"
 	"github.com/orbitkernel/orbit/consensus"
 	"github.com/orbitkernel/orbit/kernel"
 	"github.com/orbitkernel/orbit/kernel/hlc"
@@ -55,8 +58,8 @@ type bankCluster struct {
 	healed  int64
 	served  []int64
 	// Outcomes, for the report.
-	transfers, audits, failed int
-	lastErr, violation        error
+	transfers, audits, backups, failed int
+	lastErr, violation                 error
 }
 
 func newBankCluster(s *Sim, servers []kernel.NodeID) *bankCluster {
@@ -209,9 +212,12 @@ func (c *bankCluster) client(ctx context.Context, rt kernel.Runtime, i int, db *
 	for n := 0; !c.stopped; n++ {
 		actx, cancel := rt.WithTimeout(ctx, 3*time.Second)
 		var err error
-		if n%3 == 2 { // every third operation, so that every run audits
+		switch {
+		case n%6 == 5: // every other audit as a backup
+			err = c.backupAudit(actx, db)
+		case n%3 == 2: // every third operation, so that every run audits
 			err = c.audit(actx, db)
-		} else {
+		default:
 			from := rng.IntN(len(bankAccounts))
 			to := (from + 1 + rng.IntN(len(bankAccounts)-1)) % len(bankAccounts)
 			err = c.transfer(actx, db, bankAccounts[from], bankAccounts[to], 1+rng.IntN(20), rng.IntN(2) == 0)
@@ -308,6 +314,49 @@ func (c *bankCluster) audit(ctx context.Context, db *txn.DB) error {
 	return nil
 }
 
+// backupAudit takes a backup (backup.Export, two pairs a page, so that
+// its scans cross the three ranges while transfers commit between them)
+// and audits what it holds: one snapshot, so the starting total.
+func (c *bankCluster) backupAudit(ctx context.Context, db *txn.DB) error {
+	var buf bytes.Buffer
+	enc := backup.NewEncoder(&buf)
+	if _, err := backup.Export(ctx, db, db.Now(), enc, backup.ExportOptions{Page: 2}); err != nil {
+		return err
+	}
+	if err := enc.End(); err != nil {
+		return err
+	}
+	total, found := 0, map[string]bool{}
+	var seen []string
+	dec := backup.NewDecoder(&buf)
+	for {
+		k, v, ok, err := dec.Next()
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break
+		}
+		if !slices.Contains(bankAccounts, string(k)) {
+			continue
+		}
+		n, err := strconv.Atoi(string(v))
+		if err != nil || n < 0 {
+			c.violation = cmp.Or(c.violation, fmt.Errorf("%w: a backup holds %q for account %s", errBankViolation, v, k))
+			return c.violation
+		}
+		total += n
+		found[string(k)] = true
+		seen = append(seen, fmt.Sprintf("%s=%d", k, n))
+	}
+	total += bankInitial * (len(bankAccounts) - len(found))
+	c.backups++
+	if want := bankInitial * len(bankAccounts); total != want && c.violation == nil {
+		c.violation = fmt.Errorf("%w: a backup held a total of %d, want %d (%v)", errBankViolation, total, want, seen)
+	}
+	return nil
+}
+
 var errBankViolation = errors.New("bank: invariant broken")
 
 func (c *bankCluster) Targets() []kernel.NodeID { return c.nodes }
@@ -326,7 +375,7 @@ func (c *bankCluster) Settled() bool { return c.caughtUp() }
 func (c *bankCluster) Progressed() bool { return c.progressed(c.served, c.healed) }
 
 func (c *bankCluster) Status() string {
-	return fmt.Sprintf("transfers %d, audits %d, failed %d (last: %v); ", c.transfers, c.audits, c.failed, c.lastErr) + c.status(c.served, c.healed)
+	return fmt.Sprintf("transfers %d, audits %d, backups %d, failed %d (last: %v); ", c.transfers, c.audits, c.backups, c.failed, c.lastErr) + c.status(c.served, c.healed)
 }
 
 func (c *bankCluster) Check(string) error {
@@ -335,8 +384,8 @@ func (c *bankCluster) Check(string) error {
 		return c.safetyError
 	case c.violation != nil:
 		return c.violation
-	case c.audits == 0 || c.transfers == 0:
-		return fmt.Errorf("bank: a run without a committed audit and transfer (%d, %d) checks nothing; last failure: %v", c.audits, c.transfers, c.lastErr)
+	case c.audits+c.backups == 0 || c.transfers == 0:
+		return fmt.Errorf("bank: a run without a committed audit (or backup) and transfer (%d, %d, %d) checks nothing; last failure: %v", c.audits, c.backups, c.transfers, c.lastErr)
 	}
 	return c.checkConvergence()
 }

@@ -74,6 +74,9 @@ func NewDB(rt kernel.Runtime, router *consensus.Router, clock *hlc.Clock, name s
 	return &DB{rt: rt, router: router, name: name, cl: consensus.NewClient(router, name), clock: clock, opts: opts}, nil
 }
 
+// Now is the node's hybrid-logical clock's reading.
+func (db *DB) Now() hlc.Timestamp { return db.clock.Now() }
+
 // send runs c on the range holding key's run, through cl.
 func (db *DB) send(ctx context.Context, cl *consensus.Client, key []byte, c *command) (*result, error) {
 	fencedWait := time.Millisecond

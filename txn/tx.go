@@ -68,6 +68,22 @@ func (db *DB) Begin() *Tx {
 	return tx
 }
 
+// BeginAt starts a read-only transaction that reads as of ts, a time
+// already past (a backup's). It has no uncertainty window: what it must
+// see is fixed by ts, not by when its reader asked, so a version above ts
+// is simply not seen. Its reads note ts in the timestamp caches as any
+// read does, so no write lands at or below ts after it read; intents at
+// or below ts are pushed and settled first. A ts within the maximum
+// clock offset of now may make a leaseholder whose clock is behind wait
+// until it passes ts; a ts below the garbage collection threshold is
+// refused (ErrRetry).
+func (db *DB) BeginAt(ts hlc.Timestamp) *Tx {
+	tx := db.Begin()
+	tx.start, tx.read, tx.write, tx.uncertainty = ts, ts, ts, ts
+	tx.readOnly = true
+	return tx
+}
+
 func (tx *Tx) meta() storage.TxnMeta {
 	return storage.TxnMeta{ID: tx.id, Timestamp: tx.write, Anchor: tx.anchor}
 }

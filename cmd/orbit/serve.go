@@ -520,6 +520,9 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 		logger.Warn("orbit serve: the admin endpoints (POST /join, /remove, /split, /merge, /transfer) are open to whoever reaches --http-addr; set --admin-token or --certs-dir")
 	}
 	mux := httpHandler(id, nd.Redis, nd.Clock.Fenced, m, adm)
+	backups := &backupService{newDB: nd.NewDB, clusterID: func() string { return fmt.Sprintf("%x", nd.Cluster.Record().ClusterID) }, logger: logger.With("component", "backup")}
+	mux.HandleFunc("/backup", adm.guard.guarded(backups.handleExport))
+	mux.HandleFunc("/restore", adm.guard.guarded(backups.handleRestore))
 	if cfg.pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

@@ -1,0 +1,287 @@
+package backup
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/orbitkernel/orbit/kernel/hlc"
+)
+
+// A backup directory: data files (data-000001.obk, ...), each the magic
+// line then 'P' records and an 'E' record, and MANIFEST.json, written
+// last (through a rename, after every data file is synced): a directory
+// without a manifest is a backup that did not finish, and is refused.
+const (
+	ManifestName = "MANIFEST.json"
+	fileMagic    = "ORBIT-BACKUP 1\n"
+	// fileLimit is roughly where a data file ends and the next begins.
+	fileLimit = 32 << 20
+)
+
+// DirWriter writes a backup directory.
+type DirWriter struct {
+	dir  string
+	m    Manifest
+	f    *os.File
+	h    hash.Hash
+	size int64
+	enc  *Encoder
+}
+
+// countingHash writes to the file, the hash and the size together.
+type countingHash struct{ w *DirWriter }
+
+func (c countingHash) Write(p []byte) (int, error) {
+	n, err := c.w.f.Write(p)
+	c.w.h.Write(p[:n])
+	c.w.size += int64(n)
+	return n, err
+}
+
+// CreateDir starts a backup in dir, which must not exist or be empty; m
+// says what it will hold (its Files and counts are filled in by Close).
+func CreateDir(dir string, m Manifest) (*DirWriter, error) {
+	entries, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+	case err != nil:
+		return nil, err
+	case len(entries) > 0:
+		return nil, fmt.Errorf("backup: %s is not empty (a backup goes into a directory of its own)", dir)
+	}
+	m.Files, m.Pairs, m.Bytes = nil, 0, 0
+	return &DirWriter{dir: dir, m: m}, nil
+}
+
+// Describe sets what the backup holds (cluster, timestamp), once known.
+func (w *DirWriter) Describe(m Manifest) {
+	m.Files, m.Pairs, m.Bytes = w.m.Files, w.m.Pairs, w.m.Bytes
+	w.m = m
+}
+
+func (w *DirWriter) open() error {
+	name := fmt.Sprintf("data-%06d.obk", len(w.m.Files)+1)
+	f, err := os.OpenFile(filepath.Join(w.dir, name), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	w.f, w.h, w.size = f, sha256.New(), 0
+	w.m.Files = append(w.m.Files, File{Name: name})
+	w.enc = NewEncoder(countingHash{w})
+	_, err = io.WriteString(w.enc.w, fileMagic)
+	return err
+}
+
+// closeFile ends the open data file and syncs it.
+func (w *DirWriter) closeFile() error {
+	if w.f == nil {
+		return nil
+	}
+	if err := w.enc.End(); err != nil {
+		return err
+	}
+	if err := w.f.Sync(); err != nil {
+		return err
+	}
+	if err := w.f.Close(); err != nil {
+		return err
+	}
+	last := &w.m.Files[len(w.m.Files)-1]
+	last.Pairs, last.Size, last.SHA256 = w.enc.Pairs(), w.size, hex.EncodeToString(w.h.Sum(nil))
+	w.f = nil
+	return nil
+}
+
+// Pair adds one pair.
+func (w *DirWriter) Pair(key, value []byte) error {
+	if w.f == nil {
+		if err := w.open(); err != nil {
+			return err
+		}
+	}
+	if err := w.enc.Pair(key, value); err != nil {
+		return err
+	}
+	w.m.Pairs++
+	w.m.Bytes += uint64(len(key) + len(value))
+	if w.size+int64(w.enc.w.Buffered()) >= fileLimit {
+		return w.closeFile()
+	}
+	return nil
+}
+
+// Close ends the last data file and writes the manifest; the backup is
+// whole once it returns nil.
+func (w *DirWriter) Close() (Manifest, error) {
+	if err := w.closeFile(); err != nil {
+		return w.m, err
+	}
+	if w.m.Files == nil {
+		w.m.Files = []File{} // an empty keyspace: a manifest and no files
+	}
+	b, err := json.MarshalIndent(w.m, "", "  ")
+	if err != nil {
+		return w.m, err
+	}
+	tmp := filepath.Join(w.dir, ManifestName+".tmp")
+	if err := writeSynced(tmp, append(b, '\n')); err != nil {
+		return w.m, err
+	}
+	if err := os.Rename(tmp, filepath.Join(w.dir, ManifestName)); err != nil {
+		return w.m, err
+	}
+	return w.m, syncDir(w.dir)
+}
+
+// Abort removes the data files written so far (the directory, empty
+// again, can take the next attempt); a directory it could not clean has
+// no manifest, so OpenDir refuses it.
+func (w *DirWriter) Abort() {
+	if w.f != nil {
+		_ = w.f.Close()
+		w.f = nil
+	}
+	for _, f := range w.m.Files {
+		_ = os.Remove(filepath.Join(w.dir, f.Name))
+	}
+	w.m.Files = nil
+}
+
+func writeSynced(name string, b []byte) error {
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// OpenDir reads dir's manifest and verifies every data file against it
+// (size, SHA-256, its records and their count) before anything is
+// restored: a partial or corrupt backup is refused whole, with the file
+// at fault named.
+func OpenDir(dir string) (Manifest, error) {
+	var m Manifest
+	b, err := os.ReadFile(filepath.Join(dir, ManifestName))
+	if errors.Is(err, os.ErrNotExist) {
+		return m, fmt.Errorf("%w: %s has no %s (the backup did not finish, or this is not a backup)", ErrCorrupt, dir, ManifestName)
+	}
+	if err != nil {
+		return m, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&m); err != nil {
+		return m, fmt.Errorf("%w: %s: %v", ErrCorrupt, ManifestName, err)
+	}
+	if m.Format != FormatVersion {
+		return m, fmt.Errorf("backup: %s is format %d; this orbit reads format %d", dir, m.Format, FormatVersion)
+	}
+	if m.Keyspace != KeyspaceTxn {
+		return m, fmt.Errorf("backup: %s holds keyspace %q; this orbit restores %q", dir, m.Keyspace, KeyspaceTxn)
+	}
+	var pairs uint64
+	for _, f := range m.Files {
+		if err := ReadFile(dir, f, func(_, _ []byte) error { return nil }); err != nil {
+			return m, err
+		}
+		pairs += f.Pairs
+	}
+	if pairs != m.Pairs {
+		return m, fmt.Errorf("%w: the manifest says %d pairs, its files hold %d", ErrCorrupt, m.Pairs, pairs)
+	}
+	return m, nil
+}
+
+// ReadFile reads one data file of dir, calling fn for each pair, and
+// checks it against f: size, SHA-256, magic and pair count. fn may have
+// been called before a corruption is found: OpenDir checks every file
+// first.
+func ReadFile(dir string, f File, fn func(key, value []byte) error) error {
+	if f.Name != filepath.Base(f.Name) || filepath.Ext(f.Name) != ".obk" {
+		return fmt.Errorf("%w: the manifest names file %q", ErrCorrupt, f.Name)
+	}
+	file, err := os.Open(filepath.Join(dir, f.Name))
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	defer file.Close()
+	h := sha256.New()
+	r := &hashingReader{r: file, h: h}
+	magic := make([]byte, len(fileMagic))
+	if _, err := io.ReadFull(r, magic); err != nil || string(magic) != fileMagic {
+		return fmt.Errorf("%w: %s does not start as a backup file", ErrCorrupt, f.Name)
+	}
+	dec := NewDecoder(r)
+	for {
+		k, v, ok, err := dec.Next()
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.Name, err)
+		}
+		if !ok {
+			break
+		}
+		if err := fn(k, v); err != nil {
+			return err
+		}
+	}
+	// The decoder reads ahead; what follows the end record must be nothing.
+	if rest, _ := io.Copy(io.Discard, dec.r); rest > 0 {
+		return fmt.Errorf("%w: %s has %d bytes after its end", ErrCorrupt, f.Name, rest)
+	}
+	switch {
+	case dec.Pairs() != f.Pairs:
+		return fmt.Errorf("%w: %s holds %d pairs, the manifest says %d", ErrCorrupt, f.Name, dec.Pairs(), f.Pairs)
+	case r.n != f.Size:
+		return fmt.Errorf("%w: %s is %d bytes, the manifest says %d", ErrCorrupt, f.Name, r.n, f.Size)
+	case hex.EncodeToString(h.Sum(nil)) != f.SHA256:
+		return fmt.Errorf("%w: %s does not match its SHA-256 in the manifest", ErrCorrupt, f.Name)
+	}
+	return nil
+}
+
+type hashingReader struct {
+	r io.Reader
+	h hash.Hash
+	n int64
+}
+
+func (r *hashingReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	r.h.Write(p[:n])
+	r.n += int64(n)
+	return n, err
+}
+
+// WallTime is a timestamp's wall time in RFC 3339, as a manifest shows it.
+func WallTime(ts hlc.Timestamp) string {
+	return time.Unix(0, ts.WallNanos).UTC().Format(time.RFC3339Nano)
+}

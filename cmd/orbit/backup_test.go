@@ -1,0 +1,208 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
+)
+
+// startBackupServer runs a node with RESP, HTTP and PostgreSQL listeners
+// on two ranges and returns its addresses.
+func startBackupServer(t *testing.T) (redisAddr, httpAddr, pgAddr string) {
+	t.Helper()
+	cfg := serveConfig{ranges: 2, pgAddr: "127.0.0.1:0"}
+	cfg.nodeID, cfg.dataDir, cfg.redisAddr, cfg.httpAddr = 1, filepath.Join(t.TempDir(), "data"), "127.0.0.1:0", "127.0.0.1:0"
+	a, _ := launchServer(t, cfg)
+	waitReady(t, a[1])
+	return a[0], a[1], a[2]
+}
+
+// runBackup runs `orbit backup args...` and returns its exit code and
+// output.
+func runBackup(args ...string) (int, string) {
+	var out, errs bytes.Buffer
+	code := backupCommand(args, &out, &errs)
+	return code, out.String() + errs.String()
+}
+
+// TestBackupAndRestore: orbit backup create takes a backup of a node
+// whose SQL table takes transfers meanwhile; orbit backup restore writes
+// it into a new node, where the table (rows, total, index) and a Redis
+// ACL user are back; a second restore into that node is refused, and so
+// are a corrupt and an unfinished backup, before anything is written.
+func TestBackupAndRestore(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srcRedis, srcHTTP, srcPG := startBackupServer(t)
+	conn := connectSQL(t, ctx, srcPG)
+	for _, q := range []string{
+		"CREATE TABLE accounts (id INT PRIMARY KEY, owner TEXT, balance INT)",
+		"CREATE INDEX accounts_owner ON accounts (owner)",
+		"INSERT INTO accounts SELECT i, 'owner' || (i % 5), 100 FROM generate_series(1, 40) AS i",
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: srcRedis})
+	defer rdb.Close()
+	if err := rdb.Do(ctx, "ACL", "SETUSER", "auditor", "on", ">secret", "+get", "~*").Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The moment before any transfer, for a backup as of then (PITR).
+	time.Sleep(5 * time.Millisecond)
+	beforeTransfers := time.Now().UTC().Format(time.RFC3339Nano)
+	time.Sleep(5 * time.Millisecond)
+
+	// Transfers run while the backup is taken.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	transfers := 0
+	go func() {
+		defer wg.Done()
+		tc := connectSQL(t, ctx, srcPG)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			err := pgx.BeginFunc(ctx, tc, func(tx pgx.Tx) error {
+				if _, err := tx.Exec(ctx, "UPDATE accounts SET balance = balance - 7 WHERE id = $1", 1+i%40); err != nil {
+					return err
+				}
+				_, err := tx.Exec(ctx, "UPDATE accounts SET balance = balance + 7 WHERE id = $1", 1+(i*13+5)%40)
+				return err
+			})
+			if err == nil {
+				transfers++
+			}
+		}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	dir := filepath.Join(t.TempDir(), "b1")
+	code, out := runBackup("create", dir, "--addr", srcHTTP)
+	close(stop)
+	wg.Wait()
+	if code != 0 {
+		t.Fatalf("backup create: %d: %s", code, out)
+	}
+	t.Logf("%s(%d transfers committed around it)", out, transfers)
+	if code, out := runBackup("show", dir); code != 0 || !strings.Contains(out, "verified") {
+		t.Fatalf("backup show: %d: %s", code, out)
+	}
+
+	dstRedis, dstHTTP, dstPG := startBackupServer(t)
+	if code, out := runBackup("restore", dir, "--addr", dstHTTP); code != 0 {
+		t.Fatalf("backup restore: %d: %s", code, out)
+	}
+	dst := connectSQL(t, ctx, dstPG)
+	var rows, total int
+	if err := dst.QueryRow(ctx, "SELECT count(*), sum(balance) FROM accounts").Scan(&rows, &total); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 40 || total != 4000 {
+		t.Fatalf("restored: %d rows holding %d; want 40 holding 4000", rows, total)
+	}
+	var owned int
+	if err := dst.QueryRow(ctx, "SELECT count(*) FROM accounts WHERE owner = 'owner3'").Scan(&owned); err != nil || owned != 8 {
+		t.Fatalf("restored rows of owner3 (through the index): %d, %v", owned, err)
+	}
+	if _, err := dst.Exec(ctx, "INSERT INTO accounts VALUES (41, 'owner1', 0)"); err != nil {
+		t.Fatalf("a write to the restored table: %v", err)
+	}
+	// The ACL user is back (users are one record of the keyspace, which a
+	// node rereads within 100 ms).
+	auditor := redis.NewClient(&redis.Options{Addr: dstRedis, Username: "auditor", Password: "secret", MaxRetries: -1})
+	defer auditor.Close()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		err := auditor.Get(ctx, "k").Err()
+		if err == redis.Nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the restored user auditor: %v", err)
+		}
+	}
+
+	// A backup as of the moment before the transfers, taken after them,
+	// restores every account at its starting balance.
+	pitr := filepath.Join(t.TempDir(), "pitr")
+	if code, out := runBackup("create", pitr, "--as-of", beforeTransfers, "--addr", srcHTTP); code != 0 {
+		t.Fatalf("backup create --as-of: %d: %s", code, out)
+	}
+	_, pitrHTTP, pitrPG := startBackupServer(t)
+	if code, out := runBackup("restore", pitr, "--addr", pitrHTTP); code != 0 {
+		t.Fatalf("backup restore (as of before the transfers): %d: %s", code, out)
+	}
+	var moved int
+	if err := connectSQL(t, ctx, pitrPG).QueryRow(ctx, "SELECT count(*) FROM accounts WHERE balance <> 100").Scan(&moved); err != nil || moved != 0 {
+		t.Fatalf("as of before the transfers, %d accounts moved from 100 (%v)", moved, err)
+	}
+	if code, out := runBackup("create", filepath.Join(t.TempDir(), "future"), "--as-of", "1h", "--addr", srcHTTP); code != 1 || !strings.Contains(out, "future") {
+		t.Fatalf("a backup as of an hour ahead: %d: %s", code, out)
+	}
+
+	// A second restore into the same node is refused.
+	if code, out := runBackup("restore", dir, "--addr", dstHTTP); code == 0 || !strings.Contains(out, "not empty") {
+		t.Fatalf("a restore into a node holding data: %d: %s", code, out)
+	}
+	// A corrupt backup is refused before anything is sent.
+	bad := filepath.Join(t.TempDir(), "corrupt")
+	copyDir(t, dir, bad)
+	data := filepath.Join(bad, "data-000001.obk")
+	b, err := os.ReadFile(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0x40
+	if err := os.WriteFile(data, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"show", bad}, {"restore", bad, "--addr", dstHTTP, "--into-nonempty"}} {
+		if code, out := runBackup(args...); code != 1 || !strings.Contains(out, "corrupt") {
+			t.Fatalf("%v of a corrupt backup: %d: %s", args, code, out)
+		}
+	}
+	// So is one that did not finish (no manifest).
+	if err := os.Remove(filepath.Join(bad, "MANIFEST.json")); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := runBackup("show", bad); code != 1 || !strings.Contains(out, "did not finish") {
+		t.Fatalf("an unfinished backup: %d: %s", code, out)
+	}
+	// And a backup never goes into a directory holding something.
+	if code, out := runBackup("create", dir, "--addr", srcHTTP); code != 1 || !strings.Contains(out, "not empty") {
+		t.Fatalf("a backup into a used directory: %d: %s", code, out)
+	}
+}
+
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	if err := os.MkdirAll(to, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(from, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(to, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,217 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/orbitkernel/orbit/adapters/redis"
+	"github.com/orbitkernel/orbit/adapters/redis/session"
+	"github.com/orbitkernel/orbit/backup"
+	"github.com/orbitkernel/orbit/cluster"
+	"github.com/orbitkernel/orbit/consensus"
+	"github.com/orbitkernel/orbit/kernel"
+	"github.com/orbitkernel/orbit/kernel/hlc"
+	"github.com/orbitkernel/orbit/txn"
+)
+
+// openTxnNode opens a standalone node whose transactional keyspace is cut
+// into three ranges (at "acct/03" and "acct/07"), so a backup reads
+// across ranges.
+func openTxnNode(t *testing.T) *Node {
+	t.Helper()
+	rec := cluster.Record{ClusterID: 1, Ranges: 2, Replicas: 1, Initial: []kernel.NodeID{1},
+		Nodes: map[kernel.NodeID]cluster.NodeEntry{1: {Version: 1}}}
+	splits := redis.SlotSplits(2)
+	for _, k := range []string{"", "acct/03", "acct/07"} {
+		splits = append(splits, append(bytes.Clone(txn.KeyspaceStart), k...))
+	}
+	layout, err := consensus.NewLayout(splits, rec.Initial, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nd, _ := openNode(t, rec, layout, Options{Redis: &session.Options{}})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = nd.Close(ctx)
+	})
+	return nd
+}
+
+func account(i int) []byte { return fmt.Appendf(nil, "acct/%02d", i) }
+
+// TestBackupIsAConsistentSnapshot: a backup taken while transfers run
+// between accounts in three ranges holds the starting total; a backup as
+// of an earlier time holds that time's values (point in time); a restore
+// into a fresh node gives back every pair, and that node's keyspace is
+// then not empty (a second restore would be refused).
+func TestBackupIsAConsistentSnapshot(t *testing.T) {
+	const accounts, start = 10, 100
+	src := openTxnNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	db, err := src.NewDB("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if empty, first, err := backup.Empty(ctx, db); err != nil || !empty {
+		t.Fatalf("a fresh node's keyspace: empty %v (first key %q), %v", empty, first, err)
+	}
+	if err := db.Txn(ctx, func(tx *txn.Tx) error {
+		for i := range accounts {
+			if err := tx.Put(ctx, account(i), []byte(strconv.Itoa(start))); err != nil {
+				return err
+			}
+		}
+		return tx.Put(ctx, []byte("marker"), []byte("before"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	before := db.Now()
+	if err := db.Put(ctx, []byte("marker"), []byte("after")); err != nil {
+		t.Fatal(err)
+	}
+
+	// Transfers run on two tasks while the backups are taken.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var transfers sync.Map
+	for w := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			wdb, err := src.NewDB(fmt.Sprintf("transfer-%d", w))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				from, to := account((n*3+w)%accounts), account((n*7+w+1)%accounts)
+				if bytes.Equal(from, to) {
+					continue
+				}
+				err := wdb.Txn(ctx, func(tx *txn.Tx) error {
+					a, _, err := tx.Get(ctx, from)
+					if err != nil {
+						return err
+					}
+					b, _, err := tx.Get(ctx, to)
+					if err != nil {
+						return err
+					}
+					x, _ := strconv.Atoi(string(a))
+					y, _ := strconv.Atoi(string(b))
+					if err := tx.Put(ctx, from, []byte(strconv.Itoa(x-1))); err != nil {
+						return err
+					}
+					return tx.Put(ctx, to, []byte(strconv.Itoa(y+1)))
+				})
+				if err == nil {
+					transfers.Store(w*1_000_000+n, true)
+				} else if ctx.Err() == nil && !errors.Is(err, txn.ErrRetry) {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	defer func() { close(stop); wg.Wait() }()
+
+	export := func(asOf hlc.Timestamp) map[string]string {
+		t.Helper()
+		var buf bytes.Buffer
+		enc := backup.NewEncoder(&buf)
+		if _, err := backup.Export(ctx, db, asOf, enc, backup.ExportOptions{Page: 3}); err != nil {
+			t.Fatal(err)
+		}
+		if err := enc.End(); err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		dec := backup.NewDecoder(&buf)
+		for {
+			k, v, ok, err := dec.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				return got
+			}
+			got[string(k)] = string(v)
+		}
+	}
+	total := func(pairs map[string]string) int {
+		sum := 0
+		for i := range accounts {
+			n, err := strconv.Atoi(pairs[string(account(i))])
+			if err != nil {
+				t.Fatalf("account %d: %q", i, pairs[string(account(i))])
+			}
+			sum += n
+		}
+		return sum
+	}
+	for round := range 5 {
+		time.Sleep(20 * time.Millisecond)
+		snap := export(db.Now())
+		if got := total(snap); got != accounts*start {
+			t.Fatalf("backup %d: the accounts hold %d, not %d: %v", round, got, accounts*start, snap)
+		}
+		if snap["marker"] != "after" {
+			t.Fatalf("backup %d: marker %q", round, snap["marker"])
+		}
+	}
+	if old := export(before); old["marker"] != "before" || total(old) != accounts*start {
+		t.Fatalf("the backup as of before the marker changed: %v", old)
+	}
+	if _, err := backup.Export(ctx, db, db.Now().Add(time.Hour), backup.NewEncoder(&bytes.Buffer{}), backup.ExportOptions{}); err == nil {
+		t.Fatal("a backup as of an hour ahead was taken")
+	}
+	n := 0
+	transfers.Range(func(_, _ any) bool { n++; return true })
+	if n == 0 {
+		t.Fatal("no transfer committed while the backups ran: the test checked nothing")
+	}
+
+	// Restore the last state into a fresh node.
+	asOf := db.Now()
+	want := export(asOf)
+	var buf bytes.Buffer
+	enc := backup.NewEncoder(&buf)
+	if _, err := backup.Export(ctx, db, asOf, enc, backup.ExportOptions{Page: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if err := enc.End(); err != nil {
+		t.Fatal(err)
+	}
+	dst := openTxnNode(t)
+	ddb, err := dst.NewDB("restore")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrote, err := backup.Import(ctx, ddb, backup.NewDecoder(&buf), backup.ImportOptions{BatchPairs: 3})
+	if err != nil || wrote != uint64(len(want)) {
+		t.Fatalf("restore: %d pairs, %v; want %d", wrote, err, len(want))
+	}
+	for k, v := range want {
+		got, found, err := ddb.Get(ctx, []byte(k))
+		if err != nil || !found || string(got) != v {
+			t.Fatalf("restored %q: %q found %v (%v), want %q", k, got, found, err, v)
+		}
+	}
+	if empty, _, err := backup.Empty(ctx, ddb); err != nil || empty {
+		t.Fatalf("the restored keyspace: empty %v, %v", empty, err)
+	}
+	t.Logf("%d transfers committed during the backups", n)
+}
