@@ -136,19 +136,21 @@ func (s *backupService) handleRestore(w http.ResponseWriter, r *http.Request) {
 // backupCommand is `orbit backup create|restore|show`.
 func backupCommand(args []string, stdout, stderr io.Writer) int {
 	const usage = `usage:
-  orbit backup create DIR [--as-of T] [--addr HOST:PORT] [--certs-dir DIR] [--token T]
+  orbit backup create DEST [--as-of T] [--addr HOST:PORT] [--certs-dir DIR] [--token T]
       write the cluster's transactional keyspace (SQL, actors, the Go API's keys,
-      Redis ACL users and functions) as of T into DIR (new or empty). T: now by
+      Redis ACL users and functions) as of T to DEST (new or empty). T: now by
       default; a duration back ("-2h"); an RFC 3339 time; or a manifest's as_of.
       T may be any time inside the cluster's history window (25 h by default).
-  orbit backup restore DIR [--into-nonempty] [--addr HOST:PORT] [--certs-dir DIR] [--token T]
-      verify every file of DIR, then write it into the cluster (which must be
+  orbit backup restore DEST [--into-nonempty] [--addr HOST:PORT] [--certs-dir DIR] [--token T]
+      verify every file of DEST, then write it into the cluster (which must be
       empty unless --into-nonempty)
-  orbit backup show DIR
-      verify DIR and print its manifest
-  --addr: a node's HTTP address (default 127.0.0.1:9090); --certs-dir: HTTPS, trusting
-  DIR/ca.crt, presenting DIR/client.root.crt or node.crt; --token: the admin token
-  (default $ORBIT_ADMIN_TOKEN). Redis keys are not in a backup yet (docs/backup.md).`
+  orbit backup show DEST
+      verify DEST and print its manifest
+  DEST: a directory, or s3://BUCKET/PREFIX[?endpoint=HOST:PORT&region=R&insecure=1]
+  (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; insecure=1: plain
+  HTTP). --addr: a node's HTTP address (default 127.0.0.1:9090); --certs-dir: HTTPS,
+  trusting DIR/ca.crt, presenting DIR/client.root.crt or node.crt; --token: the admin
+  token (default $ORBIT_ADMIN_TOKEN). Redis keys are not in a backup yet (docs/backup.md).`
 	if len(args) < 1 {
 		fmt.Fprintln(stderr, usage)
 		return 2
@@ -201,7 +203,11 @@ func backupCommand(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "restored %d pairs of cluster %s as of %s (%s) through %s\n", m.Pairs, m.ClusterID, m.AsOf, m.AsOfTime, *addr)
 	case "show":
-		m, err := backup.OpenDir(dir)
+		loc, err := backup.ParseLocation(dir)
+		var m backup.Manifest
+		if err == nil {
+			m, err = backup.Verify(ctx, loc)
+		}
 		if err != nil {
 			fmt.Fprintf(stderr, "orbit backup show: %v\n", oneLine(err))
 			return 1
@@ -215,9 +221,13 @@ func backupCommand(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// createBackup streams GET /backup from addr into dir.
-func createBackup(ctx context.Context, web webClient, addr, asOf, dir string) (backup.Manifest, error) {
-	out, err := backup.CreateDir(dir, backup.Manifest{})
+// createBackup streams GET /backup from addr into dest.
+func createBackup(ctx context.Context, web webClient, addr, asOf, dest string) (backup.Manifest, error) {
+	loc, err := backup.ParseLocation(dest)
+	if err != nil {
+		return backup.Manifest{}, err
+	}
+	out, err := backup.NewWriter(ctx, loc)
 	if err != nil {
 		return backup.Manifest{}, err
 	}
@@ -229,7 +239,7 @@ func createBackup(ctx context.Context, web webClient, addr, asOf, dir string) (b
 	return out.Close()
 }
 
-func streamBackup(ctx context.Context, web webClient, addr, asOf string, out *backup.DirWriter) (backup.Manifest, error) {
+func streamBackup(ctx context.Context, web webClient, addr, asOf string, out *backup.Writer) (backup.Manifest, error) {
 	var m backup.Manifest
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, web.url(addr, "/backup?as_of="+url.QueryEscape(asOf)), nil)
 	if err != nil {
@@ -267,10 +277,14 @@ func streamBackup(ctx context.Context, web webClient, addr, asOf string, out *ba
 	}
 }
 
-// restoreBackup verifies dir, then posts its files to addr, one request
-// each.
-func restoreBackup(ctx context.Context, web webClient, addr, dir string, nonEmpty bool) (backup.Manifest, error) {
-	m, err := backup.OpenDir(dir)
+// restoreBackup verifies the backup at src, then posts its files to
+// addr, one request each.
+func restoreBackup(ctx context.Context, web webClient, addr, src string, nonEmpty bool) (backup.Manifest, error) {
+	loc, err := backup.ParseLocation(src)
+	if err != nil {
+		return backup.Manifest{}, err
+	}
+	m, err := backup.Verify(ctx, loc)
 	if err != nil {
 		return m, err
 	}
@@ -289,7 +303,7 @@ func restoreBackup(ctx context.Context, web webClient, addr, dir string, nonEmpt
 			enc := backup.NewEncoder(pw)
 			err := enc.Header(header)
 			if err == nil && f.Name != "" {
-				err = backup.ReadFile(dir, f, enc.Pair)
+				err = backup.ReadFile(ctx, loc, f, enc.Pair)
 			}
 			if err == nil {
 				err = enc.End()

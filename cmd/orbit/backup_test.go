@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -137,7 +140,16 @@ func TestBackupAndRestore(t *testing.T) {
 
 	// A backup as of the moment before the transfers, taken after them,
 	// restores every account at its starting balance.
-	pitr := filepath.Join(t.TempDir(), "pitr")
+	// It goes to an S3-compatible bucket (gofakes3, in process).
+	s3 := s3mem.New()
+	if err := s3.CreateBucket("backups"); err != nil {
+		t.Fatal(err)
+	}
+	s3srv := httptest.NewServer(gofakes3.New(s3).Server())
+	defer s3srv.Close()
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret-key")
+	pitr := "s3://backups/pitr?insecure=1&endpoint=" + strings.TrimPrefix(s3srv.URL, "http://")
 	if code, out := runBackup("create", pitr, "--as-of", beforeTransfers, "--addr", srcHTTP); code != 0 {
 		t.Fatalf("backup create --as-of: %d: %s", code, out)
 	}

@@ -8,7 +8,7 @@
 //	orbit node remove ID        take a node out of its cluster
 //	orbit cert create-ca|create-node|create-client   TLS certificates (cert.go)
 //	orbit actor call|list|deactivate   a client of a node's actor service (actors.go)
-//	orbit backup create|restore|show DIR   backups of the transactional keyspace (backup.go)
+//	orbit backup create|restore|show DEST   backups of the transactional keyspace (backup.go)
 //	orbit mcp [flags]           the Model Context Protocol for AI agents (mcp.go)
 package main
 
@@ -81,9 +81,10 @@ func usage() {
                               call an actor through a node's actor service (orbit serve
                               --actors bank; --addr its --grpc-addr, default 127.0.0.1:9190);
                               orbit actor list, orbit actor deactivate TYPE KEY
-  orbit backup create DIR [--as-of T]   a consistent backup of SQL, actors and the
-                              transactional keys as of one time (--addr as above);
-  orbit backup restore DIR    into an empty cluster; orbit backup show DIR verifies
+  orbit backup create DEST [--as-of T]  a consistent backup of SQL, actors and the
+                              transactional keys as of one time, to a directory or
+                              s3://BUCKET/PREFIX (--addr as above); orbit backup
+                              restore DEST into an empty cluster; show DEST verifies
   orbit mcp [flags]           serve AI agents the Model Context Protocol (SQL, keys,
                               actors, cluster status through a node; stdio, or
                               streamable HTTP with --listen); orbit mcp -h lists the flags

@@ -2,6 +2,7 @@ package backup
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -9,17 +10,16 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"os"
-	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/orbitkernel/orbit/kernel/hlc"
 )
 
-// A backup directory: data files (data-000001.obk, ...), each the magic
-// line then 'P' records and an 'E' record, and MANIFEST.json, written
-// last (through a rename, after every data file is synced): a directory
-// without a manifest is a backup that did not finish, and is refused.
+// A backup: data files (data-000001.obk, ...), each the magic line then
+// 'P' records and an 'E' record, and MANIFEST.json, written last: a
+// location without a manifest holds a backup that did not finish, and is
+// refused.
 const (
 	ManifestName = "MANIFEST.json"
 	fileMagic    = "ORBIT-BACKUP 1\n"
@@ -27,18 +27,19 @@ const (
 	fileLimit = 32 << 20
 )
 
-// DirWriter writes a backup directory.
-type DirWriter struct {
-	dir  string
+// Writer writes a backup to a location.
+type Writer struct {
+	ctx  context.Context
+	loc  Location
 	m    Manifest
-	f    *os.File
+	f    io.WriteCloser
 	h    hash.Hash
 	size int64
 	enc  *Encoder
 }
 
 // countingHash writes to the file, the hash and the size together.
-type countingHash struct{ w *DirWriter }
+type countingHash struct{ w *Writer }
 
 func (c countingHash) Write(p []byte) (int, error) {
 	n, err := c.w.f.Write(p)
@@ -47,33 +48,27 @@ func (c countingHash) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// CreateDir starts a backup in dir, which must not exist or be empty; m
-// says what it will hold (its Files and counts are filled in by Close).
-func CreateDir(dir string, m Manifest) (*DirWriter, error) {
-	entries, err := os.ReadDir(dir)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, err
-		}
-	case err != nil:
+// NewWriter starts a backup at loc, which must hold nothing yet.
+func NewWriter(ctx context.Context, loc Location) (*Writer, error) {
+	names, err := loc.Names(ctx)
+	if err != nil {
 		return nil, err
-	case len(entries) > 0:
-		return nil, fmt.Errorf("backup: %s is not empty (a backup goes into a directory of its own)", dir)
 	}
-	m.Files, m.Pairs, m.Bytes = nil, 0, 0
-	return &DirWriter{dir: dir, m: m}, nil
+	if len(names) > 0 {
+		return nil, fmt.Errorf("backup: %s is not empty (a backup goes into a location of its own)", loc)
+	}
+	return &Writer{ctx: ctx, loc: loc}, nil
 }
 
 // Describe sets what the backup holds (cluster, timestamp), once known.
-func (w *DirWriter) Describe(m Manifest) {
+func (w *Writer) Describe(m Manifest) {
 	m.Files, m.Pairs, m.Bytes = w.m.Files, w.m.Pairs, w.m.Bytes
 	w.m = m
 }
 
-func (w *DirWriter) open() error {
+func (w *Writer) open() error {
 	name := fmt.Sprintf("data-%06d.obk", len(w.m.Files)+1)
-	f, err := os.OpenFile(filepath.Join(w.dir, name), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	f, err := w.loc.Create(w.ctx, name)
 	if err != nil {
 		return err
 	}
@@ -84,28 +79,26 @@ func (w *DirWriter) open() error {
 	return err
 }
 
-// closeFile ends the open data file and syncs it.
-func (w *DirWriter) closeFile() error {
+// closeFile ends the open data file.
+func (w *Writer) closeFile() error {
 	if w.f == nil {
 		return nil
 	}
-	if err := w.enc.End(); err != nil {
-		return err
+	err := w.enc.End()
+	if cerr := w.f.Close(); err == nil {
+		err = cerr
 	}
-	if err := w.f.Sync(); err != nil {
-		return err
-	}
-	if err := w.f.Close(); err != nil {
+	w.f = nil
+	if err != nil {
 		return err
 	}
 	last := &w.m.Files[len(w.m.Files)-1]
 	last.Pairs, last.Size, last.SHA256 = w.enc.Pairs(), w.size, hex.EncodeToString(w.h.Sum(nil))
-	w.f = nil
 	return nil
 }
 
 // Pair adds one pair.
-func (w *DirWriter) Pair(key, value []byte) error {
+func (w *Writer) Pair(key, value []byte) error {
 	if w.f == nil {
 		if err := w.open(); err != nil {
 			return err
@@ -124,7 +117,7 @@ func (w *DirWriter) Pair(key, value []byte) error {
 
 // Close ends the last data file and writes the manifest; the backup is
 // whole once it returns nil.
-func (w *DirWriter) Close() (Manifest, error) {
+func (w *Writer) Close() (Manifest, error) {
 	if err := w.closeFile(); err != nil {
 		return w.m, err
 	}
@@ -135,65 +128,47 @@ func (w *DirWriter) Close() (Manifest, error) {
 	if err != nil {
 		return w.m, err
 	}
-	tmp := filepath.Join(w.dir, ManifestName+".tmp")
-	if err := writeSynced(tmp, append(b, '\n')); err != nil {
+	f, err := w.loc.Create(w.ctx, ManifestName)
+	if err != nil {
 		return w.m, err
 	}
-	if err := os.Rename(tmp, filepath.Join(w.dir, ManifestName)); err != nil {
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
 		return w.m, err
 	}
-	return w.m, syncDir(w.dir)
+	return w.m, f.Close()
 }
 
-// Abort removes the data files written so far (the directory, empty
-// again, can take the next attempt); a directory it could not clean has
-// no manifest, so OpenDir refuses it.
-func (w *DirWriter) Abort() {
+// Abort removes the data files written so far, so the location can take
+// the next attempt; one it could not clean has no manifest, so Verify
+// refuses it.
+func (w *Writer) Abort() {
 	if w.f != nil {
-		_ = w.f.Close()
+		// Both kinds of file can be given up without appearing.
+		_ = w.f.(interface{ CloseWithError(error) error }).CloseWithError(errors.New("backup: aborted"))
 		w.f = nil
 	}
 	for _, f := range w.m.Files {
-		_ = os.Remove(filepath.Join(w.dir, f.Name))
+		_ = w.loc.Remove(context.WithoutCancel(w.ctx), f.Name)
 	}
 	w.m.Files = nil
 }
 
-func writeSynced(name string, b []byte) error {
-	f, err := os.Create(name)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
-// OpenDir reads dir's manifest and verifies every data file against it
+// Verify reads loc's manifest and checks every data file against it
 // (size, SHA-256, its records and their count) before anything is
 // restored: a partial or corrupt backup is refused whole, with the file
 // at fault named.
-func OpenDir(dir string) (Manifest, error) {
+func Verify(ctx context.Context, loc Location) (Manifest, error) {
 	var m Manifest
-	b, err := os.ReadFile(filepath.Join(dir, ManifestName))
-	if errors.Is(err, os.ErrNotExist) {
-		return m, fmt.Errorf("%w: %s has no %s (the backup did not finish, or this is not a backup)", ErrCorrupt, dir, ManifestName)
+	r, err := loc.Open(ctx, ManifestName)
+	if notFound(err) {
+		return m, fmt.Errorf("%w: %s has no %s (the backup did not finish, or this is not a backup)", ErrCorrupt, loc, ManifestName)
 	}
+	if err != nil {
+		return m, err
+	}
+	b, err := io.ReadAll(io.LimitReader(r, 16<<20))
+	r.Close()
 	if err != nil {
 		return m, err
 	}
@@ -203,14 +178,14 @@ func OpenDir(dir string) (Manifest, error) {
 		return m, fmt.Errorf("%w: %s: %v", ErrCorrupt, ManifestName, err)
 	}
 	if m.Format != FormatVersion {
-		return m, fmt.Errorf("backup: %s is format %d; this orbit reads format %d", dir, m.Format, FormatVersion)
+		return m, fmt.Errorf("backup: %s is format %d; this orbit reads format %d", loc, m.Format, FormatVersion)
 	}
 	if m.Keyspace != KeyspaceTxn {
-		return m, fmt.Errorf("backup: %s holds keyspace %q; this orbit restores %q", dir, m.Keyspace, KeyspaceTxn)
+		return m, fmt.Errorf("backup: %s holds keyspace %q; this orbit restores %q", loc, m.Keyspace, KeyspaceTxn)
 	}
 	var pairs uint64
 	for _, f := range m.Files {
-		if err := ReadFile(dir, f, func(_, _ []byte) error { return nil }); err != nil {
+		if err := ReadFile(ctx, loc, f, func(_, _ []byte) error { return nil }); err != nil {
 			return m, err
 		}
 		pairs += f.Pairs
@@ -221,17 +196,16 @@ func OpenDir(dir string) (Manifest, error) {
 	return m, nil
 }
 
-// ReadFile reads one data file of dir, calling fn for each pair, and
-// checks it against f: size, SHA-256, magic and pair count. fn may have
-// been called before a corruption is found: OpenDir checks every file
-// first.
-func ReadFile(dir string, f File, fn func(key, value []byte) error) error {
-	if f.Name != filepath.Base(f.Name) || filepath.Ext(f.Name) != ".obk" {
+// ReadFile reads one data file, calling fn for each pair, and checks it
+// against f: size, SHA-256, magic and pair count. fn may have been called
+// before a corruption is found: Verify checks every file first.
+func ReadFile(ctx context.Context, loc Location, f File, fn func(key, value []byte) error) error {
+	if !strings.HasPrefix(f.Name, "data-") || !strings.HasSuffix(f.Name, ".obk") || strings.ContainsAny(f.Name, `/\`) {
 		return fmt.Errorf("%w: the manifest names file %q", ErrCorrupt, f.Name)
 	}
-	file, err := os.Open(filepath.Join(dir, f.Name))
+	file, err := loc.Open(ctx, f.Name)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrCorrupt, err)
+		return fmt.Errorf("%w: %s: %v", ErrCorrupt, f.Name, err)
 	}
 	defer file.Close()
 	h := sha256.New()
