@@ -65,7 +65,8 @@ smoke:
 ## test: every unit test, the simulator's default seeds, the end-to-end
 ## server tests (three-node kills, join/remove, differential vs redis-server)
 ## and the Jepsen checks (a 45 s run, three leader-fault runs, two planted
-## bugs, a 30 s actor run); about 8 minutes. The per-package timeout is
+## bugs, a 30 s actor run, a 30 s SQL bank run with a backup restored);
+## about 8 minutes. The per-package timeout is
 ## 20 minutes: cmd/orbit and jepsen each run real processes for over 5
 ## minutes, and a loaded 2-core machine doubles that
 test:
