@@ -51,32 +51,44 @@ type Manifest struct {
 	ClusterID string        `json:"cluster_id"`
 	AsOf      hlc.Timestamp `json:"as_of"`
 	AsOfTime  string        `json:"as_of_time"` // AsOf's wall time, RFC 3339, for people
-	Pairs     uint64        `json:"pairs"`
-	Bytes     uint64        `json:"bytes"` // keys and values
-	Files     []File        `json:"files"`
+	// Since is, for an incremental backup, the AsOf of the backup it
+	// follows (it holds what changed in (Since, AsOf], deletions
+	// included); zero for a full backup.
+	Since   hlc.Timestamp `json:"since"`
+	Entries uint64        `json:"entries"` // pairs and deletions
+	Bytes   uint64        `json:"bytes"`   // keys and values
+	Files   []File        `json:"files"`
 }
+
+// Incremental says whether m is an incremental backup.
+func (m Manifest) Incremental() bool { return !m.Since.IsZero() }
 
 // File is one data file of a backup.
 type File struct {
-	Name   string `json:"name"`
-	Pairs  uint64 `json:"pairs"`
-	Size   int64  `json:"size"`
-	SHA256 string `json:"sha256"`
+	Name    string `json:"name"`
+	Entries uint64 `json:"entries"`
+	Size    int64  `json:"size"`
+	SHA256  string `json:"sha256"`
 }
 
 // ExportOptions shape an export's reads.
 type ExportOptions struct {
-	// Page is how many pairs one scan asks for (default DefaultPage);
+	// Page is how many entries one scan asks for (default DefaultPage);
 	// the simulator takes small pages, so that an export's scans cross
 	// ranges and interleave with transactions.
 	Page int
+	// Since, if set, makes the export incremental: only the keys whose
+	// newest version at or below asOf lies above Since, deletions
+	// included. It must lie inside the garbage-collection window.
+	Since hlc.Timestamp
 }
 
-// Export writes every live pair of the transactional keyspace as of asOf
-// to enc, in key order, and returns how many it wrote. Every page is
-// read by the same transaction at asOf, so the export is one snapshot.
-// asOf must not be ahead of the node's clock; one below the
-// garbage-collection threshold is refused (txn.ErrRetry, saying so).
+// Export writes the transactional keyspace as of asOf to enc, in key
+// order, and returns how many entries it wrote: every live pair, or with
+// opts.Since what changed since. Every page is read by the same
+// transaction at asOf, so the export is one snapshot. asOf must not be
+// ahead of the node's clock; one below the garbage-collection threshold
+// is refused (txn.ErrRetry, saying so).
 func Export(ctx context.Context, db *txn.DB, asOf hlc.Timestamp, enc *Encoder, opts ExportOptions) (uint64, error) {
 	if opts.Page <= 0 {
 		opts.Page = DefaultPage
@@ -84,30 +96,51 @@ func Export(ctx context.Context, db *txn.DB, asOf hlc.Timestamp, enc *Encoder, o
 	if now := db.Now(); now.Less(asOf) {
 		return 0, fmt.Errorf("backup: as of %v is in the future (now %v)", asOf, now)
 	}
+	if !opts.Since.IsZero() && !opts.Since.Less(asOf) {
+		return 0, fmt.Errorf("backup: an incremental backup as of %v must follow the one it builds on (as of %v)", asOf, opts.Since)
+	}
 	tx := db.BeginAt(asOf)
 	defer func() { tx.Rollback(ctx) }()
-	var pairs uint64
+	var entries uint64
 	var from []byte
 	for {
-		kvs, err := tx.Scan(ctx, from, nil, opts.Page)
+		page, err := readPage(ctx, tx, from, opts)
 		if err != nil {
-			return pairs, fmt.Errorf("backup: reading as of %v: %w", asOf, err)
+			return entries, fmt.Errorf("backup: reading as of %v: %w", asOf, err)
 		}
-		for _, kv := range kvs {
-			if err := enc.Pair(kv.Key, kv.Value); err != nil {
-				return pairs, err
+		for _, en := range page {
+			if err := enc.Add(en); err != nil {
+				return entries, err
 			}
-			pairs++
+			entries++
 		}
-		if len(kvs) < opts.Page {
-			return pairs, nil
+		if len(page) < opts.Page {
+			return entries, nil
 		}
-		from = append(slices.Clone(kvs[len(kvs)-1].Key), 0)
+		from = append(slices.Clone(page[len(page)-1].Key), 0)
 		if mutation.On(MutPagesApart) {
 			tx.Rollback(ctx)
 			tx = db.BeginAt(db.Now())
 		}
 	}
+}
+
+// readPage reads the page of an export that starts at from.
+func readPage(ctx context.Context, tx *txn.Tx, from []byte, opts ExportOptions) ([]Entry, error) {
+	if opts.Since.IsZero() {
+		kvs, err := tx.Scan(ctx, from, nil, opts.Page)
+		page := make([]Entry, len(kvs))
+		for i, kv := range kvs {
+			page[i] = Entry{Key: kv.Key, Value: kv.Value}
+		}
+		return page, err
+	}
+	changes, err := tx.Changes(ctx, from, nil, opts.Since, opts.Page)
+	page := make([]Entry, len(changes))
+	for i, c := range changes {
+		page[i] = Entry{Key: c.Key, Value: c.Value, Deleted: c.Deleted}
+	}
+	return page, err
 }
 
 // Empty says whether the transactional keyspace holds no data; if not,
@@ -132,7 +165,7 @@ func Empty(ctx context.Context, db *txn.DB) (bool, []byte, error) {
 // ImportOptions bound the transactions a restore writes in.
 type ImportOptions struct {
 	// BatchBytes and BatchPairs bound one transaction's writes (defaults
-	// 512 KiB and 500).
+	// 512 KiB and 500 entries).
 	BatchBytes int
 	BatchPairs int
 }
@@ -146,30 +179,37 @@ func (o *ImportOptions) ensureDefaults() {
 	}
 }
 
-// Import writes the pairs dec reads into the keyspace, a batch per
-// transaction, until the end record (checked against the pairs read), and
-// returns how many it wrote. Writing a pair twice writes the same value:
-// a restore cut short can be run again. The pairs take new timestamps
-// (the restore's): the restored keyspace's history starts at the restore.
+// Import writes the entries dec reads into the keyspace (pairs put,
+// deletions deleted), a batch per transaction, until the end record
+// (checked against the entries read), and returns how many it wrote.
+// Writing an entry twice has the effect of writing it once: a restore
+// cut short can be run again. The pairs take new timestamps (the
+// restore's): the restored keyspace's history starts at the restore.
 func Import(ctx context.Context, db *txn.DB, dec *Decoder, opts ImportOptions) (uint64, error) {
 	opts.ensureDefaults()
 	var written uint64
-	var batch [][2][]byte
+	var batch []Entry
 	size := 0
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
 		err := db.Txn(ctx, func(tx *txn.Tx) error {
-			for _, kv := range batch {
-				if err := tx.Put(ctx, kv[0], kv[1]); err != nil {
+			for _, en := range batch {
+				var err error
+				if en.Deleted {
+					err = tx.Delete(ctx, en.Key)
+				} else {
+					err = tx.Put(ctx, en.Key, en.Value)
+				}
+				if err != nil {
 					return err
 				}
 			}
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("backup: writing %d pairs from %q: %w", len(batch), batch[0][0], err)
+			return fmt.Errorf("backup: writing %d entries from %q: %w", len(batch), batch[0].Key, err)
 		}
 		written += uint64(len(batch))
 		batch, size = batch[:0], 0
@@ -177,19 +217,19 @@ func Import(ctx context.Context, db *txn.DB, dec *Decoder, opts ImportOptions) (
 	}
 	var last []byte
 	for {
-		k, v, ok, err := dec.Next()
+		en, ok, err := dec.Next()
 		if err != nil {
 			return written, err
 		}
 		if !ok {
 			return written, flush()
 		}
-		if last != nil && bytes.Compare(k, last) <= 0 {
-			return written, fmt.Errorf("%w: key %q after %q (out of order)", ErrCorrupt, k, last)
+		if last != nil && bytes.Compare(en.Key, last) <= 0 {
+			return written, fmt.Errorf("%w: key %q after %q (out of order)", ErrCorrupt, en.Key, last)
 		}
-		last = k
-		batch = append(batch, [2][]byte{k, v})
-		size += len(k) + len(v)
+		last = en.Key
+		batch = append(batch, en)
+		size += len(en.Key) + len(en.Value)
 		if size >= opts.BatchBytes || len(batch) >= opts.BatchPairs {
 			if err := flush(); err != nil {
 				return written, err

@@ -45,11 +45,11 @@ func TestStreamRoundTrip(t *testing.T) {
 		}
 		var got [][2]string
 		for {
-			k, v, ok, err := dec.Next()
+			en, ok, err := dec.Next()
 			if err != nil || !ok {
 				return got, err
 			}
-			got = append(got, [2]string{string(k), string(v)})
+			got = append(got, [2]string{string(en.Key), string(en.Value)})
 		}
 	}
 	got, err := read(whole)
@@ -66,10 +66,30 @@ func TestStreamRoundTrip(t *testing.T) {
 	enc = NewEncoder(&lying)
 	_ = enc.Header(nil)
 	_ = enc.Pair([]byte("k"), []byte("v"))
-	enc.pairs++
+	enc.entries++
 	_ = enc.End()
 	if _, err := read(lying.Bytes()); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("an end that lies: %v", err)
+	}
+	// A deletion (an incremental backup's) reads back as one, and counts.
+	var inc bytes.Buffer
+	enc = NewEncoder(&inc)
+	_ = enc.Header(nil)
+	_ = enc.Add(Entry{Key: []byte("kept"), Value: []byte{}})
+	_ = enc.Add(Entry{Key: []byte("gone"), Deleted: true})
+	_ = enc.End()
+	dec := NewDecoder(&inc)
+	if _, err := dec.Header(); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []Entry{{Key: []byte("kept"), Value: []byte{}}, {Key: []byte("gone"), Deleted: true}} {
+		en, ok, err := dec.Next()
+		if err != nil || !ok || string(en.Key) != string(want.Key) || en.Deleted != want.Deleted || len(en.Value) != 0 {
+			t.Fatalf("read %+v, %t, %v; want %+v", en, ok, err, want)
+		}
+	}
+	if _, ok, err := dec.Next(); ok || err != nil || dec.Entries() != 2 {
+		t.Fatalf("the end: %t, %v, %d entries", ok, err, dec.Entries())
 	}
 	var failed bytes.Buffer
 	enc = NewEncoder(&failed)
@@ -92,7 +112,7 @@ func writeBackup(t *testing.T, loc Location, n int) Manifest {
 	ts := hlc.Timestamp{WallNanos: 1_700_000_000_123_456_789, Logical: 2}
 	w.Describe(Manifest{Format: FormatVersion, Keyspace: KeyspaceTxn, ClusterID: "c1", AsOf: ts, AsOfTime: WallTime(ts)})
 	for i := range n {
-		if err := w.Pair(fmt.Appendf(nil, "key%03d", i), megabyte); err != nil {
+		if err := w.Add(Entry{Key: fmt.Appendf(nil, "key%03d", i), Value: megabyte}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -100,8 +120,8 @@ func writeBackup(t *testing.T, loc Location, n int) Manifest {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Pairs != uint64(n) || m.AsOf != ts {
-		t.Fatalf("manifest: %d pairs, as of %v", m.Pairs, m.AsOf)
+	if m.Entries != uint64(n) || m.AsOf != ts {
+		t.Fatalf("manifest: %d entries, as of %v", m.Entries, m.AsOf)
 	}
 	if _, err := NewWriter(ctx, loc); err == nil {
 		t.Fatal("a second backup into a used location")
@@ -116,14 +136,14 @@ func readBackup(t *testing.T, loc Location, n int) {
 	t.Helper()
 	ctx := context.Background()
 	got, err := Verify(ctx, loc)
-	if err != nil || got.Pairs != uint64(n) || got.ClusterID != "c1" {
+	if err != nil || got.Entries != uint64(n) || got.ClusterID != "c1" {
 		t.Fatalf("Verify: %+v, %v", got, err)
 	}
 	i := 0
 	for _, f := range got.Files {
-		if err := ReadFile(ctx, loc, f, func(k, v []byte) error {
-			if string(k) != fmt.Sprintf("key%03d", i) || !bytes.Equal(v, megabyte) {
-				return fmt.Errorf("pair %d: %q", i, k)
+		if err := ReadFile(ctx, loc, f, func(en Entry) error {
+			if string(en.Key) != fmt.Sprintf("key%03d", i) || !bytes.Equal(en.Value, megabyte) || en.Deleted {
+				return fmt.Errorf("entry %d: %q", i, en.Key)
 			}
 			i++
 			return nil
@@ -164,7 +184,7 @@ func TestDirRoundTripAndCorruption(t *testing.T) {
 		"no manifest":    func(t *testing.T, d string) { remove(t, d, ManifestName) },
 		"a manifest that counts more": func(t *testing.T, d string) {
 			edit(t, d, ManifestName, func(b []byte) []byte {
-				return bytes.Replace(b, fmt.Appendf(nil, `"pairs": %d`, n), fmt.Appendf(nil, `"pairs": %d`, n+1), 1)
+				return bytes.Replace(b, fmt.Appendf(nil, `"entries": %d`, n), fmt.Appendf(nil, `"entries": %d`, n+1), 1)
 			})
 		},
 		"another format": func(t *testing.T, d string) {
@@ -193,7 +213,7 @@ func TestDirRoundTripAndCorruption(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 40 {
-		if err := w.Pair(fmt.Appendf(nil, "key%03d", i), megabyte); err != nil {
+		if err := w.Add(Entry{Key: fmt.Appendf(nil, "key%03d", i), Value: megabyte}); err != nil {
 			t.Fatal(err)
 		}
 	}

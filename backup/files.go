@@ -62,7 +62,7 @@ func NewWriter(ctx context.Context, loc Location) (*Writer, error) {
 
 // Describe sets what the backup holds (cluster, timestamp), once known.
 func (w *Writer) Describe(m Manifest) {
-	m.Files, m.Pairs, m.Bytes = w.m.Files, w.m.Pairs, w.m.Bytes
+	m.Files, m.Entries, m.Bytes = w.m.Files, w.m.Entries, w.m.Bytes
 	w.m = m
 }
 
@@ -93,22 +93,22 @@ func (w *Writer) closeFile() error {
 		return err
 	}
 	last := &w.m.Files[len(w.m.Files)-1]
-	last.Pairs, last.Size, last.SHA256 = w.enc.Pairs(), w.size, hex.EncodeToString(w.h.Sum(nil))
+	last.Entries, last.Size, last.SHA256 = w.enc.Entries(), w.size, hex.EncodeToString(w.h.Sum(nil))
 	return nil
 }
 
-// Pair adds one pair.
-func (w *Writer) Pair(key, value []byte) error {
+// Add adds one entry.
+func (w *Writer) Add(en Entry) error {
 	if w.f == nil {
 		if err := w.open(); err != nil {
 			return err
 		}
 	}
-	if err := w.enc.Pair(key, value); err != nil {
+	if err := w.enc.Add(en); err != nil {
 		return err
 	}
-	w.m.Pairs++
-	w.m.Bytes += uint64(len(key) + len(value))
+	w.m.Entries++
+	w.m.Bytes += uint64(len(en.Key) + len(en.Value))
 	if w.size+int64(w.enc.w.Buffered()) >= fileLimit {
 		return w.closeFile()
 	}
@@ -183,23 +183,26 @@ func Verify(ctx context.Context, loc Location) (Manifest, error) {
 	if m.Keyspace != KeyspaceTxn {
 		return m, fmt.Errorf("backup: %s holds keyspace %q; this orbit restores %q", loc, m.Keyspace, KeyspaceTxn)
 	}
-	var pairs uint64
+	if m.Incremental() && !m.Since.Less(m.AsOf) {
+		return m, fmt.Errorf("%w: an incremental backup as of %v since %v", ErrCorrupt, m.AsOf, m.Since)
+	}
+	var entries uint64
 	for _, f := range m.Files {
-		if err := ReadFile(ctx, loc, f, func(_, _ []byte) error { return nil }); err != nil {
+		if err := ReadFile(ctx, loc, f, func(Entry) error { return nil }); err != nil {
 			return m, err
 		}
-		pairs += f.Pairs
+		entries += f.Entries
 	}
-	if pairs != m.Pairs {
-		return m, fmt.Errorf("%w: the manifest says %d pairs, its files hold %d", ErrCorrupt, m.Pairs, pairs)
+	if entries != m.Entries {
+		return m, fmt.Errorf("%w: the manifest says %d entries, its files hold %d", ErrCorrupt, m.Entries, entries)
 	}
 	return m, nil
 }
 
-// ReadFile reads one data file, calling fn for each pair, and checks it
-// against f: size, SHA-256, magic and pair count. fn may have been called
-// before a corruption is found: Verify checks every file first.
-func ReadFile(ctx context.Context, loc Location, f File, fn func(key, value []byte) error) error {
+// ReadFile reads one data file, calling fn for each entry, and checks it
+// against f: size, SHA-256, magic and entry count. fn may have been
+// called before a corruption is found: Verify checks every file first.
+func ReadFile(ctx context.Context, loc Location, f File, fn func(Entry) error) error {
 	if !strings.HasPrefix(f.Name, "data-") || !strings.HasSuffix(f.Name, ".obk") || strings.ContainsAny(f.Name, `/\`) {
 		return fmt.Errorf("%w: the manifest names file %q", ErrCorrupt, f.Name)
 	}
@@ -216,14 +219,14 @@ func ReadFile(ctx context.Context, loc Location, f File, fn func(key, value []by
 	}
 	dec := NewDecoder(r)
 	for {
-		k, v, ok, err := dec.Next()
+		en, ok, err := dec.Next()
 		if err != nil {
 			return fmt.Errorf("%s: %w", f.Name, err)
 		}
 		if !ok {
 			break
 		}
-		if err := fn(k, v); err != nil {
+		if err := fn(en); err != nil {
 			return err
 		}
 	}
@@ -232,8 +235,8 @@ func ReadFile(ctx context.Context, loc Location, f File, fn func(key, value []by
 		return fmt.Errorf("%w: %s has %d bytes after its end", ErrCorrupt, f.Name, rest)
 	}
 	switch {
-	case dec.Pairs() != f.Pairs:
-		return fmt.Errorf("%w: %s holds %d pairs, the manifest says %d", ErrCorrupt, f.Name, dec.Pairs(), f.Pairs)
+	case dec.Entries() != f.Entries:
+		return fmt.Errorf("%w: %s holds %d entries, the manifest says %d", ErrCorrupt, f.Name, dec.Entries(), f.Entries)
 	case r.n != f.Size:
 		return fmt.Errorf("%w: %s is %d bytes, the manifest says %d", ErrCorrupt, f.Name, r.n, f.Size)
 	case hex.EncodeToString(h.Sum(nil)) != f.SHA256:

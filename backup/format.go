@@ -12,19 +12,28 @@ import (
 // and orbit backup: one tag byte, then length-prefixed fields (uvarint
 // lengths).
 //
-//	'H' header: one field, JSON (streams only)
-//	'P' pair:   key, value
-//	'E' end:    one field, the uvarint count of pairs before it
-//	'X' failed: one field, why (streams only: the sender gave up)
+//	'H' header:   one field, JSON (streams only)
+//	'P' pair:     key, value
+//	'D' deletion: key (incremental backups only)
+//	'E' end:      one field, the uvarint count of entries (pairs and
+//	              deletions) before it
+//	'X' failed:   one field, why (streams only: the sender gave up)
 //
 // A stream or file without its 'E', or whose count differs, is
 // truncated, and refused.
 const (
 	tagHeader = 'H'
 	tagPair   = 'P'
+	tagDelete = 'D'
 	tagEnd    = 'E'
 	tagFailed = 'X'
 )
+
+// Entry is a key's value, or its deletion (an incremental backup's).
+type Entry struct {
+	Key, Value []byte
+	Deleted    bool
+}
 
 // maxField bounds a field a reader accepts: a corrupt length must not
 // make it allocate gigabytes. The transactional keyspace's values are far
@@ -37,9 +46,9 @@ var ErrCorrupt = errors.New("backup: corrupt or incomplete")
 
 // Encoder writes records.
 type Encoder struct {
-	w     *bufio.Writer
-	pairs uint64
-	buf   []byte
+	w       *bufio.Writer
+	entries uint64
+	buf     []byte
 }
 
 // NewEncoder writes records to w; Flush (or End) pushes them out.
@@ -60,13 +69,22 @@ func (e *Encoder) Header(json []byte) error { return e.record(tagHeader, json) }
 
 // Pair writes one key and its value.
 func (e *Encoder) Pair(key, value []byte) error {
-	e.pairs++
+	e.entries++
 	return e.record(tagPair, key, value)
 }
 
-// End writes the end record (the pairs' count) and flushes.
+// Add writes an entry: a pair, or a deletion.
+func (e *Encoder) Add(en Entry) error {
+	if en.Deleted {
+		e.entries++
+		return e.record(tagDelete, en.Key)
+	}
+	return e.Pair(en.Key, en.Value)
+}
+
+// End writes the end record (the entries' count) and flushes.
 func (e *Encoder) End() error {
-	if err := e.record(tagEnd, binary.AppendUvarint(nil, e.pairs)); err != nil {
+	if err := e.record(tagEnd, binary.AppendUvarint(nil, e.entries)); err != nil {
 		return err
 	}
 	return e.w.Flush()
@@ -83,14 +101,14 @@ func (e *Encoder) Fail(why string) error {
 // Flush pushes out what is buffered.
 func (e *Encoder) Flush() error { return e.w.Flush() }
 
-// Pairs is the number of pairs written so far.
-func (e *Encoder) Pairs() uint64 { return e.pairs }
+// Entries is the number of entries written so far.
+func (e *Encoder) Entries() uint64 { return e.entries }
 
 // Decoder reads records.
 type Decoder struct {
-	r     *bufio.Reader
-	pairs uint64
-	ended bool
+	r       *bufio.Reader
+	entries uint64
+	ended   bool
 }
 
 // NewDecoder reads records from r.
@@ -142,46 +160,53 @@ func (d *Decoder) Header() ([]byte, error) {
 	return d.field()
 }
 
-// Next reads the next pair; ok is false at the end record, once the count
-// it carries has been checked against the pairs read.
-func (d *Decoder) Next() (key, value []byte, ok bool, err error) {
+// Next reads the next entry; ok is false at the end record, once the
+// count it carries has been checked against the entries read.
+func (d *Decoder) Next() (en Entry, ok bool, err error) {
 	if d.ended {
-		return nil, nil, false, nil
+		return en, false, nil
 	}
 	tag, err := d.r.ReadByte()
 	if err != nil {
-		return nil, nil, false, truncated(err)
+		return en, false, truncated(err)
 	}
 	switch tag {
 	case tagPair:
-		if key, err = d.field(); err != nil {
-			return nil, nil, false, err
+		if en.Key, err = d.field(); err != nil {
+			return en, false, err
 		}
-		if value, err = d.field(); err != nil {
-			return nil, nil, false, err
+		if en.Value, err = d.field(); err != nil {
+			return en, false, err
 		}
-		d.pairs++
-		return key, value, true, nil
+		d.entries++
+		return en, true, nil
+	case tagDelete:
+		if en.Key, err = d.field(); err != nil {
+			return en, false, err
+		}
+		en.Deleted = true
+		d.entries++
+		return en, true, nil
 	case tagEnd:
 		b, err := d.field()
 		if err != nil {
-			return nil, nil, false, err
+			return en, false, err
 		}
 		n, used := binary.Uvarint(b)
-		if used <= 0 || used != len(b) || n != d.pairs {
-			return nil, nil, false, fmt.Errorf("%w: the end says %d pairs, %d were read", ErrCorrupt, n, d.pairs)
+		if used <= 0 || used != len(b) || n != d.entries {
+			return en, false, fmt.Errorf("%w: the end says %d entries, %d were read", ErrCorrupt, n, d.entries)
 		}
 		d.ended = true
-		return nil, nil, false, nil
+		return en, false, nil
 	case tagFailed:
 		why, err := d.field()
 		if err != nil {
-			return nil, nil, false, err
+			return en, false, err
 		}
-		return nil, nil, false, &FailedError{Why: string(why)}
+		return en, false, &FailedError{Why: string(why)}
 	}
-	return nil, nil, false, fmt.Errorf("%w: unknown record tag %q", ErrCorrupt, tag)
+	return en, false, fmt.Errorf("%w: unknown record tag %q", ErrCorrupt, tag)
 }
 
-// Pairs is the number of pairs read so far.
-func (d *Decoder) Pairs() uint64 { return d.pairs }
+// Entries is the number of entries read so far.
+func (d *Decoder) Entries() uint64 { return d.entries }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"testing"
@@ -58,12 +59,13 @@ type bankCluster struct {
 	healed  int64
 	served  []int64
 	// Outcomes, for the report.
-	transfers, audits, backups, failed int
-	lastErr, violation                 error
+	transfers, audits, backups, incrementals, failed int
+	lastErr, violation                               error
+	chains                                           []backupChain // per client
 }
 
 func newBankCluster(s *Sim, servers []kernel.NodeID) *bankCluster {
-	c := &bankCluster{s: s, clients: bankClients, healed: -1, served: make([]int64, bankClients)}
+	c := &bankCluster{s: s, clients: bankClients, healed: -1, served: make([]int64, bankClients), chains: make([]backupChain, bankClients)}
 	c.serverSet = newTxnServers(s, servers, func() bool { return c.stopped }, "acct-h", "acct-r")
 	for i := range bankClients {
 		s.AddNode(firstClient+kernel.NodeID(i), func(rt kernel.Runtime) {
@@ -214,7 +216,7 @@ func (c *bankCluster) client(ctx context.Context, rt kernel.Runtime, i int, db *
 		var err error
 		switch {
 		case n%6 == 5: // every other audit as a backup
-			err = c.backupAudit(actx, db)
+			err = c.backupAudit(actx, db, i)
 		case n%3 == 2: // every third operation, so that every run audits
 			err = c.audit(actx, db)
 		default:
@@ -314,45 +316,83 @@ func (c *bankCluster) audit(ctx context.Context, db *txn.DB) error {
 	return nil
 }
 
-// backupAudit takes a backup (backup.Export, two pairs a page, so that
+// backupChain is a client's last backup: the keyspace it held (the
+// accounts) and its time, which the client's next backup builds on.
+type backupChain struct {
+	state map[string]string // nil: none, the next backup is full
+	asOf  hlc.Timestamp
+}
+
+// backupAudit takes a backup (backup.Export, two entries a page, so that
 // its scans cross the three ranges while transfers commit between them)
-// and audits what it holds: one snapshot, so the starting total.
-func (c *bankCluster) backupAudit(ctx context.Context, db *txn.DB) error {
+// and audits what it holds: one snapshot, so the starting total. After a
+// client's first backup each is incremental, what changed since its last
+// one, applied to that one's state (a backup whose base fell out of the
+// two-second GC window is refused, and the next is full again).
+func (c *bankCluster) backupAudit(ctx context.Context, db *txn.DB, client int) error {
+	chain := &c.chains[client]
+	asOf := db.Now()
+	opts := backup.ExportOptions{Page: 2}
+	if chain.state != nil {
+		opts.Since = chain.asOf
+	}
 	var buf bytes.Buffer
 	enc := backup.NewEncoder(&buf)
-	if _, err := backup.Export(ctx, db, db.Now(), enc, backup.ExportOptions{Page: 2}); err != nil {
+	_, err := backup.Export(ctx, db, asOf, enc, opts)
+	if err == nil {
+		err = enc.End()
+	}
+	if err != nil {
+		chain.state = nil
 		return err
 	}
-	if err := enc.End(); err != nil {
-		return err
+	state := maps.Clone(chain.state)
+	if state == nil {
+		state = map[string]string{}
 	}
-	total, found := 0, map[string]bool{}
-	var seen []string
 	dec := backup.NewDecoder(&buf)
 	for {
-		k, v, ok, err := dec.Next()
+		en, ok, err := dec.Next()
 		if err != nil {
 			return err
 		}
 		if !ok {
 			break
 		}
-		if !slices.Contains(bankAccounts, string(k)) {
+		if en.Deleted {
+			delete(state, string(en.Key))
+		} else {
+			state[string(en.Key)] = string(en.Value)
+		}
+	}
+	chain.state, chain.asOf = state, asOf
+	if opts.Since.IsZero() {
+		c.backups++
+	} else {
+		c.incrementals++
+	}
+	total := 0
+	var seen []string
+	for _, a := range bankAccounts {
+		v, found := state[a]
+		if !found {
+			total += bankInitial
 			continue
 		}
-		n, err := strconv.Atoi(string(v))
+		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			c.violation = cmp.Or(c.violation, fmt.Errorf("%w: a backup holds %q for account %s", errBankViolation, v, k))
+			c.violation = cmp.Or(c.violation, fmt.Errorf("%w: a backup holds %q for account %s", errBankViolation, v, a))
 			return c.violation
 		}
 		total += n
-		found[string(k)] = true
-		seen = append(seen, fmt.Sprintf("%s=%d", k, n))
+		seen = append(seen, fmt.Sprintf("%s=%d", a, n))
 	}
-	total += bankInitial * (len(bankAccounts) - len(found))
-	c.backups++
 	if want := bankInitial * len(bankAccounts); total != want && c.violation == nil {
-		c.violation = fmt.Errorf("%w: a backup held a total of %d, want %d (%v)", errBankViolation, total, want, seen)
+		kind := "a backup"
+		if !opts.Since.IsZero() {
+			kind = fmt.Sprintf("an incremental backup (since %v, as of %v)", opts.Since, asOf)
+		}
+		c.violation = fmt.Errorf("%w: %s held a total of %d, want %d (%v)", errBankViolation, kind, total, want, seen)
 	}
 	return nil
 }
@@ -375,7 +415,7 @@ func (c *bankCluster) Settled() bool { return c.caughtUp() }
 func (c *bankCluster) Progressed() bool { return c.progressed(c.served, c.healed) }
 
 func (c *bankCluster) Status() string {
-	return fmt.Sprintf("transfers %d, audits %d, backups %d, failed %d (last: %v); ", c.transfers, c.audits, c.backups, c.failed, c.lastErr) + c.status(c.served, c.healed)
+	return fmt.Sprintf("transfers %d, audits %d, backups %d (incremental %d), failed %d (last: %v); ", c.transfers, c.audits, c.backups, c.incrementals, c.failed, c.lastErr) + c.status(c.served, c.healed)
 }
 
 func (c *bankCluster) Check(string) error {
@@ -384,7 +424,7 @@ func (c *bankCluster) Check(string) error {
 		return c.safetyError
 	case c.violation != nil:
 		return c.violation
-	case c.audits+c.backups == 0 || c.transfers == 0:
+	case c.audits+c.backups+c.incrementals == 0 || c.transfers == 0:
 		return fmt.Errorf("bank: a run without a committed audit (or backup) and transfer (%d, %d, %d) checks nothing; last failure: %v", c.audits, c.backups, c.transfers, c.lastErr)
 	}
 	return c.checkConvergence()

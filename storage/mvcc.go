@@ -297,6 +297,29 @@ type MVCCReadOptions struct {
 	// or below the uncertainty limit (or Timestamp) fails the read with
 	// ErrIntent.
 	Txn *TxnMeta
+	// Changes makes MVCCScan return what changed in (Since, Timestamp]:
+	// every key whose newest version at or below Timestamp lies above
+	// Since, deletions included, each value tagged (ChangeValue) — an
+	// incremental backup's read.
+	Changes bool
+	Since   hlc.Timestamp
+}
+
+// ChangeValue is a change as MVCCScan returns it under Changes: a byte
+// (0: the value follows; 1: the key was deleted) and the value.
+func ChangeValue(value []byte, deleted bool) []byte {
+	if deleted {
+		return []byte{1}
+	}
+	return append([]byte{0}, value...)
+}
+
+// SplitChange is ChangeValue's inverse (ok false: not a change).
+func SplitChange(v []byte) (value []byte, deleted, ok bool) {
+	if len(v) == 0 || v[0] > 1 || (v[0] == 1 && len(v) > 1) {
+		return nil, false, false
+	}
+	return v[1:], v[0] == 1, true
 }
 
 // limit is the highest timestamp whose writes the read must know of.
@@ -419,9 +442,14 @@ func MVCCScan(r MVCCReader, start, end []byte, opts MVCCReadOptions, limit int) 
 		haveCur  bool
 		curValue []byte
 		curLive  bool
+		curTS    hlc.Timestamp // the version read (or the own intent's)
 	)
 	flush := func() {
-		if haveCur && curLive {
+		switch {
+		case !haveCur:
+		case opts.Changes && decided && opts.Since.Less(curTS):
+			kvs = append(kvs, KeyValue{Key: cur, Value: ChangeValue(curValue, !curLive)})
+		case !opts.Changes && curLive:
 			kvs = append(kvs, KeyValue{Key: cur, Value: curValue})
 		}
 	}
@@ -443,7 +471,7 @@ func MVCCScan(r MVCCReader, start, end []byte, opts MVCCReadOptions, limit int) 
 				if len(kvs) == limit {
 					return kvs, key, nil
 				}
-				cur, haveCur, decided, curLive, curValue = key, true, false, false, nil
+				cur, haveCur, decided, curLive, curValue, curTS = key, true, false, false, nil, hlc.Timestamp{}
 			}
 			if decided {
 				continue
@@ -456,7 +484,7 @@ func MVCCScan(r MVCCReader, start, end []byte, opts MVCCReadOptions, limit int) 
 				own := opts.Txn != nil && in.Txn.ID == opts.Txn.ID
 				switch {
 				case own && in.Txn.Epoch == opts.Txn.Epoch:
-					decided, curLive, curValue = true, !in.Deleted, in.Value
+					decided, curLive, curValue, curTS = true, !in.Deleted, in.Value, in.Txn.Timestamp
 				case !own && !opts.limit().Less(in.Txn.Timestamp):
 					return nil, nil, &IntentError{Key: key, Intent: in}
 				}
@@ -472,7 +500,7 @@ func MVCCScan(r MVCCReader, start, end []byte, opts MVCCReadOptions, limit int) 
 			if err != nil {
 				return nil, nil, err
 			}
-			decided, curLive, curValue = true, live, v
+			decided, curLive, curValue, curTS = true, live, v, ts
 		}
 		if next == nil {
 			break

@@ -52,33 +52,39 @@ func (k *mvccModelKey) empty() bool { return k == nil || (len(k.versions) == 0 &
 
 // get is MVCCGet's specification.
 func (k *mvccModelKey) get(key string, opts MVCCReadOptions) (string, bool, error) {
+	v, live, _, _, err := k.decide(key, opts)
+	if !live {
+		v = ""
+	}
+	return v, live, err
+}
+
+// decide is what a read as of opts settles on for key: the value, live
+// or deleted, and the version's timestamp (or the own intent's); decided
+// is false when nothing at or below the read exists.
+func (k *mvccModelKey) decide(key string, opts MVCCReadOptions) (value string, live bool, ts hlc.Timestamp, decided bool, err error) {
 	if k == nil {
-		return "", false, nil
+		return "", false, ts, false, nil
 	}
 	if in := k.intent; in != nil {
 		own := opts.Txn != nil && in.Txn.ID == opts.Txn.ID
 		if own && in.Txn.Epoch == opts.Txn.Epoch {
-			if in.Deleted {
-				return "", false, nil
-			}
-			return string(in.Value), true, nil
+			return string(in.Value), !in.Deleted, in.Txn.Timestamp, true, nil
 		}
 		if !own && !opts.limit().Less(in.Txn.Timestamp) {
-			return "", false, &IntentError{Key: []byte(key), Intent: *in}
+			return "", false, ts, false, &IntentError{Key: []byte(key), Intent: *in}
 		}
 	}
 	for _, ts := range k.sorted() {
 		if opts.Timestamp.Less(ts) && !opts.limit().Less(ts) {
-			return "", false, &UncertainError{Key: []byte(key), ValueTS: ts}
+			return "", false, ts, false, &UncertainError{Key: []byte(key), ValueTS: ts}
 		}
 		if !opts.Timestamp.Less(ts) {
-			if v := k.versions[ts]; !v.deleted {
-				return v.value, true, nil
-			}
-			return "", false, nil
+			v := k.versions[ts]
+			return v.value, !v.deleted, ts, true, nil
 		}
 	}
-	return "", false, nil
+	return "", false, ts, false, nil
 }
 
 func (k *mvccModelKey) newest() (hlc.Timestamp, bool) {
@@ -117,6 +123,9 @@ func TestMVCCMatchesItsModel(t *testing.T) {
 			if rapid.Bool().Draw(t, "inTxn") {
 				txn := genTxn.Draw(t, "reader")
 				o.Txn = &txn
+			}
+			if rapid.IntRange(0, 3).Draw(t, "changes") == 0 {
+				o.Changes, o.Since = true, genTS.Draw(t, "since")
 			}
 			return o
 		})
@@ -287,11 +296,13 @@ func (m mvccModel) scan(start, end string, opts MVCCReadOptions, limit int) (kvs
 		if len(kvs) == limit {
 			return kvs, []byte(key), nil
 		}
-		v, found, err := m[key].get(key, opts)
-		if err != nil {
+		v, live, ts, decided, err := m[key].decide(key, opts)
+		switch {
+		case err != nil:
 			return nil, nil, err
-		}
-		if found {
+		case opts.Changes && decided && opts.Since.Less(ts):
+			kvs = append(kvs, KeyValue{Key: []byte(key), Value: ChangeValue([]byte(v), !live)})
+		case !opts.Changes && live:
 			kvs = append(kvs, KeyValue{Key: []byte(key), Value: []byte(v)})
 		}
 	}

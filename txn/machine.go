@@ -140,7 +140,7 @@ func spanWithin(start, end, outerStart, outerEnd []byte) bool {
 // ahead: a compare-and-set read a key as empty after a put had written
 // it below).
 func (m *Machine) futureRead(c *command) bool {
-	return c.op < opPut && m.clock.Now().Less(c.read) && !mutation.On(MutFutureReadsServed)
+	return c.op.reads() && m.clock.Now().Less(c.read) && !mutation.On(MutFutureReadsServed)
 }
 
 // NoteQuery records a read in the timestamp cache as it arrives at the
@@ -161,7 +161,10 @@ func (m *Machine) NoteQuery(data consensus.RangeData, b []byte, meta consensus.C
 	switch c.op {
 	case opGet:
 		cache.add(c.key, pointEnd(c.key), c.read, c.reader())
-	case opScan, opRefresh:
+	case opScan, opRefresh, opChanges:
+		if c.op == opChanges && mutation.On(MutChangesNotNoted) {
+			return
+		}
 		if start, end, _ := c.spanIn(data.Bounds()); bytes.Compare(start, end) < 0 {
 			cache.add(start, end, c.read, c.reader())
 		}
@@ -221,15 +224,18 @@ func (m *Machine) run(data consensus.RangeData, b []byte, meta consensus.Command
 	return res.encode(), nil
 }
 
-func needsTxn(o op) bool { return o != opGet && o != opScan && o != opPut && o != opGC }
+func needsTxn(o op) bool {
+	return o != opGet && o != opScan && o != opChanges && o != opPut && o != opGC
+}
 
 func (m *Machine) execute(d *mvccData, c *command, cache *tsCache) (*result, error) {
 	if m.futureRead(c) {
 		return &result{code: codeFutureRead}, nil
 	}
-	if floor := m.readFloor(); c.op < opPut && (c.read.Less(floor) || (c.op == opRefresh && c.from.Less(floor))) {
+	if floor := m.readFloor(); c.op.reads() && (c.read.Less(floor) || ((c.op == opRefresh || c.op == opChanges) && c.from.Less(floor))) {
 		// Garbage collection may have removed versions such a read
-		// would see (or, for a refresh, would have to find).
+		// would see (or, for a refresh or the changes since from, would
+		// have to find: a deletion collected is a change missed).
 		return &result{code: codeBelowGC, ts: floor}, nil
 	}
 	switch c.op {
@@ -243,7 +249,7 @@ func (m *Machine) execute(d *mvccData, c *command, cache *tsCache) (*result, err
 		}
 		cache.add(c.key, pointEnd(c.key), c.read, c.reader())
 		return &result{value: v, found: found}, nil
-	case opScan, opRefresh:
+	case opScan, opRefresh, opChanges:
 		return m.scan(d, c, cache)
 	case opPut:
 		return m.put(d, c, cache)
@@ -337,9 +343,9 @@ func conflict(err error) (*result, error) {
 	return nil, err
 }
 
-// scan reads [key, end) within the range (opScan), or checks that nothing
-// but c.txn wrote there in (from, read] (opRefresh), and records the read
-// in the cache.
+// scan reads [key, end) within the range (opScan; opChanges: what changed
+// there in (from, read]), or checks that nothing but c.txn wrote there in
+// (from, read] (opRefresh), and records the read in the cache.
 func (m *Machine) scan(d *mvccData, c *command, cache *tsCache) (*result, error) {
 	start, end, cut := c.spanIn(d.start, d.end)
 	res := &result{}
@@ -348,7 +354,10 @@ func (m *Machine) scan(d *mvccData, c *command, cache *tsCache) (*result, error)
 		return res, nil
 	}
 	opts := c.readOptions()
-	if c.op == opScan {
+	if c.op == opChanges {
+		opts.Changes, opts.Since = true, c.from
+	}
+	if c.op == opScan || c.op == opChanges {
 		kvs, resume, err := storage.MVCCScan(d, start, end, opts, max(c.limit, 1))
 		if res, err := conflict(err); res != nil || err != nil {
 			return res, err
@@ -379,7 +388,9 @@ func (m *Machine) scan(d *mvccData, c *command, cache *tsCache) (*result, error)
 	if !res.more && cut {
 		res.resume, res.more = end, true
 	}
-	cache.add(start, end, c.read, c.reader())
+	if c.op != opChanges || !mutation.On(MutChangesNotNoted) {
+		cache.add(start, end, c.read, c.reader())
+	}
 	return res, nil
 }
 

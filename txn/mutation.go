@@ -38,6 +38,8 @@ var (
 	// lock (sqllist).
 	MutLockReadUnnoted = mutation.Plant("lock-read-unnoted", mutation.SQL,
 		"a locking read is not noted in the timestamp cache: once ROLLBACK TO SAVEPOINT removes the lock, a write lands beneath what the transaction read (G2)")
+	MutChangesNotNoted = mutation.Plant("changes-not-noted", mutation.Txn,
+		"an incremental backup's read (what changed since the last backup) is not noted in the timestamp cache: a transaction commits beneath it after it read, and neither it nor the next incremental (which starts above its time) holds that write")
 	MutLocalResolveUnwritten = mutation.Plant("local-resolve-unwritten", mutation.Txn,
 		"a commit reports the intents in its record's range resolved without resolving them: the coordinator skips them and forgets the record, and whoever meets them takes them for an aborted transaction's")
 )

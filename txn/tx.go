@@ -134,6 +134,40 @@ func (tx *Tx) Get(ctx context.Context, key []byte) ([]byte, bool, error) {
 // Scan reads up to limit live pairs with start <= key < end (end nil: to
 // the end of the keyspace) as of the read timestamp, across ranges.
 func (tx *Tx) Scan(ctx context.Context, start, end []byte, limit int) ([]storage.KeyValue, error) {
+	return tx.scan(ctx, start, end, limit, nil)
+}
+
+// Change is a key's newest value in a span at a transaction's read
+// timestamp, or its deletion, as Tx.Changes finds it.
+type Change struct {
+	Key, Value []byte
+	Deleted    bool
+}
+
+// Changes reads up to limit keys with start <= key < end (end nil: to the
+// end of the keyspace) whose newest version at or below the read
+// timestamp lies above since, with that version's value or its deletion:
+// what a backup as of since lacks of one as of the read timestamp. since
+// must lie inside the garbage-collection window (a deletion collected
+// would be missed; refused with ErrRetry).
+func (tx *Tx) Changes(ctx context.Context, start, end []byte, since hlc.Timestamp, limit int) ([]Change, error) {
+	kvs, err := tx.scan(ctx, start, end, limit, &since)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Change, 0, len(kvs))
+	for _, kv := range kvs {
+		v, deleted, ok := storage.SplitChange(kv.Value)
+		if !ok {
+			return nil, fmt.Errorf("%w: a change of %q that does not decode", ErrMalformed, kv.Key)
+		}
+		out = append(out, Change{Key: kv.Key, Value: v, Deleted: deleted})
+	}
+	return out, nil
+}
+
+// scan is Scan, or with since Changes (the values then tagged).
+func (tx *Tx) scan(ctx context.Context, start, end []byte, limit int, since *hlc.Timestamp) ([]storage.KeyValue, error) {
 	if limit <= 0 {
 		return nil, fmt.Errorf("txn: scan limit %d", limit)
 	}
@@ -149,8 +183,12 @@ func (tx *Tx) Scan(ctx context.Context, start, end []byte, limit int) ([]storage
 			return nil, err
 		}
 		meta := tx.meta()
-		res, err := tx.db.send(ctx, tx.db.cl, from, &command{op: opScan, key: from, end: to, read: tx.read, uncertainty: tx.uncertainty, txn: &meta,
-			limit: min(limit-len(out), consensus.MaxScanLimit), keys: tx.writesIn(from, to)})
+		c := &command{op: opScan, key: from, end: to, read: tx.read, uncertainty: tx.uncertainty, txn: &meta,
+			limit: min(limit-len(out), consensus.MaxScanLimit), keys: tx.writesIn(from, to)}
+		if since != nil {
+			c.op, c.from = opChanges, *since
+		}
+		res, err := tx.db.send(ctx, tx.db.cl, from, c)
 		if err != nil {
 			return nil, err
 		}

@@ -55,14 +55,25 @@ const (
 	// range, as opResolve does: for a record that keeps spans (a large
 	// transaction's). Paged like a scan (result.more, result.resume).
 	opResolveSpan
+	// opChanges is a query, a scan of [key, end) as of read that returns
+	// the keys whose newest version at or below read lies above from,
+	// deletions included (values tagged as storage.ChangeValue): an
+	// incremental backup's read. Recorded in the timestamp cache as a
+	// scan is.
+	opChanges
 )
 
 // lastOp is the highest op: a decoded command's op is at most it.
-const lastOp = opResolveSpan
+const lastOp = opChanges
 
 // query says whether o is answered by the leaseholder as a read
 // (consensus.OpQuery) rather than evaluated and replicated.
-func (o op) query() bool { return o < opPut || o == opStatus }
+func (o op) query() bool { return o.reads() || o == opStatus }
+
+// reads says whether o reads versions at a timestamp (c.read): a read
+// the timestamp cache notes, that must not run above the leaseholder's
+// clock or below the garbage-collection threshold.
+func (o op) reads() bool { return o < opPut || o == opChanges }
 
 // command is one request to the machine.
 type command struct {

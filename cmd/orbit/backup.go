@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/orbitkernel/orbit/backup"
+	"github.com/orbitkernel/orbit/kernel/hlc"
 	"github.com/orbitkernel/orbit/txn"
 )
 
@@ -36,7 +37,7 @@ type backupService struct {
 
 // restoreReply is what POST /restore answers.
 type restoreReply struct {
-	Pairs uint64 `json:"pairs"`
+	Entries uint64 `json:"entries"`
 }
 
 // handleExport serves GET /backup?as_of=T: a header (the manifest
@@ -53,12 +54,19 @@ func (s *backupService) handleExport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	asOf, err := backup.ParseAsOf(r.URL.Query().Get("as_of"), db.Now())
+	var since hlc.Timestamp
+	if text := r.URL.Query().Get("since"); err == nil && text != "" {
+		since, err = backup.ParseAsOf(text, db.Now())
+	}
+	if err == nil && !since.IsZero() && !since.Less(asOf) {
+		err = fmt.Errorf("backup: as of %v does not follow the backup it builds on (as of %v)", asOf, since)
+	}
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 	header, err := json.Marshal(backup.Manifest{Format: backup.FormatVersion, Keyspace: backup.KeyspaceTxn,
-		ClusterID: s.clusterID(), AsOf: asOf, AsOfTime: backup.WallTime(asOf)})
+		ClusterID: s.clusterID(), AsOf: asOf, AsOfTime: backup.WallTime(asOf), Since: since})
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -68,9 +76,9 @@ func (s *backupService) handleExport(w http.ResponseWriter, r *http.Request) {
 	if err := enc.Header(header); err != nil {
 		return
 	}
-	pairs, err := backup.Export(r.Context(), db, asOf, enc, backup.ExportOptions{})
+	entries, err := backup.Export(r.Context(), db, asOf, enc, backup.ExportOptions{Since: since})
 	if err != nil {
-		s.logger.Warn("backup failed", "as_of", asOf, "pairs", pairs, "err", err)
+		s.logger.Warn("backup failed", "as_of", asOf, "since", since, "entries", entries, "err", err)
 		_ = enc.Fail(err.Error())
 		return
 	}
@@ -78,7 +86,7 @@ func (s *backupService) handleExport(w http.ResponseWriter, r *http.Request) {
 		s.logger.Warn("backup cut off", "as_of", asOf, "err", err)
 		return
 	}
-	s.logger.Info("backup streamed", "as_of", asOf, "pairs", pairs, "from", r.RemoteAddr)
+	s.logger.Info("backup streamed", "as_of", asOf, "since", since, "entries", entries, "from", r.RemoteAddr)
 }
 
 // handleRestore serves POST /restore: a stream as GET /backup sends,
@@ -106,6 +114,10 @@ func (s *backupService) handleRestore(w http.ResponseWriter, r *http.Request) {
 			m.Format, m.Keyspace, backup.FormatVersion, backup.KeyspaceTxn, err), http.StatusBadRequest)
 		return
 	}
+	if m.Incremental() && r.URL.Query().Get("continue") != "1" {
+		http.Error(w, fmt.Sprintf("an incremental backup (since %v) restores on top of the backup it builds on, not into a new cluster", m.Since), http.StatusBadRequest)
+		return
+	}
 	if r.URL.Query().Get("continue") != "1" {
 		empty, first, err := backup.Empty(r.Context(), db)
 		if err != nil {
@@ -118,32 +130,34 @@ func (s *backupService) handleRestore(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	pairs, err := backup.Import(r.Context(), db, dec, backup.ImportOptions{})
+	entries, err := backup.Import(r.Context(), db, dec, backup.ImportOptions{})
 	if err != nil {
 		status := http.StatusInternalServerError
 		if errors.Is(err, backup.ErrCorrupt) {
 			status = http.StatusBadRequest
 		}
-		s.logger.Warn("restore failed", "cluster", m.ClusterID, "as_of", m.AsOf, "pairs", pairs, "err", err)
-		http.Error(w, fmt.Sprintf("after %d pairs: %v", pairs, err), status)
+		s.logger.Warn("restore failed", "cluster", m.ClusterID, "as_of", m.AsOf, "entries", entries, "err", err)
+		http.Error(w, fmt.Sprintf("after %d entries: %v", entries, err), status)
 		return
 	}
-	s.logger.Info("restored", "cluster", m.ClusterID, "as_of", m.AsOf, "pairs", pairs, "from", r.RemoteAddr)
+	s.logger.Info("restored", "cluster", m.ClusterID, "as_of", m.AsOf, "since", m.Since, "entries", entries, "from", r.RemoteAddr)
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(restoreReply{Pairs: pairs})
+	_ = json.NewEncoder(w).Encode(restoreReply{Entries: entries})
 }
 
 // backupCommand is `orbit backup create|restore|show`.
 func backupCommand(args []string, stdout, stderr io.Writer) int {
 	const usage = `usage:
-  orbit backup create DEST [--as-of T] [--addr HOST:PORT] [--certs-dir DIR] [--token T]
+  orbit backup create DEST [--as-of T] [--incremental-from PREV] [--addr HOST:PORT] [--certs-dir DIR] [--token T]
       write the cluster's transactional keyspace (SQL, actors, the Go API's keys,
       Redis ACL users and functions) as of T to DEST (new or empty). T: now by
       default; a duration back ("-2h"); an RFC 3339 time; or a manifest's as_of.
       T may be any time inside the cluster's history window (25 h by default).
-  orbit backup restore DEST [--into-nonempty] [--addr HOST:PORT] [--certs-dir DIR] [--token T]
-      verify every file of DEST, then write it into the cluster (which must be
-      empty unless --into-nonempty)
+      --incremental-from PREV: only what changed since the backup PREV (itself
+      full or incremental, taken inside the history window), deletions included
+  orbit backup restore DEST [INCREMENTAL...] [--into-nonempty] [--addr HOST:PORT] [--certs-dir DIR] [--token T]
+      verify every backup named (a full one, then its incrementals in order),
+      then write them into the cluster (which must be empty unless --into-nonempty)
   orbit backup show DEST
       verify DEST and print its manifest
   DEST: a directory, or s3://BUCKET/PREFIX[?endpoint=HOST:PORT&region=R&insecure=1]
@@ -162,20 +176,21 @@ func backupCommand(args []string, stdout, stderr io.Writer) int {
 	certsDir := fs.String("certs-dir", "", "HTTPS, trusting this directory's ca.crt")
 	token := fs.String("token", os.Getenv("ORBIT_ADMIN_TOKEN"), "the cluster's admin token")
 	asOf := fs.String("as-of", "", "the time the backup holds")
+	from := fs.String("incremental-from", "", "the backup an incremental one builds on")
 	nonEmpty := fs.Bool("into-nonempty", false, "restore into a cluster that holds data already")
-	// Flags may follow DIR, as the usage shows them.
-	var dir string
+	// Locations may come before the flags, as the usage shows them, or
+	// after.
+	var locs []string
 	rest := args[1:]
-	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
-		dir, rest = rest[0], rest[1:]
+	for len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		locs, rest = append(locs, rest[0]), rest[1:]
 	}
 	if err := fs.Parse(rest); err != nil {
 		fmt.Fprintf(stderr, "orbit backup %s: %v\n%s\n", sub, err, usage)
 		return 2
 	}
-	if dir == "" && fs.NArg() == 1 {
-		dir = fs.Arg(0)
-	} else if fs.NArg() != 0 || dir == "" {
+	locs = append(locs, fs.Args()...)
+	if len(locs) == 0 || (sub != "restore" && len(locs) != 1) {
 		fmt.Fprintln(stderr, usage)
 		return 2
 	}
@@ -188,22 +203,26 @@ func backupCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	switch sub {
 	case "create":
-		m, err := createBackup(ctx, web, *addr, *asOf, dir)
+		m, err := createBackup(ctx, web, *addr, *asOf, *from, locs[0])
 		if err != nil {
 			fmt.Fprintf(stderr, "orbit backup create: %v\n", oneLine(err))
 			return 1
 		}
-		fmt.Fprintf(stdout, "backup of cluster %s as of %s (%s): %d pairs, %d bytes, %d files in %s\n",
-			m.ClusterID, m.AsOf, m.AsOfTime, m.Pairs, m.Bytes, len(m.Files), dir)
+		kind := "backup"
+		if m.Incremental() {
+			kind = fmt.Sprintf("incremental backup (since %v)", m.Since)
+		}
+		fmt.Fprintf(stdout, "%s of cluster %s as of %s (%s): %d entries, %d bytes, %d files in %s\n",
+			kind, m.ClusterID, m.AsOf, m.AsOfTime, m.Entries, m.Bytes, len(m.Files), locs[0])
 	case "restore":
-		m, err := restoreBackup(ctx, web, *addr, dir, *nonEmpty)
+		last, entries, err := restoreBackups(ctx, web, *addr, locs, *nonEmpty)
 		if err != nil {
 			fmt.Fprintf(stderr, "orbit backup restore: %v\n", oneLine(err))
 			return 1
 		}
-		fmt.Fprintf(stdout, "restored %d pairs of cluster %s as of %s (%s) through %s\n", m.Pairs, m.ClusterID, m.AsOf, m.AsOfTime, *addr)
+		fmt.Fprintf(stdout, "restored %d entries of cluster %s as of %s (%s) through %s\n", entries, last.ClusterID, last.AsOf, last.AsOfTime, *addr)
 	case "show":
-		loc, err := backup.ParseLocation(dir)
+		loc, err := backup.ParseLocation(locs[0])
 		var m backup.Manifest
 		if err == nil {
 			m, err = backup.Verify(ctx, loc)
@@ -213,7 +232,7 @@ func backupCommand(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		out, _ := json.MarshalIndent(m, "", "  ")
-		fmt.Fprintf(stdout, "%s\nverified: %d files, %d pairs\n", out, len(m.Files), m.Pairs)
+		fmt.Fprintf(stdout, "%s\nverified: %d files, %d entries\n", out, len(m.Files), m.Entries)
 	default:
 		fmt.Fprintln(stderr, usage)
 		return 2
@@ -221,8 +240,21 @@ func backupCommand(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// createBackup streams GET /backup from addr into dest.
-func createBackup(ctx context.Context, web webClient, addr, asOf, dest string) (backup.Manifest, error) {
+// createBackup streams GET /backup from addr into dest: everything, or
+// with prev (a backup's location) what changed since prev's time.
+func createBackup(ctx context.Context, web webClient, addr, asOf, prev, dest string) (backup.Manifest, error) {
+	var base backup.Manifest
+	path := "/backup?as_of=" + url.QueryEscape(asOf)
+	if prev != "" {
+		loc, err := backup.ParseLocation(prev)
+		if err != nil {
+			return base, err
+		}
+		if base, err = backup.Verify(ctx, loc); err != nil {
+			return base, fmt.Errorf("--incremental-from %s: %w", prev, err)
+		}
+		path += "&since=" + url.QueryEscape(base.AsOf.String())
+	}
 	loc, err := backup.ParseLocation(dest)
 	if err != nil {
 		return backup.Manifest{}, err
@@ -231,7 +263,10 @@ func createBackup(ctx context.Context, web webClient, addr, asOf, dest string) (
 	if err != nil {
 		return backup.Manifest{}, err
 	}
-	m, err := streamBackup(ctx, web, addr, asOf, out)
+	m, err := streamBackup(ctx, web, web.url(addr, path), out)
+	if err == nil && prev != "" && m.ClusterID != base.ClusterID {
+		err = fmt.Errorf("--incremental-from %s is a backup of cluster %s, not of %s", prev, base.ClusterID, m.ClusterID)
+	}
 	if err != nil {
 		out.Abort()
 		return m, err
@@ -239,9 +274,9 @@ func createBackup(ctx context.Context, web webClient, addr, asOf, dest string) (
 	return out.Close()
 }
 
-func streamBackup(ctx context.Context, web webClient, addr, asOf string, out *backup.Writer) (backup.Manifest, error) {
+func streamBackup(ctx context.Context, web webClient, url string, out *backup.Writer) (backup.Manifest, error) {
 	var m backup.Manifest
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, web.url(addr, "/backup?as_of="+url.QueryEscape(asOf)), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return m, err
 	}
@@ -264,33 +299,65 @@ func streamBackup(ctx context.Context, web webClient, addr, asOf string, out *ba
 	}
 	out.Describe(m)
 	for {
-		k, v, ok, err := dec.Next()
+		en, ok, err := dec.Next()
 		if err != nil {
 			return m, err
 		}
 		if !ok {
 			return m, nil
 		}
-		if err := out.Pair(k, v); err != nil {
+		if err := out.Add(en); err != nil {
 			return m, err
 		}
 	}
 }
 
-// restoreBackup verifies the backup at src, then posts its files to
-// addr, one request each.
-func restoreBackup(ctx context.Context, web webClient, addr, src string, nonEmpty bool) (backup.Manifest, error) {
-	loc, err := backup.ParseLocation(src)
-	if err != nil {
-		return backup.Manifest{}, err
+// restoreBackups verifies every backup at srcs (a full one, then the
+// incrementals that follow it, in order) before it writes any, then
+// posts their files to addr, one request each; it returns the last
+// backup's manifest and the entries written.
+func restoreBackups(ctx context.Context, web webClient, addr string, srcs []string, nonEmpty bool) (backup.Manifest, uint64, error) {
+	var chain []backup.Manifest
+	var locs []backup.Location
+	for i, src := range srcs {
+		loc, err := backup.ParseLocation(src)
+		if err != nil {
+			return backup.Manifest{}, 0, err
+		}
+		m, err := backup.Verify(ctx, loc)
+		if err != nil {
+			return m, 0, err
+		}
+		switch {
+		case i == 0 && m.Incremental():
+			return m, 0, fmt.Errorf("%s is an incremental backup (since %v): name the full backup it builds on first", src, m.Since)
+		case i > 0 && !m.Incremental():
+			return m, 0, fmt.Errorf("%s is a full backup: only incrementals follow the first", src)
+		case i > 0 && (m.Since != chain[i-1].AsOf || m.ClusterID != chain[i-1].ClusterID):
+			return m, 0, fmt.Errorf("%s (cluster %s, since %v) does not follow %s (cluster %s, as of %v)",
+				src, m.ClusterID, m.Since, srcs[i-1], chain[i-1].ClusterID, chain[i-1].AsOf)
+		}
+		chain, locs = append(chain, m), append(locs, loc)
 	}
-	m, err := backup.Verify(ctx, loc)
-	if err != nil {
-		return m, err
+	var restored uint64
+	for i, m := range chain {
+		n, err := restoreOne(ctx, web, addr, locs[i], m, i > 0 || nonEmpty)
+		restored += n
+		if err != nil {
+			if i > 0 {
+				err = fmt.Errorf("%s: %w", srcs[i], err)
+			}
+			return m, restored, err
+		}
 	}
-	header, err := json.Marshal(backup.Manifest{Format: m.Format, Keyspace: m.Keyspace, ClusterID: m.ClusterID, AsOf: m.AsOf, AsOfTime: m.AsOfTime})
+	return chain[len(chain)-1], restored, nil
+}
+
+// restoreOne posts one verified backup's files to addr.
+func restoreOne(ctx context.Context, web webClient, addr string, loc backup.Location, m backup.Manifest, nonEmpty bool) (uint64, error) {
+	header, err := json.Marshal(backup.Manifest{Format: m.Format, Keyspace: m.Keyspace, ClusterID: m.ClusterID, AsOf: m.AsOf, AsOfTime: m.AsOfTime, Since: m.Since})
 	if err != nil {
-		return m, err
+		return 0, err
 	}
 	files := m.Files
 	if len(files) == 0 {
@@ -303,7 +370,7 @@ func restoreBackup(ctx context.Context, web webClient, addr, src string, nonEmpt
 			enc := backup.NewEncoder(pw)
 			err := enc.Header(header)
 			if err == nil && f.Name != "" {
-				err = backup.ReadFile(ctx, loc, f, enc.Pair)
+				err = backup.ReadFile(ctx, loc, f, enc.Add)
 			}
 			if err == nil {
 				err = enc.End()
@@ -316,13 +383,13 @@ func restoreBackup(ctx context.Context, web webClient, addr, src string, nonEmpt
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, web.url(addr, path), pr)
 		if err != nil {
-			return m, err
+			return restored, err
 		}
 		req.Header.Set("Content-Type", "application/octet-stream")
 		resp, err := web.do(req)
 		if err != nil {
 			pr.CloseWithError(err)
-			return m, restoreStopped(i, restored, err)
+			return restored, restoreStopped(i, restored, err)
 		}
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		resp.Body.Close()
@@ -330,24 +397,24 @@ func restoreBackup(ctx context.Context, web webClient, addr, src string, nonEmpt
 		if resp.StatusCode != http.StatusOK {
 			err := fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
 			if resp.StatusCode == http.StatusConflict {
-				return m, err // refused before writing anything
+				return restored, err // refused before writing anything
 			}
-			return m, restoreStopped(i, restored, err)
+			return restored, restoreStopped(i, restored, err)
 		}
 		var reply restoreReply
 		if err := json.Unmarshal(body, &reply); err != nil {
-			return m, restoreStopped(i, restored, err)
+			return restored, restoreStopped(i, restored, err)
 		}
-		if reply.Pairs != f.Pairs {
-			return m, restoreStopped(i, restored, fmt.Errorf("the node wrote %d pairs of %s's %d", reply.Pairs, f.Name, f.Pairs))
+		if reply.Entries != f.Entries {
+			return restored, restoreStopped(i, restored, fmt.Errorf("the node wrote %d entries of %s's %d", reply.Entries, f.Name, f.Entries))
 		}
-		restored += reply.Pairs
+		restored += reply.Entries
 	}
-	return m, nil
+	return restored, nil
 }
 
 // restoreStopped says where a restore stopped and how to go on.
 func restoreStopped(file int, restored uint64, err error) error {
-	return fmt.Errorf("%w (stopped at data file %d, %d pairs of the files before it written; run the restore again with --into-nonempty to finish it: a pair written twice holds the same value)",
+	return fmt.Errorf("%w (stopped at data file %d, %d entries of the files before it written; run the restore again with --into-nonempty to finish it: an entry written twice has the effect of one)",
 		err, file+1, restored)
 }

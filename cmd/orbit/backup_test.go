@@ -39,8 +39,11 @@ func runBackup(args ...string) (int, string) {
 // TestBackupAndRestore: orbit backup create takes a backup of a node
 // whose SQL table takes transfers meanwhile; orbit backup restore writes
 // it into a new node, where the table (rows, total, index) and a Redis
-// ACL user are back; a second restore into that node is refused, and so
-// are a corrupt and an unfinished backup, before anything is written.
+// ACL user are back; a backup as of before the transfers (to an S3
+// bucket) restores the starting balances; an incremental backup (a row
+// deleted, one changed) restores on top of the full one, and only in
+// order; a second restore into a node is refused, and so are a corrupt
+// and an unfinished backup, before anything is written.
 func TestBackupAndRestore(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -163,6 +166,37 @@ func TestBackupAndRestore(t *testing.T) {
 	}
 	if code, out := runBackup("create", filepath.Join(t.TempDir(), "future"), "--as-of", "1h", "--addr", srcHTTP); code != 1 || !strings.Contains(out, "future") {
 		t.Fatalf("a backup as of an hour ahead: %d: %s", code, out)
+	}
+
+	// An incremental backup on top of the first: a row deleted, one
+	// changed; the two restored in order give the source's table.
+	for _, q := range []string{"DELETE FROM accounts WHERE id = 40", "UPDATE accounts SET balance = balance + 50 WHERE id = 1"} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	var wantRows, wantTotal int
+	if err := conn.QueryRow(ctx, "SELECT count(*), sum(balance) FROM accounts").Scan(&wantRows, &wantTotal); err != nil {
+		t.Fatal(err)
+	}
+	inc := filepath.Join(t.TempDir(), "inc1")
+	if code, out := runBackup("create", inc, "--incremental-from", dir, "--addr", srcHTTP); code != 0 || !strings.Contains(out, "incremental backup") {
+		t.Fatalf("backup create --incremental-from: %d: %s", code, out)
+	}
+	_, incHTTP, incPG := startBackupServer(t)
+	for _, wrong := range [][]string{{inc}, {inc, dir}, {dir, inc, inc}} {
+		if code, out := runBackup(append([]string{"restore"}, append(wrong, "--addr", incHTTP)...)...); code != 1 {
+			t.Fatalf("restore %v: %d: %s", wrong, code, out)
+		}
+	}
+	if code, out := runBackup("restore", dir, inc, "--addr", incHTTP); code != 0 {
+		t.Fatalf("backup restore FULL INCREMENTAL: %d: %s", code, out)
+	}
+	if err := connectSQL(t, ctx, incPG).QueryRow(ctx, "SELECT count(*), sum(balance) FROM accounts").Scan(&rows, &total); err != nil {
+		t.Fatal(err)
+	}
+	if rows != wantRows || total != wantTotal {
+		t.Fatalf("restored with the incremental: %d rows holding %d; want %d holding %d", rows, total, wantRows, wantTotal)
 	}
 
 	// A second restore into the same node is refused.
