@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -421,4 +422,19 @@ func TestServeTLSPostgres(t *testing.T) {
 		c.Close(ctx)
 		t.Fatal("a plaintext connection to a TLS node was served")
 	}
+
+	// psql (libpq) with sslmode=verify-full (TLS required, the CA and
+	// the host's IP SAN checked).
+	psql, err := exec.LookPath("psql")
+	if err != nil {
+		t.Log("psql is not installed (scripts/install-test-deps.sh installs it): libpq not checked")
+		return
+	}
+	host, port, _ := strings.Cut(addrs.pg, ":")
+	conninfo := fmt.Sprintf("host=%s port=%s user=postgres dbname=postgres sslmode=verify-full sslrootcert=%s", host, port, filepath.Join(dir, security.CACertFile))
+	out, err := exec.CommandContext(ctx, psql, conninfo, "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", "SELECT 40 + 2").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "42") {
+		t.Fatalf("psql with sslmode=verify-full: %v\n%s", err, out)
+	}
+	t.Logf("psql over TLS: %s", strings.Join(strings.Fields(string(out)), " "))
 }
