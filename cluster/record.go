@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/orbitkernel/orbit/kernel"
 	"github.com/orbitkernel/orbit/storage"
@@ -33,6 +34,12 @@ type Record struct {
 	// placement of first replicas (consensus.NewLayout), fixed for good.
 	Initial []kernel.NodeID             `json:"initial"`
 	Nodes   map[kernel.NodeID]NodeEntry `json:"nodes"`
+	// HistoryWindow is how long old versions of the transactional
+	// keyspace stay readable (txn.Options.GCTTL): the reach of backups'
+	// --as-of (point-in-time restore). Fixed when the cluster starts and
+	// the same on every node (a leaseholder with a longer window would
+	// serve reads at times another one collected). 0: the default.
+	HistoryWindow time.Duration `json:"history_window,omitempty"`
 }
 
 // LoadRecord reads the cluster record from eng (found false: there is

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -250,5 +251,46 @@ func copyDir(t *testing.T, from, to string) {
 		if err := os.WriteFile(filepath.Join(to, e.Name()), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestHistoryWindow: --history-window bounds how far back a backup can
+// reach (a time before it is refused as below the garbage-collection
+// threshold, one inside it is taken), GET /cluster tells joining nodes
+// the window, and a restart with another window is refused.
+func TestHistoryWindow(t *testing.T) {
+	dataDir := filepath.Join(t.TempDir(), "data")
+	cfg := serveConfig{nodeID: 1, dataDir: dataDir, redisAddr: "127.0.0.1:0", httpAddr: "127.0.0.1:0", historyWindow: 2 * time.Minute}
+	ctx, stop := context.WithCancel(context.Background())
+	listening := make(chan boundAddrs, 1)
+	done := make(chan error, 1)
+	go func() { done <- runServer(ctx, cfg, slog.New(slog.DiscardHandler), func(b boundAddrs) { listening <- b }) }()
+	var addrs boundAddrs
+	select {
+	case addrs = <-listening:
+	case err := <-done:
+		t.Fatal(err)
+	}
+	waitReady(t, addrs.http)
+	if code, out := runBackup("create", filepath.Join(t.TempDir(), "old"), "--as-of", "-3m", "--addr", addrs.http); code != 1 || !strings.Contains(out, "garbage collection") {
+		t.Fatalf("a backup as of 3 minutes ago with a 2-minute window: %d: %s", code, out)
+	}
+	if code, out := runBackup("create", filepath.Join(t.TempDir(), "recent"), "--as-of", "-1m", "--addr", addrs.http); code != 0 {
+		t.Fatalf("a backup as of a minute ago with a 2-minute window: %d: %s", code, out)
+	}
+	info, err := fetchCluster(context.Background(), addrs.http)
+	if err != nil || info.HistoryWindow != 2*time.Minute {
+		t.Fatalf("GET /cluster: history window %v, %v", info.HistoryWindow, err)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	cfg.historyWindow = time.Hour
+	rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // a refusal returns at once
+	defer cancel()
+	err = runServer(rctx, cfg, slog.New(slog.DiscardHandler), nil)
+	if err == nil || !strings.Contains(err.Error(), "history window is 2m0s, not 1h0m0s") {
+		t.Fatalf("a restart with another window: %v", err)
 	}
 }

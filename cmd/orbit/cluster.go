@@ -8,11 +8,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/orbitkernel/orbit/adapters/redis"
 	"github.com/orbitkernel/orbit/cluster"
 	"github.com/orbitkernel/orbit/consensus"
 	"github.com/orbitkernel/orbit/kernel"
+	"github.com/orbitkernel/orbit/txn"
 )
 
 // clusterSpec is what every node of a cluster must agree on, computed from
@@ -25,6 +27,9 @@ type clusterSpec struct {
 	nodes    []kernel.NodeID // sorted
 	ranges   int
 	replicas int
+	// historyWindow is --history-window (0: the default), kept in the
+	// record of a cluster started from these flags.
+	historyWindow time.Duration
 	// id names the cluster: --cluster-id, or derived from the layout.
 	id uint64
 }
@@ -57,8 +62,8 @@ func parsePeers(s string) (map[kernel.NodeID]string, error) {
 
 // newClusterSpec checks the flags that shape the cluster and derives the
 // rest.
-func newClusterSpec(self kernel.NodeID, peers map[kernel.NodeID]string, ranges, replicas int, id uint64) (clusterSpec, error) {
-	spec := clusterSpec{peers: peers, ranges: ranges, replicas: replicas, id: id}
+func newClusterSpec(self kernel.NodeID, peers map[kernel.NodeID]string, ranges, replicas int, historyWindow time.Duration, id uint64) (clusterSpec, error) {
+	spec := clusterSpec{peers: peers, ranges: ranges, replicas: replicas, historyWindow: historyWindow, id: id}
 	if len(peers) == 0 {
 		spec.nodes = []kernel.NodeID{self}
 	} else {
@@ -100,6 +105,11 @@ func (c clusterSpec) derivedID() uint64 {
 	for _, n := range c.nodes {
 		b = binary.BigEndian.AppendUint64(b, uint64(n))
 	}
+	if c.historyWindow != 0 && c.historyWindow != txn.DefaultGCTTL {
+		// Peers started with different windows must not form one
+		// cluster; clusters with the default keep the IDs they had.
+		b = binary.BigEndian.AppendUint64(append(b, "history"...), uint64(c.historyWindow))
+	}
 	h.Write(b)
 	return h.Sum64() | 1
 }
@@ -119,6 +129,9 @@ type clusterInfo struct {
 	LayoutRanges int                 `json:"layout_ranges"`
 	Nodes        map[string]nodeInfo `json:"nodes"`
 	Ranges       []rangeInfo         `json:"ranges"`
+	// HistoryWindow is the cluster's (its record's), which a joining
+	// node takes.
+	HistoryWindow time.Duration `json:"history_window"`
 }
 
 // nodeInfo is a node in GET /cluster: its directory entry, and its health

@@ -269,7 +269,8 @@ func joinRecord(join string, info clusterInfo, self kernel.NodeID, addr string) 
 	// --ranges must find the same number in it (a Jepsen txn-list run:
 	// n3 joined after the ranges had split to 7 and could not restart
 	// with --ranges 3).
-	rec := cluster.Record{ClusterID: id, Ranges: info.LayoutRanges, Replicas: info.Replicas, Joined: true, Nodes: map[kernel.NodeID]cluster.NodeEntry{}}
+	rec := cluster.Record{ClusterID: id, Ranges: info.LayoutRanges, Replicas: info.Replicas, Joined: true, Nodes: map[kernel.NodeID]cluster.NodeEntry{},
+		HistoryWindow: info.HistoryWindow}
 	for _, n := range info.Initial {
 		rec.Initial = append(rec.Initial, kernel.NodeID(n))
 	}

@@ -40,6 +40,7 @@ import (
 	"github.com/orbitkernel/orbit/kernel/prod"
 	"github.com/orbitkernel/orbit/query"
 	"github.com/orbitkernel/orbit/storage"
+	"github.com/orbitkernel/orbit/txn"
 )
 
 // serveConfig is what `orbit serve` is told by its flags.
@@ -91,6 +92,10 @@ type serveConfig struct {
 	// maxClockOffset is the bound on two nodes' clocks' distance that
 	// transactions rely on (node.Options.MaxClockOffset; kernel/hlc).
 	maxClockOffset time.Duration
+	// historyWindow is how long old versions stay readable
+	// (cluster.Record.HistoryWindow; 0: the cluster's, or the default on
+	// first start).
+	historyWindow time.Duration
 	// rebalanceInterval and deadAfter drive the rebalancer
 	// (cluster.Options.RebalanceInterval, DeadAfter).
 	rebalanceInterval, deadAfter time.Duration
@@ -195,6 +200,7 @@ func serve(args []string, stderr io.Writer) int {
 	fs.IntVar(&cfg.splitQPS, "split-qps", -1, "split a range whose leader serves more requests a second than this, at a key that divides them (0: never; -1: 2500 when the cluster has other nodes, never on a single node, where every leader is on the one node anyway)")
 	fs.DurationVar(&cfg.rebalanceInterval, "rebalance-interval", cluster.DefaultRebalanceInterval, "how often each node's rebalancer looks at the ranges it leads: replaces replicas on dead or removed nodes, evens out replicas and leaderships (0: never)")
 	fs.DurationVar(&cfg.deadAfter, "dead-after", cluster.DefaultDeadAfter, "how long a node may stay silent before its replicas are replaced on live nodes (at least 6s)")
+	fs.DurationVar(&cfg.historyWindow, "history-window", 0, "how long old versions of SQL rows, actor state and transactional keys stay readable: the reach of orbit backup --as-of (point-in-time restore), and how long garbage collection waits; set when the cluster starts (default 25h), the same on every node, fixed after (a restart with another value is refused)")
 	fs.DurationVar(&cfg.maxClockOffset, "max-clock-offset", hlc.DefaultMaxOffset, "the most two nodes' clocks may be apart: transactions' uncertainty windows are this wide; a node whose clock is beyond 90% of it from a majority of its peers' fences itself (no transaction timestamps, no leased reads, its leaderships handed over) until it is back, and no node's clock follows a step of its wall clock larger than half of it. Every node of a cluster must use the same value")
 	fs.BoolVar(&cfg.noLeases, "no-leases", false, "serve every read through a ReadIndex round instead of under a leader lease (for clocks that cannot promise --max-clock-drift)")
 	fs.BoolVar(&cfg.pprof, "pprof", false, "serve Go's profiles (net/http/pprof) under /debug/pprof/ on --http-addr")
@@ -246,6 +252,9 @@ func serve(args []string, stderr io.Writer) int {
 	case cfg.maxClockOffset < 10*time.Millisecond:
 		fmt.Fprintln(stderr, "orbit serve: --max-clock-offset must be at least 10ms")
 		return 2
+	case cfg.historyWindow != 0 && cfg.historyWindow < time.Minute:
+		fmt.Fprintln(stderr, "orbit serve: --history-window must be at least 1m")
+		return 2
 	case !(cfg.maxClockDrift > 0 && cfg.maxClockDrift <= 0.2):
 		fmt.Fprintln(stderr, "orbit serve: --max-clock-drift must be above 0 and at most 0.2 (20%); use --no-leases for clocks that cannot promise a bound")
 		return 2
@@ -290,7 +299,7 @@ func (cfg serveConfig) spec() (clusterSpec, error) {
 	if cfg.peerAddr != "" && len(peers) == 0 && cfg.join == "" {
 		return clusterSpec{}, errors.New("--peer-addr needs --peers or --join")
 	}
-	return newClusterSpec(kernel.NodeID(cfg.nodeID), peers, cfg.ranges, cfg.replicas, cfg.clusterID)
+	return newClusterSpec(kernel.NodeID(cfg.nodeID), peers, cfg.ranges, cfg.replicas, cfg.historyWindow, cfg.clusterID)
 }
 
 // listening, if set, hears the addresses actually bound (tests use port
@@ -442,6 +451,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	nd, err := node.Open(rt, node.Options{
 		Engine: eng, Layout: layout, Record: rec, Cluster: clusterOpts, Logger: logger,
 		MaxClockOffset: cfg.maxClockOffset,
+		Txn:            txn.Options{GCTTL: historyWindow(rec)},
 		Consensus: consensus.Options{
 			SplitBytes:    int64(cfg.splitMB) << 20,
 			MergeBytes:    mergeBytes(cfg),
@@ -681,7 +691,7 @@ func httpHandler(self kernel.NodeID, sess *session.Server, clockFenced func() er
 		}
 		rec := adm.mgr.Record()
 		info := clusterInfo{ClusterID: fmt.Sprintf("%x", rec.ClusterID), Node: uint64(self), Replicas: rec.Replicas,
-			LayoutRanges: rec.Ranges, Nodes: map[string]nodeInfo{}}
+			LayoutRanges: rec.Ranges, Nodes: map[string]nodeInfo{}, HistoryWindow: historyWindow(rec)}
 		for _, n := range adm.layout.Nodes() {
 			info.Initial = append(info.Initial, uint64(n))
 		}
@@ -759,7 +769,7 @@ func openCluster(ctx context.Context, eng *storage.Engine, cfg serveConfig, flag
 			return rec, err
 		}
 		rec = cluster.Record{ClusterID: id, Ranges: flags.ranges, Replicas: flags.replicas, Initial: flags.nodes,
-			Nodes: map[kernel.NodeID]cluster.NodeEntry{}}
+			Nodes: map[kernel.NodeID]cluster.NodeEntry{}, HistoryWindow: flags.historyWindow}
 		for _, n := range flags.nodes {
 			rec.Nodes[n] = cluster.NodeEntry{Addr: flags.peers[n], Version: 1}
 		}
@@ -799,6 +809,14 @@ func joinedRecord(ctx context.Context, cfg serveConfig, web webClient) (cluster.
 	return cluster.Record{}, fmt.Errorf("--join %s: cannot read the cluster: %v", cfg.join, lastErr)
 }
 
+// historyWindow is rec's history window (txn.Options.GCTTL).
+func historyWindow(rec cluster.Record) time.Duration {
+	if rec.HistoryWindow == 0 {
+		return txn.DefaultGCTTL
+	}
+	return rec.HistoryWindow
+}
+
 // checkRecord: a stored record's node and cluster must be the flags'.
 func checkRecord(eng *storage.Engine, cfg serveConfig, flags clusterSpec, rec cluster.Record) error {
 	ident, err := eng.Ident()
@@ -815,6 +833,8 @@ func checkRecord(eng *storage.Engine, cfg serveConfig, flags clusterSpec, rec cl
 		return fmt.Errorf("data directory %s belongs to cluster %x, not %x (check --peers, --ranges, --replicas and --cluster-id)", dir, rec.ClusterID, flags.id)
 	case cfg.ranges != 0 && cfg.ranges != rec.Ranges:
 		return fmt.Errorf("data directory %s holds %d ranges, not %d: start with --ranges %d", dir, rec.Ranges, cfg.ranges, rec.Ranges)
+	case cfg.historyWindow != 0 && cfg.historyWindow != historyWindow(rec):
+		return fmt.Errorf("data directory %s belongs to a cluster whose history window is %v, not %v (it is fixed when the cluster starts)", dir, historyWindow(rec), cfg.historyWindow)
 	}
 	return nil
 }
