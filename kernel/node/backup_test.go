@@ -23,8 +23,8 @@ import (
 
 // openTxnNode opens a standalone node whose transactional keyspace is cut
 // into three ranges (at "acct/03" and "acct/07"), so a backup reads
-// across ranges.
-func openTxnNode(t *testing.T) *Node {
+// across ranges, and returns it with a DB on it.
+func openTxnNode(t *testing.T) (*Node, *txn.DB) {
 	t.Helper()
 	rec := cluster.Record{ClusterID: 1, Ranges: 2, Replicas: 1, Initial: []kernel.NodeID{1},
 		Nodes: map[kernel.NodeID]cluster.NodeEntry{1: {Version: 1}}}
@@ -42,7 +42,11 @@ func openTxnNode(t *testing.T) *Node {
 		defer cancel()
 		_ = nd.Close(ctx)
 	})
-	return nd
+	db, err := nd.NewDB("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nd, db
 }
 
 func account(i int) []byte { return fmt.Appendf(nil, "acct/%02d", i) }
@@ -54,13 +58,9 @@ func account(i int) []byte { return fmt.Appendf(nil, "acct/%02d", i) }
 // then not empty (a second restore would be refused).
 func TestBackupIsAConsistentSnapshot(t *testing.T) {
 	const accounts, start = 10, 100
-	src := openTxnNode(t)
+	src, db := openTxnNode(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	db, err := src.NewDB("test")
-	if err != nil {
-		t.Fatal(err)
-	}
 	if empty, first, err := backup.Empty(ctx, db); err != nil || !empty {
 		t.Fatalf("a fresh node's keyspace: empty %v (first key %q), %v", empty, first, err)
 	}
@@ -131,26 +131,12 @@ func TestBackupIsAConsistentSnapshot(t *testing.T) {
 
 	export := func(asOf hlc.Timestamp) map[string]string {
 		t.Helper()
-		var buf bytes.Buffer
-		enc := backup.NewEncoder(&buf)
-		if _, err := backup.Export(ctx, db, asOf, enc, backup.ExportOptions{Page: 3}); err != nil {
-			t.Fatal(err)
-		}
-		if err := enc.End(); err != nil {
-			t.Fatal(err)
-		}
+		_, entries := exportEntries(t, ctx, db, asOf, backup.ExportOptions{Page: 3})
 		got := map[string]string{}
-		dec := backup.NewDecoder(&buf)
-		for {
-			en, ok, err := dec.Next()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !ok {
-				return got
-			}
+		for _, en := range entries {
 			got[string(en.Key)] = string(en.Value)
 		}
+		return got
 	}
 	total := func(pairs map[string]string) int {
 		sum := 0
@@ -187,21 +173,13 @@ func TestBackupIsAConsistentSnapshot(t *testing.T) {
 
 	// Restore the last state into a fresh node.
 	asOf := db.Now()
-	want := export(asOf)
-	var buf bytes.Buffer
-	enc := backup.NewEncoder(&buf)
-	if _, err := backup.Export(ctx, db, asOf, enc, backup.ExportOptions{Page: 3}); err != nil {
-		t.Fatal(err)
+	stream, entries := exportEntries(t, ctx, db, asOf, backup.ExportOptions{Page: 3})
+	want := map[string]string{}
+	for _, en := range entries {
+		want[string(en.Key)] = string(en.Value)
 	}
-	if err := enc.End(); err != nil {
-		t.Fatal(err)
-	}
-	dst := openTxnNode(t)
-	ddb, err := dst.NewDB("restore")
-	if err != nil {
-		t.Fatal(err)
-	}
-	wrote, err := backup.Import(ctx, ddb, backup.NewDecoder(&buf), backup.ImportOptions{BatchPairs: 3})
+	_, ddb := openTxnNode(t)
+	wrote, err := backup.Import(ctx, ddb, backup.NewDecoder(bytes.NewReader(stream)), backup.ImportOptions{BatchPairs: 3})
 	if err != nil || wrote != uint64(len(want)) {
 		t.Fatalf("restore: %d pairs, %v; want %d", wrote, err, len(want))
 	}
@@ -223,13 +201,9 @@ func TestBackupIsAConsistentSnapshot(t *testing.T) {
 // the keyspace as of the last; an incremental whose base lies below the
 // garbage-collection window is refused.
 func TestIncrementalBackups(t *testing.T) {
-	src := openTxnNode(t)
+	_, db := openTxnNode(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	db, err := src.NewDB("test")
-	if err != nil {
-		t.Fatal(err)
-	}
 	write := func(puts map[string]string, deletes ...string) {
 		t.Helper()
 		if err := db.Txn(ctx, func(tx *txn.Tx) error {
@@ -248,28 +222,9 @@ func TestIncrementalBackups(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	export := func(asOf, since hlc.Timestamp) (*bytes.Buffer, []backup.Entry) {
+	export := func(asOf, since hlc.Timestamp) ([]byte, []backup.Entry) {
 		t.Helper()
-		var buf bytes.Buffer
-		enc := backup.NewEncoder(&buf)
-		if _, err := backup.Export(ctx, db, asOf, enc, backup.ExportOptions{Page: 2, Since: since}); err != nil {
-			t.Fatal(err)
-		}
-		if err := enc.End(); err != nil {
-			t.Fatal(err)
-		}
-		var entries []backup.Entry
-		dec := backup.NewDecoder(bytes.NewReader(buf.Bytes()))
-		for {
-			en, ok, err := dec.Next()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !ok {
-				return &buf, entries
-			}
-			entries = append(entries, en)
-		}
+		return exportEntries(t, ctx, db, asOf, backup.ExportOptions{Page: 2, Since: since})
 	}
 	write(map[string]string{"acct/01": "a", "acct/04": "b", "acct/08": "c", "other": "d"})
 	t0 := db.Now()
@@ -291,17 +246,13 @@ func TestIncrementalBackups(t *testing.T) {
 		t.Fatalf("nothing changed, yet an incremental holds %s", describe(got))
 	}
 
-	dst := openTxnNode(t)
-	ddb, err := dst.NewDB("restore")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, b := range []*bytes.Buffer{full, inc1, inc2} {
-		if _, err := backup.Import(ctx, ddb, backup.NewDecoder(b), backup.ImportOptions{}); err != nil {
+	_, ddb := openTxnNode(t)
+	for _, b := range [][]byte{full, inc1, inc2} {
+		if _, err := backup.Import(ctx, ddb, backup.NewDecoder(bytes.NewReader(b)), backup.ImportOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	err = ddb.Txn(ctx, func(tx *txn.Tx) error {
+	err := ddb.Txn(ctx, func(tx *txn.Tx) error {
 		kvs, err := tx.Scan(ctx, nil, nil, 100)
 		if err != nil {
 			return err
@@ -334,4 +285,30 @@ func describe(entries []backup.Entry) string {
 		}
 	}
 	return strings.Join(parts, ", ")
+}
+
+// exportEntries takes an export of db as of asOf and returns its stream
+// and the entries in it.
+func exportEntries(t *testing.T, ctx context.Context, db *txn.DB, asOf hlc.Timestamp, opts backup.ExportOptions) ([]byte, []backup.Entry) {
+	t.Helper()
+	var buf bytes.Buffer
+	enc := backup.NewEncoder(&buf)
+	if _, err := backup.Export(ctx, db, asOf, enc, opts); err != nil {
+		t.Fatal(err)
+	}
+	if err := enc.End(); err != nil {
+		t.Fatal(err)
+	}
+	var entries []backup.Entry
+	dec := backup.NewDecoder(bytes.NewReader(buf.Bytes()))
+	for {
+		en, ok, err := dec.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			return buf.Bytes(), entries
+		}
+		entries = append(entries, en)
+	}
 }
