@@ -264,7 +264,9 @@ func TestHistoryWindow(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	listening := make(chan boundAddrs, 1)
 	done := make(chan error, 1)
-	go func() { done <- runServer(ctx, cfg, slog.New(slog.DiscardHandler), func(b boundAddrs) { listening <- b }) }()
+	go func() {
+		done <- runServer(ctx, cfg, slog.New(slog.DiscardHandler), func(b boundAddrs) { listening <- b })
+	}()
 	var addrs boundAddrs
 	select {
 	case addrs = <-listening:
