@@ -5,7 +5,7 @@ SEED    ?= 1
 # The availability scenario is ~30x heavier per seed than the KV one.
 AVAIL_SEEDS ?= 40
 
-.PHONY: build run cluster bench-redis bench-sql bench-peers demo smoke test lint sim sim-avail sim-coverage sim5 determinism bench race mutations jepsen acceptance help sql-diff
+.PHONY: build run cluster bench-redis bench-sql bench-backup bench-peers demo smoke test lint sim sim-avail sim-coverage sim5 determinism bench race mutations jepsen acceptance help sql-diff
 
 # make run's ports and extra flags: `make run PORT=6390 ORBIT_FLAGS='--ranges 4'`
 # (6379 is often taken by a local redis-server).
@@ -53,6 +53,11 @@ bench-peers:
 ## 3 nodes) and a throwaway PostgreSQL 15 in the same run; ratios (bench/pgbench.sh)
 bench-sql:
 	GO=$(GO) bench/pgbench.sh
+
+## bench-backup: orbit backup create/restore of pgbench's tables against
+## PostgreSQL 15's pg_dump/pg_restore in the same run (SCALE=1)
+bench-backup:
+	GO=$(GO) bench/backup.sh
 
 ## demo: a 3-node cluster in the simulator under faults; prints what happened
 demo:

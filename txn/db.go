@@ -201,7 +201,8 @@ func (db *DB) commitWait(ctx context.Context, ts hlc.Timestamp) error {
 // older tx), and the intent is resolved; or it is alive and not younger,
 // and push waits, polling the record with a query (a read, not a
 // replicated write) until it is settled or may be pushed, and pushes
-// again. tx is the pusher (nil: a request outside any transaction, which
+// again; or, while it waits, the holder takes the intent back (ROLLBACK
+// TO SAVEPOINT), and push returns for the caller to ask again. tx is the pusher (nil: a request outside any transaction, which
 // never wounds).
 func (db *DB) push(ctx context.Context, tx *Tx, res *result) error {
 	holder, key := res.intent.Txn, res.intentKey
@@ -245,6 +246,19 @@ func (db *DB) push(ctx context.Context, tx *Tx, res *result) error {
 			sc.op = opStatus
 			if pr, err = db.send(ctx, db.cl, holder.Anchor, &sc); err != nil {
 				return err
+			}
+			if pr.code != codePending {
+				break
+			}
+			// The holder lives on, but may have taken its intent back
+			// (ROLLBACK TO SAVEPOINT): then the caller asks again now,
+			// rather than wait for the whole transaction.
+			held, err := db.send(ctx, db.cl, key, &command{op: opHeld, key: key, txn: &storage.TxnMeta{ID: holder.ID}})
+			if err != nil {
+				return err
+			}
+			if !held.found {
+				return nil
 			}
 		}
 	}

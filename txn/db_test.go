@@ -438,6 +438,46 @@ func TestLockingReadMakesWritersWait(t *testing.T) {
 	}
 }
 
+// TestWaiterGoesOnWhenTheLockIsTakenBack: a writer waiting on a locking
+// read's intent goes on as soon as its holder rolls back to a savepoint
+// taken before the lock, while the holder's transaction still runs: the
+// holder waits for the writer's commit before it ends (before the waiter
+// checked whether the intent was still held, it polled the live holder's
+// record until the whole transaction ended, and this test deadlocked).
+func TestWaiterGoesOnWhenTheLockIsTakenBack(t *testing.T) {
+	c := newTestCluster(t, Options{})
+	ctx := testContext(t)
+	holder := c.db(0, "holder").Begin()
+	sp := holder.Savepoint()
+	if _, _, err := holder.GetForUpdate(ctx, []byte("k")); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.db(1, "writer").Put(ctx, []byte("k"), []byte("w")) }()
+	select {
+	case err := <-done:
+		t.Fatalf("the writer went through a held lock: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if err := holder.RollbackTo(ctx, sp); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the writer still waits for a transaction that took its lock back")
+	}
+	if err := holder.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v, _, err := c.db(2, "check").Get(ctx, []byte("k")); err != nil || string(v) != "w" {
+		t.Fatalf("k = %q, %v; want w", v, err)
+	}
+}
+
 // TestLockingReadRefreshesEarlierReads: a locking read lands above the
 // transaction's read timestamp when the key changed since; it reads the
 // newest value, and the earlier reads must hold at its timestamp

@@ -263,6 +263,9 @@ func (m *Machine) execute(d *mvccData, c *command, cache *tsCache) (*result, err
 		return m.gc(d, c)
 	case opLock:
 		return m.lock(d, c, cache)
+	case opHeld:
+		_, _, in, err := storage.MVCCLatest(d, c.key)
+		return &result{found: in != nil && in.Txn.ID == c.txn.ID}, err
 	}
 	return m.recordOp(d, c)
 }

@@ -61,14 +61,20 @@ const (
 	// incremental backup's read. Recorded in the timestamp cache as a
 	// scan is.
 	opChanges
+	// opHeld is a query: whether txn's intent is still on key (result.
+	// found), read at the leaseholder, noting nothing. A waiter that
+	// polls a live holder's record asks it too: a holder that removed
+	// its intent (ROLLBACK TO SAVEPOINT) without ending lets the waiter
+	// go on at once.
+	opHeld
 )
 
 // lastOp is the highest op: a decoded command's op is at most it.
-const lastOp = opChanges
+const lastOp = opHeld
 
 // query says whether o is answered by the leaseholder as a read
 // (consensus.OpQuery) rather than evaluated and replicated.
-func (o op) query() bool { return o.reads() || o == opStatus }
+func (o op) query() bool { return o.reads() || o == opStatus || o == opHeld }
 
 // reads says whether o reads versions at a timestamp (c.read): a read
 // the timestamp cache notes, that must not run above the leaseholder's

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# bench/backup.sh (`make bench-backup`): how long a backup and a restore
+# of pgbench's tables take with orbit backup (one node) and with
+# PostgreSQL 15's pg_dump / pg_restore in the same run, on this machine;
+# prints a markdown table with the ratios. Not part of CI.
+#
+#   SCALE=1       pgbench -i scale (100,000 accounts per unit)
+#   PORT=17200    first of the ports used (17200-17210)
+#
+# PostgreSQL: pg_dump -Fc (its custom format, compressed) of the database,
+# then pg_restore into a new database. Orbit: orbit backup create into a
+# directory (one transaction's snapshot of the keyspace; a directory of
+# checksummed files), then orbit backup restore into a new node (written
+# back through transactions). Both write their files to the same disk.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SCALE=${SCALE:-1}
+PORT=${PORT:-17200}
+GO=${GO:-go}
+PGBIN=${ORBIT_PG_BIN:-/usr/lib/postgresql/15/bin}
+
+command -v pgbench >/dev/null || { echo "bench: pgbench is missing (apt-get install postgresql-client)" >&2; exit 1; }
+[ -x "$PGBIN/initdb" ] || { echo "bench: $PGBIN/initdb is missing (apt-get install postgresql-15)" >&2; exit 1; }
+
+. bench/lib.sh
+chmod 755 "$tmp"
+$GO build -o "$tmp/orbit" ./cmd/orbit
+
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+wait_pg() {
+  for _ in $(seq 600); do
+    psql -h 127.0.0.1 -p "$1" -U postgres -d postgres -Atc 'select 1' >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  log "nothing serving on $1"; exit 1
+}
+wait_http() {
+  for _ in $(seq 600); do
+    curl -sf "http://127.0.0.1:$1/readyz" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  log "nothing ready on $1"; exit 1
+}
+# timed NAME CMD...: runs CMD, appends "NAME SECONDS" to $tmp/results.
+timed() {
+  local name=$1 start end
+  shift
+  start=$(date +%s.%N)
+  "$@" >"$tmp/$name.log" 2>&1 || { cat "$tmp/$name.log" >&2; exit 1; }
+  end=$(date +%s.%N)
+  echo "$name $(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.2f", b - a }')" >>"$tmp/results"
+}
+rows() { psql -h 127.0.0.1 -p "$1" -U postgres -d "$2" -Atc 'SELECT count(*), sum(abalance) FROM pgbench_accounts'; }
+: >"$tmp/results"
+
+# PostgreSQL 15.
+pgport=$PORT
+mkdir -p "$tmp/pg" && chown postgres "$tmp/pg" 2>/dev/null || true
+as_pg "$PGBIN/initdb" -D "$tmp/pg/data" -U postgres -A trust >"$tmp/initdb.log" 2>&1
+(exec_pg() { if [ "$(id -u)" = 0 ]; then exec runuser -u postgres -- "$@"; else exec "$@"; fi; }
+  exec_pg "$PGBIN/postgres" -D "$tmp/pg/data" -p "$pgport" -k "$tmp/pg" -c listen_addresses=127.0.0.1) >"$tmp/pg/log" 2>&1 &
+pids+=("$!")
+wait_pg "$pgport"
+log "postgres: pgbench -i -s $SCALE"
+pgbench -h 127.0.0.1 -p "$pgport" -U postgres -i -s "$SCALE" -q postgres >"$tmp/pg-init.log" 2>&1
+pgbench -h 127.0.0.1 -p "$pgport" -U postgres -b tpcb-like -T 3 -n postgres >/dev/null 2>&1 || true
+want_pg=$(rows "$pgport" postgres)
+log "postgres: pg_dump, pg_restore"
+timed pg_dump pg_dump -h 127.0.0.1 -p "$pgport" -U postgres -Fc -f "$tmp/pg.dump" postgres
+psql -h 127.0.0.1 -p "$pgport" -U postgres -d postgres -qc 'CREATE DATABASE restored' >/dev/null
+timed pg_restore pg_restore -h 127.0.0.1 -p "$pgport" -U postgres -d restored "$tmp/pg.dump"
+got_pg=$(rows "$pgport" restored)
+[ "$want_pg" = "$got_pg" ] || { log "pg_restore: $got_pg, want $want_pg"; exit 1; }
+
+# orbit serve, one node; the restore goes into a second one.
+serve() { # NAME BASEPORT
+  "$tmp/orbit" serve --data-dir "$tmp/$1" --pg-addr "127.0.0.1:$2" --redis-addr "127.0.0.1:$(($2 + 1))" \
+    --http-addr "127.0.0.1:$(($2 + 2))" --grpc-addr off 2>"$tmp/$1.log" &
+  pids+=("$!")
+  wait_pg "$2"; wait_http "$(($2 + 2))"
+}
+src=$((PORT + 1)) dst=$((PORT + 5))
+serve src "$src"
+log "orbit: pgbench -i -s $SCALE"
+pgbench -h 127.0.0.1 -p "$src" -U postgres -i -s "$SCALE" -q postgres >"$tmp/orbit-init.log" 2>&1
+pgbench -h 127.0.0.1 -p "$src" -U postgres -b tpcb-like -T 3 -n postgres >/dev/null 2>&1 || true
+want_orbit=$(rows "$src" postgres)
+log "orbit: backup create, restore"
+timed orbit_backup "$tmp/orbit" backup create "$tmp/orbit-backup" --addr "127.0.0.1:$((src + 2))"
+serve dst "$dst"
+timed orbit_restore "$tmp/orbit" backup restore "$tmp/orbit-backup" --addr "127.0.0.1:$((dst + 2))"
+got_orbit=$(rows "$dst" postgres)
+[ "$want_orbit" = "$got_orbit" ] || { log "orbit restore: $got_orbit, want $want_orbit"; exit 1; }
+
+# The table.
+secs() { awk -v n="$1" '$1 == n { print $2 }' "$tmp/results"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f×", a / b }'; }
+size() { du -sk "$1" | awk '{ printf "%.1f MB", $1 / 1024 }'; }
+echo
+echo "pgbench -s $SCALE tables ($want_orbit rows, sum), $(nproc) CPUs, $(date -u +%Y-%m-%d); seconds, ratio Orbit / PostgreSQL (below 1× Orbit is faster)"
+echo
+echo "| step | PostgreSQL 15 | Orbit, 1 node | ratio |"
+echo "|---|---:|---:|---:|"
+echo "| backup (pg_dump -Fc / orbit backup create) | $(secs pg_dump) s | $(secs orbit_backup) s | $(ratio "$(secs orbit_backup)" "$(secs pg_dump)") |"
+echo "| restore (pg_restore / orbit backup restore) | $(secs pg_restore) s | $(secs orbit_restore) s | $(ratio "$(secs orbit_restore)" "$(secs pg_restore)") |"
+echo "| files | $(size "$tmp/pg.dump") | $(size "$tmp/orbit-backup") | |"
