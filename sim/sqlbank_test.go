@@ -321,6 +321,7 @@ var sqlBankScenario = Scenario{
 	QuiesceTime:  3 * time.Second,
 	Regressions: map[uint64]string{
 		175: "the accounts were never created: every split started both halves' timestamp caches afresh, and each statement commit-waited behind them past the 3 s statement timeout (docs/txn.md, \"Splits keep the timestamp cache\")",
+		177: "the accounts were created only after 30 s: each attempt hit the 3 s statement timeout, and its rollback, run with the statement's ended context, failed at once, so the next attempt pushed every key the last one left, one by one, and timed out a little further on (Tx.Rollback now cleans up whatever the context)",
 	},
 }
 

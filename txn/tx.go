@@ -725,11 +725,21 @@ func (tx *Tx) commitOnePhase(ctx context.Context) (bool, error) {
 }
 
 // Rollback aborts the transaction if it wrote, and removes its intents;
-// a transaction that committed stays committed.
+// a transaction that committed stays committed. It does so even when ctx
+// has ended (for at most the heartbeat expiry).
 func (tx *Tx) Rollback(ctx context.Context) {
 	tx.end()
 	if tx.anchor == nil || tx.committed || tx.vanished {
 		return
+	}
+	if ctx.Err() != nil {
+		// The caller gave up (a statement timeout, a client gone): the
+		// clean-up still runs, or every key the transaction wrote holds
+		// up whoever meets it until its heartbeat expires. Bounded by
+		// that expiry: past it, pushers abort the record anyway.
+		var cancel context.CancelFunc
+		ctx, cancel = tx.db.rt.WithTimeout(context.WithoutCancel(ctx), tx.db.opts.HeartbeatExpiry)
+		defer cancel()
 	}
 	keys := sortedKeys(tx.writes)
 	points, spans := tx.db.condense(keys)
