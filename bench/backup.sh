@@ -24,17 +24,8 @@ command -v pgbench >/dev/null || { echo "bench: pgbench is missing (apt-get inst
 [ -x "$PGBIN/initdb" ] || { echo "bench: $PGBIN/initdb is missing (apt-get install postgresql-15)" >&2; exit 1; }
 
 . bench/lib.sh
-chmod 755 "$tmp"
 $GO build -o "$tmp/orbit" ./cmd/orbit
 
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-wait_pg() {
-  for _ in $(seq 600); do
-    psql -h 127.0.0.1 -p "$1" -U postgres -d postgres -Atc 'select 1' >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
-  log "nothing serving on $1"; exit 1
-}
 wait_http() {
   for _ in $(seq 600); do
     curl -sf "http://127.0.0.1:$1/readyz" >/dev/null 2>&1 && return 0
@@ -56,12 +47,7 @@ rows() { psql -h 127.0.0.1 -p "$1" -U postgres -d "$2" -Atc 'SELECT count(*), su
 
 # PostgreSQL 15.
 pgport=$PORT
-mkdir -p "$tmp/pg" && chown postgres "$tmp/pg" 2>/dev/null || true
-as_pg "$PGBIN/initdb" -D "$tmp/pg/data" -U postgres -A trust >"$tmp/initdb.log" 2>&1
-(exec_pg() { if [ "$(id -u)" = 0 ]; then exec runuser -u postgres -- "$@"; else exec "$@"; fi; }
-  exec_pg "$PGBIN/postgres" -D "$tmp/pg/data" -p "$pgport" -k "$tmp/pg" -c listen_addresses=127.0.0.1) >"$tmp/pg/log" 2>&1 &
-pids+=("$!")
-wait_pg "$pgport"
+start_pg "$pgport"
 log "postgres: pgbench -i -s $SCALE"
 pgbench -h 127.0.0.1 -p "$pgport" -U postgres -i -s "$SCALE" -q postgres >"$tmp/pg-init.log" 2>&1
 pgbench -h 127.0.0.1 -p "$pgport" -U postgres -b tpcb-like -T 3 -n postgres >/dev/null 2>&1 || true
@@ -98,7 +84,7 @@ secs() { awk -v n="$1" '$1 == n { print $2 }' "$tmp/results"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f×", a / b }'; }
 size() { du -sk "$1" | awk '{ printf "%.1f MB", $1 / 1024 }'; }
 echo
-echo "pgbench -s $SCALE tables ($want_orbit rows, sum), $(nproc) CPUs, $(date -u +%Y-%m-%d); seconds, ratio Orbit / PostgreSQL (below 1× Orbit is faster)"
+echo "pgbench -s $SCALE tables (${want_orbit%%|*} accounts), $(nproc) CPUs, $(date -u +%Y-%m-%d); seconds, ratio Orbit / PostgreSQL (below 1× Orbit is faster)"
 echo
 echo "| step | PostgreSQL 15 | Orbit, 1 node | ratio |"
 echo "|---|---:|---:|---:|"
