@@ -18,12 +18,9 @@ cd "$(dirname "$0")/.."
 SCALE=${SCALE:-1}
 PORT=${PORT:-17200}
 GO=${GO:-go}
-PGBIN=${ORBIT_PG_BIN:-/usr/lib/postgresql/15/bin}
-
-command -v pgbench >/dev/null || { echo "bench: pgbench is missing (apt-get install postgresql-client)" >&2; exit 1; }
-[ -x "$PGBIN/initdb" ] || { echo "bench: $PGBIN/initdb is missing (apt-get install postgresql-15)" >&2; exit 1; }
 
 . bench/lib.sh
+need_pg
 $GO build -o "$tmp/orbit" ./cmd/orbit
 
 wait_http() {

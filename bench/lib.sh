@@ -26,6 +26,16 @@ wait_redis() {
   log "nothing serving on $1"; exit 1
 }
 
+# PGBIN holds PostgreSQL 15's server programs (ORBIT_PG_BIN overrides).
+PGBIN=${ORBIT_PG_BIN:-/usr/lib/postgresql/15/bin}
+
+# need_pg: pgbench and PostgreSQL's server programs are installed, or the
+# script stops saying what to install.
+need_pg() {
+  command -v pgbench >/dev/null || { log "pgbench is missing (apt-get install postgresql-client)"; exit 1; }
+  [ -x "$PGBIN/initdb" ] || { log "$PGBIN/initdb is missing (apt-get install postgresql-15)"; exit 1; }
+}
+
 # as_pg CMD...: PostgreSQL's server programs refuse to run as root.
 as_pg() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi

@@ -29,12 +29,9 @@ SCRIPTS=${SCRIPTS:-tpcb-like simple-update select-only}
 MODES=${MODES:-simple prepared}
 PORT=${PORT:-17100}
 GO=${GO:-go}
-PGBIN=${ORBIT_PG_BIN:-/usr/lib/postgresql/15/bin}
-
-command -v pgbench >/dev/null || { echo "bench: pgbench is missing (apt-get install postgresql-client)" >&2; exit 1; }
-[ -x "$PGBIN/initdb" ] || { echo "bench: $PGBIN/initdb is missing (apt-get install postgresql-15)" >&2; exit 1; }
 
 . bench/lib.sh
+need_pg
 $GO build -o "$tmp/orbit" ./cmd/orbit
 
 # run_target NAME PORT: pgbench -i (timed), then each script and client

@@ -355,7 +355,9 @@ func restoreBackups(ctx context.Context, web webClient, addr string, srcs []stri
 
 // restoreOne posts one verified backup's files to addr.
 func restoreOne(ctx context.Context, web webClient, addr string, loc backup.Location, m backup.Manifest, nonEmpty bool) (uint64, error) {
-	header, err := json.Marshal(backup.Manifest{Format: m.Format, Keyspace: m.Keyspace, ClusterID: m.ClusterID, AsOf: m.AsOf, AsOfTime: m.AsOfTime, Since: m.Since})
+	head := m
+	head.Files, head.Entries, head.Bytes = nil, 0, 0 // a header says what, not how much
+	header, err := json.Marshal(head)
 	if err != nil {
 		return 0, err
 	}
