@@ -24,6 +24,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/orbitkernel/orbit/adapters/redis"
 	"github.com/orbitkernel/orbit/internal/mutation"
 	"github.com/orbitkernel/orbit/kernel/hlc"
 	"github.com/orbitkernel/orbit/txn"
@@ -57,7 +58,11 @@ type Manifest struct {
 	Since   hlc.Timestamp `json:"since"`
 	Entries uint64        `json:"entries"` // pairs and deletions
 	Bytes   uint64        `json:"bytes"`   // keys and values
-	Files   []File        `json:"files"`
+	// Redis says the backup holds the Redis keyspace too (redis.go),
+	// read after AsOf; RedisEntries counts its records (among Entries).
+	Redis        bool   `json:"redis"`
+	RedisEntries uint64 `json:"redis_entries"`
+	Files        []File `json:"files"`
 }
 
 // Incremental says whether m is an incremental backup.
@@ -168,6 +173,9 @@ type ImportOptions struct {
 	// 512 KiB and 500 entries).
 	BatchBytes int
 	BatchPairs int
+	// Redis writes the Redis keyspace's records (nil: a backup holding
+	// any is refused).
+	Redis *RedisKeyspace
 }
 
 func (o *ImportOptions) ensureDefaults() {
@@ -215,6 +223,10 @@ func Import(ctx context.Context, db *txn.DB, dec *Decoder, opts ImportOptions) (
 		batch, size = batch[:0], 0
 		return nil
 	}
+	var redisOut *redisWriter
+	if opts.Redis != nil {
+		redisOut = &redisWriter{rk: *opts.Redis}
+	}
 	var last []byte
 	for {
 		en, ok, err := dec.Next()
@@ -222,7 +234,27 @@ func Import(ctx context.Context, db *txn.DB, dec *Decoder, opts ImportOptions) (
 			return written, err
 		}
 		if !ok {
-			return written, flush()
+			if err := flush(); err != nil || redisOut == nil {
+				return written, err
+			}
+			n := uint64(len(redisOut.batch))
+			if err := redisOut.flush(ctx); err != nil {
+				return written, err
+			}
+			return written + n, nil
+		}
+		if en.Redis {
+			if redisOut == nil {
+				return written, errors.New("backup: the backup holds the Redis keyspace, and this node has none to restore it into")
+			}
+			n := uint64(len(redisOut.batch)) + 1
+			if err := redisOut.add(ctx, redis.KV{Key: en.Key, Value: en.Value}); err != nil {
+				return written, err
+			}
+			if len(redisOut.batch) == 0 {
+				written += n
+			}
+			continue
 		}
 		if last != nil && bytes.Compare(en.Key, last) <= 0 {
 			return written, fmt.Errorf("%w: key %q after %q (out of order)", ErrCorrupt, en.Key, last)

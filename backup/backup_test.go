@@ -91,6 +91,30 @@ func TestStreamRoundTrip(t *testing.T) {
 	if _, ok, err := dec.Next(); ok || err != nil || dec.Entries() != 2 {
 		t.Fatalf("the end: %t, %v, %d entries", ok, err, dec.Entries())
 	}
+	// A record of the Redis keyspace reads back as one; it has no
+	// deletions.
+	var withRedis bytes.Buffer
+	enc = NewEncoder(&withRedis)
+	_ = enc.Header(nil)
+	_ = enc.Add(Entry{Key: []byte("k"), Value: []byte("v")})
+	_ = enc.Add(Entry{Key: []byte{0, 7, 'r'}, Value: []byte("rv"), Redis: true})
+	if err := enc.Add(Entry{Key: []byte{0, 7, 'r'}, Deleted: true, Redis: true}); err == nil {
+		t.Fatal("a deletion in the Redis keyspace was written")
+	}
+	_ = enc.End()
+	dec = NewDecoder(&withRedis)
+	if _, err := dec.Header(); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []Entry{{Key: []byte("k"), Value: []byte("v")}, {Key: []byte{0, 7, 'r'}, Value: []byte("rv"), Redis: true}} {
+		en, ok, err := dec.Next()
+		if err != nil || !ok || !bytes.Equal(en.Key, want.Key) || !bytes.Equal(en.Value, want.Value) || en.Redis != want.Redis {
+			t.Fatalf("read %+v, %t, %v; want %+v", en, ok, err, want)
+		}
+	}
+	if _, ok, err := dec.Next(); ok || err != nil || dec.Entries() != 2 {
+		t.Fatalf("the end: %t, %v, %d entries", ok, err, dec.Entries())
+	}
 	var failed bytes.Buffer
 	enc = NewEncoder(&failed)
 	_ = enc.Header(nil)
@@ -185,6 +209,11 @@ func TestDirRoundTripAndCorruption(t *testing.T) {
 		"a manifest that counts more": func(t *testing.T, d string) {
 			edit(t, d, ManifestName, func(b []byte) []byte {
 				return bytes.Replace(b, fmt.Appendf(nil, `"entries": %d`, n), fmt.Appendf(nil, `"entries": %d`, n+1), 1)
+			})
+		},
+		"a manifest that counts Redis records": func(t *testing.T, d string) {
+			edit(t, d, ManifestName, func(b []byte) []byte {
+				return bytes.Replace(b, []byte(`"redis_entries": 0`), []byte(`"redis_entries": 1`), 1)
 			})
 		},
 		"another format": func(t *testing.T, d string) {

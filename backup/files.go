@@ -62,7 +62,7 @@ func NewWriter(ctx context.Context, loc Location) (*Writer, error) {
 
 // Describe sets what the backup holds (cluster, timestamp), once known.
 func (w *Writer) Describe(m Manifest) {
-	m.Files, m.Entries, m.Bytes = w.m.Files, w.m.Entries, w.m.Bytes
+	m.Files, m.Entries, m.Bytes, m.RedisEntries = w.m.Files, w.m.Entries, w.m.Bytes, w.m.RedisEntries
 	w.m = m
 }
 
@@ -109,6 +109,9 @@ func (w *Writer) Add(en Entry) error {
 	}
 	w.m.Entries++
 	w.m.Bytes += uint64(len(en.Key) + len(en.Value))
+	if en.Redis {
+		w.m.RedisEntries++
+	}
 	if w.size+int64(w.enc.w.Buffered()) >= fileLimit {
 		return w.closeFile()
 	}
@@ -186,15 +189,22 @@ func Verify(ctx context.Context, loc Location) (Manifest, error) {
 	if m.Incremental() && !m.Since.Less(m.AsOf) {
 		return m, fmt.Errorf("%w: an incremental backup as of %v since %v", ErrCorrupt, m.AsOf, m.Since)
 	}
-	var entries uint64
+	var entries, redisEntries uint64
 	for _, f := range m.Files {
-		if err := ReadFile(ctx, loc, f, func(Entry) error { return nil }); err != nil {
+		err := ReadFile(ctx, loc, f, func(en Entry) error {
+			if en.Redis {
+				redisEntries++
+			}
+			return nil
+		})
+		if err != nil {
 			return m, err
 		}
 		entries += f.Entries
 	}
-	if entries != m.Entries {
-		return m, fmt.Errorf("%w: the manifest says %d entries, its files hold %d", ErrCorrupt, m.Entries, entries)
+	if entries != m.Entries || redisEntries != m.RedisEntries || (redisEntries > 0 && !m.Redis) {
+		return m, fmt.Errorf("%w: the manifest says %d entries (%d of the Redis keyspace, which it holds: %v), its files hold %d (%d)",
+			ErrCorrupt, m.Entries, m.RedisEntries, m.Redis, entries, redisEntries)
 	}
 	return m, nil
 }

@@ -15,6 +15,7 @@ import (
 //	'H' header:   one field, JSON (streams only)
 //	'P' pair:     key, value
 //	'D' deletion: key (incremental backups only)
+//	'R' Redis:    key, value (a record of the Redis keyspace, redis.go)
 //	'E' end:      one field, the uvarint count of entries (pairs and
 //	              deletions) before it
 //	'X' failed:   one field, why (streams only: the sender gave up)
@@ -25,14 +26,18 @@ const (
 	tagHeader = 'H'
 	tagPair   = 'P'
 	tagDelete = 'D'
+	tagRedis  = 'R'
 	tagEnd    = 'E'
 	tagFailed = 'X'
 )
 
-// Entry is a key's value, or its deletion (an incremental backup's).
+// Entry is a key's value, or its deletion (an incremental backup's), in
+// the transactional keyspace; or, with Redis, a record of the Redis
+// keyspace (its raw key and value).
 type Entry struct {
 	Key, Value []byte
 	Deleted    bool
+	Redis      bool
 }
 
 // maxField bounds a field a reader accepts: a corrupt length must not
@@ -75,9 +80,15 @@ func (e *Encoder) Pair(key, value []byte) error {
 
 // Add writes an entry: a pair, or a deletion.
 func (e *Encoder) Add(en Entry) error {
-	if en.Deleted {
+	switch {
+	case en.Deleted && en.Redis:
+		return errors.New("backup: a deletion in the Redis keyspace (it keeps no history)")
+	case en.Deleted:
 		e.entries++
 		return e.record(tagDelete, en.Key)
+	case en.Redis:
+		e.entries++
+		return e.record(tagRedis, en.Key, en.Value)
 	}
 	return e.Pair(en.Key, en.Value)
 }
@@ -171,7 +182,8 @@ func (d *Decoder) Next() (en Entry, ok bool, err error) {
 		return en, false, truncated(err)
 	}
 	switch tag {
-	case tagPair:
+	case tagPair, tagRedis:
+		en.Redis = tag == tagRedis
 		if en.Key, err = d.field(); err != nil {
 			return en, false, err
 		}

@@ -144,6 +144,7 @@ func (c *Client) Do(ctx context.Context, req Request) (Response, error) {
 		req.Range, req.Generation = d.ID, d.Generation
 		if local := c.router.local.Load(); local != nil && try == 0 {
 			if r, ok := local.leasedRead(req, d); ok {
+				r.node = c.rt.NodeID()
 				c.router.served(d.ID, c.rt.NodeID())
 				if r.Range.Generation != d.Generation || !slices.Equal(r.Range.Replicas, d.Replicas) {
 					c.router.LearnRanges([]Descriptor{r.Range})
@@ -185,6 +186,7 @@ func (c *Client) Do(ctx context.Context, req Request) (Response, error) {
 		case err == nil:
 			c.router.served(d.ID, to)
 			r, err := decodeResponse(resp)
+			r.node = to
 			if err == nil && r.Range.ID != 0 {
 				c.router.LearnRanges([]Descriptor{r.Range})
 			}

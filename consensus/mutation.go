@@ -58,3 +58,7 @@ var (
 	MutMetaKeepsOverlapped = mutation.Plant("meta-keeps-overlapped", mutation.Split,
 		"publishes a range's descriptor to the meta range without deleting the older entries it overlaps: the index keeps ranges a split or a merge replaced")
 )
+
+// Pinned scans (pinned.go), caught by the redistxn scenario's backup audits.
+var MutPinnedLive = mutation.Plant("pinned-pages-live", mutation.RedisTxn,
+	"a pinned scan's later pages are read from the live engine, not from the view its first page pinned: a range's backup holds writes applied between its pages, half a MULTI/EXEC among them")

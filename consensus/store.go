@@ -88,6 +88,8 @@ type Store struct {
 	// merge linger).
 	mergerStarted bool
 	mergerKick    *kernel.Mailbox[struct{}]
+	// pins are the pinned scans' views (pinned.go).
+	pins pinTable
 }
 
 // replica is one range on this node. Only the driver touches it. Its
@@ -235,6 +237,7 @@ func Open(rt kernel.Runtime, eng *storage.Engine, layout Layout, opts Options) (
 			reply(nil, errors.New("overloaded; retry"))
 		}
 	})
+	s.servePins()
 	if opts.MetaInterval > 0 && opts.Router != nil {
 		s.metaTicks = max(1, uint64(opts.MetaInterval/opts.TickInterval))
 		s.metaKick = kernel.NewMailbox[struct{}](rt, "meta", 1)
@@ -446,6 +449,7 @@ func (s *Store) drive(ctx context.Context) {
 		s.publishRanges()
 		s.publishLeases()
 		if s.closing != nil {
+			s.pins.closeAll()
 			s.shutdown()
 			s.closing.Set(struct{}{}, nil)
 			return
@@ -1215,6 +1219,10 @@ func (s *Store) readLocal(r *replica, req Request, reply func(Response, error)) 
 func (s *Store) readFrom(rd stateReader, d Descriptor, req Request, meta CommandMeta, reply func(Response, error)) {
 	switch req.Op {
 	case OpScan:
+		if req.View == PinView {
+			reply(s.pin(d, req))
+			return
+		}
 		reply(s.scanLocal(rd, d, req), nil)
 		return
 	case OpQuery:

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/orbitkernel/orbit/kernel"
+	"github.com/orbitkernel/orbit/storage"
 )
 
 // TestScanPagesThroughRanges scans the whole keyspace page by page: each
@@ -385,5 +386,68 @@ func TestKeyspaces(t *testing.T) {
 		if err := o.EnsureDefaults().Validate(); !errors.Is(err, ErrInvalidOptions) {
 			t.Errorf("keyspaces %v validate: %v", bad, err)
 		}
+	}
+}
+
+// TestScanPinnedIsOnePointInTime reads a range of several pages while a
+// client overwrites it between pages: a pinned scan sees the range as it
+// was at its first page, every page of it.
+func TestScanPinnedIsOnePointInTime(t *testing.T) {
+	c := newBenchCluster(t)
+	defer c.close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl := NewClient(c.routers[0], "pinned-test")
+	writer := NewClient(c.routers[1], "writer")
+	const n = 2500 // three pages of MaxScanLimit
+	key := func(i int) []byte { return []byte(fmt.Sprintf("b%05d", i)) }
+	d := c.layout.Lookup(key(0))
+	if !d.Contains(key(n)) {
+		t.Fatalf("the test's keys span more than range %v", d)
+	}
+	for i := 0; i < n; i += 100 {
+		var ops []BatchOp
+		for j := i; j < i+100; j++ {
+			ops = append(ops, BatchOp{Op: OpPut, Key: key(j), Value: []byte("old")})
+		}
+		if _, err := cl.Batch(ctx, ops); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pages, seen := 0, 0
+	got, next, err := cl.ScanPinned(ctx, key(0), key(n), 0, func(kvs []storage.KeyValue) error {
+		pages++
+		for _, kv := range kvs {
+			if want := key(seen); !bytes.Equal(kv.Key, want) || string(kv.Value) != "old" {
+				return fmt.Errorf("page %d: %q=%q, want %q=old", pages, kv.Key, kv.Value, want)
+			}
+			seen++
+		}
+		// Between pages: overwrite every key, add one, delete one.
+		for i := 0; i < n; i += 500 {
+			if err := writer.Put(ctx, key(i), []byte("new")); err != nil {
+				return err
+			}
+		}
+		if err := writer.Delete(ctx, key(n-1)); err != nil {
+			return err
+		}
+		return writer.Put(ctx, key(n / 2)[:4], []byte("new"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seen != n || pages < 3 || got.ID != d.ID || next != nil {
+		t.Fatalf("pinned scan: %d pairs in %d pages of range %d, next %q; want %d pairs in 3 pages of range %d, no next", seen, pages, got.ID, next, n, d.ID)
+	}
+	// A new scan sees the writes.
+	kvs, _, err := cl.Scan(ctx, key(0), key(1), 10)
+	if err != nil || len(kvs) != 1 || string(kvs[0].Value) != "new" {
+		t.Fatalf("after: %v %v", kvs, err)
+	}
+	// A page of a view that does not exist is refused, not served.
+	_, err = cl.rpc.Call(ctx, 1, pinPort, Request{Op: OpScan, Key: key(0), View: 12345}.encode())
+	if remoteCode(err) != codePinGone {
+		t.Fatalf("a page of an unknown view: %v, want ErrPinGone", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/orbitkernel/orbit/kernel"
 	"github.com/orbitkernel/orbit/storage"
 )
 
@@ -151,6 +152,9 @@ type Request struct {
 	// (RangeMismatchError).
 	Range      storage.RangeID
 	Generation uint64
+	// View, on OpScan: PinView asks for a pinned scan; another nonzero
+	// value names the pinned view to read (pinned.go).
+	View uint64
 }
 
 // Response is the outcome of a Request.
@@ -168,6 +172,11 @@ type Response struct {
 	// (Client.Walk), and the client's range cache learns it. Zero from a
 	// server older than this field, and for membership and split steps.
 	Range Descriptor
+	// View names the pinned view that holds the rest of a pinned scan
+	// (0: none; pinned.go).
+	View uint64
+	// node is the node that answered (set by Client.Do).
+	node kernel.NodeID
 }
 
 func appendBytes(b, v []byte) []byte {
@@ -205,9 +214,9 @@ func readBytes(b []byte) (v, rest []byte, err error) {
 }
 
 // Encoding: client(8) seq(8) op(1) key value expect end-flag(1) end limit
-// now(8) rand(8) range(8) generation(8). Requests written before
-// 2026-12-03 end after rand (version 1 log entries hold them), and still
-// decode, with no range.
+// now(8) rand(8) range(8) generation(8) [view(8)]. Requests written
+// before 2026-12-03 end after rand (version 1 log entries hold them), and
+// still decode, with no range; the view goes only on pinned scans.
 func (r Request) encode() []byte {
 	b := binary.BigEndian.AppendUint64(nil, r.Client)
 	b = binary.BigEndian.AppendUint64(b, r.Seq)
@@ -220,7 +229,11 @@ func (r Request) encode() []byte {
 	b = binary.BigEndian.AppendUint64(b, uint64(r.NowMillis))
 	b = binary.BigEndian.AppendUint64(b, r.Rand)
 	b = binary.BigEndian.AppendUint64(b, uint64(r.Range))
-	return binary.BigEndian.AppendUint64(b, r.Generation)
+	b = binary.BigEndian.AppendUint64(b, r.Generation)
+	if r.View != 0 {
+		b = binary.BigEndian.AppendUint64(b, r.View)
+	}
+	return b
 }
 
 func decodeRequest(b []byte) (Request, error) {
@@ -242,14 +255,19 @@ func decodeRequest(b []byte) (Request, error) {
 		return Request{}, err
 	}
 	limit, w := binary.Uvarint(b)
-	if w <= 0 || limit > MaxScanLimit || (len(b)-w != 16 && len(b)-w != 32) {
+	if rest := len(b) - w; w <= 0 || limit > MaxScanLimit || (rest != 16 && rest != 32 && rest != 40) {
 		return Request{}, errMalformed
 	}
 	r.Limit = int(limit)
 	b = b[w:]
 	r.NowMillis, r.Rand = int64(binary.BigEndian.Uint64(b)), binary.BigEndian.Uint64(b[8:])
-	if len(b) == 32 {
+	if len(b) >= 32 {
 		r.Range, r.Generation = storage.RangeID(binary.BigEndian.Uint64(b[16:])), binary.BigEndian.Uint64(b[24:])
+	}
+	if len(b) == 40 {
+		if r.View = binary.BigEndian.Uint64(b[32:]); r.View == 0 || r.Op != OpScan {
+			return Request{}, errMalformed
+		}
 	}
 	return r, nil
 }
@@ -270,6 +288,9 @@ func (r Response) encode() []byte {
 	if r.Range.ID != 0 {
 		flags |= 8
 	}
+	if r.View != 0 {
+		flags |= 16
+	}
 	b := appendBytes([]byte{flags}, r.Value)
 	b = binary.AppendUvarint(b, uint64(len(r.KVs)))
 	for _, kv := range r.KVs {
@@ -277,6 +298,9 @@ func (r Response) encode() []byte {
 		b = appendBytes(b, kv.Value)
 	}
 	b = appendBytes(b, r.Resume)
+	if flags&16 != 0 {
+		b = binary.BigEndian.AppendUint64(b, r.View)
+	}
 	if flags&8 != 0 {
 		b = r.Range.appendTo(b)
 	}
@@ -288,7 +312,7 @@ func decodeResponse(b []byte) (Response, error) {
 		return Response{}, errMalformed
 	}
 	r := Response{Found: b[0]&1 != 0, OK: b[0]&2 != 0}
-	hasResume, hasRange := b[0]&4 != 0, b[0]&8 != 0
+	hasResume, hasRange, hasView := b[0]&4 != 0, b[0]&8 != 0, b[0]&16 != 0
 	value, b, err := readBytes(b[1:])
 	if err != nil {
 		return Response{}, err
@@ -317,6 +341,12 @@ func decodeResponse(b []byte) (Response, error) {
 	}
 	if hasResume {
 		r.Resume = append([]byte{}, resume...)
+	}
+	if hasView {
+		if len(b) < 8 {
+			return Response{}, errMalformed
+		}
+		r.View, b = binary.BigEndian.Uint64(b), b[8:]
 	}
 	if hasRange {
 		if r.Range, err = decodeDescriptor(b); err != nil {

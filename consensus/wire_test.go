@@ -69,3 +69,21 @@ func TestResponseCarriesItsRange(t *testing.T) {
 		t.Fatalf("without a range: %+v, %v", got, err)
 	}
 }
+
+// TestPinnedScanFieldsRoundTrip: a pinned scan's view travels in both
+// directions, and goes only with a scan.
+func TestPinnedScanFieldsRoundTrip(t *testing.T) {
+	req := Request{Op: OpScan, Key: []byte("a"), Range: 4, Generation: 2, View: 9}
+	got, err := decodeRequest(req.encode())
+	if err != nil || got.View != 9 || got.Range != 4 || got.Generation != 2 {
+		t.Fatalf("decodeRequest = %+v, %v", got, err)
+	}
+	if _, err := decodeRequest(Request{Op: OpGet, Key: []byte("a"), View: 9}.encode()); err == nil {
+		t.Fatal("a get with a view decoded")
+	}
+	r := Response{Resume: []byte("c"), View: 5, Range: Descriptor{ID: 7, Start: []byte("b")}}
+	gotR, err := decodeResponse(r.encode())
+	if err != nil || gotR.View != 5 || gotR.Range.ID != 7 || string(gotR.Resume) != "c" {
+		t.Fatalf("decodeResponse = %+v, %v", gotR, err)
+	}
+}

@@ -199,13 +199,15 @@ func Run(ctx context.Context, cfg Config) (Outcome, error) {
 			}
 		}()
 	}
-	// sql-bank: a backup a third of the way in, under the same faults.
+	// sql-bank and bank: a backup a third of the way in, under the same
+	// faults.
 	var backup struct {
 		taken bool
 		note  string
 	}
 	backupDir := filepath.Join(cfg.OutDir, "backup")
-	if cfg.Workload == "sql-bank" {
+	backedUpWL, backs := wl.(backedUp)
+	if backs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -268,9 +270,9 @@ func Run(ctx context.Context, cfg Config) (Outcome, error) {
 	ops := rec.Ops()
 	vizPath := filepath.Join(cfg.OutDir, "porcupine.html")
 	out.Results = wl.check(ops, vizPath)
-	if bank, ok := wl.(*sqlBankWorkload); ok {
+	if backs {
 		if backup.taken {
-			out.Results = append(out.Results, checkRestoredBank(ctx, cfg, backupDir, bank, c.nodes[0].tls))
+			out.Results = append(out.Results, checkRestoredBank(ctx, cfg, backupDir, backedUpWL, c.nodes[0].tls))
 		} else {
 			out.Results = append(out.Results, check.Result{Name: "backup", Summary: "a backup must be taken during the run", Problems: []string{backup.note}})
 		}

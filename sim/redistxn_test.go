@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/orbitkernel/orbit/adapters/redis"
 	"github.com/orbitkernel/orbit/adapters/redis/session"
+	"github.com/orbitkernel/orbit/backup"
 	"github.com/orbitkernel/orbit/cluster"
 	"github.com/orbitkernel/orbit/consensus"
 	"github.com/orbitkernel/orbit/jepsen/check"
@@ -77,6 +79,7 @@ type redisTxnCluster struct {
 	served  []int64
 
 	transfers, audits, failed int
+	backups                   int // backup audits taken
 	fcalls                    int // transfers by FCALL, of transfers
 	lastErr                   error
 	violation                 error
@@ -144,11 +147,20 @@ func (c *redisTxnCluster) client(ctx context.Context, rt kernel.Runtime, i int) 
 	}
 	conn := sess.NewConn(fmt.Sprintf("client-%d", i), nil)
 	defer conn.Close()
+	bdb, err := txn.NewDB(rt, router, clock, fmt.Sprintf("backup-%d", i), simTxnOptions(rt))
+	if err != nil {
+		panic(err)
+	}
+	rk := backup.RedisKeyspace{Runtime: rt, Client: consensus.NewClient(router, fmt.Sprintf("backup-%d", i)), Router: router, DB: bdb,
+		FenceFor: 5 * time.Second, Page: 3}
 	rng := rt.Rand()
 	loaded := false
 	for n := 0; !c.stopped; n++ {
 		var err error
 		switch r := rng.IntN(10); {
+		case n%6 == 5: // every sixth operation, so that every run takes backups
+			rk.ID = fmt.Sprintf("client-%d-%d", i, n)
+			err = c.backupAudit(ctx, rt, rk)
 		case n%3 == 2: // every third operation, so that every run audits
 			err = c.audit(ctx, conn)
 		case r < 2 && !loaded:
@@ -370,6 +382,59 @@ func (c *redisTxnCluster) audit(ctx context.Context, conn *session.Conn) error {
 	return nil
 }
 
+// backupAudit takes a backup of the Redis keyspace as orbit backup
+// create does (each range at one point, every transaction across ranges
+// whole) and reads the balances in it: the total must be the starting
+// one.
+func (c *redisTxnCluster) backupAudit(ctx context.Context, rt kernel.Runtime, rk backup.RedisKeyspace) error {
+	ctx, cancel := rt.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var buf bytes.Buffer
+	enc := backup.NewEncoder(&buf)
+	if _, err := backup.ExportRedis(ctx, rk, enc); err != nil {
+		return err // under faults; a lapsed fence is one
+	}
+	if err := enc.End(); err != nil {
+		panic(err) // a bytes.Buffer
+	}
+	mem := redis.NewMemStore()
+	dec := backup.NewDecoder(&buf)
+	for {
+		en, ok, err := dec.Next()
+		if err != nil || (ok && !en.Redis) {
+			err := fmt.Errorf("redistxn: a backup does not read back: %+v, %v", en, err)
+			c.violate(err)
+			return err
+		}
+		if !ok {
+			break
+		}
+		_ = mem.Set(en.Key, en.Value) // a MemStore never fails
+	}
+	total := 0
+	var b []string
+	for _, a := range redisAccounts {
+		r := redis.Exec(mem, rt.Now().UnixMilli(), 0, [][]byte{[]byte("get"), []byte(a)})
+		n := redisAccountStart
+		if r.Kind != redis.KindNull {
+			bal, _, _ := strings.Cut(string(r.Str), "/")
+			var err error
+			if n, err = strconv.Atoi(bal); err != nil || n < 0 || r.Kind != redis.KindBulk {
+				err = fmt.Errorf("redistxn: a backup holds account %s as %v", a, r)
+				c.violate(err)
+				return err
+			}
+		}
+		total += n
+		b = append(b, fmt.Sprint(n))
+	}
+	if want := redisAccountStart * len(redisAccounts); total != want {
+		c.violate(fmt.Errorf("redistxn: a backup holds balances %v, a total of %d; want %d", b, total, want))
+	}
+	c.backups++
+	return nil
+}
+
 // listTxn runs one MULTI block of steps RPUSH (a distinct element) or
 // LRANGE over the lists (alone: one step, sent without MULTI), and
 // records it for Elle.
@@ -483,7 +548,7 @@ func (c *redisTxnCluster) Progressed() bool {
 }
 
 func (c *redisTxnCluster) Status() string {
-	return fmt.Sprintf("transfers %d (%d by FCALL), audits %d, list transactions %d, failed %d (last: %v); ", c.transfers, c.fcalls, c.audits, len(c.txns), c.failed, c.lastErr) +
+	return fmt.Sprintf("transfers %d (%d by FCALL), audits %d, backups %d, list transactions %d, failed %d (last: %v); ", c.transfers, c.fcalls, c.audits, c.backups, len(c.txns), c.failed, c.lastErr) +
 		c.status(c.served, c.healed)
 }
 

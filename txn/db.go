@@ -77,6 +77,9 @@ func NewDB(rt kernel.Runtime, router *consensus.Router, clock *hlc.Clock, name s
 // Now is the node's hybrid-logical clock's reading.
 func (db *DB) Now() hlc.Timestamp { return db.clock.Now() }
 
+// MaxOffset is the maximum clock offset between nodes the DB relies on.
+func (db *DB) MaxOffset() time.Duration { return db.clock.MaxOffset() }
+
 // send runs c on the range holding key's run, through cl.
 func (db *DB) send(ctx context.Context, cl *consensus.Client, key []byte, c *command) (*result, error) {
 	fencedWait := time.Millisecond

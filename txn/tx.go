@@ -273,6 +273,10 @@ type buffered struct {
 	deleted bool
 }
 
+// ReadTimestamp is the time the transaction reads at now (a refresh or a
+// restart moves it up).
+func (tx *Tx) ReadTimestamp() hlc.Timestamp { return tx.read }
+
 // SetReadOnly makes the transaction refuse writes and locking reads with
 // ErrReadOnly from now on (a SQL READ ONLY transaction); what it wrote
 // before stays written.

@@ -46,6 +46,7 @@ const (
 	opLock     = 'l' // txn ID, raw route keys: a cross-range transaction's lock step (write, locks.go)
 	opResolve  = 'v' // txn ID, commit, raw route keys, images: its resolve step (write)
 	opLockScan = 'L' // start, after: the first lock past the key of raw route key after (nil: from start) (read)
+	opImport   = 'I' // raw keys and values: a restore's records, written as they are (write, ImportCommand)
 	cmdVersion = 1
 )
 
@@ -247,6 +248,25 @@ func run(data consensus.RangeData, cmd []byte, meta consensus.CommandMeta, write
 			return Reply{}, errors.Join(errMalformed, d.err)
 		}
 		return resolveKeys(raw, locks, id, commit, rks, images)
+	case opImport:
+		if !write || db != 0 {
+			return Reply{}, fmt.Errorf("op %q sent as a query or in a database", op)
+		}
+		kvs := d.list()
+		if d.err != nil || len(d.b) != 0 || len(kvs)%2 != 0 {
+			return Reply{}, errors.Join(errMalformed, d.err)
+		}
+		for i := 0; i < len(kvs); i += 2 {
+			if _, _, _, ok := decodeRouteKey(kvs[i]); !ok || IsLockKey(kvs[i]) {
+				return Error(fmt.Sprintf("ERR a restore's record %x is not a key's record", kvs[i])), nil
+			}
+		}
+		for i := 0; i < len(kvs); i += 2 {
+			if err := raw.Set(kvs[i], kvs[i+1]); err != nil {
+				return Reply{}, err
+			}
+		}
+		return Int(int64(len(kvs) / 2)), nil
 	}
 	// Reads (on a read-only store even when applied).
 	raw, st = ReadOnly(hideLocks{rs}), ReadOnly(viewOf(hideLocks{rs}, db))
@@ -586,6 +606,37 @@ func KeyStatsCommand(start []byte) []byte { return appendField([]byte{cmdVersion
 
 // RandomKeyCommand is RandomKey on the range starting at start.
 func RandomKeyCommand(start []byte) []byte { return appendField([]byte{cmdVersion, opRandom}, start) }
+
+// ImportCommand writes records (raw keys of one range's keys, and their
+// values) as they are: a restore's (backup.ImportRedis). Lock records
+// are refused: a backup holds none.
+func ImportCommand(records []KV) []byte {
+	l := make([][]byte, 0, 2*len(records))
+	for _, kv := range records {
+		l = append(l, kv.Key, kv.Value)
+	}
+	return appendList([]byte{cmdVersion, opImport}, l)
+}
+
+// RouteKeyOf is the raw route key of the Redis key a record of the raw
+// keyspace belongs to (false: the record is under no key).
+func RouteKeyOf(raw []byte) ([]byte, bool) {
+	_, n, _, ok := decodeRouteKey(raw)
+	if !ok {
+		return nil, false
+	}
+	return raw[:n:n], true
+}
+
+// LockRecord reads a lock record of the raw keyspace (IsLockKey): the
+// transaction holding it and the raw route key of the key it locks.
+func LockRecord(kv KV) (TxnID, []byte, error) {
+	if !IsLockKey(kv.Key) {
+		return TxnID{}, nil, corruptf("%x is not a lock record", kv.Key)
+	}
+	l, err := decodeLock(kv.Value)
+	return l.id, append(append([]byte{}, kv.Key[:2]...), kv.Key[4:]...), err
+}
 
 // DigestCommand reads the WATCH digests of keys (one range's).
 func DigestCommand(keys [][]byte) []byte { return appendList([]byte{cmdVersion, opDigest}, keys) }

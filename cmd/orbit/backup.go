@@ -32,7 +32,9 @@ import (
 type backupService struct {
 	newDB     func(name string) (*txn.DB, error)
 	clusterID func() string
-	logger    *slog.Logger
+	// redis reaches the node's Redis keyspace (nil: the node has none).
+	redis  func(db *txn.DB) *backup.RedisKeyspace
+	logger *slog.Logger
 }
 
 // restoreReply is what POST /restore answers.
@@ -65,8 +67,14 @@ func (s *backupService) handleExport(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	// The Redis keyspace keeps no history: it is in a backup of now,
+	// not in one as of a past time (docs/backup.md).
+	var rk *backup.RedisKeyspace
+	if s.redis != nil && r.URL.Query().Get("as_of") == "" {
+		rk = s.redis(db)
+	}
 	header, err := json.Marshal(backup.Manifest{Format: backup.FormatVersion, Keyspace: backup.KeyspaceTxn,
-		ClusterID: s.clusterID(), AsOf: asOf, AsOfTime: backup.WallTime(asOf), Since: since})
+		ClusterID: s.clusterID(), AsOf: asOf, AsOfTime: backup.WallTime(asOf), Since: since, Redis: rk != nil})
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -77,6 +85,11 @@ func (s *backupService) handleExport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	entries, err := backup.Export(r.Context(), db, asOf, enc, backup.ExportOptions{Since: since})
+	if err == nil && rk != nil {
+		var n uint64
+		n, err = backup.ExportRedis(r.Context(), *rk, enc)
+		entries += n
+	}
 	if err != nil {
 		s.logger.Warn("backup failed", "as_of", asOf, "since", since, "entries", entries, "err", err)
 		_ = enc.Fail(err.Error())
@@ -118,8 +131,19 @@ func (s *backupService) handleRestore(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("an incremental backup (since %v) restores on top of the backup it builds on, not into a new cluster", m.Since), http.StatusBadRequest)
 		return
 	}
+	var rk *backup.RedisKeyspace
+	if s.redis != nil {
+		rk = s.redis(db)
+	}
+	if m.Redis && rk == nil {
+		http.Error(w, "the backup holds the Redis keyspace, and this node has none to restore it into", http.StatusBadRequest)
+		return
+	}
 	if r.URL.Query().Get("continue") != "1" {
 		empty, first, err := backup.Empty(r.Context(), db)
+		if err == nil && empty && m.Redis {
+			empty, first, err = backup.EmptyRedis(r.Context(), *rk)
+		}
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
@@ -130,7 +154,7 @@ func (s *backupService) handleRestore(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	entries, err := backup.Import(r.Context(), db, dec, backup.ImportOptions{})
+	entries, err := backup.Import(r.Context(), db, dec, backup.ImportOptions{Redis: rk})
 	if err != nil {
 		status := http.StatusInternalServerError
 		if errors.Is(err, backup.ErrCorrupt) {
@@ -150,11 +174,16 @@ func backupCommand(args []string, stdout, stderr io.Writer) int {
 	const usage = `usage:
   orbit backup create DEST [--as-of T] [--incremental-from PREV] [--addr HOST:PORT] [--certs-dir DIR] [--token T]
       write the cluster's transactional keyspace (SQL, actors, the Go API's keys,
-      Redis ACL users and functions) as of T to DEST (new or empty). T: now by
-      default; a duration back ("-2h"); an RFC 3339 time; or a manifest's as_of.
-      T may be any time inside the cluster's history window (25 h by default).
+      Redis ACL users and functions) as of T to DEST (new or empty), and, without
+      --as-of, the Redis keyspace as it is now (each range at one moment, every
+      transaction across ranges whole). T: now by default; a duration back ("-2h");
+      an RFC 3339 time; or a manifest's as_of. T may be any time inside the
+      cluster's history window (25 h by default); the Redis keyspace keeps no
+      history, so a backup as of a past time holds none of it.
       --incremental-from PREV: only what changed since the backup PREV (itself
-      full or incremental, taken inside the history window), deletions included
+      full or incremental, taken inside the history window), deletions included;
+      the Redis keyspace is held whole in each backup, and a restore of a chain
+      writes the last one's
   orbit backup restore DEST [INCREMENTAL...] [--into-nonempty] [--addr HOST:PORT] [--certs-dir DIR] [--token T]
       verify every backup named (a full one, then its incrementals in order),
       then write them into the cluster (which must be empty unless --into-nonempty)
@@ -164,7 +193,7 @@ func backupCommand(args []string, stdout, stderr io.Writer) int {
   (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; insecure=1: plain
   HTTP). --addr: a node's HTTP address (default 127.0.0.1:9090); --certs-dir: HTTPS,
   trusting DIR/ca.crt, presenting DIR/client.root.crt or node.crt; --token: the admin
-  token (default $ORBIT_ADMIN_TOKEN). Redis keys are not in a backup yet (docs/backup.md).`
+  token (default $ORBIT_ADMIN_TOKEN). See docs/backup.md.`
 	if len(args) < 1 {
 		fmt.Fprintln(stderr, usage)
 		return 2
@@ -212,8 +241,12 @@ func backupCommand(args []string, stdout, stderr io.Writer) int {
 		if m.Incremental() {
 			kind = fmt.Sprintf("incremental backup (since %v)", m.Since)
 		}
-		fmt.Fprintf(stdout, "%s of cluster %s as of %s (%s): %d entries, %d bytes, %d files in %s\n",
-			kind, m.ClusterID, m.AsOf, m.AsOfTime, m.Entries, m.Bytes, len(m.Files), locs[0])
+		redisPart := "no Redis keyspace (a backup as of a past time)"
+		if m.Redis {
+			redisPart = fmt.Sprintf("%d of them the Redis keyspace's records", m.RedisEntries)
+		}
+		fmt.Fprintf(stdout, "%s of cluster %s as of %s (%s): %d entries (%s), %d bytes, %d files in %s\n",
+			kind, m.ClusterID, m.AsOf, m.AsOfTime, m.Entries, redisPart, m.Bytes, len(m.Files), locs[0])
 	case "restore":
 		last, entries, err := restoreBackups(ctx, web, *addr, locs, *nonEmpty)
 		if err != nil {
@@ -341,7 +374,10 @@ func restoreBackups(ctx context.Context, web webClient, addr string, srcs []stri
 	}
 	var restored uint64
 	for i, m := range chain {
-		n, err := restoreOne(ctx, web, addr, locs[i], m, i > 0 || nonEmpty)
+		// Each backup holds the Redis keyspace whole, as it was then:
+		// only the last one's is written.
+		last := i == len(chain)-1
+		n, err := restoreOne(ctx, web, addr, locs[i], m, i > 0 || nonEmpty, !last)
 		restored += n
 		if err != nil {
 			if i > 0 {
@@ -353,8 +389,9 @@ func restoreBackups(ctx context.Context, web webClient, addr string, srcs []stri
 	return chain[len(chain)-1], restored, nil
 }
 
-// restoreOne posts one verified backup's files to addr.
-func restoreOne(ctx context.Context, web webClient, addr string, loc backup.Location, m backup.Manifest, nonEmpty bool) (uint64, error) {
+// restoreOne posts one verified backup's files to addr; with skipRedis,
+// without the Redis keyspace's records.
+func restoreOne(ctx context.Context, web webClient, addr string, loc backup.Location, m backup.Manifest, nonEmpty, skipRedis bool) (uint64, error) {
 	head := m
 	head.Files, head.Entries, head.Bytes = nil, 0, 0 // a header says what, not how much
 	header, err := json.Marshal(head)
@@ -368,15 +405,24 @@ func restoreOne(ctx context.Context, web webClient, addr string, loc backup.Loca
 	var restored uint64
 	for i, f := range files {
 		pr, pw := io.Pipe()
+		skipped := make(chan uint64, 1) // once the stream's end is written
 		go func() {
 			enc := backup.NewEncoder(pw)
 			err := enc.Header(header)
+			var n uint64
 			if err == nil && f.Name != "" {
-				err = backup.ReadFile(ctx, loc, f, enc.Add)
+				err = backup.ReadFile(ctx, loc, f, func(en backup.Entry) error {
+					if en.Redis && skipRedis {
+						n++
+						return nil
+					}
+					return enc.Add(en)
+				})
 			}
 			if err == nil {
 				err = enc.End()
 			}
+			skipped <- n
 			pw.CloseWithError(err)
 		}()
 		path := "/restore"
@@ -407,7 +453,7 @@ func restoreOne(ctx context.Context, web webClient, addr string, loc backup.Loca
 		if err := json.Unmarshal(body, &reply); err != nil {
 			return restored, restoreStopped(i, restored, err)
 		}
-		if reply.Entries != f.Entries {
+		if reply.Entries+<-skipped != f.Entries {
 			return restored, restoreStopped(i, restored, fmt.Errorf("the node wrote %d entries of %s's %d", reply.Entries, f.Name, f.Entries))
 		}
 		restored += reply.Entries

@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -294,5 +296,200 @@ func TestHistoryWindow(t *testing.T) {
 	err = runServer(rctx, cfg, slog.New(slog.DiscardHandler), nil)
 	if err == nil || !strings.Contains(err.Error(), "history window is 2m0s, not 1h0m0s") {
 		t.Fatalf("a restart with another window: %v", err)
+	}
+}
+
+// TestRedisBackup: a backup of now holds the Redis keyspace (every type,
+// expiry times, other databases), taken while MULTI/EXEC transfers run
+// between accounts in both ranges: restored into a new node, the accounts
+// hold the starting total, and every other key is as it was. A backup as
+// of a past time holds no Redis keyspace; a chain restores the last
+// backup's; a node whose Redis keyspace holds a key refuses a restore.
+func TestRedisBackup(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srcRedis, srcHTTP, _ := startBackupServer(t)
+	src := redis.NewClient(&redis.Options{Addr: srcRedis})
+	defer src.Close()
+	const accounts = 40
+	acct := func(i int) string { return fmt.Sprintf("acct:%d", i) }
+	for i := range accounts {
+		if err := src.Set(ctx, acct(i), 100, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fixed := func(c *redis.Client) {
+		must := func(err error) {
+			if err != nil {
+				t.Helper()
+				t.Fatal(err)
+			}
+		}
+		must(c.HSet(ctx, "h", "f1", "v1", "f2", "v2").Err())
+		must(c.RPush(ctx, "l", "a", "b", "c").Err())
+		must(c.SAdd(ctx, "s", "x", "y").Err())
+		must(c.ZAdd(ctx, "z", redis.Z{Score: 1.5, Member: "m1"}, redis.Z{Score: 2, Member: "m2"}).Err())
+		must(c.Set(ctx, "expiring", "v", time.Hour).Err())
+		must(c.Set(ctx, "gone", "v", time.Millisecond).Err())
+	}
+	fixed(src)
+	db3 := redis.NewClient(&redis.Options{Addr: srcRedis, DB: 3})
+	defer db3.Close()
+	if err := db3.Set(ctx, "in3", "three", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// The accounts lie in both ranges, so most transfers run across them.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	transfers := make([]int, 2)
+	for w := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := redis.NewClient(&redis.Options{Addr: srcRedis})
+			defer c.Close()
+			for i := w; ; i += 2 {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+					p.DecrBy(ctx, acct(i%accounts), 7)
+					p.IncrBy(ctx, acct((i*13+5)%accounts), 7)
+					return nil
+				})
+				if err == nil {
+					transfers[w]++
+				}
+			}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	dir := filepath.Join(t.TempDir(), "full")
+	code, out := runBackup("create", dir, "--addr", srcHTTP)
+	time.Sleep(100 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if code != 0 || !strings.Contains(out, "Redis keyspace's records") {
+		t.Fatalf("backup create: %d: %s", code, out)
+	}
+	t.Logf("%s(%d transfers committed around it)", out, transfers[0]+transfers[1])
+	if transfers[0]+transfers[1] == 0 {
+		t.Fatal("no transfer committed")
+	}
+
+	dstRedis, dstHTTP, _ := startBackupServer(t)
+	if code, out := runBackup("restore", dir, "--addr", dstHTTP); code != 0 {
+		t.Fatalf("backup restore: %d: %s", code, out)
+	}
+	dst := redis.NewClient(&redis.Options{Addr: dstRedis})
+	defer dst.Close()
+	total := 0
+	for i := range accounts {
+		n, err := dst.Get(ctx, acct(i)).Int()
+		if err != nil {
+			t.Fatalf("restored %s: %v", acct(i), err)
+		}
+		total += n
+	}
+	if total != 100*accounts {
+		t.Fatalf("the restored accounts hold %d, want %d", total, 100*accounts)
+	}
+	sameKeys(t, ctx, src, dst)
+	dst3 := redis.NewClient(&redis.Options{Addr: dstRedis, DB: 3})
+	defer dst3.Close()
+	if v, err := dst3.Get(ctx, "in3").Result(); err != nil || v != "three" {
+		t.Fatalf("database 3's key: %q, %v", v, err)
+	}
+	if ttl, err := dst.TTL(ctx, "expiring").Result(); err != nil || ttl <= 50*time.Minute || ttl > time.Hour {
+		t.Fatalf("the restored expiring key's TTL: %v, %v", ttl, err)
+	}
+	if n, err := dst.Exists(ctx, "gone").Result(); err != nil || n != 0 {
+		t.Fatalf("an expired key came back: %d, %v", n, err)
+	}
+	// The node holds Redis keys now: a restore into it is refused.
+	if code, out := runBackup("restore", dir, "--addr", dstHTTP); code != 1 || !strings.Contains(out, "not empty") {
+		t.Fatalf("a restore into a node holding Redis keys: %d: %s", code, out)
+	}
+
+	// A backup as of a past time holds no Redis keyspace.
+	past := filepath.Join(t.TempDir(), "past")
+	if code, out := runBackup("create", past, "--as-of", "-1s", "--addr", srcHTTP); code != 0 || !strings.Contains(out, "no Redis keyspace") {
+		t.Fatalf("backup create --as-of -1s: %d: %s", code, out)
+	}
+
+	// An incremental backup holds the Redis keyspace whole; a chain
+	// restores the last one's (a key deleted since the full one stays
+	// deleted).
+	if err := src.Del(ctx, "h").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Set(ctx, "later", "x", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	inc := filepath.Join(t.TempDir(), "inc")
+	if code, out := runBackup("create", inc, "--incremental-from", dir, "--addr", srcHTTP); code != 0 {
+		t.Fatalf("backup create --incremental-from: %d: %s", code, out)
+	}
+	chainRedis, chainHTTP, _ := startBackupServer(t)
+	if code, out := runBackup("restore", dir, inc, "--addr", chainHTTP); code != 0 {
+		t.Fatalf("backup restore FULL INCREMENTAL: %d: %s", code, out)
+	}
+	chain := redis.NewClient(&redis.Options{Addr: chainRedis})
+	defer chain.Close()
+	sameKeys(t, ctx, src, chain)
+}
+
+// sameKeys checks that b holds a's keys of database 0 with a's values
+// (every type), by Redis's own reads.
+func sameKeys(t *testing.T, ctx context.Context, a, b *redis.Client) {
+	t.Helper()
+	keys, err := a.Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotKeys, err := b.Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(keys)
+	slices.Sort(gotKeys)
+	if !slices.Equal(keys, gotKeys) {
+		t.Fatalf("keys: %v, want %v", gotKeys, keys)
+	}
+	for _, k := range keys {
+		if strings.HasPrefix(k, "acct:") {
+			continue // moved by transfers since
+		}
+		dump := func(c *redis.Client) string {
+			typ, err := c.Type(ctx, k).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var v any
+			switch typ {
+			case "string":
+				v, err = c.Get(ctx, k).Result()
+			case "hash":
+				v, err = c.HGetAll(ctx, k).Result()
+			case "list":
+				v, err = c.LRange(ctx, k, 0, -1).Result()
+			case "set":
+				var m []string
+				m, err = c.SMembers(ctx, k).Result()
+				slices.Sort(m)
+				v = m
+			case "zset":
+				v, err = c.ZRangeWithScores(ctx, k, 0, -1).Result()
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			return fmt.Sprintf("%s %v", typ, v)
+		}
+		if got, want := dump(b), dump(a); got != want {
+			t.Fatalf("key %q: %s, want %s", k, got, want)
+		}
 	}
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/orbitkernel/orbit/adapters/redis"
 	"github.com/orbitkernel/orbit/adapters/redis/session"
 	"github.com/orbitkernel/orbit/adapters/respwire"
+	"github.com/orbitkernel/orbit/backup"
 	"github.com/orbitkernel/orbit/cluster"
 	"github.com/orbitkernel/orbit/consensus"
 	"github.com/orbitkernel/orbit/internal/listen"
@@ -530,7 +531,11 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 		logger.Warn("orbit serve: the admin endpoints (POST /join, /remove, /split, /merge, /transfer) are open to whoever reaches --http-addr; set --admin-token or --certs-dir")
 	}
 	mux := httpHandler(id, nd.Redis, nd.Clock.Fenced, m, adm)
-	backups := &backupService{newDB: nd.NewDB, clusterID: func() string { return fmt.Sprintf("%x", nd.Cluster.Record().ClusterID) }, logger: logger.With("component", "backup")}
+	backups := &backupService{newDB: nd.NewDB, clusterID: func() string { return fmt.Sprintf("%x", nd.Cluster.Record().ClusterID) },
+		redis: func(db *txn.DB) *backup.RedisKeyspace {
+			return nd.NewRedisBackup(db, fmt.Sprintf("%d-%d", cfg.nodeID, time.Now().UnixNano()))
+		},
+		logger: logger.With("component", "backup")}
 	mux.HandleFunc("/backup", adm.guard.guarded(backups.handleExport))
 	mux.HandleFunc("/restore", adm.guard.guarded(backups.handleRestore))
 	if cfg.pprof {

@@ -18,6 +18,7 @@ import (
 	"github.com/orbitkernel/orbit/consensus"
 	"github.com/orbitkernel/orbit/kernel"
 	"github.com/orbitkernel/orbit/kernel/hlc"
+	"github.com/orbitkernel/orbit/storage"
 	"github.com/orbitkernel/orbit/txn"
 )
 
@@ -310,5 +311,63 @@ func exportEntries(t *testing.T, ctx context.Context, db *txn.DB, asOf hlc.Times
 			return buf.Bytes(), entries
 		}
 		entries = append(entries, en)
+	}
+}
+
+// TestFenceStopsCommitsAcrossRanges: while a backup's fence holds, an
+// MSET whose keys lie in two ranges does not commit (it waits, retrying);
+// once the fence is lifted it does. An MSET within one range goes on.
+func TestFenceStopsCommitsAcrossRanges(t *testing.T) {
+	nd, db := openTxnNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// Two keys in two ranges, one more in the first's.
+	var keys []string
+	rangeOf := func(k string) storage.RangeID { return nd.Router.Lookup(redis.RawRouteKey(0, []byte(k))).ID }
+	for i := 0; len(keys) < 2; i++ {
+		k := fmt.Sprint("k", i)
+		if len(keys) == 0 || rangeOf(k) != rangeOf(keys[0]) {
+			keys = append(keys, k)
+		}
+	}
+	same := keys[0] + "{" + keys[0] + "}"
+	for i := 0; rangeOf(same) != rangeOf(keys[0]); i++ {
+		same = fmt.Sprintf("%s-%d", keys[0], i)
+	}
+	do := func(args ...string) redis.Reply {
+		b := make([][]byte, len(args))
+		for i, a := range args {
+			b[i] = []byte(a)
+		}
+		replies, _ := nd.Redis.NewConn("test", nil).Do(ctx, b)
+		return replies[0]
+	}
+	fence, err := session.SetFence(ctx, db, "test", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := do("mset", keys[0], "a", same, "b"); r.Kind != redis.KindSimple {
+		t.Fatalf("an MSET in one range under a fence: %v", r)
+	}
+	done := make(chan redis.Reply, 1)
+	go func() { done <- do("mset", keys[0], "1", keys[1], "2") }()
+	select {
+	case r := <-done:
+		t.Fatalf("an MSET across ranges answered %v while a fence held", r)
+	case <-time.After(time.Second):
+	}
+	if err := fence.Lift(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-done:
+		if r.Kind != redis.KindSimple {
+			t.Fatalf("the MSET across ranges, after the fence: %v", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the MSET across ranges did not finish once the fence was lifted")
+	}
+	if r := do("get", keys[1]); string(r.Str) != "2" {
+		t.Fatalf("get %s: %v", keys[1], r)
 	}
 }

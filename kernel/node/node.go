@@ -27,6 +27,7 @@ import (
 
 	"github.com/orbitkernel/orbit/adapters/redis"
 	"github.com/orbitkernel/orbit/adapters/redis/session"
+	"github.com/orbitkernel/orbit/backup"
 	"github.com/orbitkernel/orbit/cluster"
 	"github.com/orbitkernel/orbit/consensus"
 	"github.com/orbitkernel/orbit/kernel"
@@ -237,6 +238,17 @@ func Open(rt kernel.Runtime, opts Options) (*Node, error) {
 // name labels it, and the DB serves one task at a time.
 func (n *Node) NewDB(name string) (*txn.DB, error) {
 	return txn.NewDB(n.rt, n.Router, n.Clock, name, n.txn)
+}
+
+// NewRedisBackup is how a backup reaches the node's Redis keyspace
+// (backup.ExportRedis, ImportRedis), with db for its fence and the
+// decisions it reads, its fence named id (unique per backup); nil if the
+// node has no Redis keyspace.
+func (n *Node) NewRedisBackup(db *txn.DB, id string) *backup.RedisKeyspace {
+	if n.Redis == nil {
+		return nil
+	}
+	return &backup.RedisKeyspace{Runtime: n.rt, Client: consensus.NewClient(n.Router, "backup "+id), Router: n.Router, DB: db, ID: id}
 }
 
 // NewActorClient returns a client of the cluster's actors on this node

@@ -366,7 +366,18 @@ func (s *Server) decide(ctx context.Context, id redis.TxnID, want decision) (dec
 				return err
 			}
 			got = want
-			return tx.Put(ctx, key, want.encode())
+			if want.committed {
+				// A backup of the Redis keyspace in progress: no
+				// transaction across ranges commits (fence.go).
+				f, err := fenced(ctx, tx)
+				if err != nil {
+					return err
+				}
+				if f {
+					got = decision{at: want.at}
+				}
+			}
+			return tx.Put(ctx, key, got.encode())
 		})
 		if err == nil || ctx.Err() != nil {
 			return got, err
@@ -385,7 +396,7 @@ func (s *Server) forget(ctx context.Context, id redis.TxnID) {
 		return
 	}
 	defer s.dbs.Send(tdb)
-	_ = tdb.Delete(ctx, decisionKey(id))
+	_ = tdb.Txn(ctx, func(tx *txn.Tx) error { return forgetUnlessFenced(ctx, tx, decisionKey(id)) })
 }
 
 // settleLock is for a command that met id's lock on the key of raw
@@ -467,7 +478,7 @@ func (s *Server) collectDecisions(ctx context.Context) error {
 			if err != nil || !found || !bytes.Equal(v, kv.Value) {
 				return err
 			}
-			return tx.Delete(ctx, kv.Key)
+			return forgetUnlessFenced(ctx, tx, kv.Key)
 		})
 		if err != nil {
 			return err
