@@ -28,6 +28,8 @@ type analyzer struct {
 	params []Type
 	// role is the session's role, once a privilege check read it.
 	role *RoleDesc
+	// schemaGrants are schema public's grants, once a check read them.
+	schemaGrants objectGrants
 	// agg is set while analysing the output of a grouped query.
 	agg *aggContext
 	// outer are the enclosing queries' scopes (outermost first): a

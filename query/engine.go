@@ -98,14 +98,14 @@ func (e *Engine) Open(ctx context.Context, pid uint32, user, database string, pa
 			return nil, err
 		}
 	}
-	if err := e.withRole(ctx, user, func(r *RoleDesc) error {
+	if err := e.withRole(ctx, user, func(tx *txn.Tx, r *RoleDesc) error {
 		switch {
 		case r == nil:
 			return fatal("28000", "role %q does not exist", user)
 		case !r.Login:
 			return fatal("28000", "role %q is not permitted to log in", user)
 		}
-		return nil
+		return mayConnect(ctx, tx, r, database)
 	}); err != nil {
 		return nil, err
 	}

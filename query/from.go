@@ -160,6 +160,14 @@ func (a *analyzer) table(rv *pg.RangeVar) (*TableDesc, error) {
 	if rv.Catalogname != "" && rv.Catalogname != a.s.database {
 		return nil, withPosition(errorf("0A000", "cross-database references are not implemented: %s.%s.%s", rv.Catalogname, schema, rv.Relname), rv.Location)
 	}
+	if err := a.requireSchema(schema, "USAGE"); err != nil {
+		if denied := (*Error)(nil); rv.Schemaname != "" || !errors.As(err, &denied) || denied.Code != "42501" {
+			return nil, err
+		}
+		// An unqualified name is looked up only in the schemas of the
+		// search path the role may use: none, as PostgreSQL says.
+		return nil, withPosition(errorf("42P01", "relation %q does not exist", rv.Relname), rv.Location)
+	}
 	t, err := lookupTable(a.ctx, a.tx, a.s.database, schema, rv.Relname)
 	if err != nil {
 		return nil, err

@@ -97,7 +97,7 @@ func roleOID(r *RoleDesc) int64 {
 
 // withRole runs fn in a read transaction of a pooled DB: for the checks
 // of a connection that has no session yet.
-func (e *Engine) withRole(ctx context.Context, user string, fn func(*RoleDesc) error) error {
+func (e *Engine) withRole(ctx context.Context, user string, fn func(*txn.Tx, *RoleDesc) error) error {
 	db, err := e.takeDB()
 	if err != nil {
 		return err
@@ -108,7 +108,7 @@ func (e *Engine) withRole(ctx context.Context, user string, fn func(*RoleDesc) e
 		if err != nil {
 			return err
 		}
-		return fn(r)
+		return fn(tx, r)
 	})
 }
 
@@ -117,7 +117,7 @@ func (e *Engine) withRole(ctx context.Context, user string, fn func(*RoleDesc) e
 // password: no such role, no LOGIN, no password).
 func (e *Engine) Credentials(ctx context.Context, user string) (*scram.Verifier, error) {
 	var v *scram.Verifier
-	err := e.withRole(ctx, user, func(r *RoleDesc) error {
+	err := e.withRole(ctx, user, func(_ *txn.Tx, r *RoleDesc) error {
 		if r == nil || !r.Login || r.Password == "" {
 			return nil
 		}
@@ -240,6 +240,15 @@ func (a *analyzer) dropRoles(st *pg.DropRoleStmt) (string, error) {
 				continue
 			}
 			return "", errorf("42704", "role %q does not exist", name)
+		}
+		what, err := grantsDependOn(a.ctx, a.tx, a.s.database, name)
+		if err != nil {
+			return "", err
+		}
+		if what != "" {
+			e := errorf("2BP01", "role %q cannot be dropped because some objects depend on it", name)
+			e.Detail = what
+			return "", e
 		}
 		if err := a.tx.Delete(a.ctx, roleKey(name)); err != nil {
 			return "", err

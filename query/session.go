@@ -875,6 +875,9 @@ func (a *analyzer) planOf(n *pg.Node) (interface{ columns() []Column }, error) {
 func (a *analyzer) run(n *pg.Node, r *run, st *statement) ([][]any, string, error) {
 	switch {
 	case n.GetCreateStmt() != nil:
+		if err := a.requireSchema(n.GetCreateStmt().Relation.GetSchemaname(), "CREATE"); err != nil {
+			return nil, "", err
+		}
 		tag, err := a.createTable(n.GetCreateStmt())
 		return nil, tag, err
 	case n.GetDropStmt() != nil:
@@ -887,9 +890,15 @@ func (a *analyzer) run(n *pg.Node, r *run, st *statement) ([][]any, string, erro
 		tag, err := a.createIndex(n.GetIndexStmt())
 		return nil, tag, err
 	case n.GetCreateSeqStmt() != nil:
+		if err := a.requireSchema(n.GetCreateSeqStmt().Sequence.GetSchemaname(), "CREATE"); err != nil {
+			return nil, "", err
+		}
 		tag, err := a.createSequence(n.GetCreateSeqStmt())
 		return nil, tag, err
 	case n.GetViewStmt() != nil:
+		if err := a.requireSchema(n.GetViewStmt().View.GetSchemaname(), "CREATE"); err != nil {
+			return nil, "", err
+		}
 		tag, err := a.createView(n.GetViewStmt())
 		return nil, tag, err
 	case n.GetCreateRoleStmt() != nil:
