@@ -163,6 +163,10 @@ func Run(ctx context.Context, cfg Config) (Outcome, error) {
 	if err != nil {
 		return out, err
 	}
+	if err := c.createClientUsers(ctx, cfg.Recovery); err != nil {
+		return out, err
+	}
+	faults.Note("the clients' Redis user and SQL role %q made", clientUser)
 
 	clients := make([]*client, cfg.Concurrency)
 	for i := range clients {

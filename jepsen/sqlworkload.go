@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -31,19 +32,26 @@ func newSQLBankWorkload(ranges []topo.Range) *sqlBankWorkload {
 
 // conn returns the client's connection, dialling (and making the table)
 // when it has none.
+// connectSQL opens a SQL connection to n as user (with the cluster's
+// TLS, when on).
+func connectSQL(ctx context.Context, n *node, user string, timeout time.Duration) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig("postgres://" + user + "@" + n.pgAddr + "/postgres?sslmode=disable")
+	if err != nil {
+		return nil, err
+	}
+	cfg.ConnectTimeout = timeout
+	cfg.Password = clientPassword // asked for only under SCRAM
+	if tc := n.tls.clientConfig(); tc != nil {
+		cfg.TLSConfig = tc // sslmode=verify-full's checks: the CA, the host
+	}
+	return pgx.ConnectConfig(ctx, cfg)
+}
+
 func (w *sqlBankWorkload) conn(ctx context.Context, p *client) (*pgx.Conn, error) {
 	if p.sql != nil && !p.sql.IsClosed() {
 		return p.sql, nil
 	}
-	cfg, err := pgx.ParseConfig("postgres://postgres@" + p.node.pgAddr + "/postgres?sslmode=disable")
-	if err != nil {
-		return nil, err
-	}
-	cfg.ConnectTimeout = p.timeout
-	if tc := p.node.tls.clientConfig(); tc != nil {
-		cfg.TLSConfig = tc // sslmode=verify-full's checks: the CA, the host
-	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+	conn, err := connectSQL(ctx, p.node, clientUser, p.timeout)
 	if err != nil {
 		return nil, err
 	}

@@ -76,6 +76,7 @@ func (quietLogger) Printf(context.Context, string, ...any) {}
 func newClient(id int, n *node, seed int64, timeout time.Duration) *client {
 	return &client{id: id, node: n, rng: rand.New(rand.NewPCG(uint64(seed), uint64(id))), seen: map[string]string{}, timeout: timeout,
 		rdb: goredis.NewClient(&goredis.Options{Addr: n.redisAddr, MaxRetries: -1, PoolSize: 2, TLSConfig: n.tls.clientConfig(),
+			Username: clientUser, Password: clientPassword, // createClientUsers made them
 			DialTimeout: time.Second, ReadTimeout: timeout, WriteTimeout: timeout})}
 }
 
