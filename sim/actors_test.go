@@ -49,10 +49,13 @@ var actorsScenario = Scenario{
 	FaultTime:    kvScenario.FaultTime,
 	ProgressTime: kvScenario.ProgressTime,
 	QuiesceTime:  kvScenario.QuiesceTime,
+	KnownFailures: map[uint64]string{
+		520: "fails the progress bound again since the nineteenth session moved the traces: every replica of the actors' busy range drew paged-apply, as at 717 (docs/consensus.md, next step 12); it once found hosts running calls their callers had given up on (next step 10), which 673 and 760 still catch",
+		717: "the actors' busy range drew paged-apply on every replica: about 80 entries a second after the heal, not enough (docs/consensus.md, next step 12)",
+	},
 	Regressions: map[uint64]string{
-		520: "hosts ran calls their callers had given up on, behind a slow range: no call answered after the heal (docs/consensus.md, next step 10)",
-		673: "the same as 520",
-		760: "the same as 520 with the code before that fix (planted: expired-calls-run): a replica drawn by paged-apply leads the actors' range; 520 no longer draws it since the traces moved",
+		673: "hosts ran calls their callers had given up on, behind a slow range: no call answered after the heal (docs/consensus.md, next step 10; found at 520 first)",
+		760: "the same as 673 with the code before that fix (planted: expired-calls-run): a replica drawn by paged-apply leads the actors' range",
 		199: "the harness corrupted a disk while a range split off during a replica move was still short of that replica: the range lost its majority (docs/consensus.md, next step 11)",
 	},
 }
