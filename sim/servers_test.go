@@ -144,9 +144,15 @@ func (c *serverSet) openEngine(rt kernel.Runtime) *storage.Engine {
 		if eng, err = storage.Open(rt.FS(), "/data", opts); err != nil {
 			kernel.Crash("open wiped store: %v", err)
 		}
-		for _, d := range c.layout.Ranges() {
-			if err := consensus.Tombstone(eng, d.ID, dm.tombstones[d.ID]); err != nil {
-				kernel.Crash("tombstone range %d: %v", d.ID, err)
+		// Every range the admin took the node out of, split-born ones
+		// included: a message to an old replica of one without its
+		// tombstone made an empty replica of that ID, which a leader
+		// still counting on its old log sent a heartbeat committing 31,
+		// and Raft panicked (actors seed 246 with planted
+		// expired-calls-run; only the layout's ranges got one then).
+		for _, id := range slices.Sorted(maps.Keys(dm.tombstones)) {
+			if err := consensus.Tombstone(eng, id, dm.tombstones[id]); err != nil {
+				kernel.Crash("tombstone range %d: %v", id, err)
 			}
 		}
 		dm.rebuilt = true
