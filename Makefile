@@ -55,7 +55,8 @@ bench-sql:
 	GO=$(GO) bench/pgbench.sh
 
 ## bench-backup: orbit backup create/restore of pgbench's tables against
-## PostgreSQL 15's pg_dump/pg_restore in the same run (SCALE=1)
+## PostgreSQL 15's pg_dump/pg_restore, and of KEYS Redis keys against
+## redis-cli --rdb and redis-server loading it, in the same run (SCALE=1)
 bench-backup:
 	GO=$(GO) bench/backup.sh
 

@@ -7,8 +7,14 @@
 #   SCALE=1       pgbench -i scale (100,000 accounts per unit)
 #   PORT=17200    first of the ports used (17200-17210)
 #
+#   KEYS=100000  Redis keys (100-byte strings) for the Redis part
+#
 # PostgreSQL: pg_dump -Fc (its custom format, compressed) of the database,
-# then pg_restore into a new database. Orbit: orbit backup create into a
+# then pg_restore into a new database. Redis (7.0, no persistence
+# configured, no delay before a diskless sync, whose 5 s default would
+# dominate): redis-cli --rdb (an RDB snapshot taken through the
+# replication protocol), then a new redis-server loading that file; Orbit
+# backs up and restores the same keys through its Redis keyspace. Orbit: orbit backup create into a
 # directory (one transaction's snapshot of the keyspace; a directory of
 # checksummed files), then orbit backup restore into a new node (written
 # back through transactions). Both write their files to the same disk.
@@ -76,6 +82,41 @@ timed orbit_restore "$tmp/orbit" backup restore "$tmp/orbit-backup" --addr "127.
 got_orbit=$(rows "$dst" postgres)
 [ "$want_orbit" = "$got_orbit" ] || { log "orbit restore: $got_orbit, want $want_orbit"; exit 1; }
 
+# Redis: the same KEYS keys in redis-server and in a third orbit node.
+KEYS=${KEYS:-100000}
+keys() { # the RESP of KEYS SETs, for redis-cli --pipe
+  awk -v n="$KEYS" 'BEGIN { v = sprintf("%0100d", 7); for (i = 0; i < n; i++) { k = "key:" i; printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$100\r\n%s\r\n", length(k), k, v } }'
+}
+rport=$((PORT + 20))
+redis-server --port "$rport" --save '' --appendonly no --repl-diskless-sync-delay 0 --dir "$tmp" >"$tmp/redis.log" 2>&1 &
+pids+=("$!")
+for _ in $(seq 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
+keys | redis-cli -p "$rport" --pipe >"$tmp/redis-load.log"
+log "redis: --rdb, load"
+mkdir -p "$tmp/rdb"
+timed redis_backup redis-cli -p "$rport" --rdb "$tmp/rdb/dump.rdb"
+rload=$((PORT + 21))
+load_rdb() {
+  redis-server --port "$rload" --save '' --appendonly no --dir "$tmp/rdb" --dbfilename dump.rdb >"$tmp/redis2.log" 2>&1 &
+  pids+=("$!")
+  for _ in $(seq 3000); do
+    [ "$(redis-cli -p "$rload" dbsize 2>/dev/null)" = "$KEYS" ] && return 0
+    sleep 0.01
+  done
+  return 1
+}
+timed redis_restore load_rdb
+rsrc=$((PORT + 9)) rdst=$((PORT + 13))
+serve rsrc "$rsrc"
+keys | redis-cli -p "$((rsrc + 1))" --pipe >"$tmp/orbit-redis-load.log"
+[ "$(redis-cli -p "$((rsrc + 1))" dbsize)" = "$KEYS" ] || { log "orbit: the keys did not load"; exit 1; }
+log "orbit: backup create, restore (Redis keys)"
+timed orbit_redis_backup "$tmp/orbit" backup create "$tmp/orbit-redis-backup" --addr "127.0.0.1:$((rsrc + 2))"
+serve rdst "$rdst"
+timed orbit_redis_restore "$tmp/orbit" backup restore "$tmp/orbit-redis-backup" --addr "127.0.0.1:$((rdst + 2))"
+got=$(redis-cli -p "$((rdst + 1))" dbsize)
+[ "$got" = "$KEYS" ] || { log "orbit redis restore: $got keys, want $KEYS"; exit 1; }
+
 # The table.
 secs() { awk -v n="$1" '$1 == n { print $2 }' "$tmp/results"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f×", a / b }'; }
@@ -88,3 +129,11 @@ echo "|---|---:|---:|---:|"
 echo "| backup (pg_dump -Fc / orbit backup create) | $(secs pg_dump) s | $(secs orbit_backup) s | $(ratio "$(secs orbit_backup)" "$(secs pg_dump)") |"
 echo "| restore (pg_restore / orbit backup restore) | $(secs pg_restore) s | $(secs orbit_restore) s | $(ratio "$(secs orbit_restore)" "$(secs pg_restore)") |"
 echo "| files | $(size "$tmp/pg.dump") | $(size "$tmp/orbit-backup") | |"
+echo
+echo "$KEYS Redis keys of 100 bytes; seconds, ratio Orbit / Redis 7.0"
+echo
+echo "| step | Redis | Orbit, 1 node | ratio |"
+echo "|---|---:|---:|---:|"
+echo "| backup (redis-cli --rdb / orbit backup create) | $(secs redis_backup) s | $(secs orbit_redis_backup) s | $(ratio "$(secs orbit_redis_backup)" "$(secs redis_backup)") |"
+echo "| restore (redis-server loading it / orbit backup restore) | $(secs redis_restore) s | $(secs orbit_redis_restore) s | $(ratio "$(secs orbit_redis_restore)" "$(secs redis_restore)") |"
+echo "| files | $(size "$tmp/rdb") | $(size "$tmp/orbit-redis-backup") | |"
