@@ -1,6 +1,7 @@
 // Package backup takes consistent backups of the transactional keyspace
 // (SQL tables and indexes, actor state, the Go API's keys, Redis ACL
-// users and functions) and restores them (docs/backup.md).
+// users and functions) and of the Redis keyspace (redis.go), and restores
+// them (docs/backup.md).
 //
 // A backup is every live pair of the keyspace as of one hybrid-logical
 // timestamp, read by one read-only transaction at that timestamp
