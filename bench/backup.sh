@@ -117,23 +117,24 @@ timed orbit_redis_restore "$tmp/orbit" backup restore "$tmp/orbit-redis-backup" 
 got=$(redis-cli -p "$((rdst + 1))" dbsize)
 [ "$got" = "$KEYS" ] || { log "orbit redis restore: $got keys, want $KEYS"; exit 1; }
 
-# The table.
+# The tables.
 secs() { awk -v n="$1" '$1 == n { print $2 }' "$tmp/results"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f×", a / b }'; }
 size() { du -sk "$1" | awk '{ printf "%.1f MB", $1 / 1024 }'; }
-echo
-echo "pgbench -s $SCALE tables (${want_orbit%%|*} accounts), $(nproc) CPUs, $(date -u +%Y-%m-%d); seconds, ratio Orbit / PostgreSQL (below 1× Orbit is faster)"
-echo
-echo "| step | PostgreSQL 15 | Orbit, 1 node | ratio |"
-echo "|---|---:|---:|---:|"
-echo "| backup (pg_dump -Fc / orbit backup create) | $(secs pg_dump) s | $(secs orbit_backup) s | $(ratio "$(secs orbit_backup)" "$(secs pg_dump)") |"
-echo "| restore (pg_restore / orbit backup restore) | $(secs pg_restore) s | $(secs orbit_restore) s | $(ratio "$(secs orbit_restore)" "$(secs pg_restore)") |"
-echo "| files | $(size "$tmp/pg.dump") | $(size "$tmp/orbit-backup") | |"
-echo
-echo "$KEYS Redis keys of 100 bytes; seconds, ratio Orbit / Redis 7.0"
-echo
-echo "| step | Redis | Orbit, 1 node | ratio |"
-echo "|---|---:|---:|---:|"
-echo "| backup (redis-cli --rdb / orbit backup create) | $(secs redis_backup) s | $(secs orbit_redis_backup) s | $(ratio "$(secs orbit_redis_backup)" "$(secs redis_backup)") |"
-echo "| restore (redis-server loading it / orbit backup restore) | $(secs redis_restore) s | $(secs orbit_redis_restore) s | $(ratio "$(secs orbit_redis_restore)" "$(secs redis_restore)") |"
-echo "| files | $(size "$tmp/rdb") | $(size "$tmp/orbit-redis-backup") | |"
+# table TITLE PEER PEER_BACKUP PEER_RESTORE PEER_FILES ORBIT_BACKUP ORBIT_RESTORE ORBIT_FILES BACKUP_STEP RESTORE_STEP
+table() {
+  echo
+  echo "$1"
+  echo
+  echo "| step | $2 | Orbit, 1 node | ratio |"
+  echo "|---|---:|---:|---:|"
+  echo "| backup ($9) | $(secs "$3") s | $(secs "$6") s | $(ratio "$(secs "$6")" "$(secs "$3")") |"
+  echo "| restore (${10}) | $(secs "$4") s | $(secs "$7") s | $(ratio "$(secs "$7")" "$(secs "$4")") |"
+  echo "| files | $(size "$5") | $(size "$8") | |"
+}
+table "pgbench -s $SCALE tables (${want_orbit%%|*} accounts), $(nproc) CPUs, $(date -u +%Y-%m-%d); seconds, ratio Orbit / PostgreSQL (below 1× Orbit is faster)" \
+  "PostgreSQL 15" pg_dump pg_restore "$tmp/pg.dump" orbit_backup orbit_restore "$tmp/orbit-backup" \
+  "pg_dump -Fc / orbit backup create" "pg_restore / orbit backup restore"
+table "$KEYS Redis keys of 100 bytes; seconds, ratio Orbit / Redis 7.0" \
+  "Redis" redis_backup redis_restore "$tmp/rdb" orbit_redis_backup orbit_redis_restore "$tmp/orbit-redis-backup" \
+  "redis-cli --rdb / orbit backup create" "redis-server loading it / orbit backup restore"
