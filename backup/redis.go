@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/orbitkernel/orbit/adapters/redis"
@@ -106,18 +108,16 @@ func ExportRedis(ctx context.Context, rk RedisKeyspace, enc *Encoder) (uint64, e
 			held, slot = append(held, h...), slot[:0]
 			return err
 		}
-		var next []byte
-		var err error
-		_, next, err = rk.Client.ScanPinned(ctx, from, redis.KeyspaceEnd, rk.Page, func(kvs []storage.KeyValue) error {
+		_, next, err := rk.Client.ScanPinned(ctx, from, redis.KeyspaceEnd, rk.Page, func(kvs []storage.KeyValue) error {
 			for _, skv := range kvs {
 				kv := redis.KV{Key: skv.Key, Value: skv.Value}
+				if len(kv.Key) < 2 {
+					return fmt.Errorf("%w: a Redis record key of %d bytes", ErrCorrupt, len(kv.Key))
+				}
 				if len(slot) > 0 && !bytes.Equal(slot[0].Key[:2], kv.Key[:2]) {
 					if err := flush(); err != nil {
 						return err
 					}
-				}
-				if len(kv.Key) < 2 {
-					return fmt.Errorf("%w: a Redis record key of %d bytes", ErrCorrupt, len(kv.Key))
 				}
 				slot = append(slot, kv)
 			}
@@ -179,10 +179,11 @@ func splitLocked(slot []redis.KV, emit func(redis.KV) error) ([]heldKey, error) 
 			return nil, err
 		}
 	}
-	// A locked key that had no records (a transaction creating it).
-	for rk, id := range locked {
+	// A locked key that had no records (a transaction creating it), in
+	// key order: the decisions are read in held's order.
+	for _, rk := range slices.Sorted(maps.Keys(locked)) {
 		if _, ok := byRK[rk]; !ok {
-			held = append(held, heldKey{id: id, rk: []byte(rk)})
+			held = append(held, heldKey{id: locked[rk], rk: []byte(rk)})
 		}
 	}
 	return held, nil

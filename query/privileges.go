@@ -223,12 +223,17 @@ func readGrants(ctx context.Context, tx *txn.Tx, key []byte, def objectGrants) (
 	return g, nil
 }
 
+// The grants a database and a schema have until GRANT or REVOKE first
+// changes them (new maps: callers edit them).
+func databaseDefaults() objectGrants { return objectGrants{publicGrantee: {"TEMPORARY", "CONNECT"}} }
+func schemaDefaults() objectGrants   { return objectGrants{publicGrantee: {"USAGE"}} }
+
 func databaseGrants(ctx context.Context, tx *txn.Tx, database string) (objectGrants, error) {
-	return readGrants(ctx, tx, databaseACLKey(database), objectGrants{publicGrantee: {"TEMPORARY", "CONNECT"}})
+	return readGrants(ctx, tx, databaseACLKey(database), databaseDefaults())
 }
 
 func schemaGrants(ctx context.Context, tx *txn.Tx, database, schema string) (objectGrants, error) {
-	return readGrants(ctx, tx, schemaACLKey(database, schema), objectGrants{publicGrantee: {"USAGE"}})
+	return readGrants(ctx, tx, schemaACLKey(database, schema), schemaDefaults())
 }
 
 // allows reports whether user, or PUBLIC, holds priv in g.
@@ -303,9 +308,9 @@ func (a *analyzer) grantees(st *pg.GrantStmt, tag string) ([]string, error) {
 
 // grantOn runs GRANT and REVOKE on the database or on schema public.
 func (a *analyzer) grantOn(st *pg.GrantStmt, tag string, grantees []string) (string, error) {
-	kind, all, def := "database", databasePrivileges, objectGrants{publicGrantee: {"TEMPORARY", "CONNECT"}}
+	kind, all, defaults := "database", databasePrivileges, databaseDefaults
 	if st.Objtype == pg.ObjectType_OBJECT_SCHEMA {
-		kind, all, def = "schema", schemaPrivileges, objectGrants{publicGrantee: {"USAGE"}}
+		kind, all, defaults = "schema", schemaPrivileges, schemaDefaults
 	}
 	privs := slices.Clone(all)
 	if len(st.Privileges) > 0 {
@@ -334,7 +339,7 @@ func (a *analyzer) grantOn(st *pg.GrantStmt, tag string, grantees []string) (str
 		default:
 			key = schemaACLKey(a.s.database, name)
 		}
-		g, err := readGrants(a.ctx, a.tx, key, def)
+		g, err := readGrants(a.ctx, a.tx, key, defaults())
 		if err != nil {
 			return "", err
 		}

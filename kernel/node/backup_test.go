@@ -371,3 +371,37 @@ func TestFenceStopsCommitsAcrossRanges(t *testing.T) {
 		t.Fatalf("get %s: %v", keys[1], r)
 	}
 }
+
+// TestFencesLapse: fences whose backups died lapse at their deadline and
+// make room for new ones; no more than eight hold at once.
+func TestFencesLapse(t *testing.T) {
+	_, db := openTxnNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range 8 {
+		if _, err := session.SetFence(ctx, db, fmt.Sprint("dead-", i), 2*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := session.SetFence(ctx, db, "ninth", time.Minute); !errors.Is(err, session.ErrTooManyFences) {
+		t.Fatalf("a ninth fence while eight hold: %v", err)
+	}
+	time.Sleep(2100 * time.Millisecond)
+	var live []session.Fence
+	for i := range 8 {
+		f, err := session.SetFence(ctx, db, fmt.Sprint("live-", i), time.Minute)
+		if err != nil {
+			t.Fatalf("fence %d after the others lapsed: %v", i, err)
+		}
+		live = append(live, f)
+	}
+	if _, err := session.SetFence(ctx, db, "ninth", time.Minute); !errors.Is(err, session.ErrTooManyFences) {
+		t.Fatalf("a ninth live fence: %v", err)
+	}
+	if err := live[0].Lift(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := session.SetFence(ctx, db, "ninth", time.Minute); err != nil {
+		t.Fatalf("a fence after one was lifted: %v", err)
+	}
+}

@@ -62,20 +62,38 @@ type Fence struct {
 }
 
 // SetFence writes a fence that holds for d, named id (unique per backup).
+// It deletes the fences that lapsed (their backups died), so that the
+// fences stored are never more than maxFences: fenced reads them all.
 func SetFence(ctx context.Context, db *txn.DB, id string, d time.Duration) (Fence, error) {
 	f := Fence{key: []byte(fencePrefix + id)}
 	err := db.Txn(ctx, func(tx *txn.Tx) error {
+		// Never more than maxFences are stored (each SetFence leaves at
+		// most that many): one page reads them all.
 		kvs, err := tx.Scan(ctx, []byte(fencePrefix), fenceEnd(), maxFences)
 		if err != nil {
 			return err
 		}
-		if len(kvs) >= maxFences {
-			return fmt.Errorf("%w (%d)", ErrTooManyFences, len(kvs))
+		live := 0
+		for _, kv := range kvs {
+			if inForce(kv.Value, tx) {
+				live++
+			} else if err := tx.Delete(ctx, kv.Key); err != nil {
+				return err
+			}
+		}
+		if live >= maxFences {
+			return fmt.Errorf("%w (%d)", ErrTooManyFences, live)
 		}
 		f.Deadline = tx.ReadTimestamp().Add(d)
 		return tx.Put(ctx, f.key, binary.BigEndian.AppendUint64(nil, uint64(f.Deadline.WallNanos)))
 	})
 	return f, err
+}
+
+// inForce reports whether a fence's value (its deadline) still holds at
+// tx's read time.
+func inForce(v []byte, tx *txn.Tx) bool {
+	return len(v) == 8 && int64(binary.BigEndian.Uint64(v)) > tx.ReadTimestamp().WallNanos
 }
 
 // Lift removes the fence.
@@ -97,9 +115,8 @@ func fenced(ctx context.Context, tx *txn.Tx) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	at := tx.ReadTimestamp().WallNanos
 	for _, kv := range kvs {
-		if len(kv.Value) == 8 && int64(binary.BigEndian.Uint64(kv.Value)) > at {
+		if inForce(kv.Value, tx) {
 			return true, nil
 		}
 	}
