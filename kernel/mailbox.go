@@ -82,6 +82,26 @@ func (m *Mailbox[T]) TryRecv() (T, bool) {
 	return m.popLocked(), true
 }
 
+// TryRecvNewest returns the newest message without blocking (a receiver
+// that serves the latest first under overload, as adaptive LIFO does).
+func (m *Mailbox[T]) TryRecvNewest() (T, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var zero T
+	if m.head == len(m.items) {
+		return zero, false
+	}
+	last := len(m.items) - 1
+	v := m.items[last]
+	m.items[last] = zero
+	m.items = m.items[:last]
+	if m.head == len(m.items) {
+		m.items = m.items[:0]
+		m.head = 0
+	}
+	return v, true
+}
+
 func (m *Mailbox[T]) popLocked() T {
 	v := m.items[m.head]
 	var zero T

@@ -20,7 +20,7 @@ var (
 	MutPrivateRoutes = mutation.Plant("private-actor-routes", mutation.ActorAvailability,
 		"each actor client keeps its own routes, not the node's: every pooled client learns on its own, one attempt apiece, that a host stopped answering (a paused host's actors stay out of reach far longer than their lease)")
 	MutExpiredCallsRun = mutation.Plant("expired-calls-run", mutation.Actors,
-		"a host runs every queued call, also those whose callers gave the attempt up: a host slowed below its callers' attempt timeout spends its turns on abandoned attempts, and no call is answered in time (congestion collapse)")
+		"a host runs every queued call in order, also those whose callers gave the attempt up: a host slowed below its callers' attempt timeout spends its turns on abandoned attempts, and no call is answered in time (congestion collapse)")
 	MutRequestsExpireEarly = mutation.Plant("requests-expire-early", mutation.Actors,
 		"callers' last requests expire a thousand times too early (milliseconds taken for microseconds): a call sent again after its record went runs twice")
 	MutRequestsNotTouched = mutation.Plant("requests-not-touched", mutation.Actors,

@@ -151,6 +151,9 @@ func (h *Host) deliverOutbox(ctx context.Context, cl *Client, sender Ref) {
 		default:
 			return // unknown: the next scan sends it again
 		}
+		if h.answerFails() {
+			return // as if the answer turn failed: the next scan sends the call again
+		}
 		if _, err := cl.send(ctx, sender, "answer", answer); err != nil {
 			var me *MethodError
 			if !errors.As(err, &me) { // the sender's own refusal still took the answer

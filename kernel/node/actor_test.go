@@ -373,14 +373,36 @@ func TestResentRequestKeepsItsRecord(t *testing.T) {
 	}
 }
 
+// TestUnsweptRecordsExpire: a record older than RequestTTL is expired
+// whether or not a sweep has removed it: with no other call (no turn
+// that renews the lease, the activation never idle), the same number
+// sent again after the TTL runs again.
+func TestUnsweptRecordsExpire(t *testing.T) {
+	_, _, _, add5 := counterWithOptions(t, 79, actor.Options{RequestTTL: 300 * time.Millisecond,
+		LeaseDuration: 10 * time.Second, IdleTimeout: 10 * time.Second})
+	if got := add5(); got != "5" {
+		t.Fatalf("add 5 = %s", got)
+	}
+	time.Sleep(400 * time.Millisecond)
+	if got := add5(); got != "10" {
+		t.Fatalf("add 5 sent again past RequestTTL = %s, want 10 (a record unswept lived past its TTL)", got)
+	}
+}
+
 // counterWithShortTTL opens a node whose counters keep request records
 // 300 ms, and returns a client, the counter c1 and a call that adds 5 to
 // it as caller under number 1 (sent again, it must not run again while
 // its record lasts).
 func counterWithShortTTL(t *testing.T, caller uint64) (context.Context, *actor.Client, actor.Ref, func() string) {
 	t.Helper()
-	nd := openActorNode(t, &actor.Options{Types: map[string]actor.Handler{"counter": counter},
-		RequestTTL: 300 * time.Millisecond, LeaseDuration: 400 * time.Millisecond})
+	return counterWithOptions(t, caller, actor.Options{RequestTTL: 300 * time.Millisecond, LeaseDuration: 400 * time.Millisecond})
+}
+
+// counterWithOptions is counterWithShortTTL with the host's options.
+func counterWithOptions(t *testing.T, caller uint64, opts actor.Options) (context.Context, *actor.Client, actor.Ref, func() string) {
+	t.Helper()
+	opts.Types = map[string]actor.Handler{"counter": counter}
+	nd := openActorNode(t, &opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
 	c, err := nd.NewActorClient(actor.Options{})

@@ -1,0 +1,40 @@
+package actor
+
+import "time"
+
+// Perturbations (FoundationDB's BUGGIFY): under the simulator only
+// (kernel.Runtime.Buggify is false in production), a host takes a rare
+// path that a real bug needed a lucky seed to reach, so that the
+// simulator reaches it by design (with the planted bug it exposes:
+// mutation.go).
+
+// perturbations is a host's state for them (guarded by Host.mu).
+type perturbations struct {
+	// answersFailUntil (monotonic): until then the answers this host
+	// delivers all fail, once per host (0: not yet), for a little
+	// longer than RequestTTL, so that the outboxes deliver their calls
+	// again and again past the callees' records' TTL. Sagas seed 244
+	// reached that through a saga whose answer turn kept aborting: a
+	// callee whose record of the call expired under the copies ran it
+	// twice (planted requests-not-touched). Every host delivers every
+	// sender's calls (the scans), so one host failing one sender's
+	// answers would be covered by the others.
+	answersFailUntil time.Duration
+}
+
+// answerFails reports whether the answers this host delivers fail now:
+// for RequestTTL and a quarter once the perturbation fires, once per host.
+func (h *Host) answerFails() bool {
+	now := h.rt.Monotonic()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	p := &h.perturb
+	switch {
+	case now < p.answersFailUntil:
+		return true
+	case p.answersFailUntil != 0 || !h.rt.Buggify("actor.answers-fail"):
+		return false
+	}
+	p.answersFailUntil = now + h.opts.RequestTTL*5/4
+	return true
+}
