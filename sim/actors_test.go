@@ -53,11 +53,14 @@ var actorsScenario = Scenario{
 		520: "fails the progress bound again since the nineteenth session moved the traces: every replica of the actors' busy range drew paged-apply, as at 717 (docs/consensus.md, next step 12); it once found hosts running calls their callers had given up on (next step 10), which 673 and 760 still catch",
 		717: "the actors' busy range drew paged-apply on every replica: about 80 entries a second after the heal, not enough (docs/consensus.md, next step 12)",
 	},
-	Regressions: map[uint64]string{
-		673: "hosts ran calls their callers had given up on, behind a slow range: no call answered after the heal (docs/consensus.md, next step 10; found at 520 first)",
-		760: "the same as 673 with the code before that fix (planted: expired-calls-run): a replica drawn by paged-apply leads the actors' range",
-		199: "the harness corrupted a disk while a range split off during a replica move was still short of that replica: the range lost its majority (docs/consensus.md, next step 11)",
-	},
+	Regressions: actorsRegressions,
+}
+
+// actorsRegressions are the scenario's regression seeds (never aimed).
+var actorsRegressions = map[uint64]string{
+	673: "hosts ran calls their callers had given up on, behind a slow range: no call answered after the heal (docs/consensus.md, next step 10; found at 520 first)",
+	760: "the same as 673 with the code before that fix (planted: expired-calls-run): a replica drawn by paged-apply leads the actors' range",
+	199: "the harness corrupted a disk while a range split off during a replica move was still short of that replica: the range lost its majority (docs/consensus.md, next step 11)",
 }
 
 // TestSimActors runs the actor scenario: seeds 1–20 and its regression
@@ -69,6 +72,7 @@ func TestSimActors(t *testing.T) {
 type actorCluster struct {
 	*kvCluster
 	*commitLog
+	hot string // the hot, slow counter of the aimed seeds ("": none)
 	// The reminder workload: reminders set (acknowledged) per timer
 	// actor, and whether every one was seen fired after the heal.
 	reminders      map[string][]string
@@ -78,8 +82,28 @@ type actorCluster struct {
 
 func newActorCluster(s *Sim, servers []kernel.NodeID) *actorCluster {
 	c := &actorCluster{kvCluster: &kvCluster{}, commitLog: newCommitLog(), reminders: map[string][]string{}}
-	c.serverSet = newActorServers(s, servers, func() bool { return c.stopped },
-		map[string]actor.Handler{"register": registerActor, "counter": counterActor, "timer": timerActor}, c.commitLog)
+	// The aimed half of the seeds (aimedSeed) has a hot, slow counter:
+	// half of every client's operations increment it, and each of its
+	// turns takes a quarter to three quarters of a caller's attempt or of
+	// half the lease, whichever is shorter (user code doing slow work),
+	// so calls queue behind it past their callers' attempts. A host that drops such calls unrun serves the live ones;
+	// one that runs them all (planted expired-calls-run) spends its turns
+	// on attempts nobody waits for, and no increment is answered in time
+	// again (congestion collapse): the scenario's progress then also
+	// requires an increment of it answered after the heal.
+	if aimedSeed(s.Seed(), "actors.hot-slow-counter", actorsRegressions) {
+		c.hot = "n1"
+	}
+	c.serverSet = newActorServers(s, servers, func() bool { return c.stopped }, func(rt kernel.Runtime, lease time.Duration) map[string]actor.Handler {
+		counter := counterActor
+		if c.hot != "" {
+			// Slow, but each turn well inside the lease (a turn that
+			// outlives its activation's lease cannot commit once another
+			// host takes the actor over: docs/actors.md).
+			counter = slowActor(rt, c.hot, min(actorAttempt, lease/2), counterActor)
+		}
+		return map[string]actor.Handler{"register": registerActor, "counter": counter, "timer": timerActor}
+	}, c.commitLog)
 	c.kvWorkload = newKVWorkload(s, servers, 6, func(rt kernel.Runtime, i int) kvCaller {
 		return actorCallerOf(newSimActorClient(rt, c.layout, servers, actor.Placement(rt.Rand().IntN(int(actor.PlaceLeastLoaded)+1))), c.counters)
 	})
@@ -87,6 +111,7 @@ func newActorCluster(s *Sim, servers []kernel.NodeID) *actorCluster {
 		cl := newSimActorClient(rt, c.layout, servers, actor.PlaceRandom)
 		rt.Go("reminders", func(ctx context.Context) { c.setReminders(ctx, rt, cl) })
 	})
+	c.kvWorkload.hot = c.hot
 	c.boundByChangesOnly = true
 	c.keys = []string{"a", "b", "k", "m", "s", "z"}
 	c.counters = []string{"n1", "n2"}
@@ -103,7 +128,7 @@ func newActorCluster(s *Sim, servers []kernel.NodeID) *actorCluster {
 // longer than any retry of a call, so that records expire while the
 // scenario runs and none that a retry needs) drawn per seed, reporting
 // their commits to log.
-func newActorServers(s *Sim, servers []kernel.NodeID, stopped func() bool, types map[string]actor.Handler, log *commitLog) *serverSet {
+func newActorServers(s *Sim, servers []kernel.NodeID, stopped func() bool, types func(rt kernel.Runtime, lease time.Duration) map[string]actor.Handler, log *commitLog) *serverSet {
 	lease := 300*time.Millisecond + time.Duration(s.Rand().Int64N(int64(700*time.Millisecond)))
 	idle := 200*time.Millisecond + time.Duration(s.Rand().Int64N(int64(3*time.Second)))
 	scan := 50*time.Millisecond + time.Duration(s.Rand().Int64N(int64(250*time.Millisecond)))
@@ -116,7 +141,7 @@ func newActorServers(s *Sim, servers []kernel.NodeID, stopped func() bool, types
 			NewDB: func(name string) (*txn.DB, error) {
 				return txn.NewDB(rt, consensus.NewRouter(rt, set.layout), clock, name, simTxnOptions(rt))
 			},
-			Types:         types,
+			Types:         types(rt, lease),
 			LeaseDuration: lease,
 			IdleTimeout:   idle,
 			Turns:         4,
@@ -133,12 +158,28 @@ func newActorServers(s *Sim, servers []kernel.NodeID, stopped func() bool, types
 	return set
 }
 
+// actorAttempt is the clients' attempt timeout (actor.Options.AttemptTimeout).
+const actorAttempt = 500 * time.Millisecond
+
+// slowActor is handler with every turn of the actor keyed key taking a
+// quarter to three quarters of turn longer.
+func slowActor(rt kernel.Runtime, key string, turn time.Duration, handler actor.Handler) actor.Handler {
+	return func(ctx context.Context, c actor.Call) (actor.Result, error) {
+		if c.Ref.Key == key {
+			if err := rt.Sleep(ctx, turn/4+time.Duration(rt.Rand().Int64N(int64(turn/2)))); err != nil {
+				return actor.Result{}, err
+			}
+		}
+		return handler(ctx, c)
+	}
+}
+
 // newSimActorClient is a client node's actor client.
 func newSimActorClient(rt kernel.Runtime, layout consensus.Layout, servers []kernel.NodeID, placement actor.Placement) *actor.Client {
 	cl, err := actor.NewClient(actor.Options{Runtime: rt, Hosts: func() []kernel.NodeID { return servers },
 		NewDB:          func(string) (*txn.DB, error) { return newTxnDB(rt, layout), nil },
 		Placement:      placement,
-		AttemptTimeout: 500 * time.Millisecond})
+		AttemptTimeout: actorAttempt})
 	if err != nil {
 		kernel.Crash("actor client: %v", err)
 	}
@@ -373,11 +414,19 @@ func (c *actorCluster) Status() string {
 	for _, names := range c.reminders {
 		set += len(names)
 	}
-	return fmt.Sprintf("%d state changes committed; %d reminders set, %s; ", n, set, c.reminderStatus) + c.kvCluster.Status()
+	hot := ""
+	if c.hot != "" {
+		hot = fmt.Sprintf("hot counter %s: %d increments answered since the heal, the first at %v, the last at %v; ", c.hot, c.hotAnswered, time.Duration(c.hotFirst), time.Duration(c.hotLast))
+	}
+	return fmt.Sprintf("%d state changes committed; %d reminders set, %s; %s", n, set, c.reminderStatus, hot) + c.kvCluster.Status()
 }
 
-// Progressed also requires every acknowledged reminder to have fired.
-func (c *actorCluster) Progressed() bool { return c.kvCluster.Progressed() && c.remindersFired }
+// Progressed also requires every acknowledged reminder to have fired, and
+// in the aimed seeds an increment of the hot counter answered since the
+// heal.
+func (c *actorCluster) Progressed() bool {
+	return c.kvCluster.Progressed() && c.remindersFired && (c.hot == "" || c.hotFirst != 0)
+}
 
 func (c *actorCluster) Check(vizPath string) error {
 	if err := c.commitLog.check(); err != nil {

@@ -192,6 +192,10 @@ func newTxnDB(rt kernel.Runtime, layout consensus.Layout) *txn.DB {
 	return db
 }
 
+// txnClockBound is the transaction scenarios' bound on a clock's offset
+// from true time (Plan.ClockBound).
+const txnClockBound = 200 * time.Millisecond
+
 // txnClocks puts a scenario's clocks near the maximum offset
 // (hlc.DefaultMaxOffset, 500 ms) without crossing it: each within 200 ms
 // of true time (Plan.ClockBound), so two are at most 400 ms apart plus
@@ -204,7 +208,7 @@ func newTxnDB(rt kernel.Runtime, layout consensus.Layout) *txn.DB {
 // start with a wrong clock) would refuse every transactional request
 // from a peer (ErrClockOffset) and is docs/consensus.md's next step 7.
 func txnClocks(p *Plan) {
-	p.ClockBound = 200 * time.Millisecond
+	p.ClockBound = txnClockBound
 	p.ClockJump = 60 * time.Second
 	p.ClockRatePPM = min(p.ClockRatePPM, 1000)
 }

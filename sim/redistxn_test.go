@@ -49,11 +49,14 @@ var redisTxnScenario = Scenario{
 	FaultTime:    5 * time.Second,
 	ProgressTime: 30 * time.Second,
 	QuiesceTime:  3 * time.Second,
-	Regressions: map[uint64]string{
-		335: "no bug found here: it catches planted locked-reads-served (a read served on a locked key), which 300 seeds of the scenario stopped catching once the nineteenth session's backup audits and logins moved the traces; a rare situation, not a design (a blind spot worth a workload of its own)",
-		79:  "a node crashed right after applying a split, unsynced, whose new range's replica had answered its leader's probe at index 10: after the restart a heartbeat committing index 10 met an empty log, and Raft panicked (consensus/store.go, apply)",
-		290: "a node restarted 35 s ahead led a Redis range before its first clock check, and the range's clock stood 35 s ahead: a vanished coordinator's locks looked new to the end (docs/consensus.md, \"Clock offsets\")",
-	},
+	Regressions:  redisTxnRegressions,
+}
+
+// redisTxnRegressions are the scenario's regression seeds (never aimed).
+var redisTxnRegressions = map[uint64]string{
+	335: "no bug found here: it catches planted locked-reads-served (a read served on a locked key), which 300 seeds of the scenario stopped catching once the nineteenth session's backup audits and logins moved the traces; a rare situation, not a design (a blind spot worth a workload of its own)",
+	79:  "a node crashed right after applying a split, unsynced, whose new range's replica had answered its leader's probe at index 10: after the restart a heartbeat committing index 10 met an empty log, and Raft panicked (consensus/store.go, apply)",
+	290: "a node restarted 35 s ahead led a Redis range before its first clock check, and the range's clock stood 35 s ahead: a vanished coordinator's locks looked new to the end (docs/consensus.md, \"Clock offsets\")",
 }
 
 // TestSimRedisTxn runs the Redis transactions scenario: seeds 1–20 and
@@ -90,6 +93,12 @@ type redisTxnCluster struct {
 	writes                    int // numbers the transfers' writes (every value is distinct)
 	listReads                 int // committed list transactions that read
 	splitBytes                int64
+	// The aimed half of the seeds (aimedSeed): leases moved and servers
+	// restarted a clock jump ahead during the faults, and keys with a
+	// time to live that must not expire early.
+	aimed    bool
+	ttlKeys  [redisTxnClients][]redisTTLKey // per client, in the order set
+	ttlReads int                            // reads of a TTL key that found it
 }
 
 func newRedisTxnCluster(s *Sim, servers []kernel.NodeID) *redisTxnCluster {
@@ -113,6 +122,14 @@ func newRedisTxnCluster(s *Sim, servers []kernel.NodeID) *redisTxnCluster {
 		c.splitBytes = redisSplitBytes
 	}
 	c.serverSet = newServerSet(s, servers, layout, c.boot)
+	if c.aimed = aimedSeed(s.Seed(), "redistxn.leases-and-ttls", redisTxnRegressions); c.aimed {
+		var keys [][]byte
+		for _, k := range append(slices.Clone(redisAccounts), redisTxnLists...) {
+			keys = append(keys, redis.RouteKey([]byte(k)))
+		}
+		c.leaseKeys = keys
+		c.restartsAhead = true
+	}
 	for i := range redisTxnClients {
 		s.AddNode(firstClient+kernel.NodeID(i), func(rt kernel.Runtime) {
 			rt.Go("redis txn client", func(ctx context.Context) { c.client(ctx, rt, i) })
@@ -168,6 +185,8 @@ func (c *redisTxnCluster) client(ctx context.Context, rt kernel.Runtime, i int) 
 			err = c.backupAudit(ctx, rt, rk)
 		case n%3 == 2: // every third operation, so that every run audits
 			err = c.audit(ctx, conn)
+		case c.aimed && n%6 == 1:
+			err = c.ttlStep(ctx, conn, i, n, rng.IntN)
 		case r < 2 && !loaded:
 			loaded, err = c.loadBank(ctx, conn)
 		case r < 4:
@@ -406,6 +425,75 @@ func (c *redisTxnCluster) transferFunction(ctx context.Context, conn *session.Co
 	return err
 }
 
+// Keys with a time to live (the aimed seeds): each client sets its own
+// keys with SET PX redisTTL and reads them back. A range's clock (what
+// expirations are measured against: the leaders' stamps, which never go
+// back) stays within the clocks' bound of true time, so a key must be
+// found until redisTTL less twice the bound (and a margin) has passed in
+// true time since its SET was sent. A leader stamping with a clock a jump
+// ahead (planted fenced-leader-stamps) expires them all at once.
+const (
+	redisTTL       = 5 * time.Second
+	redisTTLMargin = time.Second // ≥ twice txnClocks' 200 ms bound
+)
+
+type redisTTLKey struct {
+	name string
+	sent int64 // true time the acknowledged SET was sent
+}
+
+// ttlStep sets a new key (half the time, or when the client has none) or
+// reads one of the client's acknowledged ones.
+func (c *redisTxnCluster) ttlStep(ctx context.Context, conn *session.Conn, client, n int, intn func(int) int) error {
+	mine := c.ttlKeys[client]
+	if len(mine) == 0 || intn(2) == 0 {
+		name, sent := fmt.Sprintf("ttl:%d:%d", client, n), c.s.now
+		args := []string{"set", name, "v", "px", strconv.FormatInt(redisTTL.Milliseconds(), 10)}
+		r := c.do(ctx, conn, args...)
+		if r.Kind == redis.KindError {
+			_, err := c.errKind(args, r)
+			return err
+		}
+		if r.Kind != redis.KindSimple {
+			err := fmt.Errorf("redistxn: %q answered %v", args, r)
+			c.violate(err)
+			return err
+		}
+		c.ttlKeys[client] = append(c.ttlKeys[client], redisTTLKey{name: name, sent: sent})
+		return nil
+	}
+	k := mine[intn(len(mine))]
+	r := c.do(ctx, conn, "get", k.name)
+	var err error
+	switch {
+	case r.Kind == redis.KindError:
+		_, err = c.errKind([]string{"get", k.name}, r)
+		return err
+	case r.Kind == redis.KindNull:
+		if age := time.Duration(c.s.now - k.sent); age < redisTTL-redisTTLMargin {
+			err = fmt.Errorf("redistxn: %s, set with PX %d ms, was gone %v after its SET was sent: expired early (a range's clock ahead of true time by more than the clocks' bound)",
+				k.name, redisTTL.Milliseconds(), age)
+		}
+	case r.Kind != redis.KindBulk || string(r.Str) != "v":
+		err = fmt.Errorf("redistxn: GET %s answered %v", k.name, r)
+	default:
+		c.ttlReads++
+	}
+	if err != nil {
+		c.violate(err)
+	}
+	return err
+}
+
+// ttlKeysSet counts the TTL keys every client set.
+func (c *redisTxnCluster) ttlKeysSet() int {
+	n := 0
+	for _, keys := range c.ttlKeys {
+		n += len(keys)
+	}
+	return n
+}
+
 // audit reads every balance with one MGET: the total never changes.
 func (c *redisTxnCluster) audit(ctx context.Context, conn *session.Conn) error {
 	b, err := c.balances(ctx, conn, redisAccounts...)
@@ -589,7 +677,7 @@ func (c *redisTxnCluster) Progressed() bool {
 }
 
 func (c *redisTxnCluster) Status() string {
-	return fmt.Sprintf("transfers %d (%d by FCALL), audits %d, backups %d, list transactions %d, failed %d (last: %v); ", c.transfers, c.fcalls, c.audits, c.backups, len(c.txns), c.failed, c.lastErr) +
+	return fmt.Sprintf("transfers %d (%d by FCALL), audits %d, backups %d, list transactions %d, TTL keys %d read %d times, failed %d (last: %v); ", c.transfers, c.fcalls, c.audits, c.backups, len(c.txns), c.ttlKeysSet(), c.ttlReads, c.failed, c.lastErr) +
 		c.status(c.served, c.healed)
 }
 

@@ -81,7 +81,9 @@ type sagaCluster struct {
 func newSagaCluster(s *Sim, servers []kernel.NodeID) *sagaCluster {
 	c := &sagaCluster{s: s, commitLog: newCommitLog(), healed: -1, served: make([]int64, sagaClients),
 		plans: map[string][]byte{}, acked: map[string]bool{}}
-	c.serverSet = newActorServers(s, servers, func() bool { return c.stopped }, map[string]actor.Handler{"account": sagaAccount}, c.commitLog)
+	c.serverSet = newActorServers(s, servers, func() bool { return c.stopped }, func(kernel.Runtime, time.Duration) map[string]actor.Handler {
+		return map[string]actor.Handler{"account": sagaAccount}
+	}, c.commitLog)
 	newClient := func(rt kernel.Runtime) *actor.Client {
 		return newSimActorClient(rt, c.layout, servers, actor.PlaceRandom)
 	}

@@ -52,6 +52,13 @@ type serverSet struct {
 	// shrunkBy is the node the admin took a replica from and has not put
 	// back yet (0: none): its range is one voter short.
 	shrunkBy kernel.NodeID
+	// leaseKeys: the keys whose ranges' leases the admin moves during the
+	// faults (aimed_test.go; nil: none), and the moves made.
+	leaseKeys  [][]byte
+	leaseMoves int
+	// restartsAhead: the admin restarts servers with their clocks a jump
+	// ahead during the faults (aimed_test.go).
+	restartsAhead bool
 }
 
 // damage is one node's rebuild after its store was found damaged: the
@@ -88,7 +95,15 @@ func newServerSet(s *Sim, nodes []kernel.NodeID, layout consensus.Layout, boot f
 	for _, id := range nodes {
 		s.AddNode(id, boot)
 	}
-	s.AddNode(adminNode, func(rt kernel.Runtime) { rt.Go("membership", func(ctx context.Context) { c.membership(ctx, rt) }) })
+	s.AddNode(adminNode, func(rt kernel.Runtime) {
+		rt.Go("membership", func(ctx context.Context) { c.membership(ctx, rt) })
+		if c.leaseKeys != nil {
+			rt.Go("lease mover", func(ctx context.Context) { c.moveLeases(ctx, rt) })
+		}
+		if c.restartsAhead {
+			rt.Go("restarts ahead", func(ctx context.Context) { c.restartAhead(ctx, rt) })
+		}
+	})
 	return c
 }
 
@@ -653,8 +668,12 @@ func (c *serverSet) refill(ctx context.Context, rt kernel.Runtime, admin *consen
 // task, and every range's replicas.
 func (c *serverSet) status(served []int64, healed int64) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "clients last served at %v (healed at %v); membership: %d removals, %d additions, restored=%v\n",
+	fmt.Fprintf(&b, "clients last served at %v (healed at %v); membership: %d removals, %d additions, restored=%v",
 		served, healed, c.removals, c.additions, c.restored)
+	if c.leaseKeys != nil {
+		fmt.Fprintf(&b, "; lease moves %d", c.leaseMoves)
+	}
+	b.WriteString("\n")
 	for _, d := range c.newestRanges() {
 		fmt.Fprintf(&b, "range %d: %s\n", d.ID, c.appliedIndexes(d))
 	}

@@ -35,9 +35,15 @@ type kvWorkload struct {
 	// counters are keys the clients only increment and read (OpIncr,
 	// OpGet); none unless a scenario names some.
 	counters []string
-	stopped  bool
-	healed   int64   // virtual time of the heal; -1 before
-	served   []int64 // per client: virtual time of its last definite answer
+	// hot, if set, is a counter that half of every client's operations
+	// increment, and hotServed when one was last answered.
+	hot string
+	// Since the heal: the first and last answers on hot, and how many.
+	hotFirst, hotLast int64
+	hotAnswered       int
+	stopped           bool
+	healed            int64   // virtual time of the heal; -1 before
+	served            []int64 // per client: virtual time of its last definite answer
 	// inflight is, per client, the operation it is waiting on: a client
 	// node that crashes leaves it with an unknown outcome.
 	inflight []*Pending
@@ -90,6 +96,7 @@ func (w *kvWorkload) client(ctx context.Context, rt kernel.Runtime, i int, call 
 			}
 			w.ok++
 			w.served[i] = w.s.now
+			w.noteHot(in.Key)
 		case errors.As(err, &remote) || errors.Is(err, errNotApplied):
 			// The service definitely did not perform it: nothing to record.
 			w.refused++
@@ -144,7 +151,22 @@ func crashClientsUntil(s *Sim, clients int, mean time.Duration, over func() bool
 	s.After(exp(mean), "client crash", next)
 }
 
+// noteHot notes an answer on key after the heal (kvWorkload.hot).
+func (w *kvWorkload) noteHot(key string) {
+	if w.hot == "" || w.healed < 0 || key != w.hot {
+		return
+	}
+	if w.hotAnswered == 0 {
+		w.hotFirst = w.s.now
+	}
+	w.hotAnswered++
+	w.hotLast = w.s.now
+}
+
 func (w *kvWorkload) nextOp(rng *rand.Rand, client, n int) KVInput {
+	if w.hot != "" && rng.IntN(2) == 0 {
+		return KVInput{Op: OpIncr, Key: w.hot}
+	}
 	i := rng.IntN(len(w.keys) + len(w.counters))
 	if i >= len(w.keys) {
 		key := w.counters[i-len(w.keys)]
