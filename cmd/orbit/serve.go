@@ -459,7 +459,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 			SplitQPS:      splitQPS(cfg, tr != nil),
 			MaxClockDrift: cfg.maxClockDrift,
 			DisableLeases: cfg.noLeases,
-			LeasedRead:    func(r storage.RangeID, _ uint64) { m.leasedReads.WithLabelValues(rangeLabel(r)).Inc() },
+			LeasedRead:    func(r storage.RangeID, _ uint64) { m.leasedReads.inc(r) },
 			Applied:       m.appliedWrite,
 			BecameLeader: func(r storage.RangeID, _ uint64) {
 				m.leaderChanges.WithLabelValues(rangeLabel(r), "won").Inc()
