@@ -275,6 +275,12 @@
 //     atomic runs of the keyed commands around it: such a block is atomic
 //     only piecewise (adapters/redis/session). A block of keyed commands
 //     is atomic, as in Redis.
+//   - SLOWLOG is per node, as in Redis; a command's duration there is its
+//     whole trip through consensus (the sync of its log entry and the
+//     round to a majority included), where Redis times its execution
+//     alone; a blocking command is never logged (Redis logs one once it
+//     is served, for its execution); a MULTI block's commands are logged
+//     each with its share of the EXEC's time (session/slowlog.go).
 //   - INFO's memory section reports the Go runtime's memory (used_memory)
 //     and the process's resident set; Pebble's cache lives outside the Go
 //     heap and shows only in the latter. keyspace_hits/misses, expired_keys

@@ -132,7 +132,7 @@ var serverCommands = []string{
 	"auth", "client", "command", "config", "discard", "echo", "exec", "hello",
 	"info", "multi", "ping", "psubscribe", "publish", "pubsub", "punsubscribe",
 	"quit", "reset", "script", "select", "subscribe", "time", "unsubscribe", "unwatch", "watch",
-	"function", "wait",
+	"function", "wait", "slowlog",
 }
 
 var (
@@ -311,6 +311,10 @@ func Keys(args [][]byte) [][]byte {
 	}
 	return keys
 }
+
+// IsContainer reports whether the command has subcommands (CLIENT,
+// CONFIG, OBJECT, ...).
+func (s *Spec) IsContainer() bool { return s.subcommands != nil }
 
 // subcommandOf is the subcommand of a container command that args name,
 // and whether args fit its arity; an unknown one has the name "" and

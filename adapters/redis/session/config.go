@@ -3,6 +3,7 @@ package session
 import (
 	"bytes"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -22,6 +23,8 @@ import (
 //     maxmemory-policy (nothing is evicted while maxmemory is 0, in Redis
 //     too). Clients and test harnesses set them at start-up; they are
 //     validated exactly as Redis validates them.
+//   - slowlog-log-slower-than and slowlog-max-len, which the node's slow
+//     log follows (slowlog.go);
 //   - notify-keyspace-events, which this node's commands publish their
 //     keyspace events under (redis/notify.go), kept as set and reported as
 //     Redis 7.0 reports it ("KEA" reads back as "AKE", and n is set but
@@ -69,6 +72,8 @@ var configDefs = []configDef{
 	{name: "maxmemory-policy", kind: cfgEnum, value: "noeviction",
 		enum: []string{"volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl", "allkeys-lru", "allkeys-lfu", "allkeys-random", "noeviction"}},
 	{name: "notify-keyspace-events", kind: cfgNotify, value: ""},
+	{name: "slowlog-log-slower-than", kind: cfgInt, min: -1, max: math.MaxInt64, value: "10000"},
+	{name: "slowlog-max-len", kind: cfgInt, max: math.MaxInt64, value: "128"},
 }
 
 // configTable is a server's parameters: each definition once, by every
@@ -101,6 +106,20 @@ func newConfigTable(overrides map[string]string) *configTable {
 		add(configDef{name: name, value: overrides[k]})
 	}
 	return t
+}
+
+// validConfig is why value cannot be a default for the parameter name
+// (Options.Config), or "": a parameter CONFIG SET could change must
+// start at a value it would take. Names of no such parameter are new
+// fixed ones.
+func validConfig(name, value string) string {
+	for _, d := range configDefs {
+		if d.kind != cfgFixed && (d.name == strings.ToLower(name) || slices.Contains(d.aliases, strings.ToLower(name))) {
+			_, msg := d.parse(value)
+			return msg
+		}
+	}
+	return ""
 }
 
 // get is CONFIG GET's pairs for the patterns, every name (aliases too) in

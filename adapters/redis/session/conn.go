@@ -231,11 +231,15 @@ func (c *Conn) Do(ctx context.Context, args [][]byte) (replies []redis.Reply, qu
 	replies, quit, how := c.do(ctx, args)
 	if how != queued {
 		name := ""
-		if spec, ok := redis.Lookup(string(args[0])); ok {
+		spec, ok := redis.Lookup(string(args[0]))
+		if ok {
 			name = spec.Name
 		}
 		now := c.s.rt.Now()
 		c.s.stats.record(name, how == ran, now, now.Sub(began), replies)
+		if how == ran && (ok || name == "" && strings.EqualFold(string(args[0]), "acl")) {
+			c.noteSlow(spec, args, now.Sub(began), now) // ACL has no spec (acl.go)
+		}
 	}
 	if c.replyOff || c.mute {
 		return nil, quit
@@ -266,6 +270,15 @@ func (c *Conn) do(ctx context.Context, args [][]byte) ([]redis.Reply, bool, hand
 	if !spec.ArityOK(len(args)) {
 		c.dirty = c.dirty || c.multi
 		return one(arityError(name)), false, rejected
+	}
+	if spec.Where == redis.WhereServer && spec.IsContainer() {
+		// Redis's processCommand refuses an unknown subcommand, or one
+		// with the wrong number of arguments, before the command runs (not
+		// counted as a call, not in the slow log).
+		if _, bad, ok := spec.Subcommand(args); !ok {
+			c.dirty = c.dirty || c.multi
+			return one(bad), false, rejected
+		}
 	}
 	if r, quit := c.aclAdmit(ctx, args); r.Kind != 0 || quit {
 		c.dirty = c.dirty || c.multi
@@ -365,6 +378,7 @@ func (c *Conn) DoConcurrent(ctx context.Context, args [][]byte) redis.Reply {
 	}
 	now := c.s.rt.Now()
 	c.s.stats.record(spec.Name, true, now, now.Sub(began), []redis.Reply{r})
+	c.noteSlow(spec, args, now.Sub(began), now)
 	return r
 }
 
@@ -715,7 +729,9 @@ func (c *Conn) atomic(ctx context.Context, watches []redis.Watch, cmds [][][]byt
 	now := c.s.rt.Now()
 	for i, q := range cmds {
 		spec, _ := redis.Lookup(string(q[0]))
-		c.s.stats.record(spec.Name, true, now, now.Sub(began)/time.Duration(len(cmds)), out[i:i+1])
+		share := now.Sub(began) / time.Duration(len(cmds))
+		c.s.stats.record(spec.Name, true, now, share, out[i:i+1])
+		c.noteSlow(spec, q, share, now)
 	}
 	return out, redis.Reply{}
 }
@@ -831,6 +847,8 @@ func (c *Conn) server(ctx context.Context, name string, args [][]byte) ([]redis.
 		return one(c.s.configCommand(args)), false
 	case "wait":
 		return one(c.s.wait(args)), false
+	case "slowlog":
+		return one(c.s.slowlog.command(args)), false
 	case "time":
 		now := c.s.rt.Now()
 		return one(redis.Array(redis.BulkString(strconv.FormatInt(now.Unix(), 10)),
@@ -1106,6 +1124,7 @@ func (s *Server) configCommand(args [][]byte) redis.Reply {
 		defer s.mu.Unlock()
 		r := s.config.set(args[2:])
 		s.notify.Store(uint32(s.config.notifyFlags()))
+		s.configureSlowlog()
 		return r
 	case "resetstat":
 		return redis.OK()

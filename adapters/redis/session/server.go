@@ -250,6 +250,11 @@ func (o *Options) Validate() error {
 	if len(o.Layout.Ranges()) == 0 {
 		bad("Layout has no ranges")
 	}
+	for _, k := range sortedKeys(o.Config) {
+		if msg := validConfig(k, o.Config[k]); msg != "" {
+			bad("Config[%q] = %q: %s", k, o.Config[k], msg)
+		}
+	}
 	if o.BlockPoll < time.Millisecond {
 		bad("BlockPoll %v must be at least 1ms", o.BlockPoll)
 	}
@@ -298,9 +303,11 @@ type Server struct {
 	// an election (0: never seen).
 	led map[storage.RangeID]uint64
 	// ready is set once a write went through every range.
-	ready  bool
-	stats  *cmdStats    // INFO's counters; its own lock
-	config *configTable // CONFIG GET/SET; under mu
+	ready bool
+	stats *cmdStats // INFO's counters; its own lock
+	// slowlog is SLOWLOG's (slowlog.go); its own lock.
+	slowlog slowLog
+	config  *configTable // CONFIG GET/SET; under mu
 	// pubEpoch names this incarnation of the server and pubSeq numbers the
 	// messages it forwarded (pubsub.go).
 	pubEpoch, pubSeq uint64
@@ -331,6 +338,7 @@ func New(opts Options) (*Server, error) {
 		led: map[storage.RangeID]uint64{}, stats: newCmdStats(), config: newConfigTable(opts.Config),
 	}
 	s.notify.Store(uint32(s.config.notifyFlags()))
+	s.configureSlowlog()
 	s.wake = s.rt.NewCond(&s.mu, "redis: blocked clients")
 	s.sm = &redis.StateMachine{}
 	if s.router == nil {
