@@ -1,6 +1,7 @@
 package respwire
 
 import (
+	"bytes"
 	"errors"
 	"io"
 
@@ -9,9 +10,69 @@ import (
 	"github.com/orbitkernel/orbit/adapters/redis"
 )
 
-// newRequestReader is how every connection reads requests: the guard's
-// limits first, then redcon's parser.
-func newRequestReader(r io.Reader) *redcon.Reader { return redcon.NewReader(&guard{r: r}) }
+// requestReader reads a connection's requests whole: the guard judges
+// the socket's bytes and marks where each request ends, and only whole
+// requests are parsed, one at a time, by redcon's parser (redcon.Parse).
+// So a connection holds one socket read and at most one unfinished
+// request. (redcon's own Reader doubles its buffer whenever a read ends
+// inside a request and never moves the rest back to the front: a client
+// that pipelines without a pause, as redis-cli --pipe does, grew it to the
+// size of everything it had sent, 200 MB for a million SETs.)
+type requestReader struct {
+	r   io.Reader
+	g   guard
+	buf []byte // one read's bytes
+}
+
+// readSize is the most one read of the socket takes.
+const readSize = 16 << 10
+
+func newRequestReader(r io.Reader) *requestReader {
+	return &requestReader{r: r, buf: make([]byte, readSize)}
+}
+
+// ReadCommands returns the next whole requests, reading the socket until
+// there is at least one; its error (a protocol error, or the socket's) comes
+// once every request before it was returned.
+func (rd *requestReader) ReadCommands() ([]redcon.Command, error) {
+	g := &rd.g
+	for len(g.ends) == 0 {
+		if g.err != nil {
+			return nil, g.err
+		}
+		n, err := rd.r.Read(rd.buf)
+		g.judge(rd.buf[:n])
+		if err != nil && g.err == nil {
+			g.err = err // an unfinished request at the end is dropped
+		}
+	}
+	// The commands keep slices of out's requests: the rest moves to a new
+	// array, and this one is never written again.
+	whole := g.out[:g.ends[len(g.ends)-1]]
+	cmds := make([]redcon.Command, 0, len(g.ends))
+	from := 0
+	var bad error
+	for _, end := range g.ends {
+		raw := whole[from:end]
+		from = end
+		if raw[0] != '*' && len(bytes.Trim(raw, " \r\n")) == 0 {
+			continue // an inline request of no arguments: ignored, as Redis does
+		}
+		cmd, err := redcon.Parse(raw)
+		if err != nil {
+			bad = err // what redcon refuses (unbalanced quotes): it ends the connection
+			break
+		}
+		cmds = append(cmds, cmd)
+	}
+	g.out = append([]byte(nil), g.out[len(whole):]...)
+	g.reqStart = max(0, g.reqStart-len(whole))
+	g.ends = g.ends[:0]
+	if bad != nil {
+		g.out, g.hold, g.err = nil, nil, bad
+	}
+	return cmds, nil
+}
 
 // ReadRequests reads every request in r through a connection's reader, up
 // to max requests, and returns their arguments. Its error is what the
@@ -41,28 +102,27 @@ type protoError struct{ msg string }
 
 func (e *protoError) Error() string { return "Protocol error: " + e.msg }
 
-// guard sits between the socket and redcon's reader and follows the RESP
-// framing of the bytes it passes, so that a request breaking a limit fails
-// before any of it is buffered: redcon would grow its buffer to whatever
-// length a header declares, wait for the end of a header line however long
-// it grows, and loop over any count it is given. It judges every header
-// itself, as Redis's processMultibulkBuffer does (redcon's parser is more
-// lenient: "+1" and "01" are numbers to it), so that the framing it follows
-// is the one redcon reads. Bytes before the offending header are passed on
-// first, so the commands before it still run, as in Redis. It also drops
-// what Redis ignores and redcon would refuse: a request whose argument
-// count is zero or negative ("*0", "*-10").
+// guard follows the RESP framing of a connection's bytes, so that a
+// request breaking a limit fails before any of it is buffered (redcon's
+// parser would grow its buffer to whatever length a header declares, wait
+// for the end of a header line however long it grows, and loop over any
+// count it is given), and marks where each whole request ends
+// (requestReader). It judges every header itself, as Redis's
+// processMultibulkBuffer does (redcon's parser is more lenient: "+1" and
+// "01" are numbers to it), so that the framing it follows is the one
+// redcon reads. The requests before the offending one are kept, so they
+// still run, as in Redis. It also drops what Redis ignores and redcon
+// would refuse: a request whose argument count is zero or negative ("*0",
+// "*-10"), and line ends between requests.
 type guard struct {
-	r   io.Reader
-	err error // returned once out is drained
+	err error // returned once every whole request before it was
 
-	in   []byte // a read's bytes
-	out  []byte // bytes judged, not yet handed to redcon
+	out []byte // bytes judged, not yet parsed
+	// ends are where in out each whole request judged ends.
+	ends []int
 	hold []byte // an argument count's header, kept back until its end
-	// reqStart is where in out the request being judged began (0 if it
-	// began before out): a request that breaks a limit is not passed on at
-	// all, since redcon drops every command of a read that ends in one it
-	// refuses.
+	// reqStart is where in out the request being judged began: a request
+	// that breaks a limit is dropped whole.
 	reqStart int
 
 	state     int
@@ -86,31 +146,6 @@ const (
 	gInline           // in an inline request
 )
 
-func (g *guard) Read(p []byte) (int, error) {
-	for len(g.out) == 0 && g.err == nil {
-		if cap(g.in) < len(p) {
-			g.in = make([]byte, len(p))
-		}
-		n, err := g.r.Read(g.in[:len(p)])
-		g.judge(g.in[:n])
-		if err != nil && g.err == nil {
-			g.release() // an unfinished header: redcon sees the input end in it
-			g.err = err
-		}
-	}
-	n := copy(p, g.out)
-	g.out = g.out[n:]
-	g.reqStart = max(0, g.reqStart-n)
-	if len(g.out) > 0 {
-		return n, nil
-	}
-	g.out = g.out[:0:0]
-	if n > 0 {
-		return n, nil
-	}
-	return 0, g.err
-}
-
 // judge follows b's framing into out (and hold), stopping at a limit.
 func (g *guard) judge(b []byte) {
 	for i := 0; i < len(b) && g.err == nil; i++ {
@@ -127,6 +162,12 @@ func (g *guard) judge(b []byte) {
 			g.out = g.out[:min(g.reqStart, len(g.out))]
 		}
 	}
+}
+
+// endRequest marks the end of a whole request.
+func (g *guard) endRequest() {
+	g.state = gStart
+	g.ends = append(g.ends, len(g.out))
 }
 
 // release passes the held header on.
@@ -154,12 +195,13 @@ func (g *guard) step(c byte) error {
 			g.hold = append(g.hold, c)
 			g.startHeader(gCount)
 		case '\r', '\n':
+			g.out = g.out[:len(g.out)-1] // between requests: ignored, as Redis does
 		default:
 			g.state, g.line = gInline, 1
 		}
 	case gInline:
 		if c == '\n' {
-			g.state = gStart
+			g.endRequest()
 			return nil
 		}
 		g.line++
@@ -189,7 +231,7 @@ func (g *guard) step(c byte) error {
 			g.remaining--
 			g.state = gBulkStart
 			if g.remaining == 0 {
-				g.state = gStart
+				g.endRequest()
 			}
 		}
 	}
