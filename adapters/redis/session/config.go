@@ -3,7 +3,6 @@ package session
 import (
 	"bytes"
 	"math"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -113,13 +112,12 @@ func newConfigTable(overrides map[string]string) *configTable {
 // start at a value it would take. Names of no such parameter are new
 // fixed ones.
 func validConfig(name, value string) string {
-	for _, d := range configDefs {
-		if d.kind != cfgFixed && (d.name == strings.ToLower(name) || slices.Contains(d.aliases, strings.ToLower(name))) {
-			_, msg := d.parse(value)
-			return msg
-		}
+	d, ok := newConfigTable(nil).byName[strings.ToLower(name)]
+	if !ok || d.kind == cfgFixed {
+		return ""
 	}
-	return ""
+	_, msg := d.parse(value)
+	return msg
 }
 
 // get is CONFIG GET's pairs for the patterns, every name (aliases too) in
