@@ -18,17 +18,31 @@ import (
 // give the ratio of the peer's clock rate to ours, to within the two half
 // round trips over the span. What a lease needs is that no voter's clock
 // runs faster, against the leader's, than (1+MaxClockDrift)/(1-MaxClockDrift):
-// a leader that measures a voter's ratio possibly beyond that (the estimate
-// plus its error bound) serves no leased reads of the ranges that voter
-// votes in, until a later window measures it back within the bound. It
-// logs each change, and Store.ClockRateFenced counts the peers concerned
+// a leader that measures a voter's ratio beyond that for certain (the
+// estimate less its error bound) serves no leased reads of the ranges that
+// voter votes in, until a later window measures it within the bound for
+// certain (the estimate plus its error bound). It logs each change, and
+// Store.ClockRateFenced counts the peers concerned
 // (orbit_clock_rate_fenced_peers).
 //
-// This catches a clock that went bad a window or two after it did; in
-// between, leases are exposed, as they are in every system that checks
-// its clock bound by measurement (CockroachDB's offset check among them).
+// A window whose error bound straddles the limit says neither: the
+// window grows, keeping its anchor, until the round trips are small
+// against its span, and the verdict stays what it was meanwhile. Slow,
+// jittery links call for this: with round trips of 240–560 ms (the Jepsen
+// slow-leader fault), a 2 s window's bound alone was ±0.25, and every
+// such fault fenced its node's peers, as if their clocks ran 10–20% fast,
+// and turned the other nodes' leased reads into ReadIndex rounds for
+// seconds. A window that reaches rateMaxWindow undecided fences: a link
+// that slow leaves nothing to stand on.
+//
+// This catches a clock that went bad a window or two after it did (more,
+// when the round trips are long against the window); in between, leases
+// are exposed, as they are in every system that checks its clock bound by
+// measurement (CockroachDB's offset check among them).
 const (
 	rateWindow = 2 * time.Second
+	// rateMaxWindow is the longest a window grows while undecided.
+	rateMaxWindow = 10 * rateWindow
 	// rateFresh: a measurement older than this says nothing any more (the
 	// peer stopped answering; its next pongs start a new window).
 	rateFresh = 3 * rateWindow
@@ -43,11 +57,14 @@ type rateSample struct {
 // rateTrack measures one peer's clock rate against this node's.
 type rateTrack struct {
 	anchor rateSample
-	// faster is the upper bound of the peer's rate over ours measured in
-	// the last window, at (our monotonic clock).
+	// last is when the last pong came (our monotonic clock).
+	last time.Duration
+	// faster is the upper bound of the peer's rate over ours measured by
+	// the last decided window.
 	faster float64
-	at     time.Duration
-	// fenced is set while faster exceeds what leases allow.
+	// fenced is the last decided window's verdict: the peer's clock runs
+	// too fast for leases (for certain, or still undecided at
+	// rateMaxWindow).
 	fenced bool
 }
 
@@ -62,13 +79,15 @@ func (o *Options) maxRateRatio() float64 {
 func (s *Store) noteRate(peer kernel.NodeID, sent, peerMono, now time.Duration) {
 	smp := rateSample{mid: sent + (now-sent)/2, peer: peerMono, rtt: now - sent}
 	tr := s.health.rates[peer]
-	if tr == nil || tr.anchor.mid == 0 || now-tr.anchor.mid > rateFresh || smp.peer <= tr.anchor.peer {
+	if tr == nil {
+		tr = &rateTrack{}
+		s.health.rates[peer] = tr
+	}
+	silent := now-tr.last > rateFresh
+	tr.last = now
+	if tr.anchor.mid == 0 || silent || smp.peer <= tr.anchor.peer {
 		// A first sample, one after a long silence, or a peer that
 		// restarted (its monotonic clock began again): a new window.
-		if tr == nil {
-			tr = &rateTrack{}
-			s.health.rates[peer] = tr
-		}
 		tr.anchor = smp
 		return
 	}
@@ -82,8 +101,15 @@ func (s *Store) noteRate(peer kernel.NodeID, sent, peerMono, now time.Duration) 
 	}
 	ratio := float64(smp.peer-tr.anchor.peer) / float64(span)
 	bound := float64(smp.rtt+tr.anchor.rtt) / 2 / float64(span)
-	tr.faster, tr.at, tr.anchor = ratio+bound, now, smp
-	fenced := tr.faster > s.opts.maxRateRatio()
+	limit := s.opts.maxRateRatio()
+	fenced := ratio-bound > limit
+	if !fenced && ratio+bound > limit && span < rateMaxWindow {
+		return // undecided: the window grows
+	}
+	if ratio+bound > limit {
+		fenced = true // undecided at the longest window
+	}
+	tr.faster, tr.anchor = ratio+bound, smp
 	if fenced != tr.fenced {
 		tr.fenced = fenced
 		if fenced {
@@ -96,11 +122,11 @@ func (s *Store) noteRate(peer kernel.NodeID, sent, peerMono, now time.Duration) 
 	s.publishFenced()
 }
 
-// rateFenced reports whether a fresh measurement says peer's clock may run
-// too fast for this node's leases.
+// rateFenced reports whether the last verdict on peer's clock, while the
+// peer still answers, is that it runs too fast for this node's leases.
 func (s *Store) rateFenced(peer kernel.NodeID) bool {
 	tr := s.health.rates[peer]
-	return tr != nil && tr.fenced && s.rt.Monotonic()-tr.at < rateFresh
+	return tr != nil && tr.fenced && s.rt.Monotonic()-tr.last < rateFresh
 }
 
 // votersRateOK reports whether no other voter of r is fenced. It runs on

@@ -32,8 +32,16 @@ import (
 // (commitEstimate). When the leader's estimate exceeds slowFactor times
 // the best voter's plus slowMargin, it hands leadership to that voter
 // (Raft's TimeoutNow transfer), as CockroachDB and TiKV move leases off
-// slow stores. A range changes leader this way at most once per
-// transferCooldown on a node, so two nodes can never bounce it.
+// slow stores. The hysteresis (twice, plus a margin) is what keeps two
+// nodes from bouncing a range: both cannot be that much slower than the
+// other. On top of it a node leaves a range it handed away or won through
+// a hand-over alone for transferCooldown, so that even views of each
+// other that disagree cannot move a range more than once a second. The
+// cooldown is short on purpose: a node can win a range from the
+// rebalancer (a hand-over too) and become slow a moment later, and for as
+// long as the cooldown lasts the whole range crawls with it (a Jepsen
+// slow-leader fault that began 3 s after such a win kept 0.40 of calm
+// throughput under the 5 s cooldown this once was).
 //
 // Measurements are medians of the last few samples (a clock step or one
 // slow fsync moves nothing) and expire after healthStale: a node that stops
@@ -44,7 +52,7 @@ const (
 	healthCheckTicks = 5 // a leader weighs its ranges every 100 ms
 	healthSamples    = 3
 	healthStale      = time.Second
-	transferCooldown = 5 * time.Second
+	transferCooldown = time.Second
 	slowFactor       = 2
 	slowMargin       = 20 * time.Millisecond
 )
@@ -372,8 +380,8 @@ func (s *Store) checkHealth() {
 			continue
 		}
 		st := r.rn.Status()
-		if st.LeadTransferee != raft.None {
-			continue
+		if st.LeadTransferee != raft.None || r.handoverTo != 0 {
+			continue // a hand-over under way (progressHandovers)
 		}
 		cs := r.log.ConfState()
 		voters := make([]kernel.NodeID, 0, len(cs.Voters))

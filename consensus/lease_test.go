@@ -217,14 +217,20 @@ func TestTransferVoteContext(t *testing.T) {
 // TestClockRateBeyondBoundFencesLeases: a follower whose clock runs 30%
 // fast would vote before the leader's lease ends; the leader measures the
 // rate within a few seconds and stops serving reads alone (they still
-// succeed, through ReadIndex). Clocks within the bound fence nothing.
+// succeed, through ReadIndex). Clocks within the bound fence nothing, even
+// over links 250 ms slow each way, whose round trips make a 2 s window's
+// error bound ±0.25 (it once fenced them); a clock 30% fast over such a
+// link is still fenced.
 func TestClockRateBeyondBoundFencesLeases(t *testing.T) {
 	for _, tc := range []struct {
 		follower, leader float64
+		slow             time.Duration // added to the follower's links
 		fenced           bool
 	}{
-		{1.3, 1, true},
-		{1 + DefaultMaxClockDrift*0.8, 1 - DefaultMaxClockDrift*0.8, false},
+		{1.3, 1, 0, true},
+		{1 + DefaultMaxClockDrift*0.8, 1 - DefaultMaxClockDrift*0.8, 0, false},
+		{1, 1, 250 * time.Millisecond, false},
+		{1.3, 1, 250 * time.Millisecond, true},
 	} {
 		w := newLeaseWorld(t, 7)
 		if err := w.sim.RunUntil(func() bool { return w.leader() != 0 && len(w.leased) > 0 }, 5*time.Second); err != nil {
@@ -234,6 +240,7 @@ func TestClockRateBeyondBoundFencesLeases(t *testing.T) {
 		f := l%3 + 1
 		w.sim.Node(f).SetClockRate(tc.follower)
 		w.sim.Node(l).SetClockRate(tc.leader)
+		w.sim.Net().Slow(f, tc.slow)
 		if err := w.sim.RunFor(3 * rateWindow); err != nil {
 			t.Fatal(err)
 		}
@@ -241,7 +248,7 @@ func TestClockRateBeyondBoundFencesLeases(t *testing.T) {
 			t.Fatalf("leadership moved from n%d", l)
 		}
 		if got := w.stores[l].ClockRateFenced(); (got > 0) != tc.fenced {
-			t.Fatalf("rates %v/%v: leader fences %d peers, want fenced %t", tc.follower, tc.leader, got, tc.fenced)
+			t.Fatalf("rates %v/%v, follower's links %v slow: leader fences %d peers, want fenced %t", tc.follower, tc.leader, tc.slow, got, tc.fenced)
 		}
 		before, reads := w.leased[l], w.reads[l]
 		if err := w.sim.RunFor(time.Second); err != nil {

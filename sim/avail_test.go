@@ -25,6 +25,12 @@ import (
 //	pause    the leader stops being scheduled, then resumes
 //	isolate  the leader is cut off from every other node
 //	slow     every message from or to the leader takes 120–280 ms more
+//	won-slow a range's leader hands it to another voter (as the
+//	         rebalancer does), whose links turn slow as above wonSlowAfter
+//	         later: a node that just won a range through a hand-over must
+//	         still hand it on when it turns slow (a Jepsen slow-leader
+//	         fault 3 s after such a win once kept the range on the slow
+//	         node for the 5 s the hand-over cooldown then lasted)
 //
 // Checked per fault: after a crash, pause or isolation (a quorum of every
 // range stays connected and healthy), every surviving node serves again
@@ -57,7 +63,12 @@ const (
 	availValue   = 4 << 10 // a backlog worth bounding after a crash
 )
 
-var availKinds = []string{"crash", "pause", "isolate", "slow"}
+var availKinds = []string{"crash", "pause", "isolate", "slow", "won-slow"}
+
+// wonSlowAfter is how long after a won-slow fault's hand-over begins the
+// range's leader turns slow: time for the transfer, not for a cooldown
+// after it to run out.
+const wonSlowAfter = 300 * time.Millisecond
 
 var availScenario = Scenario{
 	Name:  "avail",
@@ -263,12 +274,55 @@ func (c *availCluster) inject(kind string) bool {
 		c.s.net.Isolate(victim)
 		c.undo = c.s.net.Heal
 	case "slow":
-		d := time.Duration(120+c.s.rng.IntN(161)) * time.Millisecond
-		c.s.logf(0, "avail: n%d's links +%v", victim, d)
-		c.s.net.Slow(victim, d)
-		c.undo = func() { c.s.net.Slow(victim, 0) }
+		c.slow(victim)
+	case "won-slow":
+		c.handOverThenSlow(victim)
 	}
 	return true
+}
+
+// slow adds 120–280 ms to every link of victim until the fault ends.
+func (c *availCluster) slow(victim kernel.NodeID) {
+	d := time.Duration(120+c.s.rng.IntN(161)) * time.Millisecond
+	c.s.logf(0, "avail: n%d's links +%v", victim, d)
+	c.s.net.Slow(victim, d)
+	c.undo = func() { c.s.net.Slow(victim, 0) }
+}
+
+// handOverThenSlow hands a range led by from to another node, and
+// wonSlowAfter later slows whichever node leads that range then (the
+// winner, unless the transfer failed): the fault's victim, and its start,
+// are that moment's.
+func (c *availCluster) handOverThenSlow(from kernel.NodeID) {
+	var led []consensus.Descriptor
+	for _, d := range c.layout.Ranges() {
+		if c.leaderOf[d.ID] == from {
+			led = append(led, d)
+		}
+	}
+	d := led[c.s.rng.IntN(len(led))]
+	to := from
+	for to == from {
+		to = c.nodes[c.s.rng.IntN(len(c.nodes))]
+	}
+	c.s.logf(0, "avail: range %d from n%d to n%d", d.ID, from, to)
+	rt := c.s.Node(from).Runtime()
+	rt.Go("avail hand-over", func(ctx context.Context) {
+		cl := consensus.NewClient(consensus.NewRouter(rt, c.layout), "avail hand-over")
+		actx, cancel := rt.WithTimeout(ctx, wonSlowAfter)
+		defer cancel()
+		_ = cl.TransferLeadership(actx, d.Start, to) // judged by who leads when the links slow
+	})
+	i := len(c.faults) - 1
+	c.s.After(wonSlowAfter, "avail won-slow", func() {
+		leader, ok := c.leaderOf[d.ID]
+		if !ok || c.healed >= 0 || c.faults[i].end != 0 {
+			return // no leader to slow, or the fault is over: nothing judged
+		}
+		c.faults[i].victim, c.faults[i].start = leader, c.s.now
+		c.s.logf(0, "avail: n%d leads range %d", leader, d.ID)
+		c.slow(leader)
+	})
 }
 
 func (c *availCluster) endFault() {
@@ -338,7 +392,7 @@ func (c *availCluster) checkFault(f availFault) error {
 			continue
 		}
 		switch f.kind {
-		case "slow":
+		case "slow", "won-slow":
 			calm := c.rate(n, f.start-int64(time.Second), f.start)
 			during := c.rate(n, f.start+int64(availGrace), end)
 			c.measured = append(c.measured, fmt.Sprintf("slow n%d: n%d %.0f%% of calm", f.victim, n, 100*during/calm))
