@@ -281,6 +281,14 @@
 //     alone; a blocking command is never logged (Redis logs one once it
 //     is served, for its execution); a MULTI block's commands are logged
 //     each with its share of the EXEC's time (session/slowlog.go).
+//   - MONITOR shows what the node's own connections ran (as one node of a
+//     Redis Cluster does), each command once it returned: a blocking
+//     command when it is served or times out (Redis shows it when it
+//     starts to wait); a script as its EVAL or FCALL, without Redis's
+//     "[0 lua]" lines for the calls it made (it runs at the range's
+//     leaseholder, which may be another node); a monitoring connection's
+//     own commands inside its EXEC are not shown to it
+//     (session/monitor.go).
 //   - INFO's memory section reports the Go runtime's memory (used_memory)
 //     and the process's resident set; Pebble's cache lives outside the Go
 //     heap and shows only in the latter. keyspace_hits/misses, expired_keys

@@ -57,6 +57,7 @@ type Spec struct {
 type subcommand struct {
 	arity    int // the container's name included
 	firstKey int // 0: no key; else the position of its one key
+	flags    []string
 }
 
 // genSpec is one entry of table_gen.go.
@@ -132,7 +133,7 @@ var serverCommands = []string{
 	"auth", "client", "command", "config", "discard", "echo", "exec", "hello",
 	"info", "multi", "ping", "psubscribe", "publish", "pubsub", "punsubscribe",
 	"quit", "reset", "script", "select", "subscribe", "time", "unsubscribe", "unwatch", "watch",
-	"function", "wait", "slowlog",
+	"function", "wait", "slowlog", "monitor",
 }
 
 var (
@@ -165,10 +166,12 @@ func buildTable() {
 			write := false
 			for _, sub := range s.info.Elems[9].Elems {
 				_, name, _ := strings.Cut(string(sub.Elems[0].Str), "|")
-				s.subcommands[name] = subcommand{arity: int(sub.Elems[1].Int), firstKey: int(sub.Elems[3].Int)}
+				sc := subcommand{arity: int(sub.Elems[1].Int), firstKey: int(sub.Elems[3].Int)}
 				for _, f := range sub.Elems[2].Elems {
+					sc.flags = append(sc.flags, string(f.Str))
 					write = write || string(f.Str) == "write"
 				}
+				s.subcommands[name] = sc
 			}
 			if handlers[g.name] != nil {
 				// A keyed container (OBJECT, XGROUP, XINFO) has no flags
@@ -230,6 +233,19 @@ func (s *Spec) ReadOnly() bool { return s.readonly }
 
 // HasFlag reports whether the command carries a COMMAND INFO flag.
 func (s *Spec) HasFlag(flag string) bool { return slices.Contains(s.Flags, flag) }
+
+// HasFlagFor reports whether the command args run has flag: its
+// subcommand's flags for a container (Redis runs the subcommand, with
+// its own flags: CLIENT ID is not "admin", CLIENT LIST is), the
+// command's otherwise (and for a subcommand it does not know).
+func (s *Spec) HasFlagFor(args [][]byte, flag string) bool {
+	if len(s.subcommands) > 0 && len(args) > 1 {
+		if sub, ok := s.subcommands[strings.ToLower(string(args[1]))]; ok {
+			return slices.Contains(sub.flags, flag)
+		}
+	}
+	return s.HasFlag(flag)
+}
 
 // ArityOK reports whether argc arguments (the name included) fit the arity.
 func (s *Spec) ArityOK(argc int) bool {

@@ -58,6 +58,12 @@ type Conn struct {
 	goneMu   sync.Mutex
 	gone     bool
 	stopWait context.CancelFunc // ends the blocked command's wait; nil when none
+	// blocked is set while a blocking command runs; unblock is what a
+	// CLIENT UNBLOCK asked of it (unblock.go), and stopBlock ends the
+	// wait between its steps (nil while a step runs). Under goneMu too.
+	blocked   bool
+	unblock   unblockHow
+	stopBlock context.CancelFunc
 
 	// kill closes the client's connection (SetKill; nil: CLIENT KILL
 	// cannot reach it), and closeAfterReply asks the wire to close it
@@ -71,6 +77,10 @@ type Conn struct {
 	// its start value (Redis sets it as the client connects).
 	user             string
 	authInit, authed bool
+
+	// monitoring is set by MONITOR (monitor.go); execing while EXEC runs
+	// the queued commands. Both owned by the connection's task.
+	monitoring, execing bool
 }
 
 // SetKill gives the connection the way to close its client's connection,
@@ -151,6 +161,7 @@ func (s *Server) NewConn(addr string, push func(redis.Reply)) *Conn {
 
 // Close forgets the connection and its subscriptions.
 func (c *Conn) Close() {
+	c.stopMonitoring()
 	c.unsubscribeAll(false)
 	c.unsubscribeAll(true)
 	c.s.mu.Lock()
@@ -239,6 +250,11 @@ func (c *Conn) Do(ctx context.Context, args [][]byte) (replies []redis.Reply, qu
 		c.s.stats.record(name, how == ran, now, now.Sub(began), replies)
 		if how == ran && (ok || name == "" && strings.EqualFold(string(args[0]), "acl")) {
 			c.noteSlow(spec, args, now.Sub(began), now) // ACL has no spec (acl.go)
+			if self := c.feedMonitors(args, now); self.Kind != 0 && !c.execing {
+				// A monitor's own line follows its reply; inside EXEC it
+				// would land in EXEC's array, and is not shown.
+				replies = append(replies, self)
+			}
 		}
 	}
 	if c.replyOff || c.mute {
@@ -309,6 +325,10 @@ func (c *Conn) do(ctx context.Context, args [][]byte) ([]redis.Reply, bool, hand
 	if c.proto == 2 && len(c.subs)+len(c.psubs) > 0 && !slices.Contains(allowedSubscribed, name) {
 		return errorReply(fmt.Sprintf("ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", name)), false, rejected
 	}
+	if r, refused := c.monitorRefuses(spec, args); refused {
+		c.dirty = c.dirty || c.multi
+		return one(r), false, rejected
+	}
 	if c.multi {
 		switch name {
 		case "exec", "discard", "quit", "reset":
@@ -346,7 +366,7 @@ func (c *Conn) do(ctx context.Context, args [][]byte) ([]redis.Reply, bool, hand
 // in order, and must ask only once every earlier command of the connection
 // that is not concurrent has run (they may change the connection's state).
 func (c *Conn) Concurrent(args [][]byte) (keys [][]byte, ok bool) {
-	if len(args) == 0 || c.multi || c.replyOff || c.skipNext || (c.proto == 2 && len(c.subs)+len(c.psubs) > 0) ||
+	if len(args) == 0 || c.multi || c.replyOff || c.skipNext || c.monitoring || (c.proto == 2 && len(c.subs)+len(c.psubs) > 0) ||
 		(c.s.dbs != nil && !c.authInit) { // aclAdmit must set up the connection first
 		return nil, false
 	}
@@ -379,6 +399,7 @@ func (c *Conn) DoConcurrent(ctx context.Context, args [][]byte) redis.Reply {
 	now := c.s.rt.Now()
 	c.s.stats.record(spec.Name, true, now, now.Sub(began), []redis.Reply{r})
 	c.noteSlow(spec, args, now.Sub(began), now)
+	c.feedMonitors(args, now) // never this connection's own: a monitor runs nothing concurrently
 	return r
 }
 
@@ -416,11 +437,15 @@ func (c *Conn) blocking(ctx context.Context, spec *redis.Spec, args [][]byte) re
 	}
 	ctx, stop := c.waitContext(ctx)
 	defer stop()
+	defer c.blockedSpan()()
 	cmd := redis.InDB(c.db, redis.BlockingCommand(args))
 	var deadline time.Time
 	for first := true; ; first = false {
 		if c.isGone() {
 			return redis.TimeoutReply(spec.Name) // nobody reads it
+		}
+		if r, ok := c.unblocked(spec); ok {
+			return r
 		}
 		r, err := c.s.command(ctx, route, cmd, false)
 		if c.s.splitApart(err) {
@@ -447,7 +472,10 @@ func (c *Conn) blocking(ctx context.Context, spec *redis.Spec, args [][]byte) re
 		}
 		// Wait until the probe says the step may succeed.
 		for {
-			if !c.s.waitStep(ctx, deadline) {
+			if !c.waitBlocked(ctx, deadline) {
+				if r, ok := c.unblocked(spec); ok {
+					return r
+				}
 				return redis.TimeoutReply(spec.Name)
 			}
 			p, err := c.s.command(ctx, route, cmd, true)
@@ -464,6 +492,7 @@ func (c *Conn) blocking(ctx context.Context, spec *redis.Spec, args [][]byte) re
 func (c *Conn) blockingAcross(ctx context.Context, spec *redis.Spec, args [][]byte) redis.Reply {
 	ctx, stop := c.waitContext(ctx)
 	defer stop()
+	defer c.blockedSpan()()
 	var deadline time.Time
 	if ms := redis.BlockTimeout(args); ms > 0 {
 		deadline = c.s.rt.Now().Add(time.Duration(ms) * time.Millisecond)
@@ -472,6 +501,9 @@ func (c *Conn) blockingAcross(ctx context.Context, spec *redis.Spec, args [][]by
 		if c.isGone() {
 			return redis.TimeoutReply(spec.Name) // nobody reads it
 		}
+		if r, ok := c.unblocked(spec); ok {
+			return r
+		}
 		run := c.s.across(ctx, c.db, nil, [][][]byte{args}, false)
 		if run.Ready {
 			return run.Reply
@@ -479,7 +511,10 @@ func (c *Conn) blockingAcross(ctx context.Context, spec *redis.Spec, args [][]by
 		if retry := redis.RetryArgs(run.Reply); retry != nil {
 			args = retry // XREAD's "$" fixed to the ID it stood for at first
 		}
-		if !c.s.waitStep(ctx, deadline) {
+		if !c.waitBlocked(ctx, deadline) {
+			if r, ok := c.unblocked(spec); ok {
+				return r
+			}
 			return redis.TimeoutReply(spec.Name)
 		}
 	}
@@ -571,6 +606,8 @@ func (c *Conn) exec(ctx context.Context) redis.Reply {
 	if dirty {
 		return redis.Error("EXECABORT Transaction discarded because of previous errors.")
 	}
+	c.execing = true
+	defer func() { c.execing = false }()
 	denied := c.aclExecDenials(ctx, queue)
 	if len(denied) > 0 {
 		var keep [][][]byte
@@ -732,6 +769,7 @@ func (c *Conn) atomic(ctx context.Context, watches []redis.Watch, cmds [][][]byt
 		share := now.Sub(began) / time.Duration(len(cmds))
 		c.s.stats.record(spec.Name, true, now, share, out[i:i+1])
 		c.noteSlow(spec, q, share, now)
+		c.feedMonitors(q, now) // not its own line (Do's, below)
 	}
 	return out, redis.Reply{}
 }
@@ -824,6 +862,7 @@ func (c *Conn) server(ctx context.Context, name string, args [][]byte) ([]redis.
 	case "hello":
 		return one(c.hello(ctx, args)), false
 	case "reset":
+		c.stopMonitoring()
 		c.discardMulti()
 		c.unsubscribeAll(false)
 		c.unsubscribeAll(true)
@@ -849,6 +888,8 @@ func (c *Conn) server(ctx context.Context, name string, args [][]byte) ([]redis.
 		return one(c.s.wait(args)), false
 	case "slowlog":
 		return one(c.s.slowlog.command(args)), false
+	case "monitor":
+		return c.monitor(), false
 	case "time":
 		now := c.s.rt.Now()
 		return one(redis.Array(redis.BulkString(strconv.FormatInt(now.Unix(), 10)),
@@ -988,18 +1029,19 @@ func (c *Conn) client(args [][]byte) redis.Reply {
 		return redis.Int(c.id)
 	case "kill":
 		return c.clientKill(args)
+	case "unblock":
+		return c.s.clientUnblock(args)
+	case "help":
+		return redis.HelpReply("CLIENT", clientHelp)
+	case "caching", "getredir", "no-evict", "pause", "unpause", "tracking", "trackinginfo":
+		return redis.Error("ERR CLIENT " + strings.ToUpper(sub) + " is not supported by Orbit")
 	case "info":
 		return redis.Verbatim("txt", c.s.clientLine(c)+"\n")
 	case "list":
-		// The connections are listed under s.mu, their lines made after
-		// it (each connection's shown state has its own lock).
-		c.s.mu.Lock()
-		conns := make([]*Conn, 0, len(c.s.conns))
-		for _, o := range c.s.conns {
-			conns = append(conns, o)
+		conns, r := c.s.clientListed(args)
+		if r.Kind != 0 {
+			return r
 		}
-		c.s.mu.Unlock()
-		slices.SortFunc(conns, func(a, b *Conn) int { return cmp.Compare(a.id, b.id) })
 		var b strings.Builder
 		for _, o := range conns {
 			b.WriteString(c.s.clientLine(o))
@@ -1008,6 +1050,86 @@ func (c *Conn) client(args [][]byte) redis.Reply {
 		return redis.Verbatim("txt", b.String())
 	}
 	return redis.Error("ERR unknown subcommand '" + string(args[1]) + "'. Try CLIENT HELP.")
+}
+
+// clientHelp is CLIENT HELP's text: Redis 7.0.15's, for the subcommands
+// Orbit has.
+var clientHelp = []string{
+	"GETNAME",
+	"    Return the name of the current connection.",
+	"ID",
+	"    Return the ID of the current connection.",
+	"INFO",
+	"    Return information about the current client connection.",
+	"KILL <ip:port>",
+	"    Kill connection made from <ip:port>.",
+	"KILL <option> <value> [<option> <value> [...]]",
+	"    Kill connections. Options are:",
+	"    * ADDR (<ip:port>|<unixsocket>:0)",
+	"      Kill connections made from the specified address",
+	"    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+	"      Kill connections by type.",
+	"    * USER <username>",
+	"      Kill connections authenticated by <username>.",
+	"    * SKIPME (YES|NO)",
+	"      Skip killing current connection (default: yes).",
+	"LIST [options ...]",
+	"    Return information about client connections. Options:",
+	"    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+	"      Return clients of specified type.",
+	"REPLY (ON|OFF|SKIP)",
+	"    Control the replies sent to the current connection.",
+	"SETNAME <name>",
+	"    Assign the name <name> to the current connection.",
+	"UNBLOCK <clientid> [TIMEOUT|ERROR]",
+	"    Unblock the specified blocked client.",
+}
+
+// clientListed is the connections CLIENT LIST [TYPE type | ID id ...]
+// lists, as Redis 7.0's clientCommand parses it, or the error reply:
+// every connection in ID order; those of a type (normal: every one
+// without subscriptions, monitors included; pubsub: those with some;
+// replica and master: none, Orbit has no replication clients); or those
+// of the IDs given, in their order.
+func (s *Server) clientListed(args [][]byte) ([]*Conn, redis.Reply) {
+	// The connections are read under s.mu, their lines made after it
+	// (each connection's shown state has its own lock).
+	s.mu.Lock()
+	all := make([]*Conn, 0, len(s.conns))
+	for _, o := range s.conns {
+		all = append(all, o)
+	}
+	s.mu.Unlock()
+	slices.SortFunc(all, func(a, b *Conn) int { return cmp.Compare(a.id, b.id) })
+	switch {
+	case len(args) == 2:
+		return all, redis.Reply{}
+	case len(args) == 4 && strings.EqualFold(string(args[2]), "type"):
+		var subscribed bool
+		switch strings.ToLower(string(args[3])) {
+		case "normal":
+		case "pubsub":
+			subscribed = true
+		case "slave", "replica", "master":
+			return nil, redis.Reply{}
+		default:
+			return nil, redis.Error("ERR Unknown client type '" + string(args[3]) + "'")
+		}
+		return slices.DeleteFunc(all, func(o *Conn) bool { i := o.info(); return (i.subs+i.psubs > 0) != subscribed }), redis.Reply{}
+	case len(args) > 3 && strings.EqualFold(string(args[2]), "id"):
+		var out []*Conn
+		for _, a := range args[3:] {
+			id, err := strconv.ParseInt(string(a), 10, 64)
+			if err != nil {
+				return nil, redis.Error("ERR Invalid client ID")
+			}
+			if i, ok := slices.BinarySearchFunc(all, id, func(o *Conn, id int64) int { return cmp.Compare(o.id, id) }); ok {
+				out = append(out, all[i])
+			}
+		}
+		return out, redis.Reply{}
+	}
+	return nil, redis.Error("ERR syntax error")
 }
 
 // clientLine is a CLIENT LIST line (the fields Orbit knows) for c, which

@@ -307,7 +307,9 @@ type Server struct {
 	stats *cmdStats // INFO's counters; its own lock
 	// slowlog is SLOWLOG's (slowlog.go); its own lock.
 	slowlog slowLog
-	config  *configTable // CONFIG GET/SET; under mu
+	// monitors are MONITOR's (monitor.go); their own lock.
+	monitors monitors
+	config   *configTable // CONFIG GET/SET; under mu
 	// pubEpoch names this incarnation of the server and pubSeq numbers the
 	// messages it forwarded (pubsub.go).
 	pubEpoch, pubSeq uint64
