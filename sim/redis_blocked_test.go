@@ -3,6 +3,9 @@ package sim
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/orbitkernel/orbit/adapters/redis"
@@ -87,4 +90,113 @@ func (c *redisCluster) checkAbandoned() error {
 		}
 	}
 	return nil
+}
+
+// A blocked client unblocked as an element arrives (CLIENT UNBLOCK): a
+// second connection of the client's session blocks in BLPOP on a fresh
+// list; once the session has a client waiting, the client pushes one
+// element and, 0–150 ms later, unblocks the BLPOP (TIMEOUT or ERROR), so
+// that the UNBLOCK meets the BLPOP waiting (it looks again when a write
+// applies on its node, or after BlockPoll, 100 ms), probing, in the
+// middle of the step that pops, or done. Whatever the race, the element is the BLPOP's
+// reply or still in the list at the end (checkUnblocked): UNBLOCK ends
+// the wait, never a step's outcome (planted: unblock-cancels-step).
+
+// unblockedList is a list whose blocked reader was unblocked after its
+// one element was pushed; took says whether the BLPOP returned it.
+type unblockedList struct {
+	key, elem string
+	client    int
+	took      bool
+}
+
+// unblockRace runs one round; it reports whether the push was answered.
+func (c *redisCluster) unblockRace(rt kernel.Runtime, sess *session.Server, rc redisConn, rng *rand.Rand, i, n int) bool {
+	key, elem := fmt.Sprintf("u%d.%d", i, n), fmt.Sprintf("e%d.%d", i, n)
+	conn := sess.NewConn(fmt.Sprintf("client-%d-unblocked", i), nil)
+	done := false
+	var reply redis.Reply
+	rt.Go("redis unblocked client", func(ctx context.Context) {
+		defer conn.Close()
+		if replies, _ := conn.Do(ctx, [][]byte{[]byte("BLPOP"), []byte(key), []byte("0")}); len(replies) == 1 {
+			reply = replies[0]
+		}
+		done = true
+	})
+	for !done && sess.Stats().Blocked == 0 {
+		if rt.Sleep(rc.ctx, time.Millisecond) != nil {
+			return false
+		}
+	}
+	r := rc.do("RPUSH", key, elem)
+	pushed := outcomeOf(r) == definite
+	if pushed && (r.Kind != redis.KindInt || r.Int != 1) {
+		c.anomaly("RPUSH %s %s (a fresh list): %s", key, elem, describeReply(r))
+		return true
+	}
+	if rt.Sleep(rc.ctx, time.Duration(rng.IntN(151))*time.Millisecond) != nil {
+		return false
+	}
+	how := []string{"TIMEOUT", "ERROR"}[rng.IntN(2)]
+	u := rc.do("CLIENT", "UNBLOCK", fmt.Sprint(conn.ID()), how)
+	if u.Kind != redis.KindInt || u.Int < 0 || u.Int > 1 {
+		c.anomaly("CLIENT UNBLOCK %d %s: %s", conn.ID(), how, describeReply(u))
+		return true
+	}
+	for waited := time.Duration(0); !done && waited < unblockWait; waited += time.Millisecond {
+		if rt.Sleep(rc.ctx, time.Millisecond) != nil {
+			return false
+		}
+	}
+	if !done || !pushed {
+		return pushed // a step stuck behind a fault, or a push of unknown outcome: nothing to check
+	}
+	switch {
+	case reply.Kind == redis.KindArray && len(reply.Elems) == 2:
+		if string(reply.Elems[1].Str) != elem {
+			c.anomaly("BLPOP %s returned %s; the one element pushed was %s", key, describeReply(reply), elem)
+			return true
+		}
+		c.unblocked = append(c.unblocked, unblockedList{key: key, elem: elem, client: i, took: true})
+	case reply.Kind == redis.KindNullArray, reply.Kind == redis.KindError && strings.HasPrefix(string(reply.Str), "UNBLOCKED "):
+		c.unblocked = append(c.unblocked, unblockedList{key: key, elem: elem, client: i})
+	}
+	// Any other reply (a failure under faults): the step's outcome is
+	// unknown.
+	return true
+}
+
+// unblockWait bounds how long the client waits for an unblocked BLPOP to
+// return (a step under way finishes first).
+const unblockWait = 2 * time.Second
+
+// checkUnblocked: every list whose BLPOP was unblocked holds its element
+// unless the BLPOP returned it.
+func (c *redisCluster) checkUnblocked() error {
+	for _, u := range c.unblocked {
+		got, ok := c.final[u.key]
+		if !ok {
+			return fmt.Errorf("unblocked clients: no final read of %s", u.key)
+		}
+		want := []string{u.elem}
+		if u.took {
+			want = nil
+		}
+		if !slices.Equal(got, want) {
+			return fmt.Errorf("unblocked clients: %s holds %q, want %q: client %d pushed %s and unblocked its BLPOP, which took it: %t",
+				u.key, got, want, u.client, u.elem, u.took)
+		}
+	}
+	return nil
+}
+
+// unblockedTook counts the unblocked BLPOPs that returned their element.
+func unblockedTook(us []unblockedList) int {
+	n := 0
+	for _, u := range us {
+		if u.took {
+			n++
+		}
+	}
+	return n
 }

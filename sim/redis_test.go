@@ -153,6 +153,9 @@ type redisCluster struct {
 	// abandoned are the lists whose blocked reader went away
 	// (redis_blocked_test.go).
 	abandoned []abandonedList
+	// unblocked are the lists whose blocked reader was unblocked
+	// (redis_blocked_test.go).
+	unblocked []unblockedList
 	// dbWrites are keys written in databases other than 0, and dbFinal
 	// their final reads there and in database 0 (redis_databases_test.go).
 	dbWrites []dbWrite
@@ -389,8 +392,10 @@ func (c *redisCluster) client(ctx context.Context, rt kernel.Runtime, i int) {
 		switch r := rng.IntN(100); {
 		case family:
 			served = c.familyOp(rc, i, n, rng, open, settle)
-		case r < 2:
+		case r < 2 && rng.IntN(2) == 0:
 			served = c.goneBlocker(rt, sess, rc, i, n)
+		case r < 2:
+			served = c.unblockRace(rt, sess, rc, rng, i, n)
 		case r < 4:
 			served = c.dbWriteOp(sess, rc, i, n)
 		case r < 12:
@@ -684,6 +689,11 @@ func (c *redisCluster) finalReads(rc redisConn) {
 			c.final[a.key] = v
 		}
 	}
+	for _, u := range c.unblocked {
+		if v, ok := read("LRANGE", u.key, "0", "-1"); ok {
+			c.final[u.key] = v
+		}
+	}
 	c.finalDone = true
 }
 
@@ -743,14 +753,17 @@ func (c *redisCluster) Check(vizPath string) error {
 	if err := c.checkAbandoned(); err != nil {
 		return err
 	}
+	if err := c.checkUnblocked(); err != nil {
+		return err
+	}
 	if err := c.checkDatabases(); err != nil {
 		return err
 	}
 	if testing.Verbose() {
-		fmt.Printf("redis seed %d: %d ops recorded (%d acknowledged, %d unknown, %d refused), %d/%d transactions ran; lists %d+%d, sets %d+%d elements; %s: %d commands, %d/%d blocks ran; %d blocked clients left; %d writes in other databases\n",
+		fmt.Printf("redis seed %d: %d ops recorded (%d acknowledged, %d unknown, %d refused), %d/%d transactions ran; lists %d+%d, sets %d+%d elements; %s: %d commands, %d/%d blocks ran; %d blocked clients left, %d unblocked (%d took their element); %d writes in other databases\n",
 			c.s.Seed(), c.hist.Len(), c.ok, c.unknown, c.refused, c.casOK, c.cas,
 			len(c.final[redisListKeys[0]]), len(c.final[redisListKeys[1]]), len(c.final[redisSetKeys[0]]), len(c.final[redisSetKeys[1]]),
-			c.mix, c.familyOps, c.blocksRan, c.blocks, len(c.abandoned), len(c.dbWrites))
+			c.mix, c.familyOps, c.blocksRan, c.blocks, len(c.abandoned), len(c.unblocked), unblockedTook(c.unblocked), len(c.dbWrites))
 	}
 	if err := c.checkExpired(); err != nil {
 		return err

@@ -70,6 +70,7 @@ func TestClientUnblockMatchesRedis(t *testing.T) {
 			{"CLIENT", "LIST", "ID"},
 			{"CLIENT", "LIST", "foo"},
 			{"CLIENT", "LIST", "TYPE", "normal", "ID", "777777"},
+			{"CLIENT", "NO-EVICT", "on"}, {"CLIENT", "NO-EVICT", "OFF"}, {"CLIENT", "NO-EVICT", "maybe"}, {"CLIENT", "NO-EVICT"},
 		} {
 			r, err := c.do(cmd...)
 			if err != nil {

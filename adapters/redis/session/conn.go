@@ -452,7 +452,7 @@ func (c *Conn) blocking(ctx context.Context, spec *redis.Spec, args [][]byte) re
 			return c.blockingAcross(ctx, spec, args) // split since the router saw it
 		}
 		if err != nil {
-			return failure(err)
+			return c.unblockedStep(spec, err)
 		}
 		if len(r.Elems) != 2 || r.Kind != redis.KindArray {
 			return r // an error reply
@@ -1033,7 +1033,14 @@ func (c *Conn) client(args [][]byte) redis.Reply {
 		return c.s.clientUnblock(args)
 	case "help":
 		return redis.HelpReply("CLIENT", clientHelp)
-	case "caching", "getredir", "no-evict", "pause", "unpause", "tracking", "trackinginfo":
+	case "no-evict":
+		// Orbit never evicts a client for memory (there is no
+		// maxmemory-clients): every connection is as NO-EVICT ON asks.
+		if len(args) != 3 || !strings.EqualFold(string(args[2]), "on") && !strings.EqualFold(string(args[2]), "off") {
+			return redis.Error("ERR syntax error")
+		}
+		return redis.OK()
+	case "caching", "getredir", "pause", "unpause", "tracking", "trackinginfo":
 		return redis.Error("ERR CLIENT " + strings.ToUpper(sub) + " is not supported by Orbit")
 	case "info":
 		return redis.Verbatim("txt", c.s.clientLine(c)+"\n")
@@ -1083,6 +1090,8 @@ var clientHelp = []string{
 	"    Assign the name <name> to the current connection.",
 	"UNBLOCK <clientid> [TIMEOUT|ERROR]",
 	"    Unblock the specified blocked client.",
+	"NO-EVICT (ON|OFF)",
+	"    Protect current client connection from eviction.",
 }
 
 // clientListed is the connections CLIENT LIST [TYPE type | ID id ...]

@@ -8,6 +8,9 @@ import "github.com/orbitkernel/orbit/internal/mutation"
 var MutBlockedIgnoresGone = mutation.Plant("blocked-ignores-gone", mutation.Session,
 	"a blocked BLPOP whose client went away is not woken, and its next step pops the element pushed after it left: an acknowledged element vanishes")
 
+var MutUnblockCancelsStep = mutation.Plant("unblock-cancels-step", mutation.Session,
+	"CLIENT UNBLOCK ends a blocked command's step under way too, and answers as unblocked: an element the step took is neither returned nor left in the list")
+
 // Cross-range transactions (txn.go), caught by the redistxn scenario.
 var (
 	MutSettleAbortsCommitted = mutation.Plant("settle-aborts-committed", mutation.RedisTxn,

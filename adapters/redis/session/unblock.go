@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/orbitkernel/orbit/adapters/redis"
+	"github.com/orbitkernel/orbit/internal/mutation"
 )
 
 // CLIENT UNBLOCK, as Redis 7.0's: a client blocked in BLPOP, BLMOVE,
@@ -62,6 +63,15 @@ func (c *Conn) waitBlocked(ctx context.Context, deadline time.Time) bool {
 	return ok
 }
 
+// unblockedStep is the reply for a step that failed (err): the planted
+// unblock-cancels-step answers it as unblocked, whatever the step did.
+func (c *Conn) unblockedStep(spec *redis.Spec, err error) redis.Reply {
+	if r, ok := c.unblocked(spec); ok && mutation.On(MutUnblockCancelsStep) {
+		return r
+	}
+	return failure(err)
+}
+
 // unblocked is the reply a CLIENT UNBLOCK asked for, if one did.
 func (c *Conn) unblocked(spec *redis.Spec) (redis.Reply, bool) {
 	c.goneMu.Lock()
@@ -108,6 +118,9 @@ func (s *Server) clientUnblock(args [][]byte) redis.Reply {
 	}
 	target.unblock = how
 	stop := target.stopBlock
+	if mutation.On(MutUnblockCancelsStep) {
+		stop = target.stopWait // the whole command's context, steps included
+	}
 	target.goneMu.Unlock() // a leaf lock: the wait ends outside it
 	if stop != nil {
 		stop()
