@@ -90,15 +90,43 @@ func TestClientUnblockMatchesRedis(t *testing.T) {
 		who := map[string]string{id: "blocker", cid: "caller"}
 		listed := func(r []byte) string {
 			var names []string
-			for _, m := range regexp.MustCompile(`id=(\d+) `).FindAllStringSubmatch(string(r), -1) {
-				if n, ok := who[m[1]]; ok {
-					names = append(names, n)
-				} else {
-					names = append(names, "subscriber")
+			for _, m := range regexp.MustCompile(`id=(\d+) .*flags=(\S+) .*cmd=(\S+) `).FindAllStringSubmatch(string(r), -1) {
+				n, ok := who[m[1]]
+				if !ok {
+					n = "subscriber"
 				}
+				names = append(names, n+" "+m[2]+" "+m[3])
 			}
 			return strings.Join(names, ",")
 		}
+		// The blocker blocked, then in MULTI, then with NO-EVICT on.
+		if _, err := b.c.Write(command([]string{"BLPOP", "nolist", "0"})); err != nil {
+			t.Fatal(err)
+		}
+		for try := 0; try < 200; try++ {
+			if r, _ := c.do("CLIENT", "LIST", "ID", id); strings.Contains(string(r), "flags=b") {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		r, _ = c.do("CLIENT", "LIST")
+		got[addr] = append(got[addr], "blocked: "+listed(r))
+		if _, err := c.do("CLIENT", "UNBLOCK", id); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := readReply(b.r); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.pipeline([][]string{{"MULTI"}, {"CLIENT", "NO-EVICT", "on"}}); err != nil {
+			t.Fatal(err)
+		}
+		r, _ = c.do("CLIENT", "LIST")
+		got[addr] = append(got[addr], "in MULTI: "+listed(r))
+		if _, err := b.pipeline([][]string{{"EXEC"}, {"RESET"}}); err != nil {
+			t.Fatal(err)
+		}
+		r, _ = c.do("CLIENT", "LIST")
+		got[addr] = append(got[addr], "NO-EVICT, RESET: "+listed(r))
 		for _, cmd := range [][]string{
 			{"CLIENT", "LIST"}, {"CLIENT", "LIST", "TYPE", "normal"}, {"CLIENT", "LIST", "TYPE", "PUBSUB"},
 			{"CLIENT", "LIST", "ID", cid, id, cid, "99999"},

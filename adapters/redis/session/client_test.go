@@ -77,17 +77,20 @@ func TestClientListShowsOtherConnections(t *testing.T) {
 		args []string
 		want []string // fields of a's line, as b sees it
 	}{
-		{[]string{"CLIENT", "SETNAME", "alpha"}, []string{"addr=10.0.0.1:1000", "name=alpha", "multi=-1", "cmd=client", "resp=2"}},
-		{[]string{"MULTI"}, []string{"multi=0", "cmd=multi"}},
+		{[]string{"CLIENT", "SETNAME", "alpha"}, []string{"addr=10.0.0.1:1000", "name=alpha", "multi=-1", "cmd=client|setname", "resp=2", "flags=N"}},
+		{[]string{"MULTI"}, []string{"multi=0", "cmd=multi", "flags=x"}},
 		{[]string{"SET", "k", "v"}, []string{"multi=1", "cmd=set"}},
 		{[]string{"INCR", "n"}, []string{"multi=2", "cmd=incr"}},
 		{[]string{"DISCARD"}, []string{"multi=-1", "cmd=discard"}},
 		{[]string{"HELLO", "3", "SETNAME", "beta"}, []string{"name=beta", "resp=3"}},
 		// A later bad option fails HELLO, but the name is set (Redis 7.0.15 does the same).
 		{[]string{"HELLO", "2", "SETNAME", "gamma", "BOGUS"}, []string{"name=gamma", "resp=3"}},
-		{[]string{"SUBSCRIBE", "x", "y"}, []string{"sub=2", "psub=0"}},
+		{[]string{"SUBSCRIBE", "x", "y"}, []string{"sub=2", "psub=0", "flags=P"}},
 		{[]string{"PSUBSCRIBE", "z*"}, []string{"sub=2", "psub=1"}},
-		{[]string{"RESET"}, []string{"name=", "sub=0", "psub=0", "resp=2"}},
+		{[]string{"RESET"}, []string{"name=", "sub=0", "psub=0", "resp=2", "flags=N"}},
+		{[]string{"CLIENT", "NO-EVICT", "on"}, []string{"flags=e"}},
+		{[]string{"RESET"}, []string{"flags=e"}}, // NO-EVICT stays, as in Redis 7.0.15
+		{[]string{"MONITOR"}, []string{"flags=Oe", "cmd=monitor"}},
 	} {
 		do(t, a, step.args...)
 		line := clientLine(t, b, a)

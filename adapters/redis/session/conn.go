@@ -107,6 +107,11 @@ type clientInfo struct {
 	// subs and psubs mirror len(Conn.subs) and len(Conn.psubs).
 	subs, psubs int
 	user        string // mirrors Conn.user
+	// lastAt is when the connection's last command began (CLIENT LIST's
+	// idle); monitoring, blocked and noEvict mirror MONITOR, a blocking
+	// command under way and CLIENT NO-EVICT (its flags).
+	lastAt                       time.Time
+	monitoring, blocked, noEvict bool
 }
 
 // show applies f to the shown state, under shownMu.
@@ -238,6 +243,7 @@ func (c *Conn) Do(ctx context.Context, args [][]byte) (replies []redis.Reply, qu
 		return nil, false
 	}
 	began := c.s.rt.Now()
+	c.show(func(i *clientInfo) { i.lastAt = began })
 	c.mute, c.skipNext = c.skipNext, false
 	replies, quit, how := c.do(ctx, args)
 	if how != queued {
@@ -282,7 +288,13 @@ func (c *Conn) do(ctx context.Context, args [][]byte) ([]redis.Reply, bool, hand
 		return one(redis.Exec(nil, 0, 0, args)), false, rejected // "ERR unknown command ..."; touches no store
 	}
 	name := spec.Name
-	c.show(func(i *clientInfo) { i.lastCmd = name })
+	shown := name
+	if spec.IsContainer() && len(args) > 1 {
+		if sub, _, ok := spec.Subcommand(args); ok {
+			shown = name + "|" + sub // as Redis 7 names it in CLIENT LIST
+		}
+	}
+	c.show(func(i *clientInfo) { i.lastCmd = shown })
 	if !spec.ArityOK(len(args)) {
 		c.dirty = c.dirty || c.multi
 		return one(arityError(name)), false, rejected
@@ -390,8 +402,8 @@ func (c *Conn) Concurrent(args [][]byte) (keys [][]byte, ok bool) {
 // commands), while no Do runs.
 func (c *Conn) DoConcurrent(ctx context.Context, args [][]byte) redis.Reply {
 	spec, _ := redis.Lookup(string(args[0]))
-	c.show(func(i *clientInfo) { i.lastCmd = spec.Name })
 	began := c.s.rt.Now()
+	c.show(func(i *clientInfo) { i.lastCmd, i.lastAt = spec.Name, began })
 	r, _ := c.aclAdmit(ctx, args) // authInit is set (Concurrent): it writes nothing
 	if r.Kind == 0 {
 		r = c.keyed(ctx, spec, args)
@@ -871,7 +883,7 @@ func (c *Conn) server(ctx context.Context, name string, args [][]byte) ([]redis.
 		c.setUser("default")
 		c.authInit = false // set again from the default user by the next command
 		c.replyOff, c.skipNext = false, false
-		c.show(func(i *clientInfo) { i.name = "" })
+		c.show(func(i *clientInfo) { i.name = "" }) // NO-EVICT stays, as in Redis
 		return one(redis.SimpleString("RESET")), false
 	case "client":
 		r := c.client(args)
@@ -1039,6 +1051,8 @@ func (c *Conn) client(args [][]byte) redis.Reply {
 		if len(args) != 3 || !strings.EqualFold(string(args[2]), "on") && !strings.EqualFold(string(args[2]), "off") {
 			return redis.Error("ERR syntax error")
 		}
+		on := strings.EqualFold(string(args[2]), "on")
+		c.show(func(i *clientInfo) { i.noEvict = on })
 		return redis.OK()
 	case "caching", "getredir", "pause", "unpause", "tracking", "trackinginfo":
 		return redis.Error("ERR CLIENT " + strings.ToUpper(sub) + " is not supported by Orbit")
@@ -1141,13 +1155,38 @@ func (s *Server) clientListed(args [][]byte) ([]*Conn, redis.Reply) {
 	return nil, redis.Error("ERR syntax error")
 }
 
-// clientLine is a CLIENT LIST line (the fields Orbit knows) for c, which
-// may be another task's connection: it reads only what c shows.
+// clientLine is a CLIENT LIST line (the fields Orbit knows, in Redis's
+// order) for c, which may be another task's connection: it reads only
+// what c shows.
 func (s *Server) clientLine(c *Conn) string {
 	now := s.rt.Now()
 	i := c.info()
-	return fmt.Sprintf("id=%d addr=%s name=%s age=%d db=%d sub=%d psub=%d multi=%d cmd=%s user=%s resp=%d",
-		c.id, c.addr, i.name, int64(now.Sub(c.created)/time.Second), i.db, i.subs, i.psubs, i.queued, i.lastCmd, i.user, i.proto)
+	last := i.lastAt
+	if last.IsZero() {
+		last = c.created
+	}
+	return fmt.Sprintf("id=%d addr=%s name=%s age=%d idle=%d flags=%s db=%d sub=%d psub=%d multi=%d cmd=%s user=%s resp=%d",
+		c.id, c.addr, i.name, int64(now.Sub(c.created)/time.Second), int64(now.Sub(last)/time.Second), i.flags(),
+		i.db, i.subs, i.psubs, i.queued, i.lastCmd, i.user, i.proto)
+}
+
+// flags are CLIENT LIST's, in Redis's order, of those Orbit knows: O a
+// monitor, P subscribed, x in MULTI, b blocked, e NO-EVICT; N none. (Not
+// known here: d, a watched key already changed, which EXEC finds out.)
+func (i clientInfo) flags() string {
+	var f []byte
+	for _, x := range []struct {
+		on   bool
+		flag byte
+	}{{i.monitoring, 'O'}, {i.subs+i.psubs > 0, 'P'}, {i.queued >= 0, 'x'}, {i.blocked, 'b'}, {i.noEvict, 'e'}} {
+		if x.on {
+			f = append(f, x.flag)
+		}
+	}
+	if len(f) == 0 {
+		return "N"
+	}
+	return string(f)
 }
 
 func (c *Conn) subscribe(pattern bool, names [][]byte) []redis.Reply {

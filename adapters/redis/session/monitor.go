@@ -85,6 +85,7 @@ func (c *Conn) monitor() []redis.Reply {
 		return nil // monitorCommand ignores it, without a reply
 	}
 	c.monitoring = true
+	c.show(func(i *clientInfo) { i.monitoring = true })
 	c.s.monitors.add(c)
 	return one(redis.OK())
 }
@@ -93,6 +94,7 @@ func (c *Conn) monitor() []redis.Reply {
 func (c *Conn) stopMonitoring() {
 	if c.monitoring {
 		c.monitoring = false
+		c.show(func(i *clientInfo) { i.monitoring = false })
 		c.s.monitors.remove(c)
 	}
 }

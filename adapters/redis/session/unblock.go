@@ -37,10 +37,12 @@ func (c *Conn) blockedSpan() func() {
 	c.goneMu.Lock()
 	c.blocked, c.unblock = true, notUnblocked
 	c.goneMu.Unlock()
+	c.show(func(i *clientInfo) { i.blocked = true })
 	return func() {
 		c.goneMu.Lock()
 		c.blocked, c.unblock, c.stopBlock = false, notUnblocked, nil
 		c.goneMu.Unlock()
+		c.show(func(i *clientInfo) { i.blocked = false })
 	}
 }
 
