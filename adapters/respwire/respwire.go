@@ -168,6 +168,7 @@ func (l *Listener) Serve() {
 		l.mu.Unlock()
 		c.sess = l.opts.Session.NewConn(nc.RemoteAddr().String(), c.push)
 		c.sess.SetKill(c.close)
+		c.sess.SetLocalAddr(nc.LocalAddr().String())
 		go c.writeLoop()
 		go c.fill()
 		go c.readLoop()

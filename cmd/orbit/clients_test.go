@@ -139,6 +139,7 @@ func TestClientKillMatchesRedis(t *testing.T) {
 		{"CLIENT", "KILL", "ID", "x"}, {"CLIENT", "KILL", "ID", "99999"}, {"CLIENT", "KILL", "TYPE", "bogus"},
 		{"CLIENT", "KILL", "TYPE", "master"}, {"CLIENT", "KILL", "TYPE", "pubsub"}, {"CLIENT", "KILL", "USER", "nobody"},
 		{"CLIENT", "KILL", "SKIPME", "maybe"}, {"CLIENT", "KILL", "BOGUS", "1"}, {"CLIENT", "KILL", "ADDR", "1.2.3.4:5", "SKIPME", "yes"},
+		{"CLIENT", "KILL", "LADDR", "1.2.3.4:5", "SKIPME", "yes"},
 	} {
 		want, got := bothReplies(t, dialRESP(t, realAddr), dialRESP(t, orbitAddr), cmd)
 		if !bytes.Equal(want, got) {
@@ -179,6 +180,22 @@ func TestClientKillMatchesRedis(t *testing.T) {
 		}
 		if r, err := self.do("PING"); err == nil {
 			t.Fatalf("%s: a killed connection answered PING: %q", addr, r)
+		}
+		// LADDR: the address the clients connected to. A client's own
+		// CLIENT INFO shows it; killing by it (SKIPME yes) closes the
+		// others.
+		victim, me := dialRESP(t, addr), dialRESP(t, addr)
+		if info, err := me.do("CLIENT", "INFO"); err != nil || !strings.Contains(string(info), " laddr="+addr+" ") {
+			t.Fatalf("%s: CLIENT INFO %q (%v) lacks laddr=%s", addr, info, err, addr)
+		}
+		if r, err := me.do("CLIENT", "KILL", "LADDR", addr, "SKIPME", "yes"); err != nil || !bytes.HasPrefix(r, []byte(":")) || string(r) == ":0\r\n" {
+			t.Fatalf("%s: CLIENT KILL LADDR %s: %q, %v", addr, addr, r, err)
+		}
+		if r, err := victim.do("PING"); err == nil {
+			t.Fatalf("%s: a client killed by LADDR answered PING: %q", addr, r)
+		}
+		if r, err := me.do("PING"); err != nil || string(r) != "+PONG\r\n" {
+			t.Fatalf("%s: the killer (SKIPME yes) answered PING with %q, %v", addr, r, err)
 		}
 		killer.Del(ctx, "killq")
 		blocked.Close()

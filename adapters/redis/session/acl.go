@@ -1149,11 +1149,11 @@ func (c *Conn) killUsers(names []string) {
 		return
 	}
 	var kills []func()
-	users := c.s.connUsers()
+	infos := c.s.connInfos()
 	c.s.mu.Lock()
-	for o, user := range users {
+	for o, info := range infos {
 		switch {
-		case !slices.Contains(names, user):
+		case !slices.Contains(names, info.user):
 		case o == c:
 			c.closeAfterReply = true
 		case o.kill != nil:
@@ -1178,17 +1178,19 @@ func (s *Server) knownUser(name string) bool {
 	return c.users[name] != nil
 }
 
-// connUsers is each connection's user, as it shows it.
-func (s *Server) connUsers() map[*Conn]string {
+// connInfos is what every connection of the node shows (their users
+// and local addresses among it), read after s.mu: each connection's shown
+// state has its own lock.
+func (s *Server) connInfos() map[*Conn]clientInfo {
 	s.mu.Lock()
 	conns := make([]*Conn, 0, len(s.conns))
 	for _, o := range s.conns {
 		conns = append(conns, o)
 	}
 	s.mu.Unlock()
-	out := make(map[*Conn]string, len(conns))
+	out := make(map[*Conn]clientInfo, len(conns))
 	for _, o := range conns {
-		out[o] = o.info().user
+		out[o] = o.info()
 	}
 	return out
 }

@@ -93,11 +93,17 @@ func (c *Conn) SetKill(kill func()) {
 	c.kill = kill
 }
 
+// SetLocalAddr tells the connection the address its client connected to
+// (CLIENT LIST's laddr, CLIENT KILL LADDR). Call it before the connection
+// runs its first command.
+func (c *Conn) SetLocalAddr(laddr string) { c.show(func(i *clientInfo) { i.laddr = laddr }) }
+
 // clientInfo is what other tasks may read of a connection: the fields of
 // its CLIENT LIST line that change, and its protocol for encoding pushes.
 // The connection's own name lives here only.
 type clientInfo struct {
 	name    string
+	laddr   string // the address the client connected to (SetLocalAddr; "": not known)
 	proto   int    // mirrors Conn.proto
 	db      int    // mirrors Conn.db
 	lastCmd string // the last known command run (a pipeline's concurrent commands set it too)
@@ -1165,8 +1171,8 @@ func (s *Server) clientLine(c *Conn) string {
 	if last.IsZero() {
 		last = c.created
 	}
-	return fmt.Sprintf("id=%d addr=%s name=%s age=%d idle=%d flags=%s db=%d sub=%d psub=%d multi=%d cmd=%s user=%s resp=%d",
-		c.id, c.addr, i.name, int64(now.Sub(c.created)/time.Second), int64(now.Sub(last)/time.Second), i.flags(),
+	return fmt.Sprintf("id=%d addr=%s laddr=%s name=%s age=%d idle=%d flags=%s db=%d sub=%d psub=%d multi=%d cmd=%s user=%s resp=%d",
+		c.id, c.addr, i.laddr, i.name, int64(now.Sub(c.created)/time.Second), int64(now.Sub(last)/time.Second), i.flags(),
 		i.db, i.subs, i.psubs, i.queued, i.lastCmd, i.user, i.proto)
 }
 
@@ -1305,16 +1311,16 @@ func (s *Server) configCommand(args [][]byte) redis.Reply {
 // clientKill is CLIENT KILL addr (the old form: OK, or an error when no
 // client matched) or CLIENT KILL filter value ... (ID, TYPE, USER, ADDR,
 // SKIPME; the number killed). As in Redis, a client killing itself gets
-// its reply before its connection closes. LADDR is refused: the session
-// does not know the address a client connected to.
+// its reply before its connection closes. LADDR matches the address the
+// client connected to (SetLocalAddr; never a connection without one).
 func (c *Conn) clientKill(args [][]byte) redis.Reply {
 	if len(args) < 3 {
 		return arityError("client|kill")
 	}
-	var addr string
+	var addr, laddr string
 	var id int64
 	typ, skipMe, user := "", true, ""
-	hasAddr := false
+	hasAddr, hasLaddr := false, false
 	switch {
 	case len(args) == 3:
 		addr, hasAddr, skipMe = string(args[2]), true, false
@@ -1343,7 +1349,7 @@ func (c *Conn) clientKill(args [][]byte) redis.Reply {
 			case "addr":
 				addr, hasAddr = v, true
 			case "laddr":
-				return redis.Error("ERR CLIENT KILL LADDR is not supported by Orbit (the session does not know the address a client connected to)")
+				laddr, hasLaddr = v, true
 			case "user":
 				if !c.s.knownUser(v) {
 					return redis.Error("ERR No such user '" + v + "'")
@@ -1365,13 +1371,13 @@ func (c *Conn) clientKill(args [][]byte) redis.Reply {
 	}
 	var kills []func()
 	killed := 0
-	users := c.s.connUsers() // before s.mu: a connection's user is read under its shownMu
+	infos := c.s.connInfos() // before s.mu: a connection's user and laddr are read under its shownMu
 	c.s.mu.Lock()
 	for _, cid := range slices.Sorted(maps.Keys(c.s.conns)) {
 		o := c.s.conns[cid]
 		pubsub := len(o.subs)+len(o.psubs) > 0
 		switch {
-		case hasAddr && o.addr != addr, id != 0 && o.id != id, o == c && skipMe, user != "" && users[o] != user:
+		case hasAddr && o.addr != addr, hasLaddr && infos[o].laddr != laddr, id != 0 && o.id != id, o == c && skipMe, user != "" && infos[o].user != user:
 			continue
 		case typ == "replica", typ == "pubsub" && !pubsub, typ == "normal" && pubsub:
 			continue
