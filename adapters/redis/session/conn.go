@@ -294,9 +294,10 @@ func (c *Conn) do(ctx context.Context, args [][]byte) ([]redis.Reply, bool, hand
 		return one(redis.Exec(nil, 0, 0, args)), false, rejected // "ERR unknown command ..."; touches no store
 	}
 	name := spec.Name
-	shown := name
+	shown, subOK, badSub := name, true, redis.Reply{}
 	if spec.IsContainer() && len(args) > 1 {
-		if sub, _, ok := spec.Subcommand(args); ok {
+		var sub string
+		if sub, badSub, subOK = spec.Subcommand(args); subOK {
 			shown = name + "|" + sub // as Redis 7 names it in CLIENT LIST
 		}
 	}
@@ -309,9 +310,9 @@ func (c *Conn) do(ctx context.Context, args [][]byte) ([]redis.Reply, bool, hand
 		// Redis's processCommand refuses an unknown subcommand, or one
 		// with the wrong number of arguments, before the command runs (not
 		// counted as a call, not in the slow log).
-		if _, bad, ok := spec.Subcommand(args); !ok {
+		if !subOK {
 			c.dirty = c.dirty || c.multi
-			return one(bad), false, rejected
+			return one(badSub), false, rejected
 		}
 	}
 	if r, quit := c.aclAdmit(ctx, args); r.Kind != 0 || quit {

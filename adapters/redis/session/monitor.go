@@ -68,12 +68,7 @@ func (m *monitors) remove(c *Conn) {
 func (m *monitors) list() []*Conn {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make([]*Conn, 0, len(m.conns))
-	for c := range m.conns {
-		out = append(out, c)
-	}
-	slices.SortFunc(out, func(a, b *Conn) int { return int(a.id - b.id) })
-	return out
+	return sortedConns(m.conns)
 }
 
 // monitor is the MONITOR command.
@@ -158,8 +153,11 @@ func adminCommand(args [][]byte) bool {
 			i = j
 		}
 	}
-	return table[i].cats&(1<<slices.Index(aclCategories, "admin")) != 0
+	return table[i].cats&adminCategory != 0
 }
+
+// adminCategory is the @admin bit of aclCommand.cats.
+var adminCategory = uint32(1) << slices.Index(aclCategories, "admin")
 
 // appendRepr appends a quoted as Redis's sdscatrepr does.
 func appendRepr(dst, a []byte) []byte {
