@@ -426,9 +426,9 @@ func (s *Store) applyMerge(b *storage.Batch, r *replica, m *mergeTrigger, splits
 			}
 		}
 	}
-	if m.now > rangeNow(b, d.ID) {
-		b.SetRangeLocal(d.ID, []byte(rangeLocalNow), binary.BigEndian.AppendUint64(nil, uint64(m.now)))
-	}
+	// The merged range's hints start at zero: either side's could
+	// certify something the other's data breaks (RangeData.Hints).
+	setRangeClock(b, d.ID, max(m.now, rangeNow(b, d.ID)), 0)
 	b.SetRangeLocal(d.ID, mergedKey(right.ID), nil)
 	setDescriptor(b, merged)
 	r.desc = merged

@@ -196,6 +196,19 @@ type RangeData interface {
 	Bounds() (start, end []byte)
 	// Range is the range's ID.
 	Range() storage.RangeID
+	// Hints is the range's hint word: bits a state machine keeps beside
+	// the range's clock, replicated with the command's writes and read
+	// for free with the clock by every command and query. Everything
+	// that does not know a bit's meaning resets the word to zero (a
+	// merge, a snapshot or a record from before hints existed; a split
+	// gives both halves the word the range had), so a bit must certify
+	// something whose absence is always safe to assume, never promise
+	// something. Bits in use: Redis's bit 0, "no lock records"
+	// (adapters/redis/locks.go).
+	Hints() uint64
+	// SetHints replaces the hint word as part of the command's writes
+	// (ErrReadOnly in a query).
+	SetHints(uint64) error
 }
 
 // ErrReadOnly is returned by a query's RangeData on writes.
@@ -214,9 +227,10 @@ type reader interface {
 }
 
 type rangeData struct {
-	d Descriptor
-	r reader
-	b *storage.Batch // nil for a query
+	d     Descriptor
+	r     reader
+	b     *storage.Batch // nil for a query
+	hints uint64
 }
 
 func (rd *rangeData) check(start, end []byte) error {
@@ -228,6 +242,15 @@ func (rd *rangeData) check(start, end []byte) error {
 
 func (rd *rangeData) Bounds() (start, end []byte) { return rd.d.Start, rd.d.End }
 func (rd *rangeData) Range() storage.RangeID      { return rd.d.ID }
+func (rd *rangeData) Hints() uint64               { return rd.hints }
+
+func (rd *rangeData) SetHints(h uint64) error {
+	if rd.b == nil {
+		return ErrReadOnly
+	}
+	rd.hints = h
+	return nil
+}
 
 func (rd *rangeData) Get(key []byte) ([]byte, bool, error) {
 	if err := rd.check(key, nil); err != nil {
@@ -318,11 +341,34 @@ func (s *Store) wall() time.Time {
 
 // rangeNow returns the range's latest applied time.
 func rangeNow(r rangeLocalReader, id storage.RangeID) int64 {
-	v, ok := rangeLocalFixed(r, id, rangeLocalNow, 8)
-	if !ok {
-		return 0
+	now, _ := rangeClock(r, id)
+	return now
+}
+
+// rangeClock reads the range's clock record: its latest applied time and
+// its hint word (RangeData.Hints), 8 bytes, or 16 with hints. Absent, it
+// is zero and no hints.
+func rangeClock(r rangeLocalReader, id storage.RangeID) (nowMillis int64, hints uint64) {
+	v, err := r.GetRangeLocal(id, []byte(rangeLocalNow))
+	if errors.Is(err, storage.ErrNotFound) {
+		return 0, 0
 	}
-	return int64(binary.BigEndian.Uint64(v))
+	if err != nil || (len(v) != 8 && len(v) != 16) {
+		kernel.Crash("range %d: range-local %q: %d bytes, %v", id, rangeLocalNow, len(v), err)
+	}
+	if len(v) == 16 {
+		hints = binary.BigEndian.Uint64(v[8:])
+	}
+	return int64(binary.BigEndian.Uint64(v)), hints
+}
+
+// setRangeClock writes the range's clock record (rangeClock).
+func setRangeClock(b *storage.Batch, id storage.RangeID, nowMillis int64, hints uint64) {
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, 16), uint64(nowMillis))
+	if hints != 0 {
+		v = binary.BigEndian.AppendUint64(v, hints)
+	}
+	b.SetRangeLocal(id, []byte(rangeLocalNow), v)
 }
 
 // rangeLocalReader reads a range's range-local keys: the engine or a
@@ -357,15 +403,17 @@ func (s *Store) applyCommand(b *storage.Batch, d Descriptor, req Request) ([]byt
 		// follower's node may run other keyspaces (a planted bug's path).
 		return nil, fmt.Errorf("%w: no keyspace holds %q", errOutsideRange, req.Key)
 	}
-	meta := CommandMeta{NowMillis: max(req.NowMillis, rangeNow(b, d.ID)), Rand: req.Rand, Term: req.term, Generation: d.Generation}
-	b.SetRangeLocal(d.ID, []byte(rangeLocalNow), binary.BigEndian.AppendUint64(nil, uint64(meta.NowMillis)))
-	reply, err := ks.Machine.Apply(&rangeData{d: clip(d, ks), r: b, b: b}, req.Value, meta)
+	now, hints := rangeClock(b, d.ID)
+	meta := CommandMeta{NowMillis: max(req.NowMillis, now), Rand: req.Rand, Term: req.term, Generation: d.Generation}
+	rd := &rangeData{d: clip(d, ks), r: b, b: b, hints: hints}
+	reply, err := ks.Machine.Apply(rd, req.Value, meta)
 	if errors.Is(err, errOutsideRange) {
 		return nil, err
 	}
 	if err != nil {
 		kernel.Crash("range %d: apply command: %v", d.ID, err)
 	}
+	setRangeClock(b, d.ID, meta.NowMillis, rd.hints)
 	return reply, nil
 }
 
@@ -377,9 +425,10 @@ func (s *Store) query(rd stateReader, d Descriptor, req Request, meta CommandMet
 	if err != nil {
 		return nil, err
 	}
-	meta.NowMillis = max(meta.NowMillis, rangeNow(rd, d.ID))
+	now, hints := rangeClock(rd, d.ID)
+	meta.NowMillis = max(meta.NowMillis, now)
 	meta.Generation = d.Generation
-	return ks.Machine.Query(&rangeData{d: clip(d, ks), r: rd}, req.Value, meta)
+	return ks.Machine.Query(&rangeData{d: clip(d, ks), r: rd, hints: hints}, req.Value, meta)
 }
 
 // stateReader is what reads run on: the engine (a storage.View would do).

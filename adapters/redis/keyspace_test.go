@@ -13,6 +13,7 @@ import (
 type memRange struct {
 	start, end []byte
 	kv         map[string][]byte
+	hints      uint64
 }
 
 func (m *memRange) Get(k []byte) ([]byte, bool, error) { v, ok := m.kv[string(k)]; return v, ok, nil }
@@ -20,6 +21,8 @@ func (m *memRange) Set(k, v []byte) error              { m.kv[string(k)] = v; re
 func (m *memRange) Delete(k []byte) error              { delete(m.kv, string(k)); return nil }
 func (m *memRange) Bounds() ([]byte, []byte)           { return m.start, m.end }
 func (m *memRange) Range() storage.RangeID             { return 1 }
+func (m *memRange) Hints() uint64                      { return m.hints }
+func (m *memRange) SetHints(h uint64) error            { m.hints = h; return nil }
 
 func (m *memRange) Scan(start, end []byte, limit int) ([]storage.KeyValue, error) {
 	var out []storage.KeyValue

@@ -46,6 +46,29 @@ import (
 // Keyspace-wide commands (KEYS, SCAN, DBSIZE, RANDOMKEY) are not isolated
 // from a transaction being resolved: like a Redis Cluster client's walk
 // over nodes, they are not a snapshot across ranges.
+//
+// The no-locks certificate. Every keyed command reads its keys' lock
+// records first, and a lock record almost never exists: the read of a
+// missing key seeks every memtable and every level-0 table, and it cost
+// more than the command's own lookup (a third of a GET's CPU,
+// docs/performance.md). So a range whose hint word (consensus.RangeData)
+// has hintNoLocks set holds no lock record, and its commands skip the
+// reads. The certificate is
+//
+//   - set only by CertifyCommand, a write evaluated where every write is
+//     (against the applied state and the writes in flight), and only if
+//     a scan of the range's lock areas finds none; the session's lock
+//     sweeper sends it when its scan found no lock and no certificate;
+//   - ended by any command that writes a lock record (rangeStore.Set), in
+//     the same replicated write; the certificate is in the range's clock
+//     record, which every command and query reads anyway;
+//   - kept by both halves of a split (each holds a part of a range with
+//     no lock), lost by a merge and by anything else that does not know
+//     it (consensus resets the word): a missing certificate only costs
+//     the reads.
+//
+// A read served under the lease reads the certificate and the records
+// from the applied state, as it read the lock records before.
 
 // TxnID names a cross-range transaction.
 type TxnID [16]byte
@@ -165,7 +188,10 @@ func lockCheckPlanted(write bool) bool {
 
 // checkLocks answers Locked if any of keys (Redis keys of database db) is
 // locked; ok is false then.
-func checkLocks(locks Store, db int, keys [][]byte, now int64) (Reply, bool, error) {
+func checkLocks(locks lockArea, db int, keys [][]byte, now int64) (Reply, bool, error) {
+	if locks.none() {
+		return Reply{}, true, nil
+	}
 	for _, k := range keys {
 		rk := RawRouteKey(db, k)
 		if r, ok, err := checkLock(locks, rk, nil, now); !ok || err != nil {
@@ -188,15 +214,71 @@ func checkLock(locks Store, rk []byte, own *TxnID, now int64) (Reply, bool, erro
 	return Locked(l.id, rk, now-l.lockedAt), false, nil
 }
 
-// anyLock answers Locked if any key of the raw range st holds a lock: a
-// seek into the lock area of each slot that holds records.
-func anyLock(st Store, now int64) (Reply, bool, error) { return anyLockFrom(st, nil, now) }
+// hintNoLocks is the no-locks certificate's bit in the range's hint
+// word.
+const hintNoLocks = 1 << 0
+
+// lockArea is the store lock records are read and written through: the
+// range's, without a read of a lock record while the range's
+// certificate says it holds none; read-only in a query.
+type lockArea struct {
+	rs       *rangeStore
+	readOnly bool
+}
+
+// none reports whether the range holds no lock record by its
+// certificate, and the command wrote none.
+func (l lockArea) none() bool {
+	return l.rs.data.Hints()&hintNoLocks != 0 && !l.rs.lockWritten
+}
+
+func (l lockArea) Get(key []byte) ([]byte, bool, error) {
+	if IsLockKey(key) && l.none() {
+		return nil, false, nil
+	}
+	return l.rs.Get(key)
+}
+
+func (l lockArea) Scan(start, end []byte, limit int) ([]KV, error) {
+	return l.rs.Scan(start, end, limit)
+}
+
+func (l lockArea) Set(key, value []byte) error {
+	if l.readOnly {
+		return ErrReadOnly
+	}
+	return l.rs.Set(key, value)
+}
+
+func (l lockArea) Delete(key []byte) error {
+	if l.readOnly {
+		return ErrReadOnly
+	}
+	return l.rs.Delete(key)
+}
+
+func (l lockArea) DeleteRange(start, end []byte) error {
+	if l.readOnly {
+		return ErrReadOnly
+	}
+	return l.rs.DeleteRange(start, end)
+}
+
+// anyLock answers Locked if any key of the range holds a lock: none if
+// its certificate says so, otherwise a seek into the lock area of each
+// slot that holds records.
+func anyLock(locks lockArea, now int64) (Reply, bool, error) {
+	return anyLockFrom(locks, nil, now)
+}
 
 // anyLockFrom is anyLock for the locks at or after the raw key from (nil:
 // the range's start).
-func anyLockFrom(st Store, from []byte, now int64) (Reply, bool, error) {
+func anyLockFrom(locks lockArea, from []byte, now int64) (Reply, bool, error) {
+	if locks.none() {
+		return Reply{}, true, nil
+	}
 	for {
-		kvs, err := st.Scan(from, nil, 1)
+		kvs, err := locks.Scan(from, nil, 1)
 		if err != nil || len(kvs) == 0 {
 			return Reply{}, true, err
 		}

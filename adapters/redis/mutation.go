@@ -43,6 +43,8 @@ var (
 		"a read of one range is served on a key a cross-range transaction locks: it can see one range resolved and another not")
 	MutLockedWritesServed = mutation.Plant("locked-writes-served", mutation.RedisTxn,
 		"a write of one range is applied to a key a cross-range transaction locks: the transaction's image, computed before it, overwrites it (a lost update)")
+	MutLockKeepsCertificate = mutation.Plant("lock-keeps-certificate", mutation.RedisTxn,
+		"a lock step leaves the range's no-locks certificate in place: every command of the range skips its lock check from then on, and reads and writes the keys a transaction locks")
 	MutResolveIgnoresOwner = mutation.Plant("resolve-ignores-owner", mutation.RedisTxn,
 		"a resolution applies its image and drops the lock whoever holds it: a late or repeated one undoes a later transaction's writes and frees its keys early")
 )

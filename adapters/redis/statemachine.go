@@ -47,6 +47,7 @@ const (
 	opResolve  = 'v' // txn ID, commit, raw route keys, images: its resolve step (write)
 	opLockScan = 'L' // start, after: the first lock past the key of raw route key after (nil: from start) (read)
 	opImport   = 'I' // raw keys and values: a restore's records, written as they are (write, ImportCommand)
+	opCertify  = 'C' // start: certify the range holds no lock, if it holds none (write, CertifyCommand)
 	cmdVersion = 1
 )
 
@@ -117,13 +118,23 @@ func run(data consensus.RangeData, cmd []byte, meta consensus.CommandMeta, write
 	op := cmd[1]
 	d := fieldReader{b: cmd[2:]}
 	rs := &rangeStore{data: data}
+	if write {
+		// A lock record written ends the range's certificate that it
+		// holds none (locks.go, "The no-locks certificate").
+		defer func() {
+			if rs.lockWritten && !mutation.On(MutLockKeepsCertificate) {
+				err = errors.Join(err, data.SetHints(data.Hints()&^hintNoLocks))
+			}
+		}()
+	}
 	// Commands see their database (databases.go); active expiry and
 	// FLUSHALL work on every database's records; none sees the lock
 	// areas, which only locks (below) reads and writes (locks.go).
-	locks := Store(rs)
+	locks := lockArea{rs: rs}
 	raw, st := Store(hideLocks{rs}), viewOf(hideLocks{rs}, db)
 	if !write {
-		locks, raw, st = ReadOnly(locks), ReadOnly(raw), ReadOnly(st)
+		locks.readOnly = true
+		raw, st = ReadOnly(raw), ReadOnly(st)
 		switch op {
 		case opFlush, opFlushAll:
 			return Reply{}, fmt.Errorf("write op %q sent as a query", op)
@@ -210,6 +221,9 @@ func run(data consensus.RangeData, cmd []byte, meta consensus.CommandMeta, write
 		}
 		r, ok, err := anyLockFrom(locks, from, now)
 		if ok || err != nil {
+			if err == nil && after == nil && !locks.none() {
+				return Int(0), nil // none, and worth a certificate
+			}
 			return Null(), err
 		}
 		// As a plain array: a Locked reply would make the caller wait
@@ -248,6 +262,15 @@ func run(data consensus.RangeData, cmd []byte, meta consensus.CommandMeta, write
 			return Reply{}, errors.Join(errMalformed, d.err)
 		}
 		return resolveKeys(raw, locks, id, commit, rks, images)
+	case opCertify:
+		rs.start = d.field()
+		if !write || db != 0 || d.err != nil || len(d.b) != 0 {
+			return Reply{}, errors.Join(fmt.Errorf("op %q sent as a query, in a database or malformed", op), d.err)
+		}
+		if _, none, err := anyLock(locks, now); !none || err != nil {
+			return Bool(false), err
+		}
+		return Bool(true), data.SetHints(data.Hints() | hintNoLocks)
 	case opImport:
 		if !write || db != 0 {
 			return Reply{}, fmt.Errorf("op %q sent as a query or in a database", op)
@@ -392,7 +415,7 @@ func keyDigest(st Store, now int64, key []byte) ([]byte, error) {
 
 // runMulti is EXEC of one range: unless a key it names is locked (the
 // reply is then Locked), execBatch.
-func runMulti(st, locks Store, db int, d *fieldReader, meta consensus.CommandMeta, objCfg *ObjectConfig, ev *events) (Reply, error) {
+func runMulti(st Store, locks lockArea, db int, d *fieldReader, meta consensus.CommandMeta, objCfg *ObjectConfig, ev *events) (Reply, error) {
 	nw := d.uint()
 	var watches []Watch
 	for range min(nw, 1<<16) {
@@ -463,6 +486,8 @@ func execBatch(st Store, now int64, seed uint64, watches []Watch, cmds [][][]byt
 type rangeStore struct {
 	data  consensus.RangeData
 	start []byte
+	// lockWritten: the command wrote a lock record (locks.go).
+	lockWritten bool
 }
 
 func (s *rangeStore) Get(key []byte) ([]byte, bool, error) { return s.data.Get(key) }
@@ -486,8 +511,14 @@ func (s *rangeStore) Scan(start, end []byte, limit int) ([]KV, error) {
 	return out, nil
 }
 
-func (s *rangeStore) Set(key, value []byte) error { return s.data.Set(key, value) }
-func (s *rangeStore) Delete(key []byte) error     { return s.data.Delete(key) }
+func (s *rangeStore) Set(key, value []byte) error {
+	if IsLockKey(key) {
+		s.lockWritten = true
+	}
+	return s.data.Set(key, value)
+}
+
+func (s *rangeStore) Delete(key []byte) error { return s.data.Delete(key) }
 func (s *rangeStore) DeleteRange(start, end []byte) error {
 	if start == nil {
 		start = s.start
@@ -548,6 +579,18 @@ func BlockingCommand(args [][]byte) []byte {
 func LockScanCommand(start, after []byte) []byte {
 	return appendOptField(appendField([]byte{cmdVersion, opLockScan}, start), after)
 }
+
+// CertifyCommand certifies that the range starting at start holds no
+// lock record, if it holds none (locks.go, "The no-locks certificate"):
+// a write that replies whether it did.
+func CertifyCommand(start []byte) []byte {
+	return appendField([]byte{cmdVersion, opCertify}, start)
+}
+
+// LockScanWantsCertificate reports whether LockScanCommand's reply says
+// the range holds no lock and no certificate of it: worth a
+// CertifyCommand.
+func LockScanWantsCertificate(r Reply) bool { return r.Kind == KindInt && r.Int == 0 }
 
 // ParseLockScan reads LockScanCommand's reply; ok false: no lock.
 func ParseLockScan(r Reply) (id TxnID, rawRK []byte, ageMillis int64, ok bool) {

@@ -1,7 +1,7 @@
 package redis
 
 import (
-	"bytes"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -145,6 +145,9 @@ var (
 func buildTable() {
 	table = make(map[string]*Spec, len(generatedSpecs))
 	for _, g := range generatedSpecs {
+		if len(g.name) > maxCommandName {
+			panic(fmt.Sprintf("redis: command %q is longer than lookupFold's %d bytes", g.name, maxCommandName))
+		}
 		s := &Spec{
 			Name: g.name, Arity: g.arity, Flags: g.flags,
 			FirstKey: g.firstKey, LastKey: g.lastKey, Step: g.step,
@@ -207,15 +210,32 @@ func mustParse(s string) Reply {
 }
 
 // Lookup finds a command by name, in any case.
-func Lookup(name string) (*Spec, bool) {
-	tableOnce.Do(buildTable)
-	s, ok := table[strings.ToLower(name)]
-	return s, ok
-}
+func Lookup(name string) (*Spec, bool) { return lookupFold(name) }
 
-func lookupBytes(name []byte) (*Spec, bool) {
+func lookupBytes(name []byte) (*Spec, bool) { return lookupFold(name) }
+
+// maxCommandName bounds a command's name (the longest, 20 bytes, is
+// georadiusbymember_ro).
+const maxCommandName = 32
+
+// lookupFold looks name up in any case without allocating (every command
+// is looked up, some several times: strings.ToLower's copy was 7% of a
+// pipelined GET's CPU).
+func lookupFold[S ~string | ~[]byte](name S) (*Spec, bool) {
 	tableOnce.Do(buildTable)
-	s, ok := table[string(bytes.ToLower(name))]
+	var buf [maxCommandName]byte
+	if len(name) > len(buf) {
+		return nil, false // longer than any command's name
+	}
+	low := buf[:len(name)]
+	for i := range len(name) {
+		c := name[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		low[i] = c
+	}
+	s, ok := table[string(low)]
 	return s, ok
 }
 

@@ -113,6 +113,8 @@ type Listener struct {
 	closing bool
 	conns   map[*conn]struct{}
 	wg      sync.WaitGroup
+
+	workers *workers // run pipelined commands (doConcurrent)
 }
 
 // Listen opens the address. The error of a busy port reads "listen ADDR:
@@ -132,6 +134,7 @@ func Listen(opts Options) (*Listener, error) {
 	}
 	l := &Listener{opts: opts, ln: ln, log: opts.Logger, conns: map[*conn]struct{}{}}
 	l.ctx, l.cancel = opts.Runtime.WithCancel(context.Background())
+	l.workers = newWorkers(l.ctx)
 	return l, nil
 }
 
@@ -427,12 +430,12 @@ func (c *conn) doConcurrent(cmds []redcon.Command) bool {
 	var wg sync.WaitGroup
 	for i, cmd := range cmds {
 		wg.Add(1)
-		go func() {
+		c.l.workers.run(func() {
 			defer wg.Done()
 			began := time.Now()
 			replies[i] = c.sess.DoConcurrent(c.l.ctx, cmd.Args)
 			c.observe(cmd.Args, time.Since(began), replies[i:i+1])
-		}()
+		})
 	}
 	wg.Wait()
 	return c.reply(replies)

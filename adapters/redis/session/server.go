@@ -535,12 +535,18 @@ func (s *Server) lockSweepLoop(ctx context.Context) {
 const maxSweptLocks = 1000
 
 // sweepLocks walks range d's locks in key order and settles each one
-// older than LockTimeout. A failure ends the sweep; the next one tries
-// again.
+// older than LockTimeout; a range found without a lock and without the
+// certificate that it holds none is sent one to take (adapters/redis,
+// locks.go: while the certificate stands its commands skip their lock
+// reads). A failure ends the sweep; the next one tries again.
 func (s *Server) sweepLocks(ctx context.Context, d consensus.Descriptor) {
 	var after []byte
 	for range maxSweptLocks {
 		r, err := s.command(ctx, d.Start, redis.LockScanCommand(d.Start, after), true)
+		if err == nil && after == nil && redis.LockScanWantsCertificate(r) {
+			_, _ = s.command(ctx, d.Start, redis.CertifyCommand(d.Start), false) // the next sweep tries again
+			return
+		}
 		id, rk, age, ok := redis.ParseLockScan(r)
 		if err != nil || !ok {
 			return
