@@ -211,6 +211,12 @@ func (c *Client) ScanPinned(ctx context.Context, start, end []byte, limit int, v
 			}
 			return d, next, nil
 		}
+		if c.rt.Buggify("consensus.pinned-slow-pages") {
+			// A slow reader between pages (a backup writing to a slow
+			// bucket): the range takes writes meanwhile, which the next
+			// page must not see (planted pinned-pages-live).
+			_ = c.rt.Sleep(ctx, time.Duration(20+c.rt.Rand().IntN(80))*time.Millisecond)
+		}
 		body := Request{Op: OpScan, Key: resp.Resume, End: end, Limit: limit, View: resp.View}.encode()
 		actx, cancel := c.rt.WithTimeout(ctx, AttemptTimeout)
 		b, err := c.rpc.Call(actx, node, pinPort, body)
