@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/orbitkernel/orbit/kernel"
 )
@@ -113,6 +114,33 @@ func Open(fs vfs.FS, dir string, opts Options) (*Engine, error) {
 			BackgroundError: func(err error) { fatal.backgroundFailed(opts, err) },
 		},
 	}
+	if !opts.Deterministic {
+		// Every write waits while Pebble stalls them (too many memtables
+		// queued for a flush, too many L0 files): an operator reading a
+		// latency spike needs to see why. (A deterministic engine flushes
+		// and compacts before Pebble would stall, and logs nothing from
+		// Pebble's goroutines.)
+		popts.EventListener.WriteStallBegin = func(info pebble.WriteStallBeginInfo) {
+			opts.Logger.Warn("storage: writes stalled", "reason", info.Reason)
+		}
+		popts.EventListener.WriteStallEnd = func() { opts.Logger.Warn("storage: writes resumed") }
+	}
+	// A Bloom filter on the tables of every level but the last (ten bits
+	// a key, about 1% false positives; CockroachDB's choice), so that a
+	// point read of a key a table does not hold skips it without reading a
+	// block. Many point reads are of missing keys: every Redis write reads
+	// the key's old value first, and with millions of keys a new key's
+	// read went to every level's data blocks (block reads and
+	// decompression were a third of the CPU of SETs at five million keys;
+	// docs/performance.md, "Ten million keys"). Not the last level:
+	// Pebble's point reads never consult its filters (IterOptions.
+	// UseL6Filters is off for them), and that level holds most keys, so
+	// its filters would only cost disk. Tables written before keep no
+	// filter until compacted: the change needs no migration.
+	for i := range popts.Levels {
+		popts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	popts.Levels[len(popts.Levels)-1].FilterPolicy = pebble.NoFilterPolicy
 	// Open waits for the flush of the write-ahead log it replays, which
 	// parks or retries forever on a fatal error: fatal.run can stop waiting.
 	var (

@@ -177,6 +177,7 @@ type nodeCollector struct {
 	store   *consensus.Store
 	mgr     *cluster.Manager
 	clock   *hlc.Clock
+	eng     *storage.Engine
 }
 
 var (
@@ -190,6 +191,10 @@ var (
 	descRanges      = prometheus.NewDesc("orbit_ranges", "Ranges this node holds a replica of (they split past --split-mb).", nil, nil)
 	descBlocked     = prometheus.NewDesc("orbit_redis_blocked_clients", "Connections waiting in a blocking command.", nil, nil)
 	descDataBytes   = prometheus.NewDesc("orbit_storage_data_dir_bytes", "Bytes in the data directory (Pebble's SSTs, WAL, manifest).", nil, nil)
+	descStoreMemory = prometheus.NewDesc("orbit_storage_memory_bytes", "Memory Pebble holds outside the Go heap, by part: block_cache (at most --cache-mb), memtables (live: at most twice --memtable-mb), zombie_memtables (flushed, pinned by an open read), table_readers (the open sstables' readers).", []string{"part"}, nil)
+	descCacheHits   = prometheus.NewDesc("orbit_storage_block_cache_hits_total", "Block lookups the block cache answered.", nil, nil)
+	descCacheMisses = prometheus.NewDesc("orbit_storage_block_cache_misses_total", "Block lookups that read a block from a file.", nil, nil)
+	descReadAmp     = prometheus.NewDesc("orbit_storage_read_amplification", "Sorted runs a point read may look in (memtables, L0 sublevels, non-empty levels).", nil, nil)
 	descSent        = prometheus.NewDesc("orbit_transport_sent_messages_total", "Messages written to the stream to a peer.", []string{"peer"}, nil)
 	descSentBytes   = prometheus.NewDesc("orbit_transport_sent_bytes_total", "Bytes written to the stream to a peer.", []string{"peer"}, nil)
 	descReceived    = prometheus.NewDesc("orbit_transport_received_messages_total", "Messages received from a peer.", []string{"peer"}, nil)
@@ -274,6 +279,14 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		return nil // files come and go under compactions
 	})
 	gauge(descDataBytes, float64(size))
+	mem := c.eng.Memory()
+	gauge(descStoreMemory, float64(mem.BlockCache), "block_cache")
+	gauge(descStoreMemory, float64(mem.MemTables), "memtables")
+	gauge(descStoreMemory, float64(mem.ZombieMemTables), "zombie_memtables")
+	gauge(descStoreMemory, float64(mem.TableReaders), "table_readers")
+	counter(descCacheHits, uint64(mem.BlockCacheHits))
+	counter(descCacheMisses, uint64(mem.BlockCacheMisses))
+	gauge(descReadAmp, float64(mem.ReadAmp))
 	if c.tr == nil {
 		return
 	}

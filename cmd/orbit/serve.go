@@ -40,6 +40,7 @@ import (
 	"github.com/orbitkernel/orbit/kernel/node"
 	"github.com/orbitkernel/orbit/kernel/prod"
 	"github.com/orbitkernel/orbit/query"
+	"github.com/orbitkernel/orbit/internal/cmem"
 	"github.com/orbitkernel/orbit/storage"
 	"github.com/orbitkernel/orbit/txn"
 )
@@ -367,6 +368,8 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 		// loses them as a power cut would (internal/powerloss).
 		disk = powerloss.FS(disk)
 	}
+	cmem.LimitArenas(cArenas)
+	go releaseFreedMemory(ctx)
 	eng, err := storage.Open(disk, cfg.dataDir, storage.Options{Logger: storageLog,
 		BlockCacheBytes: int64(cfg.cacheMB) << 20, MemTableBytes: uint64(cfg.memtableMB) << 20})
 	if err != nil {
@@ -492,7 +495,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 			return err
 		}
 	}
-	m.reg.MustRegister(&nodeCollector{sess: nd.Redis, tr: tr, dataDir: cfg.dataDir, store: nd.Store, mgr: nd.Cluster, clock: nd.Clock})
+	m.reg.MustRegister(&nodeCollector{sess: nd.Redis, tr: tr, dataDir: cfg.dataDir, store: nd.Store, mgr: nd.Cluster, clock: nd.Clock, eng: eng})
 	wire, err := respwire.Listen(respwire.Options{Addr: cfg.redisAddr, TLS: certs.clientFacing(), Session: nd.Redis, Runtime: rt,
 		Logger: logger.With("component", "resp"), Observe: m.observe})
 	if err != nil {

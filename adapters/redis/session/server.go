@@ -124,9 +124,11 @@ type Options struct {
 	// BlockPoll is how often a blocked client re-checks its keys when no
 	// write applied on this node woke it. Default 100 ms.
 	BlockPoll time.Duration
-	// ExpirePeriod is how often each range led from this node is swept for
-	// expired keys; ExpireBatch bounds the keys one sweep visits. Defaults
-	// 100 ms and 200. A negative period turns active expiry off.
+	// ExpirePeriod is how often active expiry sweeps one of the ranges led
+	// from this node (in turn) for expired keys; ExpireBatch bounds the
+	// keys one sweep visits, so the node visits at most that many a period
+	// (expireLoop says why). Defaults 100 ms and 200. A negative period
+	// turns active expiry off.
 	ExpirePeriod time.Duration
 	ExpireBatch  int
 	// Info adds "name:value" lines to INFO's server section (the wire's
@@ -468,39 +470,91 @@ func (s *Server) Ready() bool {
 	return s.ready
 }
 
-// expireLoop is active expiry: every period, each range this node leads
-// (Options.Ranges, led per BecameLeader) is asked by a read whether the
-// next batch of its keys holds expired ones, and only then a sweep is
-// proposed (so an idle range costs no log writes). Each range resumes
-// where its last sweep stopped; the sweep is routed by that position, so
-// a range that split meanwhile is swept where the position now lies.
+// expireLoop is active expiry: every period, one range this node leads
+// (Options.Ranges, led per BecameLeader), the next in key order after the
+// last one swept, is asked by a read whether the next batch of its keys
+// holds expired ones, and only then a sweep is proposed (so an idle range
+// costs no log writes). A range whose batch held expired keys is swept
+// again the next period before the turn moves on, as Redis's active
+// expiry repeats while it keeps finding them. Each range resumes where its
+// last sweep stopped; the sweep is routed by that position, so a range
+// that split meanwhile is swept where the position now lies.
+//
+// One range a period, not every range: the node then visits at most
+// ExpireBatch keys a period however many ranges its keys have split into.
+// A batch from every led range each period made the sweeps' key visits
+// grow with the data: a fifth of the CPU of GETs at three million keys in
+// 32 ranges, every key visited every 1.6 s (docs/performance.md, "Ten
+// million keys"). Expired keys a sweep has not reached yet are invisible
+// to every command meanwhile (they expire when read), as in Redis.
 func (s *Server) expireLoop(ctx context.Context) {
 	resume := map[storage.RangeID][]byte{}
+	var turn sweepTurn
 	for s.rt.Sleep(ctx, s.opts.ExpirePeriod) == nil {
-		for _, d := range s.ledRanges() {
-			pos := resume[d.ID]
-			if pos == nil || !d.Contains(pos) {
-				pos = d.Start
-			}
-			if bytes.Compare(pos, redis.KeyspaceEnd) >= 0 {
-				continue // the system keyspace: not Redis's
-			}
-			delete(resume, d.ID)
-			cmd := redis.SweepCommand(pos, nil, s.opts.ExpireBatch)
-			r, err := s.command(ctx, pos, cmd, true)
-			if err != nil || len(r.Elems) != 2 {
+		d, ok := turn.next(s.ledRanges())
+		if !ok {
+			continue
+		}
+		pos := resume[d.ID]
+		if pos == nil || !d.Contains(pos) || bytes.Compare(pos, redis.KeyspaceEnd) >= 0 {
+			pos = d.Start
+		}
+		delete(resume, d.ID)
+		cmd := redis.SweepCommand(pos, nil, s.opts.ExpireBatch)
+		r, err := s.command(ctx, pos, cmd, true)
+		if err != nil || len(r.Elems) != 2 {
+			continue
+		}
+		if r.Elems[0].Int > 0 {
+			if r, err = s.command(ctx, pos, cmd, false); err != nil || len(r.Elems) != 2 {
 				continue
 			}
-			if r.Elems[0].Int > 0 {
-				if r, err = s.command(ctx, pos, cmd, false); err != nil || len(r.Elems) != 2 {
-					continue
-				}
-			}
-			if r.Elems[1].Kind == redis.KindBulk {
-				resume[d.ID] = r.Elems[1].Str
-			}
+			turn.again = true
+		}
+		if r.Elems[1].Kind == redis.KindBulk {
+			resume[d.ID] = r.Elems[1].Str
 		}
 	}
+}
+
+// sweepTurn is whose turn it is in active expiry.
+type sweepTurn struct {
+	started bool   // a range was swept already
+	last    []byte // the start of the range swept last
+	again   bool   // it had expired keys: sweep it again
+}
+
+// next picks the Redis range to sweep now from led (in any order) and
+// records it as the last: the one swept last again if again, else the
+// first starting after it in key order, wrapping around to the first. ok
+// is false when no led range holds Redis keys.
+func (t *sweepTurn) next(led []consensus.Descriptor) (d consensus.Descriptor, ok bool) {
+	var first, next *consensus.Descriptor
+	for i := range led {
+		c := &led[i]
+		if bytes.Compare(c.Start, redis.KeyspaceEnd) >= 0 {
+			continue // the system keyspace: not Redis's
+		}
+		cmp := bytes.Compare(c.Start, t.last)
+		if t.started && t.again && cmp == 0 {
+			next = c
+			break
+		}
+		if first == nil || bytes.Compare(c.Start, first.Start) < 0 {
+			first = c
+		}
+		if (!t.started || cmp > 0) && (next == nil || bytes.Compare(c.Start, next.Start) < 0) {
+			next = c
+		}
+	}
+	if next == nil {
+		next = first
+	}
+	if next == nil {
+		return consensus.Descriptor{}, false
+	}
+	t.started, t.last, t.again = true, next.Start, false
+	return *next, true
 }
 
 // ledRanges are the ranges this node leads (Options.Ranges, led per
