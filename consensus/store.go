@@ -173,6 +173,8 @@ type event struct {
 	mergedAway *suspect
 	req        *Request
 	reply      func(Response, error)
+	// arrived is when req reached the store (Runtime.Monotonic).
+	arrived time.Duration
 }
 
 // Open starts a node's store on an engine already opened on the node's disk:
@@ -233,7 +235,7 @@ func Open(rt kernel.Runtime, eng *storage.Engine, layout Layout, opts Options) (
 			reply(nil, malformed(err))
 			return
 		}
-		if !s.events.Send(event{req: &req, reply: func(r Response, err error) { reply(r.encode(), err) }}) {
+		if !s.events.Send(event{req: &req, reply: func(r Response, err error) { reply(r.encode(), err) }, arrived: s.rt.Monotonic()}) {
 			reply(nil, errors.New("overloaded; retry"))
 		}
 	})
@@ -584,9 +586,23 @@ func (s *Store) handle(ev event) {
 			}
 		}
 	case ev.req != nil:
+		if s.rt.Monotonic()-ev.arrived >= AttemptTimeout {
+			// The attempt that sent it has ended (Client.Do waits
+			// AttemptTimeout for one) and its client has sent the request
+			// again or given up: serving this copy too would double the
+			// work of a driver already behind (the retries of a queue
+			// past AttemptTimeout are what turned an overloaded node's
+			// waits into 10 s timeouts). Nothing was proposed.
+			ev.reply(Response{}, errExpiredInQueue)
+			return
+		}
 		s.serve(*ev.req, ev.reply)
 	}
 }
+
+// errExpiredInQueue refuses a request that waited in the driver's queue
+// longer than the attempt that sent it.
+var errExpiredInQueue = retryf("waited in the leader's queue past the attempt's timeout; not applied")
 
 // standAgainst is a perturbation: a follower that knows no leader and
 // hears a candidate of the next term stands in that same term itself (the
@@ -897,7 +913,7 @@ func (s *Store) stage() *stagedCycle {
 // leave once it is durable.
 func (s *Store) persist(c *stagedCycle) {
 	s.send(c.readies, true)
-	syncStart := s.rt.Monotonic()
+	syncStart, size := s.rt.Monotonic(), c.batch.Bytes()
 	if err := c.batch.Commit(c.mustSync && !mutation.On(MutAckBeforeSync)); err != nil {
 		kernel.Crash("persist raft state: %v", err)
 	}
@@ -910,7 +926,13 @@ func (s *Store) persist(c *stagedCycle) {
 		// sweep with it found one Redis seed that replayed differently
 		// once in eight runs (cause not established; docs/consensus.md).
 		// TestSlowDiskLosesLeadership checks the disk side on real files.
-		s.synced(s.rt.Monotonic() - syncStart)
+		took := s.rt.Monotonic() - syncStart
+		s.synced(took)
+		if took >= slowSync {
+			// Every write on the node waited for it: the first place to
+			// look at a latency spike (etcd logs the same, "slow fdatasync").
+			s.rt.Logger().Warn("consensus: slow disk sync", "took", took, "bytes", size)
+		}
 	}
 	for _, x := range c.readies {
 		if !raft.IsEmptySnap(x.rd.Snapshot) {
@@ -922,6 +944,10 @@ func (s *Store) persist(c *stagedCycle) {
 	}
 	s.send(c.readies, false)
 }
+
+// slowSync is how long a cycle's synced write may take before the node
+// logs it.
+const slowSync = time.Second
 
 // perturbAfterPersist is the simulator's perturbations between a cycle's
 // write and its applies.

@@ -32,6 +32,7 @@ import (
 	"github.com/orbitkernel/orbit/backup"
 	"github.com/orbitkernel/orbit/cluster"
 	"github.com/orbitkernel/orbit/consensus"
+	"github.com/orbitkernel/orbit/internal/cmem"
 	"github.com/orbitkernel/orbit/internal/listen"
 	"github.com/orbitkernel/orbit/internal/powerloss"
 	"github.com/orbitkernel/orbit/kernel"
@@ -40,7 +41,6 @@ import (
 	"github.com/orbitkernel/orbit/kernel/node"
 	"github.com/orbitkernel/orbit/kernel/prod"
 	"github.com/orbitkernel/orbit/query"
-	"github.com/orbitkernel/orbit/internal/cmem"
 	"github.com/orbitkernel/orbit/storage"
 	"github.com/orbitkernel/orbit/txn"
 )
