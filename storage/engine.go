@@ -132,7 +132,7 @@ func Open(fs vfs.FS, dir string, opts Options) (*Engine, error) {
 	// the key's old value first, and with millions of keys a new key's
 	// read went to every level's data blocks (block reads and
 	// decompression were a third of the CPU of SETs at five million keys;
-	// docs/performance.md, "Ten million keys"). Not the last level:
+	// docs/performance.md, "Millions of keys"). Not the last level:
 	// Pebble's point reads never consult its filters (IterOptions.
 	// UseL6Filters is off for them), and that level holds most keys, so
 	// its filters would only cost disk. Tables written before keep no

@@ -1,7 +1,7 @@
 // Command fill writes many keys into a Redis server quickly: pipelined SETs
 // of key:%012d (the keys redis-benchmark -r draws) over several
 // connections, for measuring a server that holds millions of keys
-// (docs/performance.md, "Ten million keys"):
+// (docs/performance.md, "Millions of keys"):
 //
 //	go run ./bench/fill -addr 127.0.0.1:6379 -keys 10000000
 //

@@ -6,7 +6,7 @@
 // malloc keeps what is freed for reuse: a block cache that evicts and
 // fills all day frees blocks everywhere in its heaps, and glibc gives
 // pages back to the system only from the top of a heap. Measured on one
-// node loading millions of keys (docs/performance.md, "Memory"): the
+// node loading millions of keys (docs/performance.md, "Millions of keys"): the
 // cache held 96 MB and the memtables 48 MB while the C heaps held about
 // 300 MB resident, spread over one arena per thread that ever allocated
 // (glibc makes up to eight per core). Two calls bound that:

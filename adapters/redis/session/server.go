@@ -484,8 +484,8 @@ func (s *Server) Ready() bool {
 // ExpireBatch keys a period however many ranges its keys have split into.
 // A batch from every led range each period made the sweeps' key visits
 // grow with the data: a fifth of the CPU of GETs at three million keys in
-// 32 ranges, every key visited every 1.6 s (docs/performance.md, "Ten
-// million keys"). Expired keys a sweep has not reached yet are invisible
+// 32 ranges, every key visited every 1.6 s (docs/performance.md,
+// "Millions of keys"). Expired keys a sweep has not reached yet are invisible
 // to every command meanwhile (they expire when read), as in Redis.
 func (s *Server) expireLoop(ctx context.Context) {
 	resume := map[storage.RangeID][]byte{}
