@@ -54,7 +54,7 @@ var redisTxnScenario = Scenario{
 
 // redisTxnRegressions are the scenario's regression seeds (never aimed).
 var redisTxnRegressions = map[uint64]string{
-	335: "no bug found here: it catches planted locked-reads-served (a read served on a locked key), which 300 seeds of the scenario stopped catching once the nineteenth session's backup audits and logins moved the traces; a rare situation, not a design (a blind spot worth a workload of its own)",
+	335: "no bug found here: it caught planted locked-reads-served (a read served on a locked key) from the nineteenth session, when 300 seeds of the scenario had stopped catching it, to the twenty-fourth, whose active-expiry order moved its trace too; a rare situation, not a design (a blind spot worth a workload of its own: README, mutation table)",
 	79:  "a node crashed right after applying a split, unsynced, whose new range's replica had answered its leader's probe at index 10: after the restart a heartbeat committing index 10 met an empty log, and Raft panicked (consensus/store.go, apply)",
 	290: "a node restarted 35 s ahead led a Redis range before its first clock check, and the range's clock stood 35 s ahead: a vanished coordinator's locks looked new to the end (docs/consensus.md, \"Clock offsets\")",
 }
