@@ -590,9 +590,8 @@ func (s *Store) handle(ev event) {
 			// The attempt that sent it has ended (Client.Do waits
 			// AttemptTimeout for one) and its client has sent the request
 			// again or given up: serving this copy too would double the
-			// work of a driver already behind (the retries of a queue
-			// past AttemptTimeout are what turned an overloaded node's
-			// waits into 10 s timeouts). Nothing was proposed.
+			// work of a driver already behind, and every later request
+			// would wait longer for it. Nothing was proposed.
 			ev.reply(Response{}, errExpiredInQueue)
 			return
 		}
