@@ -90,6 +90,8 @@ type Store struct {
 	mergerKick    *kernel.Mailbox[struct{}]
 	// pins are the pinned scans' views (pinned.go).
 	pins pinTable
+	// long are the long queries running off the driver (longquery.go).
+	long longQueries
 }
 
 // replica is one range on this node. Only the driver touches it. Its
@@ -452,6 +454,7 @@ func (s *Store) drive(ctx context.Context) {
 		s.publishLeases()
 		if s.closing != nil {
 			s.pins.closeAll()
+			s.long.closeAll()
 			s.shutdown()
 			s.closing.Set(struct{}{}, nil)
 			return
@@ -1219,11 +1222,13 @@ func (s *Store) abandon(r *replica) {
 // if the range still holds its key (a split may have applied since the
 // read came in: the client then retries on the range that holds it).
 //
-// Reads are served on the driver. Serving them from a Pebble view on
-// reader tasks, off the driver, was tried (2026-11-26) and taken out: it
-// gained nothing measurable on 2 CPUs, and the simulator found seeds that
-// no longer replayed the same (a task closing a Pebble snapshot lets
-// Pebble do work whose timing is the wall clock's). See docs/consensus.md.
+// Reads are served on the driver, except the long queries (a count of the
+// range's keys: longquery.go), which run on a view on a task of their own.
+// Serving every read from a Pebble view on reader tasks, off the driver,
+// was tried (2026-11-26) and taken out: it gained nothing measurable on 2
+// CPUs, and the simulator found seeds that no longer replayed the same (a
+// task closing a Pebble snapshot lets Pebble do work whose timing is the
+// wall clock's; since fixed). See docs/consensus.md.
 func (s *Store) readLocal(r *replica, req Request, reply func(Response, error)) {
 	if !holds(r, req.Key) || r.frozen {
 		reply(Response{}, RangeMismatchError{Key: req.Key, Ranges: []Descriptor{s.describe(r)}})
@@ -1234,6 +1239,13 @@ func (s *Store) readLocal(r *replica, req Request, reply func(Response, error)) 
 		meta = s.stamp(r)
 	}
 	served := s.describe(r)
+	if s.isLong(req) {
+		s.readLong(r.desc, req, meta, func(resp Response, err error) {
+			resp.Range = served
+			reply(resp, err)
+		})
+		return
+	}
 	s.readFrom(s.eng, r.desc, req, meta, func(resp Response, err error) {
 		resp.Range = served
 		reply(resp, err)

@@ -60,7 +60,48 @@ type StateMachine struct{}
 var (
 	_ consensus.StateMachine = (*StateMachine)(nil)
 	_ consensus.SplitKeyer   = (*StateMachine)(nil)
+	_ consensus.LongQuerier  = (*StateMachine)(nil)
 )
+
+// LongQuery implements consensus.LongQuerier: the queries that walk the
+// range's keys (a count, INFO's key statistics, RANDOMKEY's pick, a SCAN
+// page, whose COUNT the client chooses) grow with the range, and run off
+// the driver, which would otherwise hold every write of the node for as
+// long as they read.
+func (sm *StateMachine) LongQuery(cmd []byte) bool {
+	op, ok := innerOp(cmd)
+	if !ok {
+		return false
+	}
+	switch op {
+	case opScan, opCount, opKeyStats, opRandom:
+		return true
+	}
+	return false
+}
+
+// innerOp is the op of cmd under its wrappers (opNotify, opConfig, opDB),
+// as run peels them.
+func innerOp(cmd []byte) (byte, bool) {
+	ok := len(cmd) >= 2 && cmd[0] == cmdVersion
+	if ok && cmd[1] == opNotify {
+		_, cmd, ok = readNotify(cmd)
+	}
+	if ok && cmd[1] == opConfig {
+		_, cmd, ok = readObjectConfig(cmd)
+		ok = ok && len(cmd) >= 2 && cmd[0] == cmdVersion
+	}
+	if ok && cmd[1] == opDB {
+		ok = len(cmd) >= 5 && cmd[3] == cmdVersion
+		if ok {
+			cmd = cmd[3:]
+		}
+	}
+	if !ok {
+		return 0, false
+	}
+	return cmd[1], true
+}
 
 // Apply implements consensus.StateMachine.
 func (sm *StateMachine) Apply(data consensus.RangeData, cmd []byte, meta consensus.CommandMeta) ([]byte, error) {
