@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/orbitkernel/orbit/adapters/redis"
+	"github.com/orbitkernel/orbit/kernel/hlc"
 	"github.com/orbitkernel/orbit/txn"
 )
 
@@ -559,6 +560,13 @@ type aclCache struct {
 	record string
 	users  map[string]*aclUser
 	loaded bool
+	// at is the timestamp the record was read at. The cache only moves
+	// forward: of two overlapping reads, the one that read earlier may
+	// finish last, and storing it would take back a user just made (a
+	// connection that had just logged in as it was then closed for its
+	// user "deleted": the redistxn pairs' client, three connections on one
+	// session, seed 21).
+	at hlc.Timestamp
 }
 
 func (s *Server) aclCache() *aclCache { return &s.acl }
@@ -612,7 +620,14 @@ func (s *Server) aclUsers(ctx context.Context, tx *txn.Tx, fresh bool) (map[stri
 		return c.users, nil
 	}
 	c.mu.Unlock()
-	v, err := s.readRecord(ctx, tx, aclKey)
+	var v []byte
+	var at hlc.Timestamp
+	var err error
+	if tx != nil {
+		v, err = s.readRecord(ctx, tx, aclKey)
+	} else {
+		v, at, err = s.readLatest(ctx, aclKey)
+	}
 	if err != nil && tx == nil && !fresh {
 		// The record cannot be read now (its range is unavailable):
 		// commands go on under the users last read rather than all
@@ -629,6 +644,9 @@ func (s *Server) aclUsers(ctx context.Context, tx *txn.Tx, fresh bool) (map[stri
 	c.mu.Lock()
 	if c.loaded && c.record == string(v) {
 		defer c.mu.Unlock()
+		if c.at.Less(at) {
+			c.at = at
+		}
 		return c.users, nil
 	}
 	c.mu.Unlock()
@@ -637,11 +655,21 @@ func (s *Server) aclUsers(ctx context.Context, tx *txn.Tx, fresh bool) (map[stri
 		return nil, err
 	}
 	if tx == nil {
-		c.mu.Lock()
-		c.record, c.users, c.loaded = string(v), users, true
-		c.mu.Unlock()
+		users = c.store(string(v), users, at)
 	}
 	return users, nil
+}
+
+// store keeps users, decoded from record as read at at, unless the cache
+// holds a read made later, and returns the users of the later read.
+func (c *aclCache) store(record string, users map[string]*aclUser, at hlc.Timestamp) map[string]*aclUser {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.users != nil && at.Less(c.at) {
+		return c.users
+	}
+	c.record, c.users, c.loaded, c.at = record, users, true, at
+	return users
 }
 
 // changeUsers runs change on the users in a transaction and writes what

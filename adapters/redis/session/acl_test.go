@@ -9,6 +9,7 @@ import (
 	"github.com/orbitkernel/orbit/adapters/redis"
 	"github.com/orbitkernel/orbit/consensus"
 	"github.com/orbitkernel/orbit/kernel"
+	"github.com/orbitkernel/orbit/kernel/hlc"
 	"github.com/orbitkernel/orbit/kernel/prod"
 )
 
@@ -132,5 +133,27 @@ func TestACLWithoutKeyspace(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("%s: %q, want %q", tc.args, got, tc.want)
 		}
+	}
+}
+
+// TestACLCacheOnlyMovesForward: of two overlapping reads of the users'
+// record, the one that read earlier may finish last; the cache keeps the
+// later read's users (redistxn seed 21 closed a connection that had just
+// logged in, for its user "deleted", when the earlier read was stored).
+func TestACLCacheOnlyMovesForward(t *testing.T) {
+	var c aclCache
+	before := map[string]*aclUser{"default": defaultACLUser()}
+	after := map[string]*aclUser{"default": defaultACLUser(), "bank": defaultACLUser()}
+	if got := c.store("after", after, hlc.Timestamp{WallNanos: 20}); got["bank"] == nil {
+		t.Fatal("the first read stored was not kept")
+	}
+	if got := c.store("before", before, hlc.Timestamp{WallNanos: 10}); got["bank"] == nil {
+		t.Fatal("a read made earlier, finishing later, replaced the users read after it")
+	}
+	if c.record != "after" || c.users["bank"] == nil {
+		t.Fatalf("the cache holds %q", c.record)
+	}
+	if got := c.store("later", before, hlc.Timestamp{WallNanos: 30}); got["bank"] != nil || c.record != "later" {
+		t.Fatal("a later read (the user deleted since) was not kept")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/orbitkernel/orbit/adapters/redis"
+	"github.com/orbitkernel/orbit/kernel/hlc"
 	"github.com/orbitkernel/orbit/txn"
 )
 
@@ -19,13 +20,29 @@ func (s *Server) readRecord(ctx context.Context, tx *txn.Tx, key []byte) ([]byte
 		v, _, err := tx.GetForUpdate(ctx, key)
 		return v, err
 	}
+	v, _, err := s.readLatest(ctx, key)
+	return v, err
+}
+
+// readLatest reads key's latest committed value with a read of its own
+// through a DB of the pool, and the timestamp it read at: a read at a
+// later timestamp sees every write this one saw, whichever of two
+// overlapping reads finishes first.
+func (s *Server) readLatest(ctx context.Context, key []byte) ([]byte, hlc.Timestamp, error) {
 	tdb, err := s.takeDB(ctx)
 	if err != nil {
-		return nil, err
+		return nil, hlc.Timestamp{}, err
 	}
 	defer s.dbs.Send(tdb)
-	v, _, err := tdb.Get(ctx, key)
-	return v, err
+	var v []byte
+	var at hlc.Timestamp
+	err = tdb.Txn(ctx, func(tx *txn.Tx) error {
+		var err error
+		v, _, err = tx.Get(ctx, key)
+		at = tx.ReadTimestamp()
+		return err
+	})
+	return v, at, err
 }
 
 // replyError is a reply that ends a record's transaction (inTxn).
