@@ -134,7 +134,11 @@ type redisCluster struct {
 	*serverSet
 	s      *Sim
 	broken redisBroken
-	drops  map[kernel.NodeID]int // redisDroppingReplica: writes applied
+	// walks: the seed's clients run KEYS, SCAN, DBSIZE and RANDOMKEY now
+	// and then, and the final checks compare them (redis_walks_test.go);
+	// half the seeds, so that the other half's traces stay put.
+	walks bool
+	drops map[kernel.NodeID]int // redisDroppingReplica: writes applied
 
 	opTimeout                        time.Duration
 	hist                             *redisHistory
@@ -214,6 +218,7 @@ func setupRedis(s *Sim, broken redisBroken) Workload {
 		opTimeout: time.Second, healed: -1, served: make([]int64, redisClients),
 		colls: map[string][]*collOp{}, mix: drawMix(s.Seed()), stamps: &stampClock{}, boots: map[kernel.NodeID]int{}}
 	c.hist = &redisHistory{s: s, stamps: c.stamps}
+	c.walks = aimedSeed(s.Seed(), "redis.walks", nil)
 	// Half the seeds split their ranges as they grow (at slot boundaries,
 	// a few hundred bytes each), so that commands, walks (KEYS, SCAN,
 	// DBSIZE, FLUSHALL), WATCH and blocking waits meet ranges that split
@@ -389,7 +394,10 @@ func (c *redisCluster) client(ctx context.Context, rt kernel.Runtime, i int) {
 	for n := 0; !c.stopped; n++ {
 		var served bool
 		family := rng.IntN(100) < c.mix.share
+		walk := c.walks && rng.IntN(100) == 0
 		switch r := rng.IntN(100); {
+		case walk:
+			served = c.walkOp(rc, rng)
 		case family:
 			served = c.familyOp(rc, i, n, rng, open, settle)
 		case r < 2 && rng.IntN(2) == 0:
@@ -431,6 +439,9 @@ func (c *redisCluster) client(ctx context.Context, rt kernel.Runtime, i int) {
 	c.running--
 	if i == 0 {
 		c.finalReads(rc)
+		if c.walks {
+			c.finalWalks(rc)
+		}
 		c.finalDBReads(rc, sess)
 	}
 }

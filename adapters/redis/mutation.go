@@ -9,6 +9,8 @@ import "github.com/orbitkernel/orbit/internal/mutation"
 // scenario of the simulator must catch each (sim/redis_families_test.go
 // sends the commands that reach them).
 var (
+	MutCountsExpired = mutation.Plant("counts-expired", mutation.StateMachine,
+		"DBSIZE and INFO keyspace count keys whose time to live ran out but which no sweep deleted yet: DBSIZE disagrees with KEYS and SCAN (sim/redis_walks_test.go)")
 	MutPcallDropsErrors = mutation.Plant("pcall-drops-errors", mutation.StateMachine,
 		"redis.pcall hands a script nil instead of the error table when the command fails: the script goes on as if the command had found nothing")
 	MutDelLeavesElements = mutation.Plant("del-leaves-elements", mutation.StateMachine,

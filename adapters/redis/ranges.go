@@ -5,6 +5,8 @@ import (
 	"errors"
 	"math/rand/v2"
 	"strconv"
+
+	"github.com/orbitkernel/orbit/internal/mutation"
 )
 
 // Keyspace-wide commands run on every range and the caller merges:
@@ -216,7 +218,7 @@ func CountKeyStats(st Store, now int64) ([Databases]KeyStats, error) {
 		if err != nil || !found {
 			return stats, err
 		}
-		if db := dbOfRaw(rk); live(m, now) && db < Databases {
+		if db := dbOfRaw(rk); (live(m, now) || mutation.On(MutCountsExpired)) && db < Databases {
 			ks := &stats[db]
 			ks.Keys++
 			if m.expireAt != 0 {
