@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -126,7 +127,7 @@ func (c *redisCluster) finalWalks(rc redisConn) {
 			c.anomaly("final SCAN missed %q, which KEYS * found after it", k)
 		}
 	}
-	for _, k := range sortedKeys(scanned) {
+	for _, k := range slices.Sorted(maps.Keys(scanned)) {
 		if !before[k] {
 			c.anomaly("final SCAN found %q, which KEYS * did not find before it", k)
 		}
@@ -141,19 +142,9 @@ func (c *redisCluster) finalWalks(rc redisConn) {
 			c.anomaly("final RANDOMKEY: %s", describeReply(r))
 		}
 	}
-	for _, k := range sortedKeys(c.final) {
+	for _, k := range slices.Sorted(maps.Keys(c.final)) {
 		if len(c.final[k]) > 0 && !before[k] {
 			c.anomaly("final KEYS * misses %q, whose final read found %d elements", k, len(c.final[k]))
 		}
 	}
-}
-
-// sortedKeys is m's keys in order (the anomalies' order must replay).
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
 }
