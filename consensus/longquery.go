@@ -89,7 +89,12 @@ func (s *Store) isLong(req Request) bool {
 func (s *Store) readLong(d Descriptor, req Request, meta CommandMeta, reply func(Response, error)) {
 	t := &s.long
 	t.mu.Lock()
-	if t.closed || len(t.m) >= maxLongQueries {
+	switch {
+	case t.closed:
+		t.mu.Unlock()
+		reply(Response{}, retryf("the store is closing"))
+		return
+	case len(t.m) >= maxLongQueries:
 		t.mu.Unlock()
 		reply(Response{}, retryf("%d long queries already running on this node", maxLongQueries))
 		return
