@@ -93,14 +93,31 @@ func (s *Store) refreshView(r *replica, at moment) {
 }
 
 // withdrawViews withdraws, before a cycle's messages leave, the view of
-// every replica whose Ready could let another node serve its range.
+// every replica whose Ready could let another node serve its range. A
+// Ready that hands out only part of what is committed (Raft pages
+// committed entries, MaxCommittedSizePerReady) withdraws it too: the
+// messages carry the whole commit index, and an entry past the page may
+// be a split or a membership change the followers apply at once, electing
+// a leader of the right-hand range, or of the new configuration,
+// elsewhere (found by a review, 2026-12-06: docs/performance.md, next
+// step 7).
 func (s *Store) withdrawViews(r *replica, rd raft.Ready) {
 	if r.view.Load() == nil || mutation.On(MutLeaseViewKept) {
 		return
 	}
-	if rd.SoftState != nil || r.rn.BasicStatus().LeadTransferee != raft.None || structural(rd.CommittedEntries) {
+	st := r.rn.BasicStatus()
+	if rd.SoftState != nil || st.LeadTransferee != raft.None || structural(rd.CommittedEntries) || st.Commit > handedOut(r, rd) {
 		r.view.Store(nil)
 	}
+}
+
+// handedOut is the last index r will have applied once rd's committed
+// entries are.
+func handedOut(r *replica, rd raft.Ready) uint64 {
+	if n := len(rd.CommittedEntries); n > 0 {
+		return rd.CommittedEntries[n-1].Index
+	}
+	return r.log.Applied()
 }
 
 // structural reports whether ents hold a split, merge, freeze or
