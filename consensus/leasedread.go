@@ -22,9 +22,20 @@ import (
 // reads the engine itself.
 //
 // The driver publishes, per range it leads, a leaseView at the end of every
-// cycle in which the lease is valid and every committed entry is applied
-// (startRead's conditions): the range's descriptor, the term and the
-// monotonic time the lease runs out. A reader uses a view only before that
+// cycle in which the lease is valid (startRead's conditions) and Raft
+// handed out every entry committed when the cycle began: the range's
+// descriptor, the term and the monotonic time the lease runs out. Entries
+// that committed during the cycle (a single voter's own append, a
+// follower's acknowledgement that completed a quorum) may still wait to
+// apply: they were acknowledged to no one (only this leader acknowledges
+// its writes, as it applies them; canEvaluate says every earlier term's
+// entry has applied), and no follower knows they committed until the next
+// cycle's messages, which leave after that cycle's withdrawal below. So a
+// read under the view that misses them is linearized before them. Asking
+// every committed entry to have applied, as the driver's own reads do,
+// withdrew the view at the end of nearly every cycle under a steady write
+// load, and reads queued for the driver behind the writes (measured in
+// docs/performance.md, next step 7). A reader uses a view only before that
 // time, only while no peer is fenced for its clock rate (else the driver
 // decides, as it checks the range's voters), and only for keys inside the
 // descriptor. The driver withdraws a view before the cycle whose messages
@@ -76,7 +87,7 @@ func (s *Store) refreshView(r *replica, at moment) {
 	}
 	st := r.rn.BasicStatus()
 	if st.RaftState != raft.StateLeader || r.frozen || r.desc.Empty() ||
-		!r.leaseValid(st, at, func() bool { return s.votersRateOK(r) }) || st.Commit > r.log.Applied() {
+		!r.leaseValid(st, at, func() bool { return s.votersRateOK(r) }) || r.unhanded {
 		r.view.Store(nil)
 		return
 	}
@@ -102,11 +113,12 @@ func (s *Store) refreshView(r *replica, at moment) {
 // elsewhere (found by a review, 2026-12-06: docs/performance.md, next
 // step 7).
 func (s *Store) withdrawViews(r *replica, rd raft.Ready) {
+	st := r.rn.BasicStatus()
+	r.unhanded = st.Commit > handedOut(r, rd)
 	if r.view.Load() == nil || mutation.On(MutLeaseViewKept) {
 		return
 	}
-	st := r.rn.BasicStatus()
-	if rd.SoftState != nil || st.LeadTransferee != raft.None || structural(rd.CommittedEntries) || st.Commit > handedOut(r, rd) {
+	if rd.SoftState != nil || st.LeadTransferee != raft.None || structural(rd.CommittedEntries) || r.unhanded {
 		r.view.Store(nil)
 	}
 }

@@ -128,6 +128,12 @@ type replica struct {
 	// counts those reads until the driver notes them.
 	view      atomic.Pointer[leaseView]
 	fastReads atomic.Int64
+	// unhanded is set when the replica's last Ready handed out fewer
+	// committed entries than its commit index (Raft pages them): the
+	// messages of that cycle told the followers of entries this leader
+	// has not applied, which may be a split or a membership change, so no
+	// view is published until a Ready hands out the rest (leasedread.go).
+	unhanded bool
 	// detached is set once the replica was destroyed or a split took it
 	// over (it was uninitialized): the driver runs it no more (split.go).
 	detached bool
