@@ -39,7 +39,8 @@ type Store struct {
 	ids      []storage.RangeID
 	events   *kernel.Mailbox[event]
 	nextID   uint64 // proposal and read IDs
-	// proposed counts the writes proposed here (adaptive group commit).
+	// proposed counts the writes proposed here to ranges of more than one
+	// voter (adaptive group commit, Options.GroupCommitWait).
 	proposed int
 	// ticks counts the driver's ticks: the clock of replica.heard.
 	ticks   uint64
@@ -781,7 +782,9 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 		return
 	}
 	r.chain(id, writes)
-	s.proposed++
+	if r.log.Voters() > 1 {
+		s.proposed++
+	}
 	r.await(id, reply)
 }
 

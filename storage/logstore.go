@@ -198,6 +198,13 @@ func (s *LogStore) Applied() uint64 {
 	return s.durable.applied
 }
 
+// Voters counts the voters of the durable configuration as of the
+// applied index (both halves of a joint one), without copying it.
+func (s *LogStore) Voters() int {
+	s.readable()
+	return len(s.durable.conf.Voters) + len(s.durable.conf.VotersOutgoing)
+}
+
 // ConfState is the durable ConfState as of the applied index.
 func (s *LogStore) ConfState() raftpb.ConfState {
 	s.readable()
