@@ -69,38 +69,52 @@ var (
 // the driver, which would otherwise hold every write of the node for as
 // long as they read.
 func (sm *StateMachine) LongQuery(cmd []byte) bool {
-	op, ok := innerOp(cmd)
+	w, ok := peel(cmd)
 	if !ok {
 		return false
 	}
-	switch op {
+	switch w.cmd[1] {
 	case opScan, opCount, opKeyStats, opRandom:
 		return true
 	}
 	return false
 }
 
-// innerOp is the op of cmd under its wrappers (opNotify, opConfig, opDB),
-// as run peels them.
-func innerOp(cmd []byte) (byte, bool) {
-	ok := len(cmd) >= 2 && cmd[0] == cmdVersion
-	if ok && cmd[1] == opNotify {
-		_, cmd, ok = readNotify(cmd)
+// wrapped is a command with its wrappers peeled: keyspace events to
+// collect (opNotify), the object encoding settings (opConfig) and the
+// database (opDB), outermost first; cmd is the command inside.
+type wrapped struct {
+	ev     *events
+	objCfg *ObjectConfig
+	db     int
+	cmd    []byte
+}
+
+// peel takes cmd's wrappers off; false if they are malformed.
+func peel(cmd []byte) (w wrapped, ok bool) {
+	if len(cmd) < 2 || cmd[0] != cmdVersion {
+		return w, false
 	}
-	if ok && cmd[1] == opConfig {
-		_, cmd, ok = readObjectConfig(cmd)
-		ok = ok && len(cmd) >= 2 && cmd[0] == cmdVersion
-	}
-	if ok && cmd[1] == opDB {
-		ok = len(cmd) >= 5 && cmd[3] == cmdVersion
-		if ok {
-			cmd = cmd[3:]
+	if cmd[1] == opNotify {
+		if w.ev, cmd, ok = readNotify(cmd); !ok {
+			return w, false
 		}
 	}
-	if !ok {
-		return 0, false
+	if cmd[1] == opConfig {
+		cfg, rest, ok := readObjectConfig(cmd)
+		if !ok || len(rest) < 2 || rest[0] != cmdVersion || rest[1] == opConfig {
+			return w, false
+		}
+		w.objCfg, cmd = cfg, rest
 	}
-	return cmd[1], true
+	if cmd[1] == opDB {
+		if len(cmd) < 5 || cmd[2] == 0 || int(cmd[2]) >= Databases || cmd[3] != cmdVersion || cmd[4] == opDB {
+			return w, false
+		}
+		w.db, cmd = int(cmd[2]), cmd[3:]
+	}
+	w.cmd = cmd
+	return w, true
 }
 
 // Apply implements consensus.StateMachine.
@@ -126,36 +140,19 @@ func (sm *StateMachine) Query(data consensus.RangeData, cmd []byte, meta consens
 }
 
 func run(data consensus.RangeData, cmd []byte, meta consensus.CommandMeta, write bool) (r Reply, err error) {
-	if len(cmd) < 2 || cmd[0] != cmdVersion {
+	w, ok := peel(cmd)
+	if !ok {
 		return Reply{}, fmt.Errorf("malformed command %x", cmd[:min(len(cmd), 8)])
 	}
-	var ev *events
-	if cmd[1] == opNotify {
-		var ok bool
-		if ev, cmd, ok = readNotify(cmd); !ok {
-			return Reply{}, fmt.Errorf("malformed command %x", cmd[:min(len(cmd), 8)])
-		}
+	ev := w.ev
+	if ev != nil {
 		defer func() {
 			if err == nil && r.Err == nil && len(ev.list) > 0 {
 				r.Events = ev.list
 			}
 		}()
 	}
-	var objCfg *ObjectConfig
-	if cmd[1] == opConfig {
-		cfg, rest, ok := readObjectConfig(cmd)
-		if !ok || len(rest) < 2 || rest[0] != cmdVersion || rest[1] == opConfig {
-			return Reply{}, fmt.Errorf("malformed command %x", cmd[:min(len(cmd), 8)])
-		}
-		objCfg, cmd = cfg, rest
-	}
-	db := 0
-	if cmd[1] == opDB {
-		if len(cmd) < 5 || cmd[2] == 0 || int(cmd[2]) >= Databases || cmd[3] != cmdVersion || cmd[4] == opDB {
-			return Reply{}, fmt.Errorf("malformed command %x", cmd[:min(len(cmd), 8)])
-		}
-		db, cmd = int(cmd[2]), cmd[3:]
-	}
+	objCfg, db, cmd := w.objCfg, w.db, w.cmd
 	op := cmd[1]
 	d := fieldReader{b: cmd[2:]}
 	rs := &rangeStore{data: data}
