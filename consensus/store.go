@@ -782,7 +782,7 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 		return
 	}
 	r.chain(id, writes)
-	if r.log.Voters() > 1 {
+	if r.log.Replicated() {
 		s.proposed++
 	}
 	r.await(id, reply)

@@ -198,11 +198,22 @@ func (s *LogStore) Applied() uint64 {
 	return s.durable.applied
 }
 
-// Voters counts the voters of the durable configuration as of the
-// applied index (both halves of a joint one), without copying it.
-func (s *LogStore) Voters() int {
+// Replicated reports whether the durable configuration as of the applied
+// index has more than one voter (in either half of a joint one, both
+// counted once), without copying it: whether a commit needs another node.
+func (s *LogStore) Replicated() bool {
 	s.readable()
-	return len(s.durable.conf.Voters) + len(s.durable.conf.VotersOutgoing)
+	var first uint64
+	for _, half := range [2][]uint64{s.durable.conf.Voters, s.durable.conf.VotersOutgoing} {
+		for _, v := range half {
+			if first == 0 {
+				first = v
+			} else if v != first {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // ConfState is the durable ConfState as of the applied index.

@@ -479,3 +479,24 @@ func TestRawNode(t *testing.T) {
 
 // noLimit is raft's own "no limit" for sizes (unexported in raft v3.6).
 const noLimit = math.MaxUint64
+
+// TestReplicated: a configuration is replicated when its voters, both
+// halves of a joint one together, are more than one node.
+func TestReplicated(t *testing.T) {
+	e := openEngine(t, vfs.NewCrashableMem(), testOptions())
+	s := bootstrapped(t, e, 1, 10, 6)
+	for _, tc := range []struct {
+		cs   raftpb.ConfState
+		want bool
+	}{
+		{raftpb.ConfState{Voters: []uint64{1}, Learners: []uint64{2}}, false},
+		{raftpb.ConfState{Voters: []uint64{1}, VotersOutgoing: []uint64{1}}, false},
+		{raftpb.ConfState{Voters: []uint64{2}, VotersOutgoing: []uint64{1}}, true},
+		{raftpb.ConfState{Voters: []uint64{1, 2, 3}}, true},
+	} {
+		commit(t, e, func(b *Batch) { s.SetConfState(b, tc.cs) })
+		if got := s.Replicated(); got != tc.want {
+			t.Errorf("Replicated() with %v = %v, want %v", tc.cs, got, tc.want)
+		}
+	}
+}
