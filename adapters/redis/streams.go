@@ -161,7 +161,7 @@ func cmdXAdd(c *ctx) (Reply, error) {
 		return Reply{}, err
 	}
 	c.notify(NotifyStream, "xadd", s.o.key)
-	trimmed, err := s.trim(a.trimArgs)
+	trimmed, _, err := s.trim(a.trimArgs)
 	if err != nil {
 		return Reply{}, err
 	}
@@ -315,11 +315,13 @@ func cmdXTrim(c *ctx) (Reply, error) {
 	if err != nil || !s.exists() {
 		return Int(0), err
 	}
-	n, err := s.trim(a.trimArgs)
-	if err != nil || n == 0 {
+	n, changed, err := s.trim(a.trimArgs)
+	if err != nil || !changed {
 		return Int(n), err
 	}
-	c.notify(NotifyStream, "xtrim", s.o.key)
+	if n > 0 {
+		c.notify(NotifyStream, "xtrim", s.o.key)
+	}
 	return Int(n), s.save()
 }
 

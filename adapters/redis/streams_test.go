@@ -530,3 +530,38 @@ func TestStreamInvariants(t *testing.T) {
 		}
 	})
 }
+
+// TestXTrimSavesEmptyNodeRemoval is the case TestStreamInvariants found
+// (rapid seed 7998182202524494123): an exact trim leaves a node whose
+// entries are all deleted (one by XDEL, one by the trim), as Redis does; an
+// approximate trim then removes the node without removing an entry, and
+// that removal must still be saved, though XTRIM replies 0.
+func TestXTrimSavesEmptyNodeRemoval(t *testing.T) {
+	st := NewMemStore()
+	for i, c := range []struct {
+		cmd  []string
+		want string
+	}{
+		{[]string{"xadd", "a", "0-*", "f", strings.Repeat("x", 100)}, "0-1"},
+		{[]string{"xadd", "a", "2-*", "f", "0"}, "2-0"},
+		{[]string{"xdel", "a", "2-0"}, "1"},
+		{[]string{"xtrim", "a", "minid", "=", "1"}, "1"},
+		{[]string{"xtrim", "a", "minid", "~", "3"}, "0"},
+		{[]string{"xlen", "a"}, "0"},
+	} {
+		r := Exec(st, 1000+int64(i), uint64(i), toArgs(c.cmd))
+		if r.Err != nil {
+			t.Fatalf("%q: %v", c.cmd, r.Err)
+		}
+		got := string(r.Str)
+		if r.Kind == KindInt {
+			got = strconv.FormatInt(r.Int, 10)
+		}
+		if got != c.want {
+			t.Fatalf("%q: %q, want %q", c.cmd, got, c.want)
+		}
+		if err := Verify(st); err != nil {
+			t.Fatalf("after %q: %v", c.cmd, err)
+		}
+	}
+}

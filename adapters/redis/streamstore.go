@@ -910,17 +910,19 @@ type trimArgs struct {
 // trim is streamTrim: from the first node on, it removes whole nodes while
 // the stream stays long enough (MAXLEN) or the node ends before the
 // minimum ID (MINID), then, unless approx, the entries of the next node
-// that must go. It returns how many entries it removed.
-func (s *stream) trim(a trimArgs) (int64, error) {
+// that must go. It returns how many entries it removed and whether it
+// changed the records at all: a node whose entries XDEL and an earlier exact
+// trim all deleted is removed without removing an entry, and its removal
+// must be saved all the same.
+func (s *stream) trim(a trimArgs) (deleted int64, changed bool, err error) {
 	if a.strategy == trimNone {
-		return 0, nil
+		return 0, false, nil
 	}
 	m := s.meta()
-	var deleted int64
 	for a.strategy != trimMaxLen || m.length > uint64(a.maxLen) {
 		n, err := s.nodeFrom(streamID{}) // the first node: those before it are gone
 		if err != nil {
-			return 0, err
+			return 0, false, err
 		}
 		if n == nil || (a.limit != 0 && deleted+n.live > a.limit) {
 			break
@@ -931,8 +933,9 @@ func (s *stream) trim(a trimArgs) (int64, error) {
 		}
 		if whole {
 			if err := s.removeNode(n); err != nil {
-				return 0, err
+				return 0, false, err
 			}
+			changed = true
 			m.length -= uint64(n.live)
 			deleted += n.live
 			continue
@@ -942,7 +945,7 @@ func (s *stream) trim(a trimArgs) (int64, error) {
 		}
 		next, err := s.next(n)
 		if err != nil {
-			return 0, err
+			return 0, false, err
 		}
 		var gone []streamID
 		err = s.forward(n.master, spanEnd(n, next), func(id streamID, _ [][]byte) (bool, error) {
@@ -959,14 +962,15 @@ func (s *stream) trim(a trimArgs) (int64, error) {
 			}
 		}
 		if err != nil {
-			return 0, err
+			return 0, false, err
 		}
 		m.length -= uint64(len(gone))
 		deleted += int64(len(gone))
 		n.markDeleted(int64(len(gone)))
 		if err := s.saveNode(n); err != nil {
-			return 0, err
+			return 0, false, err
 		}
+		changed = true
 		break // the next node keeps all its entries
 	}
 	switch {
@@ -975,11 +979,11 @@ func (s *stream) trim(a trimArgs) (int64, error) {
 	case deleted > 0:
 		first, _, err := s.firstEntry(streamID{})
 		if err != nil {
-			return 0, err
+			return 0, false, err
 		}
 		m.firstID = first
 	}
-	return deleted, nil
+	return deleted, changed, nil
 }
 
 // hasTombstones is streamRangeHasTombstones(s, start, +): whether an entry
