@@ -87,7 +87,7 @@ func (s *Store) refreshView(r *replica, at moment) {
 	}
 	st := r.rn.BasicStatus()
 	if st.RaftState != raft.StateLeader || r.frozen || r.desc.Empty() ||
-		!r.leaseValid(st, at, func() bool { return s.votersRateOK(r) }) || r.unhanded {
+		!r.leaseValid(st, at, func() bool { return s.votersRateOK(r) }) || (r.unhanded && !mutation.On(MutPagedViewKept)) {
 		r.view.Store(nil)
 		return
 	}
@@ -118,7 +118,7 @@ func (s *Store) withdrawViews(r *replica, rd raft.Ready) {
 	if r.view.Load() == nil || mutation.On(MutLeaseViewKept) {
 		return
 	}
-	if rd.SoftState != nil || st.LeadTransferee != raft.None || structural(rd.CommittedEntries) || r.unhanded {
+	if rd.SoftState != nil || st.LeadTransferee != raft.None || structural(rd.CommittedEntries) || (r.unhanded && !mutation.On(MutPagedViewKept)) {
 		r.view.Store(nil)
 	}
 }

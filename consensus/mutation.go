@@ -25,6 +25,8 @@ var (
 		"a leader keeps serving reads under its lease after it has run out")
 	MutLeaseViewKept = mutation.Plant("lease-view-kept", mutation.LeasedReads,
 		"a leaseholder never withdraws the lease it published for reads off the driver: when leadership moves or the range changes, its node's clients read their own copy until the view runs out")
+	MutPagedViewKept = mutation.Plant("paged-view-kept", mutation.LeasedReads,
+		"a leaseholder whose Raft hands out only part of what is committed keeps its lease view: a split past the page, applied at once by the followers, lets the right-hand range elect a leader and take writes while the lagging leader's clients still read that span here")
 	MutUncheckedEvaluation = mutation.Plant("unchecked-evaluation", mutation.Consensus,
 		"applies an entry's effects without checking it was evaluated after the last entry applied: a write evaluated on top of a lost one applies what it read there")
 	MutFollowerReevaluates = mutation.Plant("follower-reevaluates", mutation.StateMachine,

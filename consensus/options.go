@@ -121,6 +121,18 @@ type Options struct {
 	// changed (meta.go); at most every tick. It needs Router. Default
 	// 1 s; negative: never (tests that pin a log's every entry).
 	MetaInterval time.Duration
+
+	// SlowApply, for tests only (orbit serve leaves it zero), makes
+	// every replica a slow state machine on purpose: Raft hands out one
+	// committed entry per Ready, and each cycle that applies one waits
+	// this long first. A leader with a backlog then lags its commit
+	// index, and its followers, for as long as the backlog lasts: what a
+	// leader catching up on more than MaxCommittedSizePerReady goes
+	// through, and what the transcripts use to put a split past a page
+	// (testdata/transcripts/11_paged_split.txt). The simulator's
+	// consensus.paged-apply perturbation does the same to a replica now
+	// and then, with a random wait of 1–20 ms.
+	SlowApply time.Duration
 }
 
 // The defaults of Options.
@@ -183,6 +195,9 @@ func (o *Options) Validate() error {
 	}
 	if o.GroupCommitWait > 10*time.Millisecond {
 		bad("GroupCommitWait %v must be at most 10ms (it delays every write of a busy cycle)", o.GroupCommitWait)
+	}
+	if o.SlowApply < 0 || o.SlowApply > time.Second {
+		bad("SlowApply %v must be in [0, 1s]", o.SlowApply)
 	}
 	if o.GroupCommitBusyWrites < 1 {
 		bad("GroupCommitBusyWrites %d must be at least 1", o.GroupCommitBusyWrites)

@@ -348,7 +348,7 @@ func (s *Store) openReplica(d Descriptor, id uint64) (*replica, error) {
 	// commits for a while, and reads must wait for them. Drawn thrice: an
 	// enabled site fires on a quarter of its evaluations, and this one is
 	// evaluated once per replica, not per cycle.
-	slowApply := false
+	slowApply := s.opts.SlowApply > 0
 	for i := 0; i < 3 && !slowApply; i++ {
 		slowApply = s.rt.Buggify("consensus.paged-apply")
 	}
@@ -992,7 +992,11 @@ func (s *Store) perturbAfterPersist(readies []ready) {
 		slow = slow || (x.r.slowApply && len(x.rd.CommittedEntries) > 0)
 	}
 	if slow {
-		_ = s.rt.Sleep(context.Background(), time.Duration(1+s.rt.Rand().IntN(20))*time.Millisecond)
+		wait := s.opts.SlowApply
+		if wait == 0 {
+			wait = time.Duration(1+s.rt.Rand().IntN(20)) * time.Millisecond
+		}
+		_ = s.rt.Sleep(context.Background(), wait)
 	}
 }
 

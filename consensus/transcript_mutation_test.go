@@ -62,6 +62,7 @@ func TestTranscriptMutations(t *testing.T) {
 		MutSplitDropsWrites:    {"core/06_admission.txt", "core/08_split.txt"},
 		MutSplitForgetsClients: {"transcripts/7_split.txt"},
 		MutMergeForgetsClients: {"transcripts/9_merge.txt"},
+		MutPagedViewKept:       {"transcripts/11_paged_split.txt"},
 	}
 	for _, b := range mutation.All() {
 		t.Run(b.Name, func(t *testing.T) {

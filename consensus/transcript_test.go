@@ -2,6 +2,7 @@ package consensus
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -33,8 +34,12 @@ import (
 // Commands (n= is the node that runs the command; nodes 1..N are servers,
 // node 10 is a client-only node with a router of its own):
 //
-//	cluster [nodes=3] [seed=1]    a new cluster; every server holds range 1
-//	                              except nodes beyond the third (spares)
+//	cluster [nodes=3] [seed=1] [slow-apply=(1,20ms)]
+//	                              a new cluster; every server holds range 1
+//	                              except nodes beyond the third (spares);
+//	                              slow-apply makes node 1's state machine
+//	                              slow (Options.SlowApply: one committed
+//	                              entry a Ready, 20 ms a cycle that applies)
 //	elect n=1                     make n campaign now (a TimeoutNow) and run
 //	                              until it leads
 //	put|get|cas|delete n=1 key=k [value=v] [expect=e] [client=name]
@@ -47,6 +52,14 @@ import (
 //	                              a raw request (one attempt, the given
 //	                              client ID and sequence number) from n to
 //	                              node to: a client's retry, by hand
+//	split n=10 to=1 key=m [id=2] ...
+//	                              a raw split at m, the new range's ID
+//	                              given (Client.Split allocates it
+//	                              through a read the driver serves only
+//	                              once its leader has applied everything)
+//	burst n=10 to=1 count=100     count raw puts (keys b0000..., clients
+//	                              1000...) from n to node to, all at once,
+//	                              not awaited
 //	add-replica|remove-replica n=10 node=4 [timeout=2s]
 //	split n=10 key=m              split the range holding m at m
 //	                              (Client.Split), printing the range
@@ -109,6 +122,8 @@ type harness struct {
 	// leased counts, per node, the reads its leaders served under a lease
 	// since the last `leased` command.
 	leased map[kernel.NodeID]int
+	// slowApply is Options.SlowApply per node (cluster slow-apply=).
+	slowApply map[kernel.NodeID]time.Duration
 }
 
 type tcClientKey struct {
@@ -151,12 +166,36 @@ func (h *harness) handle(t testing.TB, d *datadriven.TestData) string {
 		d.MaybeScanArgs(t, "nodes", &nodes)
 		d.MaybeScanArgs(t, "seed", &seed)
 		h.close()
+		h.slowApply = map[kernel.NodeID]time.Duration{}
+		if d.HasArg("slow-apply") {
+			var n int
+			var wait string
+			d.ScanArgs(t, "slow-apply", &n, &wait)
+			w, err := time.ParseDuration(wait)
+			if err != nil {
+				d.Fatalf(t, "slow-apply: %v", err)
+			}
+			h.slowApply[kernel.NodeID(n)] = w
+		}
 		h.start(uint64(seed), nodes)
 		return ""
 	case "elect":
 		return h.elect(t, d, argNode(t, d, "n"))
 	case "put", "get", "cas", "delete", "add-replica", "remove-replica", "split", "merge", "transfer-leader":
 		return h.operation(t, d)
+	case "burst":
+		// count raw puts at once, each one attempt of a client of its own.
+		var count int
+		d.ScanArgs(t, "count", &count)
+		arg := func(k string, v any) datadriven.CmdArg {
+			return datadriven.CmdArg{Key: k, Vals: []string{fmt.Sprint(v)}}
+		}
+		for i := range count {
+			h.operation(t, &datadriven.TestData{Pos: d.Pos, Cmd: "put", CmdArgs: []datadriven.CmdArg{
+				arg("n", argNode(t, d, "n")), arg("to", argNode(t, d, "to")), arg("client", 1000+i), arg("seq", 1),
+				arg("key", fmt.Sprintf("b%04d", i)), arg("value", "x"), arg("name", fmt.Sprintf("burst%d", i)), {Key: "async"}}})
+		}
+		return ""
 	case "leased":
 		// The reads each node served alone under its lease since the
 		// last `leased`.
@@ -296,7 +335,7 @@ func (h *harness) start(seed uint64, nodes int) {
 			router := NewRouter(rt, h.layout)
 			// No meta publishing: the transcripts pin every entry of the logs.
 			st, err := Open(rt, eng, h.layout, Options{Router: router, Join: !slices.Contains(initial, rt.NodeID()), MetaInterval: -1,
-				LeasedRead: func(storage.RangeID, uint64) { h.leased[rt.NodeID()]++ }})
+				LeasedRead: func(storage.RangeID, uint64) { h.leased[rt.NodeID()]++ }, SlowApply: h.slowApply[rt.NodeID()]})
 			if err != nil {
 				kernel.Crash("open consensus: %v", err)
 			}
@@ -619,6 +658,8 @@ func (h *harness) operation(t testing.TB, d *datadriven.TestData) string {
 		req.Op = OpCAS
 	case "delete":
 		req.Op = OpDelete
+	case "split":
+		req.Op = OpSplit
 	}
 	timeout := 2 * time.Second
 	if d.HasArg("timeout") {
@@ -644,6 +685,12 @@ func (h *harness) operation(t testing.TB, d *datadriven.TestData) string {
 			d.Fatalf(t, "raw requests need a numeric client ID: %v", err)
 		}
 		req.Client, req.Seq = client, seq
+		if req.Op == OpSplit {
+			// The new range's ID, as Client.Split allocates it.
+			var id uint64 = 2
+			d.MaybeScanArgs(t, "id", &id)
+			req.Value = append(binary.BigEndian.AppendUint64(nil, id), 1)
+		}
 		to := n
 		if d.HasArg("to") {
 			to = argNode(t, d, "to")

@@ -67,6 +67,19 @@ func mutationScenarios(b mutation.Bug) []Scenario {
 	return []Scenario{kvScenario, kvSplitScenario}
 }
 
+// transcriptOnly are the planted bugs no scenario reaches and a consensus
+// transcript pins down instead, each with the transcript and why the swarm
+// misses it. `make mutations` runs TestTranscriptMutations first, which
+// requires the transcript to fail under the bug; the sweep here skips them
+// and says so.
+var transcriptOnly = map[string]string{
+	// Survived 300 Redis seeds (2026-12-06): the window needs a leader
+	// whose apply lags its commit index by more than an election timeout
+	// (the right-hand range's new replicas are quiet that long), while a
+	// client of its node reads the right-hand span.
+	"paged-view-kept": "consensus/testdata/transcripts/11_paged_split.txt (a leader 150 entries behind, a split past its page)",
+}
+
 // firstFailure runs the scenarios' regression seeds, then sweeps them from
 // seed 1, ten seeds at a time (each seed on every scenario), and returns
 // the first failing run within maxSeeds, or nil.
@@ -110,8 +123,17 @@ func TestMutationsAreCaught(t *testing.T) {
 	defer mutation.Set("")
 	const maxSeeds = 300
 	total := time.Now()
+	for name := range transcriptOnly {
+		if !slices.ContainsFunc(mutation.All(), func(b mutation.Bug) bool { return b.Name == name }) {
+			t.Errorf("transcriptOnly names %s, which is not planted", name)
+		}
+	}
 	for _, b := range mutation.All() {
 		if only := os.Getenv("ORBIT_MUTATION"); only != "" && only != b.Name {
+			continue
+		}
+		if where, ok := transcriptOnly[b.Name]; ok {
+			fmt.Printf("mutation %-24s %-20s not swept: caught by %s\n", b.Name, b.Class, where)
 			continue
 		}
 		mutation.Set(b.Name)
