@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"os"
+	"runtime/debug"
+	rtmetrics "runtime/metrics"
 	"time"
 
 	"github.com/orbitkernel/orbit/internal/cmem"
@@ -32,4 +35,71 @@ func releaseFreedMemory(ctx context.Context) {
 			cmem.Release()
 		}
 	}
+}
+
+// The Go collector's pace. With the default GOGC of 100 a server whose
+// live heap is small (Orbit's is tens of megabytes: Pebble's cache and
+// memtables are C memory) collects every few megabytes of allocation, and
+// under pipelined SETs the collector took about 12% of the process's CPU
+// (mark workers and assists; docs/performance.md, "The collector's
+// pace"). A fixed higher GOGC would multiply the heap of a node whose
+// live heap is large (80 MB at ten million keys: the Raft entries each
+// range keeps until it truncates), against the memory goal, and a soft
+// memory limit turns into a collection storm once the live heap passes it.
+// So the server sets GOGC from the live heap after each collection: as
+// high as gcPercentMax while the heap that pace allows stays within
+// gcHeapBudget, never below Go's default of 100 (no storm: a large live
+// heap is collected as Go would by default). A GOGC in the environment is
+// the operator's choice and is left alone.
+const (
+	gcHeapBudget  = 160 << 20
+	gcPercentMax  = 300
+	gcPercentMin  = 100
+	gcTunePeriod  = time.Second
+	gcLiveMetric  = "/gc/heap/live:bytes"
+	gcPercentStep = 25 // smaller changes are not worth a call
+)
+
+// gcPercentFor is the GOGC for a live heap of live bytes.
+func gcPercentFor(live uint64) int {
+	if live == 0 {
+		return gcPercentMax
+	}
+	p := int(gcHeapBudget*100/live) - 100
+	return min(max(p, gcPercentMin), gcPercentMax)
+}
+
+// tuneGC sets GOGC from the live heap every gcTunePeriod until ctx ends,
+// unless GOGC is set in the environment.
+func tuneGC(ctx context.Context) {
+	if os.Getenv("GOGC") != "" {
+		return
+	}
+	sample := []rtmetrics.Sample{{Name: gcLiveMetric}}
+	debug.SetGCPercent(gcPercentMax)
+	current := gcPercentMax
+	t := time.NewTicker(gcTunePeriod)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rtmetrics.Read(sample)
+		if sample[0].Value.Kind() != rtmetrics.KindUint64 {
+			return // not measured by this Go: keep gcPercentMax
+		}
+		if p := gcPercentFor(sample[0].Value.Uint64()); p != current && (abs(p-current) >= gcPercentStep || p == gcPercentMin || p == gcPercentMax) {
+			debug.SetGCPercent(p)
+			current = p
+		}
+	}
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
 }

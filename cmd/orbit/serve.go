@@ -370,6 +370,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	}
 	cmem.LimitArenas(cArenas)
 	go releaseFreedMemory(ctx)
+	go tuneGC(ctx)
 	eng, err := storage.Open(disk, cfg.dataDir, storage.Options{Logger: storageLog,
 		BlockCacheBytes: int64(cfg.cacheMB) << 20, MemTableBytes: uint64(cfg.memtableMB) << 20})
 	if err != nil {
