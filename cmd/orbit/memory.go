@@ -25,14 +25,21 @@ func releaseFreedMemory(ctx context.Context) {
 	if !cmem.Supported {
 		return
 	}
-	t := time.NewTicker(releasePeriod)
+	every(ctx, releasePeriod, func() bool { cmem.Release(); return true })
+}
+
+// every calls fn every period until ctx ends or fn returns false.
+func every(ctx context.Context, period time.Duration, fn func() bool) {
+	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			cmem.Release()
+			if !fn() {
+				return
+			}
 		}
 	}
 }
@@ -78,23 +85,17 @@ func tuneGC(ctx context.Context) {
 	sample := []rtmetrics.Sample{{Name: gcLiveMetric}}
 	debug.SetGCPercent(gcPercentMax)
 	current := gcPercentMax
-	t := time.NewTicker(gcTunePeriod)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, gcTunePeriod, func() bool {
 		rtmetrics.Read(sample)
 		if sample[0].Value.Kind() != rtmetrics.KindUint64 {
-			return // not measured by this Go: keep gcPercentMax
+			return false // not measured by this Go: keep gcPercentMax
 		}
 		if p := gcPercentFor(sample[0].Value.Uint64()); p != current && (abs(p-current) >= gcPercentStep || p == gcPercentMin || p == gcPercentMax) {
 			debug.SetGCPercent(p)
 			current = p
 		}
-	}
+		return true
+	})
 }
 
 func abs(x int) int {
