@@ -26,6 +26,7 @@ func TestOptionsDefaultsAndValidation(t *testing.T) {
 		{func(o *Options) { o.HeartbeatTicks = -1 }, "HeartbeatTicks -1"},
 		{func(o *Options) { o.GroupCommitWait = time.Second }, "GroupCommitWait"},
 		{func(o *Options) { o.GroupCommitBusyWrites = -3 }, "GroupCommitBusyWrites"},
+		{func(o *Options) { o.SlowApply = -time.Millisecond }, "SlowApply"},
 	} {
 		o := Options{}
 		tc.set(&o)
