@@ -128,7 +128,8 @@ sql-diff:
 ## and require the
 ## simulator to catch it within 300 seeds, then shrink two caught seeds'
 ## fault plans (-shrink); first, the consensus transcripts must fail under
-## the consensus and client bugs they pin down
+## the consensus and client bugs they pin down (a bug only a transcript
+## reaches is listed in sim/mutation_test.go's transcriptOnly and not swept)
 mutations:
 	$(GO) test -tags orbit_mutations ./consensus -run '^TestTranscriptMutations$$' -count=1 -v
 	$(GO) test -tags orbit_mutations ./sim -run '^(TestMutationsAreCaught|TestShrinkPlantedBug)$$' -count=1 -timeout 0 -v
