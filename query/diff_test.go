@@ -1243,7 +1243,7 @@ func (g *gen) expr(scope []colRef, k kind, depth int) string {
 				}
 				return "NULLIF(" + x + ", " + g.constant(kInt) + ")"
 			}
-			return "abs(" + g.expr(scope, kInt, d) + ")"
+			return g.unary(kInt, "abs(", g.expr(scope, kInt, d), ")")
 		case 2:
 			return "length(" + g.expr(scope, kText, d) + ")"
 		case 3:
@@ -1253,12 +1253,12 @@ func (g *gen) expr(scope []colRef, k kind, depth int) string {
 		case 5:
 			return g.cast(kInt, g.expr(scope, pick(g, "from", kNum, kFloat, kText, kInt), d), pick(g, "to", "int4", "int8", "int2"))
 		case 6:
-			return "(- " + g.expr(scope, kInt, d) + ")"
+			return g.unary(kInt, "(- ", g.expr(scope, kInt, d), ")")
 		default:
 			if !g.opts.dateArith {
 				return g.binop(kInt, g.expr(scope, kInt, d), "+", g.expr(scope, kInt, d))
 			}
-			return "(" + g.expr(scope, kDate, d) + " - " + g.expr(scope, kDate, d) + ")"
+			return g.binop(kInt, g.expr(scope, kDate, d), "-", g.expr(scope, kDate, d))
 		}
 	case kFloat:
 		switch g.intn(0, 3, "floatExpr") {
@@ -1315,7 +1315,11 @@ func (g *gen) expr(scope []colRef, k kind, depth int) string {
 		if !g.opts.dateArith {
 			return "COALESCE(" + g.expr(scope, kDate, d) + ", " + g.expr(scope, kDate, d) + ")"
 		}
-		return "(" + g.expr(scope, kDate, d) + " " + pick(g, "op", "+", "-") + " " + g.expr(scope, kInt, d) + ")"
+		// Through binop: date + int may overflow, and PostgreSQL raises
+		// that while planning when both sides are constant ("constant
+		// folding"; found by make sql-diff, 2026-12-06: DATE '2024-02-29'
+		// + abs(2147483647) in a statement that read no row).
+		return g.binop(kDate, g.expr(scope, kDate, d), pick(g, "op", "+", "-"), g.expr(scope, kInt, d))
 	}
 	panic("unreachable")
 }
@@ -1415,6 +1419,16 @@ func mayFail(x string) bool {
 	return strings.ContainsAny(x, "/%+*-") || strings.Contains(x, "CAST(") || strings.Contains(x, "abs(") || strings.Contains(x, "SELECT")
 }
 
+// unary is open+x+close (abs, negation), with binop's care for
+// constants: abs(-2147483648) fails, and PostgreSQL raises that while
+// planning even where no row is read.
+func (g *gen) unary(k kind, open, x, close string) string {
+	if !g.opts.constFolding && !hasColumn(x) {
+		return g.constant(k)
+	}
+	return open + x + close
+}
+
 // cast is CAST(x AS typ), with binop's care for constants.
 func (g *gen) cast(k kind, x, typ string) string {
 	if !g.opts.constFolding && !hasColumn(x) {
@@ -1485,7 +1499,15 @@ func (g *gen) pred(scope []colRef, depth int) string {
 				xs = append(xs, g.constant(k))
 			}
 		}
-		return g.expr(scope, k, d) + pick(g, "notin", " IN (", " NOT IN (") + strings.Join(xs, ", ") + ")"
+		x := g.expr(scope, k, d)
+		if !g.opts.constFolding && len(xs) == 1 && xs[0] == "NULL" && mayFail(x) {
+			// PostgreSQL plans x IN (NULL) as x = NULL and folds that to
+			// NULL, never evaluating x, which may fail ("constant
+			// folding"; make sql-diff, 2026-12-06: DATE '1999-12-31' - c0
+			// NOT IN (NULL) over c0 = 2147483647).
+			xs[0] = g.constant(k)
+		}
+		return x + pick(g, "notin", " IN (", " NOT IN (") + strings.Join(xs, ", ") + ")"
 	case 6:
 		if k == kBool {
 			k = kInt
