@@ -87,7 +87,7 @@ func (s *Store) refreshView(r *replica, at moment) {
 	}
 	st := r.rn.BasicStatus()
 	if st.RaftState != raft.StateLeader || r.frozen || r.desc.Empty() ||
-		!r.leaseValid(st, at, func() bool { return s.votersRateOK(r) }) || (r.unhanded && !mutation.On(MutPagedViewKept)) {
+		!r.leaseValid(st, at, func() bool { return s.votersRateOK(r) }) || r.pagedOut() {
 		r.view.Store(nil)
 		return
 	}
@@ -118,10 +118,14 @@ func (s *Store) withdrawViews(r *replica, rd raft.Ready) {
 	if r.view.Load() == nil || mutation.On(MutLeaseViewKept) {
 		return
 	}
-	if rd.SoftState != nil || st.LeadTransferee != raft.None || structural(rd.CommittedEntries) || (r.unhanded && !mutation.On(MutPagedViewKept)) {
+	if rd.SoftState != nil || st.LeadTransferee != raft.None || structural(rd.CommittedEntries) || r.pagedOut() {
 		r.view.Store(nil)
 	}
 }
+
+// pagedOut reports whether r's last Ready left committed entries
+// unhanded, so that no view may stand (planted: paged-view-kept).
+func (r *replica) pagedOut() bool { return r.unhanded && !mutation.On(MutPagedViewKept) }
 
 // handedOut is the last index r will have applied once rd's committed
 // entries are.
