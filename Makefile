@@ -132,6 +132,7 @@ sql-diff:
 ## reaches is listed in sim/mutation_test.go's transcriptOnly and not swept)
 mutations:
 	$(GO) test -tags orbit_mutations ./consensus -run '^TestTranscriptMutations$$' -count=1 -v
+	$(GO) test -tags orbit_mutations ./txn -run '^TestHandOverMutation$$' -count=1 -v
 	$(GO) test -tags orbit_mutations ./sim -run '^(TestMutationsAreCaught|TestShrinkPlantedBug)$$' -count=1 -timeout 0 -v
 
 ## jepsen: every workload with every nemesis against real orbit serve

@@ -103,6 +103,16 @@ type replicaCore struct {
 	frozen        bool
 	confProposed  bool
 
+	// summarizedTerm is the term in which this leader proposed its
+	// hand-over summaries (0: none, or taken back): it serves the
+	// keyspaces that gave them nothing more in that term;
+	// takeBackProposed, that the entry taking it back is in flight.
+	// lastHandover is the hand-over entry the replica applied last, while
+	// only entries of its term follow (handover.go).
+	summarizedTerm   uint64
+	takeBackProposed bool
+	lastHandover     *appliedHandover
+
 	// waiting maps a proposal ID to the reply of the client who waits for
 	// it on this node, until its entry applies (or leadership is lost).
 	waiting map[uint64]func(Response, error)

@@ -498,7 +498,7 @@ func (s *Store) progressHandovers() {
 		}
 		last, _ := r.log.LastIndex()
 		if pr, ok := r.rn.Status().Progress[r.handoverTo]; ok && pr.Match == last {
-			r.transferLeader(r.handoverTo)
+			s.transferLeader(r, r.handoverTo)
 			r.handoverEnded()
 		}
 	}

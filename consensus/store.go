@@ -497,6 +497,7 @@ func (s *Store) handle(ev event) {
 		} else {
 			s.progressHandovers()
 		}
+		s.takeBackHandovers()
 		s.noteFastReads()
 		s.renewLeases()
 		s.drainLeadership()
@@ -670,6 +671,12 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 		// ahead: its locks looked new for 35 s and its keys' expiry
 		// came early (redistxn seed 290). No leader named: the fenced
 		// node is handing its leaderships over (drain.go).
+		reply(Response{}, NotLeaderError{Term: st.Term})
+		return
+	}
+	if (req.Op == OpCommand || req.Op == OpQuery) && s.handingOver(r, st.Term, req.Key) {
+		// Handed over (handover.go): what it serves now would lie above
+		// the summary the next leader takes over.
 		reply(Response{}, NotLeaderError{Term: st.Term})
 		return
 	}
@@ -894,6 +901,7 @@ func (s *Store) stage() *stagedCycle {
 			}
 			r.desc = d
 			r.setFrozen(isFrozen(b, id))
+			r.lastHandover = nil // the entries it skipped may hold another leader's
 			s.rangesChanged = true
 			// A snapshot of a configuration without this replica: the range
 			// removed it meanwhile.
@@ -1335,6 +1343,7 @@ func (s *Store) apply(r *replica, ents []raftpb.Entry) {
 	var merges []*mergeDone
 	cs := r.log.ConfState()
 	for _, e := range ents {
+		s.passHandover(r, e.Term)
 		switch e.Type {
 		case raftpb.EntryNormal:
 			if len(e.Data) == 0 {
@@ -1352,7 +1361,10 @@ func (s *Store) apply(r *replica, ents []raftpb.Entry) {
 			ok := true
 			var refusal error = errStaleEvaluation
 			switch {
+			case p.handover != nil:
+				s.applyHandover(r, e.Term, p.handover)
 			case p.split != nil:
+				r.lastHandover = nil // a summary of the range as it was
 				var done *splitDone
 				done, ok = s.applySplit(b, r, cs, p.split)
 				s.rangesChanged = true
@@ -1372,6 +1384,7 @@ func (s *Store) apply(r *replica, ents []raftpb.Entry) {
 					refusal = retryf("range %d changed before its freeze applied, or holds more than %d bytes", r.desc.ID, MaxMergeBytes)
 				}
 			case p.merge != nil:
+				r.lastHandover = nil // it knows nothing of the right-hand range's reads
 				var done *mergeDone
 				done, ok = s.applyMerge(b, r, p.merge, splits)
 				resp = Response{OK: ok}

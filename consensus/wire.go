@@ -387,6 +387,9 @@ func decodeResponse(b []byte) (Response, error) {
 //     (uvarint) of length-prefixed key-value pairs.
 //   - Kind 6 (entryStickySplit, from 2026-12-03): a split trigger as kind
 //     3, asked for by an operator: automatic merges leave it alone.
+//   - Kind 7 (entryHandover, from 2026-12-06): a leader's hand-over
+//     summaries (handover.go): (keyspace name, summary) pairs, each
+//     length-prefixed; none at all: the leader takes its hand-over back.
 //
 // proposalOverhead bounds what a proposal adds to its effects: the
 // envelope.
@@ -402,6 +405,7 @@ const (
 	entryFreeze         = 4
 	entryMerge          = 5
 	entryStickySplit    = 6
+	entryHandover       = 7
 )
 
 // ErrEntryVersion is the reason a replica stops at a log entry whose
@@ -412,12 +416,13 @@ var ErrEntryVersion = errors.New("consensus: log entry of an unknown format vers
 // execute at apply (version 1), a split trigger (kind 3), a freeze (kind 4)
 // or a merge trigger (kind 5).
 type proposal struct {
-	id      uint64
-	effects *evaluated
-	split   *splitTrigger
-	freeze  *uint64       // the generation a freeze was proposed against
-	merge   *mergeTrigger // a merge trigger (merge.go)
-	req     Request       // version 1 only
+	id       uint64
+	effects  *evaluated
+	split    *splitTrigger
+	freeze   *uint64       // the generation a freeze was proposed against
+	merge    *mergeTrigger // a merge trigger (merge.go)
+	handover *handover     // a hand-over's summaries, or its taking back (handover.go)
+	req      Request       // version 1 only
 }
 
 // splitTrigger is a split as its leader proposed it.
@@ -524,10 +529,14 @@ func decodeProposal(b []byte) (proposal, error) {
 		var err error
 		p.merge, err = decodeMergeTrigger(b[9:])
 		return p, err
+	case entryHandover:
+		var err error
+		p.handover, err = decodeHandover(b[9:])
+		return p, err
 	case entryVersion:
 	default:
 		return proposal{}, fmt.Errorf("%w: version %d, and this binary reads versions %d to %d: run the binary that wrote it, or a newer one",
-			ErrEntryVersion, b[0], entryVersionRequest, entryStickySplit)
+			ErrEntryVersion, b[0], entryVersionRequest, entryHandover)
 	}
 	b = b[9:]
 	if len(b) < 25 {

@@ -805,3 +805,70 @@ func TestRollbackToSavepoint(t *testing.T) {
 		t.Fatalf("committed: %q", kvs)
 	}
 }
+
+// TestHandOverCarriesTheReads: a range handed over on purpose
+// (consensus.HandOverer) starts its new leader's timestamp cache at the
+// reads the old leader served, not at the new one's clock plus the
+// maximum offset: a write below a read the old leader served still lands
+// above it, and a fresh write lands near the clock's now (before, every
+// first write of the new term was placed the maximum offset ahead and
+// commit-waited that long).
+func TestHandOverCarriesTheReads(t *testing.T) {
+	if msg := handOverCarriesTheReads(t); msg != "" {
+		t.Fatal(msg)
+	}
+}
+
+// handOverCarriesTheReads runs TestHandOverCarriesTheReads and returns
+// what went wrong ("": nothing).
+func handOverCarriesTheReads(t *testing.T) string {
+	c := newTestCluster(t, Options{})
+	ctx := testContext(t)
+	db := c.db(0, "writer")
+	mover := consensus.NewClient(c.routers[0], "mover")
+	route := spaceKey([]byte("k"))
+	if err := mover.TransferLeadership(ctx, route, 1); err != nil {
+		t.Fatal(err)
+	}
+	// A new leader's cache starts (at its first command) the maximum
+	// offset ahead: a read is noted only once the clock has passed that.
+	if _, _, err := db.Get(ctx, []byte("k")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(hlc.DefaultMaxOffset + 100*time.Millisecond)
+	reader := db.Begin()
+	if _, _, err := reader.Get(ctx, []byte("k")); err != nil {
+		t.Fatal(err)
+	}
+	read := reader.ReadTimestamp()
+	reader.Rollback(ctx)
+
+	if err := mover.TransferLeadership(ctx, route, 2); err != nil {
+		t.Fatal(err)
+	}
+	before := c.clocks[0].Now()
+	fresh := db.Begin()
+	if err := fresh.Put(ctx, []byte("j"), []byte("fresh")); err != nil {
+		t.Fatal(err)
+	}
+	if err := fresh.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if slack := hlc.DefaultMaxOffset - 100*time.Millisecond; !fresh.write.Less(before.Add(slack)) {
+		return fmt.Sprintf("the first write after a hand-over committed at %v, %v or more ahead of the clock (%v): the new leader did not take the summary",
+			fresh.write, slack, before)
+	}
+	late := db.Begin() // a writer whose timestamp lies below the read
+	late.read, late.write = read.Add(-time.Millisecond), read.Add(-time.Millisecond)
+	late.uncertainty = late.read
+	if err := late.Put(ctx, []byte("k"), []byte("late")); err != nil {
+		t.Fatal(err)
+	}
+	if err := late.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !read.Less(late.write) {
+		return fmt.Sprintf("a write committed at %v, beneath a read at %v the previous leader served", late.write, read)
+	}
+	return ""
+}

@@ -27,6 +27,18 @@ type Machine struct {
 	// the right-hand ranges, each good only in the right-hand range's
 	// first term (consensus.SplitNote).
 	seeds map[storage.RangeID]splitSeed
+	// takeovers are the summaries this node's new leaders took over from
+	// the leaders that handed their ranges over (consensus.HandOverer),
+	// each good for one term and span.
+	takeovers map[storage.RangeID]takeover
+}
+
+// takeover is a range's previous leader's summary: every read it (and
+// every leader before it) served lies at or below low.
+type takeover struct {
+	term       uint64
+	start, end []byte
+	low        hlc.Timestamp
 }
 
 // splitSeed is a split's right-hand range's cache as its left-hand
@@ -41,6 +53,7 @@ var (
 	_ consensus.SplitKeyer   = (*Machine)(nil)
 	_ consensus.QueryNoter   = (*Machine)(nil)
 	_ consensus.SplitNoter   = (*Machine)(nil)
+	_ consensus.HandOverer   = (*Machine)(nil)
 )
 
 // rangeCache is a range's timestamp cache under one leader: a new term or
@@ -92,8 +105,16 @@ func (m *Machine) cache(data consensus.RangeData, meta consensus.CommandMeta) *t
 		if len(m.caches) >= maxCachedRanges {
 			clear(m.caches)
 			clear(m.seeds)
+			clear(m.takeovers)
 		}
-		c := newTSCache(m.clock.Now().Add(m.clock.MaxOffset()), m.opts.CacheSpans)
+		low := m.clock.Now().Add(m.clock.MaxOffset())
+		if tk, ok := m.takeovers[id]; ok {
+			delete(m.takeovers, id)
+			if tk.term == meta.Term && spanWithin(start, end, tk.start, tk.end) && tk.low.Less(low) {
+				low = tk.low // both bound every earlier read: the lower is the better
+			}
+		}
+		c := newTSCache(low, m.opts.CacheSpans)
 		if seed, ok := m.seeds[id]; ok {
 			delete(m.seeds, id)
 			if rc == nil && seed.firstTerm == meta.Term {
@@ -122,6 +143,41 @@ func (m *Machine) NoteSplit(n consensus.SplitNote) {
 		m.seeds = map[storage.RangeID]splitSeed{}
 	}
 	m.seeds[n.Right] = splitSeed{firstTerm: n.FirstTerm, c: rc.c.clone()}
+}
+
+// HandOver summarizes range d's cache for its next leader
+// (consensus.HandOverer): one timestamp at or above every read noted in
+// term, which is at or above every read any earlier leader served (the
+// cache's low-water mark). Nil when the cache is not of this term and
+// descriptor (nothing served here in the term, or a merge since): the
+// next leader's own start, its clock plus the maximum offset, is as good.
+func (m *Machine) HandOver(d consensus.Descriptor, term uint64) []byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rc := m.caches[d.ID]
+	if rc == nil || rc.term != term || (rc.generation != d.Generation && !spanWithin(d.Start, d.End, rc.start, rc.end)) {
+		return nil
+	}
+	high := rc.c.max()
+	if mutation.On(MutHandoverSummaryLow) {
+		high = rc.c.low
+	}
+	return high.AppendEncoded(nil)
+}
+
+// TakeOver keeps the summary n's range's previous leader handed over, for
+// the cache this node starts in n.Term (consensus.HandOverer).
+func (m *Machine) TakeOver(n consensus.TakeOverNote) {
+	low, err := hlc.Decode(n.Summary)
+	if err != nil {
+		return // not ours to read: the worst is assumed, as without it
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.takeovers == nil {
+		m.takeovers = map[storage.RangeID]takeover{}
+	}
+	m.takeovers[n.Range] = takeover{term: n.Term, start: slices.Clone(n.Start), end: slices.Clone(n.End), low: low}
 }
 
 // spanWithin reports whether [start, end) lies within [outerStart,

@@ -83,3 +83,48 @@ func TestCacheAcrossSplitsAndMerges(t *testing.T) {
 		t.Fatal("a merge kept the left-hand range's cache")
 	}
 }
+
+// TestCacheAcrossHandOvers: a leader handing its range over summarizes
+// its cache by the highest read it noted in its term; the next leader
+// starts its cache there, in that term and span only, when that is below
+// its own start (its clock plus the maximum offset).
+func TestCacheAcrossHandOvers(t *testing.T) {
+	src := &movingClock{}
+	old := NewMachine(hlc.NewClock(src, 500*time.Millisecond), Options{})
+	d := consensus.Descriptor{ID: 1, Start: []byte("a"), End: []byte("z"), Generation: 1}
+	if sum := old.HandOver(d, 3); sum != nil {
+		t.Fatal("a summary from a leader that served nothing in its term")
+	}
+	old.mu.Lock()
+	c := old.cache(boundsOnly{id: 1, start: "a", end: "z"}, consensus.CommandMeta{Term: 3, Generation: 1})
+	read := c.low.Add(time.Second)
+	c.add([]byte("q"), pointEnd([]byte("q")), read, [16]byte{})
+	old.mu.Unlock()
+	if sum := old.HandOver(d, 4); sum != nil {
+		t.Fatal("a summary of another term's cache")
+	}
+	if sum := old.HandOver(consensus.Descriptor{ID: 1, Start: []byte("a"), Generation: 2}, 3); sum != nil {
+		t.Fatal("a summary of a cache that does not cover the range (merged since)")
+	}
+	sum := old.HandOver(d, 3)
+	if got, err := hlc.Decode(sum); err != nil || got != read {
+		t.Fatalf("summary %v (%v), want the highest read %v", got, err, read)
+	}
+
+	src.at = 10 * time.Second // the new leader's own start is far above the read
+	next := NewMachine(hlc.NewClock(src, 500*time.Millisecond), Options{})
+	next.TakeOver(consensus.TakeOverNote{Range: 1, Term: 5, Start: d.Start, End: d.End, Summary: sum})
+	next.TakeOver(consensus.TakeOverNote{Range: 2, Term: 5, Start: []byte("m"), End: []byte("z"), Summary: sum})
+	next.TakeOver(consensus.TakeOverNote{Range: 3, Term: 5, Start: []byte("a"), End: []byte("m"), Summary: sum})
+	next.mu.Lock()
+	defer next.mu.Unlock()
+	if got := next.cache(boundsOnly{id: 1, start: "a", end: "z"}, consensus.CommandMeta{Term: 5, Generation: 1}).low; got != read {
+		t.Fatalf("the new leader's cache starts at %v, want the summary %v", got, read)
+	}
+	if got := next.cache(boundsOnly{id: 2, start: "m", end: "z"}, consensus.CommandMeta{Term: 6, Generation: 1}).low; got == read {
+		t.Fatal("a summary taken in a later term than the one it was for")
+	}
+	if got := next.cache(boundsOnly{id: 3, start: "a", end: "z"}, consensus.CommandMeta{Term: 5, Generation: 2}).low; got == read {
+		t.Fatal("a summary taken for a wider span than it covers (a merge)")
+	}
+}

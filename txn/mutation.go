@@ -21,6 +21,8 @@ var (
 		"commits with one of its writes never written as an intent (an error dropped on the way): the decision covers a write that never happens")
 	MutResolveBeforeDecision = mutation.Plant("resolve-before-decision", mutation.Txn,
 		"resolves a transaction's intents as committed before its record says so: a commit that then fails leaves some of its writes behind")
+	MutHandoverSummaryLow = mutation.Plant("handover-summary-low", mutation.Txn,
+		"a leader handing its range over summarizes its timestamp cache by the low-water mark it started with, not the reads it served: the next leader places writes beneath them")
 	MutFutureReadsServed = mutation.Plant("future-reads-served", mutation.Txn,
 		"a leaseholder serves a read at a timestamp above its clock: the read lies above what the next leaseholder's timestamp cache starts at, and a write lands beneath it")
 	MutLockReadsStale = mutation.Plant("lock-reads-stale", mutation.Txn,

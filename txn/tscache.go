@@ -45,6 +45,18 @@ func newTSCache(low hlc.Timestamp, maxSpans int) *tsCache {
 	return &tsCache{low: low, maxSpans: maxSpans}
 }
 
+// max is the highest timestamp c holds: at or above every read it knows
+// of.
+func (c *tsCache) max() hlc.Timestamp {
+	high := c.low
+	for _, s := range c.spans {
+		if high.Less(s.ts) {
+			high = s.ts
+		}
+	}
+	return high
+}
+
 // clone returns a copy of c that changes apart from it.
 func (c *tsCache) clone() *tsCache {
 	return &tsCache{low: c.low, spans: slices.Clone(c.spans), maxSpans: c.maxSpans}

@@ -718,7 +718,7 @@ func (tx *Tx) commitOnePhase(ctx context.Context) (bool, error) {
 			tx.write = res.ts
 			continue
 		}
-		tx.committed = true
+		tx.committed, tx.write = true, res.ts
 		tx.end()
 		if err := tx.db.commitWait(ctx, res.ts); err != nil {
 			return true, fmt.Errorf("%w: committed, but the wait for its timestamp ended: %v", ErrIndeterminate, err)

@@ -1,0 +1,198 @@
+package consensus
+
+import (
+	"bytes"
+
+	"go.etcd.io/raft/v3"
+
+	"github.com/orbitkernel/orbit/storage"
+)
+
+// Hand-over summaries (docs/consensus.md, "Hand-over summaries"). A
+// keyspace's machine may keep memory that only a range's leader has and
+// that a new leader must otherwise assume the worst of: the transactional
+// keyspace's timestamp cache starts a new leader at its clock plus the
+// maximum offset, and every write of its first term then waits out up to
+// that offset before it answers (commit-wait). A leader that hands its
+// leadership over on purpose (a rebalance, a drain, a slow leader's
+// hand-over) knows better, as CockroachDB's lease transfers carry the
+// old leaseholder's read summary:
+//
+//  1. Before Raft's transfer starts, the leader asks each HandOverer
+//     keyspace for a summary of the range in its term, proposes the
+//     summaries as one entry (kind 7, wire.go), and from then on serves
+//     those keyspaces nothing more in that term (summarizedTerm): every read
+//     it served lies under the summary. Raft sends the transferee that
+//     entry before its TimeoutNow (the transferee must hold the whole log).
+//  2. A replica that applies the entry keeps it while only entries of the
+//     same term follow. The first entry of a later term ends it; if that
+//     entry is of the term this replica leads, no other leader came in
+//     between (a leader serves nothing before an entry of its own term
+//     has applied), and the machines take the summary over.
+//  3. A hand-over that fails (the transferee never takes over; Raft gives
+//     up) is taken back through the log: an empty kind-7 entry. Once it
+//     has applied (it committed in this term, so every later leader holds
+//     it, and it ends the summary there) the leader serves again.
+//
+// A restart, a snapshot, a split or a merge forgets an applied summary:
+// the next leader assumes the worst, as before.
+
+// HandOverer is implemented by a machine that keeps leader-only memory
+// per range that a new leader can take over from a summary (the
+// transactional keyspace's timestamp cache).
+type HandOverer interface {
+	// HandOver returns a summary of range id's memory on this node, led
+	// in term, for the range's next leader, or nil for none. The store
+	// serves the machine nothing more of that range in that term unless
+	// the hand-over is taken back.
+	HandOver(d Descriptor, term uint64) []byte
+	// TakeOver gives the leader of n.Range in n.Term the summary the
+	// previous term's leader handed over. It comes before any command of
+	// that term, and may come after a query of it (noted on arrival).
+	TakeOver(n TakeOverNote)
+}
+
+// TakeOverNote is what TakeOver is told: the range as its new leader
+// takes it over, and the summary HandOver returned.
+type TakeOverNote struct {
+	Range      storage.RangeID
+	Term       uint64
+	Start, End []byte // the range's span (End nil: the end of the keyspace)
+	Summary    []byte
+}
+
+// handover is a kind-7 entry: summaries by keyspace name; none: the
+// hand-over taken back.
+type handover struct {
+	summaries []keyspaceSummary
+}
+
+type keyspaceSummary struct {
+	keyspace string
+	summary  []byte
+}
+
+// appliedHandover is a hand-over entry a replica applied, kept while only
+// entries of its term follow.
+type appliedHandover struct {
+	term      uint64
+	summaries []keyspaceSummary
+}
+
+func encodeHandover(h handover) []byte {
+	b := make([]byte, 9, 64)
+	b[0] = entryHandover // proposal ID 0: nobody waits for it
+	for _, s := range h.summaries {
+		b = appendBytes(b, []byte(s.keyspace))
+		b = appendBytes(b, s.summary)
+	}
+	return b
+}
+
+func decodeHandover(b []byte) (*handover, error) {
+	h := &handover{}
+	for len(b) > 0 {
+		name, rest, err := readBytes(b)
+		if err != nil {
+			return nil, err
+		}
+		sum, rest, err := readBytes(rest)
+		if err != nil {
+			return nil, err
+		}
+		h.summaries = append(h.summaries, keyspaceSummary{keyspace: string(name), summary: bytes.Clone(sum)})
+		b = rest
+	}
+	return h, nil
+}
+
+// handingOver reports whether r, leading in term, handed the keyspace
+// that holds key over in that term: it serves the keyspace nothing.
+func (s *Store) handingOver(r *replica, term uint64, key []byte) bool {
+	if r.summarizedTerm != term {
+		return false
+	}
+	ks, ok := s.keyspaceOf(key)
+	if !ok {
+		return false
+	}
+	_, ok = ks.Machine.(HandOverer)
+	return ok
+}
+
+// transferLeader hands r's leadership to the voter to: the hand-over
+// summaries first (unless this term's are out already), then Raft's
+// transfer, which sends to the entry before its TimeoutNow.
+func (s *Store) transferLeader(r *replica, to uint64) {
+	st := r.rn.BasicStatus()
+	if st.RaftState == raft.StateLeader && r.summarizedTerm != st.Term {
+		var h handover
+		for _, k := range s.opts.Keyspaces {
+			m, ok := k.Machine.(HandOverer)
+			if !ok || !r.desc.Overlaps(Descriptor{Start: k.Start, End: k.End}) {
+				continue
+			}
+			if sum := m.HandOver(r.desc, st.Term); sum != nil {
+				h.summaries = append(h.summaries, keyspaceSummary{keyspace: k.Name, summary: sum})
+			}
+		}
+		if len(h.summaries) > 0 && r.rn.Propose(encodeHandover(h)) == nil {
+			r.summarizedTerm, r.takeBackProposed = st.Term, false
+		}
+	}
+	r.transferLeader(to)
+}
+
+// takeBackHandovers runs on every tick: a leader whose hand-over failed
+// (Raft gave up its transfer, and it still leads the term) proposes the
+// entry that takes it back.
+func (s *Store) takeBackHandovers() {
+	for _, id := range s.ids {
+		r := s.replicas[id]
+		if r.summarizedTerm == 0 || r.takeBackProposed || r.handoverTo != 0 {
+			continue
+		}
+		st := r.rn.BasicStatus()
+		if st.RaftState != raft.StateLeader || st.Term != r.summarizedTerm {
+			r.summarizedTerm = 0 // the term is over: the refusal with it
+			continue
+		}
+		if st.LeadTransferee == raft.None && r.rn.Propose(encodeHandover(handover{})) == nil {
+			r.takeBackProposed = true
+		}
+	}
+}
+
+// applyHandover applies a kind-7 entry of term to r.
+func (s *Store) applyHandover(r *replica, term uint64, h *handover) {
+	if len(h.summaries) == 0 {
+		r.lastHandover = nil
+		if r.summarizedTerm == term {
+			r.summarizedTerm = 0 // committed in its term: every later leader holds it
+		}
+		return
+	}
+	r.lastHandover = &appliedHandover{term: term, summaries: h.summaries}
+}
+
+// passHandover runs before r applies an entry of term: the first entry of
+// a later term ends an applied hand-over, which the machines take over if
+// that term is r's own as leader.
+func (s *Store) passHandover(r *replica, term uint64) {
+	h := r.lastHandover
+	if h == nil || term == h.term {
+		return
+	}
+	r.lastHandover = nil
+	st := r.rn.BasicStatus()
+	if st.RaftState != raft.StateLeader || st.Term != term {
+		return
+	}
+	for _, sum := range h.summaries {
+		for _, k := range s.opts.Keyspaces {
+			if m, ok := k.Machine.(HandOverer); ok && k.Name == sum.keyspace {
+				m.TakeOver(TakeOverNote{Range: r.desc.ID, Term: term, Start: r.desc.Start, End: r.desc.End, Summary: sum.summary})
+			}
+		}
+	}
+}
