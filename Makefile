@@ -129,10 +129,11 @@ sql-diff:
 ## simulator to catch it within 300 seeds, then shrink two caught seeds'
 ## fault plans (-shrink); first, the consensus transcripts must fail under
 ## the consensus and client bugs they pin down (a bug only a transcript
-## reaches is listed in sim/mutation_test.go's transcriptOnly and not swept)
+## reaches is listed in sim/mutation_test.go's outsideTheSweep and not
+## swept; so are the transaction bugs txn's own mutation tests pin down)
 mutations:
 	$(GO) test -tags orbit_mutations ./consensus -run '^TestTranscriptMutations$$' -count=1 -v
-	$(GO) test -tags orbit_mutations ./txn -run '^TestHandOverMutation$$' -count=1 -v
+	$(GO) test -tags orbit_mutations ./txn -run '^(TestHandOverMutation|TestMergeMutation)$$' -count=1 -v
 	$(GO) test -tags orbit_mutations ./sim -run '^(TestMutationsAreCaught|TestShrinkPlantedBug)$$' -count=1 -timeout 0 -v
 
 ## jepsen: every workload with every nemesis against real orbit serve

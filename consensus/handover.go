@@ -50,6 +50,22 @@ type HandOverer interface {
 	// previous term's leader handed over. It comes before any command of
 	// that term, and may come after a query of it (noted on arrival).
 	TakeOver(n TakeOverNote)
+	// Absorb gives the leader of a merge's left-hand range, as the merge
+	// applies there, the summary of the right-hand range that HandOver
+	// returned on the right-hand leader that answered its freeze (frozen,
+	// it served nothing after).
+	Absorb(n AbsorbNote)
+}
+
+// AbsorbNote is what Absorb is told: the left-hand range, led here in
+// Term, was at LeftGeneration before the merge and is Merged now; it
+// absorbed [RightStart, RightEnd), which Summary summarizes.
+type AbsorbNote struct {
+	Range                storage.RangeID
+	Term, LeftGeneration uint64
+	Merged               Descriptor
+	RightStart, RightEnd []byte
+	Summary              []byte
 }
 
 // TakeOverNote is what TakeOver is told: the range as its new leader
@@ -126,21 +142,54 @@ func (s *Store) handingOver(r *replica, term uint64, key []byte) bool {
 func (s *Store) transferLeader(r *replica, to uint64) {
 	st := r.rn.BasicStatus()
 	if st.RaftState == raft.StateLeader && r.summarizedTerm != st.Term {
-		var h handover
-		for _, k := range s.opts.Keyspaces {
-			m, ok := k.Machine.(HandOverer)
-			if !ok || !r.desc.Overlaps(Descriptor{Start: k.Start, End: k.End}) {
-				continue
-			}
-			if sum := m.HandOver(r.desc, st.Term); sum != nil {
-				h.summaries = append(h.summaries, keyspaceSummary{keyspace: k.Name, summary: sum})
-			}
-		}
+		h := handover{summaries: s.summaries(r, st.Term)}
 		if len(h.summaries) > 0 && r.rn.Propose(encodeHandover(h)) == nil {
 			r.summarizedTerm, r.takeBackProposed = st.Term, false
 		}
 	}
 	r.transferLeader(to)
+}
+
+// summaries are the hand-over summaries of r, led here in term, from the
+// keyspaces that overlap it.
+func (s *Store) summaries(r *replica, term uint64) []keyspaceSummary {
+	var sums []keyspaceSummary
+	for _, k := range s.opts.Keyspaces {
+		m, ok := k.Machine.(HandOverer)
+		if !ok || !r.desc.Overlaps(Descriptor{Start: k.Start, End: k.End}) {
+			continue
+		}
+		if sum := m.HandOver(r.desc, term); sum != nil {
+			sums = append(sums, keyspaceSummary{keyspace: k.Name, summary: sum})
+		}
+	}
+	return sums
+}
+
+// handOverer is the HandOverer of the keyspace named name (false: none).
+func (s *Store) handOverer(name string) (HandOverer, bool) {
+	for _, k := range s.opts.Keyspaces {
+		if m, ok := k.Machine.(HandOverer); ok && k.Name == name {
+			return m, true
+		}
+	}
+	return nil, false
+}
+
+// absorbSummaries gives the machines of r, the left-hand range of a merge
+// just applied here, the right-hand range's summaries, if r leads: they
+// extend its memory of the range as it was (generation left) over right.
+func (s *Store) absorbSummaries(r *replica, left uint64, right Descriptor, sums []keyspaceSummary) {
+	st := r.rn.BasicStatus()
+	if st.RaftState != raft.StateLeader {
+		return
+	}
+	for _, sum := range sums {
+		if m, ok := s.handOverer(sum.keyspace); ok {
+			m.Absorb(AbsorbNote{Range: r.desc.ID, Term: st.Term, LeftGeneration: left, Merged: r.desc,
+				RightStart: right.Start, RightEnd: right.End, Summary: sum.summary})
+		}
+	}
 }
 
 // takeBackHandovers runs on every tick: a leader whose hand-over failed
@@ -189,10 +238,8 @@ func (s *Store) passHandover(r *replica, term uint64) {
 		return
 	}
 	for _, sum := range h.summaries {
-		for _, k := range s.opts.Keyspaces {
-			if m, ok := k.Machine.(HandOverer); ok && k.Name == sum.keyspace {
-				m.TakeOver(TakeOverNote{Range: r.desc.ID, Term: term, Start: r.desc.Start, End: r.desc.End, Summary: sum.summary})
-			}
+		if m, ok := s.handOverer(sum.keyspace); ok {
+			m.TakeOver(TakeOverNote{Range: r.desc.ID, Term: term, Start: r.desc.Start, End: r.desc.End, Summary: sum.summary})
 		}
 	}
 }

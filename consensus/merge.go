@@ -10,6 +10,8 @@ import (
 	"slices"
 	"time"
 
+	"go.etcd.io/raft/v3"
+
 	"github.com/orbitkernel/orbit/internal/mutation"
 	"github.com/orbitkernel/orbit/kernel"
 	"github.com/orbitkernel/orbit/storage"
@@ -102,6 +104,10 @@ type mergeTrigger struct {
 	// absorbed, so that a trigger of theirs that comes again is refused
 	// by every range that holds their span's neighbourhood.
 	local []storage.KeyValue
+	// summaries are R's keyspaces' hand-over summaries, from the leader
+	// that answered the freeze (handover.go): L's leader takes them over
+	// as it applies the merge.
+	summaries []keyspaceSummary
 }
 
 func (m *mergeTrigger) encode() []byte {
@@ -112,6 +118,10 @@ func (m *mergeTrigger) encode() []byte {
 		for _, kv := range kvs {
 			b = appendBytes(appendBytes(b, kv.Key), kv.Value)
 		}
+	}
+	if len(m.summaries) > 0 {
+		b = binary.AppendUvarint(b, uint64(len(m.summaries)))
+		b = append(b, encodeHandover(handover{summaries: m.summaries})[9:]...)
 	}
 	return b
 }
@@ -140,8 +150,16 @@ func decodeMergeTrigger(b []byte) (*mergeTrigger, error) {
 			*kvs = append(*kvs, storage.KeyValue{Key: slices.Clone(kv.Key), Value: slices.Clone(kv.Value)})
 		}
 	}
-	if len(b) != 0 {
-		return nil, fmt.Errorf("%w: merge trigger", errMalformed)
+	if len(b) > 0 {
+		n, w := binary.Uvarint(b)
+		if w <= 0 || n == 0 {
+			return nil, fmt.Errorf("%w: merge trigger", errMalformed)
+		}
+		h, err := decodeHandover(b[w:])
+		if err != nil || uint64(len(h.summaries)) != n {
+			return nil, fmt.Errorf("%w: merge trigger's summaries", errMalformed)
+		}
+		m.summaries = h.summaries
 	}
 	return m, nil
 }
@@ -287,7 +305,18 @@ func (s *Store) applyFreeze(b *storage.Batch, r *replica, gen uint64) *mergeTrig
 		s.rangesChanged = true
 		s.rt.Logger().Info("range frozen for a merge", "range", r.desc)
 	}
+	s.summarizeFrozen(r, m)
 	return m
+}
+
+// summarizeFrozen adds to m, the final state of the frozen range r, its
+// keyspaces' hand-over summaries if r leads: frozen, it serves nothing
+// more, and its leader (this one, or, in an earlier term, one whose reads
+// this one's memory starts above) served every read it ever will.
+func (s *Store) summarizeFrozen(r *replica, m *mergeTrigger) {
+	if st := r.rn.BasicStatus(); st.RaftState == raft.StateLeader {
+		m.summaries = s.summaries(r, st.Term)
+	}
 }
 
 // routeMerge finds the replica a merge trigger is for: the range routed
@@ -330,7 +359,7 @@ func (s *Store) proposeMerge(r *replica, id uint64, req Request, reply func(Resp
 		reply(Response{}, retryf("range %d is splitting at %q", r.desc.ID, r.splitKey))
 		return
 	}
-	if err := r.rn.Propose(encodeMerge(id, req.Value)); err != nil {
+	if err := r.rn.Propose(encodeMerge(id, m)); err != nil {
 		reply(Response{}, retryf("%v", err))
 		return
 	}
@@ -432,6 +461,7 @@ func (s *Store) applyMerge(b *storage.Batch, r *replica, m *mergeTrigger, splits
 	b.SetRangeLocal(d.ID, mergedKey(right.ID), nil)
 	setDescriptor(b, merged)
 	r.desc = merged
+	s.absorbSummaries(r, d.Generation, right, m.summaries)
 	r.needSnapshot = true // a snapshot of the old span would not fit here any more
 	s.rt.Logger().Info("range merged", "left", merged, "right", right)
 	return done, true

@@ -119,9 +119,23 @@ func TestMergeTriggerEncoding(t *testing.T) {
 	if _, err := decodeMergeTrigger(m.encode()[:10]); err == nil {
 		t.Fatal("a truncated trigger decoded")
 	}
-	p, err := decodeProposal(encodeMerge(5, m.encode()))
-	if err != nil || p.merge == nil || p.id != 5 {
+	p, err := decodeProposal(encodeMerge(5, m))
+	if err != nil || p.merge == nil || p.id != 5 || len(p.merge.summaries) != 0 {
 		t.Fatalf("proposal %+v, %v", p, err)
+	}
+	// With the right-hand range's summaries: kind 8, and they come back.
+	m.summaries = []keyspaceSummary{{keyspace: "txn", summary: []byte("s1")}, {keyspace: "other", summary: []byte{}}}
+	enc := encodeMerge(5, m)
+	if enc[0] != entryMergeSummaries {
+		t.Fatalf("a trigger with summaries written as kind %d", enc[0])
+	}
+	p, err = decodeProposal(enc)
+	if err != nil || len(p.merge.summaries) != 2 || p.merge.summaries[0].keyspace != "txn" || string(p.merge.summaries[0].summary) != "s1" {
+		t.Fatalf("proposal %+v, %v", p, err)
+	}
+	enc[0] = entryMerge
+	if _, err := decodeProposal(enc); err == nil {
+		t.Fatal("a kind-5 trigger with summaries decoded")
 	}
 	p, err = decodeProposal(encodeFreeze(6, 9))
 	if err != nil || p.freeze == nil || *p.freeze != 9 {

@@ -718,6 +718,7 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 			if !ok {
 				kernel.Crash("range %d: frozen, and past MaxMergeBytes its freeze checked", r.desc.ID)
 			}
+			s.summarizeFrozen(r, m)
 			reply(Response{OK: true, Value: m.encode(), Range: s.describe(r)}, nil)
 			return
 		}

@@ -390,6 +390,10 @@ func decodeResponse(b []byte) (Response, error) {
 //   - Kind 7 (entryHandover, from 2026-12-06): a leader's hand-over
 //     summaries (handover.go): (keyspace name, summary) pairs, each
 //     length-prefixed; none at all: the leader takes its hand-over back.
+//   - Kind 8 (entryMergeSummaries, from 2026-12-06): a merge trigger as
+//     kind 5 followed by the right-hand range's summaries (a count, then
+//     kind 7's pairs; handover.go), which the left-hand range's leader
+//     takes over.
 //
 // proposalOverhead bounds what a proposal adds to its effects: the
 // envelope.
@@ -406,6 +410,7 @@ const (
 	entryMerge          = 5
 	entryStickySplit    = 6
 	entryHandover       = 7
+	entryMergeSummaries = 8
 )
 
 // ErrEntryVersion is the reason a replica stops at a log entry whose
@@ -455,9 +460,13 @@ func encodeFreeze(id uint64, generation uint64) []byte {
 
 // encodeMerge writes a merge trigger (kind 5): the right-hand range's
 // final state, as mergeTrigger.encode wrote it.
-func encodeMerge(id uint64, trigger []byte) []byte {
-	b := binary.BigEndian.AppendUint64([]byte{entryMerge}, id)
-	return append(b, trigger...)
+func encodeMerge(id uint64, m *mergeTrigger) []byte {
+	kind := byte(entryMerge)
+	if len(m.summaries) > 0 {
+		kind = entryMergeSummaries
+	}
+	b := binary.BigEndian.AppendUint64([]byte{kind}, id)
+	return append(b, m.encode()...)
 }
 
 // evaluated is a write as its leader evaluated it.
@@ -525,9 +534,12 @@ func decodeProposal(b []byte) (proposal, error) {
 		gen := binary.BigEndian.Uint64(b[9:])
 		p.freeze = &gen
 		return p, nil
-	case entryMerge:
+	case entryMerge, entryMergeSummaries:
 		var err error
 		p.merge, err = decodeMergeTrigger(b[9:])
+		if err == nil && (b[0] == entryMergeSummaries) != (len(p.merge.summaries) > 0) {
+			err = fmt.Errorf("%w: a kind-%d merge trigger with %d summaries", errMalformed, b[0], len(p.merge.summaries))
+		}
 		return p, err
 	case entryHandover:
 		var err error
@@ -536,7 +548,7 @@ func decodeProposal(b []byte) (proposal, error) {
 	case entryVersion:
 	default:
 		return proposal{}, fmt.Errorf("%w: version %d, and this binary reads versions %d to %d: run the binary that wrote it, or a newer one",
-			ErrEntryVersion, b[0], entryVersionRequest, entryHandover)
+			ErrEntryVersion, b[0], entryVersionRequest, entryMergeSummaries)
 	}
 	b = b[9:]
 	if len(b) < 25 {

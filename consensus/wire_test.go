@@ -39,7 +39,7 @@ func TestProposalEnvelope(t *testing.T) {
 	}
 
 	newer := append([]byte{}, data...)
-	newer[0] = entryHandover + 1
+	newer[0] = entryMergeSummaries + 1
 	if _, err := decodeProposal(newer); !errors.Is(err, ErrEntryVersion) {
 		t.Fatalf("an entry of version %d: %v, want ErrEntryVersion", newer[0], err)
 	}

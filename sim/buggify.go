@@ -47,6 +47,13 @@ func (b *buggify) fire(name string) bool {
 	return true
 }
 
+// AlwaysBuggify enables site in every run whose perturbation points are
+// on, whatever the seed's hash says: for a scenario whose checker needs
+// the path the site takes (redistxn's backups, which catch a pinned scan
+// that reads later pages live only if the range takes writes between
+// pages). Call it before the site is first met.
+func (s *Sim) AlwaysBuggify(site string) { s.buggify.sites[site] = &buggifySite{on: true} }
+
 // EnableBuggify turns the perturbation points on for this run.
 func (s *Sim) EnableBuggify(on bool) { s.buggify.enabled = on }
 

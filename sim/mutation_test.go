@@ -67,17 +67,24 @@ func mutationScenarios(b mutation.Bug) []Scenario {
 	return []Scenario{kvScenario, kvSplitScenario}
 }
 
-// transcriptOnly are the planted bugs no scenario reaches and a consensus
-// transcript pins down instead, each with the transcript and why the swarm
-// misses it. `make mutations` runs TestTranscriptMutations first, which
-// requires the transcript to fail under the bug; the sweep here skips them
-// and says so.
-var transcriptOnly = map[string]string{
+// outsideTheSweep are the planted bugs no scenario reaches and a test
+// outside the simulator's sweep pins down instead (a consensus transcript,
+// a package's own test), each with that test and why the swarm misses it.
+// `make mutations` runs those tests first (TestTranscriptMutations,
+// txn's TestMergeMutation), which require the bug to make them fail; the
+// sweep here skips them and says so. Each is a blind spot of the swarm.
+var outsideTheSweep = map[string]string{
 	// Survived 300 Redis seeds (2026-12-06): the window needs a leader
 	// whose apply lags its commit index by more than an election timeout
 	// (the right-hand range's new replicas are quiet that long), while a
 	// client of its node reads the right-hand span.
 	"paged-view-kept": "consensus/testdata/transcripts/11_paged_split.txt (a leader 150 entries behind, a split past its page)",
+	// Survived 300 seeds of bank, txnkv, listappend and recovery
+	// (2026-12-06), as cache-kept-across-merge did before it: the window
+	// needs a read of the right-hand range just before a merge, then a
+	// write beneath it to the absorbed span from a coordinator whose
+	// clock is behind.
+	"merge-summary-dropped": "txn TestMergeMutation (a read of the right-hand range, a merge, a write beneath the read)",
 }
 
 // firstFailure runs the scenarios' regression seeds, then sweeps them from
@@ -123,16 +130,16 @@ func TestMutationsAreCaught(t *testing.T) {
 	defer mutation.Set("")
 	const maxSeeds = 300
 	total := time.Now()
-	for name := range transcriptOnly {
+	for name := range outsideTheSweep {
 		if !slices.ContainsFunc(mutation.All(), func(b mutation.Bug) bool { return b.Name == name }) {
-			t.Errorf("transcriptOnly names %s, which is not planted", name)
+			t.Errorf("outsideTheSweep names %s, which is not planted", name)
 		}
 	}
 	for _, b := range mutation.All() {
 		if only := os.Getenv("ORBIT_MUTATION"); only != "" && only != b.Name {
 			continue
 		}
-		if where, ok := transcriptOnly[b.Name]; ok {
+		if where, ok := outsideTheSweep[b.Name]; ok {
 			fmt.Printf("mutation %-24s %-20s not swept: caught by %s\n", b.Name, b.Class, where)
 			continue
 		}

@@ -872,3 +872,68 @@ func handOverCarriesTheReads(t *testing.T) string {
 	}
 	return ""
 }
+
+// TestMergeCarriesTheReads: a merge keeps the left-hand leader's cache
+// and extends it over the absorbed range at that range's summary
+// (consensus.HandOverer.Absorb): a write below a read the right-hand
+// leader served still lands above it, and a fresh write to the absorbed
+// span lands near the clock's now (before, the merged range started its
+// cache afresh, the maximum offset ahead).
+func TestMergeCarriesTheReads(t *testing.T) {
+	if msg := mergeCarriesTheReads(t); msg != "" {
+		t.Fatal(msg)
+	}
+}
+
+// mergeCarriesTheReads runs TestMergeCarriesTheReads and returns what
+// went wrong ("": nothing).
+func mergeCarriesTheReads(t *testing.T) string {
+	c := newTestCluster(t, Options{})
+	ctx := testContext(t)
+	db := c.db(0, "writer")
+	admin := consensus.NewClient(c.routers[0], "admin")
+	for k, node := range map[string]kernel.NodeID{"c": 1, "q": 2} {
+		if err := admin.TransferLeadership(ctx, spaceKey([]byte(k)), node); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := db.Get(ctx, []byte(k)); err != nil { // each range's cache starts here
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(hlc.DefaultMaxOffset + 100*time.Millisecond)
+	reader := db.Begin()
+	if _, _, err := reader.Get(ctx, []byte("q")); err != nil {
+		t.Fatal(err)
+	}
+	read := reader.ReadTimestamp()
+	reader.Rollback(ctx)
+
+	if err := admin.Merge(ctx, spaceKey([]byte("m"))); err != nil {
+		t.Fatal(err)
+	}
+	before := c.clocks[0].Now()
+	fresh := db.Begin()
+	if err := fresh.Put(ctx, []byte("r"), []byte("fresh")); err != nil {
+		t.Fatal(err)
+	}
+	if err := fresh.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if slack := hlc.DefaultMaxOffset - 100*time.Millisecond; !fresh.write.Less(before.Add(slack)) {
+		return fmt.Sprintf("the first write to the absorbed span committed at %v, %v or more ahead of the clock (%v): the merged range started its cache afresh",
+			fresh.write, slack, before)
+	}
+	late := db.Begin() // a writer whose timestamp lies below the read
+	late.read, late.write = read.Add(-time.Millisecond), read.Add(-time.Millisecond)
+	late.uncertainty = late.read
+	if err := late.Put(ctx, []byte("q"), []byte("late")); err != nil {
+		t.Fatal(err)
+	}
+	if err := late.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !read.Less(late.write) {
+		return fmt.Sprintf("a write committed at %v, beneath a read at %v the absorbed range's leader served", late.write, read)
+	}
+	return ""
+}

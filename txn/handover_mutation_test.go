@@ -22,3 +22,14 @@ func TestHandOverMutation(t *testing.T) {
 		t.Logf("caught: %s", msg)
 	}
 }
+
+// TestMergeMutation: TestMergeCarriesTheReads bites.
+func TestMergeMutation(t *testing.T) {
+	mutation.Set(MutMergeSummaryDropped)
+	defer mutation.Set("")
+	if msg := mergeCarriesTheReads(t); msg == "" {
+		t.Fatalf("%s planted, and TestMergeCarriesTheReads passed", MutMergeSummaryDropped)
+	} else {
+		t.Logf("caught: %s", msg)
+	}
+}

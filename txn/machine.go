@@ -180,6 +180,35 @@ func (m *Machine) TakeOver(n consensus.TakeOverNote) {
 	m.takeovers[n.Range] = takeover{term: n.Term, start: slices.Clone(n.Start), end: slices.Clone(n.End), low: low}
 }
 
+// Absorb extends the cache of n's left-hand range, if it is this
+// leader's of the range as it was before the merge, over the right-hand
+// range's span at the right-hand range's summary (consensus.HandOverer):
+// the merged range keeps what it knew instead of starting afresh at the
+// clock plus the maximum offset.
+func (m *Machine) Absorb(n consensus.AbsorbNote) {
+	high, err := hlc.Decode(n.Summary)
+	if err != nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rc := m.caches[n.Range]
+	left := consensus.Descriptor{Start: n.Merged.Start, End: n.RightStart}
+	if rc == nil || rc.term != n.Term || (rc.generation != n.LeftGeneration && !spanWithin(left.Start, left.End, rc.start, rc.end)) {
+		return // the next command starts the merged range's cache afresh
+	}
+	if !mutation.On(MutMergeSummaryDropped) {
+		// The cache holds user keys; the span's bounds are stored keys
+		// (Command.spanIn).
+		var end []byte
+		if n.RightEnd != nil {
+			end = storage.MVCCKeyAt(n.RightEnd)
+		}
+		rc.c.add(storage.MVCCKeyAt(n.RightStart), end, high, [16]byte{})
+	}
+	rc.generation, rc.start, rc.end = n.Merged.Generation, slices.Clone(n.Merged.Start), slices.Clone(n.Merged.End)
+}
+
 // spanWithin reports whether [start, end) lies within [outerStart,
 // outerEnd) (ends nil: the keyspace's end).
 func spanWithin(start, end, outerStart, outerEnd []byte) bool {

@@ -128,3 +128,38 @@ func TestCacheAcrossHandOvers(t *testing.T) {
 		t.Fatal("a summary taken for a wider span than it covers (a merge)")
 	}
 }
+
+// TestCacheAcrossMerges: a merge's left-hand leader keeps its cache and
+// extends it over the absorbed span at the right-hand range's summary,
+// only for its own term and the left-hand range as it was.
+func TestCacheAcrossMerges(t *testing.T) {
+	src := &movingClock{}
+	m := NewMachine(hlc.NewClock(src, 500*time.Millisecond), Options{})
+	m.mu.Lock()
+	left := m.cache(boundsOnly{id: 1, start: "a", end: "m"}, consensus.CommandMeta{Term: 3, Generation: 1})
+	leftRead := left.low.Add(time.Second)
+	left.add([]byte("c"), pointEnd([]byte("c")), leftRead, [16]byte{})
+	m.mu.Unlock()
+	rightRead := leftRead.Add(time.Second)
+	src.at = 10 * time.Second
+	merged := consensus.Descriptor{ID: 1, Start: []byte("a"), End: []byte("z"), Generation: 2}
+	note := consensus.AbsorbNote{Range: 1, Term: 3, LeftGeneration: 1, Merged: merged, RightStart: []byte("m"), RightEnd: []byte("z"), Summary: rightRead.AppendEncoded(nil)}
+	m.Absorb(consensus.AbsorbNote{Range: 1, Term: 4, LeftGeneration: 1, Merged: merged, RightStart: []byte("m"), RightEnd: []byte("z"), Summary: note.Summary})
+	m.mu.Lock()
+	if got := m.caches[1]; got.generation != 1 {
+		t.Fatal("a merge applied in another term than the cache's extended it")
+	}
+	m.mu.Unlock()
+	m.Absorb(note)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := m.cache(boundsOnly{id: 1, start: "a", end: "z"}, consensus.CommandMeta{Term: 3, Generation: 2})
+	if c != left {
+		t.Fatal("the merged range started its cache afresh")
+	}
+	for k, want := range map[string]hlc.Timestamp{"c": leftRead, "q": rightRead, "b": left.low} {
+		if got, _ := c.get([]byte(k), pointEnd([]byte(k))); got != want {
+			t.Fatalf("read of %s at %v after the merge, want %v", k, got, want)
+		}
+	}
+}

@@ -23,6 +23,8 @@ var (
 		"resolves a transaction's intents as committed before its record says so: a commit that then fails leaves some of its writes behind")
 	MutHandoverSummaryLow = mutation.Plant("handover-summary-low", mutation.Txn,
 		"a leader handing its range over summarizes its timestamp cache by the low-water mark it started with, not the reads it served: the next leader places writes beneath them")
+	MutMergeSummaryDropped = mutation.Plant("merge-summary-dropped", mutation.Txn,
+		"a merged range keeps its left-hand leader's timestamp cache without the right-hand range's summary: a write to the absorbed span lands beneath a read its own leader served")
 	MutFutureReadsServed = mutation.Plant("future-reads-served", mutation.Txn,
 		"a leaseholder serves a read at a timestamp above its clock: the read lies above what the next leaseholder's timestamp cache starts at, and a write lands beneath it")
 	MutLockReadsStale = mutation.Plant("lock-reads-stale", mutation.Txn,
