@@ -11,18 +11,28 @@ import (
 // putThrough runs a put from a client on node n and waits for it.
 func putThrough(t *testing.T, w *leaseWorld, n kernel.NodeID, key, value string) {
 	t.Helper()
+	if err := w.do(t, n, func(ctx context.Context, c *Client) error { return c.Put(ctx, []byte(key), []byte(value)) }); err != nil {
+		t.Fatalf("put %s=%s through n%d: %v", key, value, n, err)
+	}
+}
+
+// do runs f with a client on node n, in the simulator, and returns its
+// error.
+func (w *leaseWorld) do(t *testing.T, n kernel.NodeID, f func(ctx context.Context, c *Client) error) error {
+	t.Helper()
 	rt := w.sim.Node(n).Runtime()
-	c := NewClient(NewRouter(rt, w.stores[n].layout), "test-writer")
+	c := NewClient(NewRouter(rt, w.stores[n].layout), "admin")
 	var err error
 	done := false
-	rt.Go("put", func(ctx context.Context) {
-		pctx, cancel := rt.WithTimeout(ctx, 5*time.Second)
+	rt.Go("admin", func(ctx context.Context) {
+		actx, cancel := rt.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		err, done = c.Put(pctx, []byte(key), []byte(value)), true
+		err, done = f(actx, c), true
 	})
-	if e := w.sim.RunUntil(func() bool { return done }, 10*time.Second); e != nil || err != nil {
-		t.Fatalf("put %s=%s through n%d: %v, %v", key, value, n, e, err)
+	if e := w.sim.RunUntil(func() bool { return done }, 10*time.Second); e != nil {
+		t.Fatalf("through n%d: %v", n, e)
 	}
+	return err
 }
 
 // valueOn reads key from node n's applied state.

@@ -74,20 +74,10 @@ func newHandoverWorld(t *testing.T) *handoverWorld {
 // returns its error.
 func (w *handoverWorld) query(t *testing.T, n kernel.NodeID) error {
 	t.Helper()
-	rt := w.sim.Node(n).Runtime()
-	c := NewClient(NewRouter(rt, w.stores[n].layout), "querier")
-	var err error
-	done := false
-	rt.Go("query", func(ctx context.Context) {
-		qctx, cancel := rt.WithTimeout(ctx, 2*time.Second)
-		defer cancel()
-		_, err = c.Do(qctx, Request{Op: OpQuery, Key: []byte{0x40, 'k'}, Value: []byte("q")})
-		done = true
+	return w.do(t, n, func(ctx context.Context, c *Client) error {
+		_, err := c.Do(ctx, Request{Op: OpQuery, Key: []byte{0x40, 'k'}, Value: []byte("q")})
+		return err
 	})
-	if e := w.sim.RunUntil(func() bool { return done }, 5*time.Second); e != nil {
-		t.Fatalf("query through n%d: %v", n, e)
-	}
-	return err
 }
 
 func (w *handoverWorld) term(n kernel.NodeID) uint64 {
@@ -122,15 +112,10 @@ func TestHandOverSummaries(t *testing.T) {
 	}
 	oldTerm := w.term(old)
 	to := old%3 + 1
-	rt := w.sim.Node(old).Runtime()
-	moved := false
-	rt.Go("transfer", func(ctx context.Context) {
-		c := NewClient(NewRouter(rt, w.stores[old].layout), "mover")
-		tctx, cancel := rt.WithTimeout(ctx, 3*time.Second)
-		defer cancel()
-		moved = c.TransferLeadership(tctx, []byte{0x40}, to) == nil
-	})
-	if err := w.sim.RunUntil(func() bool { return moved && w.leader() == to }, 5*time.Second); err != nil {
+	if err := w.do(t, old, func(ctx context.Context, c *Client) error { return c.TransferLeadership(ctx, []byte{0x40}, to) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.sim.RunUntil(func() bool { return w.leader() == to }, 5*time.Second); err != nil {
 		t.Fatalf("hand-over to n%d: %v", to, err)
 	}
 	if err := w.query(t, to); err != nil { // the new leader's first entry has applied
@@ -193,25 +178,6 @@ func TestHandOverSummaries(t *testing.T) {
 	if st := w.stores[cut].replicas[1].rn.BasicStatus(); st.RaftState != raft.StateLeader {
 		t.Fatalf("n%d: %v", cut, st.RaftState)
 	}
-}
-
-// do runs f with a client on node n, in the simulator, and returns its
-// error.
-func (w *handoverWorld) do(t *testing.T, n kernel.NodeID, f func(ctx context.Context, c *Client) error) error {
-	t.Helper()
-	rt := w.sim.Node(n).Runtime()
-	c := NewClient(NewRouter(rt, w.stores[n].layout), "admin")
-	var err error
-	done := false
-	rt.Go("admin", func(ctx context.Context) {
-		actx, cancel := rt.WithTimeout(ctx, 3*time.Second)
-		defer cancel()
-		err, done = f(actx, c), true
-	})
-	if e := w.sim.RunUntil(func() bool { return done }, 5*time.Second); e != nil {
-		t.Fatalf("through n%d: %v", n, e)
-	}
-	return err
 }
 
 // leaderOf is the node leading range id (0: none).

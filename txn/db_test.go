@@ -814,63 +814,9 @@ func TestRollbackToSavepoint(t *testing.T) {
 // first write of the new term was placed the maximum offset ahead and
 // commit-waited that long).
 func TestHandOverCarriesTheReads(t *testing.T) {
-	if msg := handOverCarriesTheReads(t); msg != "" {
+	if msg := readsSurvive(t, handOver); msg != "" {
 		t.Fatal(msg)
 	}
-}
-
-// handOverCarriesTheReads runs TestHandOverCarriesTheReads and returns
-// what went wrong ("": nothing).
-func handOverCarriesTheReads(t *testing.T) string {
-	c := newTestCluster(t, Options{})
-	ctx := testContext(t)
-	db := c.db(0, "writer")
-	mover := consensus.NewClient(c.routers[0], "mover")
-	route := spaceKey([]byte("k"))
-	if err := mover.TransferLeadership(ctx, route, 1); err != nil {
-		t.Fatal(err)
-	}
-	// A new leader's cache starts (at its first command) the maximum
-	// offset ahead: a read is noted only once the clock has passed that.
-	if _, _, err := db.Get(ctx, []byte("k")); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(hlc.DefaultMaxOffset + 100*time.Millisecond)
-	reader := db.Begin()
-	if _, _, err := reader.Get(ctx, []byte("k")); err != nil {
-		t.Fatal(err)
-	}
-	read := reader.ReadTimestamp()
-	reader.Rollback(ctx)
-
-	if err := mover.TransferLeadership(ctx, route, 2); err != nil {
-		t.Fatal(err)
-	}
-	before := c.clocks[0].Now()
-	fresh := db.Begin()
-	if err := fresh.Put(ctx, []byte("j"), []byte("fresh")); err != nil {
-		t.Fatal(err)
-	}
-	if err := fresh.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if slack := hlc.DefaultMaxOffset - 100*time.Millisecond; !fresh.write.Less(before.Add(slack)) {
-		return fmt.Sprintf("the first write after a hand-over committed at %v, %v or more ahead of the clock (%v): the new leader did not take the summary",
-			fresh.write, slack, before)
-	}
-	late := db.Begin() // a writer whose timestamp lies below the read
-	late.read, late.write = read.Add(-time.Millisecond), read.Add(-time.Millisecond)
-	late.uncertainty = late.read
-	if err := late.Put(ctx, []byte("k"), []byte("late")); err != nil {
-		t.Fatal(err)
-	}
-	if err := late.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if !read.Less(late.write) {
-		return fmt.Sprintf("a write committed at %v, beneath a read at %v the previous leader served", late.write, read)
-	}
-	return ""
 }
 
 // TestMergeCarriesTheReads: a merge keeps the left-hand leader's cache
@@ -880,60 +826,97 @@ func handOverCarriesTheReads(t *testing.T) string {
 // span lands near the clock's now (before, the merged range started its
 // cache afresh, the maximum offset ahead).
 func TestMergeCarriesTheReads(t *testing.T) {
-	if msg := mergeCarriesTheReads(t); msg != "" {
+	if msg := readsSurvive(t, merge); msg != "" {
 		t.Fatal(msg)
 	}
 }
 
-// mergeCarriesTheReads runs TestMergeCarriesTheReads and returns what
-// went wrong ("": nothing).
-func mergeCarriesTheReads(t *testing.T) string {
+// aMove is a change of a range's leadership or span that its timestamp
+// cache must survive: start readies the ranges (their leaders, their
+// caches), then key is read, then move runs, then fresh is written.
+type aMove struct {
+	what       string
+	start      func(ctx context.Context, t *testing.T, admin *consensus.Client, db *DB)
+	move       func(ctx context.Context, t *testing.T, admin *consensus.Client)
+	key, fresh string
+}
+
+var (
+	handOver = aMove{what: "a hand-over", key: "k", fresh: "j",
+		start: func(ctx context.Context, t *testing.T, admin *consensus.Client, db *DB) {
+			if err := admin.TransferLeadership(ctx, spaceKey([]byte("k")), 1); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := db.Get(ctx, []byte("k")); err != nil { // the cache starts here
+				t.Fatal(err)
+			}
+		},
+		move: func(ctx context.Context, t *testing.T, admin *consensus.Client) {
+			if err := admin.TransferLeadership(ctx, spaceKey([]byte("k")), 2); err != nil {
+				t.Fatal(err)
+			}
+		}}
+	merge = aMove{what: "a merge", key: "q", fresh: "r",
+		start: func(ctx context.Context, t *testing.T, admin *consensus.Client, db *DB) {
+			for k, node := range map[string]kernel.NodeID{"c": 1, "q": 2} {
+				if err := admin.TransferLeadership(ctx, spaceKey([]byte(k)), node); err != nil {
+					t.Fatal(err)
+				}
+				if _, _, err := db.Get(ctx, []byte(k)); err != nil { // each range's cache starts here
+					t.Fatal(err)
+				}
+			}
+		},
+		move: func(ctx context.Context, t *testing.T, admin *consensus.Client) {
+			if err := admin.Merge(ctx, spaceKey([]byte("m"))); err != nil {
+				t.Fatal(err)
+			}
+		}}
+)
+
+// readsSurvive runs m on a fresh cluster between a read and two writes,
+// and returns what went wrong ("": nothing): a write placed beneath the
+// read, or a fresh write placed the maximum offset ahead.
+func readsSurvive(t *testing.T, m aMove) string {
 	c := newTestCluster(t, Options{})
 	ctx := testContext(t)
 	db := c.db(0, "writer")
 	admin := consensus.NewClient(c.routers[0], "admin")
-	for k, node := range map[string]kernel.NodeID{"c": 1, "q": 2} {
-		if err := admin.TransferLeadership(ctx, spaceKey([]byte(k)), node); err != nil {
-			t.Fatal(err)
-		}
-		if _, _, err := db.Get(ctx, []byte(k)); err != nil { // each range's cache starts here
-			t.Fatal(err)
-		}
-	}
+	m.start(ctx, t, admin, db)
+	// A new leader's cache starts (at its first command) the maximum
+	// offset ahead: a read is noted only once the clock has passed that.
 	time.Sleep(hlc.DefaultMaxOffset + 100*time.Millisecond)
 	reader := db.Begin()
-	if _, _, err := reader.Get(ctx, []byte("q")); err != nil {
+	if _, _, err := reader.Get(ctx, []byte(m.key)); err != nil {
 		t.Fatal(err)
 	}
 	read := reader.ReadTimestamp()
 	reader.Rollback(ctx)
 
-	if err := admin.Merge(ctx, spaceKey([]byte("m"))); err != nil {
-		t.Fatal(err)
-	}
+	m.move(ctx, t, admin)
 	before := c.clocks[0].Now()
 	fresh := db.Begin()
-	if err := fresh.Put(ctx, []byte("r"), []byte("fresh")); err != nil {
+	if err := fresh.Put(ctx, []byte(m.fresh), []byte("fresh")); err != nil {
 		t.Fatal(err)
 	}
 	if err := fresh.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if slack := hlc.DefaultMaxOffset - 100*time.Millisecond; !fresh.write.Less(before.Add(slack)) {
-		return fmt.Sprintf("the first write to the absorbed span committed at %v, %v or more ahead of the clock (%v): the merged range started its cache afresh",
-			fresh.write, slack, before)
+		return fmt.Sprintf("the first write after %s committed at %v, %v or more ahead of the clock (%v): the cache started afresh",
+			m.what, fresh.write, slack, before)
 	}
 	late := db.Begin() // a writer whose timestamp lies below the read
 	late.read, late.write = read.Add(-time.Millisecond), read.Add(-time.Millisecond)
 	late.uncertainty = late.read
-	if err := late.Put(ctx, []byte("q"), []byte("late")); err != nil {
+	if err := late.Put(ctx, []byte(m.key), []byte("late")); err != nil {
 		t.Fatal(err)
 	}
 	if err := late.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if !read.Less(late.write) {
-		return fmt.Sprintf("a write committed at %v, beneath a read at %v the absorbed range's leader served", late.write, read)
+		return fmt.Sprintf("a write committed at %v, beneath a read at %v served before %s", late.write, read, m.what)
 	}
 	return ""
 }

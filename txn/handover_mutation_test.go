@@ -8,27 +8,18 @@ import (
 	"github.com/orbitkernel/orbit/internal/mutation"
 )
 
-// TestHandOverMutation: TestHandOverCarriesTheReads bites. The simulator's
-// transaction scenarios hand leases over under load, but a summary that
-// is too low shows only when a write below a read the old leader served
-// reaches the new one, which their sweeps may not reach (`make mutations`
-// reports where it is caught).
-func TestHandOverMutation(t *testing.T) {
-	mutation.Set(MutHandoverSummaryLow)
-	defer mutation.Set("")
-	if msg := handOverCarriesTheReads(t); msg == "" {
-		t.Fatalf("%s planted, and TestHandOverCarriesTheReads passed", MutHandoverSummaryLow)
-	} else {
-		t.Logf("caught: %s", msg)
-	}
-}
+// TestHandOverMutation and TestMergeMutation: TestHandOverCarriesTheReads
+// and TestMergeCarriesTheReads bite. The simulator's bank scenario catches
+// handover-summary-low too; no scenario reaches merge-summary-dropped
+// (sim/mutation_test.go, outsideTheSweep).
+func TestHandOverMutation(t *testing.T) { bites(t, MutHandoverSummaryLow, handOver) }
+func TestMergeMutation(t *testing.T)    { bites(t, MutMergeSummaryDropped, merge) }
 
-// TestMergeMutation: TestMergeCarriesTheReads bites.
-func TestMergeMutation(t *testing.T) {
-	mutation.Set(MutMergeSummaryDropped)
+func bites(t *testing.T, bug string, m aMove) {
+	mutation.Set(bug)
 	defer mutation.Set("")
-	if msg := mergeCarriesTheReads(t); msg == "" {
-		t.Fatalf("%s planted, and TestMergeCarriesTheReads passed", MutMergeSummaryDropped)
+	if msg := readsSurvive(t, m); msg == "" {
+		t.Fatalf("%s planted, and the cache survived %s", bug, m.what)
 	} else {
 		t.Logf("caught: %s", msg)
 	}
