@@ -2,6 +2,7 @@ package consensus
 
 import (
 	"bytes"
+	"sync/atomic"
 
 	"go.etcd.io/raft/v3"
 
@@ -77,6 +78,17 @@ type TakeOverNote struct {
 	Summary    []byte
 }
 
+// HandOverCounts counts this node's hand-over summaries since it started:
+// entries proposed ahead of a transfer, summaries its new leaders took
+// over, hand-overs it took back, and right-hand summaries its left-hand
+// leaders absorbed in merges.
+type HandOverCounts struct {
+	Proposed, TakenOver, TakenBack, Absorbed atomic.Int64
+}
+
+// HandOvers is the node's hand-over counts (metrics).
+func (s *Store) HandOvers() *HandOverCounts { return &s.handovers }
+
 // handover is a kind-7 entry: summaries by keyspace name; none: the
 // hand-over taken back.
 type handover struct {
@@ -145,6 +157,7 @@ func (s *Store) transferLeader(r *replica, to uint64) {
 		h := handover{summaries: s.summaries(r, st.Term)}
 		if len(h.summaries) > 0 && r.rn.Propose(encodeHandover(h)) == nil {
 			r.summarizedTerm, r.takeBackProposed = st.Term, false
+			s.handovers.Proposed.Add(1)
 		}
 	}
 	r.transferLeader(to)
@@ -188,6 +201,7 @@ func (s *Store) absorbSummaries(r *replica, left uint64, right Descriptor, sums 
 		if m, ok := s.handOverer(sum.keyspace); ok {
 			m.Absorb(AbsorbNote{Range: r.desc.ID, Term: st.Term, LeftGeneration: left, Merged: r.desc,
 				RightStart: right.Start, RightEnd: right.End, Summary: sum.summary})
+			s.handovers.Absorbed.Add(1)
 		}
 	}
 }
@@ -218,6 +232,7 @@ func (s *Store) applyHandover(r *replica, term uint64, h *handover) {
 		r.lastHandover = nil
 		if r.summarizedTerm == term {
 			r.summarizedTerm = 0 // committed in its term: every later leader holds it
+			s.handovers.TakenBack.Add(1)
 		}
 		return
 	}
@@ -240,6 +255,7 @@ func (s *Store) passHandover(r *replica, term uint64) {
 	for _, sum := range h.summaries {
 		if m, ok := s.handOverer(sum.keyspace); ok {
 			m.TakeOver(TakeOverNote{Range: r.desc.ID, Term: term, Start: r.desc.Start, End: r.desc.End, Summary: sum.summary})
+			s.handovers.TakenOver.Add(1)
 		}
 	}
 }

@@ -132,6 +132,10 @@ func TestHandOverSummaries(t *testing.T) {
 		}
 	}
 
+	if p, tk := w.stores[old].HandOvers().Proposed.Load(), w.stores[to].HandOvers().TakenOver.Load(); p != 1 || tk != 1 {
+		t.Fatalf("counted %d proposed on n%d, %d taken over on n%d; want 1 and 1", p, old, tk, to)
+	}
+
 	// A hand-over to a replica cut off after it caught up: Raft gives the
 	// transfer up, and the leader takes its summary back.
 	leader, cut := to, to%3+1
@@ -154,6 +158,9 @@ func TestHandOverSummaries(t *testing.T) {
 	}
 	if w.leader() != leader || w.term(leader) != term {
 		t.Fatalf("n%d no longer leads term %d", leader, term)
+	}
+	if n := st.HandOvers().TakenBack.Load(); n != 1 {
+		t.Fatalf("counted %d hand-overs taken back, want 1", n)
 	}
 	if err := w.query(t, leader); err != nil {
 		t.Fatalf("the leader does not serve after taking its hand-over back: %v", err)
@@ -225,6 +232,9 @@ func TestMergeCarriesTheRightSummary(t *testing.T) {
 			t.Fatalf("n%d, the left-hand leader, absorbed %+v; want %q over [%q, end)", id, got, want, at)
 		case id != left && len(got) != 0:
 			t.Fatalf("n%d, not the left-hand leader, absorbed %+v", id, got)
+		}
+		if n, want := w.stores[id].HandOvers().Absorbed.Load(), int64(len(got)); n != want {
+			t.Fatalf("n%d counted %d absorbed, and absorbed %d", id, n, want)
 		}
 	}
 }

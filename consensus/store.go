@@ -75,6 +75,9 @@ type Store struct {
 	views atomic.Pointer[map[storage.RangeID]*atomic.Pointer[leaseView]]
 	// offDriverReads counts the reads served that way.
 	offDriverReads atomic.Int64
+	// handovers counts the hand-over summaries (handover.go), for
+	// HandOvers.
+	handovers HandOverCounts
 	// suspects publishes the frozen and stale replicas for the merger
 	// task (merge.go).
 	suspects atomic.Pointer[[]suspect]

@@ -209,6 +209,7 @@ var (
 	descInboxDrop   = prometheus.NewDesc("orbit_transport_inbox_dropped_total", "Messages that arrived but no inbox took (full, or nobody listening).", nil, nil)
 	descChanges     = prometheus.NewDesc("orbit_cluster_changes_total", "Replicas added or removed and leaderships moved by this node: its rebalancer's and the membership requests it served.", nil, nil)
 	descNodes       = prometheus.NewDesc("orbit_cluster_nodes", "Nodes in this node's directory, by state as it sees them: alive (heard lately), dead (silent for --dead-after), unknown, leaving, removed.", []string{"state"}, nil)
+	descHandOvers   = prometheus.NewDesc("orbit_consensus_handover_summaries_total", "Read summaries of leaderships handed over on purpose (docs/consensus.md, \"Hand-over summaries\"), by event: proposed (ahead of a transfer this node's leader started), taken_over (by a new leader here), taken_back (a transfer that failed), absorbed (a merged range's, by a left-hand leader here).", []string{"event"}, nil)
 	descRefused     = prometheus.NewDesc("orbit_transport_refused_streams_total", "Inbound streams refused at the hello (another cluster or node).", nil, nil)
 )
 
@@ -246,6 +247,10 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descSteps, ignored)
 	gauge(descStepped, off.Seconds())
 	counter(descChanges, uint64(c.mgr.Steps()))
+	h := c.store.HandOvers()
+	for event, n := range map[string]int64{"proposed": h.Proposed.Load(), "taken_over": h.TakenOver.Load(), "taken_back": h.TakenBack.Load(), "absorbed": h.Absorbed.Load()} {
+		counter(descHandOvers, uint64(n), event)
+	}
 	states := map[string]int{"alive": 0, "dead": 0, "unknown": 0, "leaving": 0, "removed": 0}
 	for n, e := range c.mgr.Record().Nodes {
 		h := c.mgr.Health(n)

@@ -117,7 +117,7 @@ func TestMetricsShowLeasedReads(t *testing.T) {
 		}
 	}
 	// A single node: itself alive in its directory, nothing rebalanced.
-	for _, want := range []string{`orbit_cluster_nodes{state="alive"} 1`, `orbit_cluster_nodes{state="dead"} 0`, "orbit_cluster_changes_total 0"} {
+	for _, want := range []string{`orbit_cluster_nodes{state="alive"} 1`, `orbit_cluster_nodes{state="dead"} 0`, "orbit_cluster_changes_total 0", `orbit_consensus_handover_summaries_total{event="proposed"} 0`} {
 		if !strings.Contains(string(body), want+"\n") {
 			t.Errorf("/metrics lacks %q", want)
 		}
