@@ -143,11 +143,8 @@ func structural(ents []raftpb.Entry) bool {
 		if e.Type != raftpb.EntryNormal {
 			return true
 		}
-		if len(e.Data) > 0 {
-			switch e.Data[0] {
-			case entrySplit, entryStickySplit, entryFreeze, entryMerge:
-				return true
-			}
+		if len(e.Data) > 0 && changesRange(e.Data[0]) {
+			return true
 		}
 	}
 	return false

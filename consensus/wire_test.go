@@ -87,3 +87,30 @@ func TestPinnedScanFieldsRoundTrip(t *testing.T) {
 		t.Fatalf("decodeResponse = %+v, %v", gotR, err)
 	}
 }
+
+// TestRangeChangingKinds: every entry that decodes to a split, a freeze or
+// a merge is one the lease view is withdrawn ahead of (changesRange), and
+// no other is.
+func TestRangeChangingKinds(t *testing.T) {
+	m := &mergeTrigger{right: Descriptor{ID: 2, Generation: 1, Start: []byte("m")}}
+	withSummaries := *m
+	withSummaries.summaries = []keyspaceSummary{{keyspace: "txn", summary: []byte("s")}}
+	for _, enc := range [][]byte{
+		encodeSplit(1, splitTrigger{generation: 1, newID: 2, key: []byte("m")}),
+		encodeSplit(1, splitTrigger{generation: 1, newID: 2, key: []byte("m"), sticky: true}),
+		encodeFreeze(1, 1),
+		encodeMerge(1, m),
+		encodeMerge(1, &withSummaries),
+		encodeHandover(handover{summaries: withSummaries.summaries}),
+		encodeHandover(handover{}),
+		encodeEffects(1, evaluated{writes: []byte{}}),
+	} {
+		p, err := decodeProposal(enc)
+		if err != nil {
+			t.Fatalf("kind %d: %v", enc[0], err)
+		}
+		if changes := p.split != nil || p.freeze != nil || p.merge != nil; changes != changesRange(enc[0]) {
+			t.Errorf("kind %d changes its range: %v; changesRange says %v", enc[0], changes, changesRange(enc[0]))
+		}
+	}
+}
