@@ -110,15 +110,27 @@ type appliedHandover struct {
 func encodeHandover(h handover) []byte {
 	b := make([]byte, 9, 64)
 	b[0] = entryHandover // proposal ID 0: nobody waits for it
-	for _, s := range h.summaries {
+	return appendSummaries(b, h.summaries)
+}
+
+func decodeHandover(b []byte) (*handover, error) {
+	sums, err := readSummaries(b)
+	return &handover{summaries: sums}, err
+}
+
+// appendSummaries appends sums as (keyspace name, summary) pairs, each
+// length-prefixed: a kind-7 entry's body, and a kind-8 trigger's tail.
+func appendSummaries(b []byte, sums []keyspaceSummary) []byte {
+	for _, s := range sums {
 		b = appendBytes(b, []byte(s.keyspace))
 		b = appendBytes(b, s.summary)
 	}
 	return b
 }
 
-func decodeHandover(b []byte) (*handover, error) {
-	h := &handover{}
+// readSummaries reads what appendSummaries wrote, to the end of b.
+func readSummaries(b []byte) ([]keyspaceSummary, error) {
+	var sums []keyspaceSummary
 	for len(b) > 0 {
 		name, rest, err := readBytes(b)
 		if err != nil {
@@ -128,10 +140,10 @@ func decodeHandover(b []byte) (*handover, error) {
 		if err != nil {
 			return nil, err
 		}
-		h.summaries = append(h.summaries, keyspaceSummary{keyspace: string(name), summary: bytes.Clone(sum)})
+		sums = append(sums, keyspaceSummary{keyspace: string(name), summary: bytes.Clone(sum)})
 		b = rest
 	}
-	return h, nil
+	return sums, nil
 }
 
 // handingOver reports whether r, leading in term, handed the keyspace

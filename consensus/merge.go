@@ -121,7 +121,7 @@ func (m *mergeTrigger) encode() []byte {
 	}
 	if len(m.summaries) > 0 {
 		b = binary.AppendUvarint(b, uint64(len(m.summaries)))
-		b = append(b, encodeHandover(handover{summaries: m.summaries})[9:]...)
+		b = appendSummaries(b, m.summaries)
 	}
 	return b
 }
@@ -155,11 +155,11 @@ func decodeMergeTrigger(b []byte) (*mergeTrigger, error) {
 		if w <= 0 || n == 0 {
 			return nil, fmt.Errorf("%w: merge trigger", errMalformed)
 		}
-		h, err := decodeHandover(b[w:])
-		if err != nil || uint64(len(h.summaries)) != n {
+		sums, err := readSummaries(b[w:])
+		if err != nil || uint64(len(sums)) != n {
 			return nil, fmt.Errorf("%w: merge trigger's summaries", errMalformed)
 		}
-		m.summaries = h.summaries
+		m.summaries = sums
 	}
 	return m, nil
 }
