@@ -55,7 +55,7 @@ func (s *Store) drainLeadership() {
 			}
 		}
 		if best != 0 {
-			r.handOver(best, s.rt.Monotonic()+handoverTimeout)
+			s.handOver(r, best)
 			pending = true
 		}
 	}

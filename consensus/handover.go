@@ -160,10 +160,16 @@ func (s *Store) handingOver(r *replica, term uint64, key []byte) bool {
 	return ok
 }
 
-// transferLeader hands r's leadership to the voter to: the hand-over
-// summaries first (unless this term's are out already), then Raft's
-// transfer, which sends to the entry before its TimeoutNow.
-func (s *Store) transferLeader(r *replica, to uint64) {
+// handOver starts handing r's leadership to the voter to: the hand-over
+// summaries first (unless this term's are out already), then the wait
+// until to holds the whole log, the summaries included, and only then
+// Raft's transfer (progressHandovers). Raft's own transfer would wait
+// for the summaries' entry itself, but gives up after an election
+// timeout, less than a round trip over the slow links that cause a
+// slow leader's hand-over (the jepsen slow-leader check found a leader
+// that proposed its summaries and transferred at once never handing
+// over).
+func (s *Store) handOver(r *replica, to uint64) {
 	st := r.rn.BasicStatus()
 	if st.RaftState == raft.StateLeader && r.summarizedTerm != st.Term {
 		h := handover{summaries: s.summaries(r, st.Term)}
@@ -172,7 +178,7 @@ func (s *Store) transferLeader(r *replica, to uint64) {
 			s.handovers.Proposed.Add(1)
 		}
 	}
-	r.transferLeader(to)
+	r.handOver(to, s.rt.Monotonic()+handoverTimeout)
 }
 
 // summaries are the hand-over summaries of r, led here in term, from the

@@ -136,22 +136,23 @@ func TestHandOverSummaries(t *testing.T) {
 		t.Fatalf("counted %d proposed on n%d, %d taken over on n%d; want 1 and 1", p, old, tk, to)
 	}
 
-	// A hand-over to a replica cut off after it caught up: Raft gives the
-	// transfer up, and the leader takes its summary back.
+	// A hand-over to a replica cut off after it caught up: it never holds
+	// the summaries' entry, the hand-over times out (handoverTimeout), and
+	// the leader takes its summary back.
 	leader, cut := to, to%3+1
 	st := w.stores[leader]
 	r := st.replicas[1]
 	term := w.term(leader)
 	w.sim.Net().Isolate(cut)
-	st.transferLeader(r, voter(t, r, cut))
+	st.handOver(r, voter(t, r, cut))
 	if r.summarizedTerm != term {
 		t.Fatalf("after a hand-over's start: summarized term %d, want %d", r.summarizedTerm, term)
 	}
 	if !st.handingOver(r, term, []byte{0x40, 'k'}) || st.handingOver(r, term, []byte("k")) {
 		t.Fatal("after a hand-over's start, the leader still serves the summarized keyspace, or no longer serves another")
 	}
-	if got := r.rn.BasicStatus().LeadTransferee; got != voter(t, r, cut) {
-		t.Fatalf("Raft's transfer goes to %x, want n%d", got, cut)
+	if r.handoverTo != voter(t, r, cut) {
+		t.Fatalf("the hand-over goes to %x, want n%d", r.handoverTo, cut)
 	}
 	if err := w.sim.RunUntil(func() bool { return r.summarizedTerm == 0 }, 5*time.Second); err != nil {
 		t.Fatalf("the failed hand-over was not taken back: %v", err)

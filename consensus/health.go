@@ -420,7 +420,7 @@ func (s *Store) checkHealth() {
 		s.rt.Logger().Warn("consensus: handing leadership to a faster replica",
 			"range", uint64(id), "to", uint64(nodeOf(best)), "estimate_here", mine, "estimate_there", bestEst)
 		s.health.moved[id] = now
-		r.handOver(best, now+handoverTimeout)
+		s.handOver(r, best)
 	}
 	s.progressHandovers()
 }
@@ -498,7 +498,7 @@ func (s *Store) progressHandovers() {
 		}
 		last, _ := r.log.LastIndex()
 		if pr, ok := r.rn.Status().Progress[r.handoverTo]; ok && pr.Match == last {
-			s.transferLeader(r, r.handoverTo)
+			r.transferLeader(r.handoverTo) // its summaries went first (handOver)
 			r.handoverEnded()
 		}
 	}

@@ -260,7 +260,7 @@ func (s *Store) transferLeadership(r *replica, reply func(Response, error)) {
 	last, _ := r.log.LastIndex()
 	for _, v := range r.log.ConfState().Voters {
 		if v != r.id && st.Progress[v].Match == last {
-			s.transferLeader(r, v)
+			s.handOver(r, v)
 			reply(Response{}, NotLeaderError{Term: r.rn.BasicStatus().Term})
 			return
 		}
@@ -292,7 +292,7 @@ func (s *Store) transferTo(r *replica, req Request, reply func(Response, error))
 			reply(Response{}, retryf("node %d's replica of range %d is catching up (%d of %d)", node, r.desc.ID, st.Progress[v].Match, last))
 			return
 		}
-		s.transferLeader(r, v)
+		s.handOver(r, v)
 		reply(Response{}, retryf("handing range %d's leadership to node %d", r.desc.ID, node))
 		return
 	}
