@@ -3,6 +3,7 @@ package consensus
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/orbitkernel/orbit/internal/mutation"
@@ -68,26 +69,40 @@ var (
 
 // offsetSample is one pong's estimate of a peer's clocks minus ours: its
 // hybrid clock's physical part minus ours (off), and its wall clock minus
-// ours (raw), both within err.
+// ours (raw), both within err; fenced says the peer's own clock was
+// fenced as it answered (not checked yet, or outvoted).
 type offsetSample struct {
 	off, raw, err time.Duration
 	at            time.Duration // our monotonic clock when measured
+	fenced        bool
 }
 
 // noteOffset takes a pong from peer that carried its clock and its wall
 // clock (nanoseconds since the epoch) after a round trip of rtt.
-func (s *Store) noteOffset(peer kernel.NodeID, peerClock, peerWall int64, rtt time.Duration) {
+func (s *Store) noteOffset(peer kernel.NodeID, r healthReport, rtt time.Duration) {
 	half := int64(rtt / 2)
 	s.health.offsets[peer] = offsetSample{
-		off: time.Duration(peerClock - (s.opts.Clock.Physical().UnixNano() - half)),
-		raw: time.Duration(peerWall - (s.rt.Now().UnixNano() - half)),
-		err: rtt / 2,
-		at:  s.rt.Monotonic(),
+		off:    time.Duration(r.clock - (s.opts.Clock.Physical().UnixNano() - half)),
+		raw:    time.Duration(r.wall - (s.rt.Now().UnixNano() - half)),
+		err:    rtt / 2,
+		at:     s.rt.Monotonic(),
+		fenced: r.fenced,
 	}
 }
 
 // checkOffset runs on the driver at every probe: it fences or unfences
 // the node's clock from the fresh measurements.
+//
+// Only trusted clocks vote: a peer whose clock is fenced (not checked
+// yet, or outvoted) counts neither for nor against this node's while any
+// peer it has fresh news of is not fenced, and never against the clock
+// of a node that is not fenced itself. Without that, two nodes restarted
+// while a shared NTP server had their wall clocks a step ahead (each
+// starts from its wall clock, with no step to notice) vouched for each
+// other against the node that kept the cluster's time, and carried the
+// cluster's timestamps the step ahead of real time. Only a node whose
+// peers are all fenced counts them all: a whole cluster that starts at
+// once (every clock unchecked) settles on what a quorum agrees on.
 func (s *Store) checkOffset() {
 	clock := s.opts.Clock
 	if clock == nil || clock.MaxOffset() <= 0 {
@@ -100,12 +115,36 @@ func (s *Store) checkOffset() {
 	}
 	now := s.rt.Monotonic()
 	peers := s.peerNodes()
-	stepped, steppedAt := clock.Stepped()
-	var far, near, rawNear, rawNearSinceStep int
-	var worst time.Duration
+	var fresh []offsetSample
+	var trustedOffs []time.Duration // the fresh offsets of peers not fenced
 	for _, peer := range peers {
-		smp, ok := s.health.offsets[peer]
-		if !ok || now-smp.at > offsetFresh {
+		if smp, ok := s.health.offsets[peer]; ok && now-smp.at <= offsetFresh {
+			fresh = append(fresh, smp)
+			if !smp.fenced {
+				trustedOffs = append(trustedOffs, smp.off)
+			}
+		}
+	}
+	countAll := fenced && len(trustedOffs) == 0 || mutation.On(MutFencedClocksVote)
+	stepped, steppedAt := clock.Stepped()
+	// The votes (trusted clocks, or all when none is) decide the fence
+	// and the time to take; whether to take the wall clock's step looks
+	// at every fresh peer, fenced or not: wall clocks are compared with
+	// wall clocks, and a peer fenced because its clock is off is as good
+	// a witness of the wall clock's time as any.
+	var far, near, rawNear int
+	var nearAll, rawNearSinceStep int
+	var worst time.Duration
+	for _, smp := range fresh {
+		isNear := smp.off.Abs()+smp.err <= limit
+		rawIsNear := smp.raw.Abs()+smp.err <= limit
+		if isNear {
+			nearAll++
+		}
+		if rawIsNear && smp.at > steppedAt {
+			rawNearSinceStep++
+		}
+		if smp.fenced && !countAll {
 			continue
 		}
 		switch {
@@ -114,14 +153,11 @@ func (s *Store) checkOffset() {
 			if smp.off.Abs() > worst.Abs() {
 				worst = smp.off
 			}
-		case smp.off.Abs()+smp.err <= limit:
+		case isNear:
 			near++
 		}
-		if smp.raw.Abs()+smp.err <= limit {
+		if rawIsNear {
 			rawNear++
-			if smp.at > steppedAt {
-				rawNearSinceStep++
-			}
 		}
 	}
 	// A quorum of the cluster counts this node: with q = N/2+1 of N
@@ -131,10 +167,26 @@ func (s *Store) checkOffset() {
 	// checked against the other alone.
 	q := (len(peers)+1)/2 + 1
 	outvoted := far >= len(peers)+2-q
+	// Take the wall clock's step only while there is one the clock did
+	// not follow (otherwise the clock follows the wall already, and a
+	// clock far from a quorum is fenced below), on measurements of the
+	// wall clock taken since it stepped (one from before a jump away
+	// would find it near and take the jump), and only when the step
+	// brings the clock nearer its peers: outvoted, or near more of them
+	// with the wall clock than with the clock. Two nodes whose wall
+	// clocks step the same way at once (the Jepsen clock nemesis) find
+	// each other's wall clocks near, but their clocks agree with every
+	// peer's: taking that step would carry a quorum's timestamps ahead
+	// of real time for good, refused by the third node beyond the
+	// maximum offset (TestClocksSteppedTogetherKeepTheirTime).
+	takeWall := stepped != 0 && rawNearSinceStep >= q-1 && (outvoted || rawNearSinceStep > nearAll)
+	if mutation.On(MutStepTakenOnAnyWord) {
+		takeWall = (outvoted && rawNear >= q-1) || (stepped != 0 && rawNearSinceStep >= q-1)
+	}
 	switch {
 	case len(peers) == 0:
 		s.setOffsetFence(nil) // nothing to be far from
-	case (outvoted && rawNear >= q-1) || (stepped != 0 && rawNearSinceStep >= q-1):
+	case takeWall:
 		// A quorum finds the clock far (or the clock is not following
 		// a step of the wall clock) and the wall clock near: the wall
 		// clock's step that the clock did not follow was a correction.
@@ -143,12 +195,31 @@ func (s *Store) checkOffset() {
 		// stepped back can sit just inside the fence from one peer and
 		// beyond the maximum offset from another, never fenced and
 		// never corrected, while that peer refuses its timestamps
-		// (docs/consensus.md, "Next steps" 7). That case counts only
-		// measurements of the wall clock taken since it stepped: one
-		// from before a jump away would find it near and take the jump.
+		// (docs/consensus.md, "Next steps" 7).
 		s.rt.Logger().Warn("clock: this node's clock is far from its peers' and its wall clock is not: taking the wall clock's step",
-			"offset", worst, "peers", len(peers))
+			"offset", worst, "step", stepped, "peers", len(peers))
 		clock.TakeWall()
+		clear(s.health.offsets)
+	case fenced && !countAll && near < q-1 && rawNear < q-1 && len(trustedOffs) >= q-1 && slices.Max(trustedOffs)-slices.Min(trustedOffs) <= limit:
+		// Fenced, and enough trusted clocks to make a quorum with this
+		// node agree on a time it is not near: the cluster's time is
+		// theirs (after a whole cluster restarted under a shared step
+		// of its wall clocks, it may be a step away from the wall), and
+		// this clock takes it, halfway between the farthest two of them,
+		// rather than staying fenced until its wall clock comes back,
+		// which may be never. A node that started from a wall clock a
+		// step away, and one outvoted while it trusted its clock (drift;
+		// fenced first, below), so come back within the bound; the fence
+		// lifts once measured near. Not while its wall clock is near
+		// theirs: then their clocks are off their wall clocks (runaways
+		// stepped back, steps not followed) and come back to them (rule
+		// 3 below), where this clock already is; taking their time would
+		// keep the cluster's time off the wall clocks for good.
+		lo, hi := slices.Min(trustedOffs), slices.Max(trustedOffs)
+		d := lo + (hi-lo)/2
+		s.rt.Logger().Warn("clock: this node's clock is far from its trusted peers' and they agree: taking the cluster's time",
+			"move", d, "wall offset", stepped, "peers", len(peers))
+		clock.Adopt(d)
 		clear(s.health.offsets)
 	case outvoted:
 		s.setOffsetFence(fmt.Errorf("%w: beyond %v from %d of its %d peers (the farthest %v; bound %v)",

@@ -297,7 +297,7 @@ func (s *Store) onHealth(from kernel.NodeID, b []byte) {
 			s.noteRate(from, time.Duration(sentAt), r.mono, mono)
 		}
 		if r.clock != 0 && s.opts.Clock != nil {
-			s.noteOffset(from, r.clock, r.wall, rtt)
+			s.noteOffset(from, r, rtt)
 		}
 		sm := s.health.rtt[from]
 		if sm == nil {

@@ -19,6 +19,10 @@ var (
 		"never persists the vote: after a restart a node can vote twice in one term")
 	MutClockNeverFenced = mutation.Plant("clock-never-fenced", mutation.Clocks,
 		"the clock-offset check never fences the node's clock: a node that starts with its clock a jump away hands out transaction timestamps its peers refuse or, on the ranges it leads, takes its own")
+	MutStepTakenOnAnyWord = mutation.Plant("step-taken-on-any-word", mutation.Clocks,
+		"the clock-offset check takes a step of the wall clock that its clock did not follow whenever enough peers' wall clocks are near, even when its clock agrees with every peer's: two nodes of three whose wall clocks step the same way at once carry the cluster's timestamps a step ahead of real time, and the third node refuses them")
+	MutFencedClocksVote = mutation.Plant("fenced-clocks-vote", mutation.Clocks,
+		"the clock-offset check counts the clocks of fenced peers like any other: two nodes restarted while their wall clocks were stepped the same way vouch for each other, outvote the node that kept the cluster's time, and carry the cluster's timestamps the step ahead")
 	MutFencedLeaderStamps = mutation.Plant("fenced-leader-stamps", mutation.RedisTxn,
 		"a leader whose clock is fenced (not checked yet, or too far from its peers') still evaluates commands and queries: a node restarted a jump ahead stamps a Redis range's clock far into the future, and its locks look new (and its keys expire early) until real time catches up")
 	MutLeaseNeverExpires = mutation.Plant("lease-never-expires", mutation.Consensus,

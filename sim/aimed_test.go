@@ -48,13 +48,63 @@ func (c *serverSet) restartAhead(ctx context.Context, rt kernel.Runtime) {
 		}
 		jump := time.Duration(2+rng.IntN(28)) * time.Second
 		c.sim.logf(0, "restart ahead: n%d crashes, its clock %v ahead", n.id, jump)
-		n.ShiftClock(jump)
+		n.JumpClock(jump)
 		n.Crash()
 		_ = rt.Sleep(ctx, time.Duration(50+rng.IntN(250))*time.Millisecond)
 		n.Restart()
 		_ = rt.Sleep(ctx, time.Duration(1000+rng.IntN(2000))*time.Millisecond)
 		c.sim.logf(0, "restart ahead: n%d's clock back by %v", n.id, jump)
-		n.ShiftClock(-jump)
+		n.JumpClock(-jump)
+	}
+}
+
+// stepTogether, during the faults, now and then steps the wall clocks of
+// a quorum of the servers the same way at once (2–30 s either way, each
+// within 100 ms of the others), as an NTP server they share would, and
+// steps them back 1–3 s later; a node that crashes meanwhile comes back
+// with its clock right (StepClockUntilCrash). Their hybrid clocks agree
+// with every peer's all along, so none may take the step for a
+// correction (planted step-taken-on-any-word: the quorum's timestamps
+// run ahead of real time, and every node and client whose clock did not
+// step refuses them until real time catches up). A quorum that restarts
+// under such a step is not made here: its nodes start from the stepped
+// wall clocks, agree with each other, and set the cluster's time there,
+// which the clients' own clocks (unchecked, outside the cluster) then
+// refuse (docs/consensus.md, "Clock offsets").
+func (c *serverSet) stepTogether(ctx context.Context, rt kernel.Runtime) {
+	rng := rt.Rand()
+	for !c.faultsOver {
+		if rt.Sleep(ctx, time.Duration(500+rng.IntN(1500))*time.Millisecond) != nil || c.faultsOver {
+			return
+		}
+		jump := time.Duration(2+rng.IntN(28)) * time.Second
+		if rng.IntN(2) == 0 {
+			jump = -jump
+		}
+		quorum := len(c.nodes)/2 + 1
+		type stepped struct {
+			n    *Node
+			inc  uint32
+			step time.Duration
+		}
+		var steps []stepped
+		for _, i := range rng.Perm(len(c.nodes)) {
+			n := c.sim.Node(c.nodes[i])
+			if !n.up || len(steps) == quorum {
+				continue // a node down now would restart under the step
+			}
+			step := jump + time.Duration(rng.IntN(201)-100)*time.Millisecond
+			c.sim.logf(0, "steps together: n%d's clock steps %v", n.id, step)
+			n.StepClockUntilCrash(step)
+			steps = append(steps, stepped{n, n.inc, step})
+		}
+		_ = rt.Sleep(ctx, time.Duration(1000+rng.IntN(2000))*time.Millisecond)
+		for _, st := range steps {
+			if st.n.inc == st.inc && st.n.up { // else its crash undid it
+				c.sim.logf(0, "steps together: n%d's clock back by %v", st.n.id, st.step)
+				st.n.StepClockUntilCrash(-st.step)
+			}
+		}
 	}
 }
 

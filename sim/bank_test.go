@@ -67,6 +67,9 @@ type bankCluster struct {
 func newBankCluster(s *Sim, servers []kernel.NodeID) *bankCluster {
 	c := &bankCluster{s: s, clients: bankClients, healed: -1, served: make([]int64, bankClients), chains: make([]backupChain, bankClients)}
 	c.serverSet = newTxnServers(s, servers, func() bool { return c.stopped }, "acct-h", "acct-r")
+	// Half the seeds step a quorum of the servers' clocks together
+	// (aimed_test.go).
+	c.stepsTogether = aimedSeed(s.Seed(), "bank.steps-together", nil)
 	for i := range bankClients {
 		s.AddNode(firstClient+kernel.NodeID(i), func(rt kernel.Runtime) {
 			rt.Go("bank client", func(ctx context.Context) { c.client(ctx, rt, i, newTxnDB(rt, c.layout)) })
@@ -416,7 +419,13 @@ func (c *bankCluster) Stop() { c.stopped = true }
 // (serverSet.caughtUp) before the check compares them.
 func (c *bankCluster) Settled() bool { return c.caughtUp() }
 
-func (c *bankCluster) Progressed() bool { return c.progressed(c.served, c.healed) }
+// Progressed: every client served since the heal, and the run has
+// committed what Check needs to check anything (an audit or backup, and a
+// transfer), which a run whose faults refused every audit until the heal
+// may not have yet.
+func (c *bankCluster) Progressed() bool {
+	return c.progressed(c.served, c.healed) && c.audits+c.backups+c.incrementals > 0 && c.transfers > 0
+}
 
 func (c *bankCluster) Status() string {
 	return fmt.Sprintf("transfers %d, audits %d, backups %d (incremental %d), failed %d (last: %v); ", c.transfers, c.audits, c.backups, c.incrementals, c.failed, c.lastErr) + c.status(c.served, c.healed)

@@ -84,6 +84,12 @@ var outsideTheSweep = map[string]string{
 	// needs a read of the right-hand range just before a merge, then a
 	// write beneath it to the absorbed span from a coordinator whose
 	// clock is behind.
+	// The bank's aimed shared steps (aimed_test.go, stepTogether) end a
+	// node's step when it crashes: a quorum restarted under the step
+	// would set the cluster's time there, which the scenario's clients,
+	// whose clocks nothing checks, refuse. So nothing restarts two nodes
+	// under one step while the third stays up.
+	"fenced-clocks-vote":    "consensus TestClockMutations (two nodes of three restarted under a shared step of their wall clocks)",
 	"merge-summary-dropped": "txn TestMergeMutation (a read of the right-hand range, a merge, a write beneath the read)",
 }
 

@@ -34,6 +34,11 @@ type Node struct {
 	inbox  *kernel.Inboxes
 	clock  clock
 	disk   *Disk
+	// jumps is the sum of the steps JumpClock made and has not undone:
+	// the fault plan keeps its bounded steps and runaways clear of them.
+	// stepsUntilCrash is the part of them the node's next crash undoes
+	// (StepClockUntilCrash).
+	jumps, stepsUntilCrash time.Duration
 
 	// Crashes and Restarts count incarnations ended and begun after the
 	// first.
@@ -115,6 +120,10 @@ func (n *Node) crash(reason string) {
 	}
 	n.up, n.paused, n.held = false, false, nil
 	n.Crashes++
+	if d := n.stepsUntilCrash; d != 0 {
+		n.stepsUntilCrash = 0
+		n.JumpClock(-d)
+	}
 	n.s.logf(n.id, "CRASH: %s", reason)
 	// A node that crashes again and again with no time passing (a crash
 	// as it starts, restarted at once: an entry whose apply fails on every
@@ -203,6 +212,29 @@ func (n *Node) ClockOffset() time.Duration {
 // ShiftClock steps the node's clock by d (may be negative), as an NTP step
 // does.
 func (n *Node) ShiftClock(d time.Duration) { n.clock.shift(n.s.now, int64(d)) }
+
+// JumpClock steps the node's clock by d as ShiftClock does, for a fault
+// of a workload's own beyond the plan's clock bound, undone by a later
+// JumpClock(-d): the plan's bounded steps measure the node's offset
+// without it (as they do without their own jumps), so they neither undo
+// the jump nor carry it past the heal.
+func (n *Node) JumpClock(d time.Duration) {
+	n.jumps += d
+	n.ShiftClock(d)
+}
+
+// StepClockUntilCrash is JumpClock for a step that lasts while the node
+// runs: its next crash undoes what is left of it, as a machine whose NTP
+// daemon steps its clock from good sources as it boots. A later
+// StepClockUntilCrash(-d) undoes it while it runs.
+func (n *Node) StepClockUntilCrash(d time.Duration) {
+	n.stepsUntilCrash += d
+	n.JumpClock(d)
+}
+
+// plannedOffset is the node's clock offset without the jumps a workload
+// made (JumpClock).
+func (n *Node) plannedOffset() time.Duration { return n.ClockOffset() - n.jumps }
 
 func (n *Node) now() time.Time { return Epoch.Add(time.Duration(n.clock.local(n.s.now))) }
 

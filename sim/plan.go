@@ -518,7 +518,7 @@ func (nm *nemesis) act() {
 		rate := 1 + (s.rng.Float64()*2-1)*nm.plan.ClockRatePPM*1e-6
 		step := time.Duration((s.rng.Float64()*2 - 1) * float64(nm.plan.ClockStep))
 		if b := nm.plan.ClockBound; b > 0 {
-			off := n.ClockOffset() - nm.jumped[n.id]
+			off := n.plannedOffset() - nm.jumped[n.id]
 			step = max(-b-off, min(b-off, step))
 			if (off+step > 0) == (rate > 1) {
 				rate = 2 - rate // drift back toward true time
@@ -618,12 +618,12 @@ func (nm *nemesis) runAway(n *Node) {
 	// (hlc.DefaultMaxOffset, 500 ms: sim cannot import consensus).
 	far, first := time.Duration(0), true
 	for _, id := range nm.targets {
-		if off := s.nodes[id].ClockOffset(); id != n.id && (first || (dir > 0) == (off > far)) {
+		if off := s.nodes[id].plannedOffset(); id != n.id && (first || (dir > 0) == (off > far)) {
 			far, first = off, false
 		}
 	}
 	const justInside = 430 * time.Millisecond
-	prev := runawayClock{offset: n.ClockOffset(), rate: n.clock.rate}
+	prev := runawayClock{offset: n.plannedOffset(), rate: n.clock.rate}
 	nm.runaway[n.id] = prev
 	// There in steps of at most 200 ms, 50 ms apart: the hybrid logical
 	// clock follows no step above half the maximum offset (kernel/hlc),
@@ -656,7 +656,7 @@ func (nm *nemesis) runAway(n *Node) {
 // jumpBack undoes n's clock jump or runaway, if one is in force.
 func (nm *nemesis) jumpBack(n *Node) {
 	if r, ok := nm.runaway[n.id]; ok {
-		back := r.offset - n.ClockOffset()
+		back := r.offset - n.plannedOffset()
 		nm.note("clock n%d: runaway undone, step %v, rate %.6f", n.id, back, r.rate)
 		n.ShiftClock(back)
 		n.SetClockRate(r.rate)

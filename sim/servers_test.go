@@ -59,6 +59,9 @@ type serverSet struct {
 	// restartsAhead: the admin restarts servers with their clocks a jump
 	// ahead during the faults (aimed_test.go).
 	restartsAhead bool
+	// stepsTogether: the admin steps a quorum of the servers' wall
+	// clocks the same way at once during the faults (aimed_test.go).
+	stepsTogether bool
 }
 
 // damage is one node's rebuild after its store was found damaged: the
@@ -102,6 +105,9 @@ func newServerSet(s *Sim, nodes []kernel.NodeID, layout consensus.Layout, boot f
 		}
 		if c.restartsAhead {
 			rt.Go("restarts ahead", func(ctx context.Context) { c.restartAhead(ctx, rt) })
+		}
+		if c.stepsTogether {
+			rt.Go("steps together", func(ctx context.Context) { c.stepTogether(ctx, rt) })
 		}
 	})
 	return c

@@ -1,0 +1,23 @@
+//go:build orbit_mutations
+
+package consensus
+
+import (
+	"testing"
+
+	"github.com/orbitkernel/orbit/internal/mutation"
+)
+
+// TestClockMutations: TestRestartsUnderASharedStepTakeTheTrustedTime
+// bites. No simulator scenario restarts a quorum under a shared step of
+// their wall clocks while the third node stays up (sim/mutation_test.go,
+// outsideTheSweep).
+func TestClockMutations(t *testing.T) {
+	mutation.Set(MutFencedClocksVote)
+	defer mutation.Set("")
+	if msg := restartsUnderASharedStep(t); msg == "" {
+		t.Fatalf("%s planted, and the trusted clock kept the cluster's time", MutFencedClocksVote)
+	} else {
+		t.Logf("caught: %s", msg)
+	}
+}
