@@ -3,7 +3,6 @@ package consensus
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/orbitkernel/orbit/internal/mutation"
@@ -116,19 +115,17 @@ func (s *Store) checkOffset() {
 	now := s.rt.Monotonic()
 	peers := s.peerNodes()
 	var fresh []offsetSample
-	var trustedOffs []time.Duration // the fresh offsets of peers not fenced
+	trusted := false // a fresh peer's clock is not fenced
 	for _, peer := range peers {
 		if smp, ok := s.health.offsets[peer]; ok && now-smp.at <= offsetFresh {
 			fresh = append(fresh, smp)
-			if !smp.fenced {
-				trustedOffs = append(trustedOffs, smp.off)
-			}
+			trusted = trusted || !smp.fenced
 		}
 	}
-	countAll := fenced && len(trustedOffs) == 0 || mutation.On(MutFencedClocksVote)
+	countAll := fenced && !trusted || mutation.On(MutFencedClocksVote)
 	stepped, steppedAt := clock.Stepped()
-	// The votes (trusted clocks, or all when none is) decide the fence
-	// and the time to take; whether to take the wall clock's step looks
+	// The votes (trusted clocks, or all when none is) decide the fence;
+	// whether to take the wall clock's step looks
 	// at every fresh peer, fenced or not: wall clocks are compared with
 	// wall clocks, and a peer fenced because its clock is off is as good
 	// a witness of the wall clock's time as any.
@@ -199,27 +196,6 @@ func (s *Store) checkOffset() {
 		s.rt.Logger().Warn("clock: this node's clock is far from its peers' and its wall clock is not: taking the wall clock's step",
 			"offset", worst, "step", stepped, "peers", len(peers))
 		clock.TakeWall()
-		clear(s.health.offsets)
-	case fenced && !countAll && near < q-1 && rawNear < q-1 && len(trustedOffs) >= q-1 && slices.Max(trustedOffs)-slices.Min(trustedOffs) <= limit:
-		// Fenced, and enough trusted clocks to make a quorum with this
-		// node agree on a time it is not near: the cluster's time is
-		// theirs (after a whole cluster restarted under a shared step
-		// of its wall clocks, it may be a step away from the wall), and
-		// this clock takes it, halfway between the farthest two of them,
-		// rather than staying fenced until its wall clock comes back,
-		// which may be never. A node that started from a wall clock a
-		// step away, and one outvoted while it trusted its clock (drift;
-		// fenced first, below), so come back within the bound; the fence
-		// lifts once measured near. Not while its wall clock is near
-		// theirs: then their clocks are off their wall clocks (runaways
-		// stepped back, steps not followed) and come back to them (rule
-		// 3 below), where this clock already is; taking their time would
-		// keep the cluster's time off the wall clocks for good.
-		lo, hi := slices.Min(trustedOffs), slices.Max(trustedOffs)
-		d := lo + (hi-lo)/2
-		s.rt.Logger().Warn("clock: this node's clock is far from its trusted peers' and they agree: taking the cluster's time",
-			"move", d, "wall offset", stepped, "peers", len(peers))
-		clock.Adopt(d)
 		clear(s.health.offsets)
 	case outvoted:
 		s.setOffsetFence(fmt.Errorf("%w: beyond %v from %d of its %d peers (the farthest %v; bound %v)",

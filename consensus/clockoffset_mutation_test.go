@@ -8,7 +8,7 @@ import (
 	"github.com/orbitkernel/orbit/internal/mutation"
 )
 
-// TestClockMutations: TestRestartsUnderASharedStepTakeTheTrustedTime
+// TestClockMutations: TestRestartsUnderASharedStepKeepTheTrustedTime
 // bites. No simulator scenario restarts a quorum under a shared step of
 // their wall clocks while the third node stays up (sim/mutation_test.go,
 // outsideTheSweep).

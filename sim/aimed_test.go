@@ -59,14 +59,16 @@ func (c *serverSet) restartAhead(ctx context.Context, rt kernel.Runtime) {
 }
 
 // stepTogether, during the faults, now and then steps the wall clocks of
-// a quorum of the servers the same way at once (2–30 s either way, each
-// within 100 ms of the others), as an NTP server they share would, and
-// steps them back 1–3 s later; a node that crashes meanwhile comes back
-// with its clock right (StepClockUntilCrash). Their hybrid clocks agree
-// with every peer's all along, so none may take the step for a
-// correction (planted step-taken-on-any-word: the quorum's timestamps
-// run ahead of real time, and every node and client whose clock did not
-// step refuses them until real time catches up). A quorum that restarts
+// a quorum of the servers the same way at once (2–60 s either way, the
+// Jepsen clock nemesis's size, each within 100 ms of the others), as an
+// NTP server they share would, and steps them back 1–3 s later; a node
+// that crashes meanwhile comes back with its clock right
+// (StepClockUntilCrash). Their hybrid clocks agree with every peer's all
+// along, so none may take the step for a correction (planted
+// step-taken-on-any-word: the cluster's timestamps run the step ahead of
+// real time, and the clients, whose clocks did not step, refuse them
+// until real time catches up: longer than the scenario's 30 s progress
+// window for the longer steps). A quorum that restarts
 // under such a step is not made here: its nodes start from the stepped
 // wall clocks, agree with each other, and set the cluster's time there,
 // which the clients' own clocks (unchecked, outside the cluster) then
@@ -77,7 +79,7 @@ func (c *serverSet) stepTogether(ctx context.Context, rt kernel.Runtime) {
 		if rt.Sleep(ctx, time.Duration(500+rng.IntN(1500))*time.Millisecond) != nil || c.faultsOver {
 			return
 		}
-		jump := time.Duration(2+rng.IntN(28)) * time.Second
+		jump := time.Duration(2+rng.IntN(59)) * time.Second
 		if rng.IntN(2) == 0 {
 			jump = -jump
 		}

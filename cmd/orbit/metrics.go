@@ -186,7 +186,6 @@ var (
 	descFenced      = prometheus.NewDesc("orbit_clock_rate_fenced_peers", "Peers whose clocks this node measured running too fast against its own for its leader leases (--max-clock-drift): while above 0, the ranges they vote in serve every read here through a ReadIndex round.", nil, nil)
 	descSteps       = prometheus.NewDesc("orbit_clock_steps_ignored_total", "Steps of the wall clock, against the monotonic clock, larger than half --max-clock-offset, that this node's clock did not follow (it goes on at the monotonic clock's pace; kernel/hlc).", nil, nil)
 	descOffFenced   = prometheus.NewDesc("orbit_clock_offset_fenced", "1 while this node's clock is fenced: too far from a majority of its peers' (beyond 90% of --max-clock-offset) or not checked yet. Meanwhile it hands out no transaction timestamps, serves no leased reads and hands its leaderships over.", nil, nil)
-	descAdopted     = prometheus.NewDesc("orbit_clock_adoptions_total", "Times this node's fenced clock took the cluster's time: enough trusted peers to make a quorum with it agreed on a time it was not near, and its wall clock was not near theirs either (consensus/clockoffset.go; a node restarted with its wall clock a step away, a clock that drifted out of the bound).", nil, nil)
 	descStepped     = prometheus.NewDesc("orbit_clock_wall_offset_seconds", "How far the wall clock is from this node's clock while a step of it is not followed (0 while the clock follows the wall clock).", nil, nil)
 	descConns       = prometheus.NewDesc("orbit_redis_connected_clients", "Open Redis connections.", nil, nil)
 	descRanges      = prometheus.NewDesc("orbit_ranges", "Ranges this node holds a replica of (they split past --split-mb).", nil, nil)
@@ -247,7 +246,6 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	ignored, off := c.clock.Steps()
 	counter(descSteps, ignored)
 	gauge(descStepped, off.Seconds())
-	counter(descAdopted, c.clock.Adoptions())
 	counter(descChanges, uint64(c.mgr.Steps()))
 	h := c.store.HandOvers()
 	for event, n := range map[string]int64{"proposed": h.Proposed.Load(), "taken_over": h.TakenOver.Load(), "taken_back": h.TakenBack.Load(), "absorbed": h.Absorbed.Load()} {

@@ -159,8 +159,6 @@ type Clock struct {
 	// counts the steps not followed.
 	stepped time.Duration
 	ignored uint64
-	// adopted counts the times the clock took the cluster's time (Adopt).
-	adopted uint64
 	// steppedAt is the monotonic reading at which the wall clock was
 	// last seen to step while not followed.
 	steppedAt time.Duration
@@ -263,35 +261,6 @@ func (c *Clock) TakeWall() {
 	}
 	c.mu.Unlock()
 	report()
-}
-
-// Adopt moves the physical part by d at once and has it go on from there
-// at the monotonic clock's pace, the wall clock's distance from it kept as
-// a step not followed (Stepped): what the clock-offset check does when a
-// quorum of trusted peers agree on a time this fenced clock is far from
-// (a node that started from a wall clock a step away from the cluster's
-// time, or a clock that drifted out of the bound). As with TakeWall,
-// readings never go back: after a move back, Now counts logical ticks on
-// the last reading until the physical part passes it.
-func (c *Clock) Adopt(d time.Duration) {
-	c.mu.Lock()
-	physical, report := c.physicalLocked()
-	c.anchorWall, c.anchorMono = physical+int64(d), c.src.Monotonic()
-	c.stepped = time.Duration(c.src.Now().UnixNano() - c.anchorWall)
-	if c.stepped.Abs() <= c.maxStep {
-		c.stepped = 0 // the next reading follows the wall again
-	}
-	c.steppedAt = c.anchorMono
-	c.adopted++
-	c.mu.Unlock()
-	report()
-}
-
-// Adoptions is how many times the clock took the cluster's time (Adopt).
-func (c *Clock) Adoptions() uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.adopted
 }
 
 // Physical is the clock's physical part now: the wall clock, or while a

@@ -26,8 +26,7 @@ func (w *fakeWall) pass(d time.Duration) { w.t, w.mono = w.t.Add(d), w.mono+d }
 
 // TestClockProperties drives a clock through time passing, random
 // wall-clock steps (back and forth, within and beyond half the bound),
-// readings, remote timestamps within and beyond the bound, and moves to
-// the cluster's time (Adopt), and checks
+// readings and remote timestamps within and beyond the bound, and checks
 // the clock's promises after every step.
 func TestClockProperties(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
@@ -53,7 +52,7 @@ func TestClockProperties(t *testing.T) {
 			return phys
 		}
 		for i := range rapid.IntRange(1, 200).Draw(t, "steps") {
-			switch rapid.IntRange(0, 4).Draw(t, "op") {
+			switch rapid.IntRange(0, 3).Draw(t, "op") {
 			case 0: // the wall clock steps, forwards or back
 				w.t = w.t.Add(time.Duration(rapid.Int64Range(-int64(2*time.Second), int64(2*time.Second)).Draw(t, "step")))
 			case 1: // time passes
@@ -81,9 +80,6 @@ func TestClockProperties(t *testing.T) {
 				case err == nil && last.Less(remote):
 					last = remote
 				}
-			case 4: // the clock takes the cluster's time
-				c.Adopt(time.Duration(rapid.Int64Range(-int64(2*time.Second), int64(2*time.Second)).Draw(t, "adopt")))
-				prevPhys, prevMono = c.Physical().UnixNano(), w.mono
 			}
 		}
 		if now := c.Now(); !last.Less(now) {
@@ -198,44 +194,5 @@ func TestSteppedSaysWhen(t *testing.T) {
 	c.Now()
 	if off, again := c.Stepped(); again != time.Hour+3*time.Second || off != 2*time.Minute+10*time.Millisecond {
 		t.Fatalf("after a second step: Stepped = %v at %v", off, again)
-	}
-}
-
-// TestAdoptTakesTheClusterTime: Adopt moves the physical part at once and
-// the clock goes on from there at the monotonic pace, the wall clock's
-// distance reported as a step not followed; readings never go back (after
-// a move back, logical ticks on the last reading); the clock follows the
-// wall again once the wall comes within the margin.
-func TestAdoptTakesTheClusterTime(t *testing.T) {
-	w := &fakeWall{t: time.Unix(100, 0), mono: time.Hour}
-	c := NewClock(w, 500*time.Millisecond)
-	before := c.Now()
-	c.Adopt(-5 * time.Second) // the cluster is 5 s behind this wall clock
-	if got, want := c.Physical().UnixNano(), w.t.UnixNano()-int64(5*time.Second); got != want {
-		t.Fatalf("physical part after Adopt(-5s): %d, want %d", got, want)
-	}
-	if off, at := c.Stepped(); off != 5*time.Second || at != w.mono {
-		t.Fatalf("Stepped after Adopt(-5s) = %v at %v, want 5s at %v", off, at, w.mono)
-	}
-	if got := c.Now(); !before.Less(got) || got.WallNanos != before.WallNanos {
-		t.Fatalf("Now after a move back: %v, want a logical tick on %v", got, before)
-	}
-	w.pass(6 * time.Second)
-	if got, want := c.Now().WallNanos, w.t.UnixNano()-int64(5*time.Second); got != want {
-		t.Fatalf("6 s later: %d, want the wall minus 5 s, %d", got, want)
-	}
-	if c.Adoptions() != 1 {
-		t.Fatalf("Adoptions = %d, want 1", c.Adoptions())
-	}
-	w.t = w.t.Add(-5*time.Second + 100*time.Millisecond) // the wall comes to the cluster's time
-	if got, want := c.Now().WallNanos, w.t.UnixNano(); got != want {
-		t.Fatalf("with the wall within the margin: %d, want the wall %d", got, want)
-	}
-	if off, _ := c.Stepped(); off != 0 {
-		t.Fatalf("Stepped once following the wall again: %v", off)
-	}
-	c.Adopt(100 * time.Millisecond) // within the margin: the wall is followed at once
-	if off, _ := c.Stepped(); off != 0 {
-		t.Fatalf("Stepped after a move within the margin: %v", off)
 	}
 }
