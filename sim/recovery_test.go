@@ -39,6 +39,9 @@ var recoveryScenario = Scenario{
 	// every key across many ranges, which restarts on every uncertain
 	// value (seed 606's took 6 s); Settled waits for it after that.
 	QuiesceTime: 10 * time.Second,
+	KnownFailures: map[uint64]string{
+		87: "the final read does not finish within the settle time, on 0fe1300 as on the twenty-ninth session's code; found by make mutations' check that a catching seed passes without its bug (it had caught future-reads-served), not investigated yet (docs/txn.md, \"Checking it\")",
+	},
 }
 
 // TestSimRecovery runs the recovery scenario: seeds 1–20 by default, or
