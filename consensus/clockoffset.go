@@ -125,10 +125,10 @@ func (s *Store) checkOffset() {
 	countAll := fenced && !trusted || mutation.On(MutFencedClocksVote)
 	stepped, steppedAt := clock.Stepped()
 	// The votes (trusted clocks, or all when none is) decide the fence;
-	// whether to take the wall clock's step looks
-	// at every fresh peer, fenced or not: wall clocks are compared with
-	// wall clocks, and a peer fenced because its clock is off is as good
-	// a witness of the wall clock's time as any.
+	// whether to take the wall clock's step looks at every fresh peer,
+	// fenced or not: wall clocks are compared with wall clocks, and a peer
+	// fenced because its clock is off is as good a witness of the wall
+	// clock's time as any. rawNear counts votes only for the planted bug.
 	var far, near, rawNear int
 	var nearAll, rawNearSinceStep int
 	var worst time.Duration
@@ -184,14 +184,12 @@ func (s *Store) checkOffset() {
 	case len(peers) == 0:
 		s.setOffsetFence(nil) // nothing to be far from
 	case takeWall:
-		// A quorum finds the clock far (or the clock is not following
-		// a step of the wall clock) and the wall clock near: the wall
-		// clock's step that the clock did not follow was a correction.
-		// Take it, and measure afresh. Not only when outvoted: a clock
-		// that ran ahead (drift its hybrid clock followed) and was
-		// stepped back can sit just inside the fence from one peer and
-		// beyond the maximum offset from another, never fenced and
-		// never corrected, while that peer refuses its timestamps
+		// The step the clock did not follow was a correction: take it,
+		// and measure afresh. Not only when outvoted: a clock that ran
+		// ahead (drift its hybrid clock followed) and was stepped back
+		// can sit just inside the fence from one peer and beyond the
+		// maximum offset from another, never fenced and never
+		// corrected, while that peer refuses its timestamps
 		// (docs/consensus.md, "Next steps" 7).
 		s.rt.Logger().Warn("clock: this node's clock is far from its peers' and its wall clock is not: taking the wall clock's step",
 			"offset", worst, "step", stepped, "peers", len(peers))

@@ -68,11 +68,11 @@ func (c *serverSet) restartAhead(ctx context.Context, rt kernel.Runtime) {
 // step-taken-on-any-word: the cluster's timestamps run the step ahead of
 // real time, and the clients, whose clocks did not step, refuse them
 // until real time catches up: longer than the scenario's 30 s progress
-// window for the longer steps). A quorum that restarts
-// under such a step is not made here: its nodes start from the stepped
-// wall clocks, agree with each other, and set the cluster's time there,
-// which the clients' own clocks (unchecked, outside the cluster) then
-// refuse (docs/consensus.md, "Clock offsets").
+// window for the longer steps). A quorum that restarts under such a
+// step is not made here: its nodes start from the stepped wall clocks,
+// agree with each other, and set the cluster's time there, which the
+// clients' own clocks (unchecked, outside the cluster) then refuse
+// (docs/consensus.md, "Clock offsets").
 func (c *serverSet) stepTogether(ctx context.Context, rt kernel.Runtime) {
 	rng := rt.Rand()
 	for !c.faultsOver {
@@ -91,9 +91,12 @@ func (c *serverSet) stepTogether(ctx context.Context, rt kernel.Runtime) {
 		}
 		var steps []stepped
 		for _, i := range rng.Perm(len(c.nodes)) {
+			if len(steps) == quorum {
+				break
+			}
 			n := c.sim.Node(c.nodes[i])
-			if !n.up || len(steps) == quorum {
-				continue // a node down now would restart under the step
+			if !n.up {
+				continue // it would restart under the step
 			}
 			step := jump + time.Duration(rng.IntN(201)-100)*time.Millisecond
 			c.sim.logf(0, "steps together: n%d's clock steps %v", n.id, step)
