@@ -572,10 +572,12 @@ func MVCCLatest(r MVCCReader, key []byte) (newest hlc.Timestamp, ok bool, intent
 	return newest, ok, intent, err
 }
 
-// MVCCRunInfo is one user key's run as MVCCRuns lists it: the key and its
-// run-local records (their names and values).
+// MVCCRunInfo is one user key's run as MVCCRuns lists it: the key, its
+// intent if it has one, and its run-local records (their names and
+// values).
 type MVCCRunInfo struct {
 	Key     []byte
+	Intent  *Intent
 	Records []KeyValue
 }
 
@@ -590,7 +592,7 @@ func MVCCRuns(r MVCCReader, start, end []byte, limit int) (runs []MVCCRunInfo, r
 			return nil, nil, err
 		}
 		for _, kv := range page {
-			key, _, _, err := decodeMVCCKey(kv.Key)
+			key, _, intent, err := decodeMVCCKey(kv.Key)
 			local := errors.Is(err, errRunLocal)
 			if err != nil && !local {
 				return nil, nil, err
@@ -600,6 +602,13 @@ func MVCCRuns(r MVCCReader, start, end []byte, limit int) (runs []MVCCRunInfo, r
 					return runs, key, nil
 				}
 				runs = append(runs, MVCCRunInfo{Key: key})
+			}
+			if intent {
+				in, err := decodeIntent(kv.Value)
+				if err != nil {
+					return nil, nil, err
+				}
+				runs[len(runs)-1].Intent = &in
 			}
 			if local {
 				name := kv.Key[len(mvccRun(key))+1:]

@@ -256,6 +256,9 @@ func TestMVCCMatchesItsModel(t *testing.T) {
 				var got []string
 				for _, r := range runs {
 					got = append(got, string(r.Key))
+					if in := model[string(r.Key)].intent; (r.Intent == nil) != (in == nil) || (in != nil && (r.Intent.Txn.ID != in.Txn.ID || r.Intent.Txn.Timestamp != in.Txn.Timestamp)) {
+						t.Fatalf("op %d: run %q lists intent %+v, want %+v", i, r.Key, r.Intent, in)
+					}
 					if len(r.Records) != len(model[string(r.Key)].records) {
 						t.Fatalf("op %d: run %q lists %d records, want %d", i, r.Key, len(r.Records), len(model[string(r.Key)].records))
 					}

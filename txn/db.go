@@ -209,7 +209,7 @@ func (db *DB) commitWait(ctx context.Context, ts hlc.Timestamp) error {
 // never wounds).
 func (db *DB) push(ctx context.Context, tx *Tx, res *result) error {
 	holder, key := res.intent.Txn, res.intentKey
-	pc := &command{op: opPush, key: holder.Anchor, txn: &storage.TxnMeta{ID: holder.ID, Anchor: holder.Anchor}}
+	pc := pushOf(holder)
 	// The pusher names itself, and so may wound a younger holder, only
 	// once it has waited WoundAfter (Options.WoundAfter says why).
 	wound := func() {
@@ -225,12 +225,8 @@ func (db *DB) push(ctx context.Context, tx *Tx, res *result) error {
 	}
 	wait := time.Millisecond
 	for {
-		pr, err := db.send(ctx, db.cl, holder.Anchor, pc)
-		if err != nil {
-			return err
-		}
-		if pr.code != codePending {
-			_, err := db.send(ctx, db.cl, key, &command{op: opResolve, key: key, keys: [][]byte{key}, txn: &holder, commit: pr.status == statusCommitted, read: pr.ts})
+		pr, err := db.pushOnce(ctx, pc, holder, key)
+		if err != nil || pr.code != codePending {
 			return err
 		}
 		for pr.code == codePending {
@@ -265,6 +261,24 @@ func (db *DB) push(ctx context.Context, tx *Tx, res *result) error {
 			}
 		}
 	}
+}
+
+// pushOf is a push of holder's record by no transaction (a pusher that
+// never wounds).
+func pushOf(holder storage.TxnMeta) *command {
+	return &command{op: opPush, key: holder.Anchor, txn: &storage.TxnMeta{ID: holder.ID, Anchor: holder.Anchor}}
+}
+
+// pushOnce sends the push pc of holder, whose intent is at key, and
+// resolves the intent unless the holder is pending still (its reply's
+// code then says codePending).
+func (db *DB) pushOnce(ctx context.Context, pc *command, holder storage.TxnMeta, key []byte) (*result, error) {
+	pr, err := db.send(ctx, db.cl, holder.Anchor, pc)
+	if err != nil || pr.code == codePending {
+		return pr, err
+	}
+	_, err = db.send(ctx, db.cl, key, &command{op: opResolve, key: key, keys: [][]byte{key}, txn: &holder, commit: pr.status == statusCommitted, read: pr.ts})
+	return pr, err
 }
 
 // maxPushWait bounds the wait between two polls of a live holder's record.
@@ -436,7 +450,9 @@ const gcPage = 1000
 // range's leaseholder removes what no read at or above now − GCTTL can
 // see and the settled records older than that; the records whose intents
 // lie in other ranges too come back, and CollectGarbage resolves those
-// intents and forgets the records. With onlyLed, it skips the ranges
+// intents and forgets the records; so do the intents written before
+// now − GCTTL, whose transactions CollectGarbage pushes (abandoned ones
+// are aborted) and resolves. With onlyLed, it skips the ranges
 // this node's router does not name it the leader of (every node then
 // collects its own).
 func (db *DB) CollectGarbage(ctx context.Context, onlyLed bool) error {
@@ -461,6 +477,16 @@ func (db *DB) CollectGarbage(ctx context.Context, onlyLed bool) error {
 				return err
 			}
 			db.resolve(ctx, db.cl, resolution{meta: storage.TxnMeta{ID: id, Anchor: kv.Key}, keys: r.keys, spans: r.spans, commit: r.status == statusCommitted, ts: r.ts})
+		}
+		// Intents older than the threshold: their transactions are pushed
+		// once, as by a reader outside any transaction (aborted if their
+		// heartbeats expired, left alone if they are alive still), and
+		// the intents of the settled ones resolved.
+		for _, a := range res.abandoned {
+			holder := a.Intent.Txn
+			if _, err := db.pushOnce(ctx, pushOf(holder), holder, a.Key); err != nil {
+				return err
+			}
 		}
 		from = nil
 		if res.more {

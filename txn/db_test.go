@@ -566,7 +566,10 @@ func (c *testCluster) storedKeys(i int) []string {
 // TestGarbageCollection: a pass removes the versions no read at or above
 // now − GCTTL can see (the newest stays readable), resolves the intents of
 // a transaction that committed but never resolved them (in two ranges) and
-// forgets its record; a read below the threshold is refused as a retry.
+// forgets its record, and aborts a transaction whose coordinator vanished
+// before its decision, whose intents no one reads (in two ranges): its
+// intents go, then its record; a read below the threshold is refused as
+// a retry.
 func TestGarbageCollection(t *testing.T) {
 	const ttl = time.Second
 	c := newTestCluster(t, Options{GCTTL: ttl})
@@ -593,28 +596,41 @@ func TestGarbageCollection(t *testing.T) {
 		t.Fatalf("commit: %v %v", res, err)
 	}
 	tx.end()
+	abandoned := db.Begin()
+	for _, k := range []string{"b", "y"} {
+		if err := abandoned.Put(ctx, []byte(k), []byte("never")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := abandoned.flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	abandoned.end() // no heartbeat, no decision
 	old := db.Begin()
 	time.Sleep(ttl + 100*time.Millisecond)
 	if _, _, err := old.Get(ctx, []byte("k")); !errors.Is(err, ErrRetry) {
 		t.Fatalf("a read %v old: %v, want ErrRetry (below the threshold)", ttl, err)
 	}
-	// As every node does it: each collects the ranges it leads.
-	for i := range c.rts {
-		if err := c.db(i, fmt.Sprintf("gc-%d", i)).CollectGarbage(ctx, true); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// One version of each key, no intent, no record, on every node.
+	// As every node does it, each collecting the ranges it leads, every
+	// GCInterval: the first pass aborts the abandoned transaction (its
+	// intents are older than the threshold) and the next forgets its
+	// record. Then one version of each key, no intent, no record, on
+	// every node.
 	deadline := time.Now().Add(10 * time.Second)
 	for i := range c.engines {
 		for keys := c.storedKeys(i); len(keys) != 3; keys = c.storedKeys(i) {
 			if time.Now().After(deadline) {
 				t.Fatalf("node %d keeps %d keys after collection: %v", i+1, len(keys), keys)
 			}
+			for i := range c.rts {
+				if err := c.db(i, fmt.Sprintf("gc-%d", i)).CollectGarbage(ctx, true); err != nil {
+					t.Fatal(err)
+				}
+			}
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	for k, want := range map[string]string{"k": "3", "a": "t", "x": "t"} {
+	for k, want := range map[string]string{"k": "3", "a": "t", "x": "t", "b": "", "y": ""} {
 		if v, _, err := db.Get(ctx, []byte(k)); err != nil || string(v) != want {
 			t.Fatalf("%s after collection = %q, %v; want %q", k, v, err, want)
 		}

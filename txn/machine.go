@@ -773,7 +773,11 @@ func (m *Machine) readFloor() hlc.Timestamp { return m.gcThreshold().Add(m.clock
 // too (or are more than one command resolves, or kept as spans) stays,
 // listing only those, and is reported (result.kvs: its anchor,
 // and its ID followed by the record) for the collector to resolve them
-// and forget it.
+// and forget it. Intents written below the threshold are reported too
+// (result.abandoned): a transaction that old has almost surely lost its
+// coordinator before its decision (its record, pending, is then
+// settled by no one until someone meets each intent), and the collector
+// pushes it, as CockroachDB's GC queue pushes old intents' transactions.
 func (m *Machine) gc(d *mvccData, c *command) (*result, error) {
 	threshold := m.gcThreshold()
 	start, end, cut := c.spanIn(d.start, d.end)
@@ -786,6 +790,9 @@ func (m *Machine) gc(d *mvccData, c *command) (*result, error) {
 		for _, run := range runs {
 			if _, err := storage.MVCCGC(d, run.Key, threshold); err != nil {
 				return nil, err
+			}
+			if run.Intent != nil && run.Intent.Txn.Timestamp.Less(threshold) {
+				res.abandoned = append(res.abandoned, storage.IntentError{Key: run.Key, Intent: storage.Intent{Txn: run.Intent.Txn}})
 			}
 			for _, rec := range run.Records {
 				if err := m.collectRecord(d, run.Key, rec, threshold, res); err != nil {

@@ -266,6 +266,9 @@ type result struct {
 	// resolved are the indexes, in opEnd's keys, of the intents a commit
 	// resolved in the record's own range.
 	resolved []uint64
+	// abandoned are opGC's intents older than the collection threshold,
+	// their keys and transactions, for the collector to push (DB.settle).
+	abandoned []storage.IntentError
 }
 
 func (r *result) encode() []byte {
@@ -291,6 +294,11 @@ func (r *result) encode() []byte {
 	for _, i := range r.resolved {
 		e.U64(i)
 	}
+	e.U64(uint64(len(r.abandoned)))
+	for _, a := range r.abandoned {
+		e.Bytes(a.Key)
+		encodeMeta(&e, a.Intent.Txn)
+	}
 	return e.B
 }
 
@@ -315,6 +323,17 @@ func decodeResult(b []byte) (*result, error) {
 	n = d.U64()
 	for i := uint64(0); i < n && d.Err == nil; i++ {
 		r.resolved = append(r.resolved, d.U64())
+	}
+	// abandoned came after the rest (2026-12-06): a reply without it,
+	// from a node that predates it, has none.
+	n = 0
+	if len(d.B) > 0 {
+		n = d.U64()
+	}
+	for i := uint64(0); i < n && d.Err == nil; i++ {
+		a := storage.IntentError{Key: d.Bytes()}
+		a.Intent.Txn = decodeMeta(&d)
+		r.abandoned = append(r.abandoned, a)
 	}
 	return r, d.Done()
 }

@@ -48,14 +48,24 @@ func TestCommandsDecodeAsEncoded(t *testing.T) {
 		r := &result{code: codeIntent, now: genTS.Draw(t, "rnow"), value: genBytes.Draw(t, "rvalue"), found: true,
 			kvs: []storage.KeyValue{{Key: genBytes.Draw(t, "k"), Value: genBytes.Draw(t, "v")}}, resume: genBytes.Draw(t, "resume"),
 			more: true, ts: genTS.Draw(t, "rts"), intentKey: genBytes.Draw(t, "ikey"), status: statusPending}
+		// A reply of the format before abandoned (its count byte and
+		// list cut off) still decodes, with none; every other cut fails.
+		older := len(r.encode()) - 1
+		r.abandoned = []storage.IntentError{{Key: genBytes.Draw(t, "akey"), Intent: storage.Intent{Txn: storage.TxnMeta{Anchor: genBytes.Draw(t, "aanchor")}}}}
 		rb := r.encode()
 		for n := range len(rb) {
-			if _, err := decodeResult(rb[:n]); err == nil {
+			got, err := decodeResult(rb[:n])
+			switch {
+			case n == older && (err != nil || len(got.abandoned) != 0):
+				t.Fatalf("a result of the older format decoded as %+v, %v", got, err)
+			case n != older && err == nil:
 				t.Fatalf("a result cut to %d of %d bytes decoded", n, len(rb))
 			}
 		}
-		if got, err := decodeResult(rb); err != nil || got.ts != r.ts || string(got.kvs[0].Value) != string(r.kvs[0].Value) {
-			t.Fatalf("decode(encode(result)) = %+v, %v", got, err)
+		back, err := decodeResult(rb)
+		if got := back; err != nil || got.ts != r.ts || string(got.kvs[0].Value) != string(r.kvs[0].Value) ||
+			len(got.abandoned) != 1 || string(got.abandoned[0].Intent.Txn.Anchor) != string(r.abandoned[0].Intent.Txn.Anchor) {
+			t.Fatalf("decode(encode(result)) = %+v, %v", back, err)
 		}
 	})
 }
