@@ -15,6 +15,7 @@ import (
 	"github.com/orbitkernel/orbit/backup"
 	"github.com/orbitkernel/orbit/consensus"
 	"github.com/orbitkernel/orbit/kernel"
+	"github.com/orbitkernel/orbit/kernel/actor"
 	"github.com/orbitkernel/orbit/kernel/hlc"
 	"github.com/orbitkernel/orbit/txn"
 )
@@ -178,7 +179,8 @@ const simGCTTL = 2 * time.Second
 // (several commands per range, records condensed to spans and resolved
 // by scanning them) run under every fault, and mixed with the defaults.
 func simTxnOptions(rt kernel.Runtime) txn.Options {
-	o := txn.Options{GCTTL: simGCTTL, HeartbeatInterval: 150 * time.Millisecond, HeartbeatExpiry: 400 * time.Millisecond}
+	o := txn.Options{GCTTL: simGCTTL, HeartbeatInterval: 150 * time.Millisecond, HeartbeatExpiry: 400 * time.Millisecond,
+		RowPrefix: actor.RecordPrefix} // as kernel/node sets it
 	if rt.Rand().IntN(2) == 0 {
 		o.BatchBytes, o.RecordKeyBytes = 8+rt.Rand().IntN(64), 4+rt.Rand().IntN(32)
 	}

@@ -83,12 +83,28 @@ func MVCCRouteKey(key []byte) []byte { return mvccRun(key) }
 // byte of K's, or below the 0xFF of an escaped zero) and at or before
 // K's own. False: stored is not a run's key.
 func MVCCSplitKey(stored []byte) ([]byte, bool) {
+	key, ok := MVCCUserKey(stored)
+	if !ok {
+		return nil, false
+	}
+	return MVCCSplitKeyOf(key), true
+}
+
+// MVCCUserKey is the user key whose run stored (a version, an intent or
+// a run-local record) belongs to. False: stored is not a run's key.
+func MVCCUserKey(stored []byte) ([]byte, bool) {
 	key, _, _, err := decodeMVCCKey(stored)
 	if err != nil && !errors.Is(err, errRunLocal) {
 		return nil, false
 	}
+	return key, true
+}
+
+// MVCCSplitKeyOf is the split point just before user key K's run,
+// esc(K): a range that starts there holds K's run and every later one.
+func MVCCSplitKeyOf(key []byte) []byte {
 	run := mvccRun(key)
-	return run[:len(run)-1], true
+	return run[:len(run)-1]
 }
 
 // MVCCKeyAt is the first user key whose run starts at or after bound, a

@@ -855,14 +855,52 @@ func older(sa hlc.Timestamp, a [16]byte, sb hlc.Timestamp, b [16]byte) bool {
 	return bytes.Compare(a[:], b[:]) < 0
 }
 
-// SplitKey splits the keyspace only between runs: at the start of the
-// run that halving belongs to (consensus.SplitKeyer).
+// SplitKey splits the keyspace only between runs, and between rows
+// (Options.RowPrefix): at the start of the run that halving belongs to,
+// or of its row; if the range starts inside that row (or at it), just
+// after the row (consensus.SplitKeyer).
 func (m *Machine) SplitKey(start, end, halving []byte) []byte {
-	k, ok := storage.MVCCSplitKey(halving)
-	if !ok || bytes.Compare(k, start) <= 0 || bytes.Compare(k, end) >= 0 {
+	key, ok := storage.MVCCUserKey(halving)
+	if !ok {
+		return nil
+	}
+	k := storage.MVCCSplitKeyOf(key)
+	if row := m.rowOf(key); row != nil {
+		if k = storage.MVCCSplitKeyOf(row); bytes.Compare(k, start) <= 0 {
+			k = storage.MVCCSplitKeyOf(prefixEnd(row))
+		}
+	}
+	if bytes.Compare(k, start) <= 0 || bytes.Compare(k, end) >= 0 {
 		return nil
 	}
 	return k
+}
+
+// rowOf is the stored prefix of key's row (Options.RowPrefix), or nil if
+// it stands alone.
+func (m *Machine) rowOf(key []byte) []byte {
+	if m.opts.RowPrefix == nil || !bytes.HasPrefix(key, KeyspaceStart) {
+		return nil
+	}
+	p := m.opts.RowPrefix(key[len(KeyspaceStart):])
+	if len(p) == 0 || !bytes.HasPrefix(key[len(KeyspaceStart):], p) {
+		return nil // nothing to keep together, or not a prefix of the key: ignored
+	}
+	return spaceKey(p)
+}
+
+// prefixEnd is the first key after every key that starts with p (p
+// holds a byte below 0xFF: a stored row prefix starts with
+// KeyspaceStart's).
+func prefixEnd(p []byte) []byte {
+	end := slices.Clone(p)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xFF {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
 }
 
 // mvccData is a range's data as storage's MVCC functions read and write

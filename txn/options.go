@@ -54,6 +54,15 @@ type Options struct {
 	// condenses its lock spans), resolved by scanning the span. Default
 	// 64 KiB.
 	RecordKeyBytes int
+	// RowPrefix, if set, groups keys into rows that a split never divides:
+	// for a caller's key it returns the prefix every key of its row
+	// shares, or nil if the key stands alone. An object stored as several
+	// keys (an actor's directory entry, state and callers' records:
+	// actor.RecordPrefix) then stays in one range, so a transaction on it
+	// commits in one phase however the keyspace splits, by size or by
+	// load (a load split of a hot object would otherwise cut it at its
+	// busiest keys). kernel/node sets it; nil: any key may start a range.
+	RowPrefix func(key []byte) []byte
 }
 
 // The defaults of Options.

@@ -1,6 +1,7 @@
 package actor
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"time"
@@ -29,6 +30,23 @@ func nameKey(r Ref) []byte {
 	w.Str(r.Type)
 	w.Str(r.Key)
 	return w.B
+}
+
+// RecordPrefix is the prefix an actor's records share (its name key) if
+// key is one of them, else nil: txn.Options.RowPrefix, so that a split
+// never puts an actor's records in two ranges, and its turns commit in
+// one phase.
+func RecordPrefix(key []byte) []byte {
+	if !bytes.HasPrefix(key, keyPrefix) {
+		return nil
+	}
+	d := codec.Decoder{B: key[len(keyPrefix):]}
+	d.Str()
+	d.Str()
+	if d.Err != nil {
+		return nil
+	}
+	return key[:len(key)-len(d.B)]
 }
 
 func dirKey(r Ref) []byte { return append(nameKey(r), 'd') }

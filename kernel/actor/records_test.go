@@ -113,3 +113,26 @@ func TestWireErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordPrefix: every record of an actor (directory entry, state,
+// callers' records, reminders, outbox) has the actor's name key as its
+// row prefix, no other actor's record does, and keys outside the actors'
+// records (the due index, a name cut short) have none.
+func TestRecordPrefix(t *testing.T) {
+	for _, r := range []Ref{{Type: "counter", Key: "n1"}, {Type: "counter", Key: "n10"}, {Type: "c", Key: ""}, {Type: "t", Key: "a\x00b"}} {
+		name := nameKey(r)
+		for _, k := range [][]byte{dirKey(r), stateKey(r), requestKey(r, 7), reminderKey(r, "tick"), outboxKey(r, 3)} {
+			if got := RecordPrefix(k); !bytes.Equal(got, name) {
+				t.Errorf("RecordPrefix(%q) = %q, want %q", k, got, name)
+			}
+		}
+	}
+	if a, b := RecordPrefix(dirKey(Ref{Type: "counter", Key: "n1"})), dirKey(Ref{Type: "counter", Key: "n10"}); bytes.HasPrefix(b, a) {
+		t.Errorf("n1's row prefix %q is a prefix of n10's record %q", a, b)
+	}
+	for _, k := range [][]byte{dueKey(5, Ref{Type: "t", Key: "k"}, "r"), []byte("actor/"), append([]byte("actor/"), 9, 'a'), []byte("sql/1")} {
+		if got := RecordPrefix(k); got != nil {
+			t.Errorf("RecordPrefix(%q) = %q, want none", k, got)
+		}
+	}
+}

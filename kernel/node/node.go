@@ -62,7 +62,8 @@ type Options struct {
 	// Txn are the transactional keyspace's options (txn.Options; the
 	// zero value is valid). Every node hosts the keyspace: its machine
 	// runs on the node's hybrid logical clock (Node.Clock), whose bound is
-	// MaxClockOffset (default hlc.DefaultMaxOffset).
+	// MaxClockOffset (default hlc.DefaultMaxOffset). Open sets RowPrefix,
+	// if unset, to actor.RecordPrefix.
 	Txn            txn.Options
 	MaxClockOffset time.Duration
 
@@ -185,6 +186,9 @@ func Open(rt kernel.Runtime, opts Options) (*Node, error) {
 			"step", step, "max_offset", offset)
 	})
 	so.Clock = n.Clock
+	if opts.Txn.RowPrefix == nil {
+		opts.Txn.RowPrefix = actor.RecordPrefix
+	}
 	so.Keyspaces = withKeyspace(so.Keyspaces, txn.NewMachine(n.Clock, opts.Txn).Keyspace())
 	so.Join = so.Join || opts.Record.Joined
 	if opts.Redis != nil {
