@@ -133,7 +133,7 @@ sql-diff:
 ## swept; so are the transaction bugs txn's own mutation tests pin down)
 mutations:
 	$(GO) test -tags orbit_mutations ./consensus -run '^(TestTranscriptMutations|TestClockMutations)$$' -count=1 -v
-	$(GO) test -tags orbit_mutations ./txn -run '^(TestHandOverMutation|TestMergeMutation)$$' -count=1 -v
+	$(GO) test -tags orbit_mutations ./txn -run '^(TestHandOverMutation|TestMergeMutation|TestFutureReadMutation)$$' -count=1 -v
 	$(GO) test -tags orbit_mutations ./sim -run '^(TestMutationsAreCaught|TestShrinkPlantedBug)$$' -count=1 -timeout 0 -v
 
 ## jepsen: every workload with every nemesis against real orbit serve

@@ -15,6 +15,18 @@ import (
 func TestHandOverMutation(t *testing.T) { bites(t, MutHandoverSummaryLow, handOver) }
 func TestMergeMutation(t *testing.T)    { bites(t, MutMergeSummaryDropped, merge) }
 
+// TestFutureReadMutation: TestNoReadAboveTheClock bites; no scenario
+// reaches future-reads-served (sim/mutation_test.go, outsideTheSweep).
+func TestFutureReadMutation(t *testing.T) {
+	mutation.Set(MutFutureReadsServed)
+	defer mutation.Set("")
+	if msg := futureReadSurvives(); msg == "" {
+		t.Fatalf("%s planted, and no read above the clock was served", MutFutureReadsServed)
+	} else {
+		t.Logf("caught: %s", msg)
+	}
+}
+
 func bites(t *testing.T, bug string, m aMove) {
 	mutation.Set(bug)
 	defer mutation.Set("")

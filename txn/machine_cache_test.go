@@ -1,6 +1,7 @@
 package txn
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -162,4 +163,56 @@ func TestCacheAcrossMerges(t *testing.T) {
 			t.Fatalf("read of %s at %v after the merge, want %v", k, got, want)
 		}
 	}
+}
+
+// TestNoReadAboveTheClock: a leaseholder neither notes nor serves a read
+// above its own clock (a refresh to a commit timestamp that a cache's
+// low-water mark pushed into the future); it answers "future read", and
+// the reader waits for the clock. A read it served there would lie above
+// where a successor whose clock is behind starts its cache (its clock
+// plus the maximum offset, when the leadership is lost rather than handed
+// over), and that successor would place a write beneath it: the planted
+// future-reads-served, which the simulator's sweep does not reach
+// (docs/txn.md; sim/mutation_test.go, outsideTheSweep).
+func TestNoReadAboveTheClock(t *testing.T) {
+	if msg := futureReadSurvives(); msg != "" {
+		t.Fatal(msg)
+	}
+}
+
+// futureReadSurvives sends a leaseholder a read 400 ms above its clock
+// and returns what went wrong ("": nothing).
+func futureReadSurvives() string {
+	const offset = 500 * time.Millisecond
+	src := &movingClock{}
+	old := NewMachine(hlc.NewClock(src, offset), Options{})
+	data, meta := boundsOnly{id: 1, start: "a", end: "z"}, consensus.CommandMeta{Term: 3, Generation: 1}
+	old.mu.Lock()
+	old.cache(data, meta) // the leaseholder's term began a second ago
+	old.mu.Unlock()
+	src.at = time.Second
+	now := old.clock.Now()
+	read := now.Add(400 * time.Millisecond)
+	c := &command{op: opGet, key: []byte("q"), now: now, read: read, uncertainty: read}
+	old.NoteQuery(data, c.encode(), meta)
+	old.mu.Lock()
+	noted, _ := old.cache(data, meta).get([]byte("q"), pointEnd([]byte("q")))
+	old.mu.Unlock()
+	// The next leader, 200 ms behind, took over from a lost one (no
+	// summary): its cache starts at its clock plus the maximum offset.
+	next := NewMachine(hlc.NewClock(&movingClock{at: src.at - 200*time.Millisecond}, offset), Options{})
+	next.mu.Lock()
+	low := next.cache(data, consensus.CommandMeta{Term: 4, Generation: 1}).low
+	next.mu.Unlock()
+	if low.Less(noted) {
+		return fmt.Sprintf("a read at %v, above the leaseholder's clock %v, was noted at %v: a successor 200 ms behind starts its cache at %v and places writes beneath it", read, now, noted, low)
+	}
+	out, err := old.Query(data, c.encode(), meta)
+	if err != nil {
+		return fmt.Sprintf("the read failed: %v", err)
+	}
+	if res, err := decodeResult(out); err != nil || res.code != codeFutureRead {
+		return fmt.Sprintf("a read at %v, above the leaseholder's clock %v, was answered %+v, %v; want a future read", read, now, res, err)
+	}
+	return ""
 }
