@@ -50,8 +50,7 @@ var actorsScenario = Scenario{
 	ProgressTime: kvScenario.ProgressTime,
 	QuiesceTime:  kvScenario.QuiesceTime,
 	KnownFailures: map[uint64]string{
-		520: "fails the progress bound again since the nineteenth session moved the traces: every replica of the actors' busy range drew paged-apply, as at 717 (docs/consensus.md, next step 12); it once found hosts running calls their callers had given up on (next step 10), which 673 and 760 still catch",
-		717: "the actors' busy range drew paged-apply on every replica: about 80 entries a second after the heal, not enough (docs/consensus.md, next step 12)",
+		520: "fails the progress bound again since the nineteenth session moved the traces: every replica of the actors' busy range drew paged-apply, as at 717 until the thirtieth session (docs/consensus.md, next step 12); it once found hosts running calls their callers had given up on (next step 10), which 673 and 760 still catch",
 	},
 	Regressions: actorsRegressions,
 }
