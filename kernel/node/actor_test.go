@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,9 +12,12 @@ import (
 
 	"github.com/orbitkernel/orbit/adapters/redis/session"
 	"github.com/orbitkernel/orbit/cluster"
+	"github.com/orbitkernel/orbit/consensus"
 	"github.com/orbitkernel/orbit/examples/bank"
 	"github.com/orbitkernel/orbit/kernel"
 	"github.com/orbitkernel/orbit/kernel/actor"
+	"github.com/orbitkernel/orbit/storage"
+	"github.com/orbitkernel/orbit/txn"
 )
 
 // counter is a test actor: "add" adds its payload to a durable count and
@@ -419,4 +423,59 @@ func counterWithOptions(t *testing.T, caller uint64, opts actor.Options) (contex
 		return string(out)
 	}
 	return ctx, c, ref, add5
+}
+
+// TestSplitsKeepActorsWhole: the transactional keyspace of a node that
+// splits ranges by size (here every 2 KB) splits only between actors,
+// never between one actor's records (its directory entry, state and
+// callers' records: txn.Options.RowPrefix, which Open sets to
+// actor.RecordPrefix), so each actor's turns commit in one range.
+func TestSplitsKeepActorsWhole(t *testing.T) {
+	rec := cluster.Record{ClusterID: 1, Ranges: 2, Replicas: 1, Initial: []kernel.NodeID{1},
+		Nodes: map[kernel.NodeID]cluster.NodeEntry{1: {Version: 1}}}
+	layout, err := RecordLayout(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nd, _ := openNode(t, rec, layout, Options{Redis: &session.Options{}, Consensus: consensus.Options{SplitBytes: 2 << 10},
+		Actors: &actor.Options{Types: map[string]actor.Handler{"counter": counter}}})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// Many callers, each with a record in every actor it calls: an
+	// actor's records outgrow a range's share by themselves.
+	refs := []actor.Ref{{Type: "counter", Key: "a"}, {Type: "counter", Key: "b"}, {Type: "counter", Key: "c"}}
+	for i := range 40 {
+		c, err := nd.NewActorClient(actor.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ref := range refs {
+			if _, err := c.Call(ctx, ref, "add", []byte(strconv.Itoa(i))); err != nil {
+				t.Fatalf("add to %v: %v", ref, err)
+			}
+		}
+	}
+	splits := 0
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		splits = 0
+		for _, d := range nd.Router.Ranges() {
+			if len(d.Start) == 0 || !bytes.HasPrefix(d.Start, txn.KeyspaceStart) {
+				continue
+			}
+			key := storage.MVCCKeyAt(d.Start)[len(txn.KeyspaceStart):]
+			if p := actor.RecordPrefix(key); p != nil && !bytes.Equal(p, key) {
+				t.Fatalf("range %d starts at %q, inside the records of the actor %q", d.ID, key, p)
+			}
+			if bytes.HasPrefix(key, []byte("actor/")) {
+				splits++
+			}
+		}
+		if splits > 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if splits == 0 {
+		t.Fatalf("the actors' records never split from each other's ranges: nothing checked (%d ranges)", len(nd.Router.Ranges()))
+	}
+	t.Logf("%d ranges start at an actor", splits)
 }
