@@ -44,13 +44,19 @@ func counter(_ context.Context, c actor.Call) (actor.Result, error) {
 // openActorNode opens a standalone node that hosts actors with opts.
 func openActorNode(t *testing.T, opts *actor.Options) *Node {
 	t.Helper()
+	return openStandalone(t, Options{Redis: &session.Options{}, Actors: opts})
+}
+
+// openStandalone opens a standalone node of two ranges with opts.
+func openStandalone(t *testing.T, opts Options) *Node {
+	t.Helper()
 	rec := cluster.Record{ClusterID: 1, Ranges: 2, Replicas: 1, Initial: []kernel.NodeID{1},
 		Nodes: map[kernel.NodeID]cluster.NodeEntry{1: {Version: 1}}}
 	layout, err := RecordLayout(rec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	nd, _ := openNode(t, rec, layout, Options{Redis: &session.Options{}, Actors: opts})
+	nd, _ := openNode(t, rec, layout, opts)
 	return nd
 }
 
@@ -431,13 +437,7 @@ func counterWithOptions(t *testing.T, caller uint64, opts actor.Options) (contex
 // callers' records: txn.Options.RowPrefix, which Open sets to
 // actor.RecordPrefix), so each actor's turns commit in one range.
 func TestSplitsKeepActorsWhole(t *testing.T) {
-	rec := cluster.Record{ClusterID: 1, Ranges: 2, Replicas: 1, Initial: []kernel.NodeID{1},
-		Nodes: map[kernel.NodeID]cluster.NodeEntry{1: {Version: 1}}}
-	layout, err := RecordLayout(rec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nd, _ := openNode(t, rec, layout, Options{Redis: &session.Options{}, Consensus: consensus.Options{SplitBytes: 2 << 10},
+	nd := openStandalone(t, Options{Redis: &session.Options{}, Consensus: consensus.Options{SplitBytes: 2 << 10},
 		Actors: &actor.Options{Types: map[string]actor.Handler{"counter": counter}}})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
