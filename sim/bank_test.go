@@ -132,7 +132,7 @@ func newTxnServersWith(s *Sim, servers []kernel.NodeID, stopped func() bool, sta
 			db := newTxnDB(rt, layout)
 			for rt.Sleep(ctx, simGCTTL/3) == nil && !stopped() { // quiet for the checks, as the clients
 				pass, cancel := rt.WithTimeout(ctx, simGCTTL)
-				_ = db.CollectGarbage(pass, false) // a pass cut short by faults is retried next time
+				_, _ = db.CollectGarbage(pass, false) // a pass cut short by faults is retried next time
 				cancel()
 			}
 		})

@@ -146,7 +146,10 @@ func (c *recoveryCluster) audit(ctx context.Context, rt kernel.Runtime, db *txn.
 	if rt.Sleep(ctx, simGCTTL+500*time.Millisecond) != nil {
 		return
 	}
-	err := retried(ctx, rt, 2*time.Second, func(pass context.Context) error { return db.CollectGarbage(pass, false) })
+	err := retried(ctx, rt, 2*time.Second, func(pass context.Context) error {
+		_, err := db.CollectGarbage(pass, false)
+		return err
+	})
 	if err != nil {
 		c.readErr, c.done = fmt.Errorf("the last collection pass: %w", err), true
 		return

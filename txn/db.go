@@ -455,28 +455,30 @@ const gcPage = 1000
 // are aborted) and resolves. With onlyLed, it skips the ranges
 // this node's router does not name it the leader of (every node then
 // collects its own).
-func (db *DB) CollectGarbage(ctx context.Context, onlyLed bool) error {
+func (db *DB) CollectGarbage(ctx context.Context, onlyLed bool) (GCPass, error) {
+	var pass GCPass
 	for from := slices.Clone(KeyspaceStart); from != nil; {
 		route := storage.MVCCRouteKey(from)
 		if d := db.router.Lookup(route); onlyLed && db.router.Leader(d.ID) != db.rt.NodeID() {
 			if d.End == nil || bytes.Compare(d.End, KeyspaceEnd) >= 0 {
-				return nil
+				return pass, nil
 			}
 			from = storage.MVCCKeyAt(d.End)
 			continue
 		}
 		res, err := db.send(ctx, db.cl, from, &command{op: opGC, key: from, end: slices.Clone(KeyspaceEnd), limit: gcPage})
 		if err != nil {
-			return err
+			return pass, err
 		}
 		for _, kv := range res.kvs {
 			var id [16]byte
 			copy(id[:], kv.Value)
 			r, err := decodeRecord(kv.Value[len(id):])
 			if err != nil {
-				return err
+				return pass, err
 			}
 			db.resolve(ctx, db.cl, resolution{meta: storage.TxnMeta{ID: id, Anchor: kv.Key}, keys: r.keys, spans: r.spans, commit: r.status == statusCommitted, ts: r.ts})
+			pass.Records++
 		}
 		// Intents older than the threshold: their transactions are pushed
 		// once, as by a reader outside any transaction (aborted if their
@@ -484,8 +486,14 @@ func (db *DB) CollectGarbage(ctx context.Context, onlyLed bool) error {
 		// the intents of the settled ones resolved.
 		for _, a := range res.abandoned {
 			holder := a.Intent.Txn
-			if _, err := db.pushOnce(ctx, pushOf(holder), holder, a.Key); err != nil {
-				return err
+			pr, err := db.pushOnce(ctx, pushOf(holder), holder, a.Key)
+			switch {
+			case err != nil:
+				return pass, err
+			case pr.code == codePending:
+				pass.Alive++
+			default:
+				pass.Abandoned++
 			}
 		}
 		from = nil
@@ -493,7 +501,20 @@ func (db *DB) CollectGarbage(ctx context.Context, onlyLed bool) error {
 			from = res.resume
 		}
 	}
-	return nil
+	return pass, nil
+}
+
+// GCPass is what one garbage collection pass (DB.CollectGarbage) did
+// beyond removing old versions in place.
+type GCPass struct {
+	// Records are the settled records whose intents in other ranges the
+	// pass resolved.
+	Records int
+	// Abandoned are the intents older than the threshold whose
+	// transactions the pass found settled or aborted (their coordinators
+	// gone before a decision) and resolved; Alive, those whose
+	// transactions were alive still (left alone).
+	Abandoned, Alive int
 }
 
 // span is a read span, stored keys [start, end).

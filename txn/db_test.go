@@ -617,18 +617,28 @@ func TestGarbageCollection(t *testing.T) {
 	// record. Then one version of each key, no intent, no record, on
 	// every node.
 	deadline := time.Now().Add(10 * time.Second)
+	var passes GCPass
 	for i := range c.engines {
 		for keys := c.storedKeys(i); len(keys) != 3; keys = c.storedKeys(i) {
 			if time.Now().After(deadline) {
 				t.Fatalf("node %d keeps %d keys after collection: %v", i+1, len(keys), keys)
 			}
 			for i := range c.rts {
-				if err := c.db(i, fmt.Sprintf("gc-%d", i)).CollectGarbage(ctx, true); err != nil {
+				pass, err := c.db(i, fmt.Sprintf("gc-%d", i)).CollectGarbage(ctx, true)
+				if err != nil {
 					t.Fatal(err)
 				}
+				passes.Records, passes.Abandoned, passes.Alive = passes.Records+pass.Records, passes.Abandoned+pass.Abandoned, passes.Alive+pass.Alive
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
+	}
+	// The committed transaction's record sits in one range and its x in
+	// the other; the abandoned one's b and y, one intent each (its
+	// record looks alive to the passes before its heartbeat expires,
+	// HeartbeatExpiry after its last one: Alive counts those).
+	if passes.Records < 1 || passes.Abandoned != 2 {
+		t.Fatalf("the passes report %+v, want the record resolved elsewhere and two abandoned intents", passes)
 	}
 	for k, want := range map[string]string{"k": "3", "a": "t", "x": "t", "b": "", "y": ""} {
 		if v, _, err := db.Get(ctx, []byte(k)); err != nil || string(v) != want {
@@ -746,7 +756,7 @@ func TestLargeTransactions(t *testing.T) {
 			// then hide round 1's, which the second removes.
 			for range 2 {
 				for i := range c.rts {
-					if err := c.db(i, fmt.Sprintf("gc-%d", i)).CollectGarbage(ctx, true); err != nil {
+					if _, err := c.db(i, fmt.Sprintf("gc-%d", i)).CollectGarbage(ctx, true); err != nil {
 						t.Fatal(err)
 					}
 				}

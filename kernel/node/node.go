@@ -334,8 +334,13 @@ func (n *Node) startGC() {
 		}
 		for n.rt.Sleep(ctx, opts.GCInterval) == nil {
 			pass, cancel := n.rt.WithTimeout(ctx, opts.GCInterval)
-			if err := db.CollectGarbage(pass, true); err != nil {
+			done, err := db.CollectGarbage(pass, true)
+			if err != nil {
 				n.logger.Info("node: transactional garbage collection pass ended early", "err", err)
+			}
+			if done.Abandoned > 0 {
+				n.logger.Info("node: transactional garbage collection settled old intents (transactions whose coordinators vanished before their decisions are aborted)",
+					"intents", done.Abandoned, "alive", done.Alive)
 			}
 			cancel()
 		}
