@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/orbitkernel/orbit/internal/mutation"
@@ -47,9 +48,9 @@ type activation struct {
 	// (guarded by Host.mu).
 	leaving bool
 
-	epoch   uint64 // the directory epoch it holds
-	expiry  int64  // its lease's end as it last wrote it
-	state   []byte // as the last committed turn left it
+	epoch   uint64       // the directory epoch it holds
+	expiry  atomic.Int64 // its lease's end as it last wrote it (its turns' lease keeper writes it too)
+	state   []byte       // as the last committed turn left it
 	version uint64
 
 	// timers are the activation's timers, by name (only its task).
@@ -245,7 +246,9 @@ func (h *Host) run(ctx context.Context, a *activation) {
 			h.release(ctx, a)
 			return
 		}
+		stop := h.keepLease(ctx, a)
 		reply, err := h.turn(ctx, a, req)
+		stop()
 		if err != nil && !definite(err) {
 			// Deposed, or the turn's outcome is unknown: what this
 			// activation holds may not be the actor's state any more.
@@ -328,8 +331,9 @@ func (h *Host) activate(ctx context.Context, a *activation) error {
 		if found && e.Node != self && e.Expiry > now {
 			return &NotHereError{Node: e.Node}
 		}
-		a.epoch, a.expiry = e.Epoch+1, now+int64(h.opts.LeaseDuration)
-		if err := tx.Put(ctx, dirKey(a.ref), dirEntry{Node: self, Epoch: a.epoch, Expiry: a.expiry}.encode()); err != nil {
+		a.epoch = e.Epoch + 1
+		a.expiry.Store(now + int64(h.opts.LeaseDuration))
+		if err := tx.Put(ctx, dirKey(a.ref), dirEntry{Node: self, Epoch: a.epoch, Expiry: a.expiry.Load()}.encode()); err != nil {
 			return err
 		}
 		v, found, err := tx.Get(ctx, stateKey(a.ref))
@@ -559,14 +563,7 @@ func (h *Host) turn(ctx context.Context, a *activation, req request) ([]byte, er
 				return err
 			}
 		}
-		if a.expiry-now < int64(h.opts.LeaseDuration)/2 {
-			expiry := now + int64(h.opts.LeaseDuration)
-			if err := tx.Put(ctx, dirKey(a.ref), dirEntry{Node: self, Epoch: a.epoch, Expiry: expiry}.encode()); err != nil {
-				return err
-			}
-			a.expiry = expiry // a retry or a failed commit writes it again: harmless
-			// A turn that renews the lease writes anyway: it also
-			// removes expired request records, now and then.
+		if wrote != nil {
 			if h.rt.Monotonic()-a.swept >= h.opts.RequestTTL/4 {
 				a.swept = h.rt.Monotonic()
 				if err := h.sweepRequests(ctx, tx, a, now); err != nil {
@@ -654,3 +651,44 @@ func (h *Host) release(ctx context.Context, a *activation) {
 		return tx.Put(rctx, dirKey(a.ref), dirEntry{Node: self, Epoch: a.epoch, Expiry: 0}.encode())
 	})
 }
+
+// keepLease renews a's lease while a turn runs: at once if less than
+// half of it is left as the turn starts, and again whenever that is so
+// until the turn ends, each time in a transaction of its own that writes
+// the directory entry again with the same epoch (a deposed or released
+// activation renews nothing). stop ends it; a renewal under way finishes.
+func (h *Host) keepLease(ctx context.Context, a *activation) (stop func()) {
+	turn, cancel := h.rt.WithCancel(ctx)
+	self, epoch := h.rt.NodeID(), a.epoch
+	h.rt.Go("actor lease "+a.ref.String(), func(node context.Context) {
+		for {
+			wait := time.Duration(a.expiry.Load()-h.opts.Wall().UnixNano()) - h.opts.LeaseDuration/2
+			if wait > 0 && h.rt.Sleep(turn, wait) != nil {
+				return
+			}
+			rctx, rcancel := h.rt.WithTimeout(node, h.opts.LeaseDuration)
+			expiry := h.opts.Wall().UnixNano() + int64(h.opts.LeaseDuration)
+			err := h.withDB(rctx, func(tx *txn.Tx) error {
+				e, found, err := readDir(rctx, tx, a.ref)
+				if err == nil && (!found || e.Node != self || e.Epoch != epoch || e.Expiry == 0) {
+					err = errDeposed
+				}
+				if err != nil {
+					return err
+				}
+				return tx.Put(rctx, dirKey(a.ref), dirEntry{Node: self, Epoch: epoch, Expiry: expiry}.encode())
+			})
+			rcancel()
+			if err != nil {
+				return // deposed or released (the turn finds out), or it failed
+			}
+			a.expiry.Store(expiry)
+			if turn.Err() != nil {
+				return
+			}
+		}
+	})
+	return cancel
+}
+
+var errDeposed = errors.New("actor: deposed")
