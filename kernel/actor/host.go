@@ -332,8 +332,9 @@ func (h *Host) activate(ctx context.Context, a *activation) error {
 			return &NotHereError{Node: e.Node}
 		}
 		a.epoch = e.Epoch + 1
-		a.expiry.Store(now + int64(h.opts.LeaseDuration))
-		if err := tx.Put(ctx, dirKey(a.ref), dirEntry{Node: self, Epoch: a.epoch, Expiry: a.expiry.Load()}.encode()); err != nil {
+		expiry := now + int64(h.opts.LeaseDuration)
+		a.expiry.Store(expiry)
+		if err := tx.Put(ctx, dirKey(a.ref), dirEntry{Node: self, Epoch: a.epoch, Expiry: expiry}.encode()); err != nil {
 			return err
 		}
 		v, found, err := tx.Get(ctx, stateKey(a.ref))
@@ -424,7 +425,7 @@ func (h *Host) turn(ctx context.Context, a *activation, req request) ([]byte, er
 		switch {
 		case err != nil:
 			return err
-		case !found || e.Node != self || e.Epoch != a.epoch:
+		case !e.names(found, self, a.epoch):
 			return fmt.Errorf("%w: %s's activation here (epoch %d) was deposed", errAgain, a.ref, a.epoch)
 		}
 		return nil
@@ -563,12 +564,12 @@ func (h *Host) turn(ctx context.Context, a *activation, req request) ([]byte, er
 				return err
 			}
 		}
-		if wrote != nil {
-			if h.rt.Monotonic()-a.swept >= h.opts.RequestTTL/4 {
-				a.swept = h.rt.Monotonic()
-				if err := h.sweepRequests(ctx, tx, a, now); err != nil {
-					return err
-				}
+		// A turn that writes anyway also removes expired request
+		// records, now and then.
+		if wrote != nil && h.rt.Monotonic()-a.swept >= h.opts.RequestTTL/4 {
+			a.swept = h.rt.Monotonic()
+			if err := h.sweepRequests(ctx, tx, a, now); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -645,7 +646,7 @@ func (h *Host) release(ctx context.Context, a *activation) {
 	self := h.rt.NodeID()
 	_ = h.withDB(rctx, func(tx *txn.Tx) error { // failing, it lapses instead
 		e, found, err := readDir(rctx, tx, a.ref)
-		if err != nil || !found || e.Node != self || e.Epoch != a.epoch {
+		if err != nil || !e.names(found, self, a.epoch) {
 			return err
 		}
 		return tx.Put(rctx, dirKey(a.ref), dirEntry{Node: self, Epoch: a.epoch, Expiry: 0}.encode())
@@ -670,7 +671,7 @@ func (h *Host) keepLease(ctx context.Context, a *activation) (stop func()) {
 			expiry := h.opts.Wall().UnixNano() + int64(h.opts.LeaseDuration)
 			err := h.withDB(rctx, func(tx *txn.Tx) error {
 				e, found, err := readDir(rctx, tx, a.ref)
-				if err == nil && (!found || e.Node != self || e.Epoch != epoch || e.Expiry == 0) {
+				if err == nil && (!e.names(found, self, epoch) || e.Expiry == 0) {
 					err = errDeposed
 				}
 				if err != nil {

@@ -96,6 +96,13 @@ type dirEntry struct {
 	Expiry int64
 }
 
+// names says whether the entry (found says whether there is one) names
+// node's activation of the given epoch: the fence every write of an
+// activation checks.
+func (e dirEntry) names(found bool, node kernel.NodeID, epoch uint64) bool {
+	return found && e.Node == node && e.Epoch == epoch
+}
+
 func (e dirEntry) encode() []byte {
 	w := newEncoder()
 	w.U64(uint64(e.Node))
