@@ -130,10 +130,12 @@ sql-diff:
 ## fault plans (-shrink); first, the consensus transcripts must fail under
 ## the consensus and client bugs they pin down (a bug only a transcript
 ## reaches is listed in sim/mutation_test.go's outsideTheSweep and not
-## swept; so are the transaction bugs txn's own mutation tests pin down)
+## swept; so are the transaction and storage bugs their packages' own
+## mutation tests pin down)
 mutations:
 	$(GO) test -tags orbit_mutations ./consensus -run '^(TestTranscriptMutations|TestClockMutations)$$' -count=1 -v
 	$(GO) test -tags orbit_mutations ./txn -run '^(TestHandOverMutation|TestMergeMutation|TestFutureReadMutation)$$' -count=1 -v
+	$(GO) test -tags orbit_mutations ./storage -run '^TestLocalCacheMutation$$' -count=1 -v
 	$(GO) test -tags orbit_mutations ./sim -run '^(TestMutationsAreCaught|TestShrinkPlantedBug)$$' -count=1 -timeout 0 -v
 
 ## jepsen: every workload with every nemesis against real orbit serve

@@ -98,6 +98,14 @@ var outsideTheSweep = map[string]string{
 	// ahead pushed a write, then a write-skew pair on its ranges
 	// (docs/txn.md, "future-reads-served is a blind spot").
 	"future-reads-served": "txn TestFutureReadMutation (a read 400 ms above the leaseholder's clock, a successor 200 ms behind)",
+	// Not swept (2026-12-07): the bug needs a batch that writes a
+	// range-local key itself and then applies effects that write it
+	// again. Overlays and apply batches almost never do (an overlay is
+	// rebuilt from effects alone; an apply batch writes range-local keys
+	// itself only for splits, merges and old-format entries), so a sweep
+	// would spend its 300 seeds on a window the storage test opens
+	// directly.
+	"local-cache-misses-effects": "storage TestLocalCacheMutation (effects applied over a key the batch wrote itself)",
 }
 
 // firstFailure runs the scenarios' regression seeds, then sweeps them from

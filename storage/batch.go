@@ -3,6 +3,7 @@ package storage
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -22,6 +23,10 @@ type Batch struct {
 	// onCommit runs in order after a successful Commit; onAbort in order if
 	// the batch is closed uncommitted or its commit fails.
 	onCommit, onAbort []func()
+	// locals holds this batch's own writes of range-local keys (raw key to
+	// value; nil for a delete), so that reading one back does not seek
+	// Pebble's batch, memtables and levels: see "Own range-local writes".
+	locals map[string][]byte
 	// Invariant: once done is set (by Commit or Close), the batch accepts
 	// no operation and b has been released.
 	done bool
@@ -72,8 +77,60 @@ func (b *Batch) Scan(start, end []byte, limit int) (kvs []KeyValue, resume []byt
 func (b *Batch) GetRangeLocal(id RangeID, key []byte) ([]byte, error) {
 	b.open()
 	b.e.live()
+	raw := localSpace(id).key(key)
+	if v, ok := b.locals[string(raw)]; ok {
+		if v == nil {
+			return nil, ErrNotFound
+		}
+		return slices.Clone(v), nil
+	}
 	defer b.e.fatal.crashOnPanic("batch get")
-	return get(b.b, localSpace(id).key(key))
+	return get(b.b, raw)
+}
+
+// Own range-local writes. A range's leader reads a few range-local records
+// for every write it evaluates and applies (the range's clock, the ID of
+// its last effects entry, the writing client's record), and nearly always
+// the batch itself wrote them last, for the write before. Pebble answers
+// such a read by seeking the batch's index, every memtable and the levels
+// in a merged iterator; the batch answers it from locals instead.
+//
+// locals is exact, not a guess: it holds only what this batch wrote, and
+// a batch's own write of a key is what every read of it through the batch
+// returns, whatever the engine holds under it. Every staging path
+// records its writes of range-local keys (set, del, ApplyEffects) and
+// forgets those a range deletion covers (delRange); a key the batch has not
+// written is read from Pebble as before. Reads of the engine are never
+// kept: a commit of another batch may change them.
+
+// isLocalKey reports whether raw is a range-local key.
+func isLocalKey(raw []byte) bool {
+	return len(raw) >= rangeKeyLen && raw[0] == prefixRange && raw[rangePrefixLen] == suffixLocal
+}
+
+// noteSet records the batch's write of raw (value nil: a delete) if it is
+// range-local.
+func (b *Batch) noteSet(raw, value []byte) {
+	if !isLocalKey(raw) {
+		return
+	}
+	if b.locals == nil {
+		b.locals = make(map[string][]byte)
+	}
+	if value != nil {
+		value = append(make([]byte, 0, len(value)), value...) // non-nil even when empty
+	}
+	b.locals[string(raw)] = value
+}
+
+// noteDeleteRange forgets the recorded writes in [lo, hi): Pebble's batch
+// answers for them now.
+func (b *Batch) noteDeleteRange(lo, hi []byte) {
+	for k := range b.locals {
+		if k >= string(lo) && k < string(hi) {
+			delete(b.locals, k)
+		}
+	}
 }
 
 // SetRangeLocal writes value under key in range id's range-local data.
@@ -202,6 +259,10 @@ func (b *Batch) set(key, value []byte) {
 	if err := b.b.Set(key, value, nil); err != nil {
 		panic(fmt.Sprintf("storage: staging a set of %s: %v", FormatKey(key), err))
 	}
+	if value == nil {
+		value = []byte{}
+	}
+	b.noteSet(key, value)
 }
 
 func (b *Batch) setUint64(key []byte, v uint64) {
@@ -213,6 +274,7 @@ func (b *Batch) del(key []byte) {
 	if err := b.b.Delete(key, nil); err != nil {
 		panic(fmt.Sprintf("storage: staging a delete of %s: %v", FormatKey(key), err))
 	}
+	b.noteSet(key, nil)
 }
 
 func (b *Batch) delRange(lo, hi []byte) {
@@ -220,4 +282,5 @@ func (b *Batch) delRange(lo, hi []byte) {
 	if err := b.b.DeleteRange(lo, hi, nil); err != nil {
 		panic(fmt.Sprintf("storage: staging a delete of [%s, %s): %v", FormatKey(lo), FormatKey(hi), err))
 	}
+	b.noteDeleteRange(lo, hi)
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/batchrepr"
+
+	"github.com/orbitkernel/orbit/internal/mutation"
 )
 
 // Effects are the writes one command staged in a batch, detached from it
@@ -64,7 +66,32 @@ func (b *Batch) ApplyEffects(id RangeID, start, end []byte, effects []byte) erro
 	if err := b.b.Apply(src, nil); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadEffects, err)
 	}
+	if !mutation.On(MutLocalCacheMissesEffects) {
+		b.noteEffects(effects)
+	}
 	return nil
+}
+
+// noteEffects records the range-local writes of effects (checked) in the
+// batch's own-writes cache, as set, del and delRange do for theirs.
+func (b *Batch) noteEffects(effects []byte) {
+	for r := batchrepr.Read(effects); len(r) > 0; {
+		kind, key, value, ok, _ := r.Next()
+		if !ok {
+			return
+		}
+		switch kind {
+		case pebble.InternalKeyKindSet:
+			if value == nil {
+				value = []byte{}
+			}
+			b.noteSet(key, value)
+		case pebble.InternalKeyKindDelete:
+			b.noteSet(key, nil)
+		case pebble.InternalKeyKindRangeDelete:
+			b.noteDeleteRange(key, value)
+		}
+	}
 }
 
 // CheckEffects checks, as ApplyEffects does, that every record of effects

@@ -8,6 +8,8 @@ import "github.com/orbitkernel/orbit/internal/mutation"
 var (
 	MutCacheIgnoresOverwrite = mutation.Plant("cache-ignores-overwrite", mutation.Storage,
 		"the entry cache takes only appends at its tail: entries that replace a conflicting suffix reach Pebble but the cache keeps the old ones")
+	MutLocalCacheMissesEffects = mutation.Plant("local-cache-misses-effects", mutation.Storage,
+		"a batch's cache of its own range-local writes is not told of the effects applied in it: a read after them returns the batch's earlier write of the key")
 	MutGCDropsNewest = mutation.Plant("gc-drops-newest", mutation.Txn,
 		"garbage collection removes every version at or below its threshold, the newest one too: a key not written since vanishes")
 	MutReadsUncommitted = mutation.Plant("reads-uncommitted-intent", mutation.Txn,
