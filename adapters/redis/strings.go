@@ -26,6 +26,13 @@ func (c *ctx) setString(key, value []byte, keepTTL bool, expireAt int64) error {
 	if err != nil {
 		return err
 	}
+	return c.overwriteString(o, value, keepTTL, expireAt)
+}
+
+// overwriteString is setString for a key the command has looked up
+// already (a second lookup would read the same: lookup has removed an
+// expired key in this command's writes).
+func (c *ctx) overwriteString(o *obj, value []byte, keepTTL bool, expireAt int64) error {
 	old := o.m.expireAt
 	if o.exists && o.m.typ != typeString {
 		if err := c.remove(o); err != nil {
@@ -166,7 +173,7 @@ func (c *ctx) setGeneric(flags int, key, value, expire []byte, okReply, abortRep
 		}
 		return abortReply, nil
 	}
-	if err := c.setString(key, value, flags&setKeepTTL != 0, expireAt); err != nil {
+	if err := c.overwriteString(o, value, flags&setKeepTTL != 0, expireAt); err != nil {
 		return Reply{}, err
 	}
 	c.notify(NotifyString, "set", key)
@@ -200,7 +207,7 @@ func cmdGetSet(c *ctx) (Reply, error) {
 	if o.exists {
 		r = Bulk(o.m.value)
 	}
-	if err := c.setString(c.args[1], c.args[2], false, 0); err != nil {
+	if err := c.overwriteString(o, c.args[2], false, 0); err != nil {
 		return Reply{}, err
 	}
 	c.notify(NotifyString, "set", c.args[1])
