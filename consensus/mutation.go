@@ -69,7 +69,9 @@ var (
 var MutPinnedLive = mutation.Plant("pinned-pages-live", mutation.RedisTxn,
 	"a pinned scan's later pages are read from the live engine, not from the view its first page pinned: a range's backup holds writes applied between its pages, half a MULTI/EXEC among them")
 
-// MutSplitUnsynced leaves a split's apply batch unsynced (store.go), caught
-// by the redistxn scenario (seed 79, where the real bug was found).
+// MutSplitUnsynced leaves a split's apply batch unsynced (store.go). The
+// redistxn scenario caught it only at seed 79, where the real bug was
+// found, until 2026-12-07 moved that seed's trace; the transcript
+// testdata/transcripts/12_split_durable.txt pins it down.
 var MutSplitUnsynced = mutation.Plant("split-unsynced", mutation.RedisTxn,
 	"a split is applied without a sync: a crash after the new range's replica answered its leader's probe leaves that leader counting on a log the node lost, and the node panics on the next heartbeat")

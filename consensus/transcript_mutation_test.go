@@ -63,6 +63,7 @@ func TestTranscriptMutations(t *testing.T) {
 		MutSplitForgetsClients: {"transcripts/7_split.txt"},
 		MutMergeForgetsClients: {"transcripts/9_merge.txt"},
 		MutPagedViewKept:       {"transcripts/11_paged_split.txt"},
+		MutSplitUnsynced:       {"transcripts/12_split_durable.txt"},
 	}
 	for _, b := range mutation.All() {
 		t.Run(b.Name, func(t *testing.T) {

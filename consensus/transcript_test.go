@@ -71,6 +71,8 @@ import (
 //	partition a=(1,2) b=(3) | isolate n=1 | drop from=1 to=2 |
 //	clog from=1 to=2 for=100ms | heal
 //	crash n=1 | restart n=1 | pause n=1 | resume n=1
+//	crash n=2 when-holds=2        run until the node holds that range (a
+//	                              split made it), then crash it at once
 //	disk-errors n=2 write=1       fail that share of the node's disk writes
 //	tick [ticks=1] | run for=100ms
 //	stabilize [max=10s]           run until every node's state holds still
@@ -255,7 +257,18 @@ func (h *harness) handle(t testing.TB, d *datadriven.TestData) string {
 		h.sim.Node(argNode(t, d, "n")).Disk().SetErrorRates(rate, 0)
 		return ""
 	case "crash":
-		h.sim.Node(argNode(t, d, "n")).Crash()
+		n := argNode(t, d, "n")
+		if d.HasArg("when-holds") {
+			// Crash n the moment its store holds range when-holds (a
+			// replica a split or a snapshot made), before its next step.
+			var id uint64
+			d.ScanArgs(t, "when-holds", &id)
+			holds := func() bool { return h.up(n) && h.stores[n].replicas[storage.RangeID(id)] != nil }
+			if !h.runUntil(t, holds, 10*time.Second) {
+				d.Fatalf(t, "n%d never held range %d (it holds %v)", n, id, h.stores[n].Descriptors())
+			}
+		}
+		h.sim.Node(n).Crash()
 		return ""
 	case "restart":
 		n := argNode(t, d, "n")
