@@ -3,7 +3,6 @@ package storage
 import (
 	"encoding/binary"
 	"fmt"
-	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -23,10 +22,10 @@ type Batch struct {
 	// onCommit runs in order after a successful Commit; onAbort in order if
 	// the batch is closed uncommitted or its commit fails.
 	onCommit, onAbort []func()
-	// locals holds this batch's own writes of range-local keys (raw key to
-	// value; nil for a delete), so that reading one back does not seek
-	// Pebble's batch, memtables and levels: see "Own range-local writes".
-	locals map[string][]byte
+	// locals holds this batch's own writes of range-local keys, by raw
+	// key, so that reading one back does not seek Pebble's batch,
+	// memtables and levels: see "Own range-local writes".
+	locals map[string]*localWrite
 	// Invariant: once done is set (by Commit or Close), the batch accepts
 	// no operation and b has been released.
 	done bool
@@ -78,11 +77,11 @@ func (b *Batch) GetRangeLocal(id RangeID, key []byte) ([]byte, error) {
 	b.open()
 	b.e.live()
 	raw := localSpace(id).key(key)
-	if v, ok := b.locals[string(raw)]; ok {
-		if v == nil {
+	if w, ok := b.locals[string(raw)]; ok {
+		if w.deleted {
 			return nil, ErrNotFound
 		}
-		return slices.Clone(v), nil
+		return append(make([]byte, 0, len(w.value)), w.value...), nil
 	}
 	defer b.e.fatal.crashOnPanic("batch get")
 	return get(b.b, raw)
@@ -108,19 +107,28 @@ func isLocalKey(raw []byte) bool {
 	return len(raw) >= rangeKeyLen && raw[0] == prefixRange && raw[rangePrefixLen] == suffixLocal
 }
 
+// localWrite is the batch's latest write of a range-local key.
+type localWrite struct {
+	value   []byte
+	deleted bool
+}
+
 // noteSet records the batch's write of raw (value nil: a delete) if it is
-// range-local.
+// range-local. A key written again reuses its record and its buffer: an
+// overlay rewrites the same few keys for every write it evaluates.
 func (b *Batch) noteSet(raw, value []byte) {
 	if !isLocalKey(raw) {
 		return
 	}
-	if b.locals == nil {
-		b.locals = make(map[string][]byte)
+	w, ok := b.locals[string(raw)]
+	if !ok {
+		if b.locals == nil {
+			b.locals = make(map[string]*localWrite)
+		}
+		w = &localWrite{}
+		b.locals[string(raw)] = w
 	}
-	if value != nil {
-		value = append(make([]byte, 0, len(value)), value...) // non-nil even when empty
-	}
-	b.locals[string(raw)] = value
+	w.value, w.deleted = append(w.value[:0], value...), value == nil
 }
 
 // noteDeleteRange forgets the recorded writes in [lo, hi): Pebble's batch
@@ -260,7 +268,7 @@ func (b *Batch) set(key, value []byte) {
 		panic(fmt.Sprintf("storage: staging a set of %s: %v", FormatKey(key), err))
 	}
 	if value == nil {
-		value = []byte{}
+		value = []byte{} // a set, not a delete
 	}
 	b.noteSet(key, value)
 }
