@@ -124,7 +124,7 @@ func (c *Client) Query(ctx context.Context, key, cmd []byte) ([]byte, error) {
 func (c *Client) Do(ctx context.Context, req Request) (Response, error) {
 	c.seq++
 	req.Client, req.Seq = c.id, c.seq
-	if len(req.encode()) > MaxProposalBytes {
+	if req.encodedLen() > MaxProposalBytes {
 		return Response{}, errors.Join(ErrNotApplied, ErrTooLarge)
 	}
 	maybeApplied := false

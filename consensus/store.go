@@ -1401,7 +1401,8 @@ func (s *Store) applyIn(b *storage.Batch, r *replica, ents []raftpb.Entry) {
 		err   error
 	}
 	var applied []int64 // the stamps of the writes applied, for Options.Applied
-	var answers []answer
+	// Sized once: an answer holds a whole Response.
+	answers := make([]answer, 0, len(ents))
 	var splits []*splitDone
 	var merges []*mergeDone
 	cs := r.log.ConfState()

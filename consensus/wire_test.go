@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 
+	"pgregory.net/rapid"
+
 	"github.com/orbitkernel/orbit/kernel"
 )
 
@@ -113,4 +115,25 @@ func TestRangeChangingKinds(t *testing.T) {
 			t.Errorf("kind %d changes its range: %v; changesRange says %v", enc[0], changes, changesRange(enc[0]))
 		}
 	}
+}
+
+// TestRequestEncodedLen: encodedLen, which Client.Do checks against
+// MaxProposalBytes and encode sizes its buffer by, is the encoding's
+// length.
+func TestRequestEncodedLen(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		bytesOf := func(label string) []byte {
+			n := rapid.SampledFrom([]int{0, 1, 127, 128, 300, 16384, 20000}).Draw(rt, label)
+			return make([]byte, n)
+		}
+		r := Request{Client: rapid.Uint64().Draw(rt, "client"), Seq: rapid.Uint64().Draw(rt, "seq"), Op: OpPut,
+			Key: bytesOf("key"), Value: bytesOf("value"), Expect: bytesOf("expect"),
+			Limit: rapid.IntRange(-1, MaxScanLimit).Draw(rt, "limit"), View: rapid.Uint64Range(0, 3).Draw(rt, "view")}
+		if rapid.Bool().Draw(rt, "hasEnd") {
+			r.End = bytesOf("end")
+		}
+		if got, want := r.encodedLen(), len(r.encode()); got != want {
+			rt.Fatalf("encodedLen %d, encoding %d bytes", got, want)
+		}
+	})
 }
