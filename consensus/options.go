@@ -77,6 +77,11 @@ type Options struct {
 	// plain put, delete or CAS): what wakes clients blocked on a key, and
 	// what the applied-write metrics count. Same rules as BecameLeader.
 	Applied func(id storage.RangeID, nowMillis int64)
+	// Synced, if set, hears of every synced write of a Ready cycle: how
+	// long the sync took and how many bytes the batch wrote. Every write
+	// on the node waits for it (etcd's wal_fsync_duration_seconds; in the
+	// simulator it reads 0). Same rules as BecameLeader.
+	Synced func(took time.Duration, bytes int)
 	// LeasedRead, if set, hears of every read a leader serves under its
 	// lease, at the moment it decides to (the simulator's lease-safety
 	// check). Same rules as BecameLeader.

@@ -955,6 +955,9 @@ func (s *Store) persist(c *stagedCycle) {
 		// TestSlowDiskLosesLeadership checks the disk side on real files.
 		took := s.rt.Monotonic() - syncStart
 		s.synced(took)
+		if s.opts.Synced != nil {
+			s.opts.Synced(took, size)
+		}
 		if took >= slowSync {
 			// Every write on the node waited for it: the first place to
 			// look at a latency spike (etcd logs the same, "slow fdatasync").

@@ -36,6 +36,10 @@ type metrics struct {
 	// mean they applied the same prefix of the range's writes).
 	applied perRange
 	queries perRange
+	// syncSeconds and syncBytes: the Raft log's synced writes
+	// (consensus.Options.Synced).
+	syncSeconds prometheus.Histogram
+	syncBytes   prometheus.Counter
 	// authFailures counts failed authentications, by listener; authLog
 	// counts and logs them (serve sets it, with the node's logger).
 	authFailures *prometheus.CounterVec
@@ -68,6 +72,15 @@ func newMetrics() *metrics {
 			Name: "orbit_raft_applied_commands_total",
 			Help: "Redis write commands applied on this node's replica, by range (since the process started).",
 		}, []string{"range"})},
+		syncSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "orbit_raft_sync_duration_seconds",
+			Help:    "How long each synced write of the Raft log (entries, hard state) took: every write on the node waits for one (etcd's wal_fsync_duration_seconds).",
+			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 16), // 50µs .. ~1.6s
+		}),
+		syncBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "orbit_raft_synced_bytes_total",
+			Help: "Bytes written by the synced writes of the Raft log (orbit_raft_sync_duration_seconds_count of them).",
+		}),
 		queries: perRange{vec: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orbit_raft_queries_total",
 			Help: "Linearizable reads served by this node as a range leader, by range.",
@@ -79,8 +92,15 @@ func newMetrics() *metrics {
 		stamps: map[storage.RangeID]int64{},
 	}
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.cmdSeconds.vec, m.cmdErrors, m.leaderChanges, m.leasedReads.vec, m.applied.vec, m.queries.vec, m.authFailures)
+		m.cmdSeconds.vec, m.cmdErrors, m.leaderChanges, m.leasedReads.vec, m.applied.vec, m.queries.vec, m.authFailures,
+		m.syncSeconds, m.syncBytes)
 	return m
+}
+
+// synced is consensus.Options.Synced.
+func (m *metrics) synced(took time.Duration, bytes int) {
+	m.syncSeconds.Observe(took.Seconds())
+	m.syncBytes.Add(float64(bytes))
 }
 
 // observe is respwire.Options.Observe.

@@ -465,6 +465,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 			DisableLeases: cfg.noLeases,
 			LeasedRead:    func(r storage.RangeID, _ uint64) { m.leasedReads.inc(r) },
 			Applied:       m.appliedWrite,
+			Synced:        m.synced,
 			BecameLeader: func(r storage.RangeID, _ uint64) {
 				m.leaderChanges.WithLabelValues(rangeLabel(r), "won").Inc()
 			},

@@ -122,6 +122,10 @@ func TestMetricsShowLeasedReads(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
+	// The SET was synced to the log: the disk's latency is there.
+	if !strings.Contains(string(body), "orbit_raft_sync_duration_seconds_count ") || strings.Contains(string(body), "orbit_raft_sync_duration_seconds_count 0\n") {
+		t.Errorf("/metrics has no synced write in orbit_raft_sync_duration_seconds")
+	}
 	// The first GET takes a ReadIndex round that confirms the lease.
 	if leased < 90 || fenced != 0 {
 		t.Fatalf("leased reads %v (want at least 90 of 100 GETs), fenced peers %v (want 0)", leased, fenced)
