@@ -113,10 +113,10 @@ type localWrite struct {
 	deleted bool
 }
 
-// noteSet records the batch's write of raw (value nil: a delete) if it is
-// range-local. A key written again reuses its record and its buffer: an
-// overlay rewrites the same few keys for every write it evaluates.
-func (b *Batch) noteSet(raw, value []byte) {
+// noteWrite records the batch's write of raw (deleted: a delete) if it
+// is range-local. A key written again reuses its record and its buffer:
+// an overlay rewrites the same few keys for every write it evaluates.
+func (b *Batch) noteWrite(raw, value []byte, deleted bool) {
 	if !isLocalKey(raw) {
 		return
 	}
@@ -128,7 +128,7 @@ func (b *Batch) noteSet(raw, value []byte) {
 		w = &localWrite{}
 		b.locals[string(raw)] = w
 	}
-	w.value, w.deleted = append(w.value[:0], value...), value == nil
+	w.value, w.deleted = append(w.value[:0], value...), deleted
 }
 
 // noteDeleteRange forgets the recorded writes in [lo, hi): Pebble's batch
@@ -267,10 +267,7 @@ func (b *Batch) set(key, value []byte) {
 	if err := b.b.Set(key, value, nil); err != nil {
 		panic(fmt.Sprintf("storage: staging a set of %s: %v", FormatKey(key), err))
 	}
-	if value == nil {
-		value = []byte{} // a set, not a delete
-	}
-	b.noteSet(key, value)
+	b.noteWrite(key, value, false)
 }
 
 func (b *Batch) setUint64(key []byte, v uint64) {
@@ -282,7 +279,7 @@ func (b *Batch) del(key []byte) {
 	if err := b.b.Delete(key, nil); err != nil {
 		panic(fmt.Sprintf("storage: staging a delete of %s: %v", FormatKey(key), err))
 	}
-	b.noteSet(key, nil)
+	b.noteWrite(key, nil, true)
 }
 
 func (b *Batch) delRange(lo, hi []byte) {

@@ -82,12 +82,9 @@ func (b *Batch) noteEffects(effects []byte) {
 		}
 		switch kind {
 		case pebble.InternalKeyKindSet:
-			if value == nil {
-				value = []byte{}
-			}
-			b.noteSet(key, value)
+			b.noteWrite(key, value, false)
 		case pebble.InternalKeyKindDelete:
-			b.noteSet(key, nil)
+			b.noteWrite(key, nil, true)
 		case pebble.InternalKeyKindRangeDelete:
 			b.noteDeleteRange(key, value)
 		}
