@@ -3,6 +3,7 @@ package consensus
 import (
 	"encoding/binary"
 	"slices"
+	"sync"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -267,7 +268,9 @@ func (s *Store) probe() {
 	msg := encodeHealth(healthPing, int64(r.mono), r)
 	s.publishFenced() // measurements go stale too
 	s.checkOffset()
-	for _, n := range s.peerNodes() {
+	peers := s.peerNodes()
+	s.heard.pinging(peers, now)
+	for _, n := range peers {
 		s.rt.Net().Send(n, healthPort, msg)
 	}
 }
@@ -281,6 +284,7 @@ func (s *Store) onHealth(from kernel.NodeID, b []byte) {
 	now := s.rt.Monotonic()
 	r.at = now
 	s.health.reports[from] = r
+	s.heard.note(from, now)
 	switch kind {
 	case healthPing:
 		own := s.health.report(now)
@@ -306,6 +310,63 @@ func (s *Store) onHealth(from kernel.NodeID, b []byte) {
 		}
 		sm.add(rtt, now)
 	}
+}
+
+// heardFrom is what Silence answers from: when (this node's monotonic
+// clock) each peer node was last heard from on the health port, and
+// since when this node has been pinging it. Tasks off the driver read
+// it: txn's machine asks while it evaluates a push, and a leaseholder
+// serves that query beside the driver.
+type heardFrom struct {
+	mu sync.Mutex
+	at map[kernel.NodeID]time.Duration
+	// probed holds the nodes the last probe pinged, each with when it
+	// joined them (a live one answers every ping).
+	probed map[kernel.NodeID]time.Duration
+}
+
+func (h *heardFrom) note(node kernel.NodeID, now time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.at == nil {
+		h.at = map[kernel.NodeID]time.Duration{}
+	}
+	h.at[node] = now
+}
+
+// pinging notes that the probe at now pinged nodes.
+func (h *heardFrom) pinging(nodes []kernel.NodeID, now time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	next := make(map[kernel.NodeID]time.Duration, len(nodes))
+	for _, n := range nodes {
+		since, ok := h.probed[n]
+		if !ok {
+			since = now
+		}
+		next[n] = since
+	}
+	h.probed = next
+}
+
+// Silence is how long this node has heard nothing from node on the
+// health port, and false if it cannot tell: it pings node only while
+// they share a range (every probeTicks, 100 ms; a live node answers
+// each ping), so it claims nothing of a node it does not ping (a client
+// node, a node whose ranges all moved away) or itself, and counts a
+// node's silence only from when it began pinging it. A paused, crashed
+// or cut-off node falls silent; a slow one does not (its answers come
+// late, but they come). txn aborts a silent node's pending transactions
+// without waiting for their heartbeats to expire
+// (txn.Options.CoordinatorSilence).
+func (s *Store) Silence(node kernel.NodeID) (time.Duration, bool) {
+	s.heard.mu.Lock()
+	defer s.heard.mu.Unlock()
+	since, ok := s.heard.probed[node]
+	if !ok {
+		return 0, false
+	}
+	return s.rt.Monotonic() - max(since, s.heard.at[node]), true
 }
 
 // synced records how long a synced Raft write took.

@@ -137,3 +137,46 @@ func trySlowDisk(t *testing.T) bool {
 	t.Fatalf("node 1 still leads ranges %v 15 s after its disk became slow (it led %v)", leadsOn1(), before)
 	return true
 }
+
+// TestSilence: a node hears its peers' health pings; one paused or cut
+// off falls silent for as long as it lasts, one behind slow links does
+// not, and a node it never pings (or itself) is not judged at all.
+func TestSilence(t *testing.T) {
+	w := newLeaseWorld(t, 3)
+	if err := w.sim.RunFor(2 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	heard := func(at, of kernel.NodeID, most time.Duration) {
+		t.Helper()
+		if d, ok := w.stores[at].Silence(of); !ok || d > most {
+			t.Fatalf("%v: n%d's silence of n%d = %v %t, want known and at most %v", w.sim.Elapsed(), at, of, d, ok, most)
+		}
+	}
+	for _, n := range []kernel.NodeID{2, 3} {
+		heard(1, n, 200*time.Millisecond)
+	}
+	for _, n := range []kernel.NodeID{1, 99} {
+		if d, ok := w.stores[1].Silence(n); ok {
+			t.Fatalf("n1 judges the silence of n%d (%v): it never pings it", n, d)
+		}
+	}
+	w.sim.Net().Slow(2, 250*time.Millisecond)
+	if err := w.sim.RunFor(2 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	heard(1, 2, 200*time.Millisecond) // late answers, but answers
+	w.sim.Net().Slow(2, 0)
+	w.sim.Node(3).Pause()
+	if err := w.sim.RunFor(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if d, ok := w.stores[1].Silence(3); !ok || d < 800*time.Millisecond {
+		t.Fatalf("n1's silence of n3, paused a second ago = %v %t", d, ok)
+	}
+	heard(1, 2, 200*time.Millisecond)
+	w.sim.Node(3).Resume()
+	if err := w.sim.RunFor(500 * time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	heard(1, 3, 200*time.Millisecond)
+}

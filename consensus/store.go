@@ -48,6 +48,8 @@ type Store struct {
 	closing *kernel.Future[struct{}] // set by Close; the driver ends
 	// health is this node's view of latencies (health.go).
 	health *health
+	// heard is when each peer node was last heard from (Silence).
+	heard heardFrom
 	// drains wait for this node to lead nothing (Drain, drain.go).
 	drains []*kernel.Future[struct{}]
 	// fencedPeers is ClockRateFenced's answer (clockrate.go), for readers

@@ -95,9 +95,10 @@ func (c *actorAvailCluster) busiestHost() (kernel.NodeID, bool) {
 
 func (c *actorAvailCluster) boot(rt kernel.Runtime) {
 	clock := newServerClock(rt)
-	machine := txn.NewMachine(clock, simTxnOptions(rt))
+	var st *consensus.Store
+	machine := txn.NewMachine(clock, withNodeSilence(simTxnOptions(rt), &st))
 	router := consensus.NewRouter(rt, c.layout)
-	c.openStore(rt, c.openEngine(rt), consensus.Options{Keyspaces: []consensus.Keyspace{machine.Keyspace()}, Router: router, Clock: clock})
+	st = c.openStore(rt, c.openEngine(rt), consensus.Options{Keyspaces: []consensus.Keyspace{machine.Keyspace()}, Router: router, Clock: clock})
 	opts := actor.Options{
 		Runtime: rt,
 		Wall:    clock.Physical, // as kernel/node gives it

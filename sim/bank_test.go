@@ -117,8 +117,9 @@ func newTxnServersWith(s *Sim, servers []kernel.NodeID, stopped func() bool, sta
 	var c *serverSet
 	c = newServerSet(s, servers, layout, func(rt kernel.Runtime) {
 		clock := newServerClock(rt)
-		machine := txn.NewMachine(clock, simTxnOptions(rt))
-		c.openStore(rt, c.openEngine(rt), consensus.Options{Keyspaces: []consensus.Keyspace{machine.Keyspace()},
+		var st *consensus.Store
+		machine := txn.NewMachine(clock, withNodeSilence(simTxnOptions(rt), &st))
+		st = c.openStore(rt, c.openEngine(rt), consensus.Options{Keyspaces: []consensus.Keyspace{machine.Keyspace()},
 			Router: consensus.NewRouter(rt, layout), SplitBytes: splitBytes, MergeBytes: splitBytes / 4, Clock: clock})
 		if started != nil {
 			started(rt, clock)
@@ -173,17 +174,26 @@ const simGCTTL = 2 * time.Second
 // machines and clients alike: the GC TTL above, and heartbeats short
 // enough that a paused node (pauses last 50 ms to 1 s) outlives its
 // transactions' records, which others then abort while its coordinator
-// still means to commit. Half the nodes (drawn from the node's
+// still means to commit; a coordinator's node silent for 300 ms (of a
+// server's, whose health pings the others hear) has its transactions
+// aborted before their heartbeats expire. Half the nodes (drawn from the node's
 // randomness) also write and resolve intents in batches of a few bytes
 // and keep records of a few keys' bytes: a large transaction's paths
 // (several commands per range, records condensed to spans and resolved
 // by scanning them) run under every fault, and mixed with the defaults.
 func simTxnOptions(rt kernel.Runtime) txn.Options {
 	o := txn.Options{GCTTL: simGCTTL, HeartbeatInterval: 150 * time.Millisecond, HeartbeatExpiry: 400 * time.Millisecond,
-		RowPrefix: actor.RecordPrefix} // as kernel/node sets it
+		CoordinatorSilence: 300 * time.Millisecond, RowPrefix: actor.RecordPrefix} // as kernel/node sets it
 	if rt.Rand().IntN(2) == 0 {
 		o.BatchBytes, o.RecordKeyBytes = 8+rt.Rand().IntN(64), 4+rt.Rand().IntN(32)
 	}
+	return o
+}
+
+// withNodeSilence is o with NodeSilence answered by *st, the node's
+// store once it is open, as kernel/node wires it.
+func withNodeSilence(o txn.Options, st **consensus.Store) txn.Options {
+	o.NodeSilence = func(node kernel.NodeID) (time.Duration, bool) { return (*st).Silence(node) }
 	return o
 }
 

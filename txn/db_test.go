@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -340,6 +341,55 @@ func TestAbandonedTransactionIsAborted(t *testing.T) {
 		}
 	}
 	t.Logf("read after %v", time.Since(start))
+}
+
+// TestSilentCoordinatorIsAborted: a transaction whose coordinator's node
+// has fallen silent (Options.NodeSilence: consensus.Store.Silence, no
+// health pings from it) is aborted by whoever meets its intents, long
+// before its heartbeat would expire; while that node is heard from, a
+// reader waits for the transaction, however long it has not beaten.
+func TestSilentCoordinatorIsAborted(t *testing.T) {
+	var silent atomic.Bool
+	c := newTestCluster(t, Options{HeartbeatInterval: 200 * time.Millisecond, HeartbeatExpiry: 10 * time.Minute, CoordinatorSilence: 300 * time.Millisecond,
+		NodeSilence: func(node kernel.NodeID) (time.Duration, bool) {
+			if node == 1 && silent.Load() {
+				return time.Hour, true
+			}
+			return 0, true
+		}})
+	ctx := testContext(t)
+	db := c.db(0, "coordinator")
+	if err := db.Put(ctx, []byte("k"), []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	tx := db.Begin()
+	for _, k := range []string{"k", "x"} {
+		if err := tx.Put(ctx, []byte(k), []byte("never")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.flush(ctx); err != nil { // its intents are written
+		t.Fatal(err)
+	}
+	tx.stopBeating() // no more heartbeats, no decision yet: only the node's silence can end it now
+	reader := c.db(1, "reader")
+	wait, cancel := context.WithTimeout(ctx, time.Second)
+	v, found, err := reader.Get(wait, []byte("k"))
+	cancel()
+	if err == nil {
+		t.Fatalf("read %q %t through the intent of a transaction whose node is heard from", v, found)
+	}
+	silent.Store(true)
+	for _, k := range []string{"x", "k"} {
+		v, found, err := reader.Get(ctx, []byte(k))
+		want := map[string]string{"k": "before"}[k]
+		if err != nil || found != (want != "") || string(v) != want {
+			t.Fatalf("%s once the coordinator's node fell silent = %q %t %v, want %q", k, v, found, err, want)
+		}
+	}
+	if err := tx.Commit(ctx); !errors.Is(err, ErrRetry) {
+		t.Fatalf("the aborted transaction's commit = %v, want ErrRetry", err)
+	}
 }
 
 // TestConcurrentIncrementsAreNotLost: read-modify-write transactions on

@@ -592,7 +592,7 @@ func (m *Machine) begin(d *mvccData, c *command) (*result, error) {
 	}
 	switch {
 	case rec == nil:
-		d.Set(key, (&record{status: statusPending, start: c.start, heartbeat: m.clock.Now()}).encode())
+		d.Set(key, (&record{status: statusPending, start: c.start, heartbeat: m.clock.Now(), node: c.node}).encode())
 	case rec.status != statusPending:
 		// Aborted before it began (a pusher found no record): the
 		// intent just staged goes with the reply's effects, and is
@@ -750,11 +750,28 @@ func (m *Machine) recordOp(d *mvccData, c *command) (*result, error) {
 }
 
 // pushWaits says whether a push by c of the transaction whose record is
-// rec must wait: it is pending, its heartbeat has not expired, and the
-// pusher (if any) is not older than it.
+// rec must wait: it is pending, its coordinator alive, and the pusher
+// (if any) is not older than it.
 func (m *Machine) pushWaits(rec *record, c *command, now hlc.Timestamp) bool {
-	return rec != nil && rec.status == statusPending && !rec.heartbeat.Add(m.opts.HeartbeatExpiry).Less(now) &&
+	return rec != nil && rec.status == statusPending && m.coordinatorAlive(rec, now) &&
 		(c.pusher == [16]byte{} || !older(c.start, c.pusher, rec.start, c.txn.ID))
+}
+
+// coordinatorAlive says whether pending record rec's coordinator may
+// still decide: its heartbeat has not expired, and its node has not
+// been silent here for Options.CoordinatorSilence with no heartbeat
+// in that time either (a beat that arrived proves it alive, whatever
+// the pings say).
+func (m *Machine) coordinatorAlive(rec *record, now hlc.Timestamp) bool {
+	if rec.heartbeat.Add(m.opts.HeartbeatExpiry).Less(now) {
+		return false
+	}
+	silence := m.opts.CoordinatorSilence
+	if silence <= 0 || rec.node == 0 || m.opts.NodeSilence == nil || !rec.heartbeat.Add(silence).Less(now) {
+		return true
+	}
+	quiet, known := m.opts.NodeSilence(rec.node)
+	return !known || quiet < silence
 }
 
 // gcThreshold is the timestamp below which garbage collection removes

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/orbitkernel/orbit/consensus"
+	"github.com/orbitkernel/orbit/kernel"
 )
 
 // Options configure the transactional keyspace's machine and its
@@ -18,6 +19,24 @@ type Options struct {
 	// its intents aborts it. Defaults 1 s and 2 s (docs/txn.md, step 6).
 	HeartbeatInterval time.Duration
 	HeartbeatExpiry   time.Duration
+	// CoordinatorSilence: a pending transaction whose record has not
+	// been heartbeaten for CoordinatorSilence, and whose coordinator's
+	// node the record's leaseholder has heard nothing from for as long
+	// (NodeSilence), is aborted by whoever pushes it, without waiting
+	// for HeartbeatExpiry. A paused or cut-off coordinator held up
+	// every transaction that met its intents until its heartbeat
+	// expired (Jepsen sql-bank: other nodes' clients waited 2.1–2.7 s
+	// after a pause); its node falls silent sooner, as CockroachDB's
+	// pushers act on the coordinator's node liveness. Aborting a
+	// pending transaction is always safe: the record is the one point
+	// of decision, and the coordinator's commit then fails with a
+	// retry. Default 500 ms (five missed health pings); negative: off,
+	// only the heartbeat expiry counts.
+	CoordinatorSilence time.Duration
+	// NodeSilence says how long this node has heard nothing from node
+	// (consensus.Store.Silence), false if it cannot tell. kernel/node
+	// sets it; nil: no node is ever taken for silent.
+	NodeSilence func(node kernel.NodeID) (time.Duration, bool)
 	// CacheSpans bounds each range's timestamp cache (spans kept before
 	// its low-water mark rises). Default 10,000.
 	CacheSpans int
@@ -67,16 +86,21 @@ type Options struct {
 
 // The defaults of Options.
 const (
-	DefaultHeartbeatInterval = time.Second
-	DefaultHeartbeatExpiry   = 2 * time.Second
-	DefaultCacheSpans        = 10_000
-	DefaultMaxRetries        = 20
-	DefaultGCTTL             = 25 * time.Hour
-	DefaultGCInterval        = 10 * time.Minute
-	DefaultWoundAfter        = 50 * time.Millisecond
-	DefaultBatchBytes        = 1 << 20
-	DefaultRecordKeyBytes    = 64 << 10
+	DefaultHeartbeatInterval  = time.Second
+	DefaultHeartbeatExpiry    = 2 * time.Second
+	DefaultCoordinatorSilence = 500 * time.Millisecond
+	DefaultCacheSpans         = 10_000
+	DefaultMaxRetries         = 20
+	DefaultGCTTL              = 25 * time.Hour
+	DefaultGCInterval         = 10 * time.Minute
+	DefaultWoundAfter         = 50 * time.Millisecond
+	DefaultBatchBytes         = 1 << 20
+	DefaultRecordKeyBytes     = 64 << 10
 )
+
+// minCoordinatorSilence is the least CoordinatorSilence: three health
+// pings' intervals.
+const minCoordinatorSilence = 300 * time.Millisecond
 
 // ErrInvalidOptions wraps every problem Validate reports.
 var ErrInvalidOptions = errors.New("txn: invalid options")
@@ -88,6 +112,9 @@ func (o *Options) EnsureDefaults() *Options {
 	}
 	if o.HeartbeatExpiry == 0 {
 		o.HeartbeatExpiry = DefaultHeartbeatExpiry
+	}
+	if o.CoordinatorSilence == 0 {
+		o.CoordinatorSilence = DefaultCoordinatorSilence
 	}
 	if o.CacheSpans == 0 {
 		o.CacheSpans = DefaultCacheSpans
@@ -119,6 +146,9 @@ func (o *Options) Validate() error {
 	var errs []error
 	if o.HeartbeatInterval <= 0 || o.HeartbeatExpiry < 2*o.HeartbeatInterval {
 		errs = append(errs, fmt.Errorf("%w: HeartbeatExpiry %v must be at least twice HeartbeatInterval %v (one lost heartbeat must not abort a live transaction)", ErrInvalidOptions, o.HeartbeatExpiry, o.HeartbeatInterval))
+	}
+	if o.CoordinatorSilence > 0 && o.CoordinatorSilence < minCoordinatorSilence {
+		errs = append(errs, fmt.Errorf("%w: CoordinatorSilence %v must be at least %v (health pings come every 100 ms; one late ping must not abort a live transaction)", ErrInvalidOptions, o.CoordinatorSilence, minCoordinatorSilence))
 	}
 	if o.CacheSpans < 1 {
 		errs = append(errs, fmt.Errorf("%w: CacheSpans %d must be positive", ErrInvalidOptions, o.CacheSpans))

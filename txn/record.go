@@ -3,6 +3,7 @@ package txn
 import (
 	"fmt"
 
+	"github.com/orbitkernel/orbit/kernel"
 	"github.com/orbitkernel/orbit/kernel/hlc"
 	"github.com/orbitkernel/orbit/storage"
 )
@@ -38,6 +39,10 @@ type record struct {
 	// resolves them; spans (start, end pairs, flat) cover them instead
 	// when there are too many (Options.RecordKeyBytes).
 	keys, spans [][]byte
+	// node is the coordinator's node (0: unknown, a record written
+	// before records named it): a push aborts the transaction once that
+	// node has been silent for Options.CoordinatorSilence.
+	node kernel.NodeID
 }
 
 // recordName names a record among its anchor's run-local records.
@@ -66,6 +71,7 @@ func (r *record) encode() []byte {
 	e.ts(r.heartbeat)
 	e.List(r.keys)
 	e.List(r.spans)
+	e.U64(uint64(r.node))
 	return e.B
 }
 
@@ -76,6 +82,9 @@ func decodeRecord(b []byte) (*record, error) {
 	r.keys = d.List(maxCommandKeys)
 	if len(d.B) > 0 { // records written before spans were
 		r.spans = d.List(maxCommandKeys)
+	}
+	if len(d.B) > 0 { // records written before they named the node
+		r.node = kernel.NodeID(d.U64())
 	}
 	if err := d.Done(); err != nil || r.status < statusPending || r.status > statusAborted || len(r.spans)%2 != 0 {
 		return nil, fmt.Errorf("txn: a corrupt record (%d bytes): %w", len(b), errMalformed)

@@ -372,10 +372,10 @@ func (tx *Tx) writeIntent(ctx context.Context, c *command) (*result, error) {
 		if err := tx.check(); err != nil {
 			return nil, err
 		}
-		c.begin = tx.anchor == nil // the first write: it writes the record too, at k
+		c.begin, c.node = tx.anchor == nil, 0 // the first write: it writes the record too, at k
 		meta := tx.meta()
 		if c.begin {
-			meta.Anchor = k
+			meta.Anchor, c.node = k, tx.db.rt.NodeID()
 		}
 		c.txn, c.start, c.read = &meta, tx.start, tx.read
 		res, err := tx.db.send(ctx, tx.db.cl, k, c)

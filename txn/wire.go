@@ -1,6 +1,7 @@
 package txn
 
 import (
+	"github.com/orbitkernel/orbit/kernel"
 	"github.com/orbitkernel/orbit/kernel/hlc"
 	"github.com/orbitkernel/orbit/storage"
 )
@@ -97,8 +98,9 @@ type command struct {
 	// opRefresh, opPut: optional), or the one it acts on.
 	txn *storage.TxnMeta
 	// begin: opPut also creates txn's record (its first write, at its
-	// anchor), pending, started at start.
+	// anchor), pending, started at start, coordinated from node.
 	begin bool
+	node  kernel.NodeID
 	// start is the age of the transaction: its record's start (opPut with
 	// begin), the pusher's (opPush).
 	start hlc.Timestamp
@@ -165,6 +167,7 @@ func (c *command) encode() []byte {
 	e.Bool(c.reads)
 	e.List(c.spans)
 	e.Bool(c.mine)
+	e.U64(uint64(c.node))
 	return e.B
 }
 
@@ -198,6 +201,9 @@ func decodeCommand(b []byte) (*command, error) {
 	c.reads = d.Bool()
 	c.spans = d.List(maxCommandKeys)
 	c.mine = d.Bool()
+	if len(d.B) > 0 { // a command from a binary older than node
+		c.node = kernel.NodeID(d.U64())
+	}
 	if err := d.Done(); err != nil {
 		return nil, err
 	}

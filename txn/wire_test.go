@@ -1,11 +1,13 @@
 package txn
 
 import (
+	"encoding/binary"
 	"reflect"
 	"testing"
 
 	"pgregory.net/rapid"
 
+	"github.com/orbitkernel/orbit/kernel"
 	"github.com/orbitkernel/orbit/kernel/hlc"
 	"github.com/orbitkernel/orbit/storage"
 )
@@ -24,7 +26,8 @@ func TestCommandsDecodeAsEncoded(t *testing.T) {
 			deleted: rapid.Bool().Draw(t, "deleted"), read: genTS.Draw(t, "read"), from: genTS.Draw(t, "from"),
 			uncertainty: genTS.Draw(t, "uncertainty"), limit: rapid.IntRange(0, 1000).Draw(t, "limit"),
 			begin: rapid.Bool().Draw(t, "begin"), start: genTS.Draw(t, "start"), commit: rapid.Bool().Draw(t, "commit"),
-			keys: rapid.SliceOfN(genBytes, 0, 3).Draw(t, "keys"), reads: rapid.Bool().Draw(t, "reads")}
+			keys: rapid.SliceOfN(genBytes, 0, 3).Draw(t, "keys"), reads: rapid.Bool().Draw(t, "reads"),
+			node: kernel.NodeID(rapid.Uint64().Draw(t, "node"))}
 		for range c.keys {
 			c.writes = append(c.writes, genBytes.Draw(t, "write"))
 		}
@@ -37,8 +40,15 @@ func TestCommandsDecodeAsEncoded(t *testing.T) {
 		if err != nil || !reflect.DeepEqual(normalize(got), normalize(c)) {
 			t.Fatalf("decode(encode(%+v)) = %+v, %v", c, got, err)
 		}
+		// A command of the format before node (cut off) still decodes,
+		// without one; every other cut fails.
+		beforeNode := len(b) - len(binary.AppendUvarint(nil, uint64(c.node)))
 		for n := range len(b) {
-			if _, err := decodeCommand(b[:n]); err == nil {
+			got, err := decodeCommand(b[:n])
+			switch {
+			case n == beforeNode && (err != nil || got.node != 0):
+				t.Fatalf("a command of the older format decoded as %+v, %v", got, err)
+			case n != beforeNode && err == nil:
 				t.Fatalf("a command cut to %d of %d bytes decoded", n, len(b))
 			}
 		}
@@ -96,4 +106,23 @@ func normalize(c *command) command {
 		n.txn = &m
 	}
 	return n
+}
+
+// TestRecordsDecodeAsEncoded: a record comes back as it was written, and
+// one of an older format (before node, before spans) still decodes.
+func TestRecordsDecodeAsEncoded(t *testing.T) {
+	r := &record{status: statusPending, start: hlc.Timestamp{WallNanos: 5}, heartbeat: hlc.Timestamp{WallNanos: 7, Logical: 1},
+		keys: [][]byte{[]byte("a")}, spans: [][]byte{[]byte("b"), []byte("c")}, node: 300}
+	b := r.encode()
+	got, err := decodeRecord(b)
+	if err != nil || !reflect.DeepEqual(got, r) {
+		t.Fatalf("decode(encode(%+v)) = %+v, %v", r, got, err)
+	}
+	beforeNode := b[:len(b)-len(binary.AppendUvarint(nil, 300))]
+	if got, err := decodeRecord(beforeNode); err != nil || got.node != 0 || len(got.spans) != 2 {
+		t.Fatalf("a record without its node decoded as %+v, %v", got, err)
+	}
+	if _, err := decodeRecord(append(b, 0)); err == nil {
+		t.Fatal("a record with a trailing byte decoded")
+	}
 }

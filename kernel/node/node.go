@@ -189,6 +189,10 @@ func Open(rt kernel.Runtime, opts Options) (*Node, error) {
 	if opts.Txn.RowPrefix == nil {
 		opts.Txn.RowPrefix = actor.RecordPrefix
 	}
+	if opts.Txn.NodeSilence == nil {
+		// n.Store is open before the machine evaluates anything.
+		opts.Txn.NodeSilence = func(node kernel.NodeID) (time.Duration, bool) { return n.Store.Silence(node) }
+	}
 	so.Keyspaces = withKeyspace(so.Keyspaces, txn.NewMachine(n.Clock, opts.Txn).Keyspace())
 	so.Join = so.Join || opts.Record.Joined
 	if opts.Redis != nil {
