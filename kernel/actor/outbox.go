@@ -140,6 +140,9 @@ func (h *Host) deliverOutbox(ctx context.Context, cl *Client, sender Ref) {
 			return
 		}
 		reply, err := cl.CallAs(ctx, rec.To, rec.Method, rec.Payload, senderID(sender), seq)
+		if err == nil && h.replyLost() {
+			err = errReplyLost
+		}
 		answer := request{Ref: sender, Outbox: seq, Payload: reply}
 		var me *MethodError
 		switch {
