@@ -78,6 +78,13 @@ type replicaCore struct {
 	lastRead    uint64
 	quietUntil  time.Duration
 
+	// quorumRTT is this node's round trip to the nearest quorum of the
+	// range's other voters, as the driver last measured it (0: unknown);
+	// electionCredit is what the paced election timer has saved toward
+	// its next Raft tick (tick).
+	quorumRTT      time.Duration
+	electionCredit time.Duration
+
 	// reads wait for their ReadIndex (readAt == 0 until Raft answers), then
 	// for the applied index to reach it. The reads that came in since the
 	// last cycle share one ReadIndex (batch 0 until it is asked), as
@@ -187,6 +194,40 @@ func (c *replicaCore) admits(m raftpb.Message, at moment) bool {
 		c.handedOver = true // the election it starts is a hand-over
 	}
 	return !c.dropsVote(m, at)
+}
+
+// tick advances Raft's clock by one driver tick, or, for a replica that
+// does not lead and whose round trip to a quorum of voters is long, by
+// less (paced elections).
+//
+// Why: a candidate must hear its votes back before its election times
+// out. A node whose links are slower than that (a round trip of 370 ms
+// against a 200–400 ms randomized timeout) never wins, yet each of its
+// elections costs the others: pre-vote grants that arrive a round after
+// they were cast count toward its next round, its vote requests raise
+// every voter's term and restart their election timers, and its
+// rejections carry the raised term to a leader just elected. A range
+// stayed leaderless for 1.8 s so (TestAvailability seed 11). A paced
+// replica's election timer runs at base/(base + 2×quorumRTT), base the
+// election timeout: its shortest timeout covers both rounds of a
+// campaign with a base to spare, and it campaigns rarely enough that a
+// healthy pair elects one of its own first. Its timer as a follower runs
+// as slowly, so it also refuses votes for longer after hearing its
+// leader: slower Raft ticks only lengthen the promise leases rest on
+// (lease.go), never shorten it. Round trips up to a quarter of the base
+// leave the timer alone: both rounds fit in half the shortest timeout.
+func (c *replicaCore) tick() {
+	base := time.Duration(c.cfg.electionTicks) * c.cfg.tickInterval
+	if c.leading || c.quorumRTT <= base/4 || mutation.On(MutUnpacedElections) {
+		c.electionCredit = 0
+		c.rn.Tick()
+		return
+	}
+	c.electionCredit += base
+	if cost := base + 2*c.quorumRTT; c.electionCredit >= cost {
+		c.electionCredit -= cost
+		c.rn.Tick()
+	}
 }
 
 // step hands an admitted message to Raft, noting whom it came from.

@@ -200,7 +200,7 @@ func (e *coreEnv) handle(t testing.TB, d *datadriven.TestData) string {
 			e.at.tick++
 			e.at.mono += e.opts.TickInterval
 			for _, r := range which {
-				r.core.rn.Tick()
+				r.core.tick()
 			}
 		}
 	case "clock":
@@ -672,5 +672,52 @@ func TestCoreConfigIsTheStores(t *testing.T) {
 	c := o.raftConfig(1, raft.NewMemoryStorage(), 0, 0, quietLogger)
 	if !c.CheckQuorum || !c.PreVote || c.ReadOnlyOption != raft.ReadOnlySafe || !c.StepDownOnRemoval {
 		t.Fatalf("config %+v: leases need CheckQuorum, PreVote, ReadOnlySafe and StepDownOnRemoval", c)
+	}
+}
+
+// TestPacedElections: a follower's election timer runs at
+// base/(base + 2×quorumRTT) once its quorum round trip exceeds a quarter
+// of the election timeout (replicaCore.tick), so a node whose votes take
+// longer to come back than its timeout stops campaigning on every
+// timeout (TestAvailability seed 11). Raft randomizes the timeout in
+// [base, 2×base), so the bounds are checked, over many draws.
+func TestPacedElections(t *testing.T) {
+	o := Options{}
+	o.EnsureDefaults()
+	base := time.Duration(o.ElectionTicks) * o.TickInterval
+	ticksToCampaign := func(rtt time.Duration) int {
+		st := raft.NewMemoryStorage()
+		if err := st.ApplySnapshot(raftpb.Snapshot{Metadata: raftpb.SnapshotMetadata{Index: 1, Term: 1,
+			ConfState: raftpb.ConfState{Voters: []uint64{1, 2, 3}}}}); err != nil {
+			t.Fatal(err)
+		}
+		rn, err := raft.NewRawNode(o.raftConfig(1, st, 1, 0, quietLogger))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := newReplicaCore(1, rn, o.coreConfig(), moment{})
+		c.quorumRTT = rtt
+		for n := 1; n <= 1000; n++ {
+			c.tick()
+			if rn.Status().RaftState != raft.StateFollower {
+				return n
+			}
+		}
+		t.Fatalf("rtt %v: no campaign in 1000 ticks", rtt)
+		return 0
+	}
+	for _, tc := range []struct {
+		rtt      time.Duration
+		min, max int // driver ticks, inclusive
+	}{
+		{0, o.ElectionTicks, 2 * o.ElectionTicks},
+		{base / 4, o.ElectionTicks, 2 * o.ElectionTicks}, // not paced
+		{370 * time.Millisecond, 47, 94},                 // 200 ms of 940: 10 Raft ticks in 47 driver ticks
+	} {
+		for range 50 {
+			if n := ticksToCampaign(tc.rtt); n < tc.min || n > tc.max {
+				t.Fatalf("quorum round trip %v: campaigned after %d ticks, want %d–%d", tc.rtt, n, tc.min, tc.max)
+			}
+		}
 	}
 }

@@ -369,6 +369,32 @@ func (s *Store) Silence(node kernel.NodeID) (time.Duration, bool) {
 	return s.rt.Monotonic() - max(since, s.heard.at[node]), true
 }
 
+// noteQuorumRTTs gives each replica here its round trip to the nearest
+// quorum of its range's voters, which paces its election timer
+// (replicaCore.tick): the quorum-th shortest fresh round trip from this
+// node to the other voters (this node counts itself), or 0 when too few
+// are fresh to tell. Runs every healthCheckTicks.
+func (s *Store) noteQuorumRTTs() {
+	self := s.rt.NodeID()
+	rtts := s.health.report(s.rt.Monotonic()).rtt
+	for _, id := range s.ids {
+		r := s.replicas[id]
+		voters := r.log.ConfState().Voters
+		var others []time.Duration
+		for _, v := range voters {
+			if rtt, ok := rtts[nodeOf(v)]; ok && nodeOf(v) != self {
+				others = append(others, rtt)
+			}
+		}
+		need := len(voters) / 2 // a quorum, less this node
+		r.quorumRTT = 0
+		if need > 0 && len(others) >= need {
+			slices.Sort(others)
+			r.quorumRTT = others[need-1]
+		}
+	}
+}
+
 // synced records how long a synced Raft write took.
 func (s *Store) synced(d time.Duration) {
 	s.health.sync.add(d, s.rt.Monotonic())

@@ -61,6 +61,8 @@ var (
 		"serves a request routed to a range that no longer holds its key (a stale range cache entry), without checking the range's current span")
 	MutNoHealthTransfer = mutation.Plant("no-health-transfer", mutation.Availability,
 		"never moves leadership off a slow leader")
+	MutUnpacedElections = mutation.Plant("unpaced-elections", mutation.Availability,
+		"a replica whose links to a quorum are slower than its election timeout keeps Raft's full-speed election timer: it campaigns again before its votes come back, raising the healthy voters' terms and restarting their timers, and a range stays leaderless behind a slow node")
 	MutMetaKeepsOverlapped = mutation.Plant("meta-keeps-overlapped", mutation.Split,
 		"publishes a range's descriptor to the meta range without deleting the older entries it overlaps: the index keeps ranges a split or a merge replaced")
 )

@@ -492,12 +492,13 @@ func (s *Store) handle(ev event) {
 	case ev.tick:
 		s.ticks++
 		for _, id := range s.ids {
-			s.replicas[id].rn.Tick()
+			s.replicas[id].tick()
 		}
 		if s.ticks%probeTicks == 0 {
 			s.probe()
 		}
 		if s.ticks%healthCheckTicks == 0 {
+			s.noteQuorumRTTs()
 			s.checkHealth()
 		} else {
 			s.progressHandovers()
