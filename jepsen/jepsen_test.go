@@ -333,11 +333,31 @@ func TestLeaderFaults(t *testing.T) {
 					t.Errorf("no %s verdict", name)
 				case !r.Valid || r.Unknown:
 					t.Errorf("%s failed: %s\n  %s", name, r.Summary, strings.Join(r.Problems, "\n  "))
+					logLeadership(t, out.Dir)
 				default:
 					t.Logf("%s: %s", name, r.Summary)
 				}
 			}
 		})
+	}
+}
+
+// logLeadership copies the nodes' log lines about leadership (hand-overs,
+// step-downs, the rebalancer's moves) into the test's output: the run's
+// directory is a temporary one, gone with the test, and a CI failure
+// must say why leadership stayed where it did.
+func logLeadership(t *testing.T, dir string) {
+	logs, _ := filepath.Glob(filepath.Join(dir, "n*.log"))
+	for _, path := range logs {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, "leadership") || strings.Contains(line, "stepped down") || strings.Contains(line, "rebalancing") {
+				t.Logf("%s: %s", filepath.Base(path), line)
+			}
+		}
 	}
 }
 

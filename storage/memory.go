@@ -29,6 +29,12 @@ type Memory struct {
 	TableReaders int64
 }
 
+// Held is the C memory those figures add up to: the block cache, the
+// memtables (live and zombie) and the table readers.
+func (m Memory) Held() uint64 {
+	return uint64(max(m.BlockCache, 0)) + m.MemTables + m.ZombieMemTables + uint64(max(m.TableReaders, 0))
+}
+
 // Memory reports the engine's memory now.
 func (e *Engine) Memory() Memory {
 	e.live()

@@ -370,15 +370,16 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 	}
 	cmem.LimitArenas(cArenas)
 	go releaseFreedMemory(ctx)
-	go tuneGC(ctx)
 	eng, err := storage.Open(disk, cfg.dataDir, storage.Options{Logger: storageLog,
 		BlockCacheBytes: int64(cfg.cacheMB) << 20, MemTableBytes: uint64(cfg.memtableMB) << 20})
 	if err != nil {
 		return fmt.Errorf("opening %s: %w", cfg.dataDir, err)
 	}
+	stopGC := startGCPace(ctx, func() uint64 { return eng.Memory().Held() })
 	engClosed := false
 	defer func() {
 		if !engClosed {
+			stopGC()
 			eng.Close()
 		}
 	}()
@@ -629,6 +630,7 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 		_ = tr.Close()
 	}
 	engClosed = true
+	stopGC()
 	if err := eng.Close(); err != nil {
 		return fmt.Errorf("closing storage: %w", err)
 	}
