@@ -45,6 +45,9 @@ var actorAvailScenario = Scenario{
 	FaultTime:    time.Duration(len(actorAvailKinds)) * (availCalm + actorAvailHold),
 	ProgressTime: availScenario.ProgressTime,
 	QuiesceTime:  availScenario.QuiesceTime,
+	KnownFailures: map[uint64]string{
+		11: "docs/actors.md, \"The actoravail scenario's seed 11\": a call that lost an activation race took 311 ms against the 300 ms bound",
+	},
 }
 
 // TestActorAvailability runs the actor availability scenario: seeds 1–4

@@ -319,6 +319,34 @@ type MVCCReadOptions struct {
 	// incremental backup's read.
 	Changes bool
 	Since   hlc.Timestamp
+	// Finalized are transactions whose outcome the reader knows for
+	// certain while their intents are still being resolved (its own
+	// coordinator's commits: txn's asynchronous resolution). A read takes
+	// such a transaction's intent as its resolution will leave it, a
+	// version at the commit timestamp or nothing, instead of failing
+	// with ErrIntent (CockroachDB's finalized-transaction cache).
+	Finalized []FinalizedTxn
+}
+
+// FinalizedTxn is a transaction whose decision is durable: committed at
+// TS in Txn's epoch, or aborted.
+type FinalizedTxn struct {
+	Txn    TxnMeta
+	Commit bool
+	TS     hlc.Timestamp
+}
+
+// settled says how the resolution of in will leave it when opts knows
+// its transaction finalized (known): a version at ts holding in's value
+// (version), or nothing. It mirrors MVCCResolveIntent: only an intent of
+// the committing epoch becomes a version.
+func (o MVCCReadOptions) settled(in Intent) (ts hlc.Timestamp, version, known bool) {
+	for _, f := range o.Finalized {
+		if f.Txn.ID == in.Txn.ID {
+			return f.TS, f.Commit && f.Txn.Epoch == in.Txn.Epoch, true
+		}
+	}
+	return hlc.Timestamp{}, false, false
 }
 
 // ChangeValue is a change as MVCCScan returns it under Changes: a byte
@@ -355,7 +383,19 @@ func MVCCGet(r MVCCReader, key []byte, opts MVCCReadOptions) (value []byte, foun
 	}
 	if ok {
 		own := opts.Txn != nil && in.Txn.ID == opts.Txn.ID
+		ts, version, known := opts.settled(in)
 		switch {
+		case !own && known && version && !opts.Timestamp.Less(ts):
+			// A finalized commit at or below the read: its value is the
+			// newest version the read sees.
+			if in.Deleted {
+				return nil, false, nil
+			}
+			return slices.Clone(in.Value), true, nil
+		case !own && known && version && !opts.limit().Less(ts):
+			return nil, false, &UncertainError{Key: key, ValueTS: ts}
+		case !own && known:
+			// Above the read, or aborted: the versions beneath decide.
 		case own && in.Txn.Epoch == opts.Txn.Epoch && in.Deleted:
 			return nil, false, nil
 		case own && in.Txn.Epoch == opts.Txn.Epoch:
@@ -492,25 +532,37 @@ func MVCCScan(r MVCCReader, start, end []byte, opts MVCCReadOptions, limit int) 
 			if decided {
 				continue
 			}
+			var finalized *Intent // an intent read as the version its resolution leaves
 			if isIntent {
 				in, err := decodeIntent(kv.Value)
 				if err != nil {
 					return nil, nil, err
 				}
 				own := opts.Txn != nil && in.Txn.ID == opts.Txn.ID
+				settledTS, version, known := opts.settled(in)
 				switch {
+				case !own && known && version:
+					finalized, ts = &in, settledTS
+				case !own && known:
+					continue // aborted: the versions beneath decide
 				case own && in.Txn.Epoch == opts.Txn.Epoch:
 					decided, curLive, curValue, curTS = true, !in.Deleted, in.Value, in.Txn.Timestamp
+					continue
 				case !own && !opts.limit().Less(in.Txn.Timestamp):
 					return nil, nil, &IntentError{Key: key, Intent: in}
+				default:
+					continue
 				}
-				continue
 			}
 			switch {
 			case opts.Timestamp.Less(ts) && !opts.limit().Less(ts):
 				return nil, nil, &UncertainError{Key: key, ValueTS: ts}
 			case opts.Timestamp.Less(ts):
 				continue // above the read: not seen
+			}
+			if finalized != nil {
+				decided, curLive, curValue, curTS = true, !finalized.Deleted, slices.Clone(finalized.Value), ts
+				continue
 			}
 			v, live, err := versionValue(kv.Value)
 			if err != nil {

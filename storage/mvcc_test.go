@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -68,6 +69,18 @@ func (k *mvccModelKey) decide(key string, opts MVCCReadOptions) (value string, l
 	}
 	if in := k.intent; in != nil {
 		own := opts.Txn != nil && in.Txn.ID == opts.Txn.ID
+		for _, f := range opts.Finalized {
+			if !own && f.Txn.ID == in.Txn.ID {
+				// The read must see what the resolution will leave.
+				resolved := &mvccModelKey{versions: maps.Clone(k.versions)}
+				if f.Commit && f.Txn.Epoch == in.Txn.Epoch {
+					resolved.versions[f.TS] = mvccModelVersion{value: string(in.Value), deleted: in.Deleted}
+				}
+				plain := opts
+				plain.Finalized = nil
+				return resolved.decide(key, plain)
+			}
+		}
 		if own && in.Txn.Epoch == opts.Txn.Epoch {
 			return string(in.Value), !in.Deleted, in.Txn.Timestamp, true, nil
 		}
@@ -180,7 +193,7 @@ func TestMVCCMatchesItsModel(t *testing.T) {
 					}
 				}
 			case 3: // a read
-				opts := genRead.Draw(t, "read")
+				opts := withFinalized(t, model, genRead.Draw(t, "read"))
 				v, found, err := MVCCGet(b, []byte(key), opts)
 				wv, wfound, werr := k.get(key, opts)
 				sameMVCCError(t, i, "get", err, werr)
@@ -188,7 +201,7 @@ func TestMVCCMatchesItsModel(t *testing.T) {
 					t.Fatalf("op %d: get %q at %+v = %q, %t; want %q, %t", i, key, opts, v, found, wv, wfound)
 				}
 			case 4: // a scan
-				opts := genRead.Draw(t, "read")
+				opts := withFinalized(t, model, genRead.Draw(t, "read"))
 				start, end := genKey.Draw(t, "start"), genKey.Draw(t, "end")+"\xff\xff"
 				limit := rapid.IntRange(1, 4).Draw(t, "limit")
 				kvs, resume, err := MVCCScan(b, []byte(start), []byte(end), opts, limit)
@@ -277,6 +290,28 @@ func TestMVCCMatchesItsModel(t *testing.T) {
 			}
 		}
 	})
+}
+
+// withFinalized adds to opts, sometimes, a transaction the reader knows
+// finalized: committed (in the epoch drawn) or aborted, at a commit
+// timestamp no lower than any of its intents' (a commit never lands below
+// its writes).
+func withFinalized(t *rapid.T, model mvccModel, opts MVCCReadOptions) MVCCReadOptions {
+	if !rapid.Bool().Draw(t, "knowsFinalized") {
+		return opts
+	}
+	var f FinalizedTxn
+	f.Txn.ID[15] = byte(rapid.IntRange(1, 3).Draw(t, "finalized"))
+	f.Txn.Epoch = uint32(rapid.IntRange(0, 1).Draw(t, "finalizedEpoch"))
+	f.Commit = rapid.Bool().Draw(t, "finalizedCommit")
+	for _, k := range model {
+		if k.intent != nil && k.intent.Txn.ID == f.Txn.ID && f.TS.Less(k.intent.Txn.Timestamp) {
+			f.TS = k.intent.Txn.Timestamp
+		}
+	}
+	f.TS = f.TS.Add(time.Duration(rapid.Int64Range(0, 3).Draw(t, "finalizedPushed")))
+	opts.Finalized = []FinalizedTxn{f}
+	return opts
 }
 
 func (k *mvccModelKey) newestOK() (hlc.Timestamp, bool) {

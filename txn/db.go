@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/orbitkernel/orbit/consensus"
@@ -62,6 +63,14 @@ type DB struct {
 	// late are resolutions a buggify site asked to send again, before a
 	// later transaction (the simulator's duplicated, late messages).
 	late []resolution
+	// settling are this DB's commits whose intents the resolver task has
+	// not settled yet (resolveLater), oldest first, at most
+	// Options.PendingResolutions; the DB's requests carry their outcomes
+	// (command.finalized). Shared with the resolver task, under mu.
+	mu       sync.Mutex
+	settling []resolution
+	// resolutions feed the resolver task (nil until the first).
+	resolutions *kernel.Mailbox[resolution]
 }
 
 // NewDB returns a DB on the node's router and clock; name labels its
@@ -116,6 +125,9 @@ func (db *DB) sendOnce(ctx context.Context, cl *consensus.Client, key []byte, c 
 		return nil, fmt.Errorf("%w: %w", ErrClockOffset, err)
 	}
 	c.now = db.clock.Now()
+	if c.op.meetsIntents() {
+		c.finalized = db.finalized()
+	}
 	var out []byte
 	var err error
 	if !c.op.query() {
@@ -392,6 +404,71 @@ type resolution struct {
 // refused as crossing ranges in a row (each refusal teaches the router
 // the split) before the resolution gives up.
 const maxCrossRangeRefusals = 8
+
+// resolveLater settles a commit's intents (r) on the DB's resolver task:
+// the commit answers once its decision is durable, not after a round per
+// range of intents (docs/txn.md, "Asynchronous resolution"). Until the
+// resolver is done with r, every request of the DB that may meet r's
+// intents carries r's outcome (finalized), so the DB's next transactions
+// read and overwrite those intents as resolved instead of pushing (a
+// client re-touching its keys made a queue without it slower than
+// resolving in line). Past Options.PendingResolutions, r is resolved
+// here, before the commit answers: a client that commits faster than its
+// intents resolve waits for them.
+func (db *DB) resolveLater(ctx context.Context, r resolution) {
+	db.mu.Lock()
+	queued := len(db.settling) < db.opts.PendingResolutions
+	if queued {
+		db.settling = append(db.settling, r)
+	}
+	db.mu.Unlock()
+	if !queued {
+		db.resolve(ctx, db.cl, r)
+		return
+	}
+	if db.resolutions == nil {
+		db.resolutions = kernel.NewMailbox[resolution](db.rt, "txn resolutions", db.opts.PendingResolutions)
+		db.rt.Go("txn resolver", db.resolver)
+	}
+	if !db.resolutions.Send(r) {
+		// settling bounds the queue at its capacity.
+		panic("txn: the resolver's queue is full while settling has room")
+	}
+}
+
+// resolver settles the resolutions resolveLater queues, one at a time,
+// each for at most HeartbeatExpiry (intents it leaves are settled by
+// whoever meets them, from the record), and then drops it from settling.
+func (db *DB) resolver(node context.Context) {
+	cl := consensus.NewClient(db.router, db.name+"/resolver")
+	for {
+		r, err := db.resolutions.Recv(node)
+		if err != nil {
+			return
+		}
+		ctx, cancel := db.rt.WithTimeout(node, db.opts.HeartbeatExpiry)
+		db.resolve(ctx, cl, r)
+		cancel()
+		db.mu.Lock()
+		db.settling = slices.DeleteFunc(db.settling, func(s resolution) bool { return s.meta.ID == r.meta.ID })
+		db.mu.Unlock()
+	}
+}
+
+// finalized are the outcomes of the commits still settling, as requests
+// carry them.
+func (db *DB) finalized() []storage.FinalizedTxn {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if len(db.settling) == 0 {
+		return nil
+	}
+	out := make([]storage.FinalizedTxn, len(db.settling))
+	for i, r := range db.settling {
+		out[i] = storage.FinalizedTxn{Txn: r.meta, Commit: r.commit, TS: r.ts}
+	}
+	return out
+}
 
 // resolve settles r's intents, a batch per range at a time, then forgets
 // the record, through cl. Best effort: an intent left behind is resolved

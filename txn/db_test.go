@@ -996,3 +996,122 @@ func readsSurvive(t *testing.T, m aMove) string {
 	}
 	return ""
 }
+
+// intentOn is the intent on key in node i's engine (nil: none).
+func (c *testCluster) intentOn(i int, key string) *storage.Intent {
+	_, _, in, err := storage.MVCCLatest(c.engines[i], spaceKey([]byte(key)))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return in
+}
+
+// TestCommitsResolveAfterTheyAnswer: a commit across ranges answers
+// before its intent in the other range is resolved. The DB's next
+// transaction reads that intent as the commit's value without a push (the
+// intent is still there after the read) and writes over it; another DB
+// settles the newer one through its record; the resolver, once it runs,
+// clears what is left, records included.
+func TestCommitsResolveAfterTheyAnswer(t *testing.T) {
+	c := newTestCluster(t, Options{})
+	ctx := testContext(t)
+	db := c.db(0, "owner")
+	// The resolver held back: its queue exists, and no task reads it.
+	db.resolutions = kernel.NewMailbox[resolution](db.rt, "held resolutions", db.opts.PendingResolutions)
+	write := func(v string) {
+		t.Helper()
+		err := db.Txn(ctx, func(tx *Tx) error {
+			for _, k := range []string{"b", "x"} {
+				if err := tx.Put(ctx, []byte(k), []byte(v)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("1")
+	first := c.intentOn(0, "x")
+	if first == nil {
+		t.Fatal("x's intent was resolved before the commit answered")
+	}
+	err := db.Txn(ctx, func(tx *Tx) error {
+		v, found, err := tx.Get(ctx, []byte("x"))
+		if err != nil || !found || string(v) != "1" {
+			return fmt.Errorf("x read after its commit = %q, %t, %v; want 1", v, found, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in := c.intentOn(0, "x"); in == nil || in.Txn.ID != first.Txn.ID {
+		t.Fatalf("the DB's own read settled x's intent (%+v): it pushed instead of reading it as committed", in)
+	}
+	write("2")
+	v, found, err := c.db(1, "other").Get(ctx, []byte("x"))
+	if err != nil || !found || string(v) != "2" {
+		t.Fatalf("another DB read x = %q, %t, %v; want 2", v, found, err)
+	}
+	db.rt.Go("txn resolver", db.resolver)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(db.finalized()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if left := db.finalized(); len(left) > 0 {
+		t.Fatalf("%d commits still settling after 10 s", len(left))
+	}
+	for i := range 3 {
+		if in := c.intentOn(i, "x"); in != nil {
+			t.Fatalf("node %d: x still holds an intent after the resolver ran: %+v", i+1, in)
+		}
+	}
+	// Two versions of b and of x, and nothing else: no intent, no record.
+	if keys := c.storedKeys(0); len(keys) != 4 {
+		t.Fatalf("node 1 keeps %d keys after the resolver ran, want 4 versions: %s", len(keys), keys)
+	}
+}
+
+// TestAnAbortedCommitIsNotTakenForFinal: a transaction whose record was
+// aborted (by a pusher) before its commit arrived fails its commit, and
+// the DB's next read does not take its intents for committed values: the
+// DB carries only outcomes its records answered (finalized-before-decision
+// planted: txn's TestFinalizedMutation).
+func TestAnAbortedCommitIsNotTakenForFinal(t *testing.T) {
+	if msg := abortedCommitTakenForFinal(t); msg != "" {
+		t.Fatal(msg)
+	}
+}
+
+// abortedCommitTakenForFinal says what went wrong, or "".
+func abortedCommitTakenForFinal(t *testing.T) string {
+	c := newTestCluster(t, Options{})
+	ctx := testContext(t)
+	db := c.db(0, "owner")
+	tx := db.Begin()
+	for _, k := range []string{"b", "x"} {
+		if err := tx.Put(ctx, []byte(k), []byte("aborted")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := tx.Scan(ctx, nil, nil, 10); err != nil { // the writes become intents
+		t.Fatal(err)
+	}
+	meta := tx.meta()
+	other := c.db(1, "pusher")
+	res, err := other.send(ctx, other.cl, tx.anchor, &command{op: opEnd, key: tx.anchor, txn: &meta, commit: false})
+	if err != nil || res.status != statusAborted {
+		t.Fatalf("aborting the record from another node: %+v, %v", res, err)
+	}
+	if err := tx.Commit(ctx); !errors.Is(err, ErrRetry) {
+		return fmt.Sprintf("the commit of an aborted record answered %v, want a retry", err)
+	}
+	for _, k := range []string{"b", "x"} {
+		if v, found, err := db.Get(ctx, []byte(k)); err != nil || found {
+			return fmt.Sprintf("after the aborted commit, the DB read %s = %q, %t, %v; want nothing", k, v, found, err)
+		}
+	}
+	return ""
+}

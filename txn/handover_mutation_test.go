@@ -37,3 +37,14 @@ func bites(t *testing.T, bug string, m aMove) {
 		t.Logf("caught: %s", msg)
 	}
 }
+
+// TestFinalizedMutation: TestAnAbortedCommitIsNotTakenForFinal bites.
+func TestFinalizedMutation(t *testing.T) {
+	mutation.Set(MutFinalizedBeforeDecision)
+	defer mutation.Set("")
+	if msg := abortedCommitTakenForFinal(t); msg == "" {
+		t.Fatalf("%s planted, and the aborted commit's intents were not read", MutFinalizedBeforeDecision)
+	} else {
+		t.Logf("caught: %s", msg)
+	}
+}

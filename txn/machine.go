@@ -366,7 +366,7 @@ func (m *Machine) execute(d *mvccData, c *command, cache *tsCache) (*result, err
 func (m *Machine) onePhase(d *mvccData, c *command, cache *tsCache) (*result, error) {
 	ts := c.txn.Timestamp
 	for _, k := range c.keys {
-		newest, ok, in, err := storage.MVCCLatest(d, k)
+		newest, ok, in, err := latestSettled(d, c, k)
 		if err != nil {
 			return nil, err
 		}
@@ -405,6 +405,26 @@ func ownIntentGone(d *mvccData, c *command) (bool, error) {
 	return err == nil && (in == nil || in.Txn.ID != c.txn.ID), err
 }
 
+// latestSettled is storage.MVCCLatest for a write of key by c: an intent
+// of a transaction c knows finalized (command.finalized) is resolved
+// first, in the same batch, as its resolution will settle it anyway, so
+// the write goes on without a push.
+func latestSettled(d *mvccData, c *command, key []byte) (hlc.Timestamp, bool, *storage.Intent, error) {
+	newest, ok, in, err := storage.MVCCLatest(d, key)
+	if err != nil || in == nil || (c.txn != nil && in.Txn.ID == c.txn.ID) {
+		return newest, ok, in, err
+	}
+	for _, f := range c.finalized {
+		if f.Txn.ID == in.Txn.ID {
+			if _, err := storage.MVCCResolveIntent(d, key, f.Txn, f.Commit, f.TS); err != nil {
+				return newest, ok, in, err
+			}
+			return storage.MVCCLatest(d, key)
+		}
+	}
+	return newest, ok, in, nil
+}
+
 // reader is the transaction c runs in, as the timestamp cache names it
 // (zero: none).
 func (c *command) reader() [16]byte {
@@ -415,7 +435,7 @@ func (c *command) reader() [16]byte {
 }
 
 func (c *command) readOptions() storage.MVCCReadOptions {
-	return storage.MVCCReadOptions{Timestamp: c.read, Uncertainty: c.uncertainty, Txn: c.txn}
+	return storage.MVCCReadOptions{Timestamp: c.read, Uncertainty: c.uncertainty, Txn: c.txn, Finalized: c.finalized}
 }
 
 // conflict turns MVCC's typed conflicts into replies; other errors pass.
@@ -487,8 +507,9 @@ func (m *Machine) scan(d *mvccData, c *command, cache *tsCache) (*result, error)
 // they may share: the transaction's write timestamp (or the clock's
 // now), above every read of the keys the cache knows and every committed
 // version of them. Another transaction's intent on any key is a conflict
-// (pushed by the coordinator, which sends the batch again): nothing is
-// written.
+// (pushed by the coordinator, which sends the batch again): none of the
+// keys is written (a finalized transaction's intents may have been
+// resolved in passing: latestSettled).
 func (m *Machine) put(d *mvccData, c *command, cache *tsCache) (*result, error) {
 	if len(c.keys) == 0 || (c.txn == nil && len(c.keys) != 1) {
 		return &result{code: codeMalformed}, nil
@@ -498,7 +519,7 @@ func (m *Machine) put(d *mvccData, c *command, cache *tsCache) (*result, error) 
 		ts = c.txn.Timestamp
 	}
 	for _, k := range c.keys {
-		newest, ok, in, err := storage.MVCCLatest(d, k)
+		newest, ok, in, err := latestSettled(d, c, k)
 		if err != nil {
 			return nil, err
 		}
@@ -612,7 +633,7 @@ func (m *Machine) begin(d *mvccData, c *command) (*result, error) {
 // conflict, pushed by the coordinator.
 func (m *Machine) lock(d *mvccData, c *command, cache *tsCache) (*result, error) {
 	ts := c.txn.Timestamp
-	newest, ok, in, err := storage.MVCCLatest(d, c.key)
+	newest, ok, in, err := latestSettled(d, c, c.key)
 	if err != nil {
 		return nil, err
 	}

@@ -44,6 +44,8 @@ var (
 		"a locking read is not noted in the timestamp cache: once ROLLBACK TO SAVEPOINT removes the lock, a write lands beneath what the transaction read (G2)")
 	MutChangesNotNoted = mutation.Plant("changes-not-noted", mutation.Txn,
 		"an incremental backup's read (what changed since the last backup) is not noted in the timestamp cache: a transaction commits beneath it after it read, and neither it nor the next incremental (which starts above its time) holds that write")
+	MutFinalizedBeforeDecision = mutation.Plant("finalized-before-decision", mutation.Txn,
+		"a coordinator takes its commit for final as it sends the decision, not once the record says committed: when the record was aborted first, the DB's next transactions read its intents as committed values and resolve them as such in passing")
 	MutLocalResolveUnwritten = mutation.Plant("local-resolve-unwritten", mutation.Txn,
 		"a commit reports the intents in its record's range resolved without resolving them: the coordinator skips them and forgets the record, and whoever meets them takes them for an aborted transaction's")
 )

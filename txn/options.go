@@ -82,6 +82,13 @@ type Options struct {
 	// load (a load split of a hot object would otherwise cut it at its
 	// busiest keys). kernel/node sets it; nil: any key may start a range.
 	RowPrefix func(key []byte) []byte
+	// PendingResolutions bounds how many of a DB's commits may still have
+	// intents to resolve while it answers and goes on: a commit answers
+	// once its decision is durable, and a task of the DB resolves its
+	// intents after (docs/txn.md, "Asynchronous resolution"). Past the
+	// bound a commit resolves before it answers. Default 16; negative:
+	// never asynchronously.
+	PendingResolutions int
 }
 
 // The defaults of Options.
@@ -96,7 +103,12 @@ const (
 	DefaultWoundAfter         = 50 * time.Millisecond
 	DefaultBatchBytes         = 1 << 20
 	DefaultRecordKeyBytes     = 64 << 10
+	DefaultPendingResolutions = 16
 )
+
+// maxPendingResolutions bounds Options.PendingResolutions (and so a
+// command's finalized list).
+const maxPendingResolutions = 256
 
 // minCoordinatorSilence is the least CoordinatorSilence: three health
 // pings' intervals.
@@ -137,6 +149,9 @@ func (o *Options) EnsureDefaults() *Options {
 	if o.RecordKeyBytes == 0 {
 		o.RecordKeyBytes = DefaultRecordKeyBytes
 	}
+	if o.PendingResolutions == 0 {
+		o.PendingResolutions = DefaultPendingResolutions
+	}
 	return o
 }
 
@@ -161,6 +176,9 @@ func (o *Options) Validate() error {
 	}
 	if o.RecordKeyBytes < 1 || o.RecordKeyBytes > consensus.MaxProposalBytes/4 {
 		errs = append(errs, fmt.Errorf("%w: RecordKeyBytes %d must be positive and at most a quarter of a proposal (%d)", ErrInvalidOptions, o.RecordKeyBytes, consensus.MaxProposalBytes/4))
+	}
+	if o.PendingResolutions > maxPendingResolutions {
+		errs = append(errs, fmt.Errorf("%w: PendingResolutions %d must be at most %d (every request of the DB carries their outcomes)", ErrInvalidOptions, o.PendingResolutions, maxPendingResolutions))
 	}
 	if o.MaxRetries < 1 {
 		errs = append(errs, fmt.Errorf("%w: MaxRetries %d must be positive", ErrInvalidOptions, o.MaxRetries))

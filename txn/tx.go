@@ -622,6 +622,11 @@ func (tx *Tx) Commit(ctx context.Context) error {
 	if mutation.On(MutResolveBeforeDecision) {
 		tx.resolve(ctx, keys, true, tx.write)
 	}
+	if mutation.On(MutFinalizedBeforeDecision) {
+		tx.db.mu.Lock()
+		tx.db.settling = append(tx.db.settling, resolution{meta: meta, commit: true, ts: tx.write})
+		tx.db.mu.Unlock()
+	}
 	var res *result
 	for {
 		var err error
@@ -651,7 +656,7 @@ func (tx *Tx) Commit(ctx context.Context) error {
 		// Committed, nothing resolved: readers finish it from the record.
 		return fmt.Errorf("%w: buggify: the coordinator vanished after its decision", ErrIndeterminate)
 	}
-	tx.resolve(ctx, withoutIndexes(keys, res.resolved), true, res.ts)
+	tx.db.resolveLater(ctx, resolution{meta: meta, keys: withoutIndexes(keys, res.resolved), commit: true, ts: res.ts})
 	if tx.db.rt.Buggify("txn.late-resolution") {
 		// The same resolution again, late: sent before a later
 		// transaction of this DB, after others may have written the

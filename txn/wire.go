@@ -23,7 +23,9 @@ const (
 	// opPut writes keys (at least one, in one range, key is the first)
 	// with writes (a tag byte and the value, as opOnePhase's): txn's
 	// intents, all at one timestamp; or, without txn, one committed
-	// version. A batch meeting another transaction's intent writes none.
+	// version. A batch meeting another transaction's intent writes none
+	// of its keys (it may have resolved a finalized transaction's
+	// intents in passing: command.finalized).
 	opPut
 	// opResolve settles txn's intents on keys (in one range, key is the
 	// first): committed at read, or removed; up to Options.BatchBytes of
@@ -82,6 +84,14 @@ func (o op) query() bool { return o.reads() || o == opStatus || o == opHeld }
 // clock or below the garbage-collection threshold.
 func (o op) reads() bool { return o < opPut || o == opChanges }
 
+// meetsIntents says whether o reads or writes keys that may hold another
+// transaction's intent, which a finalized transaction's (command.finalized)
+// need not stop. A refresh is not one: it fails on any intent in its
+// window, which is always safe.
+func (o op) meetsIntents() bool {
+	return o == opGet || o == opScan || o == opChanges || o == opPut || o == opOnePhase || o == opLock
+}
+
 // command is one request to the machine.
 type command struct {
 	op       op
@@ -124,6 +134,11 @@ type command struct {
 	// be there; gone, another transaction aborted txn (codeAborted), and
 	// the read must not return the value beneath it.
 	mine bool
+	// finalized are transactions the sender knows decided whose intents
+	// may still be unresolved (its own commits, resolved asynchronously:
+	// DB.settling): reads take their intents as resolved, and writes
+	// resolve them in passing, instead of meeting them as conflicts.
+	finalized []storage.FinalizedTxn
 }
 
 // tagged is a write as opPut and opOnePhase carry it.
@@ -168,8 +183,18 @@ func (c *command) encode() []byte {
 	e.List(c.spans)
 	e.Bool(c.mine)
 	e.U64(uint64(c.node))
+	e.U64(uint64(len(c.finalized)))
+	for _, f := range c.finalized {
+		encodeMeta(&e, f.Txn)
+		e.Bool(f.Commit)
+		e.ts(f.TS)
+	}
 	return e.B
 }
+
+// maxFinalized bounds a command's finalized list (Options.PendingResolutions
+// keeps it far below).
+const maxFinalized = 1 << 10
 
 // maxCommandKeys bounds a command's key list (its bytes are bounded by
 // the proposal's; Options.BatchBytes and RecordKeyBytes keep well below).
@@ -203,6 +228,18 @@ func decodeCommand(b []byte) (*command, error) {
 	c.mine = d.Bool()
 	if len(d.B) > 0 { // a command from a binary older than node
 		c.node = kernel.NodeID(d.U64())
+	}
+	if len(d.B) > 0 { // older than finalized (2026-12-07)
+		n := d.U64()
+		if n > maxFinalized {
+			d.Fail()
+		}
+		for i := uint64(0); i < n && d.Err == nil; i++ {
+			f := storage.FinalizedTxn{Txn: decodeMeta(&d)}
+			f.Commit = d.Bool()
+			f.TS = d.ts()
+			c.finalized = append(c.finalized, f)
+		}
 	}
 	if err := d.Done(); err != nil {
 		return nil, err

@@ -35,20 +35,30 @@ func TestCommandsDecodeAsEncoded(t *testing.T) {
 			c.txn = &storage.TxnMeta{Timestamp: genTS.Draw(t, "ts"), Epoch: rapid.Uint32().Draw(t, "epoch"), Anchor: genBytes.Draw(t, "anchor")}
 			c.txn.ID[0] = rapid.Byte().Draw(t, "id")
 		}
+		// The format before finalized: its list, count included, cut off.
+		beforeFinalized := len(c.encode()) - 1
+		for i := range rapid.IntRange(0, 2).Draw(t, "finalized") {
+			f := storage.FinalizedTxn{Txn: storage.TxnMeta{Timestamp: genTS.Draw(t, "fts"), Epoch: rapid.Uint32().Draw(t, "fepoch"), Anchor: genBytes.Draw(t, "fanchor")},
+				Commit: rapid.Bool().Draw(t, "fcommit"), TS: genTS.Draw(t, "fcommitTS")}
+			f.Txn.ID[0] = byte(i)
+			c.finalized = append(c.finalized, f)
+		}
 		b := c.encode()
 		got, err := decodeCommand(b)
 		if err != nil || !reflect.DeepEqual(normalize(got), normalize(c)) {
 			t.Fatalf("decode(encode(%+v)) = %+v, %v", c, got, err)
 		}
-		// A command of the format before node (cut off) still decodes,
-		// without one; every other cut fails.
-		beforeNode := len(b) - len(binary.AppendUvarint(nil, uint64(c.node)))
+		// A command of the formats before node and before finalized (cut
+		// off) still decodes, without them; every other cut fails.
+		beforeNode := beforeFinalized - len(binary.AppendUvarint(nil, uint64(c.node)))
 		for n := range len(b) {
 			got, err := decodeCommand(b[:n])
 			switch {
-			case n == beforeNode && (err != nil || got.node != 0):
-				t.Fatalf("a command of the older format decoded as %+v, %v", got, err)
-			case n != beforeNode && err == nil:
+			case n == beforeNode && (err != nil || got.node != 0 || got.finalized != nil):
+				t.Fatalf("a command of the format before node decoded as %+v, %v", got, err)
+			case n == beforeFinalized && (err != nil || got.node != c.node || got.finalized != nil):
+				t.Fatalf("a command of the format before finalized decoded as %+v, %v", got, err)
+			case n != beforeNode && n != beforeFinalized && err == nil:
 				t.Fatalf("a command cut to %d of %d bytes decoded", n, len(b))
 			}
 		}
@@ -105,6 +115,12 @@ func normalize(c *command) command {
 		m.Anchor = z(m.Anchor)
 		n.txn = &m
 	}
+	var finalized []storage.FinalizedTxn
+	for _, f := range n.finalized {
+		f.Txn.Anchor = z(f.Txn.Anchor)
+		finalized = append(finalized, f)
+	}
+	n.finalized = finalized
 	return n
 }
 
