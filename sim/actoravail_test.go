@@ -45,9 +45,6 @@ var actorAvailScenario = Scenario{
 	FaultTime:    time.Duration(len(actorAvailKinds)) * (availCalm + actorAvailHold),
 	ProgressTime: availScenario.ProgressTime,
 	QuiesceTime:  availScenario.QuiesceTime,
-	KnownFailures: map[uint64]string{
-		11: "docs/actors.md, \"The actoravail scenario's seed 11\": a call that lost an activation race took 311 ms against the 300 ms bound",
-	},
 }
 
 // TestActorAvailability runs the actor availability scenario: seeds 1–4
@@ -103,11 +100,9 @@ func (c *actorAvailCluster) boot(rt kernel.Runtime) {
 	router := consensus.NewRouter(rt, c.layout)
 	st = c.openStore(rt, c.openEngine(rt), consensus.Options{Keyspaces: []consensus.Keyspace{machine.Keyspace()}, Router: router, Clock: clock})
 	opts := actor.Options{
-		Runtime: rt,
-		Wall:    clock.Physical, // as kernel/node gives it
-		NewDB: func(name string) (*txn.DB, error) {
-			return txn.NewDB(rt, router, clock, name, simTxnOptions(rt))
-		},
+		Runtime:        rt,
+		Wall:           clock.Physical, // as kernel/node gives it
+		NewDB:          nodeDBs(rt, func() *consensus.Router { return router }, clock),
 		Types:          map[string]actor.Handler{"counter": counterActor},
 		LeaseDuration:  actorAvailLease,
 		AttemptTimeout: actorAvailAttempt,

@@ -57,6 +57,7 @@ var actorsRegressions = map[uint64]string{
 	520: "every replica of the actors' busy range drew paged-apply, turns outlived their 0.3–1 s leases (only a turn's own commit renewed one), and hosts deposed each other's activations in a loop: one client never served after the heal (a known failure from the nineteenth to the thirtieth session); a lease keeper now renews the lease while a turn runs (docs/actors.md, \"Leases kept while a turn runs\")",
 	673: "hosts ran calls their callers had given up on, behind a slow range: no call answered after the heal (docs/consensus.md, next step 10; found at 520 first)",
 	760: "the same as 673 with the code before that fix (planted: expired-calls-run): a replica drawn by paged-apply leads the actors' range",
+	109: "a compare-and-set ran as a read (it failed, nothing recorded it) and answered its caller, then a copy of the call the network delivered late ran again after a put and applied it (docs/actors.md, \"Exactly-once state changes\"; planted read-runs-forgotten); found when asynchronous resolution moved the trace (2026-12-07)",
 	199: "the harness corrupted a disk while a range split off during a replica move was still short of that replica: the range lost its majority (docs/consensus.md, next step 11)",
 }
 
@@ -133,11 +134,9 @@ func newActorServers(s *Sim, servers []kernel.NodeID, stopped func() bool, types
 	var set *serverSet
 	set = newTxnServersWith(s, servers, stopped, func(rt kernel.Runtime, clock *hlc.Clock) {
 		h, err := actor.NewHost(actor.Options{
-			Runtime: rt,
-			Wall:    clock.Physical, // as kernel/node gives it
-			NewDB: func(name string) (*txn.DB, error) {
-				return txn.NewDB(rt, consensus.NewRouter(rt, set.layout), clock, name, simTxnOptions(rt))
-			},
+			Runtime:       rt,
+			Wall:          clock.Physical, // as kernel/node gives it
+			NewDB:         nodeDBs(rt, func() *consensus.Router { return consensus.NewRouter(rt, set.layout) }, clock),
 			Types:         types(rt, lease),
 			LeaseDuration: lease,
 			IdleTimeout:   idle,

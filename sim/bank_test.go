@@ -190,6 +190,18 @@ func simTxnOptions(rt kernel.Runtime) txn.Options {
 	return o
 }
 
+// nodeDBs is a node's NewDB as kernel/node wires it: its DBs share one
+// finalized-transaction cache (txn.Options.Settling), each on the router
+// router gives it.
+func nodeDBs(rt kernel.Runtime, router func() *consensus.Router, clock *hlc.Clock) func(name string) (*txn.DB, error) {
+	settling := txn.NewSettling()
+	return func(name string) (*txn.DB, error) {
+		o := simTxnOptions(rt)
+		o.Settling = settling
+		return txn.NewDB(rt, router(), clock, name, o)
+	}
+}
+
 // withNodeSilence is o with NodeSilence answered by *st, the node's
 // store once it is open, as kernel/node wires it.
 func withNodeSilence(o txn.Options, st **consensus.Store) txn.Options {

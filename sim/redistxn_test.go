@@ -244,7 +244,7 @@ func (c *redisTxnCluster) session(rt kernel.Runtime, clients int) (*session.Serv
 	clock := hlc.NewClock(rt, hlc.DefaultMaxOffset)
 	sess, err := session.New(session.Options{
 		Runtime: rt, Layout: c.layout, Router: router, Clients: clients, CommandTimeout: 3 * time.Second, ExpirePeriod: -1,
-		NewDB: func(name string) (*txn.DB, error) { return txn.NewDB(rt, router, clock, name, simTxnOptions(rt)) },
+		NewDB: nodeDBs(rt, func() *consensus.Router { return router }, clock),
 	})
 	if err != nil {
 		panic(err) // the harness's own options

@@ -123,9 +123,7 @@ func newSQLCluster(s *Sim, servers []kernel.NodeID, client func(ctx context.Cont
 			// A gateway's engine, wired as kernel/node wires a node's.
 			router := consensus.NewRouter(rt, layout)
 			clock := hlc.NewClock(rt, hlc.DefaultMaxOffset)
-			eng, err := query.New(query.Options{Runtime: rt, NewDB: func(name string) (*txn.DB, error) {
-				return txn.NewDB(rt, router, clock, name, simTxnOptions(rt))
-			}})
+			eng, err := query.New(query.Options{Runtime: rt, NewDB: nodeDBs(rt, func() *consensus.Router { return router }, clock)})
 			if err != nil {
 				panic(err) // the harness's own options
 			}

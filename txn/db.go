@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/orbitkernel/orbit/consensus"
@@ -63,14 +63,14 @@ type DB struct {
 	// late are resolutions a buggify site asked to send again, before a
 	// later transaction (the simulator's duplicated, late messages).
 	late []resolution
-	// settling are this DB's commits whose intents the resolver task has
-	// not settled yet (resolveLater), oldest first, at most
-	// Options.PendingResolutions; the DB's requests carry their outcomes
-	// (command.finalized). Shared with the resolver task, under mu.
-	mu       sync.Mutex
-	settling []resolution
+	// settling is the node's finalized-transaction cache
+	// (Options.Settling, or the DB's own), pending the number of this
+	// DB's commits in it (resolveLater), at most
+	// Options.PendingResolutions.
+	settling *Settling
+	pending  atomic.Int32
 	// resolutions feed the resolver task (nil until the first).
-	resolutions *kernel.Mailbox[resolution]
+	resolutions *kernel.Mailbox[*resolution]
 }
 
 // NewDB returns a DB on the node's router and clock; name labels its
@@ -80,7 +80,11 @@ func NewDB(rt kernel.Runtime, router *consensus.Router, clock *hlc.Clock, name s
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	return &DB{rt: rt, router: router, name: name, cl: consensus.NewClient(router, name), clock: clock, opts: opts}, nil
+	settling := opts.Settling
+	if settling == nil {
+		settling = NewSettling()
+	}
+	return &DB{rt: rt, router: router, name: name, cl: consensus.NewClient(router, name), clock: clock, opts: opts, settling: settling}, nil
 }
 
 // Now is the node's hybrid-logical clock's reading.
@@ -126,7 +130,7 @@ func (db *DB) sendOnce(ctx context.Context, cl *consensus.Client, key []byte, c 
 	}
 	c.now = db.clock.Now()
 	if c.op.meetsIntents() {
-		c.finalized = db.finalized()
+		c.finalized = db.settling.finalizedFor(c)
 	}
 	var out []byte
 	var err error
@@ -408,33 +412,41 @@ const maxCrossRangeRefusals = 8
 // resolveLater settles a commit's intents (r) on the DB's resolver task:
 // the commit answers once its decision is durable, not after a round per
 // range of intents (docs/txn.md, "Asynchronous resolution"). Until the
-// resolver is done with r, every request of the DB that may meet r's
-// intents carries r's outcome (finalized), so the DB's next transactions
-// read and overwrite those intents as resolved instead of pushing (a
-// client re-touching its keys made a queue without it slower than
-// resolving in line). Past Options.PendingResolutions, r is resolved
-// here, before the commit answers: a client that commits faster than its
-// intents resolve waits for them.
+// resolver is done with r, every request of the node's DBs that reads or
+// writes one of r's intent keys carries r's outcome (Settling), so the
+// node's next transactions read and overwrite those intents as resolved
+// instead of pushing (a client re-touching its keys made a queue without
+// it slower than resolving in line). Past Options.PendingResolutions, r
+// is resolved here, before the commit answers: a client that commits
+// faster than its intents resolve waits for them.
 func (db *DB) resolveLater(ctx context.Context, r resolution) {
-	db.mu.Lock()
-	queued := len(db.settling) < db.opts.PendingResolutions
-	if queued {
-		db.settling = append(db.settling, r)
+	if len(r.keys) > maxLaterKeys || len(r.spans) > 0 {
+		// A large transaction's intents, left behind, would be settled
+		// by the readers of other nodes one push at a time (pgbench -i's
+		// 100,000 rows made the next query time out), and their
+		// resolution is most of its commit's work anyway.
+		db.resolve(ctx, db.cl, r)
+		return
 	}
-	db.mu.Unlock()
-	if !queued {
+	if int(db.pending.Add(1)) > db.opts.PendingResolutions {
+		db.pending.Add(-1)
 		db.resolve(ctx, db.cl, r)
 		return
 	}
 	if db.resolutions == nil {
-		db.resolutions = kernel.NewMailbox[resolution](db.rt, "txn resolutions", db.opts.PendingResolutions)
+		db.resolutions = kernel.NewMailbox[*resolution](db.rt, "txn resolutions", db.opts.PendingResolutions)
 		db.rt.Go("txn resolver", db.resolver)
 	}
-	if !db.resolutions.Send(r) {
-		// settling bounds the queue at its capacity.
-		panic("txn: the resolver's queue is full while settling has room")
+	db.settling.add(&r)
+	if !db.resolutions.Send(&r) {
+		// pending bounds the queue at its capacity.
+		panic("txn: the resolver's queue is full below PendingResolutions")
 	}
 }
+
+// maxLaterKeys bounds the intents a commit leaves to its DB's resolver;
+// a commit with more resolves them before it answers (resolveLater).
+const maxLaterKeys = 64
 
 // resolver settles the resolutions resolveLater queues, one at a time,
 // each for at most HeartbeatExpiry (intents it leaves are settled by
@@ -447,27 +459,11 @@ func (db *DB) resolver(node context.Context) {
 			return
 		}
 		ctx, cancel := db.rt.WithTimeout(node, db.opts.HeartbeatExpiry)
-		db.resolve(ctx, cl, r)
+		db.resolve(ctx, cl, *r)
 		cancel()
-		db.mu.Lock()
-		db.settling = slices.DeleteFunc(db.settling, func(s resolution) bool { return s.meta.ID == r.meta.ID })
-		db.mu.Unlock()
+		db.settling.remove(r)
+		db.pending.Add(-1)
 	}
-}
-
-// finalized are the outcomes of the commits still settling, as requests
-// carry them.
-func (db *DB) finalized() []storage.FinalizedTxn {
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	if len(db.settling) == 0 {
-		return nil
-	}
-	out := make([]storage.FinalizedTxn, len(db.settling))
-	for i, r := range db.settling {
-		out[i] = storage.FinalizedTxn{Txn: r.meta, Commit: r.commit, TS: r.ts}
-	}
-	return out
 }
 
 // resolve settles r's intents, a batch per range at a time, then forgets

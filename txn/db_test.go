@@ -1017,7 +1017,7 @@ func TestCommitsResolveAfterTheyAnswer(t *testing.T) {
 	ctx := testContext(t)
 	db := c.db(0, "owner")
 	// The resolver held back: its queue exists, and no task reads it.
-	db.resolutions = kernel.NewMailbox[resolution](db.rt, "held resolutions", db.opts.PendingResolutions)
+	db.resolutions = kernel.NewMailbox[*resolution](db.rt, "held resolutions", db.opts.PendingResolutions)
 	write := func(v string) {
 		t.Helper()
 		err := db.Txn(ctx, func(tx *Tx) error {
@@ -1057,11 +1057,11 @@ func TestCommitsResolveAfterTheyAnswer(t *testing.T) {
 	}
 	db.rt.Go("txn resolver", db.resolver)
 	deadline := time.Now().Add(10 * time.Second)
-	for len(db.finalized()) > 0 && time.Now().Before(deadline) {
+	for db.pending.Load() > 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if left := db.finalized(); len(left) > 0 {
-		t.Fatalf("%d commits still settling after 10 s", len(left))
+	if left := db.pending.Load(); left > 0 {
+		t.Fatalf("%d commits still settling after 10 s", left)
 	}
 	for i := range 3 {
 		if in := c.intentOn(i, "x"); in != nil {

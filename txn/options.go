@@ -86,9 +86,15 @@ type Options struct {
 	// intents to resolve while it answers and goes on: a commit answers
 	// once its decision is durable, and a task of the DB resolves its
 	// intents after (docs/txn.md, "Asynchronous resolution"). Past the
-	// bound a commit resolves before it answers. Default 16; negative:
-	// never asynchronously.
+	// bound a commit resolves before it answers. Default 1 (a commit's
+	// resolution overlaps the DB's next transaction); negative: never
+	// asynchronously.
 	PendingResolutions int
+	// Settling is the finalized-transaction cache the node's DBs share
+	// (NewSettling): the outcomes of their commits still being resolved,
+	// which their requests carry. kernel/node sets one per node; nil:
+	// each DB keeps its own.
+	Settling *Settling
 }
 
 // The defaults of Options.
@@ -103,7 +109,7 @@ const (
 	DefaultWoundAfter         = 50 * time.Millisecond
 	DefaultBatchBytes         = 1 << 20
 	DefaultRecordKeyBytes     = 64 << 10
-	DefaultPendingResolutions = 16
+	DefaultPendingResolutions = 1
 )
 
 // maxPendingResolutions bounds Options.PendingResolutions (and so a
@@ -178,7 +184,7 @@ func (o *Options) Validate() error {
 		errs = append(errs, fmt.Errorf("%w: RecordKeyBytes %d must be positive and at most a quarter of a proposal (%d)", ErrInvalidOptions, o.RecordKeyBytes, consensus.MaxProposalBytes/4))
 	}
 	if o.PendingResolutions > maxPendingResolutions {
-		errs = append(errs, fmt.Errorf("%w: PendingResolutions %d must be at most %d (every request of the DB carries their outcomes)", ErrInvalidOptions, o.PendingResolutions, maxPendingResolutions))
+		errs = append(errs, fmt.Errorf("%w: PendingResolutions %d must be at most %d (the requests of the node's DBs carry their outcomes)", ErrInvalidOptions, o.PendingResolutions, maxPendingResolutions))
 	}
 	if o.MaxRetries < 1 {
 		errs = append(errs, fmt.Errorf("%w: MaxRetries %d must be positive", ErrInvalidOptions, o.MaxRetries))

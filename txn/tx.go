@@ -623,9 +623,7 @@ func (tx *Tx) Commit(ctx context.Context) error {
 		tx.resolve(ctx, keys, true, tx.write)
 	}
 	if mutation.On(MutFinalizedBeforeDecision) {
-		tx.db.mu.Lock()
-		tx.db.settling = append(tx.db.settling, resolution{meta: meta, commit: true, ts: tx.write})
-		tx.db.mu.Unlock()
+		tx.db.settling.add(&resolution{meta: meta, keys: keys, commit: true, ts: tx.write})
 	}
 	var res *result
 	for {

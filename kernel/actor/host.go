@@ -65,7 +65,19 @@ type activation struct {
 	// remembered holds callers' last requests in memory, only under the
 	// planted bug MutRequestsForgotten (lost with the activation).
 	remembered map[uint64]lastRequest
+
+	// reads are, per caller, the last numbered call this activation ran
+	// as a read (it changed nothing, so nothing recorded it): a copy of
+	// it (a resend, or a duplicate the network delivers late) gets the
+	// same reply instead of running again, where it could change the
+	// actor after its caller took the read's answer (docs/actors.md,
+	// "Exactly-once state changes"; actors seed 109). Only its task
+	// touches it; at most maxReads callers.
+	reads map[uint64]lastRequest
 }
+
+// maxReads bounds activation.reads: past it the memory starts afresh.
+const maxReads = 4096
 
 // pendingCall is a call waiting in an activation's mailbox.
 type pendingCall struct {
@@ -417,6 +429,7 @@ func (h *Host) turn(ctx context.Context, a *activation, req request) ([]byte, er
 	var madeCalls []OutCall
 	var timers []Timer
 	var methodErr error
+	var ranAsRead bool // the handler ran and changed nothing (activation.reads)
 	fenced := func(tx *txn.Tx) error {
 		if mutation.On(MutLeaseNotFenced) {
 			return nil
@@ -455,7 +468,7 @@ func (h *Host) turn(ctx context.Context, a *activation, req request) ([]byte, er
 		}
 	}
 	err := h.withDB(ctx, func(tx *txn.Tx) error {
-		reply, wrote, madeCalls, timers, methodErr = nil, nil, nil, nil, nil
+		reply, wrote, madeCalls, timers, methodErr, ranAsRead = nil, nil, nil, nil, nil, false
 		if err := fenced(tx); err != nil {
 			return err
 		}
@@ -490,6 +503,18 @@ func (h *Host) turn(ctx context.Context, a *activation, req request) ([]byte, er
 			last, err := h.lastRequest(ctx, tx, a, req.Client)
 			if err != nil {
 				return err
+			}
+			read, readHere := a.reads[req.Client]
+			if readHere && read.Seq > last.Seq && !h.requestExpired(read, h.opts.Wall().UnixNano()) && !mutation.On(MutReadRunsForgotten) {
+				// Its newest call ran here as a read, after the
+				// recorded one: the copy gets that read's reply.
+				if read.Seq > req.Seq {
+					return fmt.Errorf("%w: request %d of client %x, %d ran", ErrStaleRequest, req.Seq, req.Client, read.Seq)
+				}
+				if read.Seq == req.Seq {
+					reply = read.Reply
+					return nil
+				}
 			}
 			switch {
 			case last.Seq > req.Seq:
@@ -528,6 +553,7 @@ func (h *Host) turn(ctx context.Context, a *activation, req request) ([]byte, er
 			res = Result{} // a refused firing or answer still ends its turn
 		}
 		reply = res.Reply
+		ranAsRead = !res.Write && len(res.Reminders) == 0 && len(res.Calls) == 0
 		now := h.opts.Wall().UnixNano()
 		if res.Write {
 			wrote = &stateRecord{Epoch: a.epoch, Version: a.version + 1, State: res.State}
@@ -579,6 +605,17 @@ func (h *Host) turn(ctx context.Context, a *activation, req request) ([]byte, er
 	}
 	if methodErr != nil {
 		return nil, methodErr
+	}
+	if ranAsRead && req.Seq != 0 && req.timer == "" && req.Reminder == "" && req.Outbox == 0 {
+		// A numbered call that ran as a read: copies of it get this
+		// reply (activation.reads), for RequestTTL as a record would.
+		// One that changed the actor is recorded with its state.
+		if a.reads == nil || len(a.reads) >= maxReads {
+			a.reads = map[uint64]lastRequest{}
+		}
+		if a.reads[req.Client].Seq < req.Seq {
+			a.reads[req.Client] = lastRequest{Seq: req.Seq, Reply: reply, At: h.opts.Wall().UnixNano()}
+		}
 	}
 	if len(madeCalls) > 0 {
 		h.kick(a.ref)

@@ -23,6 +23,8 @@ var (
 		"a host runs every queued call in order, also those whose callers gave the attempt up: a host slowed below its callers' attempt timeout spends its turns on abandoned attempts, and no call is answered in time (congestion collapse)")
 	MutRequestsExpireEarly = mutation.Plant("requests-expire-early", mutation.Actors,
 		"callers' last requests expire a thousand times too early (milliseconds taken for microseconds): a call sent again after its record went runs twice")
+	MutReadRunsForgotten = mutation.Plant("read-runs-forgotten", mutation.Actors,
+		"a numbered call that ran as a read (it changed nothing, so no record) is forgotten: a copy of it delivered later (a resend, a duplicate from the network) runs again and may change the actor after its caller took the read's answer (a compare-and-set answered false, then applied)")
 	MutRequestsNotTouched = mutation.Plant("requests-not-touched", mutation.Actors,
 		"a caller's last request expires RequestTTL after the call ran, however often it is sent again: an outbox that keeps resending a call whose answer turn keeps failing outlives the record, and the call runs twice")
 )

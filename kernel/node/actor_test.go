@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -478,4 +479,69 @@ func TestSplitsKeepActorsWhole(t *testing.T) {
 		t.Fatalf("the actors' records never split from each other's ranges: nothing checked (%d ranges)", len(nd.Router.Ranges()))
 	}
 	t.Logf("%d ranges start at an actor", splits)
+}
+
+// setIf is a register actor whose "set" call writes its payload's second
+// word only if the state is its first ("-" for none), answering 1 or 0:
+// a compare-and-set, a read when it fails.
+func setIf(_ context.Context, c actor.Call) (actor.Result, error) {
+	switch c.Method {
+	case "get":
+		return actor.Result{Reply: c.State}, nil
+	case "set":
+		expect, value, _ := strings.Cut(string(c.Payload), " ")
+		if expect == "-" {
+			expect = ""
+		}
+		if string(c.State) != expect {
+			return actor.Result{Reply: []byte("0")}, nil
+		}
+		return actor.Result{Reply: []byte("1"), Write: true, State: []byte(value)}, nil
+	}
+	return actor.Result{}, errors.New("no such method: " + c.Method)
+}
+
+// TestCopyOfAReadRunGetsItsReply: a numbered call that ran as a read (a
+// compare-and-set that failed, so nothing recorded it) and comes again
+// under its number (a resend, a duplicate the network delivers late)
+// gets the same reply, even though the state has since changed so that it
+// would now succeed: its caller may have taken the first answer (actors
+// seed 109: a compare-and-set answered false, then applied).
+func TestCopyOfAReadRunGetsItsReply(t *testing.T) {
+	if msg := copyOfAReadRunRan(t); msg != "" {
+		t.Fatal(msg)
+	}
+}
+
+// copyOfAReadRunRan says how a copy of a read run ran again, or "".
+func copyOfAReadRunRan(t *testing.T) string {
+	nd := openActorNode(t, &actor.Options{Types: map[string]actor.Handler{"register": setIf}})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := nd.NewActorClient(actor.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := actor.Ref{Type: "register", Key: "r"}
+	call := func(caller, seq uint64, method, payload string) string {
+		t.Helper()
+		out, err := c.CallAs(ctx, ref, method, []byte(payload), caller, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(out)
+	}
+	if got := call(90, 1, "set", "x y"); got != "0" {
+		t.Fatalf("set x→y on an empty register = %s, want 0", got)
+	}
+	if got := call(91, 1, "set", "- x"); got != "1" {
+		t.Fatalf("set -→x = %s, want 1", got)
+	}
+	if got := call(90, 1, "set", "x y"); got != "0" {
+		return fmt.Sprintf("the copy of caller 90's call 1 = %s, want its first reply 0 (it ran again)", got)
+	}
+	if got := call(92, 1, "get", ""); got != "x" {
+		return fmt.Sprintf("the register holds %q, want x: the copy of a failed compare-and-set changed it", got)
+	}
+	return ""
 }

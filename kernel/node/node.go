@@ -173,6 +173,11 @@ func Open(rt kernel.Runtime, opts Options) (*Node, error) {
 	if offset == 0 {
 		offset = hlc.DefaultMaxOffset
 	}
+	if opts.Txn.Settling == nil {
+		// One finalized-transaction cache for every DB of the node: an
+		// actor's turns, a SQL engine's sessions run on pooled DBs.
+		opts.Txn.Settling = txn.NewSettling()
+	}
 	n.Clock, n.txn = hlc.NewClock(rt, offset), opts.Txn
 	// Not trusted until the consensus store has checked it against the
 	// peers' clocks, or found it has none (consensus/clockoffset.go).
