@@ -11,11 +11,5 @@ import (
 
 // TestReadRunsMutation: TestCopyOfAReadRunGetsItsReply bites.
 func TestReadRunsMutation(t *testing.T) {
-	mutation.Set(actor.MutReadRunsForgotten)
-	defer mutation.Set("")
-	if msg := copyOfAReadRunRan(t); msg == "" {
-		t.Fatalf("%s planted, and the copy of a read run did not run again", actor.MutReadRunsForgotten)
-	} else {
-		t.Logf("caught: %s", msg)
-	}
+	mutation.Bites(t, actor.MutReadRunsForgotten, func() string { return copyOfAReadRunRan(t) })
 }
