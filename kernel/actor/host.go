@@ -504,17 +504,15 @@ func (h *Host) turn(ctx context.Context, a *activation, req request) ([]byte, er
 			if err != nil {
 				return err
 			}
-			read, readHere := a.reads[req.Client]
-			if readHere && read.Seq > last.Seq && !h.requestExpired(read, h.opts.Wall().UnixNano()) && !mutation.On(MutReadRunsForgotten) {
-				// Its newest call ran here as a read, after the
-				// recorded one: the copy gets that read's reply.
-				if read.Seq > req.Seq {
-					return fmt.Errorf("%w: request %d of client %x, %d ran", ErrStaleRequest, req.Seq, req.Client, read.Seq)
-				}
+			if read, ok := a.reads[req.Client]; ok && read.Seq > last.Seq && !h.requestExpired(read, h.opts.Wall().UnixNano()) && !mutation.On(MutReadRunsForgotten) {
+				// The caller's newest call ran here as a read, after
+				// the recorded one: a copy of it gets that read's
+				// reply, an older one is refused below.
 				if read.Seq == req.Seq {
 					reply = read.Reply
 					return nil
 				}
+				last = read
 			}
 			switch {
 			case last.Seq > req.Seq:
