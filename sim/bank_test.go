@@ -35,6 +35,9 @@ var bankScenario = Scenario{
 	FaultTime:    5 * time.Second,
 	ProgressTime: 30 * time.Second,
 	QuiesceTime:  3 * time.Second,
+	KnownFailures: map[uint64]string{
+		224: "docs/consensus.md, next step 7 (found 2026-12-07): after a shared clock step, a restart under it and jumps, a hybrid clock stays beyond the maximum offset and every transfer is refused to the end",
+	},
 }
 
 // TestSimBank runs the bank scenario: seeds 1–20 by default, or those
