@@ -130,7 +130,7 @@ func (s *Store) checkOffset() {
 	// fenced because its clock is off is as good a witness of the wall
 	// clock's time as any. rawNear counts votes only for the planted bug.
 	var far, near, rawNear int
-	var nearAll, rawNearSinceStep int
+	var nearAll, rawNearSinceStep, wallNearSinceStep int
 	var worst time.Duration
 	for _, smp := range fresh {
 		isNear := smp.off.Abs()+smp.err <= limit
@@ -140,6 +140,11 @@ func (s *Store) checkOffset() {
 		}
 		if rawIsNear && smp.at > steppedAt {
 			rawNearSinceStep++
+		}
+		// The peer's clock against this node's wall clock (the clock
+		// as it would be with the step taken, stepped off the clock).
+		if (smp.off-stepped).Abs()+smp.err <= limit && smp.at > steppedAt {
+			wallNearSinceStep++
 		}
 		if smp.fenced && !countAll {
 			continue
@@ -176,7 +181,24 @@ func (s *Store) checkOffset() {
 	// peer's: taking that step would carry a quorum's timestamps ahead
 	// of real time for good, refused by the third node beyond the
 	// maximum offset (TestClocksSteppedTogetherKeepTheirTime).
-	takeWall := stepped != 0 && rawNearSinceStep >= q-1 && (outvoted || rawNearSinceStep > nearAll)
+	//
+	// And a step ahead only when peers' clocks, the time this clock must
+	// keep, are near the wall clock: a quorum's wall clocks may share a
+	// step that is no correction (n2 and n3 stepped 57 s ahead together, and
+	// n3, outvoted at the same moment by a clock that had drifted fast,
+	// took the step because n2's wall clock was near its own; its
+	// timestamps ran 57 s ahead of real time until it was fenced a
+	// probe later, and stayed there, refused by every peer: simulator
+	// bank seed 224, TestAStepSharedWithAPeerIsNoCorrection). Every
+	// fresh peer's clock counts, fenced or not: peers just restarted
+	// (fenced until checked) may be the only witnesses of the time a
+	// clock that ran slow unnoticed must come back to (bank seed 9). A
+	// step back needs no such word: the clock hands out no reading below
+	// its last either way, so taking it puts nothing ahead, and when
+	// every clock ran ahead (sqllist seed 86) no peer's clock is near
+	// any wall clock, and only the wall clocks can say the time.
+	takeWall := stepped != 0 && rawNearSinceStep >= q-1 && (outvoted || rawNearSinceStep > nearAll) &&
+		(stepped < 0 || wallNearSinceStep >= q-1 || mutation.On(MutStepTakenOnWallsAlone))
 	if mutation.On(MutStepTakenOnAnyWord) {
 		takeWall = (outvoted && rawNear >= q-1) || (stepped != 0 && rawNearSinceStep >= q-1)
 	}

@@ -337,3 +337,113 @@ func restartsUnderASharedStep(t *testing.T) string {
 	}
 	return ""
 }
+
+// TestAStepSharedWithAPeerIsNoCorrection: n2's and n3's wall clocks step
+// about 57 s ahead together (their clocks follow no such step; n2's 100
+// ms further), and then n3's clock drifts fast until its peers outvote
+// it, its wall clock still near n2's. The step is not the
+// correction: the peers' clocks, the time n3 must come back to, are far
+// from n3's wall clock, however near n2's wall clock is. n3 is fenced
+// and never hands out a timestamp its peers refuse; once its wall clocks
+// and rate are back, the three clocks are together. (Simulator bank seed
+// 224: n3 took the step for a correction, handed out timestamps 57 s
+// ahead for the 100 ms before it was fenced, and its clock, which never
+// goes back, kept every transfer that met them refused to the run's end.)
+func TestAStepSharedWithAPeerIsNoCorrection(t *testing.T) {
+	if msg := stepSharedWithAPeer(t); msg != "" {
+		t.Fatal(msg)
+	}
+}
+
+// stepSharedWithAPeer runs TestAStepSharedWithAPeerIsNoCorrection's
+// story and returns what went wrong ("": nothing).
+func stepSharedWithAPeer(t *testing.T) string {
+	w := newOffsetWorld(t)
+	if err := w.sim.RunFor(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	n2, n3 := w.sim.Node(2), w.sim.Node(3)
+	n2.ShiftClock(57*time.Second + 100*time.Millisecond)
+	n3.ShiftClock(57 * time.Second)
+	if err := w.sim.RunFor(500 * time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	n3.SetClockRate(1.05)
+	for n3.ClockOffset() < 57*time.Second+600*time.Millisecond { // 100 ms past the bound
+		if err := w.sim.RunFor(10 * time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.clocks[1].Update(w.clocks[3].Now()); err != nil {
+			return fmt.Sprintf("n1 refuses n3's timestamp: %v", err)
+		}
+	}
+	if f := w.fenced(t); !f[3] || f[1] || f[2] {
+		return fmt.Sprintf("fenced %v, want n3 alone", f)
+	}
+	n3.SetClockRate(1)
+	n2.ShiftClock(-57*time.Second - 100*time.Millisecond)
+	n3.ShiftClock(-n3.ClockOffset())
+	if err := w.sim.RunFor(3 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if f := w.fenced(t); f[1] || f[2] || f[3] {
+		return fmt.Sprintf("fenced %v after the clocks came back, want none", f)
+	}
+	for _, id := range []kernel.NodeID{2, 3} {
+		if err := w.clocks[1].Update(w.clocks[id].Now()); err != nil {
+			return fmt.Sprintf("n1 refuses n%d's timestamp after the clocks came back: %v", id, err)
+		}
+	}
+	return ""
+}
+
+// TestClocksThatAllRanAheadTakeTheirCorrections: the three clocks run
+// ahead by different amounts (drift their hybrid clocks follow: 330 ms,
+// 800 ms and 1.2 s), then their wall clocks step back to where they were
+// (n1's at true time, the others' 200 ms behind) together. No peer's clock is near any node's wall clock, so the peers'
+// clocks cannot confirm those steps; the wall clocks, near each other,
+// do, and a step back never makes a clock hand out a reading below an
+// earlier one. The clocks take their corrections (but what lies within
+// the fence of every peer) and none stays fenced (simulator sqllist seed
+// 86, when every step needed its peers' clocks).
+func TestClocksThatAllRanAheadTakeTheirCorrections(t *testing.T) {
+	w := newOffsetWorld(t)
+	if err := w.sim.RunFor(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// n2's and n3's wall clocks 200 ms behind to begin with (a step the
+	// clocks follow): after the corrections n1's clock is 530 ms from
+	// their wall clocks.
+	base := map[kernel.NodeID]time.Duration{1: 0, 2: -200 * time.Millisecond, 3: -200 * time.Millisecond}
+	for id, d := range base {
+		w.sim.Node(id).ShiftClock(d)
+	}
+	ahead := map[kernel.NodeID]time.Duration{1: 330 * time.Millisecond, 2: 1200 * time.Millisecond, 3: 800 * time.Millisecond}
+	for id, d := range ahead { // in steps the clocks follow
+		for moved := time.Duration(0); moved < d; moved += 150 * time.Millisecond {
+			w.sim.Node(id).ShiftClock(min(150*time.Millisecond, d-moved))
+			if err := w.sim.RunFor(20 * time.Millisecond); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := w.sim.RunFor(500 * time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	for id := range ahead {
+		w.sim.Node(id).ShiftClock(base[id] - w.sim.Node(id).ClockOffset())
+	}
+	if err := w.sim.RunFor(3 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if f := w.fenced(t); f[1] || f[2] || f[3] {
+		t.Fatalf("fenced %v three seconds after the corrections, want none", f)
+	}
+	for id, c := range w.clocks {
+		// A clock within the fence of every peer's may keep the rest of
+		// its lead (n1's 330 ms): nothing outvotes it.
+		if _, off := c.Steps(); off.Abs() > 400*time.Millisecond {
+			t.Fatalf("n%d's clock still %v off its wall clock", id, off)
+		}
+	}
+}

@@ -101,13 +101,15 @@ type replicaCore struct {
 	// (health.go). splitKey is where its split in flight cuts the range
 	// (nil: none): writes at or after it wait (split.go). freezing is set
 	// while its freeze is in flight, and frozen once the range applied one
-	// (merge.go): it takes nothing more. confProposed is set while a
+	// (merge.go): it takes nothing more; frozenSeen is the tick at which
+	// the driver first saw it frozen. confProposed is set while a
 	// membership change it proposed has not applied (membership.go).
 	handoverTo    uint64
 	handoverUntil time.Duration
 	splitKey      []byte
 	freezing      bool
 	frozen        bool
+	frozenSeen    uint64
 	confProposed  bool
 
 	// summarizedTerm is the term in which this leader proposed its

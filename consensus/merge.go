@@ -45,14 +45,14 @@ import (
 // right-hand range's size.
 //
 // Who finishes: the caller (Client.Merge) proposes the trigger as soon as
-// the freeze applies. If it dies first, every node holding a frozen
-// replica proposes the trigger again from its own copy of the final state
-// (the merger task, every mergeRetryInterval) until a range covers R's
-// start: then its frozen replica, if still here (a node that does not hold
-// L), is garbage and is destroyed. A trigger is accepted only by the range
-// ending at R's start, once: L records the ranges it absorbed
-// (rangeLocalMerged, copied by splits), so a trigger that comes again
-// after L split at the same key is refused.
+// the freeze applies. If it dies first, every node holding a replica
+// frozen for finishTicks proposes the trigger again from its own copy of
+// the final state (the merger task, every mergeRetryInterval) until a
+// range covers R's start: then its frozen replica, if still here (a node
+// that does not hold L), is garbage and is destroyed. A trigger is
+// accepted only by the range ending at R's start, once: L records the
+// ranges it absorbed (rangeLocalMerged, copied by splits), so a trigger
+// that comes again after L split at the same key is refused.
 //
 // Garbage. A replica of R on a node where L applied the merge goes with
 // it. Others linger: a frozen one on a node that holds no replica of L,
@@ -84,7 +84,15 @@ const (
 	mergeBackoffTicks = 1500
 	// staleTicks is how long a replica hears from no leader before the
 	// merger task asks whether its range still exists (2 s by default).
-	staleTicks       = 100
+	staleTicks = 100
+	// finishTicks is how long a range stays frozen before the merger
+	// task proposes its merge trigger itself (1 s by default): until
+	// then the merge is its caller's, whose trigger carries the frozen
+	// leader's hand-over summaries (a copy read from the engine cannot).
+	// Proposed at once, the merger's copy raced the caller's and, first
+	// in the log, left the merged range's timestamp cache to start afresh
+	// (txn TestMergeCarriesTheReads, under -race in CI).
+	finishTicks      = 50
 	rangeLocalFrozen = "frozen"
 	rangeLocalMerged = "merged/"
 	clientPrefix     = "client/"
@@ -501,6 +509,9 @@ type suspect struct {
 	desc    Descriptor
 	replica uint64 // its Raft ID: the driver destroys only that incarnation
 	frozen  bool
+	// finish: frozen for finishTicks, its caller presumed gone: the
+	// merger task proposes the trigger from this node's copy.
+	finish bool
 	// collect: known removed (its own removal applied, or a peer's
 	// word: Store.removedHere), waiting for the range's leader to confirm.
 	collect bool
@@ -516,8 +527,15 @@ func (s *Store) noteSuspects() {
 			r.leaderHeard = s.ticks
 		}
 		stale := s.ticks-r.leaderHeard >= staleTicks
+		switch {
+		case !r.frozen:
+			r.frozenSeen = 0
+		case r.frozenSeen == 0:
+			r.frozenSeen = s.ticks
+		}
 		if (r.frozen || stale || r.collect) && !r.desc.Empty() {
-			found = append(found, suspect{desc: r.desc, replica: r.id, frozen: r.frozen, collect: r.collect})
+			finish := r.frozen && s.ticks-r.frozenSeen >= finishTicks
+			found = append(found, suspect{desc: r.desc, replica: r.id, frozen: r.frozen, finish: finish, collect: r.collect})
 		}
 	}
 	before := s.suspectsPublished()
@@ -571,7 +589,7 @@ func (s *Store) merge(ctx context.Context) {
 			gone, err := s.mergedAway(actx, cl, sus)
 			cancel()
 			switch {
-			case err != nil && sus.frozen:
+			case err != nil && sus.finish:
 				s.rt.Logger().Info("finishing a merge failed; retrying", "right", sus.desc, "err", err)
 			case err != nil:
 				// A replica cut off from its range looks the same: quietly.
@@ -585,14 +603,16 @@ func (s *Store) merge(ctx context.Context) {
 	}
 }
 
-// mergedAway finishes sus's merge if it is frozen, and reports whether
-// its replica here is garbage: another range serves its start key now, or
-// its own range does without this node among its members (a replica whose
-// removal it never heard of: a learner removed before it caught up stays
-// silent, and its stale span kept a snapshot of a range that had split
-// off from it out of the node, simulator kvsplit5 seed 1149).
+// mergedAway finishes sus's merge if it falls to this node (sus.finish),
+// and reports whether its replica here is garbage: another range serves
+// its start key now, or its own range does without this node among its
+// members (a replica whose removal it never heard of: a learner removed
+// before it caught up stays silent, and its stale span kept a snapshot of
+// a range that had split off from it out of the node, simulator kvsplit5
+// seed 1149). A replica frozen but not yet its node's to finish waits
+// there for the caller's merge, which its Get finds done.
 func (s *Store) mergedAway(ctx context.Context, cl *Client, sus suspect) (bool, error) {
-	if sus.frozen {
+	if sus.finish {
 		m, ok := readMergeTrigger(s.eng, sus.desc)
 		if !ok {
 			return false, nil // cannot be: its freeze checked the size
