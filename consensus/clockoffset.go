@@ -132,6 +132,9 @@ func (s *Store) checkOffset() {
 	var far, near, rawNear int
 	var nearAll, rawNearSinceStep, wallNearSinceStep int
 	var worst time.Duration
+	// How far the voters' clocks measured since the step lie from this
+	// clock, and from its wall clock (where the step would put it).
+	var fromClock, fromWall time.Duration
 	for _, smp := range fresh {
 		isNear := smp.off.Abs()+smp.err <= limit
 		rawIsNear := smp.raw.Abs()+smp.err <= limit
@@ -148,6 +151,10 @@ func (s *Store) checkOffset() {
 		}
 		if smp.fenced && !countAll {
 			continue
+		}
+		if smp.at > steppedAt {
+			fromClock += smp.off.Abs()
+			fromWall += (smp.off - stepped).Abs()
 		}
 		switch {
 		case smp.off.Abs()-smp.err > limit:
@@ -197,7 +204,18 @@ func (s *Store) checkOffset() {
 	// its last either way, so taking it puts nothing ahead, and when
 	// every clock ran ahead (sqllist seed 86) no peer's clock is near
 	// any wall clock, and only the wall clocks can say the time.
-	takeWall := stepped != 0 && rawNearSinceStep >= q-1 && (outvoted || rawNearSinceStep > nearAll) &&
+	//
+	// Nearer by the voters' clocks counts too, when the wall clocks agree
+	// as often as the clocks do (voters only: a peer just restarted a
+	// 58 s jump behind, fenced, made a shared step 46 s back look nearer
+	// in sum, bank seed 220): a clock that ran slow within the fence
+	// of every peer, its wall clock then stepped back to true time, is
+	// near as many peers either way, but left untaken the step keeps it
+	// behind true time by more than the maximum offset, and a client
+	// whose clock keeps true time is refused by every range it leads
+	// (simulator actors seed 305; TestAClockLeftBehindTakesItsCorrection).
+	nearer := rawNearSinceStep >= nearAll && fromWall < fromClock && !mutation.On(MutStepLeftBehind)
+	takeWall := stepped != 0 && rawNearSinceStep >= q-1 && (outvoted || rawNearSinceStep > nearAll || nearer) &&
 		(stepped < 0 || wallNearSinceStep >= q-1 || mutation.On(MutStepTakenOnWallsAlone))
 	if mutation.On(MutStepTakenOnAnyWord) {
 		takeWall = (outvoted && rawNear >= q-1) || (stepped != 0 && rawNearSinceStep >= q-1)

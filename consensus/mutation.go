@@ -23,6 +23,8 @@ var (
 		"the clock-offset check takes a step of the wall clock that its clock did not follow whenever enough peers' wall clocks are near, even when its clock agrees with every peer's: two nodes of three whose wall clocks step the same way at once carry the cluster's timestamps a step ahead of real time, and the third node refuses them")
 	MutStepTakenOnWallsAlone = mutation.Plant("step-taken-on-walls-alone", mutation.Clocks,
 		"the clock-offset check takes a step of the wall clock when an outvoted clock's wall clock is near enough peers' wall clocks, without asking whether their clocks are near it: a node whose wall clock shares a step with a peer's, outvoted at that moment by drift, takes the step and hands out timestamps its peers refuse until real time catches up")
+	MutStepLeftBehind = mutation.Plant("step-left-behind", mutation.Clocks,
+		"the clock-offset check takes a step of the wall clock only when outvoted or when the wall clock is near more peers' wall clocks than the clock is near their clocks, never because the step brings the clock nearer their clocks: a clock that ran slow within the fence of every peer stays behind true time after its wall clock comes back, and clients whose clocks keep true time are refused")
 	MutFencedClocksVote = mutation.Plant("fenced-clocks-vote", mutation.Clocks,
 		"the clock-offset check counts the clocks of fenced peers like any other: two nodes restarted while their wall clocks were stepped the same way vouch for each other, outvote the node that kept the cluster's time, and carry the cluster's timestamps the step ahead")
 	MutFencedLeaderStamps = mutation.Plant("fenced-leader-stamps", mutation.RedisTxn,

@@ -59,6 +59,7 @@ var actorsRegressions = map[uint64]string{
 	760: "the same as 673 with the code before that fix (planted: expired-calls-run): a replica drawn by paged-apply leads the actors' range",
 	109: "a compare-and-set ran as a read (it failed, nothing recorded it) and answered its caller, then a copy of the call the network delivered late ran again after a put and applied it (docs/actors.md, \"Exactly-once state changes\"; planted read-runs-forgotten); found when asynchronous resolution moved the trace (2026-12-07)",
 	199: "the harness corrupted a disk while a range split off during a replica move was still short of that replica: the range lost its majority (docs/consensus.md, next step 11)",
+	305: "a server's clock ran 530 ms slow within the fence of both peers (theirs 200 and 285 ms behind); its wall clock stepped back to true time and the step was not taken, so the clients, whose clocks keep true time, were refused by the ranges it led to the end (docs/consensus.md, \"Clock offsets\", rule 2; planted step-left-behind; found 2026-12-07)",
 }
 
 // TestSimActors runs the actor scenario: seeds 1–20 and its regression

@@ -85,6 +85,11 @@ var outsideTheSweep = map[string]string{
 	// whose clocks nothing checks, refuse. So nothing restarts two nodes
 	// under one step while the third stays up.
 	"fenced-clocks-vote": "consensus TestClockMutations (two nodes of three restarted under a shared step of their wall clocks)",
+	// Met once by the swarm, at actors seed 305 (a regression seed of
+	// that scenario since, 2026-12-07); the clock bugs' sweep runs the
+	// bank and SQL scenarios, and the window needs a clock that ran slow
+	// within the fence of both peers whose wall clock then steps back.
+	"step-left-behind": "consensus TestClockMutations (a clock 530 ms behind true time, within the fence of its peers, whose wall clock comes back)",
 	// Survived 300 seeds of bank, txnkv, listappend and recovery
 	// (2026-12-06), as cache-kept-across-merge did before it: the window
 	// needs a read of the right-hand range just before a merge, then a
