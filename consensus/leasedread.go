@@ -209,7 +209,9 @@ func (s *Store) leasedRead(req Request, d Descriptor) (resp Response, ok bool) {
 		rd = view
 	}
 	s.readFrom(rd, v.desc, req, meta, func(r Response, err error) {
-		resp, ok = r, err == nil
+		// A query that would wait for a write is the driver's to park
+		// (park.go): it serves it again.
+		resp, ok = r, err == nil && r.park == nil
 	})
 	resp.Range = v.served
 	if ok {

@@ -111,7 +111,7 @@ func (s *Store) readLong(d Descriptor, req Request, meta CommandMeta, reply func
 		resp, err := q.run(func(rd stateReader) (Response, error) {
 			var resp Response
 			var err error
-			s.readFrom(rd, d, req, meta, func(r Response, e error) { resp, err = r, e })
+			s.readFrom(rd, d, req, meta, func(r Response, e error) { r.park = nil; resp, err = r, e })
 			return resp, err
 		})
 		t.mu.Lock()

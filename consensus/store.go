@@ -50,6 +50,8 @@ type Store struct {
 	health *health
 	// heard is when each peer node was last heard from (Silence).
 	heard heardFrom
+	// parking holds the queries waiting for a write (park.go).
+	parking parking
 	// drains wait for this node to lead nothing (Drain, drain.go).
 	drains []*kernel.Future[struct{}]
 	// fencedPeers is ClockRateFenced's answer (clockrate.go), for readers
@@ -187,6 +189,8 @@ type event struct {
 	mergedAway *suspect
 	req        *Request
 	reply      func(Response, error)
+	// parkDue: a parked query's time may be up (park.go).
+	parkDue bool
 	// arrived is when req reached the store (Runtime.Monotonic).
 	arrived time.Duration
 }
@@ -462,9 +466,12 @@ func (s *Store) drive(ctx context.Context) {
 		}
 		busy = s.proposed-before >= s.opts.GroupCommitBusyWrites
 		s.cycle()
+		s.serveWoken()
+		s.expireParked()
 		s.publishRanges()
 		s.publishLeases()
 		if s.closing != nil {
+			s.answerParked(nil)
 			s.pins.closeAll()
 			s.long.closeAll()
 			s.shutdown()
@@ -1233,6 +1240,7 @@ func (s *Store) changeRole(r *replica, ss raft.SoftState) {
 	rc := r.replicaCore.changeRole(ss, s.moment()) // abandons what a non-leader cannot keep
 	if ss.RaftState != raft.StateLeader {
 		s.resetOverlay(r, false)
+		s.releaseParked(r)
 	}
 	if rc.lost && s.opts.LostLeadership != nil {
 		s.opts.LostLeadership(r.desc.ID, r.rn.BasicStatus().Term)
@@ -1250,6 +1258,7 @@ func (s *Store) changeRole(r *replica, ss raft.SoftState) {
 // abandon) and its overlay.
 func (s *Store) abandon(r *replica) {
 	s.resetOverlay(r, false)
+	s.releaseParked(r)
 	r.replicaCore.abandon()
 }
 
@@ -1283,6 +1292,12 @@ func (s *Store) readLocal(r *replica, req Request, reply func(Response, error)) 
 	}
 	s.readFrom(s.eng, r.desc, req, meta, func(resp Response, err error) {
 		resp.Range = served
+		if w := resp.park; w != nil {
+			resp.park = nil
+			if s.park(req, w, resp, reply) {
+				return
+			}
+		}
 		reply(resp, err)
 	})
 }
@@ -1299,6 +1314,13 @@ func (s *Store) readFrom(rd stateReader, d Descriptor, req Request, meta Command
 		return
 	case OpQuery:
 		v, err := s.query(rd, d, req, meta)
+		var w *WaitForWrite
+		if errors.As(err, &w) {
+			// Answered now with w.Reply, unless the caller parks it
+			// (readLocal).
+			reply(Response{Value: w.Reply, OK: true, park: w}, nil)
+			return
+		}
 		if errors.Is(err, errOutsideRange) {
 			err = crossRange(d, "the query")
 		}
@@ -1486,6 +1508,9 @@ func (s *Store) applyIn(b *storage.Batch, r *replica, ents []raftpb.Entry) {
 			case p.effects != nil:
 				resp, ok = s.applyEffects(b, r, p.id, p.effects)
 				s.noteWrites(r, len(p.effects.writes))
+				if ok {
+					s.wakeWritten(p.effects.writes)
+				}
 				if ok && s.opts.Applied != nil {
 					applied = append(applied, p.effects.nowMillis)
 				}

@@ -1,6 +1,8 @@
 package consensus
 
 import (
+	"time"
+
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -156,6 +158,13 @@ type Request struct {
 	// View, on OpScan: PinView asks for a pinned scan; another nonzero
 	// value names the pinned view to read (pinned.go).
 	View uint64
+	// parkedUntil is when a query parked here (park.go) must be answered
+	// at the latest (Runtime.Monotonic; 0: never parked). It stays on the
+	// leader.
+	parkedUntil time.Duration
+	// parkedID is the query's place among the parked (park.go; 0: never
+	// parked), kept when it parks again.
+	parkedID uint64
 }
 
 // Response is the outcome of a Request.
@@ -178,6 +187,9 @@ type Response struct {
 	View uint64
 	// node is the node that answered (set by Client.Do).
 	node kernel.NodeID
+	// park is a query's request to wait for a write (park.go), on the
+	// leader between readFrom and readLocal; never sent.
+	park *WaitForWrite
 }
 
 func appendBytes(b, v []byte) []byte {

@@ -77,6 +77,12 @@ func MVCCRunLocalKey(key, local []byte) []byte {
 // range holding it, as long as ranges split at MVCCSplitKey's keys).
 func MVCCRouteKey(key []byte) []byte { return mvccRun(key) }
 
+// MVCCIntentKey is where key's intent is kept, and the prefix of every
+// version of key: a write there or under it is the intent written,
+// replaced or removed, or a version committed (a waiter for the key waits
+// for one: consensus.WaitForWrite).
+func MVCCIntentKey(key []byte) []byte { return mvccRun(key) }
+
 // MVCCSplitKey is the split point nearest before the run that stored
 // key belongs to: esc(K) for its user key K, which sorts after every
 // earlier run (their terminator 0x00 and what follows it are below any

@@ -187,7 +187,7 @@ func (db *DB) write(ctx context.Context, key, value []byte, deleted bool) error 
 			return err
 		}
 		if res.code == codeIntent {
-			if err := db.push(ctx, nil, res); err != nil {
+			if err := db.push(ctx, nil, res, true); err != nil {
 				return err
 			}
 			continue
@@ -215,66 +215,83 @@ func (db *DB) commitWait(ctx context.Context, ts hlc.Timestamp) error {
 	return db.rt.Sleep(ctx, wait+time.Nanosecond)
 }
 
-// push settles the intent a request met (res): its transaction committed
-// or aborted (or is aborted now, its coordinator gone or wounded by the
-// older tx), and the intent is resolved; or it is alive and not younger,
-// and push waits, polling the record with a query (a read, not a
-// replicated write) until it is settled or may be pushed, and pushes
-// again; or, while it waits, the holder takes the intent back (ROLLBACK
-// TO SAVEPOINT), and push returns for the caller to ask again. tx is the pusher (nil: a request outside any transaction, which
-// never wounds).
-func (db *DB) push(ctx context.Context, tx *Tx, res *result) error {
+// push settles the intent a request met (res), or waits until its key is
+// free, and returns for the caller to ask again. tx is the pusher (nil: a
+// request outside any transaction, which never wounds). queue says the
+// caller means to write the key: it waits in the key's queue, where one
+// writer goes on per release; a reader goes on at every write of the key.
+//
+// It asks the holder's record first, with a query: settled, the intent is
+// resolved; abortable (its coordinator gone, or wound–wait: the pusher is
+// older and has waited WoundAfter), it is pushed, a replicated write that
+// aborts it, and resolved. Alive, the pusher waits for the key at the
+// key's leaseholder (opAwait), a writer in its queue ranked by age, until
+// the key is written (the holder resolved its intent, took it back with
+// ROLLBACK TO SAVEPOINT, or a newer holder replaced it; a version
+// committed) or maxPushWait is up: the key
+// free, push returns; held still, by the same holder or another, it asks
+// that holder's record again (a heartbeat may have expired meanwhile).
+// Writers waiting for a hot lock go on one at a time as it is released,
+// instead of all of them racing for it (docs/txn.md, "Waiting at the
+// leaseholder").
+func (db *DB) push(ctx context.Context, tx *Tx, res *result, queue bool) error {
 	holder, key := res.intent.Txn, res.intentKey
-	pc := pushOf(holder)
 	// The pusher names itself, and so may wound a younger holder, only
 	// once it has waited WoundAfter (Options.WoundAfter says why).
-	wound := func() {
-		if tx != nil {
+	wounding := tx != nil && db.opts.WoundAfter < 0
+	woundAt := db.rt.Monotonic() + db.opts.WoundAfter
+	for {
+		if tx != nil && tx.wounded.Load() {
+			return retry("wounded by an older transaction while waiting for %x", holder.ID[:4])
+		}
+		if tx != nil && !wounding && db.rt.Monotonic() >= woundAt {
+			wounding = true
+		}
+		pc := pushOf(holder)
+		if wounding {
 			pc.pusher, pc.start = tx.id, tx.start
 		}
-	}
-	var woundAt time.Duration
-	if db.opts.WoundAfter < 0 {
-		wound()
-	} else {
-		woundAt = db.rt.Monotonic() + db.opts.WoundAfter
-	}
-	wait := time.Millisecond
-	for {
-		pr, err := db.pushOnce(ctx, pc, holder, key)
-		if err != nil || pr.code != codePending {
+		sc := *pc
+		sc.op = opStatus
+		st, err := db.send(ctx, db.cl, holder.Anchor, &sc)
+		if err != nil {
 			return err
 		}
-		for pr.code == codePending {
-			if tx != nil && tx.wounded.Load() {
-				return retry("wounded by an older transaction while waiting for %x", holder.ID[:4])
-			}
-			// Jittered, so that the waiters of one holder spread out.
-			if err := db.rt.Sleep(ctx, wait/2+time.Duration(db.rt.Rand().Int64N(int64(wait)))); err != nil {
+		switch {
+		case st.code == codePending: // alive: wait for the key
+		case st.code == codeOK && (st.status == statusCommitted || st.status == statusAborted):
+			return db.resolveMet(ctx, holder, key, st) // settled
+		default:
+			// A push aborts it now (or the reply is a leaseholder's older
+			// than settled statuses: the push says).
+			if pr, err := db.pushOnce(ctx, pc, holder, key); err != nil || pr.code != codePending {
 				return err
 			}
-			wait = min(2*wait, maxPushWait)
-			if woundAt != 0 && db.rt.Monotonic() >= woundAt {
-				wound()
-			}
-			sc := *pc
-			sc.op = opStatus
-			if pr, err = db.send(ctx, db.cl, holder.Anchor, &sc); err != nil {
+		}
+		wait := maxPushWait
+		if tx != nil && !wounding {
+			wait = max(min(wait, woundAt-db.rt.Monotonic()), time.Millisecond)
+		}
+		aw := &command{op: opAwait, key: key, wait: wait, queue: queue, start: db.clock.Now()}
+		if tx != nil {
+			aw.txn, aw.start = &storage.TxnMeta{ID: tx.id}, tx.start
+		}
+		ar, err := db.send(ctx, db.cl, key, aw)
+		switch {
+		case errors.Is(err, ErrMalformed):
+			// A leaseholder older than opAwait: look again after a
+			// while, as pushers did before it.
+			if err := db.rt.Sleep(ctx, maxPushWait/4); err != nil {
 				return err
 			}
-			if pr.code != codePending {
-				break
-			}
-			// The holder lives on, but may have taken its intent back
-			// (ROLLBACK TO SAVEPOINT): then the caller asks again now,
-			// rather than wait for the whole transaction.
-			held, err := db.send(ctx, db.cl, key, &command{op: opHeld, key: key, txn: &storage.TxnMeta{ID: holder.ID}})
-			if err != nil {
-				return err
-			}
-			if !held.found {
-				return nil
-			}
+		case err != nil:
+			return err
+		case ar.code == codeOK:
+			return nil // free
+		case ar.code == codeIntent:
+			holder = ar.intent.Txn // held still, perhaps by another
+		default:
+			return fmt.Errorf("%w: an await answered %d", ErrMalformed, ar.code)
 		}
 	}
 }
@@ -293,12 +310,21 @@ func (db *DB) pushOnce(ctx context.Context, pc *command, holder storage.TxnMeta,
 	if err != nil || pr.code == codePending {
 		return pr, err
 	}
-	_, err = db.send(ctx, db.cl, key, &command{op: opResolve, key: key, keys: [][]byte{key}, txn: &holder, commit: pr.status == statusCommitted, read: pr.ts})
-	return pr, err
+	return pr, db.resolveMet(ctx, holder, key, pr)
 }
 
-// maxPushWait bounds the wait between two polls of a live holder's record.
-const maxPushWait = 16 * time.Millisecond
+// resolveMet resolves holder's intent at key as its record says (pr: a
+// push's or a status query's reply on a settled record).
+func (db *DB) resolveMet(ctx context.Context, holder storage.TxnMeta, key []byte, pr *result) error {
+	_, err := db.send(ctx, db.cl, key, &command{op: opResolve, key: key, keys: [][]byte{key}, txn: &holder, commit: pr.status == statusCommitted, read: pr.ts})
+	return err
+}
+
+// maxPushWait bounds one wait in a key's queue, after which the waiter
+// asks the holder's record again (its coordinator may be gone) and
+// checks that it was not wounded itself meanwhile. Below
+// consensus.MaxQueryWait, which bounds it at the leaseholder.
+const maxPushWait = 50 * time.Millisecond
 
 // Txn runs fn in a transaction and commits it, running it again (with a
 // new transaction) after a retryable conflict, at most MaxRetries times.

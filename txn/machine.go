@@ -306,11 +306,20 @@ func (m *Machine) run(data consensus.RangeData, b []byte, meta consensus.Command
 		return nil, err // outside the range (the client routes again), or corrupt data
 	}
 	res.now = m.clock.Now()
+	if c.op == opAwait && res.code == codeIntent && c.wait > 0 {
+		// The waiter waits at the key's leaseholder, a writer in the
+		// key's queue ranked by age (wound–wait's order), and is
+		// answered when the key is written (its intent resolved,
+		// removed or replaced, or a version committed) or its wait is
+		// up (consensus/park.go).
+		return nil, &consensus.WaitForWrite{Key: storage.MVCCIntentKey(c.key), For: c.wait, Reply: res.encode(),
+			Queue: c.queue, Rank: uint64(max(c.start.WallNanos, 0))}
+	}
 	return res.encode(), nil
 }
 
 func needsTxn(o op) bool {
-	return o != opGet && o != opScan && o != opChanges && o != opPut && o != opGC
+	return o != opGet && o != opScan && o != opChanges && o != opPut && o != opGC && o != opAwait
 }
 
 func (m *Machine) execute(d *mvccData, c *command, cache *tsCache) (*result, error) {
@@ -351,6 +360,12 @@ func (m *Machine) execute(d *mvccData, c *command, cache *tsCache) (*result, err
 	case opHeld:
 		_, _, in, err := storage.MVCCLatest(d, c.key)
 		return &result{found: in != nil && in.Txn.ID == c.txn.ID}, err
+	case opAwait:
+		_, _, in, err := storage.MVCCLatest(d, c.key)
+		if err != nil || in == nil || (c.txn != nil && in.Txn.ID == c.txn.ID) || isFinalized(c, in.Txn.ID) {
+			return &result{}, err
+		}
+		return &result{code: codeIntent, intent: *in, intentKey: c.key}, nil
 	}
 	return m.recordOp(d, c)
 }
@@ -423,6 +438,12 @@ func latestSettled(d *mvccData, c *command, key []byte) (hlc.Timestamp, bool, *s
 		}
 	}
 	return newest, ok, in, nil
+}
+
+// isFinalized says whether c knows transaction id decided
+// (command.finalized): its intents are as good as resolved.
+func isFinalized(c *command, id [16]byte) bool {
+	return slices.ContainsFunc(c.finalized, func(f storage.FinalizedTxn) bool { return f.Txn.ID == id })
 }
 
 // reader is the transaction c runs in, as the timestamp cache names it
@@ -748,7 +769,10 @@ func (m *Machine) recordOp(d *mvccData, c *command) (*result, error) {
 		if m.pushWaits(rec, c, now) {
 			return &result{code: codePending, status: statusPending}, nil
 		}
-		return &result{}, nil // settled, or a push would settle it now
+		if rec != nil && rec.status != statusPending && !mutation.On(MutRecoveryAbortsCommitted) {
+			return &result{status: rec.status, ts: rec.ts}, nil // settled: its outcome
+		}
+		return &result{status: statusPending}, nil // a push would settle it now
 	case opPush:
 		switch {
 		case rec == nil:

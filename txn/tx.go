@@ -251,7 +251,7 @@ func (tx *Tx) conflict(ctx context.Context, res *result) (again bool, err error)
 		if res.intent.Txn.ID == tx.id {
 			return false, fmt.Errorf("txn: met its own intent of another epoch")
 		}
-		return true, tx.db.push(ctx, tx, res)
+		return true, tx.db.push(ctx, tx, res, false)
 	case codeBelowGC:
 		return false, retry("its reads at %v are below the garbage collection threshold %v", tx.read, res.ts)
 	case codeUncertain:
@@ -397,7 +397,7 @@ func (tx *Tx) writeIntent(ctx context.Context, c *command) (*result, error) {
 		}
 		switch res.code {
 		case codeIntent:
-			if err := tx.db.push(ctx, tx, res); err != nil {
+			if err := tx.db.push(ctx, tx, res, true); err != nil {
 				return nil, err
 			}
 			continue
@@ -710,7 +710,7 @@ func (tx *Tx) commitOnePhase(ctx context.Context) (bool, error) {
 		}
 		switch res.code {
 		case codeIntent:
-			if err := tx.db.push(ctx, tx, res); err != nil {
+			if err := tx.db.push(ctx, tx, res, true); err != nil {
 				return false, err
 			}
 			continue

@@ -1,6 +1,9 @@
 package txn
 
 import (
+	"time"
+
+	"github.com/orbitkernel/orbit/consensus"
 	"github.com/orbitkernel/orbit/kernel"
 	"github.com/orbitkernel/orbit/kernel/hlc"
 	"github.com/orbitkernel/orbit/storage"
@@ -49,10 +52,11 @@ const (
 	// holding the key's newest value, which the reply carries with the
 	// intent's timestamp (docs/txn.md "Locking reads").
 	opLock
-	// opStatus is a query: the record at key, as opPush would find it
-	// (codePending while a push must wait), changing nothing. A pusher
-	// that waits polls with it: a read at the leaseholder, not a
-	// replicated write per poll.
+	// opStatus is a query: the record at key, as opPush would find it,
+	// changing nothing: codePending while a push must wait; a settled
+	// record's status and commit timestamp; otherwise status pending (a
+	// push would abort it now). A pusher asks it first, and sends the
+	// push (a replicated write) only when it would abort.
 	opStatus
 	// opResolveSpan settles every intent of txn in [key, end) within the
 	// range, as opResolve does: for a record that keeps spans (a large
@@ -65,19 +69,26 @@ const (
 	// scan is.
 	opChanges
 	// opHeld is a query: whether txn's intent is still on key (result.
-	// found), read at the leaseholder, noting nothing. A waiter that
-	// polls a live holder's record asks it too: a holder that removed
-	// its intent (ROLLBACK TO SAVEPOINT) without ending lets the waiter
-	// go on at once.
+	// found), read at the leaseholder, noting nothing. Pushers before
+	// opAwait (2026-12-07) polled with it; still answered for them.
 	opHeld
+	// opAwait is a query: whether key is free of other transactions'
+	// intents (codeOK) or held (codeIntent, result.intent). With wait, a
+	// held key's leaseholder keeps the query until the key is written
+	// (its intent or a version) or wait is up (consensus.WaitForWrite);
+	// with queue too (a waiter that means to write the key), in the
+	// key's queue, ranked by start (the waiter's age): a lock's writers
+	// go on one by one as it is released, its readers all at once. txn
+	// is the waiter (optional: its own intent does not hold it).
+	opAwait
 )
 
 // lastOp is the highest op: a decoded command's op is at most it.
-const lastOp = opHeld
+const lastOp = opAwait
 
 // query says whether o is answered by the leaseholder as a read
 // (consensus.OpQuery) rather than evaluated and replicated.
-func (o op) query() bool { return o.reads() || o == opStatus || o == opHeld }
+func (o op) query() bool { return o.reads() || o == opStatus || o == opHeld || o == opAwait }
 
 // reads says whether o reads versions at a timestamp (c.read): a read
 // the timestamp cache notes, that must not run above the leaseholder's
@@ -89,7 +100,7 @@ func (o op) reads() bool { return o < opPut || o == opChanges }
 // need not stop. A refresh is not one: it fails on any intent in its
 // window, which is always safe.
 func (o op) meetsIntents() bool {
-	return o == opGet || o == opScan || o == opChanges || o == opPut || o == opOnePhase || o == opLock
+	return o == opGet || o == opScan || o == opChanges || o == opPut || o == opOnePhase || o == opLock || o == opAwait
 }
 
 // command is one request to the machine.
@@ -139,6 +150,11 @@ type command struct {
 	// DB.settling): reads take their intents as resolved, and writes
 	// resolve them in passing, instead of meeting them as conflicts.
 	finalized []storage.FinalizedTxn
+	// wait (opAwait): how long the leaseholder may keep the query
+	// (consensus.WaitForWrite); 0, answered at once. queue: the waiter
+	// means to write the key, and waits in its queue.
+	wait  time.Duration
+	queue bool
 }
 
 // tagged is a write as opPut and opOnePhase carry it.
@@ -189,6 +205,8 @@ func (c *command) encode() []byte {
 		e.Bool(f.Commit)
 		e.ts(f.TS)
 	}
+	e.U64(uint64(max(c.wait, 0)))
+	e.Bool(c.queue)
 	return e.B
 }
 
@@ -240,6 +258,10 @@ func decodeCommand(b []byte) (*command, error) {
 			f.TS = d.ts()
 			c.finalized = append(c.finalized, f)
 		}
+	}
+	if len(d.B) > 0 { // older than wait and queue (2026-12-07)
+		c.wait = time.Duration(min(d.U64(), uint64(consensus.MaxQueryWait)))
+		c.queue = d.Bool()
 	}
 	if err := d.Done(); err != nil {
 		return nil, err

@@ -4,9 +4,11 @@ import (
 	"encoding/binary"
 	"reflect"
 	"testing"
+	"time"
 
 	"pgregory.net/rapid"
 
+	"github.com/orbitkernel/orbit/consensus"
 	"github.com/orbitkernel/orbit/kernel"
 	"github.com/orbitkernel/orbit/kernel/hlc"
 	"github.com/orbitkernel/orbit/storage"
@@ -27,7 +29,8 @@ func TestCommandsDecodeAsEncoded(t *testing.T) {
 			uncertainty: genTS.Draw(t, "uncertainty"), limit: rapid.IntRange(0, 1000).Draw(t, "limit"),
 			begin: rapid.Bool().Draw(t, "begin"), start: genTS.Draw(t, "start"), commit: rapid.Bool().Draw(t, "commit"),
 			keys: rapid.SliceOfN(genBytes, 0, 3).Draw(t, "keys"), reads: rapid.Bool().Draw(t, "reads"),
-			node: kernel.NodeID(rapid.Uint64().Draw(t, "node"))}
+			node: kernel.NodeID(rapid.Uint64().Draw(t, "node")),
+			wait: time.Duration(rapid.Int64Range(0, int64(consensus.MaxQueryWait)).Draw(t, "wait")), queue: rapid.Bool().Draw(t, "queue")}
 		for range c.keys {
 			c.writes = append(c.writes, genBytes.Draw(t, "write"))
 		}
@@ -35,8 +38,10 @@ func TestCommandsDecodeAsEncoded(t *testing.T) {
 			c.txn = &storage.TxnMeta{Timestamp: genTS.Draw(t, "ts"), Epoch: rapid.Uint32().Draw(t, "epoch"), Anchor: genBytes.Draw(t, "anchor")}
 			c.txn.ID[0] = rapid.Byte().Draw(t, "id")
 		}
-		// The format before finalized: its list, count included, cut off.
-		beforeFinalized := len(c.encode()) - 1
+		// The format before finalized: its list, count included, and
+		// wait cut off.
+		waitBytes := len(binary.AppendUvarint(nil, uint64(c.wait))) + 1 // and queue
+		beforeFinalized := len(c.encode()) - 1 - waitBytes
 		for i := range rapid.IntRange(0, 2).Draw(t, "finalized") {
 			f := storage.FinalizedTxn{Txn: storage.TxnMeta{Timestamp: genTS.Draw(t, "fts"), Epoch: rapid.Uint32().Draw(t, "fepoch"), Anchor: genBytes.Draw(t, "fanchor")},
 				Commit: rapid.Bool().Draw(t, "fcommit"), TS: genTS.Draw(t, "fcommitTS")}
@@ -44,12 +49,14 @@ func TestCommandsDecodeAsEncoded(t *testing.T) {
 			c.finalized = append(c.finalized, f)
 		}
 		b := c.encode()
+		beforeWait := len(b) - waitBytes
 		got, err := decodeCommand(b)
 		if err != nil || !reflect.DeepEqual(normalize(got), normalize(c)) {
 			t.Fatalf("decode(encode(%+v)) = %+v, %v", c, got, err)
 		}
-		// A command of the formats before node and before finalized (cut
-		// off) still decodes, without them; every other cut fails.
+		// A command of the formats before node, before finalized and
+		// before wait (cut off) still decodes, without them; every other
+		// cut fails.
 		beforeNode := beforeFinalized - len(binary.AppendUvarint(nil, uint64(c.node)))
 		for n := range len(b) {
 			got, err := decodeCommand(b[:n])
@@ -58,7 +65,9 @@ func TestCommandsDecodeAsEncoded(t *testing.T) {
 				t.Fatalf("a command of the format before node decoded as %+v, %v", got, err)
 			case n == beforeFinalized && (err != nil || got.node != c.node || got.finalized != nil):
 				t.Fatalf("a command of the format before finalized decoded as %+v, %v", got, err)
-			case n != beforeNode && n != beforeFinalized && err == nil:
+			case n == beforeWait && (err != nil || got.wait != 0 || got.queue || len(got.finalized) != len(c.finalized)):
+				t.Fatalf("a command of the format before wait decoded as %+v, %v", got, err)
+			case n != beforeNode && n != beforeFinalized && n != beforeWait && err == nil:
 				t.Fatalf("a command cut to %d of %d bytes decoded", n, len(b))
 			}
 		}
