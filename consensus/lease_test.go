@@ -90,9 +90,12 @@ func newLeaseWorld(t *testing.T, seed uint64) *leaseWorld {
 }
 
 // leader returns the node leading the range, or 0.
-func (w *leaseWorld) leader() kernel.NodeID {
-	for id, st := range w.stores {
-		if w.sim.Node(id).Up() && st.replicas[1] != nil && st.replicas[1].rn.BasicStatus().RaftState == raft.StateLeader {
+func (w *leaseWorld) leader() kernel.NodeID { return leaderOfRangeOne(w.sim, w.stores) }
+
+// leaderOfRangeOne is the up node whose store leads range 1 (0: none).
+func leaderOfRangeOne(s *sim.Sim, stores map[kernel.NodeID]*Store) kernel.NodeID {
+	for id, st := range stores {
+		if s.Node(id).Up() && st.replicas[1] != nil && st.replicas[1].rn.BasicStatus().RaftState == raft.StateLeader {
 			return id
 		}
 	}

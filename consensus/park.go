@@ -3,7 +3,6 @@ package consensus
 import (
 	"bytes"
 	"cmp"
-	"maps"
 	"slices"
 	"time"
 
@@ -137,12 +136,15 @@ func (s *Store) wakeWritten(effects []byte) {
 			written = append(written, op.Key)
 		}
 	})
-	// In key order, not the map's: the woken are served in this order.
-	keys := slices.Sorted(maps.Keys(p.byKey))
-	for _, k := range keys {
-		if !slices.ContainsFunc(written, func(w []byte) bool { return bytes.HasPrefix(w, []byte(k)) }) {
-			continue
+	var hit []string
+	for k := range p.byKey {
+		if slices.ContainsFunc(written, func(w []byte) bool { return bytes.HasPrefix(w, []byte(k)) }) {
+			hit = append(hit, k)
 		}
+	}
+	// In key order, not the map's: the woken are served in this order.
+	slices.Sort(hit)
+	for _, k := range hit {
 		qs := p.byKey[k]
 		kept := qs[:0]
 		wokeQueue := false

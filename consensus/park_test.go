@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"go.etcd.io/raft/v3"
-
 	"github.com/orbitkernel/orbit/kernel"
 	"github.com/orbitkernel/orbit/sim"
 	"github.com/orbitkernel/orbit/storage"
@@ -72,14 +70,7 @@ func newParkWorld(t *testing.T, seed uint64) *parkWorld {
 	return w
 }
 
-func (w *parkWorld) leader() kernel.NodeID {
-	for id, st := range w.stores {
-		if w.sim.Node(id).Up() && st.replicas[1] != nil && st.replicas[1].rn.BasicStatus().RaftState == raft.StateLeader {
-			return id
-		}
-	}
-	return 0
-}
+func (w *parkWorld) leader() kernel.NodeID { return leaderOfRangeOne(w.sim, w.stores) }
 
 // answer is a call's outcome and when (Sim.Elapsed) it came.
 type answer struct {
