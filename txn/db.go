@@ -60,6 +60,7 @@ type DB struct {
 	hb     *kernel.Mailbox[*consensus.Client] // the heartbeat tasks' client, one at a time
 	clock  *hlc.Clock
 	opts   Options
+	place  placement
 	// late are resolutions a buggify site asked to send again, before a
 	// later transaction (the simulator's duplicated, late messages).
 	late []resolution
@@ -84,7 +85,8 @@ func NewDB(rt kernel.Runtime, router *consensus.Router, clock *hlc.Clock, name s
 	if settling == nil {
 		settling = NewSettling()
 	}
-	return &DB{rt: rt, router: router, name: name, cl: consensus.NewClient(router, name), clock: clock, opts: opts, settling: settling}, nil
+	place := placement{lookup: router.Lookup, batchBytes: opts.BatchBytes, recordKeyBytes: opts.RecordKeyBytes}
+	return &DB{rt: rt, router: router, name: name, cl: consensus.NewClient(router, name), clock: clock, opts: opts, settling: settling, place: place}, nil
 }
 
 // Now is the node's hybrid-logical clock's reading.
@@ -234,7 +236,7 @@ func (db *DB) commitWait(ctx context.Context, ts hlc.Timestamp) error {
 // Writers waiting for a hot lock go on one at a time as it is released,
 // instead of all of them racing for it (docs/txn.md, "Waiting at the
 // leaseholder").
-func (db *DB) push(ctx context.Context, tx *Tx, res *result, queue bool) error {
+func (db *DB) push(ctx context.Context, tx *coordinator, res *result, queue bool) error {
 	holder, key := res.intent.Txn, res.intentKey
 	// The pusher names itself, and so may wound a younger holder, only
 	// once it has waited WoundAfter (Options.WoundAfter says why).
@@ -343,9 +345,9 @@ func (db *DB) Txn(ctx context.Context, fn func(*Tx) error) error {
 		}
 		tx := db.Begin()
 		if attempt == 0 {
-			age = tx.start
+			age = tx.c.start
 		}
-		tx.start = age
+		tx.c.start = age
 		if err = fn(tx); err == nil {
 			err = tx.Commit(ctx)
 		}
@@ -364,12 +366,20 @@ func (db *DB) Txn(ctx context.Context, fn func(*Tx) error) error {
 	return fmt.Errorf("gave up after %d attempts: %w", db.opts.MaxRetries, err)
 }
 
-// oneRange reports whether the router places every buffered key in one
-// range (it may be out of date: the range then refuses the command).
-func (db *DB) oneRange(writes map[string]buffered) bool {
+// placement is where the router places keys, as far as it knows (it
+// may be out of date: a range then refuses a command that crosses it),
+// and the sizes batches and records are kept to.
+type placement struct {
+	lookup         func(key []byte) consensus.Descriptor
+	batchBytes     int // Options.BatchBytes
+	recordKeyBytes int // Options.RecordKeyBytes
+}
+
+// oneRange reports whether every buffered key is placed in one range.
+func (p placement) oneRange(writes map[string]buffered) bool {
 	var id storage.RangeID
 	for k := range writes {
-		d := db.router.Lookup(storage.MVCCRouteKey([]byte(k)))
+		d := p.lookup(storage.MVCCRouteKey([]byte(k)))
 		if id != 0 && d.ID != id {
 			return false
 		}
@@ -378,15 +388,15 @@ func (db *DB) oneRange(writes map[string]buffered) bool {
 	return true
 }
 
-// batchLen is how many of keys (sorted) go in the next batch: those the
-// router places in the first one's range, up to Options.BatchBytes of
-// size (at least one key).
-func (db *DB) batchLen(keys [][]byte, size func([]byte) int) int {
-	d := db.router.Lookup(storage.MVCCRouteKey(keys[0]))
+// batchLen is how many of keys (sorted) go in the next batch: those
+// placed in the first one's range, up to batchBytes of size (at least one
+// key).
+func (p placement) batchLen(keys [][]byte, size func([]byte) int) int {
+	d := p.lookup(storage.MVCCRouteKey(keys[0]))
 	n, bytes := 1, size(keys[0])
 	for ; n < len(keys); n++ {
 		bytes += size(keys[n])
-		if bytes > db.opts.BatchBytes || !d.Contains(storage.MVCCRouteKey(keys[n])) {
+		if bytes > p.batchBytes || !d.Contains(storage.MVCCRouteKey(keys[n])) {
 			break
 		}
 	}
@@ -397,19 +407,19 @@ func (db *DB) batchLen(keys [][]byte, size func([]byte) int) int {
 func keyBytes(k []byte) int { return len(k) }
 
 // condense is what a record keeps of a transaction's intents on keys
-// (sorted): the keys, or past Options.RecordKeyBytes one span per run of
-// keys the router places in one range (flat start, end pairs), as
-// CockroachDB condenses its lock spans.
-func (db *DB) condense(keys [][]byte) (points, spans [][]byte) {
+// (sorted): the keys, or past recordKeyBytes one span per run of keys
+// placed in one range (flat start, end pairs), as CockroachDB condenses
+// its lock spans.
+func (p placement) condense(keys [][]byte) (points, spans [][]byte) {
 	total := 0
 	for _, k := range keys {
 		total += len(k)
 	}
-	if total <= db.opts.RecordKeyBytes {
+	if total <= p.recordKeyBytes {
 		return keys, nil
 	}
 	for len(keys) > 0 {
-		n := db.batchLen(keys, func([]byte) int { return 0 })
+		n := p.batchLen(keys, func([]byte) int { return 0 })
 		end := append(slices.Clone(keys[n-1]), 0)
 		if mutation.On(MutCondensedSpanShort) {
 			end = keys[n-1]
@@ -520,7 +530,7 @@ func (db *DB) resolve(ctx context.Context, cl *consensus.Client, r resolution) {
 func (db *DB) resolveKeys(ctx context.Context, cl *consensus.Client, r resolution) error {
 	refused := 0
 	for keys := r.keys; len(keys) > 0; {
-		n := db.batchLen(keys, keyBytes)
+		n := db.place.batchLen(keys, keyBytes)
 		res, err := db.send(ctx, cl, keys[0], &command{op: opResolve, key: keys[0], keys: keys[:n], txn: &r.meta, commit: r.commit, read: r.ts})
 		if errors.Is(err, consensus.ErrCrossRange) && refused < maxCrossRangeRefusals {
 			refused++
@@ -614,43 +624,4 @@ type GCPass struct {
 	// gone before a decision) and resolved; Alive, those whose
 	// transactions were alive still (left alone).
 	Abandoned, Alive int
-}
-
-// span is a read span, stored keys [start, end).
-type span struct{ start, end []byte }
-
-// refresh moves tx's reads from tx.read to ts: every span read must have
-// no write by another transaction in (tx.read, ts].
-func (db *DB) refresh(ctx context.Context, tx *Tx, ts hlc.Timestamp) error {
-	meta := tx.meta()
-	for _, s := range tx.reads {
-		for start := s.start; start != nil; {
-			res, err := db.send(ctx, db.cl, start, &command{op: opRefresh, key: start, end: s.end, from: tx.read, read: ts, txn: &meta})
-			if err != nil {
-				return err
-			}
-			switch res.code {
-			case codeRefreshFailed:
-				return retry("reads at %v cannot move to %v: a write in [%q, %q)", tx.read, ts, s.start, s.end)
-			case codeBelowGC:
-				return retry("reads at %v are below the garbage collection threshold %v", tx.read, res.ts)
-			}
-			start = nil
-			if res.more {
-				start = res.resume
-			}
-		}
-	}
-	tx.read = ts
-	return nil
-}
-
-// sortedKeys is a set's keys in order.
-func sortedKeys(set map[string]bool) [][]byte {
-	keys := make([][]byte, 0, len(set))
-	for k := range set {
-		keys = append(keys, []byte(k))
-	}
-	slices.SortFunc(keys, bytes.Compare)
-	return keys
 }

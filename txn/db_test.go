@@ -588,7 +588,7 @@ func TestFutureReadsWait(t *testing.T) {
 	}
 	tx := db.Begin()
 	ahead := 300 * time.Millisecond
-	tx.read = c.clocks[0].Now().Add(ahead)
+	tx.c.read = c.clocks[0].Now().Add(ahead)
 	start := time.Now()
 	if v, _, err := tx.Get(ctx, []byte("k")); err != nil || string(v) != "v" {
 		t.Fatalf("future read: %q, %v", v, err)
@@ -640,8 +640,8 @@ func TestGarbageCollection(t *testing.T) {
 	if err := tx.flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	meta := tx.meta()
-	res, err := db.send(ctx, db.cl, tx.anchor, &command{op: opEnd, key: tx.anchor, txn: &meta, commit: true, read: tx.write, keys: sortedKeys(tx.writes)})
+	meta := tx.c.meta()
+	res, err := db.send(ctx, db.cl, tx.c.anchor, &command{op: opEnd, key: tx.c.anchor, txn: &meta, commit: true, read: tx.c.write, keys: sortedKeys(tx.c.writes)})
 	if err != nil || res.status != statusCommitted {
 		t.Fatalf("commit: %v %v", res, err)
 	}
@@ -792,12 +792,12 @@ func TestLargeTransactions(t *testing.T) {
 			if err := tx.flush(ctx); err != nil {
 				t.Fatal(err)
 			}
-			points, spans := db.condense(sortedKeys(tx.writes))
+			points, spans := db.place.condense(sortedKeys(tx.c.writes))
 			if points != nil || len(spans) != 4 {
 				t.Fatalf("condensed to %d keys and %d span bounds, want 2 spans", len(points), len(spans))
 			}
-			meta := tx.meta()
-			if res, err := db.send(ctx, db.cl, tx.anchor, &command{op: opEnd, key: tx.anchor, txn: &meta, commit: true, read: tx.write, spans: spans}); err != nil || res.status != statusCommitted {
+			meta := tx.c.meta()
+			if res, err := db.send(ctx, db.cl, tx.c.anchor, &command{op: opEnd, key: tx.c.anchor, txn: &meta, commit: true, read: tx.c.write, spans: spans}); err != nil || res.status != statusCommitted {
 				t.Fatalf("commit: %v %v", res, err)
 			}
 			tx.end()
@@ -978,21 +978,21 @@ func readsSurvive(t *testing.T, m aMove) string {
 	if err := fresh.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if slack := hlc.DefaultMaxOffset - 100*time.Millisecond; !fresh.write.Less(before.Add(slack)) {
+	if slack := hlc.DefaultMaxOffset - 100*time.Millisecond; !fresh.c.write.Less(before.Add(slack)) {
 		return fmt.Sprintf("the first write after %s committed at %v, %v or more ahead of the clock (%v): the cache started afresh",
-			m.what, fresh.write, slack, before)
+			m.what, fresh.c.write, slack, before)
 	}
 	late := db.Begin() // a writer whose timestamp lies below the read
-	late.read, late.write = read.Add(-time.Millisecond), read.Add(-time.Millisecond)
-	late.uncertainty = late.read
+	late.c.read, late.c.write = read.Add(-time.Millisecond), read.Add(-time.Millisecond)
+	late.c.uncertainty = late.c.read
 	if err := late.Put(ctx, []byte(m.key), []byte("late")); err != nil {
 		t.Fatal(err)
 	}
 	if err := late.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if !read.Less(late.write) {
-		return fmt.Sprintf("a write committed at %v, beneath a read at %v served before %s", late.write, read, m.what)
+	if !read.Less(late.c.write) {
+		return fmt.Sprintf("a write committed at %v, beneath a read at %v served before %s", late.c.write, read, m.what)
 	}
 	return ""
 }
@@ -1099,9 +1099,9 @@ func abortedCommitTakenForFinal(t *testing.T) string {
 	if _, err := tx.Scan(ctx, nil, nil, 10); err != nil { // the writes become intents
 		t.Fatal(err)
 	}
-	meta := tx.meta()
+	meta := tx.c.meta()
 	other := c.db(1, "pusher")
-	res, err := other.send(ctx, other.cl, tx.anchor, &command{op: opEnd, key: tx.anchor, txn: &meta, commit: false})
+	res, err := other.send(ctx, other.cl, tx.c.anchor, &command{op: opEnd, key: tx.c.anchor, txn: &meta, commit: false})
 	if err != nil || res.status != statusAborted {
 		t.Fatalf("aborting the record from another node: %+v, %v", res, err)
 	}
@@ -1114,4 +1114,17 @@ func abortedCommitTakenForFinal(t *testing.T) string {
 		}
 	}
 	return ""
+}
+
+// flush writes tx's buffered writes as intents now: a transaction's
+// intents left behind.
+func (tx *Tx) flush(ctx context.Context) error { return tx.drive(ctx, tx.c.flushWrites()) }
+
+// end leaves tx as a coordinator gone would: no more heartbeats, no
+// decision.
+func (tx *Tx) end() {
+	tx.c.end()
+	if tx.stopBeating != nil {
+		tx.stopBeating()
+	}
 }
