@@ -134,7 +134,7 @@ sql-diff:
 ## mutation tests pin down)
 mutations:
 	$(GO) test -tags orbit_mutations ./consensus -run '^(TestTranscriptMutations|TestClockMutations)$$' -count=1 -v
-	$(GO) test -tags orbit_mutations ./txn -run '^(TestHandOverMutation|TestMergeMutation|TestFutureReadMutation|TestFinalizedMutation)$$' -count=1 -v
+	$(GO) test -tags orbit_mutations ./txn -run '^(TestHandOverMutation|TestMergeMutation|TestFutureReadMutation|TestFinalizedMutation|TestCoordinatorTranscriptMutations)$$' -count=1 -v
 	$(GO) test -tags orbit_mutations ./storage -run '^TestLocalCacheMutation$$' -count=1 -v
 	$(GO) test -tags orbit_mutations ./kernel/node -run '^TestReadRunsMutation$$' -count=1 -v
 	$(GO) test -tags orbit_mutations ./sim -run '^(TestMutationsAreCaught|TestShrinkPlantedBug)$$' -count=1 -timeout 0 -v

@@ -4,10 +4,8 @@ package consensus
 
 import (
 	"flag"
-	"fmt"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/orbitkernel/orbit/internal/mutation"
@@ -39,7 +37,8 @@ func TestTranscriptMutations(t *testing.T) {
 		mutation.Set(bug)
 		defer mutation.Set("")
 		for _, f := range files {
-			if failed, msg := runTranscriptRecorded(t, runners[filepath.Base(filepath.Dir(f))], f); failed {
+			run := runners[filepath.Base(filepath.Dir(f))]
+			if failed, msg := mutation.Record(t, func(tb testing.TB) { run(tb, f) }); failed {
 				caught = append(caught, name(f))
 				if first == "" {
 					first = msg
@@ -77,7 +76,7 @@ func TestTranscriptMutations(t *testing.T) {
 			case len(caught) == 0:
 				t.Logf("%s (%s): caught by no transcript (not required)", b.Name, b.Class)
 			default:
-				t.Logf("%s (%s): caught by %v; first failure:%s", b.Name, b.Class, caught, firstLines(msg, 10))
+				t.Logf("%s (%s): caught by %v; first failure:%s", b.Name, b.Class, caught, mutation.FirstLines(msg, 10))
 			}
 		})
 	}
@@ -87,60 +86,3 @@ func TestTranscriptMutations(t *testing.T) {
 		}
 	}
 }
-
-// runTranscriptRecorded runs a transcript and reports whether it failed,
-// with the failure, instead of failing t.
-func runTranscriptRecorded(t *testing.T, run func(testing.TB, string), path string) (failed bool, msg string) {
-	rec := &recordingTB{TB: t}
-	func() {
-		defer func() {
-			if p := recover(); p != nil && p != (stopTranscript{}) {
-				rec.failed = true
-				rec.msgs = append(rec.msgs, fmt.Sprintf("panic: %v", p))
-			}
-		}()
-		run(rec, path)
-	}()
-	return rec.failed, strings.Join(rec.msgs, "\n")
-}
-
-func firstLines(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = append(lines[:n], "...")
-	}
-	return "\n" + strings.Join(lines, "\n")
-}
-
-// recordingTB is a testing.TB that records failures instead of reporting
-// them; FailNow (and so Fatal) unwinds with stopTranscript.
-type recordingTB struct {
-	testing.TB
-	failed bool
-	msgs   []string
-}
-
-type stopTranscript struct{}
-
-func (r *recordingTB) Helper()      {}
-func (r *recordingTB) Fail()        { r.failed = true }
-func (r *recordingTB) Failed() bool { return r.failed }
-func (r *recordingTB) FailNow()     { r.failed = true; panic(stopTranscript{}) }
-func (r *recordingTB) Error(args ...any) {
-	r.failed = true
-	r.msgs = append(r.msgs, fmt.Sprint(args...))
-}
-func (r *recordingTB) Errorf(format string, args ...any) {
-	r.failed = true
-	r.msgs = append(r.msgs, fmt.Sprintf(format, args...))
-}
-func (r *recordingTB) Fatal(args ...any) { r.Error(args...); r.FailNow() }
-func (r *recordingTB) Fatalf(format string, args ...any) {
-	r.Errorf(format, args...)
-	r.FailNow()
-}
-func (r *recordingTB) Skip(args ...any)                 { r.Fatal(append([]any{"skip: "}, args...)...) }
-func (r *recordingTB) Skipf(format string, args ...any) { r.Fatalf("skip: "+format, args...) }
-func (r *recordingTB) SkipNow()                         { r.Fatal("skip") }
-func (r *recordingTB) Logf(string, ...any)              {}
-func (r *recordingTB) Log(...any)                       {}

@@ -52,11 +52,16 @@ import (
 //	                      intents, buffer and reads
 func TestCoordinatorTranscripts(t *testing.T) {
 	datadriven.Walk(t, filepath.Join("testdata", "coordinator"), func(t *testing.T, path string) {
-		h := &coordHarness{savepoints: map[string]*Savepoint{}}
-		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
-			// A span's end is its last key and a zero byte.
-			return strings.ReplaceAll(h.handle(t, d), "\x00", `\0`)
-		})
+		runCoordinatorTranscript(t, path)
+	})
+}
+
+// runCoordinatorTranscript runs the transcript at path.
+func runCoordinatorTranscript(t testing.TB, path string) {
+	h := &coordHarness{savepoints: map[string]*Savepoint{}}
+	datadriven.RunTestAny(t, path, func(t testing.TB, d *datadriven.TestData) string {
+		// A span's end is its last key and a zero byte.
+		return strings.ReplaceAll(h.handle(t, d), "\x00", `\0`)
 	})
 }
 
@@ -66,7 +71,7 @@ type coordHarness struct {
 	splits     []string // where the router splits ranges, as it knows
 }
 
-func (h *coordHarness) handle(t *testing.T, d *datadriven.TestData) string {
+func (h *coordHarness) handle(t testing.TB, d *datadriven.TestData) string {
 	arg := func(key string) (string, bool) {
 		for _, a := range d.CmdArgs {
 			if a.Key == key {
@@ -236,7 +241,7 @@ func (h *coordHarness) errArg(arg func(string) (string, bool)) error {
 }
 
 // parseTS reads seconds[.logical].
-func parseTS(t *testing.T, d *datadriven.TestData, v string) hlc.Timestamp {
+func parseTS(t testing.TB, d *datadriven.TestData, v string) hlc.Timestamp {
 	sec, logical, _ := strings.Cut(v, ".")
 	s, err := strconv.Atoi(sec)
 	if err != nil {
