@@ -857,8 +857,7 @@ func (c *coordinator) replied(res *result, err error, gaveUp bool) step {
 		c.phase = phaseAbortResolve
 		return step{kind: stepResolve, mode: resolveNow, res: resolution{meta: c.meta(), keys: c.keys}}
 	}
-	c.expect("a reply")
-	return step{}
+	panic(fmt.Sprintf("txn: a coordinator got a reply at phase %d (operation %d)", c.phase, c.goal))
 }
 
 // pushed hands the coordinator the push's outcome: the intent it met is
