@@ -29,6 +29,10 @@ type fatalState struct {
 	// failures counts flush and compaction failures since the last
 	// success (see backgroundFailed).
 	failures atomic.Int32
+	// waitForCleaning, once the engine is open (a deterministic one only),
+	// waits until Pebble has deleted the files it found obsolete so far
+	// (see backgroundFailed).
+	waitForCleaning atomic.Pointer[func()]
 }
 
 // maxBackgroundFailures is how many flushes and compactions in a row a
@@ -45,7 +49,19 @@ const maxBackgroundFailures = 3
 // the waiting caller crashes its node.
 func (f *fatalState) backgroundFailed(opts Options, err error) {
 	opts.Logger.Warn("storage: background flush or compaction failed", "err", err)
-	if !opts.Deterministic || f.failures.Add(1) < maxBackgroundFailures {
+	if !opts.Deterministic {
+		return
+	}
+	if f.failures.Add(1) < maxBackgroundFailures {
+		// The failed attempt's tables are deleted on Pebble's cleanup
+		// goroutine, and the retry Pebble starts next syncs the directory
+		// only if a deletion came before its own: wait for it here, on the
+		// failed flush's goroutine, so that the retry always finds it done
+		// (txnkv seed 153: a flush whose first table's sync failed synced
+		// the directory in one run's next flush and not in the other's).
+		if wait := f.waitForCleaning.Load(); wait != nil {
+			(*wait)()
+		}
 		return
 	}
 	reason := fmt.Errorf("%w: %d flushes or compactions failed in a row, the last with: %w", ErrFatal, maxBackgroundFailures, err)

@@ -137,6 +137,66 @@ func TestFlushThatKeepsFailingIsFatal(t *testing.T) {
 	}
 }
 
+// slowCleanup is an errorfs injector that fails the first sstable sync
+// once armed, slows the deletion of that sstable, and notes whether the
+// failed flush's retry creates its own sstable while the failed one is
+// still there.
+type slowCleanup struct {
+	mem      *vfs.MemFS
+	armed    atomic.Bool
+	failed   atomic.Pointer[string]
+	leftover atomic.Bool
+}
+
+func (c *slowCleanup) String() string { return "slow cleanup" }
+
+func (c *slowCleanup) MaybeError(op errorfs.Op) error {
+	if !c.armed.Load() || !strings.HasSuffix(op.Path, ".sst") {
+		return nil
+	}
+	failed := c.failed.Load()
+	switch {
+	case failed == nil && (op.Kind == errorfs.OpFileSync || op.Kind == errorfs.OpFileSyncData):
+		c.failed.Store(&op.Path)
+		return errorfs.ErrInjected
+	case failed != nil && op.Kind == errorfs.OpRemove && op.Path == *failed:
+		time.Sleep(50 * time.Millisecond) // Pebble's cleanup goroutine, late
+	case failed != nil && op.Kind == errorfs.OpCreate && op.Path != *failed:
+		if _, err := c.mem.Stat(*failed); err == nil {
+			c.leftover.Store(true)
+		}
+	}
+	return nil
+}
+
+// TestFlushRetryFindsTheFailedTablesDeleted: Pebble retries a failed flush
+// at once and deletes the failed attempt's tables on its cleanup goroutine;
+// the retry syncs the directory only if a deletion came before it. A
+// deterministic engine holds the retry until the deletion is done, so what
+// the retry syncs never depends on that goroutine's timing (txnkv seed 153
+// ran two ways before).
+func TestFlushRetryFindsTheFailedTablesDeleted(t *testing.T) {
+	inj := &slowCleanup{mem: vfs.NewMem()}
+	e := openEngine(t, errorfs.Wrap(inj.mem, inj), testOptions())
+	defer e.Close()
+	if err := e.Set([]byte("k"), []byte("v"), true); err != nil {
+		t.Fatal(err)
+	}
+	inj.armed.Store(true)
+	if err := e.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if inj.failed.Load() == nil {
+		t.Fatal("no sstable sync failed: the test did not test anything")
+	}
+	if inj.leftover.Load() {
+		t.Fatalf("the flush's retry created its sstable while the failed attempt's %s was not deleted yet", *inj.failed.Load())
+	}
+	if v, err := e.Get([]byte("k")); err != nil || string(v) != "v" {
+		t.Fatalf("Get(k) after the retried flush = %q, %v", v, err)
+	}
+}
+
 // TestDeterministicEngineFlushesItself: a deterministic engine flushes on
 // the committing caller before its memtable is half full, so that Pebble
 // never flushes on its own goroutine's timing; the data lands in sstables.
