@@ -579,12 +579,24 @@ func (s *Store) progressHandovers() {
 		if r.handoverTo == 0 {
 			continue
 		}
-		if !r.leading || now > r.handoverUntil {
-			r.handoverEnded()
-			continue
-		}
 		last, _ := r.log.LastIndex()
-		if pr, ok := r.rn.Status().Progress[r.handoverTo]; ok && pr.Match == last {
+		pr, ok := r.rn.Status().Progress[r.handoverTo]
+		// Each end is logged with what it waited for: a slow leader that
+		// kept its range through a Jepsen fault left only the hand-over's
+		// start in its log ("Next steps" 0 in docs/consensus.md).
+		began := r.handoverUntil - handoverTimeout
+		switch {
+		case !r.leading:
+			s.rt.Logger().Info("consensus: hand-over of leadership ended: no longer leading",
+				"range", uint64(id), "to", uint64(nodeOf(r.handoverTo)), "after", now-began)
+			r.handoverEnded()
+		case now > r.handoverUntil:
+			s.rt.Logger().Warn("consensus: hand-over of leadership timed out: the replica did not catch up",
+				"range", uint64(id), "to", uint64(nodeOf(r.handoverTo)), "after", now-began, "match", pr.Match, "last", last)
+			r.handoverEnded()
+		case ok && pr.Match == last:
+			s.rt.Logger().Info("consensus: hand-over of leadership: the replica caught up, TimeoutNow sent",
+				"range", uint64(id), "to", uint64(nodeOf(r.handoverTo)), "after", now-began)
 			r.transferLeader(r.handoverTo) // its summaries went first (handOver)
 			r.handoverEnded()
 		}

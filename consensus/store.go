@@ -1248,6 +1248,10 @@ func (s *Store) changeRole(r *replica, ss raft.SoftState) {
 	if rc.handedOver {
 		// Won through a hand-over: no hand-over back at once.
 		s.health.moved[r.desc.ID] = s.rt.Monotonic()
+		s.rt.Logger().Info("consensus: won leadership through a hand-over", "range", uint64(r.desc.ID), "term", r.rn.BasicStatus().Term)
+	}
+	if rc.lost {
+		s.rt.Logger().Info("consensus: lost leadership", "range", uint64(r.desc.ID), "term", r.rn.BasicStatus().Term, "leader", uint64(nodeOf(ss.Lead)))
 	}
 	if rc.won && s.opts.BecameLeader != nil {
 		s.opts.BecameLeader(r.desc.ID, r.rn.BasicStatus().Term)
