@@ -16,7 +16,13 @@ import (
 // plus whatever is left of its lease. It uses the hand-over of health.go:
 // no new writes on a range while its chosen voter catches up, then Raft's
 // TimeoutNow. A range with no other voter in touch stays led here (and
-// Drain does not wait for it).
+// Drain does not wait for it), and so does one whose other voters are
+// draining too or fenced: a node's first Drain marks it as about to stop
+// for good, it takes no leadership through a hand-over from then on, and
+// its health reports say so, so nodes stopped together (a whole cluster
+// shut down) neither hand their ranges back and forth for as long as
+// their drains are allowed nor wait for that
+// (TestNodesDrainedTogetherHandNothingToEachOther).
 func (s *Store) Drain(ctx context.Context) error {
 	return s.ask(ctx, "store drain", func(f *kernel.Future[struct{}]) event { return event{drain: f} })
 }
@@ -47,8 +53,8 @@ func (s *Store) drainLeadership() {
 			if v == r.id || pr.IsLearner || pr.State != tracker.StateReplicate || !ok || s.ticks-heard > uint64(s.opts.ElectionTicks) {
 				continue
 			}
-			if s.clockFenced(nodeOf(v), s.rt.Monotonic()) {
-				continue // its clock is fenced too: it would hand the range back
+			if s.refusesLeadership(nodeOf(v), s.rt.Monotonic()) {
+				continue // fenced or draining too: it would hand the range back
 			}
 			if best == 0 || pr.Match > bestMatch || (pr.Match == bestMatch && v < best) {
 				best, bestMatch = v, pr.Match

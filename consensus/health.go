@@ -116,10 +116,11 @@ type healthReport struct {
 	mono time.Duration
 	// clock and wall are the sender's hybrid clock's physical part and
 	// its wall clock as it sent the message, in nanoseconds since the
-	// epoch (0: none; clockoffset.go). fenced says its clock is fenced:
-	// no leadership is handed to it.
-	clock, wall int64
-	fenced      bool
+	// epoch (0: none; clockoffset.go). fenced says its clock is fenced,
+	// draining that it is about to stop (drain.go): no leadership is
+	// handed to it either way.
+	clock, wall      int64
+	fenced, draining bool
 }
 
 func newHealth() *health {
@@ -166,12 +167,24 @@ func encodeHealth(kind byte, sentAt int64, r healthReport) []byte {
 	b = binary.AppendUvarint(b, uint64(max(r.mono, 0)))
 	b = binary.AppendUvarint(b, uint64(max(r.clock, 0)))
 	b = binary.AppendUvarint(b, uint64(max(r.wall, 0)))
-	fenced := uint64(0)
+	// One word of flags: bit 0 fenced, bit 1 draining. A binary from
+	// before draining was reported reads the word as fenced only when it
+	// is 1, so a draining node looks unfenced to it, as it is.
+	flags := uint64(0)
 	if r.fenced {
-		fenced = 1
+		flags |= healthFenced
 	}
-	return binary.AppendUvarint(b, fenced)
+	if r.draining {
+		flags |= healthDraining
+	}
+	return binary.AppendUvarint(b, flags)
 }
+
+// The flags of a health report.
+const (
+	healthFenced   = 1 << 0
+	healthDraining = 1 << 1
+)
 
 // clockReadings is what a ping or pong says of this node's clocks: its
 // hybrid clock's physical part and its wall clock, in nanoseconds since
@@ -222,9 +235,11 @@ func decodeHealth(b []byte) (kind byte, sentAt int64, r healthReport, err error)
 		}
 	}
 	if len(b) > 0 {
-		if r.fenced = next() == 1; err != nil {
+		flags := next()
+		if err != nil {
 			return 0, 0, r, err
 		}
+		r.fenced, r.draining = flags&healthFenced != 0, flags&healthDraining != 0
 	}
 	return kind, sentAt, r, nil
 }
@@ -263,7 +278,7 @@ func (s *Store) peerNodes() []kernel.NodeID {
 func (s *Store) probe() {
 	now := s.rt.Monotonic()
 	r := s.health.report(now)
-	r.mono, r.fenced = now, s.offsetFenced.Load()
+	r.mono, r.fenced, r.draining = now, s.offsetFenced.Load(), s.draining
 	r.clock, r.wall = s.clockReadings()
 	msg := encodeHealth(healthPing, int64(r.mono), r)
 	s.publishFenced() // measurements go stale too
@@ -288,7 +303,7 @@ func (s *Store) onHealth(from kernel.NodeID, b []byte) {
 	switch kind {
 	case healthPing:
 		own := s.health.report(now)
-		own.mono, own.fenced = now, s.offsetFenced.Load()
+		own.mono, own.fenced, own.draining = now, s.offsetFenced.Load(), s.draining
 		own.clock, own.wall = s.clockReadings()
 		s.rt.Net().Send(from, healthPort, encodeHealth(healthPong, sentAt, own))
 	case healthPong:
@@ -493,7 +508,7 @@ func (s *Store) checkHealth() {
 			if pr, inTracker := st.Progress[v]; v == r.id || !inTracker || pr.State != tracker.StateReplicate || !ok || s.ticks-heard > uint64(s.opts.ElectionTicks) {
 				continue
 			}
-			if s.clockFenced(nodeOf(v), now) {
+			if s.refusesLeadership(nodeOf(v), now) {
 				continue
 			}
 			est, ok := s.health.commitEstimate(self, nodeOf(v), voters, now)
@@ -536,21 +551,24 @@ func (s *Store) noteSlowVoters(r *replica, slow map[storage.RangeID][]kernel.Nod
 		}
 	}
 	for _, n := range voters {
-		if e, ok := est[n]; (ok && e > slowFactor*best+slowMargin) || s.clockFenced(n, now) {
+		if e, ok := est[n]; (ok && e > slowFactor*best+slowMargin) || s.refusesLeadership(n, now) {
 			slow[r.desc.ID] = append(slow[r.desc.ID], n)
 		}
 	}
 }
 
-// clockFenced reports whether node's clock is fenced (clockoffset.go), as
-// this node knows: its own state, or the last fresh report from it. No
-// leadership is handed to such a node.
-func (s *Store) clockFenced(node kernel.NodeID, now time.Duration) bool {
+// refusesLeadership reports whether no leadership may be handed to node,
+// as this node knows (its own state, or the last fresh report from it):
+// its clock is fenced (clockoffset.go), or it is draining, about to stop
+// (drain.go). Either would hand the range straight back: two nodes of a
+// cluster stopped at once handed their ranges to each other some 70
+// times each in the 3 s their drains were allowed (a Jepsen run's end).
+func (s *Store) refusesLeadership(node kernel.NodeID, now time.Duration) bool {
 	if node == s.rt.NodeID() {
-		return s.offsetFenced.Load()
+		return s.offsetFenced.Load() || s.draining
 	}
 	r, ok := s.health.reportOf(s.rt.NodeID(), node, now)
-	return ok && r.fenced
+	return ok && (r.fenced || r.draining)
 }
 
 // SlowLeader reports whether node, as leader of range id (led here),

@@ -54,6 +54,10 @@ type Store struct {
 	parking parking
 	// drains wait for this node to lead nothing (Drain, drain.go).
 	drains []*kernel.Future[struct{}]
+	// draining is set by the first Drain and stays: the node is about to
+	// stop, takes no leadership through a hand-over, and says so in its
+	// health reports (drain.go).
+	draining bool
 	// fencedPeers is ClockRateFenced's answer (clockrate.go), for readers
 	// off the driver.
 	fencedPeers atomic.Int64
@@ -560,6 +564,9 @@ func (s *Store) handle(ev event) {
 			if r := s.replicaFor(id, m.To); r != nil {
 				s.noticeRemoved(r, m.From)
 				at := s.moment()
+				if m.Type == raftpb.MsgTimeoutNow && s.draining {
+					return // about to stop: no leadership handed here (drain.go)
+				}
 				if !r.admits(m, at) {
 					return // quiet after a start (lease.go): as if lost
 				}
@@ -584,7 +591,7 @@ func (s *Store) handle(ev event) {
 	case ev.health != nil:
 		s.onHealth(ev.from, ev.health)
 	case ev.drain != nil:
-		s.drains = append(s.drains, ev.drain)
+		s.drains, s.draining = append(s.drains, ev.drain), true
 		s.drainLeadership()
 	case ev.close != nil:
 		s.closing = ev.close // after this cycle
