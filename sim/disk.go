@@ -200,8 +200,7 @@ func (v *diskView) MaybeError(op errorfs.Op) error {
 	if d.n.s.tracew != nil {
 		// Into the trace file (not its hash): when two runs of a seed
 		// diverge, the first operation judged differently is the lead.
-		// Only this node's task runs now, so nothing else writes.
-		fmt.Fprintf(d.n.s.tracew, "  disk n%d task=%t %s %v #%d\n", d.n.id, onTask, k.path, op.Kind, idx)
+		d.n.s.traceDisk(d.n.id, onTask, k.path, op.Kind, idx)
 	}
 	rate := rd
 	if op.Kind.ReadOrWrite() == errorfs.OpIsWrite {

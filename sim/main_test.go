@@ -109,7 +109,7 @@ func runSeed(sc Scenario, seed uint64) *Result {
 		}
 		w := bufio.NewWriter(f)
 		defer func() {
-			if err := errors.Join(w.Flush(), f.Close()); err != nil {
+			if err := errors.Join(s.FlushTrace(), w.Flush(), f.Close()); err != nil {
 				panic(fmt.Sprintf("-trace-dir: %v", err))
 			}
 		}()

@@ -22,6 +22,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -72,6 +73,10 @@ type Sim struct {
 
 	logw   io.Writer // where node logs and fault notes go (nil: nowhere)
 	tracew io.Writer // where every event goes (nil: nowhere)
+	// traced holds the traced lines until FlushTrace (trace.go); Pebble's
+	// goroutines add disk operations, hence the lock.
+	traceMu sync.Mutex
+	traced  []traceRecord
 
 	// failure is the first bug the run found (a task panic); the run stops.
 	failure error
