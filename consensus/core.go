@@ -106,11 +106,15 @@ type replicaCore struct {
 	// membership change it proposed has not applied (membership.go).
 	handoverTo    uint64
 	handoverUntil time.Duration
-	splitKey      []byte
-	freezing      bool
-	frozen        bool
-	frozenSeen    uint64
-	confProposed  bool
+	// unpersisted is set while an entry proposed here is not in a Ready
+	// yet: Raft's last index is then past the log's, and a transfer asked
+	// for now would wait for a round trip (mayTransfer).
+	unpersisted  bool
+	splitKey     []byte
+	freezing     bool
+	frozen       bool
+	frozenSeen   uint64
+	confProposed bool
 
 	// summarizedTerm is the term in which this leader proposed its
 	// hand-over summaries (0: none, or taken back): it serves the
@@ -241,6 +245,9 @@ func (c *replicaCore) step(m raftpb.Message, at moment) {
 		c.leaderHeard = at.tick // only leaders send these
 	}
 	c.heard[m.From] = at.tick
+	if m.Type == raftpb.MsgProp {
+		c.unpersisted = true // a follower's, forwarded: appended here if leading
+	}
 	_ = c.rn.Step(m) // Raft drops what does not apply
 }
 
@@ -397,6 +404,36 @@ func (c *replicaCore) handOver(to uint64, until time.Duration) {
 // handoverEnded ends a hand-over (done, given up, or timed out).
 func (c *replicaCore) handoverEnded() { c.handoverTo = 0 }
 
+// propose and proposeConfChange hand Raft an entry, noting that it is not
+// persisted yet (unpersisted). Every entry this replica proposes goes
+// through them.
+func (c *replicaCore) propose(data []byte) error {
+	err := c.rn.Propose(data)
+	c.unpersisted = c.unpersisted || err == nil
+	return err
+}
+
+func (c *replicaCore) proposeConfChange(cc raftpb.ConfChangeI) error {
+	err := c.rn.ProposeConfChange(cc)
+	c.unpersisted = c.unpersisted || err == nil
+	return err
+}
+
+// mayTransfer reports whether a hand-over to a voter whose log matches
+// through match may ask Raft for the transfer now, last being the last
+// index in the log: the voter holds the whole log, and nothing proposed
+// since is waiting for a Ready. Raft sends TimeoutNow at once only to a
+// voter that holds its whole log, its unpersisted entries included;
+// otherwise it sends them first and gives the transfer up if no answer
+// comes within an election timeout, less than one round trip over the slow
+// links that make a leader hand its range over. The health check proposes
+// the summaries' entry just before it first asks (handOver), to a voter
+// that an idle range had caught up already: a Jepsen slow-leader fault
+// kept a range on its slow leader for 3 s so (TestHandOverOverSlowLinks).
+func (c *replicaCore) mayTransfer(match, last uint64) bool {
+	return match == last && !c.unpersisted
+}
+
 // splitProposed notes the split in flight at key; splitApplied, that it
 // applied (or was dropped).
 func (c *replicaCore) splitProposed(key []byte) { c.splitKey = slices.Clone(key) }
@@ -534,6 +571,7 @@ type readyPlan struct {
 // the core transcripts: testdata/core).
 func (c *replicaCore) ready() readyPlan {
 	rd := c.rn.Ready()
+	c.unpersisted = false // every entry proposed so far is in rd
 	p := readyPlan{rd: rd, hardState: rd.HardState}
 	p.mustSync = !raft.IsEmptySnap(rd.Snapshot) || rd.MustSync
 	if mutation.On(MutForgetVote) && !raft.IsEmptyHardState(p.hardState) {

@@ -173,7 +173,7 @@ func (s *Store) handOver(r *replica, to uint64) {
 	st := r.rn.BasicStatus()
 	if st.RaftState == raft.StateLeader && r.summarizedTerm != st.Term {
 		h := handover{summaries: s.summaries(r, st.Term)}
-		if len(h.summaries) > 0 && r.rn.Propose(encodeHandover(h)) == nil {
+		if len(h.summaries) > 0 && r.propose(encodeHandover(h)) == nil {
 			r.summarizedTerm, r.takeBackProposed = st.Term, false
 			s.handovers.Proposed.Add(1)
 		}
@@ -238,7 +238,7 @@ func (s *Store) takeBackHandovers() {
 			r.summarizedTerm = 0 // the term is over: the refusal with it
 			continue
 		}
-		if st.LeadTransferee == raft.None && r.rn.Propose(encodeHandover(handover{})) == nil {
+		if st.LeadTransferee == raft.None && r.propose(encodeHandover(handover{})) == nil {
 			r.takeBackProposed = true
 		}
 	}

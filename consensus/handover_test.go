@@ -239,3 +239,52 @@ func TestMergeCarriesTheRightSummary(t *testing.T) {
 		}
 	}
 }
+
+// TestHandOverOverSlowLinks: a leader whose every link turned slow (150 ms
+// each way, so a round trip outlasts Raft's 200 ms transfer window, but
+// the silence as the links turn slow does not make it step down) while
+// its range was idle and its followers caught up hands the range over at
+// the first try. It must not ask Raft for the transfer while its
+// summaries' entry is still unpersisted: Raft would then send the entry
+// first and wait a round trip for it, past the window, give the transfer
+// up, and the hand-over would be taken back (a Jepsen slow-leader fault
+// kept a range on the slow node for 3 s so). The health check starts the
+// hand-over as it does (handOver, then progressHandovers at once).
+func TestHandOverOverSlowLinks(t *testing.T) {
+	w := newHandoverWorld(t)
+	if err := w.sim.RunUntil(func() bool { return w.leader() != 0 }, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	old := w.leader()
+	if err := w.query(t, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.sim.RunFor(time.Second); err != nil { // idle: the followers caught up
+		t.Fatal(err)
+	}
+	st := w.stores[old]
+	r := st.replicas[1]
+	to := old%3 + 1
+	slowed := w.sim.Elapsed()
+	w.sim.Net().Slow(old, 150*time.Millisecond)
+	st.handOver(r, voter(t, r, to))
+	st.progressHandovers()
+	leads := func() bool { return w.stores[to].replicas[1].rn.BasicStatus().RaftState == raft.StateLeader }
+	if err := w.sim.RunUntil(leads, 5*time.Second); err != nil {
+		t.Fatalf("leadership never reached n%d: %v (leader n%d, n%d took %d hand-overs back)", to, err, w.leader(), old, st.HandOvers().TakenBack.Load())
+	}
+	took := w.sim.Elapsed() - slowed
+	if n := st.HandOvers().TakenBack.Load(); n != 0 {
+		t.Errorf("n%d took %d hand-overs back (leadership moved after %v)", old, n, took)
+	}
+	// The summaries' entry's round trip, then TimeoutNow's way.
+	if took > time.Second {
+		t.Errorf("leadership moved from slow n%d only after %v", old, took)
+	}
+	if err := w.query(t, to); err != nil { // the new leader's first entry has applied
+		t.Fatal(err)
+	}
+	if got := w.machines[to].takenOver(); len(got) != 1 {
+		t.Errorf("n%d took over %+v, want the summary of n%d", to, got, old)
+	}
+}

@@ -612,7 +612,7 @@ func (s *Store) progressHandovers() {
 			s.rt.Logger().Warn("consensus: hand-over of leadership timed out: the replica did not catch up",
 				"range", uint64(id), "to", uint64(nodeOf(r.handoverTo)), "after", now-began, "match", pr.Match, "last", last)
 			r.handoverEnded()
-		case ok && pr.Match == last:
+		case ok && r.mayTransfer(pr.Match, last):
 			s.rt.Logger().Info("consensus: hand-over of leadership: the replica caught up, TimeoutNow sent",
 				"range", uint64(id), "to", uint64(nodeOf(r.handoverTo)), "after", now-began)
 			r.transferLeader(r.handoverTo) // its summaries went first (handOver)

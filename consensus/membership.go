@@ -173,7 +173,7 @@ func (s *Store) changeReplicas(r *replica, id uint64, req Request, reply func(Re
 		cc.Changes = []raftpb.ConfChangeSingle{{Type: raftpb.ConfChangeRemoveNode, NodeID: cur}}
 	}
 	cc.Context = binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(nil, id), gen)
-	if err := r.rn.ProposeConfChange(cc); err != nil {
+	if err := r.proposeConfChange(cc); err != nil {
 		reply(Response{}, retryf("%v", err))
 		return
 	}

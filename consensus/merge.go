@@ -286,7 +286,7 @@ func (s *Store) proposeFreeze(r *replica, id uint64, req Request, reply func(Res
 		reply(Response{}, fmt.Errorf("%w: range %d holds more than %d bytes", ErrTooLargeToMerge, r.desc.ID, MaxMergeBytes))
 		return
 	}
-	if err := r.rn.Propose(encodeFreeze(id, r.desc.Generation)); err != nil {
+	if err := r.propose(encodeFreeze(id, r.desc.Generation)); err != nil {
 		reply(Response{}, retryf("%v", err))
 		return
 	}
@@ -367,7 +367,7 @@ func (s *Store) proposeMerge(r *replica, id uint64, req Request, reply func(Resp
 		reply(Response{}, retryf("range %d is splitting at %q", r.desc.ID, r.splitKey))
 		return
 	}
-	if err := r.rn.Propose(encodeMerge(id, m)); err != nil {
+	if err := r.propose(encodeMerge(id, m)); err != nil {
 		reply(Response{}, retryf("%v", err))
 		return
 	}

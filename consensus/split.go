@@ -190,7 +190,7 @@ func (s *Store) proposeSplit(r *replica, id uint64, req Request, reply func(Resp
 		return
 	}
 	data := encodeSplit(id, splitTrigger{generation: r.desc.Generation, newID: newID, key: req.Key, sticky: sticky})
-	if err := r.rn.Propose(data); err != nil {
+	if err := r.propose(data); err != nil {
 		reply(Response{}, retryf("%v", err))
 		return
 	}

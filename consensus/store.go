@@ -804,7 +804,7 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 		r.chainLost(id, writes)
 		return
 	}
-	if err := r.rn.Propose(data); err != nil {
+	if err := r.propose(data); err != nil {
 		s.resetOverlay(r, true)
 		reply(Response{}, NotLeaderError{Leader: nodeOf(st.Lead), Term: st.Term})
 		return
