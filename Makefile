@@ -133,7 +133,7 @@ sql-diff:
 ## swept; so are the transaction and storage bugs their packages' own
 ## mutation tests pin down)
 mutations:
-	$(GO) test -tags orbit_mutations ./consensus -run '^(TestTranscriptMutations|TestClockMutations)$$' -count=1 -v
+	$(GO) test -tags orbit_mutations ./consensus -run '^(TestTranscriptMutations|TestClockMutations|TestHandOverMutations)$$' -count=1 -v
 	$(GO) test -tags orbit_mutations ./txn -run '^(TestHandOverMutation|TestMergeMutation|TestFutureReadMutation|TestFinalizedMutation|TestCoordinatorTranscriptMutations)$$' -count=1 -v
 	$(GO) test -tags orbit_mutations ./storage -run '^TestLocalCacheMutation$$' -count=1 -v
 	$(GO) test -tags orbit_mutations ./kernel/node -run '^TestReadRunsMutation$$' -count=1 -v

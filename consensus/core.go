@@ -431,7 +431,7 @@ func (c *replicaCore) proposeConfChange(cc raftpb.ConfChangeI) error {
 // that an idle range had caught up already: a Jepsen slow-leader fault
 // kept a range on its slow leader for 3 s so (TestHandOverOverSlowLinks).
 func (c *replicaCore) mayTransfer(match, last uint64) bool {
-	return match == last && !c.unpersisted
+	return match == last && (!c.unpersisted || mutation.On(MutTransferUnpersisted))
 }
 
 // splitProposed notes the split in flight at key; splitApplied, that it

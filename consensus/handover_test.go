@@ -251,6 +251,14 @@ func TestMergeCarriesTheRightSummary(t *testing.T) {
 // kept a range on the slow node for 3 s so). The health check starts the
 // hand-over as it does (handOver, then progressHandovers at once).
 func TestHandOverOverSlowLinks(t *testing.T) {
+	if msg := handOverOverSlowLinks(t); msg != "" {
+		t.Fatal(msg)
+	}
+}
+
+// handOverOverSlowLinks runs TestHandOverOverSlowLinks and says what went
+// wrong ("": nothing).
+func handOverOverSlowLinks(t *testing.T) string {
 	w := newHandoverWorld(t)
 	if err := w.sim.RunUntil(func() bool { return w.leader() != 0 }, 5*time.Second); err != nil {
 		t.Fatal(err)
@@ -271,20 +279,21 @@ func TestHandOverOverSlowLinks(t *testing.T) {
 	st.progressHandovers()
 	leads := func() bool { return w.stores[to].replicas[1].rn.BasicStatus().RaftState == raft.StateLeader }
 	if err := w.sim.RunUntil(leads, 5*time.Second); err != nil {
-		t.Fatalf("leadership never reached n%d: %v (leader n%d, n%d took %d hand-overs back)", to, err, w.leader(), old, st.HandOvers().TakenBack.Load())
+		return fmt.Sprintf("leadership never reached n%d in 5 s: %v (n%d took %d hand-overs back)", to, err, old, st.HandOvers().TakenBack.Load())
 	}
 	took := w.sim.Elapsed() - slowed
 	if n := st.HandOvers().TakenBack.Load(); n != 0 {
-		t.Errorf("n%d took %d hand-overs back (leadership moved after %v)", old, n, took)
+		return fmt.Sprintf("n%d took %d hand-overs back (leadership moved after %v)", old, n, took)
 	}
 	// The summaries' entry's round trip, then TimeoutNow's way.
 	if took > time.Second {
-		t.Errorf("leadership moved from slow n%d only after %v", old, took)
+		return fmt.Sprintf("leadership moved from slow n%d only after %v", old, took)
 	}
 	if err := w.query(t, to); err != nil { // the new leader's first entry has applied
 		t.Fatal(err)
 	}
 	if got := w.machines[to].takenOver(); len(got) != 1 {
-		t.Errorf("n%d took over %+v, want the summary of n%d", to, got, old)
+		return fmt.Sprintf("n%d took over %+v, want the summary of n%d", to, got, old)
 	}
+	return ""
 }

@@ -63,6 +63,8 @@ var (
 		"merges a range into its left neighbour without its client table: a write retried across the merge applies twice")
 	MutStaleRangeAccepted = mutation.Plant("stale-range-accepted", mutation.Split,
 		"serves a request routed to a range that no longer holds its key (a stale range cache entry), without checking the range's current span")
+	MutTransferUnpersisted = mutation.Plant("transfer-unpersisted", mutation.Availability,
+		"a hand-over asks Raft for the transfer as soon as the voter holds the persisted log, though the summaries' entry proposed in the same step is not persisted yet: Raft sends the entry first, waits a round trip for it, gives the transfer up after its election timeout, and a leader whose links are slower than that keeps its range")
 	MutNoHealthTransfer = mutation.Plant("no-health-transfer", mutation.Availability,
 		"never moves leadership off a slow leader")
 	MutUnpacedElections = mutation.Plant("unpaced-elections", mutation.Availability,

@@ -140,6 +140,13 @@ var outsideTheSweep = map[string]string{
 	// would spend its 300 seeds on a window the storage test opens
 	// directly.
 	"local-cache-misses-effects": "storage TestLocalCacheMutation (effects applied over a key the batch wrote itself)",
+	// Not swept (2026-12-07): the bug needs a hand-over with summaries
+	// (a transaction keyspace) over links slower than Raft's 200 ms
+	// transfer window that do not make the leader step down first. The
+	// availability scenario slows leaders whose machines keep no
+	// summaries; the transaction scenarios, whose machines do, slow no
+	// leader's every link for long. Met in Jepsen's slow-leader runs.
+	"transfer-unpersisted": "consensus TestHandOverMutations (an idle range's leader turns slow and hands the range over)",
 }
 
 // firstFailure runs the scenarios' regression seeds, then sweeps them from
