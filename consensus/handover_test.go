@@ -70,6 +70,20 @@ func newHandoverWorld(t *testing.T) *handoverWorld {
 	return w
 }
 
+// newServingHandoverWorld is a handoverWorld whose range has elected a
+// leader, returned with it, and served a query there.
+func newServingHandoverWorld(t *testing.T) (*handoverWorld, kernel.NodeID) {
+	w := newHandoverWorld(t)
+	if err := w.sim.RunUntil(func() bool { return w.leader() != 0 }, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	leader := w.leader()
+	if err := w.query(t, leader); err != nil {
+		t.Fatal(err)
+	}
+	return w, leader
+}
+
 // query runs a query of the summarizing keyspace through node n and
 // returns its error.
 func (w *handoverWorld) query(t *testing.T, n kernel.NodeID) error {
@@ -102,14 +116,7 @@ func voter(t *testing.T, r *replica, n kernel.NodeID) uint64 {
 // log, after which the leader serves again and no later leader takes the
 // summary over.
 func TestHandOverSummaries(t *testing.T) {
-	w := newHandoverWorld(t)
-	if err := w.sim.RunUntil(func() bool { return w.leader() != 0 }, 5*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	old := w.leader()
-	if err := w.query(t, old); err != nil {
-		t.Fatal(err)
-	}
+	w, old := newServingHandoverWorld(t)
 	oldTerm := w.term(old)
 	to := old%3 + 1
 	if err := w.do(t, old, func(ctx context.Context, c *Client) error { return c.TransferLeadership(ctx, []byte{0x40}, to) }); err != nil {
@@ -259,14 +266,7 @@ func TestHandOverOverSlowLinks(t *testing.T) {
 // handOverOverSlowLinks runs TestHandOverOverSlowLinks and says what went
 // wrong ("": nothing).
 func handOverOverSlowLinks(t *testing.T) string {
-	w := newHandoverWorld(t)
-	if err := w.sim.RunUntil(func() bool { return w.leader() != 0 }, 5*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	old := w.leader()
-	if err := w.query(t, old); err != nil {
-		t.Fatal(err)
-	}
+	w, old := newServingHandoverWorld(t)
 	if err := w.sim.RunFor(time.Second); err != nil { // idle: the followers caught up
 		t.Fatal(err)
 	}
