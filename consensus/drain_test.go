@@ -2,6 +2,7 @@ package consensus
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -136,13 +137,7 @@ func TestNodesDrainedTogetherHandNothingToEachOther(t *testing.T) {
 
 func sortedLeaders(m map[storage.RangeID]kernel.NodeID) []kernel.NodeID {
 	var out []kernel.NodeID
-	for _, id := range slices.Sorted(func(yield func(storage.RangeID) bool) {
-		for id := range m {
-			if !yield(id) {
-				return
-			}
-		}
-	}) {
+	for _, id := range slices.Sorted(maps.Keys(m)) {
 		out = append(out, m[id])
 	}
 	return out

@@ -3,7 +3,6 @@
 package consensus
 
 import (
-	"flag"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -15,9 +14,7 @@ import (
 // planted bug active, the transcript that pins down the decision the bug
 // breaks must fail (its output differs, or the run itself breaks).
 func TestTranscriptMutations(t *testing.T) {
-	if f := flag.Lookup("rewrite"); f != nil && f.Value.String() == "true" {
-		t.Skip("-rewrite: the planted bugs would be written into the transcripts")
-	}
+	mutation.SkipWhenRewriting(t)
 	// The store transcripts (testdata/transcripts) and the core
 	// transcripts (testdata/core), named by their directory and file.
 	runners := map[string]func(testing.TB, string){"transcripts": runTranscript, "core": runCoreTranscript}

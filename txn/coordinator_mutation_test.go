@@ -3,7 +3,7 @@
 package txn
 
 import (
-	"flag"
+	"maps"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -16,9 +16,7 @@ import (
 // makes, the transcript that shows that decision must fail. (The
 // simulator's sweep catches each of them too; the transcripts say where.)
 func TestCoordinatorTranscriptMutations(t *testing.T) {
-	if f := flag.Lookup("rewrite"); f != nil && f.Value.String() == "true" {
-		t.Skip("-rewrite: the planted bugs would be written into the transcripts")
-	}
+	mutation.SkipWhenRewriting(t)
 	required := map[string][]string{
 		MutRefreshSkipped:          {"04_two_phase.txt"},
 		MutCommitSkipsAnIntent:     {"04_two_phase.txt"},
@@ -28,13 +26,7 @@ func TestCoordinatorTranscriptMutations(t *testing.T) {
 		MutLockSkipsRefresh:        {"05_locks.txt"},
 		MutRollbackToKeepsIntents:  {"06_savepoints.txt"},
 	}
-	for _, bug := range slices.Sorted(func(yield func(string) bool) {
-		for b := range required {
-			if !yield(b) {
-				return
-			}
-		}
-	}) {
+	for _, bug := range slices.Sorted(maps.Keys(required)) {
 		t.Run(bug, func(t *testing.T) {
 			mutation.Bites(t, bug, func() string {
 				first := ""

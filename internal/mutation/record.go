@@ -3,10 +3,19 @@
 package mutation
 
 import (
+	"flag"
 	"fmt"
 	"strings"
 	"testing"
 )
+
+// SkipWhenRewriting skips a transcript mutation test run with -rewrite:
+// the planted bugs would be written into the transcripts.
+func SkipWhenRewriting(t testing.TB) {
+	if f := flag.Lookup("rewrite"); f != nil && f.Value.String() == "true" {
+		t.Skip("-rewrite: the planted bugs would be written into the transcripts")
+	}
+}
 
 // Record runs check on a testing.TB that records its failures instead of
 // reporting them, and says whether it failed, with what: a transcript run
