@@ -128,7 +128,7 @@ func (s *Store) checkBatch(r *replica, req Request) error {
 // applyBatch stages a batch's writes in b (checked by checkBatch, and the
 // effects' range check again as they apply) and returns the outcomes, one
 // byte each.
-func applyBatch(b *storage.Batch, d Descriptor, value []byte) []byte {
+func applyBatch(b writeState, d Descriptor, value []byte) []byte {
 	ops, err := decodeBatch(value)
 	if err != nil {
 		kernel.Crash("range %d: a batch that was checked does not decode: %v", d.ID, err)
@@ -144,7 +144,7 @@ func applyBatch(b *storage.Batch, d Descriptor, value []byte) []byte {
 
 // applyWrite stages one put, delete or compare-and-set, and reports whether
 // it wrote (a CAS that does not match does not).
-func applyWrite(b *storage.Batch, d Descriptor, op Op, key, value, expect []byte) bool {
+func applyWrite(b writeState, d Descriptor, op Op, key, value, expect []byte) bool {
 	switch op {
 	case OpPut:
 		b.Set(key, value)

@@ -132,9 +132,12 @@ type replicaCore struct {
 
 	// The evaluation chain (evaluate.go), while leading: the proposals in
 	// flight, in order, with their effects, and the tip (the ID the next
-	// entry is evaluated after).
-	inflight []inflight
-	tip      uint64
+	// entry is evaluated after); overlay holds their writes over the
+	// applied state (nil: none yet), opened by openOverlay.
+	inflight    []inflight
+	tip         uint64
+	overlay     overlay
+	openOverlay func() overlay
 }
 
 // coreConfig is what a core needs of the store's Options.
@@ -181,8 +184,8 @@ type moment struct {
 
 // newReplicaCore starts a core on rn, a replica that has just started
 // (opened on its stored state, or created): it opens its quiet window.
-func newReplicaCore(id uint64, rn *raft.RawNode, cfg coreConfig, at moment) *replicaCore {
-	c := &replicaCore{id: id, rn: rn, cfg: cfg, waiting: map[uint64]func(Response, error){}}
+func newReplicaCore(id uint64, rn *raft.RawNode, cfg coreConfig, at moment, openOverlay func() overlay) *replicaCore {
+	c := &replicaCore{id: id, rn: rn, cfg: cfg, openOverlay: openOverlay, waiting: map[uint64]func(Response, error){}}
 	if hs := rn.BasicStatus().HardState; hs.Vote != 0 { // as the log recovered it
 		c.votedTerm = hs.Term
 	}
@@ -335,11 +338,10 @@ func (c *replicaCore) answer(id uint64) func(Response, error) {
 // under the new leader, so the answer is silence, and the client's
 // timeout reports "may have happened"), the reads and lease rounds (their
 // answers would no longer prove anything; the clients retry), and its
-// steps in flight and its evaluation chain (the driver drops its
-// overlay).
+// steps in flight and its evaluation chain and overlay.
 func (c *replicaCore) abandon() {
 	clear(c.waiting)
-	c.resetChain(false)
+	c.dropOverlay()
 	clear(c.rounds)
 	c.reads, c.unbatched = nil, 0
 	c.confProposed = false
@@ -505,24 +507,28 @@ func (c *replicaCore) writesSeen(rd *read) bool {
 	return true
 }
 
-// chainApplied notes that entry id applied; overlayBytes is the overlay's
-// size now.
-func (c *replicaCore) chainApplied(id uint64, overlayBytes int) overlayStep {
+// chainApplied notes that entry id of range d applied: once the chain
+// is all applied the overlay goes (the engine has it all), and one grown
+// past overlayRebuildBytes is rebuilt from the entries in flight. It
+// returns what it did with the overlay.
+func (c *replicaCore) chainApplied(d Descriptor, id uint64) overlayStep {
 	if len(c.inflight) == 0 || c.inflight[0].id != id {
 		return overlayKeep
 	}
 	c.inflight = c.inflight[1:]
 	switch {
 	case len(c.inflight) == 0:
+		c.dropOverlay()
 		return overlayDrop
-	case overlayBytes > overlayRebuildBytes:
+	case c.overlay != nil && c.overlay.bytes() > overlayRebuildBytes:
+		c.rebuildOverlay(d)
 		return overlayRebuild
 	}
 	return overlayKeep
 }
 
-// resetChain ends the chain as the driver drops its overlay, and returns
-// the effects to put back in a fresh one: with keep, the entries still in
+// resetChain ends the chain as the overlay goes, and returns the
+// effects to put back in a fresh one: with keep, the entries still in
 // flight (their chain goes on); otherwise none (they will be rejected as
 // they apply).
 func (c *replicaCore) resetChain(keep bool) []inflight {

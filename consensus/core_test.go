@@ -99,8 +99,13 @@ type coreEnv struct {
 	at       moment
 	nextID   uint64
 	isolated map[uint64]bool
-	// proposals maps a proposal's data to its ID.
+	// proposals maps a proposal's data to its ID; named, an ID to the
+	// name transcripts give it (its data, or a write's name); seq is the
+	// last sequence number a write used.
 	proposals map[string]uint64
+	named     map[uint64]string
+	writes    map[uint64]bool
+	seq       uint64
 	out       strings.Builder
 }
 
@@ -117,8 +122,11 @@ type coreReplica struct {
 	core     *replicaCore
 	storage  *raft.MemoryStorage
 	applied  uint64
-	down     bool
-	inbox    []raftpb.Message
+	// data is the replica's applied state (what its engine would hold);
+	// its core's overlays stage writes over it.
+	data  *memState
+	down  bool
+	inbox []raftpb.Message
 	// names of the reads waiting on this replica, by read.
 	names map[*read]string
 }
@@ -151,6 +159,7 @@ func (e *coreEnv) handle(t testing.TB, d *datadriven.TestData) string {
 		c.chain(e.nextID, []byte(data))
 		c.await(e.nextID, func(Response, error) { e.printf("  proposal %s answered\n", data) })
 		e.proposals[data] = e.nextID
+		e.named[e.nextID] = data
 	case "conf-change":
 		var remove uint64
 		d.ScanArgs(t, "remove", &remove)
@@ -160,6 +169,12 @@ func (e *coreEnv) handle(t testing.TB, d *datadriven.TestData) string {
 		e.read(t, d)
 	case "request":
 		e.request(t, d)
+	case "write":
+		e.write(t, d)
+	case "state":
+		for _, r := range e.chosen(t, d) {
+			e.printf("%s: %s (last effect: %s)\n", r.name(), r.data, e.entryName(lastEffect(r.data, r.rangeID)))
+		}
 	case "hand-over":
 		e.replica(t, d, "n").core.handOver(e.replica(t, d, "to").id, time.Hour)
 	case "hand-over-ended":
@@ -285,6 +300,7 @@ func (e *coreEnv) start(t testing.TB, n int, leases bool) {
 	e.opts = Options{DisableLeases: !leases}
 	e.opts.EnsureDefaults()
 	e.replicas, e.at, e.nextID, e.isolated, e.proposals = nil, moment{mono: time.Hour}, 0, map[uint64]bool{}, map[string]uint64{}
+	e.named, e.writes, e.seq = map[uint64]string{}, map[uint64]bool{}, 0
 	var voters []uint64
 	for i := 1; i <= n; i++ {
 		voters = append(voters, uint64(i))
@@ -295,7 +311,7 @@ func (e *coreEnv) start(t testing.TB, n int, leases bool) {
 		if err := st.ApplySnapshot(snap); err != nil {
 			t.Fatal(err)
 		}
-		r := &coreReplica{rangeID: 1, id: uint64(i), storage: st, applied: 1, conf: snap.Metadata.ConfState}
+		r := &coreReplica{rangeID: 1, id: uint64(i), storage: st, applied: 1, conf: snap.Metadata.ConfState, data: newMemState()}
 		e.replicas = append(e.replicas, r)
 		e.open(t, r)
 	}
@@ -361,7 +377,7 @@ func (e *coreEnv) split(r *coreReplica, key string) {
 	if err := st.ApplySnapshot(snap); err != nil {
 		e.t.Fatal(err)
 	}
-	nr := &coreReplica{rangeID: right, id: r.id, storage: st, applied: 1, conf: r.conf, splitOf: r.rangeID, splitKey: key}
+	nr := &coreReplica{rangeID: right, id: r.id, storage: st, applied: 1, conf: r.conf, splitOf: r.rangeID, splitKey: key, data: newMemState()}
 	e.replicas = append(e.replicas, nr)
 	e.open(e.t, nr)
 	nr.core.promisedNothing()
@@ -378,7 +394,7 @@ func (e *coreEnv) open(t testing.TB, r *coreReplica) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.core, r.down, r.names = newReplicaCore(r.id, rn, e.opts.coreConfig(), e.at), false, map[*read]string{}
+	r.core, r.down, r.names = newReplicaCore(r.id, rn, e.opts.coreConfig(), e.at, r.data.overlay), false, map[*read]string{}
 }
 
 func (e *coreEnv) replica(t testing.TB, d *datadriven.TestData, arg string) *coreReplica {
@@ -508,7 +524,7 @@ func (e *coreEnv) ready(r *coreReplica) {
 		}
 	}
 	if len(p.rd.Entries) > 0 {
-		e.printf("  persist entries %s\n", describeEntries(p.rd.Entries))
+		e.printf("  persist entries %s\n", e.describeEntries(p.rd.Entries))
 		if err := r.storage.Append(p.rd.Entries); err != nil {
 			panic(err)
 		}
@@ -534,7 +550,7 @@ func (e *coreEnv) ready(r *coreReplica) {
 			if m.To == 0 {
 				continue
 			}
-			e.printf("  send %s %s\n", when, raft.DescribeMessage(m, entryText))
+			e.printf("  send %s %s\n", when, raft.DescribeMessage(m, e.entryText))
 			// A message for a replica its node has not opened yet (it
 			// has not applied the split) is lost; Raft sends it again.
 			to := e.find(r.rangeID, m.To)
@@ -556,9 +572,9 @@ func (e *coreEnv) ready(r *coreReplica) {
 	}
 	if ss := p.rd.SoftState; ss != nil {
 		var waiting []string
-		for data, id := range e.proposals {
+		for _, id := range e.proposals {
 			if c.waiting[id] != nil {
-				waiting = append(waiting, data)
+				waiting = append(waiting, e.named[id])
 			}
 		}
 		rc := c.changeRole(*ss, e.at)
@@ -593,16 +609,19 @@ func (e *coreEnv) ready(r *coreReplica) {
 	c.rn.Advance(p.rd)
 }
 
-// apply applies committed entries: nothing for data (the core does not
-// see the state machine), the configuration for membership changes.
+// apply applies committed entries: a write's effects to the replica's
+// data (applyWrite), nothing for the other proposals (the core does not
+// see their state machine), the configuration for membership changes.
 func (e *coreEnv) apply(r *coreReplica, ents []raftpb.Entry) {
 	if len(ents) == 0 {
 		return
 	}
-	e.printf("  apply %s\n", describeEntries(ents))
+	e.printf("  apply %s\n", e.describeEntries(ents))
 	for _, ent := range ents {
-		if id, ok := e.proposals[string(ent.Data)]; ok && ent.Type == raftpb.EntryNormal && len(ent.Data) > 0 {
-			switch r.core.chainApplied(id, 0) {
+		if id, ok := e.proposals[string(ent.Data)]; ok && e.writes[id] && ent.Type == raftpb.EntryNormal {
+			e.applyWrite(r, id, ent.Data)
+		} else if ok && ent.Type == raftpb.EntryNormal && len(ent.Data) > 0 {
+			switch r.core.chainApplied(r.desc(), id) {
 			case overlayDrop:
 				e.printf("  chain applied: overlay dropped\n")
 			case overlayRebuild:
@@ -620,19 +639,155 @@ func (e *coreEnv) apply(r *coreReplica, ents []raftpb.Entry) {
 			if err := cc.Unmarshal(ent.Data); err != nil {
 				panic(err)
 			}
-			cs := r.core.rn.ApplyConfChange(cc)
-			r.conf = *cs
+			cs, _ := r.core.applyConfChange(r.data, r.desc(), r.conf, cc)
+			r.conf = cs
 			// Persisted with it, as the driver's apply batch does
 			// (LogStore.SetConfState): a restart must come back in it.
-			if _, err := r.storage.CreateSnapshot(ent.Index, cs, nil); err != nil {
+			if _, err := r.storage.CreateSnapshot(ent.Index, &cs, nil); err != nil {
 				panic(err)
 			}
-			r.core.confChanged()
 			e.printf("  configuration now voters %v\n", cs.Voters)
 		}
 	}
 	r.applied = ents[len(ents)-1].Index
 	r.core.appliedThrough(ents[len(ents)-1])
+}
+
+// desc is r's range as evaluation sees it (its end is not tracked:
+// evaluation reads only its ID).
+func (r *coreReplica) desc() Descriptor {
+	return Descriptor{ID: r.rangeID, Start: []byte(r.splitKey)}
+}
+
+// entryName names an effects entry for transcripts: by its write's name,
+// "none" for 0.
+func (e *coreEnv) entryName(id uint64) string {
+	if id == 0 {
+		return "none"
+	}
+	if n, ok := e.named[id]; ok {
+		return n
+	}
+	return fmt.Sprintf("entry %d", id)
+}
+
+// write evaluates a put, delete or compare-and-set on n's core, as the
+// driver's serve does once the request is admitted, and proposes it
+// (with lost, loses it on the way instead, as the simulator's dropped
+// proposals are lost). seq= repeats an earlier write's sequence number
+// (a client's retry).
+func (e *coreEnv) write(t testing.TB, d *datadriven.TestData) {
+	r := e.replica(t, d, "n")
+	var name, opName, key, value, expect string
+	d.ScanArgs(t, "name", &name)
+	d.ScanArgs(t, "op", &opName)
+	d.ScanArgs(t, "key", &key)
+	d.MaybeScanArgs(t, "value", &value)
+	d.MaybeScanArgs(t, "expect", &expect)
+	op, ok := map[string]Op{"put": OpPut, "delete": OpDelete, "cas": OpCAS}[opName]
+	if !ok {
+		d.Fatalf(t, "op=%s: put, delete or cas", opName)
+	}
+	seq := e.seq + 1
+	d.MaybeScanArgs(t, "seq", &seq)
+	e.seq = max(e.seq, seq)
+	req := Request{Client: 1, Seq: seq, Op: op, Key: []byte(key), Value: []byte(value), Expect: []byte(expect)}
+	e.nextID++
+	id := e.nextID
+	ev, err := r.core.evaluate(r.desc(), id, func(w writeState) error {
+		_, err := applyRequest(w, r.desc(), req, nil)
+		return err
+	})
+	if err != nil {
+		d.Fatalf(t, "evaluate: %v", err)
+	}
+	ev.client = req.Client
+	data := encodeEffects(id, ev)
+	e.proposals[string(data)], e.named[id], e.writes[id] = id, name, true
+	e.printf("%s: evaluated after %s: %s\n", name, e.entryName(ev.prev), describeMemEffects(ev.writes))
+	if d.HasArg("lost") {
+		r.core.chainLost(id, ev.writes)
+		e.printf("  lost on the way\n")
+		return
+	}
+	if err := r.core.propose(data); err != nil {
+		r.core.rebuildOverlay(r.desc())
+		e.printf("  not proposed: %v\n", err)
+		return
+	}
+	r.core.chain(id, ev.writes)
+	r.core.await(id, func(resp Response, err error) {
+		switch {
+		case err != nil:
+			e.printf("  %s answered: %v\n", name, err)
+		case op == OpCAS && !resp.OK:
+			e.printf("  %s answered: not swapped\n", name)
+		default:
+			e.printf("  %s answered: ok\n", name)
+		}
+	})
+}
+
+// describeMemEffects lists a write's effects: its data writes, then the
+// range-local records it sets, by name.
+func describeMemEffects(effects []byte) string {
+	var parts []string
+	err := visitEffects(effects, func(kind byte, f []string) {
+		switch kind {
+		case 's':
+			parts = append(parts, "set "+f[0]+"="+f[1])
+		case 'd':
+			parts = append(parts, "delete "+f[0])
+		case 'r':
+			parts = append(parts, "delete ["+f[0]+", "+f[1]+")")
+		case 'l':
+			key, _, _ := strings.Cut(f[1], "/")
+			parts = append(parts, "record "+key)
+		}
+	})
+	if err != nil {
+		return err.Error()
+	}
+	return strings.Join(parts, ", ")
+}
+
+// applyWrite applies a write's entry to r as the driver's applyEffects
+// does: rejected unless it follows the last effects entry r applied,
+// otherwise its effects, and the reply its client-table record holds.
+func (e *coreEnv) applyWrite(r *coreReplica, id uint64, data []byte) {
+	p, err := decodeProposal(data)
+	if err != nil || p.effects == nil {
+		e.t.Fatalf("write %s: %v", e.named[id], err)
+	}
+	ev := p.effects
+	reply := r.core.answer(id)
+	if !follows(r.data, r.rangeID, ev) {
+		e.printf("  %s rejected: evaluated after %s, but %s applied last\n", e.named[id], e.entryName(ev.prev), e.entryName(lastEffect(r.data, r.rangeID)))
+		if r.core.inChain(id) {
+			e.printf("  the chain is broken: overlay dropped\n")
+		}
+		r.core.rejected(id)
+		if reply != nil {
+			reply(Response{}, errStaleEvaluation)
+		}
+		return
+	}
+	if err := r.data.apply(ev.writes); err != nil {
+		e.t.Fatalf("write %s: %v", e.named[id], err)
+	}
+	rec, ok := lastApplied(r.data, r.rangeID, ev.client)
+	if !ok {
+		e.t.Fatalf("write %s applied without a client-table record", e.named[id])
+	}
+	switch r.core.chainApplied(r.desc(), id) {
+	case overlayDrop:
+		e.printf("  chain applied: overlay dropped\n")
+	case overlayRebuild:
+		e.printf("  chain: overlay rebuilt\n")
+	}
+	if reply != nil {
+		reply(Response{OK: rec.ok, Value: rec.reply}, nil)
+	}
 }
 
 // deliver steps r's waiting messages as the driver's handle does.
@@ -641,7 +796,7 @@ func (e *coreEnv) deliver(r *coreReplica) {
 	r.inbox = nil
 	for _, m := range msgs {
 		if !r.core.admits(m, e.at) {
-			e.printf("%s: dropped %s (quiet after a start)\n", r.name(), raft.DescribeMessage(m, entryText))
+			e.printf("%s: dropped %s (quiet after a start)\n", r.name(), raft.DescribeMessage(m, e.entryText))
 			continue
 		}
 		r.core.step(m, e.at)
@@ -653,15 +808,22 @@ func (e *coreEnv) deliver(r *coreReplica) {
 var quietLogger = &raft.DefaultLogger{Logger: log.New(io.Discard, "", 0)}
 
 // describeEntries is entries on one line.
-func describeEntries(ents []raftpb.Entry) string {
+func (e *coreEnv) describeEntries(ents []raftpb.Entry) string {
 	var parts []string
-	for _, e := range ents {
-		parts = append(parts, raft.DescribeEntry(e, entryText))
+	for _, ent := range ents {
+		parts = append(parts, raft.DescribeEntry(ent, e.entryText))
 	}
 	return strings.Join(parts, ", ")
 }
 
-func entryText(b []byte) string { return strconv.Quote(string(b)) }
+// entryText is an entry's data as transcripts print it: a write's by its
+// name.
+func (e *coreEnv) entryText(b []byte) string {
+	if id, ok := e.proposals[string(b)]; ok && e.writes[id] {
+		return "write " + e.named[id]
+	}
+	return strconv.Quote(string(b))
+}
 
 // TestCoreConfigIsTheStores pins down that the core transcripts run the
 // Raft configuration the store runs (raftConfig is shared; this guards
@@ -695,7 +857,7 @@ func TestPacedElections(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := newReplicaCore(1, rn, o.coreConfig(), moment{})
+		c := newReplicaCore(1, rn, o.coreConfig(), moment{}, newMemState().overlay)
 		c.quorumRTT = rtt
 		for n := 1; n <= 1000; n++ {
 			c.tick()

@@ -311,16 +311,19 @@ func removedKey(id uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte(rangeLocalRemoved), id)
 }
 
-// applyConfChange applies a committed change to r, validated against the
-// configuration it meets (cs), and returns the new configuration and the
-// proposal ID that waits for it.
-func (s *Store) applyConfChange(b *storage.Batch, r *replica, cs raftpb.ConfState, cc raftpb.ConfChangeV2) (raftpb.ConfState, uint64) {
+// applyConfChange applies a committed membership change to this replica
+// of range d: validated against the configuration it meets (cs), a change
+// that does not fit applies as a no-op (Raft still counts it), and its
+// records (the next replica generation, a removed replica's mark) are
+// staged in w. It returns the new configuration and the proposal ID that
+// waits for it, and notes the change (confChanged, confChangeApplied).
+func (c *replicaCore) applyConfChange(w writeState, d Descriptor, cs raftpb.ConfState, cc raftpb.ConfChangeV2) (raftpb.ConfState, uint64) {
 	var id uint64
 	var gen uint32
 	if len(cc.Context) == 12 {
 		id, gen = binary.BigEndian.Uint64(cc.Context), binary.BigEndian.Uint32(cc.Context[8:])
 	}
-	if !s.validChange(b, r.desc.ID, cs, cc, gen) {
+	if !validChange(w, d.ID, cs, cc, gen) {
 		for i := range cc.Changes {
 			cc.Changes[i].NodeID = 0 // a no-op that Raft still counts as applied
 		}
@@ -329,19 +332,22 @@ func (s *Store) applyConfChange(b *storage.Batch, r *replica, cs raftpb.ConfStat
 		switch ch.Type {
 		case raftpb.ConfChangeAddLearnerNode:
 			if ch.NodeID != 0 {
-				b.SetRangeLocal(r.desc.ID, []byte(rangeLocalNextGen), binary.BigEndian.AppendUint32(nil, gen+1))
+				w.SetRangeLocal(d.ID, []byte(rangeLocalNextGen), binary.BigEndian.AppendUint32(nil, gen+1))
 			}
 		case raftpb.ConfChangeRemoveNode:
 			if ch.NodeID != 0 {
-				b.SetRangeLocal(r.desc.ID, removedKey(ch.NodeID), nil)
+				w.SetRangeLocal(d.ID, removedKey(ch.NodeID), nil)
 			}
 		}
 	}
-	return *r.rn.ApplyConfChange(cc), id
+	cs = *c.rn.ApplyConfChange(cc)
+	c.confChanged()
+	c.confChangeApplied()
+	return cs, id
 }
 
 // validChange reports whether cc, a single change, fits cs.
-func (s *Store) validChange(b *storage.Batch, rangeID storage.RangeID, cs raftpb.ConfState, cc raftpb.ConfChangeV2, gen uint32) bool {
+func validChange(r rangeLocalReader, rangeID storage.RangeID, cs raftpb.ConfState, cc raftpb.ConfChangeV2, gen uint32) bool {
 	if len(cc.Changes) != 1 || len(cs.VotersOutgoing) > 0 {
 		return len(cc.Changes) == 0 // Raft's own "leave joint" entries only
 	}
@@ -350,7 +356,7 @@ func (s *Store) validChange(b *storage.Batch, rangeID storage.RangeID, cs raftpb
 	isMember := slices.Contains(members(cs), ch.NodeID)
 	switch ch.Type {
 	case raftpb.ConfChangeAddLearnerNode:
-		return !nodePresent && genOf(ch.NodeID) == gen && gen == nextGen(b, rangeID)
+		return !nodePresent && genOf(ch.NodeID) == gen && gen == nextGen(r, rangeID)
 	case raftpb.ConfChangeAddNode:
 		return slices.Contains(cs.Learners, ch.NodeID)
 	case raftpb.ConfChangeRemoveNode:

@@ -182,7 +182,7 @@ func checkMetaUpdate(r *replica, req Request) error {
 // applyMetaUpdate stages the update in value (checked by checkMetaUpdate)
 // and reports whether it wrote: it does when the entry supersedes every
 // entry it overlaps, and deletes those.
-func applyMetaUpdate(b *storage.Batch, d Descriptor, value []byte) bool {
+func applyMetaUpdate(b writeState, d Descriptor, value []byte) bool {
 	e, err := decodeMetaEntry(value)
 	if err != nil {
 		kernel.Crash("range %d: a meta update that was checked does not decode: %v", d.ID, err)

@@ -229,7 +229,7 @@ type reader interface {
 type rangeData struct {
 	d     Descriptor
 	r     reader
-	b     *storage.Batch // nil for a query
+	b     writeState // nil for a query
 	hints uint64
 }
 
@@ -363,7 +363,7 @@ func rangeClock(r rangeLocalReader, id storage.RangeID) (nowMillis int64, hints 
 }
 
 // setRangeClock writes the range's clock record (rangeClock).
-func setRangeClock(b *storage.Batch, id storage.RangeID, nowMillis int64, hints uint64) {
+func setRangeClock(b writeState, id storage.RangeID, nowMillis int64, hints uint64) {
 	v := binary.BigEndian.AppendUint64(make([]byte, 0, 16), uint64(nowMillis))
 	if hints != 0 {
 		v = binary.BigEndian.AppendUint64(v, hints)
@@ -396,7 +396,7 @@ func rangeLocalFixed(r rangeLocalReader, id storage.RangeID, key string, size in
 // returns an error wrapping errOutsideRange, and b holds a part of it: the
 // caller throws b's writes away. Any other error crashes the node (its
 // data cannot be trusted).
-func (s *Store) applyCommand(b *storage.Batch, d Descriptor, req Request) ([]byte, error) {
+func (s *Store) applyCommand(b writeState, d Descriptor, req Request) ([]byte, error) {
 	ks, ok := s.keyspaceOf(req.Key)
 	if !ok {
 		// Admission refuses these (machineFor); a re-evaluating

@@ -131,10 +131,6 @@ type replica struct {
 	// so): it is kept, answering votes, until the range's live leader
 	// confirms it is not a member (finish, the gc event, merge.go).
 	removed, collect bool
-	// overlay holds, while leading, the writes proposed and not yet
-	// applied, over the engine (evaluate.go); the core keeps their chain
-	// and says when the overlay goes or is rebuilt.
-	overlay *storage.Batch
 	// view is the lease this replica publishes for reads served off the
 	// driver, nil when it may not serve them (leasedread.go); fastReads
 	// counts those reads until the driver notes them.
@@ -374,7 +370,7 @@ func (s *Store) openReplica(d Descriptor, id uint64) (*replica, error) {
 		log.Close()
 		return nil, fmt.Errorf("consensus: range %d: %w", d.ID, err)
 	}
-	r := &replica{replicaCore: newReplicaCore(id, rn, s.opts.coreConfig(), s.moment()), desc: d, log: log,
+	r := &replica{replicaCore: newReplicaCore(id, rn, s.opts.coreConfig(), s.moment(), s.openOverlay), desc: d, log: log,
 		sending: map[uint64]bool{}, slowApply: slowApply}
 	r.setFrozen(isFrozen(s.eng, d.ID))
 	return r, nil
@@ -787,14 +783,14 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 		// The command reached outside the range that holds its routing
 		// key (its keys are in two ranges, at least since a split):
 		// nothing is proposed, and the client learns the range as it is.
-		s.resetOverlay(r, true)
+		r.rebuildOverlay(d)
 		reply(Response{}, crossRange(s.describe(r), "the command"))
 		return
 	}
 	if len(data) > MaxProposalBytes+proposalOverhead {
 		// A larger entry could never reach the followers (the transport's
 		// message bound) and would stall the range behind it.
-		s.resetOverlay(r, true)
+		r.rebuildOverlay(d)
 		reply(Response{}, coded{code: codeTooLarge, err: ErrTooLarge})
 		return
 	}
@@ -805,7 +801,7 @@ func (s *Store) serve(req Request, reply func(Response, error)) {
 		return
 	}
 	if err := r.propose(data); err != nil {
-		s.resetOverlay(r, true)
+		r.rebuildOverlay(d)
 		reply(Response{}, NotLeaderError{Leader: nodeOf(st.Lead), Term: st.Term})
 		return
 	}
@@ -1246,7 +1242,6 @@ func (s *Store) changeRole(r *replica, ss raft.SoftState) {
 	}
 	rc := r.replicaCore.changeRole(ss, s.moment()) // abandons what a non-leader cannot keep
 	if ss.RaftState != raft.StateLeader {
-		s.resetOverlay(r, false)
 		s.releaseParked(r)
 	}
 	if rc.lost && s.opts.LostLeadership != nil {
@@ -1266,9 +1261,8 @@ func (s *Store) changeRole(r *replica, ss raft.SoftState) {
 }
 
 // abandon drops what a replica that stopped leading promised (its core's
-// abandon) and its overlay.
+// abandon, its overlay too) and its parked queries.
 func (s *Store) abandon(r *replica) {
-	s.resetOverlay(r, false)
 	s.releaseParked(r)
 	r.replicaCore.abandon()
 }
@@ -1502,9 +1496,7 @@ func (s *Store) applyIn(b *storage.Batch, r *replica, ents []raftpb.Entry) {
 				// the merged range.
 				ok = false
 				refusal = s.frozenError(r, r.desc.Start)
-				if r.inChain(p.id) {
-					s.resetOverlay(r, false)
-				}
+				r.rejected(p.id)
 			case p.effects != nil && !s.effectsFit(r, p.effects) && mutation.On(MutSplitDropsWrites):
 				resp = Response{OK: true} // dropped, and acknowledged
 			case p.effects != nil && !s.effectsFit(r, p.effects):
@@ -1513,9 +1505,7 @@ func (s *Store) applyIn(b *storage.Batch, r *replica, ents []raftpb.Entry) {
 				// range that holds them now.
 				ok = false
 				refusal = RangeMismatchError{Key: r.desc.End, Ranges: []Descriptor{s.describe(r)}}
-				if r.inChain(p.id) {
-					s.resetOverlay(r, false) // its chain is broken
-				}
+				r.rejected(p.id) // its chain is broken
 			case p.effects != nil:
 				resp, ok = s.applyEffects(b, r, p.id, p.effects)
 				s.noteWrites(r, len(p.effects.writes))
@@ -1528,7 +1518,7 @@ func (s *Store) applyIn(b *storage.Batch, r *replica, ents []raftpb.Entry) {
 			default:
 				// An entry of the old format: executed as it applies.
 				var err error
-				if resp, err = s.applyRequest(b, r.desc, p.req); err != nil {
+				if resp, err = applyRequest(b, r.desc, p.req, s.applyCommand); err != nil {
 					kernel.Crash("range %d: entry %d: %v", r.desc.ID, e.Index, err)
 				}
 				if s.opts.Applied != nil {
@@ -1555,11 +1545,9 @@ func (s *Store) applyIn(b *storage.Batch, r *replica, ents []raftpb.Entry) {
 				kernel.Crash("range %d: conf change %d: %v", r.desc.ID, e.Index, err)
 			}
 			var id uint64
-			cs, id = s.applyConfChange(b, r, cs, cc)
+			cs, id = r.applyConfChange(b, r.desc, cs, cc)
 			s.rangesChanged = true
-			r.confChanged()
 			r.log.SetConfState(b, cs)
-			r.confChangeApplied()
 			if reply := r.answer(id); reply != nil {
 				answers = append(answers, answer{reply: reply})
 			}
@@ -1600,9 +1588,11 @@ func (s *Store) applyIn(b *storage.Batch, r *replica, ents []raftpb.Entry) {
 
 // applyRequest applies one write and returns its outcome; a duplicate of a
 // client's latest write returns the outcome recorded the first time. A
-// command that reaches outside d returns an error wrapping
-// errOutsideRange, and b holds a part of it (applyCommand).
-func (s *Store) applyRequest(b *storage.Batch, d Descriptor, req Request) (Response, error) {
+// command (OpCommand) runs through command (Store.applyCommand; nil where
+// no keyspace is served, as in the core transcripts); one that reaches
+// outside d returns an error wrapping errOutsideRange, and b holds a part
+// of it.
+func applyRequest(b writeState, d Descriptor, req Request, command func(writeState, Descriptor, Request) ([]byte, error)) (Response, error) {
 	if prev, ok := lastApplied(b, d.ID, req.Client); ok && req.Seq <= prev.seq && !mutation.On(MutApplyRetriesTwice) {
 		return Response{OK: prev.ok, Value: prev.reply}, nil
 	}
@@ -1615,8 +1605,11 @@ func (s *Store) applyRequest(b *storage.Batch, d Descriptor, req Request) (Respo
 	case OpMetaUpdate:
 		resp.OK = applyMetaUpdate(b, d, req.Value)
 	case OpCommand:
+		if command == nil {
+			return Response{}, fmt.Errorf("%w: no keyspace is served here", errOutsideRange)
+		}
 		var err error
-		if resp.Value, err = s.applyCommand(b, d, req); err != nil {
+		if resp.Value, err = command(b, d, req); err != nil {
 			return Response{}, err
 		}
 	}
@@ -1634,7 +1627,7 @@ type clientEntry struct {
 
 func clientKey(client uint64) []byte { return binary.BigEndian.AppendUint64([]byte("client/"), client) }
 
-func lastApplied(b *storage.Batch, id storage.RangeID, client uint64) (clientEntry, bool) {
+func lastApplied(b rangeLocalReader, id storage.RangeID, client uint64) (clientEntry, bool) {
 	v, err := b.GetRangeLocal(id, clientKey(client))
 	if errors.Is(err, storage.ErrNotFound) {
 		return clientEntry{}, false
@@ -1645,7 +1638,7 @@ func lastApplied(b *storage.Batch, id storage.RangeID, client uint64) (clientEnt
 	return clientEntry{seq: binary.BigEndian.Uint64(v), ok: v[8] == 1, reply: v[9:]}, true
 }
 
-func recordApplied(b *storage.Batch, id storage.RangeID, client uint64, e clientEntry) {
+func recordApplied(b writeState, id storage.RangeID, client uint64, e clientEntry) {
 	v := binary.BigEndian.AppendUint64(nil, e.seq)
 	if e.ok {
 		v = append(v, 1)

@@ -49,7 +49,8 @@ func TestTranscriptMutations(t *testing.T) {
 	required := map[string][]string{
 		MutTimeoutNotApplied:   {"transcripts/1_lost_leadership.txt"},
 		MutRetryNewSeq:         {"transcripts/2_retry.txt"},
-		MutApplyRetriesTwice:   {"transcripts/2_retry.txt"},
+		MutApplyRetriesTwice:   {"transcripts/2_retry.txt", "core/10_evaluation.txt"},
+		MutUncheckedEvaluation: {"core/10_evaluation.txt"},
 		MutAckBeforeSync:       {"transcripts/3_persist_before_send.txt"},
 		MutForgetVote:          {"transcripts/3_persist_before_send.txt", "core/01_plan.txt"},
 		MutLocalReads:          {"transcripts/4_deposed_leader_reads.txt"},
