@@ -24,7 +24,9 @@ import (
 // cores of one range over raft.MemoryStorage, with no engine, network,
 // runtime or simulator, and prints every plan a core makes — what it
 // persists and whether it syncs, which messages may leave before the sync,
-// what commits, which reads are due, how its role changes. Time is the
+// what commits, which reads are due, how its role changes — and, over a
+// map per node in place of its engine (memState), the writes the cores
+// evaluate and apply, and the data splits and merges move. Time is the
 // harness's: ticks and the monotonic clock move only when a command says.
 // Refresh the expected output with
 //
@@ -70,11 +72,24 @@ import (
 //	crash n=2 | restart n=2    a crash loses what only the core knew
 //	                           (reads, leases, who it heard); the restart
 //	                           opens the replica on its persisted state
-//	split n=1 key=m            propose a split of n's range at m; as each
-//	                           replica applies it, its node opens its
-//	                           replica of the right-hand range (ranges
-//	                           2, 3, ... in the order splits apply), as
-//	                           the driver's finishSplit does
+//	write n=1 name=w op=put key=k value=v [expect=x] [seq=N] [lost]
+//	                           a put, delete or cas evaluated by n's core
+//	                           over its overlay and proposed (lost: lost
+//	                           on the way instead); seq= repeats an
+//	                           earlier write's (a client's retry)
+//	state [n=1]                each replica's data in its span, its
+//	                           descriptor and its last effects entry
+//	split n=1 key=m            propose a split of n's range at m (the
+//	                           right-hand range's ID is the next free
+//	                           one); as each replica applies it through
+//	                           its core, its node stages the right-hand
+//	                           range and opens its replica, as the
+//	                           driver's finishSplit does
+//	freeze n=1 range=2         propose a freeze of n's range; applied, it
+//	                           keeps the range's final state
+//	merge n=1 right=2          propose a merge of the frozen range right
+//	                           into n's range; as each replica applies
+//	                           it, its node destroys its replica of right
 //	isolate n=3 | heal         drop every message to and from n
 //	lease [n=1]                whether n may serve a read alone now
 //	status                     each replica's role, term, leader, commit
@@ -106,7 +121,15 @@ type coreEnv struct {
 	named     map[uint64]string
 	writes    map[uint64]bool
 	seq       uint64
-	out       strings.Builder
+	// splits maps a split proposal's data to its trigger; freezes a
+	// freeze's to the generation it was proposed against, and merges a
+	// merge's to its trigger. final is each frozen range's final state,
+	// as its freeze applied.
+	splits  map[string]splitTrigger
+	freezes map[string]uint64
+	merges  map[string]*mergeTrigger
+	final   map[storage.RangeID]*mergeTrigger
+	out     strings.Builder
 }
 
 // coreReplica is one replica: its core, its persisted Raft state, and
@@ -115,13 +138,10 @@ type coreReplica struct {
 	rangeID storage.RangeID
 	id      uint64
 	// conf is the configuration as the replica applied it.
-	conf raftpb.ConfState
-	// splitOf and splitKey name the split that made this range (0: none).
-	splitOf  storage.RangeID
-	splitKey string
-	core     *replicaCore
-	storage  *raft.MemoryStorage
-	applied  uint64
+	conf    raftpb.ConfState
+	core    *replicaCore
+	storage *raft.MemoryStorage
+	applied uint64
 	// data is the replica's applied state (what its engine would hold);
 	// its core's overlays stage writes over it.
 	data  *memState
@@ -173,7 +193,8 @@ func (e *coreEnv) handle(t testing.TB, d *datadriven.TestData) string {
 		e.write(t, d)
 	case "state":
 		for _, r := range e.chosen(t, d) {
-			e.printf("%s: %s (last effect: %s)\n", r.name(), r.data, e.entryName(lastEffect(r.data, r.rangeID)))
+			d := r.desc()
+			e.printf("%s: %s (%s; last effect: %s)\n", r.name(), r.data.in(d), spanText(d), e.entryName(lastEffect(r.data, r.rangeID)))
 		}
 	case "hand-over":
 		e.replica(t, d, "n").core.handOver(e.replica(t, d, "to").id, time.Hour)
@@ -262,11 +283,36 @@ func (e *coreEnv) handle(t testing.TB, d *datadriven.TestData) string {
 		var key string
 		d.ScanArgs(t, "key", &key)
 		r := e.replica(t, d, "n")
-		if err := r.core.rn.Propose([]byte("split:" + key)); err != nil {
+		data := "split:" + key
+		if err := r.core.rn.Propose([]byte(data)); err != nil {
 			e.printf("%v\n", err)
 			return e.out.String()
 		}
 		r.core.splitProposed([]byte(key))
+		e.splits[data] = splitTrigger{generation: r.desc().Generation, newID: e.nextRange(), key: []byte(key)}
+	case "freeze":
+		r := e.replica(t, d, "n")
+		data := fmt.Sprintf("freeze:r%d", r.rangeID)
+		if err := r.core.rn.Propose([]byte(data)); err != nil {
+			e.printf("%v\n", err)
+			return e.out.String()
+		}
+		r.core.freezeProposed()
+		e.freezes[data] = r.desc().Generation
+	case "merge":
+		r := e.replica(t, d, "n")
+		var right uint64
+		d.ScanArgs(t, "right", &right)
+		m := e.final[storage.RangeID(right)]
+		if m == nil {
+			d.Fatalf(t, "range %d: no freeze applied", right)
+		}
+		data := fmt.Sprintf("merge:r%d", right)
+		if err := r.core.rn.Propose([]byte(data)); err != nil {
+			e.printf("%v\n", err)
+			return e.out.String()
+		}
+		e.merges[data] = m
 	case "isolate":
 		e.isolated[e.replica(t, d, "n").id] = true
 	case "heal":
@@ -300,7 +346,8 @@ func (e *coreEnv) start(t testing.TB, n int, leases bool) {
 	e.opts = Options{DisableLeases: !leases}
 	e.opts.EnsureDefaults()
 	e.replicas, e.at, e.nextID, e.isolated, e.proposals = nil, moment{mono: time.Hour}, 0, map[uint64]bool{}, map[string]uint64{}
-	e.named, e.writes, e.seq = map[uint64]string{}, map[uint64]bool{}, 0
+	e.named, e.writes, e.seq, e.splits = map[uint64]string{}, map[uint64]bool{}, 0, map[string]splitTrigger{}
+	e.freezes, e.merges, e.final = map[string]uint64{}, map[string]*mergeTrigger{}, map[storage.RangeID]*mergeTrigger{}
 	var voters []uint64
 	for i := 1; i <= n; i++ {
 		voters = append(voters, uint64(i))
@@ -312,6 +359,7 @@ func (e *coreEnv) start(t testing.TB, n int, leases bool) {
 			t.Fatal(err)
 		}
 		r := &coreReplica{rangeID: 1, id: uint64(i), storage: st, applied: 1, conf: snap.Metadata.ConfState, data: newMemState()}
+		setDescriptor(r.data, Descriptor{ID: 1})
 		e.replicas = append(e.replicas, r)
 		e.open(t, r)
 	}
@@ -352,38 +400,90 @@ func (e *coreEnv) node(t testing.TB, d *datadriven.TestData) []*coreReplica {
 	return rs
 }
 
-// split applies a split at key on r: the left-hand core forgets the split
-// in flight, and the node opens the right-hand range's replica as the
-// driver's finishSplit does: on a fresh log with the left-hand range's
-// voters, with no quiet window (it promised no leader a lease), and
-// campaigning at once if the left-hand replica leads.
-func (e *coreEnv) split(r *coreReplica, key string) {
-	r.core.splitApplied()
-	var right storage.RangeID
-	for _, o := range e.replicas {
-		right = max(right, o.rangeID)
+// nextRange is the ID a new split's right-hand range gets.
+func (e *coreEnv) nextRange() storage.RangeID {
+	var last storage.RangeID
+	for _, r := range e.replicas {
+		last = max(last, r.rangeID)
 	}
-	right++
-	for _, o := range e.replicas {
-		if o.splitOf == r.rangeID && o.splitKey == key {
-			right = o.rangeID // another node opened it already: the same right-hand range
-		}
+	for _, t := range e.splits {
+		last = max(last, t.newID)
 	}
-	if e.find(right, r.id) != nil {
+	return last + 1
+}
+
+// split applies split trigger t to r through its core, as the driver's
+// applySplit does: a trigger that no longer fits is a no-op; otherwise
+// the left-hand range's descriptor shrinks, and the node stages the
+// right-hand range in its state and opens its replica as the driver's
+// finishSplit does: on a fresh log with the left-hand range's voters,
+// with no quiet window (it promised no leader a lease), and campaigning
+// at once if the left-hand replica leads.
+func (e *coreEnv) split(r *coreReplica, t splitTrigger) {
+	left, right, ok := r.core.applySplit(r.data, r.desc(), r.conf, &t)
+	if !ok {
+		e.printf("  split at %q: no-op (the range is %s; proposed at generation %d)\n", t.key, spanText(r.desc()), t.generation)
 		return
 	}
+	stageRightHand(r.data, left.ID, right, t.sticky)
+	key := string(t.key)
 	st := raft.NewMemoryStorage()
 	snap := raftpb.Snapshot{Metadata: raftpb.SnapshotMetadata{Index: 1, Term: 1, ConfState: r.conf}}
 	if err := st.ApplySnapshot(snap); err != nil {
 		e.t.Fatal(err)
 	}
-	nr := &coreReplica{rangeID: right, id: r.id, storage: st, applied: 1, conf: r.conf, splitOf: r.rangeID, splitKey: key, data: newMemState()}
+	nr := &coreReplica{rangeID: right.ID, id: r.id, storage: st, applied: 1, conf: r.conf, data: r.data}
 	e.replicas = append(e.replicas, nr)
 	e.open(e.t, nr)
 	nr.core.promisedNothing()
 	e.printf("  split at %q: opened %s", key, nr.name())
 	if r.core.leading {
 		e.printf(", which campaigns (the left-hand leader leads the right-hand range too): %v", nr.core.rn.Campaign())
+	}
+	e.printf("\n")
+}
+
+// freeze applies a freeze proposed against generation gen to r through
+// its core, as the driver's applyFreeze does, and keeps the range's final
+// state for a merge.
+func (e *coreEnv) freeze(r *coreReplica, gen uint64) {
+	m, frozeNow := r.core.applyFreeze(r.data, r.desc(), gen)
+	switch {
+	case m == nil:
+		e.printf("  freeze: no-op (generation %d, proposed at %d)\n", r.desc().Generation, gen)
+		return
+	case frozeNow:
+		e.printf("  frozen")
+	default:
+		e.printf("  frozen already")
+	}
+	var data []string
+	for _, kv := range m.data {
+		data = append(data, string(kv.Key)+"="+string(kv.Value))
+	}
+	e.printf(": final state %s; range-local records taken over: %d\n", strings.Join(data, " "), len(m.local))
+	e.final[r.rangeID] = m
+}
+
+// merge applies merge trigger m to r, the left-hand range, through its
+// core, as the driver's applyMerge does: the node stages the merged range
+// in its state and destroys its replica of the right-hand range.
+func (e *coreEnv) merge(r *coreReplica, m *mergeTrigger) {
+	d := r.desc()
+	merged, ok, now := r.core.applyMerge(r.data, d, m)
+	switch {
+	case !ok:
+		e.printf("  merge of r%d: no-op (the range ends at %q)\n", m.right.ID, d.End)
+		return
+	case !now:
+		e.printf("  merge of r%d: merged already\n", m.right.ID)
+		return
+	}
+	stageMerge(r.data, d, merged, m, nil)
+	e.printf("  merged r%d: the range is %s", m.right.ID, spanText(merged))
+	if o := e.find(m.right.ID, r.id); o != nil {
+		e.replicas = slices.DeleteFunc(e.replicas, func(x *coreReplica) bool { return x == o })
+		e.printf("; %s destroyed", o.name())
 	}
 	e.printf("\n")
 }
@@ -631,8 +731,14 @@ func (e *coreEnv) apply(r *coreReplica, ents []raftpb.Entry) {
 				reply(Response{}, nil)
 			}
 		}
-		if key, ok := strings.CutPrefix(string(ent.Data), "split:"); ok && ent.Type == raftpb.EntryNormal {
-			e.split(r, key)
+		if t, ok := e.splits[string(ent.Data)]; ok && ent.Type == raftpb.EntryNormal {
+			e.split(r, t)
+		}
+		if gen, ok := e.freezes[string(ent.Data)]; ok && ent.Type == raftpb.EntryNormal {
+			e.freeze(r, gen)
+		}
+		if m, ok := e.merges[string(ent.Data)]; ok && ent.Type == raftpb.EntryNormal {
+			e.merge(r, m)
 		}
 		if ent.Type == raftpb.EntryConfChangeV2 {
 			var cc raftpb.ConfChangeV2
@@ -653,10 +759,22 @@ func (e *coreEnv) apply(r *coreReplica, ents []raftpb.Entry) {
 	r.core.appliedThrough(ents[len(ents)-1])
 }
 
-// desc is r's range as evaluation sees it (its end is not tracked:
-// evaluation reads only its ID).
+// spanText is d's span and generation as transcripts print them.
+func spanText(d Descriptor) string {
+	end := "end"
+	if d.End != nil {
+		end = strconv.Quote(string(d.End))
+	}
+	return fmt.Sprintf("[%q, %s) generation %d", d.Start, end, d.Generation)
+}
+
+// desc is r's range's descriptor as r applied it.
 func (r *coreReplica) desc() Descriptor {
-	return Descriptor{ID: r.rangeID, Start: []byte(r.splitKey)}
+	d, ok := storedDescriptor(r.data, r.rangeID)
+	if !ok {
+		panic(fmt.Sprintf("%s: no descriptor", r.name()))
+	}
+	return d
 }
 
 // entryName names an effects entry for transcripts: by its write's name,
@@ -687,6 +805,11 @@ func (e *coreEnv) write(t testing.TB, d *datadriven.TestData) {
 	op, ok := map[string]Op{"put": OpPut, "delete": OpDelete, "cas": OpCAS}[opName]
 	if !ok {
 		d.Fatalf(t, "op=%s: put, delete or cas", opName)
+	}
+	if !r.desc().Contains([]byte(key)) {
+		// The driver's routing refuses it (RangeMismatchError).
+		e.printf("%s: %q is not in %s's range\n", name, key, r.name())
+		return
 	}
 	seq := e.seq + 1
 	d.MaybeScanArgs(t, "seq", &seq)

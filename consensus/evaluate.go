@@ -84,6 +84,14 @@ type writeState interface {
 	SetRangeLocal(id storage.RangeID, key, value []byte)
 }
 
+// rangeState is a writeState that also scans a range's range-local
+// records: what a split copies to its right-hand range and a freeze reads
+// a range's final state from.
+type rangeState interface {
+	writeState
+	ScanRangeLocal(id storage.RangeID, start, end []byte, limit int) ([]storage.KeyValue, []byte, error)
+}
+
 // overlay is a leader's writes in flight staged over its range's applied
 // state, never committed: what the next write is evaluated against. The
 // core owns it (opening it with the function the driver gave, dropping

@@ -62,16 +62,30 @@ func scanMap(data map[string]string, start, end []byte, limit int) ([]storage.Ke
 	return kvs, nil, nil
 }
 
-// String lists the data in key order.
-func (m *memState) String() string {
+// in lists the data of range d's span in key order.
+func (m *memState) in(d Descriptor) string {
 	var parts []string
 	for _, k := range slices.Sorted(maps.Keys(m.data)) {
-		parts = append(parts, k+"="+m.data[k])
+		if d.Contains([]byte(k)) {
+			parts = append(parts, k+"="+m.data[k])
+		}
 	}
 	if len(parts) == 0 {
 		return "(empty)"
 	}
 	return strings.Join(parts, " ")
+}
+
+// ScanRangeLocal is Scan over range id's range-local records.
+func (m *memState) ScanRangeLocal(id storage.RangeID, start, end []byte, limit int) ([]storage.KeyValue, []byte, error) {
+	prefix := localKey(id, nil)
+	own := map[string]string{}
+	for k, v := range m.local {
+		if key, ok := strings.CutPrefix(k, prefix); ok {
+			own[key] = v
+		}
+	}
+	return scanMap(own, start, end, limit)
 }
 
 // A memory effect: one staged write. Effects are a sequence of them, each

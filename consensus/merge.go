@@ -299,22 +299,39 @@ func (s *Store) proposeFreeze(r *replica, id uint64, req Request, reply func(Res
 // it returns R's final state (nil: the freeze is a no-op, on every
 // replica alike: the range changed since, or is too large to merge).
 func (s *Store) applyFreeze(b *storage.Batch, r *replica, gen uint64) *mergeTrigger {
-	r.freezeApplied()
-	if gen != r.desc.Generation || r.desc.Empty() {
+	m, frozeNow := r.replicaCore.applyFreeze(b, r.desc, gen)
+	if m == nil {
 		return nil
 	}
-	m, ok := readMergeTrigger(b, r.desc)
-	if !ok {
-		return nil
-	}
-	if !r.frozen {
-		b.SetRangeLocal(r.desc.ID, []byte(rangeLocalFrozen), nil)
-		r.setFrozen(true)
+	if frozeNow {
 		s.rangesChanged = true
 		s.rt.Logger().Info("range frozen for a merge", "range", r.desc)
 	}
 	s.summarizeFrozen(r, m)
 	return m
+}
+
+// applyFreeze applies a freeze of this replica of range d, proposed
+// against generation gen, staging the frozen mark in w: it returns the
+// range's final state as a merge trigger (nil: a no-op, on every replica
+// alike: the range changed since, or holds more than MaxMergeBytes), and
+// whether this freeze froze it (false: frozen already, a freeze asked
+// again). The freeze in flight is over either way.
+func (c *replicaCore) applyFreeze(w rangeState, d Descriptor, gen uint64) (m *mergeTrigger, frozeNow bool) {
+	c.freezeApplied()
+	if gen != d.Generation || d.Empty() {
+		return nil, false
+	}
+	m, ok := readMergeTrigger(w, d)
+	if !ok {
+		return nil, false
+	}
+	if !c.frozen {
+		w.SetRangeLocal(d.ID, []byte(rangeLocalFrozen), nil)
+		c.setFrozen(true)
+		frozeNow = true
+	}
+	return m, frozeNow
 }
 
 // summarizeFrozen adds to m, the final state of the frozen range r, its
@@ -386,11 +403,9 @@ type mergeDone struct{ gone []*replica }
 // range not ending at the right-hand range's start is a no-op too.
 func (s *Store) applyMerge(b *storage.Batch, r *replica, m *mergeTrigger, splits []*splitDone) (*mergeDone, bool) {
 	d, right := r.desc, m.right
-	if absorbed(b, d.ID, right.ID) {
-		return nil, true
-	}
-	if r.frozen || !bytes.Equal(d.End, right.Start) || d.Empty() {
-		return nil, false
+	merged, ok, now := r.replicaCore.applyMerge(b, d, m)
+	if !now {
+		return nil, ok
 	}
 	// The node's replica of R, whatever its state, is done: its data is
 	// L's now. So is any other replica here whose span overlaps R's: its
@@ -399,7 +414,7 @@ func (s *Store) applyMerge(b *storage.Batch, r *replica, m *mergeTrigger, splits
 	// behind a split and a merge: simulator kvsplit seed 14 kept one, whose
 	// later destruction wiped L's keys). Their spans are cleared before R's
 	// data is written, and tombstones drop their mail for good.
-	merged := Descriptor{ID: d.ID, Generation: max(d.Generation, right.Generation) + 1, Start: d.Start, End: right.End}
+	//
 	// A replica here that is newer than the merged range is not: this
 	// replica lags, and a newer one took (part of) the span meanwhile, by
 	// a snapshot into a span no replica here held (simulator kvsplit seed
@@ -438,41 +453,69 @@ func (s *Store) applyMerge(b *storage.Batch, r *replica, m *mergeTrigger, splits
 			sd.cancelled = true
 		}
 	}
-	for _, p := range storage.SpanMinus(storage.Span{Start: right.Start, End: right.End}, keep) {
-		b.DeleteRange(p.Start, p.End)
-	}
 	b.SetReplicaRecord(right.ID, storage.ReplicaRecord{MinReplicaID: math.MaxUint64})
-	for _, kv := range m.data {
-		if !inSpans(kv.Key, keep) {
-			b.Set(kv.Key, kv.Value)
-		}
-	}
-	for _, kv := range m.local {
-		switch {
-		case bytes.HasPrefix(kv.Key, []byte(rangeLocalMerged)):
-			b.SetRangeLocal(d.ID, kv.Key, kv.Value)
-		case mutation.On(MutMergeForgetsClients):
-		case len(kv.Key) != len(clientPrefix)+8 || len(kv.Value) < 9:
-			kernel.Crash("range %d: merge trigger of %v: client-table entry %q = %x", d.ID, right, kv.Key, kv.Value)
-		default:
-			// A client's entry is the newer of the two: its writes are
-			// sequenced, whichever range they went to.
-			client := binary.BigEndian.Uint64(kv.Key[len(clientPrefix):])
-			if mine, ok := lastApplied(b, d.ID, client); !ok || mine.seq < binary.BigEndian.Uint64(kv.Value) {
-				b.SetRangeLocal(d.ID, kv.Key, kv.Value)
-			}
-		}
-	}
-	// The merged range's hints start at zero: either side's could
-	// certify something the other's data breaks (RangeData.Hints).
-	setRangeClock(b, d.ID, max(m.now, rangeNow(b, d.ID)), 0)
-	b.SetRangeLocal(d.ID, mergedKey(right.ID), nil)
-	setDescriptor(b, merged)
+	stageMerge(b, d, merged, m, keep)
 	r.desc = merged
 	s.absorbSummaries(r, d.Generation, right, m.summaries)
 	r.needSnapshot = true // a snapshot of the old span would not fit here any more
 	s.rt.Logger().Info("range merged", "left", merged, "right", right)
 	return done, true
+}
+
+// applyMerge decides merge trigger m for this replica of range d, the
+// left-hand range: it returns the merged range's descriptor, whether the
+// right-hand range is merged (by this trigger, or already: a trigger that
+// comes again finds it absorbed), and whether this trigger merges it now.
+// A trigger that meets a range not ending at the right-hand range's start
+// (or a frozen or uninitialized one) is a no-op on every replica alike.
+func (c *replicaCore) applyMerge(r rangeLocalReader, d Descriptor, m *mergeTrigger) (merged Descriptor, ok, now bool) {
+	c.lastHandover = nil // it knows nothing of the right-hand range's reads
+	right := m.right
+	if absorbed(r, d.ID, right.ID) {
+		return Descriptor{}, true, false
+	}
+	if c.frozen || !bytes.Equal(d.End, right.Start) || d.Empty() {
+		return Descriptor{}, false, false
+	}
+	return Descriptor{ID: d.ID, Generation: max(d.Generation, right.Generation) + 1, Start: d.Start, End: right.End}, true, true
+}
+
+// stageMerge stages in w the merge of m's right-hand range into d, which
+// becomes merged: the right-hand range's span holds its final data (but
+// for the spans in keep, which newer replicas here hold), the merged range
+// takes over its client table (each client's newer entry: a client's
+// writes are sequenced, whichever range they went to) and its records of
+// the ranges it absorbed, the later of the two clocks, a record that it
+// absorbed the right-hand range, and its descriptor.
+func stageMerge(w writeState, d, merged Descriptor, m *mergeTrigger, keep []storage.Span) {
+	right := m.right
+	for _, p := range storage.SpanMinus(storage.Span{Start: right.Start, End: right.End}, keep) {
+		w.DeleteRange(p.Start, p.End)
+	}
+	for _, kv := range m.data {
+		if !inSpans(kv.Key, keep) {
+			w.Set(kv.Key, kv.Value)
+		}
+	}
+	for _, kv := range m.local {
+		switch {
+		case bytes.HasPrefix(kv.Key, []byte(rangeLocalMerged)):
+			w.SetRangeLocal(d.ID, kv.Key, kv.Value)
+		case mutation.On(MutMergeForgetsClients):
+		case len(kv.Key) != len(clientPrefix)+8 || len(kv.Value) < 9:
+			kernel.Crash("range %d: merge trigger of %v: client-table entry %q = %x", d.ID, right, kv.Key, kv.Value)
+		default:
+			client := binary.BigEndian.Uint64(kv.Key[len(clientPrefix):])
+			if mine, ok := lastApplied(w, d.ID, client); !ok || mine.seq < binary.BigEndian.Uint64(kv.Value) {
+				w.SetRangeLocal(d.ID, kv.Key, kv.Value)
+			}
+		}
+	}
+	// The merged range's hints start at zero: either side's could
+	// certify something the other's data breaks (RangeData.Hints).
+	setRangeClock(w, d.ID, max(m.now, rangeNow(w, d.ID)), 0)
+	w.SetRangeLocal(d.ID, mergedKey(right.ID), nil)
+	setDescriptor(w, merged)
 }
 
 // finishMerge stops running the replicas an applied merge destroyed,

@@ -93,7 +93,7 @@ func storedDescriptor(r rangeLocalReader, id storage.RangeID) (Descriptor, bool)
 
 // setDescriptor stages d as its range's descriptor. Its replicas are not
 // stored: the range's ConfState is the truth about them.
-func setDescriptor(b *storage.Batch, d Descriptor) {
+func setDescriptor(b writeState, d Descriptor) {
 	d.Replicas = nil
 	b.SetRangeLocal(d.ID, []byte(rangeLocalDesc), d.appendTo(nil))
 }
@@ -231,21 +231,14 @@ type splitDone struct {
 // applySplit applies a split trigger to r in b, the apply batch, where cs
 // is r's configuration as the entries before it in the batch leave it (the
 // log store's is the last committed batch's). It returns what to do once
-// b commits (nil: nothing) and whether the split took place (a trigger
-// proposed against an older generation, or that no longer fits the range,
-// is a no-op).
+// b commits (nil: nothing) and whether the split took place (the core's
+// applySplit says).
 func (s *Store) applySplit(b *storage.Batch, r *replica, cs raftpb.ConfState, t *splitTrigger) (*splitDone, bool) {
 	d := r.desc
-	// A trigger whose new range ID belongs to a range this one absorbed
-	// (a split retried after its right-hand range merged back) is a no-op
-	// too: IDs are never reused (simulator kvsplit seed 211).
-	if t.generation != d.Generation || r.frozen || absorbed(b, d.ID, t.newID) || !d.Contains(t.key) || bytes.Equal(t.key, d.Start) ||
-		len(cs.VotersOutgoing) > 0 || len(cs.Learners) > 0 {
+	left, right, ok := r.replicaCore.applySplit(b, d, cs, t)
+	if !ok {
 		return nil, false
 	}
-	left := Descriptor{ID: d.ID, Generation: d.Generation + 1, Start: d.Start, End: slices.Clone(t.key)}
-	right := Descriptor{ID: t.newID, Generation: d.Generation + 1, Start: slices.Clone(t.key), End: d.End}
-	setDescriptor(b, left)
 	r.desc = left
 	// A snapshot from before the split would carry the old, wider span,
 	// which a node that holds the right-hand range already must refuse
@@ -304,38 +297,68 @@ func (s *Store) applySplit(b *storage.Batch, r *replica, cs raftpb.ConfState, t 
 		init.Vote = hs.Vote
 	}
 	log.SetHardState(b, init)
-	s.copyRangeLocal(b, d.ID, right.ID)
-	setDescriptor(b, right)
-	if t.sticky {
-		b.SetRangeLocal(right.ID, []byte(rangeLocalSticky), nil)
-	}
+	stageRightHand(b, d.ID, right, t.sticky)
 	b.SetReplicaRecord(right.ID, storage.ReplicaRecord{ReplicaID: r.id, MinReplicaID: r.id})
 	return &splitDone{log: log, right: right, id: r.id, lead: r.leading,
 		note: SplitNote{Left: d.ID, Right: right.ID, LeftTerm: r.rn.BasicStatus().Term, LeftGeneration: d.Generation, FirstTerm: splitInitTerm + 1}}, true
 }
 
-// copyRangeLocal stages a copy of the left range's range-local data into
-// the right's, but for what is the left's alone (its descriptor, its
-// evaluation chain).
-func (s *Store) copyRangeLocal(b *storage.Batch, from, to storage.RangeID) {
+// applySplit applies split trigger t to this replica of range d, where cs
+// is its configuration as the entries before the trigger leave it, and
+// stages the left-hand range's new descriptor in w. A trigger proposed
+// against an older generation, or that no longer fits the range, is a
+// no-op (false), on every replica alike: the range is frozen for a merge,
+// the key is outside it or at its start, the new range's ID is one it
+// absorbed (a split retried after its right-hand range merged back: IDs
+// are never reused, simulator kvsplit seed 211), or the configuration is
+// joint or has learners. Either way the split this leader had in flight
+// at t's key is over.
+func (c *replicaCore) applySplit(w writeState, d Descriptor, cs raftpb.ConfState, t *splitTrigger) (left, right Descriptor, ok bool) {
+	c.lastHandover = nil // a summary of the range as it was
+	if c.splitKey != nil && bytes.Equal(c.splitKey, t.key) {
+		c.splitApplied()
+	}
+	if t.generation != d.Generation || c.frozen || absorbed(w, d.ID, t.newID) || !d.Contains(t.key) || bytes.Equal(t.key, d.Start) ||
+		len(cs.VotersOutgoing) > 0 || len(cs.Learners) > 0 {
+		return Descriptor{}, Descriptor{}, false
+	}
+	left = Descriptor{ID: d.ID, Generation: d.Generation + 1, Start: d.Start, End: slices.Clone(t.key)}
+	right = Descriptor{ID: t.newID, Generation: d.Generation + 1, Start: slices.Clone(t.key), End: d.End}
+	setDescriptor(w, left)
+	return left, right, true
+}
+
+// stageRightHand stages in w the right-hand range of a split of range
+// left, as a node makes its replica of it: the left range's range-local
+// data (its client table, so that a write retried across the split
+// still applies once; its clock; its membership bookkeeping), but for what
+// is the left's alone (its descriptor, its evaluation chain, an
+// operator's mark), then its own descriptor, and the operator's mark if
+// the split was an operator's. User data is not range-prefixed: it stays
+// where it is, and is the right-hand range's by its span.
+func stageRightHand(w rangeState, left storage.RangeID, right Descriptor, sticky bool) {
 	var start []byte
 	for {
-		kvs, resume, err := b.ScanRangeLocal(from, start, nil, scanPage)
+		kvs, resume, err := w.ScanRangeLocal(left, start, nil, scanPage)
 		if err != nil {
-			kernel.Crash("range %d: copy range-local data: %v", from, err)
+			kernel.Crash("range %d: copy range-local data: %v", left, err)
 		}
 		for _, kv := range kvs {
 			switch {
 			case string(kv.Key) == rangeLocalDesc || string(kv.Key) == rangeLocalLastEffect || string(kv.Key) == rangeLocalSticky:
 			case bytes.HasPrefix(kv.Key, []byte("client/")) && mutation.On(MutSplitForgetsClients):
 			default:
-				b.SetRangeLocal(to, kv.Key, kv.Value)
+				w.SetRangeLocal(right.ID, kv.Key, kv.Value)
 			}
 		}
 		if resume == nil {
-			return
+			break
 		}
 		start = resume
+	}
+	setDescriptor(w, right)
+	if sticky {
+		w.SetRangeLocal(right.ID, []byte(rangeLocalSticky), nil)
 	}
 }
 

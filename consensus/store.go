@@ -1461,15 +1461,11 @@ func (s *Store) applyIn(b *storage.Batch, r *replica, ents []raftpb.Entry) {
 			case p.handover != nil:
 				s.applyHandover(r, e.Term, p.handover)
 			case p.split != nil:
-				r.lastHandover = nil // a summary of the range as it was
 				var done *splitDone
 				done, ok = s.applySplit(b, r, cs, p.split)
 				s.rangesChanged = true
 				if done != nil {
 					splits = append(splits, done)
-				}
-				if r.splitKey != nil && bytes.Equal(r.splitKey, p.split.key) {
-					r.splitApplied()
 				}
 				resp = Response{OK: ok, Value: binary.BigEndian.AppendUint64(nil, uint64(p.split.newID))}
 				refusal = retryf("range %d changed before the split at %q applied", r.desc.ID, p.split.key)
@@ -1481,7 +1477,6 @@ func (s *Store) applyIn(b *storage.Batch, r *replica, ents []raftpb.Entry) {
 					refusal = retryf("range %d changed before its freeze applied, or holds more than %d bytes", r.desc.ID, MaxMergeBytes)
 				}
 			case p.merge != nil:
-				r.lastHandover = nil // it knows nothing of the right-hand range's reads
 				var done *mergeDone
 				done, ok = s.applyMerge(b, r, p.merge, splits)
 				resp = Response{OK: ok}

@@ -57,8 +57,8 @@ func TestTranscriptMutations(t *testing.T) {
 		MutSendBeforePersist:   {"transcripts/3_persist_before_send.txt", "core/01_plan.txt"},
 		MutLeaseNeverExpires:   {"core/02_reads.txt"},
 		MutSplitDropsWrites:    {"core/06_admission.txt", "core/08_split.txt"},
-		MutSplitForgetsClients: {"transcripts/7_split.txt"},
-		MutMergeForgetsClients: {"transcripts/9_merge.txt"},
+		MutSplitForgetsClients: {"transcripts/7_split.txt", "core/11_split_with_data.txt"},
+		MutMergeForgetsClients: {"transcripts/9_merge.txt", "core/12_merge_with_data.txt"},
 		MutPagedViewKept:       {"transcripts/11_paged_split.txt"},
 		MutSplitUnsynced:       {"transcripts/12_split_durable.txt"},
 	}
