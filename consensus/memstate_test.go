@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/orbitkernel/orbit/storage"
@@ -124,17 +125,24 @@ func visitEffects(effects []byte, fn func(kind byte, fields []string)) error {
 }
 
 // apply applies effects an overlay captured.
-func (m *memState) apply(effects []byte) error {
+func (m *memState) apply(effects []byte) error { return replayEffects(effects, m) }
+
+// replayEffects stages effects in w, write by write.
+func replayEffects(effects []byte, w writeState) error {
 	return visitEffects(effects, func(kind byte, f []string) {
 		switch kind {
 		case 's':
-			m.Set([]byte(f[0]), []byte(f[1]))
+			w.Set([]byte(f[0]), []byte(f[1]))
 		case 'd':
-			m.Delete([]byte(f[0]))
+			w.Delete([]byte(f[0]))
 		case 'r':
-			m.DeleteRange([]byte(f[0]), []byte(f[1]))
+			w.DeleteRange([]byte(f[0]), []byte(f[1]))
 		case 'l':
-			m.local[f[0]+"/"+f[1]] = f[2]
+			id, err := strconv.ParseUint(f[0], 10, 64)
+			if err != nil {
+				panic(fmt.Sprintf("memory effects: range %q", f[0]))
+			}
+			w.SetRangeLocal(storage.RangeID(id), []byte(f[1]), []byte(f[2]))
 		}
 	})
 }
@@ -230,21 +238,7 @@ func (o *memOverlay) capture(fn func() error) ([]byte, error) {
 	return slices.Clone(o.log[mark:]), nil
 }
 
-func (o *memOverlay) stage(_ Descriptor, effects []byte) error {
-	return visitEffects(effects, func(kind byte, f []string) {
-		switch kind {
-		case 's':
-			o.Set([]byte(f[0]), []byte(f[1]))
-		case 'd':
-			o.Delete([]byte(f[0]))
-		case 'r':
-			o.DeleteRange([]byte(f[0]), []byte(f[1]))
-		case 'l':
-			o.staged.local[f[0]+"/"+f[1]] = f[2]
-			o.log = appendEffect(o.log, 'l', []byte(f[0]), []byte(f[1]), []byte(f[2]))
-		}
-	})
-}
+func (o *memOverlay) stage(_ Descriptor, effects []byte) error { return replayEffects(effects, o) }
 
 func (o *memOverlay) bytes() int { return len(o.log) }
 func (o *memOverlay) Close()     {}
