@@ -22,20 +22,24 @@ import (
 
 // metrics are the node's Prometheus metrics, served on /metrics. Names
 // start with orbit_; every label has a bounded set of values (command names
-// from the command table, range IDs, peer node IDs).
+// from the command table, peer node IDs, and range IDs only for the ranges
+// the node holds now, read at scrape time). Counters are the node's totals
+// over its ranges: a counter per range would keep a series for every range
+// the node ever held, splits and merges included, for the life of the
+// process (GET /cluster lists the ranges).
 type metrics struct {
 	reg *prometheus.Registry
 
 	cmdSeconds    perCommand
 	cmdErrors     *prometheus.CounterVec
 	leaderChanges *prometheus.CounterVec
-	leasedReads   perRange
+	leasedReads   prometheus.Counter
 
 	// applied counts the commands applied here per range, and stamps keeps
 	// the latest leader stamp applied (for INFO: equal stamps on two nodes
 	// mean they applied the same prefix of the range's writes).
-	applied perRange
-	queries perRange
+	applied prometheus.Counter
+	queries prometheus.Counter
 	// syncSeconds and syncBytes: the Raft log's synced writes
 	// (consensus.Options.Synced).
 	syncSeconds prometheus.Histogram
@@ -62,16 +66,16 @@ func newMetrics() *metrics {
 		}, []string{"command", "code"}),
 		leaderChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orbit_raft_leadership_changes_total",
-			Help: "Replicas on this node that became leader (event=won) or stopped leading (event=lost), by range.",
-		}, []string{"range", "event"}),
-		leasedReads: perRange{vec: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Help: "Replicas on this node that became leader (event=won) or stopped leading (event=lost), over all its ranges.",
+		}, []string{"event"}),
+		leasedReads: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "orbit_raft_leased_reads_total",
-			Help: "Reads this node served as range leader under its lease, without a ReadIndex round, by range (the rest of orbit_raft_queries_total and key-value reads took a round).",
-		}, []string{"range"})},
-		applied: perRange{vec: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Help: "Reads this node served as a range leader under its lease, without a ReadIndex round (the rest of orbit_raft_queries_total and key-value reads took a round).",
+		}),
+		applied: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "orbit_raft_applied_commands_total",
-			Help: "Redis write commands applied on this node's replica, by range (since the process started).",
-		}, []string{"range"})},
+			Help: "Writes applied on this node's replicas (since the process started).",
+		}),
 		syncSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "orbit_raft_sync_duration_seconds",
 			Help:    "How long each synced write of the Raft log (entries, hard state) took: every write on the node waits for one (etcd's wal_fsync_duration_seconds).",
@@ -81,10 +85,10 @@ func newMetrics() *metrics {
 			Name: "orbit_raft_synced_bytes_total",
 			Help: "Bytes written by the synced writes of the Raft log (orbit_raft_sync_duration_seconds_count of them).",
 		}),
-		queries: perRange{vec: prometheus.NewCounterVec(prometheus.CounterOpts{
+		queries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "orbit_raft_queries_total",
-			Help: "Linearizable reads served by this node as a range leader, by range.",
-		}, []string{"range"})},
+			Help: "Linearizable Redis reads served by this node as a range leader.",
+		}),
 		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orbit_auth_failures_total",
 			Help: "Failed authentications, by listener: http (the admin endpoints without a certificate of the cluster's CA or the admin token), redis (WRONGPASS), postgres (a failed SCRAM exchange).",
@@ -92,7 +96,7 @@ func newMetrics() *metrics {
 		stamps: map[storage.RangeID]int64{},
 	}
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.cmdSeconds.vec, m.cmdErrors, m.leaderChanges, m.leasedReads.vec, m.applied.vec, m.queries.vec, m.authFailures,
+		m.cmdSeconds.vec, m.cmdErrors, m.leaderChanges, m.leasedReads, m.applied, m.queries, m.authFailures,
 		m.syncSeconds, m.syncBytes)
 	return m
 }
@@ -127,25 +131,10 @@ func (m *metrics) observe(name []byte, elapsed time.Duration, replies []redis.Re
 
 func rangeLabel(id storage.RangeID) string { return strconv.FormatUint(uint64(id), 10) }
 
-// perRange is a counter by range whose children are looked up once: they
-// count every read and write, and a label lookup (format the ID, hash it,
-// take the vector's lock) cost 6% of the CPU of GETs served under a lease.
-type perRange struct {
-	vec      *prometheus.CounterVec
-	children sync.Map // storage.RangeID → prometheus.Counter
-}
-
-func (p *perRange) inc(id storage.RangeID) {
-	if c, ok := p.children.Load(id); ok {
-		c.(prometheus.Counter).Inc()
-		return
-	}
-	c, _ := p.children.LoadOrStore(id, p.vec.WithLabelValues(rangeLabel(id)))
-	c.(prometheus.Counter).Inc()
-}
-
 // perCommand is a histogram by command name with its children looked up
-// once (perRange says why). Names come from the command table: bounded.
+// once: a label lookup (hash the name, take the vector's lock) on every
+// command costs CPU that shows under load. Names come from the command
+// table: bounded.
 type perCommand struct {
 	vec      *prometheus.HistogramVec
 	children sync.Map // string → prometheus.Observer
@@ -168,14 +157,14 @@ type stateMachine struct {
 // appliedWrite is consensus.Options.Applied's metrics half: a write applied
 // on this node's replica of range id, stamped nowMillis by its leader.
 func (m *metrics) appliedWrite(id storage.RangeID, nowMillis int64) {
-	m.applied.inc(id)
+	m.applied.Inc()
 	m.mu.Lock()
 	m.stamps[id] = max(m.stamps[id], nowMillis)
 	m.mu.Unlock()
 }
 
 func (sm stateMachine) Query(data consensus.RangeData, cmd []byte, meta consensus.CommandMeta) ([]byte, error) {
-	sm.m.queries.inc(data.Range())
+	sm.m.queries.Inc()
 	return sm.StateMachine.Query(data, cmd, meta)
 }
 

@@ -464,14 +464,14 @@ func runServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, onList
 			SplitQPS:      splitQPS(cfg, tr != nil),
 			MaxClockDrift: cfg.maxClockDrift,
 			DisableLeases: cfg.noLeases,
-			LeasedRead:    func(r storage.RangeID, _ uint64) { m.leasedReads.inc(r) },
+			LeasedRead:    func(storage.RangeID, uint64) { m.leasedReads.Inc() },
 			Applied:       m.appliedWrite,
 			Synced:        m.synced,
-			BecameLeader: func(r storage.RangeID, _ uint64) {
-				m.leaderChanges.WithLabelValues(rangeLabel(r), "won").Inc()
+			BecameLeader: func(storage.RangeID, uint64) {
+				m.leaderChanges.WithLabelValues("won").Inc()
 			},
-			LostLeadership: func(r storage.RangeID, _ uint64) {
-				m.leaderChanges.WithLabelValues(rangeLabel(r), "lost").Inc()
+			LostLeadership: func(storage.RangeID, uint64) {
+				m.leaderChanges.WithLabelValues("lost").Inc()
 			},
 		},
 		Redis: &session.Options{

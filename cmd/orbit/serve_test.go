@@ -107,10 +107,8 @@ func TestMetricsShowLeasedReads(t *testing.T) {
 	var leased float64
 	fenced := -1.0
 	for _, line := range strings.Split(string(body), "\n") {
-		if strings.HasPrefix(line, "orbit_raft_leased_reads_total{") {
-			var v float64
-			fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v)
-			leased += v
+		if strings.HasPrefix(line, "orbit_raft_leased_reads_total ") {
+			fmt.Sscan(strings.TrimPrefix(line, "orbit_raft_leased_reads_total "), &leased)
 		}
 		if strings.HasPrefix(line, "orbit_clock_rate_fenced_peers ") {
 			fmt.Sscan(strings.TrimPrefix(line, "orbit_clock_rate_fenced_peers "), &fenced)
