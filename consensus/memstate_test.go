@@ -3,10 +3,15 @@ package consensus
 import (
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"strconv"
 	"strings"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"pgregory.net/rapid"
 
 	"github.com/orbitkernel/orbit/storage"
 )
@@ -242,3 +247,101 @@ func (o *memOverlay) stage(_ Descriptor, effects []byte) error { return replayEf
 
 func (o *memOverlay) bytes() int { return len(o.log) }
 func (o *memOverlay) Close()     {}
+
+// TestMemOverlayMatchesTheEngine: the core transcripts' memory state and
+// its overlays read and stage as the driver's engine and Pebble batch do,
+// so that what the transcripts show of evaluation, splits and merges holds
+// of the driver. Random writes go to an overlay of each; their reads must
+// agree all along, and so must the states once both apply the effects
+// they captured.
+func TestMemOverlayMatchesTheEngine(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		eng, err := storage.Open(vfs.NewMem(), "/e", storage.Options{Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer eng.Close()
+		mem := newMemState()
+		d := Descriptor{ID: 1}
+		key := rapid.SampledFrom([]string{"a", "b", "c", "d", "e"})
+		value := rapid.SampledFrom([]string{"1", "2", "3"})
+		compare := func(what string, e, m writeState) {
+			for _, k := range []string{"a", "b", "c", "d", "e"} {
+				ev, eerr := e.Get([]byte(k))
+				mv, merr := m.Get([]byte(k))
+				if string(ev) != string(mv) || (eerr == nil) != (merr == nil) {
+					t.Fatalf("%s: %s is %q (%v) in the engine, %q (%v) in memory", what, k, ev, eerr, mv, merr)
+				}
+				ev, eerr = e.GetRangeLocal(d.ID, []byte(k))
+				mv, merr = m.GetRangeLocal(d.ID, []byte(k))
+				if string(ev) != string(mv) || (eerr == nil) != (merr == nil) {
+					t.Fatalf("%s: range-local %s is %q (%v) in the engine, %q (%v) in memory", what, k, ev, eerr, mv, merr)
+				}
+			}
+			ekvs, _, err1 := e.Scan([]byte("b"), []byte("e"), 10)
+			mkvs, _, err2 := m.Scan([]byte("b"), []byte("e"), 10)
+			if err1 != nil || err2 != nil || fmt.Sprint(ekvs) != fmt.Sprint(mkvs) {
+				t.Fatalf("%s: scan [b, e) is %v in the engine, %v in memory (%v, %v)", what, ekvs, mkvs, err1, err2)
+			}
+		}
+		for round := range rapid.IntRange(1, 3).Draw(t, "rounds") {
+			eo, mo := batchOverlay{eng.NewBatch()}, mem.overlay()
+			var captured [][2][]byte // each write's effects: engine's, memory's
+			for i := range rapid.IntRange(1, 6).Draw(t, "writes") {
+				op := rapid.IntRange(0, 3).Draw(t, "op")
+				k, v := []byte(key.Draw(t, "key")), []byte(value.Draw(t, "value"))
+				end := []byte(key.Draw(t, "end"))
+				if string(end) < string(k) {
+					k, end = end, k
+				}
+				write := func(w writeState) error {
+					switch op {
+					case 0:
+						w.Set(k, v)
+					case 1:
+						w.Delete(k)
+					case 2:
+						w.DeleteRange(k, end)
+					case 3:
+						w.SetRangeLocal(d.ID, k, v)
+					}
+					return nil
+				}
+				ee, _ := eo.capture(func() error { return write(eo) })
+				me, _ := mo.capture(func() error { return write(mo) })
+				captured = append(captured, [2][]byte{ee, me})
+				compare(fmt.Sprintf("round %d, write %d", round, i), eo, mo)
+			}
+			// A rebuilt overlay (rebuildOverlay) holds what the writes did.
+			eo.Close()
+			mo.Close()
+			eo, mo = batchOverlay{eng.NewBatch()}, mem.overlay()
+			for _, c := range captured {
+				if err := eo.stage(d, c[0]); err != nil {
+					t.Fatal(err)
+				}
+				if err := mo.stage(d, c[1]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			compare(fmt.Sprintf("round %d, rebuilt", round), eo, mo)
+			eo.Close()
+			// Applied: the engine's state and memory's agree.
+			b := eng.NewBatch()
+			for _, c := range captured {
+				if err := b.ApplyEffects(d.ID, d.Start, d.End, c[0]); err != nil {
+					t.Fatal(err)
+				}
+				if err := mem.apply(c[1]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := b.Commit(false); err != nil {
+				t.Fatal(err)
+			}
+			view := batchOverlay{eng.NewBatch()}
+			compare(fmt.Sprintf("round %d, applied", round), view, mem)
+			view.Close()
+		}
+	})
+}
