@@ -15,8 +15,8 @@ func mix(words ...uint64) uint64 {
 	return h
 }
 
-// strHash is FNV-1a of s.
-func strHash(s string) uint64 {
+// strHash is FNV-1a of s (a string or bytes).
+func strHash[T ~string | ~[]byte](s T) uint64 {
 	h := uint64(14695981039346656037)
 	for i := 0; i < len(s); i++ {
 		h ^= uint64(s[i])
