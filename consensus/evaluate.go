@@ -75,7 +75,7 @@ func (c *replicaCore) canEvaluate(st raft.BasicStatus) bool { return c.appliedTe
 // writeState is what a write is evaluated against and stages its writes
 // in: a range's data and its range-local records. *storage.Batch is one
 // (the apply batch, and the driver's overlay); the core transcripts keep a
-// map (core_test.go).
+// map (memState, memstate_test.go).
 type writeState interface {
 	stateReader
 	Set(key, value []byte)

@@ -1720,7 +1720,10 @@ func (s *Store) RangeStatus(id storage.RangeID) string {
 	}
 	st := r.rn.BasicStatus()
 	last, _ := r.log.LastIndex()
-	out := fmt.Sprintf("replica %x applied %d commit %d last %d term %d lead %x %v conf %v", r.id, r.log.Applied(), st.Commit, last, st.Term, st.Lead, st.RaftState, r.log.ConfState())
+	out := fmt.Sprintf("replica %x %v applied %d commit %d last %d term %d lead %x %v conf %v", r.id, r.desc, r.log.Applied(), st.Commit, last, st.Term, st.Lead, st.RaftState, r.log.ConfState())
+	if r.frozen {
+		out += " frozen for a merge"
+	}
 	if st.RaftState == raft.StateLeader {
 		full := r.rn.Status()
 		ids := slices.Sorted(maps.Keys(full.Progress))

@@ -45,10 +45,12 @@ func TestSimSagas(t *testing.T) {
 	runScenario(t, sagasScenario, seedRange(1, 20))
 }
 
-// sagasKnownFailures are the scenario's KnownFailures: none (the two
-// seeds once listed failed a convergence check that compared the wrong
-// nodes: docs/consensus.md, "Next steps" 9).
-var sagasKnownFailures = map[uint64]string{}
+// sagasKnownFailures are the scenario's KnownFailures. (The two seeds once
+// listed failed a convergence check that compared the wrong nodes:
+// docs/consensus.md, "Next steps" 9.)
+var sagasKnownFailures = map[uint64]string{
+	171: "a leader that removed itself is asked by its node's clients until their deadlines, replica GC's query among them, and the range stays a replica short (docs/consensus.md, \"Next steps\" 14)",
+}
 
 // The accounts: each starts with sagaInitial; a deposit above sagaCap is
 // refused.
