@@ -172,20 +172,22 @@ func (c *replicaCore) evaluate(d Descriptor, id uint64, write func(writeState) e
 // dropOverlay drops the overlay and forgets the chain: the entries still
 // in flight will be rejected as they apply.
 func (c *replicaCore) dropOverlay() {
+	c.closeOverlay()
+	c.resetChain(false)
+}
+
+// closeOverlay lets go of the overlay, if there is one.
+func (c *replicaCore) closeOverlay() {
 	if c.overlay != nil {
 		c.overlay.Close()
 		c.overlay = nil
 	}
-	c.resetChain(false)
 }
 
 // rebuildOverlay rebuilds the overlay of range d from the entries still
 // in flight (their chain goes on), dropping whatever else it staged.
 func (c *replicaCore) rebuildOverlay(d Descriptor) {
-	if c.overlay != nil {
-		c.overlay.Close()
-		c.overlay = nil
-	}
+	c.closeOverlay()
 	kept := c.resetChain(true)
 	if len(kept) == 0 {
 		return
